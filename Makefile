@@ -1,0 +1,50 @@
+# tinyroute — `make` builds build/libtinyroute.a and build/tinyroute.
+# `make demo` and `make test` do their own set-up (see README.md).
+
+CC       ?= cc
+CROSS    ?=
+BUILD    ?= build
+CACHE    ?= $(HOME)/.cache/tinyroute
+PYTHON   ?= /usr/bin/python3
+
+# -ffp-contract=off: the host builder and the device must embed a prompt to
+# the same bits; a fused multiply-add on one side only would break that.
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes \
+               -Wno-unused-parameter -ffp-contract=off -fno-strict-aliasing
+CFLAGS   ?=
+ALL_CFLAGS := $(CFLAGS_BASE) -Icore -Iplatform -Imodels $(CFLAGS)
+
+# Device library: never allocates. Host fitting code (models/*_fit.c) is
+# linked into the CLI only.
+LIB_SRC  := $(wildcard core/*.c) $(wildcard platform/*.c) \
+            $(filter-out %_fit.c,$(wildcard models/*.c))
+TOOL_SRC := $(wildcard tools/*.c) $(wildcard models/*_fit.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
+LIBS     := -lmbedcrypto -lm
+TOOL_LIBS:= -lmbedtls -lmbedx509 -lmbedcrypto -lcjson -lm
+
+LIB      := $(BUILD)/libtinyroute.a
+CLI      := $(BUILD)/tinyroute
+
+.PHONY: all clean deps demo test embedder fixture-pack
+all: $(LIB) $(CLI)
+
+$(BUILD)/obj/%.o: %.c $(wildcard core/*.h platform/*.h models/*.h tools/*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(CROSS)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(CROSS)ar rcs $@ $^
+
+$(CLI): $(TOOL_OBJ) $(LIB)
+	$(CROSS)$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJ) $(LIB) $(TOOL_LIBS)
+
+clean:
+	rm -rf $(BUILD)
+
+include mk/deps.mk
+include mk/data.mk
+include mk/test.mk

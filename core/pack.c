@@ -1,0 +1,230 @@
+/* Pack reader: the signature is checked before any other field is trusted;
+ * then every section is bounds-checked, so a signed-but-wrong pack (a
+ * builder bug, a leaked key) still cannot make the router read outside it. */
+#include <math.h>
+#include <string.h>
+
+#include "tr_format.h"
+#include "tr_internal.h"
+
+#define TR_DIM_MAX 8192u
+
+static tr_status read_header(const uint8_t *p, size_t len, tr_pack_info *info)
+{
+    if (len < TR_HEADER_BYTES)
+        return len >= 8 && memcmp(p, TR_PACK_MAGIC, 8) != 0 ? TR_E_BAD_MAGIC
+                                                            : TR_E_TRUNCATED;
+    if (memcmp(p, TR_PACK_MAGIC, 8) != 0)
+        return TR_E_BAD_MAGIC;
+    memset(info, 0, sizeof *info);
+    info->format_version = tr_ld32(p + TR_H_VERSION);
+    if (info->format_version != TR_PACK_VERSION)
+        return TR_E_VERSION;
+    if (tr_ld32(p + TR_H_HEADER_BYTES) != TR_HEADER_BYTES)
+        return TR_E_MALFORMED;
+    info->security_counter = tr_ld64(p + TR_H_SECURITY);
+    info->created_unix = tr_ld64(p + TR_H_CREATED);
+    info->expires_unix = tr_ld64(p + TR_H_EXPIRES);
+    memcpy(info->embedder, p + TR_H_EMBEDDER, TR_EMBEDDER_NAME_MAX);
+    if (info->embedder[TR_EMBEDDER_NAME_MAX - 1] != 0)
+        return TR_E_MALFORMED;
+    info->dim = tr_ld32(p + TR_H_DIM);
+    info->n_refs = tr_ld32(p + TR_H_N_REFS);
+    info->n_models = tr_ld32(p + TR_H_N_MODELS);
+    info->signed_bytes = tr_ld64(p + TR_H_SIGNED_BYTES);
+    return TR_OK;
+}
+
+/* Locate the trailer; the distinct errors tell a cut file from an unsigned
+ * one from one with something appended. */
+static tr_status read_trailer(const uint8_t *p, size_t len, uint64_t signed_bytes,
+                              const uint8_t **key_id, const uint8_t **sig,
+                              size_t *sig_len)
+{
+    if (signed_bytes < TR_HEADER_BYTES)
+        return TR_E_MALFORMED;
+    if (signed_bytes > len)
+        return TR_E_TRUNCATED;
+    size_t rest = len - (size_t)signed_bytes;
+    if (rest == 0)
+        return TR_E_NO_SIGNATURE;
+    const uint8_t *t = p + signed_bytes;
+    if (rest < 4 || memcmp(t, TR_TRAILER_MAGIC, 4) != 0)
+        return rest < 4 && memcmp(t, TR_TRAILER_MAGIC, rest) == 0 ? TR_E_TRUNCATED
+                                                                 : TR_E_NO_SIGNATURE;
+    if (rest < TR_TRAILER_FIXED_BYTES)
+        return TR_E_TRUNCATED;
+    if ((t[4] | t[5] << 8) != TR_TRAILER_VERSION)
+        return TR_E_VERSION;
+    size_t sl = (size_t)(t[6] | t[7] << 8);
+    if (sl == 0 || sl > TR_SIG_MAX_BYTES)
+        return TR_E_SIGNATURE;
+    if (rest < TR_TRAILER_FIXED_BYTES + sl)
+        return TR_E_TRUNCATED;
+    if (rest > TR_TRAILER_FIXED_BYTES + sl)
+        return TR_E_TRAILING_DATA;
+    *key_id = t + 8;
+    *sig = t + TR_TRAILER_FIXED_BYTES;
+    *sig_len = sl;
+    return TR_OK;
+}
+
+tr_status tr_pack_peek(const void *pack, size_t len, tr_pack_info *info)
+{
+    if (!pack || !info)
+        return TR_E_ARG;
+    return read_header(pack, len, info);
+}
+
+typedef struct section {
+    uint32_t type, stride, count;
+    uint64_t offset, length;
+} section;
+
+static const section *find(const section *s, uint32_t n, uint32_t type)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (s[i].type == type)
+            return &s[i];
+    return NULL;
+}
+
+/* A bitset section: count rows of stride bytes, stride a whole number of
+ * u64 words covering n_refs bits. */
+static int bitset_ok(const section *s, uint32_t n_models, uint32_t n_refs)
+{
+    return s->stride % 8 == 0 && (uint64_t)s->stride * 8 >= n_refs &&
+           s->count == n_models && s->length == (uint64_t)s->stride * n_models;
+}
+
+static tr_status read_sections(const uint8_t *p, tr_pack_view *v)
+{
+    const tr_pack_info *info = &v->info;
+    uint32_t ns = tr_ld32(p + TR_H_N_SECTIONS);
+    uint64_t table_end = TR_HEADER_BYTES + (uint64_t)ns * TR_SECTION_ENTRY_BYTES;
+    if (ns == 0 || ns > TR_MAX_SECTIONS || table_end > info->signed_bytes)
+        return TR_E_MALFORMED;
+    if (info->dim == 0 || info->dim > TR_DIM_MAX || info->n_refs == 0 ||
+        info->n_models == 0)
+        return TR_E_MALFORMED;
+    section s[TR_MAX_SECTIONS];
+    for (uint32_t i = 0; i < ns; i++) {
+        const uint8_t *e = p + TR_HEADER_BYTES + i * TR_SECTION_ENTRY_BYTES;
+        s[i] = (section){tr_ld32(e + TR_S_TYPE), tr_ld32(e + TR_S_STRIDE),
+                         tr_ld32(e + TR_S_COUNT), tr_ld64(e + TR_S_OFFSET),
+                         tr_ld64(e + TR_S_LENGTH)};
+        if (s[i].offset % TR_ALIGN != 0 || s[i].offset < table_end ||
+            s[i].offset > info->signed_bytes ||
+            s[i].length > info->signed_bytes - s[i].offset)
+            return TR_E_MALFORMED;
+        for (uint32_t j = 0; j < i; j++)
+            if (s[j].type == s[i].type ||
+                (s[i].offset < s[j].offset + s[j].length &&
+                 s[j].offset < s[i].offset + s[i].length))
+                return TR_E_MALFORMED;
+    }
+    const uint32_t n = info->n_refs, m = info->n_models, dim = info->dim;
+    const section *models = find(s, ns, TR_SEC_MODELS), *rows = find(s, ns, TR_SEC_REF_I8),
+                  *inv = find(s, ns, TR_SEC_REF_INVNORM), *bits = find(s, ns, TR_SEC_CORRECT_BITS),
+                  *valid = find(s, ns, TR_SEC_VALID_BITS), *scores = find(s, ns, TR_SEC_SCORES_U8),
+                  *emb = find(s, ns, TR_SEC_EMBEDDER), *defs = find(s, ns, TR_SEC_DEFAULTS);
+    if (!models || !rows || !inv || !bits || !defs)
+        return TR_E_MALFORMED;
+    if (models->length != (uint64_t)m * TR_MODEL_REC_BYTES ||
+        rows->stride < dim || rows->count != n || rows->length != (uint64_t)rows->stride * n ||
+        inv->length != 4ull * n || !bitset_ok(bits, m, n) ||
+        (valid && (!bitset_ok(valid, m, n) || valid->stride != bits->stride)) ||
+        (scores && (scores->stride < n || scores->count != m ||
+                    scores->length != (uint64_t)scores->stride * m)) ||
+        defs->length != TR_DEFAULTS_BYTES)
+        return TR_E_MALFORMED;
+
+    v->models = p + models->offset;
+    for (uint32_t i = 0; i < m; i++) {
+        const uint8_t *r = v->models + (size_t)i * TR_MODEL_REC_BYTES;
+        float cost = tr_ldf32(r + TR_M_COST), cn = tr_ldf32(r + TR_M_COST_NORM),
+              prior = tr_ldf32(r + TR_M_PRIOR);
+        if (r[TR_M_NAME] == 0 || memchr(r + TR_M_NAME, 0, TR_MODEL_NAME_MAX) == NULL ||
+            !(cost >= 0.0f) || !isfinite(cost) || !(cn >= 0.0f && cn <= 1.0f) ||
+            !(prior >= 0.0f && prior <= 1.0f) || tr_ld32(r + TR_M_WHERE) > TR_CLOUD)
+            return TR_E_MALFORMED;
+    }
+    v->refs = (tr_refs){n, dim, rows->stride, (const int8_t *)(p + rows->offset),
+                        (const float *)(const void *)(p + inv->offset)};
+    for (uint32_t i = 0; i < n; i++)
+        if (!(v->refs.inv_norm[i] > 0.0f) || !isfinite(v->refs.inv_norm[i]))
+            return TR_E_MALFORMED;
+    v->labels = (tr_labels){
+        m, n, bits->stride / 8, (const uint64_t *)(const void *)(p + bits->offset),
+        valid ? (const uint64_t *)(const void *)(p + valid->offset) : NULL,
+        scores ? p + scores->offset : NULL, scores ? scores->stride : 0};
+    const uint8_t *d = p + defs->offset;
+    v->info.default_k = tr_ld32(d + TR_D_K);
+    v->info.default_lambda = tr_ldf32(d + TR_D_LAMBDA);
+    if (v->info.default_k == 0 || v->info.default_k > TR_K_MAX ||
+        !(v->info.default_lambda >= 0.0f) || !isfinite(v->info.default_lambda))
+        return TR_E_MALFORMED;
+    v->has_embedder = emb != NULL;
+    v->info.has_text_embedder = emb != NULL;
+    if (emb) {
+        tr_status st = tr_embedder_view(p + emb->offset, (size_t)emb->length, &v->embedder);
+        if (st != TR_OK)
+            return st;
+        if (v->embedder.dim != dim)
+            return TR_E_MALFORMED;
+    }
+    return TR_OK;
+}
+
+static int key_trusted(const tr_trust *trust, const uint8_t *key_id,
+                       const tr_pubkey **key)
+{
+    for (size_t i = 0; i < trust->n_keys; i++) {
+        uint8_t id[32];
+        if (tr_sha256(trust->keys[i].point, 65, id) != TR_OK)
+            return 0;
+        if (memcmp(id, key_id, 32) == 0) {
+            *key = &trust->keys[i];
+            return 1;
+        }
+    }
+    return 0;
+}
+
+tr_status tr_pack_verify(const uint8_t *p, size_t len, const tr_trust *trust,
+                         tr_pack_view *v)
+{
+    if (!p || !trust || (trust->n_keys && !trust->keys))
+        return TR_E_ARG;
+    /* Rows and floats are read in place. */
+    if ((uintptr_t)p % 8 != 0)
+        return TR_E_ARG;
+    memset(v, 0, sizeof *v);
+    tr_status st = read_header(p, len, &v->info);
+    if (st != TR_OK)
+        return st;
+    const uint8_t *key_id, *sig;
+    size_t sig_len;
+    st = read_trailer(p, len, v->info.signed_bytes, &key_id, &sig, &sig_len);
+    if (st != TR_OK)
+        return st;
+    const tr_pubkey *key;
+    if (!key_trusted(trust, key_id, &key))
+        return TR_E_KEY_UNKNOWN;
+    memcpy(v->info.key_id, key_id, 32);
+    st = tr_sha256(p, (size_t)v->info.signed_bytes, v->info.pack_hash);
+    if (st != TR_OK)
+        return st;
+    st = tr_ecdsa_p256_verify(key->point, v->info.pack_hash, sig, sig_len);
+    if (st != TR_OK)
+        return st;
+    /* From here on the bytes are the signer's. */
+    st = read_sections(p, v);
+    if (st != TR_OK)
+        return st;
+    if (v->info.security_counter < trust->min_security_counter)
+        return TR_E_ROLLBACK;
+    if (trust->now_unix && v->info.expires_unix && trust->now_unix >= v->info.expires_unix)
+        return TR_E_EXPIRED;
+    return TR_OK;
+}

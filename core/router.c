@@ -1,0 +1,313 @@
+/* Routing entry points: embed (or take) the query, find its neighbours,
+ * predict each model's correctness, pick argmax_m q_m - lambda * cost_m. */
+#include <math.h>
+#include <string.h>
+
+#include "arena.h"
+#include "tr_format.h"
+#include "tr_internal.h"
+
+struct tr_router {
+    uint8_t *arena;
+    size_t arena_bytes;
+    int loaded;
+    const tr_kernels *kern;
+    tr_pack_view pack;
+};
+
+/* Per-route working memory, carved from the arena after the router. */
+typedef struct scratch {
+    float *acc;          /* dim: float query */
+    int8_t *q;           /* dim: int8 query */
+    int32_t *dots;       /* TR_KNN_BLOCK */
+    tr_neighbor *nb;     /* TR_K_MAX */
+    float *predicted;    /* n_models */
+} scratch;
+
+static int carve(tr_arena *a, uint32_t dim, uint32_t n_models, scratch *s)
+{
+    tr_arena_take(a, sizeof(struct tr_router));
+    s->acc = tr_arena_take(a, sizeof(float) * dim);
+    s->q = tr_arena_take(a, dim);
+    s->dots = tr_arena_take(a, sizeof(int32_t) * TR_KNN_BLOCK);
+    s->nb = tr_arena_take(a, sizeof(tr_neighbor) * TR_K_MAX);
+    s->predicted = tr_arena_take(a, sizeof(float) * n_models);
+    return a->used <= a->size;
+}
+
+size_t tr_arena_size(uint32_t dim, uint32_t n_models)
+{
+    tr_arena a = {NULL, (size_t)-1, 0};
+    scratch s;
+    carve(&a, dim, n_models, &s);
+    return a.used;
+}
+
+tr_status tr_router_init(void *arena, size_t arena_bytes, tr_router **out)
+{
+    if (!arena || !out || (uintptr_t)arena % TR_ARENA_ALIGN != 0)
+        return TR_E_ARG;
+    if (arena_bytes < tr_arena_round(sizeof(struct tr_router)))
+        return TR_E_ARENA_TOO_SMALL;
+    tr_router *r = arena;
+    memset(r, 0, sizeof *r);
+    r->arena = arena;
+    r->arena_bytes = arena_bytes;
+    r->kern = tr_kernels_active();
+    *out = r;
+    return TR_OK;
+}
+
+tr_status tr_router_load(tr_router *r, const void *pack, size_t len,
+                         const tr_trust *trust)
+{
+    if (!r || !pack)
+        return TR_E_ARG;
+    tr_pack_view v;
+    tr_status st = tr_pack_verify(pack, len, trust, &v);
+    if (st != TR_OK)
+        return st;
+    if (tr_arena_size(v.info.dim, v.info.n_models) > r->arena_bytes)
+        return TR_E_ARENA_TOO_SMALL;
+    r->pack = v; /* the swap: only after every check passed */
+    r->loaded = 1;
+    return TR_OK;
+}
+
+tr_status tr_router_pack_info(const tr_router *r, tr_pack_info *info)
+{
+    if (!r || !info)
+        return TR_E_ARG;
+    if (!r->loaded)
+        return TR_E_NO_PACK;
+    *info = r->pack.info;
+    return TR_OK;
+}
+
+static void model_info(const tr_pack_view *p, uint32_t m, tr_model_info *mi)
+{
+    const uint8_t *rec = p->models + (size_t)m * TR_MODEL_REC_BYTES;
+    mi->name = (const char *)rec + TR_M_NAME;
+    mi->cost = tr_ldf32(rec + TR_M_COST);
+    mi->cost_norm = tr_ldf32(rec + TR_M_COST_NORM);
+    mi->prior = tr_ldf32(rec + TR_M_PRIOR);
+    mi->where = (tr_where)tr_ld32(rec + TR_M_WHERE);
+}
+
+tr_status tr_router_model(const tr_router *r, uint32_t m, tr_model_info *mi)
+{
+    if (!r || !mi)
+        return TR_E_ARG;
+    if (!r->loaded)
+        return TR_E_NO_PACK;
+    if (m >= r->pack.info.n_models)
+        return TR_E_ARG;
+    model_info(&r->pack, m, mi);
+    return TR_OK;
+}
+
+static scratch get_scratch(tr_router *r)
+{
+    tr_arena a = {r->arena, r->arena_bytes, 0};
+    scratch s;
+    carve(&a, r->pack.info.dim, r->pack.info.n_models, &s);
+    return s;
+}
+
+/* Resolve options against the pack's defaults. */
+static tr_status resolve(const tr_router *r, const tr_route_opts *o,
+                         uint32_t *k, float *lambda)
+{
+    *k = r->pack.info.default_k;
+    *lambda = r->pack.info.default_lambda;
+    if (!o)
+        return TR_OK;
+    if (o->k > TR_K_MAX)
+        return TR_E_ARG;
+    if (o->k)
+        *k = o->k;
+    if (isnan(o->lambda) || isinf(o->lambda))
+        return TR_E_ARG;
+    if (o->lambda >= 0.0f)
+        *lambda = o->lambda;
+    return TR_OK;
+}
+
+static int available(const tr_route_opts *o, uint32_t m, tr_where where)
+{
+    if (o && o->offline && where != TR_DEVICE)
+        return 0;
+    if (o && o->available && !(o->available[m >> 3] >> (m & 7) & 1))
+        return 0;
+    return 1;
+}
+
+/* q (int8, dim) is the query; prior_only when it carries no signal. */
+static tr_status route_query(tr_router *r, const scratch *s, int prior_only,
+                             const tr_route_opts *o, tr_result *res,
+                             float *predicted)
+{
+    const tr_pack_view *p = &r->pack;
+    uint32_t k, n_models = p->info.n_models;
+    float lambda;
+    tr_status st = resolve(r, o, &k, &lambda);
+    if (st != TR_OK)
+        return st;
+    memset(res, 0, sizeof *res);
+    res->lambda = lambda;
+    res->nearest_distance = 1.0f;
+    if (prior_only) {
+        res->flags |= TR_RESULT_PRIOR_ONLY;
+        for (uint32_t m = 0; m < n_models; m++)
+            s->predicted[m] = NAN;
+    } else {
+        uint32_t found = tr_knn_search(r->kern, &p->refs, s->q, k, s->dots, s->nb);
+        tr_knn_predict(&p->labels, s->nb, found, s->predicted);
+        res->k = found;
+        int64_t qq = 0;
+        for (uint32_t d = 0; d < p->info.dim; d++)
+            qq += (int32_t)s->q[d] * s->q[d];
+        res->nearest_distance = 1.0f - s->nb[0].sim / sqrtf((float)qq);
+    }
+    int best = -1;
+    tr_model_info bi = {0};
+    float best_u = 0.0f;
+    for (uint32_t m = 0; m < n_models; m++) {
+        tr_model_info mi;
+        model_info(p, m, &mi);
+        if (isnan(s->predicted[m]))
+            s->predicted[m] = mi.prior;
+        if (!available(o, m, mi.where))
+            continue;
+        float u = s->predicted[m] - lambda * mi.cost_norm;
+        /* Ties: on-device first, then cheaper, then the lower index. */
+        if (best < 0 || u > best_u ||
+            (u == best_u && (mi.where < bi.where ||
+                             (mi.where == bi.where && mi.cost_norm < bi.cost_norm)))) {
+            best = (int)m;
+            best_u = u;
+            bi = mi;
+        }
+    }
+    if (predicted)
+        memcpy(predicted, s->predicted, sizeof(float) * n_models);
+    if (best < 0)
+        return TR_E_NO_MODEL_AVAILABLE;
+    res->model = (uint32_t)best;
+    res->model_name = bi.name;
+    res->where = bi.where;
+    res->cost = bi.cost;
+    res->cost_norm = bi.cost_norm;
+    res->utility = best_u;
+    return TR_OK;
+}
+
+/* Embed text into s->q; *prior_only when no known word was found. */
+static tr_status embed(tr_router *r, const scratch *s, const char *text,
+                       size_t len, int *prior_only)
+{
+    if (!r->pack.has_embedder)
+        return TR_E_NO_EMBEDDER;
+    uint32_t known;
+    tr_status st = tr_embed_f32(&r->pack.embedder, text, len, s->acc, &known);
+    if (st != TR_OK)
+        return st;
+    st = known ? tr_quantize_i8(s->acc, r->pack.info.dim, s->q) : TR_E_ZERO_VECTOR;
+    /* A prompt of unknown words (or one the pc removal zeroed) says nothing
+     * about its neighbours: fall back to priors, and say so. */
+    *prior_only = st == TR_E_ZERO_VECTOR;
+    if (*prior_only)
+        memset(s->q, 0, r->pack.info.dim);
+    return st == TR_E_ZERO_VECTOR ? TR_OK : st;
+}
+
+static tr_status check_ready(const tr_router *r, const void *in, const tr_result *res)
+{
+    if (!r || !in || !res)
+        return TR_E_ARG;
+    return r->loaded ? TR_OK : TR_E_NO_PACK;
+}
+
+tr_status tr_route_text(tr_router *r, const char *text, size_t len,
+                        const tr_route_opts *o, tr_result *res, float *predicted)
+{
+    tr_status st = check_ready(r, text, res);
+    if (st != TR_OK)
+        return st;
+    scratch s = get_scratch(r);
+    int prior_only;
+    st = embed(r, &s, text, len, &prior_only);
+    if (st != TR_OK)
+        return st;
+    return route_query(r, &s, prior_only, o, res, predicted);
+}
+
+tr_status tr_embed_text(tr_router *r, const char *text, size_t len, int8_t *out,
+                        uint32_t dim)
+{
+    tr_status st = check_ready(r, text, (const tr_result *)out);
+    if (st != TR_OK)
+        return st;
+    if (dim != r->pack.info.dim)
+        return TR_E_DIM_MISMATCH;
+    scratch s = get_scratch(r);
+    int prior_only;
+    st = embed(r, &s, text, len, &prior_only);
+    if (st != TR_OK)
+        return st;
+    memcpy(out, s.q, dim);
+    return TR_OK;
+}
+
+static tr_status check_embedding(const tr_router *r, const char *embedder, uint32_t dim)
+{
+    if (!embedder)
+        return TR_E_ARG;
+    if (strncmp(embedder, r->pack.info.embedder, TR_EMBEDDER_NAME_MAX) != 0)
+        return TR_E_EMBEDDER_MISMATCH;
+    return dim == r->pack.info.dim ? TR_OK : TR_E_DIM_MISMATCH;
+}
+
+tr_status tr_route_f32(tr_router *r, const char *embedder, const float *e,
+                       uint32_t dim, const tr_route_opts *o, tr_result *res,
+                       float *predicted)
+{
+    tr_status st = check_ready(r, e, res);
+    if (st == TR_OK)
+        st = check_embedding(r, embedder, dim);
+    if (st != TR_OK)
+        return st;
+    scratch s = get_scratch(r);
+    st = tr_quantize_i8(e, dim, s.q);
+    if (st != TR_OK)
+        return st;
+    return route_query(r, &s, 0, o, res, predicted);
+}
+
+tr_status tr_route_i8(tr_router *r, const char *embedder, const int8_t *e,
+                      uint32_t dim, const tr_route_opts *o, tr_result *res,
+                      float *predicted)
+{
+    tr_status st = check_ready(r, e, res);
+    if (st == TR_OK)
+        st = check_embedding(r, embedder, dim);
+    if (st != TR_OK)
+        return st;
+    scratch s = get_scratch(r);
+    int any = 0;
+    for (uint32_t d = 0; d < dim; d++) {
+        /* -128 has no positive twin; the packs use [-127,127]. */
+        if (e[d] == -128)
+            return TR_E_ARG;
+        any |= e[d] != 0;
+    }
+    if (!any)
+        return TR_E_ZERO_VECTOR;
+    memcpy(s.q, e, dim);
+    return route_query(r, &s, 0, o, res, predicted);
+}
+
+const char *tr_kernel_name(void)
+{
+    return tr_kernels_active()->name;
+}

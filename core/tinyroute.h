@@ -1,0 +1,194 @@
+/*
+ * tinyroute — decide, per prompt, which language model should answer it.
+ *
+ * One public header. The library never allocates: the caller gives an arena
+ * (its size is reported up front by tr_arena_size) and the pack bytes, which
+ * are used in place (read-only; flash or mmap is fine). There is no global
+ * state apart from the CPU-feature table set once by the first router.
+ *
+ * Phases, as in TFLite Micro:
+ *   1. size:  tr_pack_peek() reads the (untrusted) header, tr_arena_size()
+ *             says how many bytes a router for that pack needs;
+ *   2. init:  tr_router_init() places the router in the caller's arena;
+ *   3. load:  tr_router_load() verifies the pack's signature *before* any
+ *             other field is trusted, then indexes it. A rejected pack leaves
+ *             the router serving the pack it had;
+ *   4. route: tr_route_text() / tr_route_f32() / tr_route_i8().
+ *
+ * Every call returns a tr_status; tr_strerror() names it.
+ */
+#ifndef TINYROUTE_H
+#define TINYROUTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TR_VERSION_MAJOR 0
+#define TR_VERSION_MINOR 1
+#define TR_VERSION_PATCH 0
+#define TR_VERSION_STRING "0.1.0"
+
+/* Limits that size the arena. A pack beyond them is refused at load. */
+#define TR_K_MAX 256            /* neighbours per query */
+#define TR_MODEL_NAME_MAX 64    /* bytes, including the terminating NUL */
+#define TR_EMBEDDER_NAME_MAX 32 /* bytes, including the terminating NUL */
+
+typedef enum tr_status {
+    TR_OK = 0,
+    TR_E_ARG,                /* a NULL pointer or an out-of-range option */
+    TR_E_ARENA_TOO_SMALL,    /* arena smaller than tr_arena_size() asks */
+    TR_E_TRUNCATED,          /* pack shorter than its header says */
+    TR_E_BAD_MAGIC,          /* not a tinyroute pack */
+    TR_E_VERSION,            /* pack format version not supported */
+    TR_E_NO_SIGNATURE,       /* signature trailer missing */
+    TR_E_TRAILING_DATA,      /* bytes after the signature */
+    TR_E_KEY_UNKNOWN,        /* signed by a key that is not trusted */
+    TR_E_SIGNATURE,          /* signature does not match the pack bytes */
+    TR_E_MALFORMED,          /* signed, but sections are inconsistent */
+    TR_E_ROLLBACK,           /* security counter below the device's */
+    TR_E_EXPIRED,            /* pack expiry is in the past */
+    TR_E_NO_PACK,            /* route called before a pack was loaded */
+    TR_E_NO_EMBEDDER,        /* text routing asked of a pack without one */
+    TR_E_EMBEDDER_MISMATCH,  /* caller embedding from another embedder */
+    TR_E_DIM_MISMATCH,       /* caller embedding of the wrong length */
+    TR_E_NOT_FINITE,         /* NaN or Inf in a caller embedding */
+    TR_E_ZERO_VECTOR,        /* caller embedding is all zeros */
+    TR_E_EMPTY_INPUT,        /* empty prompt */
+    TR_E_UTF8,               /* prompt is not valid UTF-8 */
+    TR_E_NO_MODEL_AVAILABLE, /* the availability mask leaves no model */
+    TR_E_CRYPTO,             /* the crypto library failed internally */
+    TR_STATUS_COUNT
+} tr_status;
+
+/* A short, stable, human-readable message; never NULL. */
+const char *tr_strerror(tr_status status);
+/* The enum's name, e.g. "TR_E_SIGNATURE"; never NULL. */
+const char *tr_status_name(tr_status status);
+
+typedef enum tr_where { TR_DEVICE = 0, TR_CLOUD = 1 } tr_where;
+
+/* A trusted public key: ECDSA P-256, SEC1 uncompressed point (0x04||X||Y).
+ * Its key id is SHA-256 of these 65 bytes. */
+typedef struct tr_pubkey {
+    uint8_t point[65];
+} tr_pubkey;
+
+typedef struct tr_trust {
+    const tr_pubkey *keys;         /* trusted keys; a pack names one by id */
+    size_t n_keys;
+    uint64_t min_security_counter; /* anti-rollback floor (0: none) */
+    uint64_t now_unix;             /* for expiry; 0 skips the expiry check */
+} tr_trust;
+
+/* What a pack header says. From tr_pack_peek() it is unverified (use it
+ * only for sizing); from tr_router_pack_info() it is verified. */
+typedef struct tr_pack_info {
+    uint32_t format_version;
+    uint64_t security_counter;
+    uint64_t created_unix;
+    uint64_t expires_unix; /* 0: never */
+    char embedder[TR_EMBEDDER_NAME_MAX];
+    uint32_t dim;
+    uint32_t n_refs;
+    uint32_t n_models;
+    uint32_t default_k;
+    float default_lambda;
+    int has_text_embedder;
+    uint64_t signed_bytes;
+    uint8_t key_id[32];
+    uint8_t pack_hash[32]; /* SHA-256 of the signed bytes; zero when peeked */
+} tr_pack_info;
+
+/* Reads the header only: no signature check. For sizing before load. */
+tr_status tr_pack_peek(const void *pack, size_t len, tr_pack_info *info);
+
+/* Exact arena bytes a router needs to serve packs of at most this embedding
+ * dimension and model count. */
+size_t tr_arena_size(uint32_t dim, uint32_t n_models);
+
+typedef struct tr_router tr_router; /* opaque; lives inside the arena */
+
+tr_status tr_router_init(void *arena, size_t arena_bytes, tr_router **out);
+
+/* Verify the pack, then serve it. The bytes must stay valid and unchanged
+ * while the router serves them. On any error the router keeps the pack it
+ * had (or none). */
+tr_status tr_router_load(tr_router *router, const void *pack, size_t len,
+                         const tr_trust *trust);
+
+/* Info of the pack being served. TR_E_NO_PACK if none. */
+tr_status tr_router_pack_info(const tr_router *router, tr_pack_info *info);
+
+typedef struct tr_model_info {
+    const char *name; /* points into the pack */
+    float cost;       /* in the data set's own unit */
+    float cost_norm;  /* cost scaled to [0,1] over the pack's models */
+    float prior;      /* mean correctness over all references */
+    tr_where where;
+} tr_model_info;
+
+tr_status tr_router_model(const tr_router *router, uint32_t model,
+                          tr_model_info *info);
+
+/* Options; NULL means the pack's defaults, all models available. */
+typedef struct tr_route_opts {
+    uint32_t k;              /* neighbours; 0: pack default */
+    float lambda;            /* cost weight >= 0; < 0: pack default */
+    const uint8_t *available;/* bitset, bit m of byte m/8: model m may be
+                                chosen; NULL: all */
+    int offline;             /* non-zero: on-device models only */
+} tr_route_opts;
+
+#define TR_LAMBDA_DEFAULT (-1.0f)
+
+enum {
+    TR_RESULT_PRIOR_ONLY = 1u << 0 /* no known word in the prompt: the
+                                      choice rests on model priors alone */
+};
+
+typedef struct tr_result {
+    uint32_t model;        /* chosen model index */
+    const char *model_name;/* points into the pack */
+    tr_where where;
+    float cost;            /* chosen model's cost, data set's unit */
+    float cost_norm;       /* the normalized cost used in the utility */
+    float lambda;          /* the lambda used */
+    float utility;         /* predicted correctness - lambda * cost_norm */
+    float nearest_distance;/* cosine distance to the nearest reference */
+    uint32_t k;            /* neighbours used */
+    uint32_t flags;        /* TR_RESULT_* */
+} tr_result;
+
+/* Route a prompt (UTF-8) with the pack's built-in embedder. If predicted is
+ * not NULL it receives n_models predicted correctness values. */
+tr_status tr_route_text(tr_router *router, const char *text, size_t len,
+                        const tr_route_opts *opts, tr_result *result,
+                        float *predicted);
+
+/* Route a caller's embedding; embedder must equal the pack's embedder name
+ * and dim its dimension. */
+tr_status tr_route_f32(tr_router *router, const char *embedder,
+                       const float *embedding, uint32_t dim,
+                       const tr_route_opts *opts, tr_result *result,
+                       float *predicted);
+tr_status tr_route_i8(tr_router *router, const char *embedder,
+                      const int8_t *embedding, uint32_t dim,
+                      const tr_route_opts *opts, tr_result *result,
+                      float *predicted);
+
+/* The built-in embedder's int8 output for a prompt (for tests and for
+ * callers that cache embeddings); out holds info.dim bytes. */
+tr_status tr_embed_text(tr_router *router, const char *text, size_t len,
+                        int8_t *out, uint32_t dim);
+
+/* Name of the kernel family in use, e.g. "scalar". */
+const char *tr_kernel_name(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TINYROUTE_H */

@@ -1,0 +1,172 @@
+/*
+ * Pack format v1: the on-disk layout shared by the host writer (tools/) and
+ * the device reader (core/). core/PACK_FORMAT.md is the prose description;
+ * this header is the normative one. Everything is little-endian; every
+ * section starts on a 64-byte boundary so rows can be read in place.
+ *
+ *   [header 128 B][section table n*32 B][sections...]   <- signed bytes
+ *   [trailer: "TRSG" u16 ver u16 sig_len key_id[32] sig[sig_len]]
+ *
+ * The signature is ECDSA P-256 (DER) over SHA-256 of the signed bytes, so
+ * `openssl dgst -sha256 -sign key.pem` over that prefix produces it.
+ */
+#ifndef TR_FORMAT_H
+#define TR_FORMAT_H
+
+#include <stdint.h>
+#include <string.h>
+
+#define TR_PACK_MAGIC "TINYRTPK"   /* 8 bytes, no NUL */
+#define TR_PACK_VERSION 1u
+#define TR_HEADER_BYTES 128u
+#define TR_SECTION_ENTRY_BYTES 32u
+#define TR_ALIGN 64u
+#define TR_MAX_SECTIONS 32u
+
+#define TR_TRAILER_MAGIC "TRSG"    /* 4 bytes, no NUL */
+#define TR_TRAILER_VERSION 1u
+#define TR_TRAILER_FIXED_BYTES 40u /* magic, version, sig_len, key id */
+#define TR_SIG_MAX_BYTES 72u       /* DER ECDSA P-256 */
+
+/* Header byte offsets. */
+enum {
+    TR_H_MAGIC = 0,          /* char[8] */
+    TR_H_VERSION = 8,        /* u32 */
+    TR_H_HEADER_BYTES = 12,  /* u32, = TR_HEADER_BYTES */
+    TR_H_SECURITY = 16,      /* u64 security (anti-rollback) counter */
+    TR_H_CREATED = 24,       /* u64 unix seconds */
+    TR_H_EXPIRES = 32,       /* u64 unix seconds, 0 = never */
+    TR_H_EMBEDDER = 40,      /* char[32], NUL-padded */
+    TR_H_DIM = 72,           /* u32 */
+    TR_H_N_REFS = 76,        /* u32 */
+    TR_H_N_MODELS = 80,      /* u32 */
+    TR_H_N_SECTIONS = 84,    /* u32 */
+    TR_H_SIGNED_BYTES = 88,  /* u64, offset of the trailer */
+    TR_H_FLAGS = 96          /* u32, 0 in v1; the rest is zero */
+};
+
+/* Section table entry byte offsets. */
+enum {
+    TR_S_TYPE = 0,   /* u32 tr_section_type */
+    TR_S_FLAGS = 4,  /* u32, 0 in v1 */
+    TR_S_OFFSET = 8, /* u64 from the start of the pack, 64-aligned */
+    TR_S_LENGTH = 16,/* u64 bytes */
+    TR_S_STRIDE = 24,/* u32 row stride in bytes (0: not a row section) */
+    TR_S_COUNT = 28  /* u32 rows */
+};
+
+typedef enum tr_section_type {
+    TR_SEC_MODELS = 1,        /* n_models records of TR_MODEL_REC_BYTES */
+    TR_SEC_REF_I8 = 2,        /* n_refs rows of int8[dim], stride bytes */
+    TR_SEC_REF_INVNORM = 3,   /* float[n_refs]: 1/||row||2 of the int8 row */
+    TR_SEC_CORRECT_BITS = 4,  /* n_models bitsets of n_refs bits (u64 LE
+                                 words), stride bytes each: 1 = correct
+                                 (score >= 0.5) */
+    TR_SEC_VALID_BITS = 5,    /* optional, same layout: 1 = score known;
+                                 absent = every score known */
+    TR_SEC_SCORES_U8 = 6,     /* optional: n_models rows of n_refs bytes,
+                                 round(score*255); present when any score is
+                                 not 0 or 1, and then used instead of bits */
+    TR_SEC_EMBEDDER = 7,      /* optional built-in text embedder */
+    TR_SEC_DEFAULTS = 8       /* routing defaults, TR_DEFAULTS_BYTES */
+} tr_section_type;
+
+/* Model record. */
+#define TR_MODEL_REC_BYTES 96u
+enum {
+    TR_M_NAME = 0,      /* char[64], NUL-terminated */
+    TR_M_COST = 64,     /* f32, data set's unit */
+    TR_M_COST_NORM = 68,/* f32 in [0,1] */
+    TR_M_PRIOR = 72,    /* f32 mean score over the references */
+    TR_M_WHERE = 76     /* u32 tr_where */
+};
+
+/* Defaults record. */
+#define TR_DEFAULTS_BYTES 64u
+enum {
+    TR_D_K = 0,      /* u32 */
+    TR_D_LAMBDA = 4  /* f32 */
+};
+
+/* Built-in embedder section: a 64-byte header, then the parts below at the
+ * given offsets (relative to the section start, 64-aligned). The same bytes
+ * are the standalone embedder table file that `tinyroute embedder` writes.
+ *
+ * Word lookup: FNV-1a 32 of the lower-cased word bytes, masked by
+ * n_buckets - 1, linear probing; a bucket holds word index + 1 (0: empty).
+ * Prompt embedding: sum of weight[w] * vec[w] over the prompt's known words,
+ * minus its projection on pc (when TR_EMB_HAS_PC), L2-normalized, then
+ * quantized to int8 with max |value| = 127. */
+#define TR_EMB_MAGIC "TREMB001"  /* 8 bytes, no NUL */
+#define TR_EMB_HEADER_BYTES 64u
+#define TR_EMB_HAS_PC 1u
+enum {
+    TR_E_MAGIC = 0,         /* char[8] */
+    TR_E_N_WORDS = 8,       /* u32 */
+    TR_E_DIM = 12,          /* u32 */
+    TR_E_N_BUCKETS = 16,    /* u32, power of two, > n_words */
+    TR_E_MAX_WORD = 20,     /* u32, longest word in bytes (< 64) */
+    TR_E_VEC_SCALE = 24,    /* f32, value = int8 * scale */
+    TR_E_SIF_A = 28,        /* f32, the a in a/(a+p(w)) (informative) */
+    TR_E_FLAGS = 32,        /* u32 TR_EMB_* */
+    TR_E_OFF_BUCKETS = 36,  /* u32 -> u32[n_buckets] */
+    TR_E_OFF_WORD_OFFS = 40,/* u32 -> u32[n_words + 1] into chars */
+    TR_E_OFF_CHARS = 44,    /* u32 -> word bytes, no separators */
+    TR_E_OFF_WEIGHTS = 48,  /* u32 -> f32[n_words] */
+    TR_E_OFF_VECTORS = 52,  /* u32 -> int8[n_words * dim] */
+    TR_E_OFF_PC = 56,       /* u32 -> f32[dim], unit vector */
+    TR_E_TOTAL = 60         /* u32 section bytes */
+};
+#define TR_EMB_WORD_MAX 64u
+
+/* Little-endian loads and stores that do not care about alignment: the
+ * writer and the reader of the format share them. */
+static inline uint32_t tr_ld32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+static inline uint64_t tr_ld64(const uint8_t *p)
+{
+    return (uint64_t)tr_ld32(p) | (uint64_t)tr_ld32(p + 4) << 32;
+}
+static inline float tr_ldf32(const uint8_t *p)
+{
+    uint32_t u = tr_ld32(p);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static inline void tr_st16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+static inline void tr_st32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void tr_st64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void tr_stf32(uint8_t *p, float v)
+{
+    uint32_t u;
+    memcpy(&u, &v, 4);
+    tr_st32(p, u);
+}
+
+static inline uint32_t tr_fnv1a(const uint8_t *p, uint32_t n)
+{
+    uint32_t h = 2166136261u;
+    for (uint32_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+#endif /* TR_FORMAT_H */

@@ -1,0 +1,193 @@
+#include "tr_embed.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "tr_format.h"
+
+/* Is [off, off+bytes) inside a section of len bytes, 4-byte aligned? */
+static int part_ok(uint32_t off, uint64_t bytes, size_t len)
+{
+    return off % 4 == 0 && off >= TR_EMB_HEADER_BYTES && off <= len &&
+           bytes <= len - off;
+}
+
+tr_status tr_embedder_view(const uint8_t *sec, size_t len, tr_embedder *e)
+{
+    if (len < TR_EMB_HEADER_BYTES || memcmp(sec, TR_EMB_MAGIC, 8) != 0)
+        return TR_E_MALFORMED;
+    e->n_words = tr_ld32(sec + TR_E_N_WORDS);
+    e->dim = tr_ld32(sec + TR_E_DIM);
+    e->n_buckets = tr_ld32(sec + TR_E_N_BUCKETS);
+    e->max_word = tr_ld32(sec + TR_E_MAX_WORD);
+    e->scale = tr_ldf32(sec + TR_E_VEC_SCALE);
+    e->sif_a = tr_ldf32(sec + TR_E_SIF_A);
+    e->flags = tr_ld32(sec + TR_E_FLAGS);
+    uint32_t nb = e->n_buckets, nw = e->n_words;
+    if (nw == 0 || e->dim == 0 || nb <= nw || (nb & (nb - 1)) != 0 ||
+        e->max_word == 0 || e->max_word >= TR_EMB_WORD_MAX ||
+        !(e->scale > 0.0f) || !isfinite(e->scale) ||
+        (e->flags & ~TR_EMB_HAS_PC) != 0 || tr_ld32(sec + TR_E_TOTAL) != len)
+        return TR_E_MALFORMED;
+    uint32_t o_b = tr_ld32(sec + TR_E_OFF_BUCKETS), o_wo = tr_ld32(sec + TR_E_OFF_WORD_OFFS),
+             o_c = tr_ld32(sec + TR_E_OFF_CHARS), o_w = tr_ld32(sec + TR_E_OFF_WEIGHTS),
+             o_v = tr_ld32(sec + TR_E_OFF_VECTORS), o_pc = tr_ld32(sec + TR_E_OFF_PC);
+    if (!part_ok(o_b, 4ull * nb, len) || !part_ok(o_wo, 4ull * (nw + 1ull), len) ||
+        !part_ok(o_w, 4ull * nw, len) || !part_ok(o_v, (uint64_t)nw * e->dim, len) ||
+        !part_ok(o_pc, 4ull * e->dim, len) || !part_ok(o_c, 0, len))
+        return TR_E_MALFORMED;
+    e->buckets = (const uint32_t *)(const void *)(sec + o_b);
+    e->word_offs = (const uint32_t *)(const void *)(sec + o_wo);
+    e->chars = sec + o_c;
+    e->weights = (const float *)(const void *)(sec + o_w);
+    e->vectors = (const int8_t *)(sec + o_v);
+    e->pc = (e->flags & TR_EMB_HAS_PC) ? (const float *)(const void *)(sec + o_pc) : NULL;
+    /* Words: offsets ascending, inside the chars part, of sane length. */
+    size_t chars_len = len - o_c;
+    if (e->word_offs[0] != 0)
+        return TR_E_MALFORMED;
+    for (uint32_t i = 0; i < nw; i++) {
+        uint32_t a = e->word_offs[i], b = e->word_offs[i + 1];
+        if (b <= a || b - a > e->max_word || b > chars_len)
+            return TR_E_MALFORMED;
+        if (!isfinite(e->weights[i]) || e->weights[i] < 0.0f)
+            return TR_E_MALFORMED;
+    }
+    for (uint32_t i = 0; i < nb; i++)
+        if (e->buckets[i] > nw)
+            return TR_E_MALFORMED;
+    if (e->pc)
+        for (uint32_t d = 0; d < e->dim; d++)
+            if (!isfinite(e->pc[d]))
+                return TR_E_MALFORMED;
+    return TR_OK;
+}
+
+int32_t tr_embedder_lookup(const tr_embedder *e, const uint8_t *w, uint32_t n)
+{
+    uint32_t mask = e->n_buckets - 1;
+    uint32_t h = tr_fnv1a(w, n) & mask;
+    /* The table has empty buckets (n_buckets > n_words), so this ends. */
+    for (uint32_t probe = 0; probe < e->n_buckets; probe++) {
+        uint32_t slot = e->buckets[(h + probe) & mask];
+        if (slot == 0)
+            return -1;
+        uint32_t idx = slot - 1;
+        uint32_t a = e->word_offs[idx], b = e->word_offs[idx + 1];
+        if (b - a == n && memcmp(e->chars + a, w, n) == 0)
+            return (int32_t)idx;
+    }
+    return -1;
+}
+
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 if invalid. Rejects
+ * overlongs, surrogates and code points above U+10FFFF. */
+static size_t utf8_seq(const uint8_t *p, size_t left)
+{
+    uint8_t c = p[0];
+    if (c < 0x80)
+        return 1;
+    size_t n;
+    uint32_t min;
+    if ((c & 0xE0) == 0xC0) { n = 2; min = 0x80; }
+    else if ((c & 0xF0) == 0xE0) { n = 3; min = 0x800; }
+    else if ((c & 0xF8) == 0xF0) { n = 4; min = 0x10000; }
+    else return 0;
+    if (left < n)
+        return 0;
+    uint32_t cp = c & (0x7F >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+static int is_word_byte(uint8_t c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+           (c >= 'A' && c <= 'Z') || c >= 0x80;
+}
+
+static void add_word(const tr_embedder *e, const uint8_t *w, uint32_t n,
+                     float *acc, uint32_t *n_known)
+{
+    int32_t idx = tr_embedder_lookup(e, w, n);
+    if (idx < 0)
+        return;
+    float wt = e->weights[idx];
+    const int8_t *v = e->vectors + (size_t)idx * e->dim;
+    for (uint32_t d = 0; d < e->dim; d++)
+        acc[d] += wt * (float)v[d];
+    (*n_known)++;
+}
+
+tr_status tr_embed_f32(const tr_embedder *e, const char *text, size_t len,
+                       float *acc, uint32_t *n_known)
+{
+    const uint8_t *s = (const uint8_t *)text;
+    if (len == 0)
+        return TR_E_EMPTY_INPUT;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq(s + i, len - i);
+        if (n == 0)
+            return TR_E_UTF8;
+        i += n;
+    }
+    memset(acc, 0, sizeof(float) * e->dim);
+    *n_known = 0;
+    uint8_t word[TR_EMB_WORD_MAX];
+    uint32_t wn = 0;
+    int too_long = 0;
+    for (size_t i = 0; i <= len; i++) {
+        uint8_t c = i < len ? s[i] : 0;
+        if (i < len && is_word_byte(c)) {
+            if (wn < e->max_word)
+                word[wn++] = (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c;
+            else
+                too_long = 1; /* cannot be in the table: skip it */
+            continue;
+        }
+        if (wn && !too_long)
+            add_word(e, word, wn, acc, n_known);
+        wn = 0;
+        too_long = 0;
+    }
+    if (e->pc && *n_known) {
+        float dot = 0.0f, pp = 0.0f;
+        for (uint32_t d = 0; d < e->dim; d++) {
+            dot += acc[d] * e->pc[d];
+            pp += e->pc[d] * e->pc[d];
+        }
+        if (pp > 0.0f) {
+            float t = dot / pp;
+            for (uint32_t d = 0; d < e->dim; d++)
+                acc[d] -= t * e->pc[d];
+        }
+    }
+    return TR_OK;
+}
+
+tr_status tr_quantize_i8(const float *v, uint32_t dim, int8_t *q)
+{
+    float m = 0.0f;
+    for (uint32_t d = 0; d < dim; d++) {
+        if (!isfinite(v[d]))
+            return TR_E_NOT_FINITE;
+        float a = fabsf(v[d]);
+        if (a > m)
+            m = a;
+    }
+    if (m == 0.0f)
+        return TR_E_ZERO_VECTOR;
+    /* Divide first: 127/m overflows for denormal m. */
+    for (uint32_t d = 0; d < dim; d++) {
+        float x = v[d] / m * 127.0f;
+        int r = (int)(x >= 0.0f ? x + 0.5f : x - 0.5f);
+        q[d] = (int8_t)(r > 127 ? 127 : r < -127 ? -127 : r);
+    }
+    return TR_OK;
+}

@@ -1,0 +1,41 @@
+/* The built-in text embedder: tokenizer + SIF-weighted word vectors.
+ * One implementation, used by the device (core/) and by the host pack
+ * builder (tools/), so both produce the same bits for the same prompt. */
+#ifndef TR_EMBED_H
+#define TR_EMBED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tinyroute.h"
+
+typedef struct tr_embedder {
+    uint32_t n_words, dim, n_buckets, max_word, flags;
+    float scale, sif_a;
+    const uint32_t *buckets;
+    const uint32_t *word_offs;
+    const uint8_t *chars;
+    const float *weights;
+    const int8_t *vectors;
+    const float *pc; /* NULL unless TR_EMB_HAS_PC */
+} tr_embedder;
+
+/* Check an embedder section (bounds, alignment, table consistency) and point
+ * a view at it. sec must be 4-byte aligned. */
+tr_status tr_embedder_view(const uint8_t *sec, size_t len, tr_embedder *e);
+
+/* Index of a lower-cased word, or -1. */
+int32_t tr_embedder_lookup(const tr_embedder *e, const uint8_t *w, uint32_t n);
+
+/* SIF sum of the prompt's known words, minus the pc projection, into
+ * acc[dim] (not normalized: the quantizer is scale-free). *n_known counts
+ * the known words; 0 means acc is all zeros.
+ * Errors: TR_E_EMPTY_INPUT, TR_E_UTF8. */
+tr_status tr_embed_f32(const tr_embedder *e, const char *text, size_t len,
+                       float *acc, uint32_t *n_known);
+
+/* Quantize v[dim] to int8 with max |q| = 127 (round half away from zero).
+ * TR_E_NOT_FINITE for NaN/Inf, TR_E_ZERO_VECTOR for all zeros. */
+tr_status tr_quantize_i8(const float *v, uint32_t dim, int8_t *q);
+
+#endif

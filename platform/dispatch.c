@@ -1,0 +1,98 @@
+/* Runtime dispatch: detect CPU features once, pick the best kernel family.
+ * x86: cpuid + xgetbv (the OS must save YMM state); aarch64: AT_HWCAP. */
+#include "tr_kernels.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#elif defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
+
+static const tr_kernels scalar = {"scalar", tr_dot_i8_rows_scalar, tr_and_popcount_scalar,
+                                  tr_hamming_rows_scalar};
+#if defined(__x86_64__) || defined(__i386__)
+static const tr_kernels avx2 = {"avx2", tr_dot_i8_rows_avx2, tr_and_popcount_avx2,
+                                tr_hamming_rows_avx2};
+static const tr_kernels vnni = {"avx-vnni", tr_dot_i8_rows_vnni, tr_and_popcount_avx2,
+                                tr_hamming_rows_avx2};
+
+static int os_saves_ymm(void)
+{
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE) || !(c & bit_AVX))
+        return 0;
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return (lo & 6) == 6;
+}
+
+static void detect(int *has_avx2, int *has_vnni)
+{
+    unsigned a, b, c, d;
+    *has_avx2 = *has_vnni = 0;
+    if (!os_saves_ymm() || !__get_cpuid_count(7, 0, &a, &b, &c, &d))
+        return;
+    *has_avx2 = (b >> 5) & 1;
+    if (*has_avx2 && __get_cpuid_count(7, 1, &a, &b, &c, &d))
+        *has_vnni = (a >> 4) & 1; /* AVX-VNNI: CPUID.(7,1):EAX[4] */
+}
+#elif defined(__aarch64__)
+static const tr_kernels neon = {"neon", tr_dot_i8_rows_neon, tr_and_popcount_neon,
+                                tr_hamming_rows_neon};
+static const tr_kernels sdot = {"neon-sdot", tr_dot_i8_rows_sdot, tr_and_popcount_neon,
+                                tr_hamming_rows_neon};
+
+static int has_dotprod(void)
+{
+#if defined(__linux__)
+    return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#else
+    return 0;
+#endif
+}
+#endif
+
+const tr_kernels *tr_kernels_scalar(void) { return &scalar; }
+
+size_t tr_kernels_available(const tr_kernels **out, size_t cap)
+{
+    const tr_kernels *all[4];
+    size_t n = 0;
+    all[n++] = &scalar;
+#if defined(__x86_64__) || defined(__i386__)
+    int a, v;
+    detect(&a, &v);
+    if (a)
+        all[n++] = &avx2;
+    if (v)
+        all[n++] = &vnni;
+#elif defined(__aarch64__)
+    all[n++] = &neon; /* Advanced SIMD is part of ARMv8-A */
+    if (has_dotprod())
+        all[n++] = &sdot;
+#endif
+    for (size_t i = 0; i < n && i < cap; i++)
+        out[i] = all[i];
+    return n;
+}
+
+const tr_kernels *tr_kernels_active(void)
+{
+#ifdef TR_FORCE_SCALAR
+    return &scalar;
+#else
+    /* Benign race: every thread computes the same pointer. */
+    static const tr_kernels *chosen;
+    const tr_kernels *k = __atomic_load_n(&chosen, __ATOMIC_ACQUIRE);
+    if (!k) {
+        const tr_kernels *all[4];
+        size_t n = tr_kernels_available(all, 4);
+        k = all[n - 1];
+        __atomic_store_n(&chosen, k, __ATOMIC_RELEASE);
+    }
+    return k;
+#endif
+}

@@ -1,0 +1,46 @@
+/* Kernel family: the hot loops of kNN, centroid lookup and bitset work.
+ * Each ISA variant lives beside its scalar reference (platform/dot_i8.c,
+ * platform/popcount.c) and must give identical results: the arithmetic is
+ * integer, so "identical" means equal, not close. */
+#ifndef TR_KERNELS_H
+#define TR_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct tr_kernels {
+    const char *name;
+    /* out[r] = sum_d q[d] * rows[r*stride + d], r < n_rows; values in
+     * [-127, 127]. Exact. */
+    void (*dot_i8_rows)(const int8_t *q, const int8_t *rows, size_t stride,
+                        size_t n_rows, size_t dim, int32_t *out);
+    /* popcount(a[i] & b[i]) summed over n words. */
+    uint64_t (*and_popcount)(const uint64_t *a, const uint64_t *b, size_t n);
+    /* out[r] = popcount(q ^ codes[r]) over `words` u64 per code. */
+    void (*hamming_rows)(const uint64_t *q, const uint64_t *codes, size_t words,
+                         size_t n_rows, uint32_t *out);
+} tr_kernels;
+
+/* The best variant this CPU runs (detected once). Building with
+ * -DTR_FORCE_SCALAR (make SCALAR=1) pins the scalar reference. */
+const tr_kernels *tr_kernels_active(void);
+/* The portable reference, always available. */
+const tr_kernels *tr_kernels_scalar(void);
+/* Every variant compiled in and supported by this CPU, best last;
+ * returns the count. For tests and benchmarks. */
+size_t tr_kernels_available(const tr_kernels **out, size_t cap);
+
+/* The variants themselves (some exist only on their architecture). */
+void tr_dot_i8_rows_scalar(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
+void tr_dot_i8_rows_avx2(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
+void tr_dot_i8_rows_vnni(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
+void tr_dot_i8_rows_neon(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
+void tr_dot_i8_rows_sdot(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
+uint64_t tr_and_popcount_scalar(const uint64_t *, const uint64_t *, size_t);
+uint64_t tr_and_popcount_avx2(const uint64_t *, const uint64_t *, size_t);
+uint64_t tr_and_popcount_neon(const uint64_t *, const uint64_t *, size_t);
+void tr_hamming_rows_scalar(const uint64_t *, const uint64_t *, size_t, size_t, uint32_t *);
+void tr_hamming_rows_avx2(const uint64_t *, const uint64_t *, size_t, size_t, uint32_t *);
+void tr_hamming_rows_neon(const uint64_t *, const uint64_t *, size_t, size_t, uint32_t *);
+
+#endif
