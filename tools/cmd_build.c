@@ -1,0 +1,246 @@
+/* tinyroute build: dataset layout -> embedded, quantized, signed pack. */
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmds.h"
+#include "dataset.h"
+#include "packwriter.h"
+#include "tr_embed.h"
+#include "tr_format.h"
+#include "util.h"
+
+static const char usage[] =
+    "usage: tinyroute build --data DIR --embedder TABLE --key PRIVATE.pem --out PACK\n"
+    "                       [--split train|all] [--k 10] [--lambda 0]\n"
+    "                       [--counter 1] [--expires-days D] [--no-pc] [--force]\n"
+    "Embeds the dataset's prompts (prompts.jsonl, correctness.csv, models.csv;\n"
+    "see tools/DATASET.md) with the built-in embedder TABLE (from `tinyroute\n"
+    "embedder`), quantizes them to int8, writes pack format v1 and signs it.\n"
+    "  --split train   references = prompts marked train or unmarked (default)\n"
+    "  --split all     every prompt\n"
+    "  --k, --lambda   routing defaults stored in the pack\n"
+    "  --counter N     security (anti-rollback) counter\n"
+    "  --no-pc         keep the first principal component (default: removed)\n"
+    "  --force         replace PACK if it exists\n";
+
+/* First right singular vector of the rows (unit, float): what SIF removes.
+ * Power iteration in double on X^T X; deterministic start. */
+static void first_pc(const float *x, size_t n, uint32_t dim, float *pc)
+{
+    double *v = tr_xcalloc(dim, sizeof *v), *w = tr_xcalloc(dim, sizeof *w);
+    for (uint32_t d = 0; d < dim; d++)
+        v[d] = 1.0 / sqrt((double)dim) * (d % 2 ? 1.0 : 0.5);
+    for (int it = 0; it < 200; it++) {
+        memset(w, 0, dim * sizeof *w);
+        for (size_t i = 0; i < n; i++) {
+            const float *r = x + i * dim;
+            double t = 0;
+            for (uint32_t d = 0; d < dim; d++)
+                t += r[d] * v[d];
+            for (uint32_t d = 0; d < dim; d++)
+                w[d] += t * r[d];
+        }
+        double nrm = 0;
+        for (uint32_t d = 0; d < dim; d++)
+            nrm += w[d] * w[d];
+        nrm = sqrt(nrm);
+        for (uint32_t d = 0; d < dim; d++)
+            v[d] = nrm > 0 ? w[d] / nrm : 0;
+    }
+    for (uint32_t d = 0; d < dim; d++)
+        pc[d] = (float)v[d];
+    free(v);
+    free(w);
+}
+
+static void normalize(float *v, uint32_t dim)
+{
+    double s = 0;
+    for (uint32_t d = 0; d < dim; d++)
+        s += (double)v[d] * v[d];
+    if (s > 0)
+        for (uint32_t d = 0; d < dim; d++)
+            v[d] = (float)(v[d] / sqrt(s));
+}
+
+int cmd_build(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"data", required_argument, 0, 'd'}, {"embedder", required_argument, 0, 'e'},
+        {"key", required_argument, 0, 'K'}, {"out", required_argument, 0, 'o'},
+        {"split", required_argument, 0, 's'}, {"k", required_argument, 0, 'k'},
+        {"lambda", required_argument, 0, 'l'}, {"counter", required_argument, 0, 'c'},
+        {"expires-days", required_argument, 0, 'x'}, {"no-pc", no_argument, 0, 'P'},
+        {"force", no_argument, 0, 'f'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *data = NULL, *emb_path = NULL, *key = NULL, *out = NULL;
+    int all = 0, force = 0, no_pc = 0, c;
+    uint64_t k = 10, counter = 1, expires_days = 0;
+    double lambda = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd': data = optarg; break;
+        case 'e': emb_path = optarg; break;
+        case 'K': key = optarg; break;
+        case 'o': out = optarg; break;
+        case 's':
+            if (strcmp(optarg, "all") && strcmp(optarg, "train"))
+                return tr_err("--split must be train or all, not '%s'", optarg), 2;
+            all = !strcmp(optarg, "all");
+            break;
+        case 'k':
+            if (tr_parse_u64(optarg, &k) || k == 0 || k > TR_K_MAX)
+                return tr_err("--k must be an integer in 1..%d, not '%s'", TR_K_MAX, optarg), 2;
+            break;
+        case 'l':
+            if (tr_parse_f64(optarg, &lambda) || lambda < 0)
+                return tr_err("--lambda must be a number >= 0, not '%s'", optarg), 2;
+            break;
+        case 'c':
+            if (tr_parse_u64(optarg, &counter))
+                return tr_err("--counter must be a non-negative integer, not '%s'", optarg), 2;
+            break;
+        case 'x':
+            if (tr_parse_u64(optarg, &expires_days) || expires_days == 0 || expires_days > 36500)
+                return tr_err("--expires-days must be in 1..36500, not '%s'", optarg), 2;
+            break;
+        case 'P': no_pc = 1; break;
+        case 'f': force = 1; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (!data || !emb_path || !key || !out || optind != argc) {
+        tr_err("build needs --data, --embedder, --key and --out");
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (!force && access(out, F_OK) == 0)
+        return tr_err("%s exists; not overwriting it (use --force)", out);
+
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    size_t emb_len;
+    uint8_t *table = tr_read_file(emb_path, &emb_len);
+    if (!table)
+        return 1;
+    tr_embedder e;
+    tr_status st = tr_embedder_view(table, emb_len, &e);
+    if (st != TR_OK) {
+        free(table);
+        return tr_err("%s: not a valid embedder table (%s)", emb_path, tr_strerror(st));
+    }
+    tr_dataset ds;
+    if (tr_dataset_load(data, &ds) != 0) {
+        free(table);
+        return 1;
+    }
+    const uint32_t dim = e.dim, m = (uint32_t)ds.n_models;
+
+    /* Pass 1: plain SIF embeddings of the references, to fit the pc. */
+    size_t *pick = tr_xmalloc(ds.n_prompts * sizeof *pick), n = 0;
+    float *x = tr_xmalloc(ds.n_prompts * (size_t)dim * sizeof *x);
+    size_t no_words = 0;
+    for (size_t i = 0; i < ds.n_prompts; i++) {
+        const tr_ds_prompt *p = &ds.prompts[i];
+        if (!all && p->split == TR_SPLIT_TEST)
+            continue;
+        uint32_t known;
+        st = tr_embed_f32(&e, p->text, strlen(p->text), x + n * dim, &known);
+        if (st != TR_OK) {
+            tr_err("%s/prompts.jsonl: prompt %s: %s", data, p->id, tr_strerror(st));
+            goto fail;
+        }
+        if (!known) {
+            no_words++; /* nothing to place it by: not a reference */
+            continue;
+        }
+        normalize(x + n * dim, dim);
+        pick[n++] = i;
+    }
+    if (n == 0) {
+        tr_err("%s: no reference prompt with a known word", data);
+        goto fail;
+    }
+    if (n > UINT32_MAX) {
+        tr_err("%s: too many references", data);
+        goto fail;
+    }
+    if (!no_pc) {
+        float *pc = (float *)(void *)(table + tr_ld32(table + TR_E_OFF_PC));
+        first_pc(x, n, dim, pc);
+        tr_st32(table + TR_E_FLAGS, TR_EMB_HAS_PC);
+        if ((st = tr_embedder_view(table, emb_len, &e)) != TR_OK) {
+            tr_err("internal: embedder view after pc: %s", tr_strerror(st));
+            goto fail;
+        }
+    }
+    /* Pass 2: the embedding the device computes, bit for bit. */
+    int8_t *refs = tr_xmalloc(n * (size_t)dim);
+    float *scores = tr_xmalloc(n * (size_t)m * sizeof *scores);
+    size_t kept = 0, zeroed = 0;
+    float *acc = tr_xmalloc(dim * sizeof *acc);
+    for (size_t j = 0; j < n; j++) {
+        const tr_ds_prompt *p = &ds.prompts[pick[j]];
+        uint32_t known;
+        tr_embed_f32(&e, p->text, strlen(p->text), acc, &known);
+        if (tr_quantize_i8(acc, dim, refs + kept * dim) != TR_OK) {
+            zeroed++;
+            continue;
+        }
+        memcpy(scores + kept * m, ds.scores + pick[j] * m, m * sizeof *scores);
+        kept++;
+    }
+    free(acc);
+
+    tr_pack_model *models = tr_xmalloc(m * sizeof *models);
+    for (uint32_t j = 0; j < m; j++)
+        models[j] = (tr_pack_model){ds.models[j].name, ds.models[j].cost,
+                                    ds.models[j].where ? TR_CLOUD : TR_DEVICE};
+    char name[TR_EMBEDDER_NAME_MAX];
+    snprintf(name, sizeof name, "glove100-sif-%uk%s", e.n_words / 1000, no_pc ? "" : "-pc");
+    time_t now = time(NULL);
+    tr_pack_spec spec = {
+        .security_counter = counter, .created_unix = (uint64_t)now,
+        .expires_unix = expires_days ? (uint64_t)now + expires_days * 86400 : 0,
+        .embedder_name = name, .dim = dim, .n_refs = (uint32_t)kept, .n_models = m,
+        .models = models, .refs = refs, .scores = scores, .embedder = table,
+        .embedder_len = emb_len, .k = (uint32_t)k, .lambda = (float)lambda};
+    tr_buf pack = {0};
+    tr_pack_layout lay;
+    int r = tr_pack_write(&spec, &pack, &lay) || tr_pack_sign(&pack, key) ||
+            tr_write_file_atomic(out, pack.data, pack.len);
+    if (r == 0) {
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        printf("wrote %s: %zu bytes, N=%zu references, M=%u models, D=%u, embedder %s, "
+               "counter %llu, %.1f s\n",
+               out, pack.len, kept, m, dim, name, (unsigned long long)counter,
+               (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+        if (no_words || zeroed)
+            printf("skipped %zu prompts with no known word, %zu zero after pc removal\n",
+                   no_words, zeroed);
+        for (uint32_t i = 0; i < lay.n_sections; i++)
+            printf("  section %-13s %10llu bytes at %llu\n", tr_section_name(lay.sec[i].type),
+                   (unsigned long long)lay.sec[i].length, (unsigned long long)lay.sec[i].offset);
+    }
+    tr_buf_free(&pack);
+    free(models);
+    free(refs);
+    free(scores);
+    free(pick);
+    free(x);
+    free(table);
+    tr_dataset_free(&ds);
+    return r;
+fail:
+    free(pick);
+    free(x);
+    free(table);
+    tr_dataset_free(&ds);
+    return 1;
+}

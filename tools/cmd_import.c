@@ -1,0 +1,852 @@
+/* `tinyroute import`: turn one of the shared benchmark data sets into
+ * tinyroute's dataset layout (tools/DATASET.md). */
+#include "cmds.h"
+#include "dataset.h"
+#include "tinyroute.h"
+#include "tr_format.h" /* tr_fnv1a */
+#include "util.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+    "usage: tinyroute import FORMAT SRC_DIR DST_DIR [options]\n"
+    "\n"
+    "Convert a benchmark data set into a tinyroute dataset directory\n"
+    "(prompts.jsonl, correctness.csv, models.csv).\n"
+    "\n"
+    "formats:\n"
+    "  mmlu-pro-32        questions.jsonl + correctness.csv + models.csv;\n"
+    "                     cost = params_b (billions of parameters); models\n"
+    "                     without params_b (API models) are dropped\n"
+    "  llmrouter-9models  items.jsonl + models.csv; cost = input price in USD\n"
+    "                     per 1M tokens; test items repeating a train question\n"
+    "                     are dropped\n"
+    "  routerdc-7models   *.json lists of {question, scores}; cost = parameter\n"
+    "                     count in billions (a proxy: the source has no costs)\n"
+    "\n"
+    "options:\n"
+    "  --limit N          keep N prompts, stratified by task (deterministic)\n"
+    "  --test-share X     share of test prompts when the source has no split\n"
+    "                     (default 0.2): test if FNV-1a(id) % 1000 < X*1000\n"
+    "  --device NAME      make NAME an on-device model (repeatable); default:\n"
+    "                     the cheapest model (ties: smaller, then by name)\n"
+    "  --force            overwrite an existing dataset in DST_DIR\n"
+    "  --help             this text\n";
+
+/* The dataset being built. */
+typedef struct imp {
+    tr_dataset ds;
+    size_t cap;
+    double *size;          /* per model: the device tie-break */
+    const char *cost_unit; /* for the summary line */
+} imp;
+
+static size_t imp_model(imp *im, const char *name, double cost, double size)
+{
+    tr_dataset *ds = &im->ds;
+    ds->models = tr_xrealloc(ds->models, (ds->n_models + 1) * sizeof *ds->models);
+    im->size = tr_xrealloc(im->size, (ds->n_models + 1) * sizeof *im->size);
+    ds->models[ds->n_models] = (tr_ds_model){tr_xstrdup(name), cost, TR_CLOUD};
+    im->size[ds->n_models] = size;
+    return ds->n_models++;
+}
+
+/* Appends a prompt (strings copied); all models must exist already. Returns
+ * its score row, all unknown. */
+static float *imp_prompt(imp *im, const char *id, const char *text, const char *task, int split)
+{
+    tr_dataset *ds = &im->ds;
+    size_t nm = ds->n_models;
+    if (ds->n_prompts == im->cap) {
+        im->cap = im->cap ? 2 * im->cap : 1024;
+        ds->prompts = tr_xrealloc(ds->prompts, im->cap * sizeof *ds->prompts);
+        ds->scores = tr_xrealloc(ds->scores, im->cap * nm * sizeof(float));
+    }
+    ds->prompts[ds->n_prompts] = (tr_ds_prompt){tr_xstrdup(id), tr_xstrdup(text), tr_xstrdup(task), split};
+    float *row = ds->scores + ds->n_prompts++ * nm;
+    for (size_t m = 0; m < nm; m++)
+        row[m] = NAN;
+    return row;
+}
+
+/* Keeps the prompts with keep[i] set, in their order. */
+static void imp_keep(imp *im, const unsigned char *keep)
+{
+    tr_dataset *ds = &im->ds;
+    size_t nm = ds->n_models, j = 0;
+    for (size_t i = 0; i < ds->n_prompts; i++) {
+        tr_ds_prompt *p = &ds->prompts[i];
+        if (!keep[i]) {
+            free(p->id);
+            free(p->text);
+            free(p->task);
+            continue;
+        }
+        ds->prompts[j] = *p;
+        memmove(ds->scores + j * nm, ds->scores + i * nm, nm * sizeof(float));
+        j++;
+    }
+    ds->n_prompts = j;
+}
+
+static size_t model_index(const tr_dataset *ds, const char *name)
+{
+    for (size_t m = 0; m < ds->n_models; m++)
+        if (!strcmp(ds->models[m].name, name))
+            return m;
+    return SIZE_MAX;
+}
+
+/* ---- source readers ---- */
+
+static char *src_path(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = tr_xmalloc(n);
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+static long csv_col(const tr_csv *c, const char *name)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (!strcmp(c->fields[i], name))
+            return (long)i;
+    return -1;
+}
+
+/* Opens a CSV and reads its header, which must name every column in need. */
+static int csv_begin(tr_csv *c, const char *path, const char *const *need, long *col, int n_need)
+{
+    if (tr_csv_open(c, path))
+        return 1;
+    int r = tr_csv_next(c);
+    if (r <= 0)
+        return r ? 1 : tr_err_at(path, 1, "empty file: no header");
+    for (int k = 0; k < n_need; k++)
+        if ((col[k] = csv_col(c, need[k])) < 0)
+            return tr_err_at(path, 1, "missing column \"%s\"", need[k]);
+    return 0;
+}
+
+typedef struct jsonl {
+    FILE *f;
+    const char *path;
+    char *line;
+    size_t cap;
+    long ln;
+} jsonl;
+
+/* Next non-blank line as a JSON object: 1, 0 at the end, -1 on error
+ * (printed). The caller deletes *out. */
+static int jsonl_next(jsonl *j, cJSON **out)
+{
+    ssize_t got;
+    while ((got = getline(&j->line, &j->cap, j->f)) >= 0) {
+        j->ln++;
+        if (strspn(j->line, " \t\r\n") == (size_t)got)
+            continue;
+        if (memchr(j->line, 0, (size_t)got))
+            return -tr_err_at(j->path, j->ln, "NUL byte");
+        *out = cJSON_ParseWithLengthOpts(j->line, (size_t)got + 1, NULL, 1);
+        if (cJSON_IsObject(*out))
+            return 1;
+        cJSON_Delete(*out);
+        return -tr_err_at(j->path, j->ln, "not a JSON object");
+    }
+    return ferror(j->f) ? -tr_err("%s: read error", j->path) : 0;
+}
+
+static const char *json_string(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* An integer (as JSON number or string) as text in buf; NULL if neither. */
+static const char *json_int(const cJSON *o, const char *key, char buf[32])
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (cJSON_IsString(v) && *v->valuestring)
+        return v->valuestring;
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || fabs(v->valuedouble) > 9007199254740992.0)
+        return NULL;
+    snprintf(buf, 32, "%.0f", v->valuedouble);
+    return buf;
+}
+
+/* A score cell: empty = unknown (NAN). */
+static int parse_score(const char *s, float *out)
+{
+    double v;
+    if (!*s) {
+        *out = NAN;
+        return 0;
+    }
+    if (tr_parse_f64(s, &v) || v < 0 || v > 1)
+        return -1;
+    *out = (float)v;
+    return 0;
+}
+
+/* ---- mmlu-pro-32 ---- */
+
+static int mmlu_models(imp *im, const char *path, tr_strmap *cols, char ***dropped, size_t *n_dropped)
+{
+    static const char *const need[] = {"model", "params_b"};
+    long col[2];
+    tr_csv c;
+    int r, rc = 1;
+    if (csv_begin(&c, path, need, col, 2))
+        goto out;
+    size_t ncol = c.n;
+    while ((r = tr_csv_next(&c)) > 0) {
+        if (c.n != ncol) {
+            tr_err_at(path, c.line, "wrong number of cells: %zu, the header has %zu", c.n, ncol);
+            goto out;
+        }
+        const char *name = c.fields[col[0]], *pb = c.fields[col[1]];
+        double params;
+        if (!*pb) {
+            *dropped = tr_xrealloc(*dropped, (*n_dropped + 1) * sizeof **dropped);
+            (*dropped)[(*n_dropped)++] = tr_xstrdup(name);
+            continue;
+        }
+        if (tr_parse_f64(pb, &params) || params <= 0) {
+            tr_err_at(path, c.line, "params_b \"%s\" is not a positive number", pb);
+            goto out;
+        }
+        imp_model(im, name, params, params);
+    }
+    if (r < 0)
+        goto out;
+    /* Column lookup by name: kept models map to their index, dropped ones
+     * to SIZE_MAX (their scores are skipped). */
+    for (size_t m = 0; m < im->ds.n_models; m++)
+        if (tr_strmap_add(cols, im->ds.models[m].name, m, NULL)) {
+            tr_err("%s: model \"%s\" is listed twice", path, im->ds.models[m].name);
+            goto out;
+        }
+    for (size_t d = 0; d < *n_dropped; d++)
+        if (tr_strmap_add(cols, (*dropped)[d], SIZE_MAX, NULL)) {
+            tr_err("%s: model \"%s\" is listed twice", path, (*dropped)[d]);
+            goto out;
+        }
+    rc = 0;
+out:
+    tr_csv_close(&c);
+    return rc;
+}
+
+static int mmlu_questions(imp *im, const char *path, tr_strmap *ids)
+{
+    jsonl j = {.path = path};
+    cJSON *o;
+    int r, rc = 1;
+    if (!(j.f = fopen(path, "rb")))
+        return tr_err("%s: cannot open: %s", path, strerror(errno));
+    while ((r = jsonl_next(&j, &o)) > 0) {
+        char buf[32];
+        const char *id = json_int(o, "question_id", buf), *q = json_string(o, "question"),
+                   *cat = json_string(o, "category");
+        if (!id || !q || !cat) {
+            cJSON_Delete(o);
+            tr_err_at(path, j.ln, "needs question_id, question and category");
+            goto out;
+        }
+        imp_prompt(im, id, q, cat, TR_SPLIT_ANY);
+        cJSON_Delete(o);
+        if (tr_strmap_add(ids, im->ds.prompts[im->ds.n_prompts - 1].id, im->ds.n_prompts - 1, NULL)) {
+            tr_err_at(path, j.ln, "duplicate question_id %s", id);
+            goto out;
+        }
+    }
+    rc = r < 0;
+out:
+    free(j.line);
+    fclose(j.f);
+    return rc;
+}
+
+static int mmlu_scores(imp *im, const char *path, const tr_strmap *cols, const tr_strmap *ids)
+{
+    static const char *const need[] = {"question_id"};
+    tr_dataset *ds = &im->ds;
+    size_t *colm = NULL, idx;
+    unsigned char *seen = tr_xcalloc(ds->n_prompts + ds->n_models, 1), *mseen = seen + ds->n_prompts;
+    long qcol, ccol;
+    tr_csv c;
+    int r, rc = 1;
+    if (csv_begin(&c, path, need, &qcol, 1))
+        goto out;
+    ccol = csv_col(&c, "category");
+    size_t ncol = c.n;
+    colm = tr_xmalloc(ncol * sizeof *colm);
+    for (size_t i = 0; i < ncol; i++) {
+        colm[i] = SIZE_MAX;
+        if ((long)i == qcol || (long)i == ccol)
+            continue;
+        if (!tr_strmap_get(cols, c.fields[i], &colm[i])) {
+            tr_err_at(path, 1, "column \"%s\" is not a model in models.csv", c.fields[i]);
+            goto out;
+        }
+        if (colm[i] != SIZE_MAX)
+            mseen[colm[i]] = 1;
+    }
+    for (size_t m = 0; m < ds->n_models; m++)
+        if (!mseen[m]) {
+            tr_err_at(path, 1, "no column for model \"%s\"", ds->models[m].name);
+            goto out;
+        }
+    while ((r = tr_csv_next(&c)) > 0) {
+        if (c.n != ncol) {
+            tr_err_at(path, c.line, "wrong number of cells: %zu, the header has %zu", c.n, ncol);
+            goto out;
+        }
+        if (!tr_strmap_get(ids, c.fields[qcol], &idx)) {
+            tr_err_at(path, c.line, "question_id \"%.40s\" is not in questions.jsonl", c.fields[qcol]);
+            goto out;
+        }
+        if (seen[idx]) {
+            tr_err_at(path, c.line, "second row for question_id \"%.40s\"", c.fields[qcol]);
+            goto out;
+        }
+        seen[idx] = 1;
+        for (size_t i = 0; i < ncol; i++)
+            if (colm[i] != SIZE_MAX && parse_score(c.fields[i], &ds->scores[idx * ds->n_models + colm[i]])) {
+                tr_err_at(path, c.line, "model %s: \"%.40s\" is not a score in [0,1]", ds->models[colm[i]].name,
+                          c.fields[i]);
+                goto out;
+            }
+    }
+    if (r < 0)
+        goto out;
+    for (size_t p = 0; p < ds->n_prompts; p++)
+        if (!seen[p]) {
+            tr_err("%s: no row for question_id %s", path, ds->prompts[p].id);
+            goto out;
+        }
+    rc = 0;
+out:
+    free(colm);
+    free(seen);
+    tr_csv_close(&c);
+    return rc;
+}
+
+static int import_mmlu_pro(imp *im, const char *src)
+{
+    char *mpath = src_path(src, "models.csv"), *qpath = src_path(src, "questions.jsonl"),
+         *cpath = src_path(src, "correctness.csv"), **dropped = NULL;
+    size_t n_dropped = 0;
+    tr_strmap cols = {0}, ids = {0};
+    int rc = mmlu_models(im, mpath, &cols, &dropped, &n_dropped) || mmlu_questions(im, qpath, &ids) ||
+             mmlu_scores(im, cpath, &cols, &ids);
+    if (!rc && n_dropped) {
+        fprintf(stderr, "tinyroute: import: dropped %zu models without params_b (API models of undisclosed size):",
+                n_dropped);
+        for (size_t d = 0; d < n_dropped; d++)
+            fprintf(stderr, "%s %s", d ? "," : "", dropped[d]);
+        fputc('\n', stderr);
+    }
+    for (size_t d = 0; d < n_dropped; d++)
+        free(dropped[d]);
+    free(dropped);
+    tr_strmap_free(&cols);
+    tr_strmap_free(&ids);
+    free(mpath);
+    free(qpath);
+    free(cpath);
+    im->cost_unit = "params_b (billions of parameters)";
+    return rc;
+}
+
+/* ---- llmrouter-9models ---- */
+
+static int llmrouter_models(imp *im, const char *path)
+{
+    static const char *const need[] = {"model", "size", "input_price_usd_per_1M_tokens"};
+    long col[3];
+    tr_csv c;
+    int r, rc = 1;
+    if (csv_begin(&c, path, need, col, 3))
+        goto out;
+    size_t ncol = c.n;
+    while ((r = tr_csv_next(&c)) > 0) {
+        double price;
+        char *end;
+        if (c.n != ncol) {
+            tr_err_at(path, c.line, "wrong number of cells: %zu, the header has %zu", c.n, ncol);
+            goto out;
+        }
+        if (tr_parse_f64(c.fields[col[2]], &price) || price < 0) {
+            tr_err_at(path, c.line, "input price \"%s\" is not a number >= 0", c.fields[col[2]]);
+            goto out;
+        }
+        double size = strtod(c.fields[col[1]], &end); /* "7B" */
+        if (end == c.fields[col[1]])
+            size = NAN;
+        if (model_index(&im->ds, c.fields[col[0]]) != SIZE_MAX) {
+            tr_err_at(path, c.line, "model \"%s\" is listed twice", c.fields[col[0]]);
+            goto out;
+        }
+        imp_model(im, c.fields[col[0]], price, size);
+    }
+    rc = r < 0;
+out:
+    tr_csv_close(&c);
+    return rc;
+}
+
+static int llmrouter_items(imp *im, const char *path)
+{
+    jsonl j = {.path = path};
+    cJSON *o = NULL;
+    int r, rc = 1;
+    if (!(j.f = fopen(path, "rb")))
+        return tr_err("%s: cannot open: %s", path, strerror(errno));
+    while ((r = jsonl_next(&j, &o)) > 0) {
+        char buf[32], id[64];
+        const char *split = json_string(o, "split"), *index = json_int(o, "index", buf),
+                   *task = json_string(o, "task_name"), *q = json_string(o, "question");
+        const cJSON *scores = cJSON_GetObjectItemCaseSensitive(o, "scores"), *s;
+        if (!split || (strcmp(split, "train") && strcmp(split, "test")) || !index || !task || !q ||
+            !cJSON_IsObject(scores)) {
+            tr_err_at(path, j.ln, "needs split (train|test), index, task_name, question and scores{}");
+            goto out;
+        }
+        snprintf(id, sizeof id, "%s-%s", split, index);
+        float *row = imp_prompt(im, id, q, task, strcmp(split, "train") ? TR_SPLIT_TEST : TR_SPLIT_TRAIN);
+        cJSON_ArrayForEach(s, scores) {
+            size_t m = model_index(&im->ds, s->string);
+            if (m == SIZE_MAX) {
+                tr_err_at(path, j.ln, "score for \"%s\", which is not in models.csv", s->string);
+                goto out;
+            }
+            if (cJSON_IsNull(s))
+                continue;
+            if (!cJSON_IsNumber(s) || !(s->valuedouble >= 0 && s->valuedouble <= 1)) {
+                tr_err_at(path, j.ln, "score for \"%s\" is not a number in [0,1]", s->string);
+                goto out;
+            }
+            row[m] = (float)s->valuedouble;
+        }
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    rc = r < 0;
+out:
+    cJSON_Delete(o);
+    free(j.line);
+    fclose(j.f);
+    return rc;
+}
+
+static int import_llmrouter(imp *im, const char *src)
+{
+    char *mpath = src_path(src, "models.csv"), *ipath = src_path(src, "items.jsonl");
+    int rc = llmrouter_models(im, mpath) || llmrouter_items(im, ipath);
+    if (!rc) {
+        /* The source's test split repeats some train questions verbatim;
+         * evaluating on them would reward memorising the references. */
+        tr_dataset *ds = &im->ds;
+        tr_strmap train = {0};
+        size_t dropped = 0, i;
+        unsigned char *keep = tr_xmalloc(ds->n_prompts);
+        for (i = 0; i < ds->n_prompts; i++)
+            if (ds->prompts[i].split == TR_SPLIT_TRAIN)
+                tr_strmap_add(&train, ds->prompts[i].text, i, NULL);
+        for (i = 0; i < ds->n_prompts; i++) {
+            keep[i] = ds->prompts[i].split == TR_SPLIT_TRAIN || !tr_strmap_get(&train, ds->prompts[i].text, &(size_t){0});
+            dropped += !keep[i];
+        }
+        tr_strmap_free(&train);
+        imp_keep(im, keep);
+        free(keep);
+        fprintf(stderr, "tinyroute: import: dropped %zu test prompts whose question also appears in train\n", dropped);
+    }
+    free(mpath);
+    free(ipath);
+    im->cost_unit = "input_price_usd_per_1M_tokens (USD per 1M input tokens, NVIDIA NIM)";
+    return rc;
+}
+
+/* ---- routerdc-7models ---- */
+
+/* No costs in the source: parameter counts in billions stand in for them. */
+static const struct { const char *name; double params_b; } rdc_models[] = {
+    {"mistralai/Mistral-7B-v0.1", 7.2},
+    {"meta-math/MetaMath-Mistral-7B", 7.2},
+    {"itpossible/Chinese-Mistral-7B-v0.1", 7.2},
+    {"HuggingFaceH4/zephyr-7b-beta", 7.2}, /* a Mistral-7B fine-tune */
+    {"cognitivecomputations/dolphin-2.6-mistral-7b", 7.2},
+    {"meta-llama/Meta-Llama-3-8B", 8.0},
+    {"cognitivecomputations/dolphin-2.9-llama3-8b", 8.0},
+};
+
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Line of a byte offset, for JSON parse errors. */
+static long line_of(const char *buf, const char *at)
+{
+    long ln = 1;
+    for (const char *p = buf; p < at; p++)
+        ln += *p == '\n';
+    return ln;
+}
+
+static int rdc_file(imp *im, const char *dir, const char *file)
+{
+    static const char *const mc[] = {"mmlu", "arc_easy", "cmmlu", "ceval"};
+    static const char *const suffix[] = {"_train", "_test", "-train", "-test"};
+    char *path = src_path(dir, file), task[256], id[300];
+    size_t len, n;
+    int rc = 1, split = strstr(file, "train") ? TR_SPLIT_TRAIN : TR_SPLIT_TEST, is_mc = 0;
+    snprintf(task, sizeof task, "%.*s", (int)(strlen(file) - 5), file); /* without .json */
+    n = strlen(task);
+    for (size_t k = 0; k < 4; k++) {
+        size_t sl = strlen(suffix[k]);
+        if (n > sl && !strcmp(task + n - sl, suffix[k]))
+            task[n - sl] = 0;
+    }
+    for (size_t k = 0; k < 4; k++)
+        is_mc |= !strcmp(task, mc[k]);
+    char *buf = (char *)tr_read_file(path, &len);
+    cJSON *arr = buf ? cJSON_ParseWithLength(buf, len) : NULL, *it;
+    if (buf && !cJSON_IsArray(arr)) {
+        const char *at = cJSON_GetErrorPtr();
+        tr_err_at(path, arr || !at ? 1 : line_of(buf, at), arr ? "expected a JSON list" : "malformed JSON");
+        goto out;
+    }
+    if (!buf)
+        goto out;
+    size_t pos = 0;
+    cJSON_ArrayForEach(it, arr) {
+        const char *q = json_string(it, "question");
+        const cJSON *scores = cJSON_GetObjectItemCaseSensitive(it, "scores"), *s;
+        if (!q || !cJSON_IsObject(scores)) {
+            tr_err("%s: item %zu: needs question and scores{}", path, pos);
+            goto out;
+        }
+        snprintf(id, sizeof id, "%s-%s-%zu", task, split == TR_SPLIT_TRAIN ? "train" : "test", pos);
+        float *row = imp_prompt(im, id, q, task, split);
+        cJSON_ArrayForEach(s, scores) {
+            size_t m = model_index(&im->ds, s->string);
+            double v = s->valuedouble;
+            if (m == SIZE_MAX) {
+                tr_err("%s: item %zu: score for unknown model \"%s\"", path, pos, s->string);
+                goto out;
+            }
+            if (!cJSON_IsNumber(s) || !(v >= 0 && v <= 1)) {
+                tr_err("%s: item %zu: score for \"%s\" is not a number in [0,1]", path, pos, s->string);
+                goto out;
+            }
+            /* Multiple choice scores are the probability of the right option
+             * when the model picked it, else 0: > 0 is exactly "correct". */
+            row[m] = is_mc ? (v > 0) : (float)v;
+        }
+        pos++;
+    }
+    rc = 0;
+out:
+    cJSON_Delete(arr);
+    free(buf);
+    free(path);
+    return rc;
+}
+
+static int import_routerdc(imp *im, const char *src)
+{
+    DIR *d = opendir(src);
+    if (!d)
+        return tr_err("%s: cannot open directory: %s", src, strerror(errno));
+    char **files = NULL;
+    size_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len > 5 && !strcmp(e->d_name + len - 5, ".json")) {
+            files = tr_xrealloc(files, (n + 1) * sizeof *files);
+            files[n++] = tr_xstrdup(e->d_name);
+        }
+    }
+    closedir(d);
+    if (n) /* readdir order is arbitrary */
+        qsort(files, n, sizeof *files, name_cmp);
+    for (size_t m = 0; m < sizeof rdc_models / sizeof *rdc_models; m++)
+        imp_model(im, rdc_models[m].name, rdc_models[m].params_b, rdc_models[m].params_b);
+    int rc = n ? 0 : tr_err("%s: no *.json files", src);
+    for (size_t i = 0; i < n; i++) {
+        rc = rc || rdc_file(im, src, files[i]);
+        free(files[i]);
+    }
+    free(files);
+    im->cost_unit = "parameter count in billions (a proxy: the source has no costs; Mistral-7B based 7.2, Llama-3-8B "
+                    "based 8.0)";
+    return rc;
+}
+
+/* ---- common steps ---- */
+
+static uint32_t id_hash(const char *id)
+{
+    return tr_fnv1a((const uint8_t *)id, (uint32_t)strlen(id));
+}
+
+typedef struct limit_key {
+    size_t task, i;
+    uint32_t h;
+    const char *id;
+} limit_key;
+
+static int limit_cmp(const void *a, const void *b)
+{
+    const limit_key *x = a, *y = b;
+    if (x->task != y->task)
+        return x->task < y->task ? -1 : 1;
+    if (x->h != y->h)
+        return x->h < y->h ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+typedef struct quota {
+    uint64_t rem;
+    size_t task;
+} quota;
+
+static int quota_cmp(const void *a, const void *b)
+{
+    const quota *x = a, *y = b;
+    if (x->rem != y->rem)
+        return x->rem > y->rem ? -1 : 1;
+    return x->task < y->task ? -1 : x->task > y->task;
+}
+
+/* Keeps `limit` prompts: each task gets its proportional share (largest
+ * remainder), filled with its prompts of lowest id hash. */
+static void apply_limit(imp *im, size_t limit)
+{
+    tr_dataset *ds = &im->ds;
+    size_t n = ds->n_prompts, nt = 0, t, left = limit;
+    if (!limit || limit >= n) /* 0: no limit */
+        return;
+    tr_strmap tasks = {0};
+    limit_key *keys = tr_xmalloc(n * sizeof *keys);
+    size_t *count = tr_xcalloc(n, sizeof *count), *take = tr_xcalloc(n, sizeof *take);
+    for (size_t i = 0; i < n; i++) {
+        if (!tr_strmap_add(&tasks, ds->prompts[i].task, nt, &t))
+            t = nt++;
+        count[t]++;
+        keys[i] = (limit_key){t, i, id_hash(ds->prompts[i].id), ds->prompts[i].id};
+    }
+    quota *q = tr_xmalloc(nt * sizeof *q);
+    for (t = 0; t < nt; t++) {
+        take[t] = (size_t)((uint64_t)limit * count[t] / n);
+        q[t] = (quota){(uint64_t)limit * count[t] % n, t};
+        left -= take[t];
+    }
+    qsort(q, nt, sizeof *q, quota_cmp);
+    for (t = 0; t < left; t++)
+        take[q[t].task]++;
+    qsort(keys, n, sizeof *keys, limit_cmp);
+    unsigned char *keep = tr_xcalloc(n, 1);
+    for (size_t k = 0; k < n; k++)
+        if (take[keys[k].task]) {
+            take[keys[k].task]--;
+            keep[keys[k].i] = 1;
+        }
+    imp_keep(im, keep);
+    free(keep);
+    free(q);
+    free(keys);
+    free(count);
+    free(take);
+    tr_strmap_free(&tasks);
+}
+
+/* Sizes compare equal when either is unknown. */
+static int cheaper(const imp *im, size_t a, size_t b)
+{
+    const tr_ds_model *x = &im->ds.models[a], *y = &im->ds.models[b];
+    if (x->cost != y->cost)
+        return x->cost < y->cost;
+    if (im->size[a] != im->size[b] && !isnan(im->size[a]) && !isnan(im->size[b]))
+        return im->size[a] < im->size[b];
+    return strcmp(x->name, y->name) < 0;
+}
+
+/* 0 ok; 2 when a --device name is not a model. */
+static int assign_device(imp *im, char **names, size_t n_names)
+{
+    tr_dataset *ds = &im->ds;
+    size_t best = 0;
+    for (size_t m = 0; m < ds->n_models; m++) {
+        ds->models[m].where = TR_CLOUD;
+        if (cheaper(im, m, best))
+            best = m;
+    }
+    if (!n_names && ds->n_models)
+        ds->models[best].where = TR_DEVICE;
+    for (size_t k = 0; k < n_names; k++) {
+        size_t m = model_index(ds, names[k]);
+        if (m == SIZE_MAX)
+            return 2 * tr_err("import: --device %s: no such model in this data set", names[k]);
+        ds->models[m].where = TR_DEVICE;
+    }
+    return 0;
+}
+
+/* Repeated texts are kept (their ids and scores differ) but worth knowing:
+ * a test prompt whose text is also a train prompt leaks the answer. */
+static void note_repeats(const tr_dataset *ds)
+{
+    tr_strmap all = {0}, train = {0};
+    size_t dup = 0, cross = 0, v;
+    for (size_t i = 0; i < ds->n_prompts; i++) {
+        dup += (size_t)tr_strmap_add(&all, ds->prompts[i].text, i, NULL);
+        if (ds->prompts[i].split == TR_SPLIT_TRAIN)
+            tr_strmap_add(&train, ds->prompts[i].text, i, NULL);
+    }
+    for (size_t i = 0; i < ds->n_prompts; i++)
+        cross += ds->prompts[i].split == TR_SPLIT_TEST && tr_strmap_get(&train, ds->prompts[i].text, &v);
+    if (dup)
+        fprintf(stderr,
+                "tinyroute: import: note: %zu prompts repeat the text of an earlier one (kept); "
+                "%zu test prompts share their text with a train prompt\n",
+                dup, cross);
+    tr_strmap_free(&all);
+    tr_strmap_free(&train);
+}
+
+static void summary(const imp *im, const char *format, const char *dst, int hashed, double share)
+{
+    const tr_dataset *ds = &im->ds;
+    tr_strmap tasks = {0};
+    size_t train = 0, test = 0, unknown = 0, dev = 0, first_dev = 0;
+    for (size_t i = 0; i < ds->n_prompts; i++) {
+        tr_strmap_add(&tasks, ds->prompts[i].task, i, NULL);
+        train += ds->prompts[i].split == TR_SPLIT_TRAIN;
+        test += ds->prompts[i].split == TR_SPLIT_TEST;
+    }
+    for (size_t i = 0; i < ds->n_prompts * ds->n_models; i++)
+        unknown += isnan(ds->scores[i]);
+    for (size_t m = ds->n_models; m-- > 0;)
+        if (ds->models[m].where == TR_DEVICE)
+            dev++, first_dev = m;
+    printf("%s -> %s: %zu prompts, %zu models (%zu device: %s%s), %zu tasks, %zu train / %zu test",
+           format, dst, ds->n_prompts, ds->n_models, dev, ds->models[first_dev].name, dev > 1 ? ", ..." : "",
+           tasks.n, train, test);
+    if (hashed)
+        printf(" (split by id hash, test share %g)", share);
+    printf(", %zu of %zu score cells unknown; cost = %s\n", unknown, ds->n_prompts * ds->n_models, im->cost_unit);
+    tr_strmap_free(&tasks);
+}
+
+static const struct {
+    const char *name;
+    int (*run)(imp *im, const char *src);
+} formats[] = {
+    {"mmlu-pro-32", import_mmlu_pro},
+    {"llmrouter-9models", import_llmrouter},
+    {"routerdc-7models", import_routerdc},
+};
+
+static int bad_usage(const char *what, const char *arg)
+{
+    tr_err("import: %s%s%s (see tinyroute import --help)", what, arg ? ": " : "", arg ? arg : "");
+    return 2;
+}
+
+int cmd_import(int argc, char **argv)
+{
+    const char *pos[3];
+    char **device = tr_xmalloc((size_t)argc * sizeof *device);
+    size_t n_pos = 0, n_device = 0, limit = 0, f;
+    double share = 0.2;
+    int force = 0, share_given = 0, rc;
+    imp im = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        uint64_t u;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(usage, stdout);
+            rc = 0;
+            goto out;
+        }
+        if (!strcmp(a, "--force")) {
+            force = 1;
+        } else if (!strcmp(a, "--limit") || !strcmp(a, "--test-share") || !strcmp(a, "--device")) {
+            const char *v = i + 1 < argc ? argv[++i] : NULL;
+            if (!v) {
+                rc = bad_usage("missing value for", a);
+                goto out;
+            }
+            if (a[2] == 'd') {
+                device[n_device++] = (char *)v;
+            } else if (a[2] == 'l') {
+                if (tr_parse_u64(v, &u) || u == 0 || u > SIZE_MAX) {
+                    rc = bad_usage("--limit needs a positive integer, got", v);
+                    goto out;
+                }
+                limit = (size_t)u;
+            } else {
+                if (tr_parse_f64(v, &share) || share < 0 || share > 1) {
+                    rc = bad_usage("--test-share needs a number in [0,1], got", v);
+                    goto out;
+                }
+                share_given = 1;
+            }
+        } else if (a[0] == '-' && a[1]) {
+            rc = bad_usage("unknown option", a);
+            goto out;
+        } else if (n_pos < 3) {
+            pos[n_pos++] = a;
+        } else {
+            rc = bad_usage("too many arguments", a);
+            goto out;
+        }
+    }
+    if (n_pos < 3) {
+        rc = bad_usage("needs FORMAT SRC_DIR DST_DIR", NULL);
+        goto out;
+    }
+    for (f = 0; f < sizeof formats / sizeof *formats && strcmp(formats[f].name, pos[0]); f++)
+        ;
+    if (f == sizeof formats / sizeof *formats) {
+        rc = bad_usage("unknown format (mmlu-pro-32, llmrouter-9models, routerdc-7models)", pos[0]);
+        goto out;
+    }
+
+    if ((rc = formats[f].run(&im, pos[1])))
+        goto out;
+    int hashed = 0;
+    for (size_t i = 0; i < im.ds.n_prompts; i++)
+        if (im.ds.prompts[i].split == TR_SPLIT_ANY) {
+            hashed = 1;
+            im.ds.prompts[i].split = id_hash(im.ds.prompts[i].id) % 1000 < share * 1000 ? TR_SPLIT_TEST
+                                                                                          : TR_SPLIT_TRAIN;
+        }
+    if (share_given && !hashed)
+        fprintf(stderr, "tinyroute: import: note: --test-share ignored, the source has its own split\n");
+    apply_limit(&im, limit);
+    if ((rc = assign_device(&im, device, n_device)))
+        goto out;
+    note_repeats(&im.ds);
+    if ((rc = tr_dataset_write(pos[2], &im.ds, force)))
+        goto out;
+    summary(&im, pos[0], pos[2], hashed, share);
+out:
+    tr_dataset_free(&im.ds);
+    free(im.size);
+    free(device);
+    return rc;
+}

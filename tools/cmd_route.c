@@ -1,0 +1,393 @@
+/* tinyroute route, embed and eval: the device API driven from the shell. */
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cmds.h"
+#include "dataset.h"
+#include "keys.h"
+#include "packfile.h"
+#include "util.h"
+
+/* Flags shared by route, embed and eval. */
+typedef struct common {
+    const char *pack, *data, *lambdas;
+    tr_pubkey *keys;
+    size_t n_keys;
+    uint64_t floor_;
+    tr_route_opts ro;
+    int split_all;
+} common;
+
+enum { O_PACK = 256, O_KEY, O_MIN, O_LAMBDA, O_K, O_OFFLINE, O_DATA, O_SPLIT, O_HELP };
+
+static const struct option common_opts[] = {
+    {"pack", required_argument, 0, O_PACK}, {"key", required_argument, 0, O_KEY},
+    {"min-counter", required_argument, 0, O_MIN}, {"lambda", required_argument, 0, O_LAMBDA},
+    {"k", required_argument, 0, O_K}, {"offline", no_argument, 0, O_OFFLINE},
+    {"data", required_argument, 0, O_DATA}, {"split", required_argument, 0, O_SPLIT},
+    {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
+
+/* -1: bad usage (message printed), 1: --help printed, 0: ok. */
+static int parse_common(int argc, char **argv, const char *usage, const char *allowed,
+                        common *c)
+{
+    memset(c, 0, sizeof *c);
+    c->ro.lambda = TR_LAMBDA_DEFAULT;
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "", common_opts, NULL)) != -1) {
+        const char *name = NULL;
+        for (const struct option *op = common_opts; op->name; op++)
+            if (op->val == o)
+                name = op->name;
+        if (o != '?' && o != O_HELP && name && !strstr(allowed, name)) {
+            tr_err("%s does not take --%s", argv[0], name);
+            goto bad;
+        }
+        uint64_t u;
+        double d;
+        switch (o) {
+        case O_PACK: c->pack = optarg; break;
+        case O_KEY:
+            if (tr_keys_add(optarg, &c->keys, &c->n_keys))
+                goto bad;
+            break;
+        case O_MIN:
+            if (tr_parse_u64(optarg, &c->floor_)) {
+                tr_err("--min-counter must be a non-negative integer, not '%s'", optarg);
+                goto bad;
+            }
+            break;
+        case O_LAMBDA:
+            c->lambdas = optarg;
+            if (!strchr(optarg, ',')) {
+                if (tr_parse_f64(optarg, &d) || d < 0) {
+                    tr_err("--lambda must be a number >= 0, not '%s'", optarg);
+                    goto bad;
+                }
+                c->ro.lambda = (float)d;
+            }
+            break;
+        case O_K:
+            if (tr_parse_u64(optarg, &u) || u == 0 || u > TR_K_MAX) {
+                tr_err("--k must be an integer in 1..%d, not '%s'", TR_K_MAX, optarg);
+                goto bad;
+            }
+            c->ro.k = (uint32_t)u;
+            break;
+        case O_OFFLINE: c->ro.offline = 1; break;
+        case O_DATA: c->data = optarg; break;
+        case O_SPLIT:
+            if (strcmp(optarg, "test") && strcmp(optarg, "all")) {
+                tr_err("--split must be test or all, not '%s'", optarg);
+                goto bad;
+            }
+            c->split_all = !strcmp(optarg, "all");
+            break;
+        case O_HELP: fputs(usage, stdout); free(c->keys); return 1;
+        default: goto bad;
+        }
+    }
+    if (!c->pack || !c->n_keys) {
+        tr_err("%s needs --pack and --key", argv[0]);
+        goto bad;
+    }
+    return 0;
+bad:
+    fputs(usage, stderr);
+    free(c->keys);
+    c->keys = NULL;
+    return -1;
+}
+
+/* Floats as their shortest 6-digit decimal: 0.1f prints as 0.1. */
+static double f6(float x)
+{
+    char b[32];
+    snprintf(b, sizeof b, "%.6g", (double)x);
+    return strtod(b, NULL);
+}
+
+static cJSON *result_json(const tr_router *r, const tr_pack_info *info, const char *prompt,
+                          const tr_result *res, const float *pred)
+{
+    cJSON *o = cJSON_CreateObject(), *p = cJSON_CreateObject();
+    if (prompt)
+        cJSON_AddStringToObject(o, "prompt", prompt);
+    cJSON_AddStringToObject(o, "model", res->model_name);
+    cJSON_AddNumberToObject(o, "index", res->model);
+    cJSON_AddStringToObject(o, "where", res->where == TR_DEVICE ? "device" : "cloud");
+    cJSON_AddNumberToObject(o, "cost", f6(res->cost));
+    cJSON_AddNumberToObject(o, "cost_norm", f6(res->cost_norm));
+    cJSON_AddNumberToObject(o, "lambda", f6(res->lambda));
+    cJSON_AddNumberToObject(o, "utility", f6(res->utility));
+    cJSON_AddNumberToObject(o, "nearest_distance", f6(res->nearest_distance));
+    cJSON_AddNumberToObject(o, "k", res->k);
+    cJSON_AddBoolToObject(o, "prior_only", (res->flags & TR_RESULT_PRIOR_ONLY) != 0);
+    for (uint32_t m = 0; m < info->n_models; m++) {
+        tr_model_info mi;
+        tr_router_model(r, m, &mi);
+        cJSON_AddNumberToObject(p, mi.name, f6(pred[m]));
+    }
+    cJSON_AddItemToObject(o, "predicted", p);
+    return o;
+}
+
+static void print_json(cJSON *o)
+{
+    char *t = cJSON_PrintUnformatted(o);
+    puts(t);
+    free(t);
+    cJSON_Delete(o);
+}
+
+/* Calls fn on each prompt: the arguments, or else the lines of stdin. */
+typedef int (*prompt_fn)(void *ctx, const char *where, long line, const char *text, size_t len);
+
+static int each_prompt(int argc, char **argv, prompt_fn fn, void *ctx)
+{
+    int failed = 0;
+    if (optind < argc) {
+        for (int i = optind; i < argc; i++)
+            failed |= fn(ctx, "argument", i - optind + 1, argv[i], strlen(argv[i]));
+        return failed;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    long no = 0;
+    while ((n = getline(&line, &cap, stdin)) != -1) {
+        no++;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = 0;
+        failed |= fn(ctx, "stdin", no, line, (size_t)n);
+    }
+    free(line);
+    return failed;
+}
+
+typedef struct route_ctx {
+    tr_packfile *pf;
+    const tr_route_opts *ro;
+    float *pred;
+    int embed_only;
+} route_ctx;
+
+static int route_one(void *vctx, const char *where, long line, const char *text, size_t len)
+{
+    route_ctx *c = vctx;
+    tr_status st;
+    if (c->embed_only) {
+        int8_t *q = tr_xmalloc(c->pf->info.dim);
+        st = tr_embed_text(c->pf->router, text, len, q, c->pf->info.dim);
+        if (st == TR_OK) {
+            printf("[");
+            for (uint32_t d = 0; d < c->pf->info.dim; d++)
+                printf("%s%d", d ? "," : "", q[d]);
+            printf("]\n");
+        }
+        free(q);
+    } else {
+        tr_result res;
+        st = tr_route_text(c->pf->router, text, len, c->ro, &res, c->pred);
+        if (st == TR_OK)
+            print_json(result_json(c->pf->router, &c->pf->info, text, &res, c->pred));
+    }
+    if (st != TR_OK) {
+        tr_err("%s %ld: %s: %s", where, line, tr_status_name(st), tr_strerror(st));
+        return 1;
+    }
+    return 0;
+}
+
+static const char route_usage[] =
+    "usage: tinyroute route --pack PACK --key PUBLIC.pem [--lambda L] [--k K]\n"
+    "                       [--offline] [--min-counter N] [PROMPT...]\n"
+    "Routes each PROMPT (or each line of stdin) and prints one JSON line per\n"
+    "prompt: model, where (device|cloud), per-model predicted correctness,\n"
+    "cost, nearest distance. --offline allows on-device models only.\n";
+
+static const char embed_usage[] =
+    "usage: tinyroute embed --pack PACK --key PUBLIC.pem [PROMPT...]\n"
+    "Prints the built-in embedder's int8 embedding of each prompt (or each\n"
+    "line of stdin) as a JSON array.\n";
+
+static int run_route(int argc, char **argv, int embed_only)
+{
+    common c;
+    int r = parse_common(argc, argv, embed_only ? embed_usage : route_usage,
+                         embed_only ? "pack key min-counter"
+                                    : "pack key min-counter lambda k offline",
+                         &c);
+    if (r)
+        return r < 0 ? 2 : 0;
+    if (c.lambdas && strchr(c.lambdas, ',')) {
+        free(c.keys);
+        return tr_err("route takes one --lambda value"), 2;
+    }
+    tr_packfile pf;
+    r = tr_packfile_open(c.pack, c.keys, c.n_keys, c.floor_, &pf);
+    free(c.keys);
+    if (r)
+        return 1;
+    route_ctx ctx = {&pf, &c.ro, tr_xmalloc(pf.info.n_models * sizeof(float)), embed_only};
+    r = each_prompt(argc, argv, route_one, &ctx);
+    free(ctx.pred);
+    tr_packfile_close(&pf);
+    return r;
+}
+
+int cmd_route(int argc, char **argv) { return run_route(argc, argv, 0); }
+int cmd_embed(int argc, char **argv) { return run_route(argc, argv, 1); }
+
+static const char eval_usage[] =
+    "usage: tinyroute eval --pack PACK --key PUBLIC.pem --data DIR\n"
+    "                      [--split test|all] [--lambda L1,L2,...] [--k K]\n"
+    "Routes the dataset's held-out prompts (split test, the default) and prints\n"
+    "accuracy, mean cost and cloud share of the router at each lambda, beside\n"
+    "always-on-device (best device model), always-best (best single model)\n"
+    "and the oracle. Prompts with an unknown score for any model are skipped.\n";
+
+int cmd_eval(int argc, char **argv)
+{
+    common c;
+    int r = parse_common(argc, argv, eval_usage, "pack key min-counter lambda k data split", &c);
+    if (r)
+        return r < 0 ? 2 : 0;
+    if (!c.data) {
+        free(c.keys);
+        fputs(eval_usage, stderr);
+        return tr_err("eval needs --data"), 2;
+    }
+    double lam[64];
+    int n_lam = 0;
+    char *ls = tr_xstrdup(c.lambdas ? c.lambdas : "0,0.02,0.05,0.1,0.2,0.5,1");
+    for (char *tok = strtok(ls, ","); tok; tok = strtok(NULL, ",")) {
+        if (n_lam == 64 || tr_parse_f64(tok, &lam[n_lam]) || lam[n_lam] < 0) {
+            free(ls);
+            free(c.keys);
+            return tr_err("--lambda takes up to 64 numbers >= 0, comma-separated"), 2;
+        }
+        n_lam++;
+    }
+    free(ls);
+    tr_packfile pf;
+    tr_dataset ds;
+    r = tr_packfile_open(c.pack, c.keys, c.n_keys, c.floor_, &pf);
+    free(c.keys);
+    if (r)
+        return 1;
+    if (tr_dataset_load(c.data, &ds)) {
+        tr_packfile_close(&pf);
+        return 1;
+    }
+    const uint32_t m = pf.info.n_models;
+    /* Pack model j is dataset column col[j]. */
+    size_t *col = tr_xmalloc(m * sizeof *col);
+    tr_model_info *mi = tr_xmalloc(m * sizeof *mi);
+    int best_dev = -1, best_all = -1;
+    for (uint32_t j = 0; j < m; j++) {
+        tr_router_model(pf.router, j, &mi[j]);
+        col[j] = ds.n_models;
+        for (size_t t = 0; t < ds.n_models; t++)
+            if (!strcmp(ds.models[t].name, mi[j].name))
+                col[j] = t;
+        if (col[j] == ds.n_models) {
+            r = tr_err("%s: model %s of the pack is not in the dataset", c.data, mi[j].name);
+            goto out;
+        }
+        if (mi[j].where == TR_DEVICE && (best_dev < 0 || mi[j].prior > mi[best_dev].prior))
+            best_dev = (int)j;
+        if (best_all < 0 || mi[j].prior > mi[best_all].prior)
+            best_all = (int)j;
+    }
+    double *acc = tr_xcalloc((size_t)n_lam * 3, sizeof *acc); /* score, cost, cloud */
+    double base[3][3] = {{0}}; /* device, best, oracle x score, cost, cloud */
+    size_t used = 0, skipped = 0, failed = 0;
+    float *pred = tr_xmalloc(m * sizeof *pred);
+    for (size_t i = 0; i < ds.n_prompts; i++) {
+        const tr_ds_prompt *p = &ds.prompts[i];
+        if (!c.split_all && p->split != TR_SPLIT_TEST)
+            continue;
+        const float *row = ds.scores + i * ds.n_models;
+        int unknown = 0;
+        for (uint32_t j = 0; j < m; j++)
+            unknown |= isnan(row[col[j]]);
+        if (unknown) {
+            skipped++;
+            continue;
+        }
+        tr_result res[64];
+        int ok = 1;
+        for (int l = 0; l < n_lam && ok; l++) {
+            tr_route_opts ro = c.ro;
+            ro.lambda = (float)lam[l];
+            tr_status st = tr_route_text(pf.router, p->text, strlen(p->text), &ro, &res[l], pred);
+            if (st != TR_OK) {
+                tr_err("%s: prompt %s: %s", c.data, p->id, tr_strerror(st));
+                ok = 0;
+            }
+        }
+        if (!ok) {
+            failed++;
+            continue;
+        }
+        used++;
+        for (int l = 0; l < n_lam; l++) {
+            acc[3 * l] += row[col[res[l].model]];
+            acc[3 * l + 1] += res[l].cost;
+            acc[3 * l + 2] += res[l].where == TR_CLOUD;
+        }
+        int oracle = -1;
+        for (uint32_t j = 0; j < m; j++) {
+            float s = row[col[j]];
+            if (oracle < 0 || s > row[col[oracle]] ||
+                (s == row[col[oracle]] && mi[j].cost < mi[oracle].cost))
+                oracle = (int)j;
+        }
+        int pick[3] = {best_dev, best_all, oracle};
+        for (int b = 0; b < 3; b++) {
+            if (pick[b] < 0)
+                continue;
+            base[b][0] += row[col[pick[b]]];
+            base[b][1] += mi[pick[b]].cost;
+            base[b][2] += mi[pick[b]].where == TR_CLOUD;
+        }
+    }
+    free(pred);
+    if (!used) {
+        r = tr_err("%s: no held-out prompt to evaluate (%zu skipped)", c.data, skipped);
+        free(acc);
+        goto out;
+    }
+    printf("held-out prompts: %zu (skipped %zu with unknown scores, %zu failed)\n", used,
+           skipped, failed);
+    printf("%-34s %9s %11s %11s\n", "router", "accuracy", "mean cost", "cloud share");
+    static const char *bn[3] = {"always on-device", "always best single model", "oracle"};
+    for (int b = 0; b < 3; b++) {
+        int j = b == 0 ? best_dev : b == 1 ? best_all : -1;
+        char label[96];
+        snprintf(label, sizeof label, "%s%s%s%s", bn[b], j >= 0 ? " (" : "",
+                 j >= 0 ? mi[j].name : "", j >= 0 ? ")" : "");
+        printf("%-34.34s %9.4f %11.3f %11.3f\n", label, base[b][0] / used, base[b][1] / used,
+               base[b][2] / used);
+    }
+    for (int l = 0; l < n_lam; l++) {
+        char label[64];
+        snprintf(label, sizeof label, "kNN router, lambda=%g", lam[l]);
+        printf("%-34s %9.4f %11.3f %11.3f\n", label, acc[3 * l] / used, acc[3 * l + 1] / used,
+               acc[3 * l + 2] / used);
+    }
+    free(acc);
+    r = failed ? 1 : 0;
+out:
+    free(col);
+    free(mi);
+    tr_dataset_free(&ds);
+    tr_packfile_close(&pf);
+    return r;
+}

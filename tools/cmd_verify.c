@@ -1,0 +1,192 @@
+/* tinyroute verify and inspect. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "cmds.h"
+#include "keys.h"
+#include "packfile.h"
+#include "packwriter.h"
+#include "tr_format.h"
+#include "util.h"
+
+static void hex(char *out, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        sprintf(out + 2 * i, "%02x", p[i]);
+}
+
+static void when(char *out, size_t cap, uint64_t t)
+{
+    if (!t) {
+        snprintf(out, cap, "never");
+        return;
+    }
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static const char verify_usage[] =
+    "usage: tinyroute verify --key PUBLIC.pem [--key ...] [--min-counter N] PACK\n"
+    "Checks the pack's signature against the trusted keys, then its sections,\n"
+    "security counter and expiry. Exit 0 only for a valid pack.\n";
+
+int cmd_verify(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"key", required_argument, 0, 'k'}, {"min-counter", required_argument, 0, 'c'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    tr_pubkey *keys = NULL;
+    size_t n_keys = 0;
+    uint64_t floor_ = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k':
+            if (tr_keys_add(optarg, &keys, &n_keys))
+                return free(keys), 2;
+            break;
+        case 'c':
+            if (tr_parse_u64(optarg, &floor_))
+                return free(keys), tr_err("--min-counter must be a non-negative integer"), 2;
+            break;
+        case 'h': fputs(verify_usage, stdout); return free(keys), 0;
+        default: fputs(verify_usage, stderr); return free(keys), 2;
+        }
+    }
+    if (!n_keys || optind != argc - 1) {
+        free(keys);
+        tr_err("verify needs --key and exactly one PACK");
+        fputs(verify_usage, stderr);
+        return 2;
+    }
+    const char *path = argv[optind];
+    tr_packfile pf;
+    int r = tr_packfile_open(path, keys, n_keys, floor_, &pf);
+    free(keys);
+    if (r)
+        return 1;
+    char id[65], hash[65], created[32], expires[32];
+    hex(id, pf.info.key_id, 32);
+    hex(hash, pf.info.pack_hash, 32);
+    when(created, sizeof created, pf.info.created_unix);
+    when(expires, sizeof expires, pf.info.expires_unix);
+    printf("%s: %zu bytes, pack format v%u\n", path, pf.len, pf.info.format_version);
+    printf("  signature   ECDSA P-256 over SHA-256 of %llu bytes: valid\n",
+           (unsigned long long)pf.info.signed_bytes);
+    printf("  key id      %s (trusted)\n", id);
+    printf("  sha256      %s\n", hash);
+    printf("  sections    in bounds, aligned, consistent with N=%u M=%u D=%u\n",
+           pf.info.n_refs, pf.info.n_models, pf.info.dim);
+    printf("  counter     %llu (device floor %llu)\n",
+           (unsigned long long)pf.info.security_counter, (unsigned long long)floor_);
+    printf("  created     %s, expires %s\n", created, expires);
+    printf("OK\n");
+    tr_packfile_close(&pf);
+    return 0;
+}
+
+static const char inspect_usage[] =
+    "usage: tinyroute inspect [--json] PACK\n"
+    "Prints the header, the section table and the signer's key id as they\n"
+    "stand in the file, WITHOUT checking the signature (use verify for that).\n";
+
+int cmd_inspect(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int json = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j': json = 1; break;
+        case 'h': fputs(inspect_usage, stdout); return 0;
+        default: fputs(inspect_usage, stderr); return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        tr_err("inspect needs exactly one PACK");
+        fputs(inspect_usage, stderr);
+        return 2;
+    }
+    const char *path = argv[optind];
+    tr_packfile pf;
+    if (tr_packfile_map(path, &pf))
+        return 1;
+    tr_pack_info info;
+    tr_status st = tr_pack_peek(pf.bytes, pf.len, &info);
+    if (st != TR_OK) {
+        tr_packfile_close(&pf);
+        return tr_err("%s: %s: %s", path, tr_status_name(st), tr_strerror(st));
+    }
+    const uint8_t *p = pf.bytes;
+    uint32_t ns = tr_ld32(p + TR_H_N_SECTIONS);
+    if (ns > TR_MAX_SECTIONS || TR_HEADER_BYTES + (size_t)ns * TR_SECTION_ENTRY_BYTES > pf.len) {
+        tr_packfile_close(&pf);
+        return tr_err("%s: section table out of range", path);
+    }
+    char id[65] = "none", created[32], expires[32];
+    if (info.signed_bytes + TR_TRAILER_FIXED_BYTES <= pf.len &&
+        memcmp(p + info.signed_bytes, TR_TRAILER_MAGIC, 4) == 0)
+        hex(id, p + info.signed_bytes + 8, 32);
+    when(created, sizeof created, info.created_unix);
+    when(expires, sizeof expires, info.expires_unix);
+
+    cJSON *o = cJSON_CreateObject(), *secs = cJSON_CreateArray();
+    cJSON_AddStringToObject(o, "file", path);
+    cJSON_AddNumberToObject(o, "bytes", (double)pf.len);
+    cJSON_AddBoolToObject(o, "verified", 0);
+    cJSON_AddNumberToObject(o, "format_version", info.format_version);
+    cJSON_AddNumberToObject(o, "security_counter", (double)info.security_counter);
+    cJSON_AddStringToObject(o, "created", created);
+    cJSON_AddStringToObject(o, "expires", expires);
+    cJSON_AddStringToObject(o, "embedder", info.embedder);
+    cJSON_AddNumberToObject(o, "dim", info.dim);
+    cJSON_AddNumberToObject(o, "n_refs", info.n_refs);
+    cJSON_AddNumberToObject(o, "n_models", info.n_models);
+    cJSON_AddNumberToObject(o, "signed_bytes", (double)info.signed_bytes);
+    cJSON_AddStringToObject(o, "key_id", id);
+    cJSON_AddStringToObject(o, "kernel", tr_kernel_name());
+    for (uint32_t i = 0; i < ns; i++) {
+        const uint8_t *e = p + TR_HEADER_BYTES + i * TR_SECTION_ENTRY_BYTES;
+        cJSON *s = cJSON_CreateObject();
+        cJSON_AddStringToObject(s, "name", tr_section_name(tr_ld32(e + TR_S_TYPE)));
+        cJSON_AddNumberToObject(s, "type", tr_ld32(e + TR_S_TYPE));
+        cJSON_AddNumberToObject(s, "offset", (double)tr_ld64(e + TR_S_OFFSET));
+        cJSON_AddNumberToObject(s, "length", (double)tr_ld64(e + TR_S_LENGTH));
+        cJSON_AddNumberToObject(s, "stride", tr_ld32(e + TR_S_STRIDE));
+        cJSON_AddNumberToObject(s, "count", tr_ld32(e + TR_S_COUNT));
+        cJSON_AddItemToArray(secs, s);
+    }
+    cJSON_AddItemToObject(o, "sections", secs);
+    if (json) {
+        char *txt = cJSON_PrintUnformatted(o);
+        puts(txt);
+        free(txt);
+    } else {
+        printf("%s: %zu bytes, pack format v%u (NOT verified: use `tinyroute verify`)\n",
+               path, pf.len, info.format_version);
+        printf("  embedder %s, D=%u, N=%u references, M=%u models\n", info.embedder,
+               info.dim, info.n_refs, info.n_models);
+        printf("  counter %llu, created %s, expires %s\n",
+               (unsigned long long)info.security_counter, created, expires);
+        printf("  signed bytes %llu, key id %s\n", (unsigned long long)info.signed_bytes, id);
+        printf("  kernel %s\n", tr_kernel_name());
+        cJSON *s;
+        cJSON_ArrayForEach(s, secs) {
+            printf("  section %-13s %10.0f bytes at %.0f\n",
+                   cJSON_GetObjectItem(s, "name")->valuestring,
+                   cJSON_GetObjectItem(s, "length")->valuedouble,
+                   cJSON_GetObjectItem(s, "offset")->valuedouble);
+        }
+    }
+    cJSON_Delete(o);
+    tr_packfile_close(&pf);
+    return 0;
+}

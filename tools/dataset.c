@@ -1,0 +1,768 @@
+#include "dataset.h"
+
+#include "tinyroute.h"
+#include "tr_format.h" /* tr_fnv1a */
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int tr_err_at(const char *path, long line, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return tr_err("%s:%ld: %s", path, line, msg);
+}
+
+int tr_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s, *e = p + n;
+    while (p < e) {
+        unsigned c = *p++, cp, min;
+        size_t k;
+        if (c < 0x80)
+            continue;
+        if (c >= 0xC2 && c <= 0xDF)
+            k = 1, cp = c & 0x1F, min = 0x80;
+        else if ((c & 0xF0) == 0xE0)
+            k = 2, cp = c & 0x0F, min = 0x800;
+        else if (c >= 0xF0 && c <= 0xF4)
+            k = 3, cp = c & 0x07, min = 0x10000;
+        else
+            return 0;
+        if ((size_t)(e - p) < k)
+            return 0;
+        for (size_t i = 0; i < k; i++) {
+            if ((p[i] & 0xC0) != 0x80)
+                return 0;
+            cp = cp << 6 | (p[i] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        p += k;
+    }
+    return 1;
+}
+
+/* ---- string map: open addressing, linear probing, load <= 1/2 ---- */
+
+static size_t strmap_slot(const tr_strmap *m, const char *key)
+{
+    size_t mask = m->cap - 1;
+    size_t i = tr_fnv1a((const uint8_t *)key, (uint32_t)strlen(key)) & mask;
+    while (m->keys[i] && strcmp(m->keys[i], key) != 0)
+        i = (i + 1) & mask;
+    return i;
+}
+
+int tr_strmap_add(tr_strmap *m, const char *key, size_t val, size_t *prev)
+{
+    if (2 * (m->n + 1) > m->cap) {
+        tr_strmap old = *m;
+        m->cap = old.cap ? 2 * old.cap : 16;
+        m->keys = tr_xcalloc(m->cap, sizeof *m->keys);
+        m->vals = tr_xmalloc(m->cap * sizeof *m->vals);
+        for (size_t i = 0; i < old.cap; i++)
+            if (old.keys[i]) {
+                size_t j = strmap_slot(m, old.keys[i]);
+                m->keys[j] = old.keys[i];
+                m->vals[j] = old.vals[i];
+            }
+        free(old.keys);
+        free(old.vals);
+    }
+    size_t i = strmap_slot(m, key);
+    if (m->keys[i]) {
+        if (prev)
+            *prev = m->vals[i];
+        return 1;
+    }
+    m->keys[i] = key;
+    m->vals[i] = val;
+    m->n++;
+    return 0;
+}
+
+int tr_strmap_get(const tr_strmap *m, const char *key, size_t *val)
+{
+    if (!m->cap)
+        return 0;
+    size_t i = strmap_slot(m, key);
+    if (!m->keys[i])
+        return 0;
+    *val = m->vals[i];
+    return 1;
+}
+
+void tr_strmap_free(tr_strmap *m)
+{
+    free(m->keys);
+    free(m->vals);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- CSV reader ---- */
+
+int tr_csv_open(tr_csv *c, const char *path)
+{
+    memset(c, 0, sizeof *c);
+    c->path = path;
+    c->next_line = 1;
+    c->f = fopen(path, "rb");
+    if (!c->f)
+        return tr_err("%s: cannot open: %s", path, strerror(errno));
+    unsigned char bom[3];
+    if (fread(bom, 1, 3, c->f) != 3 || memcmp(bom, "\xEF\xBB\xBF", 3) != 0)
+        rewind(c->f);
+    return 0;
+}
+
+void tr_csv_close(tr_csv *c)
+{
+    if (c->f)
+        fclose(c->f);
+    free(c->fields);
+    free(c->offs);
+    tr_buf_free(&c->buf);
+    memset(c, 0, sizeof *c);
+}
+
+static void csv_putc(tr_csv *c, int ch)
+{
+    uint8_t b = (uint8_t)ch;
+    tr_buf_put(&c->buf, &b, 1);
+}
+
+/* After a CR: swallow the LF of a CRLF and report a line end. A lone CR is
+ * data. */
+static int csv_crlf(tr_csv *c)
+{
+    int ch = getc_unlocked(c->f);
+    if (ch == '\n')
+        return 1;
+    if (ch != EOF)
+        ungetc(ch, c->f);
+    return 0;
+}
+
+int tr_csv_next(tr_csv *c)
+{
+    int ch;
+    c->buf.len = 0;
+    c->n = 0;
+    for (;;) { /* skip blank lines */
+        ch = getc_unlocked(c->f);
+        if (ch == '\r' && csv_crlf(c))
+            ch = '\n';
+        if (ch != '\n')
+            break;
+        c->next_line++;
+    }
+    c->line = c->next_line;
+    if (ch == EOF)
+        return ferror(c->f) ? -tr_err_at(c->path, c->line, "read error") : 0;
+    for (;;) {
+        if (c->n == c->cap) {
+            c->cap = c->cap ? 2 * c->cap : 16;
+            c->offs = tr_xrealloc(c->offs, c->cap * sizeof *c->offs);
+            c->fields = tr_xrealloc(c->fields, c->cap * sizeof *c->fields);
+        }
+        c->offs[c->n++] = c->buf.len;
+        if (ch == '"') {
+            for (;;) {
+                ch = getc_unlocked(c->f);
+                if (ch == EOF)
+                    return -tr_err_at(c->path, c->line, "unterminated quoted field");
+                if (ch == '"') {
+                    ch = getc_unlocked(c->f);
+                    if (ch != '"')
+                        break;
+                } else if (ch == '\n') {
+                    c->next_line++;
+                } else if (ch == 0) {
+                    return -tr_err_at(c->path, c->next_line, "NUL byte");
+                }
+                csv_putc(c, ch);
+            }
+            if (ch == '\r' && csv_crlf(c))
+                ch = '\n';
+            if (ch != ',' && ch != '\n' && ch != EOF)
+                return -tr_err_at(c->path, c->next_line, "unexpected character after a closing quote");
+        } else {
+            while (ch != ',' && ch != '\n' && ch != EOF) {
+                if (ch == '\r' && csv_crlf(c)) {
+                    ch = '\n';
+                    break;
+                }
+                if (ch == '"')
+                    return -tr_err_at(c->path, c->next_line, "quote inside an unquoted field (quote the whole field)");
+                if (ch == 0)
+                    return -tr_err_at(c->path, c->next_line, "NUL byte");
+                csv_putc(c, ch);
+                ch = getc_unlocked(c->f);
+            }
+        }
+        csv_putc(c, 0);
+        if (ch != ',')
+            break;
+        ch = getc_unlocked(c->f);
+    }
+    if (ch == '\n')
+        c->next_line++;
+    else if (ferror(c->f))
+        return -tr_err_at(c->path, c->line, "read error");
+    for (size_t i = 0; i < c->n; i++)
+        c->fields[i] = (char *)c->buf.data + c->offs[i];
+    return 1;
+}
+
+/* ---- loading ---- */
+
+static char *join_path(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = tr_xmalloc(n);
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+/* Header: reads it and rejects duplicate names. 0 ok. */
+static int csv_header(tr_csv *c)
+{
+    int r = tr_csv_next(c);
+    if (r == 0)
+        return tr_err_at(c->path, 1, "empty file: no header");
+    if (r < 0)
+        return 1;
+    tr_strmap seen = {0};
+    size_t first = 0;
+    for (size_t i = 0; i < c->n; i++)
+        if (tr_strmap_add(&seen, c->fields[i], i, &first)) {
+            tr_strmap_free(&seen);
+            return tr_err_at(c->path, c->line, "duplicate column \"%s\" (columns %zu and %zu)",
+                             c->fields[i], first + 1, i + 1);
+        }
+    tr_strmap_free(&seen);
+    return 0;
+}
+
+static long csv_col(const tr_csv *c, const char *name)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (!strcmp(c->fields[i], name))
+            return (long)i;
+    return -1;
+}
+
+typedef struct loader {
+    tr_dataset *ds;
+    char *mpath, *ppath, *cpath;
+    tr_strmap models, ids;
+    long *mline, *pline; /* source line of each model, each prompt */
+    size_t pcap;
+} loader;
+
+static int load_models(loader *L)
+{
+    tr_dataset *ds = L->ds;
+    tr_csv c;
+    if (tr_csv_open(&c, L->mpath))
+        return 1;
+    int rc = 1, r;
+    size_t cap = 0, ncol;
+    long col[3];
+    const char *want[3] = {"name", "cost", "where"};
+    if (csv_header(&c))
+        goto out;
+    ncol = c.n;
+    for (int k = 0; k < 3; k++)
+        if ((col[k] = csv_col(&c, want[k])) < 0) {
+            tr_err_at(c.path, c.line, "missing column \"%s\" (header must have name,cost,where)", want[k]);
+            goto out;
+        }
+    while ((r = tr_csv_next(&c)) > 0) {
+        if (c.n != ncol) {
+            tr_err_at(c.path, c.line, "wrong number of cells: %zu, the header has %zu", c.n, ncol);
+            goto out;
+        }
+        const char *name = c.fields[col[0]], *where = c.fields[col[2]];
+        size_t len = strlen(name), prev;
+        double cost;
+        if (!len || len >= TR_DS_NAME_MAX || !tr_utf8_valid(name, len)) {
+            tr_err_at(c.path, c.line, "model name must be 1 to %d bytes of UTF-8 (got %zu bytes)",
+                      TR_DS_NAME_MAX - 1, len);
+            goto out;
+        }
+        if (tr_parse_f64(c.fields[col[1]], &cost) || cost < 0) {
+            tr_err_at(c.path, c.line, "cost \"%s\" is not a finite number >= 0", c.fields[col[1]]);
+            goto out;
+        }
+        if (strcmp(where, "device") && strcmp(where, "cloud")) {
+            tr_err_at(c.path, c.line, "where is \"%s\", expected device or cloud", where);
+            goto out;
+        }
+        if (ds->n_models == cap) {
+            cap = cap ? 2 * cap : 16;
+            ds->models = tr_xrealloc(ds->models, cap * sizeof *ds->models);
+            L->mline = tr_xrealloc(L->mline, cap * sizeof *L->mline);
+        }
+        tr_ds_model *m = &ds->models[ds->n_models];
+        m->name = tr_xstrdup(name);
+        m->cost = cost;
+        m->where = strcmp(where, "device") ? TR_CLOUD : TR_DEVICE;
+        L->mline[ds->n_models] = c.line;
+        if (tr_strmap_add(&L->models, m->name, ds->n_models, &prev)) {
+            tr_err_at(c.path, c.line, "duplicate model name \"%s\" (first on line %ld)", name, L->mline[prev]);
+            free(m->name);
+            goto out;
+        }
+        ds->n_models++;
+    }
+    if (r < 0)
+        goto out;
+    size_t dev = 0;
+    for (size_t i = 0; i < ds->n_models; i++)
+        dev += ds->models[i].where == TR_DEVICE;
+    if (!ds->n_models)
+        tr_err_at(c.path, 1, "no models");
+    else if (!dev)
+        tr_err_at(c.path, 1, "no device model (every model has where=cloud)");
+    else
+        rc = 0;
+out:
+    tr_csv_close(&c);
+    return rc;
+}
+
+/* A JSON string field; missing or null gives dflt (NULL: required). */
+static int json_str(const cJSON *o, const char *key, const char *dflt, const char **out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v || cJSON_IsNull(v)) {
+        *out = dflt;
+        return dflt ? 0 : -1;
+    }
+    if (!cJSON_IsString(v))
+        return -1;
+    *out = v->valuestring;
+    return 0;
+}
+
+/* One prompts.jsonl line (NUL-terminated at s[len]) into prompt p. */
+static int parse_prompt(const char *path, long ln, const char *s, size_t len, tr_ds_prompt *p)
+{
+    if (memchr(s, 0, len))
+        return tr_err_at(path, ln, "NUL byte");
+    cJSON *o = cJSON_ParseWithLengthOpts(s, len + 1, NULL, 1);
+    const char *text, *task, *split;
+    char num[32];
+    int rc = 1;
+    if (!cJSON_IsObject(o)) {
+        tr_err_at(path, ln, o ? "expected a JSON object" : "malformed JSON");
+        goto out;
+    }
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
+    if (cJSON_IsString(id)) {
+        if (!*id->valuestring || !tr_utf8_valid(id->valuestring, strlen(id->valuestring))) {
+            tr_err_at(path, ln, "\"id\" is empty or not valid UTF-8");
+            goto out;
+        }
+        p->id = tr_xstrdup(id->valuestring);
+    } else if (cJSON_IsNumber(id) && id->valuedouble == floor(id->valuedouble) &&
+               fabs(id->valuedouble) <= 9007199254740992.0) {
+        snprintf(num, sizeof num, "%.0f", id->valuedouble);
+        p->id = tr_xstrdup(num);
+    } else {
+        tr_err_at(path, ln, "missing or invalid \"id\" (a string or an integer)");
+        goto out;
+    }
+    if (json_str(o, "text", NULL, &text)) {
+        tr_err_at(path, ln, "missing \"text\" (a string)");
+        goto out;
+    }
+    if (!*text) {
+        tr_err_at(path, ln, "empty text");
+        goto out;
+    }
+    if (!tr_utf8_valid(text, strlen(text))) {
+        tr_err_at(path, ln, "invalid UTF-8 in text");
+        goto out;
+    }
+    if (json_str(o, "task", "", &task) || !tr_utf8_valid(task, strlen(task))) {
+        tr_err_at(path, ln, "\"task\" must be a UTF-8 string");
+        goto out;
+    }
+    if (json_str(o, "split", "", &split) || (*split && strcmp(split, "train") && strcmp(split, "test"))) {
+        tr_err_at(path, ln, "\"split\" must be \"train\" or \"test\"");
+        goto out;
+    }
+    p->text = tr_xstrdup(text);
+    p->task = tr_xstrdup(task);
+    p->split = !*split ? TR_SPLIT_ANY : !strcmp(split, "train") ? TR_SPLIT_TRAIN : TR_SPLIT_TEST;
+    rc = 0;
+out:
+    cJSON_Delete(o);
+    return rc;
+}
+
+static int load_prompts(loader *L)
+{
+    tr_dataset *ds = L->ds;
+    FILE *f = fopen(L->ppath, "rb");
+    if (!f)
+        return tr_err("%s: cannot open: %s", L->ppath, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0, prev;
+    ssize_t got;
+    long ln = 0;
+    int rc = 1;
+    while ((got = getline(&line, &cap, f)) >= 0) {
+        char *s = line;
+        size_t len = (size_t)got;
+        if (++ln == 1 && len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3))
+            s += 3, len -= 3;
+        size_t k = strspn(s, " \t\r\n");
+        if (k == len)
+            continue; /* blank line */
+        if (ds->n_prompts == L->pcap) {
+            L->pcap = L->pcap ? 2 * L->pcap : 1024;
+            ds->prompts = tr_xrealloc(ds->prompts, L->pcap * sizeof *ds->prompts);
+            L->pline = tr_xrealloc(L->pline, L->pcap * sizeof *L->pline);
+        }
+        tr_ds_prompt *p = &ds->prompts[ds->n_prompts];
+        memset(p, 0, sizeof *p);
+        if (parse_prompt(L->ppath, ln, s, len, p)) {
+            free(p->id);
+            goto out;
+        }
+        L->pline[ds->n_prompts] = ln;
+        ds->n_prompts++; /* counted before the check so that free() sees it */
+        if (tr_strmap_add(&L->ids, p->id, ds->n_prompts - 1, &prev)) {
+            tr_err_at(L->ppath, ln, "duplicate prompt id \"%.100s\" (first on line %ld)", p->id, L->pline[prev]);
+            goto out;
+        }
+    }
+    if (ferror(f))
+        tr_err("%s: read error", L->ppath);
+    else if (!ds->n_prompts)
+        tr_err_at(L->ppath, 1, "no prompts");
+    else
+        rc = 0;
+out:
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+static int load_scores(loader *L)
+{
+    tr_dataset *ds = L->ds;
+    size_t np = ds->n_prompts, nm = ds->n_models, *colm = NULL, idx;
+    unsigned char *seen = NULL;
+    tr_csv c;
+    if (nm && np > SIZE_MAX / sizeof(float) / nm)
+        return tr_err("%s: %zu x %zu scores do not fit in memory", L->cpath, np, nm);
+    if (tr_csv_open(&c, L->cpath))
+        return 1;
+    int rc = 1, r;
+    if (csv_header(&c))
+        goto out;
+    if (strcmp(c.fields[0], "id")) {
+        tr_err_at(c.path, c.line, "missing column \"id\" (must be the first)");
+        goto out;
+    }
+    size_t ncol = c.n;
+    colm = tr_xcalloc(ncol, sizeof *colm);
+    seen = tr_xcalloc(nm > np ? nm : np, 1);
+    for (size_t i = 1; i < ncol; i++) {
+        if (!tr_strmap_get(&L->models, c.fields[i], &idx)) {
+            tr_err_at(c.path, c.line, "column %zu: unknown model \"%s\" (not in models.csv)", i + 1, c.fields[i]);
+            goto out;
+        }
+        colm[i] = idx;
+        seen[idx] = 1;
+    }
+    for (size_t m = 0; m < nm; m++)
+        if (!seen[m]) {
+            tr_err_at(c.path, c.line, "no column for model \"%s\" (models.csv line %ld)", ds->models[m].name,
+                      L->mline[m]);
+            goto out;
+        }
+    memset(seen, 0, np);
+    ds->scores = tr_xmalloc(np * nm * sizeof(float));
+    for (size_t i = 0; i < np * nm; i++)
+        ds->scores[i] = NAN;
+    while ((r = tr_csv_next(&c)) > 0) {
+        if (c.n != ncol) {
+            tr_err_at(c.path, c.line, "wrong number of cells: %zu, the header has %zu", c.n, ncol);
+            goto out;
+        }
+        if (!tr_strmap_get(&L->ids, c.fields[0], &idx)) {
+            tr_err_at(c.path, c.line, "prompt id \"%.100s\" is not in prompts.jsonl", c.fields[0]);
+            goto out;
+        }
+        if (seen[idx]) {
+            tr_err_at(c.path, c.line, "second row for prompt id \"%.100s\"", c.fields[0]);
+            goto out;
+        }
+        seen[idx] = 1;
+        float *row = ds->scores + idx * nm;
+        for (size_t i = 1; i < ncol; i++) {
+            double v;
+            if (!*c.fields[i])
+                continue; /* unknown */
+            if (tr_parse_f64(c.fields[i], &v) || v < 0 || v > 1) {
+                tr_err_at(c.path, c.line, "column %zu (%s): score \"%.40s\" is not a number in [0,1]", i + 1,
+                          ds->models[colm[i]].name, c.fields[i]);
+                goto out;
+            }
+            row[colm[i]] = (float)v;
+        }
+    }
+    if (r < 0)
+        goto out;
+    for (size_t p = 0; p < np; p++)
+        if (!seen[p]) {
+            tr_err_at(L->ppath, L->pline[p], "prompt id \"%.100s\" has no row in correctness.csv",
+                      ds->prompts[p].id);
+            goto out;
+        }
+    rc = 0;
+out:
+    free(colm);
+    free(seen);
+    tr_csv_close(&c);
+    return rc;
+}
+
+int tr_dataset_load(const char *dir, tr_dataset *ds)
+{
+    memset(ds, 0, sizeof *ds);
+    loader L = {.ds = ds};
+    L.mpath = join_path(dir, "models.csv");
+    L.ppath = join_path(dir, "prompts.jsonl");
+    L.cpath = join_path(dir, "correctness.csv");
+    int rc = load_models(&L) || load_prompts(&L) || load_scores(&L);
+    if (rc) {
+        tr_dataset_free(ds);
+    } else if (L.pcap > ds->n_prompts) {
+        ds->prompts = tr_xrealloc(ds->prompts, ds->n_prompts * sizeof *ds->prompts);
+    }
+    tr_strmap_free(&L.models);
+    tr_strmap_free(&L.ids);
+    free(L.mline);
+    free(L.pline);
+    free(L.mpath);
+    free(L.ppath);
+    free(L.cpath);
+    return rc;
+}
+
+void tr_dataset_free(tr_dataset *ds)
+{
+    for (size_t i = 0; i < ds->n_prompts; i++) {
+        free(ds->prompts[i].id);
+        free(ds->prompts[i].text);
+        free(ds->prompts[i].task);
+    }
+    for (size_t i = 0; i < ds->n_models; i++)
+        free(ds->models[i].name);
+    free(ds->prompts);
+    free(ds->models);
+    free(ds->scores);
+    memset(ds, 0, sizeof *ds);
+}
+
+/* ---- writing ---- */
+
+/* What load would reject, checked before anything is written. */
+static int check_dataset(const char *dir, const tr_dataset *ds)
+{
+    tr_strmap names = {0}, ids = {0};
+    int rc = 1, dev = 0;
+    if (!ds->n_models || !ds->n_prompts) {
+        tr_err("%s: refusing to write a dataset with %zu prompts and %zu models", dir, ds->n_prompts,
+               ds->n_models);
+        goto out;
+    }
+    for (size_t i = 0; i < ds->n_models; i++) {
+        const tr_ds_model *m = &ds->models[i];
+        size_t len = m->name ? strlen(m->name) : 0;
+        if (!len || len >= TR_DS_NAME_MAX || !tr_utf8_valid(m->name, len) || tr_strmap_add(&names, m->name, i, NULL)) {
+            tr_err("%s: model %zu: name empty, 64 bytes or more, not UTF-8 or repeated", dir, i);
+            goto out;
+        }
+        if (!isfinite(m->cost) || m->cost < 0 || (m->where != TR_DEVICE && m->where != TR_CLOUD)) {
+            tr_err("%s: model \"%s\": bad cost or where", dir, m->name);
+            goto out;
+        }
+        dev |= m->where == TR_DEVICE;
+    }
+    if (!dev) {
+        tr_err("%s: no device model", dir);
+        goto out;
+    }
+    for (size_t i = 0; i < ds->n_prompts; i++) {
+        const tr_ds_prompt *p = &ds->prompts[i];
+        if (!p->id || !*p->id || !tr_utf8_valid(p->id, strlen(p->id)) || tr_strmap_add(&ids, p->id, i, NULL)) {
+            tr_err("%s: prompt %zu: id missing, empty, not UTF-8 or repeated", dir, i);
+            goto out;
+        }
+        if (!p->text || !*p->text || !tr_utf8_valid(p->text, strlen(p->text)) ||
+            (p->task && !tr_utf8_valid(p->task, strlen(p->task))) || p->split < TR_SPLIT_ANY ||
+            p->split > TR_SPLIT_TEST) {
+            tr_err("%s: prompt \"%.100s\": empty or non-UTF-8 text or task, or bad split", dir, p->id);
+            goto out;
+        }
+        for (size_t m = 0; m < ds->n_models; m++) {
+            float v = ds->scores[i * ds->n_models + m];
+            if (!isnan(v) && !(v >= 0 && v <= 1)) {
+                tr_err("%s: prompt \"%.100s\": score %g outside [0,1]", dir, p->id, (double)v);
+                goto out;
+            }
+        }
+    }
+    rc = 0;
+out:
+    tr_strmap_free(&names);
+    tr_strmap_free(&ids);
+    return rc;
+}
+
+static void put_str(tr_buf *b, const char *s)
+{
+    tr_buf_put(b, s, strlen(s));
+}
+
+static void csv_field(tr_buf *b, const char *s)
+{
+    if (!s[strcspn(s, ",\"\r\n")]) {
+        put_str(b, s);
+        return;
+    }
+    tr_buf_put(b, "\"", 1);
+    for (; *s; s++)
+        tr_buf_put(b, *s == '"' ? "\"\"" : s, *s == '"' ? 2 : 1);
+    tr_buf_put(b, "\"", 1);
+}
+
+/* Shortest decimal that reads back to the same value (as a float when
+ * as_float), so 0.1f is written "0.1" and not "0.100000001". Starting at
+ * the integer digit count keeps 70 from coming out as "7e+01". */
+static void put_num(tr_buf *b, double v, int as_float)
+{
+    char s[40];
+    int prec = 1;
+    for (double t = fabs(v); t >= 10 && prec < 17; t /= 10)
+        prec++;
+    for (; prec <= 17; prec++) {
+        snprintf(s, sizeof s, "%.*g", prec, v);
+        double back = strtod(s, NULL);
+        if (as_float ? (float)back == (float)v : back == v)
+            break;
+    }
+    put_str(b, s);
+}
+
+static int mkdir_p(const char *dir)
+{
+    if (!*dir)
+        return tr_err("empty directory name");
+    char *p = tr_xstrdup(dir);
+    for (char *s = p + 1; ; s++) {
+        if (*s != '/' && *s)
+            continue;
+        char c = *s;
+        *s = 0;
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            tr_err("cannot create directory %s: %s", p, strerror(errno));
+            free(p);
+            return 1;
+        }
+        if (!(*s = c))
+            break;
+    }
+    free(p);
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return tr_err("%s is not a directory", dir);
+    return 0;
+}
+
+int tr_dataset_write(const char *dir, const tr_dataset *ds, int force)
+{
+    if (check_dataset(dir, ds) || mkdir_p(dir))
+        return 1;
+    static const char *names[3] = {"models.csv", "prompts.jsonl", "correctness.csv"};
+    char *path[3];
+    int rc = 0;
+    for (int k = 0; k < 3; k++) {
+        path[k] = join_path(dir, names[k]);
+        if (!force && !rc && access(path[k], F_OK) == 0)
+            rc = tr_err("%s already exists (--force overwrites)", path[k]);
+    }
+    tr_buf b = {0};
+    for (int k = 0; k < 3 && !rc; k++) {
+        b.len = 0;
+        if (k == 0) {
+            put_str(&b, "name,cost,where\n");
+            for (size_t i = 0; i < ds->n_models; i++) {
+                csv_field(&b, ds->models[i].name);
+                tr_buf_put(&b, ",", 1);
+                put_num(&b, ds->models[i].cost, 0);
+                put_str(&b, ds->models[i].where == TR_DEVICE ? ",device\n" : ",cloud\n");
+            }
+        } else if (k == 1) {
+            for (size_t i = 0; i < ds->n_prompts && !rc; i++) {
+                const tr_ds_prompt *p = &ds->prompts[i];
+                cJSON *o = cJSON_CreateObject();
+                cJSON_AddStringToObject(o, "id", p->id);
+                cJSON_AddStringToObject(o, "text", p->text);
+                cJSON_AddStringToObject(o, "task", p->task ? p->task : "");
+                if (p->split != TR_SPLIT_ANY)
+                    cJSON_AddStringToObject(o, "split", p->split == TR_SPLIT_TRAIN ? "train" : "test");
+                char *s = cJSON_PrintUnformatted(o);
+                if (s) {
+                    put_str(&b, s);
+                    tr_buf_put(&b, "\n", 1);
+                } else {
+                    rc = tr_err("%s: cannot encode prompt %zu as JSON", path[k], i);
+                }
+                cJSON_free(s);
+                cJSON_Delete(o);
+            }
+        } else {
+            put_str(&b, "id");
+            for (size_t m = 0; m < ds->n_models; m++) {
+                tr_buf_put(&b, ",", 1);
+                csv_field(&b, ds->models[m].name);
+            }
+            tr_buf_put(&b, "\n", 1);
+            for (size_t i = 0; i < ds->n_prompts; i++) {
+                csv_field(&b, ds->prompts[i].id);
+                for (size_t m = 0; m < ds->n_models; m++) {
+                    float v = ds->scores[i * ds->n_models + m];
+                    tr_buf_put(&b, ",", 1);
+                    if (!isnan(v))
+                        put_num(&b, v, 1);
+                }
+                tr_buf_put(&b, "\n", 1);
+            }
+        }
+        if (!rc && tr_write_file_atomic(path[k], b.data, b.len))
+            rc = 1;
+    }
+    tr_buf_free(&b);
+    for (int k = 0; k < 3; k++)
+        free(path[k]);
+    return rc;
+}

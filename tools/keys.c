@@ -1,0 +1,207 @@
+#include "keys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/ecdsa.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/error.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/platform_util.h>
+#include <mbedtls/sha256.h>
+
+#include <getopt.h>
+
+#include "cmds.h"
+#include "tr_format.h"
+#include "util.h"
+
+static int mbed_err(const char *what, const char *path, int rc)
+{
+    char buf[160];
+    mbedtls_strerror(rc, buf, sizeof buf);
+    return tr_err("%s %s: %s", what, path, buf);
+}
+
+static int point_of(const mbedtls_pk_context *pk, const char *path, tr_pubkey *out)
+{
+    if (mbedtls_pk_get_type(pk) != MBEDTLS_PK_ECKEY ||
+        mbedtls_pk_ec(*pk)->grp.id != MBEDTLS_ECP_DP_SECP256R1)
+        return tr_err("%s: not an ECDSA P-256 (prime256v1) key", path);
+    const mbedtls_ecp_keypair *kp = mbedtls_pk_ec(*pk);
+    size_t olen;
+    if (mbedtls_ecp_point_write_binary(&kp->grp, &kp->Q, MBEDTLS_ECP_PF_UNCOMPRESSED,
+                                       &olen, out->point, sizeof out->point) != 0 ||
+        olen != 65)
+        return tr_err("%s: cannot encode the public point", path);
+    return 0;
+}
+
+int tr_key_load_public(const char *path, tr_pubkey *out)
+{
+    mbedtls_pk_context pk;
+    mbedtls_pk_init(&pk);
+    int rc = mbedtls_pk_parse_public_keyfile(&pk, path);
+    if (rc != 0) {
+        mbedtls_pk_free(&pk);
+        mbedtls_pk_init(&pk);
+        int rc2 = mbedtls_pk_parse_keyfile(&pk, path, NULL);
+        if (rc2 != 0) {
+            mbedtls_pk_free(&pk);
+            return mbed_err("cannot read public key", path, rc);
+        }
+    }
+    int r = point_of(&pk, path, out);
+    mbedtls_pk_free(&pk);
+    return r;
+}
+
+void tr_key_id(const tr_pubkey *key, uint8_t id[32])
+{
+    mbedtls_sha256_ret(key->point, sizeof key->point, id, 0);
+}
+
+int tr_keys_add(const char *path, tr_pubkey **keys, size_t *n)
+{
+    tr_pubkey k;
+    if (tr_key_load_public(path, &k) != 0)
+        return 1;
+    *keys = tr_xrealloc(*keys, (*n + 1) * sizeof **keys);
+    (*keys)[(*n)++] = k;
+    return 0;
+}
+
+static int seed_rng(mbedtls_entropy_context *ent, mbedtls_ctr_drbg_context *drbg)
+{
+    mbedtls_entropy_init(ent);
+    mbedtls_ctr_drbg_init(drbg);
+    static const char pers[] = "tinyroute";
+    return mbedtls_ctr_drbg_seed(drbg, mbedtls_entropy_func, ent,
+                                 (const unsigned char *)pers, sizeof pers - 1);
+}
+
+int tr_key_sign(const char *path, const uint8_t hash[32], uint8_t *sig,
+                size_t *sig_len, tr_pubkey *pub)
+{
+    mbedtls_pk_context pk;
+    mbedtls_entropy_context ent;
+    mbedtls_ctr_drbg_context drbg;
+    mbedtls_ecdsa_context ec;
+    mbedtls_pk_init(&pk);
+    mbedtls_ecdsa_init(&ec);
+    int r = 1, rc = seed_rng(&ent, &drbg);
+    if (rc != 0) {
+        mbed_err("cannot seed the random generator for", path, rc);
+        goto out;
+    }
+    rc = mbedtls_pk_parse_keyfile(&pk, path, NULL);
+    if (rc != 0) {
+        mbed_err("cannot read private key", path, rc);
+        goto out;
+    }
+    if (point_of(&pk, path, pub) != 0)
+        goto out;
+    rc = mbedtls_ecdsa_from_keypair(&ec, mbedtls_pk_ec(pk));
+    if (rc == 0)
+        rc = mbedtls_ecdsa_write_signature(&ec, MBEDTLS_MD_SHA256, hash, 32, sig,
+                                           sig_len, mbedtls_ctr_drbg_random, &drbg);
+    if (rc != 0 || *sig_len > TR_SIG_MAX_BYTES) {
+        mbed_err("cannot sign with", path, rc);
+        goto out;
+    }
+    r = 0;
+out:
+    mbedtls_ecdsa_free(&ec);
+    mbedtls_pk_free(&pk);
+    mbedtls_ctr_drbg_free(&drbg);
+    mbedtls_entropy_free(&ent);
+    return r;
+}
+
+/* Create path exclusively with mode; refuses to replace an existing file. */
+static int write_new(const char *path, const char *data, mode_t mode, int force)
+{
+    if (!force && access(path, F_OK) == 0)
+        return tr_err("%s exists; not overwriting it (use --force)", path);
+    if (tr_write_file_atomic(path, data, strlen(data)) != 0)
+        return 1;
+    if (chmod(path, mode) != 0)
+        return tr_err("cannot chmod %s: %s", path, strerror(errno));
+    return 0;
+}
+
+static const char keygen_usage[] =
+    "usage: tinyroute keygen --out PREFIX [--force]\n"
+    "Writes an ECDSA P-256 key pair as PEM: PREFIX.key (private, mode 0600)\n"
+    "and PREFIX.pub (public). Keys from `openssl ecparam -name prime256v1\n"
+    "-genkey -noout` work the same way.\n";
+
+int cmd_keygen(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"out", required_argument, 0, 'o'}, {"force", no_argument, 0, 'f'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *prefix = NULL;
+    int force = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': prefix = optarg; break;
+        case 'f': force = 1; break;
+        case 'h': fputs(keygen_usage, stdout); return 0;
+        default: fputs(keygen_usage, stderr); return 2;
+        }
+    }
+    if (!prefix || optind != argc) {
+        fputs(keygen_usage, stderr);
+        return 2;
+    }
+    mbedtls_pk_context pk;
+    mbedtls_entropy_context ent;
+    mbedtls_ctr_drbg_context drbg;
+    mbedtls_pk_init(&pk);
+    int r = 1, rc = seed_rng(&ent, &drbg);
+    unsigned char priv[1024], pub[512];
+    if (rc == 0)
+        rc = mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
+    if (rc == 0)
+        rc = mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(pk),
+                                 mbedtls_ctr_drbg_random, &drbg);
+    if (rc == 0)
+        rc = mbedtls_pk_write_key_pem(&pk, priv, sizeof priv);
+    if (rc == 0)
+        rc = mbedtls_pk_write_pubkey_pem(&pk, pub, sizeof pub);
+    if (rc != 0) {
+        mbed_err("cannot generate a key for", prefix, rc);
+        goto out;
+    }
+    size_t pl = strlen(prefix) + 5;
+    char *kpath = tr_xmalloc(pl), *ppath = tr_xmalloc(pl);
+    snprintf(kpath, pl, "%s.key", prefix);
+    snprintf(ppath, pl, "%s.pub", prefix);
+    if (write_new(kpath, (char *)priv, 0600, force) == 0 &&
+        write_new(ppath, (char *)pub, 0644, force) == 0) {
+        tr_pubkey pk65;
+        uint8_t id[32];
+        point_of(&pk, kpath, &pk65);
+        tr_key_id(&pk65, id);
+        printf("wrote %s and %s, key id ", kpath, ppath);
+        for (int i = 0; i < 32; i++)
+            printf("%02x", id[i]);
+        printf("\n");
+        r = 0;
+    }
+    free(kpath);
+    free(ppath);
+out:
+    mbedtls_platform_zeroize(priv, sizeof priv);
+    mbedtls_pk_free(&pk);
+    mbedtls_ctr_drbg_free(&drbg);
+    mbedtls_entropy_free(&ent);
+    return r;
+}

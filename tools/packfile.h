@@ -1,0 +1,29 @@
+/* Open a pack file for the CLI: map it read-only, size an arena, verify and
+ * load it into a router, the way an integrator would. */
+#ifndef TR_TOOLS_PACKFILE_H
+#define TR_TOOLS_PACKFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tinyroute.h"
+
+typedef struct tr_packfile {
+    const uint8_t *bytes;
+    size_t len;
+    void *arena;
+    tr_router *router;
+    tr_pack_info info;
+} tr_packfile;
+
+/* Map path read-only. 0 on success; a message on stderr otherwise. */
+int tr_packfile_map(const char *path, tr_packfile *pf);
+
+/* Map, verify with the given keys and load. On failure prints
+ * "tinyroute: PATH: TR_E_X: message" and returns the tr_status (non-zero). */
+int tr_packfile_open(const char *path, const tr_pubkey *keys, size_t n_keys,
+                     uint64_t min_counter, tr_packfile *pf);
+
+void tr_packfile_close(tr_packfile *pf);
+
+#endif

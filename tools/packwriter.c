@@ -1,0 +1,212 @@
+#include "packwriter.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <mbedtls/sha256.h>
+
+#include "keys.h"
+#include "tr_format.h"
+
+const char *tr_section_name(uint32_t type)
+{
+    switch (type) {
+    case TR_SEC_MODELS: return "models";
+    case TR_SEC_REF_I8: return "ref_i8";
+    case TR_SEC_REF_INVNORM: return "ref_invnorm";
+    case TR_SEC_CORRECT_BITS: return "correct_bits";
+    case TR_SEC_VALID_BITS: return "valid_bits";
+    case TR_SEC_SCORES_U8: return "scores_u8";
+    case TR_SEC_EMBEDDER: return "embedder";
+    case TR_SEC_DEFAULTS: return "defaults";
+    default: return "unknown";
+    }
+}
+
+static size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+
+/* Start a section: align, record its table entry. */
+static void begin(tr_buf *b, tr_pack_layout *l, uint32_t type, uint32_t stride,
+                  uint32_t count, uint8_t *table)
+{
+    tr_buf_align(b, TR_ALIGN);
+    uint32_t i = l->n_sections++;
+    l->sec[i].type = type;
+    l->sec[i].offset = b->len;
+    uint8_t *e = table + i * TR_SECTION_ENTRY_BYTES;
+    tr_st32(e + TR_S_TYPE, type);
+    tr_st32(e + TR_S_STRIDE, stride);
+    tr_st32(e + TR_S_COUNT, count);
+    tr_st64(e + TR_S_OFFSET, b->len);
+}
+
+static void end(tr_buf *b, tr_pack_layout *l, uint8_t *table)
+{
+    uint32_t i = l->n_sections - 1;
+    l->sec[i].length = b->len - l->sec[i].offset;
+    tr_st64(table + i * TR_SECTION_ENTRY_BYTES + TR_S_LENGTH, l->sec[i].length);
+}
+
+int tr_pack_write(const tr_pack_spec *s, tr_buf *b, tr_pack_layout *l)
+{
+    const uint32_t n = s->n_refs, m = s->n_models, dim = s->dim;
+    memset(l, 0, sizeof *l);
+    if (!s->embedder_name || strlen(s->embedder_name) >= TR_EMBEDDER_NAME_MAX)
+        return tr_err("embedder name must have 1..%u bytes", TR_EMBEDDER_NAME_MAX - 1);
+    if (n == 0 || m == 0 || dim == 0)
+        return tr_err("a pack needs references, models and a dimension");
+    double cmin = INFINITY, cmax = -INFINITY;
+    int any_fraction = 0, any_unknown = 0;
+    for (uint32_t j = 0; j < m; j++) {
+        if (strlen(s->models[j].name) >= TR_MODEL_NAME_MAX)
+            return tr_err("model name too long: %s", s->models[j].name);
+        cmin = fmin(cmin, s->models[j].cost);
+        cmax = fmax(cmax, s->models[j].cost);
+    }
+    for (size_t i = 0; i < (size_t)n * m; i++) {
+        float v = s->scores[i];
+        if (isnan(v))
+            any_unknown = 1;
+        else if (v != 0.0f && v != 1.0f)
+            any_fraction = 1;
+    }
+    uint32_t n_sec = 5 + any_unknown + any_fraction + (s->embedder != NULL);
+
+    b->len = 0;
+    tr_buf_zeros(b, TR_HEADER_BYTES + n_sec * TR_SECTION_ENTRY_BYTES);
+    /* The table is patched through an offset: the buffer may move. */
+    const size_t table_at = TR_HEADER_BYTES;
+#define TABLE (b->data + table_at)
+
+    begin(b, l, TR_SEC_DEFAULTS, 0, 1, TABLE);
+    uint8_t defs[TR_DEFAULTS_BYTES] = {0};
+    tr_st32(defs + TR_D_K, s->k);
+    tr_stf32(defs + TR_D_LAMBDA, s->lambda);
+    tr_buf_put(b, defs, sizeof defs);
+    end(b, l, TABLE);
+
+    begin(b, l, TR_SEC_MODELS, TR_MODEL_REC_BYTES, m, TABLE);
+    for (uint32_t j = 0; j < m; j++) {
+        uint8_t rec[TR_MODEL_REC_BYTES] = {0};
+        double sum = 0;
+        size_t known = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            float v = s->scores[(size_t)i * m + j];
+            if (!isnan(v)) {
+                sum += v;
+                known++;
+            }
+        }
+        memcpy(rec + TR_M_NAME, s->models[j].name, strlen(s->models[j].name));
+        tr_stf32(rec + TR_M_COST, (float)s->models[j].cost);
+        tr_stf32(rec + TR_M_COST_NORM,
+                 cmax > cmin ? (float)((s->models[j].cost - cmin) / (cmax - cmin)) : 0.0f);
+        tr_stf32(rec + TR_M_PRIOR, known ? (float)(sum / (double)known) : 0.0f);
+        tr_st32(rec + TR_M_WHERE, (uint32_t)s->models[j].where);
+        tr_buf_put(b, rec, sizeof rec);
+    }
+    end(b, l, TABLE);
+
+    uint32_t stride = (uint32_t)round_up(dim, 16);
+    begin(b, l, TR_SEC_REF_I8, stride, n, TABLE);
+    for (uint32_t i = 0; i < n; i++) {
+        tr_buf_put(b, s->refs + (size_t)i * dim, dim);
+        tr_buf_zeros(b, stride - dim);
+    }
+    end(b, l, TABLE);
+
+    begin(b, l, TR_SEC_REF_INVNORM, 4, n, TABLE);
+    for (uint32_t i = 0; i < n; i++) {
+        int64_t ss = 0;
+        for (uint32_t d = 0; d < dim; d++) {
+            int32_t v = s->refs[(size_t)i * dim + d];
+            ss += v * v;
+        }
+        if (ss == 0)
+            return tr_err("reference %u has a zero embedding", i);
+        uint8_t f[4];
+        tr_stf32(f, (float)(1.0 / sqrt((double)ss)));
+        tr_buf_put(b, f, 4);
+    }
+    end(b, l, TABLE);
+
+    uint32_t bstride = (uint32_t)round_up((n + 7) / 8, TR_ALIGN);
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1 && !any_unknown)
+            break;
+        begin(b, l, pass ? TR_SEC_VALID_BITS : TR_SEC_CORRECT_BITS, bstride, m, TABLE);
+        for (uint32_t j = 0; j < m; j++) {
+            size_t at = b->len;
+            tr_buf_zeros(b, bstride);
+            for (uint32_t i = 0; i < n; i++) {
+                float v = s->scores[(size_t)i * m + j];
+                int on = pass ? !isnan(v) : (!isnan(v) && v >= 0.5f);
+                if (on)
+                    b->data[at + i / 8] |= (uint8_t)(1u << (i % 8));
+            }
+        }
+        end(b, l, TABLE);
+    }
+
+    if (any_fraction) {
+        uint32_t sstride = (uint32_t)round_up(n, TR_ALIGN);
+        begin(b, l, TR_SEC_SCORES_U8, sstride, m, TABLE);
+        for (uint32_t j = 0; j < m; j++) {
+            size_t at = b->len;
+            tr_buf_zeros(b, sstride);
+            for (uint32_t i = 0; i < n; i++) {
+                float v = s->scores[(size_t)i * m + j];
+                b->data[at + i] = isnan(v) ? 0 : (uint8_t)roundf(v * 255.0f);
+            }
+        }
+        end(b, l, TABLE);
+    }
+
+    if (s->embedder) {
+        begin(b, l, TR_SEC_EMBEDDER, 0, 1, TABLE);
+        tr_buf_put(b, s->embedder, s->embedder_len);
+        end(b, l, TABLE);
+    }
+    tr_buf_align(b, TR_ALIGN);
+#undef TABLE
+
+    uint8_t *h = b->data;
+    memcpy(h + TR_H_MAGIC, TR_PACK_MAGIC, 8);
+    tr_st32(h + TR_H_VERSION, TR_PACK_VERSION);
+    tr_st32(h + TR_H_HEADER_BYTES, TR_HEADER_BYTES);
+    tr_st64(h + TR_H_SECURITY, s->security_counter);
+    tr_st64(h + TR_H_CREATED, s->created_unix);
+    tr_st64(h + TR_H_EXPIRES, s->expires_unix);
+    memcpy(h + TR_H_EMBEDDER, s->embedder_name, strlen(s->embedder_name));
+    tr_st32(h + TR_H_DIM, dim);
+    tr_st32(h + TR_H_N_REFS, n);
+    tr_st32(h + TR_H_N_MODELS, m);
+    tr_st32(h + TR_H_N_SECTIONS, l->n_sections);
+    tr_st64(h + TR_H_SIGNED_BYTES, b->len);
+    return l->n_sections == n_sec ? 0 : tr_err("internal: section count");
+}
+
+void tr_pack_append_trailer(tr_buf *b, const uint8_t key_id[32],
+                            const uint8_t *sig, size_t sig_len)
+{
+    uint8_t t[TR_TRAILER_FIXED_BYTES];
+    memcpy(t, TR_TRAILER_MAGIC, 4);
+    tr_st16(t + 4, TR_TRAILER_VERSION);
+    tr_st16(t + 6, (uint16_t)sig_len);
+    memcpy(t + 8, key_id, 32);
+    tr_buf_put(b, t, sizeof t);
+    tr_buf_put(b, sig, sig_len);
+}
+
+int tr_pack_sign(tr_buf *b, const char *key_path)
+{
+    uint8_t hash[32], sig[TR_SIG_MAX_BYTES], id[32];
+    size_t sig_len = 0;
+    tr_pubkey pub;
+    mbedtls_sha256_ret(b->data, b->len, hash, 0);
+    if (tr_key_sign(key_path, hash, sig, &sig_len, &pub) != 0)
+        return 1;
+    tr_key_id(&pub, id);
+    tr_pack_append_trailer(b, id, sig, sig_len);
+    return 0;
+}

@@ -1,0 +1,53 @@
+/* Host-side pack writer: lays out pack format v1 (core/tr_format.h) and
+ * appends the signature trailer. */
+#ifndef TR_TOOLS_PACKWRITER_H
+#define TR_TOOLS_PACKWRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tinyroute.h"
+#include "util.h"
+
+typedef struct tr_pack_model {
+    const char *name;
+    double cost;
+    tr_where where;
+} tr_pack_model;
+
+typedef struct tr_pack_spec {
+    uint64_t security_counter, created_unix, expires_unix;
+    const char *embedder_name;
+    uint32_t dim, n_refs, n_models;
+    const tr_pack_model *models;
+    const int8_t *refs;          /* n_refs x dim, contiguous */
+    const float *scores;         /* n_refs x n_models, row-major; NaN unknown */
+    const uint8_t *embedder;     /* optional TR_SEC_EMBEDDER bytes */
+    size_t embedder_len;
+    uint32_t k;
+    float lambda;
+} tr_pack_spec;
+
+/* Section sizes, for the builder's summary. */
+typedef struct tr_pack_layout {
+    uint32_t n_sections;
+    struct {
+        uint32_t type;
+        uint64_t offset, length;
+    } sec[16];
+} tr_pack_layout;
+
+/* Write the signed bytes (header, table, sections) into out. 0 on success. */
+int tr_pack_write(const tr_pack_spec *spec, tr_buf *out, tr_pack_layout *layout);
+
+/* SHA-256 the bytes in out, sign them with the PEM private key and append
+ * the trailer. 0 on success. */
+int tr_pack_sign(tr_buf *out, const char *private_key_path);
+
+/* Append a trailer with a signature made elsewhere (e.g. by openssl). */
+void tr_pack_append_trailer(tr_buf *out, const uint8_t key_id[32],
+                            const uint8_t *sig, size_t sig_len);
+
+const char *tr_section_name(uint32_t type);
+
+#endif

@@ -1,0 +1,197 @@
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int tr_err(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("tinyroute: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+void *tr_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        tr_err("out of memory (%zu bytes)", n);
+        exit(70);
+    }
+    return p;
+}
+
+void *tr_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) {
+        tr_err("out of memory (%zu x %zu bytes)", n, size);
+        exit(70);
+    }
+    return p;
+}
+
+void *tr_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q) {
+        tr_err("out of memory (%zu bytes)", n);
+        exit(70);
+    }
+    return q;
+}
+
+char *tr_xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = tr_xmalloc(n);
+    memcpy(d, s, n);
+    return d;
+}
+
+uint8_t *tr_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        tr_err("cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    uint8_t *buf = tr_xmalloc(cap);
+    for (;;) {
+        if (n + 1 >= cap) {
+            cap *= 2;
+            buf = tr_xrealloc(buf, cap);
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        tr_err("cannot read %s", path);
+        return NULL;
+    }
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+int tr_write_file_atomic(const char *path, const void *data, size_t len)
+{
+    size_t pl = strlen(path);
+    char *tmp = tr_xmalloc(pl + 16);
+    snprintf(tmp, pl + 16, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        tr_err("cannot create a temporary file beside %s: %s", path, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    const uint8_t *p = data;
+    size_t left = len;
+    while (left) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            tr_err("cannot write %s: %s", tmp, strerror(errno));
+            close(fd);
+            unlink(tmp);
+            free(tmp);
+            return -1;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fsync(fd) != 0 || fchmod(fd, 0644) != 0 || close(fd) != 0) {
+        tr_err("cannot finish %s: %s", tmp, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return -1;
+    }
+    if (rename(tmp, path) != 0) {
+        tr_err("cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return -1;
+    }
+    free(tmp);
+    return 0;
+}
+
+void tr_buf_reserve(tr_buf *b, size_t extra)
+{
+    if (b->len + extra <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + extra)
+        cap *= 2;
+    b->data = tr_xrealloc(b->data, cap);
+    b->cap = cap;
+}
+
+void tr_buf_put(tr_buf *b, const void *p, size_t n)
+{
+    tr_buf_reserve(b, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+void tr_buf_zeros(tr_buf *b, size_t n)
+{
+    tr_buf_reserve(b, n);
+    memset(b->data + b->len, 0, n);
+    b->len += n;
+}
+
+void tr_buf_align(tr_buf *b, size_t a)
+{
+    size_t pad = (a - b->len % a) % a;
+    tr_buf_zeros(b, pad);
+}
+
+void tr_buf_free(tr_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+int tr_parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || !*s || *s == '-' || *s == '+')
+        return -1;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int tr_parse_f64(const char *s, double *out)
+{
+    if (!s || !*s)
+        return -1;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}

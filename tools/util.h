@@ -1,0 +1,45 @@
+/* Host-side helpers shared by the CLI's subcommands (host only: may allocate). */
+#ifndef TR_TOOLS_UTIL_H
+#define TR_TOOLS_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Print "tinyroute: <msg>\n" to stderr. Returns 1 (a CLI exit code). */
+int tr_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Whole file into a malloc'd buffer (NUL-terminated, *len excludes it).
+ * NULL and a message on stderr on failure. */
+uint8_t *tr_read_file(const char *path, size_t *len);
+
+/* Write to path atomically: a temporary file beside it, fsync, rename.
+ * A failure leaves no half-written file. Returns 0 on success. */
+int tr_write_file_atomic(const char *path, const void *data, size_t len);
+
+/* Growable byte buffer. */
+typedef struct tr_buf {
+    uint8_t *data;
+    size_t len, cap;
+} tr_buf;
+void tr_buf_reserve(tr_buf *b, size_t extra);
+void tr_buf_put(tr_buf *b, const void *p, size_t n);
+void tr_buf_zeros(tr_buf *b, size_t n);
+void tr_buf_align(tr_buf *b, size_t a); /* pad with zeros to a multiple */
+void tr_buf_free(tr_buf *b);
+
+/* Little-endian loads and stores: tr_ld32, tr_st32, ... */
+#include "tr_format.h"
+
+/* Die-free allocation: abort with a message when out of memory. */
+void *tr_xmalloc(size_t n);
+void *tr_xcalloc(size_t n, size_t size);
+void *tr_xrealloc(void *p, size_t n);
+char *tr_xstrdup(const char *s);
+
+/* Strict number parsing: the whole string must be a number in range.
+ * Return 0 on success. */
+int tr_parse_u64(const char *s, uint64_t *out);
+int tr_parse_f64(const char *s, double *out);
+
+#endif
