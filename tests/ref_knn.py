@@ -1,0 +1,187 @@
+#!/usr/bin/python3
+"""Independent float64 reference for the fixture pack.
+
+Reads the pack with its own parser (core/PACK_FORMAT.md), re-implements the
+built-in embedder and kNN routing in numpy, and compares with the C core as
+seen through the CLI:
+  1. host == core: the CLI's embedding of every reference prompt equals the
+     int8 row the builder stored, bit for bit;
+  2. embedder: a float64 re-implementation agrees with the core's int8
+     output (quantization ties may differ by one step);
+  3. routing: neighbours, per-model predicted correctness and the chosen
+     model equal a float64 brute-force kNN, at several k, lambda, offline.
+Usage: ref_knn.py CLI PACK PUB DATASET_DIR
+"""
+import json
+import struct
+import subprocess
+import sys
+
+import numpy as np
+
+CLI, PACK, PUB, DATA = sys.argv[1:5]
+passed = failed = 0
+
+
+def check(cond, what):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL:", what)
+
+
+def parse_pack(path):
+    b = open(path, "rb").read()
+    assert b[:8] == b"TINYRTPK", "magic"
+    dim, n, m, ns = struct.unpack_from("<IIII", b, 72)
+    secs = {}
+    for i in range(ns):
+        t, _flags, off, length, stride, count = struct.unpack_from("<IIQQII", b, 128 + 32 * i)
+        secs[t] = (off, length, stride, count)
+    p = {"dim": dim, "n": n, "m": m, "embedder_name": b[40:72].rstrip(b"\0").decode()}
+    off, _, _, _ = secs[1]
+    p["models"] = []
+    for j in range(m):
+        r = b[off + 96 * j: off + 96 * (j + 1)]
+        name = r[:64].split(b"\0")[0].decode()
+        cost, cn, prior, where = struct.unpack_from("<fffI", r, 64)
+        p["models"].append(dict(name=name, cost=cost, cost_norm=cn, prior=prior, where=where))
+    off, _, stride, _ = secs[2]
+    rows = np.frombuffer(b, np.int8, n * stride, off).reshape(n, stride)[:, :dim]
+    p["rows"] = rows.astype(np.int64)
+
+    def bitset(t):
+        if t not in secs:
+            return None
+        off, _, stride, _ = secs[t]
+        raw = np.frombuffer(b, np.uint8, m * stride, off).reshape(m, stride)
+        return np.unpackbits(raw, axis=1, bitorder="little")[:, :n].astype(bool)
+
+    p["correct"], p["valid"] = bitset(4), bitset(5)
+    if 6 in secs:
+        off, _, stride, _ = secs[6]
+        p["scores"] = np.frombuffer(b, np.uint8, m * stride, off).reshape(m, stride)[:, :n] / 255.0
+    else:
+        p["scores"] = None
+    off, _, _, _ = secs[8]
+    p["k"], p["lambda"] = struct.unpack_from("<If", b, off)
+    eoff = secs[7][0]
+    e = b[eoff:]
+    assert e[:8] == b"TREMB001"
+    nw, edim, nb, maxw = struct.unpack_from("<IIII", e, 8)
+    scale, _a, flags = struct.unpack_from("<ffI", e, 24)
+    o_b, o_wo, o_c, o_w, o_v, o_pc = struct.unpack_from("<6I", e, 36)
+    wo = np.frombuffer(e, np.uint32, nw + 1, o_wo)
+    chars = e[o_c:]
+    words = {bytes(chars[wo[i]:wo[i + 1]]): i for i in range(nw)}
+    p["emb"] = dict(words=words, maxw=maxw,
+                    weights=np.frombuffer(e, np.float32, nw, o_w).astype(np.float64),
+                    vectors=np.frombuffer(e, np.int8, nw * edim, o_v).reshape(nw, edim).astype(np.float64),
+                    pc=np.frombuffer(e, np.float32, edim, o_pc).astype(np.float64) if flags & 1 else None)
+    return p
+
+
+def ref_embed(e, text):
+    """The built-in embedder in float64: tokenize, SIF sum, pc removal, int8."""
+    acc = np.zeros(e["vectors"].shape[1])
+    known = 0
+    word = bytearray()
+    for c in text.encode("utf-8") + b" ":
+        if (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122) or c >= 0x80:
+            word.append(c + 32 if 65 <= c <= 90 else c)
+            continue
+        if word and len(word) <= e["maxw"]:
+            i = e["words"].get(bytes(word))
+            if i is not None:
+                acc += e["weights"][i] * e["vectors"][i]
+                known += 1
+        word = bytearray()
+    if not known:
+        return None
+    if e["pc"] is not None:
+        pc = e["pc"]
+        acc = acc - (acc @ pc) / (pc @ pc) * pc
+    x = acc / np.abs(acc).max() * 127.0
+    return np.clip(np.where(x >= 0, np.floor(x + 0.5), np.ceil(x - 0.5)), -127, 127).astype(np.int64)
+
+
+def ref_route(p, q, k, lam, offline):
+    rows = p["rows"]
+    cos = (rows @ q) / (np.sqrt((rows * rows).sum(1)) * np.sqrt(q @ q))
+    order = np.lexsort((np.arange(len(cos)), -cos))[:k]
+    pred = []
+    for j, mo in enumerate(p["models"]):
+        val = p["valid"][j][order] if p["valid"] is not None else np.ones(len(order), bool)
+        lab = p["scores"][j][order] if p["scores"] is not None else p["correct"][j][order].astype(float)
+        pred.append(lab[val].mean() if val.any() else mo["prior"])
+    best = None
+    for j, mo in enumerate(p["models"]):
+        if offline and mo["where"] != 0:
+            continue
+        u = pred[j] - lam * mo["cost_norm"]
+        if best is None or u > bu + 1e-9 or (abs(u - bu) <= 1e-9 and (
+                mo["where"] < p["models"][best]["where"] or
+                (mo["where"] == p["models"][best]["where"] and mo["cost_norm"] < p["models"][best]["cost_norm"]))):
+            best, bu = j, u
+    return best, pred, 1.0 - cos[order[0]]
+
+
+def cli(args, lines):
+    out = subprocess.run([CLI] + args, input="\n".join(lines) + "\n", capture_output=True,
+                         text=True, check=True).stdout
+    return out.splitlines()
+
+
+p = parse_pack(PACK)
+prompts = [json.loads(l) for l in open(DATA + "/prompts.jsonl")]
+flat = lambda t: t.replace("\n", " ").replace("\r", " ")
+train = [flat(x["text"]) for x in prompts if x.get("split") != "test"]
+test = [flat(x["text"]) for x in prompts if x.get("split") == "test"][:150]
+base = ["--pack", PACK, "--key", PUB]
+
+# 1. host (builder) and core (device) embed the reference prompts identically.
+emb = [np.array(json.loads(l)) for l in cli(["embed"] + base, train)]
+emb = [v for v in emb if v.any()]
+check(len(emb) == p["n"], "references: %d embedded non-zero vs %d rows" % (len(emb), p["n"]))
+same = sum(int((a == r).all()) for a, r in zip(emb, p["rows"]))
+check(same == p["n"], "host/core bit-identical rows: %d of %d" % (same, p["n"]))
+
+# 2. the embedder against its float64 re-implementation.
+qs = [np.array(json.loads(l)) for l in cli(["embed"] + base, test)]
+total = equal = 0
+worst = 0
+for t, q in zip(test, qs):
+    r = ref_embed(p["emb"], t)
+    if r is None:
+        check(not q.any(), "prompt without known words should embed to zeros")
+        continue
+    total += q.size
+    equal += int((r == q).sum())
+    worst = max(worst, int(np.abs(r - q).max()))
+check(total > 0 and equal / total >= 0.995, "embedder agreement %d/%d components" % (equal, total))
+check(worst <= 1, "embedder max component difference %d" % worst)
+
+# 3. routing equals the float64 brute-force kNN.
+for k, lam, offline in [(10, 0.0, False), (10, 0.1, False), (50, 0.5, False), (1, 0.0, False),
+                        (100, 0.05, False), (10, 0.0, True)]:
+    args = ["route"] + base + ["--k", str(k), "--lambda", str(lam)] + (["--offline"] if offline else [])
+    outs = [json.loads(l) for l in cli(args, test)]
+    agree = pred_ok = dist_ok = 0
+    for q, o in zip(qs, outs):
+        if not q.any():
+            agree += 1; pred_ok += 1; dist_ok += 1
+            continue
+        best, pred, dist = ref_route(p, q, k, lam, offline)
+        agree += int(p["models"][best]["name"] == o["model"])
+        pred_ok += int(max(abs(pred[j] - o["predicted"][m["name"]]) for j, m in enumerate(p["models"])) < 1e-6)
+        dist_ok += int(abs(dist - o["nearest_distance"]) < 1e-5)
+    label = "k=%d lambda=%g offline=%s" % (k, lam, offline)
+    check(agree == len(outs), "%s: chosen model agrees on %d/%d" % (label, agree, len(outs)))
+    check(pred_ok == len(outs), "%s: predicted correctness agrees on %d/%d" % (label, pred_ok, len(outs)))
+    check(dist_ok == len(outs), "%s: nearest distance agrees on %d/%d" % (label, dist_ok, len(outs)))
+
+print("reference: %d test prompts, %d references, embedder agreement %.4f" % (len(test), p["n"], equal / max(total, 1)))
+print("%d passed, %d failed" % (passed, failed))
+sys.exit(1 if failed else 0)

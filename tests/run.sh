@@ -1,0 +1,31 @@
+#!/bin/sh
+# Runs every suite and closes with one "N passed, N failed" line summed over
+# the suites' own counts. Exit status: non-zero if anything failed.
+set -u
+total_pass=0 total_fail=0 broken=""
+run() {
+    name=$1
+    shift
+    echo "== $name"
+    out=$("$@" 2>&1)
+    rc=$?
+    printf '%s\n' "$out"
+    # cmocka: "[  PASSED  ] N test(s)." / "[  FAILED  ] N test(s)"; scripts:
+    # "N passed, M failed".
+    p=$(printf '%s\n' "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p; s/^\([0-9]*\) passed, [0-9]* failed.*/\1/p' | tail -n 1)
+    f=$(printf '%s\n' "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p; s/^[0-9]* passed, \([0-9]*\) failed.*/\1/p' | tail -n 1)
+    p=${p:-0} f=${f:-0}
+    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; fi
+    if [ "$p" = 0 ] && [ "$f" = 0 ]; then f=1; echo "(suite $name ran no test)"; fi
+    [ "$f" != 0 ] && broken="$broken $name"
+    total_pass=$((total_pass + p)) total_fail=$((total_fail + f))
+}
+run kernels "$BUILD/test_kernels"
+run core "$BUILD/test_core"
+run dataset "$BUILD/test_dataset"
+run embedder-table "$PYTHON" tests/test_embedder_table.py "$EMBEDDER" "$WINK_JSON"
+run reference "$PYTHON" tests/ref_knn.py "$CLI" "$FIXTURE_PACK" fixtures/keys/test-signing.pub "$FIXTURE"
+run cli sh tests/test_cli.sh
+[ -n "$broken" ] && echo "failing suites:$broken"
+echo "tests: $total_pass passed, $total_fail failed"
+[ "$total_fail" = 0 ]

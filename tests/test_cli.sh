@@ -1,0 +1,139 @@
+#!/bin/sh
+# CLI behaviour: usage errors, clear messages on bad packs and bad input,
+# nothing overwritten silently, and signatures that interoperate with openssl.
+# Needs: CLI, FIXTURE, FIXTURE_PACK, EMBEDDER, PYTHON.
+set -u
+PUB=fixtures/keys/test-signing.pub
+KEY=fixtures/keys/test-signing.key
+OPUB=fixtures/keys/test-other.pub
+OKEY=fixtures/keys/test-other.key
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+# expect CODE PATTERN -- command...: exit code and a stderr+stdout pattern.
+expect() {
+    code=$1 pat=$2
+    shift 3
+    "$@" >"$T/out" 2>"$T/err"
+    got=$?
+    if [ "$got" != "$code" ]; then
+        bad "$* -> exit $got, want $code: $(head -c 300 "$T/err")"
+    elif [ -n "$pat" ] && ! grep -qE -- "$pat" "$T/out" "$T/err"; then
+        bad "$* -> output lacks /$pat/: $(head -c 300 "$T/err")"
+    else
+        ok
+    fi
+}
+
+# --- usage -------------------------------------------------------------
+expect 2 "usage: tinyroute COMMAND" -- "$CLI"
+expect 2 "unknown command 'frobnicate'" -- "$CLI" frobnicate
+expect 0 "tinyroute 0\." -- "$CLI" --version
+for c in keygen embedder import build verify inspect route embed eval; do
+    expect 0 "usage: tinyroute $c" -- "$CLI" "$c" --help
+done
+expect 2 "needs --pack and --key" -- "$CLI" route hello
+expect 2 "--k must be an integer" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --k 0 hi
+expect 2 "--k must be an integer" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --k 12x hi
+expect 2 "--k must be an integer" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --k 257 hi
+expect 2 "--lambda must be a number" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --lambda -1 hi
+expect 2 "--lambda must be a number" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --lambda nan hi
+expect 2 "does not take --data" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --data x hi
+expect 2 "cannot read public key" -- "$CLI" route --pack "$FIXTURE_PACK" --key /nonexistent hi
+expect 2 "needs --key and exactly one PACK" -- "$CLI" verify "$FIXTURE_PACK"
+expect 2 "build needs" -- "$CLI" build --data "$FIXTURE"
+expect 2 "--split must be" -- "$CLI" build --split nope
+expect 1 "cannot open /nonexistent" -- "$CLI" route --pack /nonexistent --key "$PUB" hi
+
+# --- routing -----------------------------------------------------------
+expect 0 '"where":"(device|cloud)"' -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" "What is the derivative of x squared?"
+expect 0 '"where":"device"' -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --offline "What is the capital of France?"
+expect 1 "TR_E_EMPTY_INPUT" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" ""
+printf 'fine prompt\n\377\376 broken\n' >"$T/mixed.txt"
+expect 1 "stdin 2: TR_E_UTF8" -- sh -c "\"$CLI\" route --pack \"$FIXTURE_PACK\" --key \"$PUB\" < \"$T/mixed.txt\""
+n=$("$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" <"$T/mixed.txt" 2>/dev/null | wc -l)
+[ "$n" = 1 ] && ok || bad "the valid line of a mixed stdin should still be routed (got $n lines)"
+expect 0 '"prior_only":true' -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" "zzqxj qqqzx"
+
+# --- bad packs: every one fails verify and route with a named error ----
+cp "$FIXTURE_PACK" "$T/p.trp"
+expect 0 "^OK$" -- "$CLI" verify --key "$PUB" "$T/p.trp"
+expect 1 "TR_E_KEY_UNKNOWN" -- "$CLI" verify --key "$OPUB" "$T/p.trp"
+expect 0 "^OK$" -- "$CLI" verify --key "$OPUB" --key "$PUB" "$T/p.trp"
+expect 1 "TR_E_ROLLBACK" -- "$CLI" verify --key "$PUB" --min-counter 2 "$T/p.trp"
+size=$(stat -c %s "$T/p.trp")
+head -c $((size - 10)) "$T/p.trp" >"$T/cut.trp"
+expect 1 "TR_E_TRUNCATED" -- "$CLI" verify --key "$PUB" "$T/cut.trp"
+expect 1 "TR_E_TRUNCATED" -- "$CLI" route --pack "$T/cut.trp" --key "$PUB" hello
+head -c 1000 "$T/p.trp" >"$T/cut2.trp"
+expect 1 "TR_E_TRUNCATED" -- "$CLI" verify --key "$PUB" "$T/cut2.trp"
+: >"$T/empty.trp"
+expect 1 "empty file" -- "$CLI" verify --key "$PUB" "$T/empty.trp"
+expect 1 "TR_E_BAD_MAGIC" -- "$CLI" verify --key "$PUB" "$PUB"
+# Flip one byte at positions spread over header, table, sections, trailer.
+for pos in 0 9 17 40 75 90 130 200 700 $((size / 3)) $((size / 2)) $((size - 200)) $((size - 100)) $((size - 60)) $((size - 1)); do
+    cp "$T/p.trp" "$T/f.trp"
+    "$PYTHON" -c 'import sys; p=sys.argv[1]; i=int(sys.argv[2]); b=bytearray(open(p,"rb").read()); b[i]^=0x10; open(p,"wb").write(b)' "$T/f.trp" "$pos"
+    expect 1 "TR_E_[A-Z_]+: " -- "$CLI" verify --key "$PUB" "$T/f.trp"
+    expect 1 "TR_E_[A-Z_]+: " -- "$CLI" route --pack "$T/f.trp" --key "$PUB" hello
+done
+cat "$T/p.trp" "$T/p.trp" >"$T/twice.trp"
+expect 1 "TR_E_TRAILING_DATA" -- "$CLI" verify --key "$PUB" "$T/twice.trp"
+
+# --- openssl interoperability -----------------------------------------
+# Key id = SHA-256 of the 65-byte uncompressed point (last 65 bytes of the
+# DER SubjectPublicKeyInfo).
+sb=$("$PYTHON" -c 'import struct,sys; print(struct.unpack_from("<Q", open(sys.argv[1],"rb").read(), 88)[0])' "$T/p.trp")
+head -c "$sb" "$T/p.trp" >"$T/payload"
+# (a) a tinyroute signature verifies with openssl
+"$PYTHON" -c 'import sys; b=open(sys.argv[1],"rb").read(); sb=int(sys.argv[2]); n=b[sb+6]|b[sb+7]<<8; open(sys.argv[3],"wb").write(b[sb+40:sb+40+n])' "$T/p.trp" "$sb" "$T/sig.der"
+expect 0 "Verified OK" -- openssl dgst -sha256 -verify "$PUB" -signature "$T/sig.der" "$T/payload"
+# (b) an openssl signature verifies in the core
+openssl dgst -sha256 -sign "$OKEY" -out "$T/osig.der" "$T/payload"
+openssl ec -pubin -in "$OPUB" -outform DER 2>/dev/null | tail -c 65 >"$T/point"
+"$PYTHON" - "$T/payload" "$T/osig.der" "$T/point" "$T/ossl.trp" <<'PY'
+import hashlib, struct, sys
+payload, sig, point = (open(p, "rb").read() for p in sys.argv[1:4])
+assert len(point) == 65 and point[0] == 4
+trailer = b"TRSG" + struct.pack("<HH", 1, len(sig)) + hashlib.sha256(point).digest() + sig
+open(sys.argv[4], "wb").write(payload + trailer)
+PY
+expect 0 "^OK$" -- "$CLI" verify --key "$OPUB" "$T/ossl.trp"
+expect 1 "TR_E_KEY_UNKNOWN" -- "$CLI" verify --key "$PUB" "$T/ossl.trp"
+# (c) keys from `tinyroute keygen` are ordinary PEM for openssl
+expect 0 "wrote .*k1.key and .*k1.pub, key id [0-9a-f]{64}" -- "$CLI" keygen --out "$T/k1"
+expect 0 "" -- openssl ec -in "$T/k1.key" -noout
+cp "$T/k1.key" "$T/k1.key.orig"
+expect 1 "exists; not overwriting" -- "$CLI" keygen --out "$T/k1"
+cmp -s "$T/k1.key" "$T/k1.key.orig" && ok || bad "keygen overwrote an existing key"
+[ "$(stat -c %a "$T/k1.key")" = 600 ] && ok || bad "private key should be mode 600"
+
+# --- build: bad input names file and line; no half-written pack --------
+mkdir -p "$T/ds"
+cp "$FIXTURE/prompts.jsonl" "$FIXTURE/models.csv" "$T/ds/"
+"$PYTHON" -c '
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+cells = lines[3].split(","); cells[2] = "maybe"; lines[3] = ",".join(cells)
+open(sys.argv[2], "w").write("\n".join(lines) + "\n")' "$FIXTURE/correctness.csv" "$T/ds/correctness.csv"
+expect 1 "correctness.csv:4" -- "$CLI" build --data "$T/ds" --embedder "$EMBEDDER" --key "$KEY" --out "$T/new.trp"
+[ ! -e "$T/new.trp" ] && ok || bad "a failed build left $T/new.trp behind"
+ls "$T" | grep -q 'new.trp.tmp' && bad "a failed build left a temporary file" || ok
+cp "$FIXTURE/correctness.csv" "$T/ds/"
+cp "$T/p.trp" "$T/keep.trp"
+expect 1 "exists; not overwriting" -- "$CLI" build --data "$T/ds" --embedder "$EMBEDDER" --key "$KEY" --out "$T/keep.trp"
+cmp -s "$T/keep.trp" "$T/p.trp" && ok || bad "build overwrote an existing pack"
+expect 1 "not a valid embedder table" -- "$CLI" build --data "$T/ds" --embedder "$PUB" --key "$KEY" --out "$T/new.trp"
+expect 1 "cannot read private key" -- "$CLI" build --data "$T/ds" --embedder "$EMBEDDER" --key "$PUB" --out "$T/new.trp"
+[ ! -e "$T/new.trp" ] && ok || bad "a build with a bad key left a pack behind"
+
+# --- eval and inspect ---------------------------------------------------
+expect 0 "always best single model" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --data "$FIXTURE" --lambda 0,0.1
+expect 0 '"sections":\[' -- "$CLI" inspect --json "$FIXTURE_PACK"
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]

@@ -1,0 +1,535 @@
+/* Core tests: pack round trip, verification failures (each with its own
+ * error), swap-only-after-verify, exact arena size, and routing equal to an
+ * independent double-precision brute-force reference. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "keys.h"
+#include "packwriter.h"
+#include "tinyroute.h"
+#include "tr_format.h"
+
+#define KEY "fixtures/keys/test-signing.key"
+#define PUB "fixtures/keys/test-signing.pub"
+#define OTHER_KEY "fixtures/keys/test-other.key"
+#define OTHER_PUB "fixtures/keys/test-other.pub"
+
+enum { N = 300, DIM = 37, M = 5 };
+
+typedef struct fixture {
+    int8_t refs[N * DIM];
+    float scores[N * M];
+    tr_pack_model models[M];
+    tr_buf pack;        /* signed with KEY */
+    uint8_t *aligned;   /* 64-aligned copy of pack */
+    tr_pubkey pub, other;
+} fixture;
+
+static uint64_t rng_state = 88172645463325252ull;
+static uint32_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 11);
+}
+
+static const char *names[M] = {"tiny-device", "small-cloud", "mid-cloud", "big-cloud", "also-device"};
+static const double costs[M] = {1, 8, 30, 70, 3};
+
+static void make_data(fixture *f, int with_unknown_and_fractions)
+{
+    for (size_t i = 0; i < N * DIM; i++)
+        f->refs[i] = (int8_t)((int)(rnd() % 255) - 127);
+    /* Two duplicate rows: exact ties must go to the lower index. */
+    memcpy(f->refs + 7 * DIM, f->refs + 3 * DIM, DIM);
+    for (size_t i = 0; i < N; i++)
+        for (int m = 0; m < M; m++) {
+            float v = (float)(rnd() % 100 < (uint32_t)(20 + 15 * m));
+            if (with_unknown_and_fractions) {
+                uint32_t r = rnd() % 20;
+                if (r == 0)
+                    v = NAN;
+                else if (r == 1)
+                    v = (float)(rnd() % 11) / 10.0f;
+            }
+            f->scores[i * M + m] = v;
+        }
+    for (int m = 0; m < M; m++)
+        f->models[m] = (tr_pack_model){names[m], costs[m], (m == 0 || m == 4) ? TR_DEVICE : TR_CLOUD};
+}
+
+static tr_pack_spec spec_of(fixture *f)
+{
+    return (tr_pack_spec){.security_counter = 5, .created_unix = 1700000000,
+                          .embedder_name = "test-embedder", .dim = DIM, .n_refs = N,
+                          .n_models = M, .models = f->models, .refs = f->refs,
+                          .scores = f->scores, .k = 10, .lambda = 0.0f};
+}
+
+static uint8_t *aligned_copy(const tr_buf *b)
+{
+    uint8_t *p = NULL;
+    assert_int_equal(posix_memalign((void **)&p, 64, b->len + 64), 0);
+    memcpy(p, b->data, b->len);
+    return p;
+}
+
+static void build(fixture *f, const tr_pack_spec *s, const char *key)
+{
+    tr_pack_layout lay;
+    tr_buf_free(&f->pack);
+    assert_int_equal(tr_pack_write(s, &f->pack, &lay), 0);
+    assert_int_equal(tr_pack_sign(&f->pack, key), 0);
+    free(f->aligned);
+    f->aligned = aligned_copy(&f->pack);
+}
+
+static int setup_mixed(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    make_data(f, 1);
+    tr_pack_spec s = spec_of(f);
+    build(f, &s, KEY);
+    assert_int_equal(tr_key_load_public(PUB, &f->pub), 0);
+    assert_int_equal(tr_key_load_public(OTHER_PUB, &f->other), 0);
+    *state = f;
+    return 0;
+}
+
+static int setup_binary(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    make_data(f, 0);
+    tr_pack_spec s = spec_of(f);
+    build(f, &s, KEY);
+    assert_int_equal(tr_key_load_public(PUB, &f->pub), 0);
+    assert_int_equal(tr_key_load_public(OTHER_PUB, &f->other), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    tr_buf_free(&f->pack);
+    free(f->aligned);
+    free(f);
+    return 0;
+}
+
+typedef struct router_box {
+    void *arena;
+    tr_router *r;
+} router_box;
+
+static router_box new_router(size_t bytes)
+{
+    router_box b;
+    assert_int_equal(posix_memalign(&b.arena, 64, bytes), 0);
+    assert_int_equal(tr_router_init(b.arena, bytes, &b.r), TR_OK);
+    return b;
+}
+
+static tr_status load(router_box *b, const uint8_t *p, size_t len, const tr_pubkey *k,
+                      uint64_t floor_, uint64_t now)
+{
+    tr_trust t = {k, 1, floor_, now};
+    return tr_router_load(b->r, p, len, &t);
+}
+
+static void test_round_trip(void **state)
+{
+    fixture *f = *state;
+    router_box b = new_router(tr_arena_size(DIM, M));
+    assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
+    tr_pack_info info;
+    assert_int_equal(tr_router_pack_info(b.r, &info), TR_OK);
+    assert_int_equal(info.format_version, 1);
+    assert_int_equal(info.security_counter, 5);
+    assert_int_equal(info.created_unix, 1700000000);
+    assert_int_equal(info.dim, DIM);
+    assert_int_equal(info.n_refs, N);
+    assert_int_equal(info.n_models, M);
+    assert_int_equal(info.default_k, 10);
+    assert_string_equal(info.embedder, "test-embedder");
+    assert_false(info.has_text_embedder);
+    for (uint32_t m = 0; m < M; m++) {
+        tr_model_info mi;
+        assert_int_equal(tr_router_model(b.r, m, &mi), TR_OK);
+        assert_string_equal(mi.name, names[m]);
+        assert_true(fabs(mi.cost - costs[m]) < 1e-6);
+        assert_true(fabs(mi.cost_norm - (costs[m] - 1) / 69.0) < 1e-6);
+        double sum = 0;
+        int known = 0;
+        for (int i = 0; i < N; i++)
+            if (!isnan(f->scores[i * M + m])) {
+                sum += f->scores[i * M + m];
+                known++;
+            }
+        assert_true(fabs(mi.prior - sum / known) < 1e-6);
+        assert_int_equal(mi.where, (m == 0 || m == 4) ? TR_DEVICE : TR_CLOUD);
+    }
+    assert_int_equal(tr_router_model(b.r, M, &(tr_model_info){0}), TR_E_ARG);
+    /* The embedding must round-trip: route the stored rows, nearest = self. */
+    tr_result res;
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs + i * DIM, DIM, NULL, &res, NULL), TR_OK);
+        assert_true(res.nearest_distance < 1e-5f);
+    }
+    free(b.arena);
+}
+
+/* ---- the independent reference: double precision, sort everything ---- */
+
+typedef struct ref_nb {
+    double cos;
+    int idx;
+} ref_nb;
+
+static int cmp_nb(const void *a, const void *b)
+{
+    const ref_nb *x = a, *y = b;
+    if (x->cos != y->cos)
+        return x->cos > y->cos ? -1 : 1;
+    return x->idx - y->idx;
+}
+
+static int ref_route(const fixture *f, const int8_t *q, int k, double lambda, int offline,
+                     const uint8_t *mask, double *pred)
+{
+    static ref_nb all[N];
+    double qn = 0;
+    for (int d = 0; d < DIM; d++)
+        qn += (double)q[d] * q[d];
+    for (int i = 0; i < N; i++) {
+        double dot = 0, rn = 0;
+        for (int d = 0; d < DIM; d++) {
+            dot += (double)q[d] * f->refs[i * DIM + d];
+            rn += (double)f->refs[i * DIM + d] * f->refs[i * DIM + d];
+        }
+        all[i] = (ref_nb){dot / sqrt(qn * rn), i};
+    }
+    qsort(all, N, sizeof *all, cmp_nb);
+    int best = -1;
+    double best_u = 0;
+    for (int m = 0; m < M; m++) {
+        double sum = 0, prior = 0;
+        int known = 0, pk = 0;
+        for (int j = 0; j < k; j++) {
+            float v = f->scores[all[j].idx * M + m];
+            if (!isnan(v)) {
+                sum += roundf(v * 255.0f) / 255.0; /* the pack stores 1/255 steps */
+                known++;
+            }
+        }
+        for (int i = 0; i < N; i++)
+            if (!isnan(f->scores[i * M + m])) {
+                prior += f->scores[i * M + m];
+                pk++;
+            }
+        pred[m] = known ? sum / known : prior / pk;
+        int dev = f->models[m].where == TR_DEVICE;
+        if ((offline && !dev) || (mask && !(mask[m / 8] >> (m % 8) & 1)))
+            continue;
+        double u = pred[m] - lambda * (costs[m] - 1) / 69.0;
+        int bdev = best >= 0 && f->models[best].where == TR_DEVICE;
+        if (best < 0 || u > best_u + 1e-9 ||
+            (fabs(u - best_u) <= 1e-9 && ((dev && !bdev) || (dev == bdev && costs[m] < costs[best])))) {
+            best = m;
+            best_u = u;
+        }
+    }
+    return best;
+}
+
+static void check_against_reference(fixture *f)
+{
+    router_box b = new_router(tr_arena_size(DIM, M));
+    assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
+    static const int ks[] = {1, 5, 10, 50, TR_K_MAX};
+    static const double lambdas[] = {0, 0.05, 0.3, 2};
+    int8_t q[DIM];
+    for (int t = 0; t < 200; t++) {
+        for (int d = 0; d < DIM; d++)
+            q[d] = (int8_t)((int)(rnd() % 255) - 127);
+        int k = ks[t % 5];
+        double lambda = lambdas[(t / 5) % 4];
+        int offline = t % 7 == 0;
+        uint8_t mask[1] = {(uint8_t)(0x1F & ~(1u << (t % M)))};
+        const uint8_t *mp = t % 3 == 0 ? mask : NULL;
+        double pred_ref[M];
+        int want = ref_route(f, q, k, lambda, offline, mp, pred_ref);
+        tr_route_opts o = {(uint32_t)k, (float)lambda, mp, offline};
+        tr_result res;
+        float pred[M];
+        assert_int_equal(tr_route_i8(b.r, "test-embedder", q, DIM, &o, &res, pred), TR_OK);
+        for (int m = 0; m < M; m++)
+            if (!(fabs(pred[m] - pred_ref[m]) < 1e-6))
+                fail_msg("query %d model %d: predicted %.9f, reference %.9f (k=%d)", t, m, pred[m], pred_ref[m], k);
+        assert_int_equal(res.model, want);
+        assert_int_equal(res.k, (uint32_t)k);
+        assert_string_equal(res.model_name, names[want]);
+        assert_true(fabs(res.lambda - lambda) < 1e-7);
+    }
+    free(b.arena);
+}
+
+static void test_route_matches_reference_mixed(void **state) { check_against_reference(*state); }
+static void test_route_matches_reference_binary(void **state) { check_against_reference(*state); }
+
+static void test_duplicate_rows_tie_to_lower_index(void **state)
+{
+    fixture *f = *state;
+    router_box b = new_router(tr_arena_size(DIM, M));
+    assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
+    /* Query = row 7 = row 3: both at distance 0; with k=1 row 3 must win,
+     * so the prediction equals row 3's labels. */
+    tr_route_opts o = {1, 0, NULL, 0};
+    tr_result res;
+    float pred[M];
+    assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs + 7 * DIM, DIM, &o, &res, pred), TR_OK);
+    for (int m = 0; m < M; m++) {
+        float v = f->scores[3 * M + m];
+        if (!isnan(v))
+            assert_true(fabs(pred[m] - roundf(v * 255) / 255) < 1e-6);
+    }
+    free(b.arena);
+}
+
+static void test_ties_go_to_device(void **state)
+{
+    fixture *f = *state;
+    /* All models always right: every utility ties at lambda 0. */
+    for (int i = 0; i < N * M; i++)
+        f->scores[i] = 1.0f;
+    tr_pack_spec s = spec_of(f);
+    build(f, &s, KEY);
+    router_box b = new_router(tr_arena_size(DIM, M));
+    assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
+    tr_result res;
+    assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs, DIM, NULL, &res, NULL), TR_OK);
+    assert_int_equal(res.model, 0); /* device, and the cheaper of the two */
+    assert_int_equal(res.where, TR_DEVICE);
+    /* With model 0 masked out, the other device model wins the tie. */
+    uint8_t mask[1] = {0x1E};
+    tr_route_opts o = {0, TR_LAMBDA_DEFAULT, mask, 0};
+    assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs, DIM, &o, &res, NULL), TR_OK);
+    assert_int_equal(res.model, 4);
+    /* Offline with both device models masked: nothing left. */
+    uint8_t mask2[1] = {0x0E};
+    tr_route_opts o2 = {0, TR_LAMBDA_DEFAULT, mask2, 1};
+    assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs, DIM, &o2, &res, NULL),
+                     TR_E_NO_MODEL_AVAILABLE);
+    free(b.arena);
+}
+
+static void test_verify_errors(void **state)
+{
+    fixture *f = *state;
+    router_box b = new_router(tr_arena_size(DIM, M));
+    const size_t len = f->pack.len;
+    uint64_t signed_bytes = tr_ld64(f->pack.data + TR_H_SIGNED_BYTES);
+    uint8_t *p = aligned_copy(&f->pack);
+
+    /* Wrong key: signed by another key than the trusted one. */
+    assert_int_equal(load(&b, p, len, &f->other, 0, 0), TR_E_KEY_UNKNOWN);
+    /* Truncated: cut in the sections, and in the trailer. */
+    assert_int_equal(load(&b, p, len - 1, &f->pub, 0, 0), TR_E_TRUNCATED);
+    assert_int_equal(load(&b, p, (size_t)signed_bytes - 100, &f->pub, 0, 0), TR_E_TRUNCATED);
+    assert_int_equal(load(&b, p, 50, &f->pub, 0, 0), TR_E_TRUNCATED);
+    /* No signature at all. */
+    assert_int_equal(load(&b, p, (size_t)signed_bytes, &f->pub, 0, 0), TR_E_NO_SIGNATURE);
+    /* One flipped byte in the payload. */
+    p[signed_bytes / 2] ^= 0x01;
+    assert_int_equal(load(&b, p, len, &f->pub, 0, 0), TR_E_SIGNATURE);
+    p[signed_bytes / 2] ^= 0x01;
+    /* A flipped magic byte. */
+    p[0] ^= 0x20;
+    assert_int_equal(load(&b, p, len, &f->pub, 0, 0), TR_E_BAD_MAGIC);
+    p[0] ^= 0x20;
+    /* Something appended after the signature. */
+    uint8_t *q = NULL;
+    assert_int_equal(posix_memalign((void **)&q, 64, 2 * len), 0);
+    memcpy(q, p, len);
+    memcpy(q + len, p + signed_bytes, len - signed_bytes);
+    assert_int_equal(load(&b, q, len + (len - signed_bytes), &f->pub, 0, 0), TR_E_TRAILING_DATA);
+    free(q);
+    /* Key id forged to name the trusted key, signature by the other key. */
+    tr_buf other = {0};
+    tr_pack_layout lay;
+    tr_pack_spec s = spec_of(f);
+    assert_int_equal(tr_pack_write(&s, &other, &lay), 0);
+    assert_int_equal(tr_pack_sign(&other, OTHER_KEY), 0);
+    uint8_t id[32];
+    tr_key_id(&f->pub, id);
+    memcpy(other.data + signed_bytes + 8, id, 32);
+    uint8_t *o = aligned_copy(&other);
+    assert_int_equal(load(&b, o, other.len, &f->pub, 0, 0), TR_E_SIGNATURE);
+    free(o);
+    tr_buf_free(&other);
+    /* Rollback and expiry. */
+    assert_int_equal(load(&b, p, len, &f->pub, 6, 0), TR_E_ROLLBACK);
+    assert_int_equal(load(&b, p, len, &f->pub, 5, 0), TR_OK);
+    /* Unaligned buffer. */
+    assert_int_equal(load(&b, p + 1, len, &f->pub, 0, 0), TR_E_ARG);
+    free(p);
+    free(b.arena);
+}
+
+static void test_every_flipped_byte_is_rejected(void **state)
+{
+    fixture *f = *state;
+    router_box b = new_router(tr_arena_size(DIM, M));
+    uint8_t *p = aligned_copy(&f->pack);
+    const size_t len = f->pack.len;
+    /* Every byte of the header, the table and the trailer; every 97th byte
+     * of the sections (a full sweep is issue 7's fuzz matrix). */
+    size_t tested = 0;
+    uint64_t signed_bytes = tr_ld64(f->pack.data + TR_H_SIGNED_BYTES);
+    for (size_t i = 0; i < len; i++) {
+        if (i >= 512 && i < signed_bytes && i % 97)
+            continue;
+        p[i] ^= 0x80;
+        tr_status st = load(&b, p, len, &f->pub, 0, 0);
+        p[i] ^= 0x80;
+        if (st == TR_OK)
+            fail_msg("flipping byte %zu was accepted", i);
+        tested++;
+    }
+    assert_true(tested > 500);
+    assert_int_equal(load(&b, p, len, &f->pub, 0, 0), TR_OK);
+    free(p);
+    free(b.arena);
+}
+
+static void test_expiry(void **state)
+{
+    fixture *f = *state;
+    tr_pack_spec s = spec_of(f);
+    s.expires_unix = 1800000000;
+    build(f, &s, KEY);
+    router_box b = new_router(tr_arena_size(DIM, M));
+    assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 1800000000), TR_E_EXPIRED);
+    assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 1799999999), TR_OK);
+    assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
+    free(b.arena);
+}
+
+static void test_keeps_serving_after_reject(void **state)
+{
+    fixture *f = *state;
+    router_box b = new_router(tr_arena_size(DIM, M));
+    tr_result res;
+    assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs, DIM, NULL, &res, NULL), TR_E_NO_PACK);
+    assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
+    tr_pack_info before, after;
+    tr_router_pack_info(b.r, &before);
+    assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs, DIM, NULL, &res, NULL), TR_OK);
+    uint32_t model = res.model;
+    /* Pack B: a newer counter but a broken signature; then the right
+     * signature but rolled back. Both rejected; A keeps serving. */
+    uint8_t *bad = aligned_copy(&f->pack);
+    bad[300] ^= 1;
+    assert_int_equal(load(&b, bad, f->pack.len, &f->pub, 0, 0), TR_E_SIGNATURE);
+    assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 99, 0), TR_E_ROLLBACK);
+    tr_router_pack_info(b.r, &after);
+    assert_memory_equal(before.pack_hash, after.pack_hash, 32);
+    assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs, DIM, NULL, &res, NULL), TR_OK);
+    assert_int_equal(res.model, model);
+    free(bad);
+    free(b.arena);
+}
+
+static void test_arena_size_is_exact(void **state)
+{
+    fixture *f = *state;
+    size_t need = tr_arena_size(DIM, M);
+    router_box b = new_router(need - 1);
+    assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_E_ARENA_TOO_SMALL);
+    free(b.arena);
+    b = new_router(need);
+    assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
+    free(b.arena);
+    void *a;
+    assert_int_equal(posix_memalign(&a, 64, 64), 0);
+    tr_router *r;
+    assert_int_equal(tr_router_init(a, 8, &r), TR_E_ARENA_TOO_SMALL);
+    assert_int_equal(tr_router_init((uint8_t *)a + 1, 63, &r), TR_E_ARG);
+    free(a);
+    /* Grows with the dimension and the model count. */
+    assert_true(tr_arena_size(768, 32) > tr_arena_size(100, 32));
+    assert_true(tr_arena_size(100, 64) > tr_arena_size(100, 32));
+}
+
+static void test_caller_embedding_checks(void **state)
+{
+    fixture *f = *state;
+    router_box b = new_router(tr_arena_size(DIM, M));
+    assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
+    float v[DIM + 1];
+    for (int d = 0; d <= DIM; d++)
+        v[d] = (float)f->refs[d] * 0.01f;
+    tr_result res;
+    float pred[M];
+    assert_int_equal(tr_route_f32(b.r, "test-embedder", v, DIM, NULL, &res, pred), TR_OK);
+    assert_true(res.nearest_distance < 1e-4f); /* row 0, rescaled */
+    assert_int_equal(tr_route_f32(b.r, "other", v, DIM, NULL, &res, pred), TR_E_EMBEDDER_MISMATCH);
+    assert_int_equal(tr_route_f32(b.r, "test-embedder", v, DIM + 1, NULL, &res, pred), TR_E_DIM_MISMATCH);
+    assert_int_equal(tr_route_f32(b.r, "test-embedder", v, DIM - 1, NULL, &res, pred), TR_E_DIM_MISMATCH);
+    v[5] = NAN;
+    assert_int_equal(tr_route_f32(b.r, "test-embedder", v, DIM, NULL, &res, pred), TR_E_NOT_FINITE);
+    v[5] = INFINITY;
+    assert_int_equal(tr_route_f32(b.r, "test-embedder", v, DIM, NULL, &res, pred), TR_E_NOT_FINITE);
+    memset(v, 0, sizeof v);
+    assert_int_equal(tr_route_f32(b.r, "test-embedder", v, DIM, NULL, &res, pred), TR_E_ZERO_VECTOR);
+    int8_t q[DIM] = {0};
+    assert_int_equal(tr_route_i8(b.r, "test-embedder", q, DIM, NULL, &res, pred), TR_E_ZERO_VECTOR);
+    q[0] = -128;
+    assert_int_equal(tr_route_i8(b.r, "test-embedder", q, DIM, NULL, &res, pred), TR_E_ARG);
+    assert_int_equal(tr_route_text(b.r, "hello", 5, NULL, &res, pred), TR_E_NO_EMBEDDER);
+    tr_route_opts bad_k = {TR_K_MAX + 1, 0, NULL, 0};
+    assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs, DIM, &bad_k, &res, pred), TR_E_ARG);
+    tr_route_opts bad_l = {0, NAN, NULL, 0};
+    assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs, DIM, &bad_l, &res, pred), TR_E_ARG);
+    assert_int_equal(tr_route_i8(NULL, "test-embedder", f->refs, DIM, NULL, &res, pred), TR_E_ARG);
+    free(b.arena);
+}
+
+static void test_strerror_covers_every_status(void **state)
+{
+    for (int s = 0; s < TR_STATUS_COUNT; s++) {
+        assert_non_null(tr_strerror((tr_status)s));
+        assert_true(strlen(tr_strerror((tr_status)s)) > 1);
+        assert_true(strncmp(tr_status_name((tr_status)s), "TR_", 3) == 0);
+        for (int t = 0; t < s; t++)
+            assert_string_not_equal(tr_strerror((tr_status)s), tr_strerror((tr_status)t));
+    }
+    assert_string_equal(tr_strerror(TR_STATUS_COUNT), "unknown status");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_round_trip, setup_mixed, teardown),
+        cmocka_unit_test_setup_teardown(test_route_matches_reference_mixed, setup_mixed, teardown),
+        cmocka_unit_test_setup_teardown(test_route_matches_reference_binary, setup_binary, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_rows_tie_to_lower_index, setup_mixed, teardown),
+        cmocka_unit_test_setup_teardown(test_ties_go_to_device, setup_binary, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_errors, setup_mixed, teardown),
+        cmocka_unit_test_setup_teardown(test_every_flipped_byte_is_rejected, setup_binary, teardown),
+        cmocka_unit_test_setup_teardown(test_expiry, setup_binary, teardown),
+        cmocka_unit_test_setup_teardown(test_keeps_serving_after_reject, setup_mixed, teardown),
+        cmocka_unit_test_setup_teardown(test_arena_size_is_exact, setup_binary, teardown),
+        cmocka_unit_test_setup_teardown(test_caller_embedding_checks, setup_mixed, teardown),
+        cmocka_unit_test(test_strerror_covers_every_status),
+    };
+    return cmocka_run_group_tests_name("core", tests, NULL, NULL);
+}

@@ -1,0 +1,145 @@
+/* Every kernel variant this CPU runs must equal the scalar reference,
+ * exactly, on random and edge inputs: values -127/127, every length from 1
+ * to 4 * 64 + 3, unaligned starts, odd strides, row counts around the
+ * 4-row blocking. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "tr_kernels.h"
+
+static uint64_t s = 0x9E3779B97F4A7C15ull;
+static uint64_t rnd(void)
+{
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return s;
+}
+
+static const tr_kernels *variants[8];
+static size_t n_variants;
+
+enum { MAXD = 4 * 64 + 3, MAXR = 11 };
+
+static void fill(int8_t *p, size_t n, int mode)
+{
+    for (size_t i = 0; i < n; i++) {
+        switch (mode) {
+        case 0: p[i] = (int8_t)((int)(rnd() % 255) - 127); break;
+        case 1: p[i] = 127; break;
+        case 2: p[i] = -127; break;
+        default: p[i] = (rnd() & 1) ? 127 : -127; break;
+        }
+    }
+}
+
+static void test_dot_i8_rows_equal_scalar(void **state)
+{
+    /* +1: start the query and the rows at odd addresses. */
+    static int8_t qbuf[MAXD + 1], rbuf[MAXR * (MAXD + 5) + 1];
+    int32_t want[MAXR], got[MAXR];
+    size_t checks = 0;
+    for (int mode = 0; mode < 4; mode++)
+        for (size_t dim = 1; dim <= MAXD; dim++) {
+            size_t stride = dim + (dim % 3); /* padded and unpadded rows */
+            for (size_t nr = 1; nr <= MAXR; nr += (nr < 5 ? 1 : 3)) {
+                int8_t *q = qbuf + 1, *rows = rbuf + 1;
+                fill(q, dim, mode);
+                fill(rows, nr * stride, mode == 1 ? 2 : mode); /* 127 * -127 too */
+                tr_kernels_scalar()->dot_i8_rows(q, rows, stride, nr, dim, want);
+                for (size_t v = 0; v < n_variants; v++) {
+                    memset(got, 0x55, sizeof got);
+                    variants[v]->dot_i8_rows(q, rows, stride, nr, dim, got);
+                    for (size_t r = 0; r < nr; r++)
+                        if (got[r] != want[r])
+                            fail_msg("%s: dim %zu stride %zu row %zu/%zu mode %d: %d != %d",
+                                     variants[v]->name, dim, stride, r, nr, mode, got[r], want[r]);
+                    checks++;
+                }
+            }
+        }
+    /* The extreme sum: 127*127*MAXD, and its negative. */
+    int8_t *q = qbuf + 1, *rows = rbuf + 1;
+    fill(q, MAXD, 1);
+    fill(rows, MAXD, 2);
+    tr_kernels_scalar()->dot_i8_rows(q, rows, MAXD, 1, MAXD, want);
+    assert_int_equal(want[0], -127 * 127 * MAXD);
+    for (size_t v = 0; v < n_variants; v++) {
+        variants[v]->dot_i8_rows(q, rows, MAXD, 1, MAXD, got);
+        assert_int_equal(got[0], want[0]);
+    }
+    assert_true(checks > 1000);
+}
+
+static void test_and_popcount_equal_scalar(void **state)
+{
+    static uint64_t a[70], b[70];
+    for (size_t n = 0; n <= 67; n++)
+        for (int mode = 0; mode < 3; mode++) {
+            for (size_t i = 0; i < n + 1; i++) {
+                a[i] = mode == 1 ? ~0ull : rnd();
+                b[i] = mode == 2 ? ~0ull : rnd();
+            }
+            uint64_t want = tr_kernels_scalar()->and_popcount(a + 1, b + 1, n);
+            for (size_t v = 0; v < n_variants; v++)
+                assert_int_equal(variants[v]->and_popcount(a + 1, b + 1, n), want);
+        }
+    for (size_t i = 0; i < 70; i++)
+        a[i] = b[i] = ~0ull;
+    assert_int_equal(tr_kernels_scalar()->and_popcount(a, b, 70), 64 * 70);
+}
+
+static void test_hamming_rows_equal_scalar(void **state)
+{
+    static uint64_t q[20], codes[7 * 20];
+    uint32_t want[7], got[7];
+    for (size_t words = 1; words <= 19; words++)
+        for (size_t nr = 1; nr <= 7; nr++) {
+            for (size_t i = 0; i < words; i++)
+                q[i] = rnd();
+            for (size_t i = 0; i < nr * words; i++)
+                codes[i] = (i % 5 == 0) ? q[i % words] : rnd(); /* some distance-0 words */
+            tr_kernels_scalar()->hamming_rows(q, codes, words, nr, want);
+            for (size_t v = 0; v < n_variants; v++) {
+                variants[v]->hamming_rows(q, codes, words, nr, got);
+                assert_memory_equal(got, want, nr * sizeof *want);
+            }
+        }
+    memset(q, 0, sizeof q);
+    memset(codes, 0xff, sizeof codes);
+    tr_kernels_scalar()->hamming_rows(q, codes, 19, 1, want);
+    assert_int_equal(want[0], 64 * 19);
+}
+
+static void test_dispatch(void **state)
+{
+    const tr_kernels *active = tr_kernels_active();
+    assert_non_null(active);
+    assert_string_equal(variants[0]->name, "scalar");
+#ifndef TR_FORCE_SCALAR
+    /* The best available one is chosen. */
+    assert_ptr_equal(active, variants[n_variants - 1]);
+#endif
+    print_message("kernel variants on this CPU:");
+    for (size_t v = 0; v < n_variants; v++)
+        print_message(" %s", variants[v]->name);
+    print_message(" (active: %s)\n", active->name);
+}
+
+int main(void)
+{
+    n_variants = tr_kernels_available(variants, 8);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dot_i8_rows_equal_scalar),
+        cmocka_unit_test(test_and_popcount_equal_scalar),
+        cmocka_unit_test(test_hamming_rows_equal_scalar),
+        cmocka_unit_test(test_dispatch),
+    };
+    return cmocka_run_group_tests_name("kernels", tests, NULL, NULL);
+}
