@@ -366,20 +366,20 @@ int cmd_eval(int argc, char **argv)
     }
     printf("held-out prompts: %zu (skipped %zu with unknown scores, %zu failed)\n", used,
            skipped, failed);
-    printf("%-34s %9s %11s %11s\n", "router", "accuracy", "mean cost", "cloud share");
+    printf("%-44s %9s %11s %11s\n", "router", "accuracy", "mean cost", "cloud share");
     static const char *bn[3] = {"always on-device", "always best single model", "oracle"};
     for (int b = 0; b < 3; b++) {
         int j = b == 0 ? best_dev : b == 1 ? best_all : -1;
         char label[96];
         snprintf(label, sizeof label, "%s%s%s%s", bn[b], j >= 0 ? " (" : "",
                  j >= 0 ? mi[j].name : "", j >= 0 ? ")" : "");
-        printf("%-34.34s %9.4f %11.3f %11.3f\n", label, base[b][0] / used, base[b][1] / used,
+        printf("%-44.44s %9.4f %11.3f %11.3f\n", label, base[b][0] / used, base[b][1] / used,
                base[b][2] / used);
     }
     for (int l = 0; l < n_lam; l++) {
         char label[64];
         snprintf(label, sizeof label, "kNN router, lambda=%g", lam[l]);
-        printf("%-34s %9.4f %11.3f %11.3f\n", label, acc[3 * l] / used, acc[3 * l + 1] / used,
+        printf("%-44s %9.4f %11.3f %11.3f\n", label, acc[3 * l] / used, acc[3 * l + 1] / used,
                acc[3 * l + 2] / used);
     }
     free(acc);
