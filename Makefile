@@ -3,7 +3,10 @@
 
 CC       ?= cc
 CROSS    ?=
-BUILD    ?= build
+# A cross build (make CROSS=aarch64-linux-gnu-) uses that prefix's gcc and
+# its own build directory.
+TARGET_CC:= $(if $(CROSS),$(CROSS)gcc,$(CC))
+BUILD    ?= build$(if $(CROSS),-$(firstword $(subst -, ,$(CROSS))))
 CACHE    ?= $(HOME)/.cache/tinyroute
 PYTHON   ?= /usr/bin/python3
 
@@ -12,6 +15,10 @@ PYTHON   ?= /usr/bin/python3
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes \
                -Wno-unused-parameter -ffp-contract=off -fno-strict-aliasing
 CFLAGS   ?=
+# make SCALAR=1: pin the scalar reference kernels (no runtime dispatch).
+ifeq ($(SCALAR),1)
+CFLAGS   += -DTR_FORCE_SCALAR
+endif
 ALL_CFLAGS := $(CFLAGS_BASE) -Icore -Iplatform -Imodels $(CFLAGS)
 
 # Device library: never allocates. Host fitting code (models/*_fit.c) is
@@ -32,7 +39,7 @@ all: $(LIB) $(CLI)
 
 $(BUILD)/obj/%.o: %.c $(wildcard core/*.h platform/*.h models/*.h tools/*.h) Makefile
 	@mkdir -p $(dir $@)
-	$(CROSS)$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(TARGET_CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -40,7 +47,7 @@ $(LIB): $(LIB_OBJ)
 	$(CROSS)ar rcs $@ $^
 
 $(CLI): $(TOOL_OBJ) $(LIB)
-	$(CROSS)$(CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJ) $(LIB) $(TOOL_LIBS)
+	$(TARGET_CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJ) $(LIB) $(TOOL_LIBS)
 
 clean:
 	rm -rf $(BUILD)

@@ -5,17 +5,44 @@ TEST_CFLAGS := $(ALL_CFLAGS) -Itools
 TOOL_LIB_OBJ := $(filter-out $(BUILD)/obj/tools/tinyroute.o,$(TOOL_OBJ))
 
 $(BUILD)/test_core: tests/test_core.c $(TOOL_LIB_OBJ) $(LIB)
-	$(CROSS)$(CC) $(TEST_CFLAGS) -o $@ $< $(TOOL_LIB_OBJ) $(LIB) -lcmocka $(TOOL_LIBS)
+	$(TARGET_CC) $(TEST_CFLAGS) -o $@ $< $(TOOL_LIB_OBJ) $(LIB) -lcmocka $(TOOL_LIBS)
 
 $(BUILD)/test_dataset: tests/test_dataset.c $(BUILD)/obj/tools/dataset.o $(BUILD)/obj/tools/util.o
-	$(CROSS)$(CC) $(TEST_CFLAGS) -o $@ $^ -lcmocka $(TOOL_LIBS)
+	$(TARGET_CC) $(TEST_CFLAGS) -o $@ $^ -lcmocka $(TOOL_LIBS)
 
 $(BUILD)/test_kernels: tests/test_kernels.c $(LIB)
-	$(CROSS)$(CC) $(TEST_CFLAGS) -o $@ $< $(LIB) -lcmocka $(LIBS)
+	$(TARGET_CC) $(TEST_CFLAGS) -o $@ $< $(LIB) -lcmocka $(LIBS)
 
 TEST_BINS := $(BUILD)/test_core $(BUILD)/test_dataset $(BUILD)/test_kernels
 
-test: deps
+TEST_ENV = BUILD=$(BUILD) PYTHON=$(PYTHON) EMBEDDER=$(EMBEDDER) WINK_JSON=$(WINK_JSON) \
+           FIXTURE=$(FIXTURE)
+
+.PHONY: test test-native test-aarch64
+test: deps deps-cross
+	@$(MAKE) --no-print-directory test-native
+	@$(MAKE) --no-print-directory test-aarch64
+
+test-native:
 	@$(MAKE) --no-print-directory all $(TEST_BINS) $(FIXTURE_PACK)
-	@CLI=$(CLI) BUILD=$(BUILD) PYTHON=$(PYTHON) EMBEDDER=$(EMBEDDER) WINK_JSON=$(WINK_JSON) \
-	    FIXTURE=$(FIXTURE) FIXTURE_PACK=$(FIXTURE_PACK) sh tests/run.sh
+	@$(TEST_ENV) CLI=$(CLI) FIXTURE_PACK=$(FIXTURE_PACK) sh tests/run.sh
+
+# The whole suite again, cross-compiled for aarch64 and run under qemu-user:
+# once on a core without the dot-product extension (plain NEON kernels), once
+# with it (SDOT). The aarch64 CLI builds its own fixture pack, which must equal
+# the native one byte for byte (but for its creation time).
+A64      := build-aarch64
+QEMU_LD  := /usr/aarch64-linux-gnu
+test-aarch64: $(EMBEDDER)
+	@$(MAKE) --no-print-directory CROSS=aarch64-linux-gnu- all \
+	    $(A64)/test_core $(A64)/test_dataset $(A64)/test_kernels
+	@set -e; for cpu in cortex-a53 max; do \
+	  d=$(A64)/qemu-$$cpu; mkdir -p $$d; \
+	  printf '#!/bin/sh\nexec qemu-aarch64 -cpu %s -L $(QEMU_LD) %s "$$@"\n' $$cpu $(CURDIR)/$(A64)/tinyroute > $$d/tinyroute; \
+	  chmod +x $$d/tinyroute; \
+	  $$d/tinyroute build --data $(FIXTURE) --embedder $(EMBEDDER) --key $(TEST_KEY) \
+	      --k 100 --out $$d/fixture.trp --force >/dev/null; \
+	  echo "=== aarch64 under qemu -cpu $$cpu"; \
+	  $(TEST_ENV) BUILD=$(A64) RUNNER="qemu-aarch64 -cpu $$cpu -L $(QEMU_LD)" CLI=$$d/tinyroute \
+	      FIXTURE_PACK=$$d/fixture.trp SAME_AS=$(FIXTURE_PACK) sh tests/run.sh; \
+	done

@@ -20,12 +20,15 @@ run() {
     [ "$f" != 0 ] && broken="$broken $name"
     total_pass=$((total_pass + p)) total_fail=$((total_fail + f))
 }
-run kernels "$BUILD/test_kernels"
-run core "$BUILD/test_core"
-run dataset "$BUILD/test_dataset"
+# RUNNER (e.g. qemu-aarch64 ...) runs the test binaries of a cross build.
+RUNNER=${RUNNER:-}
+run kernels $RUNNER "$BUILD/test_kernels"
+run core $RUNNER "$BUILD/test_core"
+run dataset $RUNNER "$BUILD/test_dataset"
 run embedder-table "$PYTHON" tests/test_embedder_table.py "$EMBEDDER" "$WINK_JSON"
 run reference "$PYTHON" tests/ref_knn.py "$CLI" "$FIXTURE_PACK" fixtures/keys/test-signing.pub "$FIXTURE"
 run cli sh tests/test_cli.sh
+[ -n "${SAME_AS:-}" ] && run same-pack "$PYTHON" tests/same_pack.py "$SAME_AS" "$FIXTURE_PACK"
 [ -n "$broken" ] && echo "failing suites:$broken"
 echo "tests: $total_pass passed, $total_fail failed"
 [ "$total_fail" = 0 ]

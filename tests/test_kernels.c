@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "tr_kernels.h"
+#include "tr_knn.h"
 
 static uint64_t s = 0x9E3779B97F4A7C15ull;
 static uint64_t rnd(void)
@@ -117,6 +118,44 @@ static void test_hamming_rows_equal_scalar(void **state)
     assert_int_equal(want[0], 64 * 19);
 }
 
+/* The whole neighbour search, not just the dot products, is identical under
+ * every variant: same indices, same similarities, same order. */
+static void test_knn_search_identical_across_variants(void **state)
+{
+    enum { NR = 2000 };
+    static const uint32_t dims[] = {100, 768, 33};
+    for (size_t t = 0; t < 3; t++) {
+        uint32_t dim = dims[t], stride = (dim + 15) & ~15u;
+        int8_t *rows = calloc((size_t)NR * stride, 1), *q = calloc(stride, 1);
+        float *inv = malloc(NR * sizeof *inv);
+        for (uint32_t i = 0; i < NR; i++) {
+            fill(rows + (size_t)i * stride, dim, 0);
+            double ss = 0;
+            for (uint32_t d = 0; d < dim; d++)
+                ss += (double)rows[(size_t)i * stride + d] * rows[(size_t)i * stride + d];
+            inv[i] = (float)(1.0 / __builtin_sqrt(ss));
+        }
+        memcpy(rows + 11 * stride, rows + 5 * stride, stride); /* an exact tie */
+        inv[11] = inv[5];
+        memcpy(q, rows + 5 * stride, dim);
+        tr_refs refs = {NR, dim, stride, rows, inv};
+        int32_t dots[TR_KNN_BLOCK];
+        tr_neighbor want[100], got[100];
+        uint32_t nw = tr_knn_search(tr_kernels_scalar(), &refs, q, 100, dots, want);
+        assert_int_equal(nw, 100);
+        assert_int_equal(want[0].idx, 5);
+        assert_int_equal(want[1].idx, 11);
+        for (size_t v = 0; v < n_variants; v++) {
+            uint32_t ng = tr_knn_search(variants[v], &refs, q, 100, dots, got);
+            assert_int_equal(ng, nw);
+            assert_memory_equal(got, want, nw * sizeof *want);
+        }
+        free(rows);
+        free(q);
+        free(inv);
+    }
+}
+
 static void test_dispatch(void **state)
 {
     const tr_kernels *active = tr_kernels_active();
@@ -139,6 +178,7 @@ int main(void)
         cmocka_unit_test(test_dot_i8_rows_equal_scalar),
         cmocka_unit_test(test_and_popcount_equal_scalar),
         cmocka_unit_test(test_hamming_rows_equal_scalar),
+        cmocka_unit_test(test_knn_search_identical_across_variants),
         cmocka_unit_test(test_dispatch),
     };
     return cmocka_run_group_tests_name("kernels", tests, NULL, NULL);
