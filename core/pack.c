@@ -32,6 +32,7 @@ static tr_status read_header(const uint8_t *p, size_t len, tr_pack_info *info)
     info->n_refs = tr_ld32(p + TR_H_N_REFS);
     info->n_models = tr_ld32(p + TR_H_N_MODELS);
     info->signed_bytes = tr_ld64(p + TR_H_SIGNED_BYTES);
+    info->prefilter_candidates = tr_ld32(p + TR_H_PREFILTER_C);
     return TR_OK;
 }
 
@@ -127,7 +128,8 @@ static tr_status read_sections(const uint8_t *p, tr_pack_view *v)
     const section *models = find(s, ns, TR_SEC_MODELS), *rows = find(s, ns, TR_SEC_REF_I8),
                   *inv = find(s, ns, TR_SEC_REF_INVNORM), *bits = find(s, ns, TR_SEC_CORRECT_BITS),
                   *valid = find(s, ns, TR_SEC_VALID_BITS), *scores = find(s, ns, TR_SEC_SCORES_U8),
-                  *emb = find(s, ns, TR_SEC_EMBEDDER), *defs = find(s, ns, TR_SEC_DEFAULTS);
+                  *emb = find(s, ns, TR_SEC_EMBEDDER), *defs = find(s, ns, TR_SEC_DEFAULTS),
+                  *signs = find(s, ns, TR_SEC_REF_SIGNS);
     if (!models || !rows || !inv || !bits || !defs)
         return TR_E_MALFORMED;
     if (models->length != (uint64_t)m * TR_MODEL_REC_BYTES ||
@@ -138,6 +140,15 @@ static tr_status read_sections(const uint8_t *p, tr_pack_view *v)
                     scores->length != (uint64_t)scores->stride * m)) ||
         defs->length != TR_DEFAULTS_BYTES)
         return TR_E_MALFORMED;
+    /* The prefilter needs its codes; codes without a prefilter are unused. */
+    if (info->prefilter_candidates > TR_PREFILTER_MAX ||
+        (info->prefilter_candidates && !signs) ||
+        (signs && (signs->stride % 8 != 0 || (uint64_t)signs->stride * 8 < dim ||
+                   signs->count != n || signs->length != (uint64_t)signs->stride * n)))
+        return TR_E_MALFORMED;
+    if (signs)
+        v->codes = (tr_codes){signs->stride / 8,
+                              (const uint64_t *)(const void *)(p + signs->offset)};
 
     v->models = p + models->offset;
     for (uint32_t i = 0; i < m; i++) {

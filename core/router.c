@@ -22,9 +22,13 @@ typedef struct scratch {
     int32_t *dots;       /* TR_KNN_BLOCK */
     tr_neighbor *nb;     /* TR_K_MAX */
     float *predicted;    /* n_models */
+    uint64_t *qcode;     /* prefilter: query sign code */
+    uint32_t *ham;       /* prefilter: TR_KNN_BLOCK Hamming distances */
+    tr_neighbor *cand;   /* prefilter: candidates */
 } scratch;
 
-static int carve(tr_arena *a, uint32_t dim, uint32_t n_models, scratch *s)
+static int carve(tr_arena *a, uint32_t dim, uint32_t n_models, uint32_t n_cand,
+                 scratch *s)
 {
     tr_arena_take(a, sizeof(struct tr_router));
     s->acc = tr_arena_take(a, sizeof(float) * dim);
@@ -32,14 +36,22 @@ static int carve(tr_arena *a, uint32_t dim, uint32_t n_models, scratch *s)
     s->dots = tr_arena_take(a, sizeof(int32_t) * TR_KNN_BLOCK);
     s->nb = tr_arena_take(a, sizeof(tr_neighbor) * TR_K_MAX);
     s->predicted = tr_arena_take(a, sizeof(float) * n_models);
+    s->qcode = NULL;
+    s->ham = NULL;
+    s->cand = NULL;
+    if (n_cand) {
+        s->qcode = tr_arena_take(a, 8 * (((size_t)dim + 63) / 64));
+        s->ham = tr_arena_take(a, sizeof(uint32_t) * TR_KNN_BLOCK);
+        s->cand = tr_arena_take(a, sizeof(tr_neighbor) * n_cand);
+    }
     return a->used <= a->size;
 }
 
-size_t tr_arena_size(uint32_t dim, uint32_t n_models)
+size_t tr_arena_size(uint32_t dim, uint32_t n_models, uint32_t n_cand)
 {
     tr_arena a = {NULL, (size_t)-1, 0};
     scratch s;
-    carve(&a, dim, n_models, &s);
+    carve(&a, dim, n_models, n_cand, &s);
     return a.used;
 }
 
@@ -67,7 +79,8 @@ tr_status tr_router_load(tr_router *r, const void *pack, size_t len,
     tr_status st = tr_pack_verify(pack, len, trust, &v);
     if (st != TR_OK)
         return st;
-    if (tr_arena_size(v.info.dim, v.info.n_models) > r->arena_bytes)
+    if (tr_arena_size(v.info.dim, v.info.n_models, v.info.prefilter_candidates) >
+        r->arena_bytes)
         return TR_E_ARENA_TOO_SMALL;
     r->pack = v; /* the swap: only after every check passed */
     r->loaded = 1;
@@ -110,7 +123,8 @@ static scratch get_scratch(tr_router *r)
 {
     tr_arena a = {r->arena, r->arena_bytes, 0};
     scratch s;
-    carve(&a, r->pack.info.dim, r->pack.info.n_models, &s);
+    carve(&a, r->pack.info.dim, r->pack.info.n_models, r->pack.info.prefilter_candidates,
+          &s);
     return s;
 }
 
@@ -161,7 +175,11 @@ static tr_status route_query(tr_router *r, const scratch *s, int prior_only,
         for (uint32_t m = 0; m < n_models; m++)
             s->predicted[m] = NAN;
     } else {
-        uint32_t found = tr_knn_search(r->kern, &p->refs, s->q, k, s->dots, s->nb);
+        uint32_t c = p->info.prefilter_candidates;
+        uint32_t found = c && !(o && o->exact)
+                             ? tr_knn_search_prefilter(r->kern, &p->refs, &p->codes, s->q, k, c,
+                                                       s->qcode, s->ham, s->cand, s->nb)
+                             : tr_knn_search(r->kern, &p->refs, s->q, k, s->dots, s->nb);
         tr_knn_predict(&p->labels, s->nb, found, s->predicted);
         res->k = found;
         int64_t qq = 0;

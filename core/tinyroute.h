@@ -34,6 +34,7 @@ extern "C" {
 
 /* Limits that size the arena. A pack beyond them is refused at load. */
 #define TR_K_MAX 256            /* neighbours per query */
+#define TR_PREFILTER_MAX 8192   /* candidates of the binary prefilter */
 #define TR_MODEL_NAME_MAX 64    /* bytes, including the terminating NUL */
 #define TR_EMBEDDER_NAME_MAX 32 /* bytes, including the terminating NUL */
 
@@ -97,6 +98,7 @@ typedef struct tr_pack_info {
     uint32_t n_models;
     uint32_t default_k;
     float default_lambda;
+    uint32_t prefilter_candidates; /* 0: the pack has no binary prefilter */
     int has_text_embedder;
     uint64_t signed_bytes;
     uint8_t key_id[32];
@@ -107,8 +109,9 @@ typedef struct tr_pack_info {
 tr_status tr_pack_peek(const void *pack, size_t len, tr_pack_info *info);
 
 /* Exact arena bytes a router needs to serve packs of at most this embedding
- * dimension and model count. */
-size_t tr_arena_size(uint32_t dim, uint32_t n_models);
+ * dimension, model count and prefilter candidate count (the pack's
+ * tr_pack_info has all three). */
+size_t tr_arena_size(uint32_t dim, uint32_t n_models, uint32_t prefilter_candidates);
 
 typedef struct tr_router tr_router; /* opaque; lives inside the arena */
 
@@ -141,6 +144,8 @@ typedef struct tr_route_opts {
     const uint8_t *available;/* bitset, bit m of byte m/8: model m may be
                                 chosen; NULL: all */
     int offline;             /* non-zero: on-device models only */
+    int exact;               /* non-zero: exact search even when the pack
+                                has a binary prefilter */
 } tr_route_opts;
 
 #define TR_LAMBDA_DEFAULT (-1.0f)

@@ -42,7 +42,9 @@ enum {
     TR_H_N_MODELS = 80,      /* u32 */
     TR_H_N_SECTIONS = 84,    /* u32 */
     TR_H_SIGNED_BYTES = 88,  /* u64, offset of the trailer */
-    TR_H_FLAGS = 96          /* u32, 0 in v1; the rest is zero */
+    TR_H_FLAGS = 96,         /* u32, 0 in v1 */
+    TR_H_PREFILTER_C = 100   /* u32 candidates of the binary prefilter, 0 =
+                                exact search only; the rest is zero */
 };
 
 /* Section table entry byte offsets. */
@@ -68,7 +70,11 @@ typedef enum tr_section_type {
                                  round(score*255); present when any score is
                                  not 0 or 1, and then used instead of bits */
     TR_SEC_EMBEDDER = 7,      /* optional built-in text embedder */
-    TR_SEC_DEFAULTS = 8       /* routing defaults, TR_DEFAULTS_BYTES */
+    TR_SEC_DEFAULTS = 8,      /* routing defaults, TR_DEFAULTS_BYTES */
+    TR_SEC_REF_SIGNS = 9      /* optional: n_refs sign-bit codes (bit d = row[d]
+                                 > 0), u64 LE words, stride bytes each; with
+                                 TR_H_PREFILTER_C > 0 the router searches
+                                 Hamming top-C, then reranks exactly */
 } tr_section_type;
 
 /* Model record. */

@@ -10,6 +10,7 @@ typedef struct tr_pack_view {
     tr_pack_info info;
     const uint8_t *models;  /* n_models records of TR_MODEL_REC_BYTES */
     tr_refs refs;
+    tr_codes codes;         /* words == 0: no prefilter */
     tr_labels labels;
     int has_embedder;
     tr_embedder embedder;

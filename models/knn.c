@@ -40,39 +40,87 @@ static void sift_up(tr_neighbor *h, uint32_t i)
     }
 }
 
+/* A bounded selection: keeps the k best seen, never sorts the candidates. */
+typedef struct topk {
+    tr_neighbor *h; /* min-heap on "worse": h[0] is the worst kept */
+    uint32_t n, k;
+} topk;
+
+static inline void topk_push(topk *t, tr_neighbor c)
+{
+    if (t->n < t->k) {
+        t->h[t->n] = c;
+        sift_up(t->h, t->n++);
+    } else if (worse(&t->h[0], &c)) {
+        t->h[0] = c;
+        sift_down(t->h, t->n, 0);
+    }
+}
+
+/* Heap sort in place, best first; returns the count. */
+static uint32_t topk_finish(topk *t)
+{
+    for (uint32_t n = t->n; n > 1; n--) {
+        tr_neighbor x = t->h[0];
+        t->h[0] = t->h[n - 1];
+        t->h[n - 1] = x;
+        sift_down(t->h, n - 1, 0);
+    }
+    return t->n;
+}
+
 uint32_t tr_knn_search(const tr_kernels *kern, const tr_refs *refs,
                        const int8_t *q, uint32_t k, int32_t *dots,
                        tr_neighbor *out)
 {
-    uint32_t have = 0;
-    if (k > refs->n)
-        k = refs->n;
-    if (k == 0)
+    topk t = {out, 0, k < refs->n ? k : refs->n};
+    if (t.k == 0)
         return 0;
-    /* out[0..have) is a min-heap on "worse": out[0] is the worst kept. */
     for (uint32_t base = 0; base < refs->n; base += TR_KNN_BLOCK) {
         uint32_t nb = refs->n - base < TR_KNN_BLOCK ? refs->n - base : TR_KNN_BLOCK;
         kern->dot_i8_rows(q, refs->rows + (size_t)base * refs->stride,
                           refs->stride, nb, refs->dim, dots);
-        for (uint32_t j = 0; j < nb; j++) {
-            tr_neighbor c = {(float)dots[j] * refs->inv_norm[base + j], base + j};
-            if (have < k) {
-                out[have] = c;
-                sift_up(out, have++);
-            } else if (worse(&out[0], &c)) {
-                out[0] = c;
-                sift_down(out, have, 0);
-            }
-        }
+        for (uint32_t j = 0; j < nb; j++)
+            topk_push(&t, (tr_neighbor){(float)dots[j] * refs->inv_norm[base + j], base + j});
     }
-    /* Heap sort in place: repeatedly move the worst to the end. */
-    for (uint32_t n = have; n > 1; n--) {
-        tr_neighbor t = out[0];
-        out[0] = out[n - 1];
-        out[n - 1] = t;
-        sift_down(out, n - 1, 0);
+    return topk_finish(&t);
+}
+
+void tr_knn_sign_code(const int8_t *q, uint32_t dim, uint64_t *code, uint32_t words)
+{
+    for (uint32_t w = 0; w < words; w++)
+        code[w] = 0;
+    for (uint32_t d = 0; d < dim; d++)
+        if (q[d] > 0)
+            code[d >> 6] |= 1ull << (d & 63);
+}
+
+uint32_t tr_knn_search_prefilter(const tr_kernels *kern, const tr_refs *refs,
+                                 const tr_codes *codes, const int8_t *q,
+                                 uint32_t k, uint32_t c, uint64_t *qcode,
+                                 uint32_t *ham, tr_neighbor *cand,
+                                 tr_neighbor *out)
+{
+    topk pre = {cand, 0, c < refs->n ? c : refs->n};
+    if (pre.k == 0 || k == 0)
+        return 0;
+    tr_knn_sign_code(q, refs->dim, qcode, codes->words);
+    for (uint32_t base = 0; base < refs->n; base += TR_KNN_BLOCK) {
+        uint32_t nb = refs->n - base < TR_KNN_BLOCK ? refs->n - base : TR_KNN_BLOCK;
+        kern->hamming_rows(qcode, codes->bits + (size_t)base * codes->words,
+                           codes->words, nb, ham);
+        for (uint32_t j = 0; j < nb; j++)
+            topk_push(&pre, (tr_neighbor){-(float)ham[j], base + j});
     }
-    return have;
+    topk t = {out, 0, k < pre.n ? k : pre.n};
+    for (uint32_t i = 0; i < pre.n; i++) {
+        uint32_t r = cand[i].idx;
+        int32_t dot;
+        kern->dot_i8_rows(q, refs->rows + (size_t)r * refs->stride, refs->stride, 1,
+                          refs->dim, &dot);
+        topk_push(&t, (tr_neighbor){(float)dot * refs->inv_norm[r], r});
+    }
+    return topk_finish(&t);
 }
 
 static int bit(const uint64_t *set, uint32_t i)

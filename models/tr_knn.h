@@ -16,6 +16,12 @@ typedef struct tr_refs {
     const float *inv_norm;     /* 1/||row|| of each int8 row */
 } tr_refs;
 
+/* Sign-bit codes of the references (bit d of row r: row[d] > 0). */
+typedef struct tr_codes {
+    uint32_t words;            /* u64 per code (stride / 8) */
+    const uint64_t *bits;
+} tr_codes;
+
 /* Per-model labels, in place in the pack. */
 typedef struct tr_labels {
     uint32_t n_models, n_refs;
@@ -39,6 +45,19 @@ typedef struct tr_neighbor {
 uint32_t tr_knn_search(const tr_kernels *kern, const tr_refs *refs,
                        const int8_t *q, uint32_t k, int32_t *dots,
                        tr_neighbor *out);
+
+/* Sign-bit code of a query: words u64. */
+void tr_knn_sign_code(const int8_t *q, uint32_t dim, uint64_t *code, uint32_t words);
+
+/* Binary prefilter + exact rerank: the c references nearest in Hamming
+ * distance (ties to the lower index) are rescored with the int8 kernel and
+ * the k best returned, as tr_knn_search would rank them. Scratch: qcode
+ * (codes->words), ham (TR_KNN_BLOCK), cand (c). Returns min(k, c, n). */
+uint32_t tr_knn_search_prefilter(const tr_kernels *kern, const tr_refs *refs,
+                                 const tr_codes *codes, const int8_t *q,
+                                 uint32_t k, uint32_t c, uint64_t *qcode,
+                                 uint32_t *ham, tr_neighbor *cand,
+                                 tr_neighbor *out);
 
 /* predicted[m] = mean label of model m over the neighbours whose label is
  * known; NaN where none is (the caller falls back to a prior). */

@@ -47,11 +47,14 @@ expect 2 "cannot read public key" -- "$CLI" route --pack "$FIXTURE_PACK" --key /
 expect 2 "needs --key and exactly one PACK" -- "$CLI" verify "$FIXTURE_PACK"
 expect 2 "build needs" -- "$CLI" build --data "$FIXTURE"
 expect 2 "--split must be" -- "$CLI" build --split nope
+expect 2 "keeps fewer candidates than --k" -- "$CLI" build --data d --embedder e --key k --out o --prefilter 5
+expect 2 "--prefilter must be an integer" -- "$CLI" build --data d --embedder e --key k --out o --prefilter 99999
 expect 1 "cannot open /nonexistent" -- "$CLI" route --pack /nonexistent --key "$PUB" hi
 
 # --- routing -----------------------------------------------------------
 expect 0 '"where":"(device|cloud)"' -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" "What is the derivative of x squared?"
 expect 0 '"where":"device"' -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --offline "What is the capital of France?"
+expect 0 '"where":"(device|cloud)"' -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --exact "What is the capital of France?"
 expect 1 "TR_E_EMPTY_INPUT" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" ""
 printf 'fine prompt\n\377\376 broken\n' >"$T/mixed.txt"
 expect 1 "stdin 2: TR_E_UTF8" -- sh -c "\"$CLI\" route --pack \"$FIXTURE_PACK\" --key \"$PUB\" < \"$T/mixed.txt\""

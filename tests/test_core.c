@@ -148,7 +148,7 @@ static tr_status load(router_box *b, const uint8_t *p, size_t len, const tr_pubk
 static void test_round_trip(void **state)
 {
     fixture *f = *state;
-    router_box b = new_router(tr_arena_size(DIM, M));
+    router_box b = new_router(tr_arena_size(DIM, M, 0));
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
     tr_pack_info info;
     assert_int_equal(tr_router_pack_info(b.r, &info), TR_OK);
@@ -252,7 +252,7 @@ static int ref_route(const fixture *f, const int8_t *q, int k, double lambda, in
 
 static void check_against_reference(fixture *f)
 {
-    router_box b = new_router(tr_arena_size(DIM, M));
+    router_box b = new_router(tr_arena_size(DIM, M, 0));
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
     static const int ks[] = {1, 5, 10, 50, TR_K_MAX};
     static const double lambdas[] = {0, 0.05, 0.3, 2};
@@ -267,7 +267,7 @@ static void check_against_reference(fixture *f)
         const uint8_t *mp = t % 3 == 0 ? mask : NULL;
         double pred_ref[M];
         int want = ref_route(f, q, k, lambda, offline, mp, pred_ref);
-        tr_route_opts o = {(uint32_t)k, (float)lambda, mp, offline};
+        tr_route_opts o = {(uint32_t)k, (float)lambda, mp, offline, 0};
         tr_result res;
         float pred[M];
         assert_int_equal(tr_route_i8(b.r, "test-embedder", q, DIM, &o, &res, pred), TR_OK);
@@ -288,11 +288,11 @@ static void test_route_matches_reference_binary(void **state) { check_against_re
 static void test_duplicate_rows_tie_to_lower_index(void **state)
 {
     fixture *f = *state;
-    router_box b = new_router(tr_arena_size(DIM, M));
+    router_box b = new_router(tr_arena_size(DIM, M, 0));
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
     /* Query = row 7 = row 3: both at distance 0; with k=1 row 3 must win,
      * so the prediction equals row 3's labels. */
-    tr_route_opts o = {1, 0, NULL, 0};
+    tr_route_opts o = {1, 0, NULL, 0, 0};
     tr_result res;
     float pred[M];
     assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs + 7 * DIM, DIM, &o, &res, pred), TR_OK);
@@ -312,7 +312,7 @@ static void test_ties_go_to_device(void **state)
         f->scores[i] = 1.0f;
     tr_pack_spec s = spec_of(f);
     build(f, &s, KEY);
-    router_box b = new_router(tr_arena_size(DIM, M));
+    router_box b = new_router(tr_arena_size(DIM, M, 0));
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
     tr_result res;
     assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs, DIM, NULL, &res, NULL), TR_OK);
@@ -320,12 +320,12 @@ static void test_ties_go_to_device(void **state)
     assert_int_equal(res.where, TR_DEVICE);
     /* With model 0 masked out, the other device model wins the tie. */
     uint8_t mask[1] = {0x1E};
-    tr_route_opts o = {0, TR_LAMBDA_DEFAULT, mask, 0};
+    tr_route_opts o = {0, TR_LAMBDA_DEFAULT, mask, 0, 0};
     assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs, DIM, &o, &res, NULL), TR_OK);
     assert_int_equal(res.model, 4);
     /* Offline with both device models masked: nothing left. */
     uint8_t mask2[1] = {0x0E};
-    tr_route_opts o2 = {0, TR_LAMBDA_DEFAULT, mask2, 1};
+    tr_route_opts o2 = {0, TR_LAMBDA_DEFAULT, mask2, 1, 0};
     assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs, DIM, &o2, &res, NULL),
                      TR_E_NO_MODEL_AVAILABLE);
     free(b.arena);
@@ -334,7 +334,7 @@ static void test_ties_go_to_device(void **state)
 static void test_verify_errors(void **state)
 {
     fixture *f = *state;
-    router_box b = new_router(tr_arena_size(DIM, M));
+    router_box b = new_router(tr_arena_size(DIM, M, 0));
     const size_t len = f->pack.len;
     uint64_t signed_bytes = tr_ld64(f->pack.data + TR_H_SIGNED_BYTES);
     uint8_t *p = aligned_copy(&f->pack);
@@ -387,7 +387,7 @@ static void test_verify_errors(void **state)
 static void test_every_flipped_byte_is_rejected(void **state)
 {
     fixture *f = *state;
-    router_box b = new_router(tr_arena_size(DIM, M));
+    router_box b = new_router(tr_arena_size(DIM, M, 0));
     uint8_t *p = aligned_copy(&f->pack);
     const size_t len = f->pack.len;
     /* Every byte of the header, the table and the trailer; every 97th byte
@@ -416,7 +416,7 @@ static void test_expiry(void **state)
     tr_pack_spec s = spec_of(f);
     s.expires_unix = 1800000000;
     build(f, &s, KEY);
-    router_box b = new_router(tr_arena_size(DIM, M));
+    router_box b = new_router(tr_arena_size(DIM, M, 0));
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 1800000000), TR_E_EXPIRED);
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 1799999999), TR_OK);
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
@@ -426,7 +426,7 @@ static void test_expiry(void **state)
 static void test_keeps_serving_after_reject(void **state)
 {
     fixture *f = *state;
-    router_box b = new_router(tr_arena_size(DIM, M));
+    router_box b = new_router(tr_arena_size(DIM, M, 0));
     tr_result res;
     assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs, DIM, NULL, &res, NULL), TR_E_NO_PACK);
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
@@ -451,7 +451,7 @@ static void test_keeps_serving_after_reject(void **state)
 static void test_arena_size_is_exact(void **state)
 {
     fixture *f = *state;
-    size_t need = tr_arena_size(DIM, M);
+    size_t need = tr_arena_size(DIM, M, 0);
     router_box b = new_router(need - 1);
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_E_ARENA_TOO_SMALL);
     free(b.arena);
@@ -465,14 +465,14 @@ static void test_arena_size_is_exact(void **state)
     assert_int_equal(tr_router_init((uint8_t *)a + 1, 63, &r), TR_E_ARG);
     free(a);
     /* Grows with the dimension and the model count. */
-    assert_true(tr_arena_size(768, 32) > tr_arena_size(100, 32));
-    assert_true(tr_arena_size(100, 64) > tr_arena_size(100, 32));
+    assert_true(tr_arena_size(768, 32, 0) > tr_arena_size(100, 32, 0));
+    assert_true(tr_arena_size(100, 64, 0) > tr_arena_size(100, 32, 0));
 }
 
 static void test_caller_embedding_checks(void **state)
 {
     fixture *f = *state;
-    router_box b = new_router(tr_arena_size(DIM, M));
+    router_box b = new_router(tr_arena_size(DIM, M, 0));
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
     float v[DIM + 1];
     for (int d = 0; d <= DIM; d++)
@@ -495,12 +495,99 @@ static void test_caller_embedding_checks(void **state)
     q[0] = -128;
     assert_int_equal(tr_route_i8(b.r, "test-embedder", q, DIM, NULL, &res, pred), TR_E_ARG);
     assert_int_equal(tr_route_text(b.r, "hello", 5, NULL, &res, pred), TR_E_NO_EMBEDDER);
-    tr_route_opts bad_k = {TR_K_MAX + 1, 0, NULL, 0};
+    tr_route_opts bad_k = {TR_K_MAX + 1, 0, NULL, 0, 0};
     assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs, DIM, &bad_k, &res, pred), TR_E_ARG);
-    tr_route_opts bad_l = {0, NAN, NULL, 0};
+    tr_route_opts bad_l = {0, NAN, NULL, 0, 0};
     assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs, DIM, &bad_l, &res, pred), TR_E_ARG);
     assert_int_equal(tr_route_i8(NULL, "test-embedder", f->refs, DIM, NULL, &res, pred), TR_E_ARG);
     free(b.arena);
+}
+
+/* Reference prefilter: sort all rows by (Hamming distance of the sign codes,
+ * index), keep c, rank those by exact cosine. */
+typedef struct ham_idx {
+    int ham, idx;
+} ham_idx;
+
+static int cmp_ham(const void *a, const void *b)
+{
+    const ham_idx *x = a, *y = b;
+    return x->ham != y->ham ? x->ham - y->ham : x->idx - y->idx;
+}
+
+static void ref_prefilter(const fixture *f, const int8_t *q, int k, int c, int *out)
+{
+    static ham_idx h[N];
+    static ref_nb cand[N];
+    for (int i = 0; i < N; i++) {
+        int d = 0;
+        for (int j = 0; j < DIM; j++)
+            d += (q[j] > 0) != (f->refs[i * DIM + j] > 0);
+        h[i] = (ham_idx){d, i};
+    }
+    qsort(h, N, sizeof *h, cmp_ham);
+    for (int i = 0; i < c; i++) {
+        const int8_t *r = f->refs + h[i].idx * DIM;
+        double dot = 0, rn = 0, qn = 0;
+        for (int j = 0; j < DIM; j++) {
+            dot += (double)q[j] * r[j];
+            rn += (double)r[j] * r[j];
+            qn += (double)q[j] * q[j];
+        }
+        cand[i] = (ref_nb){dot / sqrt(rn * qn), h[i].idx};
+    }
+    qsort(cand, c, sizeof *cand, cmp_nb);
+    for (int i = 0; i < k; i++)
+        out[i] = cand[i].idx;
+}
+
+static void test_prefilter_matches_reference(void **state)
+{
+    fixture *f = *state;
+    static const int cs[] = {N, 60, 10};
+    for (int ci = 0; ci < 3; ci++) {
+        tr_pack_spec s = spec_of(f);
+        s.prefilter_c = (uint32_t)cs[ci];
+        build(f, &s, KEY);
+        router_box b = new_router(tr_arena_size(DIM, M, s.prefilter_c));
+        assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
+        tr_pack_info info;
+        tr_router_pack_info(b.r, &info);
+        assert_int_equal(info.prefilter_candidates, cs[ci]);
+        int8_t q[DIM];
+        for (int t = 0; t < 40; t++) {
+            for (int d = 0; d < DIM; d++)
+                q[d] = (int8_t)((int)(rnd() % 255) - 127);
+            tr_route_opts o = {10, 0, NULL, 0, 0}, ox = {10, 0, NULL, 0, 1};
+            tr_result res, resx;
+            float pred[M], predx[M], predk[M];
+            assert_int_equal(tr_route_i8(b.r, "test-embedder", q, DIM, &o, &res, pred), TR_OK);
+            assert_int_equal(tr_route_i8(b.r, "test-embedder", q, DIM, &ox, &resx, predx), TR_OK);
+            /* The reference neighbours' labels must give the same predictions. */
+            int nb[10];
+            ref_prefilter(f, q, 10, cs[ci], nb);
+            for (int m = 0; m < M; m++) {
+                double sum = 0;
+                int known = 0;
+                for (int j = 0; j < 10; j++) {
+                    float v = f->scores[nb[j] * M + m];
+                    if (!isnan(v)) {
+                        sum += roundf(v * 255.0f) / 255.0;
+                        known++;
+                    }
+                }
+                predk[m] = known ? (float)(sum / known) : pred[m];
+                assert_true(fabs(pred[m] - predk[m]) < 1e-6);
+            }
+            if (cs[ci] == N) /* every row is a candidate: same as exact */
+                assert_memory_equal(pred, predx, sizeof pred);
+        }
+        free(b.arena);
+    }
+    /* A prefilter pack needs the candidates in the arena. */
+    router_box small = new_router(tr_arena_size(DIM, M, 0));
+    assert_int_equal(load(&small, f->aligned, f->pack.len, &f->pub, 0, 0), TR_E_ARENA_TOO_SMALL);
+    free(small.arena);
 }
 
 static void test_strerror_covers_every_status(void **state)
@@ -529,6 +616,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keeps_serving_after_reject, setup_mixed, teardown),
         cmocka_unit_test_setup_teardown(test_arena_size_is_exact, setup_binary, teardown),
         cmocka_unit_test_setup_teardown(test_caller_embedding_checks, setup_mixed, teardown),
+        cmocka_unit_test_setup_teardown(test_prefilter_matches_reference, setup_mixed, teardown),
         cmocka_unit_test(test_strerror_covers_every_status),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);

@@ -16,7 +16,8 @@
 static const char usage[] =
     "usage: tinyroute build --data DIR --embedder TABLE --key PRIVATE.pem --out PACK\n"
     "                       [--split train|all] [--k 10] [--lambda 0]\n"
-    "                       [--counter 1] [--expires-days D] [--no-pc] [--force]\n"
+    "                       [--counter 1] [--expires-days D] [--prefilter C]\n"
+    "                       [--no-pc] [--force]\n"
     "Embeds the dataset's prompts (prompts.jsonl, correctness.csv, models.csv;\n"
     "see tools/DATASET.md) with the built-in embedder TABLE (from `tinyroute\n"
     "embedder`), quantizes them to int8, writes pack format v1 and signs it.\n"
@@ -24,6 +25,8 @@ static const char usage[] =
     "  --split all     every prompt\n"
     "  --k, --lambda   routing defaults stored in the pack\n"
     "  --counter N     security (anti-rollback) counter\n"
+    "  --prefilter C   store sign-bit codes; routes search the C nearest in\n"
+    "                  Hamming distance, then rerank exactly (0: exact, default)\n"
     "  --no-pc         keep the first principal component (default: removed)\n"
     "  --force         replace PACK if it exists\n";
 
@@ -75,10 +78,11 @@ int cmd_build(int argc, char **argv)
         {"split", required_argument, 0, 's'}, {"k", required_argument, 0, 'k'},
         {"lambda", required_argument, 0, 'l'}, {"counter", required_argument, 0, 'c'},
         {"expires-days", required_argument, 0, 'x'}, {"no-pc", no_argument, 0, 'P'},
-        {"force", no_argument, 0, 'f'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"force", no_argument, 0, 'f'}, {"prefilter", required_argument, 0, 'C'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *data = NULL, *emb_path = NULL, *key = NULL, *out = NULL;
     int all = 0, force = 0, no_pc = 0, c;
-    uint64_t k = 10, counter = 1, expires_days = 0;
+    uint64_t k = 10, counter = 1, expires_days = 0, prefilter = 0;
     double lambda = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -108,6 +112,11 @@ int cmd_build(int argc, char **argv)
             if (tr_parse_u64(optarg, &expires_days) || expires_days == 0 || expires_days > 36500)
                 return tr_err("--expires-days must be in 1..36500, not '%s'", optarg), 2;
             break;
+        case 'C':
+            if (tr_parse_u64(optarg, &prefilter) || prefilter > TR_PREFILTER_MAX)
+                return tr_err("--prefilter must be an integer in 0..%d, not '%s'",
+                              TR_PREFILTER_MAX, optarg), 2;
+            break;
         case 'P': no_pc = 1; break;
         case 'f': force = 1; break;
         case 'h': fputs(usage, stdout); return 0;
@@ -119,6 +128,9 @@ int cmd_build(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
+    if (prefilter && prefilter < k)
+        return tr_err("--prefilter %llu keeps fewer candidates than --k %llu",
+                      (unsigned long long)prefilter, (unsigned long long)k), 2;
     if (!force && access(out, F_OK) == 0)
         return tr_err("%s exists; not overwriting it (use --force)", out);
 
@@ -209,7 +221,8 @@ int cmd_build(int argc, char **argv)
         .expires_unix = expires_days ? (uint64_t)now + expires_days * 86400 : 0,
         .embedder_name = name, .dim = dim, .n_refs = (uint32_t)kept, .n_models = m,
         .models = models, .refs = refs, .scores = scores, .embedder = table,
-        .embedder_len = emb_len, .k = (uint32_t)k, .lambda = (float)lambda};
+        .embedder_len = emb_len, .k = (uint32_t)k, .lambda = (float)lambda,
+        .prefilter_c = (uint32_t)prefilter};
     tr_buf pack = {0};
     tr_pack_layout lay;
     int r = tr_pack_write(&spec, &pack, &lay) || tr_pack_sign(&pack, key) ||

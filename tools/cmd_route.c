@@ -22,13 +22,14 @@ typedef struct common {
     int split_all;
 } common;
 
-enum { O_PACK = 256, O_KEY, O_MIN, O_LAMBDA, O_K, O_OFFLINE, O_DATA, O_SPLIT, O_HELP };
+enum { O_PACK = 256, O_KEY, O_MIN, O_LAMBDA, O_K, O_OFFLINE, O_DATA, O_SPLIT, O_EXACT, O_HELP };
 
 static const struct option common_opts[] = {
     {"pack", required_argument, 0, O_PACK}, {"key", required_argument, 0, O_KEY},
     {"min-counter", required_argument, 0, O_MIN}, {"lambda", required_argument, 0, O_LAMBDA},
     {"k", required_argument, 0, O_K}, {"offline", no_argument, 0, O_OFFLINE},
     {"data", required_argument, 0, O_DATA}, {"split", required_argument, 0, O_SPLIT},
+    {"exact", no_argument, 0, O_EXACT},
     {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
 
 /* -1: bad usage (message printed), 1: --help printed, 0: ok. */
@@ -80,6 +81,7 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
             c->ro.k = (uint32_t)u;
             break;
         case O_OFFLINE: c->ro.offline = 1; break;
+        case O_EXACT: c->ro.exact = 1; break;
         case O_DATA: c->data = optarg; break;
         case O_SPLIT:
             if (strcmp(optarg, "test") && strcmp(optarg, "all")) {
@@ -206,10 +208,11 @@ static int route_one(void *vctx, const char *where, long line, const char *text,
 
 static const char route_usage[] =
     "usage: tinyroute route --pack PACK --key PUBLIC.pem [--lambda L] [--k K]\n"
-    "                       [--offline] [--min-counter N] [PROMPT...]\n"
+    "                       [--offline] [--exact] [--min-counter N] [PROMPT...]\n"
     "Routes each PROMPT (or each line of stdin) and prints one JSON line per\n"
     "prompt: model, where (device|cloud), per-model predicted correctness,\n"
-    "cost, nearest distance. --offline allows on-device models only.\n";
+    "cost, nearest distance. --offline allows on-device models only; --exact\n"
+    "searches every reference even when the pack has a binary prefilter.\n";
 
 static const char embed_usage[] =
     "usage: tinyroute embed --pack PACK --key PUBLIC.pem [PROMPT...]\n"
@@ -221,7 +224,7 @@ static int run_route(int argc, char **argv, int embed_only)
     common c;
     int r = parse_common(argc, argv, embed_only ? embed_usage : route_usage,
                          embed_only ? "pack key min-counter"
-                                    : "pack key min-counter lambda k offline",
+                                    : "pack key min-counter lambda k offline exact",
                          &c);
     if (r)
         return r < 0 ? 2 : 0;
@@ -246,7 +249,7 @@ int cmd_embed(int argc, char **argv) { return run_route(argc, argv, 1); }
 
 static const char eval_usage[] =
     "usage: tinyroute eval --pack PACK --key PUBLIC.pem --data DIR\n"
-    "                      [--split test|all] [--lambda L1,L2,...] [--k K]\n"
+    "                      [--split test|all] [--lambda L1,L2,...] [--k K] [--exact]\n"
     "Routes the dataset's held-out prompts (split test, the default) and prints\n"
     "accuracy, mean cost and cloud share of the router at each lambda, beside\n"
     "always-on-device (best device model), always-best (best single model)\n"
@@ -255,7 +258,8 @@ static const char eval_usage[] =
 int cmd_eval(int argc, char **argv)
 {
     common c;
-    int r = parse_common(argc, argv, eval_usage, "pack key min-counter lambda k data split", &c);
+    int r = parse_common(argc, argv, eval_usage, "pack key min-counter lambda k data split exact",
+                         &c);
     if (r)
         return r < 0 ? 2 : 0;
     if (!c.data) {

@@ -43,8 +43,9 @@ int tr_packfile_open(const char *path, const tr_pubkey *keys, size_t n_keys,
     /* Size from the unverified header; load verifies before use. */
     tr_status st = tr_pack_peek(pf->bytes, pf->len, &pf->info);
     size_t need = st == TR_OK && pf->info.dim <= 65536 && pf->info.n_models <= 65536
-                      ? tr_arena_size(pf->info.dim, pf->info.n_models)
-                      : tr_arena_size(1, 1);
+                      ? tr_arena_size(pf->info.dim, pf->info.n_models,
+                                      pf->info.prefilter_candidates)
+                      : tr_arena_size(1, 1, 0);
     if (posix_memalign(&pf->arena, 64, need) != 0) {
         tr_packfile_close(pf);
         return tr_err("out of memory"), TR_E_ARG;

@@ -19,6 +19,7 @@ const char *tr_section_name(uint32_t type)
     case TR_SEC_SCORES_U8: return "scores_u8";
     case TR_SEC_EMBEDDER: return "embedder";
     case TR_SEC_DEFAULTS: return "defaults";
+    case TR_SEC_REF_SIGNS: return "ref_signs";
     default: return "unknown";
     }
 }
@@ -51,6 +52,8 @@ int tr_pack_write(const tr_pack_spec *s, tr_buf *b, tr_pack_layout *l)
 {
     const uint32_t n = s->n_refs, m = s->n_models, dim = s->dim;
     memset(l, 0, sizeof *l);
+    if (s->prefilter_c > TR_PREFILTER_MAX || dim > 8192)
+        return tr_err("prefilter candidates must be <= %d and D <= 8192", TR_PREFILTER_MAX);
     if (!s->embedder_name || strlen(s->embedder_name) >= TR_EMBEDDER_NAME_MAX)
         return tr_err("embedder name must have 1..%u bytes", TR_EMBEDDER_NAME_MAX - 1);
     if (n == 0 || m == 0 || dim == 0)
@@ -70,7 +73,8 @@ int tr_pack_write(const tr_pack_spec *s, tr_buf *b, tr_pack_layout *l)
         else if (v != 0.0f && v != 1.0f)
             any_fraction = 1;
     }
-    uint32_t n_sec = 5 + any_unknown + any_fraction + (s->embedder != NULL);
+    uint32_t n_sec = 5 + any_unknown + any_fraction + (s->embedder != NULL) +
+                     (s->prefilter_c > 0);
 
     b->len = 0;
     tr_buf_zeros(b, TR_HEADER_BYTES + n_sec * TR_SECTION_ENTRY_BYTES);
@@ -130,6 +134,19 @@ int tr_pack_write(const tr_pack_spec *s, tr_buf *b, tr_pack_layout *l)
     }
     end(b, l, TABLE);
 
+    if (s->prefilter_c) {
+        uint32_t words = (dim + 63) / 64;
+        begin(b, l, TR_SEC_REF_SIGNS, words * 8, n, TABLE);
+        for (uint32_t i = 0; i < n; i++) {
+            uint8_t code[8 * 128] = {0};
+            for (uint32_t d = 0; d < dim; d++)
+                if (s->refs[(size_t)i * dim + d] > 0)
+                    code[d / 8] |= (uint8_t)(1u << (d % 8));
+            tr_buf_put(b, code, words * 8);
+        }
+        end(b, l, TABLE);
+    }
+
     uint32_t bstride = (uint32_t)round_up((n + 7) / 8, TR_ALIGN);
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1 && !any_unknown)
@@ -183,6 +200,7 @@ int tr_pack_write(const tr_pack_spec *s, tr_buf *b, tr_pack_layout *l)
     tr_st32(h + TR_H_N_MODELS, m);
     tr_st32(h + TR_H_N_SECTIONS, l->n_sections);
     tr_st64(h + TR_H_SIGNED_BYTES, b->len);
+    tr_st32(h + TR_H_PREFILTER_C, s->prefilter_c);
     return l->n_sections == n_sec ? 0 : tr_err("internal: section count");
 }
 

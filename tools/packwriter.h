@@ -26,6 +26,7 @@ typedef struct tr_pack_spec {
     size_t embedder_len;
     uint32_t k;
     float lambda;
+    uint32_t prefilter_c;        /* > 0: write sign codes, prefilter on */
 } tr_pack_spec;
 
 /* Section sizes, for the builder's summary. */
