@@ -129,7 +129,7 @@ static tr_status read_sections(const uint8_t *p, tr_pack_view *v)
                   *inv = find(s, ns, TR_SEC_REF_INVNORM), *bits = find(s, ns, TR_SEC_CORRECT_BITS),
                   *valid = find(s, ns, TR_SEC_VALID_BITS), *scores = find(s, ns, TR_SEC_SCORES_U8),
                   *emb = find(s, ns, TR_SEC_EMBEDDER), *defs = find(s, ns, TR_SEC_DEFAULTS),
-                  *signs = find(s, ns, TR_SEC_REF_SIGNS);
+                  *signs = find(s, ns, TR_SEC_REF_SIGNS), *clu = find(s, ns, TR_SEC_CLUSTERS);
     if (!models || !rows || !inv || !bits || !defs)
         return TR_E_MALFORMED;
     if (models->length != (uint64_t)m * TR_MODEL_REC_BYTES ||
@@ -175,6 +175,13 @@ static tr_status read_sections(const uint8_t *p, tr_pack_view *v)
     if (v->info.default_k == 0 || v->info.default_k > TR_K_MAX ||
         !(v->info.default_lambda >= 0.0f) || !isfinite(v->info.default_lambda))
         return TR_E_MALFORMED;
+    if (clu) {
+        tr_status cst = tr_clusters_view(p + clu->offset, (size_t)clu->length, dim, m,
+                                         &v->clusters);
+        if (cst != TR_OK)
+            return cst;
+        v->info.n_clusters = v->clusters.k;
+    }
     v->has_embedder = emb != NULL;
     v->info.has_text_embedder = emb != NULL;
     if (emb) {

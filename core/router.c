@@ -144,6 +144,10 @@ static tr_status resolve(const tr_router *r, const tr_route_opts *o,
         return TR_E_ARG;
     if (o->lambda >= 0.0f)
         *lambda = o->lambda;
+    if (o->method != TR_METHOD_KNN && o->method != TR_METHOD_CLUSTER)
+        return TR_E_ARG;
+    if (o->method == TR_METHOD_CLUSTER && r->pack.clusters.k == 0)
+        return TR_E_UNSUPPORTED;
     return TR_OK;
 }
 
@@ -169,11 +173,19 @@ static tr_status route_query(tr_router *r, const scratch *s, int prior_only,
         return st;
     memset(res, 0, sizeof *res);
     res->lambda = lambda;
+    res->method = o ? o->method : TR_METHOD_KNN;
     res->nearest_distance = 1.0f;
     if (prior_only) {
         res->flags |= TR_RESULT_PRIOR_ONLY;
         for (uint32_t m = 0; m < n_models; m++)
             s->predicted[m] = NAN;
+    } else if (o && o->method == TR_METHOD_CLUSTER) {
+        float qn = 0.0f;
+        for (uint32_t d = 0; d < p->info.dim; d++)
+            qn += (float)((int32_t)s->q[d] * s->q[d]);
+        res->cluster = tr_cluster_assign(r->kern, &p->clusters, s->q, sqrtf(qn), s->dots);
+        tr_cluster_predict(&p->clusters, res->cluster, s->predicted);
+        res->nearest_distance = NAN;
     } else {
         uint32_t c = p->info.prefilter_candidates;
         uint32_t found = c && !(o && o->exact)

@@ -62,6 +62,7 @@ typedef enum tr_status {
     TR_E_UTF8,               /* prompt is not valid UTF-8 */
     TR_E_NO_MODEL_AVAILABLE, /* the availability mask leaves no model */
     TR_E_CRYPTO,             /* the crypto library failed internally */
+    TR_E_UNSUPPORTED,        /* the pack carries no data for this method */
     TR_STATUS_COUNT
 } tr_status;
 
@@ -99,6 +100,7 @@ typedef struct tr_pack_info {
     uint32_t default_k;
     float default_lambda;
     uint32_t prefilter_candidates; /* 0: the pack has no binary prefilter */
+    uint32_t n_clusters;           /* 0: the pack has no cluster routing */
     int has_text_embedder;
     uint64_t signed_bytes;
     uint8_t key_id[32];
@@ -137,6 +139,12 @@ typedef struct tr_model_info {
 tr_status tr_router_model(const tr_router *router, uint32_t model,
                           tr_model_info *info);
 
+typedef enum tr_method {
+    TR_METHOD_KNN = 0,    /* mean correctness of the k nearest references */
+    TR_METHOD_CLUSTER = 1 /* per-cluster error rates of the nearest K-means
+                             centroid (Jitkrittum et al. 2025) */
+} tr_method;
+
 /* Options; NULL means the pack's defaults, all models available. */
 typedef struct tr_route_opts {
     uint32_t k;              /* neighbours; 0: pack default */
@@ -146,6 +154,7 @@ typedef struct tr_route_opts {
     int offline;             /* non-zero: on-device models only */
     int exact;               /* non-zero: exact search even when the pack
                                 has a binary prefilter */
+    tr_method method;        /* TR_METHOD_KNN (default) or _CLUSTER */
 } tr_route_opts;
 
 #define TR_LAMBDA_DEFAULT (-1.0f)
@@ -163,8 +172,11 @@ typedef struct tr_result {
     float cost_norm;       /* the normalized cost used in the utility */
     float lambda;          /* the lambda used */
     float utility;         /* predicted correctness - lambda * cost_norm */
-    float nearest_distance;/* cosine distance to the nearest reference */
-    uint32_t k;            /* neighbours used */
+    float nearest_distance;/* cosine distance to the nearest reference (kNN;
+                              NaN for the cluster method) */
+    uint32_t k;            /* neighbours used (kNN) */
+    tr_method method;      /* the method that decided */
+    uint32_t cluster;      /* the prompt's cluster (cluster method) */
     uint32_t flags;        /* TR_RESULT_* */
 } tr_result;
 

@@ -71,10 +71,11 @@ typedef enum tr_section_type {
                                  not 0 or 1, and then used instead of bits */
     TR_SEC_EMBEDDER = 7,      /* optional built-in text embedder */
     TR_SEC_DEFAULTS = 8,      /* routing defaults, TR_DEFAULTS_BYTES */
-    TR_SEC_REF_SIGNS = 9      /* optional: n_refs sign-bit codes (bit d = row[d]
+    TR_SEC_REF_SIGNS = 9,     /* optional: n_refs sign-bit codes (bit d = row[d]
                                  > 0), u64 LE words, stride bytes each; with
                                  TR_H_PREFILTER_C > 0 the router searches
                                  Hamming top-C, then reranks exactly */
+    TR_SEC_CLUSTERS = 10      /* optional: K-means routing (UniRoute), below */
 } tr_section_type;
 
 /* Model record. */
@@ -92,6 +93,24 @@ enum {
 enum {
     TR_D_K = 0,      /* u32 */
     TR_D_LAMBDA = 4  /* f32 */
+};
+
+/* Clusters section (Jitkrittum et al. 2025, cluster-based routing): a 64-byte
+ * header, then parts at 64-aligned offsets relative to the section start.
+ * Centroids c_k were fitted in float on unit-norm embeddings (Euclidean
+ * K-means); they ship as int8 rows q_k = round(c_k * scale_k). A unit query x
+ * (int8 q, ||q|| its norm) goes to argmax_k x.c_k - ||c_k||^2 / 2, computed
+ * as dot(q, q_k) / ||q|| * inv_scale_k - half_sq_norm_k. Psi[k][m] is model
+ * m's error rate (1 - mean score) on the labelled prompts of cluster k. */
+#define TR_CLU_HEADER_BYTES 64u
+enum {
+    TR_C_K = 0,            /* u32 clusters */
+    TR_C_STRIDE = 4,       /* u32 bytes between centroid rows (>= dim) */
+    TR_C_OFF_ROWS = 8,     /* u32 -> int8[K * stride] */
+    TR_C_OFF_INV_SCALE = 12, /* u32 -> f32[K] */
+    TR_C_OFF_HALF_SQ = 16, /* u32 -> f32[K] */
+    TR_C_OFF_PSI = 20,     /* u32 -> f32[K * n_models], row per cluster */
+    TR_C_TOTAL = 24        /* u32 section bytes */
 };
 
 /* Built-in embedder section: a 64-byte header, then the parts below at the

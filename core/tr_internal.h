@@ -4,6 +4,7 @@
 
 #include "tinyroute.h"
 #include "tr_embed.h"
+#include "tr_cluster.h"
 #include "tr_knn.h"
 
 typedef struct tr_pack_view {
@@ -12,6 +13,7 @@ typedef struct tr_pack_view {
     tr_refs refs;
     tr_codes codes;         /* words == 0: no prefilter */
     tr_labels labels;
+    tr_clusters clusters;   /* k == 0: no cluster routing */
     int has_embedder;
     tr_embedder embedder;
 } tr_pack_view;

@@ -27,6 +27,9 @@ run core $RUNNER "$BUILD/test_core"
 run dataset $RUNNER "$BUILD/test_dataset"
 run embedder-table "$PYTHON" tests/test_embedder_table.py "$EMBEDDER" "$WINK_JSON"
 run reference "$PYTHON" tests/ref_knn.py "$CLI" "$FIXTURE_PACK" fixtures/keys/test-signing.pub "$FIXTURE"
+WORK=$(mktemp -d)
+run clusters "$PYTHON" tests/ref_cluster.py "$CLI" "$EMBEDDER" fixtures/keys/test-signing.key fixtures/keys/test-signing.pub "$FIXTURE" "$WORK"
+rm -rf "$WORK"
 run cli sh tests/test_cli.sh
 [ -n "${SAME_AS:-}" ] && run same-pack "$PYTHON" tests/same_pack.py "$SAME_AS" "$FIXTURE_PACK"
 [ -n "$broken" ] && echo "failing suites:$broken"

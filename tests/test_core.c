@@ -14,6 +14,7 @@
 #include "keys.h"
 #include "packwriter.h"
 #include "tinyroute.h"
+#include "tr_cluster.h"
 #include "tr_format.h"
 
 #define KEY "fixtures/keys/test-signing.key"
@@ -267,7 +268,7 @@ static void check_against_reference(fixture *f)
         const uint8_t *mp = t % 3 == 0 ? mask : NULL;
         double pred_ref[M];
         int want = ref_route(f, q, k, lambda, offline, mp, pred_ref);
-        tr_route_opts o = {(uint32_t)k, (float)lambda, mp, offline, 0};
+        tr_route_opts o = {.k = (uint32_t)k, .lambda = (float)lambda, .available = mp, .offline = offline, .exact = 0};
         tr_result res;
         float pred[M];
         assert_int_equal(tr_route_i8(b.r, "test-embedder", q, DIM, &o, &res, pred), TR_OK);
@@ -292,7 +293,7 @@ static void test_duplicate_rows_tie_to_lower_index(void **state)
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
     /* Query = row 7 = row 3: both at distance 0; with k=1 row 3 must win,
      * so the prediction equals row 3's labels. */
-    tr_route_opts o = {1, 0, NULL, 0, 0};
+    tr_route_opts o = {.k = 1, .lambda = 0, .available = NULL, .offline = 0, .exact = 0};
     tr_result res;
     float pred[M];
     assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs + 7 * DIM, DIM, &o, &res, pred), TR_OK);
@@ -320,12 +321,12 @@ static void test_ties_go_to_device(void **state)
     assert_int_equal(res.where, TR_DEVICE);
     /* With model 0 masked out, the other device model wins the tie. */
     uint8_t mask[1] = {0x1E};
-    tr_route_opts o = {0, TR_LAMBDA_DEFAULT, mask, 0, 0};
+    tr_route_opts o = {.k = 0, .lambda = TR_LAMBDA_DEFAULT, .available = mask, .offline = 0, .exact = 0};
     assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs, DIM, &o, &res, NULL), TR_OK);
     assert_int_equal(res.model, 4);
     /* Offline with both device models masked: nothing left. */
     uint8_t mask2[1] = {0x0E};
-    tr_route_opts o2 = {0, TR_LAMBDA_DEFAULT, mask2, 1, 0};
+    tr_route_opts o2 = {.k = 0, .lambda = TR_LAMBDA_DEFAULT, .available = mask2, .offline = 1, .exact = 0};
     assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs, DIM, &o2, &res, NULL),
                      TR_E_NO_MODEL_AVAILABLE);
     free(b.arena);
@@ -495,9 +496,9 @@ static void test_caller_embedding_checks(void **state)
     q[0] = -128;
     assert_int_equal(tr_route_i8(b.r, "test-embedder", q, DIM, NULL, &res, pred), TR_E_ARG);
     assert_int_equal(tr_route_text(b.r, "hello", 5, NULL, &res, pred), TR_E_NO_EMBEDDER);
-    tr_route_opts bad_k = {TR_K_MAX + 1, 0, NULL, 0, 0};
+    tr_route_opts bad_k = {.k = TR_K_MAX + 1, .lambda = 0, .available = NULL, .offline = 0, .exact = 0};
     assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs, DIM, &bad_k, &res, pred), TR_E_ARG);
-    tr_route_opts bad_l = {0, NAN, NULL, 0, 0};
+    tr_route_opts bad_l = {.k = 0, .lambda = NAN, .available = NULL, .offline = 0, .exact = 0};
     assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs, DIM, &bad_l, &res, pred), TR_E_ARG);
     assert_int_equal(tr_route_i8(NULL, "test-embedder", f->refs, DIM, NULL, &res, pred), TR_E_ARG);
     free(b.arena);
@@ -558,7 +559,7 @@ static void test_prefilter_matches_reference(void **state)
         for (int t = 0; t < 40; t++) {
             for (int d = 0; d < DIM; d++)
                 q[d] = (int8_t)((int)(rnd() % 255) - 127);
-            tr_route_opts o = {10, 0, NULL, 0, 0}, ox = {10, 0, NULL, 0, 1};
+            tr_route_opts o = {.k = 10, .lambda = 0, .available = NULL, .offline = 0, .exact = 0}, ox = {.k = 10, .lambda = 0, .available = NULL, .offline = 0, .exact = 1};
             tr_result res, resx;
             float pred[M], predx[M], predk[M];
             assert_int_equal(tr_route_i8(b.r, "test-embedder", q, DIM, &o, &res, pred), TR_OK);
@@ -590,6 +591,84 @@ static void test_prefilter_matches_reference(void **state)
     free(small.arena);
 }
 
+static void test_cluster_route_matches_reference(void **state)
+{
+    fixture *f = *state;
+    enum { K = 300 }; /* more than one block of centroids */
+    static float cent[K * DIM];
+    for (int i = 0; i < K * DIM; i++)
+        cent[i] = (float)((int)(rnd() % 2001) - 1000) / 3000.0f;
+    tr_buf sec = {0};
+    assert_int_equal(tr_clusters_section(cent, K, DIM, M, &sec), 0);
+    tr_clusters cv;
+    assert_int_equal(tr_clusters_view(sec.data, sec.len, DIM, M, &cv), TR_OK);
+    float *psi = (float *)(void *)cv.psi;
+    for (int i = 0; i < K * M; i++)
+        psi[i] = (float)(rnd() % 1000) / 999.0f;
+    tr_pack_spec s = spec_of(f);
+    s.clusters = sec.data;
+    s.clusters_len = sec.len;
+    build(f, &s, KEY);
+    router_box b = new_router(tr_arena_size(DIM, M, 0));
+    assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
+    tr_pack_info info;
+    tr_router_pack_info(b.r, &info);
+    assert_int_equal(info.n_clusters, K);
+    int8_t q[DIM];
+    for (int t = 0; t < 100; t++) {
+        for (int d = 0; d < DIM; d++)
+            q[d] = (int8_t)((int)(rnd() % 255) - 127);
+        double lambda = (t % 4) * 0.1, qn = 0;
+        for (int d = 0; d < DIM; d++)
+            qn += (double)q[d] * q[d];
+        int want = 0;
+        double best = -INFINITY;
+        for (int k = 0; k < K; k++) {
+            double dot = 0;
+            for (int d = 0; d < DIM; d++)
+                dot += (double)q[d] * cv.rows[k * cv.stride + d];
+            double sc = dot / sqrt(qn) * cv.inv_scale[k] - cv.half_sq[k];
+            if (sc > best) {
+                best = sc;
+                want = k;
+            }
+        }
+        tr_route_opts o = {.lambda = (float)lambda, .method = TR_METHOD_CLUSTER};
+        tr_result res;
+        float pred[M];
+        assert_int_equal(tr_route_i8(b.r, "test-embedder", q, DIM, &o, &res, pred), TR_OK);
+        assert_int_equal(res.method, TR_METHOD_CLUSTER);
+        assert_int_equal(res.cluster, want);
+        int model = -1;
+        double bu = 0;
+        for (int m = 0; m < M; m++) {
+            assert_true(fabs(pred[m] - (1.0 - psi[want * M + m])) < 1e-6);
+            double u = (1.0 - psi[want * M + m]) - lambda * (costs[m] - 1) / 69.0;
+            int dev = f->models[m].where == TR_DEVICE;
+            int bdev = model >= 0 && f->models[model].where == TR_DEVICE;
+            if (model < 0 || u > bu + 1e-7 ||
+                (fabs(u - bu) <= 1e-7 && ((dev && !bdev) || (dev == bdev && costs[m] < costs[model])))) {
+                model = m;
+                bu = u;
+            }
+        }
+        assert_int_equal(res.model, model);
+    }
+    free(b.arena);
+    tr_buf_free(&sec);
+    /* A pack without clusters refuses the method; unknown methods are bad
+     * arguments. */
+    tr_pack_spec plain = spec_of(f);
+    build(f, &plain, KEY);
+    b = new_router(tr_arena_size(DIM, M, 0));
+    assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
+    tr_route_opts oc = {.lambda = 0, .method = TR_METHOD_CLUSTER}, ob = {.lambda = 0, .method = (tr_method)7};
+    tr_result res;
+    assert_int_equal(tr_route_i8(b.r, "test-embedder", q, DIM, &oc, &res, NULL), TR_E_UNSUPPORTED);
+    assert_int_equal(tr_route_i8(b.r, "test-embedder", q, DIM, &ob, &res, NULL), TR_E_ARG);
+    free(b.arena);
+}
+
 static void test_strerror_covers_every_status(void **state)
 {
     for (int s = 0; s < TR_STATUS_COUNT; s++) {
@@ -617,6 +696,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_arena_size_is_exact, setup_binary, teardown),
         cmocka_unit_test_setup_teardown(test_caller_embedding_checks, setup_mixed, teardown),
         cmocka_unit_test_setup_teardown(test_prefilter_matches_reference, setup_mixed, teardown),
+        cmocka_unit_test_setup_teardown(test_cluster_route_matches_reference, setup_mixed, teardown),
         cmocka_unit_test(test_strerror_covers_every_status),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);

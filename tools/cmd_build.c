@@ -9,6 +9,9 @@
 #include "cmds.h"
 #include "dataset.h"
 #include "packwriter.h"
+#include "tr_cluster.h"
+#include "tr_cluster_fit.h"
+#include "tr_knn.h"
 #include "tr_embed.h"
 #include "tr_format.h"
 #include "util.h"
@@ -17,6 +20,7 @@ static const char usage[] =
     "usage: tinyroute build --data DIR --embedder TABLE --key PRIVATE.pem --out PACK\n"
     "                       [--split train|all] [--k 10] [--lambda 0]\n"
     "                       [--counter 1] [--expires-days D] [--prefilter C]\n"
+    "                       [--clusters K]\n"
     "                       [--no-pc] [--force]\n"
     "Embeds the dataset's prompts (prompts.jsonl, correctness.csv, models.csv;\n"
     "see tools/DATASET.md) with the built-in embedder TABLE (from `tinyroute\n"
@@ -25,6 +29,8 @@ static const char usage[] =
     "  --split all     every prompt\n"
     "  --k, --lambda   routing defaults stored in the pack\n"
     "  --counter N     security (anti-rollback) counter\n"
+    "  --clusters K    also fit K-means (K clusters) for cluster routing; the\n"
+    "                  per-cluster error rates come from the references\n"
     "  --prefilter C   store sign-bit codes; routes search the C nearest in\n"
     "                  Hamming distance, then rerank exactly (0: exact, default)\n"
     "  --no-pc         keep the first principal component (default: removed)\n"
@@ -79,10 +85,11 @@ int cmd_build(int argc, char **argv)
         {"lambda", required_argument, 0, 'l'}, {"counter", required_argument, 0, 'c'},
         {"expires-days", required_argument, 0, 'x'}, {"no-pc", no_argument, 0, 'P'},
         {"force", no_argument, 0, 'f'}, {"prefilter", required_argument, 0, 'C'},
+        {"clusters", required_argument, 0, 'Q'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *data = NULL, *emb_path = NULL, *key = NULL, *out = NULL;
     int all = 0, force = 0, no_pc = 0, c;
-    uint64_t k = 10, counter = 1, expires_days = 0, prefilter = 0;
+    uint64_t k = 10, counter = 1, expires_days = 0, prefilter = 0, n_clusters = 0;
     double lambda = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -116,6 +123,10 @@ int cmd_build(int argc, char **argv)
             if (tr_parse_u64(optarg, &prefilter) || prefilter > TR_PREFILTER_MAX)
                 return tr_err("--prefilter must be an integer in 0..%d, not '%s'",
                               TR_PREFILTER_MAX, optarg), 2;
+            break;
+        case 'Q':
+            if (tr_parse_u64(optarg, &n_clusters) || n_clusters == 0 || n_clusters > 65536)
+                return tr_err("--clusters must be an integer in 1..65536, not '%s'", optarg), 2;
             break;
         case 'P': no_pc = 1; break;
         case 'f': force = 1; break;
@@ -193,6 +204,7 @@ int cmd_build(int argc, char **argv)
     }
     /* Pass 2: the embedding the device computes, bit for bit. */
     int8_t *refs = tr_xmalloc(n * (size_t)dim);
+    float *unit = tr_xmalloc(n * (size_t)dim * sizeof *unit); /* for K-means */
     float *scores = tr_xmalloc(n * (size_t)m * sizeof *scores);
     size_t kept = 0, zeroed = 0;
     float *acc = tr_xmalloc(dim * sizeof *acc);
@@ -205,9 +217,46 @@ int cmd_build(int argc, char **argv)
             continue;
         }
         memcpy(scores + kept * m, ds.scores + pick[j] * m, m * sizeof *scores);
+        memcpy(unit + kept * dim, acc, dim * sizeof *acc);
+        normalize(unit + kept * dim, dim);
         kept++;
     }
     free(acc);
+
+    tr_buf clusters = {0};
+    if (n_clusters) {
+        if (n_clusters > kept) {
+            tr_err("--clusters %llu exceeds the %zu references", (unsigned long long)n_clusters, kept);
+            free(refs), free(scores), free(unit);
+            goto fail;
+        }
+        uint32_t *assign = tr_xmalloc(kept * sizeof *assign);
+        float *centroids = tr_xmalloc(n_clusters * dim * sizeof *centroids);
+        double inertia = tr_kmeans_fit(unit, kept, dim, (uint32_t)n_clusters, 1, 100, centroids, assign);
+        tr_clusters cv;
+        if (inertia < 0 || tr_clusters_section(centroids, (uint32_t)n_clusters, dim, m, &clusters) ||
+            tr_clusters_view(clusters.data, clusters.len, dim, m, &cv) != TR_OK) {
+            tr_err("k-means failed");
+            free(assign), free(centroids), free(refs), free(scores), free(unit);
+            goto fail;
+        }
+        /* Psi from the device's own assignment: the quantized centroids and
+         * the int8 rows, exactly as tr_route will see them. */
+        int32_t dots[TR_KNN_BLOCK];
+        for (size_t j = 0; j < kept; j++) {
+            const int8_t *q = refs + j * dim;
+            float qn = 0.0f;
+            for (uint32_t d = 0; d < dim; d++)
+                qn += (float)((int32_t)q[d] * q[d]);
+            assign[j] = tr_cluster_assign(tr_kernels_active(), &cv, q, sqrtf(qn), dots);
+        }
+        tr_cluster_psi(scores, kept, m, assign, (uint32_t)n_clusters, (float *)(void *)cv.psi);
+        printf("k-means: K=%llu, inertia %.4f over %zu references\n",
+               (unsigned long long)n_clusters, inertia, kept);
+        free(assign);
+        free(centroids);
+    }
+    free(unit);
 
     tr_pack_model *models = tr_xmalloc(m * sizeof *models);
     for (uint32_t j = 0; j < m; j++)
@@ -222,7 +271,8 @@ int cmd_build(int argc, char **argv)
         .embedder_name = name, .dim = dim, .n_refs = (uint32_t)kept, .n_models = m,
         .models = models, .refs = refs, .scores = scores, .embedder = table,
         .embedder_len = emb_len, .k = (uint32_t)k, .lambda = (float)lambda,
-        .prefilter_c = (uint32_t)prefilter};
+        .prefilter_c = (uint32_t)prefilter, .clusters = clusters.data,
+        .clusters_len = clusters.len};
     tr_buf pack = {0};
     tr_pack_layout lay;
     int r = tr_pack_write(&spec, &pack, &lay) || tr_pack_sign(&pack, key) ||
@@ -242,6 +292,7 @@ int cmd_build(int argc, char **argv)
                    (unsigned long long)lay.sec[i].length, (unsigned long long)lay.sec[i].offset);
     }
     tr_buf_free(&pack);
+    tr_buf_free(&clusters);
     free(models);
     free(refs);
     free(scores);

@@ -22,14 +22,15 @@ typedef struct common {
     int split_all;
 } common;
 
-enum { O_PACK = 256, O_KEY, O_MIN, O_LAMBDA, O_K, O_OFFLINE, O_DATA, O_SPLIT, O_EXACT, O_HELP };
+enum { O_PACK = 256, O_KEY, O_MIN, O_LAMBDA, O_K, O_OFFLINE, O_DATA, O_SPLIT, O_EXACT, O_METHOD,
+       O_HELP };
 
 static const struct option common_opts[] = {
     {"pack", required_argument, 0, O_PACK}, {"key", required_argument, 0, O_KEY},
     {"min-counter", required_argument, 0, O_MIN}, {"lambda", required_argument, 0, O_LAMBDA},
     {"k", required_argument, 0, O_K}, {"offline", no_argument, 0, O_OFFLINE},
     {"data", required_argument, 0, O_DATA}, {"split", required_argument, 0, O_SPLIT},
-    {"exact", no_argument, 0, O_EXACT},
+    {"exact", no_argument, 0, O_EXACT}, {"method", required_argument, 0, O_METHOD},
     {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
 
 /* -1: bad usage (message printed), 1: --help printed, 0: ok. */
@@ -82,6 +83,16 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
             break;
         case O_OFFLINE: c->ro.offline = 1; break;
         case O_EXACT: c->ro.exact = 1; break;
+        case O_METHOD:
+            if (!strcmp(optarg, "knn"))
+                c->ro.method = TR_METHOD_KNN;
+            else if (!strcmp(optarg, "cluster"))
+                c->ro.method = TR_METHOD_CLUSTER;
+            else {
+                tr_err("--method must be knn or cluster, not '%s'", optarg);
+                goto bad;
+            }
+            break;
         case O_DATA: c->data = optarg; break;
         case O_SPLIT:
             if (strcmp(optarg, "test") && strcmp(optarg, "all")) {
@@ -127,8 +138,13 @@ static cJSON *result_json(const tr_router *r, const tr_pack_info *info, const ch
     cJSON_AddNumberToObject(o, "cost_norm", f6(res->cost_norm));
     cJSON_AddNumberToObject(o, "lambda", f6(res->lambda));
     cJSON_AddNumberToObject(o, "utility", f6(res->utility));
-    cJSON_AddNumberToObject(o, "nearest_distance", f6(res->nearest_distance));
-    cJSON_AddNumberToObject(o, "k", res->k);
+    if (!isnan(res->nearest_distance))
+        cJSON_AddNumberToObject(o, "nearest_distance", f6(res->nearest_distance));
+    cJSON_AddStringToObject(o, "method", res->method == TR_METHOD_CLUSTER ? "cluster" : "knn");
+    if (res->method == TR_METHOD_CLUSTER)
+        cJSON_AddNumberToObject(o, "cluster", res->cluster);
+    else
+        cJSON_AddNumberToObject(o, "k", res->k);
     cJSON_AddBoolToObject(o, "prior_only", (res->flags & TR_RESULT_PRIOR_ONLY) != 0);
     for (uint32_t m = 0; m < info->n_models; m++) {
         tr_model_info mi;
@@ -208,7 +224,8 @@ static int route_one(void *vctx, const char *where, long line, const char *text,
 
 static const char route_usage[] =
     "usage: tinyroute route --pack PACK --key PUBLIC.pem [--lambda L] [--k K]\n"
-    "                       [--offline] [--exact] [--min-counter N] [PROMPT...]\n"
+    "                       [--offline] [--exact] [--method knn|cluster]\n"
+    "                       [--min-counter N] [PROMPT...]\n"
     "Routes each PROMPT (or each line of stdin) and prints one JSON line per\n"
     "prompt: model, where (device|cloud), per-model predicted correctness,\n"
     "cost, nearest distance. --offline allows on-device models only; --exact\n"
@@ -224,7 +241,7 @@ static int run_route(int argc, char **argv, int embed_only)
     common c;
     int r = parse_common(argc, argv, embed_only ? embed_usage : route_usage,
                          embed_only ? "pack key min-counter"
-                                    : "pack key min-counter lambda k offline exact",
+                                    : "pack key min-counter lambda k offline exact method",
                          &c);
     if (r)
         return r < 0 ? 2 : 0;
@@ -250,6 +267,7 @@ int cmd_embed(int argc, char **argv) { return run_route(argc, argv, 1); }
 static const char eval_usage[] =
     "usage: tinyroute eval --pack PACK --key PUBLIC.pem --data DIR\n"
     "                      [--split test|all] [--lambda L1,L2,...] [--k K] [--exact]\n"
+    "                      [--method knn|cluster]\n"
     "Routes the dataset's held-out prompts (split test, the default) and prints\n"
     "accuracy, mean cost and cloud share of the router at each lambda, beside\n"
     "always-on-device (best device model), always-best (best single model)\n"
@@ -258,7 +276,7 @@ static const char eval_usage[] =
 int cmd_eval(int argc, char **argv)
 {
     common c;
-    int r = parse_common(argc, argv, eval_usage, "pack key min-counter lambda k data split exact",
+    int r = parse_common(argc, argv, eval_usage, "pack key min-counter lambda k data split exact method",
                          &c);
     if (r)
         return r < 0 ? 2 : 0;
@@ -382,7 +400,8 @@ int cmd_eval(int argc, char **argv)
     }
     for (int l = 0; l < n_lam; l++) {
         char label[64];
-        snprintf(label, sizeof label, "kNN router, lambda=%g", lam[l]);
+        snprintf(label, sizeof label, "%s router, lambda=%g",
+                 c.ro.method == TR_METHOD_CLUSTER ? "cluster" : "kNN", lam[l]);
         printf("%-44s %9.4f %11.3f %11.3f\n", label, acc[3 * l] / used, acc[3 * l + 1] / used,
                acc[3 * l + 2] / used);
     }

@@ -20,6 +20,7 @@ const char *tr_section_name(uint32_t type)
     case TR_SEC_EMBEDDER: return "embedder";
     case TR_SEC_DEFAULTS: return "defaults";
     case TR_SEC_REF_SIGNS: return "ref_signs";
+    case TR_SEC_CLUSTERS: return "clusters";
     default: return "unknown";
     }
 }
@@ -74,7 +75,7 @@ int tr_pack_write(const tr_pack_spec *s, tr_buf *b, tr_pack_layout *l)
             any_fraction = 1;
     }
     uint32_t n_sec = 5 + any_unknown + any_fraction + (s->embedder != NULL) +
-                     (s->prefilter_c > 0);
+                     (s->prefilter_c > 0) + (s->clusters != NULL);
 
     b->len = 0;
     tr_buf_zeros(b, TR_HEADER_BYTES + n_sec * TR_SECTION_ENTRY_BYTES);
@@ -179,6 +180,12 @@ int tr_pack_write(const tr_pack_spec *s, tr_buf *b, tr_pack_layout *l)
         end(b, l, TABLE);
     }
 
+    if (s->clusters) {
+        begin(b, l, TR_SEC_CLUSTERS, 0, tr_ld32(s->clusters + TR_C_K), TABLE);
+        tr_buf_put(b, s->clusters, s->clusters_len);
+        end(b, l, TABLE);
+    }
+
     if (s->embedder) {
         begin(b, l, TR_SEC_EMBEDDER, 0, 1, TABLE);
         tr_buf_put(b, s->embedder, s->embedder_len);
@@ -226,5 +233,44 @@ int tr_pack_sign(tr_buf *b, const char *key_path)
         return 1;
     tr_key_id(&pub, id);
     tr_pack_append_trailer(b, id, sig, sig_len);
+    return 0;
+}
+
+int tr_clusters_section(const float *centroids, uint32_t k, uint32_t dim,
+                        uint32_t n_models, tr_buf *out)
+{
+    const uint32_t cstride = (uint32_t)round_up(dim, 16);
+    uint32_t o_rows = TR_CLU_HEADER_BYTES;
+    uint32_t o_scale = (uint32_t)round_up(o_rows + (size_t)k * cstride, TR_ALIGN);
+    uint32_t o_half = (uint32_t)round_up(o_scale + 4ull * k, TR_ALIGN);
+    uint32_t o_psi = (uint32_t)round_up(o_half + 4ull * k, TR_ALIGN);
+    uint32_t total = (uint32_t)round_up(o_psi + 4ull * k * n_models, TR_ALIGN);
+    out->len = 0;
+    tr_buf_zeros(out, total);
+    uint8_t *c = out->data;
+    tr_st32(c + TR_C_K, k);
+    tr_st32(c + TR_C_STRIDE, cstride);
+    tr_st32(c + TR_C_OFF_ROWS, o_rows);
+    tr_st32(c + TR_C_OFF_INV_SCALE, o_scale);
+    tr_st32(c + TR_C_OFF_HALF_SQ, o_half);
+    tr_st32(c + TR_C_OFF_PSI, o_psi);
+    tr_st32(c + TR_C_TOTAL, total);
+    for (uint32_t i = 0; i < k; i++) {
+        const float *v = centroids + (size_t)i * dim;
+        double mx = 0, sq = 0;
+        for (uint32_t d = 0; d < dim; d++) {
+            mx = fmax(mx, fabs(v[d]));
+            sq += (double)v[d] * v[d];
+        }
+        if (!(mx > 0) || !isfinite(sq))
+            return tr_err("centroid %u is zero or not finite", i);
+        double scale = 127.0 / mx;
+        for (uint32_t d = 0; d < dim; d++) {
+            double x = v[d] * scale;
+            c[o_rows + (size_t)i * cstride + d] = (uint8_t)(int8_t)(int)(x >= 0 ? x + 0.5 : x - 0.5);
+        }
+        tr_stf32(c + o_scale + 4 * i, (float)(1.0 / scale));
+        tr_stf32(c + o_half + 4 * i, (float)(sq / 2));
+    }
     return 0;
 }

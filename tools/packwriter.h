@@ -27,6 +27,8 @@ typedef struct tr_pack_spec {
     uint32_t k;
     float lambda;
     uint32_t prefilter_c;        /* > 0: write sign codes, prefilter on */
+    const uint8_t *clusters;     /* optional TR_SEC_CLUSTERS bytes */
+    size_t clusters_len;
 } tr_pack_spec;
 
 /* Section sizes, for the builder's summary. */
@@ -50,5 +52,11 @@ void tr_pack_append_trailer(tr_buf *out, const uint8_t key_id[32],
                             const uint8_t *sig, size_t sig_len);
 
 const char *tr_section_name(uint32_t type);
+
+/* A clusters section with int8 centroids and a zero Psi, for the caller to
+ * fill through tr_clusters_view (its Psi must come from the device's own
+ * assignment of the references to these quantized centroids). */
+int tr_clusters_section(const float *centroids, uint32_t k, uint32_t dim,
+                        uint32_t n_models, tr_buf *out);
 
 #endif

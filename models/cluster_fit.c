@@ -1,0 +1,139 @@
+/* K-means++ (Arthur & Vassilvitskii 2007) and Lloyd iterations, in double
+ * accumulators: host only, so clarity beats speed here. */
+#include "tr_cluster_fit.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t next(uint64_t *s)
+{
+    /* splitmix64: a fixed seed gives the same clusters on every machine. */
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static double uniform(uint64_t *s) { return (double)(next(s) >> 11) / 9007199254740992.0; }
+
+static double sqdist(const float *a, const float *b, uint32_t dim)
+{
+    double d = 0;
+    for (uint32_t i = 0; i < dim; i++) {
+        double t = (double)a[i] - b[i];
+        d += t * t;
+    }
+    return d;
+}
+
+double tr_kmeans_fit(const float *x, size_t n, uint32_t dim, uint32_t k,
+                     uint64_t seed, int max_iter, float *cent, uint32_t *assign)
+{
+    double *d2 = malloc(n * sizeof *d2), *sum = malloc((size_t)k * dim * sizeof *sum);
+    size_t *count = malloc(k * sizeof *count);
+    if (!d2 || !sum || !count || n == 0 || k == 0 || k > n) {
+        free(d2), free(sum), free(count);
+        return -1;
+    }
+    uint64_t s = seed;
+    /* Seeding: first centre uniform, then proportional to D(x)^2. */
+    memcpy(cent, x + (next(&s) % n) * dim, dim * sizeof *cent);
+    for (size_t i = 0; i < n; i++)
+        d2[i] = sqdist(x + i * dim, cent, dim);
+    for (uint32_t c = 1; c < k; c++) {
+        double total = 0;
+        for (size_t i = 0; i < n; i++)
+            total += d2[i];
+        double r = uniform(&s) * total;
+        size_t pick = n - 1;
+        for (size_t i = 0; i < n; i++) {
+            r -= d2[i];
+            if (r < 0) {
+                pick = i;
+                break;
+            }
+        }
+        memcpy(cent + (size_t)c * dim, x + pick * dim, dim * sizeof *cent);
+        for (size_t i = 0; i < n; i++) {
+            double d = sqdist(x + i * dim, cent + (size_t)c * dim, dim);
+            if (d < d2[i])
+                d2[i] = d;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        assign[i] = UINT32_MAX;
+    double inertia = 0;
+    for (int it = 0; it < max_iter; it++) {
+        size_t changed = 0;
+        inertia = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint32_t best = 0;
+            double bd = INFINITY;
+            for (uint32_t c = 0; c < k; c++) {
+                double d = sqdist(x + i * dim, cent + (size_t)c * dim, dim);
+                if (d < bd) {
+                    bd = d;
+                    best = c;
+                }
+            }
+            changed += assign[i] != best;
+            assign[i] = best;
+            d2[i] = bd;
+            inertia += bd;
+        }
+        if (!changed)
+            break;
+        memset(sum, 0, (size_t)k * dim * sizeof *sum);
+        memset(count, 0, k * sizeof *count);
+        for (size_t i = 0; i < n; i++) {
+            count[assign[i]]++;
+            for (uint32_t j = 0; j < dim; j++)
+                sum[(size_t)assign[i] * dim + j] += x[i * dim + j];
+        }
+        for (uint32_t c = 0; c < k; c++) {
+            if (count[c] == 0) {
+                size_t far = 0;
+                for (size_t i = 1; i < n; i++)
+                    if (d2[i] > d2[far])
+                        far = i;
+                memcpy(cent + (size_t)c * dim, x + far * dim, dim * sizeof *cent);
+                d2[far] = 0;
+                continue;
+            }
+            for (uint32_t j = 0; j < dim; j++)
+                cent[(size_t)c * dim + j] = (float)(sum[(size_t)c * dim + j] / (double)count[c]);
+        }
+    }
+    free(d2);
+    free(sum);
+    free(count);
+    return inertia;
+}
+
+void tr_cluster_psi(const float *scores, size_t n, uint32_t n_models,
+                    const uint32_t *assign, uint32_t k, float *psi)
+{
+    double *sum = calloc((size_t)k * n_models, sizeof *sum), *all = calloc(n_models, sizeof *all);
+    size_t *cnt = calloc((size_t)k * n_models, sizeof *cnt), *all_n = calloc(n_models, sizeof *all_n);
+    for (size_t i = 0; i < n; i++)
+        for (uint32_t m = 0; m < n_models; m++) {
+            float v = scores[i * n_models + m];
+            if (isnan(v))
+                continue;
+            sum[(size_t)assign[i] * n_models + m] += v;
+            cnt[(size_t)assign[i] * n_models + m]++;
+            all[m] += v;
+            all_n[m]++;
+        }
+    for (uint32_t c = 0; c < k; c++)
+        for (uint32_t m = 0; m < n_models; m++) {
+            size_t j = (size_t)c * n_models + m;
+            double mean = cnt[j] ? sum[j] / (double)cnt[j] : all_n[m] ? all[m] / (double)all_n[m] : 0;
+            psi[j] = (float)(1.0 - mean);
+        }
+    free(sum);
+    free(all);
+    free(cnt);
+    free(all_n);
+}

@@ -1,0 +1,23 @@
+/* Host-side fitting of cluster routing (linked into the CLI, never into the
+ * device library): K-means++ and the per-cluster error vectors Psi. */
+#ifndef TR_CLUSTER_FIT_H
+#define TR_CLUSTER_FIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Euclidean K-means on n rows of x (dim floats each) with k-means++ seeding
+ * from a fixed seed; Lloyd iterations until no assignment changes or
+ * max_iter. Writes k x dim centroids and each row's cluster; returns the
+ * inertia (sum of squared distances). An empty cluster is re-seeded with
+ * the row farthest from its centroid. */
+double tr_kmeans_fit(const float *x, size_t n, uint32_t dim, uint32_t k,
+                     uint64_t seed, int max_iter, float *centroids, uint32_t *assign);
+
+/* psi[c][m] = 1 - mean known score of model m over rows in cluster c; a
+ * cluster with no known score for m gets m's overall error. scores: n x
+ * n_models, NaN unknown. */
+void tr_cluster_psi(const float *scores, size_t n, uint32_t n_models,
+                    const uint32_t *assign, uint32_t k, float *psi);
+
+#endif

@@ -1,0 +1,114 @@
+#!/usr/bin/python3
+"""Cluster routing (Jitkrittum et al. 2025) against scikit-learn and numpy.
+
+  1. fitting: the builder's K-means++ on the fixture's reference prompts
+     reaches an inertia within 3% of scikit-learn's KMeans (10 restarts) on
+     the same prompts embedded by an independent float64 embedder;
+  2. error vectors: Psi in the pack equals 1 - mean score per cluster and
+     model, recomputed in numpy from the assignment to the shipped centroids;
+  3. routing: the core's cluster choice, predicted correctness and chosen
+     model equal a float64 re-computation from the shipped centroids.
+Usage: ref_cluster.py CLI EMBEDDER KEY PUB DATASET_DIR WORKDIR
+"""
+import json
+import re
+import subprocess
+import sys
+
+import numpy as np
+from sklearn.cluster import KMeans
+
+from tr_ref import parse_pack, ref_embed_float
+
+CLI, EMB, KEY, PUB, DATA, WORK = sys.argv[1:7]
+K = 16
+passed = failed = 0
+
+
+def check(cond, what):
+    global passed, failed
+    if cond:
+        passed += 1
+    else:
+        failed += 1
+        print("FAIL:", what)
+
+
+pack = WORK + "/clusters.trp"
+out = subprocess.run([CLI, "build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", "100",
+                      "--clusters", str(K), "--out", pack, "--force"],
+                     capture_output=True, text=True, check=True).stdout
+ours = float(re.search(r"inertia ([0-9.]+)", out).group(1))
+p = parse_pack(pack)
+c = p["clusters"]
+check(c is not None and c["rows"].shape[0] == K, "pack carries %d clusters" % K)
+
+prompts = [json.loads(l) for l in open(DATA + "/prompts.jsonl")]
+models = [l.split(",")[0] for l in open(DATA + "/models.csv").read().splitlines()[1:]]
+header = open(DATA + "/correctness.csv").readline().strip().split(",")
+rows = {}
+for line in open(DATA + "/correctness.csv").read().splitlines()[1:]:
+    cells = line.split(",")
+    rows[cells[0]] = [float(x) if x else np.nan for x in cells[1:]]
+col = [header.index(m["name"]) - 1 for m in p["models"]]
+
+X, Y = [], []
+for pr in prompts:
+    if pr.get("split") == "test":
+        continue
+    v = ref_embed_float(p["emb"], pr["text"])
+    if v is None or not np.any(v):
+        continue
+    X.append(v / np.linalg.norm(v))
+    Y.append([rows[str(pr["id"])][j] for j in col])
+X, Y = np.array(X), np.array(Y)
+check(len(X) == p["n"], "references: %d here, %d in the pack" % (len(X), p["n"]))
+
+# 1. fitting quality against scikit-learn.
+sk = KMeans(n_clusters=K, n_init=10, random_state=0).fit(X)
+check(ours <= sk.inertia_ * 1.03, "inertia %.3f vs scikit-learn %.3f" % (ours, sk.inertia_))
+
+# 2. Psi from the shipped centroids' assignment of the references.
+# The device assigns the int8 reference rows to the int8 centroids.
+R = p["rows"].astype(np.float64)
+score = (R @ c["rows"].T.astype(np.float64)) / np.linalg.norm(R, axis=1)[:, None] * c["inv_scale"][None, :]
+assign = np.argmax(score - c["half_sq"][None, :], axis=1)
+psi = np.zeros((K, len(p["models"])))
+for k in range(K):
+    for j in range(len(p["models"])):
+        ys = Y[assign == k, j]
+        ys = ys[~np.isnan(ys)]
+        allj = Y[:, j][~np.isnan(Y[:, j])]
+        psi[k, j] = 1 - (ys.mean() if len(ys) else allj.mean())
+agree = np.mean(np.abs(psi - c["psi"]) < 1e-5)
+check(agree == 1.0, "Psi entries recomputed from the shipped centroids: %.3f agree" % agree)
+
+# 3. routing the held-out prompts.
+test = [pr["text"].replace("\n", " ") for pr in prompts if pr.get("split") == "test"][:200]
+qs = [np.array(json.loads(l)) for l in subprocess.run(
+    [CLI, "embed", "--pack", pack, "--key", PUB], input="\n".join(test) + "\n",
+    capture_output=True, text=True, check=True).stdout.splitlines()]
+for lam in (0.0, 0.2):
+    outs = [json.loads(l) for l in subprocess.run(
+        [CLI, "route", "--pack", pack, "--key", PUB, "--method", "cluster", "--lambda", str(lam)],
+        input="\n".join(test) + "\n", capture_output=True, text=True, check=True).stdout.splitlines()]
+    same_cluster = same_model = same_pred = used = 0
+    for q, o in zip(qs, outs):
+        if not q.any():
+            continue
+        used += 1
+        score = (c["rows"] @ q) / np.linalg.norm(q) * c["inv_scale"] - c["half_sq"]
+        k = int(np.argmax(score))
+        same_cluster += int(k == o["cluster"])
+        pred = 1 - c["psi"][k]
+        same_pred += int(max(abs(pred[j] - o["predicted"][m["name"]]) for j, m in enumerate(p["models"])) < 1e-5)
+        util = [pred[j] - lam * m["cost_norm"] for j, m in enumerate(p["models"])]
+        best = max(range(len(util)), key=lambda j: (round(util[j], 6), p["models"][j]["where"] == 0,
+                                                   -p["models"][j]["cost_norm"]))
+        same_model += int(p["models"][best]["name"] == o["model"])
+    check(same_cluster == used, "lambda %g: cluster agrees on %d/%d" % (lam, same_cluster, used))
+    check(same_pred == used, "lambda %g: predicted correctness agrees on %d/%d" % (lam, same_pred, used))
+    check(same_model == used, "lambda %g: chosen model agrees on %d/%d" % (lam, same_model, used))
+print("clusters: K=%d, inertia %.3f (scikit-learn %.3f)" % (K, ours, sk.inertia_))
+print("%d passed, %d failed" % (passed, failed))
+sys.exit(1 if failed else 0)

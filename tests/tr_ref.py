@@ -1,0 +1,99 @@
+"""Independent readers and references shared by the Python tests: a pack
+parser written from core/PACK_FORMAT.md and the built-in embedder in float64."""
+import struct
+
+import numpy as np
+
+
+def parse_pack(path):
+    b = open(path, "rb").read()
+    assert b[:8] == b"TINYRTPK", "magic"
+    dim, n, m, ns = struct.unpack_from("<IIII", b, 72)
+    secs = {}
+    for i in range(ns):
+        t, _flags, off, length, stride, count = struct.unpack_from("<IIQQII", b, 128 + 32 * i)
+        secs[t] = (off, length, stride, count)
+    p = {"dim": dim, "n": n, "m": m, "embedder_name": b[40:72].rstrip(b"\0").decode()}
+    off, _, _, _ = secs[1]
+    p["models"] = []
+    for j in range(m):
+        r = b[off + 96 * j: off + 96 * (j + 1)]
+        name = r[:64].split(b"\0")[0].decode()
+        cost, cn, prior, where = struct.unpack_from("<fffI", r, 64)
+        p["models"].append(dict(name=name, cost=cost, cost_norm=cn, prior=prior, where=where))
+    off, _, stride, _ = secs[2]
+    rows = np.frombuffer(b, np.int8, n * stride, off).reshape(n, stride)[:, :dim]
+    p["rows"] = rows.astype(np.int64)
+
+    def bitset(t):
+        if t not in secs:
+            return None
+        off, _, stride, _ = secs[t]
+        raw = np.frombuffer(b, np.uint8, m * stride, off).reshape(m, stride)
+        return np.unpackbits(raw, axis=1, bitorder="little")[:, :n].astype(bool)
+
+    p["correct"], p["valid"] = bitset(4), bitset(5)
+    if 6 in secs:
+        off, _, stride, _ = secs[6]
+        p["scores"] = np.frombuffer(b, np.uint8, m * stride, off).reshape(m, stride)[:, :n] / 255.0
+    else:
+        p["scores"] = None
+    off, _, _, _ = secs[8]
+    p["k"], p["lambda"] = struct.unpack_from("<If", b, off)
+    p["clusters"] = None
+    if 10 in secs:
+        c = b[secs[10][0]:]
+        k, stride, o_r, o_s, o_h, o_p = struct.unpack_from("<6I", c, 0)
+        rows = np.frombuffer(c, np.int8, k * stride, o_r).reshape(k, stride)[:, :dim].astype(np.int64)
+        p["clusters"] = dict(rows=rows, inv_scale=np.frombuffer(c, np.float32, k, o_s).astype(np.float64),
+                             half_sq=np.frombuffer(c, np.float32, k, o_h).astype(np.float64),
+                             psi=np.frombuffer(c, np.float32, k * m, o_p).reshape(k, m).astype(np.float64))
+    eoff = secs[7][0]
+    e = b[eoff:]
+    assert e[:8] == b"TREMB001"
+    nw, edim, nb, maxw = struct.unpack_from("<IIII", e, 8)
+    scale, _a, flags = struct.unpack_from("<ffI", e, 24)
+    o_b, o_wo, o_c, o_w, o_v, o_pc = struct.unpack_from("<6I", e, 36)
+    wo = np.frombuffer(e, np.uint32, nw + 1, o_wo)
+    chars = e[o_c:]
+    words = {bytes(chars[wo[i]:wo[i + 1]]): i for i in range(nw)}
+    p["emb"] = dict(words=words, maxw=maxw,
+                    weights=np.frombuffer(e, np.float32, nw, o_w).astype(np.float64),
+                    vectors=np.frombuffer(e, np.int8, nw * edim, o_v).reshape(nw, edim).astype(np.float64),
+                    pc=np.frombuffer(e, np.float32, edim, o_pc).astype(np.float64) if flags & 1 else None)
+    return p
+
+
+def ref_embed_float(e, text):
+    """The built-in embedder in float64 before quantization: tokenize, SIF
+    sum, pc removal; None when the prompt has no known word."""
+    acc = np.zeros(e["vectors"].shape[1])
+    known = 0
+    word = bytearray()
+    for c in text.encode("utf-8") + b" ":
+        if (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122) or c >= 0x80:
+            word.append(c + 32 if 65 <= c <= 90 else c)
+            continue
+        if word and len(word) <= e["maxw"]:
+            i = e["words"].get(bytes(word))
+            if i is not None:
+                acc += e["weights"][i] * e["vectors"][i]
+                known += 1
+        word = bytearray()
+    if not known:
+        return None
+    if e["pc"] is not None:
+        pc = e["pc"]
+        acc = acc - (acc @ pc) / (pc @ pc) * pc
+    return acc
+
+
+def ref_embed(e, text):
+    """The built-in embedder in float64, quantized to int8 as the core does."""
+    acc = ref_embed_float(e, text)
+    if acc is None:
+        return None
+    x = acc / np.abs(acc).max() * 127.0
+    return np.clip(np.where(x >= 0, np.floor(x + 0.5), np.ceil(x - 0.5)), -127, 127).astype(np.int64)
+
+
