@@ -192,12 +192,14 @@ static tr_status route_query(tr_router *r, const scratch *s, int prior_only,
                              ? tr_knn_search_prefilter(r->kern, &p->refs, &p->codes, s->q, k, c,
                                                        s->qcode, s->ham, s->cand, s->nb)
                              : tr_knn_search(r->kern, &p->refs, s->q, k, s->dots, s->nb);
-        tr_knn_predict(&p->labels, s->nb, found, s->predicted);
-        res->k = found;
         int64_t qq = 0;
         for (uint32_t d = 0; d < p->info.dim; d++)
             qq += (int32_t)s->q[d] * s->q[d];
-        res->nearest_distance = 1.0f - s->nb[0].sim / sqrtf((float)qq);
+        float inv_qnorm = 1.0f / sqrtf((float)qq);
+        tr_knn_predict(&p->labels, s->nb, found, o && o->distance_weighted, inv_qnorm,
+                       s->predicted);
+        res->k = found;
+        res->nearest_distance = 1.0f - s->nb[0].sim * inv_qnorm;
     }
     int best = -1;
     tr_model_info bi = {0};

@@ -155,6 +155,7 @@ typedef struct tr_route_opts {
     int exact;               /* non-zero: exact search even when the pack
                                 has a binary prefilter */
     tr_method method;        /* TR_METHOD_KNN (default) or _CLUSTER */
+    int distance_weighted;   /* kNN: weight neighbours by 1/cosine distance */
 } tr_route_opts;
 
 #define TR_LAMBDA_DEFAULT (-1.0f)

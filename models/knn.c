@@ -128,25 +128,57 @@ static int bit(const uint64_t *set, uint32_t i)
     return (int)(set[i >> 6] >> (i & 63) & 1u);
 }
 
-void tr_knn_predict(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
-                    float *predicted)
+/* A duplicate of the query lands at float32 distance ~1e-7, not 0: below
+ * this it counts as an exact match. */
+#define TR_EXACT_DISTANCE 1e-6f
+
+/* Weight of each neighbour into w[]; all 1 when uniform. */
+static void weights(const tr_neighbor *nb, uint32_t k, int weighted, float inv_qnorm,
+                    float *w)
 {
+    int exact = 0;
+    for (uint32_t j = 0; j < k; j++) {
+        float d = 1.0f - nb[j].sim * inv_qnorm;
+        exact |= d <= TR_EXACT_DISTANCE;
+        w[j] = weighted && d > TR_EXACT_DISTANCE ? 1.0f / d : 1.0f;
+    }
+    if (weighted && exact)
+        for (uint32_t j = 0; j < k; j++)
+            w[j] = 1.0f - nb[j].sim * inv_qnorm <= TR_EXACT_DISTANCE ? 1.0f : 0.0f;
+}
+
+void tr_knn_predict(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
+                    int weighted, float inv_qnorm, float *predicted)
+{
+    float w[TR_K_MAX];
+    weights(nb, k, weighted, inv_qnorm, w);
     for (uint32_t m = 0; m < lab->n_models; m++) {
         const uint64_t *cor = lab->correct + (size_t)m * lab->bit_words;
         const uint64_t *val = lab->valid ? lab->valid + (size_t)m * lab->bit_words : NULL;
         const uint8_t *sc = lab->scores ? lab->scores + (size_t)m * lab->score_stride : NULL;
-        uint32_t known = 0, sum = 0; /* sum: hits, or score units of 1/255 */
+        if (!weighted) {
+            /* Integer sums: exact, whatever the order. */
+            uint32_t known = 0, sum = 0; /* hits, or score units of 1/255 */
+            for (uint32_t j = 0; j < k; j++) {
+                uint32_t i = nb[j].idx;
+                if (val && !bit(val, i))
+                    continue;
+                known++;
+                sum += sc ? sc[i] : (uint32_t)bit(cor, i);
+            }
+            predicted[m] = known == 0 ? NAN
+                           : sc       ? (float)sum / (255.0f * (float)known)
+                                      : (float)sum / (float)known;
+            continue;
+        }
+        float wsum = 0.0f, acc = 0.0f;
         for (uint32_t j = 0; j < k; j++) {
             uint32_t i = nb[j].idx;
             if (val && !bit(val, i))
                 continue;
-            known++;
-            sum += sc ? sc[i] : (uint32_t)bit(cor, i);
+            wsum += w[j];
+            acc += w[j] * (sc ? (float)sc[i] / 255.0f : (float)bit(cor, i));
         }
-        if (known == 0)
-            predicted[m] = NAN;
-        else
-            predicted[m] = sc ? (float)sum / (255.0f * (float)known)
-                              : (float)sum / (float)known;
+        predicted[m] = wsum > 0.0f ? acc / wsum : NAN;
     }
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tinyroute.h"
 #include "tr_kernels.h"
 
 /* Reference set, in place in the pack. */
@@ -60,8 +61,12 @@ uint32_t tr_knn_search_prefilter(const tr_kernels *kern, const tr_refs *refs,
                                  tr_neighbor *out);
 
 /* predicted[m] = mean label of model m over the neighbours whose label is
- * known; NaN where none is (the caller falls back to a prior). */
+ * known; NaN where none is (the caller falls back to a prior). Weighted:
+ * each neighbour counts 1 / (cosine distance), as scikit-learn's
+ * weights='distance'; neighbours at distance 0 (<= 1e-6: float rounding)
+ * then take all the weight.
+ * inv_qnorm = 1/||q|| turns a neighbour's sim into its cosine. */
 void tr_knn_predict(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
-                    float *predicted);
+                    int weighted, float inv_qnorm, float *predicted);
 
 #endif

@@ -33,15 +33,21 @@ def check(cond, what):
         print("FAIL:", what)
 
 
-def ref_route(p, q, k, lam, offline):
+def ref_route(p, q, k, lam, offline, weighted=False):
     rows = p["rows"]
     cos = (rows @ q) / (np.sqrt((rows * rows).sum(1)) * np.sqrt(q @ q))
     order = np.lexsort((np.arange(len(cos)), -cos))[:k]
+    # scikit-learn's weights='distance': 1/d, or only the d == 0 neighbours.
+    dist = 1.0 - cos[order]
+    w = np.ones(len(order))
+    if weighted:
+        w = (dist <= 1e-6).astype(float) if (dist <= 1e-6).any() else 1.0 / dist
     pred = []
     for j, mo in enumerate(p["models"]):
         val = p["valid"][j][order] if p["valid"] is not None else np.ones(len(order), bool)
         lab = p["scores"][j][order] if p["scores"] is not None else p["correct"][j][order].astype(float)
-        pred.append(lab[val].mean() if val.any() else mo["prior"])
+        ww = w * val
+        pred.append((ww * lab).sum() / ww.sum() if ww.sum() > 0 else mo["prior"])
     best = None
     for j, mo in enumerate(p["models"]):
         if offline and mo["where"] != 0:
@@ -90,23 +96,54 @@ check(total > 0 and equal / total >= 0.995, "embedder agreement %d/%d components
 check(worst <= 1, "embedder max component difference %d" % worst)
 
 # 3. routing equals the float64 brute-force kNN.
-for k, lam, offline in [(10, 0.0, False), (10, 0.1, False), (50, 0.5, False), (1, 0.0, False),
-                        (100, 0.05, False), (10, 0.0, True)]:
-    args = ["route"] + base + ["--k", str(k), "--lambda", str(lam)] + (["--offline"] if offline else [])
+for k, lam, offline, weighted in [(10, 0.0, False, False), (10, 0.1, False, False),
+                                  (50, 0.5, False, False), (1, 0.0, False, False),
+                                  (100, 0.05, False, False), (10, 0.0, True, False),
+                                  (100, 0.0, False, True), (10, 0.2, False, True)]:
+    args = ["route"] + base + ["--k", str(k), "--lambda", str(lam)] + (["--offline"] if offline else []) \
+        + (["--weighted"] if weighted else [])
     outs = [json.loads(l) for l in cli(args, test)]
     agree = pred_ok = dist_ok = 0
     for q, o in zip(qs, outs):
         if not q.any():
             agree += 1; pred_ok += 1; dist_ok += 1
             continue
-        best, pred, dist = ref_route(p, q, k, lam, offline)
+        best, pred, dist = ref_route(p, q, k, lam, offline, weighted)
         agree += int(p["models"][best]["name"] == o["model"])
-        pred_ok += int(max(abs(pred[j] - o["predicted"][m["name"]]) for j, m in enumerate(p["models"])) < 1e-6)
+        # Weighted means divide float32 weights: 1e-5; uniform ones are exact.
+        tol = 1e-5 if weighted else 1e-6
+        pred_ok += int(max(abs(pred[j] - o["predicted"][m["name"]]) for j, m in enumerate(p["models"])) < tol)
         dist_ok += int(abs(dist - o["nearest_distance"]) < 1e-5)
-    label = "k=%d lambda=%g offline=%s" % (k, lam, offline)
+    label = "k=%d lambda=%g offline=%s weighted=%s" % (k, lam, offline, weighted)
     check(agree == len(outs), "%s: chosen model agrees on %d/%d" % (label, agree, len(outs)))
     check(pred_ok == len(outs), "%s: predicted correctness agrees on %d/%d" % (label, pred_ok, len(outs)))
     check(dist_ok == len(outs), "%s: nearest distance agrees on %d/%d" % (label, dist_ok, len(outs)))
+
+# 4. scikit-learn itself, for the models whose every score is known: the
+# same neighbours and the same 'distance' weights give the same predictions.
+from sklearn.neighbors import KNeighborsRegressor
+
+full = [j for j in range(p["m"]) if p["valid"] is None or p["valid"][j].all()]
+labels = np.stack([p["correct"][j].astype(float) for j in full], axis=1)
+for weights, extra in (("distance", ["--weighted"]), ("uniform", [])):
+    outs = [json.loads(l) for l in cli(["route"] + base + ["--k", "100"] + extra, test)]
+    sk = KNeighborsRegressor(n_neighbors=100, metric="cosine", weights=weights, algorithm="brute")
+    sk.fit(p["rows"].astype(np.float64), labels)
+    # scikit-learn orders exact ties arbitrarily (MMLU-Pro repeats questions):
+    # compare where the 100th and 101st neighbours are not tied.
+    R = p["rows"].astype(np.float64)
+    Rn = np.linalg.norm(R, axis=1)
+
+    def untied(q):
+        c = np.sort(R @ q / (Rn * np.linalg.norm(q)))[::-1]
+        return abs(c[99] - c[100]) > 1e-12
+
+    nz = [(q, o) for q, o in zip(qs, outs) if q.any() and untied(q.astype(np.float64))]
+    got = np.array([[o["predicted"][p["models"][j]["name"]] for j in full] for _, o in nz])
+    want = sk.predict(np.array([q for q, _ in nz], dtype=np.float64))
+    close = int((np.abs(got - want).max(axis=1) < 1e-4).sum())
+    check(len(nz) > 100 and close == len(nz),
+          "scikit-learn KNeighborsRegressor(weights=%s): %d of %d untied prompts agree" % (weights, close, len(nz)))
 
 print("reference: %d test prompts, %d references, embedder agreement %.4f" % (len(test), p["n"], equal / max(total, 1)))
 print("%d passed, %d failed" % (passed, failed))

@@ -204,7 +204,7 @@ static int cmp_nb(const void *a, const void *b)
 }
 
 static int ref_route(const fixture *f, const int8_t *q, int k, double lambda, int offline,
-                     const uint8_t *mask, double *pred)
+                     const uint8_t *mask, int weighted, double *pred)
 {
     static ref_nb all[N];
     double qn = 0;
@@ -219,15 +219,23 @@ static int ref_route(const fixture *f, const int8_t *q, int k, double lambda, in
         all[i] = (ref_nb){dot / sqrt(qn * rn), i};
     }
     qsort(all, N, sizeof *all, cmp_nb);
+    /* scikit-learn's weights='distance' (distance <= 1e-6 is exact). */
+    double w[TR_K_MAX];
+    int exact = 0;
+    for (int j = 0; j < k; j++)
+        exact |= 1 - all[j].cos <= 1e-6;
+    for (int j = 0; j < k; j++)
+        w[j] = !weighted ? 1 : exact ? (1 - all[j].cos <= 1e-6) : 1 / (1 - all[j].cos);
     int best = -1;
     double best_u = 0;
     for (int m = 0; m < M; m++) {
-        double sum = 0, prior = 0;
+        double sum = 0, prior = 0, wsum = 0;
         int known = 0, pk = 0;
         for (int j = 0; j < k; j++) {
             float v = f->scores[all[j].idx * M + m];
             if (!isnan(v)) {
-                sum += roundf(v * 255.0f) / 255.0; /* the pack stores 1/255 steps */
+                sum += w[j] * roundf(v * 255.0f) / 255.0; /* the pack stores 1/255 steps */
+                wsum += w[j];
                 known++;
             }
         }
@@ -236,7 +244,7 @@ static int ref_route(const fixture *f, const int8_t *q, int k, double lambda, in
                 prior += f->scores[i * M + m];
                 pk++;
             }
-        pred[m] = known ? sum / known : prior / pk;
+        pred[m] = known && wsum > 0 ? sum / wsum : prior / pk;
         int dev = f->models[m].where == TR_DEVICE;
         if ((offline && !dev) || (mask && !(mask[m / 8] >> (m % 8) & 1)))
             continue;
@@ -267,13 +275,15 @@ static void check_against_reference(fixture *f)
         uint8_t mask[1] = {(uint8_t)(0x1F & ~(1u << (t % M)))};
         const uint8_t *mp = t % 3 == 0 ? mask : NULL;
         double pred_ref[M];
-        int want = ref_route(f, q, k, lambda, offline, mp, pred_ref);
-        tr_route_opts o = {.k = (uint32_t)k, .lambda = (float)lambda, .available = mp, .offline = offline, .exact = 0};
+        int weighted = (t / 20) % 2;
+        int want = ref_route(f, q, k, lambda, offline, mp, weighted, pred_ref);
+        tr_route_opts o = {.k = (uint32_t)k, .lambda = (float)lambda, .available = mp,
+                           .offline = offline, .distance_weighted = weighted};
         tr_result res;
         float pred[M];
         assert_int_equal(tr_route_i8(b.r, "test-embedder", q, DIM, &o, &res, pred), TR_OK);
         for (int m = 0; m < M; m++)
-            if (!(fabs(pred[m] - pred_ref[m]) < 1e-6))
+            if (!(fabs(pred[m] - pred_ref[m]) < (weighted ? 1e-5 : 1e-6)))
                 fail_msg("query %d model %d: predicted %.9f, reference %.9f (k=%d)", t, m, pred[m], pred_ref[m], k);
         assert_int_equal(res.model, want);
         assert_int_equal(res.k, (uint32_t)k);

@@ -23,7 +23,7 @@ typedef struct common {
 } common;
 
 enum { O_PACK = 256, O_KEY, O_MIN, O_LAMBDA, O_K, O_OFFLINE, O_DATA, O_SPLIT, O_EXACT, O_METHOD,
-       O_HELP };
+       O_WEIGHTED, O_HELP };
 
 static const struct option common_opts[] = {
     {"pack", required_argument, 0, O_PACK}, {"key", required_argument, 0, O_KEY},
@@ -31,6 +31,7 @@ static const struct option common_opts[] = {
     {"k", required_argument, 0, O_K}, {"offline", no_argument, 0, O_OFFLINE},
     {"data", required_argument, 0, O_DATA}, {"split", required_argument, 0, O_SPLIT},
     {"exact", no_argument, 0, O_EXACT}, {"method", required_argument, 0, O_METHOD},
+    {"weighted", no_argument, 0, O_WEIGHTED},
     {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
 
 /* -1: bad usage (message printed), 1: --help printed, 0: ok. */
@@ -83,6 +84,7 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
             break;
         case O_OFFLINE: c->ro.offline = 1; break;
         case O_EXACT: c->ro.exact = 1; break;
+        case O_WEIGHTED: c->ro.distance_weighted = 1; break;
         case O_METHOD:
             if (!strcmp(optarg, "knn"))
                 c->ro.method = TR_METHOD_KNN;
@@ -224,12 +226,13 @@ static int route_one(void *vctx, const char *where, long line, const char *text,
 
 static const char route_usage[] =
     "usage: tinyroute route --pack PACK --key PUBLIC.pem [--lambda L] [--k K]\n"
-    "                       [--offline] [--exact] [--method knn|cluster]\n"
+    "                       [--offline] [--exact] [--method knn|cluster] [--weighted]\n"
     "                       [--min-counter N] [PROMPT...]\n"
     "Routes each PROMPT (or each line of stdin) and prints one JSON line per\n"
     "prompt: model, where (device|cloud), per-model predicted correctness,\n"
     "cost, nearest distance. --offline allows on-device models only; --exact\n"
-    "searches every reference even when the pack has a binary prefilter.\n";
+    "searches every reference even when the pack has a binary prefilter;\n"
+    "--weighted weighs neighbours by 1/cosine distance.\n";
 
 static const char embed_usage[] =
     "usage: tinyroute embed --pack PACK --key PUBLIC.pem [PROMPT...]\n"
@@ -241,7 +244,7 @@ static int run_route(int argc, char **argv, int embed_only)
     common c;
     int r = parse_common(argc, argv, embed_only ? embed_usage : route_usage,
                          embed_only ? "pack key min-counter"
-                                    : "pack key min-counter lambda k offline exact method",
+                                    : "pack key min-counter lambda k offline exact method weighted",
                          &c);
     if (r)
         return r < 0 ? 2 : 0;
@@ -267,7 +270,7 @@ int cmd_embed(int argc, char **argv) { return run_route(argc, argv, 1); }
 static const char eval_usage[] =
     "usage: tinyroute eval --pack PACK --key PUBLIC.pem --data DIR\n"
     "                      [--split test|all] [--lambda L1,L2,...] [--k K] [--exact]\n"
-    "                      [--method knn|cluster]\n"
+    "                      [--method knn|cluster] [--weighted]\n"
     "Routes the dataset's held-out prompts (split test, the default) and prints\n"
     "accuracy, mean cost and cloud share of the router at each lambda, beside\n"
     "always-on-device (best device model), always-best (best single model)\n"
@@ -276,7 +279,7 @@ static const char eval_usage[] =
 int cmd_eval(int argc, char **argv)
 {
     common c;
-    int r = parse_common(argc, argv, eval_usage, "pack key min-counter lambda k data split exact method",
+    int r = parse_common(argc, argv, eval_usage, "pack key min-counter lambda k data split exact method weighted",
                          &c);
     if (r)
         return r < 0 ? 2 : 0;
