@@ -129,7 +129,8 @@ static tr_status read_sections(const uint8_t *p, tr_pack_view *v)
                   *inv = find(s, ns, TR_SEC_REF_INVNORM), *bits = find(s, ns, TR_SEC_CORRECT_BITS),
                   *valid = find(s, ns, TR_SEC_VALID_BITS), *scores = find(s, ns, TR_SEC_SCORES_U8),
                   *emb = find(s, ns, TR_SEC_EMBEDDER), *defs = find(s, ns, TR_SEC_DEFAULTS),
-                  *signs = find(s, ns, TR_SEC_REF_SIGNS), *clu = find(s, ns, TR_SEC_CLUSTERS);
+                  *signs = find(s, ns, TR_SEC_REF_SIGNS), *clu = find(s, ns, TR_SEC_CLUSTERS),
+                  *tasks = find(s, ns, TR_SEC_TASKS);
     if (!models || !rows || !inv || !bits || !defs)
         return TR_E_MALFORMED;
     if (models->length != (uint64_t)m * TR_MODEL_REC_BYTES ||
@@ -181,6 +182,12 @@ static tr_status read_sections(const uint8_t *p, tr_pack_view *v)
         if (cst != TR_OK)
             return cst;
         v->info.n_clusters = v->clusters.k;
+    }
+    if (tasks) {
+        tr_status tst = tr_task_table_view(p + tasks->offset, (size_t)tasks->length, m, &v->tasks);
+        if (tst != TR_OK)
+            return tst;
+        v->info.n_tasks = v->tasks.n_tasks;
     }
     v->has_embedder = emb != NULL;
     v->info.has_text_embedder = emb != NULL;

@@ -7,28 +7,8 @@
 #include "tr_format.h"
 #include "tr_internal.h"
 
-struct tr_router {
-    uint8_t *arena;
-    size_t arena_bytes;
-    int loaded;
-    const tr_kernels *kern;
-    tr_pack_view pack;
-};
-
-/* Per-route working memory, carved from the arena after the router. */
-typedef struct scratch {
-    float *acc;          /* dim: float query */
-    int8_t *q;           /* dim: int8 query */
-    int32_t *dots;       /* TR_KNN_BLOCK */
-    tr_neighbor *nb;     /* TR_K_MAX */
-    float *predicted;    /* n_models */
-    uint64_t *qcode;     /* prefilter: query sign code */
-    uint32_t *ham;       /* prefilter: TR_KNN_BLOCK Hamming distances */
-    tr_neighbor *cand;   /* prefilter: candidates */
-} scratch;
-
 static int carve(tr_arena *a, uint32_t dim, uint32_t n_models, uint32_t n_cand,
-                 scratch *s)
+                 tr_scratch *s)
 {
     tr_arena_take(a, sizeof(struct tr_router));
     s->acc = tr_arena_take(a, sizeof(float) * dim);
@@ -36,6 +16,7 @@ static int carve(tr_arena *a, uint32_t dim, uint32_t n_models, uint32_t n_cand,
     s->dots = tr_arena_take(a, sizeof(int32_t) * TR_KNN_BLOCK);
     s->nb = tr_arena_take(a, sizeof(tr_neighbor) * TR_K_MAX);
     s->predicted = tr_arena_take(a, sizeof(float) * n_models);
+    s->aux = tr_arena_take(a, sizeof(float) * n_models);
     s->qcode = NULL;
     s->ham = NULL;
     s->cand = NULL;
@@ -50,7 +31,7 @@ static int carve(tr_arena *a, uint32_t dim, uint32_t n_models, uint32_t n_cand,
 size_t tr_arena_size(uint32_t dim, uint32_t n_models, uint32_t n_cand)
 {
     tr_arena a = {NULL, (size_t)-1, 0};
-    scratch s;
+    tr_scratch s;
     carve(&a, dim, n_models, n_cand, &s);
     return a.used;
 }
@@ -97,7 +78,7 @@ tr_status tr_router_pack_info(const tr_router *r, tr_pack_info *info)
     return TR_OK;
 }
 
-static void model_info(const tr_pack_view *p, uint32_t m, tr_model_info *mi)
+void tr_model_info_of(const tr_pack_view *p, uint32_t m, tr_model_info *mi)
 {
     const uint8_t *rec = p->models + (size_t)m * TR_MODEL_REC_BYTES;
     mi->name = (const char *)rec + TR_M_NAME;
@@ -115,21 +96,21 @@ tr_status tr_router_model(const tr_router *r, uint32_t m, tr_model_info *mi)
         return TR_E_NO_PACK;
     if (m >= r->pack.info.n_models)
         return TR_E_ARG;
-    model_info(&r->pack, m, mi);
+    tr_model_info_of(&r->pack, m, mi);
     return TR_OK;
 }
 
-static scratch get_scratch(tr_router *r)
+tr_scratch tr_get_scratch(tr_router *r)
 {
     tr_arena a = {r->arena, r->arena_bytes, 0};
-    scratch s;
+    tr_scratch s;
     carve(&a, r->pack.info.dim, r->pack.info.n_models, r->pack.info.prefilter_candidates,
           &s);
     return s;
 }
 
 /* Resolve options against the pack's defaults. */
-static tr_status resolve(const tr_router *r, const tr_route_opts *o,
+tr_status tr_resolve_opts(const tr_router *r, const tr_route_opts *o,
                          uint32_t *k, float *lambda)
 {
     *k = r->pack.info.default_k;
@@ -151,7 +132,7 @@ static tr_status resolve(const tr_router *r, const tr_route_opts *o,
     return TR_OK;
 }
 
-static int available(const tr_route_opts *o, uint32_t m, tr_where where)
+int tr_model_available(const tr_route_opts *o, uint32_t m, tr_where where)
 {
     if (o && o->offline && where != TR_DEVICE)
         return 0;
@@ -161,14 +142,14 @@ static int available(const tr_route_opts *o, uint32_t m, tr_where where)
 }
 
 /* q (int8, dim) is the query; prior_only when it carries no signal. */
-static tr_status route_query(tr_router *r, const scratch *s, int prior_only,
+static tr_status route_query(tr_router *r, const tr_scratch *s, int prior_only,
                              const tr_route_opts *o, tr_result *res,
                              float *predicted)
 {
     const tr_pack_view *p = &r->pack;
     uint32_t k, n_models = p->info.n_models;
     float lambda;
-    tr_status st = resolve(r, o, &k, &lambda);
+    tr_status st = tr_resolve_opts(r, o, &k, &lambda);
     if (st != TR_OK)
         return st;
     memset(res, 0, sizeof *res);
@@ -206,10 +187,10 @@ static tr_status route_query(tr_router *r, const scratch *s, int prior_only,
     float best_u = 0.0f;
     for (uint32_t m = 0; m < n_models; m++) {
         tr_model_info mi;
-        model_info(p, m, &mi);
+        tr_model_info_of(p, m, &mi);
         if (isnan(s->predicted[m]))
             s->predicted[m] = mi.prior;
-        if (!available(o, m, mi.where))
+        if (!tr_model_available(o, m, mi.where))
             continue;
         float u = s->predicted[m] - lambda * mi.cost_norm;
         /* Ties: on-device first, then cheaper, then the lower index. */
@@ -235,7 +216,7 @@ static tr_status route_query(tr_router *r, const scratch *s, int prior_only,
 }
 
 /* Embed text into s->q; *prior_only when no known word was found. */
-static tr_status embed(tr_router *r, const scratch *s, const char *text,
+tr_status tr_embed_query(tr_router *r, const tr_scratch *s, const char *text,
                        size_t len, int *prior_only)
 {
     if (!r->pack.has_embedder)
@@ -253,7 +234,7 @@ static tr_status embed(tr_router *r, const scratch *s, const char *text,
     return st == TR_E_ZERO_VECTOR ? TR_OK : st;
 }
 
-static tr_status check_ready(const tr_router *r, const void *in, const tr_result *res)
+tr_status tr_check_ready(const tr_router *r, const void *in, const void *res)
 {
     if (!r || !in || !res)
         return TR_E_ARG;
@@ -263,12 +244,12 @@ static tr_status check_ready(const tr_router *r, const void *in, const tr_result
 tr_status tr_route_text(tr_router *r, const char *text, size_t len,
                         const tr_route_opts *o, tr_result *res, float *predicted)
 {
-    tr_status st = check_ready(r, text, res);
+    tr_status st = tr_check_ready(r, text, res);
     if (st != TR_OK)
         return st;
-    scratch s = get_scratch(r);
+    tr_scratch s = tr_get_scratch(r);
     int prior_only;
-    st = embed(r, &s, text, len, &prior_only);
+    st = tr_embed_query(r, &s, text, len, &prior_only);
     if (st != TR_OK)
         return st;
     return route_query(r, &s, prior_only, o, res, predicted);
@@ -277,21 +258,21 @@ tr_status tr_route_text(tr_router *r, const char *text, size_t len,
 tr_status tr_embed_text(tr_router *r, const char *text, size_t len, int8_t *out,
                         uint32_t dim)
 {
-    tr_status st = check_ready(r, text, (const tr_result *)out);
+    tr_status st = tr_check_ready(r, text, out);
     if (st != TR_OK)
         return st;
     if (dim != r->pack.info.dim)
         return TR_E_DIM_MISMATCH;
-    scratch s = get_scratch(r);
+    tr_scratch s = tr_get_scratch(r);
     int prior_only;
-    st = embed(r, &s, text, len, &prior_only);
+    st = tr_embed_query(r, &s, text, len, &prior_only);
     if (st != TR_OK)
         return st;
     memcpy(out, s.q, dim);
     return TR_OK;
 }
 
-static tr_status check_embedding(const tr_router *r, const char *embedder, uint32_t dim)
+tr_status tr_check_embedding(const tr_router *r, const char *embedder, uint32_t dim)
 {
     if (!embedder)
         return TR_E_ARG;
@@ -304,12 +285,12 @@ tr_status tr_route_f32(tr_router *r, const char *embedder, const float *e,
                        uint32_t dim, const tr_route_opts *o, tr_result *res,
                        float *predicted)
 {
-    tr_status st = check_ready(r, e, res);
+    tr_status st = tr_check_ready(r, e, res);
     if (st == TR_OK)
-        st = check_embedding(r, embedder, dim);
+        st = tr_check_embedding(r, embedder, dim);
     if (st != TR_OK)
         return st;
-    scratch s = get_scratch(r);
+    tr_scratch s = tr_get_scratch(r);
     st = tr_quantize_i8(e, dim, s.q);
     if (st != TR_OK)
         return st;
@@ -320,12 +301,20 @@ tr_status tr_route_i8(tr_router *r, const char *embedder, const int8_t *e,
                       uint32_t dim, const tr_route_opts *o, tr_result *res,
                       float *predicted)
 {
-    tr_status st = check_ready(r, e, res);
+    tr_status st = tr_check_ready(r, e, res);
     if (st == TR_OK)
-        st = check_embedding(r, embedder, dim);
+        st = tr_check_embedding(r, embedder, dim);
     if (st != TR_OK)
         return st;
-    scratch s = get_scratch(r);
+    if ((st = tr_check_i8(e, dim)) != TR_OK)
+        return st;
+    tr_scratch s = tr_get_scratch(r);
+    memcpy(s.q, e, dim);
+    return route_query(r, &s, 0, o, res, predicted);
+}
+
+tr_status tr_check_i8(const int8_t *e, uint32_t dim)
+{
     int any = 0;
     for (uint32_t d = 0; d < dim; d++) {
         /* -128 has no positive twin; the packs use [-127,127]. */
@@ -333,10 +322,7 @@ tr_status tr_route_i8(tr_router *r, const char *embedder, const int8_t *e,
             return TR_E_ARG;
         any |= e[d] != 0;
     }
-    if (!any)
-        return TR_E_ZERO_VECTOR;
-    memcpy(s.q, e, dim);
-    return route_query(r, &s, 0, o, res, predicted);
+    return any ? TR_OK : TR_E_ZERO_VECTOR;
 }
 
 const char *tr_kernel_name(void)

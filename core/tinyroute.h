@@ -101,6 +101,7 @@ typedef struct tr_pack_info {
     float default_lambda;
     uint32_t prefilter_candidates; /* 0: the pack has no binary prefilter */
     uint32_t n_clusters;           /* 0: the pack has no cluster routing */
+    uint32_t n_tasks;              /* 0: no task-level selection table */
     int has_text_embedder;
     uint64_t signed_bytes;
     uint8_t key_id[32];
@@ -202,6 +203,40 @@ tr_status tr_route_i8(tr_router *router, const char *embedder,
  * callers that cache embeddings); out holds info.dim bytes. */
 tr_status tr_embed_text(tr_router *router, const char *text, size_t len,
                         int8_t *out, uint32_t dim);
+
+/* ---- Task-level selection (Shnitzer et al. 2023) ----
+ * Feed the prompts of one new task, then choose one model for the whole
+ * task by S1, S2 or the out-of-distribution-aware S3. The accumulator lives
+ * in caller memory of tr_task_size(n_models) bytes (16-aligned). */
+typedef struct tr_task tr_task;
+
+size_t tr_task_size(uint32_t n_models);
+/* TR_E_UNSUPPORTED if the pack has no task table. */
+tr_status tr_task_init(const tr_router *router, void *mem, size_t bytes, tr_task **out);
+/* Adds one prompt (k, weighting, exact/prefilter from opts). A prompt with
+ * no known word is skipped (*used = 0), it says nothing about the task. */
+tr_status tr_task_add_text(tr_router *router, tr_task *task, const char *text, size_t len,
+                           const tr_route_opts *opts, int *used);
+
+/* The same for a caller's int8 embedding (checked as in tr_route_i8). */
+tr_status tr_task_add_i8(tr_router *router, tr_task *task, const char *embedder,
+                         const int8_t *embedding, uint32_t dim, const tr_route_opts *opts);
+
+typedef struct tr_task_result {
+    uint32_t n_prompts;    /* prompts that counted */
+    float mean_distance;   /* u(d): mean cosine distance to the k_dist nearest */
+    uint32_t by_s1, by_s2, by_s3; /* argmax of S - lambda * cost_norm */
+    uint32_t bma;          /* best model on average (highest prior) */
+    float p_beats_bma;     /* P[the S3 choice beats BMA on this task] */
+    uint32_t chosen;       /* by_s3 if p_beats_bma >= gate, else bma */
+    int kept_bma;          /* the out-of-distribution gate fired */
+} tr_task_result;
+
+/* Scores into s1, s2, s3, p (n_models each; any may be NULL). Availability
+ * and lambda from opts. TR_E_EMPTY_INPUT if no prompt counted. */
+tr_status tr_task_select(const tr_router *router, const tr_task *task,
+                         const tr_route_opts *opts, tr_task_result *result,
+                         float *s1, float *s2, float *s3, float *p);
 
 /* Name of the kernel family in use, e.g. "scalar". */
 const char *tr_kernel_name(void);

@@ -75,7 +75,8 @@ typedef enum tr_section_type {
                                  > 0), u64 LE words, stride bytes each; with
                                  TR_H_PREFILTER_C > 0 the router searches
                                  Hamming top-C, then reranks exactly */
-    TR_SEC_CLUSTERS = 10      /* optional: K-means routing (UniRoute), below */
+    TR_SEC_CLUSTERS = 10,     /* optional: K-means routing (UniRoute), below */
+    TR_SEC_TASKS = 11         /* optional: task-level selection (S3), below */
 } tr_section_type;
 
 /* Model record. */
@@ -111,6 +112,24 @@ enum {
     TR_C_OFF_HALF_SQ = 16, /* u32 -> f32[K] */
     TR_C_OFF_PSI = 20,     /* u32 -> f32[K * n_models], row per cluster */
     TR_C_TOTAL = 24        /* u32 section bytes */
+};
+
+/* Tasks section (Shnitzer et al. 2023, task-level selection): the kernel
+ * regression table behind S3. For each benchmark task t of the builder's
+ * data, held out in turn: u[t], the mean cosine distance of t's prompts to
+ * their k_dist nearest references of the other tasks, and acc[t][m], how
+ * often the kNN predictor (built from the other tasks) was right about
+ * model m on t. The device estimates p(d,m) for a new task d by
+ * Nadaraya-Watson regression of acc on u with a Gaussian kernel. */
+#define TR_TASKS_HEADER_BYTES 64u
+enum {
+    TR_T_N_TASKS = 0,    /* u32 T */
+    TR_T_K_DIST = 4,     /* u32 neighbours behind u (19 in the paper) */
+    TR_T_BANDWIDTH = 8,  /* f32 kernel bandwidth (0.09 in the paper) */
+    TR_T_GATE = 12,      /* f32 P[beats BMA] needed to leave BMA (0.6) */
+    TR_T_OFF_U = 16,     /* u32 -> f32[T] */
+    TR_T_OFF_ACC = 20,   /* u32 -> f32[T * n_models] */
+    TR_T_TOTAL = 24      /* u32 section bytes */
 };
 
 /* Built-in embedder section: a 64-byte header, then the parts below at the

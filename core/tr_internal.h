@@ -6,6 +6,7 @@
 #include "tr_embed.h"
 #include "tr_cluster.h"
 #include "tr_knn.h"
+#include "tr_task.h"
 
 typedef struct tr_pack_view {
     tr_pack_info info;
@@ -14,9 +15,43 @@ typedef struct tr_pack_view {
     tr_codes codes;         /* words == 0: no prefilter */
     tr_labels labels;
     tr_clusters clusters;   /* k == 0: no cluster routing */
+    tr_task_table tasks;    /* n_tasks == 0: no task-level selection */
     int has_embedder;
     tr_embedder embedder;
 } tr_pack_view;
+
+struct tr_router {
+    uint8_t *arena;
+    size_t arena_bytes;
+    int loaded;
+    const tr_kernels *kern;
+    tr_pack_view pack;
+};
+
+/* Per-call working memory, carved from the arena after the router. */
+typedef struct scratch {
+    float *acc;          /* dim: float query */
+    int8_t *q;           /* dim: int8 query */
+    int32_t *dots;       /* TR_KNN_BLOCK */
+    tr_neighbor *nb;     /* TR_K_MAX */
+    float *predicted;    /* n_models */
+    float *aux;          /* n_models: a second per-model vector */
+    uint64_t *qcode;     /* prefilter: query sign code */
+    uint32_t *ham;       /* prefilter: TR_KNN_BLOCK Hamming distances */
+    tr_neighbor *cand;   /* prefilter: candidates */
+} tr_scratch;
+
+/* Router internals shared by the entry points (router.c, task.c). */
+tr_scratch tr_get_scratch(tr_router *r);
+tr_status tr_resolve_opts(const tr_router *r, const tr_route_opts *o, uint32_t *k, float *lambda);
+int tr_model_available(const tr_route_opts *o, uint32_t m, tr_where where);
+void tr_model_info_of(const tr_pack_view *p, uint32_t m, tr_model_info *mi);
+tr_status tr_embed_query(tr_router *r, const tr_scratch *s, const char *text, size_t len,
+                         int *prior_only);
+tr_status tr_check_ready(const tr_router *r, const void *in, const void *res);
+tr_status tr_check_embedding(const tr_router *r, const char *embedder, uint32_t dim);
+/* A caller's int8 embedding: values in [-127,127], not all zero. */
+tr_status tr_check_i8(const int8_t *e, uint32_t dim);
 
 /* SHA-256 of data. TR_OK or TR_E_CRYPTO. */
 tr_status tr_sha256(const void *data, size_t len, uint8_t out[32]);

@@ -24,9 +24,11 @@ run() {
 RUNNER=${RUNNER:-}
 run kernels $RUNNER "$BUILD/test_kernels"
 run core $RUNNER "$BUILD/test_core"
+run task $RUNNER "$BUILD/test_task"
 run dataset $RUNNER "$BUILD/test_dataset"
 run embedder-table "$PYTHON" tests/test_embedder_table.py "$EMBEDDER" "$WINK_JSON"
 run reference "$PYTHON" tests/ref_knn.py "$CLI" "$FIXTURE_PACK" fixtures/keys/test-signing.pub "$FIXTURE"
+run tasks "$PYTHON" tests/ref_task.py "$CLI" "$FIXTURE_PACK" fixtures/keys/test-signing.pub "$FIXTURE"
 WORK=$(mktemp -d)
 run clusters "$PYTHON" tests/ref_cluster.py "$CLI" "$EMBEDDER" fixtures/keys/test-signing.key fixtures/keys/test-signing.pub "$FIXTURE" "$WORK"
 rm -rf "$WORK"

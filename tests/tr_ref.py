@@ -48,6 +48,13 @@ def parse_pack(path):
         p["clusters"] = dict(rows=rows, inv_scale=np.frombuffer(c, np.float32, k, o_s).astype(np.float64),
                              half_sq=np.frombuffer(c, np.float32, k, o_h).astype(np.float64),
                              psi=np.frombuffer(c, np.float32, k * m, o_p).reshape(k, m).astype(np.float64))
+    p["tasks"] = None
+    if 11 in secs:
+        t = b[secs[11][0]:]
+        nt, kd, bw, gate, o_u, o_a = struct.unpack_from("<IIffII", t, 0)
+        p["tasks"] = dict(k_dist=kd, bandwidth=bw, gate=gate,
+                          u=np.frombuffer(t, np.float32, nt, o_u).astype(np.float64),
+                          acc=np.frombuffer(t, np.float32, nt * m, o_a).reshape(nt, m).astype(np.float64))
     eoff = secs[7][0]
     e = b[eoff:]
     assert e[:8] == b"TREMB001"

@@ -12,6 +12,7 @@
 #include "tr_cluster.h"
 #include "tr_cluster_fit.h"
 #include "tr_knn.h"
+#include "tr_task_fit.h"
 #include "tr_embed.h"
 #include "tr_format.h"
 #include "util.h"
@@ -20,7 +21,7 @@ static const char usage[] =
     "usage: tinyroute build --data DIR --embedder TABLE --key PRIVATE.pem --out PACK\n"
     "                       [--split train|all] [--k 10] [--lambda 0]\n"
     "                       [--counter 1] [--expires-days D] [--prefilter C]\n"
-    "                       [--clusters K]\n"
+    "                       [--clusters K] [--no-tasks]\n"
     "                       [--no-pc] [--force]\n"
     "Embeds the dataset's prompts (prompts.jsonl, correctness.csv, models.csv;\n"
     "see tools/DATASET.md) with the built-in embedder TABLE (from `tinyroute\n"
@@ -31,6 +32,8 @@ static const char usage[] =
     "  --counter N     security (anti-rollback) counter\n"
     "  --clusters K    also fit K-means (K clusters) for cluster routing; the\n"
     "                  per-cluster error rates come from the references\n"
+    "  --no-tasks      skip the task-level (S3) table; by default it is fitted\n"
+    "                  leave-one-task-out when the data has two or more tasks\n"
     "  --prefilter C   store sign-bit codes; routes search the C nearest in\n"
     "                  Hamming distance, then rerank exactly (0: exact, default)\n"
     "  --no-pc         keep the first principal component (default: removed)\n"
@@ -85,10 +88,10 @@ int cmd_build(int argc, char **argv)
         {"lambda", required_argument, 0, 'l'}, {"counter", required_argument, 0, 'c'},
         {"expires-days", required_argument, 0, 'x'}, {"no-pc", no_argument, 0, 'P'},
         {"force", no_argument, 0, 'f'}, {"prefilter", required_argument, 0, 'C'},
-        {"clusters", required_argument, 0, 'Q'},
+        {"clusters", required_argument, 0, 'Q'}, {"no-tasks", no_argument, 0, 'T'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *data = NULL, *emb_path = NULL, *key = NULL, *out = NULL;
-    int all = 0, force = 0, no_pc = 0, c;
+    int all = 0, force = 0, no_pc = 0, no_tasks = 0, c;
     uint64_t k = 10, counter = 1, expires_days = 0, prefilter = 0, n_clusters = 0;
     double lambda = 0;
     optind = 1;
@@ -129,6 +132,7 @@ int cmd_build(int argc, char **argv)
                 return tr_err("--clusters must be an integer in 1..65536, not '%s'", optarg), 2;
             break;
         case 'P': no_pc = 1; break;
+        case 'T': no_tasks = 1; break;
         case 'f': force = 1; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
@@ -205,6 +209,7 @@ int cmd_build(int argc, char **argv)
     /* Pass 2: the embedding the device computes, bit for bit. */
     int8_t *refs = tr_xmalloc(n * (size_t)dim);
     float *unit = tr_xmalloc(n * (size_t)dim * sizeof *unit); /* for K-means */
+    size_t *kept_from = tr_xmalloc(n * sizeof *kept_from);      /* prompt index */
     float *scores = tr_xmalloc(n * (size_t)m * sizeof *scores);
     size_t kept = 0, zeroed = 0;
     float *acc = tr_xmalloc(dim * sizeof *acc);
@@ -218,6 +223,7 @@ int cmd_build(int argc, char **argv)
         }
         memcpy(scores + kept * m, ds.scores + pick[j] * m, m * sizeof *scores);
         memcpy(unit + kept * dim, acc, dim * sizeof *acc);
+        kept_from[kept] = pick[j];
         normalize(unit + kept * dim, dim);
         kept++;
     }
@@ -227,7 +233,7 @@ int cmd_build(int argc, char **argv)
     if (n_clusters) {
         if (n_clusters > kept) {
             tr_err("--clusters %llu exceeds the %zu references", (unsigned long long)n_clusters, kept);
-            free(refs), free(scores), free(unit);
+            free(refs), free(scores), free(unit), free(kept_from);
             goto fail;
         }
         uint32_t *assign = tr_xmalloc(kept * sizeof *assign);
@@ -237,7 +243,7 @@ int cmd_build(int argc, char **argv)
         if (inertia < 0 || tr_clusters_section(centroids, (uint32_t)n_clusters, dim, m, &clusters) ||
             tr_clusters_view(clusters.data, clusters.len, dim, m, &cv) != TR_OK) {
             tr_err("k-means failed");
-            free(assign), free(centroids), free(refs), free(scores), free(unit);
+            free(assign), free(centroids), free(refs), free(scores), free(unit), free(kept_from);
             goto fail;
         }
         /* Psi from the device's own assignment: the quantized centroids and
@@ -258,6 +264,43 @@ int cmd_build(int argc, char **argv)
     }
     free(unit);
 
+    /* The S3 table, leave one task out (Shnitzer et al. 2023). */
+    tr_buf tasks = {0};
+    uint32_t n_tasks = 0;
+    uint32_t *task_of = tr_xmalloc(kept * sizeof *task_of);
+    const char **names = tr_xmalloc(kept * sizeof *names);
+    for (size_t j = 0; j < kept && !no_tasks; j++) {
+        const char *t = ds.prompts[kept_from[j]].task;
+        uint32_t id = 0;
+        while (id < n_tasks && strcmp(names[id], t))
+            id++;
+        if (id == n_tasks)
+            names[n_tasks++] = t;
+        task_of[j] = id;
+    }
+    if (n_tasks >= 2) {
+        tr_refs rv = {(uint32_t)kept, dim, dim, refs, tr_xmalloc(kept * sizeof(float))};
+        for (size_t j = 0; j < kept; j++) {
+            int64_t ss = 0;
+            for (uint32_t d = 0; d < dim; d++)
+                ss += (int32_t)refs[j * dim + d] * refs[j * dim + d];
+            ((float *)rv.inv_norm)[j] = (float)(1.0 / sqrt((double)ss));
+        }
+        float *u = tr_xmalloc(n_tasks * sizeof *u), *tacc = tr_xmalloc((size_t)n_tasks * m * sizeof *tacc);
+        if (tr_task_fit(tr_kernels_active(), &rv, task_of, n_tasks, scores, m, (uint32_t)k, 19, u,
+                        tacc) == 0) {
+            tr_tasks_section(u, tacc, n_tasks, m, 19, 0.09f, 0.6f, &tasks);
+            printf("task table: %u tasks, leave-one-task-out, k=%llu, u over 19 neighbours\n",
+                   n_tasks, (unsigned long long)k);
+        }
+        free((void *)rv.inv_norm);
+        free(u);
+        free(tacc);
+    }
+    free(task_of);
+    free(names);
+    free(kept_from);
+
     tr_pack_model *models = tr_xmalloc(m * sizeof *models);
     for (uint32_t j = 0; j < m; j++)
         models[j] = (tr_pack_model){ds.models[j].name, ds.models[j].cost,
@@ -272,7 +315,8 @@ int cmd_build(int argc, char **argv)
         .models = models, .refs = refs, .scores = scores, .embedder = table,
         .embedder_len = emb_len, .k = (uint32_t)k, .lambda = (float)lambda,
         .prefilter_c = (uint32_t)prefilter, .clusters = clusters.data,
-        .clusters_len = clusters.len};
+        .clusters_len = clusters.len, .tasks = tasks.len ? tasks.data : NULL,
+        .tasks_len = tasks.len};
     tr_buf pack = {0};
     tr_pack_layout lay;
     int r = tr_pack_write(&spec, &pack, &lay) || tr_pack_sign(&pack, key) ||
@@ -293,6 +337,7 @@ int cmd_build(int argc, char **argv)
     }
     tr_buf_free(&pack);
     tr_buf_free(&clusters);
+    tr_buf_free(&tasks);
     free(models);
     free(refs);
     free(scores);

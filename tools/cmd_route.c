@@ -20,6 +20,7 @@ typedef struct common {
     uint64_t floor_;
     tr_route_opts ro;
     int split_all;
+    int task;  /* --method task: all prompts form one task */
 } common;
 
 enum { O_PACK = 256, O_KEY, O_MIN, O_LAMBDA, O_K, O_OFFLINE, O_DATA, O_SPLIT, O_EXACT, O_METHOD,
@@ -90,8 +91,10 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
                 c->ro.method = TR_METHOD_KNN;
             else if (!strcmp(optarg, "cluster"))
                 c->ro.method = TR_METHOD_CLUSTER;
+            else if (!strcmp(optarg, "task"))
+                c->task = 1;
             else {
-                tr_err("--method must be knn or cluster, not '%s'", optarg);
+                tr_err("--method must be knn, cluster or task, not '%s'", optarg);
                 goto bad;
             }
             break;
@@ -195,13 +198,19 @@ typedef struct route_ctx {
     const tr_route_opts *ro;
     float *pred;
     int embed_only;
+    tr_task *task;
+    size_t skipped;
 } route_ctx;
 
 static int route_one(void *vctx, const char *where, long line, const char *text, size_t len)
 {
     route_ctx *c = vctx;
     tr_status st;
-    if (c->embed_only) {
+    if (c->task) {
+        int used;
+        st = tr_task_add_text(c->pf->router, c->task, text, len, c->ro, &used);
+        c->skipped += st == TR_OK && !used;
+    } else if (c->embed_only) {
         int8_t *q = tr_xmalloc(c->pf->info.dim);
         st = tr_embed_text(c->pf->router, text, len, q, c->pf->info.dim);
         if (st == TR_OK) {
@@ -224,15 +233,60 @@ static int route_one(void *vctx, const char *where, long line, const char *text,
     return 0;
 }
 
+static int print_task(tr_packfile *pf, const tr_task *task, const tr_route_opts *ro,
+                      size_t skipped)
+{
+    const uint32_t m = pf->info.n_models;
+    float *s = tr_xmalloc(4 * m * sizeof *s);
+    tr_task_result res;
+    tr_status st = tr_task_select(pf->router, task, ro, &res, s, s + m, s + 2 * m, s + 3 * m);
+    if (st != TR_OK) {
+        free(s);
+        return tr_err("task: %s: %s", tr_status_name(st), tr_strerror(st));
+    }
+    tr_model_info mi;
+    cJSON *o = cJSON_CreateObject(), *sc = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "method", "task");
+    cJSON_AddNumberToObject(o, "prompts", res.n_prompts);
+    cJSON_AddNumberToObject(o, "skipped", (double)skipped);
+    cJSON_AddNumberToObject(o, "mean_distance", f6(res.mean_distance));
+    static const char *keys[] = {"by_s1", "by_s2", "by_s3", "bma", "chosen"};
+    uint32_t which[] = {res.by_s1, res.by_s2, res.by_s3, res.bma, res.chosen};
+    for (int i = 0; i < 5; i++) {
+        tr_router_model(pf->router, which[i], &mi);
+        cJSON_AddStringToObject(o, keys[i], mi.name);
+    }
+    tr_router_model(pf->router, res.chosen, &mi);
+    cJSON_AddStringToObject(o, "where", mi.where == TR_DEVICE ? "device" : "cloud");
+    cJSON_AddNumberToObject(o, "p_beats_bma", f6(res.p_beats_bma));
+    cJSON_AddBoolToObject(o, "kept_bma", res.kept_bma);
+    for (uint32_t j = 0; j < m; j++) {
+        tr_router_model(pf->router, j, &mi);
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddNumberToObject(e, "s1", f6(s[j]));
+        cJSON_AddNumberToObject(e, "s2", f6(s[m + j]));
+        cJSON_AddNumberToObject(e, "s3", f6(s[2 * m + j]));
+        cJSON_AddNumberToObject(e, "p", f6(s[3 * m + j]));
+        cJSON_AddItemToObject(sc, mi.name, e);
+    }
+    cJSON_AddItemToObject(o, "scores", sc);
+    print_json(o);
+    free(s);
+    return 0;
+}
+
 static const char route_usage[] =
     "usage: tinyroute route --pack PACK --key PUBLIC.pem [--lambda L] [--k K]\n"
-    "                       [--offline] [--exact] [--method knn|cluster] [--weighted]\n"
+    "                       [--offline] [--exact] [--method knn|cluster|task]\n"
+    "                       [--weighted]\n"
     "                       [--min-counter N] [PROMPT...]\n"
     "Routes each PROMPT (or each line of stdin) and prints one JSON line per\n"
     "prompt: model, where (device|cloud), per-model predicted correctness,\n"
     "cost, nearest distance. --offline allows on-device models only; --exact\n"
     "searches every reference even when the pack has a binary prefilter;\n"
-    "--weighted weighs neighbours by 1/cosine distance.\n";
+    "--weighted weighs neighbours by 1/cosine distance. --method task takes all\n"
+    "the prompts as one new task and prints one JSON object: S1, S2, S3 per\n"
+    "model and the choice after the out-of-distribution gate (Shnitzer 2023).\n";
 
 static const char embed_usage[] =
     "usage: tinyroute embed --pack PACK --key PUBLIC.pem [PROMPT...]\n"
@@ -257,8 +311,22 @@ static int run_route(int argc, char **argv, int embed_only)
     free(c.keys);
     if (r)
         return 1;
-    route_ctx ctx = {&pf, &c.ro, tr_xmalloc(pf.info.n_models * sizeof(float)), embed_only};
+    route_ctx ctx = {&pf, &c.ro, tr_xmalloc(pf.info.n_models * sizeof(float)), embed_only, NULL, 0};
+    void *mem = NULL;
+    if (c.task) {
+        size_t bytes = tr_task_size(pf.info.n_models);
+        tr_status st = posix_memalign(&mem, 64, bytes) ? TR_E_ARG
+                                                        : tr_task_init(pf.router, mem, bytes, &ctx.task);
+        if (st != TR_OK) {
+            r = tr_err("%s: %s: %s", c.pack, tr_status_name(st), tr_strerror(st));
+            goto done;
+        }
+    }
     r = each_prompt(argc, argv, route_one, &ctx);
+    if (c.task && r == 0)
+        r = print_task(&pf, ctx.task, &c.ro, ctx.skipped);
+done:
+    free(mem);
     free(ctx.pred);
     tr_packfile_close(&pf);
     return r;

@@ -21,6 +21,7 @@ const char *tr_section_name(uint32_t type)
     case TR_SEC_DEFAULTS: return "defaults";
     case TR_SEC_REF_SIGNS: return "ref_signs";
     case TR_SEC_CLUSTERS: return "clusters";
+    case TR_SEC_TASKS: return "tasks";
     default: return "unknown";
     }
 }
@@ -75,7 +76,7 @@ int tr_pack_write(const tr_pack_spec *s, tr_buf *b, tr_pack_layout *l)
             any_fraction = 1;
     }
     uint32_t n_sec = 5 + any_unknown + any_fraction + (s->embedder != NULL) +
-                     (s->prefilter_c > 0) + (s->clusters != NULL);
+                     (s->prefilter_c > 0) + (s->clusters != NULL) + (s->tasks != NULL);
 
     b->len = 0;
     tr_buf_zeros(b, TR_HEADER_BYTES + n_sec * TR_SECTION_ENTRY_BYTES);
@@ -180,6 +181,12 @@ int tr_pack_write(const tr_pack_spec *s, tr_buf *b, tr_pack_layout *l)
         end(b, l, TABLE);
     }
 
+    if (s->tasks) {
+        begin(b, l, TR_SEC_TASKS, 0, tr_ld32(s->tasks + TR_T_N_TASKS), TABLE);
+        tr_buf_put(b, s->tasks, s->tasks_len);
+        end(b, l, TABLE);
+    }
+
     if (s->clusters) {
         begin(b, l, TR_SEC_CLUSTERS, 0, tr_ld32(s->clusters + TR_C_K), TABLE);
         tr_buf_put(b, s->clusters, s->clusters_len);
@@ -273,4 +280,26 @@ int tr_clusters_section(const float *centroids, uint32_t k, uint32_t dim,
         tr_stf32(c + o_half + 4 * i, (float)(sq / 2));
     }
     return 0;
+}
+
+void tr_tasks_section(const float *u, const float *acc, uint32_t n_tasks, uint32_t n_models,
+                      uint32_t k_dist, float bandwidth, float gate, tr_buf *out)
+{
+    uint32_t o_u = TR_TASKS_HEADER_BYTES;
+    uint32_t o_a = (uint32_t)round_up(o_u + 4ull * n_tasks, TR_ALIGN);
+    uint32_t total = (uint32_t)round_up(o_a + 4ull * n_tasks * n_models, TR_ALIGN);
+    out->len = 0;
+    tr_buf_zeros(out, total);
+    uint8_t *t = out->data;
+    tr_st32(t + TR_T_N_TASKS, n_tasks);
+    tr_st32(t + TR_T_K_DIST, k_dist);
+    tr_stf32(t + TR_T_BANDWIDTH, bandwidth);
+    tr_stf32(t + TR_T_GATE, gate);
+    tr_st32(t + TR_T_OFF_U, o_u);
+    tr_st32(t + TR_T_OFF_ACC, o_a);
+    tr_st32(t + TR_T_TOTAL, total);
+    for (uint32_t i = 0; i < n_tasks; i++)
+        tr_stf32(t + o_u + 4 * i, u[i]);
+    for (size_t i = 0; i < (size_t)n_tasks * n_models; i++)
+        tr_stf32(t + o_a + 4 * i, acc[i]);
 }

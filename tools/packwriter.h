@@ -29,6 +29,8 @@ typedef struct tr_pack_spec {
     uint32_t prefilter_c;        /* > 0: write sign codes, prefilter on */
     const uint8_t *clusters;     /* optional TR_SEC_CLUSTERS bytes */
     size_t clusters_len;
+    const uint8_t *tasks;        /* optional TR_SEC_TASKS bytes */
+    size_t tasks_len;
 } tr_pack_spec;
 
 /* Section sizes, for the builder's summary. */
@@ -56,6 +58,10 @@ const char *tr_section_name(uint32_t type);
 /* A clusters section with int8 centroids and a zero Psi, for the caller to
  * fill through tr_clusters_view (its Psi must come from the device's own
  * assignment of the references to these quantized centroids). */
+/* A tasks section (the S3 regression table). */
+void tr_tasks_section(const float *u, const float *acc, uint32_t n_tasks, uint32_t n_models,
+                      uint32_t k_dist, float bandwidth, float gate, tr_buf *out);
+
 int tr_clusters_section(const float *centroids, uint32_t k, uint32_t dim,
                         uint32_t n_models, tr_buf *out);
 
