@@ -55,3 +55,4 @@ clean:
 include mk/deps.mk
 include mk/data.mk
 include mk/test.mk
+-include mk/bench.mk

@@ -1,0 +1,492 @@
+/* make bench: tinyroute's search kernels against the memory-read floor and
+ * FAISS, one thread, one query at a time. Prints a table and writes
+ * tests/bench/RESULTS.md. Times are best-of-R means over the query set
+ * (per-query variance is not the point here: throughput per query is).
+ * Usage: bench PACK OUT.md */
+#define _GNU_SOURCE
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tr_format.h"
+#include "tr_kernels.h"
+#include "tr_knn.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+double tr_bench_faiss_flat_ip(const float *x, long n, int d, const float *q, int n_queries, int k,
+                              int reps, long *ids);
+double tr_bench_faiss_binary(const uint8_t *codes, long n, int bits, const uint8_t *q,
+                             int n_queries, int k, int reps);
+
+enum { NQ = 200, K = 10, REPS = 5, M = 32 };
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+static uint64_t rng = 0x2545F4914F6CDD1Dull;
+static double gauss(void)
+{
+    /* Box-Muller on xorshift: fixed seed, same data every run. */
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    double u1 = ((rng >> 11) + 1.0) / 9007199254740993.0;
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    double u2 = (rng >> 11) / 9007199254740992.0;
+    return sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* A data set: int8 rows as the packs store them, their float32 originals
+ * (for FAISS and the exact float neighbours), sign codes, queries. */
+typedef struct data {
+    const char *name;
+    uint32_t n, dim, stride, words;
+    int8_t *rows;
+    float *inv, *fx;      /* fx: n x dim unit float vectors */
+    uint64_t *codes;
+    int8_t *q;            /* NQ x stride */
+    float *fq;            /* NQ x dim */
+    uint64_t *qcodes;
+    uint32_t *self;       /* row each query was taken from, or UINT32_MAX */
+} data;
+
+static void quantize(const float *v, uint32_t dim, int8_t *q)
+{
+    float m = 0;
+    for (uint32_t d = 0; d < dim; d++)
+        m = fmaxf(m, fabsf(v[d]));
+    for (uint32_t d = 0; d < dim; d++) {
+        float x = v[d] / m * 127.0f;
+        q[d] = (int8_t)(int)(x >= 0 ? x + 0.5f : x - 0.5f);
+    }
+}
+
+static void finish(data *s)
+{
+    s->stride = (s->dim + 15) & ~15u;
+    s->words = (s->dim + 63) / 64;
+    s->inv = malloc(s->n * sizeof *s->inv);
+    s->codes = calloc((size_t)s->n * s->words, 8);
+    for (uint32_t i = 0; i < s->n; i++) {
+        double ss = 0;
+        for (uint32_t d = 0; d < s->dim; d++)
+            ss += (double)s->rows[(size_t)i * s->stride + d] * s->rows[(size_t)i * s->stride + d];
+        s->inv[i] = (float)(1 / sqrt(ss));
+        tr_knn_sign_code(s->rows + (size_t)i * s->stride, s->dim, s->codes + (size_t)i * s->words,
+                         s->words);
+    }
+    s->qcodes = calloc((size_t)NQ * s->words, 8);
+    for (int j = 0; j < NQ; j++)
+        tr_knn_sign_code(s->q + (size_t)j * s->stride, s->dim, s->qcodes + (size_t)j * s->words,
+                         s->words);
+}
+
+static data synthetic(uint32_t n, uint32_t dim)
+{
+    data s = {0};
+    static char name[64];
+    snprintf(name, sizeof name, "synthetic N=%u D=%u", n, dim);
+    s.name = strdup(name);
+    s.n = n, s.dim = dim;
+    uint32_t stride = (dim + 15) & ~15u;
+    s.rows = calloc((size_t)n * stride, 1);
+    s.fx = malloc((size_t)n * dim * sizeof *s.fx);
+    s.q = calloc((size_t)NQ * stride, 1);
+    s.fq = malloc((size_t)NQ * dim * sizeof *s.fq);
+    s.self = malloc(NQ * sizeof *s.self);
+    for (uint32_t i = 0; i < n + NQ; i++) {
+        float *v = i < n ? s.fx + (size_t)i * dim : s.fq + (size_t)(i - n) * dim;
+        double ss = 0;
+        for (uint32_t d = 0; d < dim; d++)
+            ss += (v[d] = (float)gauss()) * v[d];
+        for (uint32_t d = 0; d < dim; d++)
+            v[d] /= (float)sqrt(ss);
+        quantize(v, dim, i < n ? s.rows + (size_t)i * stride : s.q + (size_t)(i - n) * stride);
+    }
+    for (int j = 0; j < NQ; j++)
+        s.self[j] = UINT32_MAX;
+    finish(&s);
+    return s;
+}
+
+/* The real prompts: the pack's int8 rows; queries are NQ of its rows, and
+ * their own row is left out of every neighbour list. */
+static data from_pack(const char *path)
+{
+    data s = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        perror(path);
+        exit(1);
+    }
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *p = malloc(len);
+    if (fread(p, 1, len, f) != (size_t)len)
+        exit(1);
+    fclose(f);
+    s.name = "MMLU-Pro prompts, built-in embedder";
+    s.dim = tr_ld32(p + TR_H_DIM), s.n = tr_ld32(p + TR_H_N_REFS);
+    uint32_t ns = tr_ld32(p + TR_H_N_SECTIONS), stride = 0;
+    const int8_t *rows = NULL;
+    for (uint32_t i = 0; i < ns; i++) {
+        const uint8_t *e = p + TR_HEADER_BYTES + i * TR_SECTION_ENTRY_BYTES;
+        if (tr_ld32(e + TR_S_TYPE) == TR_SEC_REF_I8) {
+            rows = (const int8_t *)(p + tr_ld64(e + TR_S_OFFSET));
+            stride = tr_ld32(e + TR_S_STRIDE);
+        }
+    }
+    s.stride = (s.dim + 15) & ~15u;
+    if (!rows || stride != s.stride) {
+        fprintf(stderr, "%s: no ref_i8 section of the expected stride\n", path);
+        exit(1);
+    }
+    s.rows = malloc((size_t)s.n * stride);
+    memcpy(s.rows, rows, (size_t)s.n * stride);
+    s.fx = malloc((size_t)s.n * s.dim * sizeof *s.fx);
+    for (uint32_t i = 0; i < s.n; i++) {
+        double ss = 0;
+        for (uint32_t d = 0; d < s.dim; d++)
+            ss += (double)rows[(size_t)i * stride + d] * rows[(size_t)i * stride + d];
+        for (uint32_t d = 0; d < s.dim; d++)
+            s.fx[(size_t)i * s.dim + d] = (float)(rows[(size_t)i * stride + d] / sqrt(ss));
+    }
+    s.q = malloc((size_t)NQ * stride);
+    s.fq = malloc((size_t)NQ * s.dim * sizeof *s.fq);
+    s.self = malloc(NQ * sizeof *s.self);
+    for (int j = 0; j < NQ; j++) {
+        uint32_t r = (uint32_t)((uint64_t)j * 7919 % s.n);
+        s.self[j] = r;
+        memcpy(s.q + (size_t)j * stride, s.rows + (size_t)r * stride, stride);
+        memcpy(s.fq + (size_t)j * s.dim, s.fx + (size_t)r * s.dim, s.dim * sizeof(float));
+    }
+    free(p);
+    finish(&s);
+    return s;
+}
+
+/* The floor: read the same bytes as fast as this core can. */
+static volatile uint64_t sink;
+static double read_floor_ms(const void *buf, size_t bytes)
+{
+    double best = 1e30;
+    for (int r = 0; r < 3 * REPS; r++) {
+        double t0 = now_ms();
+        uint64_t acc = 0;
+#if defined(__x86_64__)
+        if (__builtin_cpu_supports("avx2")) {
+            acc = 0;
+            const uint8_t *p = buf;
+            size_t i = 0;
+            /* sad against zero: one add per 32 bytes, never the bottleneck. */
+            __attribute__((target("avx2"))) uint64_t sum(const uint8_t *pp, size_t nn, size_t *ii);
+            acc = sum(p, bytes, &i);
+            for (; i < bytes; i++)
+                acc += p[i];
+        } else
+#endif
+        {
+            const uint64_t *p = buf;
+            for (size_t i = 0; i < bytes / 8; i++)
+                acc += p[i];
+        }
+        sink = acc;
+        double ms = now_ms() - t0;
+        if (ms < best)
+            best = ms;
+    }
+    return best;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) uint64_t sum(const uint8_t *p, size_t n, size_t *done)
+{
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, z = a0;
+    size_t i = 0;
+    for (; i + 64 <= n; i += 64) {
+        a0 = _mm256_add_epi64(a0, _mm256_sad_epu8(_mm256_loadu_si256((const __m256i *)(p + i)), z));
+        a1 = _mm256_add_epi64(a1, _mm256_sad_epu8(_mm256_loadu_si256((const __m256i *)(p + i + 32)), z));
+    }
+    *done = i;
+    a0 = _mm256_add_epi64(a0, a1);
+    uint64_t t[4];
+    _mm256_storeu_si256((__m256i *)t, a0);
+    return t[0] + t[1] + t[2] + t[3];
+}
+#endif
+
+typedef struct row {
+    char what[64];
+    double ms, floor_ms, faiss_ms, recall;
+} row;
+
+static row rows_out[64];
+static int n_rows_out;
+
+static void emit(const char *what, double ms, double floor_ms, double faiss_ms, double recall)
+{
+    row *r = &rows_out[n_rows_out++];
+    snprintf(r->what, sizeof r->what, "%s", what);
+    r->ms = ms, r->floor_ms = floor_ms, r->faiss_ms = faiss_ms, r->recall = recall;
+    printf("  %-34s %9.4f ms  %6.2fx floor", what, ms, ms / floor_ms);
+    if (faiss_ms > 0)
+        printf("  %6.2fx FAISS-IP", ms / faiss_ms);
+    if (recall >= 0)
+        printf("  recall@10 %.3f", recall);
+    printf("\n");
+}
+
+/* Exact float32 neighbours (brute force, double), excluding the query's own
+ * row: the ground truth for recall. */
+static void truth(const data *s, uint32_t *gt)
+{
+    double *sc = malloc(s->n * sizeof *sc);
+    for (int j = 0; j < NQ; j++) {
+        for (uint32_t i = 0; i < s->n; i++) {
+            double d = 0;
+            for (uint32_t t = 0; t < s->dim; t++)
+                d += (double)s->fq[(size_t)j * s->dim + t] * s->fx[(size_t)i * s->dim + t];
+            sc[i] = i == s->self[j] ? -1e30 : d;
+        }
+        for (int k = 0; k < K; k++) {
+            uint32_t b = 0;
+            for (uint32_t i = 1; i < s->n; i++)
+                if (sc[i] > sc[b])
+                    b = i;
+            gt[j * K + k] = b;
+            sc[b] = -1e30;
+        }
+    }
+    free(sc);
+}
+
+static double recall_of(const data *s, const uint32_t *gt, const tr_neighbor *res, uint32_t got)
+{
+    (void)s;
+    double hits = 0;
+    for (int j = 0; j < NQ; j++)
+        for (int k = 0; k < K; k++)
+            for (uint32_t r = 0; r < got; r++)
+                if (res[(size_t)j * (K + 1) + r].idx == gt[j * K + k]) {
+                    hits++;
+                    break;
+                }
+    return hits / (NQ * K);
+}
+
+/* One search method timed over the query set; neighbours kept for recall
+ * (K + 1 searched, the query's own row dropped). */
+typedef uint32_t (*search_fn)(const data *s, const tr_kernels *kern, int j, uint32_t c,
+                              tr_neighbor *out, void *scratch);
+
+static uint32_t do_exact(const data *s, const tr_kernels *kern, int j, uint32_t c, tr_neighbor *out,
+                         void *scratch)
+{
+    tr_refs refs = {s->n, s->dim, s->stride, s->rows, s->inv};
+    return tr_knn_search(kern, &refs, s->q + (size_t)j * s->stride, K + 1, scratch, out);
+}
+
+static uint32_t do_prefilter(const data *s, const tr_kernels *kern, int j, uint32_t c,
+                             tr_neighbor *out, void *scratch)
+{
+    tr_refs refs = {s->n, s->dim, s->stride, s->rows, s->inv};
+    tr_codes codes = {s->words, s->codes};
+    uint8_t *sc = scratch;
+    return tr_knn_search_prefilter(kern, &refs, &codes, s->q + (size_t)j * s->stride, K + 1, c,
+                                   (uint64_t *)(void *)sc, (uint32_t *)(void *)(sc + 1024),
+                                   (tr_neighbor *)(void *)(sc + 4096), out);
+}
+
+static double timed(const data *s, const tr_kernels *kern, search_fn fn, uint32_t c,
+                    tr_neighbor *res, uint32_t *got)
+{
+    void *scratch = malloc(4096 + 8 * 8192 + 4096);
+    double best = 1e30;
+    for (int r = 0; r < REPS; r++) {
+        double t0 = now_ms();
+        for (int j = 0; j < NQ; j++) {
+            tr_neighbor tmp[K + 1];
+            uint32_t n = fn(s, kern, j, c, tmp, scratch);
+            /* Drop the query's own row (real data); keep K. */
+            uint32_t w = 0;
+            for (uint32_t t = 0; t < n && w < K; t++)
+                if (tmp[t].idx != s->self[j])
+                    res[(size_t)j * (K + 1) + w++] = tmp[t];
+            *got = w;
+        }
+        double ms = (now_ms() - t0) / NQ;
+        if (ms < best)
+            best = ms;
+    }
+    free(scratch);
+    return best;
+}
+
+static void bench_data(const data *s, FILE *md)
+{
+    printf("\n%s (N=%u, D=%u, stride %u: %.1f MB int8)\n", s->name, s->n, s->dim, s->stride,
+           (double)s->n * s->stride / 1e6);
+    const tr_kernels *all[8];
+    size_t nk = tr_kernels_available(all, 8);
+    uint32_t *gt = malloc(NQ * K * sizeof *gt);
+    truth(s, gt);
+    tr_neighbor *res = malloc((size_t)NQ * (K + 1) * sizeof *res);
+    long *fids = malloc((size_t)NQ * (K + 1) * sizeof *fids);
+    double floor_ms = read_floor_ms(s->rows, (size_t)s->n * s->stride);
+    double faiss = tr_bench_faiss_flat_ip(s->fx, s->n, (int)s->dim, s->fq, NQ, K + 1, REPS, fids);
+    double faiss_bin = tr_bench_faiss_binary((const uint8_t *)s->codes, s->n, (int)(s->words * 64),
+                                             (const uint8_t *)s->qcodes, NQ, K, REPS);
+    fprintf(md, "\n### %s (N = %u, D = %u)\n\n| search | ms/query | x read floor | x FAISS IndexFlatIP | recall@10 |\n|---|---|---|---|---|\n",
+            s->name, s->n, s->dim);
+    printf("  read floor: %.4f ms for %.1f MB = %.1f GB/s\n", floor_ms,
+           (double)s->n * s->stride / 1e6, (double)s->n * s->stride / floor_ms / 1e6);
+    fprintf(md, "| read floor (%.1f GB/s) | %.4f | 1.00 | %.2f | |\n",
+            (double)s->n * s->stride / floor_ms / 1e6, floor_ms, floor_ms / faiss);
+    emit("FAISS IndexFlatIP (float32)", faiss, floor_ms, faiss, -1);
+    fprintf(md, "| FAISS IndexFlatIP (float32, 4x the bytes) | %.4f | %.2f | 1.00 | exact |\n", faiss,
+            faiss / floor_ms);
+    emit("FAISS IndexBinaryFlat", faiss_bin, floor_ms, faiss, -1);
+    fprintf(md, "| FAISS IndexBinaryFlat (sign codes) | %.4f | %.2f | %.2f | |\n", faiss_bin,
+            faiss_bin / floor_ms, faiss_bin / faiss);
+    uint32_t got;
+    for (size_t v = 0; v < nk; v++) {
+        double ms = timed(s, all[v], do_exact, 0, res, &got);
+        double rc = recall_of(s, gt, res, got);
+        char what[64];
+        snprintf(what, sizeof what, "exact int8, %s", all[v]->name);
+        emit(what, ms, floor_ms, faiss, rc);
+        fprintf(md, "| %s | %.4f | %.2f | %.2f | %.3f |\n", what, ms, ms / floor_ms, ms / faiss, rc);
+    }
+    static const uint32_t cs[] = {100, 200, 400, 1000, 2000};
+    for (int i = 0; i < 5; i++) {
+        double ms = timed(s, tr_kernels_active(), do_prefilter, cs[i], res, &got);
+        double rc = recall_of(s, gt, res, got);
+        char what[64];
+        snprintf(what, sizeof what, "prefilter C=%u + rerank, %s", cs[i], tr_kernels_active()->name);
+        emit(what, ms, floor_ms, faiss, rc);
+        fprintf(md, "| %s | %.4f | %.2f | %.2f | %.3f |\n", what, ms, ms / floor_ms, ms / faiss, rc);
+    }
+    free(gt), free(res), free(fids);
+}
+
+/* Correctness aggregation for M = 32 models and k = 10, and its share of an
+ * exact route on the same data. */
+static double aggregation_ms(uint32_t n)
+{
+    uint32_t words = (n + 63) / 64;
+    uint64_t *bits = malloc((size_t)M * words * 8);
+    for (size_t i = 0; i < (size_t)M * words; i++)
+        bits[i] = (rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17);
+    tr_labels lab = {M, n, words, bits, NULL, NULL, 0};
+    tr_neighbor nb[K];
+    float pred[M];
+    double best = 1e30;
+    for (int r = 0; r < REPS; r++) {
+        double t0 = now_ms();
+        for (int j = 0; j < 10000; j++) {
+            for (int k = 0; k < K; k++)
+                nb[k] = (tr_neighbor){0.5f, (uint32_t)((j * 131 + k * 977) % n)};
+            tr_knn_predict(&lab, nb, K, 0, 1.0f, pred);
+            sink += (uint64_t)pred[j % M];
+        }
+        double ms = (now_ms() - t0) / 10000;
+        if (ms < best)
+            best = ms;
+    }
+    free(bits);
+    return best;
+}
+
+/* Centroid lookup: K centroids of D = 768, int8, argmax of the dots. */
+static void centroids(FILE *md)
+{
+    fprintf(md, "\n### Centroid lookup (D = 768)\n\n| K | ms/query | read floor ms | target 2x floor + 1 us |\n|---|---|---|---|\n");
+    static const uint32_t ks[] = {64, 256};
+    for (int t = 0; t < 2; t++) {
+        data s = synthetic(ks[t], 768);
+        int32_t dots[256];
+        double best = 1e30;
+        for (int r = 0; r < REPS; r++) {
+            double t0 = now_ms();
+            for (int rep = 0; rep < 50; rep++)
+                for (int j = 0; j < NQ; j++) {
+                    tr_kernels_active()->dot_i8_rows(s.q + (size_t)j * s.stride, s.rows, s.stride,
+                                                     s.n, s.dim, dots);
+                    uint32_t b = 0;
+                    for (uint32_t i = 1; i < s.n; i++)
+                        if ((float)dots[i] * s.inv[i] > (float)dots[b] * s.inv[b])
+                            b = i;
+                    sink += b;
+                }
+            double ms = (now_ms() - t0) / (50.0 * NQ);
+            if (ms < best)
+                best = ms;
+        }
+        double fl = read_floor_ms(s.rows, (size_t)s.n * s.stride);
+        char what[64];
+        snprintf(what, sizeof what, "centroid lookup K=%u, %s", ks[t], tr_kernels_active()->name);
+        emit(what, best, fl, 0, -1);
+        fprintf(md, "| %u | %.5f | %.5f | %s (%.5f) |\n", ks[t], best, fl,
+                best <= 2 * fl + 0.001 ? "met" : "missed", 2 * fl + 0.001);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: bench PACK OUT.md\n");
+        return 2;
+    }
+    FILE *md = fopen(argv[2], "w");
+    if (!md) {
+        perror(argv[2]);
+        return 1;
+    }
+    char host[256] = "?";
+    FILE *c = popen("lscpu | sed -n 's/^Model name: *//p' | head -1", "r");
+    if (c && fgets(host, sizeof host, c))
+        host[strcspn(host, "\n")] = 0;
+    if (c)
+        pclose(c);
+    time_t t = time(NULL);
+    char date[32];
+    strftime(date, sizeof date, "%Y-%m-%d", gmtime(&t));
+    const tr_kernels *all[8];
+    size_t nk = tr_kernels_available(all, 8);
+    fprintf(md, "# make bench results\n\nMachine: %s; kernels available:", host);
+    for (size_t i = 0; i < nk; i++)
+        fprintf(md, " %s", all[i]->name);
+    fprintf(md, " (active: %s); %s; one thread, one query at a time, k = 10, best of %d runs over "
+                "%d queries. Regenerate with `make bench`.\n",
+            tr_kernels_active()->name, date, REPS, NQ);
+    printf("tinyroute bench on %s, kernels: active %s\n", host, tr_kernels_active()->name);
+    data real = from_pack(argv[1]);
+    bench_data(&real, md);
+    data s100 = synthetic(100000, 100);
+    bench_data(&s100, md);
+    data s768 = synthetic(100000, 768);
+    bench_data(&s768, md);
+    centroids(md);
+    double agg = aggregation_ms(100000);
+    tr_refs refs = {s768.n, s768.dim, s768.stride, s768.rows, s768.inv};
+    int32_t dots[TR_KNN_BLOCK];
+    tr_neighbor nb[K];
+    double t0 = now_ms();
+    for (int j = 0; j < 20; j++)
+        tr_knn_search(tr_kernels_active(), &refs, s768.q + (size_t)j * s768.stride, K, dots, nb);
+    double route = (now_ms() - t0) / 20;
+    printf("\n  correctness aggregation (M=32, k=10): %.5f ms = %.3f%% of an exact route at N=100k D=768\n",
+           agg, 100 * agg / route);
+    fprintf(md, "\n### Correctness aggregation\n\nM = 32 models, k = 10: %.5f ms per route, %.3f%% of an "
+                "exact route at N = 100k, D = 768 (target < 5%%).\n", agg, 100 * agg / route);
+    fclose(md);
+    return 0;
+}
