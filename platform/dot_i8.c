@@ -51,37 +51,42 @@ static TR_AVX2 inline __m256i step_avx2(__m256i acc, __m256i qa, __m256i qs, con
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(qa, r), ones));
 }
 
-/* Four rows per pass share each loaded query block. */
+/* One kernel body for every x86 variant: four rows per pass share each
+ * loaded query block; STEP is the variant's 32-byte multiply-accumulate. */
+#define TR_DOT_X86_BODY(STEP)                                                              \
+    const size_t main = dim & ~(size_t)31;                                                 \
+    size_t r = 0;                                                                          \
+    for (; r + 4 <= n_rows; r += 4) {                                                      \
+        const int8_t *p0 = rows + r * stride, *p1 = p0 + stride, *p2 = p1 + stride,        \
+                     *p3 = p2 + stride;                                                    \
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;                    \
+        for (size_t d = 0; d < main; d += 32) {                                            \
+            __m256i qs = _mm256_loadu_si256((const __m256i *)(q + d));                     \
+            __m256i qa = _mm256_abs_epi8(qs);                                              \
+            a0 = STEP(a0, qa, qs, p0 + d);                                                 \
+            a1 = STEP(a1, qa, qs, p1 + d);                                                 \
+            a2 = STEP(a2, qa, qs, p2 + d);                                                 \
+            a3 = STEP(a3, qa, qs, p3 + d);                                                 \
+        }                                                                                  \
+        out[r] = hsum256(a0) + tail(q, p0, main, dim);                                     \
+        out[r + 1] = hsum256(a1) + tail(q, p1, main, dim);                                 \
+        out[r + 2] = hsum256(a2) + tail(q, p2, main, dim);                                 \
+        out[r + 3] = hsum256(a3) + tail(q, p3, main, dim);                                 \
+    }                                                                                      \
+    for (; r < n_rows; r++) {                                                              \
+        const int8_t *p = rows + r * stride;                                               \
+        __m256i a = _mm256_setzero_si256();                                                \
+        for (size_t d = 0; d < main; d += 32) {                                            \
+            __m256i qs = _mm256_loadu_si256((const __m256i *)(q + d));                     \
+            a = STEP(a, _mm256_abs_epi8(qs), qs, p + d);                                   \
+        }                                                                                  \
+        out[r] = hsum256(a) + tail(q, p, main, dim);                                       \
+    }
+
 TR_AVX2 void tr_dot_i8_rows_avx2(const int8_t *q, const int8_t *rows, size_t stride,
                                  size_t n_rows, size_t dim, int32_t *out)
 {
-    const size_t main = dim & ~(size_t)31;
-    size_t r = 0;
-    for (; r + 4 <= n_rows; r += 4) {
-        const int8_t *p0 = rows + r * stride, *p1 = p0 + stride, *p2 = p1 + stride, *p3 = p2 + stride;
-        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-        for (size_t d = 0; d < main; d += 32) {
-            __m256i qs = _mm256_loadu_si256((const __m256i *)(q + d));
-            __m256i qa = _mm256_abs_epi8(qs);
-            a0 = step_avx2(a0, qa, qs, p0 + d);
-            a1 = step_avx2(a1, qa, qs, p1 + d);
-            a2 = step_avx2(a2, qa, qs, p2 + d);
-            a3 = step_avx2(a3, qa, qs, p3 + d);
-        }
-        out[r] = hsum256(a0) + tail(q, p0, main, dim);
-        out[r + 1] = hsum256(a1) + tail(q, p1, main, dim);
-        out[r + 2] = hsum256(a2) + tail(q, p2, main, dim);
-        out[r + 3] = hsum256(a3) + tail(q, p3, main, dim);
-    }
-    for (; r < n_rows; r++) {
-        const int8_t *p = rows + r * stride;
-        __m256i a = _mm256_setzero_si256();
-        for (size_t d = 0; d < main; d += 32) {
-            __m256i qs = _mm256_loadu_si256((const __m256i *)(q + d));
-            a = step_avx2(a, _mm256_abs_epi8(qs), qs, p + d);
-        }
-        out[r] = hsum256(a) + tail(q, p, main, dim);
-    }
+    TR_DOT_X86_BODY(step_avx2)
 }
 
 static TR_VNNI inline __m256i step_vnni(__m256i acc, __m256i qa, __m256i qs, const int8_t *p)
@@ -93,33 +98,7 @@ static TR_VNNI inline __m256i step_vnni(__m256i acc, __m256i qa, __m256i qs, con
 TR_VNNI void tr_dot_i8_rows_vnni(const int8_t *q, const int8_t *rows, size_t stride,
                                  size_t n_rows, size_t dim, int32_t *out)
 {
-    const size_t main = dim & ~(size_t)31;
-    size_t r = 0;
-    for (; r + 4 <= n_rows; r += 4) {
-        const int8_t *p0 = rows + r * stride, *p1 = p0 + stride, *p2 = p1 + stride, *p3 = p2 + stride;
-        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-        for (size_t d = 0; d < main; d += 32) {
-            __m256i qs = _mm256_loadu_si256((const __m256i *)(q + d));
-            __m256i qa = _mm256_abs_epi8(qs);
-            a0 = step_vnni(a0, qa, qs, p0 + d);
-            a1 = step_vnni(a1, qa, qs, p1 + d);
-            a2 = step_vnni(a2, qa, qs, p2 + d);
-            a3 = step_vnni(a3, qa, qs, p3 + d);
-        }
-        out[r] = hsum256(a0) + tail(q, p0, main, dim);
-        out[r + 1] = hsum256(a1) + tail(q, p1, main, dim);
-        out[r + 2] = hsum256(a2) + tail(q, p2, main, dim);
-        out[r + 3] = hsum256(a3) + tail(q, p3, main, dim);
-    }
-    for (; r < n_rows; r++) {
-        const int8_t *p = rows + r * stride;
-        __m256i a = _mm256_setzero_si256();
-        for (size_t d = 0; d < main; d += 32) {
-            __m256i qs = _mm256_loadu_si256((const __m256i *)(q + d));
-            a = step_vnni(a, _mm256_abs_epi8(qs), qs, p + d);
-        }
-        out[r] = hsum256(a) + tail(q, p, main, dim);
-    }
+    TR_DOT_X86_BODY(step_vnni)
 }
 #endif /* x86 */
 
@@ -144,64 +123,51 @@ static inline int32x4_t step_neon(int32x4_t acc, int8x16_t qv, const int8_t *p)
     return vpadalq_s16(vpadalq_s16(acc, lo), hi);
 }
 
+/* ARMv8.2 dot product: SDOT does 4 int8 products per int32 lane. */
+#define TR_SDOT __attribute__((target("arch=armv8.2-a+dotprod")))
+
+static TR_SDOT inline int32x4_t step_sdot(int32x4_t acc, int8x16_t qv, const int8_t *p)
+{
+    return vdotq_s32(acc, qv, vld1q_s8(p));
+}
+
+/* One body for both variants: four rows per pass share each query block. */
+#define TR_DOT_ARM_BODY(STEP)                                                              \
+    const size_t main = dim & ~(size_t)15;                                                 \
+    size_t r = 0;                                                                          \
+    for (; r + 4 <= n_rows; r += 4) {                                                      \
+        const int8_t *p0 = rows + r * stride, *p1 = p0 + stride, *p2 = p1 + stride,        \
+                     *p3 = p2 + stride;                                                    \
+        int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;                          \
+        for (size_t d = 0; d < main; d += 16) {                                            \
+            int8x16_t qv = vld1q_s8(q + d);                                                \
+            a0 = STEP(a0, qv, p0 + d);                                                     \
+            a1 = STEP(a1, qv, p1 + d);                                                     \
+            a2 = STEP(a2, qv, p2 + d);                                                     \
+            a3 = STEP(a3, qv, p3 + d);                                                     \
+        }                                                                                  \
+        out[r] = vaddvq_s32(a0) + tail(q, p0, main, dim);                                  \
+        out[r + 1] = vaddvq_s32(a1) + tail(q, p1, main, dim);                              \
+        out[r + 2] = vaddvq_s32(a2) + tail(q, p2, main, dim);                              \
+        out[r + 3] = vaddvq_s32(a3) + tail(q, p3, main, dim);                              \
+    }                                                                                      \
+    for (; r < n_rows; r++) {                                                              \
+        const int8_t *p = rows + r * stride;                                               \
+        int32x4_t a = vdupq_n_s32(0);                                                      \
+        for (size_t d = 0; d < main; d += 16)                                              \
+            a = STEP(a, vld1q_s8(q + d), p + d);                                           \
+        out[r] = vaddvq_s32(a) + tail(q, p, main, dim);                                    \
+    }
+
 void tr_dot_i8_rows_neon(const int8_t *q, const int8_t *rows, size_t stride,
                          size_t n_rows, size_t dim, int32_t *out)
 {
-    const size_t main = dim & ~(size_t)15;
-    size_t r = 0;
-    for (; r + 4 <= n_rows; r += 4) {
-        const int8_t *p0 = rows + r * stride, *p1 = p0 + stride, *p2 = p1 + stride, *p3 = p2 + stride;
-        int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
-        for (size_t d = 0; d < main; d += 16) {
-            int8x16_t qv = vld1q_s8(q + d);
-            a0 = step_neon(a0, qv, p0 + d);
-            a1 = step_neon(a1, qv, p1 + d);
-            a2 = step_neon(a2, qv, p2 + d);
-            a3 = step_neon(a3, qv, p3 + d);
-        }
-        out[r] = vaddvq_s32(a0) + tail(q, p0, main, dim);
-        out[r + 1] = vaddvq_s32(a1) + tail(q, p1, main, dim);
-        out[r + 2] = vaddvq_s32(a2) + tail(q, p2, main, dim);
-        out[r + 3] = vaddvq_s32(a3) + tail(q, p3, main, dim);
-    }
-    for (; r < n_rows; r++) {
-        const int8_t *p = rows + r * stride;
-        int32x4_t a = vdupq_n_s32(0);
-        for (size_t d = 0; d < main; d += 16)
-            a = step_neon(a, vld1q_s8(q + d), p + d);
-        out[r] = vaddvq_s32(a) + tail(q, p, main, dim);
-    }
+    TR_DOT_ARM_BODY(step_neon)
 }
-
-/* ARMv8.2 dot product: SDOT does 4 int8 products per int32 lane. */
-#define TR_SDOT __attribute__((target("arch=armv8.2-a+dotprod")))
 
 TR_SDOT void tr_dot_i8_rows_sdot(const int8_t *q, const int8_t *rows, size_t stride,
                                  size_t n_rows, size_t dim, int32_t *out)
 {
-    const size_t main = dim & ~(size_t)15;
-    size_t r = 0;
-    for (; r + 4 <= n_rows; r += 4) {
-        const int8_t *p0 = rows + r * stride, *p1 = p0 + stride, *p2 = p1 + stride, *p3 = p2 + stride;
-        int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
-        for (size_t d = 0; d < main; d += 16) {
-            int8x16_t qv = vld1q_s8(q + d);
-            a0 = vdotq_s32(a0, qv, vld1q_s8(p0 + d));
-            a1 = vdotq_s32(a1, qv, vld1q_s8(p1 + d));
-            a2 = vdotq_s32(a2, qv, vld1q_s8(p2 + d));
-            a3 = vdotq_s32(a3, qv, vld1q_s8(p3 + d));
-        }
-        out[r] = vaddvq_s32(a0) + tail(q, p0, main, dim);
-        out[r + 1] = vaddvq_s32(a1) + tail(q, p1, main, dim);
-        out[r + 2] = vaddvq_s32(a2) + tail(q, p2, main, dim);
-        out[r + 3] = vaddvq_s32(a3) + tail(q, p3, main, dim);
-    }
-    for (; r < n_rows; r++) {
-        const int8_t *p = rows + r * stride;
-        int32x4_t a = vdupq_n_s32(0);
-        for (size_t d = 0; d < main; d += 16)
-            a = vdotq_s32(a, vld1q_s8(q + d), vld1q_s8(p + d));
-        out[r] = vaddvq_s32(a) + tail(q, p, main, dim);
-    }
+    TR_DOT_ARM_BODY(step_sdot)
 }
 #endif /* aarch64 */

@@ -18,20 +18,11 @@ import sys
 import numpy as np
 from sklearn.cluster import KMeans
 
-from tr_ref import parse_pack, ref_embed_float
+from tr_ref import Checks, parse_pack, ref_embed_float
 
 CLI, EMB, KEY, PUB, DATA, WORK = sys.argv[1:7]
 K = 16
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
+check = Checks()
 
 
 pack = WORK + "/clusters.trp"
@@ -110,5 +101,4 @@ for lam in (0.0, 0.2):
     check(same_pred == used, "lambda %g: predicted correctness agrees on %d/%d" % (lam, same_pred, used))
     check(same_model == used, "lambda %g: chosen model agrees on %d/%d" % (lam, same_model, used))
 print("clusters: K=%d, inertia %.3f (scikit-learn %.3f)" % (K, ours, sk.inertia_))
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+check.finish()

@@ -13,24 +13,14 @@ seen through the CLI:
 Usage: ref_knn.py CLI PACK PUB DATASET_DIR
 """
 import json
-import subprocess
 import sys
 
 import numpy as np
 
-from tr_ref import parse_pack, ref_embed
+from tr_ref import Checks, parse_pack, ref_embed, run_cli
 
 CLI, PACK, PUB, DATA = sys.argv[1:5]
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
+check = Checks()
 
 
 def ref_route(p, q, k, lam, offline, weighted=False):
@@ -61,9 +51,7 @@ def ref_route(p, q, k, lam, offline, weighted=False):
 
 
 def cli(args, lines):
-    out = subprocess.run([CLI] + args, input="\n".join(lines) + "\n", capture_output=True,
-                         text=True, check=True).stdout
-    return out.splitlines()
+    return run_cli(CLI, args, lines)
 
 
 p = parse_pack(PACK)
@@ -146,5 +134,4 @@ for weights, extra in (("distance", ["--weighted"]), ("uniform", [])):
           "scikit-learn KNeighborsRegressor(weights=%s): %d of %d untied prompts agree" % (weights, close, len(nz)))
 
 print("reference: %d test prompts, %d references, embedder agreement %.4f" % (len(test), p["n"], equal / max(total, 1)))
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+check.finish()

@@ -13,30 +13,19 @@ Usage: ref_task.py CLI PACK PUB DATASET_DIR
 """
 import json
 import math
-import subprocess
 import sys
 from collections import defaultdict
 
 import numpy as np
 
-from tr_ref import parse_pack
+from tr_ref import Checks, parse_pack, run_cli
 
 CLI, PACK, PUB, DATA = sys.argv[1:5]
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
+check = Checks()
 
 
 def cli(args, lines):
-    return subprocess.run([CLI] + args, input="\n".join(lines) + "\n", capture_output=True,
-                          text=True, check=True).stdout.splitlines()
+    return run_cli(CLI, args, lines)
 
 
 p = parse_pack(PACK)
@@ -144,5 +133,4 @@ for task, texts in sorted(by_task.items()):
     check(abs(out["p_beats_bma"] - pb) < 1e-3 and out["chosen"] == names_[chosen],
           "%s: gate P %.4f vs %.4f, chosen %s vs %s" % (task, out["p_beats_bma"], pb, out["chosen"], names_[chosen]))
 print("tasks: %d in the table, %d held-out tasks checked" % (len(names), len(by_task)))
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+check.finish()

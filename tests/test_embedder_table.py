@@ -13,17 +13,10 @@ import re
 import struct
 import sys
 
+from tr_ref import Checks
+
 table_path, wink_path = sys.argv[1:3]
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what)
+check = Checks()
 
 
 def fnv1a(b):
@@ -103,5 +96,4 @@ for w, i in sorted(want.items(), key=lambda kv: kv[1]):
 check(worst_err <= scale / 2 * 1.001, "dequantized error %.5f within half a step %.5f" % (worst_err, scale / 2))
 check(worst_w < 1e-6, "SIF weights follow a/(a+p), worst relative error %.2g" % worst_w)
 print("table: %d words, D=%d, scale %.5f, %d sampled" % (nw, dim, scale, len(sample)))
-print("%d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+check.finish()

@@ -1,8 +1,34 @@
 """Independent readers and references shared by the Python tests: a pack
 parser written from core/PACK_FORMAT.md and the built-in embedder in float64."""
 import struct
+import subprocess
+import sys
 
 import numpy as np
+
+
+class Checks:
+    """Counts checks; finish() prints the closing 'N passed, N failed' line."""
+
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def __call__(self, cond, what):
+        if cond:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print("FAIL:", what)
+
+    def finish(self):
+        print("%d passed, %d failed" % (self.passed, self.failed))
+        sys.exit(1 if self.failed else 0)
+
+
+def run_cli(cli, args, lines):
+    """The CLI's stdout lines for the given stdin lines."""
+    return subprocess.run([cli] + args, input="\n".join(lines) + "\n", capture_output=True,
+                          text=True, check=True).stdout.splitlines()
 
 
 def parse_pack(path):
