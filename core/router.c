@@ -142,6 +142,22 @@ int tr_model_available(const tr_route_opts *o, uint32_t m, tr_where where)
 }
 
 /* q (int8, dim) is the query; prior_only when it carries no signal. */
+/* Would some model outside the availability mask have beaten best_u? */
+int tr_masked_out_better(const tr_pack_view *p, const tr_route_opts *o, float lambda,
+                         const float *predicted, float best_u)
+{
+    if (!o || !o->available)
+        return 0;
+    for (uint32_t m = 0; m < p->info.n_models; m++) {
+        tr_model_info mi;
+        tr_model_info_of(p, m, &mi);
+        float u = predicted[m] - lambda * mi.cost_norm - (o->penalty ? o->penalty[m] : 0.0f);
+        if (!(o->available[m >> 3] >> (m & 7) & 1) && u > best_u)
+            return 1;
+    }
+    return 0;
+}
+
 static tr_status route_query(tr_router *r, const tr_scratch *s, int prior_only,
                              const tr_route_opts *o, tr_result *res,
                              float *predicted)
@@ -192,7 +208,7 @@ static tr_status route_query(tr_router *r, const tr_scratch *s, int prior_only,
             s->predicted[m] = mi.prior;
         if (!tr_model_available(o, m, mi.where))
             continue;
-        float u = s->predicted[m] - lambda * mi.cost_norm;
+        float u = s->predicted[m] - lambda * mi.cost_norm - (o && o->penalty ? o->penalty[m] : 0.0f);
         /* Ties: on-device first, then cheaper, then the lower index. */
         if (best < 0 || u > best_u ||
             (u == best_u && (mi.where < bi.where ||
@@ -206,6 +222,11 @@ static tr_status route_query(tr_router *r, const tr_scratch *s, int prior_only,
         memcpy(predicted, s->predicted, sizeof(float) * n_models);
     if (best < 0)
         return TR_E_NO_MODEL_AVAILABLE;
+    /* The hard rules first: they hold whatever the prediction. */
+    res->why = o && o->offline ? TR_WHY_OFFLINE
+             : tr_masked_out_better(p, o, lambda, s->predicted, best_u) ? TR_WHY_UNAVAILABLE
+             : prior_only ? TR_WHY_PRIOR_ONLY
+                          : TR_WHY_UTILITY;
     res->model = (uint32_t)best;
     res->model_name = bi.name;
     res->where = bi.where;

@@ -157,6 +157,8 @@ typedef struct tr_route_opts {
                                 has a binary prefilter */
     tr_method method;        /* TR_METHOD_KNN (default) or _CLUSTER */
     int distance_weighted;   /* kNN: weight neighbours by 1/cosine distance */
+    const float *penalty;    /* NULL, or n_models caller penalties (battery,
+                                latency) subtracted from each utility */
 } tr_route_opts;
 
 #define TR_LAMBDA_DEFAULT (-1.0f)
@@ -180,7 +182,17 @@ typedef struct tr_result {
     tr_method method;      /* the method that decided */
     uint32_t cluster;      /* the prompt's cluster (cluster method) */
     uint32_t flags;        /* TR_RESULT_* */
+    uint32_t why;          /* TR_WHY_*: the rule that decided */
 } tr_result;
+
+/* Why a model was chosen. */
+enum {
+    TR_WHY_UTILITY = 0,     /* best predicted correctness - lambda * cost */
+    TR_WHY_UNAVAILABLE = 1, /* the best one was not available: next best */
+    TR_WHY_OFFLINE = 2,     /* network down or offline asked: on-device only */
+    TR_WHY_BUDGET = 3,      /* cloud budget of the period spent: on-device only */
+    TR_WHY_PRIOR_ONLY = 4   /* no known word: model priors alone */
+};
 
 /* Route a prompt (UTF-8) with the pack's built-in embedder. If predicted is
  * not NULL it receives n_models predicted correctness values. */
@@ -237,6 +249,42 @@ typedef struct tr_task_result {
 tr_status tr_task_select(const tr_router *router, const tr_task *task,
                          const tr_route_opts *opts, tr_task_result *result,
                          float *s1, float *s2, float *s3, float *p);
+
+/* ---- Governor: cost control on the device ----
+ * Plain state in caller memory, deterministic (time is the caller's), no
+ * allocation. Routes through it see: models marked unavailable are never
+ * chosen; with the network down only on-device models are; lambda rises
+ * from lambda_base to lambda_max as the period's cloud budget is spent
+ * (quadratically in the spent share) and at zero budget left routing is
+ * on-device only, until the next period. */
+#define TR_GOVERNOR_MAX_MODELS 256
+
+typedef struct tr_governor {
+    uint64_t period_seconds, period_start;
+    float budget, spent;         /* cloud cost per period, data set's unit */
+    float lambda_base, lambda_max;
+    int network_up;
+    uint8_t available[TR_GOVERNOR_MAX_MODELS / 8]; /* bit m: model m reachable */
+} tr_governor;
+
+/* budget > 0 (cost units per period), period_seconds > 0, 0 <= lambda_base
+ * <= lambda_max. Everything starts available, network up. */
+tr_status tr_governor_init(tr_governor *g, float budget, uint64_t period_seconds,
+                           uint64_t now_unix, float lambda_base, float lambda_max);
+tr_status tr_governor_set_available(tr_governor *g, uint32_t model, int available);
+tr_status tr_governor_set_network(tr_governor *g, int up);
+/* Record what a call cost (after it was made); rolls the period over. */
+tr_status tr_governor_record(tr_governor *g, uint64_t now_unix, float cost);
+/* The lambda the governor would use now. */
+float tr_governor_lambda(const tr_governor *g, uint64_t now_unix);
+
+/* tr_route_text under the governor: opts' k, method, weighting, penalty
+ * are kept; availability, offline and lambda come from the governor
+ * (an opts->available mask is combined with it). result->why says which
+ * rule decided. */
+tr_status tr_route_text_governed(tr_router *router, const tr_governor *g, uint64_t now_unix,
+                                 const char *text, size_t len, const tr_route_opts *opts,
+                                 tr_result *result, float *predicted);
 
 /* Name of the kernel family in use, e.g. "scalar". */
 const char *tr_kernel_name(void);

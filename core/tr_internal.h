@@ -50,6 +50,8 @@ tr_status tr_embed_query(tr_router *r, const tr_scratch *s, const char *text, si
                          int *prior_only);
 tr_status tr_check_ready(const tr_router *r, const void *in, const void *res);
 tr_status tr_check_embedding(const tr_router *r, const char *embedder, uint32_t dim);
+int tr_masked_out_better(const tr_pack_view *p, const tr_route_opts *o, float lambda,
+                         const float *predicted, float best_u);
 /* A caller's int8 embedding: values in [-127,127], not all zero. */
 tr_status tr_check_i8(const int8_t *e, uint32_t dim);
 

@@ -25,6 +25,7 @@ RUNNER=${RUNNER:-}
 run kernels $RUNNER "$BUILD/test_kernels"
 run core $RUNNER "$BUILD/test_core"
 run task $RUNNER "$BUILD/test_task"
+run governor $RUNNER "$BUILD/test_governor"
 run dataset $RUNNER "$BUILD/test_dataset"
 run embedder-table "$PYTHON" tests/test_embedder_table.py "$EMBEDDER" "$WINK_JSON"
 run reference "$PYTHON" tests/ref_knn.py "$CLI" "$FIXTURE_PACK" fixtures/keys/test-signing.pub "$FIXTURE"

@@ -58,7 +58,7 @@ expect 1 "cannot open /nonexistent" -- "$CLI" route --pack /nonexistent --key "$
 
 # --- routing -----------------------------------------------------------
 expect 0 '"where":"(device|cloud)"' -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" "What is the derivative of x squared?"
-expect 0 '"where":"device"' -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --offline "What is the capital of France?"
+expect 0 '"where":"device".*"why":"offline"' -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --offline "What is the capital of France?"
 expect 0 '"where":"(device|cloud)"' -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --exact "What is the capital of France?"
 expect 1 "TR_E_EMPTY_INPUT" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" ""
 expect 0 "\"method\":\"knn\"" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --weighted "What is the capital of France?"
@@ -66,7 +66,7 @@ printf 'fine prompt\n\377\376 broken\n' >"$T/mixed.txt"
 expect 1 "stdin 2: TR_E_UTF8" -- sh -c "\"$CLI\" route --pack \"$FIXTURE_PACK\" --key \"$PUB\" < \"$T/mixed.txt\""
 n=$("$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" <"$T/mixed.txt" 2>/dev/null | wc -l)
 [ "$n" = 1 ] && ok || bad "the valid line of a mixed stdin should still be routed (got $n lines)"
-expect 0 '"prior_only":true' -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" "zzqxj qqqzx"
+expect 0 '"prior_only":true,"why":"prior_only"' -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" "zzqxj qqqzx"
 
 # --- bad packs: every one fails verify and route with a named error ----
 cp "$FIXTURE_PACK" "$T/p.trp"

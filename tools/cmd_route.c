@@ -151,6 +151,8 @@ static cJSON *result_json(const tr_router *r, const tr_pack_info *info, const ch
     else
         cJSON_AddNumberToObject(o, "k", res->k);
     cJSON_AddBoolToObject(o, "prior_only", (res->flags & TR_RESULT_PRIOR_ONLY) != 0);
+    static const char *why[] = {"utility", "unavailable", "offline", "budget", "prior_only"};
+    cJSON_AddStringToObject(o, "why", res->why < 5 ? why[res->why] : "?");
     for (uint32_t m = 0; m < info->n_models; m++) {
         tr_model_info mi;
         tr_router_model(r, m, &mi);

@@ -1,0 +1,95 @@
+/* The governor: cost control on the device as plain state the caller owns.
+ * It only decides the options a route runs with; routing stays in router.c. */
+#include <math.h>
+#include <string.h>
+
+#include "tr_internal.h"
+
+tr_status tr_governor_init(tr_governor *g, float budget, uint64_t period_seconds,
+                           uint64_t now, float lambda_base, float lambda_max)
+{
+    if (!g || !(budget > 0) || !isfinite(budget) || period_seconds == 0 ||
+        !(lambda_base >= 0) || !(lambda_max >= lambda_base) || !isfinite(lambda_max))
+        return TR_E_ARG;
+    memset(g, 0, sizeof *g);
+    g->period_seconds = period_seconds;
+    g->period_start = now;
+    g->budget = budget;
+    g->lambda_base = lambda_base;
+    g->lambda_max = lambda_max;
+    g->network_up = 1;
+    memset(g->available, 0xff, sizeof g->available);
+    return TR_OK;
+}
+
+tr_status tr_governor_set_available(tr_governor *g, uint32_t m, int up)
+{
+    if (!g || m >= TR_GOVERNOR_MAX_MODELS)
+        return TR_E_ARG;
+    if (up)
+        g->available[m >> 3] |= (uint8_t)(1u << (m & 7));
+    else
+        g->available[m >> 3] &= (uint8_t) ~(1u << (m & 7));
+    return TR_OK;
+}
+
+tr_status tr_governor_set_network(tr_governor *g, int up)
+{
+    if (!g)
+        return TR_E_ARG;
+    g->network_up = up != 0;
+    return TR_OK;
+}
+
+/* Spend of the period containing now (a later period starts at zero). */
+static float spent_now(const tr_governor *g, uint64_t now)
+{
+    return now >= g->period_start + g->period_seconds ? 0.0f : g->spent;
+}
+
+tr_status tr_governor_record(tr_governor *g, uint64_t now, float cost)
+{
+    if (!g || !(cost >= 0) || !isfinite(cost))
+        return TR_E_ARG;
+    if (now >= g->period_start + g->period_seconds) {
+        /* Whole periods since the start: the boundaries stay fixed. */
+        g->period_start += (now - g->period_start) / g->period_seconds * g->period_seconds;
+        g->spent = 0.0f;
+    }
+    g->spent += cost;
+    return TR_OK;
+}
+
+float tr_governor_lambda(const tr_governor *g, uint64_t now)
+{
+    float f = spent_now(g, now) / g->budget;
+    if (f > 1.0f)
+        f = 1.0f;
+    return g->lambda_base + (g->lambda_max - g->lambda_base) * f * f;
+}
+
+tr_status tr_route_text_governed(tr_router *r, const tr_governor *g, uint64_t now,
+                                 const char *text, size_t len, const tr_route_opts *opts,
+                                 tr_result *res, float *predicted)
+{
+    if (!r || !g || !res)
+        return TR_E_ARG;
+    if (r->loaded && r->pack.info.n_models > TR_GOVERNOR_MAX_MODELS)
+        return TR_E_UNSUPPORTED;
+    tr_route_opts o = opts ? *opts : (tr_route_opts){0};
+    uint8_t mask[TR_GOVERNOR_MAX_MODELS / 8];
+    for (size_t i = 0; i < sizeof mask; i++)
+        mask[i] = g->available[i];
+    if (opts && opts->available && r->loaded)
+        for (uint32_t m = 0; m < r->pack.info.n_models; m++)
+            if (!(opts->available[m >> 3] >> (m & 7) & 1))
+                mask[m >> 3] &= (uint8_t) ~(1u << (m & 7));
+    o.available = mask;
+    int budget_out = spent_now(g, now) >= g->budget;
+    o.offline = !g->network_up || budget_out || (opts && opts->offline);
+    o.lambda = tr_governor_lambda(g, now);
+    tr_status st = tr_route_text(r, text, len, &o, res, predicted);
+    if (st == TR_OK && budget_out && g->network_up && res->why == TR_WHY_OFFLINE)
+        res->why = TR_WHY_BUDGET;
+    return st;
+}

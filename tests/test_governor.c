@@ -1,0 +1,156 @@
+/* The governor on the real fixture pack: budget, lambda schedule, period
+ * roll-over, network loss, missing models, penalties, and the reason each
+ * decision reports. Deterministic: time is passed in. FIXTURE_PACK names
+ * the pack (the test runner sets it). */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "keys.h"
+#include "tinyroute.h"
+
+#define PUB "fixtures/keys/test-signing.pub"
+#define PROMPT "Calculate the present value of an annuity paying $500 a year for 10 years at 6% interest."
+
+static uint8_t *pack;
+static size_t pack_len;
+static void *arena;
+static tr_router *r;
+static uint32_t n_models;
+
+static int setup(void **state)
+{
+    const char *path = getenv("FIXTURE_PACK");
+    if (!path)
+        path = "build/fixture.trp";
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    fseek(f, 0, SEEK_END);
+    pack_len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    if (posix_memalign((void **)&pack, 64, pack_len) || fread(pack, 1, pack_len, f) != pack_len)
+        return -1;
+    fclose(f);
+    tr_pack_info info;
+    tr_pubkey key;
+    if (tr_pack_peek(pack, pack_len, &info) || tr_key_load_public(PUB, &key))
+        return -1;
+    size_t need = tr_arena_size(info.dim, info.n_models, info.prefilter_candidates);
+    if (posix_memalign(&arena, 64, need) || tr_router_init(arena, need, &r))
+        return -1;
+    tr_trust t = {&key, 1, 0, 0};
+    n_models = info.n_models;
+    return tr_router_load(r, pack, pack_len, &t) == TR_OK ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    free(pack);
+    free(arena);
+    return 0;
+}
+
+static tr_where where_of(uint32_t m)
+{
+    tr_model_info mi;
+    tr_router_model(r, m, &mi);
+    return mi.where;
+}
+
+static void test_lambda_schedule(void **state)
+{
+    tr_governor g;
+    assert_int_equal(tr_governor_init(&g, 0, 3600, 1000, 0, 1), TR_E_ARG);
+    assert_int_equal(tr_governor_init(&g, 10, 0, 1000, 0, 1), TR_E_ARG);
+    assert_int_equal(tr_governor_init(&g, 10, 3600, 1000, 0.5f, 0.1f), TR_E_ARG);
+    assert_int_equal(tr_governor_init(&g, 100, 3600, 1000, 0.1f, 0.9f), TR_OK);
+    assert_true(fabsf(tr_governor_lambda(&g, 1000) - 0.1f) < 1e-6f);
+    assert_int_equal(tr_governor_record(&g, 1100, 50), TR_OK);
+    assert_true(fabsf(tr_governor_lambda(&g, 1200) - (0.1f + 0.8f * 0.25f)) < 1e-6f);
+    assert_int_equal(tr_governor_record(&g, 1300, 80), TR_OK); /* over budget */
+    assert_true(fabsf(tr_governor_lambda(&g, 1400) - 0.9f) < 1e-6f);
+    /* The next period starts afresh, on the fixed boundary. */
+    assert_true(fabsf(tr_governor_lambda(&g, 4600) - 0.1f) < 1e-6f);
+    assert_int_equal(tr_governor_record(&g, 4600 + 3600 * 2 + 5, 10), TR_OK);
+    assert_int_equal(g.period_start, 1000 + 3 * 3600);
+    assert_true(fabsf(g.spent - 10) < 1e-6f);
+    assert_int_equal(tr_governor_record(&g, 5000, -1), TR_E_ARG);
+    assert_int_equal(tr_governor_record(&g, 5000, NAN), TR_E_ARG);
+}
+
+static void test_budget_network_availability(void **state)
+{
+    tr_governor g;
+    assert_int_equal(tr_governor_init(&g, 1000, 3600, 0, 0, 0.3f), TR_OK);
+    tr_result res, again;
+    assert_int_equal(tr_route_text_governed(r, &g, 10, PROMPT, strlen(PROMPT), NULL, &res, NULL), TR_OK);
+    assert_int_equal(res.why, TR_WHY_UTILITY);
+    assert_int_equal(res.where, TR_CLOUD); /* a hard finance question */
+    assert_int_equal(tr_route_text_governed(r, &g, 10, PROMPT, strlen(PROMPT), NULL, &again, NULL), TR_OK);
+    assert_int_equal(again.model, res.model); /* deterministic */
+    uint32_t cloud = res.model;
+
+    /* The chosen model goes missing: the next best, and the reason. */
+    assert_int_equal(tr_governor_set_available(&g, cloud, 0), TR_OK);
+    assert_int_equal(tr_route_text_governed(r, &g, 20, PROMPT, strlen(PROMPT), NULL, &res, NULL), TR_OK);
+    assert_int_not_equal(res.model, cloud);
+    assert_int_equal(res.why, TR_WHY_UNAVAILABLE);
+    assert_int_equal(tr_governor_set_available(&g, cloud, 1), TR_OK);
+
+    /* Network down: on-device only. */
+    tr_governor_set_network(&g, 0);
+    assert_int_equal(tr_route_text_governed(r, &g, 30, PROMPT, strlen(PROMPT), NULL, &res, NULL), TR_OK);
+    assert_int_equal(res.where, TR_DEVICE);
+    assert_int_equal(res.why, TR_WHY_OFFLINE);
+    tr_governor_set_network(&g, 1);
+
+    /* Spend the budget: on-device only until the period ends. */
+    assert_int_equal(tr_governor_record(&g, 40, 1000), TR_OK);
+    assert_int_equal(tr_route_text_governed(r, &g, 50, PROMPT, strlen(PROMPT), NULL, &res, NULL), TR_OK);
+    assert_int_equal(res.where, TR_DEVICE);
+    assert_int_equal(res.why, TR_WHY_BUDGET);
+    assert_true(fabsf(res.lambda - 0.3f) < 1e-6f);
+    assert_int_equal(tr_route_text_governed(r, &g, 3600, PROMPT, strlen(PROMPT), NULL, &res, NULL), TR_OK);
+    assert_int_equal(res.model, cloud);
+    assert_int_equal(res.why, TR_WHY_UTILITY);
+}
+
+static void test_penalty_and_caller_mask(void **state)
+{
+    tr_governor g;
+    assert_int_equal(tr_governor_init(&g, 1000, 3600, 0, 0, 0.3f), TR_OK);
+    /* A battery/latency penalty of 1 on every cloud model keeps it local. */
+    float *pen = calloc(n_models, sizeof *pen);
+    for (uint32_t m = 0; m < n_models; m++)
+        pen[m] = where_of(m) == TR_CLOUD ? 1.0f : 0.0f;
+    tr_route_opts o = {.lambda = TR_LAMBDA_DEFAULT, .penalty = pen};
+    tr_result res;
+    assert_int_equal(tr_route_text_governed(r, &g, 10, PROMPT, strlen(PROMPT), &o, &res, NULL), TR_OK);
+    assert_int_equal(res.where, TR_DEVICE);
+    assert_int_equal(res.why, TR_WHY_UTILITY);
+    /* A caller mask with nothing in it leaves nothing to choose. */
+    uint8_t none[TR_GOVERNOR_MAX_MODELS / 8] = {0};
+    tr_route_opts o2 = {.lambda = TR_LAMBDA_DEFAULT, .available = none};
+    assert_int_equal(tr_route_text_governed(r, &g, 10, PROMPT, strlen(PROMPT), &o2, &res, NULL),
+                     TR_E_NO_MODEL_AVAILABLE);
+    assert_int_equal(tr_governor_set_available(&g, TR_GOVERNOR_MAX_MODELS, 0), TR_E_ARG);
+    free(pen);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lambda_schedule),
+        cmocka_unit_test(test_budget_network_availability),
+        cmocka_unit_test(test_penalty_and_caller_mask),
+    };
+    return cmocka_run_group_tests_name("governor", tests, setup, teardown);
+}
