@@ -141,7 +141,7 @@ expect 1 "cannot read private key" -- "$CLI" build --data "$T/ds" --embedder "$E
 [ ! -e "$T/new.trp" ] && ok || bad "a build with a bad key left a pack behind"
 
 # --- eval and inspect ---------------------------------------------------
-expect 0 "always best single model" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --data "$FIXTURE" --lambda 0,0.1
+expect 0 "Pareto-random" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --data "$FIXTURE" --lambda 0,0.1
 expect 0 '"sections":\[' -- "$CLI" inspect --json "$FIXTURE_PACK"
 
 echo "$pass passed, $fail failed"

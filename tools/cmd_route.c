@@ -10,6 +10,7 @@
 #include "dataset.h"
 #include "keys.h"
 #include "packfile.h"
+#include "pareto.h"
 #include "util.h"
 
 /* Flags shared by route, embed and eval. */
@@ -402,6 +403,7 @@ int cmd_eval(int argc, char **argv)
     }
     double *acc = tr_xcalloc((size_t)n_lam * 3, sizeof *acc); /* score, cost, cloud */
     double base[3][3] = {{0}}; /* device, best, oracle x score, cost, cloud */
+    double *model_acc = tr_xcalloc(m, sizeof *model_acc), *model_cost = tr_xmalloc(m * sizeof *model_cost);
     size_t used = 0, skipped = 0, failed = 0;
     float *pred = tr_xmalloc(m * sizeof *pred);
     for (size_t i = 0; i < ds.n_prompts; i++) {
@@ -437,6 +439,8 @@ int cmd_eval(int argc, char **argv)
             acc[3 * l + 1] += res[l].cost;
             acc[3 * l + 2] += res[l].where == TR_CLOUD;
         }
+        for (uint32_t j = 0; j < m; j++)
+            model_acc[j] += row[col[j]];
         int oracle = -1;
         for (uint32_t j = 0; j < m; j++) {
             float s = row[col[j]];
@@ -457,11 +461,18 @@ int cmd_eval(int argc, char **argv)
     if (!used) {
         r = tr_err("%s: no held-out prompt to evaluate (%zu skipped)", c.data, skipped);
         free(acc);
+        free(model_acc);
+        free(model_cost);
         goto out;
     }
     printf("held-out prompts: %zu (skipped %zu with unknown scores, %zu failed)\n", used,
            skipped, failed);
-    printf("%-44s %9s %11s %11s\n", "router", "accuracy", "mean cost", "cloud share");
+    for (uint32_t j = 0; j < m; j++) {
+        model_acc[j] /= (double)used;
+        model_cost[j] = mi[j].cost;
+    }
+    printf("%-44s %9s %11s %11s %15s\n", "router", "accuracy", "mean cost", "cloud share",
+           "Pareto-random");
     static const char *bn[3] = {"always on-device", "always best single model", "oracle"};
     for (int b = 0; b < 3; b++) {
         int j = b == 0 ? best_dev : b == 1 ? best_all : -1;
@@ -475,10 +486,15 @@ int cmd_eval(int argc, char **argv)
         char label[64];
         snprintf(label, sizeof label, "%s router, lambda=%g",
                  c.ro.method == TR_METHOD_CLUSTER ? "cluster" : "kNN", lam[l]);
-        printf("%-44s %9.4f %11.3f %11.3f\n", label, acc[3 * l] / used, acc[3 * l + 1] / used,
-               acc[3 * l + 2] / used);
+        printf("%-44s %9.4f %11.3f %11.3f %15.4f\n", label, acc[3 * l] / used,
+               acc[3 * l + 1] / used, acc[3 * l + 2] / used,
+               tr_pareto_random(model_cost, model_acc, m, acc[3 * l + 1] / used));
     }
+    printf("(Pareto-random: the accuracy a random mix of single models reaches at the same mean "
+           "cost, on these prompts)\n");
     free(acc);
+    free(model_acc);
+    free(model_cost);
     r = failed ? 1 : 0;
 out:
     free(col);
