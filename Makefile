@@ -28,8 +28,8 @@ LIB_SRC  := $(wildcard core/*.c) $(wildcard platform/*.c) \
 TOOL_SRC := $(wildcard tools/*.c) $(wildcard models/*_fit.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
-LIBS     := -lmbedcrypto -lm
-TOOL_LIBS:= -lmbedtls -lmbedx509 -lmbedcrypto -lcjson -lm
+LIBS     := -lmbedcrypto -lsleef -lm
+TOOL_LIBS:= -lmbedtls -lmbedx509 -lmbedcrypto -lcjson -lsleef -lm
 
 LIB      := $(BUILD)/libtinyroute.a
 CLI      := $(BUILD)/tinyroute

@@ -130,7 +130,7 @@ static tr_status read_sections(const uint8_t *p, tr_pack_view *v)
                   *valid = find(s, ns, TR_SEC_VALID_BITS), *scores = find(s, ns, TR_SEC_SCORES_U8),
                   *emb = find(s, ns, TR_SEC_EMBEDDER), *defs = find(s, ns, TR_SEC_DEFAULTS),
                   *signs = find(s, ns, TR_SEC_REF_SIGNS), *clu = find(s, ns, TR_SEC_CLUSTERS),
-                  *tasks = find(s, ns, TR_SEC_TASKS);
+                  *tasks = find(s, ns, TR_SEC_TASKS), *lmap = find(s, ns, TR_SEC_LEARNED_MAP);
     if (!models || !rows || !inv || !bits || !defs)
         return TR_E_MALFORMED;
     if (models->length != (uint64_t)m * TR_MODEL_REC_BYTES ||
@@ -182,6 +182,16 @@ static tr_status read_sections(const uint8_t *p, tr_pack_view *v)
         if (cst != TR_OK)
             return cst;
         v->info.n_clusters = v->clusters.k;
+    }
+    if (lmap) {
+        /* The map reweighs the clusters' Psi: without them it means nothing. */
+        if (!clu)
+            return TR_E_MALFORMED;
+        tr_status lst = tr_learned_map_view(p + lmap->offset, (size_t)lmap->length, dim,
+                                            v->clusters.k, &v->lmap);
+        if (lst != TR_OK)
+            return lst;
+        v->info.has_learned_map = 1;
     }
     if (tasks) {
         tr_status tst = tr_task_table_view(p + tasks->offset, (size_t)tasks->length, m, &v->tasks);

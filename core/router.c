@@ -5,6 +5,7 @@
 
 #include "arena.h"
 #include "tr_format.h"
+#include "tr_format.h"
 #include "tr_internal.h"
 
 static int carve(tr_arena *a, uint32_t dim, uint32_t n_models, uint32_t n_cand,
@@ -17,6 +18,7 @@ static int carve(tr_arena *a, uint32_t dim, uint32_t n_models, uint32_t n_cand,
     s->nb = tr_arena_take(a, sizeof(tr_neighbor) * TR_K_MAX);
     s->predicted = tr_arena_take(a, sizeof(float) * n_models);
     s->aux = tr_arena_take(a, sizeof(float) * n_models);
+    s->z = tr_arena_take(a, sizeof(float) * TR_LMAP_MAX_K);
     s->qcode = NULL;
     s->ham = NULL;
     s->cand = NULL;
@@ -125,9 +127,11 @@ tr_status tr_resolve_opts(const tr_router *r, const tr_route_opts *o,
         return TR_E_ARG;
     if (o->lambda >= 0.0f)
         *lambda = o->lambda;
-    if (o->method != TR_METHOD_KNN && o->method != TR_METHOD_CLUSTER)
+    if (o->method != TR_METHOD_KNN && o->method != TR_METHOD_CLUSTER &&
+        o->method != TR_METHOD_LEARNED_MAP)
         return TR_E_ARG;
-    if (o->method == TR_METHOD_CLUSTER && r->pack.clusters.k == 0)
+    if ((o->method == TR_METHOD_CLUSTER && r->pack.clusters.k == 0) ||
+        (o->method == TR_METHOD_LEARNED_MAP && r->pack.lmap.k == 0))
         return TR_E_UNSUPPORTED;
     return TR_OK;
 }
@@ -182,6 +186,9 @@ static tr_status route_query(tr_router *r, const tr_scratch *s, int prior_only,
             qn += (float)((int32_t)s->q[d] * s->q[d]);
         res->cluster = tr_cluster_assign(r->kern, &p->clusters, s->q, sqrtf(qn), s->dots);
         tr_cluster_predict(&p->clusters, res->cluster, s->predicted);
+        res->nearest_distance = NAN;
+    } else if (o && o->method == TR_METHOD_LEARNED_MAP) {
+        tr_learned_map_predict(&p->lmap, &p->clusters, s->q, s->z, s->predicted);
         res->nearest_distance = NAN;
     } else {
         uint32_t c = p->info.prefilter_candidates;

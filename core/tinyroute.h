@@ -102,6 +102,7 @@ typedef struct tr_pack_info {
     uint32_t prefilter_candidates; /* 0: the pack has no binary prefilter */
     uint32_t n_clusters;           /* 0: the pack has no cluster routing */
     uint32_t n_tasks;              /* 0: no task-level selection table */
+    int has_learned_map;
     int has_text_embedder;
     uint64_t signed_bytes;
     uint8_t key_id[32];
@@ -142,8 +143,10 @@ tr_status tr_router_model(const tr_router *router, uint32_t model,
 
 typedef enum tr_method {
     TR_METHOD_KNN = 0,    /* mean correctness of the k nearest references */
-    TR_METHOD_CLUSTER = 1 /* per-cluster error rates of the nearest K-means
-                             centroid (Jitkrittum et al. 2025) */
+    TR_METHOD_CLUSTER = 1, /* per-cluster error rates of the nearest K-means
+                              centroid (Jitkrittum et al. 2025) */
+    TR_METHOD_LEARNED_MAP = 2 /* the same errors under a learned soft
+                                 assignment to the clusters (ibid. 4.3) */
 } tr_method;
 
 /* Options; NULL means the pack's defaults, all models available. */

@@ -76,7 +76,8 @@ typedef enum tr_section_type {
                                  TR_H_PREFILTER_C > 0 the router searches
                                  Hamming top-C, then reranks exactly */
     TR_SEC_CLUSTERS = 10,     /* optional: K-means routing (UniRoute), below */
-    TR_SEC_TASKS = 11         /* optional: task-level selection (S3), below */
+    TR_SEC_TASKS = 11,        /* optional: task-level selection (S3), below */
+    TR_SEC_LEARNED_MAP = 12   /* optional: learned soft cluster map, below */
 } tr_section_type;
 
 /* Model record. */
@@ -130,6 +131,19 @@ enum {
     TR_T_OFF_U = 16,     /* u32 -> f32[T] */
     TR_T_OFF_ACC = 20,   /* u32 -> f32[T * n_models] */
     TR_T_TOTAL = 24      /* u32 section bytes */
+};
+
+/* Learned cluster map section (Jitkrittum et al. 2025, section 4.3): the
+ * clusters section's Psi with a soft assignment z(x) = softmax(theta x + b)
+ * of the unit query x (q / ||q||); predicted correctness of model m is
+ * 1 - sum_k z_k Psi[k][m]. theta: K rows of dim floats then the bias, f32. */
+#define TR_LMAP_HEADER_BYTES 64u
+#define TR_LMAP_MAX_K 256u
+enum {
+    TR_L_K = 0,        /* u32, equals the clusters section's K */
+    TR_L_DIM = 4,      /* u32 */
+    TR_L_OFF_THETA = 8,/* u32 -> f32[K * (dim + 1)] */
+    TR_L_TOTAL = 12    /* u32 section bytes */
 };
 
 /* Built-in embedder section: a 64-byte header, then the parts below at the

@@ -6,6 +6,7 @@
 #include "tr_embed.h"
 #include "tr_cluster.h"
 #include "tr_knn.h"
+#include "tr_learned_map.h"
 #include "tr_task.h"
 
 typedef struct tr_pack_view {
@@ -16,6 +17,7 @@ typedef struct tr_pack_view {
     tr_labels labels;
     tr_clusters clusters;   /* k == 0: no cluster routing */
     tr_task_table tasks;    /* n_tasks == 0: no task-level selection */
+    tr_learned_map lmap;    /* k == 0: no learned cluster map */
     int has_embedder;
     tr_embedder embedder;
 } tr_pack_view;
@@ -36,6 +38,7 @@ typedef struct scratch {
     tr_neighbor *nb;     /* TR_K_MAX */
     float *predicted;    /* n_models */
     float *aux;          /* n_models: a second per-model vector */
+    float *z;            /* TR_LMAP_MAX_K: learned map cluster weights */
     uint64_t *qcode;     /* prefilter: query sign code */
     uint32_t *ham;       /* prefilter: TR_KNN_BLOCK Hamming distances */
     tr_neighbor *cand;   /* prefilter: candidates */

@@ -21,6 +21,9 @@ typedef struct tr_kernels {
                          size_t n_rows, uint32_t *out);
 } tr_kernels;
 
+/* Softmax of x[n] in place (SLEEF vector expf). */
+void tr_softmax(float *x, uint32_t n);
+
 /* The best variant this CPU runs (detected once). Building with
  * -DTR_FORCE_SCALAR (make SCALAR=1) pins the scalar reference. */
 const tr_kernels *tr_kernels_active(void);

@@ -27,7 +27,7 @@ check = Checks()
 
 pack = WORK + "/clusters.trp"
 out = subprocess.run([CLI, "build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", "100",
-                      "--clusters", str(K), "--out", pack, "--force"],
+                      "--clusters", str(K), "--learned-map", "--out", pack, "--force"],
                      capture_output=True, text=True, check=True).stdout
 ours = float(re.search(r"inertia ([0-9.]+)", out).group(1))
 p = parse_pack(pack)
@@ -100,5 +100,42 @@ for lam in (0.0, 0.2):
     check(same_cluster == used, "lambda %g: cluster agrees on %d/%d" % (lam, same_cluster, used))
     check(same_pred == used, "lambda %g: predicted correctness agrees on %d/%d" % (lam, same_pred, used))
     check(same_model == used, "lambda %g: chosen model agrees on %d/%d" % (lam, same_model, used))
+# 4. the learned soft cluster map: the builder's reported loss is the loss of
+# the shipped theta, it is below the K-means start, and the device's
+# predictions and choices equal z(x)^T Psi computed here.
+th = p["lmap"]
+check(th is not None and th.shape == (K, p["dim"] + 1), "pack carries the learned map")
+m_loss = re.search(r"log loss ([0-9.]+) from the K-means start ([0-9.]+)", out)
+Phi = R / np.linalg.norm(R, axis=1)[:, None]
+
+
+def soft(P):
+    s = P @ th[:, :-1].T + th[:, -1][None, :]
+    s = np.exp(s - s.max(axis=1, keepdims=True))
+    return s / s.sum(axis=1, keepdims=True)
+
+
+G = np.clip(soft(Phi) @ c["psi"], 1e-6, 1 - 1e-6)
+E = 1 - Y
+known = ~np.isnan(E)
+ll = -(E[known] * np.log(G[known]) + (1 - E[known]) * np.log(1 - G[known])).mean()
+check(abs(ll - float(m_loss.group(1))) < 1e-4, "learned-map loss %.6f vs builder %s" % (ll, m_loss.group(1)))
+check(float(m_loss.group(1)) < float(m_loss.group(2)), "training lowered the loss")
+outs = [json.loads(l) for l in subprocess.run(
+    [CLI, "route", "--pack", pack, "--key", PUB, "--method", "learned-map", "--lambda", "0.1"],
+    input="\n".join(test) + "\n", capture_output=True, text=True, check=True).stdout.splitlines()]
+same_pred = same_model = used = 0
+for q, o in zip(qs, outs):
+    if not q.any():
+        continue
+    used += 1
+    pred = 1 - soft((q / np.linalg.norm(q))[None, :])[0] @ c["psi"]
+    same_pred += int(max(abs(pred[j] - o["predicted"][m["name"]]) for j, m in enumerate(p["models"])) < 1e-4)
+    util = [pred[j] - 0.1 * m["cost_norm"] for j, m in enumerate(p["models"])]
+    best = max(range(len(util)), key=lambda j: (round(util[j], 5), p["models"][j]["where"] == 0,
+                                               -p["models"][j]["cost_norm"]))
+    same_model += int(p["models"][best]["name"] == o["model"])
+check(same_pred == used, "learned map: predicted correctness agrees on %d/%d" % (same_pred, used))
+check(same_model == used, "learned map: chosen model agrees on %d/%d" % (same_model, used))
 print("clusters: K=%d, inertia %.3f (scikit-learn %.3f)" % (K, ours, sk.inertia_))
 check.finish()

@@ -44,7 +44,9 @@ expect 2 "--lambda must be a number" -- "$CLI" route --pack "$FIXTURE_PACK" --ke
 expect 2 "--lambda must be a number" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --lambda nan hi
 expect 0 '"method":"task".*"chosen":' -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --method task "What is a tort?" "Define negligence in law."
 expect 1 "TR_E_EMPTY_INPUT" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --method task "zzqxj qqqzx"
-expect 2 "--method must be knn, cluster or task" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --method svm hi
+expect 1 "TR_E_UNSUPPORTED" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --method learned-map hi
+expect 2 "--learned-map needs --clusters" -- "$CLI" build --data d --embedder e --key k --out o --learned-map
+expect 2 "--method must be knn, cluster, learned-map or task" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --method svm hi
 expect 1 "TR_E_UNSUPPORTED" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --method cluster hi
 expect 2 "--clusters must be an integer" -- "$CLI" build --data d --embedder e --key k --out o --clusters 0
 expect 2 "does not take --data" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --data x hi

@@ -74,6 +74,11 @@ def parse_pack(path):
         p["clusters"] = dict(rows=rows, inv_scale=np.frombuffer(c, np.float32, k, o_s).astype(np.float64),
                              half_sq=np.frombuffer(c, np.float32, k, o_h).astype(np.float64),
                              psi=np.frombuffer(c, np.float32, k * m, o_p).reshape(k, m).astype(np.float64))
+    p["lmap"] = None
+    if 12 in secs:
+        t = b[secs[12][0]:]
+        k, ldim, o_t = struct.unpack_from("<III", t, 0)
+        p["lmap"] = np.frombuffer(t, np.float32, k * (ldim + 1), o_t).reshape(k, ldim + 1).astype(np.float64)
     p["tasks"] = None
     if 11 in secs:
         t = b[secs[11][0]:]

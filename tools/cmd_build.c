@@ -12,6 +12,7 @@
 #include "tr_cluster.h"
 #include "tr_cluster_fit.h"
 #include "tr_knn.h"
+#include "tr_learned_map_fit.h"
 #include "tr_task_fit.h"
 #include "tr_embed.h"
 #include "tr_format.h"
@@ -21,7 +22,7 @@ static const char usage[] =
     "usage: tinyroute build --data DIR --embedder TABLE --key PRIVATE.pem --out PACK\n"
     "                       [--split train|all] [--k 10] [--lambda 0]\n"
     "                       [--counter 1] [--expires-days D] [--prefilter C]\n"
-    "                       [--clusters K] [--no-tasks]\n"
+    "                       [--clusters K [--learned-map]] [--no-tasks]\n"
     "                       [--no-pc] [--force]\n"
     "Embeds the dataset's prompts (prompts.jsonl, correctness.csv, models.csv;\n"
     "see tools/DATASET.md) with the built-in embedder TABLE (from `tinyroute\n"
@@ -32,6 +33,8 @@ static const char usage[] =
     "  --counter N     security (anti-rollback) counter\n"
     "  --clusters K    also fit K-means (K clusters) for cluster routing; the\n"
     "                  per-cluster error rates come from the references\n"
+    "  --learned-map   with --clusters (K <= 256): also train the learned soft\n"
+    "                  cluster map on the references' correctness\n"
     "  --no-tasks      skip the task-level (S3) table; by default it is fitted\n"
     "                  leave-one-task-out when the data has two or more tasks\n"
     "  --prefilter C   store sign-bit codes; routes search the C nearest in\n"
@@ -89,9 +92,10 @@ int cmd_build(int argc, char **argv)
         {"expires-days", required_argument, 0, 'x'}, {"no-pc", no_argument, 0, 'P'},
         {"force", no_argument, 0, 'f'}, {"prefilter", required_argument, 0, 'C'},
         {"clusters", required_argument, 0, 'Q'}, {"no-tasks", no_argument, 0, 'T'},
+        {"learned-map", no_argument, 0, 'L'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *data = NULL, *emb_path = NULL, *key = NULL, *out = NULL;
-    int all = 0, force = 0, no_pc = 0, no_tasks = 0, c;
+    int all = 0, force = 0, no_pc = 0, no_tasks = 0, lmap = 0, c;
     uint64_t k = 10, counter = 1, expires_days = 0, prefilter = 0, n_clusters = 0;
     double lambda = 0;
     optind = 1;
@@ -133,6 +137,7 @@ int cmd_build(int argc, char **argv)
             break;
         case 'P': no_pc = 1; break;
         case 'T': no_tasks = 1; break;
+        case 'L': lmap = 1; break;
         case 'f': force = 1; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
@@ -143,6 +148,8 @@ int cmd_build(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
+    if (lmap && (n_clusters == 0 || n_clusters > TR_LMAP_MAX_K))
+        return tr_err("--learned-map needs --clusters K with K <= %u", TR_LMAP_MAX_K), 2;
     if (prefilter && prefilter < k)
         return tr_err("--prefilter %llu keeps fewer candidates than --k %llu",
                       (unsigned long long)prefilter, (unsigned long long)k), 2;
@@ -230,6 +237,7 @@ int cmd_build(int argc, char **argv)
     free(acc);
 
     tr_buf clusters = {0};
+    float *theta = NULL;
     if (n_clusters) {
         if (n_clusters > kept) {
             tr_err("--clusters %llu exceeds the %zu references", (unsigned long long)n_clusters, kept);
@@ -259,6 +267,26 @@ int cmd_build(int argc, char **argv)
         tr_cluster_psi(scores, kept, m, assign, (uint32_t)n_clusters, (float *)(void *)cv.psi);
         printf("k-means: K=%llu, inertia %.4f over %zu references\n",
                (unsigned long long)n_clusters, inertia, kept);
+        if (lmap) {
+            /* Phi(x) as the device sees it: the unit int8 row. */
+            float *phi = tr_xmalloc(kept * dim * sizeof *phi), *err = tr_xmalloc(kept * m * sizeof *err);
+            for (size_t j = 0; j < kept; j++) {
+                double ss = 0;
+                for (uint32_t d = 0; d < dim; d++)
+                    ss += (double)refs[j * dim + d] * refs[j * dim + d];
+                for (uint32_t d = 0; d < dim; d++)
+                    phi[j * dim + d] = (float)(refs[j * dim + d] / sqrt(ss));
+                for (uint32_t t = 0; t < m; t++)
+                    err[j * m + t] = 1.0f - scores[j * m + t]; /* NaN stays NaN */
+            }
+            theta = tr_xmalloc(n_clusters * (dim + 1) * sizeof *theta);
+            double before;
+            double after = tr_learned_map_fit(phi, kept, dim, err, m, cv.psi, centroids,
+                                              (uint32_t)n_clusters, 200, theta, &before);
+            printf("learned map: log loss %.6f from the K-means start %.6f\n", after, before);
+            free(phi);
+            free(err);
+        }
         free(assign);
         free(centroids);
     }
@@ -316,7 +344,7 @@ int cmd_build(int argc, char **argv)
         .embedder_len = emb_len, .k = (uint32_t)k, .lambda = (float)lambda,
         .prefilter_c = (uint32_t)prefilter, .clusters = clusters.data,
         .clusters_len = clusters.len, .tasks = tasks.len ? tasks.data : NULL,
-        .tasks_len = tasks.len};
+        .tasks_len = tasks.len, .lmap_theta = theta};
     tr_buf pack = {0};
     tr_pack_layout lay;
     int r = tr_pack_write(&spec, &pack, &lay) || tr_pack_sign(&pack, key) ||
@@ -338,6 +366,7 @@ int cmd_build(int argc, char **argv)
     tr_buf_free(&pack);
     tr_buf_free(&clusters);
     tr_buf_free(&tasks);
+    free(theta);
     free(models);
     free(refs);
     free(scores);

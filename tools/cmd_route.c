@@ -92,10 +92,12 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
                 c->ro.method = TR_METHOD_KNN;
             else if (!strcmp(optarg, "cluster"))
                 c->ro.method = TR_METHOD_CLUSTER;
+            else if (!strcmp(optarg, "learned-map"))
+                c->ro.method = TR_METHOD_LEARNED_MAP;
             else if (!strcmp(optarg, "task"))
                 c->task = 1;
             else {
-                tr_err("--method must be knn, cluster or task, not '%s'", optarg);
+                tr_err("--method must be knn, cluster, learned-map or task, not '%s'", optarg);
                 goto bad;
             }
             break;
@@ -146,10 +148,11 @@ static cJSON *result_json(const tr_router *r, const tr_pack_info *info, const ch
     cJSON_AddNumberToObject(o, "utility", f6(res->utility));
     if (!isnan(res->nearest_distance))
         cJSON_AddNumberToObject(o, "nearest_distance", f6(res->nearest_distance));
-    cJSON_AddStringToObject(o, "method", res->method == TR_METHOD_CLUSTER ? "cluster" : "knn");
+    static const char *method[] = {"knn", "cluster", "learned-map"};
+    cJSON_AddStringToObject(o, "method", method[res->method]);
     if (res->method == TR_METHOD_CLUSTER)
         cJSON_AddNumberToObject(o, "cluster", res->cluster);
-    else
+    else if (res->method == TR_METHOD_KNN)
         cJSON_AddNumberToObject(o, "k", res->k);
     cJSON_AddBoolToObject(o, "prior_only", (res->flags & TR_RESULT_PRIOR_ONLY) != 0);
     static const char *why[] = {"utility", "unavailable", "offline", "budget", "prior_only"};
@@ -280,7 +283,7 @@ static int print_task(tr_packfile *pf, const tr_task *task, const tr_route_opts 
 
 static const char route_usage[] =
     "usage: tinyroute route --pack PACK --key PUBLIC.pem [--lambda L] [--k K]\n"
-    "                       [--offline] [--exact] [--method knn|cluster|task]\n"
+    "                       [--offline] [--exact] [--method knn|cluster|learned-map|task]\n"
     "                       [--weighted]\n"
     "                       [--min-counter N] [PROMPT...]\n"
     "Routes each PROMPT (or each line of stdin) and prints one JSON line per\n"
@@ -341,7 +344,7 @@ int cmd_embed(int argc, char **argv) { return run_route(argc, argv, 1); }
 static const char eval_usage[] =
     "usage: tinyroute eval --pack PACK --key PUBLIC.pem --data DIR\n"
     "                      [--split test|all] [--lambda L1,L2,...] [--k K] [--exact]\n"
-    "                      [--method knn|cluster] [--weighted]\n"
+    "                      [--method knn|cluster|learned-map] [--weighted]\n"
     "Routes the dataset's held-out prompts (split test, the default) and prints\n"
     "accuracy, mean cost and cloud share of the router at each lambda, beside\n"
     "always-on-device (best device model), always-best (best single model)\n"
@@ -485,7 +488,10 @@ int cmd_eval(int argc, char **argv)
     for (int l = 0; l < n_lam; l++) {
         char label[64];
         snprintf(label, sizeof label, "%s router, lambda=%g",
-                 c.ro.method == TR_METHOD_CLUSTER ? "cluster" : "kNN", lam[l]);
+                 c.ro.method == TR_METHOD_CLUSTER       ? "cluster"
+                 : c.ro.method == TR_METHOD_LEARNED_MAP ? "learned-map"
+                                                        : "kNN",
+                 lam[l]);
         printf("%-44s %9.4f %11.3f %11.3f %15.4f\n", label, acc[3 * l] / used,
                acc[3 * l + 1] / used, acc[3 * l + 2] / used,
                tr_pareto_random(model_cost, model_acc, m, acc[3 * l + 1] / used));

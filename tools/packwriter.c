@@ -22,6 +22,7 @@ const char *tr_section_name(uint32_t type)
     case TR_SEC_REF_SIGNS: return "ref_signs";
     case TR_SEC_CLUSTERS: return "clusters";
     case TR_SEC_TASKS: return "tasks";
+    case TR_SEC_LEARNED_MAP: return "learned_map";
     default: return "unknown";
     }
 }
@@ -76,7 +77,8 @@ int tr_pack_write(const tr_pack_spec *s, tr_buf *b, tr_pack_layout *l)
             any_fraction = 1;
     }
     uint32_t n_sec = 5 + any_unknown + any_fraction + (s->embedder != NULL) +
-                     (s->prefilter_c > 0) + (s->clusters != NULL) + (s->tasks != NULL);
+                     (s->prefilter_c > 0) + (s->clusters != NULL) + (s->tasks != NULL) +
+                     (s->lmap_theta != NULL);
 
     b->len = 0;
     tr_buf_zeros(b, TR_HEADER_BYTES + n_sec * TR_SECTION_ENTRY_BYTES);
@@ -190,6 +192,27 @@ int tr_pack_write(const tr_pack_spec *s, tr_buf *b, tr_pack_layout *l)
     if (s->clusters) {
         begin(b, l, TR_SEC_CLUSTERS, 0, tr_ld32(s->clusters + TR_C_K), TABLE);
         tr_buf_put(b, s->clusters, s->clusters_len);
+        end(b, l, TABLE);
+    }
+
+    if (s->lmap_theta) {
+        if (!s->clusters)
+            return tr_err("a learned map needs the clusters section");
+        uint32_t k = tr_ld32(s->clusters + TR_C_K);
+        begin(b, l, TR_SEC_LEARNED_MAP, 0, k, TABLE);
+        uint8_t h[TR_LMAP_HEADER_BYTES] = {0};
+        size_t n_theta = (size_t)k * (dim + 1);
+        tr_st32(h + TR_L_K, k);
+        tr_st32(h + TR_L_DIM, dim);
+        tr_st32(h + TR_L_OFF_THETA, TR_LMAP_HEADER_BYTES);
+        tr_st32(h + TR_L_TOTAL, (uint32_t)round_up(TR_LMAP_HEADER_BYTES + 4 * n_theta, TR_ALIGN));
+        tr_buf_put(b, h, sizeof h);
+        for (size_t i = 0; i < n_theta; i++) {
+            uint8_t f[4];
+            tr_stf32(f, s->lmap_theta[i]);
+            tr_buf_put(b, f, 4);
+        }
+        tr_buf_align(b, TR_ALIGN);
         end(b, l, TABLE);
     }
 

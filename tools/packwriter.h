@@ -31,6 +31,8 @@ typedef struct tr_pack_spec {
     size_t clusters_len;
     const uint8_t *tasks;        /* optional TR_SEC_TASKS bytes */
     size_t tasks_len;
+    const float *lmap_theta;     /* optional learned map, K x (dim + 1) with
+                                    K the clusters section's */
 } tr_pack_spec;
 
 /* Section sizes, for the builder's summary. */
