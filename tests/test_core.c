@@ -93,10 +93,10 @@ static void build(fixture *f, const tr_pack_spec *s, const char *key)
     f->aligned = aligned_copy(&f->pack);
 }
 
-static int setup_mixed(void **state)
+static int setup_with(void **state, int with_unknown_and_fractions)
 {
     fixture *f = calloc(1, sizeof *f);
-    make_data(f, 1);
+    make_data(f, with_unknown_and_fractions);
     tr_pack_spec s = spec_of(f);
     build(f, &s, KEY);
     assert_int_equal(tr_key_load_public(PUB, &f->pub), 0);
@@ -105,17 +105,8 @@ static int setup_mixed(void **state)
     return 0;
 }
 
-static int setup_binary(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    make_data(f, 0);
-    tr_pack_spec s = spec_of(f);
-    build(f, &s, KEY);
-    assert_int_equal(tr_key_load_public(PUB, &f->pub), 0);
-    assert_int_equal(tr_key_load_public(OTHER_PUB, &f->other), 0);
-    *state = f;
-    return 0;
-}
+static int setup_mixed(void **state) { return setup_with(state, 1); }
+static int setup_binary(void **state) { return setup_with(state, 0); }
 
 static int teardown(void **state)
 {

@@ -264,6 +264,7 @@ int cmd_build(int argc, char **argv)
                 qn += (float)((int32_t)q[d] * q[d]);
             assign[j] = tr_cluster_assign(tr_kernels_active(), &cv, q, sqrtf(qn), dots);
         }
+        /* cv views our own, writable, section buffer: fill its Psi in place. */
         tr_cluster_psi(scores, kept, m, assign, (uint32_t)n_clusters, (float *)(void *)cv.psi);
         printf("k-means: K=%llu, inertia %.4f over %zu references\n",
                (unsigned long long)n_clusters, inertia, kept);
