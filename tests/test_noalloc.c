@@ -1,0 +1,130 @@
+/* The non-negotiable, checked: routing, embedding, the task API and the
+ * governor never touch the heap. malloc, calloc, realloc and free are
+ * interposed (glibc's own are reached through __libc_*) and counted while
+ * the calls run. Pack loading still allocates inside mbedTLS's bignum code:
+ * that count is printed, not asserted (issue 7 removes it). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "keys.h"
+#include "tinyroute.h"
+
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void __libc_free(void *);
+
+static int counting;
+static long calls;
+
+void *malloc(size_t n)
+{
+    calls += counting;
+    return __libc_malloc(n);
+}
+void *calloc(size_t n, size_t s)
+{
+    calls += counting;
+    return __libc_calloc(n, s);
+}
+void *realloc(void *p, size_t n)
+{
+    calls += counting;
+    return __libc_realloc(p, n);
+}
+void free(void *p)
+{
+    calls += counting && p;
+    __libc_free(p);
+}
+
+#define PUB "fixtures/keys/test-signing.pub"
+
+static void test_routing_allocates_nothing(void **state)
+{
+    const char *path = getenv("FIXTURE_PACK") ? getenv("FIXTURE_PACK") : "build/fixture.trp";
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    size_t len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *pack;
+    assert_int_equal(posix_memalign((void **)&pack, 64, len), 0);
+    assert_int_equal(fread(pack, 1, len, f), len);
+    fclose(f);
+    tr_pubkey key;
+    assert_int_equal(tr_key_load_public(PUB, &key), 0);
+    tr_pack_info info;
+    assert_int_equal(tr_pack_peek(pack, len, &info), TR_OK);
+    size_t need = tr_arena_size(info.dim, info.n_models, info.prefilter_candidates);
+    void *arena, *taskmem;
+    assert_int_equal(posix_memalign(&arena, 64, need), 0);
+    assert_int_equal(posix_memalign(&taskmem, 64, tr_task_size(info.n_models)), 0);
+    float *pred = __libc_malloc(info.n_models * sizeof *pred);
+    int8_t *q = __libc_malloc(info.dim);
+    tr_router *r;
+    tr_trust trust = {&key, 1, 0, 0};
+
+    counting = 1;
+    calls = 0;
+    /* The interposition is live: a deliberate allocation counts. */
+    void *(*volatile alloc)(size_t) = malloc; /* volatile: the compiler may */
+    void (*volatile release)(void *) = free;  /* elide a plain malloc/free pair */
+    release(alloc(16));
+    assert_int_equal(calls, 2);
+    calls = 0;
+    assert_int_equal(tr_router_init(arena, need, &r), TR_OK);
+    assert_int_equal(calls, 0);
+    assert_int_equal(tr_router_load(r, pack, len, &trust), TR_OK);
+    long load_calls = calls;
+    calls = 0;
+
+    static const char *prompts[] = {
+        "What is the derivative of x squared?", "Define consideration in contract law.",
+        "zzqxj qqqzx", "Ünïcödé prompt about thermodynamics and entropy"};
+    tr_result res;
+    for (int i = 0; i < 4; i++) {
+        const char *p = prompts[i];
+        assert_int_equal(tr_route_text(r, p, strlen(p), NULL, &res, pred), TR_OK);
+        tr_route_opts w = {.k = 50, .lambda = 0.2f, .distance_weighted = 1, .exact = 1};
+        assert_int_equal(tr_route_text(r, p, strlen(p), &w, &res, pred), TR_OK);
+    }
+    assert_int_equal(tr_embed_text(r, prompts[0], strlen(prompts[0]), q, info.dim), TR_OK);
+    assert_int_equal(tr_route_i8(r, info.embedder, q, info.dim, NULL, &res, pred), TR_OK);
+    /* Errors too. */
+    assert_int_equal(tr_route_text(r, "", 0, NULL, &res, pred), TR_E_EMPTY_INPUT);
+    assert_int_equal(tr_route_text(r, "\xff", 1, NULL, &res, pred), TR_E_UTF8);
+    tr_task *t;
+    assert_int_equal(tr_task_init(r, taskmem, tr_task_size(info.n_models), &t), TR_OK);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(tr_task_add_text(r, t, prompts[i], strlen(prompts[i]), NULL, NULL), TR_OK);
+    tr_task_result tres;
+    assert_int_equal(tr_task_select(r, t, NULL, &tres, NULL, NULL, NULL, NULL), TR_OK);
+    tr_governor g;
+    assert_int_equal(tr_governor_init(&g, 100, 3600, 0, 0, 1), TR_OK);
+    assert_int_equal(tr_route_text_governed(r, &g, 5, prompts[0], strlen(prompts[0]), NULL, &res, pred), TR_OK);
+    assert_int_equal(tr_governor_record(&g, 6, res.cost), TR_OK);
+    counting = 0;
+    assert_int_equal(calls, 0);
+    print_message("heap calls: route/embed/task/governor 0; pack load %ld (inside mbedTLS, issue 7)\n",
+                   load_calls);
+
+    __libc_free(pred);
+    __libc_free(q);
+    free(arena);
+    free(taskmem);
+    free(pack);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_routing_allocates_nothing)};
+    return cmocka_run_group_tests_name("noalloc", tests, NULL, NULL);
+}
