@@ -229,7 +229,7 @@ static int key_trusted(const tr_trust *trust, const uint8_t *key_id,
 tr_status tr_pack_verify(const uint8_t *p, size_t len, const tr_trust *trust,
                          tr_pack_view *v)
 {
-    if (!p || !trust || (trust->n_keys && !trust->keys))
+    if (!p || !trust || (trust->n_keys && !trust->keys) || (trust->n_revoked && !trust->revoked))
         return TR_E_ARG;
     /* Rows and floats are read in place. */
     if ((uintptr_t)p % 8 != 0)
@@ -243,6 +243,9 @@ tr_status tr_pack_verify(const uint8_t *p, size_t len, const tr_trust *trust,
     st = read_trailer(p, len, v->info.signed_bytes, &key_id, &sig, &sig_len);
     if (st != TR_OK)
         return st;
+    for (size_t i = 0; i < trust->n_revoked; i++)
+        if (memcmp(trust->revoked[i], key_id, 32) == 0)
+            return TR_E_KEY_REVOKED;
     const tr_pubkey *key;
     if (!key_trusted(trust, key_id, &key))
         return TR_E_KEY_UNKNOWN;

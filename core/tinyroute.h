@@ -63,6 +63,7 @@ typedef enum tr_status {
     TR_E_NO_MODEL_AVAILABLE, /* the availability mask leaves no model */
     TR_E_CRYPTO,             /* the crypto library failed internally */
     TR_E_UNSUPPORTED,        /* the pack carries no data for this method */
+    TR_E_KEY_REVOKED,        /* signed by a key whose id has been revoked */
     TR_STATUS_COUNT
 } tr_status;
 
@@ -84,6 +85,8 @@ typedef struct tr_trust {
     size_t n_keys;
     uint64_t min_security_counter; /* anti-rollback floor (0: none) */
     uint64_t now_unix;             /* for expiry; 0 skips the expiry check */
+    const uint8_t (*revoked)[32];  /* key ids refused even if trusted */
+    size_t n_revoked;
 } tr_trust;
 
 /* What a pack header says. From tr_pack_peek() it is unverified (use it

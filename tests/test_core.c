@@ -133,7 +133,7 @@ static router_box new_router(size_t bytes)
 static tr_status load(router_box *b, const uint8_t *p, size_t len, const tr_pubkey *k,
                       uint64_t floor_, uint64_t now)
 {
-    tr_trust t = {k, 1, floor_, now};
+    tr_trust t = {.keys = k, .n_keys = 1, .min_security_counter = floor_, .now_unix = now};
     return tr_router_load(b->r, p, len, &t);
 }
 
@@ -377,6 +377,16 @@ static void test_verify_errors(void **state)
     assert_int_equal(load(&b, o, other.len, &f->pub, 0, 0), TR_E_SIGNATURE);
     free(o);
     tr_buf_free(&other);
+    /* Key rotation: both keys trusted, either signer accepted; a revoked
+     * key id is refused even while its key is still in the trusted list. */
+    tr_pubkey both[2] = {f->other, f->pub};
+    tr_trust two = {.keys = both, .n_keys = 2, .min_security_counter = 0, .now_unix = 0};
+    assert_int_equal(tr_router_load(b.r, p, len, &two), TR_OK);
+    uint8_t gone[1][32];
+    tr_key_id(&f->pub, gone[0]);
+    tr_trust revoked = {.keys = both, .n_keys = 2, .revoked = (const uint8_t(*)[32])gone,
+                        .n_revoked = 1};
+    assert_int_equal(tr_router_load(b.r, p, len, &revoked), TR_E_KEY_REVOKED);
     /* Rollback and expiry. */
     assert_int_equal(load(&b, p, len, &f->pub, 6, 0), TR_E_ROLLBACK);
     assert_int_equal(load(&b, p, len, &f->pub, 5, 0), TR_OK);

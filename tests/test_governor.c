@@ -46,7 +46,7 @@ static int setup(void **state)
     size_t need = tr_arena_size(info.dim, info.n_models, info.prefilter_candidates);
     if (posix_memalign(&arena, 64, need) || tr_router_init(arena, need, &r))
         return -1;
-    tr_trust t = {&key, 1, 0, 0};
+    tr_trust t = {.keys = &key, .n_keys = 1, .min_security_counter = 0, .now_unix = 0};
     n_models = info.n_models;
     return tr_router_load(r, pack, pack_len, &t) == TR_OK ? 0 : -1;
 }

@@ -70,7 +70,7 @@ static void test_routing_allocates_nothing(void **state)
     float *pred = __libc_malloc(info.n_models * sizeof *pred);
     int8_t *q = __libc_malloc(info.dim);
     tr_router *r;
-    tr_trust trust = {&key, 1, 0, 0};
+    tr_trust trust = {.keys = &key, .n_keys = 1, .min_security_counter = 0, .now_unix = 0};
 
     counting = 1;
     calls = 0;

@@ -65,7 +65,7 @@ static void make_pack(box *b, const float *acc_table, int with_table)
     size_t need = tr_arena_size(D, M, 0);
     assert_int_equal(posix_memalign(&b->arena, 64, need), 0);
     assert_int_equal(tr_router_init(b->arena, need, &b->r), TR_OK);
-    tr_trust t = {&b->pub, 1, 0, 0};
+    tr_trust t = {.keys = &b->pub, .n_keys = 1, .min_security_counter = 0, .now_unix = 0};
     assert_int_equal(tr_router_load(b->r, b->bytes, b->pack.len, &t), TR_OK);
     assert_int_equal(posix_memalign(&b->taskmem, 64, tr_task_size(M)), 0);
 }
@@ -196,7 +196,7 @@ static void test_api_edges(void **state)
     /* After another pack is loaded the sums belong to nothing. */
     box other;
     make_pack(&other, reliable, 0);
-    tr_trust tr = {&other.pub, 1, 0, 0};
+    tr_trust tr = {.keys = &other.pub, .n_keys = 1, .min_security_counter = 0, .now_unix = 0};
     assert_int_equal(tr_router_load(b.r, other.bytes, other.pack.len, &tr), TR_OK);
     assert_int_equal(tr_task_add_i8(b.r, t, "hand", q, D, NULL), TR_E_ARG);
     /* A pack without the table has no task-level selection. */

@@ -52,7 +52,8 @@ int tr_packfile_open(const char *path, const tr_pubkey *keys, size_t n_keys,
     }
     st = tr_router_init(pf->arena, need, &pf->router);
     if (st == TR_OK) {
-        tr_trust trust = {keys, n_keys, min_counter, (uint64_t)time(NULL)};
+        tr_trust trust = {.keys = keys, .n_keys = n_keys, .min_security_counter = min_counter,
+                          .now_unix = (uint64_t)time(NULL)};
         st = tr_router_load(pf->router, pf->bytes, pf->len, &trust);
     }
     if (st == TR_OK)
