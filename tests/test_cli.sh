@@ -76,6 +76,11 @@ expect 0 "^OK$" -- "$CLI" verify --key "$PUB" "$T/p.trp"
 expect 1 "TR_E_KEY_UNKNOWN" -- "$CLI" verify --key "$OPUB" "$T/p.trp"
 expect 0 "^OK$" -- "$CLI" verify --key "$OPUB" --key "$PUB" "$T/p.trp"
 expect 1 "TR_E_ROLLBACK" -- "$CLI" verify --key "$PUB" --min-counter 2 "$T/p.trp"
+kid=$("$CLI" inspect --json "$T/p.trp" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["key_id"])')
+expect 1 "TR_E_KEY_REVOKED" -- "$CLI" verify --key "$OPUB" --key "$PUB" --revoke "$kid" "$T/p.trp"
+expect 1 "TR_E_KEY_REVOKED" -- "$CLI" route --pack "$T/p.trp" --key "$PUB" --revoke "$kid" hello
+expect 2 "a key id is 64 hex digits" -- "$CLI" verify --key "$PUB" --revoke abc "$T/p.trp"
+expect 2 "a key id is 64 hex digits" -- "$CLI" route --pack "$T/p.trp" --key "$PUB" --revoke "zz${kid#??}" hello
 size=$(stat -c %s "$T/p.trp")
 head -c $((size - 10)) "$T/p.trp" >"$T/cut.trp"
 expect 1 "TR_E_TRUNCATED" -- "$CLI" verify --key "$PUB" "$T/cut.trp"

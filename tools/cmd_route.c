@@ -18,6 +18,8 @@ typedef struct common {
     const char *pack, *data, *lambdas;
     tr_pubkey *keys;
     size_t n_keys;
+    uint8_t (*revoked)[32];
+    size_t n_revoked;
     uint64_t floor_;
     tr_route_opts ro;
     int split_all;
@@ -25,7 +27,7 @@ typedef struct common {
 } common;
 
 enum { O_PACK = 256, O_KEY, O_MIN, O_LAMBDA, O_K, O_OFFLINE, O_DATA, O_SPLIT, O_EXACT, O_METHOD,
-       O_WEIGHTED, O_HELP };
+       O_WEIGHTED, O_REVOKE, O_HELP };
 
 static const struct option common_opts[] = {
     {"pack", required_argument, 0, O_PACK}, {"key", required_argument, 0, O_KEY},
@@ -33,7 +35,7 @@ static const struct option common_opts[] = {
     {"k", required_argument, 0, O_K}, {"offline", no_argument, 0, O_OFFLINE},
     {"data", required_argument, 0, O_DATA}, {"split", required_argument, 0, O_SPLIT},
     {"exact", no_argument, 0, O_EXACT}, {"method", required_argument, 0, O_METHOD},
-    {"weighted", no_argument, 0, O_WEIGHTED},
+    {"weighted", no_argument, 0, O_WEIGHTED}, {"revoke", required_argument, 0, O_REVOKE},
     {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
 
 /* -1: bad usage (message printed), 1: --help printed, 0: ok. */
@@ -87,6 +89,10 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
         case O_OFFLINE: c->ro.offline = 1; break;
         case O_EXACT: c->ro.exact = 1; break;
         case O_WEIGHTED: c->ro.distance_weighted = 1; break;
+        case O_REVOKE:
+            if (tr_keyid_add(optarg, &c->revoked, &c->n_revoked))
+                goto bad;
+            break;
         case O_METHOD:
             if (!strcmp(optarg, "knn"))
                 c->ro.method = TR_METHOD_KNN;
@@ -109,7 +115,7 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
             }
             c->split_all = !strcmp(optarg, "all");
             break;
-        case O_HELP: fputs(usage, stdout); free(c->keys); return 1;
+        case O_HELP: fputs(usage, stdout); free(c->keys); free(c->revoked); return 1;
         default: goto bad;
         }
     }
@@ -121,7 +127,9 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
 bad:
     fputs(usage, stderr);
     free(c->keys);
+    free(c->revoked);
     c->keys = NULL;
+    c->revoked = NULL;
     return -1;
 }
 
@@ -131,6 +139,19 @@ static double f6(float x)
     char b[32];
     snprintf(b, sizeof b, "%.6g", (double)x);
     return strtod(b, NULL);
+}
+
+/* Open the pack under the flags' keys, floor and revocations; frees them. */
+static int open_pack(common *c, tr_packfile *pf)
+{
+    tr_trust trust = {.keys = c->keys, .n_keys = c->n_keys, .min_security_counter = c->floor_,
+                      .revoked = (const uint8_t(*)[32])c->revoked, .n_revoked = c->n_revoked};
+    int r = tr_packfile_open(c->pack, &trust, pf);
+    free(c->keys);
+    free(c->revoked);
+    c->keys = NULL;
+    c->revoked = NULL;
+    return r;
 }
 
 static cJSON *result_json(const tr_router *r, const tr_pack_info *info, const char *prompt,
@@ -285,7 +306,7 @@ static const char route_usage[] =
     "usage: tinyroute route --pack PACK --key PUBLIC.pem [--lambda L] [--k K]\n"
     "                       [--offline] [--exact] [--method knn|cluster|learned-map|task]\n"
     "                       [--weighted]\n"
-    "                       [--min-counter N] [PROMPT...]\n"
+    "                       [--min-counter N] [--revoke KEYID] [PROMPT...]\n"
     "Routes each PROMPT (or each line of stdin) and prints one JSON line per\n"
     "prompt: model, where (device|cloud), per-model predicted correctness,\n"
     "cost, nearest distance. --offline allows on-device models only; --exact\n"
@@ -295,7 +316,7 @@ static const char route_usage[] =
     "model and the choice after the out-of-distribution gate (Shnitzer 2023).\n";
 
 static const char embed_usage[] =
-    "usage: tinyroute embed --pack PACK --key PUBLIC.pem [PROMPT...]\n"
+    "usage: tinyroute embed --pack PACK --key PUBLIC.pem [--revoke KEYID] [PROMPT...]\n"
     "Prints the built-in embedder's int8 embedding of each prompt (or each\n"
     "line of stdin) as a JSON array.\n";
 
@@ -303,18 +324,18 @@ static int run_route(int argc, char **argv, int embed_only)
 {
     common c;
     int r = parse_common(argc, argv, embed_only ? embed_usage : route_usage,
-                         embed_only ? "pack key min-counter"
-                                    : "pack key min-counter lambda k offline exact method weighted",
+                         embed_only ? "pack key min-counter revoke"
+                                    : "pack key min-counter revoke lambda k offline exact method weighted",
                          &c);
     if (r)
         return r < 0 ? 2 : 0;
     if (c.lambdas && strchr(c.lambdas, ',')) {
         free(c.keys);
+        free(c.revoked);
         return tr_err("route takes one --lambda value"), 2;
     }
     tr_packfile pf;
-    r = tr_packfile_open(c.pack, c.keys, c.n_keys, c.floor_, &pf);
-    free(c.keys);
+    r = open_pack(&c, &pf);
     if (r)
         return 1;
     route_ctx ctx = {&pf, &c.ro, tr_xmalloc(pf.info.n_models * sizeof(float)), embed_only, NULL, 0};
@@ -345,6 +366,7 @@ static const char eval_usage[] =
     "usage: tinyroute eval --pack PACK --key PUBLIC.pem --data DIR\n"
     "                      [--split test|all] [--lambda L1,L2,...] [--k K] [--exact]\n"
     "                      [--method knn|cluster|learned-map] [--weighted]\n"
+    "                      [--min-counter N] [--revoke KEYID]\n"
     "Routes the dataset's held-out prompts (split test, the default) and prints\n"
     "accuracy, mean cost and cloud share of the router at each lambda, beside\n"
     "always-on-device (best device model), always-best (best single model)\n"
@@ -353,12 +375,13 @@ static const char eval_usage[] =
 int cmd_eval(int argc, char **argv)
 {
     common c;
-    int r = parse_common(argc, argv, eval_usage, "pack key min-counter lambda k data split exact method weighted",
-                         &c);
+    int r = parse_common(argc, argv, eval_usage,
+                         "pack key min-counter revoke lambda k data split exact method weighted", &c);
     if (r)
         return r < 0 ? 2 : 0;
     if (!c.data) {
         free(c.keys);
+        free(c.revoked);
         fputs(eval_usage, stderr);
         return tr_err("eval needs --data"), 2;
     }
@@ -369,6 +392,7 @@ int cmd_eval(int argc, char **argv)
         if (n_lam == 64 || tr_parse_f64(tok, &lam[n_lam]) || lam[n_lam] < 0) {
             free(ls);
             free(c.keys);
+            free(c.revoked);
             return tr_err("--lambda takes up to 64 numbers >= 0, comma-separated"), 2;
         }
         n_lam++;
@@ -376,8 +400,7 @@ int cmd_eval(int argc, char **argv)
     free(ls);
     tr_packfile pf;
     tr_dataset ds;
-    r = tr_packfile_open(c.pack, c.keys, c.n_keys, c.floor_, &pf);
-    free(c.keys);
+    r = open_pack(&c, &pf);
     if (r)
         return 1;
     if (tr_dataset_load(c.data, &ds)) {

@@ -32,7 +32,8 @@ static void when(char *out, size_t cap, uint64_t t)
 }
 
 static const char verify_usage[] =
-    "usage: tinyroute verify --key PUBLIC.pem [--key ...] [--min-counter N] PACK\n"
+    "usage: tinyroute verify --key PUBLIC.pem [--key ...] [--min-counter N]\n"
+    "                        [--revoke KEYID ...] PACK\n"
     "Checks the pack's signature against the trusted keys, then its sections,\n"
     "security counter and expiry. Exit 0 only for a valid pack.\n";
 
@@ -40,10 +41,13 @@ int cmd_verify(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"key", required_argument, 0, 'k'}, {"min-counter", required_argument, 0, 'c'},
+        {"revoke", required_argument, 0, 'r'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     tr_pubkey *keys = NULL;
     size_t n_keys = 0;
     uint64_t floor_ = 0;
+    uint8_t (*revoked)[32] = NULL;
+    size_t n_revoked = 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -56,7 +60,11 @@ int cmd_verify(int argc, char **argv)
             if (tr_parse_u64(optarg, &floor_))
                 return free(keys), tr_err("--min-counter must be a non-negative integer"), 2;
             break;
-        case 'h': fputs(verify_usage, stdout); return free(keys), 0;
+        case 'r':
+            if (tr_keyid_add(optarg, &revoked, &n_revoked))
+                return free(keys), free(revoked), 2;
+            break;
+        case 'h': fputs(verify_usage, stdout); return free(keys), free(revoked), 0;
         default: fputs(verify_usage, stderr); return free(keys), 2;
         }
     }
@@ -68,8 +76,11 @@ int cmd_verify(int argc, char **argv)
     }
     const char *path = argv[optind];
     tr_packfile pf;
-    int r = tr_packfile_open(path, keys, n_keys, floor_, &pf);
+    tr_trust trust = {.keys = keys, .n_keys = n_keys, .min_security_counter = floor_,
+                      .revoked = (const uint8_t(*)[32])revoked, .n_revoked = n_revoked};
+    int r = tr_packfile_open(path, &trust, &pf);
     free(keys);
+    free(revoked);
     if (r)
         return 1;
     char id[65], hash[65], created[32], expires[32];

@@ -1,5 +1,6 @@
 #include "keys.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -73,6 +74,23 @@ int tr_keys_add(const char *path, tr_pubkey **keys, size_t *n)
         return 1;
     *keys = tr_xrealloc(*keys, (*n + 1) * sizeof **keys);
     (*keys)[(*n)++] = k;
+    return 0;
+}
+
+int tr_keyid_add(const char *hex, uint8_t (**ids)[32], size_t *n)
+{
+    uint8_t id[32];
+    if (strlen(hex) != 64)
+        return tr_err("a key id is 64 hex digits, not '%s'", hex);
+    for (int i = 0; i < 32; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1 || !isxdigit((unsigned char)hex[2 * i]) ||
+            !isxdigit((unsigned char)hex[2 * i + 1]))
+            return tr_err("a key id is 64 hex digits, not '%s'", hex);
+        id[i] = (uint8_t)v;
+    }
+    *ids = tr_xrealloc(*ids, (*n + 1) * sizeof **ids);
+    memcpy((*ids)[(*n)++], id, 32);
     return 0;
 }
 

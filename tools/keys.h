@@ -20,6 +20,9 @@ int tr_key_sign(const char *path, const uint8_t hash[32], uint8_t *sig,
 /* Key id = SHA-256 of the 65-byte point. */
 void tr_key_id(const tr_pubkey *key, uint8_t id[32]);
 
+/* Parse a key id (64 hex digits) and append it to a list. 0 on success. */
+int tr_keyid_add(const char *hex, uint8_t (**ids)[32], size_t *n);
+
 /* Load several public keys from "a.pem,b.pem" or repeated flags. */
 int tr_keys_add(const char *path, tr_pubkey **keys, size_t *n);
 

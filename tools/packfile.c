@@ -35,8 +35,7 @@ int tr_packfile_map(const char *path, tr_packfile *pf)
     return 0;
 }
 
-int tr_packfile_open(const char *path, const tr_pubkey *keys, size_t n_keys,
-                     uint64_t min_counter, tr_packfile *pf)
+int tr_packfile_open(const char *path, const tr_trust *trust_in, tr_packfile *pf)
 {
     if (tr_packfile_map(path, pf) != 0)
         return TR_E_ARG;
@@ -52,8 +51,8 @@ int tr_packfile_open(const char *path, const tr_pubkey *keys, size_t n_keys,
     }
     st = tr_router_init(pf->arena, need, &pf->router);
     if (st == TR_OK) {
-        tr_trust trust = {.keys = keys, .n_keys = n_keys, .min_security_counter = min_counter,
-                          .now_unix = (uint64_t)time(NULL)};
+        tr_trust trust = *trust_in;
+        trust.now_unix = (uint64_t)time(NULL);
         st = tr_router_load(pf->router, pf->bytes, pf->len, &trust);
     }
     if (st == TR_OK)

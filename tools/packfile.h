@@ -19,10 +19,10 @@ typedef struct tr_packfile {
 /* Map path read-only. 0 on success; a message on stderr otherwise. */
 int tr_packfile_map(const char *path, tr_packfile *pf);
 
-/* Map, verify with the given keys and load. On failure prints
- * "tinyroute: PATH: TR_E_X: message" and returns the tr_status (non-zero). */
-int tr_packfile_open(const char *path, const tr_pubkey *keys, size_t n_keys,
-                     uint64_t min_counter, tr_packfile *pf);
+/* Map, verify under trust (its now_unix is set to the current time) and
+ * load. On failure prints "tinyroute: PATH: TR_E_X: message" and returns
+ * the tr_status (non-zero). */
+int tr_packfile_open(const char *path, const tr_trust *trust, tr_packfile *pf);
 
 void tr_packfile_close(tr_packfile *pf);
 
