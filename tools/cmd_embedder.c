@@ -2,11 +2,13 @@
  * 100-d) -> the built-in embedder table (a TR_SEC_EMBEDDER section).
  *
  * The source is one 307 MB JSON object; a DOM parse takes ~2 GB. So the file
- * is streamed: a small scanner finds each `"word":[...]` entry of the
- * "vectors" object, and cJSON parses that array. */
+ * is streamed: a small scanner walks the top-level object and cuts out each
+ * `"word":[...]` entry of "vectors", and cJSON parses the values. Only the
+ * best-ranked candidates are kept, so memory is bounded by --words. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -17,9 +19,13 @@
 #include "tr_format.h"
 #include "util.h"
 
+#define WORDS_MAX 1000000u
+/* With WORDS_MAX this keeps every offset of the table below 2^32. */
+#define DIM_MAX 1024u
+#define ENTRY_TEXT_MAX 65536u /* a 100-d vector is ~1.3 KB of text */
+
 typedef struct reader {
     FILE *f;
-    const char *path;
     uint8_t buf[1 << 16];
     size_t len, pos;
     uint64_t offset; /* of buf[0] in the file */
@@ -37,41 +43,30 @@ static int rd_byte(reader *r)
     return r->buf[r->pos++];
 }
 
+/* Only ever right after a successful rd_byte, so the byte is still in buf. */
+static void rd_unget(reader *r) { r->pos--; }
+
 static uint64_t rd_at(const reader *r) { return r->offset + r->pos; }
+
+static int is_ws(int c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
 static int rd_skip_ws(reader *r)
 {
     int c;
     do
         c = rd_byte(r);
-    while (c == ' ' || c == '\n' || c == '\r' || c == '\t');
+    while (is_ws(c));
     return c;
-}
-
-/* Advance until just after `pat`; -1 at end of file. */
-static int rd_find(reader *r, const char *pat)
-{
-    size_t n = strlen(pat), m = 0;
-    int c;
-    while ((c = rd_byte(r)) != -1) {
-        if (c == (uint8_t)pat[m]) {
-            if (++m == n)
-                return 0;
-        } else {
-            m = c == (uint8_t)pat[0];
-        }
-    }
-    return -1;
 }
 
 static void put_utf8(tr_buf *b, uint32_t cp)
 {
     uint8_t u[4];
-    size_t n;
-    if (cp < 0x80) { u[0] = (uint8_t)cp; n = 1; }
-    else if (cp < 0x800) { u[0] = (uint8_t)(0xC0 | cp >> 6); u[1] = (uint8_t)(0x80 | (cp & 0x3F)); n = 2; }
-    else if (cp < 0x10000) { u[0] = (uint8_t)(0xE0 | cp >> 12); u[1] = (uint8_t)(0x80 | (cp >> 6 & 0x3F)); u[2] = (uint8_t)(0x80 | (cp & 0x3F)); n = 3; }
-    else { u[0] = (uint8_t)(0xF0 | cp >> 18); u[1] = (uint8_t)(0x80 | (cp >> 12 & 0x3F)); u[2] = (uint8_t)(0x80 | (cp >> 6 & 0x3F)); u[3] = (uint8_t)(0x80 | (cp & 0x3F)); n = 4; }
+    size_t n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    static const uint8_t lead[5] = {0, 0x00, 0xC0, 0xE0, 0xF0};
+    u[0] = (uint8_t)(lead[n] | cp >> (6 * (n - 1)));
+    for (size_t i = 1; i < n; i++)
+        u[i] = (uint8_t)(0x80 | (cp >> (6 * (n - 1 - i)) & 0x3F));
     tr_buf_put(b, u, n);
 }
 
@@ -89,73 +84,160 @@ static int hex4(reader *r, uint32_t *v)
     return 0;
 }
 
-/* A JSON string body (the opening quote already read) into b, decoded. */
+static void flush_high(tr_buf *b, uint32_t *hi)
+{
+    if (*hi)
+        put_utf8(b, *hi);
+    *hi = 0;
+}
+
+/* A JSON string body (opening quote already read) into b, decoded to UTF-8.
+ * A lone surrogate is legal JSON but not Unicode: it is kept in its 3-byte
+ * form, which the UTF-8 check rejects later, so one odd key costs one word
+ * rather than the whole conversion. */
 static int rd_string(reader *r, tr_buf *b)
 {
+    static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+    uint32_t hi = 0, cp; /* hi: a high surrogate waiting for its low half */
     b->len = 0;
     for (;;) {
         int c = rd_byte(r);
-        if (c == -1)
+        if (c == -1 || c < 0x20)
             return -1;
-        if (c == '"')
-            return 0;
         if (c != '\\') {
-            uint8_t ch = (uint8_t)c;
+            flush_high(b, &hi);
+            if (c == '"')
+                return 0;
+            uint8_t ch = (uint8_t)c; /* raw UTF-8 passes through as bytes */
             tr_buf_put(b, &ch, 1);
             continue;
         }
         c = rd_byte(r);
-        static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
-        const char *e = c > 0 ? strchr(from, c) : NULL;
-        if (e && c) {
-            uint8_t ch = (uint8_t)to[e - from];
-            tr_buf_put(b, &ch, 1);
-        } else if (c == 'u') {
-            uint32_t cp, lo;
-            if (hex4(r, &cp))
+        if (c != 'u') {
+            const char *e = c > 0 ? strchr(from, c) : NULL;
+            if (!e)
                 return -1;
-            if (cp >= 0xD800 && cp < 0xDC00) { /* surrogate pair */
-                if (rd_byte(r) != '\\' || rd_byte(r) != 'u' || hex4(r, &lo) || lo < 0xDC00 || lo > 0xDFFF)
-                    return -1;
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            }
-            put_utf8(b, cp);
-        } else {
-            return -1;
+            flush_high(b, &hi);
+            tr_buf_put(b, &to[e - from], 1);
+            continue;
         }
+        if (hex4(r, &cp))
+            return -1;
+        if (hi && cp >= 0xDC00 && cp <= 0xDFFF) {
+            put_utf8(b, 0x10000 + ((hi - 0xD800) << 10) + (cp - 0xDC00));
+            hi = 0;
+            continue;
+        }
+        flush_high(b, &hi);
+        if (cp >= 0xD800 && cp <= 0xDBFF)
+            hi = cp;
+        else
+            put_utf8(b, cp);
     }
 }
 
-/* Could the device tokenizer produce this word? ASCII lower-case letters and
- * digits, or non-ASCII bytes of valid UTF-8; no upper case; < 64 bytes. */
+/* Cut the raw text of one JSON value into out (NULL: skip it), leaving the
+ * reader just after it. Strings and nesting are tracked only to find where
+ * the value ends; cJSON judges the text. -1: end of file, -2: over max. */
+static int rd_value(reader *r, tr_buf *out, size_t max)
+{
+    int depth = 0, in_str = 0, esc = 0, c = rd_skip_ws(r);
+    if (out) {
+        out->len = 0;
+        tr_buf_reserve(out, max);
+    }
+    for (;; c = rd_byte(r)) {
+        if (c == -1)
+            return -1;
+        int last = 0;
+        if (in_str) {
+            if (esc)
+                esc = 0;
+            else if (c == '\\')
+                esc = 1;
+            else if (c == '"')
+                in_str = 0, last = depth == 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '[' || c == '{') {
+            depth++;
+        } else if (depth == 0 && (c == ']' || c == '}' || c == ',' || is_ws(c))) {
+            rd_unget(r); /* the end of a bare number or literal */
+            return 0;
+        } else if (c == ']' || c == '}') {
+            last = --depth == 0;
+        }
+        if (out) {
+            if (out->len == max)
+                return -2;
+            out->data[out->len++] = (uint8_t)c;
+        }
+        if (last)
+            return 0;
+    }
+}
+
+/* Strict UTF-8: no overlongs, surrogates or code points above U+10FFFF
+ * (the device rejects such text before tokenizing). */
+static size_t utf8_seq(const uint8_t *p, size_t left)
+{
+    uint8_t c = p[0];
+    size_t n = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    if (n == 0 || left < n)
+        return 0;
+    uint32_t cp = c & (0x7F >> n);
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3F);
+    }
+    static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return n;
+}
+
+/* Could the device tokenizer produce this word? It splits text into runs of
+ * ASCII letters and digits and non-ASCII bytes, and lower-cases ASCII; a
+ * longer word could never be looked up. */
 static int tokenizer_word(const uint8_t *w, size_t n)
 {
     if (n == 0 || n >= TR_EMB_WORD_MAX)
         return 0;
-    for (size_t i = 0; i < n;) {
+    for (size_t i = 0, k; i < n; i += k) {
         uint8_t c = w[i];
-        if (c < 0x80) {
-            if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
-                return 0;
-            i++;
-            continue;
-        }
-        size_t len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-        if (len == 0 || i + len > n)
+        if (c >= 0x80)
+            k = utf8_seq(w + i, n - i);
+        else
+            k = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+        if (k == 0)
             return 0;
-        for (size_t j = 1; j < len; j++)
-            if ((w[i + j] & 0xC0) != 0x80)
-                return 0;
-        i += len;
     }
     return 1;
 }
 
+/* A candidate word; entries live in one buffer, stride bytes apart. The
+ * source's values stay double so that q = round(v / scale) is exact. */
 typedef struct entry {
-    uint32_t rank;
-    char *word;
-    float *vec;
+    uint32_t rank, len;
+    uint8_t word[TR_EMB_WORD_MAX];
+    double vec[];
 } entry;
+
+typedef struct wink {
+    const char *path;
+    uint32_t dim, vocab, want;
+    uint32_t l2_index, word_index; /* positions in each array; UINT32_MAX: absent */
+    uint64_t n_entries, n_usable;
+    uint8_t *seen; /* rank bitmap: every rank exactly once */
+    uint8_t *ents;
+    size_t n, cap, stride;
+    uint32_t cutoff; /* ranks above it can no longer make the table */
+    double *vals;
+    tr_buf key, text;
+} wink;
+
+static entry *ent(const wink *w, size_t i) { return (entry *)(void *)(w->ents + i * w->stride); }
 
 static int by_rank(const void *a, const void *b)
 {
@@ -163,20 +245,278 @@ static int by_rank(const void *a, const void *b)
     return (x->rank > y->rank) - (x->rank < y->rank);
 }
 
-/* A number after `"key":` in the file's leading header. */
-static int header_number(reader *r, const char *key, double *out)
+__attribute__((format(printf, 4, 5)))
+static int bad(const wink *w, const reader *r, uint64_t at, const char *fmt, ...)
 {
-    if (rd_find(r, key) != 0)
-        return -1;
-    char num[32];
-    size_t n = 0;
-    int c = rd_skip_ws(r);
-    while (n + 1 < sizeof num && c != -1 && c != ',' && c != '}') {
-        num[n++] = (char)c;
-        c = rd_byte(r);
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (r && r->len == 0) { /* the reader ran dry: that is the real problem */
+        snprintf(msg, sizeof msg, "%s", ferror(r->f) ? "read error" : "unexpected end of file");
+        at = rd_at(r);
     }
-    num[n] = 0;
-    return tr_parse_f64(num, out);
+    return tr_err("%s: byte %llu: %s", w->path, (unsigned long long)at, msg);
+}
+
+static int klen(const tr_buf *k) { return (int)(k->len < 64 ? k->len : 64); }
+
+static int key_is(const tr_buf *k, const char *s)
+{
+    return k->len == strlen(s) && memcmp(k->data, s, k->len) == 0;
+}
+
+static int json_uint(const tr_buf *t, uint32_t lo, uint32_t hi, uint32_t *out)
+{
+    cJSON *j = cJSON_ParseWithLength((const char *)t->data, t->len);
+    double v = cJSON_IsNumber(j) ? j->valuedouble : -1;
+    cJSON_Delete(j);
+    if (!(v >= lo && v <= hi && v == floor(v)))
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static void keep_best(wink *w)
+{
+    qsort(w->ents, w->n, w->stride, by_rank);
+    if (w->n > w->want) {
+        w->n = w->want;
+        w->cutoff = ent(w, w->n - 1)->rank;
+    }
+}
+
+/* One `"word":[v_0..v_dim-1, norm, rank]` entry, its text in w->text. */
+static int vector_entry(wink *w, const reader *r, uint64_t at)
+{
+    const uint32_t dim = w->dim;
+    const int kl = klen(&w->key);
+    const char *kw = (const char *)w->key.data;
+    cJSON *a = cJSON_ParseWithLength((const char *)w->text.data, w->text.len);
+    uint32_t n = 0, finite = 1;
+    const cJSON *v;
+    if (cJSON_IsArray(a)) {
+        cJSON_ArrayForEach(v, a) {
+            if (n < dim + 2) {
+                w->vals[n] = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+                finite &= isfinite(w->vals[n]) != 0;
+            }
+            n++;
+        }
+    }
+    int is_array = cJSON_IsArray(a);
+    cJSON_Delete(a);
+    if (!is_array || n != dim + 2 || !finite)
+        return bad(w, r, at, "the value of \"%.*s\" is not %u finite numbers (vector, norm, rank)",
+                   kl, kw, dim + 2);
+    double ss = 0, norm = w->vals[w->l2_index], rk = w->vals[w->word_index];
+    for (uint32_t d = 0; d < dim; d++)
+        ss += w->vals[d] * w->vals[d];
+    /* The stored norm pins down the layout: it catches a shifted array. */
+    if (fabs(sqrt(ss) - norm) > 1e-5 + 1e-4 * norm)
+        return bad(w, r, at, "\"%.*s\": stored norm %g, but its vector's norm is %g", kl, kw,
+                   norm, sqrt(ss));
+    if (!(rk >= 0 && rk < w->vocab && rk == floor(rk)))
+        return bad(w, r, at, "\"%.*s\": rank %g is not an integer in 0..%u", kl, kw, rk,
+                   w->vocab - 1);
+    const uint32_t rank = (uint32_t)rk;
+    if (w->seen[rank / 8] & 1u << rank % 8)
+        return bad(w, r, at, "\"%.*s\": rank %u appears twice", kl, kw, rank);
+    w->seen[rank / 8] |= (uint8_t)(1u << rank % 8);
+    w->n_entries++;
+    if (!tokenizer_word(w->key.data, w->key.len))
+        return 0; /* punctuation, capitals: the device never looks them up */
+    w->n_usable++;
+    if (rank > w->cutoff)
+        return 0;
+    if (w->n == w->cap)
+        keep_best(w);
+    entry *e = ent(w, w->n++);
+    e->rank = rank;
+    e->len = (uint32_t)w->key.len;
+    memcpy(e->word, w->key.data, w->key.len);
+    for (uint32_t d = 0; d < dim; d++)
+        e->vec[d] = w->vals[d];
+    return 0;
+}
+
+static int vectors_object(wink *w, reader *r)
+{
+    int c = rd_skip_ws(r);
+    if (c == '}')
+        return 0;
+    for (;;) {
+        const uint64_t at = rd_at(r) - 1;
+        if (c != '"' || rd_string(r, &w->key) != 0 || rd_skip_ws(r) != ':')
+            return bad(w, r, at, "malformed \"vectors\" entry (want \"word\":[...])");
+        int rc = rd_value(r, &w->text, ENTRY_TEXT_MAX);
+        if (rc != 0)
+            return bad(w, r, at, "the value of \"%.*s\" is %s", klen(&w->key),
+                       (const char *)w->key.data, rc == -2 ? "implausibly long" : "unterminated");
+        if (vector_entry(w, r, at) != 0)
+            return 1;
+        c = rd_skip_ws(r);
+        if (c == '}')
+            return 0;
+        if (c != ',')
+            return bad(w, r, rd_at(r) - 1, "expected ',' or '}' in \"vectors\"");
+        c = rd_skip_ws(r);
+    }
+}
+
+/* The top-level object. "words" is not needed: each vector carries its rank
+ * (its index in "words"), and the rank bitmap proves they match one to one. */
+static int read_wink(wink *w, reader *r)
+{
+    int c = rd_skip_ws(r), have_vectors = 0;
+    if (c != '{')
+        return bad(w, r, 0, "not a JSON object");
+    for (c = rd_skip_ws(r); c != '}';) {
+        uint64_t at = rd_at(r) - 1;
+        if (c != '"' || rd_string(r, &w->key) != 0 || rd_skip_ws(r) != ':')
+            return bad(w, r, at, "malformed top-level key");
+        uint32_t *num = key_is(&w->key, "size")          ? &w->vocab
+                      : key_is(&w->key, "dimensions")    ? &w->dim
+                      : key_is(&w->key, "l2NormIndex")   ? &w->l2_index
+                      : key_is(&w->key, "wordIndex")     ? &w->word_index : NULL;
+        at = rd_at(r);
+        if (key_is(&w->key, "vectors")) {
+            if (have_vectors)
+                return bad(w, r, at, "a second \"vectors\" object");
+            if (!w->vocab || !w->dim)
+                return bad(w, r, at, "\"vectors\" comes before \"size\" and \"dimensions\"");
+            w->l2_index = w->l2_index == UINT32_MAX ? w->dim : w->l2_index;
+            w->word_index = w->word_index == UINT32_MAX ? w->dim + 1 : w->word_index;
+            if (w->l2_index != w->dim || w->word_index != w->dim + 1)
+                return bad(w, r, at, "l2NormIndex %u and wordIndex %u: expected %u and %u",
+                           w->l2_index, w->word_index, w->dim, w->dim + 1);
+            if (rd_skip_ws(r) != '{')
+                return bad(w, r, at, "\"vectors\" is not an object");
+            w->seen = tr_xcalloc(w->vocab / 8 + 1, 1);
+            w->vals = tr_xmalloc((w->dim + 2) * sizeof *w->vals);
+            w->stride = sizeof(entry) + w->dim * sizeof(double);
+            w->cap = (size_t)w->want + (w->want < 16384 ? w->want : 16384);
+            w->ents = tr_xmalloc(w->cap * w->stride);
+            if (vectors_object(w, r) != 0)
+                return 1;
+            have_vectors = 1;
+        } else if (num) {
+            if (rd_value(r, &w->text, 32) != 0 ||
+                json_uint(&w->text, num == &w->dim, num == &w->dim ? DIM_MAX : INT32_MAX, num) != 0 ||
+                (num == &w->vocab && *num == 0))
+                return bad(w, r, at, "\"%.*s\" is not a plausible count", klen(&w->key),
+                           (const char *)w->key.data);
+        } else if (rd_value(r, NULL, 0) != 0) {
+            return bad(w, r, at, "unterminated value");
+        }
+        c = rd_skip_ws(r);
+        if (c == ',')
+            c = rd_skip_ws(r);
+        else if (c != '}')
+            return bad(w, r, rd_at(r) - 1, "expected ',' or '}' at the top level");
+    }
+    if (rd_skip_ws(r) != -1)
+        return bad(w, r, rd_at(r) - 1, "bytes after the JSON object");
+    if (!have_vectors)
+        return bad(w, NULL, rd_at(r), "no \"vectors\" object");
+    if (w->n_entries != w->vocab)
+        return bad(w, NULL, rd_at(r), "\"vectors\" has %llu entries, \"size\" says %u",
+                   (unsigned long long)w->n_entries, w->vocab);
+    if (w->n == 0)
+        return bad(w, NULL, rd_at(r), "no word the tokenizer can produce");
+    keep_best(w);
+    return 0;
+}
+
+typedef struct table_stats {
+    float scale;
+    double cos_mean, cos_min;
+} table_stats;
+
+/* The section bytes for the w->n kept entries, most frequent first. */
+static int build_table(const wink *w, double sif_a, tr_buf *t, table_stats *st)
+{
+    const uint32_t nw = (uint32_t)w->n, dim = w->dim;
+    double maxabs = 0;
+    for (uint32_t i = 0; i < nw; i++)
+        for (uint32_t d = 0; d < dim; d++)
+            maxabs = fmax(maxabs, fabs(ent(w, i)->vec[d]));
+    const float scale = (float)(maxabs / 127);
+    if (!(scale > 0) || !isfinite(scale))
+        return tr_err("%s: kept vectors have max |value| %g: no usable int8 scale", w->path, maxabs);
+
+    uint32_t nb = 1, maxw = 0;
+    size_t chars = 0;
+    while (nb < 2 * nw)
+        nb <<= 1;
+    for (uint32_t i = 0; i < nw; i++) {
+        chars += ent(w, i)->len;
+        maxw = ent(w, i)->len > maxw ? ent(w, i)->len : maxw;
+    }
+    uint32_t off[6];
+    const size_t part[6] = {4ull * nb, 4ull * (nw + 1), chars, 4ull * nw, (size_t)nw * dim, 4ull * dim};
+    tr_buf_zeros(t, TR_EMB_HEADER_BYTES);
+    for (int p = 0; p < 6; p++) {
+        off[p] = (uint32_t)t->len;
+        tr_buf_zeros(t, part[p]);
+        tr_buf_align(t, TR_ALIGN);
+    }
+    uint8_t *h = t->data;
+    memcpy(h + TR_E_MAGIC, TR_EMB_MAGIC, 8);
+    tr_st32(h + TR_E_N_WORDS, nw);
+    tr_st32(h + TR_E_DIM, dim);
+    tr_st32(h + TR_E_N_BUCKETS, nb);
+    tr_st32(h + TR_E_MAX_WORD, maxw);
+    tr_stf32(h + TR_E_VEC_SCALE, scale);
+    tr_stf32(h + TR_E_SIF_A, (float)sif_a);
+    tr_st32(h + TR_E_FLAGS, 0); /* pc: `tinyroute build` fits it */
+    static const int field[6] = {TR_E_OFF_BUCKETS, TR_E_OFF_WORD_OFFS, TR_E_OFF_CHARS,
+                                 TR_E_OFF_WEIGHTS, TR_E_OFF_VECTORS, TR_E_OFF_PC};
+    for (int p = 0; p < 6; p++)
+        tr_st32(h + field[p], off[p]);
+    tr_st32(h + TR_E_TOTAL, (uint32_t)t->len);
+    uint8_t *buckets = h + off[0], *offs = h + off[1], *text = h + off[2], *weights = h + off[3];
+    int8_t *vecs = (int8_t *)(h + off[4]);
+
+    /* The stored a, not the typed one: a reader can recompute the weights. */
+    const double a = (float)sif_a, H = log(w->vocab) + 0.5772156649015329;
+    double cos_sum = 0, cos_min = 1;
+    uint32_t at = 0;
+    for (uint32_t i = 0; i < nw; i++) {
+        const entry *e = ent(w, i);
+        memcpy(text + at, e->word, e->len);
+        tr_st32(offs + 4 * i, at);
+        at += e->len;
+        uint32_t slot = tr_fnv1a(e->word, e->len) & (nb - 1), other;
+        while ((other = tr_ld32(buckets + 4 * slot)) != 0) {
+            const entry *o = ent(w, other - 1);
+            if (o->len == e->len && memcmp(o->word, e->word, e->len) == 0)
+                return tr_err("%s: \"%.*s\" appears twice (ranks %u and %u)", w->path,
+                              (int)e->len, (const char *)e->word, o->rank, e->rank);
+            slot = (slot + 1) & (nb - 1);
+        }
+        tr_st32(buckets + 4 * slot, i + 1);
+        /* Zipf over the whole vocabulary: p(rank r) = 1 / ((r + 1) H_V). */
+        const double p = 1.0 / ((e->rank + 1.0) * H);
+        tr_stf32(weights + 4 * i, (float)(a / (a + p)));
+        double dot = 0, nq = 0, nv = 0;
+        for (uint32_t d = 0; d < dim; d++) {
+            const double v = e->vec[d], q = fmax(-127, fmin(127, round(v / scale)));
+            vecs[(size_t)i * dim + d] = (int8_t)q;
+            dot += q * v;
+            nq += q * q;
+            nv += v * v;
+        }
+        const double cs = nq > 0 && nv > 0 ? dot / sqrt(nq * nv) : 1;
+        cos_sum += cs;
+        cos_min = fmin(cos_min, cs);
+    }
+    tr_st32(offs + 4 * nw, at);
+    st->scale = scale;
+    st->cos_mean = cos_sum / nw;
+    st->cos_min = cos_min;
+    return 0;
 }
 
 static const char usage[] =
@@ -197,221 +537,57 @@ int cmd_embedder(int argc, char **argv)
     double sif_a = 1e-3;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    opterr = 0; /* one line of our own instead of getopt's */
+    while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         switch (c) {
         case 'w': in = optarg; break;
         case 'o': out = optarg; break;
         case 'n':
-            if (tr_parse_u64(optarg, &want) || want == 0 || want > 1000000)
-                return tr_err("--words must be in 1..1000000, not '%s'", optarg), 2;
+            if (tr_parse_u64(optarg, &want) || want == 0 || want > WORDS_MAX)
+                return tr_err("--words must be an integer in 1..%u, not '%s'", WORDS_MAX, optarg), 2;
             break;
-        case 'a':
-            if (tr_parse_f64(optarg, &sif_a) || !(sif_a > 0))
-                return tr_err("--sif-a must be a number > 0, not '%s'", optarg), 2;
+        case 'a': /* it is stored as f32: it must survive that */
+            if (tr_parse_f64(optarg, &sif_a) || !((float)sif_a > 0) || !isfinite((float)sif_a))
+                return tr_err("--sif-a must be a positive number (stored as f32), not '%s'", optarg), 2;
             break;
         case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return 2;
+        case ':': return tr_err("embedder: %s needs a value (see --help)", argv[optind - 1]), 2;
+        default: return tr_err("embedder: unknown option '%s' (see --help)", argv[optind - 1]), 2;
         }
     }
-    if (!in || !out || optind != argc) {
-        tr_err("embedder needs --wink and --out");
-        fputs(usage, stderr);
-        return 2;
-    }
+    if (optind != argc)
+        return tr_err("embedder: unexpected argument '%s' (see --help)", argv[optind]), 2;
+    if (!in || !out)
+        return tr_err("embedder needs --wink and --out (see --help)"), 2;
+
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     reader *r = tr_xcalloc(1, sizeof *r);
-    r->path = in;
     r->f = fopen(in, "rb");
     if (!r->f) {
         free(r);
         return tr_err("cannot open %s: %s", in, strerror(errno));
     }
-    double vocab = 0, dimd = 0;
-    int rc = 1;
-    entry *ents = NULL;
-    size_t n_ents = 0, cap = 0;
-    tr_buf key = {0}, arr = {0};
-    if (header_number(r, "\"size\":", &vocab) || header_number(r, "\"dimensions\":", &dimd) ||
-        vocab < 1 || dimd < 1 || dimd > 4096) {
-        tr_err("%s: no \"size\" and \"dimensions\" in the header: not wink-embeddings JSON", in);
-        goto done;
-    }
-    const uint32_t dim = (uint32_t)dimd;
-    if (rd_find(r, "\"vectors\":{") != 0) {
-        tr_err("%s: no \"vectors\" object", in);
-        goto done;
-    }
-    for (;;) {
-        int ch = rd_skip_ws(r);
-        if (ch == ',')
-            ch = rd_skip_ws(r);
-        if (ch == '}')
-            break;
-        uint64_t at = rd_at(r);
-        if (ch != '"' || rd_string(r, &key) != 0 || rd_skip_ws(r) != ':' || rd_skip_ws(r) != '[') {
-            tr_err("%s: byte %llu: malformed \"vectors\" entry", in, (unsigned long long)at);
-            goto done;
-        }
-        arr.len = 0;
-        tr_buf_put(&arr, "[", 1);
-        while ((ch = rd_byte(r)) != ']') {
-            if (ch == -1 || ch == '[' || ch == '{' || arr.len > 8192) {
-                tr_err("%s: byte %llu: unterminated vector", in, (unsigned long long)at);
-                goto done;
-            }
-            uint8_t b = (uint8_t)ch;
-            tr_buf_put(&arr, &b, 1);
-        }
-        tr_buf_put(&arr, "]", 1);
-        if (!tokenizer_word(key.data, key.len))
-            continue; /* punctuation, capitals: the device never looks them up */
-        cJSON *a = cJSON_ParseWithLength((const char *)arr.data, arr.len);
-        if (!a || !cJSON_IsArray(a) || cJSON_GetArraySize(a) != (int)dim + 2) {
-            cJSON_Delete(a);
-            tr_err("%s: byte %llu: vector of \"%.*s\" is not %u numbers plus norm and rank", in,
-                   (unsigned long long)at, (int)key.len, (char *)key.data, dim);
-            goto done;
-        }
-        float *vec = tr_xmalloc(dim * sizeof *vec);
-        double rank = -1;
-        int i = 0, bad = 0;
-        const cJSON *v;
-        cJSON_ArrayForEach(v, a) {
-            if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
-                bad = 1;
-            else if ((uint32_t)i < dim)
-                vec[i] = (float)v->valuedouble;
-            else if ((uint32_t)i == dim + 1)
-                rank = v->valuedouble;
-            i++;
-        }
-        cJSON_Delete(a);
-        if (bad || rank < 0 || rank >= vocab || rank != floor(rank)) {
-            free(vec);
-            tr_err("%s: byte %llu: bad number or rank in the vector of \"%.*s\"", in,
-                   (unsigned long long)at, (int)key.len, (char *)key.data);
-            goto done;
-        }
-        if (n_ents == cap) {
-            cap = cap ? cap * 2 : 65536;
-            ents = tr_xrealloc(ents, cap * sizeof *ents);
-        }
-        char *w = tr_xmalloc(key.len + 1);
-        memcpy(w, key.data, key.len);
-        w[key.len] = 0;
-        ents[n_ents++] = (entry){(uint32_t)rank, w, vec};
-    }
-    if (n_ents == 0) {
-        tr_err("%s: no usable word", in);
-        goto done;
-    }
-    qsort(ents, n_ents, sizeof *ents, by_rank);
-    const uint32_t nw = (uint32_t)(n_ents < want ? n_ents : want);
-
-    /* One symmetric scale for the whole table. */
-    float maxabs = 0;
-    for (uint32_t w = 0; w < nw; w++)
-        for (uint32_t d = 0; d < dim; d++)
-            maxabs = fmaxf(maxabs, fabsf(ents[w].vec[d]));
-    const float scale = maxabs / 127.0f;
-
-    uint32_t nb = 1, maxw = 0;
-    size_t chars = 0;
-    while (nb < 2 * nw)
-        nb <<= 1;
-    for (uint32_t w = 0; w < nw; w++) {
-        size_t l = strlen(ents[w].word);
-        chars += l;
-        if (l > maxw)
-            maxw = (uint32_t)l;
-    }
+    wink w = {.path = in, .want = (uint32_t)want, .cutoff = UINT32_MAX,
+              .l2_index = UINT32_MAX, .word_index = UINT32_MAX};
     tr_buf t = {0};
-    tr_buf_zeros(&t, TR_EMB_HEADER_BYTES);
-    uint32_t o_b = (uint32_t)t.len;
-    tr_buf_zeros(&t, 4ull * nb);
-    tr_buf_align(&t, TR_ALIGN);
-    uint32_t o_wo = (uint32_t)t.len;
-    tr_buf_zeros(&t, 4ull * (nw + 1));
-    tr_buf_align(&t, TR_ALIGN);
-    uint32_t o_c = (uint32_t)t.len;
-    tr_buf_zeros(&t, chars);
-    tr_buf_align(&t, TR_ALIGN);
-    uint32_t o_w = (uint32_t)t.len;
-    tr_buf_zeros(&t, 4ull * nw);
-    tr_buf_align(&t, TR_ALIGN);
-    uint32_t o_v = (uint32_t)t.len;
-    tr_buf_zeros(&t, (size_t)nw * dim);
-    tr_buf_align(&t, TR_ALIGN);
-    uint32_t o_pc = (uint32_t)t.len;
-    tr_buf_zeros(&t, 4ull * dim);
-    tr_buf_align(&t, TR_ALIGN);
-
-    uint8_t *h = t.data;
-    memcpy(h + TR_E_MAGIC, TR_EMB_MAGIC, 8);
-    tr_st32(h + TR_E_N_WORDS, nw);
-    tr_st32(h + TR_E_DIM, dim);
-    tr_st32(h + TR_E_N_BUCKETS, nb);
-    tr_st32(h + TR_E_MAX_WORD, maxw);
-    tr_stf32(h + TR_E_VEC_SCALE, scale);
-    tr_stf32(h + TR_E_SIF_A, (float)sif_a);
-    tr_st32(h + TR_E_FLAGS, 0);
-    tr_st32(h + TR_E_OFF_BUCKETS, o_b);
-    tr_st32(h + TR_E_OFF_WORD_OFFS, o_wo);
-    tr_st32(h + TR_E_OFF_CHARS, o_c);
-    tr_st32(h + TR_E_OFF_WEIGHTS, o_w);
-    tr_st32(h + TR_E_OFF_VECTORS, o_v);
-    tr_st32(h + TR_E_OFF_PC, o_pc);
-    tr_st32(h + TR_E_TOTAL, (uint32_t)t.len);
-
-    const double H = log(vocab) + 0.5772156649015329; /* harmonic number */
-    double cos_sum = 0, cos_min = 1;
-    uint32_t off = 0;
-    for (uint32_t w = 0; w < nw; w++) {
-        const char *word = ents[w].word;
-        uint32_t l = (uint32_t)strlen(word);
-        memcpy(h + o_c + off, word, l);
-        tr_st32(h + o_wo + 4 * w, off);
-        off += l;
-        uint32_t slot = tr_fnv1a((const uint8_t *)word, l) & (nb - 1);
-        while (tr_ld32(h + o_b + 4 * slot))
-            slot = (slot + 1) & (nb - 1);
-        tr_st32(h + o_b + 4 * slot, w + 1);
-        /* Zipf: p(rank r) = 1 / ((r + 1) H). */
-        double p = 1.0 / ((ents[w].rank + 1.0) * H);
-        tr_stf32(h + o_w + 4 * w, (float)(sif_a / (sif_a + p)));
-        double dot = 0, n1 = 0, n2 = 0;
-        for (uint32_t d = 0; d < dim; d++) {
-            float x = ents[w].vec[d] / scale;
-            int q = (int)(x >= 0 ? x + 0.5f : x - 0.5f);
-            q = q > 127 ? 127 : q < -127 ? -127 : q;
-            h[o_v + (size_t)w * dim + d] = (uint8_t)(int8_t)q;
-            dot += (double)q * scale * ents[w].vec[d];
-            n1 += (double)q * scale * q * scale;
-            n2 += (double)ents[w].vec[d] * ents[w].vec[d];
-        }
-        double cs = n1 > 0 && n2 > 0 ? dot / sqrt(n1 * n2) : 1;
-        cos_sum += cs;
-        cos_min = fmin(cos_min, cs);
-    }
-    tr_st32(h + o_wo + 4 * nw, off);
-    rc = tr_write_file_atomic(out, t.data, t.len) ? 1 : 0;
+    table_stats st = {0};
+    int rc = (read_wink(&w, r) || build_table(&w, sif_a, &t, &st) ||
+              tr_write_file_atomic(out, t.data, t.len)) ? 1 : 0;
     if (rc == 0) {
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        printf("wrote %s: %u words (of %zu usable, %.0f in the source), D=%u, %zu bytes, "
+        printf("wrote %s: %zu words (of %llu usable, %u in the source), D=%u, %zu bytes, "
                "scale %.6g, int8 cosine mean %.5f min %.5f, %.1f s\n",
-               out, nw, n_ents, vocab, dim, t.len, scale, cos_sum / nw, cos_min,
-               (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+               out, w.n, (unsigned long long)w.n_usable, w.vocab, w.dim, t.len, st.scale,
+               st.cos_mean, st.cos_min,
+               (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
     }
     tr_buf_free(&t);
-done:
-    for (size_t i = 0; i < n_ents; i++) {
-        free(ents[i].word);
-        free(ents[i].vec);
-    }
-    free(ents);
-    tr_buf_free(&key);
-    tr_buf_free(&arr);
+    tr_buf_free(&w.key);
+    tr_buf_free(&w.text);
+    free(w.seen);
+    free(w.vals);
+    free(w.ents);
     fclose(r->f);
     free(r);
     return rc;
