@@ -82,7 +82,7 @@ int32_t tr_embedder_lookup(const tr_embedder *e, const uint8_t *w, uint32_t n)
 
 /* Length of the valid UTF-8 sequence at p (1..4), or 0 if invalid. Rejects
  * overlongs, surrogates and code points above U+10FFFF. */
-static size_t utf8_seq(const uint8_t *p, size_t left)
+size_t tr_utf8_seq(const uint8_t *p, size_t left)
 {
     uint8_t c = p[0];
     if (c < 0x80)
@@ -132,7 +132,7 @@ tr_status tr_embed_f32(const tr_embedder *e, const char *text, size_t len,
     if (len == 0)
         return TR_E_EMPTY_INPUT;
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_seq(s + i, len - i);
+        size_t n = tr_utf8_seq(s + i, len - i);
         if (n == 0)
             return TR_E_UTF8;
         i += n;

@@ -24,6 +24,10 @@ typedef struct tr_embedder {
  * a view at it. sec must be 4-byte aligned. */
 tr_status tr_embedder_view(const uint8_t *sec, size_t len, tr_embedder *e);
 
+/* Length (1..4) of the valid UTF-8 sequence at p, 0 if invalid: no
+ * overlongs, surrogates or code points above U+10FFFF. */
+size_t tr_utf8_seq(const uint8_t *p, size_t left);
+
 /* Index of a lower-cased word, or -1. */
 int32_t tr_embedder_lookup(const tr_embedder *e, const uint8_t *w, uint32_t n);
 

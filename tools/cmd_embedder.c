@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "cmds.h"
+#include "tr_embed.h"
 #include "tr_format.h"
 #include "util.h"
 
@@ -177,26 +178,6 @@ static int rd_value(reader *r, tr_buf *out, size_t max)
     }
 }
 
-/* Strict UTF-8: no overlongs, surrogates or code points above U+10FFFF
- * (the device rejects such text before tokenizing). */
-static size_t utf8_seq(const uint8_t *p, size_t left)
-{
-    uint8_t c = p[0];
-    size_t n = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-    if (n == 0 || left < n)
-        return 0;
-    uint32_t cp = c & (0x7F >> n);
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = cp << 6 | (p[i] & 0x3F);
-    }
-    static const uint32_t min[5] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
-
 /* Could the device tokenizer produce this word? It splits text into runs of
  * ASCII letters and digits and non-ASCII bytes, and lower-cases ASCII; a
  * longer word could never be looked up. */
@@ -207,7 +188,7 @@ static int tokenizer_word(const uint8_t *w, size_t n)
     for (size_t i = 0, k; i < n; i += k) {
         uint8_t c = w[i];
         if (c >= 0x80)
-            k = utf8_seq(w + i, n - i);
+            k = tr_utf8_seq(w + i, n - i); /* the device's own decoder */
         else
             k = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
         if (k == 0)
