@@ -27,6 +27,7 @@ static const struct {
     [TR_E_NO_MODEL_AVAILABLE] = {"TR_E_NO_MODEL_AVAILABLE", "no model is available under the given mask"},
     [TR_E_CRYPTO] = {"TR_E_CRYPTO", "internal crypto failure"},
     [TR_E_KEY_REVOKED] = {"TR_E_KEY_REVOKED", "pack is signed by a revoked key"},
+    [TR_E_DELTA_BASE] = {"TR_E_DELTA_BASE", "delta pack was made for another base pack"},
     [TR_E_UNSUPPORTED] = {"TR_E_UNSUPPORTED", "the pack carries no data for this routing method"},
 };
 

@@ -77,12 +77,7 @@ tr_status tr_pack_peek(const void *pack, size_t len, tr_pack_info *info)
     return read_header(pack, len, info);
 }
 
-typedef struct section {
-    uint32_t type, stride, count;
-    uint64_t offset, length;
-} section;
-
-static const section *find(const section *s, uint32_t n, uint32_t type)
+const tr_section *tr_find_section(const tr_section *s, uint32_t n, uint32_t type)
 {
     for (uint32_t i = 0; i < n; i++)
         if (s[i].type == type)
@@ -90,33 +85,19 @@ static const section *find(const section *s, uint32_t n, uint32_t type)
     return NULL;
 }
 
-/* A bitset section: count rows of stride bytes, stride a whole number of
- * u64 words covering n_refs bits. */
-static int bitset_ok(const section *s, uint32_t n_models, uint32_t n_refs)
+tr_status tr_read_table(const uint8_t *p, uint64_t signed_bytes, tr_section *s, uint32_t *n)
 {
-    return s->stride % 8 == 0 && (uint64_t)s->stride * 8 >= n_refs &&
-           s->count == n_models && s->length == (uint64_t)s->stride * n_models;
-}
-
-static tr_status read_sections(const uint8_t *p, tr_pack_view *v)
-{
-    const tr_pack_info *info = &v->info;
     uint32_t ns = tr_ld32(p + TR_H_N_SECTIONS);
     uint64_t table_end = TR_HEADER_BYTES + (uint64_t)ns * TR_SECTION_ENTRY_BYTES;
-    if (ns == 0 || ns > TR_MAX_SECTIONS || table_end > info->signed_bytes)
+    if (ns == 0 || ns > TR_MAX_SECTIONS || table_end > signed_bytes)
         return TR_E_MALFORMED;
-    if (info->dim == 0 || info->dim > TR_DIM_MAX || info->n_refs == 0 ||
-        info->n_models == 0)
-        return TR_E_MALFORMED;
-    section s[TR_MAX_SECTIONS];
     for (uint32_t i = 0; i < ns; i++) {
         const uint8_t *e = p + TR_HEADER_BYTES + i * TR_SECTION_ENTRY_BYTES;
-        s[i] = (section){tr_ld32(e + TR_S_TYPE), tr_ld32(e + TR_S_STRIDE),
-                         tr_ld32(e + TR_S_COUNT), tr_ld64(e + TR_S_OFFSET),
-                         tr_ld64(e + TR_S_LENGTH)};
+        s[i] = (tr_section){tr_ld32(e + TR_S_TYPE), tr_ld32(e + TR_S_STRIDE),
+                            tr_ld32(e + TR_S_COUNT), tr_ld64(e + TR_S_OFFSET),
+                            tr_ld64(e + TR_S_LENGTH)};
         if (s[i].offset % TR_ALIGN != 0 || s[i].offset < table_end ||
-            s[i].offset > info->signed_bytes ||
-            s[i].length > info->signed_bytes - s[i].offset)
+            s[i].offset > signed_bytes || s[i].length > signed_bytes - s[i].offset)
             return TR_E_MALFORMED;
         for (uint32_t j = 0; j < i; j++)
             if (s[j].type == s[i].type ||
@@ -124,19 +105,50 @@ static tr_status read_sections(const uint8_t *p, tr_pack_view *v)
                  s[j].offset < s[i].offset + s[i].length))
                 return TR_E_MALFORMED;
     }
+    *n = ns;
+    return TR_OK;
+}
+
+int tr_bitset_ok(const tr_section *s, uint32_t rows, uint32_t bits)
+{
+    return s->stride % 8 == 0 && (uint64_t)s->stride * 8 >= bits && s->count == rows &&
+           s->length == (uint64_t)s->stride * rows;
+}
+
+int tr_model_rec_ok(const uint8_t *r, int cost_norm_unbounded)
+{
+    float cost = tr_ldf32(r + TR_M_COST), cn = tr_ldf32(r + TR_M_COST_NORM),
+          prior = tr_ldf32(r + TR_M_PRIOR);
+    return r[TR_M_NAME] != 0 && memchr(r + TR_M_NAME, 0, TR_MODEL_NAME_MAX) != NULL &&
+           cost >= 0.0f && isfinite(cost) && isfinite(cn) &&
+           (cost_norm_unbounded || (cn >= 0.0f && cn <= 1.0f)) &&
+           prior >= 0.0f && prior <= 1.0f && tr_ld32(r + TR_M_WHERE) <= TR_CLOUD;
+}
+
+static tr_status read_sections(const uint8_t *p, tr_pack_view *v)
+{
+    const tr_pack_info *info = &v->info;
+    tr_section s[TR_MAX_SECTIONS];
+    uint32_t ns;
+    tr_status st = tr_read_table(p, info->signed_bytes, s, &ns);
+    if (st != TR_OK)
+        return st;
+    if (info->dim == 0 || info->dim > TR_DIM_MAX || info->n_refs == 0 ||
+        info->n_models == 0)
+        return TR_E_MALFORMED;
     const uint32_t n = info->n_refs, m = info->n_models, dim = info->dim;
-    const section *models = find(s, ns, TR_SEC_MODELS), *rows = find(s, ns, TR_SEC_REF_I8),
-                  *inv = find(s, ns, TR_SEC_REF_INVNORM), *bits = find(s, ns, TR_SEC_CORRECT_BITS),
-                  *valid = find(s, ns, TR_SEC_VALID_BITS), *scores = find(s, ns, TR_SEC_SCORES_U8),
-                  *emb = find(s, ns, TR_SEC_EMBEDDER), *defs = find(s, ns, TR_SEC_DEFAULTS),
-                  *signs = find(s, ns, TR_SEC_REF_SIGNS), *clu = find(s, ns, TR_SEC_CLUSTERS),
-                  *tasks = find(s, ns, TR_SEC_TASKS), *lmap = find(s, ns, TR_SEC_LEARNED_MAP);
+    const tr_section *models = tr_find_section(s, ns, TR_SEC_MODELS), *rows = tr_find_section(s, ns, TR_SEC_REF_I8),
+                  *inv = tr_find_section(s, ns, TR_SEC_REF_INVNORM), *bits = tr_find_section(s, ns, TR_SEC_CORRECT_BITS),
+                  *valid = tr_find_section(s, ns, TR_SEC_VALID_BITS), *scores = tr_find_section(s, ns, TR_SEC_SCORES_U8),
+                  *emb = tr_find_section(s, ns, TR_SEC_EMBEDDER), *defs = tr_find_section(s, ns, TR_SEC_DEFAULTS),
+                  *signs = tr_find_section(s, ns, TR_SEC_REF_SIGNS), *clu = tr_find_section(s, ns, TR_SEC_CLUSTERS),
+                  *tasks = tr_find_section(s, ns, TR_SEC_TASKS), *lmap = tr_find_section(s, ns, TR_SEC_LEARNED_MAP);
     if (!models || !rows || !inv || !bits || !defs)
         return TR_E_MALFORMED;
     if (models->length != (uint64_t)m * TR_MODEL_REC_BYTES ||
         rows->stride < dim || rows->count != n || rows->length != (uint64_t)rows->stride * n ||
-        inv->length != 4ull * n || !bitset_ok(bits, m, n) ||
-        (valid && (!bitset_ok(valid, m, n) || valid->stride != bits->stride)) ||
+        inv->length != 4ull * n || !tr_bitset_ok(bits, m, n) ||
+        (valid && (!tr_bitset_ok(valid, m, n) || valid->stride != bits->stride)) ||
         (scores && (scores->stride < n || scores->count != m ||
                     scores->length != (uint64_t)scores->stride * m)) ||
         defs->length != TR_DEFAULTS_BYTES)
@@ -152,15 +164,9 @@ static tr_status read_sections(const uint8_t *p, tr_pack_view *v)
                               (const uint64_t *)(const void *)(p + signs->offset)};
 
     v->models = p + models->offset;
-    for (uint32_t i = 0; i < m; i++) {
-        const uint8_t *r = v->models + (size_t)i * TR_MODEL_REC_BYTES;
-        float cost = tr_ldf32(r + TR_M_COST), cn = tr_ldf32(r + TR_M_COST_NORM),
-              prior = tr_ldf32(r + TR_M_PRIOR);
-        if (r[TR_M_NAME] == 0 || memchr(r + TR_M_NAME, 0, TR_MODEL_NAME_MAX) == NULL ||
-            !(cost >= 0.0f) || !isfinite(cost) || !(cn >= 0.0f && cn <= 1.0f) ||
-            !(prior >= 0.0f && prior <= 1.0f) || tr_ld32(r + TR_M_WHERE) > TR_CLOUD)
+    for (uint32_t i = 0; i < m; i++)
+        if (!tr_model_rec_ok(v->models + (size_t)i * TR_MODEL_REC_BYTES, 0))
             return TR_E_MALFORMED;
-    }
     v->refs = (tr_refs){n, dim, rows->stride, (const int8_t *)(p + rows->offset),
                         (const float *)(const void *)(p + inv->offset)};
     for (uint32_t i = 0; i < n; i++)
@@ -202,7 +208,7 @@ static tr_status read_sections(const uint8_t *p, tr_pack_view *v)
     v->has_embedder = emb != NULL;
     v->info.has_text_embedder = emb != NULL;
     if (emb) {
-        tr_status st = tr_embedder_view(p + emb->offset, (size_t)emb->length, &v->embedder);
+        st = tr_embedder_view(p + emb->offset, (size_t)emb->length, &v->embedder);
         if (st != TR_OK)
             return st;
         if (v->embedder.dim != dim)
@@ -226,21 +232,12 @@ static int key_trusted(const tr_trust *trust, const uint8_t *key_id,
     return 0;
 }
 
-tr_status tr_pack_verify(const uint8_t *p, size_t len, const tr_trust *trust,
-                         tr_pack_view *v)
+tr_status tr_verify_signature(const uint8_t *p, size_t len, uint64_t signed_bytes,
+                              const tr_trust *trust, uint8_t key_id_out[32], uint8_t hash[32])
 {
-    if (!p || !trust || (trust->n_keys && !trust->keys) || (trust->n_revoked && !trust->revoked))
-        return TR_E_ARG;
-    /* Rows and floats are read in place. */
-    if ((uintptr_t)p % 8 != 0)
-        return TR_E_ARG;
-    memset(v, 0, sizeof *v);
-    tr_status st = read_header(p, len, &v->info);
-    if (st != TR_OK)
-        return st;
     const uint8_t *key_id, *sig;
     size_t sig_len;
-    st = read_trailer(p, len, v->info.signed_bytes, &key_id, &sig, &sig_len);
+    tr_status st = read_trailer(p, len, signed_bytes, &key_id, &sig, &sig_len);
     if (st != TR_OK)
         return st;
     for (size_t i = 0; i < trust->n_revoked; i++)
@@ -249,17 +246,39 @@ tr_status tr_pack_verify(const uint8_t *p, size_t len, const tr_trust *trust,
     const tr_pubkey *key;
     if (!key_trusted(trust, key_id, &key))
         return TR_E_KEY_UNKNOWN;
-    memcpy(v->info.key_id, key_id, 32);
-    st = tr_sha256(p, (size_t)v->info.signed_bytes, v->info.pack_hash);
+    memcpy(key_id_out, key_id, 32);
+    st = tr_sha256(p, (size_t)signed_bytes, hash);
     if (st != TR_OK)
         return st;
-    st = tr_ecdsa_p256_verify(key->point, v->info.pack_hash, sig, sig_len);
+    return tr_ecdsa_p256_verify(key->point, hash, sig, sig_len);
+}
+
+int tr_trust_ok(const tr_trust *trust)
+{
+    return trust && (!trust->n_keys || trust->keys) && (!trust->n_revoked || trust->revoked);
+}
+
+tr_status tr_pack_verify(const uint8_t *p, size_t len, const tr_trust *trust,
+                         tr_pack_view *v)
+{
+    if (!p || !tr_trust_ok(trust))
+        return TR_E_ARG;
+    /* Rows and floats are read in place. */
+    if ((uintptr_t)p % 8 != 0)
+        return TR_E_ARG;
+    memset(v, 0, sizeof *v);
+    tr_status st = read_header(p, len, &v->info);
+    if (st != TR_OK)
+        return st;
+    st = tr_verify_signature(p, len, v->info.signed_bytes, trust, v->info.key_id,
+                             v->info.pack_hash);
     if (st != TR_OK)
         return st;
     /* From here on the bytes are the signer's. */
     st = read_sections(p, v);
     if (st != TR_OK)
         return st;
+    v->n_base_models = v->info.n_models;
     if (v->info.security_counter < trust->min_security_counter)
         return TR_E_ROLLBACK;
     if (trust->now_unix && v->info.expires_unix && trust->now_unix >= v->info.expires_unix)

@@ -5,7 +5,6 @@
 
 #include "arena.h"
 #include "tr_format.h"
-#include "tr_format.h"
 #include "tr_internal.h"
 
 static int carve(tr_arena *a, uint32_t dim, uint32_t n_models, uint32_t n_cand,
@@ -65,8 +64,10 @@ tr_status tr_router_load(tr_router *r, const void *pack, size_t len,
     if (tr_arena_size(v.info.dim, v.info.n_models, v.info.prefilter_candidates) >
         r->arena_bytes)
         return TR_E_ARENA_TOO_SMALL;
+    r->base = v;
     r->pack = v; /* the swap: only after every check passed */
     r->loaded = 1;
+    r->has_delta = 0; /* a delta names its base: it cannot outlive it */
     return TR_OK;
 }
 
@@ -82,7 +83,11 @@ tr_status tr_router_pack_info(const tr_router *r, tr_pack_info *info)
 
 void tr_model_info_of(const tr_pack_view *p, uint32_t m, tr_model_info *mi)
 {
-    const uint8_t *rec = p->models + (size_t)m * TR_MODEL_REC_BYTES;
+    mi->added = m >= p->n_base_models;
+    mi->retired = !mi->added && p->retired && (p->retired[m >> 6] >> (m & 63) & 1);
+    const uint8_t *rec = mi->added ? p->added_models + (size_t)(m - p->n_base_models) *
+                                                           TR_MODEL_REC_BYTES
+                                   : p->models + (size_t)m * TR_MODEL_REC_BYTES;
     mi->name = (const char *)rec + TR_M_NAME;
     mi->cost = tr_ldf32(rec + TR_M_COST);
     mi->cost_norm = tr_ldf32(rec + TR_M_COST_NORM);
@@ -136,16 +141,53 @@ tr_status tr_resolve_opts(const tr_router *r, const tr_route_opts *o,
     return TR_OK;
 }
 
-int tr_model_available(const tr_route_opts *o, uint32_t m, tr_where where)
+int tr_model_available(const tr_route_opts *o, uint32_t m, const tr_model_info *mi)
 {
-    if (o && o->offline && where != TR_DEVICE)
+    if (mi->retired)
+        return 0;
+    if (o && o->offline && mi->where != TR_DEVICE)
         return 0;
     if (o && o->available && !(o->available[m >> 3] >> (m & 7) & 1))
         return 0;
     return 1;
 }
 
-/* q (int8, dim) is the query; prior_only when it carries no signal. */
+void tr_predict_knn(const tr_pack_view *p, const tr_neighbor *nb, uint32_t k, int weighted,
+                    float inv_qnorm, float *predicted)
+{
+    tr_knn_predict(&p->labels, nb, k, weighted, inv_qnorm, predicted);
+    if (p->added_labels.n_models)
+        tr_knn_predict(&p->added_labels, nb, k, weighted, inv_qnorm,
+                       predicted + p->n_base_models);
+}
+
+int tr_best_model(const tr_pack_view *p, const tr_route_opts *o, float lambda,
+                  const float *score, float *best_u)
+{
+    int best = -1;
+    tr_model_info bi = {0};
+    float bu = 0.0f;
+    for (uint32_t m = 0; m < p->info.n_models; m++) {
+        tr_model_info mi;
+        tr_model_info_of(p, m, &mi);
+        if (!tr_model_available(o, m, &mi))
+            continue;
+        float u = (score ? score[m] : mi.prior) - lambda * mi.cost_norm -
+                  (o && o->penalty ? o->penalty[m] : 0.0f);
+        /* Ties: on-device first, then cheaper, then the lower index. */
+        if (best < 0 || u > bu ||
+            (u == bu && (mi.where < bi.where ||
+                         (mi.where == bi.where && mi.cost_norm < bi.cost_norm)))) {
+            best = (int)m;
+            bu = u;
+            bi = mi;
+        }
+    }
+    if (best_u)
+        *best_u = bu;
+    return best;
+}
+
 /* Would some model outside the availability mask have beaten best_u? */
 int tr_masked_out_better(const tr_pack_view *p, const tr_route_opts *o, float lambda,
                          const float *predicted, float best_u)
@@ -155,6 +197,8 @@ int tr_masked_out_better(const tr_pack_view *p, const tr_route_opts *o, float la
     for (uint32_t m = 0; m < p->info.n_models; m++) {
         tr_model_info mi;
         tr_model_info_of(p, m, &mi);
+        if (mi.retired)
+            continue;
         float u = predicted[m] - lambda * mi.cost_norm - (o->penalty ? o->penalty[m] : 0.0f);
         if (!(o->available[m >> 3] >> (m & 7) & 1) && u > best_u)
             return 1;
@@ -200,31 +244,18 @@ static tr_status route_query(tr_router *r, const tr_scratch *s, int prior_only,
         for (uint32_t d = 0; d < p->info.dim; d++)
             qq += (int32_t)s->q[d] * s->q[d];
         float inv_qnorm = 1.0f / sqrtf((float)qq);
-        tr_knn_predict(&p->labels, s->nb, found, o && o->distance_weighted, inv_qnorm,
-                       s->predicted);
+        tr_predict_knn(p, s->nb, found, o && o->distance_weighted, inv_qnorm, s->predicted);
         res->k = found;
         res->nearest_distance = 1.0f - s->nb[0].sim * inv_qnorm;
     }
-    int best = -1;
-    tr_model_info bi = {0};
-    float best_u = 0.0f;
-    for (uint32_t m = 0; m < n_models; m++) {
-        tr_model_info mi;
-        tr_model_info_of(p, m, &mi);
-        if (isnan(s->predicted[m]))
+    for (uint32_t m = 0; m < n_models; m++)
+        if (isnan(s->predicted[m])) {
+            tr_model_info mi;
+            tr_model_info_of(p, m, &mi);
             s->predicted[m] = mi.prior;
-        if (!tr_model_available(o, m, mi.where))
-            continue;
-        float u = s->predicted[m] - lambda * mi.cost_norm - (o && o->penalty ? o->penalty[m] : 0.0f);
-        /* Ties: on-device first, then cheaper, then the lower index. */
-        if (best < 0 || u > best_u ||
-            (u == best_u && (mi.where < bi.where ||
-                             (mi.where == bi.where && mi.cost_norm < bi.cost_norm)))) {
-            best = (int)m;
-            best_u = u;
-            bi = mi;
         }
-    }
+    float best_u;
+    int best = tr_best_model(p, o, lambda, s->predicted, &best_u);
     if (predicted)
         memcpy(predicted, s->predicted, sizeof(float) * n_models);
     if (best < 0)
@@ -234,6 +265,8 @@ static tr_status route_query(tr_router *r, const tr_scratch *s, int prior_only,
              : tr_masked_out_better(p, o, lambda, s->predicted, best_u) ? TR_WHY_UNAVAILABLE
              : prior_only ? TR_WHY_PRIOR_ONLY
                           : TR_WHY_UTILITY;
+    tr_model_info bi;
+    tr_model_info_of(p, (uint32_t)best, &bi);
     res->model = (uint32_t)best;
     res->model_name = bi.name;
     res->where = bi.where;

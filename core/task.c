@@ -13,6 +13,7 @@ struct tr_task {
     uint32_t magic;
     const tr_router *router;
     uint8_t pack_hash[32]; /* the sums are only valid for this pack */
+    uint8_t delta_hash[32];/* and this model set (zero: no delta) */
     tr_task_sums sums;
 };
 
@@ -38,6 +39,8 @@ tr_status tr_task_init(const tr_router *r, void *mem, size_t bytes, tr_task **ou
     t->magic = TR_TASK_MAGIC;
     t->router = r;
     memcpy(t->pack_hash, r->pack.info.pack_hash, 32);
+    if (r->has_delta)
+        memcpy(t->delta_hash, r->delta.delta_hash, 32);
     t->sums.n_models = m;
     t->sums.g = tr_arena_take(&a, sizeof(float) * m);
     t->sums.above = tr_arena_take(&a, sizeof(float) * m);
@@ -56,7 +59,11 @@ static tr_status check_task(const tr_router *r, const tr_task *t)
     if (!r->loaded)
         return TR_E_NO_PACK;
     /* A pack swapped in since init has other models and references. */
-    return memcmp(t->pack_hash, r->pack.info.pack_hash, 32) == 0 ? TR_OK : TR_E_ARG;
+    static const uint8_t none[32];
+    return memcmp(t->pack_hash, r->pack.info.pack_hash, 32) == 0 &&
+                   memcmp(t->delta_hash, r->has_delta ? r->delta.delta_hash : none, 32) == 0
+               ? TR_OK
+               : TR_E_ARG;
 }
 
 /* The query is in s.q. */
@@ -75,7 +82,7 @@ static void add_query(tr_router *r, tr_task *t, const tr_scratch *sp, uint32_t k
     for (uint32_t d = 0; d < p->info.dim; d++)
         qq += (int32_t)s.q[d] * s.q[d];
     float inv_qnorm = 1.0f / sqrtf((float)qq);
-    tr_knn_predict(&p->labels, s.nb, found < k ? found : k, o && o->distance_weighted, inv_qnorm,
+    tr_predict_knn(p, s.nb, found < k ? found : k, o && o->distance_weighted, inv_qnorm,
                    s.predicted);
     for (uint32_t m = 0; m < p->info.n_models; m++)
         if (isnan(s.predicted[m])) {
@@ -133,30 +140,6 @@ tr_status tr_task_add_i8(tr_router *r, tr_task *t, const char *embedder, const i
     return TR_OK;
 }
 
-/* argmax over available models of score[m] - lambda * cost_norm[m]; ties to
- * on-device, then cheaper, then lower index. -1 if none is available. */
-static int best_of(const tr_pack_view *p, const tr_route_opts *o, float lambda,
-                   const float *score)
-{
-    int best = -1;
-    float bu = 0.0f;
-    tr_model_info bi = {0};
-    for (uint32_t m = 0; m < p->info.n_models; m++) {
-        tr_model_info mi;
-        tr_model_info_of(p, m, &mi);
-        if (!tr_model_available(o, m, mi.where))
-            continue;
-        float u = (score ? score[m] : mi.prior) - lambda * mi.cost_norm;
-        if (best < 0 || u > bu ||
-            (u == bu && (mi.where < bi.where || (mi.where == bi.where && mi.cost_norm < bi.cost_norm)))) {
-            best = (int)m;
-            bu = u;
-            bi = mi;
-        }
-    }
-    return best;
-}
-
 tr_status tr_task_select(const tr_router *r, const tr_task *t, const tr_route_opts *o,
                          tr_task_result *res, float *s1, float *s2, float *s3, float *p_out)
 {
@@ -184,22 +167,32 @@ tr_status tr_task_select(const tr_router *r, const tr_task *t, const tr_route_op
         v[m] = s->g[m] / (float)s->n;
     if (s1)
         memcpy(s1, v, sizeof(float) * n_models);
-    int b1 = best_of(pk, o, lambda, v);
+    int b1 = tr_best_model(pk, o, lambda, v, NULL);
     for (uint32_t m = 0; m < n_models; m++)
         v[m] = s->above[m] / (float)s->n;
     if (s2)
         memcpy(s2, v, sizeof(float) * n_models);
-    int b2 = best_of(pk, o, lambda, v);
+    int b2 = tr_best_model(pk, o, lambda, v, NULL);
     float *p = sc.aux; /* S3 needs S2 and p at once */
     tr_task_p(&pk->tasks, res->mean_distance, p);
+    /* The table knows only the base's models. The predictor's accuracy on
+     * this task for a model added later: its mean over the known ones. */
+    if (n_models > pk->n_base_models) {
+        float mean = 0.0f;
+        for (uint32_t m = 0; m < pk->n_base_models; m++)
+            mean += p[m];
+        mean /= (float)pk->n_base_models;
+        for (uint32_t m = pk->n_base_models; m < n_models; m++)
+            p[m] = mean;
+    }
     if (p_out)
         memcpy(p_out, p, sizeof(float) * n_models);
     for (uint32_t m = 0; m < n_models; m++)
         v[m] = p[m] * v[m] + (1.0f - p[m]) * (1.0f - v[m]);
     if (s3)
         memcpy(s3, v, sizeof(float) * n_models);
-    int b3 = best_of(pk, o, lambda, v);
-    int bma = best_of(pk, o, 0.0f, NULL);
+    int b3 = tr_best_model(pk, o, lambda, v, NULL);
+    int bma = tr_best_model(pk, o, 0.0f, NULL, NULL);
     if (b1 < 0 || b2 < 0 || b3 < 0 || bma < 0)
         return TR_E_NO_MODEL_AVAILABLE;
     res->by_s1 = (uint32_t)b1;

@@ -64,6 +64,7 @@ typedef enum tr_status {
     TR_E_CRYPTO,             /* the crypto library failed internally */
     TR_E_UNSUPPORTED,        /* the pack carries no data for this method */
     TR_E_KEY_REVOKED,        /* signed by a key whose id has been revoked */
+    TR_E_DELTA_BASE,         /* delta pack made for another base pack */
     TR_STATUS_COUNT
 } tr_status;
 
@@ -99,7 +100,9 @@ typedef struct tr_pack_info {
     char embedder[TR_EMBEDDER_NAME_MAX];
     uint32_t dim;
     uint32_t n_refs;
-    uint32_t n_models;
+    uint32_t n_models;      /* models served: the base's plus a delta's */
+    uint32_t n_added_models;   /* of which added by the applied delta */
+    uint32_t n_retired_models; /* base models the delta retired */
     uint32_t default_k;
     float default_lambda;
     uint32_t prefilter_candidates; /* 0: the pack has no binary prefilter */
@@ -137,12 +140,50 @@ typedef struct tr_model_info {
     const char *name; /* points into the pack */
     float cost;       /* in the data set's own unit */
     float cost_norm;  /* cost scaled to [0,1] over the pack's models */
-    float prior;      /* mean correctness over all references */
+    float prior;      /* mean correctness over all references (an added
+                         model: over its labelled validation prompts) */
     tr_where where;
+    int added;        /* added by a delta pack */
+    int retired;      /* retired by a delta pack: never chosen */
 } tr_model_info;
 
 tr_status tr_router_model(const tr_router *router, uint32_t model,
                           tr_model_info *info);
+
+/* ---- Delta packs: a dynamic model pool (Jitkrittum et al. 2025) ----
+ * A signed delta adds models that did not exist when the base pack was
+ * built (from their correctness on a small labelled validation set), retires
+ * base models, or overrides the routing defaults (k, lambda), without
+ * re-shipping the base. It names its base by hash; deltas do not stack (each
+ * carries the whole change from its base), and a new delta replaces the
+ * applied one. Added models get indices n_base..n_models-1; size the arena
+ * with tr_arena_size(dim, base n_models + n_added, ...). Loading a new base
+ * pack drops the delta. */
+typedef struct tr_delta_info {
+    uint64_t security_counter, created_unix, expires_unix;
+    uint8_t base_hash[32];   /* SHA-256 of the base pack's signed bytes */
+    uint32_t n_base_models, n_added, n_retired;
+    int has_settings;        /* it overrides the defaults below */
+    uint32_t k;              /* 0: the base's */
+    float lambda;            /* < 0: the base's */
+    uint64_t signed_bytes;
+    uint8_t key_id[32];
+    uint8_t delta_hash[32];  /* zero when peeked */
+} tr_delta_info;
+
+/* Reads the (untrusted) delta header: for sizing only. */
+tr_status tr_delta_peek(const void *delta, size_t len, tr_delta_info *info);
+
+/* Verify the delta (signature first, then base hash, counts, sections; its
+ * security counter must be >= trust->min_security_counter and >= that of
+ * the delta being served), then serve base + delta. On any error the router
+ * keeps what it served. The bytes must stay valid while served. */
+tr_status tr_router_apply_delta(tr_router *router, const void *delta, size_t len,
+                                const tr_trust *trust);
+/* Back to the base pack alone. */
+tr_status tr_router_clear_delta(tr_router *router);
+/* The applied delta; TR_E_NO_PACK if none. */
+tr_status tr_router_delta_info(const tr_router *router, tr_delta_info *info);
 
 typedef enum tr_method {
     TR_METHOD_KNN = 0,    /* mean correctness of the k nearest references */

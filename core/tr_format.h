@@ -146,6 +146,51 @@ enum {
     TR_L_TOTAL = 12    /* u32 section bytes */
 };
 
+/* ---- Delta packs: the dynamic model pool (Jitkrittum et al. 2025) ----
+ * A delta changes the model set of one base pack without re-shipping it: it
+ * adds models (their correctness bits over the base's references, for kNN,
+ * and their per-cluster error rates Psi, for cluster routing), retires base
+ * models, and may override the routing defaults (k, lambda), e.g. from
+ * `tinyroute calibrate`. Same container as a pack (header, section table,
+ * 64-aligned sections, signature trailer; TR_H_N_SECTIONS and
+ * TR_H_SIGNED_BYTES at the same offsets), its own magic and header. A delta
+ * names its base by the SHA-256 of the base's signed bytes. Deltas do not
+ * stack: each one carries the whole change from its base. */
+#define TR_DELTA_MAGIC "TINYRTDL"  /* 8 bytes, no NUL */
+#define TR_DELTA_VERSION 1u
+#define TR_DELTA_MAX_ADDED 1024u
+enum {
+    TR_DH_MAGIC = 0,         /* char[8] */
+    TR_DH_VERSION = 8,       /* u32 */
+    TR_DH_HEADER_BYTES = 12, /* u32, = TR_HEADER_BYTES */
+    TR_DH_SECURITY = 16,     /* u64 anti-rollback counter */
+    TR_DH_CREATED = 24,      /* u64 unix seconds */
+    TR_DH_EXPIRES = 32,      /* u64 unix seconds, 0 = never */
+    TR_DH_BASE_HASH = 40,    /* u8[32]: SHA-256 of the base's signed bytes */
+    TR_DH_BASE_MODELS = 72,  /* u32: the base's model count */
+    TR_DH_N_ADDED = 76,      /* u32 models added */
+    TR_DH_BASE_REFS = 80,    /* u32: the base's reference count */
+    TR_DH_N_SECTIONS = 84,   /* u32, as TR_H_N_SECTIONS */
+    TR_DH_SIGNED_BYTES = 88, /* u64, as TR_H_SIGNED_BYTES */
+    TR_DH_FLAGS = 96,        /* u32, 0 in v1 */
+    TR_DH_BASE_CLUSTERS = 100/* u32: the base's K (0: none); the rest is 0 */
+};
+
+typedef enum tr_delta_section_type {
+    TR_DSEC_SETTINGS = 32,     /* optional, TR_DEFAULTS_BYTES: k (0 keeps the
+                                  base's) and lambda (< 0 keeps the base's) */
+    TR_DSEC_RETIRE = 33,       /* optional: bitset over the base's models, u64
+                                  LE words: 1 = never chosen again */
+    TR_DSEC_MODELS = 34,       /* n_added model records (TR_MODEL_REC_BYTES);
+                                  cost_norm on the base's scale, may pass 1 */
+    TR_DSEC_CORRECT_BITS = 35, /* n_added bitsets over the base's references,
+                                  the base's bit stride: 1 = correct */
+    TR_DSEC_VALID_BITS = 36,   /* n_added bitsets: 1 = labelled (a validation
+                                  reference the model was run on) */
+    TR_DSEC_PSI = 37           /* f32[K * n_added], row per cluster: error
+                                  rates; required when the base has clusters */
+} tr_delta_section_type;
+
 /* Built-in embedder section: a 64-byte header, then the parts below at the
  * given offsets (relative to the section start, 64-aligned). The same bytes
  * are the standalone embedder table file that `tinyroute embedder` writes.

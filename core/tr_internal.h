@@ -10,11 +10,15 @@
 #include "tr_task.h"
 
 typedef struct tr_pack_view {
-    tr_pack_info info;
-    const uint8_t *models;  /* n_models records of TR_MODEL_REC_BYTES */
+    tr_pack_info info;      /* info.n_models: n_base_models + added */
+    uint32_t n_base_models;
+    const uint8_t *models;  /* n_base_models records of TR_MODEL_REC_BYTES */
+    const uint8_t *added_models; /* delta: info.n_added_models records */
+    const uint64_t *retired;/* delta: NULL, or a bitset over base models */
     tr_refs refs;
     tr_codes codes;         /* words == 0: no prefilter */
-    tr_labels labels;
+    tr_labels labels;       /* base models */
+    tr_labels added_labels; /* delta: added models (n_models 0: none) */
     tr_clusters clusters;   /* k == 0: no cluster routing */
     tr_task_table tasks;    /* n_tasks == 0: no task-level selection */
     tr_learned_map lmap;    /* k == 0: no learned cluster map */
@@ -27,7 +31,10 @@ struct tr_router {
     size_t arena_bytes;
     int loaded;
     const tr_kernels *kern;
-    tr_pack_view pack;
+    tr_pack_view base;      /* the verified base pack */
+    tr_pack_view pack;      /* what is served: base, or base + delta */
+    int has_delta;
+    tr_delta_info delta;
 };
 
 /* Per-call working memory, carved from the arena after the router. */
@@ -47,7 +54,16 @@ typedef struct scratch {
 /* Router internals shared by the entry points (router.c, task.c). */
 tr_scratch tr_get_scratch(tr_router *r);
 tr_status tr_resolve_opts(const tr_router *r, const tr_route_opts *o, uint32_t *k, float *lambda);
-int tr_model_available(const tr_route_opts *o, uint32_t m, tr_where where);
+/* Not retired, in the caller's mask, and on-device when offline. */
+int tr_model_available(const tr_route_opts *o, uint32_t m, const tr_model_info *mi);
+/* argmax over available models of score[m] (NULL: the priors) - lambda *
+ * cost_norm[m] - penalty[m]; ties to on-device, then cheaper, then the
+ * lower index. -1 if none is available. */
+int tr_best_model(const tr_pack_view *p, const tr_route_opts *o, float lambda,
+                  const float *score, float *best_u);
+/* kNN predictions of every model (base, then added) from the neighbours. */
+void tr_predict_knn(const tr_pack_view *p, const tr_neighbor *nb, uint32_t k, int weighted,
+                    float inv_qnorm, float *predicted);
 void tr_model_info_of(const tr_pack_view *p, uint32_t m, tr_model_info *mi);
 tr_status tr_embed_query(tr_router *r, const tr_scratch *s, const char *text, size_t len,
                          int *prior_only);
@@ -64,6 +80,28 @@ tr_status tr_sha256(const void *data, size_t len, uint8_t out[32]);
  * TR_OK, TR_E_SIGNATURE, or TR_E_CRYPTO. */
 tr_status tr_ecdsa_p256_verify(const uint8_t point[65], const uint8_t hash[32],
                                const uint8_t *sig, size_t sig_len);
+
+/* The part shared by packs and deltas: trailer, key (trusted, not revoked),
+ * SHA-256 of the signed bytes into hash, ECDSA signature. */
+tr_status tr_verify_signature(const uint8_t *p, size_t len, uint64_t signed_bytes,
+                              const tr_trust *trust, uint8_t key_id[32], uint8_t hash[32]);
+
+/* The section table of a pack or delta (same container). */
+typedef struct tr_section {
+    uint32_t type, stride, count;
+    uint64_t offset, length;
+} tr_section;
+/* Reads and checks the table: in bounds, 64-aligned, no overlap, no type twice. */
+tr_status tr_read_table(const uint8_t *p, uint64_t signed_bytes, tr_section *s, uint32_t *n);
+const tr_section *tr_find_section(const tr_section *s, uint32_t n, uint32_t type);
+/* rows bitsets of at least bits bits, stride a whole number of u64 words. */
+int tr_bitset_ok(const tr_section *s, uint32_t rows, uint32_t bits);
+/* A model record: a name, finite non-negative cost, prior in [0,1]; the
+ * normalized cost in [0,1] unless unbounded (a delta's added model). */
+int tr_model_rec_ok(const uint8_t *rec, int cost_norm_unbounded);
+
+/* Non-NULL, and its arrays present where their counts say. */
+int tr_trust_ok(const tr_trust *trust);
 
 /* Parse and verify a pack into a view (no router state touched). */
 tr_status tr_pack_verify(const uint8_t *pack, size_t len, const tr_trust *trust,

@@ -59,7 +59,6 @@ uint32_t tr_cluster_assign(const tr_kernels *kern, const tr_clusters *c,
 
 void tr_cluster_predict(const tr_clusters *c, uint32_t cluster, float *predicted)
 {
-    const float *psi = c->psi + (size_t)cluster * c->n_models;
-    for (uint32_t m = 0; m < c->n_models; m++)
-        predicted[m] = 1.0f - psi[m];
+    for (uint32_t m = 0; m < c->n_models + c->n_added; m++)
+        predicted[m] = 1.0f - tr_psi_at(c, cluster, m);
 }

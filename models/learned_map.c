@@ -40,10 +40,10 @@ void tr_learned_map_predict(const tr_learned_map *map, const tr_clusters *c, con
         z[k] = s * inv + t[map->dim];
     }
     tr_softmax(z, map->k);
-    for (uint32_t m = 0; m < c->n_models; m++) {
+    for (uint32_t m = 0; m < c->n_models + c->n_added; m++) {
         float err = 0.0f;
         for (uint32_t k = 0; k < map->k; k++)
-            err += z[k] * c->psi[(size_t)k * c->n_models + m];
+            err += z[k] * tr_psi_at(c, k, m);
         predicted[m] = 1.0f - err;
     }
 }

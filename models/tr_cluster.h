@@ -17,7 +17,16 @@ typedef struct tr_clusters {
     const float *inv_scale;  /* k */
     const float *half_sq;    /* k: ||c||^2 / 2 in float units */
     const float *psi;        /* k x n_models error rates */
+    uint32_t n_added;        /* models a delta pack added, after n_models */
+    const float *psi_added;  /* k x n_added, from the delta */
 } tr_clusters;
+
+/* Psi[cluster][m] over base then added models. */
+static inline float tr_psi_at(const tr_clusters *c, uint32_t cluster, uint32_t m)
+{
+    return m < c->n_models ? c->psi[(size_t)cluster * c->n_models + m]
+                           : c->psi_added[(size_t)cluster * c->n_added + (m - c->n_models)];
+}
 
 /* Check a clusters section and point a view at it. */
 tr_status tr_clusters_view(const uint8_t *sec, size_t len, uint32_t dim,
@@ -28,7 +37,7 @@ tr_status tr_clusters_view(const uint8_t *sec, size_t len, uint32_t dim,
 uint32_t tr_cluster_assign(const tr_kernels *kern, const tr_clusters *c,
                            const int8_t *q, float qnorm, int32_t *dots);
 
-/* predicted[m] = 1 - Psi[cluster][m]. */
+/* predicted[m] = 1 - Psi[cluster][m], for n_models + n_added models. */
 void tr_cluster_predict(const tr_clusters *c, uint32_t cluster, float *predicted);
 
 #endif
