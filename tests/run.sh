@@ -35,6 +35,9 @@ run tasks "$PYTHON" tests/ref_task.py "$CLI" "$FIXTURE_PACK" fixtures/keys/test-
 WORK=$(mktemp -d)
 run clusters "$PYTHON" tests/ref_cluster.py "$CLI" "$EMBEDDER" fixtures/keys/test-signing.key fixtures/keys/test-signing.pub "$FIXTURE" "$WORK"
 rm -rf "$WORK"
+WORK=$(mktemp -d)
+run delta "$PYTHON" tests/test_delta.py "$CLI" "$EMBEDDER" fixtures/keys/test-signing.key fixtures/keys/test-signing.pub fixtures/keys/test-other.key "$FIXTURE" "$WORK"
+rm -rf "$WORK"
 run cli sh tests/test_cli.sh
 [ -n "${SAME_AS:-}" ] && run same-pack "$PYTHON" tests/same_pack.py "$SAME_AS" "$FIXTURE_PACK"
 [ -n "$broken" ] && echo "failing suites:$broken"

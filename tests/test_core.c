@@ -680,6 +680,296 @@ static void test_cluster_route_matches_reference(void **state)
     free(b.arena);
 }
 
+
+/* ---- Delta packs ---- */
+
+/* The writer pads bitsets to 64 bytes. */
+enum { BITS_STRIDE = ((N + 7) / 8 + 63) / 64 * 64 };
+
+typedef struct delta_parts {
+    uint8_t rec[2][TR_MODEL_REC_BYTES];
+    uint8_t correct[2][BITS_STRIDE], valid[2][BITS_STRIDE];
+    uint8_t retired[8];
+    tr_delta_spec spec;
+} delta_parts;
+
+/* One added cloud model right on every labelled reference (the even ones),
+ * so kNN predicts 1.0 for it wherever a labelled neighbour is near. */
+static void delta_parts_init(delta_parts *d, const fixture *f, const uint8_t base_hash[32])
+{
+    memset(d, 0, sizeof *d);
+    memcpy(d->rec[0] + TR_M_NAME, "new-cloud", 9);
+    tr_stf32(d->rec[0] + TR_M_COST, 5.0f);
+    tr_stf32(d->rec[0] + TR_M_COST_NORM, 4.0f / 69.0f);
+    tr_stf32(d->rec[0] + TR_M_PRIOR, 1.0f);
+    tr_st32(d->rec[0] + TR_M_WHERE, TR_CLOUD);
+    for (int i = 0; i < N; i += 2) {
+        d->correct[0][i >> 3] |= (uint8_t)(1u << (i & 7));
+        d->valid[0][i >> 3] |= (uint8_t)(1u << (i & 7));
+    }
+    d->spec = (tr_delta_spec){.security_counter = 3, .created_unix = 1700000000,
+                              .n_base_models = M, .n_base_refs = N, .bit_stride = BITS_STRIDE,
+                              .n_added = 1, .records = d->rec[0], .correct = d->correct[0],
+                              .valid = d->valid[0]};
+    memcpy(d->spec.base_hash, base_hash, 32);
+    (void)f;
+}
+
+static uint8_t *make_delta(const tr_delta_spec *s, const char *key, size_t *len)
+{
+    tr_buf b = {0};
+    tr_delta_write(s, &b);
+    assert_int_equal(tr_pack_sign(&b, key), 0);
+    uint8_t *p = aligned_copy(&b);
+    *len = b.len;
+    tr_buf_free(&b);
+    return p;
+}
+
+static tr_status apply(router_box *b, const uint8_t *p, size_t len, const tr_pubkey *k,
+                       uint64_t floor_, uint64_t now)
+{
+    tr_trust t = {.keys = k, .n_keys = 1, .min_security_counter = floor_, .now_unix = now};
+    return tr_router_apply_delta(b->r, p, len, &t);
+}
+
+static void test_delta_adds_a_model(void **state)
+{
+    fixture *f = *state;
+    router_box b = new_router(tr_arena_size(DIM, M + 1, 0));
+    assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
+    tr_pack_info info;
+    tr_router_pack_info(b.r, &info);
+    delta_parts d;
+    delta_parts_init(&d, f, info.pack_hash);
+    size_t len;
+    uint8_t *delta = make_delta(&d.spec, KEY, &len);
+    tr_delta_info di;
+    assert_int_equal(tr_router_delta_info(b.r, &di), TR_E_NO_PACK);
+    assert_int_equal(apply(&b, delta, len, &f->pub, 0, 0), TR_OK);
+    tr_router_pack_info(b.r, &info);
+    assert_int_equal(info.n_models, M + 1);
+    assert_int_equal(info.n_added_models, 1);
+    assert_int_equal(tr_router_delta_info(b.r, &di), TR_OK);
+    assert_int_equal(di.n_added, 1);
+    assert_int_equal(di.security_counter, 3);
+    tr_model_info mi;
+    assert_int_equal(tr_router_model(b.r, M, &mi), TR_OK);
+    assert_string_equal(mi.name, "new-cloud");
+    assert_true(mi.added && !mi.retired);
+    /* On a labelled reference that every base model got wrong, with k = 1,
+     * the new model is predicted 1.0 and the others 0: it wins. */
+    int at = -1;
+    for (int i = 0; i < N && at < 0; i += 2) {
+        int any = 0;
+        for (int m = 0; m < M; m++)
+            any |= f->scores[i * M + m] != 0.0f;
+        if (!any)
+            at = i;
+    }
+    assert_true(at >= 0);
+    float pred[M + 1];
+    tr_route_opts o = {.lambda = 0.0f, .k = 1};
+    tr_result res;
+    assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs + at * DIM, DIM, &o, &res, pred),
+                     TR_OK);
+    assert_true(pred[M] == 1.0f);
+    assert_int_equal(res.model, M);
+    assert_string_equal(res.model_name, "new-cloud");
+    /* On an odd (unlabelled) reference with k = 1 it knows nothing: prior. */
+    assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs + 11 * DIM, DIM, &o, &res, pred),
+                     TR_OK);
+    assert_true(pred[M] == 1.0f); /* its prior */
+    /* Back to the base alone. */
+    assert_int_equal(tr_router_clear_delta(b.r), TR_OK);
+    tr_router_pack_info(b.r, &info);
+    assert_int_equal(info.n_models, M);
+    assert_int_equal(tr_router_model(b.r, M, &mi), TR_E_ARG);
+    /* Loading a base drops the delta too. */
+    assert_int_equal(apply(&b, delta, len, &f->pub, 0, 0), TR_OK);
+    assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
+    assert_int_equal(tr_router_delta_info(b.r, &di), TR_E_NO_PACK);
+    free(delta);
+    free(b.arena);
+}
+
+static void test_delta_rejections_keep_serving(void **state)
+{
+    fixture *f = *state;
+    router_box b = new_router(tr_arena_size(DIM, M + 2, 0));
+    assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
+    tr_pack_info info;
+    tr_router_pack_info(b.r, &info);
+    delta_parts d;
+    delta_parts_init(&d, f, info.pack_hash);
+    size_t len;
+    uint8_t *good = make_delta(&d.spec, KEY, &len);
+    assert_int_equal(apply(&b, good, len, &f->pub, 0, 0), TR_OK);
+    tr_delta_info served;
+    tr_router_delta_info(b.r, &served);
+
+    size_t l2;
+    uint8_t *bad;
+    /* Unsigned, cut, flipped, untrusted. */
+    assert_int_equal(apply(&b, good, len - 80, &f->pub, 0, 0), TR_E_TRUNCATED);
+    tr_delta_info peek;
+    assert_int_equal(tr_delta_peek(good, len, &peek), TR_OK);
+    assert_int_equal(apply(&b, good, (size_t)peek.signed_bytes, &f->pub, 0, 0), TR_E_NO_SIGNATURE);
+    bad = aligned_copy(&(tr_buf){good, len, len});
+    bad[140] ^= 1;
+    assert_int_equal(apply(&b, bad, len, &f->pub, 0, 0), TR_E_SIGNATURE);
+    free(bad);
+    assert_int_equal(apply(&b, good, len, &f->other, 0, 0), TR_E_KEY_UNKNOWN);
+    /* A pack is not a delta, nor a delta a pack. */
+    assert_int_equal(apply(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_E_BAD_MAGIC);
+    assert_int_equal(load(&b, good, len, &f->pub, 0, 0), TR_E_BAD_MAGIC);
+    /* Signed, but for another base. */
+    tr_delta_spec s = d.spec;
+    s.base_hash[0] ^= 1;
+    bad = make_delta(&s, KEY, &l2);
+    assert_int_equal(apply(&b, bad, l2, &f->pub, 0, 0), TR_E_DELTA_BASE);
+    free(bad);
+    /* Signed, right base, inconsistent: model count, refs, Psi without
+     * clusters, a bitset stride, a duplicate name, every device retired. */
+    s = d.spec;
+    s.n_base_models = M + 1;
+    bad = make_delta(&s, KEY, &l2);
+    assert_int_equal(apply(&b, bad, l2, &f->pub, 0, 0), TR_E_MALFORMED);
+    free(bad);
+    s = d.spec;
+    s.n_base_refs = N - 1;
+    bad = make_delta(&s, KEY, &l2);
+    assert_int_equal(apply(&b, bad, l2, &f->pub, 0, 0), TR_E_MALFORMED);
+    free(bad);
+    float psi[4] = {0.5f, 0.5f, 0.5f, 0.5f};
+    s = d.spec;
+    s.n_clusters = 4;
+    s.psi = psi;
+    bad = make_delta(&s, KEY, &l2);
+    assert_int_equal(apply(&b, bad, l2, &f->pub, 0, 0), TR_E_MALFORMED);
+    free(bad);
+    s = d.spec;
+    memcpy(d.rec[1], d.rec[0], TR_MODEL_REC_BYTES);
+    memset(d.rec[1] + TR_M_NAME, 0, TR_MODEL_NAME_MAX);
+    memcpy(d.rec[1] + TR_M_NAME, "mid-cloud", 9); /* a base model's name */
+    s.records = d.rec[1];
+    bad = make_delta(&s, KEY, &l2);
+    assert_int_equal(apply(&b, bad, l2, &f->pub, 0, 0), TR_E_MALFORMED);
+    free(bad);
+    s = d.spec;
+    d.retired[0] = 1u << 0 | 1u << 4; /* both on-device models */
+    s.retired = d.retired;
+    bad = make_delta(&s, KEY, &l2);
+    assert_int_equal(apply(&b, bad, l2, &f->pub, 0, 0), TR_E_MALFORMED);
+    free(bad);
+    /* Rolled back: under the device's floor, or under the served delta. */
+    assert_int_equal(apply(&b, good, len, &f->pub, 4, 0), TR_E_ROLLBACK);
+    s = d.spec;
+    s.security_counter = 2;
+    bad = make_delta(&s, KEY, &l2);
+    assert_int_equal(apply(&b, bad, l2, &f->pub, 0, 0), TR_E_ROLLBACK);
+    free(bad);
+    /* Expired. */
+    s = d.spec;
+    s.expires_unix = 1800000000;
+    bad = make_delta(&s, KEY, &l2);
+    assert_int_equal(apply(&b, bad, l2, &f->pub, 0, 1800000000), TR_E_EXPIRED);
+    free(bad);
+    /* Too many models for the arena: four added need more scratch than
+     * the base's five (per-model arrays are rounded to 16 bytes). */
+    enum { ADD = 4 };
+    uint8_t recs[ADD * TR_MODEL_REC_BYTES], cors[ADD * BITS_STRIDE], vals[ADD * BITS_STRIDE];
+    for (int j = 0; j < ADD; j++) {
+        memcpy(recs + j * TR_MODEL_REC_BYTES, d.rec[0], TR_MODEL_REC_BYTES);
+        recs[j * TR_MODEL_REC_BYTES + TR_M_NAME] = (uint8_t)('A' + j);
+        memcpy(cors + j * BITS_STRIDE, d.correct[0], BITS_STRIDE);
+        memcpy(vals + j * BITS_STRIDE, d.valid[0], BITS_STRIDE);
+    }
+    s = d.spec;
+    s.n_added = ADD;
+    s.records = recs;
+    s.correct = cors;
+    s.valid = vals;
+    bad = make_delta(&s, KEY, &l2);
+    size_t need = tr_arena_size(DIM, M + ADD, 0);
+    assert_true(tr_arena_size(DIM, M, 0) < need);
+    router_box small = new_router(need - 1);
+    assert_int_equal(load(&small, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
+    assert_int_equal(apply(&small, bad, l2, &f->pub, 0, 0), TR_E_ARENA_TOO_SMALL);
+    free(small.arena);
+    small = new_router(need);
+    assert_int_equal(load(&small, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
+    assert_int_equal(apply(&small, bad, l2, &f->pub, 0, 0), TR_OK);
+    free(bad);
+    free(small.arena);
+    /* After every rejection the first delta was still the one served
+     * (until the last, accepted one). */
+    assert_int_equal(apply(&b, good, len, &f->pub, 0, 0), TR_OK);
+    tr_delta_info now;
+    tr_router_delta_info(b.r, &now);
+    assert_memory_equal(now.delta_hash, served.delta_hash, 32);
+    free(good);
+    free(b.arena);
+}
+
+static void test_delta_retires_and_sets_defaults(void **state)
+{
+    fixture *f = *state;
+    router_box b = new_router(tr_arena_size(DIM, M + 1, 0));
+    assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
+    tr_pack_info info;
+    tr_router_pack_info(b.r, &info);
+    /* The base's choice on each of the first 50 references, at lambda 0. */
+    tr_route_opts o = {.lambda = 0.0f, .k = 10}; /* the delta changes the default k */
+    tr_result res;
+    uint32_t before[50], most = 0, count[M] = {0};
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs + i * DIM, DIM, &o, &res,
+                                     NULL), TR_OK);
+        before[i] = res.model;
+        count[res.model]++;
+    }
+    for (uint32_t m = 0; m < M; m++)
+        if (count[m] > count[most])
+            most = m;
+    assert_true(count[most] > 0);
+    delta_parts d;
+    delta_parts_init(&d, f, info.pack_hash);
+    tr_delta_spec s = d.spec;
+    s.n_added = 0; /* retire and settings only */
+    s.records = s.correct = s.valid = NULL;
+    d.retired[most >> 3] = (uint8_t)(1u << (most & 7));
+    s.retired = d.retired;
+    s.has_settings = 1;
+    s.k = 3;
+    s.lambda = 0.25f;
+    size_t len;
+    uint8_t *delta = make_delta(&s, KEY, &len);
+    assert_int_equal(apply(&b, delta, len, &f->pub, 0, 0), TR_OK);
+    tr_router_pack_info(b.r, &info);
+    assert_int_equal(info.n_models, M);
+    assert_int_equal(info.n_retired_models, 1);
+    assert_int_equal(info.default_k, 3);
+    assert_true(info.default_lambda == 0.25f);
+    tr_model_info mi;
+    tr_router_model(b.r, most, &mi);
+    assert_true(mi.retired);
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs + i * DIM, DIM, &o, &res,
+                                     NULL), TR_OK);
+        assert_int_not_equal(res.model, most);
+        if (before[i] != most)
+            assert_int_equal(res.model, before[i]);
+        /* Not the caller's mask: the rule stays "utility". */
+        assert_int_equal(res.why, TR_WHY_UTILITY);
+    }
+    assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs, DIM, NULL, &res, NULL), TR_OK);
+    assert_true(res.lambda == 0.25f);
+    assert_int_equal(res.k, 3);
+    free(delta);
+    free(b.arena);
+}
+
 static void test_strerror_covers_every_status(void **state)
 {
     for (int s = 0; s < TR_STATUS_COUNT; s++) {
@@ -709,6 +999,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prefilter_matches_reference, setup_mixed, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_route_matches_reference, setup_mixed, teardown),
         cmocka_unit_test(test_strerror_covers_every_status),
+        cmocka_unit_test_setup_teardown(test_delta_adds_a_model, setup_binary, teardown),
+        cmocka_unit_test_setup_teardown(test_delta_rejections_keep_serving, setup_binary, teardown),
+        cmocka_unit_test_setup_teardown(test_delta_retires_and_sets_defaults, setup_binary, teardown),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }

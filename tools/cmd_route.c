@@ -15,7 +15,7 @@
 
 /* Flags shared by route, embed and eval. */
 typedef struct common {
-    const char *pack, *data, *lambdas;
+    const char *pack, *delta, *data, *lambdas;
     tr_pubkey *keys;
     size_t n_keys;
     uint8_t (*revoked)[32];
@@ -27,7 +27,7 @@ typedef struct common {
 } common;
 
 enum { O_PACK = 256, O_KEY, O_MIN, O_LAMBDA, O_K, O_OFFLINE, O_DATA, O_SPLIT, O_EXACT, O_METHOD,
-       O_WEIGHTED, O_REVOKE, O_HELP };
+       O_WEIGHTED, O_REVOKE, O_DELTA, O_HELP };
 
 static const struct option common_opts[] = {
     {"pack", required_argument, 0, O_PACK}, {"key", required_argument, 0, O_KEY},
@@ -36,6 +36,7 @@ static const struct option common_opts[] = {
     {"data", required_argument, 0, O_DATA}, {"split", required_argument, 0, O_SPLIT},
     {"exact", no_argument, 0, O_EXACT}, {"method", required_argument, 0, O_METHOD},
     {"weighted", no_argument, 0, O_WEIGHTED}, {"revoke", required_argument, 0, O_REVOKE},
+    {"delta", required_argument, 0, O_DELTA},
     {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
 
 /* -1: bad usage (message printed), 1: --help printed, 0: ok. */
@@ -59,6 +60,7 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
         double d;
         switch (o) {
         case O_PACK: c->pack = optarg; break;
+        case O_DELTA: c->delta = optarg; break;
         case O_KEY:
             if (tr_keys_add(optarg, &c->keys, &c->n_keys))
                 goto bad;
@@ -146,7 +148,7 @@ static int open_pack(common *c, tr_packfile *pf)
 {
     tr_trust trust = {.keys = c->keys, .n_keys = c->n_keys, .min_security_counter = c->floor_,
                       .revoked = (const uint8_t(*)[32])c->revoked, .n_revoked = c->n_revoked};
-    int r = tr_packfile_open(c->pack, &trust, pf);
+    int r = tr_packfile_open(c->pack, c->delta, &trust, pf);
     free(c->keys);
     free(c->revoked);
     c->keys = NULL;
@@ -303,7 +305,7 @@ static int print_task(tr_packfile *pf, const tr_task *task, const tr_route_opts 
 }
 
 static const char route_usage[] =
-    "usage: tinyroute route --pack PACK --key PUBLIC.pem [--lambda L] [--k K]\n"
+    "usage: tinyroute route --pack PACK [--delta DELTA] --key PUBLIC.pem [--lambda L] [--k K]\n"
     "                       [--offline] [--exact] [--method knn|cluster|learned-map|task]\n"
     "                       [--weighted]\n"
     "                       [--min-counter N] [--revoke KEYID] [PROMPT...]\n"
@@ -311,7 +313,8 @@ static const char route_usage[] =
     "prompt: model, where (device|cloud), per-model predicted correctness,\n"
     "cost, nearest distance. --offline allows on-device models only; --exact\n"
     "searches every reference even when the pack has a binary prefilter;\n"
-    "--weighted weighs neighbours by 1/cosine distance. --method task takes all\n"
+    "--weighted weighs neighbours by 1/cosine distance. --delta applies a signed\n"
+    "delta pack (added or retired models, settings) over PACK. --method task takes all\n"
     "the prompts as one new task and prints one JSON object: S1, S2, S3 per\n"
     "model and the choice after the out-of-distribution gate (Shnitzer 2023).\n";
 
@@ -324,8 +327,8 @@ static int run_route(int argc, char **argv, int embed_only)
 {
     common c;
     int r = parse_common(argc, argv, embed_only ? embed_usage : route_usage,
-                         embed_only ? "pack key min-counter revoke"
-                                    : "pack key min-counter revoke lambda k offline exact method weighted",
+                         embed_only ? "pack key delta min-counter revoke"
+                                    : "pack key delta min-counter revoke lambda k offline exact method weighted",
                          &c);
     if (r)
         return r < 0 ? 2 : 0;
@@ -363,7 +366,7 @@ int cmd_route(int argc, char **argv) { return run_route(argc, argv, 0); }
 int cmd_embed(int argc, char **argv) { return run_route(argc, argv, 1); }
 
 static const char eval_usage[] =
-    "usage: tinyroute eval --pack PACK --key PUBLIC.pem --data DIR\n"
+    "usage: tinyroute eval --pack PACK [--delta DELTA] --key PUBLIC.pem --data DIR\n"
     "                      [--split test|all] [--lambda L1,L2,...] [--k K] [--exact]\n"
     "                      [--method knn|cluster|learned-map] [--weighted]\n"
     "                      [--min-counter N] [--revoke KEYID]\n"
@@ -376,7 +379,7 @@ int cmd_eval(int argc, char **argv)
 {
     common c;
     int r = parse_common(argc, argv, eval_usage,
-                         "pack key min-counter revoke lambda k data split exact method weighted", &c);
+                         "pack key delta min-counter revoke lambda k data split exact method weighted", &c);
     if (r)
         return r < 0 ? 2 : 0;
     if (!c.data) {

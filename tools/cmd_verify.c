@@ -33,16 +33,18 @@ static void when(char *out, size_t cap, uint64_t t)
 
 static const char verify_usage[] =
     "usage: tinyroute verify --key PUBLIC.pem [--key ...] [--min-counter N]\n"
-    "                        [--revoke KEYID ...] PACK\n"
+    "                        [--revoke KEYID ...] [--delta DELTA] PACK\n"
     "Checks the pack's signature against the trusted keys, then its sections,\n"
-    "security counter and expiry. Exit 0 only for a valid pack.\n";
+    "security counter and expiry; with --delta, the delta pack against PACK\n"
+    "too. Exit 0 only when everything is valid.\n";
 
 int cmd_verify(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"key", required_argument, 0, 'k'}, {"min-counter", required_argument, 0, 'c'},
-        {"revoke", required_argument, 0, 'r'},
+        {"revoke", required_argument, 0, 'r'}, {"delta", required_argument, 0, 'd'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *delta = NULL;
     tr_pubkey *keys = NULL;
     size_t n_keys = 0;
     uint64_t floor_ = 0;
@@ -64,6 +66,7 @@ int cmd_verify(int argc, char **argv)
             if (tr_keyid_add(optarg, &revoked, &n_revoked))
                 return free(keys), free(revoked), 2;
             break;
+        case 'd': delta = optarg; break;
         case 'h': fputs(verify_usage, stdout); return free(keys), free(revoked), 0;
         default: fputs(verify_usage, stderr); return free(keys), 2;
         }
@@ -78,7 +81,7 @@ int cmd_verify(int argc, char **argv)
     tr_packfile pf;
     tr_trust trust = {.keys = keys, .n_keys = n_keys, .min_security_counter = floor_,
                       .revoked = (const uint8_t(*)[32])revoked, .n_revoked = n_revoked};
-    int r = tr_packfile_open(path, &trust, &pf);
+    int r = tr_packfile_open(path, delta, &trust, &pf);
     free(keys);
     free(revoked);
     if (r)
@@ -98,6 +101,23 @@ int cmd_verify(int argc, char **argv)
     printf("  counter     %llu (device floor %llu)\n",
            (unsigned long long)pf.info.security_counter, (unsigned long long)floor_);
     printf("  created     %s, expires %s\n", created, expires);
+    if (delta) {
+        const tr_delta_info *d = &pf.delta_info;
+        hex(hash, d->delta_hash, 32);
+        hex(id, d->key_id, 32);
+        when(created, sizeof created, d->created_unix);
+        when(expires, sizeof expires, d->expires_unix);
+        printf("%s: delta over this pack, signature valid\n", delta);
+        printf("  key id      %s (trusted)\n", id);
+        printf("  sha256      %s\n", hash);
+        printf("  models      %u added, %u retired: %u served\n", d->n_added, d->n_retired,
+               pf.info.n_models);
+        if (d->has_settings)
+            printf("  settings    k %u, lambda %g (0 / negative: the base's)\n", d->k,
+                   (double)d->lambda);
+        printf("  counter     %llu\n", (unsigned long long)d->security_counter);
+        printf("  created     %s, expires %s\n", created, expires);
+    }
     printf("OK\n");
     tr_packfile_close(&pf);
     return 0;

@@ -12,5 +12,8 @@ int cmd_inspect(int argc, char **argv);
 int cmd_route(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_add_model(int argc, char **argv);
+int cmd_retire_model(int argc, char **argv);
+int cmd_calibrate(int argc, char **argv);
 
 #endif

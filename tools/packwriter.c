@@ -23,6 +23,12 @@ const char *tr_section_name(uint32_t type)
     case TR_SEC_CLUSTERS: return "clusters";
     case TR_SEC_TASKS: return "tasks";
     case TR_SEC_LEARNED_MAP: return "learned_map";
+    case TR_DSEC_SETTINGS: return "delta_settings";
+    case TR_DSEC_RETIRE: return "delta_retire";
+    case TR_DSEC_MODELS: return "delta_models";
+    case TR_DSEC_CORRECT_BITS: return "delta_correct_bits";
+    case TR_DSEC_VALID_BITS: return "delta_valid_bits";
+    case TR_DSEC_PSI: return "delta_psi";
     default: return "unknown";
     }
 }
@@ -222,7 +228,6 @@ int tr_pack_write(const tr_pack_spec *s, tr_buf *b, tr_pack_layout *l)
         end(b, l, TABLE);
     }
     tr_buf_align(b, TR_ALIGN);
-#undef TABLE
 
     uint8_t *h = b->data;
     memcpy(h + TR_H_MAGIC, TR_PACK_MAGIC, 8);
@@ -252,6 +257,66 @@ void tr_pack_append_trailer(tr_buf *b, const uint8_t key_id[32],
     tr_buf_put(b, t, sizeof t);
     tr_buf_put(b, sig, sig_len);
 }
+
+void tr_delta_write(const tr_delta_spec *s, tr_buf *b)
+{
+    tr_pack_layout l = {0};
+    uint32_t n_sec = (uint32_t)(s->has_settings + (s->retired != NULL) +
+                                (s->n_added ? 3 + (s->n_clusters > 0) : 0));
+    b->len = 0;
+    tr_buf_zeros(b, TR_HEADER_BYTES + n_sec * TR_SECTION_ENTRY_BYTES);
+    const size_t table_at = TR_HEADER_BYTES;
+    if (s->has_settings) {
+        begin(b, &l, TR_DSEC_SETTINGS, 0, 1, TABLE);
+        uint8_t defs[TR_DEFAULTS_BYTES] = {0};
+        tr_st32(defs + TR_D_K, s->k);
+        tr_stf32(defs + TR_D_LAMBDA, s->lambda);
+        tr_buf_put(b, defs, sizeof defs);
+        end(b, &l, TABLE);
+    }
+    if (s->retired) {
+        uint32_t bytes = (s->n_base_models + 63) / 64 * 8;
+        begin(b, &l, TR_DSEC_RETIRE, bytes, 1, TABLE);
+        tr_buf_put(b, s->retired, bytes);
+        end(b, &l, TABLE);
+    }
+    if (s->n_added) {
+        begin(b, &l, TR_DSEC_MODELS, TR_MODEL_REC_BYTES, s->n_added, TABLE);
+        tr_buf_put(b, s->records, (size_t)s->n_added * TR_MODEL_REC_BYTES);
+        end(b, &l, TABLE);
+        begin(b, &l, TR_DSEC_CORRECT_BITS, s->bit_stride, s->n_added, TABLE);
+        tr_buf_put(b, s->correct, (size_t)s->n_added * s->bit_stride);
+        end(b, &l, TABLE);
+        begin(b, &l, TR_DSEC_VALID_BITS, s->bit_stride, s->n_added, TABLE);
+        tr_buf_put(b, s->valid, (size_t)s->n_added * s->bit_stride);
+        end(b, &l, TABLE);
+        if (s->n_clusters) {
+            begin(b, &l, TR_DSEC_PSI, 4 * s->n_added, s->n_clusters, TABLE);
+            for (size_t i = 0; i < (size_t)s->n_clusters * s->n_added; i++) {
+                uint8_t f[4];
+                tr_stf32(f, s->psi[i]);
+                tr_buf_put(b, f, 4);
+            }
+            end(b, &l, TABLE);
+        }
+    }
+    tr_buf_align(b, TR_ALIGN);
+    uint8_t *h = b->data;
+    memcpy(h + TR_DH_MAGIC, TR_DELTA_MAGIC, 8);
+    tr_st32(h + TR_DH_VERSION, TR_DELTA_VERSION);
+    tr_st32(h + TR_DH_HEADER_BYTES, TR_HEADER_BYTES);
+    tr_st64(h + TR_DH_SECURITY, s->security_counter);
+    tr_st64(h + TR_DH_CREATED, s->created_unix);
+    tr_st64(h + TR_DH_EXPIRES, s->expires_unix);
+    memcpy(h + TR_DH_BASE_HASH, s->base_hash, 32);
+    tr_st32(h + TR_DH_BASE_MODELS, s->n_base_models);
+    tr_st32(h + TR_DH_N_ADDED, s->n_added);
+    tr_st32(h + TR_DH_BASE_REFS, s->n_base_refs);
+    tr_st32(h + TR_DH_N_SECTIONS, n_sec);
+    tr_st64(h + TR_DH_SIGNED_BYTES, b->len);
+    tr_st32(h + TR_DH_BASE_CLUSTERS, s->n_clusters);
+}
+#undef TABLE
 
 int tr_pack_sign(tr_buf *b, const char *key_path)
 {

@@ -57,6 +57,26 @@ void tr_pack_append_trailer(tr_buf *out, const uint8_t key_id[32],
 
 const char *tr_section_name(uint32_t type);
 
+/* A delta pack (core/tr_format.h, TR_DELTA_MAGIC): the whole change from
+ * one base pack. */
+typedef struct tr_delta_spec {
+    uint64_t security_counter, created_unix, expires_unix;
+    uint8_t base_hash[32];
+    uint32_t n_base_models, n_base_refs, n_clusters;
+    uint32_t bit_stride;          /* the base's bitset stride, bytes */
+    int has_settings;
+    uint32_t k;                   /* 0: keep the base's */
+    float lambda;                 /* < 0: keep the base's */
+    const uint8_t *retired;       /* NULL, or bit_words(n_base_models) * 8 bytes */
+    uint32_t n_added;
+    const uint8_t *records;       /* n_added * TR_MODEL_REC_BYTES */
+    const uint8_t *correct, *valid; /* n_added * bit_stride bytes each */
+    const float *psi;             /* n_clusters * n_added, row per cluster */
+} tr_delta_spec;
+
+/* Write the signed bytes of a delta into out (sign with tr_pack_sign). */
+void tr_delta_write(const tr_delta_spec *spec, tr_buf *out);
+
 /* A clusters section with int8 centroids and a zero Psi, for the caller to
  * fill through tr_clusters_view (its Psi must come from the device's own
  * assignment of the references to these quantized centroids). */

@@ -19,13 +19,16 @@ static const struct {
     {"route", cmd_route, "route prompts with a pack"},
     {"embed", cmd_embed, "print the built-in embedding of prompts"},
     {"eval", cmd_eval, "accuracy and cost of a pack on held-out prompts"},
+    {"add-model", cmd_add_model, "signed delta: add models the base pack never saw"},
+    {"retire-model", cmd_retire_model, "signed delta: retire models"},
+    {"calibrate", cmd_calibrate, "signed delta: the lambda that gives a cloud share"},
 };
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: tinyroute COMMAND [OPTIONS]   (tinyroute COMMAND --help)\n\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].what);
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].what);
 }
 
 int main(int argc, char **argv)
