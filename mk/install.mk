@@ -78,6 +78,5 @@ uninstall:
 # the pkg-config sysroot, as a cross distribution build would.
 test-install:
 	@$(MAKE) --no-print-directory all $(FIXTURE_PACK)
-	@$(MAKE) --no-print-directory CROSS=aarch64-linux-gnu- all
 	@BUILD=$(BUILD) A64=$(A64) QEMU_LD=$(QEMU_LD) FIXTURE_PACK=$(FIXTURE_PACK) \
 	    TEST_PUB=$(TEST_PUB) PYTHON=$(PYTHON) MAKE="$(MAKE)" sh tests/example/test_install.sh
