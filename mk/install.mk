@@ -1,0 +1,82 @@
+# make install / uninstall: the library as a system library (issue 8).
+#   make install PREFIX=/usr/local [DESTDIR=/staging]
+# installs include/tinyroute.h, lib/libtinyroute.{a,so*},
+# lib/pkgconfig/tinyroute.pc and bin/tinyroute. The shared library is built
+# only here (make shared), so everyday builds do not compile everything twice.
+# make test-install: checks an installed copy, natively and for aarch64.
+
+DEB_PKGS += pkg-config
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+# The version lives in the public header only.
+tr_version = $(shell sed -n 's/^.define TR_VERSION_$(1)  *\([0-9][0-9]*\).*/\1/p' core/tinyroute.h)
+TR_MAJOR := $(call tr_version,MAJOR)
+TR_MINOR := $(call tr_version,MINOR)
+TR_PATCH := $(call tr_version,PATCH)
+TR_VERSION := $(TR_MAJOR).$(TR_MINOR).$(TR_PATCH)
+
+SO_LINK := libtinyroute.so
+SO_NAME := $(SO_LINK).$(TR_MAJOR)
+SO_FILE := $(SO_LINK).$(TR_VERSION)
+SO      := $(BUILD)/$(SO_FILE)
+PIC_OBJ := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
+SO_MAP  := $(BUILD)/tinyroute.map
+
+$(BUILD)/pic/%.o: %.c $(wildcard core/*.h platform/*.h models/*.h) Makefile
+	@mkdir -p $(dir $@)
+	$(TARGET_CC) $(ALL_CFLAGS) -fPIC -c $< -o $@
+
+# Export exactly the functions tinyroute.h declares. Internal helpers share
+# the tr_ prefix, so a tr_* pattern would leak them, and a visibility macro
+# would touch every declaration; a list made from the header cannot drift
+# from it. Calls inside the library then bind directly, with no PLT.
+$(SO_MAP): core/tinyroute.h mk/install.mk
+	@mkdir -p $(dir $@)
+	{ echo '{ global:'; \
+	  sed -n 's/^[A-Za-z_].*[ *]\(tr_[a-z0-9_]*\)(.*/    \1;/p' $<; \
+	  echo '  local: *; };'; } > $@
+
+# --no-undefined with the dependencies on the link line records them as
+# DT_NEEDED, so a program links with -ltinyroute alone.
+$(SO): $(PIC_OBJ) $(SO_MAP)
+	$(TARGET_CC) -shared -Wl,-soname,$(SO_NAME) -Wl,--version-script,$(SO_MAP) \
+	    -Wl,--no-undefined -Wl,-z,relro -Wl,-z,now -o $@ $(PIC_OBJ) $(LIBS)
+	ln -sf $(SO_FILE) $(BUILD)/$(SO_NAME)
+	ln -sf $(SO_NAME) $(BUILD)/$(SO_LINK)
+
+.PHONY: shared install uninstall test-install
+shared: $(SO)
+
+I_INC := $(DESTDIR)$(PREFIX)/include
+I_LIB := $(DESTDIR)$(PREFIX)/lib
+I_BIN := $(DESTDIR)$(PREFIX)/bin
+
+# The .pc names PREFIX, not DESTDIR: DESTDIR is only a staging root.
+install: $(LIB) $(CLI) $(SO)
+	install -d $(I_INC) $(I_LIB)/pkgconfig $(I_BIN)
+	install -m 644 core/tinyroute.h $(I_INC)/tinyroute.h
+	install -m 644 $(LIB) $(I_LIB)/libtinyroute.a
+	install -m 755 $(SO) $(I_LIB)/$(SO_FILE)
+	ln -sf $(SO_FILE) $(I_LIB)/$(SO_NAME)
+	ln -sf $(SO_NAME) $(I_LIB)/$(SO_LINK)
+	install -m 755 $(CLI) $(I_BIN)/tinyroute
+	printf '%s\n' 'prefix=$(PREFIX)' 'exec_prefix=$${prefix}' 'libdir=$${exec_prefix}/lib' \
+	    'includedir=$${prefix}/include' '' 'Name: tinyroute' \
+	    'Description: Routes LLM prompts to models from signed routing packs' \
+	    'Version: $(TR_VERSION)' 'Cflags: -I$${includedir}' \
+	    'Libs: -L$${libdir} -ltinyroute' 'Libs.private: $(LIBS)' \
+	    > $(I_LIB)/pkgconfig/tinyroute.pc
+
+uninstall:
+	rm -f $(I_INC)/tinyroute.h $(I_LIB)/libtinyroute.a $(I_LIB)/$(SO_FILE) \
+	    $(I_LIB)/$(SO_NAME) $(I_LIB)/$(SO_LINK) $(I_LIB)/pkgconfig/tinyroute.pc \
+	    $(I_BIN)/tinyroute
+
+# Native: a real prefix. aarch64: PREFIX=/usr staged under DESTDIR, used as
+# the pkg-config sysroot, as a cross distribution build would.
+test-install:
+	@$(MAKE) --no-print-directory all $(FIXTURE_PACK)
+	@BUILD=$(BUILD) A64=$(A64) QEMU_LD=$(QEMU_LD) FIXTURE_PACK=$(FIXTURE_PACK) \
+	    TEST_PUB=$(TEST_PUB) PYTHON=$(PYTHON) MAKE="$(MAKE)" sh tests/example/test_install.sh

@@ -1,0 +1,155 @@
+#!/bin/sh
+# make test-install: install tinyroute, build tests/example/route_prompt.c
+# against the installed copy through pkg-config (shared, and static
+# libtinyroute.a), and check that it routes the fixture pack's prompts to the
+# same models as the CLI. Then the same for the aarch64 cross build under
+# qemu. One PASS/FAIL line per check; exits 1 if any failed.
+#
+# Environment (from mk/install.mk): BUILD A64 QEMU_LD FIXTURE_PACK TEST_PUB
+# PYTHON MAKE.
+set -u
+ROOT=$(pwd)
+# Unexported: the Makefile's BUILD ?= would take it from the environment, and
+# the cross install below would then package the native objects.
+build=$BUILD a64=$A64
+unset BUILD A64
+command -v pkg-config > /dev/null || { echo "FAIL: pkg-config is missing (make deps)"; exit 1; }
+EXAMPLE=$ROOT/tests/example/route_prompt.c
+CLI=$ROOT/$build/tinyroute
+passed=0
+failed=0
+
+pass() { echo "PASS: $1"; passed=$((passed + 1)); }
+fail() { echo "FAIL: $1"; failed=$((failed + 1)); }
+check() { name=$1; shift; if "$@"; then pass "$name"; else fail "$name"; fi; }
+
+PROMPTS_1="What is the derivative of x^2?"
+PROMPTS_2="Which enzyme unwinds the DNA double helix during replication?"
+PROMPTS_3="Translate 'good morning' into French."
+route_all() { "$@" "$PROMPTS_1" "$PROMPTS_2" "$PROMPTS_3"; }
+
+WORK=$ROOT/$build/install-test-work
+rm -rf "$WORK"
+mkdir -p "$WORK"
+
+# The example takes the key as its raw point, the last 65 bytes of the DER
+# SubjectPublicKeyInfo.
+openssl ec -pubin -in "$TEST_PUB" -outform DER 2>/dev/null | tail -c 65 > "$WORK/key.point"
+openssl ecparam -name prime256v1 -genkey -noout 2>/dev/null |
+    openssl ec -pubout -outform DER 2>/dev/null | tail -c 65 > "$WORK/other.point"
+
+# Expected "MODEL<TAB>where" lines from the CLI, each model checked to be one
+# of the pack's (the keys of "predicted" are all of them).
+route_all "$CLI" route --pack "$FIXTURE_PACK" --key "$TEST_PUB" > "$WORK/cli.json"
+check "CLI reference routes $(wc -l < "$WORK/cli.json") prompts to models of the pack" \
+    "$PYTHON" -c '
+import json, sys
+out = open(sys.argv[2], "w")
+lines = open(sys.argv[1]).read().splitlines()
+assert len(lines) == 3, lines
+for line in lines:
+    r = json.loads(line)
+    assert r["model"] in r["predicted"], r["model"]
+    out.write("%s\t%s\n" % (r["model"], r["where"]))
+' "$WORK/cli.json" "$WORK/expected"
+HEADER_VERSION=$(sed -n 's/^#define TR_VERSION_STRING "\(.*\)"/\1/p' core/tinyroute.h)
+
+# exported_ok NM SO: the .so defines exactly the functions tinyroute.h
+# declares (gcc -aux-info lists the header's prototypes, independently of the
+# version script's sed).
+exported_ok() {
+    gcc -aux-info "$WORK/aux.txt" -fsyntax-only -x c core/tinyroute.h -o /dev/null &&
+    grep 'core/tinyroute.h' "$WORK/aux.txt" | sed 's/.*[ *]\(tr_[a-z0-9_]*\) (.*/\1/' |
+        sort > "$WORK/declared" &&
+    "$1" -D --defined-only "$2" | awk '{print $NF}' | sort > "$WORK/exported" &&
+    test -s "$WORK/declared" && cmp -s "$WORK/declared" "$WORK/exported" ||
+        { diff "$WORK/declared" "$WORK/exported" | sed 's/^/    /'; return 1; }
+}
+same_as_cli() { cmp -s "$WORK/expected" "$1" || { diff "$WORK/expected" "$1" | sed 's/^/    /'; return 1; }; }
+needs() { "$1" -d "$2" | grep -q "NEEDED.*\[$3\]"; }
+# route_ok OUT CMD...: exit status 0 and the CLI's models.
+route_ok() { out=$1; shift; route_all "$@" "$FIXTURE_PACK" "$WORK/key.point" > "$out" && same_as_cli "$out"; }
+
+# suite ARCH CC READELF NM RUN LIBDIR PKGENV...: the checks on an installed copy.
+suite() {
+    arch=$1 cc=$2 readelf=$3 nm=$4 run=$5 libdir=$6
+    shift 6
+    check "$arch: pkg-config Version is the header's $HEADER_VERSION" \
+        test "$(env "$@" pkg-config --modversion tinyroute)" = "$HEADER_VERSION"
+    check "$arch: only tinyroute.h is installed under include/" \
+        test "$(ls "$libdir/../include")" = tinyroute.h
+    so=$libdir/libtinyroute.so
+    check "$arch: libtinyroute.so -> .so.0 -> real file, soname libtinyroute.so.0" \
+        sh -c "test -L '$so' && test -L '$so.0' && test -f \"\$(readlink -f '$so')\" &&
+               $readelf -d '$so' | grep -q 'SONAME.*\[libtinyroute.so.0\]'"
+    check "$arch: the .so exports exactly the header's functions" exported_ok "$nm" "$so"
+    check "$arch: the .so records its DT_NEEDED libmbedcrypto, libsleef, libm" \
+        sh -c "$readelf -d '$so' | grep -q 'NEEDED.*libmbedcrypto' &&
+               $readelf -d '$so' | grep -q 'NEEDED.*libsleef' &&
+               $readelf -d '$so' | grep -q 'NEEDED.*libm\.'"
+
+    # Shared: Libs only, so the .so's own DT_NEEDED must bring the crypto.
+    flags=$(env "$@" pkg-config --cflags --libs tinyroute)
+    exe=$WORK/$arch-shared
+    check "$arch: shared example builds with: $cc ... $flags" \
+        $cc -Wall -Wextra -Werror -o "$exe" "$EXAMPLE" $flags
+    check "$arch: shared example needs libtinyroute.so.0" needs "$readelf" "$exe" libtinyroute.so.0
+    check "$arch: shared example routes like the CLI" \
+        route_ok "$WORK/$arch-shared.out" $run -E "LD_LIBRARY_PATH=$libdir" "$exe"
+
+    # Static libtinyroute: -l:libtinyroute.a, since Debian has no libsleef.a
+    # for a fully static -static link; the rest comes from Libs.private.
+    flags=$(env "$@" pkg-config --static --cflags --libs tinyroute | sed 's/-ltinyroute/-l:libtinyroute.a/')
+    exe=$WORK/$arch-static
+    check "$arch: static example builds with: $cc ... $flags" \
+        $cc -Wall -Wextra -Werror -o "$exe" "$EXAMPLE" $flags
+    check "$arch: static example does not need libtinyroute.so" \
+        sh -c "test -f '$exe' && ! $readelf -d '$exe' | grep -q 'NEEDED.*libtinyroute'"
+    check "$arch: static example routes like the CLI" route_ok "$WORK/$arch-static.out" $run "$exe"
+
+    $run "$exe" "$FIXTURE_PACK" "$WORK/other.point" "$PROMPTS_1" > /dev/null 2> "$WORK/$arch-other.err"
+    rc=$?
+    check "$arch: an untrusted key exits 1 with TR_E_KEY_UNKNOWN (rc $rc)" \
+        sh -c "test $rc = 1 && grep -q TR_E_KEY_UNKNOWN '$WORK/$arch-other.err'"
+}
+
+# qemu-style runner for the native suite: drops "-E VAR=VALUE" into env.
+native_run() { if [ "$1" = -E ]; then e=$2; shift 2; env "$e" "$@"; else "$@"; fi; }
+
+echo "=== x86_64: make install PREFIX=$build/install-test"
+PREFIX=$ROOT/$build/install-test
+rm -rf "$PREFIX"
+if $MAKE --no-print-directory install PREFIX="$PREFIX" > "$WORK/install.log" 2>&1; then
+    pass "native: make install"
+    suite native cc readelf nm native_run "$PREFIX/lib" PKG_CONFIG_LIBDIR="$PREFIX/lib/pkgconfig"
+    check "native: the .pc names the prefix" grep -qx "prefix=$PREFIX" "$PREFIX/lib/pkgconfig/tinyroute.pc"
+    $MAKE --no-print-directory uninstall PREFIX="$PREFIX" > "$WORK/uninstall.log" 2>&1
+    check "native: make uninstall leaves no file behind" \
+        test -z "$(find "$PREFIX" ! -type d)"
+else
+    sed 's/^/    /' "$WORK/install.log" | tail -20
+    fail "native: make install"
+fi
+
+# aarch64: staged under DESTDIR with PREFIX=/usr and used as the pkg-config
+# sysroot, as a cross distribution build does; the pack is the native one.
+echo "=== aarch64: make CROSS=aarch64-linux-gnu- install PREFIX=/usr DESTDIR=$a64/install-test"
+SYSROOT=$ROOT/$a64/install-test
+rm -rf "$SYSROOT"
+if $MAKE --no-print-directory CROSS=aarch64-linux-gnu- install PREFIX=/usr DESTDIR="$SYSROOT" \
+        > "$WORK/install-a64.log" 2>&1; then
+    pass "aarch64: make install"
+    suite aarch64 aarch64-linux-gnu-gcc aarch64-linux-gnu-readelf aarch64-linux-gnu-nm \
+        "qemu-aarch64 -L $QEMU_LD" "$SYSROOT/usr/lib" \
+        PKG_CONFIG_SYSROOT_DIR="$SYSROOT" PKG_CONFIG_LIBDIR="$SYSROOT/usr/lib/pkgconfig"
+    check "aarch64: the .pc names PREFIX, not DESTDIR" \
+        grep -qx "prefix=/usr" "$SYSROOT/usr/lib/pkgconfig/tinyroute.pc"
+    check "aarch64: the installed .so is an AArch64 object" \
+        sh -c "readelf -h '$SYSROOT/usr/lib/libtinyroute.so' | grep -q 'Machine:.*AArch64'"
+else
+    sed 's/^/    /' "$WORK/install-a64.log" | tail -20
+    fail "aarch64: make install"
+fi
+
+echo "test-install: $passed passed, $failed failed"
+test "$failed" = 0
