@@ -31,9 +31,13 @@ TEST_ENV = BUILD=$(BUILD) PYTHON=$(PYTHON) EMBEDDER=$(EMBEDDER) WINK_JSON=$(WINK
            FIXTURE=$(FIXTURE)
 
 .PHONY: test test-native test-aarch64
+# Suites with their own make targets (mk/*.mk add themselves here): the
+# install test, sanitizer builds, short fuzz runs, the device crypto build.
+EXTRA_TESTS ?=
 test: deps deps-cross
 	@$(MAKE) --no-print-directory test-native
 	@$(MAKE) --no-print-directory test-aarch64
+	@set -e; for t in $(EXTRA_TESTS); do echo "=== make $$t"; $(MAKE) --no-print-directory $$t; done
 
 test-native:
 	@$(MAKE) --no-print-directory all $(TEST_BINS) $(FIXTURE_PACK)
