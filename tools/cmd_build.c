@@ -15,6 +15,7 @@
 #include "tr_learned_map_fit.h"
 #include "tr_task_fit.h"
 #include "tr_embed.h"
+#include "tr_embed_fit.h"
 #include "tr_format.h"
 #include "util.h"
 
@@ -41,46 +42,6 @@ static const char usage[] =
     "                  Hamming distance, then rerank exactly (0: exact, default)\n"
     "  --no-pc         keep the first principal component (default: removed)\n"
     "  --force         replace PACK if it exists\n";
-
-/* First right singular vector of the rows (unit, float): what SIF removes.
- * Power iteration in double on X^T X; deterministic start. */
-static void first_pc(const float *x, size_t n, uint32_t dim, float *pc)
-{
-    double *v = tr_xcalloc(dim, sizeof *v), *w = tr_xcalloc(dim, sizeof *w);
-    for (uint32_t d = 0; d < dim; d++)
-        v[d] = 1.0 / sqrt((double)dim) * (d % 2 ? 1.0 : 0.5);
-    for (int it = 0; it < 200; it++) {
-        memset(w, 0, dim * sizeof *w);
-        for (size_t i = 0; i < n; i++) {
-            const float *r = x + i * dim;
-            double t = 0;
-            for (uint32_t d = 0; d < dim; d++)
-                t += r[d] * v[d];
-            for (uint32_t d = 0; d < dim; d++)
-                w[d] += t * r[d];
-        }
-        double nrm = 0;
-        for (uint32_t d = 0; d < dim; d++)
-            nrm += w[d] * w[d];
-        nrm = sqrt(nrm);
-        for (uint32_t d = 0; d < dim; d++)
-            v[d] = nrm > 0 ? w[d] / nrm : 0;
-    }
-    for (uint32_t d = 0; d < dim; d++)
-        pc[d] = (float)v[d];
-    free(v);
-    free(w);
-}
-
-static void normalize(float *v, uint32_t dim)
-{
-    double s = 0;
-    for (uint32_t d = 0; d < dim; d++)
-        s += (double)v[d] * v[d];
-    if (s > 0)
-        for (uint32_t d = 0; d < dim; d++)
-            v[d] = (float)(v[d] / sqrt(s));
-}
 
 int cmd_build(int argc, char **argv)
 {
@@ -193,7 +154,7 @@ int cmd_build(int argc, char **argv)
             no_words++; /* nothing to place it by: not a reference */
             continue;
         }
-        normalize(x + n * dim, dim);
+        tr_normalize(x + n * dim, dim);
         pick[n++] = i;
     }
     if (n == 0) {
@@ -206,7 +167,10 @@ int cmd_build(int argc, char **argv)
     }
     if (!no_pc) {
         float *pc = (float *)(void *)(table + tr_ld32(table + TR_E_OFF_PC));
-        first_pc(x, n, dim, pc);
+        if (tr_first_pc(x, n, dim, pc) != 0) {
+            tr_err("out of memory");
+            goto fail;
+        }
         tr_st32(table + TR_E_FLAGS, TR_EMB_HAS_PC);
         if ((st = tr_embedder_view(table, emb_len, &e)) != TR_OK) {
             tr_err("internal: embedder view after pc: %s", tr_strerror(st));
@@ -231,7 +195,7 @@ int cmd_build(int argc, char **argv)
         memcpy(scores + kept * m, ds.scores + pick[j] * m, m * sizeof *scores);
         memcpy(unit + kept * dim, acc, dim * sizeof *acc);
         kept_from[kept] = pick[j];
-        normalize(unit + kept * dim, dim);
+        tr_normalize(unit + kept * dim, dim);
         kept++;
     }
     free(acc);
