@@ -8,6 +8,7 @@
 
 #include "cmds.h"
 #include "dataset.h"
+#include "eval_protocol.h"
 #include "keys.h"
 #include "packfile.h"
 #include "pareto.h"
@@ -377,6 +378,11 @@ static const char eval_usage[] =
 
 int cmd_eval(int argc, char **argv)
 {
+    int has_pack = 0;
+    for (int i = 1; i < argc; i++)
+        has_pack |= !strcmp(argv[i], "--pack") || !strncmp(argv[i], "--pack=", 7);
+    if (!has_pack)
+        return tr_eval_protocol(argc, argv);
     common c;
     int r = parse_common(argc, argv, eval_usage,
                          "pack key delta min-counter revoke lambda k data split exact method weighted", &c);

@@ -1,0 +1,1068 @@
+/* tinyroute eval --data DIR ... (no --pack): the evaluation protocol of
+ * Jitkrittum et al. 2025 on a dataset in the builder's layout.
+ *
+ * Per seed: prompts split 60/10/30 train/validation/test, models split in
+ * half. Training models are known on the train prompts; test models (the
+ * "new" models of a dynamic pool) only through their labels on the
+ * validation prompts; the test prompts are routed among the test models.
+ * Hyper-parameters (k of kNN, K of K-means) are chosen on the validation
+ * prompts with the training models. The routers run on the device's own
+ * int8 embeddings and kernels; a float32 reference runs beside kNN for the
+ * fidelity figures. Every method gives a deferral curve (accuracy against
+ * normalized cost as lambda sweeps), summarised by Area, QNC and Peak. */
+#include "eval_protocol.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <mbedtls/sha256.h>
+
+#include "dataset.h"
+#include "packwriter.h"
+#include "tr_cluster.h"
+#include "tr_cluster_fit.h"
+#include "tr_embed.h"
+#include "tr_embed_fit.h"
+#include "tr_format.h"
+#include "tr_knn.h"
+#include "tr_learned_map.h"
+#include "tr_learned_map_fit.h"
+#include "util.h"
+
+#define GRID 1001       /* cost grid of the curves, 0..1 */
+#define OUT_GRID 101    /* the curve points written to the JSON */
+#define N_LAMBDA 62
+static const uint32_t k_grid[] = {5, 10, 20, 50, 100, 200};
+static const uint32_t K_grid[] = {4, 8, 16, 32, 64};
+#define N_KG (sizeof k_grid / sizeof *k_grid)
+#define N_CG (sizeof K_grid / sizeof *K_grid)
+#define MAX_UNKNOWN_SHARE 0.01 /* a model with more unknown scores is left out */
+
+enum { M_KNN, M_KMEANS, M_LMAP, M_PARETO, M_ORACLE, M_COUNT };
+static const char *method_id[M_COUNT] = {"knn", "kmeans", "learned-map", "pareto-random", "oracle"};
+static const char *method_label[M_COUNT] = {
+    "kNN (int8 core)", "K-means clusters (int8 core)", "Learned cluster map",
+    "Pareto-random", "Oracle"};
+static const char *method_kind[M_COUNT] = {"router", "router", "router", "baseline", "bound"};
+
+typedef struct eval_opts {
+    const char *data[8];
+    int n_data;
+    const char *embedder;
+    int n_seeds;
+    int no_pc, uniform, random_emb, no_lmap;
+    int fixed_pool; /* no model split: every model known on the train prompts */
+    const char *json, *report;
+    int force;
+    const char *command;
+} eval_opts;
+
+/* ---- small numerics ---- */
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static void shuffle(uint32_t *a, uint32_t n, uint64_t *s)
+{
+    for (uint32_t i = n; i > 1; i--) {
+        uint32_t j = (uint32_t)(splitmix(s) % i);
+        uint32_t t = a[i - 1];
+        a[i - 1] = a[j];
+        a[j] = t;
+    }
+}
+
+static double lambda_at(int j)
+{
+    if (j == 0)
+        return 0.0;
+    if (j == N_LAMBDA - 1)
+        return 1e9; /* the cheapest model everywhere */
+    return 1e-3 * pow(1e6, (double)(j - 1) / (N_LAMBDA - 3));
+}
+
+/* A deferral curve: accuracy at each normalized budget of the grid. The
+ * routers' (cost, accuracy) points are joined by their upper concave hull,
+ * flat after the most accurate point: with a budget B one can mix two
+ * lambdas at random (as Pareto-random mixes two models) and need not spend
+ * all of B. */
+typedef struct curve {
+    double q[GRID];
+    double area, peak, qnc; /* qnc: NAN if never reached */
+} curve;
+
+static int cmp_pt(const void *a, const void *b)
+{
+    const double *x = a, *y = b;
+    return x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : (x[1] > y[1]) - (x[1] < y[1]);
+}
+
+static void summarise(curve *c)
+{
+    c->area = 0;
+    c->peak = c->q[0];
+    for (int g = 1; g < GRID; g++) {
+        c->area += 0.5 * (c->q[g] + c->q[g - 1]) / (GRID - 1);
+        c->peak = fmax(c->peak, c->q[g]);
+    }
+}
+
+static void hull_curve(double (*pt)[2], int n, curve *c)
+{
+    qsort(pt, (size_t)n, sizeof *pt, cmp_pt);
+    /* Keep the points up to the most accurate (the cheapest of those). */
+    int top = 0;
+    for (int i = 1; i < n; i++)
+        if (pt[i][1] > pt[top][1])
+            top = i;
+    n = top + 1;
+    double h[N_LAMBDA + 64][2];
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        if (m && pt[i][0] == h[m - 1][0]) /* same cost: the better one (sorted) */
+            m--;
+        while (m >= 2) {
+            double cross = (h[m - 1][0] - h[m - 2][0]) * (pt[i][1] - h[m - 2][1]) -
+                           (h[m - 1][1] - h[m - 2][1]) * (pt[i][0] - h[m - 2][0]);
+            if (cross < 0)
+                break;
+            m--;
+        }
+        h[m][0] = pt[i][0];
+        h[m][1] = pt[i][1];
+        m++;
+    }
+    int v = 0;
+    for (int g = 0; g < GRID; g++) {
+        double b = (double)g / (GRID - 1);
+        while (v + 1 < m && h[v + 1][0] <= b)
+            v++;
+        if (b <= h[0][0])
+            c->q[g] = h[0][1];
+        else if (v + 1 >= m)
+            c->q[g] = h[m - 1][1];
+        else
+            c->q[g] = h[v][1] + (h[v + 1][1] - h[v][1]) * (b - h[v][0]) / (h[v + 1][0] - h[v][0]);
+    }
+    summarise(c);
+}
+
+/* Route nq prompts (predicted P, true Y: nq x nm) among nm models at every
+ * lambda; choices (optional, N_LAMBDA x nq) receive the decisions. Ties go
+ * to the cheaper model, then the lower index, as on the device. */
+static void route_curve(const float *P, const float *Y, uint32_t nq, uint32_t nm,
+                        const double *cn, curve *c, uint32_t *choices)
+{
+    double pt[N_LAMBDA][2];
+    for (int j = 0; j < N_LAMBDA; j++) {
+        double lam = lambda_at(j), cost = 0, acc = 0;
+        for (uint32_t i = 0; i < nq; i++) {
+            const float *p = P + (size_t)i * nm;
+            uint32_t best = 0;
+            double bu = -INFINITY;
+            for (uint32_t m = 0; m < nm; m++) {
+                double u = p[m] - lam * cn[m];
+                if (u > bu || (u == bu && cn[m] < cn[best])) {
+                    bu = u;
+                    best = m;
+                }
+            }
+            if (choices)
+                choices[(size_t)j * nq + i] = best;
+            cost += cn[best];
+            acc += Y[(size_t)i * nm + best];
+        }
+        pt[j][0] = cost / nq;
+        pt[j][1] = acc / nq;
+    }
+    hull_curve(pt, N_LAMBDA, c);
+}
+
+/* ---- one data set ---- */
+
+typedef struct prepared {
+    const char *name, *path;
+    tr_dataset ds;
+    uint32_t n_models, *model_col; /* kept models -> dataset column */
+    uint32_t n;                     /* kept prompts */
+    uint32_t *prompt;               /* kept prompt -> dataset row */
+    float *Y;                       /* n x n_models scores */
+    uint32_t dim;
+    float *raw;                     /* n x dim unit SIF vectors, no pc */
+    uint32_t dropped_unknown, dropped_no_word;
+    char cost_unit[160];
+} prepared;
+
+static void prepared_free(prepared *p)
+{
+    tr_dataset_free(&p->ds);
+    free(p->model_col);
+    free(p->prompt);
+    free(p->Y);
+    free(p->raw);
+}
+
+static int prepare(const char *path, uint8_t *table, size_t table_len, const eval_opts *o,
+                   prepared *p)
+{
+    memset(p, 0, sizeof *p);
+    tr_st32(table + TR_E_FLAGS, 0); /* a previous data set's pc is not ours */
+    p->path = path;
+    const char *slash = strrchr(path, '/');
+    p->name = slash && slash[1] ? slash + 1 : path;
+    if (tr_dataset_load(path, &p->ds))
+        return 1;
+    tr_dataset *ds = &p->ds;
+    p->model_col = tr_xmalloc(ds->n_models * sizeof *p->model_col);
+    for (uint32_t m = 0; m < ds->n_models; m++) {
+        size_t unknown = 0;
+        for (size_t i = 0; i < ds->n_prompts; i++)
+            unknown += isnan(ds->scores[i * ds->n_models + m]);
+        if ((double)unknown <= MAX_UNKNOWN_SHARE * (double)ds->n_prompts)
+            p->model_col[p->n_models++] = m;
+        else
+            fprintf(stderr, "eval: %s: model %s left out (%zu unknown scores)\n", p->name,
+                    ds->models[m].name, unknown);
+    }
+    if (p->n_models < 4)
+        return tr_err("%s: the protocol needs at least 4 models with known scores", path);
+    tr_embedder e;
+    tr_status st = tr_embedder_view(table, table_len, &e);
+    if (st != TR_OK)
+        return tr_err("embedder table: %s", tr_strerror(st));
+    p->dim = e.dim;
+    p->prompt = tr_xmalloc(ds->n_prompts * sizeof *p->prompt);
+    p->Y = tr_xmalloc(ds->n_prompts * (size_t)p->n_models * sizeof *p->Y);
+    p->raw = tr_xmalloc(ds->n_prompts * (size_t)e.dim * sizeof *p->raw);
+    uint64_t rs = 12345;
+    for (size_t i = 0; i < ds->n_prompts; i++) {
+        int known_all = 1;
+        for (uint32_t m = 0; m < p->n_models; m++)
+            known_all &= !isnan(ds->scores[i * ds->n_models + p->model_col[m]]);
+        if (!known_all) {
+            p->dropped_unknown++;
+            continue;
+        }
+        float *v = p->raw + (size_t)p->n * e.dim;
+        uint32_t known;
+        const char *t = ds->prompts[i].text;
+        if (tr_embed_f32(&e, t, strlen(t), v, &known) != TR_OK || !known) {
+            p->dropped_no_word++;
+            continue;
+        }
+        if (o->random_emb) /* the floor: a fixed random direction per prompt */
+            for (uint32_t d = 0; d < e.dim; d++)
+                v[d] = (float)((double)(splitmix(&rs) >> 11) / 9007199254740992.0 - 0.5);
+        tr_normalize(v, e.dim);
+        for (uint32_t m = 0; m < p->n_models; m++)
+            p->Y[(size_t)p->n * p->n_models + m] = ds->scores[i * ds->n_models + p->model_col[m]];
+        p->prompt[p->n++] = (uint32_t)i;
+    }
+    return 0;
+}
+
+/* A seed's split of prompts and models. */
+typedef struct split {
+    uint32_t *tr, *va, *te, ntr, nva, nte; /* prompt indices (into prepared) */
+    uint32_t *mtr, *mte, nmtr, nmte;      /* model indices */
+} split;
+
+/* Sub-matrix of Y: rows idx, columns cols. */
+static float *sub_y(const prepared *p, const uint32_t *idx, uint32_t n, const uint32_t *cols,
+                    uint32_t nc)
+{
+    float *y = tr_xmalloc((size_t)n * nc * sizeof *y);
+    for (uint32_t i = 0; i < n; i++)
+        for (uint32_t m = 0; m < nc; m++)
+            y[(size_t)i * nc + m] = p->Y[(size_t)idx[i] * p->n_models + cols[m]];
+    return y;
+}
+
+static void norm_costs(const prepared *p, const uint32_t *cols, uint32_t nc, double *cn,
+                       double *cmin, double *cmax)
+{
+    *cmin = INFINITY;
+    *cmax = -INFINITY;
+    for (uint32_t m = 0; m < nc; m++) {
+        double c = p->ds.models[p->model_col[cols[m]]].cost;
+        *cmin = fmin(*cmin, c);
+        *cmax = fmax(*cmax, c);
+    }
+    for (uint32_t m = 0; m < nc; m++) {
+        double c = p->ds.models[p->model_col[cols[m]]].cost;
+        cn[m] = *cmax > *cmin ? (c - *cmin) / (*cmax - *cmin) : 0.0;
+    }
+}
+
+/* The k_max nearest references of each query, int8 core (device kernels). */
+static void knn_int8(const int8_t *q, const uint32_t *qi, uint32_t nq, const int8_t *rows,
+                     const uint32_t *ri, uint32_t nr, uint32_t dim, uint32_t kmax,
+                     uint32_t *nb_out)
+{
+    const uint32_t stride = dim;
+    int8_t *r = tr_xmalloc((size_t)nr * stride);
+    float *inv = tr_xmalloc(nr * sizeof *inv);
+    for (uint32_t j = 0; j < nr; j++) {
+        memcpy(r + (size_t)j * stride, rows + (size_t)ri[j] * dim, dim);
+        double s = 0;
+        for (uint32_t d = 0; d < dim; d++)
+            s += (double)r[(size_t)j * stride + d] * r[(size_t)j * stride + d];
+        inv[j] = (float)(1.0 / sqrt(s));
+    }
+    tr_refs refs = {nr, dim, stride, r, inv};
+    int32_t dots[TR_KNN_BLOCK];
+    tr_neighbor *nb = tr_xmalloc(kmax * sizeof *nb);
+    for (uint32_t i = 0; i < nq; i++) {
+        uint32_t f = tr_knn_search(tr_kernels_active(), &refs, q + (size_t)qi[i] * dim, kmax,
+                                   dots, nb);
+        for (uint32_t j = 0; j < kmax; j++)
+            nb_out[(size_t)i * kmax + j] = nb[j < f ? j : f - 1].idx;
+    }
+    free(nb);
+    free(inv);
+    free(r);
+}
+
+/* The float32 reference: exact cosine on the unit float vectors. */
+typedef struct fnb { float s; uint32_t i; } fnb;
+static int cmp_fnb(const void *a, const void *b)
+{
+    const fnb *x = a, *y = b;
+    return x->s > y->s ? -1 : x->s < y->s ? 1 : (x->i > y->i) - (x->i < y->i);
+}
+
+static void knn_f32(const float *f, const uint32_t *qi, uint32_t nq, const uint32_t *ri,
+                    uint32_t nr, uint32_t dim, uint32_t kmax, uint32_t *nb_out)
+{
+    /* A sorted top-kmax list: most rows fail the first comparison. */
+    fnb *top = tr_xmalloc((kmax + 1) * sizeof *top);
+    for (uint32_t i = 0; i < nq; i++) {
+        const float *x = f + (size_t)qi[i] * dim;
+        uint32_t nt = 0;
+        for (uint32_t j = 0; j < nr; j++) {
+            const float *y = f + (size_t)ri[j] * dim;
+            float sim = 0;
+            for (uint32_t d = 0; d < dim; d++)
+                sim += x[d] * y[d];
+            fnb c = {sim, j};
+            if (nt == kmax && cmp_fnb(&c, &top[nt - 1]) >= 0)
+                continue;
+            uint32_t at = nt < kmax ? nt++ : kmax - 1;
+            while (at > 0 && cmp_fnb(&c, &top[at - 1]) < 0) {
+                top[at] = top[at - 1];
+                at--;
+            }
+            top[at] = c;
+        }
+        for (uint32_t j = 0; j < kmax; j++)
+            nb_out[(size_t)i * kmax + j] = top[j < nt ? j : nt - 1].i;
+    }
+    free(top);
+}
+
+/* Predicted correctness: mean label of the first k neighbours. */
+static void knn_predict(const uint32_t *nb, uint32_t nq, uint32_t kmax, uint32_t k,
+                        const float *yref, uint32_t nm, float *P)
+{
+    for (uint32_t i = 0; i < nq; i++)
+        for (uint32_t m = 0; m < nm; m++) {
+            double s = 0;
+            for (uint32_t j = 0; j < k; j++)
+                s += yref[(size_t)nb[(size_t)i * kmax + j] * nm + m];
+            P[(size_t)i * nm + m] = (float)(s / k);
+        }
+}
+
+/* K-means on the train prompts, shipped as the device ships it; every
+ * prompt's cluster by the device's int8 assignment. */
+static int fit_clusters(const prepared *p, const float *f, const int8_t *q, const split *s,
+                        uint32_t K, uint64_t seed, tr_buf *sec, tr_clusters *cv, float *cent,
+                        uint32_t *assign_all)
+{
+    const uint32_t dim = p->dim;
+    float *x = tr_xmalloc((size_t)s->ntr * dim * sizeof *x);
+    uint32_t *a = tr_xmalloc(s->ntr * sizeof *a);
+    for (uint32_t i = 0; i < s->ntr; i++)
+        memcpy(x + (size_t)i * dim, f + (size_t)s->tr[i] * dim, dim * sizeof *x);
+    double inertia = tr_kmeans_fit(x, s->ntr, dim, K, seed, 50, cent, a);
+    free(x);
+    free(a);
+    if (inertia < 0 || tr_clusters_section(cent, K, dim, 1, sec) ||
+        tr_clusters_view(sec->data, sec->len, dim, 1, cv) != TR_OK)
+        return tr_err("k-means failed");
+    int32_t dots[TR_KNN_BLOCK];
+    for (uint32_t i = 0; i < p->n; i++) {
+        const int8_t *qi = q + (size_t)i * dim;
+        float qn = 0;
+        for (uint32_t d = 0; d < dim; d++)
+            qn += (float)((int32_t)qi[d] * qi[d]);
+        assign_all[i] = tr_cluster_assign(tr_kernels_active(), cv, qi, sqrtf(qn), dots);
+    }
+    return 0;
+}
+
+/* Psi of the models cols from the labelled prompts idx. */
+static void psi_of(const prepared *p, const uint32_t *idx, uint32_t n, const uint32_t *cols,
+                   uint32_t nc, const uint32_t *assign_all, uint32_t K, float *psi)
+{
+    float *y = sub_y(p, idx, n, cols, nc);
+    uint32_t *a = tr_xmalloc(n * sizeof *a);
+    for (uint32_t i = 0; i < n; i++)
+        a[i] = assign_all[idx[i]];
+    tr_cluster_psi(y, n, nc, a, K, psi);
+    free(a);
+    free(y);
+}
+
+static void cluster_predict(const tr_clusters *cv0, const float *psi, uint32_t nc,
+                            const uint32_t *assign_all, const uint32_t *idx, uint32_t n,
+                            float *P)
+{
+    tr_clusters cv = *cv0;
+    cv.psi = psi;
+    cv.n_models = nc;
+    for (uint32_t i = 0; i < n; i++)
+        tr_cluster_predict(&cv, assign_all[idx[i]], P + (size_t)i * nc);
+}
+
+typedef struct seed_result {
+    curve c[M_COUNT];
+    int has[M_COUNT];
+    uint32_t k, K;
+    double best_single_q, qnc_cost[M_COUNT];
+    /* fidelity (kNN at the chosen k) */
+    double same, area_f32, recall10, recall10_pf;
+} seed_result;
+
+static double qnc_of(const curve *c, double q_best, double cmin, double cmax, double c_best)
+{
+    for (int g = 0; g < GRID; g++)
+        if (c->q[g] >= q_best - 1e-12) {
+            double raw = cmin + (cmax - cmin) * (double)g / (GRID - 1);
+            return c_best > 0 ? raw / c_best : 0.0;
+        }
+    return NAN;
+}
+
+static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const eval_opts *o,
+                    uint64_t seed, seed_result *r)
+{
+    const uint32_t dim = p->dim, n = p->n;
+    memset(r, 0, sizeof *r);
+    uint64_t rs = seed * 0x2545F4914F6CDD1Dull + 1;
+    /* Splits. */
+    split s = {0};
+    uint32_t *perm = tr_xmalloc(n * sizeof *perm);
+    for (uint32_t i = 0; i < n; i++)
+        perm[i] = i;
+    shuffle(perm, n, &rs);
+    s.ntr = (uint32_t)(0.6 * n);
+    s.nva = (uint32_t)(0.1 * n);
+    s.nte = n - s.ntr - s.nva;
+    s.tr = perm;
+    s.va = perm + s.ntr;
+    s.te = perm + s.ntr + s.nva;
+    uint32_t *mperm = tr_xmalloc(p->n_models * sizeof *mperm);
+    for (uint32_t m = 0; m < p->n_models; m++)
+        mperm[m] = m;
+    shuffle(mperm, p->n_models, &rs);
+    s.nmtr = o->fixed_pool ? p->n_models : p->n_models / 2;
+    s.nmte = o->fixed_pool ? p->n_models : p->n_models - s.nmtr;
+    s.mtr = mperm;
+    s.mte = o->fixed_pool ? mperm : mperm + s.nmtr;
+    /* Where the routed (test) models' labels come from: the validation
+     * prompts for new models, the train prompts for a fixed pool. */
+    const uint32_t *lab = o->fixed_pool ? s.tr : s.va, nlab = o->fixed_pool ? s.ntr : s.nva;
+
+    /* Embeddings: pc fitted on the train prompts, then the device's bits. */
+    float *f = tr_xmalloc((size_t)n * dim * sizeof *f);
+    int8_t *q = tr_xmalloc((size_t)n * dim);
+    tr_embedder e;
+    if (!o->no_pc && !o->random_emb) {
+        float *x = tr_xmalloc((size_t)s.ntr * dim * sizeof *x);
+        for (uint32_t i = 0; i < s.ntr; i++)
+            memcpy(x + (size_t)i * dim, p->raw + (size_t)s.tr[i] * dim, dim * sizeof *x);
+        float *pc = (float *)(void *)(table + tr_ld32(table + TR_E_OFF_PC));
+        int bad = tr_first_pc(x, s.ntr, dim, pc);
+        free(x);
+        if (bad)
+            return tr_err("out of memory");
+        tr_st32(table + TR_E_FLAGS, TR_EMB_HAS_PC);
+    } else {
+        tr_st32(table + TR_E_FLAGS, 0);
+    }
+    if (tr_embedder_view(table, table_len, &e) != TR_OK)
+        return tr_err("internal: embedder view");
+    for (uint32_t i = 0; i < n; i++) {
+        float *v = f + (size_t)i * dim;
+        if (o->random_emb) {
+            memcpy(v, p->raw + (size_t)i * dim, dim * sizeof *v);
+        } else {
+            uint32_t known;
+            const char *t = p->ds.prompts[p->prompt[i]].text;
+            tr_embed_f32(&e, t, strlen(t), v, &known);
+        }
+        if (tr_quantize_i8(v, dim, q + (size_t)i * dim) != TR_OK) {
+            /* Zeroed by the pc removal: a direction of its own. */
+            memset(q + (size_t)i * dim, 0, dim);
+            q[(size_t)i * dim + i % dim] = 1;
+        }
+        tr_normalize(v, dim);
+    }
+
+    double cn_tr[256], cn_te[256], cmin, cmax, tmin, tmax;
+    norm_costs(p, s.mtr, s.nmtr, cn_tr, &tmin, &tmax);
+    norm_costs(p, s.mte, s.nmte, cn_te, &cmin, &cmax);
+    float *Yte = sub_y(p, s.te, s.nte, s.mte, s.nmte);   /* truth, test models */
+    float *Yva_te = sub_y(p, s.va, s.nva, s.mte, s.nmte);
+    float *Ylab = sub_y(p, lab, nlab, s.mte, s.nmte); /* what the router knows of them */
+    float *Yva_tr = sub_y(p, s.va, s.nva, s.mtr, s.nmtr);
+    float *Ytr_tr = sub_y(p, s.tr, s.ntr, s.mtr, s.nmtr);
+    float *P = tr_xmalloc((size_t)(s.nte > s.nva ? s.nte : s.nva) * p->n_models * sizeof *P);
+    curve cv_tmp;
+
+    /* Best single test model on the test prompts: QNC's target. */
+    r->best_single_q = -1;
+    double c_best = 0;
+    for (uint32_t m = 0; m < s.nmte; m++) {
+        double a = 0;
+        for (uint32_t i = 0; i < s.nte; i++)
+            a += Yte[(size_t)i * s.nmte + m];
+        a /= s.nte;
+        double c = p->ds.models[p->model_col[s.mte[m]]].cost;
+        if (a > r->best_single_q || (a == r->best_single_q && c < c_best)) {
+            r->best_single_q = a;
+            c_best = c;
+        }
+    }
+
+    /* kNN: k on validation (training models, train references). */
+    uint32_t kmax = k_grid[N_KG - 1];
+    if (kmax > s.nva || kmax > nlab)
+        kmax = s.nva < nlab ? s.nva : nlab;
+    uint32_t *nb = tr_xmalloc((size_t)(s.nva > s.nte ? s.nva : s.nte) * k_grid[N_KG - 1] *
+                              sizeof *nb);
+    knn_int8(q, s.va, s.nva, q, s.tr, s.ntr, dim, k_grid[N_KG - 1], nb);
+    double best_area = -1;
+    for (uint32_t g = 0; g < N_KG; g++) {
+        if (k_grid[g] > kmax)
+            break;
+        knn_predict(nb, s.nva, k_grid[N_KG - 1], k_grid[g], Ytr_tr, s.nmtr, P);
+        route_curve(P, Yva_tr, s.nva, s.nmtr, cn_tr, &cv_tmp, NULL);
+        if (cv_tmp.area > best_area) {
+            best_area = cv_tmp.area;
+            r->k = k_grid[g];
+        }
+    }
+    /* Test: the test models through their labels. */
+    knn_int8(q, s.te, s.nte, q, lab, nlab, dim, kmax, nb);
+    knn_predict(nb, s.nte, kmax, r->k, Ylab, s.nmte, P);
+    uint32_t *ch8 = tr_xmalloc((size_t)N_LAMBDA * s.nte * sizeof *ch8),
+             *ch32 = tr_xmalloc((size_t)N_LAMBDA * s.nte * sizeof *ch32);
+    route_curve(P, Yte, s.nte, s.nmte, cn_te, &r->c[M_KNN], ch8);
+    r->has[M_KNN] = 1;
+    /* Fidelity: the same with float32 embeddings and exact cosine. */
+    uint32_t *nbf = tr_xmalloc((size_t)s.nte * kmax * sizeof *nbf);
+    knn_f32(f, s.te, s.nte, lab, nlab, dim, kmax, nbf);
+    knn_predict(nbf, s.nte, kmax, r->k, Ylab, s.nmte, P);
+    curve cf;
+    route_curve(P, Yte, s.nte, s.nmte, cn_te, &cf, ch32);
+    r->area_f32 = cf.area;
+    size_t same = 0;
+    for (size_t i = 0; i < (size_t)N_LAMBDA * s.nte; i++)
+        same += ch8[i] == ch32[i];
+    r->same = (double)same / ((double)N_LAMBDA * s.nte);
+    uint32_t k10 = kmax < 10 ? kmax : 10;
+    double rec = 0;
+    for (uint32_t i = 0; i < s.nte; i++)
+        for (uint32_t a = 0; a < k10; a++)
+            for (uint32_t b = 0; b < k10; b++)
+                rec += nb[(size_t)i * kmax + a] == nbf[(size_t)i * kmax + b];
+    r->recall10 = rec / ((double)s.nte * k10);
+    /* Prefilter recall: Hamming top-C on sign codes, exact rerank. */
+    {
+        const uint32_t words = (dim + 63) / 64, C = nlab < 400 ? nlab : 400;
+        int8_t *rows = tr_xmalloc((size_t)nlab * dim);
+        float *inv = tr_xmalloc(nlab * sizeof *inv);
+        uint64_t *codes = tr_xcalloc((size_t)nlab * words, 8), *qc = tr_xmalloc(words * 8);
+        for (uint32_t j = 0; j < nlab; j++) {
+            memcpy(rows + (size_t)j * dim, q + (size_t)lab[j] * dim, dim);
+            double ss = 0;
+            for (uint32_t d = 0; d < dim; d++)
+                ss += (double)rows[(size_t)j * dim + d] * rows[(size_t)j * dim + d];
+            inv[j] = (float)(1.0 / sqrt(ss));
+            tr_knn_sign_code(rows + (size_t)j * dim, dim, codes + (size_t)j * words, words);
+        }
+        tr_refs refs = {nlab, dim, dim, rows, inv};
+        tr_codes cd = {words, codes};
+        uint32_t ham[TR_KNN_BLOCK];
+        tr_neighbor *cand = tr_xmalloc(C * sizeof *cand), out[10];
+        double rp = 0;
+        for (uint32_t i = 0; i < s.nte; i++) {
+            uint32_t got = tr_knn_search_prefilter(tr_kernels_active(), &refs, &cd,
+                                                   q + (size_t)s.te[i] * dim, k10, C, qc, ham,
+                                                   cand, out);
+            for (uint32_t a = 0; a < got; a++)
+                for (uint32_t b = 0; b < k10; b++)
+                    rp += out[a].idx == nbf[(size_t)i * kmax + b];
+        }
+        r->recall10_pf = rp / ((double)s.nte * k10);
+        free(rows), free(inv), free(codes), free(qc), free(cand);
+    }
+    free(nbf);
+    free(ch8);
+    free(ch32);
+
+    /* K-means: K on validation (training models' Psi from train). */
+    uint32_t *assign = tr_xmalloc(n * sizeof *assign);
+    float *cent = tr_xmalloc((size_t)K_grid[N_CG - 1] * dim * sizeof *cent);
+    float *psi = tr_xmalloc((size_t)K_grid[N_CG - 1] * p->n_models * sizeof *psi);
+    tr_buf sec = {0}, best_sec = {0};
+    tr_clusters cv;
+    float *best_cent = tr_xmalloc((size_t)K_grid[N_CG - 1] * dim * sizeof *best_cent);
+    uint32_t *best_assign = tr_xmalloc(n * sizeof *best_assign);
+    best_area = -1;
+    for (uint32_t g = 0; g < N_CG; g++) {
+        uint32_t K = K_grid[g];
+        if (K > s.ntr / 4)
+            break;
+        if (fit_clusters(p, f, q, &s, K, seed, &sec, &cv, cent, assign))
+            return 1;
+        psi_of(p, s.tr, s.ntr, s.mtr, s.nmtr, assign, K, psi);
+        cluster_predict(&cv, psi, s.nmtr, assign, s.va, s.nva, P);
+        route_curve(P, Yva_tr, s.nva, s.nmtr, cn_tr, &cv_tmp, NULL);
+        if (cv_tmp.area > best_area) {
+            best_area = cv_tmp.area;
+            r->K = K;
+            best_sec.len = 0;
+            tr_buf_put(&best_sec, sec.data, sec.len);
+            memcpy(best_cent, cent, (size_t)K * dim * sizeof *cent);
+            memcpy(best_assign, assign, n * sizeof *assign);
+        }
+    }
+    if (tr_clusters_view(best_sec.data, best_sec.len, dim, 1, &cv) != TR_OK)
+        return tr_err("internal: clusters view");
+    memcpy(cent, best_cent, (size_t)r->K * dim * sizeof *cent);
+    memcpy(assign, best_assign, n * sizeof *assign);
+    free(best_cent);
+    free(best_assign);
+    psi_of(p, lab, nlab, s.mte, s.nmte, assign, r->K, psi);
+    cluster_predict(&cv, psi, s.nmte, assign, s.te, s.nte, P);
+    route_curve(P, Yte, s.nte, s.nmte, cn_te, &r->c[M_KMEANS], NULL);
+    r->has[M_KMEANS] = 1;
+
+    /* Learned cluster map at that K: trained on the train prompts with the
+     * training models; the test models enter through their Psi. */
+    if (!o->no_lmap) {
+        float *psi_tr = tr_xmalloc((size_t)r->K * s.nmtr * sizeof *psi_tr);
+        psi_of(p, s.tr, s.ntr, s.mtr, s.nmtr, assign, r->K, psi_tr);
+        float *phi = tr_xmalloc((size_t)s.ntr * dim * sizeof *phi),
+              *err = tr_xmalloc((size_t)s.ntr * s.nmtr * sizeof *err);
+        for (uint32_t i = 0; i < s.ntr; i++) {
+            const int8_t *qi = q + (size_t)s.tr[i] * dim;
+            double ss = 0;
+            for (uint32_t d = 0; d < dim; d++)
+                ss += (double)qi[d] * qi[d];
+            for (uint32_t d = 0; d < dim; d++)
+                phi[(size_t)i * dim + d] = (float)(qi[d] / sqrt(ss));
+            for (uint32_t m = 0; m < s.nmtr; m++)
+                err[(size_t)i * s.nmtr + m] = 1.0f - Ytr_tr[(size_t)i * s.nmtr + m];
+        }
+        float *theta = tr_xmalloc((size_t)r->K * (dim + 1) * sizeof *theta);
+        double before;
+        double loss = tr_learned_map_fit(phi, s.ntr, dim, err, s.nmtr, psi_tr, cent, r->K, 100,
+                                         theta, &before);
+        if (loss >= 0) {
+            tr_learned_map map = {r->K, dim, theta};
+            tr_clusters c2 = cv;
+            c2.psi = psi;
+            c2.n_models = s.nmte;
+            float z[TR_LMAP_MAX_K];
+            for (uint32_t i = 0; i < s.nte; i++)
+                tr_learned_map_predict(&map, &c2, q + (size_t)s.te[i] * dim, z,
+                                       P + (size_t)i * s.nmte);
+            route_curve(P, Yte, s.nte, s.nmte, cn_te, &r->c[M_LMAP], NULL);
+            r->has[M_LMAP] = 1;
+        }
+        free(psi_tr), free(phi), free(err), free(theta);
+    }
+
+    /* Pareto-random: the front by validation accuracy, mixed on test. */
+    {
+        double va_acc[256], te_acc[256];
+        for (uint32_t m = 0; m < s.nmte; m++) {
+            va_acc[m] = te_acc[m] = 0;
+            for (uint32_t i = 0; i < s.nva; i++)
+                va_acc[m] += Yva_te[(size_t)i * s.nmte + m];
+            for (uint32_t i = 0; i < s.nte; i++)
+                te_acc[m] += Yte[(size_t)i * s.nmte + m];
+            va_acc[m] /= s.nva;
+            te_acc[m] /= s.nte;
+        }
+        uint32_t order[256], front[256], nf = 0;
+        for (uint32_t m = 0; m < s.nmte; m++)
+            order[m] = m;
+        for (uint32_t a = 1; a < s.nmte; a++) /* by cost, then better val first */
+            for (uint32_t b = a; b > 0; b--) {
+                uint32_t x = order[b - 1], y = order[b];
+                if (cn_te[y] < cn_te[x] || (cn_te[y] == cn_te[x] && va_acc[y] > va_acc[x])) {
+                    order[b - 1] = y;
+                    order[b] = x;
+                }
+            }
+        for (uint32_t a = 0; a < s.nmte; a++)
+            if (nf == 0 || va_acc[order[a]] > va_acc[front[nf - 1]])
+                front[nf++] = order[a];
+        curve *c = &r->c[M_PARETO];
+        uint32_t v = 0;
+        for (int g = 0; g < GRID; g++) {
+            double b = (double)g / (GRID - 1);
+            while (v + 1 < nf && cn_te[front[v + 1]] <= b)
+                v++;
+            if (v + 1 >= nf || b <= cn_te[front[0]])
+                c->q[g] = te_acc[front[v]];
+            else {
+                double c0 = cn_te[front[v]], c1 = cn_te[front[v + 1]];
+                c->q[g] = te_acc[front[v]] +
+                          (te_acc[front[v + 1]] - te_acc[front[v]]) * (b - c0) / (c1 - c0);
+            }
+        }
+        summarise(c);
+        r->has[M_PARETO] = 1;
+    }
+    /* Oracle: the truth as the prediction. */
+    route_curve(Yte, Yte, s.nte, s.nmte, cn_te, &r->c[M_ORACLE], NULL);
+    r->has[M_ORACLE] = 1;
+    for (int m = 0; m < M_COUNT; m++)
+        if (r->has[m])
+            r->c[m].qnc = qnc_of(&r->c[m], r->best_single_q, cmin, cmax, c_best);
+
+    tr_buf_free(&sec);
+    tr_buf_free(&best_sec);
+    free(assign), free(cent), free(psi), free(nb), free(P);
+    free(Yte), free(Yva_te), free(Ylab), free(Yva_tr), free(Ytr_tr);
+    free(f), free(q), free(perm), free(mperm);
+    return 0;
+}
+
+/* ---- output ---- */
+
+static void mean_std(const double *x, int n, double *mean, double *sd, int *finite)
+{
+    double s = 0, ss = 0;
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (isfinite(x[i])) {
+            s += x[i];
+            k++;
+        }
+    *mean = k ? s / k : NAN;
+    for (int i = 0; i < n; i++)
+        if (isfinite(x[i]))
+            ss += (x[i] - *mean) * (x[i] - *mean);
+    *sd = k > 1 ? sqrt(ss / (k - 1)) : 0.0;
+    if (finite)
+        *finite = k;
+}
+
+static cJSON *stat_json(const double *x, int n, int with_finite)
+{
+    double m, sd;
+    int k;
+    mean_std(x, n, &m, &sd, &k);
+    cJSON *o = cJSON_CreateObject();
+    if (isfinite(m)) {
+        cJSON_AddNumberToObject(o, "mean", m);
+        cJSON_AddNumberToObject(o, "std", sd);
+    } else {
+        cJSON_AddNullToObject(o, "mean");
+        cJSON_AddNullToObject(o, "std");
+    }
+    if (with_finite)
+        cJSON_AddNumberToObject(o, "finite", k);
+    return o;
+}
+
+static int file_sha256(const char *path, char hex[65])
+{
+    size_t len;
+    uint8_t *b = tr_read_file(path, &len), h[32];
+    if (!b)
+        return 1;
+    mbedtls_sha256_ret(b, len, h, 0);
+    free(b);
+    for (int i = 0; i < 32; i++)
+        sprintf(hex + 2 * i, "%02x", h[i]);
+    return 0;
+}
+
+static cJSON *dataset_json(const prepared *p, const eval_opts *o, seed_result *sr,
+                           const char *emb_sha, double *headline)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "name", p->name);
+    cJSON_AddStringToObject(d, "path", p->path);
+    cJSON_AddNumberToObject(d, "n_prompts", p->n);
+    cJSON_AddNumberToObject(d, "n_models", p->n_models);
+    cJSON_AddStringToObject(d, "model_split", o->fixed_pool ? "none (fixed pool)"
+                                                            : "half train, half test (new models)");
+    cJSON_AddNumberToObject(d, "dropped_unknown_score", p->dropped_unknown);
+    cJSON_AddNumberToObject(d, "dropped_no_known_word", p->dropped_no_word);
+    cJSON_AddStringToObject(d, "cost_unit", "the dataset's models.csv cost (see its SOURCE.md)");
+    cJSON *e = cJSON_AddObjectToObject(d, "embedder");
+    char ename[256];
+    snprintf(ename, sizeof ename, "%s%s%s%s", o->random_emb ? "random (floor)" : o->embedder,
+             o->uniform ? " mean" : " SIF", o->no_pc || o->random_emb ? "" : " -pc", "");
+    cJSON_AddStringToObject(e, "name", ename);
+    cJSON_AddStringToObject(e, "sha256", emb_sha);
+    cJSON *seeds = cJSON_AddArrayToObject(d, "seeds");
+    for (int i = 0; i < o->n_seeds; i++)
+        cJSON_AddItemToArray(seeds, cJSON_CreateNumber(i + 1));
+    cJSON *ms = cJSON_AddArrayToObject(d, "methods");
+    double x[64];
+    for (int m = 0; m < M_COUNT; m++) {
+        if (!sr[0].has[m])
+            continue;
+        cJSON *mo = cJSON_CreateObject();
+        cJSON_AddStringToObject(mo, "id", method_id[m]);
+        cJSON_AddStringToObject(mo, "label", method_label[m]);
+        cJSON_AddStringToObject(mo, "kind", method_kind[m]);
+        if (m == M_KNN || m == M_KMEANS || m == M_LMAP) {
+            cJSON_AddStringToObject(mo, "param", m == M_KNN ? "k" : "K");
+            cJSON *ch = cJSON_AddArrayToObject(mo, "chosen");
+            for (int i = 0; i < o->n_seeds; i++)
+                cJSON_AddItemToArray(ch, cJSON_CreateNumber(m == M_KNN ? sr[i].k : sr[i].K));
+        }
+        for (int i = 0; i < o->n_seeds; i++)
+            x[i] = sr[i].c[m].area;
+        cJSON_AddItemToObject(mo, "area", stat_json(x, o->n_seeds, 0));
+        headline[m] = cJSON_GetObjectItem(cJSON_GetObjectItem(mo, "area"), "mean")->valuedouble;
+        for (int i = 0; i < o->n_seeds; i++)
+            x[i] = sr[i].c[m].qnc;
+        cJSON_AddItemToObject(mo, "qnc", stat_json(x, o->n_seeds, 1));
+        for (int i = 0; i < o->n_seeds; i++)
+            x[i] = sr[i].c[m].peak;
+        cJSON_AddItemToObject(mo, "peak", stat_json(x, o->n_seeds, 0));
+        cJSON *cu = cJSON_AddArrayToObject(mo, "curve");
+        for (int g = 0; g < OUT_GRID; g++) {
+            int at = g * (GRID - 1) / (OUT_GRID - 1);
+            double q = 0;
+            for (int i = 0; i < o->n_seeds; i++)
+                q += sr[i].c[m].q[at];
+            cJSON *pt = cJSON_CreateArray();
+            cJSON_AddItemToArray(pt, cJSON_CreateNumber((double)g / (OUT_GRID - 1)));
+            cJSON_AddItemToArray(pt, cJSON_CreateNumber(q / o->n_seeds));
+            cJSON_AddItemToArray(cu, pt);
+        }
+        cJSON_AddItemToArray(ms, mo);
+    }
+    cJSON *fi = cJSON_AddObjectToObject(d, "fidelity");
+    double a[64];
+#define FID(field, key)                                                                          \
+    do {                                                                                         \
+        for (int i = 0; i < o->n_seeds; i++)                                                     \
+            a[i] = sr[i].field;                                                                  \
+        double mm, sd;                                                                           \
+        mean_std(a, o->n_seeds, &mm, &sd, NULL);                                                 \
+        cJSON_AddNumberToObject(fi, key, mm);                                                    \
+    } while (0)
+    FID(same, "same_decisions");
+    FID(c[M_KNN].area, "area_int8");
+    FID(area_f32, "area_f32");
+    FID(recall10, "recall_at_10");
+    FID(recall10_pf, "recall_at_10_prefilter");
+#undef FID
+    for (int i = 0; i < o->n_seeds; i++)
+        a[i] = fabs(sr[i].c[M_KNN].area - sr[i].area_f32);
+    double mm, sd;
+    mean_std(a, o->n_seeds, &mm, &sd, NULL);
+    cJSON_AddNumberToObject(fi, "delta_area", mm);
+    cJSON_AddNumberToObject(fi, "prefilter_candidates", 400);
+    return d;
+}
+
+static const char usage[] =
+    "usage: tinyroute eval --data DIR [--data DIR ...] --embedder TABLE [--seeds 10]\n"
+    "                      [--json OUT.json] [--report OUT.html] [--force]\n"
+    "                      [--no-pc] [--mean] [--random-embedding] [--no-learned-map]\n"
+    "                      [--fixed-pool]\n"
+    "The protocol of Jitkrittum et al. 2025 on each dataset: prompts split\n"
+    "60/10/30 train/validation/test, models split in half (the test models are\n"
+    "known only through their validation labels, as in a dynamic pool), k and K\n"
+    "chosen on validation, SEEDS random splits. Prints Area, QNC and Peak (mean\n"
+    "and standard deviation over the seeds) of the deferral curve of kNN, K-means\n"
+    "routing, the learned cluster map, Pareto-random and the oracle, and the\n"
+    "int8-vs-float32 fidelity of kNN. Models with more than 1% unknown scores and\n"
+    "prompts with an unknown score are left out (and counted). --no-pc keeps the\n"
+    "first principal component, --mean weighs words equally instead of SIF,\n"
+    "--random-embedding replaces the embedder by random vectors (the floor).\n"
+    "--fixed-pool: no model split, every model is known on the train prompts\n"
+    "(a pack built for the models it routes among).\n"
+    "(With --pack, eval measures a built pack instead: see eval --pack --help.)\n";
+
+int tr_eval_protocol(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"data", required_argument, 0, 'd'}, {"embedder", required_argument, 0, 'e'},
+        {"seeds", required_argument, 0, 's'}, {"json", required_argument, 0, 'j'},
+        {"report", required_argument, 0, 'r'}, {"force", no_argument, 0, 'f'},
+        {"no-pc", no_argument, 0, 'P'}, {"mean", no_argument, 0, 'M'},
+        {"random-embedding", no_argument, 0, 'R'}, {"no-learned-map", no_argument, 0, 'L'},
+        {"fixed-pool", no_argument, 0, 'F'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    eval_opts o = {.n_seeds = 10};
+    int c;
+    uint64_t u;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            if (o.n_data == 8)
+                return tr_err("at most 8 --data"), 2;
+            o.data[o.n_data++] = optarg;
+            break;
+        case 'e': o.embedder = optarg; break;
+        case 's':
+            if (tr_parse_u64(optarg, &u) || u < 1 || u > 64)
+                return tr_err("--seeds must be in 1..64, not '%s'", optarg), 2;
+            o.n_seeds = (int)u;
+            break;
+        case 'j': o.json = optarg; break;
+        case 'r': o.report = optarg; break;
+        case 'f': o.force = 1; break;
+        case 'P': o.no_pc = 1; break;
+        case 'M': o.uniform = 1; break;
+        case 'R': o.random_emb = 1; break;
+        case 'L': o.no_lmap = 1; break;
+        case 'F': o.fixed_pool = 1; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (!o.n_data || !o.embedder || optind != argc) {
+        tr_err("eval needs --data and --embedder (or --pack, see eval --pack --help)");
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *outs[2] = {o.json, o.report};
+    for (int i = 0; i < 2; i++)
+        if (outs[i] && !o.force && access(outs[i], F_OK) == 0)
+            return tr_err("%s exists; not overwriting it (use --force)", outs[i]), 2;
+    size_t table_len;
+    uint8_t *table = tr_read_file(o.embedder, &table_len);
+    if (!table)
+        return 1;
+    tr_embedder e;
+    if (tr_embedder_view(table, table_len, &e) != TR_OK) {
+        free(table);
+        return tr_err("%s: not a valid embedder table", o.embedder);
+    }
+    if (e.flags & TR_EMB_HAS_PC) {
+        free(table);
+        return tr_err("%s: the table already removes a component; give the plain table",
+                      o.embedder);
+    }
+    if (o.uniform) /* plain mean of the word vectors */
+        for (uint32_t w = 0; w < e.n_words; w++)
+            tr_stf32(table + tr_ld32(table + TR_E_OFF_WEIGHTS) + 4 * w, 1.0f);
+    char emb_sha[65];
+    file_sha256(o.embedder, emb_sha);
+    char cmdline[2048] = "tinyroute";
+    for (int i = 0; i < argc; i++) {
+        size_t l = strlen(cmdline);
+        snprintf(cmdline + l, sizeof cmdline - l, " %s", argv[i]);
+    }
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "tinyroute_version", TR_VERSION_STRING);
+    cJSON_AddStringToObject(doc, "kernel", tr_kernel_name());
+    char when[32];
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    cJSON_AddStringToObject(doc, "created", when);
+    cJSON_AddStringToObject(doc, "command", cmdline);
+    cJSON_AddStringToObject(
+        doc, "protocol",
+        "Jitkrittum et al. 2025: prompts 60/10/30 train/validation/test, models split in half; "
+        "test models known only by their validation labels; k in {5,10,20,50,100,200} and K in "
+        "{4,8,16,32,64} chosen by validation Area with the training models; learned map at the "
+        "chosen K; deferral curve = upper concave hull of the (cost, accuracy) points of a "
+        "lambda sweep, cost normalised between the cheapest and costliest test model; QNC = "
+        "least cost reaching the best test model's test accuracy, relative to that model's cost");
+    cJSON *dsets = cJSON_AddArrayToObject(doc, "datasets");
+    int r = 0;
+    printf("%-22s %-30s %-15s %-17s %-15s %s\n", "dataset", "method", "Area", "QNC (finite)",
+           "Peak", "chosen");
+    for (int di = 0; di < o.n_data && r == 0; di++) {
+        prepared p;
+        if ((r = prepare(o.data[di], table, table_len, &o, &p)) != 0) {
+            prepared_free(&p);
+            break;
+        }
+        seed_result *sr = tr_xcalloc((size_t)o.n_seeds, sizeof *sr);
+        for (int si = 0; si < o.n_seeds && r == 0; si++) {
+            fprintf(stderr, "\reval: %s: seed %d/%d", p.name, si + 1, o.n_seeds);
+            r = run_seed(&p, table, table_len, &o, (uint64_t)si + 1, &sr[si]);
+        }
+        fprintf(stderr, "\n");
+        if (r == 0) {
+            double head[M_COUNT];
+            cJSON *d = dataset_json(&p, &o, sr, emb_sha, head);
+            cJSON_AddItemToArray(dsets, d);
+            const cJSON *ms = cJSON_GetObjectItem(d, "methods"), *mo;
+            cJSON_ArrayForEach(mo, ms)
+            {
+                const cJSON *a = cJSON_GetObjectItem(mo, "area"), *q = cJSON_GetObjectItem(mo, "qnc"),
+                            *pk = cJSON_GetObjectItem(mo, "peak"), *ch = cJSON_GetObjectItem(mo, "chosen");
+                char as[32], qs[32], ps[32], cs[64] = "";
+                snprintf(as, sizeof as, "%.4f±%.4f", cJSON_GetObjectItem(a, "mean")->valuedouble,
+                         cJSON_GetObjectItem(a, "std")->valuedouble);
+                const cJSON *qm = cJSON_GetObjectItem(q, "mean");
+                if (cJSON_IsNull(qm))
+                    snprintf(qs, sizeof qs, "inf (0)");
+                else
+                    snprintf(qs, sizeof qs, "%.3f (%d)", qm->valuedouble,
+                             cJSON_GetObjectItem(q, "finite")->valueint);
+                snprintf(ps, sizeof ps, "%.4f±%.4f", cJSON_GetObjectItem(pk, "mean")->valuedouble,
+                         cJSON_GetObjectItem(pk, "std")->valuedouble);
+                if (ch) {
+                    const cJSON *v;
+                    size_t l = 0;
+                    cJSON_ArrayForEach(v, ch) if (l < sizeof cs - 8) l +=
+                        (size_t)snprintf(cs + l, sizeof cs - l, "%s%d", l ? "," : "", v->valueint);
+                }
+                printf("%-22s %-30s %-15s %-17s %-15s %s\n", p.name,
+                       cJSON_GetObjectItem(mo, "label")->valuestring, as, qs, ps, cs);
+            }
+            const cJSON *fi = cJSON_GetObjectItem(d, "fidelity");
+            printf("%-22s fidelity int8 vs float32: %.4f same decisions, |dArea| %.5f, "
+                   "recall@10 %.4f (prefilter C=400: %.4f)\n",
+                   p.name, cJSON_GetObjectItem(fi, "same_decisions")->valuedouble,
+                   cJSON_GetObjectItem(fi, "delta_area")->valuedouble,
+                   cJSON_GetObjectItem(fi, "recall_at_10")->valuedouble,
+                   cJSON_GetObjectItem(fi, "recall_at_10_prefilter")->valuedouble);
+        }
+        free(sr);
+        prepared_free(&p);
+    }
+    if (r == 0 && o.json) {
+        char *t = cJSON_Print(doc);
+        r = tr_write_file_atomic(o.json, t, strlen(t));
+        free(t);
+    }
+    if (r == 0 && o.report) {
+        r = tr_err("--report: the HTML writer is not merged yet; use --json");
+    }
+    cJSON_Delete(doc);
+    free(table);
+    return r ? 1 : 0;
+}
