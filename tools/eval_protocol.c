@@ -32,6 +32,8 @@
 #include "tr_knn.h"
 #include "tr_learned_map.h"
 #include "tr_learned_map_fit.h"
+#include "tr_task.h"
+#include "tr_task_fit.h"
 #include "util.h"
 
 #define GRID 1001       /* cost grid of the curves, 0..1 */
@@ -57,6 +59,8 @@ typedef struct eval_opts {
     int n_seeds;
     int no_pc, uniform, random_emb, no_lmap;
     int fixed_pool; /* no model split: every model known on the train prompts */
+    int tasks;      /* the leave-one-task-out table */
+    double max_cost;/* > 0: only models this cheap */
     const char *json, *report;
     int force;
     const char *command;
@@ -228,6 +232,8 @@ static int prepare(const char *path, uint8_t *table, size_t table_len, const eva
         size_t unknown = 0;
         for (size_t i = 0; i < ds->n_prompts; i++)
             unknown += isnan(ds->scores[i * ds->n_models + m]);
+        if (o->max_cost > 0 && ds->models[m].cost > o->max_cost)
+            continue;
         if ((double)unknown <= MAX_UNKNOWN_SHARE * (double)ds->n_prompts)
             p->model_col[p->n_models++] = m;
         else
@@ -755,6 +761,221 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
     return 0;
 }
 
+/* ---- task-level selection, leave one task out (Shnitzer et al. 2023) ----
+ * Each task in turn is the "new task": the references are every prompt of
+ * the other tasks (all models known), the S3 regression table is fitted on
+ * those other tasks alone (as the builder does), and one model is chosen for
+ * the whole held-out task by S1, S2, S3 (after the out-of-distribution gate)
+ * and BMA; each choice scores its mean accuracy on the task. The same model
+ * functions as the device (models/task.c); the choice rule is the device's
+ * at lambda 0. */
+#define TASK_K 100
+#define TASK_K_DIST 19
+#define TASK_MIN_PROMPTS 20
+
+typedef struct task_row {
+    const char *name;
+    uint32_t n;
+    double s1, s2, s3, bma, oracle;
+    int kept_bma;
+} task_row;
+
+static uint32_t argmax_score(const float *v, const double *cost, uint32_t nm)
+{
+    uint32_t b = 0;
+    for (uint32_t m = 1; m < nm; m++)
+        if (v[m] > v[b] || (v[m] == v[b] && cost[m] < cost[b]))
+            b = m;
+    return b;
+}
+
+static int eval_tasks(const prepared *p, uint8_t *table, size_t table_len, const eval_opts *o,
+                      task_row **rows_out, uint32_t *n_rows)
+{
+    const uint32_t n = p->n, dim = p->dim, nm = p->n_models;
+    /* Embeddings: pc fitted on every prompt (unlabelled, so no leak). */
+    int8_t *q = tr_xmalloc((size_t)n * dim);
+    tr_embedder e;
+    if (!o->no_pc && !o->random_emb) {
+        float *pc = (float *)(void *)(table + tr_ld32(table + TR_E_OFF_PC));
+        if (tr_first_pc(p->raw, n, dim, pc))
+            return tr_err("out of memory");
+        tr_st32(table + TR_E_FLAGS, TR_EMB_HAS_PC);
+    } else {
+        tr_st32(table + TR_E_FLAGS, 0);
+    }
+    tr_embedder_view(table, table_len, &e);
+    float *acc = tr_xmalloc(dim * sizeof *acc);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t known;
+        const char *t = p->ds.prompts[p->prompt[i]].text;
+        if (o->random_emb)
+            memcpy(acc, p->raw + (size_t)i * dim, dim * sizeof *acc);
+        else
+            tr_embed_f32(&e, t, strlen(t), acc, &known);
+        if (tr_quantize_i8(acc, dim, q + (size_t)i * dim) != TR_OK) {
+            memset(q + (size_t)i * dim, 0, dim);
+            q[(size_t)i * dim + i % dim] = 1;
+        }
+    }
+    free(acc);
+    /* Task ids. */
+    tr_strmap names = {0};
+    uint32_t *task = tr_xmalloc(n * sizeof *task), nt = 0;
+    const char **tname = tr_xmalloc(n * sizeof *tname);
+    for (uint32_t i = 0; i < n; i++) {
+        const char *t = p->ds.prompts[p->prompt[i]].task;
+        size_t v;
+        if (tr_strmap_add(&names, t, nt, &v) == 0) {
+            tname[nt] = t;
+            task[i] = nt++;
+        } else {
+            task[i] = (uint32_t)v;
+        }
+    }
+    tr_strmap_free(&names);
+    uint32_t *count = tr_xcalloc(nt, sizeof *count);
+    for (uint32_t i = 0; i < n; i++)
+        count[task[i]]++;
+    double cost[256];
+    for (uint32_t m = 0; m < nm; m++)
+        cost[m] = p->ds.models[p->model_col[m]].cost;
+    task_row *rows = tr_xcalloc(nt, sizeof *rows);
+    uint32_t nr_out = 0;
+    int8_t *rr = tr_xmalloc((size_t)n * dim);
+    float *inv = tr_xmalloc(n * sizeof *inv), *ys = tr_xmalloc((size_t)n * nm * sizeof *ys);
+    uint32_t *rtask = tr_xmalloc(n * sizeof *rtask), *remap = tr_xmalloc(nt * sizeof *remap);
+    float *u = tr_xmalloc(nt * sizeof *u), *tacc = tr_xmalloc((size_t)nt * nm * sizeof *tacc);
+    float *g = tr_xmalloc(nm * sizeof *g), *sg = tr_xcalloc(nm, sizeof *sg),
+          *sa = tr_xcalloc(nm, sizeof *sa), *sv = tr_xcalloc(nm, sizeof *sv),
+          *v = tr_xmalloc(nm * sizeof *v), *pp = tr_xmalloc(nm * sizeof *pp);
+    tr_neighbor nb[TASK_K];
+    int32_t dots[TR_KNN_BLOCK];
+    uint32_t n_big = 0;
+    for (uint32_t t = 0; t < nt; t++)
+        n_big += count[t] >= TASK_MIN_PROMPTS;
+    if (n_big < 3) {
+        free(rows);
+        rows = NULL;
+        goto done; /* no task table: too few tasks */
+    }
+    for (uint32_t t = 0; t < nt; t++) {
+        if (count[t] < TASK_MIN_PROMPTS)
+            continue;
+        fprintf(stderr, "\reval: %s: task %u/%u", p->name, t + 1, nt);
+        /* The references: every prompt of the other tasks. */
+        uint32_t nref = 0, ntask = 0;
+        for (uint32_t x = 0; x < nt; x++)
+            remap[x] = x == t ? UINT32_MAX : ntask++;
+        double prior[256] = {0};
+        for (uint32_t i = 0; i < n; i++) {
+            if (task[i] == t)
+                continue;
+            memcpy(rr + (size_t)nref * dim, q + (size_t)i * dim, dim);
+            double ss = 0;
+            for (uint32_t d = 0; d < dim; d++)
+                ss += (double)q[(size_t)i * dim + d] * q[(size_t)i * dim + d];
+            inv[nref] = (float)(1.0 / sqrt(ss));
+            memcpy(ys + (size_t)nref * nm, p->Y + (size_t)i * nm, nm * sizeof *ys);
+            for (uint32_t m = 0; m < nm; m++)
+                prior[m] += p->Y[(size_t)i * nm + m];
+            rtask[nref++] = remap[task[i]];
+        }
+        tr_refs refs = {nref, dim, dim, rr, inv};
+        if (tr_task_fit(tr_kernels_active(), &refs, rtask, ntask, ys, nm, TASK_K, TASK_K_DIST, u,
+                        tacc) != 0)
+            return tr_err("out of memory");
+        tr_task_table tab = {ntask, nm, TASK_K_DIST, 0.09f, 0.6f, u, tacc};
+        memset(sg, 0, nm * sizeof *sg);
+        memset(sa, 0, nm * sizeof *sa);
+        memset(sv, 0, nm * sizeof *sv);
+        tr_task_sums sums = {nm, 0, 0, sg, sa, sv};
+        double truth[256] = {0};
+        for (uint32_t i = 0; i < n; i++) {
+            if (task[i] != t)
+                continue;
+            const int8_t *qi = q + (size_t)i * dim;
+            uint32_t f = tr_knn_search(tr_kernels_active(), &refs, qi, TASK_K, dots, nb);
+            double qq = 0;
+            for (uint32_t d = 0; d < dim; d++)
+                qq += (double)qi[d] * qi[d];
+            float iq = (float)(1.0 / sqrt(qq)), ud = 0;
+            for (uint32_t m = 0; m < nm; m++) {
+                double sum = 0;
+                for (uint32_t j = 0; j < f; j++)
+                    sum += ys[(size_t)nb[j].idx * nm + m];
+                g[m] = (float)(sum / f);
+                truth[m] += p->Y[(size_t)i * nm + m];
+            }
+            uint32_t kd = f < TASK_K_DIST ? f : TASK_K_DIST;
+            for (uint32_t j = 0; j < kd; j++)
+                ud += 1.0f - nb[j].sim * iq;
+            tr_task_sums_add(&sums, g, ud / (float)kd);
+        }
+        for (uint32_t m = 0; m < nm; m++) {
+            truth[m] /= count[t];
+            v[m] = (float)(prior[m] / nref);
+        }
+        task_row *row = &rows[nr_out++];
+        row->name = tname[t];
+        row->n = count[t];
+        uint32_t bma = argmax_score(v, cost, nm);
+        for (uint32_t m = 0; m < nm; m++)
+            v[m] = sg[m] / (float)sums.n;
+        uint32_t b1 = argmax_score(v, cost, nm);
+        for (uint32_t m = 0; m < nm; m++)
+            v[m] = sa[m] / (float)sums.n;
+        uint32_t b2 = argmax_score(v, cost, nm);
+        tr_task_p(&tab, (float)(sums.u / sums.n), pp);
+        for (uint32_t m = 0; m < nm; m++)
+            v[m] = pp[m] * v[m] + (1.0f - pp[m]) * (1.0f - v[m]);
+        uint32_t b3 = argmax_score(v, cost, nm);
+        float beats = b3 == bma ? 1.0f : tr_task_p_beats(&sums, b3, bma);
+        row->kept_bma = beats < tab.gate;
+        row->s1 = truth[b1];
+        row->s2 = truth[b2];
+        row->s3 = truth[row->kept_bma ? bma : b3];
+        row->bma = truth[bma];
+        row->oracle = truth[0];
+        for (uint32_t m = 1; m < nm; m++)
+            row->oracle = fmax(row->oracle, truth[m]);
+    }
+    fprintf(stderr, "\n");
+done:
+    free(q), free(task), free(tname), free(count), free(rr), free(inv), free(ys), free(rtask);
+    free(remap), free(u), free(tacc), free(g), free(sg), free(sa), free(sv), free(v), free(pp);
+    *rows_out = rows;
+    *n_rows = rows ? nr_out : 0;
+    return 0;
+}
+
+static cJSON *tasks_json(const task_row *rows, uint32_t nr)
+{
+    cJSON *t = cJSON_CreateObject();
+    cJSON_AddNumberToObject(t, "n_tasks", nr);
+    cJSON_AddNumberToObject(t, "k", TASK_K);
+    cJSON *a = cJSON_AddArrayToObject(t, "rows");
+    double mean[5] = {0};
+    for (uint32_t i = 0; i < nr; i++) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "task", rows[i].name);
+        cJSON_AddNumberToObject(r, "prompts", rows[i].n);
+        double x[5] = {rows[i].s1, rows[i].s2, rows[i].s3, rows[i].bma, rows[i].oracle};
+        static const char *key[5] = {"s1", "s2", "s3", "bma", "oracle"};
+        for (int j = 0; j < 5; j++) {
+            cJSON_AddNumberToObject(r, key[j], x[j]);
+            mean[j] += x[j] / nr;
+        }
+        cJSON_AddBoolToObject(r, "gate_kept_bma", rows[i].kept_bma);
+        cJSON_AddItemToArray(a, r);
+    }
+    cJSON *m = cJSON_AddObjectToObject(t, "mean");
+    static const char *key[5] = {"s1", "s2", "s3", "bma", "oracle"};
+    for (int j = 0; j < 5; j++)
+        cJSON_AddNumberToObject(m, key[j], mean[j]);
+    return t;
+}
+
 /* ---- output ---- */
 
 static void mean_std(const double *x, int n, double *mean, double *sd, int *finite)
@@ -895,7 +1116,7 @@ static const char usage[] =
     "usage: tinyroute eval --data DIR [--data DIR ...] --embedder TABLE [--seeds 10]\n"
     "                      [--json OUT.json] [--report OUT.html] [--force]\n"
     "                      [--no-pc] [--mean] [--random-embedding] [--no-learned-map]\n"
-    "                      [--fixed-pool]\n"
+    "                      [--fixed-pool] [--tasks] [--max-cost C]\n"
     "The protocol of Jitkrittum et al. 2025 on each dataset: prompts split\n"
     "60/10/30 train/validation/test, models split in half (the test models are\n"
     "known only through their validation labels, as in a dynamic pool), k and K\n"
@@ -907,7 +1128,10 @@ static const char usage[] =
     "first principal component, --mean weighs words equally instead of SIF,\n"
     "--random-embedding replaces the embedder by random vectors (the floor).\n"
     "--fixed-pool: no model split, every model is known on the train prompts\n"
-    "(a pack built for the models it routes among).\n"
+    "(a pack built for the models it routes among). --tasks adds the\n"
+    "leave-one-task-out table of task-level selection (S1, S2, S3 with the\n"
+    "out-of-distribution gate, BMA, per-task oracle; Shnitzer et al. 2023).\n"
+    "--max-cost keeps only the models whose cost is at most C.\n"
     "(With --pack, eval measures a built pack instead: see eval --pack --help.)\n";
 
 int tr_eval_protocol(int argc, char **argv)
@@ -918,7 +1142,8 @@ int tr_eval_protocol(int argc, char **argv)
         {"report", required_argument, 0, 'r'}, {"force", no_argument, 0, 'f'},
         {"no-pc", no_argument, 0, 'P'}, {"mean", no_argument, 0, 'M'},
         {"random-embedding", no_argument, 0, 'R'}, {"no-learned-map", no_argument, 0, 'L'},
-        {"fixed-pool", no_argument, 0, 'F'},
+        {"fixed-pool", no_argument, 0, 'F'}, {"tasks", no_argument, 0, 'T'},
+        {"max-cost", required_argument, 0, 'C'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     eval_opts o = {.n_seeds = 10};
     int c;
@@ -945,6 +1170,11 @@ int tr_eval_protocol(int argc, char **argv)
         case 'R': o.random_emb = 1; break;
         case 'L': o.no_lmap = 1; break;
         case 'F': o.fixed_pool = 1; break;
+        case 'T': o.tasks = 1; break;
+        case 'C':
+            if (tr_parse_f64(optarg, &o.max_cost) || !(o.max_cost > 0))
+                return tr_err("--max-cost must be a number > 0, not '%s'", optarg), 2;
+            break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -1014,9 +1244,28 @@ int tr_eval_protocol(int argc, char **argv)
             r = run_seed(&p, table, table_len, &o, (uint64_t)si + 1, &sr[si]);
         }
         fprintf(stderr, "\n");
+        task_row *trows = NULL;
+        uint32_t ntrows = 0;
+        if (r == 0 && o.tasks)
+            r = eval_tasks(&p, table, table_len, &o, &trows, &ntrows);
         if (r == 0) {
             double head[M_COUNT];
             cJSON *d = dataset_json(&p, &o, sr, emb_sha, head);
+            if (ntrows) {
+                cJSON_AddItemToObject(d, "tasks", tasks_json(trows, ntrows));
+                double mean[5] = {0}, worst = 0;
+                for (uint32_t i = 0; i < ntrows; i++) {
+                    mean[0] += trows[i].s1 / ntrows;
+                    mean[1] += trows[i].s2 / ntrows;
+                    mean[2] += trows[i].s3 / ntrows;
+                    mean[3] += trows[i].bma / ntrows;
+                    mean[4] += trows[i].oracle / ntrows;
+                    worst = fmax(worst, trows[i].bma - trows[i].s3);
+                }
+                printf("%-22s tasks (leave one out, %u): S1 %.4f  S2 %.4f  S3 %.4f  BMA %.4f  "
+                       "oracle %.4f; S3 worst vs BMA on a task: -%.4f\n",
+                       p.name, ntrows, mean[0], mean[1], mean[2], mean[3], mean[4], worst);
+            }
             cJSON_AddItemToArray(dsets, d);
             const cJSON *ms = cJSON_GetObjectItem(d, "methods"), *mo;
             cJSON_ArrayForEach(mo, ms)
@@ -1052,6 +1301,7 @@ int tr_eval_protocol(int argc, char **argv)
                    cJSON_GetObjectItem(fi, "recall_at_10_prefilter")->valuedouble);
         }
         free(sr);
+        free(trows);
         prepared_free(&p);
     }
     if (r == 0 && o.json) {

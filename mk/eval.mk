@@ -1,0 +1,41 @@
+# `make eval`: the evaluation of issue 6 from a clean checkout. Imports the
+# three shared data sets, runs the Jitkrittum 2025 protocol (10 seeds) for new
+# models (model split) and for a fixed pool, the leave-one-task-out table, the
+# embedder study, and writes build/eval/{results.md,report.html,*.json}.
+SHARED      ?= ../shared/data
+EVAL        := $(BUILD)/eval
+EVAL_SEEDS  ?= 10
+STUDY_SEEDS ?= 3
+EVAL_SETS   := mmlu-pro-32 llmrouter-9models routerdc-7models
+EVAL_DIRS   := $(EVAL_SETS:%=$(EVAL)/%)
+
+$(EVAL)/%/prompts.jsonl: | $(CLI)
+	$(CLI) import $* $(SHARED)/$* $(EVAL)/$* --force
+
+$(BUILD)/embedder-%.bin: $(WINK_JSON) | $(CLI)
+	$(CLI) embedder --wink $< --words $* --out $@
+
+EVAL_DATA = $(EVAL_DIRS:%=--data %)
+EVAL_RUN  = $(CLI) eval $(EVAL_DATA) --seeds $(EVAL_SEEDS) --force
+
+.PHONY: eval
+eval: deps all $(EVAL_DIRS:%=%/prompts.jsonl) $(EMBEDDER) $(BUILD)/embedder-20000.bin \
+      $(BUILD)/embedder-100000.bin
+	$(EVAL_RUN) --embedder $(EMBEDDER) --json $(EVAL)/new-models.json > $(EVAL)/new-models.txt
+	$(EVAL_RUN) --embedder $(EMBEDDER) --fixed-pool --tasks --json $(EVAL)/fixed-pool.json \
+	    > $(EVAL)/fixed-pool.txt
+	$(CLI) eval --data $(EVAL)/mmlu-pro-32 --seeds $(EVAL_SEEDS) --force --embedder $(EMBEDDER) \
+	    --fixed-pool --tasks --max-cost 10 --json $(EVAL)/mmlu-small.json > $(EVAL)/mmlu-small.txt
+	@set -e; for v in "sif-pc-50k:$(EMBEDDER):" "sif-50k:$(EMBEDDER):--no-pc" \
+	    "mean-pc-50k:$(EMBEDDER):--mean" "mean-50k:$(EMBEDDER):--mean --no-pc" \
+	    "sif-pc-20k:$(BUILD)/embedder-20000.bin:" "sif-pc-100k:$(BUILD)/embedder-100000.bin:" \
+	    "random:$(EMBEDDER):--random-embedding"; do \
+	  name=$${v%%:*}; rest=$${v#*:}; table=$${rest%%:*}; flags=$${rest#*:}; \
+	  echo "embedder study: $$name"; \
+	  $(CLI) eval $(EVAL_DATA) --seeds $(STUDY_SEEDS) --force --fixed-pool --no-learned-map \
+	      --embedder $$table $$flags --json $(EVAL)/study-$$name.json > /dev/null; \
+	done
+	$(PYTHON) tests/eval/tables.py $(EVAL) > $(EVAL)/results.md
+	$(CLI) report --force --json $(EVAL)/fixed-pool.json --json $(EVAL)/new-models.json \
+	    --json $(EVAL)/mmlu-small.json --out $(EVAL)/report.html
+	@echo "eval: $(EVAL)/results.md and $(EVAL)/report.html"
