@@ -38,6 +38,9 @@ rm -rf "$WORK"
 WORK=$(mktemp -d)
 run delta "$PYTHON" tests/test_delta.py "$CLI" "$EMBEDDER" fixtures/keys/test-signing.key fixtures/keys/test-signing.pub fixtures/keys/test-other.key "$FIXTURE" "$WORK"
 rm -rf "$WORK"
+WORK=$(mktemp -d)
+run eval-protocol "$PYTHON" tests/test_eval_protocol.py "$CLI" "$EMBEDDER" "$FIXTURE" "$WORK"
+rm -rf "$WORK"
 run cli sh tests/test_cli.sh
 [ -n "${SAME_AS:-}" ] && run same-pack "$PYTHON" tests/same_pack.py "$SAME_AS" "$FIXTURE_PACK"
 [ -n "$broken" ] && echo "failing suites:$broken"

@@ -31,8 +31,27 @@ static void test_pareto_random_hull(void **state)
     assert_true(fabs(tr_pareto_random(c3, a3, 2, 2) - 0.9) < 1e-12);
 }
 
+static void test_hull_and_area(void **state)
+{
+    /* The hull of A (0, .4), B (.25, .45) under it, C (.5, .7), D (1, .75):
+     * A -> C -> D; area .5 * (.4 + .7) / 2 + .5 * (.7 + .75) / 2 = .6375. */
+    const double c[] = {0.25, 0, 1, 0.5}, a[] = {0.45, 0.4, 0.75, 0.7};
+    double hc[4], ha[4];
+    assert_int_equal(tr_hull(c, a, 4, hc, ha), 3);
+    assert_true(hc[0] == 0 && hc[1] == 0.5 && hc[2] == 1);
+    double q[1001];
+    for (int g = 0; g < 1001; g++)
+        q[g] = tr_hull_at(hc, ha, 3, g / 1000.0);
+    assert_true(fabs(q[250] - 0.55) < 1e-12);
+    assert_true(fabs(tr_curve_area(q, 1001) - 0.6375) < 1e-12);
+    /* A single point: flat. */
+    assert_int_equal(tr_hull(a, a, 1, hc, ha), 1);
+    assert_true(tr_hull_at(hc, ha, 1, 0.9) == 0.45);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_pareto_random_hull)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_pareto_random_hull),
+                                       cmocka_unit_test(test_hull_and_area)};
     return cmocka_run_group_tests_name("eval", tests, NULL, NULL);
 }

@@ -24,6 +24,7 @@
 
 #include "dataset.h"
 #include "packwriter.h"
+#include "pareto.h"
 #include "tr_cluster.h"
 #include "tr_cluster_fit.h"
 #include "tr_embed.h"
@@ -105,59 +106,20 @@ typedef struct curve {
     double area, peak, qnc; /* qnc: NAN if never reached */
 } curve;
 
-static int cmp_pt(const void *a, const void *b)
-{
-    const double *x = a, *y = b;
-    return x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : (x[1] > y[1]) - (x[1] < y[1]);
-}
-
 static void summarise(curve *c)
 {
-    c->area = 0;
+    c->area = tr_curve_area(c->q, GRID);
     c->peak = c->q[0];
-    for (int g = 1; g < GRID; g++) {
-        c->area += 0.5 * (c->q[g] + c->q[g - 1]) / (GRID - 1);
+    for (int g = 1; g < GRID; g++)
         c->peak = fmax(c->peak, c->q[g]);
-    }
 }
 
-static void hull_curve(double (*pt)[2], int n, curve *c)
+static void hull_curve(const double *cost, const double *acc, int n, curve *c)
 {
-    qsort(pt, (size_t)n, sizeof *pt, cmp_pt);
-    /* Keep the points up to the most accurate (the cheapest of those). */
-    int top = 0;
-    for (int i = 1; i < n; i++)
-        if (pt[i][1] > pt[top][1])
-            top = i;
-    n = top + 1;
-    double h[N_LAMBDA + 64][2];
-    int m = 0;
-    for (int i = 0; i < n; i++) {
-        if (m && pt[i][0] == h[m - 1][0]) /* same cost: the better one (sorted) */
-            m--;
-        while (m >= 2) {
-            double cross = (h[m - 1][0] - h[m - 2][0]) * (pt[i][1] - h[m - 2][1]) -
-                           (h[m - 1][1] - h[m - 2][1]) * (pt[i][0] - h[m - 2][0]);
-            if (cross < 0)
-                break;
-            m--;
-        }
-        h[m][0] = pt[i][0];
-        h[m][1] = pt[i][1];
-        m++;
-    }
-    int v = 0;
-    for (int g = 0; g < GRID; g++) {
-        double b = (double)g / (GRID - 1);
-        while (v + 1 < m && h[v + 1][0] <= b)
-            v++;
-        if (b <= h[0][0])
-            c->q[g] = h[0][1];
-        else if (v + 1 >= m)
-            c->q[g] = h[m - 1][1];
-        else
-            c->q[g] = h[v][1] + (h[v + 1][1] - h[v][1]) * (b - h[v][0]) / (h[v + 1][0] - h[v][0]);
-    }
+    double hc[N_LAMBDA], ha[N_LAMBDA];
+    uint32_t nh = tr_hull(cost, acc, (uint32_t)n, hc, ha);
+    for (int g = 0; g < GRID; g++)
+        c->q[g] = tr_hull_at(hc, ha, nh, (double)g / (GRID - 1));
     summarise(c);
 }
 
@@ -167,7 +129,7 @@ static void hull_curve(double (*pt)[2], int n, curve *c)
 static void route_curve(const float *P, const float *Y, uint32_t nq, uint32_t nm,
                         const double *cn, curve *c, uint32_t *choices)
 {
-    double pt[N_LAMBDA][2];
+    double pc[N_LAMBDA], pa[N_LAMBDA];
     for (int j = 0; j < N_LAMBDA; j++) {
         double lam = lambda_at(j), cost = 0, acc = 0;
         for (uint32_t i = 0; i < nq; i++) {
@@ -186,10 +148,10 @@ static void route_curve(const float *P, const float *Y, uint32_t nq, uint32_t nm
             cost += cn[best];
             acc += Y[(size_t)i * nm + best];
         }
-        pt[j][0] = cost / nq;
-        pt[j][1] = acc / nq;
+        pc[j] = cost / nq;
+        pa[j] = acc / nq;
     }
-    hull_curve(pt, N_LAMBDA, c);
+    hull_curve(pc, pa, N_LAMBDA, c);
 }
 
 /* ---- one data set ---- */

@@ -1,43 +1,74 @@
 #include "pareto.h"
 
 #include <math.h>
+#include <stdlib.h>
 
-/* Pareto-random (Hu et al. 2024's zero router, Jitkrittum et al. 2025's
- * baseline): the best accuracy a random mix of single models reaches at mean
- * cost c, i.e. the upper concave hull of the (cost, accuracy) points, flat
- * after the most accurate model and starting at the cheapest. */
+typedef struct pt { double c, a; } pt;
+
+static int by_cost(const void *x, const void *y)
+{
+    const pt *p = x, *q = y;
+    /* By cost; at equal cost the more accurate first. */
+    return p->c < q->c ? -1 : p->c > q->c ? 1 : (p->a < q->a) - (p->a > q->a);
+}
+
+uint32_t tr_hull(const double *cost, const double *acc, uint32_t n, double *hc, double *ha)
+{
+    if (n == 0)
+        return 0;
+    pt *p = malloc(n * sizeof *p);
+    if (!p)
+        return 0;
+    for (uint32_t i = 0; i < n; i++)
+        p[i] = (pt){cost[i], acc[i]};
+    qsort(p, n, sizeof *p, by_cost);
+    /* Nothing past the most accurate point (the cheapest of those) counts:
+     * the curve is flat from there. */
+    uint32_t top = 0;
+    for (uint32_t i = 1; i < n; i++)
+        if (p[i].a > p[top].a)
+            top = i;
+    uint32_t m = 0;
+    for (uint32_t i = 0; i <= top; i++) {
+        if (m && p[i].c == hc[m - 1])
+            continue; /* same cost, less accurate: sorted after the better one */
+        /* Monotone chain: drop vertices on or under the new chord. */
+        while (m >= 2 && (hc[m - 1] - hc[m - 2]) * (p[i].a - ha[m - 2]) -
+                                 (ha[m - 1] - ha[m - 2]) * (p[i].c - hc[m - 2]) >= 0)
+            m--;
+        hc[m] = p[i].c;
+        ha[m] = p[i].a;
+        m++;
+    }
+    free(p);
+    return m;
+}
+
+double tr_hull_at(const double *hc, const double *ha, uint32_t nh, double c)
+{
+    if (c <= hc[0])
+        return ha[0];
+    for (uint32_t v = 0; v + 1 < nh; v++)
+        if (c <= hc[v + 1])
+            return ha[v] + (ha[v + 1] - ha[v]) * (c - hc[v]) / (hc[v + 1] - hc[v]);
+    return ha[nh - 1];
+}
+
 double tr_pareto_random(const double *cost, const double *acc, uint32_t n, double c)
 {
-    /* Hull vertices by increasing cost; n is small (models). */
-    uint32_t start = 0, top = 0;
-    for (uint32_t j = 1; j < n; j++) {
-        if (cost[j] < cost[start] || (cost[j] == cost[start] && acc[j] > acc[start]))
-            start = j;
-        if (acc[j] > acc[top] || (acc[j] == acc[top] && cost[j] < cost[top]))
-            top = j;
-    }
-    if (c <= cost[start])
-        return acc[start];
-    uint32_t cur = start;
-    while (cur != top) {
-        /* The next vertex: the steepest slope from cur, among costlier and
-         * more accurate models. */
-        int next = -1;
-        double best = -INFINITY;
-        for (uint32_t j = 0; j < n; j++) {
-            if (cost[j] <= cost[cur] || acc[j] <= acc[cur])
-                continue;
-            double slope = (acc[j] - acc[cur]) / (cost[j] - cost[cur]);
-            if (slope > best || (slope == best && cost[j] > cost[next])) {
-                best = slope;
-                next = (int)j;
-            }
-        }
-        if (next < 0)
-            break;
-        if (c <= cost[next])
-            return acc[cur] + best * (c - cost[cur]);
-        cur = (uint32_t)next;
-    }
-    return acc[cur];
+    double *hc = malloc(2 * n * sizeof *hc);
+    if (!hc)
+        return NAN;
+    uint32_t nh = tr_hull(cost, acc, n, hc, hc + n);
+    double a = nh ? tr_hull_at(hc, hc + n, nh, c) : NAN;
+    free(hc);
+    return a;
+}
+
+double tr_curve_area(const double *q, uint32_t grid)
+{
+    double area = 0;
+    for (uint32_t g = 1; g < grid; g++)
+        area += 0.5 * (q[g] + q[g - 1]) / (grid - 1);
+    return area;
 }
