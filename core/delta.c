@@ -164,7 +164,10 @@ tr_status tr_router_apply_delta(tr_router *r, const void *delta, size_t len,
     tr_pack_view v;
     if ((st = read_sections(p, &r->base, &d, &v)) != TR_OK)
         return st;
-    if (d.security_counter < trust->min_security_counter ||
+    uint64_t floor;
+    if ((st = tr_counter_floor(trust, TR_COUNTER_DELTA, &floor)) != TR_OK)
+        return st;
+    if (d.security_counter < floor ||
         (r->has_delta && d.security_counter < r->delta.security_counter))
         return TR_E_ROLLBACK;
     if (trust->now_unix && d.expires_unix && trust->now_unix >= d.expires_unix)
@@ -172,6 +175,8 @@ tr_status tr_router_apply_delta(tr_router *r, const void *delta, size_t len,
     if (tr_arena_size(v.info.dim, v.info.n_models, v.info.prefilter_candidates) >
         r->arena_bytes)
         return TR_E_ARENA_TOO_SMALL;
+    if ((st = tr_counter_commit(trust, TR_COUNTER_DELTA, floor, d.security_counter)) != TR_OK)
+        return st;
     r->pack = v; /* the swap: only after every check passed */
     r->delta = d;
     r->has_delta = 1;

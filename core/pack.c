@@ -255,7 +255,29 @@ tr_status tr_verify_signature(const uint8_t *p, size_t len, uint64_t signed_byte
 
 int tr_trust_ok(const tr_trust *trust)
 {
-    return trust && (!trust->n_keys || trust->keys) && (!trust->n_revoked || trust->revoked);
+    return trust && (!trust->n_keys || trust->keys) && (!trust->n_revoked || trust->revoked) &&
+           (!trust->counters || (trust->counters->read && trust->counters->write));
+}
+
+tr_status tr_counter_floor(const tr_trust *trust, int kind, uint64_t *floor)
+{
+    *floor = kind == TR_COUNTER_PACK ? trust->min_security_counter : trust->min_delta_counter;
+    if (!trust->counters)
+        return TR_OK;
+    uint64_t stored;
+    if (trust->counters->read(trust->counters->ctx, kind, &stored) != 0)
+        return TR_E_COUNTER_STORE;
+    if (stored > *floor)
+        *floor = stored;
+    return TR_OK;
+}
+
+tr_status tr_counter_commit(const tr_trust *trust, int kind, uint64_t floor, uint64_t counter)
+{
+    if (!trust->counters || counter <= floor)
+        return TR_OK;
+    return trust->counters->write(trust->counters->ctx, kind, counter) == 0 ? TR_OK
+                                                                           : TR_E_COUNTER_STORE;
 }
 
 tr_status tr_pack_verify(const uint8_t *p, size_t len, const tr_trust *trust,
@@ -279,7 +301,10 @@ tr_status tr_pack_verify(const uint8_t *p, size_t len, const tr_trust *trust,
     if (st != TR_OK)
         return st;
     v->n_base_models = v->info.n_models;
-    if (v->info.security_counter < trust->min_security_counter)
+    uint64_t floor;
+    if ((st = tr_counter_floor(trust, TR_COUNTER_PACK, &floor)) != TR_OK)
+        return st;
+    if (v->info.security_counter < floor)
         return TR_E_ROLLBACK;
     if (trust->now_unix && v->info.expires_unix && trust->now_unix >= v->info.expires_unix)
         return TR_E_EXPIRED;

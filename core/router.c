@@ -64,6 +64,10 @@ tr_status tr_router_load(tr_router *r, const void *pack, size_t len,
     if (tr_arena_size(v.info.dim, v.info.n_models, v.info.prefilter_candidates) >
         r->arena_bytes)
         return TR_E_ARENA_TOO_SMALL;
+    uint64_t floor;
+    if ((st = tr_counter_floor(trust, TR_COUNTER_PACK, &floor)) != TR_OK ||
+        (st = tr_counter_commit(trust, TR_COUNTER_PACK, floor, v.info.security_counter)) != TR_OK)
+        return st;
     r->base = v;
     r->pack = v; /* the swap: only after every check passed */
     r->loaded = 1;

@@ -65,6 +65,7 @@ typedef enum tr_status {
     TR_E_UNSUPPORTED,        /* the pack carries no data for this method */
     TR_E_KEY_REVOKED,        /* signed by a key whose id has been revoked */
     TR_E_DELTA_BASE,         /* delta pack made for another base pack */
+    TR_E_COUNTER_STORE,      /* the integrator's counter store failed */
     TR_STATUS_COUNT
 } tr_status;
 
@@ -81,13 +82,30 @@ typedef struct tr_pubkey {
     uint8_t point[65];
 } tr_pubkey;
 
+/* Anti-rollback counters persisted by the integrator (flash, secure
+ * element, a file). Packs and delta packs count separately. */
+enum { TR_COUNTER_PACK = 0, TR_COUNTER_DELTA = 1 };
+typedef struct tr_counter_store {
+    void *ctx;
+    /* The persisted floor of a counter; non-zero: the store failed. */
+    int (*read)(void *ctx, int kind, uint64_t *value);
+    /* Raise it to value (only ever called with a higher one); non-zero:
+     * failed, and the pack is not served (MCUboot's order: the counter is
+     * stored before the new image runs). */
+    int (*write)(void *ctx, int kind, uint64_t value);
+} tr_counter_store;
+
 typedef struct tr_trust {
     const tr_pubkey *keys;         /* trusted keys; a pack names one by id */
     size_t n_keys;
-    uint64_t min_security_counter; /* anti-rollback floor (0: none) */
+    uint64_t min_security_counter; /* anti-rollback floor of packs (0: none) */
     uint64_t now_unix;             /* for expiry; 0 skips the expiry check */
     const uint8_t (*revoked)[32];  /* key ids refused even if trusted */
     size_t n_revoked;
+    uint64_t min_delta_counter;    /* anti-rollback floor of delta packs */
+    /* NULL, or a store: its floor counts as well, and an accepted pack or
+     * delta with a higher counter raises it before it is served. */
+    const tr_counter_store *counters;
 } tr_trust;
 
 /* What a pack header says. From tr_pack_peek() it is unverified (use it
@@ -175,8 +193,8 @@ typedef struct tr_delta_info {
 tr_status tr_delta_peek(const void *delta, size_t len, tr_delta_info *info);
 
 /* Verify the delta (signature first, then base hash, counts, sections; its
- * security counter must be >= trust->min_security_counter and >= that of
- * the delta being served), then serve base + delta. On any error the router
+ * security counter must be >= trust->min_delta_counter, the store's delta
+ * floor and that of the delta being served), then serve base + delta. On any error the router
  * keeps what it served. The bytes must stay valid while served. */
 tr_status tr_router_apply_delta(tr_router *router, const void *delta, size_t len,
                                 const tr_trust *trust);

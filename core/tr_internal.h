@@ -103,6 +103,13 @@ int tr_model_rec_ok(const uint8_t *rec, int cost_norm_unbounded);
 /* Non-NULL, and its arrays present where their counts say. */
 int tr_trust_ok(const tr_trust *trust);
 
+/* The anti-rollback floor of a kind of counter: the trust's, or the
+ * store's if higher. TR_E_COUNTER_STORE if the store fails. */
+tr_status tr_counter_floor(const tr_trust *trust, int kind, uint64_t *floor);
+/* Persist an accepted counter above the floor (the last step before a
+ * swap). */
+tr_status tr_counter_commit(const tr_trust *trust, int kind, uint64_t floor, uint64_t counter);
+
 /* Parse and verify a pack into a view (no router state touched). */
 tr_status tr_pack_verify(const uint8_t *pack, size_t len, const tr_trust *trust,
                          tr_pack_view *view);

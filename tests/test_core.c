@@ -729,7 +729,7 @@ static uint8_t *make_delta(const tr_delta_spec *s, const char *key, size_t *len)
 static tr_status apply(router_box *b, const uint8_t *p, size_t len, const tr_pubkey *k,
                        uint64_t floor_, uint64_t now)
 {
-    tr_trust t = {.keys = k, .n_keys = 1, .min_security_counter = floor_, .now_unix = now};
+    tr_trust t = {.keys = k, .n_keys = 1, .min_delta_counter = floor_, .now_unix = now};
     return tr_router_apply_delta(b->r, p, len, &t);
 }
 
@@ -970,6 +970,83 @@ static void test_delta_retires_and_sets_defaults(void **state)
     free(b.arena);
 }
 
+
+/* An integrator's counter store: in memory, with failures on demand. */
+typedef struct fake_store {
+    uint64_t value[2];
+    int fail_read, fail_write, writes;
+} fake_store;
+
+static int store_read(void *ctx, int kind, uint64_t *v)
+{
+    fake_store *s = ctx;
+    if (s->fail_read)
+        return -1;
+    *v = s->value[kind];
+    return 0;
+}
+
+static int store_write(void *ctx, int kind, uint64_t v)
+{
+    fake_store *s = ctx;
+    if (s->fail_write)
+        return -1;
+    s->value[kind] = v;
+    s->writes++;
+    return 0;
+}
+
+static void test_counter_store(void **state)
+{
+    fixture *f = *state; /* the pack's counter is 5 */
+    router_box b = new_router(tr_arena_size(DIM, M + 1, 0));
+    fake_store fs = {{3, 0}, 0, 0, 0};
+    tr_counter_store cs = {&fs, store_read, store_write};
+    tr_trust t = {.keys = &f->pub, .n_keys = 1, .counters = &cs};
+    /* Accepted above the stored floor: the floor is raised to 5. */
+    assert_int_equal(tr_router_load(b.r, f->aligned, f->pack.len, &t), TR_OK);
+    assert_int_equal(fs.value[TR_COUNTER_PACK], 5);
+    assert_int_equal(fs.writes, 1);
+    /* The same pack again: not below, nothing to write. */
+    assert_int_equal(tr_router_load(b.r, f->aligned, f->pack.len, &t), TR_OK);
+    assert_int_equal(fs.writes, 1);
+    /* The store says 7: pack 5 is a rollback, even with trust's floor 0. */
+    fs.value[TR_COUNTER_PACK] = 7;
+    assert_int_equal(tr_router_load(b.r, f->aligned, f->pack.len, &t), TR_E_ROLLBACK);
+    /* A store that cannot be read or written: refused, old pack kept. */
+    fs.value[TR_COUNTER_PACK] = 0;
+    fs.fail_read = 1;
+    assert_int_equal(tr_router_load(b.r, f->aligned, f->pack.len, &t), TR_E_COUNTER_STORE);
+    fs.fail_read = 0;
+    fs.fail_write = 1;
+    assert_int_equal(tr_router_load(b.r, f->aligned, f->pack.len, &t), TR_E_COUNTER_STORE);
+    tr_result res;
+    assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs, DIM, NULL, &res, NULL), TR_OK);
+    /* Deltas have their own counter (3 here), floor and store slot. */
+    fs.fail_write = 0;
+    tr_pack_info info;
+    tr_router_pack_info(b.r, &info);
+    delta_parts d;
+    delta_parts_init(&d, f, info.pack_hash);
+    size_t len;
+    uint8_t *delta = make_delta(&d.spec, KEY, &len);
+    fs.value[TR_COUNTER_PACK] = 100; /* not the delta's business */
+    assert_int_equal(tr_router_apply_delta(b.r, delta, len, &t), TR_OK);
+    assert_int_equal(fs.value[TR_COUNTER_DELTA], 3);
+    fs.value[TR_COUNTER_DELTA] = 4;
+    tr_router_clear_delta(b.r);
+    assert_int_equal(tr_router_apply_delta(b.r, delta, len, &t), TR_E_ROLLBACK);
+    t.min_delta_counter = 9;
+    fs.value[TR_COUNTER_DELTA] = 0;
+    assert_int_equal(tr_router_apply_delta(b.r, delta, len, &t), TR_E_ROLLBACK);
+    /* A store without its functions is a caller error. */
+    tr_counter_store half = {&fs, store_read, NULL};
+    t.counters = &half;
+    assert_int_equal(tr_router_load(b.r, f->aligned, f->pack.len, &t), TR_E_ARG);
+    free(delta);
+    free(b.arena);
+}
+
 static void test_strerror_covers_every_status(void **state)
 {
     for (int s = 0; s < TR_STATUS_COUNT; s++) {
@@ -1002,6 +1079,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delta_adds_a_model, setup_binary, teardown),
         cmocka_unit_test_setup_teardown(test_delta_rejections_keep_serving, setup_binary, teardown),
         cmocka_unit_test_setup_teardown(test_delta_retires_and_sets_defaults, setup_binary, teardown),
+        cmocka_unit_test_setup_teardown(test_counter_store, setup_binary, teardown),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }

@@ -185,8 +185,12 @@ for name, data, code in (("truncated", blob[:200], "TR_E_TRUNCATED"),
     open(path, "wb").write(data)
     r = cli("verify", "--key", PUB, "--delta", path, base, ok=False)
     check(r.returncode == 1 and code in r.stderr, "%s delta: %s" % (name, r.stderr.strip()))
-r = cli("verify", "--key", PUB, "--min-counter", 2, "--delta", d1, base, ok=False)
-check(r.returncode == 1 and "TR_E_ROLLBACK" in r.stderr, "delta counter 1 under floor 2: " + r.stderr)
+r = cli("verify", "--key", PUB, "--min-delta-counter", 2, "--delta", d1, base, ok=False)
+check(r.returncode == 1 and "TR_E_ROLLBACK" in r.stderr and d1 in r.stderr,
+      "delta counter 1 under floor 2: " + r.stderr)
+r = cli("verify", "--key", PUB, "--min-counter", 1, "--min-delta-counter", 1, "--delta", d1, base,
+        ok=False)
+check(r.returncode == 0, "pack and delta floors are separate: " + r.stderr)
 before = open(d1, "rb").read()
 r = cli("add-model", "--pack", base, "--key", KEY, "--data", DATA, "--model", X, "--out", d1,
         ok=False)

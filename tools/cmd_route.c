@@ -21,14 +21,14 @@ typedef struct common {
     size_t n_keys;
     uint8_t (*revoked)[32];
     size_t n_revoked;
-    uint64_t floor_;
+    uint64_t floor_, delta_floor;
     tr_route_opts ro;
     int split_all;
     int task;  /* --method task: all prompts form one task */
 } common;
 
 enum { O_PACK = 256, O_KEY, O_MIN, O_LAMBDA, O_K, O_OFFLINE, O_DATA, O_SPLIT, O_EXACT, O_METHOD,
-       O_WEIGHTED, O_REVOKE, O_DELTA, O_HELP };
+       O_WEIGHTED, O_REVOKE, O_DELTA, O_MIN_DELTA, O_HELP };
 
 static const struct option common_opts[] = {
     {"pack", required_argument, 0, O_PACK}, {"key", required_argument, 0, O_KEY},
@@ -38,6 +38,7 @@ static const struct option common_opts[] = {
     {"exact", no_argument, 0, O_EXACT}, {"method", required_argument, 0, O_METHOD},
     {"weighted", no_argument, 0, O_WEIGHTED}, {"revoke", required_argument, 0, O_REVOKE},
     {"delta", required_argument, 0, O_DELTA},
+    {"min-delta-counter", required_argument, 0, O_MIN_DELTA},
     {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
 
 /* -1: bad usage (message printed), 1: --help printed, 0: ok. */
@@ -62,6 +63,12 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
         switch (o) {
         case O_PACK: c->pack = optarg; break;
         case O_DELTA: c->delta = optarg; break;
+        case O_MIN_DELTA:
+            if (tr_parse_u64(optarg, &c->delta_floor)) {
+                tr_err("--min-delta-counter must be a non-negative integer, not '%s'", optarg);
+                goto bad;
+            }
+            break;
         case O_KEY:
             if (tr_keys_add(optarg, &c->keys, &c->n_keys))
                 goto bad;
@@ -148,6 +155,7 @@ static double f6(float x)
 static int open_pack(common *c, tr_packfile *pf)
 {
     tr_trust trust = {.keys = c->keys, .n_keys = c->n_keys, .min_security_counter = c->floor_,
+                      .min_delta_counter = c->delta_floor,
                       .revoked = (const uint8_t(*)[32])c->revoked, .n_revoked = c->n_revoked};
     int r = tr_packfile_open(c->pack, c->delta, &trust, pf);
     free(c->keys);
@@ -328,8 +336,8 @@ static int run_route(int argc, char **argv, int embed_only)
 {
     common c;
     int r = parse_common(argc, argv, embed_only ? embed_usage : route_usage,
-                         embed_only ? "pack key delta min-counter revoke"
-                                    : "pack key delta min-counter revoke lambda k offline exact method weighted",
+                         embed_only ? "pack key delta min-counter min-delta-counter revoke"
+                                    : "pack key delta min-counter min-delta-counter revoke lambda k offline exact method weighted",
                          &c);
     if (r)
         return r < 0 ? 2 : 0;
@@ -385,7 +393,7 @@ int cmd_eval(int argc, char **argv)
         return tr_eval_protocol(argc, argv);
     common c;
     int r = parse_common(argc, argv, eval_usage,
-                         "pack key delta min-counter revoke lambda k data split exact method weighted", &c);
+                         "pack key delta min-counter min-delta-counter revoke lambda k data split exact method weighted", &c);
     if (r)
         return r < 0 ? 2 : 0;
     if (!c.data) {

@@ -33,7 +33,8 @@ static void when(char *out, size_t cap, uint64_t t)
 
 static const char verify_usage[] =
     "usage: tinyroute verify --key PUBLIC.pem [--key ...] [--min-counter N]\n"
-    "                        [--revoke KEYID ...] [--delta DELTA] PACK\n"
+    "                        [--revoke KEYID ...] [--delta DELTA]\n"
+    "                        [--min-delta-counter N] PACK\n"
     "Checks the pack's signature against the trusted keys, then its sections,\n"
     "security counter and expiry; with --delta, the delta pack against PACK\n"
     "too. Exit 0 only when everything is valid.\n";
@@ -43,11 +44,12 @@ int cmd_verify(int argc, char **argv)
     static const struct option opts[] = {
         {"key", required_argument, 0, 'k'}, {"min-counter", required_argument, 0, 'c'},
         {"revoke", required_argument, 0, 'r'}, {"delta", required_argument, 0, 'd'},
+        {"min-delta-counter", required_argument, 0, 'D'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *delta = NULL;
     tr_pubkey *keys = NULL;
     size_t n_keys = 0;
-    uint64_t floor_ = 0;
+    uint64_t floor_ = 0, delta_floor = 0;
     uint8_t (*revoked)[32] = NULL;
     size_t n_revoked = 0;
     int c;
@@ -67,6 +69,10 @@ int cmd_verify(int argc, char **argv)
                 return free(keys), free(revoked), 2;
             break;
         case 'd': delta = optarg; break;
+        case 'D':
+            if (tr_parse_u64(optarg, &delta_floor))
+                return free(keys), tr_err("--min-delta-counter must be a non-negative integer"), 2;
+            break;
         case 'h': fputs(verify_usage, stdout); return free(keys), free(revoked), 0;
         default: fputs(verify_usage, stderr); return free(keys), 2;
         }
@@ -80,6 +86,7 @@ int cmd_verify(int argc, char **argv)
     const char *path = argv[optind];
     tr_packfile pf;
     tr_trust trust = {.keys = keys, .n_keys = n_keys, .min_security_counter = floor_,
+                      .min_delta_counter = delta_floor,
                       .revoked = (const uint8_t(*)[32])revoked, .n_revoked = n_revoked};
     int r = tr_packfile_open(path, delta, &trust, &pf);
     free(keys);
