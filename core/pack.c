@@ -157,10 +157,13 @@ static tr_status read_sections(const uint8_t *p, tr_pack_view *v)
                     scores->length != (uint64_t)scores->stride * m)) ||
         defs->length != TR_DEFAULTS_BYTES)
         return TR_E_MALFORMED;
-    /* The prefilter needs its codes; codes without a prefilter are unused. */
+    /* The prefilter needs its codes; codes without a prefilter are unused.
+     * A code is exactly the words dim bits take: the query's code scratch
+     * is sized from dim alone (tr_arena_size), and a wider stride would make
+     * the search zero and read words past it. */
     if (info->prefilter_candidates > TR_PREFILTER_MAX ||
         (info->prefilter_candidates && !signs) ||
-        (signs && (signs->stride % 8 != 0 || (uint64_t)signs->stride * 8 < dim ||
+        (signs && (signs->stride != 8 * ((dim + 63) / 64) ||
                    signs->count != n || signs->length != (uint64_t)signs->stride * n)))
         return TR_E_MALFORMED;
     if (signs)
