@@ -45,8 +45,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     tr_key_id(&other, revoked[0]);
     verbose = getenv("TR_FUZZ_VERBOSE") != NULL;
     arena_bytes = tr_arena_size(FUZZ_DIM_MAX, FUZZ_MODELS_MAX, TR_PREFILTER_MAX);
-    if (arena_bytes > sizeof arena)
-        abort(); /* the limits outgrew the static arena: raise its size */
+    /* The limits outgrew the static arena: raise its size. Multiples of 64
+     * (of 16, TR_ARENA_ALIGN, for the sizes) keep an end-aligned arena aligned. */
+    if (arena_bytes > sizeof arena || arena_bytes % 16 || sizeof arena % 64)
+        abort();
     return 0;
 }
 
@@ -55,8 +57,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > sizeof pack)
         return -1; /* not added to the corpus */
     memcpy(pack, data, size);
+    /* The arena the (unverified) header asks for, placed flush against the
+     * end of the static buffer: a scratch write past what tr_arena_size
+     * promised then lands in ASan's redzone instead of in spare arena. */
+    tr_pack_info want;
+    size_t bytes = arena_bytes;
+    if (tr_pack_peek(pack, size, &want) == TR_OK) {
+        size_t exact = tr_arena_size(want.dim, want.n_models, want.prefilter_candidates);
+        if (exact <= arena_bytes)
+            bytes = exact;
+    }
     tr_router *r;
-    if (tr_router_init(arena, arena_bytes, &r) != TR_OK)
+    if (tr_router_init(arena + sizeof arena - bytes, bytes, &r) != TR_OK)
         abort();
     /* The test key trusted, the other test key's id revoked: the revocation
      * scan runs on every input that gets as far as the trailer. */
