@@ -1,7 +1,7 @@
 # libFuzzer targets (tests/fuzz/, issue 7), built with clang under ASan and
 # UBSan in their own tree, $(FUZZ_BUILD):
-#   make fuzz [FUZZ_SECONDS=60]  every target for FUZZ_SECONDS each, one
-#                                after the other, corpora kept across runs
+#   make fuzz [FUZZ_SECONDS=60]  every target (or FUZZ_ONLY) for FUZZ_SECONDS
+#                                each, one after the other, corpora kept
 #   make test-fuzz               every target briefly from its seeds alone;
 #                                fails on any crash, leak or sanitizer report
 # Crashing inputs land in $(FUZZ_BUILD)/crashes/. Rerun one with
@@ -44,6 +44,8 @@ $(FUZZ_SEEDS)/.stamp: tests/fuzz/seeds.sh $(CLI) $(WINK_JSON) $(wildcard $(FIXTU
 
 # One target: $(call tr_fuzz_target,NAME,HARNESS.c,OBJECTS,SEED_SET[,DICT]).
 # Builds $(FUZZ_BUILD)/fuzz_NAME; SEED_SET names a directory of $(FUZZ_SEEDS).
+# A new target is one more line below, e.g. for delta packs:
+#   $(eval $(call tr_fuzz_target,delta,tests/fuzz/fuzz_delta.c,$(FUZZ_LIB) $(FUZZ_HOST),pack,tests/fuzz/pack.dict))
 FUZZ_NAMES :=
 define tr_fuzz_target
 FUZZ_NAMES += $(1)
@@ -59,6 +61,8 @@ $(eval $(call tr_fuzz_target,embed,tests/fuzz/fuzz_embed.c,$(FUZZ_LIB) $(FUZZ_HO
 $(eval $(call tr_fuzz_target,import,tests/fuzz/fuzz_import.c,$(FUZZ_HOST),import,tests/fuzz/import.dict))
 
 FUZZ_BINS := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+# make fuzz FUZZ_ONLY="pack_nosig import": a subset.
+FUZZ_ONLY ?= $(FUZZ_NAMES)
 
 # One run: NAME, seconds, corpus directory (written to; seeds read only).
 # -timeout catches hangs, which a seconds-long test would otherwise hide.
@@ -73,7 +77,7 @@ tr_fuzz_run = echo "=== fuzz_$(1): $(2) s"; mkdir -p $(3) $(FUZZ_BUILD)/crashes 
 fuzz-build: $(FUZZ_BINS) $(FUZZ_SEEDS)/.stamp $(FIXTURE_PACK)
 
 fuzz: fuzz-build
-	@$(foreach t,$(FUZZ_NAMES),{ $(call tr_fuzz_run,$(t),$(FUZZ_SECONDS),$(FUZZ_BUILD)/corpus/$(t)); } &&) true
+	@$(foreach t,$(FUZZ_ONLY),{ $(call tr_fuzz_run,$(t),$(FUZZ_SECONDS),$(FUZZ_BUILD)/corpus/$(t)); } &&) true
 
 # Fresh corpora each time, so the result depends on the code and the seeds,
 # not on what earlier runs left behind.
