@@ -58,3 +58,4 @@ include mk/test.mk
 -include mk/bench.mk
 -include mk/install.mk
 -include mk/eval.mk
+-include mk/fuzz.mk

@@ -1047,6 +1047,55 @@ static void test_counter_store(void **state)
     free(b.arena);
 }
 
+/* The prefilter's query code has room for dim bits (tr_arena_size knows
+ * only dim), so a sign-code section with a wider stride than dim needs made
+ * the router zero and read qcode words past its scratch. Signed-but-wrong
+ * packs must be refused, not served: here rows built for 4 code words under
+ * a header that says dim 64 (one word). */
+static void test_sign_stride_wider_than_dim_is_refused(void **state)
+{
+    (void)state;
+    enum { RN = 4, RDIM = 256, RM = 2 };
+    static int8_t refs[RN * RDIM];
+    static float scores[RN * RM];
+    for (int i = 0; i < RN * RDIM; i++)
+        refs[i] = (int8_t)(i % 13 - 6);
+    for (int i = 0; i < RN * RM; i++)
+        scores[i] = (float)(i % 2);
+    const tr_pack_model models[RM] = {{"dev", 1, TR_DEVICE}, {"cloud", 2, TR_CLOUD}};
+    tr_pack_spec s = {.embedder_name = "test-embedder", .dim = RDIM, .n_refs = RN, .n_models = RM,
+                      .models = models, .refs = refs, .scores = scores, .k = 2, .prefilter_c = 2};
+    tr_buf b = {0};
+    tr_pack_layout lay;
+    assert_int_equal(tr_pack_write(&s, &b, &lay), 0);
+    uint32_t ns = tr_ld32(b.data + TR_H_N_SECTIONS), stride = 0;
+    for (uint32_t i = 0; i < ns; i++) {
+        const uint8_t *e = b.data + TR_HEADER_BYTES + i * TR_SECTION_ENTRY_BYTES;
+        if (tr_ld32(e + TR_S_TYPE) == TR_SEC_REF_SIGNS)
+            stride = tr_ld32(e + TR_S_STRIDE);
+    }
+    assert_int_equal(stride, RDIM / 8);
+    tr_st32(b.data + TR_H_DIM, 64);
+    assert_int_equal(tr_pack_sign(&b, KEY), 0);
+    uint8_t *p = aligned_copy(&b);
+    tr_pubkey pub;
+    assert_int_equal(tr_key_load_public(PUB, &pub), 0);
+    router_box r = new_router(tr_arena_size(64, RM, 2));
+    assert_int_equal(load(&r, p, b.len, &pub, 0, 0), TR_E_MALFORMED);
+    /* The same pack with the header's dim left alone is fine. */
+    tr_buf_free(&b);
+    assert_int_equal(tr_pack_write(&s, &b, &lay), 0);
+    assert_int_equal(tr_pack_sign(&b, KEY), 0);
+    free(p);
+    p = aligned_copy(&b);
+    free(r.arena);
+    r = new_router(tr_arena_size(RDIM, RM, 2));
+    assert_int_equal(load(&r, p, b.len, &pub, 0, 0), TR_OK);
+    free(p);
+    free(r.arena);
+    tr_buf_free(&b);
+}
+
 static void test_strerror_covers_every_status(void **state)
 {
     for (int s = 0; s < TR_STATUS_COUNT; s++) {
@@ -1075,6 +1124,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_caller_embedding_checks, setup_mixed, teardown),
         cmocka_unit_test_setup_teardown(test_prefilter_matches_reference, setup_mixed, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_route_matches_reference, setup_mixed, teardown),
+        cmocka_unit_test(test_sign_stride_wider_than_dim_is_refused),
         cmocka_unit_test(test_strerror_covers_every_status),
         cmocka_unit_test_setup_teardown(test_delta_adds_a_model, setup_binary, teardown),
         cmocka_unit_test_setup_teardown(test_delta_rejections_keep_serving, setup_binary, teardown),

@@ -1,0 +1,66 @@
+#!/bin/sh
+# Generate the fuzz seed corpora from the real fixture data (nothing binary
+# is committed). Packs: built by the CLI from a 40-prompt slice of
+# fixtures/mmlu-pro-2k with a 40-word embedder, so the sections the parser
+# walks are not drowned by a 6 MB embedder table; one pack per option set,
+# so every section kind appears. Usage (mk/fuzz.mk runs it):
+#   seeds.sh CLI WINK_JSON FIXTURE_DIR KEY OTHER_KEY OUT_DIR
+set -eu
+CLI=$1 WINK=$2 FIX=$3 KEY=$4 OTHER=$5 OUT=$6
+rm -rf "$OUT"
+mkdir -p "$OUT/pack" "$OUT/embed" "$OUT/import" "$OUT/work"
+W=$OUT/work
+
+# ---- datasets: every 50th prompt (the file is grouped by task, so this
+# spans all of them), with all 27 models and with a device + 2 cloud slice.
+slice() { # dir models-awk-filter
+    mkdir -p "$1"
+    awk 'NR % 50 == 1' "$FIX/prompts.jsonl" > "$1/prompts.jsonl"
+    sed -n 's/^{"id":"\([^"]*\)".*/\1/p' "$1/prompts.jsonl" > "$W/ids"
+    awk -F, "NR == 1 || $2" "$FIX/models.csv" > "$1/models.csv"
+    # Keep the id column and the kept models' columns, the sliced rows only.
+    awk -F, -v OFS=, 'FNR == NR { if (FNR > 1) keep[$1] = 1; next }
+        FILENAME ~ /ids$/ { want[$1] = 1; next }
+        FNR == 1 { n = 0; col[++n] = 1; for (i = 2; i <= NF; i++) if ($i in keep) col[++n] = i }
+        FNR == 1 || ($1 in want) { s = $col[1]; for (j = 2; j <= n; j++) s = s OFS $col[j]; print s }' \
+        "$1/models.csv" "$W/ids" "$FIX/correctness.csv" > "$1/correctness.csv"
+}
+slice "$W/ds27" '1'
+slice "$W/ds3" '$3 == "device" || $1 == "Llama-2-7b-hf" || $1 == "Qwen1.5-110B"'
+
+"$CLI" embedder --wink "$WINK" --words 40 --out "$W/emb40.bin" >/dev/null
+
+b() { # name dataset extra-args...
+    name=$1 ds=$2
+    shift 2
+    "$CLI" build --data "$ds" --embedder "$W/emb40.bin" --key "$KEY" --split all \
+        --out "$OUT/pack/$name.trp" --force "$@" >/dev/null
+}
+b plain       "$W/ds27"
+b prefilter   "$W/ds27" --no-tasks --prefilter 8 --k 5
+b clusters    "$W/ds27" --clusters 4 --learned-map --k 7 --lambda 0.2
+b nopc        "$W/ds3"  --no-tasks --no-pc --clusters 3 --counter 9 --expires-days 30
+b three       "$W/ds3"  --split train --k 3 --prefilter 4
+# Signed by the key the harness revokes: reaches the revocation check.
+"$CLI" build --data "$W/ds3" --embedder "$W/emb40.bin" --key "$OTHER" --split all \
+    --out "$OUT/pack/other-key.trp" --force --no-tasks >/dev/null
+
+# ---- prompts: real ones, plus the tokenizer's corner cases.
+awk 'NR % 97 == 3' "$FIX/prompts.jsonl" | sed -n 's/.*"text":"\(\([^"\\]\|\\.\)*\)".*/\1/p' |
+    head -n 20 | { i=0; while IFS= read -r t; do printf '%b' "$t" > "$OUT/embed/real$i"; i=$((i+1)); done; }
+printf 'The QUICK brown fox, 3x+7=22?' > "$OUT/embed/case"
+printf 'caf\303\251 na\303\257ve \360\237\230\200 \344\270\255\346\226\207' > "$OUT/embed/utf8"
+printf 'zzqqxx qqzzyy' > "$OUT/embed/unknown"
+printf 'a%.0s' $(seq 1 70) > "$OUT/embed/longword"
+printf 'bad \300\257 overlong' > "$OUT/embed/badutf8"
+
+# ---- datasets for the loader: the three files joined by "\n\x1e\n".
+join3() { # out models prompts correctness
+    { cat "$2"; printf '\n\036\n'; cat "$3"; printf '\n\036\n'; cat "$4"; } > "$1"
+}
+join3 "$OUT/import/ds3" "$W/ds3/models.csv" "$W/ds3/prompts.jsonl" "$W/ds3/correctness.csv"
+printf 'name,cost,where,extra\r\n"dev, ice",1.5,device,x\r\nbig,70,cloud,\r\n' > "$W/m"
+printf '{"id":7,"text":"two words","task":null}\n\n{"id":"b","text":"caf\\u00e9 \\"q\\"","split":"test"}\n' > "$W/p"
+printf '\357\273\277id,big,"dev, ice"\r\n7,1,0.25\r\nb,,"1"\r\n' > "$W/c"
+join3 "$OUT/import/quoted" "$W/m" "$W/p" "$W/c"
+rm -rf "$W"
