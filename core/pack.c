@@ -262,7 +262,15 @@ tr_status tr_verify_signature(const uint8_t *p, size_t len, uint64_t signed_byte
     for (size_t i = 0; i < trust->n_revoked; i++)
         if (memcmp(trust->revoked[i], key_id, 32) == 0)
             return TR_E_KEY_REVOKED;
-#ifndef TR_FUZZ_SKIP_SIGNATURE
+#ifdef TR_FUZZ_SKIP_SIGNATURE
+    /* Any key, any signature; the hash is still real, so a delta's base
+     * still has to match. */
+    (void)key_trusted;
+    (void)sig;
+    (void)sig_len;
+    memcpy(key_id_out, key_id, 32);
+    return tr_sha256(p, (size_t)signed_bytes, hash);
+#else
     const tr_pubkey *key;
     if (!key_trusted(trust, key_id, &key))
         return TR_E_KEY_UNKNOWN;
@@ -271,6 +279,7 @@ tr_status tr_verify_signature(const uint8_t *p, size_t len, uint64_t signed_byte
     if (st != TR_OK)
         return st;
     return tr_ecdsa_p256_verify(key->point, hash, sig, sig_len);
+#endif
 }
 
 int tr_trust_ok(const tr_trust *trust)
@@ -316,11 +325,6 @@ tr_status tr_pack_verify(const uint8_t *p, size_t len, const tr_trust *trust,
                              v->info.pack_hash);
     if (st != TR_OK)
         return st;
-#else
-    (void)key_trusted;
-    (void)sig;
-    (void)sig_len;
-#endif
     /* From here on the bytes are the signer's. */
     st = read_sections(p, v);
     if (st != TR_OK)

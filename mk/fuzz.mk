@@ -57,6 +57,7 @@ endef
 
 $(eval $(call tr_fuzz_target,pack,tests/fuzz/fuzz_pack.c,$(FUZZ_LIB) $(FUZZ_HOST),pack,tests/fuzz/pack.dict))
 $(eval $(call tr_fuzz_target,pack_nosig,tests/fuzz/fuzz_pack.c,$(FUZZ_LIB_NOSIG) $(FUZZ_HOST),pack,tests/fuzz/pack.dict))
+$(eval $(call tr_fuzz_target,delta,tests/fuzz/fuzz_delta.c,$(FUZZ_LIB_NOSIG) $(FUZZ_HOST),delta,tests/fuzz/pack.dict))
 $(eval $(call tr_fuzz_target,embed,tests/fuzz/fuzz_embed.c,$(FUZZ_LIB) $(FUZZ_HOST),embed))
 $(eval $(call tr_fuzz_target,import,tests/fuzz/fuzz_import.c,$(FUZZ_HOST),import,tests/fuzz/import.dict))
 

@@ -251,14 +251,24 @@ static int write_delta(delta_cmd *c)
     free(psi_rows);
     int r = tr_pack_sign(&out, c->key);
     if (r == 0) {
-        /* Check the delta the way a device that trusts its signer will. */
-        tr_trust trust = {.keys = &c->signer, .n_keys = 1};
-        tr_status st = tr_router_apply_delta(c->pf.router, out.data, out.len, &trust);
+        /* Check the delta the way a device that trusts its signer will: a
+         * router of its own, sized for the models the delta brings. */
+        size_t need = tr_arena_size(b->dim, b->n_models + s->n_added,
+                                    c->pf.info.prefilter_candidates);
+        void *arena = NULL;
+        tr_router *rt;
+        tr_trust base_trust = {.keys = c->trust, .n_keys = c->n_trust},
+                 trust = {.keys = &c->signer, .n_keys = 1};
+        tr_status st = posix_memalign(&arena, 64, need) ? TR_E_ARG
+                                                        : tr_router_init(arena, need, &rt);
+        if (st == TR_OK)
+            st = tr_router_load(rt, c->pf.bytes, c->pf.len, &base_trust);
+        if (st == TR_OK)
+            st = tr_router_apply_delta(rt, out.data, out.len, &trust);
         if (st != TR_OK)
             r = tr_err("the new delta does not verify (%s: %s)", tr_status_name(st),
                        tr_strerror(st));
-        else
-            tr_router_clear_delta(c->pf.router); /* it points into out */
+        free(arena);
     }
     if (r == 0)
         r = tr_write_file_atomic(c->out, out.data, out.len);

@@ -8,7 +8,7 @@
 set -eu
 CLI=$1 WINK=$2 FIX=$3 KEY=$4 OTHER=$5 OUT=$6
 rm -rf "$OUT"
-mkdir -p "$OUT/pack" "$OUT/embed" "$OUT/import" "$OUT/work"
+mkdir -p "$OUT/pack" "$OUT/embed" "$OUT/import" "$OUT/delta" "$OUT/work"
 W=$OUT/work
 
 # ---- datasets: every 50th prompt (the file is grouped by task, so this
@@ -46,6 +46,16 @@ b three       "$W/ds3"  --split train --k 3 --prefilter 4
     --out "$OUT/pack/other-key.trp" --force --no-tasks >/dev/null
 
 # ---- prompts: real ones, plus the tokenizer's corner cases.
+# Delta packs over one base (kept apart from the pack corpus, which mutates).
+cp "$OUT/pack/nopc.trp" "$OUT/base.trp"
+"$CLI" add-model --pack "$OUT/base.trp" --key "$KEY" --data "$W/ds27" --split all \
+    --model Mistral-7B-v0.1 --model Yi-34B --out "$OUT/delta/add.trd" --force >/dev/null
+"$CLI" retire-model --pack "$OUT/base.trp" --delta "$OUT/delta/add.trd" --key "$KEY" \
+    --model Llama-2-7b-hf --model Yi-34B --out "$OUT/delta/retire.trd" --force >/dev/null
+"$CLI" calibrate --pack "$OUT/base.trp" --delta "$OUT/delta/retire.trd" --key "$KEY" \
+    --prompts "$W/ds27/prompts.jsonl" --cloud-share 0.5 --out "$OUT/delta/calibrate.trd" \
+    --force >/dev/null
+
 awk 'NR % 97 == 3' "$FIX/prompts.jsonl" | sed -n 's/.*"text":"\(\([^"\\]\|\\.\)*\)".*/\1/p' |
     head -n 20 | { i=0; while IFS= read -r t; do printf '%b' "$t" > "$OUT/embed/real$i"; i=$((i+1)); done; }
 printf 'The QUICK brown fox, 3x+7=22?' > "$OUT/embed/case"
