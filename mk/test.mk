@@ -25,7 +25,17 @@ $(BUILD)/test_dataset: tests/test_dataset.c $(BUILD)/obj/tools/dataset.o $(BUILD
 $(BUILD)/test_kernels: tests/test_kernels.c $(LIB)
 	$(TARGET_CC) $(TEST_CFLAGS) -o $@ $< $(LIB) -lcmocka $(LIBS)
 
-TEST_BINS := $(BUILD)/test_noalloc $(BUILD)/test_eval $(BUILD)/test_core $(BUILD)/test_task $(BUILD)/test_governor $(BUILD)/test_dataset $(BUILD)/test_kernels
+$(BUILD)/test_threads: tests/test_threads.c $(TOOL_LIB_OBJ) $(LIB)
+	$(TARGET_CC) $(TEST_CFLAGS) -pthread -o $@ $< $(TOOL_LIB_OBJ) $(LIB) $(TOOL_LIBS)
+
+# The fixture pack has neither clusters nor a prefilter; the threads suite
+# also routes through a pack that has both (and a learned map).
+THREADS_PACK := $(BUILD)/threads.trp
+$(THREADS_PACK): $(EMBEDDER) $(CLI) $(wildcard $(FIXTURE)/*)
+	$(CLI) build --data $(FIXTURE) --embedder $(EMBEDDER) --key $(TEST_KEY) \
+	    --k 100 --clusters 16 --learned-map --prefilter 256 --out $@ --force >/dev/null
+
+TEST_BINS := $(BUILD)/test_noalloc $(BUILD)/test_eval $(BUILD)/test_core $(BUILD)/test_task $(BUILD)/test_governor $(BUILD)/test_dataset $(BUILD)/test_kernels $(BUILD)/test_threads
 
 TEST_ENV = BUILD=$(BUILD) PYTHON=$(PYTHON) EMBEDDER=$(EMBEDDER) WINK_JSON=$(WINK_JSON) \
            FIXTURE=$(FIXTURE)
@@ -36,8 +46,8 @@ test: deps deps-cross
 	@$(MAKE) --no-print-directory test-aarch64
 
 test-native:
-	@$(MAKE) --no-print-directory all $(TEST_BINS) $(FIXTURE_PACK)
-	@$(TEST_ENV) CLI=$(CLI) FIXTURE_PACK=$(FIXTURE_PACK) sh tests/run.sh
+	@$(MAKE) --no-print-directory all $(TEST_BINS) $(FIXTURE_PACK) $(THREADS_PACK)
+	@$(TEST_ENV) CLI=$(CLI) FIXTURE_PACK=$(FIXTURE_PACK) THREADS_PACK=$(THREADS_PACK) sh tests/run.sh
 
 # The whole suite again, cross-compiled for aarch64 and run under qemu-user:
 # once on a core without the dot-product extension (plain NEON kernels), once
@@ -47,7 +57,8 @@ A64      := build-aarch64
 QEMU_LD  := /usr/aarch64-linux-gnu
 test-aarch64: $(EMBEDDER)
 	@$(MAKE) --no-print-directory CROSS=aarch64-linux-gnu- all \
-	    $(A64)/test_noalloc $(A64)/test_eval $(A64)/test_core $(A64)/test_task $(A64)/test_governor $(A64)/test_dataset $(A64)/test_kernels
+	    $(A64)/test_noalloc $(A64)/test_eval $(A64)/test_core $(A64)/test_task $(A64)/test_governor $(A64)/test_dataset $(A64)/test_kernels \
+	    $(A64)/test_threads
 	@set -e; for cpu in cortex-a53 max; do \
 	  d=$(A64)/qemu-$$cpu; mkdir -p $$d; \
 	  printf '#!/bin/sh\nexec qemu-aarch64 -cpu %s -L $(QEMU_LD) %s "$$@"\n' $$cpu $(CURDIR)/$(A64)/tinyroute > $$d/tinyroute; \
