@@ -57,8 +57,7 @@ A64      := build-aarch64
 QEMU_LD  := /usr/aarch64-linux-gnu
 test-aarch64: $(EMBEDDER)
 	@$(MAKE) --no-print-directory CROSS=aarch64-linux-gnu- all \
-	    $(A64)/test_noalloc $(A64)/test_eval $(A64)/test_core $(A64)/test_task $(A64)/test_governor $(A64)/test_dataset $(A64)/test_kernels \
-	    $(A64)/test_threads
+	    $(A64)/test_noalloc $(A64)/test_eval $(A64)/test_core $(A64)/test_task $(A64)/test_governor $(A64)/test_dataset $(A64)/test_kernels
 	@set -e; for cpu in cortex-a53 max; do \
 	  d=$(A64)/qemu-$$cpu; mkdir -p $$d; \
 	  printf '#!/bin/sh\nexec qemu-aarch64 -cpu %s -L $(QEMU_LD) %s "$$@"\n' $$cpu $(CURDIR)/$(A64)/tinyroute > $$d/tinyroute; \
