@@ -59,3 +59,4 @@ include mk/test.mk
 -include mk/install.mk
 -include mk/eval.mk
 -include mk/fuzz.mk
+-include mk/sanitize.mk

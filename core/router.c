@@ -394,3 +394,34 @@ const char *tr_kernel_name(void)
 {
     return tr_kernels_active()->name;
 }
+
+/* The verified view holds only the pack's facts and pointers into the
+ * caller's pack bytes, so a copy of it serves the same pack with no second
+ * signature check; only the scratch (carved from the new arena) differs. */
+tr_status tr_router_share(const tr_router *src, void *arena, size_t arena_bytes,
+                          tr_router **out)
+{
+    if (!src || !arena || !out || (uintptr_t)arena % TR_ARENA_ALIGN != 0)
+        return TR_E_ARG;
+    /* An arena inside the source's would overwrite its router or scratch. */
+    uintptr_t a = (uintptr_t)arena, s = (uintptr_t)src->arena;
+    if (a < s + src->arena_bytes && s < a + arena_bytes)
+        return TR_E_ARG;
+    if (!src->loaded)
+        return TR_E_NO_PACK;
+    const tr_pack_info *info = &src->pack.info;
+    if (arena_bytes < tr_arena_size(info->dim, info->n_models, info->prefilter_candidates))
+        return TR_E_ARENA_TOO_SMALL;
+    tr_router *r = arena;
+    memset(r, 0, sizeof *r);
+    r->arena = arena;
+    r->arena_bytes = arena_bytes;
+    r->kern = src->kern;
+    r->base = src->base;
+    r->pack = src->pack; /* with the source's delta, if it serves one */
+    r->has_delta = src->has_delta;
+    r->delta = src->delta;
+    r->loaded = 1;
+    *out = r;
+    return TR_OK;
+}

@@ -151,6 +151,25 @@ tr_status tr_router_init(void *arena, size_t arena_bytes, tr_router **out);
 tr_status tr_router_load(tr_router *router, const void *pack, size_t len,
                          const tr_trust *trust);
 
+/* Threads. A router is used by one thread at a time: every route call
+ * writes the per-call scratch in its arena, and tr_router_load rewrites the
+ * router. A loaded pack itself is read-only, so several threads serve one
+ * pack through one router each, made by tr_router_share in the thread's
+ * own arena (of tr_arena_size() bytes for that pack; never part of the
+ * source's arena).
+ *  - share reads the source: no load into the source while it runs;
+ *  - a router made by share keeps the pack it was given. Loading another
+ *    pack into the source (or a failed load) does not change it, so the
+ *    caller keeps those pack bytes valid while any such router serves them;
+ *  - tr_task accumulators and tr_governor state belong to their caller: one
+ *    per thread, or the caller's own lock. A tr_task is bound to the router
+ *    it was made with.
+ * Errors: TR_E_ARG (NULL, misaligned or overlapping arena), TR_E_NO_PACK
+ * (source serves nothing), TR_E_ARENA_TOO_SMALL (smaller than the source's
+ * pack needs). */
+tr_status tr_router_share(const tr_router *loaded, void *arena, size_t arena_bytes,
+                          tr_router **out);
+
 /* Info of the pack being served. TR_E_NO_PACK if none. */
 tr_status tr_router_pack_info(const tr_router *router, tr_pack_info *info);
 

@@ -25,7 +25,17 @@ $(BUILD)/test_dataset: tests/test_dataset.c $(BUILD)/obj/tools/dataset.o $(BUILD
 $(BUILD)/test_kernels: tests/test_kernels.c $(LIB)
 	$(TARGET_CC) $(TEST_CFLAGS) -o $@ $< $(LIB) -lcmocka $(LIBS)
 
-TEST_BINS := $(BUILD)/test_noalloc $(BUILD)/test_eval $(BUILD)/test_core $(BUILD)/test_task $(BUILD)/test_governor $(BUILD)/test_dataset $(BUILD)/test_kernels
+$(BUILD)/test_threads: tests/test_threads.c $(TOOL_LIB_OBJ) $(LIB)
+	$(TARGET_CC) $(TEST_CFLAGS) -pthread -o $@ $< $(TOOL_LIB_OBJ) $(LIB) $(TOOL_LIBS)
+
+# The fixture pack has neither clusters nor a prefilter; the threads suite
+# also routes through a pack that has both (and a learned map).
+THREADS_PACK := $(BUILD)/threads.trp
+$(THREADS_PACK): $(EMBEDDER) $(CLI) $(wildcard $(FIXTURE)/*)
+	$(CLI) build --data $(FIXTURE) --embedder $(EMBEDDER) --key $(TEST_KEY) \
+	    --k 100 --clusters 16 --learned-map --prefilter 256 --out $@ --force >/dev/null
+
+TEST_BINS := $(BUILD)/test_noalloc $(BUILD)/test_eval $(BUILD)/test_core $(BUILD)/test_task $(BUILD)/test_governor $(BUILD)/test_dataset $(BUILD)/test_kernels $(BUILD)/test_threads
 
 TEST_ENV = BUILD=$(BUILD) PYTHON=$(PYTHON) EMBEDDER=$(EMBEDDER) WINK_JSON=$(WINK_JSON) \
            FIXTURE=$(FIXTURE)
@@ -40,8 +50,8 @@ test: deps deps-cross
 	@set -e; for t in $(EXTRA_TESTS); do echo "=== make $$t"; $(MAKE) --no-print-directory $$t; done
 
 test-native:
-	@$(MAKE) --no-print-directory all $(TEST_BINS) $(FIXTURE_PACK)
-	@$(TEST_ENV) CLI=$(CLI) FIXTURE_PACK=$(FIXTURE_PACK) sh tests/run.sh
+	@$(MAKE) --no-print-directory all $(TEST_BINS) $(FIXTURE_PACK) $(THREADS_PACK)
+	@$(TEST_ENV) CLI=$(CLI) FIXTURE_PACK=$(FIXTURE_PACK) THREADS_PACK=$(THREADS_PACK) sh tests/run.sh
 
 # The whole suite again, cross-compiled for aarch64 and run under qemu-user:
 # once on a core without the dot-product extension (plain NEON kernels), once

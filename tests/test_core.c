@@ -776,6 +776,19 @@ static void test_delta_adds_a_model(void **state)
     assert_true(pred[M] == 1.0f);
     assert_int_equal(res.model, M);
     assert_string_equal(res.model_name, "new-cloud");
+    /* A router shared for another thread serves base + delta too. */
+    router_box sh;
+    assert_int_equal(posix_memalign(&sh.arena, 64, tr_arena_size(DIM, M + 1, 0)), 0);
+    assert_int_equal(tr_router_share(b.r, sh.arena, tr_arena_size(DIM, M + 1, 0), &sh.r), TR_OK);
+    tr_delta_info sdi;
+    assert_int_equal(tr_router_delta_info(sh.r, &sdi), TR_OK);
+    assert_int_equal(tr_route_i8(sh.r, "test-embedder", f->refs + at * DIM, DIM, &o, &res, NULL),
+                     TR_OK);
+    assert_int_equal(res.model, M);
+    assert_int_equal(tr_router_clear_delta(sh.r), TR_OK);
+    tr_router_pack_info(sh.r, &info);
+    assert_int_equal(info.n_models, M);
+    free(sh.arena);
     /* On an odd (unlabelled) reference with k = 1 it knows nothing: prior. */
     assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs + 11 * DIM, DIM, &o, &res, pred),
                      TR_OK);
@@ -1108,6 +1121,101 @@ static void test_strerror_covers_every_status(void **state)
     assert_string_equal(tr_strerror(TR_STATUS_COUNT), "unknown status");
 }
 
+/* Field by field: memcmp would also compare padding. NaN distances (the
+ * cluster method) compare equal by their bits. */
+static void assert_same_result(const tr_result *x, const tr_result *y)
+{
+    assert_int_equal(x->model, y->model);
+    assert_ptr_equal(x->model_name, y->model_name);
+    assert_int_equal(x->where, y->where);
+    assert_memory_equal(&x->cost, &y->cost, sizeof x->cost);
+    assert_memory_equal(&x->cost_norm, &y->cost_norm, sizeof x->cost_norm);
+    assert_memory_equal(&x->lambda, &y->lambda, sizeof x->lambda);
+    assert_memory_equal(&x->utility, &y->utility, sizeof x->utility);
+    assert_memory_equal(&x->nearest_distance, &y->nearest_distance, sizeof x->nearest_distance);
+    assert_int_equal(x->k, y->k);
+    assert_int_equal(x->method, y->method);
+    assert_int_equal(x->cluster, y->cluster);
+    assert_int_equal(x->flags, y->flags);
+    assert_int_equal(x->why, y->why);
+}
+
+/* tr_router_share: the argument checks, then the promise that a shared
+ * router keeps its pack whatever is later loaded into the source. */
+static void test_router_share(void **state)
+{
+    fixture *f = *state;
+    size_t need = tr_arena_size(DIM, M, 0);
+    router_box src = new_router(2 * need);
+    void *arena;
+    assert_int_equal(posix_memalign(&arena, 64, need + 64), 0);
+    tr_router *shared = NULL, *untouched = (tr_router *)(uintptr_t)1;
+    tr_router *out = untouched;
+    assert_int_equal(tr_router_share(src.r, arena, need, &out), TR_E_NO_PACK);
+    assert_ptr_equal(out, untouched);
+    assert_int_equal(load(&src, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
+    assert_int_equal(tr_router_share(NULL, arena, need, &out), TR_E_ARG);
+    assert_int_equal(tr_router_share(src.r, NULL, need, &out), TR_E_ARG);
+    assert_int_equal(tr_router_share(src.r, arena, need, NULL), TR_E_ARG);
+    assert_int_equal(tr_router_share(src.r, (uint8_t *)arena + 1, need, &out), TR_E_ARG);
+    /* Inside the source's own arena: it would overwrite the source. */
+    assert_int_equal(tr_router_share(src.r, (uint8_t *)src.arena + need, need, &out), TR_E_ARG);
+    assert_int_equal(tr_router_share(src.r, arena, need - 1, &out), TR_E_ARENA_TOO_SMALL);
+    assert_int_equal(tr_router_share(src.r, arena, 8, &out), TR_E_ARENA_TOO_SMALL);
+    assert_ptr_equal(out, untouched);
+    /* Exactly what the pack needs, although the source has more. */
+    assert_int_equal(tr_router_share(src.r, arena, need, &shared), TR_OK);
+    assert_ptr_equal(shared, arena);
+
+    tr_pack_info a, b;
+    assert_int_equal(tr_router_pack_info(src.r, &a), TR_OK);
+    assert_int_equal(tr_router_pack_info(shared, &b), TR_OK);
+    assert_memory_equal(&a, &b, sizeof a);
+    tr_result want[20], got;
+    float pw[M], pg[M];
+    for (int i = 0; i < 20; i++) {
+        const int8_t *q = f->refs + (i * 13) * DIM;
+        assert_int_equal(tr_route_i8(src.r, "test-embedder", q, DIM, NULL, &want[i], pw), TR_OK);
+        assert_int_equal(tr_route_i8(shared, "test-embedder", q, DIM, NULL, &got, pg), TR_OK);
+        assert_same_result(&want[i], &got);
+        assert_memory_equal(pw, pg, sizeof pw);
+    }
+
+    /* Another pack (other default k) into the source: the shared router
+     * keeps serving the first one from the caller's bytes. */
+    uint8_t *first = f->aligned;
+    f->aligned = NULL;
+    tr_pack_spec s2 = spec_of(f);
+    s2.k = 3;
+    s2.security_counter = 6;
+    build(f, &s2, KEY);
+    assert_int_equal(load(&src, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
+    tr_router_pack_info(src.r, &a);
+    assert_int_equal(a.default_k, 3);
+    assert_int_equal(tr_router_pack_info(shared, &b), TR_OK);
+    assert_int_equal(b.default_k, 10);
+    assert_int_equal(b.security_counter, 5);
+    assert_memory_not_equal(a.pack_hash, b.pack_hash, 32);
+    for (int i = 0; i < 20; i++) {
+        const int8_t *q = f->refs + (i * 13) * DIM;
+        assert_int_equal(tr_route_i8(shared, "test-embedder", q, DIM, NULL, &got, pg), TR_OK);
+        assert_same_result(&want[i], &got);
+        assert_int_equal(tr_route_i8(src.r, "test-embedder", q, DIM, NULL, &got, pg), TR_OK);
+        assert_int_equal(got.k, 3);
+    }
+    /* A router made by share is a source like any other. */
+    void *arena2;
+    assert_int_equal(posix_memalign(&arena2, 64, need), 0);
+    tr_router *again;
+    assert_int_equal(tr_router_share(shared, arena2, need, &again), TR_OK);
+    assert_int_equal(tr_route_i8(again, "test-embedder", f->refs, DIM, NULL, &got, pg), TR_OK);
+    assert_same_result(&want[0], &got);
+    free(arena2);
+    free(first);
+    free(arena);
+    free(src.arena);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1130,6 +1238,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delta_rejections_keep_serving, setup_binary, teardown),
         cmocka_unit_test_setup_teardown(test_delta_retires_and_sets_defaults, setup_binary, teardown),
         cmocka_unit_test_setup_teardown(test_counter_store, setup_binary, teardown),
+        cmocka_unit_test_setup_teardown(test_router_share, setup_binary, teardown),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }
