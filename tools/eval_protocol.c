@@ -272,22 +272,35 @@ static void norm_costs(const prepared *p, const uint32_t *cols, uint32_t nc, dou
     }
 }
 
+/* References for the device's kNN: the int8 rows of prompts idx, and the
+ * inverse norms the kernels' caller supplies (both malloc'd). */
+static tr_refs gather_refs(const int8_t *q, const uint32_t *idx, uint32_t n, uint32_t dim)
+{
+    int8_t *rows = tr_xmalloc((size_t)n * dim);
+    float *inv = tr_xmalloc(n * sizeof *inv);
+    for (uint32_t j = 0; j < n; j++) {
+        const int8_t *r = q + (size_t)idx[j] * dim;
+        memcpy(rows + (size_t)j * dim, r, dim);
+        double ss = 0;
+        for (uint32_t d = 0; d < dim; d++)
+            ss += (double)r[d] * r[d];
+        inv[j] = (float)(1.0 / sqrt(ss));
+    }
+    return (tr_refs){n, dim, dim, rows, inv};
+}
+
+static void free_refs(tr_refs *r)
+{
+    free((void *)r->rows);
+    free((void *)r->inv_norm);
+}
+
 /* The k_max nearest references of each query, int8 core (device kernels). */
 static void knn_int8(const int8_t *q, const uint32_t *qi, uint32_t nq, const int8_t *rows,
                      const uint32_t *ri, uint32_t nr, uint32_t dim, uint32_t kmax,
                      uint32_t *nb_out)
 {
-    const uint32_t stride = dim;
-    int8_t *r = tr_xmalloc((size_t)nr * stride);
-    float *inv = tr_xmalloc(nr * sizeof *inv);
-    for (uint32_t j = 0; j < nr; j++) {
-        memcpy(r + (size_t)j * stride, rows + (size_t)ri[j] * dim, dim);
-        double s = 0;
-        for (uint32_t d = 0; d < dim; d++)
-            s += (double)r[(size_t)j * stride + d] * r[(size_t)j * stride + d];
-        inv[j] = (float)(1.0 / sqrt(s));
-    }
-    tr_refs refs = {nr, dim, stride, r, inv};
+    tr_refs refs = gather_refs(rows, ri, nr, dim);
     int32_t dots[TR_KNN_BLOCK];
     tr_neighbor *nb = tr_xmalloc(kmax * sizeof *nb);
     for (uint32_t i = 0; i < nq; i++) {
@@ -297,8 +310,7 @@ static void knn_int8(const int8_t *q, const uint32_t *qi, uint32_t nq, const int
             nb_out[(size_t)i * kmax + j] = nb[j < f ? j : f - 1].idx;
     }
     free(nb);
-    free(inv);
-    free(r);
+    free_refs(&refs);
 }
 
 /* The float32 reference: exact cosine on the unit float vectors. */
@@ -560,18 +572,10 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
     /* Prefilter recall: Hamming top-C on sign codes, exact rerank. */
     {
         const uint32_t words = (dim + 63) / 64, C = nlab < 400 ? nlab : 400;
-        int8_t *rows = tr_xmalloc((size_t)nlab * dim);
-        float *inv = tr_xmalloc(nlab * sizeof *inv);
+        tr_refs refs = gather_refs(q, lab, nlab, dim);
         uint64_t *codes = tr_xcalloc((size_t)nlab * words, 8), *qc = tr_xmalloc(words * 8);
-        for (uint32_t j = 0; j < nlab; j++) {
-            memcpy(rows + (size_t)j * dim, q + (size_t)lab[j] * dim, dim);
-            double ss = 0;
-            for (uint32_t d = 0; d < dim; d++)
-                ss += (double)rows[(size_t)j * dim + d] * rows[(size_t)j * dim + d];
-            inv[j] = (float)(1.0 / sqrt(ss));
-            tr_knn_sign_code(rows + (size_t)j * dim, dim, codes + (size_t)j * words, words);
-        }
-        tr_refs refs = {nlab, dim, dim, rows, inv};
+        for (uint32_t j = 0; j < nlab; j++)
+            tr_knn_sign_code(refs.rows + (size_t)j * dim, dim, codes + (size_t)j * words, words);
         tr_codes cd = {words, codes};
         uint32_t ham[TR_KNN_BLOCK];
         tr_neighbor *cand = tr_xmalloc(C * sizeof *cand), out[10];
@@ -585,7 +589,8 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
                     rp += out[a].idx == nbf[(size_t)i * kmax + b];
         }
         r->recall10_pf = rp / ((double)s.nte * k10);
-        free(rows), free(inv), free(codes), free(qc), free(cand);
+        free_refs(&refs);
+        free(codes), free(qc), free(cand);
     }
     free(nbf);
     free(ch8);
