@@ -42,6 +42,9 @@ rm -rf "$WORK"
 WORK=$(mktemp -d)
 run eval-protocol "$PYTHON" tests/test_eval_protocol.py "$CLI" "$EMBEDDER" "$FIXTURE" "$WORK"
 rm -rf "$WORK"
+WORK=$(mktemp -d)
+run outcome-log "$PYTHON" tests/test_outcome_log.py "$CLI" "$FIXTURE_PACK" fixtures/keys/test-signing.pub fixtures/keys/test-signing.key "$EMBEDDER" "$FIXTURE" "$WORK"
+rm -rf "$WORK"
 run cli sh tests/test_cli.sh
 [ -n "${SAME_AS:-}" ] && run same-pack "$PYTHON" tests/same_pack.py "$SAME_AS" "$FIXTURE_PACK"
 [ -n "$broken" ] && echo "failing suites:$broken"

@@ -361,7 +361,7 @@ static const char route_usage[] =
     "hash needs --log-key (SipHash key, 32 hex digits); text is opt-in. The\n"
     "ring keeps the newest --log-capacity records (65536). --outcomes DIR\n"
     "attaches as each prompt's outcome the chosen model's score in that dataset\n"
-    "(prompts looked up by text; a simulated user).\n";
+    "(looked up by text, the first prompt with that text; a simulated user).\n";
 
 static const char embed_usage[] =
     "usage: tinyroute embed --pack PACK --key PUBLIC.pem [--revoke KEYID] [PROMPT...]\n"
