@@ -66,6 +66,7 @@ typedef enum tr_status {
     TR_E_KEY_REVOKED,        /* signed by a key whose id has been revoked */
     TR_E_DELTA_BASE,         /* delta pack made for another base pack */
     TR_E_COUNTER_STORE,      /* the integrator's counter store failed */
+    TR_E_LOG_STALE,          /* outcome for a log record already overwritten */
     TR_STATUS_COUNT
 } tr_status;
 
@@ -372,6 +373,88 @@ tr_status tr_route_text_governed(tr_router *router, const tr_governor *g, uint64
 
 /* Name of the kernel family in use, e.g. "scalar". */
 const char *tr_kernel_name(void);
+
+/* ---- Outcome log: what was routed, and how it went (issue #8) ----
+ * A ring of fixed-size records in caller memory. The app records each routed
+ * prompt's decision (model, cost, lambda, predicted utility) and later the
+ * outcome it observed (a score in [0,1]: the user kept the answer, or
+ * retried it). tr_log_export() writes the ring, oldest first, in the
+ * little-endian format of core/OUTCOME_LOG.md, for `tinyroute eval --log`
+ * (realised quality, cost, a deferral estimate) and `tinyroute build
+ * --add-log` (logged prompts become references of the next pack).
+ *
+ * Privacy: prompt text is kept only under TR_LOG_TEXT. By default a record
+ * keeps the prompt's int8 embedding (what a pack needs to learn from it);
+ * TR_LOG_HASH keeps a keyed 64-bit hash (SipHash-2-4) instead or as well.
+ * The key is the integrator's: an unkeyed hash of a short prompt could be
+ * tested against guessed prompts by anyone holding the log.
+ *
+ * No allocation, no global state. One writer at a time: record, outcome and
+ * export of one log must not run concurrently (the caller serialises them;
+ * record with a router also uses that router's scratch, as routing does). */
+#define TR_LOG_TEXT_MAX 256u /* text bytes kept per record under TR_LOG_TEXT */
+
+enum {
+    TR_LOG_EMBEDDING = 1u << 0, /* the prompt's int8 embedding */
+    TR_LOG_HASH = 1u << 1,      /* SipHash-2-4 of the prompt text, caller key */
+    TR_LOG_TEXT = 1u << 2,      /* opt-in: the text, cut to TR_LOG_TEXT_MAX */
+    TR_LOG_DEFAULT = TR_LOG_EMBEDDING
+};
+
+/* What one record holds (in the export). */
+enum {
+    TR_LOG_REC_EMBEDDING = 1u << 0,
+    TR_LOG_REC_HASH = 1u << 1,
+    TR_LOG_REC_TEXT = 1u << 2,
+    TR_LOG_REC_TRUNCATED = 1u << 3, /* the text was cut */
+    TR_LOG_REC_OUTCOME = 1u << 4,   /* an outcome was attached */
+    TR_LOG_REC_PRIOR_ONLY = 1u << 5 /* routed on priors: no embedding */
+};
+
+typedef struct tr_log tr_log; /* opaque; lives in the caller's memory */
+
+/* Exact bytes for a log of capacity records (0: a bad argument). dim is the
+ * packs' embedding dimension (may be 0 without TR_LOG_EMBEDDING). */
+size_t tr_log_size(uint32_t dim, uint32_t capacity, uint32_t flags);
+/* mem 16-byte aligned, bytes >= tr_log_size(). flags: TR_LOG_* (0 keeps the
+ * decisions and outcomes only). */
+tr_status tr_log_init(void *mem, size_t bytes, uint32_t dim, uint32_t capacity,
+                      uint32_t flags, tr_log **out);
+/* The SipHash key for TR_LOG_HASH; records with text fail (TR_E_ARG) until
+ * it is set. */
+tr_status tr_log_set_hash_key(tr_log *log, const uint8_t key[16]);
+
+/* Append the decision res that router made for a prompt; when the ring is
+ * full the oldest record is overwritten (and counted as dropped). embedding:
+ * the int8 query (as given to tr_route_i8), or NULL to embed text with the
+ * pack's embedder (nothing is kept for a prompt routed on priors alone).
+ * text may be NULL (then no hash or text is kept). Under TR_LOG_EMBEDDING
+ * the log keeps to one embedder: the first record binds its name, dim and
+ * table fingerprint; a router with another gives TR_E_EMBEDDER_MISMATCH
+ * (export and start a new log). *id_out (may be NULL) names the record for
+ * tr_log_outcome. On error nothing is appended. */
+tr_status tr_log_record(tr_log *log, tr_router *router, const tr_result *res,
+                        const int8_t *embedding, const char *text, size_t len,
+                        uint64_t *id_out);
+/* Attach the observed outcome, score in [0,1] (NaN or out of range:
+ * TR_E_ARG); a later call replaces it. TR_E_LOG_STALE if the record was
+ * already overwritten, TR_E_ARG for an id never issued. */
+tr_status tr_log_outcome(tr_log *log, uint64_t id, float score);
+
+typedef struct tr_log_stats {
+    uint64_t recorded; /* ids issued so far (the last id) */
+    uint64_t dropped;  /* records overwritten by newer ones */
+    uint32_t held;     /* records in the ring */
+    uint32_t with_outcome; /* of which with an outcome */
+    uint32_t capacity;
+} tr_log_stats;
+tr_status tr_log_stats_get(const tr_log *log, tr_log_stats *stats);
+
+/* Bytes tr_log_export() writes now. */
+size_t tr_log_export_size(const tr_log *log);
+/* Write the held records, oldest first (core/OUTCOME_LOG.md). If cap is too
+ * small: TR_E_ARG with *written = the bytes needed. The log is unchanged. */
+tr_status tr_log_export(const tr_log *log, void *out, size_t cap, size_t *written);
 
 #ifdef __cplusplus
 }

@@ -26,6 +26,7 @@ run kernels $RUNNER "$BUILD/test_kernels"
 run core $RUNNER "$BUILD/test_core"
 run task $RUNNER "$BUILD/test_task"
 run governor $RUNNER "$BUILD/test_governor"
+run outcome $RUNNER "$BUILD/test_outcome"
 run noalloc $RUNNER "$BUILD/test_noalloc"
 run dataset $RUNNER "$BUILD/test_dataset"
 run eval $RUNNER "$BUILD/test_eval"
@@ -45,6 +46,9 @@ run delta "$PYTHON" tests/test_delta.py "$CLI" "$EMBEDDER" fixtures/keys/test-si
 rm -rf "$WORK"
 WORK=$(mktemp -d)
 run eval-protocol "$PYTHON" tests/test_eval_protocol.py "$CLI" "$EMBEDDER" "$FIXTURE" "$WORK"
+rm -rf "$WORK"
+WORK=$(mktemp -d)
+run outcome-log "$PYTHON" tests/test_outcome_log.py "$CLI" "$FIXTURE_PACK" fixtures/keys/test-signing.pub fixtures/keys/test-signing.key "$EMBEDDER" "$FIXTURE" "$WORK"
 rm -rf "$WORK"
 run cli sh tests/test_cli.sh
 [ -n "${SAME_AS:-}" ] && run same-pack "$PYTHON" tests/same_pack.py "$SAME_AS" "$FIXTURE_PACK"

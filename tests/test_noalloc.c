@@ -95,6 +95,11 @@ static void test_routing_allocates_nothing(void **state)
     int8_t *q = __libc_malloc(info.dim);
     tr_router *r;
     tr_trust trust = {.keys = &key, .n_keys = 1, .min_security_counter = 0, .now_unix = 0};
+    const uint32_t log_flags = TR_LOG_EMBEDDING | TR_LOG_HASH | TR_LOG_TEXT;
+    size_t log_bytes = tr_log_size(info.dim, 2, log_flags);
+    void *logmem;
+    assert_int_equal(posix_memalign(&logmem, 64, log_bytes), 0);
+    uint8_t *exported = __libc_malloc(log_bytes + 128);
 
     start_counting();
     counting = 1;
@@ -136,13 +141,26 @@ static void test_routing_allocates_nothing(void **state)
     assert_int_equal(tr_governor_init(&g, 100, 3600, 0, 0, 1), TR_OK);
     assert_int_equal(tr_route_text_governed(r, &g, 5, prompts[0], strlen(prompts[0]), NULL, &res, pred), TR_OK);
     assert_int_equal(tr_governor_record(&g, 6, res.cost), TR_OK);
+    tr_log *lg;
+    assert_int_equal(tr_log_init(logmem, log_bytes, info.dim, 2, log_flags, &lg), TR_OK);
+    assert_int_equal(tr_log_set_hash_key(lg, (const uint8_t *)"sixteen byte key"), TR_OK);
+    for (int i = 0; i < 4; i++) {
+        uint64_t id;
+        assert_int_equal(tr_route_text(r, prompts[i], strlen(prompts[i]), NULL, &res, pred), TR_OK);
+        assert_int_equal(tr_log_record(lg, r, &res, NULL, prompts[i], strlen(prompts[i]), &id), TR_OK);
+        assert_int_equal(tr_log_outcome(lg, id, 1.0f), TR_OK);
+    }
+    size_t written;
+    assert_int_equal(tr_log_export(lg, exported, log_bytes + 128, &written), TR_OK);
     counting = 0;
     assert_int_equal(calls, 0);
-    print_message("heap calls: route/embed/task/governor 0; pack load %ld (inside mbedTLS, issue 7)\n",
+    print_message("heap calls: route/embed/task/governor/log 0; pack load %ld (inside mbedTLS, issue 7)\n",
                    load_calls);
 
     __libc_free(pred);
     __libc_free(q);
+    __libc_free(exported);
+    free(logmem);
     free(arena);
     free(taskmem);
     free(pack);

@@ -8,6 +8,7 @@
 
 #include "cmds.h"
 #include "dataset.h"
+#include "logfile.h"
 #include "packwriter.h"
 #include "tr_cluster.h"
 #include "tr_cluster_fit.h"
@@ -24,7 +25,7 @@ static const char usage[] =
     "                       [--split train|all] [--k 10] [--lambda 0]\n"
     "                       [--counter 1] [--expires-days D] [--prefilter C]\n"
     "                       [--clusters K [--learned-map]] [--no-tasks]\n"
-    "                       [--no-pc] [--force]\n"
+    "                       [--no-pc] [--force] [--add-log LOG ...]\n"
     "Embeds the dataset's prompts (prompts.jsonl, correctness.csv, models.csv;\n"
     "see tools/DATASET.md) with the built-in embedder TABLE (from `tinyroute\n"
     "embedder`), quantizes them to int8, writes pack format v1 and signs it.\n"
@@ -41,7 +42,13 @@ static const char usage[] =
     "  --prefilter C   store sign-bit codes; routes search the C nearest in\n"
     "                  Hamming distance, then rerank exactly (0: exact, default)\n"
     "  --no-pc         keep the first principal component (default: removed)\n"
-    "  --force         replace PACK if it exists\n";
+    "  --force         replace PACK if it exists\n"
+    "  --add-log LOG   (repeatable) a device outcome log (core/OUTCOME_LOG.md):\n"
+    "                  each record with an embedding and an outcome becomes a\n"
+    "                  reference, the outcome its logged model's score, the\n"
+    "                  other models unknown. The log must come from a pack with\n"
+    "                  this build's embedder (same table, data and pc); records\n"
+    "                  with only a hash or text are skipped and counted\n";
 
 int cmd_build(int argc, char **argv)
 {
@@ -53,12 +60,14 @@ int cmd_build(int argc, char **argv)
         {"expires-days", required_argument, 0, 'x'}, {"no-pc", no_argument, 0, 'P'},
         {"force", no_argument, 0, 'f'}, {"prefilter", required_argument, 0, 'C'},
         {"clusters", required_argument, 0, 'Q'}, {"no-tasks", no_argument, 0, 'T'},
-        {"learned-map", no_argument, 0, 'L'},
+        {"learned-map", no_argument, 0, 'L'}, {"add-log", required_argument, 0, 'A'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *data = NULL, *emb_path = NULL, *key = NULL, *out = NULL;
     int all = 0, force = 0, no_pc = 0, no_tasks = 0, lmap = 0, c;
     uint64_t k = 10, counter = 1, expires_days = 0, prefilter = 0, n_clusters = 0;
     double lambda = 0;
+    const char *logs[64];
+    size_t n_logs = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -99,6 +108,11 @@ int cmd_build(int argc, char **argv)
         case 'P': no_pc = 1; break;
         case 'T': no_tasks = 1; break;
         case 'L': lmap = 1; break;
+        case 'A':
+            if (n_logs == sizeof logs / sizeof *logs)
+                return tr_err("at most %zu --add-log", sizeof logs / sizeof *logs), 2;
+            logs[n_logs++] = optarg;
+            break;
         case 'f': force = 1; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
@@ -199,6 +213,26 @@ int cmd_build(int argc, char **argv)
         kept++;
     }
     free(acc);
+    char name[TR_EMBEDDER_NAME_MAX];
+    snprintf(name, sizeof name, "glove100-sif-%uk%s", e.n_words / 1000, no_pc ? "" : "-pc");
+
+    /* Logged prompts follow the dataset's references. They only add rows:
+     * the pc was fitted above, so the embedder stays the one they were
+     * logged under, and they take no part in the task table (no task). */
+    const size_t kept_ds = kept;
+    for (size_t i = 0; i < n_logs; i++)
+        if (tr_log_to_refs(logs[i], &e, name, &ds, &refs, &scores, &kept)) {
+            free(refs), free(scores), free(unit), free(kept_from);
+            goto fail;
+        }
+    if (kept > kept_ds) {
+        unit = tr_xrealloc(unit, kept * (size_t)dim * sizeof *unit);
+        for (size_t j = kept_ds; j < kept; j++) {
+            for (uint32_t d = 0; d < dim; d++)
+                unit[j * dim + d] = refs[j * dim + d];
+            tr_normalize(unit + j * dim, dim);
+        }
+    }
 
     tr_buf clusters = {0};
     float *theta = NULL;
@@ -260,9 +294,9 @@ int cmd_build(int argc, char **argv)
     /* The S3 table, leave one task out (Shnitzer et al. 2023). */
     tr_buf tasks = {0};
     uint32_t n_tasks = 0;
-    uint32_t *task_of = tr_xmalloc(kept * sizeof *task_of);
-    const char **names = tr_xmalloc(kept * sizeof *names);
-    for (size_t j = 0; j < kept && !no_tasks; j++) {
+    uint32_t *task_of = tr_xmalloc(kept_ds * sizeof *task_of);
+    const char **names = tr_xmalloc(kept_ds * sizeof *names);
+    for (size_t j = 0; j < kept_ds && !no_tasks; j++) {
         const char *t = ds.prompts[kept_from[j]].task;
         uint32_t id = 0;
         while (id < n_tasks && strcmp(names[id], t))
@@ -272,8 +306,8 @@ int cmd_build(int argc, char **argv)
         task_of[j] = id;
     }
     if (n_tasks >= 2) {
-        tr_refs rv = {(uint32_t)kept, dim, dim, refs, tr_xmalloc(kept * sizeof(float))};
-        for (size_t j = 0; j < kept; j++) {
+        tr_refs rv = {(uint32_t)kept_ds, dim, dim, refs, tr_xmalloc(kept_ds * sizeof(float))};
+        for (size_t j = 0; j < kept_ds; j++) {
             int64_t ss = 0;
             for (uint32_t d = 0; d < dim; d++)
                 ss += (int32_t)refs[j * dim + d] * refs[j * dim + d];
@@ -298,8 +332,6 @@ int cmd_build(int argc, char **argv)
     for (uint32_t j = 0; j < m; j++)
         models[j] = (tr_pack_model){ds.models[j].name, ds.models[j].cost,
                                     ds.models[j].where ? TR_CLOUD : TR_DEVICE};
-    char name[TR_EMBEDDER_NAME_MAX];
-    snprintf(name, sizeof name, "glove100-sif-%uk%s", e.n_words / 1000, no_pc ? "" : "-pc");
     time_t now = time(NULL);
     tr_pack_spec spec = {
         .security_counter = counter, .created_unix = (uint64_t)now,

@@ -10,6 +10,7 @@
 #include "dataset.h"
 #include "eval_protocol.h"
 #include "keys.h"
+#include "logfile.h"
 #include "packfile.h"
 #include "pareto.h"
 #include "util.h"
@@ -25,10 +26,14 @@ typedef struct common {
     tr_route_opts ro;
     int split_all;
     int task;  /* --method task: all prompts form one task */
+    const char *log_out, *log_flags, *log_key, *outcomes, *log_in;
+    uint64_t log_capacity;
+    int json;
 } common;
 
 enum { O_PACK = 256, O_KEY, O_MIN, O_LAMBDA, O_K, O_OFFLINE, O_DATA, O_SPLIT, O_EXACT, O_METHOD,
-       O_WEIGHTED, O_REVOKE, O_DELTA, O_MIN_DELTA, O_HELP };
+       O_WEIGHTED, O_REVOKE, O_DELTA, O_MIN_DELTA, O_LOG_OUT, O_LOG_FLAGS, O_LOG_CAP, O_LOG_KEY,
+       O_OUTCOMES, O_LOG, O_JSON, O_HELP };
 
 static const struct option common_opts[] = {
     {"pack", required_argument, 0, O_PACK}, {"key", required_argument, 0, O_KEY},
@@ -39,7 +44,21 @@ static const struct option common_opts[] = {
     {"weighted", no_argument, 0, O_WEIGHTED}, {"revoke", required_argument, 0, O_REVOKE},
     {"delta", required_argument, 0, O_DELTA},
     {"min-delta-counter", required_argument, 0, O_MIN_DELTA},
+    {"log-out", required_argument, 0, O_LOG_OUT}, {"log-flags", required_argument, 0, O_LOG_FLAGS},
+    {"log-capacity", required_argument, 0, O_LOG_CAP}, {"log-key", required_argument, 0, O_LOG_KEY},
+    {"outcomes", required_argument, 0, O_OUTCOMES}, {"log", required_argument, 0, O_LOG},
+    {"json", no_argument, 0, O_JSON},
     {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
+
+/* Is name one of the space-separated words of allowed? */
+static int allows(const char *allowed, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = allowed; (p = strstr(p, name)) != NULL; p += n)
+        if ((p == allowed || p[-1] == ' ') && (p[n] == ' ' || p[n] == 0))
+            return 1;
+    return 0;
+}
 
 /* -1: bad usage (message printed), 1: --help printed, 0: ok. */
 static int parse_common(int argc, char **argv, const char *usage, const char *allowed,
@@ -47,6 +66,7 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
 {
     memset(c, 0, sizeof *c);
     c->ro.lambda = TR_LAMBDA_DEFAULT;
+    c->log_capacity = 65536;
     int o;
     optind = 1;
     while ((o = getopt_long(argc, argv, "", common_opts, NULL)) != -1) {
@@ -54,7 +74,7 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
         for (const struct option *op = common_opts; op->name; op++)
             if (op->val == o)
                 name = op->name;
-        if (o != '?' && o != O_HELP && name && !strstr(allowed, name)) {
+        if (o != '?' && o != O_HELP && name && !allows(allowed, name)) {
             tr_err("%s does not take --%s", argv[0], name);
             goto bad;
         }
@@ -118,6 +138,19 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
             }
             break;
         case O_DATA: c->data = optarg; break;
+        case O_LOG_OUT: c->log_out = optarg; break;
+        case O_LOG_FLAGS: c->log_flags = optarg; break;
+        case O_LOG_KEY: c->log_key = optarg; break;
+        case O_OUTCOMES: c->outcomes = optarg; break;
+        case O_LOG: c->log_in = optarg; break;
+        case O_JSON: c->json = 1; break;
+        case O_LOG_CAP:
+            if (tr_parse_u64(optarg, &c->log_capacity) || c->log_capacity == 0 ||
+                c->log_capacity > UINT32_MAX) {
+                tr_err("--log-capacity must be an integer in 1..%u, not '%s'", UINT32_MAX, optarg);
+                goto bad;
+            }
+            break;
         case O_SPLIT:
             if (strcmp(optarg, "test") && strcmp(optarg, "all")) {
                 tr_err("--split must be test or all, not '%s'", optarg);
@@ -238,6 +271,7 @@ typedef struct route_ctx {
     int embed_only;
     tr_task *task;
     size_t skipped;
+    tr_cli_log *log; /* --log-out: every decision is also logged */
 } route_ctx;
 
 static int route_one(void *vctx, const char *where, long line, const char *text, size_t len)
@@ -263,6 +297,8 @@ static int route_one(void *vctx, const char *where, long line, const char *text,
         st = tr_route_text(c->pf->router, text, len, c->ro, &res, c->pred);
         if (st == TR_OK)
             print_json(result_json(c->pf->router, &c->pf->info, text, &res, c->pred));
+        if (st == TR_OK && c->log && tr_cli_log_add(c->log, c->pf->router, &res, text, len))
+            return 1;
     }
     if (st != TR_OK) {
         tr_err("%s %ld: %s: %s", where, line, tr_status_name(st), tr_strerror(st));
@@ -317,6 +353,8 @@ static const char route_usage[] =
     "usage: tinyroute route --pack PACK [--delta DELTA] --key PUBLIC.pem [--lambda L] [--k K]\n"
     "                       [--offline] [--exact] [--method knn|cluster|learned-map|task]\n"
     "                       [--weighted]\n"
+    "                       [--log-out LOG [--log-flags embedding,hash,text|none]\n"
+    "                        [--log-key HEX32] [--log-capacity N] [--outcomes DIR]]\n"
     "                       [--min-counter N] [--revoke KEYID] [PROMPT...]\n"
     "Routes each PROMPT (or each line of stdin) and prints one JSON line per\n"
     "prompt: model, where (device|cloud), per-model predicted correctness,\n"
@@ -325,7 +363,13 @@ static const char route_usage[] =
     "--weighted weighs neighbours by 1/cosine distance. --delta applies a signed\n"
     "delta pack (added or retired models, settings) over PACK. --method task takes all\n"
     "the prompts as one new task and prints one JSON object: S1, S2, S3 per\n"
-    "model and the choice after the out-of-distribution gate (Shnitzer 2023).\n";
+    "model and the choice after the out-of-distribution gate (Shnitzer 2023).\n"
+    "--log-out records every decision in a device outcome log (tr_log_*) and\n"
+    "exports it to LOG (core/OUTCOME_LOG.md): by default the int8 embedding;\n"
+    "hash needs --log-key (SipHash key, 32 hex digits); text is opt-in. The\n"
+    "ring keeps the newest --log-capacity records (65536). --outcomes DIR\n"
+    "attaches as each prompt's outcome the chosen model's score in that dataset\n"
+    "(looked up by text, the first prompt with that text; a simulated user).\n";
 
 static const char embed_usage[] =
     "usage: tinyroute embed --pack PACK --key PUBLIC.pem [--revoke KEYID] [PROMPT...]\n"
@@ -337,7 +381,8 @@ static int run_route(int argc, char **argv, int embed_only)
     common c;
     int r = parse_common(argc, argv, embed_only ? embed_usage : route_usage,
                          embed_only ? "pack key delta min-counter min-delta-counter revoke"
-                                    : "pack key delta min-counter min-delta-counter revoke lambda k offline exact method weighted",
+                                    : "pack key delta min-counter min-delta-counter revoke lambda k offline exact method weighted "
+                                      "log-out log-flags log-key log-capacity outcomes",
                          &c);
     if (r)
         return r < 0 ? 2 : 0;
@@ -350,7 +395,21 @@ static int run_route(int argc, char **argv, int embed_only)
     r = open_pack(&c, &pf);
     if (r)
         return 1;
-    route_ctx ctx = {&pf, &c.ro, tr_xmalloc(pf.info.n_models * sizeof(float)), embed_only, NULL, 0};
+    if ((c.log_flags || c.log_key || c.outcomes) && !c.log_out) {
+        tr_packfile_close(&pf);
+        return tr_err("--log-flags, --log-key and --outcomes go with --log-out"), 2;
+    }
+    if (c.log_out && c.task) {
+        tr_packfile_close(&pf);
+        return tr_err("--log-out logs single decisions, not --method task"), 2;
+    }
+    tr_cli_log cl;
+    if (c.log_out && tr_cli_log_begin(&cl, &pf, c.log_flags, c.log_capacity, c.log_key, c.outcomes)) {
+        tr_packfile_close(&pf);
+        return 1;
+    }
+    route_ctx ctx = {&pf, &c.ro, tr_xmalloc(pf.info.n_models * sizeof(float)), embed_only, NULL, 0,
+                     c.log_out ? &cl : NULL};
     void *mem = NULL;
     if (c.task) {
         size_t bytes = tr_task_size(pf.info.n_models);
@@ -364,6 +423,8 @@ static int run_route(int argc, char **argv, int embed_only)
     r = each_prompt(argc, argv, route_one, &ctx);
     if (c.task && r == 0)
         r = print_task(&pf, ctx.task, &c.ro, ctx.skipped);
+    if (c.log_out && tr_cli_log_finish(&cl, c.log_out))
+        r = 1;
 done:
     free(mem);
     free(ctx.pred);
@@ -379,10 +440,17 @@ static const char eval_usage[] =
     "                      [--split test|all] [--lambda L1,L2,...] [--k K] [--exact]\n"
     "                      [--method knn|cluster|learned-map] [--weighted]\n"
     "                      [--min-counter N] [--revoke KEYID]\n"
+    "       tinyroute eval --pack PACK --key PUBLIC.pem --log LOG [--json]\n"
+    "                      [--lambda L1,L2,...] [--k K] [--method ...]\n"
     "Routes the dataset's held-out prompts (split test, the default) and prints\n"
     "accuracy, mean cost and cloud share of the router at each lambda, beside\n"
     "always-on-device (best device model), always-best (best single model)\n"
-    "and the oracle. Prompts with an unknown score for any model are skipped.\n";
+    "and the oracle. Prompts with an unknown score for any model are skipped.\n"
+    "With --log (a device outcome log, core/OUTCOME_LOG.md) instead: realised\n"
+    "quality (mean logged outcome), mean cost, cloud share and per-model counts\n"
+    "of the logged decisions, then the logged prompts re-routed by PACK at each\n"
+    "lambda: exact cost and cloud share, and an estimated quality from the\n"
+    "records whose logged model is the new choice (their count is printed).\n";
 
 int cmd_eval(int argc, char **argv)
 {
@@ -393,14 +461,25 @@ int cmd_eval(int argc, char **argv)
         return tr_eval_protocol(argc, argv);
     common c;
     int r = parse_common(argc, argv, eval_usage,
-                         "pack key delta min-counter min-delta-counter revoke lambda k data split exact method weighted", &c);
+                         "pack key delta min-counter min-delta-counter revoke lambda k data split exact method weighted "
+                         "log json", &c);
     if (r)
         return r < 0 ? 2 : 0;
-    if (!c.data) {
+    if (c.log_in && c.data) {
+        free(c.keys);
+        free(c.revoked);
+        return tr_err("eval takes --data or --log, not both"), 2;
+    }
+    if (c.json && !c.log_in) {
+        free(c.keys);
+        free(c.revoked);
+        return tr_err("eval --pack prints JSON with --log only"), 2;
+    }
+    if (!c.data && !c.log_in) {
         free(c.keys);
         free(c.revoked);
         fputs(eval_usage, stderr);
-        return tr_err("eval needs --data"), 2;
+        return tr_err("eval needs --data or --log"), 2;
     }
     double lam[64];
     int n_lam = 0;
@@ -420,6 +499,11 @@ int cmd_eval(int argc, char **argv)
     r = open_pack(&c, &pf);
     if (r)
         return 1;
+    if (c.log_in) {
+        r = tr_eval_log(&pf, c.log_in, &c.ro, lam, n_lam, c.json);
+        tr_packfile_close(&pf);
+        return r;
+    }
     if (tr_dataset_load(c.data, &ds)) {
         tr_packfile_close(&pf);
         return 1;

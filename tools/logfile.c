@@ -1,0 +1,522 @@
+/* The outcome log on the host: reader, the CLI's writer, eval --log and the
+ * builder's --add-log (see logfile.h, core/OUTCOME_LOG.md). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "logfile.h"
+#include "tr_internal.h"
+#include "tr_outcome.h"
+#include "util.h"
+
+static uint16_t ld16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+
+int tr_logfile_read(const char *path, tr_logfile *lf)
+{
+    memset(lf, 0, sizeof *lf);
+    lf->bytes = tr_read_file(path, &lf->len);
+    if (!lf->bytes)
+        return 1;
+    const uint8_t *b = lf->bytes;
+    const char *why = NULL;
+    if (lf->len < TR_LOG_HEADER_BYTES || memcmp(b, TR_LOG_MAGIC, 8))
+        why = "not an outcome log (bad magic)";
+    else if (tr_ld32(b + TR_LH_VERSION) != TR_LOG_VERSION)
+        why = "unsupported outcome log version";
+    else if (tr_ld32(b + TR_LH_HEADER_BYTES) != TR_LOG_HEADER_BYTES)
+        why = "bad header size";
+    if (!why) {
+        lf->record_bytes = tr_ld32(b + TR_LH_RECORD_BYTES);
+        lf->flags = tr_ld32(b + TR_LH_FLAGS);
+        lf->dim = tr_ld32(b + TR_LH_DIM);
+        lf->text_max = tr_ld32(b + TR_LH_TEXT_MAX);
+        lf->n = tr_ld32(b + TR_LH_N_RECORDS);
+        lf->capacity = tr_ld32(b + TR_LH_CAPACITY);
+        lf->recorded = tr_ld64(b + TR_LH_RECORDED);
+        lf->dropped = tr_ld64(b + TR_LH_DROPPED);
+        lf->embedder_fp = tr_ld64(b + TR_LH_EMBEDDER_FP);
+        memcpy(lf->embedder, b + TR_LH_EMBEDDER, TR_EMBEDDER_NAME_MAX);
+        memcpy(lf->pack_hash, b + TR_LH_PACK_HASH, 32);
+        if (lf->flags & ~(uint32_t)(TR_LOG_EMBEDDING | TR_LOG_HASH | TR_LOG_TEXT))
+            why = "unknown log flags";
+        else if (lf->record_bytes != tr_log_record_bytes(lf->dim, lf->flags) ||
+                 lf->text_max != ((lf->flags & TR_LOG_TEXT) ? TR_LOG_TEXT_MAX : 0))
+            why = "record size does not match the flags and dim";
+        else if (lf->len != TR_LOG_HEADER_BYTES + (uint64_t)lf->n * lf->record_bytes)
+            why = "length does not match the record count";
+        else if (lf->n > lf->capacity || lf->n > lf->recorded)
+            why = "more records than the ring holds";
+    }
+    for (uint32_t i = 0; !why && i < lf->n; i++) {
+        tr_logrec r;
+        tr_logfile_rec(lf, i, &r);
+        int has = (r.flags & TR_LOG_REC_OUTCOME) != 0;
+        if (has != !isnan(r.outcome) || (has && !(r.outcome >= 0.0f && r.outcome <= 1.0f)))
+            why = "a record's outcome is malformed";
+        else if ((r.flags & TR_LOG_REC_EMBEDDING) && !(lf->flags & TR_LOG_EMBEDDING))
+            why = "a record claims an embedding the log does not keep";
+        else if (r.text && r.text_len > lf->text_max)
+            why = "a record's text is longer than the slot";
+        else if (i && r.id != tr_ld64(lf->bytes + TR_LOG_HEADER_BYTES +
+                                      (size_t)(i - 1) * lf->record_bytes) + 1)
+            why = "record ids are not consecutive";
+    }
+    if (why) {
+        tr_err("%s: %s", path, why);
+        tr_logfile_free(lf);
+        return 1;
+    }
+    return 0;
+}
+
+void tr_logfile_rec(const tr_logfile *lf, uint32_t i, tr_logrec *r)
+{
+    const uint8_t *s = lf->bytes + TR_LOG_HEADER_BYTES + (size_t)i * lf->record_bytes;
+    r->id = tr_ld64(s + TR_LR_ID);
+    r->pack_tag = tr_ld64(s + TR_LR_PACK_TAG);
+    r->model_hash = tr_ld64(s + TR_LR_MODEL_HASH);
+    r->prompt_hash = tr_ld64(s + TR_LR_PROMPT_HASH);
+    r->model = tr_ld32(s + TR_LR_MODEL);
+    r->where = s[TR_LR_WHERE] ? TR_CLOUD : TR_DEVICE;
+    r->flags = ld16(s + TR_LR_FLAGS);
+    r->cost = tr_ldf32(s + TR_LR_COST);
+    r->cost_norm = tr_ldf32(s + TR_LR_COST_NORM);
+    r->lambda = tr_ldf32(s + TR_LR_LAMBDA);
+    r->utility = tr_ldf32(s + TR_LR_UTILITY);
+    r->outcome = tr_ldf32(s + TR_LR_OUTCOME);
+    const uint8_t *tail = s + TR_LOG_REC_HEAD;
+    r->emb = NULL;
+    if (lf->flags & TR_LOG_EMBEDDING) {
+        if (r->flags & TR_LOG_REC_EMBEDDING)
+            r->emb = (const int8_t *)tail;
+        tail += tr_log_emb_bytes(lf->dim);
+    }
+    r->text = (r->flags & TR_LOG_REC_TEXT) && (lf->flags & TR_LOG_TEXT) ? (const char *)tail : NULL;
+    r->text_len = r->text ? ld16(s + TR_LR_TEXT_LEN) : 0;
+}
+
+void tr_logfile_free(tr_logfile *lf)
+{
+    free(lf->bytes);
+    memset(lf, 0, sizeof *lf);
+}
+
+/* ---- the CLI's writer ---- */
+
+static int hex_key(const char *hex, uint8_t key[16])
+{
+    if (!hex || strlen(hex) != 32)
+        return 1;
+    for (int i = 0; i < 16; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+            return 1;
+        key[i] = (uint8_t)v;
+    }
+    return 0;
+}
+
+int tr_cli_log_begin(tr_cli_log *cl, const tr_packfile *pf, const char *flags_s,
+                     uint64_t capacity, const char *key_hex, const char *outcomes)
+{
+    memset(cl, 0, sizeof *cl);
+    uint32_t flags = 0;
+    char *fs = tr_xstrdup(flags_s ? flags_s : "embedding");
+    for (char *t = strtok(fs, ","); t; t = strtok(NULL, ",")) {
+        if (!strcmp(t, "embedding"))
+            flags |= TR_LOG_EMBEDDING;
+        else if (!strcmp(t, "hash"))
+            flags |= TR_LOG_HASH;
+        else if (!strcmp(t, "text"))
+            flags |= TR_LOG_TEXT;
+        else if (strcmp(t, "none")) {
+            free(fs);
+            return tr_err("--log-flags takes embedding, hash, text or none, not '%s'", t);
+        }
+    }
+    free(fs);
+    uint8_t key[16];
+    if ((flags & TR_LOG_HASH) && hex_key(key_hex, key))
+        return tr_err("--log-flags hash needs --log-key with 32 hex digits");
+    if (capacity == 0 || capacity > UINT32_MAX)
+        return tr_err("--log-capacity must be in 1..%u", UINT32_MAX);
+    size_t need = tr_log_size(pf->info.dim, (uint32_t)capacity, flags);
+    if (need == 0 || posix_memalign(&cl->mem, 64, need))
+        return tr_err("cannot size a log of %llu records", (unsigned long long)capacity);
+    tr_status st = tr_log_init(cl->mem, need, pf->info.dim, (uint32_t)capacity, flags, &cl->log);
+    if (st == TR_OK && (flags & TR_LOG_HASH))
+        st = tr_log_set_hash_key(cl->log, key);
+    if (st != TR_OK) {
+        free(cl->mem);
+        return tr_err("log: %s", tr_strerror(st));
+    }
+    if (!outcomes)
+        return 0;
+    if (tr_dataset_load(outcomes, &cl->ds)) {
+        free(cl->mem);
+        return 1;
+    }
+    cl->has_ds = 1;
+    cl->col = tr_xmalloc(pf->info.n_models * sizeof *cl->col);
+    for (uint32_t j = 0; j < pf->info.n_models; j++) {
+        tr_model_info mi;
+        tr_router_model(pf->router, j, &mi);
+        cl->col[j] = SIZE_MAX;
+        for (size_t t = 0; t < cl->ds.n_models; t++)
+            if (!strcmp(cl->ds.models[t].name, mi.name))
+                cl->col[j] = t;
+    }
+    for (size_t i = 0; i < cl->ds.n_prompts; i++)
+        tr_strmap_add(&cl->by_text, cl->ds.prompts[i].text, i, NULL); /* first one wins */
+    return 0;
+}
+
+int tr_cli_log_add(tr_cli_log *cl, tr_router *r, const tr_result *res, const char *text,
+                   size_t len)
+{
+    uint64_t id;
+    tr_status st = tr_log_record(cl->log, r, res, NULL, text, len, &id);
+    if (st != TR_OK)
+        return tr_err("log: %s: %s", tr_status_name(st), tr_strerror(st));
+    if (!cl->has_ds)
+        return 0;
+    /* The outcome a user would have seen: the chosen model's score on this
+     * prompt in the dataset. */
+    size_t i;
+    float s = NAN;
+    if (memchr(text, 0, len) == NULL && text[len] == 0 && tr_strmap_get(&cl->by_text, text, &i) &&
+        cl->col[res->model] != SIZE_MAX)
+        s = cl->ds.scores[i * cl->ds.n_models + cl->col[res->model]];
+    if (isnan(s)) {
+        cl->no_outcome++;
+        return 0;
+    }
+    st = tr_log_outcome(cl->log, id, s);
+    return st == TR_OK ? 0 : tr_err("log: %s", tr_strerror(st));
+}
+
+int tr_cli_log_finish(tr_cli_log *cl, const char *path)
+{
+    size_t need = tr_log_export_size(cl->log), w;
+    uint8_t *buf = tr_xmalloc(need);
+    int r = tr_log_export(cl->log, buf, need, &w) != TR_OK ||
+            tr_write_file_atomic(path, buf, w);
+    if (!r) {
+        tr_log_stats st;
+        tr_log_stats_get(cl->log, &st);
+        fprintf(stderr, "log: %s: %u records (%u with an outcome, %llu dropped)\n", path, st.held,
+                st.with_outcome, (unsigned long long)st.dropped);
+    }
+    free(buf);
+    free(cl->mem);
+    free(cl->col);
+    if (cl->has_ds) {
+        tr_strmap_free(&cl->by_text);
+        tr_dataset_free(&cl->ds);
+    }
+    return r ? tr_err("%s: could not write the log", path) : 0;
+}
+
+/* ---- eval --log ---- */
+
+/* Pack model index of each logged name hash; -1 when the pack lacks it. */
+static int model_of(const uint64_t *hashes, uint32_t m, uint64_t h)
+{
+    for (uint32_t j = 0; j < m; j++)
+        if (hashes[j] == h)
+            return (int)j;
+    return -1;
+}
+
+static double f6(double x)
+{
+    char b[32];
+    snprintf(b, sizeof b, "%.6g", x);
+    return strtod(b, NULL);
+}
+
+int tr_eval_log(tr_packfile *pf, const char *path, const tr_route_opts *ro, const double *lam,
+                int n_lam, int json)
+{
+    tr_logfile lf;
+    if (tr_logfile_read(path, &lf))
+        return 1;
+    const uint32_t m = pf->info.n_models;
+    tr_model_info *mi = tr_xmalloc(m * sizeof *mi);
+    uint64_t *mh = tr_xmalloc(m * sizeof *mh);
+    for (uint32_t j = 0; j < m; j++) {
+        tr_router_model(pf->router, j, &mi[j]);
+        mh[j] = tr_fnv1a64(mi[j].name, strlen(mi[j].name));
+    }
+    /* Logged decisions as they were made. */
+    size_t n_out = 0, n_cloud = 0, n_other_pack = 0, n_unknown_model = 0;
+    double sum_out = 0, sum_cost = 0;
+    size_t *count = tr_xcalloc(m, sizeof *count), *count_out = tr_xcalloc(m, sizeof *count_out);
+    double *model_out = tr_xcalloc(m, sizeof *model_out);
+    const uint64_t tag = tr_ld64(pf->info.pack_hash);
+    for (uint32_t i = 0; i < lf.n; i++) {
+        tr_logrec r;
+        tr_logfile_rec(&lf, i, &r);
+        sum_cost += r.cost;
+        n_cloud += r.where == TR_CLOUD;
+        n_other_pack += r.pack_tag != tag;
+        int j = model_of(mh, m, r.model_hash);
+        n_unknown_model += j < 0;
+        if (j >= 0)
+            count[j]++;
+        if (r.flags & TR_LOG_REC_OUTCOME) {
+            n_out++;
+            sum_out += r.outcome;
+            if (j >= 0) {
+                count_out[j]++;
+                model_out[j] += r.outcome;
+            }
+        }
+    }
+    /* Re-routed at each lambda: only prompts with an embedding, and only
+     * when the log's embedder is the pack's. */
+    const char *why_not = NULL;
+    const tr_pack_view *pv = &pf->router->pack;
+    if (!(lf.flags & TR_LOG_EMBEDDING))
+        why_not = "the log keeps no embeddings";
+    else if (!lf.embedder[0])
+        why_not = "the log has no record";
+    else if (strcmp(lf.embedder, pf->info.embedder) || lf.dim != pf->info.dim)
+        why_not = "the log's embedder is not the pack's";
+    else if (pv->has_embedder && lf.embedder_fp != tr_embedder_fingerprint(&pv->embedder))
+        why_not = "the log's embedder table differs from the pack's (another pc or vocabulary)";
+    size_t n_emb = 0, n_emb_out = 0;
+    double emb_out = 0, emb_cost = 0, emb_cloud = 0;
+    double(*d)[5] = tr_xcalloc((size_t)n_lam, sizeof *d); /* cost, cloud, n, sum, sum sq */
+    float *pred = tr_xmalloc(m * sizeof *pred);
+    size_t failed = 0;
+    for (uint32_t i = 0; i < lf.n && !why_not; i++) {
+        tr_logrec r;
+        tr_logfile_rec(&lf, i, &r);
+        if (!r.emb)
+            continue;
+        int logged = model_of(mh, m, r.model_hash);
+        int ok = 1;
+        tr_result res[64];
+        for (int l = 0; l < n_lam && ok; l++) {
+            tr_route_opts o = *ro;
+            o.lambda = (float)lam[l];
+            tr_status st = tr_route_i8(pf->router, pf->info.embedder, r.emb, lf.dim, &o, &res[l], pred);
+            if (st != TR_OK) {
+                tr_err("%s: record %llu: %s", path, (unsigned long long)r.id, tr_strerror(st));
+                ok = 0;
+            }
+        }
+        if (!ok) {
+            failed++;
+            continue;
+        }
+        n_emb++;
+        emb_cost += r.cost;
+        emb_cloud += r.where == TR_CLOUD;
+        int has = (r.flags & TR_LOG_REC_OUTCOME) != 0;
+        if (has) {
+            n_emb_out++;
+            emb_out += r.outcome;
+        }
+        for (int l = 0; l < n_lam; l++) {
+            d[l][0] += res[l].cost;
+            d[l][1] += res[l].where == TR_CLOUD;
+            if (has && logged == (int)res[l].model) {
+                d[l][2] += 1;
+                d[l][3] += r.outcome;
+                d[l][4] += (double)r.outcome * r.outcome;
+            }
+        }
+    }
+    free(pred);
+    const char *note =
+        "quality at a lambda is an estimate: the mean logged outcome over the records whose "
+        "logged model is the one the pack now chooses at that lambda (inverse propensity with a "
+        "deterministic logger: weight 1 there, the other records carry no information). It "
+        "assumes those supported records are like the rest; with few of them it is noise. Cost "
+        "and cloud share are exact for the logged prompts.";
+    if (json) {
+        cJSON *o = cJSON_CreateObject(), *ms = cJSON_CreateObject(), *dv = cJSON_CreateArray();
+        cJSON_AddNumberToObject(o, "records", lf.n);
+        cJSON_AddNumberToObject(o, "recorded", (double)lf.recorded);
+        cJSON_AddNumberToObject(o, "dropped", (double)lf.dropped);
+        cJSON_AddNumberToObject(o, "with_outcome", (double)n_out);
+        cJSON_AddNumberToObject(o, "other_pack", (double)n_other_pack);
+        cJSON_AddNumberToObject(o, "unknown_model", (double)n_unknown_model);
+        if (n_out)
+            cJSON_AddNumberToObject(o, "realised_quality", f6(sum_out / n_out));
+        else
+            cJSON_AddNullToObject(o, "realised_quality");
+        cJSON_AddNumberToObject(o, "mean_cost", lf.n ? f6(sum_cost / lf.n) : 0);
+        cJSON_AddNumberToObject(o, "cloud_share", lf.n ? f6((double)n_cloud / lf.n) : 0);
+        for (uint32_t j = 0; j < m; j++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "count", (double)count[j]);
+            cJSON_AddNumberToObject(e, "with_outcome", (double)count_out[j]);
+            if (count_out[j])
+                cJSON_AddNumberToObject(e, "mean_outcome", f6(model_out[j] / count_out[j]));
+            cJSON_AddItemToObject(ms, mi[j].name, e);
+        }
+        cJSON_AddItemToObject(o, "models", ms);
+        if (why_not) {
+            cJSON_AddStringToObject(o, "deferral_skipped", why_not);
+        } else {
+            cJSON_AddNumberToObject(o, "reroutable", (double)n_emb);
+            cJSON_AddNumberToObject(o, "reroutable_with_outcome", (double)n_emb_out);
+            if (n_emb_out)
+                cJSON_AddNumberToObject(o, "reroutable_quality", f6(emb_out / n_emb_out));
+            if (n_emb) {
+                cJSON_AddNumberToObject(o, "reroutable_cost", f6(emb_cost / n_emb));
+                cJSON_AddNumberToObject(o, "reroutable_cloud_share", f6(emb_cloud / n_emb));
+            }
+            for (int l = 0; l < n_lam && n_emb; l++) {
+                cJSON *e = cJSON_CreateObject();
+                cJSON_AddNumberToObject(e, "lambda", f6(lam[l]));
+                cJSON_AddNumberToObject(e, "mean_cost", f6(d[l][0] / n_emb));
+                cJSON_AddNumberToObject(e, "cloud_share", f6(d[l][1] / n_emb));
+                cJSON_AddNumberToObject(e, "supported", d[l][2]);
+                if (d[l][2] > 0) {
+                    double mean = d[l][3] / d[l][2];
+                    double var = d[l][2] > 1 ? (d[l][4] - d[l][2] * mean * mean) / (d[l][2] - 1) : 0;
+                    cJSON_AddNumberToObject(e, "quality_estimate", f6(mean));
+                    cJSON_AddNumberToObject(e, "stderr", f6(sqrt(fmax(var, 0) / d[l][2])));
+                } else {
+                    cJSON_AddNullToObject(e, "quality_estimate");
+                }
+                cJSON_AddItemToArray(dv, e);
+            }
+            cJSON_AddStringToObject(o, "note", note);
+        }
+        cJSON_AddItemToObject(o, "deferral", dv);
+        char *t = cJSON_PrintUnformatted(o);
+        puts(t);
+        free(t);
+        cJSON_Delete(o);
+    } else {
+        printf("log %s: %u records (ids up to %llu, %llu dropped), %zu with an outcome\n", path,
+               lf.n, (unsigned long long)lf.recorded, (unsigned long long)lf.dropped, n_out);
+        if (n_other_pack || n_unknown_model)
+            printf("  %zu records from another pack, %zu with a model this pack lacks\n",
+                   n_other_pack, n_unknown_model);
+        if (n_out)
+            printf("realised quality %.4f (mean outcome over %zu records)\n", sum_out / n_out, n_out);
+        else
+            printf("realised quality: no outcome logged\n");
+        printf("mean cost %.4f, cloud share %.4f\n", lf.n ? sum_cost / lf.n : 0,
+               lf.n ? (double)n_cloud / lf.n : 0);
+        printf("%-40s %8s %12s %12s\n", "model", "routed", "with outcome", "mean outcome");
+        size_t never = 0;
+        for (uint32_t j = 0; j < m; j++) {
+            if (!count[j]) {
+                never++;
+                continue;
+            }
+            printf("%-40.40s %8zu %12zu ", mi[j].name, count[j], count_out[j]);
+            if (count_out[j])
+                printf("%12.4f\n", model_out[j] / count_out[j]);
+            else
+                printf("%12s\n", "-");
+        }
+        if (never)
+            printf("(%zu other models of the pack: never routed to)\n", never);
+        if (why_not) {
+            printf("deferral estimate skipped: %s\n", why_not);
+        } else {
+            printf("deferral estimate over the %zu logged prompts with an embedding (%zu with an "
+                   "outcome; as logged: quality %.4f, cost %.4f, cloud share %.4f)\n",
+                   n_emb, n_emb_out, n_emb_out ? emb_out / n_emb_out : NAN,
+                   n_emb ? emb_cost / n_emb : NAN, n_emb ? emb_cloud / n_emb : NAN);
+            printf("%10s %10s %12s %10s %18s\n", "lambda", "mean cost", "cloud share", "supported",
+                   "quality estimate");
+            for (int l = 0; l < n_lam && n_emb; l++) {
+                printf("%10g %10.4f %12.4f %10.0f ", lam[l], d[l][0] / n_emb, d[l][1] / n_emb,
+                       d[l][2]);
+                if (d[l][2] > 0) {
+                    double mean = d[l][3] / d[l][2];
+                    double var = d[l][2] > 1 ? (d[l][4] - d[l][2] * mean * mean) / (d[l][2] - 1) : 0;
+                    printf("%10.4f +- %.4f\n", mean, sqrt(fmax(var, 0) / d[l][2]));
+                } else {
+                    printf("%18s\n", "-");
+                }
+            }
+            printf("(%s)\n", note);
+        }
+    }
+    free(d);
+    free(count);
+    free(count_out);
+    free(model_out);
+    free(mi);
+    free(mh);
+    tr_logfile_free(&lf);
+    return failed ? 1 : 0;
+}
+
+/* ---- build --add-log ---- */
+
+int tr_log_to_refs(const char *path, const tr_embedder *e, const char *embedder_name,
+                   const tr_dataset *ds, int8_t **refs, float **scores, size_t *n_refs)
+{
+    tr_logfile lf;
+    if (tr_logfile_read(path, &lf))
+        return 1;
+    if (!(lf.flags & TR_LOG_EMBEDDING)) {
+        printf("%s: no embeddings kept (hash or text only): all %u records skipped\n", path, lf.n);
+        tr_logfile_free(&lf);
+        return 0;
+    }
+    if (lf.n && (strcmp(lf.embedder, embedder_name) || lf.dim != e->dim ||
+                 lf.embedder_fp != tr_embedder_fingerprint(e))) {
+        tr_err("%s: logged with embedder %s (dim %u, fingerprint %016llx), but this build's is %s "
+               "(dim %u, fingerprint %016llx): its embeddings are not comparable (the pc is fitted on "
+               "the references: build from the data, split and table the logging pack came from)",
+               path, lf.embedder, lf.dim, (unsigned long long)lf.embedder_fp, embedder_name, e->dim,
+               (unsigned long long)tr_embedder_fingerprint(e));
+        tr_logfile_free(&lf);
+        return 1;
+    }
+    const size_t m = ds->n_models, dim = e->dim;
+    uint64_t *mh = tr_xmalloc(m * sizeof *mh);
+    for (size_t j = 0; j < m; j++)
+        mh[j] = tr_fnv1a64(ds->models[j].name, strlen(ds->models[j].name));
+    size_t added = 0, no_emb = 0, no_out = 0, no_model = 0, bad = 0;
+    for (uint32_t i = 0; i < lf.n; i++) {
+        tr_logrec r;
+        tr_logfile_rec(&lf, i, &r);
+        if (!r.emb) {
+            no_emb++;
+            continue;
+        }
+        if (!(r.flags & TR_LOG_REC_OUTCOME)) {
+            no_out++;
+            continue;
+        }
+        int j = model_of(mh, (uint32_t)m, r.model_hash);
+        if (j < 0) {
+            no_model++;
+            continue;
+        }
+        if (tr_check_i8(r.emb, (uint32_t)dim) != TR_OK) {
+            bad++;
+            continue;
+        }
+        *refs = tr_xrealloc(*refs, (*n_refs + 1) * dim);
+        *scores = tr_xrealloc(*scores, (*n_refs + 1) * m * sizeof **scores);
+        memcpy(*refs + *n_refs * dim, r.emb, dim);
+        float *row = *scores + *n_refs * m;
+        for (size_t t = 0; t < m; t++)
+            row[t] = NAN; /* only the logged model was observed */
+        row[j] = r.outcome;
+        (*n_refs)++;
+        added++;
+    }
+    printf("%s: added %zu references; skipped %zu without an embedding, %zu without an outcome, "
+           "%zu with a model not in the dataset, %zu malformed\n",
+           path, added, no_emb, no_out, no_model, bad);
+    free(mh);
+    tr_logfile_free(&lf);
+    return 0;
+}

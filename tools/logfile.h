@@ -1,0 +1,71 @@
+/* Host side of the outcome log (core/OUTCOME_LOG.md): read an exported log,
+ * write one from the CLI's routes, evaluate a pack on it, and turn its
+ * records into references for the builder. */
+#ifndef TR_TOOLS_LOGFILE_H
+#define TR_TOOLS_LOGFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataset.h"
+#include "packfile.h"
+#include "tinyroute.h"
+#include "tr_embed.h"
+
+typedef struct tr_logfile {
+    uint8_t *bytes;
+    size_t len;
+    uint32_t record_bytes, flags, dim, text_max, n, capacity;
+    uint64_t recorded, dropped, embedder_fp;
+    char embedder[TR_EMBEDDER_NAME_MAX + 1];
+    uint8_t pack_hash[32];
+} tr_logfile;
+
+typedef struct tr_logrec {
+    uint64_t id, pack_tag, model_hash, prompt_hash;
+    uint32_t model, flags; /* flags: TR_LOG_REC_* */
+    tr_where where;
+    float cost, cost_norm, lambda, utility, outcome; /* outcome NaN: none */
+    const int8_t *emb;     /* NULL unless TR_LOG_REC_EMBEDDING */
+    const char *text;      /* NULL unless TR_LOG_REC_TEXT */
+    size_t text_len;
+} tr_logrec;
+
+/* Read and check an exported log. 0 ok; a message on stderr otherwise. */
+int tr_logfile_read(const char *path, tr_logfile *lf);
+void tr_logfile_rec(const tr_logfile *lf, uint32_t i, tr_logrec *r);
+void tr_logfile_free(tr_logfile *lf);
+
+/* The CLI's own log: `tinyroute route --log-out`. */
+typedef struct tr_cli_log {
+    void *mem;
+    tr_log *log;
+    tr_dataset ds;          /* --outcomes: where observed outcomes come from */
+    int has_ds;
+    tr_strmap by_text;
+    size_t *col;            /* pack model -> dataset column */
+    size_t no_outcome;
+} tr_cli_log;
+
+/* flags: comma list of embedding, hash, text (or "none"); key_hex: 32 hex
+ * digits (needed with hash); outcomes: a dataset dir or NULL. 0 ok. */
+int tr_cli_log_begin(tr_cli_log *cl, const tr_packfile *pf, const char *flags, uint64_t capacity,
+                     const char *key_hex, const char *outcomes);
+int tr_cli_log_add(tr_cli_log *cl, tr_router *r, const tr_result *res, const char *text,
+                   size_t len);
+/* Export to path and release. 0 ok. */
+int tr_cli_log_finish(tr_cli_log *cl, const char *path);
+
+/* `tinyroute eval --log`: realised quality and cost of the logged routes,
+ * and a deferral estimate of the pack at each lambda. 0 ok. */
+int tr_eval_log(tr_packfile *pf, const char *path, const tr_route_opts *ro, const double *lam,
+                int n_lam, int json);
+
+/* `tinyroute build --add-log`: append the log's records that have an
+ * embedding and an outcome to refs/scores (n_refs x dim, n_refs x
+ * n_models; grown with realloc), NaN for the models not logged. The log's
+ * embedder must be e (name, dim, fingerprint). 0 ok. */
+int tr_log_to_refs(const char *path, const tr_embedder *e, const char *embedder_name,
+                   const tr_dataset *ds, int8_t **refs, float **scores, size_t *n_refs);
+
+#endif
