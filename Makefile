@@ -56,3 +56,4 @@ include mk/deps.mk
 include mk/data.mk
 include mk/test.mk
 -include mk/bench.mk
+-include mk/device.mk
