@@ -10,23 +10,29 @@
 
 #ifdef TR_DEVICE_CRYPTO
 #include <stdatomic.h>
+#ifndef __STDC_NO_THREADS__
+#include <threads.h>
+#endif
 
 #include <mbedtls/memory_buffer_alloc.h>
 
 /* Device build (make device): mbedTLS allocates only from a static pool of
- * TR_CRYPTO_POOL_BYTES (tr_internal.h). */
-/* One pool for the process, so one verification at a time: a spin lock
- * (C11 atomics, no OS needed) serialises concurrent verifies from several
- * routers. Acceptable because a verify is rare (pack loads) and short (about
- * a millisecond on a phone core); routing never takes the lock. */
+ * TR_CRYPTO_POOL_BYTES (tr_internal.h). One pool for the process, so one verification at a time: a spin lock
+ * (C11 atomics) serialises concurrent verifies from several routers.
+ * Acceptable because a verify is rare (pack loads) and short (a few ms);
+ * routing never takes the lock. A waiter yields its CPU where C11 threads
+ * exist, since the holder may need it for those milliseconds. */
 static _Alignas(16) unsigned char pool[TR_CRYPTO_POOL_BYTES];
 static atomic_flag pool_busy = ATOMIC_FLAG_INIT;
 static size_t pool_limit = sizeof pool;
 
 static void crypto_enter(void)
 {
-    while (atomic_flag_test_and_set_explicit(&pool_busy, memory_order_acquire))
-        ;
+    while (atomic_flag_test_and_set_explicit(&pool_busy, memory_order_acquire)) {
+#ifndef __STDC_NO_THREADS__
+        thrd_yield();
+#endif
+    }
     /* A fresh heap each time: a verify can never inherit a leak or
      * fragmentation from an earlier one, and the pool needs no set-up call. */
     mbedtls_memory_buffer_alloc_init(pool, pool_limit);
