@@ -60,3 +60,4 @@ include mk/test.mk
 -include mk/eval.mk
 -include mk/fuzz.mk
 -include mk/sanitize.mk
+-include mk/device.mk

@@ -1,10 +1,88 @@
 /* The only file that talks to mbedTLS. */
 #include <mbedtls/asn1.h>
+#include <mbedtls/bignum.h>
 #include <mbedtls/ecdsa.h>
+#include <mbedtls/ecp.h>
 #include <mbedtls/sha256.h>
 #include <mbedtls/version.h>
 
 #include "tr_internal.h"
+
+#ifdef TR_DEVICE_CRYPTO
+#include <stdatomic.h>
+#ifndef __STDC_NO_THREADS__
+#include <threads.h>
+#endif
+
+#include <mbedtls/memory_buffer_alloc.h>
+
+/* Device build (make device): mbedTLS allocates only from a static pool of
+ * TR_CRYPTO_POOL_BYTES (tr_internal.h). One pool for the process, so one verification at a time: a spin lock
+ * (C11 atomics) serialises concurrent verifies from several routers.
+ * Acceptable because a verify is rare (pack loads) and short (a few ms);
+ * routing never takes the lock. A waiter yields its CPU where C11 threads
+ * exist, since the holder may need it for those milliseconds. */
+static _Alignas(16) unsigned char pool[TR_CRYPTO_POOL_BYTES];
+static atomic_flag pool_busy = ATOMIC_FLAG_INIT;
+static size_t pool_limit = sizeof pool;
+
+static void crypto_enter(void)
+{
+    while (atomic_flag_test_and_set_explicit(&pool_busy, memory_order_acquire)) {
+#ifndef __STDC_NO_THREADS__
+        thrd_yield();
+#endif
+    }
+    /* A fresh heap each time: a verify can never inherit a leak or
+     * fragmentation from an earlier one, and the pool needs no set-up call. */
+    mbedtls_memory_buffer_alloc_init(pool, pool_limit);
+}
+
+static void crypto_leave(void)
+{
+    atomic_flag_clear_explicit(&pool_busy, memory_order_release);
+}
+
+#if defined(MBEDTLS_MEMORY_DEBUG)
+/* Measuring build only (TR_MBEDTLS_MEASURE). */
+static size_t stat_peak, stat_blocks, stat_left;
+
+void tr_crypto_pool_limit(size_t bytes)
+{
+    pool_limit = bytes < sizeof pool ? bytes : sizeof pool;
+}
+
+void tr_crypto_pool_stats(size_t *peak, size_t *peak_blocks, size_t *left)
+{
+    *peak = stat_peak;
+    *peak_blocks = stat_blocks;
+    *left = stat_left;
+}
+
+static void crypto_record(void)
+{
+    size_t blocks;
+    mbedtls_memory_buffer_alloc_max_get(&stat_peak, &stat_blocks);
+    mbedtls_memory_buffer_alloc_cur_get(&stat_left, &blocks);
+}
+#else
+static void crypto_record(void) {}
+#endif
+#else
+static void crypto_enter(void) {}
+static void crypto_leave(void) {}
+static void crypto_record(void) {}
+#endif
+
+/* Running out of memory (the device pool, or the heap on the host) is the
+ * crypto layer failing, not a bad signature: the pack may be perfectly good.
+ * mbedTLS may add a low-level code (bits 0-6) to a high-level one. */
+static int out_of_memory(int ret)
+{
+    int lo = -ret & 0x7F, hi = -ret & ~0x7F;
+    return lo == -MBEDTLS_ERR_MPI_ALLOC_FAILED || lo == -MBEDTLS_ERR_ASN1_ALLOC_FAILED ||
+           hi == -MBEDTLS_ERR_ECP_ALLOC_FAILED;
+}
 
 tr_status tr_sha256(const void *data, size_t len, uint8_t out[32])
 {
@@ -18,6 +96,7 @@ tr_status tr_sha256(const void *data, size_t len, uint8_t out[32])
 tr_status tr_ecdsa_p256_verify(const uint8_t point[65], const uint8_t hash[32],
                                const uint8_t *sig, size_t sig_len)
 {
+    crypto_enter();
     mbedtls_ecp_group grp;
     mbedtls_ecp_point q;
     mbedtls_mpi r, s;
@@ -26,28 +105,34 @@ tr_status tr_ecdsa_p256_verify(const uint8_t point[65], const uint8_t hash[32],
     mbedtls_mpi_init(&r);
     mbedtls_mpi_init(&s);
     tr_status st = TR_E_CRYPTO;
-    if (mbedtls_ecp_group_load(&grp, MBEDTLS_ECP_DP_SECP256R1) != 0)
+    int ret = mbedtls_ecp_group_load(&grp, MBEDTLS_ECP_DP_SECP256R1);
+    if (ret != 0)
         goto out;
     /* A trusted key that is not a curve point is a caller error, but it
      * still must not verify anything. */
-    st = TR_E_SIGNATURE;
-    if (mbedtls_ecp_point_read_binary(&grp, &q, point, 65) != 0 ||
-        mbedtls_ecp_check_pubkey(&grp, &q) != 0)
-        goto out;
+    if ((ret = mbedtls_ecp_point_read_binary(&grp, &q, point, 65)) != 0 ||
+        (ret = mbedtls_ecp_check_pubkey(&grp, &q)) != 0)
+        goto bad;
     /* Strict DER: SEQUENCE { INTEGER r, INTEGER s } and nothing after. */
     unsigned char *p = (unsigned char *)sig, *end = p + sig_len;
     size_t seq_len;
+    ret = 0;
     if (mbedtls_asn1_get_tag(&p, end, &seq_len,
                              MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0 ||
-        p + seq_len != end || mbedtls_asn1_get_mpi(&p, end, &r) != 0 ||
-        mbedtls_asn1_get_mpi(&p, end, &s) != 0 || p != end)
-        goto out;
-    if (mbedtls_ecdsa_verify(&grp, hash, 32, &q, &r, &s) == 0)
-        st = TR_OK;
+        p + seq_len != end || (ret = mbedtls_asn1_get_mpi(&p, end, &r)) != 0 ||
+        (ret = mbedtls_asn1_get_mpi(&p, end, &s)) != 0 || p != end)
+        goto bad;
+    ret = mbedtls_ecdsa_verify(&grp, hash, 32, &q, &r, &s);
+    st = ret == 0 ? TR_OK : TR_E_SIGNATURE;
+bad:
+    if (st != TR_OK)
+        st = out_of_memory(ret) ? TR_E_CRYPTO : TR_E_SIGNATURE;
 out:
     mbedtls_mpi_free(&r);
     mbedtls_mpi_free(&s);
     mbedtls_ecp_point_free(&q);
     mbedtls_ecp_group_free(&grp);
+    crypto_record();
+    crypto_leave();
     return st;
 }

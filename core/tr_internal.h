@@ -80,6 +80,23 @@ tr_status tr_sha256(const void *data, size_t len, uint8_t out[32]);
  * TR_OK, TR_E_SIGNATURE, or TR_E_CRYPTO. */
 tr_status tr_ecdsa_p256_verify(const uint8_t point[65], const uint8_t hash[32],
                                const uint8_t *sig, size_t sig_len);
+#ifdef TR_DEVICE_CRYPTO
+/* The static pool mbedTLS allocates from in the device build (crypto.c).
+ * Measured need of one verify on LP64 (x86-64, aarch64): 4408 bytes at most
+ * (make test-device, core/DEVICE_CRYPTO.md); 6144 leaves 39% for keys and
+ * signatures not measured. */
+#define TR_CRYPTO_POOL_SHIPPED 6144
+#ifndef TR_CRYPTO_POOL_BYTES
+#define TR_CRYPTO_POOL_BYTES TR_CRYPTO_POOL_SHIPPED
+#endif
+#endif
+#if defined(TR_DEVICE_CRYPTO) && defined(TR_MBEDTLS_MEASURE)
+/* Measuring device build only: cap the pool in use (to test running out),
+ * and the last verify's peak payload bytes, peak block count and bytes still
+ * allocated after it. */
+void tr_crypto_pool_limit(size_t bytes);
+void tr_crypto_pool_stats(size_t *peak, size_t *peak_blocks, size_t *left);
+#endif
 
 /* The part shared by packs and deltas: trailer, key (trusted, not revoked),
  * SHA-256 of the signed bytes into hash, ECDSA signature. */
