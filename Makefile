@@ -57,3 +57,4 @@ include mk/data.mk
 include mk/test.mk
 -include mk/bench.mk
 -include mk/install.mk
+-include mk/report.mk
