@@ -19,6 +19,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import traceback
 import zlib
 from html.parser import HTMLParser
 
@@ -259,6 +260,46 @@ def best_area_index(methods):
     return idx
 
 
+def plot_checks(p, ds, svg, sec):
+    """The plot of one data set; returns how many curves it has."""
+    area = svg.one("rect", "plot-area")
+    aw = float(area.attrs["width"])
+    methods = ds["methods"]
+    curves = list(svg.all("path", "curve"))
+    ids = [c.attrs.get("data-method") for c in curves]
+    check(p + ": one curve per method", sorted(ids) == sorted(m["id"] for m in methods),
+          "%s" % ids)
+    for c in curves:
+        m = methods[int(c.attrs["data-idx"])]
+        pts = [q for q in (m.get("curve") or [])
+               if isinstance(q, list) and len(q) == 2 and all(isinstance(v, (int, float)) for v in q)]
+        span = (max(q[0] for q in pts) - min(q[0] for q in pts)) if pts else 0
+        length = float(c.attrs.get("data-length", "0"))
+        # A curve over the whole cost range is at least as long as the
+        # plot is wide; a flat or half-drawn curve would be shorter.
+        check("%s: curve %r drawn (length %.0f, plot width %.0f)" % (p, m["id"], length, aw),
+              length > 0 and length >= 0.95 * aw * span)
+        check("%s: curve %r inside the axes" % (p, m["id"]), c.attrs.get("data-inside") == "1")
+        want = m.get("kind") in ("baseline", "bound")
+        check("%s: curve %r line style fits its kind" % (p, m["id"]),
+              ("stroke-dasharray" in c.attrs) == want)
+    legend = sec.one("ul", "legend")
+    items = [li for li in legend.all("li") if "data-method" in li.attrs] if legend else []
+    check(p + ": legend lists every method by its label, in order",
+          [text(li).strip() for li in items] == [m.get("label") or m["id"] for m in methods],
+          repr([text(li) for li in items]))
+    models = [m for m in ds.get("single_models") or []
+              if isinstance(m.get("cost_norm"), (int, float)) and isinstance(m.get("accuracy"), (int, float))]
+    marks = list(svg.all("g", "model"))
+    check(p + ": a labelled point per single test model",
+          len(marks) == len(models) and all(g.one("circle") and text(g.one("text")) for g in marks),
+          "%d marks, %d models" % (len(marks), len(models)))
+    check(p + ": point tooltips carry the full model names",
+          [text(g.one("title")).split(": normalised cost")[0] for g in marks] == [m["name"] for m in models])
+
+    return len(curves)
+
+
 def dom_checks(tag, doc, dom):
     root = parse(dom)
     page = root.one("html")
@@ -285,44 +326,12 @@ def dom_checks(tag, doc, dom):
         check(p + ": heading is the name verbatim", text(sec.one("h2")) == ds["name"],
               repr(text(sec.one("h2"))))
         svg = sec.one("svg", "plot")
-        if not check(p + ": has a plot", svg is not None):
-            continue
-        area = svg.one("rect", "plot-area")
-        aw = float(area.attrs["width"])
-        methods = ds["methods"]
-        curves = list(svg.all("path", "curve"))
-        n_curves += len(curves)
-        ids = [c.attrs.get("data-method") for c in curves]
-        check(p + ": one curve per method", sorted(ids) == sorted(m["id"] for m in methods),
-              "%s" % ids)
-        for c in curves:
-            m = methods[int(c.attrs["data-idx"])]
-            pts = [q for q in (m.get("curve") or [])
-                   if isinstance(q, list) and len(q) == 2 and all(isinstance(v, (int, float)) for v in q)]
-            span = (max(q[0] for q in pts) - min(q[0] for q in pts)) if pts else 0
-            length = float(c.attrs.get("data-length", "0"))
-            # A curve over the whole cost range is at least as long as the
-            # plot is wide; a flat or half-drawn curve would be shorter.
-            check("%s: curve %r drawn (length %.0f, plot width %.0f)" % (p, m["id"], length, aw),
-                  length > 0 and length >= 0.95 * aw * span)
-            check("%s: curve %r inside the axes" % (p, m["id"]), c.attrs.get("data-inside") == "1")
-            want = m.get("kind") in ("baseline", "bound")
-            check("%s: curve %r line style fits its kind" % (p, m["id"]),
-                  ("stroke-dasharray" in c.attrs) == want)
-        legend = sec.one("ul", "legend")
-        items = [li for li in legend.all("li") if "data-method" in li.attrs] if legend else []
-        check(p + ": legend lists every method by its label, in order",
-              [text(li).strip() for li in items] == [m.get("label") or m["id"] for m in methods],
-              repr([text(li) for li in items]))
-        models = [m for m in ds.get("single_models") or []
-                  if isinstance(m.get("cost_norm"), (int, float)) and isinstance(m.get("accuracy"), (int, float))]
-        marks = list(svg.all("g", "model"))
-        check(p + ": a labelled point per single test model",
-              len(marks) == len(models) and all(g.one("circle") and text(g.one("text")) for g in marks),
-              "%d marks, %d models" % (len(marks), len(models)))
-        check(p + ": point tooltips carry the full model names",
-              [text(g.one("title")).split(": normalised cost")[0] for g in marks] == [m["name"] for m in models])
+        if not (ds["methods"] or ds.get("single_models")):
+            check(p + ": no plot without methods or models", svg is None)
+        elif check(p + ": has a plot", svg is not None):
+            n_curves += plot_checks(p, ds, svg, sec)
 
+        methods = ds["methods"]
         table = sec.one("table", "metrics")
         if methods:
             rows = list(table.one("tbody").all("tr")) if table else []
@@ -415,9 +424,14 @@ def main():
         dom = dump_dom(out)
         if not check(tag + ": chromium dumped the DOM", bool(dom)):
             continue
-        root = dom_checks(tag, doc, dom)
-        if tag == "sample":
-            screenshot_checks(out, root, doc)
+        # A page the checks cannot even walk is a failure, not a crash
+        # without a summary line.
+        try:
+            root = dom_checks(tag, doc, dom)
+            if tag == "sample":
+                screenshot_checks(out, root, doc)
+        except Exception:
+            check(tag + ": checks completed", False, traceback.format_exc())
 
     print("%d passed, %d failed" % (passed, failed))
     if failed:

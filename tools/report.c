@@ -190,13 +190,15 @@ static const char css[] =
     "ul.legend li{display:flex;align-items:center;gap:8px;padding:3px 4px;border-radius:4px;"
     "cursor:pointer;user-select:none}\n"
     "ul.legend li:hover{background:#f3f4f6}ul.legend li.off{opacity:.35}\n"
-    "ul.legend li.static{cursor:default}ul.legend svg{flex:none}\n"
+    "ul.legend li.static{cursor:default}ul.legend svg{flex:none}"
+    "ul.legend span{min-width:0;overflow-wrap:anywhere}\n"
     ".note{color:var(--muted);font-size:12.5px;margin:6px 0}\n"
     ".scroll{overflow-x:auto}\n"
     "table{border-collapse:collapse;width:100%;font-size:14px;margin:6px 0}\n"
     "th,td{padding:6px 10px;border-bottom:1px solid var(--line);text-align:left;"
     "vertical-align:top}\n"
     "th{font-weight:600;color:#374151;background:#f9fafb;white-space:nowrap}\n"
+    "td{overflow-wrap:anywhere}table.metrics td:first-child{min-width:11em}\n"
     "td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\n"
     "tbody tr:nth-child(even){background:#fafbfc}tfoot td{font-weight:600;"
     "border-top:2px solid var(--line)}\n"
@@ -206,6 +208,7 @@ static const char css[] =
     "vertical-align:baseline}\n"
     ".kind{font-size:12px;color:var(--muted)}\n"
     "footer{color:var(--muted);font-size:12.5px;margin-top:28px}\n"
+    "@media (max-width:600px){main{padding:14px 8px 32px}section.ds{padding:14px 12px}}\n"
     "@media print{body{background:#fff}section.ds{box-shadow:none;break-inside:avoid}}\n";
 
 /* The page measures its own plot after layout and writes the numbers into
@@ -556,6 +559,11 @@ static void legend_swatch(FILE *f, style s)
 static void figure(FILE *f, const cJSON *ds, int d)
 {
     const cJSON *methods = field(ds, "methods"), *models = field(ds, "single_models"), *m;
+    if (!cJSON_GetArraySize(methods) && !cJSON_GetArraySize(models)) {
+        put(f, "<p class=\"note\">No methods and no single models in this data set: nothing to "
+               "plot.</p>\n");
+        return;
+    }
     axes a = axes_for(ds);
     put(f, "<div class=\"figure\">\n");
     putf(f, "<svg class=\"plot\" data-ds=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" "

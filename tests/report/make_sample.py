@@ -218,8 +218,11 @@ def nasty():
                                            "gate_kept_bma": None}], "mean": None}
     ds["fidelity"] = {"same_decisions": None, "note<script>": 1}
     bare = {"name": "bare", "methods": []}
+    points = {"name": "models only", "methods": [], "seeds": [],
+              "single_models": [{"name": "solo", "cost_norm": 0.5, "accuracy": 0.5},
+                                {"name": "no cost", "cost_norm": None, "accuracy": 0.2}]}
     return {"tinyroute_version": EVIL, "command": "eval '" + EVIL + '"',
-            "datasets": [ds, bare]}
+            "datasets": [ds, bare, points]}
 
 
 def main():
