@@ -61,3 +61,4 @@ include mk/test.mk
 -include mk/fuzz.mk
 -include mk/sanitize.mk
 -include mk/device.mk
+-include mk/report.mk

@@ -15,5 +15,6 @@ int cmd_eval(int argc, char **argv);
 int cmd_add_model(int argc, char **argv);
 int cmd_retire_model(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif

@@ -22,6 +22,7 @@ static const struct {
     {"add-model", cmd_add_model, "signed delta: add models the base pack never saw"},
     {"retire-model", cmd_retire_model, "signed delta: retire models"},
     {"calibrate", cmd_calibrate, "signed delta: the lambda that gives a cloud share"},
+    {"report", cmd_report, "evaluation results (eval --json) as an HTML page"},
 };
 
 static void usage(FILE *f)
