@@ -25,3 +25,29 @@ $(BENCH_DIR)/mmlu.trp: $(CLI) $(EMBEDDER)
 bench: deps deps-bench
 	@$(MAKE) --no-print-directory all $(BENCH_DIR)/bench $(BENCH_DIR)/mmlu.trp
 	$(BENCH_DIR)/bench $(BENCH_DIR)/mmlu.trp tests/bench/RESULTS.md
+
+# make bench-build-scale N=1000000 M=100: time `tinyroute build` on a
+# synthetic N x M dataset (tests/bench/gen_scale.py) and append wall time,
+# peak RSS, pack size and the per-phase times to tests/bench/BUILD_SCALE.md.
+# The data goes to build/bench-scale/ (never into git); it is regenerated
+# only when N or M change. --no-tasks: the S3 table is quadratic in N.
+N ?= 100000
+M ?= 100
+SCALE_DIR := $(BUILD)/bench-scale
+SCALE_DATA := $(SCALE_DIR)/data-$(N)x$(M)
+SCALE_CMD = $(CLI) build --data $(SCALE_DATA) --embedder $(EMBEDDER) --key $(TEST_KEY) \
+	--no-tasks --clusters 64 --k 100 --out $(SCALE_DIR)/pack.trp --force
+
+.PHONY: bench-build-scale
+$(SCALE_DATA)/prompts.jsonl: tests/bench/gen_scale.py $(EMBEDDER)
+	/usr/bin/python3 tests/bench/gen_scale.py $(EMBEDDER) $(SCALE_DATA) $(N) $(M)
+
+bench-build-scale: $(SCALE_DATA)/prompts.jsonl
+	@$(MAKE) --no-print-directory all
+	TR_PROGRESS=1 /usr/bin/time -v $(SCALE_CMD) > $(SCALE_DIR)/out.txt 2> $(SCALE_DIR)/err.txt
+	@{ echo; echo "### N=$(N) M=$(M), $$(date -u +%Y-%m-%d), $$(git rev-parse --short HEAD)"; echo; \
+	  echo '```'; echo '$(SCALE_CMD)' | sed 's|$(BUILD)/|build/|g; s/	/ /g'; \
+	  grep -E '^wrote|^k-means' $(SCALE_DIR)/out.txt; \
+	  grep -E 'done in' $(SCALE_DIR)/err.txt; \
+	  grep -E 'Elapsed \(wall|Maximum resident|User time|System time' $(SCALE_DIR)/err.txt | sed 's/^\t//'; \
+	  echo "pack: $$(stat -c %s $(SCALE_DIR)/pack.trp) bytes"; echo '```'; } | tee -a tests/bench/BUILD_SCALE.md

@@ -30,6 +30,14 @@ static double sqdist(const float *a, const float *b, uint32_t dim)
 double tr_kmeans_fit(const float *x, size_t n, uint32_t dim, uint32_t k,
                      uint64_t seed, int max_iter, float *cent, uint32_t *assign)
 {
+    return tr_kmeans_fit_cb(x, n, dim, k, seed, max_iter, cent, assign, NULL, NULL);
+}
+
+double tr_kmeans_fit_cb(const float *x, size_t n, uint32_t dim, uint32_t k,
+                        uint64_t seed, int max_iter, float *cent, uint32_t *assign,
+                        void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx)
+{
+    const uint64_t steps = (uint64_t)k + (max_iter > 0 ? (uint64_t)max_iter : 0);
     double *d2 = malloc(n * sizeof *d2), *sum = malloc((size_t)k * dim * sizeof *sum);
     size_t *count = malloc(k * sizeof *count);
     if (!d2 || !sum || !count || n == 0 || k == 0 || k > n) {
@@ -60,6 +68,8 @@ double tr_kmeans_fit(const float *x, size_t n, uint32_t dim, uint32_t k,
             if (d < d2[i])
                 d2[i] = d;
         }
+        if (progress)
+            progress(ctx, c + 1, steps);
     }
     for (size_t i = 0; i < n; i++)
         assign[i] = UINT32_MAX;
@@ -82,6 +92,8 @@ double tr_kmeans_fit(const float *x, size_t n, uint32_t dim, uint32_t k,
             d2[i] = bd;
             inertia += bd;
         }
+        if (progress)
+            progress(ctx, k + (uint64_t)it + 1, steps);
         if (!changed)
             break;
         memset(sum, 0, (size_t)k * dim * sizeof *sum);

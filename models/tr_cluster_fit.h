@@ -14,6 +14,13 @@
 double tr_kmeans_fit(const float *x, size_t n, uint32_t dim, uint32_t k,
                      uint64_t seed, int max_iter, float *centroids, uint32_t *assign);
 
+/* The same, calling progress(ctx, done, k + max_iter) after each seeded
+ * centre (done = 1..k) and each Lloyd iteration (done = k + it), so a long
+ * fit can show an ETA (an upper bound: Lloyd may stop early). */
+double tr_kmeans_fit_cb(const float *x, size_t n, uint32_t dim, uint32_t k,
+                        uint64_t seed, int max_iter, float *centroids, uint32_t *assign,
+                        void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx);
+
 /* psi[c][m] = 1 - mean known score of model m over rows in cluster c; a
  * cluster with no known score for m gets m's overall error. scores: n x
  * n_models, NaN unknown. */

@@ -48,7 +48,80 @@ static const char usage[] =
     "                  reference, the outcome its logged model's score, the\n"
     "                  other models unknown. The log must come from a pack with\n"
     "                  this build's embedder (same table, data and pc); records\n"
-    "                  with only a hash or text are skipped and counted\n";
+    "                  with only a hash or text are skipped and counted\n"
+    "Progress with an ETA goes to stderr when it is a terminal or TR_PROGRESS=1.\n";
+
+/* tr_kmeans_fit_cb's progress hook: forwards to the build's progress line. */
+static void kmeans_progress(void *ctx, uint64_t done, uint64_t total)
+{
+    tr_progress *p = ctx;
+    p->total = total;
+    tr_progress_update(p, done);
+}
+
+/* K-means on at most TR_KM_PER_CLUSTER rows per centroid (FAISS's default
+ * max_points_per_centroid): Lloyd on all of a million references cost ~100
+ * full passes (~15 min here) for centroids a sample places as well. */
+#define TR_KM_PER_CLUSTER 256u
+
+static uint64_t km_rand(uint64_t *s)
+{
+    /* splitmix64 with a fixed seed: the same sample, so the same pack, on
+     * every machine. */
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* Fits k centroids on unit (n x dim), on a uniform sample when n exceeds
+ * TR_KM_PER_CLUSTER * k, then assigns every row; returns the inertia over
+ * all n rows (as tr_kmeans_fit does), < 0 on failure. */
+static double fit_kmeans(const float *unit, size_t n, uint32_t dim, uint32_t k, float *cent,
+                         uint32_t *assign, tr_progress *pg)
+{
+    size_t ns = (size_t)k * TR_KM_PER_CLUSTER;
+    if (n <= ns)
+        return tr_kmeans_fit_cb(unit, n, dim, k, 1, 100, cent, assign, kmeans_progress, pg);
+    size_t *perm = tr_xmalloc(n * sizeof *perm);
+    for (size_t i = 0; i < n; i++)
+        perm[i] = i;
+    uint64_t seed = 1;
+    for (size_t i = 0; i < ns; i++) { /* partial Fisher-Yates */
+        size_t j = i + (size_t)(km_rand(&seed) % (n - i)), t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+    float *xs = tr_xmalloc(ns * dim * sizeof *xs);
+    for (size_t i = 0; i < ns; i++)
+        memcpy(xs + i * dim, unit + perm[i] * dim, dim * sizeof *xs);
+    free(perm);
+    double r = tr_kmeans_fit_cb(xs, ns, dim, k, 1, 100, cent, assign, kmeans_progress, pg);
+    free(xs);
+    if (r < 0)
+        return r;
+    /* Every row to its nearest centroid, for the inertia over all n. */
+    tr_progress_end(pg);
+    tr_progress_start(pg, "k-means assign", n);
+    double inertia = 0;
+    for (size_t i = 0; i < n; i++) {
+        double bd = INFINITY;
+        uint32_t best = 0;
+        for (uint32_t c = 0; c < k; c++) {
+            double d = 0;
+            for (uint32_t j = 0; j < dim; j++) {
+                double t = (double)unit[i * dim + j] - cent[(size_t)c * dim + j];
+                d += t * t;
+            }
+            if (d < bd)
+                bd = d, best = c;
+        }
+        assign[i] = best;
+        inertia += bd;
+        if ((i & 4095) == 0)
+            tr_progress_update(pg, i);
+    }
+    return inertia;
+}
 
 int cmd_build(int argc, char **argv)
 {
@@ -144,18 +217,24 @@ int cmd_build(int argc, char **argv)
         return tr_err("%s: not a valid embedder table (%s)", emb_path, tr_strerror(st));
     }
     tr_dataset ds;
+    tr_progress pg;
+    tr_progress_start(&pg, "loading", 0);
     if (tr_dataset_load(data, &ds) != 0) {
         free(table);
         return 1;
     }
+    tr_progress_end(&pg);
     const uint32_t dim = e.dim, m = (uint32_t)ds.n_models;
 
     /* Pass 1: plain SIF embeddings of the references, to fit the pc. */
     size_t *pick = tr_xmalloc(ds.n_prompts * sizeof *pick), n = 0;
     float *x = tr_xmalloc(ds.n_prompts * (size_t)dim * sizeof *x);
     size_t no_words = 0;
+    tr_progress_start(&pg, "embedding pass 1", ds.n_prompts);
     for (size_t i = 0; i < ds.n_prompts; i++) {
         const tr_ds_prompt *p = &ds.prompts[i];
+        if ((i & 4095) == 0) /* the clock is cheap, but not free per prompt */
+            tr_progress_update(&pg, i);
         if (!all && p->split == TR_SPLIT_TEST)
             continue;
         uint32_t known;
@@ -171,6 +250,7 @@ int cmd_build(int argc, char **argv)
         tr_normalize(x + n * dim, dim);
         pick[n++] = i;
     }
+    tr_progress_end(&pg);
     if (n == 0) {
         tr_err("%s: no reference prompt with a known word", data);
         goto fail;
@@ -181,10 +261,12 @@ int cmd_build(int argc, char **argv)
     }
     if (!no_pc) {
         float *pc = (float *)(void *)(table + tr_ld32(table + TR_E_OFF_PC));
+        tr_progress_start(&pg, "principal comp.", 0);
         if (tr_first_pc(x, n, dim, pc) != 0) {
             tr_err("out of memory");
             goto fail;
         }
+        tr_progress_end(&pg);
         tr_st32(table + TR_E_FLAGS, TR_EMB_HAS_PC);
         if ((st = tr_embedder_view(table, emb_len, &e)) != TR_OK) {
             tr_err("internal: embedder view after pc: %s", tr_strerror(st));
@@ -198,9 +280,12 @@ int cmd_build(int argc, char **argv)
     float *scores = tr_xmalloc(n * (size_t)m * sizeof *scores);
     size_t kept = 0, zeroed = 0;
     float *acc = tr_xmalloc(dim * sizeof *acc);
+    tr_progress_start(&pg, "embedding pass 2", n);
     for (size_t j = 0; j < n; j++) {
         const tr_ds_prompt *p = &ds.prompts[pick[j]];
         uint32_t known;
+        if ((j & 4095) == 0)
+            tr_progress_update(&pg, j);
         tr_embed_f32(&e, p->text, strlen(p->text), acc, &known);
         if (tr_quantize_i8(acc, dim, refs + kept * dim) != TR_OK) {
             zeroed++;
@@ -213,6 +298,7 @@ int cmd_build(int argc, char **argv)
         kept++;
     }
     free(acc);
+    tr_progress_end(&pg);
     char name[TR_EMBEDDER_NAME_MAX];
     snprintf(name, sizeof name, "glove100-sif-%uk%s", e.n_words / 1000, no_pc ? "" : "-pc");
 
@@ -244,7 +330,9 @@ int cmd_build(int argc, char **argv)
         }
         uint32_t *assign = tr_xmalloc(kept * sizeof *assign);
         float *centroids = tr_xmalloc(n_clusters * dim * sizeof *centroids);
-        double inertia = tr_kmeans_fit(unit, kept, dim, (uint32_t)n_clusters, 1, 100, centroids, assign);
+        tr_progress_start(&pg, "k-means", 0);
+        double inertia = fit_kmeans(unit, kept, dim, (uint32_t)n_clusters, centroids, assign, &pg);
+        tr_progress_end(&pg);
         tr_clusters cv;
         if (inertia < 0 || tr_clusters_section(centroids, (uint32_t)n_clusters, dim, m, &clusters) ||
             tr_clusters_view(clusters.data, clusters.len, dim, m, &cv) != TR_OK) {
@@ -255,13 +343,17 @@ int cmd_build(int argc, char **argv)
         /* Psi from the device's own assignment: the quantized centroids and
          * the int8 rows, exactly as tr_route will see them. */
         int32_t dots[TR_KNN_BLOCK];
+        tr_progress_start(&pg, "cluster assign", kept);
         for (size_t j = 0; j < kept; j++) {
             const int8_t *q = refs + j * dim;
+            if ((j & 4095) == 0)
+                tr_progress_update(&pg, j);
             float qn = 0.0f;
             for (uint32_t d = 0; d < dim; d++)
                 qn += (float)((int32_t)q[d] * q[d]);
             assign[j] = tr_cluster_assign(tr_kernels_active(), &cv, q, sqrtf(qn), dots);
         }
+        tr_progress_end(&pg);
         /* cv views our own, writable, section buffer: fill its Psi in place. */
         tr_cluster_psi(scores, kept, m, assign, (uint32_t)n_clusters, (float *)(void *)cv.psi);
         printf("k-means: K=%llu, inertia %.4f over %zu references\n",
@@ -279,9 +371,11 @@ int cmd_build(int argc, char **argv)
                     err[j * m + t] = 1.0f - scores[j * m + t]; /* NaN stays NaN */
             }
             theta = tr_xmalloc(n_clusters * (dim + 1) * sizeof *theta);
+            tr_progress_start(&pg, "learned map", 0);
             double before;
             double after = tr_learned_map_fit(phi, kept, dim, err, m, cv.psi, centroids,
                                               (uint32_t)n_clusters, 200, theta, &before);
+            tr_progress_end(&pg);
             printf("learned map: log loss %.6f from the K-means start %.6f\n", after, before);
             free(phi);
             free(err);
@@ -306,6 +400,7 @@ int cmd_build(int argc, char **argv)
         task_of[j] = id;
     }
     if (n_tasks >= 2) {
+        tr_progress_start(&pg, "task table", 0);
         tr_refs rv = {(uint32_t)kept_ds, dim, dim, refs, tr_xmalloc(kept_ds * sizeof(float))};
         for (size_t j = 0; j < kept_ds; j++) {
             int64_t ss = 0;
@@ -323,6 +418,7 @@ int cmd_build(int argc, char **argv)
         free((void *)rv.inv_norm);
         free(u);
         free(tacc);
+        tr_progress_end(&pg);
     }
     free(task_of);
     free(names);
@@ -344,8 +440,11 @@ int cmd_build(int argc, char **argv)
         .tasks_len = tasks.len, .lmap_theta = theta};
     tr_buf pack = {0};
     tr_pack_layout lay;
+    tr_progress_start(&pg, "writing", 0);
     int r = tr_pack_write(&spec, &pack, &lay) || tr_pack_sign(&pack, key) ||
             tr_write_file_atomic(out, pack.data, pack.len);
+    if (r == 0)
+        tr_progress_end(&pg);
     if (r == 0) {
         struct timespec t1;
         clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 int tr_err(const char *fmt, ...)
@@ -194,4 +195,49 @@ int tr_parse_f64(const char *s, double *out)
         return -1;
     *out = v;
     return 0;
+}
+
+static double tr_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + t.tv_nsec / 1e9;
+}
+
+void tr_progress_start(tr_progress *p, const char *phase, uint64_t total)
+{
+    const char *env = getenv("TR_PROGRESS");
+    p->phase = phase;
+    p->total = total;
+    p->tty = isatty(STDERR_FILENO);
+    p->on = p->tty || (env && !strcmp(env, "1"));
+    p->t0 = p->last = tr_now();
+}
+
+void tr_progress_update(tr_progress *p, uint64_t done)
+{
+    if (!p->on)
+        return;
+    double now = tr_now();
+    /* A terminal line is rewritten in place, so 4 Hz reads smoothly; a log
+     * keeps every line, so fewer of them. */
+    if (now - p->last < (p->tty ? 0.25 : 2.0))
+        return;
+    p->last = now;
+    double el = now - p->t0;
+    if (p->total && done > 0 && done <= p->total)
+        fprintf(stderr, "build: %-18s %llu/%llu %5.1f%%  %.1f s, ETA %.0f s%s", p->phase,
+                (unsigned long long)done, (unsigned long long)p->total, 100.0 * done / p->total,
+                el, el * (double)(p->total - done) / done, p->tty ? "\033[K\r" : "\n");
+    else
+        fprintf(stderr, "build: %-18s %llu  %.1f s%s", p->phase, (unsigned long long)done, el,
+                p->tty ? "\033[K\r" : "\n");
+}
+
+void tr_progress_end(tr_progress *p)
+{
+    if (!p->on)
+        return;
+    fprintf(stderr, "build: %-18s done in %.2f s%s", p->phase, tr_now() - p->t0,
+            p->tty ? "\033[K\n" : "\n");
 }

@@ -42,4 +42,20 @@ char *tr_xstrdup(const char *s);
 int tr_parse_u64(const char *s, uint64_t *out);
 int tr_parse_f64(const char *s, double *out);
 
+/* Progress of a long build phase on stderr: "build: PHASE  done/total  pct
+ * elapsed, ETA". Silent unless stderr is a terminal or TR_PROGRESS=1, so tests
+ * and logs stay byte-identical; never touches stdout. total 0 = unknown (no
+ * ETA). Updates print at most 4 times a second on a terminal ("\r", one
+ * line rewritten) and every 2 s otherwise (one line each, for logs);
+ * tr_progress_end prints the phase's elapsed time once. */
+typedef struct tr_progress {
+    const char *phase;
+    uint64_t total;
+    double t0, last;
+    int on, tty;
+} tr_progress;
+void tr_progress_start(tr_progress *p, const char *phase, uint64_t total);
+void tr_progress_update(tr_progress *p, uint64_t done);
+void tr_progress_end(tr_progress *p);
+
 #endif
