@@ -25,6 +25,7 @@
 #include "dataset.h"
 #include "packwriter.h"
 #include "pareto.h"
+#include "report.h"
 #include "tr_cluster.h"
 #include "tr_cluster_fit.h"
 #include "tr_embed.h"
@@ -1277,7 +1278,15 @@ int tr_eval_protocol(int argc, char **argv)
         free(t);
     }
     if (r == 0 && o.report) {
-        r = tr_err("--report: the HTML writer is not merged yet; use --json");
+        char *html = NULL;
+        size_t html_len = 0;
+        FILE *mem = open_memstream(&html, &html_len);
+        r = !mem || tr_report_html(doc, mem);
+        if (mem)
+            r |= fclose(mem) != 0;
+        if (r == 0)
+            r = tr_write_file_atomic(o.report, html, html_len);
+        free(html);
     }
     cJSON_Delete(doc);
     free(table);
