@@ -62,6 +62,10 @@ tr_status tr_governor_record(tr_governor *g, uint64_t now, float cost)
 
 float tr_governor_lambda(const tr_governor *g, uint64_t now)
 {
+    /* It returns no status; NaN is what a route refuses as a lambda
+     * (TR_E_ARG), so a NULL governor cannot slip through as "free". */
+    if (!g)
+        return NAN;
     float f = spent_now(g, now) / g->budget;
     if (f > 1.0f)
         f = 1.0f;

@@ -360,7 +360,7 @@ tr_status tr_governor_set_available(tr_governor *g, uint32_t model, int availabl
 tr_status tr_governor_set_network(tr_governor *g, int up);
 /* Record what a call cost (after it was made); rolls the period over. */
 tr_status tr_governor_record(tr_governor *g, uint64_t now_unix, float cost);
-/* The lambda the governor would use now. */
+/* The lambda the governor would use now; NaN for a NULL governor. */
 float tr_governor_lambda(const tr_governor *g, uint64_t now_unix);
 
 /* tr_route_text under the governor: opts' k, method, weighting, penalty

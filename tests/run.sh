@@ -24,6 +24,9 @@ run() {
 RUNNER=${RUNNER:-}
 run kernels $RUNNER "$BUILD/test_kernels"
 run core $RUNNER "$BUILD/test_core"
+# Under qemu the flip loops take one payload byte in 7 (TR_BADINPUT=full:
+# every bit of every byte).
+run badinput env TR_BADINPUT=${TR_BADINPUT:-${RUNNER:+quick}} $RUNNER "$BUILD/test_badinput"
 run task $RUNNER "$BUILD/test_task"
 run governor $RUNNER "$BUILD/test_governor"
 run outcome $RUNNER "$BUILD/test_outcome"

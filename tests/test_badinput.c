@@ -1,0 +1,1302 @@
+/* The bad-input matrix (issue 7, part 2): every way a caller or a network
+ * can hand the library garbage, each with the exact tr_status it must give,
+ * and after each rejected pack or delta the proof that the router still
+ * serves what it served before (same pack hash, same delta hash, same route).
+ *
+ * Packs are copied into buffers of exactly their length, so an ASan build
+ * (see the report of issue 7) turns any read past the end into a failure. */
+#include <float.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "keys.h"
+#include "packwriter.h"
+#include "tinyroute.h"
+#include "tr_cluster.h"
+#include "tr_format.h"
+
+#define KEY "fixtures/keys/test-signing.key"
+#define PUB "fixtures/keys/test-signing.pub"
+#define OTHER_KEY "fixtures/keys/test-other.key"
+#define OTHER_PUB "fixtures/keys/test-other.pub"
+#define EMB "badinput-emb"
+
+/* Small on purpose: the loops below verify one signature per flipped bit. */
+enum { N = 16, DIM = 8, M = 3, K = 2, T = 2 };
+
+/* The small pack A (kNN + clusters + tasks, no embedder) and a delta D over
+ * it that adds one model; built once for the whole group. */
+static struct world {
+    tr_buf pack, delta;    /* signed */
+    size_t sb, dsb;        /* their signed bytes */
+    int8_t refs[N * DIM];
+    tr_pubkey pub, other;
+    int level;             /* LEVEL_*: how much of the payload to flip */
+} W;
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (uint32_t)(rng_state >> 11);
+}
+
+/* A buffer of exactly len bytes (64-aligned), so ASan sees any overread. */
+static uint8_t *exact_copy(const uint8_t *src, size_t len)
+{
+    uint8_t *p = NULL;
+    assert_int_equal(posix_memalign((void **)&p, 64, len ? len : 1), 0);
+    if (len)
+        memcpy(p, src, len);
+    return p;
+}
+
+static void sign_buf(tr_buf *b, const char *key) { assert_int_equal(tr_pack_sign(b, key), 0); }
+
+/* The same bytes on every call (but for the key's signature). */
+static void build_pack(tr_buf *out, uint64_t expires, const char *key)
+{
+    rng_state = 0x9E3779B97F4A7C15ull;
+    static float scores[N * M];
+    static const tr_pack_model models[M] = {
+        {"dev-small", 1, TR_DEVICE}, {"cloud-mid", 10, TR_CLOUD}, {"cloud-big", 60, TR_CLOUD}};
+    for (int i = 0; i < N * DIM; i++)
+        W.refs[i] = (int8_t)((int)(rnd() % 255) - 127);
+    for (int i = 0; i < N; i++)
+        for (int m = 0; m < M; m++)
+            scores[i * M + m] = (float)(rnd() % 100 < (uint32_t)(30 + 25 * m));
+    float cent[K * DIM];
+    for (int i = 0; i < K * DIM; i++)
+        cent[i] = (float)((int)(rnd() % 2001) - 1000) / 3000.0f;
+    tr_buf clu = {0}, tasks = {0};
+    assert_int_equal(tr_clusters_section(cent, K, DIM, M, &clu), 0);
+    tr_clusters cv;
+    assert_int_equal(tr_clusters_view(clu.data, clu.len, DIM, M, &cv), TR_OK);
+    float *psi = (float *)(void *)cv.psi;
+    for (int i = 0; i < K * M; i++)
+        psi[i] = (float)(i + 1) / (K * M + 1);
+    static const float u[T] = {0.1f, 0.7f}, acc[T * M] = {0.5f, 0.6f, 0.7f, 0.4f, 0.8f, 0.9f};
+    tr_tasks_section(u, acc, T, M, 19, 0.09f, 0.6f, &tasks);
+    tr_pack_spec s = {.security_counter = 5, .created_unix = 1700000000, .expires_unix = expires,
+                      .embedder_name = EMB, .dim = DIM, .n_refs = N, .n_models = M,
+                      .models = models, .refs = W.refs, .scores = scores, .k = 4, .lambda = 0.1f,
+                      .clusters = clu.data, .clusters_len = clu.len, .tasks = tasks.data,
+                      .tasks_len = tasks.len};
+    tr_pack_layout lay;
+    out->len = 0;
+    assert_int_equal(tr_pack_write(&s, out, &lay), 0);
+    sign_buf(out, key);
+    tr_buf_free(&clu);
+    tr_buf_free(&tasks);
+}
+
+/* The writer pads bitsets to 64 bytes. */
+enum { BITS_STRIDE = ((N + 7) / 8 + 63) / 64 * 64 };
+
+static void build_delta(tr_buf *out, const uint8_t base_hash[32], uint64_t counter)
+{
+    static uint8_t rec[TR_MODEL_REC_BYTES], cor[BITS_STRIDE], val[BITS_STRIDE];
+    static float psi[K];
+    memset(rec, 0, sizeof rec);
+    memcpy(rec + TR_M_NAME, "cloud-new", 9);
+    tr_stf32(rec + TR_M_COST, 5.0f);
+    tr_stf32(rec + TR_M_COST_NORM, 4.0f / 59.0f);
+    tr_stf32(rec + TR_M_PRIOR, 0.75f);
+    tr_st32(rec + TR_M_WHERE, TR_CLOUD);
+    for (int i = 0; i < N; i++) {
+        val[i >> 3] |= (uint8_t)(1u << (i & 7));
+        if (i % 4)
+            cor[i >> 3] |= (uint8_t)(1u << (i & 7));
+    }
+    psi[0] = 0.2f;
+    psi[1] = 0.3f;
+    tr_delta_spec d = {.security_counter = counter, .created_unix = 1700000001,
+                       .n_base_models = M, .n_base_refs = N, .n_clusters = K,
+                       .bit_stride = BITS_STRIDE, .n_added = 1, .records = rec,
+                       .correct = cor, .valid = val, .psi = psi};
+    memcpy(d.base_hash, base_hash, 32);
+    out->len = 0;
+    tr_delta_write(&d, out);
+    sign_buf(out, KEY);
+}
+
+/* ---- routers and what they serve ---- */
+
+typedef struct box {
+    void *arena;
+    tr_router *r;
+} box;
+
+static box new_router(void)
+{
+    box b;
+    size_t bytes = tr_arena_size(DIM, M + 1, 0);
+    assert_int_equal(posix_memalign(&b.arena, 64, bytes), 0);
+    assert_int_equal(tr_router_init(b.arena, bytes, &b.r), TR_OK);
+    return b;
+}
+
+static tr_trust trust_of(const tr_pubkey *k, uint64_t floor_, uint64_t now)
+{
+    return (tr_trust){.keys = k, .n_keys = 1, .min_security_counter = floor_, .now_unix = now};
+}
+
+static tr_status load(box *b, const uint8_t *p, size_t len)
+{
+    tr_trust t = trust_of(&W.pub, 0, 0);
+    return tr_router_load(b->r, p, len, &t);
+}
+
+static tr_status apply(box *b, const uint8_t *p, size_t len)
+{
+    tr_trust t = trust_of(&W.pub, 0, 0);
+    return tr_router_apply_delta(b->r, p, len, &t);
+}
+
+/* What a router serves, as seen from outside: the pack and delta hashes and
+ * the answers to a fixed query by kNN and by clusters. */
+typedef struct served {
+    uint8_t pack_hash[32], delta_hash[32];
+    uint32_t n_models, knn_model, clu_model, cluster;
+    float knn_pred[M + 1], clu_pred[M + 1];
+} served;
+
+static served snapshot(box *b)
+{
+    served s;
+    memset(&s, 0, sizeof s);
+    tr_pack_info info;
+    assert_int_equal(tr_router_pack_info(b->r, &info), TR_OK);
+    memcpy(s.pack_hash, info.pack_hash, 32);
+    s.n_models = info.n_models;
+    tr_delta_info di;
+    if (tr_router_delta_info(b->r, &di) == TR_OK)
+        memcpy(s.delta_hash, di.delta_hash, 32);
+    tr_result res;
+    assert_int_equal(tr_route_i8(b->r, EMB, W.refs + 3 * DIM, DIM, NULL, &res, s.knn_pred), TR_OK);
+    s.knn_model = res.model;
+    tr_route_opts oc = {.lambda = TR_LAMBDA_DEFAULT, .method = TR_METHOD_CLUSTER};
+    assert_int_equal(tr_route_i8(b->r, EMB, W.refs + 3 * DIM, DIM, &oc, &res, s.clu_pred), TR_OK);
+    s.clu_model = res.model;
+    s.cluster = res.cluster;
+    return s;
+}
+
+static int same_served(box *b, const served *want)
+{
+    served now = snapshot(b);
+    return memcmp(&now, want, sizeof now) == 0;
+}
+
+/* ---- the expected code of a damaged container ---- */
+
+/* What a device must say about a trailer found at sb in bytes p[0, len),
+ * per PACK_FORMAT.md "Trailer and verification order" (key and signature
+ * not judged here). TR_OK: a well-formed trailer. */
+static tr_status trailer_code(const uint8_t *p, size_t len, uint64_t sb)
+{
+    if (sb < TR_HEADER_BYTES)
+        return TR_E_MALFORMED;
+    if (sb > len)
+        return TR_E_TRUNCATED;
+    size_t rest = len - (size_t)sb;
+    const uint8_t *t = p + sb;
+    if (rest == 0)
+        return TR_E_NO_SIGNATURE;
+    if (rest < 4)
+        return memcmp(t, TR_TRAILER_MAGIC, rest) == 0 ? TR_E_TRUNCATED : TR_E_NO_SIGNATURE;
+    if (memcmp(t, TR_TRAILER_MAGIC, 4) != 0)
+        return TR_E_NO_SIGNATURE;
+    if (rest < TR_TRAILER_FIXED_BYTES)
+        return TR_E_TRUNCATED;
+    if ((t[4] | t[5] << 8) != TR_TRAILER_VERSION)
+        return TR_E_VERSION;
+    size_t sl = (size_t)(t[6] | t[7] << 8);
+    if (sl == 0 || sl > TR_SIG_MAX_BYTES)
+        return TR_E_SIGNATURE;
+    if (rest < TR_TRAILER_FIXED_BYTES + sl)
+        return TR_E_TRUNCATED;
+    return rest > TR_TRAILER_FIXED_BYTES + sl ? TR_E_TRAILING_DATA : TR_OK;
+}
+
+/* The code for one flipped bit of a good container (pack or delta) of len
+ * bytes whose trailer starts at sb; orig is the unflipped bytes. */
+static tr_status flip_code(const uint8_t *orig, size_t len, size_t sb, size_t i, int bit,
+                           int is_pack)
+{
+    if (i < 8)
+        return TR_E_BAD_MAGIC;
+    if (i < 12)
+        return TR_E_VERSION;
+    if (i < 16)
+        return TR_E_MALFORMED; /* header size */
+    if (is_pack && i == TR_H_EMBEDDER + TR_EMBEDDER_NAME_MAX - 1)
+        return TR_E_MALFORMED; /* the name lost its terminating NUL */
+    if (i >= TR_H_SIGNED_BYTES && i < TR_H_SIGNED_BYTES + 8) {
+        uint64_t moved = (uint64_t)sb ^ (1ull << (8 * (i - TR_H_SIGNED_BYTES) + bit));
+        return trailer_code(orig, len, moved); /* never TR_OK: sb is unique */
+    }
+    if (i < sb)
+        return TR_E_SIGNATURE; /* the signed bytes changed */
+    size_t t = i - sb;
+    if (t < 4)
+        return TR_E_NO_SIGNATURE;
+    if (t < 6)
+        return TR_E_VERSION;
+    if (t < 8) {
+        uint8_t copy[8];
+        memcpy(copy, orig + sb, 8);
+        copy[t] ^= (uint8_t)(1u << bit);
+        size_t sl = (size_t)(copy[6] | copy[7] << 8), real = len - sb - TR_TRAILER_FIXED_BYTES;
+        if (sl == 0 || sl > TR_SIG_MAX_BYTES)
+            return TR_E_SIGNATURE;
+        return sl < real ? TR_E_TRAILING_DATA : TR_E_TRUNCATED;
+    }
+    if (t < TR_TRAILER_FIXED_BYTES)
+        return TR_E_KEY_UNKNOWN;
+    return TR_E_SIGNATURE; /* the DER signature */
+}
+
+/* How much the flip loops cover (TR_BADINPUT): "full", every bit of every
+ * byte (about a minute natively: one ECDSA verify per bit); by default
+ * every bit of the header and the trailer and one bit of every other byte,
+ * the bit rotating, since past the header every signed byte takes the same
+ * path (hash, verify); "quick" (tests/run.sh under qemu, where a verify
+ * costs ~30 ms) every bit only of what is read before the signature (magic,
+ * version, header size, the name's NUL, signed_bytes, the trailer's fixed
+ * part), one bit of each other header and signature byte, and one payload
+ * byte in 13. */
+enum { LEVEL_QUICK, LEVEL_DEFAULT, LEVEL_FULL };
+
+static int read_before_signature(size_t i, size_t sb)
+{
+    return i < 16 || i == TR_H_EMBEDDER + TR_EMBEDDER_NAME_MAX - 1 ||
+           (i >= TR_H_SIGNED_BYTES && i < TR_H_SIGNED_BYTES + 8) ||
+           (i >= sb && i < sb + TR_TRAILER_FIXED_BYTES);
+}
+
+static unsigned flip_bits_of(size_t i, size_t sb)
+{
+    if (W.level == LEVEL_FULL || read_before_signature(i, sb))
+        return 0xFF;
+    if (W.level == LEVEL_DEFAULT)
+        return i < TR_HEADER_BYTES || i >= sb ? 0xFF : 1u << (i % 8);
+    if (i < TR_HEADER_BYTES || i >= sb)
+        return 1u << (i % 8);
+    return i % 13 == 0 ? 1u << (i / 13 % 8) : 0;
+}
+
+/* The same for the re-signed mutations (one ECDSA sign each): by default
+ * the header and the section table whole, then every 3rd byte; quick, the
+ * header fields with their own codes (magic, version, size, the counts and
+ * signed_bytes at 72..103 in both headers), then every 41st byte. */
+static int mutation_tested(size_t i)
+{
+    if (W.level == LEVEL_FULL)
+        return 1;
+    if (W.level == LEVEL_DEFAULT)
+        return i < TR_HEADER_BYTES + 7 * TR_SECTION_ENTRY_BYTES || i % 3 == 0;
+    return i < 16 || (i >= TR_H_DIM && i < TR_H_PREFILTER_C + 4) || i % 41 == 0;
+}
+
+static int group_setup(void **state)
+{
+    assert_int_equal(tr_key_load_public(PUB, &W.pub), 0);
+    assert_int_equal(tr_key_load_public(OTHER_PUB, &W.other), 0);
+    build_pack(&W.pack, 0, KEY);
+    W.sb = (size_t)tr_ld64(W.pack.data + TR_H_SIGNED_BYTES);
+    box b = new_router();
+    uint8_t *p = exact_copy(W.pack.data, W.pack.len);
+    assert_int_equal(load(&b, p, W.pack.len), TR_OK);
+    tr_pack_info info;
+    assert_int_equal(tr_router_pack_info(b.r, &info), TR_OK);
+    build_delta(&W.delta, info.pack_hash, 3);
+    W.dsb = (size_t)tr_ld64(W.delta.data + TR_DH_SIGNED_BYTES);
+    free(p);
+    free(b.arena);
+    const char *e = getenv("TR_BADINPUT");
+    W.level = !e ? LEVEL_DEFAULT : strcmp(e, "full") == 0 ? LEVEL_FULL
+            : strcmp(e, "quick") == 0 ? LEVEL_QUICK : LEVEL_DEFAULT;
+    (void)state;
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    tr_buf_free(&W.pack);
+    tr_buf_free(&W.delta);
+    (void)state;
+    return 0;
+}
+
+/* A router serving A (and, with_delta, A + D); *pa and *pd hold the bytes
+ * it serves and must outlive it. */
+static box serving(int with_delta, uint8_t **pa, uint8_t **pd)
+{
+    box b = new_router();
+    *pa = exact_copy(W.pack.data, W.pack.len);
+    assert_int_equal(load(&b, *pa, W.pack.len), TR_OK);
+    *pd = NULL;
+    if (with_delta) {
+        *pd = exact_copy(W.delta.data, W.delta.len);
+        assert_int_equal(apply(&b, *pd, W.delta.len), TR_OK);
+    }
+    return b;
+}
+
+/* ---- the matrix ---- */
+
+static void test_the_small_pack_is_good(void **state)
+{
+    uint8_t *pa, *pd;
+    box b = serving(1, &pa, &pd);
+    tr_pack_info info;
+    assert_int_equal(tr_router_pack_info(b.r, &info), TR_OK);
+    assert_int_equal(info.n_models, M + 1);
+    assert_int_equal(info.n_clusters, K);
+    assert_int_equal(info.n_tasks, T);
+    assert_false(info.has_text_embedder);
+    print_message("small pack %zu bytes (signed %zu), delta %zu bytes (signed %zu)\n",
+                  W.pack.len, W.sb, W.delta.len, W.dsb);
+    free(pa);
+    free(pd);
+    free(b.arena);
+    (void)state;
+}
+
+static void test_pack_every_truncation(void **state)
+{
+    uint8_t *pa, *pd;
+    box b = serving(1, &pa, &pd);
+    served want = snapshot(&b);
+    const size_t len = W.pack.len, sb = W.sb;
+    /* Landmarks: inside the magic, the header, the table, the sections,
+     * exactly the signed bytes, the trailer's magic, its fixed part, the
+     * signature. */
+    const struct { size_t at; tr_status st; } marks[] = {
+        {0, TR_E_TRUNCATED}, {7, TR_E_TRUNCATED}, {8, TR_E_TRUNCATED},
+        {127, TR_E_TRUNCATED}, {128, TR_E_TRUNCATED}, {200, TR_E_TRUNCATED},
+        {sb - 1, TR_E_TRUNCATED}, {sb, TR_E_NO_SIGNATURE}, {sb + 1, TR_E_TRUNCATED},
+        {sb + 3, TR_E_TRUNCATED}, {sb + 4, TR_E_TRUNCATED}, {sb + 39, TR_E_TRUNCATED},
+        {sb + 40, TR_E_TRUNCATED}, {len - 1, TR_E_TRUNCATED}};
+    for (size_t j = 0; j < sizeof marks / sizeof *marks; j++) {
+        uint8_t *p = exact_copy(W.pack.data, marks[j].at);
+        assert_int_equal(load(&b, p, marks[j].at), marks[j].st);
+        free(p);
+    }
+    for (size_t cut = 0; cut < len; cut++) {
+        uint8_t *p = exact_copy(W.pack.data, cut);
+        tr_status st = load(&b, p, cut);
+        tr_status want_st = cut == sb ? TR_E_NO_SIGNATURE : TR_E_TRUNCATED;
+        free(p);
+        if (st != want_st)
+            fail_msg("pack cut to %zu of %zu bytes: %s, want %s", cut, len,
+                     tr_status_name(st), tr_status_name(want_st));
+        /* Checking every length costs a route; every 61st is plenty. */
+        if (cut % 61 == 0 || cut == sb)
+            assert_true(same_served(&b, &want));
+    }
+    /* Short garbage: not a pack at all once the magic is there to read. */
+    static const uint8_t junk[128] = "GIF89a not a pack at all";
+    for (size_t n = 0; n <= sizeof junk; n += 1) {
+        uint8_t *p = exact_copy(junk, n);
+        assert_int_equal(load(&b, p, n), n < 8 ? TR_E_TRUNCATED : TR_E_BAD_MAGIC);
+        free(p);
+    }
+    assert_true(same_served(&b, &want));
+    free(pa);
+    free(pd);
+    free(b.arena);
+    (void)state;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void flip_loop(int is_pack)
+{
+    uint8_t *pa, *pd;
+    box b = serving(1, &pa, &pd);
+    served want = snapshot(&b);
+    const tr_buf *src = is_pack ? &W.pack : &W.delta;
+    const size_t len = src->len, sb = is_pack ? W.sb : W.dsb;
+    uint8_t *p = exact_copy(src->data, len);
+    size_t tested = 0, by_code[TR_STATUS_COUNT] = {0};
+    double t0 = now_s();
+    for (size_t i = 0; i < len; i++) {
+        unsigned bits = flip_bits_of(i, sb);
+        for (int bit = 0; bit < 8; bit++) {
+            if (!(bits >> bit & 1))
+                continue;
+            p[i] ^= (uint8_t)(1u << bit);
+            tr_status st = is_pack ? load(&b, p, len) : apply(&b, p, len);
+            p[i] ^= (uint8_t)(1u << bit);
+            tr_status exp = flip_code(src->data, len, sb, i, bit, is_pack);
+            if (st != exp)
+                fail_msg("%s byte %zu bit %d: %s, want %s", is_pack ? "pack" : "delta", i, bit,
+                         tr_status_name(st), tr_status_name(exp));
+            by_code[st]++;
+            tested++;
+        }
+        if (bits && (i % 64 == 0 || i >= sb))
+            assert_true(same_served(&b, &want));
+    }
+    double dt = now_s() - t0;
+    print_message("%s: %zu flipped bits (%s) in %.1f s; SIGNATURE %zu, KEY_UNKNOWN %zu, "
+                  "TRUNCATED %zu, NO_SIGNATURE %zu, TRAILING_DATA %zu, other %zu\n",
+                  is_pack ? "pack" : "delta", tested,
+                  W.level == LEVEL_FULL ? "all" : W.level == LEVEL_DEFAULT ? "a bit a byte" : "quick", dt,
+                  by_code[TR_E_SIGNATURE], by_code[TR_E_KEY_UNKNOWN], by_code[TR_E_TRUNCATED],
+                  by_code[TR_E_NO_SIGNATURE], by_code[TR_E_TRAILING_DATA],
+                  tested - by_code[TR_E_SIGNATURE] - by_code[TR_E_KEY_UNKNOWN] -
+                      by_code[TR_E_TRUNCATED] - by_code[TR_E_NO_SIGNATURE] -
+                      by_code[TR_E_TRAILING_DATA]);
+    assert_int_equal(by_code[TR_OK], 0);
+    assert_true(tested >= 8 * (TR_TRAILER_FIXED_BYTES + 25) + (len - sb - TR_TRAILER_FIXED_BYTES));
+    /* Unflipped, it is still good. */
+    if (is_pack)
+        assert_int_equal(load(&b, p, len), TR_OK);
+    assert_int_equal(apply(&b, is_pack ? pd : p, W.delta.len), TR_OK);
+    assert_true(same_served(&b, &want));
+    free(p);
+    free(pa);
+    free(pd);
+    free(b.arena);
+}
+
+static void test_pack_every_bit_flip(void **state) { flip_loop(1); (void)state; }
+static void test_delta_every_bit_flip(void **state) { flip_loop(0); (void)state; }
+
+static void test_delta_every_truncation(void **state)
+{
+    uint8_t *pa, *pd;
+    box b = serving(1, &pa, &pd);
+    served want = snapshot(&b);
+    for (size_t cut = 0; cut < W.delta.len; cut++) {
+        uint8_t *p = exact_copy(W.delta.data, cut);
+        tr_status st = apply(&b, p, cut);
+        tr_status want_st = cut == W.dsb ? TR_E_NO_SIGNATURE : TR_E_TRUNCATED;
+        free(p);
+        if (st != want_st)
+            fail_msg("delta cut to %zu: %s, want %s", cut, tr_status_name(st),
+                     tr_status_name(want_st));
+        if (cut % 61 == 0 || cut == W.dsb)
+            assert_true(same_served(&b, &want));
+    }
+    /* A pack is not a delta; a delta is not a pack. */
+    assert_int_equal(apply(&b, pa, W.pack.len), TR_E_BAD_MAGIC);
+    assert_int_equal(load(&b, pd, W.delta.len), TR_E_BAD_MAGIC);
+    assert_true(same_served(&b, &want));
+    free(pa);
+    free(pd);
+    free(b.arena);
+    (void)state;
+}
+
+/* ---- signature and trust ---- */
+
+static void test_signature_and_trust(void **state)
+{
+    uint8_t *pa, *pd;
+    box b = serving(1, &pa, &pd);
+    served want = snapshot(&b);
+    const size_t len = W.pack.len, sb = W.sb;
+    tr_trust t;
+
+    /* Signed by a key the device does not trust; no key trusted at all. */
+    t = trust_of(&W.other, 0, 0);
+    assert_int_equal(tr_router_load(b.r, pa, len, &t), TR_E_KEY_UNKNOWN);
+    t.n_keys = 0;
+    t.keys = NULL;
+    assert_int_equal(tr_router_load(b.r, pa, len, &t), TR_E_KEY_UNKNOWN);
+    tr_buf other = {0};
+    build_pack(&other, 0, OTHER_KEY);
+    uint8_t *po = exact_copy(other.data, other.len);
+    assert_int_equal(load(&b, po, other.len), TR_E_KEY_UNKNOWN);
+    /* The other key's signature under our key's id. */
+    uint8_t id[32];
+    tr_key_id(&W.pub, id);
+    memcpy(po + tr_ld64(po + TR_H_SIGNED_BYTES) + 8, id, 32);
+    assert_int_equal(load(&b, po, other.len), TR_E_SIGNATURE);
+    free(po);
+    tr_buf_free(&other);
+    /* Revoked: trusted key, but its id is on the revocation list. */
+    uint8_t gone[1][32];
+    memcpy(gone[0], id, 32);
+    t = trust_of(&W.pub, 0, 0);
+    t.revoked = (const uint8_t(*)[32])gone;
+    t.n_revoked = 1;
+    assert_int_equal(tr_router_load(b.r, pa, len, &t), TR_E_KEY_REVOKED);
+    assert_true(same_served(&b, &want));
+
+    /* No signature: the signed bytes alone, or followed by junk. */
+    uint8_t *p = exact_copy(W.pack.data, sb);
+    assert_int_equal(load(&b, p, sb), TR_E_NO_SIGNATURE);
+    free(p);
+    tr_buf junk = {0};
+    tr_buf_put(&junk, W.pack.data, sb);
+    tr_buf_put(&junk, "NOT A SIGNATURE TRAILER, JUST BYTES THAT FOLLOW THE PACK", 56);
+    p = exact_copy(junk.data, junk.len);
+    assert_int_equal(load(&b, p, junk.len), TR_E_NO_SIGNATURE);
+    free(p);
+    tr_buf_free(&junk);
+
+    /* A second signature appended. */
+    tr_buf two = {0};
+    tr_buf_put(&two, W.pack.data, len);
+    tr_buf_put(&two, W.pack.data + sb, len - sb);
+    p = exact_copy(two.data, two.len);
+    assert_int_equal(load(&b, p, two.len), TR_E_TRAILING_DATA);
+    free(p);
+    /* One stray byte after the signature. */
+    two.len = len + 1;
+    p = exact_copy(two.data, two.len);
+    assert_int_equal(load(&b, p, two.len), TR_E_TRAILING_DATA);
+    free(p);
+    tr_buf_free(&two);
+
+    /* The delta: wrong key, no signature, a second signature. */
+    t = trust_of(&W.other, 0, 0);
+    assert_int_equal(tr_router_apply_delta(b.r, pd, W.delta.len, &t), TR_E_KEY_UNKNOWN);
+    p = exact_copy(W.delta.data, W.dsb);
+    assert_int_equal(apply(&b, p, W.dsb), TR_E_NO_SIGNATURE);
+    free(p);
+    tr_buf_put(&two, W.delta.data, W.delta.len);
+    tr_buf_put(&two, W.delta.data + W.dsb, W.delta.len - W.dsb);
+    p = exact_copy(two.data, two.len);
+    assert_int_equal(apply(&b, p, two.len), TR_E_TRAILING_DATA);
+    free(p);
+    tr_buf_free(&two);
+    assert_true(same_served(&b, &want));
+    free(pa);
+    free(pd);
+    free(b.arena);
+    (void)state;
+}
+
+/* ---- signed, but wrong behind the signature ---- */
+
+/* Section table entry of the given type in signed bytes p. */
+static uint8_t *entry_of(uint8_t *p, uint32_t type)
+{
+    uint32_t ns = tr_ld32(p + TR_H_N_SECTIONS);
+    for (uint32_t i = 0; i < ns; i++) {
+        uint8_t *e = p + TR_HEADER_BYTES + i * TR_SECTION_ENTRY_BYTES;
+        if (tr_ld32(e + TR_S_TYPE) == type)
+            return e;
+    }
+    fail_msg("no section of type %u", type);
+    return NULL;
+}
+
+typedef void (*mutator)(uint8_t *p, size_t sb);
+
+/* The signed bytes of A, changed by mut, signed again with the trusted key,
+ * loaded (trust: floor, now) into a router serving A + D: must give want,
+ * and the router must still serve A + D. */
+static void check_resigned(box *b, const served *was, mutator mut, tr_status want,
+                           uint64_t floor_, uint64_t now, const char *what)
+{
+    tr_buf s = {0};
+    tr_buf_put(&s, W.pack.data, W.sb);
+    mut(s.data, W.sb);
+    sign_buf(&s, KEY);
+    uint8_t *p = exact_copy(s.data, s.len);
+    tr_trust t = trust_of(&W.pub, floor_, now);
+    tr_status st = tr_router_load(b->r, p, s.len, &t);
+    if (st != want)
+        fail_msg("%s: %s, want %s", what, tr_status_name(st), tr_status_name(want));
+    if (st != TR_OK)
+        assert_true(same_served(b, was));
+    free(p);
+    tr_buf_free(&s);
+}
+
+static void m_overlap(uint8_t *p, size_t sb)
+{
+    tr_st64(entry_of(p, TR_SEC_REF_I8) + TR_S_OFFSET, tr_ld64(entry_of(p, TR_SEC_MODELS) + TR_S_OFFSET));
+}
+static void m_overlap_tail(uint8_t *p, size_t sb)
+{
+    uint8_t *e = entry_of(p, TR_SEC_MODELS);
+    tr_st64(e + TR_S_LENGTH, tr_ld64(e + TR_S_LENGTH) + 64);
+}
+static void m_beyond(uint8_t *p, size_t sb)
+{
+    tr_st64(entry_of(p, TR_SEC_DEFAULTS) + TR_S_OFFSET, (sb + 63) / 64 * 64 + 64);
+}
+static void m_huge_length(uint8_t *p, size_t sb)
+{
+    tr_st64(entry_of(p, TR_SEC_REF_INVNORM) + TR_S_LENGTH, UINT64_MAX);
+}
+static void m_huge_offset(uint8_t *p, size_t sb)
+{
+    tr_st64(entry_of(p, TR_SEC_REF_INVNORM) + TR_S_OFFSET, UINT64_MAX - 63);
+}
+static void m_in_table(uint8_t *p, size_t sb)
+{
+    tr_st64(entry_of(p, TR_SEC_DEFAULTS) + TR_S_OFFSET, 64);
+}
+static void m_unaligned(uint8_t *p, size_t sb)
+{
+    uint8_t *e = entry_of(p, TR_SEC_REF_INVNORM);
+    tr_st64(e + TR_S_OFFSET, tr_ld64(e + TR_S_OFFSET) + 4);
+}
+static void m_duplicate(uint8_t *p, size_t sb)
+{
+    tr_st32(entry_of(p, TR_SEC_TASKS) + TR_S_TYPE, TR_SEC_CLUSTERS);
+}
+static void m_missing_models(uint8_t *p, size_t sb)
+{
+    tr_st32(entry_of(p, TR_SEC_MODELS) + TR_S_TYPE, 99);
+}
+static void m_no_sections(uint8_t *p, size_t sb) { tr_st32(p + TR_H_N_SECTIONS, 0); }
+static void m_many_sections(uint8_t *p, size_t sb) { tr_st32(p + TR_H_N_SECTIONS, TR_MAX_SECTIONS + 1); }
+static void m_all_sections(uint8_t *p, size_t sb) { tr_st32(p + TR_H_N_SECTIONS, UINT32_MAX); }
+/* N * D overflows 32 bits (0x40000001 * 8 = 8 mod 2^32): the row section
+ * claims exactly that wrapped size. */
+static void m_nd_overflow(uint8_t *p, size_t sb)
+{
+    const uint32_t n = 0x40000001u;
+    tr_st32(p + TR_H_N_REFS, n);
+    uint8_t *e = entry_of(p, TR_SEC_REF_I8);
+    tr_st32(e + TR_S_STRIDE, DIM);
+    tr_st32(e + TR_S_COUNT, n);
+    tr_st64(e + TR_S_LENGTH, (uint32_t)(n * DIM));
+}
+static void m_n_overflow_invnorm(uint8_t *p, size_t sb)
+{
+    const uint32_t n = 0x40000004u; /* 4 * n = 16 mod 2^32 */
+    tr_st32(p + TR_H_N_REFS, n);
+    tr_st64(entry_of(p, TR_SEC_REF_INVNORM) + TR_S_LENGTH, (uint32_t)(4u * n));
+}
+static void m_m_overflow(uint8_t *p, size_t sb)
+{
+    const uint32_t m = 0x40000001u; /* 96 * m wraps to 96 */
+    tr_st32(p + TR_H_N_MODELS, m);
+    tr_st64(entry_of(p, TR_SEC_MODELS) + TR_S_LENGTH, (uint32_t)(m * TR_MODEL_REC_BYTES));
+}
+static void m_dim0(uint8_t *p, size_t sb) { tr_st32(p + TR_H_DIM, 0); }
+static void m_dim_huge(uint8_t *p, size_t sb) { tr_st32(p + TR_H_DIM, UINT32_MAX); }
+static void m_dim_big(uint8_t *p, size_t sb) { tr_st32(p + TR_H_DIM, 8193); }
+static void m_dim_past_stride(uint8_t *p, size_t sb) { tr_st32(p + TR_H_DIM, 17); }
+static void m_refs0(uint8_t *p, size_t sb) { tr_st32(p + TR_H_N_REFS, 0); }
+static void m_models0(uint8_t *p, size_t sb) { tr_st32(p + TR_H_N_MODELS, 0); }
+static void m_signed_small(uint8_t *p, size_t sb) { tr_st64(p + TR_H_SIGNED_BYTES, 127); }
+static void m_prefilter_no_codes(uint8_t *p, size_t sb) { tr_st32(p + TR_H_PREFILTER_C, 4); }
+static void m_k0(uint8_t *p, size_t sb)
+{
+    tr_st32(p + tr_ld64(entry_of(p, TR_SEC_DEFAULTS) + TR_S_OFFSET) + TR_D_K, 0);
+}
+static void m_lambda_nan(uint8_t *p, size_t sb)
+{
+    tr_stf32(p + tr_ld64(entry_of(p, TR_SEC_DEFAULTS) + TR_S_OFFSET) + TR_D_LAMBDA, NAN);
+}
+static void m_invnorm_inf(uint8_t *p, size_t sb)
+{
+    tr_stf32(p + tr_ld64(entry_of(p, TR_SEC_REF_INVNORM) + TR_S_OFFSET) + 4 * 5, INFINITY);
+}
+static void m_name_unterminated(uint8_t *p, size_t sb)
+{
+    memset(p + tr_ld64(entry_of(p, TR_SEC_MODELS) + TR_S_OFFSET), 'x', TR_MODEL_NAME_MAX);
+}
+static void m_clusters_k_huge(uint8_t *p, size_t sb)
+{
+    tr_st32(p + tr_ld64(entry_of(p, TR_SEC_CLUSTERS) + TR_S_OFFSET) + TR_C_K, 0x40000001u);
+}
+static void m_clusters_psi_out(uint8_t *p, size_t sb)
+{
+    uint8_t *c = p + tr_ld64(entry_of(p, TR_SEC_CLUSTERS) + TR_S_OFFSET);
+    tr_st32(c + TR_C_OFF_PSI, tr_ld32(c + TR_C_TOTAL));
+}
+static void m_tasks_t_huge(uint8_t *p, size_t sb)
+{
+    tr_st32(p + tr_ld64(entry_of(p, TR_SEC_TASKS) + TR_S_OFFSET) + TR_T_N_TASKS, 0x40000001u);
+}
+static void m_tasks_unknown(uint8_t *p, size_t sb)
+{
+    tr_st32(entry_of(p, TR_SEC_TASKS) + TR_S_TYPE, 200); /* unknown: ignored */
+}
+static void m_counter_4(uint8_t *p, size_t sb) { tr_st64(p + TR_H_SECURITY, 4); }
+static void m_expires(uint8_t *p, size_t sb) { tr_st64(p + TR_H_EXPIRES, 1800000000); }
+static void m_none(uint8_t *p, size_t sb) { (void)p; }
+
+static void test_signed_but_malformed(void **state)
+{
+    uint8_t *pa, *pd;
+    box b = serving(1, &pa, &pd);
+    served want = snapshot(&b);
+    const struct { mutator f; tr_status st; const char *what; } cases[] = {
+        {m_overlap, TR_E_MALFORMED, "sections overlapping"},
+        {m_overlap_tail, TR_E_MALFORMED, "a section running into the next"},
+        {m_beyond, TR_E_MALFORMED, "a section past the signed bytes"},
+        {m_huge_length, TR_E_MALFORMED, "length 2^64-1"},
+        {m_huge_offset, TR_E_MALFORMED, "offset near 2^64"},
+        {m_in_table, TR_E_MALFORMED, "a section inside the header"},
+        {m_unaligned, TR_E_MALFORMED, "an unaligned section"},
+        {m_duplicate, TR_E_MALFORMED, "a duplicate section type"},
+        {m_missing_models, TR_E_MALFORMED, "no models section"},
+        {m_no_sections, TR_E_MALFORMED, "zero sections"},
+        {m_many_sections, TR_E_MALFORMED, "33 sections"},
+        {m_all_sections, TR_E_MALFORMED, "2^32-1 sections"},
+        {m_nd_overflow, TR_E_MALFORMED, "N*D wrapping 32 bits"},
+        {m_n_overflow_invnorm, TR_E_MALFORMED, "4*N wrapping 32 bits"},
+        {m_m_overflow, TR_E_MALFORMED, "96*M wrapping 32 bits"},
+        {m_dim0, TR_E_MALFORMED, "dim 0"},
+        {m_dim_huge, TR_E_MALFORMED, "dim 2^32-1"},
+        {m_dim_big, TR_E_MALFORMED, "dim 8193"},
+        {m_dim_past_stride, TR_E_MALFORMED, "dim past the row stride"},
+        {m_refs0, TR_E_MALFORMED, "no references"},
+        {m_models0, TR_E_MALFORMED, "no models"},
+        {m_signed_small, TR_E_MALFORMED, "signed bytes inside the header"},
+        {m_prefilter_no_codes, TR_E_MALFORMED, "a prefilter without sign codes"},
+        {m_k0, TR_E_MALFORMED, "default k 0"},
+        {m_lambda_nan, TR_E_MALFORMED, "default lambda NaN"},
+        {m_invnorm_inf, TR_E_MALFORMED, "an infinite inverse norm"},
+        {m_name_unterminated, TR_E_MALFORMED, "a model name without NUL"},
+        {m_clusters_k_huge, TR_E_MALFORMED, "K = 0x40000001 clusters"},
+        {m_clusters_psi_out, TR_E_MALFORMED, "Psi past the clusters section"},
+        {m_tasks_t_huge, TR_E_MALFORMED, "T = 0x40000001 tasks"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        check_resigned(&b, &want, cases[i].f, cases[i].st, 0, 0, cases[i].what);
+    /* Rolled back (A's counter is 5) and expired: signed and well formed. */
+    check_resigned(&b, &want, m_none, TR_E_ROLLBACK, 6, 0, "counter 5 under floor 6");
+    check_resigned(&b, &want, m_counter_4, TR_E_ROLLBACK, 5, 0, "counter 4 under floor 5");
+    check_resigned(&b, &want, m_expires, TR_E_EXPIRED, 0, 1800000000, "expired at now");
+    check_resigned(&b, &want, m_expires, TR_E_EXPIRED, 0, UINT64_MAX, "expired long ago");
+    /* The controls: the same path accepts a pack that is fine. */
+    check_resigned(&b, &want, m_expires, TR_OK, 0, 1799999999, "not yet expired");
+    check_resigned(&b, &want, m_tasks_unknown, TR_OK, 0, 0, "an unknown section type");
+    tr_pack_info info;
+    assert_int_equal(tr_router_pack_info(b.r, &info), TR_OK);
+    assert_int_equal(info.n_tasks, 0); /* the tasks section was ignored */
+    free(pa);
+    free(pd);
+    free(b.arena);
+    (void)state;
+}
+
+/* What a signed container may answer when byte i of its signed bytes was
+ * xored with x before signing: the header fields read before the signature
+ * have their own codes, the counts must match the sections, and any other
+ * byte may give a pack the parser accepts or one it calls malformed. */
+static int mutation_allowed(int is_pack, size_t i, uint8_t x, tr_status st, const tr_buf *s,
+                            size_t sb)
+{
+    if (i < 8)
+        return st == TR_E_BAD_MAGIC;
+    if (i < 12)
+        return st == TR_E_VERSION;
+    if (i < 16)
+        return st == TR_E_MALFORMED; /* header size */
+    if (i >= TR_H_SIGNED_BYTES && i < TR_H_SIGNED_BYTES + 8)
+        return st == trailer_code(s->data, s->len, sb ^ ((uint64_t)x << 8 * (i - TR_H_SIGNED_BYTES)));
+    if (is_pack) {
+        if ((i >= TR_H_N_REFS && i < TR_H_N_SECTIONS + 4) ||
+            (i >= TR_H_PREFILTER_C && i < TR_H_PREFILTER_C + 4))
+            return st == TR_E_MALFORMED;
+        return st == TR_OK || st == TR_E_MALFORMED;
+    }
+    if (i >= TR_DH_SECURITY && i < TR_DH_SECURITY + 8) /* may fall under the served 3 */
+        return st == TR_OK || st == TR_E_ROLLBACK;
+    if (i >= TR_DH_BASE_HASH && i < TR_DH_BASE_HASH + 32)
+        return st == TR_E_DELTA_BASE;
+    if ((i >= TR_DH_BASE_MODELS && i < TR_DH_N_SECTIONS + 4) ||
+        (i >= TR_DH_BASE_CLUSTERS && i < TR_DH_BASE_CLUSTERS + 4))
+        return st == TR_E_MALFORMED;
+    return st == TR_OK || st == TR_E_MALFORMED;
+}
+
+/* Every byte of the signed bytes of A (or D) changed, one pattern per byte,
+ * and signed again: what the parser behind the signature sees of a leaked
+ * key or a builder bug. The code must be one a signed container can get,
+ * never a crash (ASan), and an accepted one must route. */
+static void mutation_loop(int is_pack)
+{
+    static const uint8_t patterns[] = {0x80, 0x01, 0xFF, 0x10, 0x7F, 0x04};
+    uint8_t *pa, *pd;
+    box b = serving(1, &pa, &pd);
+    served want = snapshot(&b);
+    const tr_buf *src = is_pack ? &W.pack : &W.delta;
+    const size_t sb = is_pack ? W.sb : W.dsb;
+    size_t tested = 0, ok = 0;
+    double t0 = now_s();
+    for (size_t i = 0; i < sb; i++) {
+        if (!mutation_tested(i))
+            continue;
+        uint8_t x = patterns[i % sizeof patterns];
+        tr_buf s = {0};
+        tr_buf_put(&s, src->data, sb);
+        s.data[i] ^= x;
+        sign_buf(&s, KEY);
+        uint8_t *p = exact_copy(s.data, s.len);
+        tr_status st = is_pack ? load(&b, p, s.len) : apply(&b, p, s.len);
+        if (!mutation_allowed(is_pack, i, x, st, &s, sb))
+            fail_msg("%s: signed byte %zu ^ 0x%02x: %s", is_pack ? "pack" : "delta", i, x,
+                     tr_status_name(st));
+        if (st == TR_OK) {
+            /* Serve it: route by kNN and by clusters. */
+            ok++;
+            tr_result res;
+            tr_route_opts oc = {.lambda = TR_LAMBDA_DEFAULT, .method = TR_METHOD_CLUSTER};
+            tr_pack_info info;
+            assert_int_equal(tr_router_pack_info(b.r, &info), TR_OK);
+            int8_t q[64];
+            memset(q, 0, sizeof q);
+            memcpy(q, W.refs + 5 * DIM, DIM);
+            if (info.dim <= sizeof q) {
+                tr_status r1 = tr_route_i8(b.r, info.embedder, q, info.dim, NULL, &res, NULL);
+                tr_status r2 = tr_route_i8(b.r, info.embedder, q, info.dim, &oc, &res, NULL);
+                assert_true(r1 == TR_OK || r1 == TR_E_NO_MODEL_AVAILABLE);
+                assert_true(r2 == TR_OK || r2 == TR_E_NO_MODEL_AVAILABLE || r2 == TR_E_UNSUPPORTED);
+            }
+            /* Back to A + D for the next one (loading A drops any delta,
+             * so D is not refused as older than the mutated one). */
+            assert_int_equal(load(&b, pa, W.pack.len), TR_OK);
+            assert_int_equal(apply(&b, pd, W.delta.len), TR_OK);
+        }
+        assert_true(same_served(&b, &want));
+        free(p);
+        tr_buf_free(&s);
+        tested++;
+    }
+    print_message("%s: %zu signed bytes mutated and re-signed, %zu accepted, %.1f s\n",
+                  is_pack ? "pack" : "delta", tested, ok, now_s() - t0);
+    assert_true(tested >= 16 + 32 + (sb - 48) / 41);
+    free(pa);
+    free(pd);
+    free(b.arena);
+}
+
+static void test_pack_signed_mutations(void **state) { mutation_loop(1); (void)state; }
+static void test_delta_signed_mutations(void **state) { mutation_loop(0); (void)state; }
+
+/* ---- caller embeddings ---- */
+
+static void test_caller_embeddings(void **state)
+{
+    uint8_t *pa, *pd;
+    box b = serving(0, &pa, &pd);
+    served want = snapshot(&b);
+    tr_result res;
+    float pred[M + 1];
+    float v[DIM + 1];
+    int8_t q[DIM + 1];
+    for (int d = 0; d <= DIM; d++) {
+        v[d] = (float)W.refs[3 * DIM + d % DIM] / 100.0f;
+        q[d] = W.refs[3 * DIM + d % DIM];
+    }
+    assert_int_equal(tr_route_f32(b.r, EMB, v, DIM, NULL, &res, pred), TR_OK);
+    /* Embedder names: another, empty, ours with a suffix, ours cut short. */
+    static const char *wrong[] = {"other", "", EMB "-v2", "badinput-em", "BADINPUT-EMB"};
+    for (size_t i = 0; i < sizeof wrong / sizeof *wrong; i++) {
+        assert_int_equal(tr_route_f32(b.r, wrong[i], v, DIM, NULL, &res, pred),
+                         TR_E_EMBEDDER_MISMATCH);
+        assert_int_equal(tr_route_i8(b.r, wrong[i], q, DIM, NULL, &res, pred),
+                         TR_E_EMBEDDER_MISMATCH);
+        /* The name is checked before the length. */
+        assert_int_equal(tr_route_i8(b.r, wrong[i], q, DIM + 1, NULL, &res, pred),
+                         TR_E_EMBEDDER_MISMATCH);
+    }
+    static const uint32_t dims[] = {0, 1, DIM - 1, DIM + 1, 100, UINT32_MAX};
+    for (size_t i = 0; i < sizeof dims / sizeof *dims; i++) {
+        assert_int_equal(tr_route_f32(b.r, EMB, v, dims[i], NULL, &res, pred), TR_E_DIM_MISMATCH);
+        assert_int_equal(tr_route_i8(b.r, EMB, q, dims[i], NULL, &res, pred), TR_E_DIM_MISMATCH);
+    }
+    /* NaN, +Inf, -Inf at every position. */
+    const float bad[] = {NAN, -NAN, INFINITY, -INFINITY};
+    for (size_t j = 0; j < 4; j++)
+        for (int d = 0; d < DIM; d++) {
+            float keep = v[d];
+            v[d] = bad[j];
+            assert_int_equal(tr_route_f32(b.r, EMB, v, DIM, NULL, &res, pred), TR_E_NOT_FINITE);
+            v[d] = keep;
+        }
+    /* All zero, and all negative zero. */
+    float z[DIM];
+    memset(z, 0, sizeof z);
+    assert_int_equal(tr_route_f32(b.r, EMB, z, DIM, NULL, &res, pred), TR_E_ZERO_VECTOR);
+    for (int d = 0; d < DIM; d++)
+        z[d] = -0.0f;
+    assert_int_equal(tr_route_f32(b.r, EMB, z, DIM, NULL, &res, pred), TR_E_ZERO_VECTOR);
+    int8_t qz[DIM] = {0};
+    assert_int_equal(tr_route_i8(b.r, EMB, qz, DIM, NULL, &res, pred), TR_E_ZERO_VECTOR);
+    /* Extreme but finite floats route: the largest, and one denormal. */
+    for (int d = 0; d < DIM; d++)
+        z[d] = d % 2 ? FLT_MAX : -FLT_MAX;
+    assert_int_equal(tr_route_f32(b.r, EMB, z, DIM, NULL, &res, pred), TR_OK);
+    memset(z, 0, sizeof z);
+    z[2] = 1e-45f;
+    assert_int_equal(tr_route_f32(b.r, EMB, z, DIM, NULL, &res, pred), TR_OK);
+    /* int8 -128 at every position (it has no positive twin). */
+    for (int d = 0; d < DIM; d++) {
+        int8_t keep = q[d];
+        q[d] = -128;
+        assert_int_equal(tr_route_i8(b.r, EMB, q, DIM, NULL, &res, pred), TR_E_ARG);
+        q[d] = keep;
+    }
+    /* Bad options: k past the limit, NaN or infinite lambda, no such method. */
+    const tr_route_opts bad_opts[] = {{.k = TR_K_MAX + 1}, {.lambda = NAN}, {.lambda = INFINITY},
+                                      {.lambda = -INFINITY}, {.method = (tr_method)3},
+                                      {.method = (tr_method)-1}};
+    for (size_t i = 0; i < sizeof bad_opts / sizeof *bad_opts; i++)
+        assert_int_equal(tr_route_i8(b.r, EMB, q, DIM, &bad_opts[i], &res, pred), TR_E_ARG);
+    tr_route_opts lm = {.method = TR_METHOD_LEARNED_MAP};
+    assert_int_equal(tr_route_i8(b.r, EMB, q, DIM, &lm, &res, pred), TR_E_UNSUPPORTED);
+    /* Text on a pack without an embedder. */
+    assert_int_equal(tr_route_text(b.r, "hello", 5, NULL, &res, pred), TR_E_NO_EMBEDDER);
+    int8_t out[DIM];
+    assert_int_equal(tr_embed_text(b.r, "hello", 5, out, DIM), TR_E_NO_EMBEDDER);
+    assert_true(same_served(&b, &want));
+    free(pa);
+    free(b.arena);
+    (void)state;
+}
+
+/* ---- prompts, on the fixture pack with its real embedder ---- */
+
+static uint8_t *read_pack(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open %s (run through tests/run.sh, or set FIXTURE_PACK)", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    assert_true(n > 0);
+    uint8_t *p = NULL;
+    assert_int_equal(posix_memalign((void **)&p, 64, (size_t)n), 0);
+    assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len = (size_t)n;
+    return p;
+}
+
+static void test_prompts(void **state)
+{
+    const char *path = getenv("FIXTURE_PACK");
+    size_t len;
+    uint8_t *pack = read_pack(path && *path ? path : "build/fixture.trp", &len);
+    tr_pack_info peek;
+    assert_int_equal(tr_pack_peek(pack, len, &peek), TR_OK);
+    size_t bytes = tr_arena_size(peek.dim, peek.n_models, peek.prefilter_candidates);
+    void *arena;
+    assert_int_equal(posix_memalign(&arena, 64, bytes), 0);
+    tr_router *r;
+    assert_int_equal(tr_router_init(arena, bytes, &r), TR_OK);
+    tr_trust t = trust_of(&W.pub, 0, 0);
+    assert_int_equal(tr_router_load(r, pack, len, &t), TR_OK);
+    tr_pack_info info;
+    assert_int_equal(tr_router_pack_info(r, &info), TR_OK);
+    assert_true(info.has_text_embedder);
+    tr_result res, ref;
+    static const char good[] = "What is the derivative of x squared with respect to x?";
+    assert_int_equal(tr_route_text(r, good, strlen(good), NULL, &ref, NULL), TR_OK);
+    assert_false(ref.flags & TR_RESULT_PRIOR_ONLY);
+
+    /* Empty: zero length, with or without bytes behind the pointer. */
+    assert_int_equal(tr_route_text(r, "", 0, NULL, &res, NULL), TR_E_EMPTY_INPUT);
+    assert_int_equal(tr_route_text(r, good, 0, NULL, &res, NULL), TR_E_EMPTY_INPUT);
+    int8_t q[1024];
+    assert_true(info.dim <= sizeof q);
+    assert_int_equal(tr_embed_text(r, "", 0, q, info.dim), TR_E_EMPTY_INPUT);
+
+    /* Invalid UTF-8, in the middle and at the end of a good prompt. */
+    static const struct { const char *s; const char *what; } bad[] = {
+        {"\xC0\xAF", "overlong '/'"}, {"\xE0\x80\xAF", "overlong 3-byte"},
+        {"\xF0\x80\x80\xAF", "overlong 4-byte"}, {"\xC1\xBF", "overlong C1"},
+        {"\xED\xA0\x80", "high surrogate"}, {"\xED\xBF\xBF", "low surrogate"},
+        {"\xE2\x82", "truncated 3-byte"}, {"\xF0\x9F\x98", "truncated 4-byte"},
+        {"\xC3", "lone lead byte"}, {"\x80", "lone continuation"},
+        {"\xFF", "0xFF"}, {"\xFE", "0xFE"}, {"\xF4\x90\x80\x80", "above U+10FFFF"},
+        {"\xF8\x88\x80\x80\x80", "5-byte form"}, {"\xE2\x28\xA1", "bad continuation"}};
+    char buf[256];
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        int n = snprintf(buf, sizeof buf, "what is %s the answer", bad[i].s);
+        tr_status st = tr_route_text(r, buf, (size_t)n, NULL, &res, NULL);
+        if (st != TR_E_UTF8)
+            fail_msg("%s inside a prompt: %s", bad[i].what, tr_status_name(st));
+        n = snprintf(buf, sizeof buf, "what is the answer %s", bad[i].s);
+        st = tr_route_text(r, buf, (size_t)n, NULL, &res, NULL);
+        if (st != TR_E_UTF8)
+            fail_msg("%s ending a prompt: %s", bad[i].what, tr_status_name(st));
+        st = tr_embed_text(r, bad[i].s, strlen(bad[i].s), q, info.dim);
+        if (st != TR_E_UTF8)
+            fail_msg("%s alone, embedded: %s", bad[i].what, tr_status_name(st));
+    }
+    /* A valid sequence cut by the length the caller gives. */
+    static const char euro[] = "price in \xE2\x82\xAC";
+    assert_int_equal(tr_route_text(r, euro, sizeof euro - 2, NULL, &res, NULL), TR_E_UTF8);
+    assert_int_equal(tr_route_text(r, euro, sizeof euro - 1, NULL, &res, NULL), TR_OK);
+    /* Valid non-ASCII and an embedded NUL are text like any other. */
+    static const char intl[] = "Quelle est la d\xC3\xA9riv\xC3\xA9" "e de x\xC2\xB2 ? \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80";
+    assert_int_equal(tr_route_text(r, intl, sizeof intl - 1, NULL, &res, NULL), TR_OK);
+    static const char nul[] = "derivative\0of x squared";
+    assert_int_equal(tr_route_text(r, nul, sizeof nul - 1, NULL, &res, NULL), TR_OK);
+
+    /* Only unknown words, or no words at all: the priors decide. */
+    static const char *unknown[] = {"zzqxv qwzzkj vvbxq", "?!?! ... --- ***", "   \t\n ",
+                                    "\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E"};
+    for (size_t i = 0; i < sizeof unknown / sizeof *unknown; i++) {
+        assert_int_equal(tr_route_text(r, unknown[i], strlen(unknown[i]), NULL, &res, NULL), TR_OK);
+        assert_true(res.flags & TR_RESULT_PRIOR_ONLY);
+        assert_int_equal(res.why, TR_WHY_PRIOR_ONLY);
+        /* The choice is argmax prior - lambda * cost_norm (ties: device,
+         * then cheaper, then lower index). */
+        int best = -1;
+        float bu = 0;
+        tr_model_info bi = {0};
+        for (uint32_t m = 0; m < info.n_models; m++) {
+            tr_model_info mi;
+            assert_int_equal(tr_router_model(r, m, &mi), TR_OK);
+            float u = mi.prior - res.lambda * mi.cost_norm;
+            if (best < 0 || u > bu ||
+                (u == bu && (mi.where < bi.where ||
+                             (mi.where == bi.where && mi.cost_norm < bi.cost_norm)))) {
+                best = (int)m;
+                bu = u;
+                bi = mi;
+            }
+        }
+        assert_int_equal(res.model, best);
+    }
+
+    /* One megabyte of prompt: it must come back, with a clean answer. */
+    enum { MB = 1 << 20 };
+    char *big = malloc(MB);
+    assert_non_null(big);
+    static const char words[] = "what is the integral of a polynomial in physics ";
+    for (size_t i = 0; i < MB; i++)
+        big[i] = words[i % (sizeof words - 1)];
+    assert_int_equal(tr_route_text(r, big, MB, NULL, &res, NULL), TR_OK);
+    assert_false(res.flags & TR_RESULT_PRIOR_ONLY);
+    /* ...one 1 MB word (longer than any in the table): no known word. */
+    memset(big, 'a', MB);
+    assert_int_equal(tr_route_text(r, big, MB, NULL, &res, NULL), TR_OK);
+    assert_true(res.flags & TR_RESULT_PRIOR_ONLY);
+    /* ...and 1 MB with one bad byte at its very end. */
+    memcpy(big + MB - 1, "\xC3", 1);
+    assert_int_equal(tr_route_text(r, big, MB, NULL, &res, NULL), TR_E_UTF8);
+    free(big);
+
+    /* After all that, the same prompt routes the same way. */
+    assert_int_equal(tr_route_text(r, good, strlen(good), NULL, &res, NULL), TR_OK);
+    assert_int_equal(res.model, ref.model);
+    assert_true(res.utility == ref.utility);
+    tr_pack_info after;
+    assert_int_equal(tr_router_pack_info(r, &after), TR_OK);
+    assert_memory_equal(after.pack_hash, info.pack_hash, 32);
+    free(arena);
+    free(pack);
+    (void)state;
+}
+
+/* ---- NULL pointers, no pack, misaligned memory ---- */
+
+static void test_null_pointers_and_order(void **state)
+{
+    tr_result res;
+    tr_pack_info info;
+    tr_delta_info di;
+    tr_model_info mi;
+    tr_trust t = trust_of(&W.pub, 0, 0);
+    int8_t q[DIM];
+    float v[DIM], pred[M + 1];
+    memcpy(q, W.refs, DIM);
+    for (int d = 0; d < DIM; d++)
+        v[d] = q[d];
+
+    /* Messages for any status, even one that does not exist. */
+    const int statuses[] = {-1, TR_STATUS_COUNT, TR_STATUS_COUNT + 1, 1000, INT32_MIN};
+    for (size_t i = 0; i < sizeof statuses / sizeof *statuses; i++) {
+        assert_non_null(tr_strerror((tr_status)statuses[i]));
+        assert_non_null(tr_status_name((tr_status)statuses[i]));
+    }
+    assert_non_null(tr_kernel_name());
+
+    /* Peek. */
+    assert_int_equal(tr_pack_peek(NULL, W.pack.len, &info), TR_E_ARG);
+    assert_int_equal(tr_pack_peek(W.pack.data, W.pack.len, NULL), TR_E_ARG);
+    assert_int_equal(tr_delta_peek(NULL, W.delta.len, &di), TR_E_ARG);
+    assert_int_equal(tr_delta_peek(W.delta.data, W.delta.len, NULL), TR_E_ARG);
+
+    /* Init: NULL arena or out, misaligned arena. */
+    size_t bytes = tr_arena_size(DIM, M + 1, 0);
+    uint8_t *arena;
+    assert_int_equal(posix_memalign((void **)&arena, 64, bytes + 64), 0);
+    tr_router *r = NULL;
+    assert_int_equal(tr_router_init(NULL, bytes, &r), TR_E_ARG);
+    assert_int_equal(tr_router_init(arena, bytes, NULL), TR_E_ARG);
+    for (size_t off = 1; off < 16; off++)
+        assert_int_equal(tr_router_init(arena + off, bytes, &r), TR_E_ARG);
+    assert_int_equal(tr_router_init(arena, 0, &r), TR_E_ARENA_TOO_SMALL);
+    assert_int_equal(tr_router_init(arena, bytes, &r), TR_OK);
+
+    /* Everything before a pack is loaded. */
+    assert_int_equal(tr_router_pack_info(r, &info), TR_E_NO_PACK);
+    assert_int_equal(tr_router_model(r, 0, &mi), TR_E_NO_PACK);
+    assert_int_equal(tr_route_i8(r, EMB, q, DIM, NULL, &res, pred), TR_E_NO_PACK);
+    assert_int_equal(tr_route_f32(r, EMB, v, DIM, NULL, &res, pred), TR_E_NO_PACK);
+    assert_int_equal(tr_route_text(r, "hello", 5, NULL, &res, pred), TR_E_NO_PACK);
+    assert_int_equal(tr_embed_text(r, "hello", 5, q, DIM), TR_E_NO_PACK);
+    uint8_t *pd = exact_copy(W.delta.data, W.delta.len);
+    assert_int_equal(tr_router_apply_delta(r, pd, W.delta.len, &t), TR_E_NO_PACK);
+    assert_int_equal(tr_router_clear_delta(r), TR_E_NO_PACK);
+    assert_int_equal(tr_router_delta_info(r, &di), TR_E_NO_PACK);
+    void *taskmem;
+    assert_int_equal(posix_memalign(&taskmem, 64, tr_task_size(M + 1)), 0);
+    tr_task *task = NULL;
+    assert_int_equal(tr_task_init(r, taskmem, tr_task_size(M + 1), &task), TR_E_NO_PACK);
+    tr_governor g;
+    assert_int_equal(tr_governor_init(&g, 10.0f, 3600, 1700000000, 0.0f, 1.0f), TR_OK);
+    assert_int_equal(tr_route_text_governed(r, &g, 1700000000, "hello", 5, NULL, &res, NULL),
+                     TR_E_NO_PACK);
+
+    /* Load: NULL router, pack or trust; a trust with NULL lists. */
+    uint8_t *pa = exact_copy(W.pack.data, W.pack.len);
+    assert_int_equal(tr_router_load(NULL, pa, W.pack.len, &t), TR_E_ARG);
+    assert_int_equal(tr_router_load(r, NULL, W.pack.len, &t), TR_E_ARG);
+    assert_int_equal(tr_router_load(r, pa, W.pack.len, NULL), TR_E_ARG);
+    tr_trust no_keys = {.keys = NULL, .n_keys = 1};
+    assert_int_equal(tr_router_load(r, pa, W.pack.len, &no_keys), TR_E_ARG);
+    tr_trust no_revoked = trust_of(&W.pub, 0, 0);
+    no_revoked.n_revoked = 1;
+    assert_int_equal(tr_router_load(r, pa, W.pack.len, &no_revoked), TR_E_ARG);
+    /* A pack buffer that is not 8-aligned; 8-aligned is enough. */
+    uint8_t *shifted;
+    assert_int_equal(posix_memalign((void **)&shifted, 64, W.pack.len + 8), 0);
+    for (size_t off = 1; off < 8; off++) {
+        memcpy(shifted + off, W.pack.data, W.pack.len);
+        assert_int_equal(tr_router_load(r, shifted + off, W.pack.len, &t), TR_E_ARG);
+    }
+    assert_int_equal(tr_router_pack_info(r, &info), TR_E_NO_PACK); /* still none */
+    memcpy(shifted + 8, W.pack.data, W.pack.len);
+    assert_int_equal(tr_router_load(r, shifted + 8, W.pack.len, &t), TR_OK);
+    assert_int_equal(tr_router_load(r, pa, W.pack.len, &t), TR_OK);
+    free(shifted);
+
+    /* Deltas: NULL router, delta or trust; a misaligned delta. */
+    assert_int_equal(tr_router_apply_delta(NULL, pd, W.delta.len, &t), TR_E_ARG);
+    assert_int_equal(tr_router_apply_delta(r, NULL, W.delta.len, &t), TR_E_ARG);
+    assert_int_equal(tr_router_apply_delta(r, pd, W.delta.len, NULL), TR_E_ARG);
+    assert_int_equal(tr_router_apply_delta(r, pd, W.delta.len, &no_keys), TR_E_ARG);
+    uint8_t *dshift;
+    assert_int_equal(posix_memalign((void **)&dshift, 64, W.delta.len + 8), 0);
+    memcpy(dshift + 4, W.delta.data, W.delta.len);
+    assert_int_equal(tr_router_apply_delta(r, dshift + 4, W.delta.len, &t), TR_E_ARG);
+    free(dshift);
+    assert_int_equal(tr_router_delta_info(r, &di), TR_E_NO_PACK);
+    assert_int_equal(tr_router_apply_delta(r, pd, W.delta.len, &t), TR_OK);
+    assert_int_equal(tr_router_clear_delta(NULL), TR_E_ARG);
+    assert_int_equal(tr_router_delta_info(NULL, &di), TR_E_ARG);
+    assert_int_equal(tr_router_delta_info(r, NULL), TR_E_ARG);
+
+    /* Info and models. */
+    assert_int_equal(tr_router_pack_info(NULL, &info), TR_E_ARG);
+    assert_int_equal(tr_router_pack_info(r, NULL), TR_E_ARG);
+    assert_int_equal(tr_router_model(NULL, 0, &mi), TR_E_ARG);
+    assert_int_equal(tr_router_model(r, 0, NULL), TR_E_ARG);
+    assert_int_equal(tr_router_model(r, M + 1, &mi), TR_E_ARG);
+    assert_int_equal(tr_router_model(r, UINT32_MAX, &mi), TR_E_ARG);
+
+    /* Routing: NULL router, embedder, embedding, text or result (predicted
+     * and opts may be NULL). */
+    assert_int_equal(tr_route_i8(NULL, EMB, q, DIM, NULL, &res, pred), TR_E_ARG);
+    assert_int_equal(tr_route_i8(r, NULL, q, DIM, NULL, &res, pred), TR_E_ARG);
+    assert_int_equal(tr_route_i8(r, EMB, NULL, DIM, NULL, &res, pred), TR_E_ARG);
+    assert_int_equal(tr_route_i8(r, EMB, q, DIM, NULL, NULL, pred), TR_E_ARG);
+    assert_int_equal(tr_route_i8(r, EMB, q, DIM, NULL, &res, NULL), TR_OK);
+    assert_int_equal(tr_route_f32(NULL, EMB, v, DIM, NULL, &res, pred), TR_E_ARG);
+    assert_int_equal(tr_route_f32(r, NULL, v, DIM, NULL, &res, pred), TR_E_ARG);
+    assert_int_equal(tr_route_f32(r, EMB, NULL, DIM, NULL, &res, pred), TR_E_ARG);
+    assert_int_equal(tr_route_f32(r, EMB, v, DIM, NULL, NULL, pred), TR_E_ARG);
+    assert_int_equal(tr_route_f32(r, EMB, v, DIM, NULL, &res, NULL), TR_OK);
+    assert_int_equal(tr_route_text(NULL, "hello", 5, NULL, &res, pred), TR_E_ARG);
+    assert_int_equal(tr_route_text(r, NULL, 5, NULL, &res, pred), TR_E_ARG);
+    assert_int_equal(tr_route_text(r, NULL, 0, NULL, &res, pred), TR_E_ARG);
+    assert_int_equal(tr_route_text(r, "hello", 5, NULL, NULL, pred), TR_E_ARG);
+    assert_int_equal(tr_embed_text(NULL, "hello", 5, q, DIM), TR_E_ARG);
+    assert_int_equal(tr_embed_text(r, NULL, 5, q, DIM), TR_E_ARG);
+    assert_int_equal(tr_embed_text(r, "hello", 5, NULL, DIM), TR_E_ARG);
+    assert_int_equal(tr_embed_text(r, "hello", 5, q, DIM + 1), TR_E_DIM_MISMATCH);
+
+    /* Tasks. */
+    size_t tbytes = tr_task_size(M + 1);
+    assert_int_equal(tr_task_init(NULL, taskmem, tbytes, &task), TR_E_ARG);
+    assert_int_equal(tr_task_init(r, NULL, tbytes, &task), TR_E_ARG);
+    assert_int_equal(tr_task_init(r, taskmem, tbytes, NULL), TR_E_ARG);
+    assert_int_equal(tr_task_init(r, (uint8_t *)taskmem + 4, tbytes - 4, &task), TR_E_ARG);
+    assert_int_equal(tr_task_init(r, taskmem, tbytes - 1, &task), TR_E_ARENA_TOO_SMALL);
+    assert_int_equal(tr_task_init(r, taskmem, tbytes, &task), TR_OK);
+    tr_task_result tres;
+    assert_int_equal(tr_task_select(r, task, NULL, &tres, NULL, NULL, NULL, NULL), TR_E_EMPTY_INPUT);
+    assert_int_equal(tr_task_add_i8(NULL, task, EMB, q, DIM, NULL), TR_E_ARG);
+    assert_int_equal(tr_task_add_i8(r, NULL, EMB, q, DIM, NULL), TR_E_ARG);
+    assert_int_equal(tr_task_add_i8(r, task, NULL, q, DIM, NULL), TR_E_ARG);
+    assert_int_equal(tr_task_add_i8(r, task, EMB, NULL, DIM, NULL), TR_E_ARG);
+    assert_int_equal(tr_task_add_text(NULL, task, "hello", 5, NULL, NULL), TR_E_ARG);
+    assert_int_equal(tr_task_add_text(r, NULL, "hello", 5, NULL, NULL), TR_E_ARG);
+    assert_int_equal(tr_task_add_text(r, task, NULL, 5, NULL, NULL), TR_E_ARG);
+    assert_int_equal(tr_task_add_text(r, task, "hello", 5, NULL, NULL), TR_E_NO_EMBEDDER);
+    assert_int_equal(tr_task_add_i8(r, task, EMB, q, DIM, NULL), TR_OK);
+    assert_int_equal(tr_task_select(NULL, task, NULL, &tres, NULL, NULL, NULL, NULL), TR_E_ARG);
+    assert_int_equal(tr_task_select(r, NULL, NULL, &tres, NULL, NULL, NULL, NULL), TR_E_ARG);
+    assert_int_equal(tr_task_select(r, task, NULL, NULL, NULL, NULL, NULL, NULL), TR_E_ARG);
+    assert_int_equal(tr_task_select(r, task, NULL, &tres, NULL, NULL, NULL, NULL), TR_OK);
+    /* A task begun under another model set is refused, not misread. */
+    assert_int_equal(tr_router_clear_delta(r), TR_OK);
+    assert_int_equal(tr_task_add_i8(r, task, EMB, q, DIM, NULL), TR_E_ARG);
+    assert_int_equal(tr_task_select(r, task, NULL, &tres, NULL, NULL, NULL, NULL), TR_E_ARG);
+
+    /* The governor. */
+    assert_int_equal(tr_governor_init(NULL, 10.0f, 3600, 0, 0.0f, 1.0f), TR_E_ARG);
+    assert_int_equal(tr_governor_set_available(NULL, 0, 1), TR_E_ARG);
+    assert_int_equal(tr_governor_set_network(NULL, 1), TR_E_ARG);
+    assert_int_equal(tr_governor_record(NULL, 0, 1.0f), TR_E_ARG);
+    assert_true(isnan(tr_governor_lambda(NULL, 0)));
+    assert_int_equal(tr_route_text_governed(NULL, &g, 0, "hello", 5, NULL, &res, NULL), TR_E_ARG);
+    assert_int_equal(tr_route_text_governed(r, NULL, 0, "hello", 5, NULL, &res, NULL), TR_E_ARG);
+    assert_int_equal(tr_route_text_governed(r, &g, 0, NULL, 5, NULL, &res, NULL), TR_E_ARG);
+    assert_int_equal(tr_route_text_governed(r, &g, 0, "hello", 5, NULL, NULL, NULL), TR_E_ARG);
+
+    free(taskmem);
+    free(pa);
+    free(pd);
+    free(arena);
+    (void)state;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_the_small_pack_is_good),
+        cmocka_unit_test(test_pack_every_truncation),
+        cmocka_unit_test(test_pack_every_bit_flip),
+        cmocka_unit_test(test_delta_every_truncation),
+        cmocka_unit_test(test_delta_every_bit_flip),
+        cmocka_unit_test(test_signature_and_trust),
+        cmocka_unit_test(test_signed_but_malformed),
+        cmocka_unit_test(test_pack_signed_mutations),
+        cmocka_unit_test(test_delta_signed_mutations),
+        cmocka_unit_test(test_caller_embeddings),
+        cmocka_unit_test(test_prompts),
+        cmocka_unit_test(test_null_pointers_and_order),
+    };
+    return cmocka_run_group_tests_name("badinput", tests, group_setup, group_teardown);
+}
