@@ -89,9 +89,9 @@ print("## Fidelity: int8 core vs float32 reference (kNN at the chosen k, fixed p
 if docs[0][0]:
     fidelity_table(docs[0][0])
 print("## Task-level selection, leave one task out (Shnitzer et al. 2023)\n")
-for doc, title in docs:
+for doc, title in docs + [(load("tasks.json"), "all models")]:
     if doc:
-        task_table(doc, "fixed pool" if doc is docs[0][0] else "≤ 10B models")
+        task_table(doc, "≤ 10B models" if doc is docs[2][0] else "all models")
 study = sorted(glob.glob(os.path.join(D, "study-*.json")))
 if study:
     print("## Embedder study (fixed pool, Area, mean over %d seeds)\n" %
