@@ -37,6 +37,8 @@ for mode in ([], ["--fixed-pool", "--tasks"]):
           "%s: the five methods: %s" % (tag, ids))
     check(d["seeds"] == [1, 2] and d["n_models"] == 26,
           "%s: 2 seeds, 26 models (one with unknown scores left out): %s" % (tag, d["n_models"]))
+    check(d["cost_unit"] == open(DATA + "/cost_unit.txt").read().strip(),
+          "%s: the cost unit comes from the dataset's cost_unit.txt: %s" % (tag, d["cost_unit"]))
     oracle = next(m for m in d["methods"] if m["id"] == "oracle")
     for m in d["methods"]:
         c = m["curve"]

@@ -843,6 +843,11 @@ int cmd_import(int argc, char **argv)
     note_repeats(&im.ds);
     if ((rc = tr_dataset_write(pos[2], &im.ds, force)))
         goto out;
+    /* What the costs mean, for the evaluator's report (tools/DATASET.md). */
+    char unit_path[4096];
+    snprintf(unit_path, sizeof unit_path, "%s/cost_unit.txt", pos[2]);
+    if ((rc = tr_write_file_atomic(unit_path, im.cost_unit, strlen(im.cost_unit))))
+        goto out;
     summary(&im, pos[0], pos[2], hashed, share);
 out:
     tr_dataset_free(&im.ds);

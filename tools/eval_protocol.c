@@ -167,7 +167,7 @@ typedef struct prepared {
     uint32_t dim;
     float *raw;                     /* n x dim unit SIF vectors, no pc */
     uint32_t dropped_unknown, dropped_no_word;
-    char cost_unit[160];
+    char cost_unit[512];
 } prepared;
 
 static void prepared_free(prepared *p)
@@ -189,6 +189,15 @@ static int prepare(const char *path, uint8_t *table, size_t table_len, const eva
     p->name = slash && slash[1] ? slash + 1 : path;
     if (tr_dataset_load(path, &p->ds))
         return 1;
+    char unit_path[4096];
+    snprintf(unit_path, sizeof unit_path, "%s/cost_unit.txt", path);
+    FILE *uf = fopen(unit_path, "r");
+    if (uf) {
+        if (!fgets(p->cost_unit, sizeof p->cost_unit, uf))
+            p->cost_unit[0] = 0;
+        p->cost_unit[strcspn(p->cost_unit, "\r\n")] = 0;
+        fclose(uf);
+    }
     tr_dataset *ds = &p->ds;
     p->model_col = tr_xmalloc(ds->n_models * sizeof *p->model_col);
     for (uint32_t m = 0; m < ds->n_models; m++) {
@@ -1007,7 +1016,8 @@ static cJSON *dataset_json(const prepared *p, const eval_opts *o, seed_result *s
                                                             : "half train, half test (new models)");
     cJSON_AddNumberToObject(d, "dropped_unknown_score", p->dropped_unknown);
     cJSON_AddNumberToObject(d, "dropped_no_known_word", p->dropped_no_word);
-    cJSON_AddStringToObject(d, "cost_unit", "the dataset's models.csv cost (see its SOURCE.md)");
+    cJSON_AddStringToObject(d, "cost_unit", p->cost_unit[0] ? p->cost_unit
+                                                            : "the dataset's models.csv cost");
     cJSON *e = cJSON_AddObjectToObject(d, "embedder");
     char ename[256];
     snprintf(ename, sizeof ename, "%s%s%s%s", o->random_emb ? "random (floor)" : o->embedder,
