@@ -819,8 +819,8 @@ static int eval_tasks(const prepared *p, uint8_t *table, size_t table_len, const
         cost[m] = p->ds.models[p->model_col[m]].cost;
     task_row *rows = tr_xcalloc(nt, sizeof *rows);
     uint32_t nr_out = 0;
-    int8_t *rr = tr_xmalloc((size_t)n * dim);
-    float *inv = tr_xmalloc(n * sizeof *inv), *ys = tr_xmalloc((size_t)n * nm * sizeof *ys);
+    uint32_t *ri = tr_xmalloc(n * sizeof *ri); /* the references' prompts */
+    float *ys = tr_xmalloc((size_t)n * nm * sizeof *ys);
     uint32_t *rtask = tr_xmalloc(n * sizeof *rtask), *remap = tr_xmalloc(nt * sizeof *remap);
     float *u = tr_xmalloc(nt * sizeof *u), *tacc = tr_xmalloc((size_t)nt * nm * sizeof *tacc);
     float *g = tr_xmalloc(nm * sizeof *g), *sg = tr_xcalloc(nm, sizeof *sg),
@@ -848,17 +848,13 @@ static int eval_tasks(const prepared *p, uint8_t *table, size_t table_len, const
         for (uint32_t i = 0; i < n; i++) {
             if (task[i] == t)
                 continue;
-            memcpy(rr + (size_t)nref * dim, q + (size_t)i * dim, dim);
-            double ss = 0;
-            for (uint32_t d = 0; d < dim; d++)
-                ss += (double)q[(size_t)i * dim + d] * q[(size_t)i * dim + d];
-            inv[nref] = (float)(1.0 / sqrt(ss));
+            ri[nref] = i;
             memcpy(ys + (size_t)nref * nm, p->Y + (size_t)i * nm, nm * sizeof *ys);
             for (uint32_t m = 0; m < nm; m++)
                 prior[m] += p->Y[(size_t)i * nm + m];
             rtask[nref++] = remap[task[i]];
         }
-        tr_refs refs = {nref, dim, dim, rr, inv};
+        tr_refs refs = gather_refs(q, ri, nref, dim);
         if (tr_task_fit(tr_kernels_active(), &refs, rtask, ntask, ys, nm, TASK_K, TASK_K_DIST, u,
                         tacc) != 0)
             return tr_err("out of memory");
@@ -916,10 +912,11 @@ static int eval_tasks(const prepared *p, uint8_t *table, size_t table_len, const
         row->oracle = truth[0];
         for (uint32_t m = 1; m < nm; m++)
             row->oracle = fmax(row->oracle, truth[m]);
+        free_refs(&refs);
     }
     fprintf(stderr, "\n");
 done:
-    free(q), free(task), free(tname), free(count), free(rr), free(inv), free(ys), free(rtask);
+    free(q), free(task), free(tname), free(count), free(ri), free(ys), free(rtask);
     free(remap), free(u), free(tacc), free(g), free(sg), free(sa), free(sv), free(v), free(pp);
     *rows_out = rows;
     *n_rows = rows ? nr_out : 0;
