@@ -4,9 +4,14 @@ JSON document's shape (tools/EVAL_JSON.md), invariants every deferral curve
 must satisfy, the oracle above every router, fidelity in range, the task
 table, determinism, and no overwrite without --force.
 Usage: test_eval_protocol.py CLI EMBEDDER DATASET_DIR WORKDIR"""
+import csv
+import hashlib
 import json
+import shutil
 import subprocess
 import sys
+
+import numpy as np
 
 from tr_ref import Checks
 
@@ -81,4 +86,49 @@ r = run("--data", DATA + "/nope", "--embedder", EMB, ok=False)
 check(r.returncode == 1 and "nope" in r.stderr, "a missing dataset is named: " + r.stderr.strip())
 r = run("--data", DATA, "--embedder", EMB, "--seeds", 0, ok=False)
 check(r.returncode == 2 and "--seeds" in r.stderr, "--seeds 0 is refused")
+
+# --embeddings: given vectors under the same protocol. Vectors that carry each
+# prompt's own correctness row route far better than random ones -- which
+# they only can if row i is used for prompt i.
+given = WORK + "/given"
+shutil.rmtree(given, ignore_errors=True)
+shutil.copytree(DATA, given)
+rows = list(csv.reader(open(given + "/correctness.csv")))[1:]
+Y = np.array([[float(x) if x not in ("", "nan") else 0.0 for x in r[1:]] for r in rows])
+rng = np.random.default_rng(7)
+noise = rng.standard_normal((len(rows), 16)).astype(np.float32)
+np.save(given + "/noise.npy", noise)
+np.save(given + "/truth.npy", np.hstack([Y, 0.01 * noise[:, :4]]).astype(np.float32))
+holes = noise.copy()
+holes[[3, 10, 11]] = 0
+np.save(given + "/holes.npy", holes)
+res = {}
+for name in ("noise", "truth", "holes"):
+    out = WORK + "/given-%s.json" % name
+    run("--data", given, "--embeddings", name + ".npy", "--seeds", 2, "--fixed-pool",
+        "--no-learned-map", "--json", out, "--force")
+    res[name] = json.load(open(out))["datasets"][0]
+    e = res[name]["embedder"]
+    check(e["name"] == "given vectors: %s.npy" % name and
+          e["sha256"] == hashlib.sha256(open(given + "/%s.npy" % name, "rb").read()).hexdigest(),
+          "--embeddings %s: named with the file's sha256 in the JSON" % name)
+knn = {k: next(m for m in v["methods"] if m["id"] == "knn")["area"]["mean"] for k, v in res.items()}
+check(knn["truth"] > knn["noise"] + 0.05,
+      "vectors made of each prompt's own scores route better (Area %.4f) than noise (%.4f)" %
+      (knn["truth"], knn["noise"]))
+check(res["holes"]["dropped_no_known_word"] == res["noise"]["dropped_no_known_word"] + 3 and
+      res["holes"]["n_prompts"] == res["noise"]["n_prompts"] - 3,
+      "all-zero rows are left out and counted: %d" % res["holes"]["dropped_no_known_word"])
+bad = {"nan": noise.copy(), "rows": noise[:-1], "f64": noise.astype(np.float64),
+       "vec": noise[:, 0]}
+bad["nan"][5, 2] = np.nan
+for name, arr in bad.items():
+    np.save(given + "/bad-%s.npy" % name, arr)
+    r = run("--data", given, "--embeddings", "bad-%s.npy" % name, "--seeds", 1, ok=False)
+    check(r.returncode == 1 and "bad-%s.npy" % name in r.stderr,
+          "--embeddings %s is refused with the file named: %s" % (name, r.stderr.strip()))
+r = run("--data", given, "--embeddings", "noise.npy", "--embedder", EMB, ok=False)
+check(r.returncode == 2 and "replaces" in r.stderr, "--embeddings with --embedder is refused")
+r = run("--data", given, "--embeddings", "../x.npy", ok=False)
+check(r.returncode == 2 and "inside each" in r.stderr, "--embeddings is a file name, not a path")
 check.finish()

@@ -60,6 +60,7 @@ typedef struct eval_opts {
     const char *embedder;
     int n_seeds;
     int no_pc, uniform, random_emb, no_lmap;
+    const char *embeddings; /* DIR/this .npy holds each data set's vectors */
     int fixed_pool; /* no model split: every model known on the train prompts */
     int tasks;      /* the leave-one-task-out table */
     double max_cost;/* > 0: only models this cheap */
@@ -168,7 +169,63 @@ typedef struct prepared {
     float *raw;                     /* n x dim unit SIF vectors, no pc */
     uint32_t dropped_unknown, dropped_no_word;
     char cost_unit[512];
+    char emb_sha[65]; /* of the --embeddings file */
 } prepared;
+
+static int file_sha256(const char *path, char hex[65]);
+
+/* The prompts' vectors are given (random floor or --embeddings), not
+ * computed from the text by the embedder table. */
+static int given_vectors(const eval_opts *o)
+{
+    return o->random_emb || o->embeddings;
+}
+
+/* A float32, C-order, 2-D .npy file (what numpy.save writes) of exactly rows
+ * rows; its column count goes to *cols. */
+static float *read_npy(const char *path, size_t rows, uint32_t *cols)
+{
+    size_t len;
+    uint8_t *b = tr_read_file(path, &len);
+    if (!b)
+        return NULL;
+    float *out = NULL;
+    size_t hl = 0, at = 0;
+    if (len >= 10 && memcmp(b, "\x93NUMPY", 6) == 0) {
+        if (b[6] == 1)
+            hl = b[8] | (size_t)b[9] << 8, at = 10;
+        else if (b[6] >= 2 && len >= 12)
+            hl = b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 | (size_t)b[11] << 24, at = 12;
+    }
+    if (!at || hl > len - at) {
+        tr_err("%s: not a .npy file", path);
+        goto out;
+    }
+    char hdr[512];
+    size_t n = hl < sizeof hdr - 1 ? hl : sizeof hdr - 1;
+    memcpy(hdr, b + at, n);
+    hdr[n] = 0;
+    const char *sh = strstr(hdr, "'shape':");
+    unsigned long long r = 0, c = 0;
+    if (!strstr(hdr, "'descr': '<f4'") || !strstr(hdr, "'fortran_order': False") || !sh ||
+        sscanf(sh, "'shape': (%llu, %llu)", &r, &c) != 2) {
+        tr_err("%s: want a 2-D little-endian float32 C-order array (numpy.save of float32)",
+               path);
+        goto out;
+    }
+    if (r != rows || c < 1 || c > 4096 || (len - at - hl) / 4 / c != r ||
+        (len - at - hl) != 4 * r * c) {
+        tr_err("%s: %llu x %llu floats in %zu data bytes; want %zu rows (one per prompt) of "
+               "1..4096 columns", path, r, c, len - at - hl, rows);
+        goto out;
+    }
+    out = tr_xmalloc(4 * r * c);
+    memcpy(out, b + at + hl, 4 * r * c);
+    *cols = (uint32_t)c;
+out:
+    free(b);
+    return out;
+}
 
 static void prepared_free(prepared *p)
 {
@@ -183,7 +240,8 @@ static int prepare(const char *path, uint8_t *table, size_t table_len, const eva
                    prepared *p)
 {
     memset(p, 0, sizeof *p);
-    tr_st32(table + TR_E_FLAGS, 0); /* a previous data set's pc is not ours */
+    if (table)
+        tr_st32(table + TR_E_FLAGS, 0); /* a previous data set's pc is not ours */
     p->path = path;
     const char *slash = strrchr(path, '/');
     p->name = slash && slash[1] ? slash + 1 : path;
@@ -214,14 +272,29 @@ static int prepare(const char *path, uint8_t *table, size_t table_len, const eva
     }
     if (p->n_models < 4)
         return tr_err("%s: the protocol needs at least 4 models with known scores", path);
-    tr_embedder e;
-    tr_status st = tr_embedder_view(table, table_len, &e);
-    if (st != TR_OK)
-        return tr_err("embedder table: %s", tr_strerror(st));
-    p->dim = e.dim;
+    tr_embedder e = {0};
+    float *given = NULL;
+    if (o->embeddings) {
+        char gpath[4096];
+        snprintf(gpath, sizeof gpath, "%s/%s", path, o->embeddings);
+        if (!(given = read_npy(gpath, ds->n_prompts, &p->dim)))
+            return 1;
+        for (size_t i = 0; i < ds->n_prompts * (size_t)p->dim; i++)
+            if (!isfinite(given[i])) {
+                free(given);
+                return tr_err("%s: NaN or Inf in row %zu", gpath, i / p->dim + 1);
+            }
+        file_sha256(gpath, p->emb_sha);
+    } else {
+        tr_status st = tr_embedder_view(table, table_len, &e);
+        if (st != TR_OK)
+            return tr_err("embedder table: %s", tr_strerror(st));
+        p->dim = e.dim;
+    }
+    const uint32_t dim = p->dim;
     p->prompt = tr_xmalloc(ds->n_prompts * sizeof *p->prompt);
     p->Y = tr_xmalloc(ds->n_prompts * (size_t)p->n_models * sizeof *p->Y);
-    p->raw = tr_xmalloc(ds->n_prompts * (size_t)e.dim * sizeof *p->raw);
+    p->raw = tr_xmalloc(ds->n_prompts * (size_t)dim * sizeof *p->raw);
     uint64_t rs = 12345;
     for (size_t i = 0; i < ds->n_prompts; i++) {
         int known_all = 1;
@@ -231,21 +304,29 @@ static int prepare(const char *path, uint8_t *table, size_t table_len, const eva
             p->dropped_unknown++;
             continue;
         }
-        float *v = p->raw + (size_t)p->n * e.dim;
-        uint32_t known;
+        float *v = p->raw + (size_t)p->n * dim;
+        uint32_t known = 0;
         const char *t = ds->prompts[i].text;
-        if (tr_embed_f32(&e, t, strlen(t), v, &known) != TR_OK || !known) {
+        if (given) {
+            memcpy(v, given + i * dim, dim * sizeof *v);
+            for (uint32_t d = 0; d < dim; d++)
+                known |= v[d] != 0.0f;
+        } else if (tr_embed_f32(&e, t, strlen(t), v, &known) != TR_OK) {
+            known = 0;
+        }
+        if (!known) {
             p->dropped_no_word++;
             continue;
         }
         if (o->random_emb) /* the floor: a fixed random direction per prompt */
-            for (uint32_t d = 0; d < e.dim; d++)
+            for (uint32_t d = 0; d < dim; d++)
                 v[d] = (float)((double)(splitmix(&rs) >> 11) / 9007199254740992.0 - 0.5);
-        tr_normalize(v, e.dim);
+        tr_normalize(v, dim);
         for (uint32_t m = 0; m < p->n_models; m++)
             p->Y[(size_t)p->n * p->n_models + m] = ds->scores[i * ds->n_models + p->model_col[m]];
         p->prompt[p->n++] = (uint32_t)i;
     }
+    free(given);
     return 0;
 }
 
@@ -478,7 +559,7 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
     float *f = tr_xmalloc((size_t)n * dim * sizeof *f);
     int8_t *q = tr_xmalloc((size_t)n * dim);
     tr_embedder e;
-    if (!o->no_pc && !o->random_emb) {
+    if (!o->no_pc && !given_vectors(o)) {
         float *x = tr_xmalloc((size_t)s.ntr * dim * sizeof *x);
         for (uint32_t i = 0; i < s.ntr; i++)
             memcpy(x + (size_t)i * dim, p->raw + (size_t)s.tr[i] * dim, dim * sizeof *x);
@@ -488,14 +569,14 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
         if (bad)
             return tr_err("out of memory");
         tr_st32(table + TR_E_FLAGS, TR_EMB_HAS_PC);
-    } else {
+    } else if (table) {
         tr_st32(table + TR_E_FLAGS, 0);
     }
-    if (tr_embedder_view(table, table_len, &e) != TR_OK)
+    if (!given_vectors(o) && tr_embedder_view(table, table_len, &e) != TR_OK)
         return tr_err("internal: embedder view");
     for (uint32_t i = 0; i < n; i++) {
         float *v = f + (size_t)i * dim;
-        if (o->random_emb) {
+        if (given_vectors(o)) {
             memcpy(v, p->raw + (size_t)i * dim, dim * sizeof *v);
         } else {
             uint32_t known;
@@ -773,20 +854,21 @@ static int eval_tasks(const prepared *p, uint8_t *table, size_t table_len, const
     /* Embeddings: pc fitted on every prompt (unlabelled, so no leak). */
     int8_t *q = tr_xmalloc((size_t)n * dim);
     tr_embedder e;
-    if (!o->no_pc && !o->random_emb) {
+    if (!o->no_pc && !given_vectors(o)) {
         float *pc = (float *)(void *)(table + tr_ld32(table + TR_E_OFF_PC));
         if (tr_first_pc(p->raw, n, dim, pc))
             return tr_err("out of memory");
         tr_st32(table + TR_E_FLAGS, TR_EMB_HAS_PC);
-    } else {
+    } else if (table) {
         tr_st32(table + TR_E_FLAGS, 0);
     }
-    tr_embedder_view(table, table_len, &e);
+    if (!given_vectors(o))
+        tr_embedder_view(table, table_len, &e);
     float *acc = tr_xmalloc(dim * sizeof *acc);
     for (uint32_t i = 0; i < n; i++) {
         uint32_t known;
         const char *t = p->ds.prompts[p->prompt[i]].text;
-        if (o->random_emb)
+        if (given_vectors(o))
             memcpy(acc, p->raw + (size_t)i * dim, dim * sizeof *acc);
         else
             tr_embed_f32(&e, t, strlen(t), acc, &known);
@@ -1017,10 +1099,13 @@ static cJSON *dataset_json(const prepared *p, const eval_opts *o, seed_result *s
                                                             : "the dataset's models.csv cost");
     cJSON *e = cJSON_AddObjectToObject(d, "embedder");
     char ename[256];
-    snprintf(ename, sizeof ename, "%s%s%s%s", o->random_emb ? "random (floor)" : o->embedder,
-             o->uniform ? " mean" : " SIF", o->no_pc || o->random_emb ? "" : " -pc", "");
+    if (o->embeddings)
+        snprintf(ename, sizeof ename, "given vectors: %s", o->embeddings);
+    else
+        snprintf(ename, sizeof ename, "%s%s%s", o->random_emb ? "random (floor)" : o->embedder,
+                 o->uniform ? " mean" : " SIF", o->no_pc || o->random_emb ? "" : " -pc");
     cJSON_AddStringToObject(e, "name", ename);
-    cJSON_AddStringToObject(e, "sha256", emb_sha);
+    cJSON_AddStringToObject(e, "sha256", o->embeddings ? p->emb_sha : emb_sha);
     cJSON *seeds = cJSON_AddArrayToObject(d, "seeds");
     for (int i = 0; i < o->n_seeds; i++)
         cJSON_AddItemToArray(seeds, cJSON_CreateNumber(i + 1));
@@ -1088,7 +1173,8 @@ static cJSON *dataset_json(const prepared *p, const eval_opts *o, seed_result *s
 }
 
 static const char usage[] =
-    "usage: tinyroute eval --data DIR [--data DIR ...] --embedder TABLE [--seeds 10]\n"
+    "usage: tinyroute eval --data DIR [--data DIR ...] (--embedder TABLE | --embeddings FILE)\n"
+    "                      [--seeds 10]\n"
     "                      [--json OUT.json] [--report OUT.html] [--force]\n"
     "                      [--no-pc] [--mean] [--random-embedding] [--no-learned-map]\n"
     "                      [--fixed-pool] [--tasks] [--max-cost C]\n"
@@ -1107,6 +1193,10 @@ static const char usage[] =
     "leave-one-task-out table of task-level selection (S1, S2, S3 with the\n"
     "out-of-distribution gate, BMA, per-task oracle; Shnitzer et al. 2023).\n"
     "--max-cost keeps only the models whose cost is at most C.\n"
+    "--embeddings FILE: compare an embedder of your own under the same protocol:\n"
+    "each data set's DIR/FILE holds its prompts' vectors (numpy.save of a float32\n"
+    "array, one row per line of prompts.jsonl; all-zero rows are left out), used\n"
+    "as they are (no component removed) in place of --embedder.\n"
     "(With --pack, eval measures a built pack instead: see eval --pack --help.)\n";
 
 int tr_eval_protocol(int argc, char **argv)
@@ -1118,7 +1208,7 @@ int tr_eval_protocol(int argc, char **argv)
         {"no-pc", no_argument, 0, 'P'}, {"mean", no_argument, 0, 'M'},
         {"random-embedding", no_argument, 0, 'R'}, {"no-learned-map", no_argument, 0, 'L'},
         {"fixed-pool", no_argument, 0, 'F'}, {"tasks", no_argument, 0, 'T'},
-        {"max-cost", required_argument, 0, 'C'},
+        {"max-cost", required_argument, 0, 'C'}, {"embeddings", required_argument, 0, 'E'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     eval_opts o = {.n_seeds = 10};
     int c;
@@ -1144,6 +1234,7 @@ int tr_eval_protocol(int argc, char **argv)
         case 'M': o.uniform = 1; break;
         case 'R': o.random_emb = 1; break;
         case 'L': o.no_lmap = 1; break;
+        case 'E': o.embeddings = optarg; break;
         case 'F': o.fixed_pool = 1; break;
         case 'T': o.tasks = 1; break;
         case 'C':
@@ -1154,25 +1245,32 @@ int tr_eval_protocol(int argc, char **argv)
         default: fputs(usage, stderr); return 2;
         }
     }
-    if (!o.n_data || !o.embedder || optind != argc) {
-        tr_err("eval needs --data and --embedder (or --pack, see eval --pack --help)");
+    if (!o.n_data || !(o.embedder || o.embeddings) || optind != argc) {
+        tr_err("eval needs --data and --embedder or --embeddings (or --pack, see eval --pack "
+               "--help)");
         fputs(usage, stderr);
         return 2;
     }
+    if (o.embeddings && (o.embedder || o.no_pc || o.uniform || o.random_emb))
+        return tr_err("--embeddings replaces the embedder: drop --embedder, --no-pc, --mean "
+                      "and --random-embedding"), 2;
+    if (o.embeddings && (strchr(o.embeddings, '/') || !strcmp(o.embeddings, "..")))
+        return tr_err("--embeddings names a file inside each --data directory, not a path"), 2;
     const char *outs[2] = {o.json, o.report};
     for (int i = 0; i < 2; i++)
         if (outs[i] && !o.force && access(outs[i], F_OK) == 0)
             return tr_err("%s exists; not overwriting it (use --force)", outs[i]), 2;
-    size_t table_len;
-    uint8_t *table = tr_read_file(o.embedder, &table_len);
-    if (!table)
+    size_t table_len = 0;
+    uint8_t *table = NULL;
+    char emb_sha[65] = "";
+    if (o.embedder && !(table = tr_read_file(o.embedder, &table_len)))
         return 1;
     tr_embedder e;
-    if (tr_embedder_view(table, table_len, &e) != TR_OK) {
+    if (table && tr_embedder_view(table, table_len, &e) != TR_OK) {
         free(table);
         return tr_err("%s: not a valid embedder table", o.embedder);
     }
-    if (e.flags & TR_EMB_HAS_PC) {
+    if (table && (e.flags & TR_EMB_HAS_PC)) {
         free(table);
         return tr_err("%s: the table already removes a component; give the plain table",
                       o.embedder);
@@ -1180,8 +1278,8 @@ int tr_eval_protocol(int argc, char **argv)
     if (o.uniform) /* plain mean of the word vectors */
         for (uint32_t w = 0; w < e.n_words; w++)
             tr_stf32(table + tr_ld32(table + TR_E_OFF_WEIGHTS) + 4 * w, 1.0f);
-    char emb_sha[65];
-    file_sha256(o.embedder, emb_sha);
+    if (table)
+        file_sha256(o.embedder, emb_sha);
     char cmdline[2048] = "tinyroute";
     for (int i = 0; i < argc; i++) {
         size_t l = strlen(cmdline);
