@@ -2,7 +2,7 @@
 # three shared data sets, runs the Jitkrittum 2025 protocol (10 seeds) for new
 # models (model split) and for a fixed pool, the leave-one-task-out table, the
 # embedder study, and writes build/eval/{results.md,report.html,*.json}.
-SHARED      ?= ../shared/data
+SHARED      ?= ../shared
 EVAL        := $(BUILD)/eval
 EVAL_SEEDS  ?= 10
 STUDY_SEEDS ?= 3
@@ -10,7 +10,7 @@ EVAL_SETS   := mmlu-pro-32 llmrouter-9models routerdc-7models
 EVAL_DIRS   := $(EVAL_SETS:%=$(EVAL)/%)
 
 $(EVAL)/%/prompts.jsonl: | $(CLI)
-	$(CLI) import $* $(SHARED)/$* $(EVAL)/$* --force
+	$(CLI) import $* $(SHARED)/data/$* $(EVAL)/$* --force
 
 $(BUILD)/embedder-%.bin: $(WINK_JSON) | $(CLI)
 	$(CLI) embedder --wink $< --words $* --out $@
