@@ -141,8 +141,8 @@ void tr_cluster_psi(const float *scores, size_t n, uint32_t n_models,
     for (uint32_t c = 0; c < k; c++)
         for (uint32_t m = 0; m < n_models; m++) {
             size_t j = (size_t)c * n_models + m;
-            double mean = cnt[j] ? sum[j] / (double)cnt[j] : all_n[m] ? all[m] / (double)all_n[m] : 0;
-            psi[j] = (float)(1.0 - mean);
+            double overall = all_n[m] ? all[m] / (double)all_n[m] : 0;
+            psi[j] = tr_psi_estimate(sum[j], (double)cnt[j], overall);
         }
     free(sum);
     free(all);

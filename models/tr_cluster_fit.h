@@ -21,9 +21,22 @@ double tr_kmeans_fit_cb(const float *x, size_t n, uint32_t dim, uint32_t k,
                         uint64_t seed, int max_iter, float *centroids, uint32_t *assign,
                         void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx);
 
-/* psi[c][m] = 1 - mean known score of model m over rows in cluster c; a
- * cluster with no known score for m gets m's overall error. scores: n x
- * n_models, NaN unknown. */
+/* A cluster's error rate is shrunk toward the model's overall error as if the
+ * cluster held TR_PSI_PRIOR_PROMPTS more prompts at that rate (a Beta prior).
+ * Why: a model added from a small validation set has a handful of labelled
+ * prompts per cluster, and a raw mean over five prompts routes on noise; with
+ * hundreds per cluster (a base pack's references) the prior hardly moves Psi.
+ * A cluster without labels gets the overall error. sum: the cluster's
+ * scores, cnt: how many, overall_acc: the model's mean score. */
+#define TR_PSI_PRIOR_PROMPTS 10.0
+static inline float tr_psi_estimate(double sum, double cnt, double overall_acc)
+{
+    return (float)(1.0 - (sum + TR_PSI_PRIOR_PROMPTS * overall_acc) /
+                             (cnt + TR_PSI_PRIOR_PROMPTS));
+}
+
+/* psi[c][m] = tr_psi_estimate of model m's known scores over the rows in
+ * cluster c. scores: n x n_models, NaN unknown. */
 void tr_cluster_psi(const float *scores, size_t n, uint32_t n_models,
                     const uint32_t *assign, uint32_t k, float *psi);
 

@@ -14,6 +14,7 @@
 #include "cmds.h"
 #include "dataset.h"
 #include "keys.h"
+#include "tr_cluster_fit.h"
 #include "packfile.h"
 #include "packwriter.h"
 #include "tr_format.h"
@@ -518,11 +519,11 @@ int cmd_add_model(int argc, char **argv)
             if (v >= 0.5f)
                 cor[j >> 3] |= (uint8_t)(1u << (j & 7));
         }
-        /* A cluster none of its labelled prompts fell in: its mean error. */
+        /* As the base's Psi: shrunk toward the model's mean error. */
         uint32_t covered = 0;
         for (uint32_t k = 0; k < kc; k++) {
             covered += cnt[k] > 0;
-            s->psi[(size_t)m * kc + k] = (float)(1.0 - (cnt[k] > 0 ? sum[k] / cnt[k] : prior));
+            s->psi[(size_t)m * kc + k] = tr_psi_estimate(sum[k], (double)cnt[k], prior);
         }
         printf("%s: %u labelled prompts (prior %.3f), %u of them references of the base "
                "(for kNN)", name, labelled, prior, on_refs);
