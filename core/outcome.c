@@ -53,15 +53,18 @@ uint64_t tr_embedder_fingerprint(const tr_embedder *e)
     tr_st32(s, e->n_words);
     tr_st32(s + 4, e->dim);
     tr_st32(s + 8, e->max_word);
-    tr_st32(s + 12, e->flags & TR_EMB_HAS_PC);
+    const int hashed = (e->flags & TR_EMB_HASHED) != 0;
+    tr_st32(s + 12, e->flags & (TR_EMB_HAS_PC | TR_EMB_HASHED));
     tr_st32(s + 16, fs);
     tr_st32(s + 20, fa);
-    tr_st32(s + 24, e->word_offs[e->n_words]);
+    tr_st32(s + 24, hashed ? 0 : e->word_offs[e->n_words]);
     uint64_t h = fnv_step(TR_FNV64_BASIS, s, sizeof s);
     /* The arrays as the section stores them (little-endian, as the device
-     * reads them in place). */
-    h = fnv_step(h, (const uint8_t *)e->word_offs, 4 * ((size_t)e->n_words + 1));
-    h = fnv_step(h, e->chars, e->word_offs[e->n_words]);
+     * reads them in place); a hashed table has no words. */
+    if (!hashed) {
+        h = fnv_step(h, (const uint8_t *)e->word_offs, 4 * ((size_t)e->n_words + 1));
+        h = fnv_step(h, e->chars, e->word_offs[e->n_words]);
+    }
     h = fnv_step(h, (const uint8_t *)e->weights, 4 * (size_t)e->n_words);
     h = fnv_step(h, (const uint8_t *)e->vectors, (size_t)e->n_words * e->dim);
     if (e->pc)

@@ -199,16 +199,29 @@ typedef enum tr_delta_section_type {
  * n_buckets - 1, linear probing; a bucket holds word index + 1 (0: empty).
  * Prompt embedding: sum of weight[w] * vec[w] over the prompt's known words,
  * minus its projection on pc (when TR_EMB_HAS_PC), L2-normalized, then
- * quantized to int8 with max |value| = 127. */
+ * quantized to int8 with max |value| = 127.
+ *
+ * A hashed table (TR_EMB_HASHED) has no words: n_words is its number of rows
+ * (a power of two), n_buckets and max_word are 0 and the buckets, word
+ * offsets and chars parts are empty. A prompt's features are each word and
+ * each run of TR_NGRAM_MIN..TR_NGRAM_MAX code points of "<word>", counted
+ * with repetition (words as the tokenizer cuts them: runs of ASCII letters
+ * and digits and non-ASCII characters, ASCII lower-cased); a word feature is
+ * FNV-1a 32 of the byte 0x01 then the word, an n-gram feature FNV-1a 32 of
+ * its bytes, and feature h adds weight[r] * vec[r], r = h & (n_words - 1).
+ * The builder learns the rows (tinyroute embedder --hashed). */
 #define TR_EMB_MAGIC "TREMB001"  /* 8 bytes, no NUL */
 #define TR_EMB_HEADER_BYTES 64u
 #define TR_EMB_HAS_PC 1u
+#define TR_EMB_HASHED 2u
+#define TR_NGRAM_MIN 3u
+#define TR_NGRAM_MAX 5u
 enum {
     TR_E_MAGIC = 0,         /* char[8] */
     TR_E_N_WORDS = 8,       /* u32 */
     TR_E_DIM = 12,          /* u32 */
-    TR_E_N_BUCKETS = 16,    /* u32, power of two, > n_words */
-    TR_E_MAX_WORD = 20,     /* u32, longest word in bytes (< 64) */
+    TR_E_N_BUCKETS = 16,    /* u32, power of two, > n_words (hashed: 0) */
+    TR_E_MAX_WORD = 20,     /* u32, longest word in bytes (< 64; hashed: 0) */
     TR_E_VEC_SCALE = 24,    /* f32, value = int8 * scale */
     TR_E_SIF_A = 28,        /* f32, the a in a/(a+p(w)) (informative) */
     TR_E_FLAGS = 32,        /* u32 TR_EMB_* */
@@ -260,6 +273,14 @@ static inline void tr_stf32(uint8_t *p, float v)
     uint32_t u;
     memcpy(&u, &v, 4);
     tr_st32(p, u);
+}
+
+/* Set or clear TR_EMB_HAS_PC in an embedder header, keeping its other flags
+ * (the host tools fit the pc into a table in place). */
+static inline void tr_emb_set_pc(uint8_t *sec, int on)
+{
+    const uint32_t f = tr_ld32(sec + TR_E_FLAGS) & ~TR_EMB_HAS_PC;
+    tr_st32(sec + TR_E_FLAGS, on ? f | TR_EMB_HAS_PC : f);
 }
 
 static inline uint32_t tr_fnv1a(const uint8_t *p, uint32_t n)

@@ -18,9 +18,14 @@ $(BUILD)/embedder-%.bin: $(WINK_JSON) | $(CLI)
 EVAL_DATA = $(EVAL_DIRS:%=--data %)
 EVAL_RUN  = $(CLI) eval $(EVAL_DATA) --seeds $(EVAL_SEEDS) --force
 
+# The hashed n-gram embedder learns its rows from the three sets' prompt
+# text (no labels): one table for all, as one pack builder would fit it.
+$(EVAL)/hashed-64k.bin: $(EVAL_DIRS:%=%/prompts.jsonl) | $(CLI)
+	$(CLI) embedder --hashed $(EVAL_DIRS:%=--prompts %/prompts.jsonl) --out $@
+
 .PHONY: eval
 eval: deps all $(EVAL_DIRS:%=%/prompts.jsonl) $(EMBEDDER) $(BUILD)/embedder-20000.bin \
-      $(BUILD)/embedder-100000.bin
+      $(BUILD)/embedder-100000.bin $(EVAL)/hashed-64k.bin
 	$(EVAL_RUN) --embedder $(EMBEDDER) --json $(EVAL)/new-models.json > $(EVAL)/new-models.txt
 	$(EVAL_RUN) --embedder $(EMBEDDER) --fixed-pool --tasks --json $(EVAL)/fixed-pool.json \
 	    > $(EVAL)/fixed-pool.txt
@@ -29,7 +34,7 @@ eval: deps all $(EVAL_DIRS:%=%/prompts.jsonl) $(EMBEDDER) $(BUILD)/embedder-2000
 	@set -e; for v in "sif-pc-50k:$(EMBEDDER):" "sif-50k:$(EMBEDDER):--no-pc" \
 	    "mean-pc-50k:$(EMBEDDER):--mean" "mean-50k:$(EMBEDDER):--mean --no-pc" \
 	    "sif-pc-20k:$(BUILD)/embedder-20000.bin:" "sif-pc-100k:$(BUILD)/embedder-100000.bin:" \
-	    "random:$(EMBEDDER):--random-embedding"; do \
+	    "hashed-64k:$(EVAL)/hashed-64k.bin:" "random:$(EMBEDDER):--random-embedding"; do \
 	  name=$${v%%:*}; rest=$${v#*:}; table=$${rest%%:*}; flags=$${rest#*:}; \
 	  echo "embedder study: $$name"; \
 	  $(CLI) eval $(EVAL_DATA) --seeds $(STUDY_SEEDS) --force --fixed-pool --no-learned-map \

@@ -68,7 +68,7 @@ FUZZ_ONLY ?= $(FUZZ_NAMES)
 # One run: NAME, seconds, corpus directory (written to; seeds read only).
 # -timeout catches hangs, which a seconds-long test would otherwise hide.
 tr_fuzz_run = echo "=== fuzz_$(1): $(2) s"; mkdir -p $(3) $(FUZZ_BUILD)/crashes && \
-    $(FUZZ_BUILD)/fuzz_$(1) -max_total_time=$(2) -timeout=10 -print_final_stats=1 \
+    TR_FUZZ_HASHED_PACK=$(FUZZ_SEEDS)/hashed.trp $(FUZZ_BUILD)/fuzz_$(1) -max_total_time=$(2) -timeout=10 -print_final_stats=1 \
         -artifact_prefix=$(FUZZ_BUILD)/crashes/$(1)- $(FUZZ_DICT_$(1)) $(FUZZ_OPTS) \
         $(3) $(FUZZ_SEEDS_$(1)) 2>$(FUZZ_BUILD)/fuzz_$(1).log \
     && grep -E '^stat::number_of_executed_units|^Done' $(FUZZ_BUILD)/fuzz_$(1).log \

@@ -24,15 +24,19 @@ tr_status tr_embedder_view(const uint8_t *sec, size_t len, tr_embedder *e)
     e->sif_a = tr_ldf32(sec + TR_E_SIF_A);
     e->flags = tr_ld32(sec + TR_E_FLAGS);
     uint32_t nb = e->n_buckets, nw = e->n_words;
-    if (nw == 0 || e->dim == 0 || nb <= nw || (nb & (nb - 1)) != 0 ||
-        e->max_word == 0 || e->max_word >= TR_EMB_WORD_MAX ||
-        !(e->scale > 0.0f) || !isfinite(e->scale) ||
-        (e->flags & ~TR_EMB_HAS_PC) != 0 || tr_ld32(sec + TR_E_TOTAL) != len)
+    const int hashed = (e->flags & TR_EMB_HASHED) != 0;
+    if (nw == 0 || e->dim == 0 || !(e->scale > 0.0f) || !isfinite(e->scale) ||
+        (e->flags & ~(TR_EMB_HAS_PC | TR_EMB_HASHED)) != 0 || tr_ld32(sec + TR_E_TOTAL) != len)
+        return TR_E_MALFORMED;
+    if (hashed ? (nw & (nw - 1)) != 0 || nb != 0 || e->max_word != 0
+               : nb <= nw || (nb & (nb - 1)) != 0 || e->max_word == 0 ||
+                     e->max_word >= TR_EMB_WORD_MAX)
         return TR_E_MALFORMED;
     uint32_t o_b = tr_ld32(sec + TR_E_OFF_BUCKETS), o_wo = tr_ld32(sec + TR_E_OFF_WORD_OFFS),
              o_c = tr_ld32(sec + TR_E_OFF_CHARS), o_w = tr_ld32(sec + TR_E_OFF_WEIGHTS),
              o_v = tr_ld32(sec + TR_E_OFF_VECTORS), o_pc = tr_ld32(sec + TR_E_OFF_PC);
-    if (!part_ok(o_b, 4ull * nb, len) || !part_ok(o_wo, 4ull * (nw + 1ull), len) ||
+    if (!part_ok(o_b, 4ull * nb, len) ||
+        !part_ok(o_wo, hashed ? 0 : 4ull * (nw + 1ull), len) ||
         !part_ok(o_w, 4ull * nw, len) || !part_ok(o_v, (uint64_t)nw * e->dim, len) ||
         !part_ok(o_pc, 4ull * e->dim, len) || !part_ok(o_c, 0, len))
         return TR_E_MALFORMED;
@@ -44,15 +48,16 @@ tr_status tr_embedder_view(const uint8_t *sec, size_t len, tr_embedder *e)
     e->pc = (e->flags & TR_EMB_HAS_PC) ? (const float *)(const void *)(sec + o_pc) : NULL;
     /* Words: offsets ascending, inside the chars part, of sane length. */
     size_t chars_len = len - o_c;
-    if (e->word_offs[0] != 0)
+    if (!hashed && e->word_offs[0] != 0)
         return TR_E_MALFORMED;
-    for (uint32_t i = 0; i < nw; i++) {
+    for (uint32_t i = 0; i < nw && !hashed; i++) {
         uint32_t a = e->word_offs[i], b = e->word_offs[i + 1];
         if (b <= a || b - a > e->max_word || b > chars_len)
             return TR_E_MALFORMED;
+    }
+    for (uint32_t i = 0; i < nw; i++)
         if (!isfinite(e->weights[i]) || e->weights[i] < 0.0f)
             return TR_E_MALFORMED;
-    }
     for (uint32_t i = 0; i < nb; i++)
         if (e->buckets[i] > nw)
             return TR_E_MALFORMED;
@@ -125,6 +130,83 @@ static void add_word(const tr_embedder *e, const uint8_t *w, uint32_t n,
     (*n_known)++;
 }
 
+/* ---- hashed tables ---- */
+
+typedef struct cp_ref {
+    const uint8_t *p;
+    uint32_t n;
+} cp_ref;
+
+static const uint8_t word_open = '<', word_close = '>';
+
+static uint8_t lower(uint8_t c) { return (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c; }
+
+/* The n-grams that end at code point count-1 of "<word>" (ring: the last
+ * TR_NGRAM_MAX code points). */
+static void ngrams_ending(const cp_ref *ring, size_t count, uint32_t mask, tr_feature_fn fn,
+                          void *ctx)
+{
+    for (uint32_t n = TR_NGRAM_MIN; n <= TR_NGRAM_MAX && n <= count; n++) {
+        uint32_t h = 2166136261u;
+        for (size_t k = count - n; k < count; k++) {
+            const cp_ref *c = &ring[k % TR_NGRAM_MAX];
+            for (uint32_t j = 0; j < c->n; j++) {
+                h ^= lower(c->p[j]);
+                h *= 16777619u;
+            }
+        }
+        fn(ctx, h & mask);
+    }
+}
+
+void tr_hashed_features(const uint8_t *s, size_t len, uint32_t rows, tr_feature_fn fn, void *ctx)
+{
+    const uint32_t mask = rows - 1;
+    size_t i = 0;
+    while (i < len) {
+        if (!is_word_byte(s[i])) {
+            i++;
+            continue;
+        }
+        cp_ref ring[TR_NGRAM_MAX];
+        size_t count = 0;
+        uint32_t h = (2166136261u ^ 0x01u) * 16777619u; /* word features: 0x01 first */
+        ring[count++ % TR_NGRAM_MAX] = (cp_ref){&word_open, 1};
+        while (i < len && is_word_byte(s[i])) {
+            /* The caller checked the UTF-8: a lead byte starts a whole
+             * sequence (a stray byte, had it not, is a code point of one). */
+            size_t n = s[i] < 0x80 ? 1 : tr_utf8_seq(s + i, len - i);
+            n = n ? n : 1;
+            for (size_t j = 0; j < n; j++) {
+                h ^= lower(s[i + j]);
+                h *= 16777619u;
+            }
+            ring[count++ % TR_NGRAM_MAX] = (cp_ref){s + i, (uint32_t)n};
+            ngrams_ending(ring, count, mask, fn, ctx);
+            i += n;
+        }
+        ring[count++ % TR_NGRAM_MAX] = (cp_ref){&word_close, 1};
+        ngrams_ending(ring, count, mask, fn, ctx);
+        fn(ctx, h & mask);
+    }
+}
+
+typedef struct row_sum {
+    const tr_embedder *e;
+    float *acc;
+    uint32_t n;
+} row_sum;
+
+static void add_row(void *ctx, uint32_t row)
+{
+    row_sum *r = ctx;
+    const float wt = r->e->weights[row];
+    const int8_t *v = r->e->vectors + (size_t)row * r->e->dim;
+    for (uint32_t d = 0; d < r->e->dim; d++)
+        r->acc[d] += wt * (float)v[d];
+    r->n++;
+}
+
 tr_status tr_embed_f32(const tr_embedder *e, const char *text, size_t len,
                        float *acc, uint32_t *n_known)
 {
@@ -139,6 +221,12 @@ tr_status tr_embed_f32(const tr_embedder *e, const char *text, size_t len,
     }
     memset(acc, 0, sizeof(float) * e->dim);
     *n_known = 0;
+    if (e->flags & TR_EMB_HASHED) {
+        row_sum r = {e, acc, 0};
+        tr_hashed_features(s, len, e->n_words, add_row, &r);
+        *n_known = r.n;
+        goto remove_pc;
+    }
     uint8_t word[TR_EMB_WORD_MAX];
     uint32_t wn = 0;
     int too_long = 0;
@@ -156,6 +244,7 @@ tr_status tr_embed_f32(const tr_embedder *e, const char *text, size_t len,
         wn = 0;
         too_long = 0;
     }
+remove_pc:
     if (e->pc && *n_known) {
         float dot = 0.0f, pp = 0.0f;
         for (uint32_t d = 0; d < e->dim; d++) {

@@ -1,4 +1,5 @@
-/* The built-in text embedder: tokenizer + SIF-weighted word vectors.
+/* The built-in text embedder: tokenizer + SIF-weighted word vectors, or
+ * hashed word and character n-gram features with builder-learned rows.
  * One implementation, used by the device (core/) and by the host pack
  * builder (tools/), so both produce the same bits for the same prompt. */
 #ifndef TR_EMBED_H
@@ -31,7 +32,14 @@ size_t tr_utf8_seq(const uint8_t *p, size_t left);
 /* Index of a lower-cased word, or -1. */
 int32_t tr_embedder_lookup(const tr_embedder *e, const uint8_t *w, uint32_t n);
 
-/* SIF sum of the prompt's known words, minus the pc projection, into
+/* A hashed table's features of a valid UTF-8 text (core/tr_format.h): fn
+ * gets each feature's row, rows a power of two. The builder fits the rows
+ * from the same features. */
+typedef void (*tr_feature_fn)(void *ctx, uint32_t row);
+void tr_hashed_features(const uint8_t *s, size_t len, uint32_t rows, tr_feature_fn fn, void *ctx);
+
+/* SIF sum of the prompt's known words (a hashed table: of its features),
+ * minus the pc projection, into
  * acc[dim] (not normalized: the quantizer is scale-free). *n_known counts
  * the known words; 0 means acc is all zeros.
  * Errors: TR_E_EMPTY_INPUT, TR_E_UTF8. */

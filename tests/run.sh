@@ -45,6 +45,9 @@ WORK=$(mktemp -d)
 run clusters "$PYTHON" tests/ref_cluster.py "$CLI" "$EMBEDDER" fixtures/keys/test-signing.key fixtures/keys/test-signing.pub "$FIXTURE" "$WORK"
 rm -rf "$WORK"
 WORK=$(mktemp -d)
+run hashed-embedder "$PYTHON" tests/ref_hashed.py "$CLI" fixtures/keys/test-signing.key fixtures/keys/test-signing.pub "$FIXTURE" "$WORK"
+rm -rf "$WORK"
+WORK=$(mktemp -d)
 run delta "$PYTHON" tests/test_delta.py "$CLI" "$EMBEDDER" fixtures/keys/test-signing.key fixtures/keys/test-signing.pub fixtures/keys/test-other.key "$FIXTURE" "$WORK"
 rm -rf "$WORK"
 WORK=$(mktemp -d)

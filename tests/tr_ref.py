@@ -86,20 +86,63 @@ def parse_pack(path):
         p["tasks"] = dict(k_dist=kd, bandwidth=bw, gate=gate,
                           u=np.frombuffer(t, np.float32, nt, o_u).astype(np.float64),
                           acc=np.frombuffer(t, np.float32, nt * m, o_a).reshape(nt, m).astype(np.float64))
-    eoff = secs[7][0]
-    e = b[eoff:]
+    p["emb"] = parse_embedder(b[secs[7][0]:])
+    return p
+
+
+def parse_embedder(e):
+    """An embedder section or table file (core/tr_format.h)."""
     assert e[:8] == b"TREMB001"
     nw, edim, nb, maxw = struct.unpack_from("<IIII", e, 8)
     scale, _a, flags = struct.unpack_from("<ffI", e, 24)
     o_b, o_wo, o_c, o_w, o_v, o_pc = struct.unpack_from("<6I", e, 36)
-    wo = np.frombuffer(e, np.uint32, nw + 1, o_wo)
-    chars = e[o_c:]
-    words = {bytes(chars[wo[i]:wo[i + 1]]): i for i in range(nw)}
-    p["emb"] = dict(words=words, maxw=maxw,
+    words = None
+    if not flags & 2:
+        wo = np.frombuffer(e, np.uint32, nw + 1, o_wo)
+        chars = e[o_c:]
+        words = {bytes(chars[wo[i]:wo[i + 1]]): i for i in range(nw)}
+    return dict(words=words, maxw=maxw, rows=nw, hashed=bool(flags & 2),
                     weights=np.frombuffer(e, np.float32, nw, o_w).astype(np.float64),
                     vectors=np.frombuffer(e, np.int8, nw * edim, o_v).reshape(nw, edim).astype(np.float64),
                     pc=np.frombuffer(e, np.float32, edim, o_pc).astype(np.float64) if flags & 1 else None)
-    return p
+
+
+def _fnv(data, h=2166136261):
+    for c in data:
+        h = ((h ^ c) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def _is_word_byte(c):
+    return (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122) or c >= 0x80
+
+
+def hashed_features(text, rows):
+    """A hashed table's feature rows of a prompt, with repetition, as
+    core/tr_format.h specifies them: each word, and each run of 3 to 5 code
+    points of "<word>"."""
+    s = text.encode("utf-8")
+    out = []
+    i = 0
+    while i < len(s):
+        if not _is_word_byte(s[i]):
+            i += 1
+            continue
+        cps = [b"<"]
+        word = bytearray()
+        while i < len(s) and _is_word_byte(s[i]):
+            c = s[i]
+            n = 1 if c < 0x80 else 2 if c < 0xE0 else 3 if c < 0xF0 else 4
+            cp = bytes(x + 32 if 65 <= x <= 90 else x for x in s[i:i + n])
+            cps.append(cp)
+            word += cp
+            i += n
+        cps.append(b">")
+        for n in range(3, 6):
+            for j in range(len(cps) - n + 1):
+                out.append(_fnv(b"".join(cps[j:j + n])) & (rows - 1))
+        out.append(_fnv(b"\x01" + bytes(word)) & (rows - 1))
+    return out
 
 
 def ref_embed_float(e, text):
@@ -108,7 +151,10 @@ def ref_embed_float(e, text):
     acc = np.zeros(e["vectors"].shape[1])
     known = 0
     word = bytearray()
-    for c in text.encode("utf-8") + b" ":
+    for r in hashed_features(text, e["rows"]) if e["hashed"] else []:
+        acc += e["weights"][r] * e["vectors"][r]
+        known += 1
+    for c in text.encode("utf-8") + b" " if not e["hashed"] else b"":
         if (48 <= c <= 57) or (65 <= c <= 90) or (97 <= c <= 122) or c >= 0x80:
             word.append(c + 32 if 65 <= c <= 90 else c)
             continue

@@ -267,7 +267,7 @@ int cmd_build(int argc, char **argv)
             goto fail;
         }
         tr_progress_end(&pg);
-        tr_st32(table + TR_E_FLAGS, TR_EMB_HAS_PC);
+        tr_emb_set_pc(table, 1);
         if ((st = tr_embedder_view(table, emb_len, &e)) != TR_OK) {
             tr_err("internal: embedder view after pc: %s", tr_strerror(st));
             goto fail;
@@ -300,7 +300,11 @@ int cmd_build(int argc, char **argv)
     free(acc);
     tr_progress_end(&pg);
     char name[TR_EMBEDDER_NAME_MAX];
-    snprintf(name, sizeof name, "glove100-sif-%uk%s", e.n_words / 1000, no_pc ? "" : "-pc");
+    if (e.flags & TR_EMB_HASHED)
+        snprintf(name, sizeof name, "hashed-ngram-%uk-d%u%s", e.n_words / 1024, e.dim,
+                 no_pc ? "" : "-pc");
+    else
+        snprintf(name, sizeof name, "glove100-sif-%uk%s", e.n_words / 1000, no_pc ? "" : "-pc");
 
     /* Logged prompts follow the dataset's references. They only add rows:
      * the pc was fitted above, so the embedder stays the one they were

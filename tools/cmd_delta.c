@@ -651,47 +651,6 @@ static int cal_own(int o, const char *arg, void *ctx)
     return 1;
 }
 
-/* The traffic: one JSON object with a "text" string per line. */
-static char **read_traffic(const char *path, size_t *n)
-{
-    size_t len;
-    char *all = (char *)tr_read_file(path, &len);
-    if (!all)
-        return NULL;
-    char **out = NULL;
-    size_t cap = 0;
-    long line = 0;
-    *n = 0;
-    for (char *p = all, *nl; p < all + len; p = nl + 1) {
-        line++;
-        nl = memchr(p, '\n', (size_t)(all + len - p));
-        if (!nl)
-            nl = all + len;
-        *nl = 0;
-        if (strspn(p, " \t\r") == strlen(p))
-            continue;
-        cJSON *o = cJSON_Parse(p);
-        const cJSON *t = o ? cJSON_GetObjectItemCaseSensitive(o, "text") : NULL;
-        if (!cJSON_IsString(t) || !t->valuestring[0]) {
-            cJSON_Delete(o);
-            tr_err_at(path, line, "expected a JSON object with a non-empty \"text\" string");
-            for (size_t i = 0; i < *n; i++)
-                free(out[i]);
-            free(out);
-            free(all);
-            return NULL;
-        }
-        if (*n == cap)
-            out = tr_xrealloc(out, (cap = cap ? 2 * cap : 256) * sizeof *out);
-        out[(*n)++] = tr_xstrdup(t->valuestring);
-        cJSON_Delete(o);
-    }
-    free(all);
-    if (*n == 0)
-        tr_err("%s: no prompts", path);
-    return out;
-}
-
 typedef struct traffic {
     tr_router *router;
     const char *embedder;
@@ -755,7 +714,7 @@ int cmd_calibrate(int argc, char **argv)
     size_t n = 0;
     char **text = NULL;
     traffic t = {0};
-    if ((r = open_base(&c)) != 0 || !(text = read_traffic(a.prompts, &n)) || n == 0) {
+    if ((r = open_base(&c)) != 0 || !(text = tr_read_prompts(a.prompts, &n)) || n == 0) {
         r = 1;
         goto done;
     }

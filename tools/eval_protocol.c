@@ -60,6 +60,7 @@ typedef struct eval_opts {
     const char *embedder;
     int n_seeds;
     int no_pc, uniform, random_emb, no_lmap;
+    int hashed; /* the --embedder table is a hashed n-gram table */
     const char *embeddings; /* DIR/this .npy holds each data set's vectors */
     int fixed_pool; /* no model split: every model known on the train prompts */
     int tasks;      /* the leave-one-task-out table */
@@ -241,7 +242,7 @@ static int prepare(const char *path, uint8_t *table, size_t table_len, const eva
 {
     memset(p, 0, sizeof *p);
     if (table)
-        tr_st32(table + TR_E_FLAGS, 0); /* a previous data set's pc is not ours */
+        tr_emb_set_pc(table, 0); /* a previous data set's pc is not ours */
     p->path = path;
     const char *slash = strrchr(path, '/');
     p->name = slash && slash[1] ? slash + 1 : path;
@@ -568,9 +569,9 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
         free(x);
         if (bad)
             return tr_err("out of memory");
-        tr_st32(table + TR_E_FLAGS, TR_EMB_HAS_PC);
+        tr_emb_set_pc(table, 1);
     } else if (table) {
-        tr_st32(table + TR_E_FLAGS, 0);
+        tr_emb_set_pc(table, 0);
     }
     if (!given_vectors(o) && tr_embedder_view(table, table_len, &e) != TR_OK)
         return tr_err("internal: embedder view");
@@ -858,9 +859,9 @@ static int eval_tasks(const prepared *p, uint8_t *table, size_t table_len, const
         float *pc = (float *)(void *)(table + tr_ld32(table + TR_E_OFF_PC));
         if (tr_first_pc(p->raw, n, dim, pc))
             return tr_err("out of memory");
-        tr_st32(table + TR_E_FLAGS, TR_EMB_HAS_PC);
+        tr_emb_set_pc(table, 1);
     } else if (table) {
-        tr_st32(table + TR_E_FLAGS, 0);
+        tr_emb_set_pc(table, 0);
     }
     if (!given_vectors(o))
         tr_embedder_view(table, table_len, &e);
@@ -1103,7 +1104,7 @@ static cJSON *dataset_json(const prepared *p, const eval_opts *o, seed_result *s
         snprintf(ename, sizeof ename, "given vectors: %s", o->embeddings);
     else
         snprintf(ename, sizeof ename, "%s%s%s", o->random_emb ? "random (floor)" : o->embedder,
-                 o->uniform ? " mean" : " SIF", o->no_pc || o->random_emb ? "" : " -pc");
+                 o->hashed ? " hashed n-grams" : o->uniform ? " mean" : " SIF", o->no_pc || o->random_emb ? "" : " -pc");
     cJSON_AddStringToObject(e, "name", ename);
     cJSON_AddStringToObject(e, "sha256", o->embeddings ? p->emb_sha : emb_sha);
     cJSON *seeds = cJSON_AddArrayToObject(d, "seeds");
@@ -1274,6 +1275,11 @@ int tr_eval_protocol(int argc, char **argv)
         free(table);
         return tr_err("%s: the table already removes a component; give the plain table",
                       o.embedder);
+    }
+    o.hashed = table && (e.flags & TR_EMB_HASHED);
+    if (o.uniform && o.hashed) {
+        free(table);
+        return tr_err("--mean weighs words equally: a hashed table has no words"), 2;
     }
     if (o.uniform) /* plain mean of the word vectors */
         for (uint32_t w = 0; w < e.n_words; w++)

@@ -1,6 +1,7 @@
 /* libFuzzer target: the input is a prompt, routed and embedded on the real
- * fixture pack (its 50k-word embedder), loaded and verified once. The pack
- * comes from TR_FUZZ_PACK, default build/fixture.trp (`make fixture-pack`). */
+ * fixture pack (its 50k-word embedder; TR_FUZZ_PACK, default
+ * build/fixture.trp from `make fixture-pack`) and on a pack with a hashed
+ * n-gram embedder, each loaded and verified once. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,45 +11,53 @@
 #include "tinyroute.h"
 #include "util.h"
 
-static _Alignas(64) uint8_t arena[1u << 20];
-static uint8_t *pack;
-static tr_router *router;
-static tr_pack_info info;
+/* Two embedders: the fixture pack's word table, and a hashed n-gram table
+ * (TR_FUZZ_HASHED_PACK, default the seed pack tests/fuzz/seeds.sh builds). */
+#define N_PACKS 2
+static _Alignas(64) uint8_t arena[N_PACKS][1u << 20];
+static uint8_t *pack[N_PACKS];
+static tr_router *router[N_PACKS];
+static tr_pack_info info[N_PACKS];
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
+static void load(int i, const char *path)
 {
-    (void)argc;
-    (void)argv;
-    const char *path = tr_fuzz_path("TR_FUZZ_PACK", "build/fixture.trp");
     size_t len;
     uint8_t *raw = tr_read_file(path, &len);
     if (!raw) {
-        fprintf(stderr, "fuzz: cannot read the pack %s (set TR_FUZZ_PACK)\n", path);
+        fprintf(stderr, "fuzz: cannot read the pack %s\n", path);
         abort();
     }
     /* Kept for the process' life: the router reads it in place. */
-    if (posix_memalign((void **)&pack, 64, len ? len : 1) != 0)
+    if (posix_memalign((void **)&pack[i], 64, len ? len : 1) != 0)
         abort();
-    memcpy(pack, raw, len);
+    memcpy(pack[i], raw, len);
     free(raw);
     tr_pubkey key;
     tr_fuzz_load_key(&key);
     tr_trust trust = {.keys = &key, .n_keys = 1};
     tr_pack_info peek;
-    if (tr_pack_peek(pack, len, &peek) != TR_OK ||
-        tr_arena_size(peek.dim, peek.n_models, peek.prefilter_candidates) > sizeof arena ||
-        tr_router_init(arena, sizeof arena, &router) != TR_OK ||
-        tr_router_load(router, pack, len, &trust) != TR_OK ||
-        tr_router_pack_info(router, &info) != TR_OK || !info.has_text_embedder) {
+    if (tr_pack_peek(pack[i], len, &peek) != TR_OK ||
+        tr_arena_size(peek.dim, peek.n_models, peek.prefilter_candidates) > sizeof arena[i] ||
+        tr_router_init(arena[i], sizeof arena[i], &router[i]) != TR_OK ||
+        tr_router_load(router[i], pack[i], len, &trust) != TR_OK ||
+        tr_router_pack_info(router[i], &info[i]) != TR_OK || !info[i].has_text_embedder) {
         fprintf(stderr, "fuzz: %s does not load as a pack with a text embedder\n", path);
         abort();
     }
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    load(0, tr_fuzz_path("TR_FUZZ_PACK", "build/fixture.trp"));
+    load(1, tr_fuzz_path("TR_FUZZ_HASHED_PACK", "build-fuzz/seeds/hashed.trp"));
     return 0;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static void one(tr_router *router, const tr_pack_info *in, const char *text, size_t size)
 {
-    const char *text = (const char *)data;
+    const tr_pack_info info = *in;
     static int8_t q[8192];
     static float predicted[4096];
     if (info.dim > sizeof q || info.n_models > sizeof predicted / sizeof *predicted)
@@ -89,5 +98,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* The cluster method, when the pack has clusters. */
     tr_route_opts o = {.lambda = TR_LAMBDA_DEFAULT, .method = TR_METHOD_CLUSTER};
     tr_fuzz_check_result(router, tr_route_text(router, text, size, &o, &res, NULL), &res);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    for (int i = 0; i < N_PACKS; i++)
+        one(router[i], &info[i], (const char *)data, size);
     return 0;
 }

@@ -41,6 +41,13 @@ b prefilter   "$W/ds27" --no-tasks --prefilter 8 --k 5
 b clusters    "$W/ds27" --clusters 4 --learned-map --k 7 --lambda 0.2
 b nopc        "$W/ds3"  --no-tasks --no-pc --clusters 3 --counter 9 --expires-days 30
 b three       "$W/ds3"  --split train --k 3 --prefilter 4
+# A hashed n-gram embedder (small: 1024 rows x 8): the parser's other table
+# kind, and the second embedder fuzz_embed routes every input with.
+"$CLI" embedder --hashed --prompts "$W/ds3/prompts.jsonl" --rows 1024 --dim 8 \
+    --out "$W/hashed.bin" >/dev/null
+"$CLI" build --data "$W/ds3" --embedder "$W/hashed.bin" --key "$KEY" --split all \
+    --out "$OUT/pack/hashed.trp" --force --clusters 3 >/dev/null
+cp "$OUT/pack/hashed.trp" "$OUT/hashed.trp"
 # Signed by the key the harness revokes: reaches the revocation check.
 "$CLI" build --data "$W/ds3" --embedder "$W/emb40.bin" --key "$OTHER" --split all \
     --out "$OUT/pack/other-key.trp" --force --no-tasks >/dev/null
