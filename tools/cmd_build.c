@@ -39,6 +39,8 @@ static const char usage[] =
     "                  cluster map on the references' correctness\n"
     "  --no-tasks      skip the task-level (S3) table; by default it is fitted\n"
     "                  leave-one-task-out when the data has two or more tasks\n"
+    "                  (beyond 50000 references on a fixed sample of 256\n"
+    "                  prompts per task, searched against all references)\n"
     "  --prefilter C   store sign-bit codes; routes search the C nearest in\n"
     "                  Hamming distance, then rerank exactly (0: exact, default)\n"
     "  --no-pc         keep the first principal component (default: removed)\n"
