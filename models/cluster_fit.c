@@ -123,6 +123,60 @@ double tr_kmeans_fit_cb(const float *x, size_t n, uint32_t dim, uint32_t k,
     return inertia;
 }
 
+double tr_kmeans_fit_sampled(const float *x, size_t n, uint32_t dim, uint32_t k,
+                             uint32_t max_per_centroid, uint64_t seed, int max_iter,
+                             float *cent, uint32_t *assign, size_t *n_used,
+                             void (*progress)(void *ctx, uint64_t done, uint64_t total),
+                             void *ctx)
+{
+    size_t ns = (size_t)k * max_per_centroid;
+    if (n <= ns || max_per_centroid == 0) {
+        *n_used = n;
+        return tr_kmeans_fit_cb(x, n, dim, k, seed, max_iter, cent, assign, progress, ctx);
+    }
+    size_t *perm = malloc(n * sizeof *perm);
+    float *xs = malloc(ns * dim * sizeof *xs);
+    if (!perm || !xs) {
+        free(perm), free(xs);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        perm[i] = i;
+    uint64_t s = seed;
+    for (size_t i = 0; i < ns; i++) { /* partial Fisher-Yates */
+        size_t j = i + (size_t)(next(&s) % (n - i)), t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+    for (size_t i = 0; i < ns; i++)
+        memcpy(xs + i * dim, x + perm[i] * dim, dim * sizeof *xs);
+    free(perm);
+    double r = tr_kmeans_fit_cb(xs, ns, dim, k, seed, max_iter, cent, assign, progress, ctx);
+    free(xs);
+    *n_used = ns;
+    return r;
+}
+
+double tr_kmeans_assign(const float *x, size_t n, uint32_t dim, const float *cent,
+                        uint32_t k, uint32_t *assign,
+                        void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx)
+{
+    double inertia = 0;
+    for (size_t i = 0; i < n; i++) {
+        double bd = INFINITY;
+        uint32_t best = 0;
+        for (uint32_t c = 0; c < k; c++) {
+            double d = sqdist(x + i * dim, cent + (size_t)c * dim, dim);
+            if (d < bd)
+                bd = d, best = c;
+        }
+        assign[i] = best;
+        inertia += bd;
+        if (progress && (i & 4095) == 0)
+            progress(ctx, i, n);
+    }
+    return inertia;
+}
+
 void tr_cluster_psi(const float *scores, size_t n, uint32_t n_models,
                     const uint32_t *assign, uint32_t k, float *psi)
 {

@@ -21,6 +21,26 @@ double tr_kmeans_fit_cb(const float *x, size_t n, uint32_t dim, uint32_t k,
                         uint64_t seed, int max_iter, float *centroids, uint32_t *assign,
                         void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx);
 
+/* K-means as `tinyroute build` runs it at scale (FAISS's recipe): fit on at
+ * most max_per_centroid * k rows -- all of them when n is no larger, else a
+ * uniform sample drawn with splitmix64 from `seed` (the same on every
+ * machine) -- with tr_kmeans_fit_cb(seed, max_iter). Writes the centroids;
+ * assign (n entries) receives the fit's assignment of the rows it used;
+ * *n_used: how many (n: no sample, assign covers every row). Returns the
+ * inertia over those rows, < 0 on failure. progress as tr_kmeans_fit_cb. */
+double tr_kmeans_fit_sampled(const float *x, size_t n, uint32_t dim, uint32_t k,
+                             uint32_t max_per_centroid, uint64_t seed, int max_iter,
+                             float *centroids, uint32_t *assign, size_t *n_used,
+                             void (*progress)(void *ctx, uint64_t done, uint64_t total),
+                             void *ctx);
+
+/* Every row to its nearest centroid (squared Euclidean, the lower index on
+ * ties); returns the inertia over the n rows. progress(ctx, done, n) every
+ * 4096 rows. */
+double tr_kmeans_assign(const float *x, size_t n, uint32_t dim, const float *centroids,
+                        uint32_t k, uint32_t *assign,
+                        void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx);
+
 /* A cluster's error rate is shrunk toward the model's overall error as if the
  * cluster held TR_PSI_PRIOR_PROMPTS more prompts at that rate (a Beta prior).
  * Why: a model added from a small validation set has a handful of labelled

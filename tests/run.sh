@@ -28,6 +28,7 @@ run core $RUNNER "$BUILD/test_core"
 # every bit of every byte).
 run badinput env TR_BADINPUT=${TR_BADINPUT:-${RUNNER:+quick}} $RUNNER "$BUILD/test_badinput"
 run task $RUNNER "$BUILD/test_task"
+run task-fit $RUNNER "$BUILD/test_task_fit" "$FIXTURE" "$EMBEDDER"
 run governor $RUNNER "$BUILD/test_governor"
 run outcome $RUNNER "$BUILD/test_outcome"
 run noalloc $RUNNER "$BUILD/test_noalloc"

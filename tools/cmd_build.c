@@ -39,6 +39,8 @@ static const char usage[] =
     "                  cluster map on the references' correctness\n"
     "  --no-tasks      skip the task-level (S3) table; by default it is fitted\n"
     "                  leave-one-task-out when the data has two or more tasks\n"
+    "                  (beyond 50000 references on a fixed sample of 256\n"
+    "                  prompts per task, searched against all references)\n"
     "  --prefilter C   store sign-bit codes; routes search the C nearest in\n"
     "                  Hamming distance, then rerank exactly (0: exact, default)\n"
     "  --no-pc         keep the first principal component (default: removed)\n"
@@ -51,8 +53,9 @@ static const char usage[] =
     "                  with only a hash or text are skipped and counted\n"
     "Progress with an ETA goes to stderr when it is a terminal or TR_PROGRESS=1.\n";
 
-/* tr_kmeans_fit_cb's progress hook: forwards to the build's progress line. */
-static void kmeans_progress(void *ctx, uint64_t done, uint64_t total)
+/* tr_kmeans_fit_cb's and tr_task_fit_cb's progress hook: forwards to the
+ * build's progress line. */
+static void fit_progress(void *ctx, uint64_t done, uint64_t total)
 {
     tr_progress *p = ctx;
     p->total = total;
@@ -64,64 +67,30 @@ static void kmeans_progress(void *ctx, uint64_t done, uint64_t total)
  * full passes (~15 min here) for centroids a sample places as well. */
 #define TR_KM_PER_CLUSTER 256u
 
-static uint64_t km_rand(uint64_t *s)
-{
-    /* splitmix64 with a fixed seed: the same sample, so the same pack, on
-     * every machine. */
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* Fits k centroids on unit (n x dim), on a uniform sample when n exceeds
+/* Fits k centroids on unit (n x dim), on a fixed-seed sample when n exceeds
  * TR_KM_PER_CLUSTER * k, then assigns every row; returns the inertia over
  * all n rows (as tr_kmeans_fit does), < 0 on failure. */
 static double fit_kmeans(const float *unit, size_t n, uint32_t dim, uint32_t k, float *cent,
                          uint32_t *assign, tr_progress *pg)
 {
-    size_t ns = (size_t)k * TR_KM_PER_CLUSTER;
-    if (n <= ns)
-        return tr_kmeans_fit_cb(unit, n, dim, k, 1, 100, cent, assign, kmeans_progress, pg);
-    size_t *perm = tr_xmalloc(n * sizeof *perm);
-    for (size_t i = 0; i < n; i++)
-        perm[i] = i;
-    uint64_t seed = 1;
-    for (size_t i = 0; i < ns; i++) { /* partial Fisher-Yates */
-        size_t j = i + (size_t)(km_rand(&seed) % (n - i)), t = perm[i];
-        perm[i] = perm[j], perm[j] = t;
-    }
-    float *xs = tr_xmalloc(ns * dim * sizeof *xs);
-    for (size_t i = 0; i < ns; i++)
-        memcpy(xs + i * dim, unit + perm[i] * dim, dim * sizeof *xs);
-    free(perm);
-    double r = tr_kmeans_fit_cb(xs, ns, dim, k, 1, 100, cent, assign, kmeans_progress, pg);
-    free(xs);
-    if (r < 0)
+    size_t used;
+    double r = tr_kmeans_fit_sampled(unit, n, dim, k, TR_KM_PER_CLUSTER, 1, 100, cent, assign,
+                                     &used, fit_progress, pg);
+    if (r < 0 || used == n)
         return r;
     /* Every row to its nearest centroid, for the inertia over all n. */
     tr_progress_end(pg);
     tr_progress_start(pg, "k-means assign", n);
-    double inertia = 0;
-    for (size_t i = 0; i < n; i++) {
-        double bd = INFINITY;
-        uint32_t best = 0;
-        for (uint32_t c = 0; c < k; c++) {
-            double d = 0;
-            for (uint32_t j = 0; j < dim; j++) {
-                double t = (double)unit[i * dim + j] - cent[(size_t)c * dim + j];
-                d += t * t;
-            }
-            if (d < bd)
-                bd = d, best = c;
-        }
-        assign[i] = best;
-        inertia += bd;
-        if ((i & 4095) == 0)
-            tr_progress_update(pg, i);
-    }
-    return inertia;
+    return tr_kmeans_assign(unit, n, dim, cent, k, assign, fit_progress, pg);
 }
+
+/* The S3 table's queries: every reference up to TR_TASK_ALL_QUERIES of
+ * them (the fixture, MMLU-Pro's 12k: seconds), else a fixed-seed sample of
+ * TR_TASK_QUERIES per task (each acc entry within a standard error of
+ * 0.5/sqrt(256) = 0.031), still searched against all the other tasks'
+ * references: at 1M references and 32 tasks, 8192 queries, not 1M. */
+#define TR_TASK_ALL_QUERIES 50000u
+#define TR_TASK_QUERIES 256u
 
 int cmd_build(int argc, char **argv)
 {
@@ -413,11 +382,18 @@ int cmd_build(int argc, char **argv)
             ((float *)rv.inv_norm)[j] = (float)(1.0 / sqrt((double)ss));
         }
         float *u = tr_xmalloc(n_tasks * sizeof *u), *tacc = tr_xmalloc((size_t)n_tasks * m * sizeof *tacc);
-        if (tr_task_fit(tr_kernels_active(), &rv, task_of, n_tasks, scores, m, (uint32_t)k, 19, u,
-                        tacc) == 0) {
+        const uint32_t q = kept_ds <= TR_TASK_ALL_QUERIES ? 0 : TR_TASK_QUERIES;
+        if (tr_task_fit_cb(tr_kernels_active(), &rv, task_of, n_tasks, scores, m, (uint32_t)k, 19, q,
+                           u, tacc, fit_progress, &pg) == 0) {
             tr_tasks_section(u, tacc, n_tasks, m, 19, 0.09f, 0.6f, &tasks);
-            printf("task table: %u tasks, leave-one-task-out, k=%llu, u over 19 neighbours\n",
-                   n_tasks, (unsigned long long)k);
+            if (q)
+                printf("task table: %u tasks, leave-one-task-out, k=%llu, u over 19 neighbours, "
+                       "queries: a sample of up to %u per task\n",
+                       n_tasks, (unsigned long long)k, q);
+            else
+                printf("task table: %u tasks, leave-one-task-out, k=%llu, u over 19 neighbours, "
+                       "queries: every reference\n",
+                       n_tasks, (unsigned long long)k);
         }
         free((void *)rv.inv_norm);
         free(u);

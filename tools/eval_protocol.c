@@ -938,7 +938,7 @@ static int eval_tasks(const prepared *p, uint8_t *table, size_t table_len, const
             rtask[nref++] = remap[task[i]];
         }
         tr_refs refs = gather_refs(q, ri, nref, dim);
-        if (tr_task_fit(tr_kernels_active(), &refs, rtask, ntask, ys, nm, TASK_K, TASK_K_DIST, u,
+        if (tr_task_fit(tr_kernels_active(), &refs, rtask, ntask, ys, nm, TASK_K, TASK_K_DIST, 0, u,
                         tacc) != 0)
             return tr_err("out of memory");
         tr_task_table tab = {ntask, nm, TASK_K_DIST, 0.09f, 0.6f, u, tacc};

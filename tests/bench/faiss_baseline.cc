@@ -1,6 +1,8 @@
 // FAISS baselines for `make bench` (Debian libfaiss-dev, C++ only): exact
 // float32 inner product and exact binary Hamming search, one thread, one
-// query at a time, timed the same way as tinyroute's kernels.
+// query at a time, timed the same way as tinyroute's kernels; and for
+// `make bench-kmeans`, faiss::Clustering as the build's K-means.
+#include <faiss/Clustering.h>
 #include <faiss/IndexBinaryFlat.h>
 #include <faiss/IndexFlat.h>
 #include <omp.h>
@@ -57,5 +59,37 @@ double tr_bench_faiss_binary(const uint8_t *codes, long n, int bits, const uint8
             best = ms;
     }
     return best;
+}
+
+// faiss::Clustering with the build's recipe: k centroids, niter Lloyd
+// iterations, trained on at most max_per_centroid * k rows (FAISS draws its
+// own sample), `threads` OpenMP threads; then every row to its nearest
+// centroid (IndexFlatL2 search). Writes the centroids; returns the inertia
+// over all n rows; *train_ms and *assign_ms the two phases' wall times.
+double tr_bench_faiss_kmeans(const float *x, long n, int d, int k, int niter, int max_per_centroid,
+                             int threads, float *centroids, double *train_ms, double *assign_ms)
+{
+    omp_set_num_threads(threads);
+    faiss::ClusteringParameters cp;
+    cp.niter = niter;
+    cp.max_points_per_centroid = max_per_centroid;
+    cp.seed = 1234;
+    cp.verbose = false;
+    faiss::Clustering clus(d, k, cp);
+    faiss::IndexFlatL2 index(d);
+    double t0 = now_ms();
+    clus.train(n, x, index);
+    double t1 = now_ms();
+    std::vector<float> dist(n);
+    std::vector<faiss::Index::idx_t> ids(n);
+    index.search(n, x, 1, dist.data(), ids.data());
+    double t2 = now_ms();
+    *train_ms = t1 - t0;
+    *assign_ms = t2 - t1;
+    std::copy(clus.centroids.begin(), clus.centroids.end(), centroids);
+    double inertia = 0;
+    for (long i = 0; i < n; i++)
+        inertia += dist[i];
+    return inertia;
 }
 }
