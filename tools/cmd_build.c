@@ -242,11 +242,19 @@ int cmd_build(int argc, char **argv)
             goto fail;
         }
     }
+    /* The pass-1 rows only served the pc: N x D floats not to hold any
+     * longer (issue #8: the build's peak memory). */
+    free(x);
+    x = NULL;
     /* Pass 2: the embedding the device computes, bit for bit. */
     int8_t *refs = tr_xmalloc(n * (size_t)dim);
     float *unit = tr_xmalloc(n * (size_t)dim * sizeof *unit); /* for K-means */
     size_t *kept_from = tr_xmalloc(n * sizeof *kept_from);      /* prompt index */
-    float *scores = tr_xmalloc(n * (size_t)m * sizeof *scores);
+    /* The references' scores, compacted in place in the dataset's own
+     * matrix rather than copied (N x M floats less): row kept <= j <=
+     * pick[j], and pick grows, so a row is moved before it is overwritten. */
+    float *scores = ds.scores;
+    ds.scores = NULL;
     size_t kept = 0, zeroed = 0;
     float *acc = tr_xmalloc(dim * sizeof *acc);
     tr_progress_start(&pg, "embedding pass 2", n);
@@ -260,7 +268,8 @@ int cmd_build(int argc, char **argv)
             zeroed++;
             continue;
         }
-        memcpy(scores + kept * m, ds.scores + pick[j] * m, m * sizeof *scores);
+        if (kept != pick[j])
+            memmove(scores + kept * m, scores + pick[j] * m, m * sizeof *scores);
         memcpy(unit + kept * dim, acc, dim * sizeof *acc);
         kept_from[kept] = pick[j];
         tr_normalize(unit + kept * dim, dim);
@@ -268,6 +277,8 @@ int cmd_build(int argc, char **argv)
     }
     free(acc);
     tr_progress_end(&pg);
+    if (kept && kept < ds.n_prompts) /* give back the rows of the prompts not kept */
+        scores = tr_xrealloc(scores, kept * (size_t)m * sizeof *scores);
     char name[TR_EMBEDDER_NAME_MAX];
     if (e.flags & TR_EMB_HASHED)
         snprintf(name, sizeof name, "hashed-ngram-%uk-d%u%s", e.n_words / 1024, e.dim,
