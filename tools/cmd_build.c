@@ -67,21 +67,66 @@ static void fit_progress(void *ctx, uint64_t done, uint64_t total)
  * full passes (~15 min here) for centroids a sample places as well. */
 #define TR_KM_PER_CLUSTER 256u
 
-/* Fits k centroids on unit (n x dim), on a fixed-seed sample when n exceeds
- * TR_KM_PER_CLUSTER * k, then assigns every row; returns the inertia over
- * all n rows (as tr_kmeans_fit does), < 0 on failure. */
-static double fit_kmeans(const float *unit, size_t n, uint32_t dim, uint32_t k, float *cent,
-                         uint32_t *assign, tr_progress *pg)
+/* The K-means input, row by row: the unit-length float embedding the
+ * device quantizes (re-embedded from the prompt's text, so that no N x D
+ * float matrix is held: issue #8, the build's peak memory) for the
+ * dataset's references, the unit int8 row for logged ones. */
+typedef struct km_rows {
+    const tr_embedder *e;
+    const tr_dataset *ds;
+    const size_t *kept_from; /* prompt index of each dataset reference */
+    size_t kept_ds;          /* rows from the dataset; then from logs */
+    const int8_t *refs;
+} km_rows;
+
+static void km_row(const km_rows *r, size_t j, float *out)
 {
-    size_t used;
-    double r = tr_kmeans_fit_sampled(unit, n, dim, k, TR_KM_PER_CLUSTER, 1, 100, cent, assign,
-                                     &used, fit_progress, pg);
-    if (r < 0 || used == n)
-        return r;
+    const uint32_t dim = r->e->dim;
+    if (j < r->kept_ds) {
+        const char *t = r->ds->prompts[r->kept_from[j]].text;
+        uint32_t known;
+        tr_embed_f32(r->e, t, strlen(t), out, &known); /* as in pass 2 */
+    } else {
+        for (uint32_t d = 0; d < dim; d++)
+            out[d] = r->refs[j * dim + d];
+    }
+    tr_normalize(out, dim);
+}
+
+/* Fits k centroids on the n rows, on a fixed-seed sample when n exceeds
+ * TR_KM_PER_CLUSTER * k, then assigns every row; returns the inertia over
+ * all n rows (as tr_kmeans_fit does), < 0 on failure. The same centroids
+ * and inertia as tr_kmeans_fit_sampled + tr_kmeans_assign on all the rows
+ * at once: only the sample is held, the assignment goes block by block. */
+static double fit_kmeans(const km_rows *r, size_t n, uint32_t k, float *cent, uint32_t *assign,
+                         tr_progress *pg)
+{
+    const uint32_t dim = r->e->dim;
+    size_t *perm = tr_xmalloc(n * sizeof *perm);
+    size_t ns = tr_kmeans_sample(n, k, TR_KM_PER_CLUSTER, 1, perm);
+    float *xs = tr_xmalloc(ns * dim * sizeof *xs);
+    for (size_t i = 0; i < ns; i++)
+        km_row(r, ns == n ? i : perm[i], xs + i * dim);
+    free(perm);
+    double res = tr_kmeans_fit_cb(xs, ns, dim, k, 1, 100, cent, assign, fit_progress, pg);
+    free(xs);
+    if (res < 0 || ns == n)
+        return res;
     /* Every row to its nearest centroid, for the inertia over all n. */
     tr_progress_end(pg);
     tr_progress_start(pg, "k-means assign", n);
-    return tr_kmeans_assign(unit, n, dim, cent, k, assign, fit_progress, pg);
+    enum { BLOCK = 4096 };
+    float *blk = tr_xmalloc((size_t)BLOCK * dim * sizeof *blk);
+    double inertia = 0;
+    for (size_t j0 = 0; j0 < n; j0 += BLOCK) {
+        size_t b = n - j0 < BLOCK ? n - j0 : BLOCK;
+        tr_progress_update(pg, j0);
+        for (size_t i = 0; i < b; i++)
+            km_row(r, j0 + i, blk + i * dim);
+        inertia = tr_kmeans_assign_from(inertia, blk, b, dim, cent, k, assign + j0, NULL, NULL);
+    }
+    free(blk);
+    return inertia;
 }
 
 /* The S3 table's queries: every reference up to TR_TASK_ALL_QUERIES of
@@ -248,7 +293,6 @@ int cmd_build(int argc, char **argv)
     x = NULL;
     /* Pass 2: the embedding the device computes, bit for bit. */
     int8_t *refs = tr_xmalloc(n * (size_t)dim);
-    float *unit = tr_xmalloc(n * (size_t)dim * sizeof *unit); /* for K-means */
     size_t *kept_from = tr_xmalloc(n * sizeof *kept_from);      /* prompt index */
     /* The references' scores, compacted in place in the dataset's own
      * matrix rather than copied (N x M floats less): row kept <= j <=
@@ -270,9 +314,7 @@ int cmd_build(int argc, char **argv)
         }
         if (kept != pick[j])
             memmove(scores + kept * m, scores + pick[j] * m, m * sizeof *scores);
-        memcpy(unit + kept * dim, acc, dim * sizeof *acc);
         kept_from[kept] = pick[j];
-        tr_normalize(unit + kept * dim, dim);
         kept++;
     }
     free(acc);
@@ -292,36 +334,29 @@ int cmd_build(int argc, char **argv)
     const size_t kept_ds = kept;
     for (size_t i = 0; i < n_logs; i++)
         if (tr_log_to_refs(logs[i], &e, name, &ds, &refs, &scores, &kept)) {
-            free(refs), free(scores), free(unit), free(kept_from);
+            free(refs), free(scores), free(kept_from);
             goto fail;
         }
-    if (kept > kept_ds) {
-        unit = tr_xrealloc(unit, kept * (size_t)dim * sizeof *unit);
-        for (size_t j = kept_ds; j < kept; j++) {
-            for (uint32_t d = 0; d < dim; d++)
-                unit[j * dim + d] = refs[j * dim + d];
-            tr_normalize(unit + j * dim, dim);
-        }
-    }
 
     tr_buf clusters = {0};
     float *theta = NULL;
     if (n_clusters) {
         if (n_clusters > kept) {
             tr_err("--clusters %llu exceeds the %zu references", (unsigned long long)n_clusters, kept);
-            free(refs), free(scores), free(unit), free(kept_from);
+            free(refs), free(scores), free(kept_from);
             goto fail;
         }
         uint32_t *assign = tr_xmalloc(kept * sizeof *assign);
         float *centroids = tr_xmalloc(n_clusters * dim * sizeof *centroids);
         tr_progress_start(&pg, "k-means", 0);
-        double inertia = fit_kmeans(unit, kept, dim, (uint32_t)n_clusters, centroids, assign, &pg);
+        const km_rows kr = {&e, &ds, kept_from, kept_ds, refs};
+        double inertia = fit_kmeans(&kr, kept, (uint32_t)n_clusters, centroids, assign, &pg);
         tr_progress_end(&pg);
         tr_clusters cv;
         if (inertia < 0 || tr_clusters_section(centroids, (uint32_t)n_clusters, dim, m, &clusters) ||
             tr_clusters_view(clusters.data, clusters.len, dim, m, &cv) != TR_OK) {
             tr_err("k-means failed");
-            free(assign), free(centroids), free(refs), free(scores), free(unit), free(kept_from);
+            free(assign), free(centroids), free(refs), free(scores), free(kept_from);
             goto fail;
         }
         /* Psi from the device's own assignment: the quantized centroids and
@@ -367,7 +402,6 @@ int cmd_build(int argc, char **argv)
         free(assign);
         free(centroids);
     }
-    free(unit);
 
     /* The S3 table, leave one task out (Shnitzer et al. 2023). */
     tr_buf tasks = {0};
