@@ -1,5 +1,8 @@
 /* tinyroute build: dataset layout -> embedded, quantized, signed pack. */
 #include <getopt.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +132,28 @@ static double fit_kmeans(const km_rows *r, size_t n, uint32_t k, float *cent, ui
     return inertia;
 }
 
+/* Scores as one byte each (0, 1, 2 = unknown) while the pass-1 rows are
+ * held: a quarter of the N x M floats. NULL, and the floats are kept, when
+ * some score is not exactly 0, 1 or the loader's NAN (fractional scores). */
+static uint8_t *score_codes(const float *s, size_t len)
+{
+    const float nan = NAN, one = 1.0f, zero = 0.0f;
+    uint8_t *c = malloc(len);
+    for (size_t i = 0; c && i < len; i++) {
+        if (!memcmp(&s[i], &zero, sizeof zero))
+            c[i] = 0;
+        else if (!memcmp(&s[i], &one, sizeof one))
+            c[i] = 1;
+        else if (!memcmp(&s[i], &nan, sizeof nan))
+            c[i] = 2;
+        else {
+            free(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
 /* The S3 table's queries: every reference up to TR_TASK_ALL_QUERIES of
  * them (the fixture, MMLU-Pro's 12k: seconds), else a fixed-seed sample of
  * TR_TASK_QUERIES per task (each acc entry within a standard error of
@@ -239,6 +264,11 @@ int cmd_build(int argc, char **argv)
     }
     tr_progress_end(&pg);
     const uint32_t dim = e.dim, m = (uint32_t)ds.n_models;
+    uint8_t *codes = score_codes(ds.scores, ds.n_prompts * ds.n_models);
+    if (codes) { /* the floats come back after pass 1, for the references */
+        free(ds.scores);
+        ds.scores = NULL;
+    }
 
     /* Pass 1: plain SIF embeddings of the references, to fit the pc. */
     size_t *pick = tr_xmalloc(ds.n_prompts * sizeof *pick), n = 0;
@@ -291,14 +321,28 @@ int cmd_build(int argc, char **argv)
      * longer (issue #8: the build's peak memory). */
     free(x);
     x = NULL;
+    /* The references' scores, row j for prompt pick[j]: decoded from the
+     * byte codes, or else compacted in place in the dataset's own matrix
+     * (j <= pick[j] and pick grows: a row moves before it is overwritten). */
+    float *scores;
+    if (codes) {
+        static const float val[3] = {0.0f, 1.0f, NAN};
+        scores = tr_xmalloc(n * (size_t)m * sizeof *scores);
+        for (size_t j = 0; j < n; j++)
+            for (uint32_t t = 0; t < m; t++)
+                scores[j * m + t] = val[codes[pick[j] * m + t]];
+        free(codes);
+        codes = NULL;
+    } else {
+        scores = ds.scores;
+        ds.scores = NULL;
+        for (size_t j = 0; j < n; j++)
+            if (pick[j] != j)
+                memmove(scores + j * m, scores + pick[j] * m, m * sizeof *scores);
+    }
     /* Pass 2: the embedding the device computes, bit for bit. */
     int8_t *refs = tr_xmalloc(n * (size_t)dim);
     size_t *kept_from = tr_xmalloc(n * sizeof *kept_from);      /* prompt index */
-    /* The references' scores, compacted in place in the dataset's own
-     * matrix rather than copied (N x M floats less): row kept <= j <=
-     * pick[j], and pick grows, so a row is moved before it is overwritten. */
-    float *scores = ds.scores;
-    ds.scores = NULL;
     size_t kept = 0, zeroed = 0;
     float *acc = tr_xmalloc(dim * sizeof *acc);
     tr_progress_start(&pg, "embedding pass 2", n);
@@ -312,14 +356,14 @@ int cmd_build(int argc, char **argv)
             zeroed++;
             continue;
         }
-        if (kept != pick[j])
-            memmove(scores + kept * m, scores + pick[j] * m, m * sizeof *scores);
+        if (kept != j) /* kept <= j: compacted in place */
+            memmove(scores + kept * m, scores + j * m, m * sizeof *scores);
         kept_from[kept] = pick[j];
         kept++;
     }
     free(acc);
     tr_progress_end(&pg);
-    if (kept && kept < ds.n_prompts) /* give back the rows of the prompts not kept */
+    if (kept) /* give back the rows of the prompts not kept */
         scores = tr_xrealloc(scores, kept * (size_t)m * sizeof *scores);
     char name[TR_EMBEDDER_NAME_MAX];
     if (e.flags & TR_EMB_HASHED)
@@ -417,6 +461,22 @@ int cmd_build(int argc, char **argv)
             names[n_tasks++] = t;
         task_of[j] = id;
     }
+    for (uint32_t i = 0; i < n_tasks; i++)
+        names[i] = tr_xstrdup(names[i]);
+    /* The prompts' text, ids and tasks have had their last use: give their
+     * memory back before the task table and the pack (at 1M prompts, as
+     * much as the int8 rows). Only the models are still needed. */
+    for (size_t i = 0; i < ds.n_prompts; i++) {
+        free(ds.prompts[i].id);
+        free(ds.prompts[i].text);
+        free(ds.prompts[i].task);
+    }
+    free(ds.prompts);
+    ds.prompts = NULL;
+    ds.n_prompts = 0;
+#ifdef __GLIBC__
+    malloc_trim(0); /* the strings were small heap blocks, not mmap'd */
+#endif
     if (n_tasks >= 2) {
         tr_progress_start(&pg, "task table", 0);
         tr_refs rv = {(uint32_t)kept_ds, dim, dim, refs, tr_xmalloc(kept_ds * sizeof(float))};
@@ -446,6 +506,8 @@ int cmd_build(int argc, char **argv)
         tr_progress_end(&pg);
     }
     free(task_of);
+    for (uint32_t i = 0; i < n_tasks; i++)
+        free((void *)names[i]);
     free(names);
     free(kept_from);
 
@@ -497,6 +559,7 @@ int cmd_build(int argc, char **argv)
     tr_dataset_free(&ds);
     return r;
 fail:
+    free(codes);
     free(pick);
     free(x);
     free(table);
