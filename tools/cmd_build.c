@@ -70,48 +70,82 @@ static void fit_progress(void *ctx, uint64_t done, uint64_t total)
  * full passes (~15 min here) for centroids a sample places as well. */
 #define TR_KM_PER_CLUSTER 256u
 
+/* The text of prompt `want` from a reader that has returned *at prompts
+ * so far: prompts are read in increasing order, each at most once. */
+static const char *text_at(tr_prompt_reader *rd, size_t *at, size_t want)
+{
+    const char *t = NULL;
+    while (*at <= want) {
+        if (!(t = tr_prompt_reader_next(rd)))
+            return NULL;
+        (*at)++;
+    }
+    return t;
+}
+
 /* The K-means input, row by row: the unit-length float embedding the
- * device quantizes (re-embedded from the prompt's text, so that no N x D
- * float matrix is held: issue #8, the build's peak memory) for the
- * dataset's references, the unit int8 row for logged ones. */
+ * device quantizes (re-embedded from the prompt's text, streamed again
+ * from prompts.jsonl, so that no N x D float matrix and no text is held:
+ * issue #8, the build's peak memory) for the dataset's references, the
+ * unit int8 row for logged ones. */
 typedef struct km_rows {
     const tr_embedder *e;
-    const tr_dataset *ds;
+    const char *dir;         /* the dataset */
     const size_t *kept_from; /* prompt index of each dataset reference */
     size_t kept_ds;          /* rows from the dataset; then from logs */
     const int8_t *refs;
 } km_rows;
 
-static void km_row(const km_rows *r, size_t j, float *out)
+/* Row j into out; rows in increasing order on one reader. 0 ok. */
+static int km_row(const km_rows *r, tr_prompt_reader *rd, size_t *at, size_t j, float *out)
 {
     const uint32_t dim = r->e->dim;
     if (j < r->kept_ds) {
-        const char *t = r->ds->prompts[r->kept_from[j]].text;
+        const char *t = text_at(rd, at, r->kept_from[j]);
         uint32_t known;
+        if (!t)
+            return 1;
         tr_embed_f32(r->e, t, strlen(t), out, &known); /* as in pass 2 */
     } else {
         for (uint32_t d = 0; d < dim; d++)
             out[d] = r->refs[j * dim + d];
     }
     tr_normalize(out, dim);
+    return 0;
+}
+
+typedef struct km_slot { size_t row, slot; } km_slot;
+static int by_row(const void *a, const void *b)
+{
+    const km_slot *x = a, *y = b;
+    return (x->row > y->row) - (x->row < y->row);
 }
 
 /* Fits k centroids on the n rows, on a fixed-seed sample when n exceeds
  * TR_KM_PER_CLUSTER * k, then assigns every row; returns the inertia over
  * all n rows (as tr_kmeans_fit does), < 0 on failure. The same centroids
  * and inertia as tr_kmeans_fit_sampled + tr_kmeans_assign on all the rows
- * at once: only the sample is held, the assignment goes block by block. */
+ * at once: only the sample is held (read in row order, placed in sample
+ * order), the assignment goes block by block. */
 static double fit_kmeans(const km_rows *r, size_t n, uint32_t k, float *cent, uint32_t *assign,
                          tr_progress *pg)
 {
     const uint32_t dim = r->e->dim;
     size_t *perm = tr_xmalloc(n * sizeof *perm);
-    size_t ns = tr_kmeans_sample(n, k, TR_KM_PER_CLUSTER, 1, perm);
-    float *xs = tr_xmalloc(ns * dim * sizeof *xs);
+    size_t ns = tr_kmeans_sample(n, k, TR_KM_PER_CLUSTER, 1, perm), at = 0;
+    km_slot *sl = tr_xmalloc(ns * sizeof *sl);
     for (size_t i = 0; i < ns; i++)
-        km_row(r, ns == n ? i : perm[i], xs + i * dim);
+        sl[i] = (km_slot){ns == n ? i : perm[i], i};
     free(perm);
-    double res = tr_kmeans_fit_cb(xs, ns, dim, k, 1, 100, cent, assign, fit_progress, pg);
+    qsort(sl, ns, sizeof *sl, by_row);
+    float *xs = tr_xmalloc(ns * dim * sizeof *xs);
+    tr_prompt_reader rd;
+    int bad = tr_prompt_reader_open(&rd, r->dir);
+    for (size_t i = 0; i < ns && !bad; i++)
+        bad = km_row(r, &rd, &at, sl[i].row, xs + sl[i].slot * dim);
+    tr_prompt_reader_close(&rd);
+    free(sl);
+    double res = bad ? -1 : tr_kmeans_fit_cb(xs, ns, dim, k, 1, 100, cent, assign, fit_progress, pg);
     free(xs);
     if (res < 0 || ns == n)
         return res;
@@ -121,15 +155,19 @@ static double fit_kmeans(const km_rows *r, size_t n, uint32_t k, float *cent, ui
     enum { BLOCK = 4096 };
     float *blk = tr_xmalloc((size_t)BLOCK * dim * sizeof *blk);
     double inertia = 0;
-    for (size_t j0 = 0; j0 < n; j0 += BLOCK) {
+    at = 0;
+    bad = tr_prompt_reader_open(&rd, r->dir);
+    for (size_t j0 = 0; j0 < n && !bad; j0 += BLOCK) {
         size_t b = n - j0 < BLOCK ? n - j0 : BLOCK;
         tr_progress_update(pg, j0);
-        for (size_t i = 0; i < b; i++)
-            km_row(r, j0 + i, blk + i * dim);
-        inertia = tr_kmeans_assign_from(inertia, blk, b, dim, cent, k, assign + j0, NULL, NULL);
+        for (size_t i = 0; i < b && !bad; i++)
+            bad = km_row(r, &rd, &at, j0 + i, blk + i * dim);
+        if (!bad)
+            inertia = tr_kmeans_assign_from(inertia, blk, b, dim, cent, k, assign + j0, NULL, NULL);
     }
+    tr_prompt_reader_close(&rd);
     free(blk);
-    return inertia;
+    return bad ? -1 : inertia;
 }
 
 /* Scores as one byte each (0, 1, 2 = unknown) while the pass-1 rows are
@@ -258,7 +296,7 @@ int cmd_build(int argc, char **argv)
     tr_dataset ds;
     tr_progress pg;
     tr_progress_start(&pg, "loading", 0);
-    if (tr_dataset_load(data, &ds) != 0) {
+    if (tr_dataset_load_flags(data, &ds, TR_DS_NO_TEXT) != 0) {
         free(table);
         return 1;
     }
@@ -274,17 +312,27 @@ int cmd_build(int argc, char **argv)
     size_t *pick = tr_xmalloc(ds.n_prompts * sizeof *pick), n = 0;
     float *x = tr_xmalloc(ds.n_prompts * (size_t)dim * sizeof *x);
     size_t no_words = 0;
+    /* The text is streamed from prompts.jsonl in each pass, not held. */
+    tr_prompt_reader rd;
+    if (tr_prompt_reader_open(&rd, data))
+        goto fail;
     tr_progress_start(&pg, "embedding pass 1", ds.n_prompts);
     for (size_t i = 0; i < ds.n_prompts; i++) {
         const tr_ds_prompt *p = &ds.prompts[i];
+        const char *text = tr_prompt_reader_next(&rd);
+        if (!text) {
+            tr_prompt_reader_close(&rd);
+            goto fail;
+        }
         if ((i & 4095) == 0) /* the clock is cheap, but not free per prompt */
             tr_progress_update(&pg, i);
         if (!all && p->split == TR_SPLIT_TEST)
             continue;
         uint32_t known;
-        st = tr_embed_f32(&e, p->text, strlen(p->text), x + n * dim, &known);
+        st = tr_embed_f32(&e, text, strlen(text), x + n * dim, &known);
         if (st != TR_OK) {
             tr_err("%s/prompts.jsonl: prompt %s: %s", data, p->id, tr_strerror(st));
+            tr_prompt_reader_close(&rd);
             goto fail;
         }
         if (!known) {
@@ -294,6 +342,7 @@ int cmd_build(int argc, char **argv)
         tr_normalize(x + n * dim, dim);
         pick[n++] = i;
     }
+    tr_prompt_reader_close(&rd);
     tr_progress_end(&pg);
     if (n == 0) {
         tr_err("%s: no reference prompt with a known word", data);
@@ -343,15 +392,24 @@ int cmd_build(int argc, char **argv)
     /* Pass 2: the embedding the device computes, bit for bit. */
     int8_t *refs = tr_xmalloc(n * (size_t)dim);
     size_t *kept_from = tr_xmalloc(n * sizeof *kept_from);      /* prompt index */
-    size_t kept = 0, zeroed = 0;
+    size_t kept = 0, zeroed = 0, at = 0;
     float *acc = tr_xmalloc(dim * sizeof *acc);
+    if (tr_prompt_reader_open(&rd, data)) {
+        free(refs), free(kept_from), free(scores), free(acc);
+        goto fail;
+    }
     tr_progress_start(&pg, "embedding pass 2", n);
     for (size_t j = 0; j < n; j++) {
-        const tr_ds_prompt *p = &ds.prompts[pick[j]];
+        const char *text = text_at(&rd, &at, pick[j]);
         uint32_t known;
+        if (!text) {
+            tr_prompt_reader_close(&rd);
+            free(refs), free(kept_from), free(scores), free(acc);
+            goto fail;
+        }
         if ((j & 4095) == 0)
             tr_progress_update(&pg, j);
-        tr_embed_f32(&e, p->text, strlen(p->text), acc, &known);
+        tr_embed_f32(&e, text, strlen(text), acc, &known);
         if (tr_quantize_i8(acc, dim, refs + kept * dim) != TR_OK) {
             zeroed++;
             continue;
@@ -362,6 +420,7 @@ int cmd_build(int argc, char **argv)
         kept++;
     }
     free(acc);
+    tr_prompt_reader_close(&rd);
     tr_progress_end(&pg);
     if (kept) /* give back the rows of the prompts not kept */
         scores = tr_xrealloc(scores, kept * (size_t)m * sizeof *scores);
@@ -393,7 +452,7 @@ int cmd_build(int argc, char **argv)
         uint32_t *assign = tr_xmalloc(kept * sizeof *assign);
         float *centroids = tr_xmalloc(n_clusters * dim * sizeof *centroids);
         tr_progress_start(&pg, "k-means", 0);
-        const km_rows kr = {&e, &ds, kept_from, kept_ds, refs};
+        const km_rows kr = {&e, data, kept_from, kept_ds, refs};
         double inertia = fit_kmeans(&kr, kept, (uint32_t)n_clusters, centroids, assign, &pg);
         tr_progress_end(&pg);
         tr_clusters cv;
