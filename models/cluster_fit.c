@@ -123,6 +123,21 @@ double tr_kmeans_fit_cb(const float *x, size_t n, uint32_t dim, uint32_t k,
     return inertia;
 }
 
+size_t tr_kmeans_sample(size_t n, uint32_t k, uint32_t max_per_centroid, uint64_t seed, size_t *perm)
+{
+    size_t ns = (size_t)k * max_per_centroid;
+    if (n <= ns || max_per_centroid == 0)
+        return n;
+    for (size_t i = 0; i < n; i++)
+        perm[i] = i;
+    uint64_t s = seed;
+    for (size_t i = 0; i < ns; i++) { /* partial Fisher-Yates */
+        size_t j = i + (size_t)(next(&s) % (n - i)), t = perm[i];
+        perm[i] = perm[j], perm[j] = t;
+    }
+    return ns;
+}
+
 double tr_kmeans_fit_sampled(const float *x, size_t n, uint32_t dim, uint32_t k,
                              uint32_t max_per_centroid, uint64_t seed, int max_iter,
                              float *cent, uint32_t *assign, size_t *n_used,
@@ -140,13 +155,7 @@ double tr_kmeans_fit_sampled(const float *x, size_t n, uint32_t dim, uint32_t k,
         free(perm), free(xs);
         return -1;
     }
-    for (size_t i = 0; i < n; i++)
-        perm[i] = i;
-    uint64_t s = seed;
-    for (size_t i = 0; i < ns; i++) { /* partial Fisher-Yates */
-        size_t j = i + (size_t)(next(&s) % (n - i)), t = perm[i];
-        perm[i] = perm[j], perm[j] = t;
-    }
+    tr_kmeans_sample(n, k, max_per_centroid, seed, perm);
     for (size_t i = 0; i < ns; i++)
         memcpy(xs + i * dim, x + perm[i] * dim, dim * sizeof *xs);
     free(perm);
@@ -156,11 +165,10 @@ double tr_kmeans_fit_sampled(const float *x, size_t n, uint32_t dim, uint32_t k,
     return r;
 }
 
-double tr_kmeans_assign(const float *x, size_t n, uint32_t dim, const float *cent,
-                        uint32_t k, uint32_t *assign,
-                        void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx)
+double tr_kmeans_assign_from(double inertia, const float *x, size_t n, uint32_t dim,
+                             const float *cent, uint32_t k, uint32_t *assign,
+                             void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx)
 {
-    double inertia = 0;
     for (size_t i = 0; i < n; i++) {
         double bd = INFINITY;
         uint32_t best = 0;
@@ -175,6 +183,13 @@ double tr_kmeans_assign(const float *x, size_t n, uint32_t dim, const float *cen
             progress(ctx, i, n);
     }
     return inertia;
+}
+
+double tr_kmeans_assign(const float *x, size_t n, uint32_t dim, const float *cent,
+                        uint32_t k, uint32_t *assign,
+                        void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx)
+{
+    return tr_kmeans_assign_from(0, x, n, dim, cent, k, assign, progress, ctx);
 }
 
 void tr_cluster_psi(const float *scores, size_t n, uint32_t n_models,

@@ -41,6 +41,22 @@ double tr_kmeans_assign(const float *x, size_t n, uint32_t dim, const float *cen
                         uint32_t k, uint32_t *assign,
                         void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx);
 
+/* tr_kmeans_fit_sampled's sample, for a caller that makes the rows itself
+ * rather than holding all n (tinyroute build re-embeds them): returns how
+ * many rows the fit uses; when fewer than n, they are perm[0..ns) in the
+ * order the fit sees them (perm: room for n entries), else every row in
+ * order and perm is untouched. */
+size_t tr_kmeans_sample(size_t n, uint32_t k, uint32_t max_per_centroid, uint64_t seed,
+                        size_t *perm);
+
+/* tr_kmeans_assign over rows given in blocks: adds each row's squared
+ * distance to inertia in row order, so blocks in order sum exactly as one
+ * call over all of them; returns the new total. */
+double tr_kmeans_assign_from(double inertia, const float *x, size_t n, uint32_t dim,
+                             const float *centroids, uint32_t k, uint32_t *assign,
+                             void (*progress)(void *ctx, uint64_t done, uint64_t total),
+                             void *ctx);
+
 /* A cluster's error rate is shrunk toward the model's overall error as if the
  * cluster held TR_PSI_PRIOR_PROMPTS more prompts at that rate (a Beta prior).
  * Why: a model added from a small validation set has a handful of labelled

@@ -1,5 +1,8 @@
 /* tinyroute build: dataset layout -> embedded, quantized, signed pack. */
 #include <getopt.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,21 +70,126 @@ static void fit_progress(void *ctx, uint64_t done, uint64_t total)
  * full passes (~15 min here) for centroids a sample places as well. */
 #define TR_KM_PER_CLUSTER 256u
 
-/* Fits k centroids on unit (n x dim), on a fixed-seed sample when n exceeds
- * TR_KM_PER_CLUSTER * k, then assigns every row; returns the inertia over
- * all n rows (as tr_kmeans_fit does), < 0 on failure. */
-static double fit_kmeans(const float *unit, size_t n, uint32_t dim, uint32_t k, float *cent,
-                         uint32_t *assign, tr_progress *pg)
+/* The text of prompt `want` from a reader that has returned *at prompts
+ * so far: prompts are read in increasing order, each at most once. */
+static const char *text_at(tr_prompt_reader *rd, size_t *at, size_t want)
 {
-    size_t used;
-    double r = tr_kmeans_fit_sampled(unit, n, dim, k, TR_KM_PER_CLUSTER, 1, 100, cent, assign,
-                                     &used, fit_progress, pg);
-    if (r < 0 || used == n)
-        return r;
+    const char *t = NULL;
+    while (*at <= want) {
+        if (!(t = tr_prompt_reader_next(rd)))
+            return NULL;
+        (*at)++;
+    }
+    return t;
+}
+
+/* The K-means input, row by row: the unit-length float embedding the
+ * device quantizes (re-embedded from the prompt's text, streamed again
+ * from prompts.jsonl, so that no N x D float matrix and no text is held:
+ * issue #8, the build's peak memory) for the dataset's references, the
+ * unit int8 row for logged ones. */
+typedef struct km_rows {
+    const tr_embedder *e;
+    const char *dir;         /* the dataset */
+    const size_t *kept_from; /* prompt index of each dataset reference */
+    size_t kept_ds;          /* rows from the dataset; then from logs */
+    const int8_t *refs;
+} km_rows;
+
+/* Row j into out; rows in increasing order on one reader. 0 ok. */
+static int km_row(const km_rows *r, tr_prompt_reader *rd, size_t *at, size_t j, float *out)
+{
+    const uint32_t dim = r->e->dim;
+    if (j < r->kept_ds) {
+        const char *t = text_at(rd, at, r->kept_from[j]);
+        uint32_t known;
+        if (!t)
+            return 1;
+        tr_embed_f32(r->e, t, strlen(t), out, &known); /* as in pass 2 */
+    } else {
+        for (uint32_t d = 0; d < dim; d++)
+            out[d] = r->refs[j * dim + d];
+    }
+    tr_normalize(out, dim);
+    return 0;
+}
+
+typedef struct km_slot { size_t row, slot; } km_slot;
+static int by_row(const void *a, const void *b)
+{
+    const km_slot *x = a, *y = b;
+    return (x->row > y->row) - (x->row < y->row);
+}
+
+/* Fits k centroids on the n rows, on a fixed-seed sample when n exceeds
+ * TR_KM_PER_CLUSTER * k, then assigns every row; returns the inertia over
+ * all n rows (as tr_kmeans_fit does), < 0 on failure. The same centroids
+ * and inertia as tr_kmeans_fit_sampled + tr_kmeans_assign on all the rows
+ * at once: only the sample is held (read in row order, placed in sample
+ * order), the assignment goes block by block. */
+static double fit_kmeans(const km_rows *r, size_t n, uint32_t k, float *cent, uint32_t *assign,
+                         tr_progress *pg)
+{
+    const uint32_t dim = r->e->dim;
+    size_t *perm = tr_xmalloc(n * sizeof *perm);
+    size_t ns = tr_kmeans_sample(n, k, TR_KM_PER_CLUSTER, 1, perm), at = 0;
+    km_slot *sl = tr_xmalloc(ns * sizeof *sl);
+    for (size_t i = 0; i < ns; i++)
+        sl[i] = (km_slot){ns == n ? i : perm[i], i};
+    free(perm);
+    qsort(sl, ns, sizeof *sl, by_row);
+    float *xs = tr_xmalloc(ns * dim * sizeof *xs);
+    tr_prompt_reader rd;
+    int bad = tr_prompt_reader_open(&rd, r->dir);
+    for (size_t i = 0; i < ns && !bad; i++)
+        bad = km_row(r, &rd, &at, sl[i].row, xs + sl[i].slot * dim);
+    tr_prompt_reader_close(&rd);
+    free(sl);
+    double res = bad ? -1 : tr_kmeans_fit_cb(xs, ns, dim, k, 1, 100, cent, assign, fit_progress, pg);
+    free(xs);
+    if (res < 0 || ns == n)
+        return res;
     /* Every row to its nearest centroid, for the inertia over all n. */
     tr_progress_end(pg);
     tr_progress_start(pg, "k-means assign", n);
-    return tr_kmeans_assign(unit, n, dim, cent, k, assign, fit_progress, pg);
+    enum { BLOCK = 4096 };
+    float *blk = tr_xmalloc((size_t)BLOCK * dim * sizeof *blk);
+    double inertia = 0;
+    at = 0;
+    bad = tr_prompt_reader_open(&rd, r->dir);
+    for (size_t j0 = 0; j0 < n && !bad; j0 += BLOCK) {
+        size_t b = n - j0 < BLOCK ? n - j0 : BLOCK;
+        tr_progress_update(pg, j0);
+        for (size_t i = 0; i < b && !bad; i++)
+            bad = km_row(r, &rd, &at, j0 + i, blk + i * dim);
+        if (!bad)
+            inertia = tr_kmeans_assign_from(inertia, blk, b, dim, cent, k, assign + j0, NULL, NULL);
+    }
+    tr_prompt_reader_close(&rd);
+    free(blk);
+    return bad ? -1 : inertia;
+}
+
+/* Scores as one byte each (0, 1, 2 = unknown) while the pass-1 rows are
+ * held: a quarter of the N x M floats. NULL, and the floats are kept, when
+ * some score is not exactly 0, 1 or the loader's NAN (fractional scores). */
+static uint8_t *score_codes(const float *s, size_t len)
+{
+    const float nan = NAN, one = 1.0f, zero = 0.0f;
+    uint8_t *c = malloc(len);
+    for (size_t i = 0; c && i < len; i++) {
+        if (!memcmp(&s[i], &zero, sizeof zero))
+            c[i] = 0;
+        else if (!memcmp(&s[i], &one, sizeof one))
+            c[i] = 1;
+        else if (!memcmp(&s[i], &nan, sizeof nan))
+            c[i] = 2;
+        else {
+            free(c);
+            return NULL;
+        }
+    }
+    return c;
 }
 
 /* The S3 table's queries: every reference up to TR_TASK_ALL_QUERIES of
@@ -188,28 +296,43 @@ int cmd_build(int argc, char **argv)
     tr_dataset ds;
     tr_progress pg;
     tr_progress_start(&pg, "loading", 0);
-    if (tr_dataset_load(data, &ds) != 0) {
+    if (tr_dataset_load_flags(data, &ds, TR_DS_NO_TEXT) != 0) {
         free(table);
         return 1;
     }
     tr_progress_end(&pg);
     const uint32_t dim = e.dim, m = (uint32_t)ds.n_models;
+    uint8_t *codes = score_codes(ds.scores, ds.n_prompts * ds.n_models);
+    if (codes) { /* the floats come back after pass 1, for the references */
+        free(ds.scores);
+        ds.scores = NULL;
+    }
 
     /* Pass 1: plain SIF embeddings of the references, to fit the pc. */
     size_t *pick = tr_xmalloc(ds.n_prompts * sizeof *pick), n = 0;
     float *x = tr_xmalloc(ds.n_prompts * (size_t)dim * sizeof *x);
     size_t no_words = 0;
+    /* The text is streamed from prompts.jsonl in each pass, not held. */
+    tr_prompt_reader rd;
+    if (tr_prompt_reader_open(&rd, data))
+        goto fail;
     tr_progress_start(&pg, "embedding pass 1", ds.n_prompts);
     for (size_t i = 0; i < ds.n_prompts; i++) {
         const tr_ds_prompt *p = &ds.prompts[i];
+        const char *text = tr_prompt_reader_next(&rd);
+        if (!text) {
+            tr_prompt_reader_close(&rd);
+            goto fail;
+        }
         if ((i & 4095) == 0) /* the clock is cheap, but not free per prompt */
             tr_progress_update(&pg, i);
         if (!all && p->split == TR_SPLIT_TEST)
             continue;
         uint32_t known;
-        st = tr_embed_f32(&e, p->text, strlen(p->text), x + n * dim, &known);
+        st = tr_embed_f32(&e, text, strlen(text), x + n * dim, &known);
         if (st != TR_OK) {
             tr_err("%s/prompts.jsonl: prompt %s: %s", data, p->id, tr_strerror(st));
+            tr_prompt_reader_close(&rd);
             goto fail;
         }
         if (!known) {
@@ -219,6 +342,7 @@ int cmd_build(int argc, char **argv)
         tr_normalize(x + n * dim, dim);
         pick[n++] = i;
     }
+    tr_prompt_reader_close(&rd);
     tr_progress_end(&pg);
     if (n == 0) {
         tr_err("%s: no reference prompt with a known word", data);
@@ -242,32 +366,64 @@ int cmd_build(int argc, char **argv)
             goto fail;
         }
     }
+    /* The pass-1 rows only served the pc: N x D floats not to hold any
+     * longer (issue #8: the build's peak memory). */
+    free(x);
+    x = NULL;
+    /* The references' scores, row j for prompt pick[j]: decoded from the
+     * byte codes, or else compacted in place in the dataset's own matrix
+     * (j <= pick[j] and pick grows: a row moves before it is overwritten). */
+    float *scores;
+    if (codes) {
+        static const float val[3] = {0.0f, 1.0f, NAN};
+        scores = tr_xmalloc(n * (size_t)m * sizeof *scores);
+        for (size_t j = 0; j < n; j++)
+            for (uint32_t t = 0; t < m; t++)
+                scores[j * m + t] = val[codes[pick[j] * m + t]];
+        free(codes);
+        codes = NULL;
+    } else {
+        scores = ds.scores;
+        ds.scores = NULL;
+        for (size_t j = 0; j < n; j++)
+            if (pick[j] != j)
+                memmove(scores + j * m, scores + pick[j] * m, m * sizeof *scores);
+    }
     /* Pass 2: the embedding the device computes, bit for bit. */
     int8_t *refs = tr_xmalloc(n * (size_t)dim);
-    float *unit = tr_xmalloc(n * (size_t)dim * sizeof *unit); /* for K-means */
     size_t *kept_from = tr_xmalloc(n * sizeof *kept_from);      /* prompt index */
-    float *scores = tr_xmalloc(n * (size_t)m * sizeof *scores);
-    size_t kept = 0, zeroed = 0;
+    size_t kept = 0, zeroed = 0, at = 0;
     float *acc = tr_xmalloc(dim * sizeof *acc);
+    if (tr_prompt_reader_open(&rd, data)) {
+        free(refs), free(kept_from), free(scores), free(acc);
+        goto fail;
+    }
     tr_progress_start(&pg, "embedding pass 2", n);
     for (size_t j = 0; j < n; j++) {
-        const tr_ds_prompt *p = &ds.prompts[pick[j]];
+        const char *text = text_at(&rd, &at, pick[j]);
         uint32_t known;
+        if (!text) {
+            tr_prompt_reader_close(&rd);
+            free(refs), free(kept_from), free(scores), free(acc);
+            goto fail;
+        }
         if ((j & 4095) == 0)
             tr_progress_update(&pg, j);
-        tr_embed_f32(&e, p->text, strlen(p->text), acc, &known);
+        tr_embed_f32(&e, text, strlen(text), acc, &known);
         if (tr_quantize_i8(acc, dim, refs + kept * dim) != TR_OK) {
             zeroed++;
             continue;
         }
-        memcpy(scores + kept * m, ds.scores + pick[j] * m, m * sizeof *scores);
-        memcpy(unit + kept * dim, acc, dim * sizeof *acc);
+        if (kept != j) /* kept <= j: compacted in place */
+            memmove(scores + kept * m, scores + j * m, m * sizeof *scores);
         kept_from[kept] = pick[j];
-        tr_normalize(unit + kept * dim, dim);
         kept++;
     }
     free(acc);
+    tr_prompt_reader_close(&rd);
     tr_progress_end(&pg);
+    if (kept) /* give back the rows of the prompts not kept */
+        scores = tr_xrealloc(scores, kept * (size_t)m * sizeof *scores);
     char name[TR_EMBEDDER_NAME_MAX];
     if (e.flags & TR_EMB_HASHED)
         snprintf(name, sizeof name, "hashed-ngram-%uk-d%u%s", e.n_words / 1024, e.dim,
@@ -281,36 +437,29 @@ int cmd_build(int argc, char **argv)
     const size_t kept_ds = kept;
     for (size_t i = 0; i < n_logs; i++)
         if (tr_log_to_refs(logs[i], &e, name, &ds, &refs, &scores, &kept)) {
-            free(refs), free(scores), free(unit), free(kept_from);
+            free(refs), free(scores), free(kept_from);
             goto fail;
         }
-    if (kept > kept_ds) {
-        unit = tr_xrealloc(unit, kept * (size_t)dim * sizeof *unit);
-        for (size_t j = kept_ds; j < kept; j++) {
-            for (uint32_t d = 0; d < dim; d++)
-                unit[j * dim + d] = refs[j * dim + d];
-            tr_normalize(unit + j * dim, dim);
-        }
-    }
 
     tr_buf clusters = {0};
     float *theta = NULL;
     if (n_clusters) {
         if (n_clusters > kept) {
             tr_err("--clusters %llu exceeds the %zu references", (unsigned long long)n_clusters, kept);
-            free(refs), free(scores), free(unit), free(kept_from);
+            free(refs), free(scores), free(kept_from);
             goto fail;
         }
         uint32_t *assign = tr_xmalloc(kept * sizeof *assign);
         float *centroids = tr_xmalloc(n_clusters * dim * sizeof *centroids);
         tr_progress_start(&pg, "k-means", 0);
-        double inertia = fit_kmeans(unit, kept, dim, (uint32_t)n_clusters, centroids, assign, &pg);
+        const km_rows kr = {&e, data, kept_from, kept_ds, refs};
+        double inertia = fit_kmeans(&kr, kept, (uint32_t)n_clusters, centroids, assign, &pg);
         tr_progress_end(&pg);
         tr_clusters cv;
         if (inertia < 0 || tr_clusters_section(centroids, (uint32_t)n_clusters, dim, m, &clusters) ||
             tr_clusters_view(clusters.data, clusters.len, dim, m, &cv) != TR_OK) {
             tr_err("k-means failed");
-            free(assign), free(centroids), free(refs), free(scores), free(unit), free(kept_from);
+            free(assign), free(centroids), free(refs), free(scores), free(kept_from);
             goto fail;
         }
         /* Psi from the device's own assignment: the quantized centroids and
@@ -356,7 +505,6 @@ int cmd_build(int argc, char **argv)
         free(assign);
         free(centroids);
     }
-    free(unit);
 
     /* The S3 table, leave one task out (Shnitzer et al. 2023). */
     tr_buf tasks = {0};
@@ -372,6 +520,22 @@ int cmd_build(int argc, char **argv)
             names[n_tasks++] = t;
         task_of[j] = id;
     }
+    for (uint32_t i = 0; i < n_tasks; i++)
+        names[i] = tr_xstrdup(names[i]);
+    /* The prompts' text, ids and tasks have had their last use: give their
+     * memory back before the task table and the pack (at 1M prompts, as
+     * much as the int8 rows). Only the models are still needed. */
+    for (size_t i = 0; i < ds.n_prompts; i++) {
+        free(ds.prompts[i].id);
+        free(ds.prompts[i].text);
+        free(ds.prompts[i].task);
+    }
+    free(ds.prompts);
+    ds.prompts = NULL;
+    ds.n_prompts = 0;
+#ifdef __GLIBC__
+    malloc_trim(0); /* the strings were small heap blocks, not mmap'd */
+#endif
     if (n_tasks >= 2) {
         tr_progress_start(&pg, "task table", 0);
         tr_refs rv = {(uint32_t)kept_ds, dim, dim, refs, tr_xmalloc(kept_ds * sizeof(float))};
@@ -401,6 +565,8 @@ int cmd_build(int argc, char **argv)
         tr_progress_end(&pg);
     }
     free(task_of);
+    for (uint32_t i = 0; i < n_tasks; i++)
+        free((void *)names[i]);
     free(names);
     free(kept_from);
 
@@ -452,6 +618,7 @@ int cmd_build(int argc, char **argv)
     tr_dataset_free(&ds);
     return r;
 fail:
+    free(codes);
     free(pick);
     free(x);
     free(table);

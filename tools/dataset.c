@@ -269,6 +269,7 @@ typedef struct loader {
     tr_strmap models, ids;
     long *mline, *pline; /* source line of each model, each prompt */
     size_t pcap;
+    unsigned flags;      /* TR_DS_* */
 } loader;
 
 static int load_models(loader *L)
@@ -358,7 +359,8 @@ static int json_str(const cJSON *o, const char *key, const char *dflt, const cha
 }
 
 /* One prompts.jsonl line (NUL-terminated at s[len]) into prompt p. */
-static int parse_prompt(const char *path, long ln, const char *s, size_t len, tr_ds_prompt *p)
+static int parse_prompt(const char *path, long ln, const char *s, size_t len, tr_ds_prompt *p,
+                        int keep_text)
 {
     if (memchr(s, 0, len))
         return tr_err_at(path, ln, "NUL byte");
@@ -405,7 +407,7 @@ static int parse_prompt(const char *path, long ln, const char *s, size_t len, tr
         tr_err_at(path, ln, "\"split\" must be \"train\" or \"test\"");
         goto out;
     }
-    p->text = tr_xstrdup(text);
+    p->text = keep_text ? tr_xstrdup(text) : NULL;
     p->task = tr_xstrdup(task);
     p->split = !*split ? TR_SPLIT_ANY : !strcmp(split, "train") ? TR_SPLIT_TRAIN : TR_SPLIT_TEST;
     rc = 0;
@@ -440,7 +442,7 @@ static int load_prompts(loader *L)
         }
         tr_ds_prompt *p = &ds->prompts[ds->n_prompts];
         memset(p, 0, sizeof *p);
-        if (parse_prompt(L->ppath, ln, s, len, p)) {
+        if (parse_prompt(L->ppath, ln, s, len, p, !(L->flags & TR_DS_NO_TEXT))) {
             free(p->id);
             goto out;
         }
@@ -544,10 +546,12 @@ out:
     return rc;
 }
 
-int tr_dataset_load(const char *dir, tr_dataset *ds)
+int tr_dataset_load(const char *dir, tr_dataset *ds) { return tr_dataset_load_flags(dir, ds, 0); }
+
+int tr_dataset_load_flags(const char *dir, tr_dataset *ds, unsigned flags)
 {
     memset(ds, 0, sizeof *ds);
-    loader L = {.ds = ds};
+    loader L = {.ds = ds, .flags = flags};
     L.mpath = join_path(dir, "models.csv");
     L.ppath = join_path(dir, "prompts.jsonl");
     L.cpath = join_path(dir, "correctness.csv");
@@ -565,6 +569,55 @@ int tr_dataset_load(const char *dir, tr_dataset *ds)
     free(L.ppath);
     free(L.cpath);
     return rc;
+}
+
+int tr_prompt_reader_open(tr_prompt_reader *r, const char *dir)
+{
+    memset(r, 0, sizeof *r);
+    r->path = join_path(dir, "prompts.jsonl");
+    if (!(r->f = fopen(r->path, "rb"))) {
+        tr_err("%s: cannot open: %s", r->path, strerror(errno));
+        free(r->path);
+        r->path = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+/* load_prompts' walk over the lines, keeping only the text. */
+const char *tr_prompt_reader_next(tr_prompt_reader *r)
+{
+    cJSON_Delete(r->json);
+    r->json = NULL;
+    ssize_t got;
+    while ((got = getline(&r->line, &r->cap, r->f)) >= 0) {
+        char *s = r->line;
+        size_t len = (size_t)got;
+        if (++r->ln == 1 && len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3))
+            s += 3, len -= 3;
+        if (strspn(s, " \t\r\n") == len)
+            continue; /* blank line */
+        const char *text;
+        cJSON *o = cJSON_ParseWithLengthOpts(s, len + 1, NULL, 1);
+        r->json = o;
+        if (!cJSON_IsObject(o) || json_str(o, "text", NULL, &text) || !*text) {
+            tr_err_at(r->path, r->ln, "not the prompt it was when the dataset was loaded");
+            return NULL;
+        }
+        return text;
+    }
+    tr_err("%s: %s", r->path, ferror(r->f) ? "read error" : "fewer prompts than when it was loaded");
+    return NULL;
+}
+
+void tr_prompt_reader_close(tr_prompt_reader *r)
+{
+    cJSON_Delete(r->json);
+    if (r->f)
+        fclose(r->f);
+    free(r->line);
+    free(r->path);
+    memset(r, 0, sizeof *r);
 }
 
 void tr_dataset_free(tr_dataset *ds)

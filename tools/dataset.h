@@ -25,6 +25,26 @@ typedef struct tr_dataset {
 } tr_dataset;
 
 int  tr_dataset_load(const char *dir, tr_dataset *ds);   /* 0 ok */
+/* TR_DS_NO_TEXT: every prompt is checked as by tr_dataset_load, but its
+ * text is not kept (text NULL): tinyroute build streams it again with
+ * tr_prompt_reader instead of holding ~100-200 bytes a prompt. */
+#define TR_DS_NO_TEXT 1u
+int  tr_dataset_load_flags(const char *dir, tr_dataset *ds, unsigned flags);
+
+/* The prompts' text, streamed from DIR/prompts.jsonl in tr_dataset_load's
+ * order (the same lines skipped, the same parse). next: the text of the
+ * next prompt, valid until the next call; NULL (a message printed) at the
+ * end of the file or when a line no longer parses as a prompt. */
+typedef struct tr_prompt_reader {
+    FILE *f;
+    char *path, *line;
+    size_t cap;
+    long ln;
+    void *json; /* the current line's cJSON tree */
+} tr_prompt_reader;
+int tr_prompt_reader_open(tr_prompt_reader *r, const char *dir); /* 0 ok */
+const char *tr_prompt_reader_next(tr_prompt_reader *r);
+void tr_prompt_reader_close(tr_prompt_reader *r);
 void tr_dataset_free(tr_dataset *ds);
 /* Write a dataset in the same layout (used by the importers). Refuses to
  * overwrite existing files unless force. Creates dir (and parents). */
