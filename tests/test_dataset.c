@@ -10,6 +10,8 @@
 #include "dataset.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <ftw.h>
 #include <math.h>
 #include <stdio.h>
@@ -123,6 +125,47 @@ static void test_valid(void **state)
     assert_true(ds.scores[0] == 0.25f && ds.scores[1] == 1.0f);
     assert_true(ds.scores[2] == 0.0f && ds.scores[3] == 0.0f);
     assert_true(ds.scores[4] == 1.0f && isnan(ds.scores[5]));
+    tr_dataset_free(&ds);
+    rm_tree(dir);
+    free(dir);
+}
+
+/* The build streams the text again: the reader gives what the loader read
+ * (blank lines and a BOM skipped), and refuses a file changed since. */
+static void test_prompt_reader(void **state)
+{
+    (void)state;
+    char *dir = make_ds("name,cost,where\nsmall,1,device\nbig,2,cloud\n",
+                        "\xEF\xBB\xBF{\"id\":\"a\",\"text\":\"first\"}\n\n"
+                        "{\"id\":\"b\",\"text\":\"second \\u00e9\"}\r\n",
+                        "id,small,big\na,1,0\nb,0,1\n");
+    tr_dataset ds;
+    char err[1024];
+    capture_begin();
+    assert_int_equal(tr_dataset_load_flags(dir, &ds, TR_DS_NO_TEXT), 0);
+    capture_end(err, sizeof err);
+    assert_int_equal(ds.n_prompts, 2);
+    assert_null(ds.prompts[0].text);
+    tr_prompt_reader rd;
+    assert_int_equal(tr_prompt_reader_open(&rd, dir, &ds), 0);
+    assert_string_equal(tr_prompt_reader_next(&rd), "first");
+    assert_string_equal(tr_prompt_reader_next(&rd), "second \xc3\xa9");
+    capture_begin();
+    assert_null(tr_prompt_reader_next(&rd)); /* fewer prompts than loaded */
+    capture_end(err, sizeof err);
+    assert_non_null(strstr(err, "fewer prompts"));
+    tr_prompt_reader_close(&rd);
+    /* Same length, other text, written after the load: refused. */
+    put_file(dir, "prompts.jsonl", "\xEF\xBB\xBF{\"id\":\"a\",\"text\":\"FIRST\"}\n\n"
+                                   "{\"id\":\"b\",\"text\":\"second \\u00e9\"}\r\n");
+    struct timespec later[2] = {{0, UTIME_OMIT}, {2000000000, 0}};
+    char path[512];
+    snprintf(path, sizeof path, "%s/prompts.jsonl", dir);
+    assert_int_equal(utimensat(AT_FDCWD, path, later, 0), 0); /* a clock that did not tick */
+    capture_begin();
+    assert_int_equal(tr_prompt_reader_open(&rd, dir, &ds), 1);
+    capture_end(err, sizeof err);
+    assert_non_null(strstr(err, "changed since the dataset was loaded"));
     tr_dataset_free(&ds);
     rm_tree(dir);
     free(dir);
@@ -300,6 +343,7 @@ int main(void)
     struct CMUnitTest tests[N_BAD + 4] = {
         cmocka_unit_test(test_valid),
         cmocka_unit_test(test_write_roundtrip),
+        cmocka_unit_test(test_prompt_reader),
         cmocka_unit_test(test_name_63),
         cmocka_unit_test(test_missing_dir),
     };

@@ -91,6 +91,7 @@ static const char *text_at(tr_prompt_reader *rd, size_t *at, size_t want)
 typedef struct km_rows {
     const tr_embedder *e;
     const char *dir;         /* the dataset */
+    const tr_dataset *ds;    /* as loaded (for the reader's change check) */
     const size_t *kept_from; /* prompt index of each dataset reference */
     size_t kept_ds;          /* rows from the dataset; then from logs */
     const int8_t *refs;
@@ -140,7 +141,7 @@ static double fit_kmeans(const km_rows *r, size_t n, uint32_t k, float *cent, ui
     qsort(sl, ns, sizeof *sl, by_row);
     float *xs = tr_xmalloc(ns * dim * sizeof *xs);
     tr_prompt_reader rd;
-    int bad = tr_prompt_reader_open(&rd, r->dir);
+    int bad = tr_prompt_reader_open(&rd, r->dir, r->ds);
     for (size_t i = 0; i < ns && !bad; i++)
         bad = km_row(r, &rd, &at, sl[i].row, xs + sl[i].slot * dim);
     tr_prompt_reader_close(&rd);
@@ -156,7 +157,7 @@ static double fit_kmeans(const km_rows *r, size_t n, uint32_t k, float *cent, ui
     float *blk = tr_xmalloc((size_t)BLOCK * dim * sizeof *blk);
     double inertia = 0;
     at = 0;
-    bad = tr_prompt_reader_open(&rd, r->dir);
+    bad = tr_prompt_reader_open(&rd, r->dir, r->ds);
     for (size_t j0 = 0; j0 < n && !bad; j0 += BLOCK) {
         size_t b = n - j0 < BLOCK ? n - j0 : BLOCK;
         tr_progress_update(pg, j0);
@@ -314,7 +315,7 @@ int cmd_build(int argc, char **argv)
     size_t no_words = 0;
     /* The text is streamed from prompts.jsonl in each pass, not held. */
     tr_prompt_reader rd;
-    if (tr_prompt_reader_open(&rd, data))
+    if (tr_prompt_reader_open(&rd, data, &ds))
         goto fail;
     tr_progress_start(&pg, "embedding pass 1", ds.n_prompts);
     for (size_t i = 0; i < ds.n_prompts; i++) {
@@ -394,7 +395,7 @@ int cmd_build(int argc, char **argv)
     size_t *kept_from = tr_xmalloc(n * sizeof *kept_from);      /* prompt index */
     size_t kept = 0, zeroed = 0, at = 0;
     float *acc = tr_xmalloc(dim * sizeof *acc);
-    if (tr_prompt_reader_open(&rd, data)) {
+    if (tr_prompt_reader_open(&rd, data, &ds)) {
         free(refs), free(kept_from), free(scores), free(acc);
         goto fail;
     }
@@ -452,7 +453,7 @@ int cmd_build(int argc, char **argv)
         uint32_t *assign = tr_xmalloc(kept * sizeof *assign);
         float *centroids = tr_xmalloc(n_clusters * dim * sizeof *centroids);
         tr_progress_start(&pg, "k-means", 0);
-        const km_rows kr = {&e, data, kept_from, kept_ds, refs};
+        const km_rows kr = {&e, data, &ds, kept_from, kept_ds, refs};
         double inertia = fit_kmeans(&kr, kept, (uint32_t)n_clusters, centroids, assign, &pg);
         tr_progress_end(&pg);
         tr_clusters cv;

@@ -416,12 +416,26 @@ out:
     return rc;
 }
 
+static void file_stamp(FILE *f, unsigned long long stamp[4])
+{
+    struct stat st;
+    memset(stamp, 0, 4 * sizeof *stamp);
+    if (fstat(fileno(f), &st) == 0) {
+        stamp[0] = (unsigned long long)st.st_dev;
+        stamp[1] = (unsigned long long)st.st_ino;
+        stamp[2] = (unsigned long long)st.st_size;
+        stamp[3] = (unsigned long long)st.st_mtim.tv_sec * 1000000000ull +
+                   (unsigned long long)st.st_mtim.tv_nsec;
+    }
+}
+
 static int load_prompts(loader *L)
 {
     tr_dataset *ds = L->ds;
     FILE *f = fopen(L->ppath, "rb");
     if (!f)
         return tr_err("%s: cannot open: %s", L->ppath, strerror(errno));
+    file_stamp(f, ds->prompts_stamp);
     char *line = NULL;
     size_t cap = 0, prev;
     ssize_t got;
@@ -571,14 +585,21 @@ int tr_dataset_load_flags(const char *dir, tr_dataset *ds, unsigned flags)
     return rc;
 }
 
-int tr_prompt_reader_open(tr_prompt_reader *r, const char *dir)
+int tr_prompt_reader_open(tr_prompt_reader *r, const char *dir, const tr_dataset *ds)
 {
     memset(r, 0, sizeof *r);
     r->path = join_path(dir, "prompts.jsonl");
     if (!(r->f = fopen(r->path, "rb"))) {
         tr_err("%s: cannot open: %s", r->path, strerror(errno));
-        free(r->path);
-        r->path = NULL;
+        tr_prompt_reader_close(r);
+        return 1;
+    }
+    unsigned long long now[4];
+    file_stamp(r->f, now);
+    if (memcmp(now, ds->prompts_stamp, sizeof now) != 0) {
+        tr_err("%s: changed since the dataset was loaded (size, time or file differ); "
+               "not mixing two versions of the prompts", r->path);
+        tr_prompt_reader_close(r);
         return 1;
     }
     return 0;

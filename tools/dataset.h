@@ -22,6 +22,9 @@ typedef struct tr_dataset {
     tr_ds_prompt *prompts;   /* in prompts.jsonl order */
     tr_ds_model *models;     /* in models.csv order */
     float *scores;           /* n_prompts x n_models, row-major by prompt; NAN = unknown */
+    /* prompts.jsonl as it was read (device, inode, size, mtime): a reader
+     * that streams it again refuses a file that changed since. */
+    unsigned long long prompts_stamp[4];
 } tr_dataset;
 
 int  tr_dataset_load(const char *dir, tr_dataset *ds);   /* 0 ok */
@@ -42,7 +45,9 @@ typedef struct tr_prompt_reader {
     long ln;
     void *json; /* the current line's cJSON tree */
 } tr_prompt_reader;
-int tr_prompt_reader_open(tr_prompt_reader *r, const char *dir); /* 0 ok */
+/* 0 ok; 1 (a message printed) when the file cannot be opened or is not the
+ * one ds was loaded from (replaced, resized or modified since). */
+int tr_prompt_reader_open(tr_prompt_reader *r, const char *dir, const tr_dataset *ds);
 const char *tr_prompt_reader_next(tr_prompt_reader *r);
 void tr_prompt_reader_close(tr_prompt_reader *r);
 void tr_dataset_free(tr_dataset *ds);
