@@ -419,6 +419,27 @@ typedef struct table_stats {
 } table_stats;
 
 /* The section bytes for the w->n kept entries, most frequent first. */
+/* An embedder table's bytes, zeroed: the header (magic, part offsets, total)
+ * and the six parts (buckets, word offsets, chars, weights, vectors, pc) of
+ * the given sizes, each 64-aligned; off[] receives their offsets. */
+static uint8_t *table_layout(tr_buf *t, const size_t part[6], uint32_t off[6])
+{
+    static const int field[6] = {TR_E_OFF_BUCKETS, TR_E_OFF_WORD_OFFS, TR_E_OFF_CHARS,
+                                 TR_E_OFF_WEIGHTS, TR_E_OFF_VECTORS, TR_E_OFF_PC};
+    tr_buf_zeros(t, TR_EMB_HEADER_BYTES);
+    for (int p = 0; p < 6; p++) {
+        off[p] = (uint32_t)t->len;
+        tr_buf_zeros(t, part[p]);
+        tr_buf_align(t, TR_ALIGN);
+    }
+    uint8_t *h = t->data;
+    memcpy(h + TR_E_MAGIC, TR_EMB_MAGIC, 8);
+    for (int p = 0; p < 6; p++)
+        tr_st32(h + field[p], off[p]);
+    tr_st32(h + TR_E_TOTAL, (uint32_t)t->len);
+    return h;
+}
+
 static int build_table(const wink *w, double sif_a, tr_buf *t, table_stats *st)
 {
     const uint32_t nw = (uint32_t)w->n, dim = w->dim;
@@ -440,14 +461,7 @@ static int build_table(const wink *w, double sif_a, tr_buf *t, table_stats *st)
     }
     uint32_t off[6];
     const size_t part[6] = {4ull * nb, 4ull * (nw + 1), chars, 4ull * nw, (size_t)nw * dim, 4ull * dim};
-    tr_buf_zeros(t, TR_EMB_HEADER_BYTES);
-    for (int p = 0; p < 6; p++) {
-        off[p] = (uint32_t)t->len;
-        tr_buf_zeros(t, part[p]);
-        tr_buf_align(t, TR_ALIGN);
-    }
-    uint8_t *h = t->data;
-    memcpy(h + TR_E_MAGIC, TR_EMB_MAGIC, 8);
+    uint8_t *h = table_layout(t, part, off);
     tr_st32(h + TR_E_N_WORDS, nw);
     tr_st32(h + TR_E_DIM, dim);
     tr_st32(h + TR_E_N_BUCKETS, nb);
@@ -455,11 +469,6 @@ static int build_table(const wink *w, double sif_a, tr_buf *t, table_stats *st)
     tr_stf32(h + TR_E_VEC_SCALE, scale);
     tr_stf32(h + TR_E_SIF_A, (float)sif_a);
     tr_st32(h + TR_E_FLAGS, 0); /* pc: `tinyroute build` fits it */
-    static const int field[6] = {TR_E_OFF_BUCKETS, TR_E_OFF_WORD_OFFS, TR_E_OFF_CHARS,
-                                 TR_E_OFF_WEIGHTS, TR_E_OFF_VECTORS, TR_E_OFF_PC};
-    for (int p = 0; p < 6; p++)
-        tr_st32(h + field[p], off[p]);
-    tr_st32(h + TR_E_TOTAL, (uint32_t)t->len);
     uint8_t *buckets = h + off[0], *offs = h + off[1], *text = h + off[2], *weights = h + off[3];
     int8_t *vecs = (int8_t *)(h + off[4]);
 
@@ -552,23 +561,11 @@ static int hashed_table(const char *const *files, int n_files, uint32_t rows, ui
     }
     uint32_t off[6];
     const size_t part[6] = {0, 0, 0, 4ull * rows, (size_t)rows * dim, 4ull * dim};
-    tr_buf_zeros(t, TR_EMB_HEADER_BYTES);
-    for (int p = 0; p < 6; p++) {
-        off[p] = (uint32_t)t->len;
-        tr_buf_zeros(t, part[p]);
-        tr_buf_align(t, TR_ALIGN);
-    }
-    uint8_t *h = t->data;
-    memcpy(h + TR_E_MAGIC, TR_EMB_MAGIC, 8);
+    uint8_t *h = table_layout(t, part, off);
     tr_st32(h + TR_E_N_WORDS, rows);
     tr_st32(h + TR_E_DIM, dim);
     tr_stf32(h + TR_E_VEC_SCALE, 1.0f); /* the scales are per row */
     tr_st32(h + TR_E_FLAGS, TR_EMB_HASHED); /* pc: `tinyroute build` fits it */
-    static const int field[6] = {TR_E_OFF_BUCKETS, TR_E_OFF_WORD_OFFS, TR_E_OFF_CHARS,
-                                 TR_E_OFF_WEIGHTS, TR_E_OFF_VECTORS, TR_E_OFF_PC};
-    for (int p = 0; p < 6; p++)
-        tr_st32(h + field[p], off[p]);
-    tr_st32(h + TR_E_TOTAL, (uint32_t)t->len);
     uint32_t live = 0;
     double cos_sum = 0;
     for (uint32_t r = 0; r < rows; r++) {
