@@ -214,8 +214,7 @@ static float *read_npy(const char *path, size_t rows, uint32_t *cols)
                path);
         goto out;
     }
-    if (r != rows || c < 1 || c > 4096 || (len - at - hl) / 4 / c != r ||
-        (len - at - hl) != 4 * r * c) {
+    if (r != rows || c < 1 || c > 4096 || (len - at - hl) != 4 * r * c) {
         tr_err("%s: %llu x %llu floats in %zu data bytes; want %zu rows (one per prompt) of "
                "1..4096 columns", path, r, c, len - at - hl, rows);
         goto out;
