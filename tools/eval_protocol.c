@@ -506,23 +506,137 @@ static void cluster_predict(const tr_clusters *cv0, const float *psi, uint32_t n
         tr_cluster_predict(&cv, assign_all[idx[i]], P + (size_t)i * nc);
 }
 
+/* The operating points: the cost (relative to the best single model's) at
+ * which a curve first reaches these shares of that model's accuracy. The
+ * last is QNC. */
+#define N_CPT 4
+static const double cpt_share[N_CPT] = {0.80, 0.90, 0.95, 1.00};
+static const char *const cpt_key[N_CPT] = {"80", "90", "95", "100"};
+
 typedef struct seed_result {
     curve c[M_COUNT];
     int has[M_COUNT];
     uint32_t k, K;
-    double best_single_q, qnc_cost[M_COUNT];
+    double best_single_q;  /* the best single test model's test accuracy */
+    double cheap_q;        /* the cheapest test model's: APGR's floor */
+    double cpt[M_COUNT][N_CPT], apgr[M_COUNT];
+    /* Per kept model (heap, n_models): test accuracy and normalised cost,
+     * NAN where the model is not a test model of this seed. */
+    double *single_acc, *single_cn;
     /* fidelity (kNN at the chosen k) */
     double same, area_f32, recall10, recall10_pf;
 } seed_result;
 
-static double qnc_of(const curve *c, double q_best, double cmin, double cmax, double c_best)
+static void seed_result_free(seed_result *r)
 {
-    for (int g = 0; g < GRID; g++)
-        if (c->q[g] >= q_best - 1e-12) {
-            double raw = cmin + (cmax - cmin) * (double)g / (GRID - 1);
-            return c_best > 0 ? raw / c_best : 0.0;
+    free(r->single_acc);
+    free(r->single_cn);
+}
+
+/* The least raw cost at which curve c reaches target, over c_best; NAN if
+ * it never does. */
+static double cost_to_reach(const curve *c, double target, double cmin, double cmax,
+                            double c_best)
+{
+    uint32_t g = tr_curve_first_reach(c->q, GRID, target);
+    if (g == UINT32_MAX)
+        return NAN;
+    double raw = cmin + (cmax - cmin) * (double)g / (GRID - 1);
+    return c_best > 0 ? raw / c_best : 0.0;
+}
+
+/* Each test model's accuracy on the test prompts and normalised cost; the
+ * best of them (QNC's target; ties to the cheaper, whose cost *c_best gets)
+ * and the cheapest (APGR's floor; ties to the more accurate). */
+static void single_models_of(const prepared *p, const split *s, const float *Yte,
+                             const double *cn_te, seed_result *r, double *c_best)
+{
+    r->single_acc = tr_xmalloc(p->n_models * sizeof *r->single_acc);
+    r->single_cn = tr_xmalloc(p->n_models * sizeof *r->single_cn);
+    for (uint32_t m = 0; m < p->n_models; m++)
+        r->single_acc[m] = r->single_cn[m] = NAN;
+    r->best_single_q = -1;
+    *c_best = 0;
+    double c_cheap = INFINITY;
+    for (uint32_t m = 0; m < s->nmte; m++) {
+        double a = 0;
+        for (uint32_t i = 0; i < s->nte; i++)
+            a += Yte[(size_t)i * s->nmte + m];
+        a /= s->nte;
+        double c = p->ds.models[p->model_col[s->mte[m]]].cost;
+        r->single_acc[s->mte[m]] = a;
+        r->single_cn[s->mte[m]] = cn_te[m];
+        if (a > r->best_single_q || (a == r->best_single_q && c < *c_best)) {
+            r->best_single_q = a;
+            *c_best = c;
         }
-    return NAN;
+        if (c < c_cheap || (c == c_cheap && a > r->cheap_q)) {
+            c_cheap = c;
+            r->cheap_q = a;
+        }
+    }
+}
+
+/* QNC, the CPT points and APGR of every method's curve. */
+static void operating_points(seed_result *r, double cmin, double cmax, double c_best)
+{
+    for (int m = 0; m < M_COUNT; m++) {
+        if (!r->has[m])
+            continue;
+        r->c[m].qnc = cost_to_reach(&r->c[m], r->best_single_q, cmin, cmax, c_best);
+        for (int t = 0; t < N_CPT; t++)
+            r->cpt[m][t] =
+                cost_to_reach(&r->c[m], cpt_share[t] * r->best_single_q, cmin, cmax, c_best);
+        r->apgr[m] = tr_curve_apgr(r->c[m].q, GRID, r->cheap_q, r->best_single_q);
+    }
+}
+
+/* Pareto-random on the test prompts: the test models' front by validation
+ * accuracy (by cost, then the better first), mixed at each budget. */
+static void pareto_random_curve(const split *s, const float *Yva_te, const float *Yte,
+                                const double *cn_te, curve *c)
+{
+    const uint32_t nm = s->nmte;
+    double *va_acc = tr_xmalloc(nm * sizeof *va_acc), *te_acc = tr_xmalloc(nm * sizeof *te_acc);
+    for (uint32_t m = 0; m < nm; m++) {
+        va_acc[m] = te_acc[m] = 0;
+        for (uint32_t i = 0; i < s->nva; i++)
+            va_acc[m] += Yva_te[(size_t)i * nm + m];
+        for (uint32_t i = 0; i < s->nte; i++)
+            te_acc[m] += Yte[(size_t)i * nm + m];
+        va_acc[m] /= s->nva;
+        te_acc[m] /= s->nte;
+    }
+    uint32_t *order = tr_xmalloc(nm * sizeof *order), *front = tr_xmalloc(nm * sizeof *front);
+    uint32_t nf = 0;
+    for (uint32_t m = 0; m < nm; m++)
+        order[m] = m;
+    for (uint32_t a = 1; a < nm; a++) /* insertion sort: stable; nm^2 is small next to routing */
+        for (uint32_t b = a; b > 0; b--) {
+            uint32_t x = order[b - 1], y = order[b];
+            if (cn_te[y] < cn_te[x] || (cn_te[y] == cn_te[x] && va_acc[y] > va_acc[x])) {
+                order[b - 1] = y;
+                order[b] = x;
+            }
+        }
+    for (uint32_t a = 0; a < nm; a++)
+        if (nf == 0 || va_acc[order[a]] > va_acc[front[nf - 1]])
+            front[nf++] = order[a];
+    uint32_t v = 0;
+    for (int g = 0; g < GRID; g++) {
+        double b = (double)g / (GRID - 1);
+        while (v + 1 < nf && cn_te[front[v + 1]] <= b)
+            v++;
+        if (v + 1 >= nf || b <= cn_te[front[0]])
+            c->q[g] = te_acc[front[v]];
+        else {
+            double c0 = cn_te[front[v]], c1 = cn_te[front[v + 1]];
+            c->q[g] = te_acc[front[v]] +
+                      (te_acc[front[v + 1]] - te_acc[front[v]]) * (b - c0) / (c1 - c0);
+        }
+    }
+    summarise(c);
+    free(va_acc), free(te_acc), free(order), free(front);
 }
 
 static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const eval_opts *o,
@@ -591,7 +705,8 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
         tr_normalize(v, dim);
     }
 
-    double cn_tr[256], cn_te[256], cmin, cmax, tmin, tmax;
+    double *cn_tr = tr_xmalloc(s.nmtr * sizeof *cn_tr), *cn_te = tr_xmalloc(s.nmte * sizeof *cn_te);
+    double cmin, cmax, tmin, tmax;
     norm_costs(p, s.mtr, s.nmtr, cn_tr, &tmin, &tmax);
     norm_costs(p, s.mte, s.nmte, cn_te, &cmin, &cmax);
     float *Yte = sub_y(p, s.te, s.nte, s.mte, s.nmte);   /* truth, test models */
@@ -602,20 +717,8 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
     float *P = tr_xmalloc((size_t)(s.nte > s.nva ? s.nte : s.nva) * p->n_models * sizeof *P);
     curve cv_tmp;
 
-    /* Best single test model on the test prompts: QNC's target. */
-    r->best_single_q = -1;
-    double c_best = 0;
-    for (uint32_t m = 0; m < s.nmte; m++) {
-        double a = 0;
-        for (uint32_t i = 0; i < s.nte; i++)
-            a += Yte[(size_t)i * s.nmte + m];
-        a /= s.nte;
-        double c = p->ds.models[p->model_col[s.mte[m]]].cost;
-        if (a > r->best_single_q || (a == r->best_single_q && c < c_best)) {
-            r->best_single_q = a;
-            c_best = c;
-        }
-    }
+    double c_best;
+    single_models_of(p, &s, Yte, cn_te, r, &c_best);
 
     /* kNN: k on validation (training models, train references). */
     uint32_t kmax = k_grid[N_KG - 1];
@@ -762,60 +865,18 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
     }
 
     /* Pareto-random: the front by validation accuracy, mixed on test. */
-    {
-        double va_acc[256], te_acc[256];
-        for (uint32_t m = 0; m < s.nmte; m++) {
-            va_acc[m] = te_acc[m] = 0;
-            for (uint32_t i = 0; i < s.nva; i++)
-                va_acc[m] += Yva_te[(size_t)i * s.nmte + m];
-            for (uint32_t i = 0; i < s.nte; i++)
-                te_acc[m] += Yte[(size_t)i * s.nmte + m];
-            va_acc[m] /= s.nva;
-            te_acc[m] /= s.nte;
-        }
-        uint32_t order[256], front[256], nf = 0;
-        for (uint32_t m = 0; m < s.nmte; m++)
-            order[m] = m;
-        for (uint32_t a = 1; a < s.nmte; a++) /* by cost, then better val first */
-            for (uint32_t b = a; b > 0; b--) {
-                uint32_t x = order[b - 1], y = order[b];
-                if (cn_te[y] < cn_te[x] || (cn_te[y] == cn_te[x] && va_acc[y] > va_acc[x])) {
-                    order[b - 1] = y;
-                    order[b] = x;
-                }
-            }
-        for (uint32_t a = 0; a < s.nmte; a++)
-            if (nf == 0 || va_acc[order[a]] > va_acc[front[nf - 1]])
-                front[nf++] = order[a];
-        curve *c = &r->c[M_PARETO];
-        uint32_t v = 0;
-        for (int g = 0; g < GRID; g++) {
-            double b = (double)g / (GRID - 1);
-            while (v + 1 < nf && cn_te[front[v + 1]] <= b)
-                v++;
-            if (v + 1 >= nf || b <= cn_te[front[0]])
-                c->q[g] = te_acc[front[v]];
-            else {
-                double c0 = cn_te[front[v]], c1 = cn_te[front[v + 1]];
-                c->q[g] = te_acc[front[v]] +
-                          (te_acc[front[v + 1]] - te_acc[front[v]]) * (b - c0) / (c1 - c0);
-            }
-        }
-        summarise(c);
-        r->has[M_PARETO] = 1;
-    }
+    pareto_random_curve(&s, Yva_te, Yte, cn_te, &r->c[M_PARETO]);
+    r->has[M_PARETO] = 1;
     /* Oracle: the truth as the prediction. */
     route_curve(Yte, Yte, s.nte, s.nmte, cn_te, &r->c[M_ORACLE], NULL);
     r->has[M_ORACLE] = 1;
-    for (int m = 0; m < M_COUNT; m++)
-        if (r->has[m])
-            r->c[m].qnc = qnc_of(&r->c[m], r->best_single_q, cmin, cmax, c_best);
+    operating_points(r, cmin, cmax, c_best);
 
     tr_buf_free(&sec);
     tr_buf_free(&best_sec);
     free(assign), free(cent), free(psi), free(nb), free(P);
     free(Yte), free(Yva_te), free(Ylab), free(Yva_tr), free(Ytr_tr);
-    free(f), free(q), free(perm), free(mperm);
+    free(f), free(q), free(perm), free(mperm), free(cn_tr), free(cn_te);
     return 0;
 }
 
@@ -896,7 +957,8 @@ static int eval_tasks(const prepared *p, uint8_t *table, size_t table_len, const
     uint32_t *count = tr_xcalloc(nt, sizeof *count);
     for (uint32_t i = 0; i < n; i++)
         count[task[i]]++;
-    double cost[256];
+    double *cost = tr_xmalloc(nm * sizeof *cost), *prior = tr_xmalloc(nm * sizeof *prior),
+           *truth = tr_xmalloc(nm * sizeof *truth);
     for (uint32_t m = 0; m < nm; m++)
         cost[m] = p->ds.models[p->model_col[m]].cost;
     task_row *rows = tr_xcalloc(nt, sizeof *rows);
@@ -926,7 +988,7 @@ static int eval_tasks(const prepared *p, uint8_t *table, size_t table_len, const
         uint32_t nref = 0, ntask = 0;
         for (uint32_t x = 0; x < nt; x++)
             remap[x] = x == t ? UINT32_MAX : ntask++;
-        double prior[256] = {0};
+        memset(prior, 0, nm * sizeof *prior);
         for (uint32_t i = 0; i < n; i++) {
             if (task[i] == t)
                 continue;
@@ -945,7 +1007,7 @@ static int eval_tasks(const prepared *p, uint8_t *table, size_t table_len, const
         memset(sa, 0, nm * sizeof *sa);
         memset(sv, 0, nm * sizeof *sv);
         tr_task_sums sums = {nm, 0, 0, sg, sa, sv};
-        double truth[256] = {0};
+        memset(truth, 0, nm * sizeof *truth);
         for (uint32_t i = 0; i < n; i++) {
             if (task[i] != t)
                 continue;
@@ -1000,6 +1062,7 @@ static int eval_tasks(const prepared *p, uint8_t *table, size_t table_len, const
 done:
     free(q), free(task), free(tname), free(count), free(ri), free(ys), free(rtask);
     free(remap), free(u), free(tacc), free(g), free(sg), free(sa), free(sv), free(v), free(pp);
+    free(cost), free(prior), free(truth);
     *rows_out = rows;
     *n_rows = rows ? nr_out : 0;
     return 0;
@@ -1083,6 +1146,107 @@ static int file_sha256(const char *path, char hex[65])
     return 0;
 }
 
+/* x's value, or null where it does not exist (a point never reached). */
+static void add_num_or_null(cJSON *o, const char *key, double x)
+{
+    if (isfinite(x))
+        cJSON_AddNumberToObject(o, key, x);
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
+/* The operating points of method m over the seeds: the best single model's
+ * accuracy, CPT at each share and APGR, as mean/std (tools/EVAL_JSON.md). */
+static void points_json(cJSON *mo, const seed_result *sr, int ns, int m)
+{
+    double *x = tr_xmalloc((size_t)ns * sizeof *x);
+    for (int i = 0; i < ns; i++)
+        x[i] = sr[i].best_single_q;
+    cJSON_AddItemToObject(mo, "best_single_accuracy", stat_json(x, ns, 0));
+    cJSON *cpt = cJSON_AddObjectToObject(mo, "cpt");
+    for (int t = 0; t < N_CPT; t++) {
+        for (int i = 0; i < ns; i++)
+            x[i] = sr[i].cpt[m][t];
+        cJSON_AddItemToObject(cpt, cpt_key[t], stat_json(x, ns, 1));
+    }
+    for (int i = 0; i < ns; i++)
+        x[i] = sr[i].apgr[m];
+    cJSON_AddItemToObject(mo, "apgr", stat_json(x, ns, 1));
+    free(x);
+}
+
+/* In how many seeds router m's Area falls below Pareto-random's, and the
+ * largest shortfall (0 when never). */
+static cJSON *below_pareto_json(const seed_result *sr, int ns, int m)
+{
+    int below = 0;
+    double worst = 0;
+    for (int i = 0; i < ns; i++) {
+        double d = sr[i].c[M_PARETO].area - sr[i].c[m].area;
+        if (d > 0) {
+            below++;
+            worst = fmax(worst, d);
+        }
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "seeds", below);
+    cJSON_AddNumberToObject(o, "of", ns);
+    cJSON_AddNumberToObject(o, "max_shortfall", worst);
+    return o;
+}
+
+/* Every seed's figures for method m. */
+static cJSON *per_seed_json(const seed_result *sr, int ns, int m)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < ns; i++) {
+        const seed_result *r = &sr[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "seed", i + 1);
+        cJSON_AddNumberToObject(o, "area", r->c[m].area);
+        add_num_or_null(o, "qnc", r->c[m].qnc);
+        cJSON_AddNumberToObject(o, "peak", r->c[m].peak);
+        cJSON_AddNumberToObject(o, "best_single_accuracy", r->best_single_q);
+        cJSON_AddNumberToObject(o, "cheapest_accuracy", r->cheap_q);
+        cJSON *cpt = cJSON_AddObjectToObject(o, "cpt");
+        for (int t = 0; t < N_CPT; t++)
+            add_num_or_null(cpt, cpt_key[t], r->cpt[m][t]);
+        add_num_or_null(o, "apgr", r->apgr[m]);
+        cJSON_AddNumberToObject(o, "area_minus_pareto_random",
+                                r->c[m].area - r->c[M_PARETO].area);
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
+}
+
+/* The test models: accuracy on the test prompts and normalised cost, each a
+ * mean over the seeds in which the model was a test model. */
+static cJSON *single_models_json(const prepared *p, const seed_result *sr, int ns)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (uint32_t m = 0; m < p->n_models; m++) {
+        double acc = 0, cn = 0;
+        int k = 0;
+        for (int i = 0; i < ns; i++)
+            if (!isnan(sr[i].single_acc[m])) {
+                acc += sr[i].single_acc[m];
+                cn += sr[i].single_cn[m];
+                k++;
+            }
+        if (!k)
+            continue;
+        const tr_ds_model *dm = &p->ds.models[p->model_col[m]];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", dm->name);
+        cJSON_AddNumberToObject(o, "cost", dm->cost);
+        cJSON_AddNumberToObject(o, "cost_norm", cn / k);
+        cJSON_AddNumberToObject(o, "accuracy", acc / k);
+        cJSON_AddNumberToObject(o, "seeds", k);
+        cJSON_AddItemToArray(a, o);
+    }
+    return a;
+}
+
 static cJSON *dataset_json(const prepared *p, const eval_opts *o, seed_result *sr,
                            const char *emb_sha, double *headline)
 {
@@ -1134,6 +1298,9 @@ static cJSON *dataset_json(const prepared *p, const eval_opts *o, seed_result *s
         for (int i = 0; i < o->n_seeds; i++)
             x[i] = sr[i].c[m].peak;
         cJSON_AddItemToObject(mo, "peak", stat_json(x, o->n_seeds, 0));
+        points_json(mo, sr, o->n_seeds, m);
+        if (!strcmp(method_kind[m], "router"))
+            cJSON_AddItemToObject(mo, "below_pareto_random", below_pareto_json(sr, o->n_seeds, m));
         cJSON *cu = cJSON_AddArrayToObject(mo, "curve");
         for (int g = 0; g < OUT_GRID; g++) {
             int at = g * (GRID - 1) / (OUT_GRID - 1);
@@ -1145,8 +1312,10 @@ static cJSON *dataset_json(const prepared *p, const eval_opts *o, seed_result *s
             cJSON_AddItemToArray(pt, cJSON_CreateNumber(q / o->n_seeds));
             cJSON_AddItemToArray(cu, pt);
         }
+        cJSON_AddItemToObject(mo, "per_seed", per_seed_json(sr, o->n_seeds, m));
         cJSON_AddItemToArray(ms, mo);
     }
+    cJSON_AddItemToObject(d, "single_models", single_models_json(p, sr, o->n_seeds));
     cJSON *fi = cJSON_AddObjectToObject(d, "fidelity");
     double a[64];
 #define FID(field, key)                                                                          \
@@ -1170,6 +1339,56 @@ static cJSON *dataset_json(const prepared *p, const eval_opts *o, seed_result *s
     cJSON_AddNumberToObject(fi, "delta_area", mm);
     cJSON_AddNumberToObject(fi, "prefilter_candidates", 400);
     return d;
+}
+
+/* "mean±std", or "inf (0)" / "mean (finite)" for a statistic with a count
+ * of finite seeds. */
+static void stat_text(char *buf, size_t cap, const cJSON *st, int digits)
+{
+    const cJSON *mean = cJSON_GetObjectItem(st, "mean"), *fin = cJSON_GetObjectItem(st, "finite");
+    if (!cJSON_IsNumber(mean))
+        snprintf(buf, cap, "inf (0)");
+    else if (fin)
+        snprintf(buf, cap, "%.*f (%d)", digits, mean->valuedouble, fin->valueint);
+    else
+        snprintf(buf, cap, "%.*f±%.*f", digits, mean->valuedouble, digits,
+                 cJSON_GetObjectItem(st, "std")->valuedouble);
+}
+
+/* The operating points of data set d's methods as a second table: the best
+ * single model's accuracy, CPT (cost to reach a share of it, relative to
+ * its cost; the seeds where reached), APGR, and for routers the seeds whose
+ * Area falls below Pareto-random's and the largest shortfall. */
+static void print_points(const cJSON *d, const char *name)
+{
+    printf("%-22s %-30s %-15s %-12s %-12s %-12s %-12s %-15s %s\n", name, "operating points",
+           "best single", "CPT 80%", "CPT 90%", "CPT 95%", "CPT 100%", "APGR",
+           "below Pareto-random (Area)");
+    const cJSON *mo;
+    cJSON_ArrayForEach(mo, cJSON_GetObjectItem(d, "methods"))
+    {
+        const cJSON *cpt = cJSON_GetObjectItem(mo, "cpt"),
+                    *bp = cJSON_GetObjectItem(mo, "below_pareto_random");
+        char bs[40], ct[N_CPT][32], ap[40], bl[64] = "";
+        stat_text(bs, sizeof bs, cJSON_GetObjectItem(mo, "best_single_accuracy"), 4);
+        for (int t = 0; t < N_CPT; t++)
+            stat_text(ct[t], sizeof ct[t], cJSON_GetObjectItem(cpt, cpt_key[t]), 3);
+        const cJSON *apgr = cJSON_GetObjectItem(mo, "apgr");
+        if (cJSON_IsNumber(cJSON_GetObjectItem(apgr, "mean")))
+            snprintf(ap, sizeof ap, "%.3f±%.3f", cJSON_GetObjectItem(apgr, "mean")->valuedouble,
+                     cJSON_GetObjectItem(apgr, "std")->valuedouble);
+        else
+            snprintf(ap, sizeof ap, "-");
+        int nb = bp ? cJSON_GetObjectItem(bp, "seeds")->valueint : 0;
+        if (bp)
+            snprintf(bl, sizeof bl, "%d of %d seeds", nb, cJSON_GetObjectItem(bp, "of")->valueint);
+        if (nb)
+            snprintf(bl + strlen(bl), sizeof bl - strlen(bl), ", by up to %.4f",
+                     cJSON_GetObjectItem(bp, "max_shortfall")->valuedouble);
+        printf("%-22s %-30s %-15s %-12s %-12s %-12s %-12s %-15s %s\n", name,
+               cJSON_GetObjectItem(mo, "label")->valuestring, bs, ct[0], ct[1], ct[2], ct[3], ap,
+               bl);
+    }
 }
 
 static const char usage[] =
@@ -1377,7 +1596,10 @@ int tr_eval_protocol(int argc, char **argv)
                    cJSON_GetObjectItem(fi, "delta_area")->valuedouble,
                    cJSON_GetObjectItem(fi, "recall_at_10")->valuedouble,
                    cJSON_GetObjectItem(fi, "recall_at_10_prefilter")->valuedouble);
+            print_points(d, p.name);
         }
+        for (int si = 0; si < o.n_seeds; si++)
+            seed_result_free(&sr[si]);
         free(sr);
         free(trows);
         prepared_free(&p);

@@ -72,3 +72,21 @@ double tr_curve_area(const double *q, uint32_t grid)
         area += 0.5 * (q[g] + q[g - 1]) / (grid - 1);
     return area;
 }
+
+uint32_t tr_curve_first_reach(const double *q, uint32_t grid, double target)
+{
+    for (uint32_t g = 0; g < grid; g++)
+        if (q[g] >= target - 1e-12)
+            return g;
+    return UINT32_MAX;
+}
+
+double tr_curve_apgr(const double *q, uint32_t grid, double lo, double hi)
+{
+    if (!(hi > lo) || grid < 2)
+        return NAN;
+    double s = 0;
+    for (uint32_t g = 1; g < grid; g++)
+        s += 0.5 * ((q[g] - lo) + (q[g - 1] - lo)) / (hi - lo);
+    return s / (grid - 1);
+}

@@ -22,4 +22,16 @@ double tr_pareto_random(const double *cost, const double *acc, uint32_t n, doubl
  * (trapezoids). */
 double tr_curve_area(const double *q, uint32_t grid);
 
+/* The first of the grid costs at which the curve reaches target (within
+ * 1e-12, so a curve that passes through the target counts), or UINT32_MAX
+ * when it never does: the operating points QNC and CPT. */
+uint32_t tr_curve_first_reach(const double *q, uint32_t grid, double target);
+
+/* APGR (Ong et al. 2024, RouteLLM): the mean over the curve's cost range of
+ * the performance gap recovered, (q - lo) / (hi - lo), with trapezoids on
+ * the grid; lo and hi are the accuracies of the cheapest and the best single
+ * model. Not clipped (below lo is negative, above hi above 1); NAN when
+ * hi <= lo, where no gap exists to recover. */
+double tr_curve_apgr(const double *q, uint32_t grid, double lo, double hi);
+
 #endif
