@@ -314,7 +314,7 @@ static int served_model(const tr_packfile *pf, const char *name)
 
 typedef struct add_opts {
     const char *data;
-    const char *names[64];
+    const char **names; /* heap: as many --model as the delta format takes */
     int n_names;
     int all_splits;
 } add_opts;
@@ -327,8 +327,9 @@ static int add_own(int o, const char *arg, void *ctx)
     switch (o) {
     case A_DATA: a->data = arg; return 0;
     case A_MODEL:
-        if (a->n_names == 64)
-            return tr_err("at most 64 --model per delta");
+        if (a->n_names == (int)TR_DELTA_MAX_ADDED)
+            return tr_err("at most %u --model per delta", TR_DELTA_MAX_ADDED);
+        a->names = tr_xrealloc(a->names, (size_t)(a->n_names + 1) * sizeof *a->names);
         a->names[a->n_names++] = arg;
         return 0;
     case A_SPLIT:
@@ -387,9 +388,10 @@ int cmd_add_model(int argc, char **argv)
     delta_cmd c;
     int r = parse(argc, argv, add_usage, own, add_own, &a, &c);
     if (r)
-        return free(c.trust), r < 0 ? 2 : 0;
+        return free(c.trust), free(a.names), r < 0 ? 2 : 0;
     if (!a.data || !a.n_names) {
         free(c.trust);
+        free(a.names);
         return tr_err("add-model needs --data and --model"), fputs(add_usage, stderr), 2;
     }
     tr_dataset ds = {0};
@@ -546,6 +548,7 @@ done:
     free(cnt);
     tr_dataset_free(&ds);
     cmd_done(&c);
+    free(a.names);
     return r ? 1 : 0;
 }
 
