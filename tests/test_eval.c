@@ -49,9 +49,34 @@ static void test_hull_and_area(void **state)
     assert_true(tr_hull_at(hc, ha, 1, 0.9) == 0.45);
 }
 
+static void test_operating_points(void **state)
+{
+    /* A curve at costs 0, .25, .5, .75, 1; the cheapest model .4, the best
+     * .7. PGR at the points: 0, 1/3, 2/3, 1, 1; trapezoids: APGR =
+     * (1/6 + 1/2 + 5/6 + 1) / 4 = .625 = (Area .5875 - .4) / (.7 - .4). */
+    const double q[] = {0.4, 0.5, 0.6, 0.7, 0.7};
+    assert_int_equal(tr_curve_first_reach(q, 5, 0.1), 0);
+    assert_int_equal(tr_curve_first_reach(q, 5, 0.6), 2);
+    assert_int_equal(tr_curve_first_reach(q, 5, 0.6 + 1e-13), 2); /* rounding: reached */
+    assert_int_equal(tr_curve_first_reach(q, 5, 0.65), 3);
+    assert_int_equal(tr_curve_first_reach(q, 5, 0.7), 3);
+    assert_int_equal(tr_curve_first_reach(q, 5, 0.71), UINT32_MAX); /* never: CPT null */
+    assert_true(fabs(tr_curve_apgr(q, 5, 0.4, 0.7) - 0.625) < 1e-12);
+    assert_true(fabs(tr_curve_area(q, 5) - 0.5875) < 1e-12);
+    /* Not clipped: a curve under the cheapest model recovers a negative gap,
+     * one over the best more than all of it (PGR 0, 2, 2: 1.5). */
+    const double low[] = {0.3, 0.3, 0.3}, high[] = {0.4, 1.0, 1.0};
+    assert_true(fabs(tr_curve_apgr(low, 3, 0.4, 0.7) + 1.0 / 3) < 1e-12);
+    assert_true(fabs(tr_curve_apgr(high, 3, 0.4, 0.7) - 1.5) < 1e-12);
+    /* No gap to recover: undefined. */
+    assert_true(isnan(tr_curve_apgr(q, 5, 0.7, 0.7)));
+    assert_true(isnan(tr_curve_apgr(q, 5, 0.7, 0.4)));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_pareto_random_hull),
-                                       cmocka_unit_test(test_hull_and_area)};
+                                       cmocka_unit_test(test_hull_and_area),
+                                       cmocka_unit_test(test_operating_points)};
     return cmocka_run_group_tests_name("eval", tests, NULL, NULL);
 }
