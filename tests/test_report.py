@@ -300,6 +300,61 @@ def plot_checks(p, ds, svg, sec):
     return len(curves)
 
 
+def fmt_stat(st):
+    """The text a mean of tools/EVAL_JSON.md shows as, or None if none."""
+    if isinstance(st, dict) and isinstance(st.get("mean"), (int, float)) and not isinstance(st["mean"], bool):
+        return "%.3f" % st["mean"]
+    return None
+
+
+def points_checks(p, ds, sec):
+    """The operating-points table: there exactly when the methods carry the
+    fields, a row per method, and each cell showing its value, ∞ for a CPT
+    never reached, the seeds where reached, and the seeds below
+    Pareto-random for routers."""
+    methods = ds["methods"]
+    table = sec.one("table", "points")
+    has = any(isinstance(m, dict) and any(k in m for k in ("cpt", "apgr", "best_single_accuracy"))
+              for m in methods)
+    if not check(p + ": operating-points table exactly when present", (table is not None) == has):
+        return
+    if table is None:
+        return
+    rows = list(table.one("tbody").all("tr"))
+    check(p + ": operating-points row per method", len(rows) == len(methods), "%d rows" % len(rows))
+    n = len(ds.get("seeds") or [])
+    for r, m in zip(rows, methods):
+        cells = [text(c) for c in r.all("td")]
+        if not check("%s: %r has 8 operating-point cells" % (p, m["id"]), len(cells) == 8, repr(cells)):
+            continue
+        want = fmt_stat(m.get("best_single_accuracy"))
+        check("%s: %r best single model" % (p, m["id"]),
+              (want in cells[1]) if want else cells[1].strip() == "—", cells[1])
+        cpt = m.get("cpt") if isinstance(m.get("cpt"), dict) else {}
+        for j, k in enumerate(("80", "90", "95", "100")):
+            st, cell = cpt.get(k), cells[2 + j]
+            if not isinstance(st, dict):
+                ok = cell.strip() == "—"
+            elif fmt_stat(st) is None or st.get("finite") == 0:
+                ok = "∞" in cell
+            else:
+                ok = fmt_stat(st) in cell
+            if isinstance(st, dict) and isinstance(st.get("finite"), int) and n:
+                ok = ok and ("%d/%d" % (st["finite"], n)) in cell
+            check("%s: %r CPT %s%% shows %s" % (p, m["id"], k, st), ok, cell)
+        want = fmt_stat(m.get("apgr"))
+        check("%s: %r APGR" % (p, m["id"]),
+              (want in cells[6]) if want else cells[6].strip() == "—", cells[6])
+        b = m.get("below_pareto_random")
+        if isinstance(b, dict) and all(isinstance(b.get(x), int) for x in ("seeds", "of")):
+            check("%s: %r seeds below Pareto-random" % (p, m["id"]),
+                  ("%d of %d seeds" % (b["seeds"], b["of"])) in cells[7] and
+                  (b["seeds"] == 0) == ("by up to" not in cells[7]), cells[7])
+        else:
+            check("%s: %r no below-Pareto-random figure shows a dash" % (p, m["id"]),
+                  cells[7].strip() == "—", cells[7])
+
+
 def dom_checks(tag, doc, dom):
     root = parse(dom)
     page = root.one("html")
@@ -352,6 +407,7 @@ def dom_checks(tag, doc, dom):
                           text(list(r.all("td"))[2]).strip() == "—")
         else:
             check(p + ": no metrics table without methods", table is None)
+        points_checks(p, ds, sec)
         tasks = sec.one("table", "tasks")
         if isinstance(ds.get("tasks"), dict):
             n = len(list(tasks.one("tbody").all("tr"))) if tasks else -1

@@ -710,6 +710,85 @@ static void metrics_table(FILE *f, const cJSON *ds)
            "Peak: the highest accuracy on the curve.</p>\n");
 }
 
+/* One CPT statistic: mean ± sd over the seeds where reached, "∞" when
+ * never, and in how many seeds it was reached. */
+static void cpt_cell(FILE *f, const cJSON *st, int n_seeds)
+{
+    double fin = 0, mean;
+    int has_fin = num(st, "finite", &fin);
+    put(f, "<td class=\"n\">");
+    if (!cJSON_IsObject(st))
+        put(f, "—");
+    else if (!num(st, "mean", &mean) || (has_fin && fin <= 0))
+        put(f, "<span title=\"never reached\">∞</span>"); /* as QNC */
+    else
+        mean_std(f, st, 3);
+    if (has_fin && n_seeds > 0)
+        putf(f, "<br><span class=\"seeds\">%g/%d</span>", fin, n_seeds);
+    put(f, "</td>");
+}
+
+static void below_cell(FILE *f, const cJSON *b)
+{
+    double n, of, worst;
+    put(f, "<td class=\"n\">");
+    if (num(b, "seeds", &n) && num(b, "of", &of)) {
+        putf(f, "%g of %g seeds", n, of);
+        if (n > 0 && num(b, "max_shortfall", &worst))
+            putf(f, "<br><span class=\"seeds\">by up to %.4f</span>", worst);
+    } else {
+        put(f, "—");
+    }
+    put(f, "</td>");
+}
+
+static const char *const cpt_keys[] = {"80", "90", "95", "100"};
+
+/* The operating points of tools/EVAL_JSON.md, when the document has them. */
+static void points_table(FILE *f, const cJSON *ds)
+{
+    const cJSON *methods = field(ds, "methods"), *m;
+    int any = 0;
+    cJSON_ArrayForEach(m, methods)
+        any |= field(m, "cpt") || field(m, "apgr") || field(m, "best_single_accuracy");
+    if (!any)
+        return;
+    int n_seeds = cJSON_GetArraySize(field(ds, "seeds"));
+    put(f, "<h3>Operating points</h3>\n<div class=\"scroll\"><table class=\"points\">\n<thead><tr>"
+           "<th>Method</th><th class=\"n\">Best single model</th>");
+    for (int t = 0; t < 4; t++)
+        putf(f, "<th class=\"n\">CPT %s%% ↓</th>", cpt_keys[t]);
+    put(f, "<th class=\"n\">APGR ↑</th><th class=\"n\">Area below Pareto-random</th></tr>"
+           "</thead>\n<tbody>\n");
+    int idx = 0;
+    cJSON_ArrayForEach(m, methods) {
+        const char *id = str(m, "id");
+        putf(f, "<tr data-idx=\"%d\" data-method=\"", idx++);
+        esc(f, id ? id : "");
+        putf(f, "\"><td><span class=\"sw\" style=\"background:%s\"></span>",
+             style_of(methods, m).color);
+        esc(f, label_of(m));
+        put(f, "</td><td class=\"n\">");
+        mean_std(f, field(m, "best_single_accuracy"), 3);
+        put(f, "</td>");
+        for (int t = 0; t < 4; t++)
+            cpt_cell(f, field(field(m, "cpt"), cpt_keys[t]), n_seeds);
+        put(f, "<td class=\"n\">");
+        mean_std(f, field(m, "apgr"), 3);
+        put(f, "</td>");
+        below_cell(f, field(m, "below_pareto_random"));
+        put(f, "</tr>\n");
+    }
+    put(f, "</tbody></table></div>\n<p class=\"note\">Per seed on its test prompts, then mean ± "
+           "standard deviation. Best single model: the most accurate test model. CPT x%: the "
+           "least cost at which the curve reaches x% of that model's accuracy, relative to that "
+           "model's cost (100% is QNC; ∞: never; mean over the seeds where reached, n/seeds). "
+           "APGR: the mean over the curve's cost range of the share of the gap between the "
+           "cheapest and the best single model that the curve recovers (RouteLLM, Ong et al. "
+           "2024). Below Pareto-random: the seeds where the router's Area is lower than "
+           "Pareto-random's, and by how much at most.</p>\n");
+}
+
 static void headline(FILE *f, const cJSON *ds)
 {
     const cJSON *m, *top = NULL, *base = NULL;
@@ -930,6 +1009,7 @@ int tr_report_html(const cJSON *results, FILE *out)
         headline(f, ds);
         figure(f, ds, i);
         metrics_table(f, ds);
+        points_table(f, ds);
         tasks_table(f, field(ds, "tasks"));
         fidelity_table(f, field(ds, "fidelity"));
         put(f, "</section>\n");

@@ -89,8 +89,34 @@ def method(mid, label, kind, curve, best_single, rng, param=None, choices=None,
 def singles(spec):
     lo = min(c for _, c, _ in spec)
     hi = max(c for _, c, _ in spec)
-    return [{"name": n, "cost_norm": r4((c - lo) / (hi - lo)), "accuracy": a,
+    return [{"name": n, "cost": c, "cost_norm": r4((c - lo) / (hi - lo)), "accuracy": a,
              "seeds": 3 + (i * 7) % 6} for i, (n, c, a) in enumerate(spec)]
+
+
+def add_points(methods, sm):
+    """The operating points, from each curve and the single models: CPT at
+    80/90/95 % of the best model's accuracy in the units of the sample's QNC
+    (CPT 100 % is QNC), APGR between the cheapest and the best model, and for
+    routers the seeds below Pareto-random (none when well above it)."""
+    best = max(sm, key=lambda m: (m["accuracy"], -m["cost"]))["accuracy"]
+    cheap = min(sm, key=lambda m: (m["cost"], -m["accuracy"]))["accuracy"]
+    base = area(next(m for m in methods if m["kind"] == "baseline")["curve"])
+    for m in methods:
+        curve = m.pop("curve")
+        m["best_single_accuracy"] = {"mean": best, "std": 0.0042}
+        m["cpt"] = {}
+        for k, share in (("80", 0.8), ("90", 0.9), ("95", 0.95)):
+            x = qnc(curve, share * best)
+            m["cpt"][k] = ({"mean": None, "std": None, "finite": 0} if x is None else
+                           {"mean": r4(x), "std": 0.012, "finite": len(SEEDS)})
+        m["cpt"]["100"] = dict(m["qnc"])
+        m["apgr"] = {"mean": r4((area(curve) - cheap) / (best - cheap)), "std": 0.021,
+                     "finite": len(SEEDS)}
+        if m["kind"] == "router":
+            short = area(curve) < base + 0.01
+            m["below_pareto_random"] = {"seeds": 3 if short else 0, "of": len(SEEDS),
+                                        "max_shortfall": 0.0031 if short else 0}
+        m["curve"] = curve
 
 
 def mmlu(rng):
@@ -116,6 +142,7 @@ def mmlu(rng):
                qnc_finite=10),
         method("oracle", "Oracle", "bound", oracle_curve(a0, 0.89, 0.05), best, rng),
     ]
+    add_points(methods, sm)
     cats = ["biology", "business", "chemistry", "computer science", "economics",
             "engineering", "health", "history", "law", "math", "other", "philosophy",
             "physics", "psychology"]
@@ -163,6 +190,7 @@ def llmrouter(rng):
         method("pareto-random", "Pareto-random", "baseline", pareto_random(sm), best, rng),
         method("oracle", "Oracle", "bound", oracle_curve(a0, 0.83, 0.08), best, rng),
     ]
+    add_points(methods, sm)
     return {
         "name": "llmrouter-9models",
         "path": "build/eval/llmrouter-9models",
@@ -212,6 +240,10 @@ def nasty():
     del ds["methods"][2]["qnc"]
     ds["methods"][2]["curve"][5] = None
     ds["methods"][2]["curve"][6] = [0.06, None]
+    ds["methods"][0]["cpt"] = {"80": {"mean": None, "finite": 0}, "90": "<b>x</b>", "95": None}
+    ds["methods"][0]["below_pareto_random"] = {"seeds": "<i>", "of": None}
+    ds["methods"][1]["apgr"] = {"mean": "<u>", "std": None}
+    del ds["methods"][3]["best_single_accuracy"]
     ds["single_models"][0]["name"] = "Ünïcødé model — «β» " + EVIL
     ds["single_models"][1]["name"] = 'm"\'&<>'
     ds["tasks"] = {"n_tasks": 1, "rows": [{"task": EVIL, "s1": None, "s2": 0.5,
