@@ -371,6 +371,10 @@ check(len(d2["single_models"]) == 1000 and (d2.get("tasks") or {}).get("n_tasks"
 r = subprocess.run([CLI, "report", "--json", out, "--json", out2, "--out", WORK + "/syn-r.html"],
                    capture_output=True, text=True)
 check(r.returncode == 0 and "2 data sets" in r.stdout, "report: both 1,000-model documents")
+r = subprocess.run([CLI, "report", "--out", WORK + "/many.html"] +
+                   [a for _ in range(20) for a in ("--json", WORK + "/e0.json")],
+                   capture_output=True, text=True)
+check(r.returncode == 0 and "20 data sets" in r.stdout, "report: 20 --json, no fixed count")
 
 
 def cli(*args):

@@ -55,7 +55,7 @@ static const char *method_label[M_COUNT] = {
 static const char *method_kind[M_COUNT] = {"router", "router", "router", "baseline", "bound"};
 
 typedef struct eval_opts {
-    const char *data[8];
+    const char **data; /* room for every argument: no fixed count of --data */
     int n_data;
     const char *embedder;
     int n_seeds;
@@ -1432,15 +1432,14 @@ int tr_eval_protocol(int argc, char **argv)
         {"fixed-pool", no_argument, 0, 'F'}, {"tasks", no_argument, 0, 'T'},
         {"max-cost", required_argument, 0, 'C'}, {"embeddings", required_argument, 0, 'E'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    eval_opts o = {.n_seeds = 10};
+    const char *data[argc > 0 ? argc : 1]; /* each --data takes an argument */
+    eval_opts o = {.n_seeds = 10, .data = data};
     int c;
     uint64_t u;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'd':
-            if (o.n_data == 8)
-                return tr_err("at most 8 --data"), 2;
             o.data[o.n_data++] = optarg;
             break;
         case 'e': o.embedder = optarg; break;
