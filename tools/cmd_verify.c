@@ -27,8 +27,11 @@ static void when(char *out, size_t cap, uint64_t t)
     }
     time_t tt = (time_t)t;
     struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    /* inspect shows untrusted headers: a time gmtime cannot convert, or
+     * whose date does not fit (strftime then leaves out unterminated), is
+     * shown as the number it is. */
+    if (t > INT64_MAX || !gmtime_r(&tt, &tm) || !strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(out, cap, "%llu", (unsigned long long)t);
 }
 
 static const char verify_usage[] =

@@ -89,7 +89,8 @@ lg cli-hash-text --method cluster --log-flags hash,text --log-key $HK
 "$LOG_SEEDS" "$OUT/base.trp" "$OUT/delta/add.trd" "$PUB" "$OUT/log"
 
 # ---- inspect: packs and deltas as they are, and header fields at their
-# extremes (u64 signed bytes: the sum with the trailer size wraps).
+# extremes (each once crashed it: u64 signed bytes wrapped the sum with the
+# trailer size; a date gmtime refused left the buffer unterminated).
 cp "$OUT"/pack/* "$OUT"/delta/* "$OUT/inspect/"
 patch_at() { # file offset bytes(printf escapes)
     printf "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
@@ -99,6 +100,9 @@ patch_at "$OUT/inspect/signed-max" 88 '\377\377\377\377\377\377\377\377'
 cp "$OUT/pack/plain.trp" "$OUT/inspect/sections-max"
 patch_at "$OUT/inspect/sections-max" 84 '\040\000\000\000'
 head -c 200 "$OUT/pack/plain.trp" > "$OUT/inspect/cut"
+# Times gmtime cannot convert: created 2^64-1, expires 2^63-1.
+cp "$OUT/pack/plain.trp" "$OUT/inspect/times-max"
+patch_at "$OUT/inspect/times-max" 24 '\377\377\377\377\377\377\377\377\377\377\377\377\377\377\377\177'
 # A log whose dim rounds up past 2^32 (an embedding "fits" a 64-byte record).
 cp "$OUT/log/api-empty.trl" "$OUT/log/dim-wrap.trl"
 patch_at "$OUT/log/dim-wrap.trl" 16 '\100\000\000\000\001\000\000\000\371\377\377\377'
