@@ -14,7 +14,7 @@ DEB_PKGS += clang libclang-rt-14-dev
 FUZZ_CC      ?= clang
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TEST_SECONDS ?= 12
+FUZZ_TEST_SECONDS ?= 9
 # Executions per target for `make fuzz` (libFuzzer -runs; per worker with
 # -jobs). Empty: until FUZZ_SECONDS.
 FUZZ_RUNS    ?=
@@ -80,7 +80,7 @@ FUZZ_ONLY ?= $(FUZZ_NAMES)
 # One run: NAME, seconds, corpus directory (written to; seeds read only),
 # extra flags.
 # -timeout catches hangs, which a seconds-long test would otherwise hide.
-tr_fuzz_run = echo "=== fuzz_$(1): $(2) s"; mkdir -p $(3) $(FUZZ_BUILD)/crashes && \
+tr_fuzz_run = echo "=== fuzz_$(1): $(2) s $(4)"; mkdir -p $(3) $(FUZZ_BUILD)/crashes && \
     TR_FUZZ_HASHED_PACK=$(FUZZ_SEEDS)/hashed.trp $(FUZZ_BUILD)/fuzz_$(1) -max_total_time=$(2) -timeout=10 -print_final_stats=1 \
         -artifact_prefix=$(FUZZ_BUILD)/crashes/$(1)- $(FUZZ_DICT_$(1)) $(4) $(FUZZ_OPTS) \
         $(3) $(FUZZ_SEEDS_$(1)) 2>$(FUZZ_BUILD)/fuzz_$(1).log \
