@@ -145,7 +145,7 @@ static void check_read(const tr_logfile *lf, size_t size)
     }
 }
 
-static void check_eval_json(const char *out, size_t n, const tr_logfile *lf)
+static void check_eval_json(const char *out, const tr_logfile *lf)
 {
     cJSON *o = cJSON_Parse(out);
     if (!o)
@@ -175,7 +175,6 @@ static void check_eval_json(const char *out, size_t n, const tr_logfile *lf)
         if (num(m, "supported") > num(o, "reroutable_with_outcome"))
             fail("more supported records than re-routed ones with an outcome");
     }
-    (void)n;
     cJSON_Delete(o);
 }
 
@@ -208,7 +207,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tr_eval_log(&pf, path, &ro, lam, N_LAM, 1);
     fclose(ms);
     stdout = devnull;
-    check_eval_json(out, out_len, &lf);
+    check_eval_json(out, &lf);
     free(out);
     /* eval --log, text, cluster routing. */
     ro.method = TR_METHOD_CLUSTER;
