@@ -27,8 +27,11 @@ static void when(char *out, size_t cap, uint64_t t)
     }
     time_t tt = (time_t)t;
     struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    /* inspect shows untrusted headers: a time gmtime cannot convert, or
+     * whose date does not fit (strftime then leaves out unterminated), is
+     * shown as the number it is. */
+    if (t > INT64_MAX || !gmtime_r(&tt, &tm) || !strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(out, cap, "%llu", (unsigned long long)t);
 }
 
 static const char verify_usage[] =
@@ -157,20 +160,26 @@ int cmd_inspect(int argc, char **argv)
     tr_packfile pf;
     if (tr_packfile_map(path, &pf))
         return 1;
+    int r = tr_inspect(path, pf.bytes, pf.len, json, stdout);
+    tr_packfile_close(&pf);
+    return r;
+}
+
+/* inspect's report on a pack's bytes as they stand, to out; path only names
+ * it. The bytes are untrusted: nothing here may read past len. A function of
+ * its own so tests/fuzz/fuzz_inspect.c runs exactly what the command does. */
+int tr_inspect(const char *path, const uint8_t *p, size_t len, int json, FILE *out)
+{
     tr_pack_info info;
-    tr_status st = tr_pack_peek(pf.bytes, pf.len, &info);
-    if (st != TR_OK) {
-        tr_packfile_close(&pf);
+    tr_status st = tr_pack_peek(p, len, &info);
+    if (st != TR_OK)
         return tr_err("%s: %s: %s", path, tr_status_name(st), tr_strerror(st));
-    }
-    const uint8_t *p = pf.bytes;
     uint32_t ns = tr_ld32(p + TR_H_N_SECTIONS);
-    if (ns > TR_MAX_SECTIONS || TR_HEADER_BYTES + (size_t)ns * TR_SECTION_ENTRY_BYTES > pf.len) {
-        tr_packfile_close(&pf);
+    if (ns > TR_MAX_SECTIONS || TR_HEADER_BYTES + (size_t)ns * TR_SECTION_ENTRY_BYTES > len)
         return tr_err("%s: section table out of range", path);
-    }
     char id[65] = "none", created[32], expires[32];
-    if (info.signed_bytes + TR_TRAILER_FIXED_BYTES <= pf.len &&
+    /* Subtract, never add: signed_bytes is untrusted and near 2^64 would wrap. */
+    if (info.signed_bytes <= len && len - info.signed_bytes >= TR_TRAILER_FIXED_BYTES &&
         memcmp(p + info.signed_bytes, TR_TRAILER_MAGIC, 4) == 0)
         hex(id, p + info.signed_bytes + 8, 32);
     when(created, sizeof created, info.created_unix);
@@ -178,7 +187,7 @@ int cmd_inspect(int argc, char **argv)
 
     cJSON *o = cJSON_CreateObject(), *secs = cJSON_CreateArray();
     cJSON_AddStringToObject(o, "file", path);
-    cJSON_AddNumberToObject(o, "bytes", (double)pf.len);
+    cJSON_AddNumberToObject(o, "bytes", (double)len);
     cJSON_AddBoolToObject(o, "verified", 0);
     cJSON_AddNumberToObject(o, "format_version", info.format_version);
     cJSON_AddNumberToObject(o, "security_counter", (double)info.security_counter);
@@ -205,26 +214,25 @@ int cmd_inspect(int argc, char **argv)
     cJSON_AddItemToObject(o, "sections", secs);
     if (json) {
         char *txt = cJSON_PrintUnformatted(o);
-        puts(txt);
+        fprintf(out, "%s\n", txt);
         free(txt);
     } else {
-        printf("%s: %zu bytes, pack format v%u (NOT verified: use `tinyroute verify`)\n",
-               path, pf.len, info.format_version);
-        printf("  embedder %s, D=%u, N=%u references, M=%u models\n", info.embedder,
-               info.dim, info.n_refs, info.n_models);
-        printf("  counter %llu, created %s, expires %s\n",
-               (unsigned long long)info.security_counter, created, expires);
-        printf("  signed bytes %llu, key id %s\n", (unsigned long long)info.signed_bytes, id);
-        printf("  kernel %s\n", tr_kernel_name());
+        fprintf(out, "%s: %zu bytes, pack format v%u (NOT verified: use `tinyroute verify`)\n",
+                path, len, info.format_version);
+        fprintf(out, "  embedder %s, D=%u, N=%u references, M=%u models\n", info.embedder,
+                info.dim, info.n_refs, info.n_models);
+        fprintf(out, "  counter %llu, created %s, expires %s\n",
+                (unsigned long long)info.security_counter, created, expires);
+        fprintf(out, "  signed bytes %llu, key id %s\n", (unsigned long long)info.signed_bytes, id);
+        fprintf(out, "  kernel %s\n", tr_kernel_name());
         cJSON *s;
         cJSON_ArrayForEach(s, secs) {
-            printf("  section %-13s %10.0f bytes at %.0f\n",
-                   cJSON_GetObjectItem(s, "name")->valuestring,
-                   cJSON_GetObjectItem(s, "length")->valuedouble,
-                   cJSON_GetObjectItem(s, "offset")->valuedouble);
+            fprintf(out, "  section %-13s %10.0f bytes at %.0f\n",
+                    cJSON_GetObjectItem(s, "name")->valuestring,
+                    cJSON_GetObjectItem(s, "length")->valuedouble,
+                    cJSON_GetObjectItem(s, "offset")->valuedouble);
         }
     }
     cJSON_Delete(o);
-    tr_packfile_close(&pf);
     return 0;
 }

@@ -3,12 +3,15 @@
 # is committed). Packs: built by the CLI from a 40-prompt slice of
 # fixtures/mmlu-pro-2k with a 40-word embedder, so the sections the parser
 # walks are not drowned by a 6 MB embedder table; one pack per option set,
-# so every section kind appears. Usage (mk/fuzz.mk runs it):
-#   seeds.sh CLI WINK_JSON FIXTURE_DIR KEY OTHER_KEY OUT_DIR
+# so every section kind appears. Outcome logs: exported by the CLI (route
+# --log-out) and by the device API (LOG_SEEDS, tests/fuzz/log_seeds.c) over
+# the delta seeds' base. Usage (mk/fuzz.mk runs it):
+#   seeds.sh CLI WINK_JSON FIXTURE_DIR KEY OTHER_KEY OUT_DIR LOG_SEEDS
 set -eu
-CLI=$1 WINK=$2 FIX=$3 KEY=$4 OTHER=$5 OUT=$6
+CLI=$1 WINK=$2 FIX=$3 KEY=$4 OTHER=$5 OUT=$6 LOG_SEEDS=$7
+PUB=${KEY%.key}.pub
 rm -rf "$OUT"
-mkdir -p "$OUT/pack" "$OUT/embed" "$OUT/import" "$OUT/delta" "$OUT/work"
+mkdir -p "$OUT/pack" "$OUT/embed" "$OUT/import" "$OUT/delta" "$OUT/log" "$OUT/inspect" "$OUT/work"
 W=$OUT/work
 
 # ---- datasets: every 50th prompt (the file is grouped by task, so this
@@ -62,6 +65,47 @@ cp "$OUT/pack/nopc.trp" "$OUT/base.trp"
 "$CLI" calibrate --pack "$OUT/base.trp" --delta "$OUT/delta/retire.trd" --key "$KEY" \
     --prompts "$W/ds27/prompts.jsonl" --cloud-share 0.5 --out "$OUT/delta/calibrate.trd" \
     --force >/dev/null
+
+# ---- outcome logs over that base (fuzz_log routes them again with it).
+# Real prompts (some with the dataset's exact text, so --outcomes finds
+# their scores), one with no known word (routed on priors), one longer than
+# a record's text slot and UTF-8 (cut on a character boundary).
+sed -n 's/.*"text":"\([^"\\]*\)".*/\1/p' "$W/ds27/prompts.jsonl" | head -n 12 > "$W/lines"
+sed -n 's/.*"text":"\(\([^"\\]\|\\.\)*\)".*/\1/p' "$W/ds27/prompts.jsonl" | sed -n '13,16p' >> "$W/lines"
+printf 'zzqqxx qqzzyy\n' >> "$W/lines"
+{ printf 'caf\303\251 '; printf 'what is the meaning of this long question %.0s' $(seq 1 8); printf '\342\202\254\n'; } >> "$W/lines"
+lg() { # name route-args...
+    name=$1
+    shift
+    "$CLI" route --pack "$OUT/base.trp" --key "$PUB" --log-out "$OUT/log/$name.trl" "$@" \
+        < "$W/lines" >/dev/null
+}
+HK=000102030405060708090a0b0c0d0e0f
+lg cli-emb --outcomes "$W/ds27"
+lg cli-all --delta "$OUT/delta/add.trd" --log-flags embedding,hash,text --log-key $HK \
+    --outcomes "$W/ds27"
+lg cli-wrapped --log-flags none --log-capacity 4 --outcomes "$W/ds27"
+lg cli-hash-text --method cluster --log-flags hash,text --log-key $HK
+"$LOG_SEEDS" "$OUT/base.trp" "$OUT/delta/add.trd" "$PUB" "$OUT/log"
+
+# ---- inspect: packs and deltas as they are, and header fields at their
+# extremes (each once crashed it: u64 signed bytes wrapped the sum with the
+# trailer size; a date gmtime refused left the buffer unterminated).
+cp "$OUT"/pack/* "$OUT"/delta/* "$OUT/inspect/"
+patch_at() { # file offset bytes(printf escapes)
+    printf "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc 2>/dev/null
+}
+cp "$OUT/pack/plain.trp" "$OUT/inspect/signed-max"
+patch_at "$OUT/inspect/signed-max" 88 '\377\377\377\377\377\377\377\377'
+cp "$OUT/pack/plain.trp" "$OUT/inspect/sections-max"
+patch_at "$OUT/inspect/sections-max" 84 '\040\000\000\000'
+head -c 200 "$OUT/pack/plain.trp" > "$OUT/inspect/cut"
+# Times gmtime cannot convert: created 2^64-1, expires 2^63-1.
+cp "$OUT/pack/plain.trp" "$OUT/inspect/times-max"
+patch_at "$OUT/inspect/times-max" 24 '\377\377\377\377\377\377\377\377\377\377\377\377\377\377\377\177'
+# A log whose dim rounds up past 2^32 (an embedding "fits" a 64-byte record).
+cp "$OUT/log/api-empty.trl" "$OUT/log/dim-wrap.trl"
+patch_at "$OUT/log/dim-wrap.trl" 16 '\100\000\000\000\001\000\000\000\371\377\377\377'
 
 awk 'NR % 97 == 3' "$FIX/prompts.jsonl" | sed -n 's/.*"text":"\(\([^"\\]\|\\.\)*\)".*/\1/p' |
     head -n 20 | { i=0; while IFS= read -r t; do printf '%b' "$t" > "$OUT/embed/real$i"; i=$((i+1)); done; }
