@@ -19,8 +19,6 @@ static tr_status read_header(const uint8_t *p, size_t len, tr_delta_info *d)
     memset(d, 0, sizeof *d);
     if (tr_ld32(p + TR_DH_VERSION) != TR_DELTA_VERSION)
         return TR_E_VERSION;
-    if (tr_ld32(p + TR_DH_HEADER_BYTES) != TR_HEADER_BYTES)
-        return TR_E_MALFORMED;
     d->security_counter = tr_ld64(p + TR_DH_SECURITY);
     d->created_unix = tr_ld64(p + TR_DH_CREATED);
     d->expires_unix = tr_ld64(p + TR_DH_EXPIRES);
@@ -60,6 +58,9 @@ static tr_status read_sections(const uint8_t *p, const tr_pack_view *base, tr_de
 {
     tr_section s[TR_MAX_SECTIONS];
     uint32_t ns;
+    /* The header's own bounds, like a pack's: only now that it is signed. */
+    if (!tr_header_tail_ok(p))
+        return TR_E_MALFORMED;
     tr_status st = tr_read_table(p, d->signed_bytes, s, &ns);
     if (st != TR_OK)
         return st;
