@@ -1237,6 +1237,94 @@ static void test_prompts(void **state)
 
 /* ---- NULL pointers, no pack, misaligned memory ---- */
 
+/* Issue 18's library-side reproducers: nothing unverified picks a delta's
+ * error, a delta header's bounds, NaN penalties, tr_log_size's wrap, and a
+ * query of -128 (the pack side of -128 is in test_signed_but_malformed). */
+static void test_issue18_reproducers(void **state)
+{
+    uint8_t *pa, *pd;
+    box b = serving(1, &pa, &pd);
+    served want = snapshot(&b);
+
+    /* n_added 2000 (> TR_DELTA_MAX_ADDED), not signed again: the signature
+     * speaks first (it used to be TR_E_ARENA_TOO_SMALL against the base). */
+    tr_buf s = {0};
+    tr_buf_put(&s, W.delta.data, W.delta.len);
+    tr_st32(s.data + TR_DH_N_ADDED, 2000);
+    uint8_t *p = exact_copy(s.data, s.len);
+    assert_int_equal(apply(&b, p, s.len), TR_E_SIGNATURE);
+    tr_trust other = trust_of(&W.other, 0, 0);
+    assert_int_equal(tr_router_apply_delta(b.r, p, s.len, &other), TR_E_KEY_UNKNOWN);
+    free(p);
+    /* ... and signed again: malformed, still not the arena. */
+    s.len = W.dsb;
+    sign_buf(&s, KEY);
+    p = exact_copy(s.data, s.len);
+    assert_int_equal(apply(&b, p, s.len), TR_E_MALFORMED);
+    free(p);
+    /* The delta header's own bounds, re-signed: size, flags, zero tail. */
+    static const struct { size_t at; uint32_t v; } dh[] = {
+        {TR_DH_HEADER_BYTES, 129}, {TR_DH_FLAGS, 1}, {104, 1}, {124, 0x80000000u}};
+    for (size_t i = 0; i < sizeof dh / sizeof *dh; i++) {
+        s.len = 0;
+        tr_buf_put(&s, W.delta.data, W.dsb);
+        tr_st32(s.data + dh[i].at, dh[i].v);
+        sign_buf(&s, KEY);
+        p = exact_copy(s.data, s.len);
+        tr_status st = apply(&b, p, s.len);
+        if (st != TR_E_MALFORMED)
+            fail_msg("delta header byte %zu = 0x%x: %s", dh[i].at, dh[i].v, tr_status_name(st));
+        free(p);
+        /* Unsigned, the same change is the signature's. */
+        s.len = 0;
+        tr_buf_put(&s, W.delta.data, W.delta.len);
+        tr_st32(s.data + dh[i].at, dh[i].v);
+        p = exact_copy(s.data, s.len);
+        assert_int_equal(apply(&b, p, s.len), TR_E_SIGNATURE);
+        free(p);
+    }
+    tr_buf_free(&s);
+    assert_true(same_served(&b, &want));
+
+    /* Penalties: NaN or Inf in any slot is the caller's error; finite ones
+     * still count. */
+    tr_result res;
+    float pen[M + 1] = {0};
+    tr_route_opts o = {.lambda = TR_LAMBDA_DEFAULT, .penalty = pen};
+    assert_int_equal(tr_route_i8(b.r, EMB, W.refs + 3 * DIM, DIM, &o, &res, NULL), TR_OK);
+    uint32_t chosen = res.model;
+    const float bad[] = {NAN, INFINITY, -INFINITY};
+    for (uint32_t m = 0; m < M + 1; m++)
+        for (size_t j = 0; j < 3; j++) {
+            memset(pen, 0, sizeof pen);
+            pen[m] = bad[j];
+            assert_int_equal(tr_route_i8(b.r, EMB, W.refs + 3 * DIM, DIM, &o, &res, NULL),
+                             TR_E_ARG);
+        }
+    memset(pen, 0, sizeof pen);
+    pen[chosen] = 10.0f; /* a finite penalty moves the choice */
+    assert_int_equal(tr_route_i8(b.r, EMB, W.refs + 3 * DIM, DIM, &o, &res, NULL), TR_OK);
+    assert_int_not_equal(res.model, chosen);
+
+    /* A query holding -128 is refused (no kernel sees it). */
+    int8_t q[DIM];
+    memcpy(q, W.refs + 3 * DIM, DIM);
+    q[DIM / 2] = -128;
+    assert_int_equal(tr_route_i8(b.r, EMB, q, DIM, NULL, &res, NULL), TR_E_ARG);
+    assert_true(same_served(&b, &want));
+
+    /* tr_log_size: 0 where dim + 7 wraps 32 bits (it reported 464 bytes). */
+    for (uint32_t d = 0xFFFFFFF9u; d != 0; d++)
+        assert_int_equal(tr_log_size(d, 1, TR_LOG_EMBEDDING), 0);
+    assert_int_equal(tr_log_size(0xFFFFFFF8u, 1, TR_LOG_EMBEDDING), 0);
+    assert_true(tr_log_size(64, 16, TR_LOG_EMBEDDING) >= 16 * 64);
+    assert_true(tr_log_size(0xFFFFFFF9u, 1, 0) > 0); /* dim unused without embeddings */
+    free(pa);
+    free(pd);
+    free(b.arena);
+    (void)state;
+}
+
 static void test_null_pointers_and_order(void **state)
 {
     tr_result res;
@@ -1423,6 +1511,7 @@ int main(void)
         cmocka_unit_test(test_pack_signed_mutations),
         cmocka_unit_test(test_delta_signed_mutations),
         cmocka_unit_test(test_caller_embeddings),
+        cmocka_unit_test(test_issue18_reproducers),
         cmocka_unit_test(test_prompts),
         cmocka_unit_test(test_null_pointers_and_order),
     };
