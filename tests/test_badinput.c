@@ -1116,6 +1116,76 @@ static uint8_t *read_pack(const char *path, size_t *len)
     return p;
 }
 
+/* The fixture pack's embedder section, -128 in its int8 word vectors (and
+ * its other stated bounds), signed again: refused, the old pack still served. */
+static void test_embedder_bounds(void **state)
+{
+    const char *path = getenv("FIXTURE_PACK");
+    size_t len;
+    uint8_t *pack = read_pack(path && *path ? path : "build/fixture.trp", &len);
+    tr_pack_info peek;
+    assert_int_equal(tr_pack_peek(pack, len, &peek), TR_OK);
+    size_t bytes = tr_arena_size(peek.dim, peek.n_models, peek.prefilter_candidates);
+    void *arena;
+    assert_int_equal(posix_memalign(&arena, 64, bytes), 0);
+    tr_router *r;
+    assert_int_equal(tr_router_init(arena, bytes, &r), TR_OK);
+    tr_trust t = trust_of(&W.pub, 0, 0);
+    assert_int_equal(tr_router_load(r, pack, len, &t), TR_OK);
+    static const char good[] = "What is the derivative of x squared with respect to x?";
+    tr_result ref, res;
+    assert_int_equal(tr_route_text(r, good, strlen(good), NULL, &ref, NULL), TR_OK);
+    const uint64_t sb = tr_ld64(pack + TR_H_SIGNED_BYTES);
+    uint64_t emb = 0;
+    for (uint32_t i = 0; i < tr_ld32(pack + TR_H_N_SECTIONS); i++) {
+        const uint8_t *e = pack + TR_HEADER_BYTES + i * TR_SECTION_ENTRY_BYTES;
+        if (tr_ld32(e + TR_S_TYPE) == TR_SEC_EMBEDDER)
+            emb = tr_ld64(e + TR_S_OFFSET);
+    }
+    assert_true(emb != 0);
+    const uint8_t *eh = pack + emb;
+    const uint32_t nw = tr_ld32(eh + TR_E_N_WORDS), dim = tr_ld32(eh + TR_E_DIM);
+    const uint64_t vec = emb + tr_ld32(eh + TR_E_OFF_VECTORS);
+    /* First, a middle and the last vector value; then other stated bounds. */
+    const struct { uint64_t at; uint32_t v; int width; const char *what; } cases[] = {
+        {vec, 0x80, 1, "-128 in the first word vector"},
+        {vec + (uint64_t)(nw / 2) * dim + dim / 2, 0x80, 1, "-128 in a middle word vector"},
+        {vec + (uint64_t)nw * dim - 1, 0x80, 1, "-128 in the last vector value"},
+        {emb + TR_E_FLAGS, 4, 4, "embedder flag bit 2"},
+        {emb + TR_E_VEC_SCALE, 0, 4, "embedder scale 0"},
+        {emb + TR_E_DIM, dim + 1, 4, "embedder dim != pack dim"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        tr_buf s = {0};
+        tr_buf_put(&s, pack, (size_t)sb);
+        if (cases[i].width == 1)
+            s.data[cases[i].at] = (uint8_t)cases[i].v;
+        else
+            tr_st32(s.data + cases[i].at, cases[i].v);
+        sign_buf(&s, KEY);
+        uint8_t *p = exact_copy(s.data, s.len);
+        tr_status st = tr_router_load(r, p, s.len, &t);
+        if (st != TR_E_MALFORMED)
+            fail_msg("%s: %s, want TR_E_MALFORMED", cases[i].what, tr_status_name(st));
+        assert_int_equal(tr_route_text(r, good, strlen(good), NULL, &res, NULL), TR_OK);
+        assert_int_equal(res.model, ref.model);
+        assert_memory_equal(res.model_name, ref.model_name, strlen(ref.model_name) + 1);
+        free(p);
+        tr_buf_free(&s);
+    }
+    /* The control: the same bytes signed again load. */
+    tr_buf s = {0};
+    tr_buf_put(&s, pack, (size_t)sb);
+    sign_buf(&s, KEY);
+    uint8_t *p = exact_copy(s.data, s.len);
+    assert_int_equal(tr_router_load(r, p, s.len, &t), TR_OK);
+    free(p);
+    tr_buf_free(&s);
+    free(arena);
+    free(pack);
+    (void)state;
+}
+
 static void test_prompts(void **state)
 {
     const char *path = getenv("FIXTURE_PACK");
@@ -1513,6 +1583,7 @@ int main(void)
         cmocka_unit_test(test_caller_embeddings),
         cmocka_unit_test(test_issue18_reproducers),
         cmocka_unit_test(test_prompts),
+        cmocka_unit_test(test_embedder_bounds),
         cmocka_unit_test(test_null_pointers_and_order),
     };
     return cmocka_run_group_tests_name("badinput", tests, group_setup, group_teardown);
