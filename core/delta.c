@@ -58,9 +58,6 @@ static tr_status read_sections(const uint8_t *p, const tr_pack_view *base, tr_de
 {
     tr_section s[TR_MAX_SECTIONS];
     uint32_t ns;
-    /* The header's own bounds, like a pack's: only now that it is signed. */
-    if (!tr_header_tail_ok(p))
-        return TR_E_MALFORMED;
     tr_status st = tr_read_table(p, d->signed_bytes, s, &ns);
     if (st != TR_OK)
         return st;
@@ -160,6 +157,8 @@ tr_status tr_router_apply_delta(tr_router *r, const void *delta, size_t len,
     if (st != TR_OK)
         return st;
     /* From here on the bytes are the signer's. */
+    if (!tr_header_tail_ok(p)) /* size, flags, zero tail: as a pack's */
+        return TR_E_MALFORMED;
     if (memcmp(d.base_hash, r->base.info.pack_hash, 32) != 0)
         return TR_E_DELTA_BASE;
     tr_pack_view v;
