@@ -1307,6 +1307,70 @@ static void test_prompts(void **state)
 
 /* ---- NULL pointers, no pack, misaligned memory ---- */
 
+/* A counter store that routes on the router being loaded, from inside the
+ * load (the one re-entry the API allows a single thread): it must see the
+ * pack being served, never the one being checked. */
+typedef struct reentry {
+    box *b;
+    const served *was;
+    int calls, same, fail_write;
+} reentry;
+static int re_read(void *ctx, int kind, uint64_t *v)
+{
+    (void)ctx;
+    (void)kind;
+    *v = 0;
+    return 0;
+}
+static int re_write(void *ctx, int kind, uint64_t v)
+{
+    reentry *e = ctx;
+    (void)kind;
+    (void)v;
+    e->calls++;
+    e->same += same_served(e->b, e->was);
+    return e->fail_write;
+}
+
+static void test_route_during_load(void **state)
+{
+    uint8_t *pa, *pd;
+    box b = serving(1, &pa, &pd);
+    served want = snapshot(&b);
+    tr_buf s = {0};
+    tr_buf_put(&s, W.pack.data, W.sb);
+    tr_st64(s.data + TR_H_SECURITY, 6); /* above A's 5: the store is written */
+    sign_buf(&s, KEY);
+    uint8_t *p = exact_copy(s.data, s.len);
+    reentry e = {&b, &want, 0, 0, 1};
+    tr_counter_store cs = {&e, re_read, re_write};
+    tr_trust t = trust_of(&W.pub, 0, 0);
+    t.counters = &cs;
+    /* The store fails: the load fails, and routing inside and after it
+     * serves A + D. */
+    assert_int_equal(tr_router_load(b.r, p, s.len, &t), TR_E_COUNTER_STORE);
+    assert_int_equal(e.calls, 1);
+    assert_int_equal(e.same, 1);
+    assert_true(same_served(&b, &want));
+    /* The store works: inside the load A + D is still served; after it the
+     * new pack (no delta). */
+    e.fail_write = 0;
+    assert_int_equal(tr_router_load(b.r, p, s.len, &t), TR_OK);
+    assert_int_equal(e.calls, 2);
+    assert_int_equal(e.same, 2);
+    tr_delta_info di;
+    assert_int_equal(tr_router_delta_info(b.r, &di), TR_E_NO_PACK);
+    tr_pack_info info;
+    assert_int_equal(tr_router_pack_info(b.r, &info), TR_OK);
+    assert_int_equal(info.security_counter, 6);
+    free(p);
+    tr_buf_free(&s);
+    free(pa);
+    free(pd);
+    free(b.arena);
+    (void)state;
+}
+
 /* Issue 18's library-side reproducers: nothing unverified picks a delta's
  * error, a delta header's bounds, NaN penalties, tr_log_size's wrap, and a
  * query of -128 (the pack side of -128 is in test_signed_but_malformed). */
@@ -1582,6 +1646,7 @@ int main(void)
         cmocka_unit_test(test_delta_signed_mutations),
         cmocka_unit_test(test_caller_embeddings),
         cmocka_unit_test(test_issue18_reproducers),
+        cmocka_unit_test(test_route_during_load),
         cmocka_unit_test(test_prompts),
         cmocka_unit_test(test_embedder_bounds),
         cmocka_unit_test(test_null_pointers_and_order),
