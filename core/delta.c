@@ -19,8 +19,6 @@ static tr_status read_header(const uint8_t *p, size_t len, tr_delta_info *d)
     memset(d, 0, sizeof *d);
     if (tr_ld32(p + TR_DH_VERSION) != TR_DELTA_VERSION)
         return TR_E_VERSION;
-    if (tr_ld32(p + TR_DH_HEADER_BYTES) != TR_HEADER_BYTES)
-        return TR_E_MALFORMED;
     d->security_counter = tr_ld64(p + TR_DH_SECURITY);
     d->created_unix = tr_ld64(p + TR_DH_CREATED);
     d->expires_unix = tr_ld64(p + TR_DH_EXPIRES);
@@ -159,6 +157,8 @@ tr_status tr_router_apply_delta(tr_router *r, const void *delta, size_t len,
     if (st != TR_OK)
         return st;
     /* From here on the bytes are the signer's. */
+    if (!tr_header_tail_ok(p)) /* size, flags, zero tail: as a pack's */
+        return TR_E_MALFORMED;
     if (memcmp(d.base_hash, r->base.info.pack_hash, 32) != 0)
         return TR_E_DELTA_BASE;
     tr_pack_view v;

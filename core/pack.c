@@ -36,14 +36,13 @@ static tr_status read_header(const uint8_t *p, size_t len, tr_pack_info *info)
     info->format_version = tr_ld32(p + TR_H_VERSION);
     if (info->format_version != TR_PACK_VERSION)
         return TR_E_VERSION;
-    if (tr_ld32(p + TR_H_HEADER_BYTES) != TR_HEADER_BYTES)
-        return TR_E_MALFORMED;
     info->security_counter = tr_ld64(p + TR_H_SECURITY);
     info->created_unix = tr_ld64(p + TR_H_CREATED);
     info->expires_unix = tr_ld64(p + TR_H_EXPIRES);
     memcpy(info->embedder, p + TR_H_EMBEDDER, TR_EMBEDDER_NAME_MAX);
-    if (info->embedder[TR_EMBEDDER_NAME_MAX - 1] != 0)
-        return TR_E_MALFORMED;
+    /* Byte 71 is checked after the signature (header_ok); until then the
+     * copy is kept a C string for whoever prints it. */
+    info->embedder[TR_EMBEDDER_NAME_MAX - 1] = 0;
     info->dim = tr_ld32(p + TR_H_DIM);
     info->n_refs = tr_ld32(p + TR_H_N_REFS);
     info->n_models = tr_ld32(p + TR_H_N_MODELS);
@@ -86,6 +85,28 @@ static tr_status read_trailer(const uint8_t *p, size_t len, uint64_t signed_byte
     return TR_OK;
 }
 
+/* Everything the header bounds beyond what locating the signature needs:
+ * checked only once the signature verified (PACK_FORMAT.md's order), so no
+ * unsigned byte picks an error other than the signature's. */
+static int zero_bytes(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return 0;
+    return 1;
+}
+
+int tr_header_tail_ok(const uint8_t *p)
+{
+    return tr_ld32(p + TR_H_HEADER_BYTES) == TR_HEADER_BYTES && tr_ld32(p + TR_H_FLAGS) == 0 &&
+           zero_bytes(p + TR_H_PREFILTER_C + 4, TR_HEADER_BYTES - TR_H_PREFILTER_C - 4);
+}
+
+static int header_ok(const uint8_t *p)
+{
+    return tr_header_tail_ok(p) && p[TR_H_EMBEDDER + TR_EMBEDDER_NAME_MAX - 1] == 0;
+}
+
 tr_status tr_pack_peek(const void *pack, size_t len, tr_pack_info *info)
 {
     if (!pack || !info)
@@ -112,7 +133,8 @@ tr_status tr_read_table(const uint8_t *p, uint64_t signed_bytes, tr_section *s, 
         s[i] = (tr_section){tr_ld32(e + TR_S_TYPE), tr_ld32(e + TR_S_STRIDE),
                             tr_ld32(e + TR_S_COUNT), tr_ld64(e + TR_S_OFFSET),
                             tr_ld64(e + TR_S_LENGTH)};
-        if (s[i].offset % TR_ALIGN != 0 || s[i].offset < table_end ||
+        if (tr_ld32(e + TR_S_FLAGS) != 0 || s[i].offset % TR_ALIGN != 0 ||
+            s[i].offset < table_end ||
             s[i].offset > signed_bytes || s[i].length > signed_bytes - s[i].offset)
             return TR_E_MALFORMED;
         for (uint32_t j = 0; j < i; j++)
@@ -188,6 +210,8 @@ static tr_status read_sections(const uint8_t *p, tr_pack_view *v)
             return TR_E_MALFORMED;
     v->refs = (tr_refs){n, dim, rows->stride, (const int8_t *)(p + rows->offset),
                         (const float *)(const void *)(p + inv->offset)};
+    if (!tr_i8_rows_ok(v->refs.rows, n, dim, rows->stride))
+        return TR_E_MALFORMED;
     for (uint32_t i = 0; i < n; i++)
         if (!(v->refs.inv_norm[i] > 0.0f) || !isfinite(v->refs.inv_norm[i]))
             return TR_E_MALFORMED;
@@ -326,6 +350,8 @@ tr_status tr_pack_verify(const uint8_t *p, size_t len, const tr_trust *trust,
     if (st != TR_OK)
         return st;
     /* From here on the bytes are the signer's. */
+    if (!header_ok(p))
+        return TR_E_MALFORMED;
     st = read_sections(p, v);
     if (st != TR_OK)
         return st;

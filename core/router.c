@@ -21,6 +21,7 @@ static int carve(tr_arena *a, uint32_t dim, uint32_t n_models, uint32_t n_cand,
     s->qcode = NULL;
     s->ham = NULL;
     s->cand = NULL;
+    s->n_cand = n_cand;
     if (n_cand) {
         s->qcode = tr_arena_take(a, 8 * (((size_t)dim + 63) / 64));
         s->ham = tr_arena_take(a, sizeof(uint32_t) * TR_KNN_BLOCK);
@@ -136,6 +137,12 @@ tr_status tr_resolve_opts(const tr_router *r, const tr_route_opts *o,
         return TR_E_ARG;
     if (o->lambda >= 0.0f)
         *lambda = o->lambda;
+    /* A NaN penalty would compare false against every utility and flip the
+     * choice; an infinite one makes every utility -Inf or NaN. */
+    if (o->penalty)
+        for (uint32_t m = 0; m < r->pack.info.n_models; m++)
+            if (!isfinite(o->penalty[m]))
+                return TR_E_ARG;
     if (o->method != TR_METHOD_KNN && o->method != TR_METHOD_CLUSTER &&
         o->method != TR_METHOD_LEARNED_MAP)
         return TR_E_ARG;
@@ -239,7 +246,12 @@ static tr_status route_query(tr_router *r, const tr_scratch *s, int prior_only,
         tr_learned_map_predict(&p->lmap, &p->clusters, s->q, s->z, s->predicted);
         res->nearest_distance = NAN;
     } else {
+        /* The prefilter only with the scratch carved for it: a view that
+         * changed under this call (a load from a callback, a caller breaking
+         * the one-thread rule) must not send the search to NULL codes. */
         uint32_t c = p->info.prefilter_candidates;
+        if (c != s->n_cand || !s->cand || !p->codes.bits)
+            c = 0;
         uint32_t found = c && !(o && o->exact)
                              ? tr_knn_search_prefilter(r->kern, &p->refs, &p->codes, s->q, k, c,
                                                        s->qcode, s->ham, s->cand, s->nb)

@@ -123,6 +123,11 @@ enum {
  * model m on t. The device estimates p(d,m) for a new task d by
  * Nadaraya-Watson regression of acc on u with a Gaussian kernel. */
 #define TR_TASKS_HEADER_BYTES 64u
+/* Bandwidth bounds: u lies in [0, 2], so below 1e-3 2h^2 reaches the
+ * subnormals and the nearest task's weight turns 0/0 (S3 NaN); above 100
+ * every task weighs the same to f32 precision. */
+#define TR_TASK_BANDWIDTH_MIN 1e-3f
+#define TR_TASK_BANDWIDTH_MAX 100.0f
 enum {
     TR_T_N_TASKS = 0,    /* u32 T */
     TR_T_K_DIST = 4,     /* u32 neighbours behind u (19 in the paper) */

@@ -49,6 +49,7 @@ typedef struct scratch {
     uint64_t *qcode;     /* prefilter: query sign code */
     uint32_t *ham;       /* prefilter: TR_KNN_BLOCK Hamming distances */
     tr_neighbor *cand;   /* prefilter: candidates */
+    uint32_t n_cand;     /* what qcode/cand were carved for (0: none) */
 } tr_scratch;
 
 /* Router internals shared by the entry points (router.c, task.c). */
@@ -112,6 +113,8 @@ typedef struct tr_section {
 tr_status tr_read_table(const uint8_t *p, uint64_t signed_bytes, tr_section *s, uint32_t *n);
 const tr_section *tr_find_section(const tr_section *s, uint32_t n, uint32_t type);
 /* rows bitsets of at least bits bits, stride a whole number of u64 words. */
+/* Header bytes 12-15, flags and 104..127 as v1 wants them (packs and deltas). */
+int tr_header_tail_ok(const uint8_t *p);
 int tr_bitset_ok(const tr_section *s, uint32_t rows, uint32_t bits);
 /* A model record: a name, finite non-negative cost, prior in [0,1]; the
  * normalized cost in [0,1] unless unbounded (a delta's added model). */

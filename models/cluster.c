@@ -26,6 +26,8 @@ tr_status tr_clusters_view(const uint8_t *sec, size_t len, uint32_t dim,
     c->inv_scale = (const float *)(const void *)(sec + o_s);
     c->half_sq = (const float *)(const void *)(sec + o_h);
     c->psi = (const float *)(const void *)(sec + o_p);
+    if (!tr_i8_rows_ok(c->rows, k, dim, c->stride))
+        return TR_E_MALFORMED;
     for (uint32_t i = 0; i < c->k; i++)
         if (!(c->inv_scale[i] > 0) || !isfinite(c->inv_scale[i]) || !(c->half_sq[i] >= 0) ||
             !isfinite(c->half_sq[i]))

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "tr_format.h"
+#include "tr_knn.h"
 
 /* Is [off, off+bytes) inside a section of len bytes, 4-byte aligned? */
 static int part_ok(uint32_t off, uint64_t bytes, size_t len)
@@ -55,6 +56,8 @@ tr_status tr_embedder_view(const uint8_t *sec, size_t len, tr_embedder *e)
         if (b <= a || b - a > e->max_word || b > chars_len)
             return TR_E_MALFORMED;
     }
+    if (!tr_i8_rows_ok(e->vectors, nw, e->dim, e->dim))
+        return TR_E_MALFORMED;
     for (uint32_t i = 0; i < nw; i++)
         if (!isfinite(e->weights[i]) || e->weights[i] < 0.0f)
             return TR_E_MALFORMED;

@@ -182,3 +182,21 @@ void tr_knn_predict(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
         predicted[m] = wsum > 0.0f ? acc / wsum : NAN;
     }
 }
+
+/* int8 rows the kernels read: every value in [-127, 127] (the x86 kernels'
+ * sign trick and the scalar one disagree on -128, so a pack holding it
+ * would route differently per CPU), and the padding past dim zero. One
+ * pass over the bytes: linear in the section size. */
+int tr_i8_rows_ok(const int8_t *rows, uint64_t n_rows, uint32_t dim, uint32_t stride)
+{
+    for (uint64_t i = 0; i < n_rows; i++) {
+        const int8_t *r = rows + i * stride;
+        for (uint32_t d = 0; d < dim; d++)
+            if (r[d] == -128)
+                return 0;
+        for (uint32_t d = dim; d < stride; d++)
+            if (r[d] != 0)
+                return 0;
+    }
+    return 1;
+}

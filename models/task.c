@@ -17,7 +17,7 @@ tr_status tr_task_table_view(const uint8_t *sec, size_t len, uint32_t n_models,
     uint32_t o_u = tr_ld32(sec + TR_T_OFF_U), o_a = tr_ld32(sec + TR_T_OFF_ACC);
     uint64_t nt = t->n_tasks;
     if (nt == 0 || nt > 65536 || t->k_dist == 0 || t->k_dist > TR_K_MAX ||
-        !(t->bandwidth > 0) || !isfinite(t->bandwidth) || !(t->gate >= 0 && t->gate <= 1) ||
+        !(t->bandwidth >= TR_TASK_BANDWIDTH_MIN && t->bandwidth <= TR_TASK_BANDWIDTH_MAX) || !(t->gate >= 0 && t->gate <= 1) ||
         o_u % 4 || o_a % 4 || o_u < TR_TASKS_HEADER_BYTES || o_a < TR_TASKS_HEADER_BYTES ||
         o_u + 4 * nt > len || o_a + 4 * nt * n_models > len)
         return TR_E_MALFORMED;

@@ -43,6 +43,9 @@ typedef struct tr_neighbor {
 
 /* The k best rows by sim, best first; ties go to the lower index. dots is
  * scratch of TR_KNN_BLOCK int32. Returns the number found (min(k, n)). */
+/* Load-time check of int8 rows: no -128, zero padding past dim. */
+int tr_i8_rows_ok(const int8_t *rows, uint64_t n_rows, uint32_t dim, uint32_t stride);
+
 uint32_t tr_knn_search(const tr_kernels *kern, const tr_refs *refs,
                        const int8_t *q, uint32_t k, int32_t *dots,
                        tr_neighbor *out);
