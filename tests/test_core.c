@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <mbedtls/ecdsa.h>
+#include <mbedtls/sha256.h>
 
 #include "keys.h"
 #include "packwriter.h"
@@ -1206,6 +1208,154 @@ static void test_delta_counter_per_base(void **state)
     free(n.arena);
 }
 
+/* ---- Signatures: one pack, one valid signature encoding ---- */
+
+static const uint8_t p256_n[32] = {
+    0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    0xBC, 0xE6, 0xFA, 0xAD, 0xA7, 0x17, 0x9E, 0x84, 0xF3, 0xB9, 0xCA, 0xC2, 0xFC, 0x63, 0x25, 0x51};
+
+/* Test's own strict DER reader: r and s right-aligned in 32 bytes. */
+static void der_split(const uint8_t *sig, size_t len, uint8_t r[32], uint8_t s[32])
+{
+    assert_true(len >= 8 && sig[0] == 0x30 && sig[1] == len - 2 && sig[2] == 0x02);
+    size_t lr = sig[3];
+    assert_true(lr >= 1 && lr <= 33 && sig[4 + lr] == 0x02);
+    size_t ls = sig[5 + lr];
+    assert_int_equal(6 + lr + ls, len);
+    const uint8_t *pr = sig + 4, *ps = sig + 6 + lr;
+    /* Minimal: a leading zero only before a byte with its top bit set. */
+    assert_true(!(pr[0] & 0x80) && !(pr[0] == 0 && lr > 1 && !(pr[1] & 0x80)));
+    assert_true(!(ps[0] & 0x80) && !(ps[0] == 0 && ls > 1 && !(ps[1] & 0x80)));
+    memset(r, 0, 32);
+    memset(s, 0, 32);
+    memcpy(r + 32 - (lr - (lr == 33)), pr + (lr == 33), lr - (lr == 33));
+    memcpy(s + 32 - (ls - (ls == 33)), ps + (ls == 33), ls - (ls == 33));
+}
+
+/* Encodes SEQUENCE { INTEGER r, INTEGER s }: minimal, or with the given
+ * deviation. Returns the length. */
+enum { ENC_STRICT, ENC_LONG_SEQ, ENC_LONG_INT, ENC_EXTRA_ZERO };
+static size_t der_join(uint8_t *out, const uint8_t r[32], const uint8_t s[32], int how)
+{
+    uint8_t body[80];
+    size_t n = 0;
+    for (int v = 0; v < 2; v++) {
+        const uint8_t *x = v ? s : r;
+        size_t i = 0;
+        while (i < 31 && x[i] == 0)
+            i++;
+        size_t pad = (x[i] >> 7) + (how == ENC_EXTRA_ZERO && v == 0), len = 32 - i + pad;
+        body[n++] = 0x02;
+        if (how == ENC_LONG_INT && v == 0)
+            body[n++] = 0x81;
+        body[n++] = (uint8_t)len;
+        memset(body + n, 0, pad);
+        memcpy(body + n + pad, x + i, 32 - i);
+        n += len;
+    }
+    size_t h = 0;
+    out[h++] = 0x30;
+    if (how == ENC_LONG_SEQ)
+        out[h++] = 0x81;
+    out[h++] = (uint8_t)n;
+    memcpy(out + h, body, n);
+    return h + n;
+}
+
+/* The fixture pack with its trailer replaced by one carrying sig. */
+static tr_status load_with_sig(const fixture *f, const uint8_t *sig, size_t sl)
+{
+    uint64_t sb = tr_ld64(f->aligned + TR_H_SIGNED_BYTES);
+    tr_buf b = {0};
+    tr_buf_put(&b, f->aligned, (size_t)sb);
+    tr_pack_append_trailer(&b, f->aligned + sb + 8, sig, sl);
+    uint8_t *p = aligned_copy(&b);
+    router_box box = new_router(tr_arena_size(DIM, M, 0));
+    tr_trust t = {.keys = &f->pub, .n_keys = 1};
+    tr_status st = tr_router_load(box.r, p, b.len, &t);
+    free(box.arena);
+    free(p);
+    tr_buf_free(&b);
+    return st;
+}
+
+/* What a lenient verifier (mbedTLS's own DER reader, no low-S rule) says:
+ * shows each variant is the same signature, only re-encoded. */
+static int lenient_ok(const tr_pubkey *pub, const uint8_t hash[32], const uint8_t *sig, size_t sl)
+{
+    mbedtls_ecdsa_context ec;
+    mbedtls_ecdsa_init(&ec);
+    int rc = mbedtls_ecp_group_load(&ec.grp, MBEDTLS_ECP_DP_SECP256R1);
+    if (rc == 0)
+        rc = mbedtls_ecp_point_read_binary(&ec.grp, &ec.Q, pub->point, 65);
+    if (rc == 0)
+        rc = mbedtls_ecdsa_read_signature(&ec, hash, 32, sig, sl);
+    mbedtls_ecdsa_free(&ec);
+    return rc == 0;
+}
+
+static void test_signature_one_encoding(void **state)
+{
+    fixture *f = *state;
+    uint64_t sb = tr_ld64(f->aligned + TR_H_SIGNED_BYTES);
+    uint8_t hash[32], sig[TR_SIG_MAX_BYTES], var[TR_SIG_MAX_BYTES + 4], r[32], s[32], hs[32];
+    mbedtls_sha256_ret(f->aligned, (size_t)sb, hash, 0);
+    tr_pubkey pub;
+    size_t sl = 0;
+    /* The signer always writes minimal DER with s <= n/2, whatever the
+     * random nonce; a signer that left s alone fails this 2^-64 of runs. */
+    int shorter = 0;
+    for (int i = 0; i < 64; i++) {
+        size_t l;
+        uint8_t one[TR_SIG_MAX_BYTES];
+        assert_int_equal(tr_key_sign(KEY, hash, one, &l, &pub), 0);
+        der_split(one, l, r, s);
+        uint8_t half[32];
+        int borrow = 0; /* half = n >> 1 */
+        for (int j = 0; j < 32; j++) {
+            half[j] = (uint8_t)((p256_n[j] >> 1) | borrow << 7);
+            borrow = p256_n[j] & 1;
+        }
+        assert_true(memcmp(s, half, 32) <= 0);
+        assert_int_equal(load_with_sig(f, one, l), TR_OK);
+        /* Keep one short enough that every variant fits in 72 bytes, so
+         * the verifier's DER reader (not the length limit) refuses it. */
+        if (l <= 70 && !shorter) {
+            memcpy(sig, one, l);
+            sl = l;
+            shorter = 1;
+        }
+    }
+    assert_true(shorter);
+    der_split(sig, sl, r, s);
+    assert_int_equal(der_join(var, r, s, ENC_STRICT), sl);
+    assert_memory_equal(var, sig, sl);
+    assert_int_equal(load_with_sig(f, sig, sl), TR_OK);
+    const int hows[] = {ENC_LONG_SEQ, ENC_LONG_INT, ENC_EXTRA_ZERO};
+    for (size_t i = 0; i < sizeof hows / sizeof *hows; i++) {
+        size_t vl = der_join(var, r, s, hows[i]);
+        assert_true(vl == sl + 1 && vl <= TR_SIG_MAX_BYTES);
+        assert_true(lenient_ok(&f->pub, hash, var, vl));
+        assert_int_equal(load_with_sig(f, var, vl), TR_E_SIGNATURE);
+    }
+    /* High S: (r, n - s) is the same signature's twin. */
+    int borrow = 0;
+    for (int j = 31; j >= 0; j--) {
+        int d = p256_n[j] - s[j] - borrow;
+        borrow = d < 0;
+        hs[j] = (uint8_t)(d + (borrow << 8));
+    }
+    size_t vl = der_join(var, r, hs, ENC_STRICT);
+    assert_true(vl <= TR_SIG_MAX_BYTES);
+    assert_true(lenient_ok(&f->pub, hash, var, vl));
+    assert_int_equal(load_with_sig(f, var, vl), TR_E_SIGNATURE);
+    /* A byte after s inside the SEQUENCE. */
+    memcpy(var, sig, sl);
+    var[sl] = 0;
+    var[1]++;
+    assert_int_equal(load_with_sig(f, var, sl + 1), TR_E_SIGNATURE);
+}
+
 /* The prefilter's query code has room for dim bits (tr_arena_size knows
  * only dim), so a sign-code section with a wider stride than dim needs made
  * the router zero and read qcode words past its scratch. Signed-but-wrong
@@ -1385,6 +1535,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delta_retires_and_sets_defaults, setup_binary, teardown),
         cmocka_unit_test_setup_teardown(test_counter_store, setup_binary, teardown),
         cmocka_unit_test_setup_teardown(test_delta_counter_per_base, setup_binary, teardown),
+        cmocka_unit_test_setup_teardown(test_signature_one_encoding, setup_binary, teardown),
         cmocka_unit_test_setup_teardown(test_router_share, setup_binary, teardown),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
