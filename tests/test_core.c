@@ -891,6 +891,7 @@ static void test_delta_rejections_keep_serving(void **state)
     s.has_settings = 1, s.k = 3, s.lambda = -1.0f;
     bad = make_delta(&s, KEY, &l2);
     assert_int_equal(apply(&b, bad, l2, &f->pub, 0, 0), TR_E_ROLLBACK);
+    free(bad);
     assert_int_equal(apply(&b, good, len, &f->pub, 0, 0), TR_OK);
     /* Counter 4 goes; after clearing it, or reloading the base, neither
      * 3 nor another 4 come back while this router lives (no store). */
