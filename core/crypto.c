@@ -1,4 +1,6 @@
 /* The only file that talks to mbedTLS. */
+#include <string.h>
+
 #include <mbedtls/asn1.h>
 #include <mbedtls/bignum.h>
 #include <mbedtls/ecdsa.h>
@@ -6,6 +8,7 @@
 #include <mbedtls/sha256.h>
 #include <mbedtls/version.h>
 
+#include "tr_format.h"
 #include "tr_internal.h"
 
 #ifdef TR_DEVICE_CRYPTO
@@ -93,6 +96,50 @@ tr_status tr_sha256(const void *data, size_t len, uint8_t out[32])
 #endif
 }
 
+/* floor(n / 2) of P-256's group order n, big-endian. */
+static const uint8_t half_n[32] = {
+    0x7F, 0xFF, 0xFF, 0xFF, 0x80, 0x00, 0x00, 0x00, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    0xDE, 0x73, 0x7D, 0x56, 0xD3, 0x8B, 0xCF, 0x42, 0x79, 0xDC, 0xE5, 0x61, 0x7E, 0x31, 0x92, 0xA8};
+
+/* One DER INTEGER in its only encoding: short-form length, no leading zero
+ * unless the next byte has its top bit set, positive, at most 256 bits.
+ * Writes it right-aligned into out[32]. By hand, with no allocation. */
+static int der_uint256(const uint8_t **p, const uint8_t *end, uint8_t out[32])
+{
+    const uint8_t *q = *p;
+    if (end - q < 2 || q[0] != 0x02 || q[1] == 0 || q[1] > 33 || end - q - 2 < q[1])
+        return -1;
+    size_t n = q[1];
+    q += 2;
+    if (q[0] & 0x80)
+        return -1; /* negative */
+    if (q[0] == 0 && n > 1 && !(q[1] & 0x80))
+        return -1; /* a leading zero that is not needed */
+    if (n == 33) {
+        if (q[0] != 0)
+            return -1;
+        q++, n--;
+    }
+    memset(out, 0, 32);
+    memcpy(out + 32 - n, q, n);
+    *p = q + n;
+    return 0;
+}
+
+/* The one valid encoding of a signature (PACK_FORMAT.md, trailer): strict
+ * DER of SEQUENCE { r, s } with nothing after, and low S (s <= n/2), so a
+ * signature cannot be re-encoded or turned into (r, n - s) and still pass. */
+static int sig_canonical(const uint8_t *sig, size_t len, uint8_t r[32], uint8_t s[32])
+{
+    /* At most 2 + 2 * 35 = 72 bytes: the length is always short-form. */
+    if (len < 8 || len > TR_SIG_MAX_BYTES || sig[0] != 0x30 || sig[1] != len - 2)
+        return -1;
+    const uint8_t *p = sig + 2, *end = sig + len;
+    if (der_uint256(&p, end, r) != 0 || der_uint256(&p, end, s) != 0 || p != end)
+        return -1;
+    return memcmp(s, half_n, 32) <= 0 ? 0 : -1;
+}
+
 tr_status tr_ecdsa_p256_verify(const uint8_t point[65], const uint8_t hash[32],
                                const uint8_t *sig, size_t sig_len)
 {
@@ -113,14 +160,13 @@ tr_status tr_ecdsa_p256_verify(const uint8_t point[65], const uint8_t hash[32],
     if ((ret = mbedtls_ecp_point_read_binary(&grp, &q, point, 65)) != 0 ||
         (ret = mbedtls_ecp_check_pubkey(&grp, &q)) != 0)
         goto bad;
-    /* Strict DER: SEQUENCE { INTEGER r, INTEGER s } and nothing after. */
-    unsigned char *p = (unsigned char *)sig, *end = p + sig_len;
-    size_t seq_len;
+    /* Strict DER, low S; r, s in [1, n-1] is mbedtls_ecdsa_verify's. */
+    uint8_t rb[32], sb[32];
     ret = 0;
-    if (mbedtls_asn1_get_tag(&p, end, &seq_len,
-                             MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) != 0 ||
-        p + seq_len != end || (ret = mbedtls_asn1_get_mpi(&p, end, &r)) != 0 ||
-        (ret = mbedtls_asn1_get_mpi(&p, end, &s)) != 0 || p != end)
+    if (sig_canonical(sig, sig_len, rb, sb) != 0)
+        goto bad;
+    if ((ret = mbedtls_mpi_read_binary(&r, rb, 32)) != 0 ||
+        (ret = mbedtls_mpi_read_binary(&s, sb, 32)) != 0)
         goto bad;
     ret = mbedtls_ecdsa_verify(&grp, hash, 32, &q, &r, &s);
     st = ret == 0 ? TR_OK : TR_E_SIGNATURE;

@@ -141,6 +141,20 @@ static tr_status read_sections(const uint8_t *p, const tr_pack_view *base, tr_de
     return TR_E_MALFORMED;
 }
 
+/* May delta d follow the last one accepted (slot s)? A delta of another
+ * base (or none yet: a zero slot) starts a new count, since counters are
+ * per base. For the same base: strictly higher, so two different deltas
+ * never share a counter, or the very same delta again (a restart re-applies
+ * what it served). Equal pack counters do not order bases, so neither are
+ * the deltas of two such bases ordered (INTEGRATION.md). */
+static int delta_follows(const tr_counter_slot *s, const tr_delta_info *d)
+{
+    if (memcmp(s->base, d->base_hash, 32) != 0)
+        return 1;
+    return d->security_counter > s->counter ||
+           (d->security_counter == s->counter && memcmp(s->hash, d->delta_hash, 32) == 0);
+}
+
 tr_status tr_router_apply_delta(tr_router *r, const void *delta, size_t len,
                                 const tr_trust *trust)
 {
@@ -164,22 +178,31 @@ tr_status tr_router_apply_delta(tr_router *r, const void *delta, size_t len,
     tr_pack_view v;
     if ((st = read_sections(p, &r->base, &d, &v)) != TR_OK)
         return st;
-    uint64_t floor;
-    if ((st = tr_counter_floor(trust, TR_COUNTER_DELTA, &floor)) != TR_OK)
+    /* Anti-rollback per base: against the router's memory (clear, reload)
+     * and the store's slot (restarts). */
+    tr_counter_slot stored, next;
+    if ((st = tr_counter_read(trust, TR_COUNTER_DELTA, &stored)) != TR_OK)
         return st;
-    if (d.security_counter < floor ||
-        (r->has_delta && d.security_counter < r->delta.security_counter))
+    if (d.security_counter < trust->min_delta_counter || !delta_follows(&stored, &d) ||
+        !delta_follows(&r->delta_last, &d))
         return TR_E_ROLLBACK;
     if (trust->now_unix && d.expires_unix && trust->now_unix >= d.expires_unix)
         return TR_E_EXPIRED;
     if (tr_arena_size(v.info.dim, v.info.n_models, v.info.prefilter_candidates) >
         r->arena_bytes)
         return TR_E_ARENA_TOO_SMALL;
-    if ((st = tr_counter_commit(trust, TR_COUNTER_DELTA, floor, d.security_counter)) != TR_OK)
+    memset(&next, 0, sizeof next);
+    next.counter = d.security_counter;
+    memcpy(next.base, d.base_hash, 32);
+    memcpy(next.hash, d.delta_hash, 32);
+    /* Re-applying the stored delta (a restart) writes nothing. */
+    if (memcmp(&next, &stored, sizeof next) != 0 &&
+        (st = tr_counter_write(trust, TR_COUNTER_DELTA, &next)) != TR_OK)
         return st;
     r->pack = v; /* the swap: only after every check passed */
     r->delta = d;
     r->has_delta = 1;
+    r->delta_last = next;
     return TR_OK;
 }
 

@@ -312,25 +312,43 @@ int tr_trust_ok(const tr_trust *trust)
            (!trust->counters || (trust->counters->read && trust->counters->write));
 }
 
+tr_status tr_counter_read(const tr_trust *trust, int kind, tr_counter_slot *slot)
+{
+    memset(slot, 0, sizeof *slot);
+    if (!trust->counters)
+        return TR_OK;
+    return trust->counters->read(trust->counters->ctx, kind, slot) == 0 ? TR_OK
+                                                                        : TR_E_COUNTER_STORE;
+}
+
+tr_status tr_counter_write(const tr_trust *trust, int kind, const tr_counter_slot *slot)
+{
+    if (!trust->counters)
+        return TR_OK;
+    return trust->counters->write(trust->counters->ctx, kind, slot) == 0 ? TR_OK
+                                                                         : TR_E_COUNTER_STORE;
+}
+
 tr_status tr_counter_floor(const tr_trust *trust, int kind, uint64_t *floor)
 {
     *floor = kind == TR_COUNTER_PACK ? trust->min_security_counter : trust->min_delta_counter;
-    if (!trust->counters)
-        return TR_OK;
-    uint64_t stored;
-    if (trust->counters->read(trust->counters->ctx, kind, &stored) != 0)
-        return TR_E_COUNTER_STORE;
-    if (stored > *floor)
-        *floor = stored;
-    return TR_OK;
+    tr_counter_slot stored;
+    tr_status st = tr_counter_read(trust, kind, &stored);
+    if (st == TR_OK && stored.counter > *floor)
+        *floor = stored.counter;
+    return st;
 }
 
 tr_status tr_counter_commit(const tr_trust *trust, int kind, uint64_t floor, uint64_t counter)
 {
-    if (!trust->counters || counter <= floor)
+    if (counter <= floor)
         return TR_OK;
-    return trust->counters->write(trust->counters->ctx, kind, counter) == 0 ? TR_OK
-                                                                           : TR_E_COUNTER_STORE;
+    /* The pack slot keeps only the counter: packs of equal counter are
+     * equally acceptable (>=), so their hashes need not be told apart. */
+    tr_counter_slot slot;
+    memset(&slot, 0, sizeof slot);
+    slot.counter = counter;
+    return tr_counter_write(trust, kind, &slot);
 }
 
 tr_status tr_pack_verify(const uint8_t *p, size_t len, const tr_trust *trust,

@@ -433,6 +433,7 @@ tr_status tr_router_share(const tr_router *src, void *arena, size_t arena_bytes,
     r->pack = src->pack; /* with the source's delta, if it serves one */
     r->has_delta = src->has_delta;
     r->delta = src->delta;
+    r->delta_last = src->delta_last; /* its anti-rollback memory too */
     r->loaded = 1;
     *out = r;
     return TR_OK;

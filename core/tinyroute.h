@@ -84,16 +84,28 @@ typedef struct tr_pubkey {
 } tr_pubkey;
 
 /* Anti-rollback counters persisted by the integrator (flash, secure
- * element, a file). Packs and delta packs count separately. */
+ * element, a file). Packs and delta packs count separately, one slot each.
+ * A slot is an opaque blob to the store: keep its bytes, return them (all
+ * zeros if never written). Only the library interprets it (INTEGRATION.md).
+ *  - TR_COUNTER_PACK: counter is the highest accepted pack counter; it only
+ *    ever rises (a monotonic counter can hold it); base and hash are zero.
+ *  - TR_COUNTER_DELTA: the last accepted delta: its counter, the hash of
+ *    its base and its own hash. Delta counters count per base: a delta for
+ *    another base starts afresh (so this counter may go down), and one for
+ *    the same base must be strictly higher, or the very same delta. */
 enum { TR_COUNTER_PACK = 0, TR_COUNTER_DELTA = 1 };
+typedef struct tr_counter_slot {
+    uint64_t counter;
+    uint8_t base[32]; /* SHA-256 of the base pack's signed bytes */
+    uint8_t hash[32]; /* SHA-256 of the delta's signed bytes */
+} tr_counter_slot;
 typedef struct tr_counter_store {
     void *ctx;
-    /* The persisted floor of a counter; non-zero: the store failed. */
-    int (*read)(void *ctx, int kind, uint64_t *value);
-    /* Raise it to value (only ever called with a higher one); non-zero:
-     * failed, and the pack is not served (MCUboot's order: the counter is
-     * stored before the new image runs). */
-    int (*write)(void *ctx, int kind, uint64_t value);
+    /* The persisted slot of a kind; non-zero: the store failed. */
+    int (*read)(void *ctx, int kind, tr_counter_slot *slot);
+    /* Replace it; non-zero: failed, and the pack is not served (MCUboot's
+     * order: the counter is stored before the new image runs). */
+    int (*write)(void *ctx, int kind, const tr_counter_slot *slot);
 } tr_counter_store;
 
 typedef struct tr_trust {
@@ -103,9 +115,9 @@ typedef struct tr_trust {
     uint64_t now_unix;             /* for expiry; 0 skips the expiry check */
     const uint8_t (*revoked)[32];  /* key ids refused even if trusted */
     size_t n_revoked;
-    uint64_t min_delta_counter;    /* anti-rollback floor of delta packs */
-    /* NULL, or a store: its floor counts as well, and an accepted pack or
-     * delta with a higher counter raises it before it is served. */
+    uint64_t min_delta_counter;    /* floor of every delta, whatever its base */
+    /* NULL, or a store: its slots count as well, and an accepted pack or
+     * delta that changes one is written before it is served. */
     const tr_counter_store *counters;
 } tr_trust;
 
@@ -212,10 +224,14 @@ typedef struct tr_delta_info {
 /* Reads the (untrusted) delta header: for sizing only. */
 tr_status tr_delta_peek(const void *delta, size_t len, tr_delta_info *info);
 
-/* Verify the delta (signature first, then base hash, counts, sections; its
- * security counter must be >= trust->min_delta_counter, the store's delta
- * floor and that of the delta being served), then serve base + delta. On any error the router
- * keeps what it served. The bytes must stay valid while served. */
+/* Verify the delta (signature first, then base hash, counts, sections),
+ * then serve base + delta. Its security counter must be >=
+ * trust->min_delta_counter and, against the last delta accepted for the
+ * same base (remembered by the router across clear and reload, and by the
+ * store's TR_COUNTER_DELTA slot across restarts), strictly higher, unless
+ * it is that very delta again (same hash): else TR_E_ROLLBACK. A delta for
+ * another base starts a new count. On any error the router keeps what it
+ * served. The bytes must stay valid while served. */
 tr_status tr_router_apply_delta(tr_router *router, const void *delta, size_t len,
                                 const tr_trust *trust);
 /* Back to the base pack alone. */

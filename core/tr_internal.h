@@ -35,6 +35,10 @@ struct tr_router {
     tr_pack_view pack;      /* what is served: base, or base + delta */
     int has_delta;
     tr_delta_info delta;
+    /* The last delta accepted for a base (counter, base, hash): outlives
+     * tr_router_clear_delta and reloads, so an older delta of the same base
+     * stays refused while the router lives, with or without a store. */
+    tr_counter_slot delta_last;
 };
 
 /* Per-call working memory, carved from the arena after the router. */
@@ -123,11 +127,14 @@ int tr_model_rec_ok(const uint8_t *rec, int cost_norm_unbounded);
 /* Non-NULL, and its arrays present where their counts say. */
 int tr_trust_ok(const tr_trust *trust);
 
-/* The anti-rollback floor of a kind of counter: the trust's, or the
- * store's if higher. TR_E_COUNTER_STORE if the store fails. */
+/* The integrator's slot of a kind (all zeros without a store), and its
+ * replacement (nothing without a store). TR_E_COUNTER_STORE if it fails. */
+tr_status tr_counter_read(const tr_trust *trust, int kind, tr_counter_slot *slot);
+tr_status tr_counter_write(const tr_trust *trust, int kind, const tr_counter_slot *slot);
+/* Packs: the anti-rollback floor (the trust's, or the store's if higher)
+ * and persisting an accepted counter above it (the last step before a
+ * swap). kind is TR_COUNTER_PACK; deltas count per base (delta.c). */
 tr_status tr_counter_floor(const tr_trust *trust, int kind, uint64_t *floor);
-/* Persist an accepted counter above the floor (the last step before a
- * swap). */
 tr_status tr_counter_commit(const tr_trust *trust, int kind, uint64_t floor, uint64_t counter);
 
 /* Parse and verify a pack into a view (no router state touched). */

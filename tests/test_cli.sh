@@ -108,17 +108,33 @@ head -c "$sb" "$T/p.trp" >"$T/payload"
 # (a) a tinyroute signature verifies with openssl
 "$PYTHON" -c 'import sys; b=open(sys.argv[1],"rb").read(); sb=int(sys.argv[2]); n=b[sb+6]|b[sb+7]<<8; open(sys.argv[3],"wb").write(b[sb+40:sb+40+n])' "$T/p.trp" "$sb" "$T/sig.der"
 expect 0 "Verified OK" -- openssl dgst -sha256 -verify "$PUB" -signature "$T/sig.der" "$T/payload"
-# (b) an openssl signature verifies in the core
+# (b) an openssl signature verifies in the core once its s is low (openssl
+# leaves s > n/2 half the time; PACK_FORMAT.md: one encoding, low S); its
+# high-S twin (r, n - s) is refused.
 openssl dgst -sha256 -sign "$OKEY" -out "$T/osig.der" "$T/payload"
 openssl ec -pubin -in "$OPUB" -outform DER 2>/dev/null | tail -c 65 >"$T/point"
-"$PYTHON" - "$T/payload" "$T/osig.der" "$T/point" "$T/ossl.trp" <<'PY'
+"$PYTHON" - "$T/payload" "$T/osig.der" "$T/point" "$T/ossl.trp" "$T/ossl-high.trp" <<'PY'
 import hashlib, struct, sys
 payload, sig, point = (open(p, "rb").read() for p in sys.argv[1:4])
 assert len(point) == 65 and point[0] == 4
-trailer = b"TRSG" + struct.pack("<HH", 1, len(sig)) + hashlib.sha256(point).digest() + sig
-open(sys.argv[4], "wb").write(payload + trailer)
+n = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+assert sig[0] == 0x30 and sig[1] == len(sig) - 2 and sig[2] == 2
+r = int.from_bytes(sig[4:4 + sig[3]], "big")
+s = int.from_bytes(sig[6 + sig[3]:], "big")
+def der(r, s):
+    ints = b""
+    for v in (r, s):
+        b = v.to_bytes((v.bit_length() + 8) // 8, "big")  # minimal, room for the sign bit
+        ints += bytes([2, len(b)]) + b
+    return bytes([0x30, len(ints)]) + ints
+low = min(s, n - s)
+for path, ss in ((sys.argv[4], low), (sys.argv[5], n - low)):
+    sg = der(r, ss)
+    trailer = b"TRSG" + struct.pack("<HH", 1, len(sg)) + hashlib.sha256(point).digest() + sg
+    open(path, "wb").write(payload + trailer)
 PY
 expect 0 "^OK$" -- "$CLI" verify --key "$OPUB" "$T/ossl.trp"
+expect 1 "TR_E_SIGNATURE" -- "$CLI" verify --key "$OPUB" "$T/ossl-high.trp"
 expect 1 "TR_E_KEY_UNKNOWN" -- "$CLI" verify --key "$PUB" "$T/ossl.trp"
 # (c) keys from `tinyroute keygen` are ordinary PEM for openssl
 expect 0 "wrote .*k1.key and .*k1.pub, key id [0-9a-f]{64}" -- "$CLI" keygen --out "$T/k1"

@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <mbedtls/ecdsa.h>
+#include <mbedtls/sha256.h>
 
 #include "keys.h"
 #include "packwriter.h"
@@ -882,8 +884,30 @@ static void test_delta_rejections_keep_serving(void **state)
     bad = make_delta(&s, KEY, &l2);
     assert_int_equal(apply(&b, bad, l2, &f->pub, 0, 0), TR_E_ROLLBACK);
     free(bad);
+    /* The equal case: a different delta with the served delta's counter is
+     * refused (two signed deltas must never share a counter), the very same
+     * delta re-applied is accepted (idempotent; a restart does it). */
+    s = d.spec;
+    s.has_settings = 1, s.k = 3, s.lambda = -1.0f;
+    bad = make_delta(&s, KEY, &l2);
+    assert_int_equal(apply(&b, bad, l2, &f->pub, 0, 0), TR_E_ROLLBACK);
+    free(bad);
+    assert_int_equal(apply(&b, good, len, &f->pub, 0, 0), TR_OK);
+    /* Counter 4 goes; after clearing it, or reloading the base, neither
+     * 3 nor another 4 come back while this router lives (no store). */
+    s.security_counter = 4;
+    uint8_t *four = make_delta(&s, KEY, &l2);
+    assert_int_equal(apply(&b, four, l2, &f->pub, 0, 0), TR_OK);
+    assert_int_equal(tr_router_clear_delta(b.r), TR_OK);
+    assert_int_equal(apply(&b, good, len, &f->pub, 0, 0), TR_E_ROLLBACK);
+    assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
+    assert_int_equal(apply(&b, good, len, &f->pub, 0, 0), TR_E_ROLLBACK);
+    assert_int_equal(apply(&b, four, l2, &f->pub, 0, 0), TR_OK);
+    tr_router_delta_info(b.r, &served);
+    free(four);
     /* Expired. */
     s = d.spec;
+    s.security_counter = 5;
     s.expires_unix = 1800000000;
     bad = make_delta(&s, KEY, &l2);
     assert_int_equal(apply(&b, bad, l2, &f->pub, 0, 1800000000), TR_E_EXPIRED);
@@ -915,9 +939,15 @@ static void test_delta_rejections_keep_serving(void **state)
     assert_int_equal(apply(&small, bad, l2, &f->pub, 0, 0), TR_OK);
     free(bad);
     free(small.arena);
-    /* After every rejection the first delta was still the one served
-     * (until the last, accepted one). */
-    assert_int_equal(apply(&b, good, len, &f->pub, 0, 0), TR_OK);
+    /* After every rejection the delta with counter 4 was still the one
+     * served, and may be re-applied. */
+    assert_int_equal(apply(&b, good, len, &f->pub, 0, 0), TR_E_ROLLBACK);
+    size_t l4;
+    s = d.spec;
+    s.has_settings = 1, s.k = 3, s.lambda = -1.0f, s.security_counter = 4;
+    four = make_delta(&s, KEY, &l4);
+    assert_int_equal(apply(&b, four, l4, &f->pub, 0, 0), TR_OK);
+    free(four);
     tr_delta_info now;
     tr_router_delta_info(b.r, &now);
     assert_memory_equal(now.delta_hash, served.delta_hash, 32);
@@ -986,25 +1016,25 @@ static void test_delta_retires_and_sets_defaults(void **state)
 
 /* An integrator's counter store: in memory, with failures on demand. */
 typedef struct fake_store {
-    uint64_t value[2];
+    tr_counter_slot slot[2];
     int fail_read, fail_write, writes;
 } fake_store;
 
-static int store_read(void *ctx, int kind, uint64_t *v)
+static int store_read(void *ctx, int kind, tr_counter_slot *v)
 {
     fake_store *s = ctx;
     if (s->fail_read)
         return -1;
-    *v = s->value[kind];
+    *v = s->slot[kind];
     return 0;
 }
 
-static int store_write(void *ctx, int kind, uint64_t v)
+static int store_write(void *ctx, int kind, const tr_counter_slot *v)
 {
     fake_store *s = ctx;
     if (s->fail_write)
         return -1;
-    s->value[kind] = v;
+    s->slot[kind] = *v;
     s->writes++;
     return 0;
 }
@@ -1013,21 +1043,21 @@ static void test_counter_store(void **state)
 {
     fixture *f = *state; /* the pack's counter is 5 */
     router_box b = new_router(tr_arena_size(DIM, M + 1, 0));
-    fake_store fs = {{3, 0}, 0, 0, 0};
+    fake_store fs = {{{.counter = 3}}, 0, 0, 0};
     tr_counter_store cs = {&fs, store_read, store_write};
     tr_trust t = {.keys = &f->pub, .n_keys = 1, .counters = &cs};
     /* Accepted above the stored floor: the floor is raised to 5. */
     assert_int_equal(tr_router_load(b.r, f->aligned, f->pack.len, &t), TR_OK);
-    assert_int_equal(fs.value[TR_COUNTER_PACK], 5);
+    assert_int_equal(fs.slot[TR_COUNTER_PACK].counter, 5);
     assert_int_equal(fs.writes, 1);
     /* The same pack again: not below, nothing to write. */
     assert_int_equal(tr_router_load(b.r, f->aligned, f->pack.len, &t), TR_OK);
     assert_int_equal(fs.writes, 1);
     /* The store says 7: pack 5 is a rollback, even with trust's floor 0. */
-    fs.value[TR_COUNTER_PACK] = 7;
+    fs.slot[TR_COUNTER_PACK].counter = 7;
     assert_int_equal(tr_router_load(b.r, f->aligned, f->pack.len, &t), TR_E_ROLLBACK);
     /* A store that cannot be read or written: refused, old pack kept. */
-    fs.value[TR_COUNTER_PACK] = 0;
+    fs.slot[TR_COUNTER_PACK].counter = 0;
     fs.fail_read = 1;
     assert_int_equal(tr_router_load(b.r, f->aligned, f->pack.len, &t), TR_E_COUNTER_STORE);
     fs.fail_read = 0;
@@ -1035,7 +1065,7 @@ static void test_counter_store(void **state)
     assert_int_equal(tr_router_load(b.r, f->aligned, f->pack.len, &t), TR_E_COUNTER_STORE);
     tr_result res;
     assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs, DIM, NULL, &res, NULL), TR_OK);
-    /* Deltas have their own counter (3 here), floor and store slot. */
+    /* Deltas have their own slot: counter 3, this base, this delta. */
     fs.fail_write = 0;
     tr_pack_info info;
     tr_router_pack_info(b.r, &info);
@@ -1043,21 +1073,288 @@ static void test_counter_store(void **state)
     delta_parts_init(&d, f, info.pack_hash);
     size_t len;
     uint8_t *delta = make_delta(&d.spec, KEY, &len);
-    fs.value[TR_COUNTER_PACK] = 100; /* not the delta's business */
+    fs.slot[TR_COUNTER_PACK].counter = 100; /* not the delta's business */
+    fs.writes = 0;
     assert_int_equal(tr_router_apply_delta(b.r, delta, len, &t), TR_OK);
-    assert_int_equal(fs.value[TR_COUNTER_DELTA], 3);
-    fs.value[TR_COUNTER_DELTA] = 4;
+    tr_delta_info di;
+    tr_router_delta_info(b.r, &di);
+    assert_int_equal(fs.slot[TR_COUNTER_DELTA].counter, 3);
+    assert_memory_equal(fs.slot[TR_COUNTER_DELTA].base, info.pack_hash, 32);
+    assert_memory_equal(fs.slot[TR_COUNTER_DELTA].hash, di.delta_hash, 32);
+    assert_int_equal(fs.writes, 1);
+    /* A restart re-applies the stored delta: a fresh router, same store,
+     * same delta is accepted and nothing is written. */
+    router_box fresh = new_router(tr_arena_size(DIM, M + 1, 0));
+    fs.slot[TR_COUNTER_PACK].counter = 5;
+    assert_int_equal(tr_router_load(fresh.r, f->aligned, f->pack.len, &t), TR_OK);
+    assert_int_equal(tr_router_apply_delta(fresh.r, delta, len, &t), TR_OK);
+    assert_int_equal(fs.writes, 1);
+    /* After that restart, a different delta with the same counter 3 is
+     * refused: only the store remembers the first one. */
+    tr_delta_spec s = d.spec;
+    s.lambda = 0.5f, s.has_settings = 1;
+    size_t l2;
+    uint8_t *same_counter = make_delta(&s, KEY, &l2);
+    router_box again = new_router(tr_arena_size(DIM, M + 1, 0));
+    assert_int_equal(tr_router_load(again.r, f->aligned, f->pack.len, &t), TR_OK);
+    assert_int_equal(tr_router_apply_delta(again.r, same_counter, l2, &t), TR_E_ROLLBACK);
+    free(same_counter);
+    /* The store says 4 (a later delta was served before the restart):
+     * clearing and applying 3 again is a rollback. */
+    fs.slot[TR_COUNTER_DELTA].counter = 4;
     tr_router_clear_delta(b.r);
     assert_int_equal(tr_router_apply_delta(b.r, delta, len, &t), TR_E_ROLLBACK);
-    t.min_delta_counter = 9;
-    fs.value[TR_COUNTER_DELTA] = 0;
+    /* Reloading the base does not reopen it either. */
+    assert_int_equal(tr_router_load(b.r, f->aligned, f->pack.len, &t), TR_OK);
     assert_int_equal(tr_router_apply_delta(b.r, delta, len, &t), TR_E_ROLLBACK);
+    /* The store's delta belongs to another base: this base's count starts
+     * afresh, and the accepted delta takes the slot over. */
+    fs.slot[TR_COUNTER_DELTA].base[0] ^= 1;
+    router_box other = new_router(tr_arena_size(DIM, M + 1, 0));
+    assert_int_equal(tr_router_load(other.r, f->aligned, f->pack.len, &t), TR_OK);
+    assert_int_equal(tr_router_apply_delta(other.r, delta, len, &t), TR_OK);
+    assert_int_equal(fs.slot[TR_COUNTER_DELTA].counter, 3);
+    assert_memory_equal(fs.slot[TR_COUNTER_DELTA].base, info.pack_hash, 32);
+    /* The trust's floor holds for every base. */
+    t.min_delta_counter = 9;
+    memset(&fs.slot[TR_COUNTER_DELTA], 0, sizeof fs.slot[0]);
+    assert_int_equal(tr_router_apply_delta(fresh.r, delta, len, &t), TR_E_ROLLBACK);
+    t.min_delta_counter = 0;
+    /* A store that fails on a delta: refused, the old delta kept. */
+    fs.fail_write = 1;
+    router_box failing = new_router(tr_arena_size(DIM, M + 1, 0));
+    assert_int_equal(tr_router_load(failing.r, f->aligned, f->pack.len, &t), TR_OK);
+    assert_int_equal(tr_router_apply_delta(failing.r, delta, len, &t), TR_E_COUNTER_STORE);
+    assert_int_equal(tr_router_delta_info(failing.r, &di), TR_E_NO_PACK);
+    fs.fail_write = 0;
     /* A store without its functions is a caller error. */
     tr_counter_store half = {&fs, store_read, NULL};
     t.counters = &half;
     assert_int_equal(tr_router_load(b.r, f->aligned, f->pack.len, &t), TR_E_ARG);
     free(delta);
     free(b.arena);
+    free(fresh.arena);
+    free(again.arena);
+    free(other.arena);
+    free(failing.arena);
+}
+
+/* Delta counters count per base. The reproducer: base A's delta left the
+ * store at 3; a new base B's first delta (counter 1, as add-model picks
+ * without --delta) must not be locked out. B has a higher pack counter, so
+ * A, and with it A's old deltas, cannot come back. */
+static void test_delta_counter_per_base(void **state)
+{
+    fixture *f = *state; /* base A: counter 5 */
+    fake_store fs;
+    memset(&fs, 0, sizeof fs);
+    tr_counter_store cs = {&fs, store_read, store_write};
+    tr_trust t = {.keys = &f->pub, .n_keys = 1, .counters = &cs};
+    router_box b = new_router(tr_arena_size(DIM, M + 1, 0));
+    assert_int_equal(tr_router_load(b.r, f->aligned, f->pack.len, &t), TR_OK);
+    tr_pack_info a;
+    tr_router_pack_info(b.r, &a);
+    delta_parts da;
+    delta_parts_init(&da, f, a.pack_hash);
+    size_t la1, la3, lb1;
+    da.spec.security_counter = 1;
+    uint8_t *a1 = make_delta(&da.spec, KEY, &la1);
+    da.spec.security_counter = 3;
+    uint8_t *a3 = make_delta(&da.spec, KEY, &la3);
+    assert_int_equal(tr_router_apply_delta(b.r, a3, la3, &t), TR_OK);
+    assert_int_equal(fs.slot[TR_COUNTER_DELTA].counter, 3);
+    /* Base B: the same data rebuilt later with pack counter 6. */
+    tr_pack_spec sb = spec_of(f);
+    sb.security_counter = 6;
+    sb.created_unix += 86400;
+    tr_buf pb = {0};
+    tr_pack_layout lay;
+    assert_int_equal(tr_pack_write(&sb, &pb, &lay), 0);
+    assert_int_equal(tr_pack_sign(&pb, KEY), 0);
+    uint8_t *bb = aligned_copy(&pb);
+    assert_int_equal(tr_router_load(b.r, bb, pb.len, &t), TR_OK);
+    tr_pack_info bi;
+    tr_router_pack_info(b.r, &bi);
+    assert_memory_not_equal(bi.pack_hash, a.pack_hash, 32);
+    delta_parts db;
+    delta_parts_init(&db, f, bi.pack_hash);
+    db.spec.security_counter = 1;
+    uint8_t *b1 = make_delta(&db.spec, KEY, &lb1);
+    assert_int_equal(tr_router_apply_delta(b.r, b1, lb1, &t), TR_OK);
+    assert_int_equal(fs.slot[TR_COUNTER_DELTA].counter, 1);
+    assert_memory_equal(fs.slot[TR_COUNTER_DELTA].base, bi.pack_hash, 32);
+    /* A's delta does not fit B, and A itself is now a rollback, so A's
+     * older delta 1 has no way back in. */
+    assert_int_equal(tr_router_apply_delta(b.r, a1, la1, &t), TR_E_DELTA_BASE);
+    assert_int_equal(tr_router_load(b.r, f->aligned, f->pack.len, &t), TR_E_ROLLBACK);
+    /* Without a store, on a router that lived through A's delta 3 and B:
+     * back on A (its pack counter is allowed by the trust's floor 0), A's
+     * own count is B's now, so the older delta 1 is accepted. This is the
+     * equal-or-lower-pack-counter case INTEGRATION.md describes. */
+    tr_trust bare = {.keys = &f->pub, .n_keys = 1};
+    router_box n = new_router(tr_arena_size(DIM, M + 1, 0));
+    assert_int_equal(tr_router_load(n.r, f->aligned, f->pack.len, &bare), TR_OK);
+    assert_int_equal(tr_router_apply_delta(n.r, a3, la3, &bare), TR_OK);
+    assert_int_equal(tr_router_apply_delta(n.r, a1, la1, &bare), TR_E_ROLLBACK);
+    assert_int_equal(tr_router_load(n.r, bb, pb.len, &bare), TR_OK);
+    assert_int_equal(tr_router_apply_delta(n.r, b1, lb1, &bare), TR_OK);
+    assert_int_equal(tr_router_load(n.r, f->aligned, f->pack.len, &bare), TR_OK);
+    assert_int_equal(tr_router_apply_delta(n.r, a1, la1, &bare), TR_OK);
+    free(a1);
+    free(a3);
+    free(b1);
+    free(bb);
+    tr_buf_free(&pb);
+    free(b.arena);
+    free(n.arena);
+}
+
+/* ---- Signatures: one pack, one valid signature encoding ---- */
+
+static const uint8_t p256_n[32] = {
+    0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00, 0x00, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+    0xBC, 0xE6, 0xFA, 0xAD, 0xA7, 0x17, 0x9E, 0x84, 0xF3, 0xB9, 0xCA, 0xC2, 0xFC, 0x63, 0x25, 0x51};
+
+/* Test's own strict DER reader: r and s right-aligned in 32 bytes. */
+static void der_split(const uint8_t *sig, size_t len, uint8_t r[32], uint8_t s[32])
+{
+    assert_true(len >= 8 && sig[0] == 0x30 && sig[1] == len - 2 && sig[2] == 0x02);
+    size_t lr = sig[3];
+    assert_true(lr >= 1 && lr <= 33 && sig[4 + lr] == 0x02);
+    size_t ls = sig[5 + lr];
+    assert_int_equal(6 + lr + ls, len);
+    const uint8_t *pr = sig + 4, *ps = sig + 6 + lr;
+    /* Minimal: a leading zero only before a byte with its top bit set. */
+    assert_true(!(pr[0] & 0x80) && !(pr[0] == 0 && lr > 1 && !(pr[1] & 0x80)));
+    assert_true(!(ps[0] & 0x80) && !(ps[0] == 0 && ls > 1 && !(ps[1] & 0x80)));
+    memset(r, 0, 32);
+    memset(s, 0, 32);
+    memcpy(r + 32 - (lr - (lr == 33)), pr + (lr == 33), lr - (lr == 33));
+    memcpy(s + 32 - (ls - (ls == 33)), ps + (ls == 33), ls - (ls == 33));
+}
+
+/* Encodes SEQUENCE { INTEGER r, INTEGER s }: minimal, or with the given
+ * deviation. Returns the length. */
+enum { ENC_STRICT, ENC_LONG_SEQ, ENC_LONG_INT, ENC_EXTRA_ZERO };
+static size_t der_join(uint8_t *out, const uint8_t r[32], const uint8_t s[32], int how)
+{
+    uint8_t body[80];
+    size_t n = 0;
+    for (int v = 0; v < 2; v++) {
+        const uint8_t *x = v ? s : r;
+        size_t i = 0;
+        while (i < 31 && x[i] == 0)
+            i++;
+        size_t pad = (x[i] >> 7) + (how == ENC_EXTRA_ZERO && v == 0), len = 32 - i + pad;
+        body[n++] = 0x02;
+        if (how == ENC_LONG_INT && v == 0)
+            body[n++] = 0x81;
+        body[n++] = (uint8_t)len;
+        memset(body + n, 0, pad);
+        memcpy(body + n + pad, x + i, 32 - i);
+        n += len;
+    }
+    size_t h = 0;
+    out[h++] = 0x30;
+    if (how == ENC_LONG_SEQ)
+        out[h++] = 0x81;
+    out[h++] = (uint8_t)n;
+    memcpy(out + h, body, n);
+    return h + n;
+}
+
+/* The fixture pack with its trailer replaced by one carrying sig. */
+static tr_status load_with_sig(const fixture *f, const uint8_t *sig, size_t sl)
+{
+    uint64_t sb = tr_ld64(f->aligned + TR_H_SIGNED_BYTES);
+    tr_buf b = {0};
+    tr_buf_put(&b, f->aligned, (size_t)sb);
+    tr_pack_append_trailer(&b, f->aligned + sb + 8, sig, sl);
+    uint8_t *p = aligned_copy(&b);
+    router_box box = new_router(tr_arena_size(DIM, M, 0));
+    tr_trust t = {.keys = &f->pub, .n_keys = 1};
+    tr_status st = tr_router_load(box.r, p, b.len, &t);
+    free(box.arena);
+    free(p);
+    tr_buf_free(&b);
+    return st;
+}
+
+/* What a lenient verifier (mbedTLS's own DER reader, no low-S rule) says:
+ * shows each variant is the same signature, only re-encoded. */
+static int lenient_ok(const tr_pubkey *pub, const uint8_t hash[32], const uint8_t *sig, size_t sl)
+{
+    mbedtls_ecdsa_context ec;
+    mbedtls_ecdsa_init(&ec);
+    int rc = mbedtls_ecp_group_load(&ec.grp, MBEDTLS_ECP_DP_SECP256R1);
+    if (rc == 0)
+        rc = mbedtls_ecp_point_read_binary(&ec.grp, &ec.Q, pub->point, 65);
+    if (rc == 0)
+        rc = mbedtls_ecdsa_read_signature(&ec, hash, 32, sig, sl);
+    mbedtls_ecdsa_free(&ec);
+    return rc == 0;
+}
+
+static void test_signature_one_encoding(void **state)
+{
+    fixture *f = *state;
+    uint64_t sb = tr_ld64(f->aligned + TR_H_SIGNED_BYTES);
+    uint8_t hash[32], sig[TR_SIG_MAX_BYTES], var[TR_SIG_MAX_BYTES + 4], r[32], s[32], hs[32];
+    mbedtls_sha256_ret(f->aligned, (size_t)sb, hash, 0);
+    tr_pubkey pub;
+    size_t sl = 0;
+    /* The signer always writes minimal DER with s <= n/2, whatever the
+     * random nonce; a signer that left s alone fails this 2^-64 of runs. */
+    int shorter = 0;
+    for (int i = 0; i < 64; i++) {
+        size_t l;
+        uint8_t one[TR_SIG_MAX_BYTES];
+        assert_int_equal(tr_key_sign(KEY, hash, one, &l, &pub), 0);
+        der_split(one, l, r, s);
+        uint8_t half[32];
+        int borrow = 0; /* half = n >> 1 */
+        for (int j = 0; j < 32; j++) {
+            half[j] = (uint8_t)((p256_n[j] >> 1) | borrow << 7);
+            borrow = p256_n[j] & 1;
+        }
+        assert_true(memcmp(s, half, 32) <= 0);
+        assert_int_equal(load_with_sig(f, one, l), TR_OK);
+        /* Keep one short enough that every variant fits in 72 bytes, so
+         * the verifier's DER reader (not the length limit) refuses it. */
+        if (l <= 70 && !shorter) {
+            memcpy(sig, one, l);
+            sl = l;
+            shorter = 1;
+        }
+    }
+    assert_true(shorter);
+    der_split(sig, sl, r, s);
+    assert_int_equal(der_join(var, r, s, ENC_STRICT), sl);
+    assert_memory_equal(var, sig, sl);
+    assert_int_equal(load_with_sig(f, sig, sl), TR_OK);
+    const int hows[] = {ENC_LONG_SEQ, ENC_LONG_INT, ENC_EXTRA_ZERO};
+    for (size_t i = 0; i < sizeof hows / sizeof *hows; i++) {
+        size_t vl = der_join(var, r, s, hows[i]);
+        assert_true(vl == sl + 1 && vl <= TR_SIG_MAX_BYTES);
+        assert_true(lenient_ok(&f->pub, hash, var, vl));
+        assert_int_equal(load_with_sig(f, var, vl), TR_E_SIGNATURE);
+    }
+    /* High S: (r, n - s) is the same signature's twin. */
+    int borrow = 0;
+    for (int j = 31; j >= 0; j--) {
+        int d = p256_n[j] - s[j] - borrow;
+        borrow = d < 0;
+        hs[j] = (uint8_t)(d + (borrow << 8));
+    }
+    size_t vl = der_join(var, r, hs, ENC_STRICT);
+    assert_true(vl <= TR_SIG_MAX_BYTES);
+    assert_true(lenient_ok(&f->pub, hash, var, vl));
+    assert_int_equal(load_with_sig(f, var, vl), TR_E_SIGNATURE);
+    /* A byte after s inside the SEQUENCE. */
+    memcpy(var, sig, sl);
+    var[sl] = 0;
+    var[1]++;
+    assert_int_equal(load_with_sig(f, var, sl + 1), TR_E_SIGNATURE);
 }
 
 /* The prefilter's query code has room for dim bits (tr_arena_size knows
@@ -1238,6 +1535,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delta_rejections_keep_serving, setup_binary, teardown),
         cmocka_unit_test_setup_teardown(test_delta_retires_and_sets_defaults, setup_binary, teardown),
         cmocka_unit_test_setup_teardown(test_counter_store, setup_binary, teardown),
+        cmocka_unit_test_setup_teardown(test_delta_counter_per_base, setup_binary, teardown),
+        cmocka_unit_test_setup_teardown(test_signature_one_encoding, setup_binary, teardown),
         cmocka_unit_test_setup_teardown(test_router_share, setup_binary, teardown),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);

@@ -12,7 +12,9 @@
   4. calibrate: the lambda it writes sends the asked share of the traffic to
      the cloud within 2 points (held-out prompts, as served on the device);
   5. rejections: another base, unknown key, truncated, no signature,
-     rollback; an existing --out is not overwritten.
+     rollback; an existing --out is not overwritten;
+  6. counters: add-model/retire-model/calibrate pick the served delta's + 1,
+     refuse a --counter not above it and 2^64-1; route's delta floor.
 Usage: test_delta.py CLI EMBEDDER KEY PUB OTHER_KEY DATASET_DIR WORKDIR
 """
 import csv
@@ -199,4 +201,53 @@ check(r.returncode == 2 and "not overwriting" in r.stderr and open(d1, "rb").rea
 r = cli("add-model", "--pack", base, "--delta", d1, "--key", KEY, "--data", DATA, "--model", X,
         "--out", WORK + "/twice.trd", ok=False)
 check(r.returncode == 1 and "already a model" in r.stderr, "adding a served name: " + r.stderr)
+
+# ---- 6. counters: the tools pick the next one and refuse a doomed one
+def counter_of(delta):
+    v = cli("verify", "--key", PUB, "--delta", delta, base).stdout
+    line = [l for l in v.splitlines() if l.strip().startswith("counter")][-1]
+    return int(line.split()[1])
+
+
+check(counter_of(d1) == 1 and counter_of(d3) == 3,
+      "auto counters: no --delta gives 1, retire-model after d2 gives 3")
+for share in (0.1, 0.3, 0.5):
+    check(counter_of(WORK + "/cal-%g.trd" % share) == 2, "calibrate after d1 (counter 1) gives 2")
+for c in (1, 3):
+    doomed = WORK + "/doomed-%d.trd" % c
+    r = cli("calibrate", "--pack", base, "--delta", d3, "--key", KEY, "--prompts", traffic,
+            "--cloud-share", 0.3, "--counter", c, "--out", doomed, ok=False)
+    check(r.returncode == 1 and "not above the counter" in r.stderr and "(3)" in r.stderr
+          and not os.path.exists(doomed),
+          "calibrate --counter %d --delta <counter 3> is refused, nothing written: %s"
+          % (c, r.stderr.strip()))
+cal4 = WORK + "/cal-4.trd"
+cli("calibrate", "--pack", base, "--delta", d3, "--key", KEY, "--prompts", traffic,
+    "--cloud-share", 0.3, "--counter", 7, "--out", cal4)
+check(counter_of(cal4) == 7, "an explicit --counter above the delta's is kept")
+top = 2 ** 64 - 1
+never = WORK + "/never.trd"
+r = cli("retire-model", "--pack", base, "--key", KEY, "--model", victim, "--counter", top,
+        "--out", never, ok=False)
+check(r.returncode == 1 and "2^64-1" in r.stderr and not os.path.exists(never),
+      "--counter 2^64-1 is refused: " + r.stderr.strip())
+last = WORK + "/last.trd"
+cli("retire-model", "--pack", base, "--key", KEY, "--model", victim, "--counter", top - 1,
+    "--out", last)
+check(counter_of(last) == top - 1, "2^64-2 is still allowed")
+r = cli("retire-model", "--pack", base, "--delta", last, "--key", KEY, "--model", X,
+        "--out", never, ok=False)
+check(r.returncode == 1 and "no counter is left" in r.stderr and not os.path.exists(never),
+      "after 2^64-2 the auto counter would be 2^64-1: refused: " + r.stderr.strip())
+# route's delta floor
+r = cli("route", "--pack", base, "--delta", d3, "--key", PUB, "--min-delta-counter", 4,
+        "hello world", ok=False)
+check(r.returncode == 1 and "TR_E_ROLLBACK" in r.stderr, "route --min-delta-counter 4 refuses "
+      "delta 3: " + r.stderr.strip())
+r = cli("route", "--pack", base, "--delta", d3, "--key", PUB, "--min-delta-counter", 3,
+        "hello world", ok=False)
+check(r.returncode == 0 and json.loads(r.stdout)["model"] not in (victim, S),
+      "route --min-delta-counter 3 serves delta 3: " + r.stderr.strip())
+r = cli("route", "--pack", base, "--key", PUB, "--min-counter", 2 ** 63, "hello world", ok=False)
+check(r.returncode == 1 and "TR_E_ROLLBACK" in r.stderr, "route --min-counter: pack floor")
 check.finish()

@@ -139,7 +139,8 @@ static const char common_help[] =
     "  --key PRIVATE.pem   signs the new delta\n"
     "  --trust PUBLIC.pem  key(s) that verify PACK and DELTA (default: --key's)\n"
     "  --out FILE          the new delta (not overwritten without --force)\n"
-    "  --counter N         its security counter (default: DELTA's + 1, or 1)\n"
+    "  --counter N         its security counter, above DELTA's and below 2^64-1\n"
+    "                      (default: DELTA's + 1, or 1 without --delta)\n"
     "  --expires-days D    it expires D days from now (default: never)\n";
 
 /* Parse the shared flags; own flags (val >= D_FIRST_OWN) go to own().
@@ -202,6 +203,33 @@ static int parse(int argc, char **argv, const char *usage, const struct option *
     return 0;
 }
 
+/* The new delta's counter: the served delta's + 1 (1 without --delta), or
+ * --counter, which must be above the served delta's: a device that applied
+ * DELTA refuses anything not strictly above it for the same base
+ * (core/INTEGRATION.md). 2^64-1 would leave this base no next delta. */
+static int pick_counter(delta_cmd *c)
+{
+    const uint64_t top = UINT64_MAX;
+    uint64_t served = c->pf.delta ? c->pf.delta_info.security_counter : 0;
+    if (c->pf.delta && !c->has_counter && served >= top - 1)
+        return tr_err("%s has counter %llu: no counter is left for a next delta of this base "
+                      "(2^64-1 is refused); build a new base pack instead",
+                      c->delta, (unsigned long long)served);
+    if (!c->has_counter)
+        c->counter = c->pf.delta ? served + 1 : 1;
+    else if (c->pf.delta && c->counter <= served)
+        return tr_err("--counter %llu is not above the counter of %s (%llu): a device serving "
+                      "that delta refuses this one (TR_E_ROLLBACK); use at least %llu or leave "
+                      "--counter out",
+                      (unsigned long long)c->counter, c->delta, (unsigned long long)served,
+                      (unsigned long long)(served + 1));
+    if (c->counter == top)
+        return tr_err("--counter 18446744073709551615 (2^64-1) is refused: a device that "
+                      "accepted it would refuse every later delta of this base for ever");
+    c->has_counter = 1;
+    return 0;
+}
+
 /* Verify and load the base (+ delta); read the state to change. */
 static int open_base(delta_cmd *c)
 {
@@ -220,7 +248,7 @@ static int open_base(delta_cmd *c)
         return 1;
     base_facts_of(&c->pf, &c->b);
     state_from_delta(&c->pf, &c->b, &c->st);
-    return 0;
+    return pick_counter(c);
 }
 
 static int write_delta(delta_cmd *c)
@@ -236,9 +264,7 @@ static int write_delta(delta_cmd *c)
             psi_rows[(size_t)k * s->n_added + m] = s->psi[(size_t)m * b->k_clusters + k];
     time_t now = time(NULL);
     tr_delta_spec spec = {
-        .security_counter = c->has_counter ? c->counter
-                            : c->pf.delta  ? c->pf.delta_info.security_counter + 1
-                                           : 1,
+        .security_counter = c->counter, /* pick_counter */
         .created_unix = (uint64_t)now,
         .expires_unix = c->expires_days ? (uint64_t)now + c->expires_days * 86400 : 0,
         .n_base_models = b->n_models, .n_base_refs = b->n_refs, .n_clusters = b->k_clusters,
@@ -253,8 +279,12 @@ static int write_delta(delta_cmd *c)
     int r = tr_pack_sign(&out, c->key);
     if (r == 0) {
         /* Check the delta the way a device that trusts its signer will: a
-         * router of its own, sized for the models the delta brings. */
-        size_t need = tr_arena_size(b->dim, b->n_models + s->n_added,
+         * router of its own, sized for the models the delta brings, that
+         * served the given delta first (so its counter must be above). */
+        uint32_t most = s->n_added;
+        if (c->pf.delta && c->pf.delta_info.n_added > most)
+            most = c->pf.delta_info.n_added;
+        size_t need = tr_arena_size(b->dim, b->n_models + most,
                                     c->pf.info.prefilter_candidates);
         void *arena = NULL;
         tr_router *rt;
@@ -264,6 +294,8 @@ static int write_delta(delta_cmd *c)
                                                         : tr_router_init(arena, need, &rt);
         if (st == TR_OK)
             st = tr_router_load(rt, c->pf.bytes, c->pf.len, &base_trust);
+        if (st == TR_OK && c->pf.delta)
+            st = tr_router_apply_delta(rt, c->pf.delta, c->pf.delta_len, &base_trust);
         if (st == TR_OK)
             st = tr_router_apply_delta(rt, out.data, out.len, &trust);
         if (st != TR_OK)

@@ -103,6 +103,56 @@ static int seed_rng(mbedtls_entropy_context *ent, mbedtls_ctr_drbg_context *drbg
                                  (const unsigned char *)pers, sizeof pers - 1);
 }
 
+/* A DER INTEGER of a positive value of at most 32 bytes, minimal. */
+static size_t der_int(uint8_t *out, const uint8_t v[32])
+{
+    size_t i = 0;
+    while (i < 31 && v[i] == 0)
+        i++;
+    size_t pad = v[i] >> 7, n = 32 - i;
+    out[0] = 0x02;
+    out[1] = (uint8_t)(n + pad);
+    out[2] = 0;
+    memcpy(out + 2 + pad, v + i, n);
+    return 2 + pad + n;
+}
+
+/* Sign, then make s low (s > n/2: s = n - s, which verifies as well) and
+ * write strict DER: the only encoding a device accepts (PACK_FORMAT.md,
+ * trailer). */
+static int sign_low_s(mbedtls_ecdsa_context *ec, const uint8_t hash[32], uint8_t *sig,
+                      size_t *sig_len, mbedtls_ctr_drbg_context *drbg)
+{
+    mbedtls_mpi r, s, half;
+    mbedtls_mpi_init(&r);
+    mbedtls_mpi_init(&s);
+    mbedtls_mpi_init(&half);
+    uint8_t rb[32], sb[32], body[2 * 35];
+    int rc = mbedtls_ecdsa_sign(&ec->grp, &r, &s, &ec->d, hash, 32, mbedtls_ctr_drbg_random, drbg);
+    if (rc == 0)
+        rc = mbedtls_mpi_copy(&half, &ec->grp.N);
+    if (rc == 0)
+        rc = mbedtls_mpi_shift_r(&half, 1);
+    if (rc == 0 && mbedtls_mpi_cmp_mpi(&s, &half) > 0)
+        rc = mbedtls_mpi_sub_mpi(&s, &ec->grp.N, &s);
+    if (rc == 0)
+        rc = mbedtls_mpi_write_binary(&r, rb, 32);
+    if (rc == 0)
+        rc = mbedtls_mpi_write_binary(&s, sb, 32);
+    if (rc == 0) {
+        size_t n = der_int(body, rb);
+        n += der_int(body + n, sb);
+        sig[0] = 0x30;
+        sig[1] = (uint8_t)n; /* <= 70: short form */
+        memcpy(sig + 2, body, n);
+        *sig_len = n + 2;
+    }
+    mbedtls_mpi_free(&r);
+    mbedtls_mpi_free(&s);
+    mbedtls_mpi_free(&half);
+    return rc;
+}
+
 int tr_key_sign(const char *path, const uint8_t hash[32], uint8_t *sig,
                 size_t *sig_len, tr_pubkey *pub)
 {
@@ -126,8 +176,7 @@ int tr_key_sign(const char *path, const uint8_t hash[32], uint8_t *sig,
         goto out;
     rc = mbedtls_ecdsa_from_keypair(&ec, mbedtls_pk_ec(pk));
     if (rc == 0)
-        rc = mbedtls_ecdsa_write_signature(&ec, MBEDTLS_MD_SHA256, hash, 32, sig,
-                                           sig_len, mbedtls_ctr_drbg_random, &drbg);
+        rc = sign_low_s(&ec, hash, sig, sig_len, &drbg);
     if (rc != 0 || *sig_len > TR_SIG_MAX_BYTES) {
         mbed_err("cannot sign with", path, rc);
         goto out;
