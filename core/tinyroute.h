@@ -3,7 +3,8 @@
  *
  * One public header. The library never allocates: the caller gives an arena
  * (its size is reported up front by tr_arena_size) and the pack bytes, which
- * are used in place (read-only; flash or mmap is fine). There is no global
+ * are used in place (read-only flash, or RAM nobody writes while it is served:
+ * not a file mapping; core/INTEGRATION.md). There is no global
  * state apart from the CPU-feature table set once by the first router.
  *
  * Phases, as in TFLite Micro:

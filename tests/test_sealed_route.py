@@ -3,7 +3,7 @@ attacked underneath it (issue 18): a model name rewritten in place, the
 embedder's bucket table filled with 0x7F, the file truncated. The answers
 must stay those of the untouched pack, with no crash and exit 0.
 usage: test_sealed_route.py CLI PACK PUB WORKDIR"""
-import json, os, shutil, struct, subprocess, sys
+import json, os, shutil, struct, subprocess, sys, threading
 
 cli, pack, pub, work = sys.argv[1:5]
 P = os.path.join(work, "attacked.trp")
@@ -29,6 +29,9 @@ assert len(want) == len(prompts)
 proc = subprocess.Popen([cli, "route", "--pack", P, "--key", pub], stdin=subprocess.PIPE,
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 got = []
+# A CLI that does not answer line by line (or hangs) fails, not blocks.
+watchdog = threading.Timer(120, proc.kill)
+watchdog.start()
 
 def ask(p):
     proc.stdin.write(p + "\n")
@@ -64,6 +67,7 @@ ask(prompts[4])
 ask(prompts[5])
 proc.stdin.close()
 rc = proc.wait(timeout=60)
+watchdog.cancel()
 err = proc.stderr.read()
 assert rc == 0, "route exited %d: %s" % (rc, err)
 assert got == want, "answers changed under attack: %r, want %r" % (got, want)
