@@ -170,6 +170,10 @@ expect 0 '"problems":\[".+' -- "$CLI" inspect --json "$T/garbage2.trp"
 # asked for) gets the library's verdict on the pack, not an allocation.
 "$PYTHON" -c 'import struct,sys; b=bytearray(open(sys.argv[1],"rb").read()); struct.pack_into("<I", b, 100, 0xFFFFFFFF); open(sys.argv[2],"wb").write(b)' "$FIXTURE_PACK" "$T/bigc.trp"
 expect 1 "bigc.trp: TR_E_SIGNATURE" -- "$CLI" route --pack "$T/bigc.trp" --key "$PUB" hello
+# A delta header asking for 5000 added models (limit 1024) is the delta's
+# error, not an arena too small for the base.
+"$PYTHON" -c 'import struct,sys; b=bytearray(4096); b[0:16]=b"TINYRTDL"+struct.pack("<II",1,128); struct.pack_into("<I",b,76,5000); open(sys.argv[1],"wb").write(b)' "$T/dl.trd"
+expect 1 "dl.trd: TR_E_(MALFORMED|TRUNCATED|NO_SIGNATURE)" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --delta "$T/dl.trd" hello
 # Absurd memory asked on the command line: a clear limit, not 720 GB.
 expect 2 "--log-capacity must be an integer in 1\.\.16777216" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --log-out "$T/l.log" --log-capacity 4294967295 hi
 expect 2 "--log-capacity must be an integer in 1\\.\\.16777216" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --log-out "$T/l.log" --log-capacity 16777217 hi
