@@ -133,7 +133,9 @@ int cmd_verify(int argc, char **argv)
 static const char inspect_usage[] =
     "usage: tinyroute inspect [--json] PACK\n"
     "Prints the header, the section table and the signer's key id as they\n"
-    "stand in the file, WITHOUT checking the signature (use verify for that).\n";
+    "stand in the file, WITHOUT checking the signature (use verify for that).\n"
+    "Fields that do not fit the file are listed as problems (exit 0 as long\n"
+    "as the header itself can be read).\n";
 
 int cmd_inspect(int argc, char **argv)
 {
