@@ -7,8 +7,6 @@
 #include "tr_format.h"
 #include "tr_internal.h"
 
-#define TR_DIM_MAX 8192u
-
 /* TR_FUZZ_SKIP_SIGNATURE lets a fuzzer's mutated packs reach the section
  * parser, which no unsigned input can reach otherwise. A library built so
  * accepts any pack, so two guards keep it out of anything but a fuzz

@@ -3,7 +3,8 @@
  *
  * One public header. The library never allocates: the caller gives an arena
  * (its size is reported up front by tr_arena_size) and the pack bytes, which
- * are used in place (read-only; flash or mmap is fine). There is no global
+ * are used in place (read-only flash, or RAM nobody writes while it is served:
+ * not a file mapping; core/INTEGRATION.md). There is no global
  * state apart from the CPU-feature table set once by the first router.
  *
  * Phases, as in TFLite Micro:
@@ -35,6 +36,7 @@ extern "C" {
 /* Limits that size the arena. A pack beyond them is refused at load. */
 #define TR_K_MAX 256            /* neighbours per query */
 #define TR_PREFILTER_MAX 8192   /* candidates of the binary prefilter */
+#define TR_DIM_MAX 8192u        /* embedding dimension D */
 #define TR_MODEL_NAME_MAX 64    /* bytes, including the terminating NUL */
 #define TR_EMBEDDER_NAME_MAX 32 /* bytes, including the terminating NUL */
 

@@ -34,6 +34,7 @@ run outcome $RUNNER "$BUILD/test_outcome"
 run noalloc $RUNNER "$BUILD/test_noalloc"
 run dataset $RUNNER "$BUILD/test_dataset"
 run eval $RUNNER "$BUILD/test_eval"
+run sealed $RUNNER "$BUILD/test_sealed" "$FIXTURE_PACK"
 # THREADS_PACK (optional): a second pack, with clusters and a prefilter.
 # Native only: Debian 12's qemu-aarch64 (7.2) hangs in a guest's
 # pthread_create on this host, even for a bare two-line program.

@@ -167,5 +167,42 @@ expect 1 "cannot read private key" -- "$CLI" build --data "$T/ds" --embedder "$E
 expect 0 "Pareto-random" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --data "$FIXTURE" --lambda 0,0.1
 expect 0 '"sections":\[' -- "$CLI" inspect --json "$FIXTURE_PACK"
 
+# --- untrusted headers (issue 18) ----------------------------------------
+# inspect prints what it can and names what is wrong, never crashes (139).
+isize=$(stat -c %s "$FIXTURE_PACK")
+for sb in 18446744073709551615 18446744073709551608 $((isize + 1)); do
+    "$PYTHON" -c 'import struct,sys; b=bytearray(open(sys.argv[1],"rb").read()); struct.pack_into("<Q", b, 88, int(sys.argv[2])); open(sys.argv[3],"wb").write(b)' "$FIXTURE_PACK" "$sb" "$T/sb.trp"
+    expect 0 "problem: signed_bytes $sb leaves no room" -- "$CLI" inspect "$T/sb.trp"
+    expect 0 '"key_id":"none".*"problems":\["signed_bytes' -- "$CLI" inspect --json "$T/sb.trp"
+    expect 1 "TR_E_TRUNCATED|TR_E_NO_SIGNATURE" -- "$CLI" verify --key "$PUB" "$T/sb.trp"
+done
+"$PYTHON" -c 'import os,sys; open(sys.argv[1],"wb").write(os.urandom(5000))' "$T/garbage.trp"
+expect 1 "TR_E_BAD_MAGIC" -- "$CLI" inspect "$T/garbage.trp"
+# Garbage behind a valid magic, version and header size: every field random.
+"$PYTHON" -c 'import os,struct,sys; b=bytearray(os.urandom(5000)); b[0:16]=b"TINYRTPK"+struct.pack("<II",1,128); b[40:72]=bytes(32); open(sys.argv[1],"wb").write(b)' "$T/garbage2.trp"
+expect 0 "problem: " -- "$CLI" inspect "$T/garbage2.trp"
+expect 0 '"problems":\[".+' -- "$CLI" inspect --json "$T/garbage2.trp"
+# The arena is not sized from an unverified header: C = 0xFFFFFFFF (32 GiB
+# asked for) gets the library's verdict on the pack, not an allocation.
+"$PYTHON" -c 'import struct,sys; b=bytearray(open(sys.argv[1],"rb").read()); struct.pack_into("<I", b, 100, 0xFFFFFFFF); open(sys.argv[2],"wb").write(b)' "$FIXTURE_PACK" "$T/bigc.trp"
+expect 1 "bigc.trp: TR_E_SIGNATURE" -- "$CLI" route --pack "$T/bigc.trp" --key "$PUB" hello
+# A delta header asking for 5000 added models (limit 1024) is the delta's
+# error, not an arena too small for the base.
+"$PYTHON" -c 'import struct,sys; b=bytearray(4096); b[0:16]=b"TINYRTDL"+struct.pack("<II",1,128); struct.pack_into("<I",b,76,5000); open(sys.argv[1],"wb").write(b)' "$T/dl.trd"
+expect 1 "dl.trd: TR_E_(MALFORMED|TRUNCATED|NO_SIGNATURE)" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --delta "$T/dl.trd" hello
+# Absurd memory asked on the command line: a clear limit, not 720 GB.
+expect 2 "--log-capacity must be an integer in 1\.\.16777216" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --log-out "$T/l.log" --log-capacity 4294967295 hi
+expect 2 "--log-capacity must be an integer in 1\\.\\.16777216" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --log-out "$T/l.log" --log-capacity 16777217 hi
+expect 0 '"model"' -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --log-out "$T/l.log" --log-capacity 1000 hi
+# A directory or a device as a key: say so.
+mkdir -p "$T/keydir"
+expect 2 "keydir: is a directory" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$T/keydir" hi
+expect 2 "/dev/null: not a regular file" -- "$CLI" verify --key /dev/null "$FIXTURE_PACK"
+expect 1 "keydir: is a directory" -- "$CLI" build --data "$FIXTURE" --embedder "$EMBEDDER" --key "$T/keydir" --out "$T/kd.trp"
+expect 1 "is a directory" -- "$CLI" route --pack "$T/keydir" --key "$PUB" hi
+# The pack file attacked while route serves it (rewrite, 0x7F table, cut).
+mkdir -p "$T/sealed"
+expect 0 "answers unchanged" -- "$PYTHON" tests/test_sealed_route.py "$CLI" "$FIXTURE_PACK" "$PUB" "$T/sealed"
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -145,9 +145,12 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
         case O_LOG: c->log_in = optarg; break;
         case O_JSON: c->json = 1; break;
         case O_LOG_CAP:
+            /* A limit the user can read in the message, not an allocation
+             * of hundreds of GB failing (or swapping) later. */
             if (tr_parse_u64(optarg, &c->log_capacity) || c->log_capacity == 0 ||
-                c->log_capacity > UINT32_MAX) {
-                tr_err("--log-capacity must be an integer in 1..%u, not '%s'", UINT32_MAX, optarg);
+                c->log_capacity > TR_CLI_LOG_MAX_RECORDS) {
+                tr_err("--log-capacity must be an integer in 1..%u (the CLI's limit: 16M records), not '%s'",
+                       TR_CLI_LOG_MAX_RECORDS, optarg);
                 goto bad;
             }
             break;
@@ -259,6 +262,7 @@ static int each_prompt(int argc, char **argv, prompt_fn fn, void *ctx)
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             line[--n] = 0;
         failed |= fn(ctx, "stdin", no, line, (size_t)n);
+        fflush(stdout); /* one answer per line as it comes: usable as a co-process */
     }
     free(line);
     return failed;
@@ -370,7 +374,7 @@ static const char route_usage[] =
     "--log-out records every decision in a device outcome log (tr_log_*) and\n"
     "exports it to LOG (core/OUTCOME_LOG.md): by default the int8 embedding;\n"
     "hash needs --log-key (SipHash key, 32 hex digits); text is opt-in. The\n"
-    "ring keeps the newest --log-capacity records (65536). --outcomes DIR\n"
+    "ring keeps the newest --log-capacity records (65536; at most 16M). --outcomes DIR\n"
     "attaches as each prompt's outcome the chosen model's score in that dataset\n"
     "(looked up by text, the first prompt with that text; a simulated user).\n";
 

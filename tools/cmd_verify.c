@@ -136,7 +136,9 @@ int cmd_verify(int argc, char **argv)
 static const char inspect_usage[] =
     "usage: tinyroute inspect [--json] PACK\n"
     "Prints the header, the section table and the signer's key id as they\n"
-    "stand in the file, WITHOUT checking the signature (use verify for that).\n";
+    "stand in the file, WITHOUT checking the signature (use verify for that).\n"
+    "Fields that do not fit the file are listed as problems (exit 0 as long\n"
+    "as the header itself can be read).\n";
 
 int cmd_inspect(int argc, char **argv)
 {
@@ -158,7 +160,7 @@ int cmd_inspect(int argc, char **argv)
     }
     const char *path = argv[optind];
     tr_packfile pf;
-    if (tr_packfile_map(path, &pf))
+    if (tr_packfile_read(path, &pf))
         return 1;
     int r = tr_inspect(path, pf.bytes, pf.len, json, stdout);
     tr_packfile_close(&pf);
@@ -174,14 +176,29 @@ int tr_inspect(const char *path, const uint8_t *p, size_t len, int json, FILE *o
     tr_status st = tr_pack_peek(p, len, &info);
     if (st != TR_OK)
         return tr_err("%s: %s: %s", path, tr_status_name(st), tr_strerror(st));
+    /* inspect is for packs nobody trusts yet: every header field is checked
+     * against the file's length before it indexes anything (in forms that
+     * cannot wrap), and what does not fit is reported, not followed. */
+    cJSON *problems = cJSON_CreateArray();
+    char msg[160];
     uint32_t ns = tr_ld32(p + TR_H_N_SECTIONS);
-    if (ns > TR_MAX_SECTIONS || TR_HEADER_BYTES + (size_t)ns * TR_SECTION_ENTRY_BYTES > len)
-        return tr_err("%s: section table out of range", path);
+    int table_ok = ns <= TR_MAX_SECTIONS &&
+                   (size_t)ns * TR_SECTION_ENTRY_BYTES <= len - TR_HEADER_BYTES;
+    if (!table_ok) {
+        snprintf(msg, sizeof msg, "section table of %u entries does not fit the file (at most %u)",
+                 ns, (unsigned)TR_MAX_SECTIONS);
+        cJSON_AddItemToArray(problems, cJSON_CreateString(msg));
+    }
     char id[65] = "none", created[32], expires[32];
-    /* Subtract, never add: signed_bytes is untrusted and near 2^64 would wrap. */
-    if (info.signed_bytes <= len && len - info.signed_bytes >= TR_TRAILER_FIXED_BYTES &&
-        memcmp(p + info.signed_bytes, TR_TRAILER_MAGIC, 4) == 0)
+    if (info.signed_bytes > len || len - info.signed_bytes < TR_TRAILER_FIXED_BYTES) {
+        snprintf(msg, sizeof msg, "signed_bytes %llu leaves no room for a %u-byte trailer in %zu bytes",
+                 (unsigned long long)info.signed_bytes, (unsigned)TR_TRAILER_FIXED_BYTES, len);
+        cJSON_AddItemToArray(problems, cJSON_CreateString(msg));
+    } else if (memcmp(p + info.signed_bytes, TR_TRAILER_MAGIC, 4) != 0) {
+        cJSON_AddItemToArray(problems, cJSON_CreateString("no signature trailer at signed_bytes"));
+    } else {
         hex(id, p + info.signed_bytes + 8, 32);
+    }
     when(created, sizeof created, info.created_unix);
     when(expires, sizeof expires, info.expires_unix);
 
@@ -200,8 +217,14 @@ int tr_inspect(const char *path, const uint8_t *p, size_t len, int json, FILE *o
     cJSON_AddNumberToObject(o, "signed_bytes", (double)info.signed_bytes);
     cJSON_AddStringToObject(o, "key_id", id);
     cJSON_AddStringToObject(o, "kernel", tr_kernel_name());
-    for (uint32_t i = 0; i < ns; i++) {
+    for (uint32_t i = 0; table_ok && i < ns; i++) {
         const uint8_t *e = p + TR_HEADER_BYTES + i * TR_SECTION_ENTRY_BYTES;
+        uint64_t off = tr_ld64(e + TR_S_OFFSET), slen = tr_ld64(e + TR_S_LENGTH);
+        if (off > len || slen > len - off) {
+            snprintf(msg, sizeof msg, "section %u (%s) lies outside the file", i,
+                     tr_section_name(tr_ld32(e + TR_S_TYPE)));
+            cJSON_AddItemToArray(problems, cJSON_CreateString(msg));
+        }
         cJSON *s = cJSON_CreateObject();
         cJSON_AddStringToObject(s, "name", tr_section_name(tr_ld32(e + TR_S_TYPE)));
         cJSON_AddNumberToObject(s, "type", tr_ld32(e + TR_S_TYPE));
@@ -212,6 +235,7 @@ int tr_inspect(const char *path, const uint8_t *p, size_t len, int json, FILE *o
         cJSON_AddItemToArray(secs, s);
     }
     cJSON_AddItemToObject(o, "sections", secs);
+    cJSON_AddItemToObject(o, "problems", problems);
     if (json) {
         char *txt = cJSON_PrintUnformatted(o);
         fprintf(out, "%s\n", txt);
@@ -232,6 +256,8 @@ int tr_inspect(const char *path, const uint8_t *p, size_t len, int json, FILE *o
                     cJSON_GetObjectItem(s, "length")->valuedouble,
                     cJSON_GetObjectItem(s, "offset")->valuedouble);
         }
+        cJSON_ArrayForEach(s, problems)
+            fprintf(out, "  problem: %s\n", s->valuestring);
     }
     cJSON_Delete(o);
     return 0;

@@ -43,8 +43,24 @@ static int point_of(const mbedtls_pk_context *pk, const char *path, tr_pubkey *o
     return 0;
 }
 
+/* mbedTLS reads a key file by fseek/ftell: on a directory or a device that
+ * turns into "Memory allocation failed". Say what the path is instead. */
+static int key_file_ok(const char *path, const char *what)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return tr_err("cannot read %s %s: %s", what, path, strerror(errno));
+    if (S_ISDIR(sb.st_mode))
+        return tr_err("cannot read %s %s: is a directory", what, path);
+    if (!S_ISREG(sb.st_mode))
+        return tr_err("cannot read %s %s: not a regular file", what, path);
+    return 0;
+}
+
 int tr_key_load_public(const char *path, tr_pubkey *out)
 {
+    if (key_file_ok(path, "public key"))
+        return 1;
     mbedtls_pk_context pk;
     mbedtls_pk_init(&pk);
     int rc = mbedtls_pk_parse_public_keyfile(&pk, path);
@@ -167,6 +183,8 @@ int tr_key_sign(const char *path, const uint8_t hash[32], uint8_t *sig,
         mbed_err("cannot seed the random generator for", path, rc);
         goto out;
     }
+    if (key_file_ok(path, "private key"))
+        goto out;
     rc = mbedtls_pk_parse_keyfile(&pk, path, NULL);
     if (rc != 0) {
         mbed_err("cannot read private key", path, rc);

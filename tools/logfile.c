@@ -143,9 +143,12 @@ int tr_cli_log_begin(tr_cli_log *cl, const tr_packfile *pf, const char *flags_s,
     uint8_t key[16];
     if ((flags & TR_LOG_HASH) && hex_key(key_hex, key))
         return tr_err("--log-flags hash needs --log-key with 32 hex digits");
-    if (capacity == 0 || capacity > UINT32_MAX)
-        return tr_err("--log-capacity must be in 1..%u", UINT32_MAX);
+    if (capacity == 0 || capacity > TR_CLI_LOG_MAX_RECORDS)
+        return tr_err("--log-capacity must be in 1..%u", TR_CLI_LOG_MAX_RECORDS);
     size_t need = tr_log_size(pf->info.dim, (uint32_t)capacity, flags);
+    if (need > TR_CLI_LOG_MAX_BYTES)
+        return tr_err("--log-capacity %llu: the log would take %zu bytes, over the CLI's limit of 4 GiB",
+                      (unsigned long long)capacity, need);
     if (need == 0 || posix_memalign(&cl->mem, 64, need))
         return tr_err("cannot size a log of %llu records", (unsigned long long)capacity);
     tr_status st = tr_log_init(cl->mem, need, pf->info.dim, (uint32_t)capacity, flags, &cl->log);

@@ -12,6 +12,11 @@
 #include "tinyroute.h"
 #include "tr_embed.h"
 
+/* --log-capacity limits: records, and bytes of the ring (a log larger than
+ * this is a mistake in the flags, not something to try to allocate). */
+#define TR_CLI_LOG_MAX_RECORDS (1u << 24)
+#define TR_CLI_LOG_MAX_BYTES ((size_t)4 << 30)
+
 typedef struct tr_logfile {
     uint8_t *bytes;
     size_t len;

@@ -1,5 +1,5 @@
-/* Open a pack file for the CLI: map it read-only, size an arena, verify and
- * load it into a router, the way an integrator would. */
+/* Open a pack file for the CLI: read it into private memory, size an arena,
+ * verify and load it into a router, the way an integrator would. */
 #ifndef TR_TOOLS_PACKFILE_H
 #define TR_TOOLS_PACKFILE_H
 
@@ -9,20 +9,38 @@
 #include "tinyroute.h"
 
 typedef struct tr_packfile {
-    const uint8_t *bytes;
+    const uint8_t *bytes; /* private copy (tr_packfile_read), 64-byte aligned */
     size_t len;
     void *arena;
+    size_t arena_bytes;
     tr_router *router;
     tr_pack_info info;
-    const uint8_t *delta;   /* NULL: no delta */
+    const uint8_t *delta;   /* NULL: no delta; a private copy too */
     size_t delta_len;
     tr_delta_info delta_info;
 } tr_packfile;
 
-/* Map path read-only. 0 on success; a message on stderr otherwise. */
-int tr_packfile_map(const char *path, tr_packfile *pf);
+/* The safe way to hand a pack file to the library on a host: read the whole
+ * file into private, 64-byte aligned heap memory (free() it). Later writes
+ * to, or truncation of, the file cannot reach the copy, so the bytes the
+ * library verifies are the bytes it serves. Refuses what is not a regular
+ * file, an empty file, and a file whose size changed while it was read.
+ * 0 on success; a message on stderr otherwise. */
+int tr_pack_read_file(const char *path, uint8_t **bytes, size_t *len);
 
-/* Map, verify under trust (its now_unix is set to the current time) and
+/* tr_pack_read_file into pf->bytes / pf->len (the rest of pf zeroed). */
+int tr_packfile_read(const char *path, tr_packfile *pf);
+
+/* Arena bytes for serving the pack (and delta; NULL: none) before either is
+ * verified. Every header field that sizes the arena is first checked
+ * against the library's limits and against what the file can hold; a
+ * header beyond them belongs to a pack that tr_router_load refuses anyway,
+ * so it gets the smallest arena and the load names the real error, instead
+ * of an unverified header asking for gigabytes. */
+size_t tr_packfile_arena_bytes(const uint8_t *pack, size_t len, const uint8_t *delta,
+                               size_t delta_len);
+
+/* Read, verify under trust (its now_unix is set to the current time) and
  * load; then the same for the delta, if delta_path is not NULL. On failure
  * prints "tinyroute: PATH: TR_E_X: message" and returns the tr_status
  * (non-zero). */
