@@ -43,7 +43,10 @@ static const char usage[] =
     "                     the cheapest model (ties: smaller, then by name)\n"
     "  --force            overwrite an existing dataset in DST_DIR (DST_DIR\n"
     "                     may never be, be inside or contain SRC_DIR)\n"
-    "  --help             this text\n";
+    "  --help             this text\n"
+    "\n"
+    "memory: a JSONL/CSV line longer than 16 MiB is refused without reading the\n"
+    "rest of it; a *.json list file (routerdc) may be at most 256 MiB.\n";
 
 /* The dataset being built. */
 typedef struct imp {
