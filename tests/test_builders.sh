@@ -128,5 +128,36 @@ mkds "$T/longds" 3 2
 "$PYTHON" -c 'import sys; open(sys.argv[1],"a").write("{\"id\":9,\"text\":\"" + "b" * (20 << 20) + "\"}\n")' "$T/longds/prompts.jsonl"
 expect 1 "prompts.jsonl:5: line longer than 16777216 bytes" -- $B --data "$T/longds" --out "$T/long.trp"
 
+# --- outcome logs: fields outside core/OUTCOME_LOG.md are refused --------
+if [ -n "${FIXTURE_PACK:-}" ]; then
+    "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --log-out "$T/log" "What is a tort?" "Define negligence." >/dev/null 2>&1
+    expect 0 "" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --log "$T/log"
+    M=$("$CLI" inspect --json "$FIXTURE_PACK" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["n_models"])')
+    # mutate OFFSET FORMAT VALUE OUT: record 1's field at OFFSET
+    mutate() {
+        "$PYTHON" - "$T/log" "$@" <<'PY'
+import struct, sys
+src, off, fmt, val, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+b = bytearray(open(src, "rb").read())
+rb = struct.unpack_from("<I", b, 16)[0]
+v = float(val) if fmt == "<f" else int(val)
+struct.pack_into(fmt, b, 128 + rb + off, v)
+open(out, "wb").write(b)
+PY
+    }
+    mutate 40 "<f" nan "$T/nan.log"
+    expect 1 "record 1: field cost" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --log "$T/nan.log"
+    mutate 48 "<f" inf "$T/lam.log"
+    expect 1 "record 1: field lambda" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --log "$T/lam.log"
+    mutate 52 "<f" nan "$T/util.log"
+    expect 1 "record 1: field utility" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --log "$T/util.log"
+    mutate 36 "<B" 7 "$T/where.log"
+    expect 1 "record 1: field where" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --log "$T/where.log"
+    mutate 32 "<I" "$M" "$T/model.log"
+    expect 1 "record 1: field model" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --log "$T/model.log"
+    mutate 56 "<f" 2 "$T/out.log"
+    expect 1 "record 1: field outcome" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --log "$T/out.log"
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
