@@ -1,4 +1,5 @@
 /* tinyroute build: dataset layout -> embedded, quantized, signed pack. */
+#include <float.h>
 #include <getopt.h>
 #ifdef __GLIBC__
 #include <malloc.h>
@@ -236,12 +237,19 @@ int cmd_build(int argc, char **argv)
                 return tr_err("--k must be an integer in 1..%d, not '%s'", TR_K_MAX, optarg), 2;
             break;
         case 'l':
-            if (tr_parse_f64(optarg, &lambda) || lambda < 0)
-                return tr_err("--lambda must be a number >= 0, not '%s'", optarg), 2;
+            /* The pack stores f32: 1e39 would become Inf there, which the
+             * device refuses (TR_E_MALFORMED). */
+            if (tr_parse_f64(optarg, &lambda) || lambda < 0 || lambda > FLT_MAX)
+                return tr_err("--lambda must be a number in [0, %g] (stored as f32), not '%s'",
+                              (double)FLT_MAX, optarg), 2;
             break;
         case 'c':
             if (tr_parse_u64(optarg, &counter))
                 return tr_err("--counter must be a non-negative integer, not '%s'", optarg), 2;
+            if (counter > TR_COUNTER_MAX)
+                return tr_err("--counter %s: at most %llu (2^64-2); 2^64-1 would raise a device's "
+                              "floor so that no later pack could ever load it",
+                              optarg, (unsigned long long)TR_COUNTER_MAX), 2;
             break;
         case 'x':
             if (tr_parse_u64(optarg, &expires_days) || expires_days == 0 || expires_days > 36500)
@@ -279,6 +287,30 @@ int cmd_build(int argc, char **argv)
     if (prefilter && prefilter < k)
         return tr_err("--prefilter %llu keeps fewer candidates than --k %llu",
                       (unsigned long long)prefilter, (unsigned long long)k), 2;
+    /* Settings the device refuses are refused before minutes of work (the
+     * same checks run again when the pack is written). */
+    if (tr_pack_check_settings(counter, (uint32_t)k, lambda))
+        return 2;
+    {
+        size_t dl = strlen(data) + 32;
+        char *in[3 + 64 + 4];
+        size_t n_in = 0;
+        static const char *const ds_files[] = {"prompts.jsonl", "correctness.csv", "models.csv",
+                                               "cost_unit.txt"};
+        for (size_t i = 0; i < 4; i++) {
+            in[n_in] = tr_xmalloc(dl);
+            snprintf(in[n_in++], dl, "%s/%s", data, ds_files[i]);
+        }
+        in[n_in++] = (char *)emb_path;
+        in[n_in++] = (char *)key;
+        for (size_t i = 0; i < n_logs; i++)
+            in[n_in++] = (char *)logs[i];
+        int clash = tr_out_not_input("--out", out, (const char *const *)in, n_in);
+        for (size_t i = 0; i < 4; i++)
+            free(in[i]);
+        if (clash)
+            return 2;
+    }
     if (!force && access(out, F_OK) == 0)
         return tr_err("%s exists; not overwriting it (use --force)", out);
 
@@ -302,6 +334,29 @@ int cmd_build(int argc, char **argv)
         return 1;
     }
     tr_progress_end(&pg);
+    if (ds.n_models > TR_PACK_MODELS_MAX) {
+        tr_err("%s/models.csv: M = %zu models: verify and route load at most %u "
+               "(TR_PACK_MODELS_MAX); not building a pack they would refuse",
+               data, ds.n_models, TR_PACK_MODELS_MAX);
+        free(table);
+        tr_dataset_free(&ds);
+        return 1;
+    }
+    {
+        /* Costs the pack cannot hold (f32), before the embedding passes. */
+        tr_pack_model *pm = tr_xmalloc(ds.n_models * sizeof *pm);
+        for (size_t j = 0; j < ds.n_models; j++)
+            pm[j] = (tr_pack_model){ds.models[j].name, ds.models[j].cost,
+                                    ds.models[j].where ? TR_CLOUD : TR_DEVICE};
+        int bad = tr_pack_check_models(pm, (uint32_t)ds.n_models);
+        free(pm);
+        if (bad) {
+            tr_err("%s/models.csv: refused before building (see above)", data);
+            free(table);
+            tr_dataset_free(&ds);
+            return 1;
+        }
+    }
     const uint32_t dim = e.dim, m = (uint32_t)ds.n_models;
     uint8_t *codes = score_codes(ds.scores, ds.n_prompts * ds.n_models);
     if (codes) { /* the floats come back after pass 1, for the references */
@@ -510,6 +565,7 @@ int cmd_build(int argc, char **argv)
     /* The S3 table, leave one task out (Shnitzer et al. 2023). */
     tr_buf tasks = {0};
     uint32_t n_tasks = 0;
+    int tasks_bad = 0;
     uint32_t *task_of = tr_xmalloc(kept_ds * sizeof *task_of);
     const char **names = tr_xmalloc(kept_ds * sizeof *names);
     for (size_t j = 0; j < kept_ds && !no_tasks; j++) {
@@ -550,8 +606,10 @@ int cmd_build(int argc, char **argv)
         const uint32_t q = kept_ds <= TR_TASK_ALL_QUERIES ? 0 : TR_TASK_QUERIES;
         if (tr_task_fit_cb(tr_kernels_active(), &rv, task_of, n_tasks, scores, m, (uint32_t)k, 19, q,
                            u, tacc, fit_progress, &pg) == 0) {
-            tr_tasks_section(u, tacc, n_tasks, m, 19, 0.09f, 0.6f, &tasks);
-            if (q)
+            tasks_bad = tr_tasks_section(u, tacc, n_tasks, m, 19, 0.09f, 0.6f, &tasks);
+            if (tasks_bad)
+                tr_err("the task table is not written; the pack is not built");
+            else if (q)
                 printf("task table: %u tasks, leave-one-task-out, k=%llu, u over 19 neighbours, "
                        "queries: a sample of up to %u per task\n",
                        n_tasks, (unsigned long long)k, q);
@@ -588,7 +646,7 @@ int cmd_build(int argc, char **argv)
     tr_buf pack = {0};
     tr_pack_layout lay;
     tr_progress_start(&pg, "writing", 0);
-    int r = tr_pack_write(&spec, &pack, &lay) || tr_pack_sign(&pack, key) ||
+    int r = tasks_bad || tr_pack_write(&spec, &pack, &lay) || tr_pack_sign_checked(&pack, key) ||
             tr_write_file_atomic(out, pack.data, pack.len);
     if (r == 0)
         tr_progress_end(&pg);

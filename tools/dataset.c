@@ -191,6 +191,9 @@ int tr_csv_next(tr_csv *c)
                 } else if (ch == 0) {
                     return -tr_err_at(c->path, c->next_line, "NUL byte");
                 }
+                if (c->buf.len >= TR_LINE_MAX)
+                    return -tr_err_at(c->path, c->line, "record longer than %zu bytes (TR_LINE_MAX, "
+                                      "tools/DATASET.md)", TR_LINE_MAX);
                 csv_putc(c, ch);
             }
             if (ch == '\r' && csv_crlf(c))
@@ -207,6 +210,9 @@ int tr_csv_next(tr_csv *c)
                     return -tr_err_at(c->path, c->next_line, "quote inside an unquoted field (quote the whole field)");
                 if (ch == 0)
                     return -tr_err_at(c->path, c->next_line, "NUL byte");
+                if (c->buf.len >= TR_LINE_MAX)
+                    return -tr_err_at(c->path, c->line, "record longer than %zu bytes (TR_LINE_MAX, "
+                                      "tools/DATASET.md)", TR_LINE_MAX);
                 csv_putc(c, ch);
                 ch = getc_unlocked(c->f);
             }
@@ -364,6 +370,9 @@ static int parse_prompt(const char *path, long ln, const char *s, size_t len, tr
 {
     if (memchr(s, 0, len))
         return tr_err_at(path, ln, "NUL byte");
+    if (tr_json_nul_escape(s, len))
+        return tr_err_at(path, ln, "a \\u0000 (NUL) escape: the text would be cut there; "
+                                   "remove it");
     cJSON *o = cJSON_ParseWithLengthOpts(s, len + 1, NULL, 1);
     const char *text, *task, *split;
     char num[32];
@@ -438,10 +447,15 @@ static int load_prompts(loader *L)
     file_stamp(f, ds->prompts_stamp);
     char *line = NULL;
     size_t cap = 0, prev;
-    ssize_t got;
+    long long got;
     long ln = 0;
     int rc = 1;
-    while ((got = getline(&line, &cap, f)) >= 0) {
+    while ((got = tr_getline_max(&line, &cap, f, TR_LINE_MAX)) != -1) {
+        if (got == -2) {
+            tr_err_at(L->ppath, ln + 1, "line longer than %zu bytes (TR_LINE_MAX, tools/DATASET.md); "
+                      "not reading the rest of it", TR_LINE_MAX);
+            goto out;
+        }
         char *s = line;
         size_t len = (size_t)got;
         if (++ln == 1 && len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3))
@@ -610,8 +624,12 @@ const char *tr_prompt_reader_next(tr_prompt_reader *r)
 {
     cJSON_Delete(r->json);
     r->json = NULL;
-    ssize_t got;
-    while ((got = getline(&r->line, &r->cap, r->f)) >= 0) {
+    long long got;
+    while ((got = tr_getline_max(&r->line, &r->cap, r->f, TR_LINE_MAX)) != -1) {
+        if (got == -2) {
+            tr_err_at(r->path, r->ln + 1, "line longer than %zu bytes (TR_LINE_MAX)", TR_LINE_MAX);
+            return NULL;
+        }
         char *s = r->line;
         size_t len = (size_t)got;
         if (++r->ln == 1 && len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3))
@@ -843,39 +861,59 @@ int tr_dataset_write(const char *dir, const tr_dataset *ds, int force)
 
 char **tr_read_prompts(const char *path, size_t *n)
 {
-    size_t len;
-    char *all = (char *)tr_read_file(path, &len);
-    if (!all)
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        tr_err("cannot open %s: %s", path, strerror(errno));
         return NULL;
-    char **out = NULL;
-    size_t cap = 0;
+    }
+    char **out = NULL, *buf = NULL;
+    size_t cap = 0, bcap = 0;
     long line = 0;
+    long long got;
+    const char *why = NULL;
     *n = 0;
-    for (char *p = all, *nl; p < all + len; p = nl + 1) {
+    /* Line by line, each within TR_LINE_MAX: a file of one huge line costs
+     * no more than that (issue #18). */
+    while ((got = tr_getline_max(&buf, &bcap, f, TR_LINE_MAX)) != -1) {
         line++;
-        nl = memchr(p, '\n', (size_t)(all + len - p));
-        if (!nl)
-            nl = all + len;
-        *nl = 0;
-        if (strspn(p, " \t\r") == strlen(p))
+        if (got == -2) {
+            why = "line longer than TR_LINE_MAX (16 MiB); not reading the rest of it";
+            break;
+        }
+        size_t len = (size_t)got;
+        if (memchr(buf, 0, len)) {
+            why = "NUL byte";
+            break;
+        }
+        if (strspn(buf, " \t\r\n") == len)
             continue;
-        cJSON *o = cJSON_Parse(p);
+        if (tr_json_nul_escape(buf, len)) {
+            why = "a \\u0000 (NUL) escape: the text would be cut there; remove it";
+            break;
+        }
+        cJSON *o = cJSON_ParseWithLengthOpts(buf, len + 1, NULL, 0);
         const cJSON *t = o ? cJSON_GetObjectItemCaseSensitive(o, "text") : NULL;
         if (!cJSON_IsString(t) || !t->valuestring[0]) {
             cJSON_Delete(o);
-            tr_err_at(path, line, "expected a JSON object with a non-empty \"text\" string");
-            for (size_t i = 0; i < *n; i++)
-                free(out[i]);
-            free(out);
-            free(all);
-            return NULL;
+            why = "expected a JSON object with a non-empty \"text\" string";
+            break;
         }
         if (*n == cap)
             out = tr_xrealloc(out, (cap = cap ? 2 * cap : 256) * sizeof *out);
         out[(*n)++] = tr_xstrdup(t->valuestring);
         cJSON_Delete(o);
     }
-    free(all);
+    if (!why && ferror(f))
+        why = "read error";
+    free(buf);
+    fclose(f);
+    if (why) {
+        tr_err_at(path, line, "%s", why);
+        for (size_t i = 0; i < *n; i++)
+            free(out[i]);
+        free(out);
+        return NULL;
+    }
     if (*n == 0)
         tr_err("%s: no prompts", path);
     return out;

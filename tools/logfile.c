@@ -13,6 +13,47 @@
 
 static uint16_t ld16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 
+/* Record i's fields against core/OUTCOME_LOG.md: NULL when sound, else the
+ * field at fault (issue #18: NaN costs and unknown `where` codes were
+ * accepted and printed as nan). n_models 0: the pack is not known here. */
+static const char *record_fault(const tr_logfile *lf, uint32_t i, uint32_t n_models)
+{
+    const uint8_t *s = lf->bytes + TR_LOG_HEADER_BYTES + (size_t)i * lf->record_bytes;
+    tr_logrec r;
+    tr_logfile_rec(lf, i, &r);
+    int has = (r.flags & TR_LOG_REC_OUTCOME) != 0;
+    if (s[TR_LR_WHERE] > 1)
+        return "where (not 0 device or 1 cloud)";
+    if (!isfinite(r.cost) || r.cost < 0)
+        return "cost (not a finite number >= 0)";
+    if (!isfinite(r.cost_norm))
+        return "cost_norm (not finite)";
+    if (!isfinite(r.lambda) || r.lambda < 0)
+        return "lambda (not a finite number >= 0)";
+    if (!isfinite(r.utility))
+        return "utility (not finite)";
+    if (has != !isnan(r.outcome) || (has && !(r.outcome >= 0.0f && r.outcome <= 1.0f)))
+        return "outcome (not in [0,1], or not matching its flag)";
+    if (n_models && r.model >= n_models)
+        return "model (index past the pack's models)";
+    return NULL;
+}
+
+int tr_logfile_check_models(const tr_logfile *lf, const char *path, uint32_t n_models,
+                            uint64_t pack_tag)
+{
+    for (uint32_t i = 0; i < lf->n; i++) {
+        tr_logrec r;
+        tr_logfile_rec(lf, i, &r);
+        if (r.pack_tag != pack_tag)
+            continue; /* another pack's index: not ours to check */
+        const char *f = record_fault(lf, i, n_models);
+        if (f)
+            return tr_err("%s: record %u: field %s; refusing the log", path, i, f);
+    }
+    return 0;
+}
+
 int tr_logfile_read(const char *path, tr_logfile *lf)
 {
     memset(lf, 0, sizeof *lf);
@@ -52,13 +93,15 @@ int tr_logfile_read(const char *path, tr_logfile *lf)
         else if (lf->n > lf->capacity || lf->n > lf->recorded)
             why = "more records than the ring holds";
     }
+    char what[160];
     for (uint32_t i = 0; !why && i < lf->n; i++) {
         tr_logrec r;
         tr_logfile_rec(lf, i, &r);
-        int has = (r.flags & TR_LOG_REC_OUTCOME) != 0;
-        if (has != !isnan(r.outcome) || (has && !(r.outcome >= 0.0f && r.outcome <= 1.0f)))
-            why = "a record's outcome is malformed";
-        else if ((r.flags & TR_LOG_REC_EMBEDDING) && !(lf->flags & TR_LOG_EMBEDDING))
+        const char *f = record_fault(lf, i, 0);
+        if (f) {
+            snprintf(what, sizeof what, "record %u: field %s; refusing the log", i, f);
+            why = what;
+        } else if ((r.flags & TR_LOG_REC_EMBEDDING) && !(lf->flags & TR_LOG_EMBEDDING))
             why = "a record claims an embedding the log does not keep";
         else if (r.text && r.text_len > lf->text_max)
             why = "a record's text is longer than the slot";
@@ -249,6 +292,10 @@ int tr_eval_log(tr_packfile *pf, const char *path, const tr_route_opts *ro, cons
     tr_logfile lf;
     if (tr_logfile_read(path, &lf))
         return 1;
+    if (tr_logfile_check_models(&lf, path, pf->info.n_models, tr_ld64(pf->info.pack_hash))) {
+        tr_logfile_free(&lf);
+        return 1;
+    }
     const uint32_t m = pf->info.n_models;
     tr_model_info *mi = tr_xmalloc(m * sizeof *mi);
     uint64_t *mh = tr_xmalloc(m * sizeof *mh);

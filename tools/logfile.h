@@ -38,6 +38,12 @@ typedef struct tr_logrec {
 
 /* Read and check an exported log. 0 ok; a message on stderr otherwise. */
 int tr_logfile_read(const char *path, tr_logfile *lf);
+/* A read log against a pack of n_models models whose records carry
+ * pack_tag (the first 8 bytes of its hash, little-endian): refuses (message
+ * naming the record and field, non-zero) such a record whose model index is
+ * past them. Records of other packs are not checked. */
+int tr_logfile_check_models(const tr_logfile *lf, const char *path, uint32_t n_models,
+                            uint64_t pack_tag);
 void tr_logfile_rec(const tr_logfile *lf, uint32_t i, tr_logrec *r);
 void tr_logfile_free(tr_logfile *lf);
 

@@ -1,6 +1,8 @@
 #include "packwriter.h"
 
+#include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <mbedtls/sha256.h>
@@ -57,6 +59,44 @@ static void end(tr_buf *b, tr_pack_layout *l, uint8_t *table)
     tr_st64(table + i * TR_SECTION_ENTRY_BYTES + TR_S_LENGTH, l->sec[i].length);
 }
 
+int tr_pack_check_models(const tr_pack_model *models, uint32_t m)
+{
+    if (m == 0)
+        return tr_err("a pack needs at least one model");
+    if (m > TR_PACK_MODELS_MAX)
+        return tr_err("M = %u models: verify and route load at most %u (TR_PACK_MODELS_MAX); "
+                      "not building a pack they would refuse", m, TR_PACK_MODELS_MAX);
+    for (uint32_t j = 0; j < m; j++) {
+        const char *name = models[j].name;
+        if (!name || !*name || strlen(name) >= TR_MODEL_NAME_MAX)
+            return tr_err("model %u: name must have 1..%d bytes", j, TR_MODEL_NAME_MAX - 1);
+        /* The pack stores f32: a double that rounds to Inf there is refused
+         * by the device (TR_E_MALFORMED). */
+        double c = models[j].cost;
+        if (!isfinite(c) || c < 0 || c > FLT_MAX || !isfinite((float)c))
+            return tr_err("model %s: cost %g is not a finite number in [0, %g] (f32)", name, c,
+                          (double)FLT_MAX);
+        if (models[j].where != TR_DEVICE && models[j].where != TR_CLOUD)
+            return tr_err("model %s: where %d is neither device nor cloud", name,
+                          (int)models[j].where);
+    }
+    return 0;
+}
+
+int tr_pack_check_settings(uint64_t counter, uint32_t k, double lambda)
+{
+    if (counter > TR_COUNTER_MAX)
+        return tr_err("security counter %llu: at most %llu (2^64-2); 2^64-1 would raise a "
+                      "device's floor so that no later pack could ever load",
+                      (unsigned long long)counter, (unsigned long long)TR_COUNTER_MAX);
+    if (k == 0 || k > TR_K_MAX)
+        return tr_err("k = %u: must be in 1..%d (TR_K_MAX)", k, TR_K_MAX);
+    if (!isfinite(lambda) || lambda < 0 || lambda > FLT_MAX || !isfinite((float)lambda))
+        return tr_err("lambda %g is not a finite number in [0, %g] (stored as f32)", lambda,
+                      (double)FLT_MAX);
+    return 0;
+}
+
 int tr_pack_write(const tr_pack_spec *s, tr_buf *b, tr_pack_layout *l)
 {
     const uint32_t n = s->n_refs, m = s->n_models, dim = s->dim;
@@ -67,6 +107,8 @@ int tr_pack_write(const tr_pack_spec *s, tr_buf *b, tr_pack_layout *l)
         return tr_err("embedder name must have 1..%u bytes", TR_EMBEDDER_NAME_MAX - 1);
     if (n == 0 || m == 0 || dim == 0)
         return tr_err("a pack needs references, models and a dimension");
+    if (tr_pack_check_models(s->models, m) || tr_pack_check_settings(s->security_counter, s->k, s->lambda))
+        return 1;
     double cmin = INFINITY, cmax = -INFINITY;
     int any_fraction = 0, any_unknown = 0;
     for (uint32_t j = 0; j < m; j++) {
@@ -331,6 +373,42 @@ int tr_pack_sign(tr_buf *b, const char *key_path)
     return 0;
 }
 
+int tr_pack_sign_checked(tr_buf *b, const char *key_path)
+{
+    uint8_t hash[32], sig[TR_SIG_MAX_BYTES], id[32];
+    size_t sig_len = 0;
+    tr_pubkey pub;
+    mbedtls_sha256_ret(b->data, b->len, hash, 0);
+    if (tr_key_sign(key_path, hash, sig, &sig_len, &pub) != 0)
+        return 1;
+    tr_key_id(&pub, id);
+    tr_pack_append_trailer(b, id, sig, sig_len);
+    /* Now as the device: the same limits and arena sizing as the CLI's
+     * verify and route (tools/packfile.c), then tr_router_load with the
+     * signer's key. The buffer is malloc'd (16-aligned, as load needs 8). */
+    tr_pack_info info;
+    tr_status st = tr_pack_peek(b->data, b->len, &info);
+    if (st == TR_OK && (info.n_models > TR_PACK_MODELS_MAX || info.dim > TR_PACK_DIM_MAX))
+        return tr_err("the signed pack has M = %u, D = %u: verify and route refuse more than "
+                      "%u models or D > %u; not writing it", info.n_models, info.dim,
+                      TR_PACK_MODELS_MAX, TR_PACK_DIM_MAX);
+    void *arena = NULL;
+    tr_router *r;
+    size_t need = st == TR_OK ? tr_arena_size(info.dim, info.n_models, info.prefilter_candidates) : 0;
+    if (st == TR_OK && posix_memalign(&arena, 64, need) != 0)
+        return tr_err("out of memory (%zu bytes) for the check of the signed pack", need);
+    if (st == TR_OK)
+        st = tr_router_init(arena, need, &r);
+    tr_trust trust = {.keys = &pub, .n_keys = 1};
+    if (st == TR_OK)
+        st = tr_router_load(r, b->data, b->len, &trust);
+    free(arena);
+    if (st != TR_OK)
+        return tr_err("the signed pack does not verify (%s: %s): a builder bug or a field past "
+                      "the device's limits; not writing it", tr_status_name(st), tr_strerror(st));
+    return 0;
+}
+
 int tr_clusters_section(const float *centroids, uint32_t k, uint32_t dim,
                         uint32_t n_models, tr_buf *out)
 {
@@ -370,9 +448,14 @@ int tr_clusters_section(const float *centroids, uint32_t k, uint32_t dim,
     return 0;
 }
 
-void tr_tasks_section(const float *u, const float *acc, uint32_t n_tasks, uint32_t n_models,
-                      uint32_t k_dist, float bandwidth, float gate, tr_buf *out)
+int tr_tasks_section(const float *u, const float *acc, uint32_t n_tasks, uint32_t n_models,
+                     uint32_t k_dist, float bandwidth, float gate, tr_buf *out)
 {
+    out->len = 0;
+    if (!isfinite(bandwidth) || bandwidth < TR_TASK_BANDWIDTH_MIN || bandwidth > TR_TASK_BANDWIDTH_MAX)
+        return tr_err("task table: S3 bandwidth %g is outside [%g, %g]; not writing a table "
+                      "whose weights would be all 0 or NaN", (double)bandwidth,
+                      (double)TR_TASK_BANDWIDTH_MIN, (double)TR_TASK_BANDWIDTH_MAX);
     uint32_t o_u = TR_TASKS_HEADER_BYTES;
     uint32_t o_a = (uint32_t)round_up(o_u + 4ull * n_tasks, TR_ALIGN);
     uint32_t total = (uint32_t)round_up(o_a + 4ull * n_tasks * n_models, TR_ALIGN);
@@ -390,4 +473,5 @@ void tr_tasks_section(const float *u, const float *acc, uint32_t n_tasks, uint32
         tr_stf32(t + o_u + 4 * i, u[i]);
     for (size_t i = 0; i < (size_t)n_tasks * n_models; i++)
         tr_stf32(t + o_a + 4 * i, acc[i]);
+    return 0;
 }

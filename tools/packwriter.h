@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "tinyroute.h"
+#include "tr_format.h"
 #include "util.h"
 
 typedef struct tr_pack_model {
@@ -44,12 +45,35 @@ typedef struct tr_pack_layout {
     } sec[16];
 } tr_pack_layout;
 
-/* Write the signed bytes (header, table, sections) into out. 0 on success. */
+/* Limits a builder checks before any long work, so that it never signs a
+ * pack the device side refuses (issue #18). TR_PACK_MODELS_MAX is the most
+ * models the CLI's verify/route size an arena for (tools/packfile.c); a
+ * security counter of 2^64-1 would raise a device's floor for good, so the
+ * largest one a builder writes is 2^64-2. */
+#define TR_PACK_MODELS_MAX 65536u
+#define TR_PACK_DIM_MAX TR_DIM_MAX
+#define TR_COUNTER_MAX (UINT64_MAX - 1)
+/* The S3 bandwidth range is the device's (TR_TASK_BANDWIDTH_MIN/MAX,
+ * core/tr_format.h): a builder writes nothing a device refuses. */
+
+/* Each check prints "tinyroute: FIELD ..." naming the field and the limit
+ * and returns 1; 0 when within the device's limits. */
+int tr_pack_check_models(const tr_pack_model *models, uint32_t n_models);
+int tr_pack_check_settings(uint64_t security_counter, uint32_t k, double lambda);
+
+/* Write the signed bytes (header, table, sections) into out. 0 on success;
+ * refuses (message, non-zero) a spec the checks above refuse. */
 int tr_pack_write(const tr_pack_spec *spec, tr_buf *out, tr_pack_layout *layout);
 
 /* SHA-256 the bytes in out, sign them with the PEM private key and append
  * the trailer. 0 on success. */
 int tr_pack_sign(tr_buf *out, const char *private_key_path);
+
+/* tr_pack_sign, then the library's own verifier over the result, as a
+ * device that trusts the signer and the CLI's verify and route load it
+ * (arena sized as tools/packfile.c does): non-zero, and a message naming
+ * the status, when it refuses the pack, so that it is never written. */
+int tr_pack_sign_checked(tr_buf *out, const char *private_key_path);
 
 /* Append a trailer with a signature made elsewhere (e.g. by openssl). */
 void tr_pack_append_trailer(tr_buf *out, const uint8_t key_id[32],
@@ -80,8 +104,10 @@ void tr_delta_write(const tr_delta_spec *spec, tr_buf *out);
 /* A clusters section with int8 centroids and a zero Psi, for the caller to
  * fill through tr_clusters_view (its Psi must come from the device's own
  * assignment of the references to these quantized centroids). */
-/* A tasks section (the S3 regression table). */
-void tr_tasks_section(const float *u, const float *acc, uint32_t n_tasks, uint32_t n_models,
+/* A tasks section (the S3 regression table). Non-zero (a message) when the
+ * bandwidth is not finite or outside [TR_TASK_BANDWIDTH_MIN,
+ * TR_TASK_BANDWIDTH_MAX]: out is then left empty. */
+int tr_tasks_section(const float *u, const float *acc, uint32_t n_tasks, uint32_t n_models,
                       uint32_t k_dist, float bandwidth, float gate, tr_buf *out);
 
 int tr_clusters_section(const float *centroids, uint32_t k, uint32_t dim,

@@ -241,3 +241,129 @@ void tr_progress_end(tr_progress *p)
     fprintf(stderr, "build: %-18s done in %.2f s%s", p->phase, tr_now() - p->t0,
             p->tty ? "\033[K\n" : "\n");
 }
+
+int tr_out_not_input(const char *opt, const char *out, const char *const *inputs, size_t n)
+{
+    struct stat so, si;
+    if (!out || stat(out, &so) != 0)
+        return 0; /* a file that does not exist yet is no input */
+    for (size_t i = 0; i < n; i++)
+        if (inputs[i] && stat(inputs[i], &si) == 0 && si.st_dev == so.st_dev &&
+            si.st_ino == so.st_ino)
+            return tr_err("%s %s is also the input %s; refusing to overwrite an input", opt, out,
+                          inputs[i]);
+    return 0;
+}
+
+/* Whether the directory with identity (dev, ino) is path itself or one of
+ * its ancestors: path, path/.., path/../.., up to the root (whose ".." is
+ * itself). Walking ".." by identity follows what the kernel resolves, so
+ * symlinked spellings cannot hide an ancestor. */
+static int is_ancestor_or_self(dev_t dev, ino_t ino, const char *path)
+{
+    size_t pl = strlen(path);
+    tr_buf p = {0};
+    tr_buf_put(&p, path, pl);
+    struct stat s, prev = {0};
+    int found = 0;
+    for (int depth = 0; depth < 4096; depth++) {
+        tr_buf_put(&p, "", 1);
+        p.len--;
+        if (stat((char *)p.data, &s) != 0)
+            break;
+        if (s.st_dev == dev && s.st_ino == ino) {
+            found = 1;
+            break;
+        }
+        if (depth && s.st_dev == prev.st_dev && s.st_ino == prev.st_ino)
+            break; /* the root */
+        prev = s;
+        tr_buf_put(&p, "/..", 3);
+    }
+    tr_buf_free(&p);
+    return found;
+}
+
+int tr_dir_apart(const char *out_dir, const char *in_dir)
+{
+    struct stat si, so;
+    if (stat(in_dir, &si) != 0)
+        return 0; /* the reader reports a missing input */
+    /* The deepest part of out_dir that exists; the rest will be created
+     * under it, so out_dir overlaps in_dir exactly when that part does (or,
+     * when all of out_dir exists, when it also contains in_dir). */
+    char *e = tr_xstrdup(out_dir);
+    int whole = 1;
+    while (stat(e, &so) != 0) {
+        char *slash = strrchr(e, '/');
+        while (slash && slash > e && slash[1] == 0) { /* trailing slashes */
+            *slash = 0;
+            slash = strrchr(e, '/');
+        }
+        const char *last = slash ? slash + 1 : e;
+        if (!strcmp(last, "..")) {
+            /* "new/../src" resolves through a directory about to be made:
+             * the walk by identity cannot see where it lands. */
+            free(e);
+            return tr_err("output directory %s: a \"..\" after a part that does not exist yet; "
+                          "give a path without it", out_dir);
+        }
+        whole = 0;
+        if (!slash) {
+            strcpy(e, ".");
+        } else if (slash == e) {
+            e[1] = 0; /* "/" */
+        } else {
+            *slash = 0;
+        }
+    }
+    int bad = is_ancestor_or_self(si.st_dev, si.st_ino, e) ||
+              (whole && is_ancestor_or_self(so.st_dev, so.st_ino, in_dir));
+    free(e);
+    if (bad)
+        return tr_err("output directory %s overlaps the input directory %s (it is, is inside or "
+                      "contains it); refusing: writing there could overwrite the input",
+                      out_dir, in_dir);
+    return 0;
+}
+
+long long tr_getline_max(char **line, size_t *cap, FILE *f, size_t max)
+{
+    size_t n = 0;
+    int ch;
+    if (!*line || *cap < 2) {
+        *cap = 256;
+        *line = tr_xrealloc(*line, *cap);
+    }
+    while ((ch = getc_unlocked(f)) != EOF) {
+        if (n >= max)
+            return -2; /* max bytes held and more to come: no more is stored */
+        if (n + 2 > *cap) {
+            size_t c = *cap * 2;
+            if (c > max + 1)
+                c = max + 1;
+            *line = tr_xrealloc(*line, c);
+            *cap = c;
+        }
+        (*line)[n++] = (char)ch;
+        if (ch == '\n')
+            break;
+    }
+    (*line)[n] = 0;
+    return n ? (long long)n : -1;
+}
+
+const char *tr_json_nul_escape(const char *s, size_t n)
+{
+    /* A backslash is an escape's start only outside another escape; JSON
+     * has backslashes in strings only, so a left-to-right scan that skips
+     * each escaped character sees every \u0000 and nothing else. */
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (s[i] != '\\')
+            continue;
+        if (s[i + 1] == 'u' && i + 5 < n && !memcmp(s + i + 2, "0000", 4))
+            return s + i;
+        i++; /* the escaped character */
+    }
+    return NULL;
+}

@@ -58,4 +58,35 @@ void tr_progress_start(tr_progress *p, const char *phase, uint64_t total);
 void tr_progress_update(tr_progress *p, uint64_t done);
 void tr_progress_end(tr_progress *p);
 
+/* ---- Outputs never overwrite inputs (issue #18: `import SRC SRC --force`
+ * replaced the source's own files). Identity is st_dev + st_ino, so links,
+ * "./x" and "../d/x" spellings of one file are caught. ---- */
+
+/* 0 when the file out is none of the n existing files inputs[] (NULL
+ * entries and inputs that do not exist are skipped); else 1 and a message
+ * "OPT OUT is also the input INPUT; refusing to overwrite it". */
+int tr_out_not_input(const char *opt, const char *out, const char *const *inputs, size_t n);
+
+/* 0 when the output directory out_dir (which need not exist yet) and the
+ * input directory in_dir are apart: out_dir is not in_dir, not inside it and
+ * does not contain it (walked by identity through "..", so symlinks and
+ * spellings do not hide an overlap). Else 1 and a message. */
+int tr_dir_apart(const char *out_dir, const char *in_dir);
+
+/* ---- Bounded line reading: a line costs at most TR_LINE_MAX bytes of
+ * memory, however long it is in the file (issue #18: one 1 GB line took
+ * 3.9 GB RSS in import). ---- */
+#define TR_LINE_MAX ((size_t)16 << 20) /* 16 MiB, documented in tools/DATASET.md */
+
+/* Like getline (the line with its '\n', NUL-terminated, NULs inside kept):
+ * its length; -1 at the end of the file or on a read error (ferror tells);
+ * -2 when the line has more than max bytes: reading stops there, nothing
+ * past max + 1 bytes is stored, and the caller reports "line too long". */
+long long tr_getline_max(char **line, size_t *cap, FILE *f, size_t max);
+
+/* The first \u0000 escape in the JSON text s[0..n), NULL if none: cJSON decodes
+ * it into a NUL inside the string, which would silently cut the text at
+ * that point (issue #18); the readers refuse such a line instead. */
+const char *tr_json_nul_escape(const char *s, size_t n);
+
 #endif

@@ -1,0 +1,163 @@
+#!/bin/sh
+# Builders never sign what devices refuse, never overwrite their inputs and
+# read long lines within a stated bound (issue #18). Needs: CLI, EMBEDDER, PYTHON.
+set -u
+KEY=fixtures/keys/test-signing.key
+PUB=fixtures/keys/test-signing.pub
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+# expect CODE PATTERN -- command...
+expect() {
+    code=$1 pat=$2
+    shift 3
+    "$@" >"$T/out" 2>"$T/err"
+    got=$?
+    if [ "$got" != "$code" ]; then
+        bad "$* -> exit $got, want $code: $(head -c 300 "$T/err")"
+    elif [ -n "$pat" ] && ! grep -qE -- "$pat" "$T/out" "$T/err"; then
+        bad "$* -> output lacks /$pat/: $(head -c 300 "$T/err")"
+    else
+        ok
+    fi
+}
+# A tiny dataset DIR with M models (cost of model 1: COST1).
+mkds() {
+    "$PYTHON" - "$@" <<'PY'
+import json, os, sys
+d, M, cost1 = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+text = sys.argv[4] if len(sys.argv) > 4 else None
+os.makedirs(d, exist_ok=True)
+qs = ["What is the capital of France?", "How do plants make food?",
+      "Solve two plus two", "Explain the law of gravity"]
+with open(d + "/prompts.jsonl", "w") as f:
+    for i, t in enumerate(qs):
+        if i == 0 and text is not None:
+            f.write('{"id":0,"text":"%s","task":"t0"}\n' % text)
+        else:
+            f.write(json.dumps({"id": i, "text": t, "task": "t%d" % (i % 2)}) + "\n")
+names = ["m%d" % j for j in range(M)]
+with open(d + "/models.csv", "w") as f:
+    f.write("name,cost,where\n")
+    for j, n in enumerate(names):
+        f.write("%s,%s,%s\n" % (n, cost1 if j == 1 else j + 1, "device" if j == 0 else "cloud"))
+with open(d + "/correctness.csv", "w") as f:
+    f.write("id," + ",".join(names) + "\n")
+    for i in range(4):
+        f.write(str(i) + "," + ",".join(str((i + j) % 2) for j in range(M)) + "\n")
+PY
+}
+B="$CLI build --embedder $EMBEDDER --key $KEY"
+
+# --- build: limits checked before the long work, nothing written --------
+mkds "$T/ok" 3 2
+mkds "$T/big" 100000 2
+expect 1 "M = 100000 models: verify and route load at most 65536" -- $B --data "$T/big" --out "$T/big.trp"
+[ ! -e "$T/big.trp" ] && ok || bad "a refused pack was written"
+mkds "$T/cost" 3 1e39
+expect 1 "model m1: cost 1e\+39 is not a finite number" -- $B --data "$T/cost" --out "$T/c.trp"
+[ ! -e "$T/c.trp" ] && ok || bad "a refused pack was written"
+expect 2 "--lambda must be a number in \[0, 3.40282e\+38\]" -- $B --data "$T/ok" --out "$T/l.trp" --lambda 1e39
+expect 2 "--counter 18446744073709551615: at most 18446744073709551614" -- $B --data "$T/ok" --out "$T/n.trp" --counter 18446744073709551615
+# The largest counter a builder may write does build, and verifies.
+expect 0 "counter 18446744073709551614" -- $B --data "$T/ok" --out "$T/max.trp" --counter 18446744073709551614
+expect 0 "^OK" -- "$CLI" verify --key "$PUB" "$T/max.trp"
+# --out that is one of the inputs
+cp "$EMBEDDER" "$T/emb.bin"
+expect 2 "--out .* is also the input" -- "$CLI" build --embedder "$T/emb.bin" --key "$KEY" --data "$T/ok" --out "$T/ok/models.csv" --force
+expect 2 "--out .* is also the input" -- "$CLI" build --embedder "$T/emb.bin" --key "$KEY" --data "$T/ok" --out "$T/emb.bin" --force
+cmp -s "$EMBEDDER" "$T/emb.bin" && ok || bad "the embedder input changed"
+
+# --- a \u0000 escape in a prompt is refused, not cut ---------------------
+mkds "$T/nul" 3 2 'What is\u0000 the capital of France?'
+expect 1 "prompts.jsonl:1: a .u0000 \(NUL\) escape" -- $B --data "$T/nul" --out "$T/nul.trp"
+# an escaped backslash followed by u0000 is ordinary text
+mkds "$T/nul2" 3 2 'What is \\u0000 the capital of France?'
+expect 0 "wrote" -- $B --data "$T/nul2" --out "$T/nul2.trp"
+
+# --- import: the output never overlaps the source --------------------------
+mkdir -p "$T/src"
+"$PYTHON" - "$T/src" <<'PY'
+import json, sys
+d = sys.argv[1]
+with open(d + "/questions.jsonl", "w") as f:
+    for i in range(6):
+        f.write(json.dumps({"question_id": i, "question": "What is question %d about?" % i,
+                            "category": "law" if i % 2 else "math"}) + "\n")
+open(d + "/models.csv", "w").write("model,params_b\nsmall,1\nbig,70\n")
+with open(d + "/correctness.csv", "w") as f:
+    f.write("question_id,category,small,big\n")
+    for i in range(6):
+        f.write("%d,%s,%d,1\n" % (i, "law" if i % 2 else "math", i % 2))
+PY
+cp -r "$T/src" "$T/orig"
+expect 2 "overlaps the input directory" -- "$CLI" import mmlu-pro-32 "$T/src" "$T/src" --force
+expect 2 "overlaps the input directory" -- "$CLI" import mmlu-pro-32 "$T/src" "$T/src/sub/dir" --force
+expect 2 "overlaps the input directory" -- "$CLI" import mmlu-pro-32 "$T/src" "$T" --force
+ln -s src "$T/link"
+expect 2 "overlaps the input directory" -- "$CLI" import mmlu-pro-32 "$T/src" "$T/link/" --force
+expect 2 "overlaps the input directory" -- "$CLI" import mmlu-pro-32 "$T/src/" "$T/src/../src/new" --force
+diff -r "$T/src" "$T/orig" >/dev/null && ok || bad "import changed its source"
+[ ! -e "$T/src/sub" ] && [ ! -e "$T/src/prompts.jsonl" ] && ok || bad "import wrote inside its source"
+expect 0 "6 prompts, 2 models" -- "$CLI" import mmlu-pro-32 "$T/src" "$T/dst"
+
+# --- a 100 MB line: refused at TR_LINE_MAX, memory bounded ------------------
+cp -r "$T/src" "$T/long"
+"$PYTHON" - "$T/long/questions.jsonl" <<'PY'
+import sys
+with open(sys.argv[1], "a") as f:
+    f.write('{"question_id": 99, "question": "' + "a" * (100 << 20) + '", "category": "x"}\n')
+PY
+if [ -x /usr/bin/time ]; then
+    /usr/bin/time -v "$CLI" import mmlu-pro-32 "$T/long" "$T/longout" >"$T/out" 2>"$T/err"
+    got=$?
+    rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$T/err")
+    echo "import of a 100 MB line: peak RSS ${rss} kB (bound: TR_LINE_MAX = 16 MiB)"
+else
+    "$CLI" import mmlu-pro-32 "$T/long" "$T/longout" >"$T/out" 2>"$T/err"
+    got=$?
+fi
+[ "$got" = 1 ] && grep -q "questions.jsonl:7: line longer than 16777216 bytes" "$T/err" && ok ||
+    bad "100 MB line: exit $got, $(head -c 300 "$T/err")"
+# the memory bound: far below the line's 100 MB (a 1 GB line took 3.9 GB before)
+if [ -n "${rss:-}" ]; then [ "$rss" -lt 65536 ] && ok || bad "peak RSS $rss kB for a 100 MB line"; fi
+# the same bound for a dataset's own prompts.jsonl
+mkds "$T/longds" 3 2
+"$PYTHON" -c 'import sys; open(sys.argv[1],"a").write("{\"id\":9,\"text\":\"" + "b" * (20 << 20) + "\"}\n")' "$T/longds/prompts.jsonl"
+expect 1 "prompts.jsonl:5: line longer than 16777216 bytes" -- $B --data "$T/longds" --out "$T/long.trp"
+
+# --- outcome logs: fields outside core/OUTCOME_LOG.md are refused --------
+if [ -n "${FIXTURE_PACK:-}" ]; then
+    "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --log-out "$T/log" "What is a tort?" "Define negligence." >/dev/null 2>&1
+    expect 0 "" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --log "$T/log"
+    M=$("$CLI" inspect --json "$FIXTURE_PACK" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["n_models"])')
+    # mutate OFFSET FORMAT VALUE OUT: record 1's field at OFFSET
+    mutate() {
+        "$PYTHON" - "$T/log" "$@" <<'PY'
+import struct, sys
+src, off, fmt, val, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+b = bytearray(open(src, "rb").read())
+rb = struct.unpack_from("<I", b, 16)[0]
+v = float(val) if fmt == "<f" else int(val)
+struct.pack_into(fmt, b, 128 + rb + off, v)
+open(out, "wb").write(b)
+PY
+    }
+    mutate 40 "<f" nan "$T/nan.log"
+    expect 1 "record 1: field cost" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --log "$T/nan.log"
+    mutate 48 "<f" inf "$T/lam.log"
+    expect 1 "record 1: field lambda" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --log "$T/lam.log"
+    mutate 52 "<f" nan "$T/util.log"
+    expect 1 "record 1: field utility" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --log "$T/util.log"
+    mutate 36 "<B" 7 "$T/where.log"
+    expect 1 "record 1: field where" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --log "$T/where.log"
+    mutate 32 "<I" "$M" "$T/model.log"
+    expect 1 "record 1: field model" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --log "$T/model.log"
+    mutate 56 "<f" 2 "$T/out.log"
+    expect 1 "record 1: field outcome" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --log "$T/out.log"
+fi
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
