@@ -204,10 +204,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     stdout = ms;
     tr_route_opts ro = {.lambda = TR_LAMBDA_DEFAULT};
-    tr_eval_log(&pf, path, &ro, lam, N_LAM, 1);
+    /* eval may refuse what the reader took: a record of this pack naming a
+     * model index past M (tr_logfile_check_models). */
+    int refused = tr_eval_log(&pf, path, &ro, lam, N_LAM, 1) != 0;
     fclose(ms);
     stdout = devnull;
-    check_eval_json(out, &lf);
+    if (!refused)
+        check_eval_json(out, &lf);
     free(out);
     /* eval --log, text, cluster routing. */
     ro.method = TR_METHOD_CLUSTER;
