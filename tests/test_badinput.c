@@ -1122,22 +1122,31 @@ static uint8_t *read_pack(const char *path, size_t *len)
     return p;
 }
 
+/* A router serving the fixture pack ($FIXTURE_PACK) under trust t, in a
+ * heap arena of the exact size; the caller frees *pack and *arena. */
+static tr_router *fixture_router(uint8_t **pack, size_t *len, void **arena, const tr_trust *t)
+{
+    const char *path = getenv("FIXTURE_PACK");
+    *pack = read_pack(path && *path ? path : "build/fixture.trp", len);
+    tr_pack_info peek;
+    assert_int_equal(tr_pack_peek(*pack, *len, &peek), TR_OK);
+    size_t bytes = tr_arena_size(peek.dim, peek.n_models, peek.prefilter_candidates);
+    assert_int_equal(posix_memalign(arena, 64, bytes), 0);
+    tr_router *r;
+    assert_int_equal(tr_router_init(*arena, bytes, &r), TR_OK);
+    assert_int_equal(tr_router_load(r, *pack, *len, t), TR_OK);
+    return r;
+}
+
 /* The fixture pack's embedder section, -128 in its int8 word vectors (and
  * its other stated bounds), signed again: refused, the old pack still served. */
 static void test_embedder_bounds(void **state)
 {
-    const char *path = getenv("FIXTURE_PACK");
     size_t len;
-    uint8_t *pack = read_pack(path && *path ? path : "build/fixture.trp", &len);
-    tr_pack_info peek;
-    assert_int_equal(tr_pack_peek(pack, len, &peek), TR_OK);
-    size_t bytes = tr_arena_size(peek.dim, peek.n_models, peek.prefilter_candidates);
+    uint8_t *pack;
     void *arena;
-    assert_int_equal(posix_memalign(&arena, 64, bytes), 0);
-    tr_router *r;
-    assert_int_equal(tr_router_init(arena, bytes, &r), TR_OK);
     tr_trust t = trust_of(&W.pub, 0, 0);
-    assert_int_equal(tr_router_load(r, pack, len, &t), TR_OK);
+    tr_router *r = fixture_router(&pack, &len, &arena, &t);
     static const char good[] = "What is the derivative of x squared with respect to x?";
     tr_result ref, res;
     assert_int_equal(tr_route_text(r, good, strlen(good), NULL, &ref, NULL), TR_OK);
@@ -1194,18 +1203,11 @@ static void test_embedder_bounds(void **state)
 
 static void test_prompts(void **state)
 {
-    const char *path = getenv("FIXTURE_PACK");
     size_t len;
-    uint8_t *pack = read_pack(path && *path ? path : "build/fixture.trp", &len);
-    tr_pack_info peek;
-    assert_int_equal(tr_pack_peek(pack, len, &peek), TR_OK);
-    size_t bytes = tr_arena_size(peek.dim, peek.n_models, peek.prefilter_candidates);
+    uint8_t *pack;
     void *arena;
-    assert_int_equal(posix_memalign(&arena, 64, bytes), 0);
-    tr_router *r;
-    assert_int_equal(tr_router_init(arena, bytes, &r), TR_OK);
     tr_trust t = trust_of(&W.pub, 0, 0);
-    assert_int_equal(tr_router_load(r, pack, len, &t), TR_OK);
+    tr_router *r = fixture_router(&pack, &len, &arena, &t);
     tr_pack_info info;
     assert_int_equal(tr_router_pack_info(r, &info), TR_OK);
     assert_true(info.has_text_embedder);
@@ -1321,18 +1323,18 @@ typedef struct reentry {
     const served *was;
     int calls, same, fail_write;
 } reentry;
-static int re_read(void *ctx, int kind, uint64_t *v)
+static int re_read(void *ctx, int kind, tr_counter_slot *slot)
 {
     (void)ctx;
     (void)kind;
-    *v = 0;
+    memset(slot, 0, sizeof *slot); /* never written */
     return 0;
 }
-static int re_write(void *ctx, int kind, uint64_t v)
+static int re_write(void *ctx, int kind, const tr_counter_slot *slot)
 {
     reentry *e = ctx;
     (void)kind;
-    (void)v;
+    (void)slot;
     e->calls++;
     e->same += same_served(e->b, e->was);
     return e->fail_write;
