@@ -8,6 +8,7 @@
 #include <mbedtls/sha256.h>
 
 #include "keys.h"
+#include "packfile.h"
 #include "tr_format.h"
 
 const char *tr_section_name(uint32_t type)
@@ -360,29 +361,30 @@ void tr_delta_write(const tr_delta_spec *s, tr_buf *b)
 }
 #undef TABLE
 
-int tr_pack_sign(tr_buf *b, const char *key_path)
+/* Sign b's bytes and append the trailer; pub receives the signer's key. */
+static int sign_into(tr_buf *b, const char *key_path, tr_pubkey *pub)
 {
     uint8_t hash[32], sig[TR_SIG_MAX_BYTES], id[32];
     size_t sig_len = 0;
-    tr_pubkey pub;
     mbedtls_sha256_ret(b->data, b->len, hash, 0);
-    if (tr_key_sign(key_path, hash, sig, &sig_len, &pub) != 0)
+    if (tr_key_sign(key_path, hash, sig, &sig_len, pub) != 0)
         return 1;
-    tr_key_id(&pub, id);
+    tr_key_id(pub, id);
     tr_pack_append_trailer(b, id, sig, sig_len);
     return 0;
 }
 
+int tr_pack_sign(tr_buf *b, const char *key_path)
+{
+    tr_pubkey pub;
+    return sign_into(b, key_path, &pub);
+}
+
 int tr_pack_sign_checked(tr_buf *b, const char *key_path)
 {
-    uint8_t hash[32], sig[TR_SIG_MAX_BYTES], id[32];
-    size_t sig_len = 0;
     tr_pubkey pub;
-    mbedtls_sha256_ret(b->data, b->len, hash, 0);
-    if (tr_key_sign(key_path, hash, sig, &sig_len, &pub) != 0)
+    if (sign_into(b, key_path, &pub) != 0)
         return 1;
-    tr_key_id(&pub, id);
-    tr_pack_append_trailer(b, id, sig, sig_len);
     /* Now as the device: the same limits and arena sizing as the CLI's
      * verify and route (tools/packfile.c), then tr_router_load with the
      * signer's key. The buffer is malloc'd (16-aligned, as load needs 8). */
@@ -394,7 +396,7 @@ int tr_pack_sign_checked(tr_buf *b, const char *key_path)
                       TR_PACK_MODELS_MAX, TR_PACK_DIM_MAX);
     void *arena = NULL;
     tr_router *r;
-    size_t need = st == TR_OK ? tr_arena_size(info.dim, info.n_models, info.prefilter_candidates) : 0;
+    size_t need = tr_packfile_arena_bytes(b->data, b->len, NULL, 0);
     if (st == TR_OK && posix_memalign(&arena, 64, need) != 0)
         return tr_err("out of memory (%zu bytes) for the check of the signed pack", need);
     if (st == TR_OK)
