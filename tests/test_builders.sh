@@ -4,25 +4,7 @@
 set -u
 KEY=fixtures/keys/test-signing.key
 PUB=fixtures/keys/test-signing.pub
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-# expect CODE PATTERN -- command...
-expect() {
-    code=$1 pat=$2
-    shift 3
-    "$@" >"$T/out" 2>"$T/err"
-    got=$?
-    if [ "$got" != "$code" ]; then
-        bad "$* -> exit $got, want $code: $(head -c 300 "$T/err")"
-    elif [ -n "$pat" ] && ! grep -qE -- "$pat" "$T/out" "$T/err"; then
-        bad "$* -> output lacks /$pat/: $(head -c 300 "$T/err")"
-    else
-        ok
-    fi
-}
+. tests/expect.sh
 # A tiny dataset DIR with M models (cost of model 1: COST1).
 mkds() {
     "$PYTHON" - "$@" <<'PY'

@@ -7,27 +7,7 @@ PUB=fixtures/keys/test-signing.pub
 KEY=fixtures/keys/test-signing.key
 OPUB=fixtures/keys/test-other.pub
 OKEY=fixtures/keys/test-other.key
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-# expect CODE PATTERN -- command...: exit code and a stderr+stdout pattern.
-expect() {
-    code=$1 pat=$2
-    shift 3
-    "$@" >"$T/out" 2>"$T/err"
-    got=$?
-    if [ "$got" != "$code" ]; then
-        bad "$* -> exit $got, want $code: $(head -c 300 "$T/err")"
-    elif [ -n "$pat" ] && ! grep -qE -- "$pat" "$T/out" "$T/err"; then
-        bad "$* -> output lacks /$pat/: $(head -c 300 "$T/err")"
-    else
-        ok
-    fi
-}
+. tests/expect.sh
 
 # --- usage -------------------------------------------------------------
 expect 2 "usage: tinyroute COMMAND" -- "$CLI"
