@@ -599,7 +599,7 @@ int cmd_retire_model(int argc, char **argv)
     delta_cmd c;
     int r = parse(argc, argv, retire_usage, own, add_own, &a, &c);
     if (r)
-        return free(c.trust), r < 0 ? 2 : 0;
+        return free(c.trust), free(a.names), r < 0 ? 2 : 0;
     if (!a.n_names) {
         free(c.trust);
         return tr_err("retire-model needs --model"), fputs(retire_usage, stderr), 2;
@@ -648,6 +648,7 @@ int cmd_retire_model(int argc, char **argv)
         r = write_delta(&c);
 done:
     cmd_done(&c);
+    free(a.names);
     return r ? 1 : 0;
 }
 
