@@ -12,6 +12,7 @@ PYTHON   ?= /usr/bin/python3
 
 # -ffp-contract=off: the host builder and the device must embed a prompt to
 # the same bits; a fused multiply-add on one side only would break that.
+# The sources enforce it as well (platform/tr_numeric.h), for other builds.
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wshadow -Wstrict-prototypes \
                -Wno-unused-parameter -ffp-contract=off -fno-strict-aliasing
 CFLAGS   ?=
@@ -62,3 +63,4 @@ include mk/test.mk
 -include mk/sanitize.mk
 -include mk/device.mk
 -include mk/report.mk
+-include mk/flags.mk

@@ -1,4 +1,5 @@
 /* The only file that talks to mbedTLS. */
+#include "tr_numeric.h" /* first: the numeric contract, for every function below */
 #include <string.h>
 
 #include <mbedtls/asn1.h>

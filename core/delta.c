@@ -2,6 +2,7 @@
  * first, then checked against the base being served, then swapped in as a
  * new view of base + delta. Nothing is copied: the view points into the
  * base's and the delta's bytes. */
+#include "tr_numeric.h" /* first: the numeric contract, for every function below */
 #include <math.h>
 #include <string.h>
 

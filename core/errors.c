@@ -1,3 +1,4 @@
+#include "tr_numeric.h" /* first: the numeric contract, for every function below */
 #include "tinyroute.h"
 
 static const struct {

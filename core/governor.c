@@ -1,5 +1,6 @@
 /* The governor: cost control on the device as plain state the caller owns.
  * It only decides the options a route runs with; routing stays in router.c. */
+#include "tr_numeric.h" /* first: the numeric contract, for every function below */
 #include <math.h>
 #include <string.h>
 

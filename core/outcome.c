@@ -1,5 +1,6 @@
 /* The outcome log: a ring of records in caller memory, each already in its
  * export layout (core/tr_outcome.h), so that export is a header and copies. */
+#include "tr_numeric.h" /* first: the numeric contract, for every function below */
 #include <math.h>
 #include <string.h>
 

@@ -1,5 +1,6 @@
 /* Routing entry points: embed (or take) the query, find its neighbours,
  * predict each model's correctness, pick argmax_m q_m - lambda * cost_m. */
+#include "tr_numeric.h" /* first: the numeric contract, for every function below */
 #include <math.h>
 #include <string.h>
 

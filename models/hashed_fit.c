@@ -3,6 +3,7 @@
  * character n-gram features. The device sums one row per feature, so a row
  * is its feature's idf times that feature's coordinates in the top singular
  * directions: the sum is the projection of the prompt's tf-idf vector. */
+#include "tr_numeric.h" /* first: the numeric contract, for every function below */
 #include "tr_embed_fit.h"
 
 #include <math.h>

@@ -1,5 +1,6 @@
 /* The hot loop of kNN routing: score every reference row against the query
  * in blocks (one kernel call per block), keep the k best in a min-heap. */
+#include "tr_numeric.h" /* first: the numeric contract, for every function below */
 #include "tr_knn.h"
 
 #include <math.h>

@@ -1,5 +1,6 @@
 /* Runtime dispatch: detect CPU features once, pick the best kernel family.
  * x86: cpuid + xgetbv (the OS must save YMM state); aarch64: AT_HWCAP. */
+#include "tr_numeric.h" /* first: the numeric contract, for every function below */
 #include "tr_kernels.h"
 
 #if defined(__x86_64__) || defined(__i386__)

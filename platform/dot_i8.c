@@ -7,6 +7,7 @@
  * |a| as the unsigned operand that vpmaddubsw / vpdpbusd require, and no
  * int16 saturation (2 * 127 * 127 < 32767). |q| is a property of the query,
  * so rows are never rewritten. */
+#include "tr_numeric.h" /* first: the numeric contract, for every function below */
 #include "tr_kernels.h"
 
 void tr_dot_i8_rows_scalar(const int8_t *q, const int8_t *rows, size_t stride,

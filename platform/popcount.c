@@ -1,6 +1,7 @@
 /* Bit kernels: AND/popcount over correctness bitsets and Hamming distance
  * over sign-bit codes. The scalar reference uses the compiler's popcount;
  * the AVX2 variant is the nibble-lookup method (Mula et al.); NEON uses CNT. */
+#include "tr_numeric.h" /* first: the numeric contract, for every function below */
 #include "tr_kernels.h"
 
 uint64_t tr_and_popcount_scalar(const uint64_t *a, const uint64_t *b, size_t n)

@@ -1,6 +1,7 @@
 /* Softmax in place with SLEEF's vector expf (1.0-ULP): the learned cluster
  * map's only transcendental. x86 uses the SSE2 entry point (every x86-64
  * has it), aarch64 the AdvSIMD one; other targets the scalar one. */
+#include "tr_numeric.h" /* first: the numeric contract, for every function below */
 #include "tr_kernels.h"
 
 #if defined(__x86_64__)
