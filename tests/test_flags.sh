@@ -5,7 +5,9 @@
 # routes of every method, the quantiser, the governor, task selection and
 # the exported outcome log to the same bits as the reference build
 # (the Makefile's flags). Variants:
-#   distro   cc -O2 -g                    (Debian's default: gnu17, gcc fuses)
+#   distro   cc -O2 -g                    (Debian's default: gnu17, gcc fuses;
+#            with -fPIC -fvisibility=hidden, as a shared build, whose
+#            exports must be exactly the header's TR_API functions)
 #   native   cc -O3 -march=native         (FMA, AVX-512 where the host has them)
 #   clang    clang -O2 -march=native      (clang's own default contraction)
 #   aarch64  aarch64-linux-gnu-gcc -std=gnu11 -O2, run under qemu-aarch64
@@ -24,10 +26,11 @@ build() {
     rm -rf "$out" && mkdir -p "$out/obj"
     # Two compilers at a time: the machine is shared.
     for src in $LIB_SRC; do printf '%s\n' "$src"; done |
-        xargs -P 2 -I{} sh -c "$cc $flags $INC -c {} -o $out/obj/\$(echo {} | tr / _).o" ||
-        return 1
-    ar rcs "$out/lib.a" "$out"/obj/*.o &&
-        $cc $REF_CFLAGS -o "$out/driver" tests/flags_driver.c "$out/lib.a" $LIBS
+        xargs -P 2 -I{} sh -c "$cc $flags $INC -c {} -o $out/obj/\$(echo {} | tr / _).o" \
+            2> "$out/build.log" &&
+        ar rcs "$out/lib.a" "$out"/obj/*.o &&
+        $cc $REF_CFLAGS -o "$out/driver" tests/flags_driver.c "$out/lib.a" $LIBS 2>> "$out/build.log" ||
+        { cat "$out/build.log"; return 1; }
 }
 
 # same NAME RUNNER PROMPTS REFERENCE: run the variant's driver, compare.
@@ -63,7 +66,7 @@ for want in ' e=[0-9a-f]' ' knn=[0-9]' ' clus=[0-9]' ' lmap=[0-9]' ' f32=[0-9]' 
     fi
 done
 
-for v in "distro|cc|-O2 -g" "native|cc|-O3 -march=native" "clang|clang|-O2 -march=native"; do
+for v in "distro|cc|-O2 -g -fPIC -fvisibility=hidden" "native|cc|-O3 -march=native" "clang|clang|-O2 -march=native"; do
     name=${v%%|*} rest=${v#*|}
     cc=${rest%%|*} flags=${rest#*|}
     if ! command -v "$cc" >/dev/null; then
@@ -75,6 +78,25 @@ for v in "distro|cc|-O2 -g" "native|cc|-O3 -march=native" "clang|clang|-O2 -marc
         echo "FAIL $name: build failed"; fail=$((fail + 1))
     fi
 done
+
+# The distro objects are also an integrator's shared build with
+# -fvisibility=hidden: TR_API must export exactly the functions the header
+# declares, and no internal tr_ helper.
+out=$dir/distro
+if [ -f "$out/lib.a" ] && cc -shared -o "$out/lib.so" "$out"/obj/*.o $LIBS; then
+    sed -n 's/^[A-Za-z_].*[ *]\(tr_[a-z0-9_]*\)(.*/\1/p' core/tinyroute.h | sort > "$out/want"
+    nm -D --defined-only "$out/lib.so" | awk '{print $3}' | sort > "$out/got"
+    if [ -s "$out/want" ] && cmp -s "$out/want" "$out/got"; then
+        echo "ok   hidden: -fvisibility=hidden exports the header's $(wc -l < "$out/want") functions, nothing else"
+        pass=$((pass + 1))
+    else
+        echo "FAIL hidden: exported symbols differ from the header's functions:"
+        diff "$out/want" "$out/got" | head -5
+        fail=$((fail + 1))
+    fi
+else
+    echo "FAIL hidden: no shared library from the distro objects"; fail=$((fail + 1))
+fi
 
 if [ -z "${SKIP_A64:-}" ]; then
     # Under qemu a subset of the prompts (A64_PROMPTS: the first of them),
