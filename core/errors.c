@@ -43,3 +43,7 @@ const char *tr_status_name(tr_status s)
 {
     return (unsigned)s < TR_STATUS_COUNT ? table[s].name : "TR_E_UNKNOWN";
 }
+
+unsigned tr_version(void) { return TR_VERSION_NUMBER; }
+
+const char *tr_version_string(void) { return TR_VERSION_STRING; }

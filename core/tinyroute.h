@@ -4,8 +4,15 @@
  * One public header. The library never allocates: the caller gives an arena
  * (its size is reported up front by tr_arena_size) and the pack bytes, which
  * are used in place (read-only flash, or RAM nobody writes while it is served:
- * not a file mapping; core/INTEGRATION.md). There is no global
- * state apart from the CPU-feature table set once by the first router.
+ * not a file mapping; core/INTEGRATION.md). The signature check is the one
+ * exception, and only in the host build, where Debian's mbedTLS mallocs.
+ * Static storage, in every build: the kernel choice, one pointer set by the
+ * first router (every thread computes the same). The device build (make
+ * device, -DTR_DEVICE_CRYPTO) adds mbedTLS's heap: a static pool of
+ * TR_CRYPTO_POOL_BYTES (6,144 B as shipped), the allocator's own state, and an atomic
+ * flag that lets one verification at a time use them (other threads wait;
+ * routing never does). Nothing else: routers, logs, tasks and governors live
+ * in the caller's memory.
  *
  * Phases, as in TFLite Micro:
  *   1. size:  tr_pack_peek() reads the (untrusted) header, tr_arena_size()
@@ -32,6 +39,19 @@ extern "C" {
 #define TR_VERSION_MINOR 1
 #define TR_VERSION_PATCH 0
 #define TR_VERSION_STRING "0.1.0"
+/* One number, as ZSTD_VERSION_NUMBER: major * 10000 + minor * 100 + patch. */
+#define TR_VERSION_NUMBER (TR_VERSION_MAJOR * 10000 + TR_VERSION_MINOR * 100 + TR_VERSION_PATCH)
+
+/* Marks the public functions: exported from a shared library even when it
+ * is compiled with -fvisibility=hidden (the internal tr_ helpers are not).
+ * Harmless in a static build; define TR_API yourself to override it. */
+#ifndef TR_API
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define TR_API __attribute__((visibility("default")))
+#else
+#define TR_API
+#endif
+#endif
 
 /* Limits that size the arena. A pack beyond them is refused at load. */
 #define TR_K_MAX 256            /* neighbours per query */
@@ -40,42 +60,50 @@ extern "C" {
 #define TR_MODEL_NAME_MAX 64    /* bytes, including the terminating NUL */
 #define TR_EMBEDDER_NAME_MAX 32 /* bytes, including the terminating NUL */
 
+/* Pinned values: a status keeps its number in every release (logs, IPC and
+ * other languages store them); a new status takes the next number. */
 typedef enum tr_status {
     TR_OK = 0,
-    TR_E_ARG,                /* a NULL pointer or an out-of-range option */
-    TR_E_ARENA_TOO_SMALL,    /* arena smaller than tr_arena_size() asks */
-    TR_E_TRUNCATED,          /* pack shorter than its header says */
-    TR_E_BAD_MAGIC,          /* not a tinyroute pack */
-    TR_E_VERSION,            /* pack format version not supported */
-    TR_E_NO_SIGNATURE,       /* signature trailer missing */
-    TR_E_TRAILING_DATA,      /* bytes after the signature */
-    TR_E_KEY_UNKNOWN,        /* signed by a key that is not trusted */
-    TR_E_SIGNATURE,          /* signature does not match the pack bytes */
-    TR_E_MALFORMED,          /* signed, but sections are inconsistent */
-    TR_E_ROLLBACK,           /* security counter below the device's */
-    TR_E_EXPIRED,            /* pack expiry is in the past */
-    TR_E_NO_PACK,            /* route called before a pack was loaded */
-    TR_E_NO_EMBEDDER,        /* text routing asked of a pack without one */
-    TR_E_EMBEDDER_MISMATCH,  /* caller embedding from another embedder */
-    TR_E_DIM_MISMATCH,       /* caller embedding of the wrong length */
-    TR_E_NOT_FINITE,         /* NaN or Inf in a caller embedding */
-    TR_E_ZERO_VECTOR,        /* caller embedding is all zeros */
-    TR_E_EMPTY_INPUT,        /* empty prompt */
-    TR_E_UTF8,               /* prompt is not valid UTF-8 */
-    TR_E_NO_MODEL_AVAILABLE, /* the availability mask leaves no model */
-    TR_E_CRYPTO,             /* the crypto library failed internally */
-    TR_E_UNSUPPORTED,        /* the pack carries no data for this method */
-    TR_E_KEY_REVOKED,        /* signed by a key whose id has been revoked */
-    TR_E_DELTA_BASE,         /* delta pack made for another base pack */
-    TR_E_COUNTER_STORE,      /* the integrator's counter store failed */
-    TR_E_LOG_STALE,          /* outcome for a log record already overwritten */
-    TR_STATUS_COUNT
+    TR_E_ARG = 1,                 /* a NULL pointer or an out-of-range option */
+    TR_E_ARENA_TOO_SMALL = 2,     /* arena smaller than tr_arena_size() asks */
+    TR_E_TRUNCATED = 3,           /* pack shorter than its header says */
+    TR_E_BAD_MAGIC = 4,           /* not a tinyroute pack */
+    TR_E_VERSION = 5,             /* pack format version not supported */
+    TR_E_NO_SIGNATURE = 6,        /* signature trailer missing */
+    TR_E_TRAILING_DATA = 7,       /* bytes after the signature */
+    TR_E_KEY_UNKNOWN = 8,         /* signed by a key that is not trusted */
+    TR_E_SIGNATURE = 9,           /* signature does not match the pack bytes */
+    TR_E_MALFORMED = 10,          /* signed, but sections are inconsistent */
+    TR_E_ROLLBACK = 11,           /* security counter below the device's */
+    TR_E_EXPIRED = 12,            /* pack expiry is in the past */
+    TR_E_NO_PACK = 13,            /* route called before a pack was loaded */
+    TR_E_NO_EMBEDDER = 14,        /* text routing asked of a pack without one */
+    TR_E_EMBEDDER_MISMATCH = 15,  /* caller embedding from another embedder */
+    TR_E_DIM_MISMATCH = 16,       /* caller embedding of the wrong length */
+    TR_E_NOT_FINITE = 17,         /* NaN or Inf in a caller embedding */
+    TR_E_ZERO_VECTOR = 18,        /* caller embedding is all zeros */
+    TR_E_EMPTY_INPUT = 19,        /* empty prompt */
+    TR_E_UTF8 = 20,               /* prompt is not valid UTF-8 */
+    TR_E_NO_MODEL_AVAILABLE = 21, /* the availability mask leaves no model */
+    TR_E_CRYPTO = 22,             /* the crypto library failed internally */
+    TR_E_UNSUPPORTED = 23,        /* the pack carries no data for this method */
+    TR_E_KEY_REVOKED = 24,        /* signed by a key whose id has been revoked */
+    TR_E_DELTA_BASE = 25,         /* delta pack made for another base pack */
+    TR_E_COUNTER_STORE = 26,      /* the integrator's counter store failed */
+    TR_E_LOG_STALE = 27,          /* outcome for a log record already overwritten */
+    TR_STATUS_COUNT = 28          /* one past the last; grows as codes are added */
 } tr_status;
 
 /* A short, stable, human-readable message; never NULL. */
-const char *tr_strerror(tr_status status);
+TR_API const char *tr_strerror(tr_status status);
 /* The enum's name, e.g. "TR_E_SIGNATURE"; never NULL. */
-const char *tr_status_name(tr_status status);
+TR_API const char *tr_status_name(tr_status status);
+
+/* The version of the library linked, as TR_VERSION_NUMBER and
+ * TR_VERSION_STRING: compare with the header's to detect a library other
+ * than the one compiled against. */
+TR_API unsigned tr_version(void);
+TR_API const char *tr_version_string(void);
 
 typedef enum tr_where { TR_DEVICE = 0, TR_CLOUD = 1 } tr_where;
 
@@ -149,21 +177,21 @@ typedef struct tr_pack_info {
 } tr_pack_info;
 
 /* Reads the header only: no signature check. For sizing before load. */
-tr_status tr_pack_peek(const void *pack, size_t len, tr_pack_info *info);
+TR_API tr_status tr_pack_peek(const void *pack, size_t len, tr_pack_info *info);
 
 /* Exact arena bytes a router needs to serve packs of at most this embedding
  * dimension, model count and prefilter candidate count (the pack's
  * tr_pack_info has all three). */
-size_t tr_arena_size(uint32_t dim, uint32_t n_models, uint32_t prefilter_candidates);
+TR_API size_t tr_arena_size(uint32_t dim, uint32_t n_models, uint32_t prefilter_candidates);
 
 typedef struct tr_router tr_router; /* opaque; lives inside the arena */
 
-tr_status tr_router_init(void *arena, size_t arena_bytes, tr_router **out);
+TR_API tr_status tr_router_init(void *arena, size_t arena_bytes, tr_router **out);
 
 /* Verify the pack, then serve it. The bytes must stay valid and unchanged
  * while the router serves them. On any error the router keeps the pack it
  * had (or none). */
-tr_status tr_router_load(tr_router *router, const void *pack, size_t len,
+TR_API tr_status tr_router_load(tr_router *router, const void *pack, size_t len,
                          const tr_trust *trust);
 
 /* Threads. A router is used by one thread at a time: every route call
@@ -182,11 +210,11 @@ tr_status tr_router_load(tr_router *router, const void *pack, size_t len,
  * Errors: TR_E_ARG (NULL, misaligned or overlapping arena), TR_E_NO_PACK
  * (source serves nothing), TR_E_ARENA_TOO_SMALL (smaller than the source's
  * pack needs). */
-tr_status tr_router_share(const tr_router *loaded, void *arena, size_t arena_bytes,
+TR_API tr_status tr_router_share(const tr_router *loaded, void *arena, size_t arena_bytes,
                           tr_router **out);
 
 /* Info of the pack being served. TR_E_NO_PACK if none. */
-tr_status tr_router_pack_info(const tr_router *router, tr_pack_info *info);
+TR_API tr_status tr_router_pack_info(const tr_router *router, tr_pack_info *info);
 
 typedef struct tr_model_info {
     const char *name; /* points into the pack */
@@ -199,7 +227,7 @@ typedef struct tr_model_info {
     int retired;      /* retired by a delta pack: never chosen */
 } tr_model_info;
 
-tr_status tr_router_model(const tr_router *router, uint32_t model,
+TR_API tr_status tr_router_model(const tr_router *router, uint32_t model,
                           tr_model_info *info);
 
 /* ---- Delta packs: a dynamic model pool (Jitkrittum et al. 2025) ----
@@ -224,7 +252,7 @@ typedef struct tr_delta_info {
 } tr_delta_info;
 
 /* Reads the (untrusted) delta header: for sizing only. */
-tr_status tr_delta_peek(const void *delta, size_t len, tr_delta_info *info);
+TR_API tr_status tr_delta_peek(const void *delta, size_t len, tr_delta_info *info);
 
 /* Verify the delta (signature first, then base hash, counts, sections),
  * then serve base + delta. Its security counter must be >=
@@ -234,12 +262,12 @@ tr_status tr_delta_peek(const void *delta, size_t len, tr_delta_info *info);
  * it is that very delta again (same hash): else TR_E_ROLLBACK. A delta for
  * another base starts a new count. On any error the router keeps what it
  * served. The bytes must stay valid while served. */
-tr_status tr_router_apply_delta(tr_router *router, const void *delta, size_t len,
+TR_API tr_status tr_router_apply_delta(tr_router *router, const void *delta, size_t len,
                                 const tr_trust *trust);
 /* Back to the base pack alone. */
-tr_status tr_router_clear_delta(tr_router *router);
+TR_API tr_status tr_router_clear_delta(tr_router *router);
 /* The applied delta; TR_E_NO_PACK if none. */
-tr_status tr_router_delta_info(const tr_router *router, tr_delta_info *info);
+TR_API tr_status tr_router_delta_info(const tr_router *router, tr_delta_info *info);
 
 typedef enum tr_method {
     TR_METHOD_KNN = 0,    /* mean correctness of the k nearest references */
@@ -299,24 +327,24 @@ enum {
 
 /* Route a prompt (UTF-8) with the pack's built-in embedder. If predicted is
  * not NULL it receives n_models predicted correctness values. */
-tr_status tr_route_text(tr_router *router, const char *text, size_t len,
+TR_API tr_status tr_route_text(tr_router *router, const char *text, size_t len,
                         const tr_route_opts *opts, tr_result *result,
                         float *predicted);
 
 /* Route a caller's embedding; embedder must equal the pack's embedder name
  * and dim its dimension. */
-tr_status tr_route_f32(tr_router *router, const char *embedder,
+TR_API tr_status tr_route_f32(tr_router *router, const char *embedder,
                        const float *embedding, uint32_t dim,
                        const tr_route_opts *opts, tr_result *result,
                        float *predicted);
-tr_status tr_route_i8(tr_router *router, const char *embedder,
+TR_API tr_status tr_route_i8(tr_router *router, const char *embedder,
                       const int8_t *embedding, uint32_t dim,
                       const tr_route_opts *opts, tr_result *result,
                       float *predicted);
 
 /* The built-in embedder's int8 output for a prompt (for tests and for
  * callers that cache embeddings); out holds info.dim bytes. */
-tr_status tr_embed_text(tr_router *router, const char *text, size_t len,
+TR_API tr_status tr_embed_text(tr_router *router, const char *text, size_t len,
                         int8_t *out, uint32_t dim);
 
 /* ---- Task-level selection (Shnitzer et al. 2023) ----
@@ -325,16 +353,16 @@ tr_status tr_embed_text(tr_router *router, const char *text, size_t len,
  * in caller memory of tr_task_size(n_models) bytes (16-aligned). */
 typedef struct tr_task tr_task;
 
-size_t tr_task_size(uint32_t n_models);
+TR_API size_t tr_task_size(uint32_t n_models);
 /* TR_E_UNSUPPORTED if the pack has no task table. */
-tr_status tr_task_init(const tr_router *router, void *mem, size_t bytes, tr_task **out);
+TR_API tr_status tr_task_init(const tr_router *router, void *mem, size_t bytes, tr_task **out);
 /* Adds one prompt (k, weighting, exact/prefilter from opts). A prompt with
  * no known word is skipped (*used = 0), it says nothing about the task. */
-tr_status tr_task_add_text(tr_router *router, tr_task *task, const char *text, size_t len,
+TR_API tr_status tr_task_add_text(tr_router *router, tr_task *task, const char *text, size_t len,
                            const tr_route_opts *opts, int *used);
 
 /* The same for a caller's int8 embedding (checked as in tr_route_i8). */
-tr_status tr_task_add_i8(tr_router *router, tr_task *task, const char *embedder,
+TR_API tr_status tr_task_add_i8(tr_router *router, tr_task *task, const char *embedder,
                          const int8_t *embedding, uint32_t dim, const tr_route_opts *opts);
 
 typedef struct tr_task_result {
@@ -349,7 +377,7 @@ typedef struct tr_task_result {
 
 /* Scores into s1, s2, s3, p (n_models each; any may be NULL). Availability
  * and lambda from opts. TR_E_EMPTY_INPUT if no prompt counted. */
-tr_status tr_task_select(const tr_router *router, const tr_task *task,
+TR_API tr_status tr_task_select(const tr_router *router, const tr_task *task,
                          const tr_route_opts *opts, tr_task_result *result,
                          float *s1, float *s2, float *s3, float *p);
 
@@ -372,25 +400,25 @@ typedef struct tr_governor {
 
 /* budget > 0 (cost units per period), period_seconds > 0, 0 <= lambda_base
  * <= lambda_max. Everything starts available, network up. */
-tr_status tr_governor_init(tr_governor *g, float budget, uint64_t period_seconds,
+TR_API tr_status tr_governor_init(tr_governor *g, float budget, uint64_t period_seconds,
                            uint64_t now_unix, float lambda_base, float lambda_max);
-tr_status tr_governor_set_available(tr_governor *g, uint32_t model, int available);
-tr_status tr_governor_set_network(tr_governor *g, int up);
+TR_API tr_status tr_governor_set_available(tr_governor *g, uint32_t model, int available);
+TR_API tr_status tr_governor_set_network(tr_governor *g, int up);
 /* Record what a call cost (after it was made); rolls the period over. */
-tr_status tr_governor_record(tr_governor *g, uint64_t now_unix, float cost);
+TR_API tr_status tr_governor_record(tr_governor *g, uint64_t now_unix, float cost);
 /* The lambda the governor would use now; NaN for a NULL governor. */
-float tr_governor_lambda(const tr_governor *g, uint64_t now_unix);
+TR_API float tr_governor_lambda(const tr_governor *g, uint64_t now_unix);
 
 /* tr_route_text under the governor: opts' k, method, weighting, penalty
  * are kept; availability, offline and lambda come from the governor
  * (an opts->available mask is combined with it). result->why says which
  * rule decided. */
-tr_status tr_route_text_governed(tr_router *router, const tr_governor *g, uint64_t now_unix,
+TR_API tr_status tr_route_text_governed(tr_router *router, const tr_governor *g, uint64_t now_unix,
                                  const char *text, size_t len, const tr_route_opts *opts,
                                  tr_result *result, float *predicted);
 
 /* Name of the kernel family in use, e.g. "scalar". */
-const char *tr_kernel_name(void);
+TR_API const char *tr_kernel_name(void);
 
 /* ---- Outcome log: what was routed, and how it went (issue #8) ----
  * A ring of fixed-size records in caller memory. The app records each routed
@@ -433,14 +461,14 @@ typedef struct tr_log tr_log; /* opaque; lives in the caller's memory */
 
 /* Exact bytes for a log of capacity records (0: a bad argument). dim is the
  * packs' embedding dimension (may be 0 without TR_LOG_EMBEDDING). */
-size_t tr_log_size(uint32_t dim, uint32_t capacity, uint32_t flags);
+TR_API size_t tr_log_size(uint32_t dim, uint32_t capacity, uint32_t flags);
 /* mem 16-byte aligned, bytes >= tr_log_size(). flags: TR_LOG_* (0 keeps the
  * decisions and outcomes only). */
-tr_status tr_log_init(void *mem, size_t bytes, uint32_t dim, uint32_t capacity,
+TR_API tr_status tr_log_init(void *mem, size_t bytes, uint32_t dim, uint32_t capacity,
                       uint32_t flags, tr_log **out);
 /* The SipHash key for TR_LOG_HASH; records with text fail (TR_E_ARG) until
  * it is set. */
-tr_status tr_log_set_hash_key(tr_log *log, const uint8_t key[16]);
+TR_API tr_status tr_log_set_hash_key(tr_log *log, const uint8_t key[16]);
 
 /* Append the decision res that router made for a prompt; when the ring is
  * full the oldest record is overwritten (and counted as dropped). embedding:
@@ -451,13 +479,13 @@ tr_status tr_log_set_hash_key(tr_log *log, const uint8_t key[16]);
  * table fingerprint; a router with another gives TR_E_EMBEDDER_MISMATCH
  * (export and start a new log). *id_out (may be NULL) names the record for
  * tr_log_outcome. On error nothing is appended. */
-tr_status tr_log_record(tr_log *log, tr_router *router, const tr_result *res,
+TR_API tr_status tr_log_record(tr_log *log, tr_router *router, const tr_result *res,
                         const int8_t *embedding, const char *text, size_t len,
                         uint64_t *id_out);
 /* Attach the observed outcome, score in [0,1] (NaN or out of range:
  * TR_E_ARG); a later call replaces it. TR_E_LOG_STALE if the record was
  * already overwritten, TR_E_ARG for an id never issued. */
-tr_status tr_log_outcome(tr_log *log, uint64_t id, float score);
+TR_API tr_status tr_log_outcome(tr_log *log, uint64_t id, float score);
 
 typedef struct tr_log_stats {
     uint64_t recorded; /* ids issued so far (the last id) */
@@ -466,13 +494,13 @@ typedef struct tr_log_stats {
     uint32_t with_outcome; /* of which with an outcome */
     uint32_t capacity;
 } tr_log_stats;
-tr_status tr_log_stats_get(const tr_log *log, tr_log_stats *stats);
+TR_API tr_status tr_log_stats_get(const tr_log *log, tr_log_stats *stats);
 
 /* Bytes tr_log_export() writes now. */
-size_t tr_log_export_size(const tr_log *log);
+TR_API size_t tr_log_export_size(const tr_log *log);
 /* Write the held records, oldest first (core/OUTCOME_LOG.md). If cap is too
  * small: TR_E_ARG with *written = the bytes needed. The log is unchanged. */
-tr_status tr_log_export(const tr_log *log, void *out, size_t cap, size_t *written);
+TR_API tr_status tr_log_export(const tr_log *log, void *out, size_t cap, size_t *written);
 
 #ifdef __cplusplus
 }

@@ -29,9 +29,10 @@ $(BUILD)/pic/%.o: %.c $(wildcard core/*.h platform/*.h models/*.h) Makefile
 	$(TARGET_CC) $(ALL_CFLAGS) -fPIC -c $< -o $@
 
 # Export exactly the functions tinyroute.h declares. Internal helpers share
-# the tr_ prefix, so a tr_* pattern would leak them, and a visibility macro
-# would touch every declaration; a list made from the header cannot drift
-# from it. Calls inside the library then bind directly, with no PLT.
+# the tr_ prefix, so a tr_* pattern would leak them; a list made from the
+# header cannot drift from it (the header's TR_API does the same for builds
+# with -fvisibility=hidden). Calls inside the library then bind directly,
+# with no PLT.
 $(SO_MAP): core/tinyroute.h mk/install.mk
 	@mkdir -p $(dir $@)
 	{ echo '{ global:'; \

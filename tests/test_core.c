@@ -1406,16 +1406,64 @@ static void test_sign_stride_wider_than_dim_is_refused(void **state)
     tr_buf_free(&b);
 }
 
+/* Every status with the number the header pins and the name it goes by: a
+ * reordered enum, a renumbered code or a code missing from the name table
+ * fails here (statuses are stored in logs and crossed over IPC). */
+#define PINNED(e, v) {e, v, #e}
+static const struct {
+    tr_status st;
+    int value;
+    const char *name;
+} pinned[] = {
+    PINNED(TR_OK, 0), PINNED(TR_E_ARG, 1), PINNED(TR_E_ARENA_TOO_SMALL, 2),
+    PINNED(TR_E_TRUNCATED, 3), PINNED(TR_E_BAD_MAGIC, 4), PINNED(TR_E_VERSION, 5),
+    PINNED(TR_E_NO_SIGNATURE, 6), PINNED(TR_E_TRAILING_DATA, 7), PINNED(TR_E_KEY_UNKNOWN, 8),
+    PINNED(TR_E_SIGNATURE, 9), PINNED(TR_E_MALFORMED, 10), PINNED(TR_E_ROLLBACK, 11),
+    PINNED(TR_E_EXPIRED, 12), PINNED(TR_E_NO_PACK, 13), PINNED(TR_E_NO_EMBEDDER, 14),
+    PINNED(TR_E_EMBEDDER_MISMATCH, 15), PINNED(TR_E_DIM_MISMATCH, 16),
+    PINNED(TR_E_NOT_FINITE, 17), PINNED(TR_E_ZERO_VECTOR, 18), PINNED(TR_E_EMPTY_INPUT, 19),
+    PINNED(TR_E_UTF8, 20), PINNED(TR_E_NO_MODEL_AVAILABLE, 21), PINNED(TR_E_CRYPTO, 22),
+    PINNED(TR_E_UNSUPPORTED, 23), PINNED(TR_E_KEY_REVOKED, 24), PINNED(TR_E_DELTA_BASE, 25),
+    PINNED(TR_E_COUNTER_STORE, 26), PINNED(TR_E_LOG_STALE, 27),
+};
+
 static void test_strerror_covers_every_status(void **state)
 {
+    /* A status added to the enum must be pinned here too. */
+    assert_int_equal(sizeof pinned / sizeof pinned[0], TR_STATUS_COUNT);
+    for (size_t i = 0; i < sizeof pinned / sizeof pinned[0]; i++) {
+        assert_int_equal((int)pinned[i].st, pinned[i].value);
+        assert_string_equal(tr_status_name(pinned[i].st), pinned[i].name);
+    }
     for (int s = 0; s < TR_STATUS_COUNT; s++) {
-        assert_non_null(tr_strerror((tr_status)s));
-        assert_true(strlen(tr_strerror((tr_status)s)) > 1);
-        assert_true(strncmp(tr_status_name((tr_status)s), "TR_", 3) == 0);
-        for (int t = 0; t < s; t++)
-            assert_string_not_equal(tr_strerror((tr_status)s), tr_strerror((tr_status)t));
+        const char *name = tr_status_name((tr_status)s), *msg = tr_strerror((tr_status)s);
+        assert_non_null(name);
+        assert_non_null(msg);
+        assert_true(strlen(msg) > 1);
+        assert_true(strncmp(name, "TR_", 3) == 0);
+        for (int t = 0; t < s; t++) {
+            assert_string_not_equal(msg, tr_strerror((tr_status)t));
+            assert_string_not_equal(name, tr_status_name((tr_status)t));
+        }
     }
     assert_string_equal(tr_strerror(TR_STATUS_COUNT), "unknown status");
+    assert_string_equal(tr_status_name(TR_STATUS_COUNT), "TR_E_UNKNOWN");
+    assert_string_equal(tr_status_name((tr_status)-1), "TR_E_UNKNOWN");
+}
+
+/* The linked library's version is the header's, in both forms, and the
+ * number is built as the header says (major * 10000 + minor * 100 + patch). */
+static void test_version(void **state)
+{
+    assert_int_equal(tr_version(), TR_VERSION_NUMBER);
+    assert_int_equal(TR_VERSION_NUMBER,
+                     TR_VERSION_MAJOR * 10000 + TR_VERSION_MINOR * 100 + TR_VERSION_PATCH);
+    assert_true(TR_VERSION_MINOR < 100 && TR_VERSION_PATCH < 100);
+    assert_string_equal(tr_version_string(), TR_VERSION_STRING);
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", TR_VERSION_MAJOR, TR_VERSION_MINOR,
+             TR_VERSION_PATCH);
+    assert_string_equal(tr_version_string(), want);
 }
 
 /* Field by field: memcmp would also compare padding. NaN distances (the
@@ -1531,6 +1579,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cluster_route_matches_reference, setup_mixed, teardown),
         cmocka_unit_test(test_sign_stride_wider_than_dim_is_refused),
         cmocka_unit_test(test_strerror_covers_every_status),
+        cmocka_unit_test(test_version),
         cmocka_unit_test_setup_teardown(test_delta_adds_a_model, setup_binary, teardown),
         cmocka_unit_test_setup_teardown(test_delta_rejections_keep_serving, setup_binary, teardown),
         cmocka_unit_test_setup_teardown(test_delta_retires_and_sets_defaults, setup_binary, teardown),
