@@ -9,8 +9,10 @@
 tr_status tr_governor_init(tr_governor *g, float budget, uint64_t period_seconds,
                            uint64_t now, float lambda_base, float lambda_max)
 {
+    const int from_pack = lambda_base == TR_LAMBDA_DEFAULT;
     if (!g || !(budget > 0) || !isfinite(budget) || period_seconds == 0 ||
-        !(lambda_base >= 0) || !(lambda_max >= lambda_base) || !isfinite(lambda_max))
+        !(from_pack || lambda_base >= 0) || !(lambda_max >= (from_pack ? 0 : lambda_base)) ||
+        !isfinite(lambda_max))
         return TR_E_ARG;
     memset(g, 0, sizeof *g);
     g->period_seconds = period_seconds;
@@ -61,16 +63,24 @@ tr_status tr_governor_record(tr_governor *g, uint64_t now, float cost)
     return TR_OK;
 }
 
-float tr_governor_lambda(const tr_governor *g, uint64_t now)
+/* From base at no spend to max (never below base) at the whole budget. */
+static float lambda_from(const tr_governor *g, uint64_t now, float base)
 {
-    /* It returns no status; NaN is what a route refuses as a lambda
-     * (TR_E_ARG), so a NULL governor cannot slip through as "free". */
-    if (!g)
-        return NAN;
     float f = spent_now(g, now) / g->budget;
     if (f > 1.0f)
         f = 1.0f;
-    return g->lambda_base + (g->lambda_max - g->lambda_base) * f * f;
+    float max = g->lambda_max > base ? g->lambda_max : base;
+    return base + (max - base) * f * f;
+}
+
+float tr_governor_lambda(const tr_governor *g, uint64_t now)
+{
+    /* It returns no status; NaN is what a route refuses as a lambda
+     * (TR_E_ARG), so a NULL governor cannot slip through as "free". A base
+     * that is the pack's is known only to a route. */
+    if (!g || g->lambda_base < 0)
+        return NAN;
+    return lambda_from(g, now, g->lambda_base);
 }
 
 tr_status tr_route_text_governed(tr_router *r, const tr_governor *g, uint64_t now,
@@ -92,7 +102,12 @@ tr_status tr_route_text_governed(tr_router *r, const tr_governor *g, uint64_t no
     o.available = mask;
     int budget_out = spent_now(g, now) >= g->budget;
     o.offline = !g->network_up || budget_out || (opts && opts->offline);
-    o.lambda = tr_governor_lambda(g, now);
+    float base = g->lambda_base;
+    if (base < 0) /* the pack's: its own, or the applied delta's */
+        base = r->loaded ? r->pack.info.default_lambda : 0.0f;
+    float lambda = lambda_from(g, now, base);
+    /* 0 in the options would mean the pack's: say zero by name. */
+    o.lambda = lambda > 0.0f ? lambda : TR_LAMBDA_ZERO;
     tr_status st = tr_route_text(r, text, len, &o, res, predicted);
     if (st == TR_OK && budget_out && g->network_up && res->why == TR_WHY_OFFLINE)
         res->why = TR_WHY_BUDGET;

@@ -136,8 +136,11 @@ tr_status tr_resolve_opts(const tr_router *r, const tr_route_opts *o,
         *k = o->k;
     if (isnan(o->lambda) || isinf(o->lambda))
         return TR_E_ARG;
-    if (o->lambda >= 0.0f)
+    /* 0 is the pack's, as k = 0: a zeroed opts keeps a calibrated lambda. */
+    if (o->lambda > 0.0f)
         *lambda = o->lambda;
+    else if (o->lambda == TR_LAMBDA_ZERO)
+        *lambda = 0.0f;
     /* A NaN penalty would compare false against every utility and flip the
      * choice; an infinite one makes every utility -Inf or NaN. */
     if (o->penalty)

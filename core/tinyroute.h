@@ -9,10 +9,10 @@
  * Static storage, in every build: the kernel choice, one pointer set by the
  * first router (every thread computes the same). The device build (make
  * device, -DTR_DEVICE_CRYPTO) adds mbedTLS's heap: a static pool of
- * TR_CRYPTO_POOL_BYTES (6,144 B as shipped), the allocator's own state, and an atomic
- * flag that lets one verification at a time use them (other threads wait;
- * routing never does). Nothing else: routers, logs, tasks and governors live
- * in the caller's memory.
+ * TR_CRYPTO_POOL_BYTES (6,144 B as shipped), the allocator's own state,
+ * and an atomic flag that lets one verification at a time use them (other
+ * threads wait; routing never does). Nothing else: routers, logs, tasks
+ * and governors live in the caller's memory.
  *
  * Phases, as in TFLite Micro:
  *   1. size:  tr_pack_peek() reads the (untrusted) header, tr_arena_size()
@@ -280,7 +280,9 @@ typedef enum tr_method {
 /* Options; NULL means the pack's defaults, all models available. */
 typedef struct tr_route_opts {
     uint32_t k;              /* neighbours; 0: pack default */
-    float lambda;            /* cost weight >= 0; < 0: pack default */
+    float lambda;            /* cost weight > 0; 0 or TR_LAMBDA_DEFAULT: the
+                                pack's (a delta's calibrated one when
+                                applied); TR_LAMBDA_ZERO: no cost weight */
     const uint8_t *available;/* bitset, bit m of byte m/8: model m may be
                                 chosen; NULL: all */
     int offline;             /* non-zero: on-device models only */
@@ -292,7 +294,12 @@ typedef struct tr_route_opts {
                                 latency) subtracted from each utility */
 } tr_route_opts;
 
+/* A zeroed tr_route_opts routes with every pack default, lambda included
+ * (as k = 0): a lambda that `tinyroute calibrate` put in a delta is used
+ * unless the caller overrides it. A cost weight of exactly zero
+ * (correctness alone) is asked for by name. */
 #define TR_LAMBDA_DEFAULT (-1.0f)
+#define TR_LAMBDA_ZERO (-2.0f)
 
 enum {
     TR_RESULT_PRIOR_ONLY = 1u << 0 /* no known word in the prompt: the
@@ -399,14 +406,18 @@ typedef struct tr_governor {
 } tr_governor;
 
 /* budget > 0 (cost units per period), period_seconds > 0, 0 <= lambda_base
- * <= lambda_max. Everything starts available, network up. */
+ * <= lambda_max, or lambda_base = TR_LAMBDA_DEFAULT: start from the pack's
+ * lambda (a delta's calibrated one), read at each route, and rise to
+ * lambda_max (>= 0; a pack lambda above it is kept). Everything starts
+ * available, network up. */
 TR_API tr_status tr_governor_init(tr_governor *g, float budget, uint64_t period_seconds,
                            uint64_t now_unix, float lambda_base, float lambda_max);
 TR_API tr_status tr_governor_set_available(tr_governor *g, uint32_t model, int available);
 TR_API tr_status tr_governor_set_network(tr_governor *g, int up);
 /* Record what a call cost (after it was made); rolls the period over. */
 TR_API tr_status tr_governor_record(tr_governor *g, uint64_t now_unix, float cost);
-/* The lambda the governor would use now; NaN for a NULL governor. */
+/* The lambda the governor would use now; NaN for a NULL governor or one
+ * whose base is the pack's (result->lambda of a governed route says). */
 TR_API float tr_governor_lambda(const tr_governor *g, uint64_t now_unix);
 
 /* tr_route_text under the governor: opts' k, method, weighting, penalty

@@ -296,7 +296,7 @@ static void test_duplicate_rows_tie_to_lower_index(void **state)
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
     /* Query = row 7 = row 3: both at distance 0; with k=1 row 3 must win,
      * so the prediction equals row 3's labels. */
-    tr_route_opts o = {.k = 1, .lambda = 0, .available = NULL, .offline = 0, .exact = 0};
+    tr_route_opts o = {.k = 1, .lambda = TR_LAMBDA_ZERO, .available = NULL, .offline = 0, .exact = 0};
     tr_result res;
     float pred[M];
     assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs + 7 * DIM, DIM, &o, &res, pred), TR_OK);
@@ -572,7 +572,7 @@ static void test_prefilter_matches_reference(void **state)
         for (int t = 0; t < 40; t++) {
             for (int d = 0; d < DIM; d++)
                 q[d] = (int8_t)((int)(rnd() % 255) - 127);
-            tr_route_opts o = {.k = 10, .lambda = 0, .available = NULL, .offline = 0, .exact = 0}, ox = {.k = 10, .lambda = 0, .available = NULL, .offline = 0, .exact = 1};
+            tr_route_opts o = {.k = 10, .lambda = TR_LAMBDA_ZERO, .available = NULL, .offline = 0, .exact = 0}, ox = {.k = 10, .lambda = TR_LAMBDA_ZERO, .available = NULL, .offline = 0, .exact = 1};
             tr_result res, resx;
             float pred[M], predx[M], predk[M];
             assert_int_equal(tr_route_i8(b.r, "test-embedder", q, DIM, &o, &res, pred), TR_OK);
@@ -675,7 +675,7 @@ static void test_cluster_route_matches_reference(void **state)
     build(f, &plain, KEY);
     b = new_router(tr_arena_size(DIM, M, 0));
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
-    tr_route_opts oc = {.lambda = 0, .method = TR_METHOD_CLUSTER}, ob = {.lambda = 0, .method = (tr_method)7};
+    tr_route_opts oc = {.lambda = TR_LAMBDA_ZERO, .method = TR_METHOD_CLUSTER}, ob = {.lambda = 0, .method = (tr_method)7};
     tr_result res;
     assert_int_equal(tr_route_i8(b.r, "test-embedder", q, DIM, &oc, &res, NULL), TR_E_UNSUPPORTED);
     assert_int_equal(tr_route_i8(b.r, "test-embedder", q, DIM, &ob, &res, NULL), TR_E_ARG);
@@ -771,7 +771,7 @@ static void test_delta_adds_a_model(void **state)
     }
     assert_true(at >= 0);
     float pred[M + 1];
-    tr_route_opts o = {.lambda = 0.0f, .k = 1};
+    tr_route_opts o = {.lambda = TR_LAMBDA_ZERO, .k = 1};
     tr_result res;
     assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs + at * DIM, DIM, &o, &res, pred),
                      TR_OK);
@@ -963,7 +963,7 @@ static void test_delta_retires_and_sets_defaults(void **state)
     tr_pack_info info;
     tr_router_pack_info(b.r, &info);
     /* The base's choice on each of the first 50 references, at lambda 0. */
-    tr_route_opts o = {.lambda = 0.0f, .k = 10}; /* the delta changes the default k */
+    tr_route_opts o = {.lambda = TR_LAMBDA_ZERO, .k = 10}; /* the delta changes the default k */
     tr_result res;
     uint32_t before[50], most = 0, count[M] = {0};
     for (int i = 0; i < 50; i++) {
@@ -1013,6 +1013,58 @@ static void test_delta_retires_and_sets_defaults(void **state)
     free(b.arena);
 }
 
+
+/* Issue 13: a zeroed tr_route_opts routes with the pack's lambda, so a
+ * lambda that calibrate put in a delta is used unless the caller overrides
+ * it; TR_LAMBDA_ZERO asks for none. (The governor's side: test_governor.) */
+static void test_zeroed_opts_use_calibrated_lambda(void **state)
+{
+    fixture *f = *state;
+    router_box b = new_router(tr_arena_size(DIM, M, 0));
+    assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
+    tr_pack_info info;
+    tr_router_pack_info(b.r, &info);
+    const tr_route_opts zero = {0};
+    tr_result res;
+    assert_int_equal(tr_route_i8(b.r, "test-embedder", f->refs, DIM, &zero, &res, NULL), TR_OK);
+    assert_true(res.lambda == info.default_lambda);
+    /* A settings-only delta, as calibrate writes: a lambda large enough to
+     * change decisions. */
+    const float cal = 3.0f;
+    delta_parts d;
+    delta_parts_init(&d, f, info.pack_hash);
+    tr_delta_spec s = d.spec;
+    s.n_added = 0;
+    s.records = s.correct = s.valid = NULL;
+    s.has_settings = 1;
+    s.lambda = cal;
+    size_t len;
+    uint8_t *delta = make_delta(&s, KEY, &len);
+    assert_int_equal(apply(&b, delta, len, &f->pub, 0, 0), TR_OK);
+    tr_router_pack_info(b.r, &info);
+    assert_true(info.default_lambda == cal);
+    const tr_route_opts explicit_cal = {.lambda = cal}, none = {.lambda = TR_LAMBDA_ZERO},
+                        by_macro = {.lambda = TR_LAMBDA_DEFAULT};
+    int changed = 0;
+    for (int i = 0; i < N; i++) {
+        const int8_t *q = f->refs + (size_t)i * DIM;
+        tr_result rz, rc, rn, rm;
+        assert_int_equal(tr_route_i8(b.r, "test-embedder", q, DIM, &zero, &rz, NULL), TR_OK);
+        assert_int_equal(tr_route_i8(b.r, "test-embedder", q, DIM, &explicit_cal, &rc, NULL), TR_OK);
+        assert_int_equal(tr_route_i8(b.r, "test-embedder", q, DIM, &none, &rn, NULL), TR_OK);
+        assert_int_equal(tr_route_i8(b.r, "test-embedder", q, DIM, &by_macro, &rm, NULL), TR_OK);
+        assert_true(rz.lambda == cal && rm.lambda == cal && rn.lambda == 0.0f);
+        assert_int_equal(rz.model, rc.model);
+        assert_int_equal(rm.model, rc.model);
+        assert_true(rz.utility == rc.utility);
+        changed += rn.model != rz.model;
+    }
+    /* The calibrated lambda did decide something (else this proves nothing). */
+    assert_true(changed > 0);
+
+    free(delta);
+    free(b.arena);
+}
 
 /* An integrator's counter store: in memory, with failures on demand. */
 typedef struct fake_store {
@@ -1580,6 +1632,7 @@ int main(void)
         cmocka_unit_test(test_sign_stride_wider_than_dim_is_refused),
         cmocka_unit_test(test_strerror_covers_every_status),
         cmocka_unit_test(test_version),
+        cmocka_unit_test_setup_teardown(test_zeroed_opts_use_calibrated_lambda, setup_binary, teardown),
         cmocka_unit_test_setup_teardown(test_delta_adds_a_model, setup_binary, teardown),
         cmocka_unit_test_setup_teardown(test_delta_rejections_keep_serving, setup_binary, teardown),
         cmocka_unit_test_setup_teardown(test_delta_retires_and_sets_defaults, setup_binary, teardown),

@@ -14,7 +14,10 @@
 #include <cmocka.h>
 
 #include "keys.h"
+#include "packwriter.h"
 #include "tinyroute.h"
+#include "tr_format.h"
+#include "util.h"
 
 #define PUB "fixtures/keys/test-signing.pub"
 #define PROMPT "Calculate the present value of an annuity paying $500 a year for 10 years at 6% interest."
@@ -123,6 +126,71 @@ static void test_budget_network_availability(void **state)
     assert_int_equal(res.why, TR_WHY_UTILITY);
 }
 
+/* Issue 13: a governor with base TR_LAMBDA_DEFAULT starts from the pack's
+ * lambda, here one a settings-only delta (what `tinyroute calibrate`
+ * writes) put there, and rises from it to lambda_max as the budget goes;
+ * tr_governor_init took TR_LAMBDA_DEFAULT as TR_E_ARG before. */
+static void test_governor_starts_from_calibrated_lambda(void **state)
+{
+    tr_pack_info info;
+    assert_int_equal(tr_router_pack_info(r, &info), TR_OK);
+    uint32_t bit_stride = 0, ns = tr_ld32(pack + TR_H_N_SECTIONS);
+    for (uint32_t i = 0; i < ns; i++) {
+        const uint8_t *e = pack + TR_HEADER_BYTES + (size_t)i * TR_SECTION_ENTRY_BYTES;
+        if (tr_ld32(e + TR_S_TYPE) == TR_SEC_CORRECT_BITS)
+            bit_stride = tr_ld32(e + TR_S_STRIDE);
+    }
+    assert_true(bit_stride > 0);
+    const float cal = 0.35f, max = 0.95f;
+    tr_delta_spec s = {.security_counter = 1, .created_unix = 1700000000,
+                       .n_base_models = n_models, .n_base_refs = info.n_refs,
+                       .n_clusters = info.n_clusters, .bit_stride = bit_stride,
+                       .has_settings = 1, .lambda = cal};
+    memcpy(s.base_hash, info.pack_hash, 32);
+    tr_buf b = {0};
+    tr_delta_write(&s, &b);
+    assert_int_equal(tr_pack_sign(&b, "fixtures/keys/test-signing.key"), 0);
+    void *delta;
+    assert_int_equal(posix_memalign(&delta, 64, b.len), 0);
+    memcpy(delta, b.data, b.len);
+    tr_pubkey key;
+    assert_int_equal(tr_key_load_public(PUB, &key), 0);
+    tr_trust t = {.keys = &key, .n_keys = 1};
+    assert_int_equal(tr_router_apply_delta(r, delta, b.len, &t), TR_OK);
+
+    tr_governor g;
+    assert_int_equal(tr_governor_init(&g, 100, 3600, 0, TR_LAMBDA_DEFAULT, max), TR_OK);
+    assert_true(isnan(tr_governor_lambda(&g, 0))); /* only a route knows the pack */
+    tr_result res, plain;
+    assert_int_equal(tr_route_text_governed(r, &g, 10, PROMPT, strlen(PROMPT), NULL, &res, NULL), TR_OK);
+    assert_true(res.lambda == cal);
+    /* The same decision as a zeroed opts (the pack's lambda) routes to. */
+    const tr_route_opts zero = {0};
+    assert_int_equal(tr_route_text(r, PROMPT, strlen(PROMPT), &zero, &plain, NULL), TR_OK);
+    assert_true(plain.lambda == cal);
+    assert_int_equal(res.model, plain.model);
+    /* Half the budget spent: a quarter of the way from cal to max. */
+    assert_int_equal(tr_governor_record(&g, 20, 50), TR_OK);
+    assert_int_equal(tr_route_text_governed(r, &g, 30, PROMPT, strlen(PROMPT), NULL, &res, NULL), TR_OK);
+    assert_true(fabsf(res.lambda - (cal + (max - cal) * 0.25f)) < 1e-6f);
+    /* A lambda_max below the pack's: the pack's is kept, never lowered. */
+    assert_int_equal(tr_governor_init(&g, 100, 3600, 0, TR_LAMBDA_DEFAULT, 0.1f), TR_OK);
+    assert_int_equal(tr_governor_record(&g, 20, 100), TR_OK);
+    assert_int_equal(tr_route_text_governed(r, &g, 30, PROMPT, strlen(PROMPT), NULL, &res, NULL), TR_OK);
+    assert_true(res.lambda == cal);
+    /* A governor with base 0 keeps meaning zero: it is asked for by name,
+     * not read as "the pack's". */
+    assert_int_equal(tr_governor_init(&g, 100, 3600, 0, 0, 0.5f), TR_OK);
+    assert_int_equal(tr_route_text_governed(r, &g, 10, PROMPT, strlen(PROMPT), NULL, &res, NULL), TR_OK);
+    assert_true(res.lambda == 0.0f);
+    /* Other negative bases, and a negative max, are still refused. */
+    assert_int_equal(tr_governor_init(&g, 100, 3600, 0, -0.5f, 1), TR_E_ARG);
+    assert_int_equal(tr_governor_init(&g, 100, 3600, 0, TR_LAMBDA_DEFAULT, -1), TR_E_ARG);
+    assert_int_equal(tr_router_clear_delta(r), TR_OK);
+    free(delta);
+    tr_buf_free(&b);
+}
+
 static void test_penalty_and_caller_mask(void **state)
 {
     tr_governor g;
@@ -151,6 +219,7 @@ int main(void)
         cmocka_unit_test(test_lambda_schedule),
         cmocka_unit_test(test_budget_network_availability),
         cmocka_unit_test(test_penalty_and_caller_mask),
+        cmocka_unit_test(test_governor_starts_from_calibrated_lambda),
     };
     return cmocka_run_group_tests_name("governor", tests, setup, teardown);
 }

@@ -83,7 +83,7 @@ static uint64_t route_and_log(box *b, tr_log *l, int i, tr_result *res)
     int8_t q[D] = {0};
     q[i % (D / 2)] = 100;
     q[D - 1] = (int8_t)(i + 1);
-    tr_route_opts o = {.lambda = 0.0f};
+    tr_route_opts o = {.lambda = TR_LAMBDA_ZERO};
     assert_int_equal(tr_route_i8(b->r, "hand", q, D, &o, res, NULL), TR_OK);
     uint64_t id = 0;
     assert_int_equal(tr_log_record(l, b->r, res, q, NULL, 0, &id), TR_OK);

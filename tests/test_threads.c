@@ -324,7 +324,7 @@ static void job_options(job *j)
     }
     j->opts[K_EXACT] = (tr_route_opts){.k = 25, .lambda = 0.1f, .exact = 1,
                                        .distance_weighted = 1};
-    j->opts[K_PREFILTER] = (tr_route_opts){.k = 100, .lambda = 0.0f};
+    j->opts[K_PREFILTER] = (tr_route_opts){.k = 100, .lambda = TR_LAMBDA_ZERO};
     j->opts[K_CLUSTER] = (tr_route_opts){.lambda = 0.05f, .method = TR_METHOD_CLUSTER};
     j->opts[K_LEARNED_MAP] = (tr_route_opts){.lambda = 0.05f, .method = TR_METHOD_LEARNED_MAP};
     j->has_kind[K_CLUSTER] = j->info.n_clusters > 0;

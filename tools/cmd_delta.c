@@ -701,7 +701,7 @@ typedef struct traffic {
 /* Share of the traffic a route at lambda sends to the cloud. */
 static double cloud_share(const traffic *t, double lambda, tr_status *st)
 {
-    tr_route_opts ro = {.lambda = (float)lambda, .method = t->method};
+    tr_route_opts ro = {.lambda = tr_opts_lambda(lambda), .method = t->method};
     tr_result res;
     size_t cloud = 0;
     *st = TR_OK;

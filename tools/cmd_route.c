@@ -106,7 +106,7 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
                     tr_err("--lambda must be a number >= 0, not '%s'", optarg);
                     goto bad;
                 }
-                c->ro.lambda = (float)d;
+                c->ro.lambda = tr_opts_lambda(d);
             }
             break;
         case O_K:
@@ -556,7 +556,7 @@ int cmd_eval(int argc, char **argv)
         int ok = 1;
         for (int l = 0; l < n_lam && ok; l++) {
             tr_route_opts ro = c.ro;
-            ro.lambda = (float)lam[l];
+            ro.lambda = tr_opts_lambda(lam[l]);
             tr_status st = tr_route_text(pf.router, p->text, strlen(p->text), &ro, &res[l], pred);
             if (st != TR_OK) {
                 tr_err("%s: prompt %s: %s", c.data, p->id, tr_strerror(st));

@@ -355,7 +355,7 @@ int tr_eval_log(tr_packfile *pf, const char *path, const tr_route_opts *ro, cons
         tr_result res[64];
         for (int l = 0; l < n_lam && ok; l++) {
             tr_route_opts o = *ro;
-            o.lambda = (float)lam[l];
+            o.lambda = tr_opts_lambda(lam[l]);
             tr_status st = tr_route_i8(pf->router, pf->info.embedder, r.emb, lf.dim, &o, &res[l], pred);
             if (st != TR_OK) {
                 tr_err("%s: record %llu: %s", path, (unsigned long long)r.id, tr_strerror(st));

@@ -1,5 +1,7 @@
 #include "util.h"
 
+#include "tinyroute.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -366,4 +368,10 @@ const char *tr_json_nul_escape(const char *s, size_t n)
         i++; /* the escaped character */
     }
     return NULL;
+}
+
+float tr_opts_lambda(double lambda)
+{
+    float f = (float)lambda;
+    return f > 0.0f ? f : TR_LAMBDA_ZERO;
 }

@@ -89,4 +89,9 @@ long long tr_getline_max(char **line, size_t *cap, FILE *f, size_t max);
  * that point (issue #18); the readers refuse such a line instead. */
 const char *tr_json_nul_escape(const char *s, size_t n);
 
+/* A lambda the user typed (>= 0) as tr_route_opts.lambda: there 0 means the
+ * pack's lambda, so a typed 0 (or one that rounds to 0 in float) is asked
+ * for by name. */
+float tr_opts_lambda(double lambda);
+
 #endif
