@@ -11,9 +11,12 @@ FLAGS_POINT   := $(FLAGS_DIR)/key.point
 # parser). The 2,000 real prompts happen to embed identically with and
 # without FMA; about one random prompt in 2,500 does not. The run under qemu
 # takes 300 of each.
-$(FLAGS_PROMPTS) $(FLAGS_A64): $(FIXTURE)/prompts.jsonl tests/flags_prompts.py
+# One recipe writes both files (two targets of one rule could run it twice
+# at once under -j).
+$(FLAGS_PROMPTS): $(FIXTURE)/prompts.jsonl tests/flags_prompts.py
 	@mkdir -p $(FLAGS_DIR)
 	$(PYTHON) tests/flags_prompts.py $< $(FLAGS_PROMPTS) $(FLAGS_A64)
+$(FLAGS_A64): $(FLAGS_PROMPTS) ;
 
 # The raw 65-byte point ends the DER SubjectPublicKeyInfo.
 $(FLAGS_POINT): $(TEST_PUB)
