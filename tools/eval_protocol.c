@@ -5,8 +5,8 @@
  * half. Training models are known on the train prompts; test models (the
  * "new" models of a dynamic pool) only through their labels on the
  * validation prompts; the test prompts are routed among the test models.
- * Hyper-parameters (k of kNN, K of K-means) are chosen on the validation
- * prompts with the training models. The routers run on the device's own
+ * Hyper-parameters (k and the prior strength a of kNN, K of K-means) are
+ * chosen on the validation prompts with the training models. The routers run on the device's own
  * int8 embeddings and kernels; a float32 reference runs beside kNN for the
  * fidelity figures. Every method gives a deferral curve (accuracy against
  * normalized cost as lambda sweeps), summarised by Area, QNC and Peak. */
@@ -1460,8 +1460,8 @@ static const char usage[] =
     "                      [--fixed-pool] [--tasks] [--max-cost C]\n"
     "The protocol of Jitkrittum et al. 2025 on each dataset: prompts split\n"
     "60/10/30 train/validation/test, models split in half (the test models are\n"
-    "known only through their validation labels, as in a dynamic pool), k and K\n"
-    "chosen on validation, SEEDS random splits. Prints Area, QNC and Peak (mean\n"
+    "known only through their validation labels, as in a dynamic pool), k with\n"
+    "the kNN prior strength a (chosen column: k:a), and K chosen on validation, SEEDS random splits. Prints Area, QNC and Peak (mean\n"
     "and standard deviation over the seeds) of the deferral curve of kNN, K-means\n"
     "routing, the learned cluster map, Pareto-random and the oracle, and the\n"
     "int8-vs-float32 fidelity of kNN; then the operating points: the best single\n"
