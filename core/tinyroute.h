@@ -138,6 +138,7 @@ typedef struct tr_pack_info {
     uint32_t n_retired_models; /* base models the delta retired */
     uint32_t default_k;
     float default_lambda;
+    float default_prior_strength;  /* kNN prior strength a; 0: no prior */
     uint32_t prefilter_candidates; /* 0: the pack has no binary prefilter */
     uint32_t n_clusters;           /* 0: the pack has no cluster routing */
     uint32_t n_tasks;              /* 0: no task-level selection table */
@@ -218,6 +219,7 @@ typedef struct tr_delta_info {
     int has_settings;        /* it overrides the defaults below */
     uint32_t k;              /* 0: the base's */
     float lambda;            /* < 0: the base's */
+    float prior_strength;    /* 0: the base's; < 0: no prior */
     uint64_t signed_bytes;
     uint8_t key_id[32];
     uint8_t delta_hash[32];  /* zero when peeked */
@@ -262,9 +264,17 @@ typedef struct tr_route_opts {
     int distance_weighted;   /* kNN: weight neighbours by 1/cosine distance */
     const float *penalty;    /* NULL, or n_models caller penalties (battery,
                                 latency) subtracted from each utility */
+    /* kNN: each model's estimate is shrunk toward its prior (its mean score
+     * over all references) as if a more neighbours had scored that:
+     * (hits + a * prior) / (known + a). 0: the pack's a (so zeroed options
+     * keep what the pack was built with); > 0: this a, at most
+     * TR_PRIOR_STRENGTH_MAX; TR_PRIOR_NONE (< 0): no prior. */
+    float prior_strength;
 } tr_route_opts;
 
 #define TR_LAMBDA_DEFAULT (-1.0f)
+#define TR_PRIOR_NONE (-1.0f)
+#define TR_PRIOR_STRENGTH_MAX 4096.0f /* 16 x TR_K_MAX: past it only the prior counts */
 
 enum {
     TR_RESULT_PRIOR_ONLY = 1u << 0 /* no known word in the prompt: the

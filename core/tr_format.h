@@ -94,7 +94,12 @@ enum {
 #define TR_DEFAULTS_BYTES 64u
 enum {
     TR_D_K = 0,      /* u32 */
-    TR_D_LAMBDA = 4  /* f32 */
+    TR_D_LAMBDA = 4, /* f32 */
+    TR_D_PRIOR = 8   /* f32 prior strength a: kNN estimates are (hits + a *
+                        prior) / (known + a). Pack: 0 = none (what packs
+                        written before the field hold), at most
+                        TR_PRIOR_STRENGTH_MAX. Delta settings: 0 keeps the
+                        base's, < 0 turns it off, > 0 sets it. */
 };
 
 /* Clusters section (Jitkrittum et al. 2025, cluster-based routing): a 64-byte
@@ -183,7 +188,8 @@ enum {
 
 typedef enum tr_delta_section_type {
     TR_DSEC_SETTINGS = 32,     /* optional, TR_DEFAULTS_BYTES: k (0 keeps the
-                                  base's) and lambda (< 0 keeps the base's) */
+                                  base's), lambda (< 0 keeps the base's) and
+                                  prior strength (see TR_D_PRIOR) */
     TR_DSEC_RETIRE = 33,       /* optional: bitset over the base's models, u64
                                   LE words: 1 = never chosen again */
     TR_DSEC_MODELS = 34,       /* n_added model records (TR_MODEL_REC_BYTES);

@@ -816,6 +816,28 @@ static void m_lambda_neg(uint8_t *p, size_t sb)
 {
     tr_stf32(p + tr_ld64(entry_of(p, TR_SEC_DEFAULTS) + TR_S_OFFSET) + TR_D_LAMBDA, -0.5f);
 }
+static void m_prior_strength_neg(uint8_t *p, size_t sb)
+{
+    tr_stf32(p + tr_ld64(entry_of(p, TR_SEC_DEFAULTS) + TR_S_OFFSET) + TR_D_PRIOR, -1.0f);
+}
+static void m_prior_strength_over(uint8_t *p, size_t sb)
+{
+    tr_stf32(p + tr_ld64(entry_of(p, TR_SEC_DEFAULTS) + TR_S_OFFSET) + TR_D_PRIOR,
+             nextafterf(TR_PRIOR_STRENGTH_MAX, INFINITY));
+}
+static void m_prior_strength_nan(uint8_t *p, size_t sb)
+{
+    tr_stf32(p + tr_ld64(entry_of(p, TR_SEC_DEFAULTS) + TR_S_OFFSET) + TR_D_PRIOR, NAN);
+}
+static void m_prior_strength_max(uint8_t *p, size_t sb)
+{
+    tr_stf32(p + tr_ld64(entry_of(p, TR_SEC_DEFAULTS) + TR_S_OFFSET) + TR_D_PRIOR,
+             TR_PRIOR_STRENGTH_MAX);
+}
+static void m_prior_over_1(uint8_t *p, size_t sb)
+{
+    tr_stf32(p + tr_ld64(entry_of(p, TR_SEC_MODELS) + TR_S_OFFSET) + TR_M_PRIOR, 1.0001f);
+}
 static void m_psi_over_1(uint8_t *p, size_t sb)
 {
     uint8_t *c = p + tr_ld64(entry_of(p, TR_SEC_CLUSTERS) + TR_S_OFFSET);
@@ -895,6 +917,10 @@ static void test_signed_but_malformed(void **state)
         {m_where_2, TR_E_MALFORMED, "where 2"},
         {m_k_over_max, TR_E_MALFORMED, "default k over TR_K_MAX"},
         {m_lambda_neg, TR_E_MALFORMED, "default lambda negative"},
+        {m_prior_strength_neg, TR_E_MALFORMED, "default prior strength -1"},
+        {m_prior_strength_over, TR_E_MALFORMED, "default prior strength over TR_PRIOR_STRENGTH_MAX"},
+        {m_prior_strength_nan, TR_E_MALFORMED, "default prior strength NaN"},
+        {m_prior_over_1, TR_E_MALFORMED, "a model prior 1.0001"},
         {m_psi_over_1, TR_E_MALFORMED, "Psi 1.0001"},
         {m_inv_scale_0, TR_E_MALFORMED, "a centroid inv_scale 0"},
         {m_task_u_big, TR_E_MALFORMED, "task u 2.5"},
@@ -910,6 +936,7 @@ static void test_signed_but_malformed(void **state)
     /* The controls: the same path accepts a pack that is fine. */
     check_resigned(&b, &want, m_expires, TR_OK, 0, 1799999999, "not yet expired");
     check_resigned(&b, &want, m_bandwidth_min, TR_OK, 0, 0, "S3 bandwidth at the minimum");
+    check_resigned(&b, &want, m_prior_strength_max, TR_OK, 0, 0, "prior strength at the maximum");
     check_resigned(&b, &want, m_tasks_unknown, TR_OK, 0, 0, "an unknown section type");
     tr_pack_info info;
     assert_int_equal(tr_router_pack_info(b.r, &info), TR_OK);

@@ -5,8 +5,8 @@
  * half. Training models are known on the train prompts; test models (the
  * "new" models of a dynamic pool) only through their labels on the
  * validation prompts; the test prompts are routed among the test models.
- * Hyper-parameters (k of kNN, K of K-means) are chosen on the validation
- * prompts with the training models. The routers run on the device's own
+ * Hyper-parameters (k and the prior strength a of kNN, K of K-means) are
+ * chosen on the validation prompts with the training models. The routers run on the device's own
  * int8 embeddings and kernels; a float32 reference runs beside kNN for the
  * fidelity figures. Every method gives a deferral curve (accuracy against
  * normalized cost as lambda sweeps), summarised by Area, QNC and Peak. */
@@ -43,6 +43,10 @@
 #define N_LAMBDA 62
 static const uint32_t k_grid[] = {5, 10, 20, 50, 100, 200};
 static const uint32_t K_grid[] = {4, 8, 16, 32, 64};
+/* kNN prior strengths (pseudo-neighbours at the model's prior), chosen on
+ * validation with k; 0 first so a tie keeps the plain means. */
+static const float a_grid[] = {0, 1, 2, 4, 8, 16, 32};
+#define N_AG (sizeof a_grid / sizeof *a_grid)
 #define N_KG (sizeof k_grid / sizeof *k_grid)
 #define N_CG (sizeof K_grid / sizeof *K_grid)
 #define MAX_UNKNOWN_SHARE 0.01 /* a model with more unknown scores is left out */
@@ -441,17 +445,60 @@ static void knn_f32(const float *f, const uint32_t *qi, uint32_t nq, const uint3
     free(top);
 }
 
-/* Predicted correctness: mean label of the first k neighbours. */
-static void knn_predict(const uint32_t *nb, uint32_t nq, uint32_t kmax, uint32_t k,
-                        const float *yref, uint32_t nm, float *P)
+/* The labels a pack would carry for models with scores Y (n x nm, all
+ * known) on n references, as tools/packwriter.c writes them: correct bits
+ * (score >= 0.5), round(score * 255) when some score is fractional, and
+ * each model's prior, its mean score. */
+typedef struct host_labels {
+    tr_labels lab;
+    uint64_t *bits;
+    uint8_t *sc;
+    float *prior;
+} host_labels;
+
+static void host_labels_make(const float *Y, uint32_t n, uint32_t nm, host_labels *h)
 {
-    for (uint32_t i = 0; i < nq; i++)
-        for (uint32_t m = 0; m < nm; m++) {
-            double s = 0;
-            for (uint32_t j = 0; j < k; j++)
-                s += yref[(size_t)nb[(size_t)i * kmax + j] * nm + m];
-            P[(size_t)i * nm + m] = (float)(s / k);
+    const uint32_t words = (n + 63) / 64;
+    h->bits = tr_xcalloc((size_t)nm * words, 8);
+    h->prior = tr_xmalloc(nm * sizeof *h->prior);
+    h->sc = NULL;
+    int frac = 0;
+    for (size_t i = 0; i < (size_t)n * nm; i++)
+        frac |= Y[i] != 0.0f && Y[i] != 1.0f;
+    if (frac)
+        h->sc = tr_xmalloc((size_t)nm * n);
+    for (uint32_t m = 0; m < nm; m++) {
+        double sum = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            float v = Y[(size_t)i * nm + m];
+            sum += v;
+            if (v >= 0.5f)
+                h->bits[(size_t)m * words + i / 64] |= 1ull << (i % 64);
+            if (frac)
+                h->sc[(size_t)m * n + i] = (uint8_t)roundf(v * 255.0f);
         }
+        h->prior[m] = n ? (float)(sum / n) : 0.0f;
+    }
+    h->lab = (tr_labels){nm, n, words, h->bits, NULL, h->sc, n,
+                         (const uint8_t *)h->prior, sizeof(float)};
+}
+
+static void host_labels_free(host_labels *h)
+{
+    free(h->bits), free(h->sc), free(h->prior);
+}
+
+/* Predicted correctness from the first k neighbours (indices into the
+ * labels' references): the device's own estimator, prior strength a. */
+static void knn_predict(const uint32_t *nb, uint32_t nq, uint32_t kmax, uint32_t k,
+                        const host_labels *h, float a, float *P)
+{
+    tr_neighbor t[TR_K_MAX];
+    for (uint32_t i = 0; i < nq; i++) {
+        for (uint32_t j = 0; j < k; j++)
+            t[j] = (tr_neighbor){0.0f, nb[(size_t)i * kmax + j]};
+        tr_knn_predict(&h->lab, t, k, 0, 1.0f, a, P + (size_t)i * h->lab.n_models);
+    }
 }
 
 /* K-means on the train prompts, shipped as the device ships it; every
@@ -517,6 +564,7 @@ typedef struct seed_result {
     curve c[M_COUNT];
     int has[M_COUNT];
     uint32_t k, K;
+    float a;               /* kNN prior strength chosen with k */
     double best_single_q;  /* the best single test model's test accuracy */
     double cheap_q;        /* the cheapest test model's: APGR's floor */
     double cpt[M_COUNT][N_CPT], apgr[M_COUNT];
@@ -728,19 +776,26 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
                               sizeof *nb);
     knn_int8(q, s.va, s.nva, q, s.tr, s.ntr, dim, k_grid[N_KG - 1], nb);
     double best_area = -1;
+    host_labels hl;
+    host_labels_make(Ytr_tr, s.ntr, s.nmtr, &hl);
     for (uint32_t g = 0; g < N_KG; g++) {
         if (k_grid[g] > kmax)
             break;
-        knn_predict(nb, s.nva, k_grid[N_KG - 1], k_grid[g], Ytr_tr, s.nmtr, P);
-        route_curve(P, Yva_tr, s.nva, s.nmtr, cn_tr, &cv_tmp, NULL);
-        if (cv_tmp.area > best_area) {
-            best_area = cv_tmp.area;
-            r->k = k_grid[g];
+        for (uint32_t ga = 0; ga < N_AG; ga++) {
+            knn_predict(nb, s.nva, k_grid[N_KG - 1], k_grid[g], &hl, a_grid[ga], P);
+            route_curve(P, Yva_tr, s.nva, s.nmtr, cn_tr, &cv_tmp, NULL);
+            if (cv_tmp.area > best_area) {
+                best_area = cv_tmp.area;
+                r->k = k_grid[g];
+                r->a = a_grid[ga];
+            }
         }
     }
+    host_labels_free(&hl);
     /* Test: the test models through their labels. */
+    host_labels_make(Ylab, nlab, s.nmte, &hl);
     knn_int8(q, s.te, s.nte, q, lab, nlab, dim, kmax, nb);
-    knn_predict(nb, s.nte, kmax, r->k, Ylab, s.nmte, P);
+    knn_predict(nb, s.nte, kmax, r->k, &hl, r->a, P);
     uint32_t *ch8 = tr_xmalloc((size_t)N_LAMBDA * s.nte * sizeof *ch8),
              *ch32 = tr_xmalloc((size_t)N_LAMBDA * s.nte * sizeof *ch32);
     route_curve(P, Yte, s.nte, s.nmte, cn_te, &r->c[M_KNN], ch8);
@@ -748,7 +803,8 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
     /* Fidelity: the same with float32 embeddings and exact cosine. */
     uint32_t *nbf = tr_xmalloc((size_t)s.nte * kmax * sizeof *nbf);
     knn_f32(f, s.te, s.nte, lab, nlab, dim, kmax, nbf);
-    knn_predict(nbf, s.nte, kmax, r->k, Ylab, s.nmte, P);
+    knn_predict(nbf, s.nte, kmax, r->k, &hl, r->a, P);
+    host_labels_free(&hl);
     curve cf;
     route_curve(P, Yte, s.nte, s.nmte, cn_te, &cf, ch32);
     r->area_f32 = cf.area;
@@ -1287,6 +1343,11 @@ static cJSON *dataset_json(const prepared *p, const eval_opts *o, seed_result *s
             cJSON *ch = cJSON_AddArrayToObject(mo, "chosen");
             for (int i = 0; i < o->n_seeds; i++)
                 cJSON_AddItemToArray(ch, cJSON_CreateNumber(m == M_KNN ? sr[i].k : sr[i].K));
+            if (m == M_KNN) {
+                cJSON *pa = cJSON_AddArrayToObject(mo, "prior_strength");
+                for (int i = 0; i < o->n_seeds; i++)
+                    cJSON_AddItemToArray(pa, cJSON_CreateNumber(sr[i].a));
+            }
         }
         for (int i = 0; i < o->n_seeds; i++)
             x[i] = sr[i].c[m].area;
@@ -1399,8 +1460,8 @@ static const char usage[] =
     "                      [--fixed-pool] [--tasks] [--max-cost C]\n"
     "The protocol of Jitkrittum et al. 2025 on each dataset: prompts split\n"
     "60/10/30 train/validation/test, models split in half (the test models are\n"
-    "known only through their validation labels, as in a dynamic pool), k and K\n"
-    "chosen on validation, SEEDS random splits. Prints Area, QNC and Peak (mean\n"
+    "known only through their validation labels, as in a dynamic pool), k with\n"
+    "the kNN prior strength a (chosen column: k:a), and K chosen on validation, SEEDS random splits. Prints Area, QNC and Peak (mean\n"
     "and standard deviation over the seeds) of the deferral curve of kNN, K-means\n"
     "routing, the learned cluster map, Pareto-random and the oracle, and the\n"
     "int8-vs-float32 fidelity of kNN; then the operating points: the best single\n"
@@ -1522,7 +1583,8 @@ int tr_eval_protocol(int argc, char **argv)
     cJSON_AddStringToObject(
         doc, "protocol",
         "Jitkrittum et al. 2025: prompts 60/10/30 train/validation/test, models split in half; "
-        "test models known only by their validation labels; k in {5,10,20,50,100,200} and K in "
+        "test models known only by their validation labels; k in {5,10,20,50,100,200} with the kNN "
+        "prior strength a in {0,1,2,4,8,16,32}, and K in "
         "{4,8,16,32,64} chosen by validation Area with the training models; learned map at the "
         "chosen K; deferral curve = upper concave hull of the (cost, accuracy) points of a "
         "lambda sweep, cost normalised between the cheapest and costliest test model; QNC = "
@@ -1570,8 +1632,9 @@ int tr_eval_protocol(int argc, char **argv)
             cJSON_ArrayForEach(mo, ms)
             {
                 const cJSON *a = cJSON_GetObjectItem(mo, "area"), *q = cJSON_GetObjectItem(mo, "qnc"),
-                            *pk = cJSON_GetObjectItem(mo, "peak"), *ch = cJSON_GetObjectItem(mo, "chosen");
-                char as[32], qs[32], ps[32], cs[64] = "";
+                            *pk = cJSON_GetObjectItem(mo, "peak"), *ch = cJSON_GetObjectItem(mo, "chosen"),
+                            *pa = cJSON_GetObjectItem(mo, "prior_strength");
+                char as[32], qs[32], ps[32], cs[192] = "";
                 snprintf(as, sizeof as, "%.4f±%.4f", cJSON_GetObjectItem(a, "mean")->valuedouble,
                          cJSON_GetObjectItem(a, "std")->valuedouble);
                 const cJSON *qm = cJSON_GetObjectItem(q, "mean");
@@ -1585,8 +1648,16 @@ int tr_eval_protocol(int argc, char **argv)
                 if (ch) {
                     const cJSON *v;
                     size_t l = 0;
-                    cJSON_ArrayForEach(v, ch) if (l < sizeof cs - 8) l +=
-                        (size_t)snprintf(cs + l, sizeof cs - l, "%s%d", l ? "," : "", v->valueint);
+                    int i = 0;
+                    /* k:a where a prior strength was chosen too */
+                    cJSON_ArrayForEach(v, ch) {
+                        const cJSON *av = pa ? cJSON_GetArrayItem(pa, i) : NULL;
+                        if (l < sizeof cs - 16)
+                            l += (size_t)snprintf(cs + l, sizeof cs - l, av ? "%s%d:%g" : "%s%d",
+                                                  l ? "," : "", v->valueint,
+                                                  av ? av->valuedouble : 0.0);
+                        i++;
+                    }
                 }
                 printf("%-22s %-30s %-15s %-17s %-15s %s\n", p.name,
                        cJSON_GetObjectItem(mo, "label")->valuestring, as, qs, ps, cs);

@@ -139,6 +139,7 @@ int tr_pack_write(const tr_pack_spec *s, tr_buf *b, tr_pack_layout *l)
     uint8_t defs[TR_DEFAULTS_BYTES] = {0};
     tr_st32(defs + TR_D_K, s->k);
     tr_stf32(defs + TR_D_LAMBDA, s->lambda);
+    tr_stf32(defs + TR_D_PRIOR, s->prior_strength);
     tr_buf_put(b, defs, sizeof defs);
     end(b, l, TABLE);
 
@@ -314,6 +315,7 @@ void tr_delta_write(const tr_delta_spec *s, tr_buf *b)
         uint8_t defs[TR_DEFAULTS_BYTES] = {0};
         tr_st32(defs + TR_D_K, s->k);
         tr_stf32(defs + TR_D_LAMBDA, s->lambda);
+        tr_stf32(defs + TR_D_PRIOR, s->prior_strength);
         tr_buf_put(b, defs, sizeof defs);
         end(b, &l, TABLE);
     }
