@@ -471,6 +471,29 @@ static const char eval_usage[] =
     "lambda: exact cost and cloud share, and an estimated quality from the\n"
     "records whose logged model is the new choice (their count is printed).\n";
 
+/* The router's deferral curve over the held-out prompts (estimates P,
+ * truth Y) as `tinyroute eval --data` draws it: the lambda sweep on costs
+ * normalized to [0,1], joined by the upper hull. Area and Peak, beside
+ * Pareto-random's over the single models (accuracy acc, cost cost). */
+static void print_curve(const float *P, const float *Y, size_t n, uint32_t m,
+                        const double *cost, const double *acc)
+{
+    double cmin = INFINITY, cmax = -INFINITY, *cn = tr_xmalloc(m * sizeof *cn);
+    for (uint32_t j = 0; j < m; j++) {
+        cmin = fmin(cmin, cost[j]);
+        cmax = fmax(cmax, cost[j]);
+    }
+    for (uint32_t j = 0; j < m; j++)
+        cn[j] = cmax > cmin ? (cost[j] - cmin) / (cmax - cmin) : 0.0;
+    tr_curve *c = tr_xmalloc(2 * sizeof *c);
+    tr_route_curve(P, Y, (uint32_t)n, m, cn, &c[0], NULL);
+    tr_curve_hull(cn, acc, (int)m, &c[1]);
+    printf("deferral curve (the lambda sweep of `eval --data`): Area %.4f, Peak %.4f; "
+           "Pareto-random Area %.4f\n", c[0].area, c[0].peak, c[1].area);
+    free(c);
+    free(cn);
+}
+
 int cmd_eval(int argc, char **argv)
 {
     int has_pack = 0;
@@ -551,6 +574,9 @@ int cmd_eval(int argc, char **argv)
     double base[3][3] = {{0}}; /* device, best, oracle x score, cost, cloud */
     double *model_acc = tr_xcalloc(m, sizeof *model_acc), *model_cost = tr_xmalloc(m * sizeof *model_cost);
     size_t used = 0, skipped = 0, failed = 0;
+    /* Every used prompt's estimates and truth, for the deferral curve. */
+    float *P = tr_xmalloc(ds.n_prompts * (size_t)m * sizeof *P),
+          *Y = tr_xmalloc(ds.n_prompts * (size_t)m * sizeof *Y);
     float *pred = tr_xmalloc(m * sizeof *pred);
     for (size_t i = 0; i < ds.n_prompts; i++) {
         const tr_ds_prompt *p = &ds.prompts[i];
@@ -579,6 +605,10 @@ int cmd_eval(int argc, char **argv)
             failed++;
             continue;
         }
+        for (uint32_t j = 0; j < m; j++) {
+            P[used * m + j] = pred[j];
+            Y[used * m + j] = row[col[j]];
+        }
         used++;
         for (int l = 0; l < n_lam; l++) {
             acc[3 * l] += row[col[res[l].model]];
@@ -605,6 +635,7 @@ int cmd_eval(int argc, char **argv)
     }
     free(pred);
     if (!used) {
+        free(P), free(Y);
         r = tr_err("%s: no held-out prompt to evaluate (%zu skipped)", c.data, skipped);
         free(acc);
         free(model_acc);
@@ -639,6 +670,8 @@ int cmd_eval(int argc, char **argv)
                acc[3 * l + 1] / used, acc[3 * l + 2] / used,
                tr_pareto_random(model_cost, model_acc, m, acc[3 * l + 1] / used));
     }
+    print_curve(P, Y, used, m, model_cost, model_acc);
+    free(P), free(Y);
     printf("(Pareto-random: the accuracy a random mix of single models reaches at the same mean "
            "cost, on these prompts)\n");
     free(acc);
