@@ -83,6 +83,9 @@ static tr_status read_sections(const uint8_t *p, const tr_pack_view *base, tr_de
         d->k = tr_ld32(p + set->offset + TR_D_K);
         d->lambda = tr_ldf32(p + set->offset + TR_D_LAMBDA);
         d->prior_strength = tr_ldf32(p + set->offset + TR_D_PRIOR);
+        for (uint32_t i = TR_D_VAL_AREA; i < TR_DEFAULTS_BYTES; i++)
+            if (p[set->offset + i]) /* the builder's validation: packs only */
+                return TR_E_MALFORMED;
         if (d->k > TR_K_MAX || !isfinite(d->lambda) || !isfinite(d->prior_strength) ||
             d->prior_strength > TR_PRIOR_STRENGTH_MAX)
             return TR_E_MALFORMED;

@@ -139,6 +139,13 @@ typedef struct tr_pack_info {
     uint32_t default_k;
     float default_lambda;
     float default_prior_strength;  /* kNN prior strength a; 0: no prior */
+    /* The builder's validation of these defaults (0, 0, 0: none): the Area
+     * of the deferral curve over validation_queries held-out references,
+     * and which defaults it chose (TR_CHOSE_* bits in tr_format.h: 1 k,
+     * 2 prior strength) rather than was given. */
+    float validation_area;
+    uint32_t validation_queries;
+    uint32_t chosen_on_validation;
     uint32_t prefilter_candidates; /* 0: the pack has no binary prefilter */
     uint32_t n_clusters;           /* 0: the pack has no cluster routing */
     uint32_t n_tasks;              /* 0: no task-level selection table */

@@ -39,7 +39,7 @@ expect 2 "cannot read public key" -- "$CLI" route --pack "$FIXTURE_PACK" --key /
 expect 2 "needs --key and exactly one PACK" -- "$CLI" verify "$FIXTURE_PACK"
 expect 2 "build needs" -- "$CLI" build --data "$FIXTURE"
 expect 2 "--split must be" -- "$CLI" build --split nope
-expect 2 "keeps fewer candidates than --k" -- "$CLI" build --data d --embedder e --key k --out o --prefilter 5
+expect 2 "keeps fewer candidates than --k" -- "$CLI" build --data d --embedder e --key k --out o --k 10 --prefilter 5
 expect 2 "--prefilter must be an integer" -- "$CLI" build --data d --embedder e --key k --out o --prefilter 99999
 expect 1 "cannot open /nonexistent" -- "$CLI" route --pack /nonexistent --key "$PUB" hi
 

@@ -66,8 +66,8 @@ def parse_pack(path):
         p["scores"] = np.frombuffer(b, np.uint8, m * stride, off).reshape(m, stride)[:, :n] / 255.0
     else:
         p["scores"] = None
-    off, _, _, _ = secs[8]
-    p["k"], p["lambda"] = struct.unpack_from("<If", b, off)
+    # then the builder's validation: f32 Area, u32 queries, u32 TR_CHOSE_* bits
+    p["val_area"], p["val_queries"], p["chosen"] = struct.unpack_from("<fII", b, secs[8][0] + 12)
     p["clusters"] = None
     if 10 in secs:
         c = b[secs[10][0]:]

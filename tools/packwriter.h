@@ -28,6 +28,10 @@ typedef struct tr_pack_spec {
     uint32_t k;
     float lambda;
     float prior_strength;        /* kNN prior strength a (0: none) */
+    struct {                     /* build's validation (all 0: none) */
+        float area;
+        uint32_t n_queries, chosen; /* TR_CHOSE_* */
+    } validation;
     uint32_t prefilter_c;        /* > 0: write sign codes, prefilter on */
     const uint8_t *clusters;     /* optional TR_SEC_CLUSTERS bytes */
     size_t clusters_len;
