@@ -83,12 +83,19 @@ static tr_status read_sections(const uint8_t *p, const tr_pack_view *base, tr_de
         d->has_settings = 1;
         d->k = tr_ld32(p + set->offset + TR_D_K);
         d->lambda = tr_ldf32(p + set->offset + TR_D_LAMBDA);
-        if (d->k > TR_K_MAX || !isfinite(d->lambda))
+        d->prior_strength = tr_ldf32(p + set->offset + TR_D_PRIOR);
+        for (uint32_t i = TR_D_VAL_AREA; i < TR_DEFAULTS_BYTES; i++)
+            if (p[set->offset + i]) /* the builder's validation: packs only */
+                return TR_E_MALFORMED;
+        if (d->k > TR_K_MAX || !isfinite(d->lambda) || !isfinite(d->prior_strength) ||
+            d->prior_strength > TR_PRIOR_STRENGTH_MAX)
             return TR_E_MALFORMED;
         if (d->k)
             v->info.default_k = d->k;
         if (d->lambda >= 0.0f)
             v->info.default_lambda = d->lambda;
+        if (d->prior_strength != 0.0f)
+            v->info.default_prior_strength = d->prior_strength > 0.0f ? d->prior_strength : 0.0f;
     }
     if (ret) {
         if (!tr_bitset_ok(ret, 1, mb))
@@ -116,7 +123,8 @@ static tr_status read_sections(const uint8_t *p, const tr_pack_view *base, tr_de
         v->added_models = recs;
         v->added_labels = (tr_labels){na, n_refs, stride / 8,
                                       (const uint64_t *)(const void *)(p + cor->offset),
-                                      (const uint64_t *)(const void *)(p + val->offset), NULL, 0};
+                                      (const uint64_t *)(const void *)(p + val->offset), NULL, 0,
+                                      recs + TR_M_PRIOR, TR_MODEL_REC_BYTES};
         if (psi) {
             if (psi->length != 4ull * k * na)
                 return TR_E_MALFORMED;

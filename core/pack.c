@@ -217,12 +217,30 @@ static tr_status read_sections(const uint8_t *p, tr_pack_view *v)
     v->labels = (tr_labels){
         m, n, bits->stride / 8, (const uint64_t *)(const void *)(p + bits->offset),
         valid ? (const uint64_t *)(const void *)(p + valid->offset) : NULL,
-        scores ? p + scores->offset : NULL, scores ? scores->stride : 0};
+        scores ? p + scores->offset : NULL, scores ? scores->stride : 0,
+        v->models + TR_M_PRIOR, TR_MODEL_REC_BYTES};
     const uint8_t *d = p + defs->offset;
     v->info.default_k = tr_ld32(d + TR_D_K);
     v->info.default_lambda = tr_ldf32(d + TR_D_LAMBDA);
+    v->info.default_prior_strength = tr_ldf32(d + TR_D_PRIOR);
+    v->info.validation_area = tr_ldf32(d + TR_D_VAL_AREA);
+    v->info.validation_queries = tr_ld32(d + TR_D_VAL_QUERIES);
+    v->info.chosen_on_validation = tr_ld32(d + TR_D_CHOSEN);
+    for (uint32_t i = TR_D_USED_BYTES; i < TR_DEFAULTS_BYTES; i++)
+        if (d[i])
+            return TR_E_MALFORMED;
+    if (!(v->info.validation_area >= 0.0f && v->info.validation_area <= 1.0f) ||
+        v->info.validation_queries > n ||
+        (v->info.chosen_on_validation & ~(uint32_t)(TR_CHOSE_K | TR_CHOSE_PRIOR)) ||
+        /* validated: something was chosen; not: nothing recorded */
+        (v->info.validation_queries ? !v->info.chosen_on_validation
+                                    : v->info.validation_area != 0.0f ||
+                                          v->info.chosen_on_validation))
+        return TR_E_MALFORMED;
     if (v->info.default_k == 0 || v->info.default_k > TR_K_MAX ||
-        !(v->info.default_lambda >= 0.0f) || !isfinite(v->info.default_lambda))
+        !(v->info.default_lambda >= 0.0f) || !isfinite(v->info.default_lambda) ||
+        !(v->info.default_prior_strength >= 0.0f &&
+          v->info.default_prior_strength <= TR_PRIOR_STRENGTH_MAX))
         return TR_E_MALFORMED;
     if (clu) {
         tr_status cst = tr_clusters_view(p + clu->offset, (size_t)clu->length, dim, m,

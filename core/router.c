@@ -147,6 +147,8 @@ tr_status tr_resolve_opts(const tr_router *r, const tr_route_opts *o,
         for (uint32_t m = 0; m < r->pack.info.n_models; m++)
             if (!isfinite(o->penalty[m]))
                 return TR_E_ARG;
+    if (!(o->prior_strength <= TR_PRIOR_STRENGTH_MAX)) /* NaN too; -inf is "none" */
+        return TR_E_ARG;
     if (o->method != TR_METHOD_KNN && o->method != TR_METHOD_CLUSTER &&
         o->method != TR_METHOD_LEARNED_MAP)
         return TR_E_ARG;
@@ -167,12 +169,19 @@ int tr_model_available(const tr_route_opts *o, uint32_t m, const tr_model_info *
     return 1;
 }
 
-void tr_predict_knn(const tr_pack_view *p, const tr_neighbor *nb, uint32_t k, int weighted,
-                    float inv_qnorm, float *predicted)
+float tr_prior_strength(const tr_pack_view *p, const tr_route_opts *o)
 {
-    tr_knn_predict(&p->labels, nb, k, weighted, inv_qnorm, predicted);
+    if (!o || o->prior_strength == 0.0f)
+        return p->info.default_prior_strength;
+    return o->prior_strength > 0.0f ? o->prior_strength : 0.0f;
+}
+
+void tr_predict_knn(const tr_pack_view *p, const tr_neighbor *nb, uint32_t k, int weighted,
+                    float inv_qnorm, float a, float *predicted)
+{
+    tr_knn_predict(&p->labels, nb, k, weighted, inv_qnorm, a, predicted);
     if (p->added_labels.n_models)
-        tr_knn_predict(&p->added_labels, nb, k, weighted, inv_qnorm,
+        tr_knn_predict(&p->added_labels, nb, k, weighted, inv_qnorm, a,
                        predicted + p->n_base_models);
 }
 
@@ -264,7 +273,8 @@ static tr_status route_query(tr_router *r, const tr_scratch *s, int prior_only,
         for (uint32_t d = 0; d < p->info.dim; d++)
             qq += (int32_t)s->q[d] * s->q[d];
         float inv_qnorm = 1.0f / sqrtf((float)qq);
-        tr_predict_knn(p, s->nb, found, o && o->distance_weighted, inv_qnorm, s->predicted);
+        tr_predict_knn(p, s->nb, found, o && o->distance_weighted, inv_qnorm,
+                       tr_prior_strength(p, o), s->predicted);
         res->k = found;
         res->nearest_distance = 1.0f - s->nb[0].sim * inv_qnorm;
     }

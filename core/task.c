@@ -84,7 +84,7 @@ static void add_query(tr_router *r, tr_task *t, const tr_scratch *sp, uint32_t k
         qq += (int32_t)s.q[d] * s.q[d];
     float inv_qnorm = 1.0f / sqrtf((float)qq);
     tr_predict_knn(p, s.nb, found < k ? found : k, o && o->distance_weighted, inv_qnorm,
-                   s.predicted);
+                   tr_prior_strength(p, o), s.predicted);
     for (uint32_t m = 0; m < p->info.n_models; m++)
         if (isnan(s.predicted[m])) {
             tr_model_info mi;

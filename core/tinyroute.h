@@ -166,6 +166,14 @@ typedef struct tr_pack_info {
     uint32_t n_retired_models; /* base models the delta retired */
     uint32_t default_k;
     float default_lambda;
+    float default_prior_strength;  /* kNN prior strength a; 0: no prior */
+    /* The builder's validation of these defaults (0, 0, 0: none): the Area
+     * of the deferral curve over validation_queries held-out references,
+     * and which defaults it chose (TR_CHOSE_* bits in tr_format.h: 1 k,
+     * 2 prior strength) rather than was given. */
+    float validation_area;
+    uint32_t validation_queries;
+    uint32_t chosen_on_validation;
     uint32_t prefilter_candidates; /* 0: the pack has no binary prefilter */
     uint32_t n_clusters;           /* 0: the pack has no cluster routing */
     uint32_t n_tasks;              /* 0: no task-level selection table */
@@ -246,6 +254,7 @@ typedef struct tr_delta_info {
     int has_settings;        /* it overrides the defaults below */
     uint32_t k;              /* 0: the base's */
     float lambda;            /* < 0: the base's */
+    float prior_strength;    /* 0: the base's; < 0: no prior */
     uint64_t signed_bytes;
     uint8_t key_id[32];
     uint8_t delta_hash[32];  /* zero when peeked */
@@ -292,6 +301,12 @@ typedef struct tr_route_opts {
     int distance_weighted;   /* kNN: weight neighbours by 1/cosine distance */
     const float *penalty;    /* NULL, or n_models caller penalties (battery,
                                 latency) subtracted from each utility */
+    /* kNN: each model's estimate is shrunk toward its prior (its mean score
+     * over all references) as if a more neighbours had scored that:
+     * (hits + a * prior) / (known + a). 0: the pack's a (so zeroed options
+     * keep what the pack was built with); > 0: this a, at most
+     * TR_PRIOR_STRENGTH_MAX; TR_PRIOR_NONE (< 0): no prior. */
+    float prior_strength;
 } tr_route_opts;
 
 /* A zeroed tr_route_opts routes with every pack default, lambda included
@@ -300,6 +315,8 @@ typedef struct tr_route_opts {
  * (correctness alone) is asked for by name. */
 #define TR_LAMBDA_DEFAULT (-1.0f)
 #define TR_LAMBDA_ZERO (-2.0f)
+#define TR_PRIOR_NONE (-1.0f)
+#define TR_PRIOR_STRENGTH_MAX 4096.0f /* 16 x TR_K_MAX: past it only the prior counts */
 
 enum {
     TR_RESULT_PRIOR_ONLY = 1u << 0 /* no known word in the prompt: the

@@ -94,8 +94,22 @@ enum {
 #define TR_DEFAULTS_BYTES 64u
 enum {
     TR_D_K = 0,      /* u32 */
-    TR_D_LAMBDA = 4  /* f32 */
+    TR_D_LAMBDA = 4, /* f32 */
+    TR_D_PRIOR = 8,  /* f32 prior strength a: kNN estimates are (hits + a *
+                        prior) / (known + a). Pack: 0 = none (what packs
+                        written before the field hold), at most
+                        TR_PRIOR_STRENGTH_MAX. Delta settings: 0 keeps the
+                        base's, < 0 turns it off, > 0 sets it. */
+    /* What the builder chose on validation (pack only; 0 in a delta's
+     * settings and in packs built with every setting given): */
+    TR_D_VAL_AREA = 12,    /* f32 in [0,1]: validation Area of the deferral
+                              curve at these defaults; 0: not validated */
+    TR_D_VAL_QUERIES = 16, /* u32 <= N: the validation queries */
+    TR_D_CHOSEN = 20       /* u32 TR_CHOSE_* bits: the defaults chosen on
+                              validation (the others were given) */
 };
+#define TR_D_USED_BYTES 24u /* the rest of the record is zero */
+enum { TR_CHOSE_K = 1u << 0, TR_CHOSE_PRIOR = 1u << 1 };
 
 /* Clusters section (Jitkrittum et al. 2025, cluster-based routing): a 64-byte
  * header, then parts at 64-aligned offsets relative to the section start.
@@ -183,7 +197,8 @@ enum {
 
 typedef enum tr_delta_section_type {
     TR_DSEC_SETTINGS = 32,     /* optional, TR_DEFAULTS_BYTES: k (0 keeps the
-                                  base's) and lambda (< 0 keeps the base's) */
+                                  base's), lambda (< 0 keeps the base's) and
+                                  prior strength (see TR_D_PRIOR) */
     TR_DSEC_RETIRE = 33,       /* optional: bitset over the base's models, u64
                                   LE words: 1 = never chosen again */
     TR_DSEC_MODELS = 34,       /* n_added model records (TR_MODEL_REC_BYTES);

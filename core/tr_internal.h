@@ -66,9 +66,14 @@ int tr_model_available(const tr_route_opts *o, uint32_t m, const tr_model_info *
  * lower index. -1 if none is available. */
 int tr_best_model(const tr_pack_view *p, const tr_route_opts *o, float lambda,
                   const float *score, float *best_u);
-/* kNN predictions of every model (base, then added) from the neighbours. */
+/* kNN predictions of every model (base, then added) from the neighbours,
+ * shrunk toward each model's own prior with strength a. */
 void tr_predict_knn(const tr_pack_view *p, const tr_neighbor *nb, uint32_t k, int weighted,
-                    float inv_qnorm, float *predicted);
+                    float inv_qnorm, float a, float *predicted);
+/* The prior strength a route uses: the caller's (tr_route_opts), else the
+ * served pack's (a delta's settings may override the base's). Options
+ * already checked by tr_resolve_opts. */
+float tr_prior_strength(const tr_pack_view *p, const tr_route_opts *o);
 void tr_model_info_of(const tr_pack_view *p, uint32_t m, tr_model_info *mi);
 tr_status tr_embed_query(tr_router *r, const tr_scratch *s, const char *text, size_t len,
                          int *prior_only);

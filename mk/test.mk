@@ -7,6 +7,9 @@ TOOL_LIB_OBJ := $(filter-out $(BUILD)/obj/tools/tinyroute.o,$(TOOL_OBJ))
 $(BUILD)/test_core: tests/test_core.c $(TOOL_LIB_OBJ) $(LIB)
 	$(TARGET_CC) $(TEST_CFLAGS) -o $@ $< $(TOOL_LIB_OBJ) $(LIB) -lcmocka $(TOOL_LIBS)
 
+$(BUILD)/test_prior: tests/test_prior.c $(TOOL_LIB_OBJ) $(LIB)
+	$(TARGET_CC) $(TEST_CFLAGS) -o $@ $< $(TOOL_LIB_OBJ) $(LIB) -lcmocka $(TOOL_LIBS)
+
 $(BUILD)/test_badinput: tests/test_badinput.c $(TOOL_LIB_OBJ) $(LIB)
 	$(TARGET_CC) $(TEST_CFLAGS) -o $@ $< $(TOOL_LIB_OBJ) $(LIB) -lcmocka $(TOOL_LIBS)
 
@@ -48,7 +51,7 @@ $(THREADS_PACK): $(EMBEDDER) $(CLI) $(wildcard $(FIXTURE)/*)
 	    --k 100 --clusters 16 --learned-map --prefilter 256 --out $@ --force >/dev/null
 
 TEST_BINS := $(BUILD)/test_noalloc $(BUILD)/test_eval $(BUILD)/test_core $(BUILD)/test_task $(BUILD)/test_task_fit $(BUILD)/test_governor $(BUILD)/test_dataset $(BUILD)/test_kernels $(BUILD)/test_threads \
-             $(BUILD)/test_outcome $(BUILD)/test_badinput $(BUILD)/test_sealed
+             $(BUILD)/test_outcome $(BUILD)/test_badinput $(BUILD)/test_sealed $(BUILD)/test_prior
 
 TEST_ENV = BUILD=$(BUILD) PYTHON=$(PYTHON) EMBEDDER=$(EMBEDDER) WINK_JSON=$(WINK_JSON) \
            FIXTURE=$(FIXTURE)
@@ -74,7 +77,7 @@ A64      := build-aarch64
 QEMU_LD  := /usr/aarch64-linux-gnu
 test-aarch64: $(EMBEDDER)
 	@$(MAKE) --no-print-directory CROSS=aarch64-linux-gnu- all \
-	    $(A64)/test_noalloc $(A64)/test_eval $(A64)/test_core $(A64)/test_task $(A64)/test_task_fit $(A64)/test_governor $(A64)/test_dataset $(A64)/test_kernels $(A64)/test_outcome $(A64)/test_badinput $(A64)/test_sealed
+	    $(A64)/test_noalloc $(A64)/test_eval $(A64)/test_core $(A64)/test_task $(A64)/test_task_fit $(A64)/test_governor $(A64)/test_dataset $(A64)/test_kernels $(A64)/test_outcome $(A64)/test_badinput $(A64)/test_sealed $(A64)/test_prior
 	@set -e; for cpu in cortex-a53 max; do \
 	  d=$(A64)/qemu-$$cpu; mkdir -p $$d; \
 	  printf '#!/bin/sh\nexec qemu-aarch64 -cpu %s -L $(QEMU_LD) %s "$$@"\n' $$cpu $(CURDIR)/$(A64)/tinyroute > $$d/tinyroute; \

@@ -5,6 +5,8 @@
 
 #include <math.h>
 
+#include "tr_format.h"
+
 /* a ranks below b: lower sim, or equal sim and higher index. */
 static int worse(const tr_neighbor *a, const tr_neighbor *b)
 {
@@ -149,14 +151,27 @@ static void weights(const tr_neighbor *nb, uint32_t k, int weighted, float inv_q
 }
 
 void tr_knn_predict(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
-                    int weighted, float inv_qnorm, float *predicted)
+                    int weighted, float inv_qnorm, float a, float *predicted)
 {
     float w[TR_K_MAX];
     weights(nb, k, weighted, inv_qnorm, w);
+    if (!lab->priors)
+        a = 0.0f;
+    float aw = a; /* a in units of the mean weight */
+    if (weighted && a > 0.0f && k > 0) {
+        float ws = 0.0f;
+        for (uint32_t j = 0; j < k; j++)
+            ws += w[j];
+        aw = a * (ws / (float)k);
+    }
     for (uint32_t m = 0; m < lab->n_models; m++) {
         const uint64_t *cor = lab->correct + (size_t)m * lab->bit_words;
         const uint64_t *val = lab->valid ? lab->valid + (size_t)m * lab->bit_words : NULL;
         const uint8_t *sc = lab->scores ? lab->scores + (size_t)m * lab->score_stride : NULL;
+        /* Without priors a is 0, and a 0 (not NaN) keeps the sums clean. */
+        const float prior =
+            lab->priors ? tr_ldf32(lab->priors + (size_t)m * lab->prior_stride) : 0.0f;
+        const float none = lab->priors ? prior : NAN;
         if (!weighted) {
             /* Integer sums: exact, whatever the order. */
             uint32_t known = 0, sum = 0; /* hits, or score units of 1/255 */
@@ -167,9 +182,11 @@ void tr_knn_predict(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
                 known++;
                 sum += sc ? sc[i] : (uint32_t)bit(cor, i);
             }
-            predicted[m] = known == 0 ? NAN
-                           : sc       ? (float)sum / (255.0f * (float)known)
-                                      : (float)sum / (float)known;
+            /* With a = 0 these are the plain means' very operations. */
+            predicted[m] = known == 0 ? none
+                           : sc ? ((float)sum + a * 255.0f * prior) /
+                                      (255.0f * ((float)known + a))
+                                : ((float)sum + a * prior) / ((float)known + a);
             continue;
         }
         float wsum = 0.0f, acc = 0.0f;
@@ -180,7 +197,7 @@ void tr_knn_predict(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
             wsum += w[j];
             acc += w[j] * (sc ? (float)sc[i] / 255.0f : (float)bit(cor, i));
         }
-        predicted[m] = wsum > 0.0f ? acc / wsum : NAN;
+        predicted[m] = wsum > 0.0f ? (acc + aw * prior) / (wsum + aw) : none;
     }
 }
 

@@ -31,6 +31,11 @@ typedef struct tr_labels {
     const uint64_t *valid;     /* NULL: all known */
     const uint8_t *scores;     /* NULL: 0/1 labels; else round(score*255) */
     uint32_t score_stride;
+    /* Model m's prior (mean score over all its labelled references) is the
+     * little-endian f32 at priors + m * prior_stride: the pack's model
+     * records, read in place. NULL: no priors (estimates as without). */
+    const uint8_t *priors;
+    uint32_t prior_stride;
 } tr_labels;
 
 typedef struct tr_neighbor {
@@ -63,13 +68,24 @@ uint32_t tr_knn_search_prefilter(const tr_kernels *kern, const tr_refs *refs,
                                  uint32_t *ham, tr_neighbor *cand,
                                  tr_neighbor *out);
 
-/* predicted[m] = mean label of model m over the neighbours whose label is
- * known; NaN where none is (the caller falls back to a prior). Weighted:
- * each neighbour counts 1 / (cosine distance), as scikit-learn's
+/* predicted[m] = model m's mean label over the neighbours whose label is
+ * known, shrunk toward its prior by a pseudo-neighbours (a Beta prior of
+ * strength a, Li 2025's beta-binomial view of kNN routing):
+ *   uniform:  (hits + a * prior) / (known + a)
+ *   weighted: (sum w y + a' * prior) / (sum w + a'), a' = a * mean(w),
+ * the weights' mean over all k neighbours, i.e. a counts in neighbours of
+ * average weight, as in the uniform case, whatever the distance scale.
+ * Why: with k neighbours the raw means are multiples of 1/k, so models tie
+ * often (and a tie goes to the cheaper one); the prior breaks such ties by
+ * the whole reference set's evidence, and damps estimates that rest on few
+ * known labels. a = 0 gives the plain means, bit for bit. A model with no
+ * known neighbour gets exactly its prior (NaN without priors).
+ * Weighted: each neighbour counts 1 / (cosine distance), as scikit-learn's
  * weights='distance'; neighbours at distance 0 (<= 1e-6: float rounding)
  * then take all the weight.
- * inv_qnorm = 1/||q|| turns a neighbour's sim into its cosine. */
+ * inv_qnorm = 1/||q|| turns a neighbour's sim into its cosine. a: finite,
+ * >= 0 (ignored without priors). */
 void tr_knn_predict(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
-                    int weighted, float inv_qnorm, float *predicted);
+                    int weighted, float inv_qnorm, float a, float *predicted);
 
 #endif

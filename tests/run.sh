@@ -24,6 +24,7 @@ run() {
 RUNNER=${RUNNER:-}
 run kernels $RUNNER "$BUILD/test_kernels"
 run core $RUNNER "$BUILD/test_core"
+run prior $RUNNER "$BUILD/test_prior"
 # Under qemu the flip loops take one payload byte in 7 (TR_BADINPUT=full:
 # every bit of every byte).
 run badinput env TR_BADINPUT=${TR_BADINPUT:-${RUNNER:+quick}} $RUNNER "$BUILD/test_badinput"
@@ -51,6 +52,9 @@ run hashed-embedder "$PYTHON" tests/ref_hashed.py "$CLI" fixtures/keys/test-sign
 rm -rf "$WORK"
 WORK=$(mktemp -d)
 run delta "$PYTHON" tests/test_delta.py "$CLI" "$EMBEDDER" fixtures/keys/test-signing.key fixtures/keys/test-signing.pub fixtures/keys/test-other.key "$FIXTURE" "$WORK"
+rm -rf "$WORK"
+WORK=$(mktemp -d)
+run build-choice "$PYTHON" tests/test_build_choice.py "$CLI" "$EMBEDDER" fixtures/keys/test-signing.key fixtures/keys/test-signing.pub "$FIXTURE" "$WORK"
 rm -rf "$WORK"
 WORK=$(mktemp -d)
 run eval-protocol "$PYTHON" tests/test_eval_protocol.py "$CLI" "$EMBEDDER" "$FIXTURE" "$WORK"

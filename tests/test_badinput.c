@@ -816,6 +816,73 @@ static void m_lambda_neg(uint8_t *p, size_t sb)
 {
     tr_stf32(p + tr_ld64(entry_of(p, TR_SEC_DEFAULTS) + TR_S_OFFSET) + TR_D_LAMBDA, -0.5f);
 }
+static void m_prior_strength_neg(uint8_t *p, size_t sb)
+{
+    tr_stf32(p + tr_ld64(entry_of(p, TR_SEC_DEFAULTS) + TR_S_OFFSET) + TR_D_PRIOR, -1.0f);
+}
+static void m_prior_strength_over(uint8_t *p, size_t sb)
+{
+    tr_stf32(p + tr_ld64(entry_of(p, TR_SEC_DEFAULTS) + TR_S_OFFSET) + TR_D_PRIOR,
+             nextafterf(TR_PRIOR_STRENGTH_MAX, INFINITY));
+}
+static void m_prior_strength_nan(uint8_t *p, size_t sb)
+{
+    tr_stf32(p + tr_ld64(entry_of(p, TR_SEC_DEFAULTS) + TR_S_OFFSET) + TR_D_PRIOR, NAN);
+}
+static void m_prior_strength_max(uint8_t *p, size_t sb)
+{
+    tr_stf32(p + tr_ld64(entry_of(p, TR_SEC_DEFAULTS) + TR_S_OFFSET) + TR_D_PRIOR,
+             TR_PRIOR_STRENGTH_MAX);
+}
+static uint8_t *defaults_at(uint8_t *p) { return p + tr_ld64(entry_of(p, TR_SEC_DEFAULTS) + TR_S_OFFSET); }
+/* The builder's validation record: consistent, or refused. */
+static void m_val_area_over_1(uint8_t *p, size_t sb)
+{
+    tr_stf32(defaults_at(p) + TR_D_VAL_AREA, 1.0001f);
+    tr_st32(defaults_at(p) + TR_D_VAL_QUERIES, 1);
+    tr_st32(defaults_at(p) + TR_D_CHOSEN, TR_CHOSE_K);
+}
+static void m_val_area_nan(uint8_t *p, size_t sb)
+{
+    tr_stf32(defaults_at(p) + TR_D_VAL_AREA, NAN);
+    tr_st32(defaults_at(p) + TR_D_VAL_QUERIES, 1);
+    tr_st32(defaults_at(p) + TR_D_CHOSEN, TR_CHOSE_K);
+}
+static void m_val_queries_over_n(uint8_t *p, size_t sb)
+{
+    tr_stf32(defaults_at(p) + TR_D_VAL_AREA, 0.5f);
+    tr_st32(defaults_at(p) + TR_D_VAL_QUERIES, tr_ld32(p + TR_H_N_REFS) + 1);
+    tr_st32(defaults_at(p) + TR_D_CHOSEN, TR_CHOSE_K);
+}
+static void m_val_chosen_bit(uint8_t *p, size_t sb)
+{
+    tr_stf32(defaults_at(p) + TR_D_VAL_AREA, 0.5f);
+    tr_st32(defaults_at(p) + TR_D_VAL_QUERIES, 1);
+    tr_st32(defaults_at(p) + TR_D_CHOSEN, TR_CHOSE_K | 4u);
+}
+static void m_val_nothing_chosen(uint8_t *p, size_t sb)
+{
+    tr_stf32(defaults_at(p) + TR_D_VAL_AREA, 0.5f);
+    tr_st32(defaults_at(p) + TR_D_VAL_QUERIES, 1);
+    tr_st32(defaults_at(p) + TR_D_CHOSEN, 0);
+}
+static void m_val_area_unvalidated(uint8_t *p, size_t sb)
+{
+    tr_stf32(defaults_at(p) + TR_D_VAL_AREA, 0.5f);
+    tr_st32(defaults_at(p) + TR_D_VAL_QUERIES, 0);
+    tr_st32(defaults_at(p) + TR_D_CHOSEN, 0);
+}
+static void m_defaults_tail(uint8_t *p, size_t sb) { defaults_at(p)[TR_DEFAULTS_BYTES - 1] = 1; }
+static void m_val_ok(uint8_t *p, size_t sb)
+{
+    tr_stf32(defaults_at(p) + TR_D_VAL_AREA, 0.5f);
+    tr_st32(defaults_at(p) + TR_D_VAL_QUERIES, tr_ld32(p + TR_H_N_REFS));
+    tr_st32(defaults_at(p) + TR_D_CHOSEN, TR_CHOSE_K | TR_CHOSE_PRIOR);
+}
+static void m_prior_over_1(uint8_t *p, size_t sb)
+{
+    tr_stf32(p + tr_ld64(entry_of(p, TR_SEC_MODELS) + TR_S_OFFSET) + TR_M_PRIOR, 1.0001f);
+}
 static void m_psi_over_1(uint8_t *p, size_t sb)
 {
     uint8_t *c = p + tr_ld64(entry_of(p, TR_SEC_CLUSTERS) + TR_S_OFFSET);
@@ -895,10 +962,21 @@ static void test_signed_but_malformed(void **state)
         {m_where_2, TR_E_MALFORMED, "where 2"},
         {m_k_over_max, TR_E_MALFORMED, "default k over TR_K_MAX"},
         {m_lambda_neg, TR_E_MALFORMED, "default lambda negative"},
+        {m_prior_strength_neg, TR_E_MALFORMED, "default prior strength -1"},
+        {m_prior_strength_over, TR_E_MALFORMED, "default prior strength over TR_PRIOR_STRENGTH_MAX"},
+        {m_prior_strength_nan, TR_E_MALFORMED, "default prior strength NaN"},
+        {m_prior_over_1, TR_E_MALFORMED, "a model prior 1.0001"},
         {m_psi_over_1, TR_E_MALFORMED, "Psi 1.0001"},
         {m_inv_scale_0, TR_E_MALFORMED, "a centroid inv_scale 0"},
         {m_task_u_big, TR_E_MALFORMED, "task u 2.5"},
         {m_prefilter_over, TR_E_MALFORMED, "prefilter C over TR_PREFILTER_MAX"},
+        {m_val_area_over_1, TR_E_MALFORMED, "validation Area 1.0001"},
+        {m_val_area_nan, TR_E_MALFORMED, "validation Area NaN"},
+        {m_val_queries_over_n, TR_E_MALFORMED, "validation queries N + 1"},
+        {m_val_chosen_bit, TR_E_MALFORMED, "an unknown chosen-on-validation bit"},
+        {m_val_nothing_chosen, TR_E_MALFORMED, "validated, nothing chosen"},
+        {m_val_area_unvalidated, TR_E_MALFORMED, "an Area without validation queries"},
+        {m_defaults_tail, TR_E_MALFORMED, "defaults byte 63 not zero"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         check_resigned(&b, &want, cases[i].f, cases[i].st, 0, 0, cases[i].what);
@@ -910,6 +988,8 @@ static void test_signed_but_malformed(void **state)
     /* The controls: the same path accepts a pack that is fine. */
     check_resigned(&b, &want, m_expires, TR_OK, 0, 1799999999, "not yet expired");
     check_resigned(&b, &want, m_bandwidth_min, TR_OK, 0, 0, "S3 bandwidth at the minimum");
+    check_resigned(&b, &want, m_prior_strength_max, TR_OK, 0, 0, "prior strength at the maximum");
+    check_resigned(&b, &want, m_val_ok, TR_OK, 0, 0, "validated over all N references");
     check_resigned(&b, &want, m_tasks_unknown, TR_OK, 0, 0, "an unknown section type");
     tr_pack_info info;
     assert_int_equal(tr_router_pack_info(b.r, &info), TR_OK);

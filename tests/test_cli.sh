@@ -22,6 +22,11 @@ expect 2 "--k must be an integer" -- "$CLI" route --pack "$FIXTURE_PACK" --key "
 expect 2 "--k must be an integer" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --k 257 hi
 expect 2 "--lambda must be a number" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --lambda -1 hi
 expect 2 "--lambda must be a number" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --lambda nan hi
+for a in -1 nan inf 5000 x; do
+    expect 2 "--prior-strength must be a number in 0..4096" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --prior-strength "$a" hi
+done
+expect 0 '"model"' -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --prior-strength 0 hi
+expect 2 "--prior-strength must be a number in 0..4096" -- "$CLI" build --data "$FIXTURE" --embedder "$EMBEDDER" --key "$KEY" --out "$T/x.trp" --prior-strength -2
 expect 0 '"method":"task".*"chosen":' -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --method task "What is a tort?" "Define negligence in law."
 expect 1 "TR_E_EMPTY_INPUT" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --method task "zzqxj qqqzx"
 expect 1 "TR_E_UNSUPPORTED" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --method learned-map hi
@@ -34,7 +39,7 @@ expect 2 "cannot read public key" -- "$CLI" route --pack "$FIXTURE_PACK" --key /
 expect 2 "needs --key and exactly one PACK" -- "$CLI" verify "$FIXTURE_PACK"
 expect 2 "build needs" -- "$CLI" build --data "$FIXTURE"
 expect 2 "--split must be" -- "$CLI" build --split nope
-expect 2 "keeps fewer candidates than --k" -- "$CLI" build --data d --embedder e --key k --out o --prefilter 5
+expect 2 "keeps fewer candidates than --k" -- "$CLI" build --data d --embedder e --key k --out o --k 10 --prefilter 5
 expect 2 "--prefilter must be an integer" -- "$CLI" build --data d --embedder e --key k --out o --prefilter 99999
 expect 1 "cannot open /nonexistent" -- "$CLI" route --pack /nonexistent --key "$PUB" hi
 

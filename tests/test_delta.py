@@ -117,8 +117,14 @@ cli("add-model", "--pack", base, "--delta", d1, "--key", KEY, "--data", WORK + "
 v = cli("verify", "--key", PUB, "--delta", d2, base).stdout
 check("2 added, 0 retired" in v and "counter     2" in v,
       "the second delta keeps X, adds the specialist, counter 2: " + v)
+# kNN without the prior (--prior-strength 0): its neighbourhoods only roughly
+# follow the K-means cluster, and the pack's prior (build's default a)
+# pulls the specialist toward its own low prior (right on about 1/16 of the
+# prompts), so with it the specialist wins fewer of its cluster's prompts;
+# that shrinkage is checked below.
 for method in ("cluster", "knn"):
-    got = route(base, test, "--method", method, "--lambda", 0.3, delta=d2)
+    knn_opts = ("--prior-strength", 0) if method == "knn" else ()
+    got = route(base, test, "--method", method, "--lambda", 0.3, *knn_opts, delta=d2)
     inside = [g["model"] == S for g, c in zip(got, clu_test) if c["cluster"] == c0]
     outside = [g["model"] == S for g, c in zip(got, clu_test) if c["cluster"] != c0]
     if method == "cluster":
@@ -129,6 +135,18 @@ for method in ("cluster", "knn"):
         check(sum(inside) > len(inside) / 2 and sum(outside) < len(outside) / 10,
               "knn: specialist chosen on most of its cluster (%d/%d), few others (%d/%d)" %
               (sum(inside), len(inside), sum(outside), len(outside)))
+# The added model is shrunk toward its own prior (its mean over its labels):
+# with the pack's prior strength every estimate above that prior comes down,
+# none below it goes up past it.
+own_prior = sum(v[S] for v in spec_scores.values()) / len(spec_scores)
+plain = route(base, test, "--prior-strength", 0, delta=d2)
+shrunk = route(base, test, delta=d2)
+moved = [(a["predicted"][S], b["predicted"][S]) for a, b in zip(plain, shrunk)]
+check(all(p0 - 1e-6 <= own_prior + 0.02 or pa < p0 for p0, pa in moved) and
+      all(p0 + 1e-6 >= own_prior - 0.02 or pa > p0 for p0, pa in moved) and
+      sum(pa < p0 for p0, pa in moved) > len(moved) / 10,
+      "knn: the added model's estimates shrink toward its own prior %.3f (%d of %d lower)" %
+      (own_prior, sum(pa < p0 for p0, pa in moved), len(moved)))
 
 # ---- 3. retire
 top = route(base, test, "--lambda", 0, delta=d2)

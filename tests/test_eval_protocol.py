@@ -241,6 +241,10 @@ for mode in ([], ["--fixed-pool", "--tasks"]):
             grid = [5, 10, 20, 50, 100, 200] if m["id"] == "knn" else [4, 8, 16, 32, 64]
             check(all(k in grid for k in m["chosen"]), "%s %s: chosen %s from the grid" %
                   (tag, m["id"], m["chosen"]))
+        if m["id"] == "knn":
+            a = m.get("prior_strength", [])
+            check(len(a) == len(m["chosen"]) and all(x in [0, 1, 2, 4, 8, 16, 32] for x in a),
+                  "%s knn: prior strength %s chosen from the grid, one per seed" % (tag, a))
     f = d["fidelity"]
     check(0.9 <= f["same_decisions"] <= 1 and 0.9 <= f["recall_at_10"] <= 1 and
           f["delta_area"] < 0.02, "%s: fidelity in range %s" % (tag, f))

@@ -259,13 +259,22 @@ for r, i in usable:
 flips = 0
 for out, (r, i) in sorted(picked.items()):
     name = by_hash[r["model_hash"]]
-    old = route(PACK, [texts[i]], "--k", 1, "--exact")[0]
-    new = route(NEW, [texts[i]], "--k", 1, "--exact")[0]
+    # Without the kNN prior (--prior-strength 0) the neighbour's label alone.
+    old = route(PACK, [texts[i]], "--k", 1, "--exact", "--prior-strength", 0)[0]
+    new = route(NEW, [texts[i]], "--k", 1, "--exact", "--prior-strength", 0)[0]
     check(new["nearest_distance"] < 1e-6 and new["predicted"][name] == out,
           "k=1: %s predicted %s for a prompt logged with outcome %s (old pack: %s)"
           % (name, new["predicted"][name], out, old["predicted"][name]))
     if out == 0.0:
         check(new["model"] != name, "a logged failure steers k=1 routing away from %s" % name)
+    # With the pack's prior strength a: that label shrunk toward the
+    # model's prior, (outcome + a * prior) / (1 + a).
+    a = npk["prior_strength"]
+    prior = npk["models"][names.index(name)]["prior"]
+    shrunk = route(NEW, [texts[i]], "--k", 1, "--exact")[0]
+    check(abs(shrunk["predicted"][name] - (out + a * prior) / (1 + a)) < 1e-6,
+          "k=1, a=%g: %s predicted %s = (%s + a * prior %s) / (1 + a)"
+          % (a, name, shrunk["predicted"][name], out, prior))
 check(len(picked) == 2, "both outcomes (0 and 1) occur in the log")
 r = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--split", "all",
         "--out", NEW + ".bad", "--add-log", LOG, ok=False)

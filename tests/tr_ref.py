@@ -47,6 +47,8 @@ def parse_pack(path):
         name = r[:64].split(b"\0")[0].decode()
         cost, cn, prior, where = struct.unpack_from("<fffI", r, 64)
         p["models"].append(dict(name=name, cost=cost, cost_norm=cn, prior=prior, where=where))
+    # defaults: u32 k, f32 lambda, f32 prior strength (0 in older packs)
+    p["k"], p["lambda"], p["prior_strength"] = struct.unpack_from("<Iff", b, secs[8][0])
     off, _, stride, _ = secs[2]
     rows = np.frombuffer(b, np.int8, n * stride, off).reshape(n, stride)[:, :dim]
     p["rows"] = rows.astype(np.int64)
@@ -64,8 +66,8 @@ def parse_pack(path):
         p["scores"] = np.frombuffer(b, np.uint8, m * stride, off).reshape(m, stride)[:, :n] / 255.0
     else:
         p["scores"] = None
-    off, _, _, _ = secs[8]
-    p["k"], p["lambda"] = struct.unpack_from("<If", b, off)
+    # then the builder's validation: f32 Area, u32 queries, u32 TR_CHOSE_* bits
+    p["val_area"], p["val_queries"], p["chosen"] = struct.unpack_from("<fII", b, secs[8][0] + 12)
     p["clusters"] = None
     if 10 in secs:
         c = b[secs[10][0]:]

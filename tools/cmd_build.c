@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "choose.h"
 #include "cmds.h"
 #include "dataset.h"
 #include "logfile.h"
@@ -26,7 +27,8 @@
 
 static const char usage[] =
     "usage: tinyroute build --data DIR --embedder TABLE --key PRIVATE.pem --out PACK\n"
-    "                       [--split train|all] [--k 10] [--lambda 0]\n"
+    "                       [--split train|all] [--k K] [--prior-strength A]\n"
+    "                       [--lambda 0]\n"
     "                       [--counter 1] [--expires-days D] [--prefilter C]\n"
     "                       [--clusters K [--learned-map]] [--no-tasks]\n"
     "                       [--no-pc] [--force] [--add-log LOG ...]\n"
@@ -35,7 +37,15 @@ static const char usage[] =
     "embedder`), quantizes them to int8, writes pack format v1 and signs it.\n"
     "  --split train   references = prompts marked train or unmarked (default)\n"
     "  --split all     every prompt\n"
-    "  --k, --lambda   routing defaults stored in the pack\n"
+    "  --k K           kNN neighbours stored as the pack's default\n"
+    "  --prior-strength A  kNN estimates shrink toward each model's mean score\n"
+    "                  as if A more neighbours had scored it (0: none)\n"
+    "                  Unless given, k and A are chosen on validation: leave-\n"
+    "                  one-out over a fixed sample of up to 2000 references,\n"
+    "                  the pair whose deferral curve has the largest Area (k in\n"
+    "                  5..200, A in 0..32); the pack records the choice and\n"
+    "                  its validation Area (`tinyroute inspect` shows them)\n"
+    "  --lambda L      the cost weight stored as the pack's default\n"
     "  --counter N     security (anti-rollback) counter\n"
     "  --clusters K    also fit K-means (K clusters) for cluster routing; the\n"
     "                  per-cluster error rates come from the references\n"
@@ -202,6 +212,43 @@ static uint8_t *score_codes(const float *s, size_t len)
 #define TR_TASK_ALL_QUERIES 50000u
 #define TR_TASK_QUERIES 256u
 
+/* kNN's k and prior strength: the ones given, else chosen on validation
+ * (tools/choose.h) over the references, costs normalized as the pack's. */
+static int choose_knn(const int8_t *refs, size_t n, uint32_t dim, const float *scores,
+                      const tr_dataset *ds, uint32_t k_given, uint32_t k_cap, float a_given,
+                      tr_progress *pg, tr_knn_choice *ch)
+{
+    if (k_given && a_given >= 0) {
+        *ch = (tr_knn_choice){k_given, a_given, NAN, NAN, 0};
+        return 0;
+    }
+    const uint32_t m = (uint32_t)ds->n_models;
+    double cmin = INFINITY, cmax = -INFINITY, *cn = tr_xmalloc(m * sizeof *cn);
+    for (uint32_t j = 0; j < m; j++) {
+        cmin = fmin(cmin, ds->models[j].cost);
+        cmax = fmax(cmax, ds->models[j].cost);
+    }
+    for (uint32_t j = 0; j < m; j++)
+        cn[j] = cmax > cmin ? (ds->models[j].cost - cmin) / (cmax - cmin) : 0.0;
+    tr_progress_start(pg, "validation", 0);
+    int r = tr_choose_knn(refs, (uint32_t)n, dim, scores, m, cn, k_given, k_cap, a_given, ch);
+    tr_progress_end(pg);
+    free(cn);
+    if (r)
+        return r;
+    if (!ch->n_queries)
+        printf("validation: too few references with every score known; k=%u, prior strength "
+               "%g (not chosen)\n", ch->k, (double)ch->a);
+    else
+        printf("validation: leave-one-out over %u references: k=%u, prior strength %g%s, "
+               "Area %.4f (k=%u, prior strength %g: %.4f)\n",
+               ch->n_queries, ch->k, (double)ch->a,
+               k_given ? " (k given)" : a_given >= 0 ? " (prior strength given)" : "", ch->area,
+               k_given ? k_given : TR_CHOOSE_OLD_K,
+               a_given >= 0 ? (double)a_given : (double)TR_CHOOSE_OLD_A, ch->area_given);
+    return 0;
+}
+
 int cmd_build(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -213,11 +260,12 @@ int cmd_build(int argc, char **argv)
         {"force", no_argument, 0, 'f'}, {"prefilter", required_argument, 0, 'C'},
         {"clusters", required_argument, 0, 'Q'}, {"no-tasks", no_argument, 0, 'T'},
         {"learned-map", no_argument, 0, 'L'}, {"add-log", required_argument, 0, 'A'},
+        {"prior-strength", required_argument, 0, 'a'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *data = NULL, *emb_path = NULL, *key = NULL, *out = NULL;
     int all = 0, force = 0, no_pc = 0, no_tasks = 0, lmap = 0, c;
-    uint64_t k = 10, counter = 1, expires_days = 0, prefilter = 0, n_clusters = 0;
-    double lambda = 0;
+    uint64_t k = 0, counter = 1, expires_days = 0, prefilter = 0, n_clusters = 0;
+    double lambda = 0, prior_strength = -1; /* k 0, prior < 0: chosen on validation */
     const char *logs[64];
     size_t n_logs = 0;
     optind = 1;
@@ -242,6 +290,12 @@ int cmd_build(int argc, char **argv)
             if (tr_parse_f64(optarg, &lambda) || lambda < 0 || lambda > FLT_MAX)
                 return tr_err("--lambda must be a number in [0, %g] (stored as f32), not '%s'",
                               (double)FLT_MAX, optarg), 2;
+            break;
+        case 'a':
+            if (tr_parse_f64(optarg, &prior_strength) || !(prior_strength >= 0) ||
+                prior_strength > TR_PRIOR_STRENGTH_MAX)
+                return tr_err("--prior-strength must be a number in 0..%g, not '%s'",
+                              (double)TR_PRIOR_STRENGTH_MAX, optarg), 2;
             break;
         case 'c':
             if (tr_parse_u64(optarg, &counter))
@@ -284,12 +338,12 @@ int cmd_build(int argc, char **argv)
     }
     if (lmap && (n_clusters == 0 || n_clusters > TR_LMAP_MAX_K))
         return tr_err("--learned-map needs --clusters K with K <= %u", TR_LMAP_MAX_K), 2;
-    if (prefilter && prefilter < k)
+    if (prefilter && k && prefilter < k)
         return tr_err("--prefilter %llu keeps fewer candidates than --k %llu",
                       (unsigned long long)prefilter, (unsigned long long)k), 2;
     /* Settings the device refuses are refused before minutes of work (the
      * same checks run again when the pack is written). */
-    if (tr_pack_check_settings(counter, (uint32_t)k, lambda))
+    if (tr_pack_check_settings(counter, k ? (uint32_t)k : 1, lambda))
         return 2;
     {
         size_t dl = strlen(data) + 32;
@@ -497,6 +551,15 @@ int cmd_build(int argc, char **argv)
             goto fail;
         }
 
+    const int chose_k = k == 0, chose_a = prior_strength < 0;
+    tr_knn_choice ch;
+    if (choose_knn(refs, kept, dim, scores, &ds, (uint32_t)k, (uint32_t)prefilter,
+                   (float)prior_strength, &pg, &ch)) {
+        free(refs), free(scores), free(kept_from);
+        goto fail;
+    }
+    k = ch.k;
+
     tr_buf clusters = {0};
     float *theta = NULL;
     if (n_clusters) {
@@ -640,6 +703,9 @@ int cmd_build(int argc, char **argv)
         .embedder_name = name, .dim = dim, .n_refs = (uint32_t)kept, .n_models = m,
         .models = models, .refs = refs, .scores = scores, .embedder = table,
         .embedder_len = emb_len, .k = (uint32_t)k, .lambda = (float)lambda,
+        .prior_strength = ch.a,
+        .validation = {ch.n_queries ? (float)ch.area : 0.0f, ch.n_queries,
+                       (chose_a ? TR_CHOSE_PRIOR : 0) | (chose_k ? TR_CHOSE_K : 0)},
         .prefilter_c = (uint32_t)prefilter, .clusters = clusters.data,
         .clusters_len = clusters.len, .tasks = tasks.len ? tasks.data : NULL,
         .tasks_len = tasks.len, .lmap_theta = theta};

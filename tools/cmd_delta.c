@@ -26,6 +26,7 @@ typedef struct delta_state {
     int has_settings;
     uint32_t k;
     float lambda;
+    float prior_strength; /* 0: the base's */
     uint8_t *retired; /* retire_bytes */
     uint32_t n_added;
     uint8_t *records, *correct, *valid;
@@ -102,6 +103,7 @@ static void state_from_delta(const tr_packfile *pf, const base_facts *b, delta_s
         s->has_settings = 1;
         s->k = tr_ld32(x + TR_D_K);
         s->lambda = tr_ldf32(x + TR_D_LAMBDA);
+        s->prior_strength = tr_ldf32(x + TR_D_PRIOR);
     }
     if ((x = section(d, TR_DSEC_RETIRE, NULL, NULL)))
         memcpy(s->retired, x, b->retire_bytes);
@@ -269,7 +271,7 @@ static int write_delta(delta_cmd *c)
         .expires_unix = c->expires_days ? (uint64_t)now + c->expires_days * 86400 : 0,
         .n_base_models = b->n_models, .n_base_refs = b->n_refs, .n_clusters = b->k_clusters,
         .bit_stride = b->bit_stride, .has_settings = s->has_settings, .k = s->k,
-        .lambda = s->lambda, .retired = any_retired ? s->retired : NULL,
+        .lambda = s->lambda, .prior_strength = s->prior_strength, .retired = any_retired ? s->retired : NULL,
         .n_added = s->n_added, .records = s->records, .correct = s->correct,
         .valid = s->valid, .psi = psi_rows};
     memcpy(spec.base_hash, c->pf.info.pack_hash, 32);

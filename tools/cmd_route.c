@@ -33,7 +33,7 @@ typedef struct common {
 
 enum { O_PACK = 256, O_KEY, O_MIN, O_LAMBDA, O_K, O_OFFLINE, O_DATA, O_SPLIT, O_EXACT, O_METHOD,
        O_WEIGHTED, O_REVOKE, O_DELTA, O_MIN_DELTA, O_LOG_OUT, O_LOG_FLAGS, O_LOG_CAP, O_LOG_KEY,
-       O_OUTCOMES, O_LOG, O_JSON, O_HELP };
+       O_OUTCOMES, O_LOG, O_JSON, O_PRIOR, O_HELP };
 
 static const struct option common_opts[] = {
     {"pack", required_argument, 0, O_PACK}, {"key", required_argument, 0, O_KEY},
@@ -47,7 +47,7 @@ static const struct option common_opts[] = {
     {"log-out", required_argument, 0, O_LOG_OUT}, {"log-flags", required_argument, 0, O_LOG_FLAGS},
     {"log-capacity", required_argument, 0, O_LOG_CAP}, {"log-key", required_argument, 0, O_LOG_KEY},
     {"outcomes", required_argument, 0, O_OUTCOMES}, {"log", required_argument, 0, O_LOG},
-    {"json", no_argument, 0, O_JSON},
+    {"json", no_argument, 0, O_JSON}, {"prior-strength", required_argument, 0, O_PRIOR},
     {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
 
 /* Is name one of the space-separated words of allowed? */
@@ -115,6 +115,15 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
                 goto bad;
             }
             c->ro.k = (uint32_t)u;
+            break;
+        case O_PRIOR:
+            if (tr_parse_f64(optarg, &d) || !(d >= 0) || d > TR_PRIOR_STRENGTH_MAX) {
+                tr_err("--prior-strength must be a number in 0..%g, not '%s'",
+                       (double)TR_PRIOR_STRENGTH_MAX, optarg);
+                goto bad;
+            }
+            /* 0 on the command line means none; in the options, the pack's. */
+            c->ro.prior_strength = d == 0 ? TR_PRIOR_NONE : (float)d;
             break;
         case O_OFFLINE: c->ro.offline = 1; break;
         case O_EXACT: c->ro.exact = 1; break;
@@ -356,7 +365,7 @@ static int print_task(tr_packfile *pf, const tr_task *task, const tr_route_opts 
 static const char route_usage[] =
     "usage: tinyroute route --pack PACK [--delta DELTA] --key PUBLIC.pem [--lambda L] [--k K]\n"
     "                       [--offline] [--exact] [--method knn|cluster|learned-map|task]\n"
-    "                       [--weighted]\n"
+    "                       [--weighted] [--prior-strength A]\n"
     "                       [--log-out LOG [--log-flags embedding,hash,text|none]\n"
     "                        [--log-key HEX32] [--log-capacity N] [--outcomes DIR]]\n"
     "                       [--min-counter N] [--min-delta-counter N] [--revoke KEYID]\n"
@@ -365,7 +374,9 @@ static const char route_usage[] =
     "prompt: model, where (device|cloud), per-model predicted correctness,\n"
     "cost, nearest distance. --offline allows on-device models only; --exact\n"
     "searches every reference even when the pack has a binary prefilter;\n"
-    "--weighted weighs neighbours by 1/cosine distance. --delta applies a signed\n"
+    "--weighted weighs neighbours by 1/cosine distance. --prior-strength A\n"
+    "overrides the pack's kNN prior strength (0: plain neighbour means).\n"
+    "--delta applies a signed\n"
     "delta pack (added or retired models, settings) over PACK. --min-counter and\n"
     "--min-delta-counter are the device's anti-rollback floors for PACK and\n"
     "DELTA (below: TR_E_ROLLBACK). --method task takes all\n"
@@ -389,7 +400,7 @@ static int run_route(int argc, char **argv, int embed_only)
     int r = parse_common(argc, argv, embed_only ? embed_usage : route_usage,
                          embed_only ? "pack key delta min-counter min-delta-counter revoke"
                                     : "pack key delta min-counter min-delta-counter revoke lambda k offline exact method weighted "
-                                      "log-out log-flags log-key log-capacity outcomes",
+                                      "prior-strength log-out log-flags log-key log-capacity outcomes",
                          &c);
     if (r)
         return r < 0 ? 2 : 0;
@@ -446,7 +457,8 @@ static const char eval_usage[] =
     "usage: tinyroute eval --pack PACK [--delta DELTA] --key PUBLIC.pem --data DIR\n"
     "                      [--split test|all] [--lambda L1,L2,...] [--k K] [--exact]\n"
     "                      [--method knn|cluster|learned-map] [--weighted]\n"
-    "                      [--min-counter N] [--min-delta-counter N] [--revoke KEYID]\n"
+    "                      [--prior-strength A] [--min-counter N] [--min-delta-counter N]\n"
+    "                      [--revoke KEYID]\n"
     "       tinyroute eval --pack PACK --key PUBLIC.pem --log LOG [--json]\n"
     "                      [--lambda L1,L2,...] [--k K] [--method ...]\n"
     "Routes the dataset's held-out prompts (split test, the default) and prints\n"
@@ -459,6 +471,29 @@ static const char eval_usage[] =
     "lambda: exact cost and cloud share, and an estimated quality from the\n"
     "records whose logged model is the new choice (their count is printed).\n";
 
+/* The router's deferral curve over the held-out prompts (estimates P,
+ * truth Y) as `tinyroute eval --data` draws it: the lambda sweep on costs
+ * normalized to [0,1], joined by the upper hull. Area and Peak, beside
+ * Pareto-random's over the single models (accuracy acc, cost cost). */
+static void print_curve(const float *P, const float *Y, size_t n, uint32_t m,
+                        const double *cost, const double *acc)
+{
+    double cmin = INFINITY, cmax = -INFINITY, *cn = tr_xmalloc(m * sizeof *cn);
+    for (uint32_t j = 0; j < m; j++) {
+        cmin = fmin(cmin, cost[j]);
+        cmax = fmax(cmax, cost[j]);
+    }
+    for (uint32_t j = 0; j < m; j++)
+        cn[j] = cmax > cmin ? (cost[j] - cmin) / (cmax - cmin) : 0.0;
+    tr_curve *c = tr_xmalloc(2 * sizeof *c);
+    tr_route_curve(P, Y, (uint32_t)n, m, cn, &c[0], NULL);
+    tr_curve_hull(cn, acc, (int)m, &c[1]);
+    printf("deferral curve (the lambda sweep of `eval --data`): Area %.4f, Peak %.4f; "
+           "Pareto-random Area %.4f\n", c[0].area, c[0].peak, c[1].area);
+    free(c);
+    free(cn);
+}
+
 int cmd_eval(int argc, char **argv)
 {
     int has_pack = 0;
@@ -469,7 +504,7 @@ int cmd_eval(int argc, char **argv)
     common c;
     int r = parse_common(argc, argv, eval_usage,
                          "pack key delta min-counter min-delta-counter revoke lambda k data split exact method weighted "
-                         "log json", &c);
+                         "prior-strength log json", &c);
     if (r)
         return r < 0 ? 2 : 0;
     if (c.log_in && c.data) {
@@ -539,6 +574,9 @@ int cmd_eval(int argc, char **argv)
     double base[3][3] = {{0}}; /* device, best, oracle x score, cost, cloud */
     double *model_acc = tr_xcalloc(m, sizeof *model_acc), *model_cost = tr_xmalloc(m * sizeof *model_cost);
     size_t used = 0, skipped = 0, failed = 0;
+    /* Every used prompt's estimates and truth, for the deferral curve. */
+    float *P = tr_xmalloc(ds.n_prompts * (size_t)m * sizeof *P),
+          *Y = tr_xmalloc(ds.n_prompts * (size_t)m * sizeof *Y);
     float *pred = tr_xmalloc(m * sizeof *pred);
     for (size_t i = 0; i < ds.n_prompts; i++) {
         const tr_ds_prompt *p = &ds.prompts[i];
@@ -567,6 +605,10 @@ int cmd_eval(int argc, char **argv)
             failed++;
             continue;
         }
+        for (uint32_t j = 0; j < m; j++) {
+            P[used * m + j] = pred[j];
+            Y[used * m + j] = row[col[j]];
+        }
         used++;
         for (int l = 0; l < n_lam; l++) {
             acc[3 * l] += row[col[res[l].model]];
@@ -593,6 +635,7 @@ int cmd_eval(int argc, char **argv)
     }
     free(pred);
     if (!used) {
+        free(P), free(Y);
         r = tr_err("%s: no held-out prompt to evaluate (%zu skipped)", c.data, skipped);
         free(acc);
         free(model_acc);
@@ -627,6 +670,8 @@ int cmd_eval(int argc, char **argv)
                acc[3 * l + 1] / used, acc[3 * l + 2] / used,
                tr_pareto_random(model_cost, model_acc, m, acc[3 * l + 1] / used));
     }
+    print_curve(P, Y, used, m, model_cost, model_acc);
+    free(P), free(Y);
     printf("(Pareto-random: the accuracy a random mix of single models reaches at the same mean "
            "cost, on these prompts)\n");
     free(acc);

@@ -42,6 +42,41 @@ static const char verify_usage[] =
     "security counter and expiry; with --delta, the delta pack against PACK\n"
     "too. Exit 0 only when everything is valid.\n";
 
+/* The defaults record (TR_DEFAULTS_BYTES at d) as inspect shows it: the
+ * routing defaults and what the builder chose on validation. */
+static cJSON *defaults_json(const uint8_t *d)
+{
+    cJSON *o = cJSON_CreateObject(), *v = cJSON_CreateObject(), *ch = cJSON_CreateArray();
+    uint32_t chosen = tr_ld32(d + TR_D_CHOSEN);
+    cJSON_AddNumberToObject(o, "k", tr_ld32(d + TR_D_K));
+    cJSON_AddNumberToObject(o, "lambda", tr_ldf32(d + TR_D_LAMBDA));
+    cJSON_AddNumberToObject(o, "prior_strength", tr_ldf32(d + TR_D_PRIOR));
+    cJSON_AddNumberToObject(v, "area", tr_ldf32(d + TR_D_VAL_AREA));
+    cJSON_AddNumberToObject(v, "queries", tr_ld32(d + TR_D_VAL_QUERIES));
+    if (chosen & TR_CHOSE_K)
+        cJSON_AddItemToArray(ch, cJSON_CreateString("k"));
+    if (chosen & TR_CHOSE_PRIOR)
+        cJSON_AddItemToArray(ch, cJSON_CreateString("prior_strength"));
+    cJSON_AddItemToObject(v, "chosen", ch);
+    cJSON_AddItemToObject(o, "validation", v);
+    return o;
+}
+
+/* One line for the defaults: "k 200, lambda 0, prior strength 32; chosen on
+ * validation: k, prior strength (Area 0.6529 over 1350 references)". */
+static void print_defaults(FILE *out, uint32_t k, double lambda, double a, double area,
+                           uint32_t queries, uint32_t chosen)
+{
+    fprintf(out, "  defaults    k %u, lambda %g, prior strength %g", k, lambda, a);
+    if (queries)
+        fprintf(out, "; chosen on validation: %s%s%s (Area %.4f over %u references)", 
+                chosen & TR_CHOSE_K ? "k" : "", chosen == (TR_CHOSE_K | TR_CHOSE_PRIOR) ? ", " : "",
+                chosen & TR_CHOSE_PRIOR ? "prior strength" : "", area, queries);
+    else
+        fprintf(out, " (given, not validated)");
+    fputc('\n', out);
+}
+
 int cmd_verify(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -111,6 +146,9 @@ int cmd_verify(int argc, char **argv)
     printf("  counter     %llu (device floor %llu)\n",
            (unsigned long long)pf.info.security_counter, (unsigned long long)floor_);
     printf("  created     %s, expires %s\n", created, expires);
+    print_defaults(stdout, pf.info.default_k, pf.info.default_lambda,
+                   pf.info.default_prior_strength, pf.info.validation_area,
+                   pf.info.validation_queries, pf.info.chosen_on_validation);
     if (delta) {
         const tr_delta_info *d = &pf.delta_info;
         hex(hash, d->delta_hash, 32);
@@ -233,6 +271,9 @@ int tr_inspect(const char *path, const uint8_t *p, size_t len, int json, FILE *o
         cJSON_AddNumberToObject(s, "stride", tr_ld32(e + TR_S_STRIDE));
         cJSON_AddNumberToObject(s, "count", tr_ld32(e + TR_S_COUNT));
         cJSON_AddItemToArray(secs, s);
+        if (tr_ld32(e + TR_S_TYPE) == TR_SEC_DEFAULTS && off <= len &&
+            slen <= len - off && slen == TR_DEFAULTS_BYTES && !cJSON_GetObjectItem(o, "defaults"))
+            cJSON_AddItemToObject(o, "defaults", defaults_json(p + off));
     }
     cJSON_AddItemToObject(o, "sections", secs);
     cJSON_AddItemToObject(o, "problems", problems);
@@ -249,7 +290,18 @@ int tr_inspect(const char *path, const uint8_t *p, size_t len, int json, FILE *o
                 (unsigned long long)info.security_counter, created, expires);
         fprintf(out, "  signed bytes %llu, key id %s\n", (unsigned long long)info.signed_bytes, id);
         fprintf(out, "  kernel %s\n", tr_kernel_name());
-        cJSON *s;
+        cJSON *s, *d = cJSON_GetObjectItem(o, "defaults");
+        if (d) {
+            cJSON *v = cJSON_GetObjectItem(d, "validation"), *c;
+            uint32_t chosen = 0;
+            cJSON_ArrayForEach(c, cJSON_GetObjectItem(v, "chosen"))
+                chosen |= !strcmp(c->valuestring, "k") ? TR_CHOSE_K : TR_CHOSE_PRIOR;
+            print_defaults(out, (uint32_t)cJSON_GetObjectItem(d, "k")->valuedouble,
+                           cJSON_GetObjectItem(d, "lambda")->valuedouble,
+                           cJSON_GetObjectItem(d, "prior_strength")->valuedouble,
+                           cJSON_GetObjectItem(v, "area")->valuedouble,
+                           (uint32_t)cJSON_GetObjectItem(v, "queries")->valuedouble, chosen);
+        }
         cJSON_ArrayForEach(s, secs) {
             fprintf(out, "  section %-13s %10.0f bytes at %.0f\n",
                     cJSON_GetObjectItem(s, "name")->valuestring,

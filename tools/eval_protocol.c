@@ -5,8 +5,8 @@
  * half. Training models are known on the train prompts; test models (the
  * "new" models of a dynamic pool) only through their labels on the
  * validation prompts; the test prompts are routed among the test models.
- * Hyper-parameters (k of kNN, K of K-means) are chosen on the validation
- * prompts with the training models. The routers run on the device's own
+ * Hyper-parameters (k and the prior strength a of kNN, K of K-means) are
+ * chosen on the validation prompts with the training models. The routers run on the device's own
  * int8 embeddings and kernels; a float32 reference runs beside kNN for the
  * fidelity figures. Every method gives a deferral curve (accuracy against
  * normalized cost as lambda sweeps), summarised by Area, QNC and Peak. */
@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 #include <mbedtls/sha256.h>
 
+#include "choose.h"
 #include "dataset.h"
 #include "packwriter.h"
 #include "pareto.h"
@@ -38,12 +39,12 @@
 #include "tr_task_fit.h"
 #include "util.h"
 
-#define GRID 1001       /* cost grid of the curves, 0..1 */
+#define GRID TR_CURVE_GRID
 #define OUT_GRID 101    /* the curve points written to the JSON */
-#define N_LAMBDA 62
-static const uint32_t k_grid[] = {5, 10, 20, 50, 100, 200};
+#define N_LAMBDA TR_CURVE_LAMBDAS
+/* K of K-means; kNN's k and prior strength a come from tools/choose.h,
+ * the grids build searches too. */
 static const uint32_t K_grid[] = {4, 8, 16, 32, 64};
-#define N_KG (sizeof k_grid / sizeof *k_grid)
 #define N_CG (sizeof K_grid / sizeof *K_grid)
 #define MAX_UNKNOWN_SHARE 0.01 /* a model with more unknown scores is left out */
 
@@ -88,73 +89,6 @@ static void shuffle(uint32_t *a, uint32_t n, uint64_t *s)
         a[i - 1] = a[j];
         a[j] = t;
     }
-}
-
-static double lambda_at(int j)
-{
-    if (j == 0)
-        return 0.0;
-    if (j == N_LAMBDA - 1)
-        return 1e9; /* the cheapest model everywhere */
-    return 1e-3 * pow(1e6, (double)(j - 1) / (N_LAMBDA - 3));
-}
-
-/* A deferral curve: accuracy at each normalized budget of the grid. The
- * routers' (cost, accuracy) points are joined by their upper concave hull,
- * flat after the most accurate point: with a budget B one can mix two
- * lambdas at random (as Pareto-random mixes two models) and need not spend
- * all of B. */
-typedef struct curve {
-    double q[GRID];
-    double area, peak, qnc; /* qnc: NAN if never reached */
-} curve;
-
-static void summarise(curve *c)
-{
-    c->area = tr_curve_area(c->q, GRID);
-    c->peak = c->q[0];
-    for (int g = 1; g < GRID; g++)
-        c->peak = fmax(c->peak, c->q[g]);
-}
-
-static void hull_curve(const double *cost, const double *acc, int n, curve *c)
-{
-    double hc[N_LAMBDA], ha[N_LAMBDA];
-    uint32_t nh = tr_hull(cost, acc, (uint32_t)n, hc, ha);
-    for (int g = 0; g < GRID; g++)
-        c->q[g] = tr_hull_at(hc, ha, nh, (double)g / (GRID - 1));
-    summarise(c);
-}
-
-/* Route nq prompts (predicted P, true Y: nq x nm) among nm models at every
- * lambda; choices (optional, N_LAMBDA x nq) receive the decisions. Ties go
- * to the cheaper model, then the lower index, as on the device. */
-static void route_curve(const float *P, const float *Y, uint32_t nq, uint32_t nm,
-                        const double *cn, curve *c, uint32_t *choices)
-{
-    double pc[N_LAMBDA], pa[N_LAMBDA];
-    for (int j = 0; j < N_LAMBDA; j++) {
-        double lam = lambda_at(j), cost = 0, acc = 0;
-        for (uint32_t i = 0; i < nq; i++) {
-            const float *p = P + (size_t)i * nm;
-            uint32_t best = 0;
-            double bu = -INFINITY;
-            for (uint32_t m = 0; m < nm; m++) {
-                double u = p[m] - lam * cn[m];
-                if (u > bu || (u == bu && cn[m] < cn[best])) {
-                    bu = u;
-                    best = m;
-                }
-            }
-            if (choices)
-                choices[(size_t)j * nq + i] = best;
-            cost += cn[best];
-            acc += Y[(size_t)i * nm + best];
-        }
-        pc[j] = cost / nq;
-        pa[j] = acc / nq;
-    }
-    hull_curve(pc, pa, N_LAMBDA, c);
 }
 
 /* ---- one data set ---- */
@@ -441,17 +375,21 @@ static void knn_f32(const float *f, const uint32_t *qi, uint32_t nq, const uint3
     free(top);
 }
 
-/* Predicted correctness: mean label of the first k neighbours. */
+/* The labels a pack would carry for models with scores Y (n x nm, all
+ * known) on n references, as tools/packwriter.c writes them: correct bits
+ * (score >= 0.5), round(score * 255) when some score is fractional, and
+ * each model's prior, its mean score. */
+/* Predicted correctness from the first k neighbours (indices into the
+ * labels' references): the device's own estimator, prior strength a. */
 static void knn_predict(const uint32_t *nb, uint32_t nq, uint32_t kmax, uint32_t k,
-                        const float *yref, uint32_t nm, float *P)
+                        const tr_host_labels *h, float a, float *P)
 {
-    for (uint32_t i = 0; i < nq; i++)
-        for (uint32_t m = 0; m < nm; m++) {
-            double s = 0;
-            for (uint32_t j = 0; j < k; j++)
-                s += yref[(size_t)nb[(size_t)i * kmax + j] * nm + m];
-            P[(size_t)i * nm + m] = (float)(s / k);
-        }
+    tr_neighbor t[TR_K_MAX];
+    for (uint32_t i = 0; i < nq; i++) {
+        for (uint32_t j = 0; j < k; j++)
+            t[j] = (tr_neighbor){0.0f, nb[(size_t)i * kmax + j]};
+        tr_knn_predict(&h->lab, t, k, 0, 1.0f, a, P + (size_t)i * h->lab.n_models);
+    }
 }
 
 /* K-means on the train prompts, shipped as the device ships it; every
@@ -514,9 +452,10 @@ static const double cpt_share[N_CPT] = {0.80, 0.90, 0.95, 1.00};
 static const char *const cpt_key[N_CPT] = {"80", "90", "95", "100"};
 
 typedef struct seed_result {
-    curve c[M_COUNT];
+    tr_curve c[M_COUNT];
     int has[M_COUNT];
     uint32_t k, K;
+    float a;               /* kNN prior strength chosen with k */
     double best_single_q;  /* the best single test model's test accuracy */
     double cheap_q;        /* the cheapest test model's: APGR's floor */
     double cpt[M_COUNT][N_CPT], apgr[M_COUNT];
@@ -535,7 +474,7 @@ static void seed_result_free(seed_result *r)
 
 /* The least raw cost at which curve c reaches target, over c_best; NAN if
  * it never does. */
-static double cost_to_reach(const curve *c, double target, double cmin, double cmax,
+static double cost_to_reach(const tr_curve *c, double target, double cmin, double cmax,
                             double c_best)
 {
     uint32_t g = tr_curve_first_reach(c->q, GRID, target);
@@ -594,7 +533,7 @@ static void operating_points(seed_result *r, double cmin, double cmax, double c_
 /* Pareto-random on the test prompts: the test models' front by validation
  * accuracy (by cost, then the better first), mixed at each budget. */
 static void pareto_random_curve(const split *s, const float *Yva_te, const float *Yte,
-                                const double *cn_te, curve *c)
+                                const double *cn_te, tr_curve *c)
 {
     const uint32_t nm = s->nmte;
     double *va_acc = tr_xmalloc(nm * sizeof *va_acc), *te_acc = tr_xmalloc(nm * sizeof *te_acc);
@@ -635,7 +574,7 @@ static void pareto_random_curve(const split *s, const float *Yva_te, const float
                       (te_acc[front[v + 1]] - te_acc[front[v]]) * (b - c0) / (c1 - c0);
         }
     }
-    summarise(c);
+    tr_curve_summarise(c);
     free(va_acc), free(te_acc), free(order), free(front);
 }
 
@@ -715,42 +654,50 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
     float *Yva_tr = sub_y(p, s.va, s.nva, s.mtr, s.nmtr);
     float *Ytr_tr = sub_y(p, s.tr, s.ntr, s.mtr, s.nmtr);
     float *P = tr_xmalloc((size_t)(s.nte > s.nva ? s.nte : s.nva) * p->n_models * sizeof *P);
-    curve cv_tmp;
+    tr_curve cv_tmp;
 
     double c_best;
     single_models_of(p, &s, Yte, cn_te, r, &c_best);
 
     /* kNN: k on validation (training models, train references). */
-    uint32_t kmax = k_grid[N_KG - 1];
+    uint32_t kmax = tr_choose_k_grid[tr_choose_k_grid_len - 1];
     if (kmax > s.nva || kmax > nlab)
         kmax = s.nva < nlab ? s.nva : nlab;
-    uint32_t *nb = tr_xmalloc((size_t)(s.nva > s.nte ? s.nva : s.nte) * k_grid[N_KG - 1] *
+    uint32_t *nb = tr_xmalloc((size_t)(s.nva > s.nte ? s.nva : s.nte) * tr_choose_k_grid[tr_choose_k_grid_len - 1] *
                               sizeof *nb);
-    knn_int8(q, s.va, s.nva, q, s.tr, s.ntr, dim, k_grid[N_KG - 1], nb);
+    knn_int8(q, s.va, s.nva, q, s.tr, s.ntr, dim, tr_choose_k_grid[tr_choose_k_grid_len - 1], nb);
     double best_area = -1;
-    for (uint32_t g = 0; g < N_KG; g++) {
-        if (k_grid[g] > kmax)
+    tr_host_labels hl;
+    tr_host_labels_make(Ytr_tr, s.ntr, s.nmtr, &hl);
+    for (uint32_t g = 0; g < tr_choose_k_grid_len; g++) {
+        if (tr_choose_k_grid[g] > kmax)
             break;
-        knn_predict(nb, s.nva, k_grid[N_KG - 1], k_grid[g], Ytr_tr, s.nmtr, P);
-        route_curve(P, Yva_tr, s.nva, s.nmtr, cn_tr, &cv_tmp, NULL);
-        if (cv_tmp.area > best_area) {
-            best_area = cv_tmp.area;
-            r->k = k_grid[g];
+        for (uint32_t ga = 0; ga < tr_choose_a_grid_len; ga++) {
+            knn_predict(nb, s.nva, tr_choose_k_grid[tr_choose_k_grid_len - 1], tr_choose_k_grid[g], &hl, tr_choose_a_grid[ga], P);
+            tr_route_curve(P, Yva_tr, s.nva, s.nmtr, cn_tr, &cv_tmp, NULL);
+            if (cv_tmp.area > best_area) {
+                best_area = cv_tmp.area;
+                r->k = tr_choose_k_grid[g];
+                r->a = tr_choose_a_grid[ga];
+            }
         }
     }
+    tr_host_labels_free(&hl);
     /* Test: the test models through their labels. */
+    tr_host_labels_make(Ylab, nlab, s.nmte, &hl);
     knn_int8(q, s.te, s.nte, q, lab, nlab, dim, kmax, nb);
-    knn_predict(nb, s.nte, kmax, r->k, Ylab, s.nmte, P);
+    knn_predict(nb, s.nte, kmax, r->k, &hl, r->a, P);
     uint32_t *ch8 = tr_xmalloc((size_t)N_LAMBDA * s.nte * sizeof *ch8),
              *ch32 = tr_xmalloc((size_t)N_LAMBDA * s.nte * sizeof *ch32);
-    route_curve(P, Yte, s.nte, s.nmte, cn_te, &r->c[M_KNN], ch8);
+    tr_route_curve(P, Yte, s.nte, s.nmte, cn_te, &r->c[M_KNN], ch8);
     r->has[M_KNN] = 1;
     /* Fidelity: the same with float32 embeddings and exact cosine. */
     uint32_t *nbf = tr_xmalloc((size_t)s.nte * kmax * sizeof *nbf);
     knn_f32(f, s.te, s.nte, lab, nlab, dim, kmax, nbf);
-    knn_predict(nbf, s.nte, kmax, r->k, Ylab, s.nmte, P);
-    curve cf;
-    route_curve(P, Yte, s.nte, s.nmte, cn_te, &cf, ch32);
+    knn_predict(nbf, s.nte, kmax, r->k, &hl, r->a, P);
+    tr_host_labels_free(&hl);
+    tr_curve cf;
+    tr_route_curve(P, Yte, s.nte, s.nmte, cn_te, &cf, ch32);
     r->area_f32 = cf.area;
     size_t same = 0;
     for (size_t i = 0; i < (size_t)N_LAMBDA * s.nte; i++)
@@ -807,7 +754,7 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
             return 1;
         psi_of(p, s.tr, s.ntr, s.mtr, s.nmtr, assign, K, psi);
         cluster_predict(&cv, psi, s.nmtr, assign, s.va, s.nva, P);
-        route_curve(P, Yva_tr, s.nva, s.nmtr, cn_tr, &cv_tmp, NULL);
+        tr_route_curve(P, Yva_tr, s.nva, s.nmtr, cn_tr, &cv_tmp, NULL);
         if (cv_tmp.area > best_area) {
             best_area = cv_tmp.area;
             r->K = K;
@@ -825,7 +772,7 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
     free(best_assign);
     psi_of(p, lab, nlab, s.mte, s.nmte, assign, r->K, psi);
     cluster_predict(&cv, psi, s.nmte, assign, s.te, s.nte, P);
-    route_curve(P, Yte, s.nte, s.nmte, cn_te, &r->c[M_KMEANS], NULL);
+    tr_route_curve(P, Yte, s.nte, s.nmte, cn_te, &r->c[M_KMEANS], NULL);
     r->has[M_KMEANS] = 1;
 
     /* Learned cluster map at that K: trained on the train prompts with the
@@ -858,7 +805,7 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
             for (uint32_t i = 0; i < s.nte; i++)
                 tr_learned_map_predict(&map, &c2, q + (size_t)s.te[i] * dim, z,
                                        P + (size_t)i * s.nmte);
-            route_curve(P, Yte, s.nte, s.nmte, cn_te, &r->c[M_LMAP], NULL);
+            tr_route_curve(P, Yte, s.nte, s.nmte, cn_te, &r->c[M_LMAP], NULL);
             r->has[M_LMAP] = 1;
         }
         free(psi_tr), free(phi), free(err), free(theta);
@@ -868,7 +815,7 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
     pareto_random_curve(&s, Yva_te, Yte, cn_te, &r->c[M_PARETO]);
     r->has[M_PARETO] = 1;
     /* Oracle: the truth as the prediction. */
-    route_curve(Yte, Yte, s.nte, s.nmte, cn_te, &r->c[M_ORACLE], NULL);
+    tr_route_curve(Yte, Yte, s.nte, s.nmte, cn_te, &r->c[M_ORACLE], NULL);
     r->has[M_ORACLE] = 1;
     operating_points(r, cmin, cmax, c_best);
 
@@ -1287,6 +1234,11 @@ static cJSON *dataset_json(const prepared *p, const eval_opts *o, seed_result *s
             cJSON *ch = cJSON_AddArrayToObject(mo, "chosen");
             for (int i = 0; i < o->n_seeds; i++)
                 cJSON_AddItemToArray(ch, cJSON_CreateNumber(m == M_KNN ? sr[i].k : sr[i].K));
+            if (m == M_KNN) {
+                cJSON *pa = cJSON_AddArrayToObject(mo, "prior_strength");
+                for (int i = 0; i < o->n_seeds; i++)
+                    cJSON_AddItemToArray(pa, cJSON_CreateNumber(sr[i].a));
+            }
         }
         for (int i = 0; i < o->n_seeds; i++)
             x[i] = sr[i].c[m].area;
@@ -1399,8 +1351,8 @@ static const char usage[] =
     "                      [--fixed-pool] [--tasks] [--max-cost C]\n"
     "The protocol of Jitkrittum et al. 2025 on each dataset: prompts split\n"
     "60/10/30 train/validation/test, models split in half (the test models are\n"
-    "known only through their validation labels, as in a dynamic pool), k and K\n"
-    "chosen on validation, SEEDS random splits. Prints Area, QNC and Peak (mean\n"
+    "known only through their validation labels, as in a dynamic pool), k with\n"
+    "the kNN prior strength a (chosen column: k:a), and K chosen on validation, SEEDS random splits. Prints Area, QNC and Peak (mean\n"
     "and standard deviation over the seeds) of the deferral curve of kNN, K-means\n"
     "routing, the learned cluster map, Pareto-random and the oracle, and the\n"
     "int8-vs-float32 fidelity of kNN; then the operating points: the best single\n"
@@ -1522,7 +1474,8 @@ int tr_eval_protocol(int argc, char **argv)
     cJSON_AddStringToObject(
         doc, "protocol",
         "Jitkrittum et al. 2025: prompts 60/10/30 train/validation/test, models split in half; "
-        "test models known only by their validation labels; k in {5,10,20,50,100,200} and K in "
+        "test models known only by their validation labels; k in {5,10,20,50,100,200} with the kNN "
+        "prior strength a in {0,1,2,4,8,16,32}, and K in "
         "{4,8,16,32,64} chosen by validation Area with the training models; learned map at the "
         "chosen K; deferral curve = upper concave hull of the (cost, accuracy) points of a "
         "lambda sweep, cost normalised between the cheapest and costliest test model; QNC = "
@@ -1570,8 +1523,9 @@ int tr_eval_protocol(int argc, char **argv)
             cJSON_ArrayForEach(mo, ms)
             {
                 const cJSON *a = cJSON_GetObjectItem(mo, "area"), *q = cJSON_GetObjectItem(mo, "qnc"),
-                            *pk = cJSON_GetObjectItem(mo, "peak"), *ch = cJSON_GetObjectItem(mo, "chosen");
-                char as[32], qs[32], ps[32], cs[64] = "";
+                            *pk = cJSON_GetObjectItem(mo, "peak"), *ch = cJSON_GetObjectItem(mo, "chosen"),
+                            *pa = cJSON_GetObjectItem(mo, "prior_strength");
+                char as[32], qs[32], ps[32], cs[192] = "";
                 snprintf(as, sizeof as, "%.4f±%.4f", cJSON_GetObjectItem(a, "mean")->valuedouble,
                          cJSON_GetObjectItem(a, "std")->valuedouble);
                 const cJSON *qm = cJSON_GetObjectItem(q, "mean");
@@ -1585,8 +1539,16 @@ int tr_eval_protocol(int argc, char **argv)
                 if (ch) {
                     const cJSON *v;
                     size_t l = 0;
-                    cJSON_ArrayForEach(v, ch) if (l < sizeof cs - 8) l +=
-                        (size_t)snprintf(cs + l, sizeof cs - l, "%s%d", l ? "," : "", v->valueint);
+                    int i = 0;
+                    /* k:a where a prior strength was chosen too */
+                    cJSON_ArrayForEach(v, ch) {
+                        const cJSON *av = pa ? cJSON_GetArrayItem(pa, i) : NULL;
+                        if (l < sizeof cs - 16)
+                            l += (size_t)snprintf(cs + l, sizeof cs - l, av ? "%s%d:%g" : "%s%d",
+                                                  l ? "," : "", v->valueint,
+                                                  av ? av->valuedouble : 0.0);
+                        i++;
+                    }
                 }
                 printf("%-22s %-30s %-15s %-17s %-15s %s\n", p.name,
                        cJSON_GetObjectItem(mo, "label")->valuestring, as, qs, ps, cs);

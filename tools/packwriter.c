@@ -139,6 +139,10 @@ int tr_pack_write(const tr_pack_spec *s, tr_buf *b, tr_pack_layout *l)
     uint8_t defs[TR_DEFAULTS_BYTES] = {0};
     tr_st32(defs + TR_D_K, s->k);
     tr_stf32(defs + TR_D_LAMBDA, s->lambda);
+    tr_stf32(defs + TR_D_PRIOR, s->prior_strength);
+    tr_stf32(defs + TR_D_VAL_AREA, s->validation.area);
+    tr_st32(defs + TR_D_VAL_QUERIES, s->validation.n_queries);
+    tr_st32(defs + TR_D_CHOSEN, s->validation.chosen);
     tr_buf_put(b, defs, sizeof defs);
     end(b, l, TABLE);
 
@@ -314,6 +318,7 @@ void tr_delta_write(const tr_delta_spec *s, tr_buf *b)
         uint8_t defs[TR_DEFAULTS_BYTES] = {0};
         tr_st32(defs + TR_D_K, s->k);
         tr_stf32(defs + TR_D_LAMBDA, s->lambda);
+        tr_stf32(defs + TR_D_PRIOR, s->prior_strength);
         tr_buf_put(b, defs, sizeof defs);
         end(b, &l, TABLE);
     }

@@ -27,6 +27,11 @@ typedef struct tr_pack_spec {
     size_t embedder_len;
     uint32_t k;
     float lambda;
+    float prior_strength;        /* kNN prior strength a (0: none) */
+    struct {                     /* build's validation (all 0: none) */
+        float area;
+        uint32_t n_queries, chosen; /* TR_CHOSE_* */
+    } validation;
     uint32_t prefilter_c;        /* > 0: write sign codes, prefilter on */
     const uint8_t *clusters;     /* optional TR_SEC_CLUSTERS bytes */
     size_t clusters_len;
@@ -91,6 +96,7 @@ typedef struct tr_delta_spec {
     int has_settings;
     uint32_t k;                   /* 0: keep the base's */
     float lambda;                 /* < 0: keep the base's */
+    float prior_strength;         /* 0: keep the base's; < 0: none */
     const uint8_t *retired;       /* NULL, or bit_words(n_base_models) * 8 bytes */
     uint32_t n_added;
     const uint8_t *records;       /* n_added * TR_MODEL_REC_BYTES */

@@ -1,6 +1,7 @@
 #include "pareto.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 typedef struct pt { double c, a; } pt;
@@ -89,4 +90,63 @@ double tr_curve_apgr(const double *q, uint32_t grid, double lo, double hi)
     for (uint32_t g = 1; g < grid; g++)
         s += 0.5 * ((q[g] - lo) + (q[g - 1] - lo)) / (hi - lo);
     return s / (grid - 1);
+}
+
+double tr_curve_lambda(int j)
+{
+    if (j == 0)
+        return 0.0;
+    if (j == TR_CURVE_LAMBDAS - 1)
+        return 1e9; /* the cheapest model everywhere */
+    return 1e-3 * pow(1e6, (double)(j - 1) / (TR_CURVE_LAMBDAS - 3));
+}
+
+void tr_curve_summarise(tr_curve *c)
+{
+    c->area = tr_curve_area(c->q, TR_CURVE_GRID);
+    c->peak = c->q[0];
+    for (int g = 1; g < TR_CURVE_GRID; g++)
+        c->peak = fmax(c->peak, c->q[g]);
+}
+
+void tr_curve_hull(const double *cost, const double *acc, int n, tr_curve *c)
+{
+    double *hc = malloc((size_t)(n > 0 ? n : 1) * 2 * sizeof *hc), *ha = hc + (n > 0 ? n : 1);
+    if (!hc) {
+        fputs("tinyroute: out of memory\n", stderr);
+        exit(1);
+    }
+    uint32_t nh = tr_hull(cost, acc, (uint32_t)n, hc, ha);
+    for (int g = 0; g < TR_CURVE_GRID; g++)
+        c->q[g] = tr_hull_at(hc, ha, nh, (double)g / (TR_CURVE_GRID - 1));
+    free(hc);
+    tr_curve_summarise(c);
+}
+
+void tr_route_curve(const float *P, const float *Y, uint32_t nq, uint32_t nm, const double *cn,
+                    tr_curve *c, uint32_t *choices)
+{
+    double pc[TR_CURVE_LAMBDAS], pa[TR_CURVE_LAMBDAS];
+    for (int j = 0; j < TR_CURVE_LAMBDAS; j++) {
+        double lam = tr_curve_lambda(j), cost = 0, acc = 0;
+        for (uint32_t i = 0; i < nq; i++) {
+            const float *p = P + (size_t)i * nm;
+            uint32_t best = 0;
+            double bu = -INFINITY;
+            for (uint32_t m = 0; m < nm; m++) {
+                double u = p[m] - lam * cn[m];
+                if (u > bu || (u == bu && cn[m] < cn[best])) {
+                    bu = u;
+                    best = m;
+                }
+            }
+            if (choices)
+                choices[(size_t)j * nq + i] = best;
+            cost += cn[best];
+            acc += Y[(size_t)i * nm + best];
+        }
+        pc[j] = cost / nq;
+        pa[j] = acc / nq;
+    }
+    tr_curve_hull(pc, pa, TR_CURVE_LAMBDAS, c);
 }

@@ -34,4 +34,36 @@ uint32_t tr_curve_first_reach(const double *q, uint32_t grid, double target);
  * hi <= lo, where no gap exists to recover. */
 double tr_curve_apgr(const double *q, uint32_t grid, double lo, double hi);
 
+/* ---- deferral curves (Jitkrittum et al. 2025): one router's accuracy at
+ * every normalized cost budget as lambda sweeps ---- */
+#define TR_CURVE_GRID 1001   /* cost grid of the curves, 0..1 */
+#define TR_CURVE_LAMBDAS 62  /* 0, then 1e-3 .. 1e3 log-spaced, then 1e9 */
+
+/* Accuracy at each budget of the grid. The router's (cost, accuracy) points
+ * are joined by their upper concave hull, flat after the most accurate
+ * point: with a budget B one can mix two lambdas at random (as
+ * Pareto-random mixes two models) and need not spend all of B. */
+typedef struct tr_curve {
+    double q[TR_CURVE_GRID];
+    double area, peak, qnc; /* qnc: NAN if never reached */
+} tr_curve;
+
+/* The j-th lambda of the sweep, j < TR_CURVE_LAMBDAS; the last one routes
+ * every prompt to the cheapest model. */
+double tr_curve_lambda(int j);
+
+/* Area and peak of c->q. */
+void tr_curve_summarise(tr_curve *c);
+
+/* c from n (cost, accuracy) points, any n: their hull on the grid,
+ * summarised. */
+void tr_curve_hull(const double *cost, const double *acc, int n, tr_curve *c);
+
+/* Route nq prompts (predicted P, true Y: nq x nm, row-major) among nm models
+ * of normalized costs cn at every lambda of the sweep: argmax P - lambda * cn,
+ * ties to the cheaper model, then the lower index, as on the device. choices
+ * (optional, TR_CURVE_LAMBDAS x nq) receive the decisions. */
+void tr_route_curve(const float *P, const float *Y, uint32_t nq, uint32_t nm, const double *cn,
+                    tr_curve *c, uint32_t *choices);
+
 #endif

@@ -385,7 +385,10 @@ static double aggregation_ms(uint32_t n)
     uint64_t *bits = malloc((size_t)M * words * 8);
     for (size_t i = 0; i < (size_t)M * words; i++)
         bits[i] = (rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17);
-    tr_labels lab = {M, n, words, bits, NULL, NULL, 0};
+    float priors[M]; /* the device path: every estimate shrunk (a = 8) */
+    for (int m = 0; m < M; m++)
+        priors[m] = 0.5f;
+    tr_labels lab = {M, n, words, bits, NULL, NULL, 0, (const uint8_t *)priors, sizeof(float)};
     tr_neighbor nb[K];
     float pred[M];
     double best = 1e30;
@@ -394,7 +397,7 @@ static double aggregation_ms(uint32_t n)
         for (int j = 0; j < 10000; j++) {
             for (int k = 0; k < K; k++)
                 nb[k] = (tr_neighbor){0.5f, (uint32_t)((j * 131 + k * 977) % n)};
-            tr_knn_predict(&lab, nb, K, 0, 1.0f, pred);
+            tr_knn_predict(&lab, nb, K, 0, 1.0f, 8.0f, pred);
             sink += (uint64_t)pred[j % M];
         }
         double ms = (now_ms() - t0) / 10000;

@@ -26,11 +26,13 @@ def ms(x, digits=4):
 def protocol_table(doc, title):
     print("### %s\n" % title)
     print("`%s`\n" % doc["command"])
-    print("| data set | method | Area | QNC (finite seeds) | Peak | chosen k / K |")
+    print("| data set | method | Area | QNC (finite seeds) | Peak | chosen k:a / K |")
     print("|---|---|---|---|---|---|")
     for d in doc["datasets"]:
         for m in d["methods"]:
-            chosen = ",".join(str(c) for c in m.get("chosen", []))
+            # kNN: k:a, the prior strength chosen with k
+            chosen = ",".join(str(c) if a is None else "%s:%g" % (c, a) for c, a in
+                              zip(m.get("chosen", []), m.get("prior_strength", [None] * len(m.get("chosen", [])))))
             print("| %s | %s | %s | %s | %s | %s |" % (d["name"], m["label"], ms(m["area"]),
                                                      ms(m["qnc"], 3), ms(m["peak"]), chosen))
     print()

@@ -1,0 +1,206 @@
+/* Settings chosen on validation: build's kNN k and prior strength. */
+#include "choose.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pareto.h"
+#include "util.h"
+
+const uint32_t tr_choose_k_grid[] = {5, 10, 20, 50, 100, 200};
+const uint32_t tr_choose_k_grid_len = sizeof tr_choose_k_grid / sizeof *tr_choose_k_grid;
+/* Prior strengths (pseudo-neighbours at the model's prior); 0 first, so
+ * that a tie keeps the plain means. */
+const float tr_choose_a_grid[] = {0, 1, 2, 4, 8, 16, 32};
+const uint32_t tr_choose_a_grid_len = sizeof tr_choose_a_grid / sizeof *tr_choose_a_grid;
+
+
+void tr_host_labels_make(const float *Y, uint32_t n, uint32_t nm, tr_host_labels *h)
+{
+    const uint32_t words = (n + 63) / 64;
+    int frac = 0, unknown = 0;
+    for (size_t i = 0; i < (size_t)n * nm; i++) {
+        unknown |= isnan(Y[i]);
+        frac |= !isnan(Y[i]) && Y[i] != 0.0f && Y[i] != 1.0f;
+    }
+    h->bits = tr_xcalloc((size_t)nm * words, 8);
+    h->valid = unknown ? tr_xcalloc((size_t)nm * words, 8) : NULL;
+    h->sc = frac ? tr_xcalloc((size_t)nm * n, 1) : NULL;
+    h->prior = tr_xmalloc((nm ? nm : 1) * sizeof *h->prior);
+    for (uint32_t m = 0; m < nm; m++) {
+        double sum = 0;
+        size_t known = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            float v = Y[(size_t)i * nm + m];
+            if (isnan(v))
+                continue;
+            sum += v;
+            known++;
+            if (unknown)
+                h->valid[(size_t)m * words + i / 64] |= 1ull << (i % 64);
+            if (v >= 0.5f)
+                h->bits[(size_t)m * words + i / 64] |= 1ull << (i % 64);
+            if (frac)
+                h->sc[(size_t)m * n + i] = (uint8_t)roundf(v * 255.0f);
+        }
+        h->prior[m] = known ? (float)(sum / (double)known) : 0.0f;
+    }
+    h->lab = (tr_labels){nm, n, words, h->bits, h->valid, h->sc, n,
+                         (const uint8_t *)h->prior, sizeof(float)};
+}
+
+void tr_host_labels_free(tr_host_labels *h)
+{
+    free(h->bits), free(h->valid), free(h->sc), free(h->prior);
+    memset(h, 0, sizeof *h);
+}
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* The validation queries: a fixed-seed sample of at most TR_CHOOSE_QUERIES
+ * references whose every score is known (a curve needs the truth of every
+ * model). Returns their count; q receives their indices, increasing. */
+static uint32_t pick_queries(const float *Y, uint32_t n, uint32_t nm, uint32_t *q)
+{
+    uint32_t nq = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t m = 0;
+        while (m < nm && !isnan(Y[(size_t)i * nm + m]))
+            m++;
+        if (m == nm)
+            q[nq++] = i;
+    }
+    /* Partial Fisher-Yates: the first TR_CHOOSE_QUERIES of a shuffle. */
+    uint64_t s = 0x7472636830736531ull; /* fixed: the same pack from the same data */
+    uint32_t take = nq < TR_CHOOSE_QUERIES ? nq : TR_CHOOSE_QUERIES;
+    for (uint32_t i = 0; i < take; i++) {
+        uint32_t j = i + (uint32_t)(splitmix(&s) % (nq - i)), t = q[i];
+        q[i] = q[j];
+        q[j] = t;
+    }
+    return take;
+}
+
+/* Neighbours of each query among the other references, best first, kmax
+ * each (its own row left out; a query with fewer other rows repeats its
+ * last neighbour, as eval does). */
+static void loo_neighbours(const tr_refs *refs, const uint32_t *q, uint32_t nq, uint32_t kmax,
+                           tr_neighbor *nb)
+{
+    int32_t dots[TR_KNN_BLOCK];
+    tr_neighbor *t = tr_xmalloc((kmax + 1) * sizeof *t);
+    for (uint32_t i = 0; i < nq; i++) {
+        const int8_t *row = refs->rows + (size_t)q[i] * refs->stride;
+        uint32_t f = tr_knn_search(tr_kernels_active(), refs, row, kmax + 1, dots, t), o = 0;
+        for (uint32_t j = 0; j < f && o < kmax; j++)
+            if (t[j].idx != q[i])
+                nb[(size_t)i * kmax + o++] = t[j];
+        for (; o < kmax; o++)
+            nb[(size_t)i * kmax + o] = nb[(size_t)i * kmax + (o ? o - 1 : 0)];
+    }
+    free(t);
+}
+
+/* Validation Area at (k, a): each query's estimates from its first k
+ * neighbours, with the priors computed without its own scores. */
+static double area_at(const tr_host_labels *h, const float *Y, const uint32_t *q, uint32_t nq,
+                      const tr_neighbor *nb, uint32_t kmax, uint32_t k, float a,
+                      const double *cn, const double *sum, const uint32_t *known, float *P,
+                      float *Yq)
+{
+    const uint32_t nm = h->lab.n_models;
+    float *prior = tr_xmalloc((nm ? nm : 1) * sizeof *prior);
+    tr_labels lab = h->lab;
+    lab.priors = (const uint8_t *)prior;
+    for (uint32_t i = 0; i < nq; i++) {
+        const float *y = Y + (size_t)q[i] * nm;
+        for (uint32_t m = 0; m < nm; m++) {
+            prior[m] = known[m] > 1 ? (float)((sum[m] - y[m]) / (known[m] - 1)) : 0.0f;
+            Yq[(size_t)i * nm + m] = y[m];
+        }
+        tr_knn_predict(&lab, nb + (size_t)i * kmax, k, 0, 1.0f, a, P + (size_t)i * nm);
+    }
+    free(prior);
+    tr_curve c;
+    tr_route_curve(P, Yq, nq, nm, cn, &c, NULL);
+    return c.area;
+}
+
+int tr_choose_knn(const int8_t *rows, uint32_t n, uint32_t dim, const float *Y, uint32_t nm,
+                  const double *cn, uint32_t k_given, uint32_t k_cap, float a_given,
+                  tr_knn_choice *out)
+{
+    uint32_t k0 = k_given ? k_given : TR_CHOOSE_OLD_K;
+    if (k_cap && k0 > k_cap)
+        k0 = k_cap;
+    *out = (tr_knn_choice){k0, a_given >= 0 ? a_given : TR_CHOOSE_OLD_A, NAN, NAN, 0};
+    uint32_t *q = tr_xmalloc((n ? n : 1) * sizeof *q);
+    const uint32_t nq = pick_queries(Y, n, nm, q);
+    if (nq < 2 || n < 2) {
+        free(q);
+        return 0;
+    }
+    /* The largest k searched: the grid's (or the given one), at most the
+     * other references. */
+    uint32_t kmax = k_given ? k_given : tr_choose_k_grid[tr_choose_k_grid_len - 1];
+    if (k_cap && kmax > k_cap)
+        kmax = k_cap;
+    if (kmax > n - 1)
+        kmax = n - 1;
+    tr_refs refs = {n, dim, dim, rows, tr_xmalloc(n * sizeof(float))};
+    for (uint32_t j = 0; j < n; j++) {
+        int64_t ss = 0;
+        for (uint32_t d = 0; d < dim; d++)
+            ss += (int32_t)rows[(size_t)j * dim + d] * rows[(size_t)j * dim + d];
+        ((float *)refs.inv_norm)[j] = ss ? (float)(1.0 / sqrt((double)ss)) : 0.0f;
+    }
+    tr_neighbor *nb = tr_xmalloc((size_t)nq * kmax * sizeof *nb);
+    loo_neighbours(&refs, q, nq, kmax, nb);
+    free((void *)refs.inv_norm);
+
+    tr_host_labels h;
+    tr_host_labels_make(Y, n, nm, &h);
+    double *sum = tr_xcalloc(nm ? nm : 1, sizeof *sum);
+    uint32_t *known = tr_xcalloc(nm ? nm : 1, sizeof *known);
+    for (uint32_t i = 0; i < n; i++)
+        for (uint32_t m = 0; m < nm; m++)
+            if (!isnan(Y[(size_t)i * nm + m])) {
+                sum[m] += Y[(size_t)i * nm + m];
+                known[m]++;
+            }
+    float *P = tr_xmalloc((size_t)nq * nm * sizeof *P), *Yq = tr_xmalloc((size_t)nq * nm * sizeof *Yq);
+    /* The candidates: the grids, or the one value given. */
+    const uint32_t *ks = k_given ? &k_given : tr_choose_k_grid;
+    const uint32_t nk = k_given ? 1 : tr_choose_k_grid_len;
+    const float *as = a_given >= 0 ? &a_given : tr_choose_a_grid;
+    const uint32_t na = a_given >= 0 ? 1 : tr_choose_a_grid_len;
+    double best = -1;
+    for (uint32_t g = 0; g < nk && (g == 0 || ks[g - 1] < kmax); g++) {
+        const uint32_t k = ks[g] < kmax ? ks[g] : kmax; /* past kmax: all kmax */
+        for (uint32_t ga = 0; ga < na; ga++) {
+            double area = area_at(&h, Y, q, nq, nb, kmax, k, as[ga], cn, sum, known, P, Yq);
+            if (area > best) {
+                best = area;
+                out->k = k;
+                out->a = as[ga];
+            }
+        }
+    }
+    out->area = best;
+    out->n_queries = nq;
+    {
+        uint32_t k_old = k_given ? k_given : TR_CHOOSE_OLD_K;
+        out->area_given = area_at(&h, Y, q, nq, nb, kmax, k_old < kmax ? k_old : kmax,
+                                  a_given >= 0 ? a_given : TR_CHOOSE_OLD_A, cn, sum, known, P, Yq);
+    }
+    free(P), free(Yq), free(sum), free(known), free(nb), free(q);
+    tr_host_labels_free(&h);
+    return 0;
+}

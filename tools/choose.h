@@ -1,0 +1,66 @@
+/* Settings chosen on validation (issue 12): what `build` stores as the
+ * pack's kNN defaults unless told, and the labels both build and eval hand
+ * to the device's own kNN estimator. Host only. */
+#ifndef TR_TOOLS_CHOOSE_H
+#define TR_TOOLS_CHOOSE_H
+
+#include <stdint.h>
+
+#include "tr_knn.h"
+
+/* Labels as the pack stores them, built from a float score matrix Y (n x nm,
+ * row-major, NaN unknown): correct bits (score >= 0.5), valid bits when any
+ * score is unknown, score bytes round(255 s) when any is fractional, and
+ * each model's prior = its mean known score (0 with none), as
+ * tools/packwriter.c writes them. */
+typedef struct tr_host_labels {
+    tr_labels lab;
+    uint64_t *bits, *valid;
+    uint8_t *sc;
+    float *prior;
+} tr_host_labels;
+
+void tr_host_labels_make(const float *Y, uint32_t n, uint32_t nm, tr_host_labels *h);
+void tr_host_labels_free(tr_host_labels *h);
+
+/* The grids validation searches (eval's own). */
+extern const uint32_t tr_choose_k_grid[];
+extern const uint32_t tr_choose_k_grid_len;
+extern const float tr_choose_a_grid[];
+extern const uint32_t tr_choose_a_grid_len;
+
+/* Most validation queries build takes: leave-one-out over a fixed sample,
+ * so that the search costs TR_CHOOSE_QUERIES scans of the references at
+ * most, whatever N. */
+#define TR_CHOOSE_QUERIES 2000u
+
+/* What build stored before it chose, and stores when nothing can be chosen:
+ * the comparison point it reports. */
+#define TR_CHOOSE_OLD_K 10u
+#define TR_CHOOSE_OLD_A 16.0f
+
+typedef struct tr_knn_choice {
+    uint32_t k;          /* chosen on validation, or the one given */
+    float a;             /* prior strength, likewise */
+    double area;         /* validation Area of the deferral curve at (k, a) */
+    double area_given;   /* ... at the defaults build used before (k 10, a 16) */
+    uint32_t n_queries;  /* validation queries (0: too few to choose) */
+} tr_knn_choice;
+
+/* Chooses kNN's k and prior strength a by leave-one-out validation on the
+ * n references (int8 rows, dim each, contiguous), scores Y (n x nm, NaN
+ * unknown) and normalized costs cn: each of a fixed-seed sample of at most
+ * TR_CHOOSE_QUERIES references whose scores are all known is routed by the
+ * device's estimator from its nearest other references (its own label out
+ * of the priors too) at every lambda of the sweep; the (k, a) whose
+ * deferral curve has the largest Area wins, ties to the smaller k, then the
+ * smaller a. k_given > 0 fixes k, a_given >= 0 fixes a (then only the other
+ * one is searched); k_cap > 0 bounds the k searched (a prefilter's C).
+ * Fewer than 2 usable queries: nothing to choose from,
+ * out->n_queries = 0 and the given (or build's old default) settings.
+ * 0 ok, non-zero on failure (message printed). */
+int tr_choose_knn(const int8_t *rows, uint32_t n, uint32_t dim, const float *Y, uint32_t nm,
+                  const double *cn, uint32_t k_given, uint32_t k_cap, float a_given,
+                  tr_knn_choice *out);
+
+#endif
