@@ -117,7 +117,10 @@ enum { TR_CHOSE_K = 1u << 0, TR_CHOSE_PRIOR = 1u << 1 };
  * K-means); they ship as int8 rows q_k = round(c_k * scale_k). A unit query x
  * (int8 q, ||q|| its norm) goes to argmax_k x.c_k - ||c_k||^2 / 2, computed
  * as dot(q, q_k) / ||q|| * inv_scale_k - half_sq_norm_k. Psi[k][m] is model
- * m's error rate (1 - mean score) on the labelled prompts of cluster k. */
+ * m's error rate (1 - mean score) on the labelled prompts of cluster k,
+ * shrunk toward m's overall error with strength psi_prior:
+ * 1 - (hits_k + a * prior) / (n_k + a); a cluster without labels holds the
+ * overall error. */
 #define TR_CLU_HEADER_BYTES 64u
 enum {
     TR_C_K = 0,            /* u32 clusters */
@@ -126,7 +129,12 @@ enum {
     TR_C_OFF_INV_SCALE = 12, /* u32 -> f32[K] */
     TR_C_OFF_HALF_SQ = 16, /* u32 -> f32[K] */
     TR_C_OFF_PSI = 20,     /* u32 -> f32[K * n_models], row per cluster */
-    TR_C_TOTAL = 24        /* u32 section bytes */
+    TR_C_TOTAL = 24,       /* u32 section bytes */
+    TR_C_PSI_PRIOR = 28    /* f32 the strength a Psi was shrunk with, in
+                              [0, TR_PRIOR_STRENGTH_MAX]. The device never
+                              reads it (Psi ships shrunk); `delta` shrinks an
+                              added model's Psi with it. 0 in packs written
+                              before the field (their Psi used a = 10). */
 };
 
 /* Tasks section (Shnitzer et al. 2023, task-level selection): the kernel

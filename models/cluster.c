@@ -27,6 +27,10 @@ tr_status tr_clusters_view(const uint8_t *sec, size_t len, uint32_t dim,
     c->inv_scale = (const float *)(const void *)(sec + o_s);
     c->half_sq = (const float *)(const void *)(sec + o_h);
     c->psi = (const float *)(const void *)(sec + o_p);
+    /* Unused on the device, bounded all the same: a host tool reads it. */
+    float psi_prior = tr_ldf32(sec + TR_C_PSI_PRIOR);
+    if (!(psi_prior >= 0.0f && psi_prior <= TR_PRIOR_STRENGTH_MAX))
+        return TR_E_MALFORMED;
     if (!tr_i8_rows_ok(c->rows, k, dim, c->stride))
         return TR_E_MALFORMED;
     for (uint32_t i = 0; i < c->k; i++)

@@ -194,7 +194,7 @@ double tr_kmeans_assign(const float *x, size_t n, uint32_t dim, const float *cen
 }
 
 void tr_cluster_psi(const float *scores, size_t n, uint32_t n_models,
-                    const uint32_t *assign, uint32_t k, float *psi)
+                    const uint32_t *assign, uint32_t k, double a, float *psi)
 {
     double *sum = calloc((size_t)k * n_models, sizeof *sum), *all = calloc(n_models, sizeof *all);
     size_t *cnt = calloc((size_t)k * n_models, sizeof *cnt), *all_n = calloc(n_models, sizeof *all_n);
@@ -212,7 +212,7 @@ void tr_cluster_psi(const float *scores, size_t n, uint32_t n_models,
         for (uint32_t m = 0; m < n_models; m++) {
             size_t j = (size_t)c * n_models + m;
             double overall = all_n[m] ? all[m] / (double)all_n[m] : 0;
-            psi[j] = tr_psi_estimate(sum[j], (double)cnt[j], overall);
+            psi[j] = tr_psi_estimate(sum[j], (double)cnt[j], overall, a);
         }
     free(sum);
     free(all);

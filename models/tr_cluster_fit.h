@@ -58,22 +58,26 @@ double tr_kmeans_assign_from(double inertia, const float *x, size_t n, uint32_t 
                              void *ctx);
 
 /* A cluster's error rate is shrunk toward the model's overall error as if the
- * cluster held TR_PSI_PRIOR_PROMPTS more prompts at that rate (a Beta prior).
+ * cluster held a more prompts at that rate (a Beta prior of strength a, the
+ * same beta-binomial estimate as kNN's: 1 - (hits + a * prior) / (n + a)).
  * Why: a model added from a small validation set has a handful of labelled
  * prompts per cluster, and a raw mean over five prompts routes on noise; with
  * hundreds per cluster (a base pack's references) the prior hardly moves Psi.
- * A cluster without labels gets the overall error. sum: the cluster's
- * scores, cnt: how many, overall_acc: the model's mean score. */
-#define TR_PSI_PRIOR_PROMPTS 10.0
-static inline float tr_psi_estimate(double sum, double cnt, double overall_acc)
+ * A cluster without labels gets exactly the overall error, a = 0 too (where
+ * the raw mean would be 0/0). sum: the cluster's scores, cnt: how
+ * many, overall_acc: the model's mean score. Packs written before the
+ * strength was chosen (the clusters header's psi_prior field 0) used a = 10. */
+static inline float tr_psi_estimate(double sum, double cnt, double overall_acc, double a)
 {
-    return (float)(1.0 - (sum + TR_PSI_PRIOR_PROMPTS * overall_acc) /
-                             (cnt + TR_PSI_PRIOR_PROMPTS));
+    if (cnt <= 0)
+        return (float)(1.0 - overall_acc);
+    return (float)(1.0 - (sum + a * overall_acc) / (cnt + a));
 }
 
-/* psi[c][m] = tr_psi_estimate of model m's known scores over the rows in
- * cluster c. scores: n x n_models, NaN unknown. */
+/* psi[c][m] = tr_psi_estimate (strength a) of model m's known scores over the
+ * rows in cluster c, toward m's mean over all n rows. scores: n x n_models,
+ * NaN unknown. */
 void tr_cluster_psi(const float *scores, size_t n, uint32_t n_models,
-                    const uint32_t *assign, uint32_t k, float *psi);
+                    const uint32_t *assign, uint32_t k, double a, float *psi);
 
 #endif

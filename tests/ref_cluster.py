@@ -5,7 +5,9 @@
      reaches an inertia within 3% of scikit-learn's KMeans (10 restarts) on
      the same prompts embedded by an independent float64 embedder;
   2. error vectors: Psi in the pack equals 1 - mean score per cluster and
-     model, recomputed in numpy from the assignment to the shipped centroids;
+     model, shrunk toward the model's overall mean with the strength the
+     header records, recomputed in numpy from the assignment to the shipped
+     centroids;
   3. routing: the core's cluster choice, predicted correctness and chosen
      model equal a float64 re-computation from the shipped centroids.
 Usage: ref_cluster.py CLI EMBEDDER KEY PUB DATASET_DIR WORKDIR
@@ -70,8 +72,12 @@ for k in range(K):
         ys = Y[assign == k, j]
         ys = ys[~np.isnan(ys)]
         allj = Y[:, j][~np.isnan(Y[:, j])]
-        # Shrunk toward the overall mean by 10 pseudo-prompts (models/tr_cluster_fit.h).
-        psi[k, j] = 1 - (ys.sum() + 10 * allj.mean()) / (len(ys) + 10)
+        # Shrunk toward the overall mean by a pseudo-prompts (models/tr_cluster_fit.h),
+        # a = build's --prior-strength (default 16), recorded in the header.
+        a = c["psi_prior"]
+        psi[k, j] = 1 - (ys.sum() + a * allj.mean()) / (len(ys) + a) if len(ys) else 1 - allj.mean()
+check(c["psi_prior"] == 16, "the header records Psi's prior strength, build's default 16 (%g)"
+      % c["psi_prior"])
 agree = np.mean(np.abs(psi - c["psi"]) < 1e-5)
 check(agree == 1.0, "Psi entries recomputed from the shipped centroids: %.3f agree" % agree)
 

@@ -80,7 +80,7 @@ static void build_pack(tr_buf *out, uint64_t expires, const char *key)
     for (int i = 0; i < K * DIM; i++)
         cent[i] = (float)((int)(rnd() % 2001) - 1000) / 3000.0f;
     tr_buf clu = {0}, tasks = {0};
-    assert_int_equal(tr_clusters_section(cent, K, DIM, M, &clu), 0);
+    assert_int_equal(tr_clusters_section(cent, K, DIM, M, 16.0f, &clu), 0);
     tr_clusters cv;
     assert_int_equal(tr_clusters_view(clu.data, clu.len, DIM, M, &cv), TR_OK);
     float *psi = (float *)(void *)cv.psi;
@@ -888,6 +888,19 @@ static void m_psi_over_1(uint8_t *p, size_t sb)
     uint8_t *c = p + tr_ld64(entry_of(p, TR_SEC_CLUSTERS) + TR_S_OFFSET);
     tr_stf32(c + tr_ld32(c + TR_C_OFF_PSI) + 4, 1.0001f);
 }
+static void m_psi_prior_neg(uint8_t *p, size_t sb)
+{
+    tr_stf32(p + tr_ld64(entry_of(p, TR_SEC_CLUSTERS) + TR_S_OFFSET) + TR_C_PSI_PRIOR, -1.0f);
+}
+static void m_psi_prior_over(uint8_t *p, size_t sb)
+{
+    tr_stf32(p + tr_ld64(entry_of(p, TR_SEC_CLUSTERS) + TR_S_OFFSET) + TR_C_PSI_PRIOR,
+             nextafterf(TR_PRIOR_STRENGTH_MAX, INFINITY));
+}
+static void m_psi_prior_nan(uint8_t *p, size_t sb)
+{
+    tr_stf32(p + tr_ld64(entry_of(p, TR_SEC_CLUSTERS) + TR_S_OFFSET) + TR_C_PSI_PRIOR, NAN);
+}
 static void m_inv_scale_0(uint8_t *p, size_t sb)
 {
     uint8_t *c = p + tr_ld64(entry_of(p, TR_SEC_CLUSTERS) + TR_S_OFFSET);
@@ -967,6 +980,9 @@ static void test_signed_but_malformed(void **state)
         {m_prior_strength_nan, TR_E_MALFORMED, "default prior strength NaN"},
         {m_prior_over_1, TR_E_MALFORMED, "a model prior 1.0001"},
         {m_psi_over_1, TR_E_MALFORMED, "Psi 1.0001"},
+        {m_psi_prior_neg, TR_E_MALFORMED, "Psi prior strength -1"},
+        {m_psi_prior_over, TR_E_MALFORMED, "Psi prior strength over TR_PRIOR_STRENGTH_MAX"},
+        {m_psi_prior_nan, TR_E_MALFORMED, "Psi prior strength NaN"},
         {m_inv_scale_0, TR_E_MALFORMED, "a centroid inv_scale 0"},
         {m_task_u_big, TR_E_MALFORMED, "task u 2.5"},
         {m_prefilter_over, TR_E_MALFORMED, "prefilter C over TR_PREFILTER_MAX"},

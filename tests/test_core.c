@@ -612,7 +612,7 @@ static void test_cluster_route_matches_reference(void **state)
     for (int i = 0; i < K * DIM; i++)
         cent[i] = (float)((int)(rnd() % 2001) - 1000) / 3000.0f;
     tr_buf sec = {0};
-    assert_int_equal(tr_clusters_section(cent, K, DIM, M, &sec), 0);
+    assert_int_equal(tr_clusters_section(cent, K, DIM, M, 0.0f, &sec), 0);
     tr_clusters cv;
     assert_int_equal(tr_clusters_view(sec.data, sec.len, DIM, M, &cv), TR_OK);
     float *psi = (float *)(void *)cv.psi;

@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import sys
 
-from tr_ref import Checks
+from tr_ref import Checks, parse_pack
 
 CLI, EMB, KEY, PUB, OTHER, DATA, WORK = sys.argv[1:8]
 check = Checks()
@@ -135,6 +135,25 @@ for method in ("cluster", "knn"):
         check(sum(inside) > len(inside) / 2 and sum(outside) < len(outside) / 10,
               "knn: specialist chosen on most of its cluster (%d/%d), few others (%d/%d)" %
               (sum(inside), len(inside), sum(outside), len(outside)))
+# Its Psi, as add-model writes it: per cluster, its labels shrunk toward its
+# own prior with the strength the base's Psi was built with (the clusters
+# header; build's default 16): 1 - (hits_c + a*prior) / (n_c + a). The
+# specialist is right exactly on the n_c0 labelled prompts of cluster c0; a
+# prompt without a known word gets the model's prior.
+a_psi = parse_pack(base)["clusters"]["psi_prior"]
+n_c = {}
+for r in clu_train:
+    if not r["prior_only"]:  # add-model skips a prompt without a known word
+        n_c[r["cluster"]] = n_c.get(r["cluster"], 0) + 1
+prior_s = n_c[c0] / sum(n_c.values())
+got = route(base, test, "--method", "cluster", delta=d2)
+want = [prior_s if c["prior_only"] else
+        ((n_c[c0] if c["cluster"] == c0 else 0) + a_psi * prior_s) /
+        (n_c.get(c["cluster"], 0) + a_psi) for c in clu_test]
+err = max(abs(g["predicted"][S] - w) for g, w in zip(got, want))
+check(a_psi == 16 and err < 1e-5,
+      "cluster: the specialist's estimate is (hits_c + a*prior)/(n_c + a), a = %g from the "
+      "base's header (max diff %.2g)" % (a_psi, err))
 # The added model is shrunk toward its own prior (its mean over its labels):
 # with the pack's prior strength every estimate above that prior comes down,
 # none below it goes up past it.

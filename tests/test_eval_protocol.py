@@ -216,6 +216,11 @@ for mode in ([], ["--fixed-pool", "--tasks"]):
     ids = [m["id"] for m in d["methods"]]
     check(ids == ["knn", "kmeans", "learned-map", "pareto-random", "oracle"],
           "%s: the five methods: %s" % (tag, ids))
+    by_id = {m["id"]: m for m in d["methods"]}
+    check(by_id["learned-map"]["prior_strength"] == by_id["kmeans"]["prior_strength"] ==
+          by_id["knn"]["prior_strength"],
+          "%s: the cluster methods' Psi is shrunk with kNN's chosen a %s" %
+          (tag, by_id["knn"]["prior_strength"]))
     check(d["seeds"] == [1, 2] and d["n_models"] == 26,
           "%s: 2 seeds, 26 models (one with unknown scores left out): %s" % (tag, d["n_models"]))
     check(d["cost_unit"] == open(DATA + "/cost_unit.txt").read().strip(),
@@ -241,10 +246,10 @@ for mode in ([], ["--fixed-pool", "--tasks"]):
             grid = [5, 10, 20, 50, 100, 200] if m["id"] == "knn" else [4, 8, 16, 32, 64]
             check(all(k in grid for k in m["chosen"]), "%s %s: chosen %s from the grid" %
                   (tag, m["id"], m["chosen"]))
-        if m["id"] == "knn":
+        if "chosen" in m:  # kNN: a with k; the cluster methods: the a of their Psi
             a = m.get("prior_strength", [])
             check(len(a) == len(m["chosen"]) and all(x in [0, 1, 2, 4, 8, 16, 32] for x in a),
-                  "%s knn: prior strength %s chosen from the grid, one per seed" % (tag, a))
+                  "%s %s: prior strength %s chosen from the grid, one per seed" % (tag, m["id"], a))
     f = d["fidelity"]
     check(0.9 <= f["same_decisions"] <= 1 and 0.9 <= f["recall_at_10"] <= 1 and
           f["delta_area"] < 0.02, "%s: fidelity in range %s" % (tag, f))

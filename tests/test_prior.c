@@ -4,7 +4,8 @@
  * breaks the tie; a model with no labelled neighbour gets exactly its prior;
  * a = 0 gives the plain means bit for bit (packs written before the field
  * route as before); the distance-weighted variant; a delta-added model
- * shrinks toward its own prior; the pack, delta and option bounds. */
+ * shrinks toward its own prior; the pack, delta and option bounds; the
+ * clusters' per-cluster error rates Psi, shrunk the same way at build. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +19,7 @@
 #include "keys.h"
 #include "packwriter.h"
 #include "tinyroute.h"
+#include "tr_cluster_fit.h"
 #include "tr_format.h"
 #include "tr_knn.h"
 
@@ -559,6 +561,45 @@ static void test_delta_model_uses_its_own_prior(void **state)
     free(b.arena), free(base);
 }
 
+/* ---- the clusters' Psi (shrunk at build, models/cluster_fit.c) ----
+ * Six rows in three clusters, two models. Model 0: cluster 0 rows 0, 1
+ * right, wrong; cluster 1 rows 2, 3, 4 right, right, right; cluster 2 (row
+ * 5) unknown: no labelled prompt there. Its prior is 4/5. Model 1 is known
+ * everywhere: wrong, wrong, right, wrong, wrong, right (prior 2/6). */
+static void test_cluster_psi_shrinks_toward_the_prior(void **state)
+{
+    (void)state;
+    const float scores[6 * 2] = {1, 0, 0, 0, 1, 1, 1, 0, 1, 0, NAN, 1};
+    const uint32_t assign[6] = {0, 0, 1, 1, 1, 2};
+    static const double as[] = {0, 1, 16, TR_PRIOR_STRENGTH_MAX};
+    for (size_t t = 0; t < sizeof as / sizeof *as; t++) {
+        const double a = as[t];
+        float psi[3 * 2];
+        tr_cluster_psi(scores, 6, 2, assign, 3, a, psi);
+        const double p0 = 4.0 / 5.0, p1 = 2.0 / 6.0;
+        /* Psi[c][m] = 1 - (hits + a * prior) / (n + a). */
+        assert_float_equal(psi[0 * 2 + 0], 1 - (1 + a * p0) / (2 + a), 1e-6);
+        assert_float_equal(psi[1 * 2 + 0], 1 - (3 + a * p0) / (3 + a), 1e-6);
+        assert_float_equal(psi[0 * 2 + 1], 1 - (0 + a * p1) / (2 + a), 1e-6);
+        assert_float_equal(psi[1 * 2 + 1], 1 - (1 + a * p1) / (3 + a), 1e-6);
+        assert_float_equal(psi[2 * 2 + 1], 1 - (1 + a * p1) / (1 + a), 1e-6);
+        /* A cluster with no labelled prompt gets exactly the model's overall
+         * error, whatever a (not 0, not 1, not 0/0). */
+        assert_true(psi[2 * 2 + 0] == (float)(1 - p0));
+        if (a == 0) { /* the raw means */
+            assert_true(psi[0] == 0.5f && psi[1 * 2 + 0] == 0.0f && psi[2 * 2 + 1] == 0.0f);
+        } else { /* strictly between the raw mean and the prior's */
+            assert_true(psi[1 * 2 + 0] > 0.0f && psi[1 * 2 + 0] < (float)(1 - p0));
+            assert_true(psi[2 * 2 + 1] > 0.0f && psi[2 * 2 + 1] < (float)(1 - p1));
+        }
+    }
+    /* The inline estimate the delta tool calls for added models: no label
+     * in the cluster is the prior, a = 0 too. */
+    assert_true(tr_psi_estimate(0, 0, 0.25, 0) == 0.75f);
+    assert_true(tr_psi_estimate(0, 0, 0.25, 16) == 0.75f);
+    assert_float_equal(tr_psi_estimate(3, 4, 0.25, 4), 1 - (3 + 1.0) / 8, 1e-7);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -569,6 +610,7 @@ int main(void)
         cmocka_unit_test(test_router_tie_goes_to_the_better_prior),
         cmocka_unit_test(test_pack_strength_is_bounds_checked),
         cmocka_unit_test(test_delta_model_uses_its_own_prior),
+        cmocka_unit_test(test_cluster_psi_shrinks_toward_the_prior),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -75,7 +75,8 @@ def parse_pack(path):
         rows = np.frombuffer(c, np.int8, k * stride, o_r).reshape(k, stride)[:, :dim].astype(np.int64)
         p["clusters"] = dict(rows=rows, inv_scale=np.frombuffer(c, np.float32, k, o_s).astype(np.float64),
                              half_sq=np.frombuffer(c, np.float32, k, o_h).astype(np.float64),
-                             psi=np.frombuffer(c, np.float32, k * m, o_p).reshape(k, m).astype(np.float64))
+                             psi=np.frombuffer(c, np.float32, k * m, o_p).reshape(k, m).astype(np.float64),
+                             psi_prior=struct.unpack_from("<f", c, 28)[0])
     p["lmap"] = None
     if 12 in secs:
         t = b[secs[12][0]:]

@@ -38,8 +38,9 @@ static const char usage[] =
     "  --split train   references = prompts marked train or unmarked (default)\n"
     "  --split all     every prompt\n"
     "  --k K           kNN neighbours stored as the pack's default\n"
-    "  --prior-strength A  kNN estimates shrink toward each model's mean score\n"
-    "                  as if A more neighbours had scored it (0: none)\n"
+    "  --prior-strength A  kNN estimates and per-cluster error rates shrink\n"
+    "                  toward each model's mean score as if A more neighbours\n"
+    "                  (prompts of the cluster) had scored it (0: none)\n"
     "                  Unless given, k and A are chosen on validation: leave-\n"
     "                  one-out over a fixed sample of up to 2000 references,\n"
     "                  the pair whose deferral curve has the largest Area (k in\n"
@@ -575,7 +576,8 @@ int cmd_build(int argc, char **argv)
         double inertia = fit_kmeans(&kr, kept, (uint32_t)n_clusters, centroids, assign, &pg);
         tr_progress_end(&pg);
         tr_clusters cv;
-        if (inertia < 0 || tr_clusters_section(centroids, (uint32_t)n_clusters, dim, m, &clusters) ||
+        if (inertia < 0 || tr_clusters_section(centroids, (uint32_t)n_clusters, dim, m,
+                                               ch.a, &clusters) ||
             tr_clusters_view(clusters.data, clusters.len, dim, m, &cv) != TR_OK) {
             tr_err("k-means failed");
             free(assign), free(centroids), free(refs), free(scores), free(kept_from);
@@ -595,8 +597,11 @@ int cmd_build(int argc, char **argv)
             assign[j] = tr_cluster_assign(tr_kernels_active(), &cv, q, sqrtf(qn), dots);
         }
         tr_progress_end(&pg);
-        /* cv views our own, writable, section buffer: fill its Psi in place. */
-        tr_cluster_psi(scores, kept, m, assign, (uint32_t)n_clusters, (float *)(void *)cv.psi);
+        /* cv views our own, writable, section buffer: fill its Psi in place,
+         * each cluster's rate shrunk toward the model's overall error with
+         * the kNN's strength a (one prior for every estimator). */
+        tr_cluster_psi(scores, kept, m, assign, (uint32_t)n_clusters, ch.a,
+                       (float *)(void *)cv.psi);
         printf("k-means: K=%llu, inertia %.4f over %zu references\n",
                (unsigned long long)n_clusters, inertia, kept);
         if (lmap) {

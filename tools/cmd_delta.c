@@ -36,6 +36,7 @@ typedef struct delta_state {
 /* The base pack's facts the delta depends on. */
 typedef struct base_facts {
     uint32_t n_models, n_refs, dim, ref_stride, bit_stride, k_clusters, retire_bytes;
+    float psi_prior; /* the strength the base's Psi was shrunk with */
     const int8_t *refs;
     double cmin, cmax;
 } base_facts;
@@ -77,6 +78,8 @@ static void base_facts_of(const tr_packfile *pf, base_facts *b)
     b->n_refs = pf->info.n_refs;
     b->dim = pf->info.dim;
     b->k_clusters = pf->info.n_clusters;
+    if (b->k_clusters)
+        b->psi_prior = tr_ldf32(section(p, TR_SEC_CLUSTERS, NULL, NULL) + TR_C_PSI_PRIOR);
     b->retire_bytes = (b->n_models + 63) / 64 * 8;
     b->refs = (const int8_t *)section(p, TR_SEC_REF_I8, NULL, &b->ref_stride);
     section(p, TR_SEC_CORRECT_BITS, NULL, &b->bit_stride);
@@ -555,11 +558,13 @@ int cmd_add_model(int argc, char **argv)
             if (v >= 0.5f)
                 cor[j >> 3] |= (uint8_t)(1u << (j & 7));
         }
-        /* As the base's Psi: shrunk toward the model's mean error. */
+        /* As the base's Psi: shrunk toward the model's mean error with the
+         * base's strength, so added and base models are judged alike. */
         uint32_t covered = 0;
         for (uint32_t k = 0; k < kc; k++) {
             covered += cnt[k] > 0;
-            s->psi[(size_t)m * kc + k] = tr_psi_estimate(sum[k], (double)cnt[k], prior);
+            s->psi[(size_t)m * kc + k] =
+                tr_psi_estimate(sum[k], (double)cnt[k], prior, b->psi_prior);
         }
         printf("%s: %u labelled prompts (prior %.3f), %u of them references of the base "
                "(for kNN)", name, labelled, prior, on_refs);

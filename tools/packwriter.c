@@ -417,7 +417,7 @@ int tr_pack_sign_checked(tr_buf *b, const char *key_path)
 }
 
 int tr_clusters_section(const float *centroids, uint32_t k, uint32_t dim,
-                        uint32_t n_models, tr_buf *out)
+                        uint32_t n_models, float psi_prior, tr_buf *out)
 {
     const uint32_t cstride = (uint32_t)round_up(dim, 16);
     uint32_t o_rows = TR_CLU_HEADER_BYTES;
@@ -435,6 +435,7 @@ int tr_clusters_section(const float *centroids, uint32_t k, uint32_t dim,
     tr_st32(c + TR_C_OFF_HALF_SQ, o_half);
     tr_st32(c + TR_C_OFF_PSI, o_psi);
     tr_st32(c + TR_C_TOTAL, total);
+    tr_stf32(c + TR_C_PSI_PRIOR, psi_prior);
     for (uint32_t i = 0; i < k; i++) {
         const float *v = centroids + (size_t)i * dim;
         double mx = 0, sq = 0;

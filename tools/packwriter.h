@@ -107,16 +107,18 @@ typedef struct tr_delta_spec {
 /* Write the signed bytes of a delta into out (sign with tr_pack_sign). */
 void tr_delta_write(const tr_delta_spec *spec, tr_buf *out);
 
-/* A clusters section with int8 centroids and a zero Psi, for the caller to
- * fill through tr_clusters_view (its Psi must come from the device's own
- * assignment of the references to these quantized centroids). */
 /* A tasks section (the S3 regression table). Non-zero (a message) when the
  * bandwidth is not finite or outside [TR_TASK_BANDWIDTH_MIN,
  * TR_TASK_BANDWIDTH_MAX]: out is then left empty. */
 int tr_tasks_section(const float *u, const float *acc, uint32_t n_tasks, uint32_t n_models,
                       uint32_t k_dist, float bandwidth, float gate, tr_buf *out);
 
+/* A clusters section with int8 centroids and a zero Psi, for the caller to
+ * fill through tr_clusters_view (its Psi must come from the device's own
+ * assignment of the references to these quantized centroids);
+ * psi_prior: the strength the caller shrinks that Psi with
+ * (tr_cluster_psi's a), recorded in the header for `delta`. */
 int tr_clusters_section(const float *centroids, uint32_t k, uint32_t dim,
-                        uint32_t n_models, tr_buf *out);
+                        uint32_t n_models, float psi_prior, tr_buf *out);
 
 #endif

@@ -26,11 +26,11 @@ def ms(x, digits=4):
 def protocol_table(doc, title):
     print("### %s\n" % title)
     print("`%s`\n" % doc["command"])
-    print("| data set | method | Area | QNC (finite seeds) | Peak | chosen k:a / K |")
+    print("| data set | method | Area | QNC (finite seeds) | Peak | chosen k:a / K:a |")
     print("|---|---|---|---|---|---|")
     for d in doc["datasets"]:
         for m in d["methods"]:
-            # kNN: k:a, the prior strength chosen with k
+            # k:a (kNN) and K:a (the a Psi was shrunk with: kNN's)
             chosen = ",".join(str(c) if a is None else "%s:%g" % (c, a) for c, a in
                               zip(m.get("chosen", []), m.get("prior_strength", [None] * len(m.get("chosen", [])))))
             print("| %s | %s | %s | %s | %s | %s |" % (d["name"], m["label"], ms(m["area"]),
