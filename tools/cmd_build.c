@@ -292,23 +292,11 @@ int cmd_build(int argc, char **argv)
     if (tr_pack_check_settings(counter, (uint32_t)k, lambda))
         return 2;
     {
-        size_t dl = strlen(data) + 32;
-        char *in[3 + 64 + 4];
-        size_t n_in = 0;
-        static const char *const ds_files[] = {"prompts.jsonl", "correctness.csv", "models.csv",
-                                               "cost_unit.txt"};
-        for (size_t i = 0; i < 4; i++) {
-            in[n_in] = tr_xmalloc(dl);
-            snprintf(in[n_in++], dl, "%s/%s", data, ds_files[i]);
-        }
-        in[n_in++] = (char *)emb_path;
-        in[n_in++] = (char *)key;
+        /* --force never overwrites an input (issue #18). */
+        const char *in[2 + sizeof logs / sizeof *logs] = {emb_path, key};
         for (size_t i = 0; i < n_logs; i++)
-            in[n_in++] = (char *)logs[i];
-        int clash = tr_out_not_input("--out", out, (const char *const *)in, n_in);
-        for (size_t i = 0; i < 4; i++)
-            free(in[i]);
-        if (clash)
+            in[2 + i] = logs[i];
+        if (tr_out_not_input_ds("--out", out, in, 2 + n_logs, &data, 1, NULL))
             return 2;
     }
     if (!force && access(out, F_OK) == 0)
