@@ -358,7 +358,8 @@ int tr_eval_log(tr_packfile *pf, const char *path, const tr_route_opts *ro, cons
             o.lambda = (float)lam[l];
             tr_status st = tr_route_i8(pf->router, pf->info.embedder, r.emb, lf.dim, &o, &res[l], pred);
             if (st != TR_OK) {
-                tr_err("%s: record %llu: %s", path, (unsigned long long)r.id, tr_strerror(st));
+                tr_err("%s: record %llu: its embedding cannot be re-routed (%s: %s)", path,
+                       (unsigned long long)r.id, tr_status_name(st), tr_strerror(st));
                 ok = 0;
             }
         }
@@ -385,6 +386,19 @@ int tr_eval_log(tr_packfile *pf, const char *path, const tr_route_opts *ro, cons
         }
     }
     free(pred);
+    /* Every refusal comes before the first byte of the report: a script
+     * reading stdout gets a whole report or nothing (issue #18). */
+    if (failed) {
+        tr_err("%s: %zu record(s) could not be re-routed; refusing the log", path, failed);
+        free(d);
+        free(count);
+        free(count_out);
+        free(model_out);
+        free(mi);
+        free(mh);
+        tr_logfile_free(&lf);
+        return 1;
+    }
     const char *note =
         "quality at a lambda is an estimate: the mean logged outcome over the records whose "
         "logged model is the one the pack now chooses at that lambda (inverse propensity with a "
@@ -505,7 +519,7 @@ int tr_eval_log(tr_packfile *pf, const char *path, const tr_route_opts *ro, cons
     free(mi);
     free(mh);
     tr_logfile_free(&lf);
-    return failed ? 1 : 0;
+    return 0;
 }
 
 /* ---- build --add-log ---- */
