@@ -52,6 +52,46 @@ expect 2 "--out .* is also the input" -- "$CLI" build --embedder "$T/emb.bin" --
 expect 2 "--out .* is also the input" -- "$CLI" build --embedder "$T/emb.bin" --key "$KEY" --data "$T/ok" --out "$T/emb.bin" --force
 cmp -s "$EMBEDDER" "$T/emb.bin" && ok || bad "the embedder input changed"
 
+# --- no output may be one of its inputs, even with --force ------------------
+# refuses PATTERN INPUT -- command...: exit 2, PATTERN said, INPUT's bytes kept.
+refuses() {
+    pat=$1 f=$2
+    shift 3
+    before=$(cksum <"$f")
+    expect 2 "$pat" -- "$@"
+    [ "$(cksum <"$f")" = "$before" ] && ok || bad "$* changed its input $f"
+}
+IS="is also the input .*refusing to overwrite an input"
+cp "$KEY" "$T/k.key"
+cp "$PUB" "$T/k.pub"
+mkds "$T/add" 4 2
+printf '{"text": "What is a tort?"}\n' >"$T/traffic.jsonl"
+$B --data "$T/ok" --out "$T/small.trp" >/dev/null 2>&1 || bad "build of the small pack"
+"$CLI" add-model --pack "$T/small.trp" --key "$KEY" --data "$T/add" --model m3 --out "$T/d1.trd" >/dev/null 2>&1 || bad "add-model of the small delta"
+ln "$T/small.trp" "$T/hard.trp"
+E="$CLI eval --embedder $EMBEDDER --force"
+refuses "--json $T/ok/models.csv $IS" "$T/ok/models.csv" -- $E --data "$T/ok" --json "$T/ok/models.csv"
+refuses "--json $T/add/correctness.csv $IS" "$T/add/correctness.csv" -- $E --data "$T/ok" --data "$T/add" --json "$T/add/correctness.csv"
+refuses "--report $T/ok/prompts.jsonl $IS" "$T/ok/prompts.jsonl" -- $E --data "$T/ok" --report "$T/ok/prompts.jsonl"
+refuses "--json $T/emb.bin $IS" "$T/emb.bin" -- "$CLI" eval --embedder "$T/emb.bin" --data "$T/ok" --json "$T/emb.bin" --force
+refuses "--out $T/ok/prompts.jsonl $IS" "$T/ok/prompts.jsonl" -- "$CLI" embedder --hashed --prompts "$T/add/prompts.jsonl" --prompts "$T/ok/prompts.jsonl" --out "$T/ok/prompts.jsonl"
+refuses "--out $T/traffic.jsonl $IS" "$T/traffic.jsonl" -- "$CLI" embedder --wink "$T/traffic.jsonl" --out "$T/traffic.jsonl"
+A="--key $T/k.key --force"
+refuses "--out $T/small.trp $IS" "$T/small.trp" -- "$CLI" add-model --pack "$T/small.trp" $A --data "$T/add" --model m3 --out "$T/small.trp"
+refuses "--out $T/hard.trp $IS" "$T/small.trp" -- "$CLI" add-model --pack "$T/small.trp" $A --data "$T/add" --model m3 --out "$T/hard.trp"
+refuses "--out $T/add/models.csv $IS" "$T/add/models.csv" -- "$CLI" add-model --pack "$T/small.trp" $A --data "$T/add" --model m3 --out "$T/add/models.csv"
+refuses "--out $T/k.key $IS" "$T/k.key" -- "$CLI" add-model --pack "$T/small.trp" $A --data "$T/add" --model m3 --out "$T/k.key"
+refuses "--out $T/d1.trd $IS" "$T/d1.trd" -- "$CLI" retire-model --pack "$T/small.trp" --delta "$T/d1.trd" $A --model m1 --out "$T/d1.trd"
+refuses "--out $T/k.pub $IS" "$T/k.pub" -- "$CLI" retire-model --pack "$T/small.trp" --trust "$T/k.pub" $A --model m1 --out "$T/k.pub"
+refuses "--out $T/traffic.jsonl $IS" "$T/traffic.jsonl" -- "$CLI" calibrate --pack "$T/small.trp" $A --prompts "$T/traffic.jsonl" --cloud-share 0.5 --out "$T/traffic.jsonl"
+refuses "--out $T/./d1.trd $IS" "$T/d1.trd" -- "$CLI" calibrate --pack "$T/small.trp" --delta "$T/d1.trd" $A --prompts "$T/traffic.jsonl" --cloud-share 0.5 --out "$T/./d1.trd"
+refuses "--log-out $T/small.trp $IS" "$T/small.trp" -- "$CLI" route --pack "$T/small.trp" --key "$T/k.pub" --log-out "$T/small.trp" "What is a tort?"
+refuses "--log-out $T/add/correctness.csv $IS" "$T/add/correctness.csv" -- "$CLI" route --pack "$T/small.trp" --key "$T/k.pub" --outcomes "$T/add" --log-out "$T/add/correctness.csv" "What is a tort?"
+echo '{}' >"$T/r.json"
+refuses "--out $T/r.json $IS" "$T/r.json" -- "$CLI" report --json "$T/r.json" --out "$T/r.json" --force
+# and a new file beside the inputs is still written
+expect 0 "wrote $T/d2.trd" -- "$CLI" retire-model --pack "$T/small.trp" --delta "$T/d1.trd" --key "$KEY" --model m1 --out "$T/d2.trd"
+
 # --- a \u0000 escape in a prompt is refused, not cut ---------------------
 mkds "$T/nul" 3 2 'What is\u0000 the capital of France?'
 expect 1 "prompts.jsonl:1: a .u0000 \(NUL\) escape" -- $B --data "$T/nul" --out "$T/nul.trp"
@@ -141,6 +181,18 @@ PY
     expect 1 "record 1: field model" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --log "$T/model.log"
     mutate 56 "<f" 2 "$T/out.log"
     expect 1 "record 1: field outcome" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --log "$T/out.log"
+    # A refused log prints no report, not even a part of one: every check,
+    # the model index and each record's re-routing, comes before the output.
+    for j in "" --json; do
+        expect 1 "record 1: field model" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --log "$T/model.log" $j
+        [ ! -s "$T/out" ] && ok || bad "eval --log $j printed before refusing a model index past M: $(head -c 200 "$T/out")"
+    done
+    mutate 64 "<b" -128 "$T/emb.log" # record 1's embedding: -128, which no router logs
+    for j in "" --json; do
+        expect 1 "record 2: its embedding cannot be re-routed \(TR_E_ARG" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --log "$T/emb.log" $j
+        [ ! -s "$T/out" ] && grep -q "1 record(s) could not be re-routed; refusing the log" "$T/err" && ok ||
+            bad "eval --log $j printed before refusing an embedding: $(head -c 200 "$T/out")"
+    done
 fi
 
 echo "$pass passed, $fail failed"
