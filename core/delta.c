@@ -64,7 +64,8 @@ static tr_status read_sections(const uint8_t *p, const tr_pack_view *base, tr_de
     const uint32_t mb = base->n_base_models, n_refs = base->info.n_refs,
                    na = d->n_added, k = base->clusters.k;
     if (d->n_base_models != mb || tr_ld32(p + TR_DH_BASE_REFS) != n_refs ||
-        tr_ld32(p + TR_DH_BASE_CLUSTERS) != k || na > TR_DELTA_MAX_ADDED)
+        tr_ld32(p + TR_DH_BASE_CLUSTERS) != k || na > TR_DELTA_MAX_ADDED ||
+        (uint64_t)mb + na > TR_MODELS_MAX)
         return TR_E_MALFORMED;
     for (uint32_t i = 0; i < ns; i++)
         if (s[i].type < TR_DSEC_SETTINGS || s[i].type > TR_DSEC_PSI)

@@ -35,9 +35,19 @@ B="$CLI build --embedder $EMBEDDER --key $KEY"
 
 # --- build: limits checked before the long work, nothing written --------
 mkds "$T/ok" 3 2
-mkds "$T/big" 100000 2
-expect 1 "M = 100000 models: verify and route load at most 65536" -- $B --data "$T/big" --out "$T/big.trp"
+# One model limit, TR_MODELS_MAX (core/tinyroute.h), which the loader
+# checks: M at it builds and verifies; one more is refused before the
+# embedding passes (TR_PROGRESS=1 names each phase as it starts).
+mkds "$T/limit" 65536 2
+expect 0 "wrote" -- $B --data "$T/limit" --out "$T/limit.trp"
+expect 0 "M=65536" -- "$CLI" verify --key "$PUB" "$T/limit.trp"
+mkds "$T/big" 65537 2
+expect 1 "models.csv: M = 65537 models: a router serves at most 65536 \(TR_MODELS_MAX, core/tinyroute.h\); not building a pack" -- env TR_PROGRESS=1 $B --data "$T/big" --out "$T/big.trp"
+! grep -q "embedding pass" "$T/err" && ok || bad "the refusal of M = 65537 came after the embedding passes"
 [ ! -e "$T/big.trp" ] && ok || bad "a refused pack was written"
+# add-model on a base at the limit: refused before its --data is even read
+expect 1 "base 65536 \+ added 1 = 65537 models: a router serves at most 65536 \(TR_MODELS_MAX" -- "$CLI" add-model --pack "$T/limit.trp" --key "$KEY" --data "$T/none" --model x --out "$T/limit.trd"
+[ ! -e "$T/limit.trd" ] && ok || bad "a refused delta was written"
 mkds "$T/cost" 3 1e39
 expect 1 "model m1: cost 1e\+39 is not a finite number" -- $B --data "$T/cost" --out "$T/c.trp"
 [ ! -e "$T/c.trp" ] && ok || bad "a refused pack was written"

@@ -322,10 +322,12 @@ int cmd_build(int argc, char **argv)
         return 1;
     }
     tr_progress_end(&pg);
-    if (ds.n_models > TR_PACK_MODELS_MAX) {
-        tr_err("%s/models.csv: M = %zu models: verify and route load at most %u "
-               "(TR_PACK_MODELS_MAX); not building a pack they would refuse",
-               data, ds.n_models, TR_PACK_MODELS_MAX);
+    if (ds.n_models > TR_MODELS_MAX) { /* before the embedding passes */
+        size_t wl = strlen(data) + 16;
+        char *where = tr_xmalloc(wl);
+        snprintf(where, wl, "%s/models.csv", data);
+        tr_models_max_err(where, "M", ds.n_models, "pack");
+        free(where);
         free(table);
         tr_dataset_free(&ds);
         return 1;

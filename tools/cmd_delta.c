@@ -445,7 +445,23 @@ int cmd_add_model(int argc, char **argv)
     uint32_t *order = NULL;
     int8_t *q = NULL;
     double *sum = NULL, *cnt = NULL;
-    if ((r = open_base(&c)) != 0 || (r = tr_dataset_load(a.data, &ds)) != 0)
+    if ((r = open_base(&c)) != 0)
+        goto done;
+    /* The device's limits, before the labelled set is read and embedded. */
+    if (c.st.n_added + (uint64_t)a.n_names > TR_DELTA_MAX_ADDED) {
+        r = tr_err("%s adds %u model(s) already: a delta adds at most %u (TR_DELTA_MAX_ADDED), "
+                   "not %u more", c.delta, c.st.n_added, TR_DELTA_MAX_ADDED, a.n_names);
+        goto done;
+    }
+    if ((uint64_t)c.b.n_models + c.st.n_added + (uint64_t)a.n_names > TR_MODELS_MAX) {
+        char what[96];
+        snprintf(what, sizeof what, "base %u + added %u", c.b.n_models,
+                 c.st.n_added + (uint32_t)a.n_names);
+        r = tr_models_max_err(c.pack, what, (uint64_t)c.b.n_models + c.st.n_added + a.n_names,
+                              "delta");
+        goto done;
+    }
+    if ((r = tr_dataset_load(a.data, &ds)) != 0)
         goto done;
     const base_facts *b = &c.b;
     const uint32_t kc = b->k_clusters;
