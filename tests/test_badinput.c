@@ -1467,6 +1467,61 @@ static void test_issue18_reproducers(void **state)
     (void)state;
 }
 
+/* A delta without sections (issue 18: retire-model of a delta's only added
+ * model wrote one that the loader refused as TR_E_MALFORMED). It serves the
+ * base alone and, by its counter, keeps the delta before it from coming
+ * back, even across a clear (PACK_FORMAT.md, "Delta packs"). */
+static void test_empty_delta(void **state)
+{
+    uint8_t *pa, *pd, *pb, *pb2;
+    box b = serving(1, &pa, &pd); /* A + D, D's counter 3 */
+    box base = serving(0, &pb, &pb2);
+    served alone = snapshot(&base);
+    tr_pack_info info;
+    assert_int_equal(tr_router_pack_info(b.r, &info), TR_OK);
+    assert_int_equal(info.n_models, M + 1);
+    tr_delta_spec e = {.security_counter = 4, .created_unix = 1700000002, .n_base_models = M,
+                       .n_base_refs = N, .n_clusters = K, .bit_stride = BITS_STRIDE};
+    memcpy(e.base_hash, info.pack_hash, 32);
+    tr_buf s = {0};
+    tr_delta_write(&e, &s);
+    assert_int_equal(tr_ld32(s.data + TR_DH_N_SECTIONS), 0);
+    sign_buf(&s, KEY);
+    uint8_t *p = exact_copy(s.data, s.len);
+    assert_int_equal(apply(&b, p, s.len), TR_OK);
+    tr_delta_info di;
+    assert_int_equal(tr_router_delta_info(b.r, &di), TR_OK);
+    assert_int_equal(di.security_counter, 4);
+    assert_int_equal(di.n_added, 0);
+    assert_int_equal(di.n_retired, 0);
+    assert_false(di.has_settings);
+    assert_int_equal(tr_router_pack_info(b.r, &info), TR_OK);
+    assert_int_equal(info.n_models, M);
+    assert_int_equal(info.n_added_models, 0);
+    /* The base's own answers, by kNN and by clusters. */
+    served now = snapshot(&b);
+    assert_memory_equal(now.pack_hash, alone.pack_hash, 32);
+    assert_int_equal(now.n_models, alone.n_models);
+    assert_int_equal(now.knn_model, alone.knn_model);
+    assert_int_equal(now.clu_model, alone.clu_model);
+    assert_memory_equal(now.knn_pred, alone.knn_pred, M * sizeof(float));
+    assert_memory_equal(now.clu_pred, alone.clu_pred, M * sizeof(float));
+    /* The withdrawn D cannot come back, cleared or not; the empty delta
+     * itself may be applied again (a restart). */
+    assert_int_equal(apply(&b, pd, W.delta.len), TR_E_ROLLBACK);
+    assert_int_equal(tr_router_clear_delta(b.r), TR_OK);
+    assert_int_equal(apply(&b, pd, W.delta.len), TR_E_ROLLBACK);
+    assert_int_equal(apply(&b, p, s.len), TR_OK);
+    tr_buf_free(&s);
+    free(p);
+    free(pa);
+    free(pd);
+    free(pb);
+    free(b.arena);
+    free(base.arena);
+    (void)state;
+}
+
 /* A pack of m models made by hand, since tr_pack_write refuses more than
  * TR_MODELS_MAX: one reference of RAW_DIM values, model 0 on the device,
  * every label 0, k = 1. Signed with the test key. */
@@ -1782,6 +1837,7 @@ int main(void)
         cmocka_unit_test(test_delta_signed_mutations),
         cmocka_unit_test(test_caller_embeddings),
         cmocka_unit_test(test_issue18_reproducers),
+        cmocka_unit_test(test_empty_delta),
         cmocka_unit_test(test_models_max),
         cmocka_unit_test(test_route_during_load),
         cmocka_unit_test(test_prompts),

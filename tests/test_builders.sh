@@ -102,6 +102,15 @@ refuses "--out $T/r.json $IS" "$T/r.json" -- "$CLI" report --json "$T/r.json" --
 # and a new file beside the inputs is still written
 expect 0 "wrote $T/d2.trd" -- "$CLI" retire-model --pack "$T/small.trp" --delta "$T/d1.trd" --key "$KEY" --model m1 --out "$T/d2.trd"
 
+# --- retiring the only model a delta added: an empty delta, valid end to end
+# (PACK_FORMAT.md: it serves the base alone and withdraws the delta before it)
+expect 0 "counter 2, 0 model\(s\) added, none retired" -- "$CLI" retire-model --pack "$T/small.trp" --delta "$T/d1.trd" --key "$KEY" --model m3 --out "$T/empty.trd"
+grep -q "no change from the base" "$T/out" && ok || bad "retire-model did not say the delta is empty"
+expect 0 "0 added, 0 retired: 3 served" -- "$CLI" verify --key "$PUB" --delta "$T/empty.trd" "$T/small.trp"
+expect 0 '"m3":' -- "$CLI" route --pack "$T/small.trp" --delta "$T/d1.trd" --key "$PUB" "What is a tort?"
+expect 0 '"predicted":\{"m0":[^}]*"m2":[0-9.]*\}' -- "$CLI" route --pack "$T/small.trp" --delta "$T/empty.trd" --key "$PUB" "What is a tort?"
+! grep -q '"m3"' "$T/out" && ok || bad "the empty delta still serves m3"
+
 # --- a \u0000 escape in a prompt is refused, not cut ---------------------
 mkds "$T/nul" 3 2 'What is\u0000 the capital of France?'
 expect 1 "prompts.jsonl:1: a .u0000 \(NUL\) escape" -- $B --data "$T/nul" --out "$T/nul.trp"

@@ -324,6 +324,9 @@ static int write_delta(delta_cmd *c)
         printf("wrote %s: %zu bytes, counter %llu, %u model(s) added, %s retired%s\n", c->out,
                out.len, (unsigned long long)spec.security_counter, s->n_added,
                any_retired ? "some" : "none", s->has_settings ? ", settings" : "");
+    if (r == 0 && !s->n_added && !any_retired && !s->has_settings)
+        printf("(no change from the base: it serves the base alone and, by its counter, keeps "
+               "%s from being applied again)\n", c->delta ? c->delta : "an older delta");
     tr_buf_free(&out);
     return r;
 }
