@@ -82,10 +82,8 @@ int tr_logfile_read(const char *path, tr_logfile *lf)
         memcpy(lf->pack_hash, b + TR_LH_PACK_HASH, 32);
         if (lf->flags & ~(uint32_t)(TR_LOG_EMBEDDING | TR_LOG_HASH | TR_LOG_TEXT))
             why = "unknown log flags";
-        else if (lf->record_bytes != tr_log_record_bytes(lf->dim, lf->flags) ||
-                 /* tr_log_emb_bytes rounds in u32: dim near 2^32 wraps to 0 */
-                 lf->record_bytes <
-                     TR_LOG_REC_HEAD + (uint64_t)((lf->flags & TR_LOG_EMBEDDING) ? lf->dim : 0) ||
+        else if (tr_log_record_bytes(lf->dim, lf->flags) == 0 || /* dim near 2^32 */
+                 lf->record_bytes != tr_log_record_bytes(lf->dim, lf->flags) ||
                  lf->text_max != ((lf->flags & TR_LOG_TEXT) ? TR_LOG_TEXT_MAX : 0))
             why = "record size does not match the flags and dim";
         else if (lf->len != TR_LOG_HEADER_BYTES + (uint64_t)lf->n * lf->record_bytes)
