@@ -117,6 +117,11 @@ expect 1 "prompts.jsonl:1: a .u0000 \(NUL\) escape" -- $B --data "$T/nul" --out 
 # an escaped backslash followed by u0000 is ordinary text
 mkds "$T/nul2" 3 2 'What is \\u0000 the capital of France?'
 expect 0 "wrote" -- $B --data "$T/nul2" --out "$T/nul2.trp"
+# the other prompt readers: calibrate's traffic and the hashed embedder's prompts
+printf '{"text": "fine"}\n{"text": "cut\\u0000 here"}\n' >"$T/nul.jsonl"
+expect 1 "nul.jsonl:2: a .u0000 \(NUL\) escape" -- "$CLI" calibrate --pack "$T/small.trp" --key "$KEY" --prompts "$T/nul.jsonl" --cloud-share 0.5 --out "$T/nul.trd"
+expect 1 "nul.jsonl:2: a .u0000 \(NUL\) escape" -- "$CLI" embedder --hashed --prompts "$T/nul.jsonl" --out "$T/nul.bin"
+[ ! -e "$T/nul.trd" ] && [ ! -e "$T/nul.bin" ] && ok || bad "a reader cut at \\u0000 wrote its output"
 
 # --- import: the output never overlaps the source --------------------------
 mkdir -p "$T/src"
@@ -143,6 +148,10 @@ expect 2 "overlaps the input directory" -- "$CLI" import mmlu-pro-32 "$T/src/" "
 diff -r "$T/src" "$T/orig" >/dev/null && ok || bad "import changed its source"
 [ ! -e "$T/src/sub" ] && [ ! -e "$T/src/prompts.jsonl" ] && ok || bad "import wrote inside its source"
 expect 0 "6 prompts, 2 models" -- "$CLI" import mmlu-pro-32 "$T/src" "$T/dst"
+# a \u0000 in a source question is refused with its line, not cut
+cp -r "$T/src" "$T/nulsrc"
+printf '{"question_id": 7, "question": "cut\\u0000 here", "category": "law"}\n' >>"$T/nulsrc/questions.jsonl"
+expect 1 "questions.jsonl:7: a .u0000 \(NUL\) escape" -- "$CLI" import mmlu-pro-32 "$T/nulsrc" "$T/nuldst"
 
 # --- a 100 MB line: refused at TR_LINE_MAX, memory bounded ------------------
 cp -r "$T/src" "$T/long"
