@@ -58,14 +58,20 @@ static tr_status read_sections(const uint8_t *p, const tr_pack_view *base, tr_de
                                tr_pack_view *v)
 {
     tr_section s[TR_MAX_SECTIONS];
-    uint32_t ns;
-    tr_status st = tr_read_table(p, d->signed_bytes, s, &ns);
+    uint32_t ns = 0;
+    /* A delta without sections changes nothing: it serves the base alone
+     * and, by its counter, keeps the delta before it from coming back (how
+     * a delta's only change is withdrawn; PACK_FORMAT.md). */
+    tr_status st = tr_ld32(p + TR_DH_N_SECTIONS) == 0
+                       ? TR_OK
+                       : tr_read_table(p, d->signed_bytes, s, &ns);
     if (st != TR_OK)
         return st;
     const uint32_t mb = base->n_base_models, n_refs = base->info.n_refs,
                    na = d->n_added, k = base->clusters.k;
     if (d->n_base_models != mb || tr_ld32(p + TR_DH_BASE_REFS) != n_refs ||
-        tr_ld32(p + TR_DH_BASE_CLUSTERS) != k || na > TR_DELTA_MAX_ADDED)
+        tr_ld32(p + TR_DH_BASE_CLUSTERS) != k || na > TR_DELTA_MAX_ADDED ||
+        (uint64_t)mb + na > TR_MODELS_MAX)
         return TR_E_MALFORMED;
     for (uint32_t i = 0; i < ns; i++)
         if (s[i].type < TR_DSEC_SETTINGS || s[i].type > TR_DSEC_PSI)

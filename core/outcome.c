@@ -118,15 +118,11 @@ size_t tr_log_size(uint32_t dim, uint32_t capacity, uint32_t flags)
     if (capacity == 0 || (flags & ~(uint32_t)(TR_LOG_EMBEDDING | TR_LOG_HASH | TR_LOG_TEXT)) ||
         ((flags & TR_LOG_EMBEDDING) && dim == 0))
         return 0;
-    /* tr_log_emb_bytes and tr_log_record_bytes add in 32 bits and the log
-     * keeps a record's size in 32 bits: a dim near 2^32 would wrap them all
-     * (it reported 464 bytes), so bound the record in 64 bits first. */
-    if ((flags & TR_LOG_EMBEDDING) &&
-        (uint64_t)TR_LOG_REC_HEAD + (((uint64_t)dim + 7u) & ~(uint64_t)7u) +
-                ((flags & TR_LOG_TEXT) ? TR_LOG_TEXT_MAX : 0) >
-            UINT32_MAX)
-        return 0;
+    /* The log keeps a record's size in 32 bits: a dim near 2^32 has none
+     * (it reported 464 bytes when the sizes wrapped). */
     uint64_t rec = tr_log_record_bytes(dim, flags);
+    if (rec == 0)
+        return 0;
     uint64_t spare = (flags & TR_LOG_EMBEDDING) ? tr_arena_round(tr_log_emb_bytes(dim)) : 0;
     uint64_t fixed = tr_arena_round(sizeof(struct tr_log)) + spare;
     /* One export must fit a size_t too: header + every record. */

@@ -171,7 +171,7 @@ static tr_status read_sections(const uint8_t *p, tr_pack_view *v)
     if (st != TR_OK)
         return st;
     if (info->dim == 0 || info->dim > TR_DIM_MAX || info->n_refs == 0 ||
-        info->n_models == 0)
+        info->n_models == 0 || info->n_models > TR_MODELS_MAX)
         return TR_E_MALFORMED;
     const uint32_t n = info->n_refs, m = info->n_models, dim = info->dim;
     const tr_section *models = tr_find_section(s, ns, TR_SEC_MODELS), *rows = tr_find_section(s, ns, TR_SEC_REF_I8),

@@ -57,6 +57,8 @@ extern "C" {
 #define TR_K_MAX 256            /* neighbours per query */
 #define TR_PREFILTER_MAX 8192   /* candidates of the binary prefilter */
 #define TR_DIM_MAX 8192u        /* embedding dimension D */
+#define TR_MODELS_MAX 65536u    /* models a router serves: a pack's M, plus
+                                   the models an applied delta adds */
 #define TR_MODEL_NAME_MAX 64    /* bytes, including the terminating NUL */
 #define TR_EMBEDDER_NAME_MAX 32 /* bytes, including the terminating NUL */
 

@@ -48,12 +48,21 @@ enum { /* record offsets */
     TR_LR_WHY = 62         /* u8 TR_WHY_*, then one zero byte */
 };
 
-/* Embedding bytes (dim rounded up to 8) and record size for these flags. */
-static inline uint32_t tr_log_emb_bytes(uint32_t dim) { return (dim + 7u) & ~7u; }
-static inline uint64_t tr_log_record_bytes(uint32_t dim, uint32_t flags)
+/* Embedding bytes (dim rounded up to 8) and record size for these flags.
+ * Both are summed in 64 bits and return 0 when the result does not fit the
+ * format's u32 record size (TR_LH_RECORD_BYTES): a dim near 2^32 wrapped
+ * them in 32 bits (issue #18, as tr_log_size did). The record size is never
+ * 0 otherwise (it has a 64-byte head); the embedding size is 0 for dim 0. */
+static inline size_t tr_log_emb_bytes(uint32_t dim)
 {
-    return TR_LOG_REC_HEAD + ((flags & TR_LOG_EMBEDDING) ? tr_log_emb_bytes(dim) : 0) +
-           ((flags & TR_LOG_TEXT) ? TR_LOG_TEXT_MAX : 0);
+    uint64_t b = ((uint64_t)dim + 7u) & ~(uint64_t)7u;
+    return b > UINT32_MAX ? 0 : (size_t)b;
+}
+static inline size_t tr_log_record_bytes(uint32_t dim, uint32_t flags)
+{
+    uint64_t emb = (flags & TR_LOG_EMBEDDING) ? ((uint64_t)dim + 7u) & ~(uint64_t)7u : 0;
+    uint64_t b = TR_LOG_REC_HEAD + emb + ((flags & TR_LOG_TEXT) ? TR_LOG_TEXT_MAX : 0);
+    return b > UINT32_MAX ? 0 : (size_t)b;
 }
 
 uint64_t tr_fnv1a64(const void *p, size_t n);

@@ -1563,6 +1563,189 @@ static void test_issue18_reproducers(void **state)
     (void)state;
 }
 
+/* A delta without sections (issue 18: retire-model of a delta's only added
+ * model wrote one that the loader refused as TR_E_MALFORMED). It serves the
+ * base alone and, by its counter, keeps the delta before it from coming
+ * back, even across a clear (PACK_FORMAT.md, "Delta packs"). */
+static void test_empty_delta(void **state)
+{
+    uint8_t *pa, *pd, *pb, *pb2;
+    box b = serving(1, &pa, &pd); /* A + D, D's counter 3 */
+    box base = serving(0, &pb, &pb2);
+    served alone = snapshot(&base);
+    tr_pack_info info;
+    assert_int_equal(tr_router_pack_info(b.r, &info), TR_OK);
+    assert_int_equal(info.n_models, M + 1);
+    tr_delta_spec e = {.security_counter = 4, .created_unix = 1700000002, .n_base_models = M,
+                       .n_base_refs = N, .n_clusters = K, .bit_stride = BITS_STRIDE};
+    memcpy(e.base_hash, info.pack_hash, 32);
+    tr_buf s = {0};
+    tr_delta_write(&e, &s);
+    assert_int_equal(tr_ld32(s.data + TR_DH_N_SECTIONS), 0);
+    sign_buf(&s, KEY);
+    uint8_t *p = exact_copy(s.data, s.len);
+    assert_int_equal(apply(&b, p, s.len), TR_OK);
+    tr_delta_info di;
+    assert_int_equal(tr_router_delta_info(b.r, &di), TR_OK);
+    assert_int_equal(di.security_counter, 4);
+    assert_int_equal(di.n_added, 0);
+    assert_int_equal(di.n_retired, 0);
+    assert_false(di.has_settings);
+    assert_int_equal(tr_router_pack_info(b.r, &info), TR_OK);
+    assert_int_equal(info.n_models, M);
+    assert_int_equal(info.n_added_models, 0);
+    /* The base's own answers, by kNN and by clusters. */
+    served now = snapshot(&b);
+    assert_memory_equal(now.pack_hash, alone.pack_hash, 32);
+    assert_int_equal(now.n_models, alone.n_models);
+    assert_int_equal(now.knn_model, alone.knn_model);
+    assert_int_equal(now.clu_model, alone.clu_model);
+    assert_memory_equal(now.knn_pred, alone.knn_pred, M * sizeof(float));
+    assert_memory_equal(now.clu_pred, alone.clu_pred, M * sizeof(float));
+    /* The withdrawn D cannot come back, cleared or not; the empty delta
+     * itself may be applied again (a restart). */
+    assert_int_equal(apply(&b, pd, W.delta.len), TR_E_ROLLBACK);
+    assert_int_equal(tr_router_clear_delta(b.r), TR_OK);
+    assert_int_equal(apply(&b, pd, W.delta.len), TR_E_ROLLBACK);
+    assert_int_equal(apply(&b, p, s.len), TR_OK);
+    tr_buf_free(&s);
+    free(p);
+    free(pa);
+    free(pd);
+    free(pb);
+    free(b.arena);
+    free(base.arena);
+    (void)state;
+}
+
+/* A pack of m models made by hand, since tr_pack_write refuses more than
+ * TR_MODELS_MAX: one reference of RAW_DIM values, model 0 on the device,
+ * every label 0, k = 1. Signed with the test key. */
+enum { RAW_DIM = 16, RAW_BITS = 64 };
+static void raw_pack(uint32_t m, tr_buf *b)
+{
+    static const struct { uint32_t type, stride; } sec[] = {
+        {TR_SEC_MODELS, TR_MODEL_REC_BYTES}, {TR_SEC_REF_I8, RAW_DIM}, {TR_SEC_REF_INVNORM, 4},
+        {TR_SEC_CORRECT_BITS, RAW_BITS}, {TR_SEC_DEFAULTS, 0}};
+    const uint32_t ns = sizeof sec / sizeof *sec;
+    const uint64_t len[] = {(uint64_t)m * TR_MODEL_REC_BYTES, RAW_DIM, 4,
+                            (uint64_t)m * RAW_BITS, TR_DEFAULTS_BYTES};
+    const uint32_t count[] = {m, 1, 1, m, 1};
+    uint64_t at[sizeof sec / sizeof *sec];
+    b->len = 0;
+    tr_buf_zeros(b, TR_HEADER_BYTES + ns * TR_SECTION_ENTRY_BYTES);
+    for (uint32_t i = 0; i < ns; i++) {
+        tr_buf_align(b, TR_ALIGN);
+        at[i] = b->len;
+        tr_buf_zeros(b, (size_t)len[i]);
+        uint8_t *e = b->data + TR_HEADER_BYTES + i * TR_SECTION_ENTRY_BYTES;
+        tr_st32(e + TR_S_TYPE, sec[i].type);
+        tr_st64(e + TR_S_OFFSET, at[i]);
+        tr_st64(e + TR_S_LENGTH, len[i]);
+        tr_st32(e + TR_S_STRIDE, sec[i].stride);
+        tr_st32(e + TR_S_COUNT, count[i]);
+    }
+    tr_buf_align(b, TR_ALIGN);
+    for (uint32_t j = 0; j < m; j++) {
+        uint8_t *r = b->data + at[0] + (size_t)j * TR_MODEL_REC_BYTES;
+        snprintf((char *)r + TR_M_NAME, TR_MODEL_NAME_MAX, "m%u", j);
+        tr_stf32(r + TR_M_COST, (float)j);
+        tr_stf32(r + TR_M_COST_NORM, (float)j / (float)m);
+        tr_st32(r + TR_M_WHERE, j ? TR_CLOUD : TR_DEVICE);
+    }
+    b->data[at[1]] = 1; /* the row (1, 0, ..., 0): norm 1 */
+    tr_stf32(b->data + at[2], 1.0f);
+    tr_st32(b->data + at[4] + TR_D_K, 1);
+    uint8_t *h = b->data;
+    memcpy(h + TR_H_MAGIC, TR_PACK_MAGIC, 8);
+    tr_st32(h + TR_H_VERSION, TR_PACK_VERSION);
+    tr_st32(h + TR_H_HEADER_BYTES, TR_HEADER_BYTES);
+    tr_st64(h + TR_H_SECURITY, 1);
+    memcpy(h + TR_H_EMBEDDER, "raw", 3);
+    tr_st32(h + TR_H_DIM, RAW_DIM);
+    tr_st32(h + TR_H_N_REFS, 1);
+    tr_st32(h + TR_H_N_MODELS, m);
+    tr_st32(h + TR_H_N_SECTIONS, ns);
+    tr_st64(h + TR_H_SIGNED_BYTES, b->len);
+    sign_buf(b, KEY);
+}
+
+/* A delta adding one model to the base raw_pack(m_base) made. */
+static void raw_delta(const tr_buf *base, uint32_t m_base, tr_buf *out)
+{
+    uint8_t rec[TR_MODEL_REC_BYTES] = {0}, cor[RAW_BITS] = {0}, val[RAW_BITS] = {1};
+    memcpy(rec + TR_M_NAME, "added", 5);
+    tr_stf32(rec + TR_M_COST, 1.0f);
+    tr_st32(rec + TR_M_WHERE, TR_CLOUD);
+    tr_pack_info info;
+    assert_int_equal(tr_pack_peek(base->data, base->len, &info), TR_OK);
+    tr_delta_spec d = {.security_counter = 1, .n_base_models = m_base, .n_base_refs = 1,
+                       .bit_stride = RAW_BITS, .n_added = 1, .records = rec, .correct = cor,
+                       .valid = val};
+    /* The base hash: SHA-256 of its signed bytes, as a router reports it. */
+    void *arena = NULL;
+    size_t need = tr_arena_size(RAW_DIM, m_base, 0);
+    tr_router *r;
+    assert_int_equal(posix_memalign(&arena, 64, need), 0);
+    assert_int_equal(tr_router_init(arena, need, &r), TR_OK);
+    tr_trust t = trust_of(&W.pub, 0, 0);
+    assert_int_equal(tr_router_load(r, base->data, base->len, &t), TR_OK);
+    assert_int_equal(tr_router_pack_info(r, &info), TR_OK);
+    memcpy(d.base_hash, info.pack_hash, 32);
+    free(arena);
+    out->len = 0;
+    tr_delta_write(&d, out);
+    sign_buf(out, KEY);
+}
+
+/* One model limit, TR_MODELS_MAX (core/tinyroute.h), checked at load for a
+ * pack's M and for a delta's base + added models (issue 18: the builders
+ * had their own, stale 65,536, which the loader did not know). */
+static void test_models_max(void **state)
+{
+    const size_t need = tr_arena_size(RAW_DIM, TR_MODELS_MAX + 1, 0);
+    void *arena = NULL;
+    tr_router *r;
+    assert_int_equal(posix_memalign(&arena, 64, need), 0);
+    tr_trust t = trust_of(&W.pub, 0, 0);
+    tr_buf pk = {0}, dl = {0};
+    tr_pack_info info;
+    tr_result res;
+    const int8_t q[RAW_DIM] = {3, 1};
+    /* At the limit: served. One past it, with nothing else different and
+     * an arena that would hold it: TR_E_MALFORMED, the old pack kept. */
+    raw_pack(TR_MODELS_MAX, &pk);
+    assert_int_equal(tr_router_init(arena, need, &r), TR_OK);
+    assert_int_equal(tr_router_load(r, pk.data, pk.len, &t), TR_OK);
+    assert_int_equal(tr_router_pack_info(r, &info), TR_OK);
+    assert_int_equal(info.n_models, TR_MODELS_MAX);
+    assert_int_equal(tr_route_i8(r, "raw", q, RAW_DIM, NULL, &res, NULL), TR_OK);
+    tr_buf big = {0};
+    raw_pack(TR_MODELS_MAX + 1, &big);
+    assert_int_equal(tr_pack_peek(big.data, big.len, &info), TR_OK);
+    assert_int_equal(info.n_models, TR_MODELS_MAX + 1);
+    assert_int_equal(tr_router_load(r, big.data, big.len, &t), TR_E_MALFORMED);
+    assert_int_equal(tr_router_pack_info(r, &info), TR_OK);
+    assert_int_equal(info.n_models, TR_MODELS_MAX);
+    tr_buf_free(&big);
+    /* A delta adding one model: past the limit over a base at it, served
+     * over a base one model below. */
+    raw_delta(&pk, TR_MODELS_MAX, &dl);
+    assert_int_equal(tr_router_apply_delta(r, dl.data, dl.len, &t), TR_E_MALFORMED);
+    raw_pack(TR_MODELS_MAX - 1, &pk);
+    raw_delta(&pk, TR_MODELS_MAX - 1, &dl);
+    assert_int_equal(tr_router_load(r, pk.data, pk.len, &t), TR_OK);
+    assert_int_equal(tr_router_apply_delta(r, dl.data, dl.len, &t), TR_OK);
+    assert_int_equal(tr_router_pack_info(r, &info), TR_OK);
+    assert_int_equal(info.n_models, TR_MODELS_MAX);
+    assert_int_equal(info.n_added_models, 1);
+    assert_int_equal(tr_route_i8(r, "raw", q, RAW_DIM, NULL, &res, NULL), TR_OK);
+    tr_buf_free(&pk);
+    tr_buf_free(&dl);
+    free(arena);
+    (void)state;
+}
+
 static void test_null_pointers_and_order(void **state)
 {
     tr_result res;
@@ -1750,6 +1933,8 @@ int main(void)
         cmocka_unit_test(test_delta_signed_mutations),
         cmocka_unit_test(test_caller_embeddings),
         cmocka_unit_test(test_issue18_reproducers),
+        cmocka_unit_test(test_empty_delta),
+        cmocka_unit_test(test_models_max),
         cmocka_unit_test(test_route_during_load),
         cmocka_unit_test(test_prompts),
         cmocka_unit_test(test_embedder_bounds),

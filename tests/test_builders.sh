@@ -35,9 +35,19 @@ B="$CLI build --embedder $EMBEDDER --key $KEY"
 
 # --- build: limits checked before the long work, nothing written --------
 mkds "$T/ok" 3 2
-mkds "$T/big" 100000 2
-expect 1 "M = 100000 models: verify and route load at most 65536" -- $B --data "$T/big" --out "$T/big.trp"
+# One model limit, TR_MODELS_MAX (core/tinyroute.h), which the loader
+# checks: M at it builds and verifies; one more is refused before the
+# embedding passes (TR_PROGRESS=1 names each phase as it starts).
+mkds "$T/limit" 65536 2
+expect 0 "wrote" -- $B --data "$T/limit" --out "$T/limit.trp"
+expect 0 "M=65536" -- "$CLI" verify --key "$PUB" "$T/limit.trp"
+mkds "$T/big" 65537 2
+expect 1 "models.csv: M = 65537 models: a router serves at most 65536 \(TR_MODELS_MAX, core/tinyroute.h\); not building a pack" -- env TR_PROGRESS=1 $B --data "$T/big" --out "$T/big.trp"
+! grep -q "embedding pass" "$T/err" && ok || bad "the refusal of M = 65537 came after the embedding passes"
 [ ! -e "$T/big.trp" ] && ok || bad "a refused pack was written"
+# add-model on a base at the limit: refused before its --data is even read
+expect 1 "base 65536 \+ added 1 = 65537 models: a router serves at most 65536 \(TR_MODELS_MAX" -- "$CLI" add-model --pack "$T/limit.trp" --key "$KEY" --data "$T/none" --model x --out "$T/limit.trd"
+[ ! -e "$T/limit.trd" ] && ok || bad "a refused delta was written"
 mkds "$T/cost" 3 1e39
 expect 1 "model m1: cost 1e\+39 is not a finite number" -- $B --data "$T/cost" --out "$T/c.trp"
 [ ! -e "$T/c.trp" ] && ok || bad "a refused pack was written"
@@ -52,12 +62,66 @@ expect 2 "--out .* is also the input" -- "$CLI" build --embedder "$T/emb.bin" --
 expect 2 "--out .* is also the input" -- "$CLI" build --embedder "$T/emb.bin" --key "$KEY" --data "$T/ok" --out "$T/emb.bin" --force
 cmp -s "$EMBEDDER" "$T/emb.bin" && ok || bad "the embedder input changed"
 
+# --- no output may be one of its inputs, even with --force ------------------
+# refuses PATTERN INPUT -- command...: exit 2, PATTERN said, INPUT's bytes kept.
+refuses() {
+    pat=$1 f=$2
+    shift 3
+    before=$(cksum <"$f")
+    expect 2 "$pat" -- "$@"
+    [ "$(cksum <"$f")" = "$before" ] && ok || bad "$* changed its input $f"
+}
+IS="is also the input .*refusing to overwrite an input"
+cp "$KEY" "$T/k.key"
+cp "$PUB" "$T/k.pub"
+mkds "$T/add" 4 2
+printf '{"text": "What is a tort?"}\n' >"$T/traffic.jsonl"
+$B --data "$T/ok" --out "$T/small.trp" >/dev/null 2>&1 || bad "build of the small pack"
+"$CLI" add-model --pack "$T/small.trp" --key "$KEY" --data "$T/add" --model m3 --out "$T/d1.trd" >/dev/null 2>&1 || bad "add-model of the small delta"
+ln "$T/small.trp" "$T/hard.trp"
+E="$CLI eval --embedder $EMBEDDER --force"
+refuses "--json $T/ok/models.csv $IS" "$T/ok/models.csv" -- $E --data "$T/ok" --json "$T/ok/models.csv"
+refuses "--json $T/add/correctness.csv $IS" "$T/add/correctness.csv" -- $E --data "$T/ok" --data "$T/add" --json "$T/add/correctness.csv"
+refuses "--report $T/ok/prompts.jsonl $IS" "$T/ok/prompts.jsonl" -- $E --data "$T/ok" --report "$T/ok/prompts.jsonl"
+refuses "--json $T/emb.bin $IS" "$T/emb.bin" -- "$CLI" eval --embedder "$T/emb.bin" --data "$T/ok" --json "$T/emb.bin" --force
+refuses "--out $T/ok/prompts.jsonl $IS" "$T/ok/prompts.jsonl" -- "$CLI" embedder --hashed --prompts "$T/add/prompts.jsonl" --prompts "$T/ok/prompts.jsonl" --out "$T/ok/prompts.jsonl"
+refuses "--out $T/traffic.jsonl $IS" "$T/traffic.jsonl" -- "$CLI" embedder --wink "$T/traffic.jsonl" --out "$T/traffic.jsonl"
+A="--key $T/k.key --force"
+refuses "--out $T/small.trp $IS" "$T/small.trp" -- "$CLI" add-model --pack "$T/small.trp" $A --data "$T/add" --model m3 --out "$T/small.trp"
+refuses "--out $T/hard.trp $IS" "$T/small.trp" -- "$CLI" add-model --pack "$T/small.trp" $A --data "$T/add" --model m3 --out "$T/hard.trp"
+refuses "--out $T/add/models.csv $IS" "$T/add/models.csv" -- "$CLI" add-model --pack "$T/small.trp" $A --data "$T/add" --model m3 --out "$T/add/models.csv"
+refuses "--out $T/k.key $IS" "$T/k.key" -- "$CLI" add-model --pack "$T/small.trp" $A --data "$T/add" --model m3 --out "$T/k.key"
+refuses "--out $T/d1.trd $IS" "$T/d1.trd" -- "$CLI" retire-model --pack "$T/small.trp" --delta "$T/d1.trd" $A --model m1 --out "$T/d1.trd"
+refuses "--out $T/k.pub $IS" "$T/k.pub" -- "$CLI" retire-model --pack "$T/small.trp" --trust "$T/k.pub" $A --model m1 --out "$T/k.pub"
+refuses "--out $T/traffic.jsonl $IS" "$T/traffic.jsonl" -- "$CLI" calibrate --pack "$T/small.trp" $A --prompts "$T/traffic.jsonl" --cloud-share 0.5 --out "$T/traffic.jsonl"
+refuses "--out $T/./d1.trd $IS" "$T/d1.trd" -- "$CLI" calibrate --pack "$T/small.trp" --delta "$T/d1.trd" $A --prompts "$T/traffic.jsonl" --cloud-share 0.5 --out "$T/./d1.trd"
+refuses "--log-out $T/small.trp $IS" "$T/small.trp" -- "$CLI" route --pack "$T/small.trp" --key "$T/k.pub" --log-out "$T/small.trp" "What is a tort?"
+refuses "--log-out $T/add/correctness.csv $IS" "$T/add/correctness.csv" -- "$CLI" route --pack "$T/small.trp" --key "$T/k.pub" --outcomes "$T/add" --log-out "$T/add/correctness.csv" "What is a tort?"
+echo '{}' >"$T/r.json"
+refuses "--out $T/r.json $IS" "$T/r.json" -- "$CLI" report --json "$T/r.json" --out "$T/r.json" --force
+# and a new file beside the inputs is still written
+expect 0 "wrote $T/d2.trd" -- "$CLI" retire-model --pack "$T/small.trp" --delta "$T/d1.trd" --key "$KEY" --model m1 --out "$T/d2.trd"
+
+# --- retiring the only model a delta added: an empty delta, valid end to end
+# (PACK_FORMAT.md: it serves the base alone and withdraws the delta before it)
+expect 0 "counter 2, 0 model\(s\) added, none retired" -- "$CLI" retire-model --pack "$T/small.trp" --delta "$T/d1.trd" --key "$KEY" --model m3 --out "$T/empty.trd"
+grep -q "no change from the base" "$T/out" && ok || bad "retire-model did not say the delta is empty"
+expect 0 "0 added, 0 retired: 3 served" -- "$CLI" verify --key "$PUB" --delta "$T/empty.trd" "$T/small.trp"
+expect 0 '"m3":' -- "$CLI" route --pack "$T/small.trp" --delta "$T/d1.trd" --key "$PUB" "What is a tort?"
+expect 0 '"predicted":\{"m0":[^}]*"m2":[0-9.]*\}' -- "$CLI" route --pack "$T/small.trp" --delta "$T/empty.trd" --key "$PUB" "What is a tort?"
+! grep -q '"m3"' "$T/out" && ok || bad "the empty delta still serves m3"
+
 # --- a \u0000 escape in a prompt is refused, not cut ---------------------
 mkds "$T/nul" 3 2 'What is\u0000 the capital of France?'
 expect 1 "prompts.jsonl:1: a .u0000 \(NUL\) escape" -- $B --data "$T/nul" --out "$T/nul.trp"
 # an escaped backslash followed by u0000 is ordinary text
 mkds "$T/nul2" 3 2 'What is \\u0000 the capital of France?'
 expect 0 "wrote" -- $B --data "$T/nul2" --out "$T/nul2.trp"
+# the other prompt readers: calibrate's traffic and the hashed embedder's prompts
+printf '{"text": "fine"}\n{"text": "cut\\u0000 here"}\n' >"$T/nul.jsonl"
+expect 1 "nul.jsonl:2: a .u0000 \(NUL\) escape" -- "$CLI" calibrate --pack "$T/small.trp" --key "$KEY" --prompts "$T/nul.jsonl" --cloud-share 0.5 --out "$T/nul.trd"
+expect 1 "nul.jsonl:2: a .u0000 \(NUL\) escape" -- "$CLI" embedder --hashed --prompts "$T/nul.jsonl" --out "$T/nul.bin"
+[ ! -e "$T/nul.trd" ] && [ ! -e "$T/nul.bin" ] && ok || bad "a reader cut at \\u0000 wrote its output"
 
 # --- import: the output never overlaps the source --------------------------
 mkdir -p "$T/src"
@@ -84,6 +148,10 @@ expect 2 "overlaps the input directory" -- "$CLI" import mmlu-pro-32 "$T/src/" "
 diff -r "$T/src" "$T/orig" >/dev/null && ok || bad "import changed its source"
 [ ! -e "$T/src/sub" ] && [ ! -e "$T/src/prompts.jsonl" ] && ok || bad "import wrote inside its source"
 expect 0 "6 prompts, 2 models" -- "$CLI" import mmlu-pro-32 "$T/src" "$T/dst"
+# a \u0000 in a source question is refused with its line, not cut
+cp -r "$T/src" "$T/nulsrc"
+printf '{"question_id": 7, "question": "cut\\u0000 here", "category": "law"}\n' >>"$T/nulsrc/questions.jsonl"
+expect 1 "questions.jsonl:7: a .u0000 \(NUL\) escape" -- "$CLI" import mmlu-pro-32 "$T/nulsrc" "$T/nuldst"
 
 # --- a 100 MB line: refused at TR_LINE_MAX, memory bounded ------------------
 cp -r "$T/src" "$T/long"
@@ -141,6 +209,18 @@ PY
     expect 1 "record 1: field model" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --log "$T/model.log"
     mutate 56 "<f" 2 "$T/out.log"
     expect 1 "record 1: field outcome" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --log "$T/out.log"
+    # A refused log prints no report, not even a part of one: every check,
+    # the model index and each record's re-routing, comes before the output.
+    for j in "" --json; do
+        expect 1 "record 1: field model" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --log "$T/model.log" $j
+        [ ! -s "$T/out" ] && ok || bad "eval --log $j printed before refusing a model index past M: $(head -c 200 "$T/out")"
+    done
+    mutate 64 "<b" -128 "$T/emb.log" # record 1's embedding: -128, which no router logs
+    for j in "" --json; do
+        expect 1 "record 2: its embedding cannot be re-routed \(TR_E_ARG" -- "$CLI" eval --pack "$FIXTURE_PACK" --key "$PUB" --log "$T/emb.log" $j
+        [ ! -s "$T/out" ] && grep -q "1 record(s) could not be re-routed; refusing the log" "$T/err" && ok ||
+            bad "eval --log $j printed before refusing an embedding: $(head -c 200 "$T/out")"
+    done
 fi
 
 echo "$pass passed, $fail failed"

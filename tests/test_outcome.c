@@ -103,6 +103,41 @@ static const uint8_t *export_all(const tr_log *l, uint8_t **buf, size_t *len)
 
 static uint16_t rec_flags(const uint8_t *rec) { return (uint16_t)(rec[TR_LR_FLAGS] | rec[TR_LR_FLAGS + 1] << 8); }
 
+/* The record sizes at the edge of the format's u32 (issue 18: they were
+ * summed in 32 bits, so dim 0xFFFFFFF9 gave a 0-byte embedding and a
+ * 64-byte record): exact up to the largest that fits, 0 past it, for every
+ * flag combination; a dim that is not kept never counts. */
+static void test_record_bytes_wrap(void **state)
+{
+    const uint32_t top = UINT32_MAX & ~7u; /* 0xFFFFFFF8: the largest rounded dim */
+    assert_int_equal(tr_log_emb_bytes(0), 0);
+    assert_int_equal(tr_log_emb_bytes(1), 8);
+    assert_int_equal(tr_log_emb_bytes(top - 8), top - 8);
+    assert_int_equal(tr_log_emb_bytes(top - 7), top);
+    assert_int_equal(tr_log_emb_bytes(top), top);
+    for (uint32_t d = top + 1; d != 0; d++) /* 0xFFFFFFF9 .. 0xFFFFFFFF: 2^32 does not fit */
+        assert_int_equal(tr_log_emb_bytes(d), 0);
+    /* The record: 64-byte head + embedding (+ 256 of text) <= UINT32_MAX. */
+    const uint32_t emb_max = UINT32_MAX - TR_LOG_REC_HEAD + 1 - 8; /* largest multiple of 8 that fits */
+    assert_int_equal(tr_log_record_bytes(emb_max, TR_LOG_EMBEDDING),
+                     (uint64_t)TR_LOG_REC_HEAD + emb_max);
+    assert_int_equal(tr_log_record_bytes(emb_max + 1, TR_LOG_EMBEDDING), 0);
+    assert_int_equal(tr_log_record_bytes(emb_max - TR_LOG_TEXT_MAX, TR_LOG_EMBEDDING | TR_LOG_TEXT),
+                     (uint64_t)TR_LOG_REC_HEAD + emb_max);
+    assert_int_equal(tr_log_record_bytes(emb_max - TR_LOG_TEXT_MAX + 1,
+                                         TR_LOG_EMBEDDING | TR_LOG_TEXT | TR_LOG_HASH), 0);
+    for (uint32_t d = top - 8; d != 0; d++) {
+        assert_int_equal(tr_log_record_bytes(d, TR_LOG_EMBEDDING), 0);
+        assert_int_equal(tr_log_record_bytes(d, TR_LOG_HASH), TR_LOG_REC_HEAD);
+        assert_int_equal(tr_log_record_bytes(d, TR_LOG_TEXT | TR_LOG_HASH),
+                         TR_LOG_REC_HEAD + TR_LOG_TEXT_MAX);
+        assert_int_equal(tr_log_size(d, 1, TR_LOG_EMBEDDING), 0);
+    }
+    assert_int_equal(tr_log_record_bytes(D, TR_LOG_EMBEDDING | TR_LOG_TEXT),
+                     TR_LOG_REC_HEAD + 8 + TR_LOG_TEXT_MAX);
+    (void)state;
+}
+
 static void test_exact_size(void **state)
 {
     const uint32_t flags[] = {0, TR_LOG_EMBEDDING, TR_LOG_HASH, TR_LOG_TEXT,
@@ -464,6 +499,7 @@ int main(void)
         cmocka_unit_test(test_ring_wraps_and_counts_drops),
         cmocka_unit_test(test_outcomes_and_stale_ids),
         cmocka_unit_test(test_hash_vectors),
+        cmocka_unit_test(test_record_bytes_wrap),
         cmocka_unit_test(test_flags_keep_what_they_say),
         cmocka_unit_test(test_embedder_binding),
         cmocka_unit_test(test_text_embedding),

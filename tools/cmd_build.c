@@ -347,23 +347,11 @@ int cmd_build(int argc, char **argv)
     if (tr_pack_check_settings(counter, k ? (uint32_t)k : 1, lambda))
         return 2;
     {
-        size_t dl = strlen(data) + 32;
-        char *in[3 + 64 + 4];
-        size_t n_in = 0;
-        static const char *const ds_files[] = {"prompts.jsonl", "correctness.csv", "models.csv",
-                                               "cost_unit.txt"};
-        for (size_t i = 0; i < 4; i++) {
-            in[n_in] = tr_xmalloc(dl);
-            snprintf(in[n_in++], dl, "%s/%s", data, ds_files[i]);
-        }
-        in[n_in++] = (char *)emb_path;
-        in[n_in++] = (char *)key;
+        /* --force never overwrites an input (issue #18). */
+        const char *in[2 + sizeof logs / sizeof *logs] = {emb_path, key};
         for (size_t i = 0; i < n_logs; i++)
-            in[n_in++] = (char *)logs[i];
-        int clash = tr_out_not_input("--out", out, (const char *const *)in, n_in);
-        for (size_t i = 0; i < 4; i++)
-            free(in[i]);
-        if (clash)
+            in[2 + i] = logs[i];
+        if (tr_out_not_input_ds("--out", out, in, 2 + n_logs, &data, 1, NULL))
             return 2;
     }
     if (!force && access(out, F_OK) == 0)
@@ -389,10 +377,12 @@ int cmd_build(int argc, char **argv)
         return 1;
     }
     tr_progress_end(&pg);
-    if (ds.n_models > TR_PACK_MODELS_MAX) {
-        tr_err("%s/models.csv: M = %zu models: verify and route load at most %u "
-               "(TR_PACK_MODELS_MAX); not building a pack they would refuse",
-               data, ds.n_models, TR_PACK_MODELS_MAX);
+    if (ds.n_models > TR_MODELS_MAX) { /* before the embedding passes */
+        size_t wl = strlen(data) + 16;
+        char *where = tr_xmalloc(wl);
+        snprintf(where, wl, "%s/models.csv", data);
+        tr_models_max_err(where, "M", ds.n_models, "pack");
+        free(where);
         free(table);
         tr_dataset_free(&ds);
         return 1;

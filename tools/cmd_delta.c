@@ -149,10 +149,18 @@ static const char common_help[] =
     "  --expires-days D    it expires D days from now (default: never)\n";
 
 /* Parse the shared flags; own flags (val >= D_FIRST_OWN) go to own().
- * Returns -1 bad usage, 1 help printed, 0 ok. */
+ * *own_dir and *own_file (pointers into ctx, or NULL) are the command's own
+ * inputs, a dataset directory and a file, that own() may set: --out may be
+ * none of them, nor any shared input (issue #18: --force never overwrites an
+ * input). Returns -1 bad usage, 1 help printed, 0 ok. */
 static int parse(int argc, char **argv, const char *usage, const struct option *own_opts,
-                 int (*own)(int, const char *, void *), void *ctx, delta_cmd *c)
+                 int (*own)(int, const char *, void *), void *ctx, delta_cmd *c,
+                 const char *const *own_dir, const char *const *own_file)
 {
+    /* Inputs: --pack, --delta, --key, each --trust (at most one per
+     * argument), the command's own file. */
+    const char *in[argc + 4];
+    size_t n_in = 0;
     static const struct option shared[] = {
         {"pack", required_argument, 0, D_PACK}, {"delta", required_argument, 0, D_DELTA},
         {"key", required_argument, 0, D_KEY}, {"trust", required_argument, 0, D_TRUST},
@@ -177,6 +185,7 @@ static int parse(int argc, char **argv, const char *usage, const struct option *
         case D_TRUST:
             if (tr_keys_add(optarg, &c->trust, &c->n_trust))
                 return -1;
+            in[n_in++] = optarg;
             break;
         case D_OUT: c->out = optarg; break;
         case D_COUNTER:
@@ -203,6 +212,12 @@ static int parse(int argc, char **argv, const char *usage, const struct option *
         fputs(usage, stderr);
         return -1;
     }
+    in[n_in++] = c->pack;
+    in[n_in++] = c->delta;
+    in[n_in++] = c->key;
+    in[n_in++] = own_file ? *own_file : NULL;
+    if (tr_out_not_input_ds("--out", c->out, in, n_in, own_dir, own_dir ? 1 : 0, NULL))
+        return -1;
     if (!c->force && access(c->out, F_OK) == 0)
         return tr_err("%s exists; not overwriting it (use --force)", c->out), -1;
     return 0;
@@ -314,6 +329,9 @@ static int write_delta(delta_cmd *c)
         printf("wrote %s: %zu bytes, counter %llu, %u model(s) added, %s retired%s\n", c->out,
                out.len, (unsigned long long)spec.security_counter, s->n_added,
                any_retired ? "some" : "none", s->has_settings ? ", settings" : "");
+    if (r == 0 && !s->n_added && !any_retired && !s->has_settings)
+        printf("(no change from the base: it serves the base alone and, by its counter, keeps "
+               "%s from being applied again)\n", c->delta ? c->delta : "an older delta");
     tr_buf_free(&out);
     return r;
 }
@@ -423,7 +441,7 @@ int cmd_add_model(int argc, char **argv)
                                         {0, 0, 0, 0}};
     add_opts a = {0};
     delta_cmd c;
-    int r = parse(argc, argv, add_usage, own, add_own, &a, &c);
+    int r = parse(argc, argv, add_usage, own, add_own, &a, &c, &a.data, NULL);
     if (r)
         return free(c.trust), free(a.names), r < 0 ? 2 : 0;
     if (!a.data || !a.n_names) {
@@ -435,7 +453,23 @@ int cmd_add_model(int argc, char **argv)
     uint32_t *order = NULL;
     int8_t *q = NULL;
     double *sum = NULL, *cnt = NULL;
-    if ((r = open_base(&c)) != 0 || (r = tr_dataset_load(a.data, &ds)) != 0)
+    if ((r = open_base(&c)) != 0)
+        goto done;
+    /* The device's limits, before the labelled set is read and embedded. */
+    if (c.st.n_added + (uint64_t)a.n_names > TR_DELTA_MAX_ADDED) {
+        r = tr_err("%s adds %u model(s) already: a delta adds at most %u (TR_DELTA_MAX_ADDED), "
+                   "not %u more", c.delta, c.st.n_added, TR_DELTA_MAX_ADDED, a.n_names);
+        goto done;
+    }
+    if ((uint64_t)c.b.n_models + c.st.n_added + (uint64_t)a.n_names > TR_MODELS_MAX) {
+        char what[96];
+        snprintf(what, sizeof what, "base %u + added %u", c.b.n_models,
+                 c.st.n_added + (uint32_t)a.n_names);
+        r = tr_models_max_err(c.pack, what, (uint64_t)c.b.n_models + c.st.n_added + a.n_names,
+                              "delta");
+        goto done;
+    }
+    if ((r = tr_dataset_load(a.data, &ds)) != 0)
         goto done;
     const base_facts *b = &c.b;
     const uint32_t kc = b->k_clusters;
@@ -604,7 +638,7 @@ int cmd_retire_model(int argc, char **argv)
     static const struct option own[] = {{"model", required_argument, 0, A_MODEL}, {0, 0, 0, 0}};
     add_opts a = {0};
     delta_cmd c;
-    int r = parse(argc, argv, retire_usage, own, add_own, &a, &c);
+    int r = parse(argc, argv, retire_usage, own, add_own, &a, &c, NULL, NULL);
     if (r)
         return free(c.trust), free(a.names), r < 0 ? 2 : 0;
     if (!a.n_names) {
@@ -746,7 +780,7 @@ int cmd_calibrate(int argc, char **argv)
                                         {0, 0, 0, 0}};
     cal_opts a = {0};
     delta_cmd c;
-    int r = parse(argc, argv, calibrate_usage, own, cal_own, &a, &c);
+    int r = parse(argc, argv, calibrate_usage, own, cal_own, &a, &c, NULL, &a.prompts);
     if (r)
         return free(c.trust), r < 0 ? 2 : 0;
     if (!a.prompts || !a.has_share) {

@@ -665,6 +665,11 @@ int cmd_embedder(int argc, char **argv)
     }
     if (optind != argc)
         return tr_err("embedder: unexpected argument '%s' (see --help)", argv[optind]), 2;
+    /* The table is written over --out whatever is there: never over an
+     * input (issue #18). */
+    if (out && (tr_out_not_input("--out", out, prompts, (size_t)n_prompts) ||
+                tr_out_not_input("--out", out, &in, 1)))
+        return 2;
     if (hashed) {
         if (in || !n_prompts || !out)
             return tr_err("embedder --hashed needs --prompts and --out, and no --wink "

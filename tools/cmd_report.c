@@ -52,6 +52,8 @@ int cmd_report(int argc, char **argv)
         fputs(report_usage, stderr);
         return 2;
     }
+    if (tr_out_not_input("--out", out, jsons, (size_t)n_json)) /* not even with --force */
+        return 2;
     if (!force && access(out, F_OK) == 0)
         return tr_err("%s exists; not overwriting it (use --force)", out);
     /* Several documents (e.g. the fixed-pool and the new-models runs) make

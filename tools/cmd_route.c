@@ -64,6 +64,8 @@ static int allows(const char *allowed, const char *name)
 static int parse_common(int argc, char **argv, const char *usage, const char *allowed,
                         common *c)
 {
+    const char *key_paths[argc + 2]; /* each --key takes an argument; then pack, delta */
+    size_t n_key_paths = 0;
     memset(c, 0, sizeof *c);
     c->ro.lambda = TR_LAMBDA_DEFAULT;
     c->log_capacity = 65536;
@@ -92,6 +94,7 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
         case O_KEY:
             if (tr_keys_add(optarg, &c->keys, &c->n_keys))
                 goto bad;
+            key_paths[n_key_paths++] = optarg;
             break;
         case O_MIN:
             if (tr_parse_u64(optarg, &c->floor_)) {
@@ -178,9 +181,19 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
         tr_err("%s needs --pack and --key", argv[0]);
         goto bad;
     }
+    if (c->log_out) {
+        /* The log is written over LOG at the end: never over an input
+         * (issue #18), the pack, delta, a key or the --outcomes data. */
+        key_paths[n_key_paths++] = c->pack;
+        key_paths[n_key_paths++] = c->delta;
+        if (tr_out_not_input_ds("--log-out", c->log_out, key_paths, n_key_paths, &c->outcomes,
+                                1, NULL))
+            goto bad_quiet;
+    }
     return 0;
 bad:
     fputs(usage, stderr);
+bad_quiet:
     free(c->keys);
     free(c->revoked);
     c->keys = NULL;

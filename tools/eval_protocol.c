@@ -1441,6 +1441,12 @@ int tr_eval_protocol(int argc, char **argv)
     if (o.embeddings && (strchr(o.embeddings, '/') || !strcmp(o.embeddings, "..")))
         return tr_err("--embeddings names a file inside each --data directory, not a path"), 2;
     const char *outs[2] = {o.json, o.report};
+    /* --force never overwrites an input (issue #18): not the table, not a
+     * file of any --data directory (nor its --embeddings file). */
+    for (int i = 0; i < 2; i++)
+        if (outs[i] && tr_out_not_input_ds(i ? "--report" : "--json", outs[i], &o.embedder, 1,
+                                           o.data, (size_t)o.n_data, o.embeddings))
+            return 2;
     for (int i = 0; i < 2; i++)
         if (outs[i] && !o.force && access(outs[i], F_OK) == 0)
             return tr_err("%s exists; not overwriting it (use --force)", outs[i]), 2;

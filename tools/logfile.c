@@ -82,10 +82,8 @@ int tr_logfile_read(const char *path, tr_logfile *lf)
         memcpy(lf->pack_hash, b + TR_LH_PACK_HASH, 32);
         if (lf->flags & ~(uint32_t)(TR_LOG_EMBEDDING | TR_LOG_HASH | TR_LOG_TEXT))
             why = "unknown log flags";
-        else if (lf->record_bytes != tr_log_record_bytes(lf->dim, lf->flags) ||
-                 /* tr_log_emb_bytes rounds in u32: dim near 2^32 wraps to 0 */
-                 lf->record_bytes <
-                     TR_LOG_REC_HEAD + (uint64_t)((lf->flags & TR_LOG_EMBEDDING) ? lf->dim : 0) ||
+        else if (tr_log_record_bytes(lf->dim, lf->flags) == 0 || /* dim near 2^32 */
+                 lf->record_bytes != tr_log_record_bytes(lf->dim, lf->flags) ||
                  lf->text_max != ((lf->flags & TR_LOG_TEXT) ? TR_LOG_TEXT_MAX : 0))
             why = "record size does not match the flags and dim";
         else if (lf->len != TR_LOG_HEADER_BYTES + (uint64_t)lf->n * lf->record_bytes)
@@ -358,7 +356,8 @@ int tr_eval_log(tr_packfile *pf, const char *path, const tr_route_opts *ro, cons
             o.lambda = tr_opts_lambda(lam[l]);
             tr_status st = tr_route_i8(pf->router, pf->info.embedder, r.emb, lf.dim, &o, &res[l], pred);
             if (st != TR_OK) {
-                tr_err("%s: record %llu: %s", path, (unsigned long long)r.id, tr_strerror(st));
+                tr_err("%s: record %llu: its embedding cannot be re-routed (%s: %s)", path,
+                       (unsigned long long)r.id, tr_status_name(st), tr_strerror(st));
                 ok = 0;
             }
         }
@@ -385,6 +384,19 @@ int tr_eval_log(tr_packfile *pf, const char *path, const tr_route_opts *ro, cons
         }
     }
     free(pred);
+    /* Every refusal comes before the first byte of the report: a script
+     * reading stdout gets a whole report or nothing (issue #18). */
+    if (failed) {
+        tr_err("%s: %zu record(s) could not be re-routed; refusing the log", path, failed);
+        free(d);
+        free(count);
+        free(count_out);
+        free(model_out);
+        free(mi);
+        free(mh);
+        tr_logfile_free(&lf);
+        return 1;
+    }
     const char *note =
         "quality at a lambda is an estimate: the mean logged outcome over the records whose "
         "logged model is the one the pack now chooses at that lambda (inverse propensity with a "
@@ -505,7 +517,7 @@ int tr_eval_log(tr_packfile *pf, const char *path, const tr_route_opts *ro, cons
     free(mi);
     free(mh);
     tr_logfile_free(&lf);
-    return failed ? 1 : 0;
+    return 0;
 }
 
 /* ---- build --add-log ---- */

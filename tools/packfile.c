@@ -111,7 +111,8 @@ size_t tr_packfile_arena_bytes(const uint8_t *pack, size_t len, const uint8_t *d
     /* A verified pack holds D int8 values per reference row and M model
      * records of TR_MODEL_REC_BYTES, all inside the file. */
     if (h.dim == 0 || h.dim > TR_DIM_MAX || h.dim > len || h.n_models == 0 ||
-        h.n_models > len / TR_MODEL_REC_BYTES || h.prefilter_candidates > TR_PREFILTER_MAX)
+        h.n_models > TR_MODELS_MAX || h.n_models > len / TR_MODEL_REC_BYTES ||
+        h.prefilter_candidates > TR_PREFILTER_MAX)
         return least;
     uint32_t added = 0;
     tr_delta_info d;
@@ -119,7 +120,7 @@ size_t tr_packfile_arena_bytes(const uint8_t *pack, size_t len, const uint8_t *d
      * tr_router_apply_delta then names what is wrong with it, and the base
      * still loads with an exact arena. */
     if (delta && tr_delta_peek(delta, delta_len, &d) == TR_OK && d.n_added <= TR_DELTA_MAX_ADDED &&
-        d.n_added <= delta_len / TR_MODEL_REC_BYTES && d.n_added <= UINT32_MAX - h.n_models)
+        d.n_added <= delta_len / TR_MODEL_REC_BYTES && d.n_added <= TR_MODELS_MAX - h.n_models)
         added = d.n_added;
     return tr_arena_size(h.dim, h.n_models + added, h.prefilter_candidates);
 }

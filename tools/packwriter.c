@@ -60,13 +60,20 @@ static void end(tr_buf *b, tr_pack_layout *l, uint8_t *table)
     tr_st64(table + i * TR_SECTION_ENTRY_BYTES + TR_S_LENGTH, l->sec[i].length);
 }
 
+int tr_models_max_err(const char *where, const char *what, uint64_t n, const char *artifact)
+{
+    return tr_err("%s%s%s = %llu models: a router serves at most %u (TR_MODELS_MAX, "
+                  "core/tinyroute.h); not building a %s it would refuse",
+                  where ? where : "", where ? ": " : "", what, (unsigned long long)n,
+                  TR_MODELS_MAX, artifact);
+}
+
 int tr_pack_check_models(const tr_pack_model *models, uint32_t m)
 {
     if (m == 0)
         return tr_err("a pack needs at least one model");
-    if (m > TR_PACK_MODELS_MAX)
-        return tr_err("M = %u models: verify and route load at most %u (TR_PACK_MODELS_MAX); "
-                      "not building a pack they would refuse", m, TR_PACK_MODELS_MAX);
+    if (m > TR_MODELS_MAX)
+        return tr_models_max_err(NULL, "M", m, "pack");
     for (uint32_t j = 0; j < m; j++) {
         const char *name = models[j].name;
         if (!name || !*name || strlen(name) >= TR_MODEL_NAME_MAX)
@@ -102,8 +109,9 @@ int tr_pack_write(const tr_pack_spec *s, tr_buf *b, tr_pack_layout *l)
 {
     const uint32_t n = s->n_refs, m = s->n_models, dim = s->dim;
     memset(l, 0, sizeof *l);
-    if (s->prefilter_c > TR_PREFILTER_MAX || dim > 8192)
-        return tr_err("prefilter candidates must be <= %d and D <= 8192", TR_PREFILTER_MAX);
+    if (s->prefilter_c > TR_PREFILTER_MAX || dim > TR_DIM_MAX)
+        return tr_err("prefilter candidates must be <= %d and D <= %u", TR_PREFILTER_MAX,
+                      TR_DIM_MAX);
     if (!s->embedder_name || strlen(s->embedder_name) >= TR_EMBEDDER_NAME_MAX)
         return tr_err("embedder name must have 1..%u bytes", TR_EMBEDDER_NAME_MAX - 1);
     if (n == 0 || m == 0 || dim == 0)
@@ -395,10 +403,6 @@ int tr_pack_sign_checked(tr_buf *b, const char *key_path)
      * signer's key. The buffer is malloc'd (16-aligned, as load needs 8). */
     tr_pack_info info;
     tr_status st = tr_pack_peek(b->data, b->len, &info);
-    if (st == TR_OK && (info.n_models > TR_PACK_MODELS_MAX || info.dim > TR_PACK_DIM_MAX))
-        return tr_err("the signed pack has M = %u, D = %u: verify and route refuse more than "
-                      "%u models or D > %u; not writing it", info.n_models, info.dim,
-                      TR_PACK_MODELS_MAX, TR_PACK_DIM_MAX);
     void *arena = NULL;
     tr_router *r;
     size_t need = tr_packfile_arena_bytes(b->data, b->len, NULL, 0);

@@ -51,12 +51,10 @@ typedef struct tr_pack_layout {
 } tr_pack_layout;
 
 /* Limits a builder checks before any long work, so that it never signs a
- * pack the device side refuses (issue #18). TR_PACK_MODELS_MAX is the most
- * models the CLI's verify/route size an arena for (tools/packfile.c); a
- * security counter of 2^64-1 would raise a device's floor for good, so the
- * largest one a builder writes is 2^64-2. */
-#define TR_PACK_MODELS_MAX 65536u
-#define TR_PACK_DIM_MAX TR_DIM_MAX
+ * pack the device side refuses (issue #18). The model count is the
+ * library's TR_MODELS_MAX (core/tinyroute.h), which tr_router_load and
+ * tr_router_apply_delta check; a security counter of 2^64-1 would raise a
+ * device's floor for good, so the largest one a builder writes is 2^64-2. */
 #define TR_COUNTER_MAX (UINT64_MAX - 1)
 /* The S3 bandwidth range is the device's (TR_TASK_BANDWIDTH_MIN/MAX,
  * core/tr_format.h): a builder writes nothing a device refuses. */
@@ -64,6 +62,10 @@ typedef struct tr_pack_layout {
 /* Each check prints "tinyroute: FIELD ..." naming the field and the limit
  * and returns 1; 0 when within the device's limits. */
 int tr_pack_check_models(const tr_pack_model *models, uint32_t n_models);
+/* The message for n models past TR_MODELS_MAX: "[WHERE: ]WHAT = N models: a
+ * router serves at most 65536 (TR_MODELS_MAX, core/tinyroute.h); not
+ * building a ARTIFACT it would refuse". Returns 1. */
+int tr_models_max_err(const char *where, const char *what, uint64_t n, const char *artifact);
 int tr_pack_check_settings(uint64_t security_counter, uint32_t k, double lambda);
 
 /* Write the signed bytes (header, table, sections) into out. 0 on success;

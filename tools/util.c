@@ -257,6 +257,35 @@ int tr_out_not_input(const char *opt, const char *out, const char *const *inputs
     return 0;
 }
 
+int tr_out_not_input_ds(const char *opt, const char *out, const char *const *inputs, size_t n,
+                        const char *const *dirs, size_t nd, const char *extra)
+{
+    static const char *const ds_files[] = {"prompts.jsonl", "correctness.csv", "models.csv",
+                                           "cost_unit.txt"};
+    const size_t per = sizeof ds_files / sizeof *ds_files + 1;
+    char **all = tr_xcalloc(n + nd * per + 1, sizeof *all);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        all[k++] = inputs[i] ? tr_xstrdup(inputs[i]) : NULL;
+    for (size_t d = 0; d < nd; d++) {
+        if (!dirs[d])
+            continue;
+        size_t len = strlen(dirs[d]) + 2 + (extra ? strlen(extra) : 0) + 16;
+        for (size_t f = 0; f < per; f++) {
+            const char *name = f < per - 1 ? ds_files[f] : extra;
+            if (!name)
+                continue;
+            all[k] = tr_xmalloc(len);
+            snprintf(all[k++], len, "%s/%s", dirs[d], name);
+        }
+    }
+    int clash = tr_out_not_input(opt, out, (const char *const *)all, k);
+    for (size_t i = 0; i < k; i++)
+        free(all[i]);
+    free(all);
+    return clash;
+}
+
 /* Whether the directory with identity (dev, ino) is path itself or one of
  * its ancestors: path, path/.., path/../.., up to the root (whose ".." is
  * itself). Walking ".." by identity follows what the kernel resolves, so

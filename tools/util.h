@@ -64,8 +64,15 @@ void tr_progress_end(tr_progress *p);
 
 /* 0 when the file out is none of the n existing files inputs[] (NULL
  * entries and inputs that do not exist are skipped); else 1 and a message
- * "OPT OUT is also the input INPUT; refusing to overwrite it". */
+ * "OPT OUT is also the input INPUT; refusing to overwrite an input". */
 int tr_out_not_input(const char *opt, const char *out, const char *const *inputs, size_t n);
+
+/* The same against the n files inputs[] and the files a reader takes from
+ * each of the nd dataset directories dirs[] (tools/DATASET.md:
+ * prompts.jsonl, correctness.csv, models.csv, cost_unit.txt, and also
+ * extra, a file name inside each, when not NULL). NULL entries skipped. */
+int tr_out_not_input_ds(const char *opt, const char *out, const char *const *inputs, size_t n,
+                        const char *const *dirs, size_t nd, const char *extra);
 
 /* 0 when the output directory out_dir (which need not exist yet) and the
  * input directory in_dir are apart: out_dir is not in_dir, not inside it and

@@ -211,6 +211,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     stdout = devnull;
     if (!refused)
         check_eval_json(out, &lf);
+    else if (out_len)
+        fail("eval --log printed (part of) a report, then refused the log");
     free(out);
     /* eval --log, text, cluster routing. */
     ro.method = TR_METHOD_CLUSTER;
