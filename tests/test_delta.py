@@ -137,7 +137,7 @@ for method in ("cluster", "knn"):
               (sum(inside), len(inside), sum(outside), len(outside)))
 # Its Psi, as add-model writes it: per cluster, its labels shrunk toward its
 # own prior with the strength the base's Psi was built with (the clusters
-# header; build's default 16): 1 - (hits_c + a*prior) / (n_c + a). The
+# header; the a build chose for kNN): 1 - (hits_c + a*prior) / (n_c + a). The
 # specialist is right exactly on the n_c0 labelled prompts of cluster c0; a
 # prompt without a known word gets the model's prior.
 a_psi = parse_pack(base)["clusters"]["psi_prior"]
@@ -151,7 +151,7 @@ want = [prior_s if c["prior_only"] else
         ((n_c[c0] if c["cluster"] == c0 else 0) + a_psi * prior_s) /
         (n_c.get(c["cluster"], 0) + a_psi) for c in clu_test]
 err = max(abs(g["predicted"][S] - w) for g, w in zip(got, want))
-check(a_psi == 16 and err < 1e-5,
+check(a_psi == parse_pack(base)["prior_strength"] and err < 1e-5,
       "cluster: the specialist's estimate is (hits_c + a*prior)/(n_c + a), a = %g from the "
       "base's header (max diff %.2g)" % (a_psi, err))
 # The added model is shrunk toward its own prior (its mean over its labels):
