@@ -231,11 +231,10 @@ static tr_status read_sections(const uint8_t *p, tr_pack_view *v)
             return TR_E_MALFORMED;
     if (!(v->info.validation_area >= 0.0f && v->info.validation_area <= 1.0f) ||
         v->info.validation_queries > n ||
-        (v->info.chosen_on_validation & ~(uint32_t)(TR_CHOSE_K | TR_CHOSE_PRIOR)) ||
-        /* validated: something was chosen; not: nothing recorded */
-        (v->info.validation_queries ? !v->info.chosen_on_validation
-                                    : v->info.validation_area != 0.0f ||
-                                          v->info.chosen_on_validation))
+        (v->info.chosen_on_validation & ~(uint32_t)(TR_CHOSE_K | TR_CHOSE_PRIOR | TR_CHOSE_LAMBDA)) ||
+        /* not validated: nothing recorded */
+        (!v->info.validation_queries &&
+         (v->info.validation_area != 0.0f || v->info.chosen_on_validation)))
         return TR_E_MALFORMED;
     if (v->info.default_k == 0 || v->info.default_k > TR_K_MAX ||
         !(v->info.default_lambda >= 0.0f) || !isfinite(v->info.default_lambda) ||

@@ -172,7 +172,7 @@ typedef struct tr_pack_info {
     /* The builder's validation of these defaults (0, 0, 0: none): the Area
      * of the deferral curve over validation_queries held-out references,
      * and which defaults it chose (TR_CHOSE_* bits in tr_format.h: 1 k,
-     * 2 prior strength) rather than was given. */
+     * 2 prior strength, 4 lambda) rather than was given. */
     float validation_area;
     uint32_t validation_queries;
     uint32_t chosen_on_validation;

@@ -109,7 +109,7 @@ enum {
                               validation (the others were given) */
 };
 #define TR_D_USED_BYTES 24u /* the rest of the record is zero */
-enum { TR_CHOSE_K = 1u << 0, TR_CHOSE_PRIOR = 1u << 1 };
+enum { TR_CHOSE_K = 1u << 0, TR_CHOSE_PRIOR = 1u << 1, TR_CHOSE_LAMBDA = 1u << 2 };
 
 /* Clusters section (Jitkrittum et al. 2025, cluster-based routing): a 64-byte
  * header, then parts at 64-aligned offsets relative to the section start.

@@ -858,7 +858,7 @@ static void m_val_chosen_bit(uint8_t *p, size_t sb)
 {
     tr_stf32(defaults_at(p) + TR_D_VAL_AREA, 0.5f);
     tr_st32(defaults_at(p) + TR_D_VAL_QUERIES, 1);
-    tr_st32(defaults_at(p) + TR_D_CHOSEN, TR_CHOSE_K | 4u);
+    tr_st32(defaults_at(p) + TR_D_CHOSEN, TR_CHOSE_K | 8u);
 }
 static void m_val_nothing_chosen(uint8_t *p, size_t sb)
 {
@@ -877,7 +877,7 @@ static void m_val_ok(uint8_t *p, size_t sb)
 {
     tr_stf32(defaults_at(p) + TR_D_VAL_AREA, 0.5f);
     tr_st32(defaults_at(p) + TR_D_VAL_QUERIES, tr_ld32(p + TR_H_N_REFS));
-    tr_st32(defaults_at(p) + TR_D_CHOSEN, TR_CHOSE_K | TR_CHOSE_PRIOR);
+    tr_st32(defaults_at(p) + TR_D_CHOSEN, TR_CHOSE_K | TR_CHOSE_PRIOR | TR_CHOSE_LAMBDA);
 }
 static void m_prior_over_1(uint8_t *p, size_t sb)
 {
@@ -990,7 +990,6 @@ static void test_signed_but_malformed(void **state)
         {m_val_area_nan, TR_E_MALFORMED, "validation Area NaN"},
         {m_val_queries_over_n, TR_E_MALFORMED, "validation queries N + 1"},
         {m_val_chosen_bit, TR_E_MALFORMED, "an unknown chosen-on-validation bit"},
-        {m_val_nothing_chosen, TR_E_MALFORMED, "validated, nothing chosen"},
         {m_val_area_unvalidated, TR_E_MALFORMED, "an Area without validation queries"},
         {m_defaults_tail, TR_E_MALFORMED, "defaults byte 63 not zero"},
     };
@@ -1006,6 +1005,7 @@ static void test_signed_but_malformed(void **state)
     check_resigned(&b, &want, m_bandwidth_min, TR_OK, 0, 0, "S3 bandwidth at the minimum");
     check_resigned(&b, &want, m_prior_strength_max, TR_OK, 0, 0, "prior strength at the maximum");
     check_resigned(&b, &want, m_val_ok, TR_OK, 0, 0, "validated over all N references");
+    check_resigned(&b, &want, m_val_nothing_chosen, TR_OK, 0, 0, "validated, every setting given");
     check_resigned(&b, &want, m_tasks_unknown, TR_OK, 0, 0, "an unknown section type");
     tr_pack_info info;
     assert_int_equal(tr_router_pack_info(b.r, &info), TR_OK);

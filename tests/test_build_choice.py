@@ -30,7 +30,7 @@ def build(out, *flags):
                         "--force"] + [str(f) for f in flags], capture_output=True, text=True)
     if r.returncode:
         sys.exit("build failed: " + r.stderr)
-    return r.stdout
+    return r
 
 
 def validation_record(path):
@@ -50,7 +50,7 @@ def held_out_area(pack):
 
 
 # ---- the reference: tools/choose.c and tools/pareto.c in numpy ----
-def hull_curve(cost, acc):
+def hull(cost, acc):
     pts = sorted(zip(cost, acc), key=lambda p: (p[0], -p[1]))
     top = 0
     for i in range(1, len(pts)):
@@ -63,18 +63,21 @@ def hull_curve(cost, acc):
         while len(hc) >= 2 and (hc[-1] - hc[-2]) * (a - ha[-2]) - (ha[-1] - ha[-2]) * (c - hc[-2]) >= 0:
             hc.pop(), ha.pop()
         hc.append(c), ha.append(a)
-    q = []
-    for g in range(GRID):
-        c = g / (GRID - 1)
-        if c <= hc[0]:
-            q.append(ha[0])
-            continue
-        for v in range(len(hc) - 1):
-            if c <= hc[v + 1]:
-                q.append(ha[v] + (ha[v + 1] - ha[v]) * (c - hc[v]) / (hc[v + 1] - hc[v]))
-                break
-        else:
-            q.append(ha[-1])
+    return hc, ha
+
+
+def hull_at(hc, ha, c):
+    if c <= hc[0]:
+        return ha[0]
+    for v in range(len(hc) - 1):
+        if c <= hc[v + 1]:
+            return ha[v] + (ha[v + 1] - ha[v]) * (c - hc[v]) / (hc[v + 1] - hc[v])
+    return ha[-1]
+
+
+def hull_curve(cost, acc):
+    hc, ha = hull(cost, acc)
+    q = [hull_at(hc, ha, g / (GRID - 1)) for g in range(GRID)]
     area = 0.0
     for g in range(1, GRID):
         area += 0.5 * (q[g] + q[g - 1]) / (GRID - 1)
@@ -87,6 +90,13 @@ def lambda_at(j):
     if j == N_LAMBDA - 1:
         return 1e9
     return 1e-3 * pow(1e6, (j - 1) / (N_LAMBDA - 3))
+
+
+def route_point(P, Y, cn, lam, rank):
+    u = P.astype(np.float64) - lam * cn[None, :]
+    tie = u == u.max(axis=1, keepdims=True)
+    best = np.argmin(np.where(tie, rank[None, :], len(cn)), axis=1)
+    return sum(cn[best]) / len(best), sum(Y[np.arange(len(best)), best]) / len(best)
 
 
 def route_area(P, Y, cn):
@@ -134,25 +144,32 @@ def reference_choice(p, cn):
         for a in A_GRID:
             with np.errstate(invalid="ignore", divide="ignore"):
                 pr = (hits + np.float32(a) * prior) / (known + np.float32(a))
-            area = route_area(np.where(known == 0, prior, pr), Yq, cn)
+            P = np.where(known == 0, prior, pr)
+            area = route_area(P, Yq, cn)
             if area > best[0]:
                 best = (area, k, a)
+                best_P = P
         if k == kmax:
             break
-    return best, len(queries)
+    # The guard at lambda 0: the router's point against Pareto-random there.
+    rank = np.empty(len(cn), np.int64)
+    rank[np.lexsort((np.arange(len(cn)), cn))] = np.arange(len(cn))
+    cost, acc = route_point(best_P, Yq, cn, 0.0, rank)
+    hc, ha = hull(list(cn), list(Yq.mean(0)))
+    return best, len(queries), (cost, acc, hull_at(hc, ha, cost))
 
 
 # ---- the checks ----
 os.makedirs(WORK, exist_ok=True)
 auto = os.path.join(WORK, "auto.trp")
-out = build(auto)
+out = build(auto).stdout
 p = parse_pack(auto)
 area, queries, chosen, tail = validation_record(auto)
 costs = {r["name"]: float(r["cost"]) for r in csv.DictReader(open(os.path.join(DATA, "models.csv")))}
 c = np.array([costs[mo["name"]] for mo in p["models"]])
 cn = (c - c.min()) / (c.max() - c.min()) if c.max() > c.min() else np.zeros(len(c))
-(ref_area, ref_k, ref_a), ref_q = reference_choice(p, cn)
-check(chosen == 3, f"no flags: k and prior strength chosen (bits {chosen})")
+(ref_area, ref_k, ref_a), ref_q, (g_cost, g_acc, g_pr) = reference_choice(p, cn)
+check(chosen == 7, f"no flags: k, prior strength and lambda chosen (bits {chosen})")
 check(queries == ref_q, f"validation queries {queries} (reference {ref_q})")
 check((p["k"], p["prior_strength"]) == (ref_k, ref_a),
       f"chosen k={p['k']} a={p['prior_strength']} (reference k={ref_k} a={ref_a})")
@@ -162,32 +179,57 @@ m = re.search(r"validation: leave-one-out over (\d+) references: k=(\d+), prior 
               r"Area ([0-9.]+) \(k=10, prior strength 16: ([0-9.]+)\)", out)
 check(m is not None and int(m.group(1)) == queries and float(m.group(4)) >= float(m.group(5)),
       "build prints the choice and the Area at the old defaults, which the choice does not fall under")
+m = re.search(r"validation: default lambda ([0-9.e+-]+): accuracy ([0-9.]+) at normalized cost "
+              r"([0-9.]+), Pareto-random ([0-9.]+) there", out)
+check(m is not None and abs(float(m.group(2)) - g_acc) < 1e-4 and abs(float(m.group(3)) - g_cost) < 1e-4
+      and abs(float(m.group(4)) - g_pr) < 1e-4,
+      f"the guard's point at lambda 0: {m and m.groups()} (reference acc {g_acc:.4f}, cost {g_cost:.4f}, "
+      f"Pareto-random {g_pr:.4f})")
+check((p["lambda"] == 0) == (g_acc >= g_pr - 1e-12),
+      f"lambda 0 shipped exactly when it is not below Pare-random (lambda {p['lambda']})")
 ins = json.loads(subprocess.run([CLI, "inspect", "--json", auto], capture_output=True, text=True,
                                 check=True).stdout)["defaults"]
 check(ins["k"] == p["k"] and ins["validation"]["queries"] == queries and
-      abs(ins["validation"]["area"] - area) < 1e-6 and ins["validation"]["chosen"] == ["k", "prior_strength"],
+      abs(ins["validation"]["area"] - area) < 1e-6 and
+      ins["validation"]["chosen"] == ["k", "prior_strength", "lambda"],
       f"inspect --json shows the choice: {ins}")
 ver = subprocess.run([CLI, "verify", "--key", PUB, auto], capture_output=True, text=True).stdout
-check("chosen on validation: k, prior strength (Area" in ver, "verify shows the choice")
+check("chosen on validation: k prior_strength lambda (Area" in ver, "verify shows the choice")
 
-# One setting given: only the other is chosen; both given: nothing validated.
+# Some settings given: only the others are chosen; all given: only checked.
 given = os.path.join(WORK, "given.trp")
 build(given, "--k", 50)
 g = parse_pack(given)
 _a, gq, gchosen, _t = validation_record(given)
-check(g["k"] == 50 and gchosen == 2 and gq == queries, f"--k 50: k kept, prior chosen (bits {gchosen})")
-build(given, "--k", 50, "--prior-strength", 3)
+check(g["k"] == 50 and gchosen == 6 and gq == queries, f"--k 50: k kept, a and lambda chosen (bits {gchosen})")
+build(given, "--k", 50, "--prior-strength", 3, "--lambda", 0.01)
 g = parse_pack(given)
 garea, gq, gchosen, _t = validation_record(given)
-check((g["k"], g["prior_strength"], garea, gq, gchosen) == (50, 3.0, 0.0, 0, 0),
-      "both given: stored as given, no validation recorded")
-check("given, not validated" in subprocess.run([CLI, "inspect", given], capture_output=True,
-                                                  text=True).stdout, "inspect says so")
+check((g["k"], g["prior_strength"], gchosen, gq) == (50, 3.0, 0, queries) and 0 < garea <= 1,
+      f"all given: stored as given, validated, nothing chosen ({garea}, {gq}, {gchosen})")
+check("validated, every setting given" in subprocess.run([CLI, "inspect", given], capture_output=True,
+                                                         text=True).stdout, "inspect says so")
+# The guard where it bites: k = 5 without a prior routes below Pareto-random
+# on this data at lambda 0 (printed as BELOW). Given, a warning; else build
+# ships the smallest lambda of the sweep that is not below, and warns when
+# that sends everything to the cheapest model.
+r = build(given, "--k", 5, "--prior-strength", 0, "--lambda", 0)
+check("BELOW not routing" in r.stdout and "warning: on validation, --lambda 0 routes worse" in r.stderr
+      and parse_pack(given)["lambda"] == 0, "a given lambda below Pareto-random: kept, with a warning")
+r = build(given, "--k", 5, "--prior-strength", 0)
+g = parse_pack(given)
+m = re.search(r"default lambda ([0-9.e+-]+): accuracy ([0-9.]+) at normalized cost ([0-9.]+), "
+              r"Pareto-random ([0-9.]+) there\n", r.stdout)
+check(g["lambda"] > 0 and validation_record(given)[2] == 4 and m is not None and
+      float(m.group(2)) >= float(m.group(4)) and abs(float(m.group(1)) - g["lambda"]) < 1e-3 * g["lambda"],
+      f"lambda chosen above 0, its point not below Pareto-random ({m and m.groups()}, lambda {g['lambda']})")
+check((float(m.group(3)) > 0) or "warning: on validation this router is below" in r.stderr,
+      "a lambda that sends everything to the cheapest model comes with a warning")
 
 # A prefilter bounds the k searched: the exact rerank sees C candidates.
 build(given, "--prefilter", 8)
 g = parse_pack(given)
-check(g["k"] <= 8 and validation_record(given)[2] == 3, f"--prefilter 8: chosen k {g['k']} <= 8")
+check(g["k"] <= 8 and validation_record(given)[2] == 7, f"--prefilter 8: chosen k {g['k']} <= 8")
 
 # Held out (the test split): the no-flag pack against eval's own choices.
 ev = subprocess.run([CLI, "eval", "--data", DATA, "--embedder", EMB, "--seeds", "3", "--fixed-pool",

@@ -133,14 +133,36 @@ static double area_at(const tr_host_labels *h, const float *Y, const uint32_t *q
     return c.area;
 }
 
-int tr_choose_knn(const int8_t *rows, uint32_t n, uint32_t dim, const float *Y, uint32_t nm,
-                  const double *cn, uint32_t k_given, uint32_t k_cap, float a_given,
-                  tr_knn_choice *out)
+/* The guard: the default lambda's validation point at the chosen (k, a)
+ * against Pareto-random over the single models at the same mean cost. */
+static void guard_lambda(const float *P, const float *Yq, uint32_t nq, uint32_t nm,
+                         const double *cn, double lambda_given, tr_knn_choice *out)
 {
+    double *single = tr_xcalloc(nm, sizeof *single);
+    for (uint32_t i = 0; i < nq; i++)
+        for (uint32_t m = 0; m < nm; m++)
+            single[m] += Yq[(size_t)i * nm + m] / nq;
+    for (int j = 0; j < TR_CURVE_LAMBDAS; j++) {
+        out->lambda = lambda_given >= 0 ? lambda_given : tr_curve_lambda(j);
+        tr_route_point(P, Yq, nq, nm, cn, out->lambda, &out->cost, &out->acc, NULL);
+        out->pareto = tr_pareto_random(cn, single, nm, out->cost);
+        out->below = out->acc < out->pareto - 1e-12;
+        if (!out->below || lambda_given >= 0)
+            break;
+    }
+    free(single);
+}
+
+int tr_choose_knn(const int8_t *rows, uint32_t n, uint32_t dim, const float *Y, uint32_t nm,
+                  const double *cn, const tr_knn_given *given, tr_knn_choice *out)
+{
+    const uint32_t k_given = given->k, k_cap = given->k_cap;
+    const float a_given = given->a;
     uint32_t k0 = k_given ? k_given : TR_CHOOSE_OLD_K;
     if (k_cap && k0 > k_cap)
         k0 = k_cap;
-    *out = (tr_knn_choice){k0, a_given >= 0 ? a_given : TR_CHOOSE_OLD_A, NAN, NAN, 0};
+    *out = (tr_knn_choice){k0, a_given >= 0 ? a_given : TR_CHOOSE_OLD_A, NAN, NAN, 0,
+                           given->lambda >= 0 ? given->lambda : 0.0, NAN, NAN, NAN, 0};
     uint32_t *q = tr_xmalloc((n ? n : 1) * sizeof *q);
     const uint32_t nq = pick_queries(Y, n, nm, q);
     if (nq < 2 || n < 2) {
@@ -200,6 +222,8 @@ int tr_choose_knn(const int8_t *rows, uint32_t n, uint32_t dim, const float *Y, 
         out->area_given = area_at(&h, Y, q, nq, nb, kmax, k_old < kmax ? k_old : kmax,
                                   a_given >= 0 ? a_given : TR_CHOOSE_OLD_A, cn, sum, known, P, Yq);
     }
+    area_at(&h, Y, q, nq, nb, kmax, out->k, out->a, cn, sum, known, P, Yq); /* P at the choice */
+    guard_lambda(P, Yq, nq, nm, cn, given->lambda, out);
     free(P), free(Yq), free(sum), free(known), free(nb), free(q);
     tr_host_labels_free(&h);
     return 0;

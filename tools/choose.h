@@ -39,12 +39,25 @@ extern const uint32_t tr_choose_a_grid_len;
 #define TR_CHOOSE_OLD_K 10u
 #define TR_CHOOSE_OLD_A 16.0f
 
+/* What the caller fixed; the rest is chosen. */
+typedef struct tr_knn_given {
+    uint32_t k;      /* > 0: this k */
+    uint32_t k_cap;  /* > 0: no k above it (a prefilter's C) */
+    float a;         /* >= 0: this prior strength */
+    double lambda;   /* >= 0: this default lambda (then only checked) */
+} tr_knn_given;
+
 typedef struct tr_knn_choice {
     uint32_t k;          /* chosen on validation, or the one given */
     float a;             /* prior strength, likewise */
     double area;         /* validation Area of the deferral curve at (k, a) */
     double area_given;   /* ... at the defaults build used before (k 10, a 16) */
     uint32_t n_queries;  /* validation queries (0: too few to choose) */
+    /* The guard (issue 12: never worse than not routing): the default
+     * lambda and, at (k, a), its validation point (normalized cost,
+     * accuracy) beside Pareto-random's accuracy at that cost. */
+    double lambda, cost, acc, pareto;
+    int below;           /* acc is under Pareto-random there */
 } tr_knn_choice;
 
 /* Chooses kNN's k and prior strength a by leave-one-out validation on the
@@ -54,13 +67,15 @@ typedef struct tr_knn_choice {
  * device's estimator from its nearest other references (its own label out
  * of the priors too) at every lambda of the sweep; the (k, a) whose
  * deferral curve has the largest Area wins, ties to the smaller k, then the
- * smaller a. k_given > 0 fixes k, a_given >= 0 fixes a (then only the other
- * one is searched); k_cap > 0 bounds the k searched (a prefilter's C).
- * Fewer than 2 usable queries: nothing to choose from,
- * out->n_queries = 0 and the given (or build's old default) settings.
+ * smaller a. given fixes any of k, a and lambda (then only the others are
+ * searched). The default lambda, unless given, is 0 (accuracy first) if
+ * its validation point is not under Pareto-random, else the smallest
+ * lambda of the sweep whose point is not (the sweep's last, the cheapest
+ * model everywhere, lies on Pareto-random's curve: one always is).
+ * Fewer than 2 usable queries: nothing to choose from, out->n_queries = 0,
+ * the given (or build's old default) settings and lambda 0.
  * 0 ok, non-zero on failure (message printed). */
 int tr_choose_knn(const int8_t *rows, uint32_t n, uint32_t dim, const float *Y, uint32_t nm,
-                  const double *cn, uint32_t k_given, uint32_t k_cap, float a_given,
-                  tr_knn_choice *out);
+                  const double *cn, const tr_knn_given *given, tr_knn_choice *out);
 
 #endif

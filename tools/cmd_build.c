@@ -46,7 +46,11 @@ static const char usage[] =
     "                  the pair whose deferral curve has the largest Area (k in\n"
     "                  5..200, A in 0..32); the pack records the choice and\n"
     "                  its validation Area (`tinyroute inspect` shows them)\n"
-    "  --lambda L      the cost weight stored as the pack's default\n"
+    "  --lambda L      the cost weight stored as the pack's default. Unless\n"
+    "                  given: 0 (accuracy first) if that does not route worse\n"
+    "                  than a random mix of single models (Pareto-random) on\n"
+    "                  the validation queries, else the smallest lambda that\n"
+    "                  does not; a given L that does gets a warning\n"
     "  --counter N     security (anti-rollback) counter\n"
     "  --clusters K    also fit K-means (K clusters) for cluster routing; the\n"
     "                  per-cluster error rates come from the references\n"
@@ -213,16 +217,14 @@ static uint8_t *score_codes(const float *s, size_t len)
 #define TR_TASK_ALL_QUERIES 50000u
 #define TR_TASK_QUERIES 256u
 
-/* kNN's k and prior strength: the ones given, else chosen on validation
- * (tools/choose.h) over the references, costs normalized as the pack's. */
+/* kNN's k, prior strength and the default lambda: the ones given, else
+ * chosen on validation (tools/choose.h) over the references, costs
+ * normalized as the pack's; the shipped lambda is checked against
+ * Pareto-random there either way (a given one gets a warning). */
 static int choose_knn(const int8_t *refs, size_t n, uint32_t dim, const float *scores,
-                      const tr_dataset *ds, uint32_t k_given, uint32_t k_cap, float a_given,
-                      tr_progress *pg, tr_knn_choice *ch)
+                      const tr_dataset *ds, const tr_knn_given *given, tr_progress *pg,
+                      tr_knn_choice *ch)
 {
-    if (k_given && a_given >= 0) {
-        *ch = (tr_knn_choice){k_given, a_given, NAN, NAN, 0};
-        return 0;
-    }
     const uint32_t m = (uint32_t)ds->n_models;
     double cmin = INFINITY, cmax = -INFINITY, *cn = tr_xmalloc(m * sizeof *cn);
     for (uint32_t j = 0; j < m; j++) {
@@ -232,21 +234,36 @@ static int choose_knn(const int8_t *refs, size_t n, uint32_t dim, const float *s
     for (uint32_t j = 0; j < m; j++)
         cn[j] = cmax > cmin ? (ds->models[j].cost - cmin) / (cmax - cmin) : 0.0;
     tr_progress_start(pg, "validation", 0);
-    int r = tr_choose_knn(refs, (uint32_t)n, dim, scores, m, cn, k_given, k_cap, a_given, ch);
+    int r = tr_choose_knn(refs, (uint32_t)n, dim, scores, m, cn, given, ch);
     tr_progress_end(pg);
     free(cn);
     if (r)
         return r;
-    if (!ch->n_queries)
+    if (!ch->n_queries) {
         printf("validation: too few references with every score known; k=%u, prior strength "
-               "%g (not chosen)\n", ch->k, (double)ch->a);
-    else
-        printf("validation: leave-one-out over %u references: k=%u, prior strength %g%s, "
-               "Area %.4f (k=%u, prior strength %g: %.4f)\n",
-               ch->n_queries, ch->k, (double)ch->a,
-               k_given ? " (k given)" : a_given >= 0 ? " (prior strength given)" : "", ch->area,
-               k_given ? k_given : TR_CHOOSE_OLD_K,
-               a_given >= 0 ? (double)a_given : (double)TR_CHOOSE_OLD_A, ch->area_given);
+               "%g, lambda %g (not chosen)\n", ch->k, (double)ch->a, ch->lambda);
+        return 0;
+    }
+    printf("validation: leave-one-out over %u references: k=%u%s, prior strength %g%s, "
+           "Area %.4f (k=%u, prior strength %g: %.4f)\n",
+           ch->n_queries, ch->k, given->k ? " (given)" : "", (double)ch->a,
+           given->a >= 0 ? " (given)" : "", ch->area, given->k ? given->k : TR_CHOOSE_OLD_K,
+           given->a >= 0 ? (double)given->a : (double)TR_CHOOSE_OLD_A, ch->area_given);
+    printf("validation: default lambda %g%s: accuracy %.4f at normalized cost %.4f, "
+           "Pareto-random %.4f there%s\n",
+           ch->lambda, given->lambda >= 0 ? " (given)" : "", ch->acc, ch->cost, ch->pareto,
+           ch->below ? ": BELOW not routing (a random mix of single models)" : "");
+    if (ch->below && given->lambda >= 0)
+        tr_err("warning: on validation, --lambda %g routes worse than a random mix of single "
+               "models at the same cost; leave --lambda out to let build choose", given->lambda);
+    else if (given->lambda < 0 && ch->lambda > 0 && ch->cost <= 1e-12)
+        tr_err("warning: on validation this router is below a random mix of single models at "
+               "every lambda that does not send every prompt to the cheapest model; the pack "
+               "ships that (lambda %g). Other --k / --prior-strength, or --lambda, override",
+               ch->lambda);
+    else if (given->lambda < 0 && ch->lambda > 0)
+        printf("validation: lambda 0 sat below Pareto-random; the pack's default lambda is %g, "
+               "the smallest of the sweep that does not\n", ch->lambda);
     return 0;
 }
 
@@ -266,7 +283,8 @@ int cmd_build(int argc, char **argv)
     const char *data = NULL, *emb_path = NULL, *key = NULL, *out = NULL;
     int all = 0, force = 0, no_pc = 0, no_tasks = 0, lmap = 0, c;
     uint64_t k = 0, counter = 1, expires_days = 0, prefilter = 0, n_clusters = 0;
-    double lambda = 0, prior_strength = -1; /* k 0, prior < 0: chosen on validation */
+    /* k 0, prior strength and lambda < 0: chosen on validation */
+    double lambda = -1, prior_strength = -1;
     const char *logs[64];
     size_t n_logs = 0;
     optind = 1;
@@ -344,7 +362,7 @@ int cmd_build(int argc, char **argv)
                       (unsigned long long)prefilter, (unsigned long long)k), 2;
     /* Settings the device refuses are refused before minutes of work (the
      * same checks run again when the pack is written). */
-    if (tr_pack_check_settings(counter, k ? (uint32_t)k : 1, lambda))
+    if (tr_pack_check_settings(counter, k ? (uint32_t)k : 1, lambda < 0 ? 0 : lambda))
         return 2;
     {
         /* --force never overwrites an input (issue #18). */
@@ -542,14 +560,15 @@ int cmd_build(int argc, char **argv)
             goto fail;
         }
 
-    const int chose_k = k == 0, chose_a = prior_strength < 0;
+    const int chose_k = k == 0, chose_a = prior_strength < 0, chose_lambda = lambda < 0;
+    const tr_knn_given given = {(uint32_t)k, (uint32_t)prefilter, (float)prior_strength, lambda};
     tr_knn_choice ch;
-    if (choose_knn(refs, kept, dim, scores, &ds, (uint32_t)k, (uint32_t)prefilter,
-                   (float)prior_strength, &pg, &ch)) {
+    if (choose_knn(refs, kept, dim, scores, &ds, &given, &pg, &ch)) {
         free(refs), free(scores), free(kept_from);
         goto fail;
     }
     k = ch.k;
+    lambda = ch.lambda;
 
     tr_buf clusters = {0};
     float *theta = NULL;
@@ -700,7 +719,8 @@ int cmd_build(int argc, char **argv)
         .embedder_len = emb_len, .k = (uint32_t)k, .lambda = (float)lambda,
         .prior_strength = ch.a,
         .validation = {ch.n_queries ? (float)ch.area : 0.0f, ch.n_queries,
-                       (chose_a ? TR_CHOSE_PRIOR : 0) | (chose_k ? TR_CHOSE_K : 0)},
+                       (chose_a ? TR_CHOSE_PRIOR : 0) | (chose_k ? TR_CHOSE_K : 0) |
+                           (chose_lambda ? TR_CHOSE_LAMBDA : 0)},
         .prefilter_c = (uint32_t)prefilter, .clusters = clusters.data,
         .clusters_len = clusters.len, .tasks = tasks.len ? tasks.data : NULL,
         .tasks_len = tasks.len, .lmap_theta = theta};

@@ -42,6 +42,10 @@ static const char verify_usage[] =
     "security counter and expiry; with --delta, the delta pack against PACK\n"
     "too. Exit 0 only when everything is valid.\n";
 
+/* The TR_CHOSE_* bits by name, bit b at b. */
+#define TR_N_CHOSE 3u
+static const char *const chose_name[TR_N_CHOSE] = {"k", "prior_strength", "lambda"};
+
 /* The defaults record (TR_DEFAULTS_BYTES at d) as inspect shows it: the
  * routing defaults and what the builder chose on validation. */
 static cJSON *defaults_json(const uint8_t *d)
@@ -53,27 +57,32 @@ static cJSON *defaults_json(const uint8_t *d)
     cJSON_AddNumberToObject(o, "prior_strength", tr_ldf32(d + TR_D_PRIOR));
     cJSON_AddNumberToObject(v, "area", tr_ldf32(d + TR_D_VAL_AREA));
     cJSON_AddNumberToObject(v, "queries", tr_ld32(d + TR_D_VAL_QUERIES));
-    if (chosen & TR_CHOSE_K)
-        cJSON_AddItemToArray(ch, cJSON_CreateString("k"));
-    if (chosen & TR_CHOSE_PRIOR)
-        cJSON_AddItemToArray(ch, cJSON_CreateString("prior_strength"));
+    for (uint32_t b = 0; b < TR_N_CHOSE; b++)
+        if (chosen >> b & 1)
+            cJSON_AddItemToArray(ch, cJSON_CreateString(chose_name[b]));
     cJSON_AddItemToObject(v, "chosen", ch);
     cJSON_AddItemToObject(o, "validation", v);
     return o;
 }
 
 /* One line for the defaults: "k 200, lambda 0, prior strength 32; chosen on
- * validation: k, prior strength (Area 0.6529 over 1350 references)". */
+ * validation: k prior_strength lambda (Area 0.6529 over 1350 references)". */
 static void print_defaults(FILE *out, uint32_t k, double lambda, double a, double area,
                            uint32_t queries, uint32_t chosen)
 {
     fprintf(out, "  defaults    k %u, lambda %g, prior strength %g", k, lambda, a);
-    if (queries)
-        fprintf(out, "; chosen on validation: %s%s%s (Area %.4f over %u references)", 
-                chosen & TR_CHOSE_K ? "k" : "", chosen == (TR_CHOSE_K | TR_CHOSE_PRIOR) ? ", " : "",
-                chosen & TR_CHOSE_PRIOR ? "prior strength" : "", area, queries);
-    else
+    if (queries && !chosen) {
+        fprintf(out, "; validated, every setting given (Area %.4f over %u references)", area,
+                queries);
+    } else if (queries) {
+        fprintf(out, "; chosen on validation:");
+        for (uint32_t b = 0; b < TR_N_CHOSE; b++)
+            if (chosen >> b & 1)
+                fprintf(out, " %s", chose_name[b]);
+        fprintf(out, " (Area %.4f over %u references)", area, queries);
+    } else {
         fprintf(out, " (given, not validated)");
+    }
     fputc('\n', out);
 }
 
@@ -295,7 +304,8 @@ int tr_inspect(const char *path, const uint8_t *p, size_t len, int json, FILE *o
             cJSON *v = cJSON_GetObjectItem(d, "validation"), *c;
             uint32_t chosen = 0;
             cJSON_ArrayForEach(c, cJSON_GetObjectItem(v, "chosen"))
-                chosen |= !strcmp(c->valuestring, "k") ? TR_CHOSE_K : TR_CHOSE_PRIOR;
+                for (uint32_t b = 0; b < TR_N_CHOSE; b++)
+                    chosen |= (uint32_t)!strcmp(c->valuestring, chose_name[b]) << b;
             print_defaults(out, (uint32_t)cJSON_GetObjectItem(d, "k")->valuedouble,
                            cJSON_GetObjectItem(d, "lambda")->valuedouble,
                            cJSON_GetObjectItem(d, "prior_strength")->valuedouble,

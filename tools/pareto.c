@@ -123,30 +123,36 @@ void tr_curve_hull(const double *cost, const double *acc, int n, tr_curve *c)
     tr_curve_summarise(c);
 }
 
+void tr_route_point(const float *P, const float *Y, uint32_t nq, uint32_t nm, const double *cn,
+                    double lambda, double *cost, double *acc, uint32_t *choices)
+{
+    double c = 0, a = 0;
+    for (uint32_t i = 0; i < nq; i++) {
+        const float *p = P + (size_t)i * nm;
+        uint32_t best = 0;
+        double bu = -INFINITY;
+        for (uint32_t m = 0; m < nm; m++) {
+            double u = p[m] - lambda * cn[m];
+            if (u > bu || (u == bu && cn[m] < cn[best])) {
+                bu = u;
+                best = m;
+            }
+        }
+        if (choices)
+            choices[i] = best;
+        c += cn[best];
+        a += Y[(size_t)i * nm + best];
+    }
+    *cost = c / nq;
+    *acc = a / nq;
+}
+
 void tr_route_curve(const float *P, const float *Y, uint32_t nq, uint32_t nm, const double *cn,
                     tr_curve *c, uint32_t *choices)
 {
     double pc[TR_CURVE_LAMBDAS], pa[TR_CURVE_LAMBDAS];
-    for (int j = 0; j < TR_CURVE_LAMBDAS; j++) {
-        double lam = tr_curve_lambda(j), cost = 0, acc = 0;
-        for (uint32_t i = 0; i < nq; i++) {
-            const float *p = P + (size_t)i * nm;
-            uint32_t best = 0;
-            double bu = -INFINITY;
-            for (uint32_t m = 0; m < nm; m++) {
-                double u = p[m] - lam * cn[m];
-                if (u > bu || (u == bu && cn[m] < cn[best])) {
-                    bu = u;
-                    best = m;
-                }
-            }
-            if (choices)
-                choices[(size_t)j * nq + i] = best;
-            cost += cn[best];
-            acc += Y[(size_t)i * nm + best];
-        }
-        pc[j] = cost / nq;
-        pa[j] = acc / nq;
-    }
+    for (int j = 0; j < TR_CURVE_LAMBDAS; j++)
+        tr_route_point(P, Y, nq, nm, cn, tr_curve_lambda(j), &pc[j], &pa[j],
+                       choices ? choices + (size_t)j * nq : NULL);
     tr_curve_hull(pc, pa, TR_CURVE_LAMBDAS, c);
 }

@@ -63,6 +63,11 @@ void tr_curve_hull(const double *cost, const double *acc, int n, tr_curve *c);
  * of normalized costs cn at every lambda of the sweep: argmax P - lambda * cn,
  * ties to the cheaper model, then the lower index, as on the device. choices
  * (optional, TR_CURVE_LAMBDAS x nq) receive the decisions. */
+/* One point of it: the mean normalized cost and accuracy at lambda; choices
+ * (optional, nq) receive the decisions. */
+void tr_route_point(const float *P, const float *Y, uint32_t nq, uint32_t nm, const double *cn,
+                    double lambda, double *cost, double *acc, uint32_t *choices);
+
 void tr_route_curve(const float *P, const float *Y, uint32_t nq, uint32_t nm, const double *cn,
                     tr_curve *c, uint32_t *choices);
 
