@@ -36,5 +36,7 @@ int main(int argc, char **argv)
         st = tr_router_load(r, pack, (size_t)size, &trust);
     }
     printf("%s\n", tr_status_name(st));
+    free(arena);
+    free(pack);
     return st == TR_OK ? 0 : 1;
 }

@@ -169,7 +169,7 @@ case "${RUNNER:-}" in qemu-aarch64*) pk_cc=aarch64-linux-gnu-gcc ;; esac
 for k in signing other; do
     mkdir -p "$T/pk-$k"
     "$CLI" pubkey --name trusted_key "fixtures/keys/test-$k.pub" >"$T/pk-$k/key.inc"
-    if $pk_cc -std=c11 -Wall -Wextra -Werror -pedantic -Icore -I"$T/pk-$k" -o "$T/pk-$k/check" \
+    if $pk_cc ${LIB_CFLAGS:-} -std=c11 -Wall -Wextra -Werror -pedantic -Icore -I"$T/pk-$k" -o "$T/pk-$k/check" \
         tests/pubkey_check.c "$BUILD/libtinyroute.a" -lmbedcrypto -lsleef -lm 2>"$T/pk-$k/cc.err"; then
         ok
     else
