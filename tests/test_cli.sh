@@ -178,6 +178,12 @@ for k in signing other; do
 done
 expect 0 "^TR_OK$" -- ${RUNNER:-} "$T/pk-signing/check" "$FIXTURE_PACK"
 expect 1 "^TR_E_KEY_UNKNOWN$" -- ${RUNNER:-} "$T/pk-other/check" "$FIXTURE_PACK"
+# A path that would close the comment the initializer starts with.
+mkdir -p "$T/a*" && cp "$PUB" "$T/a*/x.pub"
+"$CLI" pubkey --name trusted_key "$T/a*/x.pub" >"$T/pk-signing/key.inc"
+$pk_cc ${LIB_CFLAGS:-} -std=c11 -Wall -Wextra -Werror -Icore -I"$T/pk-signing" -o "$T/pk-signing/check2" \
+    tests/pubkey_check.c "$BUILD/libtinyroute.a" -lmbedcrypto -lsleef -lm 2>/dev/null && ok ||
+    bad "pubkey's output for a path with '*/' does not compile"
 
 # --- build: bad input names file and line; no half-written pack --------
 mkdir -p "$T/ds"

@@ -405,7 +405,10 @@ int cmd_pubkey(int argc, char **argv)
     if (fc) {
         uint8_t id[32];
         tr_key_id(&key, id);
-        printf("/* tinyroute pubkey %s\n * key id ", path);
+        /* The path goes into a C comment: one that could end it or span
+         * lines is left out, so the output always compiles. */
+        int plain = !strstr(path, "*/") && !strpbrk(path, "\n\r");
+        printf("/* tinyroute pubkey %s\n * key id ", plain ? path : "KEY.pub");
         for (int i = 0; i < 32; i++)
             printf("%02x", id[i]);
         printf(" (SHA-256 of the point) */\n");
