@@ -132,4 +132,5 @@ test-device:
 	  echo "== device $$t"; \
 	  FIXTURE_PACK=$(DEV_PACK) $(if $(CROSS),TR_TEST_SKIP_THREADS=1) $(DEV_RUNNER) $(DEV)/$$t; \
 	done; echo "device tests: all $(words $(DEV_TESTS)) suites passed"
+	@echo "== device code size against core/DEVICE_CRYPTO.md"; sh tests/test_doc_figures.sh --device $(DEV)
 EXTRA_TESTS += test-device

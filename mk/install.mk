@@ -1,7 +1,8 @@
 # make install / uninstall: the library as a system library (issue 8).
 #   make install PREFIX=/usr/local [DESTDIR=/staging]
 # installs include/tinyroute.h, lib/libtinyroute.{a,so*},
-# lib/pkgconfig/tinyroute.pc and bin/tinyroute. The shared library is built
+# lib/pkgconfig/tinyroute.pc, bin/tinyroute and, under share/doc/tinyroute/,
+# the license, the third-party notices and the integrator's documents. The shared library is built
 # only here (make shared), so everyday builds do not compile everything twice.
 # make test-install: checks an installed copy, natively and for aarch64.
 
@@ -53,10 +54,15 @@ shared: $(SO)
 I_INC := $(DESTDIR)$(PREFIX)/include
 I_LIB := $(DESTDIR)$(PREFIX)/lib
 I_BIN := $(DESTDIR)$(PREFIX)/bin
+I_DOC := $(DESTDIR)$(PREFIX)/share/doc/tinyroute
+# LICENSE and THIRD-PARTY.md travel with the library: every pack built with the
+# default embedder carries the word vectors the notice names.
+DOC_FILES := LICENSE THIRD-PARTY.md README.md core/INTEGRATION.md core/PACK_FORMAT.md
 
 # The .pc names PREFIX, not DESTDIR: DESTDIR is only a staging root.
 install: $(LIB) $(CLI) $(SO)
-	install -d $(I_INC) $(I_LIB)/pkgconfig $(I_BIN)
+	install -d $(I_INC) $(I_LIB)/pkgconfig $(I_BIN) $(I_DOC)
+	install -m 644 $(DOC_FILES) $(I_DOC)/
 	install -m 644 core/tinyroute.h $(I_INC)/tinyroute.h
 	install -m 644 $(LIB) $(I_LIB)/libtinyroute.a
 	install -m 755 $(SO) $(I_LIB)/$(SO_FILE)
@@ -73,7 +79,8 @@ install: $(LIB) $(CLI) $(SO)
 uninstall:
 	rm -f $(I_INC)/tinyroute.h $(I_LIB)/libtinyroute.a $(I_LIB)/$(SO_FILE) \
 	    $(I_LIB)/$(SO_NAME) $(I_LIB)/$(SO_LINK) $(I_LIB)/pkgconfig/tinyroute.pc \
-	    $(I_BIN)/tinyroute
+	    $(I_BIN)/tinyroute $(addprefix $(I_DOC)/,$(notdir $(DOC_FILES)))
+	-rmdir $(I_DOC) 2>/dev/null
 
 # Native: a real prefix. aarch64: PREFIX=/usr staged under DESTDIR, used as
 # the pkg-config sysroot, as a cross distribution build would.

@@ -53,8 +53,10 @@ $(THREADS_PACK): $(EMBEDDER) $(CLI) $(wildcard $(FIXTURE)/*)
 TEST_BINS := $(BUILD)/test_noalloc $(BUILD)/test_eval $(BUILD)/test_core $(BUILD)/test_task $(BUILD)/test_task_fit $(BUILD)/test_governor $(BUILD)/test_dataset $(BUILD)/test_kernels $(BUILD)/test_threads \
              $(BUILD)/test_outcome $(BUILD)/test_badinput $(BUILD)/test_sealed $(BUILD)/test_prior
 
+# LIB_CFLAGS: the library's extra flags (test-asan's sanitizers), for the
+# suites that compile a small program against $(BUILD)/libtinyroute.a.
 TEST_ENV = BUILD=$(BUILD) PYTHON=$(PYTHON) EMBEDDER=$(EMBEDDER) WINK_JSON=$(WINK_JSON) \
-           FIXTURE=$(FIXTURE)
+           FIXTURE=$(FIXTURE) LIB_CFLAGS="$(CFLAGS)"
 
 .PHONY: test test-native test-aarch64
 # Suites with their own make targets (mk/*.mk add themselves here): the

@@ -128,6 +128,62 @@ cp "$T/k1.key" "$T/k1.key.orig"
 expect 1 "exists; not overwriting" -- "$CLI" keygen --out "$T/k1"
 cmp -s "$T/k1.key" "$T/k1.key.orig" && ok || bad "keygen overwrote an existing key"
 [ "$(stat -c %a "$T/k1.key")" = 600 ] && ok || bad "private key should be mode 600"
+expect 0 "tinyroute pubkey .*k2.pub" -- "$CLI" keygen --out "$T/k2"
+
+# --- pubkey: the device's tr_pubkey from a PEM key ---------------------
+expect 0 "usage: tinyroute pubkey" -- "$CLI" pubkey --help
+expect 2 "usage: tinyroute pubkey" -- "$CLI" pubkey
+expect 2 "usage: tinyroute pubkey" -- "$CLI" pubkey "$PUB" "$OPUB"
+expect 2 "usage: tinyroute pubkey" -- "$CLI" pubkey --bogus "$PUB"
+expect 2 "^tinyroute pubkey: --format must be c, hex, der or raw, not 'pem'" -- "$CLI" pubkey --format pem "$PUB"
+expect 2 "^tinyroute pubkey: --name goes with --format c" -- "$CLI" pubkey --format hex --name k "$PUB"
+expect 2 "^tinyroute pubkey: --name must be a C identifier" -- "$CLI" pubkey --name "1k;" "$PUB"
+expect 1 "^tinyroute pubkey: cannot read /nonexistent.pub: No such file" -- "$CLI" pubkey /nonexistent.pub
+expect 1 "^tinyroute pubkey: cannot read .*keys: is a directory" -- "$CLI" pubkey fixtures/keys
+expect 1 "^tinyroute pubkey: fixtures/mmlu-pro-2k/models.csv is not a public key" -- "$CLI" pubkey fixtures/mmlu-pro-2k/models.csv
+expect 1 "^tinyroute pubkey: .*test-signing.key is a private key; give its public half" -- "$CLI" pubkey "$KEY"
+[ ! -s "$T/out" ] && ok || bad "pubkey printed something for a private key"
+openssl ec -in "$KEY" -outform DER 2>/dev/null >"$T/priv.der"
+expect 1 "is a private key" -- "$CLI" pubkey "$T/priv.der"
+# The bytes agree with openssl's: the point ends the DER SubjectPublicKeyInfo.
+openssl ec -pubin -in "$PUB" -outform DER 2>/dev/null >"$T/pub.der"
+"$CLI" pubkey --format der "$PUB" >"$T/der" && cmp -s "$T/der" "$T/pub.der" && ok || bad "pubkey --format der differs from openssl's DER"
+"$CLI" pubkey --format raw "$PUB" >"$T/raw" && tail -c 65 "$T/pub.der" | cmp -s - "$T/raw" && ok || bad "pubkey --format raw is not the 65-byte point"
+want=$(tail -c 65 "$T/pub.der" | od -An -v -tx1 | tr -d ' \n')
+[ "$("$CLI" pubkey --format hex "$PUB")" = "$want" ] && ok || bad "pubkey --format hex is not the point's hex"
+expect 0 "^[0-9a-f]{130}$" -- "$CLI" pubkey --format hex "$T/pub.der"
+# The key id in the comment is the one the pack's trailer names.
+expect 0 "key id $kid" -- "$CLI" pubkey "$PUB"
+# Binary never goes to a terminal (a pseudo-terminal stands in for one).
+for f in der raw; do
+    expect 2 "not writing binary $f to a terminal" -- "$PYTHON" -c '
+import os, pty, subprocess, sys
+m, s = pty.openpty()
+sys.exit(subprocess.run(sys.argv[1:], stdout=s).returncode)' "$CLI" pubkey --format "$f" "$PUB"
+done
+# The printed initializer, compiled into a tiny program, verifies the
+# fixture pack; the other key's does not (TR_E_KEY_UNKNOWN): the check can
+# fail. Under qemu (RUNNER set) the program is cross-built and run there.
+pk_cc=cc
+case "${RUNNER:-}" in qemu-aarch64*) pk_cc=aarch64-linux-gnu-gcc ;; esac
+for k in signing other; do
+    mkdir -p "$T/pk-$k"
+    "$CLI" pubkey --name trusted_key "fixtures/keys/test-$k.pub" >"$T/pk-$k/key.inc"
+    if $pk_cc ${LIB_CFLAGS:-} -std=c11 -Wall -Wextra -Werror -pedantic -Icore -I"$T/pk-$k" -o "$T/pk-$k/check" \
+        tests/pubkey_check.c "$BUILD/libtinyroute.a" -lmbedcrypto -lsleef -lm 2>"$T/pk-$k/cc.err"; then
+        ok
+    else
+        bad "the pubkey initializer of test-$k.pub does not compile: $(head -c 300 "$T/pk-$k/cc.err")"
+    fi
+done
+expect 0 "^TR_OK$" -- ${RUNNER:-} "$T/pk-signing/check" "$FIXTURE_PACK"
+expect 1 "^TR_E_KEY_UNKNOWN$" -- ${RUNNER:-} "$T/pk-other/check" "$FIXTURE_PACK"
+# A path that would close the comment the initializer starts with.
+mkdir -p "$T/a*" && cp "$PUB" "$T/a*/x.pub"
+"$CLI" pubkey --name trusted_key "$T/a*/x.pub" >"$T/pk-signing/key.inc"
+$pk_cc ${LIB_CFLAGS:-} -std=c11 -Wall -Wextra -Werror -Icore -I"$T/pk-signing" -o "$T/pk-signing/check2" \
+    tests/pubkey_check.c "$BUILD/libtinyroute.a" -lmbedcrypto -lsleef -lm 2>/dev/null && ok ||
+    bad "pubkey's output for a path with '*/' does not compile"
 
 # --- build: bad input names file and line; no half-written pack --------
 mkdir -p "$T/ds"

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 int cmd_keygen(int argc, char **argv);
+int cmd_pubkey(int argc, char **argv);
 int cmd_embedder(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_build(int argc, char **argv);

@@ -1,6 +1,7 @@
 #include "keys.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -279,6 +280,9 @@ int cmd_keygen(int argc, char **argv)
         for (int i = 0; i < 32; i++)
             printf("%02x", id[i]);
         printf("\n");
+        /* The device takes the point, not the PEM: say how to get it. */
+        printf("for the device: tinyroute pubkey %s > %s.inc (the tr_pubkey initializer)\n",
+               ppath, prefix);
         r = 0;
     }
     free(kpath);
@@ -288,5 +292,154 @@ out:
     mbedtls_pk_free(&pk);
     mbedtls_ctr_drbg_free(&drbg);
     mbedtls_entropy_free(&ent);
+    return r;
+}
+
+static const char pubkey_usage[] =
+    "usage: tinyroute pubkey KEY.pub [--format c|hex|der|raw] [--name NAME]\n"
+    "Prints a public key (PEM or DER, e.g. from keygen) as the device takes it:\n"
+    "  c    the tr_pubkey initializer {{0x04, X, Y}} with its key id in a comment\n"
+    "       (default); with --name a whole `static const tr_pubkey NAME = ...;`\n"
+    "  hex  the 65-byte SEC1 point 04||X||Y as 130 hex digits\n"
+    "  der  the DER SubjectPublicKeyInfo (as `openssl ec -pubin -outform DER`)\n"
+    "  raw  the 65-byte point itself (what tr_pubkey.point holds)\n"
+    "der and raw are binary: redirect them, they are not written to a terminal.\n"
+    "A private key is refused: the device only ever needs the public half.\n";
+
+/* pubkey's messages in the CLI style the issue asks for ("tinyroute CMD:
+ * message"). Returns 1. */
+static int pubkey_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int pubkey_err(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("tinyroute pubkey: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+/* Loads a public key only: a private key given here is most likely the
+ * wrong file of the pair, and printing its public half would hide that the
+ * private one is about to be copied somewhere (a build tree, a device). */
+static int load_public_only(const char *path, mbedtls_pk_context *pk)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        return pubkey_err("cannot read %s: %s", path, strerror(errno));
+    if (!S_ISREG(sb.st_mode))
+        return pubkey_err("cannot read %s: %s", path,
+                          S_ISDIR(sb.st_mode) ? "is a directory" : "not a regular file");
+    int rc = mbedtls_pk_parse_public_keyfile(pk, path);
+    if (rc == 0) {
+        if (mbedtls_pk_get_type(pk) != MBEDTLS_PK_ECKEY ||
+            mbedtls_pk_ec(*pk)->grp.id != MBEDTLS_ECP_DP_SECP256R1)
+            return pubkey_err("%s: not an ECDSA P-256 (prime256v1) key", path);
+        return 0;
+    }
+    mbedtls_pk_context priv;
+    mbedtls_pk_init(&priv);
+    int rc2 = mbedtls_pk_parse_keyfile(&priv, path, NULL);
+    mbedtls_pk_free(&priv);
+    if (rc2 == 0 || rc2 == MBEDTLS_ERR_PK_PASSWORD_REQUIRED)
+        return pubkey_err("%s is a private key; give its public half (the .pub of keygen, "
+                          "or `openssl ec -in %s -pubout`) and keep the private key off the device",
+                          path, path);
+    char buf[160];
+    mbedtls_strerror(rc, buf, sizeof buf);
+    return pubkey_err("%s is not a public key (PEM or DER): %s", path, buf);
+}
+
+int cmd_pubkey(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"format", required_argument, 0, 'f'}, {"name", required_argument, 0, 'n'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *format = "c", *name = NULL;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'f': format = optarg; break;
+        case 'n': name = optarg; break;
+        case 'h': fputs(pubkey_usage, stdout); return 0;
+        default: fputs(pubkey_usage, stderr); return 2;
+        }
+    }
+    if (optind + 1 != argc) {
+        fputs(pubkey_usage, stderr);
+        return 2;
+    }
+    int fc = !strcmp(format, "c"), fhex = !strcmp(format, "hex"), fder = !strcmp(format, "der"),
+        fraw = !strcmp(format, "raw");
+    if (!fc && !fhex && !fder && !fraw) {
+        fprintf(stderr, "tinyroute pubkey: --format must be c, hex, der or raw, not '%s'\n", format);
+        return 2;
+    }
+    if (name && !fc) {
+        fputs("tinyroute pubkey: --name goes with --format c\n", stderr);
+        return 2;
+    }
+    if (name) {
+        int ident = (isalpha((unsigned char)name[0]) || name[0] == '_');
+        for (const char *q = name; *q && ident; q++)
+            ident = isalnum((unsigned char)*q) || *q == '_';
+        if (!ident) {
+            fprintf(stderr, "tinyroute pubkey: --name must be a C identifier, not '%s'\n", name);
+            return 2;
+        }
+    }
+    if ((fder || fraw) && isatty(STDOUT_FILENO)) {
+        fprintf(stderr, "tinyroute pubkey: not writing binary %s to a terminal; redirect stdout "
+                "(> key.%s) or use --format hex\n", format, format);
+        return 2;
+    }
+    const char *path = argv[optind];
+    mbedtls_pk_context pk;
+    mbedtls_pk_init(&pk);
+    tr_pubkey key;
+    int r = 1;
+    if (load_public_only(path, &pk) != 0 || point_of(&pk, path, &key) != 0)
+        goto out;
+    if (fc) {
+        uint8_t id[32];
+        tr_key_id(&key, id);
+        /* The path goes into a C comment: one that could end it or span
+         * lines is left out, so the output always compiles. */
+        int plain = !strstr(path, "*/") && !strpbrk(path, "\n\r");
+        printf("/* tinyroute pubkey %s\n * key id ", plain ? path : "KEY.pub");
+        for (int i = 0; i < 32; i++)
+            printf("%02x", id[i]);
+        printf(" (SHA-256 of the point) */\n");
+        if (name)
+            printf("static const tr_pubkey %s = ", name);
+        printf("{{");
+        for (int i = 0; i < 65; i++)
+            printf("%s0x%02x%s", i % 12 == 0 ? "\n    " : " ", key.point[i], i < 64 ? "," : "");
+        printf("\n}}%s\n", name ? ";" : "");
+    } else if (fhex) {
+        for (int i = 0; i < 65; i++)
+            printf("%02x", key.point[i]);
+        printf("\n");
+    } else if (fraw) {
+        fwrite(key.point, 1, sizeof key.point, stdout);
+    } else {
+        unsigned char der[160];
+        int n = mbedtls_pk_write_pubkey_der(&pk, der, sizeof der);
+        if (n <= 0) {
+            pubkey_err("%s: cannot encode the key as DER", path);
+            goto out;
+        }
+        /* mbedTLS writes DER at the end of the buffer. */
+        fwrite(der + sizeof der - (size_t)n, 1, (size_t)n, stdout);
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        pubkey_err("cannot write the key to stdout: %s", strerror(errno));
+        goto out;
+    }
+    r = 0;
+out:
+    mbedtls_pk_free(&pk);
     return r;
 }

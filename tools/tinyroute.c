@@ -11,6 +11,7 @@ static const struct {
     const char *what;
 } commands[] = {
     {"keygen", cmd_keygen, "write an ECDSA P-256 signing key pair (PEM)"},
+    {"pubkey", cmd_pubkey, "print a public key as the device takes it (tr_pubkey, hex, DER)"},
     {"embedder", cmd_embedder, "convert word vectors into the built-in embedder table"},
     {"import", cmd_import, "turn a shared data set into the dataset layout"},
     {"build", cmd_build, "build and sign a routing pack from a dataset"},

