@@ -55,18 +55,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static void one(tr_router *router, const tr_pack_info *in, const char *text, size_t size)
+static void one(tr_router *r, const tr_pack_info *in, const char *text, size_t size)
 {
-    const tr_pack_info info = *in;
+    const tr_pack_info pi = *in;
     static int8_t q[8192];
     static float predicted[4096];
-    if (info.dim > sizeof q || info.n_models > sizeof predicted / sizeof *predicted)
+    if (pi.dim > sizeof q || pi.n_models > sizeof predicted / sizeof *predicted)
         abort();
-    tr_status se = tr_embed_text(router, text, size, q, info.dim);
+    tr_status se = tr_embed_text(r, text, size, q, pi.dim);
     tr_fuzz_check_status(se);
     tr_result res;
-    tr_status sr = tr_route_text(router, text, size, NULL, &res, predicted);
-    tr_fuzz_check_result(router, sr, &res);
+    tr_status sr = tr_route_text(r, text, size, NULL, &res, predicted);
+    tr_fuzz_check_result(r, sr, &res);
     /* Embedding and routing read the prompt the same way: they must agree
      * on whether it is acceptable. */
     if ((se == TR_OK) != (sr == TR_OK)) {
@@ -78,7 +78,7 @@ static void one(tr_router *router, const tr_pack_info *in, const char *text, siz
         /* A prompt with a known word embeds to a unit-ish int8 vector whose
          * largest magnitude is 127; one with none to zeros (prior only). */
         int peak = 0;
-        for (uint32_t d = 0; d < info.dim; d++) {
+        for (uint32_t d = 0; d < pi.dim; d++) {
             int a = q[d] < 0 ? -q[d] : q[d];
             if (q[d] == -128)
                 abort();
@@ -89,7 +89,7 @@ static void one(tr_router *router, const tr_pack_info *in, const char *text, siz
             fprintf(stderr, "fuzz: peak %d with prior_only %d\n", peak, prior_only);
             abort();
         }
-        for (uint32_t m = 0; m < info.n_models; m++)
+        for (uint32_t m = 0; m < pi.n_models; m++)
             if (!(predicted[m] >= 0.0f && predicted[m] <= 1.0f)) {
                 fprintf(stderr, "fuzz: predicted[%u] = %g\n", m, (double)predicted[m]);
                 abort();
@@ -97,7 +97,7 @@ static void one(tr_router *router, const tr_pack_info *in, const char *text, siz
     }
     /* The cluster method, when the pack has clusters. */
     tr_route_opts o = {.lambda = TR_LAMBDA_DEFAULT, .method = TR_METHOD_CLUSTER};
-    tr_fuzz_check_result(router, tr_route_text(router, text, size, &o, &res, NULL), &res);
+    tr_fuzz_check_result(r, tr_route_text(r, text, size, &o, &res, NULL), &res);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
