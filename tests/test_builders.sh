@@ -223,5 +223,30 @@ PY
     done
 fi
 
+# --- no fixed counts in the host tools (was: 64 --add-log, 16 --prompts, a
+# 2048-byte eval command line); add-model's own limit is the delta format's
+expect 0 "" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --log-out "$T/one.log" "What is a tort?"
+many=""
+for i in $(seq 70); do many="$many --add-log $T/one.log"; done
+expect 0 "$T/one.log: added 0 references; skipped 0 without an embedding, 1 without an outcome" -- $B --data "$FIXTURE" --k 10 --prior-strength 16 --lambda 0 --no-tasks --out "$T/many.trp" $many
+[ "$(cat "$T/out" "$T/err" | grep -c "$T/one.log: added 0 references")" = 70 ] && ok || bad "build did not read all 70 --add-log"
+many=""
+for i in $(seq 20); do many="$many --prompts $T/ok/prompts.jsonl"; done
+expect 0 "" -- "$CLI" embedder --hashed --rows 1024 --dim 8 $many --out "$T/hashed20.bin"
+[ -s "$T/hashed20.bin" ] && ok || bad "embedder --hashed with 20 --prompts wrote nothing"
+deep="$T"
+for i in $(seq 12); do deep="$deep/$(printf 'd%.0s' $(seq 200))"; done
+mkdir -p "$deep"
+expect 0 "" -- "$CLI" eval --data "$FIXTURE" --embedder "$EMBEDDER" --seeds 1 --no-learned-map --json "$deep/e.json"
+"$PYTHON" - "$deep/e.json" <<'PY' && ok || bad "eval's JSON does not carry its whole command line"
+import json, sys
+cmd = json.load(open(sys.argv[1]))["command"]
+sys.exit(0 if cmd.endswith("--json " + sys.argv[1]) and len(cmd) > 2400 else 1)
+PY
+models=""
+for i in $(seq 1025); do models="$models --model m$i"; done
+expect 2 "at most 1024 --model per delta" -- "$CLI" add-model --pack "$T/small.trp" --key "$KEY" --data "$T/add" $models --out "$T/d1025.trd"
+[ ! -e "$T/d1025.trd" ] && ok || bad "add-model with 1025 --model wrote a delta"
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -267,7 +267,19 @@ static int choose_knn(const int8_t *refs, size_t n, uint32_t dim, const float *s
     return 0;
 }
 
+static int build_with(int argc, char **argv, const char **logs);
+
 int cmd_build(int argc, char **argv)
+{
+    /* Room for every --add-log there can be: no fixed count. */
+    const char **logs = tr_xmalloc((size_t)(argc > 0 ? argc : 1) * sizeof *logs);
+    int r = build_with(argc, argv, logs);
+    free(logs);
+    return r;
+}
+
+/* cmd_build with logs[] (argc entries) for the --add-log paths. */
+static int build_with(int argc, char **argv, const char **logs)
 {
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'}, {"embedder", required_argument, 0, 'e'},
@@ -285,7 +297,6 @@ int cmd_build(int argc, char **argv)
     uint64_t k = 0, counter = 1, expires_days = 0, prefilter = 0, n_clusters = 0;
     /* k 0, prior strength and lambda < 0: chosen on validation */
     double lambda = -1, prior_strength = -1;
-    const char *logs[64];
     size_t n_logs = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -341,8 +352,6 @@ int cmd_build(int argc, char **argv)
         case 'T': no_tasks = 1; break;
         case 'L': lmap = 1; break;
         case 'A':
-            if (n_logs == sizeof logs / sizeof *logs)
-                return tr_err("at most %zu --add-log", sizeof logs / sizeof *logs), 2;
             logs[n_logs++] = optarg;
             break;
         case 'f': force = 1; break;
@@ -366,10 +375,14 @@ int cmd_build(int argc, char **argv)
         return 2;
     {
         /* --force never overwrites an input (issue #18). */
-        const char *in[2 + sizeof logs / sizeof *logs] = {emb_path, key};
+        const char **in = tr_xmalloc((2 + n_logs) * sizeof *in);
+        in[0] = emb_path;
+        in[1] = key;
         for (size_t i = 0; i < n_logs; i++)
             in[2 + i] = logs[i];
-        if (tr_out_not_input_ds("--out", out, in, 2 + n_logs, &data, 1, NULL))
+        int clash = tr_out_not_input_ds("--out", out, in, 2 + n_logs, &data, 1, NULL);
+        free(in);
+        if (clash)
             return 2;
     }
     if (!force && access(out, F_OK) == 0)

@@ -615,7 +615,19 @@ static const char usage[] =
     "the prompts' tf-idf features (latent semantic analysis). Any script works:\n"
     "a prompt without one word of English still gets an embedding.\n";
 
+static int embedder_with(int argc, char **argv, const char **prompts);
+
 int cmd_embedder(int argc, char **argv)
+{
+    /* Room for every --prompts there can be: no fixed count. */
+    const char **prompts = tr_xmalloc((size_t)(argc > 0 ? argc : 1) * sizeof *prompts);
+    int r = embedder_with(argc, argv, prompts);
+    free(prompts);
+    return r;
+}
+
+/* cmd_embedder with prompts[] (argc entries) for the --prompts paths. */
+static int embedder_with(int argc, char **argv, const char **prompts)
 {
     static const struct option opts[] = {
         {"wink", required_argument, 0, 'w'}, {"out", required_argument, 0, 'o'},
@@ -623,7 +635,7 @@ int cmd_embedder(int argc, char **argv)
         {"hashed", no_argument, 0, 'H'}, {"prompts", required_argument, 0, 'p'},
         {"rows", required_argument, 0, 'r'}, {"dim", required_argument, 0, 'd'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *in = NULL, *out = NULL, *prompts[16];
+    const char *in = NULL, *out = NULL;
     int hashed = 0, n_prompts = 0;
     uint64_t want = 50000, rows = 65536, hdim = 100;
     double sif_a = 1e-3;
@@ -644,8 +656,6 @@ int cmd_embedder(int argc, char **argv)
             break;
         case 'H': hashed = 1; break;
         case 'p':
-            if (n_prompts == 16)
-                return tr_err("at most 16 --prompts"), 2;
             prompts[n_prompts++] = optarg;
             break;
         case 'r':

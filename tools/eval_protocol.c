@@ -1475,11 +1475,14 @@ int tr_eval_protocol(int argc, char **argv)
             tr_stf32(table + tr_ld32(table + TR_E_OFF_WEIGHTS) + 4 * w, 1.0f);
     if (table)
         file_sha256(o.embedder, emb_sha);
-    char cmdline[2048] = "tinyroute";
+    /* The command as given, whole: no cap on its length. */
+    tr_buf cmdline = {0};
+    tr_buf_put(&cmdline, "tinyroute", 9);
     for (int i = 0; i < argc; i++) {
-        size_t l = strlen(cmdline);
-        snprintf(cmdline + l, sizeof cmdline - l, " %s", argv[i]);
+        tr_buf_put(&cmdline, " ", 1);
+        tr_buf_put(&cmdline, argv[i], strlen(argv[i]));
     }
+    tr_buf_put(&cmdline, "", 1);
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "tinyroute_version", TR_VERSION_STRING);
     cJSON_AddStringToObject(doc, "kernel", tr_kernel_name());
@@ -1487,7 +1490,8 @@ int tr_eval_protocol(int argc, char **argv)
     time_t now = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     cJSON_AddStringToObject(doc, "created", when);
-    cJSON_AddStringToObject(doc, "command", cmdline);
+    cJSON_AddStringToObject(doc, "command", (const char *)cmdline.data);
+    tr_buf_free(&cmdline);
     cJSON_AddStringToObject(
         doc, "protocol",
         "Jitkrittum et al. 2025: prompts 60/10/30 train/validation/test, models split in half; "
