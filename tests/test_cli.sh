@@ -50,7 +50,7 @@ expect 0 '"where":"(device|cloud)"' -- "$CLI" route --pack "$FIXTURE_PACK" --key
 expect 1 "TR_E_EMPTY_INPUT" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" ""
 expect 0 "\"method\":\"knn\"" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --weighted "What is the capital of France?"
 printf 'fine prompt\n\377\376 broken\n' >"$T/mixed.txt"
-expect 1 "stdin 2: TR_E_UTF8" -- sh -c "\"$CLI\" route --pack \"$FIXTURE_PACK\" --key \"$PUB\" < \"$T/mixed.txt\""
+expect 1 "^tinyroute route: stdin:2: TR_E_UTF8" -- sh -c "\"$CLI\" route --pack \"$FIXTURE_PACK\" --key \"$PUB\" < \"$T/mixed.txt\""
 n=$("$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" <"$T/mixed.txt" 2>/dev/null | wc -l)
 [ "$n" = 1 ] && ok || bad "the valid line of a mixed stdin should still be routed (got $n lines)"
 expect 0 '"prior_only":true,"why":"prior_only"' -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" "zzqxj qqqzx"

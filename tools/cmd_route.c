@@ -1,8 +1,11 @@
 /* tinyroute route, embed and eval: the device API driven from the shell. */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
@@ -29,11 +32,14 @@ typedef struct common {
     const char *log_out, *log_flags, *log_key, *outcomes, *log_in;
     uint64_t log_capacity;
     int json;
+    const char *input; /* --input FILE|-: NULL when not given */
+    int jsonl, format_set, echo_prompt;
 } common;
 
 enum { O_PACK = 256, O_KEY, O_MIN, O_LAMBDA, O_K, O_OFFLINE, O_DATA, O_SPLIT, O_EXACT, O_METHOD,
        O_WEIGHTED, O_REVOKE, O_DELTA, O_MIN_DELTA, O_LOG_OUT, O_LOG_FLAGS, O_LOG_CAP, O_LOG_KEY,
-       O_OUTCOMES, O_LOG, O_JSON, O_PRIOR, O_HELP };
+       O_OUTCOMES, O_LOG, O_JSON, O_PRIOR, O_HELP,
+       O_INPUT, O_FORMAT, O_ECHO };
 
 static const struct option common_opts[] = {
     {"pack", required_argument, 0, O_PACK}, {"key", required_argument, 0, O_KEY},
@@ -48,6 +54,8 @@ static const struct option common_opts[] = {
     {"log-capacity", required_argument, 0, O_LOG_CAP}, {"log-key", required_argument, 0, O_LOG_KEY},
     {"outcomes", required_argument, 0, O_OUTCOMES}, {"log", required_argument, 0, O_LOG},
     {"json", no_argument, 0, O_JSON}, {"prior-strength", required_argument, 0, O_PRIOR},
+    {"input", required_argument, 0, O_INPUT}, {"format", required_argument, 0, O_FORMAT},
+    {"echo-prompt", no_argument, 0, O_ECHO},
     {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
 
 /* Is name one of the space-separated words of allowed? */
@@ -64,7 +72,7 @@ static int allows(const char *allowed, const char *name)
 static int parse_common(int argc, char **argv, const char *usage, const char *allowed,
                         common *c)
 {
-    const char *key_paths[argc + 2]; /* each --key takes an argument; then pack, delta */
+    const char *key_paths[argc + 3]; /* each --key takes an argument; then pack, delta, input */
     size_t n_key_paths = 0;
     memset(c, 0, sizeof *c);
     c->ro.lambda = TR_LAMBDA_DEFAULT;
@@ -156,6 +164,16 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
         case O_OUTCOMES: c->outcomes = optarg; break;
         case O_LOG: c->log_in = optarg; break;
         case O_JSON: c->json = 1; break;
+        case O_INPUT: c->input = optarg; break;
+        case O_ECHO: c->echo_prompt = 1; break;
+        case O_FORMAT:
+            if (strcmp(optarg, "lines") && strcmp(optarg, "jsonl")) {
+                tr_err("--format must be lines or jsonl, not '%s'", optarg);
+                goto bad;
+            }
+            c->jsonl = !strcmp(optarg, "jsonl");
+            c->format_set = 1;
+            break;
         case O_LOG_CAP:
             /* A limit the user can read in the message, not an allocation
              * of hundreds of GB failing (or swapping) later. */
@@ -186,6 +204,8 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
          * (issue #18), the pack, delta, a key or the --outcomes data. */
         key_paths[n_key_paths++] = c->pack;
         key_paths[n_key_paths++] = c->delta;
+        if (c->input && strcmp(c->input, "-"))
+            key_paths[n_key_paths++] = c->input;
         if (tr_out_not_input_ds("--log-out", c->log_out, key_paths, n_key_paths, &c->outcomes,
                                 1, NULL))
             goto bad_quiet;
@@ -223,10 +243,31 @@ static int open_pack(common *c, tr_packfile *pf)
     return r;
 }
 
-static cJSON *result_json(const tr_router *r, const tr_pack_info *info, const char *prompt,
-                          const tr_result *res, const float *pred)
+/* The excerpt route prints of a prompt unless --echo-prompt: its first
+ * bytes, at most EXCERPT_MAX in all with the "…" that marks a cut, cut
+ * before a UTF-8 continuation byte (the text routed, so it is valid UTF-8).
+ * A batch of ~2 KB prompts otherwise echoes all its input (issue #14). */
+#define EXCERPT_MAX 80
+static void excerpt(const char *text, size_t len, char out[EXCERPT_MAX + 1])
+{
+    if (len <= EXCERPT_MAX) {
+        memcpy(out, text, len);
+        out[len] = 0;
+        return;
+    }
+    size_t cut = EXCERPT_MAX - 3; /* "…" is 3 bytes */
+    while (cut > 0 && ((unsigned char)text[cut] & 0xC0) == 0x80)
+        cut--;
+    memcpy(out, text, cut);
+    memcpy(out + cut, "\xe2\x80\xa6", 4);
+}
+
+static cJSON *result_json(const tr_router *r, const tr_pack_info *info, const cJSON *id,
+                          const char *prompt, const tr_result *res, const float *pred)
 {
     cJSON *o = cJSON_CreateObject(), *p = cJSON_CreateObject();
+    if (id)
+        cJSON_AddItemToObject(o, "id", cJSON_Duplicate(id, 1));
     if (prompt)
         cJSON_AddStringToObject(o, "prompt", prompt);
     cJSON_AddStringToObject(o, "model", res->model_name);
@@ -264,28 +305,132 @@ static void print_json(cJSON *o)
     cJSON_Delete(o);
 }
 
-/* Calls fn on each prompt: the arguments, or else the lines of stdin. */
-typedef int (*prompt_fn)(void *ctx, const char *where, long line, const char *text, size_t len);
+/* "tinyroute route: FILE:LINE: message" (FILE NULL: "argument LINE: ...") */
+static int line_err(const char *cmd, const char *file, long line, const char *fmt, ...)
+{
+    va_list ap;
+    if (file)
+        fprintf(stderr, "tinyroute %s: %s:%ld: ", cmd, file, line);
+    else
+        fprintf(stderr, "tinyroute %s: argument %ld: ", cmd, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
 
-static int each_prompt(int argc, char **argv, prompt_fn fn, void *ctx)
+/* One prompt: where it came from (file NULL for an argument), its id for
+ * the output (the JSONL "id", else the line or argument number). */
+typedef int (*prompt_fn)(void *ctx, const char *file, long line, const cJSON *id,
+                         const char *text, size_t len);
+
+typedef struct prompt_src {
+    const char *cmd;  /* route or embed, for messages */
+    FILE *f;          /* --input or stdin */
+    const char *name; /* its name in messages */
+    int jsonl;
+    size_t blank; /* blank lines skipped */
+} prompt_src;
+
+static int blank_line(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strchr(" \t\r\v\f", s[i]))
+            return 0;
+    return 1;
+}
+
+/* A JSONL line {"id": .., "text": ..} (tools/DATASET.md's prompts.jsonl
+ * rules for both); 0 and fn's result, or 1 after a message. */
+static int jsonl_prompt(prompt_src *src, long no, const char *s, size_t n, prompt_fn fn,
+                        void *ctx)
+{
+    if (tr_json_nul_escape(s, n))
+        return line_err(src->cmd, src->name, no,
+                        "a \\u0000 (NUL) escape: the text would be cut there");
+    cJSON *o = cJSON_ParseWithLengthOpts(s, n + 1, NULL, 1), *id = NULL;
+    int r = 1;
+    if (!cJSON_IsObject(o)) {
+        line_err(src->cmd, src->name, no, o ? "expected a JSON object" : "malformed JSON");
+        goto out;
+    }
+    const cJSON *jid = cJSON_GetObjectItemCaseSensitive(o, "id"),
+                *text = cJSON_GetObjectItemCaseSensitive(o, "text");
+    if (!jid)
+        id = cJSON_CreateNumber((double)no);
+    else if (cJSON_IsString(jid) && *jid->valuestring &&
+             tr_utf8_valid(jid->valuestring, strlen(jid->valuestring)))
+        id = cJSON_CreateString(jid->valuestring);
+    else if (cJSON_IsNumber(jid) && jid->valuedouble == floor(jid->valuedouble) &&
+             fabs(jid->valuedouble) <= 9007199254740992.0) /* 2^53: exact in JSON */
+        id = cJSON_CreateNumber(jid->valuedouble);
+    else {
+        line_err(src->cmd, src->name, no,
+                 "\"id\" must be a non-empty UTF-8 string or an integer");
+        goto out;
+    }
+    if (!cJSON_IsString(text)) {
+        line_err(src->cmd, src->name, no, "missing \"text\" (a string)");
+        goto out;
+    }
+    /* No NUL inside (refused above), so strlen is the whole text. */
+    r = fn(ctx, src->name, no, id, text->valuestring, strlen(text->valuestring));
+out:
+    cJSON_Delete(id);
+    cJSON_Delete(o);
+    return r;
+}
+
+/* Calls fn on each prompt: the arguments, or else each line of --input (or
+ * stdin): plain text, or JSONL with --format jsonl. Blank lines are skipped
+ * and counted; a bad line is reported and the batch goes on; 1 at the end
+ * if anything failed. */
+static int each_prompt(int argc, char **argv, prompt_src *src, prompt_fn fn, void *ctx)
 {
     int failed = 0;
     if (optind < argc) {
-        for (int i = optind; i < argc; i++)
-            failed |= fn(ctx, "argument", i - optind + 1, argv[i], strlen(argv[i]));
+        for (int i = optind; i < argc; i++) {
+            cJSON *id = cJSON_CreateNumber(i - optind + 1);
+            failed |= fn(ctx, NULL, i - optind + 1, id, argv[i], strlen(argv[i])) != 0;
+            cJSON_Delete(id);
+        }
         return failed;
     }
     char *line = NULL;
     size_t cap = 0;
-    ssize_t n;
+    long long n;
     long no = 0;
-    while ((n = getline(&line, &cap, stdin)) != -1) {
+    while ((n = tr_getline_max(&line, &cap, src->f, TR_LINE_MAX)) != -1) {
         no++;
+        if (n == -2) {
+            int ch;
+            while ((ch = getc(src->f)) != EOF && ch != '\n')
+                ; /* the rest of the line, unstored */
+            failed = line_err(src->cmd, src->name, no,
+                              "line longer than %zu bytes (TR_LINE_MAX, tools/DATASET.md)",
+                              TR_LINE_MAX);
+            continue;
+        }
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             line[--n] = 0;
-        failed |= fn(ctx, "stdin", no, line, (size_t)n);
+        if (blank_line(line, (size_t)n)) {
+            src->blank++;
+            continue;
+        }
+        if (memchr(line, 0, (size_t)n))
+            failed = line_err(src->cmd, src->name, no, "NUL byte");
+        else if (src->jsonl)
+            failed |= jsonl_prompt(src, no, line, (size_t)n, fn, ctx) != 0;
+        else {
+            cJSON *id = cJSON_CreateNumber((double)no);
+            failed |= fn(ctx, src->name, no, id, line, (size_t)n) != 0;
+            cJSON_Delete(id);
+        }
         fflush(stdout); /* one answer per line as it comes: usable as a co-process */
     }
+    if (ferror(src->f))
+        failed = line_err(src->cmd, src->name, no + 1, "read error");
     free(line);
     return failed;
 }
@@ -298,9 +443,11 @@ typedef struct route_ctx {
     tr_task *task;
     size_t skipped;
     tr_cli_log *log; /* --log-out: every decision is also logged */
+    int echo_prompt;
 } route_ctx;
 
-static int route_one(void *vctx, const char *where, long line, const char *text, size_t len)
+static int route_one(void *vctx, const char *file, long line, const cJSON *id, const char *text,
+                     size_t len)
 {
     route_ctx *c = vctx;
     tr_status st;
@@ -321,15 +468,19 @@ static int route_one(void *vctx, const char *where, long line, const char *text,
     } else {
         tr_result res;
         st = tr_route_text(c->pf->router, text, len, c->ro, &res, c->pred);
-        if (st == TR_OK)
-            print_json(result_json(c->pf->router, &c->pf->info, text, &res, c->pred));
+        if (st == TR_OK) {
+            char ex[EXCERPT_MAX + 1];
+            if (!c->echo_prompt)
+                excerpt(text, len, ex);
+            print_json(result_json(c->pf->router, &c->pf->info, id, c->echo_prompt ? text : ex,
+                                   &res, c->pred));
+        }
         if (st == TR_OK && c->log && tr_cli_log_add(c->log, c->pf->router, &res, text, len))
             return 1;
     }
-    if (st != TR_OK) {
-        tr_err("%s %ld: %s: %s", where, line, tr_status_name(st), tr_strerror(st));
-        return 1;
-    }
+    if (st != TR_OK)
+        return line_err(c->embed_only ? "embed" : "route", file, line, "%s: %s",
+                        tr_status_name(st), tr_strerror(st));
     return 0;
 }
 
@@ -382,10 +533,16 @@ static const char route_usage[] =
     "                       [--log-out LOG [--log-flags embedding,hash,text|none]\n"
     "                        [--log-key HEX32] [--log-capacity N] [--outcomes DIR]]\n"
     "                       [--min-counter N] [--min-delta-counter N] [--revoke KEYID]\n"
-    "                       [PROMPT...]\n"
-    "Routes each PROMPT (or each line of stdin) and prints one JSON line per\n"
-    "prompt: model, where (device|cloud), per-model predicted correctness,\n"
-    "cost, nearest distance. --offline allows on-device models only; --exact\n"
+    "                       [--echo-prompt] [PROMPT... | --input FILE|- [--format lines|jsonl]]\n"
+    "Routes each PROMPT (or each prompt of --input FILE, - or no PROMPT: stdin)\n"
+    "and prints one JSON line per prompt: id, prompt (its first 80 bytes, or\n"
+    "all of it with --echo-prompt), model, where (device|cloud), per-model\n"
+    "predicted correctness, cost, nearest distance. --format lines (the\n"
+    "default): one prompt per line, id its line number; jsonl: one\n"
+    "{\"id\": ..., \"text\": ...} object per line (tools/DATASET.md; a\n"
+    "multi-line prompt is a JSON string with \\n), id the line number when\n"
+    "absent. Blank lines are skipped; a bad line is reported as FILE:LINE and\n"
+    "the rest routed, exit 1 at the end. --offline allows on-device models only; --exact\n"
     "searches every reference even when the pack has a binary prefilter;\n"
     "--weighted weighs neighbours by 1/cosine distance. --prior-strength A\n"
     "overrides the pack's kNN prior strength (0: plain neighbour means).\n"
@@ -403,17 +560,20 @@ static const char route_usage[] =
     "(looked up by text, the first prompt with that text; a simulated user).\n";
 
 static const char embed_usage[] =
-    "usage: tinyroute embed --pack PACK --key PUBLIC.pem [--revoke KEYID] [PROMPT...]\n"
+    "usage: tinyroute embed --pack PACK --key PUBLIC.pem [--revoke KEYID]\n"
+    "                       [PROMPT... | --input FILE|- [--format lines|jsonl]]\n"
     "Prints the built-in embedder's int8 embedding of each prompt (or each\n"
-    "line of stdin) as a JSON array.\n";
+    "prompt of --input FILE, - or no PROMPT: stdin; read as by route: blank\n"
+    "lines skipped, a bad line reported and skipped, exit 1 at the end) as a\n"
+    "JSON array, one line per prompt.\n";
 
 static int run_route(int argc, char **argv, int embed_only)
 {
     common c;
     int r = parse_common(argc, argv, embed_only ? embed_usage : route_usage,
-                         embed_only ? "pack key delta min-counter min-delta-counter revoke"
+                         embed_only ? "pack key delta min-counter min-delta-counter revoke input format"
                                     : "pack key delta min-counter min-delta-counter revoke lambda k offline exact method weighted "
-                                      "prior-strength log-out log-flags log-key log-capacity outcomes",
+                                      "prior-strength log-out log-flags log-key log-capacity outcomes input format echo-prompt",
                          &c);
     if (r)
         return r < 0 ? 2 : 0;
@@ -422,25 +582,58 @@ static int run_route(int argc, char **argv, int embed_only)
         free(c.revoked);
         return tr_err("route takes one --lambda value"), 2;
     }
+    const char *cmd = embed_only ? "embed" : "route";
+    if ((c.input || c.format_set) && optind < argc) {
+        free(c.keys);
+        free(c.revoked);
+        fprintf(stderr, "tinyroute %s: --input and --format read prompts from a file or stdin, "
+                        "not with PROMPT arguments\n", cmd);
+        return 2;
+    }
+    /* The input is opened before the pack: a wrong path fails at once. */
+    prompt_src src = {cmd, stdin, "stdin", c.jsonl, 0};
+    if (c.input && strcmp(c.input, "-")) {
+        struct stat sb;
+        src.f = fopen(c.input, "rb");
+        src.name = c.input;
+        if (!src.f || (fstat(fileno(src.f), &sb) == 0 && S_ISDIR(sb.st_mode))) {
+            fprintf(stderr, "tinyroute %s: cannot read %s: %s\n", cmd, c.input,
+                    src.f ? "is a directory" : strerror(errno));
+            if (src.f)
+                fclose(src.f);
+            free(c.keys);
+            free(c.revoked);
+            return 1;
+        }
+    }
     tr_packfile pf;
     r = open_pack(&c, &pf);
-    if (r)
+    if (r) {
+        if (src.f != stdin)
+            fclose(src.f);
         return 1;
+    }
     if ((c.log_flags || c.log_key || c.outcomes) && !c.log_out) {
         tr_packfile_close(&pf);
+        if (src.f != stdin)
+            fclose(src.f);
         return tr_err("--log-flags, --log-key and --outcomes go with --log-out"), 2;
     }
     if (c.log_out && c.task) {
         tr_packfile_close(&pf);
+        if (src.f != stdin)
+            fclose(src.f);
         return tr_err("--log-out logs single decisions, not --method task"), 2;
     }
     tr_cli_log cl;
     if (c.log_out && tr_cli_log_begin(&cl, &pf, c.log_flags, c.log_capacity, c.log_key, c.outcomes)) {
         tr_packfile_close(&pf);
+        if (src.f != stdin)
+            fclose(src.f);
         return 1;
     }
     route_ctx ctx = {&pf, &c.ro, tr_xmalloc(pf.info.n_models * sizeof(float)), embed_only, NULL, 0,
-                     c.log_out ? &cl : NULL};
+                     c.log_out ? &cl : NULL, c.echo_prompt};
     void *mem = NULL;
     if (c.task) {
         size_t bytes = tr_task_size(pf.info.n_models);
@@ -451,12 +644,17 @@ static int run_route(int argc, char **argv, int embed_only)
             goto done;
         }
     }
-    r = each_prompt(argc, argv, route_one, &ctx);
+    r = each_prompt(argc, argv, &src, route_one, &ctx);
+    if (src.blank)
+        fprintf(stderr, "tinyroute %s: %zu blank line%s skipped\n", cmd, src.blank,
+                src.blank == 1 ? "" : "s");
     if (c.task && r == 0)
         r = print_task(&pf, ctx.task, &c.ro, ctx.skipped);
     if (c.log_out && tr_cli_log_finish(&cl, c.log_out))
         r = 1;
 done:
+    if (src.f != stdin)
+        fclose(src.f);
     free(mem);
     free(ctx.pred);
     tr_packfile_close(&pf);
