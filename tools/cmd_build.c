@@ -347,7 +347,7 @@ int cmd_build(int argc, char **argv)
             break;
         case 'f': force = 1; break;
         case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return 2;
+        default: return tr_bad_option(argv);
         }
     }
     if (!data || !emb_path || !key || !out || optind != argc) {
