@@ -63,6 +63,7 @@ WORK=$(mktemp -d)
 run outcome-log "$PYTHON" tests/test_outcome_log.py "$CLI" "$FIXTURE_PACK" fixtures/keys/test-signing.pub fixtures/keys/test-signing.key "$EMBEDDER" "$FIXTURE" "$WORK"
 rm -rf "$WORK"
 run cli sh tests/test_cli.sh
+run cli-conventions sh tests/test_cli_conventions.sh
 run doc-figures sh tests/test_doc_figures.sh
 run builders sh tests/test_builders.sh
 [ -n "${SAME_AS:-}" ] && run same-pack "$PYTHON" tests/same_pack.py "$SAME_AS" "$FIXTURE_PACK"
