@@ -111,6 +111,11 @@ expect 0 "problem: retire section of 8 bytes" -- "$CLI" inspect "$T/bad.trd"
 cp "$T/c.trd" "$T/bad2.trd"
 printf '\377\377' | dd of="$T/bad2.trd" bs=1 seek=88 conv=notrunc 2>/dev/null
 expect 0 '"key_id":"none".*"problems":\[[^]]*signed_bytes [0-9]+ leaves no room' -- "$CLI" inspect --json "$T/bad2.trd"
+# two retire sections (the settings entry's type, byte 128, made retire =
+# 33 = octal 041): a problem and no count, not a sum of both
+cp "$T/c.trd" "$T/dup.trd"
+printf '\041' | dd of="$T/dup.trd" bs=1 seek=128 conv=notrunc 2>/dev/null
+expect 0 '"n_retired":null.*"problems":\["more than one retire section"\]' -- "$CLI" inspect --json "$T/dup.trd"
 # a truncated delta: an error, exit 1
 head -c 100 "$T/c.trd" >"$T/short.trd"
 expect 1 "short.trd: TR_E_TRUNCATED" -- "$CLI" inspect "$T/short.trd"

@@ -290,6 +290,7 @@ int tr_inspect(const char *path, const uint8_t *p, size_t len, int json, FILE *o
      * the base's models, counted only when the section lies in the file and
      * covers them (else a problem, and no count). */
     long long n_retired = is_delta ? 0 : -1;
+    int seen_retire = 0;
     cJSON_AddNumberToObject(o, "signed_bytes", (double)info.signed_bytes);
     cJSON_AddStringToObject(o, "key_id", id);
     cJSON_AddStringToObject(o, "kernel", tr_kernel_name());
@@ -322,7 +323,10 @@ int tr_inspect(const char *path, const uint8_t *p, size_t len, int json, FILE *o
             cJSON_AddNumberToObject(st_, "prior_strength", tr_ldf32(p + off + TR_D_PRIOR));
             cJSON_AddItemToObject(o, "settings", st_);
         }
-        if (is_delta && type == TR_DSEC_RETIRE && n_retired >= 0) {
+        if (is_delta && type == TR_DSEC_RETIRE && seen_retire++) {
+            cJSON_AddItemToArray(problems, cJSON_CreateString("more than one retire section"));
+            n_retired = -1;
+        } else if (is_delta && type == TR_DSEC_RETIRE) {
             /* words needed for the base's models, in a form that cannot wrap */
             uint64_t words = ((uint64_t)dinfo.n_base_models + 63) / 64;
             if (!fits || slen / 8 < words) {
