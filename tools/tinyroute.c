@@ -17,7 +17,7 @@ static const struct {
     {"import", cmd_import, "turn a shared data set into the dataset layout"},
     {"build", cmd_build, "build and sign a routing pack from a dataset"},
     {"verify", cmd_verify, "check a pack's signature and structure"},
-    {"inspect", cmd_inspect, "print a pack's header and sections (unverified)"},
+    {"inspect", cmd_inspect, "print a pack's or a delta's header and sections (unverified)"},
     {"route", cmd_route, "route prompts with a pack"},
     {"embed", cmd_embed, "print the built-in embedding of prompts"},
     {"eval", cmd_eval, "accuracy and cost of a pack on held-out prompts"},
