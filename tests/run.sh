@@ -64,6 +64,7 @@ run outcome-log "$PYTHON" tests/test_outcome_log.py "$CLI" "$FIXTURE_PACK" fixtu
 rm -rf "$WORK"
 run cli sh tests/test_cli.sh
 run route-input sh tests/test_route_input.sh
+run cli-conventions sh tests/test_cli_conventions.sh
 run doc-figures sh tests/test_doc_figures.sh
 run builders sh tests/test_builders.sh
 [ -n "${SAME_AS:-}" ] && run same-pack "$PYTHON" tests/same_pack.py "$SAME_AS" "$FIXTURE_PACK"

@@ -356,7 +356,7 @@ static int build_with(int argc, char **argv, const char **logs)
             break;
         case 'f': force = 1; break;
         case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return 2;
+        default: return tr_bad_option(argv);
         }
     }
     if (!data || !emb_path || !key || !out || optind != argc) {

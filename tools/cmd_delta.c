@@ -201,6 +201,8 @@ static int parse(int argc, char **argv, const char *usage, const struct option *
         case D_FORCE: c->force = 1; break;
         case D_HELP: fputs(usage, stdout); fputs(common_help, stdout); return 1;
         default:
+            if (o == '?')
+                return tr_bad_option(argv), -1;
             if (o >= D_FIRST_OWN && own(o, optarg, ctx) == 0)
                 break;
             fputs(usage, stderr);

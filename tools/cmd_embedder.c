@@ -641,7 +641,6 @@ static int embedder_with(int argc, char **argv, const char **prompts)
     double sif_a = 1e-3;
     int c;
     optind = 1;
-    opterr = 0; /* one line of our own instead of getopt's */
     while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         switch (c) {
         case 'w': in = optarg; break;
@@ -669,8 +668,7 @@ static int embedder_with(int argc, char **argv, const char **prompts)
                 return tr_err("--dim must be an integer in 2..500, not '%s'", optarg), 2;
             break;
         case 'h': fputs(usage, stdout); return 0;
-        case ':': return tr_err("embedder: %s needs a value (see --help)", argv[optind - 1]), 2;
-        default: return tr_err("embedder: unknown option '%s' (see --help)", argv[optind - 1]), 2;
+        default: return tr_bad_option(argv); /* ':' (no value) and '?' */
         }
     }
     if (optind != argc)

@@ -796,7 +796,8 @@ static const struct {
 
 static int bad_usage(const char *what, const char *arg)
 {
-    tr_err("import: %s%s%s (see tinyroute import --help)", what, arg ? ": " : "", arg ? arg : "");
+    fprintf(stderr, "tinyroute import: %s%s%s\nsee 'tinyroute import --help'\n", what,
+            arg ? ": " : "", arg ? arg : "");
     return 2;
 }
 
@@ -840,7 +841,9 @@ int cmd_import(int argc, char **argv)
                 share_given = 1;
             }
         } else if (a[0] == '-' && a[1]) {
-            rc = bad_usage("unknown option", a);
+            /* the wording of tr_bad_option, which the getopt commands use */
+            fprintf(stderr, "tinyroute import: unknown option '%s'\nsee 'tinyroute import --help'\n", a);
+            rc = 2;
             goto out;
         } else if (n_pos < 3) {
             pos[n_pos++] = a;

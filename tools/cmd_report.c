@@ -44,7 +44,7 @@ int cmd_report(int argc, char **argv)
         case 'o': out = optarg; break;
         case 'f': force = 1; break;
         case 'h': fputs(report_usage, stdout); return 0;
-        default: fputs(report_usage, stderr); return 2;
+        default: return tr_bad_option(argv);
         }
     }
     if (!n_json || !out || optind != argc) {

@@ -192,6 +192,7 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
             c->split_all = !strcmp(optarg, "all");
             break;
         case O_HELP: fputs(usage, stdout); free(c->keys); free(c->revoked); return 1;
+        case '?': tr_bad_option(argv); goto bad_quiet; /* the CLI's one style */
         default: goto bad;
         }
     }

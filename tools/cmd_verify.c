@@ -121,7 +121,7 @@ int cmd_verify(int argc, char **argv)
                 return free(keys), tr_err("--min-delta-counter must be a non-negative integer"), 2;
             break;
         case 'h': fputs(verify_usage, stdout); return free(keys), free(revoked), 0;
-        default: fputs(verify_usage, stderr); return free(keys), 2;
+        default: return free(keys), free(revoked), tr_bad_option(argv);
         }
     }
     if (!n_keys || optind != argc - 1) {
@@ -181,8 +181,9 @@ int cmd_verify(int argc, char **argv)
 }
 
 static const char inspect_usage[] =
-    "usage: tinyroute inspect [--json] PACK\n"
-    "Prints the header, the section table and the signer's key id as they\n"
+    "usage: tinyroute inspect [--json] PACK|DELTA\n"
+    "Prints the header (a pack's or a delta's), the section table and the\n"
+    "signer's key id as they\n"
     "stand in the file, WITHOUT checking the signature (use verify for that).\n"
     "Fields that do not fit the file are listed as problems (exit 0 as long\n"
     "as the header itself can be read).\n";
@@ -197,11 +198,11 @@ int cmd_inspect(int argc, char **argv)
         switch (c) {
         case 'j': json = 1; break;
         case 'h': fputs(inspect_usage, stdout); return 0;
-        default: fputs(inspect_usage, stderr); return 2;
+        default: return tr_bad_option(argv);
         }
     }
     if (optind != argc - 1) {
-        tr_err("inspect needs exactly one PACK");
+        tr_err("inspect needs exactly one PACK or DELTA");
         fputs(inspect_usage, stderr);
         return 2;
     }
@@ -219,10 +220,23 @@ int cmd_inspect(int argc, char **argv)
  * its own so tests/fuzz/fuzz_inspect.c runs exactly what the command does. */
 int tr_inspect(const char *path, const uint8_t *p, size_t len, int json, FILE *out)
 {
+    /* A delta is the same container with its own magic and header
+     * (PACK_FORMAT.md, delta packs): same section count and signed-bytes
+     * offsets, so everything below the header is read the same way. */
+    int is_delta = len >= 8 && memcmp(p, TR_DELTA_MAGIC, 8) == 0;
     tr_pack_info info;
-    tr_status st = tr_pack_peek(p, len, &info);
+    tr_delta_info dinfo;
+    tr_status st = is_delta ? tr_delta_peek(p, len, &dinfo) : tr_pack_peek(p, len, &info);
     if (st != TR_OK)
         return tr_err("%s: %s: %s", path, tr_status_name(st), tr_strerror(st));
+    if (is_delta) {
+        memset(&info, 0, sizeof info);
+        info.format_version = tr_ld32(p + TR_DH_VERSION);
+        info.security_counter = dinfo.security_counter;
+        info.created_unix = dinfo.created_unix;
+        info.expires_unix = dinfo.expires_unix;
+        info.signed_bytes = dinfo.signed_bytes;
+    }
     /* inspect is for packs nobody trusts yet: every header field is checked
      * against the file's length before it indexes anything (in forms that
      * cannot wrap), and what does not fit is reported, not followed. */
@@ -252,15 +266,31 @@ int tr_inspect(const char *path, const uint8_t *p, size_t len, int json, FILE *o
     cJSON *o = cJSON_CreateObject(), *secs = cJSON_CreateArray();
     cJSON_AddStringToObject(o, "file", path);
     cJSON_AddNumberToObject(o, "bytes", (double)len);
+    cJSON_AddStringToObject(o, "kind", is_delta ? "delta" : "pack");
     cJSON_AddBoolToObject(o, "verified", 0);
     cJSON_AddNumberToObject(o, "format_version", info.format_version);
     cJSON_AddNumberToObject(o, "security_counter", (double)info.security_counter);
     cJSON_AddStringToObject(o, "created", created);
     cJSON_AddStringToObject(o, "expires", expires);
-    cJSON_AddStringToObject(o, "embedder", info.embedder);
-    cJSON_AddNumberToObject(o, "dim", info.dim);
-    cJSON_AddNumberToObject(o, "n_refs", info.n_refs);
-    cJSON_AddNumberToObject(o, "n_models", info.n_models);
+    char base_hash[65];
+    if (is_delta) {
+        hex(base_hash, dinfo.base_hash, 32);
+        cJSON_AddStringToObject(o, "base_hash", base_hash);
+        cJSON_AddNumberToObject(o, "n_base_models", dinfo.n_base_models);
+        cJSON_AddNumberToObject(o, "n_base_refs", tr_ld32(p + TR_DH_BASE_REFS));
+        cJSON_AddNumberToObject(o, "n_base_clusters", tr_ld32(p + TR_DH_BASE_CLUSTERS));
+        cJSON_AddNumberToObject(o, "n_added", dinfo.n_added);
+    } else {
+        cJSON_AddStringToObject(o, "embedder", info.embedder);
+        cJSON_AddNumberToObject(o, "dim", info.dim);
+        cJSON_AddNumberToObject(o, "n_refs", info.n_refs);
+        cJSON_AddNumberToObject(o, "n_models", info.n_models);
+    }
+    /* n_retired is no header field: the bits set in the retire section over
+     * the base's models, counted only when the section lies in the file and
+     * covers them (else a problem, and no count). */
+    long long n_retired = is_delta ? 0 : -1;
+    int seen_retire = 0;
     cJSON_AddNumberToObject(o, "signed_bytes", (double)info.signed_bytes);
     cJSON_AddStringToObject(o, "key_id", id);
     cJSON_AddStringToObject(o, "kernel", tr_kernel_name());
@@ -280,10 +310,45 @@ int tr_inspect(const char *path, const uint8_t *p, size_t len, int json, FILE *o
         cJSON_AddNumberToObject(s, "stride", tr_ld32(e + TR_S_STRIDE));
         cJSON_AddNumberToObject(s, "count", tr_ld32(e + TR_S_COUNT));
         cJSON_AddItemToArray(secs, s);
-        if (tr_ld32(e + TR_S_TYPE) == TR_SEC_DEFAULTS && off <= len &&
-            slen <= len - off && slen == TR_DEFAULTS_BYTES && !cJSON_GetObjectItem(o, "defaults"))
+        int fits = off <= len && slen <= len - off;
+        uint32_t type = tr_ld32(e + TR_S_TYPE);
+        if (!is_delta && type == TR_SEC_DEFAULTS && fits && slen == TR_DEFAULTS_BYTES &&
+            !cJSON_GetObjectItem(o, "defaults"))
             cJSON_AddItemToObject(o, "defaults", defaults_json(p + off));
+        if (is_delta && type == TR_DSEC_SETTINGS && fits && slen == TR_DEFAULTS_BYTES &&
+            !cJSON_GetObjectItem(o, "settings")) {
+            cJSON *st_ = cJSON_CreateObject();
+            cJSON_AddNumberToObject(st_, "k", tr_ld32(p + off + TR_D_K));
+            cJSON_AddNumberToObject(st_, "lambda", tr_ldf32(p + off + TR_D_LAMBDA));
+            cJSON_AddNumberToObject(st_, "prior_strength", tr_ldf32(p + off + TR_D_PRIOR));
+            cJSON_AddItemToObject(o, "settings", st_);
+        }
+        if (is_delta && type == TR_DSEC_RETIRE && seen_retire++) {
+            cJSON_AddItemToArray(problems, cJSON_CreateString("more than one retire section"));
+            n_retired = -1;
+        } else if (is_delta && type == TR_DSEC_RETIRE) {
+            /* words needed for the base's models, in a form that cannot wrap */
+            uint64_t words = ((uint64_t)dinfo.n_base_models + 63) / 64;
+            if (!fits || slen / 8 < words) {
+                if (fits) {
+                    snprintf(msg, sizeof msg,
+                             "retire section of %llu bytes does not cover the base's %u models",
+                             (unsigned long long)slen, dinfo.n_base_models);
+                    cJSON_AddItemToArray(problems, cJSON_CreateString(msg));
+                }
+                n_retired = -1;
+            } else {
+                for (uint32_t m = 0; m < dinfo.n_base_models; m++)
+                    n_retired += p[off + m / 8] >> (m % 8) & 1;
+            }
+        }
     }
+    if (is_delta && !table_ok)
+        n_retired = -1;
+    if (is_delta && n_retired >= 0)
+        cJSON_AddNumberToObject(o, "n_retired", (double)n_retired);
+    else if (is_delta)
+        cJSON_AddNullToObject(o, "n_retired");
     cJSON_AddItemToObject(o, "sections", secs);
     cJSON_AddItemToObject(o, "problems", problems);
     if (json) {
@@ -291,10 +356,26 @@ int tr_inspect(const char *path, const uint8_t *p, size_t len, int json, FILE *o
         fprintf(out, "%s\n", txt);
         free(txt);
     } else {
-        fprintf(out, "%s: %zu bytes, pack format v%u (NOT verified: use `tinyroute verify`)\n",
-                path, len, info.format_version);
-        fprintf(out, "  embedder %s, D=%u, N=%u references, M=%u models\n", info.embedder,
-                info.dim, info.n_refs, info.n_models);
+        fprintf(out, "%s: %zu bytes, %s format v%u (NOT verified: use `tinyroute verify`)\n",
+                path, len, is_delta ? "delta" : "pack", info.format_version);
+        if (is_delta) {
+            fprintf(out, "  base sha256 %s (N=%u references, M=%u models, K=%u clusters)\n",
+                    base_hash, tr_ld32(p + TR_DH_BASE_REFS), dinfo.n_base_models,
+                    tr_ld32(p + TR_DH_BASE_CLUSTERS));
+            if (n_retired >= 0)
+                fprintf(out, "  models %u added, %lld retired\n", dinfo.n_added, n_retired);
+            else
+                fprintf(out, "  models %u added, retired unknown\n", dinfo.n_added);
+            cJSON *se = cJSON_GetObjectItem(o, "settings");
+            if (se)
+                fprintf(out, "  settings k %.0f, lambda %g, prior strength %g (k 0, lambda < 0, prior 0: the base's)\n",
+                        cJSON_GetObjectItem(se, "k")->valuedouble,
+                        cJSON_GetObjectItem(se, "lambda")->valuedouble,
+                        cJSON_GetObjectItem(se, "prior_strength")->valuedouble);
+        } else {
+            fprintf(out, "  embedder %s, D=%u, N=%u references, M=%u models\n", info.embedder,
+                    info.dim, info.n_refs, info.n_models);
+        }
         fprintf(out, "  counter %llu, created %s, expires %s\n",
                 (unsigned long long)info.security_counter, created, expires);
         fprintf(out, "  signed bytes %llu, key id %s\n", (unsigned long long)info.signed_bytes, id);

@@ -1426,7 +1426,7 @@ int tr_eval_protocol(int argc, char **argv)
                 return tr_err("--max-cost must be a number > 0, not '%s'", optarg), 2;
             break;
         case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return 2;
+        default: return tr_bad_option(argv);
         }
     }
     if (!o.n_data || !(o.embedder || o.embeddings) || optind != argc) {

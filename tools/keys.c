@@ -240,7 +240,7 @@ int cmd_keygen(int argc, char **argv)
         case 'o': prefix = optarg; break;
         case 'f': force = 1; break;
         case 'h': fputs(keygen_usage, stdout); return 0;
-        default: fputs(keygen_usage, stderr); return 2;
+        default: return tr_bad_option(argv);
         }
     }
     if (!prefix || optind != argc) {
@@ -364,7 +364,7 @@ int cmd_pubkey(int argc, char **argv)
         case 'f': format = optarg; break;
         case 'n': name = optarg; break;
         case 'h': fputs(pubkey_usage, stdout); return 0;
-        default: fputs(pubkey_usage, stderr); return 2;
+        default: return tr_bad_option(argv);
         }
     }
     if (optind + 1 != argc) {

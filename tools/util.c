@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -21,6 +22,32 @@ int tr_err(const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
     return 1;
+}
+
+int tr_bad_option(char **argv)
+{
+    /* With opterr = 0, glibc's getopt_long leaves: optopt 0 for an unknown
+     * (or ambiguous) long option, the option's value for a known long one
+     * whose argument is wrong (missing, or given to a flag), the letter for
+     * an unknown short one; argv[optind - 1] is the long option's word. */
+    const char *cmd = argv[0];
+    const char *arg = optind > 0 ? argv[optind - 1] : NULL;
+    if (arg && !strncmp(arg, "--", 2)) {
+        const char *eq = strchr(arg, '=');
+        int n = eq ? (int)(eq - arg) : (int)strlen(arg);
+        if (optopt == 0)
+            fprintf(stderr, "tinyroute %s: unknown option '%.*s'\n", cmd, n, arg);
+        else if (eq)
+            fprintf(stderr, "tinyroute %s: option '%.*s' takes no value\n", cmd, n, arg);
+        else
+            fprintf(stderr, "tinyroute %s: option '%s' needs a value\n", cmd, arg);
+    } else if (optopt > ' ' && optopt < 127) {
+        fprintf(stderr, "tinyroute %s: unknown option '-%c'\n", cmd, optopt);
+    } else {
+        fprintf(stderr, "tinyroute %s: unknown option '%s'\n", cmd, arg ? arg : "?");
+    }
+    fprintf(stderr, "see 'tinyroute %s --help'\n", cmd);
+    return 2;
 }
 
 void *tr_xmalloc(size_t n)

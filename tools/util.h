@@ -9,6 +9,13 @@
 /* Print "tinyroute: <msg>\n" to stderr. Returns 1 (a CLI exit code). */
 int tr_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The one report of a bad option, for every subcommand's getopt_long '?'
+ * (tinyroute.c sets opterr = 0 so getopt prints nothing of its own):
+ * "tinyroute CMD: unknown option '--x'" (or "option '--x' needs a value",
+ * "option '--x' takes no value") and "see 'tinyroute CMD --help'" on
+ * stderr. argv is the subcommand's (argv[0] = CMD). Returns 2 (usage). */
+int tr_bad_option(char **argv);
+
 /* Whole file into a malloc'd buffer (NUL-terminated, *len excludes it).
  * NULL and a message on stderr on failure. */
 uint8_t *tr_read_file(const char *path, size_t *len);

@@ -1,0 +1,124 @@
+#!/bin/sh
+# One CLI convention (issue 14 item 4), on every subcommand of the table in
+# tools/tinyroute.c: --help prints the usage on stdout (exit 0), --version and
+# -V the top-level version line (exit 0), `help CMD` is `CMD --help`, a bad
+# option gets the one message style on stderr (exit 2); and inspect reads a
+# delta (text and --json) as well as a pack.
+# Needs: CLI, FIXTURE, FIXTURE_PACK. Portable sh (runs under qemu too).
+set -u
+KEY=fixtures/keys/test-signing.key
+PUB=fixtures/keys/test-signing.pub
+. tests/expect.sh
+
+# Run "$@" with stdout in $T/o, stderr in $T/e, exit code in $rc.
+runq() { "$@" </dev/null >"$T/o" 2>"$T/e"; rc=$?; }
+
+# The subcommands, from the dispatch table itself, so a new one is walked too.
+cmds=$(sed -n 's/^ *{"\([a-z-]*\)", cmd_[a-z_]*,.*/\1/p' tools/tinyroute.c)
+n=0
+for c in $cmds; do n=$((n + 1)); done
+if [ "$n" -ge 14 ]; then ok; else bad "only $n subcommands parsed from tools/tinyroute.c"; fi
+
+runq "$CLI" --version
+if [ "$rc" = 0 ] && grep -qE '^tinyroute [0-9]+\.[0-9]+' "$T/o"; then ok; else bad "--version: rc $rc"; fi
+cp "$T/o" "$T/version"
+runq "$CLI" --help
+cp "$T/o" "$T/top"
+if [ "$rc" = 0 ] && grep -q '^usage: tinyroute COMMAND' "$T/top"; then ok; else bad "--help: rc $rc"; fi
+
+for c in $cmds; do
+    # listed in the top-level usage
+    if grep -qE "^  $c " "$T/top"; then ok; else bad "$c missing from tinyroute --help"; fi
+    # --help: usage on stdout, nothing on stderr, exit 0
+    runq "$CLI" "$c" --help
+    if [ "$rc" = 0 ] && grep -q "^usage: tinyroute $c" "$T/o" && [ ! -s "$T/e" ]; then ok
+    else bad "$c --help: rc $rc, stdout $(head -c 80 "$T/o"), stderr $(head -c 200 "$T/e")"; fi
+    cp "$T/o" "$T/help"
+    # help CMD: the very same text
+    runq "$CLI" help "$c"
+    if [ "$rc" = 0 ] && cmp -s "$T/o" "$T/help"; then ok; else bad "help $c differs from $c --help (rc $rc)"; fi
+    # --version and -V, alone or after other options: the top-level line
+    for v in --version -V; do
+        runq "$CLI" "$c" "$v"
+        if [ "$rc" = 0 ] && cmp -s "$T/o" "$T/version"; then ok; else bad "$c $v: rc $rc, $(head -c 80 "$T/o")"; fi
+    done
+    runq "$CLI" "$c" --out x --version
+    if [ "$rc" = 0 ] && cmp -s "$T/o" "$T/version"; then ok; else bad "$c --out x --version: rc $rc"; fi
+    # a bad long and a bad short option: two lines on stderr, nothing on stdout, exit 2
+    for o in --no-such-option -Z; do
+        runq "$CLI" "$c" "$o"
+        printf "tinyroute %s: unknown option '%s'\nsee 'tinyroute %s --help'\n" "$c" "$o" "$c" >"$T/want"
+        if [ "$rc" = 2 ] && cmp -s "$T/e" "$T/want" && [ ! -s "$T/o" ]; then ok
+        else bad "$c $o: rc $rc, stderr: $(head -c 300 "$T/e")"; fi
+    done
+done
+
+# the other getopt reports, in the same style
+expect 2 "^tinyroute route: option '--pack' needs a value$" -- "$CLI" route --pack
+expect 2 "^tinyroute inspect: option '--json' takes no value$" -- "$CLI" inspect --json=1 "$FIXTURE_PACK"
+expect 2 "^see 'tinyroute build --help'$" -- "$CLI" build --data
+# eval has two parsers (with --pack: the route family's; without: the
+# evaluation protocol's): both report alike
+expect 2 "^tinyroute eval: unknown option '--bogus'$" -- "$CLI" eval --pack "$FIXTURE_PACK" --bogus
+expect 2 "^tinyroute build: unknown option '--bogus'$" -- "$CLI" build --bogus=3
+# help: alone, unknown command, too many words
+runq "$CLI" help
+if [ "$rc" = 0 ] && cmp -s "$T/o" "$T/top"; then ok; else bad "help alone: rc $rc"; fi
+expect 2 "^tinyroute help: no such command 'nosuch'$" -- "$CLI" help nosuch
+expect 2 "^tinyroute help: takes one command" -- "$CLI" help build route
+# a "--version" after "--" is an argument, not the flag
+expect 1 "cannot open --version" -- "$CLI" inspect -- --version
+
+# --- inspect reads a delta ---------------------------------------------
+M=$(sed -n 2p "$FIXTURE/models.csv" | cut -d, -f1)
+expect 0 "wrote" -- "$CLI" retire-model --pack "$FIXTURE_PACK" --key "$KEY" --model "$M" --out "$T/r.trd"
+head -n 20 "$FIXTURE/prompts.jsonl" >"$T/p.jsonl"
+expect 0 "wrote" -- "$CLI" calibrate --pack "$FIXTURE_PACK" --delta "$T/r.trd" --key "$KEY" \
+    --prompts "$T/p.jsonl" --cloud-share 0.3 --counter 7 --expires-days 30 --out "$T/c.trd"
+# the base hash inspect shows is the one verify computes for the pack
+base=$("$CLI" verify --key "$PUB" "$FIXTURE_PACK" | sed -n 's/^  sha256 *\([0-9a-f]*\).*/\1/p' | head -n 1)
+if [ ${#base} = 64 ]; then ok; else bad "no sha256 in verify's output: '$base'"; fi
+nm=$(($(wc -l <"$FIXTURE/models.csv") - 1))
+expect 0 "^$T/c.trd: [0-9]+ bytes, delta format v1 \(NOT verified" -- "$CLI" inspect "$T/c.trd"
+expect 0 "^  base sha256 $base \(N=[0-9]+ references, M=$nm models, K=0 clusters\)" -- "$CLI" inspect "$T/c.trd"
+expect 0 "^  models 0 added, 1 retired$" -- "$CLI" inspect "$T/c.trd"
+expect 0 "^  settings k 0, lambda [0-9.]+, prior strength 0 " -- "$CLI" inspect "$T/c.trd"
+expect 0 "^  counter 7, created [0-9-]+T[0-9:]+Z, expires [0-9-]+T" -- "$CLI" inspect "$T/c.trd"
+expect 0 "^  section delta_settings +64 bytes" -- "$CLI" inspect "$T/c.trd"
+expect 0 "^  section delta_retire " -- "$CLI" inspect "$T/c.trd"
+if grep -q "problem" "$T/out"; then bad "a good delta has problems: $(cat "$T/out")"; else ok; fi
+J='"kind":"delta","verified":false,"format_version":1,"security_counter":7,'
+expect 0 "$J" -- "$CLI" inspect --json "$T/c.trd"
+for f in "\"base_hash\":\"$base\"" "\"n_base_models\":$nm" '"n_added":0' '"n_retired":1' \
+    '"settings":\{"k":0,"lambda":[0-9.]+,"prior_strength":0\}' '"name":"delta_retire"' '"problems":\[\]' \
+    '"key_id":"[0-9a-f]{64}"'; do
+    if grep -qE "$f" "$T/out"; then ok; else bad "inspect --json lacks /$f/: $(cat "$T/out")"; fi
+done
+# the first delta: no settings, its own counter
+expect 0 '"security_counter":1,' -- "$CLI" inspect --json "$T/r.trd"
+if grep -q '"settings"' "$T/out"; then bad "retire-only delta shows settings"; else ok; fi
+# a pack says it is one
+expect 0 '"kind":"pack"' -- "$CLI" inspect --json "$FIXTURE_PACK"
+# A header that claims more base models than the retire bitset covers is
+# reported as a problem (no count), not read past the section: byte 72 is
+# the base model count (TR_DH_BASE_MODELS), 200 = octal 310.
+cp "$T/c.trd" "$T/bad.trd"
+printf '\310' | dd of="$T/bad.trd" bs=1 seek=72 conv=notrunc 2>/dev/null
+expect 0 '"n_retired":null.*"problems":\["retire section of 8 bytes does not cover the base.s 200 models"\]' -- "$CLI" inspect --json "$T/bad.trd"
+expect 0 "^  models 0 added, retired unknown$" -- "$CLI" inspect "$T/bad.trd"
+expect 0 "problem: retire section of 8 bytes" -- "$CLI" inspect "$T/bad.trd"
+# a signed_bytes past the end: the trailer problem, as for a pack (byte 88)
+cp "$T/c.trd" "$T/bad2.trd"
+printf '\377\377' | dd of="$T/bad2.trd" bs=1 seek=88 conv=notrunc 2>/dev/null
+expect 0 '"key_id":"none".*"problems":\[[^]]*signed_bytes [0-9]+ leaves no room' -- "$CLI" inspect --json "$T/bad2.trd"
+# two retire sections (the settings entry's type, byte 128, made retire =
+# 33 = octal 041): a problem and no count, not a sum of both
+cp "$T/c.trd" "$T/dup.trd"
+printf '\041' | dd of="$T/dup.trd" bs=1 seek=128 conv=notrunc 2>/dev/null
+expect 0 '"n_retired":null.*"problems":\["more than one retire section"\]' -- "$CLI" inspect --json "$T/dup.trd"
+# a truncated delta: an error, exit 1
+head -c 100 "$T/c.trd" >"$T/short.trd"
+expect 1 "short.trd: TR_E_TRUNCATED" -- "$CLI" inspect "$T/short.trd"
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
