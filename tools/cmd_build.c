@@ -15,6 +15,7 @@
 #include "dataset.h"
 #include "logfile.h"
 #include "packwriter.h"
+#include "pareto.h"
 #include "tr_cluster.h"
 #include "tr_cluster_fit.h"
 #include "tr_knn.h"
@@ -226,17 +227,14 @@ static int choose_knn(const int8_t *refs, size_t n, uint32_t dim, const float *s
                       tr_knn_choice *ch)
 {
     const uint32_t m = (uint32_t)ds->n_models;
-    double cmin = INFINITY, cmax = -INFINITY, *cn = tr_xmalloc(m * sizeof *cn);
-    for (uint32_t j = 0; j < m; j++) {
-        cmin = fmin(cmin, ds->models[j].cost);
-        cmax = fmax(cmax, ds->models[j].cost);
-    }
+    double *cost = tr_xmalloc(2 * (size_t)m * sizeof *cost), *cn = cost + m;
     for (uint32_t j = 0; j < m; j++)
-        cn[j] = cmax > cmin ? (ds->models[j].cost - cmin) / (cmax - cmin) : 0.0;
+        cost[j] = ds->models[j].cost;
+    tr_norm_costs(cost, m, cn);
     tr_progress_start(pg, "validation", 0);
     int r = tr_choose_knn(refs, (uint32_t)n, dim, scores, m, cn, given, ch);
     tr_progress_end(pg);
-    free(cn);
+    free(cost);
     if (r)
         return r;
     if (!ch->n_queries) {

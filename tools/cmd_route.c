@@ -690,13 +690,8 @@ static const char eval_usage[] =
 static void print_curve(const float *P, const float *Y, size_t n, uint32_t m,
                         const double *cost, const double *acc)
 {
-    double cmin = INFINITY, cmax = -INFINITY, *cn = tr_xmalloc(m * sizeof *cn);
-    for (uint32_t j = 0; j < m; j++) {
-        cmin = fmin(cmin, cost[j]);
-        cmax = fmax(cmax, cost[j]);
-    }
-    for (uint32_t j = 0; j < m; j++)
-        cn[j] = cmax > cmin ? (cost[j] - cmin) / (cmax - cmin) : 0.0;
+    double *cn = tr_xmalloc(m * sizeof *cn);
+    tr_norm_costs(cost, m, cn);
     tr_curve *c = tr_xmalloc(2 * sizeof *c);
     tr_route_curve(P, Y, (uint32_t)n, m, cn, &c[0], NULL);
     tr_curve_hull(cn, acc, (int)m, &c[1]);

@@ -386,16 +386,11 @@ int tr_eval_log(tr_packfile *pf, const char *path, const tr_route_opts *ro, cons
     free(pred);
     /* Every refusal comes before the first byte of the report: a script
      * reading stdout gets a whole report or nothing (issue #18). */
+    int rc = 0;
     if (failed) {
         tr_err("%s: %zu record(s) could not be re-routed; refusing the log", path, failed);
-        free(d);
-        free(count);
-        free(count_out);
-        free(model_out);
-        free(mi);
-        free(mh);
-        tr_logfile_free(&lf);
-        return 1;
+        rc = 1;
+        goto done;
     }
     const char *note =
         "quality at a lambda is an estimate: the mean logged outcome over the records whose "
@@ -510,6 +505,7 @@ int tr_eval_log(tr_packfile *pf, const char *path, const tr_route_opts *ro, cons
             printf("(%s)\n", note);
         }
     }
+done:
     free(d);
     free(count);
     free(count_out);
@@ -517,7 +513,7 @@ int tr_eval_log(tr_packfile *pf, const char *path, const tr_route_opts *ro, cons
     free(mi);
     free(mh);
     tr_logfile_free(&lf);
-    return 0;
+    return rc;
 }
 
 /* ---- build --add-log ---- */

@@ -156,3 +156,14 @@ void tr_route_curve(const float *P, const float *Y, uint32_t nq, uint32_t nm, co
                        choices ? choices + (size_t)j * nq : NULL);
     tr_curve_hull(pc, pa, TR_CURVE_LAMBDAS, c);
 }
+
+void tr_norm_costs(const double *cost, uint32_t n, double *cn)
+{
+    double cmin = INFINITY, cmax = -INFINITY;
+    for (uint32_t m = 0; m < n; m++) {
+        cmin = fmin(cmin, cost[m]);
+        cmax = fmax(cmax, cost[m]);
+    }
+    for (uint32_t m = 0; m < n; m++)
+        cn[m] = cmax > cmin ? (cost[m] - cmin) / (cmax - cmin) : 0.0;
+}

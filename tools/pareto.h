@@ -34,6 +34,10 @@ uint32_t tr_curve_first_reach(const double *q, uint32_t grid, double target);
  * hi <= lo, where no gap exists to recover. */
 double tr_curve_apgr(const double *q, uint32_t grid, double lo, double hi);
 
+/* cn[m] = (cost[m] - min) / (max - min) over the n costs (all 0 when they
+ * are equal): the normalized costs the curves and the pack's cost_norm use. */
+void tr_norm_costs(const double *cost, uint32_t n, double *cn);
+
 /* ---- deferral curves (Jitkrittum et al. 2025): one router's accuracy at
  * every normalized cost budget as lambda sweeps ---- */
 #define TR_CURVE_GRID 1001   /* cost grid of the curves, 0..1 */
