@@ -170,74 +170,125 @@ static int delta_follows(const tr_counter_slot *s, const tr_delta_info *d)
            (d->security_counter == s->counter && memcmp(s->hash, d->delta_hash, 32) == 0);
 }
 
-tr_status tr_router_apply_delta(tr_router *r, const void *delta, size_t len,
-                                const tr_trust *trust)
+tr_status tr_delta_verify(const tr_pack *from, const uint8_t *p, size_t len,
+                          const tr_trust *trust, const tr_counter_slot *extra,
+                          tr_pack_view *v, tr_delta_info *d, tr_counter_slot *next,
+                          tr_counter_slot *stored)
 {
-    const uint8_t *p = delta;
-    if (!r || !p || !tr_trust_ok(trust) || (uintptr_t)p % 8 != 0)
+    if (!tr_pack_ok(from) || !p || !tr_trust_ok(trust) || (uintptr_t)p % 8 != 0)
         return TR_E_ARG;
-    if (!r->loaded)
-        return TR_E_NO_PACK;
-    tr_delta_info d;
-    tr_status st = read_header(p, len, &d);
+    tr_status st = read_header(p, len, d);
     if (st != TR_OK)
         return st;
-    st = tr_verify_signature(p, len, d.signed_bytes, trust, d.key_id, d.delta_hash);
+    st = tr_verify_signature(p, len, d->signed_bytes, trust, d->key_id, d->delta_hash);
     if (st != TR_OK)
         return st;
     /* From here on the bytes are the signer's. */
     if (!tr_header_tail_ok(p)) /* size, flags, zero tail: as a pack's */
         return TR_E_MALFORMED;
-    if (memcmp(d.base_hash, r->base.info.pack_hash, 32) != 0)
+    if (memcmp(d->base_hash, from->base.info.pack_hash, 32) != 0)
         return TR_E_DELTA_BASE;
-    tr_pack_view v;
-    if ((st = read_sections(p, &r->base, &d, &v)) != TR_OK)
+    if ((st = read_sections(p, &from->base, d, v)) != TR_OK)
         return st;
-    /* Anti-rollback per base: against the router's memory (clear, reload)
-     * and the store's slot (restarts). */
-    tr_counter_slot stored, next;
-    if ((st = tr_counter_read(trust, TR_COUNTER_DELTA, &stored)) != TR_OK)
+    /* Anti-rollback per base: the floor, and the store's slot (a view
+     * remembers nothing: tr_counter_store_ram keeps it in-process). */
+    if ((st = tr_counter_read(trust, TR_COUNTER_DELTA, stored)) != TR_OK)
         return st;
-    if (d.security_counter < trust->min_delta_counter || !delta_follows(&stored, &d) ||
-        !delta_follows(&r->delta_last, &d))
+    if (d->security_counter < trust->min_delta_counter || !delta_follows(stored, d) ||
+        (extra && !delta_follows(extra, d)))
         return TR_E_ROLLBACK;
-    if (trust->now_unix && d.expires_unix && trust->now_unix >= d.expires_unix)
+    if (trust->now_unix && d->expires_unix && trust->now_unix >= d->expires_unix)
         return TR_E_EXPIRED;
-    if (tr_arena_size(v.info.dim, v.info.n_models, v.info.prefilter_candidates) >
-        r->arena_bytes)
-        return TR_E_ARENA_TOO_SMALL;
-    memset(&next, 0, sizeof next);
-    next.counter = d.security_counter;
-    memcpy(next.base, d.base_hash, 32);
-    memcpy(next.hash, d.delta_hash, 32);
+    memset(next, 0, sizeof *next);
+    next->counter = d->security_counter;
+    memcpy(next->base, d->base_hash, 32);
+    memcpy(next->hash, d->delta_hash, 32);
+    return TR_OK;
+}
+
+tr_status tr_delta_commit(const tr_trust *trust, const tr_counter_slot *next,
+                          const tr_counter_slot *stored)
+{
     /* Re-applying the stored delta (a restart) writes nothing. */
-    if (memcmp(&next, &stored, sizeof next) != 0 &&
-        (st = tr_counter_write(trust, TR_COUNTER_DELTA, &next)) != TR_OK)
+    if (memcmp(next, stored, sizeof *next) == 0)
+        return TR_OK;
+    return tr_counter_write(trust, TR_COUNTER_DELTA, next);
+}
+
+/* mem for a new view made from `from`: aligned, big enough, and touching
+ * none of the bytes the view reads (from itself, the pack, the delta). */
+static tr_status view_mem_ok(const tr_pack *from, void *mem, size_t mem_bytes, const void *delta,
+                             size_t len)
+{
+    if (!mem || (uintptr_t)mem % TR_ARENA_ALIGN != 0)
+        return TR_E_ARG;
+    if (mem_bytes < tr_pack_size())
+        return TR_E_ARENA_TOO_SMALL;
+    const size_t n = tr_pack_size();
+    if (tr_overlaps(mem, n, from, sizeof *from) ||
+        tr_overlaps(mem, n, from->base_bytes, from->base_len) ||
+        (delta && tr_overlaps(mem, n, delta, len)))
+        return TR_E_ARG;
+    return TR_OK;
+}
+
+tr_status tr_pack_apply_delta(const tr_pack *from, const void *delta, size_t len,
+                              const tr_trust *trust, void *mem, size_t mem_bytes,
+                              const tr_pack **out)
+{
+    if (!tr_pack_ok(from) || !delta || !out)
+        return TR_E_ARG;
+    tr_status st = view_mem_ok(from, mem, mem_bytes, delta, len);
+    if (st != TR_OK)
         return st;
-    r->pack = v; /* the swap: only after every check passed */
-    r->delta = d;
-    r->has_delta = 1;
-    r->delta_last = next;
+    tr_pack_view v;
+    tr_delta_info d;
+    tr_counter_slot next, stored;
+    if ((st = tr_delta_verify(from, delta, len, trust, NULL, &v, &d, &next, &stored)) != TR_OK ||
+        (st = tr_delta_commit(trust, &next, &stored)) != TR_OK)
+        return st;
+    struct tr_pack *p = mem;
+    memset(p, 0, sizeof *p);
+    p->kern = from->kern;
+    p->base_bytes = from->base_bytes;
+    p->base_len = from->base_len;
+    p->delta_bytes = delta;
+    p->delta_len = len;
+    p->base = from->base;
+    p->served = v;
+    p->has_delta = 1;
+    p->delta = d;
+    p->magic = TR_VIEW_MAGIC;
+    *out = p;
     return TR_OK;
 }
 
-tr_status tr_router_clear_delta(tr_router *r)
+tr_status tr_pack_drop_delta(const tr_pack *from, void *mem, size_t mem_bytes,
+                             const tr_pack **out)
 {
-    if (!r)
+    if (!tr_pack_ok(from) || !out)
         return TR_E_ARG;
-    if (!r->loaded)
-        return TR_E_NO_PACK;
-    r->pack = r->base;
-    r->has_delta = 0;
+    tr_status st = view_mem_ok(from, mem, mem_bytes, from->delta_bytes, from->delta_len);
+    if (st != TR_OK)
+        return st;
+    struct tr_pack *p = mem;
+    memset(p, 0, sizeof *p);
+    p->kern = from->kern;
+    p->base_bytes = from->base_bytes;
+    p->base_len = from->base_len;
+    p->base = from->base;
+    p->served = from->base;
+    p->magic = TR_VIEW_MAGIC;
+    *out = p;
     return TR_OK;
 }
 
-tr_status tr_router_delta_info(const tr_router *r, tr_delta_info *info)
+tr_status tr_pack_get_delta(const tr_pack *p, tr_delta_info *info)
 {
-    if (!r || !info)
+    if (!tr_pack_ok(p) || !info)
         return TR_E_ARG;
-    if (!r->loaded || !r->has_delta)
+    if (!p->has_delta)
         return TR_E_NO_PACK;
-    *info = r->delta;
+    *info = p->delta;
     return TR_OK;
 }

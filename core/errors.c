@@ -31,6 +31,7 @@ static const struct {
     [TR_E_DELTA_BASE] = {"TR_E_DELTA_BASE", "delta pack was made for another base pack"},
     [TR_E_COUNTER_STORE] = {"TR_E_COUNTER_STORE", "the anti-rollback counter store failed"},
     [TR_E_LOG_STALE] = {"TR_E_LOG_STALE", "log record was overwritten before its outcome came"},
+    [TR_E_OUTPUT_TOO_SMALL] = {"TR_E_OUTPUT_TOO_SMALL", "an output array is smaller than the pack needs"},
     [TR_E_UNSUPPORTED] = {"TR_E_UNSUPPORTED", "the pack carries no data for this routing method"},
 };
 

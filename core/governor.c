@@ -83,32 +83,43 @@ float tr_governor_lambda(const tr_governor *g, uint64_t now)
     return lambda_from(g, now, g->lambda_base);
 }
 
-tr_status tr_route_text_governed(tr_router *r, const tr_governor *g, uint64_t now,
-                                 const char *text, size_t len, const tr_route_opts *opts,
-                                 tr_result *res, float *predicted)
+tr_status tr_route_governed(const tr_pack *pk, tr_ctx *c, const tr_governor *g, uint64_t now,
+                            const tr_query *q, const tr_route_opts *opts, tr_result *res,
+                            const tr_route_out *out)
 {
-    if (!r || !g || !res)
+    tr_status st = tr_ctx_check(pk, c);
+    if (st != TR_OK)
+        return st;
+    if (!g || !res)
         return TR_E_ARG;
-    if (r->loaded && r->pack.info.n_models > TR_GOVERNOR_MAX_MODELS)
-        return TR_E_UNSUPPORTED;
+    const tr_pack_view *p = &pk->served;
+    const uint32_t n = p->info.n_models;
+    if (opts && opts->available && opts->available_bits < n)
+        return TR_E_ARG; /* checked here too: it is read below */
     tr_route_opts o = opts ? *opts : (tr_route_opts){0};
-    uint8_t mask[TR_GOVERNOR_MAX_MODELS / 8];
-    for (size_t i = 0; i < sizeof mask; i++)
-        mask[i] = g->available[i];
-    if (opts && opts->available && r->loaded)
-        for (uint32_t m = 0; m < r->pack.info.n_models; m++)
-            if (!(opts->available[m >> 3] >> (m & 7) & 1))
-                mask[m >> 3] &= (uint8_t) ~(1u << (m & 7));
+    /* The mask lives in the context (ceil(n_models / 8) bytes), so no
+     * model count limits the route; the governor's own bitset covers its
+     * first TR_GOVERNOR_MAX_MODELS models. */
+    uint8_t *mask = c->mask;
+    memset(mask, 0, (n + 7) / 8);
+    for (uint32_t m = 0; m < n; m++) {
+        int up = m >= TR_GOVERNOR_MAX_MODELS || (g->available[m >> 3] >> (m & 7) & 1);
+        if (opts && opts->available && !(opts->available[m >> 3] >> (m & 7) & 1))
+            up = 0;
+        if (up)
+            mask[m >> 3] |= (uint8_t)(1u << (m & 7));
+    }
     o.available = mask;
+    o.available_bits = n;
     int budget_out = spent_now(g, now) >= g->budget;
     o.offline = !g->network_up || budget_out || (opts && opts->offline);
     float base = g->lambda_base;
     if (base < 0) /* the pack's: its own, or the applied delta's */
-        base = r->loaded ? r->pack.info.default_lambda : 0.0f;
+        base = p->info.default_lambda;
     float lambda = lambda_from(g, now, base);
     /* 0 in the options would mean the pack's: say zero by name. */
     o.lambda = lambda > 0.0f ? lambda : TR_LAMBDA_ZERO;
-    tr_status st = tr_route_text(r, text, len, &o, res, predicted);
+    st = tr_route(pk, c, q, &o, res, out);
     if (st == TR_OK && budget_out && g->network_up && res->why == TR_WHY_OFFLINE)
         res->why = TR_WHY_BUDGET;
     return st;

@@ -186,26 +186,25 @@ static uint8_t *slot_of(const tr_log *l, uint64_t id)
 
 /* The fingerprint of the router's embedder; hashing a table is megabytes, so
  * it is done once per pack. */
-static uint64_t router_fp(tr_log *l, const tr_router *r)
+static uint64_t pack_fp(tr_log *l, const tr_pack_view *pv)
 {
-    if (!r->pack.has_embedder)
+    if (!pv->has_embedder)
         return 0;
-    if (!l->fp_cached || memcmp(l->fp_pack, r->pack.info.pack_hash, 32)) {
-        l->cached_fp = tr_embedder_fingerprint(&r->pack.embedder);
-        memcpy(l->fp_pack, r->pack.info.pack_hash, 32);
+    if (!l->fp_cached || memcmp(l->fp_pack, pv->info.pack_hash, 32)) {
+        l->cached_fp = tr_embedder_fingerprint(&pv->embedder);
+        memcpy(l->fp_pack, pv->info.pack_hash, 32);
         l->fp_cached = 1;
     }
     return l->cached_fp;
 }
 
-tr_status tr_log_record(tr_log *l, tr_router *r, const tr_result *res, const int8_t *embedding,
-                        const char *text, size_t len, uint64_t *id_out)
+tr_status tr_log_append(tr_log *l, const tr_pack *pk, tr_ctx *c, const tr_result *res,
+                        const int8_t *embedding, const char *text, size_t len, uint64_t *id_out)
 {
-    if (!log_ok(l) || !r || !res || (!text && len))
+    if (!log_ok(l) || !tr_pack_ok(pk) || !res || (!text && len))
         return TR_E_ARG;
-    if (!r->loaded)
-        return TR_E_NO_PACK;
-    const tr_pack_info *info = &r->pack.info;
+    const tr_pack_view *pv = &pk->served;
+    const tr_pack_info *info = &pv->info;
     if (res->model >= info->n_models)
         return TR_E_ARG;
     if (text && (l->flags & TR_LOG_HASH) && !l->key_set)
@@ -215,7 +214,7 @@ tr_status tr_log_record(tr_log *l, tr_router *r, const tr_result *res, const int
     if (l->flags & TR_LOG_EMBEDDING) {
         if (info->dim != l->dim)
             return TR_E_DIM_MISMATCH;
-        uint64_t fp = router_fp(l, r);
+        uint64_t fp = pack_fp(l, pv);
         if (l->bound && (fp != l->embedder_fp ||
                          strncmp(l->embedder, info->embedder, TR_EMBEDDER_NAME_MAX)))
             return TR_E_EMBEDDER_MISMATCH;
@@ -226,8 +225,9 @@ tr_status tr_log_record(tr_log *l, tr_router *r, const tr_result *res, const int
             rf |= TR_LOG_REC_EMBEDDING;
         } else if (res->flags & TR_RESULT_PRIOR_ONLY) {
             rf |= TR_LOG_REC_PRIOR_ONLY; /* its embedding is no place */
-        } else if (text && r->pack.has_embedder) {
-            st = tr_embed_text(r, text, len, l->spare, l->dim);
+        } else if (text && pv->has_embedder) {
+            /* Only this case embeds, so only it needs a context. */
+            st = tr_embed(pk, c, text, len, l->spare, l->dim);
             if (st == TR_OK)
                 rf |= TR_LOG_REC_EMBEDDING;
             else if (st == TR_E_ZERO_VECTOR)
@@ -248,7 +248,7 @@ tr_status tr_log_record(tr_log *l, tr_router *r, const tr_result *res, const int
     uint8_t *s = slot_of(l, id);
     memset(s, 0, l->record_bytes);
     tr_model_info mi;
-    tr_model_info_of(&r->pack, res->model, &mi);
+    tr_model_info_of(pv, res->model, &mi);
     tr_st64(s + TR_LR_ID, id);
     tr_st64(s + TR_LR_PACK_TAG, tr_ld64(info->pack_hash));
     tr_st64(s + TR_LR_MODEL_HASH, tr_fnv1a64(mi.name, strnlen(mi.name, TR_MODEL_NAME_MAX)));

@@ -1,5 +1,6 @@
-/* Routing entry points: embed (or take) the query, find its neighbours,
- * predict each model's correctness, pick argmax_m q_m - lambda * cost_m. */
+/* The pack view, the per-call context and the one routing call: embed (or
+ * take) the query, find its neighbours, predict each model's correctness,
+ * pick argmax_m q_m - lambda * cost_m. */
 #include "tr_numeric.h" /* first: the numeric contract, for every function below */
 #include <math.h>
 #include <string.h>
@@ -8,82 +9,59 @@
 #include "tr_format.h"
 #include "tr_internal.h"
 
-static int carve(tr_arena *a, uint32_t dim, uint32_t n_models, uint32_t n_cand,
-                 tr_scratch *s)
+/* ---- the view ---- */
+
+size_t tr_pack_size(void)
 {
-    tr_arena_take(a, sizeof(struct tr_router));
-    s->acc = tr_arena_take(a, sizeof(float) * dim);
-    s->q = tr_arena_take(a, dim);
-    s->dots = tr_arena_take(a, sizeof(int32_t) * TR_KNN_BLOCK);
-    s->nb = tr_arena_take(a, sizeof(tr_neighbor) * TR_K_MAX);
-    s->predicted = tr_arena_take(a, sizeof(float) * n_models);
-    s->aux = tr_arena_take(a, sizeof(float) * n_models);
-    s->z = tr_arena_take(a, sizeof(float) * TR_LMAP_MAX_K);
-    s->qcode = NULL;
-    s->ham = NULL;
-    s->cand = NULL;
-    s->n_cand = n_cand;
-    if (n_cand) {
-        s->qcode = tr_arena_take(a, 8 * (((size_t)dim + 63) / 64));
-        s->ham = tr_arena_take(a, sizeof(uint32_t) * TR_KNN_BLOCK);
-        s->cand = tr_arena_take(a, sizeof(tr_neighbor) * n_cand);
-    }
-    return a->used <= a->size;
+    return tr_arena_round(sizeof(struct tr_pack));
 }
 
-size_t tr_arena_size(uint32_t dim, uint32_t n_models, uint32_t n_cand)
+int tr_pack_ok(const tr_pack *p)
 {
-    tr_arena a = {NULL, (size_t)-1, 0};
-    tr_scratch s;
-    carve(&a, dim, n_models, n_cand, &s);
-    return a.used;
+    return p && p->magic == TR_VIEW_MAGIC;
 }
 
-tr_status tr_router_init(void *arena, size_t arena_bytes, tr_router **out)
+int tr_overlaps(const void *a, size_t an, const void *b, size_t bn)
 {
-    if (!arena || !out || (uintptr_t)arena % TR_ARENA_ALIGN != 0)
+    uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+    return x < y + bn && y < x + an;
+}
+
+tr_status tr_pack_open(void *mem, size_t mem_bytes, const void *pack, size_t len,
+                       const tr_trust *trust, const tr_pack **out)
+{
+    if (!mem || !pack || !out || (uintptr_t)mem % TR_ARENA_ALIGN != 0)
         return TR_E_ARG;
-    if (arena_bytes < tr_arena_round(sizeof(struct tr_router)))
+    if (mem_bytes < tr_pack_size())
         return TR_E_ARENA_TOO_SMALL;
-    tr_router *r = arena;
-    memset(r, 0, sizeof *r);
-    r->arena = arena;
-    r->arena_bytes = arena_bytes;
-    r->kern = tr_kernels_active();
-    *out = r;
-    return TR_OK;
-}
-
-tr_status tr_router_load(tr_router *r, const void *pack, size_t len,
-                         const tr_trust *trust)
-{
-    if (!r || !pack)
+    /* The view written into the bytes it verified would change them. */
+    if (tr_overlaps(mem, tr_pack_size(), pack, len))
         return TR_E_ARG;
     tr_pack_view v;
     tr_status st = tr_pack_verify(pack, len, trust, &v);
     if (st != TR_OK)
         return st;
-    if (tr_arena_size(v.info.dim, v.info.n_models, v.info.prefilter_candidates) >
-        r->arena_bytes)
-        return TR_E_ARENA_TOO_SMALL;
     uint64_t floor;
     if ((st = tr_counter_floor(trust, TR_COUNTER_PACK, &floor)) != TR_OK ||
         (st = tr_counter_commit(trust, TR_COUNTER_PACK, floor, v.info.security_counter)) != TR_OK)
         return st;
-    r->base = v;
-    r->pack = v; /* the swap: only after every check passed */
-    r->loaded = 1;
-    r->has_delta = 0; /* a delta names its base: it cannot outlive it */
+    struct tr_pack *p = mem;
+    memset(p, 0, sizeof *p);
+    p->kern = tr_kernels_active();
+    p->base_bytes = pack;
+    p->base_len = len;
+    p->base = v;
+    p->served = v;
+    p->magic = TR_VIEW_MAGIC;
+    *out = p;
     return TR_OK;
 }
 
-tr_status tr_router_pack_info(const tr_router *r, tr_pack_info *info)
+tr_status tr_pack_get_info(const tr_pack *p, tr_pack_info *info)
 {
-    if (!r || !info)
+    if (!tr_pack_ok(p) || !info)
         return TR_E_ARG;
-    if (!r->loaded)
-        return TR_E_NO_PACK;
-    *info = r->pack.info;
+    *info = p->served.info;
     return TR_OK;
 }
 
@@ -101,33 +79,103 @@ void tr_model_info_of(const tr_pack_view *p, uint32_t m, tr_model_info *mi)
     mi->where = (tr_where)tr_ld32(rec + TR_M_WHERE);
 }
 
-tr_status tr_router_model(const tr_router *r, uint32_t m, tr_model_info *mi)
+tr_status tr_pack_get_model(const tr_pack *p, uint32_t m, tr_model_info *mi)
 {
-    if (!r || !mi)
+    if (!tr_pack_ok(p) || !mi || m >= p->served.info.n_models)
         return TR_E_ARG;
-    if (!r->loaded)
-        return TR_E_NO_PACK;
-    if (m >= r->pack.info.n_models)
-        return TR_E_ARG;
-    tr_model_info_of(&r->pack, m, mi);
+    tr_model_info_of(&p->served, m, mi);
     return TR_OK;
 }
 
-tr_scratch tr_get_scratch(tr_router *r)
+/* ---- the context ---- */
+
+static void carve(tr_arena *a, uint32_t dim, uint32_t n_models, uint32_t n_cand, tr_scratch *s,
+                  uint8_t **mask)
 {
-    tr_arena a = {r->arena, r->arena_bytes, 0};
-    tr_scratch s;
-    carve(&a, r->pack.info.dim, r->pack.info.n_models, r->pack.info.prefilter_candidates,
-          &s);
-    return s;
+    s->acc = tr_arena_take(a, sizeof(float) * dim);
+    s->q = tr_arena_take(a, dim);
+    s->dots = tr_arena_take(a, sizeof(int32_t) * TR_KNN_BLOCK);
+    s->nb = tr_arena_take(a, sizeof(tr_neighbor) * TR_K_MAX);
+    s->predicted = tr_arena_take(a, sizeof(float) * n_models);
+    s->aux = tr_arena_take(a, sizeof(float) * n_models);
+    s->z = tr_arena_take(a, sizeof(float) * TR_LMAP_MAX_K);
+    s->qcode = NULL;
+    s->ham = NULL;
+    s->cand = NULL;
+    s->n_cand = n_cand;
+    if (n_cand) {
+        s->qcode = tr_arena_take(a, 8 * (((size_t)dim + 63) / 64));
+        s->ham = tr_arena_take(a, sizeof(uint32_t) * TR_KNN_BLOCK);
+        s->cand = tr_arena_take(a, sizeof(tr_neighbor) * n_cand);
+    }
+    *mask = tr_arena_take(a, ((size_t)n_models + 7) / 8);
 }
 
-/* Resolve options against the pack's defaults. */
-tr_status tr_resolve_opts(const tr_router *r, const tr_route_opts *o,
-                         uint32_t *k, float *lambda)
+size_t tr_ctx_size(uint32_t dim, uint32_t n_models, uint32_t n_cand)
 {
-    *k = r->pack.info.default_k;
-    *lambda = r->pack.info.default_lambda;
+    if (dim == 0 || dim > TR_DIM_MAX || n_models == 0 || n_models > TR_MODELS_MAX ||
+        n_cand > TR_PREFILTER_MAX)
+        return 0;
+    return tr_ctx_bytes(dim, n_models, n_cand);
+}
+
+size_t tr_ctx_bytes(uint32_t dim, uint32_t n_models, uint32_t n_cand)
+{
+    tr_arena a = {NULL, (size_t)-1, 0};
+    tr_scratch s;
+    uint8_t *mask;
+    tr_arena_take(&a, sizeof(struct tr_ctx));
+    carve(&a, dim, n_models, n_cand, &s, &mask);
+    return a.used;
+}
+
+size_t tr_ctx_size_for(const tr_pack *p)
+{
+    if (!tr_pack_ok(p))
+        return 0;
+    const tr_pack_info *i = &p->served.info;
+    return tr_ctx_size(i->dim, i->n_models, i->prefilter_candidates);
+}
+
+tr_status tr_ctx_init(void *mem, size_t bytes, uint32_t dim, uint32_t n_models, uint32_t n_cand,
+                      tr_ctx **out)
+{
+    size_t need = tr_ctx_size(dim, n_models, n_cand);
+    if (!mem || !out || (uintptr_t)mem % TR_ARENA_ALIGN != 0 || need == 0)
+        return TR_E_ARG;
+    if (bytes < need)
+        return TR_E_ARENA_TOO_SMALL;
+    tr_arena a = {mem, bytes, 0};
+    struct tr_ctx *c = mem;
+    tr_arena_take(&a, sizeof *c);
+    memset(c, 0, sizeof *c);
+    c->dim = dim;
+    c->n_models = n_models;
+    c->n_cand = n_cand;
+    carve(&a, dim, n_models, n_cand, &c->s, &c->mask);
+    c->magic = TR_CTX_MAGIC;
+    *out = c;
+    return TR_OK;
+}
+
+tr_status tr_ctx_check(const tr_pack *p, const tr_ctx *c)
+{
+    if (!tr_pack_ok(p) || !c || c->magic != TR_CTX_MAGIC)
+        return TR_E_ARG;
+    const tr_pack_info *i = &p->served.info;
+    return c->dim >= i->dim && c->n_models >= i->n_models && c->n_cand >= i->prefilter_candidates
+               ? TR_OK
+               : TR_E_ARENA_TOO_SMALL;
+}
+
+/* ---- options ---- */
+
+/* Resolve options against the pack's defaults. */
+tr_status tr_resolve_opts(const tr_pack_view *p, const tr_route_opts *o, uint32_t *k,
+                          float *lambda)
+{
+    *k = p->info.default_k;
+    *lambda = p->info.default_lambda;
     if (!o)
         return TR_OK;
     if (o->k > TR_K_MAX)
@@ -141,10 +189,15 @@ tr_status tr_resolve_opts(const tr_router *r, const tr_route_opts *o,
         *lambda = o->lambda;
     else if (o->lambda == TR_LAMBDA_ZERO)
         *lambda = 0.0f;
+    /* Arrays shorter than the models served (a delta added some since the
+     * caller sized them) would be read past their end. */
+    if ((o->penalty && o->penalty_count < p->info.n_models) ||
+        (o->available && o->available_bits < p->info.n_models))
+        return TR_E_ARG;
     /* A NaN penalty would compare false against every utility and flip the
      * choice; an infinite one makes every utility -Inf or NaN. */
     if (o->penalty)
-        for (uint32_t m = 0; m < r->pack.info.n_models; m++)
+        for (uint32_t m = 0; m < p->info.n_models; m++)
             if (!isfinite(o->penalty[m]))
                 return TR_E_ARG;
     if (!(o->prior_strength <= TR_PRIOR_STRENGTH_MAX)) /* NaN too; -inf is "none" */
@@ -152,8 +205,8 @@ tr_status tr_resolve_opts(const tr_router *r, const tr_route_opts *o,
     if (o->method != TR_METHOD_KNN && o->method != TR_METHOD_CLUSTER &&
         o->method != TR_METHOD_LEARNED_MAP)
         return TR_E_ARG;
-    if ((o->method == TR_METHOD_CLUSTER && r->pack.clusters.k == 0) ||
-        (o->method == TR_METHOD_LEARNED_MAP && r->pack.lmap.k == 0))
+    if ((o->method == TR_METHOD_CLUSTER && p->clusters.k == 0) ||
+        (o->method == TR_METHOD_LEARNED_MAP && p->lmap.k == 0))
         return TR_E_UNSUPPORTED;
     return TR_OK;
 }
@@ -230,178 +283,197 @@ int tr_masked_out_better(const tr_pack_view *p, const tr_route_opts *o, float la
     return 0;
 }
 
-static tr_status route_query(tr_router *r, const tr_scratch *s, int prior_only,
-                             const tr_route_opts *o, tr_result *res,
-                             float *predicted)
+/* Models no neighbour (or no method) said anything about: their prior. */
+static void fill_priors(const tr_pack_view *p, float *predicted)
 {
-    const tr_pack_view *p = &r->pack;
-    uint32_t k, n_models = p->info.n_models;
-    float lambda;
-    tr_status st = tr_resolve_opts(r, o, &k, &lambda);
-    if (st != TR_OK)
-        return st;
-    memset(res, 0, sizeof *res);
-    res->lambda = lambda;
-    res->method = o ? o->method : TR_METHOD_KNN;
-    res->nearest_distance = 1.0f;
-    if (prior_only) {
-        res->flags |= TR_RESULT_PRIOR_ONLY;
-        for (uint32_t m = 0; m < n_models; m++)
-            s->predicted[m] = NAN;
-    } else if (o && o->method == TR_METHOD_CLUSTER) {
-        float qn = 0.0f;
-        for (uint32_t d = 0; d < p->info.dim; d++)
-            qn += (float)((int32_t)s->q[d] * s->q[d]);
-        res->cluster = tr_cluster_assign(r->kern, &p->clusters, s->q, sqrtf(qn), s->dots);
-        tr_cluster_predict(&p->clusters, res->cluster, s->predicted);
-        res->nearest_distance = NAN;
-    } else if (o && o->method == TR_METHOD_LEARNED_MAP) {
-        tr_learned_map_predict(&p->lmap, &p->clusters, s->q, s->z, s->predicted);
-        res->nearest_distance = NAN;
-    } else {
-        /* The prefilter only with the scratch carved for it: a view that
-         * changed under this call (a load from a callback, a caller breaking
-         * the one-thread rule) must not send the search to NULL codes. */
-        uint32_t c = p->info.prefilter_candidates;
-        if (c != s->n_cand || !s->cand || !p->codes.bits)
-            c = 0;
-        uint32_t found = c && !(o && o->exact)
-                             ? tr_knn_search_prefilter(r->kern, &p->refs, &p->codes, s->q, k, c,
-                                                       s->qcode, s->ham, s->cand, s->nb)
-                             : tr_knn_search(r->kern, &p->refs, s->q, k, s->dots, s->nb);
-        int64_t qq = 0;
-        for (uint32_t d = 0; d < p->info.dim; d++)
-            qq += (int32_t)s->q[d] * s->q[d];
-        float inv_qnorm = 1.0f / sqrtf((float)qq);
-        tr_predict_knn(p, s->nb, found, o && o->distance_weighted, inv_qnorm,
-                       tr_prior_strength(p, o), s->predicted);
-        res->k = found;
-        res->nearest_distance = 1.0f - s->nb[0].sim * inv_qnorm;
-    }
-    for (uint32_t m = 0; m < n_models; m++)
-        if (isnan(s->predicted[m])) {
+    for (uint32_t m = 0; m < p->info.n_models; m++)
+        if (isnan(predicted[m])) {
             tr_model_info mi;
             tr_model_info_of(p, m, &mi);
-            s->predicted[m] = mi.prior;
+            predicted[m] = mi.prior;
         }
+}
+
+uint32_t tr_knn_query(const tr_pack *pk, const tr_scratch *s, uint32_t k_search, uint32_t k_pred,
+                      const tr_route_opts *o, float *inv_qnorm)
+{
+    const tr_pack_view *p = &pk->served;
+    /* The prefilter only with scratch carved for it (tr_ctx_check). */
+    uint32_t c = p->info.prefilter_candidates;
+    if (c > s->n_cand || !s->cand || !p->codes.bits)
+        c = 0;
+    uint32_t found = c && !(o && o->exact)
+                         ? tr_knn_search_prefilter(pk->kern, &p->refs, &p->codes, s->q, k_search,
+                                                   c, s->qcode, s->ham, s->cand, s->nb)
+                         : tr_knn_search(pk->kern, &p->refs, s->q, k_search, s->dots, s->nb);
+    *inv_qnorm = 1.0f / sqrtf((float)tr_i8_sqnorm(s->q, p->info.dim));
+    tr_predict_knn(p, s->nb, found < k_pred ? found : k_pred, o && o->distance_weighted,
+                   *inv_qnorm, tr_prior_strength(p, o), s->predicted);
+    fill_priors(p, s->predicted);
+    return found;
+}
+
+/* The query is in s->q; the result goes to *res only on success. */
+static tr_status route_query(const tr_pack *pk, const tr_scratch *s, int prior_only,
+                             const tr_route_opts *o, uint32_t k, float lambda, tr_result *out)
+{
+    const tr_pack_view *p = &pk->served;
+    uint32_t n_models = p->info.n_models;
+    tr_result r;
+    memset(&r, 0, sizeof r);
+    r.lambda = lambda;
+    r.method = o ? o->method : TR_METHOD_KNN;
+    r.nearest_distance = 1.0f;
+    if (prior_only) {
+        r.flags |= TR_RESULT_PRIOR_ONLY;
+        for (uint32_t m = 0; m < n_models; m++)
+            s->predicted[m] = NAN;
+        fill_priors(p, s->predicted);
+    } else if (o && o->method == TR_METHOD_CLUSTER) {
+        float qn = sqrtf((float)tr_i8_sqnorm(s->q, p->info.dim));
+        r.cluster = tr_cluster_assign(pk->kern, &p->clusters, s->q, qn, s->dots);
+        tr_cluster_predict(&p->clusters, r.cluster, s->predicted);
+        fill_priors(p, s->predicted);
+        r.nearest_distance = NAN;
+    } else if (o && o->method == TR_METHOD_LEARNED_MAP) {
+        tr_learned_map_predict(&p->lmap, &p->clusters, s->q, s->z, s->predicted);
+        fill_priors(p, s->predicted);
+        r.nearest_distance = NAN;
+    } else {
+        float inv_qnorm;
+        r.k = tr_knn_query(pk, s, k, k, o, &inv_qnorm);
+        r.nearest_distance = 1.0f - s->nb[0].sim * inv_qnorm;
+    }
     float best_u;
     int best = tr_best_model(p, o, lambda, s->predicted, &best_u);
-    if (predicted)
-        memcpy(predicted, s->predicted, sizeof(float) * n_models);
     if (best < 0)
         return TR_E_NO_MODEL_AVAILABLE;
     /* The hard rules first: they hold whatever the prediction. */
-    res->why = o && o->offline ? TR_WHY_OFFLINE
-             : tr_masked_out_better(p, o, lambda, s->predicted, best_u) ? TR_WHY_UNAVAILABLE
-             : prior_only ? TR_WHY_PRIOR_ONLY
-                          : TR_WHY_UTILITY;
+    r.why = o && o->offline ? TR_WHY_OFFLINE
+          : tr_masked_out_better(p, o, lambda, s->predicted, best_u) ? TR_WHY_UNAVAILABLE
+          : prior_only ? TR_WHY_PRIOR_ONLY
+                       : TR_WHY_UTILITY;
     tr_model_info bi;
     tr_model_info_of(p, (uint32_t)best, &bi);
-    res->model = (uint32_t)best;
-    res->model_name = bi.name;
-    res->where = bi.where;
-    res->cost = bi.cost;
-    res->cost_norm = bi.cost_norm;
-    res->utility = best_u;
+    r.model = (uint32_t)best;
+    r.model_name = bi.name;
+    r.where = bi.where;
+    r.cost = bi.cost;
+    r.cost_norm = bi.cost_norm;
+    r.utility = best_u;
+    *out = r;
     return TR_OK;
 }
 
-/* Embed text into s->q; *prior_only when no known word was found. */
-tr_status tr_embed_query(tr_router *r, const tr_scratch *s, const char *text,
-                       size_t len, int *prior_only)
+tr_status tr_check_query(const tr_pack *pk, const tr_query *q)
 {
-    if (!r->pack.has_embedder)
-        return TR_E_NO_EMBEDDER;
-    uint32_t known;
-    tr_status st = tr_embed_f32(&r->pack.embedder, text, len, s->acc, &known);
-    if (st != TR_OK)
-        return st;
-    st = known ? tr_quantize_i8(s->acc, r->pack.info.dim, s->q) : TR_E_ZERO_VECTOR;
-    /* A prompt of unknown words (or one the pc removal zeroed) says nothing
-     * about its neighbours: fall back to priors, and say so. */
-    *prior_only = st == TR_E_ZERO_VECTOR;
-    if (*prior_only)
-        memset(s->q, 0, r->pack.info.dim);
-    return st == TR_E_ZERO_VECTOR ? TR_OK : st;
-}
-
-tr_status tr_check_ready(const tr_router *r, const void *in, const void *res)
-{
-    if (!r || !in || !res)
+    const tr_pack_view *p = &pk->served;
+    if (!q || q->size != sizeof(tr_query))
         return TR_E_ARG;
-    return r->loaded ? TR_OK : TR_E_NO_PACK;
+    switch (q->kind) {
+    case TR_QUERY_TEXT:
+        if (!q->text)
+            return TR_E_ARG;
+        return p->has_embedder ? TR_OK : TR_E_NO_EMBEDDER;
+    case TR_QUERY_F32:
+    case TR_QUERY_I8:
+        if (!q->embedder || !q->embedding)
+            return TR_E_ARG;
+        if (strncmp(q->embedder, p->info.embedder, TR_EMBEDDER_NAME_MAX) != 0)
+            return TR_E_EMBEDDER_MISMATCH;
+        return q->dim == p->info.dim ? TR_OK : TR_E_DIM_MISMATCH;
+    }
+    return TR_E_ARG;
 }
 
-tr_status tr_route_text(tr_router *r, const char *text, size_t len,
-                        const tr_route_opts *o, tr_result *res, float *predicted)
+tr_status tr_load_query(const tr_pack *pk, const tr_scratch *s, const tr_query *q,
+                        int *prior_only)
 {
-    tr_status st = tr_check_ready(r, text, res);
-    if (st != TR_OK)
-        return st;
-    tr_scratch s = tr_get_scratch(r);
-    int prior_only;
-    st = tr_embed_query(r, &s, text, len, &prior_only);
-    if (st != TR_OK)
-        return st;
-    return route_query(r, &s, prior_only, o, res, predicted);
+    const tr_pack_view *p = &pk->served;
+    const uint32_t dim = p->info.dim;
+    tr_status st;
+    *prior_only = 0;
+    switch (q->kind) {
+    case TR_QUERY_TEXT: {
+        uint32_t known;
+        st = tr_embed_f32(&p->embedder, q->text, q->len, s->acc, &known);
+        if (st != TR_OK)
+            return st;
+        st = known ? tr_quantize_i8(s->acc, dim, s->q) : TR_E_ZERO_VECTOR;
+        /* A prompt of unknown words (or one the pc removal zeroed) says
+         * nothing about its neighbours: fall back to priors, and say so. */
+        *prior_only = st == TR_E_ZERO_VECTOR;
+        if (*prior_only)
+            memset(s->q, 0, dim);
+        return st == TR_E_ZERO_VECTOR ? TR_OK : st;
+    }
+    case TR_QUERY_F32:
+        return tr_quantize_i8(q->embedding, dim, s->q);
+    case TR_QUERY_I8:
+        if ((st = tr_check_i8(q->embedding, dim)) != TR_OK)
+            return st;
+        memcpy(s->q, q->embedding, dim);
+        return TR_OK;
+    }
+    return TR_E_ARG;
 }
 
-tr_status tr_embed_text(tr_router *r, const char *text, size_t len, int8_t *out,
-                        uint32_t dim)
+static tr_status check_out(const tr_pack_view *p, const tr_route_out *out)
 {
-    tr_status st = tr_check_ready(r, text, out);
-    if (st != TR_OK)
-        return st;
-    if (dim != r->pack.info.dim)
-        return TR_E_DIM_MISMATCH;
-    tr_scratch s = tr_get_scratch(r);
-    int prior_only;
-    st = tr_embed_query(r, &s, text, len, &prior_only);
-    if (st != TR_OK)
-        return st;
-    memcpy(out, s.q, dim);
+    if (!out)
+        return TR_OK;
+    if ((out->predicted && out->predicted_cap < p->info.n_models) ||
+        (out->embedding && out->embedding_cap < p->info.dim))
+        return TR_E_OUTPUT_TOO_SMALL;
     return TR_OK;
 }
 
-tr_status tr_check_embedding(const tr_router *r, const char *embedder, uint32_t dim)
+tr_status tr_route(const tr_pack *pk, tr_ctx *c, const tr_query *q, const tr_route_opts *o,
+                   tr_result *res, const tr_route_out *out)
 {
-    if (!embedder)
+    tr_status st = tr_ctx_check(pk, c);
+    if (st != TR_OK)
+        return st;
+    if (!q || !res)
         return TR_E_ARG;
-    if (strncmp(embedder, r->pack.info.embedder, TR_EMBEDDER_NAME_MAX) != 0)
-        return TR_E_EMBEDDER_MISMATCH;
-    return dim == r->pack.info.dim ? TR_OK : TR_E_DIM_MISMATCH;
+    const tr_pack_view *p = &pk->served;
+    uint32_t k;
+    float lambda;
+    if ((st = tr_check_query(pk, q)) != TR_OK || (st = check_out(p, out)) != TR_OK ||
+        (st = tr_resolve_opts(p, o, &k, &lambda)) != TR_OK)
+        return st;
+    int prior_only;
+    if ((st = tr_load_query(pk, &c->s, q, &prior_only)) != TR_OK)
+        return st;
+    tr_result r;
+    if ((st = route_query(pk, &c->s, prior_only, o, k, lambda, &r)) != TR_OK)
+        return st;
+    if (out && out->predicted)
+        memcpy(out->predicted, c->s.predicted, sizeof(float) * p->info.n_models);
+    if (out && out->embedding)
+        memcpy(out->embedding, c->s.q, p->info.dim);
+    *res = r;
+    return TR_OK;
 }
 
-tr_status tr_route_f32(tr_router *r, const char *embedder, const float *e,
-                       uint32_t dim, const tr_route_opts *o, tr_result *res,
-                       float *predicted)
+tr_status tr_embed(const tr_pack *pk, tr_ctx *c, const char *text, size_t len, int8_t *out,
+                   size_t out_cap)
 {
-    tr_status st = tr_check_ready(r, e, res);
-    if (st == TR_OK)
-        st = tr_check_embedding(r, embedder, dim);
+    tr_status st = tr_ctx_check(pk, c);
     if (st != TR_OK)
         return st;
-    tr_scratch s = tr_get_scratch(r);
-    st = tr_quantize_i8(e, dim, s.q);
-    if (st != TR_OK)
+    if (!out)
+        return TR_E_ARG;
+    const tr_query q = tr_query_text(text, len);
+    if ((st = tr_check_query(pk, &q)) != TR_OK)
         return st;
-    return route_query(r, &s, 0, o, res, predicted);
-}
-
-tr_status tr_route_i8(tr_router *r, const char *embedder, const int8_t *e,
-                      uint32_t dim, const tr_route_opts *o, tr_result *res,
-                      float *predicted)
-{
-    tr_status st = tr_check_ready(r, e, res);
-    if (st == TR_OK)
-        st = tr_check_embedding(r, embedder, dim);
-    if (st != TR_OK)
+    if (out_cap < pk->served.info.dim)
+        return TR_E_OUTPUT_TOO_SMALL;
+    int prior_only;
+    if ((st = tr_load_query(pk, &c->s, &q, &prior_only)) != TR_OK)
         return st;
-    if ((st = tr_check_i8(e, dim)) != TR_OK)
-        return st;
-    tr_scratch s = tr_get_scratch(r);
-    memcpy(s.q, e, dim);
-    return route_query(r, &s, 0, o, res, predicted);
+    memcpy(out, c->s.q, pk->served.info.dim);
+    return TR_OK;
 }
 
 tr_status tr_check_i8(const int8_t *e, uint32_t dim)
@@ -421,34 +493,25 @@ const char *tr_kernel_name(void)
     return tr_kernels_active()->name;
 }
 
-/* The verified view holds only the pack's facts and pointers into the
- * caller's pack bytes, so a copy of it serves the same pack with no second
- * signature check; only the scratch (carved from the new arena) differs. */
-tr_status tr_router_share(const tr_router *src, void *arena, size_t arena_bytes,
-                          tr_router **out)
+/* ---- the in-RAM counter store ---- */
+
+static int ram_read(void *ctx, int kind, tr_counter_slot *slot)
 {
-    if (!src || !arena || !out || (uintptr_t)arena % TR_ARENA_ALIGN != 0)
-        return TR_E_ARG;
-    /* An arena inside the source's would overwrite its router or scratch. */
-    uintptr_t a = (uintptr_t)arena, s = (uintptr_t)src->arena;
-    if (a < s + src->arena_bytes && s < a + arena_bytes)
-        return TR_E_ARG;
-    if (!src->loaded)
-        return TR_E_NO_PACK;
-    const tr_pack_info *info = &src->pack.info;
-    if (arena_bytes < tr_arena_size(info->dim, info->n_models, info->prefilter_candidates))
-        return TR_E_ARENA_TOO_SMALL;
-    tr_router *r = arena;
-    memset(r, 0, sizeof *r);
-    r->arena = arena;
-    r->arena_bytes = arena_bytes;
-    r->kern = src->kern;
-    r->base = src->base;
-    r->pack = src->pack; /* with the source's delta, if it serves one */
-    r->has_delta = src->has_delta;
-    r->delta = src->delta;
-    r->delta_last = src->delta_last; /* its anti-rollback memory too */
-    r->loaded = 1;
-    *out = r;
-    return TR_OK;
+    *slot = ((const tr_counter_slot *)ctx)[kind];
+    return 0;
+}
+
+static int ram_write(void *ctx, int kind, const tr_counter_slot *slot)
+{
+    ((tr_counter_slot *)ctx)[kind] = *slot;
+    return 0;
+}
+
+void tr_counter_store_ram(tr_counter_store *s, tr_counter_slot slots[2])
+{
+    if (!s || !slots)
+        return;
+    s->ctx = slots;
+    s->read = ram_read;
+    s->write = ram_write;
 }

@@ -67,7 +67,7 @@ extern "C" {
 typedef enum tr_status {
     TR_OK = 0,
     TR_E_ARG = 1,                 /* a NULL pointer or an out-of-range option */
-    TR_E_ARENA_TOO_SMALL = 2,     /* arena smaller than tr_arena_size() asks */
+    TR_E_ARENA_TOO_SMALL = 2,     /* caller memory smaller than a *_size() asks */
     TR_E_TRUNCATED = 3,           /* pack shorter than its header says */
     TR_E_BAD_MAGIC = 4,           /* not a tinyroute pack */
     TR_E_VERSION = 5,             /* pack format version not supported */
@@ -93,7 +93,9 @@ typedef enum tr_status {
     TR_E_DELTA_BASE = 25,         /* delta pack made for another base pack */
     TR_E_COUNTER_STORE = 26,      /* the integrator's counter store failed */
     TR_E_LOG_STALE = 27,          /* outcome for a log record already overwritten */
-    TR_STATUS_COUNT = 28          /* one past the last; grows as codes are added */
+    TR_E_OUTPUT_TOO_SMALL = 28,   /* an output array's capacity is below what the
+                                     pack needs (n_models, dim): nothing written */
+    TR_STATUS_COUNT = 29          /* one past the last; grows as codes are added */
 } tr_status;
 
 /* A short, stable, human-readable message; never NULL. */
@@ -301,14 +303,20 @@ typedef struct tr_route_opts {
                                 has a binary prefilter */
     tr_method method;        /* TR_METHOD_KNN (default) or _CLUSTER */
     int distance_weighted;   /* kNN: weight neighbours by 1/cosine distance */
-    const float *penalty;    /* NULL, or n_models caller penalties (battery,
-                                latency) subtracted from each utility */
+    const float *penalty;    /* NULL, or penalty_count caller penalties
+                                (battery, latency) subtracted from each
+                                utility; penalty_count >= n_models */
     /* kNN: each model's estimate is shrunk toward its prior (its mean score
      * over all references) as if a more neighbours had scored that:
      * (hits + a * prior) / (known + a). 0: the pack's a (so zeroed options
      * keep what the pack was built with); > 0: this a, at most
      * TR_PRIOR_STRENGTH_MAX; TR_PRIOR_NONE (< 0): no prior. */
     float prior_strength;
+    /* Lengths of the two caller arrays above: a delta that adds models
+     * makes n_models grow, and the route refuses (TR_E_ARG) an array
+     * shorter than the pack it routes with instead of reading past it. */
+    uint32_t penalty_count;  /* entries of penalty (ignored when NULL) */
+    uint32_t available_bits; /* bits of available (ignored when NULL) */
 } tr_route_opts;
 
 /* A zeroed tr_route_opts routes with every pack default, lambda included
@@ -350,6 +358,118 @@ enum {
     TR_WHY_BUDGET = 3,      /* cloud budget of the period spent: on-device only */
     TR_WHY_PRIOR_ONLY = 4   /* no known word: model priors alone */
 };
+
+/* ---- Two objects: a verified pack view and a per-call context ----
+ * As zstd separates a dictionary from a context:
+ *  - tr_pack: an immutable, verified view of a pack (plus at most one
+ *    applied delta), tr_pack_size() bytes of caller memory (16-aligned).
+ *    Written only by the call that opens it, before *out is set; read-only
+ *    afterwards, so any number of threads route through one view at once.
+ *    It points into the pack (and delta) bytes, which must stay valid and
+ *    unchanged while the view is used. A delta gives a new view in new
+ *    memory; the caller swaps its pointer and frees the old view and bytes
+ *    when no thread uses them any more (INTEGRATION.md, "Swapping").
+ *  - tr_ctx: the per-call scratch, tr_ctx_size() bytes, used by one thread
+ *    at a time. It serves any view whose dim, n_models and prefilter
+ *    candidates are at most its own: size it once for base + delta.
+ * Neither allocates; a failed open or apply writes nothing. */
+typedef struct tr_pack tr_pack;
+typedef struct tr_ctx tr_ctx;
+
+/* Bytes of one view, whatever the pack. */
+TR_API size_t tr_pack_size(void);
+/* Verify the pack (signature first, then every section), then place a view
+ * of it in mem. TR_E_ARG: NULL, misaligned mem, or mem overlapping the pack
+ * bytes; TR_E_ARENA_TOO_SMALL: mem_bytes < tr_pack_size(). The counter
+ * store (trust->counters) is written before the view is made. */
+TR_API tr_status tr_pack_open(void *mem, size_t mem_bytes, const void *pack, size_t len,
+                              const tr_trust *trust, const tr_pack **out);
+/* The facts of the view: verified header, and n_models etc. as served. */
+TR_API tr_status tr_pack_get_info(const tr_pack *pack, tr_pack_info *info);
+TR_API tr_status tr_pack_get_model(const tr_pack *pack, uint32_t model, tr_model_info *info);
+
+/* Context bytes for views of at most this dim, model count and prefilter
+ * candidate count (0 for a bad argument: dim 0 or above TR_DIM_MAX, models
+ * 0 or above TR_MODELS_MAX, candidates above TR_PREFILTER_MAX). */
+TR_API size_t tr_ctx_size(uint32_t dim, uint32_t n_models, uint32_t prefilter_candidates);
+/* tr_ctx_size() of what the view serves. */
+TR_API size_t tr_ctx_size_for(const tr_pack *pack);
+/* mem 16-aligned, bytes >= tr_ctx_size(dim, n_models, prefilter_candidates). */
+TR_API tr_status tr_ctx_init(void *mem, size_t bytes, uint32_t dim, uint32_t n_models,
+                             uint32_t prefilter_candidates, tr_ctx **out);
+
+/* A query: prompt text for the pack's embedder, or the caller's float32 or
+ * int8 embedding (embedder: the pack's embedder name, dim its dimension).
+ * Make one with tr_query_text/_f32/_i8, which set size to the caller's
+ * sizeof(tr_query) so that a later library can tell old callers apart. */
+typedef enum tr_query_kind { TR_QUERY_TEXT = 0, TR_QUERY_F32 = 1, TR_QUERY_I8 = 2 } tr_query_kind;
+typedef struct tr_query {
+    uint32_t size;
+    tr_query_kind kind;
+    const char *text;      /* TR_QUERY_TEXT: UTF-8, len bytes */
+    size_t len;
+    const char *embedder;  /* TR_QUERY_F32, TR_QUERY_I8 */
+    const void *embedding; /* dim floats or int8 values in [-127,127] */
+    uint32_t dim;
+} tr_query;
+static inline tr_query tr_query_text(const char *text, size_t len)
+{
+    tr_query q = {sizeof(tr_query), TR_QUERY_TEXT, text, len, NULL, NULL, 0};
+    return q;
+}
+static inline tr_query tr_query_f32(const char *embedder, const float *embedding, uint32_t dim)
+{
+    tr_query q = {sizeof(tr_query), TR_QUERY_F32, NULL, 0, embedder, embedding, dim};
+    return q;
+}
+static inline tr_query tr_query_i8(const char *embedder, const int8_t *embedding, uint32_t dim)
+{
+    tr_query q = {sizeof(tr_query), TR_QUERY_I8, NULL, 0, embedder, embedding, dim};
+    return q;
+}
+
+/* Optional outputs of a route, each with its capacity (entries). NULL
+ * arrays are not wanted. A capacity below what the view needs (n_models
+ * predictions, dim embedding bytes) is TR_E_OUTPUT_TOO_SMALL before
+ * anything is written. */
+typedef struct tr_route_out {
+    float *predicted;      /* each model's predicted correctness */
+    size_t predicted_cap;
+    int8_t *embedding;     /* the int8 query routed (zeros: priors alone) */
+    size_t embedding_cap;
+} tr_route_out;
+
+/* The one routing call. Every argument is checked before anything is
+ * written: on error *result and out's arrays are unchanged. ctx smaller
+ * than the view needs: TR_E_ARENA_TOO_SMALL. opts NULL: pack defaults. */
+TR_API tr_status tr_route(const tr_pack *pack, tr_ctx *ctx, const tr_query *query,
+                          const tr_route_opts *opts, tr_result *result, const tr_route_out *out);
+/* The built-in embedder's int8 output for a prompt (zeros for a prompt of
+ * no known word); out_cap >= dim. */
+TR_API tr_status tr_embed(const tr_pack *pack, tr_ctx *ctx, const char *text, size_t len,
+                          int8_t *out, size_t out_cap);
+
+/* Verify a delta against from's base pack (from may itself serve a delta:
+ * deltas do not stack, the new one replaces it) and place a view of base +
+ * delta in mem. Checks, in order: signature, base hash, sections, rollback
+ * (trust->min_delta_counter and the store's TR_COUNTER_DELTA slot: with
+ * counters == NULL only the floor applies, so keep a store, or
+ * tr_counter_store_ram, to refuse an older delta of the same base), expiry;
+ * then the store is written and the view made. from is never written.
+ * TR_E_ARG also for mem overlapping from, the delta or the pack bytes. */
+TR_API tr_status tr_pack_apply_delta(const tr_pack *from, const void *delta, size_t len,
+                                     const tr_trust *trust, void *mem, size_t mem_bytes,
+                                     const tr_pack **out);
+/* A view of from's base pack alone, in mem. */
+TR_API tr_status tr_pack_drop_delta(const tr_pack *from, void *mem, size_t mem_bytes,
+                                    const tr_pack **out);
+/* The view's applied delta; TR_E_NO_PACK if it serves none. */
+TR_API tr_status tr_pack_get_delta(const tr_pack *pack, tr_delta_info *info);
+
+/* A counter store kept in RAM (slots: caller memory, zeroed once): what
+ * the library remembered in-process before views were immutable. It lasts
+ * as long as slots do, not across restarts: use a persistent store there. */
+TR_API void tr_counter_store_ram(tr_counter_store *store, tr_counter_slot slots[2]);
 
 /* Route a prompt (UTF-8) with the pack's built-in embedder. If predicted is
  * not NULL it receives n_models predicted correctness values. */
@@ -407,6 +527,21 @@ TR_API tr_status tr_task_select(const tr_router *router, const tr_task *task,
                          const tr_route_opts *opts, tr_task_result *result,
                          float *s1, float *s2, float *s3, float *p);
 
+/* The same with a view and a context (the task is bound to the view's
+ * pack and delta by hash, not to a pointer). tr_task_add takes any query
+ * kind; scores (NULL: none) receives S1, S2, S3 and p, each of cap
+ * entries (cap >= n_models, else TR_E_OUTPUT_TOO_SMALL). */
+typedef struct tr_task_scores {
+    float *s1, *s2, *s3, *p; /* any may be NULL */
+    size_t cap;
+} tr_task_scores;
+TR_API tr_status tr_task_begin(const tr_pack *pack, void *mem, size_t bytes, tr_task **out);
+TR_API tr_status tr_task_add(const tr_pack *pack, tr_ctx *ctx, tr_task *task,
+                             const tr_query *query, const tr_route_opts *opts, int *used);
+TR_API tr_status tr_task_choose(const tr_pack *pack, tr_ctx *ctx, const tr_task *task,
+                                const tr_route_opts *opts, tr_task_result *result,
+                                const tr_task_scores *scores);
+
 /* ---- Governor: cost control on the device ----
  * Plain state in caller memory, deterministic (time is the caller's), no
  * allocation. Routes through it see: models marked unavailable are never
@@ -446,6 +581,15 @@ TR_API float tr_governor_lambda(const tr_governor *g, uint64_t now_unix);
 TR_API tr_status tr_route_text_governed(tr_router *router, const tr_governor *g, uint64_t now_unix,
                                  const char *text, size_t len, const tr_route_opts *opts,
                                  tr_result *result, float *predicted);
+
+/* tr_route under the governor, for any query kind: opts' k, method,
+ * weighting, penalty are kept; availability, offline and lambda come from
+ * the governor (an opts->available mask is combined with it; models from
+ * TR_GOVERNOR_MAX_MODELS on are governed by that mask alone). */
+TR_API tr_status tr_route_governed(const tr_pack *pack, tr_ctx *ctx, const tr_governor *g,
+                                   uint64_t now_unix, const tr_query *query,
+                                   const tr_route_opts *opts, tr_result *result,
+                                   const tr_route_out *out);
 
 /* Name of the kernel family in use, e.g. "scalar". */
 TR_API const char *tr_kernel_name(void);
@@ -512,6 +656,11 @@ TR_API tr_status tr_log_set_hash_key(tr_log *log, const uint8_t key[16]);
 TR_API tr_status tr_log_record(tr_log *log, tr_router *router, const tr_result *res,
                         const int8_t *embedding, const char *text, size_t len,
                         uint64_t *id_out);
+/* The same for a view. ctx is needed only when the log must embed text
+ * itself (TR_LOG_EMBEDDING, embedding NULL, text given): else may be NULL. */
+TR_API tr_status tr_log_append(tr_log *log, const tr_pack *pack, tr_ctx *ctx,
+                               const tr_result *res, const int8_t *embedding, const char *text,
+                               size_t len, uint64_t *id_out);
 /* Attach the observed outcome, score in [0,1] (NaN or out of range:
  * TR_E_ARG); a later call replaces it. TR_E_LOG_STALE if the record was
  * already overwritten, TR_E_ARG for an id never issued. */

@@ -26,22 +26,7 @@ typedef struct tr_pack_view {
     tr_embedder embedder;
 } tr_pack_view;
 
-struct tr_router {
-    uint8_t *arena;
-    size_t arena_bytes;
-    int loaded;
-    const tr_kernels *kern;
-    tr_pack_view base;      /* the verified base pack */
-    tr_pack_view pack;      /* what is served: base, or base + delta */
-    int has_delta;
-    tr_delta_info delta;
-    /* The last delta accepted for a base (counter, base, hash): outlives
-     * tr_router_clear_delta and reloads, so an older delta of the same base
-     * stays refused while the router lives, with or without a store. */
-    tr_counter_slot delta_last;
-};
-
-/* Per-call working memory, carved from the arena after the router. */
+/* Per-call working memory, carved from a tr_ctx. */
 typedef struct scratch {
     float *acc;          /* dim: float query */
     int8_t *q;           /* dim: int8 query */
@@ -56,9 +41,81 @@ typedef struct scratch {
     uint32_t n_cand;     /* what qcode/cand were carved for (0: none) */
 } tr_scratch;
 
-/* Router internals shared by the entry points (router.c, task.c). */
-tr_scratch tr_get_scratch(tr_router *r);
-tr_status tr_resolve_opts(const tr_router *r, const tr_route_opts *o, uint32_t *k, float *lambda);
+#define TR_VIEW_MAGIC 0x57454956u /* "VIEW" */
+#define TR_CTX_MAGIC 0x58544354u  /* "TCTX" */
+
+/* The immutable view: written only inside open/apply/drop, before the
+ * caller sees it; every array points into the caller's pack/delta bytes. */
+struct tr_pack {
+    uint32_t magic;
+    const tr_kernels *kern;
+    const uint8_t *base_bytes;  /* the base pack's bytes (overlap checks) */
+    size_t base_len;
+    const uint8_t *delta_bytes; /* the applied delta's, or NULL */
+    size_t delta_len;
+    tr_pack_view base;      /* the verified base pack */
+    tr_pack_view served;    /* what is served: base, or base + delta */
+    int has_delta;
+    tr_delta_info delta;
+};
+
+struct tr_ctx {
+    uint32_t magic;
+    uint32_t dim, n_models, n_cand; /* capacities it was carved for */
+    tr_scratch s;
+    uint8_t *mask;          /* ceil(n_models / 8): the governed route's mask */
+};
+
+/* A task's sums, valid for one pack and model set (by hash). owner: the
+ * old API's router it was made with (NULL from tr_task_begin). */
+struct tr_task {
+    uint32_t magic;
+    const void *owner;
+    uint8_t pack_hash[32];
+    uint8_t delta_hash[32]; /* zero: no delta */
+    tr_task_sums sums;
+};
+
+/* The old one-object API (core/compat.c), kept as wrappers over the view
+ * and context while callers are ported: two view slots (a load or delta
+ * fills the other one, then flips), a context after it in the arena, and
+ * the last accepted delta (its in-process rollback memory). */
+struct tr_router {
+    uint8_t *arena;
+    size_t arena_bytes;
+    int loaded;
+    int cur;
+    struct tr_pack views[2];
+    tr_ctx *ctx;
+    tr_counter_slot delta_last;
+};
+static inline const tr_pack_view *tr_router_view(const tr_router *r)
+{
+    return &r->views[r->cur].served;
+}
+/* tr_ctx_size without the range checks (the old tr_arena_size's). */
+size_t tr_ctx_bytes(uint32_t dim, uint32_t n_models, uint32_t prefilter_candidates);
+
+/* A valid view (non-NULL, its magic). */
+int tr_pack_ok(const tr_pack *p);
+/* TR_E_ARG (NULL, not a ctx) or TR_E_ARENA_TOO_SMALL (carved for a smaller
+ * view than p). */
+tr_status tr_ctx_check(const tr_pack *p, const tr_ctx *c);
+/* Do [a, a+an) and [b, b+bn) share a byte? */
+int tr_overlaps(const void *a, size_t an, const void *b, size_t bn);
+
+/* Exact squared norm of an int8 query: the one norm every query path uses
+ * (an int64 sum, exact for any TR_DIM_MAX; a float sum rounds past 2^24). */
+static inline uint64_t tr_i8_sqnorm(const int8_t *q, uint32_t dim)
+{
+    int64_t ss = 0;
+    for (uint32_t d = 0; d < dim; d++)
+        ss += (int32_t)q[d] * q[d];
+    return (uint64_t)ss;
+}
+
+tr_status tr_resolve_opts(const tr_pack_view *p, const tr_route_opts *o, uint32_t *k,
+                          float *lambda);
 /* Not retired, in the caller's mask, and on-device when offline. */
 int tr_model_available(const tr_route_opts *o, uint32_t m, const tr_model_info *mi);
 /* argmax over available models of score[m] (NULL: the priors) - lambda *
@@ -70,19 +127,38 @@ int tr_best_model(const tr_pack_view *p, const tr_route_opts *o, float lambda,
  * shrunk toward each model's own prior with strength a. */
 void tr_predict_knn(const tr_pack_view *p, const tr_neighbor *nb, uint32_t k, int weighted,
                     float inv_qnorm, float a, float *predicted);
+/* The one kNN query path (route and task): search k_search neighbours of
+ * s->q (prefilter unless o->exact), predict every model from the first
+ * k_pred of them into s->predicted (a model no neighbour knows: its prior).
+ * Returns the neighbours found; *inv_qnorm is 1/|q|. */
+uint32_t tr_knn_query(const tr_pack *p, const tr_scratch *s, uint32_t k_search, uint32_t k_pred,
+                      const tr_route_opts *o, float *inv_qnorm);
 /* The prior strength a route uses: the caller's (tr_route_opts), else the
  * served pack's (a delta's settings may override the base's). Options
  * already checked by tr_resolve_opts. */
 float tr_prior_strength(const tr_pack_view *p, const tr_route_opts *o);
 void tr_model_info_of(const tr_pack_view *p, uint32_t m, tr_model_info *mi);
-tr_status tr_embed_query(tr_router *r, const tr_scratch *s, const char *text, size_t len,
-                         int *prior_only);
-tr_status tr_check_ready(const tr_router *r, const void *in, const void *res);
-tr_status tr_check_embedding(const tr_router *r, const char *embedder, uint32_t dim);
+/* The query into s->q (text embedded, f32 quantized, i8 checked);
+ * *prior_only when a prompt has no known word (s->q is then zero). The
+ * query itself is checked first (size, kind, embedder, dim). */
+tr_status tr_check_query(const tr_pack *p, const tr_query *q);
+tr_status tr_load_query(const tr_pack *p, const tr_scratch *s, const tr_query *q,
+                        int *prior_only);
 int tr_masked_out_better(const tr_pack_view *p, const tr_route_opts *o, float lambda,
                          const float *predicted, float best_u);
 /* A caller's int8 embedding: values in [-127,127], not all zero. */
 tr_status tr_check_i8(const int8_t *e, uint32_t dim);
+
+/* Delta verification up to (not including) the store write: fills view,
+ * the delta's info, and the slot to commit (next) against the stored one.
+ * extra: one more slot the delta must follow (the old router's memory), or
+ * NULL. tr_delta_commit writes next unless it is the stored slot. */
+tr_status tr_delta_verify(const tr_pack *from, const uint8_t *p, size_t len,
+                          const tr_trust *trust, const tr_counter_slot *extra,
+                          tr_pack_view *view, tr_delta_info *d, tr_counter_slot *next,
+                          tr_counter_slot *stored);
+tr_status tr_delta_commit(const tr_trust *trust, const tr_counter_slot *next,
+                          const tr_counter_slot *stored);
 
 /* SHA-256 of data. TR_OK or TR_E_CRYPTO. */
 tr_status tr_sha256(const void *data, size_t len, uint8_t out[32]);

@@ -329,7 +329,7 @@ int tr_eval_log(tr_packfile *pf, const char *path, const tr_route_opts *ro, cons
     /* Re-routed at each lambda: only prompts with an embedding, and only
      * when the log's embedder is the pack's. */
     const char *why_not = NULL;
-    const tr_pack_view *pv = &pf->router->pack;
+    const tr_pack_view *pv = tr_router_view(pf->router);
     if (!(lf.flags & TR_LOG_EMBEDDING))
         why_not = "the log keeps no embeddings";
     else if (!lf.embedder[0])

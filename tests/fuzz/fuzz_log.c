@@ -66,7 +66,7 @@ int LLVMFuzzerInitialize(int *argc, char **argv[])
     tr_trust trust = {.keys = &key, .n_keys = 1};
     if (tr_router_init(arena, sizeof arena, &pf.router) != TR_OK ||
         tr_router_load(pf.router, pack, pf.len, &trust) != TR_OK ||
-        tr_router_pack_info(pf.router, &pf.info) != TR_OK || !pf.router->pack.has_embedder) {
+        tr_router_pack_info(pf.router, &pf.info) != TR_OK || !tr_router_view(pf.router)->has_embedder) {
         fprintf(stderr, "fuzz: %s does not load with an embedder (set TR_FUZZ_LOG_PACK)\n", pp);
         abort();
     }
@@ -222,7 +222,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int8_t *refs = NULL;
     float *scores = NULL;
     size_t n_refs = 0;
-    const tr_embedder *e = &pf.router->pack.embedder;
+    const tr_embedder *e = &tr_router_view(pf.router)->embedder;
     if (tr_log_to_refs(path, e, pf.info.embedder, &ds, &refs, &scores, &n_refs) == 0) {
         if (n_refs > lf.n)
             fail("--add-log made more references than records");
