@@ -32,12 +32,13 @@ $(BUILD)/pic/%.o: %.c $(wildcard core/*.h platform/*.h models/*.h) Makefile
 # Export exactly the functions tinyroute.h declares. Internal helpers share
 # the tr_ prefix, so a tr_* pattern would leak them; a list made from the
 # header cannot drift from it (the header's TR_API does the same for builds
-# with -fvisibility=hidden). Calls inside the library then bind directly,
+# with -fvisibility=hidden); the header's static inline helpers are not
+# library symbols. Calls inside the library then bind directly,
 # with no PLT.
 $(SO_MAP): core/tinyroute.h mk/install.mk
 	@mkdir -p $(dir $@)
 	{ echo '{ global:'; \
-	  sed -n 's/^[A-Za-z_].*[ *]\(tr_[a-z0-9_]*\)(.*/    \1;/p' $<; \
+	  sed -n '/^static/d; s/^[A-Za-z_].*[ *]\(tr_[a-z0-9_]*\)(.*/    \1;/p' $<; \
 	  echo '  local: *; };'; } > $@
 
 # --no-undefined with the dependencies on the link line records them as

@@ -28,6 +28,9 @@ $(BUILD)/test_outcome: tests/test_outcome.c $(TOOL_LIB_OBJ) $(LIB)
 $(BUILD)/test_noalloc: tests/test_noalloc.c $(TOOL_LIB_OBJ) $(LIB)
 	$(TARGET_CC) $(TEST_CFLAGS) -o $@ $< $(TOOL_LIB_OBJ) $(LIB) -lcmocka $(TOOL_LIBS)
 
+$(BUILD)/test_api: tests/test_api.c $(TOOL_LIB_OBJ) $(LIB)
+	$(TARGET_CC) $(TEST_CFLAGS) -o $@ $< $(TOOL_LIB_OBJ) $(LIB) -lcmocka $(TOOL_LIBS)
+
 $(BUILD)/test_sealed: tests/test_sealed.c $(TOOL_LIB_OBJ) $(LIB)
 	$(TARGET_CC) $(TEST_CFLAGS) -o $@ $< $(TOOL_LIB_OBJ) $(LIB) -lcmocka $(TOOL_LIBS)
 
@@ -51,7 +54,7 @@ $(THREADS_PACK): $(EMBEDDER) $(CLI) $(wildcard $(FIXTURE)/*)
 	    --k 100 --clusters 16 --learned-map --prefilter 256 --out $@ --force >/dev/null
 
 TEST_BINS := $(BUILD)/test_noalloc $(BUILD)/test_eval $(BUILD)/test_core $(BUILD)/test_task $(BUILD)/test_task_fit $(BUILD)/test_governor $(BUILD)/test_dataset $(BUILD)/test_kernels $(BUILD)/test_threads \
-             $(BUILD)/test_outcome $(BUILD)/test_badinput $(BUILD)/test_sealed $(BUILD)/test_prior
+             $(BUILD)/test_outcome $(BUILD)/test_badinput $(BUILD)/test_sealed $(BUILD)/test_prior $(BUILD)/test_api
 
 # LIB_CFLAGS: the library's extra flags (test-asan's sanitizers), for the
 # suites that compile a small program against $(BUILD)/libtinyroute.a.
@@ -79,7 +82,7 @@ A64      := build-aarch64
 QEMU_LD  := /usr/aarch64-linux-gnu
 test-aarch64: $(EMBEDDER)
 	@$(MAKE) --no-print-directory CROSS=aarch64-linux-gnu- all \
-	    $(A64)/test_noalloc $(A64)/test_eval $(A64)/test_core $(A64)/test_task $(A64)/test_task_fit $(A64)/test_governor $(A64)/test_dataset $(A64)/test_kernels $(A64)/test_outcome $(A64)/test_badinput $(A64)/test_sealed $(A64)/test_prior
+	    $(A64)/test_noalloc $(A64)/test_eval $(A64)/test_core $(A64)/test_task $(A64)/test_task_fit $(A64)/test_governor $(A64)/test_dataset $(A64)/test_kernels $(A64)/test_outcome $(A64)/test_badinput $(A64)/test_sealed $(A64)/test_prior $(A64)/test_api
 	@set -e; for cpu in cortex-a53 max; do \
 	  d=$(A64)/qemu-$$cpu; mkdir -p $$d; \
 	  printf '#!/bin/sh\nexec qemu-aarch64 -cpu %s -L $(QEMU_LD) %s "$$@"\n' $$cpu $(CURDIR)/$(A64)/tinyroute > $$d/tinyroute; \

@@ -25,6 +25,7 @@ RUNNER=${RUNNER:-}
 run kernels $RUNNER "$BUILD/test_kernels"
 run core $RUNNER "$BUILD/test_core"
 run prior $RUNNER "$BUILD/test_prior"
+run api $RUNNER "$BUILD/test_api"
 # Under qemu the flip loops take one payload byte in 7 (TR_BADINPUT=full:
 # every bit of every byte).
 run badinput env TR_BADINPUT=${TR_BADINPUT:-${RUNNER:+quick}} $RUNNER "$BUILD/test_badinput"
