@@ -1,8 +1,10 @@
-/* Threads: one loaded pack, one router per thread (tr_router_share), each
- * routing the same real prompts concurrently, must give bit-identical
- * results to a single-threaded run, while another thread keeps loading
- * packs into the source router. Under -fsanitize=thread (make test-tsan)
- * this is also the race detector's workload.
+/* Threads: one verified pack view, one context per thread, each thread
+ * routing the same real prompts concurrently through that view, must give
+ * bit-identical results to a single-threaded run, while another thread
+ * keeps opening new views of the packs and swapping a shared pointer to
+ * them, and the workers also route through whatever that pointer holds.
+ * Under -fsanitize=thread (make test-tsan) this is also the race
+ * detector's workload.
  *
  * usage: test_threads DATASET PACK [PACK...]
  * Plain C, not cmocka: cmocka's assertions longjmp and are not meant for
@@ -100,29 +102,31 @@ static void scratch_free(scratch *s)
     free(s->taskmem);
 }
 
-static tr_status run_one(tr_router *r, const job *j, size_t i, int k, scratch *s,
-                         tr_result *res)
+static tr_status run_one(const tr_pack *p, tr_ctx *c, const job *j, size_t i, int k,
+                         scratch *s, tr_result *res)
 {
     const char *t = j->text[i];
     size_t len = strlen(t);
+    const uint32_t nm = j->info.n_models;
+    tr_route_out out = {s->pred, nm, NULL, 0};
+    const tr_query q = tr_query_text(t, len);
     /* A poisoned start: a call that forgot to write a field shows up. */
     memset(res, 0xA5, sizeof *res);
-    memset(s->pred, 0xA5, sizeof(float) * j->info.n_models);
+    memset(s->pred, 0xA5, sizeof(float) * nm);
     switch (k) {
     case K_EMBED:
-        return tr_embed_text(r, t, len, s->emb, j->info.dim);
+        return tr_embed(p, c, t, len, s->emb, j->info.dim);
     case K_GOVERNED:
-        return tr_route_text_governed(r, &j->gov, 1700000100, t, len, &j->opts[k], res,
-                                      s->pred);
+        return tr_route_governed(p, c, &j->gov, 1700000100, &q, &j->opts[k], res, &out);
     case K_I8: {
-        tr_status st = tr_embed_text(r, t, len, s->emb, j->info.dim);
+        tr_status st = tr_embed(p, c, t, len, s->emb, j->info.dim);
         if (st != TR_OK)
             return st;
-        return tr_route_i8(r, j->info.embedder, s->emb, j->info.dim, &j->opts[k], res,
-                           s->pred);
+        const tr_query qi = tr_query_i8(j->info.embedder, s->emb, j->info.dim);
+        return tr_route(p, c, &qi, &j->opts[k], res, &out);
     }
     default:
-        return tr_route_text(r, t, len, k == K_DEFAULT ? NULL : &j->opts[k], res, s->pred);
+        return tr_route(p, c, &q, k == K_DEFAULT ? NULL : &j->opts[k], res, &out);
     }
 }
 
@@ -152,7 +156,8 @@ static int mismatch(const job *j, const char *who, size_t i, int k, const char *
 /* Routes every prompt every way on r; returns the mismatches against the
  * single-threaded answers. start rotates the order so threads disagree on
  * what they route at any moment. */
-static long route_all(tr_router *r, const job *j, scratch *s, size_t start, const char *who)
+static long route_all(const tr_pack *p, tr_ctx *c, const job *j, scratch *s, size_t start,
+                      const char *who)
 {
     long bad = 0;
     uint32_t nm = j->info.n_models;
@@ -162,7 +167,7 @@ static long route_all(tr_router *r, const job *j, scratch *s, size_t start, cons
             if (!j->has_kind[k])
                 continue;
             tr_result res;
-            tr_status st = run_one(r, j, i, k, s, &res);
+            tr_status st = run_one(p, c, j, i, k, s, &res);
             const outcome *w = &j->want[i * K_COUNT + k];
             if (st != w->st) {
                 bad += mismatch(j, who, i, k, "status");
@@ -186,13 +191,15 @@ static long route_all(tr_router *r, const job *j, scratch *s, size_t start, cons
 
 /* Task-level selection over the first TASK_PROMPTS prompts, in memory of
  * the caller's own. */
-static tr_status run_task(tr_router *r, const job *j, scratch *s, tr_task_result *res)
+static tr_status run_task(const tr_pack *p, tr_ctx *c, const job *j, scratch *s,
+                          tr_task_result *res)
 {
     tr_task *t;
-    tr_status st = tr_task_init(r, s->taskmem, tr_task_size(j->info.n_models), &t);
+    tr_status st = tr_task_begin(p, s->taskmem, tr_task_size(j->info.n_models), &t);
     for (size_t i = 0; st == TR_OK && i < TASK_PROMPTS && i < j->n_text; i++) {
         int used;
-        st = tr_task_add_text(r, t, j->text[i], strlen(j->text[i]), NULL, &used);
+        const tr_query q = tr_query_text(j->text[i], strlen(j->text[i]));
+        st = tr_task_add(p, c, t, &q, NULL, &used);
         if (st == TR_E_EMPTY_INPUT || st == TR_E_UTF8)
             st = TR_OK; /* the odd prompts at the end of the list */
     }
@@ -200,8 +207,8 @@ static tr_status run_task(tr_router *r, const job *j, scratch *s, tr_task_result
         return st;
     uint32_t m = j->info.n_models;
     memset(res, 0xA5, sizeof *res);
-    return tr_task_select(r, t, NULL, res, s->scores, s->scores + m, s->scores + 2 * m,
-                          s->scores + 3 * m);
+    tr_task_scores sc = {s->scores, s->scores + m, s->scores + 2 * m, s->scores + 3 * m, m};
+    return tr_task_choose(p, c, t, NULL, res, &sc);
 }
 
 static int same_task(const tr_task_result *a, const tr_task_result *b)
@@ -212,12 +219,12 @@ static int same_task(const tr_task_result *a, const tr_task_result *b)
            a->chosen == b->chosen && a->kept_bma == b->kept_bma;
 }
 
-static long task_mismatch(const job *j, tr_router *r, scratch *s, const char *who)
+static long task_mismatch(const job *j, const tr_pack *p, tr_ctx *c, scratch *s, const char *who)
 {
     if (!j->has_tasks)
         return 0;
     tr_task_result res;
-    tr_status st = run_task(r, j, s, &res);
+    tr_status st = run_task(p, c, j, s, &res);
     if (st != j->want_task_st)
         return mismatch(j, who, 0, -1, "task status");
     if (st == TR_OK &&
@@ -229,76 +236,119 @@ static long task_mismatch(const job *j, tr_router *r, scratch *s, const char *wh
 
 /* ---- the threads ---- */
 
+/* Views the swapper opens, each in memory of its own that is never reused
+ * while the workers run: the caller's grace period, the simplest kind. */
+enum { N_SWAPS = 48 };
+
 typedef struct shared_state {
     const job *j;
-    tr_router *src;
-    pthread_barrier_t shared_made; /* workers have their routers: loads may start */
+    const tr_pack *view;           /* the job's view: every worker's */
+    _Atomic(const tr_pack *) live; /* what the swapper published last */
+    pthread_barrier_t started;
     atomic_int workers_left;
     int reps;
-    /* What the loader swaps into the source, in turn; the last is the
-     * source's own pack, so the source ends where it began. */
-    const uint8_t *load_bytes[3];
-    size_t load_len[3];
-    int n_load;
+    /* What the swapper opens, in turn: the same pack at another address,
+     * another pack, the job's own bytes. */
+    const uint8_t *open_bytes[3];
+    size_t open_len[3];
+    int n_open;
     const tr_trust *trust;
+    uint32_t ctx_dim, ctx_models, ctx_cand; /* a ctx for every pack */
+    uint32_t max_models;
 } shared_state;
 
 typedef struct worker {
     shared_state *sh;
     int id;
-    tr_status share_st;
+    tr_status ctx_st;
     long bad;
     long routes;
+    long live_routes, live_bad;
 } worker;
+
+static tr_ctx *ctx_new(const shared_state *sh, void **mem, tr_status *st)
+{
+    size_t need = tr_ctx_size(sh->ctx_dim, sh->ctx_models, sh->ctx_cand);
+    if (posix_memalign(mem, 64, need) != 0)
+        abort();
+    tr_ctx *c = NULL;
+    *st = tr_ctx_init(*mem, need, sh->ctx_dim, sh->ctx_models, sh->ctx_cand, &c);
+    return c;
+}
+
+/* A route through the published view: whichever pack it is, a valid
+ * status, and a model of that view. */
+static int live_ok(const shared_state *sh, tr_ctx *c, const char *t, float *pred)
+{
+    const tr_pack *p = atomic_load_explicit(&sh->live, memory_order_acquire);
+    tr_pack_info info;
+    if (tr_pack_get_info(p, &info) != TR_OK)
+        return 0;
+    tr_result res;
+    tr_route_out out = {pred, sh->max_models, NULL, 0};
+    const tr_query q = tr_query_text(t, strlen(t));
+    tr_status st = tr_route(p, c, &q, NULL, &res, &out);
+    if (st == TR_OK)
+        return res.model < info.n_models;
+    return st == TR_E_EMPTY_INPUT || st == TR_E_UTF8;
+}
 
 static void *worker_main(void *arg)
 {
     worker *w = arg;
-    const job *j = w->sh->j;
-    size_t need = tr_arena_size(j->info.dim, j->info.n_models, j->info.prefilter_candidates);
-    void *arena;
-    if (posix_memalign(&arena, 64, need) != 0)
-        abort();
-    tr_router *r = NULL;
-    /* Several threads share from one source at once: that only reads it. */
-    w->share_st = tr_router_share(w->sh->src, arena, need, &r);
-    pthread_barrier_wait(&w->sh->shared_made);
-    if (w->share_st == TR_OK) {
+    shared_state *sh = w->sh;
+    const job *j = sh->j;
+    void *mem;
+    tr_ctx *c = ctx_new(sh, &mem, &w->ctx_st);
+    pthread_barrier_wait(&sh->started);
+    if (w->ctx_st == TR_OK) {
         char who[32];
         snprintf(who, sizeof who, "thread %d", w->id);
         scratch s = scratch_new(j);
-        for (int rep = 0; rep < w->sh->reps; rep++) {
-            w->bad += route_all(r, j, &s, (size_t)(w->id * 37 + rep * 101), who);
-            w->bad += task_mismatch(j, r, &s, who);
+        float *pred = tr_xcalloc(sh->max_models, sizeof(float));
+        for (int rep = 0; rep < sh->reps; rep++) {
+            w->bad += route_all(sh->view, c, j, &s, (size_t)(w->id * 37 + rep * 101), who);
+            w->bad += task_mismatch(j, sh->view, c, &s, who);
             w->routes += (long)j->n_text;
+            for (size_t i = 0; i < j->n_text; i += 7) {
+                w->live_bad += !live_ok(sh, c, j->text[i], pred);
+                w->live_routes++;
+            }
         }
+        free(pred);
         scratch_free(&s);
     }
-    atomic_fetch_sub(&w->sh->workers_left, 1);
-    free(arena);
+    atomic_fetch_sub(&sh->workers_left, 1);
+    free(mem);
     return NULL;
 }
 
-typedef struct loader {
+typedef struct swapper {
     shared_state *sh;
-    long loads, failed;
-} loader;
+    void *mem[N_SWAPS];
+    long swaps, failed;
+} swapper;
 
-/* Reloads the source router for as long as the workers run (and at least
- * once through the list). */
-static void *loader_main(void *arg)
+/* Opens new views and publishes them for as long as the workers run (at
+ * most N_SWAPS: each keeps its memory until the end), at least once
+ * through the list. */
+static void *swapper_main(void *arg)
 {
-    loader *l = arg;
-    shared_state *sh = l->sh;
-    pthread_barrier_wait(&sh->shared_made);
-    for (int i = 0;; i++) {
-        int which = i % sh->n_load;
-        if (tr_router_load(sh->src, sh->load_bytes[which], sh->load_len[which], sh->trust) !=
-            TR_OK)
-            l->failed++;
-        l->loads++;
-        if (which == sh->n_load - 1 && i >= sh->n_load - 1 &&
-            atomic_load(&sh->workers_left) == 0)
+    swapper *x = arg;
+    shared_state *sh = x->sh;
+    pthread_barrier_wait(&sh->started);
+    for (int i = 0; i < N_SWAPS; i++) {
+        int which = i % sh->n_open;
+        if (posix_memalign(&x->mem[i], 64, tr_pack_size()) != 0)
+            abort();
+        const tr_pack *v;
+        if (tr_pack_open(x->mem[i], tr_pack_size(), sh->open_bytes[which], sh->open_len[which],
+                         sh->trust, &v) == TR_OK)
+            atomic_store_explicit(&sh->live, v, memory_order_release);
+        else
+            x->failed++;
+        x->swaps++;
+        if (i >= sh->n_open - 1 && atomic_load(&sh->workers_left) == 0)
             break;
     }
     return NULL;
@@ -338,7 +388,8 @@ static void job_options(job *j)
         j->penalty[m] = 0.002f * (float)m;
     }
     j->opts[K_MASKED] = (tr_route_opts){.k = 40, .lambda = 0.2f, .available = j->avail,
-                                        .penalty = j->penalty};
+                                        .available_bits = 8 * sizeof j->avail,
+                                        .penalty = j->penalty, .penalty_count = j->info.n_models};
     /* A third of the budget spent: lambda between base and max. */
     tr_governor_init(&j->gov, 30.0f, 3600, 1700000000, 0.05f, 0.5f);
     tr_governor_record(&j->gov, 1700000050, 10.0f);
@@ -347,7 +398,7 @@ static void job_options(job *j)
     j->opts[K_I8] = (tr_route_opts){.k = 10, .lambda = 0.02f, .exact = 1};
 }
 
-static void job_reference(job *j, tr_router *r)
+static void job_reference(job *j, const tr_pack *p, tr_ctx *c)
 {
     uint32_t nm = j->info.n_models;
     j->want = tr_xcalloc(j->n_text * K_COUNT, sizeof *j->want);
@@ -360,7 +411,7 @@ static void job_reference(job *j, tr_router *r)
             if (!j->has_kind[k])
                 continue;
             outcome *o = &j->want[i * K_COUNT + k];
-            o->st = run_one(r, j, i, k, &s, &o->res);
+            o->st = run_one(p, c, j, i, k, &s, &o->res);
             if (k == K_EMBED)
                 memcpy(j->want_emb + i * j->info.dim, s.emb, j->info.dim);
             else
@@ -368,7 +419,7 @@ static void job_reference(job *j, tr_router *r)
         }
     j->has_tasks = j->info.n_tasks > 0;
     if (j->has_tasks) {
-        j->want_task_st = run_task(r, j, &s, &j->want_task);
+        j->want_task_st = run_task(p, c, j, &s, &j->want_task);
         memcpy(j->want_scores, s.scores, 4 * sizeof(float) * nm);
     }
     scratch_free(&s);
@@ -405,19 +456,26 @@ static void run_pack(const char *path, const char *other_path, const char **text
         check(0, "pack header readable", path);
         goto out;
     }
-    /* The source router also takes the other pack in turn. */
-    size_t need = tr_arena_size(j.info.dim, j.info.n_models, j.info.prefilter_candidates),
-           need_o = other ? tr_arena_size(oi.dim, oi.n_models, oi.prefilter_candidates) : 0;
-    void *src_arena;
-    if (posix_memalign(&src_arena, 64, need > need_o ? need : need_o) != 0)
+    shared_state sh = {.j = &j, .reps = reps, .trust = trust};
+    /* One context size for every pack the threads meet. */
+    sh.ctx_dim = j.info.dim > oi.dim ? j.info.dim : oi.dim;
+    sh.ctx_models = j.info.n_models > oi.n_models ? j.info.n_models : oi.n_models;
+    sh.ctx_cand = j.info.prefilter_candidates > oi.prefilter_candidates
+                      ? j.info.prefilter_candidates
+                      : oi.prefilter_candidates;
+    sh.max_models = sh.ctx_models;
+    void *view_mem, *ctx_mem;
+    if (posix_memalign(&view_mem, 64, tr_pack_size()) != 0)
         abort();
-    tr_router *src;
-    int ok = tr_router_init(src_arena, need > need_o ? need : need_o, &src) == TR_OK &&
-             tr_router_load(src, bytes, len, trust) == TR_OK &&
-             tr_router_pack_info(src, &j.info) == TR_OK;
-    check(ok, "source router loads the pack", path);
+    tr_status cst;
+    tr_ctx *c = ctx_new(&sh, &ctx_mem, &cst);
+    int ok = cst == TR_OK &&
+             tr_pack_open(view_mem, tr_pack_size(), bytes, len, trust, &sh.view) == TR_OK &&
+             tr_pack_get_info(sh.view, &j.info) == TR_OK;
+    check(ok, "the pack opens, a context is made", path);
     if (!ok) {
-        free(src_arena);
+        free(view_mem);
+        free(ctx_mem);
         goto out;
     }
     printf("     %s: %zu prompts, %u models, %u clusters%s, prefilter %u, %u tasks, kernel %s\n",
@@ -425,63 +483,71 @@ static void run_pack(const char *path, const char *other_path, const char **text
            j.info.has_learned_map ? " + learned map" : "", j.info.prefilter_candidates,
            j.info.n_tasks, tr_kernel_name());
     job_options(&j);
-    job_reference(&j, src);
+    job_reference(&j, sh.view, c);
     /* The list must really route: errors only for the odd prompts added. */
     check(count_status(&j, K_DEFAULT, TR_OK) == (int)n_text - 2 &&
               count_status(&j, K_DEFAULT, TR_E_EMPTY_INPUT) == 1 &&
               count_status(&j, K_DEFAULT, TR_E_UTF8) == 1 &&
               (j.want[(n_text - 2) * K_COUNT + K_DEFAULT].res.flags & TR_RESULT_PRIOR_ONLY),
           "single-threaded answers computed", path);
-    /* A second pass on the same router: the reference itself is stable. */
+    /* A second pass with the same context: the reference itself is stable. */
     scratch s = scratch_new(&j);
-    check(route_all(src, &j, &s, 0, "source") == 0 && task_mismatch(&j, src, &s, "source") == 0,
+    check(route_all(sh.view, c, &j, &s, 0, "main") == 0 &&
+              task_mismatch(&j, sh.view, c, &s, "main") == 0,
           "single-threaded answers repeat", path);
 
-    shared_state sh = {.j = &j, .src = src, .reps = reps, .trust = trust};
     atomic_init(&sh.workers_left, N_WORKERS);
-    /* The same pack at another address, then another pack, then the source's
-     * own bytes again. */
-    sh.load_bytes[sh.n_load] = copy;
-    sh.load_len[sh.n_load++] = len;
+    atomic_init(&sh.live, sh.view);
+    sh.open_bytes[sh.n_open] = copy;
+    sh.open_len[sh.n_open++] = len;
     if (other) {
-        sh.load_bytes[sh.n_load] = other;
-        sh.load_len[sh.n_load++] = other_len;
+        sh.open_bytes[sh.n_open] = other;
+        sh.open_len[sh.n_open++] = other_len;
     }
-    sh.load_bytes[sh.n_load] = bytes;
-    sh.load_len[sh.n_load++] = len;
-    pthread_barrier_init(&sh.shared_made, NULL, N_WORKERS + 1);
+    sh.open_bytes[sh.n_open] = bytes;
+    sh.open_len[sh.n_open++] = len;
+    pthread_barrier_init(&sh.started, NULL, N_WORKERS + 1);
     int n_kinds = 0;
     for (int k = 0; k < K_COUNT; k++)
         n_kinds += j.has_kind[k];
     worker w[N_WORKERS];
-    pthread_t tid[N_WORKERS], ltid;
-    loader l = {.sh = &sh};
+    pthread_t tid[N_WORKERS], stid;
+    swapper x = {.sh = &sh};
     for (int i = 0; i < N_WORKERS; i++) {
         w[i] = (worker){.sh = &sh, .id = i};
         if (pthread_create(&tid[i], NULL, worker_main, &w[i]) != 0)
             abort();
     }
-    if (pthread_create(&ltid, NULL, loader_main, &l) != 0)
+    if (pthread_create(&stid, NULL, swapper_main, &x) != 0)
         abort();
     for (int i = 0; i < N_WORKERS; i++)
         pthread_join(tid[i], NULL);
-    pthread_join(ltid, NULL);
-    pthread_barrier_destroy(&sh.shared_made);
+    pthread_join(stid, NULL);
+    pthread_barrier_destroy(&sh.started);
+    long live = 0, live_bad = 0;
     for (int i = 0; i < N_WORKERS; i++) {
         char what[96];
-        snprintf(what, sizeof what, "thread %d: shared router, %ld prompts x %d ways, identical",
+        snprintf(what, sizeof what, "thread %d: one shared view, %ld prompts x %d ways, identical",
                  i, w[i].routes, n_kinds);
-        check(w[i].share_st == TR_OK && w[i].bad == 0 && w[i].routes == (long)reps * (long)n_text,
+        check(w[i].ctx_st == TR_OK && w[i].bad == 0 && w[i].routes == (long)reps * (long)n_text,
               what, path);
+        live += w[i].live_routes;
+        live_bad += w[i].live_bad;
     }
-    char what[96];
-    snprintf(what, sizeof what, "loader: %ld loads into the source meanwhile, all accepted",
-             l.loads);
-    check(l.failed == 0 && l.loads >= sh.n_load, what, path);
-    /* The loader ended on the source's own bytes. */
-    check(route_all(src, &j, &s, 0, "source after") == 0, "source router after the loads", path);
+    char what[160];
+    snprintf(what, sizeof what,
+             "swapper: %ld views opened and published meanwhile, all accepted; %ld routes "
+             "through the published view, every status and model valid",
+             x.swaps, live);
+    check(x.failed == 0 && x.swaps >= sh.n_open && live > 0 && live_bad == 0, what, path);
+    /* The shared view was never written: it still answers the same. */
+    check(route_all(sh.view, c, &j, &s, 0, "main after") == 0, "the shared view after the swaps",
+          path);
+    for (int i = 0; i < N_SWAPS; i++)
+        free(x.mem[i]);
     scratch_free(&s);
-    free(src_arena);
+    free(view_mem);
+    free(ctx_mem);
     free(j.want);
     free(j.want_pred);
     free(j.want_emb);
@@ -491,114 +557,6 @@ out:
     free(bytes);
     free(copy);
     free(other);
-}
-
-/* ---- the one-thread rule broken (issue 18) ----
- * Routing on a router while another thread loads into that same router
- * breaks the documented rule, so no answer is promised; but it crashed
- * (SIGSEGV in the prefilter's sign-code search: the route's scratch was
- * carved for a pack without a prefilter, the view it then read had one).
- * The route must return a status, and a TR_OK answer must name a model.
- * Skipped under TSan, which rightly reports the race this test is. */
-#if defined(__SANITIZE_THREAD__)
-#define TR_UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TR_UNDER_TSAN 1
-#endif
-#endif
-
-typedef struct racer {
-    tr_router *r;
-    const uint8_t *bytes[2];
-    size_t len[2];
-    const tr_trust *trust;
-    int loads;
-    atomic_int done;
-    long failed;
-} racer;
-
-static void *race_loader(void *arg)
-{
-    racer *x = arg;
-    for (int i = 0; i < x->loads; i++)
-        x->failed += tr_router_load(x->r, x->bytes[i & 1], x->len[i & 1], x->trust) != TR_OK;
-    atomic_store(&x->done, 1);
-    return NULL;
-}
-
-static void race_one_router(const char *exact_path, const char *pre_path, const char **text,
-                            size_t n_text, const tr_trust *trust)
-{
-#ifdef TR_UNDER_TSAN
-    (void)exact_path, (void)pre_path, (void)text, (void)n_text, (void)trust;
-    printf("     (skipped under TSan: routing during a load on one router is the race itself)\n");
-#else
-    racer x = {.trust = trust, .loads = 60};
-    const char *path[2] = {exact_path, pre_path};
-    tr_pack_info info[2];
-    size_t need = 0;
-    for (int i = 0; i < 2; i++) {
-        size_t len;
-        uint8_t *raw = tr_read_file(path[i], &len);
-        if (!raw || tr_pack_peek(raw, len, &info[i]) != TR_OK) {
-            check(0, "race: pack readable", path[i]);
-            free(raw);
-            for (int k = 0; k < i; k++)
-                free((void *)x.bytes[k]);
-            return;
-        }
-        x.bytes[i] = aligned_copy(raw, len);
-        x.len[i] = len;
-        free(raw);
-        size_t n = tr_arena_size(info[i].dim, info[i].n_models, info[i].prefilter_candidates);
-        need = n > need ? n : need;
-    }
-    /* The exact pack first: a route that starts on it carves no prefilter
-     * scratch, then may meet the prefilter pack's view. */
-    void *arena;
-    if (posix_memalign(&arena, 64, need) != 0)
-        abort();
-    int ok = info[0].prefilter_candidates == 0 && info[1].prefilter_candidates > 0 &&
-             info[0].dim == info[1].dim && tr_router_init(arena, need, &x.r) == TR_OK &&
-             tr_router_load(x.r, x.bytes[0], x.len[0], trust) == TR_OK;
-    check(ok, "race: one router, an exact pack then a prefilter pack", pre_path);
-    if (ok) {
-        float *pred = tr_xmalloc(sizeof(float) * (info[0].n_models > info[1].n_models
-                                                      ? info[0].n_models
-                                                      : info[1].n_models));
-        atomic_init(&x.done, 0);
-        pthread_t lt;
-        if (pthread_create(&lt, NULL, race_loader, &x) != 0)
-            abort();
-        long routes = 0, answered = 0, bad = 0;
-        tr_route_opts o = {.lambda = TR_LAMBDA_DEFAULT}; /* the prefilter when served */
-        while (!atomic_load(&x.done) || routes < 1000) {
-            tr_result res;
-            /* Text: the scratch is carved before the embedding, so a load
-             * has the whole embedding to swap the view under it. */
-            const char *t = text[routes % (long)n_text];
-            tr_status st = tr_route_text(x.r, t, strlen(t), &o, &res, pred);
-            routes++;
-            if (st == TR_OK) {
-                answered++;
-                bad += res.model >= info[0].n_models && res.model >= info[1].n_models;
-            } else {
-                bad += (unsigned)st >= TR_STATUS_COUNT;
-            }
-        }
-        pthread_join(lt, NULL);
-        char what[160];
-        snprintf(what, sizeof what,
-                 "race: %ld routes (%ld answered) during %d loads into the same router, "
-                 "no crash, every status and model valid", routes, answered, x.loads);
-        check(bad == 0 && x.failed == 0 && answered > 0, what, pre_path);
-        free(pred);
-    }
-    free(arena);
-    free((void *)x.bytes[0]);
-    free((void *)x.bytes[1]);
-#endif
 }
 
 int main(int argc, char **argv)
@@ -633,10 +591,6 @@ int main(int argc, char **argv)
         for (int a = 2; a < argc; a++)
             run_pack(argv[a], argc > 3 ? argv[a == argc - 1 ? 2 : a + 1] : NULL, text, n,
                      &trust, reps);
-        /* The first pack without a prefilter and the last with one (as
-         * tests/run.sh passes FIXTURE_PACK and THREADS_PACK). */
-        if (argc > 3)
-            race_one_router(argv[2], argv[argc - 1], text, n, &trust);
     }
     free(text);
     tr_dataset_free(&ds);
