@@ -1,7 +1,7 @@
 /* Sealed pack memory (issue 18): a pack loaded through the host's safe path
  * (tools/packfile.c: a private copy) keeps serving the bytes that were
  * verified while the file on disk is rewritten or truncated; and no
- * unverified header sizes the arena. usage: test_sealed PACK */
+ * unverified header sizes the context. usage: test_sealed PACK */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,8 +38,8 @@ static void route_all(tr_packfile *pf, answer *out)
 {
     for (size_t i = 0; i < NP; i++) {
         tr_result r;
-        assert_int_equal(tr_route_text(pf->router, prompts[i], strlen(prompts[i]), NULL, &r, NULL),
-                         TR_OK);
+        const tr_query q = tr_query_text(prompts[i], strlen(prompts[i]));
+        assert_int_equal(tr_route(pf->view, pf->ctx, &q, NULL, &r, NULL), TR_OK);
         out[i].model = r.model;
         snprintf(out[i].name, sizeof out[i].name, "%s", r.model_name);
         out[i].utility = r.utility;
@@ -132,18 +132,18 @@ static void test_file_attacks_change_nothing(void **state)
     unlink(path);
 }
 
-/* The arena is sized from header fields only once they are within the
+/* The context is sized from header fields only once they are within the
  * library's limits and what the file can hold; otherwise the smallest
- * arena, and the load names the error. */
-static void test_arena_from_checked_header(void **state)
+ * context, and the open names the error. */
+static void test_ctx_from_checked_header(void **state)
 {
     (void)state;
     tr_pack_info h;
     assert_int_equal(tr_pack_peek(orig, orig_len, &h), TR_OK);
-    const size_t least = tr_arena_size(1, 1, 0);
-    size_t exact = tr_arena_size(h.dim, h.n_models, h.prefilter_candidates);
+    const size_t least = tr_ctx_size(1, 1, 0);
+    size_t exact = tr_ctx_size(h.dim, h.n_models, h.prefilter_candidates);
     assert_true(exact > least);
-    assert_int_equal(tr_packfile_arena_bytes(orig, orig_len, NULL, 0), exact);
+    assert_int_equal(tr_packfile_ctx_bytes(orig, orig_len, NULL, 0), exact);
     uint8_t *b = malloc(orig_len);
     static const struct {
         uint32_t at, value;
@@ -153,25 +153,25 @@ static void test_arena_from_checked_header(void **state)
     for (size_t i = 0; i < sizeof lies / sizeof *lies; i++) {
         memcpy(b, orig, orig_len);
         tr_st32(b + lies[i].at, lies[i].value);
-        assert_int_equal(tr_packfile_arena_bytes(b, orig_len, NULL, 0), least);
+        assert_int_equal(tr_packfile_ctx_bytes(b, orig_len, NULL, 0), least);
     }
     /* More models than the file could hold records for. */
     memcpy(b, orig, orig_len);
     tr_st32(b + TR_H_N_MODELS, (uint32_t)(orig_len / TR_MODEL_REC_BYTES + 1));
-    assert_int_equal(tr_packfile_arena_bytes(b, orig_len, NULL, 0), least);
+    assert_int_equal(tr_packfile_ctx_bytes(b, orig_len, NULL, 0), least);
     /* A delta header asking for more than TR_DELTA_MAX_ADDED models costs
-     * the base nothing: its arena stays exact (apply_delta names the error). */
+     * the base nothing: its context stays exact (apply_delta names the error). */
     uint8_t d[4096] = {0};
     memcpy(d, TR_DELTA_MAGIC, 8);
     tr_st32(d + TR_DH_VERSION, 1);
     tr_st32(d + TR_DH_HEADER_BYTES, TR_HEADER_BYTES);
     tr_st32(d + TR_DH_N_ADDED, 0xFFFFFFFFu);
-    assert_int_equal(tr_packfile_arena_bytes(orig, orig_len, d, sizeof d), exact);
+    assert_int_equal(tr_packfile_ctx_bytes(orig, orig_len, d, sizeof d), exact);
     tr_st32(d + TR_DH_N_ADDED, 3);
     tr_delta_info di;
     assert_int_equal(tr_delta_peek(d, sizeof d, &di), TR_OK);
-    assert_int_equal(tr_packfile_arena_bytes(orig, orig_len, d, sizeof d),
-                         tr_arena_size(h.dim, h.n_models + 3, h.prefilter_candidates));
+    assert_int_equal(tr_packfile_ctx_bytes(orig, orig_len, d, sizeof d),
+                         tr_ctx_size(h.dim, h.n_models + 3, h.prefilter_candidates));
     free(b);
 }
 
@@ -202,7 +202,7 @@ int main(int argc, char **argv)
         return 2;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_attacks_change_nothing),
-        cmocka_unit_test(test_arena_from_checked_header),
+        cmocka_unit_test(test_ctx_from_checked_header),
         cmocka_unit_test(test_read_refuses_non_files),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);

@@ -300,30 +300,33 @@ static int write_delta(delta_cmd *c)
     free(psi_rows);
     int r = tr_pack_sign(&out, c->key);
     if (r == 0) {
-        /* Check the delta the way a device that trusts its signer will: a
-         * router of its own, sized for the models the delta brings, that
-         * served the given delta first (so its counter must be above). */
-        uint32_t most = s->n_added;
-        if (c->pf.delta && c->pf.delta_info.n_added > most)
-            most = c->pf.delta_info.n_added;
-        size_t need = tr_arena_size(b->dim, b->n_models + most,
-                                    c->pf.info.prefilter_candidates);
-        void *arena = NULL;
-        tr_router *rt;
-        tr_trust base_trust = {.keys = c->trust, .n_keys = c->n_trust},
-                 trust = {.keys = &c->signer, .n_keys = 1};
-        tr_status st = posix_memalign(&arena, 64, need) ? TR_E_ARG
-                                                        : tr_router_init(arena, need, &rt);
+        /* Check the delta the way a device that trusts its signer will:
+         * views of its own over one in-RAM counter store, which has served
+         * the given delta first (so the new counter must be above). */
+        tr_counter_slot slots[2];
+        memset(slots, 0, sizeof slots);
+        tr_counter_store ram;
+        tr_counter_store_ram(&ram, slots);
+        tr_trust base_trust = {.keys = c->trust, .n_keys = c->n_trust, .counters = &ram},
+                 trust = {.keys = &c->signer, .n_keys = 1, .counters = &ram};
+        void *mem[3] = {NULL, NULL, NULL};
+        const tr_pack *base = NULL, *v = NULL;
+        tr_status st = TR_OK;
+        for (int i = 0; i < 3 && st == TR_OK; i++)
+            if (posix_memalign(&mem[i], 64, tr_pack_size()) != 0)
+                st = TR_E_ARG;
         if (st == TR_OK)
-            st = tr_router_load(rt, c->pf.bytes, c->pf.len, &base_trust);
+            st = tr_pack_open(mem[0], tr_pack_size(), c->pf.bytes, c->pf.len, &base_trust, &base);
         if (st == TR_OK && c->pf.delta)
-            st = tr_router_apply_delta(rt, c->pf.delta, c->pf.delta_len, &base_trust);
+            st = tr_pack_apply_delta(base, c->pf.delta, c->pf.delta_len, &base_trust, mem[1],
+                                     tr_pack_size(), &v);
         if (st == TR_OK)
-            st = tr_router_apply_delta(rt, out.data, out.len, &trust);
+            st = tr_pack_apply_delta(base, out.data, out.len, &trust, mem[2], tr_pack_size(), &v);
         if (st != TR_OK)
             r = tr_err("the new delta does not verify (%s: %s)", tr_status_name(st),
                        tr_strerror(st));
-        free(arena);
+        for (int i = 0; i < 3; i++)
+            free(mem[i]);
     }
     if (r == 0)
         r = tr_write_file_atomic(c->out, out.data, out.len);
@@ -360,7 +363,7 @@ static int served_model(const tr_packfile *pf, const char *name)
 {
     for (uint32_t m = 0; m < pf->info.n_models; m++) {
         tr_model_info mi;
-        tr_router_model(pf->router, m, &mi);
+        tr_pack_get_model(pf->view, m, &mi);
         if (!strcmp(mi.name, name))
             return (int)m;
     }
@@ -491,15 +494,15 @@ int cmd_add_model(int argc, char **argv)
             continue;
         int8_t *qi = q + i * b->dim;
         const char *t = ds.prompts[i].text;
-        if (tr_embed_text(c.pf.router, t, strlen(t), qi, b->dim) != TR_OK ||
+        if (tr_embed(c.pf.view, c.pf.ctx, t, strlen(t), qi, b->dim) != TR_OK ||
             all_zero(qi, b->dim))
             continue; /* no known word: says nothing about the model */
         usable[i] = 1;
         if (kc) {
             tr_route_opts ro = {.lambda = 0, .method = TR_METHOD_CLUSTER};
             tr_result res;
-            if (tr_route_i8(c.pf.router, c.pf.info.embedder, qi, b->dim, &ro, &res, NULL) ==
-                TR_OK)
+            const tr_query qq = tr_query_i8(c.pf.info.embedder, qi, b->dim);
+            if (tr_route(c.pf.view, c.pf.ctx, &qq, &ro, &res, NULL) == TR_OK)
                 cluster[i] = res.cluster;
         }
     }
@@ -731,7 +734,8 @@ static int cal_own(int o, const char *arg, void *ctx)
 }
 
 typedef struct traffic {
-    tr_router *router;
+    const tr_pack *view;
+    tr_ctx *ctx;
     const char *embedder;
     uint32_t dim;
     size_t n;
@@ -752,12 +756,14 @@ static double cloud_share(const traffic *t, double lambda, tr_status *st)
         const int8_t *qi = t->q + i * t->dim;
         if (all_zero(qi, t->dim))
             continue;
-        *st = tr_route_i8(t->router, t->embedder, qi, t->dim, &ro, &res, NULL);
+        const tr_query q = tr_query_i8(t->embedder, qi, t->dim);
+        *st = tr_route(t->view, t->ctx, &q, &ro, &res, NULL);
         cloud += res.where == TR_CLOUD;
     }
     /* Prompts of unknown words are routed on priors alone: all alike. */
     if (t->n_prior && *st == TR_OK) {
-        *st = tr_route_text(t->router, t->prior_text, strlen(t->prior_text), &ro, &res, NULL);
+        const tr_query q = tr_query_text(t->prior_text, strlen(t->prior_text));
+        *st = tr_route(t->view, t->ctx, &q, &ro, &res, NULL);
         if (res.where == TR_CLOUD)
             cloud += t->n_prior;
     }
@@ -797,10 +803,10 @@ int cmd_calibrate(int argc, char **argv)
         r = 1;
         goto done;
     }
-    t = (traffic){c.pf.router, c.pf.info.embedder, c.pf.info.dim, n,
+    t = (traffic){c.pf.view, c.pf.ctx, c.pf.info.embedder, c.pf.info.dim, n,
                   tr_xcalloc(n, c.pf.info.dim), NULL, 0, a.method};
     for (size_t i = 0; i < n; i++) {
-        tr_status st = tr_embed_text(t.router, text[i], strlen(text[i]), t.q + i * t.dim, t.dim);
+        tr_status st = tr_embed(t.view, t.ctx, text[i], strlen(text[i]), t.q + i * t.dim, t.dim);
         if (st != TR_OK) {
             r = tr_err("%s: prompt %zu: %s", a.prompts, i + 1, tr_strerror(st));
             goto done;

@@ -263,7 +263,7 @@ static void excerpt(const char *text, size_t len, char out[EXCERPT_MAX + 1])
     memcpy(out + cut, "\xe2\x80\xa6", 4);
 }
 
-static cJSON *result_json(const tr_router *r, const tr_pack_info *info, const cJSON *id,
+static cJSON *result_json(const tr_pack *r, const tr_pack_info *info, const cJSON *id,
                           const char *prompt, const tr_result *res, const float *pred)
 {
     cJSON *o = cJSON_CreateObject(), *p = cJSON_CreateObject();
@@ -291,7 +291,7 @@ static cJSON *result_json(const tr_router *r, const tr_pack_info *info, const cJ
     cJSON_AddStringToObject(o, "why", res->why < 5 ? why[res->why] : "?");
     for (uint32_t m = 0; m < info->n_models; m++) {
         tr_model_info mi;
-        tr_router_model(r, m, &mi);
+        tr_pack_get_model(r, m, &mi);
         cJSON_AddNumberToObject(p, mi.name, f6(pred[m]));
     }
     cJSON_AddItemToObject(o, "predicted", p);
@@ -454,11 +454,12 @@ static int route_one(void *vctx, const char *file, long line, const cJSON *id, c
     tr_status st;
     if (c->task) {
         int used;
-        st = tr_task_add_text(c->pf->router, c->task, text, len, c->ro, &used);
+        const tr_query q = tr_query_text(text, len);
+        st = tr_task_add(c->pf->view, c->pf->ctx, c->task, &q, c->ro, &used);
         c->skipped += st == TR_OK && !used;
     } else if (c->embed_only) {
         int8_t *q = tr_xmalloc(c->pf->info.dim);
-        st = tr_embed_text(c->pf->router, text, len, q, c->pf->info.dim);
+        st = tr_embed(c->pf->view, c->pf->ctx, text, len, q, c->pf->info.dim);
         if (st == TR_OK) {
             printf("[");
             for (uint32_t d = 0; d < c->pf->info.dim; d++)
@@ -468,15 +469,17 @@ static int route_one(void *vctx, const char *file, long line, const cJSON *id, c
         free(q);
     } else {
         tr_result res;
-        st = tr_route_text(c->pf->router, text, len, c->ro, &res, c->pred);
+        const tr_query q = tr_query_text(text, len);
+        const tr_route_out out = {c->pred, c->pf->info.n_models, NULL, 0};
+        st = tr_route(c->pf->view, c->pf->ctx, &q, c->ro, &res, &out);
         if (st == TR_OK) {
             char ex[EXCERPT_MAX + 1];
             if (!c->echo_prompt)
                 excerpt(text, len, ex);
-            print_json(result_json(c->pf->router, &c->pf->info, id, c->echo_prompt ? text : ex,
+            print_json(result_json(c->pf->view, &c->pf->info, id, c->echo_prompt ? text : ex,
                                    &res, c->pred));
         }
-        if (st == TR_OK && c->log && tr_cli_log_add(c->log, c->pf->router, &res, text, len))
+        if (st == TR_OK && c->log && tr_cli_log_add(c->log, c->pf, &res, text, len))
             return 1;
     }
     if (st != TR_OK)
@@ -491,7 +494,8 @@ static int print_task(tr_packfile *pf, const tr_task *task, const tr_route_opts 
     const uint32_t m = pf->info.n_models;
     float *s = tr_xmalloc(4 * m * sizeof *s);
     tr_task_result res;
-    tr_status st = tr_task_select(pf->router, task, ro, &res, s, s + m, s + 2 * m, s + 3 * m);
+    const tr_task_scores scores = {s, s + m, s + 2 * m, s + 3 * m, m};
+    tr_status st = tr_task_choose(pf->view, pf->ctx, task, ro, &res, &scores);
     if (st != TR_OK) {
         free(s);
         return tr_err("task: %s: %s", tr_status_name(st), tr_strerror(st));
@@ -505,15 +509,15 @@ static int print_task(tr_packfile *pf, const tr_task *task, const tr_route_opts 
     static const char *keys[] = {"by_s1", "by_s2", "by_s3", "bma", "chosen"};
     uint32_t which[] = {res.by_s1, res.by_s2, res.by_s3, res.bma, res.chosen};
     for (int i = 0; i < 5; i++) {
-        tr_router_model(pf->router, which[i], &mi);
+        tr_pack_get_model(pf->view, which[i], &mi);
         cJSON_AddStringToObject(o, keys[i], mi.name);
     }
-    tr_router_model(pf->router, res.chosen, &mi);
+    tr_pack_get_model(pf->view, res.chosen, &mi);
     cJSON_AddStringToObject(o, "where", mi.where == TR_DEVICE ? "device" : "cloud");
     cJSON_AddNumberToObject(o, "p_beats_bma", f6(res.p_beats_bma));
     cJSON_AddBoolToObject(o, "kept_bma", res.kept_bma);
     for (uint32_t j = 0; j < m; j++) {
-        tr_router_model(pf->router, j, &mi);
+        tr_pack_get_model(pf->view, j, &mi);
         cJSON *e = cJSON_CreateObject();
         cJSON_AddNumberToObject(e, "s1", f6(s[j]));
         cJSON_AddNumberToObject(e, "s2", f6(s[m + j]));
@@ -639,7 +643,7 @@ static int run_route(int argc, char **argv, int embed_only)
     if (c.task) {
         size_t bytes = tr_task_size(pf.info.n_models);
         tr_status st = posix_memalign(&mem, 64, bytes) ? TR_E_ARG
-                                                        : tr_task_init(pf.router, mem, bytes, &ctx.task);
+                                                        : tr_task_begin(pf.view, mem, bytes, &ctx.task);
         if (st != TR_OK) {
             r = tr_err("%s: %s: %s", c.pack, tr_status_name(st), tr_strerror(st));
             goto done;
@@ -763,7 +767,7 @@ int cmd_eval(int argc, char **argv)
     tr_model_info *mi = tr_xmalloc(m * sizeof *mi);
     int best_dev = -1, best_all = -1;
     for (uint32_t j = 0; j < m; j++) {
-        tr_router_model(pf.router, j, &mi[j]);
+        tr_pack_get_model(pf.view, j, &mi[j]);
         col[j] = ds.n_models;
         for (size_t t = 0; t < ds.n_models; t++)
             if (!strcmp(ds.models[t].name, mi[j].name))
@@ -802,7 +806,9 @@ int cmd_eval(int argc, char **argv)
         for (int l = 0; l < n_lam && ok; l++) {
             tr_route_opts ro = c.ro;
             ro.lambda = tr_opts_lambda(lam[l]);
-            tr_status st = tr_route_text(pf.router, p->text, strlen(p->text), &ro, &res[l], pred);
+            const tr_query q = tr_query_text(p->text, strlen(p->text));
+            const tr_route_out out = {pred, pf.info.n_models, NULL, 0};
+            tr_status st = tr_route(pf.view, pf.ctx, &q, &ro, &res[l], &out);
             if (st != TR_OK) {
                 tr_err("%s: prompt %s: %s", c.data, p->id, tr_strerror(st));
                 ok = 0;

@@ -209,7 +209,7 @@ int tr_cli_log_begin(tr_cli_log *cl, const tr_packfile *pf, const char *flags_s,
     cl->col = tr_xmalloc(pf->info.n_models * sizeof *cl->col);
     for (uint32_t j = 0; j < pf->info.n_models; j++) {
         tr_model_info mi;
-        tr_router_model(pf->router, j, &mi);
+        tr_pack_get_model(pf->view, j, &mi);
         cl->col[j] = SIZE_MAX;
         for (size_t t = 0; t < cl->ds.n_models; t++)
             if (!strcmp(cl->ds.models[t].name, mi.name))
@@ -220,11 +220,11 @@ int tr_cli_log_begin(tr_cli_log *cl, const tr_packfile *pf, const char *flags_s,
     return 0;
 }
 
-int tr_cli_log_add(tr_cli_log *cl, tr_router *r, const tr_result *res, const char *text,
+int tr_cli_log_add(tr_cli_log *cl, const tr_packfile *pf, const tr_result *res, const char *text,
                    size_t len)
 {
     uint64_t id;
-    tr_status st = tr_log_record(cl->log, r, res, NULL, text, len, &id);
+    tr_status st = tr_log_append(cl->log, pf->view, pf->ctx, res, NULL, text, len, &id);
     if (st != TR_OK)
         return tr_err("log: %s: %s", tr_status_name(st), tr_strerror(st));
     if (!cl->has_ds)
@@ -298,7 +298,7 @@ int tr_eval_log(tr_packfile *pf, const char *path, const tr_route_opts *ro, cons
     tr_model_info *mi = tr_xmalloc(m * sizeof *mi);
     uint64_t *mh = tr_xmalloc(m * sizeof *mh);
     for (uint32_t j = 0; j < m; j++) {
-        tr_router_model(pf->router, j, &mi[j]);
+        tr_pack_get_model(pf->view, j, &mi[j]);
         mh[j] = tr_fnv1a64(mi[j].name, strlen(mi[j].name));
     }
     /* Logged decisions as they were made. */
@@ -329,7 +329,7 @@ int tr_eval_log(tr_packfile *pf, const char *path, const tr_route_opts *ro, cons
     /* Re-routed at each lambda: only prompts with an embedding, and only
      * when the log's embedder is the pack's. */
     const char *why_not = NULL;
-    const tr_pack_view *pv = tr_router_view(pf->router);
+    const tr_pack_view *pv = &pf->view->served;
     if (!(lf.flags & TR_LOG_EMBEDDING))
         why_not = "the log keeps no embeddings";
     else if (!lf.embedder[0])
@@ -354,7 +354,9 @@ int tr_eval_log(tr_packfile *pf, const char *path, const tr_route_opts *ro, cons
         for (int l = 0; l < n_lam && ok; l++) {
             tr_route_opts o = *ro;
             o.lambda = tr_opts_lambda(lam[l]);
-            tr_status st = tr_route_i8(pf->router, pf->info.embedder, r.emb, lf.dim, &o, &res[l], pred);
+            const tr_query q = tr_query_i8(pf->info.embedder, r.emb, lf.dim);
+            const tr_route_out out = {pred, m, NULL, 0};
+            tr_status st = tr_route(pf->view, pf->ctx, &q, &o, &res[l], &out);
             if (st != TR_OK) {
                 tr_err("%s: record %llu: its embedding cannot be re-routed (%s: %s)", path,
                        (unsigned long long)r.id, tr_status_name(st), tr_strerror(st));

@@ -62,7 +62,7 @@ typedef struct tr_cli_log {
  * digits (needed with hash); outcomes: a dataset dir or NULL. 0 ok. */
 int tr_cli_log_begin(tr_cli_log *cl, const tr_packfile *pf, const char *flags, uint64_t capacity,
                      const char *key_hex, const char *outcomes);
-int tr_cli_log_add(tr_cli_log *cl, tr_router *r, const tr_result *res, const char *text,
+int tr_cli_log_add(tr_cli_log *cl, const tr_packfile *pf, const tr_result *res, const char *text,
                    size_t len);
 /* Export to path and release. 0 ok. */
 int tr_cli_log_finish(tr_cli_log *cl, const char *path);

@@ -101,10 +101,10 @@ int tr_packfile_read(const char *path, tr_packfile *pf)
     return 0;
 }
 
-size_t tr_packfile_arena_bytes(const uint8_t *pack, size_t len, const uint8_t *delta,
-                               size_t delta_len)
+size_t tr_packfile_ctx_bytes(const uint8_t *pack, size_t len, const uint8_t *delta,
+                             size_t delta_len)
 {
-    const size_t least = tr_arena_size(1, 1, 0);
+    const size_t least = tr_ctx_size(1, 1, 0);
     tr_pack_info h;
     if (!pack || tr_pack_peek(pack, len, &h) != TR_OK)
         return least;
@@ -117,12 +117,12 @@ size_t tr_packfile_arena_bytes(const uint8_t *pack, size_t len, const uint8_t *d
     uint32_t added = 0;
     tr_delta_info d;
     /* A delta header beyond its limits only loses the delta its models:
-     * tr_router_apply_delta then names what is wrong with it, and the base
-     * still loads with an exact arena. */
+     * tr_pack_apply_delta then names what is wrong with it, and the base
+     * still opens with an exact context. */
     if (delta && tr_delta_peek(delta, delta_len, &d) == TR_OK && d.n_added <= TR_DELTA_MAX_ADDED &&
         d.n_added <= delta_len / TR_MODEL_REC_BYTES && d.n_added <= TR_MODELS_MAX - h.n_models)
         added = d.n_added;
-    return tr_arena_size(h.dim, h.n_models + added, h.prefilter_candidates);
+    return tr_ctx_size(h.dim, h.n_models + added, h.prefilter_candidates);
 }
 
 int tr_packfile_open(const char *path, const char *delta_path, const tr_trust *trust_in,
@@ -138,27 +138,32 @@ int tr_packfile_open(const char *path, const char *delta_path, const tr_trust *t
         }
         pf->delta = d;
     }
-    size_t need = tr_packfile_arena_bytes(pf->bytes, pf->len, pf->delta, pf->delta_len);
-    if (posix_memalign(&pf->arena, 64, need) != 0) {
-        pf->arena = NULL;
+    size_t need = tr_packfile_ctx_bytes(pf->bytes, pf->len, pf->delta, pf->delta_len);
+    if (posix_memalign(&pf->ctx_mem, 64, need) != 0 ||
+        posix_memalign(&pf->base_mem, 64, tr_pack_size()) != 0 ||
+        posix_memalign(&pf->view_mem, 64, tr_pack_size()) != 0) {
         tr_packfile_close(pf);
-        return tr_err("cannot allocate a %zu-byte arena", need), TR_E_ARG;
+        return tr_err("cannot allocate a %zu-byte context", need), TR_E_ARG;
     }
-    pf->arena_bytes = need;
+    pf->ctx_bytes = need;
     tr_trust trust = *trust_in;
     trust.now_unix = (uint64_t)time(NULL);
-    tr_status st = tr_router_init(pf->arena, need, &pf->router);
-    if (st == TR_OK)
-        st = tr_router_load(pf->router, pf->bytes, pf->len, &trust);
+    const tr_pack *base = NULL;
+    tr_status st = tr_pack_open(pf->base_mem, tr_pack_size(), pf->bytes, pf->len, &trust, &base);
+    pf->view = base;
     const char *failed = path;
     if (st == TR_OK && pf->delta) {
         failed = delta_path;
-        st = tr_router_apply_delta(pf->router, pf->delta, pf->delta_len, &trust);
+        st = tr_pack_apply_delta(base, pf->delta, pf->delta_len, &trust, pf->view_mem,
+                                 tr_pack_size(), &pf->view);
         if (st == TR_OK)
-            st = tr_router_delta_info(pf->router, &pf->delta_info);
+            st = tr_pack_get_delta(pf->view, &pf->delta_info);
     }
     if (st == TR_OK)
-        st = tr_router_pack_info(pf->router, &pf->info);
+        st = tr_pack_get_info(pf->view, &pf->info);
+    if (st == TR_OK)
+        st = tr_ctx_init(pf->ctx_mem, need, pf->info.dim, pf->info.n_models,
+                         pf->info.prefilter_candidates, &pf->ctx);
     if (st != TR_OK) {
         tr_err("%s: %s: %s", failed, tr_status_name(st), tr_strerror(st));
         tr_packfile_close(pf);
@@ -171,6 +176,8 @@ void tr_packfile_close(tr_packfile *pf)
 {
     free((void *)pf->bytes);
     free((void *)pf->delta);
-    free(pf->arena);
+    free(pf->base_mem);
+    free(pf->view_mem);
+    free(pf->ctx_mem);
     memset(pf, 0, sizeof *pf);
 }

@@ -1,5 +1,6 @@
-/* Open a pack file for the CLI: read it into private memory, size an arena,
- * verify and load it into a router, the way an integrator would. */
+/* Open a pack file for the CLI: read it into private memory, verify it into
+ * a pack view (and a delta view over it), and size one context, the way an
+ * integrator would. */
 #ifndef TR_TOOLS_PACKFILE_H
 #define TR_TOOLS_PACKFILE_H
 
@@ -11,9 +12,11 @@
 typedef struct tr_packfile {
     const uint8_t *bytes; /* private copy (tr_packfile_read), 64-byte aligned */
     size_t len;
-    void *arena;
-    size_t arena_bytes;
-    tr_router *router;
+    void *base_mem, *view_mem; /* tr_pack_size() each: the base's view, base + delta's */
+    const tr_pack *view;       /* what is served: the delta's view, else the base's */
+    void *ctx_mem;
+    size_t ctx_bytes;
+    tr_ctx *ctx;               /* one thread's context (the CLI routes on one) */
     tr_pack_info info;
     const uint8_t *delta;   /* NULL: no delta; a private copy too */
     size_t delta_len;
@@ -31,14 +34,14 @@ int tr_pack_read_file(const char *path, uint8_t **bytes, size_t *len);
 /* tr_pack_read_file into pf->bytes / pf->len (the rest of pf zeroed). */
 int tr_packfile_read(const char *path, tr_packfile *pf);
 
-/* Arena bytes for serving the pack (and delta; NULL: none) before either is
- * verified. Every header field that sizes the arena is first checked
+/* Context bytes for serving the pack (and delta; NULL: none) before either
+ * is verified. Every header field that sizes the context is first checked
  * against the library's limits and against what the file can hold; a
- * header beyond them belongs to a pack that tr_router_load refuses anyway,
- * so it gets the smallest arena and the load names the real error, instead
- * of an unverified header asking for gigabytes. */
-size_t tr_packfile_arena_bytes(const uint8_t *pack, size_t len, const uint8_t *delta,
-                               size_t delta_len);
+ * header beyond them belongs to a pack that tr_pack_open refuses anyway,
+ * so it gets the smallest context and the open names the real error,
+ * instead of an unverified header asking for gigabytes. */
+size_t tr_packfile_ctx_bytes(const uint8_t *pack, size_t len, const uint8_t *delta,
+                             size_t delta_len);
 
 /* Read, verify under trust (its now_unix is set to the current time) and
  * load; then the same for the delta, if delta_path is not NULL. On failure

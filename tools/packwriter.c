@@ -398,22 +398,27 @@ int tr_pack_sign_checked(tr_buf *b, const char *key_path)
     tr_pubkey pub;
     if (sign_into(b, key_path, &pub) != 0)
         return 1;
-    /* Now as the device: the same limits and arena sizing as the CLI's
-     * verify and route (tools/packfile.c), then tr_router_load with the
-     * signer's key. The buffer is malloc'd (16-aligned, as load needs 8). */
+    /* Now as the device: the same limits and context sizing as the CLI's
+     * verify and route (tools/packfile.c), then tr_pack_open with the
+     * signer's key. The buffer is malloc'd (16-aligned, as open needs 8). */
     tr_pack_info info;
     tr_status st = tr_pack_peek(b->data, b->len, &info);
-    void *arena = NULL;
-    tr_router *r;
-    size_t need = tr_packfile_arena_bytes(b->data, b->len, NULL, 0);
-    if (st == TR_OK && posix_memalign(&arena, 64, need) != 0)
+    void *view_mem = NULL, *ctx_mem = NULL;
+    const tr_pack *view;
+    tr_ctx *ctx;
+    size_t need = tr_packfile_ctx_bytes(b->data, b->len, NULL, 0);
+    if (st == TR_OK && (posix_memalign(&view_mem, 64, tr_pack_size()) != 0 ||
+                        posix_memalign(&ctx_mem, 64, need) != 0)) {
+        free(view_mem);
         return tr_err("out of memory (%zu bytes) for the check of the signed pack", need);
-    if (st == TR_OK)
-        st = tr_router_init(arena, need, &r);
+    }
     tr_trust trust = {.keys = &pub, .n_keys = 1};
     if (st == TR_OK)
-        st = tr_router_load(r, b->data, b->len, &trust);
-    free(arena);
+        st = tr_pack_open(view_mem, tr_pack_size(), b->data, b->len, &trust, &view);
+    if (st == TR_OK)
+        st = tr_ctx_init(ctx_mem, need, info.dim, info.n_models, info.prefilter_candidates, &ctx);
+    free(view_mem);
+    free(ctx_mem);
     if (st != TR_OK)
         return tr_err("the signed pack does not verify (%s: %s): a builder bug or a field past "
                       "the device's limits; not writing it", tr_status_name(st), tr_strerror(st));

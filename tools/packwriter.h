@@ -52,8 +52,8 @@ typedef struct tr_pack_layout {
 
 /* Limits a builder checks before any long work, so that it never signs a
  * pack the device side refuses (issue #18). The model count is the
- * library's TR_MODELS_MAX (core/tinyroute.h), which tr_router_load and
- * tr_router_apply_delta check; a security counter of 2^64-1 would raise a
+ * library's TR_MODELS_MAX (core/tinyroute.h), which tr_pack_open and
+ * tr_pack_apply_delta check; a security counter of 2^64-1 would raise a
  * device's floor for good, so the largest one a builder writes is 2^64-2. */
 #define TR_COUNTER_MAX (UINT64_MAX - 1)
 /* The S3 bandwidth range is the device's (TR_TASK_BANDWIDTH_MIN/MAX,

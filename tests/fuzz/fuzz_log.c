@@ -35,7 +35,7 @@
 #include "tr_outcome.h"
 #include "util.h"
 
-static _Alignas(64) uint8_t arena[1u << 22];
+static _Alignas(64) uint8_t arena[1u << 22], view_mem[1u << 14];
 static tr_packfile pf;
 static tr_dataset ds;
 static char dir[64], path[96];
@@ -64,9 +64,11 @@ int LLVMFuzzerInitialize(int *argc, char **argv[])
     static tr_pubkey key;
     tr_fuzz_load_key(&key);
     tr_trust trust = {.keys = &key, .n_keys = 1};
-    if (tr_router_init(arena, sizeof arena, &pf.router) != TR_OK ||
-        tr_router_load(pf.router, pack, pf.len, &trust) != TR_OK ||
-        tr_router_pack_info(pf.router, &pf.info) != TR_OK || !tr_router_view(pf.router)->has_embedder) {
+    if (tr_pack_size() > sizeof view_mem ||
+        tr_pack_open(view_mem, sizeof view_mem, pack, pf.len, &trust, &pf.view) != TR_OK ||
+        tr_pack_get_info(pf.view, &pf.info) != TR_OK || !pf.info.has_text_embedder ||
+        tr_ctx_init(arena, sizeof arena, pf.info.dim, pf.info.n_models,
+                    pf.info.prefilter_candidates, &pf.ctx) != TR_OK) {
         fprintf(stderr, "fuzz: %s does not load with an embedder (set TR_FUZZ_LOG_PACK)\n", pp);
         abort();
     }
@@ -78,7 +80,7 @@ int LLVMFuzzerInitialize(int *argc, char **argv[])
         abort();
     for (uint32_t j = 0; j < pf.info.n_models; j++) {
         tr_model_info mi;
-        if (tr_router_model(pf.router, j, &mi) != TR_OK)
+        if (tr_pack_get_model(pf.view, j, &mi) != TR_OK)
             abort();
         ds.models[j].name = (char *)mi.name;
     }
@@ -222,7 +224,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int8_t *refs = NULL;
     float *scores = NULL;
     size_t n_refs = 0;
-    const tr_embedder *e = &tr_router_view(pf.router)->embedder;
+    const tr_embedder *e = &pf.view->served.embedder;
     if (tr_log_to_refs(path, e, pf.info.embedder, &ds, &refs, &scores, &n_refs) == 0) {
         if (n_refs > lf.n)
             fail("--add-log made more references than records");
