@@ -3,7 +3,7 @@
  * verifies a pack. So the printed initializer is checked the way an
  * integrator uses it: as C source, not as text.
  *
- *   pubkey_check PACK.trp   prints the tr_router_load status name
+ *   pubkey_check PACK.trp   prints the tr_pack_open status name
  *   exit 0: TR_OK; 1: any other status or an unreadable pack
  */
 #include <stdio.h>
@@ -26,17 +26,13 @@ int main(int argc, char **argv)
     if (!pack || fseek(f, 0, SEEK_SET) != 0 || fread(pack, 1, (size_t)size, f) != (size_t)size)
         return 1;
     fclose(f);
-    tr_pack_info info;
-    tr_status st = tr_pack_peek(pack, (size_t)size, &info);
-    size_t need = tr_arena_size(info.dim, info.n_models, info.prefilter_candidates);
-    void *arena = st == TR_OK ? aligned_alloc(16, (need + 15) / 16 * 16) : NULL;
-    tr_router *r;
-    if (st == TR_OK && (!arena || (st = tr_router_init(arena, need, &r)) == TR_OK)) {
-        tr_trust trust = {.keys = &trusted_key, .n_keys = 1};
-        st = tr_router_load(r, pack, (size_t)size, &trust);
-    }
+    void *view_mem = aligned_alloc(16, (tr_pack_size() + 15) / 16 * 16);
+    const tr_pack *view;
+    tr_trust trust = {.keys = &trusted_key, .n_keys = 1};
+    tr_status st = view_mem ? tr_pack_open(view_mem, tr_pack_size(), pack, (size_t)size, &trust, &view)
+                            : TR_E_ARENA_TOO_SMALL;
     printf("%s\n", tr_status_name(st));
-    free(arena);
+    free(view_mem);
     free(pack);
     return st == TR_OK ? 0 : 1;
 }

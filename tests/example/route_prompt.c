@@ -64,33 +64,39 @@ int main(int argc, char **argv)
     memcpy(key.point, point, sizeof key.point);
     free(point);
 
-    /* The peeked header is unverified: it only sizes the arena, and load
-     * refuses a pack whose verified header would need more. */
-    tr_pack_info info;
-    tr_status st = tr_pack_peek(pack, pack_len, &info);
+    /* Two pieces of caller memory: the verified view of the pack (any
+     * number of threads may route through it) and one context per routing
+     * thread. Both 16-byte aligned; aligned_alloc wants a multiple of 16. */
+    void *view_mem = aligned_alloc(16, (tr_pack_size() + 15) / 16 * 16);
+    const tr_pack *view;
+    if (!view_mem)
+        return fail("view", TR_E_ARENA_TOO_SMALL);
+    tr_trust trust = {.keys = &key, .n_keys = 1, .now_unix = (uint64_t)time(NULL)};
+    tr_status st = tr_pack_open(view_mem, tr_pack_size(), pack, pack_len, &trust, &view);
     if (st != TR_OK)
         return fail(argv[1], st);
-    size_t need = tr_arena_size(info.dim, info.n_models, info.prefilter_candidates);
-    /* The arena must be 16-byte aligned; round the size up as aligned_alloc asks. */
-    void *arena = aligned_alloc(16, (need + 15) / 16 * 16);
-    tr_router *router;
-    if (!arena)
-        return fail("arena", TR_E_ARENA_TOO_SMALL);
-    if ((st = tr_router_init(arena, need, &router)) != TR_OK)
-        return fail("init", st);
-
-    tr_trust trust = {.keys = &key, .n_keys = 1, .now_unix = (uint64_t)time(NULL)};
-    if ((st = tr_router_load(router, pack, pack_len, &trust)) != TR_OK)
-        return fail(argv[1], st);
+    /* The verified view sizes the context. */
+    size_t need = tr_ctx_size_for(view);
+    void *ctx_mem = aligned_alloc(16, (need + 15) / 16 * 16);
+    tr_pack_info info;
+    tr_ctx *ctx;
+    if (!ctx_mem)
+        return fail("context", TR_E_ARENA_TOO_SMALL);
+    if ((st = tr_pack_get_info(view, &info)) != TR_OK ||
+        (st = tr_ctx_init(ctx_mem, need, info.dim, info.n_models, info.prefilter_candidates,
+                          &ctx)) != TR_OK)
+        return fail("context", st);
 
     for (int i = 3; i < argc; i++) {
         tr_result res;
-        st = tr_route_text(router, argv[i], strlen(argv[i]), NULL, &res, NULL);
+        const tr_query q = tr_query_text(argv[i], strlen(argv[i]));
+        st = tr_route(view, ctx, &q, NULL, &res, NULL);
         if (st != TR_OK)
             return fail(argv[i], st);
         printf("%s\t%s\n", res.model_name, res.where == TR_DEVICE ? "device" : "cloud");
     }
-    free(arena);
+    free(ctx_mem);
+    free(view_mem);
     free(pack);
     return 0;
 }
