@@ -29,8 +29,9 @@ enum { D = 8, PER = 25, N = 3 * PER, M = 2, GEN = 0, SPEC = 1 };
 typedef struct box {
     tr_buf pack;
     uint8_t *bytes;
-    void *arena, *taskmem;
-    tr_router *r;
+    void *view_mem, *ctx_mem, *taskmem;
+    const tr_pack *view;
+    tr_ctx *ctx;
     tr_pubkey pub;
 } box;
 
@@ -62,11 +63,13 @@ static void make_pack(box *b, const float *acc_table, int with_table)
     assert_int_equal(posix_memalign((void **)&b->bytes, 64, b->pack.len), 0);
     memcpy(b->bytes, b->pack.data, b->pack.len);
     assert_int_equal(tr_key_load_public(PUB, &b->pub), 0);
-    size_t need = tr_arena_size(D, M, 0);
-    assert_int_equal(posix_memalign(&b->arena, 64, need), 0);
-    assert_int_equal(tr_router_init(b->arena, need, &b->r), TR_OK);
+    size_t need = tr_ctx_size(D, M, 0);
+    assert_int_equal(posix_memalign(&b->view_mem, 64, tr_pack_size()), 0);
+    assert_int_equal(posix_memalign(&b->ctx_mem, 64, need), 0);
+    assert_int_equal(tr_ctx_init(b->ctx_mem, need, D, M, 0, &b->ctx), TR_OK);
     tr_trust t = {.keys = &b->pub, .n_keys = 1, .min_security_counter = 0, .now_unix = 0};
-    assert_int_equal(tr_router_load(b->r, b->bytes, b->pack.len, &t), TR_OK);
+    assert_int_equal(tr_pack_open(b->view_mem, tr_pack_size(), b->bytes, b->pack.len, &t, &b->view),
+                     TR_OK);
     assert_int_equal(posix_memalign(&b->taskmem, 64, tr_task_size(M)), 0);
 }
 
@@ -74,8 +77,24 @@ static void free_box(box *b)
 {
     tr_buf_free(&b->pack);
     free(b->bytes);
-    free(b->arena);
+    free(b->view_mem);
+    free(b->ctx_mem);
     free(b->taskmem);
+}
+
+/* S1, S2, S3 and p of a task (any may be NULL), M entries each. */
+static tr_status choose(const box *b, const tr_task *t, const tr_route_opts *o, tr_task_result *res,
+                        float *s1, float *s2, float *s3, float *p)
+{
+    const tr_task_scores sc = {s1, s2, s3, p, M};
+    return tr_task_choose(b->view, b->ctx, t, o, res, &sc);
+}
+
+static tr_status add_i8(const box *b, tr_task *t, const char *embedder, const int8_t *q,
+                        uint32_t dim)
+{
+    const tr_query qq = tr_query_i8(embedder, q, dim);
+    return tr_task_add(b->view, b->ctx, t, &qq, NULL, NULL);
 }
 
 static const float reliable[2 * M] = {0.9f, 0.9f, 0.9f, 0.9f};
@@ -83,11 +102,11 @@ static const float reliable[2 * M] = {0.9f, 0.9f, 0.9f, 0.9f};
 static tr_task *feed(box *b, int region, int n)
 {
     tr_task *t;
-    assert_int_equal(tr_task_init(b->r, b->taskmem, tr_task_size(M), &t), TR_OK);
+    assert_int_equal(tr_task_begin(b->view, b->taskmem, tr_task_size(M), &t), TR_OK);
     int8_t q[D] = {0};
     q[region] = 100;
     for (int i = 0; i < n; i++)
-        assert_int_equal(tr_task_add_i8(b->r, t, "hand", q, D, NULL), TR_OK);
+        assert_int_equal(add_i8(b, t, "hand", q, D), TR_OK);
     return t;
 }
 
@@ -98,7 +117,7 @@ static void test_specialist_wins_its_region(void **state)
     tr_task *t = feed(&b, 0, 20);
     tr_task_result res;
     float s1[M], s2[M], s3[M], p[M];
-    assert_int_equal(tr_task_select(b.r, t, NULL, &res, s1, s2, s3, p), TR_OK);
+    assert_int_equal(choose(&b, t, NULL, &res, s1, s2, s3, p), TR_OK);
     assert_int_equal(res.n_prompts, 20);
     assert_true(res.mean_distance < 1e-6f);
     assert_true(fabsf(s1[SPEC] - 1.0f) < 1e-6f && fabsf(s1[GEN] - 11.0f / 25) < 1e-6f);
@@ -124,7 +143,7 @@ static void test_gate_keeps_bma_on_thin_evidence(void **state)
      * P = Phi(5 * 0.04 / sqrt(5 * 2 * 0.2496)) = 0.55 < 0.6. */
     tr_task *t = feed(&b, 2, 5);
     tr_task_result res;
-    assert_int_equal(tr_task_select(b.r, t, NULL, &res, NULL, NULL, NULL, NULL), TR_OK);
+    assert_int_equal(choose(&b, t, NULL, &res, NULL, NULL, NULL, NULL), TR_OK);
     assert_int_equal(res.by_s3, SPEC);
     double want = 0.5 * erfc(-(5 * 0.04) / sqrt(2 * 5 * 2 * 0.52 * 0.48));
     assert_true(fabs(res.p_beats_bma - want) < 1e-4);
@@ -133,7 +152,7 @@ static void test_gate_keeps_bma_on_thin_evidence(void **state)
     assert_int_equal(res.chosen, GEN);
     /* With many prompts the same margin becomes convincing. */
     t = feed(&b, 2, 200);
-    assert_int_equal(tr_task_select(b.r, t, NULL, &res, NULL, NULL, NULL, NULL), TR_OK);
+    assert_int_equal(choose(&b, t, NULL, &res, NULL, NULL, NULL, NULL), TR_OK);
     assert_true(res.p_beats_bma > 0.6f);
     assert_int_equal(res.chosen, SPEC);
     free_box(&b);
@@ -149,7 +168,7 @@ static void test_unreliable_predictor_falls_back(void **state)
     tr_task *t = feed(&b, 0, 20);
     tr_task_result res;
     float s3[M];
-    assert_int_equal(tr_task_select(b.r, t, NULL, &res, NULL, NULL, s3, NULL), TR_OK);
+    assert_int_equal(choose(&b, t, NULL, &res, NULL, NULL, s3, NULL), TR_OK);
     assert_int_equal(res.by_s1, SPEC);
     assert_int_equal(res.by_s2, SPEC);
     assert_true(fabsf(s3[SPEC] - 0.1f) < 1e-4f && fabsf(s3[GEN] - 0.5f) < 1e-4f);
@@ -165,15 +184,15 @@ static void test_lambda_and_availability(void **state)
     make_pack(&b, reliable, 1);
     tr_task *t = feed(&b, 1, 10); /* region B: the generalist is right */
     tr_task_result res;
-    assert_int_equal(tr_task_select(b.r, t, NULL, &res, NULL, NULL, NULL, NULL), TR_OK);
+    assert_int_equal(choose(&b, t, NULL, &res, NULL, NULL, NULL, NULL), TR_OK);
     assert_int_equal(res.chosen, GEN);
     uint8_t only_spec = 1u << SPEC;
-    tr_route_opts o = {.lambda = TR_LAMBDA_DEFAULT, .available = &only_spec};
-    assert_int_equal(tr_task_select(b.r, t, &o, &res, NULL, NULL, NULL, NULL), TR_OK);
+    tr_route_opts o = {.lambda = TR_LAMBDA_DEFAULT, .available = &only_spec, .available_bits = M};
+    assert_int_equal(choose(&b, t, &o, &res, NULL, NULL, NULL, NULL), TR_OK);
     assert_int_equal(res.chosen, SPEC);
     assert_int_equal(res.bma, SPEC);
     tr_route_opts off = {.lambda = TR_LAMBDA_DEFAULT, .offline = 1};
-    assert_int_equal(tr_task_select(b.r, t, &off, &res, NULL, NULL, NULL, NULL), TR_E_NO_MODEL_AVAILABLE);
+    assert_int_equal(choose(&b, t, &off, &res, NULL, NULL, NULL, NULL), TR_E_NO_MODEL_AVAILABLE);
     free_box(&b);
 }
 
@@ -182,25 +201,25 @@ static void test_api_edges(void **state)
     box b;
     make_pack(&b, reliable, 1);
     tr_task *t;
-    assert_int_equal(tr_task_init(b.r, b.taskmem, tr_task_size(M) - 1, &t), TR_E_ARENA_TOO_SMALL);
-    assert_int_equal(tr_task_init(b.r, (uint8_t *)b.taskmem + 1, tr_task_size(M), &t), TR_E_ARG);
-    assert_int_equal(tr_task_init(b.r, b.taskmem, tr_task_size(M), &t), TR_OK);
+    assert_int_equal(tr_task_begin(b.view, b.taskmem, tr_task_size(M) - 1, &t), TR_E_ARENA_TOO_SMALL);
+    assert_int_equal(tr_task_begin(b.view, (uint8_t *)b.taskmem + 1, tr_task_size(M), &t), TR_E_ARG);
+    assert_int_equal(tr_task_begin(b.view, b.taskmem, tr_task_size(M), &t), TR_OK);
     tr_task_result res;
-    assert_int_equal(tr_task_select(b.r, t, NULL, &res, NULL, NULL, NULL, NULL), TR_E_EMPTY_INPUT);
+    assert_int_equal(choose(&b, t, NULL, &res, NULL, NULL, NULL, NULL), TR_E_EMPTY_INPUT);
     int8_t q[D] = {0}, nanq[D] = {0};
     q[0] = 5;
-    assert_int_equal(tr_task_add_i8(b.r, t, "other", q, D, NULL), TR_E_EMBEDDER_MISMATCH);
-    assert_int_equal(tr_task_add_i8(b.r, t, "hand", q, D - 1, NULL), TR_E_DIM_MISMATCH);
-    assert_int_equal(tr_task_add_i8(b.r, t, "hand", nanq, D, NULL), TR_E_ZERO_VECTOR);
-    assert_int_equal(tr_task_add_text(b.r, t, "words", 5, NULL, NULL), TR_E_NO_EMBEDDER);
-    /* After another pack is loaded the sums belong to nothing. */
+    assert_int_equal(add_i8(&b, t, "other", q, D), TR_E_EMBEDDER_MISMATCH);
+    assert_int_equal(add_i8(&b, t, "hand", q, D - 1), TR_E_DIM_MISMATCH);
+    assert_int_equal(add_i8(&b, t, "hand", nanq, D), TR_E_ZERO_VECTOR);
+    const tr_query words = tr_query_text("words", 5);
+    assert_int_equal(tr_task_add(b.view, b.ctx, t, &words, NULL, NULL), TR_E_NO_EMBEDDER);
+    /* The sums belong to their pack: another pack's view refuses them. */
     box other;
     make_pack(&other, reliable, 0);
-    tr_trust tr = {.keys = &other.pub, .n_keys = 1, .min_security_counter = 0, .now_unix = 0};
-    assert_int_equal(tr_router_load(b.r, other.bytes, other.pack.len, &tr), TR_OK);
-    assert_int_equal(tr_task_add_i8(b.r, t, "hand", q, D, NULL), TR_E_ARG);
+    assert_int_equal(add_i8(&other, t, "hand", q, D), TR_E_ARG);
+    assert_int_equal(add_i8(&b, t, "hand", q, D), TR_OK);
     /* A pack without the table has no task-level selection. */
-    assert_int_equal(tr_task_init(b.r, b.taskmem, tr_task_size(M), &t), TR_E_UNSUPPORTED);
+    assert_int_equal(tr_task_begin(other.view, b.taskmem, tr_task_size(M), &t), TR_E_UNSUPPORTED);
     free_box(&other);
     free_box(&b);
 }
