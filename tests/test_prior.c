@@ -369,26 +369,40 @@ static uint8_t *resign(const uint8_t *p, size_t *len)
     return out;
 }
 
+/* A pack's view (base), the view routed (r: base or base + delta) and a
+ * context for n_models. */
 typedef struct box {
-    void *arena;
-    tr_router *r;
+    void *view_mem, *delta_mem, *ctx_mem;
+    const tr_pack *base, *r;
+    tr_ctx *ctx;
+    uint32_t n_models;
 } box;
 
 static box loaded(const world *w, const uint8_t *p, size_t len, uint32_t n_models)
 {
-    box b;
-    size_t bytes = tr_arena_size(DIM, n_models, 0);
-    assert_int_equal(posix_memalign(&b.arena, 64, bytes), 0);
-    assert_int_equal(tr_router_init(b.arena, bytes, &b.r), TR_OK);
+    box b = {.n_models = n_models};
+    size_t bytes = tr_ctx_size(DIM, n_models, 0);
+    assert_int_equal(posix_memalign(&b.view_mem, 64, tr_pack_size()), 0);
+    assert_int_equal(posix_memalign(&b.delta_mem, 64, tr_pack_size()), 0);
+    assert_int_equal(posix_memalign(&b.ctx_mem, 64, bytes), 0);
+    assert_int_equal(tr_ctx_init(b.ctx_mem, bytes, DIM, n_models, 0, &b.ctx), TR_OK);
     tr_trust t = {.keys = &w->pub, .n_keys = 1};
-    assert_int_equal(tr_router_load(b.r, p, len, &t), TR_OK);
+    assert_int_equal(tr_pack_open(b.view_mem, tr_pack_size(), p, len, &t, &b.base), TR_OK);
+    b.r = b.base;
     return b;
+}
+
+static void box_free(box *b)
+{
+    free(b->view_mem), free(b->delta_mem), free(b->ctx_mem);
 }
 
 static tr_status route(box *b, const world *w, float a_opt, tr_result *res, float *pred)
 {
     tr_route_opts o = {.k = 4, .lambda = 0.0f, .prior_strength = a_opt};
-    return tr_route_i8(b->r, "test-embedder", w->q, DIM, &o, res, pred);
+    const tr_query q = tr_query_i8("test-embedder", w->q, DIM);
+    tr_route_out out = {pred, b->n_models, NULL, 0};
+    return tr_route(b->r, b->ctx, &q, &o, res, &out);
 }
 
 static void test_router_tie_goes_to_the_better_prior(void **state)
@@ -404,9 +418,9 @@ static void test_router_tie_goes_to_the_better_prior(void **state)
     assert_memory_equal(defaults_of(p0) + TR_D_PRIOR, zeros, sizeof zeros);
     box b0 = loaded(&w, p0, l0, M), b4 = loaded(&w, p4, l4, M);
     tr_pack_info info;
-    assert_int_equal(tr_router_pack_info(b0.r, &info), TR_OK);
+    assert_int_equal(tr_pack_get_info(b0.r, &info), TR_OK);
     assert_true(info.default_prior_strength == 0.0f);
-    assert_int_equal(tr_router_pack_info(b4.r, &info), TR_OK);
+    assert_int_equal(tr_pack_get_info(b4.r, &info), TR_OK);
     assert_true(info.default_prior_strength == 4.0f);
 
     tr_result r0, r4, rn, ro;
@@ -437,7 +451,7 @@ static void test_router_tie_goes_to_the_better_prior(void **state)
     assert_int_equal(route(&b4, &w, INFINITY, &ro, NULL), TR_E_ARG);
     assert_int_equal(route(&b4, &w, -INFINITY, &ro, qo), TR_OK);
     assert_memory_equal(qo, q0, sizeof q0);
-    free(b0.arena), free(b4.arena), free(p0), free(p4);
+    box_free(&b0), box_free(&b4), free(p0), free(p4);
 }
 
 static void test_pack_strength_is_bounds_checked(void **state)
@@ -448,24 +462,23 @@ static void test_pack_strength_is_bounds_checked(void **state)
     size_t len;
     uint8_t *p = pack_with(&w, 4.0f, &len);
     static const float bad[] = {-1.0f, NAN, INFINITY, TR_PRIOR_STRENGTH_MAX * 1.5f, -0.5f};
-    box b;
-    size_t bytes = tr_arena_size(DIM, M, 0);
-    assert_int_equal(posix_memalign(&b.arena, 64, bytes), 0);
-    assert_int_equal(tr_router_init(b.arena, bytes, &b.r), TR_OK);
+    void *mem;
+    const tr_pack *v;
+    assert_int_equal(posix_memalign(&mem, 64, tr_pack_size()), 0);
     tr_trust t = {.keys = &w.pub, .n_keys = 1};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         tr_stf32(defaults_of(p) + TR_D_PRIOR, bad[i]);
         size_t l2;
         uint8_t *q = resign(p, &l2);
-        assert_int_equal(tr_router_load(b.r, q, l2, &t), TR_E_MALFORMED);
+        assert_int_equal(tr_pack_open(mem, tr_pack_size(), q, l2, &t, &v), TR_E_MALFORMED);
         free(q);
     }
     /* The largest allowed loads. */
     tr_stf32(defaults_of(p) + TR_D_PRIOR, TR_PRIOR_STRENGTH_MAX);
     size_t l2;
     uint8_t *q = resign(p, &l2);
-    assert_int_equal(tr_router_load(b.r, q, l2, &t), TR_OK);
-    free(q), free(p), free(b.arena);
+    assert_int_equal(tr_pack_open(mem, tr_pack_size(), q, l2, &t, &v), TR_OK);
+    free(q), free(p), free(mem);
 }
 
 /* A delta adding "new-cloud", labelled on rows 0..2 (right only on row 2),
@@ -519,7 +532,7 @@ static void test_delta_model_uses_its_own_prior(void **state)
     uint8_t *base = pack_with(&w, 4.0f, &bl);
     box b = loaded(&w, base, bl, M + 1);
     tr_pack_info info;
-    assert_int_equal(tr_router_pack_info(b.r, &info), TR_OK);
+    assert_int_equal(tr_pack_get_info(b.r, &info), TR_OK);
     tr_trust t = {.keys = &w.pub, .n_keys = 1};
     struct {
         int has;
@@ -529,12 +542,13 @@ static void test_delta_model_uses_its_own_prior(void **state)
         size_t dl;
         uint8_t *d = delta_with(2 + c, cases[c].has, cases[c].set, &dl);
         d = signed_delta(d, &dl, info.pack_hash);
-        assert_int_equal(tr_router_apply_delta(b.r, d, dl, &t), TR_OK);
+        assert_int_equal(
+            tr_pack_apply_delta(b.base, d, dl, &t, b.delta_mem, tr_pack_size(), &b.r), TR_OK);
         tr_pack_info di;
-        assert_int_equal(tr_router_pack_info(b.r, &di), TR_OK);
+        assert_int_equal(tr_pack_get_info(b.r, &di), TR_OK);
         assert_true(di.default_prior_strength == cases[c].want);
         tr_delta_info dd;
-        assert_int_equal(tr_router_delta_info(b.r, &dd), TR_OK);
+        assert_int_equal(tr_pack_get_delta(b.r, &dd), TR_OK);
         assert_true(dd.prior_strength == (cases[c].has ? cases[c].set : 0.0f));
         float pred[M + 1];
         tr_result res;
@@ -546,7 +560,7 @@ static void test_delta_model_uses_its_own_prior(void **state)
         assert_true(fabs(pred[1] - (2 + a * prior_of(&w, 1)) / (4 + a)) < 1e-6);
         if (a == 0)
             assert_true(pred[M] == 1.0f / 3.0f);
-        tr_router_clear_delta(b.r);
+        b.r = b.base;
         free(d);
     }
     /* A settings strength past the bound or not a number is refused. */
@@ -555,10 +569,12 @@ static void test_delta_model_uses_its_own_prior(void **state)
         size_t dl;
         uint8_t *d = delta_with(100 + i, 1, bad[i], &dl);
         d = signed_delta(d, &dl, info.pack_hash);
-        assert_int_equal(tr_router_apply_delta(b.r, d, dl, &t), TR_E_MALFORMED);
+        const tr_pack *v;
+        assert_int_equal(tr_pack_apply_delta(b.base, d, dl, &t, b.delta_mem, tr_pack_size(), &v),
+                         TR_E_MALFORMED);
         free(d);
     }
-    free(b.arena), free(base);
+    box_free(&b), free(base);
 }
 
 /* ---- the clusters' Psi (shrunk at build, models/cluster_fit.c) ----
