@@ -89,13 +89,15 @@ static void test_routing_allocates_nothing(void **state)
     assert_int_equal(tr_key_load_public(PUB, &key), 0);
     tr_pack_info info;
     assert_int_equal(tr_pack_peek(pack, len, &info), TR_OK);
-    size_t need = tr_arena_size(info.dim, info.n_models, info.prefilter_candidates);
-    void *arena, *taskmem;
-    assert_int_equal(posix_memalign(&arena, 64, need), 0);
+    size_t need = tr_ctx_size(info.dim, info.n_models, info.prefilter_candidates);
+    void *view_mem, *ctx_mem, *taskmem;
+    assert_int_equal(posix_memalign(&view_mem, 64, tr_pack_size()), 0);
+    assert_int_equal(posix_memalign(&ctx_mem, 64, need), 0);
     assert_int_equal(posix_memalign(&taskmem, 64, tr_task_size(info.n_models)), 0);
     float *pred = __libc_malloc(info.n_models * sizeof *pred);
     int8_t *q = __libc_malloc(info.dim);
-    tr_router *r;
+    const tr_pack *r;
+    tr_ctx *c;
     tr_trust trust = {.keys = &key, .n_keys = 1, .min_security_counter = 0, .now_unix = 0};
     const uint32_t log_flags = TR_LOG_EMBEDDING | TR_LOG_HASH | TR_LOG_TEXT;
     size_t log_bytes = tr_log_size(info.dim, 2, log_flags);
@@ -112,11 +114,13 @@ static void test_routing_allocates_nothing(void **state)
     release(alloc(16));
     assert_int_equal(calls, 2);
     calls = 0;
-    assert_int_equal(tr_router_init(arena, need, &r), TR_OK);
+    assert_int_equal(tr_ctx_init(ctx_mem, need, info.dim, info.n_models, info.prefilter_candidates,
+                                 &c), TR_OK);
     assert_int_equal(calls, 0);
-    assert_int_equal(tr_router_load(r, pack, len, &trust), TR_OK);
+    assert_int_equal(tr_pack_open(view_mem, tr_pack_size(), pack, len, &trust, &r), TR_OK);
     long load_calls = calls;
     calls = 0;
+    const tr_route_out out = {pred, info.n_models, NULL, 0};
 
     static const char *prompts[] = {
         "What is the derivative of x squared?", "Define consideration in contract law.",
@@ -124,32 +128,40 @@ static void test_routing_allocates_nothing(void **state)
     tr_result res;
     for (int i = 0; i < 4; i++) {
         const char *p = prompts[i];
-        assert_int_equal(tr_route_text(r, p, strlen(p), NULL, &res, pred), TR_OK);
+        const tr_query qt = tr_query_text(p, strlen(p));
+        assert_int_equal(tr_route(r, c, &qt, NULL, &res, &out), TR_OK);
         tr_route_opts w = {.k = 50, .lambda = 0.2f, .distance_weighted = 1, .exact = 1};
-        assert_int_equal(tr_route_text(r, p, strlen(p), &w, &res, pred), TR_OK);
+        assert_int_equal(tr_route(r, c, &qt, &w, &res, &out), TR_OK);
     }
-    assert_int_equal(tr_embed_text(r, prompts[0], strlen(prompts[0]), q, info.dim), TR_OK);
-    assert_int_equal(tr_route_i8(r, info.embedder, q, info.dim, NULL, &res, pred), TR_OK);
+    assert_int_equal(tr_embed(r, c, prompts[0], strlen(prompts[0]), q, info.dim), TR_OK);
+    const tr_query qi = tr_query_i8(info.embedder, q, info.dim);
+    assert_int_equal(tr_route(r, c, &qi, NULL, &res, &out), TR_OK);
     /* Errors too. */
-    assert_int_equal(tr_route_text(r, "", 0, NULL, &res, pred), TR_E_EMPTY_INPUT);
-    assert_int_equal(tr_route_text(r, "\xff", 1, NULL, &res, pred), TR_E_UTF8);
+    const tr_query empty = tr_query_text("", 0), bad = tr_query_text("\xff", 1);
+    assert_int_equal(tr_route(r, c, &empty, NULL, &res, &out), TR_E_EMPTY_INPUT);
+    assert_int_equal(tr_route(r, c, &bad, NULL, &res, &out), TR_E_UTF8);
     tr_task *t;
-    assert_int_equal(tr_task_init(r, taskmem, tr_task_size(info.n_models), &t), TR_OK);
-    for (int i = 0; i < 4; i++)
-        assert_int_equal(tr_task_add_text(r, t, prompts[i], strlen(prompts[i]), NULL, NULL), TR_OK);
+    assert_int_equal(tr_task_begin(r, taskmem, tr_task_size(info.n_models), &t), TR_OK);
+    for (int i = 0; i < 4; i++) {
+        const tr_query qt = tr_query_text(prompts[i], strlen(prompts[i]));
+        assert_int_equal(tr_task_add(r, c, t, &qt, NULL, NULL), TR_OK);
+    }
     tr_task_result tres;
-    assert_int_equal(tr_task_select(r, t, NULL, &tres, NULL, NULL, NULL, NULL), TR_OK);
+    assert_int_equal(tr_task_choose(r, c, t, NULL, &tres, NULL), TR_OK);
     tr_governor g;
     assert_int_equal(tr_governor_init(&g, 100, 3600, 0, 0, 1), TR_OK);
-    assert_int_equal(tr_route_text_governed(r, &g, 5, prompts[0], strlen(prompts[0]), NULL, &res, pred), TR_OK);
+    const tr_query q0 = tr_query_text(prompts[0], strlen(prompts[0]));
+    assert_int_equal(tr_route_governed(r, c, &g, 5, &q0, NULL, &res, &out), TR_OK);
     assert_int_equal(tr_governor_record(&g, 6, res.cost), TR_OK);
     tr_log *lg;
     assert_int_equal(tr_log_init(logmem, log_bytes, info.dim, 2, log_flags, &lg), TR_OK);
     assert_int_equal(tr_log_set_hash_key(lg, (const uint8_t *)"sixteen byte key"), TR_OK);
     for (int i = 0; i < 4; i++) {
         uint64_t id;
-        assert_int_equal(tr_route_text(r, prompts[i], strlen(prompts[i]), NULL, &res, pred), TR_OK);
-        assert_int_equal(tr_log_record(lg, r, &res, NULL, prompts[i], strlen(prompts[i]), &id), TR_OK);
+        const tr_query qt = tr_query_text(prompts[i], strlen(prompts[i]));
+        assert_int_equal(tr_route(r, c, &qt, NULL, &res, &out), TR_OK);
+        assert_int_equal(tr_log_append(lg, r, c, &res, NULL, prompts[i], strlen(prompts[i]), &id),
+                         TR_OK);
         assert_int_equal(tr_log_outcome(lg, id, 1.0f), TR_OK);
     }
     size_t written;
@@ -158,7 +170,7 @@ static void test_routing_allocates_nothing(void **state)
     assert_int_equal(calls, 0);
 #ifdef TR_TEST_LOAD_NOALLOC
     assert_int_equal(load_calls, 0);
-    print_message("heap calls: init/load/route/embed/task/governor/log 0 (device crypto)\n");
+    print_message("heap calls: ctx/open/route/embed/task/governor/log 0 (device crypto)\n");
 #else
     print_message("heap calls: route/embed/task/governor/log 0; pack load %ld (inside mbedTLS)\n",
                    load_calls);
@@ -168,7 +180,8 @@ static void test_routing_allocates_nothing(void **state)
     __libc_free(q);
     __libc_free(exported);
     free(logmem);
-    free(arena);
+    free(view_mem);
+    free(ctx_mem);
     free(taskmem);
     free(pack);
 }
