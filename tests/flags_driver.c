@@ -10,7 +10,7 @@
  * PROMPTS.bin: little-endian u32 length + UTF-8 bytes, per prompt. The pack
  * should have clusters, a learned map, a prefilter and a task table (the
  * threads pack) so that every method's arithmetic is exercised. Per prompt:
- * the int8 embedding (tr_embed_text, the path of tr_log_record), kNN routes
+ * the int8 embedding (tr_embed, the path of tr_log_append), kNN routes
  * (defaults, 1/d weighted, exact, with penalties), the cluster and learned
  * map routes, a float32 caller embedding (the quantiser), a governed route;
  * per group of prompts a task selection; at the end the exported outcome log.
@@ -84,15 +84,17 @@ int main(int argc, char **argv)
     }
     tr_pubkey key;
     memcpy(key.point, point, sizeof key.point);
+    const tr_pack *r = NULL;
+    tr_ctx *c = NULL;
     tr_pack_info info;
     check("peek", tr_pack_peek(pack, pack_len, &info));
-    size_t need = tr_arena_size(info.dim, info.n_models, info.prefilter_candidates);
-    void *arena = aligned_alloc(16, (need + 15) / 16 * 16);
-    tr_router *r;
-    check("init", tr_router_init(arena, need, &r));
+    void *view_mem = aligned_alloc(16, (tr_pack_size() + 15) / 16 * 16);
     tr_trust trust = {.keys = &key, .n_keys = 1};
-    check("load", tr_router_load(r, pack, pack_len, &trust));
-    check("info", tr_router_pack_info(r, &info));
+    check("open", tr_pack_open(view_mem, tr_pack_size(), pack, pack_len, &trust, &r));
+    check("info", tr_pack_get_info(r, &info));
+    size_t need = tr_ctx_size_for(r);
+    void *ctx_mem = aligned_alloc(16, (need + 15) / 16 * 16);
+    check("ctx", tr_ctx_init(ctx_mem, need, info.dim, info.n_models, info.prefilter_candidates, &c));
     if (!info.n_clusters || !info.has_learned_map || !info.prefilter_candidates || !info.n_tasks) {
         fprintf(stderr, "flags_driver: the pack lacks clusters, map, prefilter or tasks\n");
         return 1;
@@ -101,6 +103,7 @@ int main(int argc, char **argv)
     int8_t *q = malloc(dim);
     float *f = malloc(sizeof(float) * dim), *pred = malloc(sizeof(float) * n);
     float *pen = malloc(sizeof(float) * n);
+    const tr_route_out out = {pred, n, NULL, 0};
     float *s[4];
     for (int i = 0; i < 4; i++)
         s[i] = malloc(sizeof(float) * n);
@@ -139,7 +142,8 @@ int main(int argc, char **argv)
         const char *text = (const char *)prompts + o + 4;
         o += 4 + len;
         printf("%u", i);
-        tr_status st = tr_embed_text(r, text, len, q, dim);
+        tr_status st = tr_embed(r, c, text, len, q, dim);
+        const tr_query qt = tr_query_text(text, len);
         if (st == TR_OK) {
             printf(" e=");
             for (uint32_t d = 0; d < dim; d++)
@@ -149,22 +153,24 @@ int main(int argc, char **argv)
         }
         tr_result res;
         tr_route_opts ko = {.k = 0, .lambda = TR_LAMBDA_DEFAULT};
-        put_result("knn", tr_route_text(r, text, len, &ko, &res, pred), &res, pred, n);
-        tr_route_opts wo = {.k = 7, .lambda = 0.3f, .distance_weighted = 1, .penalty = pen};
-        put_result("knnw", tr_route_text(r, text, len, &wo, &res, pred), &res, pred, n);
+        put_result("knn", tr_route(r, c, &qt, &ko, &res, &out), &res, pred, n);
+        tr_route_opts wo = {.k = 7, .lambda = 0.3f, .distance_weighted = 1, .penalty = pen,
+                            .penalty_count = n};
+        put_result("knnw", tr_route(r, c, &qt, &wo, &res, &out), &res, pred, n);
         tr_route_opts eo = {.k = 25, .lambda = 0.173f, .exact = 1};
-        put_result("exact", tr_route_text(r, text, len, &eo, &res, pred), &res, pred, n);
+        put_result("exact", tr_route(r, c, &qt, &eo, &res, &out), &res, pred, n);
         tr_route_opts co = {.lambda = 0.21f, .method = TR_METHOD_CLUSTER};
-        put_result("clus", tr_route_text(r, text, len, &co, &res, pred), &res, pred, n);
-        tr_route_opts mo = {.lambda = 0.11f, .method = TR_METHOD_LEARNED_MAP, .penalty = pen};
-        put_result("lmap", tr_route_text(r, text, len, &mo, &res, pred), &res, pred, n);
+        put_result("clus", tr_route(r, c, &qt, &co, &res, &out), &res, pred, n);
+        tr_route_opts mo = {.lambda = 0.11f, .method = TR_METHOD_LEARNED_MAP, .penalty = pen,
+                            .penalty_count = n};
+        put_result("lmap", tr_route(r, c, &qt, &mo, &res, &out), &res, pred, n);
         /* The log keeps the decision's floats beside the int8 embedding:
          * a lambda > 0 and penalties give its utility roundings to differ. */
-        tr_route_opts lo = {.k = 9, .lambda = 0.173f, .penalty = pen};
-        tr_status rst = tr_route_text(r, text, len, &lo, &res, NULL);
+        tr_route_opts lo = {.k = 9, .lambda = 0.173f, .penalty = pen, .penalty_count = n};
+        tr_status rst = tr_route(r, c, &qt, &lo, &res, NULL);
         if (rst == TR_OK) {
             uint64_t id;
-            check("log record", tr_log_record(log, r, &res, NULL, text, len, &id));
+            check("log record", tr_log_append(log, r, c, &res, NULL, text, len, &id));
         }
         if (st == TR_OK) {
             /* A float caller embedding whose quantisation has roundings to
@@ -172,25 +178,26 @@ int main(int argc, char **argv)
              * small ramp. */
             for (uint32_t d = 0; d < dim; d++)
                 f[d] = (float)q[d] * 0.3719f + (float)(d % 7) * 0.0131f;
-            put_result("f32", tr_route_f32(r, info.embedder, f, dim, &ko, &res, pred), &res,
-                       pred, n);
+            const tr_query qf = tr_query_f32(info.embedder, f, dim);
+            put_result("f32", tr_route(r, c, &qf, &ko, &res, &out), &res, pred, n);
         }
         uint64_t now = 1000 + 97u * i;
-        st = tr_route_text_governed(r, &g, now, text, len, NULL, &res, pred);
+        st = tr_route_governed(r, c, &g, now, &qt, NULL, &res, &out);
         put_result("gov", st, &res, pred, n);
         if (st == TR_OK)
             check("governor record", tr_governor_record(&g, now, res.cost * 0.001f));
         printf(" glambda=%a", (double)tr_governor_lambda(&g, now));
         /* A task of 50 prompts: add them, then select. */
         if (!task)
-            check("task init", tr_task_init(r, tmem, tbytes, &task));
+            check("task init", tr_task_begin(r, tmem, tbytes, &task));
         int used;
-        st = tr_task_add_text(r, task, text, len, &wo, &used);
+        st = tr_task_add(r, c, task, &qt, &wo, &used);
         printf(" task_add=%s/%d", tr_status_name(st), st == TR_OK ? used : -1);
         if (i % 50 == 49) {
             tr_task_result tres;
             tr_route_opts so = {.lambda = 0.07f};
-            st = tr_task_select(r, task, &so, &tres, s[0], s[1], s[2], s[3]);
+            const tr_task_scores sc = {s[0], s[1], s[2], s[3], n};
+            st = tr_task_choose(r, c, task, &so, &tres, &sc);
             if (st == TR_OK) {
                 printf(" task=%u/%a/%u/%u/%u/%u/%a/%u/%d", tres.n_prompts,
                        (double)tres.mean_distance, tres.by_s1, tres.by_s2, tres.by_s3, tres.bma,
