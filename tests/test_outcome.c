@@ -28,8 +28,9 @@ typedef struct box {
     tr_buf pack;
     uint8_t *bytes;
     size_t len;
-    void *arena;
-    tr_router *r;
+    void *view_mem, *ctx_mem;
+    const tr_pack *r; /* the pack's view */
+    tr_ctx *c;
     tr_pubkey pub;
 } box;
 
@@ -56,18 +57,28 @@ static void hand_pack(box *b, const char *embedder, uint32_t dim)
     assert_int_equal(posix_memalign((void **)&b->bytes, 64, b->len), 0);
     memcpy(b->bytes, b->pack.data, b->len);
     assert_int_equal(tr_key_load_public(PUB, &b->pub), 0);
-    size_t need = tr_arena_size(dim, M, 0);
-    assert_int_equal(posix_memalign(&b->arena, 64, need), 0);
-    assert_int_equal(tr_router_init(b->arena, need, &b->r), TR_OK);
+    size_t need = tr_ctx_size(dim, M, 0);
+    assert_int_equal(posix_memalign(&b->view_mem, 64, tr_pack_size()), 0);
+    assert_int_equal(posix_memalign(&b->ctx_mem, 64, need), 0);
+    assert_int_equal(tr_ctx_init(b->ctx_mem, need, dim, M, 0, &b->c), TR_OK);
     tr_trust t = {.keys = &b->pub, .n_keys = 1};
-    assert_int_equal(tr_router_load(b->r, b->bytes, b->len, &t), TR_OK);
+    assert_int_equal(tr_pack_open(b->view_mem, tr_pack_size(), b->bytes, b->len, &t, &b->r), TR_OK);
+}
+
+/* Route a caller's int8 embedding on the box's view. */
+static tr_status route_i8(box *b, const char *embedder, const int8_t *q, uint32_t dim,
+                          const tr_route_opts *o, tr_result *res)
+{
+    const tr_query qq = tr_query_i8(embedder, q, dim);
+    return tr_route(b->r, b->c, &qq, o, res, NULL);
 }
 
 static void free_box(box *b)
 {
     tr_buf_free(&b->pack);
     free(b->bytes);
-    free(b->arena);
+    free(b->view_mem);
+    free(b->ctx_mem);
 }
 
 static void *log_mem(size_t bytes)
@@ -84,9 +95,9 @@ static uint64_t route_and_log(box *b, tr_log *l, int i, tr_result *res)
     q[i % (D / 2)] = 100;
     q[D - 1] = (int8_t)(i + 1);
     tr_route_opts o = {.lambda = TR_LAMBDA_ZERO};
-    assert_int_equal(tr_route_i8(b->r, "hand", q, D, &o, res, NULL), TR_OK);
+    assert_int_equal(route_i8(b, "hand", q, D, &o, res), TR_OK);
     uint64_t id = 0;
-    assert_int_equal(tr_log_record(l, b->r, res, q, NULL, 0, &id), TR_OK);
+    assert_int_equal(tr_log_append(l, b->r, b->c, res, q, NULL, 0, &id), TR_OK);
     return id;
 }
 
@@ -165,9 +176,9 @@ static void test_exact_size(void **state)
             tr_result res;
             int8_t q[D] = {0};
             q[i % (D / 2)] = 90;
-            assert_int_equal(tr_route_i8(b.r, "hand", q, D, NULL, &res, NULL), TR_OK);
+            assert_int_equal(route_i8(&b, "hand", q, D, NULL, &res), TR_OK);
             uint64_t id;
-            assert_int_equal(tr_log_record(l, b.r, &res, q, text, sizeof text, &id), TR_OK);
+            assert_int_equal(tr_log_append(l, b.r, b.c, &res, q, text, sizeof text, &id), TR_OK);
             assert_int_equal(tr_log_outcome(l, id, 1.0f), TR_OK);
         }
         for (int i = 0; i < 64; i++)
@@ -224,7 +235,7 @@ static void test_ring_wraps_and_counts_drops(void **state)
     assert_int_equal(tr_ld32(buf + TR_LH_DIM), D);
     assert_string_equal((const char *)buf + TR_LH_EMBEDDER, "hand");
     tr_pack_info info;
-    assert_int_equal(tr_router_pack_info(b.r, &info), TR_OK);
+    assert_int_equal(tr_pack_get_info(b.r, &info), TR_OK);
     assert_memory_equal(buf + TR_LH_PACK_HASH, info.pack_hash, 32);
     /* Oldest first: ids 3, 4, 5, each with its own decision and query. */
     for (int j = 0; j < 3; j++) {
@@ -325,17 +336,17 @@ static void test_flags_keep_what_they_say(void **state)
     tr_result res;
     int8_t q[D] = {0};
     q[1] = 60;
-    assert_int_equal(tr_route_i8(b.r, "hand", q, D, NULL, &res, NULL), TR_OK);
+    assert_int_equal(route_i8(&b, "hand", q, D, NULL, &res), TR_OK);
     const char *text = "which model should answer this";
     /* Hash only: 64-byte records, the keyed hash, no embedding or text. */
     size_t need = tr_log_size(D, 4, TR_LOG_HASH);
     void *mem = log_mem(need);
     tr_log *l;
     assert_int_equal(tr_log_init(mem, need, D, 4, TR_LOG_HASH, &l), TR_OK);
-    assert_int_equal(tr_log_record(l, b.r, &res, q, text, strlen(text), NULL), TR_E_ARG); /* no key */
+    assert_int_equal(tr_log_append(l, b.r, b.c, &res, q, text, strlen(text), NULL), TR_E_ARG); /* no key */
     assert_int_equal(tr_log_set_hash_key(l, key), TR_OK);
-    assert_int_equal(tr_log_record(l, b.r, &res, q, text, strlen(text), NULL), TR_OK);
-    assert_int_equal(tr_log_record(l, b.r, &res, q, NULL, 0, NULL), TR_OK); /* no text, no hash */
+    assert_int_equal(tr_log_append(l, b.r, b.c, &res, q, text, strlen(text), NULL), TR_OK);
+    assert_int_equal(tr_log_append(l, b.r, b.c, &res, q, NULL, 0, NULL), TR_OK); /* no text, no hash */
     uint8_t *buf;
     size_t len;
     export_all(l, &buf, &len);
@@ -360,8 +371,8 @@ static void test_flags_keep_what_they_say(void **state)
     need = tr_log_size(D, 4, TR_LOG_TEXT);
     mem = log_mem(need);
     assert_int_equal(tr_log_init(mem, need, D, 4, TR_LOG_TEXT, &l), TR_OK);
-    assert_int_equal(tr_log_record(l, b.r, &res, NULL, text, strlen(text), NULL), TR_OK);
-    assert_int_equal(tr_log_record(l, b.r, &res, NULL, longt, sizeof longt, NULL), TR_OK);
+    assert_int_equal(tr_log_append(l, b.r, b.c, &res, NULL, text, strlen(text), NULL), TR_OK);
+    assert_int_equal(tr_log_append(l, b.r, b.c, &res, NULL, longt, sizeof longt, NULL), TR_OK);
     export_all(l, &buf, &len);
     const uint32_t rb = tr_ld32(buf + TR_LH_RECORD_BYTES);
     assert_int_equal(rb, TR_LOG_REC_HEAD + TR_LOG_TEXT_MAX);
@@ -381,7 +392,7 @@ static void test_flags_keep_what_they_say(void **state)
     need = tr_log_size(0, 2, 0);
     mem = log_mem(need);
     assert_int_equal(tr_log_init(mem, need, 0, 2, 0, &l), TR_OK);
-    assert_int_equal(tr_log_record(l, b.r, &res, q, text, strlen(text), NULL), TR_OK);
+    assert_int_equal(tr_log_append(l, b.r, b.c, &res, q, text, strlen(text), NULL), TR_OK);
     export_all(l, &buf, &len);
     assert_int_equal(len, TR_LOG_HEADER_BYTES + TR_LOG_REC_HEAD);
     assert_int_equal(rec_flags(buf + TR_LOG_HEADER_BYTES), 0);
@@ -405,15 +416,15 @@ static void test_embedder_binding(void **state)
     route_and_log(&a, l, 0, &res);
     int8_t q[16] = {0};
     q[0] = 1;
-    assert_int_equal(tr_route_i8(other.r, "other-embedder", q, D, NULL, &res, NULL), TR_OK);
-    assert_int_equal(tr_log_record(l, other.r, &res, q, NULL, 0, NULL), TR_E_EMBEDDER_MISMATCH);
-    assert_int_equal(tr_route_i8(wide.r, "hand", q, 16, NULL, &res, NULL), TR_OK);
-    assert_int_equal(tr_log_record(l, wide.r, &res, q, NULL, 0, NULL), TR_E_DIM_MISMATCH);
+    assert_int_equal(route_i8(&other, "other-embedder", q, D, NULL, &res), TR_OK);
+    assert_int_equal(tr_log_append(l, other.r, other.c, &res, q, NULL, 0, NULL), TR_E_EMBEDDER_MISMATCH);
+    assert_int_equal(route_i8(&wide, "hand", q, 16, NULL, &res), TR_OK);
+    assert_int_equal(tr_log_append(l, wide.r, wide.c, &res, q, NULL, 0, NULL), TR_E_DIM_MISMATCH);
     int8_t bad[D] = {0};
-    assert_int_equal(tr_log_record(l, a.r, &res, bad, NULL, 0, NULL), TR_E_ZERO_VECTOR);
+    assert_int_equal(tr_log_append(l, a.r, a.c, &res, bad, NULL, 0, NULL), TR_E_ZERO_VECTOR);
     tr_result wrong = res;
     wrong.model = M;
-    assert_int_equal(tr_log_record(l, a.r, &wrong, q, NULL, 0, NULL), TR_E_ARG);
+    assert_int_equal(tr_log_append(l, a.r, a.c, &wrong, q, NULL, 0, NULL), TR_E_ARG);
     /* Refused records leave no trace. */
     tr_log_stats st;
     tr_log_stats_get(l, &st);
@@ -422,10 +433,10 @@ static void test_embedder_binding(void **state)
     need = tr_log_size(0, 4, 0);
     void *mem2 = log_mem(need);
     assert_int_equal(tr_log_init(mem2, need, 0, 4, 0, &l), TR_OK);
-    assert_int_equal(tr_route_i8(a.r, "hand", q, D, NULL, &res, NULL), TR_OK);
-    assert_int_equal(tr_log_record(l, a.r, &res, NULL, NULL, 0, NULL), TR_OK);
-    assert_int_equal(tr_route_i8(other.r, "other-embedder", q, D, NULL, &res, NULL), TR_OK);
-    assert_int_equal(tr_log_record(l, other.r, &res, NULL, NULL, 0, NULL), TR_OK);
+    assert_int_equal(route_i8(&a, "hand", q, D, NULL, &res), TR_OK);
+    assert_int_equal(tr_log_append(l, a.r, a.c, &res, NULL, NULL, 0, NULL), TR_OK);
+    assert_int_equal(route_i8(&other, "other-embedder", q, D, NULL, &res), TR_OK);
+    assert_int_equal(tr_log_append(l, other.r, other.c, &res, NULL, NULL, 0, NULL), TR_OK);
     free(mem2);
     free(mem);
     free_box(&a);
@@ -433,7 +444,7 @@ static void test_embedder_binding(void **state)
     free_box(&wide);
 }
 
-/* The fixture pack's own embedder: text is embedded as tr_embed_text does;
+/* The fixture pack's own embedder: text is embedded as tr_embed does;
  * a prompt with no known word keeps no embedding. */
 static void test_text_embedding(void **state)
 {
@@ -450,15 +461,17 @@ static void test_text_embedding(void **state)
     fclose(f);
     tr_pack_info info;
     assert_int_equal(tr_pack_peek(bytes, len, &info), TR_OK);
-    size_t need = tr_arena_size(info.dim, info.n_models, info.prefilter_candidates);
-    void *arena = log_mem(need);
-    tr_router *r;
-    assert_int_equal(tr_router_init(arena, need, &r), TR_OK);
+    size_t need = tr_ctx_size(info.dim, info.n_models, info.prefilter_candidates);
+    void *ctx_mem = log_mem(need), *view_mem = log_mem(tr_pack_size());
+    const tr_pack *r;
+    tr_ctx *c;
+    assert_int_equal(tr_ctx_init(ctx_mem, need, info.dim, info.n_models, info.prefilter_candidates,
+                                 &c), TR_OK);
     tr_pubkey pub;
     assert_int_equal(tr_key_load_public(PUB, &pub), 0);
     tr_trust t = {.keys = &pub, .n_keys = 1};
-    assert_int_equal(tr_router_load(r, bytes, len, &t), TR_OK);
-    assert_int_equal(tr_router_pack_info(r, &info), TR_OK);
+    assert_int_equal(tr_pack_open(view_mem, tr_pack_size(), bytes, len, &t, &r), TR_OK);
+    assert_int_equal(tr_pack_get_info(r, &info), TR_OK);
 
     size_t lneed = tr_log_size(info.dim, 8, TR_LOG_DEFAULT);
     void *mem = log_mem(lneed);
@@ -467,12 +480,15 @@ static void test_text_embedding(void **state)
     const char *p1 = "What is the derivative of the natural logarithm?", *p2 = "zxqv qqzk";
     tr_result res;
     int8_t *want = malloc(info.dim);
-    assert_int_equal(tr_route_text(r, p1, strlen(p1), NULL, &res, NULL), TR_OK);
-    assert_int_equal(tr_log_record(l, r, &res, NULL, p1, strlen(p1), NULL), TR_OK);
-    assert_int_equal(tr_embed_text(r, p1, strlen(p1), want, info.dim), TR_OK);
-    assert_int_equal(tr_route_text(r, p2, strlen(p2), NULL, &res, NULL), TR_OK);
+    const tr_query q1 = tr_query_text(p1, strlen(p1)), q2 = tr_query_text(p2, strlen(p2));
+    assert_int_equal(tr_route(r, c, &q1, NULL, &res, NULL), TR_OK);
+    /* Embedding the text itself needs a context. */
+    assert_int_equal(tr_log_append(l, r, NULL, &res, NULL, p1, strlen(p1), NULL), TR_E_ARG);
+    assert_int_equal(tr_log_append(l, r, c, &res, NULL, p1, strlen(p1), NULL), TR_OK);
+    assert_int_equal(tr_embed(r, c, p1, strlen(p1), want, info.dim), TR_OK);
+    assert_int_equal(tr_route(r, c, &q2, NULL, &res, NULL), TR_OK);
     assert_true(res.flags & TR_RESULT_PRIOR_ONLY);
-    assert_int_equal(tr_log_record(l, r, &res, NULL, p2, strlen(p2), NULL), TR_OK);
+    assert_int_equal(tr_log_append(l, r, c, &res, NULL, p2, strlen(p2), NULL), TR_OK);
     uint8_t *buf;
     export_all(l, &buf, &len);
     const uint32_t rb = tr_ld32(buf + TR_LH_RECORD_BYTES);
@@ -488,7 +504,8 @@ static void test_text_embedding(void **state)
     free(buf);
     free(want);
     free(mem);
-    free(arena);
+    free(ctx_mem);
+    free(view_mem);
     free(bytes);
 }
 
