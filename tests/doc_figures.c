@@ -33,19 +33,20 @@ int main(int argc, char **argv)
         return 1;
     printf("pack_dim %u\npack_models %u\npack_prefilter %u\n", info.dim, info.n_models,
            info.prefilter_candidates);
-    printf("arena_pack %zu\n", tr_arena_size(info.dim, info.n_models, info.prefilter_candidates));
-    printf("arena_768_32 %zu\n", tr_arena_size(768, 32, 0));
+    printf("pack_object %zu\n", tr_pack_size());
+    printf("ctx_pack %zu\n", tr_ctx_size(info.dim, info.n_models, info.prefilter_candidates));
+    printf("ctx_768_32 %zu\n", tr_ctx_size(768, 32, 0));
     printf("task_pack %zu\n", tr_task_size(info.n_models));
     printf("counter_slot %zu\n", sizeof(tr_counter_slot));
     printf("pool %u\n", (unsigned)TR_CRYPTO_POOL_SHIPPED);
-    /* The prefilter's extra arena: the documented formula
+    /* The prefilter's extra context bytes: the documented formula
      * r16(8*ceil(D/64)) + FIXED + r16(8*C), FIXED the same for every D, M, C
      * (printed; -1 if it is not a constant, and the docs' formula is wrong). */
     long fixed = -1;
     for (uint32_t d = 1; d <= TR_DIM_MAX; d += 61)
         for (uint32_t m = 1; m <= 300; m += 149)
             for (uint32_t c = 1; c <= TR_PREFILTER_MAX; c = c * 3 + 1) {
-                size_t extra = tr_arena_size(d, m, c) - tr_arena_size(d, m, 0);
+                size_t extra = tr_ctx_size(d, m, c) - tr_ctx_size(d, m, 0);
                 long fx = (long)extra - (long)r16(8 * ((d + 63) / 64)) - (long)r16(8 * (size_t)c);
                 if (fixed == -1)
                     fixed = fx;

@@ -65,11 +65,13 @@ fig() { v=$(sed -n "s/^$1 //p" "$T/fig"); [ -n "$v" ] || bad "doc_figures printe
 D=$(fig pack_dim) M=$(fig pack_models)
 [ "$(fig pack_prefilter)" = 0 ] && ok || bad "the fixture pack has a prefilter: the demo-pack figures assume none"
 
-# Arena, task accumulator, counter slot, crypto pool.
-has README.md "exact: $(comma "$(fig arena_pack)") B for */ info.prefilter_candidates); /* the fixture pack */"
-has core/INTEGRATION.md "$(comma "$(fig arena_pack)") bytes for the demo pack (D=$D, $M models)"
-has core/INTEGRATION.md "$(comma "$(fig arena_768_32)") for D=768 and 32 models"
-[ "$(fig prefilter_fixed)" != -1 ] && ok || bad "the prefilter's arena is not r16(8*ceil(D/64)) + constant + r16(8*C)"
+# View, context, task accumulator, counter slot, crypto pool.
+has README.md "exact: $(comma "$(fig ctx_pack)") B for */ info.prefilter_candidates); /* the fixture pack */"
+has core/INTEGRATION.md "a view is $(comma "$(fig pack_object)") bytes"
+has core/INTEGRATION.md "a context $(comma "$(fig ctx_pack)") bytes for the demo pack (D=$D, $M models)"
+has core/INTEGRATION.md "$(comma "$(fig ctx_768_32)") for D=768 and 32 models"
+[ "$(fig pack_object)" -le 2048 ] && ok || bad "README's and INTEGRATION.md's 2048-byte view buffer is below tr_pack_size() = $(fig pack_object)"
+[ "$(fig prefilter_fixed)" != -1 ] && ok || bad "the prefilter's context bytes are not r16(8*ceil(D/64)) + constant + r16(8*C)"
 has core/INTEGRATION.md "adds \`r16(8 * ceil(D/64)) + $(comma "$(fig prefilter_fixed)") + r16(8 * C)\` bytes"
 has core/INTEGRATION.md "($(fig task_pack) bytes for $M models)"
 has core/INTEGRATION.md "\`tr_counter_slot\` ($(fig counter_slot) bytes:"
