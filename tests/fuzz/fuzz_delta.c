@@ -3,7 +3,7 @@
  * tests/fuzz/seeds.sh). Built with TR_FUZZ_SKIP_SIGNATURE, so mutations
  * reach the delta's section checks; the base hash is still computed, so a
  * delta must name the right base to get that far. A delta that applies is
- * routed with, then cleared; a refused one must leave the base served. */
+ * routed with (a new view); the base's view must never change. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,9 +13,11 @@
 #include "tinyroute.h"
 #include "util.h"
 
-static _Alignas(64) uint8_t arena[1u << 22];
+static _Alignas(64) uint8_t arena[1u << 22], base_mem[1u << 12], delta_mem[1u << 12];
+static _Alignas(64) uint8_t base_copy[1u << 12]; /* the base view's bytes, to compare */
 static uint8_t *base;
-static tr_router *router;
+static const tr_pack *view;
+static tr_ctx *ctx;
 static tr_pubkey key;
 static uint8_t base_hash[32];
 
@@ -39,16 +41,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     tr_trust trust = {.keys = &key, .n_keys = 1};
     tr_pack_info info;
     /* Room for the most models a delta may add. */
-    if (tr_pack_peek(base, len, &info) != TR_OK ||
-        tr_arena_size(info.dim, info.n_models + TR_DELTA_MAX_ADDED, info.prefilter_candidates) >
-            sizeof arena ||
-        tr_router_init(arena, sizeof arena, &router) != TR_OK ||
-        tr_router_load(router, base, len, &trust) != TR_OK ||
-        tr_router_pack_info(router, &info) != TR_OK) {
+    if (tr_pack_size() > sizeof base_mem ||
+        tr_pack_open(base_mem, sizeof base_mem, base, len, &trust, &view) != TR_OK ||
+        tr_pack_get_info(view, &info) != TR_OK ||
+        tr_ctx_init(arena, sizeof arena, info.dim, info.n_models + TR_DELTA_MAX_ADDED,
+                    info.prefilter_candidates, &ctx) != TR_OK) {
         fprintf(stderr, "fuzz: %s does not load (set TR_FUZZ_BASE)\n", path);
         abort();
     }
     memcpy(base_hash, info.pack_hash, 32);
+    memcpy(base_copy, base_mem, tr_pack_size());
     return 0;
 }
 
@@ -60,20 +62,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     memcpy(d, data, size);
     tr_trust trust = {.keys = &key, .n_keys = 1, .now_unix = 1700000000};
-    tr_status st = tr_router_apply_delta(router, d, size, &trust);
+    const tr_pack *dv = NULL;
+    tr_status st = tr_pack_apply_delta(view, d, size, &trust, delta_mem, sizeof delta_mem, &dv);
     tr_fuzz_check_status(st);
     tr_delta_info di;
     tr_fuzz_check_status(tr_delta_peek(d, size, &di));
     if (st == TR_OK) {
-        tr_fuzz_exercise(router, prompts, sizeof prompts / sizeof *prompts);
-        if (tr_router_clear_delta(router) != TR_OK)
+        if (tr_pack_get_delta(dv, &di) != TR_OK)
             abort();
-    } else if (tr_router_delta_info(router, &di) != TR_E_NO_PACK) {
-        abort(); /* a refused delta was left in place */
+        tr_fuzz_exercise(dv, ctx, prompts, sizeof prompts / sizeof *prompts);
+    } else if (dv != NULL) {
+        abort(); /* a refused delta gave a view */
     }
     tr_pack_info info;
-    if (tr_router_pack_info(router, &info) != TR_OK || memcmp(info.pack_hash, base_hash, 32))
-        abort();
+    if (tr_pack_get_info(view, &info) != TR_OK || memcmp(info.pack_hash, base_hash, 32) ||
+        tr_pack_get_delta(view, &di) != TR_E_NO_PACK ||
+        memcmp(base_copy, base_mem, tr_pack_size()) != 0)
+        abort(); /* the source view was written */
     free(d);
     return 0;
 }

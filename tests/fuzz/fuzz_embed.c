@@ -14,9 +14,10 @@
 /* Two embedders: the fixture pack's word table, and a hashed n-gram table
  * (TR_FUZZ_HASHED_PACK, default the seed pack tests/fuzz/seeds.sh builds). */
 #define N_PACKS 2
-static _Alignas(64) uint8_t arena[N_PACKS][1u << 20];
+static _Alignas(64) uint8_t arena[N_PACKS][1u << 20], view_mem[N_PACKS][1u << 12];
 static uint8_t *pack[N_PACKS];
-static tr_router *router[N_PACKS];
+static const tr_pack *view[N_PACKS];
+static tr_ctx *ctx[N_PACKS];
 static tr_pack_info info[N_PACKS];
 
 static void load(int i, const char *path)
@@ -27,7 +28,7 @@ static void load(int i, const char *path)
         fprintf(stderr, "fuzz: cannot read the pack %s\n", path);
         abort();
     }
-    /* Kept for the process' life: the router reads it in place. */
+    /* Kept for the process' life: the view reads it in place. */
     if (posix_memalign((void **)&pack[i], 64, len ? len : 1) != 0)
         abort();
     memcpy(pack[i], raw, len);
@@ -35,12 +36,11 @@ static void load(int i, const char *path)
     tr_pubkey key;
     tr_fuzz_load_key(&key);
     tr_trust trust = {.keys = &key, .n_keys = 1};
-    tr_pack_info peek;
-    if (tr_pack_peek(pack[i], len, &peek) != TR_OK ||
-        tr_arena_size(peek.dim, peek.n_models, peek.prefilter_candidates) > sizeof arena[i] ||
-        tr_router_init(arena[i], sizeof arena[i], &router[i]) != TR_OK ||
-        tr_router_load(router[i], pack[i], len, &trust) != TR_OK ||
-        tr_router_pack_info(router[i], &info[i]) != TR_OK || !info[i].has_text_embedder) {
+    if (tr_pack_size() > sizeof view_mem[i] ||
+        tr_pack_open(view_mem[i], sizeof view_mem[i], pack[i], len, &trust, &view[i]) != TR_OK ||
+        tr_pack_get_info(view[i], &info[i]) != TR_OK || !info[i].has_text_embedder ||
+        tr_ctx_init(arena[i], sizeof arena[i], info[i].dim, info[i].n_models,
+                    info[i].prefilter_candidates, &ctx[i]) != TR_OK) {
         fprintf(stderr, "fuzz: %s does not load as a pack with a text embedder\n", path);
         abort();
     }
@@ -55,17 +55,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static void one(tr_router *r, const tr_pack_info *in, const char *text, size_t size)
+static void one(const tr_pack *r, tr_ctx *c, const tr_pack_info *in, const char *text,
+                size_t size)
 {
     const tr_pack_info pi = *in;
     static int8_t q[8192];
     static float predicted[4096];
     if (pi.dim > sizeof q || pi.n_models > sizeof predicted / sizeof *predicted)
         abort();
-    tr_status se = tr_embed_text(r, text, size, q, pi.dim);
+    tr_status se = tr_embed(r, c, text, size, q, sizeof q);
     tr_fuzz_check_status(se);
     tr_result res;
-    tr_status sr = tr_route_text(r, text, size, NULL, &res, predicted);
+    const tr_query tq = tr_query_text(text, size);
+    const tr_route_out out = {predicted, sizeof predicted / sizeof *predicted, NULL, 0};
+    tr_status sr = tr_route(r, c, &tq, NULL, &res, &out);
     tr_fuzz_check_result(r, sr, &res);
     /* Embedding and routing read the prompt the same way: they must agree
      * on whether it is acceptable. */
@@ -97,12 +100,12 @@ static void one(tr_router *r, const tr_pack_info *in, const char *text, size_t s
     }
     /* The cluster method, when the pack has clusters. */
     tr_route_opts o = {.lambda = TR_LAMBDA_DEFAULT, .method = TR_METHOD_CLUSTER};
-    tr_fuzz_check_result(r, tr_route_text(r, text, size, &o, &res, NULL), &res);
+    tr_fuzz_check_result(r, tr_route(r, c, &tq, &o, &res, NULL), &res);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     for (int i = 0; i < N_PACKS; i++)
-        one(router[i], &info[i], (const char *)data, size);
+        one(view[i], ctx[i], &info[i], (const char *)data, size);
     return 0;
 }

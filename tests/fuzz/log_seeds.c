@@ -11,9 +11,11 @@
 
 #include "keys.h"
 #include "tinyroute.h"
+#include "tr_format.h"
 #include "util.h"
 
-static _Alignas(64) uint8_t arena[1u << 22];
+static _Alignas(64) uint8_t arena[1u << 22], base_mem[1u << 12], delta_mem[1u << 12];
+static tr_ctx *ctx; /* sized for the base plus the delta's models */
 static _Alignas(64) uint8_t logmem[1u << 20];
 
 static const char *const prompts[] = {
@@ -47,7 +49,7 @@ static void export(const tr_log *log, const char *dir, const char *name)
 /* One log of flags and capacity over n decisions: text prompts, then the
  * same prompts as caller embeddings without text; every third gets an
  * outcome, the first one's is replaced. */
-static tr_log *fill(tr_router *r, uint32_t dim, uint32_t flags, uint32_t capacity, size_t n)
+static tr_log *fill(const tr_pack *r, uint32_t dim, uint32_t flags, uint32_t capacity, size_t n)
 {
     static const uint8_t key[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
     tr_log *log;
@@ -65,18 +67,19 @@ static tr_log *fill(tr_router *r, uint32_t dim, uint32_t flags, uint32_t capacit
         tr_result res;
         uint64_t id;
         int by_emb = (i / N_PROMPTS) % 2 == 1 && dim <= sizeof q &&
-                     tr_embed_text(r, t, strlen(t), q, dim) == TR_OK;
+                     tr_embed(r, ctx, t, strlen(t), q, sizeof q) == TR_OK;
         tr_pack_info info;
-        tr_router_pack_info(r, &info);
-        /* A prompt with no known word embeds to zeros, which tr_route_i8
+        tr_pack_get_info(r, &info);
+        /* A prompt with no known word embeds to zeros, which an int8 query
          * refuses: that one goes by text (and is routed on priors). */
-        if (by_emb && tr_route_i8(r, info.embedder, q, dim, &o, &res, NULL) != TR_OK)
+        const tr_query qi = tr_query_i8(info.embedder, q, dim), qt = tr_query_text(t, strlen(t));
+        if (by_emb && tr_route(r, ctx, &qi, &o, &res, NULL) != TR_OK)
             by_emb = 0;
-        st = by_emb ? TR_OK : tr_route_text(r, t, strlen(t), &o, &res, NULL);
+        st = by_emb ? TR_OK : tr_route(r, ctx, &qt, &o, &res, NULL);
         if (st != TR_OK)
             die("route", st);
-        st = by_emb ? tr_log_record(log, r, &res, q, NULL, 0, &id)
-                    : tr_log_record(log, r, &res, NULL, t, strlen(t), &id);
+        st = by_emb ? tr_log_append(log, r, ctx, &res, q, NULL, 0, &id)
+                    : tr_log_append(log, r, ctx, &res, NULL, t, strlen(t), &id);
         if (st != TR_OK)
             die("record", st);
         if (i % 3 == 0 && (st = tr_log_outcome(log, id, (float)(i % 2))) != TR_OK)
@@ -99,13 +102,14 @@ int main(int argc, char **argv)
     if (!pack || !delta || tr_key_load_public(argv[3], &key))
         return 1;
     tr_trust trust = {.keys = &key, .n_keys = 1, .now_unix = 1700000000};
-    tr_router *r;
+    const tr_pack *r, *rd;
     tr_pack_info info;
-    tr_status st = tr_router_init(arena, sizeof arena, &r);
+    tr_status st = tr_pack_open(base_mem, sizeof base_mem, pack, len, &trust, &r);
     if (st == TR_OK)
-        st = tr_router_load(r, pack, len, &trust);
+        st = tr_pack_get_info(r, &info);
     if (st == TR_OK)
-        st = tr_router_pack_info(r, &info);
+        st = tr_ctx_init(arena, sizeof arena, info.dim, info.n_models + TR_DELTA_MAX_ADDED,
+                         info.prefilter_candidates, &ctx);
     if (st != TR_OK)
         die(argv[1], st);
     const char *out = argv[4];
@@ -123,14 +127,15 @@ int main(int argc, char **argv)
     /* Base, then the delta mid-log: the newer records carry the delta's
      * pack tag and may name an added model (indices past the base's). */
     tr_log *log = fill(r, info.dim, TR_LOG_EMBEDDING | TR_LOG_HASH, 64, N_PROMPTS);
-    if ((st = tr_router_apply_delta(r, delta, dlen, &trust)) != TR_OK)
+    if ((st = tr_pack_apply_delta(r, delta, dlen, &trust, delta_mem, sizeof delta_mem, &rd)) != TR_OK)
         die(argv[2], st);
     const tr_route_opts o = {.lambda = 0.0f}; /* quality only: the added models win some */
     for (size_t i = 0; i < N_PROMPTS; i++) {
         tr_result res;
         uint64_t id;
-        if ((st = tr_route_text(r, prompts[i], strlen(prompts[i]), &o, &res, NULL)) != TR_OK ||
-            (st = tr_log_record(log, r, &res, NULL, prompts[i], strlen(prompts[i]), &id)) != TR_OK ||
+        const tr_query qt = tr_query_text(prompts[i], strlen(prompts[i]));
+        if ((st = tr_route(rd, ctx, &qt, &o, &res, NULL)) != TR_OK ||
+            (st = tr_log_append(log, rd, ctx, &res, NULL, prompts[i], strlen(prompts[i]), &id)) != TR_OK ||
             (st = tr_log_outcome(log, id, 1.0f)) != TR_OK)
             die("after the delta", st);
     }
