@@ -1,6 +1,6 @@
 /* Bump allocator over the caller's arena. Sizes are rounded to TR_ARENA_ALIGN
  * so that measuring (base == NULL) and carving give the same byte counts:
- * tr_arena_size() is exact. */
+ * tr_ctx_size() is exact. */
 #ifndef TR_ARENA_H
 #define TR_ARENA_H
 

@@ -6,7 +6,7 @@ static const struct {
 } table[TR_STATUS_COUNT] = {
     [TR_OK] = {"TR_OK", "ok"},
     [TR_E_ARG] = {"TR_E_ARG", "invalid argument"},
-    [TR_E_ARENA_TOO_SMALL] = {"TR_E_ARENA_TOO_SMALL", "arena too small for this pack (see tr_arena_size)"},
+    [TR_E_ARENA_TOO_SMALL] = {"TR_E_ARENA_TOO_SMALL", "caller memory smaller than tr_pack_size/tr_ctx_size/tr_task_size asks"},
     [TR_E_TRUNCATED] = {"TR_E_TRUNCATED", "pack is truncated"},
     [TR_E_BAD_MAGIC] = {"TR_E_BAD_MAGIC", "not a tinyroute pack (bad magic)"},
     [TR_E_VERSION] = {"TR_E_VERSION", "unsupported pack format version"},

@@ -192,7 +192,7 @@ static tr_status read_sections(const uint8_t *p, tr_pack_view *v)
         return TR_E_MALFORMED;
     /* The prefilter needs its codes; codes without a prefilter are unused.
      * A code is exactly the words dim bits take: the query's code scratch
-     * is sized from dim alone (tr_arena_size), and a wider stride would make
+     * is sized from dim alone (tr_ctx_size), and a wider stride would make
      * the search zero and read words past it. */
     if (info->prefilter_candidates > TR_PREFILTER_MAX ||
         (info->prefilter_candidates && !signs) ||

@@ -116,11 +116,6 @@ size_t tr_ctx_size(uint32_t dim, uint32_t n_models, uint32_t n_cand)
     if (dim == 0 || dim > TR_DIM_MAX || n_models == 0 || n_models > TR_MODELS_MAX ||
         n_cand > TR_PREFILTER_MAX)
         return 0;
-    return tr_ctx_bytes(dim, n_models, n_cand);
-}
-
-size_t tr_ctx_bytes(uint32_t dim, uint32_t n_models, uint32_t n_cand)
-{
     tr_arena a = {NULL, (size_t)-1, 0};
     tr_scratch s;
     uint8_t *mask;

@@ -1,27 +1,29 @@
 /*
  * tinyroute — decide, per prompt, which language model should answer it.
  *
- * One public header. The library never allocates: the caller gives an arena
- * (its size is reported up front by tr_arena_size) and the pack bytes, which
- * are used in place (read-only flash, or RAM nobody writes while it is served:
- * not a file mapping; core/INTEGRATION.md). The signature check is the one
- * exception, and only in the host build, where Debian's mbedTLS mallocs.
- * Static storage, in every build: the kernel choice, one pointer set by the
- * first router (every thread computes the same). The device build (make
- * device, -DTR_DEVICE_CRYPTO) adds mbedTLS's heap: a static pool of
+ * One public header. The library never allocates: the caller gives the
+ * memory of every object (sizes reported up front by the *_size functions)
+ * and the pack bytes, which are used in place (read-only flash, or RAM
+ * nobody writes while it is served: not a file mapping;
+ * core/INTEGRATION.md). The signature check is the one exception, and only
+ * in the host build, where Debian's mbedTLS mallocs. Static storage, in
+ * every build: the kernel choice, one pointer set by the first open (every
+ * thread computes the same). The device build (make device,
+ * -DTR_DEVICE_CRYPTO) adds mbedTLS's heap: a static pool of
  * TR_CRYPTO_POOL_BYTES (6,144 B as shipped), the allocator's own state,
  * and an atomic flag that lets one verification at a time use them (other
- * threads wait; routing never does). Nothing else: routers, logs, tasks
- * and governors live in the caller's memory.
+ * threads wait; routing never does). Nothing else: views, contexts, logs,
+ * tasks and governors live in the caller's memory.
  *
- * Phases, as in TFLite Micro:
- *   1. size:  tr_pack_peek() reads the (untrusted) header, tr_arena_size()
- *             says how many bytes a router for that pack needs;
- *   2. init:  tr_router_init() places the router in the caller's arena;
- *   3. load:  tr_router_load() verifies the pack's signature *before* any
- *             other field is trusted, then indexes it. A rejected pack leaves
- *             the router serving the pack it had;
- *   4. route: tr_route_text() / tr_route_f32() / tr_route_i8().
+ * Two objects, as zstd separates a dictionary from a context:
+ *   tr_pack: tr_pack_open() verifies the pack's signature *before* any
+ *            other field is trusted, checks every section, and writes an
+ *            immutable view into tr_pack_size() bytes; any number of
+ *            threads route through it;
+ *   tr_ctx:  tr_ctx_init() carves one thread's scratch from
+ *            tr_ctx_size(dim, n_models, prefilter_candidates) bytes;
+ *   route:   tr_route(pack, ctx, &query, opts, &result, &outputs), every
+ *            output with its capacity.
  *
  * Every call returns a tr_status; tr_strerror() names it.
  */
@@ -53,11 +55,11 @@ extern "C" {
 #endif
 #endif
 
-/* Limits that size the arena. A pack beyond them is refused at load. */
+/* Limits that size the context. A pack beyond them is refused at open. */
 #define TR_K_MAX 256            /* neighbours per query */
 #define TR_PREFILTER_MAX 8192   /* candidates of the binary prefilter */
 #define TR_DIM_MAX 8192u        /* embedding dimension D */
-#define TR_MODELS_MAX 65536u    /* models a router serves: a pack's M, plus
+#define TR_MODELS_MAX 65536u    /* models a view serves: a pack's M, plus
                                    the models an applied delta adds */
 #define TR_MODEL_NAME_MAX 64    /* bytes, including the terminating NUL */
 #define TR_EMBEDDER_NAME_MAX 32 /* bytes, including the terminating NUL */
@@ -156,7 +158,7 @@ typedef struct tr_trust {
 } tr_trust;
 
 /* What a pack header says. From tr_pack_peek() it is unverified (use it
- * only for sizing); from tr_router_pack_info() it is verified. */
+ * only for sizing); from tr_pack_get_info() it is verified. */
 typedef struct tr_pack_info {
     uint32_t format_version;
     uint64_t security_counter;
@@ -191,43 +193,6 @@ typedef struct tr_pack_info {
 /* Reads the header only: no signature check. For sizing before load. */
 TR_API tr_status tr_pack_peek(const void *pack, size_t len, tr_pack_info *info);
 
-/* Exact arena bytes a router needs to serve packs of at most this embedding
- * dimension, model count and prefilter candidate count (the pack's
- * tr_pack_info has all three). */
-TR_API size_t tr_arena_size(uint32_t dim, uint32_t n_models, uint32_t prefilter_candidates);
-
-typedef struct tr_router tr_router; /* opaque; lives inside the arena */
-
-TR_API tr_status tr_router_init(void *arena, size_t arena_bytes, tr_router **out);
-
-/* Verify the pack, then serve it. The bytes must stay valid and unchanged
- * while the router serves them. On any error the router keeps the pack it
- * had (or none). */
-TR_API tr_status tr_router_load(tr_router *router, const void *pack, size_t len,
-                         const tr_trust *trust);
-
-/* Threads. A router is used by one thread at a time: every route call
- * writes the per-call scratch in its arena, and tr_router_load rewrites the
- * router. A loaded pack itself is read-only, so several threads serve one
- * pack through one router each, made by tr_router_share in the thread's
- * own arena (of tr_arena_size() bytes for that pack; never part of the
- * source's arena).
- *  - share reads the source: no load into the source while it runs;
- *  - a router made by share keeps the pack it was given. Loading another
- *    pack into the source (or a failed load) does not change it, so the
- *    caller keeps those pack bytes valid while any such router serves them;
- *  - tr_task accumulators and tr_governor state belong to their caller: one
- *    per thread, or the caller's own lock. A tr_task is bound to the router
- *    it was made with.
- * Errors: TR_E_ARG (NULL, misaligned or overlapping arena), TR_E_NO_PACK
- * (source serves nothing), TR_E_ARENA_TOO_SMALL (smaller than the source's
- * pack needs). */
-TR_API tr_status tr_router_share(const tr_router *loaded, void *arena, size_t arena_bytes,
-                          tr_router **out);
-
-/* Info of the pack being served. TR_E_NO_PACK if none. */
-TR_API tr_status tr_router_pack_info(const tr_router *router, tr_pack_info *info);
-
 typedef struct tr_model_info {
     const char *name; /* points into the pack */
     float cost;       /* in the data set's own unit */
@@ -239,18 +204,15 @@ typedef struct tr_model_info {
     int retired;      /* retired by a delta pack: never chosen */
 } tr_model_info;
 
-TR_API tr_status tr_router_model(const tr_router *router, uint32_t model,
-                          tr_model_info *info);
-
 /* ---- Delta packs: a dynamic model pool (Jitkrittum et al. 2025) ----
  * A signed delta adds models that did not exist when the base pack was
  * built (from their correctness on a small labelled validation set), retires
  * base models, or overrides the routing defaults (k, lambda), without
  * re-shipping the base. It names its base by hash; deltas do not stack (each
  * carries the whole change from its base), and a new delta replaces the
- * applied one. Added models get indices n_base..n_models-1; size the arena
- * with tr_arena_size(dim, base n_models + n_added, ...). Loading a new base
- * pack drops the delta. */
+ * applied one. Added models get indices n_base..n_models-1; size contexts
+ * with tr_ctx_size(dim, base n_models + n_added, ...). A delta is applied
+ * to a view and gives a new view (tr_pack_apply_delta below). */
 typedef struct tr_delta_info {
     uint64_t security_counter, created_unix, expires_unix;
     uint8_t base_hash[32];   /* SHA-256 of the base pack's signed bytes */
@@ -266,21 +228,6 @@ typedef struct tr_delta_info {
 
 /* Reads the (untrusted) delta header: for sizing only. */
 TR_API tr_status tr_delta_peek(const void *delta, size_t len, tr_delta_info *info);
-
-/* Verify the delta (signature first, then base hash, counts, sections),
- * then serve base + delta. Its security counter must be >=
- * trust->min_delta_counter and, against the last delta accepted for the
- * same base (remembered by the router across clear and reload, and by the
- * store's TR_COUNTER_DELTA slot across restarts), strictly higher, unless
- * it is that very delta again (same hash): else TR_E_ROLLBACK. A delta for
- * another base starts a new count. On any error the router keeps what it
- * served. The bytes must stay valid while served. */
-TR_API tr_status tr_router_apply_delta(tr_router *router, const void *delta, size_t len,
-                                const tr_trust *trust);
-/* Back to the base pack alone. */
-TR_API tr_status tr_router_clear_delta(tr_router *router);
-/* The applied delta; TR_E_NO_PACK if none. */
-TR_API tr_status tr_router_delta_info(const tr_router *router, tr_delta_info *info);
 
 typedef enum tr_method {
     TR_METHOD_KNN = 0,    /* mean correctness of the k nearest references */
@@ -471,28 +418,6 @@ TR_API tr_status tr_pack_get_delta(const tr_pack *pack, tr_delta_info *info);
  * as long as slots do, not across restarts: use a persistent store there. */
 TR_API void tr_counter_store_ram(tr_counter_store *store, tr_counter_slot slots[2]);
 
-/* Route a prompt (UTF-8) with the pack's built-in embedder. If predicted is
- * not NULL it receives n_models predicted correctness values. */
-TR_API tr_status tr_route_text(tr_router *router, const char *text, size_t len,
-                        const tr_route_opts *opts, tr_result *result,
-                        float *predicted);
-
-/* Route a caller's embedding; embedder must equal the pack's embedder name
- * and dim its dimension. */
-TR_API tr_status tr_route_f32(tr_router *router, const char *embedder,
-                       const float *embedding, uint32_t dim,
-                       const tr_route_opts *opts, tr_result *result,
-                       float *predicted);
-TR_API tr_status tr_route_i8(tr_router *router, const char *embedder,
-                      const int8_t *embedding, uint32_t dim,
-                      const tr_route_opts *opts, tr_result *result,
-                      float *predicted);
-
-/* The built-in embedder's int8 output for a prompt (for tests and for
- * callers that cache embeddings); out holds info.dim bytes. */
-TR_API tr_status tr_embed_text(tr_router *router, const char *text, size_t len,
-                        int8_t *out, uint32_t dim);
-
 /* ---- Task-level selection (Shnitzer et al. 2023) ----
  * Feed the prompts of one new task, then choose one model for the whole
  * task by S1, S2 or the out-of-distribution-aware S3. The accumulator lives
@@ -500,17 +425,6 @@ TR_API tr_status tr_embed_text(tr_router *router, const char *text, size_t len,
 typedef struct tr_task tr_task;
 
 TR_API size_t tr_task_size(uint32_t n_models);
-/* TR_E_UNSUPPORTED if the pack has no task table. */
-TR_API tr_status tr_task_init(const tr_router *router, void *mem, size_t bytes, tr_task **out);
-/* Adds one prompt (k, weighting, exact/prefilter from opts). A prompt with
- * no known word is skipped (*used = 0), it says nothing about the task. */
-TR_API tr_status tr_task_add_text(tr_router *router, tr_task *task, const char *text, size_t len,
-                           const tr_route_opts *opts, int *used);
-
-/* The same for a caller's int8 embedding (checked as in tr_route_i8). */
-TR_API tr_status tr_task_add_i8(tr_router *router, tr_task *task, const char *embedder,
-                         const int8_t *embedding, uint32_t dim, const tr_route_opts *opts);
-
 typedef struct tr_task_result {
     uint32_t n_prompts;    /* prompts that counted */
     float mean_distance;   /* u(d): mean cosine distance to the k_dist nearest */
@@ -521,16 +435,15 @@ typedef struct tr_task_result {
     int kept_bma;          /* the out-of-distribution gate fired */
 } tr_task_result;
 
-/* Scores into s1, s2, s3, p (n_models each; any may be NULL). Availability
- * and lambda from opts. TR_E_EMPTY_INPUT if no prompt counted. */
-TR_API tr_status tr_task_select(const tr_router *router, const tr_task *task,
-                         const tr_route_opts *opts, tr_task_result *result,
-                         float *s1, float *s2, float *s3, float *p);
-
-/* The same with a view and a context (the task is bound to the view's
- * pack and delta by hash, not to a pointer). tr_task_add takes any query
- * kind; scores (NULL: none) receives S1, S2, S3 and p, each of cap
- * entries (cap >= n_models, else TR_E_OUTPUT_TOO_SMALL). */
+/* tr_task_begin: TR_E_UNSUPPORTED if the pack has no task table; the task
+ * is bound to the view's pack and delta by hash (another view of the same
+ * pack and delta serves it too; any other is TR_E_ARG). tr_task_add: one
+ * prompt or embedding of any query kind (k, weighting, exact/prefilter from
+ * opts); a prompt with no known word is skipped (*used = 0), it says
+ * nothing about the task. tr_task_choose: availability and lambda from
+ * opts; TR_E_EMPTY_INPUT if no prompt counted; scores (NULL: none) receives
+ * S1, S2, S3 and p, any of them NULL, each of cap entries (cap >= n_models,
+ * else TR_E_OUTPUT_TOO_SMALL before anything is written). */
 typedef struct tr_task_scores {
     float *s1, *s2, *s3, *p; /* any may be NULL */
     size_t cap;
@@ -574,14 +487,6 @@ TR_API tr_status tr_governor_record(tr_governor *g, uint64_t now_unix, float cos
  * whose base is the pack's (result->lambda of a governed route says). */
 TR_API float tr_governor_lambda(const tr_governor *g, uint64_t now_unix);
 
-/* tr_route_text under the governor: opts' k, method, weighting, penalty
- * are kept; availability, offline and lambda come from the governor
- * (an opts->available mask is combined with it). result->why says which
- * rule decided. */
-TR_API tr_status tr_route_text_governed(tr_router *router, const tr_governor *g, uint64_t now_unix,
-                                 const char *text, size_t len, const tr_route_opts *opts,
-                                 tr_result *result, float *predicted);
-
 /* tr_route under the governor, for any query kind: opts' k, method,
  * weighting, penalty are kept; availability, offline and lambda come from
  * the governor (an opts->available mask is combined with it; models from
@@ -611,7 +516,7 @@ TR_API const char *tr_kernel_name(void);
  *
  * No allocation, no global state. One writer at a time: record, outcome and
  * export of one log must not run concurrently (the caller serialises them;
- * record with a router also uses that router's scratch, as routing does). */
+ * an append that embeds text uses its context, as routing does). */
 #define TR_LOG_TEXT_MAX 256u /* text bytes kept per record under TR_LOG_TEXT */
 
 enum {
@@ -644,20 +549,17 @@ TR_API tr_status tr_log_init(void *mem, size_t bytes, uint32_t dim, uint32_t cap
  * it is set. */
 TR_API tr_status tr_log_set_hash_key(tr_log *log, const uint8_t key[16]);
 
-/* Append the decision res that router made for a prompt; when the ring is
- * full the oldest record is overwritten (and counted as dropped). embedding:
- * the int8 query (as given to tr_route_i8), or NULL to embed text with the
- * pack's embedder (nothing is kept for a prompt routed on priors alone).
- * text may be NULL (then no hash or text is kept). Under TR_LOG_EMBEDDING
- * the log keeps to one embedder: the first record binds its name, dim and
- * table fingerprint; a router with another gives TR_E_EMBEDDER_MISMATCH
- * (export and start a new log). *id_out (may be NULL) names the record for
- * tr_log_outcome. On error nothing is appended. */
-TR_API tr_status tr_log_record(tr_log *log, tr_router *router, const tr_result *res,
-                        const int8_t *embedding, const char *text, size_t len,
-                        uint64_t *id_out);
-/* The same for a view. ctx is needed only when the log must embed text
- * itself (TR_LOG_EMBEDDING, embedding NULL, text given): else may be NULL. */
+/* Append the decision res made on view pack for a prompt; when the ring is
+ * full the oldest record is overwritten (and counted as dropped).
+ * embedding: the int8 query (as routed, e.g. tr_route_out.embedding), or
+ * NULL to embed text with the pack's embedder (nothing is kept for a prompt
+ * routed on priors alone); ctx is needed only then (TR_LOG_EMBEDDING,
+ * embedding NULL, text given), else may be NULL. text may be NULL (then no
+ * hash or text is kept). Under TR_LOG_EMBEDDING the log keeps to one
+ * embedder: the first record binds its name, dim and table fingerprint; a
+ * view with another gives TR_E_EMBEDDER_MISMATCH (export and start a new
+ * log). *id_out (may be NULL) names the record for tr_log_outcome. On
+ * error nothing is appended. */
 TR_API tr_status tr_log_append(tr_log *log, const tr_pack *pack, tr_ctx *ctx,
                                const tr_result *res, const int8_t *embedding, const char *text,
                                size_t len, uint64_t *id_out);

@@ -1,4 +1,4 @@
-/* Private to the library: the verified view of a pack and the router. */
+/* Private to the library: the verified view of a pack and the context. */
 #ifndef TR_INTERNAL_H
 #define TR_INTERNAL_H
 
@@ -66,35 +66,13 @@ struct tr_ctx {
     uint8_t *mask;          /* ceil(n_models / 8): the governed route's mask */
 };
 
-/* A task's sums, valid for one pack and model set (by hash). owner: the
- * old API's router it was made with (NULL from tr_task_begin). */
+/* A task's sums, valid for one pack and model set (by hash). */
 struct tr_task {
     uint32_t magic;
-    const void *owner;
     uint8_t pack_hash[32];
     uint8_t delta_hash[32]; /* zero: no delta */
     tr_task_sums sums;
 };
-
-/* The old one-object API (core/compat.c), kept as wrappers over the view
- * and context while callers are ported: two view slots (a load or delta
- * fills the other one, then flips), a context after it in the arena, and
- * the last accepted delta (its in-process rollback memory). */
-struct tr_router {
-    uint8_t *arena;
-    size_t arena_bytes;
-    int loaded;
-    int cur;
-    struct tr_pack views[2];
-    tr_ctx *ctx;
-    tr_counter_slot delta_last;
-};
-static inline const tr_pack_view *tr_router_view(const tr_router *r)
-{
-    return &r->views[r->cur].served;
-}
-/* tr_ctx_size without the range checks (the old tr_arena_size's). */
-size_t tr_ctx_bytes(uint32_t dim, uint32_t n_models, uint32_t prefilter_candidates);
 
 /* A valid view (non-NULL, its magic). */
 int tr_pack_ok(const tr_pack *p);

@@ -2,7 +2,7 @@
  * kNN and centroid lookup. Each ISA variant sits beside the scalar reference
  * and must return exactly its results.
  *
- * Inputs are in [-127, 127] (the packs and tr_route_i8 guarantee it), which
+ * Inputs are in [-127, 127] (the packs and tr_route's int8 check guarantee it), which
  * lets the x86 variants use the sign trick: a.b = |a| . (sign(a) * b), with
  * |a| as the unsigned operand that vpmaddubsw / vpdpbusd require, and no
  * int16 saturation (2 * 127 * 127 < 32767). |q| is a property of the query,

@@ -619,7 +619,8 @@ static void test_caller_embedding_checks(void **state)
     assert_int_equal(route_i8(&b, "test-embedder", f->refs, DIM, &bad_k, &res, pred), TR_E_ARG);
     tr_route_opts bad_l = {.k = 0, .lambda = NAN, .available = NULL, .offline = 0, .exact = 0};
     assert_int_equal(route_i8(&b, "test-embedder", f->refs, DIM, &bad_l, &res, pred), TR_E_ARG);
-    assert_int_equal(tr_route_i8(NULL, "test-embedder", f->refs, DIM, NULL, &res, pred), TR_E_ARG);
+    const tr_query qr = tr_query_i8("test-embedder", f->refs, DIM);
+    assert_int_equal(tr_route(NULL, b.c, &qr, NULL, &res, NULL), TR_E_ARG);
     free_box(&b);
 }
 

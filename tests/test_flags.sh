@@ -1,7 +1,7 @@
 #!/bin/sh
 # The numeric contract (platform/tr_numeric.h), tested as an integrator would
 # break it: the library's sources compiled with someone else's flags, linked
-# to tests/flags_driver.c, must compute every float of tr_embed_text, the
+# to tests/flags_driver.c, must compute every float of tr_embed, the
 # routes of every method, the quantiser, the governor, task selection and
 # the exported outcome log to the same bits as the reference build
 # (the Makefile's flags). Variants:

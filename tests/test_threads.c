@@ -38,15 +38,15 @@ static void check(int ok, const char *what, const char *pack)
 
 /* What one prompt goes through, each with its own options. */
 typedef enum kind {
-    K_EMBED,       /* tr_embed_text: the int8 vector itself */
+    K_EMBED,       /* tr_embed: the int8 vector itself */
     K_DEFAULT,     /* pack defaults */
     K_EXACT,       /* exact kNN, distance-weighted */
     K_PREFILTER,   /* k=100 through the prefilter when the pack has one */
     K_CLUSTER,
     K_LEARNED_MAP,
     K_MASKED,      /* availability mask and per-model penalties */
-    K_GOVERNED,    /* tr_route_text_governed, governor shared read-only */
-    K_I8,          /* tr_route_i8 of the embedding */
+    K_GOVERNED,    /* tr_route_governed, governor shared read-only */
+    K_I8,          /* an int8 query of the embedding */
     K_COUNT
 } kind;
 
