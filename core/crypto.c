@@ -22,7 +22,7 @@
 
 /* Device build (make device): mbedTLS allocates only from a static pool of
  * TR_CRYPTO_POOL_BYTES (tr_internal.h). One pool for the process, so one verification at a time: a spin lock
- * (C11 atomics) serialises concurrent verifies from several routers.
+ * (C11 atomics) serialises concurrent verifies from several threads.
  * Acceptable because a verify is rare (pack loads) and short (a few ms);
  * routing never takes the lock. A waiter yields its CPU where C11 threads
  * exist, since the holder may need it for those milliseconds. */

@@ -170,10 +170,11 @@ static int delta_follows(const tr_counter_slot *s, const tr_delta_info *d)
            (d->security_counter == s->counter && memcmp(s->hash, d->delta_hash, 32) == 0);
 }
 
-tr_status tr_delta_verify(const tr_pack *from, const uint8_t *p, size_t len,
-                          const tr_trust *trust, const tr_counter_slot *extra,
-                          tr_pack_view *v, tr_delta_info *d, tr_counter_slot *next,
-                          tr_counter_slot *stored)
+/* Everything up to (not including) the store write: fills the view v, the
+ * delta's info, and the slot to commit (next) against the stored one. */
+static tr_status delta_verify(const tr_pack *from, const uint8_t *p, size_t len,
+                              const tr_trust *trust, tr_pack_view *v, tr_delta_info *d,
+                              tr_counter_slot *next, tr_counter_slot *stored)
 {
     if (!tr_pack_ok(from) || !p || !tr_trust_ok(trust) || (uintptr_t)p % 8 != 0)
         return TR_E_ARG;
@@ -194,8 +195,7 @@ tr_status tr_delta_verify(const tr_pack *from, const uint8_t *p, size_t len,
      * remembers nothing: tr_counter_store_ram keeps it in-process). */
     if ((st = tr_counter_read(trust, TR_COUNTER_DELTA, stored)) != TR_OK)
         return st;
-    if (d->security_counter < trust->min_delta_counter || !delta_follows(stored, d) ||
-        (extra && !delta_follows(extra, d)))
+    if (d->security_counter < trust->min_delta_counter || !delta_follows(stored, d))
         return TR_E_ROLLBACK;
     if (trust->now_unix && d->expires_unix && trust->now_unix >= d->expires_unix)
         return TR_E_EXPIRED;
@@ -206,8 +206,9 @@ tr_status tr_delta_verify(const tr_pack *from, const uint8_t *p, size_t len,
     return TR_OK;
 }
 
-tr_status tr_delta_commit(const tr_trust *trust, const tr_counter_slot *next,
-                          const tr_counter_slot *stored)
+/* Writes next unless it is the stored slot. */
+static tr_status delta_commit(const tr_trust *trust, const tr_counter_slot *next,
+                              const tr_counter_slot *stored)
 {
     /* Re-applying the stored delta (a restart) writes nothing. */
     if (memcmp(next, stored, sizeof *next) == 0)
@@ -244,8 +245,8 @@ tr_status tr_pack_apply_delta(const tr_pack *from, const void *delta, size_t len
     tr_pack_view v;
     tr_delta_info d;
     tr_counter_slot next, stored;
-    if ((st = tr_delta_verify(from, delta, len, trust, NULL, &v, &d, &next, &stored)) != TR_OK ||
-        (st = tr_delta_commit(trust, &next, &stored)) != TR_OK)
+    if ((st = delta_verify(from, delta, len, trust, &v, &d, &next, &stored)) != TR_OK ||
+        (st = delta_commit(trust, &next, &stored)) != TR_OK)
         return st;
     struct tr_pack *p = mem;
     memset(p, 0, sizeof *p);

@@ -184,7 +184,7 @@ static uint8_t *slot_of(const tr_log *l, uint64_t id)
     return l->slots + (size_t)((id - 1) % l->capacity) * l->record_bytes;
 }
 
-/* The fingerprint of the router's embedder; hashing a table is megabytes, so
+/* The fingerprint of the view's embedder; hashing a table is megabytes, so
  * it is done once per pack. */
 static uint64_t pack_fp(tr_log *l, const tr_pack_view *pv)
 {

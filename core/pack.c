@@ -1,6 +1,6 @@
 /* Pack reader: the signature is checked before any other field is trusted;
  * then every section is bounds-checked, so a signed-but-wrong pack (a
- * builder bug, a leaked key) still cannot make the router read outside it. */
+ * builder bug, a leaked key) still cannot make a route read outside it. */
 #include "tr_numeric.h" /* first: the numeric contract, for every function below */
 #include <math.h>
 #include <string.h>

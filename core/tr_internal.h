@@ -127,16 +127,6 @@ int tr_masked_out_better(const tr_pack_view *p, const tr_route_opts *o, float la
 /* A caller's int8 embedding: values in [-127,127], not all zero. */
 tr_status tr_check_i8(const int8_t *e, uint32_t dim);
 
-/* Delta verification up to (not including) the store write: fills view,
- * the delta's info, and the slot to commit (next) against the stored one.
- * extra: one more slot the delta must follow (the old router's memory), or
- * NULL. tr_delta_commit writes next unless it is the stored slot. */
-tr_status tr_delta_verify(const tr_pack *from, const uint8_t *p, size_t len,
-                          const tr_trust *trust, const tr_counter_slot *extra,
-                          tr_pack_view *view, tr_delta_info *d, tr_counter_slot *next,
-                          tr_counter_slot *stored);
-tr_status tr_delta_commit(const tr_trust *trust, const tr_counter_slot *next,
-                          const tr_counter_slot *stored);
 
 /* SHA-256 of data. TR_OK or TR_E_CRYPTO. */
 tr_status tr_sha256(const void *data, size_t len, uint8_t out[32]);
@@ -196,7 +186,7 @@ tr_status tr_counter_write(const tr_trust *trust, int kind, const tr_counter_slo
 tr_status tr_counter_floor(const tr_trust *trust, int kind, uint64_t *floor);
 tr_status tr_counter_commit(const tr_trust *trust, int kind, uint64_t floor, uint64_t counter);
 
-/* Parse and verify a pack into a view (no router state touched). */
+/* Parse and verify a pack into a view (no caller memory touched). */
 tr_status tr_pack_verify(const uint8_t *pack, size_t len, const tr_trust *trust,
                          tr_pack_view *view);
 
