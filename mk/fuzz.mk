@@ -38,7 +38,7 @@ $(FUZZ_BUILD)/obj-nosig/%.o: %.c $(wildcard core/*.h platform/*.h models/*.h) mk
 FUZZ_LIB       := $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_LIB_NOSIG := $(filter-out $(FUZZ_BUILD)/obj/core/pack.o,$(FUZZ_LIB)) \
                   $(FUZZ_BUILD)/obj-nosig/core/pack.o
-FUZZ_HOST      := $(patsubst %,$(FUZZ_BUILD)/obj/tools/%.o,keys util dataset)
+FUZZ_HOST      := $(patsubst %,$(FUZZ_BUILD)/obj/tools/%.o,keys util dataset jsonl)
 
 # Seed corpora, generated from the fixtures by tests/fuzz/seeds.sh into
 # $(FUZZ_BUILD)/seeds/{pack,embed,import,delta,log,inspect}. The log seeds

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "tr_embed.h"
+#include "trh_rand.h"
 
 /* Sparse rows (CSR): the prompts' feature counts, then tf-idf values. */
 typedef struct csr {
@@ -46,14 +47,6 @@ static int by_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     return (x > y) - (x < y);
-}
-
-static uint64_t mix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
 }
 
 /* y[n x l] = A x[cols x l] */
@@ -221,7 +214,7 @@ int tr_hashed_fit(const char *const *texts, size_t n, uint32_t rows, uint32_t di
         goto out;
     uint64_t s = seed;
     for (size_t i = 0; i < (size_t)rows * l; i++)
-        omega[i] = (mix(&s) >> 63) ? 1.0 : -1.0;
+        omega[i] = (trh_splitmix64(&s) >> 63) ? 1.0 : -1.0;
     mul(&a, omega, l, y);
     orthonormalize(y, n, l);
     for (int it = 0; it < 7; it++) {

@@ -153,6 +153,23 @@ cp -r "$T/src" "$T/nulsrc"
 printf '{"question_id": 7, "question": "cut\\u0000 here", "category": "law"}\n' >>"$T/nulsrc/questions.jsonl"
 expect 1 "questions.jsonl:7: a .u0000 \(NUL\) escape" -- "$CLI" import mmlu-pro-32 "$T/nulsrc" "$T/nuldst"
 
+# --- import keeps long source ids whole (no fixed-size id buffer) ------------
+mkdir -p "$T/lr"
+"$PYTHON" - "$T/lr" <<'PY'
+import json, sys
+d = sys.argv[1]
+open(d + "/models.csv", "w").write("model,size,input_price_usd_per_1M_tokens\nsmall,7B,0.1\nbig,70B,0.9\n")
+with open(d + "/items.jsonl", "w") as f:
+    for i in range(6):
+        # indices that differ only past their 100th character
+        f.write(json.dumps({"split": "train" if i < 4 else "test", "index": "x" * 100 + str(i),
+                            "task_name": "t", "question": "Question number %d?" % i,
+                            "scores": {"small": i % 2, "big": 1}}) + "\n")
+PY
+expect 0 "6 prompts, 2 models" -- "$CLI" import llmrouter-9models "$T/lr" "$T/lrout"
+"$PYTHON" -c 'import json,sys; ids=[json.loads(l)["id"] for l in open(sys.argv[1])]; sys.exit(0 if ids == ["%s-%s%d" % ("train" if i < 4 else "test", "x"*100, i) for i in range(6)] else 1)' "$T/lrout/prompts.jsonl" &&
+    ok || bad "import cut long ids: $(head -c 300 "$T/lrout/prompts.jsonl")"
+
 # --- a 100 MB line: refused at TR_LINE_MAX, memory bounded ------------------
 cp -r "$T/src" "$T/long"
 "$PYTHON" - "$T/long/questions.jsonl" <<'PY'

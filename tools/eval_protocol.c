@@ -39,6 +39,7 @@
 #include "tr_task.h"
 #include "tr_task_fit.h"
 #include "util.h"
+#include "trh_rand.h"
 
 #define GRID TR_CURVE_GRID
 #define OUT_GRID 101    /* the curve points written to the JSON */
@@ -74,18 +75,10 @@ typedef struct eval_opts {
 
 /* ---- small numerics ---- */
 
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static void shuffle(uint32_t *a, uint32_t n, uint64_t *s)
 {
     for (uint32_t i = n; i > 1; i--) {
-        uint32_t j = (uint32_t)(splitmix(s) % i);
+        uint32_t j = (uint32_t)(trh_splitmix64(s) % i);
         uint32_t t = a[i - 1];
         a[i - 1] = a[j];
         a[j] = t;
@@ -104,7 +97,7 @@ typedef struct prepared {
     uint32_t dim;
     float *raw;                     /* n x dim unit SIF vectors, no pc */
     uint32_t dropped_unknown, dropped_no_word;
-    char cost_unit[512];
+    char *cost_unit; /* the first line of cost_unit.txt, or NULL */
     char emb_sha[65]; /* of the --embeddings file */
 } prepared;
 
@@ -169,6 +162,7 @@ static void prepared_free(prepared *p)
     free(p->prompt);
     free(p->Y);
     free(p->raw);
+    free(p->cost_unit);
 }
 
 static int prepare(const char *path, uint8_t *table, size_t table_len, const eval_opts *o,
@@ -182,13 +176,15 @@ static int prepare(const char *path, uint8_t *table, size_t table_len, const eva
     p->name = slash && slash[1] ? slash + 1 : path;
     if (tr_dataset_load(path, &p->ds))
         return 1;
-    char unit_path[4096];
-    snprintf(unit_path, sizeof unit_path, "%s/cost_unit.txt", path);
-    FILE *uf = fopen(unit_path, "r");
+    char *unit_path = tr_path_join(path, "cost_unit.txt");
+    FILE *uf = fopen(unit_path, "r"); /* optional: without it, costs are models.csv's */
+    free(unit_path);
     if (uf) {
-        if (!fgets(p->cost_unit, sizeof p->cost_unit, uf))
-            p->cost_unit[0] = 0;
-        p->cost_unit[strcspn(p->cost_unit, "\r\n")] = 0;
+        size_t cap = 0;
+        if (tr_getline_max(&p->cost_unit, &cap, uf, TR_LINE_MAX) >= 0)
+            p->cost_unit[strcspn(p->cost_unit, "\r\n")] = 0;
+        else
+            free(p->cost_unit), p->cost_unit = NULL;
         fclose(uf);
     }
     tr_dataset *ds = &p->ds;
@@ -210,16 +206,19 @@ static int prepare(const char *path, uint8_t *table, size_t table_len, const eva
     tr_embedder e = {0};
     float *given = NULL;
     if (o->embeddings) {
-        char gpath[4096];
-        snprintf(gpath, sizeof gpath, "%s/%s", path, o->embeddings);
-        if (!(given = read_npy(gpath, ds->n_prompts, &p->dim)))
-            return 1;
-        for (size_t i = 0; i < ds->n_prompts * (size_t)p->dim; i++)
+        char *gpath = tr_path_join(path, o->embeddings);
+        given = read_npy(gpath, ds->n_prompts, &p->dim);
+        for (size_t i = 0; given && i < ds->n_prompts * (size_t)p->dim; i++)
             if (!isfinite(given[i])) {
+                tr_err("%s: NaN or Inf in row %zu", gpath, i / p->dim + 1);
                 free(given);
-                return tr_err("%s: NaN or Inf in row %zu", gpath, i / p->dim + 1);
+                given = NULL;
             }
-        file_sha256(gpath, p->emb_sha);
+        if (given)
+            file_sha256(gpath, p->emb_sha);
+        free(gpath);
+        if (!given)
+            return 1;
     } else {
         tr_status st = tr_embedder_view(table, table_len, &e);
         if (st != TR_OK)
@@ -255,7 +254,7 @@ static int prepare(const char *path, uint8_t *table, size_t table_len, const eva
         }
         if (o->random_emb) /* the floor: a fixed random direction per prompt */
             for (uint32_t d = 0; d < dim; d++)
-                v[d] = (float)((double)(splitmix(&rs) >> 11) / 9007199254740992.0 - 0.5);
+                v[d] = (float)(trh_unit_double(&rs) - 0.5);
         tr_normalize(v, dim);
         for (uint32_t m = 0; m < p->n_models; m++)
             p->Y[(size_t)p->n * p->n_models + m] = ds->scores[i * ds->n_models + p->model_col[m]];
@@ -1215,16 +1214,17 @@ static cJSON *dataset_json(const prepared *p, const eval_opts *o, seed_result *s
                                                             : "half train, half test (new models)");
     cJSON_AddNumberToObject(d, "dropped_unknown_score", p->dropped_unknown);
     cJSON_AddNumberToObject(d, "dropped_no_known_word", p->dropped_no_word);
-    cJSON_AddStringToObject(d, "cost_unit", p->cost_unit[0] ? p->cost_unit
+    cJSON_AddStringToObject(d, "cost_unit", p->cost_unit && p->cost_unit[0] ? p->cost_unit
                                                             : "the dataset's models.csv cost");
     cJSON *e = cJSON_AddObjectToObject(d, "embedder");
-    char ename[256];
+    char *ename;
     if (o->embeddings)
-        snprintf(ename, sizeof ename, "given vectors: %s", o->embeddings);
+        ename = tr_xprintf("given vectors: %s", o->embeddings);
     else
-        snprintf(ename, sizeof ename, "%s%s%s", o->random_emb ? "random (floor)" : o->embedder,
+        ename = tr_xprintf("%s%s%s", o->random_emb ? "random (floor)" : o->embedder,
                  o->hashed ? " hashed n-grams" : o->uniform ? " mean" : " SIF", o->no_pc || o->random_emb ? "" : " -pc");
     cJSON_AddStringToObject(e, "name", ename);
+    free(ename);
     cJSON_AddStringToObject(e, "sha256", o->embeddings ? p->emb_sha : emb_sha);
     cJSON *seeds = cJSON_AddArrayToObject(d, "seeds");
     for (int i = 0; i < o->n_seeds; i++)

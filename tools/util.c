@@ -24,6 +24,17 @@ int tr_err(const char *fmt, ...)
     return 1;
 }
 
+int tr_err_at(const char *path, long line, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "tinyroute: %s:%ld: ", path, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
 int tr_bad_option(char **argv)
 {
     /* With opterr = 0, glibc's getopt_long leaves: optopt 0 for an unknown
@@ -86,6 +97,24 @@ char *tr_xstrdup(const char *s)
     char *d = tr_xmalloc(n);
     memcpy(d, s, n);
     return d;
+}
+
+char *tr_xprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = tr_xmalloc((size_t)(n < 0 ? 0 : n) + 1);
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)(n < 0 ? 0 : n) + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+char *tr_path_join(const char *dir, const char *name)
+{
+    return tr_xprintf("%s/%s", dir, name);
 }
 
 uint8_t *tr_read_file(const char *path, size_t *len)

@@ -8,6 +8,9 @@
 
 /* Print "tinyroute: <msg>\n" to stderr. Returns 1 (a CLI exit code). */
 int tr_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Error "path:line: message" through tr_err(); returns 1. */
+int tr_err_at(const char *path, long line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* The one report of a bad option, for every subcommand's getopt_long '?'
  * (tinyroute.c sets opterr = 0 so getopt prints nothing of its own):
@@ -43,6 +46,8 @@ void *tr_xmalloc(size_t n);
 void *tr_xcalloc(size_t n, size_t size);
 void *tr_xrealloc(void *p, size_t n);
 char *tr_xstrdup(const char *s);
+char *tr_path_join(const char *dir, const char *name); /* "dir/name", malloc'd */
+char *tr_xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* malloc'd, any length */
 
 /* Strict number parsing: the whole string must be a number in range.
  * Return 0 on success. */
