@@ -13,6 +13,7 @@
 #include "choose.h"
 #include "cmds.h"
 #include "dataset.h"
+#include "keys.h"
 #include "logfile.h"
 #include "packwriter.h"
 #include "pareto.h"
@@ -169,7 +170,7 @@ static double fit_kmeans(const km_rows *r, size_t n, uint32_t k, float *cent, ui
         return res;
     /* Every row to its nearest centroid, for the inertia over all n. */
     tr_progress_end(pg);
-    tr_progress_start(pg, "k-means assign", n);
+    tr_progress_start(pg, "build", "k-means assign", n);
     enum { BLOCK = 4096 };
     float *blk = tr_xmalloc((size_t)BLOCK * dim * sizeof *blk);
     double inertia = 0;
@@ -231,7 +232,7 @@ static int choose_knn(const int8_t *refs, size_t n, uint32_t dim, const float *s
     for (uint32_t j = 0; j < m; j++)
         cost[j] = ds->models[j].cost;
     tr_norm_costs(cost, m, cn);
-    tr_progress_start(pg, "validation", 0);
+    tr_progress_start(pg, "build", "validation", 0);
     int r = tr_choose_knn(refs, (uint32_t)n, dim, scores, m, cn, given, ch);
     tr_progress_end(pg);
     free(cost);
@@ -384,7 +385,14 @@ static int build_with(int argc, char **argv, const char **logs)
             return 2;
     }
     if (!force && access(out, F_OK) == 0)
-        return tr_err("%s exists; not overwriting it (use --force)", out);
+        return tr_err("%s exists; not overwriting it (use --force)", out), 2;
+    { /* the key signs now, not only after the whole build */
+        uint8_t hash[32] = {0}, sig[TR_SIG_MAX_BYTES];
+        size_t sig_len;
+        tr_pubkey pub;
+        if (tr_key_sign(key, hash, sig, &sig_len, &pub))
+            return 1;
+    }
 
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -400,7 +408,7 @@ static int build_with(int argc, char **argv, const char **logs)
     }
     tr_dataset ds;
     tr_progress pg;
-    tr_progress_start(&pg, "loading", 0);
+    tr_progress_start(&pg, "build", "loading", 0);
     if (tr_dataset_load_flags(data, &ds, TR_DS_NO_TEXT) != 0) {
         free(table);
         return 1;
@@ -446,7 +454,7 @@ static int build_with(int argc, char **argv, const char **logs)
     tr_prompt_reader rd;
     if (tr_prompt_reader_open(&rd, data, &ds))
         goto fail;
-    tr_progress_start(&pg, "embedding pass 1", ds.n_prompts);
+    tr_progress_start(&pg, "build", "embedding pass 1", ds.n_prompts);
     for (size_t i = 0; i < ds.n_prompts; i++) {
         const tr_ds_prompt *p = &ds.prompts[i];
         const char *text = tr_prompt_reader_next(&rd);
@@ -484,7 +492,7 @@ static int build_with(int argc, char **argv, const char **logs)
     }
     if (!no_pc) {
         float *pc = (float *)(void *)(table + tr_ld32(table + TR_E_OFF_PC));
-        tr_progress_start(&pg, "principal comp.", 0);
+        tr_progress_start(&pg, "build", "principal comp.", 0);
         if (tr_first_pc(x, n, dim, pc) != 0) {
             tr_err("out of memory");
             goto fail;
@@ -528,7 +536,7 @@ static int build_with(int argc, char **argv, const char **logs)
         free(refs), free(kept_from), free(scores), free(acc);
         goto fail;
     }
-    tr_progress_start(&pg, "embedding pass 2", n);
+    tr_progress_start(&pg, "build", "embedding pass 2", n);
     for (size_t j = 0; j < n; j++) {
         const char *text = text_at(&rd, &at, pick[j]);
         uint32_t known;
@@ -591,7 +599,7 @@ static int build_with(int argc, char **argv, const char **logs)
         }
         uint32_t *assign = tr_xmalloc(kept * sizeof *assign);
         float *centroids = tr_xmalloc(n_clusters * dim * sizeof *centroids);
-        tr_progress_start(&pg, "k-means", 0);
+        tr_progress_start(&pg, "build", "k-means", 0);
         const km_rows kr = {&e, data, &ds, kept_from, kept_ds, refs};
         double inertia = fit_kmeans(&kr, kept, (uint32_t)n_clusters, centroids, assign, &pg);
         tr_progress_end(&pg);
@@ -606,7 +614,7 @@ static int build_with(int argc, char **argv, const char **logs)
         /* Psi from the device's own assignment: the quantized centroids and
          * the int8 rows, exactly as tr_route will see them. */
         int32_t dots[TR_KNN_BLOCK];
-        tr_progress_start(&pg, "cluster assign", kept);
+        tr_progress_start(&pg, "build", "cluster assign", kept);
         for (size_t j = 0; j < kept; j++) {
             const int8_t *q = refs + j * dim;
             if ((j & 4095) == 0)
@@ -637,7 +645,7 @@ static int build_with(int argc, char **argv, const char **logs)
                     err[j * m + t] = 1.0f - scores[j * m + t]; /* NaN stays NaN */
             }
             theta = tr_xmalloc(n_clusters * (dim + 1) * sizeof *theta);
-            tr_progress_start(&pg, "learned map", 0);
+            tr_progress_start(&pg, "build", "learned map", 0);
             double before;
             double after = tr_learned_map_fit(phi, kept, dim, err, m, cv.psi, centroids,
                                               (uint32_t)n_clusters, 200, theta, &before);
@@ -682,7 +690,7 @@ static int build_with(int argc, char **argv, const char **logs)
     malloc_trim(0); /* the strings were small heap blocks, not mmap'd */
 #endif
     if (n_tasks >= 2) {
-        tr_progress_start(&pg, "task table", 0);
+        tr_progress_start(&pg, "build", "task table", 0);
         tr_refs rv = {(uint32_t)kept_ds, dim, dim, refs, tr_xmalloc(kept_ds * sizeof(float))};
         for (size_t j = 0; j < kept_ds; j++) {
             int64_t ss = 0;
@@ -737,7 +745,7 @@ static int build_with(int argc, char **argv, const char **logs)
         .tasks_len = tasks.len, .lmap_theta = theta};
     tr_buf pack = {0};
     tr_pack_layout lay;
-    tr_progress_start(&pg, "writing", 0);
+    tr_progress_start(&pg, "build", "writing", 0);
     int r = tasks_bad || tr_pack_write(&spec, &pack, &lay) || tr_pack_sign_checked(&pack, key) ||
             tr_write_file_atomic(out, pack.data, pack.len);
     if (r == 0)

@@ -516,6 +516,18 @@ static int build_table(const wink *w, double sif_a, tr_buf *t, table_stats *st)
  * fixed-seed sample (the singular directions settle long before). */
 #define HASHED_FIT_MAX 200000u
 
+/* tr_hashed_fit's phases through the CLI's progress line. */
+static void fit_progress(void *ctx, const char *phase, uint64_t done, uint64_t total)
+{
+    tr_progress *pg = ctx;
+    if (!pg->phase || strcmp(pg->phase, phase)) {
+        if (pg->phase)
+            tr_progress_end(pg);
+        tr_progress_start(pg, "embedder", phase, total);
+    }
+    tr_progress_update(pg, done);
+}
+
 /* A hashed table from prompts: one int8 row per hash bucket with its own
  * scale (weights[r]), so rare features keep their precision. */
 static int hashed_table(const char *const *files, int n_files, uint32_t rows, uint32_t dim,
@@ -554,7 +566,11 @@ static int hashed_table(const char *const *files, int n_files, uint32_t rows, ui
         used = HASHED_FIT_MAX;
     }
     float *proj = tr_xmalloc((size_t)rows * dim * sizeof *proj);
-    if (tr_hashed_fit((const char *const *)text, used, rows, dim, 1, proj)) {
+    tr_progress pg = {0};
+    int fit = tr_hashed_fit((const char *const *)text, used, rows, dim, 1, proj, fit_progress, &pg);
+    if (pg.phase)
+        tr_progress_end(&pg);
+    if (fit) {
         free(proj);
         tr_err("out of memory fitting %zu prompts", used);
         goto fail;
@@ -609,7 +625,8 @@ static const char usage[] =
     "--words most frequent words the tokenizer can produce, int8 vectors with\n"
     "one scale, SIF weights a/(a+p(w)) with p(w) from Zipf's law on the rank.\n"
     "--hashed learns a table from prompts instead (one JSON object with a \"text\"\n"
-    "per line, e.g. a dataset's prompts.jsonl; no labels): each word and each\n"
+    "per line, e.g. a dataset's prompts.jsonl, - for standard input; no labels):\n"
+    "each word and each\n"
     "character 3- to 5-gram of \"<word>\" is hashed to one of --rows rows (a power\n"
     "of two), and the rows are the idf-weighted top --dim singular directions of\n"
     "the prompts' tf-idf features (latent semantic analysis). Any script works:\n"

@@ -10,6 +10,11 @@ int tr_jsonl_open(tr_jsonl *j, const char *path)
 {
     memset(j, 0, sizeof *j);
     j->path = path;
+    if (!strcmp(path, "-")) { /* standard input, named so in messages */
+        j->f = stdin;
+        j->path = "stdin";
+        return 0;
+    }
     if (!(j->f = fopen(path, "rb")))
         return tr_err("%s: cannot open: %s", path, strerror(errno));
     return 0;
@@ -50,7 +55,7 @@ int tr_jsonl_next(tr_jsonl *j)
 void tr_jsonl_close(tr_jsonl *j)
 {
     cJSON_Delete(j->obj);
-    if (j->f)
+    if (j->f && j->f != stdin)
         fclose(j->f);
     free(j->line);
     memset(j, 0, sizeof *j);

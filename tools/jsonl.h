@@ -21,7 +21,8 @@ typedef struct tr_jsonl {
     cJSON *obj; /* the current line's object, owned by the reader */
 } tr_jsonl;
 
-int tr_jsonl_open(tr_jsonl *j, const char *path); /* 0 ok; 1 after a message */
+/* 0 ok; 1 after a message. "-" reads standard input (named "stdin" in messages). */
+int tr_jsonl_open(tr_jsonl *j, const char *path);
 /* 1: the next object is in j->obj (valid until the next call); 0: end of
  * file; -1: an error, printed. */
 int tr_jsonl_next(tr_jsonl *j);

@@ -209,16 +209,10 @@ out:
     return r;
 }
 
-/* Create path exclusively with mode; refuses to replace an existing file. */
-static int write_new(const char *path, const char *data, mode_t mode, int force)
+/* Write path with mode (the caller checked --force). */
+static int write_key(const char *path, const char *data, unsigned mode)
 {
-    if (!force && access(path, F_OK) == 0)
-        return tr_err("%s exists; not overwriting it (use --force)", path);
-    if (tr_write_file_atomic(path, data, strlen(data)) != 0)
-        return 1;
-    if (chmod(path, mode) != 0)
-        return tr_err("cannot chmod %s: %s", path, strerror(errno));
-    return 0;
+    return tr_write_file_mode(path, data, strlen(data), mode) != 0;
 }
 
 static const char keygen_usage[] =
@@ -247,6 +241,16 @@ int cmd_keygen(int argc, char **argv)
         fputs(keygen_usage, stderr);
         return 2;
     }
+    char *kpath = tr_xprintf("%s.key", prefix), *ppath = tr_xprintf("%s.pub", prefix);
+    /* Both before either is written: a new .key beside an old .pub would be
+     * a pair that does not match. */
+    for (int i = 0; i < 2 && !force; i++)
+        if (access(i ? ppath : kpath, F_OK) == 0) {
+            tr_err("%s exists; not overwriting it (use --force)", i ? ppath : kpath);
+            free(kpath);
+            free(ppath);
+            return 2;
+        }
     mbedtls_pk_context pk;
     mbedtls_entropy_context ent;
     mbedtls_ctr_drbg_context drbg;
@@ -266,12 +270,7 @@ int cmd_keygen(int argc, char **argv)
         mbed_err("cannot generate a key for", prefix, rc);
         goto out;
     }
-    size_t pl = strlen(prefix) + 5;
-    char *kpath = tr_xmalloc(pl), *ppath = tr_xmalloc(pl);
-    snprintf(kpath, pl, "%s.key", prefix);
-    snprintf(ppath, pl, "%s.pub", prefix);
-    if (write_new(kpath, (char *)priv, 0600, force) == 0 &&
-        write_new(ppath, (char *)pub, 0644, force) == 0) {
+    if (write_key(kpath, (char *)priv, 0600) == 0 && write_key(ppath, (char *)pub, 0644) == 0) {
         tr_pubkey pk65;
         uint8_t id[32];
         point_of(&pk, kpath, &pk65);
@@ -285,9 +284,9 @@ int cmd_keygen(int argc, char **argv)
                ppath, prefix);
         r = 0;
     }
+out:
     free(kpath);
     free(ppath);
-out:
     mbedtls_platform_zeroize(priv, sizeof priv);
     mbedtls_pk_free(&pk);
     mbedtls_ctr_drbg_free(&drbg);

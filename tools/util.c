@@ -150,6 +150,11 @@ uint8_t *tr_read_file(const char *path, size_t *len)
 
 int tr_write_file_atomic(const char *path, const void *data, size_t len)
 {
+    return tr_write_file_mode(path, data, len, 0644);
+}
+
+int tr_write_file_mode(const char *path, const void *data, size_t len, unsigned mode)
+{
     size_t pl = strlen(path);
     char *tmp = tr_xmalloc(pl + 16);
     snprintf(tmp, pl + 16, "%s.tmp.XXXXXX", path);
@@ -175,7 +180,7 @@ int tr_write_file_atomic(const char *path, const void *data, size_t len)
         p += w;
         left -= (size_t)w;
     }
-    if (fsync(fd) != 0 || fchmod(fd, 0644) != 0 || close(fd) != 0) {
+    if (fsync(fd) != 0 || fchmod(fd, (mode_t)mode) != 0 || close(fd) != 0) {
         tr_err("cannot finish %s: %s", tmp, strerror(errno));
         unlink(tmp);
         free(tmp);
@@ -262,9 +267,10 @@ static double tr_now(void)
     return (double)t.tv_sec + t.tv_nsec / 1e9;
 }
 
-void tr_progress_start(tr_progress *p, const char *phase, uint64_t total)
+void tr_progress_start(tr_progress *p, const char *cmd, const char *phase, uint64_t total)
 {
     const char *env = getenv("TR_PROGRESS");
+    p->cmd = cmd;
     p->phase = phase;
     p->total = total;
     p->tty = isatty(STDERR_FILENO);
@@ -284,11 +290,11 @@ void tr_progress_update(tr_progress *p, uint64_t done)
     p->last = now;
     double el = now - p->t0;
     if (p->total && done > 0 && done <= p->total)
-        fprintf(stderr, "build: %-18s %llu/%llu %5.1f%%  %.1f s, ETA %.0f s%s", p->phase,
+        fprintf(stderr, "%s: %-18s %llu/%llu %5.1f%%  %.1f s, ETA %.0f s%s", p->cmd, p->phase,
                 (unsigned long long)done, (unsigned long long)p->total, 100.0 * done / p->total,
                 el, el * (double)(p->total - done) / done, p->tty ? "\033[K\r" : "\n");
     else
-        fprintf(stderr, "build: %-18s %llu  %.1f s%s", p->phase, (unsigned long long)done, el,
+        fprintf(stderr, "%s: %-18s %llu  %.1f s%s", p->cmd, p->phase, (unsigned long long)done, el,
                 p->tty ? "\033[K\r" : "\n");
 }
 
@@ -296,21 +302,38 @@ void tr_progress_end(tr_progress *p)
 {
     if (!p->on)
         return;
-    fprintf(stderr, "build: %-18s done in %.2f s%s", p->phase, tr_now() - p->t0,
+    fprintf(stderr, "%s: %-18s done in %.2f s%s", p->cmd, p->phase, tr_now() - p->t0,
             p->tty ? "\033[K\n" : "\n");
+}
+
+/* tr_write_file_atomic's first step, done and undone: a temporary file
+ * beside out. 0 when it can be created. */
+static int out_writable(const char *opt, const char *out)
+{
+    char *tmp = tr_xprintf("%s.tmp.XXXXXX", out);
+    int fd = mkstemp(tmp);
+    if (fd >= 0) {
+        close(fd);
+        unlink(tmp);
+    } else
+        tr_err("%s %s: cannot create a file there: %s", opt, out, strerror(errno));
+    free(tmp);
+    return fd < 0;
 }
 
 int tr_out_not_input(const char *opt, const char *out, const char *const *inputs, size_t n)
 {
     struct stat so, si;
-    if (!out || stat(out, &so) != 0)
-        return 0; /* a file that does not exist yet is no input */
+    if (!out || !strcmp(out, "-"))
+        return 0;
+    if (stat(out, &so) != 0)
+        return out_writable(opt, out); /* a file that does not exist yet is no input */
     for (size_t i = 0; i < n; i++)
         if (inputs[i] && stat(inputs[i], &si) == 0 && si.st_dev == so.st_dev &&
             si.st_ino == so.st_ino)
             return tr_err("%s %s is also the input %s; refusing to overwrite an input", opt, out,
                           inputs[i]);
-    return 0;
+    return out_writable(opt, out);
 }
 
 int tr_out_not_input_ds(const char *opt, const char *out, const char *const *inputs, size_t n,

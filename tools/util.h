@@ -24,8 +24,11 @@ int tr_bad_option(char **argv);
 uint8_t *tr_read_file(const char *path, size_t *len);
 
 /* Write to path atomically: a temporary file beside it, fsync, rename.
- * A failure leaves no half-written file. Returns 0 on success. */
+ * A failure leaves no half-written file. Returns 0 on success. The file
+ * gets mode 0644; tr_write_file_mode gives another (a private key's 0600 is
+ * never widened, not even for the moment before a chmod). */
 int tr_write_file_atomic(const char *path, const void *data, size_t len);
+int tr_write_file_mode(const char *path, const void *data, size_t len, unsigned mode);
 
 /* Growable byte buffer. */
 typedef struct tr_buf {
@@ -54,19 +57,19 @@ char *tr_xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /*
 int tr_parse_u64(const char *s, uint64_t *out);
 int tr_parse_f64(const char *s, double *out);
 
-/* Progress of a long build phase on stderr: "build: PHASE  done/total  pct
+/* Progress of a long phase on stderr: "CMD: PHASE  done/total  pct
  * elapsed, ETA". Silent unless stderr is a terminal or TR_PROGRESS=1, so tests
  * and logs stay byte-identical; never touches stdout. total 0 = unknown (no
  * ETA). Updates print at most 4 times a second on a terminal ("\r", one
  * line rewritten) and every 2 s otherwise (one line each, for logs);
  * tr_progress_end prints the phase's elapsed time once. */
 typedef struct tr_progress {
-    const char *phase;
+    const char *cmd, *phase;
     uint64_t total;
     double t0, last;
     int on, tty;
 } tr_progress;
-void tr_progress_start(tr_progress *p, const char *phase, uint64_t total);
+void tr_progress_start(tr_progress *p, const char *cmd, const char *phase, uint64_t total);
 void tr_progress_update(tr_progress *p, uint64_t done);
 void tr_progress_end(tr_progress *p);
 
@@ -75,8 +78,11 @@ void tr_progress_end(tr_progress *p);
  * "./x" and "../d/x" spellings of one file are caught. ---- */
 
 /* 0 when the file out is none of the n existing files inputs[] (NULL
- * entries and inputs that do not exist are skipped); else 1 and a message
- * "OPT OUT is also the input INPUT; refusing to overwrite an input". */
+ * entries and inputs that do not exist are skipped) and can be written (a
+ * temporary file beside it is created and removed: commands call this
+ * before their long work, so a bad --out fails in a second, not at the end);
+ * else 1 and a message, e.g. "OPT OUT is also the input INPUT; refusing to
+ * overwrite an input". out NULL or "-" (standard output): 0. */
 int tr_out_not_input(const char *opt, const char *out, const char *const *inputs, size_t n);
 
 /* The same against the n files inputs[] and the files a reader takes from
