@@ -120,5 +120,33 @@ expect 0 '"n_retired":null.*"problems":\["more than one retire section"\]' -- "$
 head -c 100 "$T/c.trd" >"$T/short.trd"
 expect 1 "short.trd: TR_E_TRUNCATED" -- "$CLI" inspect "$T/short.trd"
 
+
+# --- --json: one document on stdout, the human report on stderr -----------
+# verify: the verdict with inspect's fields, the delta's too; a refusal is a
+# document with the status name, exit 1
+json_get() { "$PYTHON" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {"d": d}))' "$@"; }
+runq "$CLI" verify --json --key "$PUB" --delta "$T/c.trd" "$FIXTURE_PACK"
+if [ "$rc" = 0 ] && [ "$(json_get "$T/o" 'd["verified"], d["kind"], d["sha256"] == "'"$base"'", d["n_models"], d["delta"]["verified"], d["delta"]["n_retired"], d["delta"]["n_served_models"]')" = "(True, 'pack', True, $nm, True, 1, $nm)" ]; then ok
+else bad "verify --json: rc $rc, $(head -c 300 "$T/o")"; fi
+runq "$CLI" verify --json --key fixtures/keys/test-other.pub "$FIXTURE_PACK"
+if [ "$rc" = 1 ] && [ "$(json_get "$T/o" 'd["verified"], d["error"]')" = "(False, 'TR_E_KEY_UNKNOWN')" ]; then ok
+else bad "verify --json, untrusted key: rc $rc, $(cat "$T/o")"; fi
+runq "$CLI" verify --json --key "$PUB" "$T/no-such.trp"
+if [ "$rc" = 1 ] && [ "$(json_get "$T/o" 'd["verified"], d["error"]')" = "(False, 'unreadable')" ]; then ok
+else bad "verify --json, missing file: rc $rc, $(cat "$T/o")"; fi
+# build: the written pack, as verify --json sees it, and what the build did
+mkdir -p "$T/ds"
+head -n 60 "$FIXTURE/prompts.jsonl" >"$T/ds/prompts.jsonl"
+head -n 61 "$FIXTURE/correctness.csv" >"$T/ds/correctness.csv"
+cp "$FIXTURE/models.csv" "$T/ds/"
+runq "$CLI" build --json --data "$T/ds" --embedder "$EMBEDDER" --key "$KEY" --k 5 --out "$T/j.trp"
+if [ "$rc" = 0 ] && grep -q "^wrote $T/j.trp" "$T/e" &&
+    [ "$(json_get "$T/o" 'd["file"], d["verified"], d["n_models"], d["defaults"]["k"], sorted(d["build"])')" = \
+      "('$T/j.trp', True, $nm, 5, ['seconds', 'skipped_no_known_word', 'skipped_zero_after_pc'])" ]; then ok
+else bad "build --json: rc $rc, $(head -c 300 "$T/o")"; fi
+"$CLI" verify --json --key "$PUB" "$T/j.trp" >"$T/v"
+if [ "$(json_get "$T/o" 'd["key_id"], d["signed_bytes"], d["sections"]')" = "$(json_get "$T/v" 'd["key_id"], d["signed_bytes"], d["sections"]')" ]; then ok
+else bad "build --json and verify --json differ on the same pack"; fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

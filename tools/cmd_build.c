@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "choose.h"
 #include "cmds.h"
 #include "dataset.h"
@@ -27,13 +29,17 @@
 #include "tr_format.h"
 #include "util.h"
 
+/* Where the build's human report goes: stdout, or stderr with --json (whose
+ * document alone is on stdout). */
+static FILE *say;
+
 static const char usage[] =
     "usage: tinyroute build --data DIR --embedder TABLE --key PRIVATE.pem --out PACK\n"
     "                       [--split train|all] [--k K] [--prior-strength A]\n"
     "                       [--lambda 0]\n"
     "                       [--counter 1] [--expires-days D] [--prefilter C]\n"
     "                       [--clusters K [--learned-map]] [--no-tasks]\n"
-    "                       [--no-pc] [--force] [--add-log LOG ...]\n"
+    "                       [--no-pc] [--force] [--add-log LOG ...] [--json]\n"
     "Embeds the dataset's prompts (prompts.jsonl, correctness.csv, models.csv;\n"
     "see tools/DATASET.md) with the built-in embedder TABLE (from `tinyroute\n"
     "embedder`), quantizes them to int8, writes pack format v1 and signs it.\n"
@@ -65,7 +71,10 @@ static const char usage[] =
     "  --prefilter C   store sign-bit codes; routes search the C nearest in\n"
     "                  Hamming distance, then rerank exactly (0: exact, default)\n"
     "  --no-pc         keep the first principal component (default: removed)\n"
-    "  --force         replace PACK if it exists\n"
+    "  --force         replace PACK if it exists\n"    "  --json          the written pack as one JSON document on stdout (verify\n"
+    "                  --json's fields, and \"build\": time and skipped prompts);\n"
+    "                  the progress lines go to stderr\n"
+
     "  --add-log LOG   (repeatable) a device outcome log (core/OUTCOME_LOG.md):\n"
     "                  each record with an embedding and an outcome becomes a\n"
     "                  reference, the outcome its logged model's score, the\n"
@@ -239,16 +248,16 @@ static int choose_knn(const int8_t *refs, size_t n, uint32_t dim, const float *s
     if (r)
         return r;
     if (!ch->n_queries) {
-        printf("validation: too few references with every score known; k=%u, prior strength "
+        fprintf(say, "validation: too few references with every score known; k=%u, prior strength "
                "%g, lambda %g (not chosen)\n", ch->k, (double)ch->a, ch->lambda);
         return 0;
     }
-    printf("validation: leave-one-out over %u references: k=%u%s, prior strength %g%s, "
+    fprintf(say, "validation: leave-one-out over %u references: k=%u%s, prior strength %g%s, "
            "Area %.4f (k=%u, prior strength %g: %.4f)\n",
            ch->n_queries, ch->k, given->k ? " (given)" : "", (double)ch->a,
            given->a >= 0 ? " (given)" : "", ch->area, given->k ? given->k : TR_CHOOSE_OLD_K,
            given->a >= 0 ? (double)given->a : (double)TR_CHOOSE_OLD_A, ch->area_given);
-    printf("validation: default lambda %g%s: accuracy %.4f at normalized cost %.4f, "
+    fprintf(say, "validation: default lambda %g%s: accuracy %.4f at normalized cost %.4f, "
            "Pareto-random %.4f there%s\n",
            ch->lambda, given->lambda >= 0 ? " (given)" : "", ch->acc, ch->cost, ch->pareto,
            ch->below ? ": BELOW not routing (a random mix of single models)" : "");
@@ -261,7 +270,7 @@ static int choose_knn(const int8_t *refs, size_t n, uint32_t dim, const float *s
                "ships that (lambda %g). Other --k / --prior-strength, or --lambda, override",
                ch->lambda);
     else if (given->lambda < 0 && ch->lambda > 0)
-        printf("validation: lambda 0 sat below Pareto-random; the pack's default lambda is %g, "
+        fprintf(say, "validation: lambda 0 sat below Pareto-random; the pack's default lambda is %g, "
                "the smallest of the sweep that does not\n", ch->lambda);
     return 0;
 }
@@ -277,6 +286,25 @@ int cmd_build(int argc, char **argv)
     return r;
 }
 
+/* build --json: inspect's view of the written pack, verified (the pack was
+ * loaded by the library before it was written), and what the build did. */
+static void print_built(const char *out, const tr_buf *pack, double seconds, size_t no_words,
+                        size_t zeroed)
+{
+    cJSON *o = tr_inspect_json(out, pack->data, pack->len), *b = cJSON_CreateObject();
+    if (!o)
+        return; /* cannot happen for a pack that just loaded; the message is printed */
+    cJSON_ReplaceItemInObject(o, "verified", cJSON_CreateBool(1));
+    cJSON_AddNumberToObject(b, "seconds", seconds);
+    cJSON_AddNumberToObject(b, "skipped_no_known_word", (double)no_words);
+    cJSON_AddNumberToObject(b, "skipped_zero_after_pc", (double)zeroed);
+    cJSON_AddItemToObject(o, "build", b);
+    char *txt = cJSON_PrintUnformatted(o);
+    printf("%s\n", txt);
+    free(txt);
+    cJSON_Delete(o);
+}
+
 /* cmd_build with logs[] (argc entries) for the --add-log paths. */
 static int build_with(int argc, char **argv, const char **logs)
 {
@@ -289,10 +317,11 @@ static int build_with(int argc, char **argv, const char **logs)
         {"force", no_argument, 0, 'f'}, {"prefilter", required_argument, 0, 'C'},
         {"clusters", required_argument, 0, 'Q'}, {"no-tasks", no_argument, 0, 'T'},
         {"learned-map", no_argument, 0, 'L'}, {"add-log", required_argument, 0, 'A'},
-        {"prior-strength", required_argument, 0, 'a'},
+        {"prior-strength", required_argument, 0, 'a'}, {"json", no_argument, 0, 'J'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *data = NULL, *emb_path = NULL, *key = NULL, *out = NULL;
-    int all = 0, force = 0, no_pc = 0, no_tasks = 0, lmap = 0, c;
+    int all = 0, force = 0, no_pc = 0, no_tasks = 0, lmap = 0, json = 0, c;
+    say = stdout;
     uint64_t k = 0, counter = 1, expires_days = 0, prefilter = 0, n_clusters = 0;
     /* k 0, prior strength and lambda < 0: chosen on validation */
     double lambda = -1, prior_strength = -1;
@@ -354,6 +383,7 @@ static int build_with(int argc, char **argv, const char **logs)
             logs[n_logs++] = optarg;
             break;
         case 'f': force = 1; break;
+        case 'J': json = 1, say = stderr; break;
         case 'h': fputs(usage, stdout); return 0;
         default: return tr_bad_option(argv);
         }
@@ -630,7 +660,7 @@ static int build_with(int argc, char **argv, const char **logs)
          * the kNN's strength a (one prior for every estimator). */
         tr_cluster_psi(scores, kept, m, assign, (uint32_t)n_clusters, ch.a,
                        (float *)(void *)cv.psi);
-        printf("k-means: K=%llu, inertia %.4f over %zu references\n",
+        fprintf(say, "k-means: K=%llu, inertia %.4f over %zu references\n",
                (unsigned long long)n_clusters, inertia, kept);
         if (lmap) {
             /* Phi(x) as the device sees it: the unit int8 row. */
@@ -650,7 +680,7 @@ static int build_with(int argc, char **argv, const char **logs)
             double after = tr_learned_map_fit(phi, kept, dim, err, m, cv.psi, centroids,
                                               (uint32_t)n_clusters, 200, theta, &before);
             tr_progress_end(&pg);
-            printf("learned map: log loss %.6f from the K-means start %.6f\n", after, before);
+            fprintf(say, "learned map: log loss %.6f from the K-means start %.6f\n", after, before);
             free(phi);
             free(err);
         }
@@ -706,11 +736,11 @@ static int build_with(int argc, char **argv, const char **logs)
             if (tasks_bad)
                 tr_err("the task table is not written; the pack is not built");
             else if (q)
-                printf("task table: %u tasks, leave-one-task-out, k=%llu, u over 19 neighbours, "
+                fprintf(say, "task table: %u tasks, leave-one-task-out, k=%llu, u over 19 neighbours, "
                        "queries: a sample of up to %u per task\n",
                        n_tasks, (unsigned long long)k, q);
             else
-                printf("task table: %u tasks, leave-one-task-out, k=%llu, u over 19 neighbours, "
+                fprintf(say, "task table: %u tasks, leave-one-task-out, k=%llu, u over 19 neighbours, "
                        "queries: every reference\n",
                        n_tasks, (unsigned long long)k);
         }
@@ -753,16 +783,19 @@ static int build_with(int argc, char **argv, const char **logs)
     if (r == 0) {
         struct timespec t1;
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        printf("wrote %s: %zu bytes, N=%zu references, M=%u models, D=%u, embedder %s, "
+        fprintf(say, "wrote %s: %zu bytes, N=%zu references, M=%u models, D=%u, embedder %s, "
                "counter %llu, %.1f s\n",
                out, pack.len, kept, m, dim, name, (unsigned long long)counter,
                (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
         if (no_words || zeroed)
-            printf("skipped %zu prompts with no known word, %zu zero after pc removal\n",
+            fprintf(say, "skipped %zu prompts with no known word, %zu zero after pc removal\n",
                    no_words, zeroed);
         for (uint32_t i = 0; i < lay.n_sections; i++)
-            printf("  section %-13s %10llu bytes at %llu\n", tr_section_name(lay.sec[i].type),
+            fprintf(say, "  section %-13s %10llu bytes at %llu\n", tr_section_name(lay.sec[i].type),
                    (unsigned long long)lay.sec[i].length, (unsigned long long)lay.sec[i].offset);
+        if (json)
+            print_built(out, &pack, (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
+                        no_words, zeroed);
     }
     tr_buf_free(&pack);
     tr_buf_free(&clusters);
