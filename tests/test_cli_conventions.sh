@@ -148,5 +148,44 @@ else bad "build --json: rc $rc, $(head -c 300 "$T/o")"; fi
 if [ "$(json_get "$T/o" 'd["key_id"], d["signed_bytes"], d["sections"]')" = "$(json_get "$T/v" 'd["key_id"], d["signed_bytes"], d["sections"]')" ]; then ok
 else bad "build --json and verify --json differ on the same pack"; fi
 
+# keygen, pubkey, embedder, import: one parsable document on stdout, nothing else
+one_doc() { "$PYTHON" -c 'import json,sys; t=open(sys.argv[1]).read(); json.loads(t); sys.exit(0 if t.count("\n") == 1 else 1)' "$1"; }
+runq "$CLI" keygen --json --out "$T/jk"
+if [ "$rc" = 0 ] && one_doc "$T/o" && [ "$(json_get "$T/o" 'd["key"], d["pub"], len(d["key_id"])')" = "('$T/jk.key', '$T/jk.pub', 64)" ]; then ok
+else bad "keygen --json: rc $rc, $(cat "$T/o")"; fi
+kid=$(json_get "$T/o" 'd["key_id"]')
+runq "$CLI" pubkey --json "$T/jk.pub"
+if [ "$rc" = 0 ] && one_doc "$T/o" && [ "$(json_get "$T/o" 'd["key_id"], d["point"]')" = "('$kid', '$("$CLI" pubkey --format hex "$T/jk.pub")')" ]; then ok
+else bad "pubkey --json: rc $rc, $(cat "$T/o")"; fi
+head -n 200 "$FIXTURE/prompts.jsonl" >"$T/p200.jsonl"
+runq "$CLI" embedder --json --hashed --rows 1024 --dim 8 --prompts "$T/p200.jsonl" --out "$T/jh.bin"
+if [ "$rc" = 0 ] && one_doc "$T/o" && grep -q "^wrote $T/jh.bin" "$T/e" &&
+    [ "$(json_get "$T/o" 'd["kind"], d["rows"], d["dim"], d["bytes"], d["sha256"]')" = \
+      "('hashed', 1024, 8, $(wc -c <"$T/jh.bin"), '$(sha256sum "$T/jh.bin" | cut -c1-64)')" ]; then ok
+else bad "embedder --json: rc $rc, $(cat "$T/o")"; fi
+mkdir -p "$T/isrc"
+"$PYTHON" - "$T/isrc" <<'PY'
+import json, sys
+d = sys.argv[1]
+with open(d + "/questions.jsonl", "w") as f:
+    for i in range(8):
+        f.write(json.dumps({"question_id": i, "question": "Question %d?" % i, "category": "law" if i % 2 else "math"}) + "\n")
+open(d + "/models.csv", "w").write("model,params_b\nsmall,1\nbig,70\n")
+with open(d + "/correctness.csv", "w") as f:
+    f.write("question_id,category,small,big\n" + "".join("%d,x,%d,1\n" % (i, i % 2) for i in range(8)))
+PY
+runq "$CLI" import --json mmlu-pro-32 "$T/isrc" "$T/idst"
+if [ "$rc" = 0 ] && one_doc "$T/o" && [ "$(json_get "$T/o" 'd["prompts"], d["models"], d["device_models"], d["tasks"], d["out"]')" = "(8, 2, ['small'], 2, '$T/idst')" ]; then ok
+else bad "import --json: rc $rc, $(cat "$T/o" "$T/e")"; fi
+# every subcommand with a single result documents --json; the ones left are
+# listed here (route and embed print one JSON line per prompt already)
+for c in $cmds; do
+    "$CLI" "$c" --help | grep -q -- "--json" && continue
+    case " route embed add-model retire-model calibrate " in
+    *" $c "*) ok ;;
+    *) bad "$c --help has no --json" ;;
+    esac
+done
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@ static const char usage[] =
     "                     the cheapest model (ties: smaller, then by name)\n"
     "  --force            overwrite an existing dataset in DST_DIR (DST_DIR\n"
     "                     may never be, be inside or contain SRC_DIR)\n"
+    "  --json             what was written as one JSON document on stdout\n"
     "  --help             this text\n"
     "\n"
     "memory: a JSONL/CSV line longer than 16 MiB is refused without reading the\n"
@@ -704,7 +706,9 @@ static void note_repeats(const tr_dataset *ds)
     tr_strmap_free(&train);
 }
 
-static void summary(const imp *im, const char *format, const char *dst, int hashed, double share)
+/* What was written: a line, or with --json one document on stdout. */
+static void summary(const imp *im, const char *format, const char *dst, int hashed, double share,
+                    int json)
 {
     const tr_dataset *ds = &im->ds;
     tr_strmap tasks = {0};
@@ -719,6 +723,32 @@ static void summary(const imp *im, const char *format, const char *dst, int hash
     for (size_t m = ds->n_models; m-- > 0;)
         if (ds->models[m].where == TR_DEVICE)
             dev++, first_dev = m;
+    if (json) {
+        cJSON *o = cJSON_CreateObject(), *d = cJSON_AddArrayToObject(o, "device_models");
+        cJSON_AddStringToObject(o, "format", format);
+        cJSON_AddStringToObject(o, "out", dst);
+        cJSON_AddNumberToObject(o, "prompts", (double)ds->n_prompts);
+        cJSON_AddNumberToObject(o, "models", (double)ds->n_models);
+        for (size_t m = 0; m < ds->n_models; m++)
+            if (ds->models[m].where == TR_DEVICE)
+                cJSON_AddItemToArray(d, cJSON_CreateString(ds->models[m].name));
+        cJSON_AddNumberToObject(o, "tasks", (double)tasks.n);
+        cJSON_AddNumberToObject(o, "train", (double)train);
+        cJSON_AddNumberToObject(o, "test", (double)test);
+        if (hashed)
+            cJSON_AddNumberToObject(o, "test_share_by_id_hash", share);
+        else
+            cJSON_AddNullToObject(o, "test_share_by_id_hash");
+        cJSON_AddNumberToObject(o, "unknown_score_cells", (double)unknown);
+        cJSON_AddNumberToObject(o, "score_cells", (double)(ds->n_prompts * ds->n_models));
+        cJSON_AddStringToObject(o, "cost_unit", im->cost_unit);
+        char *txt = cJSON_PrintUnformatted(o);
+        printf("%s\n", txt);
+        free(txt);
+        cJSON_Delete(o);
+        tr_strmap_free(&tasks);
+        return;
+    }
     printf("%s -> %s: %zu prompts, %zu models (%zu device: %s%s), %zu tasks, %zu train / %zu test",
            format, dst, ds->n_prompts, ds->n_models, dev, ds->models[first_dev].name, dev > 1 ? ", ..." : "",
            tasks.n, train, test);
@@ -746,59 +776,44 @@ static int bad_usage(const char *what, const char *arg)
 
 int cmd_import(int argc, char **argv)
 {
+    static const struct option opts[] = {
+        {"limit", required_argument, 0, 'l'}, {"test-share", required_argument, 0, 's'},
+        {"device", required_argument, 0, 'd'}, {"force", no_argument, 0, 'f'},
+        {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *pos[3];
     char **device = tr_xmalloc((size_t)argc * sizeof *device);
-    size_t n_pos = 0, n_device = 0, limit = 0, f;
+    size_t n_device = 0, limit = 0, f;
     double share = 0.2;
-    int force = 0, share_given = 0, rc;
+    int force = 0, share_given = 0, json = 0, rc = 0, o;
+    uint64_t u;
     imp im = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        uint64_t u;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            rc = 0;
-            goto out;
-        }
-        if (!strcmp(a, "--force")) {
-            force = 1;
-        } else if (!strcmp(a, "--limit") || !strcmp(a, "--test-share") || !strcmp(a, "--device")) {
-            const char *v = i + 1 < argc ? argv[++i] : NULL;
-            if (!v) {
-                rc = bad_usage("missing value for", a);
-                goto out;
-            }
-            if (a[2] == 'd') {
-                device[n_device++] = (char *)v;
-            } else if (a[2] == 'l') {
-                if (tr_parse_u64(v, &u) || u == 0 || u > SIZE_MAX) {
-                    rc = bad_usage("--limit needs a positive integer, got", v);
-                    goto out;
-                }
-                limit = (size_t)u;
-            } else {
-                if (tr_parse_f64(v, &share) || share < 0 || share > 1) {
-                    rc = bad_usage("--test-share needs a number in [0,1], got", v);
-                    goto out;
-                }
-                share_given = 1;
-            }
-        } else if (a[0] == '-' && a[1]) {
-            /* the wording of tr_bad_option, which the getopt commands use */
-            fprintf(stderr, "tinyroute import: unknown option '%s'\nsee 'tinyroute import --help'\n", a);
-            rc = 2;
-            goto out;
-        } else if (n_pos < 3) {
-            pos[n_pos++] = a;
-        } else {
-            rc = bad_usage("too many arguments", a);
-            goto out;
+    optind = 1;
+    while (!rc && (o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'l':
+            if (tr_parse_u64(optarg, &u) || u == 0 || u > SIZE_MAX)
+                rc = bad_usage("--limit needs a positive integer, got", optarg);
+            limit = (size_t)u;
+            break;
+        case 's':
+            if (tr_parse_f64(optarg, &share) || share < 0 || share > 1)
+                rc = bad_usage("--test-share needs a number in [0,1], got", optarg);
+            share_given = 1;
+            break;
+        case 'd': device[n_device++] = optarg; break;
+        case 'f': force = 1; break;
+        case 'j': json = 1; break;
+        case 'h': fputs(usage, stdout); free(device); return 0;
+        default: rc = tr_bad_option(argv);
         }
     }
-    if (n_pos < 3) {
-        rc = bad_usage("needs FORMAT SRC_DIR DST_DIR", NULL);
+    if (!rc && argc - optind != 3)
+        rc = bad_usage(argc - optind < 3 ? "needs FORMAT SRC_DIR DST_DIR" : "too many arguments",
+                       argc - optind > 3 ? argv[optind + 3] : NULL);
+    if (rc)
         goto out;
-    }
+    for (int i = 0; i < 3; i++)
+        pos[i] = argv[optind + i];
     for (f = 0; f < sizeof formats / sizeof *formats && strcmp(formats[f].name, pos[0]); f++)
         ;
     if (f == sizeof formats / sizeof *formats) {
@@ -836,7 +851,7 @@ int cmd_import(int argc, char **argv)
     free(unit_path);
     if (rc)
         goto out;
-    summary(&im, pos[0], pos[2], hashed, share);
+    summary(&im, pos[0], pos[2], hashed, share, json);
 out:
     tr_dataset_free(&im.ds);
     free(im.size);
