@@ -139,7 +139,7 @@ expect 0 "usage: tinyroute pubkey" -- "$CLI" pubkey --help
 expect 2 "usage: tinyroute pubkey" -- "$CLI" pubkey
 expect 2 "usage: tinyroute pubkey" -- "$CLI" pubkey "$PUB" "$OPUB"
 expect 2 "^tinyroute pubkey: unknown option '--bogus'$" -- "$CLI" pubkey --bogus "$PUB"
-expect 2 "^tinyroute pubkey: --format must be c, hex, der or raw, not 'pem'" -- "$CLI" pubkey --format pem "$PUB"
+expect 2 "^tinyroute pubkey: --format must be c, hex, der, raw or json, not 'pem'" -- "$CLI" pubkey --format pem "$PUB"
 expect 2 "^tinyroute pubkey: --name goes with --format c" -- "$CLI" pubkey --format hex --name k "$PUB"
 expect 2 "^tinyroute pubkey: --name must be a C identifier" -- "$CLI" pubkey --name "1k;" "$PUB"
 expect 1 "^tinyroute pubkey: cannot read /nonexistent.pub: No such file" -- "$CLI" pubkey /nonexistent.pub
