@@ -214,13 +214,17 @@ for mode in ([], ["--fixed-pool", "--tasks"]):
     tag = "fixed pool" if mode else "new models"
     d = doc["datasets"][0]
     ids = [m["id"] for m in d["methods"]]
-    check(ids == ["knn", "kmeans", "learned-map", "pareto-random", "oracle"],
-          "%s: the five methods: %s" % (tag, ids))
+    check(ids == ["knn", "kmeans", "learned-map", "task-map", "pareto-random", "oracle"],
+          "%s: the six methods (the fixture has tasks: the task map too): %s" % (tag, ids))
     by_id = {m["id"]: m for m in d["methods"]}
     check(by_id["learned-map"]["prior_strength"] == by_id["kmeans"]["prior_strength"] ==
-          by_id["knn"]["prior_strength"],
+          by_id["task-map"]["prior_strength"] == by_id["knn"]["prior_strength"],
           "%s: the cluster methods' Psi is shrunk with kNN's chosen a %s" %
           (tag, by_id["knn"]["prior_strength"]))
+    n_tasks = len({json.loads(l).get("task", "") for l in open(DATA + "/prompts.jsonl")})
+    check(by_id["task-map"]["param"] == "K" and all(2 <= K <= n_tasks for K in by_id["task-map"]["chosen"]),
+          "%s: the task map's K is the train prompts' task count (<= %d): %s" %
+          (tag, n_tasks, by_id["task-map"]["chosen"]))
     check(d["seeds"] == [1, 2] and d["n_models"] == 26,
           "%s: 2 seeds, 26 models (one with unknown scores left out): %s" % (tag, d["n_models"]))
     check(d["cost_unit"] == open(DATA + "/cost_unit.txt").read().strip(),

@@ -19,6 +19,7 @@
 #include "logfile.h"
 #include "packwriter.h"
 #include "pareto.h"
+#include "task_map.h"
 #include "tr_cluster.h"
 #include "tr_cluster_fit.h"
 #include "tr_knn.h"
@@ -28,6 +29,14 @@
 #include "tr_embed_fit.h"
 #include "tr_format.h"
 #include "util.h"
+
+static void free_task_names(uint32_t *task_of, const char **names, uint32_t n_tasks)
+{
+    free(task_of);
+    for (uint32_t i = 0; i < n_tasks; i++)
+        free((void *)names[i]);
+    free(names);
+}
 
 /* Where the build's human report goes: stdout, or stderr with --json (whose
  * document alone is on stdout). */
@@ -318,9 +327,10 @@ static int build_with(int argc, char **argv, const char **logs)
         {"clusters", required_argument, 0, 'Q'}, {"no-tasks", no_argument, 0, 'T'},
         {"learned-map", no_argument, 0, 'L'}, {"add-log", required_argument, 0, 'A'},
         {"prior-strength", required_argument, 0, 'a'}, {"json", no_argument, 0, 'J'},
+        {"task-map", no_argument, 0, 'M'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *data = NULL, *emb_path = NULL, *key = NULL, *out = NULL;
-    int all = 0, force = 0, no_pc = 0, no_tasks = 0, lmap = 0, json = 0, c;
+    int all = 0, force = 0, no_pc = 0, no_tasks = 0, lmap = 0, json = 0, task_map = 0, c;
     say = stdout;
     uint64_t k = 0, counter = 1, expires_days = 0, prefilter = 0, n_clusters = 0;
     /* k 0, prior strength and lambda < 0: chosen on validation */
@@ -384,6 +394,7 @@ static int build_with(int argc, char **argv, const char **logs)
             break;
         case 'f': force = 1; break;
         case 'J': json = 1, say = stderr; break;
+        case 'M': task_map = 1; break;
         case 'h': fputs(usage, stdout); return 0;
         default: return tr_bad_option(argv);
         }
@@ -393,6 +404,8 @@ static int build_with(int argc, char **argv, const char **logs)
         fputs(usage, stderr);
         return 2;
     }
+    if (task_map && (n_clusters || lmap))
+        return tr_err("--task-map makes the tasks the clusters: not with --clusters or --learned-map"), 2;
     if (lmap && (n_clusters == 0 || n_clusters > TR_LMAP_MAX_K))
         return tr_err("--learned-map needs --clusters K with K <= %u", TR_LMAP_MAX_K), 2;
     if (prefilter && k && prefilter < k)
@@ -619,12 +632,47 @@ static int build_with(int argc, char **argv, const char **logs)
     k = ch.k;
     lambda = ch.lambda;
 
+    /* Each dataset reference's task, for the S3 table and the task map. */
+    tr_buf tasks = {0};
+    uint32_t n_tasks = 0;
+    int tasks_bad = 0;
+    uint32_t *task_of = tr_xmalloc(kept_ds * sizeof *task_of);
+    const char **names = tr_xmalloc(kept_ds * sizeof *names);
+    for (size_t j = 0; j < kept_ds && (!no_tasks || task_map); j++) {
+        const char *t = ds.prompts[kept_from[j]].task;
+        uint32_t id = 0;
+        while (id < n_tasks && strcmp(names[id], t))
+            id++;
+        if (id == n_tasks)
+            names[n_tasks++] = t;
+        task_of[j] = id;
+    }
+    for (uint32_t i = 0; i < n_tasks; i++)
+        names[i] = tr_xstrdup(names[i]);
+
     tr_buf clusters = {0};
     float *theta = NULL;
-    if (n_clusters) {
+    if (task_map) {
+        double *cost = tr_xmalloc(2 * (size_t)m * sizeof *cost), *cn = cost + m;
+        for (uint32_t j = 0; j < m; j++)
+            cost[j] = ds.models[j].cost;
+        tr_norm_costs(cost, m, cn);
+        tr_task_map_info ti;
+        tr_progress_start(&pg, "build", "task map", 0);
+        int bad = tr_task_map_build(refs, kept, kept_ds, dim, scores, m, cn, task_of, n_tasks, ch.a,
+                                    &clusters, &theta, &ti);
+        tr_progress_end(&pg);
+        free(cost);
+        if (bad) {
+            free(refs), free(scores), free(kept_from), free_task_names(task_of, names, n_tasks);
+            goto fail;
+        }
+        fprintf(say, "task map: %u tasks, l2 %g chosen on validation (Area %.4f over %u held-out "
+                "references)\n", n_tasks, ti.l2, ti.val_area, ti.val_queries);
+    } else if (n_clusters) {
         if (n_clusters > kept) {
             tr_err("--clusters %llu exceeds the %zu references", (unsigned long long)n_clusters, kept);
-            free(refs), free(scores), free(kept_from);
+            free(refs), free(scores), free(kept_from), free_task_names(task_of, names, n_tasks);
             goto fail;
         }
         uint32_t *assign = tr_xmalloc(kept * sizeof *assign);
@@ -638,7 +686,7 @@ static int build_with(int argc, char **argv, const char **logs)
                                                ch.a, &clusters) ||
             tr_clusters_view(clusters.data, clusters.len, dim, m, &cv) != TR_OK) {
             tr_err("k-means failed");
-            free(assign), free(centroids), free(refs), free(scores), free(kept_from);
+            free(assign), free(centroids), free(refs), free(scores), free(kept_from), free_task_names(task_of, names, n_tasks);
             goto fail;
         }
         /* Psi from the device's own assignment: the quantized centroids and
@@ -689,22 +737,6 @@ static int build_with(int argc, char **argv, const char **logs)
     }
 
     /* The S3 table, leave one task out (Shnitzer et al. 2023). */
-    tr_buf tasks = {0};
-    uint32_t n_tasks = 0;
-    int tasks_bad = 0;
-    uint32_t *task_of = tr_xmalloc(kept_ds * sizeof *task_of);
-    const char **names = tr_xmalloc(kept_ds * sizeof *names);
-    for (size_t j = 0; j < kept_ds && !no_tasks; j++) {
-        const char *t = ds.prompts[kept_from[j]].task;
-        uint32_t id = 0;
-        while (id < n_tasks && strcmp(names[id], t))
-            id++;
-        if (id == n_tasks)
-            names[n_tasks++] = t;
-        task_of[j] = id;
-    }
-    for (uint32_t i = 0; i < n_tasks; i++)
-        names[i] = tr_xstrdup(names[i]);
     /* The prompts' text, ids and tasks have had their last use: give their
      * memory back before the task table and the pack (at 1M prompts, as
      * much as the int8 rows). Only the models are still needed. */
@@ -719,7 +751,7 @@ static int build_with(int argc, char **argv, const char **logs)
 #ifdef __GLIBC__
     malloc_trim(0); /* the strings were small heap blocks, not mmap'd */
 #endif
-    if (n_tasks >= 2) {
+    if (n_tasks >= 2 && !no_tasks) {
         tr_progress_start(&pg, "build", "task table", 0);
         tr_refs rv = {(uint32_t)kept_ds, dim, dim, refs, tr_xmalloc(kept_ds * sizeof(float))};
         for (size_t j = 0; j < kept_ds; j++) {
@@ -749,10 +781,7 @@ static int build_with(int argc, char **argv, const char **logs)
         free(tacc);
         tr_progress_end(&pg);
     }
-    free(task_of);
-    for (uint32_t i = 0; i < n_tasks; i++)
-        free((void *)names[i]);
-    free(names);
+    free_task_names(task_of, names, n_tasks);
     free(kept_from);
 
     tr_pack_model *models = tr_xmalloc(m * sizeof *models);
