@@ -62,6 +62,7 @@ include mk/data.mk
 include mk/test.mk
 -include mk/bench.mk
 -include mk/install.mk
+-include mk/sleef.mk
 -include mk/eval.mk
 -include mk/fuzz.mk
 -include mk/sanitize.mk

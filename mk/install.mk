@@ -72,7 +72,8 @@ CMAKE_FILES := tinyroute-config.cmake tinyroute-config-version.cmake
 STATIC_DEPS ?= $(LIBS)
 tr_empty :=
 tr_space := $(tr_empty) $(tr_empty)
-CMAKE_DEPS = $(subst $(tr_space),;,$(strip $(patsubst -l%,%,$(STATIC_DEPS))))
+CMAKE_DEPS = $(subst $(tr_space),;,$(strip $(patsubst -l%,%,$(patsubst \
+    -ltinyroute_sleef,$${_tinyroute_prefix}/lib/libtinyroute_sleef.a,$(STATIC_DEPS)))))
 # The table is the same bytes on every architecture (test-aarch64 compares the
 # packs that carry it), so a cross install takes the native one.
 EMB_DEFAULT := build/embedder-$(EMB_WORDS).bin
@@ -102,6 +103,7 @@ install-lib: $(LIB) $(SO)
 	      -e 's|@SO_FILE@|$(SO_FILE)|g' -e 's|@SO_NAME@|$(SO_NAME)|g' -e 's|@STATIC_LIBS@|$(CMAKE_DEPS)|g' \
 	      mk/$$f.in > $(I_CMAKE)/$$f || exit 1; \
 	done
+	$(STATIC_EXTRA)
 
 install: install-lib $(CLI) $(EMB_DEFAULT)
 	install -d $(I_BIN) $(I_SHARE)

@@ -23,7 +23,9 @@ CLI=$ROOT/$build/tinyroute
 passed=0
 failed=0
 
+skipped=0
 pass() { echo "PASS: $1"; passed=$((passed + 1)); }
+skip() { echo "SKIP: $1"; skipped=$((skipped + 1)); }
 fail() { echo "FAIL: $1"; failed=$((failed + 1)); }
 check() { name=$1; shift; if "$@"; then pass "$name"; else fail "$name"; fi; }
 
@@ -116,6 +118,24 @@ suite() {
     rc=$?
     check "$arch: an untrusted key exits 1 with TR_E_KEY_UNKNOWN (rc $rc)" \
         sh -c "test $rc = 1 && grep -q TR_E_KEY_UNKNOWN '$WORK/$arch-other.err'"
+
+    # Fully static (cc -static), the issue's failing command: only with
+    # SLEEF's static build installed (STATIC_SLEEF=1, mk/sleef.mk).
+    if [ -n "$sleef_same" ]; then
+        flags=$(env "$@" pkg-config --static --cflags --libs tinyroute)
+        exe=$WORK/$arch-fullstatic
+        check "$arch: a fully static example links with: $cc -static ... $flags" \
+            $cc -static -Wall -Wextra -Werror -o "$exe" "$EXAMPLE" $flags
+        check "$arch: ... it has no program interpreter and needs no shared library" \
+            sh -c "test -f '$exe' && ! $readelf -l '$exe' | grep -q INTERP && ! $readelf -d '$exe' | grep -q NEEDED"
+        check "$arch: the fully static example routes like the CLI" \
+            route_ok "$WORK/$arch-fullstatic.out" $run "$exe"
+        $run "$sleef_same" 97 > "$WORK/$arch-sleef.out"
+        check "$arch: the static SLEEF computes expf to libsleef.so.3's bits: $(cat "$WORK/$arch-sleef.out")" \
+            grep -q '^sleef_same: [1-9][0-9]* same, 0 differ$' "$WORK/$arch-sleef.out"
+    else
+        [ "$sleef_why" = - ] || skip "$arch: fully static example: no static SLEEF ($sleef_why)"
+    fi
 }
 
 # cmake_suite ARCH READELF RUN PREFIX CMAKE-ARGS...: an integrator's CMake
@@ -169,10 +189,27 @@ docs_ok() {
 # qemu-style runner for the native suite: drops "-E VAR=VALUE" into env.
 native_run() { if [ "$1" = -E ]; then e=$2; shift 2; env "$e" "$@"; else "$@"; fi; }
 
+# static_sleef CROSS-ARGS...: builds SLEEF's static part (mk/sleef.mk) and
+# its bit check; sets sleef_same (the check's path) and STATIC (make's
+# STATIC_SLEEF=1), or says why not. Debian's source for it may not be
+# reachable (then SLEEF_SRC=DIR gives an unpacked tree).
+static_sleef() {
+    sleef_same= STATIC= sleef_why=
+    dir=build-sleef$1
+    shift
+    if $MAKE --no-print-directory "$@" static-sleef $dir/sleef_same > "$WORK/sleef$dir.log" 2>&1; then
+        sleef_same=$ROOT/$dir/sleef_same STATIC=STATIC_SLEEF=1
+    else
+        sleef_why=$(grep -e 'static-sleef:' -e 'E: ' "$WORK/sleef$dir.log" | tail -n 1)
+        sed 's/^/    /' "$WORK/sleef$dir.log" | tail -5
+    fi
+}
+
 echo "=== x86_64: make install PREFIX=$build/install-test"
 PREFIX=$ROOT/$build/install-test
 rm -rf "$PREFIX"
-if $MAKE --no-print-directory install PREFIX="$PREFIX" > "$WORK/install.log" 2>&1; then
+static_sleef ""
+if $MAKE --no-print-directory install $STATIC PREFIX="$PREFIX" > "$WORK/install.log" 2>&1; then
     pass "native: make install"
     suite native cc readelf nm native_run "$PREFIX/lib" PKG_CONFIG_LIBDIR="$PREFIX/lib/pkgconfig"
     check "native: the .pc names the prefix" grep -qx "prefix=$PREFIX" "$PREFIX/lib/pkgconfig/tinyroute.pc"
@@ -224,7 +261,8 @@ fi
 echo "=== aarch64: make CROSS=aarch64-linux-gnu- install PREFIX=/usr DESTDIR=$a64/install-test"
 SYSROOT=$ROOT/$a64/install-test
 rm -rf "$SYSROOT"
-if $MAKE --no-print-directory CROSS=aarch64-linux-gnu- install PREFIX=/usr DESTDIR="$SYSROOT" \
+static_sleef -aarch64 CROSS=aarch64-linux-gnu-
+if $MAKE --no-print-directory CROSS=aarch64-linux-gnu- install $STATIC PREFIX=/usr DESTDIR="$SYSROOT" \
         > "$WORK/install-a64.log" 2>&1; then
     pass "aarch64: make install"
     suite aarch64 aarch64-linux-gnu-gcc aarch64-linux-gnu-readelf aarch64-linux-gnu-nm \
@@ -251,6 +289,7 @@ CLANG_BUILD=build-aarch64-clang
 echo "=== aarch64, clang: make CROSS=aarch64-linux-gnu- CC=\"$CLANG_CC\" AR=llvm-ar BUILD=$CLANG_BUILD install-lib"
 CSYS=$ROOT/$CLANG_BUILD/install-test
 rm -rf "$CSYS"
+sleef_same= sleef_why=- # installs with -lsleef: no fully static part
 if $MAKE --no-print-directory CROSS=aarch64-linux-gnu- CC="$CLANG_CC" AR=llvm-ar BUILD=$CLANG_BUILD \
         install-lib PREFIX=/usr DESTDIR="$CSYS" > "$WORK/install-clang.log" 2>&1; then
     pass "aarch64-clang: make install-lib"
@@ -270,5 +309,5 @@ else
     fail "aarch64-clang: make install-lib"
 fi
 
-echo "test-install: $passed passed, $failed failed"
+echo "test-install: $passed passed, $failed failed, $skipped skipped"
 test "$failed" = 0
