@@ -240,6 +240,11 @@ if $MAKE --no-print-directory install $STATIC PREFIX="$PREFIX" > "$WORK/install.
     check "native: ... the same pack as the fixture pack (but its creation time)" \
         sh -c '"$0" "$1/tests/same_pack.py" "$2/p.trp" "$3" > "$2/same.log" || { sed "s/^/    /" "$2/same.log"; exit 1; }' \
             "$PYTHON" "$ROOT" "$cwd" "$FIXTURE_PACK"
+    "$CLI" eval --data "$ROOT/fixtures/mmlu-pro-2k" --embedder "$EMBEDDER" --seeds 1 \
+        > "$WORK/eval-tree.out" 2> /dev/null
+    check "native: the installed CLI's eval without --embedder prints the tree CLI's table with it" \
+        sh -c 'cd "$1" && "$2/bin/tinyroute" eval --data "$3/fixtures/mmlu-pro-2k" --seeds 1 > eval.out 2> /dev/null &&
+               test -s eval.out && cmp -s eval.out "$4"' sh "$cwd" "$PREFIX" "$ROOT" "$WORK/eval-tree.out"
     mv "$PREFIX/share/tinyroute/embedder.bin" "$WORK/embedder.moved"
     (cd "$cwd" && "$PREFIX/bin/tinyroute" build --data "$ROOT/fixtures/mmlu-pro-2k" \
         --key "$ROOT/fixtures/keys/test-signing.key" --out q.trp > /dev/null 2> q.err)
