@@ -43,7 +43,7 @@ static void free_task_names(uint32_t *task_of, const char **names, uint32_t n_ta
 static FILE *say;
 
 static const char usage[] =
-    "usage: tinyroute build --data DIR --embedder TABLE --key PRIVATE.pem --out PACK\n"
+    "usage: tinyroute build --data DIR [--embedder TABLE] --key PRIVATE.pem --out PACK\n"
     "                       [--split train|all] [--k K] [--prior-strength A]\n"
     "                       [--lambda 0]\n"
     "                       [--counter 1] [--expires-days D] [--prefilter C]\n"
@@ -51,7 +51,8 @@ static const char usage[] =
     "                       [--no-pc] [--force] [--add-log LOG ...] [--json]\n"
     "Embeds the dataset's prompts (prompts.jsonl, correctness.csv, models.csv;\n"
     "see tools/DATASET.md) with the built-in embedder TABLE (from `tinyroute\n"
-    "embedder`), quantizes them to int8, writes pack format v1 and signs it.\n"
+    "embedder`; by default the one `make install` put in PREFIX/share/tinyroute),\n"
+    "quantizes them to int8, writes pack format v1 and signs it.\n"
     "  --split train   references = prompts marked train or unmarked (default)\n"
     "  --split all     every prompt\n"
     "  --k K           kNN neighbours stored as the pack's default\n"
@@ -399,8 +400,11 @@ static int build_with(int argc, char **argv, const char **logs)
         default: return tr_bad_option(argv);
         }
     }
+    if (!emb_path)
+        emb_path = tr_default_embedder();
     if (!data || !emb_path || !key || !out || optind != argc) {
-        tr_err("build needs --data, --embedder, --key and --out");
+        tr_err("build needs --data, --key and --out, and --embedder unless the CLI is installed "
+               "with its default table (PREFIX/share/tinyroute/embedder.bin)");
         fputs(usage, stderr);
         return 2;
     }

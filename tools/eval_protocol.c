@@ -1551,9 +1551,11 @@ int tr_eval_protocol(int argc, char **argv)
         default: return tr_bad_option(argv);
         }
     }
+    if (!o.embedder && !o.embeddings)
+        o.embedder = tr_default_embedder(); /* the installed table, if any */
     if (!o.n_data || !(o.embedder || o.embeddings) || optind != argc) {
-        tr_err("eval needs --data and --embedder or --embeddings (or --pack, see eval --pack "
-               "--help)");
+        tr_err("eval needs --data and --embedder (unless the CLI is installed with its default "
+               "table) or --embeddings (or --pack, see eval --pack --help)");
         fputs(usage, stderr);
         return 2;
     }

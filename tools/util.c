@@ -483,3 +483,27 @@ float tr_opts_lambda(double lambda)
     float f = (float)lambda;
     return f > 0.0f ? f : TR_LAMBDA_ZERO;
 }
+
+const char *tr_default_embedder(void)
+{
+    /* Kept in a static pointer: looked up once, reachable until exit. */
+    static char *found;
+    if (found)
+        return found;
+    char *exe = realpath("/proc/self/exe", NULL);
+    if (!exe)
+        return NULL;
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = '\0';
+    static const char rel[] = "/../share/tinyroute/embedder.bin";
+    char *path = tr_xmalloc(strlen(exe) + sizeof rel);
+    strcpy(path, exe);
+    strcat(path, rel);
+    free(exe);
+    if (access(path, R_OK) != 0) {
+        free(path);
+        return NULL;
+    }
+    return found = path;
+}

@@ -119,4 +119,10 @@ const char *tr_json_nul_escape(const char *s, size_t n);
  * for by name. */
 float tr_opts_lambda(double lambda);
 
+/* The default embedder table `make install` puts beside the CLI:
+ * BINDIR/../share/tinyroute/embedder.bin, found from /proc/self/exe so an
+ * installed (or relocated) prefix works from any directory. Its path if
+ * that file exists, else NULL. */
+const char *tr_default_embedder(void);
+
 #endif
