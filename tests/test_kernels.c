@@ -1,6 +1,6 @@
 /* Every kernel variant this CPU runs must equal the scalar reference,
- * exactly, on random and edge inputs: values -127/127, every length from 1
- * to 4 * 64 + 3, unaligned starts, odd strides, row counts around the
+ * exactly, on random and edge inputs: values -127/127 (and -128 for the
+ * variants that take it), every length from 1 to 4 * 64 + 3, unaligned starts, odd strides, row counts around the
  * 4-row blocking. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -36,7 +36,9 @@ static void fill(int8_t *p, size_t n, int mode)
         case 0: p[i] = (int8_t)((int)(rnd() % 255) - 127); break;
         case 1: p[i] = 127; break;
         case 2: p[i] = -127; break;
-        default: p[i] = (rnd() & 1) ? 127 : -127; break;
+        case 3: p[i] = (rnd() & 1) ? 127 : -127; break;
+        case 4: p[i] = (int8_t)(uint8_t)rnd(); break;        /* -128 too */
+        default: p[i] = (rnd() & 3) ? -128 : 127; break;    /* mostly -128 */
         }
     }
 }
@@ -79,6 +81,94 @@ static void test_dot_i8_rows_equal_scalar(void **state)
     assert_true(checks > 1000);
 }
 
+/* Variants flagged full_int8 (scalar, AVX-512, NEON, SDOT) equal the scalar
+ * reference on every int8 value, -128 included, which the AVX2 sign trick
+ * does not (the loader keeps -128 out of packs for them). Lengths cover
+ * every tail of the 64-byte step. */
+static void test_dot_i8_rows_full_range(void **state)
+{
+    static int8_t qbuf[MAXD + 1], rbuf[MAXR * (MAXD + 5) + 1];
+    int32_t want[MAXR], got[MAXR];
+    size_t checks = 0, full = 0;
+    for (size_t v = 0; v < n_variants; v++)
+        full += variants[v]->full_int8 != 0;
+    for (int mode = 4; mode < 6; mode++)
+        for (size_t dim = 1; dim <= MAXD; dim++) {
+            size_t stride = dim + (dim % 5);
+            for (size_t nr = 1; nr <= MAXR; nr += 2) {
+                int8_t *q = qbuf + 1, *rows = rbuf + 1;
+                fill(q, dim, mode);
+                fill(rows, nr * stride, mode);
+                tr_kernels_scalar()->dot_i8_rows(q, rows, stride, nr, dim, want);
+                for (size_t v = 0; v < n_variants; v++) {
+                    if (!variants[v]->full_int8)
+                        continue;
+                    memset(got, 0x55, sizeof got);
+                    variants[v]->dot_i8_rows(q, rows, stride, nr, dim, got);
+                    for (size_t r = 0; r < nr; r++)
+                        if (got[r] != want[r])
+                            fail_msg("%s: dim %zu stride %zu row %zu/%zu mode %d: %d != %d",
+                                     variants[v]->name, dim, stride, r, nr, mode, got[r], want[r]);
+                    checks++;
+                }
+            }
+        }
+    /* The largest sums: (-128)(-128) D and (-128)(127) D. */
+    int8_t *q = qbuf + 1, *rows = rbuf + 1;
+    memset(q, 0x80, MAXD);
+    memset(rows, 0x80, MAXD);
+    memset(rows + MAXD, 127, MAXD);
+    tr_kernels_scalar()->dot_i8_rows(q, rows, MAXD, 2, MAXD, want);
+    assert_int_equal(want[0], 128 * 128 * MAXD);
+    assert_int_equal(want[1], -128 * 127 * MAXD);
+    for (size_t v = 0; v < n_variants; v++)
+        if (variants[v]->full_int8) {
+            variants[v]->dot_i8_rows(q, rows, MAXD, 2, MAXD, got);
+            assert_memory_equal(got, want, 2 * sizeof *want);
+        }
+    assert_int_equal(checks, full * 2 * MAXD * 6);
+    assert_true(variants[0]->full_int8); /* the scalar reference itself */
+}
+
+/* The AVX-512 variant is there exactly when the CPU and OS support it (GCC's
+ * cpu model reads CPUID and XCR0 independently of platform/dispatch.c), and
+ * then it is the one dispatch picks; elsewhere the test says why it is
+ * skipped. */
+static void test_avx512_present_when_supported(void **state)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    int found = 0;
+    for (size_t v = 0; v < n_variants; v++)
+        found |= strcmp(variants[v]->name, "avx512-vnni") == 0;
+    __builtin_cpu_init();
+    static const char *const need[] = {"avx512f", "avx512bw", "avx512vnni", "avx512vpopcntdq"};
+    const char *missing = NULL;
+    for (size_t i = 0; i < 4 && !missing; i++) {
+        int has = 0;
+        switch (i) {
+        case 0: has = __builtin_cpu_supports("avx512f"); break;
+        case 1: has = __builtin_cpu_supports("avx512bw"); break;
+        case 2: has = __builtin_cpu_supports("avx512vnni"); break;
+        default: has = __builtin_cpu_supports("avx512vpopcntdq"); break;
+        }
+        if (!has)
+            missing = need[i];
+    }
+    if (missing) {
+        print_message("avx512-vnni variant skipped: this CPU/OS lacks %s\n", missing);
+        assert_false(found);
+        return;
+    }
+    assert_true(found);
+#ifndef TR_FORCE_SCALAR
+    assert_string_equal(tr_kernels_active()->name, "avx512-vnni");
+#endif
+#else
+    print_message("avx512-vnni variant skipped: not an x86 build\n");
+    skip();
+#endif
+}
+
 static void test_and_popcount_equal_scalar(void **state)
 {
     static uint64_t a[70], b[70];
@@ -99,10 +189,10 @@ static void test_and_popcount_equal_scalar(void **state)
 
 static void test_hamming_rows_equal_scalar(void **state)
 {
-    static uint64_t q[20], codes[7 * 20];
-    uint32_t want[7], got[7];
+    static uint64_t q[20], codes[13 * 20];
+    uint32_t want[13], got[13];
     for (size_t words = 1; words <= 19; words++)
-        for (size_t nr = 1; nr <= 7; nr++) {
+        for (size_t nr = 1; nr <= 13; nr++) {
             for (size_t i = 0; i < words; i++)
                 q[i] = rnd();
             for (size_t i = 0; i < nr * words; i++)
@@ -200,6 +290,8 @@ int main(void)
     n_variants = tr_kernels_available(variants, 8);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dot_i8_rows_equal_scalar),
+        cmocka_unit_test(test_dot_i8_rows_full_range),
+        cmocka_unit_test(test_avx512_present_when_supported),
         cmocka_unit_test(test_and_popcount_equal_scalar),
         cmocka_unit_test(test_hamming_rows_equal_scalar),
         cmocka_unit_test(test_knn_search_identical_across_variants),
