@@ -115,6 +115,9 @@ TR_VNNI void tr_dot_i8_rows_vnni(const int8_t *q, const int8_t *rows, size_t str
  * each query block, and their four accumulators are reduced together:
  * one transpose-and-add tree and one 16-byte store per four rows instead of
  * four horizontal sums. */
+#ifndef TR_DOT_PREFETCH
+#define TR_DOT_PREFETCH 8192
+#endif
 #define TR_AVX512 __attribute__((target("avx512f,avx512bw,avx512vnni")))
 
 static TR_AVX512 inline __m512i step_avx512(__m512i acc, __m512i qv, __m512i rv)
@@ -137,17 +140,26 @@ TR_AVX512 void tr_dot_i8_rows_avx512(const int8_t *q, const int8_t *rows, size_t
 {
     const size_t main = dim & ~(size_t)63;
     const __mmask64 tm = (dim & 63) ? ~0ull >> (64 - (dim & 63)) : 0;
-    /* 128 * sum q, exactly (|sum q| <= 128 * TR_DIM_MAX). */
-    int32_t qsum = 0;
-    for (size_t d = 0; d < dim; d++)
-        qsum += q[d];
-    const int32_t corr = 128 * qsum;
-    const __m128i corr4 = _mm_set1_epi32(corr);
+    /* 128 * sum q, exactly (|sum q| <= 128 * TR_DIM_MAX), by vpdpbusd
+     * against ones: the prefilter's rerank calls this once per candidate. */
     const __m512i qt = _mm512_maskz_loadu_epi8(tm, q + main);
+    const __m512i ones = _mm512_set1_epi8(1);
+    __m512i qacc = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, qt);
+    for (size_t d = 0; d < main; d += 64)
+        qacc = _mm512_dpbusd_epi32(qacc, ones, _mm512_loadu_si512(q + d));
+    const int32_t corr = 128 * _mm512_reduce_add_epi32(qacc);
+    const __m128i corr4 = _mm_set1_epi32(corr);
     size_t r = 0;
     for (; r + 4 <= n_rows; r += 4) {
         const int8_t *p0 = rows + r * stride, *p1 = p0 + stride, *p2 = p1 + stride,
                      *p3 = p2 + stride;
+        /* Ask for the rows TR_DOT_PREFETCH bytes ahead: at 100k x 768 (past
+         * the caches) it measured 3.6 / 2.5 / 3.9 ms against 6.3 / 4.4 /
+         * 6.0 ms without, on this noisy shared VM; cache-resident sets do
+         * not slow down. A prefetch past the end is a hint, never a fault. */
+        const char *pf = (const char *)((uintptr_t)p0 + TR_DOT_PREFETCH);
+        for (size_t o = 0; o < 4 * stride; o += 64)
+            _mm_prefetch(pf + o, _MM_HINT_T0);
         __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
         for (size_t d = 0; d < main; d += 64) {
             __m512i qv = _mm512_loadu_si512(q + d);
