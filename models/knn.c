@@ -98,30 +98,110 @@ void tr_knn_sign_code(const int8_t *q, uint32_t dim, uint64_t *code, uint32_t wo
             code[d >> 6] |= 1ull << (d & 63);
 }
 
+/* Counting selection of the prefilter's candidates. Hamming distances are
+ * small integers (0 .. 64 * words), so the c smallest are found by a
+ * histogram, not a heap: one pass counts the distances into TR_HAM_BINS
+ * bins, the bin where the running count reaches c gives the threshold T,
+ * and a second pass keeps every row with distance < T plus the first (by
+ * index) of those at exactly T until there are c. That is the heap's set
+ * exactly: the c best by (distance, index), ties to the lower index. The
+ * arena's ham scratch (TR_KNN_BLOCK u32) holds the bins in its first half
+ * and a block of distances in the second; distances are recomputed in each
+ * pass rather than stored (n of them would not fit the arena). Bins are
+ * exact (one distance each) from lo = 0, with the last one open (>= lo +
+ * 127); when the c-th distance lands in the open bin, or in a coarse bin, a
+ * further pass refines [lo, ...) at the resolution that fits, so D <= 127
+ * (and any set whose c-th distance is below 127) takes two passes, and no
+ * D <= TR_DIM_MAX takes more than five. */
+#define TR_HAM_BINS 128u
+#define TR_HAM_ROWS (TR_KNN_BLOCK - TR_HAM_BINS)
+_Static_assert(TR_KNN_BLOCK >= 2 * TR_HAM_BINS, "ham scratch holds bins and a block");
+
+/* Histogram of the distances >= lo at bin width 2^sh (the last bin open);
+ * returns how many are below lo. */
+static uint32_t ham_histogram(const tr_kernels *kern, const tr_codes *codes, uint32_t n,
+                              const uint64_t *qcode, uint32_t *ham, uint32_t lo, uint32_t sh)
+{
+    uint32_t *bins = ham, *dist = ham + TR_HAM_BINS, below = 0;
+    for (uint32_t b = 0; b < TR_HAM_BINS; b++)
+        bins[b] = 0;
+    for (uint32_t base = 0; base < n; base += TR_HAM_ROWS) {
+        uint32_t nb = n - base < TR_HAM_ROWS ? n - base : TR_HAM_ROWS;
+        kern->hamming_rows(qcode, codes->bits + (size_t)base * codes->words, codes->words, nb,
+                           dist);
+        for (uint32_t j = 0; j < nb; j++) {
+            uint32_t x = dist[j];
+            if (x < lo) {
+                below++;
+                continue;
+            }
+            uint32_t b = (x - lo) >> sh;
+            bins[b < TR_HAM_BINS - 1 ? b : TR_HAM_BINS - 1]++;
+        }
+    }
+    return below;
+}
+
 uint32_t tr_knn_search_prefilter(const tr_kernels *kern, const tr_refs *refs,
                                  const tr_codes *codes, const int8_t *q,
                                  uint32_t k, uint32_t c, uint64_t *qcode,
                                  uint32_t *ham, tr_neighbor *cand,
                                  tr_neighbor *out)
 {
-    topk pre = {cand, 0, c < refs->n ? c : refs->n};
-    if (pre.k == 0 || k == 0)
+    /* One snapshot of the view: every pass below must see the same rows
+     * (the collect pass relies on the histogram's counts), and a caller
+     * that swaps the view under a route (tests/test_threads.c's race) must
+     * at worst get a wrong answer, never a write past cand. */
+    const tr_refs rf = *refs;
+    const uint32_t n = rf.n, words = codes->words, nc = c < n ? c : n;
+    const uint64_t *bits = codes->bits;
+    const tr_codes cd = {words, bits};
+    if (nc == 0 || k == 0)
         return 0;
-    tr_knn_sign_code(q, refs->dim, qcode, codes->words);
-    for (uint32_t base = 0; base < refs->n; base += TR_KNN_BLOCK) {
-        uint32_t nb = refs->n - base < TR_KNN_BLOCK ? refs->n - base : TR_KNN_BLOCK;
-        kern->hamming_rows(qcode, codes->bits + (size_t)base * codes->words,
-                           codes->words, nb, ham);
-        for (uint32_t j = 0; j < nb; j++)
-            topk_push(&pre, (tr_neighbor){-(float)ham[j], base + j});
+    uint32_t m = 0;
+    if (nc == n) {
+        for (uint32_t i = 0; i < n; i++) /* every row: no distances needed */
+            cand[m++] = (tr_neighbor){0.0f, i};
+    } else {
+        tr_knn_sign_code(q, rf.dim, qcode, words);
+        /* Invariant: fewer than nc rows have distance < lo. */
+        uint32_t lo = 0, sh = 0, T = UINT32_MAX, need = nc;
+        const uint32_t maxd = 64u * words;
+        for (int pass = 0; pass < 8; pass++) {
+            uint32_t cum = ham_histogram(kern, &cd, n, qcode, ham, lo, sh), b = 0;
+            /* Ends in a bin: the bins hold n - cum >= nc - cum rows. */
+            while (b < TR_HAM_BINS - 1 && cum + ham[b] < nc)
+                cum += ham[b++];
+            if (sh == 0 && b < TR_HAM_BINS - 1) {
+                T = lo + b;      /* cum rows are closer than T */
+                need = nc - cum; /* and this many at T, by index */
+                break;
+            }
+            uint32_t top = lo + ((TR_HAM_BINS - 1) << sh);
+            uint32_t width = b == TR_HAM_BINS - 1 ? (maxd >= top ? maxd + 1 - top : 1) : 1u << sh;
+            lo += b << sh;
+            for (sh = 0; (width - 1) >> sh >= TR_HAM_BINS - 1; sh++)
+                ;
+        }
+        uint32_t *dist = ham + TR_HAM_BINS;
+        for (uint32_t base = 0; base < n && m < nc; base += TR_HAM_ROWS) {
+            uint32_t nb = n - base < TR_HAM_ROWS ? n - base : TR_HAM_ROWS;
+            kern->hamming_rows(qcode, bits + (size_t)base * words, words, nb, dist);
+            for (uint32_t j = 0; j < nb && m < nc; j++) {
+                uint32_t x = dist[j];
+                if (x < T || (x == T && need > 0)) {
+                    need -= x == T;
+                    cand[m++] = (tr_neighbor){-(float)x, base + j};
+                }
+            }
+        }
     }
-    topk t = {out, 0, k < pre.n ? k : pre.n};
-    for (uint32_t i = 0; i < pre.n; i++) {
+    topk t = {out, 0, k < m ? k : m};
+    for (uint32_t i = 0; i < m; i++) {
         uint32_t r = cand[i].idx;
         int32_t dot;
-        kern->dot_i8_rows(q, refs->rows + (size_t)r * refs->stride, refs->stride, 1,
-                          refs->dim, &dot);
-        topk_push(&t, (tr_neighbor){(float)dot * refs->inv_norm[r], r});
+        kern->dot_i8_rows(q, rf.rows + (size_t)r * rf.stride, rf.stride, 1, rf.dim, &dot);
+        topk_push(&t, (tr_neighbor){(float)dot * rf.inv_norm[r], r});
     }
     return topk_finish(&t);
 }

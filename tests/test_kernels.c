@@ -247,6 +247,102 @@ static void test_knn_search_identical_across_variants(void **state)
     }
 }
 
+/* The prefilter's counting selection keeps exactly the c rows nearest in
+ * Hamming distance, ties to the lower index, then reranks them as exact
+ * search would: checked against a sort of all (distance, index) pairs, for
+ * every variant, with dims whose distances all fit the first histogram
+ * (D = 5: heavy ties; D = 100) and dims that need the refining passes
+ * (D = 300, 768: distances past 127), c from 1 to past n. */
+static uint32_t *sort_ham;
+static int by_ham(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    if (sort_ham[x] != sort_ham[y])
+        return sort_ham[x] < sort_ham[y] ? -1 : 1;
+    return x < y ? -1 : x > y;
+}
+
+static void test_prefilter_selects_nearest_codes(void **state)
+{
+    enum { NR = 1500, KK = 10 };
+    static const uint32_t dims[] = {5, 100, 300, 768};
+    static const uint32_t cs[] = {1, 7, 10, 100, 333, 1499, 1500, 4000};
+    size_t checks = 0;
+    for (size_t t = 0; t < 4; t++) {
+        uint32_t dim = dims[t], stride = (dim + 15) & ~15u, words = (dim + 63) / 64;
+        int8_t *rows = calloc((size_t)NR * stride, 1), *q = calloc(stride, 1);
+        float *inv = malloc(NR * sizeof *inv);
+        uint64_t *codes = calloc((size_t)NR * words, 8), qcode[16];
+        uint32_t *hd = malloc(NR * sizeof *hd), *order = malloc(NR * sizeof *order), ham[TR_KNN_BLOCK];
+        fill(q, dim, 0);
+        for (uint32_t i = 0; i < NR; i++) {
+            int8_t *r = rows + (size_t)i * stride;
+            if (i % 3 == 0 && i) /* near copies of the query: short distances */
+                for (uint32_t d = 0; d < dim; d++)
+                    r[d] = (rnd() % 8) ? q[d] : (int8_t)((int)(rnd() % 255) - 127);
+            else
+                fill(r, dim, 0);
+            double ss = 1;
+            for (uint32_t d = 0; d < dim; d++)
+                ss += (double)r[d] * r[d];
+            inv[i] = (float)(1.0 / __builtin_sqrt(ss));
+            tr_knn_sign_code(r, dim, codes + (size_t)i * words, words);
+        }
+        tr_knn_sign_code(q, dim, qcode, words);
+        tr_kernels_scalar()->hamming_rows(qcode, codes, words, NR, hd);
+        for (uint32_t i = 0; i < NR; i++)
+            order[i] = i;
+        sort_ham = hd;
+        qsort(order, NR, sizeof *order, by_ham);
+        tr_refs refs = {NR, dim, stride, rows, inv};
+        tr_codes cd = {words, codes};
+        for (size_t ci = 0; ci < 8; ci++) {
+            uint32_t c = cs[ci], nc = c < NR ? c : NR;
+            /* The reference: exact search over the nc nearest codes only. */
+            int8_t *sub = malloc((size_t)nc * stride);
+            float *subinv = malloc(nc * sizeof *subinv);
+            uint32_t *back = malloc(nc * sizeof *back);
+            for (uint32_t i = 0; i < nc; i++)
+                back[i] = order[i];
+            for (uint32_t i = 1; i < nc; i++) /* index order keeps tie order */
+                for (uint32_t j = i; j > 0 && back[j - 1] > back[j]; j--) {
+                    uint32_t x = back[j];
+                    back[j] = back[j - 1];
+                    back[j - 1] = x;
+                }
+            for (uint32_t i = 0; i < nc; i++) {
+                memcpy(sub + (size_t)i * stride, rows + (size_t)back[i] * stride, stride);
+                subinv[i] = inv[back[i]];
+            }
+            tr_refs subrefs = {nc, dim, stride, sub, subinv};
+            int32_t dots[TR_KNN_BLOCK];
+            tr_neighbor want[KK], got[KK];
+            tr_neighbor *cand = malloc(nc * sizeof *cand);
+            uint32_t nw = tr_knn_search(tr_kernels_scalar(), &subrefs, q, KK, dots, want);
+            for (uint32_t i = 0; i < nw; i++)
+                want[i].idx = back[want[i].idx];
+            assert_int_equal(nw, nc < KK ? nc : KK);
+            for (size_t v = 0; v < n_variants; v++) {
+                uint32_t ng = tr_knn_search_prefilter(variants[v], &refs, &cd, q, KK, c, qcode,
+                                                      ham, cand, got);
+                assert_int_equal(ng, nw);
+                for (uint32_t i = 0; i < nw; i++)
+                    if (got[i].idx != want[i].idx || got[i].sim != want[i].sim)
+                        fail_msg("%s D=%u c=%u rank %u: row %u (%g) != %u (%g)", variants[v]->name,
+                                 dim, c, i, got[i].idx, got[i].sim, want[i].idx, want[i].sim);
+                /* the candidate set itself: the nc nearest, in index order */
+                if (nc < NR)
+                    for (uint32_t i = 0; i < nc; i++)
+                        assert_int_equal(cand[i].idx, back[i]);
+                checks++;
+            }
+            free(sub), free(subinv), free(back), free(cand);
+        }
+        free(rows), free(q), free(inv), free(codes), free(hd), free(order);
+    }
+    assert_int_equal(checks, 4 * 8 * n_variants);
+}
+
 /* SLEEF's vector expf behind the learned map's softmax: within 1e-6 of a
  * double reference, sums to 1, no overflow on large logits, any length. */
 static void test_softmax(void **state)
@@ -295,6 +391,7 @@ int main(void)
         cmocka_unit_test(test_and_popcount_equal_scalar),
         cmocka_unit_test(test_hamming_rows_equal_scalar),
         cmocka_unit_test(test_knn_search_identical_across_variants),
+        cmocka_unit_test(test_prefilter_selects_nearest_codes),
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_dispatch),
     };
