@@ -11,6 +11,9 @@
 #ifndef HWCAP_ASIMDDP
 #define HWCAP_ASIMDDP (1 << 20)
 #endif
+#ifndef HWCAP2_I8MM
+#define HWCAP2_I8MM (1 << 13)
+#endif
 #endif
 
 static const tr_kernels scalar = {"scalar", tr_dot_i8_rows_scalar, tr_and_popcount_scalar,
@@ -56,11 +59,22 @@ static const tr_kernels neon = {"neon", tr_dot_i8_rows_neon, tr_and_popcount_neo
                                 tr_hamming_rows_neon, 1};
 static const tr_kernels sdot = {"neon-sdot", tr_dot_i8_rows_sdot, tr_and_popcount_neon,
                                 tr_hamming_rows_neon, 1};
+static const tr_kernels i8mm = {"neon-i8mm", tr_dot_i8_rows_i8mm, tr_and_popcount_neon,
+                                tr_hamming_rows_neon, 1};
 
 static int has_dotprod(void)
 {
 #if defined(__linux__)
     return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#else
+    return 0;
+#endif
+}
+
+static int has_i8mm(void)
+{
+#if defined(__linux__)
+    return (getauxval(AT_HWCAP2) & HWCAP2_I8MM) != 0;
 #else
     return 0;
 #endif
@@ -85,6 +99,11 @@ size_t tr_kernels_available(const tr_kernels **out, size_t cap)
         all[n++] = &avx512;
 #elif defined(__aarch64__)
     all[n++] = &neon; /* Advanced SIMD is part of ARMv8-A */
+    /* i8mm before SDOT: with one query per call SMMLA does SDOT's useful
+     * work plus two zips per 16 bytes (platform/dot_i8.c), so SDOT stays
+     * the active one; every i8mm core has SDOT (ARMv8.6). */
+    if (has_i8mm())
+        all[n++] = &i8mm;
     if (has_dotprod())
         all[n++] = &sdot;
 #endif

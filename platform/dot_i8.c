@@ -256,4 +256,54 @@ TR_SDOT void tr_dot_i8_rows_sdot(const int8_t *q, const int8_t *rows, size_t str
 {
     TR_DOT_ARM_BODY(step_sdot)
 }
+
+/* ARMv8.6 int8 matrix multiply: SMMLA multiplies a 2x8 by an 8x2 int8
+ * tile into a 2x2 int32 accumulator, acc[2i + j] += a_i . b_j. Two rows go
+ * in as a (their 8-byte halves zipped), the query's same 8 bytes as both
+ * columns of b, so lanes 0 and 3 hold row 0's and row 1's partial dots
+ * (lanes 1 and 2 repeat them). With one query that is SDOT's useful work
+ * per instruction; the tile pays off with two queries per call (batched
+ * scoring), which is why dispatch keeps SDOT active where both exist. Exact
+ * on every int8 (int32 accumulation). */
+#define TR_I8MM __attribute__((target("arch=armv8.2-a+dotprod+i8mm")))
+
+/* acc01: rows p and p2 over bytes [d, d + 16). */
+static TR_I8MM inline int32x4_t step_i8mm(int32x4_t acc, int64x2_t q2, const int8_t *p,
+                                          const int8_t *p2)
+{
+    int64x2_t r0 = vreinterpretq_s64_s8(vld1q_s8(p)), r1 = vreinterpretq_s64_s8(vld1q_s8(p2));
+    int8x16_t qlo = vreinterpretq_s8_s64(vdupq_laneq_s64(q2, 0));
+    int8x16_t qhi = vreinterpretq_s8_s64(vdupq_laneq_s64(q2, 1));
+    acc = vmmlaq_s32(acc, vreinterpretq_s8_s64(vzip1q_s64(r0, r1)), qlo);
+    return vmmlaq_s32(acc, vreinterpretq_s8_s64(vzip2q_s64(r0, r1)), qhi);
+}
+
+TR_I8MM void tr_dot_i8_rows_i8mm(const int8_t *q, const int8_t *rows, size_t stride,
+                                 size_t n_rows, size_t dim, int32_t *out)
+{
+    const size_t main = dim & ~(size_t)15;
+    size_t r = 0;
+    for (; r + 4 <= n_rows; r += 4) {
+        const int8_t *p0 = rows + r * stride, *p1 = p0 + stride, *p2 = p1 + stride,
+                     *p3 = p2 + stride;
+        int32x4_t a01 = vdupq_n_s32(0), a23 = a01;
+        for (size_t d = 0; d < main; d += 16) {
+            int64x2_t q2 = vreinterpretq_s64_s8(vld1q_s8(q + d));
+            a01 = step_i8mm(a01, q2, p0 + d, p1 + d);
+            a23 = step_i8mm(a23, q2, p2 + d, p3 + d);
+        }
+        out[r] = vgetq_lane_s32(a01, 0) + tail(q, p0, main, dim);
+        out[r + 1] = vgetq_lane_s32(a01, 3) + tail(q, p1, main, dim);
+        out[r + 2] = vgetq_lane_s32(a23, 0) + tail(q, p2, main, dim);
+        out[r + 3] = vgetq_lane_s32(a23, 3) + tail(q, p3, main, dim);
+    }
+    for (; r < n_rows; r++) {
+        /* One row: pair it with itself. */
+        const int8_t *p = rows + r * stride;
+        int32x4_t a = vdupq_n_s32(0);
+        for (size_t d = 0; d < main; d += 16)
+            a = step_i8mm(a, vreinterpretq_s64_s8(vld1q_s8(q + d)), p + d, p + d);
+        out[r] = vgetq_lane_s32(a, 0) + tail(q, p, main, dim);
+    }
+}
 #endif /* aarch64 */

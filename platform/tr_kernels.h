@@ -45,6 +45,7 @@ void tr_dot_i8_rows_avx2(const int8_t *, const int8_t *, size_t, size_t, size_t,
 void tr_dot_i8_rows_vnni(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
 void tr_dot_i8_rows_avx512(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
 void tr_dot_i8_rows_neon(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
+void tr_dot_i8_rows_i8mm(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
 void tr_dot_i8_rows_sdot(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
 uint64_t tr_and_popcount_scalar(const uint64_t *, const uint64_t *, size_t);
 uint64_t tr_and_popcount_avx2(const uint64_t *, const uint64_t *, size_t);
