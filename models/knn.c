@@ -109,10 +109,11 @@ void tr_knn_sign_code(const int8_t *q, uint32_t dim, uint64_t *code, uint32_t wo
  * and a block of distances in the second; distances are recomputed in each
  * pass rather than stored (n of them would not fit the arena). Bins are
  * exact (one distance each) from lo = 0, with the last one open (>= lo +
- * 127); when the c-th distance lands in the open bin, or in a coarse bin, a
- * further pass refines [lo, ...) at the resolution that fits, so D <= 127
- * (and any set whose c-th distance is below 127) takes two passes, and no
- * D <= TR_DIM_MAX takes more than five. */
+ * 127) when D < 127, coarser bins over 0..D above; when the c-th distance
+ * lands in the open bin or in a coarse bin, a further pass refines [lo, ...)
+ * at the resolution that fits: D < 127 takes two passes (histogram,
+ * collect), D = 768 three, D = 8192 four (each refining pass narrows the
+ * range at least 63-fold; the loop stops at 8). */
 #define TR_HAM_BINS 128u
 #define TR_HAM_ROWS (TR_KNN_BLOCK - TR_HAM_BINS)
 _Static_assert(TR_KNN_BLOCK >= 2 * TR_HAM_BINS, "ham scratch holds bins and a block");
@@ -167,6 +168,12 @@ uint32_t tr_knn_search_prefilter(const tr_kernels *kern, const tr_refs *refs,
         /* Invariant: fewer than nc rows have distance < lo. */
         uint32_t lo = 0, sh = 0, T = UINT32_MAX, need = nc;
         const uint32_t maxd = 64u * words;
+        /* Distances past dim come only from nonzero padding bits (then
+         * they land in the open bin): the first pass spans 0..dim, at bin
+         * width 1 for dim < 127 (two passes in all), coarser above (D = 768:
+         * width 8, then one exact pass, then the collect pass). */
+        while ((rf.dim >> sh) >= TR_HAM_BINS - 1)
+            sh++;
         for (int pass = 0; pass < 8; pass++) {
             uint32_t cum = ham_histogram(kern, &cd, n, qcode, ham, lo, sh), b = 0;
             /* Ends in a bin: the bins hold n - cum >= nc - cum rows. */
