@@ -99,21 +99,18 @@ void tr_knn_sign_code(const int8_t *q, uint32_t dim, uint64_t *code, uint32_t wo
 }
 
 /* Counting selection of the prefilter's candidates. Hamming distances are
- * small integers (0 .. 64 * words), so the c smallest are found by a
- * histogram, not a heap: one pass counts the distances into TR_HAM_BINS
- * bins, the bin where the running count reaches c gives the threshold T,
- * and a second pass keeps every row with distance < T plus the first (by
- * index) of those at exactly T until there are c. That is the heap's set
- * exactly: the c best by (distance, index), ties to the lower index. The
- * arena's ham scratch (TR_KNN_BLOCK u32) holds the bins in its first half
- * and a block of distances in the second; distances are recomputed in each
- * pass rather than stored (n of them would not fit the arena). Bins are
- * exact (one distance each) from lo = 0, with the last one open (>= lo +
- * 127) when D < 127, coarser bins over 0..D above; when the c-th distance
- * lands in the open bin or in a coarse bin, a further pass refines [lo, ...)
- * at the resolution that fits: D < 127 takes two passes (histogram,
- * collect), D = 768 three, D = 8192 four (each refining pass narrows the
- * range at least 63-fold; the loop stops at 8). */
+ * small integers (0 .. dim), so the c smallest are found by a histogram, not
+ * a heap over every row: one pass counts the distances into TR_HAM_BINS
+ * bins (width 1 for D < 127, 2^sh above: D = 768 has width 8), the bin
+ * where the running count reaches c is the edge, and a second pass keeps
+ * every row below the edge bin and, through a heap of the few still
+ * needed, the best of the edge bin's rows by (distance, index). That is
+ * exactly the set a heap over all rows keeps: the c best by (distance,
+ * index), ties to the lower index. Two passes over the codes for any D
+ * (an earlier exact-bins refinement pass made it three at D = 768).
+ * The arena's ham scratch (TR_KNN_BLOCK u32) holds the bins in its first
+ * half and a block of distances in the second; distances are recomputed in
+ * the second pass rather than stored (n of them would not fit the arena). */
 #define TR_HAM_BINS 128u
 #define TR_HAM_ROWS (TR_KNN_BLOCK - TR_HAM_BINS)
 _Static_assert(TR_KNN_BLOCK >= 2 * TR_HAM_BINS, "ham scratch holds bins and a block");
@@ -165,43 +162,38 @@ uint32_t tr_knn_search_prefilter(const tr_kernels *kern, const tr_refs *refs,
             cand[m++] = (tr_neighbor){0.0f, i};
     } else {
         tr_knn_sign_code(q, rf.dim, qcode, words);
-        /* Invariant: fewer than nc rows have distance < lo. */
-        uint32_t lo = 0, sh = 0, T = UINT32_MAX, need = nc;
-        const uint32_t maxd = 64u * words;
-        /* Distances past dim come only from nonzero padding bits (then
-         * they land in the open bin): the first pass spans 0..dim, at bin
-         * width 1 for dim < 127 (two passes in all), coarser above (D = 768:
-         * width 8, then one exact pass, then the collect pass). */
+        /* Bins of width 2^sh over 0..dim; distances past dim come only
+         * from nonzero padding bits and land in the open last bin. */
+        uint32_t sh = 0;
         while ((rf.dim >> sh) >= TR_HAM_BINS - 1)
             sh++;
-        for (int pass = 0; pass < 8; pass++) {
-            uint32_t cum = ham_histogram(kern, &cd, n, qcode, ham, lo, sh), b = 0;
-            /* Ends in a bin: the bins hold n - cum >= nc - cum rows. */
-            while (b < TR_HAM_BINS - 1 && cum + ham[b] < nc)
-                cum += ham[b++];
-            if (sh == 0 && b < TR_HAM_BINS - 1) {
-                T = lo + b;      /* cum rows are closer than T */
-                need = nc - cum; /* and this many at T, by index */
-                break;
-            }
-            uint32_t top = lo + ((TR_HAM_BINS - 1) << sh);
-            uint32_t width = b == TR_HAM_BINS - 1 ? (maxd >= top ? maxd + 1 - top : 1) : 1u << sh;
-            lo += b << sh;
-            for (sh = 0; (width - 1) >> sh >= TR_HAM_BINS - 1; sh++)
-                ;
-        }
+        uint32_t cum = ham_histogram(kern, &cd, n, qcode, ham, 0, sh), b = 0;
+        while (b < TR_HAM_BINS - 1 && cum + ham[b] < nc) /* the bins hold n >= nc */
+            cum += ham[b++];
+        /* cum rows are below the edge bin [lo, hi), all taken; of the edge
+         * bin's rows the nc - cum best by (distance, index) are kept in a
+         * small heap behind them. With width-1 bins (D < 127) the edge
+         * rows tie, and the heap keeps the first by index without a sift. */
+        const uint32_t lo = b << sh, hi = b == TR_HAM_BINS - 1 ? UINT32_MAX : lo + (1u << sh);
+        topk edge = {cand + cum, 0, nc - cum};
         uint32_t *dist = ham + TR_HAM_BINS;
-        for (uint32_t base = 0; base < n && m < nc; base += TR_HAM_ROWS) {
+        for (uint32_t base = 0; base < n; base += TR_HAM_ROWS) {
             uint32_t nb = n - base < TR_HAM_ROWS ? n - base : TR_HAM_ROWS;
             kern->hamming_rows(qcode, bits + (size_t)base * words, words, nb, dist);
-            for (uint32_t j = 0; j < nb && m < nc; j++) {
+            for (uint32_t j = 0; j < nb; j++) {
                 uint32_t x = dist[j];
-                if (x < T || (x == T && need > 0)) {
-                    need -= x == T;
-                    cand[m++] = (tr_neighbor){-(float)x, base + j};
+                if (x < lo) {
+                    if (m < cum) /* always, unless the view changed */
+                        cand[m++] = (tr_neighbor){-(float)x, base + j};
+                } else if (x < hi) {
+                    topk_push(&edge, (tr_neighbor){-(float)x, base + j});
                 }
             }
         }
+        if (m < cum) /* a view swapped under the call: keep what is whole */
+            edge.n = 0;
+        else
+            m += edge.n;
     }
     topk t = {out, 0, k < m ? k : m};
     for (uint32_t i = 0; i < m; i++) {
