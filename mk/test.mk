@@ -73,7 +73,7 @@ test-native:
 
 # The whole suite again, cross-compiled for aarch64 and run under qemu-user:
 # once on a core without the dot-product extension (plain NEON kernels), once
-# with it (SDOT). The aarch64 CLI builds its own fixture pack, which must equal
+# with it (SDOT, and the i8mm SMMLA variant, which -cpu max also has). The aarch64 CLI builds its own fixture pack, which must equal
 # the native one byte for byte (but for its creation time).
 A64      := build-aarch64
 QEMU_LD  := /usr/aarch64-linux-gnu
