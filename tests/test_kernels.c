@@ -47,6 +47,28 @@ static void fill(int8_t *p, size_t n, int mode)
     }
 }
 
+/* Every variant (with full_only: those flagged full_int8) against the
+ * scalar reference on these rows; the number of variants compared. */
+static size_t dots_equal_scalar(const int8_t *q, const int8_t *rows, size_t stride, size_t nr,
+                                size_t dim, int mode, int full_only)
+{
+    int32_t want[MAXR], got[MAXR];
+    size_t checks = 0;
+    tr_kernels_scalar()->dot_i8_rows(q, rows, stride, nr, dim, want);
+    for (size_t v = 0; v < n_variants; v++) {
+        if (full_only && !variants[v]->full_int8)
+            continue;
+        memset(got, 0x55, sizeof got);
+        variants[v]->dot_i8_rows(q, rows, stride, nr, dim, got);
+        for (size_t r = 0; r < nr; r++)
+            if (got[r] != want[r])
+                fail_msg("%s: dim %zu stride %zu row %zu/%zu mode %d: %d != %d", variants[v]->name,
+                         dim, stride, r, nr, mode, got[r], want[r]);
+        checks++;
+    }
+    return checks;
+}
+
 static void test_dot_i8_rows_equal_scalar(void **state)
 {
     /* +1: start the query and the rows at odd addresses. */
@@ -60,16 +82,7 @@ static void test_dot_i8_rows_equal_scalar(void **state)
                 int8_t *q = qbuf + 1, *rows = rbuf + 1;
                 fill(q, dim, mode);
                 fill(rows, nr * stride, mode == 1 ? 2 : mode); /* 127 * -127 too */
-                tr_kernels_scalar()->dot_i8_rows(q, rows, stride, nr, dim, want);
-                for (size_t v = 0; v < n_variants; v++) {
-                    memset(got, 0x55, sizeof got);
-                    variants[v]->dot_i8_rows(q, rows, stride, nr, dim, got);
-                    for (size_t r = 0; r < nr; r++)
-                        if (got[r] != want[r])
-                            fail_msg("%s: dim %zu stride %zu row %zu/%zu mode %d: %d != %d",
-                                     variants[v]->name, dim, stride, r, nr, mode, got[r], want[r]);
-                    checks++;
-                }
+                checks += dots_equal_scalar(q, rows, stride, nr, dim, mode, 0);
             }
         }
     /* The extreme sum: 127*127*MAXD, and its negative. */
@@ -103,18 +116,7 @@ static void test_dot_i8_rows_full_range(void **state)
                 int8_t *q = qbuf + 1, *rows = rbuf + 1;
                 fill(q, dim, mode);
                 fill(rows, nr * stride, mode);
-                tr_kernels_scalar()->dot_i8_rows(q, rows, stride, nr, dim, want);
-                for (size_t v = 0; v < n_variants; v++) {
-                    if (!variants[v]->full_int8)
-                        continue;
-                    memset(got, 0x55, sizeof got);
-                    variants[v]->dot_i8_rows(q, rows, stride, nr, dim, got);
-                    for (size_t r = 0; r < nr; r++)
-                        if (got[r] != want[r])
-                            fail_msg("%s: dim %zu stride %zu row %zu/%zu mode %d: %d != %d",
-                                     variants[v]->name, dim, stride, r, nr, mode, got[r], want[r]);
-                    checks++;
-                }
+                checks += dots_equal_scalar(q, rows, stride, nr, dim, mode, 1);
             }
         }
     /* The largest sums: (-128)(-128) D and (-128)(127) D. */
