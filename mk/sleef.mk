@@ -58,21 +58,10 @@ SLEEF_FLAGS_advsimd := -DENABLE_ADVSIMD=1 -DALIAS_NO_EXT_SUFFIX='"alias_advsimd.
 .PHONY: static-sleef
 static-sleef: $(SLEEF_LIB)
 
-# Like mk/device.mk's mbedTLS fetch (a deb-src entry is added if apt knows no
-# source for sleef). The version must be libsleef-dev's: its sleef.h is the
+# Like mk/device.mk's mbedTLS fetch (tr_apt_source, mk/deps.mk). The version must be libsleef-dev's: its sleef.h is the
 # one the library compiles against.
 $(SLEEF_FETCH)/.fetched:
-	@mkdir -p $(SLEEF_FETCH)
-	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	command -v dpkg-source >/dev/null || { \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dpkg-dev >/dev/null; }; \
-	if ! apt-cache showsrc sleef 2>/dev/null | grep -q '^Package:'; then \
-	  printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' | \
-	    $$SUDO tee /etc/apt/sources.list.d/tinyroute-deb-src.sources >/dev/null; \
-	  $$SUDO apt-get update -qq; \
-	fi
-	rm -rf $(SLEEF_FETCH)/sleef*
-	cd $(SLEEF_FETCH) && apt-get source -qq sleef 2>&1 | grep -v '^W: Download is performed unsandboxed' || true
+	$(call tr_apt_source,sleef,$(SLEEF_FETCH))
 	@cd $(SLEEF_FETCH) && d=$$(ls -d sleef-[0-9]* 2>/dev/null | head -n 1) && test -f "$$d/src/libm/sleefsimdsp.c" || { \
 	  echo "static-sleef: apt-get source sleef gave no source tree; give one with SLEEF_SRC=DIR" \
 	       "(an unpacked SLEEF of libsleef-dev's version)" >&2; exit 1; }
