@@ -8,6 +8,9 @@
 
 /* Print "tinyroute: <msg>\n" to stderr. Returns 1 (a CLI exit code). */
 int tr_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* From now on this thread's tr_err messages go into buf (the first one
+ * only, cut to cap), not to stderr; cap 0 restores stderr. */
+void tr_err_capture(char *buf, size_t cap);
 
 /* The one report of a bad option, for every subcommand's getopt_long '?'
  * (tinyroute.c sets opterr = 0 so getopt prints nothing of its own):

@@ -1,0 +1,185 @@
+#!/usr/bin/python3
+"""tools/fleet_step.py on a dask.distributed LocalCluster (issue 17):
+
+  1. a batch of device logs written by the device library (gen_fleet_logs)
+     with a tampered, a truncated, a replayed, an unknown-device and a
+     revoked-device log among them: exit 3, each refused by name with its
+     reason, the good ones used;
+  2. the dataset it writes against an independent reading of the good logs
+     (a parser written here from core/OUTCOME_LOG.md, version 2, with the
+     MAC checked by Python's hmac): every (prompt text, model) cell is the
+     mean of the outcomes logged for it, with its count; nothing else;
+  3. the same batch on 1 worker gives the same files; --shard-prompts splits
+     the prompts over complete datasets whose union is the unsharded one;
+  4. --base: the benchmark first, unchanged, then the fleet's prompts;
+     `tinyroute build` reads the result and writes a pack;
+  5. a bad key file stops the step (exit 1) before any work.
+Usage: test_fleet_step.py HOSTLIB GEN_FLEET_LOGS PACK PUB DATASET CLI EMBEDDER KEY
+"""
+import csv
+import hashlib
+import hmac
+import json
+import math
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+
+from tr_ref import Checks
+
+HOSTLIB, GEN, PACK, PUB, DATA, CLI, EMB, KEY = sys.argv[1:9]
+TOOL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools", "fleet_step.py")
+check = Checks()
+W = tempfile.mkdtemp(prefix="tr-fleet-")
+LOGS = os.path.join(W, "logs")
+os.makedirs(LOGS)
+
+
+def run(*args, ok=None):
+    r = subprocess.run([sys.executable, TOOL, "--lib", HOSTLIB] + [str(a) for a in args],
+                       capture_output=True, text=True)
+    if ok is not None and r.returncode != ok:
+        sys.exit("fleet_step %s: exit %d\n%s" % (" ".join(map(str, args)), r.returncode, r.stderr[-3000:]))
+    return r
+
+
+subprocess.run([GEN, PACK, PUB, DATA, LOGS, "6", "400", "5"], check=True, capture_output=True)
+keys = open(os.path.join(LOGS, "device-keys")).read().splitlines()
+key_of = {int(l.split()[0]): bytes.fromhex(l.split()[1]) for l in keys}
+
+
+def read_v2(path, key):
+    """core/OUTCOME_LOG.md version 2, text logs: (header, [(id, model_hash, flags, outcome, text)])."""
+    b = open(path, "rb").read()
+    ver, hb, rb, flags, dim, tmax, n = struct.unpack_from("<7I", b, 8)
+    recorded = struct.unpack_from("<Q", b, 40)[0]
+    dev = struct.unpack_from("<Q", b, 128)[0]
+    assert b[:8] == b"TROUTLOG" and ver == 2 and hb == 160 and flags == 4 and len(b) == 160 + n * rb + 32
+    assert hmac.compare_digest(hmac.new(key, b[:-32], hashlib.sha256).digest(), b[-32:])
+    recs = []
+    for i in range(n):
+        r = b[160 + i * rb:160 + (i + 1) * rb]
+        rid, _tag, mh = struct.unpack_from("<3Q", r, 0)
+        rf = struct.unpack_from("<H", r, 38)[0]
+        out = struct.unpack_from("<f", r, 56)[0]
+        tl = struct.unpack_from("<H", r, 60)[0]
+        recs.append((rid, mh, rf, out, r[64:64 + tl] if rf & 4 else None))
+    return dict(device=dev, recorded=recorded, n=n), recs
+
+
+# 1. The batch: dev-000000..5 are good; then the bad ones.
+good = sorted(f for f in os.listdir(LOGS) if f.endswith(".trl"))
+check(len(good) == 6, "6 device logs generated")
+raw = open(os.path.join(LOGS, good[1]), "rb").read()
+t = bytearray(raw)
+t[160 + 7 * 320 + 64] ^= 0x01  # a bit of record 7's text: still a well-formed log
+open(os.path.join(LOGS, "x1-tampered.trl"), "wb").write(bytes(t))
+open(os.path.join(LOGS, "x2-truncated.trl"), "wb").write(raw[:-1])
+shutil.copy(os.path.join(LOGS, good[0]), os.path.join(LOGS, "x3-replayed.trl"))
+# Two devices leave the key file: 1004 unknown, 1005 revoked.
+KEYS = os.path.join(W, "keys")
+open(KEYS, "w").write("\n".join(l + (" revoked" if l.startswith("1005 ") else "")
+                                for l in keys if not l.startswith("1004 ")) + "\n")
+OUT = os.path.join(W, "out2")
+r = run("--models", os.path.join(DATA, "models.csv"), "--out", OUT, "--device-keys", KEYS, "--workers", 2,
+        LOGS)
+check(r.returncode == 3, "refused logs: exit 3 (got %d)" % r.returncode)
+s = json.loads(r.stdout)
+why = {os.path.basename(x["path"]): x["error"] for x in s["refused"]}
+want = {"x1-tampered.trl": "MAC does not verify", "x2-truncated.trl": "length does not match",
+        "x3-replayed.trl": "replay", "dev-000004.trl": "device 1004 is not in the device keys",
+        "dev-000005.trl": "device 1005 is revoked"}
+check(set(why) == set(want), "exactly these refused: %s" % sorted(why))
+for f, w in want.items():
+    check(w in why.get(f, "") and f in why.get(f, ""), "%s: %s" % (f, why.get(f)))
+    check(any(f in l and w in l for l in r.stderr.splitlines()), "%s refused on stderr, by name" % f)
+check(s["logs"] == 9 and s["accepted"] == 4, "9 logs, 4 accepted")
+
+# 2. Against an independent reading of dev-000000..3.
+names = [row["name"] for row in csv.DictReader(open(os.path.join(DATA, "models.csv")))]
+
+
+def fnv(b):
+    h = 0xcbf29ce484222325
+    for c in b:
+        h = ((h ^ c) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
+col = {fnv(n.encode()): j for j, n in enumerate(names)}
+cells, n_rec, n_used = {}, 0, 0
+for f in good[:4]:
+    h, recs = read_v2(os.path.join(LOGS, f), key_of[1000 + int(f[4:10])])
+    n_rec += h["n"]
+    for rid, mh, rf, out, text in recs:
+        if rf & 16 and text is not None and mh in col:
+            c = cells.setdefault((text.decode(), col[mh]), [0.0, 0])
+            c[0] += out
+            c[1] += 1
+            n_used += 1
+check(s["records"] == n_rec and s["used"] == n_used, "records %d/%d, used %d/%d"
+      % (s["records"], n_rec, s["used"], n_used))
+prompts = [json.loads(l) for l in open(os.path.join(OUT, "prompts.jsonl"))]
+text_of = {p["id"]: p["text"] for p in prompts}
+rows = list(csv.reader(open(os.path.join(OUT, "correctness.csv"))))
+cnts = {r[0]: r[1:] for r in list(csv.reader(open(os.path.join(OUT, "fleet_counts.csv"))))[1:]}
+check(rows[0] == ["id"] + names, "correctness.csv: a column per model, in models.csv order")
+got, bad = {}, 0
+for r in rows[1:]:
+    for j, v in enumerate(r[1:]):
+        if v != "":
+            got[(text_of[r[0]], j)] = (float(v), int(cnts[r[0]][j]))
+for k, (sm, n) in cells.items():
+    g = got.get(k)
+    bad += g is None or abs(g[0] - sm / n) > 1e-5 or g[1] != n
+check(bad == 0 and len(got) == len(cells) and len(cells) > 0,
+      "every (prompt, model) cell = the mean of its logged outcomes, with its count (%d cells, %d wrong)"
+      % (len(cells), bad))
+check(len(prompts) == len({t for t, _ in cells}) and s["prompts"] == len(prompts),
+      "one prompt per distinct logged text (%d)" % len(prompts))
+check(open(os.path.join(OUT, "models.csv")).read() == open(os.path.join(DATA, "models.csv")).read(),
+      "models.csv copied")
+
+# 3. One worker: the same files. Sharded: the same cells.
+OUT1 = os.path.join(W, "out1")
+r1 = run("--models", os.path.join(DATA, "models.csv"), "--out", OUT1, "--device-keys", KEYS, "--workers", 1,
+         LOGS, ok=3)
+check(json.loads(r1.stdout)["workers"] == 1 and
+      all(open(os.path.join(OUT, f)).read() == open(os.path.join(OUT1, f)).read()
+          for f in ("prompts.jsonl", "correctness.csv", "fleet_counts.csv")), "1 worker: identical output")
+OUTS = os.path.join(W, "outs")
+rs = run("--models", os.path.join(DATA, "models.csv"), "--out", OUTS, "--device-keys", KEYS,
+         "--shard-prompts", 100, *[os.path.join(LOGS, g) for g in good[:4]], ok=0)
+dirs = json.loads(rs.stdout)["datasets"]
+union = []
+for d in dirs:
+    union += list(csv.reader(open(os.path.join(d, "correctness.csv"))))[1:]
+check(len(dirs) == math.ceil(len(prompts) / 100) and sorted(union) == sorted(rows[1:]),
+      "%d shards of <= 100 prompts, their rows = the unsharded rows" % len(dirs))
+
+# 4. --base, then build.
+OUTB = os.path.join(W, "outb")
+rb = run("--base", DATA, "--out", OUTB, "--device-keys", KEYS, *[os.path.join(LOGS, g) for g in good[:4]],
+         ok=0)
+sb = json.loads(rb.stdout)
+base_lines = [l for l in open(os.path.join(DATA, "prompts.jsonl")) if l.strip()]
+out_lines = open(os.path.join(OUTB, "prompts.jsonl")).readlines()
+check(out_lines[:len(base_lines)] == base_lines and len(out_lines) == len(base_lines) + sb["prompts"],
+      "--base: the benchmark's prompts first, unchanged, then %d fleet prompts" % sb["prompts"])
+PK = os.path.join(W, "fleet.trp")
+b = subprocess.run([CLI, "build", "--data", OUTB, "--embedder", EMB, "--key", KEY, "--k", "20", "--out", PK],
+                   capture_output=True, text=True)
+check(b.returncode == 0 and os.path.exists(PK), "tinyroute build reads the fleet dataset: %s"
+      % (b.stdout.splitlines()[-1:] if b.returncode == 0 else b.stderr[-300:]))
+
+# 5. A bad key file.
+open(KEYS + ".bad", "w").write("1000 abc\n")
+r = run("--models", os.path.join(DATA, "models.csv"), "--out", os.path.join(W, "o5"), "--device-keys",
+        KEYS + ".bad", LOGS)
+check(r.returncode == 1 and "keys.bad:1:" in r.stderr and not os.path.exists(os.path.join(W, "o5")),
+      "a bad key file: exit 1 with its line, nothing written")
+shutil.rmtree(W)
+check.finish()
