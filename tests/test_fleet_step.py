@@ -79,6 +79,14 @@ t[160 + 7 * 320 + 64] ^= 0x01  # a bit of record 7's text: still a well-formed l
 open(os.path.join(LOGS, "x1-tampered.trl"), "wb").write(bytes(t))
 open(os.path.join(LOGS, "x2-truncated.trl"), "wb").write(raw[:-1])
 shutil.copy(os.path.join(LOGS, good[0]), os.path.join(LOGS, "x3-replayed.trl"))
+# A later export of device 1000 whose ids 391..400 overlap dev-000000's
+# (1..400): accepted, only ids 401..410 taken. Written by `route --log-out`.
+prompts_all = [json.loads(l)["text"] for l in open(os.path.join(DATA, "prompts.jsonl"))]
+OVER = os.path.join(LOGS, "x4-overlap.trl")
+subprocess.run([CLI, "route", "--pack", PACK, "--key", PUB, "--log-out", OVER, "--log-flags", "text",
+                "--outcomes", DATA, "--log-device", "1000:%s:391" % key_of[1000].hex()],
+               input="\n".join([t for t in prompts_all if "\n" not in t and "\r" not in t][:20]) + "\n",
+               capture_output=True, text=True, check=True)
 # Two devices leave the key file: 1004 unknown, 1005 revoked.
 KEYS = os.path.join(W, "keys")
 open(KEYS, "w").write("\n".join(l + (" revoked" if l.startswith("1005 ") else "")
@@ -96,7 +104,8 @@ check(set(why) == set(want), "exactly these refused: %s" % sorted(why))
 for f, w in want.items():
     check(w in why.get(f, "") and f in why.get(f, ""), "%s: %s" % (f, why.get(f)))
     check(any(f in l and w in l for l in r.stderr.splitlines()), "%s refused on stderr, by name" % f)
-check(s["logs"] == 9 and s["accepted"] == 4, "9 logs, 4 accepted")
+check(s["logs"] == 10 and s["accepted"] == 5, "10 logs, 5 accepted")
+check(s["skipped"]["taken_before"] == 10, "the overlapping export: its 10 ids already taken are skipped")
 
 # 2. Against an independent reading of dev-000000..3.
 names = [row["name"] for row in csv.DictReader(open(os.path.join(DATA, "models.csv")))]
@@ -111,10 +120,12 @@ def fnv(b):
 
 col = {fnv(n.encode()): j for j, n in enumerate(names)}
 cells, n_rec, n_used = {}, 0, 0
-for f in good[:4]:
-    h, recs = read_v2(os.path.join(LOGS, f), key_of[1000 + int(f[4:10])])
+for f, dev in [(g, 1000 + int(g[4:10])) for g in good[:4]] + [("x4-overlap.trl", 1000)]:
+    h, recs = read_v2(os.path.join(LOGS, f), key_of[dev])
     n_rec += h["n"]
     for rid, mh, rf, out, text in recs:
+        if f.startswith("x4") and rid <= 400:
+            continue
         if rf & 16 and text is not None and mh in col:
             c = cells.setdefault((text.decode(), col[mh]), [0.0, 0])
             c[0] += out
@@ -152,7 +163,7 @@ check(json.loads(r1.stdout)["workers"] == 1 and
           for f in ("prompts.jsonl", "correctness.csv", "fleet_counts.csv")), "1 worker: identical output")
 OUTS = os.path.join(W, "outs")
 rs = run("--models", os.path.join(DATA, "models.csv"), "--out", OUTS, "--device-keys", KEYS,
-         "--shard-prompts", 100, *[os.path.join(LOGS, g) for g in good[:4]], ok=0)
+         "--shard-prompts", 100, *[os.path.join(LOGS, g) for g in good[:4]], OVER, ok=0)
 dirs = json.loads(rs.stdout)["datasets"]
 union = []
 for d in dirs:

@@ -12,16 +12,17 @@ the arguments is the batch order) are read by build/libtinyroute-host.so
 (tools/hostlib.h: tools/logfile.c's reader and authentication behind a C ABI,
 loaded with ctypes), never by a Python parser of the format:
 
- 1. verify (parallel): every log is read and, with --device-keys, its device
+ 1. read (parallel): every log is read and, with --device-keys, its device
     must be known and not revoked and its MAC must verify (version 1 logs
-    only with --allow-unauthenticated);
- 2. order (driver, serial, in C): the replay rule of a batch
-    (core/OUTCOME_LOG.md): a log whose ids do not pass the newest already
-    taken from its device is refused; overlapping ids are taken once;
- 3. aggregate (parallel, then a tree of merges on the workers): for each
-    record with kept text, an outcome and a model of MODELS.csv, the sum and
-    count of outcomes per (prompt text, model). Each log is read and
-    authenticated again here: a file changed since step 1 is refused;
+    only with --allow-unauthenticated); in the same read, for each record
+    with kept text, an outcome and a model of MODELS.csv, the sum and count
+    of outcomes per (prompt text, model), kept on the worker;
+ 2. order (driver, serial, in C; only the headers travel): the replay rule
+    of a batch (core/OUTCOME_LOG.md): a log whose ids do not pass the newest
+    already taken from its device is refused; ids already taken are taken
+    once (such a log is read again without them, and must authenticate with
+    the same header: a file changed meanwhile is refused);
+ 3. merge (a tree of merges on the workers): the accepted logs' partials;
  4. write (driver): DIR/prompts.jsonl, correctness.csv (the mean outcome of
     each (prompt, model) pair observed, empty where none), models.csv (a copy
     of MODELS.csv: names are matched by the logs' FNV-1a name hashes) and
@@ -124,8 +125,46 @@ def open_log(L, path, keys):
     return h, info, err.value.decode(errors="replace")
 
 
-def verify_chunk(paths, lib_path, keys_path, allow_v1):
-    """Step 1 on a worker: the header fields the replay rule needs, or why not."""
+def file_part(L, h, info, skip, hashes, cols):
+    """One open log's partial aggregate, its first skip records left out."""
+    n = info.n
+    stats = dict(records=n, used=0, taken_before=skip, no_text=0, no_outcome=0, unknown_model=0)
+    mh = np.empty(n, np.uint64)
+    tk = np.empty(n, np.uint64)
+    fl = np.empty(n, np.uint32)
+    oc = np.empty(n, np.float32)
+    if n:
+        L.trh_log_records(h, 0, n, None, mh.ctypes.data, None, tk.ctypes.data, fl.ctypes.data,
+                          oc.ctypes.data, None)
+    live = np.arange(n) >= skip
+    has_text = tk != 0
+    has_out = (fl & REC_OUTCOME) != 0
+    pos = np.searchsorted(hashes, mh)
+    pos[pos >= len(hashes)] = 0
+    known = hashes[pos] == mh
+    stats["no_text"] = int(np.sum(live & ~has_text))
+    stats["no_outcome"] = int(np.sum(live & has_text & ~has_out))
+    stats["unknown_model"] = int(np.sum(live & has_text & has_out & ~known))
+    use = live & has_text & has_out & known
+    stats["used"] = int(np.sum(use))
+    idx = np.nonzero(use)[0]
+    texts = {}
+    if len(idx):
+        # The text of each prompt, once.
+        u, first = np.unique(tk[idx], return_index=True)
+        buf = ctypes.create_string_buffer(512)
+        for key, i in zip(u.tolist(), first.tolist()):
+            ln = L.trh_log_text(h, int(idx[i]), buf, 512)
+            texts[key] = buf.raw[:ln]
+    cells = reduce_cells([tk[idx]], [cols[pos[idx]]], [oc[idx].astype(np.float64)],
+                         [np.ones(len(idx), np.int64)])
+    return dict(cells=cells, texts=texts, stats=stats, refused=[])
+
+
+def read_chunk(paths, lib_path, keys_path, allow_v1, hashes, cols):
+    """Steps 1 and 3 in one read, on a worker: each log is read and
+    authenticated, and aggregated as if nothing were taken before it. The
+    result stays on the worker; the driver gets only the headers (heads)."""
     L = host_lib(lib_path)
     keys = worker_keys(L, keys_path, allow_v1)
     out = []
@@ -135,65 +174,46 @@ def verify_chunk(paths, lib_path, keys_path, allow_v1):
             out.append({"path": p, "ok": False, "error": err})
             continue
         out.append({"path": p, "ok": True, "version": info.version, "device": info.device_id,
-                    "recorded": info.recorded, "n": info.n})
+                    "recorded": info.recorded, "n": info.n,
+                    "part": file_part(L, h, info, 0, hashes, cols)})
         L.trh_log_close(h)
     return out
 
 
-def aggregate_chunk(items, lib_path, keys_path, allow_v1, hashes, cols):
-    """Step 3 on a worker: items are (path, skip, version, device, recorded, n)
-    as step 2 accepted them. Returns a partial aggregate (see merge)."""
-    L = host_lib(lib_path)
-    keys = worker_keys(L, keys_path, allow_v1)
-    tks, cs, ss, ns = [], [], [], []
-    texts, stats, refused = {}, dict(records=0, used=0, taken_before=0, no_text=0, no_outcome=0,
-                                     unknown_model=0), []
-    for path, skip, version, device, recorded, n in items:
-        h, info, err = open_log(L, path, keys)
+def heads(chunk):
+    return [{k: v for k, v in r.items() if k != "part"} for r in chunk]
+
+
+def select(chunk, skips, lib_path, keys_path, allow_v1, hashes, cols):
+    """After step 2: the partials of the logs accepted (skips: path -> records
+    already taken). A log that overlaps an earlier one is read again and
+    aggregated without those records; it must still authenticate and have
+    the header step 2 judged (else refused: the file changed meanwhile)."""
+    parts = []
+    L = None
+    for r in chunk:
+        if r["path"] not in skips:
+            continue
+        skip = skips[r["path"]]
+        if skip == 0:
+            parts.append(r["part"])
+            continue
+        L = L or host_lib(lib_path)
+        h, info, err = open_log(L, r["path"], worker_keys(L, keys_path, allow_v1))
         if not h:
-            refused.append({"path": path, "error": err + " (at aggregation)"})
+            parts.append(dict(cells=reduce_cells([], [], [], []), texts={}, stats={},
+                              refused=[{"path": r["path"], "error": err + " (read again)"}]))
             continue
-        if (info.version, info.device_id, info.recorded, info.n) != (version, device, recorded, n):
+        if (info.version, info.device_id, info.recorded, info.n) != (r["version"], r["device"],
+                                                                     r["recorded"], r["n"]):
             L.trh_log_close(h)
-            refused.append({"path": path, "error": "%s: refused: changed between verification and "
-                                                   "aggregation" % path})
+            parts.append(dict(cells=reduce_cells([], [], [], []), texts={}, stats={},
+                              refused=[{"path": r["path"], "error": "%s: refused: changed while the "
+                                                                   "batch was read" % r["path"]}]))
             continue
-        mh = np.empty(n, np.uint64)
-        tk = np.empty(n, np.uint64)
-        fl = np.empty(n, np.uint32)
-        oc = np.empty(n, np.float32)
-        if n:
-            L.trh_log_records(h, 0, n, None, mh.ctypes.data, None, tk.ctypes.data, fl.ctypes.data,
-                              oc.ctypes.data, None)
-        stats["records"] += n
-        stats["taken_before"] += skip
-        live = np.arange(n) >= skip
-        has_text = tk != 0
-        has_out = (fl & REC_OUTCOME) != 0
-        pos = np.searchsorted(hashes, mh)
-        pos[pos >= len(hashes)] = 0
-        known = hashes[pos] == mh
-        stats["no_text"] += int(np.sum(live & ~has_text))
-        stats["no_outcome"] += int(np.sum(live & has_text & ~has_out))
-        stats["unknown_model"] += int(np.sum(live & has_text & has_out & ~known))
-        use = live & has_text & has_out & known
-        stats["used"] += int(np.sum(use))
-        idx = np.nonzero(use)[0]
-        if len(idx):
-            tks.append(tk[idx])
-            cs.append(cols[pos[idx]])
-            ss.append(oc[idx].astype(np.float64))
-            ns.append(np.ones(len(idx), np.int64))
-            # The text of each new prompt, once.
-            u, first = np.unique(tk[idx], return_index=True)
-            buf = ctypes.create_string_buffer(512)
-            for key, i in zip(u.tolist(), first.tolist()):
-                if key not in texts:
-                    ln = L.trh_log_text(h, int(idx[i]), buf, 512)
-                    texts[key] = buf.raw[:ln]
+        parts.append(file_part(L, h, info, skip, hashes, cols))
         L.trh_log_close(h)
-    part = reduce_cells(tks, cs, ss, ns)
-    return dict(cells=part, texts=texts, stats=stats, refused=refused)
+    return merge(*parts)
 
 
 def reduce_cells(tks, cs, ss, ns):
@@ -211,8 +231,8 @@ def reduce_cells(tks, cs, ss, ns):
 def merge(*parts):
     """Partials -> one partial (a step of the tree reduction)."""
     cells = [p["cells"] for p in parts]
-    out = dict(cells=reduce_cells(*[[c[i] for c in cells] for i in range(4)]), texts={}, stats={},
-               refused=[])
+    out = dict(cells=reduce_cells(*[[c[i] for c in cells if len(c[0])] for i in range(4)]), texts={},
+               stats={}, refused=[])
     for p in parts:
         out["texts"].update(p["texts"])
         for k, v in p["stats"].items():
@@ -350,14 +370,13 @@ def main(argv):
         threads = max(1, sum(client.nthreads().values()))
         per = a.chunk_files or max(1, -(-len(paths) // (4 * threads)))
         t1 = time.time()
-        # 1. verify
-        ver = [r for f in client.gather(client.map(mod.verify_chunk, chunks(paths, per), lib_path=lib_path,
-                                                  keys_path=keys_path, allow_v1=a.allow_unauthenticated,
-                                                  pure=False))
-               for r in f]
+        # 1 and 3: read, authenticate, aggregate; the partials stay on the workers
+        read = client.map(mod.read_chunk, chunks(paths, per), lib_path=lib_path, keys_path=keys_path,
+                          allow_v1=a.allow_unauthenticated, hashes=hashes, cols=cols, pure=False)
+        ver = [r for h in client.gather(client.map(mod.heads, read, pure=False)) for r in h]
         t2 = time.time()
-        # 2. the replay rule, in batch order
-        refused, accepted = [], []
+        # 2. the replay rule, in batch order, on the driver's key handle
+        refused, skips = [], {}
         for r in ver:
             if not r["ok"]:
                 refused.append({"path": r["path"], "error": r["error"]})
@@ -368,10 +387,11 @@ def main(argv):
                                         r["n"], ctypes.byref(skip), err, ERR_BYTES):
                 refused.append({"path": r["path"], "error": err.value.decode(errors="replace")})
                 continue
-            accepted.append((r["path"], skip.value, r["version"], r["device"], r["recorded"], r["n"]))
-        # 3. aggregate, then merge in a tree on the workers
-        fs = client.map(mod.aggregate_chunk, chunks(accepted, per), lib_path=lib_path, keys_path=keys_path,
-                        allow_v1=a.allow_unauthenticated, hashes=hashes, cols=cols, pure=False)
+            skips[r["path"]] = skip.value
+        # the accepted partials, then a tree of merges on the workers
+        fs = [client.submit(mod.select, f, skips, lib_path=lib_path, keys_path=keys_path,
+                            allow_v1=a.allow_unauthenticated, hashes=hashes, cols=cols, pure=False)
+              for f in read]
         while len(fs) > 1:
             fs = [client.submit(mod.merge, *g, pure=False) for g in chunks(fs, 8)]
         total = fs[0].result() if fs else merge()
@@ -432,8 +452,8 @@ def main(argv):
                    base_prompts=len(base) if base else 0, base_cells_filled=filled,
                    base_prompts_observed=len(by_text),
                    datasets=dirs, workers=threads,
-                   seconds=dict(start=round(t1 - t0, 3), verify=round(t2 - t1, 3),
-                                aggregate=round(t3 - t2, 3), shutdown=round(t_close, 3),
+                   seconds=dict(start=round(t1 - t0, 3), read=round(t2 - t1, 3),
+                                merge=round(t3 - t2, 3), shutdown=round(t_close, 3),
                                 write=round(t4 - t3 - t_close, 3),
                                 total=round(t4 - t0, 3)))
     summary["records_per_s"] = round(summary["records"] / max(t3 - t1, 1e-9))
