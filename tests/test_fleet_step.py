@@ -13,7 +13,11 @@
      the prompts over complete datasets whose union is the unsharded one;
   4. --base: the benchmark first, unchanged, then the fleet's prompts;
      `tinyroute build` reads the result and writes a pack;
-  5. a bad key file stops the step (exit 1) before any work.
+  5. a bad key file stops the step (exit 1) before any work;
+  6. --robust on a fleet of 10 devices meeting on 40 prompts, 10 % noise in
+     honest outcomes, 0 / 2 / 3 devices reporting 1 - outcome: exactly the
+     flipping devices are dropped and reported; each cell is the mean of the
+     kept devices' own means on it, its count their number.
 Usage: test_fleet_step.py HOSTLIB GEN_FLEET_LOGS PACK PUB DATASET CLI EMBEDDER KEY
 """
 import csv
@@ -192,5 +196,46 @@ r = run("--models", os.path.join(DATA, "models.csv"), "--out", os.path.join(W, "
         KEYS + ".bad", LOGS)
 check(r.returncode == 1 and "keys.bad:1:" in r.stderr and not os.path.exists(os.path.join(W, "o5")),
       "a bad key file: exit 1 with its line, nothing written")
+
+# 6. --robust.
+for flipped in (0, 2, 3):
+    P = os.path.join(W, "p%d" % flipped)
+    os.makedirs(P)
+    subprocess.run([GEN, PACK, PUB, DATA, P, "10", "300", "3", "40", "10", str(flipped)], check=True,
+                   capture_output=True)
+    OUTR = os.path.join(W, "outr%d" % flipped)
+    rr = run("--models", os.path.join(DATA, "models.csv"), "--out", OUTR, "--device-keys",
+             os.path.join(P, "device-keys"), "--robust", "--workers", 1, P, ok=0)
+    rep = json.loads(rr.stdout)["robust"]
+    gone = sorted(d["device"] for d in rep["dropped_devices"])
+    check(gone == list(range(1000, 1000 + flipped)),
+          "%d flipping devices: dropped %s (q %.3f)" % (flipped, gone, rep["q"]))
+    check(rep["dropped_records"] == 300 * flipped, "their 300 records each reported dropped")
+    pk = {int(l.split()[0]): bytes.fromhex(l.split()[1]) for l in open(os.path.join(P, "device-keys"))}
+    votes = {}
+    for f in sorted(os.listdir(P)):
+        if not f.endswith(".trl"):
+            continue
+        dev = 1000 + int(f[4:10])
+        per = {}
+        for rid, mh, rf, out, text in read_v2(os.path.join(P, f), pk[dev])[1]:
+            if rf & 16 and text is not None and mh in col:
+                per.setdefault((text.decode(), col[mh]), []).append(out)
+        if dev not in gone:
+            for k, o in per.items():
+                votes.setdefault(k, []).append(sum(o) / len(o))
+    ptext = {json.loads(l)["id"]: json.loads(l)["text"] for l in open(os.path.join(OUTR, "prompts.jsonl"))}
+    rrows = list(csv.reader(open(os.path.join(OUTR, "correctness.csv"))))[1:]
+    rcnt = {r[0]: r[1:] for r in list(csv.reader(open(os.path.join(OUTR, "fleet_counts.csv"))))[1:]}
+    seen, wrong = 0, 0
+    for r in rrows:
+        for j, v in enumerate(r[1:]):
+            if v != "":
+                seen += 1
+                vs = votes.get((ptext[r[0]], j), [])
+                wrong += not vs or abs(float(v) - sum(vs) / len(vs)) > 1e-5 or int(rcnt[r[0]][j]) != len(vs)
+    check(seen == len(votes) and wrong == 0 and seen > 0,
+          "%d flipped: each of %d cells = mean of the kept devices' means, count = devices (%d wrong)"
+          % (flipped, seen, wrong))
 shutil.rmtree(W)
 check.finish()

@@ -36,6 +36,22 @@ loaded with ctypes), never by a Python parser of the format:
     new prompts (split train). `build` needs a score for every model
     somewhere, which fleet logs alone rarely give: build from --base.
 
+--robust (poisoning resistance, issue 17 item 2; see robust_votes): each
+device has one vote per (prompt, model), its own mean outcome there, so
+logging one prompt many times buys no weight; a device whose votes disagree
+with the other devices' (>= 0.5 from their mean, on cells with >= 3 others)
+more often than chance allows is dropped whole: P(Binomial(m, q) >= k) <
+--alpha (0.001) / devices, q the fleet's disagreement rate, for devices with
+m >= --min-cells (10) comparable cells. Honest users differ, so q is not 0;
+an attacker flipping outcomes disagrees on nearly every cell. The summary's
+"robust" object reports the rule, q, and each dropped device with its
+counts. Cells are then the mean of the kept votes; fleet_counts.csv holds
+the number of devices. It assumes an honest majority on each cell and that
+devices are distinct (one key each; a key file is the fleet's identity).
+Comparing with the benchmark's scores (--base) is not part of the rule yet.
+The per-device votes travel to the driver: at fleet scale that table wants
+a Dask dataframe group-by instead (not done).
+
 Records without text (the default log keeps the embedding only) cannot
 become dataset prompts: they are counted as skipped (`build --add-log` takes
 them). The prompt id is "fleet-" and the FNV-1a 64 of the kept text, in hex.
@@ -53,6 +69,7 @@ import argparse
 import csv
 import ctypes
 import json
+import math
 import os
 import sys
 import time
@@ -156,8 +173,8 @@ def file_part(L, h, info, skip, hashes, cols):
         for key, i in zip(u.tolist(), first.tolist()):
             ln = L.trh_log_text(h, int(idx[i]), buf, 512)
             texts[key] = buf.raw[:ln]
-    cells = reduce_cells([tk[idx]], [cols[pos[idx]]], [oc[idx].astype(np.float64)],
-                         [np.ones(len(idx), np.int64)])
+    cells = reduce_cells([np.full(len(idx), info.device_id, np.uint64)], [tk[idx]], [cols[pos[idx]]],
+                         [oc[idx].astype(np.float64)], [np.ones(len(idx), np.int64)])
     return dict(cells=cells, texts=texts, stats=stats, refused=[])
 
 
@@ -201,13 +218,13 @@ def select(chunk, skips, lib_path, keys_path, allow_v1, hashes, cols):
         L = L or host_lib(lib_path)
         h, info, err = open_log(L, r["path"], worker_keys(L, keys_path, allow_v1))
         if not h:
-            parts.append(dict(cells=reduce_cells([], [], [], []), texts={}, stats={},
+            parts.append(dict(cells=reduce_cells([], [], [], [], []), texts={}, stats={},
                               refused=[{"path": r["path"], "error": err + " (read again)"}]))
             continue
         if (info.version, info.device_id, info.recorded, info.n) != (r["version"], r["device"],
                                                                      r["recorded"], r["n"]):
             L.trh_log_close(h)
-            parts.append(dict(cells=reduce_cells([], [], [], []), texts={}, stats={},
+            parts.append(dict(cells=reduce_cells([], [], [], [], []), texts={}, stats={},
                               refused=[{"path": r["path"], "error": "%s: refused: changed while the "
                                                                    "batch was read" % r["path"]}]))
             continue
@@ -216,22 +233,81 @@ def select(chunk, skips, lib_path, keys_path, allow_v1, hashes, cols):
     return merge(*parts)
 
 
-def reduce_cells(tks, cs, ss, ns):
+def reduce_cells(dvs, tks, cs, ss, ns):
+    """Sum and count of outcomes per (device, prompt text key, model column)."""
     if not tks:
-        return (np.empty(0, np.uint64), np.empty(0, np.int32), np.empty(0), np.empty(0, np.int64))
-    tk, c, s, n = (np.concatenate(x) for x in (tks, cs, ss, ns))
-    order = np.lexsort((c, tk))
-    tk, c, s, n = tk[order], c[order], s[order], n[order]
+        return (np.empty(0, np.uint64), np.empty(0, np.uint64), np.empty(0, np.int32), np.empty(0),
+                np.empty(0, np.int64))
+    dv, tk, c, s, n = (np.concatenate(x) for x in (dvs, tks, cs, ss, ns))
+    order = np.lexsort((dv, c, tk))
+    dv, tk, c, s, n = dv[order], tk[order], c[order], s[order], n[order]
     start = np.ones(len(tk), bool)
-    start[1:] = (tk[1:] != tk[:-1]) | (c[1:] != c[:-1])
+    start[1:] = (tk[1:] != tk[:-1]) | (c[1:] != c[:-1]) | (dv[1:] != dv[:-1])
     at = np.nonzero(start)[0]
-    return (tk[at], c[at], np.add.reduceat(s, at), np.add.reduceat(n, at))
+    return (dv[at], tk[at], c[at], np.add.reduceat(s, at), np.add.reduceat(n, at))
+
+
+def binom_sf(k, m, q):
+    """P(X >= k) for X ~ Binomial(m, q), in log space (no scipy on the list)."""
+    if k <= 0:
+        return 1.0
+    if q <= 0:
+        return 0.0
+    if q >= 1:
+        return 1.0
+    lq, l1q = math.log(q), math.log1p(-q)
+    terms = [math.lgamma(m + 1) - math.lgamma(i + 1) - math.lgamma(m - i + 1) + i * lq + (m - i) * l1q
+             for i in range(k, m + 1)]
+    top = max(terms)
+    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
+
+
+def robust_votes(dv, tk, c, s, n, alpha, min_cells):
+    """--robust (issue 17, item 2). Each device has one vote per (prompt, model)
+    cell, its mean outcome there: a device cannot outweigh others by logging
+    the same prompt many times (the per-device, per-region cap; a region is a
+    prompt here). A vote disagrees when it is >= 0.5 from the mean of the
+    other devices' votes on that cell, counted where >= 3 other devices
+    voted. Honest devices disagree only as often as users really differ: q,
+    the fleet's disagreement rate over all such comparisons (an honest
+    majority keeps it near that). A device whose k disagreements out of m
+    comparable cells (m >= min_cells) have P(Binomial(m, q) >= k) below
+    alpha / devices (Bonferroni: at most alpha false flags in the fleet) is
+    dropped whole. Returns the votes kept and a report of what was dropped."""
+    v = s / n
+    key = np.stack([tk, c.astype(np.uint64)], 1)
+    _, cell, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    cell = cell.ravel()
+    vsum = np.bincount(cell, weights=v)
+    others = counts[cell] - 1
+    comp = others >= 3
+    loo = np.where(others > 0, (vsum[cell] - v) / np.maximum(others, 1), np.nan)
+    dis = comp & (np.abs(v - loo) >= 0.5)
+    devs, dev_of = np.unique(dv, return_inverse=True)
+    m = np.bincount(dev_of, weights=comp).astype(np.int64)
+    k = np.bincount(dev_of, weights=dis).astype(np.int64)
+    q = float(k.sum() / m.sum()) if m.sum() else 0.0
+    flagged = []
+    limit = alpha / max(1, len(devs))
+    for i in np.nonzero((m >= min_cells) & (k > q * m))[0]:
+        p = binom_sf(int(k[i]), int(m[i]), q)
+        if p < limit:
+            flagged.append((int(devs[i]), int(m[i]), int(k[i]), p))
+    bad = np.isin(dv, np.array([f[0] for f in flagged], np.uint64))
+    report = dict(rule="one vote per device and (prompt, model); a device is dropped when its "
+                       "disagreements with the other devices' mean (>= 0.5 away, cells with >= 3 others) "
+                       "exceed chance: P(Binomial(m, q) >= k) < alpha / devices",
+                  alpha=alpha, min_cells=min_cells, devices=int(len(devs)), q=round(q, 6),
+                  records_capped=int(n.sum() - len(n)),
+                  dropped_devices=[dict(device=d, comparable=mm, disagreed=kk, p=pp) for d, mm, kk, pp in flagged],
+                  dropped_votes=int(bad.sum()), dropped_records=int(n[bad].sum()))
+    return ~bad, report
 
 
 def merge(*parts):
     """Partials -> one partial (a step of the tree reduction)."""
     cells = [p["cells"] for p in parts]
-    out = dict(cells=reduce_cells(*[[c[i] for c in cells if len(c[0])] for i in range(4)]), texts={},
+    out = dict(cells=reduce_cells(*[[c[i] for c in cells if len(c[0])] for i in range(5)]), texts={},
                stats={}, refused=[])
     for p in parts:
         out["texts"].update(p["texts"])
@@ -331,6 +407,11 @@ def main(argv):
                     help="logs per task (default: about 4 tasks per worker thread)")
     ap.add_argument("--lib", default=LIB_DEFAULT)
     ap.add_argument("--force", action="store_true")
+    ap.add_argument("--robust", action="store_true",
+                    help="one vote per device and cell; drop devices that disagree with the others "
+                         "beyond chance (see the top of this file)")
+    ap.add_argument("--alpha", type=float, default=0.001)
+    ap.add_argument("--min-cells", type=int, default=10)
     a = ap.parse_args(argv)
     if a.allow_unauthenticated and not a.device_keys:
         ap.error("--allow-unauthenticated goes with --device-keys")
@@ -407,7 +488,14 @@ def main(argv):
         print("fleet_step: " + r["error"], file=sys.stderr)
 
     # 4. write
-    tk, c, s, n = total["cells"]
+    dv, tk, c, s, n = total["cells"]
+    dropped = None
+    if a.robust:
+        keep, dropped = robust_votes(dv, tk, c, s, n, a.alpha, a.min_cells)
+        # One vote per device and cell: its mean outcome there, weight 1.
+        dv, tk, c, s, n = dv[keep], tk[keep], c[keep], s[keep] / n[keep], np.ones(int(keep.sum()), np.int64)
+    # Over devices: per (prompt, model) the sum and count.
+    _, tk, c, s, n = reduce_cells([np.zeros(len(tk), np.uint64)], [tk], [c], [s], [n])
     by_prompt, bad_text = {}, 0
     texts = {}
     for k, raw in total["texts"].items():
@@ -457,6 +545,8 @@ def main(argv):
                                 write=round(t4 - t3 - t_close, 3),
                                 total=round(t4 - t0, 3)))
     summary["records_per_s"] = round(summary["records"] / max(t3 - t1, 1e-9))
+    if dropped is not None:
+        summary["robust"] = dropped
     print(json.dumps(summary))
     if keys:
         L.trh_keys_free(keys)

@@ -1,13 +1,18 @@
 /* Synthetic fleet logs for the fleet step (tools/fleet_step.py, issue 17),
  * written by the device library itself (tr_log_record / tr_log_export with
  * tr_log_set_device), not by a second writer of the format:
- *   gen_fleet_logs PACK PUBLIC.pem DATASET_DIR OUT_DIR N_DEVICES RECORDS [SEED]
+ *   gen_fleet_logs PACK PUBLIC.pem DATASET_DIR OUT_DIR N_DEVICES RECORDS
+ *                  [SEED [PROMPTS [NOISE [FLIPPED]]]]
  * Each prompt of the dataset is routed once by PACK (the decision is what a
  * device would log); then each of N_DEVICES logs RECORDS decisions on
  * prompts drawn at random, with the text kept (TR_LOG_TEXT) and, as the
  * observed outcome, the chosen model's score in the dataset (none when it
  * is unknown). OUT_DIR gets dev-NNNNNN.trl and device-keys (the key file of
- * `--device-keys`; keys drawn from SEED, for tests and benchmarks only). */
+ * `--device-keys`; keys drawn from SEED, for tests and benchmarks only).
+ * For the poisoning tests: PROMPTS (0: all) draws from the first PROMPTS
+ * routable prompts only, so devices meet on the same prompts; NOISE (in
+ * percent) flips an honest device's outcome (users differ); the first
+ * FLIPPED devices report 1 - outcome always (an attacker). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,11 +34,15 @@ static uint64_t mix(uint64_t *s) /* splitmix64 */
 
 int main(int argc, char **argv)
 {
-    uint64_t n_dev, n_rec, seed = 17;
-    if ((argc != 7 && argc != 8) || tr_parse_u64(argv[5], &n_dev) || tr_parse_u64(argv[6], &n_rec) ||
-        n_rec == 0 || n_rec > (1u << 24) || (argc == 8 && tr_parse_u64(argv[7], &seed))) {
-        fputs("usage: gen_fleet_logs PACK PUBLIC.pem DATASET_DIR OUT_DIR N_DEVICES RECORDS [SEED]\n"
-              "  (RECORDS per device, 1..16777216)\n", stderr);
+    uint64_t n_dev, n_rec, seed = 17, lim = 0, noise = 0, flipped = 0;
+    if (argc < 7 || argc > 11 || tr_parse_u64(argv[5], &n_dev) || tr_parse_u64(argv[6], &n_rec) ||
+        n_rec == 0 || n_rec > (1u << 24) || (argc > 7 && tr_parse_u64(argv[7], &seed)) ||
+        (argc > 8 && tr_parse_u64(argv[8], &lim)) ||
+        (argc > 9 && (tr_parse_u64(argv[9], &noise) || noise > 100)) ||
+        (argc > 10 && tr_parse_u64(argv[10], &flipped))) {
+        fputs("usage: gen_fleet_logs PACK PUBLIC.pem DATASET_DIR OUT_DIR N_DEVICES RECORDS\n"
+              "                      [SEED [PROMPTS [NOISE [FLIPPED]]]]\n"
+              "  (RECORDS per device, 1..16777216; NOISE in percent)\n", stderr);
         return 2;
     }
     tr_pubkey pub;
@@ -59,6 +68,9 @@ int main(int argc, char **argv)
         for (size_t j = 0; j < ds.n_models; j++)
             if (!strcmp(ds.models[j].name, res[i].model_name))
                 out[i] = ds.scores[i * ds.n_models + j];
+        /* Only the first lim routable prompts (lim 0: all). */
+        if (lim && usable >= lim)
+            continue;
         ok[i] = 1;
         usable++;
     }
@@ -93,8 +105,11 @@ int main(int argc, char **argv)
             uint64_t id;
             const char *t = ds.prompts[i].text;
             st = tr_log_record(log, pf.router, &res[i], NULL, t, strlen(t), &id);
-            if (st == TR_OK && !isnan(out[i]))
-                st = tr_log_outcome(log, id, out[i]);
+            float o = out[i];
+            if (d < flipped || (noise && mix(&s) % 100 < noise)) /* no draw without noise */
+                o = 1.0f - o;
+            if (st == TR_OK && !isnan(o))
+                st = tr_log_outcome(log, id, o);
         }
         size_t w, sz = tr_log_export_size(log);
         buf = tr_xrealloc(buf, sz);
