@@ -9,7 +9,9 @@
      (a parser written here from core/OUTCOME_LOG.md, version 2, with the
      MAC checked by Python's hmac): every (prompt text, model) cell is the
      mean of the outcomes logged for it, with its count; nothing else;
-  3. the same batch on 1 worker gives the same files; --shard-prompts splits
+  3. the same batch on 1 worker, and on a scheduler given by address
+     (--scheduler, a LocalCluster this test starts), gives the same files;
+     --shard-prompts splits
      the prompts over complete datasets whose union is the unsharded one;
   4. --base: the benchmark first, unchanged, then the fleet's prompts;
      `tinyroute build` reads the result and writes a pack;
@@ -165,6 +167,19 @@ r1 = run("--models", os.path.join(DATA, "models.csv"), "--out", OUT1, "--device-
 check(json.loads(r1.stdout)["workers"] == 1 and
       all(open(os.path.join(OUT, f)).read() == open(os.path.join(OUT1, f)).read()
           for f in ("prompts.jsonl", "correctness.csv", "fleet_counts.csv")), "1 worker: identical output")
+from dask.distributed import LocalCluster  # noqa: E402 (only this part needs it)
+
+# Threads in this process: a process cluster would spawn workers that re-run this
+# script from the top (no __main__ guard here).
+with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://",
+                  dashboard_address=None) as lc:
+    OUTA = os.path.join(W, "outa")
+    ra = run("--models", os.path.join(DATA, "models.csv"), "--out", OUTA, "--device-keys", KEYS,
+             "--scheduler", lc.scheduler_address, LOGS, ok=3)
+check(json.loads(ra.stdout)["workers"] == 2 and
+      all(open(os.path.join(OUT, f)).read() == open(os.path.join(OUTA, f)).read()
+          for f in ("prompts.jsonl", "correctness.csv", "fleet_counts.csv")),
+      "--scheduler ADDR (2 workers started elsewhere): identical output")
 OUTS = os.path.join(W, "outs")
 rs = run("--models", os.path.join(DATA, "models.csv"), "--out", OUTS, "--device-keys", KEYS,
          "--shard-prompts", 100, *[os.path.join(LOGS, g) for g in good[:4]], OVER, ok=0)
