@@ -77,13 +77,13 @@ $(MEAS_SYMS): $(MEAS_OBJ)
 
 $(DEV_MBED): $(MBED_OBJ) $(DEV_SYMS)
 	rm -f $@
-	$(CROSS)ar rcs $@ $(MBED_OBJ)
+	$(TARGET_AR) rcs $@ $(MBED_OBJ)
 	$(CROSS)objcopy --redefine-syms=$(DEV_SYMS) $@
 	$(CROSS)ranlib $@
 
 $(MEAS_MBED): $(MEAS_OBJ) $(MEAS_SYMS)
 	rm -f $@
-	$(CROSS)ar rcs $@ $(MEAS_OBJ)
+	$(TARGET_AR) rcs $@ $(MEAS_OBJ)
 	$(CROSS)objcopy --redefine-syms=$(MEAS_SYMS) $@
 	$(CROSS)ranlib $@
 
@@ -93,7 +93,7 @@ $(DEV)/obj/%.o: %.c $(wildcard core/*.h platform/*.h models/*.h) Makefile mk/dev
 
 $(DEV_LIB): $(DEV_OBJ) $(DEV_SYMS)
 	rm -f $@
-	$(CROSS)ar rcs $@ $(DEV_OBJ)
+	$(TARGET_AR) rcs $@ $(DEV_OBJ)
 	$(CROSS)objcopy --redefine-syms=$(DEV_SYMS) $@
 	$(CROSS)ranlib $@
 

@@ -34,7 +34,7 @@ $(BUILD)/test_sealed: tests/test_sealed.c $(TOOL_LIB_OBJ) $(LIB)
 $(BUILD)/test_eval: tests/test_eval.c $(BUILD)/obj/tools/pareto.o
 	$(TARGET_CC) $(TEST_CFLAGS) -o $@ $^ -lcmocka -lm
 
-$(BUILD)/test_dataset: tests/test_dataset.c $(BUILD)/obj/tools/dataset.o $(BUILD)/obj/tools/util.o
+$(BUILD)/test_dataset: tests/test_dataset.c $(patsubst %,$(BUILD)/obj/tools/%.o,dataset jsonl util) $(LIB)
 	$(TARGET_CC) $(TEST_CFLAGS) -o $@ $^ -lcmocka $(TOOL_LIBS)
 
 $(BUILD)/test_kernels: tests/test_kernels.c $(LIB)

@@ -104,3 +104,76 @@ double tr_learned_map_fit(const float *x, size_t n, uint32_t dim, const float *e
     free(th), free(g), free(m1), free(m2), free(z), free(gam);
     return final;
 }
+
+/* Softmax regression objective, and its gradient into grad. */
+static double task_loss(const float *x, size_t n, uint32_t dim, const uint32_t *task, uint32_t k,
+                        double l2, const double *theta, double *grad, double *z)
+{
+    const uint32_t w = dim + 1;
+    double total = 0;
+    memset(grad, 0, sizeof(double) * k * w);
+    for (size_t i = 0; i < n; i++) {
+        const float *xi = x + i * dim;
+        double mx = -INFINITY, sum = 0;
+        for (uint32_t c = 0; c < k; c++) {
+            const double *t = theta + (size_t)c * w;
+            double s = t[dim];
+            for (uint32_t d = 0; d < dim; d++)
+                s += t[d] * xi[d];
+            z[c] = s;
+            mx = fmax(mx, s);
+        }
+        for (uint32_t c = 0; c < k; c++)
+            sum += (z[c] = exp(z[c] - mx));
+        total -= log(fmax(z[task[i]] / sum, 1e-300));
+        for (uint32_t c = 0; c < k; c++) {
+            double ds = (z[c] / sum - (c == task[i])) / (double)n;
+            double *gr = grad + (size_t)c * w;
+            for (uint32_t d = 0; d < dim; d++)
+                gr[d] += ds * xi[d];
+            gr[dim] += ds;
+        }
+    }
+    double reg = 0;
+    for (uint32_t c = 0; c < k; c++)
+        for (uint32_t d = 0; d < dim; d++) {
+            double t = theta[(size_t)c * w + d];
+            reg += t * t;
+            grad[(size_t)c * w + d] += 2 * l2 * t;
+        }
+    return total / (double)n + l2 * reg;
+}
+
+double tr_task_map_fit(const float *x, size_t n, uint32_t dim, const uint32_t *task,
+                       const float *cent, uint32_t k, double l2, int iters, float *theta_out)
+{
+    const size_t np = (size_t)k * (dim + 1);
+    double *th = calloc(np, sizeof *th), *g = calloc(np, sizeof *g), *m1 = calloc(np, sizeof *m1),
+           *m2 = calloc(np, sizeof *m2), *z = calloc(k, sizeof *z);
+    double obj = -1;
+    if (!th || !g || !m1 || !m2 || !z || !n)
+        goto out;
+    for (uint32_t c = 0; c < k; c++) {
+        double sq = 0;
+        for (uint32_t d = 0; d < dim; d++) {
+            th[(size_t)c * (dim + 1) + d] = TEMP * cent[(size_t)c * dim + d];
+            sq += (double)cent[(size_t)c * dim + d] * cent[(size_t)c * dim + d];
+        }
+        th[(size_t)c * (dim + 1) + dim] = -TEMP * sq / 2;
+    }
+    for (int it = 1; it <= iters; it++) {
+        task_loss(x, n, dim, task, k, l2, th, g, z);
+        double b1 = 1 - pow(0.9, it), b2 = 1 - pow(0.999, it);
+        for (size_t j = 0; j < np; j++) {
+            m1[j] = 0.9 * m1[j] + 0.1 * g[j];
+            m2[j] = 0.999 * m2[j] + 0.001 * g[j] * g[j];
+            th[j] -= LR * (m1[j] / b1) / (sqrt(m2[j] / b2) + 1e-8);
+        }
+    }
+    obj = task_loss(x, n, dim, task, k, l2, th, g, z);
+    for (size_t j = 0; j < np; j++)
+        theta_out[j] = (float)th[j];
+out:
+    free(th), free(g), free(m1), free(m2), free(z);
+    return obj;
+}

@@ -125,11 +125,24 @@ static inline int32x4_t step_neon(int32x4_t acc, int8x16_t qv, const int8_t *p)
 }
 
 /* ARMv8.2 dot product: SDOT does 4 int8 products per int32 lane. */
+#if defined(__clang__)
+/* clang names the feature target("dotprod"), and its arm_neon.h (14) declares
+ * vdotq_s32 only for a whole -march=...+dotprod build: the same instruction
+ * by inline assembly. */
+#define TR_SDOT __attribute__((target("dotprod")))
+static TR_SDOT inline int32x4_t tr_vdotq_s32(int32x4_t acc, int8x16_t a, int8x16_t b)
+{
+    __asm__("sdot %0.4s, %1.16b, %2.16b" : "+w"(acc) : "w"(a), "w"(b));
+    return acc;
+}
+#else
 #define TR_SDOT __attribute__((target("arch=armv8.2-a+dotprod")))
+#define tr_vdotq_s32 vdotq_s32
+#endif
 
 static TR_SDOT inline int32x4_t step_sdot(int32x4_t acc, int8x16_t qv, const int8_t *p)
 {
-    return vdotq_s32(acc, qv, vld1q_s8(p));
+    return tr_vdotq_s32(acc, qv, vld1q_s8(p));
 }
 
 /* One body for both variants: four rows per pass share each query block. */

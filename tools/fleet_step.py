@@ -57,8 +57,9 @@ become dataset prompts: they are counted as skipped (`build --add-log` takes
 them). The prompt id is "fleet-" and the FNV-1a 64 of the kept text, in hex.
 
 A summary JSON goes to stdout, refusals to stderr, each naming its file.
-Exit status: 0; 3 when some logs were refused (the dataset is written from
-the others); 1 on an error that stops the step; 2 on bad usage.
+Exit status (the CLI's, README): 0; 1 when some logs were refused (the
+dataset is written from the others: the summary's refused and datasets say
+so) or on an error that stops the step (no summary); 2 on bad usage.
 
 Runs on a LocalCluster of --workers processes (default 2, one thread each)
 or on any Dask scheduler by address (--scheduler tcp://host:8786); the
@@ -560,7 +561,7 @@ def main(argv):
     print(json.dumps(summary))
     if keys:
         L.trh_keys_free(keys)
-    return 3 if refused else 0
+    return 1 if refused else 0
 
 
 if __name__ == "__main__":

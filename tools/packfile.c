@@ -129,12 +129,12 @@ int tr_packfile_open(const char *path, const char *delta_path, const tr_trust *t
                      tr_packfile *pf)
 {
     if (tr_packfile_read(path, pf) != 0)
-        return TR_E_ARG;
+        return -1;
     if (delta_path) {
         uint8_t *d;
         if (tr_pack_read_file(delta_path, &d, &pf->delta_len) != 0) {
             tr_packfile_close(pf);
-            return TR_E_ARG;
+            return -1;
         }
         pf->delta = d;
     }
@@ -142,7 +142,7 @@ int tr_packfile_open(const char *path, const char *delta_path, const tr_trust *t
     if (posix_memalign(&pf->arena, 64, need) != 0) {
         pf->arena = NULL;
         tr_packfile_close(pf);
-        return tr_err("cannot allocate a %zu-byte arena", need), TR_E_ARG;
+        return tr_err("cannot allocate a %zu-byte arena", need), -1;
     }
     pf->arena_bytes = need;
     tr_trust trust = *trust_in;
