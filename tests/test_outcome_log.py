@@ -389,6 +389,14 @@ check(b.returncode == 1 and A1 + ": refused as a replay" in b.stderr and "%s: ad
 b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--out", AUTHED + "3",
         "--device-keys", KEYS, "--allow-unauthenticated", "--add-log", V1, "--add-log", A1)
 check(b.returncode == 0 and "%s: added" % V1 in b.stdout, "--allow-unauthenticated takes a version 1 log")
+b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--out", AUTHED + "j",
+        "--json", "--device-keys", KEYS, "--add-log", A1)
+try:
+    doc = json.loads(b.stdout)
+except ValueError:
+    doc = None
+check(doc is not None and "%s: added" % A1 in b.stderr,
+      "build --json --add-log: stdout is the one JSON document, the log's report on stderr")
 BADKEYS = os.path.join(AUTH, "bad-keys")
 open(BADKEYS, "w").write("11 %s\n11 %s\n" % (kA.hex(), kB.hex()))
 b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--out", AUTHED + "4",

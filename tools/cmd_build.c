@@ -650,7 +650,7 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
     size_t refused = 0;
     for (size_t i = 0; i < n_logs; i++)
         if (tr_log_to_refs(logs[i], &e, name, &ds, device_keys ? dk : NULL, &refs, &scores,
-                           &kept)) {
+                           &kept, say)) {
             if (device_keys) {
                 refused++;
                 continue;

@@ -750,14 +750,14 @@ done:
 
 int tr_log_to_refs(const char *path, const tr_embedder *e, const char *embedder_name,
                    const tr_dataset *ds, tr_devkeys *dk, int8_t **refs, float **scores,
-                   size_t *n_refs)
+                   size_t *n_refs, FILE *say)
 {
     tr_logfile lf;
     uint32_t skip;
     if (tr_logfile_open(path, dk, &lf, &skip))
         return 1;
     if (!(lf.flags & TR_LOG_EMBEDDING)) {
-        printf("%s: no embeddings kept (hash or text only): all %u records skipped\n", path, lf.n);
+        fprintf(say, "%s: no embeddings kept (hash or text only): all %u records skipped\n", path, lf.n);
         tr_logfile_free(&lf);
         return 0;
     }
@@ -806,12 +806,12 @@ int tr_log_to_refs(const char *path, const tr_embedder *e, const char *embedder_
         (*n_refs)++;
         added++;
     }
-    printf("%s: added %zu references; skipped %zu without an embedding, %zu without an outcome, "
+    fprintf(say, "%s: added %zu references; skipped %zu without an embedding, %zu without an outcome, "
            "%zu with a model not in the dataset, %zu malformed",
            path, added, no_emb, no_out, no_model, bad);
     if (skip)
-        printf(", %u taken from an earlier log of the device", skip);
-    putchar('\n');
+        fprintf(say, ", %u taken from an earlier log of the device", skip);
+    fputc('\n', say);
     free(mh);
     tr_logfile_free(&lf);
     return 0;

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "dataset.h"
 #include "packfile.h"
@@ -107,12 +108,13 @@ int tr_cli_log_finish(tr_cli_log *cl, const char *path);
 int tr_eval_log(tr_packfile *pf, const char *path, tr_devkeys *dk, const tr_route_opts *ro,
                 const double *lam, int n_lam, int json);
 
-/* `tinyroute build --add-log`: append the log's records that have an
+/* `tinyroute build --add-log` (its report to say: stdout, or stderr under
+ * build --json, whose stdout is one document): append the log's records that have an
  * embedding and an outcome to refs/scores (n_refs x dim, n_refs x
  * n_models; grown with realloc), NaN for the models not logged. The log's
  * embedder must be e (name, dim, fingerprint). 0 ok. */
 int tr_log_to_refs(const char *path, const tr_embedder *e, const char *embedder_name,
                    const tr_dataset *ds, tr_devkeys *dk, int8_t **refs, float **scores,
-                   size_t *n_refs);
+                   size_t *n_refs, FILE *say);
 
 #endif

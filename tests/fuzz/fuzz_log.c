@@ -280,7 +280,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     float *scores = NULL;
     size_t n_refs = 0;
     const tr_embedder *e = &pf.router->pack.embedder;
-    if (tr_log_to_refs(path, e, pf.info.embedder, &ds, &dk, &refs, &scores, &n_refs) == 0) {
+    if (tr_log_to_refs(path, e, pf.info.embedder, &ds, &dk, &refs, &scores, &n_refs, stdout) == 0) {
         if (n_refs > lf.n)
             fail("--add-log made more references than records");
         for (size_t i = 0; i < n_refs; i++) {
