@@ -69,3 +69,4 @@ include mk/test.mk
 -include mk/device.mk
 -include mk/report.mk
 -include mk/flags.mk
+-include mk/fleet.mk

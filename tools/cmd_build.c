@@ -49,6 +49,7 @@ static const char usage[] =
     "                       [--counter 1] [--expires-days D] [--prefilter C]\n"
     "                       [--clusters K [--learned-map]] [--no-tasks]\n"
     "                       [--no-pc] [--force] [--add-log LOG ...] [--json]\n"
+    "                       [--device-keys FILE [--allow-unauthenticated]]\n"
     "Embeds the dataset's prompts (prompts.jsonl, correctness.csv, models.csv;\n"
     "see tools/DATASET.md) with the built-in embedder TABLE (from `tinyroute\n"
     "embedder`; by default the one `make install` put in PREFIX/share/tinyroute),\n"
@@ -91,6 +92,14 @@ static const char usage[] =
     "                  other models unknown. The log must come from a pack with\n"
     "                  this build's embedder (same table, data and pc); records\n"
     "                  with only a hash or text are skipped and counted\n"
+    "  --device-keys FILE  authenticate every --add-log (lines DEVICE_ID HEX_KEY\n"
+    "                  [revoked]; core/INTEGRATION.md): a log whose MAC fails,\n"
+    "                  whose device is unknown or revoked, whose ids do not pass\n"
+    "                  an earlier log of its device in this command (a replay),\n"
+    "                  or that is unreadable, is refused with a message naming\n"
+    "                  it; the pack is built from the others, exit 1. A\n"
+    "                  version 1 (unauthenticated) log is refused unless\n"
+    "  --allow-unauthenticated\n"
     "Progress with an ETA goes to stderr when it is a terminal or TR_PROGRESS=1.\n";
 
 /* tr_kmeans_fit_cb's and tr_task_fit_cb's progress hook: forwards to the
@@ -285,13 +294,15 @@ static int choose_knn(const int8_t *refs, size_t n, uint32_t dim, const float *s
     return 0;
 }
 
-static int build_with(int argc, char **argv, const char **logs);
+static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk);
 
 int cmd_build(int argc, char **argv)
 {
     /* Room for every --add-log there can be: no fixed count. */
     const char **logs = tr_xmalloc((size_t)(argc > 0 ? argc : 1) * sizeof *logs);
-    int r = build_with(argc, argv, logs);
+    tr_devkeys dk = {0}; /* --device-keys; freed here whichever way build_with returns */
+    int r = build_with(argc, argv, logs, &dk);
+    tr_devkeys_free(&dk);
     free(logs);
     return r;
 }
@@ -316,7 +327,7 @@ static void print_built(const char *out, const tr_buf *pack, double seconds, siz
 }
 
 /* cmd_build with logs[] (argc entries) for the --add-log paths. */
-static int build_with(int argc, char **argv, const char **logs)
+static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
 {
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'}, {"embedder", required_argument, 0, 'e'},
@@ -329,7 +340,10 @@ static int build_with(int argc, char **argv, const char **logs)
         {"learned-map", no_argument, 0, 'L'}, {"add-log", required_argument, 0, 'A'},
         {"prior-strength", required_argument, 0, 'a'}, {"json", no_argument, 0, 'J'},
         {"task-map", no_argument, 0, 'M'},
+        {"device-keys", required_argument, 0, 'V'}, {"allow-unauthenticated", no_argument, 0, 'U'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *device_keys = NULL;
+    int allow_v1 = 0;
     const char *data = NULL, *emb_path = NULL, *key = NULL, *out = NULL;
     int all = 0, force = 0, no_pc = 0, no_tasks = 0, lmap = 0, json = 0, task_map = 0, c;
     say = stdout;
@@ -396,6 +410,8 @@ static int build_with(int argc, char **argv, const char **logs)
         case 'f': force = 1; break;
         case 'J': json = 1, say = stderr; break;
         case 'M': task_map = 1; break;
+        case 'V': device_keys = optarg; break;
+        case 'U': allow_v1 = 1; break;
         case 'h': fputs(usage, stdout); return 0;
         default: return tr_bad_option(argv);
         }
@@ -440,6 +456,12 @@ static int build_with(int argc, char **argv, const char **logs)
         if (tr_key_sign(key, hash, sig, &sig_len, &pub))
             return 1;
     }
+    if (allow_v1 && !device_keys)
+        return tr_err("--allow-unauthenticated goes with --device-keys"), 2;
+    /* Before minutes of embedding: a bad key file fails now. */
+    if (device_keys && tr_devkeys_load(device_keys, dk))
+        return 1;
+    dk->allow_v1 = allow_v1;
 
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -620,8 +642,19 @@ static int build_with(int argc, char **argv, const char **logs)
      * the pc was fitted above, so the embedder stays the one they were
      * logged under, and they take no part in the task table (no task). */
     const size_t kept_ds = kept;
+    /* With --device-keys a refused log (forged, altered, truncated, replayed,
+     * foreign, revoked, or unreadable) is reported and left out, and the
+     * pack is built from the rest: one bad device must not stop a fleet's
+     * build. Exit 1 then, as for any batch with a part failed (README).
+     * Without, any bad log fails the build as before. */
+    size_t refused = 0;
     for (size_t i = 0; i < n_logs; i++)
-        if (tr_log_to_refs(logs[i], &e, name, &ds, &refs, &scores, &kept)) {
+        if (tr_log_to_refs(logs[i], &e, name, &ds, device_keys ? dk : NULL, &refs, &scores,
+                           &kept, say)) {
+            if (device_keys) {
+                refused++;
+                continue;
+            }
             free(refs), free(scores), free(kept_from);
             goto fail;
         }
@@ -841,6 +874,11 @@ static int build_with(int argc, char **argv, const char **logs)
     free(x);
     free(table);
     tr_dataset_free(&ds);
+    if (r == 0 && refused) {
+        tr_err("%zu of %zu logs refused (above); the pack was built from the others (exit 1)",
+               refused, n_logs);
+        r = 1; /* README's exit codes: a batch with a part failed */
+    }
     return r;
 fail:
     free(codes);

@@ -13,9 +13,30 @@
 #include <time.h>
 #include <unistd.h>
 
+/* tr_err_capture: this thread's messages go to a caller's buffer (the host
+ * library's C ABI hands them to Python) instead of stderr. */
+static _Thread_local char *cap_buf;
+static _Thread_local size_t cap_len;
+
+void tr_err_capture(char *buf, size_t cap)
+{
+    cap_buf = cap ? buf : NULL;
+    cap_len = cap;
+    if (cap_buf)
+        cap_buf[0] = 0;
+}
+
 int tr_err(const char *fmt, ...)
 {
     va_list ap;
+    if (cap_buf) { /* the first message: the one that says why */
+        if (!cap_buf[0]) {
+            va_start(ap, fmt);
+            vsnprintf(cap_buf, cap_len, fmt, ap);
+            va_end(ap);
+        }
+        return 1;
+    }
     fputs("tinyroute: ", stderr);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);

@@ -8,6 +8,9 @@
 
 /* Print "tinyroute: <msg>\n" to stderr. Returns 1 (a CLI exit code). */
 int tr_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* From now on this thread's tr_err messages go into buf (the first one
+ * only, cut to cap), not to stderr; cap 0 restores stderr. */
+void tr_err_capture(char *buf, size_t cap);
 /* Error "path:line: message" through tr_err(); returns 1. */
 int tr_err_at(const char *path, long line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
