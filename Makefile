@@ -3,9 +3,13 @@
 
 CC       ?= cc
 CROSS    ?=
-# A cross build (make CROSS=aarch64-linux-gnu-) uses that prefix's gcc and
-# its own build directory.
-TARGET_CC:= $(if $(CROSS),$(CROSS)gcc,$(CC))
+# A cross build (make CROSS=aarch64-linux-gnu-) uses that prefix's gcc, ar,
+# nm, objcopy and its own build directory. CC= and AR= on the command line
+# replace the compiler and archiver, for any toolchain (clang --target, an
+# NDK's clang): make CROSS=aarch64-linux-gnu- CC="clang
+# --target=aarch64-linux-gnu" AR=llvm-ar BUILD=build-a64-clang
+TARGET_CC:= $(if $(and $(CROSS),$(filter-out command line,$(origin CC))),$(CROSS)gcc,$(CC))
+TARGET_AR:= $(if $(filter default,$(origin AR)),$(CROSS)ar,$(AR))
 BUILD    ?= build$(if $(CROSS),-$(firstword $(subst -, ,$(CROSS))))
 CACHE    ?= $(HOME)/.cache/tinyroute
 PYTHON   ?= /usr/bin/python3
@@ -45,7 +49,7 @@ $(BUILD)/obj/%.o: %.c $(wildcard core/*.h platform/*.h models/*.h tools/*.h) Mak
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@
-	$(CROSS)ar rcs $@ $^
+	$(TARGET_AR) rcs $@ $^
 
 $(CLI): $(TOOL_OBJ) $(LIB)
 	$(TARGET_CC) $(ALL_CFLAGS) -o $@ $(TOOL_OBJ) $(LIB) $(TOOL_LIBS)
@@ -58,9 +62,11 @@ include mk/data.mk
 include mk/test.mk
 -include mk/bench.mk
 -include mk/install.mk
+-include mk/sleef.mk
 -include mk/eval.mk
 -include mk/fuzz.mk
 -include mk/sanitize.mk
 -include mk/device.mk
 -include mk/report.mk
 -include mk/flags.mk
+-include mk/fleet.mk

@@ -11,6 +11,7 @@
 
 #include "tr_format.h"
 #include "tr_internal.h"
+#include "tr_outcome.h"
 
 #ifdef TR_DEVICE_CRYPTO
 #include <stdatomic.h>
@@ -95,6 +96,49 @@ tr_status tr_sha256(const void *data, size_t len, uint8_t out[32])
 #else
     return mbedtls_sha256_ret(data, len, out, 0) == 0 ? TR_OK : TR_E_CRYPTO;
 #endif
+}
+
+/* mbedTLS 3 dropped the _ret suffixes of 2.28's SHA-256 steps. */
+#if MBEDTLS_VERSION_NUMBER >= 0x03000000
+#define tr_sha256_starts(c) mbedtls_sha256_starts((c), 0)
+#define tr_sha256_update mbedtls_sha256_update
+#define tr_sha256_finish mbedtls_sha256_finish
+#else
+#define tr_sha256_starts(c) mbedtls_sha256_starts_ret((c), 0)
+#define tr_sha256_update mbedtls_sha256_update_ret
+#define tr_sha256_finish mbedtls_sha256_finish_ret
+#endif
+
+/* HMAC by hand over the SHA-256 context rather than mbedtls_md_hmac: the md
+ * layer allocates its context (the heap, or the device pool and its lock),
+ * and the device build does not even compile it in. */
+tr_status tr_hmac_sha256(const uint8_t *key, size_t key_len, const void *data, size_t len,
+                         uint8_t out[32])
+{
+    if ((!key && key_len) || key_len > 64 || (!data && len) || !out)
+        return TR_E_ARG;
+    uint8_t pad[64], inner[32];
+    mbedtls_sha256_context c;
+    int e = 0;
+    memset(pad, 0x36, sizeof pad);
+    for (size_t i = 0; i < key_len; i++)
+        pad[i] ^= key[i];
+    mbedtls_sha256_init(&c);
+    e |= tr_sha256_starts(&c);
+    e |= tr_sha256_update(&c, pad, sizeof pad);
+    e |= tr_sha256_update(&c, data, len);
+    e |= tr_sha256_finish(&c, inner);
+    for (size_t i = 0; i < sizeof pad; i++)
+        pad[i] ^= 0x36 ^ 0x5c; /* ipad -> opad */
+    e |= tr_sha256_starts(&c);
+    e |= tr_sha256_update(&c, pad, sizeof pad);
+    e |= tr_sha256_update(&c, inner, sizeof inner);
+    e |= tr_sha256_finish(&c, out);
+    mbedtls_sha256_free(&c);
+    /* The key's traces: the pads and the inner hash. */
+    memset(pad, 0, sizeof pad);
+    memset(inner, 0, sizeof inner);
+    return e ? TR_E_CRYPTO : TR_OK;
 }
 
 /* floor(n / 2) of P-256's group order n, big-endian. */

@@ -15,7 +15,8 @@ struct tr_log {
     uint32_t magic;
     uint32_t dim, capacity, flags;
     uint32_t record_bytes;
-    uint64_t next_id;        /* ids start at 1: 0 is never a record */
+    uint64_t next_id;        /* ids start at first_id (1 by default): 0 is never a record */
+    uint64_t first_id;
     uint64_t dropped;
     int bound;               /* embedder fixed by the first record */
     char embedder[TR_EMBEDDER_NAME_MAX];
@@ -26,6 +27,10 @@ struct tr_log {
     uint8_t pack_hash[32];   /* newest record's pack */
     uint8_t key[16];
     int key_set;
+    int device_set;          /* tr_log_set_device: export version 2 */
+    uint64_t device_id;
+    uint8_t dev_key[TR_LOG_KEY_MAX];
+    size_t dev_key_len;
     int8_t *spare;           /* embedding under construction */
     uint8_t *slots;
 };
@@ -152,6 +157,7 @@ tr_status tr_log_init(void *mem, size_t bytes, uint32_t dim, uint32_t capacity, 
     l->flags = flags;
     l->record_bytes = (uint32_t)tr_log_record_bytes(dim, flags);
     l->next_id = 1;
+    l->first_id = 1;
     if (flags & TR_LOG_EMBEDDING)
         l->spare = tr_arena_take(&a, tr_log_emb_bytes(dim));
     /* The records are not rounded: measure and carve agree on the bytes. */
@@ -173,15 +179,32 @@ tr_status tr_log_set_hash_key(tr_log *l, const uint8_t key[16])
     return TR_OK;
 }
 
+tr_status tr_log_set_device(tr_log *l, uint64_t device_id, uint64_t first_id,
+                            const uint8_t *key, size_t key_len)
+{
+    /* first_id is capped well below 2^64 so that next_id never wraps to 0
+     * (the id that is never a record) in any realistic life of a device. */
+    if (!log_ok(l) || !key || key_len < TR_LOG_KEY_MIN || key_len > TR_LOG_KEY_MAX ||
+        first_id == 0 || first_id > (UINT64_MAX >> 1) || l->next_id != l->first_id)
+        return TR_E_ARG;
+    l->device_id = device_id;
+    l->first_id = l->next_id = first_id;
+    memset(l->dev_key, 0, sizeof l->dev_key);
+    memcpy(l->dev_key, key, key_len);
+    l->dev_key_len = key_len;
+    l->device_set = 1;
+    return TR_OK;
+}
+
 static uint64_t held_of(const tr_log *l)
 {
-    uint64_t issued = l->next_id - 1;
+    uint64_t issued = l->next_id - l->first_id;
     return issued < l->capacity ? issued : l->capacity;
 }
 
 static uint8_t *slot_of(const tr_log *l, uint64_t id)
 {
-    return l->slots + (size_t)((id - 1) % l->capacity) * l->record_bytes;
+    return l->slots + (size_t)((id - l->first_id) % l->capacity) * l->record_bytes;
 }
 
 /* The fingerprint of the view's embedder; hashing a table is megabytes, so
@@ -243,7 +266,7 @@ tr_status tr_log_append(tr_log *l, const tr_pack *pk, tr_ctx *c, const tr_result
     }
     /* Nothing can fail from here: the oldest record may be overwritten. */
     uint64_t id = l->next_id++;
-    if (id > l->capacity)
+    if (id - l->first_id >= l->capacity)
         l->dropped++;
     uint8_t *s = slot_of(l, id);
     memset(s, 0, l->record_bytes);
@@ -293,7 +316,7 @@ tr_status tr_log_append(tr_log *l, const tr_pack *pk, tr_ctx *c, const tr_result
 
 tr_status tr_log_outcome(tr_log *l, uint64_t id, float score)
 {
-    if (!log_ok(l) || id == 0 || id >= l->next_id)
+    if (!log_ok(l) || id < l->first_id || id >= l->next_id)
         return TR_E_ARG;
     if (!(score >= 0.0f && score <= 1.0f)) /* NaN fails both */
         return TR_E_ARG;
@@ -319,9 +342,16 @@ tr_status tr_log_stats_get(const tr_log *l, tr_log_stats *st)
     return TR_OK;
 }
 
+/* Header and trailer bytes around the records: version 2 (a device set)
+ * adds the device fields and the MAC. */
+static size_t frame_of(const tr_log *l)
+{
+    return l->device_set ? TR_LOG_HEADER_BYTES_V2 + TR_LOG_MAC_BYTES : TR_LOG_HEADER_BYTES;
+}
+
 size_t tr_log_export_size(const tr_log *l)
 {
-    return log_ok(l) ? TR_LOG_HEADER_BYTES + (size_t)held_of(l) * l->record_bytes : 0;
+    return log_ok(l) ? frame_of(l) + (size_t)held_of(l) * l->record_bytes : 0;
 }
 
 tr_status tr_log_export(const tr_log *l, void *out, size_t cap, size_t *written)
@@ -334,10 +364,11 @@ tr_status tr_log_export(const tr_log *l, void *out, size_t cap, size_t *written)
         return TR_E_ARG;
     uint8_t *o = out;
     uint64_t held = held_of(l);
-    memset(o, 0, TR_LOG_HEADER_BYTES);
+    const uint32_t hb = l->device_set ? TR_LOG_HEADER_BYTES_V2 : TR_LOG_HEADER_BYTES;
+    memset(o, 0, hb);
     memcpy(o, TR_LOG_MAGIC, 8);
-    tr_st32(o + TR_LH_VERSION, TR_LOG_VERSION);
-    tr_st32(o + TR_LH_HEADER_BYTES, TR_LOG_HEADER_BYTES);
+    tr_st32(o + TR_LH_VERSION, l->device_set ? TR_LOG_VERSION_AUTH : TR_LOG_VERSION);
+    tr_st32(o + TR_LH_HEADER_BYTES, hb);
     tr_st32(o + TR_LH_RECORD_BYTES, l->record_bytes);
     tr_st32(o + TR_LH_FLAGS, l->flags);
     tr_st32(o + TR_LH_DIM, l->dim);
@@ -350,8 +381,16 @@ tr_status tr_log_export(const tr_log *l, void *out, size_t cap, size_t *written)
     if (l->bound)
         memcpy(o + TR_LH_EMBEDDER, l->embedder, TR_EMBEDDER_NAME_MAX);
     memcpy(o + TR_LH_PACK_HASH, l->pack_hash, 32);
-    o += TR_LOG_HEADER_BYTES;
+    if (l->device_set) {
+        tr_st64(o + TR_LH_DEVICE_ID, l->device_id);
+        tr_st64(o + TR_LH_FIRST_ID, l->first_id);
+        tr_st32(o + TR_LH_AUTH, TR_LOG_AUTH_HMAC_SHA256);
+        tr_st32(o + TR_LH_MAC_BYTES, TR_LOG_MAC_BYTES);
+    }
+    o += hb;
     for (uint64_t id = l->next_id - held; id < l->next_id; id++, o += l->record_bytes)
         memcpy(o, slot_of(l, id), l->record_bytes);
+    if (l->device_set) /* over every byte before the MAC: header and records */
+        return tr_hmac_sha256(l->dev_key, l->dev_key_len, out, need - TR_LOG_MAC_BYTES, o);
     return TR_OK;
 }

@@ -548,6 +548,16 @@ TR_API tr_status tr_log_init(void *mem, size_t bytes, uint32_t dim, uint32_t cap
 /* The SipHash key for TR_LOG_HASH; records with text fail (TR_E_ARG) until
  * it is set. */
 TR_API tr_status tr_log_set_hash_key(tr_log *log, const uint8_t key[16]);
+/* Authenticated export (format version 2, core/OUTCOME_LOG.md): every
+ * export then carries device_id and an HMAC-SHA-256 under key (16..64
+ * bytes, provisioned per device by the integrator, core/INTEGRATION.md) over
+ * header and records, so a host holding the key can refuse forged, altered,
+ * foreign or replayed logs. Record ids continue from first_id (>= 1): keep
+ * tr_log_stats.recorded across restarts and pass it + 1, since the host
+ * refuses a log whose ids run backwards versus an earlier one of the device.
+ * Only before the first record (else TR_E_ARG). The key is copied. */
+TR_API tr_status tr_log_set_device(tr_log *log, uint64_t device_id, uint64_t first_id,
+                                   const uint8_t *key, size_t key_len);
 
 /* Append the decision res made on view pack for a prompt; when the ring is
  * full the oldest record is overwritten (and counted as dropped).

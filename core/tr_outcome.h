@@ -13,6 +13,15 @@
 #define TR_LOG_VERSION 1u
 #define TR_LOG_HEADER_BYTES 128u
 #define TR_LOG_REC_HEAD 64u
+/* Version 2: the authenticated export (tr_log_set_device). The v1 header,
+ * then the device fields up to TR_LOG_HEADER_BYTES_V2; the records; then
+ * TR_LOG_MAC_BYTES of HMAC-SHA-256 over every byte before it. */
+#define TR_LOG_VERSION_AUTH 2u
+#define TR_LOG_HEADER_BYTES_V2 160u
+#define TR_LOG_MAC_BYTES 32u
+#define TR_LOG_AUTH_HMAC_SHA256 1u
+#define TR_LOG_KEY_MIN 16u
+#define TR_LOG_KEY_MAX 64u /* the SHA-256 block: a key is never pre-hashed */
 
 enum { /* header offsets */
     TR_LH_VERSION = 8,       /* u32 */
@@ -27,7 +36,12 @@ enum { /* header offsets */
     TR_LH_DROPPED = 48,      /* u64 */
     TR_LH_EMBEDDER_FP = 56,  /* u64, 0: none bound */
     TR_LH_EMBEDDER = 64,     /* char[32], NUL-padded */
-    TR_LH_PACK_HASH = 96     /* u8[32]: the newest record's pack */
+    TR_LH_PACK_HASH = 96,    /* u8[32]: the newest record's pack */
+    /* version 2 only */
+    TR_LH_DEVICE_ID = 128,   /* u64 */
+    TR_LH_FIRST_ID = 136,    /* u64: the log's first id (tr_log_set_device) */
+    TR_LH_AUTH = 144,        /* u32 TR_LOG_AUTH_HMAC_SHA256 */
+    TR_LH_MAC_BYTES = 148    /* u32 TR_LOG_MAC_BYTES; 152..159 zero */
 };
 
 enum { /* record offsets */
@@ -66,6 +80,11 @@ static inline size_t tr_log_record_bytes(uint32_t dim, uint32_t flags)
 }
 
 uint64_t tr_fnv1a64(const void *p, size_t n);
+/* HMAC-SHA-256 (RFC 2104) with key_len <= 64, over mbedTLS's SHA-256 on the
+ * stack: no allocation, so it needs no crypto pool on the device.
+ * TR_E_ARG for a longer key, TR_E_CRYPTO if SHA-256 fails. */
+tr_status tr_hmac_sha256(const uint8_t *key, size_t key_len, const void *data, size_t len,
+                         uint8_t out[32]);
 /* SipHash-2-4 (Aumasson & Bernstein) with a 16-byte key. */
 uint64_t tr_siphash24(const uint8_t key[16], const void *p, size_t n);
 /* FNV-1a 64 over what an embedding depends on: the scalars, vocabulary,

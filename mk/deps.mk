@@ -29,3 +29,20 @@ deps-cross:
 	  dpkg --print-foreign-architectures | grep -qx arm64 || $$SUDO dpkg --add-architecture arm64; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+# $(call tr_apt_source,PACKAGE,DIR): `apt-get source PACKAGE` in DIR (for
+# make device's mbedTLS and make static-sleef's SLEEF). apt-get source needs a
+# deb-src entry: bookworm's is added only if apt knows no source for PACKAGE.
+define tr_apt_source
+	@mkdir -p $(2)
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	command -v dpkg-source >/dev/null || { \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dpkg-dev >/dev/null; }; \
+	if ! apt-cache showsrc $(1) 2>/dev/null | grep -q '^Package:'; then \
+	  printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' | \
+	    $$SUDO tee /etc/apt/sources.list.d/tinyroute-deb-src.sources >/dev/null; \
+	  $$SUDO apt-get update -qq; \
+	fi
+	rm -rf $(2)/$(1)*
+	cd $(2) && apt-get source -qq $(1) 2>&1 | grep -v '^W: Download is performed unsandboxed' || true
+endef

@@ -43,20 +43,10 @@ MEAS_SYMS := $(DEV)/measure/renamed.syms
 .PHONY: device test-device
 device: $(DEV_LIB) $(DEV_MBED)
 
-# apt-get source needs a deb-src entry; bookworm's is added only if apt knows
-# no source for mbedtls yet. Unpacked beside a stamp, so it happens once.
+# Debian's source (tr_apt_source, mk/deps.mk), unpacked beside a stamp, so it
+# happens once.
 $(MBED_STAMP):
-	@mkdir -p $(DEV_SRC)
-	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	command -v dpkg-source >/dev/null || { \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dpkg-dev >/dev/null; }; \
-	if ! apt-cache showsrc mbedtls 2>/dev/null | grep -q '^Package:'; then \
-	  printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' | \
-	    $$SUDO tee /etc/apt/sources.list.d/tinyroute-deb-src.sources >/dev/null; \
-	  $$SUDO apt-get update -qq; \
-	fi
-	rm -rf $(DEV_SRC)/mbedtls*
-	cd $(DEV_SRC) && apt-get source -qq mbedtls 2>&1 | grep -v '^W: Download is performed unsandboxed' || true
+	$(call tr_apt_source,mbedtls,$(DEV_SRC))
 	@# The configuration is written for the 2.x series (3.x changed it).
 	cd $(DEV_SRC) && d=$$(ls -d mbedtls-2.* | head -n 1) && test -d "$$d/library" && ln -sfn "$$d" mbedtls
 	touch $@
@@ -77,13 +67,13 @@ $(MEAS_SYMS): $(MEAS_OBJ)
 
 $(DEV_MBED): $(MBED_OBJ) $(DEV_SYMS)
 	rm -f $@
-	$(CROSS)ar rcs $@ $(MBED_OBJ)
+	$(TARGET_AR) rcs $@ $(MBED_OBJ)
 	$(CROSS)objcopy --redefine-syms=$(DEV_SYMS) $@
 	$(CROSS)ranlib $@
 
 $(MEAS_MBED): $(MEAS_OBJ) $(MEAS_SYMS)
 	rm -f $@
-	$(CROSS)ar rcs $@ $(MEAS_OBJ)
+	$(TARGET_AR) rcs $@ $(MEAS_OBJ)
 	$(CROSS)objcopy --redefine-syms=$(MEAS_SYMS) $@
 	$(CROSS)ranlib $@
 
@@ -93,7 +83,7 @@ $(DEV)/obj/%.o: %.c $(wildcard core/*.h platform/*.h models/*.h) Makefile mk/dev
 
 $(DEV_LIB): $(DEV_OBJ) $(DEV_SYMS)
 	rm -f $@
-	$(CROSS)ar rcs $@ $(DEV_OBJ)
+	$(TARGET_AR) rcs $@ $(DEV_OBJ)
 	$(CROSS)objcopy --redefine-syms=$(DEV_SYMS) $@
 	$(CROSS)ranlib $@
 

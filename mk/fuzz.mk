@@ -38,7 +38,7 @@ $(FUZZ_BUILD)/obj-nosig/%.o: %.c $(wildcard core/*.h platform/*.h models/*.h) mk
 FUZZ_LIB       := $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_LIB_NOSIG := $(filter-out $(FUZZ_BUILD)/obj/core/pack.o,$(FUZZ_LIB)) \
                   $(FUZZ_BUILD)/obj-nosig/core/pack.o
-FUZZ_HOST      := $(patsubst %,$(FUZZ_BUILD)/obj/tools/%.o,keys util dataset)
+FUZZ_HOST      := $(patsubst %,$(FUZZ_BUILD)/obj/tools/%.o,keys util dataset jsonl)
 
 # Seed corpora, generated from the fixtures by tests/fuzz/seeds.sh into
 # $(FUZZ_BUILD)/seeds/{pack,embed,import,delta,log,inspect}. The log seeds
@@ -69,7 +69,7 @@ $(eval $(call tr_fuzz_target,pack,tests/fuzz/fuzz_pack.c,$(FUZZ_LIB) $(FUZZ_HOST
 $(eval $(call tr_fuzz_target,pack_nosig,tests/fuzz/fuzz_pack.c,$(FUZZ_LIB_NOSIG) $(FUZZ_HOST),pack,tests/fuzz/pack.dict))
 $(eval $(call tr_fuzz_target,delta,tests/fuzz/fuzz_delta.c,$(FUZZ_LIB_NOSIG) $(FUZZ_HOST),delta,tests/fuzz/pack.dict))
 $(eval $(call tr_fuzz_target,embed,tests/fuzz/fuzz_embed.c,$(FUZZ_LIB) $(FUZZ_HOST),embed))
-$(eval $(call tr_fuzz_target,import,tests/fuzz/fuzz_import.c,$(FUZZ_HOST),import,tests/fuzz/import.dict))
+$(eval $(call tr_fuzz_target,import,tests/fuzz/fuzz_import.c,$(FUZZ_LIB) $(FUZZ_HOST),import,tests/fuzz/import.dict))
 $(eval $(call tr_fuzz_target,log,tests/fuzz/fuzz_log.c,$(FUZZ_LIB) $(FUZZ_HOST) $(FUZZ_BUILD)/obj/tools/logfile.o,log,tests/fuzz/log.dict))
 $(eval $(call tr_fuzz_target,inspect,tests/fuzz/fuzz_inspect.c,$(FUZZ_LIB) $(FUZZ_HOST) $(patsubst %,$(FUZZ_BUILD)/obj/tools/%.o,cmd_verify packfile packwriter),inspect,tests/fuzz/pack.dict))
 

@@ -37,7 +37,7 @@ $(BUILD)/test_sealed: tests/test_sealed.c $(TOOL_LIB_OBJ) $(LIB)
 $(BUILD)/test_eval: tests/test_eval.c $(BUILD)/obj/tools/pareto.o
 	$(TARGET_CC) $(TEST_CFLAGS) -o $@ $^ -lcmocka -lm
 
-$(BUILD)/test_dataset: tests/test_dataset.c $(BUILD)/obj/tools/dataset.o $(BUILD)/obj/tools/util.o
+$(BUILD)/test_dataset: tests/test_dataset.c $(patsubst %,$(BUILD)/obj/tools/%.o,dataset jsonl util) $(LIB)
 	$(TARGET_CC) $(TEST_CFLAGS) -o $@ $^ -lcmocka $(TOOL_LIBS)
 
 $(BUILD)/test_kernels: tests/test_kernels.c $(LIB)
@@ -76,7 +76,7 @@ test-native:
 
 # The whole suite again, cross-compiled for aarch64 and run under qemu-user:
 # once on a core without the dot-product extension (plain NEON kernels), once
-# with it (SDOT). The aarch64 CLI builds its own fixture pack, which must equal
+# with it (SDOT, and the i8mm SMMLA variant, which -cpu max also has). The aarch64 CLI builds its own fixture pack, which must equal
 # the native one byte for byte (but for its creation time).
 A64      := build-aarch64
 QEMU_LD  := /usr/aarch64-linux-gnu

@@ -2,21 +2,11 @@
  * accumulators: host only, so clarity beats speed here. */
 #include "tr_numeric.h" /* first: the numeric contract, for every function below */
 #include "tr_cluster_fit.h"
+#include "trh_rand.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-static uint64_t next(uint64_t *s)
-{
-    /* splitmix64: a fixed seed gives the same clusters on every machine. */
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double uniform(uint64_t *s) { return (double)(next(s) >> 11) / 9007199254740992.0; }
 
 static double sqdist(const float *a, const float *b, uint32_t dim)
 {
@@ -47,14 +37,14 @@ double tr_kmeans_fit_cb(const float *x, size_t n, uint32_t dim, uint32_t k,
     }
     uint64_t s = seed;
     /* Seeding: first centre uniform, then proportional to D(x)^2. */
-    memcpy(cent, x + (next(&s) % n) * dim, dim * sizeof *cent);
+    memcpy(cent, x + (trh_splitmix64(&s) % n) * dim, dim * sizeof *cent);
     for (size_t i = 0; i < n; i++)
         d2[i] = sqdist(x + i * dim, cent, dim);
     for (uint32_t c = 1; c < k; c++) {
         double total = 0;
         for (size_t i = 0; i < n; i++)
             total += d2[i];
-        double r = uniform(&s) * total;
+        double r = trh_unit_double(&s) * total;
         size_t pick = n - 1;
         for (size_t i = 0; i < n; i++) {
             r -= d2[i];
@@ -133,7 +123,7 @@ size_t tr_kmeans_sample(size_t n, uint32_t k, uint32_t max_per_centroid, uint64_
         perm[i] = i;
     uint64_t s = seed;
     for (size_t i = 0; i < ns; i++) { /* partial Fisher-Yates */
-        size_t j = i + (size_t)(next(&s) % (n - i)), t = perm[i];
+        size_t j = i + (size_t)(trh_splitmix64(&s) % (n - i)), t = perm[i];
         perm[i] = perm[j], perm[j] = t;
     }
     return ns;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "tr_embed.h"
+#include "trh_rand.h"
 
 /* Sparse rows (CSR): the prompts' feature counts, then tf-idf values. */
 typedef struct csr {
@@ -46,14 +47,6 @@ static int by_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
     return (x > y) - (x < y);
-}
-
-static uint64_t mix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
 }
 
 /* y[n x l] = A x[cols x l] */
@@ -152,7 +145,7 @@ static void jacobi(double *c, uint32_t l, double *w, double *v)
 }
 
 int tr_hashed_fit(const char *const *texts, size_t n, uint32_t rows, uint32_t dim, uint64_t seed,
-                  float *proj)
+                  float *proj, tr_fit_progress progress, void *progress_ctx)
 {
     const uint32_t l = dim + (dim < 20 ? 10 : dim / 2); /* oversampling (Halko et al. 2011) */
     csr a = {.n = n};
@@ -166,6 +159,8 @@ int tr_hashed_fit(const char *const *texts, size_t n, uint32_t rows, uint32_t di
         goto out;
     /* Counts per prompt: sort its feature rows, merge repeats. */
     for (size_t i = 0; i < n; i++) {
+        if (progress && i % 1024 == 0)
+            progress(progress_ctx, "features", i, n);
         f.n = 0;
         tr_hashed_features((const uint8_t *)texts[i], strlen(texts[i]), rows, collect, &f);
         if (f.oom)
@@ -221,21 +216,30 @@ int tr_hashed_fit(const char *const *texts, size_t n, uint32_t rows, uint32_t di
         goto out;
     uint64_t s = seed;
     for (size_t i = 0; i < (size_t)rows * l; i++)
-        omega[i] = (mix(&s) >> 63) ? 1.0 : -1.0;
+        omega[i] = (trh_splitmix64(&s) >> 63) ? 1.0 : -1.0;
+    enum { POWER = 7 }; /* passes: 1 + POWER + 1, then the small SVD */
+    if (progress)
+        progress(progress_ctx, "SVD", 0, POWER + 3);
     mul(&a, omega, l, y);
     orthonormalize(y, n, l);
-    for (int it = 0; it < 7; it++) {
+    for (int it = 0; it < POWER; it++) {
+        if (progress)
+            progress(progress_ctx, "SVD", 1 + (uint64_t)it, POWER + 3);
         mul_t(&a, y, l, bt, rows);
         orthonormalize(bt, rows, l);
         mul(&a, bt, l, y);
         orthonormalize(y, n, l);
     }
+    if (progress)
+        progress(progress_ctx, "SVD", POWER + 1, POWER + 3);
     mul_t(&a, y, l, bt, rows); /* B^T = A^T Q, rows x l */
     memset(c, 0, (size_t)l * l * sizeof *c);
     for (uint32_t r = 0; r < rows; r++)
         for (uint32_t i = 0; i < l; i++)
             for (uint32_t j = 0; j < l; j++)
                 c[i * l + j] += bt[(size_t)r * l + i] * bt[(size_t)r * l + j];
+    if (progress)
+        progress(progress_ctx, "SVD", POWER + 2, POWER + 3);
     jacobi(c, l, w, v);
     /* Right singular vectors: B^T u_j / sigma_j, for the dim largest. */
     uint32_t order[768]; /* l <= 500 + 250 */

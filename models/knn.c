@@ -98,30 +98,109 @@ void tr_knn_sign_code(const int8_t *q, uint32_t dim, uint64_t *code, uint32_t wo
             code[d >> 6] |= 1ull << (d & 63);
 }
 
+/* Counting selection of the prefilter's candidates. Hamming distances are
+ * small integers (0 .. dim), so the c smallest are found by a histogram, not
+ * a heap over every row: one pass counts the distances into TR_HAM_BINS
+ * bins (width 1 for D < 127, 2^sh above: D = 768 has width 8), the bin
+ * where the running count reaches c is the edge, and a second pass keeps
+ * every row below the edge bin and, through a heap of the few still
+ * needed, the best of the edge bin's rows by (distance, index). That is
+ * exactly the set a heap over all rows keeps: the c best by (distance,
+ * index), ties to the lower index. Two passes over the codes for any D
+ * (an earlier exact-bins refinement pass made it three at D = 768).
+ * The arena's ham scratch (TR_KNN_BLOCK u32) holds the bins in its first
+ * half and a block of distances in the second; distances are recomputed in
+ * the second pass rather than stored (n of them would not fit the arena). */
+#define TR_HAM_BINS 128u
+#define TR_HAM_ROWS (TR_KNN_BLOCK - TR_HAM_BINS)
+_Static_assert(TR_KNN_BLOCK >= 2 * TR_HAM_BINS, "ham scratch holds bins and a block");
+
+/* Histogram of the distances >= lo at bin width 2^sh (the last bin open);
+ * returns how many are below lo. */
+static uint32_t ham_histogram(const tr_kernels *kern, const tr_codes *codes, uint32_t n,
+                              const uint64_t *qcode, uint32_t *ham, uint32_t lo, uint32_t sh)
+{
+    uint32_t *bins = ham, *dist = ham + TR_HAM_BINS, below = 0;
+    for (uint32_t b = 0; b < TR_HAM_BINS; b++)
+        bins[b] = 0;
+    for (uint32_t base = 0; base < n; base += TR_HAM_ROWS) {
+        uint32_t nb = n - base < TR_HAM_ROWS ? n - base : TR_HAM_ROWS;
+        kern->hamming_rows(qcode, codes->bits + (size_t)base * codes->words, codes->words, nb,
+                           dist);
+        for (uint32_t j = 0; j < nb; j++) {
+            uint32_t x = dist[j];
+            if (x < lo) {
+                below++;
+                continue;
+            }
+            uint32_t b = (x - lo) >> sh;
+            bins[b < TR_HAM_BINS - 1 ? b : TR_HAM_BINS - 1]++;
+        }
+    }
+    return below;
+}
+
 uint32_t tr_knn_search_prefilter(const tr_kernels *kern, const tr_refs *refs,
                                  const tr_codes *codes, const int8_t *q,
                                  uint32_t k, uint32_t c, uint64_t *qcode,
                                  uint32_t *ham, tr_neighbor *cand,
                                  tr_neighbor *out)
 {
-    topk pre = {cand, 0, c < refs->n ? c : refs->n};
-    if (pre.k == 0 || k == 0)
+    /* One snapshot of the view: every pass below must see the same rows
+     * (the collect pass relies on the histogram's counts), and a caller
+     * that swaps the view under a route (tests/test_threads.c's race) must
+     * at worst get a wrong answer, never a write past cand. */
+    const tr_refs rf = *refs;
+    const uint32_t n = rf.n, words = codes->words, nc = c < n ? c : n;
+    const uint64_t *bits = codes->bits;
+    const tr_codes cd = {words, bits};
+    if (nc == 0 || k == 0)
         return 0;
-    tr_knn_sign_code(q, refs->dim, qcode, codes->words);
-    for (uint32_t base = 0; base < refs->n; base += TR_KNN_BLOCK) {
-        uint32_t nb = refs->n - base < TR_KNN_BLOCK ? refs->n - base : TR_KNN_BLOCK;
-        kern->hamming_rows(qcode, codes->bits + (size_t)base * codes->words,
-                           codes->words, nb, ham);
-        for (uint32_t j = 0; j < nb; j++)
-            topk_push(&pre, (tr_neighbor){-(float)ham[j], base + j});
+    uint32_t m = 0;
+    if (nc == n) {
+        for (uint32_t i = 0; i < n; i++) /* every row: no distances needed */
+            cand[m++] = (tr_neighbor){0.0f, i};
+    } else {
+        tr_knn_sign_code(q, rf.dim, qcode, words);
+        /* Bins of width 2^sh over 0..dim; distances past dim come only
+         * from nonzero padding bits and land in the open last bin. */
+        uint32_t sh = 0;
+        while ((rf.dim >> sh) >= TR_HAM_BINS - 1)
+            sh++;
+        uint32_t cum = ham_histogram(kern, &cd, n, qcode, ham, 0, sh), b = 0;
+        while (b < TR_HAM_BINS - 1 && cum + ham[b] < nc) /* the bins hold n >= nc */
+            cum += ham[b++];
+        /* cum rows are below the edge bin [lo, hi), all taken; of the edge
+         * bin's rows the nc - cum best by (distance, index) are kept in a
+         * small heap behind them. With width-1 bins (D < 127) the edge
+         * rows tie, and the heap keeps the first by index without a sift. */
+        const uint32_t lo = b << sh, hi = b == TR_HAM_BINS - 1 ? UINT32_MAX : lo + (1u << sh);
+        topk edge = {cand + cum, 0, nc - cum};
+        uint32_t *dist = ham + TR_HAM_BINS;
+        for (uint32_t base = 0; base < n; base += TR_HAM_ROWS) {
+            uint32_t nb = n - base < TR_HAM_ROWS ? n - base : TR_HAM_ROWS;
+            kern->hamming_rows(qcode, bits + (size_t)base * words, words, nb, dist);
+            for (uint32_t j = 0; j < nb; j++) {
+                uint32_t x = dist[j];
+                if (x < lo) {
+                    if (m < cum) /* always, unless the view changed */
+                        cand[m++] = (tr_neighbor){-(float)x, base + j};
+                } else if (x < hi) {
+                    topk_push(&edge, (tr_neighbor){-(float)x, base + j});
+                }
+            }
+        }
+        if (m < cum) /* a view swapped under the call: keep what is whole */
+            edge.n = 0;
+        else
+            m += edge.n;
     }
-    topk t = {out, 0, k < pre.n ? k : pre.n};
-    for (uint32_t i = 0; i < pre.n; i++) {
+    topk t = {out, 0, k < m ? k : m};
+    for (uint32_t i = 0; i < m; i++) {
         uint32_t r = cand[i].idx;
         int32_t dot;
-        kern->dot_i8_rows(q, refs->rows + (size_t)r * refs->stride, refs->stride, 1,
-                          refs->dim, &dot);
-        topk_push(&t, (tr_neighbor){(float)dot * refs->inv_norm[r], r});
+        kern->dot_i8_rows(q, rf.rows + (size_t)r * rf.stride, rf.stride, 1, rf.dim, &dot);
+        topk_push(&t, (tr_neighbor){(float)dot * rf.inv_norm[r], r});
     }
     return topk_finish(&t);
 }

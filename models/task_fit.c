@@ -1,5 +1,6 @@
 #include "tr_numeric.h" /* first: the numeric contract, for every function below */
 #include "tr_task_fit.h"
+#include "trh_rand.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -51,14 +52,6 @@ static void heap_push(cand *h, uint32_t *len, uint32_t cap, cand c)
         i = w;
     }
     h[i] = c;
-}
-
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
 }
 
 /* Queries per batch and reference rows per tile: a tile (TILE x dim int8)
@@ -113,7 +106,7 @@ int tr_task_fit_cb(const tr_kernels *kern, const tr_refs *refs, const uint32_t *
             if (need[t])
                 qi[nq++] = i, need[t]--;
         } else {
-            double r = (double)(splitmix(&seed) >> 11) / 9007199254740992.0;
+            double r = trh_unit_double(&seed);
             if (r * (double)left[t] < (double)need[t])
                 qi[nq++] = i, need[t]--;
         }

@@ -15,10 +15,12 @@ int tr_first_pc(const float *x, size_t n, uint32_t dim, float *pc);
  * feature matrix (smoothed idf, rows normalised), row r scaled by feature
  * r's idf, so the device's sum of a prompt's feature rows projects its
  * tf-idf vector. rows: a power of two; dim <= 500; proj: rows x dim.
- * Randomized SVD (Halko et al. 2011), deterministic for a seed. 0, or -1
- * when out of memory. */
+ * Randomized SVD (Halko et al. 2011), deterministic for a seed. progress
+ * (may be NULL) hears each phase's steps: "features" per text, then "SVD"
+ * per pass over the matrix. 0, or -1 when out of memory. */
+typedef void (*tr_fit_progress)(void *ctx, const char *phase, uint64_t done, uint64_t total);
 int tr_hashed_fit(const char *const *texts, size_t n, uint32_t rows, uint32_t dim, uint64_t seed,
-                  float *proj);
+                  float *proj, tr_fit_progress progress, void *progress_ctx);
 
 /* v /= ||v|| (a zero vector stays zero). */
 void tr_normalize(float *v, uint32_t dim);

@@ -60,8 +60,12 @@ void tr_knn_sign_code(const int8_t *q, uint32_t dim, uint64_t *code, uint32_t wo
 
 /* Binary prefilter + exact rerank: the c references nearest in Hamming
  * distance (ties to the lower index) are rescored with the int8 kernel and
- * the k best returned, as tr_knn_search would rank them. Scratch: qcode
- * (codes->words), ham (TR_KNN_BLOCK), cand (c). Returns min(k, c, n). */
+ * the k best returned, as tr_knn_search would rank them. The c are chosen by
+ * counting (a histogram of the distances, then the rows below the edge bin
+ * and the best of the edge bin's): the same set a heap on (distance,
+ * index) keeps. Scratch: qcode (codes->words), ham (TR_KNN_BLOCK: bins and
+ * a block of distances), cand (c; left holding the candidates, in no set
+ * order). Returns min(k, c, n). */
 uint32_t tr_knn_search_prefilter(const tr_kernels *kern, const tr_refs *refs,
                                  const tr_codes *codes, const int8_t *q,
                                  uint32_t k, uint32_t c, uint64_t *qcode,

@@ -19,6 +19,10 @@ typedef struct tr_kernels {
     /* out[r] = popcount(q ^ codes[r]) over `words` u64 per code. */
     void (*hamming_rows)(const uint64_t *q, const uint64_t *codes, size_t words,
                          size_t n_rows, uint32_t *out);
+    /* 1: dot_i8_rows equals the scalar reference on -128 too (every int8);
+     * 0: only on [-127, 127] (the AVX2 sign trick), which is all the loader
+     * admits (tr_i8_rows_ok). */
+    int full_int8;
 } tr_kernels;
 
 /* Softmax of x[n] in place (SLEEF vector expf). */
@@ -32,18 +36,24 @@ const tr_kernels *tr_kernels_scalar(void);
 /* Every variant compiled in and supported by this CPU, best last;
  * returns the count. For tests and benchmarks. */
 size_t tr_kernels_available(const tr_kernels **out, size_t cap);
+/* No architecture has more variants than this. */
+#define TR_KERNELS_MAX 8
 
 /* The variants themselves (some exist only on their architecture). */
 void tr_dot_i8_rows_scalar(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
 void tr_dot_i8_rows_avx2(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
 void tr_dot_i8_rows_vnni(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
+void tr_dot_i8_rows_avx512(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
 void tr_dot_i8_rows_neon(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
+void tr_dot_i8_rows_i8mm(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
 void tr_dot_i8_rows_sdot(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
 uint64_t tr_and_popcount_scalar(const uint64_t *, const uint64_t *, size_t);
 uint64_t tr_and_popcount_avx2(const uint64_t *, const uint64_t *, size_t);
+uint64_t tr_and_popcount_avx512(const uint64_t *, const uint64_t *, size_t);
 uint64_t tr_and_popcount_neon(const uint64_t *, const uint64_t *, size_t);
 void tr_hamming_rows_scalar(const uint64_t *, const uint64_t *, size_t, size_t, uint32_t *);
 void tr_hamming_rows_avx2(const uint64_t *, const uint64_t *, size_t, size_t, uint32_t *);
+void tr_hamming_rows_avx512(const uint64_t *, const uint64_t *, size_t, size_t, uint32_t *);
 void tr_hamming_rows_neon(const uint64_t *, const uint64_t *, size_t, size_t, uint32_t *);
 
 #endif

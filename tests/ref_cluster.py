@@ -9,7 +9,11 @@
      header records, recomputed in numpy from the assignment to the shipped
      centroids;
   3. routing: the core's cluster choice, predicted correctness and chosen
-     model equal a float64 re-computation from the shipped centroids.
+     model equal a float64 re-computation from the shipped centroids;
+  4. the learned soft cluster map (its loss, predictions and choices);
+  5. the task map (build --task-map): one cluster per task, Psi from the
+     references' own tasks, theta lowers the regularised cross-entropy of
+     the tasks from its task-mean start, and routing equals z(x)^T Psi.
 Usage: ref_cluster.py CLI EMBEDDER KEY PUB DATASET_DIR WORKDIR
 """
 import json
@@ -45,7 +49,7 @@ for line in open(DATA + "/correctness.csv").read().splitlines()[1:]:
     rows[cells[0]] = [float(x) if x else np.nan for x in cells[1:]]
 col = [header.index(m["name"]) - 1 for m in p["models"]]
 
-X, Y = [], []
+X, Y, TASK = [], [], []
 for pr in prompts:
     if pr.get("split") == "test":
         continue
@@ -54,6 +58,7 @@ for pr in prompts:
         continue
     X.append(v / np.linalg.norm(v))
     Y.append([rows[str(pr["id"])][j] for j in col])
+    TASK.append(pr.get("task", ""))
 X, Y = np.array(X), np.array(Y)
 check(len(X) == p["n"], "references: %d here, %d in the pack" % (len(X), p["n"]))
 
@@ -146,5 +151,58 @@ for q, o in zip(qs, outs):
     same_model += int(util[got] >= max(util) - 1e-5)
 check(same_pred == used, "learned map: predicted correctness agrees on %d/%d" % (same_pred, used))
 check(same_model == used, "learned map: chosen model agrees on %d/%d" % (same_model, used))
+
+# 5. the task map: the data's tasks as the clusters.
+tpack = WORK + "/taskmap.trp"
+tout = subprocess.run([CLI, "build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", "100",
+                       "--task-map", "--out", tpack, "--force"], capture_output=True, text=True, check=True).stdout
+tp = parse_pack(tpack)
+names = sorted(set(TASK), key=TASK.index)  # build numbers the tasks in order of first appearance
+tix = np.array([names.index(t) for t in TASK])
+T, tc, th = len(names), tp["clusters"], tp["lmap"]
+check(tc is not None and tc["rows"].shape[0] == T and th is not None and th.shape == (T, tp["dim"] + 1),
+      "task map: one cluster per task (%d) and a learned map over them" % T)
+check(np.array_equal(tp["rows"], p["rows"]), "task map: the same references as the K-means pack")
+a = tc["psi_prior"]
+tpsi = np.zeros((T, len(p["models"])))
+for t in range(T):
+    for j in range(len(p["models"])):
+        ys = Y[tix == t, j]
+        ys, allj = ys[~np.isnan(ys)], Y[:, j][~np.isnan(Y[:, j])]
+        tpsi[t, j] = 1 - (ys.sum() + a * allj.mean()) / (len(ys) + a) if len(ys) else 1 - allj.mean()
+check(np.max(np.abs(tpsi - tc["psi"])) < 1e-5,
+      "task map: Psi is each model's shrunk error on each task's references (max diff %.2g)"
+      % np.max(np.abs(tpsi - tc["psi"])))
+# the task means as the fit starts from them (models/learned_map_fit.c: 10 c, -10 |c|^2 / 2)
+cent = np.array([Phi[tix == t].mean(axis=0) for t in range(T)])
+start = np.hstack([10 * cent, (-10 * (cent ** 2).sum(axis=1) / 2)[:, None]])
+l2 = float(re.search(r"task map: %d tasks, l2 ([0-9.e-]+) chosen" % T, tout).group(1))
+
+
+def task_objective(W):
+    s_ = Phi @ W[:, :-1].T + W[:, -1][None, :]
+    s_ -= s_.max(axis=1, keepdims=True)
+    ll_ = -(s_[np.arange(len(tix)), tix] - np.log(np.exp(s_).sum(axis=1))).mean()
+    return ll_ + l2 * (W[:, :-1] ** 2).sum()
+
+
+check(task_objective(th) < task_objective(start) - 0.05,
+      "task map: training lowered the objective %.4f -> %.4f" % (task_objective(start), task_objective(th)))
+tq = [np.array(json.loads(l)) for l in subprocess.run(
+    [CLI, "embed", "--pack", tpack, "--key", PUB], input="\n".join(test) + "\n",
+    capture_output=True, text=True, check=True).stdout.splitlines()]
+outs = [json.loads(l) for l in subprocess.run(
+    [CLI, "route", "--pack", tpack, "--key", PUB, "--method", "learned-map", "--lambda", "0.1"],
+    input="\n".join(test) + "\n", capture_output=True, text=True, check=True).stdout.splitlines()]
+same_pred = used = 0
+for q, o in zip(tq, outs):
+    if not q.any():
+        continue
+    used += 1
+    s_ = th[:, :-1] @ (q / np.linalg.norm(q)) + th[:, -1]
+    z = np.exp(s_ - s_.max())
+    pred = 1 - (z / z.sum()) @ tc["psi"]
+    same_pred += int(max(abs(pred[j] - o["predicted"][m["name"]]) for j, m in enumerate(tp["models"])) < 1e-4)
+check(used > 100 and same_pred == used, "task map: predicted correctness agrees on %d/%d" % (same_pred, used))
 print("clusters: K=%d, inertia %.3f (scikit-learn %.3f)" % (K, ours, sk.inertia_))
 check.finish()

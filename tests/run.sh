@@ -63,6 +63,12 @@ rm -rf "$WORK"
 WORK=$(mktemp -d)
 run outcome-log "$PYTHON" tests/test_outcome_log.py "$CLI" "$FIXTURE_PACK" fixtures/keys/test-signing.pub fixtures/keys/test-signing.key "$EMBEDDER" "$FIXTURE" "$WORK"
 rm -rf "$WORK"
+# The fleet step on Dask (issue 17): native builds without sanitizers only
+# (mk/fleet.mk builds its library there).
+if [ -z "$RUNNER" ] && [ -f "$BUILD/libtinyroute-host.so" ] && [ -x "$BUILD/gen_fleet_logs" ] &&
+   ! printf '%s' "${LIB_CFLAGS:-}" | grep -q sanitize; then
+    run fleet-step "$PYTHON" tests/test_fleet_step.py "$BUILD/libtinyroute-host.so" "$BUILD/gen_fleet_logs" "$FIXTURE_PACK" fixtures/keys/test-signing.pub "$FIXTURE" "$CLI" "$EMBEDDER" fixtures/keys/test-signing.key
+fi
 run cli sh tests/test_cli.sh
 run route-input sh tests/test_route_input.sh
 run cli-conventions sh tests/test_cli_conventions.sh

@@ -123,6 +123,32 @@ expect 1 "nul.jsonl:2: a .u0000 \(NUL\) escape" -- "$CLI" calibrate --pack "$T/s
 expect 1 "nul.jsonl:2: a .u0000 \(NUL\) escape" -- "$CLI" embedder --hashed --prompts "$T/nul.jsonl" --out "$T/nul.bin"
 [ ! -e "$T/nul.trd" ] && [ ! -e "$T/nul.bin" ] && ok || bad "a reader cut at \\u0000 wrote its output"
 
+# inputs are checked before the work: a bad --key or --out fails before any output
+for case in "1 --key $PUB --out $T/early.trp" "1 --key $T/no.key --out $T/early.trp" "2 --key $KEY --out $T/no/dir/early.trp"; do
+    want=${case%% *}
+    # shellcheck disable=SC2086
+    "$CLI" build --data "$T/ok" --embedder "$EMBEDDER" ${case#* } >"$T/o" 2>"$T/e"
+    rc=$?
+    [ $rc = "$want" ] && [ ! -s "$T/o" ] && [ ! -e "$T/early.trp" ] && ok || bad "build ${case#* }: exit $rc, stdout $(cat "$T/o")"
+done
+grep -q "cannot create a file there" "$T/e" && ok || bad "unwritable --out: $(cat "$T/e")"
+
+# every prompt reader takes - for standard input
+head -n 40 "$FIXTURE/prompts.jsonl" | "$CLI" calibrate --pack "$T/small.trp" --key "$KEY" --prompts - \
+    --cloud-share 0.5 --out "$T/stdin.trd" >"$T/o" 2>"$T/e" && grep -q "of 40 prompts" "$T/o" && ok ||
+    bad "calibrate --prompts -: $(cat "$T/o" "$T/e")"
+printf '{"text": "fine"}\nnot json\n' | "$CLI" calibrate --pack "$T/small.trp" --key "$KEY" --prompts - \
+    --cloud-share 0.5 --out "$T/stdin2.trd" >"$T/o" 2>"$T/e"
+[ $? = 1 ] && grep -q "stdin:2: malformed JSON" "$T/e" && [ ! -e "$T/stdin2.trd" ] && ok ||
+    bad "calibrate --prompts - with a bad line: $(cat "$T/e")"
+# the hashed fit reports its phases with TR_PROGRESS=1, and is silent on a pipe without it
+head -n 300 "$FIXTURE/prompts.jsonl" | TR_PROGRESS=1 "$CLI" embedder --hashed --rows 1024 --prompts - \
+    --out "$T/h1.bin" >"$T/o" 2>"$T/e" && grep -q "^embedder: features *done in" "$T/e" &&
+    grep -q "^embedder: SVD *done in" "$T/e" && ok || bad "embedder --hashed progress: $(cat "$T/e")"
+head -n 300 "$FIXTURE/prompts.jsonl" | "$CLI" embedder --hashed --rows 1024 --prompts - \
+    --out "$T/h2.bin" >"$T/o" 2>"$T/e" && [ ! -s "$T/e" ] && cmp -s "$T/h1.bin" "$T/h2.bin" && ok ||
+    bad "embedder --hashed without TR_PROGRESS: stderr $(head -c 200 "$T/e"), or another table"
+
 # --- import: the output never overlaps the source --------------------------
 mkdir -p "$T/src"
 "$PYTHON" - "$T/src" <<'PY'
@@ -152,6 +178,23 @@ expect 0 "6 prompts, 2 models" -- "$CLI" import mmlu-pro-32 "$T/src" "$T/dst"
 cp -r "$T/src" "$T/nulsrc"
 printf '{"question_id": 7, "question": "cut\\u0000 here", "category": "law"}\n' >>"$T/nulsrc/questions.jsonl"
 expect 1 "questions.jsonl:7: a .u0000 \(NUL\) escape" -- "$CLI" import mmlu-pro-32 "$T/nulsrc" "$T/nuldst"
+
+# --- import keeps long source ids whole (no fixed-size id buffer) ------------
+mkdir -p "$T/lr"
+"$PYTHON" - "$T/lr" <<'PY'
+import json, sys
+d = sys.argv[1]
+open(d + "/models.csv", "w").write("model,size,input_price_usd_per_1M_tokens\nsmall,7B,0.1\nbig,70B,0.9\n")
+with open(d + "/items.jsonl", "w") as f:
+    for i in range(6):
+        # indices that differ only past their 100th character
+        f.write(json.dumps({"split": "train" if i < 4 else "test", "index": "x" * 100 + str(i),
+                            "task_name": "t", "question": "Question number %d?" % i,
+                            "scores": {"small": i % 2, "big": 1}}) + "\n")
+PY
+expect 0 "6 prompts, 2 models" -- "$CLI" import llmrouter-9models "$T/lr" "$T/lrout"
+"$PYTHON" -c 'import json,sys; ids=[json.loads(l)["id"] for l in open(sys.argv[1])]; sys.exit(0 if ids == ["%s-%s%d" % ("train" if i < 4 else "test", "x"*100, i) for i in range(6)] else 1)' "$T/lrout/prompts.jsonl" &&
+    ok || bad "import cut long ids: $(head -c 300 "$T/lrout/prompts.jsonl")"
 
 # --- a 100 MB line: refused at TR_LINE_MAX, memory bounded ------------------
 cp -r "$T/src" "$T/long"

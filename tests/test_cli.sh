@@ -125,17 +125,21 @@ expect 1 "TR_E_KEY_UNKNOWN" -- "$CLI" verify --key "$PUB" "$T/ossl.trp"
 expect 0 "wrote .*k1.key and .*k1.pub, key id [0-9a-f]{64}" -- "$CLI" keygen --out "$T/k1"
 expect 0 "" -- openssl ec -in "$T/k1.key" -noout
 cp "$T/k1.key" "$T/k1.key.orig"
-expect 1 "exists; not overwriting" -- "$CLI" keygen --out "$T/k1"
+expect 2 "exists; not overwriting" -- "$CLI" keygen --out "$T/k1"
 cmp -s "$T/k1.key" "$T/k1.key.orig" && ok || bad "keygen overwrote an existing key"
 [ "$(stat -c %a "$T/k1.key")" = 600 ] && ok || bad "private key should be mode 600"
 expect 0 "tinyroute pubkey .*k2.pub" -- "$CLI" keygen --out "$T/k2"
+# an old .pub alone: refused before a new .key is written beside it (a pair that would not match)
+cp "$T/k1.pub" "$T/k3.pub"
+expect 2 "k3.pub exists; not overwriting" -- "$CLI" keygen --out "$T/k3"
+[ ! -e "$T/k3.key" ] && cmp -s "$T/k3.pub" "$T/k1.pub" && ok || bad "keygen wrote k3.key beside an old k3.pub"
 
 # --- pubkey: the device's tr_pubkey from a PEM key ---------------------
 expect 0 "usage: tinyroute pubkey" -- "$CLI" pubkey --help
 expect 2 "usage: tinyroute pubkey" -- "$CLI" pubkey
 expect 2 "usage: tinyroute pubkey" -- "$CLI" pubkey "$PUB" "$OPUB"
 expect 2 "^tinyroute pubkey: unknown option '--bogus'$" -- "$CLI" pubkey --bogus "$PUB"
-expect 2 "^tinyroute pubkey: --format must be c, hex, der or raw, not 'pem'" -- "$CLI" pubkey --format pem "$PUB"
+expect 2 "^tinyroute pubkey: --format must be c, hex, der, raw or json, not 'pem'" -- "$CLI" pubkey --format pem "$PUB"
 expect 2 "^tinyroute pubkey: --name goes with --format c" -- "$CLI" pubkey --format hex --name k "$PUB"
 expect 2 "^tinyroute pubkey: --name must be a C identifier" -- "$CLI" pubkey --name "1k;" "$PUB"
 expect 1 "^tinyroute pubkey: cannot read /nonexistent.pub: No such file" -- "$CLI" pubkey /nonexistent.pub
@@ -198,7 +202,7 @@ expect 1 "correctness.csv:4" -- "$CLI" build --data "$T/ds" --embedder "$EMBEDDE
 ls "$T" | grep -q 'new.trp.tmp' && bad "a failed build left a temporary file" || ok
 cp "$FIXTURE/correctness.csv" "$T/ds/"
 cp "$T/p.trp" "$T/keep.trp"
-expect 1 "exists; not overwriting" -- "$CLI" build --data "$T/ds" --embedder "$EMBEDDER" --key "$KEY" --out "$T/keep.trp"
+expect 2 "exists; not overwriting" -- "$CLI" build --data "$T/ds" --embedder "$EMBEDDER" --key "$KEY" --out "$T/keep.trp"
 cmp -s "$T/keep.trp" "$T/p.trp" && ok || bad "build overwrote an existing pack"
 expect 1 "not a valid embedder table" -- "$CLI" build --data "$T/ds" --embedder "$PUB" --key "$KEY" --out "$T/new.trp"
 expect 1 "cannot read private key" -- "$CLI" build --data "$T/ds" --embedder "$EMBEDDER" --key "$PUB" --out "$T/new.trp"

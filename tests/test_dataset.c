@@ -171,6 +171,43 @@ static void test_prompt_reader(void **state)
     free(dir);
 }
 
+/* tr_read_prompts (--prompts files) goes through the same JSONL reader as
+ * prompts.jsonl: a BOM and blank lines skipped, a line that is not one JSON
+ * object (trailing text included) refused with its line number. */
+static void test_read_prompts_same_rules(void **state)
+{
+    (void)state;
+    char *dir = make_ds(NULL, NULL, NULL), path[512], err[1024];
+    snprintf(path, sizeof path, "%s/p.jsonl", dir);
+    put_file(dir, "p.jsonl", "\xEF\xBB\xBF{\"text\":\"one\"}\n \n{\"text\":\"two\",\"x\":1}\r\n");
+    size_t n = 99;
+    char **t = tr_read_prompts(path, &n);
+    assert_non_null(t);
+    assert_int_equal(n, 2);
+    assert_string_equal(t[0], "one");
+    assert_string_equal(t[1], "two");
+    free(t[0]), free(t[1]), free(t);
+    static const struct { const char *text, *want; } bad[] = {
+        {"{\"text\":\"a\"}\n{\"text\":\"b\"} trailing\n", "p.jsonl:2: malformed JSON"},
+        {"{\"text\":\"a\"}\n\n[1]\n", "p.jsonl:3: expected a JSON object"},
+        {"{\"text\":\"a\\u0000b\"}\n", "p.jsonl:1: a \\u0000 (NUL) escape"},
+        {"{\"text\":\"\"}\n", "p.jsonl:1: expected a JSON object with a non-empty \"text\""},
+        {"\n\n", "p.jsonl: no prompts"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        put_file(dir, "p.jsonl", bad[i].text);
+        capture_begin();
+        t = tr_read_prompts(path, &n);
+        capture_end(err, sizeof err);
+        assert_null(t);
+        assert_int_equal(n, 0);
+        if (!strstr(err, bad[i].want))
+            fail_msg("case %zu: want \"%s\", got \"%s\"", i, bad[i].want, err);
+    }
+    rm_tree(dir);
+    free(dir);
+}
+
 static void test_write_roundtrip(void **state)
 {
     (void)state;
@@ -344,6 +381,7 @@ int main(void)
         cmocka_unit_test(test_valid),
         cmocka_unit_test(test_write_roundtrip),
         cmocka_unit_test(test_prompt_reader),
+        cmocka_unit_test(test_read_prompts_same_rules),
         cmocka_unit_test(test_name_63),
         cmocka_unit_test(test_missing_dir),
     };

@@ -214,13 +214,17 @@ for mode in ([], ["--fixed-pool", "--tasks"]):
     tag = "fixed pool" if mode else "new models"
     d = doc["datasets"][0]
     ids = [m["id"] for m in d["methods"]]
-    check(ids == ["knn", "kmeans", "learned-map", "pareto-random", "oracle"],
-          "%s: the five methods: %s" % (tag, ids))
+    check(ids == ["knn", "kmeans", "learned-map", "task-map", "pareto-random", "oracle"],
+          "%s: the six methods (the fixture has tasks: the task map too): %s" % (tag, ids))
     by_id = {m["id"]: m for m in d["methods"]}
     check(by_id["learned-map"]["prior_strength"] == by_id["kmeans"]["prior_strength"] ==
-          by_id["knn"]["prior_strength"],
+          by_id["task-map"]["prior_strength"] == by_id["knn"]["prior_strength"],
           "%s: the cluster methods' Psi is shrunk with kNN's chosen a %s" %
           (tag, by_id["knn"]["prior_strength"]))
+    n_tasks = len({json.loads(l).get("task", "") for l in open(DATA + "/prompts.jsonl")})
+    check(by_id["task-map"]["param"] == "K" and all(2 <= K <= n_tasks for K in by_id["task-map"]["chosen"]),
+          "%s: the task map's K is the train prompts' task count (<= %d): %s" %
+          (tag, n_tasks, by_id["task-map"]["chosen"]))
     check(d["seeds"] == [1, 2] and d["n_models"] == 26,
           "%s: 2 seeds, 26 models (one with unknown scores left out): %s" % (tag, d["n_models"]))
     check(d["cost_unit"] == open(DATA + "/cost_unit.txt").read().strip(),
@@ -242,7 +246,7 @@ for mode in ([], ["--fixed-pool", "--tasks"]):
         check(oracle["area"]["mean"] >= m["area"]["mean"] - 1e-9,
               "%s: the oracle (%.4f) is above %s (%.4f)" %
               (tag, oracle["area"]["mean"], m["id"], m["area"]["mean"]))
-        if "chosen" in m:
+        if "chosen" in m and m["id"] != "task-map":  # the task map's K: the task count (above)
             grid = [5, 10, 20, 50, 100, 200] if m["id"] == "knn" else [4, 8, 16, 32, 64]
             check(all(k in grid for k in m["chosen"]), "%s %s: chosen %s from the grid" %
                   (tag, m["id"], m["chosen"]))
@@ -361,9 +365,10 @@ synthetic(syn, names)
 out, html = WORK + "/syn.json", WORK + "/syn.html"
 r = run("--data", syn, "--embedder", EMB, "--seeds", 2, "--json", out, "--report", html)
 d = json.load(open(out))["datasets"][0]
-check(d["n_models"] == 1000 and len(d["methods"]) == 5 and
+check(d["n_models"] == 1000 and len(d["methods"]) == 6 and
       sum(m["seeds"] for m in d["single_models"]) == 2 * 500,
-      "1,000 models, new models: 500 test models per seed in single_models")
+      "1,000 models, new models: the six methods (5 tasks: the task map too), 500 test models "
+      "per seed in single_models")
 oracle = next(m for m in d["methods"] if m["id"] == "oracle")
 check(all(len(m["curve"]) == 101 and oracle["area"]["mean"] >= m["area"]["mean"] - 1e-9
           for m in d["methods"]), "1,000 models: every curve written, the oracle on top")

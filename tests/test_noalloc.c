@@ -156,6 +156,8 @@ static void test_routing_allocates_nothing(void **state)
     tr_log *lg;
     assert_int_equal(tr_log_init(logmem, log_bytes, info.dim, 2, log_flags, &lg), TR_OK);
     assert_int_equal(tr_log_set_hash_key(lg, (const uint8_t *)"sixteen byte key"), TR_OK);
+    /* Sealed export (HMAC-SHA-256 on the stack): no heap either. */
+    assert_int_equal(tr_log_set_device(lg, 7, 1, (const uint8_t *)"a sixteen+ byte device key", 26), TR_OK);
     for (int i = 0; i < 4; i++) {
         uint64_t id;
         const tr_query qt = tr_query_text(prompts[i], strlen(prompts[i]));

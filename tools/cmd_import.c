@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@ static const char usage[] =
     "                     the cheapest model (ties: smaller, then by name)\n"
     "  --force            overwrite an existing dataset in DST_DIR (DST_DIR\n"
     "                     may never be, be inside or contain SRC_DIR)\n"
+    "  --json             what was written as one JSON document on stdout\n"
     "  --help             this text\n"
     "\n"
     "memory: a JSONL/CSV line longer than 16 MiB is refused without reading the\n"
@@ -114,70 +116,17 @@ static size_t model_index(const tr_dataset *ds, const char *name)
 
 /* ---- source readers ---- */
 
-static char *src_path(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = tr_xmalloc(n);
-    snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
-static long csv_col(const tr_csv *c, const char *name)
-{
-    for (size_t i = 0; i < c->n; i++)
-        if (!strcmp(c->fields[i], name))
-            return (long)i;
-    return -1;
-}
-
 /* Opens a CSV and reads its header, which must name every column in need. */
 static int csv_begin(tr_csv *c, const char *path, const char *const *need, long *col, int n_need)
 {
     if (tr_csv_open(c, path))
         return 1;
-    int r = tr_csv_next(c);
-    if (r <= 0)
-        return r ? 1 : tr_err_at(path, 1, "empty file: no header");
+    if (tr_csv_header(c))
+        return 1;
     for (int k = 0; k < n_need; k++)
-        if ((col[k] = csv_col(c, need[k])) < 0)
+        if ((col[k] = tr_csv_col(c, need[k])) < 0)
             return tr_err_at(path, 1, "missing column \"%s\"", need[k]);
     return 0;
-}
-
-typedef struct jsonl {
-    FILE *f;
-    const char *path;
-    char *line;
-    size_t cap;
-    long ln;
-} jsonl;
-
-/* Next non-blank line as a JSON object: 1, 0 at the end, -1 on error
- * (printed). The caller deletes *out. */
-static int jsonl_next(jsonl *j, cJSON **out)
-{
-    long long got;
-    /* Within TR_LINE_MAX a line (issue #18: a 1 GB line took 3.9 GB RSS);
-     * past it, the rest of the line is not read. */
-    while ((got = tr_getline_max(&j->line, &j->cap, j->f, TR_LINE_MAX)) != -1) {
-        j->ln++;
-        if (got == -2)
-            return -tr_err_at(j->path, j->ln, "line longer than %zu bytes (TR_LINE_MAX, "
-                              "tools/DATASET.md); not reading the rest of it", TR_LINE_MAX);
-        if (strspn(j->line, " \t\r\n") == (size_t)got)
-            continue;
-        if (memchr(j->line, 0, (size_t)got))
-            return -tr_err_at(j->path, j->ln, "NUL byte");
-        if (tr_json_nul_escape(j->line, (size_t)got))
-            return -tr_err_at(j->path, j->ln, "a \\u0000 (NUL) escape: the text would be cut "
-                              "there; remove it");
-        *out = cJSON_ParseWithLengthOpts(j->line, (size_t)got + 1, NULL, 1);
-        if (cJSON_IsObject(*out))
-            return 1;
-        cJSON_Delete(*out);
-        return -tr_err_at(j->path, j->ln, "not a JSON object");
-    }
-    return ferror(j->f) ? -tr_err("%s: read error", j->path) : 0;
 }
 
 static const char *json_string(const cJSON *o, const char *key)
@@ -263,22 +212,20 @@ out:
 
 static int mmlu_questions(imp *im, const char *path, tr_strmap *ids)
 {
-    jsonl j = {.path = path};
-    cJSON *o;
+    tr_jsonl j;
     int r, rc = 1;
-    if (!(j.f = fopen(path, "rb")))
-        return tr_err("%s: cannot open: %s", path, strerror(errno));
-    while ((r = jsonl_next(&j, &o)) > 0) {
+    if (tr_jsonl_open(&j, path))
+        return 1;
+    while ((r = tr_jsonl_next(&j)) > 0) {
+        const cJSON *o = j.obj;
         char buf[32];
         const char *id = json_int(o, "question_id", buf), *q = json_string(o, "question"),
                    *cat = json_string(o, "category");
         if (!id || !q || !cat) {
-            cJSON_Delete(o);
             tr_err_at(path, j.ln, "needs question_id, question and category");
             goto out;
         }
         imp_prompt(im, id, q, cat, TR_SPLIT_ANY);
-        cJSON_Delete(o);
         if (tr_strmap_add(ids, im->ds.prompts[im->ds.n_prompts - 1].id, im->ds.n_prompts - 1, NULL)) {
             tr_err_at(path, j.ln, "duplicate question_id %s", id);
             goto out;
@@ -286,8 +233,7 @@ static int mmlu_questions(imp *im, const char *path, tr_strmap *ids)
     }
     rc = r < 0;
 out:
-    free(j.line);
-    fclose(j.f);
+    tr_jsonl_close(&j);
     return rc;
 }
 
@@ -302,7 +248,7 @@ static int mmlu_scores(imp *im, const char *path, const tr_strmap *cols, const t
     int r, rc = 1;
     if (csv_begin(&c, path, need, &qcol, 1))
         goto out;
-    ccol = csv_col(&c, "category");
+    ccol = tr_csv_col(&c, "category");
     size_t ncol = c.n;
     colm = tr_xmalloc(ncol * sizeof *colm);
     for (size_t i = 0; i < ncol; i++) {
@@ -359,8 +305,8 @@ out:
 
 static int import_mmlu_pro(imp *im, const char *src)
 {
-    char *mpath = src_path(src, "models.csv"), *qpath = src_path(src, "questions.jsonl"),
-         *cpath = src_path(src, "correctness.csv"), **dropped = NULL;
+    char *mpath = tr_path_join(src, "models.csv"), *qpath = tr_path_join(src, "questions.jsonl"),
+         *cpath = tr_path_join(src, "correctness.csv"), **dropped = NULL;
     size_t n_dropped = 0;
     tr_strmap cols = {0}, ids = {0};
     int rc = mmlu_models(im, mpath, &cols, &dropped, &n_dropped) || mmlu_questions(im, qpath, &ids) ||
@@ -423,13 +369,13 @@ out:
 
 static int llmrouter_items(imp *im, const char *path)
 {
-    jsonl j = {.path = path};
-    cJSON *o = NULL;
+    tr_jsonl j;
     int r, rc = 1;
-    if (!(j.f = fopen(path, "rb")))
-        return tr_err("%s: cannot open: %s", path, strerror(errno));
-    while ((r = jsonl_next(&j, &o)) > 0) {
-        char buf[32], id[64];
+    if (tr_jsonl_open(&j, path))
+        return 1;
+    while ((r = tr_jsonl_next(&j)) > 0) {
+        const cJSON *o = j.obj;
+        char buf[32];
         const char *split = json_string(o, "split"), *index = json_int(o, "index", buf),
                    *task = json_string(o, "task_name"), *q = json_string(o, "question");
         const cJSON *scores = cJSON_GetObjectItemCaseSensitive(o, "scores"), *s;
@@ -438,8 +384,9 @@ static int llmrouter_items(imp *im, const char *path)
             tr_err_at(path, j.ln, "needs split (train|test), index, task_name, question and scores{}");
             goto out;
         }
-        snprintf(id, sizeof id, "%s-%s", split, index);
+        char *id = tr_xprintf("%s-%s", split, index);
         float *row = imp_prompt(im, id, q, task, strcmp(split, "train") ? TR_SPLIT_TEST : TR_SPLIT_TRAIN);
+        free(id);
         cJSON_ArrayForEach(s, scores) {
             size_t m = model_index(&im->ds, s->string);
             if (m == SIZE_MAX) {
@@ -454,20 +401,16 @@ static int llmrouter_items(imp *im, const char *path)
             }
             row[m] = (float)s->valuedouble;
         }
-        cJSON_Delete(o);
-        o = NULL;
     }
     rc = r < 0;
 out:
-    cJSON_Delete(o);
-    free(j.line);
-    fclose(j.f);
+    tr_jsonl_close(&j);
     return rc;
 }
 
 static int import_llmrouter(imp *im, const char *src)
 {
-    char *mpath = src_path(src, "models.csv"), *ipath = src_path(src, "items.jsonl");
+    char *mpath = tr_path_join(src, "models.csv"), *ipath = tr_path_join(src, "items.jsonl");
     int rc = llmrouter_models(im, mpath) || llmrouter_items(im, ipath);
     if (!rc) {
         /* The source's test split repeats some train questions verbatim;
@@ -525,10 +468,10 @@ static int rdc_file(imp *im, const char *dir, const char *file)
 {
     static const char *const mc[] = {"mmlu", "arc_easy", "cmmlu", "ceval"};
     static const char *const suffix[] = {"_train", "_test", "-train", "-test"};
-    char *path = src_path(dir, file), task[256], id[300];
+    char *path = tr_path_join(dir, file), *task;
     size_t len, n;
     int rc = 1, split = strstr(file, "train") ? TR_SPLIT_TRAIN : TR_SPLIT_TEST, is_mc = 0;
-    snprintf(task, sizeof task, "%.*s", (int)(strlen(file) - 5), file); /* without .json */
+    task = tr_xprintf("%.*s", (int)(strlen(file) - 5), file); /* without .json */
     n = strlen(task);
     for (size_t k = 0; k < 4; k++) {
         size_t sl = strlen(suffix[k]);
@@ -571,8 +514,9 @@ static int rdc_file(imp *im, const char *dir, const char *file)
             tr_err("%s: item %zu: needs question and scores{}", path, pos);
             goto out;
         }
-        snprintf(id, sizeof id, "%s-%s-%zu", task, split == TR_SPLIT_TRAIN ? "train" : "test", pos);
+        char *id = tr_xprintf("%s-%s-%zu", task, split == TR_SPLIT_TRAIN ? "train" : "test", pos);
         float *row = imp_prompt(im, id, q, task, split);
+        free(id);
         cJSON_ArrayForEach(s, scores) {
             size_t m = model_index(&im->ds, s->string);
             double v = s->valuedouble;
@@ -594,6 +538,7 @@ static int rdc_file(imp *im, const char *dir, const char *file)
 out:
     cJSON_Delete(arr);
     free(buf);
+    free(task);
     free(path);
     return rc;
 }
@@ -761,7 +706,9 @@ static void note_repeats(const tr_dataset *ds)
     tr_strmap_free(&train);
 }
 
-static void summary(const imp *im, const char *format, const char *dst, int hashed, double share)
+/* What was written: a line, or with --json one document on stdout. */
+static void summary(const imp *im, const char *format, const char *dst, int hashed, double share,
+                    int json)
 {
     const tr_dataset *ds = &im->ds;
     tr_strmap tasks = {0};
@@ -776,6 +723,32 @@ static void summary(const imp *im, const char *format, const char *dst, int hash
     for (size_t m = ds->n_models; m-- > 0;)
         if (ds->models[m].where == TR_DEVICE)
             dev++, first_dev = m;
+    if (json) {
+        cJSON *o = cJSON_CreateObject(), *d = cJSON_AddArrayToObject(o, "device_models");
+        cJSON_AddStringToObject(o, "format", format);
+        cJSON_AddStringToObject(o, "out", dst);
+        cJSON_AddNumberToObject(o, "prompts", (double)ds->n_prompts);
+        cJSON_AddNumberToObject(o, "models", (double)ds->n_models);
+        for (size_t m = 0; m < ds->n_models; m++)
+            if (ds->models[m].where == TR_DEVICE)
+                cJSON_AddItemToArray(d, cJSON_CreateString(ds->models[m].name));
+        cJSON_AddNumberToObject(o, "tasks", (double)tasks.n);
+        cJSON_AddNumberToObject(o, "train", (double)train);
+        cJSON_AddNumberToObject(o, "test", (double)test);
+        if (hashed)
+            cJSON_AddNumberToObject(o, "test_share_by_id_hash", share);
+        else
+            cJSON_AddNullToObject(o, "test_share_by_id_hash");
+        cJSON_AddNumberToObject(o, "unknown_score_cells", (double)unknown);
+        cJSON_AddNumberToObject(o, "score_cells", (double)(ds->n_prompts * ds->n_models));
+        cJSON_AddStringToObject(o, "cost_unit", im->cost_unit);
+        char *txt = cJSON_PrintUnformatted(o);
+        printf("%s\n", txt);
+        free(txt);
+        cJSON_Delete(o);
+        tr_strmap_free(&tasks);
+        return;
+    }
     printf("%s -> %s: %zu prompts, %zu models (%zu device: %s%s), %zu tasks, %zu train / %zu test",
            format, dst, ds->n_prompts, ds->n_models, dev, ds->models[first_dev].name, dev > 1 ? ", ..." : "",
            tasks.n, train, test);
@@ -803,59 +776,44 @@ static int bad_usage(const char *what, const char *arg)
 
 int cmd_import(int argc, char **argv)
 {
+    static const struct option opts[] = {
+        {"limit", required_argument, 0, 'l'}, {"test-share", required_argument, 0, 's'},
+        {"device", required_argument, 0, 'd'}, {"force", no_argument, 0, 'f'},
+        {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *pos[3];
     char **device = tr_xmalloc((size_t)argc * sizeof *device);
-    size_t n_pos = 0, n_device = 0, limit = 0, f;
+    size_t n_device = 0, limit = 0, f;
     double share = 0.2;
-    int force = 0, share_given = 0, rc;
+    int force = 0, share_given = 0, json = 0, rc = 0, o;
+    uint64_t u;
     imp im = {0};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        uint64_t u;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(usage, stdout);
-            rc = 0;
-            goto out;
-        }
-        if (!strcmp(a, "--force")) {
-            force = 1;
-        } else if (!strcmp(a, "--limit") || !strcmp(a, "--test-share") || !strcmp(a, "--device")) {
-            const char *v = i + 1 < argc ? argv[++i] : NULL;
-            if (!v) {
-                rc = bad_usage("missing value for", a);
-                goto out;
-            }
-            if (a[2] == 'd') {
-                device[n_device++] = (char *)v;
-            } else if (a[2] == 'l') {
-                if (tr_parse_u64(v, &u) || u == 0 || u > SIZE_MAX) {
-                    rc = bad_usage("--limit needs a positive integer, got", v);
-                    goto out;
-                }
-                limit = (size_t)u;
-            } else {
-                if (tr_parse_f64(v, &share) || share < 0 || share > 1) {
-                    rc = bad_usage("--test-share needs a number in [0,1], got", v);
-                    goto out;
-                }
-                share_given = 1;
-            }
-        } else if (a[0] == '-' && a[1]) {
-            /* the wording of tr_bad_option, which the getopt commands use */
-            fprintf(stderr, "tinyroute import: unknown option '%s'\nsee 'tinyroute import --help'\n", a);
-            rc = 2;
-            goto out;
-        } else if (n_pos < 3) {
-            pos[n_pos++] = a;
-        } else {
-            rc = bad_usage("too many arguments", a);
-            goto out;
+    optind = 1;
+    while (!rc && (o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'l':
+            if (tr_parse_u64(optarg, &u) || u == 0 || u > SIZE_MAX)
+                rc = bad_usage("--limit needs a positive integer, got", optarg);
+            limit = (size_t)u;
+            break;
+        case 's':
+            if (tr_parse_f64(optarg, &share) || share < 0 || share > 1)
+                rc = bad_usage("--test-share needs a number in [0,1], got", optarg);
+            share_given = 1;
+            break;
+        case 'd': device[n_device++] = optarg; break;
+        case 'f': force = 1; break;
+        case 'j': json = 1; break;
+        case 'h': fputs(usage, stdout); free(device); return 0;
+        default: rc = tr_bad_option(argv);
         }
     }
-    if (n_pos < 3) {
-        rc = bad_usage("needs FORMAT SRC_DIR DST_DIR", NULL);
+    if (!rc && argc - optind != 3)
+        rc = bad_usage(argc - optind < 3 ? "needs FORMAT SRC_DIR DST_DIR" : "too many arguments",
+                       argc - optind > 3 ? argv[optind + 3] : NULL);
+    if (rc)
         goto out;
-    }
+    for (int i = 0; i < 3; i++)
+        pos[i] = argv[optind + i];
     for (f = 0; f < sizeof formats / sizeof *formats && strcmp(formats[f].name, pos[0]); f++)
         ;
     if (f == sizeof formats / sizeof *formats) {
@@ -888,11 +846,12 @@ int cmd_import(int argc, char **argv)
     if ((rc = tr_dataset_write(pos[2], &im.ds, force)))
         goto out;
     /* What the costs mean, for the evaluator's report (tools/DATASET.md). */
-    char unit_path[4096];
-    snprintf(unit_path, sizeof unit_path, "%s/cost_unit.txt", pos[2]);
-    if ((rc = tr_write_file_atomic(unit_path, im.cost_unit, strlen(im.cost_unit))))
+    char *unit_path = tr_path_join(pos[2], "cost_unit.txt");
+    rc = tr_write_file_atomic(unit_path, im.cost_unit, strlen(im.cost_unit));
+    free(unit_path);
+    if (rc)
         goto out;
-    summary(&im, pos[0], pos[2], hashed, share);
+    summary(&im, pos[0], pos[2], hashed, share, json);
 out:
     tr_dataset_free(&im.ds);
     free(im.size);

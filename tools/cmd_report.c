@@ -55,7 +55,7 @@ int cmd_report(int argc, char **argv)
     if (tr_out_not_input("--out", out, jsons, (size_t)n_json)) /* not even with --force */
         return 2;
     if (!force && access(out, F_OK) == 0)
-        return tr_err("%s exists; not overwriting it (use --force)", out);
+        return tr_err("%s exists; not overwriting it (use --force)", out), 2;
     /* Several documents (e.g. the fixed-pool and the new-models runs) make
      * one page: the first gives the provenance, the others their data sets,
      * named apart by their model split when a name repeats. */

@@ -30,6 +30,8 @@ typedef struct common {
     int split_all;
     int task;  /* --method task: all prompts form one task */
     const char *log_out, *log_flags, *log_key, *outcomes, *log_in;
+    const char *log_device, *device_keys; /* issue 17: authenticated logs */
+    int allow_v1;
     uint64_t log_capacity;
     int json;
     const char *input; /* --input FILE|-: NULL when not given */
@@ -39,7 +41,7 @@ typedef struct common {
 enum { O_PACK = 256, O_KEY, O_MIN, O_LAMBDA, O_K, O_OFFLINE, O_DATA, O_SPLIT, O_EXACT, O_METHOD,
        O_WEIGHTED, O_REVOKE, O_DELTA, O_MIN_DELTA, O_LOG_OUT, O_LOG_FLAGS, O_LOG_CAP, O_LOG_KEY,
        O_OUTCOMES, O_LOG, O_JSON, O_PRIOR, O_HELP,
-       O_INPUT, O_FORMAT, O_ECHO };
+       O_INPUT, O_FORMAT, O_ECHO, O_LOG_DEVICE, O_DEVICE_KEYS, O_ALLOW_V1 };
 
 static const struct option common_opts[] = {
     {"pack", required_argument, 0, O_PACK}, {"key", required_argument, 0, O_KEY},
@@ -56,6 +58,9 @@ static const struct option common_opts[] = {
     {"json", no_argument, 0, O_JSON}, {"prior-strength", required_argument, 0, O_PRIOR},
     {"input", required_argument, 0, O_INPUT}, {"format", required_argument, 0, O_FORMAT},
     {"echo-prompt", no_argument, 0, O_ECHO},
+    {"log-device", required_argument, 0, O_LOG_DEVICE},
+    {"device-keys", required_argument, 0, O_DEVICE_KEYS},
+    {"allow-unauthenticated", no_argument, 0, O_ALLOW_V1},
     {"help", no_argument, 0, O_HELP}, {0, 0, 0, 0}};
 
 /* Is name one of the space-separated words of allowed? */
@@ -163,6 +168,9 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
         case O_LOG_KEY: c->log_key = optarg; break;
         case O_OUTCOMES: c->outcomes = optarg; break;
         case O_LOG: c->log_in = optarg; break;
+        case O_LOG_DEVICE: c->log_device = optarg; break;
+        case O_DEVICE_KEYS: c->device_keys = optarg; break;
+        case O_ALLOW_V1: c->allow_v1 = 1; break;
         case O_JSON: c->json = 1; break;
         case O_INPUT: c->input = optarg; break;
         case O_ECHO: c->echo_prompt = 1; break;
@@ -536,7 +544,8 @@ static const char route_usage[] =
     "                       [--offline] [--exact] [--method knn|cluster|learned-map|task]\n"
     "                       [--weighted] [--prior-strength A]\n"
     "                       [--log-out LOG [--log-flags embedding,hash,text|none]\n"
-    "                        [--log-key HEX32] [--log-capacity N] [--outcomes DIR]]\n"
+    "                        [--log-key HEX32] [--log-capacity N] [--outcomes DIR]\n"
+    "                        [--log-device ID:HEXKEY[:FIRST_ID]]]\n"
     "                       [--min-counter N] [--min-delta-counter N] [--revoke KEYID]\n"
     "                       [--echo-prompt] [PROMPT... | --input FILE|- [--format lines|jsonl]]\n"
     "Routes each PROMPT (or each prompt of --input FILE, - or no PROMPT: stdin)\n"
@@ -562,7 +571,9 @@ static const char route_usage[] =
     "hash needs --log-key (SipHash key, 32 hex digits); text is opt-in. The\n"
     "ring keeps the newest --log-capacity records (65536; at most 16M). --outcomes DIR\n"
     "attaches as each prompt's outcome the chosen model's score in that dataset\n"
-    "(looked up by text, the first prompt with that text; a simulated user).\n";
+    "(looked up by text, the first prompt with that text; a simulated user).\n"
+    "--log-device seals the export (format version 2): device ID (decimal), its\n"
+    "HMAC key (32..128 hex digits) and the first record id (default 1).\n";
 
 static const char embed_usage[] =
     "usage: tinyroute embed --pack PACK --key PUBLIC.pem [--revoke KEYID]\n"
@@ -578,7 +589,8 @@ static int run_route(int argc, char **argv, int embed_only)
     int r = parse_common(argc, argv, embed_only ? embed_usage : route_usage,
                          embed_only ? "pack key delta min-counter min-delta-counter revoke input format"
                                     : "pack key delta min-counter min-delta-counter revoke lambda k offline exact method weighted "
-                                      "prior-strength log-out log-flags log-key log-capacity outcomes input format echo-prompt",
+                                      "prior-strength log-out log-flags log-key log-capacity outcomes input format echo-prompt "
+                                      "log-device",
                          &c);
     if (r)
         return r < 0 ? 2 : 0;
@@ -618,11 +630,11 @@ static int run_route(int argc, char **argv, int embed_only)
             fclose(src.f);
         return 1;
     }
-    if ((c.log_flags || c.log_key || c.outcomes) && !c.log_out) {
+    if ((c.log_flags || c.log_key || c.outcomes || c.log_device) && !c.log_out) {
         tr_packfile_close(&pf);
         if (src.f != stdin)
             fclose(src.f);
-        return tr_err("--log-flags, --log-key and --outcomes go with --log-out"), 2;
+        return tr_err("--log-flags, --log-key, --log-device and --outcomes go with --log-out"), 2;
     }
     if (c.log_out && c.task) {
         tr_packfile_close(&pf);
@@ -631,7 +643,7 @@ static int run_route(int argc, char **argv, int embed_only)
         return tr_err("--log-out logs single decisions, not --method task"), 2;
     }
     tr_cli_log cl;
-    if (c.log_out && tr_cli_log_begin(&cl, &pf, c.log_flags, c.log_capacity, c.log_key, c.outcomes)) {
+    if (c.log_out && tr_cli_log_begin(&cl, &pf, c.log_flags, c.log_capacity, c.log_key, c.log_device, c.outcomes)) {
         tr_packfile_close(&pf);
         if (src.f != stdin)
             fclose(src.f);
@@ -676,6 +688,7 @@ static const char eval_usage[] =
     "                      [--prior-strength A] [--min-counter N] [--min-delta-counter N]\n"
     "                      [--revoke KEYID]\n"
     "       tinyroute eval --pack PACK --key PUBLIC.pem --log LOG [--json]\n"
+    "                      [--device-keys FILE [--allow-unauthenticated]]\n"
     "                      [--lambda L1,L2,...] [--k K] [--method ...]\n"
     "Routes the dataset's held-out prompts (split test, the default) and prints\n"
     "accuracy, mean cost and cloud share of the router at each lambda, beside\n"
@@ -685,7 +698,10 @@ static const char eval_usage[] =
     "quality (mean logged outcome), mean cost, cloud share and per-model counts\n"
     "of the logged decisions, then the logged prompts re-routed by PACK at each\n"
     "lambda: exact cost and cloud share, and an estimated quality from the\n"
-    "records whose logged model is the new choice (their count is printed).\n";
+    "records whose logged model is the new choice (their count is printed).\n"
+    "--device-keys FILE (lines DEVICE_ID HEX_KEY [revoked]; core/INTEGRATION.md)\n"
+    "refuses (exit 1) a log whose device is unknown or revoked or whose MAC\n"
+    "fails, and a version 1 (unauthenticated) log unless --allow-unauthenticated.\n";
 
 /* The router's deferral curve over the held-out prompts (estimates P,
  * truth Y) as `tinyroute eval --data` draws it: the lambda sweep on costs
@@ -715,7 +731,7 @@ int cmd_eval(int argc, char **argv)
     common c;
     int r = parse_common(argc, argv, eval_usage,
                          "pack key delta min-counter min-delta-counter revoke lambda k data split exact method weighted "
-                         "prior-strength log json", &c);
+                         "prior-strength log json device-keys allow-unauthenticated", &c);
     if (r)
         return r < 0 ? 2 : 0;
     if (c.log_in && c.data) {
@@ -753,7 +769,15 @@ int cmd_eval(int argc, char **argv)
     if (r)
         return 1;
     if (c.log_in) {
-        r = tr_eval_log(&pf, c.log_in, &c.ro, lam, n_lam, c.json);
+        tr_devkeys dk;
+        if (c.device_keys && tr_devkeys_load(c.device_keys, &dk)) {
+            tr_packfile_close(&pf);
+            return 1;
+        }
+        dk.allow_v1 = c.allow_v1;
+        r = tr_eval_log(&pf, c.log_in, c.device_keys ? &dk : NULL, &c.ro, lam, n_lam, c.json);
+        if (c.device_keys)
+            tr_devkeys_free(&dk);
         tr_packfile_close(&pf);
         return r;
     }

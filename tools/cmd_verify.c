@@ -34,13 +34,24 @@ static void when(char *out, size_t cap, uint64_t t)
         snprintf(out, cap, "%llu", (unsigned long long)t);
 }
 
+/* The JSON document on out, one line. */
+static void print_json(FILE *out, const cJSON *o)
+{
+    char *txt = cJSON_PrintUnformatted(o);
+    fprintf(out, "%s\n", txt);
+    free(txt);
+}
+
 static const char verify_usage[] =
     "usage: tinyroute verify --key PUBLIC.pem [--key ...] [--min-counter N]\n"
     "                        [--revoke KEYID ...] [--delta DELTA]\n"
-    "                        [--min-delta-counter N] PACK\n"
+    "                        [--min-delta-counter N] [--json] PACK\n"
     "Checks the pack's signature against the trusted keys, then its sections,\n"
     "security counter and expiry; with --delta, the delta pack against PACK\n"
-    "too. Exit 0 only when everything is valid.\n";
+    "too. Exit 0 only when everything is valid.\n"
+    "  --json  one JSON document on stdout: inspect's fields with \"verified\":\n"
+    "          true (and \"delta\": the delta's), or \"verified\": false with the\n"
+    "          refusal's \"error\" (TR_E_...) and \"message\" (exit 1)\n";
 
 /* The TR_CHOSE_* bits by name, bit b at b. */
 #define TR_N_CHOSE 3u
@@ -86,13 +97,53 @@ static void print_defaults(FILE *out, uint32_t k, double lambda, double a, doubl
     fputc('\n', out);
 }
 
+/* verify --json: the verdict as one document (r: tr_packfile_open's status). */
+static int verify_json(const char *path, const char *delta, int r, tr_packfile *pf, uint64_t floor_)
+{
+    cJSON *o = r ? NULL : tr_inspect_json(path, pf->bytes, pf->len);
+    if (!o) {
+        o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "file", path);
+        cJSON_AddBoolToObject(o, "verified", 0);
+        /* r < 0: a file that could not be read (its reason is on stderr) */
+        cJSON_AddStringToObject(o, "error", r > 0 ? tr_status_name((tr_status)r) : "unreadable");
+        cJSON_AddStringToObject(o, "message", r > 0 ? tr_strerror((tr_status)r)
+                                              : "the pack or delta file could not be read");
+        print_json(stdout, o);
+        cJSON_Delete(o);
+        if (!r)
+            tr_packfile_close(pf);
+        return 1;
+    }
+    cJSON_ReplaceItemInObject(o, "verified", cJSON_CreateBool(1));
+    cJSON_AddNumberToObject(o, "min_counter", (double)floor_);
+    char hash[65];
+    hex(hash, pf->info.pack_hash, 32);
+    cJSON_AddStringToObject(o, "sha256", hash);
+    if (delta) {
+        cJSON *d = tr_inspect_json(delta, pf->delta, pf->delta_len);
+        if (d) {
+            cJSON_ReplaceItemInObject(d, "verified", cJSON_CreateBool(1));
+            hex(hash, pf->delta_info.delta_hash, 32);
+            cJSON_AddStringToObject(d, "sha256", hash);
+            cJSON_AddNumberToObject(d, "n_served_models", pf->info.n_models);
+            cJSON_AddItemToObject(o, "delta", d);
+        }
+    }
+    print_json(stdout, o);
+    cJSON_Delete(o);
+    tr_packfile_close(pf);
+    return 0;
+}
+
 int cmd_verify(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"key", required_argument, 0, 'k'}, {"min-counter", required_argument, 0, 'c'},
         {"revoke", required_argument, 0, 'r'}, {"delta", required_argument, 0, 'd'},
-        {"min-delta-counter", required_argument, 0, 'D'},
+        {"min-delta-counter", required_argument, 0, 'D'}, {"json", no_argument, 0, 'j'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int json = 0;
     const char *delta = NULL;
     tr_pubkey *keys = NULL;
     size_t n_keys = 0;
@@ -120,6 +171,7 @@ int cmd_verify(int argc, char **argv)
             if (tr_parse_u64(optarg, &delta_floor))
                 return free(keys), tr_err("--min-delta-counter must be a non-negative integer"), 2;
             break;
+        case 'j': json = 1; break;
         case 'h': fputs(verify_usage, stdout); return free(keys), free(revoked), 0;
         default: return free(keys), free(revoked), tr_bad_option(argv);
         }
@@ -138,6 +190,8 @@ int cmd_verify(int argc, char **argv)
     int r = tr_packfile_open(path, delta, &trust, &pf);
     free(keys);
     free(revoked);
+    if (json)
+        return verify_json(path, delta, r, &pf, floor_);
     if (r)
         return 1;
     char id[65], hash[65], created[32], expires[32];
@@ -215,10 +269,10 @@ int cmd_inspect(int argc, char **argv)
     return r;
 }
 
-/* inspect's report on a pack's bytes as they stand, to out; path only names
- * it. The bytes are untrusted: nothing here may read past len. A function of
- * its own so tests/fuzz/fuzz_inspect.c runs exactly what the command does. */
-int tr_inspect(const char *path, const uint8_t *p, size_t len, int json, FILE *out)
+/* inspect's report on a pack's (or a delta's) bytes as they stand, as a JSON
+ * object; path only names it. The bytes are untrusted: nothing here may read
+ * past len. NULL and a message when not even the header can be read. */
+cJSON *tr_inspect_json(const char *path, const uint8_t *p, size_t len)
 {
     /* A delta is the same container with its own magic and header
      * (PACK_FORMAT.md, delta packs): same section count and signed-bytes
@@ -227,8 +281,10 @@ int tr_inspect(const char *path, const uint8_t *p, size_t len, int json, FILE *o
     tr_pack_info info;
     tr_delta_info dinfo;
     tr_status st = is_delta ? tr_delta_peek(p, len, &dinfo) : tr_pack_peek(p, len, &info);
-    if (st != TR_OK)
-        return tr_err("%s: %s: %s", path, tr_status_name(st), tr_strerror(st));
+    if (st != TR_OK) {
+        tr_err("%s: %s: %s", path, tr_status_name(st), tr_strerror(st));
+        return NULL;
+    }
     if (is_delta) {
         memset(&info, 0, sizeof info);
         info.format_version = tr_ld32(p + TR_DH_VERSION);
@@ -351,21 +407,34 @@ int tr_inspect(const char *path, const uint8_t *p, size_t len, int json, FILE *o
         cJSON_AddNullToObject(o, "n_retired");
     cJSON_AddItemToObject(o, "sections", secs);
     cJSON_AddItemToObject(o, "problems", problems);
+    return o;
+}
+
+/* tr_inspect_json's object as inspect prints it, to out. A function of its
+ * own so tests/fuzz/fuzz_inspect.c runs exactly what the command does. */
+int tr_inspect(const char *path, const uint8_t *p, size_t len, int json, FILE *out)
+{
+    cJSON *o = tr_inspect_json(path, p, len);
+    if (!o)
+        return 1;
+    const int is_delta = !strcmp(cJSON_GetObjectItem(o, "kind")->valuestring, "delta");
+    cJSON *secs = cJSON_GetObjectItem(o, "sections"), *problems = cJSON_GetObjectItem(o, "problems");
+#define J_NUM(key) cJSON_GetObjectItem(o, key)->valuedouble
+#define J_STR(key) cJSON_GetObjectItem(o, key)->valuestring
     if (json) {
-        char *txt = cJSON_PrintUnformatted(o);
-        fprintf(out, "%s\n", txt);
-        free(txt);
+        print_json(out, o);
     } else {
-        fprintf(out, "%s: %zu bytes, %s format v%u (NOT verified: use `tinyroute verify`)\n",
-                path, len, is_delta ? "delta" : "pack", info.format_version);
+        fprintf(out, "%s: %zu bytes, %s format v%.0f (NOT verified: use `tinyroute verify`)\n",
+                path, len, is_delta ? "delta" : "pack", J_NUM("format_version"));
         if (is_delta) {
-            fprintf(out, "  base sha256 %s (N=%u references, M=%u models, K=%u clusters)\n",
-                    base_hash, tr_ld32(p + TR_DH_BASE_REFS), dinfo.n_base_models,
-                    tr_ld32(p + TR_DH_BASE_CLUSTERS));
-            if (n_retired >= 0)
-                fprintf(out, "  models %u added, %lld retired\n", dinfo.n_added, n_retired);
+            const cJSON *nr = cJSON_GetObjectItem(o, "n_retired");
+            fprintf(out, "  base sha256 %s (N=%.0f references, M=%.0f models, K=%.0f clusters)\n",
+                    J_STR("base_hash"), J_NUM("n_base_refs"), J_NUM("n_base_models"),
+                    J_NUM("n_base_clusters"));
+            if (cJSON_IsNumber(nr))
+                fprintf(out, "  models %.0f added, %.0f retired\n", J_NUM("n_added"), nr->valuedouble);
             else
-                fprintf(out, "  models %u added, retired unknown\n", dinfo.n_added);
+                fprintf(out, "  models %.0f added, retired unknown\n", J_NUM("n_added"));
             cJSON *se = cJSON_GetObjectItem(o, "settings");
             if (se)
                 fprintf(out, "  settings k %.0f, lambda %g, prior strength %g (k 0, lambda < 0, prior 0: the base's)\n",
@@ -373,12 +442,12 @@ int tr_inspect(const char *path, const uint8_t *p, size_t len, int json, FILE *o
                         cJSON_GetObjectItem(se, "lambda")->valuedouble,
                         cJSON_GetObjectItem(se, "prior_strength")->valuedouble);
         } else {
-            fprintf(out, "  embedder %s, D=%u, N=%u references, M=%u models\n", info.embedder,
-                    info.dim, info.n_refs, info.n_models);
+            fprintf(out, "  embedder %s, D=%.0f, N=%.0f references, M=%.0f models\n",
+                    J_STR("embedder"), J_NUM("dim"), J_NUM("n_refs"), J_NUM("n_models"));
         }
-        fprintf(out, "  counter %llu, created %s, expires %s\n",
-                (unsigned long long)info.security_counter, created, expires);
-        fprintf(out, "  signed bytes %llu, key id %s\n", (unsigned long long)info.signed_bytes, id);
+        fprintf(out, "  counter %.0f, created %s, expires %s\n", J_NUM("security_counter"),
+                J_STR("created"), J_STR("expires"));
+        fprintf(out, "  signed bytes %.0f, key id %s\n", J_NUM("signed_bytes"), J_STR("key_id"));
         fprintf(out, "  kernel %s\n", tr_kernel_name());
         cJSON *s, *d = cJSON_GetObjectItem(o, "defaults");
         if (d) {
@@ -402,6 +471,8 @@ int tr_inspect(const char *path, const uint8_t *p, size_t len, int json, FILE *o
         cJSON_ArrayForEach(s, problems)
             fprintf(out, "  problem: %s\n", s->valuestring);
     }
+#undef J_NUM
+#undef J_STR
     cJSON_Delete(o);
     return 0;
 }

@@ -18,6 +18,8 @@ int cmd_inspect(int argc, char **argv);
  * (untrusted) bytes to out, JSON or text; path only names it. 0 ok, 1 with a
  * message on stderr. tests/fuzz/fuzz_inspect.c calls it. */
 int tr_inspect(const char *path, const uint8_t *bytes, size_t len, int json, FILE *out);
+struct cJSON;
+struct cJSON *tr_inspect_json(const char *path, const uint8_t *bytes, size_t len);
 int cmd_route(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

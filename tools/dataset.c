@@ -2,6 +2,7 @@
 
 #include "tinyroute.h"
 #include "tr_format.h" /* tr_fnv1a */
+#include "tr_embed.h" /* tr_utf8_seq */
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -13,43 +14,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int tr_err_at(const char *path, long line, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return tr_err("%s:%ld: %s", path, line, msg);
-}
-
+/* The device's own decoder, so a name the host accepts is one the device reads. */
 int tr_utf8_valid(const char *s, size_t n)
 {
-    const unsigned char *p = (const unsigned char *)s, *e = p + n;
-    while (p < e) {
-        unsigned c = *p++, cp, min;
-        size_t k;
-        if (c < 0x80)
-            continue;
-        if (c >= 0xC2 && c <= 0xDF)
-            k = 1, cp = c & 0x1F, min = 0x80;
-        else if ((c & 0xF0) == 0xE0)
-            k = 2, cp = c & 0x0F, min = 0x800;
-        else if (c >= 0xF0 && c <= 0xF4)
-            k = 3, cp = c & 0x07, min = 0x10000;
-        else
+    const uint8_t *p = (const uint8_t *)s;
+    for (size_t i = 0, k; i < n; i += k)
+        if (!(k = tr_utf8_seq(p + i, n - i)))
             return 0;
-        if ((size_t)(e - p) < k)
-            return 0;
-        for (size_t i = 0; i < k; i++) {
-            if ((p[i] & 0xC0) != 0x80)
-                return 0;
-            cp = cp << 6 | (p[i] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return 0;
-        p += k;
-    }
     return 1;
 }
 
@@ -233,16 +204,7 @@ int tr_csv_next(tr_csv *c)
 
 /* ---- loading ---- */
 
-static char *join_path(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = tr_xmalloc(n);
-    snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
-/* Header: reads it and rejects duplicate names. 0 ok. */
-static int csv_header(tr_csv *c)
+int tr_csv_header(tr_csv *c)
 {
     int r = tr_csv_next(c);
     if (r == 0)
@@ -261,7 +223,7 @@ static int csv_header(tr_csv *c)
     return 0;
 }
 
-static long csv_col(const tr_csv *c, const char *name)
+long tr_csv_col(const tr_csv *c, const char *name)
 {
     for (size_t i = 0; i < c->n; i++)
         if (!strcmp(c->fields[i], name))
@@ -288,11 +250,11 @@ static int load_models(loader *L)
     size_t cap = 0, ncol;
     long col[3];
     const char *want[3] = {"name", "cost", "where"};
-    if (csv_header(&c))
+    if (tr_csv_header(&c))
         goto out;
     ncol = c.n;
     for (int k = 0; k < 3; k++)
-        if ((col[k] = csv_col(&c, want[k])) < 0) {
+        if ((col[k] = tr_csv_col(&c, want[k])) < 0) {
             tr_err_at(c.path, c.line, "missing column \"%s\" (header must have name,cost,where)", want[k]);
             goto out;
         }
@@ -364,23 +326,12 @@ static int json_str(const cJSON *o, const char *key, const char *dflt, const cha
     return 0;
 }
 
-/* One prompts.jsonl line (NUL-terminated at s[len]) into prompt p. */
-static int parse_prompt(const char *path, long ln, const char *s, size_t len, tr_ds_prompt *p,
-                        int keep_text)
+/* One prompts.jsonl object into prompt p. 0 ok; 1 after a message. */
+static int parse_prompt(const char *path, long ln, const cJSON *o, tr_ds_prompt *p, int keep_text)
 {
-    if (memchr(s, 0, len))
-        return tr_err_at(path, ln, "NUL byte");
-    if (tr_json_nul_escape(s, len))
-        return tr_err_at(path, ln, "a \\u0000 (NUL) escape: the text would be cut there; "
-                                   "remove it");
-    cJSON *o = cJSON_ParseWithLengthOpts(s, len + 1, NULL, 1);
     const char *text, *task, *split;
     char num[32];
     int rc = 1;
-    if (!cJSON_IsObject(o)) {
-        tr_err_at(path, ln, o ? "expected a JSON object" : "malformed JSON");
-        goto out;
-    }
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
     if (cJSON_IsString(id)) {
         if (!*id->valuestring || !tr_utf8_valid(id->valuestring, strlen(id->valuestring))) {
@@ -421,7 +372,6 @@ static int parse_prompt(const char *path, long ln, const char *s, size_t len, tr
     p->split = !*split ? TR_SPLIT_ANY : !strcmp(split, "train") ? TR_SPLIT_TRAIN : TR_SPLIT_TEST;
     rc = 0;
 out:
-    cJSON_Delete(o);
     return rc;
 }
 
@@ -441,28 +391,13 @@ static void file_stamp(FILE *f, unsigned long long stamp[4])
 static int load_prompts(loader *L)
 {
     tr_dataset *ds = L->ds;
-    FILE *f = fopen(L->ppath, "rb");
-    if (!f)
-        return tr_err("%s: cannot open: %s", L->ppath, strerror(errno));
-    file_stamp(f, ds->prompts_stamp);
-    char *line = NULL;
-    size_t cap = 0, prev;
-    long long got;
-    long ln = 0;
-    int rc = 1;
-    while ((got = tr_getline_max(&line, &cap, f, TR_LINE_MAX)) != -1) {
-        if (got == -2) {
-            tr_err_at(L->ppath, ln + 1, "line longer than %zu bytes (TR_LINE_MAX, tools/DATASET.md); "
-                      "not reading the rest of it", TR_LINE_MAX);
-            goto out;
-        }
-        char *s = line;
-        size_t len = (size_t)got;
-        if (++ln == 1 && len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3))
-            s += 3, len -= 3;
-        size_t k = strspn(s, " \t\r\n");
-        if (k == len)
-            continue; /* blank line */
+    tr_jsonl j;
+    if (tr_jsonl_open(&j, L->ppath))
+        return 1;
+    file_stamp(j.f, ds->prompts_stamp);
+    size_t prev;
+    int rc = 1, r;
+    while ((r = tr_jsonl_next(&j)) > 0) {
         if (ds->n_prompts == L->pcap) {
             L->pcap = L->pcap ? 2 * L->pcap : 1024;
             ds->prompts = tr_xrealloc(ds->prompts, L->pcap * sizeof *ds->prompts);
@@ -470,26 +405,24 @@ static int load_prompts(loader *L)
         }
         tr_ds_prompt *p = &ds->prompts[ds->n_prompts];
         memset(p, 0, sizeof *p);
-        if (parse_prompt(L->ppath, ln, s, len, p, !(L->flags & TR_DS_NO_TEXT))) {
+        if (parse_prompt(L->ppath, j.ln, j.obj, p, !(L->flags & TR_DS_NO_TEXT))) {
             free(p->id);
             goto out;
         }
-        L->pline[ds->n_prompts] = ln;
+        L->pline[ds->n_prompts] = j.ln;
         ds->n_prompts++; /* counted before the check so that free() sees it */
         if (tr_strmap_add(&L->ids, p->id, ds->n_prompts - 1, &prev)) {
-            tr_err_at(L->ppath, ln, "duplicate prompt id \"%.100s\" (first on line %ld)", p->id, L->pline[prev]);
+            tr_err_at(L->ppath, j.ln, "duplicate prompt id \"%.100s\" (first on line %ld)", p->id,
+                      L->pline[prev]);
             goto out;
         }
     }
-    if (ferror(f))
-        tr_err("%s: read error", L->ppath);
-    else if (!ds->n_prompts)
+    if (r == 0 && !ds->n_prompts)
         tr_err_at(L->ppath, 1, "no prompts");
-    else
+    else if (r == 0)
         rc = 0;
 out:
-    free(line);
-    fclose(f);
+    tr_jsonl_close(&j);
     return rc;
 }
 
@@ -504,7 +437,7 @@ static int load_scores(loader *L)
     if (tr_csv_open(&c, L->cpath))
         return 1;
     int rc = 1, r;
-    if (csv_header(&c))
+    if (tr_csv_header(&c))
         goto out;
     if (strcmp(c.fields[0], "id")) {
         tr_err_at(c.path, c.line, "missing column \"id\" (must be the first)");
@@ -580,9 +513,9 @@ int tr_dataset_load_flags(const char *dir, tr_dataset *ds, unsigned flags)
 {
     memset(ds, 0, sizeof *ds);
     loader L = {.ds = ds, .flags = flags};
-    L.mpath = join_path(dir, "models.csv");
-    L.ppath = join_path(dir, "prompts.jsonl");
-    L.cpath = join_path(dir, "correctness.csv");
+    L.mpath = tr_path_join(dir, "models.csv");
+    L.ppath = tr_path_join(dir, "prompts.jsonl");
+    L.cpath = tr_path_join(dir, "correctness.csv");
     int rc = load_models(&L) || load_prompts(&L) || load_scores(&L);
     if (rc) {
         tr_dataset_free(ds);
@@ -602,14 +535,13 @@ int tr_dataset_load_flags(const char *dir, tr_dataset *ds, unsigned flags)
 int tr_prompt_reader_open(tr_prompt_reader *r, const char *dir, const tr_dataset *ds)
 {
     memset(r, 0, sizeof *r);
-    r->path = join_path(dir, "prompts.jsonl");
-    if (!(r->f = fopen(r->path, "rb"))) {
-        tr_err("%s: cannot open: %s", r->path, strerror(errno));
+    r->path = tr_path_join(dir, "prompts.jsonl");
+    if (tr_jsonl_open(&r->j, r->path)) {
         tr_prompt_reader_close(r);
         return 1;
     }
     unsigned long long now[4];
-    file_stamp(r->f, now);
+    file_stamp(r->j.f, now);
     if (memcmp(now, ds->prompts_stamp, sizeof now) != 0) {
         tr_err("%s: changed since the dataset was loaded (size, time or file differ); "
                "not mixing two versions of the prompts", r->path);
@@ -619,42 +551,23 @@ int tr_prompt_reader_open(tr_prompt_reader *r, const char *dir, const tr_dataset
     return 0;
 }
 
-/* load_prompts' walk over the lines, keeping only the text. */
+/* load_prompts' walk over the lines (the same reader), keeping only the text. */
 const char *tr_prompt_reader_next(tr_prompt_reader *r)
 {
-    cJSON_Delete(r->json);
-    r->json = NULL;
-    long long got;
-    while ((got = tr_getline_max(&r->line, &r->cap, r->f, TR_LINE_MAX)) != -1) {
-        if (got == -2) {
-            tr_err_at(r->path, r->ln + 1, "line longer than %zu bytes (TR_LINE_MAX)", TR_LINE_MAX);
-            return NULL;
-        }
-        char *s = r->line;
-        size_t len = (size_t)got;
-        if (++r->ln == 1 && len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3))
-            s += 3, len -= 3;
-        if (strspn(s, " \t\r\n") == len)
-            continue; /* blank line */
-        const char *text;
-        cJSON *o = cJSON_ParseWithLengthOpts(s, len + 1, NULL, 1);
-        r->json = o;
-        if (!cJSON_IsObject(o) || json_str(o, "text", NULL, &text) || !*text) {
-            tr_err_at(r->path, r->ln, "not the prompt it was when the dataset was loaded");
-            return NULL;
-        }
-        return text;
+    const char *text;
+    int got = tr_jsonl_next(&r->j);
+    if (got > 0 && (json_str(r->j.obj, "text", NULL, &text) || !*text)) {
+        tr_err_at(r->path, r->j.ln, "not the prompt it was when the dataset was loaded");
+        return NULL;
     }
-    tr_err("%s: %s", r->path, ferror(r->f) ? "read error" : "fewer prompts than when it was loaded");
-    return NULL;
+    if (got == 0)
+        tr_err("%s: fewer prompts than when it was loaded", r->path);
+    return got > 0 ? text : NULL;
 }
 
 void tr_prompt_reader_close(tr_prompt_reader *r)
 {
-    cJSON_Delete(r->json);
-    if (r->f)
-        fclose(r->f);
-    free(r->line);
+    tr_jsonl_close(&r->j);
     free(r->path);
     memset(r, 0, sizeof *r);
 }
@@ -798,7 +711,7 @@ int tr_dataset_write(const char *dir, const tr_dataset *ds, int force)
     char *path[3];
     int rc = 0;
     for (int k = 0; k < 3; k++) {
-        path[k] = join_path(dir, names[k]);
+        path[k] = tr_path_join(dir, names[k]);
         if (!force && !rc && access(path[k], F_OK) == 0)
             rc = tr_err("%s already exists (--force overwrites)", path[k]);
     }
@@ -861,57 +774,29 @@ int tr_dataset_write(const char *dir, const tr_dataset *ds, int force)
 
 char **tr_read_prompts(const char *path, size_t *n)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        tr_err("cannot open %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char **out = NULL, *buf = NULL;
-    size_t cap = 0, bcap = 0;
-    long line = 0;
-    long long got;
-    const char *why = NULL;
+    tr_jsonl j;
+    char **out = NULL;
+    size_t cap = 0;
+    int r = 1;
     *n = 0;
-    /* Line by line, each within TR_LINE_MAX: a file of one huge line costs
-     * no more than that (issue #18). */
-    while ((got = tr_getline_max(&buf, &bcap, f, TR_LINE_MAX)) != -1) {
-        line++;
-        if (got == -2) {
-            why = "line longer than TR_LINE_MAX (16 MiB); not reading the rest of it";
-            break;
-        }
-        size_t len = (size_t)got;
-        if (memchr(buf, 0, len)) {
-            why = "NUL byte";
-            break;
-        }
-        if (strspn(buf, " \t\r\n") == len)
-            continue;
-        if (tr_json_nul_escape(buf, len)) {
-            why = "a \\u0000 (NUL) escape: the text would be cut there; remove it";
-            break;
-        }
-        cJSON *o = cJSON_ParseWithLengthOpts(buf, len + 1, NULL, 0);
-        const cJSON *t = o ? cJSON_GetObjectItemCaseSensitive(o, "text") : NULL;
+    if (tr_jsonl_open(&j, path))
+        return NULL;
+    while ((r = tr_jsonl_next(&j)) > 0) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(j.obj, "text");
         if (!cJSON_IsString(t) || !t->valuestring[0]) {
-            cJSON_Delete(o);
-            why = "expected a JSON object with a non-empty \"text\" string";
+            r = -tr_err_at(path, j.ln, "expected a JSON object with a non-empty \"text\" string");
             break;
         }
         if (*n == cap)
             out = tr_xrealloc(out, (cap = cap ? 2 * cap : 256) * sizeof *out);
         out[(*n)++] = tr_xstrdup(t->valuestring);
-        cJSON_Delete(o);
     }
-    if (!why && ferror(f))
-        why = "read error";
-    free(buf);
-    fclose(f);
-    if (why) {
-        tr_err_at(path, line, "%s", why);
+    tr_jsonl_close(&j);
+    if (r < 0) {
         for (size_t i = 0; i < *n; i++)
             free(out[i]);
         free(out);
+        *n = 0;
         return NULL;
     }
     if (*n == 0)

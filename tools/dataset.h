@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "jsonl.h"
 #include "util.h"
 
 #define TR_SPLIT_ANY (-1)
@@ -39,11 +40,8 @@ int  tr_dataset_load_flags(const char *dir, tr_dataset *ds, unsigned flags);
  * next prompt, valid until the next call; NULL (a message printed) at the
  * end of the file or when a line no longer parses as a prompt. */
 typedef struct tr_prompt_reader {
-    FILE *f;
-    char *path, *line;
-    size_t cap;
-    long ln;
-    void *json; /* the current line's cJSON tree */
+    char *path;
+    tr_jsonl j;
 } tr_prompt_reader;
 /* 0 ok; 1 (a message printed) when the file cannot be opened or is not the
  * one ds was loaded from (replaced, resized or modified since). */
@@ -73,6 +71,8 @@ typedef struct tr_csv {
 int tr_csv_open(tr_csv *c, const char *path);  /* 0 ok; message on failure */
 int tr_csv_next(tr_csv *c);  /* 1 record, 0 end of file, -1 error (printed) */
 void tr_csv_close(tr_csv *c);
+int tr_csv_header(tr_csv *c); /* reads the header row; duplicate names are an error. 0 ok */
+long tr_csv_col(const tr_csv *c, const char *name); /* its column in the header, or -1 */
 
 /* String -> index hash map. Keys are not copied: they must outlive it. */
 typedef struct tr_strmap {
@@ -88,10 +88,6 @@ void tr_strmap_free(tr_strmap *m);
 /* Non-zero when s[0..n) is well-formed UTF-8 (no overlongs, surrogates or
  * code points above U+10FFFF). */
 int tr_utf8_valid(const char *s, size_t n);
-
-/* Error "path:line: message" through tr_err(); returns 1. */
-int tr_err_at(const char *path, long line, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* Prompts, one JSON object with a non-empty "text" string per line (blank
  * lines skipped): n malloc'd strings. NULL and a message naming the line on

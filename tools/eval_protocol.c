@@ -39,6 +39,7 @@
 #include "tr_task.h"
 #include "tr_task_fit.h"
 #include "util.h"
+#include "trh_rand.h"
 
 #define GRID TR_CURVE_GRID
 #define OUT_GRID 101    /* the curve points written to the JSON */
@@ -49,12 +50,16 @@ static const uint32_t K_grid[] = {4, 8, 16, 32, 64};
 #define N_CG (sizeof K_grid / sizeof *K_grid)
 #define MAX_UNKNOWN_SHARE 0.01 /* a model with more unknown scores is left out */
 
-enum { M_KNN, M_KMEANS, M_LMAP, M_PARETO, M_ORACLE, M_COUNT };
-static const char *method_id[M_COUNT] = {"knn", "kmeans", "learned-map", "pareto-random", "oracle"};
+enum { M_KNN, M_KMEANS, M_LMAP, M_TMAP, M_PARETO, M_ORACLE, M_COUNT };
+static const char *method_id[M_COUNT] = {"knn",      "kmeans",        "learned-map",
+                                         "task-map", "pareto-random", "oracle"};
 static const char *method_label[M_COUNT] = {
     "kNN (int8 core)", "K-means clusters (int8 core)", "Learned cluster map",
-    "Pareto-random", "Oracle"};
-static const char *method_kind[M_COUNT] = {"router", "router", "router", "baseline", "bound"};
+    "Task map (learned map over the tasks)", "Pareto-random", "Oracle"};
+static const char *method_kind[M_COUNT] = {"router", "router", "router", "router", "baseline", "bound"};
+/* The task map's l2 weight, chosen on validation. */
+static const double tmap_l2_grid[] = {1e-4, 1e-3, 1e-2};
+#define N_TL2 (sizeof tmap_l2_grid / sizeof *tmap_l2_grid)
 
 typedef struct eval_opts {
     const char **data; /* room for every argument: no fixed count of --data */
@@ -74,18 +79,10 @@ typedef struct eval_opts {
 
 /* ---- small numerics ---- */
 
-static uint64_t splitmix(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static void shuffle(uint32_t *a, uint32_t n, uint64_t *s)
 {
     for (uint32_t i = n; i > 1; i--) {
-        uint32_t j = (uint32_t)(splitmix(s) % i);
+        uint32_t j = (uint32_t)(trh_splitmix64(s) % i);
         uint32_t t = a[i - 1];
         a[i - 1] = a[j];
         a[j] = t;
@@ -104,7 +101,7 @@ typedef struct prepared {
     uint32_t dim;
     float *raw;                     /* n x dim unit SIF vectors, no pc */
     uint32_t dropped_unknown, dropped_no_word;
-    char cost_unit[512];
+    char *cost_unit; /* the first line of cost_unit.txt, or NULL */
     char emb_sha[65]; /* of the --embeddings file */
 } prepared;
 
@@ -169,6 +166,7 @@ static void prepared_free(prepared *p)
     free(p->prompt);
     free(p->Y);
     free(p->raw);
+    free(p->cost_unit);
 }
 
 static int prepare(const char *path, uint8_t *table, size_t table_len, const eval_opts *o,
@@ -182,13 +180,15 @@ static int prepare(const char *path, uint8_t *table, size_t table_len, const eva
     p->name = slash && slash[1] ? slash + 1 : path;
     if (tr_dataset_load(path, &p->ds))
         return 1;
-    char unit_path[4096];
-    snprintf(unit_path, sizeof unit_path, "%s/cost_unit.txt", path);
-    FILE *uf = fopen(unit_path, "r");
+    char *unit_path = tr_path_join(path, "cost_unit.txt");
+    FILE *uf = fopen(unit_path, "r"); /* optional: without it, costs are models.csv's */
+    free(unit_path);
     if (uf) {
-        if (!fgets(p->cost_unit, sizeof p->cost_unit, uf))
-            p->cost_unit[0] = 0;
-        p->cost_unit[strcspn(p->cost_unit, "\r\n")] = 0;
+        size_t cap = 0;
+        if (tr_getline_max(&p->cost_unit, &cap, uf, TR_LINE_MAX) >= 0)
+            p->cost_unit[strcspn(p->cost_unit, "\r\n")] = 0;
+        else
+            free(p->cost_unit), p->cost_unit = NULL;
         fclose(uf);
     }
     tr_dataset *ds = &p->ds;
@@ -210,16 +210,19 @@ static int prepare(const char *path, uint8_t *table, size_t table_len, const eva
     tr_embedder e = {0};
     float *given = NULL;
     if (o->embeddings) {
-        char gpath[4096];
-        snprintf(gpath, sizeof gpath, "%s/%s", path, o->embeddings);
-        if (!(given = read_npy(gpath, ds->n_prompts, &p->dim)))
-            return 1;
-        for (size_t i = 0; i < ds->n_prompts * (size_t)p->dim; i++)
+        char *gpath = tr_path_join(path, o->embeddings);
+        given = read_npy(gpath, ds->n_prompts, &p->dim);
+        for (size_t i = 0; given && i < ds->n_prompts * (size_t)p->dim; i++)
             if (!isfinite(given[i])) {
+                tr_err("%s: NaN or Inf in row %zu", gpath, i / p->dim + 1);
                 free(given);
-                return tr_err("%s: NaN or Inf in row %zu", gpath, i / p->dim + 1);
+                given = NULL;
             }
-        file_sha256(gpath, p->emb_sha);
+        if (given)
+            file_sha256(gpath, p->emb_sha);
+        free(gpath);
+        if (!given)
+            return 1;
     } else {
         tr_status st = tr_embedder_view(table, table_len, &e);
         if (st != TR_OK)
@@ -255,7 +258,7 @@ static int prepare(const char *path, uint8_t *table, size_t table_len, const eva
         }
         if (o->random_emb) /* the floor: a fixed random direction per prompt */
             for (uint32_t d = 0; d < dim; d++)
-                v[d] = (float)((double)(splitmix(&rs) >> 11) / 9007199254740992.0 - 0.5);
+                v[d] = (float)(trh_unit_double(&rs) - 0.5);
         tr_normalize(v, dim);
         for (uint32_t m = 0; m < p->n_models; m++)
             p->Y[(size_t)p->n * p->n_models + m] = ds->scores[i * ds->n_models + p->model_col[m]];
@@ -456,7 +459,8 @@ static const char *const cpt_key[N_CPT] = {"80", "90", "95", "100"};
 typedef struct seed_result {
     tr_curve c[M_COUNT];
     int has[M_COUNT];
-    uint32_t k, K;
+    uint32_t k, K, n_tasks; /* n_tasks: the task map's clusters (0: no task map) */
+    double tmap_l2;        /* the task map's l2, chosen on validation */
     float a;               /* kNN prior strength chosen with k */
     float aK;              /* the a the clusters' Psi was shrunk with (= a) */
     double best_single_q;  /* the best single test model's test accuracy */
@@ -579,6 +583,118 @@ static void pareto_random_curve(const split *s, const float *Yva_te, const float
     }
     tr_curve_summarise(c);
     free(va_acc), free(te_acc), free(order), free(front);
+}
+
+/* The unit rows of the int8 embeddings q of the prompts idx. */
+static float *unit_rows(const int8_t *q, const uint32_t *idx, uint32_t n, uint32_t dim)
+{
+    float *x = tr_xmalloc((size_t)n * dim * sizeof *x);
+    for (uint32_t i = 0; i < n; i++) {
+        const int8_t *qi = q + (size_t)idx[i] * dim;
+        double ss = 0;
+        for (uint32_t d = 0; d < dim; d++)
+            ss += (double)qi[d] * qi[d];
+        for (uint32_t d = 0; d < dim; d++)
+            x[(size_t)i * dim + d] = (float)(qi[d] / sqrt(ss));
+    }
+    return x;
+}
+
+/* The prompts of idx whose task is one of the train prompts' (tid[] <
+ * n_tasks): their positions in idx into keep, their task ids into asg;
+ * returns how many. */
+static uint32_t known_task(const uint32_t *tid, uint32_t n_tasks, const uint32_t *idx, uint32_t n,
+                           uint32_t *keep, uint32_t *asg)
+{
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (tid[idx[i]] < n_tasks)
+            keep[k] = idx[i], asg[k++] = tid[idx[i]];
+    return k;
+}
+
+/* The task map (M_TMAP): the learned map's device code with the data's tasks
+ * as its clusters. theta: a softmax regression of the train prompts onto
+ * their tasks (l2 on validation); Psi: each model's error per task, from the
+ * prompts that label it (train for the training models, lab for the routed
+ * ones), shrunk with kNN's a as the clusters' Psi is. Nothing when the train
+ * prompts have fewer than two tasks or more than TR_LMAP_MAX_K. */
+static int task_map(const prepared *p, const int8_t *q, const split *s, const uint32_t *lab,
+                    uint32_t nlab, const float *Ytr_tr, const float *Yva_tr, const float *Yte,
+                    const double *cn_tr, const double *cn_te, float *P, seed_result *r)
+{
+    const uint32_t dim = p->dim, n = p->n;
+    uint32_t *tid = tr_xmalloc(n * sizeof *tid), T = 0;
+    tr_strmap names = {0};
+    for (uint32_t i = 0; i < n; i++)
+        tid[i] = UINT32_MAX;
+    for (uint32_t i = 0; i < s->ntr; i++) {
+        size_t t;
+        const char *name = p->ds.prompts[p->prompt[s->tr[i]]].task;
+        if (!tr_strmap_get(&names, name, &t))
+            tr_strmap_add(&names, name, t = T++, NULL);
+        tid[s->tr[i]] = (uint32_t)t;
+    }
+    for (uint32_t i = 0; i < n; i++) { /* validation and test prompts of a train task */
+        size_t t;
+        if (tid[i] == UINT32_MAX && tr_strmap_get(&names, p->ds.prompts[p->prompt[i]].task, &t))
+            tid[i] = (uint32_t)t;
+    }
+    tr_strmap_free(&names);
+    if (T < 2 || T > TR_LMAP_MAX_K) {
+        free(tid);
+        return 0;
+    }
+    float *x = unit_rows(q, s->tr, s->ntr, dim), *cent = tr_xcalloc((size_t)T * dim, sizeof *cent);
+    uint32_t *task = tr_xmalloc(s->ntr * sizeof *task), *cnt = tr_xcalloc(T, sizeof *cnt);
+    for (uint32_t i = 0; i < s->ntr; i++) {
+        task[i] = tid[s->tr[i]];
+        cnt[task[i]]++;
+        for (uint32_t d = 0; d < dim; d++)
+            cent[(size_t)task[i] * dim + d] += x[(size_t)i * dim + d];
+    }
+    for (uint32_t t = 0; t < T; t++)
+        for (uint32_t d = 0; d < dim; d++)
+            cent[(size_t)t * dim + d] /= (float)cnt[t];
+    const uint32_t mx = s->nmtr > s->nmte ? s->nmtr : s->nmte;
+    float *psi = tr_xmalloc((size_t)T * mx * sizeof *psi),
+          *theta = tr_xmalloc((size_t)T * (dim + 1) * sizeof *theta),
+          *best = tr_xmalloc((size_t)T * (dim + 1) * sizeof *best);
+    uint32_t *keep = tr_xmalloc(n * sizeof *keep), *asg = tr_xmalloc(n * sizeof *asg);
+    tr_clusters cv = {.k = T, .dim = dim, .psi = psi};
+    float z[TR_LMAP_MAX_K];
+    tr_curve cv_tmp;
+    double best_area = -1;
+    /* l2 on validation: the training models, Psi from the train prompts. */
+    cv.n_models = s->nmtr;
+    tr_cluster_psi(Ytr_tr, s->ntr, s->nmtr, task, T, r->a, psi);
+    for (uint32_t g = 0; g < N_TL2; g++) {
+        if (tr_task_map_fit(x, s->ntr, dim, task, cent, T, tmap_l2_grid[g], 300, theta) < 0)
+            return tr_err("out of memory");
+        tr_learned_map map = {T, dim, theta};
+        for (uint32_t i = 0; i < s->nva; i++)
+            tr_learned_map_predict(&map, &cv, q + (size_t)s->va[i] * dim, z, P + (size_t)i * s->nmtr);
+        tr_route_curve(P, Yva_tr, s->nva, s->nmtr, cn_tr, &cv_tmp, NULL);
+        if (cv_tmp.area > best_area) {
+            best_area = cv_tmp.area;
+            r->tmap_l2 = tmap_l2_grid[g];
+            memcpy(best, theta, (size_t)T * (dim + 1) * sizeof *best);
+        }
+    }
+    /* Test: the routed models' Psi from their labelled prompts. */
+    uint32_t nk = known_task(tid, T, lab, nlab, keep, asg);
+    float *y = sub_y(p, keep, nk, s->mte, s->nmte);
+    cv.n_models = s->nmte;
+    tr_cluster_psi(y, nk, s->nmte, asg, T, r->a, psi);
+    tr_learned_map map = {T, dim, best};
+    for (uint32_t i = 0; i < s->nte; i++)
+        tr_learned_map_predict(&map, &cv, q + (size_t)s->te[i] * dim, z, P + (size_t)i * s->nmte);
+    tr_route_curve(P, Yte, s->nte, s->nmte, cn_te, &r->c[M_TMAP], NULL);
+    r->has[M_TMAP] = 1;
+    r->n_tasks = T;
+    free(y), free(tid), free(x), free(cent), free(task), free(cnt), free(psi), free(theta), free(best);
+    free(keep), free(asg);
+    return 0;
 }
 
 static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const eval_opts *o,
@@ -819,6 +935,9 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
         }
         free(psi_tr), free(phi), free(err), free(theta);
     }
+
+    if (!o->no_lmap && task_map(p, q, &s, lab, nlab, Ytr_tr, Yva_tr, Yte, cn_tr, cn_te, P, r))
+        return 1;
 
     /* Pareto-random: the front by validation accuracy, mixed on test. */
     pareto_random_curve(&s, Yva_te, Yte, cn_te, &r->c[M_PARETO]);
@@ -1215,16 +1334,17 @@ static cJSON *dataset_json(const prepared *p, const eval_opts *o, seed_result *s
                                                             : "half train, half test (new models)");
     cJSON_AddNumberToObject(d, "dropped_unknown_score", p->dropped_unknown);
     cJSON_AddNumberToObject(d, "dropped_no_known_word", p->dropped_no_word);
-    cJSON_AddStringToObject(d, "cost_unit", p->cost_unit[0] ? p->cost_unit
+    cJSON_AddStringToObject(d, "cost_unit", p->cost_unit && p->cost_unit[0] ? p->cost_unit
                                                             : "the dataset's models.csv cost");
     cJSON *e = cJSON_AddObjectToObject(d, "embedder");
-    char ename[256];
+    char *ename;
     if (o->embeddings)
-        snprintf(ename, sizeof ename, "given vectors: %s", o->embeddings);
+        ename = tr_xprintf("given vectors: %s", o->embeddings);
     else
-        snprintf(ename, sizeof ename, "%s%s%s", o->random_emb ? "random (floor)" : o->embedder,
+        ename = tr_xprintf("%s%s%s", o->random_emb ? "random (floor)" : o->embedder,
                  o->hashed ? " hashed n-grams" : o->uniform ? " mean" : " SIF", o->no_pc || o->random_emb ? "" : " -pc");
     cJSON_AddStringToObject(e, "name", ename);
+    free(ename);
     cJSON_AddStringToObject(e, "sha256", o->embeddings ? p->emb_sha : emb_sha);
     cJSON *seeds = cJSON_AddArrayToObject(d, "seeds");
     for (int i = 0; i < o->n_seeds; i++)
@@ -1238,11 +1358,13 @@ static cJSON *dataset_json(const prepared *p, const eval_opts *o, seed_result *s
         cJSON_AddStringToObject(mo, "id", method_id[m]);
         cJSON_AddStringToObject(mo, "label", method_label[m]);
         cJSON_AddStringToObject(mo, "kind", method_kind[m]);
-        if (m == M_KNN || m == M_KMEANS || m == M_LMAP) {
+        if (m == M_KNN || m == M_KMEANS || m == M_LMAP || m == M_TMAP) {
             cJSON_AddStringToObject(mo, "param", m == M_KNN ? "k" : "K");
             cJSON *ch = cJSON_AddArrayToObject(mo, "chosen");
             for (int i = 0; i < o->n_seeds; i++)
-                cJSON_AddItemToArray(ch, cJSON_CreateNumber(m == M_KNN ? sr[i].k : sr[i].K));
+                cJSON_AddItemToArray(ch, cJSON_CreateNumber(m == M_KNN   ? sr[i].k
+                                                            : m == M_TMAP ? sr[i].n_tasks
+                                                                          : sr[i].K));
             /* kNN: a chosen with k; the cluster methods: Psi's a, chosen
              * with K (the learned map reuses K-means'). */
             cJSON *pa = cJSON_AddArrayToObject(mo, "prior_strength");
@@ -1429,9 +1551,11 @@ int tr_eval_protocol(int argc, char **argv)
         default: return tr_bad_option(argv);
         }
     }
+    if (!o.embedder && !o.embeddings)
+        o.embedder = tr_default_embedder(); /* the installed table, if any */
     if (!o.n_data || !(o.embedder || o.embeddings) || optind != argc) {
-        tr_err("eval needs --data and --embedder or --embeddings (or --pack, see eval --pack "
-               "--help)");
+        tr_err("eval needs --data and --embedder (unless the CLI is installed with its default "
+               "table) or --embeddings (or --pack, see eval --pack --help)");
         fputs(usage, stderr);
         return 2;
     }

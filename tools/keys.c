@@ -1,3 +1,4 @@
+#include <cjson/cJSON.h>
 #include "keys.h"
 
 #include <ctype.h>
@@ -209,36 +210,32 @@ out:
     return r;
 }
 
-/* Create path exclusively with mode; refuses to replace an existing file. */
-static int write_new(const char *path, const char *data, mode_t mode, int force)
+/* Write path with mode (the caller checked --force). */
+static int write_key(const char *path, const char *data, unsigned mode)
 {
-    if (!force && access(path, F_OK) == 0)
-        return tr_err("%s exists; not overwriting it (use --force)", path);
-    if (tr_write_file_atomic(path, data, strlen(data)) != 0)
-        return 1;
-    if (chmod(path, mode) != 0)
-        return tr_err("cannot chmod %s: %s", path, strerror(errno));
-    return 0;
+    return tr_write_file_mode(path, data, strlen(data), mode) != 0;
 }
 
 static const char keygen_usage[] =
-    "usage: tinyroute keygen --out PREFIX [--force]\n"
+    "usage: tinyroute keygen --out PREFIX [--force] [--json]\n"
     "Writes an ECDSA P-256 key pair as PEM: PREFIX.key (private, mode 0600)\n"
     "and PREFIX.pub (public). Keys from `openssl ecparam -name prime256v1\n"
-    "-genkey -noout` work the same way.\n";
+    "-genkey -noout` work the same way. --json: {\"key\", \"pub\", \"key_id\"}\n"
+    "on stdout.\n";
 
 int cmd_keygen(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"out", required_argument, 0, 'o'}, {"force", no_argument, 0, 'f'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *prefix = NULL;
-    int force = 0, c;
+    int force = 0, json = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'o': prefix = optarg; break;
         case 'f': force = 1; break;
+        case 'j': json = 1; break;
         case 'h': fputs(keygen_usage, stdout); return 0;
         default: return tr_bad_option(argv);
         }
@@ -247,6 +244,16 @@ int cmd_keygen(int argc, char **argv)
         fputs(keygen_usage, stderr);
         return 2;
     }
+    char *kpath = tr_xprintf("%s.key", prefix), *ppath = tr_xprintf("%s.pub", prefix);
+    /* Both before either is written: a new .key beside an old .pub would be
+     * a pair that does not match. */
+    for (int i = 0; i < 2 && !force; i++)
+        if (access(i ? ppath : kpath, F_OK) == 0) {
+            tr_err("%s exists; not overwriting it (use --force)", i ? ppath : kpath);
+            free(kpath);
+            free(ppath);
+            return 2;
+        }
     mbedtls_pk_context pk;
     mbedtls_entropy_context ent;
     mbedtls_ctr_drbg_context drbg;
@@ -266,16 +273,26 @@ int cmd_keygen(int argc, char **argv)
         mbed_err("cannot generate a key for", prefix, rc);
         goto out;
     }
-    size_t pl = strlen(prefix) + 5;
-    char *kpath = tr_xmalloc(pl), *ppath = tr_xmalloc(pl);
-    snprintf(kpath, pl, "%s.key", prefix);
-    snprintf(ppath, pl, "%s.pub", prefix);
-    if (write_new(kpath, (char *)priv, 0600, force) == 0 &&
-        write_new(ppath, (char *)pub, 0644, force) == 0) {
+    if (write_key(kpath, (char *)priv, 0600) == 0 && write_key(ppath, (char *)pub, 0644) == 0) {
         tr_pubkey pk65;
         uint8_t id[32];
         point_of(&pk, kpath, &pk65);
         tr_key_id(&pk65, id);
+        if (json) {
+            char hex[65];
+            for (int i = 0; i < 32; i++)
+                sprintf(hex + 2 * i, "%02x", id[i]);
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "key", kpath);
+            cJSON_AddStringToObject(o, "pub", ppath);
+            cJSON_AddStringToObject(o, "key_id", hex);
+            char *txt = cJSON_PrintUnformatted(o);
+            printf("%s\n", txt);
+            free(txt);
+            cJSON_Delete(o);
+            r = 0;
+            goto out;
+        }
         printf("wrote %s and %s, key id ", kpath, ppath);
         for (int i = 0; i < 32; i++)
             printf("%02x", id[i]);
@@ -285,9 +302,9 @@ int cmd_keygen(int argc, char **argv)
                ppath, prefix);
         r = 0;
     }
+out:
     free(kpath);
     free(ppath);
-out:
     mbedtls_platform_zeroize(priv, sizeof priv);
     mbedtls_pk_free(&pk);
     mbedtls_ctr_drbg_free(&drbg);
@@ -296,13 +313,14 @@ out:
 }
 
 static const char pubkey_usage[] =
-    "usage: tinyroute pubkey KEY.pub [--format c|hex|der|raw] [--name NAME]\n"
+    "usage: tinyroute pubkey KEY.pub [--format c|hex|der|raw|json] [--name NAME] [--json]\n"
     "Prints a public key (PEM or DER, e.g. from keygen) as the device takes it:\n"
     "  c    the tr_pubkey initializer {{0x04, X, Y}} with its key id in a comment\n"
     "       (default); with --name a whole `static const tr_pubkey NAME = ...;`\n"
     "  hex  the 65-byte SEC1 point 04||X||Y as 130 hex digits\n"
     "  der  the DER SubjectPublicKeyInfo (as `openssl ec -pubin -outform DER`)\n"
     "  raw  the 65-byte point itself (what tr_pubkey.point holds)\n"
+    "  json {\"file\", \"point\" (hex), \"key_id\"} (also: --json)\n"
     "der and raw are binary: redirect them, they are not written to a terminal.\n"
     "A private key is refused: the device only ever needs the public half.\n";
 
@@ -355,7 +373,7 @@ int cmd_pubkey(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"format", required_argument, 0, 'f'}, {"name", required_argument, 0, 'n'},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *format = "c", *name = NULL;
     int c;
     optind = 1;
@@ -363,6 +381,7 @@ int cmd_pubkey(int argc, char **argv)
         switch (c) {
         case 'f': format = optarg; break;
         case 'n': name = optarg; break;
+        case 'j': format = "json"; break;
         case 'h': fputs(pubkey_usage, stdout); return 0;
         default: return tr_bad_option(argv);
         }
@@ -372,9 +391,9 @@ int cmd_pubkey(int argc, char **argv)
         return 2;
     }
     int fc = !strcmp(format, "c"), fhex = !strcmp(format, "hex"), fder = !strcmp(format, "der"),
-        fraw = !strcmp(format, "raw");
-    if (!fc && !fhex && !fder && !fraw) {
-        fprintf(stderr, "tinyroute pubkey: --format must be c, hex, der or raw, not '%s'\n", format);
+        fraw = !strcmp(format, "raw"), fjson = !strcmp(format, "json");
+    if (!fc && !fhex && !fder && !fraw && !fjson) {
+        fprintf(stderr, "tinyroute pubkey: --format must be c, hex, der, raw or json, not '%s'\n", format);
         return 2;
     }
     if (name && !fc) {
@@ -422,6 +441,20 @@ int cmd_pubkey(int argc, char **argv)
         for (int i = 0; i < 65; i++)
             printf("%02x", key.point[i]);
         printf("\n");
+    } else if (fjson) {
+        uint8_t id[32];
+        char pt[131], kid[65];
+        tr_key_id(&key, id);
+        for (int i = 0; i < 65; i++)
+            sprintf(pt + 2 * i, "%02x", key.point[i]);
+        for (int i = 0; i < 32; i++)
+            sprintf(kid + 2 * i, "%02x", id[i]);
+        printf("{\"file\":");
+        cJSON *s = cJSON_CreateString(path); /* the path, JSON-escaped */
+        char *txt = cJSON_PrintUnformatted(s);
+        printf("%s,\"point\":\"%s\",\"key_id\":\"%s\"}\n", txt, pt, kid);
+        free(txt);
+        cJSON_Delete(s);
     } else if (fraw) {
         fwrite(key.point, 1, sizeof key.point, stdout);
     } else {

@@ -18,7 +18,7 @@ static uint16_t ld16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
  * accepted and printed as nan). n_models 0: the pack is not known here. */
 static const char *record_fault(const tr_logfile *lf, uint32_t i, uint32_t n_models)
 {
-    const uint8_t *s = lf->bytes + TR_LOG_HEADER_BYTES + (size_t)i * lf->record_bytes;
+    const uint8_t *s = lf->bytes + lf->rec_off + (size_t)i * lf->record_bytes;
     tr_logrec r;
     tr_logfile_rec(lf, i, &r);
     int has = (r.flags & TR_LOG_REC_OUTCOME) != 0;
@@ -62,12 +62,33 @@ int tr_logfile_read(const char *path, tr_logfile *lf)
         return 1;
     const uint8_t *b = lf->bytes;
     const char *why = NULL;
+    /* Version 2 (authenticated): a longer header with the device fields, and
+     * the MAC after the records. */
+    uint32_t mac = 0;
+    lf->first_id = 1;
     if (lf->len < TR_LOG_HEADER_BYTES || memcmp(b, TR_LOG_MAGIC, 8))
         why = "not an outcome log (bad magic)";
-    else if (tr_ld32(b + TR_LH_VERSION) != TR_LOG_VERSION)
+    else if ((lf->version = tr_ld32(b + TR_LH_VERSION)) != TR_LOG_VERSION &&
+             lf->version != TR_LOG_VERSION_AUTH)
         why = "unsupported outcome log version";
-    else if (tr_ld32(b + TR_LH_HEADER_BYTES) != TR_LOG_HEADER_BYTES)
+    else if (lf->version == TR_LOG_VERSION_AUTH && lf->len < TR_LOG_HEADER_BYTES_V2 + TR_LOG_MAC_BYTES)
+        why = "truncated: shorter than an authenticated log's header and MAC";
+    else if (tr_ld32(b + TR_LH_HEADER_BYTES) !=
+             (lf->version == TR_LOG_VERSION ? TR_LOG_HEADER_BYTES : TR_LOG_HEADER_BYTES_V2))
         why = "bad header size";
+    else if (lf->version == TR_LOG_VERSION_AUTH) {
+        lf->device_id = tr_ld64(b + TR_LH_DEVICE_ID);
+        lf->first_id = tr_ld64(b + TR_LH_FIRST_ID);
+        mac = TR_LOG_MAC_BYTES;
+        if (tr_ld32(b + TR_LH_AUTH) != TR_LOG_AUTH_HMAC_SHA256 ||
+            tr_ld32(b + TR_LH_MAC_BYTES) != TR_LOG_MAC_BYTES)
+            why = "unknown authentication (not HMAC-SHA-256 with a 32-byte MAC)";
+        else if (tr_ld64(b + TR_LH_MAC_BYTES + 4) != 0)
+            why = "reserved header bytes are not zero";
+        else if (lf->first_id == 0)
+            why = "first id 0";
+    }
+    lf->rec_off = lf->version == TR_LOG_VERSION_AUTH ? TR_LOG_HEADER_BYTES_V2 : TR_LOG_HEADER_BYTES;
     if (!why) {
         lf->record_bytes = tr_ld32(b + TR_LH_RECORD_BYTES);
         lf->flags = tr_ld32(b + TR_LH_FLAGS);
@@ -86,10 +107,13 @@ int tr_logfile_read(const char *path, tr_logfile *lf)
                  lf->record_bytes != tr_log_record_bytes(lf->dim, lf->flags) ||
                  lf->text_max != ((lf->flags & TR_LOG_TEXT) ? TR_LOG_TEXT_MAX : 0))
             why = "record size does not match the flags and dim";
-        else if (lf->len != TR_LOG_HEADER_BYTES + (uint64_t)lf->n * lf->record_bytes)
-            why = "length does not match the record count";
+        else if (lf->len != (uint64_t)lf->rec_off + (uint64_t)lf->n * lf->record_bytes + mac)
+            why = mac ? "length does not match the record count and MAC (truncated or padded)"
+                      : "length does not match the record count";
         else if (lf->n > lf->capacity || lf->n > lf->recorded)
             why = "more records than the ring holds";
+        else if (lf->recorded && lf->recorded < lf->first_id - 1)
+            why = "ids issued before the log's first id";
     }
     char what[160];
     for (uint32_t i = 0; !why && i < lf->n; i++) {
@@ -103,9 +127,13 @@ int tr_logfile_read(const char *path, tr_logfile *lf)
             why = "a record claims an embedding the log does not keep";
         else if (r.text && r.text_len > lf->text_max)
             why = "a record's text is longer than the slot";
-        else if (i && r.id != tr_ld64(lf->bytes + TR_LOG_HEADER_BYTES +
+        else if (i && r.id != tr_ld64(lf->bytes + lf->rec_off +
                                       (size_t)(i - 1) * lf->record_bytes) + 1)
             why = "record ids are not consecutive";
+        else if (!i && r.id < lf->first_id)
+            why = "a record id before the log's first id";
+        else if (i == lf->n - 1 && lf->version == TR_LOG_VERSION_AUTH && r.id != lf->recorded)
+            why = "the newest record's id is not the header's ids issued";
     }
     if (why) {
         tr_err("%s: %s", path, why);
@@ -117,7 +145,7 @@ int tr_logfile_read(const char *path, tr_logfile *lf)
 
 void tr_logfile_rec(const tr_logfile *lf, uint32_t i, tr_logrec *r)
 {
-    const uint8_t *s = lf->bytes + TR_LOG_HEADER_BYTES + (size_t)i * lf->record_bytes;
+    const uint8_t *s = lf->bytes + lf->rec_off + (size_t)i * lf->record_bytes;
     r->id = tr_ld64(s + TR_LR_ID);
     r->pack_tag = tr_ld64(s + TR_LR_PACK_TAG);
     r->model_hash = tr_ld64(s + TR_LR_MODEL_HASH);
@@ -147,6 +175,174 @@ void tr_logfile_free(tr_logfile *lf)
     memset(lf, 0, sizeof *lf);
 }
 
+/* ---- authentication (version 2) ---- */
+
+static int key_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const tr_devkey *)a)->id, y = ((const tr_devkey *)b)->id;
+    return x < y ? -1 : x > y;
+}
+
+static int hexval(int c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                         : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+int tr_devkeys_load(const char *path, tr_devkeys *dk)
+{
+    memset(dk, 0, sizeof *dk);
+    size_t len;
+    char *text = (char *)tr_read_file(path, &len);
+    if (!text)
+        return 1;
+    size_t cap = 0;
+    unsigned line = 0;
+    int bad = 0;
+    char *save = NULL;
+    /* Line by line, keeping blank lines in the count. */
+    for (char *p = text; p && !bad; ) {
+        char *nl = strchr(p, '\n');
+        if (nl)
+            *nl = 0;
+        line++;
+        char *hash = strchr(p, '#');
+        if (hash)
+            *hash = 0;
+        char *f[4];
+        int nf = 0;
+        for (char *t = strtok_r(p, " \t\r", &save); t; t = strtok_r(NULL, " \t\r", &save))
+            f[nf < 4 ? nf++ : 3] = t;
+        p = nl ? nl + 1 : NULL;
+        if (nf == 0)
+            continue;
+        tr_devkey k = {0};
+        size_t hl = nf >= 2 ? strlen(f[1]) : 0;
+        if (nf < 2 || nf > 3 || (nf == 3 && strcmp(f[2], "revoked"))) {
+            bad = tr_err("%s:%u: expected 'DEVICE_ID HEX_KEY [revoked]'", path, line);
+            break;
+        }
+        if (tr_parse_u64(f[0], &k.id)) {
+            bad = tr_err("%s:%u: device id '%s' is not a decimal integer", path, line, f[0]);
+            break;
+        }
+        if (hl % 2 || hl < 2 * TR_LOG_KEY_MIN || hl > 2 * TR_LOG_KEY_MAX) {
+            bad = tr_err("%s:%u: key of device %s: %u to %u hex digits, an even count", path, line,
+                         f[0], 2 * TR_LOG_KEY_MIN, 2 * TR_LOG_KEY_MAX);
+            break;
+        }
+        for (size_t i = 0; i < hl / 2 && !bad; i++) {
+            int hi = hexval((unsigned char)f[1][2 * i]), lo = hexval((unsigned char)f[1][2 * i + 1]);
+            if (hi < 0 || lo < 0)
+                bad = tr_err("%s:%u: key of device %s is not hexadecimal", path, line, f[0]);
+            k.key[i] = (uint8_t)(hi << 4 | lo);
+        }
+        k.key_len = hl / 2;
+        k.revoked = nf == 3;
+        if (dk->n == cap) {
+            cap = cap ? 2 * cap : 64;
+            dk->k = tr_xrealloc(dk->k, cap * sizeof *dk->k);
+        }
+        dk->k[dk->n++] = k;
+    }
+    free(text);
+    if (!bad && dk->n)
+        qsort(dk->k, dk->n, sizeof *dk->k, key_cmp);
+    for (size_t i = 1; !bad && i < dk->n; i++)
+        if (dk->k[i].id == dk->k[i - 1].id)
+            bad = tr_err("%s: device %llu is listed twice", path, (unsigned long long)dk->k[i].id);
+    if (!bad && dk->n == 0)
+        bad = tr_err("%s: no device key", path);
+    if (bad)
+        tr_devkeys_free(dk);
+    return bad;
+}
+
+void tr_devkeys_free(tr_devkeys *dk)
+{
+    if (dk->k)
+        memset(dk->k, 0, dk->n * sizeof *dk->k); /* the keys */
+    free(dk->k);
+    memset(dk, 0, sizeof *dk);
+}
+
+static tr_devkey *devkey_find(const tr_devkeys *dk, uint64_t id)
+{
+    tr_devkey probe = {.id = id};
+    return dk->n ? bsearch(&probe, dk->k, dk->n, sizeof *dk->k, key_cmp) : NULL;
+}
+
+int tr_logfile_auth(const tr_logfile *lf, const char *path, const tr_devkeys *dk)
+{
+    if (lf->version == TR_LOG_VERSION)
+        return dk->allow_v1 ? 0
+                            : tr_err("%s: refused: an unauthenticated (version 1) log, and --device-keys "
+                                     "is given (--allow-unauthenticated takes it unchecked)", path);
+    const tr_devkey *k = devkey_find(dk, lf->device_id);
+    if (!k)
+        return tr_err("%s: refused: device %llu is not in the device keys", path,
+                      (unsigned long long)lf->device_id);
+    if (k->revoked)
+        return tr_err("%s: refused: device %llu is revoked", path, (unsigned long long)lf->device_id);
+    uint8_t mac[32];
+    if (tr_hmac_sha256(k->key, k->key_len, lf->bytes, lf->len - TR_LOG_MAC_BYTES, mac) != TR_OK)
+        return tr_err("%s: refused: the MAC could not be computed", path);
+    /* Compared in constant time: the MAC is a secret until it matches. */
+    uint8_t diff = 0;
+    for (int i = 0; i < 32; i++)
+        diff |= mac[i] ^ lf->bytes[lf->len - TR_LOG_MAC_BYTES + i];
+    if (diff)
+        return tr_err("%s: refused: the MAC does not verify under device %llu's key (altered, "
+                      "truncated or not written by that device)", path,
+                      (unsigned long long)lf->device_id);
+    return 0;
+}
+
+int tr_devkeys_take(tr_devkeys *dk, const tr_logfile *lf, const char *path, uint32_t *skip)
+{
+    *skip = 0;
+    if (lf->version == TR_LOG_VERSION)
+        return 0; /* nothing to order it by (accepted only with allow_v1) */
+    tr_devkey *k = devkey_find(dk, lf->device_id);
+    if (!k)
+        return tr_err("%s: refused: device %llu is not in the device keys", path,
+                      (unsigned long long)lf->device_id);
+    if (k->taken && lf->recorded <= k->taken)
+        return tr_err("%s: refused as a replay: its ids (up to %llu) do not pass the %llu already "
+                      "taken from device %llu by an earlier log of this batch", path,
+                      (unsigned long long)lf->recorded, (unsigned long long)k->taken,
+                      (unsigned long long)lf->device_id);
+    if (lf->n) {
+        uint64_t first = lf->recorded - lf->n + 1;
+        if (k->taken >= first)
+            *skip = (uint32_t)(k->taken - first + 1);
+    }
+    k->taken = lf->recorded;
+    return 0;
+}
+
+int tr_logfile_open(const char *path, tr_devkeys *dk, tr_logfile *lf, uint32_t *skip)
+{
+    *skip = 0;
+    if (tr_logfile_read(path, lf))
+        return 1;
+    if (!dk) {
+        if (lf->version == TR_LOG_VERSION_AUTH)
+            fprintf(stderr, "tinyroute: %s: note: authenticated log of device %llu read without "
+                            "--device-keys: its MAC is not checked\n",
+                    path, (unsigned long long)lf->device_id);
+        return 0;
+    }
+    if (tr_logfile_auth(lf, path, dk) || tr_devkeys_take(dk, lf, path, skip)) {
+        tr_logfile_free(lf);
+        return 1;
+    }
+    if (*skip)
+        fprintf(stderr, "tinyroute: %s: its first %u records were taken from an earlier log of "
+                        "device %llu; skipped\n", path, *skip, (unsigned long long)lf->device_id);
+    return 0;
+}
+
 /* ---- the CLI's writer ---- */
 
 static int hex_key(const char *hex, uint8_t key[16])
@@ -162,8 +358,35 @@ static int hex_key(const char *hex, uint8_t key[16])
     return 0;
 }
 
+/* --log-device ID:HEXKEY[:FIRST_ID]. 0 ok. */
+static int parse_device(const char *spec, uint64_t *id, uint8_t *key, size_t *key_len,
+                        uint64_t *first)
+{
+    char *d = tr_xstrdup(spec), *save = NULL;
+    char *f[3] = {strtok_r(d, ":", &save), NULL, NULL};
+    f[1] = f[0] ? strtok_r(NULL, ":", &save) : NULL;
+    f[2] = f[1] ? strtok_r(NULL, ":", &save) : NULL;
+    size_t hl = f[1] ? strlen(f[1]) : 0;
+    int bad = !f[1] || strtok_r(NULL, ":", &save) || tr_parse_u64(f[0], id) || hl % 2 ||
+              hl < 2 * TR_LOG_KEY_MIN || hl > 2 * TR_LOG_KEY_MAX;
+    *first = 1;
+    if (!bad && f[2] && (tr_parse_u64(f[2], first) || *first == 0))
+        bad = 1;
+    for (size_t i = 0; !bad && i < hl / 2; i++) {
+        int hi = hexval((unsigned char)f[1][2 * i]), lo = hexval((unsigned char)f[1][2 * i + 1]);
+        bad = hi < 0 || lo < 0;
+        key[i] = (uint8_t)(hi << 4 | lo);
+    }
+    *key_len = hl / 2;
+    free(d);
+    return bad ? tr_err("--log-device takes ID:HEXKEY[:FIRST_ID] (decimal ID, %u..%u hex digits, "
+                        "FIRST_ID >= 1), not '%s'", 2 * TR_LOG_KEY_MIN, 2 * TR_LOG_KEY_MAX, spec)
+               : 0;
+}
+
 int tr_cli_log_begin(tr_cli_log *cl, const tr_packfile *pf, const char *flags_s,
-                     uint64_t capacity, const char *key_hex, const char *outcomes)
+                     uint64_t capacity, const char *key_hex, const char *device,
+                     const char *outcomes)
 {
     memset(cl, 0, sizeof *cl);
     uint32_t flags = 0;
@@ -181,9 +404,13 @@ int tr_cli_log_begin(tr_cli_log *cl, const tr_packfile *pf, const char *flags_s,
         }
     }
     free(fs);
-    uint8_t key[16];
+    uint8_t key[16], dkey[TR_LOG_KEY_MAX];
+    size_t dkey_len = 0;
+    uint64_t dev_id = 0, first_id = 1;
     if ((flags & TR_LOG_HASH) && hex_key(key_hex, key))
         return tr_err("--log-flags hash needs --log-key with 32 hex digits");
+    if (device && parse_device(device, &dev_id, dkey, &dkey_len, &first_id))
+        return 1;
     if (capacity == 0 || capacity > TR_CLI_LOG_MAX_RECORDS)
         return tr_err("--log-capacity must be in 1..%u", TR_CLI_LOG_MAX_RECORDS);
     size_t need = tr_log_size(pf->info.dim, (uint32_t)capacity, flags);
@@ -195,6 +422,8 @@ int tr_cli_log_begin(tr_cli_log *cl, const tr_packfile *pf, const char *flags_s,
     tr_status st = tr_log_init(cl->mem, need, pf->info.dim, (uint32_t)capacity, flags, &cl->log);
     if (st == TR_OK && (flags & TR_LOG_HASH))
         st = tr_log_set_hash_key(cl->log, key);
+    if (st == TR_OK && device)
+        st = tr_log_set_device(cl->log, dev_id, first_id, dkey, dkey_len);
     if (st != TR_OK) {
         free(cl->mem);
         return tr_err("log: %s", tr_strerror(st));
@@ -284,11 +513,12 @@ static double f6(double x)
     return strtod(b, NULL);
 }
 
-int tr_eval_log(tr_packfile *pf, const char *path, const tr_route_opts *ro, const double *lam,
-                int n_lam, int json)
+int tr_eval_log(tr_packfile *pf, const char *path, tr_devkeys *dk, const tr_route_opts *ro,
+                const double *lam, int n_lam, int json)
 {
     tr_logfile lf;
-    if (tr_logfile_read(path, &lf))
+    uint32_t skip; /* one log: nothing earlier to overlap */
+    if (tr_logfile_open(path, dk, &lf, &skip))
         return 1;
     if (tr_logfile_check_models(&lf, path, pf->info.n_models, tr_ld64(pf->info.pack_hash))) {
         tr_logfile_free(&lf);
@@ -521,13 +751,15 @@ done:
 /* ---- build --add-log ---- */
 
 int tr_log_to_refs(const char *path, const tr_embedder *e, const char *embedder_name,
-                   const tr_dataset *ds, int8_t **refs, float **scores, size_t *n_refs)
+                   const tr_dataset *ds, tr_devkeys *dk, int8_t **refs, float **scores,
+                   size_t *n_refs, FILE *say)
 {
     tr_logfile lf;
-    if (tr_logfile_read(path, &lf))
+    uint32_t skip;
+    if (tr_logfile_open(path, dk, &lf, &skip))
         return 1;
     if (!(lf.flags & TR_LOG_EMBEDDING)) {
-        printf("%s: no embeddings kept (hash or text only): all %u records skipped\n", path, lf.n);
+        fprintf(say, "%s: no embeddings kept (hash or text only): all %u records skipped\n", path, lf.n);
         tr_logfile_free(&lf);
         return 0;
     }
@@ -546,7 +778,7 @@ int tr_log_to_refs(const char *path, const tr_embedder *e, const char *embedder_
     for (size_t j = 0; j < m; j++)
         mh[j] = tr_fnv1a64(ds->models[j].name, strlen(ds->models[j].name));
     size_t added = 0, no_emb = 0, no_out = 0, no_model = 0, bad = 0;
-    for (uint32_t i = 0; i < lf.n; i++) {
+    for (uint32_t i = skip; i < lf.n; i++) {
         tr_logrec r;
         tr_logfile_rec(&lf, i, &r);
         if (!r.emb) {
@@ -576,9 +808,12 @@ int tr_log_to_refs(const char *path, const tr_embedder *e, const char *embedder_
         (*n_refs)++;
         added++;
     }
-    printf("%s: added %zu references; skipped %zu without an embedding, %zu without an outcome, "
-           "%zu with a model not in the dataset, %zu malformed\n",
+    fprintf(say, "%s: added %zu references; skipped %zu without an embedding, %zu without an outcome, "
+           "%zu with a model not in the dataset, %zu malformed",
            path, added, no_emb, no_out, no_model, bad);
+    if (skip)
+        fprintf(say, ", %u taken from an earlier log of the device", skip);
+    fputc('\n', say);
     free(mh);
     tr_logfile_free(&lf);
     return 0;

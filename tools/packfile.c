@@ -129,12 +129,12 @@ int tr_packfile_open(const char *path, const char *delta_path, const tr_trust *t
                      tr_packfile *pf)
 {
     if (tr_packfile_read(path, pf) != 0)
-        return TR_E_ARG;
+        return -1;
     if (delta_path) {
         uint8_t *d;
         if (tr_pack_read_file(delta_path, &d, &pf->delta_len) != 0) {
             tr_packfile_close(pf);
-            return TR_E_ARG;
+            return -1;
         }
         pf->delta = d;
     }
@@ -143,7 +143,7 @@ int tr_packfile_open(const char *path, const char *delta_path, const tr_trust *t
         posix_memalign(&pf->base_mem, 64, tr_pack_size()) != 0 ||
         posix_memalign(&pf->view_mem, 64, tr_pack_size()) != 0) {
         tr_packfile_close(pf);
-        return tr_err("cannot allocate a %zu-byte context", need), TR_E_ARG;
+        return tr_err("cannot allocate a %zu-byte context", need), -1;
     }
     pf->ctx_bytes = need;
     tr_trust trust = *trust_in;

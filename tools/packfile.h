@@ -46,7 +46,8 @@ size_t tr_packfile_ctx_bytes(const uint8_t *pack, size_t len, const uint8_t *del
 /* Read, verify under trust (its now_unix is set to the current time) and
  * load; then the same for the delta, if delta_path is not NULL. On failure
  * prints "tinyroute: PATH: TR_E_X: message" and returns the tr_status
- * (non-zero). */
+ * (non-zero), or -1 when a file could not be read at all (or memory for it
+ * could not be had): a message printed. */
 int tr_packfile_open(const char *path, const char *delta_path, const tr_trust *trust,
                      tr_packfile *pf);
 

@@ -32,6 +32,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: tinyroute COMMAND [OPTIONS]   (tinyroute help COMMAND, tinyroute --version)\n\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].what);
+    fprintf(f, "\nexit: 0 done, 1 the command failed (bad input, refused pack, write error),\n"
+               "      2 usage (bad or missing option, --out not writable, an input or existing)\n");
 }
 
 static int version(void)

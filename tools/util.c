@@ -13,10 +13,42 @@
 #include <time.h>
 #include <unistd.h>
 
+/* tr_err_capture: this thread's messages go to a caller's buffer (the host
+ * library's C ABI hands them to Python) instead of stderr. */
+static _Thread_local char *cap_buf;
+static _Thread_local size_t cap_len;
+
+void tr_err_capture(char *buf, size_t cap)
+{
+    cap_buf = cap ? buf : NULL;
+    cap_len = cap;
+    if (cap_buf)
+        cap_buf[0] = 0;
+}
+
 int tr_err(const char *fmt, ...)
 {
     va_list ap;
+    if (cap_buf) { /* the first message: the one that says why */
+        if (!cap_buf[0]) {
+            va_start(ap, fmt);
+            vsnprintf(cap_buf, cap_len, fmt, ap);
+            va_end(ap);
+        }
+        return 1;
+    }
     fputs("tinyroute: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return 1;
+}
+
+int tr_err_at(const char *path, long line, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "tinyroute: %s:%ld: ", path, line);
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
@@ -88,6 +120,24 @@ char *tr_xstrdup(const char *s)
     return d;
 }
 
+char *tr_xprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = tr_xmalloc((size_t)(n < 0 ? 0 : n) + 1);
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)(n < 0 ? 0 : n) + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+char *tr_path_join(const char *dir, const char *name)
+{
+    return tr_xprintf("%s/%s", dir, name);
+}
+
 uint8_t *tr_read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -121,6 +171,11 @@ uint8_t *tr_read_file(const char *path, size_t *len)
 
 int tr_write_file_atomic(const char *path, const void *data, size_t len)
 {
+    return tr_write_file_mode(path, data, len, 0644);
+}
+
+int tr_write_file_mode(const char *path, const void *data, size_t len, unsigned mode)
+{
     size_t pl = strlen(path);
     char *tmp = tr_xmalloc(pl + 16);
     snprintf(tmp, pl + 16, "%s.tmp.XXXXXX", path);
@@ -146,7 +201,7 @@ int tr_write_file_atomic(const char *path, const void *data, size_t len)
         p += w;
         left -= (size_t)w;
     }
-    if (fsync(fd) != 0 || fchmod(fd, 0644) != 0 || close(fd) != 0) {
+    if (fsync(fd) != 0 || fchmod(fd, (mode_t)mode) != 0 || close(fd) != 0) {
         tr_err("cannot finish %s: %s", tmp, strerror(errno));
         unlink(tmp);
         free(tmp);
@@ -233,9 +288,10 @@ static double tr_now(void)
     return (double)t.tv_sec + t.tv_nsec / 1e9;
 }
 
-void tr_progress_start(tr_progress *p, const char *phase, uint64_t total)
+void tr_progress_start(tr_progress *p, const char *cmd, const char *phase, uint64_t total)
 {
     const char *env = getenv("TR_PROGRESS");
+    p->cmd = cmd;
     p->phase = phase;
     p->total = total;
     p->tty = isatty(STDERR_FILENO);
@@ -255,11 +311,11 @@ void tr_progress_update(tr_progress *p, uint64_t done)
     p->last = now;
     double el = now - p->t0;
     if (p->total && done > 0 && done <= p->total)
-        fprintf(stderr, "build: %-18s %llu/%llu %5.1f%%  %.1f s, ETA %.0f s%s", p->phase,
+        fprintf(stderr, "%s: %-18s %llu/%llu %5.1f%%  %.1f s, ETA %.0f s%s", p->cmd, p->phase,
                 (unsigned long long)done, (unsigned long long)p->total, 100.0 * done / p->total,
                 el, el * (double)(p->total - done) / done, p->tty ? "\033[K\r" : "\n");
     else
-        fprintf(stderr, "build: %-18s %llu  %.1f s%s", p->phase, (unsigned long long)done, el,
+        fprintf(stderr, "%s: %-18s %llu  %.1f s%s", p->cmd, p->phase, (unsigned long long)done, el,
                 p->tty ? "\033[K\r" : "\n");
 }
 
@@ -267,21 +323,38 @@ void tr_progress_end(tr_progress *p)
 {
     if (!p->on)
         return;
-    fprintf(stderr, "build: %-18s done in %.2f s%s", p->phase, tr_now() - p->t0,
+    fprintf(stderr, "%s: %-18s done in %.2f s%s", p->cmd, p->phase, tr_now() - p->t0,
             p->tty ? "\033[K\n" : "\n");
+}
+
+/* tr_write_file_atomic's first step, done and undone: a temporary file
+ * beside out. 0 when it can be created. */
+static int out_writable(const char *opt, const char *out)
+{
+    char *tmp = tr_xprintf("%s.tmp.XXXXXX", out);
+    int fd = mkstemp(tmp);
+    if (fd >= 0) {
+        close(fd);
+        unlink(tmp);
+    } else
+        tr_err("%s %s: cannot create a file there: %s", opt, out, strerror(errno));
+    free(tmp);
+    return fd < 0;
 }
 
 int tr_out_not_input(const char *opt, const char *out, const char *const *inputs, size_t n)
 {
     struct stat so, si;
-    if (!out || stat(out, &so) != 0)
-        return 0; /* a file that does not exist yet is no input */
+    if (!out || !strcmp(out, "-"))
+        return 0;
+    if (stat(out, &so) != 0)
+        return out_writable(opt, out); /* a file that does not exist yet is no input */
     for (size_t i = 0; i < n; i++)
         if (inputs[i] && stat(inputs[i], &si) == 0 && si.st_dev == so.st_dev &&
             si.st_ino == so.st_ino)
             return tr_err("%s %s is also the input %s; refusing to overwrite an input", opt, out,
                           inputs[i]);
-    return 0;
+    return out_writable(opt, out);
 }
 
 int tr_out_not_input_ds(const char *opt, const char *out, const char *const *inputs, size_t n,
@@ -430,4 +503,28 @@ float tr_opts_lambda(double lambda)
 {
     float f = (float)lambda;
     return f > 0.0f ? f : TR_LAMBDA_ZERO;
+}
+
+const char *tr_default_embedder(void)
+{
+    /* Kept in a static pointer: looked up once, reachable until exit. */
+    static char *found;
+    if (found)
+        return found;
+    char *exe = realpath("/proc/self/exe", NULL);
+    if (!exe)
+        return NULL;
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = '\0';
+    static const char rel[] = "/../share/tinyroute/embedder.bin";
+    char *path = tr_xmalloc(strlen(exe) + sizeof rel);
+    strcpy(path, exe);
+    strcat(path, rel);
+    free(exe);
+    if (access(path, R_OK) != 0) {
+        free(path);
+        return NULL;
+    }
+    return found = path;
 }

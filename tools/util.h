@@ -8,6 +8,12 @@
 
 /* Print "tinyroute: <msg>\n" to stderr. Returns 1 (a CLI exit code). */
 int tr_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* From now on this thread's tr_err messages go into buf (the first one
+ * only, cut to cap), not to stderr; cap 0 restores stderr. */
+void tr_err_capture(char *buf, size_t cap);
+/* Error "path:line: message" through tr_err(); returns 1. */
+int tr_err_at(const char *path, long line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* The one report of a bad option, for every subcommand's getopt_long '?'
  * (tinyroute.c sets opterr = 0 so getopt prints nothing of its own):
@@ -21,8 +27,11 @@ int tr_bad_option(char **argv);
 uint8_t *tr_read_file(const char *path, size_t *len);
 
 /* Write to path atomically: a temporary file beside it, fsync, rename.
- * A failure leaves no half-written file. Returns 0 on success. */
+ * A failure leaves no half-written file. Returns 0 on success. The file
+ * gets mode 0644; tr_write_file_mode gives another (a private key's 0600 is
+ * never widened, not even for the moment before a chmod). */
 int tr_write_file_atomic(const char *path, const void *data, size_t len);
+int tr_write_file_mode(const char *path, const void *data, size_t len, unsigned mode);
 
 /* Growable byte buffer. */
 typedef struct tr_buf {
@@ -43,25 +52,27 @@ void *tr_xmalloc(size_t n);
 void *tr_xcalloc(size_t n, size_t size);
 void *tr_xrealloc(void *p, size_t n);
 char *tr_xstrdup(const char *s);
+char *tr_path_join(const char *dir, const char *name); /* "dir/name", malloc'd */
+char *tr_xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* malloc'd, any length */
 
 /* Strict number parsing: the whole string must be a number in range.
  * Return 0 on success. */
 int tr_parse_u64(const char *s, uint64_t *out);
 int tr_parse_f64(const char *s, double *out);
 
-/* Progress of a long build phase on stderr: "build: PHASE  done/total  pct
+/* Progress of a long phase on stderr: "CMD: PHASE  done/total  pct
  * elapsed, ETA". Silent unless stderr is a terminal or TR_PROGRESS=1, so tests
  * and logs stay byte-identical; never touches stdout. total 0 = unknown (no
  * ETA). Updates print at most 4 times a second on a terminal ("\r", one
  * line rewritten) and every 2 s otherwise (one line each, for logs);
  * tr_progress_end prints the phase's elapsed time once. */
 typedef struct tr_progress {
-    const char *phase;
+    const char *cmd, *phase;
     uint64_t total;
     double t0, last;
     int on, tty;
 } tr_progress;
-void tr_progress_start(tr_progress *p, const char *phase, uint64_t total);
+void tr_progress_start(tr_progress *p, const char *cmd, const char *phase, uint64_t total);
 void tr_progress_update(tr_progress *p, uint64_t done);
 void tr_progress_end(tr_progress *p);
 
@@ -70,8 +81,11 @@ void tr_progress_end(tr_progress *p);
  * "./x" and "../d/x" spellings of one file are caught. ---- */
 
 /* 0 when the file out is none of the n existing files inputs[] (NULL
- * entries and inputs that do not exist are skipped); else 1 and a message
- * "OPT OUT is also the input INPUT; refusing to overwrite an input". */
+ * entries and inputs that do not exist are skipped) and can be written (a
+ * temporary file beside it is created and removed: commands call this
+ * before their long work, so a bad --out fails in a second, not at the end);
+ * else 1 and a message, e.g. "OPT OUT is also the input INPUT; refusing to
+ * overwrite an input". out NULL or "-" (standard output): 0. */
 int tr_out_not_input(const char *opt, const char *out, const char *const *inputs, size_t n);
 
 /* The same against the n files inputs[] and the files a reader takes from
@@ -107,5 +121,11 @@ const char *tr_json_nul_escape(const char *s, size_t n);
  * pack's lambda, so a typed 0 (or one that rounds to 0 in float) is asked
  * for by name. */
 float tr_opts_lambda(double lambda);
+
+/* The default embedder table `make install` puts beside the CLI:
+ * BINDIR/../share/tinyroute/embedder.bin, found from /proc/self/exe so an
+ * installed (or relocated) prefix works from any directory. Its path if
+ * that file exists, else NULL. */
+const char *tr_default_embedder(void);
 
 #endif

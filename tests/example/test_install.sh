@@ -2,11 +2,15 @@
 # make test-install: install tinyroute, build tests/example/route_prompt.c
 # against the installed copy through pkg-config (shared, and static
 # libtinyroute.a), and check that it routes the fixture pack's prompts to the
-# same models as the CLI. Then the same for the aarch64 cross build under
-# qemu. One PASS/FAIL line per check; exits 1 if any failed.
+# same models as the CLI; the same through the CMake package
+# (tests/install/CMakeLists.txt); the installed CLI builds a pack from another
+# directory with its installed default embedder table. Then the same for the
+# aarch64 cross build under qemu, and `make install-lib` of a clang
+# (--target) aarch64 build. One PASS/FAIL line per check; exits 1 if any
+# failed.
 #
 # Environment (from mk/install.mk): BUILD A64 QEMU_LD FIXTURE_PACK TEST_PUB
-# PYTHON MAKE.
+# PYTHON MAKE EMBEDDER.
 set -u
 ROOT=$(pwd)
 # Unexported: the Makefile's BUILD ?= would take it from the environment, and
@@ -19,7 +23,9 @@ CLI=$ROOT/$build/tinyroute
 passed=0
 failed=0
 
+skipped=0
 pass() { echo "PASS: $1"; passed=$((passed + 1)); }
+skip() { echo "SKIP: $1"; skipped=$((skipped + 1)); }
 fail() { echo "FAIL: $1"; failed=$((failed + 1)); }
 check() { name=$1; shift; if "$@"; then pass "$name"; else fail "$name"; fi; }
 
@@ -114,6 +120,49 @@ suite() {
     rc=$?
     check "$arch: an untrusted key exits 1 with TR_E_KEY_UNKNOWN (rc $rc)" \
         sh -c "test $rc = 1 && grep -q TR_E_KEY_UNKNOWN '$WORK/$arch-other.err'"
+
+    # Fully static (cc -static), the issue's failing command: only with
+    # SLEEF's static build installed (STATIC_SLEEF=1, mk/sleef.mk).
+    if [ -n "$sleef_same" ]; then
+        flags=$(env "$@" pkg-config --static --cflags --libs tinyroute)
+        exe=$WORK/$arch-fullstatic
+        check "$arch: a fully static example links with: $cc -static ... $flags" \
+            $cc -static -Wall -Wextra -Werror -o "$exe" "$EXAMPLE" $flags
+        check "$arch: ... it has no program interpreter and needs no shared library" \
+            sh -c "test -f '$exe' && ! $readelf -l '$exe' | grep -q INTERP && ! $readelf -d '$exe' | grep -q NEEDED"
+        check "$arch: the fully static example routes like the CLI" \
+            route_ok "$WORK/$arch-fullstatic.out" $run "$exe"
+        $run "$sleef_same" 97 > "$WORK/$arch-sleef.out"
+        check "$arch: the static SLEEF computes expf to libsleef.so.3's bits: $(cat "$WORK/$arch-sleef.out")" \
+            grep -q '^sleef_same: [1-9][0-9]* same, 0 differ$' "$WORK/$arch-sleef.out"
+    else
+        [ "$sleef_why" = - ] || skip "$arch: fully static example: no static SLEEF ($sleef_why)"
+    fi
+}
+
+# cmake_suite ARCH READELF RUN PREFIX CMAKE-ARGS...: an integrator's CMake
+# project (tests/install/) finds the installed package and builds the example
+# with tinyroute::tinyroute (shared) and tinyroute::static.
+cmake_suite() {
+    arch=$1 readelf=$2 run=$3 prefix=$4
+    shift 4
+    dir=$WORK/$arch-cmake
+    check "$arch: a CMake project find_package(tinyroute 0.1)s the prefix and builds the example" \
+        sh -c 'd=$1; p=$2; shift 2; cmake -S "$0/tests/install" -B "$d" -DCMAKE_PREFIX_PATH="$p" "$@" > "$d.log" 2>&1 &&
+               cmake --build "$d" >> "$d.log" 2>&1 || { tail -15 "$d.log" | sed "s/^/    /"; exit 1; }' \
+            "$ROOT" "$dir" "$prefix" "$@"
+    check "$arch: tinyroute::tinyroute is the shared library (NEEDED libtinyroute.so.0)" \
+        needs "$readelf" "$dir/route_shared" libtinyroute.so.0
+    check "$arch: the CMake shared example routes like the CLI without LD_LIBRARY_PATH (CMake's rpath)" \
+        route_ok "$WORK/$arch-cmake-shared.out" $run "$dir/route_shared"
+    check "$arch: the tinyroute::static example does not need libtinyroute.so" \
+        sh -c "test -f '$dir/route_static' && ! $readelf -d '$dir/route_static' | grep -q 'NEEDED.*libtinyroute'"
+    check "$arch: the CMake static example routes like the CLI" \
+        route_ok "$WORK/$arch-cmake-static.out" $run "$dir/route_static"
+    check "$arch: CMake refuses find_package(tinyroute 1.0) (the package's version file)" \
+        sh -c '! cmake -S "$0/tests/install" -B "$1-v" -DCMAKE_PREFIX_PATH="$2" -DTR_WANT=1.0 > "$1-v.log" 2>&1 &&
+               grep -q "tinyroute-config.cmake, version: $3" "$1-v.log"' \
+            "$ROOT" "$dir" "$prefix" "$HEADER_VERSION"
 }
 
 # docs_ok DOCDIR PKGENV...: the license, the notices and the integrator's
@@ -142,13 +191,70 @@ docs_ok() {
 # qemu-style runner for the native suite: drops "-E VAR=VALUE" into env.
 native_run() { if [ "$1" = -E ]; then e=$2; shift 2; env "$e" "$@"; else "$@"; fi; }
 
+# static_sleef CROSS-ARGS...: builds SLEEF's static part (mk/sleef.mk) and
+# its bit check; sets sleef_same (the check's path) and STATIC (make's
+# STATIC_SLEEF=1), or says why not. Debian's source for it may not be
+# reachable (then SLEEF_SRC=DIR gives an unpacked tree).
+static_sleef() {
+    sleef_same= STATIC= sleef_why=
+    dir=build-sleef$1
+    shift
+    if $MAKE --no-print-directory "$@" static-sleef $dir/sleef_same > "$WORK/sleef$dir.log" 2>&1; then
+        sleef_same=$ROOT/$dir/sleef_same STATIC=STATIC_SLEEF=1
+    else
+        sleef_why=$(grep -e 'static-sleef:' -e 'E: ' "$WORK/sleef$dir.log" | tail -n 1)
+        sed 's/^/    /' "$WORK/sleef$dir.log" | tail -5
+    fi
+}
+
 echo "=== x86_64: make install PREFIX=$build/install-test"
 PREFIX=$ROOT/$build/install-test
 rm -rf "$PREFIX"
-if $MAKE --no-print-directory install PREFIX="$PREFIX" > "$WORK/install.log" 2>&1; then
+static_sleef ""
+if $MAKE --no-print-directory install $STATIC PREFIX="$PREFIX" > "$WORK/install.log" 2>&1; then
     pass "native: make install"
     suite native cc readelf nm native_run "$PREFIX/lib" PKG_CONFIG_LIBDIR="$PREFIX/lib/pkgconfig"
     check "native: the .pc names the prefix" grep -qx "prefix=$PREFIX" "$PREFIX/lib/pkgconfig/tinyroute.pc"
+    # rpath as core/INTEGRATION.md says; without it (and LD_LIBRARY_PATH) the
+    # dynamic loader does not look in the prefix.
+    pc="env PKG_CONFIG_LIBDIR=$PREFIX/lib/pkgconfig pkg-config"
+    check "native: the shared example links with -Wl,-rpath,\$(pkg-config --variable=libdir tinyroute)" \
+        cc -o "$WORK/native-rpath" "$EXAMPLE" $($pc --cflags --libs tinyroute) \
+            -Wl,-rpath,"$($pc --variable=libdir tinyroute)"
+    check "native: ... and routes like the CLI without LD_LIBRARY_PATH" \
+        route_ok "$WORK/native-rpath.out" env -u LD_LIBRARY_PATH "$WORK/native-rpath"
+    env -u LD_LIBRARY_PATH "$WORK/native-shared" "$FIXTURE_PACK" "$WORK/key.point" "$PROMPTS_1" \
+        > /dev/null 2> "$WORK/native-norpath.err"
+    rc=$?
+    check "native: without that rpath nor LD_LIBRARY_PATH it does not start (rc $rc), as INTEGRATION.md warns" \
+        sh -c "test $rc = 127 && grep -q 'libtinyroute.so.0' '$WORK/native-norpath.err'"
+    cmake_suite native readelf native_run "$PREFIX"
+    # The installed CLI, from a directory outside the tree: build takes the
+    # installed table when --embedder is not given; the pack equals the
+    # fixture pack (built from the tree's table) but for its creation time.
+    cwd=$(mktemp -d)
+    check "native: the installed table share/tinyroute/embedder.bin is the tree's" \
+        cmp -s "$PREFIX/share/tinyroute/embedder.bin" "$EMBEDDER"
+    check "native: the installed CLI builds a pack in $cwd without --embedder" \
+        sh -c 'cd "$1" && "$2/bin/tinyroute" build --data "$3/fixtures/mmlu-pro-2k" \
+                   --key "$3/fixtures/keys/test-signing.key" --k 100 --out p.trp > build.log 2>&1' \
+            sh "$cwd" "$PREFIX" "$ROOT"
+    check "native: ... the same pack as the fixture pack (but its creation time)" \
+        sh -c '"$0" "$1/tests/same_pack.py" "$2/p.trp" "$3" > "$2/same.log" || { sed "s/^/    /" "$2/same.log"; exit 1; }' \
+            "$PYTHON" "$ROOT" "$cwd" "$FIXTURE_PACK"
+    "$CLI" eval --data "$ROOT/fixtures/mmlu-pro-2k" --embedder "$EMBEDDER" --seeds 1 \
+        > "$WORK/eval-tree.out" 2> /dev/null
+    check "native: the installed CLI's eval without --embedder prints the tree CLI's table with it" \
+        sh -c 'cd "$1" && "$2/bin/tinyroute" eval --data "$3/fixtures/mmlu-pro-2k" --seeds 1 > eval.out 2> /dev/null &&
+               test -s eval.out && cmp -s eval.out "$4"' sh "$cwd" "$PREFIX" "$ROOT" "$WORK/eval-tree.out"
+    mv "$PREFIX/share/tinyroute/embedder.bin" "$WORK/embedder.moved"
+    (cd "$cwd" && "$PREFIX/bin/tinyroute" build --data "$ROOT/fixtures/mmlu-pro-2k" \
+        --key "$ROOT/fixtures/keys/test-signing.key" --out q.trp > /dev/null 2> q.err)
+    rc=$?
+    check "native: without the installed table, build without --embedder is a usage error (rc $rc)" \
+        sh -c "test $rc = 2 && grep -q 'needs.*--embedder' '$cwd/q.err' && test ! -e '$cwd/q.trp'"
+    mv "$WORK/embedder.moved" "$PREFIX/share/tinyroute/embedder.bin"
+    rm -rf "$cwd"
     $MAKE --no-print-directory uninstall PREFIX="$PREFIX" > "$WORK/uninstall.log" 2>&1
     check "native: make uninstall leaves no file behind" \
         test -z "$(find "$PREFIX" ! -type d)"
@@ -162,7 +268,8 @@ fi
 echo "=== aarch64: make CROSS=aarch64-linux-gnu- install PREFIX=/usr DESTDIR=$a64/install-test"
 SYSROOT=$ROOT/$a64/install-test
 rm -rf "$SYSROOT"
-if $MAKE --no-print-directory CROSS=aarch64-linux-gnu- install PREFIX=/usr DESTDIR="$SYSROOT" \
+static_sleef -aarch64 CROSS=aarch64-linux-gnu-
+if $MAKE --no-print-directory CROSS=aarch64-linux-gnu- install $STATIC PREFIX=/usr DESTDIR="$SYSROOT" \
         > "$WORK/install-a64.log" 2>&1; then
     pass "aarch64: make install"
     suite aarch64 aarch64-linux-gnu-gcc aarch64-linux-gnu-readelf aarch64-linux-gnu-nm \
@@ -172,10 +279,42 @@ if $MAKE --no-print-directory CROSS=aarch64-linux-gnu- install PREFIX=/usr DESTD
         grep -qx "prefix=/usr" "$SYSROOT/usr/lib/pkgconfig/tinyroute.pc"
     check "aarch64: the installed .so is an AArch64 object" \
         sh -c "readelf -h '$SYSROOT/usr/lib/libtinyroute.so' | grep -q 'Machine:.*AArch64'"
+    check "aarch64: the installed table is the native one" \
+        cmp -s "$SYSROOT/usr/share/tinyroute/embedder.bin" "$EMBEDDER"
+    cmake_suite aarch64 aarch64-linux-gnu-readelf "qemu-aarch64 -L $QEMU_LD" "$SYSROOT/usr" \
+        -DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64 -DCMAKE_C_COMPILER=aarch64-linux-gnu-gcc
 else
     sed 's/^/    /' "$WORK/install-a64.log" | tail -20
     fail "aarch64: make install"
 fi
 
-echo "test-install: $passed passed, $failed failed"
+# Any compiler for a cross build: clang --target and llvm-ar in place of the
+# CROSS prefix's gcc and ar, and install-lib: the library alone, built and
+# installed without the CLI, cJSON or the word vectors.
+CLANG_CC="clang --target=aarch64-linux-gnu"
+CLANG_BUILD=build-aarch64-clang
+echo "=== aarch64, clang: make CROSS=aarch64-linux-gnu- CC=\"$CLANG_CC\" AR=llvm-ar BUILD=$CLANG_BUILD install-lib"
+CSYS=$ROOT/$CLANG_BUILD/install-test
+rm -rf "$CSYS"
+sleef_same= sleef_why=- # installs with -lsleef: no fully static part
+if $MAKE --no-print-directory CROSS=aarch64-linux-gnu- CC="$CLANG_CC" AR=llvm-ar BUILD=$CLANG_BUILD \
+        install-lib PREFIX=/usr DESTDIR="$CSYS" > "$WORK/install-clang.log" 2>&1; then
+    pass "aarch64-clang: make install-lib"
+    check "aarch64-clang: install-lib built no CLI, linked no cJSON" \
+        sh -c "! grep -q -e 'tools/' -e '-lcjson' '$WORK/install-clang.log' && test ! -e '$CLANG_BUILD/tinyroute'"
+    check "aarch64-clang: install-lib installed no CLI and no table" \
+        sh -c "test ! -e '$CSYS/usr/bin' && test ! -e '$CSYS/usr/share/tinyroute'"
+    check "aarch64-clang: the library was compiled by clang" \
+        sh -c "readelf -p .comment '$CSYS/usr/lib/libtinyroute.so' | grep -q 'clang version'"
+    check "aarch64-clang: the installed .so is an AArch64 object" \
+        sh -c "readelf -h '$CSYS/usr/lib/libtinyroute.so' | grep -q 'Machine:.*AArch64'"
+    suite aarch64-clang "$CLANG_CC" aarch64-linux-gnu-readelf aarch64-linux-gnu-nm \
+        "qemu-aarch64 -L $QEMU_LD" "$CSYS/usr/lib" \
+        PKG_CONFIG_SYSROOT_DIR="$CSYS" PKG_CONFIG_LIBDIR="$CSYS/usr/lib/pkgconfig"
+else
+    sed 's/^/    /' "$WORK/install-clang.log" | tail -20
+    fail "aarch64-clang: make install-lib"
+fi
+
+echo "test-install: $passed passed, $failed failed, $skipped skipped"
 test "$failed" = 0

@@ -18,7 +18,16 @@
  * lie inside it and agree with its header; eval's JSON parses, counts what
  * the reader accepted, and its shares and qualities are in [0,1]; every
  * reference --add-log returns passes the int8 check and has exactly its
- * logged model's outcome, in [0,1]. */
+ * logged model's outcome, in [0,1].
+ *
+ * Authenticated logs (version 2, issue 17): the commands run with device
+ * keys (device 7 under FUZZ_DEVICE_KEY, version 1 allowed). An input shaped
+ * as version 2 whose last byte is even is sealed afresh with that key before
+ * it is read (else a mutation would almost never pass the MAC and the
+ * parser behind it would go unfuzzed); one with an odd last byte keeps its
+ * MAC. tr_logfile_auth must accept exactly the logs of device 7 whose MAC
+ * is the HMAC of their bytes, and the batch must refuse the same log taken
+ * twice (a replay). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,6 +49,10 @@ static tr_packfile pf;
 static tr_dataset ds;
 static char dir[64], path[96];
 static FILE *devnull;
+static tr_devkeys dk;
+/* log_seeds.c seals its version 2 seeds with this key, as device 7. */
+static const uint8_t FUZZ_DEVICE_KEY[32] = "fuzz_log device key, 32 bytes.!";
+static uint8_t *sealed;
 /* eval's default --lambda list (tools/cmd_route.c). */
 static const double lam[] = {0, 0.02, 0.05, 0.1, 0.2, 0.5, 1};
 #define N_LAM ((int)(sizeof lam / sizeof *lam))
@@ -93,6 +106,15 @@ int LLVMFuzzerInitialize(int *argc, char **argv[])
     devnull = fopen("/dev/null", "w");
     if (!devnull)
         abort();
+    /* The device keys the commands check against: device 7 only. */
+    dk.n = 1;
+    dk.k = calloc(1, sizeof *dk.k);
+    if (!dk.k)
+        abort();
+    dk.k[0].id = 7;
+    memcpy(dk.k[0].key, FUZZ_DEVICE_KEY, 32);
+    dk.k[0].key_len = 32;
+    dk.allow_v1 = 1;
     /* Both commands report on stdout and refuse on stderr: silence the
      * stdio streams (libFuzzer kept its own copy of stderr, the sanitizers
      * write to fd 2 directly, so crash reports still show). */
@@ -125,7 +147,8 @@ static void check_unit(const cJSON *o, const char *k)
 /* The reader's result, checked against the bytes it came from. */
 static void check_read(const tr_logfile *lf, size_t size)
 {
-    if (lf->len != size || size != TR_LOG_HEADER_BYTES + (uint64_t)lf->n * lf->record_bytes ||
+    const uint64_t mac = lf->version == TR_LOG_VERSION_AUTH ? TR_LOG_MAC_BYTES : 0;
+    if (lf->len != size || size != lf->rec_off + (uint64_t)lf->n * lf->record_bytes + mac ||
         lf->n > lf->capacity || lf->record_bytes < TR_LOG_REC_HEAD)
         fail("accepted header disagrees with the length");
     uint64_t emb = (lf->flags & TR_LOG_EMBEDDING) ? lf->dim : 0;
@@ -135,7 +158,7 @@ static void check_read(const tr_logfile *lf, size_t size)
     for (uint32_t i = 0; i < lf->n; i++) {
         tr_logrec r;
         tr_logfile_rec(lf, i, &r);
-        const uint8_t *lo = lf->bytes + TR_LOG_HEADER_BYTES + (size_t)i * lf->record_bytes,
+        const uint8_t *lo = lf->bytes + lf->rec_off + (size_t)i * lf->record_bytes,
                       *hi = lo + lf->record_bytes;
         if (r.emb && ((const uint8_t *)r.emb < lo || (const uint8_t *)r.emb + lf->dim > hi))
             fail("embedding outside its record");
@@ -182,21 +205,53 @@ static void check_eval_json(const char *out, const tr_logfile *lf)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    /* Version 2 shaped, even last byte: sealed afresh (see the top). */
+    if (size >= TR_LOG_HEADER_BYTES_V2 + TR_LOG_MAC_BYTES && !memcmp(data, TR_LOG_MAGIC, 8) &&
+        tr_ld32(data + TR_LH_VERSION) == TR_LOG_VERSION_AUTH && data[size - 1] % 2 == 0) {
+        sealed = realloc(sealed, size);
+        if (!sealed)
+            abort();
+        memcpy(sealed, data, size);
+        if (tr_hmac_sha256(FUZZ_DEVICE_KEY, 32, sealed, size - 32, sealed + size - 32) != TR_OK)
+            abort();
+        data = sealed;
+    }
     FILE *f = fopen(path, "wb");
     if (!f || (size && fwrite(data, 1, size, f) != size) || fclose(f) != 0)
         abort();
 
     tr_logfile lf;
     int ok = tr_logfile_read(path, &lf) == 0;
+    dk.k[0].taken = 0; /* each input is a batch of its own */
     if (!ok) {
         if (lf.bytes || lf.n)
             fail("a refused log was not released");
         /* Both commands refuse it the same way: nothing else to run. */
-        if (tr_eval_log(&pf, path, &(tr_route_opts){.lambda = 0}, lam, N_LAM, 1) == 0)
+        if (tr_eval_log(&pf, path, &dk, &(tr_route_opts){.lambda = 0}, lam, N_LAM, 1) == 0)
             fail("eval --log accepted a log the reader refuses");
         return 0;
     }
     check_read(&lf, size);
+    if (lf.version == TR_LOG_VERSION_AUTH) {
+        uint8_t mac[32];
+        if (tr_hmac_sha256(FUZZ_DEVICE_KEY, 32, data, size - 32, mac) != TR_OK)
+            abort();
+        int genuine = lf.device_id == 7 && !memcmp(mac, data + size - 32, 32);
+        if ((tr_logfile_auth(&lf, path, &dk) == 0) != genuine)
+            fail(genuine ? "a genuine sealed log was refused" : "a forged or foreign log was accepted");
+        if (!genuine) {
+            if (tr_eval_log(&pf, path, &dk, &(tr_route_opts){.lambda = 0}, lam, N_LAM, 1) == 0)
+                fail("eval --log accepted a log that fails authentication");
+            tr_logfile_free(&lf);
+            return 0;
+        }
+        uint32_t skip;
+        if (tr_devkeys_take(&dk, &lf, path, &skip) != 0 || skip != 0)
+            fail("the first log of a batch was refused or skipped records");
+        if (tr_devkeys_take(&dk, &lf, path, &skip) == 0)
+            fail("the same log taken twice in a batch was not refused as a replay");
+        dk.k[0].taken = 0;
+    }
 
     /* eval --log --json, into memory to check what it says. */
     char *out = NULL;
@@ -208,7 +263,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tr_route_opts ro = {.lambda = TR_LAMBDA_DEFAULT};
     /* eval may refuse what the reader took: a record of this pack naming a
      * model index past M (tr_logfile_check_models). */
-    int refused = tr_eval_log(&pf, path, &ro, lam, N_LAM, 1) != 0;
+    int refused = tr_eval_log(&pf, path, &dk, &ro, lam, N_LAM, 1) != 0;
+    dk.k[0].taken = 0;
     fclose(ms);
     stdout = devnull;
     if (!refused)
@@ -218,14 +274,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(out);
     /* eval --log, text, cluster routing. */
     ro.method = TR_METHOD_CLUSTER;
-    tr_eval_log(&pf, path, &ro, lam, N_LAM, 0);
+    tr_eval_log(&pf, path, &dk, &ro, lam, N_LAM, 0);
+    dk.k[0].taken = 0;
 
     /* build --add-log with the pack's own embedder. */
     int8_t *refs = NULL;
     float *scores = NULL;
     size_t n_refs = 0;
     const tr_embedder *e = &pf.view->served.embedder;
-    if (tr_log_to_refs(path, e, pf.info.embedder, &ds, &refs, &scores, &n_refs) == 0) {
+    if (tr_log_to_refs(path, e, pf.info.embedder, &ds, &dk, &refs, &scores, &n_refs, stdout) == 0) {
         if (n_refs > lf.n)
             fail("--add-log made more references than records");
         for (size_t i = 0; i < n_refs; i++) {

@@ -17,6 +17,11 @@
 static _Alignas(64) uint8_t arena[1u << 22], base_mem[1u << 12], delta_mem[1u << 12];
 static tr_ctx *ctx; /* sized for the base plus the delta's models */
 static _Alignas(64) uint8_t logmem[1u << 20];
+/* Issue 17: fill() seals its log (version 2) when seal_first is not 0: device
+ * 7 under fuzz_log's key (tests/fuzz/fuzz_log.c FUZZ_DEVICE_KEY), ids from
+ * seal_first. */
+static uint64_t seal_first;
+static const uint8_t seal_key[32] = "fuzz_log device key, 32 bytes.!";
 
 static const char *const prompts[] = {
     "What is the capital of France?",
@@ -58,6 +63,8 @@ static tr_log *fill(const tr_pack *r, uint32_t dim, uint32_t flags, uint32_t cap
                                                  : TR_E_ARENA_TOO_SMALL;
     if (st == TR_OK && (flags & TR_LOG_HASH))
         st = tr_log_set_hash_key(log, key);
+    if (st == TR_OK && seal_first)
+        st = tr_log_set_device(log, 7, seal_first, seal_key, sizeof seal_key);
     if (st != TR_OK)
         die("log init", st);
     const tr_route_opts o = {.lambda = TR_LAMBDA_DEFAULT};
@@ -123,6 +130,14 @@ int main(int argc, char **argv)
     export(fill(r, info.dim, TR_LOG_EMBEDDING, 4, 13), out, "api-wrapped.trl");
     /* Decisions and outcomes only. */
     export(fill(r, 0, 0, 16, 7), out, "api-bare.trl");
+    /* Sealed (version 2): every kind of record; a wrapped ring whose ids
+     * start far from 1; an empty one. */
+    seal_first = 1;
+    export(fill(r, info.dim, all, 64, 2 * N_PROMPTS), out, "api-sealed-all.trl");
+    seal_first = 1000000;
+    export(fill(r, info.dim, TR_LOG_EMBEDDING, 4, 13), out, "api-sealed-wrapped.trl");
+    export(fill(r, info.dim, TR_LOG_DEFAULT, 8, 0), out, "api-sealed-empty.trl");
+    seal_first = 0;
 
     /* Base, then the delta mid-log: the newer records carry the delta's
      * pack tag and may name an added model (indices past the base's). */

@@ -1,0 +1,140 @@
+#include "task_map.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "packwriter.h"
+#include "pareto.h"
+#include "tr_cluster.h"
+#include "tr_cluster_fit.h"
+#include "tr_kernels.h"
+#include "tr_knn.h"
+#include "tr_format.h"
+#include "tr_learned_map.h"
+#include "tr_learned_map_fit.h"
+
+static const double l2_grid[] = {1e-4, 1e-3, 1e-2};
+#define N_L2 (sizeof l2_grid / sizeof *l2_grid)
+#define ITERS 300
+#define HOLD 5 /* every HOLD-th task row is held out for the choice of l2 */
+
+/* Row j as the device sees it: the unit int8 row. */
+static void unit_row(const int8_t *r, uint32_t dim, float *out)
+{
+    double ss = 0;
+    for (uint32_t d = 0; d < dim; d++)
+        ss += (double)r[d] * r[d];
+    for (uint32_t d = 0; d < dim; d++)
+        out[d] = (float)(r[d] / sqrt(ss));
+}
+
+/* cent[t] = the mean of the rows x of task t (n rows). */
+static void task_means(const float *x, const uint32_t *task, size_t n, uint32_t T, uint32_t dim,
+                       float *cent)
+{
+    uint32_t *cnt = tr_xcalloc(T, sizeof *cnt);
+    memset(cent, 0, (size_t)T * dim * sizeof *cent);
+    for (size_t i = 0; i < n; i++) {
+        cnt[task[i]]++;
+        for (uint32_t d = 0; d < dim; d++)
+            cent[(size_t)task[i] * dim + d] += x[i * dim + d];
+    }
+    for (uint32_t t = 0; t < T; t++)
+        for (uint32_t d = 0; d < dim && cnt[t]; d++)
+            cent[(size_t)t * dim + d] /= (float)cnt[t];
+    free(cnt);
+}
+
+/* The l2 whose map routes the held-out task rows best (training on the
+ * others); its Area and the held-out count into info. */
+static int choose_l2(const float *x, const int8_t *refs, size_t n_task, uint32_t dim,
+                     const float *scores, uint32_t m, const double *cn, const uint32_t *task,
+                     uint32_t T, float a, tr_task_map_info *info)
+{
+    size_t nt = 0, nv = 0;
+    float *xt = tr_xmalloc(n_task * dim * sizeof *xt), *yt = tr_xmalloc(n_task * m * sizeof *yt),
+          *yv = tr_xmalloc(n_task * m * sizeof *yv);
+    uint32_t *tt = tr_xmalloc(n_task * sizeof *tt);
+    size_t *vi = tr_xmalloc(n_task * sizeof *vi);
+    for (size_t j = 0; j < n_task; j++) {
+        if (j % HOLD == HOLD - 1) {
+            memcpy(yv + nv * m, scores + j * m, m * sizeof *yv);
+            vi[nv++] = j;
+        } else {
+            memcpy(xt + nt * dim, x + j * dim, dim * sizeof *xt);
+            memcpy(yt + nt * m, scores + j * m, m * sizeof *yt);
+            tt[nt++] = task[j];
+        }
+    }
+    float *cent = tr_xmalloc((size_t)T * dim * sizeof *cent), *psi = tr_xmalloc((size_t)T * m * sizeof *psi),
+          *theta = tr_xmalloc((size_t)T * (dim + 1) * sizeof *theta), *P = tr_xmalloc(nv * m * sizeof *P);
+    task_means(xt, tt, nt, T, dim, cent);
+    tr_cluster_psi(yt, nt, m, tt, T, a, psi);
+    tr_clusters cv = {.k = T, .dim = dim, .n_models = m, .psi = psi};
+    float z[TR_LMAP_MAX_K];
+    int rc = 0;
+    info->val_area = -1;
+    info->val_queries = (uint32_t)nv;
+    for (uint32_t g = 0; g < N_L2 && nv; g++) {
+        if (tr_task_map_fit(xt, nt, dim, tt, cent, T, l2_grid[g], ITERS, theta) < 0) {
+            rc = tr_err("out of memory fitting the task map");
+            break;
+        }
+        tr_learned_map map = {T, dim, theta};
+        for (size_t i = 0; i < nv; i++)
+            tr_learned_map_predict(&map, &cv, refs + vi[i] * dim, z, P + i * m);
+        tr_curve c;
+        tr_route_curve(P, yv, (uint32_t)nv, m, cn, &c, NULL);
+        if (c.area > info->val_area)
+            info->val_area = c.area, info->l2 = l2_grid[g];
+    }
+    if (!nv)
+        info->l2 = l2_grid[N_L2 / 2];
+    free(xt), free(yt), free(yv), free(tt), free(vi), free(cent), free(psi), free(theta), free(P);
+    return rc;
+}
+
+int tr_task_map_build(const int8_t *refs, size_t n, size_t n_task, uint32_t dim,
+                      const float *scores, uint32_t m, const double *cn, const uint32_t *task,
+                      uint32_t T, float a, tr_buf *clusters, float **theta_out,
+                      tr_task_map_info *info)
+{
+    if (T < 2 || T > TR_LMAP_MAX_K)
+        return tr_err("--task-map needs 2 to %u tasks in the references, not %u", TR_LMAP_MAX_K, T);
+    float *x = tr_xmalloc(n_task * dim * sizeof *x);
+    for (size_t j = 0; j < n_task; j++)
+        unit_row(refs + j * dim, dim, x + j * dim);
+    float *cent = tr_xmalloc((size_t)T * dim * sizeof *cent);
+    float *theta = tr_xmalloc((size_t)T * (dim + 1) * sizeof *theta);
+    uint32_t *assign = tr_xmalloc(n * sizeof *assign);
+    tr_clusters cv;
+    int rc = choose_l2(x, refs, n_task, dim, scores, m, cn, task, T, a, info);
+    task_means(x, task, n_task, T, dim, cent);
+    if (!rc && (tr_clusters_section(cent, T, dim, m, a, clusters) ||
+                tr_clusters_view(clusters->data, clusters->len, dim, m, &cv) != TR_OK))
+        rc = tr_err("the task map's clusters section could not be written");
+    if (!rc && tr_task_map_fit(x, n_task, dim, task, cent, T, info->l2, ITERS, theta) < 0)
+        rc = tr_err("out of memory fitting the task map");
+    if (!rc) {
+        /* Psi: the task rows by their task, the others by the device's own
+         * nearest task centroid. cv views our writable section: filled in
+         * place, as build does for K-means. */
+        int32_t dots[TR_KNN_BLOCK];
+        memcpy(assign, task, n_task * sizeof *assign);
+        for (size_t j = n_task; j < n; j++) {
+            const int8_t *q = refs + j * dim;
+            float qn = 0.0f;
+            for (uint32_t d = 0; d < dim; d++)
+                qn += (float)((int32_t)q[d] * q[d]);
+            assign[j] = tr_cluster_assign(tr_kernels_active(), &cv, q, sqrtf(qn), dots);
+        }
+        tr_cluster_psi(scores, n, m, assign, T, a, (float *)(void *)cv.psi);
+    }
+    free(x), free(cent), free(assign);
+    if (rc)
+        free(theta);
+    else
+        *theta_out = theta;
+    return rc;
+}

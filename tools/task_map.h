@@ -1,0 +1,30 @@
+/* build --task-map: the learned soft cluster map (Jitkrittum et al. 2025,
+ * section 4.3) with the data's own tasks as its clusters. Host only. */
+#ifndef TR_TOOLS_TASK_MAP_H
+#define TR_TOOLS_TASK_MAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util.h"
+
+typedef struct tr_task_map_info {
+    double l2;           /* the softmax regression's weight, chosen on validation */
+    double val_area;     /* the deferral-curve Area on the held-out references at l2 */
+    uint32_t val_queries; /* how many were held out */
+} tr_task_map_info;
+
+/* The clusters section (centroids = each task's mean unit row, Psi = each
+ * model's error per task, shrunk with a) and theta (n_tasks x (dim + 1),
+ * malloc'd) of the task map, from the n_refs int8 rows refs whose first
+ * n_task rows have a task (task[j] < n_tasks; the rest, e.g. logged
+ * prompts, join Psi through their nearest task centroid). l2 is chosen on a
+ * fixed fifth of the task rows held out (the Area of their deferral curve
+ * with costs cn), then everything is refitted on all rows. 0, or 1 after a
+ * message. */
+int tr_task_map_build(const int8_t *refs, size_t n_refs, size_t n_task, uint32_t dim,
+                      const float *scores, uint32_t n_models, const double *cn,
+                      const uint32_t *task, uint32_t n_tasks, float a, tr_buf *clusters,
+                      float **theta, tr_task_map_info *info);
+
+#endif
