@@ -177,11 +177,16 @@ PY
 runq "$CLI" import --json mmlu-pro-32 "$T/isrc" "$T/idst"
 if [ "$rc" = 0 ] && one_doc "$T/o" && [ "$(json_get "$T/o" 'd["prompts"], d["models"], d["device_models"], d["tasks"], d["out"]')" = "(8, 2, ['small'], 2, '$T/idst')" ]; then ok
 else bad "import --json: rc $rc, $(cat "$T/o" "$T/e")"; fi
+# the delta commands: the new delta as inspect --json reads it, verified
+runq "$CLI" retire-model --json --pack "$FIXTURE_PACK" --key "$KEY" --model "$M" --out "$T/rj.trd"
+if [ "$rc" = 0 ] && one_doc "$T/o" && grep -q "^wrote $T/rj.trd" "$T/e" &&
+    [ "$(json_get "$T/o" 'd["kind"], d["verified"], d["n_retired"], d["base_hash"] == "'"$base"'"')" = "('delta', True, 1, True)" ]; then ok
+else bad "retire-model --json: rc $rc, $(cat "$T/o")"; fi
 # every subcommand with a single result documents --json; the ones left are
 # listed here (route and embed print one JSON line per prompt already)
 for c in $cmds; do
     "$CLI" "$c" --help | grep -q -- "--json" && continue
-    case " route embed add-model retire-model calibrate " in
+    case " route embed " in
     *" $c "*) ok ;;
     *) bad "$c --help has no --json" ;;
     esac

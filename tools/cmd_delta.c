@@ -47,11 +47,25 @@ typedef struct delta_cmd {
     size_t n_trust;
     tr_pubkey signer;
     uint64_t counter, expires_days;
-    int has_counter, force;
+    int has_counter, force, json;
     tr_packfile pf;
     base_facts b;
     delta_state st;
 } delta_cmd;
+
+/* --json: the written delta as inspect reads it, verified (it was applied to
+ * the base's view before it was written). */
+static void print_delta_json(const char *path, const tr_buf *d)
+{
+    cJSON *o = tr_inspect_json(path, d->data, d->len);
+    if (!o)
+        return; /* cannot happen for a delta that just verified; the message is printed */
+    cJSON_ReplaceItemInObject(o, "verified", cJSON_CreateBool(1));
+    char *txt = cJSON_PrintUnformatted(o);
+    printf("%s\n", txt);
+    free(txt);
+    cJSON_Delete(o);
+}
 
 /* Section of a verified pack or delta by type; NULL if absent. */
 static const uint8_t *section(const uint8_t *p, uint32_t type, uint64_t *len, uint32_t *stride)
@@ -136,7 +150,11 @@ static void state_free(delta_state *s)
 }
 
 enum { D_PACK = 256, D_DELTA, D_KEY, D_TRUST, D_OUT, D_COUNTER, D_EXPIRES, D_FORCE, D_HELP,
-       D_FIRST_OWN };
+       D_JSON, D_FIRST_OWN };
+
+/* Where a delta command's report goes: stdout, or stderr with --json (whose
+ * document alone is on stdout). */
+static FILE *say;
 
 static const char common_help[] =
     "  --pack PACK         the base pack\n"
@@ -146,7 +164,9 @@ static const char common_help[] =
     "  --out FILE          the new delta (not overwritten without --force)\n"
     "  --counter N         its security counter, above DELTA's and below 2^64-1\n"
     "                      (default: DELTA's + 1, or 1 without --delta)\n"
-    "  --expires-days D    it expires D days from now (default: never)\n";
+    "  --expires-days D    it expires D days from now (default: never)\n"
+    "  --json              the new delta as one JSON document on stdout (inspect\n"
+    "                      --json's fields, verified: true); the report on stderr\n";
 
 /* Parse the shared flags; own flags (val >= D_FIRST_OWN) go to own().
  * *own_dir and *own_file (pointers into ctx, or NULL) are the command's own
@@ -166,7 +186,7 @@ static int parse(int argc, char **argv, const char *usage, const struct option *
         {"key", required_argument, 0, D_KEY}, {"trust", required_argument, 0, D_TRUST},
         {"out", required_argument, 0, D_OUT}, {"counter", required_argument, 0, D_COUNTER},
         {"expires-days", required_argument, 0, D_EXPIRES}, {"force", no_argument, 0, D_FORCE},
-        {"help", no_argument, 0, D_HELP}};
+        {"json", no_argument, 0, D_JSON}, {"help", no_argument, 0, D_HELP}};
     struct option opts[32];
     size_t n = 0;
     for (size_t i = 0; i < sizeof shared / sizeof *shared; i++)
@@ -175,6 +195,7 @@ static int parse(int argc, char **argv, const char *usage, const struct option *
         opts[n++] = *o;
     opts[n] = (struct option){0, 0, 0, 0};
     memset(c, 0, sizeof *c);
+    say = stdout;
     int o;
     optind = 1;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -199,6 +220,7 @@ static int parse(int argc, char **argv, const char *usage, const struct option *
                 return tr_err("--expires-days must be in 1..36500, not '%s'", optarg), -1;
             break;
         case D_FORCE: c->force = 1; break;
+        case D_JSON: c->json = 1, say = stderr; break;
         case D_HELP: fputs(usage, stdout); fputs(common_help, stdout); return 1;
         default:
             if (o == '?')
@@ -331,12 +353,14 @@ static int write_delta(delta_cmd *c)
     if (r == 0)
         r = tr_write_file_atomic(c->out, out.data, out.len);
     if (r == 0)
-        printf("wrote %s: %zu bytes, counter %llu, %u model(s) added, %s retired%s\n", c->out,
+        fprintf(say, "wrote %s: %zu bytes, counter %llu, %u model(s) added, %s retired%s\n", c->out,
                out.len, (unsigned long long)spec.security_counter, s->n_added,
                any_retired ? "some" : "none", s->has_settings ? ", settings" : "");
     if (r == 0 && !s->n_added && !any_retired && !s->has_settings)
-        printf("(no change from the base: it serves the base alone and, by its counter, keeps "
+        fprintf(say, "(no change from the base: it serves the base alone and, by its counter, keeps "
                "%s from being applied again)\n", c->delta ? c->delta : "an older delta");
+    if (r == 0 && c->json)
+        print_delta_json(c->out, &out);
     tr_buf_free(&out);
     return r;
 }
@@ -605,11 +629,11 @@ int cmd_add_model(int argc, char **argv)
             s->psi[(size_t)m * kc + k] =
                 tr_psi_estimate(sum[k], (double)cnt[k], prior, b->psi_prior);
         }
-        printf("%s: %u labelled prompts (prior %.3f), %u of them references of the base "
+        fprintf(say, "%s: %u labelled prompts (prior %.3f), %u of them references of the base "
                "(for kNN)", name, labelled, prior, on_refs);
         if (kc)
-            printf("; %u of %u clusters seen", covered, kc);
-        printf("\n");
+            fprintf(say, "; %u of %u clusters seen", covered, kc);
+        fprintf(say, "\n");
         if (on_refs == 0)
             fprintf(stderr, "tinyroute: warning: no labelled prompt of '%s' is a reference of "
                             "the base: kNN falls back to its prior\n", name);
@@ -667,7 +691,7 @@ int cmd_retire_model(int argc, char **argv)
                 break;
             }
             s->retired[m >> 3] |= (uint8_t)(1u << (m & 7));
-            printf("retired %s (a base model)\n", name);
+            fprintf(say, "retired %s (a base model)\n", name);
             continue;
         }
         for (uint32_t i = 0; i < s->n_added; i++)
@@ -688,7 +712,7 @@ int cmd_retire_model(int argc, char **argv)
             memmove(s->psi + (size_t)j * kc, s->psi + (size_t)(j + 1) * kc,
                     (size_t)tail * kc * sizeof(float));
         s->n_added--;
-        printf("dropped %s (added by %s)\n", name, c.delta);
+        fprintf(say, "dropped %s (added by %s)\n", name, c.delta);
     }
     if (r == 0)
         r = write_delta(&c);
@@ -840,7 +864,7 @@ int cmd_calibrate(int argc, char **argv)
         r = tr_err("routing the traffic failed: %s", tr_strerror(st));
         goto done;
     }
-    printf("lambda %.6g: cloud share %.4f of %zu prompts (asked %.4f%s)\n", best, best_share, n,
+    fprintf(say, "lambda %.6g: cloud share %.4f of %zu prompts (asked %.4f%s)\n", best, best_share, n,
            a.share, t.n_prior ? "; prompts of unknown words follow the priors" : "");
     if (fabs(best_share - a.share) > 0.02)
         fprintf(stderr, "tinyroute: warning: the closest reachable share is %.4f\n", best_share);
