@@ -317,15 +317,16 @@ static void print_json(cJSON *o)
 /* "tinyroute route: FILE:LINE: message" (FILE NULL: "argument LINE: ...") */
 static int line_err(const char *cmd, const char *file, long line, const char *fmt, ...)
 {
+    (void)cmd; /* tr_err names the subcommand */
     va_list ap;
-    if (file)
-        fprintf(stderr, "tinyroute %s: %s:%ld: ", cmd, file, line);
-    else
-        fprintf(stderr, "tinyroute %s: argument %ld: ", cmd, line);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    char *msg = tr_xvprintf(fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    if (file)
+        tr_err_at(file, line, "%s", msg);
+    else
+        tr_err("argument %ld: %s", line, msg);
+    free(msg);
     return 1;
 }
 

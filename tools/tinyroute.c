@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cmds.h"
+#include "util.h"
 #include "tinyroute.h"
 
 static const struct {
@@ -77,6 +78,7 @@ int main(int argc, char **argv)
         }
         char *args[] = {argv[2], "--help", NULL};
         optind = 1;
+        tr_set_command(commands[i].name);
         return commands[i].fn(2, args);
     }
     int i = find(argv[1]);
@@ -91,5 +93,6 @@ int main(int argc, char **argv)
     for (int a = 2; a < argc && strcmp(argv[a], "--"); a++)
         if (!strcmp(argv[a], "--version") || !strcmp(argv[a], "-V"))
             return version();
+    tr_set_command(commands[i].name);
     return commands[i].fn(argc - 1, argv + 1);
 }

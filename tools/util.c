@@ -26,33 +26,47 @@ void tr_err_capture(char *buf, size_t cap)
         cap_buf[0] = 0;
 }
 
-int tr_err(const char *fmt, ...)
+/* The subcommand running, for the one error style "tinyroute CMD: ...". */
+static const char *command;
+
+void tr_set_command(const char *name) { command = name; }
+
+/* The one error printer: "tinyroute CMD: [PATH:LINE: ]message" on stderr,
+ * or only the message into the capture buffer (its first message: the one
+ * that says why). Returns 1. */
+static int verr(const char *path, long line, const char *fmt, va_list ap)
 {
-    va_list ap;
-    if (cap_buf) { /* the first message: the one that says why */
+    if (cap_buf) {
         if (!cap_buf[0]) {
-            va_start(ap, fmt);
-            vsnprintf(cap_buf, cap_len, fmt, ap);
-            va_end(ap);
+            int n = path ? snprintf(cap_buf, cap_len, "%s:%ld: ", path, line) : 0;
+            if (n >= 0 && (size_t)n < cap_len)
+                vsnprintf(cap_buf + n, cap_len - (size_t)n, fmt, ap);
         }
         return 1;
     }
-    fputs("tinyroute: ", stderr);
-    va_start(ap, fmt);
+    fprintf(stderr, command ? "tinyroute %s: " : "tinyroute: ", command);
+    if (path)
+        fprintf(stderr, "%s:%ld: ", path, line);
     vfprintf(stderr, fmt, ap);
-    va_end(ap);
     fputc('\n', stderr);
+    return 1;
+}
+
+int tr_err(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    verr(NULL, 0, fmt, ap);
+    va_end(ap);
     return 1;
 }
 
 int tr_err_at(const char *path, long line, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "tinyroute: %s:%ld: ", path, line);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    verr(path, line, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     return 1;
 }
 
@@ -120,15 +134,22 @@ char *tr_xstrdup(const char *s)
     return d;
 }
 
+char *tr_xvprintf(const char *fmt, va_list ap)
+{
+    va_list again;
+    va_copy(again, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    char *s = tr_xmalloc((size_t)(n < 0 ? 0 : n) + 1);
+    vsnprintf(s, (size_t)(n < 0 ? 0 : n) + 1, fmt, again);
+    va_end(again);
+    return s;
+}
+
 char *tr_xprintf(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *s = tr_xmalloc((size_t)(n < 0 ? 0 : n) + 1);
-    va_start(ap, fmt);
-    vsnprintf(s, (size_t)(n < 0 ? 0 : n) + 1, fmt, ap);
+    char *s = tr_xvprintf(fmt, ap);
     va_end(ap);
     return s;
 }

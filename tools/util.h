@@ -2,12 +2,16 @@
 #ifndef TR_TOOLS_UTIL_H
 #define TR_TOOLS_UTIL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
-/* Print "tinyroute: <msg>\n" to stderr. Returns 1 (a CLI exit code). */
+/* Print "tinyroute CMD: <msg>\n" to stderr (CMD: the subcommand main set
+ * with tr_set_command; "tinyroute: " before one is known). Returns 1 (a CLI
+ * exit code). */
 int tr_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void tr_set_command(const char *name);
 /* From now on this thread's tr_err messages go into buf (the first one
  * only, cut to cap), not to stderr; cap 0 restores stderr. */
 void tr_err_capture(char *buf, size_t cap);
@@ -54,6 +58,7 @@ void *tr_xrealloc(void *p, size_t n);
 char *tr_xstrdup(const char *s);
 char *tr_path_join(const char *dir, const char *name); /* "dir/name", malloc'd */
 char *tr_xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* malloc'd, any length */
+char *tr_xvprintf(const char *fmt, va_list ap);
 
 /* Strict number parsing: the whole string must be a number in range.
  * Return 0 on success. */
