@@ -278,7 +278,19 @@ TR_SDOT void tr_dot_i8_rows_sdot(const int8_t *q, const int8_t *rows, size_t str
  * per instruction; the tile pays off with two queries per call (batched
  * scoring), which is why dispatch keeps SDOT active where both exist. Exact
  * on every int8 (int32 accumulation). */
+#if defined(__clang__)
+/* As for SDOT above: clang 14 declares vmmlaq_s32 only for a whole +i8mm
+ * build, so the same instruction by inline assembly. */
+#define TR_I8MM __attribute__((target("i8mm")))
+static TR_I8MM inline int32x4_t tr_vmmlaq_s32(int32x4_t acc, int8x16_t a, int8x16_t b)
+{
+    __asm__("smmla %0.4s, %1.16b, %2.16b" : "+w"(acc) : "w"(a), "w"(b));
+    return acc;
+}
+#else
 #define TR_I8MM __attribute__((target("arch=armv8.2-a+dotprod+i8mm")))
+#define tr_vmmlaq_s32 vmmlaq_s32
+#endif
 
 /* acc01: rows p and p2 over bytes [d, d + 16). */
 static TR_I8MM inline int32x4_t step_i8mm(int32x4_t acc, int64x2_t q2, const int8_t *p,
@@ -287,8 +299,8 @@ static TR_I8MM inline int32x4_t step_i8mm(int32x4_t acc, int64x2_t q2, const int
     int64x2_t r0 = vreinterpretq_s64_s8(vld1q_s8(p)), r1 = vreinterpretq_s64_s8(vld1q_s8(p2));
     int8x16_t qlo = vreinterpretq_s8_s64(vdupq_laneq_s64(q2, 0));
     int8x16_t qhi = vreinterpretq_s8_s64(vdupq_laneq_s64(q2, 1));
-    acc = vmmlaq_s32(acc, vreinterpretq_s8_s64(vzip1q_s64(r0, r1)), qlo);
-    return vmmlaq_s32(acc, vreinterpretq_s8_s64(vzip2q_s64(r0, r1)), qhi);
+    acc = tr_vmmlaq_s32(acc, vreinterpretq_s8_s64(vzip1q_s64(r0, r1)), qlo);
+    return tr_vmmlaq_s32(acc, vreinterpretq_s8_s64(vzip2q_s64(r0, r1)), qhi);
 }
 
 TR_I8MM void tr_dot_i8_rows_i8mm(const int8_t *q, const int8_t *rows, size_t stride,

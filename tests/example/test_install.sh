@@ -147,10 +147,11 @@ cmake_suite() {
     arch=$1 readelf=$2 run=$3 prefix=$4
     shift 4
     dir=$WORK/$arch-cmake
-    check "$arch: a CMake project find_package(tinyroute 0.1)s the prefix and builds the example" \
+    # the header's major.minor: what an integrator writing against it asks for
+    check "$arch: a CMake project find_package(tinyroute ${HEADER_VERSION%.*})s the prefix and builds the example" \
         sh -c 'd=$1; p=$2; shift 2; cmake -S "$0/tests/install" -B "$d" -DCMAKE_PREFIX_PATH="$p" "$@" > "$d.log" 2>&1 &&
                cmake --build "$d" >> "$d.log" 2>&1 || { tail -15 "$d.log" | sed "s/^/    /"; exit 1; }' \
-            "$ROOT" "$dir" "$prefix" "$@"
+            "$ROOT" "$dir" "$prefix" -DTR_WANT="${HEADER_VERSION%.*}" "$@"
     check "$arch: tinyroute::tinyroute is the shared library (NEEDED libtinyroute.so.0)" \
         needs "$readelf" "$dir/route_shared" libtinyroute.so.0
     check "$arch: the CMake shared example routes like the CLI without LD_LIBRARY_PATH (CMake's rpath)" \
