@@ -233,6 +233,21 @@ static tr_status view_mem_ok(const tr_pack *from, void *mem, size_t mem_bytes, c
     return TR_OK;
 }
 
+/* A view in mem serving from's base pack alone (no delta): what apply then
+ * puts a delta on and what drop returns. */
+static struct tr_pack *view_of_base(const tr_pack *from, void *mem)
+{
+    struct tr_pack *p = mem;
+    memset(p, 0, sizeof *p);
+    p->kern = from->kern;
+    p->base_bytes = from->base_bytes;
+    p->base_len = from->base_len;
+    p->base = from->base;
+    p->served = from->base;
+    p->magic = TR_VIEW_MAGIC;
+    return p;
+}
+
 tr_status tr_pack_apply_delta(const tr_pack *from, const void *delta, size_t len,
                               const tr_trust *trust, void *mem, size_t mem_bytes,
                               const tr_pack **out)
@@ -248,18 +263,12 @@ tr_status tr_pack_apply_delta(const tr_pack *from, const void *delta, size_t len
     if ((st = delta_verify(from, delta, len, trust, &v, &d, &next, &stored)) != TR_OK ||
         (st = delta_commit(trust, &next, &stored)) != TR_OK)
         return st;
-    struct tr_pack *p = mem;
-    memset(p, 0, sizeof *p);
-    p->kern = from->kern;
-    p->base_bytes = from->base_bytes;
-    p->base_len = from->base_len;
+    struct tr_pack *p = view_of_base(from, mem);
     p->delta_bytes = delta;
     p->delta_len = len;
-    p->base = from->base;
     p->served = v;
     p->has_delta = 1;
     p->delta = d;
-    p->magic = TR_VIEW_MAGIC;
     *out = p;
     return TR_OK;
 }
@@ -272,15 +281,7 @@ tr_status tr_pack_drop_delta(const tr_pack *from, void *mem, size_t mem_bytes,
     tr_status st = view_mem_ok(from, mem, mem_bytes, from->delta_bytes, from->delta_len);
     if (st != TR_OK)
         return st;
-    struct tr_pack *p = mem;
-    memset(p, 0, sizeof *p);
-    p->kern = from->kern;
-    p->base_bytes = from->base_bytes;
-    p->base_len = from->base_len;
-    p->base = from->base;
-    p->served = from->base;
-    p->magic = TR_VIEW_MAGIC;
-    *out = p;
+    *out = view_of_base(from, mem);
     return TR_OK;
 }
 
