@@ -27,6 +27,7 @@
 #include "dataset.h"
 #include "packwriter.h"
 #include "pareto.h"
+#include "task_map.h"
 #include "report.h"
 #include "tr_cluster.h"
 #include "tr_cluster_fit.h"
@@ -57,9 +58,6 @@ static const char *method_label[M_COUNT] = {
     "kNN (int8 core)", "K-means clusters (int8 core)", "Learned cluster map",
     "Task map (learned map over the tasks)", "Pareto-random", "Oracle"};
 static const char *method_kind[M_COUNT] = {"router", "router", "router", "router", "baseline", "bound"};
-/* The task map's l2 weight, chosen on validation. */
-static const double tmap_l2_grid[] = {1e-4, 1e-3, 1e-2};
-#define N_TL2 (sizeof tmap_l2_grid / sizeof *tmap_l2_grid)
 
 typedef struct eval_opts {
     const char **data; /* room for every argument: no fixed count of --data */
@@ -645,17 +643,11 @@ static int task_map(const prepared *p, const int8_t *q, const split *s, const ui
         free(tid);
         return 0;
     }
-    float *x = unit_rows(q, s->tr, s->ntr, dim), *cent = tr_xcalloc((size_t)T * dim, sizeof *cent);
-    uint32_t *task = tr_xmalloc(s->ntr * sizeof *task), *cnt = tr_xcalloc(T, sizeof *cnt);
-    for (uint32_t i = 0; i < s->ntr; i++) {
+    float *x = unit_rows(q, s->tr, s->ntr, dim), *cent = tr_xmalloc((size_t)T * dim * sizeof *cent);
+    uint32_t *task = tr_xmalloc(s->ntr * sizeof *task);
+    for (uint32_t i = 0; i < s->ntr; i++)
         task[i] = tid[s->tr[i]];
-        cnt[task[i]]++;
-        for (uint32_t d = 0; d < dim; d++)
-            cent[(size_t)task[i] * dim + d] += x[(size_t)i * dim + d];
-    }
-    for (uint32_t t = 0; t < T; t++)
-        for (uint32_t d = 0; d < dim; d++)
-            cent[(size_t)t * dim + d] /= (float)cnt[t];
+    tr_task_means(x, task, s->ntr, T, dim, cent);
     const uint32_t mx = s->nmtr > s->nmte ? s->nmtr : s->nmte;
     float *psi = tr_xmalloc((size_t)T * mx * sizeof *psi),
           *theta = tr_xmalloc((size_t)T * (dim + 1) * sizeof *theta),
@@ -668,8 +660,9 @@ static int task_map(const prepared *p, const int8_t *q, const split *s, const ui
     /* l2 on validation: the training models, Psi from the train prompts. */
     cv.n_models = s->nmtr;
     tr_cluster_psi(Ytr_tr, s->ntr, s->nmtr, task, T, r->a, psi);
-    for (uint32_t g = 0; g < N_TL2; g++) {
-        if (tr_task_map_fit(x, s->ntr, dim, task, cent, T, tmap_l2_grid[g], 300, theta) < 0)
+    for (uint32_t g = 0; g < TR_TASK_MAP_N_L2; g++) {
+        if (tr_task_map_fit(x, s->ntr, dim, task, cent, T, tr_task_map_l2[g], TR_TASK_MAP_ITERS,
+                            theta) < 0)
             return tr_err("out of memory");
         tr_learned_map map = {T, dim, theta};
         for (uint32_t i = 0; i < s->nva; i++)
@@ -677,7 +670,7 @@ static int task_map(const prepared *p, const int8_t *q, const split *s, const ui
         tr_route_curve(P, Yva_tr, s->nva, s->nmtr, cn_tr, &cv_tmp, NULL);
         if (cv_tmp.area > best_area) {
             best_area = cv_tmp.area;
-            r->tmap_l2 = tmap_l2_grid[g];
+            r->tmap_l2 = tr_task_map_l2[g];
             memcpy(best, theta, (size_t)T * (dim + 1) * sizeof *best);
         }
     }
@@ -692,7 +685,7 @@ static int task_map(const prepared *p, const int8_t *q, const split *s, const ui
     tr_route_curve(P, Yte, s->nte, s->nmte, cn_te, &r->c[M_TMAP], NULL);
     r->has[M_TMAP] = 1;
     r->n_tasks = T;
-    free(y), free(tid), free(x), free(cent), free(task), free(cnt), free(psi), free(theta), free(best);
+    free(y), free(tid), free(x), free(cent), free(task), free(psi), free(theta), free(best);
     free(keep), free(asg);
     return 0;
 }

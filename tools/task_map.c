@@ -14,9 +14,7 @@
 #include "tr_learned_map.h"
 #include "tr_learned_map_fit.h"
 
-static const double l2_grid[] = {1e-4, 1e-3, 1e-2};
-#define N_L2 (sizeof l2_grid / sizeof *l2_grid)
-#define ITERS 300
+const double tr_task_map_l2[TR_TASK_MAP_N_L2] = {1e-4, 1e-3, 1e-2};
 #define HOLD 5 /* every HOLD-th task row is held out for the choice of l2 */
 
 /* Row j as the device sees it: the unit int8 row. */
@@ -29,8 +27,7 @@ static void unit_row(const int8_t *r, uint32_t dim, float *out)
         out[d] = (float)(r[d] / sqrt(ss));
 }
 
-/* cent[t] = the mean of the rows x of task t (n rows). */
-static void task_means(const float *x, const uint32_t *task, size_t n, uint32_t T, uint32_t dim,
+void tr_task_means(const float *x, const uint32_t *task, size_t n, uint32_t T, uint32_t dim,
                        float *cent)
 {
     uint32_t *cnt = tr_xcalloc(T, sizeof *cnt);
@@ -69,15 +66,15 @@ static int choose_l2(const float *x, const int8_t *refs, size_t n_task, uint32_t
     }
     float *cent = tr_xmalloc((size_t)T * dim * sizeof *cent), *psi = tr_xmalloc((size_t)T * m * sizeof *psi),
           *theta = tr_xmalloc((size_t)T * (dim + 1) * sizeof *theta), *P = tr_xmalloc(nv * m * sizeof *P);
-    task_means(xt, tt, nt, T, dim, cent);
+    tr_task_means(xt, tt, nt, T, dim, cent);
     tr_cluster_psi(yt, nt, m, tt, T, a, psi);
     tr_clusters cv = {.k = T, .dim = dim, .n_models = m, .psi = psi};
     float z[TR_LMAP_MAX_K];
     int rc = 0;
     info->val_area = -1;
     info->val_queries = (uint32_t)nv;
-    for (uint32_t g = 0; g < N_L2 && nv; g++) {
-        if (tr_task_map_fit(xt, nt, dim, tt, cent, T, l2_grid[g], ITERS, theta) < 0) {
+    for (uint32_t g = 0; g < TR_TASK_MAP_N_L2 && nv; g++) {
+        if (tr_task_map_fit(xt, nt, dim, tt, cent, T, tr_task_map_l2[g], TR_TASK_MAP_ITERS, theta) < 0) {
             rc = tr_err("out of memory fitting the task map");
             break;
         }
@@ -87,10 +84,10 @@ static int choose_l2(const float *x, const int8_t *refs, size_t n_task, uint32_t
         tr_curve c;
         tr_route_curve(P, yv, (uint32_t)nv, m, cn, &c, NULL);
         if (c.area > info->val_area)
-            info->val_area = c.area, info->l2 = l2_grid[g];
+            info->val_area = c.area, info->l2 = tr_task_map_l2[g];
     }
     if (!nv)
-        info->l2 = l2_grid[N_L2 / 2];
+        info->l2 = tr_task_map_l2[TR_TASK_MAP_N_L2 / 2];
     free(xt), free(yt), free(yv), free(tt), free(vi), free(cent), free(psi), free(theta), free(P);
     return rc;
 }
@@ -110,11 +107,11 @@ int tr_task_map_build(const int8_t *refs, size_t n, size_t n_task, uint32_t dim,
     uint32_t *assign = tr_xmalloc(n * sizeof *assign);
     tr_clusters cv;
     int rc = choose_l2(x, refs, n_task, dim, scores, m, cn, task, T, a, info);
-    task_means(x, task, n_task, T, dim, cent);
+    tr_task_means(x, task, n_task, T, dim, cent);
     if (!rc && (tr_clusters_section(cent, T, dim, m, a, clusters) ||
                 tr_clusters_view(clusters->data, clusters->len, dim, m, &cv) != TR_OK))
         rc = tr_err("the task map's clusters section could not be written");
-    if (!rc && tr_task_map_fit(x, n_task, dim, task, cent, T, info->l2, ITERS, theta) < 0)
+    if (!rc && tr_task_map_fit(x, n_task, dim, task, cent, T, info->l2, TR_TASK_MAP_ITERS, theta) < 0)
         rc = tr_err("out of memory fitting the task map");
     if (!rc) {
         /* Psi: the task rows by their task, the others by the device's own

@@ -14,6 +14,16 @@ typedef struct tr_task_map_info {
     uint32_t val_queries; /* how many were held out */
 } tr_task_map_info;
 
+/* The l2 weights the task map's softmax regression is chosen from, and its
+ * Adam iterations (eval and build choose alike). */
+extern const double tr_task_map_l2[];
+#define TR_TASK_MAP_N_L2 3
+#define TR_TASK_MAP_ITERS 300
+
+/* cent[t] = the mean of the n rows x (dim each) of task t (task[i] < T). */
+void tr_task_means(const float *x, const uint32_t *task, size_t n, uint32_t T, uint32_t dim,
+                   float *cent);
+
 /* The clusters section (centroids = each task's mean unit row, Psi = each
  * model's error per task, shrunk with a) and theta (n_tasks x (dim + 1),
  * malloc'd) of the task map, from the n_refs int8 rows refs whose first
