@@ -898,18 +898,10 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
     if (!o->no_lmap) {
         float *psi_tr = tr_xmalloc((size_t)r->K * s.nmtr * sizeof *psi_tr);
         psi_of(p, s.tr, s.ntr, s.mtr, s.nmtr, assign, r->K, r->aK, psi_tr);
-        float *phi = tr_xmalloc((size_t)s.ntr * dim * sizeof *phi),
+        float *phi = unit_rows(q, s.tr, s.ntr, dim),
               *err = tr_xmalloc((size_t)s.ntr * s.nmtr * sizeof *err);
-        for (uint32_t i = 0; i < s.ntr; i++) {
-            const int8_t *qi = q + (size_t)s.tr[i] * dim;
-            double ss = 0;
-            for (uint32_t d = 0; d < dim; d++)
-                ss += (double)qi[d] * qi[d];
-            for (uint32_t d = 0; d < dim; d++)
-                phi[(size_t)i * dim + d] = (float)(qi[d] / sqrt(ss));
-            for (uint32_t m = 0; m < s.nmtr; m++)
-                err[(size_t)i * s.nmtr + m] = 1.0f - Ytr_tr[(size_t)i * s.nmtr + m];
-        }
+        for (size_t j = 0; j < (size_t)s.ntr * s.nmtr; j++)
+            err[j] = 1.0f - Ytr_tr[j];
         float *theta = tr_xmalloc((size_t)r->K * (dim + 1) * sizeof *theta);
         double before;
         double loss = tr_learned_map_fit(phi, s.ntr, dim, err, s.nmtr, psi_tr, cent, r->K, 100,
