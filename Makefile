@@ -24,13 +24,13 @@ CFLAGS   ?=
 ifeq ($(SCALAR),1)
 CFLAGS   += -DTR_FORCE_SCALAR
 endif
-ALL_CFLAGS := $(CFLAGS_BASE) -Icore -Iplatform -Imodels $(CFLAGS)
+ALL_CFLAGS := $(CFLAGS_BASE) -Icore -Iplatform -Imodels -Imodels/fit $(CFLAGS)
 
-# Device library: never allocates. Host fitting code (models/*_fit.c) is
+# Device library: never allocates. Host fitting code (models/fit/) is
 # linked into the CLI only.
 LIB_SRC  := $(wildcard core/*.c) $(wildcard platform/*.c) \
-            $(filter-out %_fit.c,$(wildcard models/*.c))
-TOOL_SRC := $(wildcard tools/*.c) $(wildcard models/*_fit.c)
+            $(wildcard models/*.c)
+TOOL_SRC := $(wildcard tools/*.c) $(wildcard models/fit/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TOOL_OBJ := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 LIBS     := -lmbedcrypto -lsleef -lm
@@ -42,7 +42,7 @@ CLI      := $(BUILD)/tinyroute
 .PHONY: all clean deps demo test embedder fixture-pack
 all: $(LIB) $(CLI)
 
-$(BUILD)/obj/%.o: %.c $(wildcard core/*.h platform/*.h models/*.h tools/*.h) Makefile
+$(BUILD)/obj/%.o: %.c $(wildcard core/*.h platform/*.h models/*.h models/fit/*.h tools/*.h) Makefile
 	@mkdir -p $(dir $@)
 	$(TARGET_CC) $(ALL_CFLAGS) -c $< -o $@
 

@@ -7,7 +7,7 @@
 #include "tr_cluster.h"
 #include "tr_knn.h"
 #include "tr_learned_map.h"
-#include "tr_task.h"
+#include "tr_task_scores.h"
 
 typedef struct tr_pack_view {
     tr_pack_info info;      /* info.n_models: n_base_models + added */

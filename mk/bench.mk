@@ -17,16 +17,16 @@ $(BENCH_DIR)/bench: tests/bench/bench.c tests/bench/faiss_baseline.cc $(LIB)
 	g++ -o $@ $(BENCH_DIR)/bench.o $(BENCH_DIR)/faiss_baseline.o $(LIB) -lfaiss -fopenmp -lblas -llapack -lm
 
 # make bench-kmeans KM_N="100000 1000000": the build's sampled K-means
-# (models/cluster_fit.c, the code `tinyroute build --clusters` runs) against
+# (models/fit/cluster_fit.c, the code `tinyroute build --clusters` runs) against
 # faiss::Clustering on the same rows, same K, sample and iteration cap, in
 # the same run (tests/bench/bench_kmeans.c); appends to BUILD_SCALE.md.
 # Only this benchmark links FAISS: the CLI never does.
 KM_N ?= 100000 1000000
-$(BENCH_DIR)/bench_kmeans: tests/bench/bench_kmeans.c tests/bench/faiss_baseline.cc $(BUILD)/obj/models/cluster_fit.o
+$(BENCH_DIR)/bench_kmeans: tests/bench/bench_kmeans.c tests/bench/faiss_baseline.cc $(BUILD)/obj/models/fit/cluster_fit.o
 	@mkdir -p $(BENCH_DIR)
 	g++ -O2 -c tests/bench/faiss_baseline.cc -o $(BENCH_DIR)/faiss_baseline.o
 	$(TARGET_CC) $(ALL_CFLAGS) -c tests/bench/bench_kmeans.c -o $(BENCH_DIR)/bench_kmeans.o
-	g++ -o $@ $(BENCH_DIR)/bench_kmeans.o $(BENCH_DIR)/faiss_baseline.o $(BUILD)/obj/models/cluster_fit.o \
+	g++ -o $@ $(BENCH_DIR)/bench_kmeans.o $(BENCH_DIR)/faiss_baseline.o $(BUILD)/obj/models/fit/cluster_fit.o \
 	    -lfaiss -fopenmp -lblas -llapack -lm
 
 .PHONY: bench-kmeans

@@ -23,7 +23,7 @@ DEV_CFG   := core/tr_mbedtls_device.h
 MBED_MODS := asn1parse asn1write bignum constant_time ecdsa ecp ecp_curves \
              memory_buffer_alloc platform platform_util sha256
 MBED_FLAGS:= -std=c99 -O2 -g -Wall -DMBEDTLS_CONFIG_FILE='"tr_mbedtls_device.h"' \
-             -I$(MBED_DIR)/include -I$(MBED_DIR)/library -Icore
+             -I$(MBED_DIR)/include -I$(MBED_DIR)/library -Icore -Iplatform
 DEV_CFLAGS:= $(ALL_CFLAGS) -DTR_DEVICE_CRYPTO -DMBEDTLS_CONFIG_FILE='"tr_mbedtls_device.h"' \
              -I$(MBED_DIR)/include
 

@@ -8,14 +8,14 @@
 DEB_PKGS += python3-dask python3-distributed
 
 HOSTLIB  := $(BUILD)/libtinyroute-host.so
-HOST_PIC_SRC := $(LIB_SRC) $(filter-out tools/tinyroute.c,$(TOOL_SRC))
+HOST_PIC_SRC := $(LIB_SRC) $(filter-out tools/main.c,$(TOOL_SRC))
 HOST_PIC_OBJ := $(HOST_PIC_SRC:%.c=$(BUILD)/pic-host/%.o)
 GEN_FLEET:= $(BUILD)/gen_fleet_logs
 
 .PHONY: hostlib test-fleet
 hostlib: $(HOSTLIB)
 
-$(BUILD)/pic-host/%.o: %.c $(wildcard core/*.h platform/*.h models/*.h tools/*.h) Makefile mk/fleet.mk
+$(BUILD)/pic-host/%.o: %.c $(wildcard core/*.h platform/*.h models/*.h models/fit/*.h tools/*.h) Makefile mk/fleet.mk
 	@mkdir -p $(dir $@)
 	$(TARGET_CC) $(ALL_CFLAGS) -Itools -fPIC -c $< -o $@
 

@@ -24,9 +24,9 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit
 # FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION: the libFuzzer convention, and the
 # second key core/pack.c asks for before it will skip signatures.
 FUZZ_CFLAGS  := $(CFLAGS_BASE) -O1 -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION $(FUZZ_SAN) \
-                -Icore -Iplatform -Imodels -Itools -Itests/fuzz
+                -Icore -Iplatform -Imodels -Imodels/fit -Itools -Itests/fuzz
 
-$(FUZZ_BUILD)/obj/%.o: %.c $(wildcard core/*.h platform/*.h models/*.h tools/*.h) mk/fuzz.mk
+$(FUZZ_BUILD)/obj/%.o: %.c $(wildcard core/*.h platform/*.h models/*.h models/fit/*.h tools/*.h) mk/fuzz.mk
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 $(FUZZ_BUILD)/obj-nosig/%.o: %.c $(wildcard core/*.h platform/*.h models/*.h) mk/fuzz.mk

@@ -1,6 +1,6 @@
 # make install / uninstall: the library as a system library (issue 8).
 #   make install PREFIX=/usr/local [DESTDIR=/staging]
-# installs include/tinyroute.h, lib/libtinyroute.{a,so*},
+# installs include/tinyroute.h (+ tinyroute_status.h, which it includes), lib/libtinyroute.{a,so*},
 # lib/pkgconfig/tinyroute.pc, lib/cmake/tinyroute/ (CMake package, target
 # tinyroute::tinyroute), bin/tinyroute, share/tinyroute/embedder.bin (the
 # default embedder table the installed CLI's build uses) and, under
@@ -88,7 +88,7 @@ endif
 install-lib: $(LIB) $(SO)
 	install -d $(I_INC) $(I_LIB)/pkgconfig $(I_CMAKE) $(I_DOC)
 	install -m 644 $(DOC_FILES) $(I_DOC)/
-	install -m 644 core/tinyroute.h $(I_INC)/tinyroute.h
+	install -m 644 core/tinyroute.h platform/tinyroute_status.h $(I_INC)/
 	install -m 644 $(LIB) $(I_LIB)/libtinyroute.a
 	install -m 755 $(SO) $(I_LIB)/$(SO_FILE)
 	ln -sf $(SO_FILE) $(I_LIB)/$(SO_NAME)
@@ -112,7 +112,7 @@ install: install-lib $(CLI) $(EMB_DEFAULT)
 	install -m 644 $(EMB_DEFAULT) $(I_SHARE)/embedder.bin
 
 uninstall:
-	rm -f $(I_INC)/tinyroute.h $(I_LIB)/libtinyroute.a $(I_LIB)/$(SO_FILE) \
+	rm -f $(I_INC)/tinyroute.h $(I_INC)/tinyroute_status.h $(I_LIB)/libtinyroute.a $(I_LIB)/$(SO_FILE) \
 	    $(I_LIB)/$(SO_NAME) $(I_LIB)/$(SO_LINK) $(I_LIB)/pkgconfig/tinyroute.pc \
 	    $(I_BIN)/tinyroute $(addprefix $(I_DOC)/,$(notdir $(DOC_FILES))) \
 	    $(addprefix $(I_CMAKE)/,$(CMAKE_FILES)) $(I_SHARE)/embedder.bin $(STATIC_INSTALLED)

@@ -2,7 +2,7 @@
 # runner prints one closing "N passed, N failed" line over the suites.
 
 TEST_CFLAGS := $(ALL_CFLAGS) -Itools
-TOOL_LIB_OBJ := $(filter-out $(BUILD)/obj/tools/tinyroute.o,$(TOOL_OBJ))
+TOOL_LIB_OBJ := $(filter-out $(BUILD)/obj/tools/main.o,$(TOOL_OBJ))
 
 $(BUILD)/test_core: tests/test_core.c $(TOOL_LIB_OBJ) $(LIB)
 	$(TARGET_CC) $(TEST_CFLAGS) -o $@ $< $(TOOL_LIB_OBJ) $(LIB) -lcmocka $(TOOL_LIBS)

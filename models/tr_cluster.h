@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tinyroute.h"
+#include "tinyroute_status.h"
 #include "tr_kernels.h"
 
 typedef struct tr_clusters {

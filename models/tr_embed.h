@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tinyroute.h"
+#include "tinyroute_status.h"
 
 typedef struct tr_embedder {
     uint32_t n_words, dim, n_buckets, max_word, flags;
@@ -32,7 +32,7 @@ size_t tr_utf8_seq(const uint8_t *p, size_t left);
 /* Index of a lower-cased word, or -1. */
 int32_t tr_embedder_lookup(const tr_embedder *e, const uint8_t *w, uint32_t n);
 
-/* A hashed table's features of a valid UTF-8 text (core/tr_format.h): fn
+/* A hashed table's features of a valid UTF-8 text (platform/tr_format.h): fn
  * gets each feature's row, rows a power of two. The builder fits the rows
  * from the same features. */
 typedef void (*tr_feature_fn)(void *ctx, uint32_t row);

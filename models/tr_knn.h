@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tinyroute.h"
+#include "tinyroute_status.h"
 #include "tr_kernels.h"
 
 /* Reference set, in place in the pack. */

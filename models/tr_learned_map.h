@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tinyroute.h"
+#include "tinyroute_status.h"
 #include "tr_cluster.h"
 
 typedef struct tr_learned_map {

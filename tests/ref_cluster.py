@@ -77,7 +77,7 @@ for k in range(K):
         ys = Y[assign == k, j]
         ys = ys[~np.isnan(ys)]
         allj = Y[:, j][~np.isnan(Y[:, j])]
-        # Shrunk toward the overall mean by a pseudo-prompts (models/tr_cluster_fit.h),
+        # Shrunk toward the overall mean by a pseudo-prompts (models/fit/trh_fit.h),
         # a = build's --prior-strength (default 16), recorded in the header.
         a = c["psi_prior"]
         psi[k, j] = 1 - (ys.sum() + a * allj.mean()) / (len(ys) + a) if len(ys) else 1 - allj.mean()
@@ -173,7 +173,7 @@ for t in range(T):
 check(np.max(np.abs(tpsi - tc["psi"])) < 1e-5,
       "task map: Psi is each model's shrunk error on each task's references (max diff %.2g)"
       % np.max(np.abs(tpsi - tc["psi"])))
-# the task means as the fit starts from them (models/learned_map_fit.c: 10 c, -10 |c|^2 / 2)
+# the task means as the fit starts from them (models/fit/learned_map_fit.c: 10 c, -10 |c|^2 / 2)
 cent = np.array([Phi[tix == t].mean(axis=0) for t in range(T)])
 start = np.hstack([10 * cent, (-10 * (cent ** 2).sum(axis=1) / 2)[:, None]])
 l2 = float(re.search(r"task map: %d tasks, l2 ([0-9.e-]+) chosen" % T, tout).group(1))

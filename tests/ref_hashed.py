@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The hashed n-gram embedder (core/tr_format.h, TR_EMB_HASHED) against numpy:
+"""The hashed n-gram embedder (platform/tr_format.h, TR_EMB_HASHED) against numpy:
   1. the fit: `tinyroute embedder --hashed` learns the same singular
      directions as numpy's exact SVD of the same tf-idf matrix (features from
      tests/tr_ref.py's own reading of the spec);

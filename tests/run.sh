@@ -24,6 +24,11 @@ run() {
 }
 # RUNNER (e.g. qemu-aarch64 ...) runs the test binaries of a cross build.
 RUNNER=${RUNNER:-}
+# The layer rule (imports one way; library symbols tr_ only): on the native
+# build without sanitizers, whose archive holds exactly the library's code.
+if [ -z "$RUNNER" ] && ! printf '%s' "${LIB_CFLAGS:-}" | grep -q sanitize; then
+    run layers sh tests/check_layers.sh "$BUILD"
+fi
 run kernels $RUNNER "$BUILD/test_kernels"
 run core $RUNNER "$BUILD/test_core"
 run prior $RUNNER "$BUILD/test_prior"

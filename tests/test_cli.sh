@@ -173,7 +173,7 @@ case "${RUNNER:-}" in qemu-aarch64*) pk_cc=aarch64-linux-gnu-gcc ;; esac
 for k in signing other; do
     mkdir -p "$T/pk-$k"
     "$CLI" pubkey --name trusted_key "fixtures/keys/test-$k.pub" >"$T/pk-$k/key.inc"
-    if $pk_cc ${LIB_CFLAGS:-} -std=c11 -Wall -Wextra -Werror -pedantic -Icore -I"$T/pk-$k" -o "$T/pk-$k/check" \
+    if $pk_cc ${LIB_CFLAGS:-} -std=c11 -Wall -Wextra -Werror -pedantic -Icore -Iplatform -I"$T/pk-$k" -o "$T/pk-$k/check" \
         tests/pubkey_check.c "$BUILD/libtinyroute.a" -lmbedcrypto -lsleef -lm 2>"$T/pk-$k/cc.err"; then
         ok
     else
@@ -185,7 +185,7 @@ expect 1 "^TR_E_KEY_UNKNOWN$" -- ${RUNNER:-} "$T/pk-other/check" "$FIXTURE_PACK"
 # A path that would close the comment the initializer starts with.
 mkdir -p "$T/a*" && cp "$PUB" "$T/a*/x.pub"
 "$CLI" pubkey --name trusted_key "$T/a*/x.pub" >"$T/pk-signing/key.inc"
-$pk_cc ${LIB_CFLAGS:-} -std=c11 -Wall -Wextra -Werror -Icore -I"$T/pk-signing" -o "$T/pk-signing/check2" \
+$pk_cc ${LIB_CFLAGS:-} -std=c11 -Wall -Wextra -Werror -Icore -Iplatform -I"$T/pk-signing" -o "$T/pk-signing/check2" \
     tests/pubkey_check.c "$BUILD/libtinyroute.a" -lmbedcrypto -lsleef -lm 2>/dev/null && ok ||
     bad "pubkey's output for a path with '*/' does not compile"
 

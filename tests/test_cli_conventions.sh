@@ -1,6 +1,6 @@
 #!/bin/sh
 # One CLI convention (issue 14 item 4), on every subcommand of the table in
-# tools/tinyroute.c: --help prints the usage on stdout (exit 0), --version and
+# tools/main.c: --help prints the usage on stdout (exit 0), --version and
 # -V the top-level version line (exit 0), `help CMD` is `CMD --help`, a bad
 # option gets the one message style on stderr (exit 2); and inspect reads a
 # delta (text and --json) as well as a pack.
@@ -14,10 +14,10 @@ PUB=fixtures/keys/test-signing.pub
 runq() { "$@" </dev/null >"$T/o" 2>"$T/e"; rc=$?; }
 
 # The subcommands, from the dispatch table itself, so a new one is walked too.
-cmds=$(sed -n 's/^ *{"\([a-z-]*\)", cmd_[a-z_]*,.*/\1/p' tools/tinyroute.c)
+cmds=$(sed -n 's/^ *{"\([a-z-]*\)", cmd_[a-z_]*,.*/\1/p' tools/main.c)
 n=0
 for c in $cmds; do n=$((n + 1)); done
-if [ "$n" -ge 14 ]; then ok; else bad "only $n subcommands parsed from tools/tinyroute.c"; fi
+if [ "$n" -ge 14 ]; then ok; else bad "only $n subcommands parsed from tools/main.c"; fi
 
 runq "$CLI" --version
 if [ "$rc" = 0 ] && grep -qE '^tinyroute [0-9]+\.[0-9]+' "$T/o"; then ok; else bad "--version: rc $rc"; fi

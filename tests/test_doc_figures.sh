@@ -110,7 +110,7 @@ has core/INTEGRATION.md "a model costs a $(pk record)-byte record"
 has core/INTEGRATION.md "($(pk emb_mb) MB of the $(pk pack_mb) MB demo pack)"
 has core/INTEGRATION.md "The embedder table is $(pk emb_mb) MB for 50k words"
 
-# The format's constants (core/tr_format.h, core/tinyroute.h).
+# The format's constants (platform/tr_format.h, core/tinyroute.h).
 has core/PACK_FORMAT.md "| header ($(fig header_bytes) bytes) |"
 has core/PACK_FORMAT.md "| section table (n x $(fig section_entry_bytes) bytes) |"
 has core/PACK_FORMAT.md "end of file = signed_bytes + $(fig trailer_fixed) + sig_len"

@@ -19,7 +19,7 @@
 #include "keys.h"
 #include "packwriter.h"
 #include "tinyroute.h"
-#include "tr_cluster_fit.h"
+#include "trh_fit.h"
 #include "tr_format.h"
 #include "tr_knn.h"
 
@@ -577,7 +577,7 @@ static void test_delta_model_uses_its_own_prior(void **state)
     box_free(&b), free(base);
 }
 
-/* ---- the clusters' Psi (shrunk at build, models/cluster_fit.c) ----
+/* ---- the clusters' Psi (shrunk at build, models/fit/cluster_fit.c) ----
  * Six rows in three clusters, two models. Model 0: cluster 0 rows 0, 1
  * right, wrong; cluster 1 rows 2, 3, 4 right, right, right; cluster 2 (row
  * 5) unknown: no labelled prompt there. Its prior is 4/5. Model 1 is known

@@ -1,4 +1,4 @@
-/* The builder's S3 table (models/task_fit.c) against the plain algorithm it
+/* The builder's S3 table (models/fit/task_fit.c) against the plain algorithm it
  * replaced (every candidate qsorted per query), kept here verbatim as the
  * reference:
  *   - with every query (max_queries_per_task 0, or a cap above every task's
@@ -21,7 +21,7 @@
 #include "dataset.h"
 #include "tr_embed.h"
 #include "tr_kernels.h"
-#include "tr_task_fit.h"
+#include "trh_fit.h"
 #include "util.h"
 
 static const char *fixture_dir, *embedder_path;

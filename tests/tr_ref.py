@@ -94,7 +94,7 @@ def parse_pack(path):
 
 
 def parse_embedder(e):
-    """An embedder section or table file (core/tr_format.h)."""
+    """An embedder section or table file (platform/tr_format.h)."""
     assert e[:8] == b"TREMB001"
     nw, edim, nb, maxw = struct.unpack_from("<IIII", e, 8)
     scale, _a, flags = struct.unpack_from("<ffI", e, 24)
@@ -122,7 +122,7 @@ def _is_word_byte(c):
 
 def hashed_features(text, rows):
     """A hashed table's feature rows of a prompt, with repetition, as
-    core/tr_format.h specifies them: each word, and each run of 3 to 5 code
+    platform/tr_format.h specifies them: each word, and each run of 3 to 5 code
     points of "<word>"."""
     s = text.encode("utf-8")
     out = []

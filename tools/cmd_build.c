@@ -21,12 +21,9 @@
 #include "pareto.h"
 #include "task_map.h"
 #include "tr_cluster.h"
-#include "tr_cluster_fit.h"
+#include "trh_fit.h"
 #include "tr_knn.h"
-#include "tr_learned_map_fit.h"
-#include "tr_task_fit.h"
 #include "tr_embed.h"
-#include "tr_embed_fit.h"
 #include "tr_format.h"
 #include "util.h"
 

@@ -1,5 +1,5 @@
 /* tinyroute add-model, retire-model and calibrate: signed delta packs over a
- * base pack (core/tr_format.h, "Delta packs"). Each command starts from the
+ * base pack (platform/tr_format.h, "Delta packs"). Each command starts from the
  * base (and the delta it already has, --delta), makes one change and writes
  * a new delta that carries the whole change from the base. */
 #include <getopt.h>
@@ -14,7 +14,7 @@
 #include "cmds.h"
 #include "dataset.h"
 #include "keys.h"
-#include "tr_cluster_fit.h"
+#include "trh_fit.h"
 #include "packfile.h"
 #include "packwriter.h"
 #include "tr_format.h"

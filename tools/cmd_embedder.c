@@ -20,7 +20,7 @@
 #include "cmds.h"
 #include "dataset.h"
 #include "tr_embed.h"
-#include "tr_embed_fit.h"
+#include "trh_fit.h"
 #include "tr_format.h"
 #include "util.h"
 

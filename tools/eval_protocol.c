@@ -30,15 +30,12 @@
 #include "task_map.h"
 #include "report.h"
 #include "tr_cluster.h"
-#include "tr_cluster_fit.h"
+#include "trh_fit.h"
 #include "tr_embed.h"
-#include "tr_embed_fit.h"
 #include "tr_format.h"
 #include "tr_knn.h"
 #include "tr_learned_map.h"
-#include "tr_learned_map_fit.h"
-#include "tr_task.h"
-#include "tr_task_fit.h"
+#include "tr_task_scores.h"
 #include "util.h"
 #include "trh_rand.h"
 
@@ -946,7 +943,7 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
  * those other tasks alone (as the builder does), and one model is chosen for
  * the whole held-out task by S1, S2, S3 (after the out-of-distribution gate)
  * and BMA; each choice scores its mean accuracy on the task. The same model
- * functions as the device (models/task.c); the choice rule is the device's
+ * functions as the device (models/task_scores.c); the choice rule is the device's
  * at lambda 0. */
 #define TASK_K 100
 #define TASK_K_DIST 19

@@ -1,4 +1,4 @@
-/* Host-side pack writer: lays out pack format v1 (core/tr_format.h) and
+/* Host-side pack writer: lays out pack format v1 (platform/tr_format.h) and
  * appends the signature trailer. */
 #ifndef TR_TOOLS_PACKWRITER_H
 #define TR_TOOLS_PACKWRITER_H
@@ -57,7 +57,7 @@ typedef struct tr_pack_layout {
  * device's floor for good, so the largest one a builder writes is 2^64-2. */
 #define TR_COUNTER_MAX (UINT64_MAX - 1)
 /* The S3 bandwidth range is the device's (TR_TASK_BANDWIDTH_MIN/MAX,
- * core/tr_format.h): a builder writes nothing a device refuses. */
+ * platform/tr_format.h): a builder writes nothing a device refuses. */
 
 /* Each check prints "tinyroute: FIELD ..." naming the field and the limit
  * and returns 1; 0 when within the device's limits. */
@@ -88,7 +88,7 @@ void tr_pack_append_trailer(tr_buf *out, const uint8_t key_id[32],
 
 const char *tr_section_name(uint32_t type);
 
-/* A delta pack (core/tr_format.h, TR_DELTA_MAGIC): the whole change from
+/* A delta pack (platform/tr_format.h, TR_DELTA_MAGIC): the whole change from
  * one base pack. */
 typedef struct tr_delta_spec {
     uint64_t security_counter, created_unix, expires_unix;

@@ -7,12 +7,11 @@
 #include "packwriter.h"
 #include "pareto.h"
 #include "tr_cluster.h"
-#include "tr_cluster_fit.h"
+#include "trh_fit.h"
 #include "tr_kernels.h"
 #include "tr_knn.h"
 #include "tr_format.h"
 #include "tr_learned_map.h"
-#include "tr_learned_map_fit.h"
 
 const double tr_task_map_l2[TR_TASK_MAP_N_L2] = {1e-4, 1e-3, 1e-2};
 #define HOLD 5 /* every HOLD-th task row is held out for the choice of l2 */

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "tr_cluster_fit.h"
+#include "trh_fit.h"
 
 double tr_bench_faiss_kmeans(const float *x, long n, int d, int k, int niter, int max_per_centroid,
                              int threads, float *centroids, double *train_ms, double *assign_ms);

@@ -19,7 +19,7 @@ import numpy as np
 
 
 def vocabulary(path):
-    """The embedder table's words (layout: TR_E_* in core/tr_format.h)."""
+    """The embedder table's words (layout: TR_E_* in platform/tr_format.h)."""
     b = open(path, "rb").read()
     assert b[:8] == b"TREMB001", "not an embedder table"
     n_words = struct.unpack_from("<I", b, 8)[0]

@@ -1,7 +1,7 @@
 /* Host-side fitting for the built-in embedder: the principal component the
  * builder removes (Arora et al. 2017's SIF), and unit normalisation. */
 #include "tr_numeric.h" /* first: the numeric contract, for every function below */
-#include "tr_embed_fit.h"
+#include "trh_fit.h"
 
 #include <math.h>
 #include <stdlib.h>

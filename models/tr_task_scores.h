@@ -6,13 +6,13 @@
  * far the task lies from the references; and the out-of-distribution gate:
  * keep the best-on-average model (BMA) unless the S3 choice beats it with
  * probability >= gate. */
-#ifndef TR_TASK_H
-#define TR_TASK_H
+#ifndef TR_TASK_SCORES_H
+#define TR_TASK_SCORES_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tinyroute.h"
+#include "tinyroute_status.h"
 
 typedef struct tr_task_table {
     uint32_t n_tasks, n_models, k_dist;

@@ -1,5 +1,5 @@
 #include "tr_numeric.h" /* first: the numeric contract, for every function below */
-#include "tr_task_fit.h"
+#include "trh_fit.h"
 #include "trh_rand.h"
 
 #include <math.h>

@@ -1,6 +1,6 @@
 /* Task-level selection entry points: accumulate kNN predictions over a
  * task's prompts in caller memory, then score with S1/S2/S3 and apply the
- * out-of-distribution gate (models/task.c holds the math). */
+ * out-of-distribution gate (models/task_scores.c holds the math). */
 #include "tr_numeric.h" /* first: the numeric contract, for every function below */
 #include <math.h>
 #include <string.h>

@@ -1,10 +1,10 @@
-/* Host-side fitting of a hashed embedder table (core/tr_format.h,
+/* Host-side fitting of a hashed embedder table (platform/tr_format.h,
  * TR_EMB_HASHED): latent semantic analysis of the prompts' hashed word and
  * character n-gram features. The device sums one row per feature, so a row
  * is its feature's idf times that feature's coordinates in the top singular
  * directions: the sum is the projection of the prompt's tf-idf vector. */
 #include "tr_numeric.h" /* first: the numeric contract, for every function below */
-#include "tr_embed_fit.h"
+#include "trh_fit.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 #include "tr_numeric.h" /* first: the numeric contract, for every function below */
-#include "tr_task.h"
+#include "tr_task_scores.h"
 
 #include <math.h>
 

@@ -1,7 +1,7 @@
 /* K-means++ (Arthur & Vassilvitskii 2007) and Lloyd iterations, in double
  * accumulators: host only, so clarity beats speed here. */
 #include "tr_numeric.h" /* first: the numeric contract, for every function below */
-#include "tr_cluster_fit.h"
+#include "trh_fit.h"
 #include "trh_rand.h"
 
 #include <math.h>
