@@ -133,62 +133,18 @@ static void build_delta(tr_buf *out, const uint8_t base_hash[32], uint64_t count
 
 /* ---- routers and what they serve ---- */
 
-/* What an integrator keeps: the served view (r, NULL before the first
- * open), two view buffers (a new view goes into the one not served, then
- * the pointer flips: the swap), and one context for base + delta. */
-typedef struct box {
-    void *mem[2];
-    int cur;
-    const tr_pack *r;
-    void *ctx_mem;
-    tr_ctx *c;
-} box;
+#include "view_box.h"
 
-static box new_box(uint32_t dim, uint32_t n_models, uint32_t cand)
-{
-    box b = {0};
-    size_t bytes = tr_ctx_size(dim, n_models, cand);
-    for (int i = 0; i < 2; i++)
-        assert_int_equal(posix_memalign(&b.mem[i], 64, tr_pack_size()), 0);
-    assert_int_equal(posix_memalign(&b.ctx_mem, 64, bytes), 0);
-    assert_int_equal(tr_ctx_init(b.ctx_mem, bytes, dim, n_models, cand, &b.c), TR_OK);
-    return b;
-}
+static view_box new_router(void) { return new_box(DIM, M + 1, 0); }
 
-static box new_router(void) { return new_box(DIM, M + 1, 0); }
-
-static void free_box(box *b)
-{
-    free(b->mem[0]);
-    free(b->mem[1]);
-    free(b->ctx_mem);
-}
-
-/* The swap: only a view that opened is served. */
-static tr_status serve(box *b, tr_status st, const tr_pack *v)
-{
-    if (st == TR_OK) {
-        b->cur ^= 1;
-        b->r = v;
-    }
-    return st;
-}
-
-static tr_status open_into(box *b, const uint8_t *p, size_t len, const tr_trust *t)
-{
-    const tr_pack *v = NULL;
-    tr_status st = tr_pack_open(b->mem[b->cur ^ 1], tr_pack_size(), p, len, t, &v);
-    return serve(b, st, v); /* v read after the call: argument order is unspecified */
-}
-
-static tr_status apply_into(box *b, const uint8_t *p, size_t len, const tr_trust *t)
+static tr_status apply_into(view_box *b, const uint8_t *p, size_t len, const tr_trust *t)
 {
     const tr_pack *v = NULL;
     tr_status st = tr_pack_apply_delta(b->r, p, len, t, b->mem[b->cur ^ 1], tr_pack_size(), &v);
     return serve(b, st, v);
 }
 
-static tr_status drop_into(box *b)
+static tr_status drop_into(view_box *b)
 {
     const tr_pack *v = NULL;
     tr_status st = tr_pack_drop_delta(b->r, b->mem[b->cur ^ 1], tr_pack_size(), &v);
@@ -239,13 +195,13 @@ static tr_trust trust_of(const tr_pubkey *k, uint64_t floor_, uint64_t now)
     return (tr_trust){.keys = k, .n_keys = 1, .min_security_counter = floor_, .now_unix = now};
 }
 
-static tr_status load(box *b, const uint8_t *p, size_t len)
+static tr_status load(view_box *b, const uint8_t *p, size_t len)
 {
     tr_trust t = trust_of(&W.pub, 0, 0);
     return open_into(b, p, len, &t);
 }
 
-static tr_status apply(box *b, const uint8_t *p, size_t len)
+static tr_status apply(view_box *b, const uint8_t *p, size_t len)
 {
     tr_trust t = trust_of(&W.pub, 0, 0);
     return apply_into(b, p, len, &t);
@@ -259,7 +215,7 @@ typedef struct served {
     float knn_pred[M + 1], clu_pred[M + 1];
 } served;
 
-static served snapshot(box *b)
+static served snapshot(view_box *b)
 {
     served s;
     memset(&s, 0, sizeof s);
@@ -280,7 +236,7 @@ static served snapshot(box *b)
     return s;
 }
 
-static int same_served(box *b, const served *want)
+static int same_served(view_box *b, const served *want)
 {
     served now = snapshot(b);
     return memcmp(&now, want, sizeof now) == 0;
@@ -401,7 +357,7 @@ static int group_setup(void **state)
     assert_int_equal(tr_key_load_public(OTHER_PUB, &W.other), 0);
     build_pack(&W.pack, 0, KEY);
     W.sb = (size_t)tr_ld64(W.pack.data + TR_H_SIGNED_BYTES);
-    box b = new_router();
+    view_box b = new_router();
     uint8_t *p = exact_copy(W.pack.data, W.pack.len);
     assert_int_equal(load(&b, p, W.pack.len), TR_OK);
     tr_pack_info info;
@@ -427,9 +383,9 @@ static int group_teardown(void **state)
 
 /* A router serving A (and, with_delta, A + D); *pa and *pd hold the bytes
  * it serves and must outlive it. */
-static box serving(int with_delta, uint8_t **pa, uint8_t **pd)
+static view_box serving(int with_delta, uint8_t **pa, uint8_t **pd)
 {
-    box b = new_router();
+    view_box b = new_router();
     *pa = exact_copy(W.pack.data, W.pack.len);
     assert_int_equal(load(&b, *pa, W.pack.len), TR_OK);
     *pd = NULL;
@@ -445,7 +401,7 @@ static box serving(int with_delta, uint8_t **pa, uint8_t **pd)
 static void test_the_small_pack_is_good(void **state)
 {
     uint8_t *pa, *pd;
-    box b = serving(1, &pa, &pd);
+    view_box b = serving(1, &pa, &pd);
     tr_pack_info info;
     assert_int_equal(tr_pack_get_info(b.r, &info), TR_OK);
     assert_int_equal(info.n_models, M + 1);
@@ -463,7 +419,7 @@ static void test_the_small_pack_is_good(void **state)
 static void test_pack_every_truncation(void **state)
 {
     uint8_t *pa, *pd;
-    box b = serving(1, &pa, &pd);
+    view_box b = serving(1, &pa, &pd);
     served want = snapshot(&b);
     const size_t len = W.pack.len, sb = W.sb;
     /* Landmarks: inside the magic, the header, the table, the sections,
@@ -516,7 +472,7 @@ static double now_s(void)
 static void flip_loop(int is_pack)
 {
     uint8_t *pa, *pd;
-    box b = serving(1, &pa, &pd);
+    view_box b = serving(1, &pa, &pd);
     served want = snapshot(&b);
     const tr_buf *src = is_pack ? &W.pack : &W.delta;
     const size_t len = src->len, sb = is_pack ? W.sb : W.dsb;
@@ -570,7 +526,7 @@ static void test_delta_every_bit_flip(void **state) { flip_loop(0); (void)state;
 static void test_delta_every_truncation(void **state)
 {
     uint8_t *pa, *pd;
-    box b = serving(1, &pa, &pd);
+    view_box b = serving(1, &pa, &pd);
     served want = snapshot(&b);
     for (size_t cut = 0; cut < W.delta.len; cut++) {
         uint8_t *p = exact_copy(W.delta.data, cut);
@@ -598,7 +554,7 @@ static void test_delta_every_truncation(void **state)
 static void test_signature_and_trust(void **state)
 {
     uint8_t *pa, *pd;
-    box b = serving(1, &pa, &pd);
+    view_box b = serving(1, &pa, &pd);
     served want = snapshot(&b);
     const size_t len = W.pack.len, sb = W.sb;
     tr_trust t;
@@ -694,7 +650,7 @@ typedef void (*mutator)(uint8_t *p, size_t sb);
 /* The signed bytes of A, changed by mut, signed again with the trusted key,
  * loaded (trust: floor, now) into a router serving A + D: must give want,
  * and the router must still serve A + D. */
-static void check_resigned(box *b, const served *was, mutator mut, tr_status want,
+static void check_resigned(view_box *b, const served *was, mutator mut, tr_status want,
                            uint64_t floor_, uint64_t now, const char *what)
 {
     tr_buf s = {0};
@@ -1006,7 +962,7 @@ static void m_none(uint8_t *p, size_t sb) { (void)p; }
 static void test_signed_but_malformed(void **state)
 {
     uint8_t *pa, *pd;
-    box b = serving(1, &pa, &pd);
+    view_box b = serving(1, &pa, &pd);
     served want = snapshot(&b);
     const struct { mutator f; tr_status st; const char *what; } cases[] = {
         {m_overlap, TR_E_MALFORMED, "sections overlapping"},
@@ -1142,7 +1098,7 @@ static void mutation_loop(int is_pack)
 {
     static const uint8_t patterns[] = {0x80, 0x01, 0xFF, 0x10, 0x7F, 0x04};
     uint8_t *pa, *pd;
-    box b = serving(1, &pa, &pd);
+    view_box b = serving(1, &pa, &pd);
     served want = snapshot(&b);
     const tr_buf *src = is_pack ? &W.pack : &W.delta;
     const size_t sb = is_pack ? W.sb : W.dsb;
@@ -1207,7 +1163,7 @@ static void test_delta_signed_mutations(void **state) { mutation_loop(0); (void)
 static void test_caller_embeddings(void **state)
 {
     uint8_t *pa, *pd;
-    box b = serving(0, &pa, &pd);
+    view_box b = serving(0, &pa, &pd);
     served want = snapshot(&b);
     tr_result res;
     float pred[M + 1];
@@ -1303,35 +1259,35 @@ static uint8_t *read_pack(const char *path, size_t *len)
     return p;
 }
 
-/* A box serving the fixture pack ($FIXTURE_PACK) under trust t, with a
- * context of the exact size; the caller frees *pack and the box. */
-static box fixture_box(uint8_t **pack, size_t *len, const tr_trust *t)
+/* A view_box serving the fixture pack ($FIXTURE_PACK) under trust t, with a
+ * context of the exact size; the caller frees *pack and the view_box. */
+static view_box fixture_box(uint8_t **pack, size_t *len, const tr_trust *t)
 {
     const char *path = getenv("FIXTURE_PACK");
     *pack = read_pack(path && *path ? path : "build/fixture.trp", len);
     tr_pack_info peek;
     assert_int_equal(tr_pack_peek(*pack, *len, &peek), TR_OK);
-    box b = new_box(peek.dim, peek.n_models, peek.prefilter_candidates);
+    view_box b = new_box(peek.dim, peek.n_models, peek.prefilter_candidates);
     assert_int_equal(open_into(&b, *pack, *len, t), TR_OK);
     return b;
 }
 
-/* The task and governor calls of these tests, on a box. */
-static tr_status task_add_i8(box *b, tr_task *t, const char *emb, const int8_t *q, uint32_t dim,
+/* The task and governor calls of these tests, on a view_box. */
+static tr_status task_add_i8(view_box *b, tr_task *t, const char *emb, const int8_t *q, uint32_t dim,
                              const tr_route_opts *o)
 {
     const tr_query qq = tr_query_i8(emb, q, dim);
     return tr_task_add(b->r, b->c, t, &qq, o, NULL);
 }
 
-static tr_status task_add_text(box *b, tr_task *t, const char *text, size_t len,
+static tr_status task_add_text(view_box *b, tr_task *t, const char *text, size_t len,
                                const tr_route_opts *o, int *used)
 {
     const tr_query qq = tr_query_text(text, len);
     return tr_task_add(b->r, b->c, t, &qq, o, used);
 }
 
-static tr_status task_select(box *b, const tr_task *t, const tr_route_opts *o, tr_task_result *res,
+static tr_status task_select(view_box *b, const tr_task *t, const tr_route_opts *o, tr_task_result *res,
                              float *s1, float *s2, float *s3, float *p)
 {
     tr_pack_info info = {0};
@@ -1340,7 +1296,7 @@ static tr_status task_select(box *b, const tr_task *t, const tr_route_opts *o, t
     return tr_task_choose(b->r, b->c, t, o, res, &sc);
 }
 
-static tr_status governed_text(box *b, const tr_governor *g, uint64_t now, const char *text,
+static tr_status governed_text(view_box *b, const tr_governor *g, uint64_t now, const char *text,
                                size_t len, const tr_route_opts *o, tr_result *res, float *pred)
 {
     tr_pack_info info = {0};
@@ -1357,7 +1313,7 @@ static void test_embedder_bounds(void **state)
     size_t len;
     uint8_t *pack;
     tr_trust t = trust_of(&W.pub, 0, 0);
-    box fb = fixture_box(&pack, &len, &t), *r = &fb;
+    view_box fb = fixture_box(&pack, &len, &t), *r = &fb;
     static const char good[] = "What is the derivative of x squared with respect to x?";
     tr_result ref, res;
     assert_int_equal(route_text(r->r, r->c, good, strlen(good), NULL, &ref, NULL), TR_OK);
@@ -1417,7 +1373,7 @@ static void test_prompts(void **state)
     size_t len;
     uint8_t *pack;
     tr_trust t = trust_of(&W.pub, 0, 0);
-    box fb = fixture_box(&pack, &len, &t), *r = &fb;
+    view_box fb = fixture_box(&pack, &len, &t), *r = &fb;
     tr_pack_info info;
     assert_int_equal(tr_pack_get_info(r->r, &info), TR_OK);
     assert_true(info.has_text_embedder);
@@ -1529,7 +1485,7 @@ static void test_prompts(void **state)
  * load (the one re-entry the API allows a single thread): it must see the
  * pack being served, never the one being checked. */
 typedef struct reentry {
-    box *b;
+    view_box *b;
     const served *was;
     int calls, same, fail_write;
 } reentry;
@@ -1553,7 +1509,7 @@ static int re_write(void *ctx, int kind, const tr_counter_slot *slot)
 static void test_route_during_load(void **state)
 {
     uint8_t *pa, *pd;
-    box b = serving(1, &pa, &pd);
+    view_box b = serving(1, &pa, &pd);
     served want = snapshot(&b);
     tr_buf s = {0};
     tr_buf_put(&s, W.pack.data, W.sb);
@@ -1595,7 +1551,7 @@ static void test_route_during_load(void **state)
 static void test_issue18_reproducers(void **state)
 {
     uint8_t *pa, *pd;
-    box b = serving(1, &pa, &pd);
+    view_box b = serving(1, &pa, &pd);
     served want = snapshot(&b);
 
     /* n_added 2000 (> TR_DELTA_MAX_ADDED), not signed again: the signature
@@ -1685,7 +1641,7 @@ static void test_issue18_reproducers(void **state)
 static void test_empty_delta(void **state)
 {
     uint8_t *pa, *pd, *pb, *pb2;
-    box b = serving(0, &pa, &pd);
+    view_box b = serving(0, &pa, &pd);
     /* The rollback memory lives in a counter store (here in RAM). */
     tr_counter_slot slots[2];
     memset(slots, 0, sizeof slots);
@@ -1695,7 +1651,7 @@ static void test_empty_delta(void **state)
     rt.counters = &ram;
     pd = exact_copy(W.delta.data, W.delta.len);
     assert_int_equal(apply_into(&b, pd, W.delta.len, &rt), TR_OK); /* A + D, D's counter 3 */
-    box base = serving(0, &pb, &pb2);
+    view_box base = serving(0, &pb, &pb2);
     served alone = snapshot(&base);
     tr_pack_info info;
     assert_int_equal(tr_pack_get_info(b.r, &info), TR_OK);
@@ -1807,7 +1763,7 @@ static void raw_delta(const tr_buf *base, uint32_t m_base, tr_buf *out)
                        .bit_stride = RAW_BITS, .n_added = 1, .records = rec, .correct = cor,
                        .valid = val};
     /* The base hash: SHA-256 of its signed bytes, as a view reports it. */
-    box rb = new_box(RAW_DIM, m_base, 0), *r = &rb;
+    view_box rb = new_box(RAW_DIM, m_base, 0), *r = &rb;
     tr_trust t = trust_of(&W.pub, 0, 0);
     assert_int_equal(open_into(r, base->data, base->len, &t), TR_OK);
     assert_int_equal(tr_pack_get_info(r->r, &info), TR_OK);
@@ -1823,7 +1779,7 @@ static void raw_delta(const tr_buf *base, uint32_t m_base, tr_buf *out)
  * had their own, stale 65,536, which the loader did not know). */
 static void test_models_max(void **state)
 {
-    box rb = new_box(RAW_DIM, TR_MODELS_MAX, 0), *r = &rb;
+    view_box rb = new_box(RAW_DIM, TR_MODELS_MAX, 0), *r = &rb;
     tr_trust t = trust_of(&W.pub, 0, 0);
     tr_buf pk = {0}, dl = {0};
     tr_pack_info info;
@@ -1904,7 +1860,7 @@ static void test_null_pointers_and_order(void **state)
     assert_int_equal(tr_ctx_init(cmem, bytes, DIM, M + 1, TR_PREFILTER_MAX + 1, &c), TR_E_ARG);
     assert_null(c);
     assert_int_equal(tr_ctx_init(cmem, bytes, DIM, M + 1, 0, &c), TR_OK);
-    box rb = new_router(), *r = &rb;
+    view_box rb = new_router(), *r = &rb;
 
     /* No view yet (NULL): every call that takes one refuses it. */
     assert_null(r->r);

@@ -122,68 +122,23 @@ static int teardown(void **state)
 /* What an integrator keeps: the served view (r, NULL before the first
  * open), two view buffers (a new view goes into the one not served, then
  * the pointer flips: the swap), and one context sized up front. */
-typedef struct router_box {
-    void *mem[2];
-    int cur;
-    const tr_pack *r;
-    void *ctx_mem;
-    tr_ctx *c;
-    /* The in-process rollback memory the old router kept for deltas, now a
-     * counter store in RAM (apply() below uses it). */
-    tr_counter_slot slots[2];
-    tr_counter_store ram;
-} router_box;
+#include "view_box.h"
 
-static router_box new_box(uint32_t dim, uint32_t n_models, uint32_t cand)
-{
-    router_box b = {0};
-    size_t bytes = tr_ctx_size(dim, n_models, cand);
-    for (int i = 0; i < 2; i++)
-        assert_int_equal(posix_memalign(&b.mem[i], 64, tr_pack_size()), 0);
-    assert_int_equal(posix_memalign(&b.ctx_mem, 64, bytes), 0);
-    assert_int_equal(tr_ctx_init(b.ctx_mem, bytes, dim, n_models, cand, &b.c), TR_OK);
-    return b;
-}
-
-static void free_box(router_box *b)
-{
-    free(b->mem[0]);
-    free(b->mem[1]);
-    free(b->ctx_mem);
-}
-
-/* The swap: only a view that opened is served. */
-static tr_status serve(router_box *b, tr_status st, const tr_pack *v)
-{
-    if (st == TR_OK) {
-        b->cur ^= 1;
-        b->r = v;
-    }
-    return st;
-}
-
-static tr_status open_into(router_box *b, const uint8_t *p, size_t len, const tr_trust *t)
-{
-    const tr_pack *v = NULL;
-    tr_status st = tr_pack_open(b->mem[b->cur ^ 1], tr_pack_size(), p, len, t, &v);
-    return serve(b, st, v);
-}
-
-static tr_status apply_into(router_box *b, const uint8_t *p, size_t len, const tr_trust *t)
+static tr_status apply_into(view_box *b, const uint8_t *p, size_t len, const tr_trust *t)
 {
     const tr_pack *v = NULL;
     tr_status st = tr_pack_apply_delta(b->r, p, len, t, b->mem[b->cur ^ 1], tr_pack_size(), &v);
     return serve(b, st, v);
 }
 
-static tr_status drop_into(router_box *b)
+static tr_status drop_into(view_box *b)
 {
     const tr_pack *v = NULL;
     tr_status st = tr_pack_drop_delta(b->r, b->mem[b->cur ^ 1], tr_pack_size(), &v);
     return serve(b, st, v);
 }
 
-static tr_status load(router_box *b, const uint8_t *p, size_t len, const tr_pubkey *k,
+static tr_status load(view_box *b, const uint8_t *p, size_t len, const tr_pubkey *k,
                       uint64_t floor_, uint64_t now)
 {
     tr_trust t = {.keys = k, .n_keys = 1, .min_security_counter = floor_, .now_unix = now};
@@ -192,7 +147,7 @@ static tr_status load(router_box *b, const uint8_t *p, size_t len, const tr_pubk
 
 /* A route on the served view. These tests' arrays (penalties, masks,
  * predictions) hold n_models entries; tests/test_api.c checks the lengths. */
-static tr_status route_q(router_box *b, const tr_query *q, const tr_route_opts *o,
+static tr_status route_q(view_box *b, const tr_query *q, const tr_route_opts *o,
                          tr_result *res, float *pred)
 {
     tr_pack_info info = {0};
@@ -208,21 +163,21 @@ static tr_status route_q(router_box *b, const tr_query *q, const tr_route_opts *
     return tr_route(b->r, b->c, q, o, res, &out);
 }
 
-static tr_status route_i8(router_box *b, const char *emb, const int8_t *e, uint32_t dim,
+static tr_status route_i8(view_box *b, const char *emb, const int8_t *e, uint32_t dim,
                           const tr_route_opts *o, tr_result *res, float *pred)
 {
     const tr_query q = tr_query_i8(emb, e, dim);
     return route_q(b, &q, o, res, pred);
 }
 
-static tr_status route_f32(router_box *b, const char *emb, const float *e, uint32_t dim,
+static tr_status route_f32(view_box *b, const char *emb, const float *e, uint32_t dim,
                            const tr_route_opts *o, tr_result *res, float *pred)
 {
     const tr_query q = tr_query_f32(emb, e, dim);
     return route_q(b, &q, o, res, pred);
 }
 
-static tr_status route_text(router_box *b, const char *t, size_t len, const tr_route_opts *o,
+static tr_status route_text(view_box *b, const char *t, size_t len, const tr_route_opts *o,
                             tr_result *res, float *pred)
 {
     const tr_query q = tr_query_text(t, len);
@@ -232,7 +187,7 @@ static tr_status route_text(router_box *b, const char *t, size_t len, const tr_r
 static void test_round_trip(void **state)
 {
     fixture *f = *state;
-    router_box b = new_box(DIM, M, 0);
+    view_box b = new_box(DIM, M, 0);
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
     tr_pack_info info;
     assert_int_equal(tr_pack_get_info(b.r, &info), TR_OK);
@@ -344,7 +299,7 @@ static int ref_route(const fixture *f, const int8_t *q, int k, double lambda, in
 
 static void check_against_reference(fixture *f)
 {
-    router_box b = new_box(DIM, M, 0);
+    view_box b = new_box(DIM, M, 0);
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
     static const int ks[] = {1, 5, 10, 50, TR_K_MAX};
     static const double lambdas[] = {0, 0.05, 0.3, 2};
@@ -382,7 +337,7 @@ static void test_route_matches_reference_binary(void **state) { check_against_re
 static void test_duplicate_rows_tie_to_lower_index(void **state)
 {
     fixture *f = *state;
-    router_box b = new_box(DIM, M, 0);
+    view_box b = new_box(DIM, M, 0);
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
     /* Query = row 7 = row 3: both at distance 0; with k=1 row 3 must win,
      * so the prediction equals row 3's labels. */
@@ -406,7 +361,7 @@ static void test_ties_go_to_device(void **state)
         f->scores[i] = 1.0f;
     tr_pack_spec s = spec_of(f);
     build(f, &s, KEY);
-    router_box b = new_box(DIM, M, 0);
+    view_box b = new_box(DIM, M, 0);
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
     tr_result res;
     assert_int_equal(route_i8(&b, "test-embedder", f->refs, DIM, NULL, &res, NULL), TR_OK);
@@ -428,7 +383,7 @@ static void test_ties_go_to_device(void **state)
 static void test_verify_errors(void **state)
 {
     fixture *f = *state;
-    router_box b = new_box(DIM, M, 0);
+    view_box b = new_box(DIM, M, 0);
     const size_t len = f->pack.len;
     uint64_t signed_bytes = tr_ld64(f->pack.data + TR_H_SIGNED_BYTES);
     uint8_t *p = aligned_copy(&f->pack);
@@ -491,7 +446,7 @@ static void test_verify_errors(void **state)
 static void test_every_flipped_byte_is_rejected(void **state)
 {
     fixture *f = *state;
-    router_box b = new_box(DIM, M, 0);
+    view_box b = new_box(DIM, M, 0);
     uint8_t *p = aligned_copy(&f->pack);
     const size_t len = f->pack.len;
     /* Every byte of the header, the table and the trailer; every 97th byte
@@ -520,7 +475,7 @@ static void test_expiry(void **state)
     tr_pack_spec s = spec_of(f);
     s.expires_unix = 1800000000;
     build(f, &s, KEY);
-    router_box b = new_box(DIM, M, 0);
+    view_box b = new_box(DIM, M, 0);
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 1800000000), TR_E_EXPIRED);
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 1799999999), TR_OK);
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
@@ -530,7 +485,7 @@ static void test_expiry(void **state)
 static void test_keeps_serving_after_reject(void **state)
 {
     fixture *f = *state;
-    router_box b = new_box(DIM, M, 0);
+    view_box b = new_box(DIM, M, 0);
     tr_result res;
     /* Nothing opened yet: no view to route with. */
     assert_int_equal(route_i8(&b, "test-embedder", f->refs, DIM, NULL, &res, NULL), TR_E_ARG);
@@ -563,7 +518,7 @@ static void test_ctx_size_is_exact(void **state)
     assert_int_equal(tr_ctx_init(a, need - 1, DIM, M, 0, &c), TR_E_ARENA_TOO_SMALL);
     assert_int_equal(tr_ctx_init((uint8_t *)a + 1, need - 1, DIM, M, 0, &c), TR_E_ARG);
     assert_int_equal(tr_ctx_init(a, need, DIM, M, 0, &c), TR_OK);
-    router_box b = new_box(DIM, M, 0);
+    view_box b = new_box(DIM, M, 0);
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
     tr_result res;
     const tr_query q = tr_query_i8("test-embedder", f->refs, DIM);
@@ -592,7 +547,7 @@ static void test_ctx_size_is_exact(void **state)
 static void test_caller_embedding_checks(void **state)
 {
     fixture *f = *state;
-    router_box b = new_box(DIM, M, 0);
+    view_box b = new_box(DIM, M, 0);
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
     float v[DIM + 1];
     for (int d = 0; d <= DIM; d++)
@@ -670,7 +625,7 @@ static void test_prefilter_matches_reference(void **state)
         tr_pack_spec s = spec_of(f);
         s.prefilter_c = (uint32_t)cs[ci];
         build(f, &s, KEY);
-        router_box b = new_box(DIM, M, s.prefilter_c);
+        view_box b = new_box(DIM, M, s.prefilter_c);
         assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
         tr_pack_info info;
         tr_pack_get_info(b.r, &info);
@@ -707,7 +662,7 @@ static void test_prefilter_matches_reference(void **state)
     }
     /* A prefilter pack needs the candidates in the context, even for an
      * exact route (one context size serves every option). */
-    router_box small = new_box(DIM, M, 0);
+    view_box small = new_box(DIM, M, 0);
     assert_int_equal(load(&small, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
     tr_result rs;
     tr_route_opts ex = {.exact = 1};
@@ -736,7 +691,7 @@ static void test_cluster_route_matches_reference(void **state)
     s.clusters = sec.data;
     s.clusters_len = sec.len;
     build(f, &s, KEY);
-    router_box b = new_box(DIM, M, 0);
+    view_box b = new_box(DIM, M, 0);
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
     tr_pack_info info;
     tr_pack_get_info(b.r, &info);
@@ -842,7 +797,7 @@ static uint8_t *make_delta(const tr_delta_spec *s, const char *key, size_t *len)
     return p;
 }
 
-static tr_status apply(router_box *b, const uint8_t *p, size_t len, const tr_pubkey *k,
+static tr_status apply(view_box *b, const uint8_t *p, size_t len, const tr_pubkey *k,
                        uint64_t floor_, uint64_t now)
 {
     tr_counter_store_ram(&b->ram, b->slots); /* b may have moved since new_box */
@@ -854,7 +809,7 @@ static tr_status apply(router_box *b, const uint8_t *p, size_t len, const tr_pub
 static void test_delta_adds_a_model(void **state)
 {
     fixture *f = *state;
-    router_box b = new_box(DIM, M + 1, 0);
+    view_box b = new_box(DIM, M + 1, 0);
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
     tr_pack_info info;
     tr_pack_get_info(b.r, &info);
@@ -897,7 +852,7 @@ static void test_delta_adds_a_model(void **state)
     /* Another thread, with its own context, routes through the same view:
      * base + delta too. Dropping the delta there is a new view in its own
      * memory; this one keeps serving base + delta. */
-    router_box sh = new_box(DIM, M + 1, 0);
+    view_box sh = new_box(DIM, M + 1, 0);
     sh.r = b.r;
     tr_delta_info sdi;
     assert_int_equal(tr_pack_get_delta(sh.r, &sdi), TR_OK);
@@ -930,7 +885,7 @@ static void test_delta_adds_a_model(void **state)
 static void test_delta_rejections_keep_serving(void **state)
 {
     fixture *f = *state;
-    router_box b = new_box(DIM, M + 2, 0);
+    view_box b = new_box(DIM, M + 2, 0);
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
     tr_pack_info info;
     tr_pack_get_info(b.r, &info);
@@ -1050,7 +1005,7 @@ static void test_delta_rejections_keep_serving(void **state)
     s.valid = vals;
     bad = make_delta(&s, KEY, &l2);
     assert_true(tr_ctx_size(DIM, M, 0) < tr_ctx_size(DIM, M + ADD, 0));
-    router_box small = new_box(DIM, M, 0);
+    view_box small = new_box(DIM, M, 0);
     assert_int_equal(load(&small, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
     assert_int_equal(apply(&small, bad, l2, &f->pub, 0, 0), TR_OK);
     tr_result rs;
@@ -1082,7 +1037,7 @@ static void test_delta_rejections_keep_serving(void **state)
 static void test_delta_retires_and_sets_defaults(void **state)
 {
     fixture *f = *state;
-    router_box b = new_box(DIM, M + 1, 0);
+    view_box b = new_box(DIM, M + 1, 0);
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
     tr_pack_info info;
     tr_pack_get_info(b.r, &info);
@@ -1144,7 +1099,7 @@ static void test_delta_retires_and_sets_defaults(void **state)
 static void test_zeroed_opts_use_calibrated_lambda(void **state)
 {
     fixture *f = *state;
-    router_box b = new_box(DIM, M, 0);
+    view_box b = new_box(DIM, M, 0);
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
     tr_pack_info info;
     tr_pack_get_info(b.r, &info);
@@ -1218,7 +1173,7 @@ static int store_write(void *ctx, int kind, const tr_counter_slot *v)
 static void test_counter_store(void **state)
 {
     fixture *f = *state; /* the pack's counter is 5 */
-    router_box b = new_box(DIM, M + 1, 0);
+    view_box b = new_box(DIM, M + 1, 0);
     fake_store fs = {{{.counter = 3}}, 0, 0, 0};
     tr_counter_store cs = {&fs, store_read, store_write};
     tr_trust t = {.keys = &f->pub, .n_keys = 1, .counters = &cs};
@@ -1260,7 +1215,7 @@ static void test_counter_store(void **state)
     assert_int_equal(fs.writes, 1);
     /* A restart re-applies the stored delta: a fresh router, same store,
      * same delta is accepted and nothing is written. */
-    router_box fresh = new_box(DIM, M + 1, 0);
+    view_box fresh = new_box(DIM, M + 1, 0);
     fs.slot[TR_COUNTER_PACK].counter = 5;
     assert_int_equal(open_into(&fresh, f->aligned, f->pack.len, &t), TR_OK);
     assert_int_equal(apply_into(&fresh, delta, len, &t), TR_OK);
@@ -1271,7 +1226,7 @@ static void test_counter_store(void **state)
     s.lambda = 0.5f, s.has_settings = 1;
     size_t l2;
     uint8_t *same_counter = make_delta(&s, KEY, &l2);
-    router_box again = new_box(DIM, M + 1, 0);
+    view_box again = new_box(DIM, M + 1, 0);
     assert_int_equal(open_into(&again, f->aligned, f->pack.len, &t), TR_OK);
     assert_int_equal(apply_into(&again, same_counter, l2, &t), TR_E_ROLLBACK);
     free(same_counter);
@@ -1286,7 +1241,7 @@ static void test_counter_store(void **state)
     /* The store's delta belongs to another base: this base's count starts
      * afresh, and the accepted delta takes the slot over. */
     fs.slot[TR_COUNTER_DELTA].base[0] ^= 1;
-    router_box other = new_box(DIM, M + 1, 0);
+    view_box other = new_box(DIM, M + 1, 0);
     assert_int_equal(open_into(&other, f->aligned, f->pack.len, &t), TR_OK);
     assert_int_equal(apply_into(&other, delta, len, &t), TR_OK);
     assert_int_equal(fs.slot[TR_COUNTER_DELTA].counter, 3);
@@ -1298,7 +1253,7 @@ static void test_counter_store(void **state)
     t.min_delta_counter = 0;
     /* A store that fails on a delta: refused, the old delta kept. */
     fs.fail_write = 1;
-    router_box failing = new_box(DIM, M + 1, 0);
+    view_box failing = new_box(DIM, M + 1, 0);
     assert_int_equal(open_into(&failing, f->aligned, f->pack.len, &t), TR_OK);
     assert_int_equal(apply_into(&failing, delta, len, &t), TR_E_COUNTER_STORE);
     assert_int_equal(tr_pack_get_delta(failing.r, &di), TR_E_NO_PACK);
@@ -1326,7 +1281,7 @@ static void test_delta_counter_per_base(void **state)
     memset(&fs, 0, sizeof fs);
     tr_counter_store cs = {&fs, store_read, store_write};
     tr_trust t = {.keys = &f->pub, .n_keys = 1, .counters = &cs};
-    router_box b = new_box(DIM, M + 1, 0);
+    view_box b = new_box(DIM, M + 1, 0);
     assert_int_equal(open_into(&b, f->aligned, f->pack.len, &t), TR_OK);
     tr_pack_info a;
     tr_pack_get_info(b.r, &a);
@@ -1375,7 +1330,7 @@ static void test_delta_counter_per_base(void **state)
     tr_counter_store nram;
     tr_counter_store_ram(&nram, nslots);
     tr_trust bare = {.keys = &f->pub, .n_keys = 1, .counters = &nram};
-    router_box n = new_box(DIM, M + 1, 0);
+    view_box n = new_box(DIM, M + 1, 0);
     assert_int_equal(open_into(&n, f->aligned, f->pack.len, &bare), TR_OK);
     assert_int_equal(apply_into(&n, a3, la3, &bare), TR_OK);
     assert_int_equal(apply_into(&n, a1, la1, &bare), TR_E_ROLLBACK);
@@ -1455,7 +1410,7 @@ static tr_status load_with_sig(const fixture *f, const uint8_t *sig, size_t sl)
     tr_buf_put(&b, f->aligned, (size_t)sb);
     tr_pack_append_trailer(&b, f->aligned + sb + 8, sig, sl);
     uint8_t *p = aligned_copy(&b);
-    router_box box = new_box(DIM, M, 0);
+    view_box box = new_box(DIM, M, 0);
     tr_trust t = {.keys = &f->pub, .n_keys = 1};
     tr_status st = open_into(&box, p, b.len, &t);
     free_box(&box);
@@ -1574,7 +1529,7 @@ static void test_sign_stride_wider_than_dim_is_refused(void **state)
     uint8_t *p = aligned_copy(&b);
     tr_pubkey pub;
     assert_int_equal(tr_key_load_public(PUB, &pub), 0);
-    router_box r = new_box(64, RM, 2);
+    view_box r = new_box(64, RM, 2);
     assert_int_equal(load(&r, p, b.len, &pub, 0, 0), TR_E_MALFORMED);
     /* The same pack with the header's dim left alone is fine. */
     tr_buf_free(&b);
@@ -1676,7 +1631,7 @@ static void assert_same_result(const tr_result *x, const tr_result *y)
 static void test_one_view_many_contexts(void **state)
 {
     fixture *f = *state;
-    router_box src = new_box(DIM, M, 0);
+    view_box src = new_box(DIM, M, 0);
     void *cm;
     size_t need = tr_ctx_size(DIM, M, 0);
     assert_int_equal(posix_memalign(&cm, 64, need), 0);
