@@ -301,7 +301,7 @@ uint32_t tr_knn_query(const tr_pack *pk, const tr_scratch *s, uint32_t k_search,
                          ? tr_knn_search_prefilter(pk->kern, &p->refs, &p->codes, s->q, k_search,
                                                    c, s->qcode, s->ham, s->cand, s->nb)
                          : tr_knn_search(pk->kern, &p->refs, s->q, k_search, s->dots, s->nb);
-    *inv_qnorm = 1.0f / sqrtf((float)tr_i8_sqnorm(s->q, p->info.dim));
+    *inv_qnorm = tr_i8_inv_norm(s->q, p->info.dim);
     tr_predict_knn(p, s->nb, found < k_pred ? found : k_pred, o && o->distance_weighted,
                    *inv_qnorm, tr_prior_strength(p, o), s->predicted);
     fill_priors(p, s->predicted);

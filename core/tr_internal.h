@@ -82,16 +82,6 @@ tr_status tr_ctx_check(const tr_pack *p, const tr_ctx *c);
 /* Do [a, a+an) and [b, b+bn) share a byte? */
 int tr_overlaps(const void *a, size_t an, const void *b, size_t bn);
 
-/* Exact squared norm of an int8 query: the one norm every query path uses
- * (an int64 sum, exact for any TR_DIM_MAX; a float sum rounds past 2^24). */
-static inline uint64_t tr_i8_sqnorm(const int8_t *q, uint32_t dim)
-{
-    int64_t ss = 0;
-    for (uint32_t d = 0; d < dim; d++)
-        ss += (int32_t)q[d] * q[d];
-    return (uint64_t)ss;
-}
-
 tr_status tr_resolve_opts(const tr_pack_view *p, const tr_route_opts *o, uint32_t *k,
                           float *lambda);
 /* Not retired, in the caller's mask, and on-device when offline. */

@@ -5,6 +5,7 @@
 
 #include "tr_format.h"
 #include "tr_kernels.h"
+#include "tr_knn.h"
 
 tr_status tr_learned_map_view(const uint8_t *sec, size_t len, uint32_t dim, uint32_t k,
                               tr_learned_map *map)
@@ -29,10 +30,7 @@ tr_status tr_learned_map_view(const uint8_t *sec, size_t len, uint32_t dim, uint
 void tr_learned_map_predict(const tr_learned_map *map, const tr_clusters *c, const int8_t *q,
                             float *z, float *predicted)
 {
-    float qq = 0.0f;
-    for (uint32_t d = 0; d < map->dim; d++)
-        qq += (float)((int32_t)q[d] * q[d]);
-    float inv = 1.0f / sqrtf(qq);
+    float inv = tr_i8_inv_norm(q, map->dim);
     for (uint32_t k = 0; k < map->k; k++) {
         const float *t = map->theta + (size_t)k * (map->dim + 1);
         float s = 0.0f;

@@ -4,6 +4,7 @@
 #ifndef TR_KNN_H
 #define TR_KNN_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -91,5 +92,25 @@ uint32_t tr_knn_search_prefilter(const tr_kernels *kern, const tr_refs *refs,
  * >= 0 (ignored without priors). */
 void tr_knn_predict(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
                     int weighted, float inv_qnorm, float a, float *predicted);
+
+/* Exact squared norm of an int8 row (an int64 sum, exact for any TR_DIM_MAX;
+ * a float sum rounds past 2^24). */
+static inline uint64_t tr_i8_sqnorm(const int8_t *q, uint32_t dim)
+{
+    int64_t ss = 0;
+    for (uint32_t d = 0; d < dim; d++)
+        ss += (int32_t)q[d] * q[d];
+    return (uint64_t)ss;
+}
+
+/* 1/|row| rounded once to float, 0 for the zero row: the one inverse norm
+ * of the format. The builder stores it for every reference, and the device
+ * and the host tools compute a query's the same way, so a similarity means
+ * the same on both sides. */
+static inline float tr_i8_inv_norm(const int8_t *q, uint32_t dim)
+{
+    uint64_t ss = tr_i8_sqnorm(q, dim);
+    return ss ? (float)(1.0 / sqrt((double)ss)) : 0.0f;
+}
 
 #endif

@@ -170,12 +170,8 @@ int tr_choose_knn(const int8_t *rows, uint32_t n, uint32_t dim, const float *Y, 
     if (kmax > n - 1)
         kmax = n - 1;
     tr_refs refs = {n, dim, dim, rows, tr_xmalloc(n * sizeof(float))};
-    for (uint32_t j = 0; j < n; j++) {
-        int64_t ss = 0;
-        for (uint32_t d = 0; d < dim; d++)
-            ss += (int32_t)rows[(size_t)j * dim + d] * rows[(size_t)j * dim + d];
-        ((float *)refs.inv_norm)[j] = ss ? (float)(1.0 / sqrt((double)ss)) : 0.0f;
-    }
+    for (uint32_t j = 0; j < n; j++)
+        ((float *)refs.inv_norm)[j] = tr_i8_inv_norm(rows + (size_t)j * dim, dim);
     tr_neighbor *nb = tr_xmalloc((size_t)nq * kmax * sizeof *nb);
     loo_neighbours(&refs, q, nq, kmax, nb);
     free((void *)refs.inv_norm);

@@ -748,11 +748,7 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
             /* Phi(x) as the device sees it: the unit int8 row. */
             float *phi = tr_xmalloc(kept * dim * sizeof *phi), *err = tr_xmalloc(kept * m * sizeof *err);
             for (size_t j = 0; j < kept; j++) {
-                double ss = 0;
-                for (uint32_t d = 0; d < dim; d++)
-                    ss += (double)refs[j * dim + d] * refs[j * dim + d];
-                for (uint32_t d = 0; d < dim; d++)
-                    phi[j * dim + d] = (float)(refs[j * dim + d] / sqrt(ss));
+                tr_unit_row(refs + j * dim, dim, phi + j * dim);
                 for (uint32_t t = 0; t < m; t++)
                     err[j * m + t] = 1.0f - scores[j * m + t]; /* NaN stays NaN */
             }
@@ -788,12 +784,8 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
     if (n_tasks >= 2 && !no_tasks) {
         tr_progress_start(&pg, "build", "task table", 0);
         tr_refs rv = {(uint32_t)kept_ds, dim, dim, refs, tr_xmalloc(kept_ds * sizeof(float))};
-        for (size_t j = 0; j < kept_ds; j++) {
-            int64_t ss = 0;
-            for (uint32_t d = 0; d < dim; d++)
-                ss += (int32_t)refs[j * dim + d] * refs[j * dim + d];
-            ((float *)rv.inv_norm)[j] = (float)(1.0 / sqrt((double)ss));
-        }
+        for (size_t j = 0; j < kept_ds; j++)
+            ((float *)rv.inv_norm)[j] = tr_i8_inv_norm(refs + j * dim, dim);
         float *u = tr_xmalloc(n_tasks * sizeof *u), *tacc = tr_xmalloc((size_t)n_tasks * m * sizeof *tacc);
         const uint32_t q = kept_ds <= TR_TASK_ALL_QUERIES ? 0 : TR_TASK_QUERIES;
         if (tr_task_fit_cb(tr_kernels_active(), &rv, task_of, n_tasks, scores, m, (uint32_t)k, 19, q,

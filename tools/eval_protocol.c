@@ -305,10 +305,7 @@ static tr_refs gather_refs(const int8_t *q, const uint32_t *idx, uint32_t n, uin
     for (uint32_t j = 0; j < n; j++) {
         const int8_t *r = q + (size_t)idx[j] * dim;
         memcpy(rows + (size_t)j * dim, r, dim);
-        double ss = 0;
-        for (uint32_t d = 0; d < dim; d++)
-            ss += (double)r[d] * r[d];
-        inv[j] = (float)(1.0 / sqrt(ss));
+        inv[j] = tr_i8_inv_norm(r, dim);
     }
     return (tr_refs){n, dim, dim, rows, inv};
 }
@@ -584,14 +581,8 @@ static void pareto_random_curve(const split *s, const float *Yva_te, const float
 static float *unit_rows(const int8_t *q, const uint32_t *idx, uint32_t n, uint32_t dim)
 {
     float *x = tr_xmalloc((size_t)n * dim * sizeof *x);
-    for (uint32_t i = 0; i < n; i++) {
-        const int8_t *qi = q + (size_t)idx[i] * dim;
-        double ss = 0;
-        for (uint32_t d = 0; d < dim; d++)
-            ss += (double)qi[d] * qi[d];
-        for (uint32_t d = 0; d < dim; d++)
-            x[(size_t)i * dim + d] = (float)(qi[d] / sqrt(ss));
-    }
+    for (uint32_t i = 0; i < n; i++)
+        tr_unit_row(q + (size_t)idx[i] * dim, dim, x + (size_t)i * dim);
     return x;
 }
 
@@ -1070,10 +1061,7 @@ static int eval_tasks(const prepared *p, uint8_t *table, size_t table_len, const
                 continue;
             const int8_t *qi = q + (size_t)i * dim;
             uint32_t f = tr_knn_search(tr_kernels_active(), &refs, qi, TASK_K, dots, nb);
-            double qq = 0;
-            for (uint32_t d = 0; d < dim; d++)
-                qq += (double)qi[d] * qi[d];
-            float iq = (float)(1.0 / sqrt(qq)), ud = 0;
+            float iq = tr_i8_inv_norm(qi, dim), ud = 0;
             for (uint32_t m = 0; m < nm; m++) {
                 double sum = 0;
                 for (uint32_t j = 0; j < f; j++)

@@ -1,4 +1,5 @@
 #include "packwriter.h"
+#include "tr_knn.h"
 
 #include <float.h>
 #include <math.h>
@@ -186,15 +187,11 @@ int tr_pack_write(const tr_pack_spec *s, tr_buf *b, tr_pack_layout *l)
 
     begin(b, l, TR_SEC_REF_INVNORM, 4, n, TABLE);
     for (uint32_t i = 0; i < n; i++) {
-        int64_t ss = 0;
-        for (uint32_t d = 0; d < dim; d++) {
-            int32_t v = s->refs[(size_t)i * dim + d];
-            ss += v * v;
-        }
-        if (ss == 0)
+        float inv = tr_i8_inv_norm(s->refs + (size_t)i * dim, dim);
+        if (inv == 0)
             return tr_err("reference %u has a zero embedding", i);
         uint8_t f[4];
-        tr_stf32(f, (float)(1.0 / sqrt((double)ss)));
+        tr_stf32(f, inv);
         tr_buf_put(b, f, 4);
     }
     end(b, l, TABLE);

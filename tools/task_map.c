@@ -16,8 +16,7 @@
 const double tr_task_map_l2[TR_TASK_MAP_N_L2] = {1e-4, 1e-3, 1e-2};
 #define HOLD 5 /* every HOLD-th task row is held out for the choice of l2 */
 
-/* Row j as the device sees it: the unit int8 row. */
-static void unit_row(const int8_t *r, uint32_t dim, float *out)
+void tr_unit_row(const int8_t *r, uint32_t dim, float *out)
 {
     double ss = 0;
     for (uint32_t d = 0; d < dim; d++)
@@ -100,7 +99,7 @@ int tr_task_map_build(const int8_t *refs, size_t n, size_t n_task, uint32_t dim,
         return tr_err("--task-map needs 2 to %u tasks in the references, not %u", TR_LMAP_MAX_K, T);
     float *x = tr_xmalloc(n_task * dim * sizeof *x);
     for (size_t j = 0; j < n_task; j++)
-        unit_row(refs + j * dim, dim, x + j * dim);
+        tr_unit_row(refs + j * dim, dim, x + j * dim);
     float *cent = tr_xmalloc((size_t)T * dim * sizeof *cent);
     float *theta = tr_xmalloc((size_t)T * (dim + 1) * sizeof *theta);
     uint32_t *assign = tr_xmalloc(n * sizeof *assign);

@@ -20,6 +20,10 @@ extern const double tr_task_map_l2[];
 #define TR_TASK_MAP_N_L2 3
 #define TR_TASK_MAP_ITERS 300
 
+/* Row r as the learned map sees it: the unit float row, in double before
+ * the one rounding (the fits of build and eval both read rows through it). */
+void tr_unit_row(const int8_t *r, uint32_t dim, float *out);
+
 /* cent[t] = the mean of the n rows x (dim each) of task t (task[i] < T). */
 void tr_task_means(const float *x, const uint32_t *task, size_t n, uint32_t T, uint32_t dim,
                    float *cent);
