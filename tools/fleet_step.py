@@ -279,7 +279,10 @@ def robust_votes(dv, tk, c, s, n, alpha, min_cells, ref=None):
     with the attackers (a 20 % flipping fleet doubled it and hid them). A
     device whose k disagreements of m have P(Binomial(m, q) >= k) <
     alpha / devices is dropped (Bonferroni: at most alpha false drops per
-    batch, if disagreements were independent at rate q).
+    batch, if disagreements were independent at rate q). Then again without
+    the dropped devices' votes, until a round drops no one: an attacker's
+    votes pull the consensus honest devices are compared with and raise q,
+    so the first round hides the attackers it did not catch.
 
     Test 2, the benchmark references (ref: the --reference pack's
     predicted correctness p for each vote's cell, from references scored
@@ -298,29 +301,46 @@ def robust_votes(dv, tk, c, s, n, alpha, min_cells, ref=None):
     report (each dropped device, the test(s) and its numbers)."""
     v = s / n
     key = np.stack([tk, c.astype(np.uint64)], 1)
-    _, cell, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    _, cell = np.unique(key, axis=0, return_inverse=True)
     cell = cell.ravel()
-    vsum = np.bincount(cell, weights=v)
-    others = counts[cell] - 1
-    comp = others >= 3
-    loo = np.where(others > 0, (vsum[cell] - v) / np.maximum(others, 1), np.nan)
-    dis = comp & (np.abs(v - loo) >= 0.5)
     devs, dev_of = np.unique(dv, return_inverse=True)
     nd = len(devs)
-    m = np.bincount(dev_of, weights=comp, minlength=nd).astype(np.int64)
-    k = np.bincount(dev_of, weights=dis, minlength=nd).astype(np.int64)
-    judged = m >= min_cells
-    rates = k[judged] / np.maximum(m[judged], 1)
-    # The median rate; never 0 (one honest slip would then be "impossible").
-    q = float(np.median(rates)) if judged.any() else 0.0
-    q = max(q, 0.5 / max(1, int(m[judged].sum())) if judged.any() else 0.0)
     limit = alpha / max(1, nd)
     why = {}
-    for i in np.nonzero(judged & (k > q * m))[0]:
-        p = binom_sf(int(k[i]), int(m[i]), q)
-        if p < limit:
-            why.setdefault(int(i), {})["consensus"] = dict(comparable=int(m[i]), disagreed=int(k[i]),
-                                                          p=p)
+    alive = np.ones(len(v), bool)
+    qs = []
+    # Rounds: the consensus and q again without the devices already dropped
+    # (their votes pulled the consensus the others were compared with, and
+    # raised q), until a round drops no one.
+    for rnd in range(1, 11):
+        w = alive.astype(float)
+        vsum = np.bincount(cell, weights=v * w)
+        cnt = np.bincount(cell, weights=w)
+        others = cnt[cell] - 1
+        comp = alive & (others >= 3)
+        loo = (vsum[cell] - v) / np.maximum(others, 1)
+        dis = comp & (np.abs(v - loo) >= 0.5)
+        m = np.bincount(dev_of, weights=comp, minlength=nd).astype(np.int64)
+        k = np.bincount(dev_of, weights=dis, minlength=nd).astype(np.int64)
+        judged = m >= min_cells
+        rates = k[judged] / np.maximum(m[judged], 1)
+        # The median rate; never 0 (one honest slip would then be "impossible").
+        q = float(np.median(rates)) if judged.any() else 0.0
+        q = max(q, 0.5 / max(1, int(m[judged].sum())) if judged.any() else 0.0)
+        qs.append(q)
+        new = []
+        for i in np.nonzero(judged & (k > q * m))[0]:
+            if int(i) in why:
+                continue
+            p = binom_sf(int(k[i]), int(m[i]), q)
+            if p < limit:
+                why[int(i)] = {"consensus": dict(comparable=int(m[i]), disagreed=int(k[i]), p=p, q=round(q, 6),
+                                                 round=rnd)}
+                new.append(int(i))
+        if not new:
+            break
+        alive &= ~np.isin(dev_of, np.array(new, np.int64))
+    q = qs[0]
     zr = None
     if ref is not None:
         pr = np.clip(ref, 0.02, 0.98)
@@ -346,11 +366,13 @@ def robust_votes(dv, tk, c, s, n, alpha, min_cells, ref=None):
     bad = np.isin(dev_of, np.array(flagged, np.int64))
     report = dict(rule="one vote per device and (prompt, model); a device is dropped when its disagreements "
                        "with the other devices' mean (>= 0.5 away, cells with >= 3 others) exceed chance: "
-                       "P(Binomial(m, q) >= k) < alpha / devices, q the median device's rate"
+                       "P(Binomial(m, q) >= k) < alpha / devices, q the median device's rate; repeated without the "
+                       "dropped devices until a round drops no one"
                        + ("; or when its distance from the reference pack's estimates, as a z score, is "
                           "beyond the fleet's median by more than the Normal quantile of alpha / devices "
                           "in units of 1.4826 MAD" if ref is not None else ""),
                   alpha=alpha, min_cells=min_cells, devices=int(nd), q=round(q, 6),
+                  q_rounds=[round(x, 6) for x in qs],
                   records_capped=int(n.sum() - len(n)),
                   dropped_devices=[dict(device=int(devs[i]), **why[i]) for i in flagged],
                   dropped_votes=int(bad.sum()), dropped_records=int(n[bad].sum()))
