@@ -145,7 +145,7 @@ class Keys:
         return skip.value
 
     def close(self):
-        if self.h:
+        if getattr(self, "h", None):
             self.lib.L.trh_keys_free(self.h)
             self.h = None
 
@@ -198,7 +198,7 @@ class Log:
         return out
 
     def close(self):
-        if self.h:
+        if getattr(self, "h", None):
             self.lib.L.trh_log_close(self.h)
             self.h = None
 
@@ -277,7 +277,7 @@ class Pack:
         return out
 
     def close(self):
-        if self.h:
+        if getattr(self, "h", None):
             self.lib.L.trh_pack_close(self.h)
             self.h = None
 
