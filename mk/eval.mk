@@ -23,9 +23,17 @@ EVAL_RUN  = $(CLI) eval $(EVAL_DATA) --seeds $(EVAL_SEEDS) --force
 $(EVAL)/hashed-64k.bin: $(EVAL_DIRS:%=%/prompts.jsonl) | $(CLI)
 	$(CLI) embedder --hashed $(EVAL_DIRS:%=--prompts %/prompts.jsonl) --out $@
 
+# Issue 17 item 2: a simulated fleet's outcome logs, poisoned by 0/1/5/20 %
+# attackers, through route --log-out, tools/fleet_step.py (Dask) and build
+# (tests/eval/fleet_sim.py; ~10 min). $(BUILD)/libtinyroute-host.so: mk/fleet.mk.
+FLEET_SIM_SEEDS ?= 5
+FLEET_SIM = $(PYTHON) tests/eval/fleet_sim.py --cli $(CLI) --embedder $(EMBEDDER) --key $(TEST_KEY) \
+    --pub $(TEST_KEY:.key=.pub) --lib $(BUILD)/libtinyroute-host.so --work $(EVAL)/fleet-sim \
+    --seeds $(FLEET_SIM_SEEDS) $(EVAL)/llmrouter-9models $(EVAL)/mmlu-pro-32
+
 .PHONY: eval
 eval: deps all $(EVAL_DIRS:%=%/prompts.jsonl) $(EMBEDDER) $(BUILD)/embedder-20000.bin \
-      $(BUILD)/embedder-100000.bin $(EVAL)/hashed-64k.bin
+      $(BUILD)/embedder-100000.bin $(EVAL)/hashed-64k.bin $(BUILD)/libtinyroute-host.so
 	$(EVAL_RUN) --embedder $(EMBEDDER) --json $(EVAL)/new-models.json > $(EVAL)/new-models.txt
 	$(EVAL_RUN) --embedder $(EMBEDDER) --fixed-pool --tasks --json $(EVAL)/fixed-pool.json \
 	    > $(EVAL)/fixed-pool.txt
@@ -41,6 +49,8 @@ eval: deps all $(EVAL_DIRS:%=%/prompts.jsonl) $(EMBEDDER) $(BUILD)/embedder-2000
 	      --embedder $$table $$flags --json $(EVAL)/study-$$name.json > /dev/null; \
 	done
 	$(PYTHON) tests/eval/tables.py $(EVAL) > $(EVAL)/results.md
+	$(FLEET_SIM) > $(EVAL)/fleet-sim.md
+	cat $(EVAL)/fleet-sim.md >> $(EVAL)/results.md
 	$(CLI) report --force --json $(EVAL)/fixed-pool.json --json $(EVAL)/new-models.json \
 	    --json $(EVAL)/mmlu-small.json --out $(EVAL)/report.html
 	@echo "eval: $(EVAL)/results.md and $(EVAL)/report.html"

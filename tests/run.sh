@@ -80,6 +80,7 @@ rm -rf "$WORK"
 if [ -z "$RUNNER" ] && [ -f "$BUILD/libtinyroute-host.so" ] && [ -x "$BUILD/gen_fleet_logs" ] &&
    ! printf '%s' "${LIB_CFLAGS:-}" | grep -q sanitize; then
     run fleet-step "$PYTHON" tests/test_fleet_step.py "$BUILD/libtinyroute-host.so" "$BUILD/gen_fleet_logs" "$FIXTURE_PACK" fixtures/keys/test-signing.pub "$FIXTURE" "$CLI" "$EMBEDDER" fixtures/keys/test-signing.key
+    run python-binding "$PYTHON" tests/test_tinyroute_py.py "$BUILD/libtinyroute-host.so" "$CLI" "$FIXTURE_PACK" fixtures/keys/test-signing.pub fixtures/keys/test-signing.key "$FIXTURE"
 fi
 run cli sh tests/test_cli.sh
 run route-input sh tests/test_route_input.sh

@@ -260,5 +260,21 @@ for flipped in (0, 2, 3):
     check(seen == len(votes) and wrong == 0 and seen > 0,
           "%d flipped: each of %d cells = mean of the kept devices' means, count = devices (%d wrong)"
           % (flipped, seen, wrong))
+# 7. --robust --reference PACK: votes also compared with the pack's estimates
+# (routed by tools/tinyroute_py.py); it needs --robust and --key.
+r = run("--models", os.path.join(DATA, "models.csv"), "--out", os.path.join(W, "o7"), "--reference", PACK,
+        "--key", PUB, P)
+check(r.returncode == 2 and "--reference" in r.stderr, "--reference without --robust: usage error")
+rr = run("--models", os.path.join(DATA, "models.csv"), "--out", os.path.join(W, "o7"), "--device-keys",
+         os.path.join(P, "device-keys"), "--robust", "--reference", PACK, "--key", PUB, "--workers", 1, P, ok=0)
+rep = json.loads(rr.stdout)["robust"]
+gone = sorted(d["device"] for d in rep["dropped_devices"])
+check("reference pack" in rep["rule"] and set(range(1000, 1003)) <= set(gone) and
+      all(d["consensus"]["disagreed"] > 0 for d in rep["dropped_devices"] if "consensus" in d),
+      "--reference: the 3 flipping devices still dropped (%s), the rule names both tests" % gone)
+rr = run("--models", os.path.join(DATA, "models.csv"), "--out", os.path.join(W, "o8"), "--device-keys",
+         os.path.join(P, "device-keys"), "--robust", "--reference", PACK + ".missing", "--key", PUB,
+         "--workers", 1, P)
+check(rr.returncode == 1 and ".missing" in rr.stderr, "a missing reference pack: exit 1, named")
 shutil.rmtree(W)
 check.finish()

@@ -5,12 +5,14 @@
     fleet_step.py (--models MODELS.csv | --base DATASET) --out DIR [--device-keys FILE
                   [--allow-unauthenticated]] [--scheduler ADDR | --workers N]
                   [--shard-prompts N] [--chunk-files N] [--lib PATH] [--force]
+                  [--robust [--alpha A] [--min-cells N] [--reference PACK --key PUB.pem]]
                   LOG|DIR ...
 
 Logs (files, or the *.trl files of a directory, in sorted order; the order of
 the arguments is the batch order) are read by build/libtinyroute-host.so
 (tools/hostlib.h: tools/logfile.c's reader and authentication behind a C ABI,
-loaded with ctypes), never by a Python parser of the format:
+loaded with ctypes by the binding tools/tinyroute_py.py), never by a Python
+parser of the format:
 
  1. read (parallel): every log is read and, with --device-keys, its device
     must be known and not revoked and its MAC must verify (version 1 logs
@@ -38,19 +40,23 @@ loaded with ctypes), never by a Python parser of the format:
 
 --robust (poisoning resistance, issue 17 item 2; see robust_votes): each
 device has one vote per (prompt, model), its own mean outcome there, so
-logging one prompt many times buys no weight; a device whose votes disagree
-with the other devices' (>= 0.5 from their mean, on cells with >= 3 others)
-more often than chance allows is dropped whole: P(Binomial(m, q) >= k) <
---alpha (0.001) / devices, q the fleet's disagreement rate, for devices with
-m >= --min-cells (10) comparable cells. Honest users differ, so q is not 0;
-an attacker flipping outcomes disagrees on nearly every cell. The summary's
-"robust" object reports the rule, q, and each dropped device with its
-counts. Cells are then the mean of the kept votes; fleet_counts.csv holds
-the number of devices. It assumes an honest majority on each cell and that
+logging one prompt many times buys no weight; a device is dropped whole when
+(1) its votes disagree with the other devices' (>= 0.5 from their mean, on
+cells with >= 3 others) more often than chance allows: P(Binomial(m, q) >=
+k) < --alpha (0.001) / devices, q the median device's disagreement rate,
+for devices with m >= --min-cells (10) comparable cells; or, with
+--reference PACK --key PUB (the pack built from the benchmark references
+alone), (2) its votes sit further from PACK's predicted correctness than
+the fleet's devices do, beyond the same chance level (a robust z score).
+Honest users differ, so q is not 0; an attacker flipping outcomes disagrees
+on nearly every cell. The summary's "robust" object reports the rule, q,
+and each dropped device with the test(s) that dropped it and their counts.
+Cells are then the mean of the kept votes; fleet_counts.csv holds the
+number of devices. It assumes an honest majority on each cell and that
 devices are distinct (one key each; a key file is the fleet's identity).
-Comparing with the benchmark's scores (--base) is not part of the rule yet.
-The per-device votes travel to the driver: at fleet scale that table wants
-a Dask dataframe group-by instead (not done).
+Measured in tests/eval/RESULTS.md ("Fleet feedback under poisoning"). The
+per-device votes travel to the driver: at fleet scale that table wants a
+Dask dataframe group-by instead (not done).
 
 Records without text (the default log keeps the embedding only) cannot
 become dataset prompts: they are counted as skipped (`build --add-log` takes
@@ -78,28 +84,25 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-LIB_DEFAULT = os.path.normpath(os.path.join(HERE, "..", "build", "libtinyroute-host.so"))
-REC_OUTCOME = 16  # TR_LOG_REC_OUTCOME
-ERR_BYTES = 1024
+sys.path.insert(0, HERE)
+import tinyroute_py as trpy  # noqa: E402 (the binding: the C ABI's declarations, one copy)
 
-
-class LogInfo(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("flags", ctypes.c_uint32), ("dim", ctypes.c_uint32),
-                ("n", ctypes.c_uint32), ("capacity", ctypes.c_uint32),
-                ("record_bytes", ctypes.c_uint32), ("device_id", ctypes.c_uint64),
-                ("first_id", ctypes.c_uint64), ("recorded", ctypes.c_uint64),
-                ("dropped", ctypes.c_uint64), ("embedder_fp", ctypes.c_uint64)]
+LIB_DEFAULT = trpy.LIB_DEFAULT
+REC_OUTCOME = trpy.REC_OUTCOME
+ERR_BYTES = trpy.ERR_BYTES
+LogInfo = trpy.LogInfo
 
 
 def _cache():
-    # Per process (a worker keeps its library and key handles across tasks);
-    # on sys because the task functions may be shipped by value.
+    # Per process (a worker keeps its key handles across tasks); on sys
+    # because the task functions may be shipped by value.
     return sys.__dict__.setdefault("_tinyroute_fleet_cache", {})
 
 
 def host_lib(path):
+    """The host library's functions (tools/tinyroute_py.py declares them)."""
     c = _cache()
-    if ("lib", path) not in c:
+    if "mallopt" not in c:
         # glibc hands blocks over 128 KB to mmap and back on free, so every
         # log read whole would fault in fresh pages (measured on the test VM:
         # 0.36 s per 32 MB, more than parsing and the MAC). Keeping blocks up
@@ -110,24 +113,11 @@ def host_lib(path):
             libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD
         except (OSError, AttributeError):
             pass  # not glibc: only slower
-        L = ctypes.CDLL(path)
-        vp, cp, sz, u32, u64 = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint32, ctypes.c_uint64
-        L.trh_abi_version.restype = ctypes.c_int
-        if L.trh_abi_version() != 1:
-            raise RuntimeError("%s: host library ABI %d, this tool speaks 1" % (path, L.trh_abi_version()))
-        L.trh_keys_load.argtypes = [cp, ctypes.c_int, cp, sz]
-        L.trh_keys_load.restype = vp
-        L.trh_keys_free.argtypes = [vp]
-        L.trh_keys_take.argtypes = [vp, cp, u32, u64, u64, u32, ctypes.POINTER(u32), cp, sz]
-        L.trh_log_open.argtypes = [cp, vp, ctypes.POINTER(LogInfo), cp, sz]
-        L.trh_log_open.restype = vp
-        L.trh_log_records.argtypes = [vp, u32, u32] + [vp] * 7
-        L.trh_log_text.argtypes = [vp, u32, cp, sz]
-        L.trh_log_close.argtypes = [vp]
-        L.trh_fnv1a64.argtypes = [cp, sz]
-        L.trh_fnv1a64.restype = u64
-        c[("lib", path)] = L
-    return c[("lib", path)]
+        c["mallopt"] = True
+    try:
+        return trpy.Library(path).L
+    except trpy.Error as e:
+        raise RuntimeError(str(e))
 
 
 def load_keys(L, keys_path, allow_v1):
@@ -273,46 +263,159 @@ def binom_sf(k, m, q):
     return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
 
 
-def robust_votes(dv, tk, c, s, n, alpha, min_cells):
-    """--robust (issue 17, item 2). Each device has one vote per (prompt, model)
-    cell, its mean outcome there: a device cannot outweigh others by logging
-    the same prompt many times (the per-device, per-region cap; a region is a
-    prompt here). A vote disagrees when it is >= 0.5 from the mean of the
-    other devices' votes on that cell, counted where >= 3 other devices
-    voted. Honest devices disagree only as often as users really differ: q,
-    the fleet's disagreement rate over all such comparisons (an honest
-    majority keeps it near that). A device whose k disagreements out of m
-    comparable cells (m >= min_cells) have P(Binomial(m, q) >= k) below
-    alpha / devices (Bonferroni: at most alpha false flags in the fleet) is
-    dropped whole. Returns the votes kept and a report of what was dropped."""
+def robust_votes(dv, tk, c, s, n, alpha, min_cells, ref=None):
+    """--robust (issue 17, item 2): which devices' votes to keep, and why not.
+
+    Cap: each device has one vote per (prompt, model) cell, its mean
+    outcome there, so logging one prompt many times buys no weight (the
+    per-device, per-region cap; a region is a prompt).
+
+    Test 1, consensus of the other devices: a vote disagrees when it is
+    >= 0.5 from the mean of the other devices' votes on its cell, counted on
+    cells with >= 3 other voters. Honest users differ, so honest devices
+    disagree at some rate q: the median of the devices' own rates (devices
+    with >= min_cells comparable cells). Why the median: with an honest
+    majority it is an honest device's rate, where the pooled rate grows
+    with the attackers (a 20 % flipping fleet doubled it and hid them). A
+    device whose k disagreements of m have P(Binomial(m, q) >= k) <
+    alpha / devices is dropped (Bonferroni: at most alpha false drops per
+    batch, if disagreements were independent at rate q). Then again without
+    the dropped devices' votes, until a round drops no one: an attacker's
+    votes pull the consensus honest devices are compared with and raise q,
+    so the first round hides the attackers it did not catch.
+
+    Test 2, the benchmark references (ref: the --reference pack's
+    predicted correctness p for each vote's cell, from references scored
+    offline that no device can touch): an honest 0/1 outcome is
+    Bernoulli(p) if p were right, so x = |v - p| has mean 2p(1-p) and
+    variance p(1-p)(1 - 4p(1-p)); a device's z = (sum x - sum mean) /
+    sqrt(sum var) over its cells. p is an estimate, so honest z's are not
+    N(0, 1): they are compared with the fleet's own, robustly (the
+    median and 1.4826 x MAD of the devices' z), and a device beyond the
+    one-sided Normal quantile of alpha / devices is dropped. Why both: an
+    attacker on prompts no one else logs escapes test 1; one that lies
+    only where the references are unsure escapes test 2 (a flip of a
+    p = 0.5 outcome is invisible to it). Cells and devices with no
+    comparison are kept: the rule cannot judge them.
+    A dropped device is dropped whole. Returns the votes kept and the
+    report (each dropped device, the test(s) and its numbers)."""
     v = s / n
     key = np.stack([tk, c.astype(np.uint64)], 1)
-    _, cell, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    _, cell = np.unique(key, axis=0, return_inverse=True)
     cell = cell.ravel()
-    vsum = np.bincount(cell, weights=v)
-    others = counts[cell] - 1
-    comp = others >= 3
-    loo = np.where(others > 0, (vsum[cell] - v) / np.maximum(others, 1), np.nan)
-    dis = comp & (np.abs(v - loo) >= 0.5)
     devs, dev_of = np.unique(dv, return_inverse=True)
-    m = np.bincount(dev_of, weights=comp).astype(np.int64)
-    k = np.bincount(dev_of, weights=dis).astype(np.int64)
-    q = float(k.sum() / m.sum()) if m.sum() else 0.0
-    flagged = []
-    limit = alpha / max(1, len(devs))
-    for i in np.nonzero((m >= min_cells) & (k > q * m))[0]:
-        p = binom_sf(int(k[i]), int(m[i]), q)
-        if p < limit:
-            flagged.append((int(devs[i]), int(m[i]), int(k[i]), p))
-    bad = np.isin(dv, np.array([f[0] for f in flagged], np.uint64))
-    report = dict(rule="one vote per device and (prompt, model); a device is dropped when its "
-                       "disagreements with the other devices' mean (>= 0.5 away, cells with >= 3 others) "
-                       "exceed chance: P(Binomial(m, q) >= k) < alpha / devices",
-                  alpha=alpha, min_cells=min_cells, devices=int(len(devs)), q=round(q, 6),
+    nd = len(devs)
+    limit = alpha / max(1, nd)
+    why = {}
+    alive = np.ones(len(v), bool)
+    qs = []
+    # Rounds: the consensus and q again without the devices already dropped
+    # (their votes pulled the consensus the others were compared with, and
+    # raised q), until a round drops no one.
+    for rnd in range(1, 11):
+        w = alive.astype(float)
+        vsum = np.bincount(cell, weights=v * w)
+        cnt = np.bincount(cell, weights=w)
+        others = cnt[cell] - 1
+        comp = alive & (others >= 3)
+        loo = (vsum[cell] - v) / np.maximum(others, 1)
+        dis = comp & (np.abs(v - loo) >= 0.5)
+        m = np.bincount(dev_of, weights=comp, minlength=nd).astype(np.int64)
+        k = np.bincount(dev_of, weights=dis, minlength=nd).astype(np.int64)
+        judged = m >= min_cells
+        rates = k[judged] / np.maximum(m[judged], 1)
+        # The median rate; never 0 (one honest slip would then be "impossible").
+        q = float(np.median(rates)) if judged.any() else 0.0
+        q = max(q, 0.5 / max(1, int(m[judged].sum())) if judged.any() else 0.0)
+        qs.append(q)
+        new = []
+        for i in np.nonzero(judged & (k > q * m))[0]:
+            if int(i) in why:
+                continue
+            p = binom_sf(int(k[i]), int(m[i]), q)
+            if p < limit:
+                why[int(i)] = {"consensus": dict(comparable=int(m[i]), disagreed=int(k[i]), p=p, q=round(q, 6),
+                                                 round=rnd)}
+                new.append(int(i))
+        if not new:
+            break
+        alive &= ~np.isin(dev_of, np.array(new, np.int64))
+    q = qs[0]
+    zr = None
+    if ref is not None:
+        pr = np.clip(ref, 0.02, 0.98)
+        ok = np.isfinite(ref)
+        x = np.abs(v - pr)
+        mu = 2 * pr * (1 - pr)
+        var = pr * (1 - pr) * (1 - 4 * pr * (1 - pr))
+        cnt = np.bincount(dev_of, weights=ok, minlength=nd)
+        sx = np.bincount(dev_of, weights=np.where(ok, x - mu, 0), minlength=nd)
+        sv = np.bincount(dev_of, weights=np.where(ok, var, 0), minlength=nd)
+        z = np.where(cnt >= min_cells, sx / np.sqrt(np.maximum(sv, 1e-12)), np.nan)
+        zj = z[np.isfinite(z)]
+        if len(zj) >= 3:
+            med = float(np.median(zj))
+            mad = max(1.4826 * float(np.median(np.abs(zj - med))), 1e-6)
+            zr = (z - med) / mad
+            crit = normal_isf(limit)
+            for i in np.nonzero(np.isfinite(zr) & (zr > crit))[0]:
+                why.setdefault(int(i), {})["references"] = dict(cells=int(cnt[i]), z=round(float(z[i]), 3),
+                                                               robust_z=round(float(zr[i]), 3),
+                                                               threshold=round(crit, 3))
+    flagged = sorted(why)
+    bad = np.isin(dev_of, np.array(flagged, np.int64))
+    report = dict(rule="one vote per device and (prompt, model); a device is dropped when its disagreements "
+                       "with the other devices' mean (>= 0.5 away, cells with >= 3 others) exceed chance: "
+                       "P(Binomial(m, q) >= k) < alpha / devices, q the median device's rate; repeated without the "
+                       "dropped devices until a round drops no one"
+                       + ("; or when its distance from the reference pack's estimates, as a z score, is "
+                          "beyond the fleet's median by more than the Normal quantile of alpha / devices "
+                          "in units of 1.4826 MAD" if ref is not None else ""),
+                  alpha=alpha, min_cells=min_cells, devices=int(nd), q=round(q, 6),
+                  q_rounds=[round(x, 6) for x in qs],
                   records_capped=int(n.sum() - len(n)),
-                  dropped_devices=[dict(device=d, comparable=mm, disagreed=kk, p=pp) for d, mm, kk, pp in flagged],
+                  dropped_devices=[dict(device=int(devs[i]), **why[i]) for i in flagged],
                   dropped_votes=int(bad.sum()), dropped_records=int(n[bad].sum()))
     return ~bad, report
+
+
+def normal_isf(p):
+    """The z with P(N(0,1) > z) = p (bisection on erfc; no scipy)."""
+    lo, hi = -10.0, 40.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if 0.5 * math.erfc(mid / math.sqrt(2)) > p:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def reference_estimates(lib_path, pack_path, key, tk, c, names, texts):
+    """Each vote's cell as the --reference pack predicts it: the prompt's
+    kept text routed by the binding (the device's own code), the model's
+    predicted correctness; NaN for a prompt without usable text."""
+    try:
+        pk = trpy.Library(lib_path).open_pack(pack_path, [key])
+    except trpy.Error as e:
+        raise RuntimeError("--reference: %s" % e)
+    col = {mm["name"]: j for j, mm in enumerate(pk.models)}
+    at = np.array([col.get(nm, -1) for nm in names])
+    uk = np.unique(tk)
+    have = [k for k in uk.tolist() if texts.get(k)]
+    pred = {}
+    for part in chunks(have, 4096):
+        try:
+            P = pk.route([texts[k] for k in part]).predicted
+        except trpy.Error:
+            continue  # a prompt the library refuses: no comparison for this chunk
+        pred.update(zip(part, P))
+    pk.close()
+    out = np.full(len(tk), np.nan)
+    for i, (k, ci) in enumerate(zip(tk.tolist(), c.tolist())):
+        if k in pred and at[ci] >= 0:
+            out[i] = pred[k][at[ci]]
+    return out
 
 
 def merge(*parts):
@@ -421,11 +524,17 @@ def main(argv):
     ap.add_argument("--robust", action="store_true",
                     help="one vote per device and cell; drop devices that disagree with the others "
                          "beyond chance (see the top of this file)")
+    ap.add_argument("--reference", metavar="PACK",
+                    help="--robust also compares each vote with PACK's estimate (the pack built "
+                         "from the benchmark references, verified with --key)")
+    ap.add_argument("--key", help="public key (PEM) of --reference's pack")
     ap.add_argument("--alpha", type=float, default=0.001)
     ap.add_argument("--min-cells", type=int, default=10)
     a = ap.parse_args(argv)
     if a.allow_unauthenticated and not a.device_keys:
         ap.error("--allow-unauthenticated goes with --device-keys")
+    if a.reference and not (a.key and a.robust):
+        ap.error("--reference goes with --robust and --key")
     if a.workers < 1 or a.shard_prompts < 1 or a.chunk_files < 0:
         ap.error("--workers and --shard-prompts must be >= 1")
     from dask.distributed import Client, LocalCluster
@@ -456,6 +565,7 @@ def main(argv):
     try:
         # The tasks go by reference to this module, which every worker gets
         # (ctypes types cannot travel by value).
+        client.upload_file(os.path.join(HERE, "tinyroute_py.py"))
         client.upload_file(os.path.abspath(__file__))
         sys.path.insert(0, HERE)
         import fleet_step as mod
@@ -502,7 +612,9 @@ def main(argv):
     dv, tk, c, s, n = total["cells"]
     dropped = None
     if a.robust:
-        keep, dropped = robust_votes(dv, tk, c, s, n, a.alpha, a.min_cells)
+        ref = (reference_estimates(lib_path, a.reference, a.key, tk, c, names, total["texts"])
+               if a.reference else None)
+        keep, dropped = robust_votes(dv, tk, c, s, n, a.alpha, a.min_cells, ref)
         # One vote per device and cell: its mean outcome there, weight 1.
         dv, tk, c, s, n = dv[keep], tk[keep], c[keep], s[keep] / n[keep], np.ones(int(keep.sum()), np.int64)
     # Over devices: per (prompt, model) the sum and count.

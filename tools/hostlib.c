@@ -1,11 +1,13 @@
 /* libtinyroute-host.so (tools/hostlib.h): tools/logfile.c's reader and
- * authentication for callers in other languages, so they parse logs with
+ * authentication, and tools/packfile.c's verified pack opening and routing, for callers in other languages, so they parse logs with
  * the code the CLI uses instead of a second implementation of the format. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "hostlib.h"
+#include "keys.h"
 #include "logfile.h"
+#include "packfile.h"
 #include "tr_outcome.h"
 #include "util.h"
 
@@ -133,3 +135,137 @@ void trh_log_close(void *log)
 }
 
 uint64_t trh_fnv1a64(const void *p, size_t n) { return tr_fnv1a64(p, n); }
+
+/* A verified pack: the CLI's tr_packfile plus what the open needed. */
+typedef struct trh_pack {
+    tr_packfile pf;
+    tr_pubkey *keys;
+} trh_pack;
+
+void *trh_pack_open(const char *pack, const char *delta, const char *const *pubkey_paths,
+                    size_t n_keys, char *err, size_t cap)
+{
+    trh_pack *p = tr_xcalloc(1, sizeof *p);
+    tr_err_capture(err, cap);
+    int bad = 0;
+    if (!pack || !pubkey_paths || n_keys == 0)
+        bad = tr_err("a pack and at least one public key are needed");
+    if (!bad)
+        p->keys = tr_xcalloc(n_keys, sizeof *p->keys);
+    for (size_t i = 0; !bad && i < n_keys; i++)
+        bad = !pubkey_paths[i] ? tr_err("public key %zu: no path", i)
+                               : tr_key_load_public(pubkey_paths[i], &p->keys[i]);
+    if (!bad) {
+        const tr_trust trust = {.keys = p->keys, .n_keys = n_keys};
+        bad = tr_packfile_open(pack, delta, &trust, &p->pf) != 0;
+    }
+    tr_err_capture(NULL, 0);
+    if (bad) {
+        free(p->keys);
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void trh_pack_close(void *pack)
+{
+    trh_pack *p = pack;
+    if (p) {
+        tr_packfile_close(&p->pf);
+        free(p->keys);
+        free(p);
+    }
+}
+
+void trh_pack_info(const void *pack, uint32_t *dim, uint32_t *n_refs, uint32_t *n_models)
+{
+    const trh_pack *p = pack;
+    if (dim)
+        *dim = p ? p->pf.info.dim : 0;
+    if (n_refs)
+        *n_refs = p ? p->pf.info.n_refs : 0;
+    if (n_models)
+        *n_models = p ? p->pf.info.n_models : 0;
+}
+
+int trh_pack_model(const void *pack, uint32_t m, char *name, size_t cap, float *cost,
+                   float *cost_norm, int *where)
+{
+    const trh_pack *p = pack;
+    tr_model_info mi;
+    if (!p || m >= p->pf.info.n_models || tr_pack_get_model(p->pf.view, m, &mi) != TR_OK)
+        return 1;
+    if (name && cap) {
+        size_t n = strlen(mi.name);
+        n = n < cap - 1 ? n : cap - 1;
+        memcpy(name, mi.name, n);
+        name[n] = 0;
+    }
+    if (cost)
+        *cost = mi.cost;
+    if (cost_norm)
+        *cost_norm = mi.cost_norm;
+    if (where)
+        *where = mi.where == TR_DEVICE ? 0 : 1;
+    return 0;
+}
+
+/* The failing prompt's message, in the library's words. */
+static size_t batch_fail(size_t i, tr_status st, char *err, size_t cap)
+{
+    tr_err_capture(err, cap);
+    tr_err("prompt %zu: %s: %s", i, tr_status_name(st), tr_strerror(st));
+    tr_err_capture(NULL, 0);
+    return i;
+}
+
+size_t trh_route_batch(void *pack, const char *const *texts, const size_t *lens, size_t n,
+                       float lambda, uint32_t k, int method, uint32_t *model, float *utility,
+                       float *nearest, float *pred, char *err, size_t cap)
+{
+    trh_pack *p = pack;
+    if (!p || (n && (!texts || !lens || !model)))
+        return batch_fail(0, TR_E_ARG, err, cap);
+    /* route's options: --lambda L (0: no cost weight), --k, --method */
+    tr_route_opts ro = {.lambda = lambda < 0 ? TR_LAMBDA_DEFAULT : tr_opts_lambda(lambda), .k = k,
+                        .method = method == 1   ? TR_METHOD_CLUSTER
+                                  : method == 2 ? TR_METHOD_LEARNED_MAP
+                                                : TR_METHOD_KNN};
+    const uint32_t m = p->pf.info.n_models;
+    float *scratch = pred ? NULL : tr_xmalloc((m ? m : 1) * sizeof *scratch);
+    size_t i = 0;
+    for (; i < n; i++) {
+        tr_result res;
+        const tr_query q = tr_query_text(texts[i] ? texts[i] : "", texts[i] ? lens[i] : 0);
+        const tr_route_out out = {pred ? pred + i * (size_t)m : scratch, m, NULL, 0};
+        tr_status st = tr_route(p->pf.view, p->pf.ctx, &q, &ro, &res, &out);
+        if (st != TR_OK) {
+            free(scratch);
+            return batch_fail(i, st, err, cap);
+        }
+        model[i] = res.model;
+        if (utility)
+            utility[i] = res.utility;
+        if (nearest)
+            nearest[i] = res.nearest_distance;
+    }
+    free(scratch);
+    return i;
+}
+
+size_t trh_embed_batch(void *pack, const char *const *texts, const size_t *lens, size_t n,
+                       int8_t *out, char *err, size_t cap)
+{
+    trh_pack *p = pack;
+    if (!p || (n && (!texts || !lens || !out)))
+        return batch_fail(0, TR_E_ARG, err, cap);
+    const uint32_t dim = p->pf.info.dim;
+    for (size_t i = 0; i < n; i++) {
+        tr_status st = tr_embed(p->pf.view, p->pf.ctx, texts[i] ? texts[i] : "",
+                                texts[i] ? lens[i] : 0, out + i * (size_t)dim, dim);
+        if (st != TR_OK)
+            return batch_fail(i, st, err, cap);
+    }
+    return n;
+}

@@ -10,7 +10,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TRH_ABI_VERSION 1
+/* 2: the pack calls (trh_pack_*, trh_route_batch, trh_embed_batch) added;
+ * everything of 1 unchanged. */
+#define TRH_ABI_VERSION 2
 
 typedef struct trh_log_info {
     uint32_t version;      /* 1 plain, 2 authenticated */
@@ -53,6 +55,36 @@ int trh_log_text(const void *log, uint32_t i, char *buf, size_t cap);
  * record without one). 0 ok, 1 out of range or no embeddings kept. */
 int trh_log_embeddings(const void *log, uint32_t from, uint32_t count, int8_t *out);
 void trh_log_close(void *log);
+/* Packs (issue 17 item 4): the CLI's tools/packfile.c path. A pack file
+ * (and a delta over it, delta NULL: none) is read into private memory and
+ * verified against the public key(s) of pubkey_paths (PEM files, n_keys of
+ * them), as `tinyroute route --pack P --key K` does; NULL on refusal, with
+ * the library's message ("PATH: TR_E_X: text") in err. A handle routes on
+ * one thread at a time (it holds one context). */
+void *trh_pack_open(const char *pack, const char *delta, const char *const *pubkey_paths,
+                    size_t n_keys, char *err, size_t cap);
+void trh_pack_close(void *pack);
+/* dim, references and models served (any may be NULL). */
+void trh_pack_info(const void *pack, uint32_t *dim, uint32_t *n_refs, uint32_t *n_models);
+/* Model m's name (NUL-terminated, cut to cap), cost, normalized cost and
+ * where (0 device, 1 cloud). 0 ok, 1 out of range. */
+int trh_pack_model(const void *pack, uint32_t m, char *name, size_t cap, float *cost,
+                   float *cost_norm, int *where);
+/* Route n prompts (texts[i], lens[i] bytes) with the pack's defaults except:
+ * lambda < 0 the pack's, 0 no cost weight, > 0 that weight (route
+ * --lambda); k 0 the pack's; method 0 kNN, 1 cluster, 2 learned map. Per
+ * prompt into the caller's arrays (any may be NULL but model): the chosen
+ * model index, utility, nearest cosine distance (NaN without), and with
+ * pred n x n_models predicted correctness. Returns the number routed: on a
+ * prompt the library refuses, that prompt's index (the others before it
+ * are filled), with "prompt I: TR_E_X: text" in err. */
+size_t trh_route_batch(void *pack, const char *const *texts, const size_t *lens, size_t n,
+                       float lambda, uint32_t k, int method, uint32_t *model, float *utility,
+                       float *nearest, float *pred, char *err, size_t cap);
+/* The built-in int8 embedding of n prompts, dim bytes each, as `tinyroute
+ * embed`. Returns the number embedded (as trh_route_batch). */
+size_t trh_embed_batch(void *pack, const char *const *texts, const size_t *lens, size_t n,
+                       int8_t *out, char *err, size_t cap);
 /* FNV-1a 64, as the log hashes model names. */
 uint64_t trh_fnv1a64(const void *p, size_t n);
 
