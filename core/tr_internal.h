@@ -92,6 +92,8 @@ static inline uint64_t tr_i8_sqnorm(const int8_t *q, uint32_t dim)
     return (uint64_t)ss;
 }
 
+/* The method a route uses: opts' unless TR_METHOD_DEFAULT (or NULL), then the pack's. */
+tr_method tr_method_of(const tr_pack_view *p, const tr_route_opts *o);
 tr_status tr_resolve_opts(const tr_pack_view *p, const tr_route_opts *o, uint32_t *k,
                           float *lambda);
 /* Not retired, in the caller's mask, and on-device when offline. */
