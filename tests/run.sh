@@ -58,6 +58,9 @@ WORK=$(mktemp -d)
 run build-choice "$PYTHON" tests/test_build_choice.py "$CLI" "$EMBEDDER" fixtures/keys/test-signing.key fixtures/keys/test-signing.pub "$FIXTURE" "$WORK"
 rm -rf "$WORK"
 WORK=$(mktemp -d)
+run build-method "$PYTHON" tests/test_build_method.py "$CLI" "$EMBEDDER" fixtures/keys/test-signing.key fixtures/keys/test-signing.pub "$FIXTURE" "$WORK"
+rm -rf "$WORK"
+WORK=$(mktemp -d)
 run eval-protocol "$PYTHON" tests/test_eval_protocol.py "$CLI" "$EMBEDDER" "$FIXTURE" "$WORK"
 rm -rf "$WORK"
 WORK=$(mktemp -d)
