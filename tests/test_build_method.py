@@ -114,8 +114,9 @@ def route_area(P, Y, cn):
 
 
 def fifth(n):
-    """tools/task_map.c tr_holdout_fifth: the first n/5 of a splitmix64 shuffle."""
-    s, perm, hold = 0x7472686f6c643566, list(range(n)), np.zeros(n, bool)
+    """tools/task_map.c tr_holdout_fifth: the first n/5 of a splitmix64 shuffle
+    held out, the first 2000 of them scored."""
+    s, perm, hold, scored = 0x7472686f6c643566, list(range(n)), np.zeros(n, bool), np.zeros(n, bool)
     for i in range(n // 5):
         s = (s + 0x9E3779B97F4A7C15) & M64
         z = s
@@ -125,16 +126,17 @@ def fifth(n):
         j = i + z % (n - i)
         perm[i], perm[j] = perm[j], perm[i]
         hold[perm[i]] = True
-    return hold
+        scored[perm[i]] = i < 2000
+    return hold, scored
 
 
 def knn_fifth_area(p, cn):
     n, m, rows = p["n"], p["m"], p["rows"]
     valid = p["valid"] if p["valid"] is not None else np.ones((m, n), bool)
     Y = np.where(valid, p["correct"], np.nan).T.astype(np.float64)
-    hold = fifth(n)
+    hold, scored = fifth(n)
     train = np.flatnonzero(~hold)
-    queries = np.flatnonzero(hold & valid.all(axis=0))
+    queries = np.flatnonzero(scored & valid.all(axis=0))
     rt = rows[train]
     inv = (1.0 / np.sqrt((rt * rt).sum(1).astype(np.float64))).astype(np.float32)
     Yt = Y[train]

@@ -157,7 +157,7 @@ int tr_score_methods(const int8_t *refs, size_t n, size_t n_task, uint32_t dim, 
         uint32_t t = 0;
         while (t < m && !isnan(y[t]))
             t++;
-        if (t == m && j < n_task) {
+        if (t == m && j < n_task && hold[j] == 1) {
             memcpy(s.yq + (size_t)s.nq * m, y, m * sizeof *y);
             s.qi[s.nq++] = j;
         }

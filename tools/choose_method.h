@@ -32,8 +32,9 @@ typedef struct tr_method_scores {
 
 /* Scores the candidates want[c] on the references: n int8 rows (dim each,
  * contiguous), scores Y (n x m, NaN unknown), normalized costs cn. hold:
- * the held-out fifth (tr_holdout_fifth); queries are its rows among the
- * first n_task (dataset rows, not logged ones) whose scores are all known.
+ * the held-out fifth (tr_holdout_fifth); queries are its rows marked 1
+ * among the first n_task (dataset rows, not logged ones) whose scores are
+ * all known.
  * kNN at (k, a) (exact search); the task map over task[j] < n_tasks of the
  * first n_task rows; K-means with n_clusters on the unit int8 rows (and the
  * learned map over them); every estimate shrunk with a as the pack's,

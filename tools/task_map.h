@@ -25,11 +25,15 @@ extern const double tr_task_map_l2[];
 void tr_task_means(const float *x, const uint32_t *task, size_t n, uint32_t T, uint32_t dim,
                    float *cent);
 
-/* hold[j] = 1 for a fixed-seed fifth of the n rows (n / 5 of them): the
- * held-out references build validates l2 and the method on. */
+/* hold[j] != 0 for a fixed-seed fifth of the n rows (n / 5 of them): the
+ * held-out references build validates l2 and the method on; 1 for the
+ * first TR_HOLDOUT_QUERIES of them in shuffle order (a uniform sample: the
+ * rows scored), 2 for the rest (held out of the fit, not scored). */
+#define TR_HOLDOUT_QUERIES 2000u
 void tr_holdout_fifth(size_t n, uint8_t *hold);
 
-/* The task map fitted on the task rows (the first n_task) not held out,
+/* The task map fitted on the task rows (the first n_task) not held out
+ * (hold[j] == 0), scored on those with hold[j] == 1,
  * for each l2 of the grid and each of the na prior strengths as of Psi;
  * the Area of the held-out rows whose scores are all known (costs cn), at
  * the best (l2, a), into info (val_area -1 with no such row). Psi gets its
