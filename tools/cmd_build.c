@@ -98,7 +98,8 @@ static const char usage[] =
     "                  Hamming distance, then rerank exactly (0: exact, default)\n"
     "  --no-pc         keep the first principal component (default: removed)\n"
     "  --force         replace PACK if it exists\n"    "  --json          the written pack as one JSON document on stdout (verify\n"
-    "                  --json's fields, and \"build\": time and skipped prompts);\n"
+    "                  --json's fields, and \"build\": time, skipped prompts and\n"
+    "                  method_validation: each candidate's held-out Area);\n"
     "                  the progress lines go to stderr\n"
 
     "  --add-log LOG   (repeatable) a device outcome log (core/OUTCOME_LOG.md):\n"
