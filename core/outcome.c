@@ -277,7 +277,9 @@ tr_status tr_log_append(tr_log *l, const tr_pack *pk, tr_ctx *c, const tr_result
     tr_st64(s + TR_LR_MODEL_HASH, tr_fnv1a64(mi.name, strnlen(mi.name, TR_MODEL_NAME_MAX)));
     tr_st32(s + TR_LR_MODEL, res->model);
     s[TR_LR_WHERE] = (uint8_t)res->where;
-    s[TR_LR_METHOD] = (uint8_t)res->method;
+    /* The log keeps the pack's numbering (0 kNN, 1 cluster, 2 learned map:
+     * tr_method - 1), as logs did before TR_METHOD_DEFAULT took 0. */
+    s[TR_LR_METHOD] = (uint8_t)(res->method > TR_METHOD_KNN ? res->method - 1 : 0);
     tr_stf32(s + TR_LR_COST, res->cost);
     tr_stf32(s + TR_LR_COST_NORM, res->cost_norm);
     tr_stf32(s + TR_LR_LAMBDA, res->lambda);

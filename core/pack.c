@@ -226,16 +226,28 @@ static tr_status read_sections(const uint8_t *p, tr_pack_view *v)
     v->info.validation_area = tr_ldf32(d + TR_D_VAL_AREA);
     v->info.validation_queries = tr_ld32(d + TR_D_VAL_QUERIES);
     v->info.chosen_on_validation = tr_ld32(d + TR_D_CHOSEN);
+    const uint32_t method = tr_ld32(d + TR_D_METHOD);
+    v->info.method_validation_area = tr_ldf32(d + TR_D_METHOD_AREA);
+    v->info.method_validation_queries = tr_ld32(d + TR_D_METHOD_QUERIES);
     for (uint32_t i = TR_D_USED_BYTES; i < TR_DEFAULTS_BYTES; i++)
         if (d[i])
             return TR_E_MALFORMED;
+    const uint32_t knn_bits = TR_CHOSE_K | TR_CHOSE_PRIOR | TR_CHOSE_LAMBDA;
     if (!(v->info.validation_area >= 0.0f && v->info.validation_area <= 1.0f) ||
         v->info.validation_queries > n ||
-        (v->info.chosen_on_validation & ~(uint32_t)(TR_CHOSE_K | TR_CHOSE_PRIOR | TR_CHOSE_LAMBDA)) ||
+        (v->info.chosen_on_validation & ~(knn_bits | TR_CHOSE_METHOD)) ||
         /* not validated: nothing recorded */
         (!v->info.validation_queries &&
-         (v->info.validation_area != 0.0f || v->info.chosen_on_validation)))
+         (v->info.validation_area != 0.0f || (v->info.chosen_on_validation & knn_bits))) ||
+        !(v->info.method_validation_area >= 0.0f && v->info.method_validation_area <= 1.0f) ||
+        v->info.method_validation_queries > n ||
+        (!v->info.method_validation_queries &&
+         (v->info.method_validation_area != 0.0f ||
+          (v->info.chosen_on_validation & TR_CHOSE_METHOD))))
         return TR_E_MALFORMED;
+    if (method > TR_PACK_METHOD_LEARNED_MAP)
+        return TR_E_MALFORMED;
+    v->info.default_method = method + 1; /* tr_method */
     if (v->info.default_k == 0 || v->info.default_k > TR_K_MAX ||
         !(v->info.default_lambda >= 0.0f) || !isfinite(v->info.default_lambda) ||
         !(v->info.default_prior_strength >= 0.0f &&
@@ -258,6 +270,9 @@ static tr_status read_sections(const uint8_t *p, tr_pack_view *v)
             return lst;
         v->info.has_learned_map = 1;
     }
+    /* A default the pack cannot serve would fail every zeroed route. */
+    if ((method == TR_PACK_METHOD_CLUSTER && !clu) || (method == TR_PACK_METHOD_LEARNED_MAP && !lmap))
+        return TR_E_MALFORMED;
     if (tasks) {
         tr_status tst = tr_task_table_view(p + tasks->offset, (size_t)tasks->length, m, &v->tasks);
         if (tst != TR_OK)

@@ -197,13 +197,19 @@ tr_status tr_resolve_opts(const tr_pack_view *p, const tr_route_opts *o, uint32_
                 return TR_E_ARG;
     if (!(o->prior_strength <= TR_PRIOR_STRENGTH_MAX)) /* NaN too; -inf is "none" */
         return TR_E_ARG;
-    if (o->method != TR_METHOD_KNN && o->method != TR_METHOD_CLUSTER &&
-        o->method != TR_METHOD_LEARNED_MAP)
+    if (o->method != TR_METHOD_DEFAULT && o->method != TR_METHOD_KNN &&
+        o->method != TR_METHOD_CLUSTER && o->method != TR_METHOD_LEARNED_MAP)
         return TR_E_ARG;
-    if ((o->method == TR_METHOD_CLUSTER && p->clusters.k == 0) ||
-        (o->method == TR_METHOD_LEARNED_MAP && p->lmap.k == 0))
+    const tr_method meth = tr_method_of(p, o);
+    if ((meth == TR_METHOD_CLUSTER && p->clusters.k == 0) ||
+        (meth == TR_METHOD_LEARNED_MAP && p->lmap.k == 0))
         return TR_E_UNSUPPORTED;
     return TR_OK;
+}
+
+tr_method tr_method_of(const tr_pack_view *p, const tr_route_opts *o)
+{
+    return o && o->method != TR_METHOD_DEFAULT ? o->method : (tr_method)p->info.default_method;
 }
 
 int tr_model_available(const tr_route_opts *o, uint32_t m, const tr_model_info *mi)
@@ -317,20 +323,20 @@ static tr_status route_query(const tr_pack *pk, const tr_scratch *s, int prior_o
     tr_result r;
     memset(&r, 0, sizeof r);
     r.lambda = lambda;
-    r.method = o ? o->method : TR_METHOD_KNN;
+    r.method = tr_method_of(p, o);
     r.nearest_distance = 1.0f;
     if (prior_only) {
         r.flags |= TR_RESULT_PRIOR_ONLY;
         for (uint32_t m = 0; m < n_models; m++)
             s->predicted[m] = NAN;
         fill_priors(p, s->predicted);
-    } else if (o && o->method == TR_METHOD_CLUSTER) {
+    } else if (r.method == TR_METHOD_CLUSTER) {
         float qn = sqrtf((float)tr_i8_sqnorm(s->q, p->info.dim));
         r.cluster = tr_cluster_assign(pk->kern, &p->clusters, s->q, qn, s->dots);
         tr_cluster_predict(&p->clusters, r.cluster, s->predicted);
         fill_priors(p, s->predicted);
         r.nearest_distance = NAN;
-    } else if (o && o->method == TR_METHOD_LEARNED_MAP) {
+    } else if (r.method == TR_METHOD_LEARNED_MAP) {
         tr_learned_map_predict(&p->lmap, &p->clusters, s->q, s->z, s->predicted);
         fill_priors(p, s->predicted);
         r.nearest_distance = NAN;

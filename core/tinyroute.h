@@ -139,6 +139,12 @@ typedef struct tr_pack_info {
     float validation_area;
     uint32_t validation_queries;
     uint32_t chosen_on_validation;
+    /* The method zeroed options route with (a tr_method, never _DEFAULT;
+     * TR_METHOD_KNN for packs built before the field), and the builder's
+     * held-out Area of it (0, 0: not validated; TR_CHOSE_METHOD: chosen). */
+    uint32_t default_method;
+    float method_validation_area;
+    uint32_t method_validation_queries;
     uint32_t prefilter_candidates; /* 0: the pack has no binary prefilter */
     uint32_t n_clusters;           /* 0: the pack has no cluster routing */
     uint32_t n_tasks;              /* 0: no task-level selection table */
@@ -188,11 +194,14 @@ typedef struct tr_delta_info {
 /* Reads the (untrusted) delta header: for sizing only. */
 TR_API tr_status tr_delta_peek(const void *delta, size_t len, tr_delta_info *info);
 
+/* 0 is the pack's own method, so that zeroed options route as the pack
+ * was built to (tr_pack_info.default_method; kNN for older packs). */
 typedef enum tr_method {
-    TR_METHOD_KNN = 0,    /* mean correctness of the k nearest references */
-    TR_METHOD_CLUSTER = 1, /* per-cluster error rates of the nearest K-means
+    TR_METHOD_DEFAULT = 0, /* the pack's default method */
+    TR_METHOD_KNN = 1,     /* mean correctness of the k nearest references */
+    TR_METHOD_CLUSTER = 2, /* per-cluster error rates of the nearest K-means
                               centroid (Jitkrittum et al. 2025) */
-    TR_METHOD_LEARNED_MAP = 2 /* the same errors under a learned soft
+    TR_METHOD_LEARNED_MAP = 3 /* the same errors under a learned soft
                                  assignment to the clusters (ibid. 4.3) */
 } tr_method;
 
@@ -207,7 +216,7 @@ typedef struct tr_route_opts {
     int offline;             /* non-zero: on-device models only */
     int exact;               /* non-zero: exact search even when the pack
                                 has a binary prefilter */
-    tr_method method;        /* TR_METHOD_KNN (default) or _CLUSTER */
+    tr_method method;        /* TR_METHOD_DEFAULT (0): the pack's */
     int distance_weighted;   /* kNN: weight neighbours by 1/cosine distance */
     const float *penalty;    /* NULL, or penalty_count caller penalties
                                 (battery, latency) subtracted from each
@@ -249,7 +258,7 @@ typedef struct tr_result {
     float nearest_distance;/* cosine distance to the nearest reference (kNN;
                               NaN for the cluster method) */
     uint32_t k;            /* neighbours used (kNN) */
-    tr_method method;      /* the method that decided */
+    tr_method method;      /* the method that decided (never _DEFAULT) */
     uint32_t cluster;      /* the prompt's cluster (cluster method) */
     uint32_t flags;        /* TR_RESULT_* */
     uint32_t why;          /* TR_WHY_*: the rule that decided */

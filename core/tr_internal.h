@@ -82,6 +82,8 @@ tr_status tr_ctx_check(const tr_pack *p, const tr_ctx *c);
 /* Do [a, a+an) and [b, b+bn) share a byte? */
 int tr_overlaps(const void *a, size_t an, const void *b, size_t bn);
 
+/* The method a route uses: opts' unless TR_METHOD_DEFAULT (or NULL), then the pack's. */
+tr_method tr_method_of(const tr_pack_view *p, const tr_route_opts *o);
 tr_status tr_resolve_opts(const tr_pack_view *p, const tr_route_opts *o, uint32_t *k,
                           float *lambda);
 /* Not retired, in the caller's mask, and on-device when offline. */

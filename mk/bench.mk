@@ -41,7 +41,7 @@ $(BENCH_DIR)/mmlu.trp: $(CLI) $(EMBEDDER)
 	@mkdir -p $(BENCH_DIR)
 	$(CLI) import mmlu-pro-32 $(SHARED)/data/mmlu-pro-32 $(BENCH_DIR)/mmlu --force >/dev/null
 	$(CLI) build --data $(BENCH_DIR)/mmlu --split all --embedder $(EMBEDDER) \
-	    --key $(TEST_KEY) --no-tasks --out $@ --force >/dev/null
+	    --key $(TEST_KEY) --no-tasks --method knn --out $@ --force >/dev/null
 
 bench: deps deps-bench
 	@$(MAKE) --no-print-directory all $(BENCH_DIR)/bench $(BENCH_DIR)/mmlu.trp

@@ -51,7 +51,7 @@ $(BUILD)/test_threads: tests/test_threads.c $(TOOL_LIB_OBJ) $(LIB)
 THREADS_PACK := $(BUILD)/threads.trp
 $(THREADS_PACK): $(EMBEDDER) $(CLI) $(wildcard $(FIXTURE)/*)
 	$(CLI) build --data $(FIXTURE) --embedder $(EMBEDDER) --key $(TEST_KEY) \
-	    --k 100 --clusters 16 --learned-map --prefilter 256 --out $@ --force >/dev/null
+	    --k 100 --clusters 16 --learned-map --prefilter 256 --method knn --out $@ --force >/dev/null
 
 TEST_BINS := $(BUILD)/test_noalloc $(BUILD)/test_eval $(BUILD)/test_core $(BUILD)/test_task $(BUILD)/test_task_fit $(BUILD)/test_governor $(BUILD)/test_dataset $(BUILD)/test_kernels $(BUILD)/test_threads \
              $(BUILD)/test_outcome $(BUILD)/test_badinput $(BUILD)/test_sealed $(BUILD)/test_prior $(BUILD)/test_api
@@ -88,7 +88,7 @@ test-aarch64: $(EMBEDDER)
 	  printf '#!/bin/sh\nexec qemu-aarch64 -cpu %s -L $(QEMU_LD) %s "$$@"\n' $$cpu $(CURDIR)/$(A64)/tinyroute > $$d/tinyroute; \
 	  chmod +x $$d/tinyroute; \
 	  $$d/tinyroute build --data $(FIXTURE) --embedder $(EMBEDDER) --key $(TEST_KEY) \
-	      --k 100 --out $$d/fixture.trp --force >/dev/null; \
+	      --k 100 --method knn --out $$d/fixture.trp --force >/dev/null; \
 	  echo "=== aarch64 under qemu -cpu $$cpu"; \
 	  $(TEST_ENV) BUILD=$(A64) RUNNER="qemu-aarch64 -cpu $$cpu -L $(QEMU_LD)" CLI=$$d/tinyroute \
 	      FIXTURE_PACK=$$d/fixture.trp SAME_AS=$(FIXTURE_PACK) sh tests/run.sh; \

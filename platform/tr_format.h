@@ -105,11 +105,18 @@ enum {
     TR_D_VAL_AREA = 12,    /* f32 in [0,1]: validation Area of the deferral
                               curve at these defaults; 0: not validated */
     TR_D_VAL_QUERIES = 16, /* u32 <= N: the validation queries */
-    TR_D_CHOSEN = 20       /* u32 TR_CHOSE_* bits: the defaults chosen on
+    TR_D_CHOSEN = 20,      /* u32 TR_CHOSE_* bits: the defaults chosen on
                               validation (the others were given) */
+    TR_D_METHOD = 24,      /* u32 TR_PACK_METHOD_*: what zeroed options
+                              route with (0 kNN: packs before the field) */
+    TR_D_METHOD_AREA = 28,    /* f32 in [0,1]: held-out Area of that method */
+    TR_D_METHOD_QUERIES = 32  /* u32 <= N: its held-out queries (0: none) */
 };
-#define TR_D_USED_BYTES 24u /* the rest of the record is zero */
-enum { TR_CHOSE_K = 1u << 0, TR_CHOSE_PRIOR = 1u << 1, TR_CHOSE_LAMBDA = 1u << 2 };
+#define TR_D_USED_BYTES 36u /* the rest of the record is zero */
+enum { TR_CHOSE_K = 1u << 0, TR_CHOSE_PRIOR = 1u << 1, TR_CHOSE_LAMBDA = 1u << 2,
+       TR_CHOSE_METHOD = 1u << 3 };
+/* The stored method is tr_method - 1: 0 stays kNN in every older pack. */
+enum { TR_PACK_METHOD_KNN = 0, TR_PACK_METHOD_CLUSTER = 1, TR_PACK_METHOD_LEARNED_MAP = 2 };
 
 /* Clusters section (Jitkrittum et al. 2025, cluster-based routing): a 64-byte
  * header, then parts at 64-aligned offsets relative to the section start.

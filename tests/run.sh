@@ -64,10 +64,13 @@ rm -rf "$WORK"
 WORK=$(mktemp -d)
 run build-choice "$PYTHON" tests/test_build_choice.py "$CLI" "$EMBEDDER" fixtures/keys/test-signing.key fixtures/keys/test-signing.pub "$FIXTURE" "$WORK"
 rm -rf "$WORK"
-# Native only: eval is a host tool, and under qemu this suite took ~10 min
-# per CPU model; the kernels it calls are checked under qemu by test_eval,
-# test_kernels and the reference suites above.
+# Native only: eval and build's estimator choice are host logic, and under
+# qemu the eval suite alone took ~10 min per CPU model; the kernels they call
+# are checked under qemu by test_eval, test_kernels and the reference suites.
 if [ -z "$RUNNER" ]; then
+    WORK=$(mktemp -d)
+    run build-method "$PYTHON" tests/test_build_method.py "$CLI" "$EMBEDDER" fixtures/keys/test-signing.key fixtures/keys/test-signing.pub "$FIXTURE" "$WORK"
+    rm -rf "$WORK"
     WORK=$(mktemp -d)
     run eval-protocol "$PYTHON" tests/test_eval_protocol.py "$CLI" "$EMBEDDER" "$FIXTURE" "$WORK"
     rm -rf "$WORK"

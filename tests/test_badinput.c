@@ -901,7 +901,7 @@ static void m_val_chosen_bit(uint8_t *p, size_t sb)
 {
     tr_stf32(defaults_at(p) + TR_D_VAL_AREA, 0.5f);
     tr_st32(defaults_at(p) + TR_D_VAL_QUERIES, 1);
-    tr_st32(defaults_at(p) + TR_D_CHOSEN, TR_CHOSE_K | 8u);
+    tr_st32(defaults_at(p) + TR_D_CHOSEN, TR_CHOSE_K | 16u);
 }
 static void m_val_nothing_chosen(uint8_t *p, size_t sb)
 {
@@ -922,6 +922,44 @@ static void m_val_ok(uint8_t *p, size_t sb)
     tr_st32(defaults_at(p) + TR_D_VAL_QUERIES, tr_ld32(p + TR_H_N_REFS));
     tr_st32(defaults_at(p) + TR_D_CHOSEN, TR_CHOSE_K | TR_CHOSE_PRIOR | TR_CHOSE_LAMBDA);
 }
+/* The default method (bytes 24..35): one the pack can serve, with a
+ * consistent held-out record. A has clusters but no learned map. */
+static void m_method_3(uint8_t *p, size_t sb) { tr_st32(defaults_at(p) + TR_D_METHOD, 3); }
+static void m_method_lmap_missing(uint8_t *p, size_t sb)
+{
+    tr_st32(defaults_at(p) + TR_D_METHOD, TR_PACK_METHOD_LEARNED_MAP);
+}
+static void m_method_cluster(uint8_t *p, size_t sb)
+{
+    tr_st32(defaults_at(p) + TR_D_METHOD, TR_PACK_METHOD_CLUSTER);
+    tr_stf32(defaults_at(p) + TR_D_METHOD_AREA, 0.5f);
+    tr_st32(defaults_at(p) + TR_D_METHOD_QUERIES, tr_ld32(p + TR_H_N_REFS));
+    tr_st32(defaults_at(p) + TR_D_CHOSEN, TR_CHOSE_METHOD);
+}
+static void m_method_area_over_1(uint8_t *p, size_t sb)
+{
+    tr_stf32(defaults_at(p) + TR_D_METHOD_AREA, 1.0001f);
+    tr_st32(defaults_at(p) + TR_D_METHOD_QUERIES, 1);
+}
+static void m_method_area_nan(uint8_t *p, size_t sb)
+{
+    tr_stf32(defaults_at(p) + TR_D_METHOD_AREA, NAN);
+    tr_st32(defaults_at(p) + TR_D_METHOD_QUERIES, 1);
+}
+static void m_method_queries_over_n(uint8_t *p, size_t sb)
+{
+    tr_stf32(defaults_at(p) + TR_D_METHOD_AREA, 0.5f);
+    tr_st32(defaults_at(p) + TR_D_METHOD_QUERIES, tr_ld32(p + TR_H_N_REFS) + 1);
+}
+static void m_method_area_unvalidated(uint8_t *p, size_t sb)
+{
+    tr_stf32(defaults_at(p) + TR_D_METHOD_AREA, 0.5f);
+}
+static void m_method_chosen_unvalidated(uint8_t *p, size_t sb)
+{
+    tr_st32(defaults_at(p) + TR_D_CHOSEN, TR_CHOSE_METHOD);
+}
+static void m_defaults_used_end(uint8_t *p, size_t sb) { defaults_at(p)[TR_D_USED_BYTES] = 1; }
 static void m_prior_over_1(uint8_t *p, size_t sb)
 {
     tr_stf32(p + tr_ld64(entry_of(p, TR_SEC_MODELS) + TR_S_OFFSET) + TR_M_PRIOR, 1.0001f);
@@ -1035,6 +1073,14 @@ static void test_signed_but_malformed(void **state)
         {m_val_chosen_bit, TR_E_MALFORMED, "an unknown chosen-on-validation bit"},
         {m_val_area_unvalidated, TR_E_MALFORMED, "an Area without validation queries"},
         {m_defaults_tail, TR_E_MALFORMED, "defaults byte 63 not zero"},
+        {m_defaults_used_end, TR_E_MALFORMED, "defaults byte 36 not zero"},
+        {m_method_3, TR_E_MALFORMED, "default method 3"},
+        {m_method_lmap_missing, TR_E_MALFORMED, "default method learned map without one"},
+        {m_method_area_over_1, TR_E_MALFORMED, "method validation Area 1.0001"},
+        {m_method_area_nan, TR_E_MALFORMED, "method validation Area NaN"},
+        {m_method_queries_over_n, TR_E_MALFORMED, "method validation queries N + 1"},
+        {m_method_area_unvalidated, TR_E_MALFORMED, "a method Area without queries"},
+        {m_method_chosen_unvalidated, TR_E_MALFORMED, "method chosen without queries"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         check_resigned(&b, &want, cases[i].f, cases[i].st, 0, 0, cases[i].what);
@@ -1049,6 +1095,13 @@ static void test_signed_but_malformed(void **state)
     check_resigned(&b, &want, m_prior_strength_max, TR_OK, 0, 0, "prior strength at the maximum");
     check_resigned(&b, &want, m_val_ok, TR_OK, 0, 0, "validated over all N references");
     check_resigned(&b, &want, m_val_nothing_chosen, TR_OK, 0, 0, "validated, every setting given");
+    check_resigned(&b, &want, m_method_cluster, TR_OK, 0, 0, "default method cluster, chosen");
+    {
+        tr_pack_info mi;
+        assert_int_equal(tr_pack_get_info(b.r, &mi), TR_OK);
+        assert_int_equal(mi.default_method, TR_METHOD_CLUSTER);
+        assert_int_equal(mi.method_validation_queries, tr_ld32(W.pack.data + TR_H_N_REFS));
+    }
     check_resigned(&b, &want, m_tasks_unknown, TR_OK, 0, 0, "an unknown section type");
     tr_pack_info info;
     assert_int_equal(tr_pack_get_info(b.r, &info), TR_OK);
@@ -1224,7 +1277,7 @@ static void test_caller_embeddings(void **state)
     }
     /* Bad options: k past the limit, NaN or infinite lambda, no such method. */
     const tr_route_opts bad_opts[] = {{.k = TR_K_MAX + 1}, {.lambda = NAN}, {.lambda = INFINITY},
-                                      {.lambda = -INFINITY}, {.method = (tr_method)3},
+                                      {.lambda = -INFINITY}, {.method = (tr_method)(TR_METHOD_LEARNED_MAP + 1)},
                                       {.method = (tr_method)-1}};
     for (size_t i = 0; i < sizeof bad_opts / sizeof *bad_opts; i++)
         assert_int_equal(route_i8(b.r, b.c, EMB, q, DIM, &bad_opts[i], &res, pred), TR_E_ARG);

@@ -142,7 +142,7 @@ cp "$FIXTURE/models.csv" "$T/ds/"
 runq "$CLI" build --json --data "$T/ds" --embedder "$EMBEDDER" --key "$KEY" --k 5 --out "$T/j.trp"
 if [ "$rc" = 0 ] && grep -q "^wrote $T/j.trp" "$T/e" &&
     [ "$(json_get "$T/o" 'd["file"], d["verified"], d["n_models"], d["defaults"]["k"], sorted(d["build"])')" = \
-      "('$T/j.trp', True, $nm, 5, ['seconds', 'skipped_no_known_word', 'skipped_zero_after_pc'])" ]; then ok
+      "('$T/j.trp', True, $nm, 5, ['method_validation', 'seconds', 'skipped_no_known_word', 'skipped_zero_after_pc'])" ]; then ok
 else bad "build --json: rc $rc, $(head -c 300 "$T/o")"; fi
 "$CLI" verify --json --key "$PUB" "$T/j.trp" >"$T/v"
 if [ "$(json_get "$T/o" 'd["key_id"], d["signed_bytes"], d["sections"]')" = "$(json_get "$T/v" 'd["key_id"], d["signed_bytes"], d["sections"]')" ]; then ok

@@ -744,11 +744,112 @@ static void test_cluster_route_matches_reference(void **state)
     build(f, &plain, KEY);
     b = new_box(DIM, M, 0);
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
-    tr_route_opts oc = {.lambda = TR_LAMBDA_ZERO, .method = TR_METHOD_CLUSTER}, ob = {.lambda = 0, .method = (tr_method)7};
+    tr_route_opts oc = {.lambda = TR_LAMBDA_ZERO, .method = TR_METHOD_CLUSTER}, ob = {.lambda = 0, .method = (tr_method)4};
     tr_result res;
     assert_int_equal(route_i8(&b, "test-embedder", q, DIM, &oc, &res, NULL), TR_E_UNSUPPORTED);
     assert_int_equal(route_i8(&b, "test-embedder", q, DIM, &ob, &res, NULL), TR_E_ARG);
     free_box(&b);
+}
+
+
+/* The pack's default method (defaults bytes 24..27, issue 12): zeroed
+ * options route with it, exactly as if it were asked for by name; a pack
+ * whose bytes are 0 (every pack before the field) routes kNN; a default the
+ * pack has no section for is refused at load. */
+static void route_same(router_box *b, const int8_t *q, const tr_route_opts *zeroed,
+                       const tr_route_opts *named, tr_method want)
+{
+    tr_result r0, r1;
+    float p0[M], p1[M];
+    assert_int_equal(route_i8(b, "test-embedder", q, DIM, zeroed, &r0, p0), TR_OK);
+    assert_int_equal(route_i8(b, "test-embedder", q, DIM, named, &r1, p1), TR_OK);
+    assert_int_equal(r0.method, want);
+    assert_int_equal(r1.method, want);
+    assert_int_equal(r0.model, r1.model);
+    assert_int_equal(r0.cluster, r1.cluster);
+    assert_memory_equal(p0, p1, sizeof p0);
+}
+
+static void test_pack_default_method(void **state)
+{
+    fixture *f = *state;
+    enum { K = 6 };
+    static float cent[K * DIM], theta[K * (DIM + 1)];
+    for (int i = 0; i < K * DIM; i++)
+        cent[i] = (float)((int)(rnd() % 2001) - 1000) / 3000.0f;
+    for (int i = 0; i < K * (DIM + 1); i++)
+        theta[i] = (float)((int)(rnd() % 2001) - 1000) / 100.0f;
+    tr_buf sec = {0};
+    assert_int_equal(tr_clusters_section(cent, K, DIM, M, 0.0f, &sec), 0);
+    tr_clusters cv;
+    assert_int_equal(tr_clusters_view(sec.data, sec.len, DIM, M, &cv), TR_OK);
+    float *psi = (float *)(void *)cv.psi;
+    for (int i = 0; i < K * M; i++)
+        psi[i] = (float)(rnd() % 1000) / 999.0f;
+    static const tr_method want[3] = {TR_METHOD_KNN, TR_METHOD_CLUSTER, TR_METHOD_LEARNED_MAP};
+    int8_t q[DIM];
+    for (uint32_t pm = 0; pm < 3; pm++) {
+        tr_pack_spec s = spec_of(f);
+        s.clusters = sec.data;
+        s.clusters_len = sec.len;
+        s.lmap_theta = theta;
+        s.method = pm; /* TR_PACK_METHOD_*: 0 is what every older pack holds */
+        build(f, &s, KEY);
+        router_box b = new_box(DIM, M, 0);
+        assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
+        tr_pack_info info;
+        assert_int_equal(tr_pack_get_info(b.r, &info), TR_OK);
+        assert_int_equal(info.default_method, want[pm]);
+        int differs = 0;
+        for (int t = 0; t < 60; t++) {
+            for (int d = 0; d < DIM; d++)
+                q[d] = (int8_t)((int)(rnd() % 255) - 127);
+            const float lambda = (float)(t % 4) * 0.1f;
+            tr_route_opts zero = {.lambda = lambda}, named = {.lambda = lambda, .method = want[pm]};
+            route_same(&b, q, &zero, &named, want[pm]);
+            if (t == 0)
+                route_same(&b, q, NULL, &(tr_route_opts){.method = want[pm]}, want[pm]);
+            /* An explicit method still wins over the pack's. */
+            tr_route_opts knn = {.lambda = lambda, .method = TR_METHOD_KNN};
+            tr_result rk, rz;
+            assert_int_equal(route_i8(&b, "test-embedder", q, DIM, &knn, &rk, NULL), TR_OK);
+            assert_int_equal(rk.method, TR_METHOD_KNN);
+            assert_int_equal(route_i8(&b, "test-embedder", q, DIM, &zero, &rz, NULL), TR_OK);
+            differs |= rk.model != rz.model;
+        }
+        /* Not vacuous: the learned map and kNN disagree somewhere here. */
+        if (pm == 2)
+            assert_true(differs);
+        free_box(&b);
+    }
+    /* A default the pack cannot serve: the writer refuses it, and a signed
+     * one is refused at load. */
+    tr_pack_spec plain = spec_of(f);
+    tr_buf bad = {0};
+    tr_pack_layout lay;
+    plain.method = TR_PACK_METHOD_CLUSTER;
+    assert_int_not_equal(tr_pack_write(&plain, &bad, &lay), 0);
+    tr_buf_free(&bad);
+    for (uint32_t pm = 1; pm <= 3; pm++) {
+        tr_pack_spec s = spec_of(f);
+        if (pm == 2) { /* clusters, but no learned map */
+            s.clusters = sec.data;
+            s.clusters_len = sec.len;
+        }
+        assert_int_equal(tr_pack_write(&s, &bad, &lay), 0);
+        const uint8_t *e = bad.data + TR_HEADER_BYTES;
+        while (tr_ld32(e + TR_S_TYPE) != TR_SEC_DEFAULTS)
+            e += TR_SECTION_ENTRY_BYTES;
+        tr_st32(bad.data + tr_ld64(e + TR_S_OFFSET) + TR_D_METHOD, pm);
+        assert_int_equal(tr_pack_sign(&bad, KEY), 0);
+        uint8_t *al = aligned_copy(&bad);
+        router_box b = new_box(DIM, M, 0);
+        assert_int_equal(load(&b, al, bad.len, &f->pub, 0, 0), TR_E_MALFORMED);
+        free_box(&b);
+        free(al);
+        tr_buf_free(&bad);
+    }
+    tr_buf_free(&sec);
 }
 
 
@@ -1711,6 +1812,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_caller_embedding_checks, setup_mixed, teardown),
         cmocka_unit_test_setup_teardown(test_prefilter_matches_reference, setup_mixed, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_route_matches_reference, setup_mixed, teardown),
+        cmocka_unit_test_setup_teardown(test_pack_default_method, setup_mixed, teardown),
         cmocka_unit_test(test_sign_stride_wider_than_dim_is_refused),
         cmocka_unit_test(test_strerror_covers_every_status),
         cmocka_unit_test(test_version),

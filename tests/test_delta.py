@@ -74,7 +74,10 @@ train = [p for p in prompts if p.get("split") != "test"]
 
 # ---- 1. base without X + delta adding X == pack with X
 X = "Qwen1.5-110B"
-build = ["--embedder", EMB, "--key", KEY, "--k", 100, "--clusters", 16, "--learned-map", "--force"]
+# --method knn: the suite names every other method it routes (zeroed
+# options route with the pack's default, which build would choose)
+build = ["--embedder", EMB, "--key", KEY, "--k", 100, "--clusters", 16, "--learned-map", "--method", "knn",
+         "--force"]
 write_dataset(WORK + "/noX", prompts, [m for m in models if m[0] != X], scores)
 cli("build", "--data", DATA, "--out", WORK + "/full.trp", *build)
 cli("build", "--data", WORK + "/noX", "--out", WORK + "/base.trp", *build)

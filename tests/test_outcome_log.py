@@ -246,7 +246,7 @@ check("deferral_skipped" in ev and ev["records"] == 2, "eval --log: no embedding
 # 4. build --add-log.
 usable = [(r, i) for r, i in emb_recs if r["flags"] & 16]
 NEW = os.path.join(WORK, "new.trp")
-b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--out", NEW,
+b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--method", "knn", "--out", NEW,
         "--add-log", LOG, "--add-log", HLOG)
 check("added %d references" % len(usable) in b.stdout and "all 2 records skipped" in b.stdout,
       "build reports what it added and skipped: " + " / ".join(b.stdout.splitlines()[:2]))

@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "choose.h"
+#include "choose_method.h"
 #include "cmds.h"
 #include "dataset.h"
 #include "keys.h"
@@ -44,7 +45,8 @@ static const char usage[] =
     "                       [--split train|all] [--k K] [--prior-strength A]\n"
     "                       [--lambda 0]\n"
     "                       [--counter 1] [--expires-days D] [--prefilter C]\n"
-    "                       [--clusters K [--learned-map]] [--no-tasks]\n"
+    "                       [--clusters K [--learned-map]] [--task-map] [--no-tasks]\n"
+    "                       [--method knn|cluster|learned-map|task-map]\n"
     "                       [--no-pc] [--force] [--add-log LOG ...] [--json]\n"
     "                       [--device-keys FILE [--allow-unauthenticated]]\n"
     "Embeds the dataset's prompts (prompts.jsonl, correctness.csv, models.csv;\n"
@@ -72,6 +74,19 @@ static const char usage[] =
     "                  per-cluster error rates come from the references\n"
     "  --learned-map   with --clusters (K <= 256): also train the learned soft\n"
     "                  cluster map on the references' correctness\n"
+    "  --task-map      also fit the task map: the learned map with the data's\n"
+    "                  tasks (2..256) as its clusters\n"
+    "  --method M      the pack's default method (what zeroed route options\n"
+    "                  use): knn, cluster, learned-map (both need --clusters\n"
+    "                  K) or task-map (routes as learned-map). Unless given,\n"
+    "                  build holds out a fixed-seed fifth of the references,\n"
+    "                  fits each candidate on the other four fifths -- kNN at\n"
+    "                  the chosen k and A; the task map when the data have\n"
+    "                  2..256 tasks (not with --clusters: one clusters section);\n"
+    "                  with --clusters K, K-means (and --learned-map) instead\n"
+    "                  -- scores each by the deferral-curve Area of the fifth\n"
+    "                  with the device's estimators, ships the best, refitted\n"
+    "                  on everything, and records it with its Area\n"
     "  --no-tasks      skip the task-level (S3) table; by default it is fitted\n"
     "                  leave-one-task-out when the data has two or more tasks\n"
     "                  (beyond 50000 references on a fixed sample of 256\n"
@@ -80,7 +95,8 @@ static const char usage[] =
     "                  Hamming distance, then rerank exactly (0: exact, default)\n"
     "  --no-pc         keep the first principal component (default: removed)\n"
     "  --force         replace PACK if it exists\n"    "  --json          the written pack as one JSON document on stdout (verify\n"
-    "                  --json's fields, and \"build\": time and skipped prompts);\n"
+    "                  --json's fields, and \"build\": time, skipped prompts and\n"
+    "                  method_validation: each candidate's held-out Area);\n"
     "                  the progress lines go to stderr\n"
 
     "  --add-log LOG   (repeatable) a device outcome log (core/OUTCOME_LOG.md):\n"
@@ -307,7 +323,7 @@ int cmd_build(int argc, char **argv)
 /* build --json: inspect's view of the written pack, verified (the pack was
  * loaded by the library before it was written), and what the build did. */
 static void print_built(const char *out, const tr_buf *pack, double seconds, size_t no_words,
-                        size_t zeroed)
+                        size_t zeroed, const tr_method_scores *ms, int chosen, int given)
 {
     cJSON *o = tr_inspect_json(out, pack->data, pack->len), *b = cJSON_CreateObject();
     if (!o)
@@ -316,6 +332,19 @@ static void print_built(const char *out, const tr_buf *pack, double seconds, siz
     cJSON_AddNumberToObject(b, "seconds", seconds);
     cJSON_AddNumberToObject(b, "skipped_no_known_word", (double)no_words);
     cJSON_AddNumberToObject(b, "skipped_zero_after_pc", (double)zeroed);
+    /* What the method was chosen from: every candidate scored on the
+     * held-out fifth and its Area. */
+    cJSON *mv = cJSON_AddObjectToObject(b, "method_validation"),
+          *ar = cJSON_AddObjectToObject(mv, "areas");
+    cJSON_AddNumberToObject(mv, "queries", ms->n_queries);
+    cJSON_AddNumberToObject(mv, "train", (double)ms->n_train);
+    for (int c = 0; c < TR_N_CAND; c++)
+        if (ms->scored[c])
+            cJSON_AddNumberToObject(ar, tr_cand_name[c], ms->area[c]);
+    if (ms->scored[TR_CAND_TASK_MAP])
+        cJSON_AddNumberToObject(mv, "task_map_l2", ms->task_map.l2);
+    cJSON_AddStringToObject(mv, "method", tr_cand_name[chosen]);
+    cJSON_AddBoolToObject(mv, "given", given);
     cJSON_AddItemToObject(o, "build", b);
     char *txt = cJSON_PrintUnformatted(o);
     printf("%s\n", txt);
@@ -336,7 +365,7 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
         {"clusters", required_argument, 0, 'Q'}, {"no-tasks", no_argument, 0, 'T'},
         {"learned-map", no_argument, 0, 'L'}, {"add-log", required_argument, 0, 'A'},
         {"prior-strength", required_argument, 0, 'a'}, {"json", no_argument, 0, 'J'},
-        {"task-map", no_argument, 0, 'M'},
+        {"task-map", no_argument, 0, 'M'}, {"method", required_argument, 0, 'D'},
         {"device-keys", required_argument, 0, 'V'}, {"allow-unauthenticated", no_argument, 0, 'U'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *device_keys = NULL;
@@ -348,6 +377,7 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
     /* k 0, prior strength and lambda < 0: chosen on validation */
     double lambda = -1, prior_strength = -1;
     size_t n_logs = 0;
+    int method_arg = -1; /* tr_cand; -1: chosen on the held-out fifth */
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -407,6 +437,14 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
         case 'f': force = 1; break;
         case 'J': json = 1, say = stderr; break;
         case 'M': task_map = 1; break;
+        case 'D':
+            for (int c2 = 0; c2 < TR_N_CAND; c2++)
+                if (!strcmp(optarg, tr_cand_name[c2]))
+                    method_arg = c2;
+            if (method_arg < 0)
+                return tr_err("--method must be knn, cluster, learned-map or task-map, not '%s'",
+                              optarg), 2;
+            break;
         case 'V': device_keys = optarg; break;
         case 'U': allow_v1 = 1; break;
         case 'h': fputs(usage, stdout); return 0;
@@ -421,6 +459,12 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
         fputs(usage, stderr);
         return 2;
     }
+    if (method_arg == TR_CAND_TASK_MAP)
+        task_map = 1;
+    if ((method_arg == TR_CAND_CLUSTER || method_arg == TR_CAND_LEARNED_MAP) && !n_clusters)
+        return tr_err("--method %s needs --clusters K", tr_cand_name[method_arg]), 2;
+    if (method_arg == TR_CAND_LEARNED_MAP)
+        lmap = 1;
     if (task_map && (n_clusters || lmap))
         return tr_err("--task-map makes the tasks the clusters: not with --clusters or --learned-map"), 2;
     if (lmap && (n_clusters == 0 || n_clusters > TR_LMAP_MAX_K))
@@ -672,7 +716,7 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
     int tasks_bad = 0;
     uint32_t *task_of = tr_xmalloc(kept_ds * sizeof *task_of);
     const char **names = tr_xmalloc(kept_ds * sizeof *names);
-    for (size_t j = 0; j < kept_ds && (!no_tasks || task_map); j++) {
+    for (size_t j = 0; j < kept_ds; j++) { /* the task map is a candidate */
         const char *t = ds.prompts[kept_from[j]].task;
         uint32_t id = 0;
         while (id < n_tasks && strcmp(names[id], t))
@@ -684,6 +728,55 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
     for (uint32_t i = 0; i < n_tasks; i++)
         names[i] = tr_xstrdup(names[i]);
 
+    /* The estimator: the one given, or the best on the held-out fifth. */
+    tr_method_scores ms;
+    int chosen_method;
+    {
+        double *cost = tr_xmalloc(2 * (size_t)m * sizeof *cost), *cn = cost + m;
+        for (uint32_t j = 0; j < m; j++)
+            cost[j] = ds.models[j].cost;
+        tr_norm_costs(cost, m, cn);
+        int want[TR_N_CAND] = {0};
+        if (method_arg >= 0) {
+            want[method_arg] = 1; /* scored for the record, not chosen */
+        } else {
+            want[TR_CAND_KNN] = 1;
+            /* One clusters section: K-means when asked for, else the tasks. */
+            want[TR_CAND_TASK_MAP] = !n_clusters;
+            want[TR_CAND_CLUSTER] = n_clusters > 0;
+            want[TR_CAND_LEARNED_MAP] = lmap;
+        }
+        uint8_t *hold = tr_xmalloc(kept ? kept : 1);
+        tr_holdout_fifth(kept, hold);
+        tr_progress_start(&pg, "build", "method validation", 0);
+        int bad = tr_score_methods(refs, kept, kept_ds, dim, scores, m, cn, hold, (uint32_t)k, ch.a,
+                                   !chose_a, task_of, n_tasks, (uint32_t)n_clusters, want, &ms);
+        tr_progress_end(&pg);
+        free(hold), free(cost);
+        if (bad) {
+            free(refs), free(scores), free(kept_from), free_task_names(task_of, names, n_tasks);
+            goto fail;
+        }
+        chosen_method = method_arg >= 0 ? method_arg : ms.best >= 0 ? ms.best : TR_CAND_KNN;
+        if (chosen_method == TR_CAND_TASK_MAP)
+            task_map = 1;
+        fprintf(say, "method validation: a held-out fifth, %u references (fitted on %zu):",
+                ms.n_queries, ms.n_train);
+        int any = 0;
+        for (int c2 = 0; c2 < TR_N_CAND; c2++)
+            if (ms.scored[c2]) {
+                fprintf(say, "%s %s Area %.4f", any ? "," : "", tr_cand_name[c2], ms.area[c2]);
+                if (c2 == TR_CAND_TASK_MAP)
+                    fprintf(say, " (l2 %g, prior strength %g)", ms.task_map.l2, (double)ms.task_map.a);
+                any = 1;
+            }
+        fprintf(say, "%s; method %s%s\n", any ? "" : " none scored", tr_cand_name[chosen_method],
+                method_arg >= 0 ? " (given)" : "");
+    }
+    int n_scored = 0;
+    for (int c2 = 0; c2 < TR_N_CAND; c2++)
+        n_scored += ms.scored[c2];
+
     tr_buf clusters = {0};
     float *theta = NULL;
     if (task_map) {
@@ -691,7 +784,10 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
         for (uint32_t j = 0; j < m; j++)
             cost[j] = ds.models[j].cost;
         tr_norm_costs(cost, m, cn);
-        tr_task_map_info ti;
+        /* Its l2 as chosen on the fifth when scored there, else chosen now. */
+        tr_task_map_info ti = {0};
+        if (ms.scored[TR_CAND_TASK_MAP])
+            ti = ms.task_map;
         tr_progress_start(&pg, "build", "task map", 0);
         int bad = tr_task_map_build(refs, kept, kept_ds, dim, scores, m, cn, task_of, n_tasks, ch.a,
                                     &clusters, &theta, &ti);
@@ -701,8 +797,9 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
             free(refs), free(scores), free(kept_from), free_task_names(task_of, names, n_tasks);
             goto fail;
         }
-        fprintf(say, "task map: %u tasks, l2 %g chosen on validation (Area %.4f over %u held-out "
-                "references)\n", n_tasks, ti.l2, ti.val_area, ti.val_queries);
+        fprintf(say, "task map: %u tasks, l2 %g chosen on validation, Psi's prior strength %g "
+                "(Area %.4f over %u held-out references)\n", n_tasks, ti.l2, (double)ti.a,
+                ti.val_area, ti.val_queries);
     } else if (n_clusters) {
         if (n_clusters > kept) {
             tr_err("--clusters %llu exceeds the %zu references", (unsigned long long)n_clusters, kept);
@@ -823,8 +920,15 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
         .embedder_len = emb_len, .k = (uint32_t)k, .lambda = (float)lambda,
         .prior_strength = ch.a,
         .validation = {ch.n_queries ? (float)ch.area : 0.0f, ch.n_queries,
-                       (chose_a ? TR_CHOSE_PRIOR : 0) | (chose_k ? TR_CHOSE_K : 0) |
-                           (chose_lambda ? TR_CHOSE_LAMBDA : 0)},
+                       (ch.n_queries ? (chose_a ? TR_CHOSE_PRIOR : 0) | (chose_k ? TR_CHOSE_K : 0) |
+                                           (chose_lambda ? TR_CHOSE_LAMBDA : 0)
+                                     : 0) |
+                           (method_arg < 0 && n_scored >= 2 ? TR_CHOSE_METHOD : 0)},
+        .method = chosen_method == TR_CAND_KNN       ? TR_PACK_METHOD_KNN
+                  : chosen_method == TR_CAND_CLUSTER ? TR_PACK_METHOD_CLUSTER
+                                                     : TR_PACK_METHOD_LEARNED_MAP,
+        .method_validation = {ms.scored[chosen_method] ? (float)ms.area[chosen_method] : 0.0f,
+                              ms.scored[chosen_method] ? ms.n_queries : 0},
         .prefilter_c = (uint32_t)prefilter, .clusters = clusters.data,
         .clusters_len = clusters.len, .tasks = tasks.len ? tasks.data : NULL,
         .tasks_len = tasks.len, .lmap_theta = theta};
@@ -850,7 +954,7 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
                    (unsigned long long)lay.sec[i].length, (unsigned long long)lay.sec[i].offset);
         if (json)
             print_built(out, &pack, (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
-                        no_words, zeroed);
+                        no_words, zeroed, &ms, chosen_method, method_arg >= 0);
     }
     tr_buf_free(&pack);
     tr_buf_free(&clusters);

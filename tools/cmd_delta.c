@@ -803,7 +803,8 @@ static const char calibrate_usage[] =
     "- reads them from standard input)\n"
     "to cloud models, and writes it as the default lambda of a signed delta.\n"
     "The share moves in steps (one prompt at a time): the closest reachable share\n"
-    "not above S is taken, or the closest one if none is.\n";
+    "not above S is taken, or the closest one if none is. --method: the pack's\n"
+    "default method unless given.\n";
 
 int cmd_calibrate(int argc, char **argv)
 {

@@ -288,8 +288,8 @@ static cJSON *result_json(const tr_pack *r, const tr_pack_info *info, const cJSO
     cJSON_AddNumberToObject(o, "utility", f6(res->utility));
     if (!isnan(res->nearest_distance))
         cJSON_AddNumberToObject(o, "nearest_distance", f6(res->nearest_distance));
-    static const char *method[] = {"knn", "cluster", "learned-map"};
-    cJSON_AddStringToObject(o, "method", method[res->method]);
+    static const char *method[] = {"default", "knn", "cluster", "learned-map"};
+    cJSON_AddStringToObject(o, "method", method[res->method <= TR_METHOD_LEARNED_MAP ? res->method : 0]);
     if (res->method == TR_METHOD_CLUSTER)
         cJSON_AddNumberToObject(o, "cluster", res->cluster);
     else if (res->method == TR_METHOD_KNN)
@@ -564,7 +564,8 @@ static const char route_usage[] =
     "--delta applies a signed\n"
     "delta pack (added or retired models, settings) over PACK. --min-counter and\n"
     "--min-delta-counter are the device's anti-rollback floors for PACK and\n"
-    "DELTA (below: TR_E_ROLLBACK). --method task takes all\n"
+    "DELTA (below: TR_E_ROLLBACK). --method: the pack's default method unless\n"
+    "given (`tinyroute inspect` shows it). --method task takes all\n"
     "the prompts as one new task and prints one JSON object: S1, S2, S3 per\n"
     "model and the choice after the out-of-distribution gate (Shnitzer 2023).\n"
     "--log-out records every decision in a device outcome log (tr_log_*) and\n"
@@ -899,10 +900,12 @@ int cmd_eval(int argc, char **argv)
     }
     for (int l = 0; l < n_lam; l++) {
         char label[64];
+        /* The method that routed: the option's, or the pack's default. */
+        const uint32_t meth = c.ro.method ? (uint32_t)c.ro.method : pf.info.default_method;
         snprintf(label, sizeof label, "%s router, lambda=%g",
-                 c.ro.method == TR_METHOD_CLUSTER       ? "cluster"
-                 : c.ro.method == TR_METHOD_LEARNED_MAP ? "learned-map"
-                                                        : "kNN",
+                 meth == TR_METHOD_CLUSTER       ? "cluster"
+                 : meth == TR_METHOD_LEARNED_MAP ? "learned-map"
+                                                 : "kNN",
                  lam[l]);
         printf("%-44s %9.4f %11.3f %11.3f %15.4f\n", label, acc[3 * l] / used,
                acc[3 * l + 1] / used, acc[3 * l + 2] / used,

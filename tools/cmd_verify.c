@@ -54,8 +54,11 @@ static const char verify_usage[] =
     "          refusal's \"error\" (TR_E_...) and \"message\" (exit 1)\n";
 
 /* The TR_CHOSE_* bits by name, bit b at b. */
-#define TR_N_CHOSE 3u
-static const char *const chose_name[TR_N_CHOSE] = {"k", "prior_strength", "lambda"};
+#define TR_N_CHOSE 4u
+static const char *const chose_name[TR_N_CHOSE] = {"k", "prior_strength", "lambda", "method"};
+/* TR_PACK_METHOD_* by name (the CLI's --method names). */
+static const char *const method_name[] = {"knn", "cluster", "learned-map"};
+#define TR_N_METHODS (sizeof method_name / sizeof *method_name)
 
 /* The defaults record (TR_DEFAULTS_BYTES at d) as inspect shows it: the
  * routing defaults and what the builder chose on validation. */
@@ -73,7 +76,31 @@ static cJSON *defaults_json(const uint8_t *d)
             cJSON_AddItemToArray(ch, cJSON_CreateString(chose_name[b]));
     cJSON_AddItemToObject(v, "chosen", ch);
     cJSON_AddItemToObject(o, "validation", v);
+    /* inspect reads unverified packs too: an unknown method is shown, not
+     * indexed. */
+    uint32_t meth = tr_ld32(d + TR_D_METHOD);
+    if (meth < TR_N_METHODS)
+        cJSON_AddStringToObject(o, "method", method_name[meth]);
+    else
+        cJSON_AddNumberToObject(o, "method", meth);
+    cJSON *mv = cJSON_AddObjectToObject(o, "method_validation");
+    cJSON_AddNumberToObject(mv, "area", tr_ldf32(d + TR_D_METHOD_AREA));
+    cJSON_AddNumberToObject(mv, "queries", tr_ld32(d + TR_D_METHOD_QUERIES));
     return o;
+}
+
+/* The default method's line: "learned-map; chosen on a held-out fifth (Area
+ * 0.6562 over 320 references)". */
+static void print_method(FILE *out, const char *name, double area, uint32_t queries,
+                         uint32_t chosen)
+{
+    fprintf(out, "  method      %s", name);
+    if (queries)
+        fprintf(out, "; %s on a held-out fifth (Area %.4f over %u references)",
+                chosen & TR_CHOSE_METHOD ? "chosen" : "given, validated", area, queries);
+    else
+        fprintf(out, " (given, not validated)");
+    fputc('\n', out);
 }
 
 /* One line for the defaults: "k 200, lambda 0, prior strength 32; chosen on
@@ -82,6 +109,7 @@ static void print_defaults(FILE *out, uint32_t k, double lambda, double a, doubl
                            uint32_t queries, uint32_t chosen)
 {
     fprintf(out, "  defaults    k %u, lambda %g, prior strength %g", k, lambda, a);
+    chosen &= TR_CHOSE_K | TR_CHOSE_PRIOR | TR_CHOSE_LAMBDA; /* the method: its own line */
     if (queries && !chosen) {
         fprintf(out, "; validated, every setting given (Area %.4f over %u references)", area,
                 queries);
@@ -212,6 +240,8 @@ int cmd_verify(int argc, char **argv)
     print_defaults(stdout, pf.info.default_k, pf.info.default_lambda,
                    pf.info.default_prior_strength, pf.info.validation_area,
                    pf.info.validation_queries, pf.info.chosen_on_validation);
+    print_method(stdout, method_name[pf.info.default_method - 1], pf.info.method_validation_area,
+                 pf.info.method_validation_queries, pf.info.chosen_on_validation);
     if (delta) {
         const tr_delta_info *d = &pf.delta_info;
         hex(hash, d->delta_hash, 32);
@@ -461,6 +491,13 @@ int tr_inspect(const char *path, const uint8_t *p, size_t len, int json, FILE *o
                            cJSON_GetObjectItem(d, "prior_strength")->valuedouble,
                            cJSON_GetObjectItem(v, "area")->valuedouble,
                            (uint32_t)cJSON_GetObjectItem(v, "queries")->valuedouble, chosen);
+            cJSON *mn = cJSON_GetObjectItem(d, "method"), *mv = cJSON_GetObjectItem(d, "method_validation");
+            char unk[32];
+            if (!cJSON_IsString(mn))
+                snprintf(unk, sizeof unk, "unknown (%.0f)", mn->valuedouble);
+            print_method(out, cJSON_IsString(mn) ? mn->valuestring : unk,
+                         cJSON_GetObjectItem(mv, "area")->valuedouble,
+                         (uint32_t)cJSON_GetObjectItem(mv, "queries")->valuedouble, chosen);
         }
         cJSON_ArrayForEach(s, secs) {
             fprintf(out, "  section %-13s %10.0f bytes at %.0f\n",

@@ -119,6 +119,10 @@ int tr_pack_write(const tr_pack_spec *s, tr_buf *b, tr_pack_layout *l)
         return tr_err("a pack needs references, models and a dimension");
     if (tr_pack_check_models(s->models, m) || tr_pack_check_settings(s->security_counter, s->k, s->lambda))
         return 1;
+    if (s->method > TR_PACK_METHOD_LEARNED_MAP ||
+        (s->method == TR_PACK_METHOD_CLUSTER && !s->clusters) ||
+        (s->method == TR_PACK_METHOD_LEARNED_MAP && !s->lmap_theta))
+        return tr_err("the default method %u needs a section the pack does not have", s->method);
     double cmin = INFINITY, cmax = -INFINITY;
     int any_fraction = 0, any_unknown = 0;
     for (uint32_t j = 0; j < m; j++) {
@@ -152,6 +156,9 @@ int tr_pack_write(const tr_pack_spec *s, tr_buf *b, tr_pack_layout *l)
     tr_stf32(defs + TR_D_VAL_AREA, s->validation.area);
     tr_st32(defs + TR_D_VAL_QUERIES, s->validation.n_queries);
     tr_st32(defs + TR_D_CHOSEN, s->validation.chosen);
+    tr_st32(defs + TR_D_METHOD, s->method);
+    tr_stf32(defs + TR_D_METHOD_AREA, s->method_validation.area);
+    tr_st32(defs + TR_D_METHOD_QUERIES, s->method_validation.n_queries);
     tr_buf_put(b, defs, sizeof defs);
     end(b, l, TABLE);
 

@@ -32,6 +32,11 @@ typedef struct tr_pack_spec {
         float area;
         uint32_t n_queries, chosen; /* TR_CHOSE_* */
     } validation;
+    uint32_t method;             /* TR_PACK_METHOD_*: the default method */
+    struct {                     /* its held-out validation (0, 0: none) */
+        float area;
+        uint32_t n_queries;
+    } method_validation;
     uint32_t prefilter_c;        /* > 0: write sign codes, prefilter on */
     const uint8_t *clusters;     /* optional TR_SEC_CLUSTERS bytes */
     size_t clusters_len;

@@ -12,9 +12,9 @@
 #include "tr_knn.h"
 #include "tr_format.h"
 #include "tr_learned_map.h"
+#include "trh_rand.h"
 
 const double tr_task_map_l2[TR_TASK_MAP_N_L2] = {1e-4, 1e-3, 1e-2};
-#define HOLD 5 /* every HOLD-th task row is held out for the choice of l2 */
 
 void tr_unit_row(const int8_t *r, uint32_t dim, float *out)
 {
@@ -41,51 +41,87 @@ void tr_task_means(const float *x, const uint32_t *task, size_t n, uint32_t T, u
     free(cnt);
 }
 
-/* The l2 whose map routes the held-out task rows best (training on the
- * others); its Area and the held-out count into info. */
-static int choose_l2(const float *x, const int8_t *refs, size_t n_task, uint32_t dim,
-                     const float *scores, uint32_t m, const double *cn, const uint32_t *task,
-                     uint32_t T, float a, tr_task_map_info *info)
+/* A fixed-seed fifth of n rows (build's validation of l2 and of the
+ * method): a partial Fisher-Yates shuffle, so that no order of the data
+ * (prompts sorted by task, say) decides which rows are held out. */
+void tr_holdout_fifth(size_t n, uint8_t *hold)
+{
+    size_t *perm = tr_xmalloc((n ? n : 1) * sizeof *perm), take = n / 5;
+    /* At most TR_HOLDOUT_QUERIES of them are scored: at a million
+     * references the fifth would be 200k kNN scans of 800k rows. */
+    uint64_t s = 0x7472686f6c643566ull; /* fixed: the same pack from the same data */
+    for (size_t i = 0; i < n; i++)
+        perm[i] = i;
+    memset(hold, 0, n);
+    for (size_t i = 0; i < take; i++) {
+        size_t j = i + (size_t)(trh_splitmix64(&s) % (n - i)), t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+        hold[perm[i]] = i < TR_HOLDOUT_QUERIES ? 1 : 2;
+    }
+    free(perm);
+}
+
+/* Unknown scores leave a row out of any deferral curve (it needs every
+ * model's truth). */
+static int all_known(const float *y, uint32_t m)
+{
+    for (uint32_t t = 0; t < m; t++)
+        if (isnan(y[t]))
+            return 0;
+    return 1;
+}
+
+int tr_task_map_score(const int8_t *refs, size_t n_task, uint32_t dim, const float *scores,
+                      uint32_t m, const double *cn, const uint32_t *task, uint32_t T,
+                      const float *as, uint32_t na, const uint8_t *hold, tr_task_map_info *info)
 {
     size_t nt = 0, nv = 0;
-    float *xt = tr_xmalloc(n_task * dim * sizeof *xt), *yt = tr_xmalloc(n_task * m * sizeof *yt),
-          *yv = tr_xmalloc(n_task * m * sizeof *yv);
-    uint32_t *tt = tr_xmalloc(n_task * sizeof *tt);
-    size_t *vi = tr_xmalloc(n_task * sizeof *vi);
+    float *xt = tr_xmalloc((n_task ? n_task : 1) * dim * sizeof *xt),
+          *yt = tr_xmalloc((n_task ? n_task : 1) * m * sizeof *yt),
+          *yv = tr_xmalloc((n_task ? n_task : 1) * m * sizeof *yv);
+    uint32_t *tt = tr_xmalloc((n_task ? n_task : 1) * sizeof *tt);
+    size_t *vi = tr_xmalloc((n_task ? n_task : 1) * sizeof *vi);
     for (size_t j = 0; j < n_task; j++) {
-        if (j % HOLD == HOLD - 1) {
+        if (hold[j]) {
+            if (hold[j] != 1 || !all_known(scores + j * m, m))
+                continue;
             memcpy(yv + nv * m, scores + j * m, m * sizeof *yv);
             vi[nv++] = j;
         } else {
-            memcpy(xt + nt * dim, x + j * dim, dim * sizeof *xt);
+            tr_unit_row(refs + j * dim, dim, xt + nt * dim);
             memcpy(yt + nt * m, scores + j * m, m * sizeof *yt);
             tt[nt++] = task[j];
         }
     }
     float *cent = tr_xmalloc((size_t)T * dim * sizeof *cent), *psi = tr_xmalloc((size_t)T * m * sizeof *psi),
-          *theta = tr_xmalloc((size_t)T * (dim + 1) * sizeof *theta), *P = tr_xmalloc(nv * m * sizeof *P);
+          *theta = tr_xmalloc((size_t)T * (dim + 1) * sizeof *theta),
+          *P = tr_xmalloc((nv ? nv : 1) * m * sizeof *P);
     tr_task_means(xt, tt, nt, T, dim, cent);
-    tr_cluster_psi(yt, nt, m, tt, T, a, psi);
     tr_clusters cv = {.k = T, .dim = dim, .n_models = m, .psi = psi};
     float z[TR_LMAP_MAX_K];
     int rc = 0;
     info->val_area = -1;
     info->val_queries = (uint32_t)nv;
-    for (uint32_t g = 0; g < TR_TASK_MAP_N_L2 && nv; g++) {
+    info->l2 = tr_task_map_l2[TR_TASK_MAP_N_L2 / 2];
+    info->a = as[0];
+    /* theta does not depend on Psi's a: one fit per l2, every a on it. */
+    for (uint32_t g = 0; g < TR_TASK_MAP_N_L2 && nv && nt; g++) {
         if (tr_task_map_fit(xt, nt, dim, tt, cent, T, tr_task_map_l2[g], TR_TASK_MAP_ITERS, theta) < 0) {
             rc = tr_err("out of memory fitting the task map");
             break;
         }
         tr_learned_map map = {T, dim, theta};
-        for (size_t i = 0; i < nv; i++)
-            tr_learned_map_predict(&map, &cv, refs + vi[i] * dim, z, P + i * m);
-        tr_curve c;
-        tr_route_curve(P, yv, (uint32_t)nv, m, cn, &c, NULL);
-        if (c.area > info->val_area)
-            info->val_area = c.area, info->l2 = tr_task_map_l2[g];
+        for (uint32_t ga = 0; ga < na; ga++) {
+            tr_cluster_psi(yt, nt, m, tt, T, as[ga], psi);
+            for (size_t i = 0; i < nv; i++)
+                tr_learned_map_predict(&map, &cv, refs + vi[i] * dim, z, P + i * m);
+            tr_curve c;
+            tr_route_curve(P, yv, (uint32_t)nv, m, cn, &c, NULL);
+            if (c.area > info->val_area)
+                info->val_area = c.area, info->l2 = tr_task_map_l2[g], info->a = as[ga];
+        }
     }
-    if (!nv)
-        info->l2 = tr_task_map_l2[TR_TASK_MAP_N_L2 / 2];
     free(xt), free(yt), free(yv), free(tt), free(vi), free(cent), free(psi), free(theta), free(P);
     return rc;
 }
@@ -95,6 +131,7 @@ int tr_task_map_build(const int8_t *refs, size_t n, size_t n_task, uint32_t dim,
                       uint32_t T, float a, tr_buf *clusters, float **theta_out,
                       tr_task_map_info *info)
 {
+    /* info already scored (tr_task_map_score on build's fifth): its l2. */
     if (T < 2 || T > TR_LMAP_MAX_K)
         return tr_err("--task-map needs 2 to %u tasks in the references, not %u", TR_LMAP_MAX_K, T);
     float *x = tr_xmalloc(n_task * dim * sizeof *x);
@@ -104,9 +141,15 @@ int tr_task_map_build(const int8_t *refs, size_t n, size_t n_task, uint32_t dim,
     float *theta = tr_xmalloc((size_t)T * (dim + 1) * sizeof *theta);
     uint32_t *assign = tr_xmalloc(n * sizeof *assign);
     tr_clusters cv;
-    int rc = choose_l2(x, refs, n_task, dim, scores, m, cn, task, T, a, info);
+    int rc = 0;
+    if (!info->val_queries && info->val_area == 0) {
+        uint8_t *hold = tr_xmalloc(n_task ? n_task : 1);
+        tr_holdout_fifth(n_task, hold);
+        rc = tr_task_map_score(refs, n_task, dim, scores, m, cn, task, T, &a, 1, hold, info);
+        free(hold);
+    }
     tr_task_means(x, task, n_task, T, dim, cent);
-    if (!rc && (tr_clusters_section(cent, T, dim, m, a, clusters) ||
+    if (!rc && (tr_clusters_section(cent, T, dim, m, info->a, clusters) ||
                 tr_clusters_view(clusters->data, clusters->len, dim, m, &cv) != TR_OK))
         rc = tr_err("the task map's clusters section could not be written");
     if (!rc && tr_task_map_fit(x, n_task, dim, task, cent, T, info->l2, TR_TASK_MAP_ITERS, theta) < 0)
@@ -124,7 +167,7 @@ int tr_task_map_build(const int8_t *refs, size_t n, size_t n_task, uint32_t dim,
                 qn += (float)((int32_t)q[d] * q[d]);
             assign[j] = tr_cluster_assign(tr_kernels_active(), &cv, q, sqrtf(qn), dots);
         }
-        tr_cluster_psi(scores, n, m, assign, T, a, (float *)(void *)cv.psi);
+        tr_cluster_psi(scores, n, m, assign, T, info->a, (float *)(void *)cv.psi);
     }
     free(x), free(cent), free(assign);
     if (rc)

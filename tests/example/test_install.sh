@@ -238,7 +238,7 @@ if $MAKE --no-print-directory install $STATIC PREFIX="$PREFIX" > "$WORK/install.
         cmp -s "$PREFIX/share/tinyroute/embedder.bin" "$EMBEDDER"
     check "native: the installed CLI builds a pack in $cwd without --embedder" \
         sh -c 'cd "$1" && "$2/bin/tinyroute" build --data "$3/fixtures/mmlu-pro-2k" \
-                   --key "$3/fixtures/keys/test-signing.key" --k 100 --out p.trp > build.log 2>&1' \
+                   --key "$3/fixtures/keys/test-signing.key" --k 100 --method knn --out p.trp > build.log 2>&1' \
             sh "$cwd" "$PREFIX" "$ROOT"
     check "native: ... the same pack as the fixture pack (but its creation time)" \
         sh -c '"$0" "$1/tests/same_pack.py" "$2/p.trp" "$3" > "$2/same.log" || { sed "s/^/    /" "$2/same.log"; exit 1; }' \

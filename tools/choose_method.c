@@ -1,0 +1,194 @@
+#include "choose_method.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "choose.h"
+#include "packwriter.h"
+#include "pareto.h"
+#include "tr_cluster.h"
+#include "trh_fit.h"
+#include "tr_format.h"
+#include "tr_kernels.h"
+#include "tr_knn.h"
+#include "tr_learned_map.h"
+#include "util.h"
+
+const char *const tr_cand_name[TR_N_CAND] = {"knn", "task-map", "cluster", "learned-map"};
+
+/* The training rows' int8 rows and scores, the queries' indices. */
+typedef struct split5 {
+    size_t nt;
+    uint32_t nq;
+    int8_t *rt;
+    float *yt, *yq;
+    size_t *qi;
+} split5;
+
+static double area_of(const float *P, const float *Yq, uint32_t nq, uint32_t m, const double *cn)
+{
+    tr_curve c;
+    tr_route_curve(P, Yq, nq, m, cn, &c, NULL);
+    return c.area;
+}
+
+/* kNN at (k, a) as tr_route computes it (exact search), the training rows
+ * its references, their means its priors. */
+static double knn_area(const split5 *s, const int8_t *refs, uint32_t dim, uint32_t m,
+                       const double *cn, uint32_t k, float a, float *P)
+{
+    tr_refs rv = {(uint32_t)s->nt, dim, dim, s->rt, tr_xmalloc(s->nt * sizeof(float))};
+    for (size_t j = 0; j < s->nt; j++)
+        ((float *)rv.inv_norm)[j] = tr_i8_inv_norm(s->rt + j * dim, dim);
+    tr_host_labels h;
+    tr_host_labels_make(s->yt, (uint32_t)s->nt, m, &h);
+    if (k > s->nt)
+        k = (uint32_t)s->nt;
+    tr_neighbor *nb = tr_xmalloc((k ? k : 1) * sizeof *nb);
+    int32_t dots[TR_KNN_BLOCK];
+    for (uint32_t i = 0; i < s->nq; i++) {
+        const int8_t *q = refs + s->qi[i] * dim;
+        uint32_t f = tr_knn_search(tr_kernels_active(), &rv, q, k, dots, nb);
+        float *p = P + (size_t)i * m;
+        tr_knn_predict(&h.lab, nb, f, 0, 1.0f, a, p);
+        for (uint32_t t = 0; t < m; t++) /* no labelled neighbour: the prior, as route */
+            if (isnan(p[t]))
+                p[t] = h.prior[t];
+    }
+    double r = area_of(P, s->yq, s->nq, m, cn);
+    free(nb), free((void *)rv.inv_norm);
+    tr_host_labels_free(&h);
+    return r;
+}
+
+/* K-means on the training rows (their unit int8 rows: what the device
+ * sees), Psi from the device's own assignment; then, if lmap_area, the
+ * learned map over those clusters. */
+static int cluster_areas(const split5 *s, const int8_t *refs, uint32_t dim, uint32_t m,
+                         const double *cn, uint32_t K, float a, float *P, double *area,
+                         double *lmap_area)
+{
+    const size_t nt = s->nt;
+    float *x = tr_xmalloc(nt * dim * sizeof *x), *cent = tr_xmalloc((size_t)K * dim * sizeof *cent);
+    uint32_t *assign = tr_xmalloc(nt * sizeof *assign);
+    for (size_t j = 0; j < nt; j++) {
+        double ss = 0;
+        for (uint32_t d = 0; d < dim; d++)
+            ss += (double)s->rt[j * dim + d] * s->rt[j * dim + d];
+        for (uint32_t d = 0; d < dim; d++)
+            x[j * dim + d] = (float)(s->rt[j * dim + d] / sqrt(ss));
+    }
+    size_t used;
+    tr_buf sec = {0};
+    tr_clusters cv = {0}; /* the view sets no added models: none here */
+    int rc = 0;
+    if (tr_kmeans_fit_sampled(x, nt, dim, K, 256, 1, 100, cent, assign, &used, NULL, NULL) < 0 ||
+        tr_clusters_section(cent, K, dim, m, a, &sec) ||
+        tr_clusters_view(sec.data, sec.len, dim, m, &cv) != TR_OK) {
+        rc = tr_err("k-means on the training fifths failed");
+        goto out;
+    }
+    int32_t dots[TR_KNN_BLOCK];
+    for (size_t j = 0; j < nt; j++) {
+        const int8_t *q = s->rt + j * dim;
+        float qn = 0.0f;
+        for (uint32_t d = 0; d < dim; d++)
+            qn += (float)((int32_t)q[d] * q[d]);
+        assign[j] = tr_cluster_assign(tr_kernels_active(), &cv, q, sqrtf(qn), dots);
+    }
+    tr_cluster_psi(s->yt, nt, m, assign, K, a, (float *)(void *)cv.psi);
+    for (uint32_t i = 0; i < s->nq; i++) {
+        const int8_t *q = refs + s->qi[i] * dim;
+        float qn = 0.0f;
+        for (uint32_t d = 0; d < dim; d++)
+            qn += (float)((int32_t)q[d] * q[d]);
+        tr_cluster_predict(&cv, tr_cluster_assign(tr_kernels_active(), &cv, q, sqrtf(qn), dots),
+                           P + (size_t)i * m);
+    }
+    *area = area_of(P, s->yq, s->nq, m, cn);
+    if (lmap_area) {
+        float *err = tr_xmalloc(nt * m * sizeof *err), *theta = tr_xmalloc((size_t)K * (dim + 1) * sizeof *theta);
+        for (size_t i = 0; i < nt * m; i++)
+            err[i] = 1.0f - s->yt[i]; /* NaN stays NaN */
+        double before;
+        if (tr_learned_map_fit(x, nt, dim, err, m, cv.psi, cent, K, 200, theta, &before) < 0) {
+            rc = tr_err("out of memory fitting the learned map");
+        } else {
+            tr_learned_map map = {K, dim, theta};
+            float z[TR_LMAP_MAX_K];
+            for (uint32_t i = 0; i < s->nq; i++)
+                tr_learned_map_predict(&map, &cv, refs + s->qi[i] * dim, z, P + (size_t)i * m);
+            *lmap_area = area_of(P, s->yq, s->nq, m, cn);
+        }
+        free(err), free(theta);
+    }
+out:
+    tr_buf_free(&sec);
+    free(x), free(cent), free(assign);
+    return rc;
+}
+
+int tr_score_methods(const int8_t *refs, size_t n, size_t n_task, uint32_t dim, const float *Y,
+                     uint32_t m, const double *cn, const uint8_t *hold, uint32_t k, float a,
+                     int a_given, const uint32_t *task, uint32_t n_tasks, uint32_t n_clusters,
+                     const int want[TR_N_CAND], tr_method_scores *out)
+{
+    memset(out, 0, sizeof *out);
+    out->best = -1;
+    split5 s = {0};
+    s.rt = tr_xmalloc((n ? n : 1) * dim);
+    s.yt = tr_xmalloc((n ? n : 1) * m * sizeof *s.yt);
+    s.yq = tr_xmalloc((n ? n : 1) * m * sizeof *s.yq);
+    s.qi = tr_xmalloc((n ? n : 1) * sizeof *s.qi);
+    for (size_t j = 0; j < n; j++) {
+        const float *y = Y + j * m;
+        if (!hold[j]) {
+            memcpy(s.rt + s.nt * dim, refs + j * dim, dim);
+            memcpy(s.yt + s.nt * m, y, m * sizeof *y);
+            s.nt++;
+            continue;
+        }
+        uint32_t t = 0;
+        while (t < m && !isnan(y[t]))
+            t++;
+        if (t == m && j < n_task && hold[j] == 1) {
+            memcpy(s.yq + (size_t)s.nq * m, y, m * sizeof *y);
+            s.qi[s.nq++] = j;
+        }
+    }
+    out->n_queries = s.nq;
+    out->n_train = s.nt;
+    int rc = 0;
+    float *P = tr_xmalloc(((size_t)s.nq ? s.nq : 1) * m * sizeof *P);
+    if (s.nq >= 2 && s.nt >= 1) {
+        if (want[TR_CAND_KNN]) {
+            out->area[TR_CAND_KNN] = knn_area(&s, refs, dim, m, cn, k, a, P);
+            out->scored[TR_CAND_KNN] = 1;
+        }
+        if (want[TR_CAND_TASK_MAP] && n_tasks >= 2 && n_tasks <= TR_LMAP_MAX_K) {
+            rc = tr_task_map_score(refs, n_task, dim, Y, m, cn, task, n_tasks,
+                                   a_given ? &a : tr_choose_a_grid, a_given ? 1 : tr_choose_a_grid_len,
+                                   hold, &out->task_map);
+            if (!rc && out->task_map.val_area >= 0) {
+                out->area[TR_CAND_TASK_MAP] = out->task_map.val_area;
+                out->scored[TR_CAND_TASK_MAP] = 1;
+            }
+        }
+        if (!rc && (want[TR_CAND_CLUSTER] || want[TR_CAND_LEARNED_MAP]) && n_clusters &&
+            n_clusters <= s.nt) {
+            int lm = want[TR_CAND_LEARNED_MAP] && n_clusters <= TR_LMAP_MAX_K;
+            rc = cluster_areas(&s, refs, dim, m, cn, n_clusters, a, P, &out->area[TR_CAND_CLUSTER],
+                               lm ? &out->area[TR_CAND_LEARNED_MAP] : NULL);
+            if (!rc) {
+                out->scored[TR_CAND_CLUSTER] = want[TR_CAND_CLUSTER];
+                out->scored[TR_CAND_LEARNED_MAP] = lm;
+            }
+        }
+        for (int c = 0; c < TR_N_CAND; c++)
+            if (out->scored[c] && (out->best < 0 || out->area[c] > out->area[out->best]))
+                out->best = c;
+    }
+    free(P), free(s.rt), free(s.yt), free(s.yq), free(s.qi);
+    return rc;
+}
