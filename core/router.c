@@ -331,8 +331,7 @@ static tr_status route_query(const tr_pack *pk, const tr_scratch *s, int prior_o
             s->predicted[m] = NAN;
         fill_priors(p, s->predicted);
     } else if (r.method == TR_METHOD_CLUSTER) {
-        float qn = sqrtf((float)tr_i8_sqnorm(s->q, p->info.dim));
-        r.cluster = tr_cluster_assign(pk->kern, &p->clusters, s->q, qn, s->dots);
+        r.cluster = tr_cluster_assign(pk->kern, &p->clusters, s->q, s->dots);
         tr_cluster_predict(&p->clusters, r.cluster, s->predicted);
         fill_priors(p, s->predicted);
         r.nearest_distance = NAN;

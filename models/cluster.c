@@ -44,8 +44,9 @@ tr_status tr_clusters_view(const uint8_t *sec, size_t len, uint32_t dim,
 }
 
 uint32_t tr_cluster_assign(const tr_kernels *kern, const tr_clusters *c,
-                           const int8_t *q, float qnorm, int32_t *dots)
+                           const int8_t *q, int32_t *dots)
 {
+    const float qnorm = sqrtf((float)tr_i8_sqnorm(q, c->dim));
     uint32_t best = 0;
     float best_s = -INFINITY;
     /* In blocks, so the scratch does not grow with K. */

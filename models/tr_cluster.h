@@ -32,10 +32,12 @@ static inline float tr_psi_at(const tr_clusters *c, uint32_t cluster, uint32_t m
 tr_status tr_clusters_view(const uint8_t *sec, size_t len, uint32_t dim,
                            uint32_t n_models, tr_clusters *c);
 
-/* Nearest centroid of the int8 query q (norm qnorm > 0); ties to the lower
- * index. dots: TR_KNN_BLOCK int32 of scratch. */
+/* Nearest centroid of the int8 query q (not all zero); ties to the lower
+ * index. Its norm is computed here, the one way (exact int64 sum, then
+ * float), for the device and the host fits alike. dots: TR_KNN_BLOCK int32
+ * of scratch. */
 uint32_t tr_cluster_assign(const tr_kernels *kern, const tr_clusters *c,
-                           const int8_t *q, float qnorm, int32_t *dots);
+                           const int8_t *q, int32_t *dots);
 
 /* predicted[m] = 1 - Psi[cluster][m], for n_models + n_added models. */
 void tr_cluster_predict(const tr_clusters *c, uint32_t cluster, float *predicted);

@@ -756,7 +756,7 @@ static void test_cluster_route_matches_reference(void **state)
  * options route with it, exactly as if it were asked for by name; a pack
  * whose bytes are 0 (every pack before the field) routes kNN; a default the
  * pack has no section for is refused at load. */
-static void route_same(router_box *b, const int8_t *q, const tr_route_opts *zeroed,
+static void route_same(view_box *b, const int8_t *q, const tr_route_opts *zeroed,
                        const tr_route_opts *named, tr_method want)
 {
     tr_result r0, r1;
@@ -795,7 +795,7 @@ static void test_pack_default_method(void **state)
         s.lmap_theta = theta;
         s.method = pm; /* TR_PACK_METHOD_*: 0 is what every older pack holds */
         build(f, &s, KEY);
-        router_box b = new_box(DIM, M, 0);
+        view_box b = new_box(DIM, M, 0);
         assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
         tr_pack_info info;
         assert_int_equal(tr_pack_get_info(b.r, &info), TR_OK);
@@ -843,7 +843,7 @@ static void test_pack_default_method(void **state)
         tr_st32(bad.data + tr_ld64(e + TR_S_OFFSET) + TR_D_METHOD, pm);
         assert_int_equal(tr_pack_sign(&bad, KEY), 0);
         uint8_t *al = aligned_copy(&bad);
-        router_box b = new_box(DIM, M, 0);
+        view_box b = new_box(DIM, M, 0);
         assert_int_equal(load(&b, al, bad.len, &f->pub, 0, 0), TR_E_MALFORMED);
         free_box(&b);
         free(al);

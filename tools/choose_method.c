@@ -7,6 +7,7 @@
 #include "choose.h"
 #include "packwriter.h"
 #include "pareto.h"
+#include "task_map.h"
 #include "tr_cluster.h"
 #include "trh_fit.h"
 #include "tr_format.h"
@@ -72,13 +73,8 @@ static int cluster_areas(const split5 *s, const int8_t *refs, uint32_t dim, uint
     const size_t nt = s->nt;
     float *x = tr_xmalloc(nt * dim * sizeof *x), *cent = tr_xmalloc((size_t)K * dim * sizeof *cent);
     uint32_t *assign = tr_xmalloc(nt * sizeof *assign);
-    for (size_t j = 0; j < nt; j++) {
-        double ss = 0;
-        for (uint32_t d = 0; d < dim; d++)
-            ss += (double)s->rt[j * dim + d] * s->rt[j * dim + d];
-        for (uint32_t d = 0; d < dim; d++)
-            x[j * dim + d] = (float)(s->rt[j * dim + d] / sqrt(ss));
-    }
+    for (size_t j = 0; j < nt; j++)
+        tr_unit_row(s->rt + j * dim, dim, x + j * dim);
     size_t used;
     tr_buf sec = {0};
     tr_clusters cv = {0}; /* the view sets no added models: none here */
@@ -92,18 +88,12 @@ static int cluster_areas(const split5 *s, const int8_t *refs, uint32_t dim, uint
     int32_t dots[TR_KNN_BLOCK];
     for (size_t j = 0; j < nt; j++) {
         const int8_t *q = s->rt + j * dim;
-        float qn = 0.0f;
-        for (uint32_t d = 0; d < dim; d++)
-            qn += (float)((int32_t)q[d] * q[d]);
-        assign[j] = tr_cluster_assign(tr_kernels_active(), &cv, q, sqrtf(qn), dots);
+        assign[j] = tr_cluster_assign(tr_kernels_active(), &cv, q, dots);
     }
     tr_cluster_psi(s->yt, nt, m, assign, K, a, (float *)(void *)cv.psi);
     for (uint32_t i = 0; i < s->nq; i++) {
         const int8_t *q = refs + s->qi[i] * dim;
-        float qn = 0.0f;
-        for (uint32_t d = 0; d < dim; d++)
-            qn += (float)((int32_t)q[d] * q[d]);
-        tr_cluster_predict(&cv, tr_cluster_assign(tr_kernels_active(), &cv, q, sqrtf(qn), dots),
+        tr_cluster_predict(&cv, tr_cluster_assign(tr_kernels_active(), &cv, q, dots),
                            P + (size_t)i * m);
     }
     *area = area_of(P, s->yq, s->nq, m, cn);

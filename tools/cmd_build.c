@@ -828,10 +828,7 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
             const int8_t *q = refs + j * dim;
             if ((j & 4095) == 0)
                 tr_progress_update(&pg, j);
-            float qn = 0.0f;
-            for (uint32_t d = 0; d < dim; d++)
-                qn += (float)((int32_t)q[d] * q[d]);
-            assign[j] = tr_cluster_assign(tr_kernels_active(), &cv, q, sqrtf(qn), dots);
+            assign[j] = tr_cluster_assign(tr_kernels_active(), &cv, q, dots);
         }
         tr_progress_end(&pg);
         /* cv views our own, writable, section buffer: fill its Psi in place,

@@ -408,10 +408,7 @@ static int fit_clusters(const prepared *p, const float *f, const int8_t *q, cons
     int32_t dots[TR_KNN_BLOCK];
     for (uint32_t i = 0; i < p->n; i++) {
         const int8_t *qi = q + (size_t)i * dim;
-        float qn = 0;
-        for (uint32_t d = 0; d < dim; d++)
-            qn += (float)((int32_t)qi[d] * qi[d]);
-        assign_all[i] = tr_cluster_assign(tr_kernels_active(), cv, qi, sqrtf(qn), dots);
+        assign_all[i] = tr_cluster_assign(tr_kernels_active(), cv, qi, dots);
     }
     return 0;
 }

@@ -162,10 +162,7 @@ int tr_task_map_build(const int8_t *refs, size_t n, size_t n_task, uint32_t dim,
         memcpy(assign, task, n_task * sizeof *assign);
         for (size_t j = n_task; j < n; j++) {
             const int8_t *q = refs + j * dim;
-            float qn = 0.0f;
-            for (uint32_t d = 0; d < dim; d++)
-                qn += (float)((int32_t)q[d] * q[d]);
-            assign[j] = tr_cluster_assign(tr_kernels_active(), &cv, q, sqrtf(qn), dots);
+            assign[j] = tr_cluster_assign(tr_kernels_active(), &cv, q, dots);
         }
         tr_cluster_psi(scores, n, m, assign, T, info->a, (float *)(void *)cv.psi);
     }
