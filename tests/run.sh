@@ -62,6 +62,7 @@ rm -rf "$WORK"
 WORK=$(mktemp -d)
 run eval-protocol "$PYTHON" tests/test_eval_protocol.py "$CLI" "$EMBEDDER" "$FIXTURE" "$WORK"
 rm -rf "$WORK"
+run eval-local "$PYTHON" tests/test_eval_local.py "$CLI" "$EMBEDDER" "$FIXTURE"
 WORK=$(mktemp -d)
 run outcome-log "$PYTHON" tests/test_outcome_log.py "$CLI" "$FIXTURE_PACK" fixtures/keys/test-signing.pub fixtures/keys/test-signing.key "$EMBEDDER" "$FIXTURE" "$WORK"
 rm -rf "$WORK"
