@@ -236,6 +236,10 @@ static void shuffle(uint32_t *a, uint32_t n, uint64_t *s)
 static void choose_k_a(world *W, const uint32_t *tr, uint32_t ntr)
 {
     const uint32_t nv = ntr / 6, nr = ntr - nv, nm = W->nmp;
+    W->k = tr_choose_k_grid[0];
+    W->a = 0;
+    if (nv == 0 || nr == 0) /* too few to choose on: the grid's first */
+        return;
     tr_refs refs = make_refs(W, tr, nr);
     float *L = tr_xmalloc((size_t)nr * nm * sizeof *L), *Yv = tr_xmalloc((size_t)nv * nm * sizeof *Yv);
     for (uint32_t j = 0; j < nr; j++)
@@ -256,8 +260,6 @@ static void choose_k_a(world *W, const uint32_t *tr, uint32_t ntr)
                       nb + (size_t)j * kmax);
     float *P = tr_xmalloc((size_t)nv * nm * sizeof *P);
     double best = -1;
-    W->k = tr_choose_k_grid[0];
-    W->a = 0;
     for (uint32_t g = 0; g < tr_choose_k_grid_len && tr_choose_k_grid[g] <= kmax; g++)
         for (uint32_t ga = 0; ga < tr_choose_a_grid_len; ga++) {
             for (uint32_t j = 0; j < nv; j++)
@@ -322,7 +324,7 @@ static int run_seed(const tr_local_eval_in *in, int traffic, uint64_t seed, cell
     shuffle(perm, in->n, &rs);
     const uint32_t ntr = (uint32_t)(0.6 * in->n);
     uint32_t *user = perm + ntr, nu = in->n - ntr;
-    if (traffic && in->task) {
+    if (traffic && in->task && nu > 0) {
         /* 1-3 tasks of the user's prompts, drawn among those present. */
         const uint32_t want = 1 + (uint32_t)(trh_splitmix64(&rs) % 3);
         const char *picked[3] = {0};
@@ -404,6 +406,9 @@ static int run_seed(const tr_local_eval_in *in, int traffic, uint64_t seed, cell
 int tr_eval_local(const tr_local_eval_in *in, FILE *out)
 {
     static const char *const scen[2] = {"model shift", "model + traffic shift (1-3 tasks)"};
+    if (in->n < 100)
+        return tr_err("eval --local: %s has %u prompts: too few to split into references, a "
+                      "stream and later prompts", in->name, in->n);
     for (int traffic = 0; traffic < 2; traffic++) {
         if (traffic && !in->task)
             continue;
