@@ -202,9 +202,9 @@ static void test_routing_allocates_nothing(void **state)
     assert_int_equal(calls, 0);
 #ifdef TR_TEST_LOAD_NOALLOC
     assert_int_equal(load_calls, 0);
-    print_message("heap calls: ctx/open/route/embed/task/governor/log 0 (device crypto)\n");
+    print_message("heap calls: ctx/open/route/embed/task/governor/log/local 0 (device crypto)\n");
 #else
-    print_message("heap calls: route/embed/task/governor/log 0; pack load %ld (inside mbedTLS)\n",
+    print_message("heap calls: route/embed/task/governor/log/local 0; pack load %ld (inside mbedTLS)\n",
                    load_calls);
 #endif
 
