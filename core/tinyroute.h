@@ -649,10 +649,10 @@ TR_API tr_status tr_log_export(const tr_log *log, void *out, size_t cap, size_t 
  * (TR_E_LOCAL_PACK), and then leaves the store unchanged. */
 
 /* local_weight of a zeroed tr_route_opts: the weight the validation halves
- * of `tinyroute eval --local` chose most often (16 of 60 seed runs, from
- * 0.25..16; tests/eval/RESULTS.md, "Local learning"): a local outcome
- * counts a quarter of a pack neighbour, the cautious end of the grid. */
-#define TR_LOCAL_WEIGHT_DEFAULT 0.25f
+ * of `tinyroute eval --local` chose most often (16 of 60 seed runs, grid
+ * 0.25..16; tests/eval/RESULTS.md, "Local learning"): one local outcome of
+ * the device's own model on a nearby prompt outweighs 8 benchmark labels. */
+#define TR_LOCAL_WEIGHT_DEFAULT 8.0f
 #define TR_LOCAL_KEY_BYTES 32u
 
 /* Exact bytes of a store of capacity entries (0: capacity 0 or above

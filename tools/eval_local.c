@@ -300,8 +300,17 @@ static int run_seed(const tr_local_eval_in *in, int traffic, uint64_t seed, cell
                       in->name, nc, in->device_max_cost);
     }
     shuffle(cand, nc, &rs);
-    W.d_pack = cand[0];
-    W.d_true = cand[1];
+    /* A is the data set's device model when it is a candidate (the model
+     * the device runs, and the one the router keeps traffic on at high
+     * lambda); B another candidate, drawn per seed. */
+    uint32_t a_at = 0;
+    for (uint32_t j = 0; j < nc; j++)
+        if (in->on_device && in->on_device[cand[j]]) {
+            a_at = j;
+            break;
+        }
+    W.d_pack = cand[a_at];
+    W.d_true = cand[a_at == 0 ? 1 : 0];
     free(cand);
     snprintf(pair, pair_cap, "%s as %s", in->model[W.d_pack], in->model[W.d_true]);
     W.pc = tr_xmalloc(in->nm * sizeof *W.pc);

@@ -13,6 +13,7 @@ typedef struct tr_local_eval_in {
     const float *Y;            /* n x nm scores in [0,1] (all known) */
     const double *cost;        /* nm */
     const char *const *model;  /* nm names */
+    const int *on_device;      /* nm: 1 for the data set's device models */
     const char *const *task;   /* n task names (NULL entries: none), or NULL */
     int n_seeds;
     double device_max_cost;    /* device model candidates: cost <= this */

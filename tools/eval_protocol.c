@@ -1546,20 +1546,22 @@ static int eval_local_set(const prepared *p, uint8_t *table, size_t table_len, c
     }
     double *cost = tr_xmalloc(p->n_models * sizeof *cost);
     const char **model = tr_xmalloc(p->n_models * sizeof *model);
+    int *on_device = tr_xmalloc(p->n_models * sizeof *on_device);
     const char **task = tr_xmalloc(n * sizeof *task);
     int any_task = 0;
     for (uint32_t m = 0; m < p->n_models; m++) {
         cost[m] = p->ds.models[p->model_col[m]].cost;
         model[m] = p->ds.models[p->model_col[m]].name;
+        on_device[m] = p->ds.models[p->model_col[m]].where == 0;
     }
     for (uint32_t i = 0; i < n; i++) {
         task[i] = p->ds.prompts[p->prompt[i]].task;
         any_task |= task[i] != NULL;
     }
-    tr_local_eval_in in = {p->name, n, dim, p->n_models, q, p->Y, cost, model,
+    tr_local_eval_in in = {p->name, n, dim, p->n_models, q, p->Y, cost, model, on_device,
                            any_task ? task : NULL, o->n_seeds, o->device_max_cost};
     int r = tr_eval_local(&in, stdout);
-    free(q), free(v), free(cost), free(model), free(task);
+    free(q), free(v), free(cost), free(model), free(on_device), free(task);
     return r;
 }
 
