@@ -622,7 +622,9 @@ TR_API tr_status tr_log_export(const tr_log *log, void *out, size_t cap, size_t 
  * neighbours' mean weight). A model no entry in the radius knows, and every
  * route with an empty store or local NULL, is predicted bit for bit as
  * without the store. Cluster and learned-map routes do not read the store:
- * tr_route with local set and such a method is TR_E_ARG.
+ * tr_route with local set and such a method is TR_E_ARG. The same options
+ * carry the store into tr_route_governed and tr_task_add (a task's
+ * estimates then include the device's outcomes).
  *
  * Memory: tr_local_size(capacity, dim, n_models) bytes, 16-aligned, no
  * allocation. The store is bound to the pack at init: its dim, n_models, and
