@@ -395,6 +395,33 @@ static void test_evidence_turns_the_decision(void **state)
     free_box(&b);
 }
 
+/* The governed route takes the store through its options too: the same
+ * predictions as a plain route with the store, and not the pack's. */
+static void test_governed_route_reads_the_store(void **state)
+{
+    box b;
+    rand_pack(&b, 0, 1, "m", 61);
+    void *mem;
+    tr_local *s = new_store(&b, 8, &mem);
+    int8_t q[D];
+    rand_query(q);
+    assert_int_equal(tr_local_add(s, q, D, 1, 1.0f), TR_OK);
+    tr_governor g;
+    assert_int_equal(tr_governor_init(&g, 100.0f, 3600, 0, 0.0f, 0.0f), TR_OK);
+    const tr_query qq = tr_query_i8("rand", q, D);
+    float pg[M], pr[M], p0[M];
+    const tr_route_out og = {pg, M, NULL, 0}, orr = {pr, M, NULL, 0}, o0 = {p0, M, NULL, 0};
+    tr_route_opts o = {.local = s, .local_weight = 4.0f};
+    tr_result rg, rr, r0;
+    assert_int_equal(tr_route_governed(b.r, b.c, &g, 1, &qq, &o, &rg, &og), TR_OK);
+    assert_int_equal(tr_route(b.r, b.c, &qq, &o, &rr, &orr), TR_OK);
+    assert_int_equal(tr_route(b.r, b.c, &qq, NULL, &r0, &o0), TR_OK);
+    assert_memory_equal(pg, pr, sizeof pg);
+    assert_true(pg[1] > p0[1]);
+    free(mem);
+    free_box(&b);
+}
+
 /* Full store: the oldest entry (least recently added to) goes. */
 static void test_eviction_oldest_first(void **state)
 {
@@ -694,6 +721,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_fixture_pack_identical),
         cmocka_unit_test(test_estimate_formula_and_updates),
         cmocka_unit_test(test_evidence_turns_the_decision),
+        cmocka_unit_test(test_governed_route_reads_the_store),
         cmocka_unit_test(test_eviction_oldest_first),
         cmocka_unit_test(test_pack_binding),
         cmocka_unit_test(test_blob_round_trip),
