@@ -33,6 +33,9 @@ static const struct {
     [TR_E_LOG_STALE] = {"TR_E_LOG_STALE", "log record was overwritten before its outcome came"},
     [TR_E_OUTPUT_TOO_SMALL] = {"TR_E_OUTPUT_TOO_SMALL", "an output array is smaller than the pack needs"},
     [TR_E_UNSUPPORTED] = {"TR_E_UNSUPPORTED", "the pack carries no data for this routing method"},
+    [TR_E_LOCAL_BLOB] = {"TR_E_LOCAL_BLOB", "local store blob is truncated, malformed or of an unknown version"},
+    [TR_E_LOCAL_MAC] = {"TR_E_LOCAL_MAC", "local store blob fails its MAC (modified, or sealed with another device key)"},
+    [TR_E_LOCAL_PACK] = {"TR_E_LOCAL_PACK", "local store was made for another pack (embedder, dim or models differ)"},
 };
 
 const char *tr_strerror(tr_status s)

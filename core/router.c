@@ -98,6 +98,8 @@ static void carve(tr_arena *a, uint32_t dim, uint32_t n_models, uint32_t n_cand,
     s->nb = tr_arena_take(a, sizeof(tr_neighbor) * TR_K_MAX);
     s->predicted = tr_arena_take(a, sizeof(float) * n_models);
     s->aux = tr_arena_take(a, sizeof(float) * n_models);
+    s->lhits = tr_arena_take(a, sizeof(float) * n_models);
+    s->lknown = tr_arena_take(a, sizeof(float) * n_models);
     s->z = tr_arena_take(a, sizeof(float) * TR_LMAP_MAX_K);
     s->qcode = NULL;
     s->ham = NULL;
@@ -201,6 +203,15 @@ tr_status tr_resolve_opts(const tr_pack_view *p, const tr_route_opts *o, uint32_
         o->method != TR_METHOD_CLUSTER && o->method != TR_METHOD_LEARNED_MAP)
         return TR_E_ARG;
     const tr_method meth = tr_method_of(p, o);
+    if (o->local) {
+        /* Local entries are neighbours: only the kNN estimate has a place
+         * for them (tinyroute.h, Local learning). */
+        if (meth != TR_METHOD_KNN || !(o->local_weight >= 0.0f) || isinf(o->local_weight))
+            return TR_E_ARG;
+        tr_status st = tr_local_check(o->local, p);
+        if (st != TR_OK)
+            return st;
+    }
     if ((meth == TR_METHOD_CLUSTER && p->clusters.k == 0) ||
         (meth == TR_METHOD_LEARNED_MAP && p->lmap.k == 0))
         return TR_E_UNSUPPORTED;
@@ -209,7 +220,13 @@ tr_status tr_resolve_opts(const tr_pack_view *p, const tr_route_opts *o, uint32_
 
 tr_method tr_method_of(const tr_pack_view *p, const tr_route_opts *o)
 {
-    return o && o->method != TR_METHOD_DEFAULT ? o->method : (tr_method)p->info.default_method;
+    if (o && o->method != TR_METHOD_DEFAULT)
+        return o->method;
+    /* A local store asks for the estimate that has a place for its
+     * entries, whatever the pack's default (tinyroute.h, Local learning). */
+    if (o && o->local)
+        return TR_METHOD_KNN;
+    return (tr_method)p->info.default_method;
 }
 
 int tr_model_available(const tr_route_opts *o, uint32_t m, const tr_model_info *mi)
@@ -231,12 +248,13 @@ float tr_prior_strength(const tr_pack_view *p, const tr_route_opts *o)
 }
 
 void tr_predict_knn(const tr_pack_view *p, const tr_neighbor *nb, uint32_t k, int weighted,
-                    float inv_qnorm, float a, float *predicted)
+                    float inv_qnorm, float a, const float *eh, const float *ek, float *predicted)
 {
-    tr_knn_predict(&p->labels, nb, k, weighted, inv_qnorm, a, predicted);
+    tr_knn_predict_ext(&p->labels, nb, k, weighted, inv_qnorm, a, eh, ek, predicted);
     if (p->added_labels.n_models)
-        tr_knn_predict(&p->added_labels, nb, k, weighted, inv_qnorm, a,
-                       predicted + p->n_base_models);
+        tr_knn_predict_ext(&p->added_labels, nb, k, weighted, inv_qnorm, a,
+                           eh ? eh + p->n_base_models : NULL, ek ? ek + p->n_base_models : NULL,
+                           predicted + p->n_base_models);
 }
 
 int tr_best_model(const tr_pack_view *p, const tr_route_opts *o, float lambda,
@@ -308,8 +326,21 @@ uint32_t tr_knn_query(const tr_pack *pk, const tr_scratch *s, uint32_t k_search,
                                                    c, s->qcode, s->ham, s->cand, s->nb)
                          : tr_knn_search(pk->kern, &p->refs, s->q, k_search, s->dots, s->nb);
     *inv_qnorm = tr_i8_inv_norm(s->q, p->info.dim);
-    tr_predict_knn(p, s->nb, found < k_pred ? found : k_pred, o && o->distance_weighted,
-                   *inv_qnorm, tr_prior_strength(p, o), s->predicted);
+    const uint32_t kp = found < k_pred ? found : k_pred;
+    const float *eh = NULL, *ek = NULL;
+    if (o && o->local && tr_local_count(o->local) > 0) {
+        /* The pack's neighbour radius: the k-th neighbour's distance. A
+         * local entry inside it is as near as a neighbour the pack counts. */
+        const float radius = kp ? 1.0f - s->nb[kp - 1].sim * *inv_qnorm : 2.0f;
+        const float w = o->local_weight > 0.0f ? o->local_weight : TR_LOCAL_WEIGHT_DEFAULT;
+        if (tr_local_evidence(o->local, pk->kern, s->q, *inv_qnorm, radius, w, s->dots, s->lhits,
+                              s->lknown)) {
+            eh = s->lhits;
+            ek = s->lknown;
+        }
+    }
+    tr_predict_knn(p, s->nb, kp, o && o->distance_weighted, *inv_qnorm, tr_prior_strength(p, o),
+                   eh, ek, s->predicted);
     fill_priors(p, s->predicted);
     return found;
 }

@@ -205,6 +205,9 @@ typedef enum tr_method {
                                  assignment to the clusters (ibid. 4.3) */
 } tr_method;
 
+/* A store of local outcome references (Local learning, below). */
+typedef struct tr_local tr_local;
+
 /* Options; NULL means the pack's defaults, all models available. */
 typedef struct tr_route_opts {
     uint32_t k;              /* neighbours; 0: pack default */
@@ -232,6 +235,13 @@ typedef struct tr_route_opts {
      * shorter than the pack it routes with instead of reading past it. */
     uint32_t penalty_count;  /* entries of penalty (ignored when NULL) */
     uint32_t available_bits; /* bits of available (ignored when NULL) */
+    /* Local learning (below): NULL, or a store bound to this pack whose
+     * entries join the kNN estimate: with it, TR_METHOD_DEFAULT routes kNN
+     * whatever the pack's default, and another named method is TR_E_ARG.
+     * local_weight: how many pack neighbours one local outcome
+     * counts as; 0: TR_LOCAL_WEIGHT_DEFAULT; finite and > 0 otherwise. */
+    const tr_local *local;
+    float local_weight;
 } tr_route_opts;
 
 /* A zeroed tr_route_opts routes with every pack default, lambda included
@@ -559,6 +569,92 @@ TR_API size_t tr_log_export_size(const tr_log *log);
 /* Write the held records, oldest first (core/OUTCOME_LOG.md). If cap is too
  * small: TR_E_ARG with *written = the bytes needed. The log is unchanged. */
 TR_API tr_status tr_log_export(const tr_log *log, void *out, size_t cap, size_t *written);
+
+/* ---- Local learning: outcome references in caller memory (issue #16) ----
+ * A pack knows how the benchmarked models did on benchmark prompts; a device
+ * sees how *its* models do on *its* user's prompts. The store keeps, per
+ * entry, the int8 embedding a route returned (tr_route_out.embedding), the
+ * outcome in [0,1] observed for the model that answered (and any other model
+ * whose outcome is known), and an age. A kNN route given the store
+ * (tr_route_opts.local) counts every entry whose cosine distance to the
+ * query is at most the pack's neighbour radius (the distance of the k-th
+ * pack neighbour) as local_weight neighbours for the models it knows:
+ *   (hits + a * prior + w * sum outcome) / (known + a + w * entries)
+ * (under distance weighting one entry counts as w neighbours of the pack
+ * neighbours' mean weight). A model no entry in the radius knows, and every
+ * route with an empty store or local NULL, is predicted bit for bit as
+ * without the store. Cluster and learned-map routes do not read the store:
+ * with a store, TR_METHOD_DEFAULT means kNN (even on a pack whose default is
+ * another method), and naming cluster or learned map is TR_E_ARG. The same options
+ * carry the store into tr_route_governed and tr_task_add (a task's
+ * estimates then include the device's outcomes).
+ *
+ * Memory: tr_local_size(capacity, dim, n_models) bytes, 16-aligned, no
+ * allocation. The store is bound to the pack at init: its dim, n_models, and
+ * fingerprints of its embedder table and model names. A route with a view
+ * of another pack is TR_E_LOCAL_PACK; tr_local_bind moves a store to a new
+ * pack with the same embedder, dim and models (a pack rebuilt from the same
+ * data).
+ * Entries: an add of an embedding already held (the same bytes) updates
+ * that entry: each model's outcome is the running mean of its adds. Every
+ * add stamps the entry with the store's add counter; its age is the number
+ * of adds since. When the store is full a new embedding replaces the oldest
+ * entry (least recently added to).
+ * Threads: tr_local_add, tr_local_import and tr_local_bind write the store;
+ * routes (and tr_local_export, tr_local_stats_get) only read it. The
+ * caller serialises every writer against every other call on the store (a
+ * reader-writer lock: routes take it shared, adds exclusive); readers run
+ * concurrently with each other.
+ * Persistence: tr_local_export writes a versioned blob (core/INTEGRATION.md,
+ * "Local learning") of int8 embeddings, outcomes and ages only (never text),
+ * sealed by HMAC-SHA-256 under the caller's 32-byte device key and bound
+ * to the pack's embedder, dim and models. tr_local_import refuses a
+ * truncated or malformed blob (TR_E_LOCAL_BLOB), a modified one or one
+ * sealed with another key (TR_E_LOCAL_MAC), and one of another pack
+ * (TR_E_LOCAL_PACK), and then leaves the store unchanged. */
+
+/* local_weight of a zeroed tr_route_opts: the weight the validation halves
+ * of `tinyroute eval --local` chose most often (16 of 60 seed runs, grid
+ * 0.25..16; tests/eval/RESULTS.md, "Local learning"): one local outcome of
+ * the device's own model on a nearby prompt outweighs 8 benchmark labels. */
+#define TR_LOCAL_WEIGHT_DEFAULT 8.0f
+#define TR_LOCAL_KEY_BYTES 32u
+
+/* Exact bytes of a store of capacity entries (0: capacity 0 or above
+ * 2^24, dim 0 or above TR_DIM_MAX, n_models 0 or above TR_MODELS_MAX). */
+TR_API size_t tr_local_size(uint32_t capacity, uint32_t dim, uint32_t n_models);
+/* An empty store for capacity entries of the view's dim and n_models in
+ * mem (16-aligned, bytes >= tr_local_size). Hashes the pack's embedder
+ * table once (megabytes: not per route). */
+TR_API tr_status tr_local_init(void *mem, size_t bytes, uint32_t capacity, const tr_pack *pack,
+                               tr_local **out);
+/* Rebind the entries to another view with the same embedder, dim and model
+ * names (TR_E_LOCAL_PACK otherwise, store unchanged). */
+TR_API tr_status tr_local_bind(tr_local *store, const tr_pack *pack);
+/* Record outcome (in [0,1]) of model for an int8 embedding of dim values in
+ * [-127,127], not all zero (a route's tr_route_out.embedding; a prompt
+ * routed on priors alone has none and is not added: TR_E_ZERO_VECTOR). */
+TR_API tr_status tr_local_add(tr_local *store, const int8_t *embedding, uint32_t dim,
+                              uint32_t model, float outcome);
+
+typedef struct tr_local_stats {
+    uint32_t count;    /* entries held */
+    uint32_t capacity;
+    uint64_t adds;     /* tr_local_add calls that succeeded (the age clock) */
+    uint64_t evicted;  /* entries replaced because the store was full */
+} tr_local_stats;
+TR_API tr_status tr_local_stats_get(const tr_local *store, tr_local_stats *stats);
+
+/* Bytes tr_local_export writes now (0 for a bad store). */
+TR_API size_t tr_local_export_size(const tr_local *store);
+/* The sealed blob; cap too small: TR_E_OUTPUT_TOO_SMALL, *written = the
+ * bytes needed. The store is unchanged. */
+TR_API tr_status tr_local_export(const tr_local *store, const uint8_t key[TR_LOCAL_KEY_BYTES],
+                                 void *out, size_t cap, size_t *written);
+/* Replace the store's entries by the blob's after every check (above);
+ * a blob of more entries than the store's capacity: TR_E_ARENA_TOO_SMALL. */
+TR_API tr_status tr_local_import(tr_local *store, const uint8_t key[TR_LOCAL_KEY_BYTES],
+                                 const void *blob, size_t len);
 
 #ifdef __cplusplus
 }

@@ -34,6 +34,8 @@ typedef struct scratch {
     tr_neighbor *nb;     /* TR_K_MAX */
     float *predicted;    /* n_models */
     float *aux;          /* n_models: a second per-model vector */
+    float *lhits;        /* n_models: local outcome units (Local learning) */
+    float *lknown;       /* n_models: local neighbour units */
     float *z;            /* TR_LMAP_MAX_K: learned map cluster weights */
     uint64_t *qcode;     /* prefilter: query sign code */
     uint32_t *ham;       /* prefilter: TR_KNN_BLOCK Hamming distances */
@@ -96,7 +98,8 @@ int tr_best_model(const tr_pack_view *p, const tr_route_opts *o, float lambda,
 /* kNN predictions of every model (base, then added) from the neighbours,
  * shrunk toward each model's own prior with strength a. */
 void tr_predict_knn(const tr_pack_view *p, const tr_neighbor *nb, uint32_t k, int weighted,
-                    float inv_qnorm, float a, float *predicted);
+                    float inv_qnorm, float a, const float *ext_hits, const float *ext_known,
+                    float *predicted);
 /* The one kNN query path (route and task): search k_search neighbours of
  * s->q (prefilter unless o->exact), predict every model from the first
  * k_pred of them into s->predicted (a model no neighbour knows: its prior).
@@ -116,6 +119,18 @@ tr_status tr_load_query(const tr_pack *p, const tr_scratch *s, const tr_query *q
                         int *prior_only);
 int tr_masked_out_better(const tr_pack_view *p, const tr_route_opts *o, float lambda,
                          const float *predicted, float best_u);
+/* Local learning (local.c). TR_OK if store is a store bound to view p
+ * (dim, n_models, pack hash), TR_E_ARG if not a store, else
+ * TR_E_LOCAL_PACK. */
+tr_status tr_local_check(const tr_local *store, const tr_pack_view *p);
+uint32_t tr_local_count(const tr_local *store);
+/* The store's evidence for query q: every entry at cosine distance <= radius
+ * adds w * its mean outcome to hits[m] and w to known[m] for each model m
+ * it knows (n_models entries each, zeroed first). dots: TR_KNN_BLOCK int32
+ * scratch. Returns non-zero if any entry counted. */
+int tr_local_evidence(const tr_local *store, const tr_kernels *kern, const int8_t *q,
+                      float inv_qnorm, float radius, float w, int32_t *dots, float *hits,
+                      float *known);
 /* A caller's int8 embedding: values in [-127,127], not all zero. */
 tr_status tr_check_i8(const int8_t *e, uint32_t dim);
 

@@ -37,6 +37,16 @@ bench-kmeans: deps-bench
 	    echo "make bench-kmeans KM_N=$$n"; echo; $(BENCH_DIR)/bench_kmeans $$n 100 64 100; } \
 	  | tee -a tests/bench/BUILD_SCALE.md; done
 
+# make bench-local: route time with full local stores of 1,024 and 8,192
+# entries vs none, on the fixture pack (issue #16; core/INTEGRATION.md,
+# "Local learning"). Prints a table; no FAISS.
+$(BENCH_DIR)/bench_local: tests/bench/bench_local.c $(TOOL_LIB_OBJ) $(LIB)
+	@mkdir -p $(BENCH_DIR)
+	$(TARGET_CC) $(ALL_CFLAGS) -Itools -o $@ $< $(TOOL_LIB_OBJ) $(LIB) $(TOOL_LIBS)
+.PHONY: bench-local
+bench-local: $(BENCH_DIR)/bench_local $(FIXTURE_PACK)
+	$(BENCH_DIR)/bench_local $(FIXTURE) $(FIXTURE_PACK) 7
+
 $(BENCH_DIR)/mmlu.trp: $(CLI) $(EMBEDDER)
 	@mkdir -p $(BENCH_DIR)
 	$(CLI) import mmlu-pro-32 $(SHARED)/data/mmlu-pro-32 $(BENCH_DIR)/mmlu --force >/dev/null

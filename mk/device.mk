@@ -100,14 +100,14 @@ DEV_TEST_LIBS := $(DEV_LIB) $(DEV_MBED) -lcmocka $(TOOL_LIBS)
 $(DEV)/test_noalloc: tests/test_noalloc.c $(TOOL_LIB_OBJ) $(DEV_LIB) $(DEV_MBED)
 	$(TARGET_CC) $(TEST_CFLAGS) -DTR_TEST_LOAD_NOALLOC -o $@ $< $(TOOL_LIB_OBJ) $(DEV_TEST_LIBS)
 
-$(DEV)/test_core $(DEV)/test_task $(DEV)/test_governor: $(DEV)/test_%: tests/test_%.c $(TOOL_LIB_OBJ) $(DEV_LIB) $(DEV_MBED)
+$(DEV)/test_core $(DEV)/test_task $(DEV)/test_governor $(DEV)/test_local: $(DEV)/test_%: tests/test_%.c $(TOOL_LIB_OBJ) $(DEV_LIB) $(DEV_MBED)
 	$(TARGET_CC) $(TEST_CFLAGS) -o $@ $< $(TOOL_LIB_OBJ) $(DEV_TEST_LIBS)
 
 $(DEV)/test_device_crypto: tests/test_device_crypto.c $(MEAS_CRYPTO) $(TOOL_LIB_OBJ) $(DEV_LIB) $(MEAS_MBED)
 	$(TARGET_CC) $(TEST_CFLAGS) -DTR_DEVICE_CRYPTO $(MEAS_DEFS) -pthread -o $@ $< $(MEAS_CRYPTO) \
 	    $(TOOL_LIB_OBJ) $(DEV_LIB) $(MEAS_MBED) -lcmocka $(TOOL_LIBS)
 
-DEV_TESTS := test_noalloc test_device_crypto test_core test_task test_governor
+DEV_TESTS := test_noalloc test_device_crypto test_core test_task test_governor test_local
 # The fixture pack is the native one: a cross build's pack has the same bytes
 # but for its creation time (test-aarch64 checks that).
 DEV_PACK  := build/fixture.trp

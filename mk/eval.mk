@@ -54,3 +54,17 @@ eval: deps all $(EVAL_DIRS:%=%/prompts.jsonl) $(EMBEDDER) $(BUILD)/embedder-2000
 	$(CLI) report --force --json $(EVAL)/fixed-pool.json --json $(EVAL)/new-models.json \
 	    --json $(EVAL)/mmlu-small.json --out $(EVAL)/report.html
 	@echo "eval: $(EVAL)/results.md and $(EVAL)/report.html"
+
+# make eval-local: the device that learns from its own outcomes (issue #16,
+# tools/eval_local.c): model and traffic shift with bandit feedback, 10 seeds;
+# device candidates are the models of at most 10B parameters (mmlu-pro-32,
+# routed among all models, then among the <= 10B ones alone)
+# and of at most 0.2 USD per 1M input tokens, the 7-9B ones (llmrouter).
+# Writes build/eval/local.txt (tests/eval/RESULTS.md, "Local learning").
+.PHONY: eval-local
+eval-local: all $(EVAL)/mmlu-pro-32/prompts.jsonl $(EVAL)/llmrouter-9models/prompts.jsonl $(EMBEDDER)
+	{ $(CLI) eval --local --data $(EVAL)/mmlu-pro-32 --embedder $(EMBEDDER) --seeds $(EVAL_SEEDS) --device-max-cost 10; \
+	  $(CLI) eval --local --data $(EVAL)/mmlu-pro-32 --embedder $(EMBEDDER) --seeds $(EVAL_SEEDS) --device-max-cost 10 --max-cost 10; \
+	  $(CLI) eval --local --data $(EVAL)/llmrouter-9models --embedder $(EMBEDDER) --seeds $(EVAL_SEEDS) --device-max-cost 0.2; } \
+	  > $(EVAL)/local.txt
+	@cat $(EVAL)/local.txt

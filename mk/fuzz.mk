@@ -71,6 +71,7 @@ $(eval $(call tr_fuzz_target,delta,tests/fuzz/fuzz_delta.c,$(FUZZ_LIB_NOSIG) $(F
 $(eval $(call tr_fuzz_target,embed,tests/fuzz/fuzz_embed.c,$(FUZZ_LIB) $(FUZZ_HOST),embed))
 $(eval $(call tr_fuzz_target,import,tests/fuzz/fuzz_import.c,$(FUZZ_LIB) $(FUZZ_HOST),import,tests/fuzz/import.dict))
 $(eval $(call tr_fuzz_target,log,tests/fuzz/fuzz_log.c,$(FUZZ_LIB) $(FUZZ_HOST) $(FUZZ_BUILD)/obj/tools/logfile.o,log,tests/fuzz/log.dict))
+$(eval $(call tr_fuzz_target,local,tests/fuzz/fuzz_local.c,$(FUZZ_LIB) $(FUZZ_HOST) $(patsubst %,$(FUZZ_BUILD)/obj/tools/%.o,packwriter packfile),local))
 $(eval $(call tr_fuzz_target,inspect,tests/fuzz/fuzz_inspect.c,$(FUZZ_LIB) $(FUZZ_HOST) $(patsubst %,$(FUZZ_BUILD)/obj/tools/%.o,cmd_verify packfile packwriter),inspect,tests/fuzz/pack.dict))
 
 FUZZ_BINS := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)

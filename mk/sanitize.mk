@@ -28,6 +28,7 @@ test-asan:
 test-tsan:
 	@$(MAKE) --no-print-directory $(FIXTURE_PACK) $(THREADS_PACK)
 	@$(MAKE) --no-print-directory CC=gcc CROSS= BUILD=$(TSAN_BUILD) \
-	    CFLAGS="$(TSAN_CFLAGS)" $(TSAN_BUILD)/test_threads
+	    CFLAGS="$(TSAN_CFLAGS)" $(TSAN_BUILD)/test_threads $(TSAN_BUILD)/test_local_threads
 	$(SAN_ENV) $(TSAN_BUILD)/test_threads $(FIXTURE) $(FIXTURE_PACK) $(THREADS_PACK)
+	$(SAN_ENV) $(TSAN_BUILD)/test_local_threads $(FIXTURE) $(FIXTURE_PACK)
 EXTRA_TESTS += test-asan test-tsan

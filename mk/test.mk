@@ -25,6 +25,9 @@ $(BUILD)/test_governor: tests/test_governor.c $(TOOL_LIB_OBJ) $(LIB)
 $(BUILD)/test_outcome: tests/test_outcome.c $(TOOL_LIB_OBJ) $(LIB)
 	$(TARGET_CC) $(TEST_CFLAGS) -o $@ $< $(TOOL_LIB_OBJ) $(LIB) -lcmocka $(TOOL_LIBS)
 
+$(BUILD)/test_local: tests/test_local.c $(TOOL_LIB_OBJ) $(LIB)
+	$(TARGET_CC) $(TEST_CFLAGS) -o $@ $< $(TOOL_LIB_OBJ) $(LIB) -lcmocka $(TOOL_LIBS)
+
 $(BUILD)/test_noalloc: tests/test_noalloc.c $(TOOL_LIB_OBJ) $(LIB)
 	$(TARGET_CC) $(TEST_CFLAGS) -o $@ $< $(TOOL_LIB_OBJ) $(LIB) -lcmocka $(TOOL_LIBS)
 
@@ -46,6 +49,9 @@ $(BUILD)/test_kernels: tests/test_kernels.c $(LIB)
 $(BUILD)/test_threads: tests/test_threads.c $(TOOL_LIB_OBJ) $(LIB)
 	$(TARGET_CC) $(TEST_CFLAGS) -pthread -o $@ $< $(TOOL_LIB_OBJ) $(LIB) $(TOOL_LIBS)
 
+$(BUILD)/test_local_threads: tests/test_local_threads.c $(TOOL_LIB_OBJ) $(LIB)
+	$(TARGET_CC) $(TEST_CFLAGS) -pthread -o $@ $< $(TOOL_LIB_OBJ) $(LIB) $(TOOL_LIBS)
+
 # The fixture pack has neither clusters nor a prefilter; the threads suite
 # also routes through a pack that has both (and a learned map).
 THREADS_PACK := $(BUILD)/threads.trp
@@ -54,7 +60,8 @@ $(THREADS_PACK): $(EMBEDDER) $(CLI) $(wildcard $(FIXTURE)/*)
 	    --k 100 --clusters 16 --learned-map --prefilter 256 --method knn --out $@ --force >/dev/null
 
 TEST_BINS := $(BUILD)/test_noalloc $(BUILD)/test_eval $(BUILD)/test_core $(BUILD)/test_task $(BUILD)/test_task_fit $(BUILD)/test_governor $(BUILD)/test_dataset $(BUILD)/test_kernels $(BUILD)/test_threads \
-             $(BUILD)/test_outcome $(BUILD)/test_badinput $(BUILD)/test_sealed $(BUILD)/test_prior $(BUILD)/test_api
+             $(BUILD)/test_outcome $(BUILD)/test_badinput $(BUILD)/test_sealed $(BUILD)/test_prior $(BUILD)/test_api \
+             $(BUILD)/test_local $(BUILD)/test_local_threads
 
 # LIB_CFLAGS: the library's extra flags (test-asan's sanitizers), for the
 # suites that compile a small program against $(BUILD)/libtinyroute.a.
@@ -82,7 +89,7 @@ A64      := build-aarch64
 QEMU_LD  := /usr/aarch64-linux-gnu
 test-aarch64: $(EMBEDDER)
 	@$(MAKE) --no-print-directory CROSS=aarch64-linux-gnu- all \
-	    $(A64)/test_noalloc $(A64)/test_eval $(A64)/test_core $(A64)/test_task $(A64)/test_task_fit $(A64)/test_governor $(A64)/test_dataset $(A64)/test_kernels $(A64)/test_outcome $(A64)/test_badinput $(A64)/test_sealed $(A64)/test_prior $(A64)/test_api
+	    $(A64)/test_noalloc $(A64)/test_eval $(A64)/test_core $(A64)/test_task $(A64)/test_task_fit $(A64)/test_governor $(A64)/test_dataset $(A64)/test_kernels $(A64)/test_outcome $(A64)/test_badinput $(A64)/test_sealed $(A64)/test_prior $(A64)/test_api $(A64)/test_local
 	@set -e; for cpu in cortex-a53 max; do \
 	  d=$(A64)/qemu-$$cpu; mkdir -p $$d; \
 	  printf '#!/bin/sh\nexec qemu-aarch64 -cpu %s -L $(QEMU_LD) %s "$$@"\n' $$cpu $(CURDIR)/$(A64)/tinyroute > $$d/tinyroute; \

@@ -229,8 +229,9 @@ static void weights(const tr_neighbor *nb, uint32_t k, int weighted, float inv_q
             w[j] = 1.0f - nb[j].sim * inv_qnorm <= TR_EXACT_DISTANCE ? 1.0f : 0.0f;
 }
 
-void tr_knn_predict(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
-                    int weighted, float inv_qnorm, float a, float *predicted)
+void tr_knn_predict_ext(const tr_labels *lab, const tr_neighbor *nb, uint32_t k, int weighted,
+                        float inv_qnorm, float a, const float *ext_hits, const float *ext_known,
+                        float *predicted)
 {
     float w[TR_K_MAX];
     weights(nb, k, weighted, inv_qnorm, w);
@@ -261,6 +262,13 @@ void tr_knn_predict(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
                 known++;
                 sum += sc ? sc[i] : (uint32_t)bit(cor, i);
             }
+            /* Extra (local) evidence: its own expression, so that a model
+             * without any keeps the pack-only operations bit for bit. */
+            if (ext_known && ext_known[m] > 0.0f) {
+                const float hits = sc ? (float)sum / 255.0f : (float)sum;
+                predicted[m] = (hits + a * prior + ext_hits[m]) / ((float)known + a + ext_known[m]);
+                continue;
+            }
             /* With a = 0 these are the plain means' very operations. */
             predicted[m] = known == 0 ? none
                            : sc ? ((float)sum + a * 255.0f * prior) /
@@ -276,8 +284,26 @@ void tr_knn_predict(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
             wsum += w[j];
             acc += w[j] * (sc ? (float)sc[i] / 255.0f : (float)bit(cor, i));
         }
+        if (ext_known && ext_known[m] > 0.0f) {
+            /* One extra unit counts as a neighbour of the mean weight, as a. */
+            float mw = 1.0f;
+            if (k > 0) {
+                float ws = 0.0f;
+                for (uint32_t j = 0; j < k; j++)
+                    ws += w[j];
+                mw = ws / (float)k;
+            }
+            predicted[m] = (acc + aw * prior + mw * ext_hits[m]) / (wsum + aw + mw * ext_known[m]);
+            continue;
+        }
         predicted[m] = wsum > 0.0f ? (acc + aw * prior) / (wsum + aw) : none;
     }
+}
+
+void tr_knn_predict(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
+                    int weighted, float inv_qnorm, float a, float *predicted)
+{
+    tr_knn_predict_ext(lab, nb, k, weighted, inv_qnorm, a, NULL, NULL, predicted);
 }
 
 /* int8 rows the kernels read: every value in [-127, 127] (the x86 kernels'

@@ -92,6 +92,15 @@ uint32_t tr_knn_search_prefilter(const tr_kernels *kern, const tr_refs *refs,
  * >= 0 (ignored without priors). */
 void tr_knn_predict(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
                     int weighted, float inv_qnorm, float a, float *predicted);
+/* The same with extra evidence per model (the device's local outcomes):
+ * ext_hits[m] outcome units over ext_known[m] neighbour units join the
+ * sums, (hits + a * prior + ext_hits) / (known + a + ext_known) (weighted:
+ * the extra units count at the neighbours' mean weight). A model with
+ * ext_known[m] == 0, or both arrays NULL, is predicted by tr_knn_predict's
+ * very operations (bit for bit). */
+void tr_knn_predict_ext(const tr_labels *lab, const tr_neighbor *nb, uint32_t k, int weighted,
+                        float inv_qnorm, float a, const float *ext_hits, const float *ext_known,
+                        float *predicted);
 
 /* Exact squared norm of an int8 row (an int64 sum, exact for any TR_DIM_MAX;
  * a float sum rounds past 2^24). */

@@ -50,7 +50,13 @@ typedef enum tr_status {
     TR_E_LOG_STALE = 27,          /* outcome for a log record already overwritten */
     TR_E_OUTPUT_TOO_SMALL = 28,   /* an output array's capacity is below what the
                                      pack needs (n_models, dim): nothing written */
-    TR_STATUS_COUNT = 29          /* one past the last; grows as codes are added */
+    TR_E_LOCAL_BLOB = 29,         /* local store blob truncated, malformed or of
+                                     an unknown version */
+    TR_E_LOCAL_MAC = 30,          /* local store blob fails its MAC: modified, or
+                                     sealed with another device key */
+    TR_E_LOCAL_PACK = 31,         /* local store or blob made for another pack:
+                                     embedder, dim or models differ */
+    TR_STATUS_COUNT = 32          /* one past the last; grows as codes are added */
 } tr_status;
 
 #endif /* TINYROUTE_STATUS_H */

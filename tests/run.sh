@@ -41,6 +41,7 @@ run task-fit $RUNNER "$BUILD/test_task_fit" "$FIXTURE" "$EMBEDDER"
 run governor $RUNNER "$BUILD/test_governor"
 run outcome $RUNNER "$BUILD/test_outcome"
 run noalloc $RUNNER "$BUILD/test_noalloc"
+run local $RUNNER "$BUILD/test_local" "$FIXTURE_PACK"
 run dataset $RUNNER "$BUILD/test_dataset"
 run eval $RUNNER "$BUILD/test_eval"
 run sealed $RUNNER "$BUILD/test_sealed" "$FIXTURE_PACK"
@@ -49,6 +50,7 @@ run sealed $RUNNER "$BUILD/test_sealed" "$FIXTURE_PACK"
 # pthread_create on this host, even for a bare two-line program.
 [ -z "$RUNNER" ] &&
     run threads "$BUILD/test_threads" "$FIXTURE" "$FIXTURE_PACK" ${THREADS_PACK:+"$THREADS_PACK"}
+[ -z "$RUNNER" ] && run local-threads "$BUILD/test_local_threads" "$FIXTURE" "$FIXTURE_PACK"
 run embedder-table "$PYTHON" tests/test_embedder_table.py "$EMBEDDER" "$WINK_JSON"
 run reference "$PYTHON" tests/ref_knn.py "$CLI" "$FIXTURE_PACK" fixtures/keys/test-signing.pub "$FIXTURE"
 run tasks "$PYTHON" tests/ref_task.py "$CLI" "$FIXTURE_PACK" fixtures/keys/test-signing.pub "$FIXTURE"
@@ -74,6 +76,7 @@ if [ -z "$RUNNER" ]; then
     WORK=$(mktemp -d)
     run eval-protocol "$PYTHON" tests/test_eval_protocol.py "$CLI" "$EMBEDDER" "$FIXTURE" "$WORK"
     rm -rf "$WORK"
+    run eval-local "$PYTHON" tests/test_eval_local.py "$CLI" "$EMBEDDER" "$FIXTURE"
 fi
 WORK=$(mktemp -d)
 run outcome-log "$PYTHON" tests/test_outcome_log.py "$CLI" "$FIXTURE_PACK" fixtures/keys/test-signing.pub fixtures/keys/test-signing.key "$EMBEDDER" "$FIXTURE" "$WORK"

@@ -104,6 +104,11 @@ static void test_routing_allocates_nothing(void **state)
     void *logmem;
     assert_int_equal(posix_memalign(&logmem, 64, log_bytes), 0);
     uint8_t *exported = __libc_malloc(log_bytes + 128);
+    /* Local learning: a store of 4 entries, its blob buffer. */
+    const size_t local_bytes = tr_local_size(4, info.dim, info.n_models);
+    void *localmem;
+    assert_int_equal(posix_memalign(&localmem, 64, local_bytes), 0);
+    uint8_t *blob = __libc_malloc(local_bytes + 4096);
 
     start_counting();
     counting = 1;
@@ -168,19 +173,46 @@ static void test_routing_allocates_nothing(void **state)
     }
     size_t written;
     assert_int_equal(tr_log_export(lg, exported, log_bytes + 128, &written), TR_OK);
+    /* Local learning: init, adds past the capacity (eviction), routes that
+     * read the store, the sealed export and its import. */
+    tr_local *ls;
+    assert_int_equal(tr_local_init(localmem, local_bytes, 4, r, &ls), TR_OK);
+    const tr_route_out eout = {pred, info.n_models, q, info.dim};
+    for (int i = 0; i < 6; i++) {
+        const char *p = prompts[i % 4];
+        const tr_query qt = tr_query_text(p, strlen(p));
+        tr_route_opts lo = {.local = ls, .local_weight = 2.0f, .distance_weighted = i & 1};
+        assert_int_equal(tr_route(r, c, &qt, &lo, &res, &eout), TR_OK);
+        if (!(res.flags & TR_RESULT_PRIOR_ONLY))
+            assert_int_equal(tr_local_add(ls, q, info.dim, res.model, 1.0f), TR_OK);
+        q[0] = (int8_t)(q[0] == 100 ? 99 : 100); /* another embedding next time */
+        assert_int_equal(tr_local_add(ls, q, info.dim, 0, 0.5f), TR_OK);
+    }
+    static const uint8_t lkey[32] = "local-store-device-key-012345678";
+    size_t lwritten;
+    assert_true(tr_local_export_size(ls) <= local_bytes + 4096);
+    assert_int_equal(tr_local_export(ls, lkey, blob, local_bytes + 4096, &lwritten), TR_OK);
+    assert_int_equal(tr_local_import(ls, lkey, blob, lwritten), TR_OK);
+    blob[70] ^= 1;
+    assert_int_equal(tr_local_import(ls, lkey, blob, lwritten), TR_E_LOCAL_MAC);
+    tr_local_stats lst;
+    assert_int_equal(tr_local_stats_get(ls, &lst), TR_OK);
+    assert_int_equal(lst.count, 4);
     counting = 0;
     assert_int_equal(calls, 0);
 #ifdef TR_TEST_LOAD_NOALLOC
     assert_int_equal(load_calls, 0);
-    print_message("heap calls: ctx/open/route/embed/task/governor/log 0 (device crypto)\n");
+    print_message("heap calls: ctx/open/route/embed/task/governor/log/local 0 (device crypto)\n");
 #else
-    print_message("heap calls: route/embed/task/governor/log 0; pack load %ld (inside mbedTLS)\n",
+    print_message("heap calls: route/embed/task/governor/log/local 0; pack load %ld (inside mbedTLS)\n",
                    load_calls);
 #endif
 
     __libc_free(pred);
     __libc_free(q);
     __libc_free(exported);
+    __libc_free(blob);
+    free(localmem);
     free(logmem);
     free(view_mem);
     free(ctx_mem);

@@ -12,6 +12,7 @@
  * fidelity figures. Every method gives a deferral curve (accuracy against
  * normalized cost as lambda sweeps), summarised by Area, QNC and Peak. */
 #include "eval_protocol.h"
+#include "eval_local.h"
 
 #include <getopt.h>
 #include <math.h>
@@ -70,6 +71,8 @@ typedef struct eval_opts {
     const char *json, *report;
     int force;
     const char *command;
+    int local;             /* --local: tools/eval_local.c */
+    double device_max_cost;
 } eval_opts;
 
 /* ---- small numerics ---- */
@@ -1471,7 +1474,78 @@ static const char usage[] =
     "each data set's DIR/FILE holds its prompts' vectors (numpy.save of a float32\n"
     "array, one row per line of prompts.jsonl; all-zero rows are left out), used\n"
     "as they are (no component removed) in place of --embedder.\n"
-    "(With --pack, eval measures a built pack instead: see eval --pack --help.)\n";
+    "(With --pack, eval measures a built pack instead: see eval --pack --help.)\n"
+    "--local [--device-max-cost 10]: a device that learns from its own outcomes\n"
+    "(issue #16, tools/eval_local.c): model and traffic shift with bandit\n"
+    "feedback; Area after 0, 50, 200, 1000 local outcomes against the pack alone\n"
+    "and a pack rebuilt with the same outcomes.\n";
+
+/* --local: the device's int8 embeddings of every prompt (the component
+ * removed is fitted, without labels, on a fixed 60% of the prompts), then
+ * tools/eval_local.c. */
+static int eval_local_set(const prepared *p, uint8_t *table, size_t table_len, const eval_opts *o)
+{
+    const uint32_t n = p->n, dim = p->dim;
+    uint64_t rs = 0x10CA1;
+    uint32_t *perm = tr_xmalloc(n * sizeof *perm);
+    for (uint32_t i = 0; i < n; i++)
+        perm[i] = i;
+    shuffle(perm, n, &rs);
+    tr_embedder e;
+    if (!o->no_pc && !given_vectors(o)) {
+        const uint32_t ntr = (uint32_t)(0.6 * n);
+        float *x = tr_xmalloc((size_t)ntr * dim * sizeof *x);
+        for (uint32_t i = 0; i < ntr; i++)
+            memcpy(x + (size_t)i * dim, p->raw + (size_t)perm[i] * dim, dim * sizeof *x);
+        float *pc = (float *)(void *)(table + tr_ld32(table + TR_E_OFF_PC));
+        int bad = tr_first_pc(x, ntr, dim, pc);
+        free(x);
+        if (bad) {
+            free(perm);
+            return tr_err("out of memory");
+        }
+        tr_emb_set_pc(table, 1);
+    } else if (table) {
+        tr_emb_set_pc(table, 0);
+    }
+    free(perm);
+    if (!given_vectors(o) && tr_embedder_view(table, table_len, &e) != TR_OK)
+        return tr_err("internal: embedder view");
+    int8_t *q = tr_xmalloc((size_t)n * dim);
+    float *v = tr_xmalloc(dim * sizeof *v);
+    for (uint32_t i = 0; i < n; i++) {
+        if (given_vectors(o)) {
+            memcpy(v, p->raw + (size_t)i * dim, dim * sizeof *v);
+        } else {
+            uint32_t known;
+            const char *t = p->ds.prompts[p->prompt[i]].text;
+            tr_embed_f32(&e, t, strlen(t), v, &known);
+        }
+        if (tr_quantize_i8(v, dim, q + (size_t)i * dim) != TR_OK) {
+            memset(q + (size_t)i * dim, 0, dim); /* as run_seed: a direction of its own */
+            q[(size_t)i * dim + i % dim] = 1;
+        }
+    }
+    double *cost = tr_xmalloc(p->n_models * sizeof *cost);
+    const char **model = tr_xmalloc(p->n_models * sizeof *model);
+    int *on_device = tr_xmalloc(p->n_models * sizeof *on_device);
+    const char **task = tr_xmalloc(n * sizeof *task);
+    int any_task = 0;
+    for (uint32_t m = 0; m < p->n_models; m++) {
+        cost[m] = p->ds.models[p->model_col[m]].cost;
+        model[m] = p->ds.models[p->model_col[m]].name;
+        on_device[m] = p->ds.models[p->model_col[m]].where == 0;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        task[i] = p->ds.prompts[p->prompt[i]].task;
+        any_task |= task[i] != NULL;
+    }
+    tr_local_eval_in in = {p->name, n, dim, p->n_models, q, p->Y, cost, model, on_device,
+                           any_task ? task : NULL, o->n_seeds, o->device_max_cost};
+    int r = tr_eval_local(&in, stdout);
+    free(q), free(v), free(cost), free(model), free(on_device), free(task);
+    return r;
+}
 
 int tr_eval_protocol(int argc, char **argv)
 {
@@ -1483,9 +1557,10 @@ int tr_eval_protocol(int argc, char **argv)
         {"random-embedding", no_argument, 0, 'R'}, {"no-learned-map", no_argument, 0, 'L'},
         {"fixed-pool", no_argument, 0, 'F'}, {"tasks", no_argument, 0, 'T'},
         {"max-cost", required_argument, 0, 'C'}, {"embeddings", required_argument, 0, 'E'},
+        {"local", no_argument, 0, 'l'}, {"device-max-cost", required_argument, 0, 'D'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *data[argc > 0 ? argc : 1]; /* each --data takes an argument */
-    eval_opts o = {.n_seeds = 10, .data = data};
+    eval_opts o = {.n_seeds = 10, .data = data, .device_max_cost = 10.0};
     int c;
     uint64_t u;
     optind = 1;
@@ -1513,6 +1588,11 @@ int tr_eval_protocol(int argc, char **argv)
         case 'C':
             if (tr_parse_f64(optarg, &o.max_cost) || !(o.max_cost > 0))
                 return tr_err("--max-cost must be a number > 0, not '%s'", optarg), 2;
+            break;
+        case 'l': o.local = 1; break;
+        case 'D':
+            if (tr_parse_f64(optarg, &o.device_max_cost) || !(o.device_max_cost > 0))
+                return tr_err("--device-max-cost must be a number > 0, not '%s'", optarg), 2;
             break;
         case 'h': fputs(usage, stdout); return 0;
         default: return tr_bad_option(argv);
@@ -1594,13 +1674,19 @@ int tr_eval_protocol(int argc, char **argv)
         "least cost reaching the best test model's test accuracy, relative to that model's cost");
     cJSON *dsets = cJSON_AddArrayToObject(doc, "datasets");
     int r = 0;
-    printf("%-22s %-30s %-15s %-17s %-15s %s\n", "dataset", "method", "Area", "QNC (finite)",
-           "Peak", "chosen");
+    if (!o.local)
+        printf("%-22s %-30s %-15s %-17s %-15s %s\n", "dataset", "method", "Area", "QNC (finite)",
+               "Peak", "chosen");
     for (int di = 0; di < o.n_data && r == 0; di++) {
         prepared p;
         if ((r = prepare(o.data[di], table, table_len, &o, &p)) != 0) {
             prepared_free(&p);
             break;
+        }
+        if (o.local) {
+            r = eval_local_set(&p, table, table_len, &o);
+            prepared_free(&p);
+            continue;
         }
         seed_result *sr = tr_xcalloc((size_t)o.n_seeds, sizeof *sr);
         for (int si = 0; si < o.n_seeds && r == 0; si++) {

@@ -125,3 +125,11 @@ printf '{"id":7,"text":"two words","task":null}\n\n{"id":"b","text":"caf\\u00e9 
 printf '\357\273\277id,big,"dev, ice"\r\n7,1,0.25\r\nb,,"1"\r\n' > "$W/c"
 join3 "$OUT/import/quoted" "$W/m" "$W/p" "$W/c"
 rm -rf "$W"
+
+# ---- local store blobs (fuzz_local): an even first byte builds a store from
+# the bytes and exports it (D = 16: 18 bytes an add), an odd one is a raw blob.
+mkdir -p "$OUT/local"
+printf '\000' > "$OUT/local/empty-store"
+head -c 181 /dev/zero | tr '\000' '\041' | { printf '\000'; cat; } > "$OUT/local/ten-adds"
+{ printf '\000'; head -c 180 /dev/zero | tr '\000' '\101'; printf '\002\001\000'; } > "$OUT/local/flip"
+printf '\001TRLS' > "$OUT/local/raw-magic"

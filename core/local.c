@@ -1,0 +1,411 @@
+/* Local learning (issue #16): outcome references the device observed, kept
+ * in caller memory next to the pack's, merged into the kNN estimate, and
+ * persisted as a blob sealed with the device key. No allocation. */
+#include "tr_numeric.h" /* first: the numeric contract, for every function below */
+#include <math.h>
+#include <string.h>
+
+#include "arena.h"
+#include "tr_format.h"
+#include "tr_internal.h"
+#include "tr_outcome.h"
+
+#define TR_LOCAL_STRUCT_MAGIC 0x4C434F4Cu /* "LOCL" */
+/* Capacities past this would make the blob's and the arena's sizes large
+ * enough to need care on 32-bit targets; nobody keeps 16M local outcomes. */
+#define TR_LOCAL_CAPACITY_MAX (1u << 24)
+
+/* ---- the blob (little-endian) ----
+ * header (64 bytes), count entries, then HMAC-SHA-256 (32 bytes) under the
+ * device key over header and entries. An entry: dim int8 values, then per
+ * model u32 adds (0: unknown) and f32 mean outcome (0 when unknown), then
+ * u64 stamp (the add counter at its last update). */
+#define TR_LOCAL_BLOB_MAGIC 0x534C5254u /* "TRLS" */
+#define TR_LOCAL_BLOB_VERSION 1u
+enum {
+    TR_LB_MAGIC = 0,
+    TR_LB_VERSION = 4,
+    TR_LB_DIM = 8,
+    TR_LB_MODELS = 12,
+    TR_LB_CAPACITY = 16, /* the exporting store's (informational) */
+    TR_LB_COUNT = 20,
+    TR_LB_EMBEDDER_FP = 24, /* tr_embedder_fingerprint, or 0 without one */
+    TR_LB_MODELS_FP = 32,   /* FNV-1a of the embedder and model names */
+    TR_LB_CLOCK = 40,       /* adds so far */
+    TR_LB_EVICTED = 48,
+    TR_LB_RESERVED = 56,    /* 8 zero bytes */
+    TR_LB_HEAD = 64
+};
+#define TR_LOCAL_MAC_BYTES 32u
+
+struct tr_local {
+    uint32_t magic;
+    uint32_t dim, stride, n_models, capacity, count;
+    uint64_t clock, evicted;
+    uint64_t embedder_fp, models_fp;
+    uint8_t pack_hash[32]; /* the view it is bound to (routes check it) */
+    int8_t *rows;          /* capacity x stride, zero padding past dim */
+    float *inv_norm;       /* 1/||row|| */
+    uint64_t *row_hash;    /* FNV-1a of the dim bytes: finds an embedding */
+    uint64_t *stamp;       /* clock at the entry's last add */
+    uint32_t *adds;        /* capacity x n_models: 0 = outcome unknown */
+    float *mean;           /* capacity x n_models: mean outcome of the adds */
+};
+
+/* The pack rows' stride: D rounded up to 16 (PACK_FORMAT.md, ref_i8), which
+ * the kernels may read whole. */
+static uint32_t stride_of(uint32_t dim) { return (dim + 15u) & ~15u; }
+
+static void carve(tr_arena *a, tr_local *s, uint32_t capacity, uint32_t dim, uint32_t n_models)
+{
+    const size_t cm = (size_t)capacity * n_models;
+    s->rows = tr_arena_take(a, (size_t)capacity * stride_of(dim));
+    s->inv_norm = tr_arena_take(a, sizeof(float) * capacity);
+    s->row_hash = tr_arena_take(a, sizeof(uint64_t) * capacity);
+    s->stamp = tr_arena_take(a, sizeof(uint64_t) * capacity);
+    s->adds = tr_arena_take(a, sizeof(uint32_t) * cm);
+    s->mean = tr_arena_take(a, sizeof(float) * cm);
+}
+
+size_t tr_local_size(uint32_t capacity, uint32_t dim, uint32_t n_models)
+{
+    if (capacity == 0 || capacity > TR_LOCAL_CAPACITY_MAX || dim == 0 || dim > TR_DIM_MAX ||
+        n_models == 0 || n_models > TR_MODELS_MAX)
+        return 0;
+    /* 2^24 x 2^16 x 8 bytes overflows a 32-bit size_t: refuse there. */
+    const uint64_t per = (uint64_t)stride_of(dim) + 4 + 8 + 8 + 8 * (uint64_t)n_models;
+    if ((uint64_t)capacity * per + 1024 > (uint64_t)SIZE_MAX)
+        return 0;
+    tr_arena a = {NULL, (size_t)-1, 0};
+    tr_local s;
+    tr_arena_take(&a, sizeof(struct tr_local));
+    carve(&a, &s, capacity, dim, n_models);
+    return a.used;
+}
+
+static int local_ok(const tr_local *s) { return s && s->magic == TR_LOCAL_STRUCT_MAGIC; }
+
+/* What binds a store to a pack beyond dim and n_models: the embedder table
+ * (as the outcome log binds its records) and the model names in order (an
+ * outcome of model 3 means nothing for another pack's model 3). */
+static void fingerprints(const tr_pack_view *p, uint64_t *emb, uint64_t *models)
+{
+    *emb = p->has_embedder ? tr_embedder_fingerprint(&p->embedder) : 0;
+    uint64_t h = tr_fnv1a64(p->info.embedder, strnlen(p->info.embedder, TR_EMBEDDER_NAME_MAX));
+    for (uint32_t m = 0; m < p->info.n_models; m++) {
+        tr_model_info mi;
+        tr_model_info_of(p, m, &mi);
+        /* Each name hashed on its own and chained, so that "ab","c" and
+         * "a","bc" differ. */
+        h = (h ^ tr_fnv1a64(mi.name, strnlen(mi.name, TR_MODEL_NAME_MAX))) * 1099511628211ull;
+    }
+    *models = h;
+}
+
+tr_status tr_local_init(void *mem, size_t bytes, uint32_t capacity, const tr_pack *pk,
+                        tr_local **out)
+{
+    if (!mem || !out || !tr_pack_ok(pk) || (uintptr_t)mem % TR_ARENA_ALIGN != 0)
+        return TR_E_ARG;
+    const tr_pack_view *p = &pk->served;
+    const size_t need = tr_local_size(capacity, p->info.dim, p->info.n_models);
+    if (need == 0)
+        return TR_E_ARG;
+    if (bytes < need)
+        return TR_E_ARENA_TOO_SMALL;
+    /* The store is written where the pack's bytes are read from. */
+    if (tr_overlaps(mem, need, pk->base_bytes, pk->base_len) ||
+        (pk->delta_bytes && tr_overlaps(mem, need, pk->delta_bytes, pk->delta_len)) ||
+        tr_overlaps(mem, need, pk, sizeof *pk))
+        return TR_E_ARG;
+    tr_arena a = {mem, bytes, 0};
+    tr_local *s = tr_arena_take(&a, sizeof *s);
+    memset(s, 0, sizeof *s);
+    s->dim = p->info.dim;
+    s->stride = stride_of(s->dim);
+    s->n_models = p->info.n_models;
+    s->capacity = capacity;
+    carve(&a, s, capacity, s->dim, s->n_models);
+    /* Padding must read as zeros for the kernels; the rest is written per
+     * entry before it is counted. */
+    memset(s->rows, 0, (size_t)capacity * s->stride);
+    fingerprints(p, &s->embedder_fp, &s->models_fp);
+    memcpy(s->pack_hash, p->info.pack_hash, 32);
+    s->magic = TR_LOCAL_STRUCT_MAGIC;
+    *out = s;
+    return TR_OK;
+}
+
+tr_status tr_local_bind(tr_local *s, const tr_pack *pk)
+{
+    if (!local_ok(s) || !tr_pack_ok(pk))
+        return TR_E_ARG;
+    const tr_pack_view *p = &pk->served;
+    if (p->info.dim != s->dim || p->info.n_models != s->n_models)
+        return TR_E_LOCAL_PACK;
+    uint64_t emb, models;
+    fingerprints(p, &emb, &models);
+    if (emb != s->embedder_fp || models != s->models_fp)
+        return TR_E_LOCAL_PACK;
+    memcpy(s->pack_hash, p->info.pack_hash, 32);
+    return TR_OK;
+}
+
+tr_status tr_local_check(const tr_local *s, const tr_pack_view *p)
+{
+    if (!local_ok(s))
+        return TR_E_ARG;
+    return s->dim == p->info.dim && s->n_models == p->info.n_models &&
+                   memcmp(s->pack_hash, p->info.pack_hash, 32) == 0
+               ? TR_OK
+               : TR_E_LOCAL_PACK;
+}
+
+static float inv_norm_of(const int8_t *e, uint32_t dim)
+{
+    return 1.0f / sqrtf((float)tr_i8_sqnorm(e, dim));
+}
+
+static uint32_t find(const tr_local *s, const int8_t *e, uint64_t h)
+{
+    for (uint32_t i = 0; i < s->count; i++)
+        if (s->row_hash[i] == h && memcmp(s->rows + (size_t)i * s->stride, e, s->dim) == 0)
+            return i;
+    return UINT32_MAX;
+}
+
+tr_status tr_local_add(tr_local *s, const int8_t *e, uint32_t dim, uint32_t model, float outcome)
+{
+    if (!local_ok(s) || !e)
+        return TR_E_ARG;
+    if (dim != s->dim)
+        return TR_E_DIM_MISMATCH;
+    if (model >= s->n_models || !(outcome >= 0.0f && outcome <= 1.0f)) /* NaN too */
+        return TR_E_ARG;
+    tr_status st = tr_check_i8(e, dim);
+    if (st != TR_OK)
+        return st;
+    const uint64_t h = tr_fnv1a64(e, dim);
+    uint32_t i = find(s, e, h);
+    if (i == UINT32_MAX) {
+        if (s->count < s->capacity) {
+            i = s->count;
+        } else {
+            /* Oldest first: the entry least recently added to (lowest stamp;
+             * stamps are distinct, so this is one entry). */
+            i = 0;
+            for (uint32_t j = 1; j < s->count; j++)
+                if (s->stamp[j] < s->stamp[i])
+                    i = j;
+            s->evicted++;
+        }
+        int8_t *row = s->rows + (size_t)i * s->stride;
+        memcpy(row, e, dim);
+        s->inv_norm[i] = inv_norm_of(e, dim);
+        s->row_hash[i] = h;
+        memset(s->adds + (size_t)i * s->n_models, 0, sizeof(uint32_t) * s->n_models);
+        memset(s->mean + (size_t)i * s->n_models, 0, sizeof(float) * s->n_models);
+        if (i == s->count)
+            s->count++;
+    }
+    uint32_t *n = s->adds + (size_t)i * s->n_models + model;
+    float *mu = s->mean + (size_t)i * s->n_models + model;
+    /* A running mean; the count saturates (the mean then moves as an
+     * exponential average of weight 2^-32: never in practice). */
+    if (*n < UINT32_MAX)
+        (*n)++;
+    *mu += (outcome - *mu) / (float)*n;
+    if (*mu < 0.0f) /* rounding must keep it an outcome */
+        *mu = 0.0f;
+    if (*mu > 1.0f)
+        *mu = 1.0f;
+    s->stamp[i] = ++s->clock;
+    return TR_OK;
+}
+
+tr_status tr_local_stats_get(const tr_local *s, tr_local_stats *st)
+{
+    if (!local_ok(s) || !st)
+        return TR_E_ARG;
+    st->count = s->count;
+    st->capacity = s->capacity;
+    st->adds = s->clock;
+    st->evicted = s->evicted;
+    return TR_OK;
+}
+
+uint32_t tr_local_count(const tr_local *s) { return s->count; }
+
+int tr_local_evidence(const tr_local *s, const tr_kernels *kern, const int8_t *q, float inv_qnorm,
+                      float radius, float w, int32_t *dots, float *hits, float *known)
+{
+    int any = 0;
+    for (uint32_t m = 0; m < s->n_models; m++)
+        hits[m] = known[m] = 0.0f;
+    for (uint32_t base = 0; base < s->count; base += TR_KNN_BLOCK) {
+        uint32_t nb = s->count - base < TR_KNN_BLOCK ? s->count - base : TR_KNN_BLOCK;
+        kern->dot_i8_rows(q, s->rows + (size_t)base * s->stride, s->stride, nb, s->dim, dots);
+        for (uint32_t j = 0; j < nb; j++) {
+            const uint32_t i = base + j;
+            /* The pack's own distance formula (router.c), so that the
+             * radius and the entries compare like with like. */
+            const float d = 1.0f - (float)dots[j] * s->inv_norm[i] * inv_qnorm;
+            if (!(d <= radius))
+                continue;
+            const uint32_t *n = s->adds + (size_t)i * s->n_models;
+            const float *mu = s->mean + (size_t)i * s->n_models;
+            for (uint32_t m = 0; m < s->n_models; m++)
+                if (n[m]) {
+                    hits[m] += w * mu[m];
+                    known[m] += w;
+                    any = 1;
+                }
+        }
+    }
+    return any;
+}
+
+/* ---- persistence ---- */
+
+/* Bytes of a blob of count entries; 0 if it would not fit a size_t. */
+static size_t blob_bytes(uint32_t dim, uint32_t n_models, uint32_t count)
+{
+    const uint64_t e = (uint64_t)dim + 8u * (uint64_t)n_models + 8u;
+    const uint64_t b = TR_LB_HEAD + (uint64_t)count * e + TR_LOCAL_MAC_BYTES;
+    /* dim, n_models, count are u32: b < 2^32 * 2^36, no u64 overflow. */
+    return b > (uint64_t)SIZE_MAX ? 0 : (size_t)b;
+}
+
+size_t tr_local_export_size(const tr_local *s)
+{
+    return local_ok(s) ? blob_bytes(s->dim, s->n_models, s->count) : 0;
+}
+
+tr_status tr_local_export(const tr_local *s, const uint8_t key[TR_LOCAL_KEY_BYTES], void *out,
+                          size_t cap, size_t *written)
+{
+    if (!local_ok(s) || !key || !written)
+        return TR_E_ARG;
+    const size_t need = blob_bytes(s->dim, s->n_models, s->count);
+    *written = need;
+    if (!out || cap < need)
+        return TR_E_OUTPUT_TOO_SMALL;
+    uint8_t *o = out;
+    memset(o, 0, TR_LB_HEAD);
+    tr_st32(o + TR_LB_MAGIC, TR_LOCAL_BLOB_MAGIC);
+    tr_st32(o + TR_LB_VERSION, TR_LOCAL_BLOB_VERSION);
+    tr_st32(o + TR_LB_DIM, s->dim);
+    tr_st32(o + TR_LB_MODELS, s->n_models);
+    tr_st32(o + TR_LB_CAPACITY, s->capacity);
+    tr_st32(o + TR_LB_COUNT, s->count);
+    tr_st64(o + TR_LB_EMBEDDER_FP, s->embedder_fp);
+    tr_st64(o + TR_LB_MODELS_FP, s->models_fp);
+    tr_st64(o + TR_LB_CLOCK, s->clock);
+    tr_st64(o + TR_LB_EVICTED, s->evicted);
+    uint8_t *e = o + TR_LB_HEAD;
+    for (uint32_t i = 0; i < s->count; i++) {
+        memcpy(e, s->rows + (size_t)i * s->stride, s->dim);
+        e += s->dim;
+        for (uint32_t m = 0; m < s->n_models; m++) {
+            const size_t x = (size_t)i * s->n_models + m;
+            tr_st32(e, s->adds[x]);
+            tr_stf32(e + 4, s->mean[x]);
+            e += 8;
+        }
+        tr_st64(e, s->stamp[i]);
+        e += 8;
+    }
+    return tr_hmac_sha256(key, TR_LOCAL_KEY_BYTES, o, need - TR_LOCAL_MAC_BYTES,
+                          o + need - TR_LOCAL_MAC_BYTES);
+}
+
+/* Constant time: how many bytes differ is not leaked through timing. */
+static int mac_equal(const uint8_t *a, const uint8_t *b)
+{
+    uint8_t d = 0;
+    for (unsigned i = 0; i < TR_LOCAL_MAC_BYTES; i++)
+        d |= (uint8_t)(a[i] ^ b[i]);
+    return d == 0;
+}
+
+/* The checks a sealed blob must still pass: a MAC only says the key's
+ * holder wrote it, not that the writer was this library. */
+static tr_status entries_ok(const uint8_t *b, uint32_t dim, uint32_t n_models, uint32_t count,
+                            uint64_t clock)
+{
+    const uint8_t *e = b + TR_LB_HEAD;
+    for (uint32_t i = 0; i < count; i++) {
+        if (tr_check_i8((const int8_t *)e, dim) != TR_OK)
+            return TR_E_LOCAL_BLOB;
+        e += dim;
+        for (uint32_t m = 0; m < n_models; m++, e += 8) {
+            const uint32_t n = tr_ld32(e);
+            const float mu = tr_ldf32(e + 4);
+            if (n ? !(mu >= 0.0f && mu <= 1.0f) : tr_ld32(e + 4) != 0)
+                return TR_E_LOCAL_BLOB;
+        }
+        const uint64_t stamp = tr_ld64(e);
+        if (stamp == 0 || stamp > clock)
+            return TR_E_LOCAL_BLOB;
+        e += 8;
+    }
+    return TR_OK;
+}
+
+tr_status tr_local_import(tr_local *s, const uint8_t key[TR_LOCAL_KEY_BYTES], const void *blob,
+                          size_t len)
+{
+    if (!local_ok(s) || !key || (!blob && len))
+        return TR_E_ARG;
+    const uint8_t *b = blob;
+    /* Shape first, from the header as written (not trusted yet): a blob of
+     * another length than its header says is truncated or extended. */
+    if (len < TR_LB_HEAD + TR_LOCAL_MAC_BYTES || tr_ld32(b + TR_LB_MAGIC) != TR_LOCAL_BLOB_MAGIC ||
+        tr_ld32(b + TR_LB_VERSION) != TR_LOCAL_BLOB_VERSION)
+        return TR_E_LOCAL_BLOB;
+    const uint32_t dim = tr_ld32(b + TR_LB_DIM), n_models = tr_ld32(b + TR_LB_MODELS),
+                   count = tr_ld32(b + TR_LB_COUNT);
+    if (dim == 0 || dim > TR_DIM_MAX || n_models == 0 || n_models > TR_MODELS_MAX ||
+        blob_bytes(dim, n_models, count) != len)
+        return TR_E_LOCAL_BLOB;
+    /* Then the seal, before any field is believed. */
+    uint8_t mac[32];
+    tr_status st = tr_hmac_sha256(key, TR_LOCAL_KEY_BYTES, b, len - TR_LOCAL_MAC_BYTES, mac);
+    if (st != TR_OK)
+        return st;
+    if (!mac_equal(mac, b + len - TR_LOCAL_MAC_BYTES))
+        return TR_E_LOCAL_MAC;
+    /* Sealed by this device: now which pack it belongs to. */
+    if (dim != s->dim || n_models != s->n_models ||
+        tr_ld64(b + TR_LB_EMBEDDER_FP) != s->embedder_fp ||
+        tr_ld64(b + TR_LB_MODELS_FP) != s->models_fp)
+        return TR_E_LOCAL_PACK;
+    const uint64_t clock = tr_ld64(b + TR_LB_CLOCK);
+    for (unsigned i = TR_LB_RESERVED; i < TR_LB_HEAD; i++)
+        if (b[i])
+            return TR_E_LOCAL_BLOB;
+    if (count > clock || (st = entries_ok(b, dim, n_models, count, clock)) != TR_OK)
+        return st == TR_OK ? TR_E_LOCAL_BLOB : st;
+    if (count > s->capacity)
+        return TR_E_ARENA_TOO_SMALL;
+    /* Every check passed: only now is the store written. */
+    const uint8_t *e = b + TR_LB_HEAD;
+    for (uint32_t i = 0; i < count; i++) {
+        int8_t *row = s->rows + (size_t)i * s->stride;
+        memcpy(row, e, dim);
+        s->inv_norm[i] = inv_norm_of(row, dim);
+        s->row_hash[i] = tr_fnv1a64(row, dim);
+        e += dim;
+        for (uint32_t m = 0; m < n_models; m++, e += 8) {
+            const size_t x = (size_t)i * n_models + m;
+            s->adds[x] = tr_ld32(e);
+            s->mean[x] = tr_ldf32(e + 4);
+        }
+        s->stamp[i] = tr_ld64(e);
+        e += 8;
+    }
+    s->count = count;
+    s->clock = clock;
+    s->evicted = tr_ld64(b + TR_LB_EVICTED);
+    return TR_OK;
+}

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""tinyroute eval --local on the fixture (issue #16, tools/eval_local.c).
+
+usage: test_eval_local.py CLI EMBEDDER FIXTURE
+
+Checks real properties of the output, not its numbers:
+  - one table per scenario (model shift; model + traffic shift), each with
+    the rows 0, 50, 200, 1000 outcomes;
+  - at 0 outcomes the local store is empty and the rebuilt pack is the pack:
+    local and rebuilt Area equal pack-only Area exactly, differences +0.0000;
+  - every Area in [0, 1], the differences are the printed columns' own,
+    seed counts within the seeds asked for, one chosen weight per seed, each
+    from the validation grid;
+  - the run is deterministic (twice, the same bytes);
+  - bad arguments: --device-max-cost 0 (exit 2), and a threshold leaving
+    fewer than two device candidates (exit 1, with the reason).
+"""
+import re
+import subprocess
+import sys
+
+GRID = {0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0}
+passed = failed = 0
+
+
+def check(ok, what):
+    global passed, failed
+    print(("ok   " if ok else "FAIL ") + what)
+    if ok:
+        passed += 1
+    else:
+        failed += 1
+
+
+def run(cli, *args):
+    return subprocess.run([cli, "eval", "--local", *args], capture_output=True, text=True)
+
+
+def main():
+    cli, emb, fix = sys.argv[1:4]
+    seeds = 2
+    base = ["--data", fix, "--embedder", emb, "--seeds", str(seeds)]
+    r = run(cli, *base)
+    check(r.returncode == 0, "eval --local runs (exit 0)")
+    out = r.stdout
+    heads = re.findall(r"^(\S+), (model shift|model \+ traffic shift \(1-3 tasks\)), (\d+) seeds; "
+                       r"local_weight chosen per seed on validation: (\S+)$", out, re.M)
+    check([h[1] for h in heads] == ["model shift", "model + traffic shift (1-3 tasks)"],
+          "two scenario tables, model shift then model + traffic shift")
+    for h in heads:
+        ws = [float(x) for x in h[3].split(",")]
+        check(int(h[2]) == seeds and len(ws) == seeds and all(w in GRID for w in ws),
+              f"{h[1]}: one weight per seed, each from the validation grid ({h[3]})")
+    tables = re.split(r"^\S+, model", out, flags=re.M)[1:]
+    check(len(tables) == 2, "each scenario has its table")
+    for t in tables:
+        rows = re.findall(r"^\| (\d+) \| (\d+) \|(.*)\|$", t, re.M)
+        check([x[0] for x in rows] == ["0", "50", "200", "1000"],
+              "rows at 0, 50, 200, 1000 outcomes")
+        for at, n, rest in rows:
+            n = int(n)
+            check(0 <= n <= seeds, f"row {at}: seed count {n} within {seeds}")
+            if n == 0:
+                continue
+            cells = [c.strip() for c in rest.split("|")]
+            pack, local, dlp, rebuilt, dlr = cells[:5]
+            vals = [float(pack), float(local), float(rebuilt)]
+            check(all(0.0 <= v <= 1.0 for v in vals), f"row {at}: Areas in [0,1]")
+            check(abs(float(dlp) - (float(local) - float(pack))) <= 1.5e-4 and
+                  abs(float(dlr) - (float(local) - float(rebuilt))) <= 1.5e-4,
+                  f"row {at}: the differences are local - pack and local - rebuilt")
+            if at == "0":
+                check(pack == local == rebuilt and dlp == "+0.0000" and dlr == "+0.0000",
+                      "0 outcomes: local and rebuilt Area equal pack-only exactly")
+    r2 = run(cli, *base)
+    check(r2.returncode == 0 and r2.stdout == out, "deterministic: a second run prints the same")
+    r3 = run(cli, *base, "--device-max-cost", "0")
+    check(r3.returncode == 2 and "--device-max-cost" in r3.stderr, "--device-max-cost 0: exit 2")
+    r4 = run(cli, *base, "--device-max-cost", "1")
+    check(r4.returncode == 1 and "need two device candidates" in r4.stderr,
+          "fewer than two device candidates: exit 1 with the reason")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,453 @@
+/* tinyroute eval --local (issue #16): a device that learns from its own
+ * outcomes, simulated on a data set with bandit feedback.
+ *
+ * Per seed: prompts split 60/40 into the pack's references and the user's
+ * prompts. Model shift: the pack is built with device model A's labels, but
+ * the device's model behaves like B, another model of the device candidates
+ * (cost <= --device-max-cost); the routed pool is every model but B, with
+ * A's column answering as B. Traffic shift (second scenario, on top): the
+ * user's prompts come from 1-3 tasks. The user's prompts split in half:
+ * validation (local_weight is chosen there, never on the test half) and
+ * test. On the test half the device routes a stream of prompts, each at a
+ * lambda drawn from the curve's sweep, and learns only the chosen model's
+ * outcome (bandit feedback); after t in {0, 50, 200, 1000} outcomes the
+ * later prompts (the rest of the test half, never streamed) are routed by
+ *   pack-only: the pack's kNN estimate;
+ *   local:     the same plus the store's entries within the pack's
+ *              neighbour radius (tr_knn_predict_ext, the estimator
+ *              tr_route uses with tr_route_opts.local; core/local.c);
+ *   rebuilt:   a pack whose references are the pack's plus the t streamed
+ *              prompts, each labelled with its one revealed outcome (what
+ *              `build --add-log` makes of a device's log), priors
+ *              recomputed;
+ * and each gives the Area of its deferral curve (tools/pareto.h). The pack's
+ * k and prior strength are chosen as build chooses them, on held-out pack
+ * references with the pack's labels. */
+#include "eval_local.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "choose.h"
+#include "pareto.h"
+#include "tr_knn.h"
+#include "trh_rand.h"
+#include "util.h"
+
+#define N_CP 4
+static const uint32_t cp_at[N_CP] = {0, 50, 200, 1000};
+static const float w_grid[] = {0.25f, 0.5f, 1.0f, 2.0f, 4.0f, 8.0f, 16.0f};
+#define N_W (sizeof w_grid / sizeof *w_grid)
+#define VAL_STREAM 200u /* outcomes of the validation stream */
+
+typedef struct world {
+    const tr_local_eval_in *in;
+    uint32_t nmp, *pc;    /* pool -> data set model */
+    uint32_t d_pack, d_true;
+    double *cn;           /* pool's normalized costs */
+    tr_refs refs;         /* the pack's references */
+    tr_host_labels hl;    /* the pack's labels (A's for the device slot) */
+    uint32_t k;
+    float a;
+    float *inv;           /* n: 1/||q|| as the device computes it */
+} world;
+
+static float y_true(const world *w, uint32_t i, uint32_t m)
+{
+    uint32_t c = w->pc[m] == w->d_pack ? w->d_true : w->pc[m];
+    return w->in->Y[(size_t)i * w->in->nm + c];
+}
+
+static float y_pack(const world *w, uint32_t i, uint32_t m)
+{
+    return w->in->Y[(size_t)i * w->in->nm + w->pc[m]];
+}
+
+static const int8_t *row(const world *w, uint32_t i)
+{
+    return w->in->q + (size_t)i * w->in->dim;
+}
+
+static int32_t dot8(const int8_t *a, const int8_t *b, uint32_t dim)
+{
+    int32_t s = 0;
+    for (uint32_t d = 0; d < dim; d++)
+        s += (int32_t)a[d] * b[d];
+    return s;
+}
+
+static tr_refs make_refs(const world *w, const uint32_t *idx, uint32_t n)
+{
+    const uint32_t dim = w->in->dim;
+    int8_t *rows = tr_xmalloc((size_t)n * dim + 1);
+    float *inv = tr_xmalloc(((size_t)n + 1) * sizeof *inv);
+    for (uint32_t j = 0; j < n; j++) {
+        memcpy(rows + (size_t)j * dim, row(w, idx[j]), dim);
+        inv[j] = w->inv[idx[j]];
+    }
+    return (tr_refs){n, dim, dim, rows, inv};
+}
+
+static void free_refs(tr_refs *r)
+{
+    free((void *)r->rows);
+    free((void *)r->inv_norm);
+}
+
+/* The stream so far: prompt, chosen model, revealed outcome. */
+typedef struct stream {
+    const uint32_t *prompt;
+    uint32_t *model;
+    float *outcome;
+    uint32_t n;
+} stream;
+
+/* Model predictions for prompt i from refs/labels, plus (w > 0) the local
+ * evidence of the first s->n stream entries inside the neighbour radius. */
+static void predict(const world *W, const tr_refs *refs, const tr_labels *lab, uint32_t i,
+                    const stream *s, float w, float *P, float *hits, float *known)
+{
+    tr_neighbor nb[TR_K_MAX];
+    int32_t dots[TR_KNN_BLOCK];
+    const int8_t *q = row(W, i);
+    uint32_t f = tr_knn_search(tr_kernels_active(), refs, q, W->k, dots, nb);
+    const float invq = W->inv[i];
+    const float *eh = NULL, *ek = NULL;
+    if (s && s->n && w > 0.0f) {
+        const float radius = f ? 1.0f - nb[f - 1].sim * invq : 2.0f;
+        int any = 0;
+        for (uint32_t m = 0; m < W->nmp; m++)
+            hits[m] = known[m] = 0.0f;
+        for (uint32_t j = 0; j < s->n; j++) {
+            const uint32_t p = s->prompt[j];
+            const float d = 1.0f - (float)dot8(q, row(W, p), W->in->dim) * W->inv[p] * invq;
+            if (d <= radius) {
+                hits[s->model[j]] += w * s->outcome[j];
+                known[s->model[j]] += w;
+                any = 1;
+            }
+        }
+        if (any)
+            eh = hits, ek = known;
+    }
+    tr_knn_predict_ext(lab, nb, f, 0, invq, W->a, eh, ek, P);
+}
+
+static uint32_t route_at(const world *W, const float *P, uint32_t i, double lambda)
+{
+    float *y = tr_xmalloc(W->nmp * sizeof *y);
+    for (uint32_t m = 0; m < W->nmp; m++)
+        y[m] = y_true(W, i, m);
+    double c, acc;
+    uint32_t choice;
+    tr_route_point(P, y, 1, W->nmp, W->cn, lambda, &c, &acc, &choice);
+    free(y);
+    return choice;
+}
+
+/* Route the stream prompts in order with the store learning as it goes:
+ * fills s->model/outcome for s->n = T prompts. */
+static void run_stream(const world *W, stream *s, uint32_t T, float w, uint64_t *rs)
+{
+    float *P = tr_xmalloc(W->nmp * sizeof *P), *h = tr_xmalloc(W->nmp * sizeof *h),
+          *k = tr_xmalloc(W->nmp * sizeof *k);
+    for (uint32_t t = 0; t < T; t++) {
+        s->n = t;
+        const uint32_t i = s->prompt[t];
+        predict(W, &W->refs, &W->hl.lab, i, s, w, P, h, k);
+        /* A lambda of the sweep but the last (which only ever picks the
+         * cheapest): users and budgets differ from prompt to prompt. */
+        const double lam = tr_curve_lambda((int)(trh_splitmix64(rs) % (TR_CURVE_LAMBDAS - 1)));
+        s->model[t] = route_at(W, P, i, lam);
+        s->outcome[t] = y_true(W, i, s->model[t]);
+    }
+    s->n = T;
+    free(P), free(h), free(k);
+}
+
+/* Area on prompts E: local (w > 0, first t stream entries) or pack-only. */
+static double area_local(const world *W, const uint32_t *E, uint32_t nE, const stream *s,
+                         uint32_t t, float w)
+{
+    float *P = tr_xmalloc((size_t)nE * W->nmp * sizeof *P), *Y = tr_xmalloc((size_t)nE * W->nmp * sizeof *Y);
+    float *h = tr_xmalloc(W->nmp * sizeof *h), *k = tr_xmalloc(W->nmp * sizeof *k);
+    stream st = *s;
+    st.n = t;
+    for (uint32_t e = 0; e < nE; e++) {
+        predict(W, &W->refs, &W->hl.lab, E[e], &st, w, P + (size_t)e * W->nmp, h, k);
+        for (uint32_t m = 0; m < W->nmp; m++)
+            Y[(size_t)e * W->nmp + m] = y_true(W, E[e], m);
+    }
+    tr_curve c;
+    tr_route_curve(P, Y, nE, W->nmp, W->cn, &c, NULL);
+    free(P), free(Y), free(h), free(k);
+    return c.area;
+}
+
+/* Area on E of the pack rebuilt with the first t stream prompts as
+ * references, each knowing only its revealed outcome. */
+static double area_rebuilt(const world *W, const uint32_t *tr, uint32_t ntr, const uint32_t *E,
+                           uint32_t nE, const stream *s, uint32_t t)
+{
+    const uint32_t n = ntr + t, nm = W->nmp;
+    uint32_t *idx = tr_xmalloc((size_t)n * sizeof *idx);
+    float *L = tr_xmalloc((size_t)n * nm * sizeof *L);
+    for (uint32_t j = 0; j < ntr; j++) {
+        idx[j] = tr[j];
+        for (uint32_t m = 0; m < nm; m++)
+            L[(size_t)j * nm + m] = y_pack(W, tr[j], m);
+    }
+    for (uint32_t j = 0; j < t; j++) {
+        idx[ntr + j] = s->prompt[j];
+        for (uint32_t m = 0; m < nm; m++)
+            L[(size_t)(ntr + j) * nm + m] = m == s->model[j] ? s->outcome[j] : NAN;
+    }
+    tr_refs refs = make_refs(W, idx, n);
+    tr_host_labels hl;
+    tr_host_labels_make(L, n, nm, &hl);
+    float *P = tr_xmalloc((size_t)nE * nm * sizeof *P), *Y = tr_xmalloc((size_t)nE * nm * sizeof *Y);
+    for (uint32_t e = 0; e < nE; e++) {
+        predict(W, &refs, &hl.lab, E[e], NULL, 0.0f, P + (size_t)e * nm, NULL, NULL);
+        for (uint32_t m = 0; m < nm; m++)
+            Y[(size_t)e * nm + m] = y_true(W, E[e], m);
+    }
+    tr_curve c;
+    tr_route_curve(P, Y, nE, nm, W->cn, &c, NULL);
+    tr_host_labels_free(&hl);
+    free_refs(&refs);
+    free(idx), free(L), free(P), free(Y);
+    return c.area;
+}
+
+static void shuffle(uint32_t *a, uint32_t n, uint64_t *s)
+{
+    for (uint32_t i = n; i > 1; i--) {
+        uint32_t j = (uint32_t)(trh_splitmix64(s) % i);
+        uint32_t t = a[i - 1];
+        a[i - 1] = a[j];
+        a[j] = t;
+    }
+}
+
+/* k and prior strength as build chooses them: the best Area on the last
+ * sixth of the pack's references, with the pack's labels, the rest as
+ * references. */
+static void choose_k_a(world *W, const uint32_t *tr, uint32_t ntr)
+{
+    const uint32_t nv = ntr / 6, nr = ntr - nv, nm = W->nmp;
+    W->k = tr_choose_k_grid[0];
+    W->a = 0;
+    if (nv == 0 || nr == 0) /* too few to choose on: the grid's first */
+        return;
+    tr_refs refs = make_refs(W, tr, nr);
+    float *L = tr_xmalloc((size_t)nr * nm * sizeof *L), *Yv = tr_xmalloc((size_t)nv * nm * sizeof *Yv);
+    for (uint32_t j = 0; j < nr; j++)
+        for (uint32_t m = 0; m < nm; m++)
+            L[(size_t)j * nm + m] = y_pack(W, tr[j], m);
+    for (uint32_t j = 0; j < nv; j++)
+        for (uint32_t m = 0; m < nm; m++)
+            Yv[(size_t)j * nm + m] = y_pack(W, tr[nr + j], m);
+    tr_host_labels hl;
+    tr_host_labels_make(L, nr, nm, &hl);
+    uint32_t kmax = tr_choose_k_grid[tr_choose_k_grid_len - 1];
+    if (kmax > nr)
+        kmax = nr;
+    tr_neighbor *nb = tr_xmalloc((size_t)nv * kmax * sizeof *nb);
+    int32_t dots[TR_KNN_BLOCK];
+    for (uint32_t j = 0; j < nv; j++)
+        tr_knn_search(tr_kernels_active(), &refs, row(W, tr[nr + j]), kmax, dots,
+                      nb + (size_t)j * kmax);
+    float *P = tr_xmalloc((size_t)nv * nm * sizeof *P);
+    double best = -1;
+    for (uint32_t g = 0; g < tr_choose_k_grid_len && tr_choose_k_grid[g] <= kmax; g++)
+        for (uint32_t ga = 0; ga < tr_choose_a_grid_len; ga++) {
+            for (uint32_t j = 0; j < nv; j++)
+                tr_knn_predict(&hl.lab, nb + (size_t)j * kmax, tr_choose_k_grid[g], 0, 1.0f,
+                               tr_choose_a_grid[ga], P + (size_t)j * nm);
+            tr_curve c;
+            tr_route_curve(P, Yv, nv, nm, W->cn, &c, NULL);
+            if (c.area > best) {
+                best = c.area;
+                W->k = tr_choose_k_grid[g];
+                W->a = tr_choose_a_grid[ga];
+            }
+        }
+    free(nb), free(P), free(L), free(Yv);
+    tr_host_labels_free(&hl);
+    free_refs(&refs);
+}
+
+typedef struct cell {
+    double pack, local, rebuilt;
+    int n;
+} cell;
+
+/* One seed of one scenario; adds to cells[N_CP]; *w_out the weight chosen. */
+static int run_seed(const tr_local_eval_in *in, int traffic, uint64_t seed, cell *cells,
+                    float *w_out, char *pair, size_t pair_cap)
+{
+    uint64_t rs = seed * 0x9E3779B97F4A7C15ull + (uint64_t)traffic * 7919u + 1;
+    world W = {.in = in};
+    /* Device candidates, and the pair (A in the pack, B on the device). */
+    uint32_t *cand = tr_xmalloc(in->nm * sizeof *cand), nc = 0;
+    for (uint32_t m = 0; m < in->nm; m++)
+        if (in->cost[m] <= in->device_max_cost)
+            cand[nc++] = m;
+    if (nc < 2) {
+        free(cand);
+        return tr_err("eval --local: %s has %u models of cost <= %g: need two device candidates",
+                      in->name, nc, in->device_max_cost);
+    }
+    shuffle(cand, nc, &rs);
+    /* A is the data set's device model when it is a candidate (the model
+     * the device runs, and the one the router keeps traffic on at high
+     * lambda); B another candidate, drawn per seed. */
+    uint32_t a_at = 0;
+    for (uint32_t j = 0; j < nc; j++)
+        if (in->on_device && in->on_device[cand[j]]) {
+            a_at = j;
+            break;
+        }
+    W.d_pack = cand[a_at];
+    W.d_true = cand[a_at == 0 ? 1 : 0];
+    free(cand);
+    snprintf(pair, pair_cap, "%s as %s", in->model[W.d_pack], in->model[W.d_true]);
+    W.pc = tr_xmalloc(in->nm * sizeof *W.pc);
+    for (uint32_t m = 0; m < in->nm; m++)
+        if (m != W.d_true)
+            W.pc[W.nmp++] = m;
+    W.cn = tr_xmalloc(W.nmp * sizeof *W.cn);
+    double cmin = INFINITY, cmax = -INFINITY;
+    for (uint32_t m = 0; m < W.nmp; m++)
+        cmin = fmin(cmin, in->cost[W.pc[m]]), cmax = fmax(cmax, in->cost[W.pc[m]]);
+    for (uint32_t m = 0; m < W.nmp; m++)
+        W.cn[m] = cmax > cmin ? (in->cost[W.pc[m]] - cmin) / (cmax - cmin) : 0.0;
+    W.inv = tr_xmalloc(in->n * sizeof *W.inv);
+    for (uint32_t i = 0; i < in->n; i++)
+        W.inv[i] = 1.0f / sqrtf((float)dot8(row(&W, i), row(&W, i), in->dim));
+    /* Prompts: 60% pack references, 40% the user's. */
+    uint32_t *perm = tr_xmalloc(in->n * sizeof *perm);
+    for (uint32_t i = 0; i < in->n; i++)
+        perm[i] = i;
+    shuffle(perm, in->n, &rs);
+    const uint32_t ntr = (uint32_t)(0.6 * in->n);
+    uint32_t *user = perm + ntr, nu = in->n - ntr;
+    if (traffic && in->task && nu > 0) {
+        /* 1-3 tasks of the user's prompts, drawn among those present. */
+        const uint32_t want = 1 + (uint32_t)(trh_splitmix64(&rs) % 3);
+        const char *picked[3] = {0};
+        uint32_t np = 0;
+        for (uint32_t tries = 0; np < want && tries < 1000; tries++) {
+            const char *t = in->task[user[trh_splitmix64(&rs) % nu]];
+            int dup = !t;
+            for (uint32_t j = 0; j < np && !dup; j++)
+                dup = !strcmp(picked[j], t);
+            if (!dup)
+                picked[np++] = t;
+        }
+        uint32_t k = 0;
+        for (uint32_t j = 0; j < nu; j++) {
+            const char *t = in->task[user[j]];
+            int keep = 0;
+            for (uint32_t x = 0; x < np && t && !keep; x++)
+                keep = !strcmp(picked[x], t);
+            if (keep)
+                user[k++] = user[j];
+        }
+        nu = k;
+    }
+    tr_refs all = make_refs(&W, perm, ntr);
+    W.refs = all;
+    choose_k_a(&W, perm, ntr);
+    float *L = tr_xmalloc((size_t)ntr * W.nmp * sizeof *L);
+    for (uint32_t j = 0; j < ntr; j++)
+        for (uint32_t m = 0; m < W.nmp; m++)
+            L[(size_t)j * W.nmp + m] = y_pack(&W, perm[j], m);
+    tr_host_labels_make(L, ntr, W.nmp, &W.hl);
+    free(L);
+    /* The user's prompts: validation half, test half; in each the first
+     * part is streamed and the rest evaluated. */
+    const uint32_t nval = nu / 2, ntest = nu - nval;
+    const uint32_t *val = user, *test = user + nval;
+    stream s = {0};
+    s.model = tr_xmalloc((nu + 1) * sizeof *s.model);
+    s.outcome = tr_xmalloc((nu + 1) * sizeof *s.outcome);
+    /* local_weight on validation: the stream of VAL_STREAM outcomes (or
+     * two thirds of the half), Area on the rest. */
+    uint32_t tv = nval * 2 / 3 < VAL_STREAM ? nval * 2 / 3 : VAL_STREAM;
+    float w_best = 1.0f;
+    if (tv >= 20 && nval - tv >= 20) {
+        double best = -1;
+        for (uint32_t g = 0; g < N_W; g++) {
+            uint64_t r2 = rs;
+            s.prompt = val;
+            run_stream(&W, &s, tv, w_grid[g], &r2);
+            double a = area_local(&W, val + tv, nval - tv, &s, tv, w_grid[g]);
+            if (a > best + 1e-12)
+                best = a, w_best = w_grid[g];
+        }
+    }
+    *w_out = w_best;
+    /* Test: stream up to 1000 outcomes, keeping a third for evaluation. */
+    uint32_t T = ntest * 2 / 3 < cp_at[N_CP - 1] ? ntest * 2 / 3 : cp_at[N_CP - 1];
+    s.prompt = test;
+    run_stream(&W, &s, T, w_best, &rs);
+    const uint32_t *E = test + T, nE = ntest - T;
+    if (nE >= 20) {
+        const double pack = area_local(&W, E, nE, &s, 0, 0.0f);
+        for (int c = 0; c < N_CP; c++) {
+            if (cp_at[c] > T)
+                continue;
+            cells[c].pack += pack;
+            cells[c].local += area_local(&W, E, nE, &s, cp_at[c], w_best);
+            cells[c].rebuilt += area_rebuilt(&W, perm, ntr, E, nE, &s, cp_at[c]);
+            cells[c].n++;
+        }
+    }
+    free(s.model), free(s.outcome);
+    free_refs(&all);
+    tr_host_labels_free(&W.hl);
+    free(W.pc), free(W.cn), free(W.inv), free(perm);
+    return 0;
+}
+
+int tr_eval_local(const tr_local_eval_in *in, FILE *out)
+{
+    static const char *const scen[2] = {"model shift", "model + traffic shift (1-3 tasks)"};
+    if (in->n < 100)
+        return tr_err("eval --local: %s has %u prompts: too few to split into references, a "
+                      "stream and later prompts", in->name, in->n);
+    for (int traffic = 0; traffic < 2; traffic++) {
+        if (traffic && !in->task)
+            continue;
+        cell cells[N_CP] = {{0}};
+        char ws[512] = "", pair[160];
+        size_t wl = 0;
+        for (int si = 0; si < in->n_seeds; si++) {
+            fprintf(stderr, "\reval --local: %s, %s: seed %d/%d", in->name, scen[traffic], si + 1,
+                    in->n_seeds);
+            float w = 1.0f;
+            if (run_seed(in, traffic, (uint64_t)si + 1, cells, &w, pair, sizeof pair) != 0)
+                return 1;
+            if (wl < sizeof ws - 16)
+                wl += (size_t)snprintf(ws + wl, sizeof ws - wl, "%s%g", si ? "," : "", w);
+        }
+        fprintf(stderr, "\n");
+        fprintf(out, "\n%s, %s, %d seeds; local_weight chosen per seed on validation: %s\n",
+                in->name, scen[traffic], in->n_seeds, ws);
+        fprintf(out, "| outcomes | seeds | pack-only | local | local - pack | rebuilt | local - rebuilt |\n");
+        fprintf(out, "|---:|---:|---:|---:|---:|---:|---:|\n");
+        for (int c = 0; c < N_CP; c++) {
+            if (!cells[c].n) {
+                fprintf(out, "| %u | 0 | | | | | |\n", cp_at[c]);
+                continue;
+            }
+            const double n = cells[c].n, p = cells[c].pack / n, l = cells[c].local / n,
+                         r = cells[c].rebuilt / n;
+            fprintf(out, "| %u | %d | %.4f | %.4f | %+.4f | %.4f | %+.4f |\n", cp_at[c],
+                    cells[c].n, p, l, l - p, r, l - r);
+        }
+    }
+    return 0;
+}
