@@ -820,6 +820,21 @@ static void test_pack_default_method(void **state)
         /* Not vacuous: the learned map and kNN disagree somewhere here. */
         if (pm == 2)
             assert_true(differs);
+        /* A local store asks for kNN: with it, the default method is kNN on
+         * every pack, and naming another method is refused. */
+        size_t lb = tr_local_size(4, DIM, M);
+        void *lmem = NULL;
+        assert_int_equal(posix_memalign(&lmem, 64, lb), 0);
+        tr_local *store = NULL;
+        assert_int_equal(tr_local_init(lmem, lb, 4, b.r, &store), TR_OK);
+        tr_route_opts with_store = {.local = store}, knn_store = {.local = store, .method = TR_METHOD_KNN};
+        route_same(&b, q, &with_store, &knn_store, TR_METHOD_KNN);
+        if (pm) {
+            tr_route_opts other = {.local = store, .method = want[pm]};
+            tr_result ro;
+            assert_int_equal(route_i8(&b, "test-embedder", q, DIM, &other, &ro, NULL), TR_E_ARG);
+        }
+        free(lmem);
         free_box(&b);
     }
     /* A default the pack cannot serve: the writer refuses it, and a signed
