@@ -7,7 +7,8 @@
 #      including file's row allows (no "../" paths; basenames unique);
 #   2. tests/example (what an integrator writes) includes only <tinyroute.h>;
 #   3. with BUILD's objects (if built): the device library defines only tr_/TR_
-#      globals, and models/ and platform/ objects call nothing defined in core/.
+#      globals, models/ and platform/ objects call nothing defined in core/,
+#      and host objects define only trh_ names (plus main and the cmd_ table).
 # Usage: tests/check_layers.sh [BUILD]   Prints "N passed, M failed".
 set -u
 BUILD=${1:-build}
@@ -86,6 +87,11 @@ if [ -f "$lib" ]; then
         while read -r m s; do printf '%s\n' "$core_defs" | grep -qx "$s" && echo "$m.o -> $s"; done)
     if [ -z "$up" ]; then ok; else bad "models/ or platform/ call core/: $(echo $up)"; fi
     [ "$(printf '%s\n' "$core_defs" | grep -c '^tr_')" -ge 20 ] && ok || bad "fewer than 20 core symbols read from $lib"
+    # Host code (tools/, models/fit/) has its own prefix, so a reader knows
+    # from a name alone whether it can run on the device.
+    host_objs=$(for f in tools/*.c models/fit/*.c; do o=$BUILD/obj/${f%.c}.o; [ -f "$o" ] && echo "$o"; done)
+    host_stray=$($NM -g --defined-only $host_objs | awk 'NF == 3 && $3 !~ /^(trh_|TRH_|cmd_)/ && $3 != "main" { print $3 }' | sort -u)
+    if [ -z "$host_stray" ]; then ok; else bad "host objects define names without trh_: $(echo $host_stray)"; fi
 else
     echo "(no $lib: symbol checks skipped; run make first)"
 fi

@@ -114,7 +114,7 @@ def route_area(P, Y, cn):
 
 
 def fifth(n):
-    """tools/task_map.c tr_holdout_fifth: the first n/5 of a splitmix64 shuffle
+    """tools/task_map.c trh_holdout_fifth: the first n/5 of a splitmix64 shuffle
     held out, the first 2000 of them scored."""
     s, perm, hold, scored = 0x7472686f6c643566, list(range(n)), np.zeros(n, bool), np.zeros(n, bool)
     for i in range(n // 5):

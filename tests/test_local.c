@@ -33,7 +33,7 @@ static const char *fixture_pack_path;
 enum { D = 32, N = 300, M = 4, K = 10 };
 
 typedef struct box {
-    tr_buf pack;
+    trh_buf pack;
     uint8_t *bytes;
     size_t len;
     void *view_mem, *ctx_mem;
@@ -64,7 +64,7 @@ static void open_box(box *b)
     b->len = b->pack.len;
     b->bytes = amem(b->len);
     memcpy(b->bytes, b->pack.data, b->len);
-    assert_int_equal(tr_key_load_public(PUB, &b->pub), 0);
+    assert_int_equal(trh_key_load_public(PUB, &b->pub), 0);
     b->view_mem = amem(tr_pack_size());
     tr_trust t = {.keys = &b->pub, .n_keys = 1};
     assert_int_equal(tr_pack_open(b->view_mem, tr_pack_size(), b->bytes, b->len, &t, &b->r), TR_OK);
@@ -96,24 +96,24 @@ static void rand_pack(box *b, uint32_t prefilter, int exact_labels, const char *
                                              : (float)(x < 6);
         }
     static char names[M][16];
-    static tr_pack_model models[M];
+    static trh_pack_model models[M];
     for (int m = 0; m < M; m++) {
         snprintf(names[m], sizeof names[m], "%s%d", names_tag, m);
-        models[m] = (tr_pack_model){names[m], (float)(1 + 3 * m), m < 2 ? TR_DEVICE : TR_CLOUD};
+        models[m] = (trh_pack_model){names[m], (float)(1 + 3 * m), m < 2 ? TR_DEVICE : TR_CLOUD};
     }
-    tr_pack_spec s = {.security_counter = 1, .embedder_name = "rand", .dim = D, .n_refs = N,
+    trh_pack_spec s = {.security_counter = 1, .embedder_name = "rand", .dim = D, .n_refs = N,
                       .n_models = M, .models = models, .refs = refs, .scores = scores, .k = K,
                       .prior_strength = 2.0f, .prefilter_c = prefilter};
-    tr_pack_layout lay;
-    b->pack = (tr_buf){0};
-    assert_int_equal(tr_pack_write(&s, &b->pack, &lay), 0);
-    assert_int_equal(tr_pack_sign(&b->pack, KEY), 0);
+    trh_pack_layout lay;
+    b->pack = (trh_buf){0};
+    assert_int_equal(trh_pack_write(&s, &b->pack, &lay), 0);
+    assert_int_equal(trh_pack_sign(&b->pack, KEY), 0);
     open_box(b);
 }
 
 static void free_box(box *b)
 {
-    tr_buf_free(&b->pack);
+    trh_buf_free(&b->pack);
     free(b->bytes);
     free(b->view_mem);
     free(b->ctx_mem);
@@ -284,7 +284,7 @@ static void test_fixture_pack_identical(void **state)
     }
     box b = {0};
     size_t n = 0;
-    uint8_t *raw = tr_read_file(fixture_pack_path, &n);
+    uint8_t *raw = trh_read_file(fixture_pack_path, &n);
     assert_non_null(raw);
     b.pack.data = raw;
     b.pack.len = n;

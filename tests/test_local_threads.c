@@ -158,22 +158,22 @@ int main(int argc, char **argv)
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
-    tr_dataset ds;
-    if (tr_dataset_load(argv[1], &ds) != 0) {
+    trh_dataset ds;
+    if (trh_dataset_load(argv[1], &ds) != 0) {
         check(0, "dataset loads");
         printf("%d passed, %d failed\n", n_pass, n_fail);
         return 1;
     }
     size_t step = ds.n_prompts / N_PROMPTS ? ds.n_prompts / N_PROMPTS : 1, n = 0;
-    const char **text = tr_xcalloc(N_PROMPTS, sizeof *text);
+    const char **text = trh_xcalloc(N_PROMPTS, sizeof *text);
     for (size_t i = 0; i < ds.n_prompts && n < N_PROMPTS; i += step)
         text[n++] = ds.prompts[i].text;
     size_t len = 0;
-    uint8_t *raw = tr_read_file(argv[2], &len);
+    uint8_t *raw = trh_read_file(argv[2], &len);
     tr_pubkey pub;
     void *pack = NULL, *view_mem = NULL;
     shared sh = {0};
-    if (!raw || tr_key_load_public(PUB, &pub) != 0 || posix_memalign(&pack, 64, len) != 0 ||
+    if (!raw || trh_key_load_public(PUB, &pub) != 0 || posix_memalign(&pack, 64, len) != 0 ||
         posix_memalign(&view_mem, 64, tr_pack_size()) != 0) {
         check(0, "pack and key load");
         printf("%d passed, %d failed\n", n_pass, n_fail);
@@ -193,10 +193,10 @@ int main(int argc, char **argv)
           "stores init");
     sh.text = text;
     sh.n_text = n;
-    sh.emb = tr_xcalloc(n, sh.info.dim);
-    sh.model = tr_xcalloc(n, sizeof *sh.model);
-    sh.outcome = tr_xcalloc(n, sizeof *sh.outcome);
-    sh.added = tr_xcalloc(n, sizeof *sh.added);
+    sh.emb = trh_xcalloc(n, sh.info.dim);
+    sh.model = trh_xcalloc(n, sizeof *sh.model);
+    sh.outcome = trh_xcalloc(n, sizeof *sh.outcome);
+    sh.added = trh_xcalloc(n, sizeof *sh.added);
     /* glibc's rwlock prefers readers by default: three readers that always
      * hold it would starve the writer. */
     pthread_rwlockattr_t la;
@@ -267,7 +267,7 @@ int main(int argc, char **argv)
     free(view_mem);
     free(raw);
     free(text);
-    tr_dataset_free(&ds);
+    trh_dataset_free(&ds);
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail != 0;
 }

@@ -16,7 +16,7 @@
 #include "tr_learned_map.h"
 #include "util.h"
 
-const char *const tr_cand_name[TR_N_CAND] = {"knn", "task-map", "cluster", "learned-map"};
+const char *const trh_cand_name[TRH_N_CAND] = {"knn", "task-map", "cluster", "learned-map"};
 
 /* The training rows' int8 rows and scores, the queries' indices. */
 typedef struct split5 {
@@ -29,8 +29,8 @@ typedef struct split5 {
 
 static double area_of(const float *P, const float *Yq, uint32_t nq, uint32_t m, const double *cn)
 {
-    tr_curve c;
-    tr_route_curve(P, Yq, nq, m, cn, &c, NULL);
+    trh_curve c;
+    trh_route_curve(P, Yq, nq, m, cn, &c, NULL);
     return c.area;
 }
 
@@ -39,14 +39,14 @@ static double area_of(const float *P, const float *Yq, uint32_t nq, uint32_t m, 
 static double knn_area(const split5 *s, const int8_t *refs, uint32_t dim, uint32_t m,
                        const double *cn, uint32_t k, float a, float *P)
 {
-    tr_refs rv = {(uint32_t)s->nt, dim, dim, s->rt, tr_xmalloc(s->nt * sizeof(float))};
+    tr_refs rv = {(uint32_t)s->nt, dim, dim, s->rt, trh_xmalloc(s->nt * sizeof(float))};
     for (size_t j = 0; j < s->nt; j++)
         ((float *)rv.inv_norm)[j] = tr_i8_inv_norm(s->rt + j * dim, dim);
-    tr_host_labels h;
-    tr_host_labels_make(s->yt, (uint32_t)s->nt, m, &h);
+    trh_host_labels h;
+    trh_host_labels_make(s->yt, (uint32_t)s->nt, m, &h);
     if (k > s->nt)
         k = (uint32_t)s->nt;
-    tr_neighbor *nb = tr_xmalloc((k ? k : 1) * sizeof *nb);
+    tr_neighbor *nb = trh_xmalloc((k ? k : 1) * sizeof *nb);
     int32_t dots[TR_KNN_BLOCK];
     for (uint32_t i = 0; i < s->nq; i++) {
         const int8_t *q = refs + s->qi[i] * dim;
@@ -59,7 +59,7 @@ static double knn_area(const split5 *s, const int8_t *refs, uint32_t dim, uint32
     }
     double r = area_of(P, s->yq, s->nq, m, cn);
     free(nb), free((void *)rv.inv_norm);
-    tr_host_labels_free(&h);
+    trh_host_labels_free(&h);
     return r;
 }
 
@@ -71,18 +71,18 @@ static int cluster_areas(const split5 *s, const int8_t *refs, uint32_t dim, uint
                          double *lmap_area)
 {
     const size_t nt = s->nt;
-    float *x = tr_xmalloc(nt * dim * sizeof *x), *cent = tr_xmalloc((size_t)K * dim * sizeof *cent);
-    uint32_t *assign = tr_xmalloc(nt * sizeof *assign);
+    float *x = trh_xmalloc(nt * dim * sizeof *x), *cent = trh_xmalloc((size_t)K * dim * sizeof *cent);
+    uint32_t *assign = trh_xmalloc(nt * sizeof *assign);
     for (size_t j = 0; j < nt; j++)
-        tr_unit_row(s->rt + j * dim, dim, x + j * dim);
+        trh_unit_row(s->rt + j * dim, dim, x + j * dim);
     size_t used;
-    tr_buf sec = {0};
+    trh_buf sec = {0};
     tr_clusters cv = {0}; /* the view sets no added models: none here */
     int rc = 0;
-    if (tr_kmeans_fit_sampled(x, nt, dim, K, 256, 1, 100, cent, assign, &used, NULL, NULL) < 0 ||
-        tr_clusters_section(cent, K, dim, m, a, &sec) ||
+    if (trh_kmeans_fit_sampled(x, nt, dim, K, 256, 1, 100, cent, assign, &used, NULL, NULL) < 0 ||
+        trh_clusters_section(cent, K, dim, m, a, &sec) ||
         tr_clusters_view(sec.data, sec.len, dim, m, &cv) != TR_OK) {
-        rc = tr_err("k-means on the training fifths failed");
+        rc = trh_err("k-means on the training fifths failed");
         goto out;
     }
     int32_t dots[TR_KNN_BLOCK];
@@ -90,7 +90,7 @@ static int cluster_areas(const split5 *s, const int8_t *refs, uint32_t dim, uint
         const int8_t *q = s->rt + j * dim;
         assign[j] = tr_cluster_assign(tr_kernels_active(), &cv, q, dots);
     }
-    tr_cluster_psi(s->yt, nt, m, assign, K, a, (float *)(void *)cv.psi);
+    trh_cluster_psi(s->yt, nt, m, assign, K, a, (float *)(void *)cv.psi);
     for (uint32_t i = 0; i < s->nq; i++) {
         const int8_t *q = refs + s->qi[i] * dim;
         tr_cluster_predict(&cv, tr_cluster_assign(tr_kernels_active(), &cv, q, dots),
@@ -98,12 +98,12 @@ static int cluster_areas(const split5 *s, const int8_t *refs, uint32_t dim, uint
     }
     *area = area_of(P, s->yq, s->nq, m, cn);
     if (lmap_area) {
-        float *err = tr_xmalloc(nt * m * sizeof *err), *theta = tr_xmalloc((size_t)K * (dim + 1) * sizeof *theta);
+        float *err = trh_xmalloc(nt * m * sizeof *err), *theta = trh_xmalloc((size_t)K * (dim + 1) * sizeof *theta);
         for (size_t i = 0; i < nt * m; i++)
             err[i] = 1.0f - s->yt[i]; /* NaN stays NaN */
         double before;
-        if (tr_learned_map_fit(x, nt, dim, err, m, cv.psi, cent, K, 200, theta, &before) < 0) {
-            rc = tr_err("out of memory fitting the learned map");
+        if (trh_learned_map_fit(x, nt, dim, err, m, cv.psi, cent, K, 200, theta, &before) < 0) {
+            rc = trh_err("out of memory fitting the learned map");
         } else {
             tr_learned_map map = {K, dim, theta};
             float z[TR_LMAP_MAX_K];
@@ -114,23 +114,23 @@ static int cluster_areas(const split5 *s, const int8_t *refs, uint32_t dim, uint
         free(err), free(theta);
     }
 out:
-    tr_buf_free(&sec);
+    trh_buf_free(&sec);
     free(x), free(cent), free(assign);
     return rc;
 }
 
-int tr_score_methods(const int8_t *refs, size_t n, size_t n_task, uint32_t dim, const float *Y,
+int trh_score_methods(const int8_t *refs, size_t n, size_t n_task, uint32_t dim, const float *Y,
                      uint32_t m, const double *cn, const uint8_t *hold, uint32_t k, float a,
                      int a_given, const uint32_t *task, uint32_t n_tasks, uint32_t n_clusters,
-                     const int want[TR_N_CAND], tr_method_scores *out)
+                     const int want[TRH_N_CAND], trh_method_scores *out)
 {
     memset(out, 0, sizeof *out);
     out->best = -1;
     split5 s = {0};
-    s.rt = tr_xmalloc((n ? n : 1) * dim);
-    s.yt = tr_xmalloc((n ? n : 1) * m * sizeof *s.yt);
-    s.yq = tr_xmalloc((n ? n : 1) * m * sizeof *s.yq);
-    s.qi = tr_xmalloc((n ? n : 1) * sizeof *s.qi);
+    s.rt = trh_xmalloc((n ? n : 1) * dim);
+    s.yt = trh_xmalloc((n ? n : 1) * m * sizeof *s.yt);
+    s.yq = trh_xmalloc((n ? n : 1) * m * sizeof *s.yq);
+    s.qi = trh_xmalloc((n ? n : 1) * sizeof *s.qi);
     for (size_t j = 0; j < n; j++) {
         const float *y = Y + j * m;
         if (!hold[j]) {
@@ -150,32 +150,32 @@ int tr_score_methods(const int8_t *refs, size_t n, size_t n_task, uint32_t dim, 
     out->n_queries = s.nq;
     out->n_train = s.nt;
     int rc = 0;
-    float *P = tr_xmalloc(((size_t)s.nq ? s.nq : 1) * m * sizeof *P);
+    float *P = trh_xmalloc(((size_t)s.nq ? s.nq : 1) * m * sizeof *P);
     if (s.nq >= 2 && s.nt >= 1) {
-        if (want[TR_CAND_KNN]) {
-            out->area[TR_CAND_KNN] = knn_area(&s, refs, dim, m, cn, k, a, P);
-            out->scored[TR_CAND_KNN] = 1;
+        if (want[TRH_CAND_KNN]) {
+            out->area[TRH_CAND_KNN] = knn_area(&s, refs, dim, m, cn, k, a, P);
+            out->scored[TRH_CAND_KNN] = 1;
         }
-        if (want[TR_CAND_TASK_MAP] && n_tasks >= 2 && n_tasks <= TR_LMAP_MAX_K) {
-            rc = tr_task_map_score(refs, n_task, dim, Y, m, cn, task, n_tasks,
-                                   a_given ? &a : tr_choose_a_grid, a_given ? 1 : tr_choose_a_grid_len,
+        if (want[TRH_CAND_TASK_MAP] && n_tasks >= 2 && n_tasks <= TR_LMAP_MAX_K) {
+            rc = trh_task_map_score(refs, n_task, dim, Y, m, cn, task, n_tasks,
+                                   a_given ? &a : trh_choose_a_grid, a_given ? 1 : trh_choose_a_grid_len,
                                    hold, &out->task_map);
             if (!rc && out->task_map.val_area >= 0) {
-                out->area[TR_CAND_TASK_MAP] = out->task_map.val_area;
-                out->scored[TR_CAND_TASK_MAP] = 1;
+                out->area[TRH_CAND_TASK_MAP] = out->task_map.val_area;
+                out->scored[TRH_CAND_TASK_MAP] = 1;
             }
         }
-        if (!rc && (want[TR_CAND_CLUSTER] || want[TR_CAND_LEARNED_MAP]) && n_clusters &&
+        if (!rc && (want[TRH_CAND_CLUSTER] || want[TRH_CAND_LEARNED_MAP]) && n_clusters &&
             n_clusters <= s.nt) {
-            int lm = want[TR_CAND_LEARNED_MAP] && n_clusters <= TR_LMAP_MAX_K;
-            rc = cluster_areas(&s, refs, dim, m, cn, n_clusters, a, P, &out->area[TR_CAND_CLUSTER],
-                               lm ? &out->area[TR_CAND_LEARNED_MAP] : NULL);
+            int lm = want[TRH_CAND_LEARNED_MAP] && n_clusters <= TR_LMAP_MAX_K;
+            rc = cluster_areas(&s, refs, dim, m, cn, n_clusters, a, P, &out->area[TRH_CAND_CLUSTER],
+                               lm ? &out->area[TRH_CAND_LEARNED_MAP] : NULL);
             if (!rc) {
-                out->scored[TR_CAND_CLUSTER] = want[TR_CAND_CLUSTER];
-                out->scored[TR_CAND_LEARNED_MAP] = lm;
+                out->scored[TRH_CAND_CLUSTER] = want[TRH_CAND_CLUSTER];
+                out->scored[TRH_CAND_LEARNED_MAP] = lm;
             }
         }
-        for (int c = 0; c < TR_N_CAND; c++)
+        for (int c = 0; c < TRH_N_CAND; c++)
             if (out->scored[c] && (out->best < 0 || out->area[c] > out->area[out->best]))
                 out->best = c;
     }

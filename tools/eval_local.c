@@ -42,12 +42,12 @@ static const float w_grid[] = {0.25f, 0.5f, 1.0f, 2.0f, 4.0f, 8.0f, 16.0f};
 #define VAL_STREAM 200u /* outcomes of the validation stream */
 
 typedef struct world {
-    const tr_local_eval_in *in;
+    const trh_local_eval_in *in;
     uint32_t nmp, *pc;    /* pool -> data set model */
     uint32_t d_pack, d_true;
     double *cn;           /* pool's normalized costs */
     tr_refs refs;         /* the pack's references */
-    tr_host_labels hl;    /* the pack's labels (A's for the device slot) */
+    trh_host_labels hl;    /* the pack's labels (A's for the device slot) */
     uint32_t k;
     float a;
     float *inv;           /* n: 1/||q|| as the device computes it */
@@ -80,8 +80,8 @@ static int32_t dot8(const int8_t *a, const int8_t *b, uint32_t dim)
 static tr_refs make_refs(const world *w, const uint32_t *idx, uint32_t n)
 {
     const uint32_t dim = w->in->dim;
-    int8_t *rows = tr_xmalloc((size_t)n * dim + 1);
-    float *inv = tr_xmalloc(((size_t)n + 1) * sizeof *inv);
+    int8_t *rows = trh_xmalloc((size_t)n * dim + 1);
+    float *inv = trh_xmalloc(((size_t)n + 1) * sizeof *inv);
     for (uint32_t j = 0; j < n; j++) {
         memcpy(rows + (size_t)j * dim, row(w, idx[j]), dim);
         inv[j] = w->inv[idx[j]];
@@ -136,12 +136,12 @@ static void predict(const world *W, const tr_refs *refs, const tr_labels *lab, u
 
 static uint32_t route_at(const world *W, const float *P, uint32_t i, double lambda)
 {
-    float *y = tr_xmalloc(W->nmp * sizeof *y);
+    float *y = trh_xmalloc(W->nmp * sizeof *y);
     for (uint32_t m = 0; m < W->nmp; m++)
         y[m] = y_true(W, i, m);
     double c, acc;
     uint32_t choice;
-    tr_route_point(P, y, 1, W->nmp, W->cn, lambda, &c, &acc, &choice);
+    trh_route_point(P, y, 1, W->nmp, W->cn, lambda, &c, &acc, &choice);
     free(y);
     return choice;
 }
@@ -150,15 +150,15 @@ static uint32_t route_at(const world *W, const float *P, uint32_t i, double lamb
  * fills s->model/outcome for s->n = T prompts. */
 static void run_stream(const world *W, stream *s, uint32_t T, float w, uint64_t *rs)
 {
-    float *P = tr_xmalloc(W->nmp * sizeof *P), *h = tr_xmalloc(W->nmp * sizeof *h),
-          *k = tr_xmalloc(W->nmp * sizeof *k);
+    float *P = trh_xmalloc(W->nmp * sizeof *P), *h = trh_xmalloc(W->nmp * sizeof *h),
+          *k = trh_xmalloc(W->nmp * sizeof *k);
     for (uint32_t t = 0; t < T; t++) {
         s->n = t;
         const uint32_t i = s->prompt[t];
         predict(W, &W->refs, &W->hl.lab, i, s, w, P, h, k);
         /* A lambda of the sweep but the last (which only ever picks the
          * cheapest): users and budgets differ from prompt to prompt. */
-        const double lam = tr_curve_lambda((int)(trh_splitmix64(rs) % (TR_CURVE_LAMBDAS - 1)));
+        const double lam = trh_curve_lambda((int)(trh_splitmix64(rs) % (TRH_CURVE_LAMBDAS - 1)));
         s->model[t] = route_at(W, P, i, lam);
         s->outcome[t] = y_true(W, i, s->model[t]);
     }
@@ -170,8 +170,8 @@ static void run_stream(const world *W, stream *s, uint32_t T, float w, uint64_t 
 static double area_local(const world *W, const uint32_t *E, uint32_t nE, const stream *s,
                          uint32_t t, float w)
 {
-    float *P = tr_xmalloc((size_t)nE * W->nmp * sizeof *P), *Y = tr_xmalloc((size_t)nE * W->nmp * sizeof *Y);
-    float *h = tr_xmalloc(W->nmp * sizeof *h), *k = tr_xmalloc(W->nmp * sizeof *k);
+    float *P = trh_xmalloc((size_t)nE * W->nmp * sizeof *P), *Y = trh_xmalloc((size_t)nE * W->nmp * sizeof *Y);
+    float *h = trh_xmalloc(W->nmp * sizeof *h), *k = trh_xmalloc(W->nmp * sizeof *k);
     stream st = *s;
     st.n = t;
     for (uint32_t e = 0; e < nE; e++) {
@@ -179,8 +179,8 @@ static double area_local(const world *W, const uint32_t *E, uint32_t nE, const s
         for (uint32_t m = 0; m < W->nmp; m++)
             Y[(size_t)e * W->nmp + m] = y_true(W, E[e], m);
     }
-    tr_curve c;
-    tr_route_curve(P, Y, nE, W->nmp, W->cn, &c, NULL);
+    trh_curve c;
+    trh_route_curve(P, Y, nE, W->nmp, W->cn, &c, NULL);
     free(P), free(Y), free(h), free(k);
     return c.area;
 }
@@ -191,8 +191,8 @@ static double area_rebuilt(const world *W, const uint32_t *tr, uint32_t ntr, con
                            uint32_t nE, const stream *s, uint32_t t)
 {
     const uint32_t n = ntr + t, nm = W->nmp;
-    uint32_t *idx = tr_xmalloc((size_t)n * sizeof *idx);
-    float *L = tr_xmalloc((size_t)n * nm * sizeof *L);
+    uint32_t *idx = trh_xmalloc((size_t)n * sizeof *idx);
+    float *L = trh_xmalloc((size_t)n * nm * sizeof *L);
     for (uint32_t j = 0; j < ntr; j++) {
         idx[j] = tr[j];
         for (uint32_t m = 0; m < nm; m++)
@@ -204,17 +204,17 @@ static double area_rebuilt(const world *W, const uint32_t *tr, uint32_t ntr, con
             L[(size_t)(ntr + j) * nm + m] = m == s->model[j] ? s->outcome[j] : NAN;
     }
     tr_refs refs = make_refs(W, idx, n);
-    tr_host_labels hl;
-    tr_host_labels_make(L, n, nm, &hl);
-    float *P = tr_xmalloc((size_t)nE * nm * sizeof *P), *Y = tr_xmalloc((size_t)nE * nm * sizeof *Y);
+    trh_host_labels hl;
+    trh_host_labels_make(L, n, nm, &hl);
+    float *P = trh_xmalloc((size_t)nE * nm * sizeof *P), *Y = trh_xmalloc((size_t)nE * nm * sizeof *Y);
     for (uint32_t e = 0; e < nE; e++) {
         predict(W, &refs, &hl.lab, E[e], NULL, 0.0f, P + (size_t)e * nm, NULL, NULL);
         for (uint32_t m = 0; m < nm; m++)
             Y[(size_t)e * nm + m] = y_true(W, E[e], m);
     }
-    tr_curve c;
-    tr_route_curve(P, Y, nE, nm, W->cn, &c, NULL);
-    tr_host_labels_free(&hl);
+    trh_curve c;
+    trh_route_curve(P, Y, nE, nm, W->cn, &c, NULL);
+    trh_host_labels_free(&hl);
     free_refs(&refs);
     free(idx), free(L), free(P), free(Y);
     return c.area;
@@ -236,45 +236,45 @@ static void shuffle(uint32_t *a, uint32_t n, uint64_t *s)
 static void choose_k_a(world *W, const uint32_t *tr, uint32_t ntr)
 {
     const uint32_t nv = ntr / 6, nr = ntr - nv, nm = W->nmp;
-    W->k = tr_choose_k_grid[0];
+    W->k = trh_choose_k_grid[0];
     W->a = 0;
     if (nv == 0 || nr == 0) /* too few to choose on: the grid's first */
         return;
     tr_refs refs = make_refs(W, tr, nr);
-    float *L = tr_xmalloc((size_t)nr * nm * sizeof *L), *Yv = tr_xmalloc((size_t)nv * nm * sizeof *Yv);
+    float *L = trh_xmalloc((size_t)nr * nm * sizeof *L), *Yv = trh_xmalloc((size_t)nv * nm * sizeof *Yv);
     for (uint32_t j = 0; j < nr; j++)
         for (uint32_t m = 0; m < nm; m++)
             L[(size_t)j * nm + m] = y_pack(W, tr[j], m);
     for (uint32_t j = 0; j < nv; j++)
         for (uint32_t m = 0; m < nm; m++)
             Yv[(size_t)j * nm + m] = y_pack(W, tr[nr + j], m);
-    tr_host_labels hl;
-    tr_host_labels_make(L, nr, nm, &hl);
-    uint32_t kmax = tr_choose_k_grid[tr_choose_k_grid_len - 1];
+    trh_host_labels hl;
+    trh_host_labels_make(L, nr, nm, &hl);
+    uint32_t kmax = trh_choose_k_grid[trh_choose_k_grid_len - 1];
     if (kmax > nr)
         kmax = nr;
-    tr_neighbor *nb = tr_xmalloc((size_t)nv * kmax * sizeof *nb);
+    tr_neighbor *nb = trh_xmalloc((size_t)nv * kmax * sizeof *nb);
     int32_t dots[TR_KNN_BLOCK];
     for (uint32_t j = 0; j < nv; j++)
         tr_knn_search(tr_kernels_active(), &refs, row(W, tr[nr + j]), kmax, dots,
                       nb + (size_t)j * kmax);
-    float *P = tr_xmalloc((size_t)nv * nm * sizeof *P);
+    float *P = trh_xmalloc((size_t)nv * nm * sizeof *P);
     double best = -1;
-    for (uint32_t g = 0; g < tr_choose_k_grid_len && tr_choose_k_grid[g] <= kmax; g++)
-        for (uint32_t ga = 0; ga < tr_choose_a_grid_len; ga++) {
+    for (uint32_t g = 0; g < trh_choose_k_grid_len && trh_choose_k_grid[g] <= kmax; g++)
+        for (uint32_t ga = 0; ga < trh_choose_a_grid_len; ga++) {
             for (uint32_t j = 0; j < nv; j++)
-                tr_knn_predict(&hl.lab, nb + (size_t)j * kmax, tr_choose_k_grid[g], 0, 1.0f,
-                               tr_choose_a_grid[ga], P + (size_t)j * nm);
-            tr_curve c;
-            tr_route_curve(P, Yv, nv, nm, W->cn, &c, NULL);
+                tr_knn_predict(&hl.lab, nb + (size_t)j * kmax, trh_choose_k_grid[g], 0, 1.0f,
+                               trh_choose_a_grid[ga], P + (size_t)j * nm);
+            trh_curve c;
+            trh_route_curve(P, Yv, nv, nm, W->cn, &c, NULL);
             if (c.area > best) {
                 best = c.area;
-                W->k = tr_choose_k_grid[g];
-                W->a = tr_choose_a_grid[ga];
+                W->k = trh_choose_k_grid[g];
+                W->a = trh_choose_a_grid[ga];
             }
         }
     free(nb), free(P), free(L), free(Yv);
-    tr_host_labels_free(&hl);
+    trh_host_labels_free(&hl);
     free_refs(&refs);
 }
 
@@ -284,19 +284,19 @@ typedef struct cell {
 } cell;
 
 /* One seed of one scenario; adds to cells[N_CP]; *w_out the weight chosen. */
-static int run_seed(const tr_local_eval_in *in, int traffic, uint64_t seed, cell *cells,
+static int run_seed(const trh_local_eval_in *in, int traffic, uint64_t seed, cell *cells,
                     float *w_out, char *pair, size_t pair_cap)
 {
     uint64_t rs = seed * 0x9E3779B97F4A7C15ull + (uint64_t)traffic * 7919u + 1;
     world W = {.in = in};
     /* Device candidates, and the pair (A in the pack, B on the device). */
-    uint32_t *cand = tr_xmalloc(in->nm * sizeof *cand), nc = 0;
+    uint32_t *cand = trh_xmalloc(in->nm * sizeof *cand), nc = 0;
     for (uint32_t m = 0; m < in->nm; m++)
         if (in->cost[m] <= in->device_max_cost)
             cand[nc++] = m;
     if (nc < 2) {
         free(cand);
-        return tr_err("eval --local: %s has %u models of cost <= %g: need two device candidates",
+        return trh_err("eval --local: %s has %u models of cost <= %g: need two device candidates",
                       in->name, nc, in->device_max_cost);
     }
     shuffle(cand, nc, &rs);
@@ -313,21 +313,21 @@ static int run_seed(const tr_local_eval_in *in, int traffic, uint64_t seed, cell
     W.d_true = cand[a_at == 0 ? 1 : 0];
     free(cand);
     snprintf(pair, pair_cap, "%s as %s", in->model[W.d_pack], in->model[W.d_true]);
-    W.pc = tr_xmalloc(in->nm * sizeof *W.pc);
+    W.pc = trh_xmalloc(in->nm * sizeof *W.pc);
     for (uint32_t m = 0; m < in->nm; m++)
         if (m != W.d_true)
             W.pc[W.nmp++] = m;
-    W.cn = tr_xmalloc(W.nmp * sizeof *W.cn);
+    W.cn = trh_xmalloc(W.nmp * sizeof *W.cn);
     double cmin = INFINITY, cmax = -INFINITY;
     for (uint32_t m = 0; m < W.nmp; m++)
         cmin = fmin(cmin, in->cost[W.pc[m]]), cmax = fmax(cmax, in->cost[W.pc[m]]);
     for (uint32_t m = 0; m < W.nmp; m++)
         W.cn[m] = cmax > cmin ? (in->cost[W.pc[m]] - cmin) / (cmax - cmin) : 0.0;
-    W.inv = tr_xmalloc(in->n * sizeof *W.inv);
+    W.inv = trh_xmalloc(in->n * sizeof *W.inv);
     for (uint32_t i = 0; i < in->n; i++)
         W.inv[i] = 1.0f / sqrtf((float)dot8(row(&W, i), row(&W, i), in->dim));
     /* Prompts: 60% pack references, 40% the user's. */
-    uint32_t *perm = tr_xmalloc(in->n * sizeof *perm);
+    uint32_t *perm = trh_xmalloc(in->n * sizeof *perm);
     for (uint32_t i = 0; i < in->n; i++)
         perm[i] = i;
     shuffle(perm, in->n, &rs);
@@ -360,19 +360,19 @@ static int run_seed(const tr_local_eval_in *in, int traffic, uint64_t seed, cell
     tr_refs all = make_refs(&W, perm, ntr);
     W.refs = all;
     choose_k_a(&W, perm, ntr);
-    float *L = tr_xmalloc((size_t)ntr * W.nmp * sizeof *L);
+    float *L = trh_xmalloc((size_t)ntr * W.nmp * sizeof *L);
     for (uint32_t j = 0; j < ntr; j++)
         for (uint32_t m = 0; m < W.nmp; m++)
             L[(size_t)j * W.nmp + m] = y_pack(&W, perm[j], m);
-    tr_host_labels_make(L, ntr, W.nmp, &W.hl);
+    trh_host_labels_make(L, ntr, W.nmp, &W.hl);
     free(L);
     /* The user's prompts: validation half, test half; in each the first
      * part is streamed and the rest evaluated. */
     const uint32_t nval = nu / 2, ntest = nu - nval;
     const uint32_t *val = user, *test = user + nval;
     stream s = {0};
-    s.model = tr_xmalloc((nu + 1) * sizeof *s.model);
-    s.outcome = tr_xmalloc((nu + 1) * sizeof *s.outcome);
+    s.model = trh_xmalloc((nu + 1) * sizeof *s.model);
+    s.outcome = trh_xmalloc((nu + 1) * sizeof *s.outcome);
     /* local_weight on validation: the stream of VAL_STREAM outcomes (or
      * two thirds of the half), Area on the rest. */
     uint32_t tv = nval * 2 / 3 < VAL_STREAM ? nval * 2 / 3 : VAL_STREAM;
@@ -407,16 +407,16 @@ static int run_seed(const tr_local_eval_in *in, int traffic, uint64_t seed, cell
     }
     free(s.model), free(s.outcome);
     free_refs(&all);
-    tr_host_labels_free(&W.hl);
+    trh_host_labels_free(&W.hl);
     free(W.pc), free(W.cn), free(W.inv), free(perm);
     return 0;
 }
 
-int tr_eval_local(const tr_local_eval_in *in, FILE *out)
+int trh_eval_local(const trh_local_eval_in *in, FILE *out)
 {
     static const char *const scen[2] = {"model shift", "model + traffic shift (1-3 tasks)"};
     if (in->n < 100)
-        return tr_err("eval --local: %s has %u prompts: too few to split into references, a "
+        return trh_err("eval --local: %s has %u prompts: too few to split into references, a "
                       "stream and later prompts", in->name, in->n);
     for (int traffic = 0; traffic < 2; traffic++) {
         if (traffic && !in->task)

@@ -1,12 +1,12 @@
 /* tinyroute eval --local: a device that learns from its own outcomes
  * (issue #16), simulated with bandit feedback on a data set. */
-#ifndef TR_EVAL_LOCAL_H
-#define TR_EVAL_LOCAL_H
+#ifndef TRH_EVAL_LOCAL_H
+#define TRH_EVAL_LOCAL_H
 
 #include <stdint.h>
 #include <stdio.h>
 
-typedef struct tr_local_eval_in {
+typedef struct trh_local_eval_in {
     const char *name;
     uint32_t n, dim, nm;       /* prompts, embedding dimension, models */
     const int8_t *q;           /* n x dim: the device's int8 embeddings */
@@ -17,10 +17,10 @@ typedef struct tr_local_eval_in {
     const char *const *task;   /* n task names (NULL entries: none), or NULL */
     int n_seeds;
     double device_max_cost;    /* device model candidates: cost <= this */
-} tr_local_eval_in;
+} trh_local_eval_in;
 
 /* Prints one table per scenario (model shift; model + traffic shift) to out.
  * 0 on success. */
-int tr_eval_local(const tr_local_eval_in *in, FILE *out);
+int trh_eval_local(const trh_local_eval_in *in, FILE *out);
 
 #endif

@@ -14,9 +14,9 @@
 #include "tr_learned_map.h"
 #include "trh_rand.h"
 
-const double tr_task_map_l2[TR_TASK_MAP_N_L2] = {1e-4, 1e-3, 1e-2};
+const double trh_task_map_l2[TRH_TASK_MAP_N_L2] = {1e-4, 1e-3, 1e-2};
 
-void tr_unit_row(const int8_t *r, uint32_t dim, float *out)
+void trh_unit_row(const int8_t *r, uint32_t dim, float *out)
 {
     double ss = 0;
     for (uint32_t d = 0; d < dim; d++)
@@ -25,10 +25,10 @@ void tr_unit_row(const int8_t *r, uint32_t dim, float *out)
         out[d] = (float)(r[d] / sqrt(ss));
 }
 
-void tr_task_means(const float *x, const uint32_t *task, size_t n, uint32_t T, uint32_t dim,
+void trh_task_means(const float *x, const uint32_t *task, size_t n, uint32_t T, uint32_t dim,
                        float *cent)
 {
-    uint32_t *cnt = tr_xcalloc(T, sizeof *cnt);
+    uint32_t *cnt = trh_xcalloc(T, sizeof *cnt);
     memset(cent, 0, (size_t)T * dim * sizeof *cent);
     for (size_t i = 0; i < n; i++) {
         cnt[task[i]]++;
@@ -44,10 +44,10 @@ void tr_task_means(const float *x, const uint32_t *task, size_t n, uint32_t T, u
 /* A fixed-seed fifth of n rows (build's validation of l2 and of the
  * method): a partial Fisher-Yates shuffle, so that no order of the data
  * (prompts sorted by task, say) decides which rows are held out. */
-void tr_holdout_fifth(size_t n, uint8_t *hold)
+void trh_holdout_fifth(size_t n, uint8_t *hold)
 {
-    size_t *perm = tr_xmalloc((n ? n : 1) * sizeof *perm), take = n / 5;
-    /* At most TR_HOLDOUT_QUERIES of them are scored: at a million
+    size_t *perm = trh_xmalloc((n ? n : 1) * sizeof *perm), take = n / 5;
+    /* At most TRH_HOLDOUT_QUERIES of them are scored: at a million
      * references the fifth would be 200k kNN scans of 800k rows. */
     uint64_t s = 0x7472686f6c643566ull; /* fixed: the same pack from the same data */
     for (size_t i = 0; i < n; i++)
@@ -57,7 +57,7 @@ void tr_holdout_fifth(size_t n, uint8_t *hold)
         size_t j = i + (size_t)(trh_splitmix64(&s) % (n - i)), t = perm[i];
         perm[i] = perm[j];
         perm[j] = t;
-        hold[perm[i]] = i < TR_HOLDOUT_QUERIES ? 1 : 2;
+        hold[perm[i]] = i < TRH_HOLDOUT_QUERIES ? 1 : 2;
     }
     free(perm);
 }
@@ -72,16 +72,16 @@ static int all_known(const float *y, uint32_t m)
     return 1;
 }
 
-int tr_task_map_score(const int8_t *refs, size_t n_task, uint32_t dim, const float *scores,
+int trh_task_map_score(const int8_t *refs, size_t n_task, uint32_t dim, const float *scores,
                       uint32_t m, const double *cn, const uint32_t *task, uint32_t T,
-                      const float *as, uint32_t na, const uint8_t *hold, tr_task_map_info *info)
+                      const float *as, uint32_t na, const uint8_t *hold, trh_task_map_info *info)
 {
     size_t nt = 0, nv = 0;
-    float *xt = tr_xmalloc((n_task ? n_task : 1) * dim * sizeof *xt),
-          *yt = tr_xmalloc((n_task ? n_task : 1) * m * sizeof *yt),
-          *yv = tr_xmalloc((n_task ? n_task : 1) * m * sizeof *yv);
-    uint32_t *tt = tr_xmalloc((n_task ? n_task : 1) * sizeof *tt);
-    size_t *vi = tr_xmalloc((n_task ? n_task : 1) * sizeof *vi);
+    float *xt = trh_xmalloc((n_task ? n_task : 1) * dim * sizeof *xt),
+          *yt = trh_xmalloc((n_task ? n_task : 1) * m * sizeof *yt),
+          *yv = trh_xmalloc((n_task ? n_task : 1) * m * sizeof *yv);
+    uint32_t *tt = trh_xmalloc((n_task ? n_task : 1) * sizeof *tt);
+    size_t *vi = trh_xmalloc((n_task ? n_task : 1) * sizeof *vi);
     for (size_t j = 0; j < n_task; j++) {
         if (hold[j]) {
             if (hold[j] != 1 || !all_known(scores + j * m, m))
@@ -89,71 +89,71 @@ int tr_task_map_score(const int8_t *refs, size_t n_task, uint32_t dim, const flo
             memcpy(yv + nv * m, scores + j * m, m * sizeof *yv);
             vi[nv++] = j;
         } else {
-            tr_unit_row(refs + j * dim, dim, xt + nt * dim);
+            trh_unit_row(refs + j * dim, dim, xt + nt * dim);
             memcpy(yt + nt * m, scores + j * m, m * sizeof *yt);
             tt[nt++] = task[j];
         }
     }
-    float *cent = tr_xmalloc((size_t)T * dim * sizeof *cent), *psi = tr_xmalloc((size_t)T * m * sizeof *psi),
-          *theta = tr_xmalloc((size_t)T * (dim + 1) * sizeof *theta),
-          *P = tr_xmalloc((nv ? nv : 1) * m * sizeof *P);
-    tr_task_means(xt, tt, nt, T, dim, cent);
+    float *cent = trh_xmalloc((size_t)T * dim * sizeof *cent), *psi = trh_xmalloc((size_t)T * m * sizeof *psi),
+          *theta = trh_xmalloc((size_t)T * (dim + 1) * sizeof *theta),
+          *P = trh_xmalloc((nv ? nv : 1) * m * sizeof *P);
+    trh_task_means(xt, tt, nt, T, dim, cent);
     tr_clusters cv = {.k = T, .dim = dim, .n_models = m, .psi = psi};
     float z[TR_LMAP_MAX_K];
     int rc = 0;
     info->val_area = -1;
     info->val_queries = (uint32_t)nv;
-    info->l2 = tr_task_map_l2[TR_TASK_MAP_N_L2 / 2];
+    info->l2 = trh_task_map_l2[TRH_TASK_MAP_N_L2 / 2];
     info->a = as[0];
     /* theta does not depend on Psi's a: one fit per l2, every a on it. */
-    for (uint32_t g = 0; g < TR_TASK_MAP_N_L2 && nv && nt; g++) {
-        if (tr_task_map_fit(xt, nt, dim, tt, cent, T, tr_task_map_l2[g], TR_TASK_MAP_ITERS, theta) < 0) {
-            rc = tr_err("out of memory fitting the task map");
+    for (uint32_t g = 0; g < TRH_TASK_MAP_N_L2 && nv && nt; g++) {
+        if (trh_task_map_fit(xt, nt, dim, tt, cent, T, trh_task_map_l2[g], TRH_TASK_MAP_ITERS, theta) < 0) {
+            rc = trh_err("out of memory fitting the task map");
             break;
         }
         tr_learned_map map = {T, dim, theta};
         for (uint32_t ga = 0; ga < na; ga++) {
-            tr_cluster_psi(yt, nt, m, tt, T, as[ga], psi);
+            trh_cluster_psi(yt, nt, m, tt, T, as[ga], psi);
             for (size_t i = 0; i < nv; i++)
                 tr_learned_map_predict(&map, &cv, refs + vi[i] * dim, z, P + i * m);
-            tr_curve c;
-            tr_route_curve(P, yv, (uint32_t)nv, m, cn, &c, NULL);
+            trh_curve c;
+            trh_route_curve(P, yv, (uint32_t)nv, m, cn, &c, NULL);
             if (c.area > info->val_area)
-                info->val_area = c.area, info->l2 = tr_task_map_l2[g], info->a = as[ga];
+                info->val_area = c.area, info->l2 = trh_task_map_l2[g], info->a = as[ga];
         }
     }
     free(xt), free(yt), free(yv), free(tt), free(vi), free(cent), free(psi), free(theta), free(P);
     return rc;
 }
 
-int tr_task_map_build(const int8_t *refs, size_t n, size_t n_task, uint32_t dim,
+int trh_task_map_build(const int8_t *refs, size_t n, size_t n_task, uint32_t dim,
                       const float *scores, uint32_t m, const double *cn, const uint32_t *task,
-                      uint32_t T, float a, tr_buf *clusters, float **theta_out,
-                      tr_task_map_info *info)
+                      uint32_t T, float a, trh_buf *clusters, float **theta_out,
+                      trh_task_map_info *info)
 {
-    /* info already scored (tr_task_map_score on build's fifth): its l2. */
+    /* info already scored (trh_task_map_score on build's fifth): its l2. */
     if (T < 2 || T > TR_LMAP_MAX_K)
-        return tr_err("--task-map needs 2 to %u tasks in the references, not %u", TR_LMAP_MAX_K, T);
-    float *x = tr_xmalloc(n_task * dim * sizeof *x);
+        return trh_err("--task-map needs 2 to %u tasks in the references, not %u", TR_LMAP_MAX_K, T);
+    float *x = trh_xmalloc(n_task * dim * sizeof *x);
     for (size_t j = 0; j < n_task; j++)
-        tr_unit_row(refs + j * dim, dim, x + j * dim);
-    float *cent = tr_xmalloc((size_t)T * dim * sizeof *cent);
-    float *theta = tr_xmalloc((size_t)T * (dim + 1) * sizeof *theta);
-    uint32_t *assign = tr_xmalloc(n * sizeof *assign);
+        trh_unit_row(refs + j * dim, dim, x + j * dim);
+    float *cent = trh_xmalloc((size_t)T * dim * sizeof *cent);
+    float *theta = trh_xmalloc((size_t)T * (dim + 1) * sizeof *theta);
+    uint32_t *assign = trh_xmalloc(n * sizeof *assign);
     tr_clusters cv;
     int rc = 0;
     if (!info->val_queries && info->val_area == 0) {
-        uint8_t *hold = tr_xmalloc(n_task ? n_task : 1);
-        tr_holdout_fifth(n_task, hold);
-        rc = tr_task_map_score(refs, n_task, dim, scores, m, cn, task, T, &a, 1, hold, info);
+        uint8_t *hold = trh_xmalloc(n_task ? n_task : 1);
+        trh_holdout_fifth(n_task, hold);
+        rc = trh_task_map_score(refs, n_task, dim, scores, m, cn, task, T, &a, 1, hold, info);
         free(hold);
     }
-    tr_task_means(x, task, n_task, T, dim, cent);
-    if (!rc && (tr_clusters_section(cent, T, dim, m, info->a, clusters) ||
+    trh_task_means(x, task, n_task, T, dim, cent);
+    if (!rc && (trh_clusters_section(cent, T, dim, m, info->a, clusters) ||
                 tr_clusters_view(clusters->data, clusters->len, dim, m, &cv) != TR_OK))
-        rc = tr_err("the task map's clusters section could not be written");
-    if (!rc && tr_task_map_fit(x, n_task, dim, task, cent, T, info->l2, TR_TASK_MAP_ITERS, theta) < 0)
-        rc = tr_err("out of memory fitting the task map");
+        rc = trh_err("the task map's clusters section could not be written");
+    if (!rc && trh_task_map_fit(x, n_task, dim, task, cent, T, info->l2, TRH_TASK_MAP_ITERS, theta) < 0)
+        rc = trh_err("out of memory fitting the task map");
     if (!rc) {
         /* Psi: the task rows by their task, the others by the device's own
          * nearest task centroid. cv views our writable section: filled in
@@ -164,7 +164,7 @@ int tr_task_map_build(const int8_t *refs, size_t n, size_t n_task, uint32_t dim,
             const int8_t *q = refs + j * dim;
             assign[j] = tr_cluster_assign(tr_kernels_active(), &cv, q, dots);
         }
-        tr_cluster_psi(scores, n, m, assign, T, info->a, (float *)(void *)cv.psi);
+        trh_cluster_psi(scores, n, m, assign, T, info->a, (float *)(void *)cv.psi);
     }
     free(x), free(cent), free(assign);
     if (rc)

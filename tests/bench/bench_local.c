@@ -34,14 +34,14 @@ int main(int argc, char **argv)
         return 2;
     }
     const int reps = argc > 3 ? atoi(argv[3]) : 5;
-    tr_dataset ds;
-    if (tr_dataset_load(argv[1], &ds) != 0)
+    trh_dataset ds;
+    if (trh_dataset_load(argv[1], &ds) != 0)
         return 1;
     size_t len;
-    uint8_t *raw = tr_read_file(argv[2], &len);
+    uint8_t *raw = trh_read_file(argv[2], &len);
     tr_pubkey pub;
     void *pack, *vm, *cm;
-    if (!raw || tr_key_load_public(PUB, &pub) != 0 || posix_memalign(&pack, 64, len) ||
+    if (!raw || trh_key_load_public(PUB, &pub) != 0 || posix_memalign(&pack, 64, len) ||
         posix_memalign(&vm, 64, tr_pack_size()))
         return 1;
     memcpy(pack, raw, len);
@@ -58,8 +58,8 @@ int main(int argc, char **argv)
         return 1;
     /* Every prompt's embedding (the store's fill and the int8 queries). */
     const size_t n = ds.n_prompts, dim = info.dim;
-    int8_t *emb = tr_xcalloc(n, dim);
-    int *ok = tr_xcalloc(n, sizeof *ok);
+    int8_t *emb = trh_xcalloc(n, dim);
+    int *ok = trh_xcalloc(n, sizeof *ok);
     for (size_t i = 0; i < n; i++) {
         ok[i] = tr_embed(p, c, ds.prompts[i].text, strlen(ds.prompts[i].text), emb + i * dim,
                          dim) == TR_OK;
@@ -131,6 +131,6 @@ int main(int argc, char **argv)
     free(pack);
     free(vm);
     free(cm);
-    tr_dataset_free(&ds);
+    trh_dataset_free(&ds);
     return 0;
 }

@@ -46,15 +46,15 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     }
     for (int i = 0; i < N * M; i++)
         scores[i] = (float)((i * 7) % 3 == 0);
-    static const tr_pack_model models[M] = {
+    static const trh_pack_model models[M] = {
         {"small", 1, TR_DEVICE}, {"mid", 3, TR_DEVICE}, {"large", 10, TR_CLOUD}};
-    tr_pack_spec s = {.security_counter = 1, .embedder_name = "fz", .dim = D, .n_refs = N,
+    trh_pack_spec s = {.security_counter = 1, .embedder_name = "fz", .dim = D, .n_refs = N,
                       .n_models = M, .models = models, .refs = refs, .scores = scores, .k = 5,
                       .prior_strength = 2.0f};
-    tr_buf b = {0};
-    tr_pack_layout lay;
+    trh_buf b = {0};
+    trh_pack_layout lay;
     const char *key = tr_fuzz_path("TR_FUZZ_SIGNING_KEY", "fixtures/keys/test-signing.key");
-    if (tr_pack_write(&s, &b, &lay) != 0 || tr_pack_sign(&b, key) != 0)
+    if (trh_pack_write(&s, &b, &lay) != 0 || trh_pack_sign(&b, key) != 0)
         abort();
     if (posix_memalign((void **)&pack_bytes, 64, b.len) != 0)
         abort();
@@ -66,7 +66,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         tr_ctx_init(ctx_mem, sizeof ctx_mem, D, M, 0, &ctx) != TR_OK ||
         tr_local_size(CAP, D, M) > sizeof src_mem)
         abort();
-    tr_buf_free(&b);
+    trh_buf_free(&b);
     return 0;
 }
 
