@@ -26,6 +26,8 @@ tr_status tr_task_begin(const tr_pack *p, void *mem, size_t bytes, tr_task **out
         return TR_E_ARENA_TOO_SMALL;
     tr_arena a = {mem, bytes, 0};
     tr_task *t = tr_arena_take(&a, sizeof *t);
+    if (!t) /* cannot happen after the size check; says so to the compiler */
+        return TR_E_ARENA_TOO_SMALL;
     memset(t, 0, sizeof *t);
     t->magic = TR_TASK_MAGIC;
     memcpy(t->pack_hash, p->served.info.pack_hash, 32);

@@ -220,16 +220,6 @@ static double area_rebuilt(const world *W, const uint32_t *tr, uint32_t ntr, con
     return c.area;
 }
 
-static void shuffle(uint32_t *a, uint32_t n, uint64_t *s)
-{
-    for (uint32_t i = n; i > 1; i--) {
-        uint32_t j = (uint32_t)(trh_splitmix64(s) % i);
-        uint32_t t = a[i - 1];
-        a[i - 1] = a[j];
-        a[j] = t;
-    }
-}
-
 /* k and prior strength as build chooses them: the best Area on the last
  * sixth of the pack's references, with the pack's labels, the rest as
  * references. */
@@ -299,7 +289,7 @@ static int run_seed(const trh_local_eval_in *in, int traffic, uint64_t seed, cel
         return trh_err("eval --local: %s has %u models of cost <= %g: need two device candidates",
                       in->name, nc, in->device_max_cost);
     }
-    shuffle(cand, nc, &rs);
+    trh_shuffle(cand, nc, &rs);
     /* A is the data set's device model when it is a candidate (the model
      * the device runs, and the one the router keeps traffic on at high
      * lambda); B another candidate, drawn per seed. */
@@ -330,7 +320,7 @@ static int run_seed(const trh_local_eval_in *in, int traffic, uint64_t seed, cel
     uint32_t *perm = trh_xmalloc(in->n * sizeof *perm);
     for (uint32_t i = 0; i < in->n; i++)
         perm[i] = i;
-    shuffle(perm, in->n, &rs);
+    trh_shuffle(perm, in->n, &rs);
     const uint32_t ntr = (uint32_t)(0.6 * in->n);
     uint32_t *user = perm + ntr, nu = in->n - ntr;
     if (traffic && in->task && nu > 0) {

@@ -77,16 +77,6 @@ typedef struct eval_opts {
 
 /* ---- small numerics ---- */
 
-static void shuffle(uint32_t *a, uint32_t n, uint64_t *s)
-{
-    for (uint32_t i = n; i > 1; i--) {
-        uint32_t j = (uint32_t)(trh_splitmix64(s) % i);
-        uint32_t t = a[i - 1];
-        a[i - 1] = a[j];
-        a[j] = t;
-    }
-}
-
 /* ---- one data set ---- */
 
 typedef struct prepared {
@@ -678,46 +668,20 @@ static int task_map(const prepared *p, const int8_t *q, const split *s, const ui
     return 0;
 }
 
-static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const eval_opts *o,
-                    uint64_t seed, seed_result *r)
+/* Every prompt's embedding as the device computes it: the component SIF
+ * removes fitted on the ntr prompts train (no labels), then float rows into
+ * f (unit, when f is given) and the device's int8 bits into q. */
+static int embed_all(const prepared *p, uint8_t *table, size_t table_len, const eval_opts *o,
+                     const uint32_t *train, uint32_t ntr, float *f, int8_t *q)
 {
     const uint32_t dim = p->dim, n = p->n;
-    memset(r, 0, sizeof *r);
-    uint64_t rs = seed * 0x2545F4914F6CDD1Dull + 1;
-    /* Splits. */
-    split s = {0};
-    uint32_t *perm = trh_xmalloc(n * sizeof *perm);
-    for (uint32_t i = 0; i < n; i++)
-        perm[i] = i;
-    shuffle(perm, n, &rs);
-    s.ntr = (uint32_t)(0.6 * n);
-    s.nva = (uint32_t)(0.1 * n);
-    s.nte = n - s.ntr - s.nva;
-    s.tr = perm;
-    s.va = perm + s.ntr;
-    s.te = perm + s.ntr + s.nva;
-    uint32_t *mperm = trh_xmalloc(p->n_models * sizeof *mperm);
-    for (uint32_t m = 0; m < p->n_models; m++)
-        mperm[m] = m;
-    shuffle(mperm, p->n_models, &rs);
-    s.nmtr = o->fixed_pool ? p->n_models : p->n_models / 2;
-    s.nmte = o->fixed_pool ? p->n_models : p->n_models - s.nmtr;
-    s.mtr = mperm;
-    s.mte = o->fixed_pool ? mperm : mperm + s.nmtr;
-    /* Where the routed (test) models' labels come from: the validation
-     * prompts for new models, the train prompts for a fixed pool. */
-    const uint32_t *lab = o->fixed_pool ? s.tr : s.va, nlab = o->fixed_pool ? s.ntr : s.nva;
-
-    /* Embeddings: pc fitted on the train prompts, then the device's bits. */
-    float *f = trh_xmalloc((size_t)n * dim * sizeof *f);
-    int8_t *q = trh_xmalloc((size_t)n * dim);
     tr_embedder e;
     if (!o->no_pc && !given_vectors(o)) {
-        float *x = trh_xmalloc((size_t)s.ntr * dim * sizeof *x);
-        for (uint32_t i = 0; i < s.ntr; i++)
-            memcpy(x + (size_t)i * dim, p->raw + (size_t)s.tr[i] * dim, dim * sizeof *x);
+        float *x = trh_xmalloc((size_t)ntr * dim * sizeof *x);
+        for (uint32_t i = 0; i < ntr; i++)
+            memcpy(x + (size_t)i * dim, p->raw + (size_t)train[i] * dim, dim * sizeof *x);
         float *pc = (float *)(void *)(table + tr_ld32(table + TR_E_OFF_PC));
-        int bad = trh_first_pc(x, s.ntr, dim, pc);
+        int bad = trh_first_pc(x, ntr, dim, pc);
         free(x);
         if (bad)
             return trh_err("out of memory");
@@ -727,8 +691,9 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
     }
     if (!given_vectors(o) && tr_embedder_view(table, table_len, &e) != TR_OK)
         return trh_err("internal: embedder view");
+    float *row = f ? NULL : trh_xmalloc(dim * sizeof *row);
     for (uint32_t i = 0; i < n; i++) {
-        float *v = f + (size_t)i * dim;
+        float *v = f ? f + (size_t)i * dim : row;
         if (given_vectors(o)) {
             memcpy(v, p->raw + (size_t)i * dim, dim * sizeof *v);
         } else {
@@ -741,8 +706,48 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
             memset(q + (size_t)i * dim, 0, dim);
             q[(size_t)i * dim + i % dim] = 1;
         }
-        trh_normalize(v, dim);
+        if (f)
+            trh_normalize(v, dim);
     }
+    free(row);
+    return 0;
+}
+
+static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const eval_opts *o,
+                    uint64_t seed, seed_result *r)
+{
+    const uint32_t dim = p->dim, n = p->n;
+    memset(r, 0, sizeof *r);
+    uint64_t rs = seed * 0x2545F4914F6CDD1Dull + 1;
+    /* Splits. */
+    split s = {0};
+    uint32_t *perm = trh_xmalloc(n * sizeof *perm);
+    for (uint32_t i = 0; i < n; i++)
+        perm[i] = i;
+    trh_shuffle(perm, n, &rs);
+    s.ntr = (uint32_t)(0.6 * n);
+    s.nva = (uint32_t)(0.1 * n);
+    s.nte = n - s.ntr - s.nva;
+    s.tr = perm;
+    s.va = perm + s.ntr;
+    s.te = perm + s.ntr + s.nva;
+    uint32_t *mperm = trh_xmalloc(p->n_models * sizeof *mperm);
+    for (uint32_t m = 0; m < p->n_models; m++)
+        mperm[m] = m;
+    trh_shuffle(mperm, p->n_models, &rs);
+    s.nmtr = o->fixed_pool ? p->n_models : p->n_models / 2;
+    s.nmte = o->fixed_pool ? p->n_models : p->n_models - s.nmtr;
+    s.mtr = mperm;
+    s.mte = o->fixed_pool ? mperm : mperm + s.nmtr;
+    /* Where the routed (test) models' labels come from: the validation
+     * prompts for new models, the train prompts for a fixed pool. */
+    const uint32_t *lab = o->fixed_pool ? s.tr : s.va, nlab = o->fixed_pool ? s.ntr : s.nva;
+
+    /* Embeddings: pc fitted on the train prompts, then the device's bits. */
+    float *f = trh_xmalloc((size_t)n * dim * sizeof *f);
+    int8_t *q = trh_xmalloc((size_t)n * dim);
+    if (embed_all(p, table, table_len, o, s.tr, s.ntr, f, q))
+        return 1;
 
     double *cn_tr = trh_xmalloc(s.nmtr * sizeof *cn_tr), *cn_te = trh_xmalloc(s.nmte * sizeof *cn_te);
     double cmin, cmax, tmin, tmax;
@@ -1490,41 +1495,13 @@ static int eval_local_set(const prepared *p, uint8_t *table, size_t table_len, c
     uint32_t *perm = trh_xmalloc(n * sizeof *perm);
     for (uint32_t i = 0; i < n; i++)
         perm[i] = i;
-    shuffle(perm, n, &rs);
-    tr_embedder e;
-    if (!o->no_pc && !given_vectors(o)) {
-        const uint32_t ntr = (uint32_t)(0.6 * n);
-        float *x = trh_xmalloc((size_t)ntr * dim * sizeof *x);
-        for (uint32_t i = 0; i < ntr; i++)
-            memcpy(x + (size_t)i * dim, p->raw + (size_t)perm[i] * dim, dim * sizeof *x);
-        float *pc = (float *)(void *)(table + tr_ld32(table + TR_E_OFF_PC));
-        int bad = trh_first_pc(x, ntr, dim, pc);
-        free(x);
-        if (bad) {
-            free(perm);
-            return trh_err("out of memory");
-        }
-        tr_emb_set_pc(table, 1);
-    } else if (table) {
-        tr_emb_set_pc(table, 0);
-    }
-    free(perm);
-    if (!given_vectors(o) && tr_embedder_view(table, table_len, &e) != TR_OK)
-        return trh_err("internal: embedder view");
+    trh_shuffle(perm, n, &rs);
     int8_t *q = trh_xmalloc((size_t)n * dim);
-    float *v = trh_xmalloc(dim * sizeof *v);
-    for (uint32_t i = 0; i < n; i++) {
-        if (given_vectors(o)) {
-            memcpy(v, p->raw + (size_t)i * dim, dim * sizeof *v);
-        } else {
-            uint32_t known;
-            const char *t = p->ds.prompts[p->prompt[i]].text;
-            tr_embed_f32(&e, t, strlen(t), v, &known);
-        }
-        if (tr_quantize_i8(v, dim, q + (size_t)i * dim) != TR_OK) {
-            memset(q + (size_t)i * dim, 0, dim); /* as run_seed: a direction of its own */
-            q[(size_t)i * dim + i % dim] = 1;
-        }
+    int bad = embed_all(p, table, table_len, o, perm, (uint32_t)(0.6 * n), NULL, q);
+    free(perm);
+    if (bad) {
+        free(q);
+        return 1;
     }
     double *cost = trh_xmalloc(p->n_models * sizeof *cost);
     const char **model = trh_xmalloc(p->n_models * sizeof *model);
@@ -1543,7 +1520,7 @@ static int eval_local_set(const prepared *p, uint8_t *table, size_t table_len, c
     trh_local_eval_in in = {p->name, n, dim, p->n_models, q, p->Y, cost, model, on_device,
                            any_task ? task : NULL, o->n_seeds, o->device_max_cost};
     int r = trh_eval_local(&in, stdout);
-    free(q), free(v), free(cost), free(model), free(on_device), free(task);
+    free(q), free(cost), free(model), free(on_device), free(task);
     return r;
 }
 

@@ -126,8 +126,31 @@ class Library:
         return Pack(self, path, pubkeys, delta)
 
 
-class Keys:
+class _Handle:
+    """A library handle freed once, by close(), `with`, or garbage collection;
+    a subclass names its free function in _FREE."""
+
+    _FREE = None
+
+    def close(self):
+        if getattr(self, "h", None):
+            getattr(self.lib.L, self._FREE)(self.h)
+            self.h = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    def __del__(self):
+        self.close()
+
+
+class Keys(_Handle):
     """--device-keys FILE: the fleet's device keys, and a batch's replay state."""
+
+    _FREE = "trh_keys_free"
 
     def __init__(self, lib, path, allow_v1=False):
         self.lib, e = lib, _err()
@@ -144,18 +167,13 @@ class Keys:
             raise Error(_msg(e))
         return skip.value
 
-    def close(self):
-        if getattr(self, "h", None):
-            self.lib.L.trh_keys_free(self.h)
-            self.h = None
-
-    def __del__(self):
-        self.close()
 
 
-class Log:
+class Log(_Handle):
     """An outcome log read and checked by tools/logfile.c (with keys: its
     device known, not revoked, its MAC verified), or Error."""
+
+    _FREE = "trh_log_close"
 
     def __init__(self, lib, path, keys=None):
         self.lib, self.path, self.info, e = lib, path, LogInfo(), _err()
@@ -197,19 +215,6 @@ class Log:
             raise Error("%s: no embeddings kept, or out of range" % self.path)
         return out
 
-    def close(self):
-        if getattr(self, "h", None):
-            self.lib.L.trh_log_close(self.h)
-            self.h = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        self.close()
-
-    def __del__(self):
-        self.close()
 
 
 class Routes:
@@ -224,9 +229,11 @@ class Routes:
 METHODS = {"knn": 0, "cluster": 1, "learned-map": 2}
 
 
-class Pack:
+class Pack(_Handle):
     """A pack (and delta) verified against the public keys, as `tinyroute
     route --pack P --key K [--delta D]` opens it; Error on refusal."""
+
+    _FREE = "trh_pack_close"
 
     def __init__(self, lib, path, pubkeys, delta=None):
         if isinstance(pubkeys, (str, bytes, os.PathLike)):
@@ -276,16 +283,3 @@ class Pack:
             raise Error(_msg(e))
         return out
 
-    def close(self):
-        if getattr(self, "h", None):
-            self.lib.L.trh_pack_close(self.h)
-            self.h = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        self.close()
-
-    def __del__(self):
-        self.close()

@@ -21,4 +21,15 @@ static inline double trh_unit_double(uint64_t *s)
     return (double)(trh_splitmix64(s) >> 11) / 9007199254740992.0;
 }
 
+/* Fisher-Yates shuffle of a[0..n) from the stream *s (splits and pools). */
+static inline void trh_shuffle(uint32_t *a, uint32_t n, uint64_t *s)
+{
+    for (uint32_t i = n; i > 1; i--) {
+        uint32_t j = (uint32_t)(trh_splitmix64(s) % i);
+        uint32_t t = a[i - 1];
+        a[i - 1] = a[j];
+        a[j] = t;
+    }
+}
+
 #endif
