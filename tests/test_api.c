@@ -57,7 +57,7 @@ static int setup(void **state)
     if (fread(w->pack, 1, w->len, f) != w->len)
         return -1;
     fclose(f);
-    if (tr_key_load_public(PUB, &w->pub) != 0)
+    if (trh_key_load_public(PUB, &w->pub) != 0)
         return -1;
     w->view_mem = aligned(tr_pack_size());
     w->delta_mem = aligned(tr_pack_size());
@@ -103,18 +103,18 @@ static uint8_t *make_delta(const world *w, uint64_t counter, size_t *len)
         bits[i >> 3] |= (uint8_t)(1u << (i & 7));
         bits[stride + (i >> 3)] |= (uint8_t)(1u << (i & 7));
     }
-    tr_delta_spec s = {.security_counter = counter, .created_unix = 1700000000,
+    trh_delta_spec s = {.security_counter = counter, .created_unix = 1700000000,
                        .n_base_models = w->info.n_models, .n_base_refs = n,
                        .bit_stride = stride, .n_added = 1, .records = rec, .correct = bits,
                        .valid = bits + stride};
     memcpy(s.base_hash, w->info.pack_hash, 32);
-    tr_buf b = {0};
-    tr_delta_write(&s, &b);
-    assert_int_equal(tr_pack_sign(&b, KEY), 0);
+    trh_buf b = {0};
+    trh_delta_write(&s, &b);
+    assert_int_equal(trh_pack_sign(&b, KEY), 0);
     uint8_t *p = aligned(b.len);
     memcpy(p, b.data, b.len);
     *len = b.len;
-    tr_buf_free(&b);
+    trh_buf_free(&b);
     free(bits);
     return p;
 }

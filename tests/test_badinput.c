@@ -36,7 +36,7 @@ enum { N = 16, DIM = 8, M = 3, K = 2, T = 2 };
 /* The small pack A (kNN + clusters + tasks, no embedder) and a delta D over
  * it that adds one model; built once for the whole group. */
 static struct world {
-    tr_buf pack, delta;    /* signed */
+    trh_buf pack, delta;    /* signed */
     size_t sb, dsb;        /* their signed bytes */
     int8_t refs[N * DIM];
     tr_pubkey pub, other;
@@ -62,14 +62,14 @@ static uint8_t *exact_copy(const uint8_t *src, size_t len)
     return p;
 }
 
-static void sign_buf(tr_buf *b, const char *key) { assert_int_equal(tr_pack_sign(b, key), 0); }
+static void sign_buf(trh_buf *b, const char *key) { assert_int_equal(trh_pack_sign(b, key), 0); }
 
 /* The same bytes on every call (but for the key's signature). */
-static void build_pack(tr_buf *out, uint64_t expires, const char *key)
+static void build_pack(trh_buf *out, uint64_t expires, const char *key)
 {
     rng_state = 0x9E3779B97F4A7C15ull;
     static float scores[N * M];
-    static const tr_pack_model models[M] = {
+    static const trh_pack_model models[M] = {
         {"dev-small", 1, TR_DEVICE}, {"cloud-mid", 10, TR_CLOUD}, {"cloud-big", 60, TR_CLOUD}};
     for (int i = 0; i < N * DIM; i++)
         W.refs[i] = (int8_t)((int)(rnd() % 255) - 127);
@@ -79,32 +79,32 @@ static void build_pack(tr_buf *out, uint64_t expires, const char *key)
     float cent[K * DIM];
     for (int i = 0; i < K * DIM; i++)
         cent[i] = (float)((int)(rnd() % 2001) - 1000) / 3000.0f;
-    tr_buf clu = {0}, tasks = {0};
-    assert_int_equal(tr_clusters_section(cent, K, DIM, M, 16.0f, &clu), 0);
+    trh_buf clu = {0}, tasks = {0};
+    assert_int_equal(trh_clusters_section(cent, K, DIM, M, 16.0f, &clu), 0);
     tr_clusters cv;
     assert_int_equal(tr_clusters_view(clu.data, clu.len, DIM, M, &cv), TR_OK);
     float *psi = (float *)(void *)cv.psi;
     for (int i = 0; i < K * M; i++)
         psi[i] = (float)(i + 1) / (K * M + 1);
     static const float u[T] = {0.1f, 0.7f}, acc[T * M] = {0.5f, 0.6f, 0.7f, 0.4f, 0.8f, 0.9f};
-    tr_tasks_section(u, acc, T, M, 19, 0.09f, 0.6f, &tasks);
-    tr_pack_spec s = {.security_counter = 5, .created_unix = 1700000000, .expires_unix = expires,
+    trh_tasks_section(u, acc, T, M, 19, 0.09f, 0.6f, &tasks);
+    trh_pack_spec s = {.security_counter = 5, .created_unix = 1700000000, .expires_unix = expires,
                       .embedder_name = EMB, .dim = DIM, .n_refs = N, .n_models = M,
                       .models = models, .refs = W.refs, .scores = scores, .k = 4, .lambda = 0.1f,
                       .clusters = clu.data, .clusters_len = clu.len, .tasks = tasks.data,
                       .tasks_len = tasks.len};
-    tr_pack_layout lay;
+    trh_pack_layout lay;
     out->len = 0;
-    assert_int_equal(tr_pack_write(&s, out, &lay), 0);
+    assert_int_equal(trh_pack_write(&s, out, &lay), 0);
     sign_buf(out, key);
-    tr_buf_free(&clu);
-    tr_buf_free(&tasks);
+    trh_buf_free(&clu);
+    trh_buf_free(&tasks);
 }
 
 /* The writer pads bitsets to 64 bytes. */
 enum { BITS_STRIDE = ((N + 7) / 8 + 63) / 64 * 64 };
 
-static void build_delta(tr_buf *out, const uint8_t base_hash[32], uint64_t counter)
+static void build_delta(trh_buf *out, const uint8_t base_hash[32], uint64_t counter)
 {
     static uint8_t rec[TR_MODEL_REC_BYTES], cor[BITS_STRIDE], val[BITS_STRIDE];
     static float psi[K];
@@ -121,13 +121,13 @@ static void build_delta(tr_buf *out, const uint8_t base_hash[32], uint64_t count
     }
     psi[0] = 0.2f;
     psi[1] = 0.3f;
-    tr_delta_spec d = {.security_counter = counter, .created_unix = 1700000001,
+    trh_delta_spec d = {.security_counter = counter, .created_unix = 1700000001,
                        .n_base_models = M, .n_base_refs = N, .n_clusters = K,
                        .bit_stride = BITS_STRIDE, .n_added = 1, .records = rec,
                        .correct = cor, .valid = val, .psi = psi};
     memcpy(d.base_hash, base_hash, 32);
     out->len = 0;
-    tr_delta_write(&d, out);
+    trh_delta_write(&d, out);
     sign_buf(out, KEY);
 }
 
@@ -353,8 +353,8 @@ static int mutation_tested(size_t i)
 
 static int group_setup(void **state)
 {
-    assert_int_equal(tr_key_load_public(PUB, &W.pub), 0);
-    assert_int_equal(tr_key_load_public(OTHER_PUB, &W.other), 0);
+    assert_int_equal(trh_key_load_public(PUB, &W.pub), 0);
+    assert_int_equal(trh_key_load_public(OTHER_PUB, &W.other), 0);
     build_pack(&W.pack, 0, KEY);
     W.sb = (size_t)tr_ld64(W.pack.data + TR_H_SIGNED_BYTES);
     view_box b = new_router();
@@ -375,8 +375,8 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-    tr_buf_free(&W.pack);
-    tr_buf_free(&W.delta);
+    trh_buf_free(&W.pack);
+    trh_buf_free(&W.delta);
     (void)state;
     return 0;
 }
@@ -474,7 +474,7 @@ static void flip_loop(int is_pack)
     uint8_t *pa, *pd;
     view_box b = serving(1, &pa, &pd);
     served want = snapshot(&b);
-    const tr_buf *src = is_pack ? &W.pack : &W.delta;
+    const trh_buf *src = is_pack ? &W.pack : &W.delta;
     const size_t len = src->len, sb = is_pack ? W.sb : W.dsb;
     uint8_t *p = exact_copy(src->data, len);
     size_t tested = 0, by_code[TR_STATUS_COUNT] = {0};
@@ -565,17 +565,17 @@ static void test_signature_and_trust(void **state)
     t.n_keys = 0;
     t.keys = NULL;
     assert_int_equal(open_into(&b, pa, len, &t), TR_E_KEY_UNKNOWN);
-    tr_buf other = {0};
+    trh_buf other = {0};
     build_pack(&other, 0, OTHER_KEY);
     uint8_t *po = exact_copy(other.data, other.len);
     assert_int_equal(load(&b, po, other.len), TR_E_KEY_UNKNOWN);
     /* The other key's signature under our key's id. */
     uint8_t id[32];
-    tr_key_id(&W.pub, id);
+    trh_key_id(&W.pub, id);
     memcpy(po + tr_ld64(po + TR_H_SIGNED_BYTES) + 8, id, 32);
     assert_int_equal(load(&b, po, other.len), TR_E_SIGNATURE);
     free(po);
-    tr_buf_free(&other);
+    trh_buf_free(&other);
     /* Revoked: trusted key, but its id is on the revocation list. */
     uint8_t gone[1][32];
     memcpy(gone[0], id, 32);
@@ -589,18 +589,18 @@ static void test_signature_and_trust(void **state)
     uint8_t *p = exact_copy(W.pack.data, sb);
     assert_int_equal(load(&b, p, sb), TR_E_NO_SIGNATURE);
     free(p);
-    tr_buf junk = {0};
-    tr_buf_put(&junk, W.pack.data, sb);
-    tr_buf_put(&junk, "NOT A SIGNATURE TRAILER, JUST BYTES THAT FOLLOW THE PACK", 56);
+    trh_buf junk = {0};
+    trh_buf_put(&junk, W.pack.data, sb);
+    trh_buf_put(&junk, "NOT A SIGNATURE TRAILER, JUST BYTES THAT FOLLOW THE PACK", 56);
     p = exact_copy(junk.data, junk.len);
     assert_int_equal(load(&b, p, junk.len), TR_E_NO_SIGNATURE);
     free(p);
-    tr_buf_free(&junk);
+    trh_buf_free(&junk);
 
     /* A second signature appended. */
-    tr_buf two = {0};
-    tr_buf_put(&two, W.pack.data, len);
-    tr_buf_put(&two, W.pack.data + sb, len - sb);
+    trh_buf two = {0};
+    trh_buf_put(&two, W.pack.data, len);
+    trh_buf_put(&two, W.pack.data + sb, len - sb);
     p = exact_copy(two.data, two.len);
     assert_int_equal(load(&b, p, two.len), TR_E_TRAILING_DATA);
     free(p);
@@ -609,7 +609,7 @@ static void test_signature_and_trust(void **state)
     p = exact_copy(two.data, two.len);
     assert_int_equal(load(&b, p, two.len), TR_E_TRAILING_DATA);
     free(p);
-    tr_buf_free(&two);
+    trh_buf_free(&two);
 
     /* The delta: wrong key, no signature, a second signature. */
     t = trust_of(&W.other, 0, 0);
@@ -617,12 +617,12 @@ static void test_signature_and_trust(void **state)
     p = exact_copy(W.delta.data, W.dsb);
     assert_int_equal(apply(&b, p, W.dsb), TR_E_NO_SIGNATURE);
     free(p);
-    tr_buf_put(&two, W.delta.data, W.delta.len);
-    tr_buf_put(&two, W.delta.data + W.dsb, W.delta.len - W.dsb);
+    trh_buf_put(&two, W.delta.data, W.delta.len);
+    trh_buf_put(&two, W.delta.data + W.dsb, W.delta.len - W.dsb);
     p = exact_copy(two.data, two.len);
     assert_int_equal(apply(&b, p, two.len), TR_E_TRAILING_DATA);
     free(p);
-    tr_buf_free(&two);
+    trh_buf_free(&two);
     assert_true(same_served(&b, &want));
     free(pa);
     free(pd);
@@ -653,8 +653,8 @@ typedef void (*mutator)(uint8_t *p, size_t sb);
 static void check_resigned(view_box *b, const served *was, mutator mut, tr_status want,
                            uint64_t floor_, uint64_t now, const char *what)
 {
-    tr_buf s = {0};
-    tr_buf_put(&s, W.pack.data, W.sb);
+    trh_buf s = {0};
+    trh_buf_put(&s, W.pack.data, W.sb);
     mut(s.data, W.sb);
     sign_buf(&s, KEY);
     uint8_t *p = exact_copy(s.data, s.len);
@@ -665,7 +665,7 @@ static void check_resigned(view_box *b, const served *was, mutator mut, tr_statu
     if (st != TR_OK)
         assert_true(same_served(b, was));
     free(p);
-    tr_buf_free(&s);
+    trh_buf_free(&s);
 }
 
 static void m_overlap(uint8_t *p, size_t sb)
@@ -1116,7 +1116,7 @@ static void test_signed_but_malformed(void **state)
  * xored with x before signing: the header fields read before the signature
  * have their own codes, the counts must match the sections, and any other
  * byte may give a pack the parser accepts or one it calls malformed. */
-static int mutation_allowed(int is_pack, size_t i, uint8_t x, tr_status st, const tr_buf *s,
+static int mutation_allowed(int is_pack, size_t i, uint8_t x, tr_status st, const trh_buf *s,
                             size_t sb)
 {
     if (i < 8)
@@ -1153,7 +1153,7 @@ static void mutation_loop(int is_pack)
     uint8_t *pa, *pd;
     view_box b = serving(1, &pa, &pd);
     served want = snapshot(&b);
-    const tr_buf *src = is_pack ? &W.pack : &W.delta;
+    const trh_buf *src = is_pack ? &W.pack : &W.delta;
     const size_t sb = is_pack ? W.sb : W.dsb;
     size_t tested = 0, ok = 0;
     double t0 = now_s();
@@ -1161,8 +1161,8 @@ static void mutation_loop(int is_pack)
         if (!mutation_tested(i))
             continue;
         uint8_t x = patterns[i % sizeof patterns];
-        tr_buf s = {0};
-        tr_buf_put(&s, src->data, sb);
+        trh_buf s = {0};
+        trh_buf_put(&s, src->data, sb);
         /* A delta must count above the served D (3) to be served; the
          * counter's own bytes are mutated as they are. */
         if (!is_pack && !(i >= TR_DH_SECURITY && i < TR_DH_SECURITY + 8))
@@ -1197,7 +1197,7 @@ static void mutation_loop(int is_pack)
         }
         assert_true(same_served(&b, &want));
         free(p);
-        tr_buf_free(&s);
+        trh_buf_free(&s);
         tested++;
     }
     print_message("%s: %zu signed bytes mutated and re-signed, %zu accepted, %.1f s\n",
@@ -1391,8 +1391,8 @@ static void test_embedder_bounds(void **state)
         {emb + TR_E_DIM, dim + 1, 4, "embedder dim != pack dim"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        tr_buf s = {0};
-        tr_buf_put(&s, pack, (size_t)sb);
+        trh_buf s = {0};
+        trh_buf_put(&s, pack, (size_t)sb);
         if (cases[i].width == 1)
             s.data[cases[i].at] = (uint8_t)cases[i].v;
         else
@@ -1406,16 +1406,16 @@ static void test_embedder_bounds(void **state)
         assert_int_equal(res.model, ref.model);
         assert_memory_equal(res.model_name, ref.model_name, strlen(ref.model_name) + 1);
         free(p);
-        tr_buf_free(&s);
+        trh_buf_free(&s);
     }
     /* The control: the same bytes signed again load. */
-    tr_buf s = {0};
-    tr_buf_put(&s, pack, (size_t)sb);
+    trh_buf s = {0};
+    trh_buf_put(&s, pack, (size_t)sb);
     sign_buf(&s, KEY);
     uint8_t *p = exact_copy(s.data, s.len);
     assert_int_equal(open_into(r, p, s.len, &t), TR_OK);
     free(p);
-    tr_buf_free(&s);
+    trh_buf_free(&s);
     free_box(r);
     free(pack);
     (void)state;
@@ -1564,8 +1564,8 @@ static void test_route_during_load(void **state)
     uint8_t *pa, *pd;
     view_box b = serving(1, &pa, &pd);
     served want = snapshot(&b);
-    tr_buf s = {0};
-    tr_buf_put(&s, W.pack.data, W.sb);
+    trh_buf s = {0};
+    trh_buf_put(&s, W.pack.data, W.sb);
     tr_st64(s.data + TR_H_SECURITY, 6); /* above A's 5: the store is written */
     sign_buf(&s, KEY);
     uint8_t *p = exact_copy(s.data, s.len);
@@ -1591,7 +1591,7 @@ static void test_route_during_load(void **state)
     assert_int_equal(tr_pack_get_info(b.r, &info), TR_OK);
     assert_int_equal(info.security_counter, 6);
     free(p);
-    tr_buf_free(&s);
+    trh_buf_free(&s);
     free(pa);
     free(pd);
     free_box(&b);
@@ -1609,8 +1609,8 @@ static void test_issue18_reproducers(void **state)
 
     /* n_added 2000 (> TR_DELTA_MAX_ADDED), not signed again: the signature
      * speaks first (it used to be TR_E_ARENA_TOO_SMALL against the base). */
-    tr_buf s = {0};
-    tr_buf_put(&s, W.delta.data, W.delta.len);
+    trh_buf s = {0};
+    trh_buf_put(&s, W.delta.data, W.delta.len);
     tr_st32(s.data + TR_DH_N_ADDED, 2000);
     uint8_t *p = exact_copy(s.data, s.len);
     assert_int_equal(apply(&b, p, s.len), TR_E_SIGNATURE);
@@ -1628,7 +1628,7 @@ static void test_issue18_reproducers(void **state)
         {TR_DH_HEADER_BYTES, 129}, {TR_DH_FLAGS, 1}, {104, 1}, {124, 0x80000000u}};
     for (size_t i = 0; i < sizeof dh / sizeof *dh; i++) {
         s.len = 0;
-        tr_buf_put(&s, W.delta.data, W.dsb);
+        trh_buf_put(&s, W.delta.data, W.dsb);
         tr_st32(s.data + dh[i].at, dh[i].v);
         sign_buf(&s, KEY);
         p = exact_copy(s.data, s.len);
@@ -1638,13 +1638,13 @@ static void test_issue18_reproducers(void **state)
         free(p);
         /* Unsigned, the same change is the signature's. */
         s.len = 0;
-        tr_buf_put(&s, W.delta.data, W.delta.len);
+        trh_buf_put(&s, W.delta.data, W.delta.len);
         tr_st32(s.data + dh[i].at, dh[i].v);
         p = exact_copy(s.data, s.len);
         assert_int_equal(apply(&b, p, s.len), TR_E_SIGNATURE);
         free(p);
     }
-    tr_buf_free(&s);
+    trh_buf_free(&s);
     assert_true(same_served(&b, &want));
 
     /* Penalties: NaN or Inf in any slot is the caller's error; finite ones
@@ -1709,11 +1709,11 @@ static void test_empty_delta(void **state)
     tr_pack_info info;
     assert_int_equal(tr_pack_get_info(b.r, &info), TR_OK);
     assert_int_equal(info.n_models, M + 1);
-    tr_delta_spec e = {.security_counter = 4, .created_unix = 1700000002, .n_base_models = M,
+    trh_delta_spec e = {.security_counter = 4, .created_unix = 1700000002, .n_base_models = M,
                        .n_base_refs = N, .n_clusters = K, .bit_stride = BITS_STRIDE};
     memcpy(e.base_hash, info.pack_hash, 32);
-    tr_buf s = {0};
-    tr_delta_write(&e, &s);
+    trh_buf s = {0};
+    trh_delta_write(&e, &s);
     assert_int_equal(tr_ld32(s.data + TR_DH_N_SECTIONS), 0);
     sign_buf(&s, KEY);
     uint8_t *p = exact_copy(s.data, s.len);
@@ -1741,7 +1741,7 @@ static void test_empty_delta(void **state)
     assert_int_equal(drop_into(&b), TR_OK);
     assert_int_equal(apply_into(&b, pd, W.delta.len, &rt), TR_E_ROLLBACK);
     assert_int_equal(apply_into(&b, p, s.len, &rt), TR_OK);
-    tr_buf_free(&s);
+    trh_buf_free(&s);
     free(p);
     free(pa);
     free(pd);
@@ -1751,11 +1751,11 @@ static void test_empty_delta(void **state)
     (void)state;
 }
 
-/* A pack of m models made by hand, since tr_pack_write refuses more than
+/* A pack of m models made by hand, since trh_pack_write refuses more than
  * TR_MODELS_MAX: one reference of RAW_DIM values, model 0 on the device,
  * every label 0, k = 1. Signed with the test key. */
 enum { RAW_DIM = 16, RAW_BITS = 64 };
-static void raw_pack(uint32_t m, tr_buf *b)
+static void raw_pack(uint32_t m, trh_buf *b)
 {
     static const struct { uint32_t type, stride; } sec[] = {
         {TR_SEC_MODELS, TR_MODEL_REC_BYTES}, {TR_SEC_REF_I8, RAW_DIM}, {TR_SEC_REF_INVNORM, 4},
@@ -1766,11 +1766,11 @@ static void raw_pack(uint32_t m, tr_buf *b)
     const uint32_t count[] = {m, 1, 1, m, 1};
     uint64_t at[sizeof sec / sizeof *sec];
     b->len = 0;
-    tr_buf_zeros(b, TR_HEADER_BYTES + ns * TR_SECTION_ENTRY_BYTES);
+    trh_buf_zeros(b, TR_HEADER_BYTES + ns * TR_SECTION_ENTRY_BYTES);
     for (uint32_t i = 0; i < ns; i++) {
-        tr_buf_align(b, TR_ALIGN);
+        trh_buf_align(b, TR_ALIGN);
         at[i] = b->len;
-        tr_buf_zeros(b, (size_t)len[i]);
+        trh_buf_zeros(b, (size_t)len[i]);
         uint8_t *e = b->data + TR_HEADER_BYTES + i * TR_SECTION_ENTRY_BYTES;
         tr_st32(e + TR_S_TYPE, sec[i].type);
         tr_st64(e + TR_S_OFFSET, at[i]);
@@ -1778,7 +1778,7 @@ static void raw_pack(uint32_t m, tr_buf *b)
         tr_st32(e + TR_S_STRIDE, sec[i].stride);
         tr_st32(e + TR_S_COUNT, count[i]);
     }
-    tr_buf_align(b, TR_ALIGN);
+    trh_buf_align(b, TR_ALIGN);
     for (uint32_t j = 0; j < m; j++) {
         uint8_t *r = b->data + at[0] + (size_t)j * TR_MODEL_REC_BYTES;
         snprintf((char *)r + TR_M_NAME, TR_MODEL_NAME_MAX, "m%u", j);
@@ -1804,7 +1804,7 @@ static void raw_pack(uint32_t m, tr_buf *b)
 }
 
 /* A delta adding one model to the base raw_pack(m_base) made. */
-static void raw_delta(const tr_buf *base, uint32_t m_base, tr_buf *out)
+static void raw_delta(const trh_buf *base, uint32_t m_base, trh_buf *out)
 {
     uint8_t rec[TR_MODEL_REC_BYTES] = {0}, cor[RAW_BITS] = {0}, val[RAW_BITS] = {1};
     memcpy(rec + TR_M_NAME, "added", 5);
@@ -1812,7 +1812,7 @@ static void raw_delta(const tr_buf *base, uint32_t m_base, tr_buf *out)
     tr_st32(rec + TR_M_WHERE, TR_CLOUD);
     tr_pack_info info;
     assert_int_equal(tr_pack_peek(base->data, base->len, &info), TR_OK);
-    tr_delta_spec d = {.security_counter = 1, .n_base_models = m_base, .n_base_refs = 1,
+    trh_delta_spec d = {.security_counter = 1, .n_base_models = m_base, .n_base_refs = 1,
                        .bit_stride = RAW_BITS, .n_added = 1, .records = rec, .correct = cor,
                        .valid = val};
     /* The base hash: SHA-256 of its signed bytes, as a view reports it. */
@@ -1823,7 +1823,7 @@ static void raw_delta(const tr_buf *base, uint32_t m_base, tr_buf *out)
     memcpy(d.base_hash, info.pack_hash, 32);
     free_box(r);
     out->len = 0;
-    tr_delta_write(&d, out);
+    trh_delta_write(&d, out);
     sign_buf(out, KEY);
 }
 
@@ -1834,7 +1834,7 @@ static void test_models_max(void **state)
 {
     view_box rb = new_box(RAW_DIM, TR_MODELS_MAX, 0), *r = &rb;
     tr_trust t = trust_of(&W.pub, 0, 0);
-    tr_buf pk = {0}, dl = {0};
+    trh_buf pk = {0}, dl = {0};
     tr_pack_info info;
     tr_result res;
     const int8_t q[RAW_DIM] = {3, 1};
@@ -1845,14 +1845,14 @@ static void test_models_max(void **state)
     assert_int_equal(tr_pack_get_info(r->r, &info), TR_OK);
     assert_int_equal(info.n_models, TR_MODELS_MAX);
     assert_int_equal(route_i8(r->r, r->c, "raw", q, RAW_DIM, NULL, &res, NULL), TR_OK);
-    tr_buf big = {0};
+    trh_buf big = {0};
     raw_pack(TR_MODELS_MAX + 1, &big);
     assert_int_equal(tr_pack_peek(big.data, big.len, &info), TR_OK);
     assert_int_equal(info.n_models, TR_MODELS_MAX + 1);
     assert_int_equal(open_into(r, big.data, big.len, &t), TR_E_MALFORMED);
     assert_int_equal(tr_pack_get_info(r->r, &info), TR_OK);
     assert_int_equal(info.n_models, TR_MODELS_MAX);
-    tr_buf_free(&big);
+    trh_buf_free(&big);
     /* A delta adding one model: past the limit over a base at it, served
      * over a base one model below. */
     raw_delta(&pk, TR_MODELS_MAX, &dl);
@@ -1865,8 +1865,8 @@ static void test_models_max(void **state)
     assert_int_equal(info.n_models, TR_MODELS_MAX);
     assert_int_equal(info.n_added_models, 1);
     assert_int_equal(route_i8(r->r, r->c, "raw", q, RAW_DIM, NULL, &res, NULL), TR_OK);
-    tr_buf_free(&pk);
-    tr_buf_free(&dl);
+    trh_buf_free(&pk);
+    trh_buf_free(&dl);
     free_box(r);
     (void)state;
 }

@@ -135,7 +135,7 @@ def route_area(P, Y, cn):
 
 
 def guard(P, Y, cn):
-    """tools/choose.c tr_guard_lambda: lambda 0 unless its point is under
+    """tools/choose.c trh_guard_lambda: lambda 0 unless its point is under
     Pareto-random (the single models' hull over these queries), else the
     first of the sweep whose point is not; (lambda, cost, acc, Pareto)."""
     rank, (hc, ha) = cost_rank(cn), hull(list(cn), list(Y.mean(0)))
@@ -147,7 +147,7 @@ def guard(P, Y, cn):
 
 
 def folds(n):
-    """tools/task_map.c tr_cv_folds: a full splitmix64 Fisher-Yates shuffle,
+    """tools/task_map.c trh_cv_folds: a full splitmix64 Fisher-Yates shuffle,
     position i to fold i % 5, scored while i < 5 * 1000."""
     s, perm = 0x7472686f6c643566, list(range(n))
     fold, scored = np.zeros(n, np.int64), np.zeros(n, bool)

@@ -196,7 +196,7 @@ expect 0 "6 prompts, 2 models" -- "$CLI" import llmrouter-9models "$T/lr" "$T/lr
 "$PYTHON" -c 'import json,sys; ids=[json.loads(l)["id"] for l in open(sys.argv[1])]; sys.exit(0 if ids == ["%s-%s%d" % ("train" if i < 4 else "test", "x"*100, i) for i in range(6)] else 1)' "$T/lrout/prompts.jsonl" &&
     ok || bad "import cut long ids: $(head -c 300 "$T/lrout/prompts.jsonl")"
 
-# --- a 100 MB line: refused at TR_LINE_MAX, memory bounded ------------------
+# --- a 100 MB line: refused at TRH_LINE_MAX, memory bounded ------------------
 cp -r "$T/src" "$T/long"
 "$PYTHON" - "$T/long/questions.jsonl" <<'PY'
 import sys
@@ -207,7 +207,7 @@ if [ -x /usr/bin/time ]; then
     /usr/bin/time -v "$CLI" import mmlu-pro-32 "$T/long" "$T/longout" >"$T/out" 2>"$T/err"
     got=$?
     rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$T/err")
-    echo "import of a 100 MB line: peak RSS ${rss} kB (bound: TR_LINE_MAX = 16 MiB)"
+    echo "import of a 100 MB line: peak RSS ${rss} kB (bound: TRH_LINE_MAX = 16 MiB)"
 else
     "$CLI" import mmlu-pro-32 "$T/long" "$T/longout" >"$T/out" 2>"$T/err"
     got=$?

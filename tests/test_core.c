@@ -29,8 +29,8 @@ enum { N = 300, DIM = 37, M = 5 };
 typedef struct fixture {
     int8_t refs[N * DIM];
     float scores[N * M];
-    tr_pack_model models[M];
-    tr_buf pack;        /* signed with KEY */
+    trh_pack_model models[M];
+    trh_buf pack;        /* signed with KEY */
     uint8_t *aligned;   /* 64-aligned copy of pack */
     tr_pubkey pub, other;
 } fixture;
@@ -66,18 +66,18 @@ static void make_data(fixture *f, int with_unknown_and_fractions)
             f->scores[i * M + m] = v;
         }
     for (int m = 0; m < M; m++)
-        f->models[m] = (tr_pack_model){names[m], costs[m], (m == 0 || m == 4) ? TR_DEVICE : TR_CLOUD};
+        f->models[m] = (trh_pack_model){names[m], costs[m], (m == 0 || m == 4) ? TR_DEVICE : TR_CLOUD};
 }
 
-static tr_pack_spec spec_of(fixture *f)
+static trh_pack_spec spec_of(fixture *f)
 {
-    return (tr_pack_spec){.security_counter = 5, .created_unix = 1700000000,
+    return (trh_pack_spec){.security_counter = 5, .created_unix = 1700000000,
                           .embedder_name = "test-embedder", .dim = DIM, .n_refs = N,
                           .n_models = M, .models = f->models, .refs = f->refs,
                           .scores = f->scores, .k = 10, .lambda = 0.0f};
 }
 
-static uint8_t *aligned_copy(const tr_buf *b)
+static uint8_t *aligned_copy(const trh_buf *b)
 {
     uint8_t *p = NULL;
     assert_int_equal(posix_memalign((void **)&p, 64, b->len + 64), 0);
@@ -85,12 +85,12 @@ static uint8_t *aligned_copy(const tr_buf *b)
     return p;
 }
 
-static void build(fixture *f, const tr_pack_spec *s, const char *key)
+static void build(fixture *f, const trh_pack_spec *s, const char *key)
 {
-    tr_pack_layout lay;
-    tr_buf_free(&f->pack);
-    assert_int_equal(tr_pack_write(s, &f->pack, &lay), 0);
-    assert_int_equal(tr_pack_sign(&f->pack, key), 0);
+    trh_pack_layout lay;
+    trh_buf_free(&f->pack);
+    assert_int_equal(trh_pack_write(s, &f->pack, &lay), 0);
+    assert_int_equal(trh_pack_sign(&f->pack, key), 0);
     free(f->aligned);
     f->aligned = aligned_copy(&f->pack);
 }
@@ -99,10 +99,10 @@ static int setup_with(void **state, int with_unknown_and_fractions)
 {
     fixture *f = calloc(1, sizeof *f);
     make_data(f, with_unknown_and_fractions);
-    tr_pack_spec s = spec_of(f);
+    trh_pack_spec s = spec_of(f);
     build(f, &s, KEY);
-    assert_int_equal(tr_key_load_public(PUB, &f->pub), 0);
-    assert_int_equal(tr_key_load_public(OTHER_PUB, &f->other), 0);
+    assert_int_equal(trh_key_load_public(PUB, &f->pub), 0);
+    assert_int_equal(trh_key_load_public(OTHER_PUB, &f->other), 0);
     *state = f;
     return 0;
 }
@@ -113,7 +113,7 @@ static int setup_binary(void **state) { return setup_with(state, 0); }
 static int teardown(void **state)
 {
     fixture *f = *state;
-    tr_buf_free(&f->pack);
+    trh_buf_free(&f->pack);
     free(f->aligned);
     free(f);
     return 0;
@@ -359,7 +359,7 @@ static void test_ties_go_to_device(void **state)
     /* All models always right: every utility ties at lambda 0. */
     for (int i = 0; i < N * M; i++)
         f->scores[i] = 1.0f;
-    tr_pack_spec s = spec_of(f);
+    trh_pack_spec s = spec_of(f);
     build(f, &s, KEY);
     view_box b = new_box(DIM, M, 0);
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
@@ -412,25 +412,25 @@ static void test_verify_errors(void **state)
     assert_int_equal(load(&b, q, len + (len - signed_bytes), &f->pub, 0, 0), TR_E_TRAILING_DATA);
     free(q);
     /* Key id forged to name the trusted key, signature by the other key. */
-    tr_buf other = {0};
-    tr_pack_layout lay;
-    tr_pack_spec s = spec_of(f);
-    assert_int_equal(tr_pack_write(&s, &other, &lay), 0);
-    assert_int_equal(tr_pack_sign(&other, OTHER_KEY), 0);
+    trh_buf other = {0};
+    trh_pack_layout lay;
+    trh_pack_spec s = spec_of(f);
+    assert_int_equal(trh_pack_write(&s, &other, &lay), 0);
+    assert_int_equal(trh_pack_sign(&other, OTHER_KEY), 0);
     uint8_t id[32];
-    tr_key_id(&f->pub, id);
+    trh_key_id(&f->pub, id);
     memcpy(other.data + signed_bytes + 8, id, 32);
     uint8_t *o = aligned_copy(&other);
     assert_int_equal(load(&b, o, other.len, &f->pub, 0, 0), TR_E_SIGNATURE);
     free(o);
-    tr_buf_free(&other);
+    trh_buf_free(&other);
     /* Key rotation: both keys trusted, either signer accepted; a revoked
      * key id is refused even while its key is still in the trusted list. */
     tr_pubkey both[2] = {f->other, f->pub};
     tr_trust two = {.keys = both, .n_keys = 2, .min_security_counter = 0, .now_unix = 0};
     assert_int_equal(open_into(&b, p, len, &two), TR_OK);
     uint8_t gone[1][32];
-    tr_key_id(&f->pub, gone[0]);
+    trh_key_id(&f->pub, gone[0]);
     tr_trust revoked = {.keys = both, .n_keys = 2, .revoked = (const uint8_t(*)[32])gone,
                         .n_revoked = 1};
     assert_int_equal(open_into(&b, p, len, &revoked), TR_E_KEY_REVOKED);
@@ -472,7 +472,7 @@ static void test_every_flipped_byte_is_rejected(void **state)
 static void test_expiry(void **state)
 {
     fixture *f = *state;
-    tr_pack_spec s = spec_of(f);
+    trh_pack_spec s = spec_of(f);
     s.expires_unix = 1800000000;
     build(f, &s, KEY);
     view_box b = new_box(DIM, M, 0);
@@ -622,7 +622,7 @@ static void test_prefilter_matches_reference(void **state)
     fixture *f = *state;
     static const int cs[] = {N, 60, 10};
     for (int ci = 0; ci < 3; ci++) {
-        tr_pack_spec s = spec_of(f);
+        trh_pack_spec s = spec_of(f);
         s.prefilter_c = (uint32_t)cs[ci];
         build(f, &s, KEY);
         view_box b = new_box(DIM, M, s.prefilter_c);
@@ -680,14 +680,14 @@ static void test_cluster_route_matches_reference(void **state)
     static float cent[K * DIM];
     for (int i = 0; i < K * DIM; i++)
         cent[i] = (float)((int)(rnd() % 2001) - 1000) / 3000.0f;
-    tr_buf sec = {0};
-    assert_int_equal(tr_clusters_section(cent, K, DIM, M, 0.0f, &sec), 0);
+    trh_buf sec = {0};
+    assert_int_equal(trh_clusters_section(cent, K, DIM, M, 0.0f, &sec), 0);
     tr_clusters cv;
     assert_int_equal(tr_clusters_view(sec.data, sec.len, DIM, M, &cv), TR_OK);
     float *psi = (float *)(void *)cv.psi;
     for (int i = 0; i < K * M; i++)
         psi[i] = (float)(rnd() % 1000) / 999.0f;
-    tr_pack_spec s = spec_of(f);
+    trh_pack_spec s = spec_of(f);
     s.clusters = sec.data;
     s.clusters_len = sec.len;
     build(f, &s, KEY);
@@ -737,10 +737,10 @@ static void test_cluster_route_matches_reference(void **state)
         assert_int_equal(res.model, model);
     }
     free_box(&b);
-    tr_buf_free(&sec);
+    trh_buf_free(&sec);
     /* A pack without clusters refuses the method; unknown methods are bad
      * arguments. */
-    tr_pack_spec plain = spec_of(f);
+    trh_pack_spec plain = spec_of(f);
     build(f, &plain, KEY);
     b = new_box(DIM, M, 0);
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
@@ -779,8 +779,8 @@ static void test_pack_default_method(void **state)
         cent[i] = (float)((int)(rnd() % 2001) - 1000) / 3000.0f;
     for (int i = 0; i < K * (DIM + 1); i++)
         theta[i] = (float)((int)(rnd() % 2001) - 1000) / 100.0f;
-    tr_buf sec = {0};
-    assert_int_equal(tr_clusters_section(cent, K, DIM, M, 0.0f, &sec), 0);
+    trh_buf sec = {0};
+    assert_int_equal(trh_clusters_section(cent, K, DIM, M, 0.0f, &sec), 0);
     tr_clusters cv;
     assert_int_equal(tr_clusters_view(sec.data, sec.len, DIM, M, &cv), TR_OK);
     float *psi = (float *)(void *)cv.psi;
@@ -789,7 +789,7 @@ static void test_pack_default_method(void **state)
     static const tr_method want[3] = {TR_METHOD_KNN, TR_METHOD_CLUSTER, TR_METHOD_LEARNED_MAP};
     int8_t q[DIM];
     for (uint32_t pm = 0; pm < 3; pm++) {
-        tr_pack_spec s = spec_of(f);
+        trh_pack_spec s = spec_of(f);
         s.clusters = sec.data;
         s.clusters_len = sec.len;
         s.lmap_theta = theta;
@@ -824,32 +824,32 @@ static void test_pack_default_method(void **state)
     }
     /* A default the pack cannot serve: the writer refuses it, and a signed
      * one is refused at load. */
-    tr_pack_spec plain = spec_of(f);
-    tr_buf bad = {0};
-    tr_pack_layout lay;
+    trh_pack_spec plain = spec_of(f);
+    trh_buf bad = {0};
+    trh_pack_layout lay;
     plain.method = TR_PACK_METHOD_CLUSTER;
-    assert_int_not_equal(tr_pack_write(&plain, &bad, &lay), 0);
-    tr_buf_free(&bad);
+    assert_int_not_equal(trh_pack_write(&plain, &bad, &lay), 0);
+    trh_buf_free(&bad);
     for (uint32_t pm = 1; pm <= 3; pm++) {
-        tr_pack_spec s = spec_of(f);
+        trh_pack_spec s = spec_of(f);
         if (pm == 2) { /* clusters, but no learned map */
             s.clusters = sec.data;
             s.clusters_len = sec.len;
         }
-        assert_int_equal(tr_pack_write(&s, &bad, &lay), 0);
+        assert_int_equal(trh_pack_write(&s, &bad, &lay), 0);
         const uint8_t *e = bad.data + TR_HEADER_BYTES;
         while (tr_ld32(e + TR_S_TYPE) != TR_SEC_DEFAULTS)
             e += TR_SECTION_ENTRY_BYTES;
         tr_st32(bad.data + tr_ld64(e + TR_S_OFFSET) + TR_D_METHOD, pm);
-        assert_int_equal(tr_pack_sign(&bad, KEY), 0);
+        assert_int_equal(trh_pack_sign(&bad, KEY), 0);
         uint8_t *al = aligned_copy(&bad);
         view_box b = new_box(DIM, M, 0);
         assert_int_equal(load(&b, al, bad.len, &f->pub, 0, 0), TR_E_MALFORMED);
         free_box(&b);
         free(al);
-        tr_buf_free(&bad);
+        trh_buf_free(&bad);
     }
-    tr_buf_free(&sec);
+    trh_buf_free(&sec);
 }
 
 
@@ -862,7 +862,7 @@ typedef struct delta_parts {
     uint8_t rec[2][TR_MODEL_REC_BYTES];
     uint8_t correct[2][BITS_STRIDE], valid[2][BITS_STRIDE];
     uint8_t retired[8];
-    tr_delta_spec spec;
+    trh_delta_spec spec;
 } delta_parts;
 
 /* One added cloud model right on every labelled reference (the even ones),
@@ -879,7 +879,7 @@ static void delta_parts_init(delta_parts *d, const fixture *f, const uint8_t bas
         d->correct[0][i >> 3] |= (uint8_t)(1u << (i & 7));
         d->valid[0][i >> 3] |= (uint8_t)(1u << (i & 7));
     }
-    d->spec = (tr_delta_spec){.security_counter = 3, .created_unix = 1700000000,
+    d->spec = (trh_delta_spec){.security_counter = 3, .created_unix = 1700000000,
                               .n_base_models = M, .n_base_refs = N, .bit_stride = BITS_STRIDE,
                               .n_added = 1, .records = d->rec[0], .correct = d->correct[0],
                               .valid = d->valid[0]};
@@ -887,14 +887,14 @@ static void delta_parts_init(delta_parts *d, const fixture *f, const uint8_t bas
     (void)f;
 }
 
-static uint8_t *make_delta(const tr_delta_spec *s, const char *key, size_t *len)
+static uint8_t *make_delta(const trh_delta_spec *s, const char *key, size_t *len)
 {
-    tr_buf b = {0};
-    tr_delta_write(s, &b);
-    assert_int_equal(tr_pack_sign(&b, key), 0);
+    trh_buf b = {0};
+    trh_delta_write(s, &b);
+    assert_int_equal(trh_pack_sign(&b, key), 0);
     uint8_t *p = aligned_copy(&b);
     *len = b.len;
-    tr_buf_free(&b);
+    trh_buf_free(&b);
     return p;
 }
 
@@ -1005,7 +1005,7 @@ static void test_delta_rejections_keep_serving(void **state)
     tr_delta_info peek;
     assert_int_equal(tr_delta_peek(good, len, &peek), TR_OK);
     assert_int_equal(apply(&b, good, (size_t)peek.signed_bytes, &f->pub, 0, 0), TR_E_NO_SIGNATURE);
-    bad = aligned_copy(&(tr_buf){good, len, len});
+    bad = aligned_copy(&(trh_buf){good, len, len});
     bad[140] ^= 1;
     assert_int_equal(apply(&b, bad, len, &f->pub, 0, 0), TR_E_SIGNATURE);
     free(bad);
@@ -1014,7 +1014,7 @@ static void test_delta_rejections_keep_serving(void **state)
     assert_int_equal(apply(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_E_BAD_MAGIC);
     assert_int_equal(load(&b, good, len, &f->pub, 0, 0), TR_E_BAD_MAGIC);
     /* Signed, but for another base. */
-    tr_delta_spec s = d.spec;
+    trh_delta_spec s = d.spec;
     s.base_hash[0] ^= 1;
     bad = make_delta(&s, KEY, &l2);
     assert_int_equal(apply(&b, bad, l2, &f->pub, 0, 0), TR_E_DELTA_BASE);
@@ -1158,7 +1158,7 @@ static void test_delta_retires_and_sets_defaults(void **state)
     assert_true(count[most] > 0);
     delta_parts d;
     delta_parts_init(&d, f, info.pack_hash);
-    tr_delta_spec s = d.spec;
+    trh_delta_spec s = d.spec;
     s.n_added = 0; /* retire and settings only */
     s.records = s.correct = s.valid = NULL;
     d.retired[most >> 3] = (uint8_t)(1u << (most & 7));
@@ -1213,7 +1213,7 @@ static void test_zeroed_opts_use_calibrated_lambda(void **state)
     const float cal = 3.0f;
     delta_parts d;
     delta_parts_init(&d, f, info.pack_hash);
-    tr_delta_spec s = d.spec;
+    trh_delta_spec s = d.spec;
     s.n_added = 0;
     s.records = s.correct = s.valid = NULL;
     s.has_settings = 1;
@@ -1323,7 +1323,7 @@ static void test_counter_store(void **state)
     assert_int_equal(fs.writes, 1);
     /* After that restart, a different delta with the same counter 3 is
      * refused: only the store remembers the first one. */
-    tr_delta_spec s = d.spec;
+    trh_delta_spec s = d.spec;
     s.lambda = 0.5f, s.has_settings = 1;
     size_t l2;
     uint8_t *same_counter = make_delta(&s, KEY, &l2);
@@ -1396,13 +1396,13 @@ static void test_delta_counter_per_base(void **state)
     assert_int_equal(apply_into(&b, a3, la3, &t), TR_OK);
     assert_int_equal(fs.slot[TR_COUNTER_DELTA].counter, 3);
     /* Base B: the same data rebuilt later with pack counter 6. */
-    tr_pack_spec sb = spec_of(f);
+    trh_pack_spec sb = spec_of(f);
     sb.security_counter = 6;
     sb.created_unix += 86400;
-    tr_buf pb = {0};
-    tr_pack_layout lay;
-    assert_int_equal(tr_pack_write(&sb, &pb, &lay), 0);
-    assert_int_equal(tr_pack_sign(&pb, KEY), 0);
+    trh_buf pb = {0};
+    trh_pack_layout lay;
+    assert_int_equal(trh_pack_write(&sb, &pb, &lay), 0);
+    assert_int_equal(trh_pack_sign(&pb, KEY), 0);
     uint8_t *bb = aligned_copy(&pb);
     assert_int_equal(open_into(&b, bb, pb.len, &t), TR_OK);
     tr_pack_info bi;
@@ -1444,7 +1444,7 @@ static void test_delta_counter_per_base(void **state)
     free(a3);
     free(b1);
     free(bb);
-    tr_buf_free(&pb);
+    trh_buf_free(&pb);
     free_box(&b);
     free_box(&n);
 }
@@ -1507,16 +1507,16 @@ static size_t der_join(uint8_t *out, const uint8_t r[32], const uint8_t s[32], i
 static tr_status load_with_sig(const fixture *f, const uint8_t *sig, size_t sl)
 {
     uint64_t sb = tr_ld64(f->aligned + TR_H_SIGNED_BYTES);
-    tr_buf b = {0};
-    tr_buf_put(&b, f->aligned, (size_t)sb);
-    tr_pack_append_trailer(&b, f->aligned + sb + 8, sig, sl);
+    trh_buf b = {0};
+    trh_buf_put(&b, f->aligned, (size_t)sb);
+    trh_pack_append_trailer(&b, f->aligned + sb + 8, sig, sl);
     uint8_t *p = aligned_copy(&b);
     view_box box = new_box(DIM, M, 0);
     tr_trust t = {.keys = &f->pub, .n_keys = 1};
     tr_status st = open_into(&box, p, b.len, &t);
     free_box(&box);
     free(p);
-    tr_buf_free(&b);
+    trh_buf_free(&b);
     return st;
 }
 
@@ -1549,7 +1549,7 @@ static void test_signature_one_encoding(void **state)
     for (int i = 0; i < 64; i++) {
         size_t l;
         uint8_t one[TR_SIG_MAX_BYTES];
-        assert_int_equal(tr_key_sign(KEY, hash, one, &l, &pub), 0);
+        assert_int_equal(trh_key_sign(KEY, hash, one, &l, &pub), 0);
         der_split(one, l, r, s);
         uint8_t half[32];
         int borrow = 0; /* half = n >> 1 */
@@ -1612,12 +1612,12 @@ static void test_sign_stride_wider_than_dim_is_refused(void **state)
         refs[i] = (int8_t)(i % 13 - 6);
     for (int i = 0; i < RN * RM; i++)
         scores[i] = (float)(i % 2);
-    const tr_pack_model models[RM] = {{"dev", 1, TR_DEVICE}, {"cloud", 2, TR_CLOUD}};
-    tr_pack_spec s = {.embedder_name = "test-embedder", .dim = RDIM, .n_refs = RN, .n_models = RM,
+    const trh_pack_model models[RM] = {{"dev", 1, TR_DEVICE}, {"cloud", 2, TR_CLOUD}};
+    trh_pack_spec s = {.embedder_name = "test-embedder", .dim = RDIM, .n_refs = RN, .n_models = RM,
                       .models = models, .refs = refs, .scores = scores, .k = 2, .prefilter_c = 2};
-    tr_buf b = {0};
-    tr_pack_layout lay;
-    assert_int_equal(tr_pack_write(&s, &b, &lay), 0);
+    trh_buf b = {0};
+    trh_pack_layout lay;
+    assert_int_equal(trh_pack_write(&s, &b, &lay), 0);
     uint32_t ns = tr_ld32(b.data + TR_H_N_SECTIONS), stride = 0;
     for (uint32_t i = 0; i < ns; i++) {
         const uint8_t *e = b.data + TR_HEADER_BYTES + i * TR_SECTION_ENTRY_BYTES;
@@ -1626,16 +1626,16 @@ static void test_sign_stride_wider_than_dim_is_refused(void **state)
     }
     assert_int_equal(stride, RDIM / 8);
     tr_st32(b.data + TR_H_DIM, 64);
-    assert_int_equal(tr_pack_sign(&b, KEY), 0);
+    assert_int_equal(trh_pack_sign(&b, KEY), 0);
     uint8_t *p = aligned_copy(&b);
     tr_pubkey pub;
-    assert_int_equal(tr_key_load_public(PUB, &pub), 0);
+    assert_int_equal(trh_key_load_public(PUB, &pub), 0);
     view_box r = new_box(64, RM, 2);
     assert_int_equal(load(&r, p, b.len, &pub, 0, 0), TR_E_MALFORMED);
     /* The same pack with the header's dim left alone is fine. */
-    tr_buf_free(&b);
-    assert_int_equal(tr_pack_write(&s, &b, &lay), 0);
-    assert_int_equal(tr_pack_sign(&b, KEY), 0);
+    trh_buf_free(&b);
+    assert_int_equal(trh_pack_write(&s, &b, &lay), 0);
+    assert_int_equal(trh_pack_sign(&b, KEY), 0);
     free(p);
     p = aligned_copy(&b);
     free_box(&r);
@@ -1643,7 +1643,7 @@ static void test_sign_stride_wider_than_dim_is_refused(void **state)
     assert_int_equal(load(&r, p, b.len, &pub, 0, 0), TR_OK);
     free(p);
     free_box(&r);
-    tr_buf_free(&b);
+    trh_buf_free(&b);
 }
 
 /* Every status with the number the header pins and the name it goes by: a
@@ -1766,7 +1766,7 @@ static void test_one_view_many_contexts(void **state)
     uint8_t *first = f->aligned;
     const size_t first_len = f->pack.len;
     f->aligned = NULL;
-    tr_pack_spec s2 = spec_of(f);
+    trh_pack_spec s2 = spec_of(f);
     s2.k = 3;
     s2.security_counter = 6;
     build(f, &s2, KEY);

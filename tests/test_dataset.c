@@ -1,4 +1,4 @@
-/* tr_dataset_load / tr_dataset_write on small hand-written directories.
+/* trh_dataset_load / trh_dataset_write on small hand-written directories.
  * Links against tools/dataset.c and tools/util.c only. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -83,10 +83,10 @@ static void capture_end(char *err, size_t cap)
     fclose(cap_file);
 }
 
-static int load_capture(const char *dir, tr_dataset *ds, char *err, size_t cap)
+static int load_capture(const char *dir, trh_dataset *ds, char *err, size_t cap)
 {
     capture_begin();
-    int rc = tr_dataset_load(dir, ds);
+    int rc = trh_dataset_load(dir, ds);
     capture_end(err, cap);
     return rc;
 }
@@ -102,7 +102,7 @@ static void test_valid(void **state)
                         "{\"id\":\"b\",\"text\":\"h\xc3\xa9llo\",\"split\":\"test\"}\r\n"
                         "{\"id\":\"c\",\"text\":\"x\",\"task\":\"t2\"}\n",
                         "id,big,\"tiny, model\"\r\n1,1,0.25\r\nc,,1\r\nb,0,0\r\n");
-    tr_dataset ds;
+    trh_dataset ds;
     char err[1024];
     assert_int_equal(load_capture(dir, &ds, err, sizeof err), 0);
     assert_string_equal(err, "");
@@ -115,17 +115,17 @@ static void test_valid(void **state)
     assert_string_equal(ds.prompts[0].id, "1");
     assert_string_equal(ds.prompts[0].text, "hello");
     assert_string_equal(ds.prompts[0].task, "t1");
-    assert_int_equal(ds.prompts[0].split, TR_SPLIT_TRAIN);
+    assert_int_equal(ds.prompts[0].split, TRH_SPLIT_TRAIN);
     assert_string_equal(ds.prompts[1].id, "b");
     assert_string_equal(ds.prompts[1].text, "h\xc3\xa9llo");
     assert_string_equal(ds.prompts[1].task, "");
-    assert_int_equal(ds.prompts[1].split, TR_SPLIT_TEST);
-    assert_int_equal(ds.prompts[2].split, TR_SPLIT_ANY);
+    assert_int_equal(ds.prompts[1].split, TRH_SPLIT_TEST);
+    assert_int_equal(ds.prompts[2].split, TRH_SPLIT_ANY);
     /* row-major by prompt, columns in models.csv order */
     assert_true(ds.scores[0] == 0.25f && ds.scores[1] == 1.0f);
     assert_true(ds.scores[2] == 0.0f && ds.scores[3] == 0.0f);
     assert_true(ds.scores[4] == 1.0f && isnan(ds.scores[5]));
-    tr_dataset_free(&ds);
+    trh_dataset_free(&ds);
     rm_tree(dir);
     free(dir);
 }
@@ -139,22 +139,22 @@ static void test_prompt_reader(void **state)
                         "\xEF\xBB\xBF{\"id\":\"a\",\"text\":\"first\"}\n\n"
                         "{\"id\":\"b\",\"text\":\"second \\u00e9\"}\r\n",
                         "id,small,big\na,1,0\nb,0,1\n");
-    tr_dataset ds;
+    trh_dataset ds;
     char err[1024];
     capture_begin();
-    assert_int_equal(tr_dataset_load_flags(dir, &ds, TR_DS_NO_TEXT), 0);
+    assert_int_equal(trh_dataset_load_flags(dir, &ds, TRH_DS_NO_TEXT), 0);
     capture_end(err, sizeof err);
     assert_int_equal(ds.n_prompts, 2);
     assert_null(ds.prompts[0].text);
-    tr_prompt_reader rd;
-    assert_int_equal(tr_prompt_reader_open(&rd, dir, &ds), 0);
-    assert_string_equal(tr_prompt_reader_next(&rd), "first");
-    assert_string_equal(tr_prompt_reader_next(&rd), "second \xc3\xa9");
+    trh_prompt_reader rd;
+    assert_int_equal(trh_prompt_reader_open(&rd, dir, &ds), 0);
+    assert_string_equal(trh_prompt_reader_next(&rd), "first");
+    assert_string_equal(trh_prompt_reader_next(&rd), "second \xc3\xa9");
     capture_begin();
-    assert_null(tr_prompt_reader_next(&rd)); /* fewer prompts than loaded */
+    assert_null(trh_prompt_reader_next(&rd)); /* fewer prompts than loaded */
     capture_end(err, sizeof err);
     assert_non_null(strstr(err, "fewer prompts"));
-    tr_prompt_reader_close(&rd);
+    trh_prompt_reader_close(&rd);
     /* Same length, other text, written after the load: refused. */
     put_file(dir, "prompts.jsonl", "\xEF\xBB\xBF{\"id\":\"a\",\"text\":\"FIRST\"}\n\n"
                                    "{\"id\":\"b\",\"text\":\"second \\u00e9\"}\r\n");
@@ -163,15 +163,15 @@ static void test_prompt_reader(void **state)
     snprintf(path, sizeof path, "%s/prompts.jsonl", dir);
     assert_int_equal(utimensat(AT_FDCWD, path, later, 0), 0); /* a clock that did not tick */
     capture_begin();
-    assert_int_equal(tr_prompt_reader_open(&rd, dir, &ds), 1);
+    assert_int_equal(trh_prompt_reader_open(&rd, dir, &ds), 1);
     capture_end(err, sizeof err);
     assert_non_null(strstr(err, "changed since the dataset was loaded"));
-    tr_dataset_free(&ds);
+    trh_dataset_free(&ds);
     rm_tree(dir);
     free(dir);
 }
 
-/* tr_read_prompts (--prompts files) goes through the same JSONL reader as
+/* trh_read_prompts (--prompts files) goes through the same JSONL reader as
  * prompts.jsonl: a BOM and blank lines skipped, a line that is not one JSON
  * object (trailing text included) refused with its line number. */
 static void test_read_prompts_same_rules(void **state)
@@ -181,7 +181,7 @@ static void test_read_prompts_same_rules(void **state)
     snprintf(path, sizeof path, "%s/p.jsonl", dir);
     put_file(dir, "p.jsonl", "\xEF\xBB\xBF{\"text\":\"one\"}\n \n{\"text\":\"two\",\"x\":1}\r\n");
     size_t n = 99;
-    char **t = tr_read_prompts(path, &n);
+    char **t = trh_read_prompts(path, &n);
     assert_non_null(t);
     assert_int_equal(n, 2);
     assert_string_equal(t[0], "one");
@@ -197,7 +197,7 @@ static void test_read_prompts_same_rules(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         put_file(dir, "p.jsonl", bad[i].text);
         capture_begin();
-        t = tr_read_prompts(path, &n);
+        t = trh_read_prompts(path, &n);
         capture_end(err, sizeof err);
         assert_null(t);
         assert_int_equal(n, 0);
@@ -215,23 +215,23 @@ static void test_write_roundtrip(void **state)
                         "{\"id\":\"x\\n\\\"y\",\"text\":\"line1\\nline2 \\u00e9\",\"task\":\"k\",\"split\":\"test\"}\n"
                         "{\"id\":7,\"text\":\"t\"}\n",
                         "id,c,\"a,b\"\n\"x\n\"\"y\",0.1,\n7,1,0\n");
-    tr_dataset a, b;
+    trh_dataset a, b;
     char err[1024];
     assert_int_equal(load_capture(src, &a, err, sizeof err), 0);
     char dst[600];
     snprintf(dst, sizeof dst, "%s/out/nested", src);
-    assert_int_equal(tr_dataset_write(dst, &a, 0), 0);
+    assert_int_equal(trh_dataset_write(dst, &a, 0), 0);
     capture_begin();
-    int again = tr_dataset_write(dst, &a, 0);
+    int again = trh_dataset_write(dst, &a, 0);
     capture_end(err, sizeof err);
     assert_int_not_equal(again, 0);
     assert_non_null(strstr(err, "models.csv already exists"));
-    assert_int_equal(tr_dataset_write(dst, &a, 1), 0);
+    assert_int_equal(trh_dataset_write(dst, &a, 1), 0);
     assert_int_equal(load_capture(dst, &b, err, sizeof err), 0);
     char path[700];
     size_t len;
     snprintf(path, sizeof path, "%s/models.csv", dst);
-    uint8_t *text = tr_read_file(path, &len); /* shortest numbers, no "7e+01" */
+    uint8_t *text = trh_read_file(path, &len); /* shortest numbers, no "7e+01" */
     assert_non_null(text);
     assert_string_equal((char *)text, "name,cost,where\n\"a,b\",0.1,device\nc,70,cloud\n");
     free(text);
@@ -250,8 +250,8 @@ static void test_write_roundtrip(void **state)
     for (size_t k = 0; k < a.n_prompts * a.n_models; k++)
         assert_true(a.scores[k] == b.scores[k] || (isnan(a.scores[k]) && isnan(b.scores[k])));
     assert_true(isnan(a.scores[0]) && a.scores[1] == 0.1f && a.scores[2] == 0.0f && a.scores[3] == 1.0f);
-    tr_dataset_free(&a);
-    tr_dataset_free(&b);
+    trh_dataset_free(&a);
+    trh_dataset_free(&b);
     rm_tree(src);
     free(src);
 }
@@ -266,11 +266,11 @@ static void test_name_63(void **state)
     snprintf(m, sizeof m, "name,cost,where\nsmall,1,device\n%s,10,cloud\n", name);
     snprintf(s, sizeof s, "id,small,%s\na,1,0\nb,0,1\n", name);
     char *dir = make_ds(m, P_OK, s);
-    tr_dataset ds;
+    trh_dataset ds;
     char err[1024];
     assert_int_equal(load_capture(dir, &ds, err, sizeof err), 0);
     assert_int_equal(strlen(ds.models[1].name), 63);
-    tr_dataset_free(&ds);
+    trh_dataset_free(&ds);
     rm_tree(dir);
     free(dir);
 }
@@ -351,7 +351,7 @@ static void test_bad(void **state)
 {
     const bad_case *c = *state;
     char *dir = make_ds(c->models, c->prompts, c->scores);
-    tr_dataset ds;
+    trh_dataset ds;
     char err[2048];
     int rc = load_capture(dir, &ds, err, sizeof err);
     if (rc == 0 || !strstr(err, c->expect) || !strstr(err, dir))
@@ -368,7 +368,7 @@ static void test_bad(void **state)
 static void test_missing_dir(void **state)
 {
     (void)state;
-    tr_dataset ds;
+    trh_dataset ds;
     char err[1024];
     assert_int_not_equal(load_capture("/nonexistent/tr_ds", &ds, err, sizeof err), 0);
     assert_non_null(strstr(err, "/nonexistent/tr_ds/models.csv: cannot open"));

@@ -65,7 +65,7 @@ static int setup(void **state)
     fclose(f);
     tr_pack_info info;
     if (tr_pack_peek(pack, pack_len, &info) ||
-        tr_key_load_public("fixtures/keys/test-signing.pub", &fixture_key))
+        trh_key_load_public("fixtures/keys/test-signing.pub", &fixture_key))
         return -1;
     if (posix_memalign(&view_mem, 64, tr_pack_size()))
         return -1;
@@ -74,7 +74,7 @@ static int setup(void **state)
             signed_hash *s = &sigs[k][i];
             for (int b = 0; b < 32; b++)
                 s->hash[b] = next_byte();
-            if (tr_key_sign(key_paths[k], s->hash, s->sig, &s->sig_len, &s->pub))
+            if (trh_key_sign(key_paths[k], s->hash, s->sig, &s->sig_len, &s->pub))
                 return -1;
         }
     return 0;

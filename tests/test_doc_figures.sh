@@ -128,7 +128,7 @@ has core/PACK_FORMAT.md "K equals the clusters' K, ≤ $(fig lmap_max_k)"
 
 # The builder's sampling constants (tools/, host only: read from the source).
 def() { sed -nE "s/^#define $2 ([0-9]+)u?.*/\\1/p" "$1"; }
-has README.md "up to $(comma "$(def tools/choose.h TR_CHOOSE_QUERIES)") of the references"
+has README.md "up to $(comma "$(def tools/choose.h TRH_CHOOSE_QUERIES)") of the references"
 has README.md "beyond $(comma "$(def tools/cmd_build.c TR_TASK_ALL_QUERIES)") references on a fixed sample of $(def tools/cmd_build.c TR_TASK_QUERIES) prompts per task"
 has core/INTEGRATION.md "Up to $(comma "$(def tools/cmd_build.c TR_TASK_ALL_QUERIES)") references every reference is a query"
 has core/INTEGRATION.md "of $(def tools/cmd_build.c TR_TASK_QUERIES) queries"

@@ -45,7 +45,7 @@ static int setup(void **state)
     fclose(f);
     tr_pack_info info;
     tr_pubkey key;
-    if (tr_pack_peek(pack, pack_len, &info) || tr_key_load_public(PUB, &key))
+    if (tr_pack_peek(pack, pack_len, &info) || trh_key_load_public(PUB, &key))
         return -1;
     size_t need = tr_ctx_size(info.dim, info.n_models, info.prefilter_candidates);
     if (posix_memalign(&view_mem, 64, tr_pack_size()) ||
@@ -155,19 +155,19 @@ static void test_governor_starts_from_calibrated_lambda(void **state)
     }
     assert_true(bit_stride > 0);
     const float cal = 0.35f, max = 0.95f;
-    tr_delta_spec s = {.security_counter = 1, .created_unix = 1700000000,
+    trh_delta_spec s = {.security_counter = 1, .created_unix = 1700000000,
                        .n_base_models = n_models, .n_base_refs = info.n_refs,
                        .n_clusters = info.n_clusters, .bit_stride = bit_stride,
                        .has_settings = 1, .lambda = cal};
     memcpy(s.base_hash, info.pack_hash, 32);
-    tr_buf b = {0};
-    tr_delta_write(&s, &b);
-    assert_int_equal(tr_pack_sign(&b, "fixtures/keys/test-signing.key"), 0);
+    trh_buf b = {0};
+    trh_delta_write(&s, &b);
+    assert_int_equal(trh_pack_sign(&b, "fixtures/keys/test-signing.key"), 0);
     void *delta;
     assert_int_equal(posix_memalign(&delta, 64, b.len), 0);
     memcpy(delta, b.data, b.len);
     tr_pubkey key;
-    assert_int_equal(tr_key_load_public(PUB, &key), 0);
+    assert_int_equal(trh_key_load_public(PUB, &key), 0);
     tr_trust t = {.keys = &key, .n_keys = 1};
     const tr_pack *d;
     assert_int_equal(tr_pack_apply_delta(r, delta, b.len, &t, delta_mem, tr_pack_size(), &d), TR_OK);
@@ -202,7 +202,7 @@ static void test_governor_starts_from_calibrated_lambda(void **state)
     assert_int_equal(tr_governor_init(&g, 100, 3600, 0, -0.5f, 1), TR_E_ARG);
     assert_int_equal(tr_governor_init(&g, 100, 3600, 0, TR_LAMBDA_DEFAULT, -1), TR_E_ARG);
     free(delta);
-    tr_buf_free(&b);
+    trh_buf_free(&b);
 }
 
 static void test_penalty_and_caller_mask(void **state)

@@ -86,7 +86,7 @@ static void test_routing_allocates_nothing(void **state)
     assert_int_equal(fread(pack, 1, len, f), len);
     fclose(f);
     tr_pubkey key;
-    assert_int_equal(tr_key_load_public(PUB, &key), 0);
+    assert_int_equal(trh_key_load_public(PUB, &key), 0);
     tr_pack_info info;
     assert_int_equal(tr_pack_peek(pack, len, &info), TR_OK);
     size_t need = tr_ctx_size(info.dim, info.n_models, info.prefilter_candidates);

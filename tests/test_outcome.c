@@ -25,7 +25,7 @@
 enum { D = 8, N = 16, M = 2 };
 
 typedef struct box {
-    tr_buf pack;
+    trh_buf pack;
     uint8_t *bytes;
     size_t len;
     void *view_mem, *ctx_mem;
@@ -46,17 +46,17 @@ static void hand_pack(box *b, const char *embedder, uint32_t dim)
         scores[i * M + 0] = (float)(i % 2 == 0);
         scores[i * M + 1] = 1.0f;
     }
-    static const tr_pack_model models[M] = {{"small", 1, TR_DEVICE}, {"large", 10, TR_CLOUD}};
-    tr_pack_spec s = {.security_counter = 1, .embedder_name = embedder, .dim = dim, .n_refs = N,
+    static const trh_pack_model models[M] = {{"small", 1, TR_DEVICE}, {"large", 10, TR_CLOUD}};
+    trh_pack_spec s = {.security_counter = 1, .embedder_name = embedder, .dim = dim, .n_refs = N,
                       .n_models = M, .models = models, .refs = refs, .scores = scores, .k = 1};
-    tr_pack_layout lay;
-    b->pack = (tr_buf){0};
-    assert_int_equal(tr_pack_write(&s, &b->pack, &lay), 0);
-    assert_int_equal(tr_pack_sign(&b->pack, KEY), 0);
+    trh_pack_layout lay;
+    b->pack = (trh_buf){0};
+    assert_int_equal(trh_pack_write(&s, &b->pack, &lay), 0);
+    assert_int_equal(trh_pack_sign(&b->pack, KEY), 0);
     b->len = b->pack.len;
     assert_int_equal(posix_memalign((void **)&b->bytes, 64, b->len), 0);
     memcpy(b->bytes, b->pack.data, b->len);
-    assert_int_equal(tr_key_load_public(PUB, &b->pub), 0);
+    assert_int_equal(trh_key_load_public(PUB, &b->pub), 0);
     size_t need = tr_ctx_size(dim, M, 0);
     assert_int_equal(posix_memalign(&b->view_mem, 64, tr_pack_size()), 0);
     assert_int_equal(posix_memalign(&b->ctx_mem, 64, need), 0);
@@ -75,7 +75,7 @@ static tr_status route_i8(box *b, const char *embedder, const int8_t *q, uint32_
 
 static void free_box(box *b)
 {
-    tr_buf_free(&b->pack);
+    trh_buf_free(&b->pack);
     free(b->bytes);
     free(b->view_mem);
     free(b->ctx_mem);
@@ -578,7 +578,7 @@ static void test_text_embedding(void **state)
     assert_int_equal(tr_ctx_init(ctx_mem, need, info.dim, info.n_models, info.prefilter_candidates,
                                  &c), TR_OK);
     tr_pubkey pub;
-    assert_int_equal(tr_key_load_public(PUB, &pub), 0);
+    assert_int_equal(trh_key_load_public(PUB, &pub), 0);
     tr_trust t = {.keys = &pub, .n_keys = 1};
     assert_int_equal(tr_pack_open(view_mem, tr_pack_size(), bytes, len, &t, &r), TR_OK);
     assert_int_equal(tr_pack_get_info(r, &info), TR_OK);

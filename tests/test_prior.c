@@ -285,7 +285,7 @@ static const double costs[M] = {1, 10, 5};
 typedef struct world {
     int8_t refs[N * DIM];
     float scores[N * M];
-    tr_pack_model models[M];
+    trh_pack_model models[M];
     tr_pubkey pub;
     int8_t q[DIM];
 } world;
@@ -307,9 +307,9 @@ static void world_init(world *w)
         w->scores[i * M + 2] = near ? 0.0f : (float)(i % 2);
     }
     for (int m = 0; m < M; m++)
-        w->models[m] = (tr_pack_model){names[m], costs[m], m == 0 ? TR_DEVICE : TR_CLOUD};
+        w->models[m] = (trh_pack_model){names[m], costs[m], m == 0 ? TR_DEVICE : TR_CLOUD};
     w->q[0] = 127;
-    assert_int_equal(tr_key_load_public(PUB, &w->pub), 0);
+    assert_int_equal(trh_key_load_public(PUB, &w->pub), 0);
 }
 
 static double prior_of(const world *w, int m)
@@ -320,7 +320,7 @@ static double prior_of(const world *w, int m)
     return s / N;
 }
 
-static uint8_t *aligned_copy(const tr_buf *b)
+static uint8_t *aligned_copy(const trh_buf *b)
 {
     uint8_t *p = NULL;
     assert_int_equal(posix_memalign((void **)&p, 64, b->len + 64), 0);
@@ -331,17 +331,17 @@ static uint8_t *aligned_copy(const tr_buf *b)
 /* A signed pack with prior strength a; *len its size. */
 static uint8_t *pack_with(const world *w, float a, size_t *len)
 {
-    tr_pack_spec s = {.security_counter = 1, .created_unix = 1700000000,
+    trh_pack_spec s = {.security_counter = 1, .created_unix = 1700000000,
                       .embedder_name = "test-embedder", .dim = DIM, .n_refs = N,
                       .n_models = M, .models = w->models, .refs = w->refs,
                       .scores = w->scores, .k = 4, .lambda = 0.0f, .prior_strength = a};
-    tr_buf b = {0};
-    tr_pack_layout lay;
-    assert_int_equal(tr_pack_write(&s, &b, &lay), 0);
-    assert_int_equal(tr_pack_sign(&b, KEY), 0);
+    trh_buf b = {0};
+    trh_pack_layout lay;
+    assert_int_equal(trh_pack_write(&s, &b, &lay), 0);
+    assert_int_equal(trh_pack_sign(&b, KEY), 0);
     uint8_t *p = aligned_copy(&b);
     *len = b.len;
-    tr_buf_free(&b);
+    trh_buf_free(&b);
     return p;
 }
 
@@ -360,12 +360,12 @@ static uint8_t *defaults_of(uint8_t *p)
 
 static uint8_t *resign(const uint8_t *p, size_t *len)
 {
-    tr_buf b = {0};
-    tr_buf_put(&b, p, (size_t)tr_ld64(p + TR_H_SIGNED_BYTES));
-    assert_int_equal(tr_pack_sign(&b, KEY), 0);
+    trh_buf b = {0};
+    trh_buf_put(&b, p, (size_t)tr_ld64(p + TR_H_SIGNED_BYTES));
+    assert_int_equal(trh_pack_sign(&b, KEY), 0);
     uint8_t *out = aligned_copy(&b);
     *len = b.len;
-    tr_buf_free(&b);
+    trh_buf_free(&b);
     return out;
 }
 
@@ -498,27 +498,27 @@ static uint8_t *delta_with(uint64_t counter, int has_settings, float settings_a,
     tr_st32(rec + TR_M_WHERE, TR_CLOUD);
     val[0] = 0x07; /* rows 0, 1, 2 */
     cor[0] = 0x04; /* right on row 2 */
-    tr_delta_spec s = {.security_counter = counter, .created_unix = 1700000000, .n_base_models = M,
+    trh_delta_spec s = {.security_counter = counter, .created_unix = 1700000000, .n_base_models = M,
                        .n_base_refs = N, .bit_stride = BITS_STRIDE, .has_settings = has_settings,
                        .lambda = TR_LAMBDA_DEFAULT, .prior_strength = settings_a, .n_added = 1,
                        .records = rec, .correct = cor, .valid = val};
-    tr_buf b = {0};
-    tr_delta_write(&s, &b);
+    trh_buf b = {0};
+    trh_delta_write(&s, &b);
     *len = b.len;
     uint8_t *p = aligned_copy(&b);
-    tr_buf_free(&b);
+    trh_buf_free(&b);
     return p;
 }
 
 static uint8_t *signed_delta(uint8_t *d, size_t *len, const uint8_t hash[32])
 {
     memcpy(d + TR_DH_BASE_HASH, hash, 32);
-    tr_buf b = {0};
-    tr_buf_put(&b, d, *len);
-    assert_int_equal(tr_pack_sign(&b, KEY), 0);
+    trh_buf b = {0};
+    trh_buf_put(&b, d, *len);
+    assert_int_equal(trh_pack_sign(&b, KEY), 0);
     uint8_t *p = aligned_copy(&b);
     *len = b.len;
-    tr_buf_free(&b);
+    trh_buf_free(&b);
     free(d);
     return p;
 }
@@ -591,7 +591,7 @@ static void test_cluster_psi_shrinks_toward_the_prior(void **state)
     for (size_t t = 0; t < sizeof as / sizeof *as; t++) {
         const double a = as[t];
         float psi[3 * 2];
-        tr_cluster_psi(scores, 6, 2, assign, 3, a, psi);
+        trh_cluster_psi(scores, 6, 2, assign, 3, a, psi);
         const double p0 = 4.0 / 5.0, p1 = 2.0 / 6.0;
         /* Psi[c][m] = 1 - (hits + a * prior) / (n + a). */
         assert_float_equal(psi[0 * 2 + 0], 1 - (1 + a * p0) / (2 + a), 1e-6);
@@ -611,9 +611,9 @@ static void test_cluster_psi_shrinks_toward_the_prior(void **state)
     }
     /* The inline estimate the delta tool calls for added models: no label
      * in the cluster is the prior, a = 0 too. */
-    assert_true(tr_psi_estimate(0, 0, 0.25, 0) == 0.75f);
-    assert_true(tr_psi_estimate(0, 0, 0.25, 16) == 0.75f);
-    assert_float_equal(tr_psi_estimate(3, 4, 0.25, 4), 1 - (3 + 1.0) / 8, 1e-7);
+    assert_true(trh_psi_estimate(0, 0, 0.25, 0) == 0.75f);
+    assert_true(trh_psi_estimate(0, 0, 0.25, 16) == 0.75f);
+    assert_float_equal(trh_psi_estimate(3, 4, 0.25, 4), 1 - (3 + 1.0) / 8, 1e-7);
 }
 
 int main(void)

@@ -95,7 +95,7 @@ rc=$?
 [ "$rc" = 1 ] && grep -q "nul.txt:2: NUL byte" "$T/e10" && ok || bad "NUL line: exit $rc, $(cat "$T/e10")"
 same "lines around a NUL line still routed" "$T/o10" 'r["id"]' "1 3"
 
-# a line over TR_LINE_MAX (16 MiB) is reported and skipped, unstored; the
+# a line over TRH_LINE_MAX (16 MiB) is reported and skipped, unstored; the
 # next line is still routed
 { echo "What is a tort?"; yes word | tr -d '\n' | head -c 17000000; echo; echo "What is 2+2?"; } >"$T/big.txt"
 $R --input "$T/big.txt" >"$T/o11" 2>"$T/e11"

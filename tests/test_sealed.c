@@ -34,7 +34,7 @@ typedef struct answer {
     float utility;
 } answer;
 
-static void route_all(tr_packfile *pf, answer *out)
+static void route_all(trh_packfile *pf, answer *out)
 {
     for (size_t i = 0; i < NP; i++) {
         tr_result r;
@@ -77,10 +77,10 @@ static void test_file_attacks_change_nothing(void **state)
     close(fd);
     write_file(path, orig, orig_len);
     tr_pubkey key;
-    assert_int_equal(tr_key_load_public("fixtures/keys/test-signing.pub", &key), 0);
+    assert_int_equal(trh_key_load_public("fixtures/keys/test-signing.pub", &key), 0);
     tr_trust trust = {.keys = &key, .n_keys = 1};
-    tr_packfile pf;
-    assert_int_equal(tr_packfile_open(path, NULL, &trust, &pf), 0);
+    trh_packfile pf;
+    assert_int_equal(trh_packfile_open(path, NULL, &trust, &pf), 0);
     answer before[NP], after[NP];
     route_all(&pf, before);
 
@@ -115,8 +115,8 @@ static void test_file_attacks_change_nothing(void **state)
         assert_null(strstr(after[i].name, "EVIL"));
     }
     /* The attack is real: the file on disk no longer verifies. */
-    tr_packfile again;
-    assert_int_equal(tr_packfile_open(path, NULL, &trust, &again), TR_E_SIGNATURE);
+    trh_packfile again;
+    assert_int_equal(trh_packfile_open(path, NULL, &trust, &again), TR_E_SIGNATURE);
 
     /* Truncated under the router: no SIGBUS, same answers. */
     assert_int_equal(truncate(path, 100), 0);
@@ -128,7 +128,7 @@ static void test_file_attacks_change_nothing(void **state)
     assert_int_equal(truncate(path, 0), 0);
     route_all(&pf, after);
     assert_int_equal(after[0].model, before[0].model);
-    tr_packfile_close(&pf);
+    trh_packfile_close(&pf);
     unlink(path);
 }
 
@@ -143,7 +143,7 @@ static void test_ctx_from_checked_header(void **state)
     const size_t least = tr_ctx_size(1, 1, 0);
     size_t exact = tr_ctx_size(h.dim, h.n_models, h.prefilter_candidates);
     assert_true(exact > least);
-    assert_int_equal(tr_packfile_ctx_bytes(orig, orig_len, NULL, 0), exact);
+    assert_int_equal(trh_packfile_ctx_bytes(orig, orig_len, NULL, 0), exact);
     uint8_t *b = malloc(orig_len);
     static const struct {
         uint32_t at, value;
@@ -153,12 +153,12 @@ static void test_ctx_from_checked_header(void **state)
     for (size_t i = 0; i < sizeof lies / sizeof *lies; i++) {
         memcpy(b, orig, orig_len);
         tr_st32(b + lies[i].at, lies[i].value);
-        assert_int_equal(tr_packfile_ctx_bytes(b, orig_len, NULL, 0), least);
+        assert_int_equal(trh_packfile_ctx_bytes(b, orig_len, NULL, 0), least);
     }
     /* More models than the file could hold records for. */
     memcpy(b, orig, orig_len);
     tr_st32(b + TR_H_N_MODELS, (uint32_t)(orig_len / TR_MODEL_REC_BYTES + 1));
-    assert_int_equal(tr_packfile_ctx_bytes(b, orig_len, NULL, 0), least);
+    assert_int_equal(trh_packfile_ctx_bytes(b, orig_len, NULL, 0), least);
     /* A delta header asking for more than TR_DELTA_MAX_ADDED models costs
      * the base nothing: its context stays exact (apply_delta names the error). */
     uint8_t d[4096] = {0};
@@ -166,11 +166,11 @@ static void test_ctx_from_checked_header(void **state)
     tr_st32(d + TR_DH_VERSION, 1);
     tr_st32(d + TR_DH_HEADER_BYTES, TR_HEADER_BYTES);
     tr_st32(d + TR_DH_N_ADDED, 0xFFFFFFFFu);
-    assert_int_equal(tr_packfile_ctx_bytes(orig, orig_len, d, sizeof d), exact);
+    assert_int_equal(trh_packfile_ctx_bytes(orig, orig_len, d, sizeof d), exact);
     tr_st32(d + TR_DH_N_ADDED, 3);
     tr_delta_info di;
     assert_int_equal(tr_delta_peek(d, sizeof d, &di), TR_OK);
-    assert_int_equal(tr_packfile_ctx_bytes(orig, orig_len, d, sizeof d),
+    assert_int_equal(trh_packfile_ctx_bytes(orig, orig_len, d, sizeof d),
                          tr_ctx_size(h.dim, h.n_models + 3, h.prefilter_candidates));
     free(b);
 }
@@ -180,11 +180,11 @@ static void test_read_refuses_non_files(void **state)
     (void)state;
     uint8_t *b;
     size_t n;
-    assert_int_not_equal(tr_pack_read_file("/tmp", &b, &n), 0);
+    assert_int_not_equal(trh_pack_read_file("/tmp", &b, &n), 0);
     assert_null(b);
-    assert_int_not_equal(tr_pack_read_file("/dev/null", &b, &n), 0);
-    assert_int_not_equal(tr_pack_read_file("/nonexistent/pack", &b, &n), 0);
-    assert_int_equal(tr_pack_read_file(pack_path, &b, &n), 0);
+    assert_int_not_equal(trh_pack_read_file("/dev/null", &b, &n), 0);
+    assert_int_not_equal(trh_pack_read_file("/nonexistent/pack", &b, &n), 0);
+    assert_int_equal(trh_pack_read_file(pack_path, &b, &n), 0);
     assert_int_equal(n, orig_len);
     assert_int_equal((uintptr_t)b % 64, 0);
     assert_memory_equal(b, orig, n);
@@ -198,7 +198,7 @@ int main(int argc, char **argv)
         return 2;
     }
     pack_path = argv[1];
-    if (tr_pack_read_file(pack_path, &orig, &orig_len) != 0)
+    if (trh_pack_read_file(pack_path, &orig, &orig_len) != 0)
         return 2;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_attacks_change_nothing),

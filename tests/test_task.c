@@ -27,7 +27,7 @@
 enum { D = 8, PER = 25, N = 3 * PER, M = 2, GEN = 0, SPEC = 1 };
 
 typedef struct box {
-    tr_buf pack;
+    trh_buf pack;
     uint8_t *bytes;
     void *view_mem, *ctx_mem, *taskmem;
     const tr_pack *view;
@@ -48,21 +48,21 @@ static void make_pack(box *b, const float *acc_table, int with_table)
             scores[r * M + SPEC] = i < spec_right[region];
             scores[r * M + GEN] = i < gen_right[region];
         }
-    static const tr_pack_model models[M] = {{"generalist", 50, TR_CLOUD}, {"specialist", 10, TR_CLOUD}};
-    tr_buf tasks = {0};
+    static const trh_pack_model models[M] = {{"generalist", 50, TR_CLOUD}, {"specialist", 10, TR_CLOUD}};
+    trh_buf tasks = {0};
     static const float u[2] = {0.0f, 1.0f};
-    tr_tasks_section(u, acc_table, 2, M, 19, 0.09f, 0.6f, &tasks);
-    tr_pack_spec s = {.security_counter = 1, .embedder_name = "hand", .dim = D, .n_refs = N,
+    trh_tasks_section(u, acc_table, 2, M, 19, 0.09f, 0.6f, &tasks);
+    trh_pack_spec s = {.security_counter = 1, .embedder_name = "hand", .dim = D, .n_refs = N,
                       .n_models = M, .models = models, .refs = refs, .scores = scores, .k = 25,
                       .tasks = with_table ? tasks.data : NULL, .tasks_len = with_table ? tasks.len : 0};
-    tr_pack_layout lay;
-    b->pack = (tr_buf){0};
-    assert_int_equal(tr_pack_write(&s, &b->pack, &lay), 0);
-    assert_int_equal(tr_pack_sign(&b->pack, KEY), 0);
-    tr_buf_free(&tasks);
+    trh_pack_layout lay;
+    b->pack = (trh_buf){0};
+    assert_int_equal(trh_pack_write(&s, &b->pack, &lay), 0);
+    assert_int_equal(trh_pack_sign(&b->pack, KEY), 0);
+    trh_buf_free(&tasks);
     assert_int_equal(posix_memalign((void **)&b->bytes, 64, b->pack.len), 0);
     memcpy(b->bytes, b->pack.data, b->pack.len);
-    assert_int_equal(tr_key_load_public(PUB, &b->pub), 0);
+    assert_int_equal(trh_key_load_public(PUB, &b->pub), 0);
     size_t need = tr_ctx_size(D, M, 0);
     assert_int_equal(posix_memalign(&b->view_mem, 64, tr_pack_size()), 0);
     assert_int_equal(posix_memalign(&b->ctx_mem, 64, need), 0);
@@ -75,7 +75,7 @@ static void make_pack(box *b, const float *acc_table, int with_table)
 
 static void free_box(box *b)
 {
-    tr_buf_free(&b->pack);
+    trh_buf_free(&b->pack);
     free(b->bytes);
     free(b->view_mem);
     free(b->ctx_mem);

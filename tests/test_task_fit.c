@@ -39,7 +39,7 @@ static int by_sim(const void *a, const void *b)
     return (x->idx > y->idx) - (x->idx < y->idx);
 }
 
-/* The pre-heap tr_task_fit (every reference a query, a full qsort per
+/* The pre-heap trh_task_fit (every reference a query, a full qsort per
  * query); also returns each reference's own u in u_of (for the test's
  * standard errors). */
 static void ref_task_fit(const tr_kernels *kern, const tr_refs *refs, const uint32_t *task_of,
@@ -135,7 +135,7 @@ static void same_as_reference(const tr_kernels *kern, const data *d, uint32_t k,
     float *a0 = malloc(na * sizeof *a0), *a1 = malloc(na * sizeof *a1);
     double *u_of = malloc(d->refs.n * sizeof *u_of);
     ref_task_fit(kern, &d->refs, d->task_of, d->n_tasks, d->scores, d->n_models, k, k_dist, u0, a0, u_of);
-    assert_int_equal(tr_task_fit(kern, &d->refs, d->task_of, d->n_tasks, d->scores, d->n_models, k,
+    assert_int_equal(trh_task_fit(kern, &d->refs, d->task_of, d->n_tasks, d->scores, d->n_models, k,
                                  k_dist, q, u1, a1), 0);
     if (memcmp(u0, u1, nu * sizeof *u0) || memcmp(a0, a1, na * sizeof *a0))
         fail_msg("%s: k=%u k_dist=%u q=%u differs from the full sort", kern->name, k, k_dist, q);
@@ -188,10 +188,10 @@ static void test_ties_match_full_sort(void **state)
  * the device does (no pc: the table's arithmetic is what is under test). */
 static void load_fixture(data *d)
 {
-    tr_dataset ds;
-    assert_int_equal(tr_dataset_load(fixture_dir, &ds), 0);
+    trh_dataset ds;
+    assert_int_equal(trh_dataset_load(fixture_dir, &ds), 0);
     size_t len;
-    uint8_t *table = tr_read_file(embedder_path, &len);
+    uint8_t *table = trh_read_file(embedder_path, &len);
     assert_non_null(table);
     tr_embedder e;
     assert_int_equal(tr_embedder_view(table, len, &e), TR_OK);
@@ -203,9 +203,9 @@ static void load_fixture(data *d)
     const char *names[256];
     uint32_t n = 0, nt = 0;
     for (size_t i = 0; i < ds.n_prompts; i++) {
-        const tr_ds_prompt *p = &ds.prompts[i];
+        const trh_ds_prompt *p = &ds.prompts[i];
         uint32_t known;
-        if (p->split == TR_SPLIT_TEST)
+        if (p->split == TRH_SPLIT_TEST)
             continue;
         if (tr_embed_f32(&e, p->text, strlen(p->text), acc, &known) != TR_OK || !known ||
             tr_quantize_i8(acc, dim, d->rows + (size_t)n * dim) != TR_OK)
@@ -227,7 +227,7 @@ static void load_fixture(data *d)
     assert_true(n > 1000 && nt >= 10);
     free(acc);
     free(table);
-    tr_dataset_free(&ds);
+    trh_dataset_free(&ds);
 }
 
 static void test_fixture_full_matches(void **state)
@@ -265,8 +265,8 @@ static void test_fixture_sample_close(void **state)
     double *u_of = malloc(n * sizeof *u_of);
     const tr_kernels *kern = tr_kernels_active();
     ref_task_fit(kern, &d.refs, d.task_of, T, d.scores, M, k, kd, u0, a0, u_of);
-    assert_int_equal(tr_task_fit(kern, &d.refs, d.task_of, T, d.scores, M, k, kd, Q, u1, a1), 0);
-    assert_int_equal(tr_task_fit(kern, &d.refs, d.task_of, T, d.scores, M, k, kd, Q, u2, a2), 0);
+    assert_int_equal(trh_task_fit(kern, &d.refs, d.task_of, T, d.scores, M, k, kd, Q, u1, a1), 0);
+    assert_int_equal(trh_task_fit(kern, &d.refs, d.task_of, T, d.scores, M, k, kd, Q, u2, a2), 0);
     assert_memory_equal(u1, u2, T * sizeof *u1); /* the same sample every time */
     assert_memory_equal(a1, a2, (size_t)T * M * sizeof *a1);
     double sum_abs = 0, sum_se = 0, worst_u = 0, worst_a = 0;

@@ -86,9 +86,9 @@ typedef struct scratch {
 static scratch scratch_new(const job *j)
 {
     scratch s;
-    s.pred = tr_xcalloc(j->info.n_models, sizeof(float));
-    s.emb = tr_xcalloc(j->info.dim, 1);
-    s.scores = tr_xcalloc(4 * (size_t)j->info.n_models, sizeof(float));
+    s.pred = trh_xcalloc(j->info.n_models, sizeof(float));
+    s.emb = trh_xcalloc(j->info.dim, 1);
+    s.scores = trh_xcalloc(4 * (size_t)j->info.n_models, sizeof(float));
     if (posix_memalign(&s.taskmem, 64, tr_task_size(j->info.n_models)) != 0)
         abort();
     return s;
@@ -305,7 +305,7 @@ static void *worker_main(void *arg)
         char who[32];
         snprintf(who, sizeof who, "thread %d", w->id);
         scratch s = scratch_new(j);
-        float *pred = tr_xcalloc(sh->max_models, sizeof(float));
+        float *pred = trh_xcalloc(sh->max_models, sizeof(float));
         for (int rep = 0; rep < sh->reps; rep++) {
             w->bad += route_all(sh->view, c, j, &s, (size_t)(w->id * 37 + rep * 101), who);
             w->bad += task_mismatch(j, sh->view, c, &s, who);
@@ -381,7 +381,7 @@ static void job_options(job *j)
     j->has_kind[K_LEARNED_MAP] = j->info.has_learned_map;
     /* Every third model unavailable; penalties favour the low indices. */
     memset(j->avail, 0, sizeof j->avail);
-    j->penalty = tr_xcalloc(j->info.n_models, sizeof(float));
+    j->penalty = trh_xcalloc(j->info.n_models, sizeof(float));
     for (uint32_t m = 0; m < j->info.n_models && m < 8 * sizeof j->avail; m++) {
         if (m % 3 != 1)
             j->avail[m / 8] |= (uint8_t)(1u << (m % 8));
@@ -401,10 +401,10 @@ static void job_options(job *j)
 static void job_reference(job *j, const tr_pack *p, tr_ctx *c)
 {
     uint32_t nm = j->info.n_models;
-    j->want = tr_xcalloc(j->n_text * K_COUNT, sizeof *j->want);
-    j->want_pred = tr_xcalloc(j->n_text * K_COUNT * nm, sizeof(float));
-    j->want_emb = tr_xcalloc(j->n_text, j->info.dim);
-    j->want_scores = tr_xcalloc(4 * (size_t)nm, sizeof(float));
+    j->want = trh_xcalloc(j->n_text * K_COUNT, sizeof *j->want);
+    j->want_pred = trh_xcalloc(j->n_text * K_COUNT * nm, sizeof(float));
+    j->want_emb = trh_xcalloc(j->n_text, j->info.dim);
+    j->want_scores = trh_xcalloc(4 * (size_t)nm, sizeof(float));
     scratch s = scratch_new(j);
     for (size_t i = 0; i < j->n_text; i++)
         for (int k = 0; k < K_COUNT; k++) {
@@ -437,7 +437,7 @@ static void run_pack(const char *path, const char *other_path, const char **text
                      const tr_trust *trust, int reps)
 {
     size_t len, other_len = 0;
-    uint8_t *raw = tr_read_file(path, &len);
+    uint8_t *raw = trh_read_file(path, &len);
     if (!raw) {
         check(0, "pack readable", path);
         return;
@@ -445,7 +445,7 @@ static void run_pack(const char *path, const char *other_path, const char **text
     /* The pack is read in place: rows need 8-byte alignment. */
     uint8_t *bytes = aligned_copy(raw, len), *copy = aligned_copy(raw, len), *other = NULL;
     free(raw);
-    if (other_path && (raw = tr_read_file(other_path, &other_len))) {
+    if (other_path && (raw = trh_read_file(other_path, &other_len))) {
         other = aligned_copy(raw, other_len);
         free(raw);
     }
@@ -568,8 +568,8 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     const char *env = getenv("TR_THREADS_REPS");
     int reps = env && atoi(env) > 0 ? atoi(env) : 3;
-    tr_dataset ds;
-    if (tr_dataset_load(argv[1], &ds) != 0) {
+    trh_dataset ds;
+    if (trh_dataset_load(argv[1], &ds) != 0) {
         check(0, "dataset loads", argv[1]);
         printf("%d passed, %d failed\n", n_pass, n_fail);
         return 1;
@@ -577,14 +577,14 @@ int main(int argc, char **argv)
     /* ~300 real prompts spread over the file (all subjects), then the odd
      * ones: empty, unknown words only, invalid UTF-8. */
     size_t step = ds.n_prompts / N_PROMPTS ? ds.n_prompts / N_PROMPTS : 1, n = 0;
-    const char **text = tr_xcalloc(N_PROMPTS + 3, sizeof *text);
+    const char **text = trh_xcalloc(N_PROMPTS + 3, sizeof *text);
     for (size_t i = 0; i < ds.n_prompts && n < N_PROMPTS; i += step)
         text[n++] = ds.prompts[i].text;
     text[n++] = "";
     text[n++] = "qzxvj wxqkzv jjqzk";
     text[n++] = "bad \xff byte";
     tr_pubkey pub;
-    if (tr_key_load_public(PUB, &pub) != 0) {
+    if (trh_key_load_public(PUB, &pub) != 0) {
         check(0, "public key loads", PUB);
     } else {
         tr_trust trust = {.keys = &pub, .n_keys = 1};
@@ -593,7 +593,7 @@ int main(int argc, char **argv)
                      &trust, reps);
     }
     free(text);
-    tr_dataset_free(&ds);
+    trh_dataset_free(&ds);
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail != 0;
 }

@@ -9,15 +9,15 @@
 #include "util.h"
 #include "trh_rand.h"
 
-const uint32_t tr_choose_k_grid[] = {5, 10, 20, 50, 100, 200};
-const uint32_t tr_choose_k_grid_len = sizeof tr_choose_k_grid / sizeof *tr_choose_k_grid;
+const uint32_t trh_choose_k_grid[] = {5, 10, 20, 50, 100, 200};
+const uint32_t trh_choose_k_grid_len = sizeof trh_choose_k_grid / sizeof *trh_choose_k_grid;
 /* Prior strengths (pseudo-neighbours at the model's prior); 0 first, so
  * that a tie keeps the plain means. */
-const float tr_choose_a_grid[] = {0, 1, 2, 4, 8, 16, 32};
-const uint32_t tr_choose_a_grid_len = sizeof tr_choose_a_grid / sizeof *tr_choose_a_grid;
+const float trh_choose_a_grid[] = {0, 1, 2, 4, 8, 16, 32};
+const uint32_t trh_choose_a_grid_len = sizeof trh_choose_a_grid / sizeof *trh_choose_a_grid;
 
 
-void tr_host_labels_make(const float *Y, uint32_t n, uint32_t nm, tr_host_labels *h)
+void trh_host_labels_make(const float *Y, uint32_t n, uint32_t nm, trh_host_labels *h)
 {
     const uint32_t words = (n + 63) / 64;
     int frac = 0, unknown = 0;
@@ -25,10 +25,10 @@ void tr_host_labels_make(const float *Y, uint32_t n, uint32_t nm, tr_host_labels
         unknown |= isnan(Y[i]);
         frac |= !isnan(Y[i]) && Y[i] != 0.0f && Y[i] != 1.0f;
     }
-    h->bits = tr_xcalloc((size_t)nm * words, 8);
-    h->valid = unknown ? tr_xcalloc((size_t)nm * words, 8) : NULL;
-    h->sc = frac ? tr_xcalloc((size_t)nm * n, 1) : NULL;
-    h->prior = tr_xmalloc((nm ? nm : 1) * sizeof *h->prior);
+    h->bits = trh_xcalloc((size_t)nm * words, 8);
+    h->valid = unknown ? trh_xcalloc((size_t)nm * words, 8) : NULL;
+    h->sc = frac ? trh_xcalloc((size_t)nm * n, 1) : NULL;
+    h->prior = trh_xmalloc((nm ? nm : 1) * sizeof *h->prior);
     for (uint32_t m = 0; m < nm; m++) {
         double sum = 0;
         size_t known = 0;
@@ -51,13 +51,13 @@ void tr_host_labels_make(const float *Y, uint32_t n, uint32_t nm, tr_host_labels
                          (const uint8_t *)h->prior, sizeof(float)};
 }
 
-void tr_host_labels_free(tr_host_labels *h)
+void trh_host_labels_free(trh_host_labels *h)
 {
     free(h->bits), free(h->valid), free(h->sc), free(h->prior);
     memset(h, 0, sizeof *h);
 }
 
-/* The validation queries: a fixed-seed sample of at most TR_CHOOSE_QUERIES
+/* The validation queries: a fixed-seed sample of at most TRH_CHOOSE_QUERIES
  * references whose every score is known (a curve needs the truth of every
  * model). Returns their count; q receives their indices, increasing. */
 static uint32_t pick_queries(const float *Y, uint32_t n, uint32_t nm, uint32_t *q)
@@ -70,9 +70,9 @@ static uint32_t pick_queries(const float *Y, uint32_t n, uint32_t nm, uint32_t *
         if (m == nm)
             q[nq++] = i;
     }
-    /* Partial Fisher-Yates: the first TR_CHOOSE_QUERIES of a shuffle. */
+    /* Partial Fisher-Yates: the first TRH_CHOOSE_QUERIES of a shuffle. */
     uint64_t s = 0x7472636830736531ull; /* fixed: the same pack from the same data */
-    uint32_t take = nq < TR_CHOOSE_QUERIES ? nq : TR_CHOOSE_QUERIES;
+    uint32_t take = nq < TRH_CHOOSE_QUERIES ? nq : TRH_CHOOSE_QUERIES;
     for (uint32_t i = 0; i < take; i++) {
         uint32_t j = i + (uint32_t)(trh_splitmix64(&s) % (nq - i)), t = q[i];
         q[i] = q[j];
@@ -88,7 +88,7 @@ static void loo_neighbours(const tr_refs *refs, const uint32_t *q, uint32_t nq, 
                            tr_neighbor *nb)
 {
     int32_t dots[TR_KNN_BLOCK];
-    tr_neighbor *t = tr_xmalloc((kmax + 1) * sizeof *t);
+    tr_neighbor *t = trh_xmalloc((kmax + 1) * sizeof *t);
     for (uint32_t i = 0; i < nq; i++) {
         const int8_t *row = refs->rows + (size_t)q[i] * refs->stride;
         uint32_t f = tr_knn_search(tr_kernels_active(), refs, row, kmax + 1, dots, t), o = 0;
@@ -103,13 +103,13 @@ static void loo_neighbours(const tr_refs *refs, const uint32_t *q, uint32_t nq, 
 
 /* Validation Area at (k, a): each query's estimates from its first k
  * neighbours, with the priors computed without its own scores. */
-static double area_at(const tr_host_labels *h, const float *Y, const uint32_t *q, uint32_t nq,
+static double area_at(const trh_host_labels *h, const float *Y, const uint32_t *q, uint32_t nq,
                       const tr_neighbor *nb, uint32_t kmax, uint32_t k, float a,
                       const double *cn, const double *sum, const uint32_t *known, float *P,
                       float *Yq)
 {
     const uint32_t nm = h->lab.n_models;
-    float *prior = tr_xmalloc((nm ? nm : 1) * sizeof *prior);
+    float *prior = trh_xmalloc((nm ? nm : 1) * sizeof *prior);
     tr_labels lab = h->lab;
     lab.priors = (const uint8_t *)prior;
     for (uint32_t i = 0; i < nq; i++) {
@@ -121,22 +121,22 @@ static double area_at(const tr_host_labels *h, const float *Y, const uint32_t *q
         tr_knn_predict(&lab, nb + (size_t)i * kmax, k, 0, 1.0f, a, P + (size_t)i * nm);
     }
     free(prior);
-    tr_curve c;
-    tr_route_curve(P, Yq, nq, nm, cn, &c, NULL);
+    trh_curve c;
+    trh_route_curve(P, Yq, nq, nm, cn, &c, NULL);
     return c.area;
 }
 
-void tr_guard_lambda(const float *P, const float *Yq, uint32_t nq, uint32_t nm,
-                         const double *cn, double lambda_given, tr_knn_choice *out)
+void trh_guard_lambda(const float *P, const float *Yq, uint32_t nq, uint32_t nm,
+                         const double *cn, double lambda_given, trh_knn_choice *out)
 {
-    double *single = tr_xcalloc(nm, sizeof *single);
+    double *single = trh_xcalloc(nm, sizeof *single);
     for (uint32_t i = 0; i < nq; i++)
         for (uint32_t m = 0; m < nm; m++)
             single[m] += Yq[(size_t)i * nm + m] / nq;
-    for (int j = 0; j < TR_CURVE_LAMBDAS; j++) {
-        out->lambda = lambda_given >= 0 ? lambda_given : tr_curve_lambda(j);
-        tr_route_point(P, Yq, nq, nm, cn, out->lambda, &out->cost, &out->acc, NULL);
-        out->pareto = tr_pareto_random(cn, single, nm, out->cost);
+    for (int j = 0; j < TRH_CURVE_LAMBDAS; j++) {
+        out->lambda = lambda_given >= 0 ? lambda_given : trh_curve_lambda(j);
+        trh_route_point(P, Yq, nq, nm, cn, out->lambda, &out->cost, &out->acc, NULL);
+        out->pareto = trh_pareto_random(cn, single, nm, out->cost);
         out->below = out->acc < out->pareto - 1e-12;
         if (!out->below || lambda_given >= 0)
             break;
@@ -144,17 +144,17 @@ void tr_guard_lambda(const float *P, const float *Yq, uint32_t nq, uint32_t nm,
     free(single);
 }
 
-int tr_choose_knn(const int8_t *rows, uint32_t n, uint32_t dim, const float *Y, uint32_t nm,
-                  const double *cn, const tr_knn_given *given, tr_knn_choice *out)
+int trh_choose_knn(const int8_t *rows, uint32_t n, uint32_t dim, const float *Y, uint32_t nm,
+                  const double *cn, const trh_knn_given *given, trh_knn_choice *out)
 {
     const uint32_t k_given = given->k, k_cap = given->k_cap;
     const float a_given = given->a;
-    uint32_t k0 = k_given ? k_given : TR_CHOOSE_OLD_K;
+    uint32_t k0 = k_given ? k_given : TRH_CHOOSE_OLD_K;
     if (k_cap && k0 > k_cap)
         k0 = k_cap;
-    *out = (tr_knn_choice){k0, a_given >= 0 ? a_given : TR_CHOOSE_OLD_A, NAN, NAN, 0,
+    *out = (trh_knn_choice){k0, a_given >= 0 ? a_given : TRH_CHOOSE_OLD_A, NAN, NAN, 0,
                            given->lambda >= 0 ? given->lambda : 0.0, NAN, NAN, NAN, 0};
-    uint32_t *q = tr_xmalloc((n ? n : 1) * sizeof *q);
+    uint32_t *q = trh_xmalloc((n ? n : 1) * sizeof *q);
     const uint32_t nq = pick_queries(Y, n, nm, q);
     if (nq < 2 || n < 2) {
         free(q);
@@ -162,34 +162,34 @@ int tr_choose_knn(const int8_t *rows, uint32_t n, uint32_t dim, const float *Y, 
     }
     /* The largest k searched: the grid's (or the given one), at most the
      * other references. */
-    uint32_t kmax = k_given ? k_given : tr_choose_k_grid[tr_choose_k_grid_len - 1];
+    uint32_t kmax = k_given ? k_given : trh_choose_k_grid[trh_choose_k_grid_len - 1];
     if (k_cap && kmax > k_cap)
         kmax = k_cap;
     if (kmax > n - 1)
         kmax = n - 1;
-    tr_refs refs = {n, dim, dim, rows, tr_xmalloc(n * sizeof(float))};
+    tr_refs refs = {n, dim, dim, rows, trh_xmalloc(n * sizeof(float))};
     for (uint32_t j = 0; j < n; j++)
         ((float *)refs.inv_norm)[j] = tr_i8_inv_norm(rows + (size_t)j * dim, dim);
-    tr_neighbor *nb = tr_xmalloc((size_t)nq * kmax * sizeof *nb);
+    tr_neighbor *nb = trh_xmalloc((size_t)nq * kmax * sizeof *nb);
     loo_neighbours(&refs, q, nq, kmax, nb);
     free((void *)refs.inv_norm);
 
-    tr_host_labels h;
-    tr_host_labels_make(Y, n, nm, &h);
-    double *sum = tr_xcalloc(nm ? nm : 1, sizeof *sum);
-    uint32_t *known = tr_xcalloc(nm ? nm : 1, sizeof *known);
+    trh_host_labels h;
+    trh_host_labels_make(Y, n, nm, &h);
+    double *sum = trh_xcalloc(nm ? nm : 1, sizeof *sum);
+    uint32_t *known = trh_xcalloc(nm ? nm : 1, sizeof *known);
     for (uint32_t i = 0; i < n; i++)
         for (uint32_t m = 0; m < nm; m++)
             if (!isnan(Y[(size_t)i * nm + m])) {
                 sum[m] += Y[(size_t)i * nm + m];
                 known[m]++;
             }
-    float *P = tr_xmalloc((size_t)nq * nm * sizeof *P), *Yq = tr_xmalloc((size_t)nq * nm * sizeof *Yq);
+    float *P = trh_xmalloc((size_t)nq * nm * sizeof *P), *Yq = trh_xmalloc((size_t)nq * nm * sizeof *Yq);
     /* The candidates: the grids, or the one value given. */
-    const uint32_t *ks = k_given ? &k_given : tr_choose_k_grid;
-    const uint32_t nk = k_given ? 1 : tr_choose_k_grid_len;
-    const float *as = a_given >= 0 ? &a_given : tr_choose_a_grid;
-    const uint32_t na = a_given >= 0 ? 1 : tr_choose_a_grid_len;
+    const uint32_t *ks = k_given ? &k_given : trh_choose_k_grid;
+    const uint32_t nk = k_given ? 1 : trh_choose_k_grid_len;
+    const float *as = a_given >= 0 ? &a_given : trh_choose_a_grid;
+    const uint32_t na = a_given >= 0 ? 1 : trh_choose_a_grid_len;
     double best = -1;
     for (uint32_t g = 0; g < nk && (g == 0 || ks[g - 1] < kmax); g++) {
         const uint32_t k = ks[g] < kmax ? ks[g] : kmax; /* past kmax: all kmax */
@@ -205,13 +205,13 @@ int tr_choose_knn(const int8_t *rows, uint32_t n, uint32_t dim, const float *Y, 
     out->area = best;
     out->n_queries = nq;
     {
-        uint32_t k_old = k_given ? k_given : TR_CHOOSE_OLD_K;
+        uint32_t k_old = k_given ? k_given : TRH_CHOOSE_OLD_K;
         out->area_given = area_at(&h, Y, q, nq, nb, kmax, k_old < kmax ? k_old : kmax,
-                                  a_given >= 0 ? a_given : TR_CHOOSE_OLD_A, cn, sum, known, P, Yq);
+                                  a_given >= 0 ? a_given : TRH_CHOOSE_OLD_A, cn, sum, known, P, Yq);
     }
     area_at(&h, Y, q, nq, nb, kmax, out->k, out->a, cn, sum, known, P, Yq); /* P at the choice */
-    tr_guard_lambda(P, Yq, nq, nm, cn, given->lambda, out);
+    trh_guard_lambda(P, Yq, nq, nm, cn, given->lambda, out);
     free(P), free(Yq), free(sum), free(known), free(nb), free(q);
-    tr_host_labels_free(&h);
+    trh_host_labels_free(&h);
     return 0;
 }

@@ -1,8 +1,8 @@
 /* Settings chosen on validation (issue 12): what `build` stores as the
  * pack's kNN defaults unless told, and the labels both build and eval hand
  * to the device's own kNN estimator. Host only. */
-#ifndef TR_TOOLS_CHOOSE_H
-#define TR_TOOLS_CHOOSE_H
+#ifndef TRH_TOOLS_CHOOSE_H
+#define TRH_TOOLS_CHOOSE_H
 
 #include <stdint.h>
 
@@ -13,41 +13,41 @@
  * score is unknown, score bytes round(255 s) when any is fractional, and
  * each model's prior = its mean known score (0 with none), as
  * tools/packwriter.c writes them. */
-typedef struct tr_host_labels {
+typedef struct trh_host_labels {
     tr_labels lab;
     uint64_t *bits, *valid;
     uint8_t *sc;
     float *prior;
-} tr_host_labels;
+} trh_host_labels;
 
-void tr_host_labels_make(const float *Y, uint32_t n, uint32_t nm, tr_host_labels *h);
-void tr_host_labels_free(tr_host_labels *h);
+void trh_host_labels_make(const float *Y, uint32_t n, uint32_t nm, trh_host_labels *h);
+void trh_host_labels_free(trh_host_labels *h);
 
 /* The grids validation searches (eval's own). */
-extern const uint32_t tr_choose_k_grid[];
-extern const uint32_t tr_choose_k_grid_len;
-extern const float tr_choose_a_grid[];
-extern const uint32_t tr_choose_a_grid_len;
+extern const uint32_t trh_choose_k_grid[];
+extern const uint32_t trh_choose_k_grid_len;
+extern const float trh_choose_a_grid[];
+extern const uint32_t trh_choose_a_grid_len;
 
 /* Most validation queries build takes: leave-one-out over a fixed sample,
- * so that the search costs TR_CHOOSE_QUERIES scans of the references at
+ * so that the search costs TRH_CHOOSE_QUERIES scans of the references at
  * most, whatever N. */
-#define TR_CHOOSE_QUERIES 2000u
+#define TRH_CHOOSE_QUERIES 2000u
 
 /* What build stored before it chose, and stores when nothing can be chosen:
  * the comparison point it reports. */
-#define TR_CHOOSE_OLD_K 10u
-#define TR_CHOOSE_OLD_A 16.0f
+#define TRH_CHOOSE_OLD_K 10u
+#define TRH_CHOOSE_OLD_A 16.0f
 
 /* What the caller fixed; the rest is chosen. */
-typedef struct tr_knn_given {
+typedef struct trh_knn_given {
     uint32_t k;      /* > 0: this k */
     uint32_t k_cap;  /* > 0: no k above it (a prefilter's C) */
     float a;         /* >= 0: this prior strength */
     double lambda;   /* >= 0: this default lambda (then only checked) */
-} tr_knn_given;
+} trh_knn_given;
 
-typedef struct tr_knn_choice {
+typedef struct trh_knn_choice {
     uint32_t k;          /* chosen on validation, or the one given */
     float a;             /* prior strength, likewise */
     double area;         /* validation Area of the deferral curve at (k, a) */
@@ -58,12 +58,12 @@ typedef struct tr_knn_choice {
      * accuracy) beside Pareto-random's accuracy at that cost. */
     double lambda, cost, acc, pareto;
     int below;           /* acc is under Pareto-random there */
-} tr_knn_choice;
+} trh_knn_choice;
 
 /* Chooses kNN's k and prior strength a by leave-one-out validation on the
  * n references (int8 rows, dim each, contiguous), scores Y (n x nm, NaN
  * unknown) and normalized costs cn: each of a fixed-seed sample of at most
- * TR_CHOOSE_QUERIES references whose scores are all known is routed by the
+ * TRH_CHOOSE_QUERIES references whose scores are all known is routed by the
  * device's estimator from its nearest other references (its own label out
  * of the priors too) at every lambda of the sweep; the (k, a) whose
  * deferral curve has the largest Area wins, ties to the smaller k, then the
@@ -75,8 +75,8 @@ typedef struct tr_knn_choice {
  * Fewer than 2 usable queries: nothing to choose from, out->n_queries = 0,
  * the given (or build's old default) settings and lambda 0.
  * 0 ok, non-zero on failure (message printed). */
-int tr_choose_knn(const int8_t *rows, uint32_t n, uint32_t dim, const float *Y, uint32_t nm,
-                  const double *cn, const tr_knn_given *given, tr_knn_choice *out);
+int trh_choose_knn(const int8_t *rows, uint32_t n, uint32_t dim, const float *Y, uint32_t nm,
+                  const double *cn, const trh_knn_given *given, trh_knn_choice *out);
 
 /* The guard on a validation curve: P the router's estimates of the nq
  * queries (nq x nm), Yq their scores. Sets out->lambda (lambda_given if
@@ -84,6 +84,6 @@ int tr_choose_knn(const int8_t *rows, uint32_t n, uint32_t dim, const float *Y, 
  * lambda of the sweep whose point is not) and its point: out->cost,
  * out->acc, out->pareto (Pareto-random over the queries' single models at
  * that cost) and out->below. */
-void tr_guard_lambda(const float *P, const float *Yq, uint32_t nq, uint32_t nm, const double *cn,
-                     double lambda_given, tr_knn_choice *out);
+void trh_guard_lambda(const float *P, const float *Yq, uint32_t nq, uint32_t nm, const double *cn,
+                     double lambda_given, trh_knn_choice *out);
 #endif

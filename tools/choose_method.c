@@ -16,7 +16,7 @@
 #include "tr_learned_map.h"
 #include "util.h"
 
-const char *const tr_cand_name[TR_N_CAND] = {"knn", "task-map", "cluster", "learned-map"};
+const char *const trh_cand_name[TRH_N_CAND] = {"knn", "task-map", "cluster", "learned-map"};
 
 /* One fold: the training rows' int8 rows and scores (every row outside
  * the fold), the fold's scored queries' indices. */
@@ -30,8 +30,8 @@ typedef struct split5 {
 
 static double area_of(const float *P, const float *Yq, uint32_t nq, uint32_t m, const double *cn)
 {
-    tr_curve c;
-    tr_route_curve(P, Yq, nq, m, cn, &c, NULL);
+    trh_curve c;
+    trh_route_curve(P, Yq, nq, m, cn, &c, NULL);
     return c.area;
 }
 
@@ -41,14 +41,14 @@ static double area_of(const float *P, const float *Yq, uint32_t nq, uint32_t m, 
 static void knn_predict(const split5 *s, const int8_t *refs, uint32_t dim, uint32_t m,
                         uint32_t k, float a, float *P)
 {
-    tr_refs rv = {(uint32_t)s->nt, dim, dim, s->rt, tr_xmalloc(s->nt * sizeof(float))};
+    tr_refs rv = {(uint32_t)s->nt, dim, dim, s->rt, trh_xmalloc(s->nt * sizeof(float))};
     for (size_t j = 0; j < s->nt; j++)
         ((float *)rv.inv_norm)[j] = tr_i8_inv_norm(s->rt + j * dim, dim);
-    tr_host_labels h;
-    tr_host_labels_make(s->yt, (uint32_t)s->nt, m, &h);
+    trh_host_labels h;
+    trh_host_labels_make(s->yt, (uint32_t)s->nt, m, &h);
     if (k > s->nt)
         k = (uint32_t)s->nt;
-    tr_neighbor *nb = tr_xmalloc((k ? k : 1) * sizeof *nb);
+    tr_neighbor *nb = trh_xmalloc((k ? k : 1) * sizeof *nb);
     int32_t dots[TR_KNN_BLOCK];
     for (uint32_t i = 0; i < s->nq; i++) {
         const int8_t *q = refs + s->qi[i] * dim;
@@ -60,7 +60,7 @@ static void knn_predict(const split5 *s, const int8_t *refs, uint32_t dim, uint3
                 p[t] = h.prior[t];
     }
     free(nb), free((void *)rv.inv_norm);
-    tr_host_labels_free(&h);
+    trh_host_labels_free(&h);
 }
 
 /* K-means on the training rows (their unit int8 rows: what the device
@@ -70,18 +70,18 @@ static int cluster_predict(const split5 *s, const int8_t *refs, uint32_t dim, ui
                            uint32_t K, float a, float *P, float *Pl)
 {
     const size_t nt = s->nt;
-    float *x = tr_xmalloc(nt * dim * sizeof *x), *cent = tr_xmalloc((size_t)K * dim * sizeof *cent);
-    uint32_t *assign = tr_xmalloc(nt * sizeof *assign);
+    float *x = trh_xmalloc(nt * dim * sizeof *x), *cent = trh_xmalloc((size_t)K * dim * sizeof *cent);
+    uint32_t *assign = trh_xmalloc(nt * sizeof *assign);
     for (size_t j = 0; j < nt; j++)
-        tr_unit_row(s->rt + j * dim, dim, x + j * dim);
+        trh_unit_row(s->rt + j * dim, dim, x + j * dim);
     size_t used;
-    tr_buf sec = {0};
+    trh_buf sec = {0};
     tr_clusters cv = {0}; /* the view sets no added models: none here */
     int rc = 0;
-    if (tr_kmeans_fit_sampled(x, nt, dim, K, 256, 1, 100, cent, assign, &used, NULL, NULL) < 0 ||
-        tr_clusters_section(cent, K, dim, m, a, &sec) ||
+    if (trh_kmeans_fit_sampled(x, nt, dim, K, 256, 1, 100, cent, assign, &used, NULL, NULL) < 0 ||
+        trh_clusters_section(cent, K, dim, m, a, &sec) ||
         tr_clusters_view(sec.data, sec.len, dim, m, &cv) != TR_OK) {
-        rc = tr_err("k-means on the training folds failed");
+        rc = trh_err("k-means on the training folds failed");
         goto out;
     }
     int32_t dots[TR_KNN_BLOCK];
@@ -89,19 +89,19 @@ static int cluster_predict(const split5 *s, const int8_t *refs, uint32_t dim, ui
         const int8_t *q = s->rt + j * dim;
         assign[j] = tr_cluster_assign(tr_kernels_active(), &cv, q, dots);
     }
-    tr_cluster_psi(s->yt, nt, m, assign, K, a, (float *)(void *)cv.psi);
+    trh_cluster_psi(s->yt, nt, m, assign, K, a, (float *)(void *)cv.psi);
     for (uint32_t i = 0; i < s->nq; i++) {
         const int8_t *q = refs + s->qi[i] * dim;
         tr_cluster_predict(&cv, tr_cluster_assign(tr_kernels_active(), &cv, q, dots),
                            P + (size_t)i * m);
     }
     if (Pl) {
-        float *err = tr_xmalloc(nt * m * sizeof *err), *theta = tr_xmalloc((size_t)K * (dim + 1) * sizeof *theta);
+        float *err = trh_xmalloc(nt * m * sizeof *err), *theta = trh_xmalloc((size_t)K * (dim + 1) * sizeof *theta);
         for (size_t i = 0; i < nt * m; i++)
             err[i] = 1.0f - s->yt[i]; /* NaN stays NaN */
         double before;
-        if (tr_learned_map_fit(x, nt, dim, err, m, cv.psi, cent, K, 200, theta, &before) < 0) {
-            rc = tr_err("out of memory fitting the learned map");
+        if (trh_learned_map_fit(x, nt, dim, err, m, cv.psi, cent, K, 200, theta, &before) < 0) {
+            rc = trh_err("out of memory fitting the learned map");
         } else {
             tr_learned_map map = {K, dim, theta};
             float z[TR_LMAP_MAX_K];
@@ -111,102 +111,102 @@ static int cluster_predict(const split5 *s, const int8_t *refs, uint32_t dim, ui
         free(err), free(theta);
     }
 out:
-    tr_buf_free(&sec);
+    trh_buf_free(&sec);
     free(x), free(cent), free(assign);
     return rc;
 }
 
-void tr_method_scores_free(tr_method_scores *ms)
+void trh_method_scores_free(trh_method_scores *ms)
 {
-    for (int c = 0; c < TR_N_CAND; c++)
+    for (int c = 0; c < TRH_N_CAND; c++)
         free(ms->P[c]), ms->P[c] = NULL;
     free(ms->Yq), ms->Yq = NULL;
 }
 
-int tr_score_methods(const int8_t *refs, size_t n, size_t n_task, uint32_t dim, const float *Y,
+int trh_score_methods(const int8_t *refs, size_t n, size_t n_task, uint32_t dim, const float *Y,
                      uint32_t m, const double *cn, const uint8_t *fold, uint32_t k, float a,
                      int a_given, const uint32_t *task, uint32_t n_tasks, uint32_t n_clusters,
-                     const int want[TR_N_CAND], tr_method_scores *out)
+                     const int want[TRH_N_CAND], trh_method_scores *out)
 {
     memset(out, 0, sizeof *out);
     out->best = -1;
     out->n_refs = n;
     const size_t N = n ? n : 1;
     split5 s = {0};
-    s.rt = tr_xmalloc(N * dim);
-    s.yt = tr_xmalloc(N * m * sizeof *s.yt);
-    size_t *qi = tr_xmalloc(N * sizeof *qi), nq = 0;
-    /* The scored queries, fold by fold (as tr_task_map_score pools them). */
-    for (uint32_t f = 0; f < TR_FOLDS; f++)
+    s.rt = trh_xmalloc(N * dim);
+    s.yt = trh_xmalloc(N * m * sizeof *s.yt);
+    size_t *qi = trh_xmalloc(N * sizeof *qi), nq = 0;
+    /* The scored queries, fold by fold (as trh_task_map_score pools them). */
+    for (uint32_t f = 0; f < TRH_FOLDS; f++)
         for (size_t j = 0; j < n_task; j++) {
             const float *y = Y + j * m;
             uint32_t t = 0;
             while (t < m && !isnan(y[t]))
                 t++;
-            if (t == m && fold[j] == (f | TR_FOLD_SCORED))
+            if (t == m && fold[j] == (f | TRH_FOLD_SCORED))
                 qi[nq++] = j;
         }
     out->n_queries = (uint32_t)nq;
-    out->Yq = tr_xmalloc((nq ? nq : 1) * m * sizeof *out->Yq);
+    out->Yq = trh_xmalloc((nq ? nq : 1) * m * sizeof *out->Yq);
     for (size_t i = 0; i < nq; i++)
         memcpy(out->Yq + i * m, Y + qi[i] * m, m * sizeof *Y);
-    int rc = 0, lm = want[TR_CAND_LEARNED_MAP] && n_clusters <= TR_LMAP_MAX_K;
-    int use[TR_N_CAND] = {want[TR_CAND_KNN],
-                          want[TR_CAND_TASK_MAP] && n_tasks >= 2 && n_tasks <= TR_LMAP_MAX_K,
-                          want[TR_CAND_CLUSTER] && n_clusters, lm && n_clusters};
+    int rc = 0, lm = want[TRH_CAND_LEARNED_MAP] && n_clusters <= TR_LMAP_MAX_K;
+    int use[TRH_N_CAND] = {want[TRH_CAND_KNN],
+                          want[TRH_CAND_TASK_MAP] && n_tasks >= 2 && n_tasks <= TR_LMAP_MAX_K,
+                          want[TRH_CAND_CLUSTER] && n_clusters, lm && n_clusters};
     if (nq < 2)
         memset(use, 0, sizeof use);
-    for (int c = 0; c < TR_N_CAND; c++)
+    for (int c = 0; c < TRH_N_CAND; c++)
         if (use[c])
-            out->P[c] = tr_xmalloc(nq * m * sizeof *out->P[c]);
-    if (use[TR_CAND_TASK_MAP]) {
-        rc = tr_task_map_score(refs, n_task, dim, Y, m, cn, task, n_tasks,
-                               a_given ? &a : tr_choose_a_grid, a_given ? 1 : tr_choose_a_grid_len,
-                               fold, out->P[TR_CAND_TASK_MAP], &out->task_map);
+            out->P[c] = trh_xmalloc(nq * m * sizeof *out->P[c]);
+    if (use[TRH_CAND_TASK_MAP]) {
+        rc = trh_task_map_score(refs, n_task, dim, Y, m, cn, task, n_tasks,
+                               a_given ? &a : trh_choose_a_grid, a_given ? 1 : trh_choose_a_grid_len,
+                               fold, out->P[TRH_CAND_TASK_MAP], &out->task_map);
         if (!rc && out->task_map.val_area >= 0 && out->task_map.val_queries == nq) {
-            out->area[TR_CAND_TASK_MAP] = out->task_map.val_area;
-            out->scored[TR_CAND_TASK_MAP] = 1;
+            out->area[TRH_CAND_TASK_MAP] = out->task_map.val_area;
+            out->scored[TRH_CAND_TASK_MAP] = 1;
         }
     }
     /* kNN and K-means (and the learned map over it), fold by fold: fitted
      * on every row outside the fold, logged ones too. */
-    for (uint32_t f = 0, q0 = 0; f < TR_FOLDS && !rc &&
-                                 (use[TR_CAND_KNN] || use[TR_CAND_CLUSTER] || use[TR_CAND_LEARNED_MAP]);
+    for (uint32_t f = 0, q0 = 0; f < TRH_FOLDS && !rc &&
+                                 (use[TRH_CAND_KNN] || use[TRH_CAND_CLUSTER] || use[TRH_CAND_LEARNED_MAP]);
          f++) {
         s.nt = 0;
         for (size_t j = 0; j < n; j++)
-            if ((fold[j] & TR_FOLD_MASK) != f) {
+            if ((fold[j] & TRH_FOLD_MASK) != f) {
                 memcpy(s.rt + s.nt * dim, refs + j * dim, dim);
                 memcpy(s.yt + s.nt * m, Y + j * m, m * sizeof *Y);
                 s.nt++;
             }
         s.qi = qi + q0;
         s.nq = 0;
-        while (q0 + s.nq < nq && (fold[qi[q0 + s.nq]] & TR_FOLD_MASK) == f)
+        while (q0 + s.nq < nq && (fold[qi[q0 + s.nq]] & TRH_FOLD_MASK) == f)
             s.nq++;
-        if (s.nq && use[TR_CAND_KNN])
-            knn_predict(&s, refs, dim, m, k, a, out->P[TR_CAND_KNN] + (size_t)q0 * m);
-        if (s.nq && (use[TR_CAND_CLUSTER] || use[TR_CAND_LEARNED_MAP])) {
+        if (s.nq && use[TRH_CAND_KNN])
+            knn_predict(&s, refs, dim, m, k, a, out->P[TRH_CAND_KNN] + (size_t)q0 * m);
+        if (s.nq && (use[TRH_CAND_CLUSTER] || use[TRH_CAND_LEARNED_MAP])) {
             if (n_clusters > s.nt) { /* fewer rows than clusters: not scored */
-                use[TR_CAND_CLUSTER] = use[TR_CAND_LEARNED_MAP] = 0;
+                use[TRH_CAND_CLUSTER] = use[TRH_CAND_LEARNED_MAP] = 0;
             } else {
-                float *Pc = tr_xmalloc((size_t)s.nq * m * sizeof *Pc);
+                float *Pc = trh_xmalloc((size_t)s.nq * m * sizeof *Pc);
                 rc = cluster_predict(&s, refs, dim, m, n_clusters, a, Pc,
-                                     use[TR_CAND_LEARNED_MAP] ? out->P[TR_CAND_LEARNED_MAP] + (size_t)q0 * m
+                                     use[TRH_CAND_LEARNED_MAP] ? out->P[TRH_CAND_LEARNED_MAP] + (size_t)q0 * m
                                                               : NULL);
-                if (use[TR_CAND_CLUSTER])
-                    memcpy(out->P[TR_CAND_CLUSTER] + (size_t)q0 * m, Pc, (size_t)s.nq * m * sizeof *Pc);
+                if (use[TRH_CAND_CLUSTER])
+                    memcpy(out->P[TRH_CAND_CLUSTER] + (size_t)q0 * m, Pc, (size_t)s.nq * m * sizeof *Pc);
                 free(Pc);
             }
         }
         q0 += s.nq;
     }
-    for (int c = 0; c < TR_N_CAND && !rc; c++)
-        if (use[c] && c != TR_CAND_TASK_MAP) {
+    for (int c = 0; c < TRH_N_CAND && !rc; c++)
+        if (use[c] && c != TRH_CAND_TASK_MAP) {
             out->area[c] = area_of(out->P[c], out->Yq, (uint32_t)nq, m, cn);
             out->scored[c] = 1;
         }
-    for (int c = 0; c < TR_N_CAND; c++)
+    for (int c = 0; c < TRH_N_CAND; c++)
         if (out->scored[c] && (out->best < 0 || out->area[c] > out->area[out->best]))
             out->best = c;
     free(s.rt), free(s.yt), free(qi);

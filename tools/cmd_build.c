@@ -119,13 +119,13 @@ static const char usage[] =
     "  --allow-unauthenticated\n"
     "Progress with an ETA goes to stderr when it is a terminal or TR_PROGRESS=1.\n";
 
-/* tr_kmeans_fit_cb's and tr_task_fit_cb's progress hook: forwards to the
+/* trh_kmeans_fit_cb's and trh_task_fit_cb's progress hook: forwards to the
  * build's progress line. */
 static void fit_progress(void *ctx, uint64_t done, uint64_t total)
 {
-    tr_progress *p = ctx;
+    trh_progress *p = ctx;
     p->total = total;
-    tr_progress_update(p, done);
+    trh_progress_update(p, done);
 }
 
 /* K-means on at most TR_KM_PER_CLUSTER rows per centroid (FAISS's default
@@ -135,11 +135,11 @@ static void fit_progress(void *ctx, uint64_t done, uint64_t total)
 
 /* The text of prompt `want` from a reader that has returned *at prompts
  * so far: prompts are read in increasing order, each at most once. */
-static const char *text_at(tr_prompt_reader *rd, size_t *at, size_t want)
+static const char *text_at(trh_prompt_reader *rd, size_t *at, size_t want)
 {
     const char *t = NULL;
     while (*at <= want) {
-        if (!(t = tr_prompt_reader_next(rd)))
+        if (!(t = trh_prompt_reader_next(rd)))
             return NULL;
         (*at)++;
     }
@@ -154,14 +154,14 @@ static const char *text_at(tr_prompt_reader *rd, size_t *at, size_t want)
 typedef struct km_rows {
     const tr_embedder *e;
     const char *dir;         /* the dataset */
-    const tr_dataset *ds;    /* as loaded (for the reader's change check) */
+    const trh_dataset *ds;    /* as loaded (for the reader's change check) */
     const size_t *kept_from; /* prompt index of each dataset reference */
     size_t kept_ds;          /* rows from the dataset; then from logs */
     const int8_t *refs;
 } km_rows;
 
 /* Row j into out; rows in increasing order on one reader. 0 ok. */
-static int km_row(const km_rows *r, tr_prompt_reader *rd, size_t *at, size_t j, float *out)
+static int km_row(const km_rows *r, trh_prompt_reader *rd, size_t *at, size_t j, float *out)
 {
     const uint32_t dim = r->e->dim;
     if (j < r->kept_ds) {
@@ -174,7 +174,7 @@ static int km_row(const km_rows *r, tr_prompt_reader *rd, size_t *at, size_t j, 
         for (uint32_t d = 0; d < dim; d++)
             out[d] = r->refs[j * dim + d];
     }
-    tr_normalize(out, dim);
+    trh_normalize(out, dim);
     return 0;
 }
 
@@ -187,49 +187,49 @@ static int by_row(const void *a, const void *b)
 
 /* Fits k centroids on the n rows, on a fixed-seed sample when n exceeds
  * TR_KM_PER_CLUSTER * k, then assigns every row; returns the inertia over
- * all n rows (as tr_kmeans_fit does), < 0 on failure. The same centroids
- * and inertia as tr_kmeans_fit_sampled + tr_kmeans_assign on all the rows
+ * all n rows (as trh_kmeans_fit does), < 0 on failure. The same centroids
+ * and inertia as trh_kmeans_fit_sampled + trh_kmeans_assign on all the rows
  * at once: only the sample is held (read in row order, placed in sample
  * order), the assignment goes block by block. */
 static double fit_kmeans(const km_rows *r, size_t n, uint32_t k, float *cent, uint32_t *assign,
-                         tr_progress *pg)
+                         trh_progress *pg)
 {
     const uint32_t dim = r->e->dim;
-    size_t *perm = tr_xmalloc(n * sizeof *perm);
-    size_t ns = tr_kmeans_sample(n, k, TR_KM_PER_CLUSTER, 1, perm), at = 0;
-    km_slot *sl = tr_xmalloc(ns * sizeof *sl);
+    size_t *perm = trh_xmalloc(n * sizeof *perm);
+    size_t ns = trh_kmeans_sample(n, k, TR_KM_PER_CLUSTER, 1, perm), at = 0;
+    km_slot *sl = trh_xmalloc(ns * sizeof *sl);
     for (size_t i = 0; i < ns; i++)
         sl[i] = (km_slot){ns == n ? i : perm[i], i};
     free(perm);
     qsort(sl, ns, sizeof *sl, by_row);
-    float *xs = tr_xmalloc(ns * dim * sizeof *xs);
-    tr_prompt_reader rd;
-    int bad = tr_prompt_reader_open(&rd, r->dir, r->ds);
+    float *xs = trh_xmalloc(ns * dim * sizeof *xs);
+    trh_prompt_reader rd;
+    int bad = trh_prompt_reader_open(&rd, r->dir, r->ds);
     for (size_t i = 0; i < ns && !bad; i++)
         bad = km_row(r, &rd, &at, sl[i].row, xs + sl[i].slot * dim);
-    tr_prompt_reader_close(&rd);
+    trh_prompt_reader_close(&rd);
     free(sl);
-    double res = bad ? -1 : tr_kmeans_fit_cb(xs, ns, dim, k, 1, 100, cent, assign, fit_progress, pg);
+    double res = bad ? -1 : trh_kmeans_fit_cb(xs, ns, dim, k, 1, 100, cent, assign, fit_progress, pg);
     free(xs);
     if (res < 0 || ns == n)
         return res;
     /* Every row to its nearest centroid, for the inertia over all n. */
-    tr_progress_end(pg);
-    tr_progress_start(pg, "build", "k-means assign", n);
+    trh_progress_end(pg);
+    trh_progress_start(pg, "build", "k-means assign", n);
     enum { BLOCK = 4096 };
-    float *blk = tr_xmalloc((size_t)BLOCK * dim * sizeof *blk);
+    float *blk = trh_xmalloc((size_t)BLOCK * dim * sizeof *blk);
     double inertia = 0;
     at = 0;
-    bad = tr_prompt_reader_open(&rd, r->dir, r->ds);
+    bad = trh_prompt_reader_open(&rd, r->dir, r->ds);
     for (size_t j0 = 0; j0 < n && !bad; j0 += BLOCK) {
         size_t b = n - j0 < BLOCK ? n - j0 : BLOCK;
-        tr_progress_update(pg, j0);
+        trh_progress_update(pg, j0);
         for (size_t i = 0; i < b && !bad; i++)
             bad = km_row(r, &rd, &at, j0 + i, blk + i * dim);
         if (!bad)
-            inertia = tr_kmeans_assign_from(inertia, blk, b, dim, cent, k, assign + j0, NULL, NULL);
+            inertia = trh_kmeans_assign_from(inertia, blk, b, dim, cent, k, assign + j0, NULL, NULL);
     }
-    tr_prompt_reader_close(&rd);
+    trh_prompt_reader_close(&rd);
     free(blk);
     return bad ? -1 : inertia;
 }
@@ -269,17 +269,17 @@ static uint8_t *score_codes(const float *s, size_t len)
  * normalized as the pack's; the shipped lambda is checked against
  * Pareto-random there either way (a given one gets a warning). */
 static int choose_knn(const int8_t *refs, size_t n, uint32_t dim, const float *scores,
-                      const tr_dataset *ds, const tr_knn_given *given, tr_progress *pg,
-                      tr_knn_choice *ch)
+                      const trh_dataset *ds, const trh_knn_given *given, trh_progress *pg,
+                      trh_knn_choice *ch)
 {
     const uint32_t m = (uint32_t)ds->n_models;
-    double *cost = tr_xmalloc(2 * (size_t)m * sizeof *cost), *cn = cost + m;
+    double *cost = trh_xmalloc(2 * (size_t)m * sizeof *cost), *cn = cost + m;
     for (uint32_t j = 0; j < m; j++)
         cost[j] = ds->models[j].cost;
-    tr_norm_costs(cost, m, cn);
-    tr_progress_start(pg, "build", "validation", 0);
-    int r = tr_choose_knn(refs, (uint32_t)n, dim, scores, m, cn, given, ch);
-    tr_progress_end(pg);
+    trh_norm_costs(cost, m, cn);
+    trh_progress_start(pg, "build", "validation", 0);
+    int r = trh_choose_knn(refs, (uint32_t)n, dim, scores, m, cn, given, ch);
+    trh_progress_end(pg);
     free(cost);
     if (r)
         return r;
@@ -291,24 +291,24 @@ static int choose_knn(const int8_t *refs, size_t n, uint32_t dim, const float *s
     fprintf(say, "validation: leave-one-out over %u references: k=%u%s, prior strength %g%s, "
            "Area %.4f (k=%u, prior strength %g: %.4f)\n",
            ch->n_queries, ch->k, given->k ? " (given)" : "", (double)ch->a,
-           given->a >= 0 ? " (given)" : "", ch->area, given->k ? given->k : TR_CHOOSE_OLD_K,
-           given->a >= 0 ? (double)given->a : (double)TR_CHOOSE_OLD_A, ch->area_given);
+           given->a >= 0 ? " (given)" : "", ch->area, given->k ? given->k : TRH_CHOOSE_OLD_K,
+           given->a >= 0 ? (double)given->a : (double)TRH_CHOOSE_OLD_A, ch->area_given);
     return 0;
 }
 
-/* The guard's verdict on the shipped default lambda (ch: tr_guard_lambda's
+/* The guard's verdict on the shipped default lambda (ch: trh_guard_lambda's
  * point on the curve named by curve). */
-static void say_guard(const tr_knn_choice *ch, const tr_knn_given *given, const char *curve)
+static void say_guard(const trh_knn_choice *ch, const trh_knn_given *given, const char *curve)
 {
     fprintf(say, "validation: default lambda %g%s on %s: accuracy %.4f at normalized cost %.4f, "
            "Pareto-random %.4f there%s\n",
            ch->lambda, given->lambda >= 0 ? " (given)" : "", curve, ch->acc, ch->cost, ch->pareto,
            ch->below ? ": BELOW not routing (a random mix of single models)" : "");
     if (ch->below && given->lambda >= 0)
-        tr_err("warning: on validation, --lambda %g routes worse than a random mix of single "
+        trh_err("warning: on validation, --lambda %g routes worse than a random mix of single "
                "models at the same cost; leave --lambda out to let build choose", given->lambda);
     else if (given->lambda < 0 && ch->lambda > 0 && ch->cost <= 1e-12)
-        tr_err("warning: on validation this router is below a random mix of single models at "
+        trh_err("warning: on validation this router is below a random mix of single models at "
                "every lambda that does not send every prompt to the cheapest model; the pack "
                "ships that (lambda %g). Other --k / --prior-strength, or --lambda, override",
                ch->lambda);
@@ -317,25 +317,25 @@ static void say_guard(const tr_knn_choice *ch, const tr_knn_given *given, const 
                "the smallest of the sweep that does not\n", ch->lambda);
 }
 
-static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk);
+static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk);
 
 int cmd_build(int argc, char **argv)
 {
     /* Room for every --add-log there can be: no fixed count. */
-    const char **logs = tr_xmalloc((size_t)(argc > 0 ? argc : 1) * sizeof *logs);
-    tr_devkeys dk = {0}; /* --device-keys; freed here whichever way build_with returns */
+    const char **logs = trh_xmalloc((size_t)(argc > 0 ? argc : 1) * sizeof *logs);
+    trh_devkeys dk = {0}; /* --device-keys; freed here whichever way build_with returns */
     int r = build_with(argc, argv, logs, &dk);
-    tr_devkeys_free(&dk);
+    trh_devkeys_free(&dk);
     free(logs);
     return r;
 }
 
 /* build --json: inspect's view of the written pack, verified (the pack was
  * loaded by the library before it was written), and what the build did. */
-static void print_built(const char *out, const tr_buf *pack, double seconds, size_t no_words,
-                        size_t zeroed, const tr_method_scores *ms, int chosen, int given)
+static void print_built(const char *out, const trh_buf *pack, double seconds, size_t no_words,
+                        size_t zeroed, const trh_method_scores *ms, int chosen, int given)
 {
-    cJSON *o = tr_inspect_json(out, pack->data, pack->len), *b = cJSON_CreateObject();
+    cJSON *o = trh_inspect_json(out, pack->data, pack->len), *b = cJSON_CreateObject();
     if (!o)
         return; /* cannot happen for a pack that just loaded; the message is printed */
     cJSON_ReplaceItemInObject(o, "verified", cJSON_CreateBool(1));
@@ -347,14 +347,14 @@ static void print_built(const char *out, const tr_buf *pack, double seconds, siz
     cJSON *mv = cJSON_AddObjectToObject(b, "method_validation"),
           *ar = cJSON_AddObjectToObject(mv, "areas");
     cJSON_AddNumberToObject(mv, "queries", ms->n_queries);
-    cJSON_AddNumberToObject(mv, "folds", TR_FOLDS);
+    cJSON_AddNumberToObject(mv, "folds", TRH_FOLDS);
     cJSON_AddNumberToObject(mv, "references", (double)ms->n_refs);
-    for (int c = 0; c < TR_N_CAND; c++)
+    for (int c = 0; c < TRH_N_CAND; c++)
         if (ms->scored[c])
-            cJSON_AddNumberToObject(ar, tr_cand_name[c], ms->area[c]);
-    if (ms->scored[TR_CAND_TASK_MAP])
+            cJSON_AddNumberToObject(ar, trh_cand_name[c], ms->area[c]);
+    if (ms->scored[TRH_CAND_TASK_MAP])
         cJSON_AddNumberToObject(mv, "task_map_l2", ms->task_map.l2);
-    cJSON_AddStringToObject(mv, "method", tr_cand_name[chosen]);
+    cJSON_AddStringToObject(mv, "method", trh_cand_name[chosen]);
     cJSON_AddBoolToObject(mv, "given", given);
     cJSON_AddItemToObject(o, "build", b);
     char *txt = cJSON_PrintUnformatted(o);
@@ -364,7 +364,7 @@ static void print_built(const char *out, const tr_buf *pack, double seconds, siz
 }
 
 /* cmd_build with logs[] (argc entries) for the --add-log paths. */
-static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
+static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
 {
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'}, {"embedder", required_argument, 0, 'e'},
@@ -388,7 +388,7 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
     /* k 0, prior strength and lambda < 0: chosen on validation */
     double lambda = -1, prior_strength = -1;
     size_t n_logs = 0;
-    int method_arg = -1; /* tr_cand; -1: chosen by cross-validation */
+    int method_arg = -1; /* trh_cand; -1: chosen by cross-validation */
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -398,46 +398,46 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
         case 'o': out = optarg; break;
         case 's':
             if (strcmp(optarg, "all") && strcmp(optarg, "train"))
-                return tr_err("--split must be train or all, not '%s'", optarg), 2;
+                return trh_err("--split must be train or all, not '%s'", optarg), 2;
             all = !strcmp(optarg, "all");
             break;
         case 'k':
-            if (tr_parse_u64(optarg, &k) || k == 0 || k > TR_K_MAX)
-                return tr_err("--k must be an integer in 1..%d, not '%s'", TR_K_MAX, optarg), 2;
+            if (trh_parse_u64(optarg, &k) || k == 0 || k > TR_K_MAX)
+                return trh_err("--k must be an integer in 1..%d, not '%s'", TR_K_MAX, optarg), 2;
             break;
         case 'l':
             /* The pack stores f32: 1e39 would become Inf there, which the
              * device refuses (TR_E_MALFORMED). */
-            if (tr_parse_f64(optarg, &lambda) || lambda < 0 || lambda > FLT_MAX)
-                return tr_err("--lambda must be a number in [0, %g] (stored as f32), not '%s'",
+            if (trh_parse_f64(optarg, &lambda) || lambda < 0 || lambda > FLT_MAX)
+                return trh_err("--lambda must be a number in [0, %g] (stored as f32), not '%s'",
                               (double)FLT_MAX, optarg), 2;
             break;
         case 'a':
-            if (tr_parse_f64(optarg, &prior_strength) || !(prior_strength >= 0) ||
+            if (trh_parse_f64(optarg, &prior_strength) || !(prior_strength >= 0) ||
                 prior_strength > TR_PRIOR_STRENGTH_MAX)
-                return tr_err("--prior-strength must be a number in 0..%g, not '%s'",
+                return trh_err("--prior-strength must be a number in 0..%g, not '%s'",
                               (double)TR_PRIOR_STRENGTH_MAX, optarg), 2;
             break;
         case 'c':
-            if (tr_parse_u64(optarg, &counter))
-                return tr_err("--counter must be a non-negative integer, not '%s'", optarg), 2;
-            if (counter > TR_COUNTER_MAX)
-                return tr_err("--counter %s: at most %llu (2^64-2); 2^64-1 would raise a device's "
+            if (trh_parse_u64(optarg, &counter))
+                return trh_err("--counter must be a non-negative integer, not '%s'", optarg), 2;
+            if (counter > TRH_COUNTER_MAX)
+                return trh_err("--counter %s: at most %llu (2^64-2); 2^64-1 would raise a device's "
                               "floor so that no later pack could ever load it",
-                              optarg, (unsigned long long)TR_COUNTER_MAX), 2;
+                              optarg, (unsigned long long)TRH_COUNTER_MAX), 2;
             break;
         case 'x':
-            if (tr_parse_u64(optarg, &expires_days) || expires_days == 0 || expires_days > 36500)
-                return tr_err("--expires-days must be in 1..36500, not '%s'", optarg), 2;
+            if (trh_parse_u64(optarg, &expires_days) || expires_days == 0 || expires_days > 36500)
+                return trh_err("--expires-days must be in 1..36500, not '%s'", optarg), 2;
             break;
         case 'C':
-            if (tr_parse_u64(optarg, &prefilter) || prefilter > TR_PREFILTER_MAX)
-                return tr_err("--prefilter must be an integer in 0..%d, not '%s'",
+            if (trh_parse_u64(optarg, &prefilter) || prefilter > TR_PREFILTER_MAX)
+                return trh_err("--prefilter must be an integer in 0..%d, not '%s'",
                               TR_PREFILTER_MAX, optarg), 2;
             break;
         case 'Q':
-            if (tr_parse_u64(optarg, &n_clusters) || n_clusters == 0 || n_clusters > 65536)
-                return tr_err("--clusters must be an integer in 1..65536, not '%s'", optarg), 2;
+            if (trh_parse_u64(optarg, &n_clusters) || n_clusters == 0 || n_clusters > 65536)
+                return trh_err("--clusters must be an integer in 1..65536, not '%s'", optarg), 2;
             break;
         case 'P': no_pc = 1; break;
         case 'T': no_tasks = 1; break;
@@ -449,114 +449,114 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
         case 'J': json = 1, say = stderr; break;
         case 'M': task_map = 1; break;
         case 'D':
-            for (int c2 = 0; c2 < TR_N_CAND; c2++)
-                if (!strcmp(optarg, tr_cand_name[c2]))
+            for (int c2 = 0; c2 < TRH_N_CAND; c2++)
+                if (!strcmp(optarg, trh_cand_name[c2]))
                     method_arg = c2;
             if (method_arg < 0)
-                return tr_err("--method must be knn, cluster, learned-map or task-map, not '%s'",
+                return trh_err("--method must be knn, cluster, learned-map or task-map, not '%s'",
                               optarg), 2;
             break;
         case 'V': device_keys = optarg; break;
         case 'U': allow_v1 = 1; break;
         case 'h': fputs(usage, stdout); return 0;
-        default: return tr_bad_option(argv);
+        default: return trh_bad_option(argv);
         }
     }
     if (!emb_path)
-        emb_path = tr_default_embedder();
+        emb_path = trh_default_embedder();
     if (!data || !emb_path || !key || !out || optind != argc) {
-        tr_err("build needs --data, --key and --out, and --embedder unless the CLI is installed "
+        trh_err("build needs --data, --key and --out, and --embedder unless the CLI is installed "
                "with its default table (PREFIX/share/tinyroute/embedder.bin)");
         fputs(usage, stderr);
         return 2;
     }
-    if (method_arg == TR_CAND_TASK_MAP)
+    if (method_arg == TRH_CAND_TASK_MAP)
         task_map = 1;
-    if ((method_arg == TR_CAND_CLUSTER || method_arg == TR_CAND_LEARNED_MAP) && !n_clusters)
-        return tr_err("--method %s needs --clusters K", tr_cand_name[method_arg]), 2;
-    if (method_arg == TR_CAND_LEARNED_MAP)
+    if ((method_arg == TRH_CAND_CLUSTER || method_arg == TRH_CAND_LEARNED_MAP) && !n_clusters)
+        return trh_err("--method %s needs --clusters K", trh_cand_name[method_arg]), 2;
+    if (method_arg == TRH_CAND_LEARNED_MAP)
         lmap = 1;
     if (task_map && (n_clusters || lmap))
-        return tr_err("--task-map makes the tasks the clusters: not with --clusters or --learned-map"), 2;
+        return trh_err("--task-map makes the tasks the clusters: not with --clusters or --learned-map"), 2;
     if (lmap && (n_clusters == 0 || n_clusters > TR_LMAP_MAX_K))
-        return tr_err("--learned-map needs --clusters K with K <= %u", TR_LMAP_MAX_K), 2;
+        return trh_err("--learned-map needs --clusters K with K <= %u", TR_LMAP_MAX_K), 2;
     if (prefilter && k && prefilter < k)
-        return tr_err("--prefilter %llu keeps fewer candidates than --k %llu",
+        return trh_err("--prefilter %llu keeps fewer candidates than --k %llu",
                       (unsigned long long)prefilter, (unsigned long long)k), 2;
     /* Settings the device refuses are refused before minutes of work (the
      * same checks run again when the pack is written). */
-    if (tr_pack_check_settings(counter, k ? (uint32_t)k : 1, lambda < 0 ? 0 : lambda))
+    if (trh_pack_check_settings(counter, k ? (uint32_t)k : 1, lambda < 0 ? 0 : lambda))
         return 2;
     {
         /* --force never overwrites an input (issue #18). */
-        const char **in = tr_xmalloc((2 + n_logs) * sizeof *in);
+        const char **in = trh_xmalloc((2 + n_logs) * sizeof *in);
         in[0] = emb_path;
         in[1] = key;
         for (size_t i = 0; i < n_logs; i++)
             in[2 + i] = logs[i];
-        int clash = tr_out_not_input_ds("--out", out, in, 2 + n_logs, &data, 1, NULL);
+        int clash = trh_out_not_input_ds("--out", out, in, 2 + n_logs, &data, 1, NULL);
         free(in);
         if (clash)
             return 2;
     }
     if (!force && access(out, F_OK) == 0)
-        return tr_err("%s exists; not overwriting it (use --force)", out), 2;
+        return trh_err("%s exists; not overwriting it (use --force)", out), 2;
     { /* the key signs now, not only after the whole build */
         uint8_t hash[32] = {0}, sig[TR_SIG_MAX_BYTES];
         size_t sig_len;
         tr_pubkey pub;
-        if (tr_key_sign(key, hash, sig, &sig_len, &pub))
+        if (trh_key_sign(key, hash, sig, &sig_len, &pub))
             return 1;
     }
     if (allow_v1 && !device_keys)
-        return tr_err("--allow-unauthenticated goes with --device-keys"), 2;
+        return trh_err("--allow-unauthenticated goes with --device-keys"), 2;
     /* Before minutes of embedding: a bad key file fails now. */
-    if (device_keys && tr_devkeys_load(device_keys, dk))
+    if (device_keys && trh_devkeys_load(device_keys, dk))
         return 1;
     dk->allow_v1 = allow_v1;
 
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     size_t emb_len;
-    uint8_t *table = tr_read_file(emb_path, &emb_len);
+    uint8_t *table = trh_read_file(emb_path, &emb_len);
     if (!table)
         return 1;
     tr_embedder e;
     tr_status st = tr_embedder_view(table, emb_len, &e);
     if (st != TR_OK) {
         free(table);
-        return tr_err("%s: not a valid embedder table (%s)", emb_path, tr_strerror(st));
+        return trh_err("%s: not a valid embedder table (%s)", emb_path, tr_strerror(st));
     }
-    tr_dataset ds;
-    tr_progress pg;
-    tr_progress_start(&pg, "build", "loading", 0);
-    if (tr_dataset_load_flags(data, &ds, TR_DS_NO_TEXT) != 0) {
+    trh_dataset ds;
+    trh_progress pg;
+    trh_progress_start(&pg, "build", "loading", 0);
+    if (trh_dataset_load_flags(data, &ds, TRH_DS_NO_TEXT) != 0) {
         free(table);
         return 1;
     }
-    tr_progress_end(&pg);
+    trh_progress_end(&pg);
     if (ds.n_models > TR_MODELS_MAX) { /* before the embedding passes */
         size_t wl = strlen(data) + 16;
-        char *where = tr_xmalloc(wl);
+        char *where = trh_xmalloc(wl);
         snprintf(where, wl, "%s/models.csv", data);
-        tr_models_max_err(where, "M", ds.n_models, "pack");
+        trh_models_max_err(where, "M", ds.n_models, "pack");
         free(where);
         free(table);
-        tr_dataset_free(&ds);
+        trh_dataset_free(&ds);
         return 1;
     }
     {
         /* Costs the pack cannot hold (f32), before the embedding passes. */
-        tr_pack_model *pm = tr_xmalloc(ds.n_models * sizeof *pm);
+        trh_pack_model *pm = trh_xmalloc(ds.n_models * sizeof *pm);
         for (size_t j = 0; j < ds.n_models; j++)
-            pm[j] = (tr_pack_model){ds.models[j].name, ds.models[j].cost,
+            pm[j] = (trh_pack_model){ds.models[j].name, ds.models[j].cost,
                                     ds.models[j].where ? TR_CLOUD : TR_DEVICE};
-        int bad = tr_pack_check_models(pm, (uint32_t)ds.n_models);
+        int bad = trh_pack_check_models(pm, (uint32_t)ds.n_models);
         free(pm);
         if (bad) {
-            tr_err("%s/models.csv: refused before building (see above)", data);
+            trh_err("%s/models.csv: refused before building (see above)", data);
             free(table);
-            tr_dataset_free(&ds);
+            trh_dataset_free(&ds);
             return 1;
         }
     }
@@ -568,60 +568,60 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
     }
 
     /* Pass 1: plain SIF embeddings of the references, to fit the pc. */
-    size_t *pick = tr_xmalloc(ds.n_prompts * sizeof *pick), n = 0;
-    float *x = tr_xmalloc(ds.n_prompts * (size_t)dim * sizeof *x);
+    size_t *pick = trh_xmalloc(ds.n_prompts * sizeof *pick), n = 0;
+    float *x = trh_xmalloc(ds.n_prompts * (size_t)dim * sizeof *x);
     size_t no_words = 0;
     /* The text is streamed from prompts.jsonl in each pass, not held. */
-    tr_prompt_reader rd;
-    if (tr_prompt_reader_open(&rd, data, &ds))
+    trh_prompt_reader rd;
+    if (trh_prompt_reader_open(&rd, data, &ds))
         goto fail;
-    tr_progress_start(&pg, "build", "embedding pass 1", ds.n_prompts);
+    trh_progress_start(&pg, "build", "embedding pass 1", ds.n_prompts);
     for (size_t i = 0; i < ds.n_prompts; i++) {
-        const tr_ds_prompt *p = &ds.prompts[i];
-        const char *text = tr_prompt_reader_next(&rd);
+        const trh_ds_prompt *p = &ds.prompts[i];
+        const char *text = trh_prompt_reader_next(&rd);
         if (!text) {
-            tr_prompt_reader_close(&rd);
+            trh_prompt_reader_close(&rd);
             goto fail;
         }
         if ((i & 4095) == 0) /* the clock is cheap, but not free per prompt */
-            tr_progress_update(&pg, i);
-        if (!all && p->split == TR_SPLIT_TEST)
+            trh_progress_update(&pg, i);
+        if (!all && p->split == TRH_SPLIT_TEST)
             continue;
         uint32_t known;
         st = tr_embed_f32(&e, text, strlen(text), x + n * dim, &known);
         if (st != TR_OK) {
-            tr_err("%s/prompts.jsonl: prompt %s: %s", data, p->id, tr_strerror(st));
-            tr_prompt_reader_close(&rd);
+            trh_err("%s/prompts.jsonl: prompt %s: %s", data, p->id, tr_strerror(st));
+            trh_prompt_reader_close(&rd);
             goto fail;
         }
         if (!known) {
             no_words++; /* nothing to place it by: not a reference */
             continue;
         }
-        tr_normalize(x + n * dim, dim);
+        trh_normalize(x + n * dim, dim);
         pick[n++] = i;
     }
-    tr_prompt_reader_close(&rd);
-    tr_progress_end(&pg);
+    trh_prompt_reader_close(&rd);
+    trh_progress_end(&pg);
     if (n == 0) {
-        tr_err("%s: no reference prompt with a known word", data);
+        trh_err("%s: no reference prompt with a known word", data);
         goto fail;
     }
     if (n > UINT32_MAX) {
-        tr_err("%s: too many references", data);
+        trh_err("%s: too many references", data);
         goto fail;
     }
     if (!no_pc) {
         float *pc = (float *)(void *)(table + tr_ld32(table + TR_E_OFF_PC));
-        tr_progress_start(&pg, "build", "principal comp.", 0);
-        if (tr_first_pc(x, n, dim, pc) != 0) {
-            tr_err("out of memory");
+        trh_progress_start(&pg, "build", "principal comp.", 0);
+        if (trh_first_pc(x, n, dim, pc) != 0) {
+            trh_err("out of memory");
             goto fail;
         }
-        tr_progress_end(&pg);
+        trh_progress_end(&pg);
         tr_emb_set_pc(table, 1);
         if ((st = tr_embedder_view(table, emb_len, &e)) != TR_OK) {
-            tr_err("internal: embedder view after pc: %s", tr_strerror(st));
+            trh_err("internal: embedder view after pc: %s", tr_strerror(st));
             goto fail;
         }
     }
@@ -635,7 +635,7 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
     float *scores;
     if (codes) {
         static const float val[3] = {0.0f, 1.0f, NAN};
-        scores = tr_xmalloc(n * (size_t)m * sizeof *scores);
+        scores = trh_xmalloc(n * (size_t)m * sizeof *scores);
         for (size_t j = 0; j < n; j++)
             for (uint32_t t = 0; t < m; t++)
                 scores[j * m + t] = val[codes[pick[j] * m + t]];
@@ -649,25 +649,25 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
                 memmove(scores + j * m, scores + pick[j] * m, m * sizeof *scores);
     }
     /* Pass 2: the embedding the device computes, bit for bit. */
-    int8_t *refs = tr_xmalloc(n * (size_t)dim);
-    size_t *kept_from = tr_xmalloc(n * sizeof *kept_from);      /* prompt index */
+    int8_t *refs = trh_xmalloc(n * (size_t)dim);
+    size_t *kept_from = trh_xmalloc(n * sizeof *kept_from);      /* prompt index */
     size_t kept = 0, zeroed = 0, at = 0;
-    float *acc = tr_xmalloc(dim * sizeof *acc);
-    if (tr_prompt_reader_open(&rd, data, &ds)) {
+    float *acc = trh_xmalloc(dim * sizeof *acc);
+    if (trh_prompt_reader_open(&rd, data, &ds)) {
         free(refs), free(kept_from), free(scores), free(acc);
         goto fail;
     }
-    tr_progress_start(&pg, "build", "embedding pass 2", n);
+    trh_progress_start(&pg, "build", "embedding pass 2", n);
     for (size_t j = 0; j < n; j++) {
         const char *text = text_at(&rd, &at, pick[j]);
         uint32_t known;
         if (!text) {
-            tr_prompt_reader_close(&rd);
+            trh_prompt_reader_close(&rd);
             free(refs), free(kept_from), free(scores), free(acc);
             goto fail;
         }
         if ((j & 4095) == 0)
-            tr_progress_update(&pg, j);
+            trh_progress_update(&pg, j);
         tr_embed_f32(&e, text, strlen(text), acc, &known);
         if (tr_quantize_i8(acc, dim, refs + kept * dim) != TR_OK) {
             zeroed++;
@@ -679,10 +679,10 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
         kept++;
     }
     free(acc);
-    tr_prompt_reader_close(&rd);
-    tr_progress_end(&pg);
+    trh_prompt_reader_close(&rd);
+    trh_progress_end(&pg);
     if (kept) /* give back the rows of the prompts not kept */
-        scores = tr_xrealloc(scores, kept * (size_t)m * sizeof *scores);
+        scores = trh_xrealloc(scores, kept * (size_t)m * sizeof *scores);
     char name[TR_EMBEDDER_NAME_MAX];
     if (e.flags & TR_EMB_HASHED)
         snprintf(name, sizeof name, "hashed-ngram-%uk-d%u%s", e.n_words / 1024, e.dim,
@@ -701,7 +701,7 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
      * Without, any bad log fails the build as before. */
     size_t refused = 0;
     for (size_t i = 0; i < n_logs; i++)
-        if (tr_log_to_refs(logs[i], &e, name, &ds, device_keys ? dk : NULL, &refs, &scores,
+        if (trh_log_to_refs(logs[i], &e, name, &ds, device_keys ? dk : NULL, &refs, &scores,
                            &kept, say)) {
             if (device_keys) {
                 refused++;
@@ -712,8 +712,8 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
         }
 
     const int chose_k = k == 0, chose_a = prior_strength < 0, chose_lambda = lambda < 0;
-    const tr_knn_given given = {(uint32_t)k, (uint32_t)prefilter, (float)prior_strength, lambda};
-    tr_knn_choice ch;
+    const trh_knn_given given = {(uint32_t)k, (uint32_t)prefilter, (float)prior_strength, lambda};
+    trh_knn_choice ch;
     if (choose_knn(refs, kept, dim, scores, &ds, &given, &pg, &ch)) {
         free(refs), free(scores), free(kept_from);
         goto fail;
@@ -722,11 +722,11 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
     lambda = ch.lambda;
 
     /* Each dataset reference's task, for the S3 table and the task map. */
-    tr_buf tasks = {0};
+    trh_buf tasks = {0};
     uint32_t n_tasks = 0;
     int tasks_bad = 0;
-    uint32_t *task_of = tr_xmalloc(kept_ds * sizeof *task_of);
-    const char **names = tr_xmalloc(kept_ds * sizeof *names);
+    uint32_t *task_of = trh_xmalloc(kept_ds * sizeof *task_of);
+    const char **names = trh_xmalloc(kept_ds * sizeof *names);
     for (size_t j = 0; j < kept_ds; j++) { /* the task map is a candidate */
         const char *t = ds.prompts[kept_from[j]].task;
         uint32_t id = 0;
@@ -737,86 +737,86 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
         task_of[j] = id;
     }
     for (uint32_t i = 0; i < n_tasks; i++)
-        names[i] = tr_xstrdup(names[i]);
+        names[i] = trh_xstrdup(names[i]);
 
     /* The estimator: the one given, or the best by 5-fold cross-validation. */
-    tr_method_scores ms;
+    trh_method_scores ms;
     int chosen_method;
     {
-        double *cost = tr_xmalloc(2 * (size_t)m * sizeof *cost), *cn = cost + m;
+        double *cost = trh_xmalloc(2 * (size_t)m * sizeof *cost), *cn = cost + m;
         for (uint32_t j = 0; j < m; j++)
             cost[j] = ds.models[j].cost;
-        tr_norm_costs(cost, m, cn);
-        int want[TR_N_CAND] = {0};
+        trh_norm_costs(cost, m, cn);
+        int want[TRH_N_CAND] = {0};
         if (method_arg >= 0) {
             want[method_arg] = 1; /* scored for the record, not chosen */
         } else {
-            want[TR_CAND_KNN] = 1;
+            want[TRH_CAND_KNN] = 1;
             /* One clusters section: K-means when asked for, else the tasks. */
-            want[TR_CAND_TASK_MAP] = !n_clusters;
-            want[TR_CAND_CLUSTER] = n_clusters > 0;
-            want[TR_CAND_LEARNED_MAP] = lmap;
+            want[TRH_CAND_TASK_MAP] = !n_clusters;
+            want[TRH_CAND_CLUSTER] = n_clusters > 0;
+            want[TRH_CAND_LEARNED_MAP] = lmap;
         }
-        uint8_t *fold = tr_xmalloc(kept ? kept : 1);
-        tr_cv_folds(kept, fold);
-        tr_progress_start(&pg, "build", "method validation", 0);
-        int bad = tr_score_methods(refs, kept, kept_ds, dim, scores, m, cn, fold, (uint32_t)k, ch.a,
+        uint8_t *fold = trh_xmalloc(kept ? kept : 1);
+        trh_cv_folds(kept, fold);
+        trh_progress_start(&pg, "build", "method validation", 0);
+        int bad = trh_score_methods(refs, kept, kept_ds, dim, scores, m, cn, fold, (uint32_t)k, ch.a,
                                    !chose_a, task_of, n_tasks, (uint32_t)n_clusters, want, &ms);
-        tr_progress_end(&pg);
+        trh_progress_end(&pg);
         free(fold);
         if (bad) {
-            free(cost), tr_method_scores_free(&ms);
+            free(cost), trh_method_scores_free(&ms);
             free(refs), free(scores), free(kept_from), free_task_names(task_of, names, n_tasks);
             goto fail;
         }
-        chosen_method = method_arg >= 0 ? method_arg : ms.best >= 0 ? ms.best : TR_CAND_KNN;
-        if (chosen_method == TR_CAND_TASK_MAP)
+        chosen_method = method_arg >= 0 ? method_arg : ms.best >= 0 ? ms.best : TRH_CAND_KNN;
+        if (chosen_method == TRH_CAND_TASK_MAP)
             task_map = 1;
         fprintf(say, "method validation: %u-fold cross-validation over %zu references, %u scored "
-                "out of fold:", TR_FOLDS, ms.n_refs, ms.n_queries);
+                "out of fold:", TRH_FOLDS, ms.n_refs, ms.n_queries);
         int any = 0;
-        for (int c2 = 0; c2 < TR_N_CAND; c2++)
+        for (int c2 = 0; c2 < TRH_N_CAND; c2++)
             if (ms.scored[c2]) {
-                fprintf(say, "%s %s Area %.4f", any ? "," : "", tr_cand_name[c2], ms.area[c2]);
-                if (c2 == TR_CAND_TASK_MAP)
+                fprintf(say, "%s %s Area %.4f", any ? "," : "", trh_cand_name[c2], ms.area[c2]);
+                if (c2 == TRH_CAND_TASK_MAP)
                     fprintf(say, " (l2 %g, prior strength %g)", ms.task_map.l2, (double)ms.task_map.a);
                 any = 1;
             }
-        fprintf(say, "%s; method %s%s\n", any ? "" : " none scored", tr_cand_name[chosen_method],
+        fprintf(say, "%s; method %s%s\n", any ? "" : " none scored", trh_cand_name[chosen_method],
                 method_arg >= 0 ? " (given)" : "");
         /* The guard on the shipped method's own out-of-fold curve; kNN's
          * leave-one-out curve when that method could not be scored. */
         if (ms.scored[chosen_method]) {
-            tr_guard_lambda(ms.P[chosen_method], ms.Yq, ms.n_queries, m, cn, given.lambda, &ch);
+            trh_guard_lambda(ms.P[chosen_method], ms.Yq, ms.n_queries, m, cn, given.lambda, &ch);
             lambda = ch.lambda;
             char curve[64];
-            snprintf(curve, sizeof curve, "%s's out-of-fold curve", tr_cand_name[chosen_method]);
+            snprintf(curve, sizeof curve, "%s's out-of-fold curve", trh_cand_name[chosen_method]);
             say_guard(&ch, &given, curve);
         } else if (ch.n_queries) {
             say_guard(&ch, &given, "knn's leave-one-out curve");
         }
         free(cost);
-        tr_method_scores_free(&ms);
+        trh_method_scores_free(&ms);
     }
     int n_scored = 0;
-    for (int c2 = 0; c2 < TR_N_CAND; c2++)
+    for (int c2 = 0; c2 < TRH_N_CAND; c2++)
         n_scored += ms.scored[c2];
 
-    tr_buf clusters = {0};
+    trh_buf clusters = {0};
     float *theta = NULL;
     if (task_map) {
-        double *cost = tr_xmalloc(2 * (size_t)m * sizeof *cost), *cn = cost + m;
+        double *cost = trh_xmalloc(2 * (size_t)m * sizeof *cost), *cn = cost + m;
         for (uint32_t j = 0; j < m; j++)
             cost[j] = ds.models[j].cost;
-        tr_norm_costs(cost, m, cn);
+        trh_norm_costs(cost, m, cn);
         /* Its l2 and a as cross-validated with the method, else chosen now. */
-        tr_task_map_info ti = {0};
-        if (ms.scored[TR_CAND_TASK_MAP])
+        trh_task_map_info ti = {0};
+        if (ms.scored[TRH_CAND_TASK_MAP])
             ti = ms.task_map;
-        tr_progress_start(&pg, "build", "task map", 0);
-        int bad = tr_task_map_build(refs, kept, kept_ds, dim, scores, m, cn, task_of, n_tasks, ch.a,
+        trh_progress_start(&pg, "build", "task map", 0);
+        int bad = trh_task_map_build(refs, kept, kept_ds, dim, scores, m, cn, task_of, n_tasks, ch.a,
                                     &clusters, &theta, &ti);
-        tr_progress_end(&pg);
+        trh_progress_end(&pg);
         free(cost);
         if (bad) {
             free(refs), free(scores), free(kept_from), free_task_names(task_of, names, n_tasks);
@@ -827,56 +827,56 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
                 ti.val_area, ti.val_queries);
     } else if (n_clusters) {
         if (n_clusters > kept) {
-            tr_err("--clusters %llu exceeds the %zu references", (unsigned long long)n_clusters, kept);
+            trh_err("--clusters %llu exceeds the %zu references", (unsigned long long)n_clusters, kept);
             free(refs), free(scores), free(kept_from), free_task_names(task_of, names, n_tasks);
             goto fail;
         }
-        uint32_t *assign = tr_xmalloc(kept * sizeof *assign);
-        float *centroids = tr_xmalloc(n_clusters * dim * sizeof *centroids);
-        tr_progress_start(&pg, "build", "k-means", 0);
+        uint32_t *assign = trh_xmalloc(kept * sizeof *assign);
+        float *centroids = trh_xmalloc(n_clusters * dim * sizeof *centroids);
+        trh_progress_start(&pg, "build", "k-means", 0);
         const km_rows kr = {&e, data, &ds, kept_from, kept_ds, refs};
         double inertia = fit_kmeans(&kr, kept, (uint32_t)n_clusters, centroids, assign, &pg);
-        tr_progress_end(&pg);
+        trh_progress_end(&pg);
         tr_clusters cv;
-        if (inertia < 0 || tr_clusters_section(centroids, (uint32_t)n_clusters, dim, m,
+        if (inertia < 0 || trh_clusters_section(centroids, (uint32_t)n_clusters, dim, m,
                                                ch.a, &clusters) ||
             tr_clusters_view(clusters.data, clusters.len, dim, m, &cv) != TR_OK) {
-            tr_err("k-means failed");
+            trh_err("k-means failed");
             free(assign), free(centroids), free(refs), free(scores), free(kept_from), free_task_names(task_of, names, n_tasks);
             goto fail;
         }
         /* Psi from the device's own assignment: the quantized centroids and
          * the int8 rows, exactly as tr_route will see them. */
         int32_t dots[TR_KNN_BLOCK];
-        tr_progress_start(&pg, "build", "cluster assign", kept);
+        trh_progress_start(&pg, "build", "cluster assign", kept);
         for (size_t j = 0; j < kept; j++) {
             const int8_t *q = refs + j * dim;
             if ((j & 4095) == 0)
-                tr_progress_update(&pg, j);
+                trh_progress_update(&pg, j);
             assign[j] = tr_cluster_assign(tr_kernels_active(), &cv, q, dots);
         }
-        tr_progress_end(&pg);
+        trh_progress_end(&pg);
         /* cv views our own, writable, section buffer: fill its Psi in place,
          * each cluster's rate shrunk toward the model's overall error with
          * the kNN's strength a (one prior for every estimator). */
-        tr_cluster_psi(scores, kept, m, assign, (uint32_t)n_clusters, ch.a,
+        trh_cluster_psi(scores, kept, m, assign, (uint32_t)n_clusters, ch.a,
                        (float *)(void *)cv.psi);
         fprintf(say, "k-means: K=%llu, inertia %.4f over %zu references\n",
                (unsigned long long)n_clusters, inertia, kept);
         if (lmap) {
             /* Phi(x) as the device sees it: the unit int8 row. */
-            float *phi = tr_xmalloc(kept * dim * sizeof *phi), *err = tr_xmalloc(kept * m * sizeof *err);
+            float *phi = trh_xmalloc(kept * dim * sizeof *phi), *err = trh_xmalloc(kept * m * sizeof *err);
             for (size_t j = 0; j < kept; j++) {
-                tr_unit_row(refs + j * dim, dim, phi + j * dim);
+                trh_unit_row(refs + j * dim, dim, phi + j * dim);
                 for (uint32_t t = 0; t < m; t++)
                     err[j * m + t] = 1.0f - scores[j * m + t]; /* NaN stays NaN */
             }
-            theta = tr_xmalloc(n_clusters * (dim + 1) * sizeof *theta);
-            tr_progress_start(&pg, "build", "learned map", 0);
+            theta = trh_xmalloc(n_clusters * (dim + 1) * sizeof *theta);
+            trh_progress_start(&pg, "build", "learned map", 0);
             double before;
-            double after = tr_learned_map_fit(phi, kept, dim, err, m, cv.psi, centroids,
+            double after = trh_learned_map_fit(phi, kept, dim, err, m, cv.psi, centroids,
                                               (uint32_t)n_clusters, 200, theta, &before);
-            tr_progress_end(&pg);
+            trh_progress_end(&pg);
             fprintf(say, "learned map: log loss %.6f from the K-means start %.6f\n", after, before);
             free(phi);
             free(err);
@@ -901,17 +901,17 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
     malloc_trim(0); /* the strings were small heap blocks, not mmap'd */
 #endif
     if (n_tasks >= 2 && !no_tasks) {
-        tr_progress_start(&pg, "build", "task table", 0);
-        tr_refs rv = {(uint32_t)kept_ds, dim, dim, refs, tr_xmalloc(kept_ds * sizeof(float))};
+        trh_progress_start(&pg, "build", "task table", 0);
+        tr_refs rv = {(uint32_t)kept_ds, dim, dim, refs, trh_xmalloc(kept_ds * sizeof(float))};
         for (size_t j = 0; j < kept_ds; j++)
             ((float *)rv.inv_norm)[j] = tr_i8_inv_norm(refs + j * dim, dim);
-        float *u = tr_xmalloc(n_tasks * sizeof *u), *tacc = tr_xmalloc((size_t)n_tasks * m * sizeof *tacc);
+        float *u = trh_xmalloc(n_tasks * sizeof *u), *tacc = trh_xmalloc((size_t)n_tasks * m * sizeof *tacc);
         const uint32_t q = kept_ds <= TR_TASK_ALL_QUERIES ? 0 : TR_TASK_QUERIES;
-        if (tr_task_fit_cb(tr_kernels_active(), &rv, task_of, n_tasks, scores, m, (uint32_t)k, 19, q,
+        if (trh_task_fit_cb(tr_kernels_active(), &rv, task_of, n_tasks, scores, m, (uint32_t)k, 19, q,
                            u, tacc, fit_progress, &pg) == 0) {
-            tasks_bad = tr_tasks_section(u, tacc, n_tasks, m, 19, 0.09f, 0.6f, &tasks);
+            tasks_bad = trh_tasks_section(u, tacc, n_tasks, m, 19, 0.09f, 0.6f, &tasks);
             if (tasks_bad)
-                tr_err("the task table is not written; the pack is not built");
+                trh_err("the task table is not written; the pack is not built");
             else if (q)
                 fprintf(say, "task table: %u tasks, leave-one-task-out, k=%llu, u over 19 neighbours, "
                        "queries: a sample of up to %u per task\n",
@@ -924,17 +924,17 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
         free((void *)rv.inv_norm);
         free(u);
         free(tacc);
-        tr_progress_end(&pg);
+        trh_progress_end(&pg);
     }
     free_task_names(task_of, names, n_tasks);
     free(kept_from);
 
-    tr_pack_model *models = tr_xmalloc(m * sizeof *models);
+    trh_pack_model *models = trh_xmalloc(m * sizeof *models);
     for (uint32_t j = 0; j < m; j++)
-        models[j] = (tr_pack_model){ds.models[j].name, ds.models[j].cost,
+        models[j] = (trh_pack_model){ds.models[j].name, ds.models[j].cost,
                                     ds.models[j].where ? TR_CLOUD : TR_DEVICE};
     time_t now = time(NULL);
-    tr_pack_spec spec = {
+    trh_pack_spec spec = {
         .security_counter = counter, .created_unix = (uint64_t)now,
         .expires_unix = expires_days ? (uint64_t)now + expires_days * 86400 : 0,
         .embedder_name = name, .dim = dim, .n_refs = (uint32_t)kept, .n_models = m,
@@ -946,21 +946,21 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
                                            (chose_lambda ? TR_CHOSE_LAMBDA : 0)
                                      : 0) |
                            (method_arg < 0 && n_scored >= 2 ? TR_CHOSE_METHOD : 0)},
-        .method = chosen_method == TR_CAND_KNN       ? TR_PACK_METHOD_KNN
-                  : chosen_method == TR_CAND_CLUSTER ? TR_PACK_METHOD_CLUSTER
+        .method = chosen_method == TRH_CAND_KNN       ? TR_PACK_METHOD_KNN
+                  : chosen_method == TRH_CAND_CLUSTER ? TR_PACK_METHOD_CLUSTER
                                                      : TR_PACK_METHOD_LEARNED_MAP,
         .method_validation = {ms.scored[chosen_method] ? (float)ms.area[chosen_method] : 0.0f,
                               ms.scored[chosen_method] ? ms.n_queries : 0},
         .prefilter_c = (uint32_t)prefilter, .clusters = clusters.data,
         .clusters_len = clusters.len, .tasks = tasks.len ? tasks.data : NULL,
         .tasks_len = tasks.len, .lmap_theta = theta};
-    tr_buf pack = {0};
-    tr_pack_layout lay;
-    tr_progress_start(&pg, "build", "writing", 0);
-    int r = tasks_bad || tr_pack_write(&spec, &pack, &lay) || tr_pack_sign_checked(&pack, key) ||
-            tr_write_file_atomic(out, pack.data, pack.len);
+    trh_buf pack = {0};
+    trh_pack_layout lay;
+    trh_progress_start(&pg, "build", "writing", 0);
+    int r = tasks_bad || trh_pack_write(&spec, &pack, &lay) || trh_pack_sign_checked(&pack, key) ||
+            trh_write_file_atomic(out, pack.data, pack.len);
     if (r == 0)
-        tr_progress_end(&pg);
+        trh_progress_end(&pg);
     if (r == 0) {
         struct timespec t1;
         clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -972,15 +972,15 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
             fprintf(say, "skipped %zu prompts with no known word, %zu zero after pc removal\n",
                    no_words, zeroed);
         for (uint32_t i = 0; i < lay.n_sections; i++)
-            fprintf(say, "  section %-13s %10llu bytes at %llu\n", tr_section_name(lay.sec[i].type),
+            fprintf(say, "  section %-13s %10llu bytes at %llu\n", trh_section_name(lay.sec[i].type),
                    (unsigned long long)lay.sec[i].length, (unsigned long long)lay.sec[i].offset);
         if (json)
             print_built(out, &pack, (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
                         no_words, zeroed, &ms, chosen_method, method_arg >= 0);
     }
-    tr_buf_free(&pack);
-    tr_buf_free(&clusters);
-    tr_buf_free(&tasks);
+    trh_buf_free(&pack);
+    trh_buf_free(&clusters);
+    trh_buf_free(&tasks);
     free(theta);
     free(models);
     free(refs);
@@ -988,9 +988,9 @@ static int build_with(int argc, char **argv, const char **logs, tr_devkeys *dk)
     free(pick);
     free(x);
     free(table);
-    tr_dataset_free(&ds);
+    trh_dataset_free(&ds);
     if (r == 0 && refused) {
-        tr_err("%zu of %zu logs refused (above); the pack was built from the others (exit 1)",
+        trh_err("%zu of %zu logs refused (above); the pack was built from the others (exit 1)",
                refused, n_logs);
         r = 1; /* README's exit codes: a batch with a part failed */
     }
@@ -1000,6 +1000,6 @@ fail:
     free(pick);
     free(x);
     free(table);
-    tr_dataset_free(&ds);
+    trh_dataset_free(&ds);
     return 1;
 }

@@ -48,16 +48,16 @@ typedef struct delta_cmd {
     tr_pubkey signer;
     uint64_t counter, expires_days;
     int has_counter, force, json;
-    tr_packfile pf;
+    trh_packfile pf;
     base_facts b;
     delta_state st;
 } delta_cmd;
 
 /* --json: the written delta as inspect reads it, verified (it was applied to
  * the base's view before it was written). */
-static void print_delta_json(const char *path, const tr_buf *d)
+static void print_delta_json(const char *path, const trh_buf *d)
 {
-    cJSON *o = tr_inspect_json(path, d->data, d->len);
+    cJSON *o = trh_inspect_json(path, d->data, d->len);
     if (!o)
         return; /* cannot happen for a delta that just verified; the message is printed */
     cJSON_ReplaceItemInObject(o, "verified", cJSON_CreateBool(1));
@@ -84,7 +84,7 @@ static const uint8_t *section(const uint8_t *p, uint32_t type, uint64_t *len, ui
     return NULL;
 }
 
-static void base_facts_of(const tr_packfile *pf, base_facts *b)
+static void base_facts_of(const trh_packfile *pf, base_facts *b)
 {
     const uint8_t *p = pf->bytes;
     memset(b, 0, sizeof *b);
@@ -108,10 +108,10 @@ static void base_facts_of(const tr_packfile *pf, base_facts *b)
 }
 
 /* The applied delta's contents (already verified by the device code). */
-static void state_from_delta(const tr_packfile *pf, const base_facts *b, delta_state *s)
+static void state_from_delta(const trh_packfile *pf, const base_facts *b, delta_state *s)
 {
     memset(s, 0, sizeof *s);
-    s->retired = tr_xcalloc(b->retire_bytes, 1);
+    s->retired = trh_xcalloc(b->retire_bytes, 1);
     s->lambda = TR_LAMBDA_DEFAULT;
     if (!pf->delta)
         return;
@@ -127,13 +127,13 @@ static void state_from_delta(const tr_packfile *pf, const base_facts *b, delta_s
     uint32_t na = s->n_added = tr_ld32(d + TR_DH_N_ADDED);
     if (!na)
         return;
-    s->records = tr_xmalloc((size_t)na * TR_MODEL_REC_BYTES);
-    s->correct = tr_xmalloc((size_t)na * b->bit_stride);
-    s->valid = tr_xmalloc((size_t)na * b->bit_stride);
+    s->records = trh_xmalloc((size_t)na * TR_MODEL_REC_BYTES);
+    s->correct = trh_xmalloc((size_t)na * b->bit_stride);
+    s->valid = trh_xmalloc((size_t)na * b->bit_stride);
     memcpy(s->records, section(d, TR_DSEC_MODELS, NULL, NULL), (size_t)na * TR_MODEL_REC_BYTES);
     memcpy(s->correct, section(d, TR_DSEC_CORRECT_BITS, NULL, NULL), (size_t)na * b->bit_stride);
     memcpy(s->valid, section(d, TR_DSEC_VALID_BITS, NULL, NULL), (size_t)na * b->bit_stride);
-    s->psi = tr_xcalloc((size_t)na * (b->k_clusters ? b->k_clusters : 1), sizeof(float));
+    s->psi = trh_xcalloc((size_t)na * (b->k_clusters ? b->k_clusters : 1), sizeof(float));
     if ((x = section(d, TR_DSEC_PSI, NULL, NULL)))
         for (uint32_t k = 0; k < b->k_clusters; k++)
             for (uint32_t m = 0; m < na; m++)
@@ -204,27 +204,27 @@ static int parse(int argc, char **argv, const char *usage, const struct option *
         case D_DELTA: c->delta = optarg; break;
         case D_KEY: c->key = optarg; break;
         case D_TRUST:
-            if (tr_keys_add(optarg, &c->trust, &c->n_trust))
+            if (trh_keys_add(optarg, &c->trust, &c->n_trust))
                 return -1;
             in[n_in++] = optarg;
             break;
         case D_OUT: c->out = optarg; break;
         case D_COUNTER:
-            if (tr_parse_u64(optarg, &c->counter))
-                return tr_err("--counter must be a non-negative integer, not '%s'", optarg), -1;
+            if (trh_parse_u64(optarg, &c->counter))
+                return trh_err("--counter must be a non-negative integer, not '%s'", optarg), -1;
             c->has_counter = 1;
             break;
         case D_EXPIRES:
-            if (tr_parse_u64(optarg, &c->expires_days) || c->expires_days == 0 ||
+            if (trh_parse_u64(optarg, &c->expires_days) || c->expires_days == 0 ||
                 c->expires_days > 36500)
-                return tr_err("--expires-days must be in 1..36500, not '%s'", optarg), -1;
+                return trh_err("--expires-days must be in 1..36500, not '%s'", optarg), -1;
             break;
         case D_FORCE: c->force = 1; break;
         case D_JSON: c->json = 1, say = stderr; break;
         case D_HELP: fputs(usage, stdout); fputs(common_help, stdout); return 1;
         default:
             if (o == '?')
-                return tr_bad_option(argv), -1;
+                return trh_bad_option(argv), -1;
             if (o >= D_FIRST_OWN && own(o, optarg, ctx) == 0)
                 break;
             fputs(usage, stderr);
@@ -232,7 +232,7 @@ static int parse(int argc, char **argv, const char *usage, const struct option *
         }
     }
     if (!c->pack || !c->key || !c->out || optind != argc) {
-        tr_err("%s needs --pack, --key and --out (and no other arguments)", argv[0]);
+        trh_err("%s needs --pack, --key and --out (and no other arguments)", argv[0]);
         fputs(usage, stderr);
         return -1;
     }
@@ -240,10 +240,10 @@ static int parse(int argc, char **argv, const char *usage, const struct option *
     in[n_in++] = c->delta;
     in[n_in++] = c->key;
     in[n_in++] = own_file ? *own_file : NULL;
-    if (tr_out_not_input_ds("--out", c->out, in, n_in, own_dir, own_dir ? 1 : 0, NULL))
+    if (trh_out_not_input_ds("--out", c->out, in, n_in, own_dir, own_dir ? 1 : 0, NULL))
         return -1;
     if (!c->force && access(c->out, F_OK) == 0)
-        return tr_err("%s exists; not overwriting it (use --force)", c->out), -1;
+        return trh_err("%s exists; not overwriting it (use --force)", c->out), -1;
     return 0;
 }
 
@@ -256,19 +256,19 @@ static int pick_counter(delta_cmd *c)
     const uint64_t top = UINT64_MAX;
     uint64_t served = c->pf.delta ? c->pf.delta_info.security_counter : 0;
     if (c->pf.delta && !c->has_counter && served >= top - 1)
-        return tr_err("%s has counter %llu: no counter is left for a next delta of this base "
+        return trh_err("%s has counter %llu: no counter is left for a next delta of this base "
                       "(2^64-1 is refused); build a new base pack instead",
                       c->delta, (unsigned long long)served);
     if (!c->has_counter)
         c->counter = c->pf.delta ? served + 1 : 1;
     else if (c->pf.delta && c->counter <= served)
-        return tr_err("--counter %llu is not above the counter of %s (%llu): a device serving "
+        return trh_err("--counter %llu is not above the counter of %s (%llu): a device serving "
                       "that delta refuses this one (TR_E_ROLLBACK); use at least %llu or leave "
                       "--counter out",
                       (unsigned long long)c->counter, c->delta, (unsigned long long)served,
                       (unsigned long long)(served + 1));
     if (c->counter == top)
-        return tr_err("--counter 18446744073709551615 (2^64-1) is refused: a device that "
+        return trh_err("--counter 18446744073709551615 (2^64-1) is refused: a device that "
                       "accepted it would refuse every later delta of this base for ever");
     c->has_counter = 1;
     return 0;
@@ -280,15 +280,15 @@ static int open_base(delta_cmd *c)
     /* The signer's public key: sign a throwaway digest to get it. */
     uint8_t h[32] = {0}, sig[TR_SIG_MAX_BYTES];
     size_t sl;
-    if (tr_key_sign(c->key, h, sig, &sl, &c->signer) != 0)
+    if (trh_key_sign(c->key, h, sig, &sl, &c->signer) != 0)
         return 1;
     if (!c->n_trust) {
-        c->trust = tr_xmalloc(sizeof *c->trust);
+        c->trust = trh_xmalloc(sizeof *c->trust);
         c->trust[0] = c->signer;
         c->n_trust = 1;
     }
     tr_trust trust = {.keys = c->trust, .n_keys = c->n_trust};
-    if (tr_packfile_open(c->pack, c->delta, &trust, &c->pf) != 0)
+    if (trh_packfile_open(c->pack, c->delta, &trust, &c->pf) != 0)
         return 1;
     base_facts_of(&c->pf, &c->b);
     state_from_delta(&c->pf, &c->b, &c->st);
@@ -302,12 +302,12 @@ static int write_delta(delta_cmd *c)
     int any_retired = 0;
     for (uint32_t i = 0; i < b->retire_bytes; i++)
         any_retired |= s->retired[i] != 0;
-    float *psi_rows = tr_xcalloc((size_t)b->k_clusters * s->n_added + 1, sizeof(float));
+    float *psi_rows = trh_xcalloc((size_t)b->k_clusters * s->n_added + 1, sizeof(float));
     for (uint32_t k = 0; k < b->k_clusters; k++)
         for (uint32_t m = 0; m < s->n_added; m++)
             psi_rows[(size_t)k * s->n_added + m] = s->psi[(size_t)m * b->k_clusters + k];
     time_t now = time(NULL);
-    tr_delta_spec spec = {
+    trh_delta_spec spec = {
         .security_counter = c->counter, /* pick_counter */
         .created_unix = (uint64_t)now,
         .expires_unix = c->expires_days ? (uint64_t)now + c->expires_days * 86400 : 0,
@@ -317,10 +317,10 @@ static int write_delta(delta_cmd *c)
         .n_added = s->n_added, .records = s->records, .correct = s->correct,
         .valid = s->valid, .psi = psi_rows};
     memcpy(spec.base_hash, c->pf.info.pack_hash, 32);
-    tr_buf out = {0};
-    tr_delta_write(&spec, &out);
+    trh_buf out = {0};
+    trh_delta_write(&spec, &out);
     free(psi_rows);
-    int r = tr_pack_sign(&out, c->key);
+    int r = trh_pack_sign(&out, c->key);
     if (r == 0) {
         /* Check the delta the way a device that trusts its signer will:
          * views of its own over one in-RAM counter store, which has served
@@ -345,13 +345,13 @@ static int write_delta(delta_cmd *c)
         if (st == TR_OK)
             st = tr_pack_apply_delta(base, out.data, out.len, &trust, mem[2], tr_pack_size(), &v);
         if (st != TR_OK)
-            r = tr_err("the new delta does not verify (%s: %s)", tr_status_name(st),
+            r = trh_err("the new delta does not verify (%s: %s)", tr_status_name(st),
                        tr_strerror(st));
         for (int i = 0; i < 3; i++)
             free(mem[i]);
     }
     if (r == 0)
-        r = tr_write_file_atomic(c->out, out.data, out.len);
+        r = trh_write_file_atomic(c->out, out.data, out.len);
     if (r == 0)
         fprintf(say, "wrote %s: %zu bytes, counter %llu, %u model(s) added, %s retired%s\n", c->out,
                out.len, (unsigned long long)spec.security_counter, s->n_added,
@@ -361,7 +361,7 @@ static int write_delta(delta_cmd *c)
                "%s from being applied again)\n", c->delta ? c->delta : "an older delta");
     if (r == 0 && c->json)
         print_delta_json(c->out, &out);
-    tr_buf_free(&out);
+    trh_buf_free(&out);
     return r;
 }
 
@@ -369,7 +369,7 @@ static void cmd_done(delta_cmd *c)
 {
     state_free(&c->st);
     if (c->pf.bytes)
-        tr_packfile_close(&c->pf);
+        trh_packfile_close(&c->pf);
     free(c->trust);
 }
 
@@ -383,7 +383,7 @@ static int all_zero(const int8_t *q, uint32_t dim)
 }
 
 /* Index of a served model by name, or -1. */
-static int served_model(const tr_packfile *pf, const char *name)
+static int served_model(const trh_packfile *pf, const char *name)
 {
     for (uint32_t m = 0; m < pf->info.n_models; m++) {
         tr_model_info mi;
@@ -412,13 +412,13 @@ static int add_own(int o, const char *arg, void *ctx)
     case A_DATA: a->data = arg; return 0;
     case A_MODEL:
         if (a->n_names == (int)TR_DELTA_MAX_ADDED)
-            return tr_err("at most %u --model per delta", TR_DELTA_MAX_ADDED);
-        a->names = tr_xrealloc(a->names, (size_t)(a->n_names + 1) * sizeof *a->names);
+            return trh_err("at most %u --model per delta", TR_DELTA_MAX_ADDED);
+        a->names = trh_xrealloc(a->names, (size_t)(a->n_names + 1) * sizeof *a->names);
         a->names[a->n_names++] = arg;
         return 0;
     case A_SPLIT:
         if (strcmp(arg, "all") && strcmp(arg, "train"))
-            return tr_err("--split must be train or all, not '%s'", arg);
+            return trh_err("--split must be train or all, not '%s'", arg);
         a->all_splits = !strcmp(arg, "all");
         return 0;
     }
@@ -476,9 +476,9 @@ int cmd_add_model(int argc, char **argv)
     if (!a.data || !a.n_names) {
         free(c.trust);
         free(a.names);
-        return tr_err("add-model needs --data and --model"), fputs(add_usage, stderr), 2;
+        return trh_err("add-model needs --data and --model"), fputs(add_usage, stderr), 2;
     }
-    tr_dataset ds = {0};
+    trh_dataset ds = {0};
     uint32_t *order = NULL;
     int8_t *q = NULL;
     double *sum = NULL, *cnt = NULL;
@@ -486,7 +486,7 @@ int cmd_add_model(int argc, char **argv)
         goto done;
     /* The device's limits, before the labelled set is read and embedded. */
     if (c.st.n_added + (uint64_t)a.n_names > TR_DELTA_MAX_ADDED) {
-        r = tr_err("%s adds %u model(s) already: a delta adds at most %u (TR_DELTA_MAX_ADDED), "
+        r = trh_err("%s adds %u model(s) already: a delta adds at most %u (TR_DELTA_MAX_ADDED), "
                    "not %u more", c.delta, c.st.n_added, TR_DELTA_MAX_ADDED, a.n_names);
         goto done;
     }
@@ -494,27 +494,27 @@ int cmd_add_model(int argc, char **argv)
         char what[96];
         snprintf(what, sizeof what, "base %u + added %u", c.b.n_models,
                  c.st.n_added + (uint32_t)a.n_names);
-        r = tr_models_max_err(c.pack, what, (uint64_t)c.b.n_models + c.st.n_added + a.n_names,
+        r = trh_models_max_err(c.pack, what, (uint64_t)c.b.n_models + c.st.n_added + a.n_names,
                               "delta");
         goto done;
     }
-    if ((r = tr_dataset_load(a.data, &ds)) != 0)
+    if ((r = trh_dataset_load(a.data, &ds)) != 0)
         goto done;
     const base_facts *b = &c.b;
     const uint32_t kc = b->k_clusters;
     /* Embed the labelled prompts once; find their reference rows. */
-    order = tr_xmalloc(b->n_refs * sizeof *order);
+    order = trh_xmalloc(b->n_refs * sizeof *order);
     for (uint32_t i = 0; i < b->n_refs; i++)
         order[i] = i;
     g_rows = b->refs;
     g_dim = b->dim;
     g_stride = b->ref_stride;
     qsort(order, b->n_refs, sizeof *order, cmp_rows);
-    q = tr_xmalloc((size_t)ds.n_prompts * b->dim);
-    uint32_t *cluster = tr_xcalloc(ds.n_prompts, sizeof *cluster);
-    uint8_t *usable = tr_xcalloc(ds.n_prompts, 1);
+    q = trh_xmalloc((size_t)ds.n_prompts * b->dim);
+    uint32_t *cluster = trh_xcalloc(ds.n_prompts, sizeof *cluster);
+    uint8_t *usable = trh_xcalloc(ds.n_prompts, 1);
     for (size_t i = 0; i < ds.n_prompts; i++) {
-        if (!a.all_splits && ds.prompts[i].split == TR_SPLIT_TEST)
+        if (!a.all_splits && ds.prompts[i].split == TRH_SPLIT_TEST)
             continue;
         int8_t *qi = q + i * b->dim;
         const char *t = ds.prompts[i].text;
@@ -533,8 +533,8 @@ int cmd_add_model(int argc, char **argv)
     /* Prompt i is reference ref_of[i] when its row is one of the base's.
      * Equal rows (a question asked twice) pair up in order, so the base's
      * own data gives every reference its own label back. */
-    uint32_t *ref_of = tr_xmalloc(ds.n_prompts * sizeof *ref_of);
-    uint8_t *taken = tr_xcalloc(b->n_refs, 1);
+    uint32_t *ref_of = trh_xmalloc(ds.n_prompts * sizeof *ref_of);
+    uint8_t *taken = trh_xcalloc(b->n_refs, 1);
     for (size_t i = 0; i < ds.n_prompts; i++) {
         ref_of[i] = UINT32_MAX;
         if (!usable[i])
@@ -549,8 +549,8 @@ int cmd_add_model(int argc, char **argv)
             }
     }
     free(taken);
-    sum = tr_xmalloc((kc + 1) * sizeof *sum);
-    cnt = tr_xmalloc((kc + 1) * sizeof *cnt);
+    sum = trh_xmalloc((kc + 1) * sizeof *sum);
+    cnt = trh_xmalloc((kc + 1) * sizeof *cnt);
     for (int n = 0; n < a.n_names && r == 0; n++) {
         const char *name = a.names[n];
         size_t col = ds.n_models;
@@ -558,7 +558,7 @@ int cmd_add_model(int argc, char **argv)
             if (!strcmp(ds.models[j].name, name))
                 col = j;
         if (col == ds.n_models) {
-            r = tr_err("%s: no model '%s' in its models.csv", a.data, name);
+            r = trh_err("%s: no model '%s' in its models.csv", a.data, name);
             break;
         }
         int in_base = 0;
@@ -566,7 +566,7 @@ int cmd_add_model(int argc, char **argv)
         for (uint32_t m = 0; m < b->n_models; m++)
             in_base |= !strcmp((const char *)recs + (size_t)m * TR_MODEL_REC_BYTES, name);
         if (in_base || served_model(&c.pf, name) >= 0) {
-            r = tr_err("'%s' is already a model of this pack%s; an added model needs a new name",
+            r = trh_err("'%s' is already a model of this pack%s; an added model needs a new name",
                        name, in_base ? " (maybe retired)" : "");
             break;
         }
@@ -587,22 +587,22 @@ int cmd_add_model(int argc, char **argv)
             on_refs += ref_of[i] != UINT32_MAX;
         }
         if (labelled == 0) {
-            r = tr_err("'%s' has no known score on a usable prompt of %s", name, a.data);
+            r = trh_err("'%s' has no known score on a usable prompt of %s", name, a.data);
             break;
         }
         delta_state *s = &c.st;
         uint32_t m = s->n_added++;
-        s->records = tr_xrealloc(s->records, (size_t)s->n_added * TR_MODEL_REC_BYTES);
-        s->correct = tr_xrealloc(s->correct, (size_t)s->n_added * b->bit_stride);
-        s->valid = tr_xrealloc(s->valid, (size_t)s->n_added * b->bit_stride);
-        s->psi = tr_xrealloc(s->psi, (size_t)s->n_added * (kc ? kc : 1) * sizeof(float));
+        s->records = trh_xrealloc(s->records, (size_t)s->n_added * TR_MODEL_REC_BYTES);
+        s->correct = trh_xrealloc(s->correct, (size_t)s->n_added * b->bit_stride);
+        s->valid = trh_xrealloc(s->valid, (size_t)s->n_added * b->bit_stride);
+        s->psi = trh_xrealloc(s->psi, (size_t)s->n_added * (kc ? kc : 1) * sizeof(float));
         uint8_t *rec = s->records + (size_t)m * TR_MODEL_REC_BYTES;
         uint8_t *cor = s->correct + (size_t)m * b->bit_stride,
                 *val = s->valid + (size_t)m * b->bit_stride;
         memset(rec, 0, TR_MODEL_REC_BYTES);
         memset(cor, 0, b->bit_stride);
         memset(val, 0, b->bit_stride);
-        const tr_ds_model *dm = &ds.models[col];
+        const trh_ds_model *dm = &ds.models[col];
         double prior = sum[kc] / cnt[kc];
         memcpy(rec + TR_M_NAME, name, strlen(name));
         tr_stf32(rec + TR_M_COST, (float)dm->cost);
@@ -627,7 +627,7 @@ int cmd_add_model(int argc, char **argv)
         for (uint32_t k = 0; k < kc; k++) {
             covered += cnt[k] > 0;
             s->psi[(size_t)m * kc + k] =
-                tr_psi_estimate(sum[k], (double)cnt[k], prior, b->psi_prior);
+                trh_psi_estimate(sum[k], (double)cnt[k], prior, b->psi_prior);
         }
         fprintf(say, "%s: %u labelled prompts (prior %.3f), %u of them references of the base "
                "(for kNN)", name, labelled, prior, on_refs);
@@ -648,7 +648,7 @@ done:
     free(q);
     free(sum);
     free(cnt);
-    tr_dataset_free(&ds);
+    trh_dataset_free(&ds);
     cmd_done(&c);
     free(a.names);
     return r ? 1 : 0;
@@ -672,7 +672,7 @@ int cmd_retire_model(int argc, char **argv)
         return free(c.trust), free(a.names), r < 0 ? 2 : 0;
     if (!a.n_names) {
         free(c.trust);
-        return tr_err("retire-model needs --model"), fputs(retire_usage, stderr), 2;
+        return trh_err("retire-model needs --model"), fputs(retire_usage, stderr), 2;
     }
     if ((r = open_base(&c)) != 0)
         goto done;
@@ -687,7 +687,7 @@ int cmd_retire_model(int argc, char **argv)
                 m = (int)i;
         if (m >= 0) {
             if (s->retired[m >> 3] >> (m & 7) & 1) {
-                r = tr_err("'%s' is retired already", name);
+                r = trh_err("'%s' is retired already", name);
                 break;
             }
             s->retired[m >> 3] |= (uint8_t)(1u << (m & 7));
@@ -698,7 +698,7 @@ int cmd_retire_model(int argc, char **argv)
             if (!strcmp((const char *)s->records + (size_t)i * TR_MODEL_REC_BYTES, name))
                 m = (int)i;
         if (m < 0) {
-            r = tr_err("no model '%s' in %s%s%s", name, c.pack, c.delta ? " + " : "",
+            r = trh_err("no model '%s' in %s%s%s", name, c.pack, c.delta ? " + " : "",
                        c.delta ? c.delta : "");
             break;
         }
@@ -739,8 +739,8 @@ static int cal_own(int o, const char *arg, void *ctx)
     switch (o) {
     case C_PROMPTS: a->prompts = arg; return 0;
     case C_SHARE:
-        if (tr_parse_f64(arg, &a->share) || a->share < 0 || a->share > 1)
-            return tr_err("--cloud-share must be a number in [0,1], not '%s'", arg);
+        if (trh_parse_f64(arg, &a->share) || a->share < 0 || a->share > 1)
+            return trh_err("--cloud-share must be a number in [0,1], not '%s'", arg);
         a->has_share = 1;
         return 0;
     case C_METHOD:
@@ -751,7 +751,7 @@ static int cal_own(int o, const char *arg, void *ctx)
         else if (!strcmp(arg, "learned-map"))
             a->method = TR_METHOD_LEARNED_MAP;
         else
-            return tr_err("--method must be knn, cluster or learned-map, not '%s'", arg);
+            return trh_err("--method must be knn, cluster or learned-map, not '%s'", arg);
         return 0;
     }
     return 1;
@@ -772,7 +772,7 @@ typedef struct traffic {
 /* Share of the traffic a route at lambda sends to the cloud. */
 static double cloud_share(const traffic *t, double lambda, tr_status *st)
 {
-    tr_route_opts ro = {.lambda = tr_opts_lambda(lambda), .method = t->method};
+    tr_route_opts ro = {.lambda = trh_opts_lambda(lambda), .method = t->method};
     tr_result res;
     size_t cloud = 0;
     *st = TR_OK;
@@ -819,22 +819,22 @@ int cmd_calibrate(int argc, char **argv)
         return free(c.trust), r < 0 ? 2 : 0;
     if (!a.prompts || !a.has_share) {
         free(c.trust);
-        return tr_err("calibrate needs --prompts and --cloud-share"),
+        return trh_err("calibrate needs --prompts and --cloud-share"),
                fputs(calibrate_usage, stderr), 2;
     }
     size_t n = 0;
     char **text = NULL;
     traffic t = {0};
-    if ((r = open_base(&c)) != 0 || !(text = tr_read_prompts(a.prompts, &n)) || n == 0) {
+    if ((r = open_base(&c)) != 0 || !(text = trh_read_prompts(a.prompts, &n)) || n == 0) {
         r = 1;
         goto done;
     }
     t = (traffic){c.pf.view, c.pf.ctx, c.pf.info.embedder, c.pf.info.dim, n,
-                  tr_xcalloc(n, c.pf.info.dim), NULL, 0, a.method};
+                  trh_xcalloc(n, c.pf.info.dim), NULL, 0, a.method};
     for (size_t i = 0; i < n; i++) {
         tr_status st = tr_embed(t.view, t.ctx, text[i], strlen(text[i]), t.q + i * t.dim, t.dim);
         if (st != TR_OK) {
-            r = tr_err("%s: prompt %zu: %s", a.prompts, i + 1, tr_strerror(st));
+            r = trh_err("%s: prompt %zu: %s", a.prompts, i + 1, tr_strerror(st));
             goto done;
         }
         if (all_zero(t.q + i * t.dim, t.dim)) {
@@ -862,7 +862,7 @@ int cmd_calibrate(int argc, char **argv)
             best = hi;
     }
     if (st != TR_OK) {
-        r = tr_err("routing the traffic failed: %s", tr_strerror(st));
+        r = trh_err("routing the traffic failed: %s", tr_strerror(st));
         goto done;
     }
     fprintf(say, "lambda %.6g: cloud share %.4f of %zu prompts (asked %.4f%s)\n", best, best_share, n,

@@ -64,7 +64,7 @@ static int rd_skip_ws(reader *r)
     return c;
 }
 
-static void put_utf8(tr_buf *b, uint32_t cp)
+static void put_utf8(trh_buf *b, uint32_t cp)
 {
     uint8_t u[4];
     size_t n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
@@ -72,7 +72,7 @@ static void put_utf8(tr_buf *b, uint32_t cp)
     u[0] = (uint8_t)(lead[n] | cp >> (6 * (n - 1)));
     for (size_t i = 1; i < n; i++)
         u[i] = (uint8_t)(0x80 | (cp >> (6 * (n - 1 - i)) & 0x3F));
-    tr_buf_put(b, u, n);
+    trh_buf_put(b, u, n);
 }
 
 static int hex4(reader *r, uint32_t *v)
@@ -89,7 +89,7 @@ static int hex4(reader *r, uint32_t *v)
     return 0;
 }
 
-static void flush_high(tr_buf *b, uint32_t *hi)
+static void flush_high(trh_buf *b, uint32_t *hi)
 {
     if (*hi)
         put_utf8(b, *hi);
@@ -100,7 +100,7 @@ static void flush_high(tr_buf *b, uint32_t *hi)
  * A lone surrogate is legal JSON but not Unicode: it is kept in its 3-byte
  * form, which the UTF-8 check rejects later, so one odd key costs one word
  * rather than the whole conversion. */
-static int rd_string(reader *r, tr_buf *b)
+static int rd_string(reader *r, trh_buf *b)
 {
     static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
     uint32_t hi = 0, cp; /* hi: a high surrogate waiting for its low half */
@@ -114,7 +114,7 @@ static int rd_string(reader *r, tr_buf *b)
             if (c == '"')
                 return 0;
             uint8_t ch = (uint8_t)c; /* raw UTF-8 passes through as bytes */
-            tr_buf_put(b, &ch, 1);
+            trh_buf_put(b, &ch, 1);
             continue;
         }
         c = rd_byte(r);
@@ -123,7 +123,7 @@ static int rd_string(reader *r, tr_buf *b)
             if (!e)
                 return -1;
             flush_high(b, &hi);
-            tr_buf_put(b, &to[e - from], 1);
+            trh_buf_put(b, &to[e - from], 1);
             continue;
         }
         if (hex4(r, &cp))
@@ -144,12 +144,12 @@ static int rd_string(reader *r, tr_buf *b)
 /* Cut the raw text of one JSON value into out (NULL: skip it), leaving the
  * reader just after it. Strings and nesting are tracked only to find where
  * the value ends; cJSON judges the text. -1: end of file, -2: over max. */
-static int rd_value(reader *r, tr_buf *out, size_t max)
+static int rd_value(reader *r, trh_buf *out, size_t max)
 {
     int depth = 0, in_str = 0, esc = 0, c = rd_skip_ws(r);
     if (out) {
         out->len = 0;
-        tr_buf_reserve(out, max);
+        trh_buf_reserve(out, max);
     }
     for (;; c = rd_byte(r)) {
         if (c == -1)
@@ -219,7 +219,7 @@ typedef struct wink {
     size_t n, cap, stride;
     uint32_t cutoff; /* ranks above it can no longer make the table */
     double *vals;
-    tr_buf key, text;
+    trh_buf key, text;
 } wink;
 
 static entry *ent(const wink *w, size_t i) { return (entry *)(void *)(w->ents + i * w->stride); }
@@ -242,17 +242,17 @@ static int bad(const wink *w, const reader *r, uint64_t at, const char *fmt, ...
         snprintf(msg, sizeof msg, "%s", ferror(r->f) ? "read error" : "unexpected end of file");
         at = rd_at(r);
     }
-    return tr_err("%s: byte %llu: %s", w->path, (unsigned long long)at, msg);
+    return trh_err("%s: byte %llu: %s", w->path, (unsigned long long)at, msg);
 }
 
-static int klen(const tr_buf *k) { return (int)(k->len < 64 ? k->len : 64); }
+static int klen(const trh_buf *k) { return (int)(k->len < 64 ? k->len : 64); }
 
-static int key_is(const tr_buf *k, const char *s)
+static int key_is(const trh_buf *k, const char *s)
 {
     return k->len == strlen(s) && memcmp(k->data, s, k->len) == 0;
 }
 
-static int json_uint(const tr_buf *t, uint32_t lo, uint32_t hi, uint32_t *out)
+static int json_uint(const trh_buf *t, uint32_t lo, uint32_t hi, uint32_t *out)
 {
     cJSON *j = cJSON_ParseWithLength((const char *)t->data, t->len);
     double v = cJSON_IsNumber(j) ? j->valuedouble : -1;
@@ -378,11 +378,11 @@ static int read_wink(wink *w, reader *r)
                            w->l2_index, w->word_index, w->dim, w->dim + 1);
             if (rd_skip_ws(r) != '{')
                 return bad(w, r, at, "\"vectors\" is not an object");
-            w->seen = tr_xcalloc(w->vocab / 8 + 1, 1);
-            w->vals = tr_xmalloc((w->dim + 2) * sizeof *w->vals);
+            w->seen = trh_xcalloc(w->vocab / 8 + 1, 1);
+            w->vals = trh_xmalloc((w->dim + 2) * sizeof *w->vals);
             w->stride = sizeof(entry) + w->dim * sizeof(double);
             w->cap = (size_t)w->want + (w->want < 16384 ? w->want : 16384);
-            w->ents = tr_xmalloc(w->cap * w->stride);
+            w->ents = trh_xmalloc(w->cap * w->stride);
             if (vectors_object(w, r) != 0)
                 return 1;
             have_vectors = 1;
@@ -423,15 +423,15 @@ typedef struct table_stats {
 /* An embedder table's bytes, zeroed: the header (magic, part offsets, total)
  * and the six parts (buckets, word offsets, chars, weights, vectors, pc) of
  * the given sizes, each 64-aligned; off[] receives their offsets. */
-static uint8_t *table_layout(tr_buf *t, const size_t part[6], uint32_t off[6])
+static uint8_t *table_layout(trh_buf *t, const size_t part[6], uint32_t off[6])
 {
     static const int field[6] = {TR_E_OFF_BUCKETS, TR_E_OFF_WORD_OFFS, TR_E_OFF_CHARS,
                                  TR_E_OFF_WEIGHTS, TR_E_OFF_VECTORS, TR_E_OFF_PC};
-    tr_buf_zeros(t, TR_EMB_HEADER_BYTES);
+    trh_buf_zeros(t, TR_EMB_HEADER_BYTES);
     for (int p = 0; p < 6; p++) {
         off[p] = (uint32_t)t->len;
-        tr_buf_zeros(t, part[p]);
-        tr_buf_align(t, TR_ALIGN);
+        trh_buf_zeros(t, part[p]);
+        trh_buf_align(t, TR_ALIGN);
     }
     uint8_t *h = t->data;
     memcpy(h + TR_E_MAGIC, TR_EMB_MAGIC, 8);
@@ -441,7 +441,7 @@ static uint8_t *table_layout(tr_buf *t, const size_t part[6], uint32_t off[6])
     return h;
 }
 
-static int build_table(const wink *w, double sif_a, tr_buf *t, table_stats *st)
+static int build_table(const wink *w, double sif_a, trh_buf *t, table_stats *st)
 {
     const uint32_t nw = (uint32_t)w->n, dim = w->dim;
     double maxabs = 0;
@@ -450,7 +450,7 @@ static int build_table(const wink *w, double sif_a, tr_buf *t, table_stats *st)
             maxabs = fmax(maxabs, fabs(ent(w, i)->vec[d]));
     const float scale = (float)(maxabs / 127);
     if (!(scale > 0) || !isfinite(scale))
-        return tr_err("%s: kept vectors have max |value| %g: no usable int8 scale", w->path, maxabs);
+        return trh_err("%s: kept vectors have max |value| %g: no usable int8 scale", w->path, maxabs);
 
     uint32_t nb = 1, maxw = 0;
     size_t chars = 0;
@@ -486,7 +486,7 @@ static int build_table(const wink *w, double sif_a, tr_buf *t, table_stats *st)
         while ((other = tr_ld32(buckets + 4 * slot)) != 0) {
             const entry *o = ent(w, other - 1);
             if (o->len == e->len && memcmp(o->word, e->word, e->len) == 0)
-                return tr_err("%s: \"%.*s\" appears twice (ranks %u and %u)", w->path,
+                return trh_err("%s: \"%.*s\" appears twice (ranks %u and %u)", w->path,
                               (int)e->len, (const char *)e->word, o->rank, e->rank);
             slot = (slot + 1) & (nb - 1);
         }
@@ -521,7 +521,7 @@ static int build_table(const wink *w, double sif_a, tr_buf *t, table_stats *st)
 static FILE *say;
 
 /* embedder --json: the table as the library reads it. */
-static void print_table_json(const char *out, const tr_buf *t)
+static void print_table_json(const char *out, const trh_buf *t)
 {
     tr_embedder e;
     if (tr_embedder_view(t->data, t->len, &e) != TR_OK)
@@ -544,34 +544,34 @@ static void print_table_json(const char *out, const tr_buf *t)
     cJSON_Delete(o);
 }
 
-/* tr_hashed_fit's phases through the CLI's progress line. */
+/* trh_hashed_fit's phases through the CLI's progress line. */
 static void fit_progress(void *ctx, const char *phase, uint64_t done, uint64_t total)
 {
-    tr_progress *pg = ctx;
+    trh_progress *pg = ctx;
     if (!pg->phase || strcmp(pg->phase, phase)) {
         if (pg->phase)
-            tr_progress_end(pg);
-        tr_progress_start(pg, "embedder", phase, total);
+            trh_progress_end(pg);
+        trh_progress_start(pg, "embedder", phase, total);
     }
-    tr_progress_update(pg, done);
+    trh_progress_update(pg, done);
 }
 
 /* A hashed table from prompts: one int8 row per hash bucket with its own
  * scale (weights[r]), so rare features keep their precision. */
 static int hashed_table(const char *const *files, int n_files, uint32_t rows, uint32_t dim,
-                        tr_buf *t)
+                        trh_buf *t)
 {
     char **text = NULL;
     size_t n = 0;
     for (int f = 0; f < n_files; f++) {
         size_t k;
-        char **more = tr_read_prompts(files[f], &k);
+        char **more = trh_read_prompts(files[f], &k);
         if (!more)
             goto fail;
-        text = tr_xrealloc(text, (n + k) * sizeof *text);
+        text = trh_xrealloc(text, (n + k) * sizeof *text);
         for (size_t i = 0; i < k; i++) {
-            if (!tr_utf8_valid(more[i], strlen(more[i]))) {
-                tr_err("%s: prompt %zu is not valid UTF-8", files[f], i + 1);
+            if (!trh_utf8_valid(more[i], strlen(more[i]))) {
+                trh_err("%s: prompt %zu is not valid UTF-8", files[f], i + 1);
                 for (size_t j = i; j < k; j++)
                     free(more[j]);
                 free(more);
@@ -593,14 +593,14 @@ static int hashed_table(const char *const *files, int n_files, uint32_t rows, ui
         }
         used = HASHED_FIT_MAX;
     }
-    float *proj = tr_xmalloc((size_t)rows * dim * sizeof *proj);
-    tr_progress pg = {0};
-    int fit = tr_hashed_fit((const char *const *)text, used, rows, dim, 1, proj, fit_progress, &pg);
+    float *proj = trh_xmalloc((size_t)rows * dim * sizeof *proj);
+    trh_progress pg = {0};
+    int fit = trh_hashed_fit((const char *const *)text, used, rows, dim, 1, proj, fit_progress, &pg);
     if (pg.phase)
-        tr_progress_end(&pg);
+        trh_progress_end(&pg);
     if (fit) {
         free(proj);
-        tr_err("out of memory fitting %zu prompts", used);
+        trh_err("out of memory fitting %zu prompts", used);
         goto fail;
     }
     uint32_t off[6];
@@ -667,7 +667,7 @@ static int embedder_with(int argc, char **argv, const char **prompts);
 int cmd_embedder(int argc, char **argv)
 {
     /* Room for every --prompts there can be: no fixed count. */
-    const char **prompts = tr_xmalloc((size_t)(argc > 0 ? argc : 1) * sizeof *prompts);
+    const char **prompts = trh_xmalloc((size_t)(argc > 0 ? argc : 1) * sizeof *prompts);
     int r = embedder_with(argc, argv, prompts);
     free(prompts);
     return r;
@@ -694,12 +694,12 @@ static int embedder_with(int argc, char **argv, const char **prompts)
         case 'w': in = optarg; break;
         case 'o': out = optarg; break;
         case 'n':
-            if (tr_parse_u64(optarg, &want) || want == 0 || want > WORDS_MAX)
-                return tr_err("--words must be an integer in 1..%u, not '%s'", WORDS_MAX, optarg), 2;
+            if (trh_parse_u64(optarg, &want) || want == 0 || want > WORDS_MAX)
+                return trh_err("--words must be an integer in 1..%u, not '%s'", WORDS_MAX, optarg), 2;
             break;
         case 'a': /* it is stored as f32: it must survive that */
-            if (tr_parse_f64(optarg, &sif_a) || !((float)sif_a > 0) || !isfinite((float)sif_a))
-                return tr_err("--sif-a must be a positive number (stored as f32), not '%s'", optarg), 2;
+            if (trh_parse_f64(optarg, &sif_a) || !((float)sif_a > 0) || !isfinite((float)sif_a))
+                return trh_err("--sif-a must be a positive number (stored as f32), not '%s'", optarg), 2;
             break;
         case 'H': hashed = 1; break;
         case 'j': json = 1, say = stderr; break;
@@ -707,59 +707,59 @@ static int embedder_with(int argc, char **argv, const char **prompts)
             prompts[n_prompts++] = optarg;
             break;
         case 'r':
-            if (tr_parse_u64(optarg, &rows) || rows < 1024 || rows > (1u << 22) ||
+            if (trh_parse_u64(optarg, &rows) || rows < 1024 || rows > (1u << 22) ||
                 (rows & (rows - 1)))
-                return tr_err("--rows must be a power of two in 1024..4194304, not '%s'",
+                return trh_err("--rows must be a power of two in 1024..4194304, not '%s'",
                               optarg), 2;
             break;
         case 'd':
-            if (tr_parse_u64(optarg, &hdim) || hdim < 2 || hdim > 500)
-                return tr_err("--dim must be an integer in 2..500, not '%s'", optarg), 2;
+            if (trh_parse_u64(optarg, &hdim) || hdim < 2 || hdim > 500)
+                return trh_err("--dim must be an integer in 2..500, not '%s'", optarg), 2;
             break;
         case 'h': fputs(usage, stdout); return 0;
-        default: return tr_bad_option(argv); /* ':' (no value) and '?' */
+        default: return trh_bad_option(argv); /* ':' (no value) and '?' */
         }
     }
     if (optind != argc)
-        return tr_err("embedder: unexpected argument '%s' (see --help)", argv[optind]), 2;
+        return trh_err("embedder: unexpected argument '%s' (see --help)", argv[optind]), 2;
     /* The table is written over --out whatever is there: never over an
      * input (issue #18). */
-    if (out && (tr_out_not_input("--out", out, prompts, (size_t)n_prompts) ||
-                tr_out_not_input("--out", out, &in, 1)))
+    if (out && (trh_out_not_input("--out", out, prompts, (size_t)n_prompts) ||
+                trh_out_not_input("--out", out, &in, 1)))
         return 2;
     if (hashed) {
         if (in || !n_prompts || !out)
-            return tr_err("embedder --hashed needs --prompts and --out, and no --wink "
+            return trh_err("embedder --hashed needs --prompts and --out, and no --wink "
                           "(see --help)"), 2;
         if ((uint64_t)rows * hdim > 0xF0000000u)
-            return tr_err("--rows x --dim must stay below 4 GB"), 2;
-        tr_buf t = {0};
+            return trh_err("--rows x --dim must stay below 4 GB"), 2;
+        trh_buf t = {0};
         int rc = hashed_table(prompts, n_prompts, (uint32_t)rows, (uint32_t)hdim, &t) ||
-                 tr_write_file_atomic(out, t.data, t.len);
+                 trh_write_file_atomic(out, t.data, t.len);
         if (rc == 0)
             fprintf(say, "wrote %s: %zu bytes\n", out, t.len);
         if (rc == 0 && json)
             print_table_json(out, &t);
-        tr_buf_free(&t);
+        trh_buf_free(&t);
         return rc ? 1 : 0;
     }
     if (!in || !out || n_prompts)
-        return tr_err("embedder needs --wink and --out, or --hashed (see --help)"), 2;
+        return trh_err("embedder needs --wink and --out, or --hashed (see --help)"), 2;
 
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    reader *r = tr_xcalloc(1, sizeof *r);
+    reader *r = trh_xcalloc(1, sizeof *r);
     r->f = fopen(in, "rb");
     if (!r->f) {
         free(r);
-        return tr_err("cannot open %s: %s", in, strerror(errno));
+        return trh_err("cannot open %s: %s", in, strerror(errno));
     }
     wink w = {.path = in, .want = (uint32_t)want, .cutoff = UINT32_MAX,
               .l2_index = UINT32_MAX, .word_index = UINT32_MAX};
-    tr_buf t = {0};
+    trh_buf t = {0};
     table_stats st = {0};
     int rc = (read_wink(&w, r) || build_table(&w, sif_a, &t, &st) ||
-              tr_write_file_atomic(out, t.data, t.len)) ? 1 : 0;
+              trh_write_file_atomic(out, t.data, t.len)) ? 1 : 0;
     if (rc == 0) {
         clock_gettime(CLOCK_MONOTONIC, &t1);
         fprintf(say, "wrote %s: %zu words (of %llu usable, %u in the source), D=%u, %zu bytes, "
@@ -770,9 +770,9 @@ static int embedder_with(int argc, char **argv, const char **prompts)
         if (json)
             print_table_json(out, &t);
     }
-    tr_buf_free(&t);
-    tr_buf_free(&w.key);
-    tr_buf_free(&w.text);
+    trh_buf_free(&t);
+    trh_buf_free(&w.key);
+    trh_buf_free(&w.text);
     free(w.seen);
     free(w.vals);
     free(w.ents);

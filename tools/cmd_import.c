@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 
 /* A JSON list file (routerdc-7models) is parsed whole: its memory is a few
- * times this. Lines of JSONL and CSV files are bounded by TR_LINE_MAX. */
+ * times this. Lines of JSONL and CSV files are bounded by TRH_LINE_MAX. */
 #define TR_JSON_FILE_MAX ((uint64_t)256 << 20)
 
 static const char usage[] =
@@ -52,7 +52,7 @@ static const char usage[] =
 
 /* The dataset being built. */
 typedef struct imp {
-    tr_dataset ds;
+    trh_dataset ds;
     size_t cap;
     double *size;          /* per model: the device tie-break */
     const char *cost_unit; /* for the summary line */
@@ -60,10 +60,10 @@ typedef struct imp {
 
 static size_t imp_model(imp *im, const char *name, double cost, double size)
 {
-    tr_dataset *ds = &im->ds;
-    ds->models = tr_xrealloc(ds->models, (ds->n_models + 1) * sizeof *ds->models);
-    im->size = tr_xrealloc(im->size, (ds->n_models + 1) * sizeof *im->size);
-    ds->models[ds->n_models] = (tr_ds_model){tr_xstrdup(name), cost, TR_CLOUD};
+    trh_dataset *ds = &im->ds;
+    ds->models = trh_xrealloc(ds->models, (ds->n_models + 1) * sizeof *ds->models);
+    im->size = trh_xrealloc(im->size, (ds->n_models + 1) * sizeof *im->size);
+    ds->models[ds->n_models] = (trh_ds_model){trh_xstrdup(name), cost, TR_CLOUD};
     im->size[ds->n_models] = size;
     return ds->n_models++;
 }
@@ -72,14 +72,14 @@ static size_t imp_model(imp *im, const char *name, double cost, double size)
  * its score row, all unknown. */
 static float *imp_prompt(imp *im, const char *id, const char *text, const char *task, int split)
 {
-    tr_dataset *ds = &im->ds;
+    trh_dataset *ds = &im->ds;
     size_t nm = ds->n_models;
     if (ds->n_prompts == im->cap) {
         im->cap = im->cap ? 2 * im->cap : 1024;
-        ds->prompts = tr_xrealloc(ds->prompts, im->cap * sizeof *ds->prompts);
-        ds->scores = tr_xrealloc(ds->scores, im->cap * nm * sizeof(float));
+        ds->prompts = trh_xrealloc(ds->prompts, im->cap * sizeof *ds->prompts);
+        ds->scores = trh_xrealloc(ds->scores, im->cap * nm * sizeof(float));
     }
-    ds->prompts[ds->n_prompts] = (tr_ds_prompt){tr_xstrdup(id), tr_xstrdup(text), tr_xstrdup(task), split};
+    ds->prompts[ds->n_prompts] = (trh_ds_prompt){trh_xstrdup(id), trh_xstrdup(text), trh_xstrdup(task), split};
     float *row = ds->scores + ds->n_prompts++ * nm;
     for (size_t m = 0; m < nm; m++)
         row[m] = NAN;
@@ -89,10 +89,10 @@ static float *imp_prompt(imp *im, const char *id, const char *text, const char *
 /* Keeps the prompts with keep[i] set, in their order. */
 static void imp_keep(imp *im, const unsigned char *keep)
 {
-    tr_dataset *ds = &im->ds;
+    trh_dataset *ds = &im->ds;
     size_t nm = ds->n_models, j = 0;
     for (size_t i = 0; i < ds->n_prompts; i++) {
-        tr_ds_prompt *p = &ds->prompts[i];
+        trh_ds_prompt *p = &ds->prompts[i];
         if (!keep[i]) {
             free(p->id);
             free(p->text);
@@ -106,7 +106,7 @@ static void imp_keep(imp *im, const unsigned char *keep)
     ds->n_prompts = j;
 }
 
-static size_t model_index(const tr_dataset *ds, const char *name)
+static size_t model_index(const trh_dataset *ds, const char *name)
 {
     for (size_t m = 0; m < ds->n_models; m++)
         if (!strcmp(ds->models[m].name, name))
@@ -117,15 +117,15 @@ static size_t model_index(const tr_dataset *ds, const char *name)
 /* ---- source readers ---- */
 
 /* Opens a CSV and reads its header, which must name every column in need. */
-static int csv_begin(tr_csv *c, const char *path, const char *const *need, long *col, int n_need)
+static int csv_begin(trh_csv *c, const char *path, const char *const *need, long *col, int n_need)
 {
-    if (tr_csv_open(c, path))
+    if (trh_csv_open(c, path))
         return 1;
-    if (tr_csv_header(c))
+    if (trh_csv_header(c))
         return 1;
     for (int k = 0; k < n_need; k++)
-        if ((col[k] = tr_csv_col(c, need[k])) < 0)
-            return tr_err_at(path, 1, "missing column \"%s\"", need[k]);
+        if ((col[k] = trh_csv_col(c, need[k])) < 0)
+            return trh_err_at(path, 1, "missing column \"%s\"", need[k]);
     return 0;
 }
 
@@ -155,7 +155,7 @@ static int parse_score(const char *s, float *out)
         *out = NAN;
         return 0;
     }
-    if (tr_parse_f64(s, &v) || v < 0 || v > 1)
+    if (trh_parse_f64(s, &v) || v < 0 || v > 1)
         return -1;
     *out = (float)v;
     return 0;
@@ -163,29 +163,29 @@ static int parse_score(const char *s, float *out)
 
 /* ---- mmlu-pro-32 ---- */
 
-static int mmlu_models(imp *im, const char *path, tr_strmap *cols, char ***dropped, size_t *n_dropped)
+static int mmlu_models(imp *im, const char *path, trh_strmap *cols, char ***dropped, size_t *n_dropped)
 {
     static const char *const need[] = {"model", "params_b"};
     long col[2];
-    tr_csv c;
+    trh_csv c;
     int r, rc = 1;
     if (csv_begin(&c, path, need, col, 2))
         goto out;
     size_t ncol = c.n;
-    while ((r = tr_csv_next(&c)) > 0) {
+    while ((r = trh_csv_next(&c)) > 0) {
         if (c.n != ncol) {
-            tr_err_at(path, c.line, "wrong number of cells: %zu, the header has %zu", c.n, ncol);
+            trh_err_at(path, c.line, "wrong number of cells: %zu, the header has %zu", c.n, ncol);
             goto out;
         }
         const char *name = c.fields[col[0]], *pb = c.fields[col[1]];
         double params;
         if (!*pb) {
-            *dropped = tr_xrealloc(*dropped, (*n_dropped + 1) * sizeof **dropped);
-            (*dropped)[(*n_dropped)++] = tr_xstrdup(name);
+            *dropped = trh_xrealloc(*dropped, (*n_dropped + 1) * sizeof **dropped);
+            (*dropped)[(*n_dropped)++] = trh_xstrdup(name);
             continue;
         }
-        if (tr_parse_f64(pb, &params) || params <= 0) {
-            tr_err_at(path, c.line, "params_b \"%s\" is not a positive number", pb);
+        if (trh_parse_f64(pb, &params) || params <= 0) {
+            trh_err_at(path, c.line, "params_b \"%s\" is not a positive number", pb);
             goto out;
         }
         imp_model(im, name, params, params);
@@ -195,68 +195,68 @@ static int mmlu_models(imp *im, const char *path, tr_strmap *cols, char ***dropp
     /* Column lookup by name: kept models map to their index, dropped ones
      * to SIZE_MAX (their scores are skipped). */
     for (size_t m = 0; m < im->ds.n_models; m++)
-        if (tr_strmap_add(cols, im->ds.models[m].name, m, NULL)) {
-            tr_err("%s: model \"%s\" is listed twice", path, im->ds.models[m].name);
+        if (trh_strmap_add(cols, im->ds.models[m].name, m, NULL)) {
+            trh_err("%s: model \"%s\" is listed twice", path, im->ds.models[m].name);
             goto out;
         }
     for (size_t d = 0; d < *n_dropped; d++)
-        if (tr_strmap_add(cols, (*dropped)[d], SIZE_MAX, NULL)) {
-            tr_err("%s: model \"%s\" is listed twice", path, (*dropped)[d]);
+        if (trh_strmap_add(cols, (*dropped)[d], SIZE_MAX, NULL)) {
+            trh_err("%s: model \"%s\" is listed twice", path, (*dropped)[d]);
             goto out;
         }
     rc = 0;
 out:
-    tr_csv_close(&c);
+    trh_csv_close(&c);
     return rc;
 }
 
-static int mmlu_questions(imp *im, const char *path, tr_strmap *ids)
+static int mmlu_questions(imp *im, const char *path, trh_strmap *ids)
 {
-    tr_jsonl j;
+    trh_jsonl j;
     int r, rc = 1;
-    if (tr_jsonl_open(&j, path))
+    if (trh_jsonl_open(&j, path))
         return 1;
-    while ((r = tr_jsonl_next(&j)) > 0) {
+    while ((r = trh_jsonl_next(&j)) > 0) {
         const cJSON *o = j.obj;
         char buf[32];
         const char *id = json_int(o, "question_id", buf), *q = json_string(o, "question"),
                    *cat = json_string(o, "category");
         if (!id || !q || !cat) {
-            tr_err_at(path, j.ln, "needs question_id, question and category");
+            trh_err_at(path, j.ln, "needs question_id, question and category");
             goto out;
         }
-        imp_prompt(im, id, q, cat, TR_SPLIT_ANY);
-        if (tr_strmap_add(ids, im->ds.prompts[im->ds.n_prompts - 1].id, im->ds.n_prompts - 1, NULL)) {
-            tr_err_at(path, j.ln, "duplicate question_id %s", id);
+        imp_prompt(im, id, q, cat, TRH_SPLIT_ANY);
+        if (trh_strmap_add(ids, im->ds.prompts[im->ds.n_prompts - 1].id, im->ds.n_prompts - 1, NULL)) {
+            trh_err_at(path, j.ln, "duplicate question_id %s", id);
             goto out;
         }
     }
     rc = r < 0;
 out:
-    tr_jsonl_close(&j);
+    trh_jsonl_close(&j);
     return rc;
 }
 
-static int mmlu_scores(imp *im, const char *path, const tr_strmap *cols, const tr_strmap *ids)
+static int mmlu_scores(imp *im, const char *path, const trh_strmap *cols, const trh_strmap *ids)
 {
     static const char *const need[] = {"question_id"};
-    tr_dataset *ds = &im->ds;
+    trh_dataset *ds = &im->ds;
     size_t *colm = NULL, idx;
-    unsigned char *seen = tr_xcalloc(ds->n_prompts + ds->n_models, 1), *mseen = seen + ds->n_prompts;
+    unsigned char *seen = trh_xcalloc(ds->n_prompts + ds->n_models, 1), *mseen = seen + ds->n_prompts;
     long qcol, ccol;
-    tr_csv c;
+    trh_csv c;
     int r, rc = 1;
     if (csv_begin(&c, path, need, &qcol, 1))
         goto out;
-    ccol = tr_csv_col(&c, "category");
+    ccol = trh_csv_col(&c, "category");
     size_t ncol = c.n;
-    colm = tr_xmalloc(ncol * sizeof *colm);
+    colm = trh_xmalloc(ncol * sizeof *colm);
     for (size_t i = 0; i < ncol; i++) {
         colm[i] = SIZE_MAX;
         if ((long)i == qcol || (long)i == ccol)
             continue;
-        if (!tr_strmap_get(cols, c.fields[i], &colm[i])) {
-            tr_err_at(path, 1, "column \"%s\" is not a model in models.csv", c.fields[i]);
+        if (!trh_strmap_get(cols, c.fields[i], &colm[i])) {
+            trh_err_at(path, 1, "column \"%s\" is not a model in models.csv", c.fields[i]);
             goto out;
         }
         if (colm[i] != SIZE_MAX)
@@ -264,26 +264,26 @@ static int mmlu_scores(imp *im, const char *path, const tr_strmap *cols, const t
     }
     for (size_t m = 0; m < ds->n_models; m++)
         if (!mseen[m]) {
-            tr_err_at(path, 1, "no column for model \"%s\"", ds->models[m].name);
+            trh_err_at(path, 1, "no column for model \"%s\"", ds->models[m].name);
             goto out;
         }
-    while ((r = tr_csv_next(&c)) > 0) {
+    while ((r = trh_csv_next(&c)) > 0) {
         if (c.n != ncol) {
-            tr_err_at(path, c.line, "wrong number of cells: %zu, the header has %zu", c.n, ncol);
+            trh_err_at(path, c.line, "wrong number of cells: %zu, the header has %zu", c.n, ncol);
             goto out;
         }
-        if (!tr_strmap_get(ids, c.fields[qcol], &idx)) {
-            tr_err_at(path, c.line, "question_id \"%.40s\" is not in questions.jsonl", c.fields[qcol]);
+        if (!trh_strmap_get(ids, c.fields[qcol], &idx)) {
+            trh_err_at(path, c.line, "question_id \"%.40s\" is not in questions.jsonl", c.fields[qcol]);
             goto out;
         }
         if (seen[idx]) {
-            tr_err_at(path, c.line, "second row for question_id \"%.40s\"", c.fields[qcol]);
+            trh_err_at(path, c.line, "second row for question_id \"%.40s\"", c.fields[qcol]);
             goto out;
         }
         seen[idx] = 1;
         for (size_t i = 0; i < ncol; i++)
             if (colm[i] != SIZE_MAX && parse_score(c.fields[i], &ds->scores[idx * ds->n_models + colm[i]])) {
-                tr_err_at(path, c.line, "model %s: \"%.40s\" is not a score in [0,1]", ds->models[colm[i]].name,
+                trh_err_at(path, c.line, "model %s: \"%.40s\" is not a score in [0,1]", ds->models[colm[i]].name,
                           c.fields[i]);
                 goto out;
             }
@@ -292,23 +292,23 @@ static int mmlu_scores(imp *im, const char *path, const tr_strmap *cols, const t
         goto out;
     for (size_t p = 0; p < ds->n_prompts; p++)
         if (!seen[p]) {
-            tr_err("%s: no row for question_id %s", path, ds->prompts[p].id);
+            trh_err("%s: no row for question_id %s", path, ds->prompts[p].id);
             goto out;
         }
     rc = 0;
 out:
     free(colm);
     free(seen);
-    tr_csv_close(&c);
+    trh_csv_close(&c);
     return rc;
 }
 
 static int import_mmlu_pro(imp *im, const char *src)
 {
-    char *mpath = tr_path_join(src, "models.csv"), *qpath = tr_path_join(src, "questions.jsonl"),
-         *cpath = tr_path_join(src, "correctness.csv"), **dropped = NULL;
+    char *mpath = trh_path_join(src, "models.csv"), *qpath = trh_path_join(src, "questions.jsonl"),
+         *cpath = trh_path_join(src, "correctness.csv"), **dropped = NULL;
     size_t n_dropped = 0;
-    tr_strmap cols = {0}, ids = {0};
+    trh_strmap cols = {0}, ids = {0};
     int rc = mmlu_models(im, mpath, &cols, &dropped, &n_dropped) || mmlu_questions(im, qpath, &ids) ||
              mmlu_scores(im, cpath, &cols, &ids);
     if (!rc && n_dropped) {
@@ -321,8 +321,8 @@ static int import_mmlu_pro(imp *im, const char *src)
     for (size_t d = 0; d < n_dropped; d++)
         free(dropped[d]);
     free(dropped);
-    tr_strmap_free(&cols);
-    tr_strmap_free(&ids);
+    trh_strmap_free(&cols);
+    trh_strmap_free(&ids);
     free(mpath);
     free(qpath);
     free(cpath);
@@ -336,44 +336,44 @@ static int llmrouter_models(imp *im, const char *path)
 {
     static const char *const need[] = {"model", "size", "input_price_usd_per_1M_tokens"};
     long col[3];
-    tr_csv c;
+    trh_csv c;
     int r, rc = 1;
     if (csv_begin(&c, path, need, col, 3))
         goto out;
     size_t ncol = c.n;
-    while ((r = tr_csv_next(&c)) > 0) {
+    while ((r = trh_csv_next(&c)) > 0) {
         double price;
         char *end;
         if (c.n != ncol) {
-            tr_err_at(path, c.line, "wrong number of cells: %zu, the header has %zu", c.n, ncol);
+            trh_err_at(path, c.line, "wrong number of cells: %zu, the header has %zu", c.n, ncol);
             goto out;
         }
-        if (tr_parse_f64(c.fields[col[2]], &price) || price < 0) {
-            tr_err_at(path, c.line, "input price \"%s\" is not a number >= 0", c.fields[col[2]]);
+        if (trh_parse_f64(c.fields[col[2]], &price) || price < 0) {
+            trh_err_at(path, c.line, "input price \"%s\" is not a number >= 0", c.fields[col[2]]);
             goto out;
         }
         double size = strtod(c.fields[col[1]], &end); /* "7B" */
         if (end == c.fields[col[1]])
             size = NAN;
         if (model_index(&im->ds, c.fields[col[0]]) != SIZE_MAX) {
-            tr_err_at(path, c.line, "model \"%s\" is listed twice", c.fields[col[0]]);
+            trh_err_at(path, c.line, "model \"%s\" is listed twice", c.fields[col[0]]);
             goto out;
         }
         imp_model(im, c.fields[col[0]], price, size);
     }
     rc = r < 0;
 out:
-    tr_csv_close(&c);
+    trh_csv_close(&c);
     return rc;
 }
 
 static int llmrouter_items(imp *im, const char *path)
 {
-    tr_jsonl j;
+    trh_jsonl j;
     int r, rc = 1;
-    if (tr_jsonl_open(&j, path))
+    if (trh_jsonl_open(&j, path))
         return 1;
-    while ((r = tr_jsonl_next(&j)) > 0) {
+    while ((r = trh_jsonl_next(&j)) > 0) {
         const cJSON *o = j.obj;
         char buf[32];
         const char *split = json_string(o, "split"), *index = json_int(o, "index", buf),
@@ -381,22 +381,22 @@ static int llmrouter_items(imp *im, const char *path)
         const cJSON *scores = cJSON_GetObjectItemCaseSensitive(o, "scores"), *s;
         if (!split || (strcmp(split, "train") && strcmp(split, "test")) || !index || !task || !q ||
             !cJSON_IsObject(scores)) {
-            tr_err_at(path, j.ln, "needs split (train|test), index, task_name, question and scores{}");
+            trh_err_at(path, j.ln, "needs split (train|test), index, task_name, question and scores{}");
             goto out;
         }
-        char *id = tr_xprintf("%s-%s", split, index);
-        float *row = imp_prompt(im, id, q, task, strcmp(split, "train") ? TR_SPLIT_TEST : TR_SPLIT_TRAIN);
+        char *id = trh_xprintf("%s-%s", split, index);
+        float *row = imp_prompt(im, id, q, task, strcmp(split, "train") ? TRH_SPLIT_TEST : TRH_SPLIT_TRAIN);
         free(id);
         cJSON_ArrayForEach(s, scores) {
             size_t m = model_index(&im->ds, s->string);
             if (m == SIZE_MAX) {
-                tr_err_at(path, j.ln, "score for \"%s\", which is not in models.csv", s->string);
+                trh_err_at(path, j.ln, "score for \"%s\", which is not in models.csv", s->string);
                 goto out;
             }
             if (cJSON_IsNull(s))
                 continue;
             if (!cJSON_IsNumber(s) || !(s->valuedouble >= 0 && s->valuedouble <= 1)) {
-                tr_err_at(path, j.ln, "score for \"%s\" is not a number in [0,1]", s->string);
+                trh_err_at(path, j.ln, "score for \"%s\" is not a number in [0,1]", s->string);
                 goto out;
             }
             row[m] = (float)s->valuedouble;
@@ -404,29 +404,29 @@ static int llmrouter_items(imp *im, const char *path)
     }
     rc = r < 0;
 out:
-    tr_jsonl_close(&j);
+    trh_jsonl_close(&j);
     return rc;
 }
 
 static int import_llmrouter(imp *im, const char *src)
 {
-    char *mpath = tr_path_join(src, "models.csv"), *ipath = tr_path_join(src, "items.jsonl");
+    char *mpath = trh_path_join(src, "models.csv"), *ipath = trh_path_join(src, "items.jsonl");
     int rc = llmrouter_models(im, mpath) || llmrouter_items(im, ipath);
     if (!rc) {
         /* The source's test split repeats some train questions verbatim;
          * evaluating on them would reward memorising the references. */
-        tr_dataset *ds = &im->ds;
-        tr_strmap train = {0};
+        trh_dataset *ds = &im->ds;
+        trh_strmap train = {0};
         size_t dropped = 0, i;
-        unsigned char *keep = tr_xmalloc(ds->n_prompts);
+        unsigned char *keep = trh_xmalloc(ds->n_prompts);
         for (i = 0; i < ds->n_prompts; i++)
-            if (ds->prompts[i].split == TR_SPLIT_TRAIN)
-                tr_strmap_add(&train, ds->prompts[i].text, i, NULL);
+            if (ds->prompts[i].split == TRH_SPLIT_TRAIN)
+                trh_strmap_add(&train, ds->prompts[i].text, i, NULL);
         for (i = 0; i < ds->n_prompts; i++) {
-            keep[i] = ds->prompts[i].split == TR_SPLIT_TRAIN || !tr_strmap_get(&train, ds->prompts[i].text, &(size_t){0});
+            keep[i] = ds->prompts[i].split == TRH_SPLIT_TRAIN || !trh_strmap_get(&train, ds->prompts[i].text, &(size_t){0});
             dropped += !keep[i];
         }
-        tr_strmap_free(&train);
+        trh_strmap_free(&train);
         imp_keep(im, keep);
         free(keep);
         fprintf(stderr, "tinyroute: import: dropped %zu test prompts whose question also appears in train\n", dropped);
@@ -468,10 +468,10 @@ static int rdc_file(imp *im, const char *dir, const char *file)
 {
     static const char *const mc[] = {"mmlu", "arc_easy", "cmmlu", "ceval"};
     static const char *const suffix[] = {"_train", "_test", "-train", "-test"};
-    char *path = tr_path_join(dir, file), *task;
+    char *path = trh_path_join(dir, file), *task;
     size_t len, n;
-    int rc = 1, split = strstr(file, "train") ? TR_SPLIT_TRAIN : TR_SPLIT_TEST, is_mc = 0;
-    task = tr_xprintf("%.*s", (int)(strlen(file) - 5), file); /* without .json */
+    int rc = 1, split = strstr(file, "train") ? TRH_SPLIT_TRAIN : TRH_SPLIT_TEST, is_mc = 0;
+    task = trh_xprintf("%.*s", (int)(strlen(file) - 5), file); /* without .json */
     n = strlen(task);
     for (size_t k = 0; k < 4; k++) {
         size_t sl = strlen(suffix[k]);
@@ -487,21 +487,21 @@ static int rdc_file(imp *im, const char *dir, const char *file)
     const char *nul;
     struct stat sb;
     if (stat(path, &sb) == 0 && (uint64_t)sb.st_size > TR_JSON_FILE_MAX) {
-        tr_err("%s: %lld bytes: a JSON list file is read whole, at most %llu bytes "
+        trh_err("%s: %lld bytes: a JSON list file is read whole, at most %llu bytes "
                "(TR_JSON_FILE_MAX, tools/DATASET.md)", path, (long long)sb.st_size,
                (unsigned long long)TR_JSON_FILE_MAX);
         goto out;
     }
-    buf = (char *)tr_read_file(path, &len);
-    if (buf && (nul = tr_json_nul_escape(buf, len))) {
-        tr_err_at(path, line_of(buf, nul), "a \\u0000 (NUL) escape: the text would be cut there; "
+    buf = (char *)trh_read_file(path, &len);
+    if (buf && (nul = trh_json_nul_escape(buf, len))) {
+        trh_err_at(path, line_of(buf, nul), "a \\u0000 (NUL) escape: the text would be cut there; "
                   "remove it");
         goto out;
     }
     arr = buf ? cJSON_ParseWithLength(buf, len) : NULL;
     if (buf && !cJSON_IsArray(arr)) {
         const char *at = cJSON_GetErrorPtr();
-        tr_err_at(path, arr || !at ? 1 : line_of(buf, at), arr ? "expected a JSON list" : "malformed JSON");
+        trh_err_at(path, arr || !at ? 1 : line_of(buf, at), arr ? "expected a JSON list" : "malformed JSON");
         goto out;
     }
     if (!buf)
@@ -511,21 +511,21 @@ static int rdc_file(imp *im, const char *dir, const char *file)
         const char *q = json_string(it, "question");
         const cJSON *scores = cJSON_GetObjectItemCaseSensitive(it, "scores"), *s;
         if (!q || !cJSON_IsObject(scores)) {
-            tr_err("%s: item %zu: needs question and scores{}", path, pos);
+            trh_err("%s: item %zu: needs question and scores{}", path, pos);
             goto out;
         }
-        char *id = tr_xprintf("%s-%s-%zu", task, split == TR_SPLIT_TRAIN ? "train" : "test", pos);
+        char *id = trh_xprintf("%s-%s-%zu", task, split == TRH_SPLIT_TRAIN ? "train" : "test", pos);
         float *row = imp_prompt(im, id, q, task, split);
         free(id);
         cJSON_ArrayForEach(s, scores) {
             size_t m = model_index(&im->ds, s->string);
             double v = s->valuedouble;
             if (m == SIZE_MAX) {
-                tr_err("%s: item %zu: score for unknown model \"%s\"", path, pos, s->string);
+                trh_err("%s: item %zu: score for unknown model \"%s\"", path, pos, s->string);
                 goto out;
             }
             if (!cJSON_IsNumber(s) || !(v >= 0 && v <= 1)) {
-                tr_err("%s: item %zu: score for \"%s\" is not a number in [0,1]", path, pos, s->string);
+                trh_err("%s: item %zu: score for \"%s\" is not a number in [0,1]", path, pos, s->string);
                 goto out;
             }
             /* Multiple choice scores are the probability of the right option
@@ -547,15 +547,15 @@ static int import_routerdc(imp *im, const char *src)
 {
     DIR *d = opendir(src);
     if (!d)
-        return tr_err("%s: cannot open directory: %s", src, strerror(errno));
+        return trh_err("%s: cannot open directory: %s", src, strerror(errno));
     char **files = NULL;
     size_t n = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t len = strlen(e->d_name);
         if (len > 5 && !strcmp(e->d_name + len - 5, ".json")) {
-            files = tr_xrealloc(files, (n + 1) * sizeof *files);
-            files[n++] = tr_xstrdup(e->d_name);
+            files = trh_xrealloc(files, (n + 1) * sizeof *files);
+            files[n++] = trh_xstrdup(e->d_name);
         }
     }
     closedir(d);
@@ -563,7 +563,7 @@ static int import_routerdc(imp *im, const char *src)
         qsort(files, n, sizeof *files, name_cmp);
     for (size_t m = 0; m < sizeof rdc_models / sizeof *rdc_models; m++)
         imp_model(im, rdc_models[m].name, rdc_models[m].params_b, rdc_models[m].params_b);
-    int rc = n ? 0 : tr_err("%s: no *.json files", src);
+    int rc = n ? 0 : trh_err("%s: no *.json files", src);
     for (size_t i = 0; i < n; i++) {
         rc = rc || rdc_file(im, src, files[i]);
         free(files[i]);
@@ -614,20 +614,20 @@ static int quota_cmp(const void *a, const void *b)
  * remainder), filled with its prompts of lowest id hash. */
 static void apply_limit(imp *im, size_t limit)
 {
-    tr_dataset *ds = &im->ds;
+    trh_dataset *ds = &im->ds;
     size_t n = ds->n_prompts, nt = 0, t, left = limit;
     if (!limit || limit >= n) /* 0: no limit */
         return;
-    tr_strmap tasks = {0};
-    limit_key *keys = tr_xmalloc(n * sizeof *keys);
-    size_t *count = tr_xcalloc(n, sizeof *count), *take = tr_xcalloc(n, sizeof *take);
+    trh_strmap tasks = {0};
+    limit_key *keys = trh_xmalloc(n * sizeof *keys);
+    size_t *count = trh_xcalloc(n, sizeof *count), *take = trh_xcalloc(n, sizeof *take);
     for (size_t i = 0; i < n; i++) {
-        if (!tr_strmap_add(&tasks, ds->prompts[i].task, nt, &t))
+        if (!trh_strmap_add(&tasks, ds->prompts[i].task, nt, &t))
             t = nt++;
         count[t]++;
         keys[i] = (limit_key){t, i, id_hash(ds->prompts[i].id), ds->prompts[i].id};
     }
-    quota *q = tr_xmalloc(nt * sizeof *q);
+    quota *q = trh_xmalloc(nt * sizeof *q);
     for (t = 0; t < nt; t++) {
         take[t] = (size_t)((uint64_t)limit * count[t] / n);
         q[t] = (quota){(uint64_t)limit * count[t] % n, t};
@@ -637,7 +637,7 @@ static void apply_limit(imp *im, size_t limit)
     for (t = 0; t < left; t++)
         take[q[t].task]++;
     qsort(keys, n, sizeof *keys, limit_cmp);
-    unsigned char *keep = tr_xcalloc(n, 1);
+    unsigned char *keep = trh_xcalloc(n, 1);
     for (size_t k = 0; k < n; k++)
         if (take[keys[k].task]) {
             take[keys[k].task]--;
@@ -649,13 +649,13 @@ static void apply_limit(imp *im, size_t limit)
     free(keys);
     free(count);
     free(take);
-    tr_strmap_free(&tasks);
+    trh_strmap_free(&tasks);
 }
 
 /* Sizes compare equal when either is unknown. */
 static int cheaper(const imp *im, size_t a, size_t b)
 {
-    const tr_ds_model *x = &im->ds.models[a], *y = &im->ds.models[b];
+    const trh_ds_model *x = &im->ds.models[a], *y = &im->ds.models[b];
     if (x->cost != y->cost)
         return x->cost < y->cost;
     if (im->size[a] != im->size[b] && !isnan(im->size[a]) && !isnan(im->size[b]))
@@ -666,7 +666,7 @@ static int cheaper(const imp *im, size_t a, size_t b)
 /* 0 ok; 2 when a --device name is not a model. */
 static int assign_device(imp *im, char **names, size_t n_names)
 {
-    tr_dataset *ds = &im->ds;
+    trh_dataset *ds = &im->ds;
     size_t best = 0;
     for (size_t m = 0; m < ds->n_models; m++) {
         ds->models[m].where = TR_CLOUD;
@@ -678,7 +678,7 @@ static int assign_device(imp *im, char **names, size_t n_names)
     for (size_t k = 0; k < n_names; k++) {
         size_t m = model_index(ds, names[k]);
         if (m == SIZE_MAX)
-            return 2 * tr_err("import: --device %s: no such model in this data set", names[k]);
+            return 2 * trh_err("import: --device %s: no such model in this data set", names[k]);
         ds->models[m].where = TR_DEVICE;
     }
     return 0;
@@ -686,37 +686,37 @@ static int assign_device(imp *im, char **names, size_t n_names)
 
 /* Repeated texts are kept (their ids and scores differ) but worth knowing:
  * a test prompt whose text is also a train prompt leaks the answer. */
-static void note_repeats(const tr_dataset *ds)
+static void note_repeats(const trh_dataset *ds)
 {
-    tr_strmap all = {0}, train = {0};
+    trh_strmap all = {0}, train = {0};
     size_t dup = 0, cross = 0, v;
     for (size_t i = 0; i < ds->n_prompts; i++) {
-        dup += (size_t)tr_strmap_add(&all, ds->prompts[i].text, i, NULL);
-        if (ds->prompts[i].split == TR_SPLIT_TRAIN)
-            tr_strmap_add(&train, ds->prompts[i].text, i, NULL);
+        dup += (size_t)trh_strmap_add(&all, ds->prompts[i].text, i, NULL);
+        if (ds->prompts[i].split == TRH_SPLIT_TRAIN)
+            trh_strmap_add(&train, ds->prompts[i].text, i, NULL);
     }
     for (size_t i = 0; i < ds->n_prompts; i++)
-        cross += ds->prompts[i].split == TR_SPLIT_TEST && tr_strmap_get(&train, ds->prompts[i].text, &v);
+        cross += ds->prompts[i].split == TRH_SPLIT_TEST && trh_strmap_get(&train, ds->prompts[i].text, &v);
     if (dup)
         fprintf(stderr,
                 "tinyroute: import: note: %zu prompts repeat the text of an earlier one (kept); "
                 "%zu test prompts share their text with a train prompt\n",
                 dup, cross);
-    tr_strmap_free(&all);
-    tr_strmap_free(&train);
+    trh_strmap_free(&all);
+    trh_strmap_free(&train);
 }
 
 /* What was written: a line, or with --json one document on stdout. */
 static void summary(const imp *im, const char *format, const char *dst, int hashed, double share,
                     int json)
 {
-    const tr_dataset *ds = &im->ds;
-    tr_strmap tasks = {0};
+    const trh_dataset *ds = &im->ds;
+    trh_strmap tasks = {0};
     size_t train = 0, test = 0, unknown = 0, dev = 0, first_dev = 0;
     for (size_t i = 0; i < ds->n_prompts; i++) {
-        tr_strmap_add(&tasks, ds->prompts[i].task, i, NULL);
-        train += ds->prompts[i].split == TR_SPLIT_TRAIN;
-        test += ds->prompts[i].split == TR_SPLIT_TEST;
+        trh_strmap_add(&tasks, ds->prompts[i].task, i, NULL);
+        train += ds->prompts[i].split == TRH_SPLIT_TRAIN;
+        test += ds->prompts[i].split == TRH_SPLIT_TEST;
     }
     for (size_t i = 0; i < ds->n_prompts * ds->n_models; i++)
         unknown += isnan(ds->scores[i]);
@@ -746,7 +746,7 @@ static void summary(const imp *im, const char *format, const char *dst, int hash
         printf("%s\n", txt);
         free(txt);
         cJSON_Delete(o);
-        tr_strmap_free(&tasks);
+        trh_strmap_free(&tasks);
         return;
     }
     printf("%s -> %s: %zu prompts, %zu models (%zu device: %s%s), %zu tasks, %zu train / %zu test",
@@ -755,7 +755,7 @@ static void summary(const imp *im, const char *format, const char *dst, int hash
     if (hashed)
         printf(" (split by id hash, test share %g)", share);
     printf(", %zu of %zu score cells unknown; cost = %s\n", unknown, ds->n_prompts * ds->n_models, im->cost_unit);
-    tr_strmap_free(&tasks);
+    trh_strmap_free(&tasks);
 }
 
 static const struct {
@@ -781,7 +781,7 @@ int cmd_import(int argc, char **argv)
         {"device", required_argument, 0, 'd'}, {"force", no_argument, 0, 'f'},
         {"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *pos[3];
-    char **device = tr_xmalloc((size_t)argc * sizeof *device);
+    char **device = trh_xmalloc((size_t)argc * sizeof *device);
     size_t n_device = 0, limit = 0, f;
     double share = 0.2;
     int force = 0, share_given = 0, json = 0, rc = 0, o;
@@ -791,12 +791,12 @@ int cmd_import(int argc, char **argv)
     while (!rc && (o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
         case 'l':
-            if (tr_parse_u64(optarg, &u) || u == 0 || u > SIZE_MAX)
+            if (trh_parse_u64(optarg, &u) || u == 0 || u > SIZE_MAX)
                 rc = bad_usage("--limit needs a positive integer, got", optarg);
             limit = (size_t)u;
             break;
         case 's':
-            if (tr_parse_f64(optarg, &share) || share < 0 || share > 1)
+            if (trh_parse_f64(optarg, &share) || share < 0 || share > 1)
                 rc = bad_usage("--test-share needs a number in [0,1], got", optarg);
             share_given = 1;
             break;
@@ -804,7 +804,7 @@ int cmd_import(int argc, char **argv)
         case 'f': force = 1; break;
         case 'j': json = 1; break;
         case 'h': fputs(usage, stdout); free(device); return 0;
-        default: rc = tr_bad_option(argv);
+        default: rc = trh_bad_option(argv);
         }
     }
     if (!rc && argc - optind != 3)
@@ -824,7 +824,7 @@ int cmd_import(int argc, char **argv)
     /* Before reading anything: DST_DIR must not be, be inside or contain
      * SRC_DIR, --force or not (issue #18: `import mmlu-pro-32 SRC SRC
      * --force` replaced the source's models.csv and correctness.csv). */
-    if (tr_dir_apart(pos[2], pos[1])) {
+    if (trh_dir_apart(pos[2], pos[1])) {
         rc = 2;
         goto out;
     }
@@ -832,10 +832,10 @@ int cmd_import(int argc, char **argv)
         goto out;
     int hashed = 0;
     for (size_t i = 0; i < im.ds.n_prompts; i++)
-        if (im.ds.prompts[i].split == TR_SPLIT_ANY) {
+        if (im.ds.prompts[i].split == TRH_SPLIT_ANY) {
             hashed = 1;
-            im.ds.prompts[i].split = id_hash(im.ds.prompts[i].id) % 1000 < share * 1000 ? TR_SPLIT_TEST
-                                                                                          : TR_SPLIT_TRAIN;
+            im.ds.prompts[i].split = id_hash(im.ds.prompts[i].id) % 1000 < share * 1000 ? TRH_SPLIT_TEST
+                                                                                          : TRH_SPLIT_TRAIN;
         }
     if (share_given && !hashed)
         fprintf(stderr, "tinyroute: import: note: --test-share ignored, the source has its own split\n");
@@ -843,17 +843,17 @@ int cmd_import(int argc, char **argv)
     if ((rc = assign_device(&im, device, n_device)))
         goto out;
     note_repeats(&im.ds);
-    if ((rc = tr_dataset_write(pos[2], &im.ds, force)))
+    if ((rc = trh_dataset_write(pos[2], &im.ds, force)))
         goto out;
     /* What the costs mean, for the evaluator's report (tools/DATASET.md). */
-    char *unit_path = tr_path_join(pos[2], "cost_unit.txt");
-    rc = tr_write_file_atomic(unit_path, im.cost_unit, strlen(im.cost_unit));
+    char *unit_path = trh_path_join(pos[2], "cost_unit.txt");
+    rc = trh_write_file_atomic(unit_path, im.cost_unit, strlen(im.cost_unit));
     free(unit_path);
     if (rc)
         goto out;
     summary(&im, pos[0], pos[2], hashed, share, json);
 out:
-    tr_dataset_free(&im.ds);
+    trh_dataset_free(&im.ds);
     free(im.size);
     free(device);
     return rc;

@@ -44,18 +44,18 @@ int cmd_report(int argc, char **argv)
         case 'o': out = optarg; break;
         case 'f': force = 1; break;
         case 'h': fputs(report_usage, stdout); return 0;
-        default: return tr_bad_option(argv);
+        default: return trh_bad_option(argv);
         }
     }
     if (!n_json || !out || optind != argc) {
-        tr_err("report needs --json and --out, and no other arguments");
+        trh_err("report needs --json and --out, and no other arguments");
         fputs(report_usage, stderr);
         return 2;
     }
-    if (tr_out_not_input("--out", out, jsons, (size_t)n_json)) /* not even with --force */
+    if (trh_out_not_input("--out", out, jsons, (size_t)n_json)) /* not even with --force */
         return 2;
     if (!force && access(out, F_OK) == 0)
-        return tr_err("%s exists; not overwriting it (use --force)", out), 2;
+        return trh_err("%s exists; not overwriting it (use --force)", out), 2;
     /* Several documents (e.g. the fixed-pool and the new-models runs) make
      * one page: the first gives the provenance, the others their data sets,
      * named apart by their model split when a name repeats. */
@@ -63,7 +63,7 @@ int cmd_report(int argc, char **argv)
     for (int i = 0; i < n_json; i++) {
         const char *json = jsons[i];
         size_t len;
-        char *text = (char *)tr_read_file(json, &len);
+        char *text = (char *)trh_read_file(json, &len);
         if (!text)
             return cJSON_Delete(doc), 1;
         const char *end = NULL;
@@ -73,14 +73,14 @@ int cmd_report(int argc, char **argv)
             where(text, end && end >= text ? (size_t)(end - text) : 0, &line, &col);
             free(text);
             cJSON_Delete(doc);
-            return tr_err("%s:%d:%d: not valid JSON", json, line, col);
+            return trh_err("%s:%d:%d: not valid JSON", json, line, col);
         }
         free(text);
         char why[160];
-        if (tr_report_check(d, why, sizeof why)) {
+        if (trh_report_check(d, why, sizeof why)) {
             cJSON_Delete(d);
             cJSON_Delete(doc);
-            return tr_err("%s: not an evaluation results document: %s (see tools/EVAL_JSON.md)",
+            return trh_err("%s: not an evaluation results document: %s (see tools/EVAL_JSON.md)",
                           json, why);
         }
         if (!doc) {
@@ -113,16 +113,16 @@ int cmd_report(int argc, char **argv)
     FILE *mem = open_memstream(&html, &html_len);
     if (!mem) {
         cJSON_Delete(doc);
-        return tr_err("out of memory");
+        return trh_err("out of memory");
     }
-    int r = tr_report_html(doc, mem);
+    int r = trh_report_html(doc, mem);
     int n = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(doc, "datasets"));
     cJSON_Delete(doc);
     if (fclose(mem) || r) {
         free(html);
         return 1;
     }
-    r = tr_write_file_atomic(out, html, html_len);
+    r = trh_write_file_atomic(out, html, html_len);
     free(html);
     if (r)
         return 1;

@@ -90,7 +90,7 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
             if (op->val == o)
                 name = op->name;
         if (o != '?' && o != O_HELP && name && !allows(allowed, name)) {
-            tr_err("%s does not take --%s", argv[0], name);
+            trh_err("%s does not take --%s", argv[0], name);
             goto bad;
         }
         uint64_t u;
@@ -99,42 +99,42 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
         case O_PACK: c->pack = optarg; break;
         case O_DELTA: c->delta = optarg; break;
         case O_MIN_DELTA:
-            if (tr_parse_u64(optarg, &c->delta_floor)) {
-                tr_err("--min-delta-counter must be a non-negative integer, not '%s'", optarg);
+            if (trh_parse_u64(optarg, &c->delta_floor)) {
+                trh_err("--min-delta-counter must be a non-negative integer, not '%s'", optarg);
                 goto bad;
             }
             break;
         case O_KEY:
-            if (tr_keys_add(optarg, &c->keys, &c->n_keys))
+            if (trh_keys_add(optarg, &c->keys, &c->n_keys))
                 goto bad;
             key_paths[n_key_paths++] = optarg;
             break;
         case O_MIN:
-            if (tr_parse_u64(optarg, &c->floor_)) {
-                tr_err("--min-counter must be a non-negative integer, not '%s'", optarg);
+            if (trh_parse_u64(optarg, &c->floor_)) {
+                trh_err("--min-counter must be a non-negative integer, not '%s'", optarg);
                 goto bad;
             }
             break;
         case O_LAMBDA:
             c->lambdas = optarg;
             if (!strchr(optarg, ',')) {
-                if (tr_parse_f64(optarg, &d) || d < 0) {
-                    tr_err("--lambda must be a number >= 0, not '%s'", optarg);
+                if (trh_parse_f64(optarg, &d) || d < 0) {
+                    trh_err("--lambda must be a number >= 0, not '%s'", optarg);
                     goto bad;
                 }
-                c->ro.lambda = tr_opts_lambda(d);
+                c->ro.lambda = trh_opts_lambda(d);
             }
             break;
         case O_K:
-            if (tr_parse_u64(optarg, &u) || u == 0 || u > TR_K_MAX) {
-                tr_err("--k must be an integer in 1..%d, not '%s'", TR_K_MAX, optarg);
+            if (trh_parse_u64(optarg, &u) || u == 0 || u > TR_K_MAX) {
+                trh_err("--k must be an integer in 1..%d, not '%s'", TR_K_MAX, optarg);
                 goto bad;
             }
             c->ro.k = (uint32_t)u;
             break;
         case O_PRIOR:
-            if (tr_parse_f64(optarg, &d) || !(d >= 0) || d > TR_PRIOR_STRENGTH_MAX) {
-                tr_err("--prior-strength must be a number in 0..%g, not '%s'",
+            if (trh_parse_f64(optarg, &d) || !(d >= 0) || d > TR_PRIOR_STRENGTH_MAX) {
+                trh_err("--prior-strength must be a number in 0..%g, not '%s'",
                        (double)TR_PRIOR_STRENGTH_MAX, optarg);
                 goto bad;
             }
@@ -145,7 +145,7 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
         case O_EXACT: c->ro.exact = 1; break;
         case O_WEIGHTED: c->ro.distance_weighted = 1; break;
         case O_REVOKE:
-            if (tr_keyid_add(optarg, &c->revoked, &c->n_revoked))
+            if (trh_keyid_add(optarg, &c->revoked, &c->n_revoked))
                 goto bad;
             break;
         case O_METHOD:
@@ -158,7 +158,7 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
             else if (!strcmp(optarg, "task"))
                 c->task = 1;
             else {
-                tr_err("--method must be knn, cluster, learned-map or task, not '%s'", optarg);
+                trh_err("--method must be knn, cluster, learned-map or task, not '%s'", optarg);
                 goto bad;
             }
             break;
@@ -176,7 +176,7 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
         case O_ECHO: c->echo_prompt = 1; break;
         case O_FORMAT:
             if (strcmp(optarg, "lines") && strcmp(optarg, "jsonl")) {
-                tr_err("--format must be lines or jsonl, not '%s'", optarg);
+                trh_err("--format must be lines or jsonl, not '%s'", optarg);
                 goto bad;
             }
             c->jsonl = !strcmp(optarg, "jsonl");
@@ -185,27 +185,27 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
         case O_LOG_CAP:
             /* A limit the user can read in the message, not an allocation
              * of hundreds of GB failing (or swapping) later. */
-            if (tr_parse_u64(optarg, &c->log_capacity) || c->log_capacity == 0 ||
-                c->log_capacity > TR_CLI_LOG_MAX_RECORDS) {
-                tr_err("--log-capacity must be an integer in 1..%u (the CLI's limit: 16M records), not '%s'",
-                       TR_CLI_LOG_MAX_RECORDS, optarg);
+            if (trh_parse_u64(optarg, &c->log_capacity) || c->log_capacity == 0 ||
+                c->log_capacity > TRH_CLI_LOG_MAX_RECORDS) {
+                trh_err("--log-capacity must be an integer in 1..%u (the CLI's limit: 16M records), not '%s'",
+                       TRH_CLI_LOG_MAX_RECORDS, optarg);
                 goto bad;
             }
             break;
         case O_SPLIT:
             if (strcmp(optarg, "test") && strcmp(optarg, "all")) {
-                tr_err("--split must be test or all, not '%s'", optarg);
+                trh_err("--split must be test or all, not '%s'", optarg);
                 goto bad;
             }
             c->split_all = !strcmp(optarg, "all");
             break;
         case O_HELP: fputs(usage, stdout); free(c->keys); free(c->revoked); return 1;
-        case '?': tr_bad_option(argv); goto bad_quiet; /* the CLI's one style */
+        case '?': trh_bad_option(argv); goto bad_quiet; /* the CLI's one style */
         default: goto bad;
         }
     }
     if (!c->pack || !c->n_keys) {
-        tr_err("%s needs --pack and --key", argv[0]);
+        trh_err("%s needs --pack and --key", argv[0]);
         goto bad;
     }
     if (c->log_out) {
@@ -215,7 +215,7 @@ static int parse_common(int argc, char **argv, const char *usage, const char *al
         key_paths[n_key_paths++] = c->delta;
         if (c->input && strcmp(c->input, "-"))
             key_paths[n_key_paths++] = c->input;
-        if (tr_out_not_input_ds("--log-out", c->log_out, key_paths, n_key_paths, &c->outcomes,
+        if (trh_out_not_input_ds("--log-out", c->log_out, key_paths, n_key_paths, &c->outcomes,
                                 1, NULL))
             goto bad_quiet;
     }
@@ -239,12 +239,12 @@ static double f6(float x)
 }
 
 /* Open the pack under the flags' keys, floor and revocations; frees them. */
-static int open_pack(common *c, tr_packfile *pf)
+static int open_pack(common *c, trh_packfile *pf)
 {
     tr_trust trust = {.keys = c->keys, .n_keys = c->n_keys, .min_security_counter = c->floor_,
                       .min_delta_counter = c->delta_floor,
                       .revoked = (const uint8_t(*)[32])c->revoked, .n_revoked = c->n_revoked};
-    int r = tr_packfile_open(c->pack, c->delta, &trust, pf);
+    int r = trh_packfile_open(c->pack, c->delta, &trust, pf);
     free(c->keys);
     free(c->revoked);
     c->keys = NULL;
@@ -317,15 +317,15 @@ static void print_json(cJSON *o)
 /* "tinyroute route: FILE:LINE: message" (FILE NULL: "argument LINE: ...") */
 static int line_err(const char *cmd, const char *file, long line, const char *fmt, ...)
 {
-    (void)cmd; /* tr_err names the subcommand */
+    (void)cmd; /* trh_err names the subcommand */
     va_list ap;
     va_start(ap, fmt);
-    char *msg = tr_xvprintf(fmt, ap);
+    char *msg = trh_xvprintf(fmt, ap);
     va_end(ap);
     if (file)
-        tr_err_at(file, line, "%s", msg);
+        trh_err_at(file, line, "%s", msg);
     else
-        tr_err("argument %ld: %s", line, msg);
+        trh_err("argument %ld: %s", line, msg);
     free(msg);
     return 1;
 }
@@ -356,7 +356,7 @@ static int blank_line(const char *s, size_t n)
 static int jsonl_prompt(prompt_src *src, long no, const char *s, size_t n, prompt_fn fn,
                         void *ctx)
 {
-    if (tr_json_nul_escape(s, n))
+    if (trh_json_nul_escape(s, n))
         return line_err(src->cmd, src->name, no,
                         "a \\u0000 (NUL) escape: the text would be cut there");
     cJSON *o = cJSON_ParseWithLengthOpts(s, n + 1, NULL, 1), *id = NULL;
@@ -370,7 +370,7 @@ static int jsonl_prompt(prompt_src *src, long no, const char *s, size_t n, promp
     if (!jid)
         id = cJSON_CreateNumber((double)no);
     else if (cJSON_IsString(jid) && *jid->valuestring &&
-             tr_utf8_valid(jid->valuestring, strlen(jid->valuestring)))
+             trh_utf8_valid(jid->valuestring, strlen(jid->valuestring)))
         id = cJSON_CreateString(jid->valuestring);
     else if (cJSON_IsNumber(jid) && jid->valuedouble == floor(jid->valuedouble) &&
              fabs(jid->valuedouble) <= 9007199254740992.0) /* 2^53: exact in JSON */
@@ -411,15 +411,15 @@ static int each_prompt(int argc, char **argv, prompt_src *src, prompt_fn fn, voi
     size_t cap = 0;
     long long n;
     long no = 0;
-    while ((n = tr_getline_max(&line, &cap, src->f, TR_LINE_MAX)) != -1) {
+    while ((n = trh_getline_max(&line, &cap, src->f, TRH_LINE_MAX)) != -1) {
         no++;
         if (n == -2) {
             int ch;
             while ((ch = getc(src->f)) != EOF && ch != '\n')
                 ; /* the rest of the line, unstored */
             failed = line_err(src->cmd, src->name, no,
-                              "line longer than %zu bytes (TR_LINE_MAX, tools/DATASET.md)",
-                              TR_LINE_MAX);
+                              "line longer than %zu bytes (TRH_LINE_MAX, tools/DATASET.md)",
+                              TRH_LINE_MAX);
             continue;
         }
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
@@ -446,13 +446,13 @@ static int each_prompt(int argc, char **argv, prompt_src *src, prompt_fn fn, voi
 }
 
 typedef struct route_ctx {
-    tr_packfile *pf;
+    trh_packfile *pf;
     const tr_route_opts *ro;
     float *pred;
     int embed_only;
     tr_task *task;
     size_t skipped;
-    tr_cli_log *log; /* --log-out: every decision is also logged */
+    trh_cli_log *log; /* --log-out: every decision is also logged */
     int echo_prompt;
 } route_ctx;
 
@@ -467,7 +467,7 @@ static int route_one(void *vctx, const char *file, long line, const cJSON *id, c
         st = tr_task_add(c->pf->view, c->pf->ctx, c->task, &q, c->ro, &used);
         c->skipped += st == TR_OK && !used;
     } else if (c->embed_only) {
-        int8_t *q = tr_xmalloc(c->pf->info.dim);
+        int8_t *q = trh_xmalloc(c->pf->info.dim);
         st = tr_embed(c->pf->view, c->pf->ctx, text, len, q, c->pf->info.dim);
         if (st == TR_OK) {
             printf("[");
@@ -488,7 +488,7 @@ static int route_one(void *vctx, const char *file, long line, const cJSON *id, c
             print_json(result_json(c->pf->view, &c->pf->info, id, c->echo_prompt ? text : ex,
                                    &res, c->pred));
         }
-        if (st == TR_OK && c->log && tr_cli_log_add(c->log, c->pf, &res, text, len))
+        if (st == TR_OK && c->log && trh_cli_log_add(c->log, c->pf, &res, text, len))
             return 1;
     }
     if (st != TR_OK)
@@ -497,17 +497,17 @@ static int route_one(void *vctx, const char *file, long line, const cJSON *id, c
     return 0;
 }
 
-static int print_task(tr_packfile *pf, const tr_task *task, const tr_route_opts *ro,
+static int print_task(trh_packfile *pf, const tr_task *task, const tr_route_opts *ro,
                       size_t skipped)
 {
     const uint32_t m = pf->info.n_models;
-    float *s = tr_xmalloc(4 * m * sizeof *s);
+    float *s = trh_xmalloc(4 * m * sizeof *s);
     tr_task_result res;
     const tr_task_scores scores = {s, s + m, s + 2 * m, s + 3 * m, m};
     tr_status st = tr_task_choose(pf->view, pf->ctx, task, ro, &res, &scores);
     if (st != TR_OK) {
         free(s);
-        return tr_err("task: %s: %s", tr_status_name(st), tr_strerror(st));
+        return trh_err("task: %s: %s", tr_status_name(st), tr_strerror(st));
     }
     tr_model_info mi;
     cJSON *o = cJSON_CreateObject(), *sc = cJSON_CreateObject();
@@ -599,7 +599,7 @@ static int run_route(int argc, char **argv, int embed_only)
     if (c.lambdas && strchr(c.lambdas, ',')) {
         free(c.keys);
         free(c.revoked);
-        return tr_err("route takes one --lambda value"), 2;
+        return trh_err("route takes one --lambda value"), 2;
     }
     const char *cmd = embed_only ? "embed" : "route";
     if ((c.input || c.format_set) && optind < argc) {
@@ -625,7 +625,7 @@ static int run_route(int argc, char **argv, int embed_only)
             return 1;
         }
     }
-    tr_packfile pf;
+    trh_packfile pf;
     r = open_pack(&c, &pf);
     if (r) {
         if (src.f != stdin)
@@ -633,25 +633,25 @@ static int run_route(int argc, char **argv, int embed_only)
         return 1;
     }
     if ((c.log_flags || c.log_key || c.outcomes || c.log_device) && !c.log_out) {
-        tr_packfile_close(&pf);
+        trh_packfile_close(&pf);
         if (src.f != stdin)
             fclose(src.f);
-        return tr_err("--log-flags, --log-key, --log-device and --outcomes go with --log-out"), 2;
+        return trh_err("--log-flags, --log-key, --log-device and --outcomes go with --log-out"), 2;
     }
     if (c.log_out && c.task) {
-        tr_packfile_close(&pf);
+        trh_packfile_close(&pf);
         if (src.f != stdin)
             fclose(src.f);
-        return tr_err("--log-out logs single decisions, not --method task"), 2;
+        return trh_err("--log-out logs single decisions, not --method task"), 2;
     }
-    tr_cli_log cl;
-    if (c.log_out && tr_cli_log_begin(&cl, &pf, c.log_flags, c.log_capacity, c.log_key, c.log_device, c.outcomes)) {
-        tr_packfile_close(&pf);
+    trh_cli_log cl;
+    if (c.log_out && trh_cli_log_begin(&cl, &pf, c.log_flags, c.log_capacity, c.log_key, c.log_device, c.outcomes)) {
+        trh_packfile_close(&pf);
         if (src.f != stdin)
             fclose(src.f);
         return 1;
     }
-    route_ctx ctx = {&pf, &c.ro, tr_xmalloc(pf.info.n_models * sizeof(float)), embed_only, NULL, 0,
+    route_ctx ctx = {&pf, &c.ro, trh_xmalloc(pf.info.n_models * sizeof(float)), embed_only, NULL, 0,
                      c.log_out ? &cl : NULL, c.echo_prompt};
     void *mem = NULL;
     if (c.task) {
@@ -659,7 +659,7 @@ static int run_route(int argc, char **argv, int embed_only)
         tr_status st = posix_memalign(&mem, 64, bytes) ? TR_E_ARG
                                                         : tr_task_begin(pf.view, mem, bytes, &ctx.task);
         if (st != TR_OK) {
-            r = tr_err("%s: %s: %s", c.pack, tr_status_name(st), tr_strerror(st));
+            r = trh_err("%s: %s: %s", c.pack, tr_status_name(st), tr_strerror(st));
             goto done;
         }
     }
@@ -669,14 +669,14 @@ static int run_route(int argc, char **argv, int embed_only)
                 src.blank == 1 ? "" : "s");
     if (c.task && r == 0)
         r = print_task(&pf, ctx.task, &c.ro, ctx.skipped);
-    if (c.log_out && tr_cli_log_finish(&cl, c.log_out))
+    if (c.log_out && trh_cli_log_finish(&cl, c.log_out))
         r = 1;
 done:
     if (src.f != stdin)
         fclose(src.f);
     free(mem);
     free(ctx.pred);
-    tr_packfile_close(&pf);
+    trh_packfile_close(&pf);
     return r;
 }
 
@@ -712,11 +712,11 @@ static const char eval_usage[] =
 static void print_curve(const float *P, const float *Y, size_t n, uint32_t m,
                         const double *cost, const double *acc)
 {
-    double *cn = tr_xmalloc(m * sizeof *cn);
-    tr_norm_costs(cost, m, cn);
-    tr_curve *c = tr_xmalloc(2 * sizeof *c);
-    tr_route_curve(P, Y, (uint32_t)n, m, cn, &c[0], NULL);
-    tr_curve_hull(cn, acc, (int)m, &c[1]);
+    double *cn = trh_xmalloc(m * sizeof *cn);
+    trh_norm_costs(cost, m, cn);
+    trh_curve *c = trh_xmalloc(2 * sizeof *c);
+    trh_route_curve(P, Y, (uint32_t)n, m, cn, &c[0], NULL);
+    trh_curve_hull(cn, acc, (int)m, &c[1]);
     printf("deferral curve (the lambda sweep of `eval --data`): Area %.4f, Peak %.4f; "
            "Pareto-random Area %.4f\n", c[0].area, c[0].peak, c[1].area);
     free(c);
@@ -729,7 +729,7 @@ int cmd_eval(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         has_pack |= !strcmp(argv[i], "--pack") || !strncmp(argv[i], "--pack=", 7);
     if (!has_pack)
-        return tr_eval_protocol(argc, argv);
+        return trh_eval_protocol(argc, argv);
     common c;
     int r = parse_common(argc, argv, eval_usage,
                          "pack key delta min-counter min-delta-counter revoke lambda k data split exact method weighted "
@@ -739,58 +739,58 @@ int cmd_eval(int argc, char **argv)
     if (c.log_in && c.data) {
         free(c.keys);
         free(c.revoked);
-        return tr_err("eval takes --data or --log, not both"), 2;
+        return trh_err("eval takes --data or --log, not both"), 2;
     }
     if (c.json && !c.log_in) {
         free(c.keys);
         free(c.revoked);
-        return tr_err("eval --pack prints JSON with --log only"), 2;
+        return trh_err("eval --pack prints JSON with --log only"), 2;
     }
     if (!c.data && !c.log_in) {
         free(c.keys);
         free(c.revoked);
         fputs(eval_usage, stderr);
-        return tr_err("eval needs --data or --log"), 2;
+        return trh_err("eval needs --data or --log"), 2;
     }
     double lam[64];
     int n_lam = 0;
-    char *ls = tr_xstrdup(c.lambdas ? c.lambdas : "0,0.02,0.05,0.1,0.2,0.5,1");
+    char *ls = trh_xstrdup(c.lambdas ? c.lambdas : "0,0.02,0.05,0.1,0.2,0.5,1");
     for (char *tok = strtok(ls, ","); tok; tok = strtok(NULL, ",")) {
-        if (n_lam == 64 || tr_parse_f64(tok, &lam[n_lam]) || lam[n_lam] < 0) {
+        if (n_lam == 64 || trh_parse_f64(tok, &lam[n_lam]) || lam[n_lam] < 0) {
             free(ls);
             free(c.keys);
             free(c.revoked);
-            return tr_err("--lambda takes up to 64 numbers >= 0, comma-separated"), 2;
+            return trh_err("--lambda takes up to 64 numbers >= 0, comma-separated"), 2;
         }
         n_lam++;
     }
     free(ls);
-    tr_packfile pf;
-    tr_dataset ds;
+    trh_packfile pf;
+    trh_dataset ds;
     r = open_pack(&c, &pf);
     if (r)
         return 1;
     if (c.log_in) {
-        tr_devkeys dk;
-        if (c.device_keys && tr_devkeys_load(c.device_keys, &dk)) {
-            tr_packfile_close(&pf);
+        trh_devkeys dk;
+        if (c.device_keys && trh_devkeys_load(c.device_keys, &dk)) {
+            trh_packfile_close(&pf);
             return 1;
         }
         dk.allow_v1 = c.allow_v1;
-        r = tr_eval_log(&pf, c.log_in, c.device_keys ? &dk : NULL, &c.ro, lam, n_lam, c.json);
+        r = trh_eval_log(&pf, c.log_in, c.device_keys ? &dk : NULL, &c.ro, lam, n_lam, c.json);
         if (c.device_keys)
-            tr_devkeys_free(&dk);
-        tr_packfile_close(&pf);
+            trh_devkeys_free(&dk);
+        trh_packfile_close(&pf);
         return r;
     }
-    if (tr_dataset_load(c.data, &ds)) {
-        tr_packfile_close(&pf);
+    if (trh_dataset_load(c.data, &ds)) {
+        trh_packfile_close(&pf);
         return 1;
     }
     const uint32_t m = pf.info.n_models;
     /* Pack model j is dataset column col[j]. */
-    size_t *col = tr_xmalloc(m * sizeof *col);
-    tr_model_info *mi = tr_xmalloc(m * sizeof *mi);
+    size_t *col = trh_xmalloc(m * sizeof *col);
+    tr_model_info *mi = trh_xmalloc(m * sizeof *mi);
     int best_dev = -1, best_all = -1;
     for (uint32_t j = 0; j < m; j++) {
         tr_pack_get_model(pf.view, j, &mi[j]);
@@ -799,7 +799,7 @@ int cmd_eval(int argc, char **argv)
             if (!strcmp(ds.models[t].name, mi[j].name))
                 col[j] = t;
         if (col[j] == ds.n_models) {
-            r = tr_err("%s: model %s of the pack is not in the dataset", c.data, mi[j].name);
+            r = trh_err("%s: model %s of the pack is not in the dataset", c.data, mi[j].name);
             goto out;
         }
         if (mi[j].where == TR_DEVICE && (best_dev < 0 || mi[j].prior > mi[best_dev].prior))
@@ -807,17 +807,17 @@ int cmd_eval(int argc, char **argv)
         if (best_all < 0 || mi[j].prior > mi[best_all].prior)
             best_all = (int)j;
     }
-    double *acc = tr_xcalloc((size_t)n_lam * 3, sizeof *acc); /* score, cost, cloud */
+    double *acc = trh_xcalloc((size_t)n_lam * 3, sizeof *acc); /* score, cost, cloud */
     double base[3][3] = {{0}}; /* device, best, oracle x score, cost, cloud */
-    double *model_acc = tr_xcalloc(m, sizeof *model_acc), *model_cost = tr_xmalloc(m * sizeof *model_cost);
+    double *model_acc = trh_xcalloc(m, sizeof *model_acc), *model_cost = trh_xmalloc(m * sizeof *model_cost);
     size_t used = 0, skipped = 0, failed = 0;
     /* Every used prompt's estimates and truth, for the deferral curve. */
-    float *P = tr_xmalloc(ds.n_prompts * (size_t)m * sizeof *P),
-          *Y = tr_xmalloc(ds.n_prompts * (size_t)m * sizeof *Y);
-    float *pred = tr_xmalloc(m * sizeof *pred);
+    float *P = trh_xmalloc(ds.n_prompts * (size_t)m * sizeof *P),
+          *Y = trh_xmalloc(ds.n_prompts * (size_t)m * sizeof *Y);
+    float *pred = trh_xmalloc(m * sizeof *pred);
     for (size_t i = 0; i < ds.n_prompts; i++) {
-        const tr_ds_prompt *p = &ds.prompts[i];
-        if (!c.split_all && p->split != TR_SPLIT_TEST)
+        const trh_ds_prompt *p = &ds.prompts[i];
+        if (!c.split_all && p->split != TRH_SPLIT_TEST)
             continue;
         const float *row = ds.scores + i * ds.n_models;
         int unknown = 0;
@@ -831,12 +831,12 @@ int cmd_eval(int argc, char **argv)
         int ok = 1;
         for (int l = 0; l < n_lam && ok; l++) {
             tr_route_opts ro = c.ro;
-            ro.lambda = tr_opts_lambda(lam[l]);
+            ro.lambda = trh_opts_lambda(lam[l]);
             const tr_query q = tr_query_text(p->text, strlen(p->text));
             const tr_route_out out = {pred, pf.info.n_models, NULL, 0};
             tr_status st = tr_route(pf.view, pf.ctx, &q, &ro, &res[l], &out);
             if (st != TR_OK) {
-                tr_err("%s: prompt %s: %s", c.data, p->id, tr_strerror(st));
+                trh_err("%s: prompt %s: %s", c.data, p->id, tr_strerror(st));
                 ok = 0;
             }
         }
@@ -875,7 +875,7 @@ int cmd_eval(int argc, char **argv)
     free(pred);
     if (!used) {
         free(P), free(Y);
-        r = tr_err("%s: no held-out prompt to evaluate (%zu skipped)", c.data, skipped);
+        r = trh_err("%s: no held-out prompt to evaluate (%zu skipped)", c.data, skipped);
         free(acc);
         free(model_acc);
         free(model_cost);
@@ -909,7 +909,7 @@ int cmd_eval(int argc, char **argv)
                  lam[l]);
         printf("%-44s %9.4f %11.3f %11.3f %15.4f\n", label, acc[3 * l] / used,
                acc[3 * l + 1] / used, acc[3 * l + 2] / used,
-               tr_pareto_random(model_cost, model_acc, m, acc[3 * l + 1] / used));
+               trh_pareto_random(model_cost, model_acc, m, acc[3 * l + 1] / used));
     }
     print_curve(P, Y, used, m, model_cost, model_acc);
     free(P), free(Y);
@@ -922,7 +922,7 @@ int cmd_eval(int argc, char **argv)
 out:
     free(col);
     free(mi);
-    tr_dataset_free(&ds);
-    tr_packfile_close(&pf);
+    trh_dataset_free(&ds);
+    trh_packfile_close(&pf);
     return r;
 }

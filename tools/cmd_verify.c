@@ -125,10 +125,10 @@ static void print_defaults(FILE *out, uint32_t k, double lambda, double a, doubl
     fputc('\n', out);
 }
 
-/* verify --json: the verdict as one document (r: tr_packfile_open's status). */
-static int verify_json(const char *path, const char *delta, int r, tr_packfile *pf, uint64_t floor_)
+/* verify --json: the verdict as one document (r: trh_packfile_open's status). */
+static int verify_json(const char *path, const char *delta, int r, trh_packfile *pf, uint64_t floor_)
 {
-    cJSON *o = r ? NULL : tr_inspect_json(path, pf->bytes, pf->len);
+    cJSON *o = r ? NULL : trh_inspect_json(path, pf->bytes, pf->len);
     if (!o) {
         o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "file", path);
@@ -140,7 +140,7 @@ static int verify_json(const char *path, const char *delta, int r, tr_packfile *
         print_json(stdout, o);
         cJSON_Delete(o);
         if (!r)
-            tr_packfile_close(pf);
+            trh_packfile_close(pf);
         return 1;
     }
     cJSON_ReplaceItemInObject(o, "verified", cJSON_CreateBool(1));
@@ -149,7 +149,7 @@ static int verify_json(const char *path, const char *delta, int r, tr_packfile *
     hex(hash, pf->info.pack_hash, 32);
     cJSON_AddStringToObject(o, "sha256", hash);
     if (delta) {
-        cJSON *d = tr_inspect_json(delta, pf->delta, pf->delta_len);
+        cJSON *d = trh_inspect_json(delta, pf->delta, pf->delta_len);
         if (d) {
             cJSON_ReplaceItemInObject(d, "verified", cJSON_CreateBool(1));
             hex(hash, pf->delta_info.delta_hash, 32);
@@ -160,7 +160,7 @@ static int verify_json(const char *path, const char *delta, int r, tr_packfile *
     }
     print_json(stdout, o);
     cJSON_Delete(o);
-    tr_packfile_close(pf);
+    trh_packfile_close(pf);
     return 0;
 }
 
@@ -183,39 +183,39 @@ int cmd_verify(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'k':
-            if (tr_keys_add(optarg, &keys, &n_keys))
+            if (trh_keys_add(optarg, &keys, &n_keys))
                 return free(keys), 2;
             break;
         case 'c':
-            if (tr_parse_u64(optarg, &floor_))
-                return free(keys), tr_err("--min-counter must be a non-negative integer"), 2;
+            if (trh_parse_u64(optarg, &floor_))
+                return free(keys), trh_err("--min-counter must be a non-negative integer"), 2;
             break;
         case 'r':
-            if (tr_keyid_add(optarg, &revoked, &n_revoked))
+            if (trh_keyid_add(optarg, &revoked, &n_revoked))
                 return free(keys), free(revoked), 2;
             break;
         case 'd': delta = optarg; break;
         case 'D':
-            if (tr_parse_u64(optarg, &delta_floor))
-                return free(keys), tr_err("--min-delta-counter must be a non-negative integer"), 2;
+            if (trh_parse_u64(optarg, &delta_floor))
+                return free(keys), trh_err("--min-delta-counter must be a non-negative integer"), 2;
             break;
         case 'j': json = 1; break;
         case 'h': fputs(verify_usage, stdout); return free(keys), free(revoked), 0;
-        default: return free(keys), free(revoked), tr_bad_option(argv);
+        default: return free(keys), free(revoked), trh_bad_option(argv);
         }
     }
     if (!n_keys || optind != argc - 1) {
         free(keys);
-        tr_err("verify needs --key and exactly one PACK");
+        trh_err("verify needs --key and exactly one PACK");
         fputs(verify_usage, stderr);
         return 2;
     }
     const char *path = argv[optind];
-    tr_packfile pf;
+    trh_packfile pf;
     tr_trust trust = {.keys = keys, .n_keys = n_keys, .min_security_counter = floor_,
                       .min_delta_counter = delta_floor,
                       .revoked = (const uint8_t(*)[32])revoked, .n_revoked = n_revoked};
-    int r = tr_packfile_open(path, delta, &trust, &pf);
+    int r = trh_packfile_open(path, delta, &trust, &pf);
     free(keys);
     free(revoked);
     if (json)
@@ -260,7 +260,7 @@ int cmd_verify(int argc, char **argv)
         printf("  created     %s, expires %s\n", created, expires);
     }
     printf("OK\n");
-    tr_packfile_close(&pf);
+    trh_packfile_close(&pf);
     return 0;
 }
 
@@ -282,27 +282,27 @@ int cmd_inspect(int argc, char **argv)
         switch (c) {
         case 'j': json = 1; break;
         case 'h': fputs(inspect_usage, stdout); return 0;
-        default: return tr_bad_option(argv);
+        default: return trh_bad_option(argv);
         }
     }
     if (optind != argc - 1) {
-        tr_err("inspect needs exactly one PACK or DELTA");
+        trh_err("inspect needs exactly one PACK or DELTA");
         fputs(inspect_usage, stderr);
         return 2;
     }
     const char *path = argv[optind];
-    tr_packfile pf;
-    if (tr_packfile_read(path, &pf))
+    trh_packfile pf;
+    if (trh_packfile_read(path, &pf))
         return 1;
-    int r = tr_inspect(path, pf.bytes, pf.len, json, stdout);
-    tr_packfile_close(&pf);
+    int r = trh_inspect(path, pf.bytes, pf.len, json, stdout);
+    trh_packfile_close(&pf);
     return r;
 }
 
 /* inspect's report on a pack's (or a delta's) bytes as they stand, as a JSON
  * object; path only names it. The bytes are untrusted: nothing here may read
  * past len. NULL and a message when not even the header can be read. */
-cJSON *tr_inspect_json(const char *path, const uint8_t *p, size_t len)
+cJSON *trh_inspect_json(const char *path, const uint8_t *p, size_t len)
 {
     /* A delta is the same container with its own magic and header
      * (PACK_FORMAT.md, delta packs): same section count and signed-bytes
@@ -312,7 +312,7 @@ cJSON *tr_inspect_json(const char *path, const uint8_t *p, size_t len)
     tr_delta_info dinfo;
     tr_status st = is_delta ? tr_delta_peek(p, len, &dinfo) : tr_pack_peek(p, len, &info);
     if (st != TR_OK) {
-        tr_err("%s: %s: %s", path, tr_status_name(st), tr_strerror(st));
+        trh_err("%s: %s: %s", path, tr_status_name(st), tr_strerror(st));
         return NULL;
     }
     if (is_delta) {
@@ -385,11 +385,11 @@ cJSON *tr_inspect_json(const char *path, const uint8_t *p, size_t len)
         uint64_t off = tr_ld64(e + TR_S_OFFSET), slen = tr_ld64(e + TR_S_LENGTH);
         if (off > len || slen > len - off) {
             snprintf(msg, sizeof msg, "section %u (%s) lies outside the file", i,
-                     tr_section_name(tr_ld32(e + TR_S_TYPE)));
+                     trh_section_name(tr_ld32(e + TR_S_TYPE)));
             cJSON_AddItemToArray(problems, cJSON_CreateString(msg));
         }
         cJSON *s = cJSON_CreateObject();
-        cJSON_AddStringToObject(s, "name", tr_section_name(tr_ld32(e + TR_S_TYPE)));
+        cJSON_AddStringToObject(s, "name", trh_section_name(tr_ld32(e + TR_S_TYPE)));
         cJSON_AddNumberToObject(s, "type", tr_ld32(e + TR_S_TYPE));
         cJSON_AddNumberToObject(s, "offset", (double)tr_ld64(e + TR_S_OFFSET));
         cJSON_AddNumberToObject(s, "length", (double)tr_ld64(e + TR_S_LENGTH));
@@ -440,11 +440,11 @@ cJSON *tr_inspect_json(const char *path, const uint8_t *p, size_t len)
     return o;
 }
 
-/* tr_inspect_json's object as inspect prints it, to out. A function of its
+/* trh_inspect_json's object as inspect prints it, to out. A function of its
  * own so tests/fuzz/fuzz_inspect.c runs exactly what the command does. */
-int tr_inspect(const char *path, const uint8_t *p, size_t len, int json, FILE *out)
+int trh_inspect(const char *path, const uint8_t *p, size_t len, int json, FILE *out)
 {
-    cJSON *o = tr_inspect_json(path, p, len);
+    cJSON *o = trh_inspect_json(path, p, len);
     if (!o)
         return 1;
     const int is_delta = !strcmp(cJSON_GetObjectItem(o, "kind")->valuestring, "delta");

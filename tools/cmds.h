@@ -1,7 +1,7 @@
 /* The CLI's subcommands: each takes argv[0] = its own name, returns the exit
  * code (0 ok, 1 failure, 2 bad usage). */
-#ifndef TR_TOOLS_CMDS_H
-#define TR_TOOLS_CMDS_H
+#ifndef TRH_TOOLS_CMDS_H
+#define TRH_TOOLS_CMDS_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -17,9 +17,9 @@ int cmd_inspect(int argc, char **argv);
 /* What inspect does once the file is mapped: the report on a pack's
  * (untrusted) bytes to out, JSON or text; path only names it. 0 ok, 1 with a
  * message on stderr. tests/fuzz/fuzz_inspect.c calls it. */
-int tr_inspect(const char *path, const uint8_t *bytes, size_t len, int json, FILE *out);
+int trh_inspect(const char *path, const uint8_t *bytes, size_t len, int json, FILE *out);
 struct cJSON;
-struct cJSON *tr_inspect_json(const char *path, const uint8_t *bytes, size_t len);
+struct cJSON *trh_inspect_json(const char *path, const uint8_t *bytes, size_t len);
 int cmd_route(int argc, char **argv);
 int cmd_embed(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

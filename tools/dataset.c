@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 /* The device's own decoder, so a name the host accepts is one the device reads. */
-int tr_utf8_valid(const char *s, size_t n)
+int trh_utf8_valid(const char *s, size_t n)
 {
     const uint8_t *p = (const uint8_t *)s;
     for (size_t i = 0, k; i < n; i += k)
@@ -26,7 +26,7 @@ int tr_utf8_valid(const char *s, size_t n)
 
 /* ---- string map: open addressing, linear probing, load <= 1/2 ---- */
 
-static size_t strmap_slot(const tr_strmap *m, const char *key)
+static size_t strmap_slot(const trh_strmap *m, const char *key)
 {
     size_t mask = m->cap - 1;
     size_t i = tr_fnv1a((const uint8_t *)key, (uint32_t)strlen(key)) & mask;
@@ -35,13 +35,13 @@ static size_t strmap_slot(const tr_strmap *m, const char *key)
     return i;
 }
 
-int tr_strmap_add(tr_strmap *m, const char *key, size_t val, size_t *prev)
+int trh_strmap_add(trh_strmap *m, const char *key, size_t val, size_t *prev)
 {
     if (2 * (m->n + 1) > m->cap) {
-        tr_strmap old = *m;
+        trh_strmap old = *m;
         m->cap = old.cap ? 2 * old.cap : 16;
-        m->keys = tr_xcalloc(m->cap, sizeof *m->keys);
-        m->vals = tr_xmalloc(m->cap * sizeof *m->vals);
+        m->keys = trh_xcalloc(m->cap, sizeof *m->keys);
+        m->vals = trh_xmalloc(m->cap * sizeof *m->vals);
         for (size_t i = 0; i < old.cap; i++)
             if (old.keys[i]) {
                 size_t j = strmap_slot(m, old.keys[i]);
@@ -63,7 +63,7 @@ int tr_strmap_add(tr_strmap *m, const char *key, size_t val, size_t *prev)
     return 0;
 }
 
-int tr_strmap_get(const tr_strmap *m, const char *key, size_t *val)
+int trh_strmap_get(const trh_strmap *m, const char *key, size_t *val)
 {
     if (!m->cap)
         return 0;
@@ -74,7 +74,7 @@ int tr_strmap_get(const tr_strmap *m, const char *key, size_t *val)
     return 1;
 }
 
-void tr_strmap_free(tr_strmap *m)
+void trh_strmap_free(trh_strmap *m)
 {
     free(m->keys);
     free(m->vals);
@@ -83,39 +83,39 @@ void tr_strmap_free(tr_strmap *m)
 
 /* ---- CSV reader ---- */
 
-int tr_csv_open(tr_csv *c, const char *path)
+int trh_csv_open(trh_csv *c, const char *path)
 {
     memset(c, 0, sizeof *c);
     c->path = path;
     c->next_line = 1;
     c->f = fopen(path, "rb");
     if (!c->f)
-        return tr_err("%s: cannot open: %s", path, strerror(errno));
+        return trh_err("%s: cannot open: %s", path, strerror(errno));
     unsigned char bom[3];
     if (fread(bom, 1, 3, c->f) != 3 || memcmp(bom, "\xEF\xBB\xBF", 3) != 0)
         rewind(c->f);
     return 0;
 }
 
-void tr_csv_close(tr_csv *c)
+void trh_csv_close(trh_csv *c)
 {
     if (c->f)
         fclose(c->f);
     free(c->fields);
     free(c->offs);
-    tr_buf_free(&c->buf);
+    trh_buf_free(&c->buf);
     memset(c, 0, sizeof *c);
 }
 
-static void csv_putc(tr_csv *c, int ch)
+static void csv_putc(trh_csv *c, int ch)
 {
     uint8_t b = (uint8_t)ch;
-    tr_buf_put(&c->buf, &b, 1);
+    trh_buf_put(&c->buf, &b, 1);
 }
 
 /* After a CR: swallow the LF of a CRLF and report a line end. A lone CR is
  * data. */
-static int csv_crlf(tr_csv *c)
+static int csv_crlf(trh_csv *c)
 {
     int ch = getc_unlocked(c->f);
     if (ch == '\n')
@@ -125,7 +125,7 @@ static int csv_crlf(tr_csv *c)
     return 0;
 }
 
-int tr_csv_next(tr_csv *c)
+int trh_csv_next(trh_csv *c)
 {
     int ch;
     c->buf.len = 0;
@@ -140,19 +140,19 @@ int tr_csv_next(tr_csv *c)
     }
     c->line = c->next_line;
     if (ch == EOF)
-        return ferror(c->f) ? -tr_err_at(c->path, c->line, "read error") : 0;
+        return ferror(c->f) ? -trh_err_at(c->path, c->line, "read error") : 0;
     for (;;) {
         if (c->n == c->cap) {
             c->cap = c->cap ? 2 * c->cap : 16;
-            c->offs = tr_xrealloc(c->offs, c->cap * sizeof *c->offs);
-            c->fields = tr_xrealloc(c->fields, c->cap * sizeof *c->fields);
+            c->offs = trh_xrealloc(c->offs, c->cap * sizeof *c->offs);
+            c->fields = trh_xrealloc(c->fields, c->cap * sizeof *c->fields);
         }
         c->offs[c->n++] = c->buf.len;
         if (ch == '"') {
             for (;;) {
                 ch = getc_unlocked(c->f);
                 if (ch == EOF)
-                    return -tr_err_at(c->path, c->line, "unterminated quoted field");
+                    return -trh_err_at(c->path, c->line, "unterminated quoted field");
                 if (ch == '"') {
                     ch = getc_unlocked(c->f);
                     if (ch != '"')
@@ -160,17 +160,17 @@ int tr_csv_next(tr_csv *c)
                 } else if (ch == '\n') {
                     c->next_line++;
                 } else if (ch == 0) {
-                    return -tr_err_at(c->path, c->next_line, "NUL byte");
+                    return -trh_err_at(c->path, c->next_line, "NUL byte");
                 }
-                if (c->buf.len >= TR_LINE_MAX)
-                    return -tr_err_at(c->path, c->line, "record longer than %zu bytes (TR_LINE_MAX, "
-                                      "tools/DATASET.md)", TR_LINE_MAX);
+                if (c->buf.len >= TRH_LINE_MAX)
+                    return -trh_err_at(c->path, c->line, "record longer than %zu bytes (TRH_LINE_MAX, "
+                                      "tools/DATASET.md)", TRH_LINE_MAX);
                 csv_putc(c, ch);
             }
             if (ch == '\r' && csv_crlf(c))
                 ch = '\n';
             if (ch != ',' && ch != '\n' && ch != EOF)
-                return -tr_err_at(c->path, c->next_line, "unexpected character after a closing quote");
+                return -trh_err_at(c->path, c->next_line, "unexpected character after a closing quote");
         } else {
             while (ch != ',' && ch != '\n' && ch != EOF) {
                 if (ch == '\r' && csv_crlf(c)) {
@@ -178,12 +178,12 @@ int tr_csv_next(tr_csv *c)
                     break;
                 }
                 if (ch == '"')
-                    return -tr_err_at(c->path, c->next_line, "quote inside an unquoted field (quote the whole field)");
+                    return -trh_err_at(c->path, c->next_line, "quote inside an unquoted field (quote the whole field)");
                 if (ch == 0)
-                    return -tr_err_at(c->path, c->next_line, "NUL byte");
-                if (c->buf.len >= TR_LINE_MAX)
-                    return -tr_err_at(c->path, c->line, "record longer than %zu bytes (TR_LINE_MAX, "
-                                      "tools/DATASET.md)", TR_LINE_MAX);
+                    return -trh_err_at(c->path, c->next_line, "NUL byte");
+                if (c->buf.len >= TRH_LINE_MAX)
+                    return -trh_err_at(c->path, c->line, "record longer than %zu bytes (TRH_LINE_MAX, "
+                                      "tools/DATASET.md)", TRH_LINE_MAX);
                 csv_putc(c, ch);
                 ch = getc_unlocked(c->f);
             }
@@ -196,7 +196,7 @@ int tr_csv_next(tr_csv *c)
     if (ch == '\n')
         c->next_line++;
     else if (ferror(c->f))
-        return -tr_err_at(c->path, c->line, "read error");
+        return -trh_err_at(c->path, c->line, "read error");
     for (size_t i = 0; i < c->n; i++)
         c->fields[i] = (char *)c->buf.data + c->offs[i];
     return 1;
@@ -204,26 +204,26 @@ int tr_csv_next(tr_csv *c)
 
 /* ---- loading ---- */
 
-int tr_csv_header(tr_csv *c)
+int trh_csv_header(trh_csv *c)
 {
-    int r = tr_csv_next(c);
+    int r = trh_csv_next(c);
     if (r == 0)
-        return tr_err_at(c->path, 1, "empty file: no header");
+        return trh_err_at(c->path, 1, "empty file: no header");
     if (r < 0)
         return 1;
-    tr_strmap seen = {0};
+    trh_strmap seen = {0};
     size_t first = 0;
     for (size_t i = 0; i < c->n; i++)
-        if (tr_strmap_add(&seen, c->fields[i], i, &first)) {
-            tr_strmap_free(&seen);
-            return tr_err_at(c->path, c->line, "duplicate column \"%s\" (columns %zu and %zu)",
+        if (trh_strmap_add(&seen, c->fields[i], i, &first)) {
+            trh_strmap_free(&seen);
+            return trh_err_at(c->path, c->line, "duplicate column \"%s\" (columns %zu and %zu)",
                              c->fields[i], first + 1, i + 1);
         }
-    tr_strmap_free(&seen);
+    trh_strmap_free(&seen);
     return 0;
 }
 
-long tr_csv_col(const tr_csv *c, const char *name)
+long trh_csv_col(const trh_csv *c, const char *name)
 {
     for (size_t i = 0; i < c->n; i++)
         if (!strcmp(c->fields[i], name))
@@ -232,9 +232,9 @@ long tr_csv_col(const tr_csv *c, const char *name)
 }
 
 typedef struct loader {
-    tr_dataset *ds;
+    trh_dataset *ds;
     char *mpath, *ppath, *cpath;
-    tr_strmap models, ids;
+    trh_strmap models, ids;
     long *mline, *pline; /* source line of each model, each prompt */
     size_t pcap;
     unsigned flags;      /* TR_DS_* */
@@ -242,55 +242,55 @@ typedef struct loader {
 
 static int load_models(loader *L)
 {
-    tr_dataset *ds = L->ds;
-    tr_csv c;
-    if (tr_csv_open(&c, L->mpath))
+    trh_dataset *ds = L->ds;
+    trh_csv c;
+    if (trh_csv_open(&c, L->mpath))
         return 1;
     int rc = 1, r;
     size_t cap = 0, ncol;
     long col[3];
     const char *want[3] = {"name", "cost", "where"};
-    if (tr_csv_header(&c))
+    if (trh_csv_header(&c))
         goto out;
     ncol = c.n;
     for (int k = 0; k < 3; k++)
-        if ((col[k] = tr_csv_col(&c, want[k])) < 0) {
-            tr_err_at(c.path, c.line, "missing column \"%s\" (header must have name,cost,where)", want[k]);
+        if ((col[k] = trh_csv_col(&c, want[k])) < 0) {
+            trh_err_at(c.path, c.line, "missing column \"%s\" (header must have name,cost,where)", want[k]);
             goto out;
         }
-    while ((r = tr_csv_next(&c)) > 0) {
+    while ((r = trh_csv_next(&c)) > 0) {
         if (c.n != ncol) {
-            tr_err_at(c.path, c.line, "wrong number of cells: %zu, the header has %zu", c.n, ncol);
+            trh_err_at(c.path, c.line, "wrong number of cells: %zu, the header has %zu", c.n, ncol);
             goto out;
         }
         const char *name = c.fields[col[0]], *where = c.fields[col[2]];
         size_t len = strlen(name), prev;
         double cost;
-        if (!len || len >= TR_DS_NAME_MAX || !tr_utf8_valid(name, len)) {
-            tr_err_at(c.path, c.line, "model name must be 1 to %d bytes of UTF-8 (got %zu bytes)",
-                      TR_DS_NAME_MAX - 1, len);
+        if (!len || len >= TRH_DS_NAME_MAX || !trh_utf8_valid(name, len)) {
+            trh_err_at(c.path, c.line, "model name must be 1 to %d bytes of UTF-8 (got %zu bytes)",
+                      TRH_DS_NAME_MAX - 1, len);
             goto out;
         }
-        if (tr_parse_f64(c.fields[col[1]], &cost) || cost < 0) {
-            tr_err_at(c.path, c.line, "cost \"%s\" is not a finite number >= 0", c.fields[col[1]]);
+        if (trh_parse_f64(c.fields[col[1]], &cost) || cost < 0) {
+            trh_err_at(c.path, c.line, "cost \"%s\" is not a finite number >= 0", c.fields[col[1]]);
             goto out;
         }
         if (strcmp(where, "device") && strcmp(where, "cloud")) {
-            tr_err_at(c.path, c.line, "where is \"%s\", expected device or cloud", where);
+            trh_err_at(c.path, c.line, "where is \"%s\", expected device or cloud", where);
             goto out;
         }
         if (ds->n_models == cap) {
             cap = cap ? 2 * cap : 16;
-            ds->models = tr_xrealloc(ds->models, cap * sizeof *ds->models);
-            L->mline = tr_xrealloc(L->mline, cap * sizeof *L->mline);
+            ds->models = trh_xrealloc(ds->models, cap * sizeof *ds->models);
+            L->mline = trh_xrealloc(L->mline, cap * sizeof *L->mline);
         }
-        tr_ds_model *m = &ds->models[ds->n_models];
-        m->name = tr_xstrdup(name);
+        trh_ds_model *m = &ds->models[ds->n_models];
+        m->name = trh_xstrdup(name);
         m->cost = cost;
         m->where = strcmp(where, "device") ? TR_CLOUD : TR_DEVICE;
         L->mline[ds->n_models] = c.line;
-        if (tr_strmap_add(&L->models, m->name, ds->n_models, &prev)) {
-            tr_err_at(c.path, c.line, "duplicate model name \"%s\" (first on line %ld)", name, L->mline[prev]);
+        if (trh_strmap_add(&L->models, m->name, ds->n_models, &prev)) {
+            trh_err_at(c.path, c.line, "duplicate model name \"%s\" (first on line %ld)", name, L->mline[prev]);
             free(m->name);
             goto out;
         }
@@ -302,13 +302,13 @@ static int load_models(loader *L)
     for (size_t i = 0; i < ds->n_models; i++)
         dev += ds->models[i].where == TR_DEVICE;
     if (!ds->n_models)
-        tr_err_at(c.path, 1, "no models");
+        trh_err_at(c.path, 1, "no models");
     else if (!dev)
-        tr_err_at(c.path, 1, "no device model (every model has where=cloud)");
+        trh_err_at(c.path, 1, "no device model (every model has where=cloud)");
     else
         rc = 0;
 out:
-    tr_csv_close(&c);
+    trh_csv_close(&c);
     return rc;
 }
 
@@ -327,49 +327,49 @@ static int json_str(const cJSON *o, const char *key, const char *dflt, const cha
 }
 
 /* One prompts.jsonl object into prompt p. 0 ok; 1 after a message. */
-static int parse_prompt(const char *path, long ln, const cJSON *o, tr_ds_prompt *p, int keep_text)
+static int parse_prompt(const char *path, long ln, const cJSON *o, trh_ds_prompt *p, int keep_text)
 {
     const char *text, *task, *split;
     char num[32];
     int rc = 1;
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
     if (cJSON_IsString(id)) {
-        if (!*id->valuestring || !tr_utf8_valid(id->valuestring, strlen(id->valuestring))) {
-            tr_err_at(path, ln, "\"id\" is empty or not valid UTF-8");
+        if (!*id->valuestring || !trh_utf8_valid(id->valuestring, strlen(id->valuestring))) {
+            trh_err_at(path, ln, "\"id\" is empty or not valid UTF-8");
             goto out;
         }
-        p->id = tr_xstrdup(id->valuestring);
+        p->id = trh_xstrdup(id->valuestring);
     } else if (cJSON_IsNumber(id) && id->valuedouble == floor(id->valuedouble) &&
                fabs(id->valuedouble) <= 9007199254740992.0) {
         snprintf(num, sizeof num, "%.0f", id->valuedouble);
-        p->id = tr_xstrdup(num);
+        p->id = trh_xstrdup(num);
     } else {
-        tr_err_at(path, ln, "missing or invalid \"id\" (a string or an integer)");
+        trh_err_at(path, ln, "missing or invalid \"id\" (a string or an integer)");
         goto out;
     }
     if (json_str(o, "text", NULL, &text)) {
-        tr_err_at(path, ln, "missing \"text\" (a string)");
+        trh_err_at(path, ln, "missing \"text\" (a string)");
         goto out;
     }
     if (!*text) {
-        tr_err_at(path, ln, "empty text");
+        trh_err_at(path, ln, "empty text");
         goto out;
     }
-    if (!tr_utf8_valid(text, strlen(text))) {
-        tr_err_at(path, ln, "invalid UTF-8 in text");
+    if (!trh_utf8_valid(text, strlen(text))) {
+        trh_err_at(path, ln, "invalid UTF-8 in text");
         goto out;
     }
-    if (json_str(o, "task", "", &task) || !tr_utf8_valid(task, strlen(task))) {
-        tr_err_at(path, ln, "\"task\" must be a UTF-8 string");
+    if (json_str(o, "task", "", &task) || !trh_utf8_valid(task, strlen(task))) {
+        trh_err_at(path, ln, "\"task\" must be a UTF-8 string");
         goto out;
     }
     if (json_str(o, "split", "", &split) || (*split && strcmp(split, "train") && strcmp(split, "test"))) {
-        tr_err_at(path, ln, "\"split\" must be \"train\" or \"test\"");
+        trh_err_at(path, ln, "\"split\" must be \"train\" or \"test\"");
         goto out;
     }
-    p->text = keep_text ? tr_xstrdup(text) : NULL;
-    p->task = tr_xstrdup(task);
-    p->split = !*split ? TR_SPLIT_ANY : !strcmp(split, "train") ? TR_SPLIT_TRAIN : TR_SPLIT_TEST;
+    p->text = keep_text ? trh_xstrdup(text) : NULL;
+    p->task = trh_xstrdup(task);
+    p->split = !*split ? TRH_SPLIT_ANY : !strcmp(split, "train") ? TRH_SPLIT_TRAIN : TRH_SPLIT_TEST;
     rc = 0;
 out:
     return rc;
@@ -390,65 +390,65 @@ static void file_stamp(FILE *f, unsigned long long stamp[4])
 
 static int load_prompts(loader *L)
 {
-    tr_dataset *ds = L->ds;
-    tr_jsonl j;
-    if (tr_jsonl_open(&j, L->ppath))
+    trh_dataset *ds = L->ds;
+    trh_jsonl j;
+    if (trh_jsonl_open(&j, L->ppath))
         return 1;
     file_stamp(j.f, ds->prompts_stamp);
     size_t prev;
     int rc = 1, r;
-    while ((r = tr_jsonl_next(&j)) > 0) {
+    while ((r = trh_jsonl_next(&j)) > 0) {
         if (ds->n_prompts == L->pcap) {
             L->pcap = L->pcap ? 2 * L->pcap : 1024;
-            ds->prompts = tr_xrealloc(ds->prompts, L->pcap * sizeof *ds->prompts);
-            L->pline = tr_xrealloc(L->pline, L->pcap * sizeof *L->pline);
+            ds->prompts = trh_xrealloc(ds->prompts, L->pcap * sizeof *ds->prompts);
+            L->pline = trh_xrealloc(L->pline, L->pcap * sizeof *L->pline);
         }
-        tr_ds_prompt *p = &ds->prompts[ds->n_prompts];
+        trh_ds_prompt *p = &ds->prompts[ds->n_prompts];
         memset(p, 0, sizeof *p);
-        if (parse_prompt(L->ppath, j.ln, j.obj, p, !(L->flags & TR_DS_NO_TEXT))) {
+        if (parse_prompt(L->ppath, j.ln, j.obj, p, !(L->flags & TRH_DS_NO_TEXT))) {
             free(p->id);
             goto out;
         }
         L->pline[ds->n_prompts] = j.ln;
         ds->n_prompts++; /* counted before the check so that free() sees it */
-        if (tr_strmap_add(&L->ids, p->id, ds->n_prompts - 1, &prev)) {
-            tr_err_at(L->ppath, j.ln, "duplicate prompt id \"%.100s\" (first on line %ld)", p->id,
+        if (trh_strmap_add(&L->ids, p->id, ds->n_prompts - 1, &prev)) {
+            trh_err_at(L->ppath, j.ln, "duplicate prompt id \"%.100s\" (first on line %ld)", p->id,
                       L->pline[prev]);
             goto out;
         }
     }
     if (r == 0 && !ds->n_prompts)
-        tr_err_at(L->ppath, 1, "no prompts");
+        trh_err_at(L->ppath, 1, "no prompts");
     else if (r == 0)
         rc = 0;
 out:
-    tr_jsonl_close(&j);
+    trh_jsonl_close(&j);
     return rc;
 }
 
 static int load_scores(loader *L)
 {
-    tr_dataset *ds = L->ds;
+    trh_dataset *ds = L->ds;
     size_t np = ds->n_prompts, nm = ds->n_models, *colm = NULL, idx;
     unsigned char *seen = NULL;
-    tr_csv c;
+    trh_csv c;
     if (nm && np > SIZE_MAX / sizeof(float) / nm)
-        return tr_err("%s: %zu x %zu scores do not fit in memory", L->cpath, np, nm);
-    if (tr_csv_open(&c, L->cpath))
+        return trh_err("%s: %zu x %zu scores do not fit in memory", L->cpath, np, nm);
+    if (trh_csv_open(&c, L->cpath))
         return 1;
     int rc = 1, r;
-    if (tr_csv_header(&c))
+    if (trh_csv_header(&c))
         goto out;
     if (strcmp(c.fields[0], "id")) {
-        tr_err_at(c.path, c.line, "missing column \"id\" (must be the first)");
+        trh_err_at(c.path, c.line, "missing column \"id\" (must be the first)");
         goto out;
     }
     size_t ncol = c.n;
-    colm = tr_xcalloc(ncol, sizeof *colm);
-    seen = tr_xcalloc(nm > np ? nm : np, 1);
+    colm = trh_xcalloc(ncol, sizeof *colm);
+    seen = trh_xcalloc(nm > np ? nm : np, 1);
     for (size_t i = 1; i < ncol; i++) {
-        if (!tr_strmap_get(&L->models, c.fields[i], &idx)) {
-            tr_err_at(c.path, c.line, "column %zu: unknown model \"%s\" (not in models.csv)", i + 1, c.fields[i]);
+        if (!trh_strmap_get(&L->models, c.fields[i], &idx)) {
+            trh_err_at(c.path, c.line, "column %zu: unknown model \"%s\" (not in models.csv)", i + 1, c.fields[i]);
             goto out;
         }
         colm[i] = idx;
@@ -456,25 +456,25 @@ static int load_scores(loader *L)
     }
     for (size_t m = 0; m < nm; m++)
         if (!seen[m]) {
-            tr_err_at(c.path, c.line, "no column for model \"%s\" (models.csv line %ld)", ds->models[m].name,
+            trh_err_at(c.path, c.line, "no column for model \"%s\" (models.csv line %ld)", ds->models[m].name,
                       L->mline[m]);
             goto out;
         }
     memset(seen, 0, np);
-    ds->scores = tr_xmalloc(np * nm * sizeof(float));
+    ds->scores = trh_xmalloc(np * nm * sizeof(float));
     for (size_t i = 0; i < np * nm; i++)
         ds->scores[i] = NAN;
-    while ((r = tr_csv_next(&c)) > 0) {
+    while ((r = trh_csv_next(&c)) > 0) {
         if (c.n != ncol) {
-            tr_err_at(c.path, c.line, "wrong number of cells: %zu, the header has %zu", c.n, ncol);
+            trh_err_at(c.path, c.line, "wrong number of cells: %zu, the header has %zu", c.n, ncol);
             goto out;
         }
-        if (!tr_strmap_get(&L->ids, c.fields[0], &idx)) {
-            tr_err_at(c.path, c.line, "prompt id \"%.100s\" is not in prompts.jsonl", c.fields[0]);
+        if (!trh_strmap_get(&L->ids, c.fields[0], &idx)) {
+            trh_err_at(c.path, c.line, "prompt id \"%.100s\" is not in prompts.jsonl", c.fields[0]);
             goto out;
         }
         if (seen[idx]) {
-            tr_err_at(c.path, c.line, "second row for prompt id \"%.100s\"", c.fields[0]);
+            trh_err_at(c.path, c.line, "second row for prompt id \"%.100s\"", c.fields[0]);
             goto out;
         }
         seen[idx] = 1;
@@ -483,8 +483,8 @@ static int load_scores(loader *L)
             double v;
             if (!*c.fields[i])
                 continue; /* unknown */
-            if (tr_parse_f64(c.fields[i], &v) || v < 0 || v > 1) {
-                tr_err_at(c.path, c.line, "column %zu (%s): score \"%.40s\" is not a number in [0,1]", i + 1,
+            if (trh_parse_f64(c.fields[i], &v) || v < 0 || v > 1) {
+                trh_err_at(c.path, c.line, "column %zu (%s): score \"%.40s\" is not a number in [0,1]", i + 1,
                           ds->models[colm[i]].name, c.fields[i]);
                 goto out;
             }
@@ -495,7 +495,7 @@ static int load_scores(loader *L)
         goto out;
     for (size_t p = 0; p < np; p++)
         if (!seen[p]) {
-            tr_err_at(L->ppath, L->pline[p], "prompt id \"%.100s\" has no row in correctness.csv",
+            trh_err_at(L->ppath, L->pline[p], "prompt id \"%.100s\" has no row in correctness.csv",
                       ds->prompts[p].id);
             goto out;
         }
@@ -503,27 +503,27 @@ static int load_scores(loader *L)
 out:
     free(colm);
     free(seen);
-    tr_csv_close(&c);
+    trh_csv_close(&c);
     return rc;
 }
 
-int tr_dataset_load(const char *dir, tr_dataset *ds) { return tr_dataset_load_flags(dir, ds, 0); }
+int trh_dataset_load(const char *dir, trh_dataset *ds) { return trh_dataset_load_flags(dir, ds, 0); }
 
-int tr_dataset_load_flags(const char *dir, tr_dataset *ds, unsigned flags)
+int trh_dataset_load_flags(const char *dir, trh_dataset *ds, unsigned flags)
 {
     memset(ds, 0, sizeof *ds);
     loader L = {.ds = ds, .flags = flags};
-    L.mpath = tr_path_join(dir, "models.csv");
-    L.ppath = tr_path_join(dir, "prompts.jsonl");
-    L.cpath = tr_path_join(dir, "correctness.csv");
+    L.mpath = trh_path_join(dir, "models.csv");
+    L.ppath = trh_path_join(dir, "prompts.jsonl");
+    L.cpath = trh_path_join(dir, "correctness.csv");
     int rc = load_models(&L) || load_prompts(&L) || load_scores(&L);
     if (rc) {
-        tr_dataset_free(ds);
+        trh_dataset_free(ds);
     } else if (L.pcap > ds->n_prompts) {
-        ds->prompts = tr_xrealloc(ds->prompts, ds->n_prompts * sizeof *ds->prompts);
+        ds->prompts = trh_xrealloc(ds->prompts, ds->n_prompts * sizeof *ds->prompts);
     }
-    tr_strmap_free(&L.models);
-    tr_strmap_free(&L.ids);
+    trh_strmap_free(&L.models);
+    trh_strmap_free(&L.ids);
     free(L.mline);
     free(L.pline);
     free(L.mpath);
@@ -532,47 +532,47 @@ int tr_dataset_load_flags(const char *dir, tr_dataset *ds, unsigned flags)
     return rc;
 }
 
-int tr_prompt_reader_open(tr_prompt_reader *r, const char *dir, const tr_dataset *ds)
+int trh_prompt_reader_open(trh_prompt_reader *r, const char *dir, const trh_dataset *ds)
 {
     memset(r, 0, sizeof *r);
-    r->path = tr_path_join(dir, "prompts.jsonl");
-    if (tr_jsonl_open(&r->j, r->path)) {
-        tr_prompt_reader_close(r);
+    r->path = trh_path_join(dir, "prompts.jsonl");
+    if (trh_jsonl_open(&r->j, r->path)) {
+        trh_prompt_reader_close(r);
         return 1;
     }
     unsigned long long now[4];
     file_stamp(r->j.f, now);
     if (memcmp(now, ds->prompts_stamp, sizeof now) != 0) {
-        tr_err("%s: changed since the dataset was loaded (size, time or file differ); "
+        trh_err("%s: changed since the dataset was loaded (size, time or file differ); "
                "not mixing two versions of the prompts", r->path);
-        tr_prompt_reader_close(r);
+        trh_prompt_reader_close(r);
         return 1;
     }
     return 0;
 }
 
 /* load_prompts' walk over the lines (the same reader), keeping only the text. */
-const char *tr_prompt_reader_next(tr_prompt_reader *r)
+const char *trh_prompt_reader_next(trh_prompt_reader *r)
 {
     const char *text;
-    int got = tr_jsonl_next(&r->j);
+    int got = trh_jsonl_next(&r->j);
     if (got > 0 && (json_str(r->j.obj, "text", NULL, &text) || !*text)) {
-        tr_err_at(r->path, r->j.ln, "not the prompt it was when the dataset was loaded");
+        trh_err_at(r->path, r->j.ln, "not the prompt it was when the dataset was loaded");
         return NULL;
     }
     if (got == 0)
-        tr_err("%s: fewer prompts than when it was loaded", r->path);
+        trh_err("%s: fewer prompts than when it was loaded", r->path);
     return got > 0 ? text : NULL;
 }
 
-void tr_prompt_reader_close(tr_prompt_reader *r)
+void trh_prompt_reader_close(trh_prompt_reader *r)
 {
-    tr_jsonl_close(&r->j);
+    trh_jsonl_close(&r->j);
     free(r->path);
     memset(r, 0, sizeof *r);
 }
 
-void tr_dataset_free(tr_dataset *ds)
+void trh_dataset_free(trh_dataset *ds)
 {
     for (size_t i = 0; i < ds->n_prompts; i++) {
         free(ds->prompts[i].id);
@@ -590,80 +590,80 @@ void tr_dataset_free(tr_dataset *ds)
 /* ---- writing ---- */
 
 /* What load would reject, checked before anything is written. */
-static int check_dataset(const char *dir, const tr_dataset *ds)
+static int check_dataset(const char *dir, const trh_dataset *ds)
 {
-    tr_strmap names = {0}, ids = {0};
+    trh_strmap names = {0}, ids = {0};
     int rc = 1, dev = 0;
     if (!ds->n_models || !ds->n_prompts) {
-        tr_err("%s: refusing to write a dataset with %zu prompts and %zu models", dir, ds->n_prompts,
+        trh_err("%s: refusing to write a dataset with %zu prompts and %zu models", dir, ds->n_prompts,
                ds->n_models);
         goto out;
     }
     for (size_t i = 0; i < ds->n_models; i++) {
-        const tr_ds_model *m = &ds->models[i];
+        const trh_ds_model *m = &ds->models[i];
         size_t len = m->name ? strlen(m->name) : 0;
-        if (!len || len >= TR_DS_NAME_MAX || !tr_utf8_valid(m->name, len) || tr_strmap_add(&names, m->name, i, NULL)) {
-            tr_err("%s: model %zu: name empty, 64 bytes or more, not UTF-8 or repeated", dir, i);
+        if (!len || len >= TRH_DS_NAME_MAX || !trh_utf8_valid(m->name, len) || trh_strmap_add(&names, m->name, i, NULL)) {
+            trh_err("%s: model %zu: name empty, 64 bytes or more, not UTF-8 or repeated", dir, i);
             goto out;
         }
         if (!isfinite(m->cost) || m->cost < 0 || (m->where != TR_DEVICE && m->where != TR_CLOUD)) {
-            tr_err("%s: model \"%s\": bad cost or where", dir, m->name);
+            trh_err("%s: model \"%s\": bad cost or where", dir, m->name);
             goto out;
         }
         dev |= m->where == TR_DEVICE;
     }
     if (!dev) {
-        tr_err("%s: no device model", dir);
+        trh_err("%s: no device model", dir);
         goto out;
     }
     for (size_t i = 0; i < ds->n_prompts; i++) {
-        const tr_ds_prompt *p = &ds->prompts[i];
-        if (!p->id || !*p->id || !tr_utf8_valid(p->id, strlen(p->id)) || tr_strmap_add(&ids, p->id, i, NULL)) {
-            tr_err("%s: prompt %zu: id missing, empty, not UTF-8 or repeated", dir, i);
+        const trh_ds_prompt *p = &ds->prompts[i];
+        if (!p->id || !*p->id || !trh_utf8_valid(p->id, strlen(p->id)) || trh_strmap_add(&ids, p->id, i, NULL)) {
+            trh_err("%s: prompt %zu: id missing, empty, not UTF-8 or repeated", dir, i);
             goto out;
         }
-        if (!p->text || !*p->text || !tr_utf8_valid(p->text, strlen(p->text)) ||
-            (p->task && !tr_utf8_valid(p->task, strlen(p->task))) || p->split < TR_SPLIT_ANY ||
-            p->split > TR_SPLIT_TEST) {
-            tr_err("%s: prompt \"%.100s\": empty or non-UTF-8 text or task, or bad split", dir, p->id);
+        if (!p->text || !*p->text || !trh_utf8_valid(p->text, strlen(p->text)) ||
+            (p->task && !trh_utf8_valid(p->task, strlen(p->task))) || p->split < TRH_SPLIT_ANY ||
+            p->split > TRH_SPLIT_TEST) {
+            trh_err("%s: prompt \"%.100s\": empty or non-UTF-8 text or task, or bad split", dir, p->id);
             goto out;
         }
         for (size_t m = 0; m < ds->n_models; m++) {
             float v = ds->scores[i * ds->n_models + m];
             if (!isnan(v) && !(v >= 0 && v <= 1)) {
-                tr_err("%s: prompt \"%.100s\": score %g outside [0,1]", dir, p->id, (double)v);
+                trh_err("%s: prompt \"%.100s\": score %g outside [0,1]", dir, p->id, (double)v);
                 goto out;
             }
         }
     }
     rc = 0;
 out:
-    tr_strmap_free(&names);
-    tr_strmap_free(&ids);
+    trh_strmap_free(&names);
+    trh_strmap_free(&ids);
     return rc;
 }
 
-static void put_str(tr_buf *b, const char *s)
+static void put_str(trh_buf *b, const char *s)
 {
-    tr_buf_put(b, s, strlen(s));
+    trh_buf_put(b, s, strlen(s));
 }
 
-static void csv_field(tr_buf *b, const char *s)
+static void csv_field(trh_buf *b, const char *s)
 {
     if (!s[strcspn(s, ",\"\r\n")]) {
         put_str(b, s);
         return;
     }
-    tr_buf_put(b, "\"", 1);
+    trh_buf_put(b, "\"", 1);
     for (; *s; s++)
-        tr_buf_put(b, *s == '"' ? "\"\"" : s, *s == '"' ? 2 : 1);
-    tr_buf_put(b, "\"", 1);
+        trh_buf_put(b, *s == '"' ? "\"\"" : s, *s == '"' ? 2 : 1);
+    trh_buf_put(b, "\"", 1);
 }
 
 /* Shortest decimal that reads back to the same value (as a float when
  * as_float), so 0.1f is written "0.1" and not "0.100000001". Starting at
  * the integer digit count keeps 70 from coming out as "7e+01". */
-static void put_num(tr_buf *b, double v, int as_float)
+static void put_num(trh_buf *b, double v, int as_float)
 {
     char s[40];
     int prec = 1;
@@ -681,15 +681,15 @@ static void put_num(tr_buf *b, double v, int as_float)
 static int mkdir_p(const char *dir)
 {
     if (!*dir)
-        return tr_err("empty directory name");
-    char *p = tr_xstrdup(dir);
+        return trh_err("empty directory name");
+    char *p = trh_xstrdup(dir);
     for (char *s = p + 1; ; s++) {
         if (*s != '/' && *s)
             continue;
         char c = *s;
         *s = 0;
         if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            tr_err("cannot create directory %s: %s", p, strerror(errno));
+            trh_err("cannot create directory %s: %s", p, strerror(errno));
             free(p);
             return 1;
         }
@@ -699,11 +699,11 @@ static int mkdir_p(const char *dir)
     free(p);
     struct stat st;
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return tr_err("%s is not a directory", dir);
+        return trh_err("%s is not a directory", dir);
     return 0;
 }
 
-int tr_dataset_write(const char *dir, const tr_dataset *ds, int force)
+int trh_dataset_write(const char *dir, const trh_dataset *ds, int force)
 {
     if (check_dataset(dir, ds) || mkdir_p(dir))
         return 1;
@@ -711,36 +711,36 @@ int tr_dataset_write(const char *dir, const tr_dataset *ds, int force)
     char *path[3];
     int rc = 0;
     for (int k = 0; k < 3; k++) {
-        path[k] = tr_path_join(dir, names[k]);
+        path[k] = trh_path_join(dir, names[k]);
         if (!force && !rc && access(path[k], F_OK) == 0)
-            rc = tr_err("%s already exists (--force overwrites)", path[k]);
+            rc = trh_err("%s already exists (--force overwrites)", path[k]);
     }
-    tr_buf b = {0};
+    trh_buf b = {0};
     for (int k = 0; k < 3 && !rc; k++) {
         b.len = 0;
         if (k == 0) {
             put_str(&b, "name,cost,where\n");
             for (size_t i = 0; i < ds->n_models; i++) {
                 csv_field(&b, ds->models[i].name);
-                tr_buf_put(&b, ",", 1);
+                trh_buf_put(&b, ",", 1);
                 put_num(&b, ds->models[i].cost, 0);
                 put_str(&b, ds->models[i].where == TR_DEVICE ? ",device\n" : ",cloud\n");
             }
         } else if (k == 1) {
             for (size_t i = 0; i < ds->n_prompts && !rc; i++) {
-                const tr_ds_prompt *p = &ds->prompts[i];
+                const trh_ds_prompt *p = &ds->prompts[i];
                 cJSON *o = cJSON_CreateObject();
                 cJSON_AddStringToObject(o, "id", p->id);
                 cJSON_AddStringToObject(o, "text", p->text);
                 cJSON_AddStringToObject(o, "task", p->task ? p->task : "");
-                if (p->split != TR_SPLIT_ANY)
-                    cJSON_AddStringToObject(o, "split", p->split == TR_SPLIT_TRAIN ? "train" : "test");
+                if (p->split != TRH_SPLIT_ANY)
+                    cJSON_AddStringToObject(o, "split", p->split == TRH_SPLIT_TRAIN ? "train" : "test");
                 char *s = cJSON_PrintUnformatted(o);
                 if (s) {
                     put_str(&b, s);
-                    tr_buf_put(&b, "\n", 1);
+                    trh_buf_put(&b, "\n", 1);
                 } else {
-                    rc = tr_err("%s: cannot encode prompt %zu as JSON", path[k], i);
+                    rc = trh_err("%s: cannot encode prompt %zu as JSON", path[k], i);
                 }
                 cJSON_free(s);
                 cJSON_Delete(o);
@@ -748,50 +748,50 @@ int tr_dataset_write(const char *dir, const tr_dataset *ds, int force)
         } else {
             put_str(&b, "id");
             for (size_t m = 0; m < ds->n_models; m++) {
-                tr_buf_put(&b, ",", 1);
+                trh_buf_put(&b, ",", 1);
                 csv_field(&b, ds->models[m].name);
             }
-            tr_buf_put(&b, "\n", 1);
+            trh_buf_put(&b, "\n", 1);
             for (size_t i = 0; i < ds->n_prompts; i++) {
                 csv_field(&b, ds->prompts[i].id);
                 for (size_t m = 0; m < ds->n_models; m++) {
                     float v = ds->scores[i * ds->n_models + m];
-                    tr_buf_put(&b, ",", 1);
+                    trh_buf_put(&b, ",", 1);
                     if (!isnan(v))
                         put_num(&b, v, 1);
                 }
-                tr_buf_put(&b, "\n", 1);
+                trh_buf_put(&b, "\n", 1);
             }
         }
-        if (!rc && tr_write_file_atomic(path[k], b.data, b.len))
+        if (!rc && trh_write_file_atomic(path[k], b.data, b.len))
             rc = 1;
     }
-    tr_buf_free(&b);
+    trh_buf_free(&b);
     for (int k = 0; k < 3; k++)
         free(path[k]);
     return rc;
 }
 
-char **tr_read_prompts(const char *path, size_t *n)
+char **trh_read_prompts(const char *path, size_t *n)
 {
-    tr_jsonl j;
+    trh_jsonl j;
     char **out = NULL;
     size_t cap = 0;
     int r = 1;
     *n = 0;
-    if (tr_jsonl_open(&j, path))
+    if (trh_jsonl_open(&j, path))
         return NULL;
-    while ((r = tr_jsonl_next(&j)) > 0) {
+    while ((r = trh_jsonl_next(&j)) > 0) {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(j.obj, "text");
         if (!cJSON_IsString(t) || !t->valuestring[0]) {
-            r = -tr_err_at(path, j.ln, "expected a JSON object with a non-empty \"text\" string");
+            r = -trh_err_at(path, j.ln, "expected a JSON object with a non-empty \"text\" string");
             break;
         }
         if (*n == cap)
-            out = tr_xrealloc(out, (cap = cap ? 2 * cap : 256) * sizeof *out);
-        out[(*n)++] = tr_xstrdup(t->valuestring);
+            out = trh_xrealloc(out, (cap = cap ? 2 * cap : 256) * sizeof *out);
+        out[(*n)++] = trh_xstrdup(t->valuestring);
     }
-    tr_jsonl_close(&j);
+    trh_jsonl_close(&j);
     if (r < 0) {
         for (size_t i = 0; i < *n; i++)
             free(out[i]);
@@ -800,6 +800,6 @@ char **tr_read_prompts(const char *path, size_t *n)
         return NULL;
     }
     if (*n == 0)
-        tr_err("%s: no prompts", path);
+        trh_err("%s: no prompts", path);
     return out;
 }

@@ -39,9 +39,9 @@
 #include "util.h"
 #include "trh_rand.h"
 
-#define GRID TR_CURVE_GRID
+#define GRID TRH_CURVE_GRID
 #define OUT_GRID 101    /* the curve points written to the JSON */
-#define N_LAMBDA TR_CURVE_LAMBDAS
+#define N_LAMBDA TRH_CURVE_LAMBDAS
 /* K of K-means; kNN's k and prior strength a come from tools/choose.h,
  * the grids build searches too. */
 static const uint32_t K_grid[] = {4, 8, 16, 32, 64};
@@ -88,7 +88,7 @@ static void shuffle(uint32_t *a, uint32_t n, uint64_t *s)
 
 typedef struct prepared {
     const char *name, *path;
-    tr_dataset ds;
+    trh_dataset ds;
     uint32_t n_models, *model_col; /* kept models -> dataset column */
     uint32_t n;                     /* kept prompts */
     uint32_t *prompt;               /* kept prompt -> dataset row */
@@ -114,7 +114,7 @@ static int given_vectors(const eval_opts *o)
 static float *read_npy(const char *path, size_t rows, uint32_t *cols)
 {
     size_t len;
-    uint8_t *b = tr_read_file(path, &len);
+    uint8_t *b = trh_read_file(path, &len);
     if (!b)
         return NULL;
     float *out = NULL;
@@ -126,7 +126,7 @@ static float *read_npy(const char *path, size_t rows, uint32_t *cols)
             hl = b[8] | (size_t)b[9] << 8 | (size_t)b[10] << 16 | (size_t)b[11] << 24, at = 12;
     }
     if (!at || hl > len - at) {
-        tr_err("%s: not a .npy file", path);
+        trh_err("%s: not a .npy file", path);
         goto out;
     }
     char hdr[512];
@@ -137,16 +137,16 @@ static float *read_npy(const char *path, size_t rows, uint32_t *cols)
     unsigned long long r = 0, c = 0;
     if (!strstr(hdr, "'descr': '<f4'") || !strstr(hdr, "'fortran_order': False") || !sh ||
         sscanf(sh, "'shape': (%llu, %llu)", &r, &c) != 2) {
-        tr_err("%s: want a 2-D little-endian float32 C-order array (numpy.save of float32)",
+        trh_err("%s: want a 2-D little-endian float32 C-order array (numpy.save of float32)",
                path);
         goto out;
     }
     if (r != rows || c < 1 || c > 4096 || (len - at - hl) != 4 * r * c) {
-        tr_err("%s: %llu x %llu floats in %zu data bytes; want %zu rows (one per prompt) of "
+        trh_err("%s: %llu x %llu floats in %zu data bytes; want %zu rows (one per prompt) of "
                "1..4096 columns", path, r, c, len - at - hl, rows);
         goto out;
     }
-    out = tr_xmalloc(4 * r * c);
+    out = trh_xmalloc(4 * r * c);
     memcpy(out, b + at + hl, 4 * r * c);
     *cols = (uint32_t)c;
 out:
@@ -156,7 +156,7 @@ out:
 
 static void prepared_free(prepared *p)
 {
-    tr_dataset_free(&p->ds);
+    trh_dataset_free(&p->ds);
     free(p->model_col);
     free(p->prompt);
     free(p->Y);
@@ -173,21 +173,21 @@ static int prepare(const char *path, uint8_t *table, size_t table_len, const eva
     p->path = path;
     const char *slash = strrchr(path, '/');
     p->name = slash && slash[1] ? slash + 1 : path;
-    if (tr_dataset_load(path, &p->ds))
+    if (trh_dataset_load(path, &p->ds))
         return 1;
-    char *unit_path = tr_path_join(path, "cost_unit.txt");
+    char *unit_path = trh_path_join(path, "cost_unit.txt");
     FILE *uf = fopen(unit_path, "r"); /* optional: without it, costs are models.csv's */
     free(unit_path);
     if (uf) {
         size_t cap = 0;
-        if (tr_getline_max(&p->cost_unit, &cap, uf, TR_LINE_MAX) >= 0)
+        if (trh_getline_max(&p->cost_unit, &cap, uf, TRH_LINE_MAX) >= 0)
             p->cost_unit[strcspn(p->cost_unit, "\r\n")] = 0;
         else
             free(p->cost_unit), p->cost_unit = NULL;
         fclose(uf);
     }
-    tr_dataset *ds = &p->ds;
-    p->model_col = tr_xmalloc(ds->n_models * sizeof *p->model_col);
+    trh_dataset *ds = &p->ds;
+    p->model_col = trh_xmalloc(ds->n_models * sizeof *p->model_col);
     for (uint32_t m = 0; m < ds->n_models; m++) {
         size_t unknown = 0;
         for (size_t i = 0; i < ds->n_prompts; i++)
@@ -201,15 +201,15 @@ static int prepare(const char *path, uint8_t *table, size_t table_len, const eva
                     ds->models[m].name, unknown);
     }
     if (p->n_models < 4)
-        return tr_err("%s: the protocol needs at least 4 models with known scores", path);
+        return trh_err("%s: the protocol needs at least 4 models with known scores", path);
     tr_embedder e = {0};
     float *given = NULL;
     if (o->embeddings) {
-        char *gpath = tr_path_join(path, o->embeddings);
+        char *gpath = trh_path_join(path, o->embeddings);
         given = read_npy(gpath, ds->n_prompts, &p->dim);
         for (size_t i = 0; given && i < ds->n_prompts * (size_t)p->dim; i++)
             if (!isfinite(given[i])) {
-                tr_err("%s: NaN or Inf in row %zu", gpath, i / p->dim + 1);
+                trh_err("%s: NaN or Inf in row %zu", gpath, i / p->dim + 1);
                 free(given);
                 given = NULL;
             }
@@ -221,13 +221,13 @@ static int prepare(const char *path, uint8_t *table, size_t table_len, const eva
     } else {
         tr_status st = tr_embedder_view(table, table_len, &e);
         if (st != TR_OK)
-            return tr_err("embedder table: %s", tr_strerror(st));
+            return trh_err("embedder table: %s", tr_strerror(st));
         p->dim = e.dim;
     }
     const uint32_t dim = p->dim;
-    p->prompt = tr_xmalloc(ds->n_prompts * sizeof *p->prompt);
-    p->Y = tr_xmalloc(ds->n_prompts * (size_t)p->n_models * sizeof *p->Y);
-    p->raw = tr_xmalloc(ds->n_prompts * (size_t)dim * sizeof *p->raw);
+    p->prompt = trh_xmalloc(ds->n_prompts * sizeof *p->prompt);
+    p->Y = trh_xmalloc(ds->n_prompts * (size_t)p->n_models * sizeof *p->Y);
+    p->raw = trh_xmalloc(ds->n_prompts * (size_t)dim * sizeof *p->raw);
     uint64_t rs = 12345;
     for (size_t i = 0; i < ds->n_prompts; i++) {
         int known_all = 1;
@@ -254,7 +254,7 @@ static int prepare(const char *path, uint8_t *table, size_t table_len, const eva
         if (o->random_emb) /* the floor: a fixed random direction per prompt */
             for (uint32_t d = 0; d < dim; d++)
                 v[d] = (float)(trh_unit_double(&rs) - 0.5);
-        tr_normalize(v, dim);
+        trh_normalize(v, dim);
         for (uint32_t m = 0; m < p->n_models; m++)
             p->Y[(size_t)p->n * p->n_models + m] = ds->scores[i * ds->n_models + p->model_col[m]];
         p->prompt[p->n++] = (uint32_t)i;
@@ -273,7 +273,7 @@ typedef struct split {
 static float *sub_y(const prepared *p, const uint32_t *idx, uint32_t n, const uint32_t *cols,
                     uint32_t nc)
 {
-    float *y = tr_xmalloc((size_t)n * nc * sizeof *y);
+    float *y = trh_xmalloc((size_t)n * nc * sizeof *y);
     for (uint32_t i = 0; i < n; i++)
         for (uint32_t m = 0; m < nc; m++)
             y[(size_t)i * nc + m] = p->Y[(size_t)idx[i] * p->n_models + cols[m]];
@@ -300,8 +300,8 @@ static void norm_costs(const prepared *p, const uint32_t *cols, uint32_t nc, dou
  * inverse norms the kernels' caller supplies (both malloc'd). */
 static tr_refs gather_refs(const int8_t *q, const uint32_t *idx, uint32_t n, uint32_t dim)
 {
-    int8_t *rows = tr_xmalloc((size_t)n * dim);
-    float *inv = tr_xmalloc(n * sizeof *inv);
+    int8_t *rows = trh_xmalloc((size_t)n * dim);
+    float *inv = trh_xmalloc(n * sizeof *inv);
     for (uint32_t j = 0; j < n; j++) {
         const int8_t *r = q + (size_t)idx[j] * dim;
         memcpy(rows + (size_t)j * dim, r, dim);
@@ -323,7 +323,7 @@ static void knn_int8(const int8_t *q, const uint32_t *qi, uint32_t nq, const int
 {
     tr_refs refs = gather_refs(rows, ri, nr, dim);
     int32_t dots[TR_KNN_BLOCK];
-    tr_neighbor *nb = tr_xmalloc(kmax * sizeof *nb);
+    tr_neighbor *nb = trh_xmalloc(kmax * sizeof *nb);
     for (uint32_t i = 0; i < nq; i++) {
         uint32_t f = tr_knn_search(tr_kernels_active(), &refs, q + (size_t)qi[i] * dim, kmax,
                                    dots, nb);
@@ -346,7 +346,7 @@ static void knn_f32(const float *f, const uint32_t *qi, uint32_t nq, const uint3
                     uint32_t nr, uint32_t dim, uint32_t kmax, uint32_t *nb_out)
 {
     /* A sorted top-kmax list: most rows fail the first comparison. */
-    fnb *top = tr_xmalloc((kmax + 1) * sizeof *top);
+    fnb *top = trh_xmalloc((kmax + 1) * sizeof *top);
     for (uint32_t i = 0; i < nq; i++) {
         const float *x = f + (size_t)qi[i] * dim;
         uint32_t nt = 0;
@@ -378,7 +378,7 @@ static void knn_f32(const float *f, const uint32_t *qi, uint32_t nq, const uint3
 /* Predicted correctness from the first k neighbours (indices into the
  * labels' references): the device's own estimator, prior strength a. */
 static void knn_predict(const uint32_t *nb, uint32_t nq, uint32_t kmax, uint32_t k,
-                        const tr_host_labels *h, float a, float *P)
+                        const trh_host_labels *h, float a, float *P)
 {
     tr_neighbor t[TR_K_MAX];
     for (uint32_t i = 0; i < nq; i++) {
@@ -391,20 +391,20 @@ static void knn_predict(const uint32_t *nb, uint32_t nq, uint32_t kmax, uint32_t
 /* K-means on the train prompts, shipped as the device ships it; every
  * prompt's cluster by the device's int8 assignment. */
 static int fit_clusters(const prepared *p, const float *f, const int8_t *q, const split *s,
-                        uint32_t K, uint64_t seed, tr_buf *sec, tr_clusters *cv, float *cent,
+                        uint32_t K, uint64_t seed, trh_buf *sec, tr_clusters *cv, float *cent,
                         uint32_t *assign_all)
 {
     const uint32_t dim = p->dim;
-    float *x = tr_xmalloc((size_t)s->ntr * dim * sizeof *x);
-    uint32_t *a = tr_xmalloc(s->ntr * sizeof *a);
+    float *x = trh_xmalloc((size_t)s->ntr * dim * sizeof *x);
+    uint32_t *a = trh_xmalloc(s->ntr * sizeof *a);
     for (uint32_t i = 0; i < s->ntr; i++)
         memcpy(x + (size_t)i * dim, f + (size_t)s->tr[i] * dim, dim * sizeof *x);
-    double inertia = tr_kmeans_fit(x, s->ntr, dim, K, seed, 50, cent, a);
+    double inertia = trh_kmeans_fit(x, s->ntr, dim, K, seed, 50, cent, a);
     free(x);
     free(a);
-    if (inertia < 0 || tr_clusters_section(cent, K, dim, 1, 0.0f, sec) ||
+    if (inertia < 0 || trh_clusters_section(cent, K, dim, 1, 0.0f, sec) ||
         tr_clusters_view(sec->data, sec->len, dim, 1, cv) != TR_OK)
-        return tr_err("k-means failed");
+        return trh_err("k-means failed");
     int32_t dots[TR_KNN_BLOCK];
     for (uint32_t i = 0; i < p->n; i++) {
         const int8_t *qi = q + (size_t)i * dim;
@@ -419,10 +419,10 @@ static void psi_of(const prepared *p, const uint32_t *idx, uint32_t n, const uin
                    uint32_t nc, const uint32_t *assign_all, uint32_t K, float a, float *psi)
 {
     float *y = sub_y(p, idx, n, cols, nc);
-    uint32_t *asg = tr_xmalloc(n * sizeof *asg);
+    uint32_t *asg = trh_xmalloc(n * sizeof *asg);
     for (uint32_t i = 0; i < n; i++)
         asg[i] = assign_all[idx[i]];
-    tr_cluster_psi(y, n, nc, asg, K, a, psi);
+    trh_cluster_psi(y, n, nc, asg, K, a, psi);
     free(asg);
     free(y);
 }
@@ -446,7 +446,7 @@ static const double cpt_share[N_CPT] = {0.80, 0.90, 0.95, 1.00};
 static const char *const cpt_key[N_CPT] = {"80", "90", "95", "100"};
 
 typedef struct seed_result {
-    tr_curve c[M_COUNT];
+    trh_curve c[M_COUNT];
     int has[M_COUNT];
     uint32_t k, K, n_tasks; /* n_tasks: the task map's clusters (0: no task map) */
     double tmap_l2;        /* the task map's l2, chosen on validation */
@@ -470,10 +470,10 @@ static void seed_result_free(seed_result *r)
 
 /* The least raw cost at which curve c reaches target, over c_best; NAN if
  * it never does. */
-static double cost_to_reach(const tr_curve *c, double target, double cmin, double cmax,
+static double cost_to_reach(const trh_curve *c, double target, double cmin, double cmax,
                             double c_best)
 {
-    uint32_t g = tr_curve_first_reach(c->q, GRID, target);
+    uint32_t g = trh_curve_first_reach(c->q, GRID, target);
     if (g == UINT32_MAX)
         return NAN;
     double raw = cmin + (cmax - cmin) * (double)g / (GRID - 1);
@@ -486,8 +486,8 @@ static double cost_to_reach(const tr_curve *c, double target, double cmin, doubl
 static void single_models_of(const prepared *p, const split *s, const float *Yte,
                              const double *cn_te, seed_result *r, double *c_best)
 {
-    r->single_acc = tr_xmalloc(p->n_models * sizeof *r->single_acc);
-    r->single_cn = tr_xmalloc(p->n_models * sizeof *r->single_cn);
+    r->single_acc = trh_xmalloc(p->n_models * sizeof *r->single_acc);
+    r->single_cn = trh_xmalloc(p->n_models * sizeof *r->single_cn);
     for (uint32_t m = 0; m < p->n_models; m++)
         r->single_acc[m] = r->single_cn[m] = NAN;
     r->best_single_q = -1;
@@ -522,17 +522,17 @@ static void operating_points(seed_result *r, double cmin, double cmax, double c_
         for (int t = 0; t < N_CPT; t++)
             r->cpt[m][t] =
                 cost_to_reach(&r->c[m], cpt_share[t] * r->best_single_q, cmin, cmax, c_best);
-        r->apgr[m] = tr_curve_apgr(r->c[m].q, GRID, r->cheap_q, r->best_single_q);
+        r->apgr[m] = trh_curve_apgr(r->c[m].q, GRID, r->cheap_q, r->best_single_q);
     }
 }
 
 /* Pareto-random on the test prompts: the test models' front by validation
  * accuracy (by cost, then the better first), mixed at each budget. */
 static void pareto_random_curve(const split *s, const float *Yva_te, const float *Yte,
-                                const double *cn_te, tr_curve *c)
+                                const double *cn_te, trh_curve *c)
 {
     const uint32_t nm = s->nmte;
-    double *va_acc = tr_xmalloc(nm * sizeof *va_acc), *te_acc = tr_xmalloc(nm * sizeof *te_acc);
+    double *va_acc = trh_xmalloc(nm * sizeof *va_acc), *te_acc = trh_xmalloc(nm * sizeof *te_acc);
     for (uint32_t m = 0; m < nm; m++) {
         va_acc[m] = te_acc[m] = 0;
         for (uint32_t i = 0; i < s->nva; i++)
@@ -542,7 +542,7 @@ static void pareto_random_curve(const split *s, const float *Yva_te, const float
         va_acc[m] /= s->nva;
         te_acc[m] /= s->nte;
     }
-    uint32_t *order = tr_xmalloc(nm * sizeof *order), *front = tr_xmalloc(nm * sizeof *front);
+    uint32_t *order = trh_xmalloc(nm * sizeof *order), *front = trh_xmalloc(nm * sizeof *front);
     uint32_t nf = 0;
     for (uint32_t m = 0; m < nm; m++)
         order[m] = m;
@@ -570,16 +570,16 @@ static void pareto_random_curve(const split *s, const float *Yva_te, const float
                       (te_acc[front[v + 1]] - te_acc[front[v]]) * (b - c0) / (c1 - c0);
         }
     }
-    tr_curve_summarise(c);
+    trh_curve_summarise(c);
     free(va_acc), free(te_acc), free(order), free(front);
 }
 
 /* The unit rows of the int8 embeddings q of the prompts idx. */
 static float *unit_rows(const int8_t *q, const uint32_t *idx, uint32_t n, uint32_t dim)
 {
-    float *x = tr_xmalloc((size_t)n * dim * sizeof *x);
+    float *x = trh_xmalloc((size_t)n * dim * sizeof *x);
     for (uint32_t i = 0; i < n; i++)
-        tr_unit_row(q + (size_t)idx[i] * dim, dim, x + (size_t)i * dim);
+        trh_unit_row(q + (size_t)idx[i] * dim, dim, x + (size_t)i * dim);
     return x;
 }
 
@@ -607,55 +607,55 @@ static int task_map(const prepared *p, const int8_t *q, const split *s, const ui
                     const double *cn_tr, const double *cn_te, float *P, seed_result *r)
 {
     const uint32_t dim = p->dim, n = p->n;
-    uint32_t *tid = tr_xmalloc(n * sizeof *tid), T = 0;
-    tr_strmap names = {0};
+    uint32_t *tid = trh_xmalloc(n * sizeof *tid), T = 0;
+    trh_strmap names = {0};
     for (uint32_t i = 0; i < n; i++)
         tid[i] = UINT32_MAX;
     for (uint32_t i = 0; i < s->ntr; i++) {
         size_t t;
         const char *name = p->ds.prompts[p->prompt[s->tr[i]]].task;
-        if (!tr_strmap_get(&names, name, &t))
-            tr_strmap_add(&names, name, t = T++, NULL);
+        if (!trh_strmap_get(&names, name, &t))
+            trh_strmap_add(&names, name, t = T++, NULL);
         tid[s->tr[i]] = (uint32_t)t;
     }
     for (uint32_t i = 0; i < n; i++) { /* validation and test prompts of a train task */
         size_t t;
-        if (tid[i] == UINT32_MAX && tr_strmap_get(&names, p->ds.prompts[p->prompt[i]].task, &t))
+        if (tid[i] == UINT32_MAX && trh_strmap_get(&names, p->ds.prompts[p->prompt[i]].task, &t))
             tid[i] = (uint32_t)t;
     }
-    tr_strmap_free(&names);
+    trh_strmap_free(&names);
     if (T < 2 || T > TR_LMAP_MAX_K) {
         free(tid);
         return 0;
     }
-    float *x = unit_rows(q, s->tr, s->ntr, dim), *cent = tr_xmalloc((size_t)T * dim * sizeof *cent);
-    uint32_t *task = tr_xmalloc(s->ntr * sizeof *task);
+    float *x = unit_rows(q, s->tr, s->ntr, dim), *cent = trh_xmalloc((size_t)T * dim * sizeof *cent);
+    uint32_t *task = trh_xmalloc(s->ntr * sizeof *task);
     for (uint32_t i = 0; i < s->ntr; i++)
         task[i] = tid[s->tr[i]];
-    tr_task_means(x, task, s->ntr, T, dim, cent);
+    trh_task_means(x, task, s->ntr, T, dim, cent);
     const uint32_t mx = s->nmtr > s->nmte ? s->nmtr : s->nmte;
-    float *psi = tr_xmalloc((size_t)T * mx * sizeof *psi),
-          *theta = tr_xmalloc((size_t)T * (dim + 1) * sizeof *theta),
-          *best = tr_xmalloc((size_t)T * (dim + 1) * sizeof *best);
-    uint32_t *keep = tr_xmalloc(n * sizeof *keep), *asg = tr_xmalloc(n * sizeof *asg);
+    float *psi = trh_xmalloc((size_t)T * mx * sizeof *psi),
+          *theta = trh_xmalloc((size_t)T * (dim + 1) * sizeof *theta),
+          *best = trh_xmalloc((size_t)T * (dim + 1) * sizeof *best);
+    uint32_t *keep = trh_xmalloc(n * sizeof *keep), *asg = trh_xmalloc(n * sizeof *asg);
     tr_clusters cv = {.k = T, .dim = dim, .psi = psi};
     float z[TR_LMAP_MAX_K];
-    tr_curve cv_tmp;
+    trh_curve cv_tmp;
     double best_area = -1;
     /* l2 on validation: the training models, Psi from the train prompts. */
     cv.n_models = s->nmtr;
-    tr_cluster_psi(Ytr_tr, s->ntr, s->nmtr, task, T, r->a, psi);
-    for (uint32_t g = 0; g < TR_TASK_MAP_N_L2; g++) {
-        if (tr_task_map_fit(x, s->ntr, dim, task, cent, T, tr_task_map_l2[g], TR_TASK_MAP_ITERS,
+    trh_cluster_psi(Ytr_tr, s->ntr, s->nmtr, task, T, r->a, psi);
+    for (uint32_t g = 0; g < TRH_TASK_MAP_N_L2; g++) {
+        if (trh_task_map_fit(x, s->ntr, dim, task, cent, T, trh_task_map_l2[g], TRH_TASK_MAP_ITERS,
                             theta) < 0)
-            return tr_err("out of memory");
+            return trh_err("out of memory");
         tr_learned_map map = {T, dim, theta};
         for (uint32_t i = 0; i < s->nva; i++)
             tr_learned_map_predict(&map, &cv, q + (size_t)s->va[i] * dim, z, P + (size_t)i * s->nmtr);
-        tr_route_curve(P, Yva_tr, s->nva, s->nmtr, cn_tr, &cv_tmp, NULL);
+        trh_route_curve(P, Yva_tr, s->nva, s->nmtr, cn_tr, &cv_tmp, NULL);
         if (cv_tmp.area > best_area) {
             best_area = cv_tmp.area;
-            r->tmap_l2 = tr_task_map_l2[g];
+            r->tmap_l2 = trh_task_map_l2[g];
             memcpy(best, theta, (size_t)T * (dim + 1) * sizeof *best);
         }
     }
@@ -663,11 +663,11 @@ static int task_map(const prepared *p, const int8_t *q, const split *s, const ui
     uint32_t nk = known_task(tid, T, lab, nlab, keep, asg);
     float *y = sub_y(p, keep, nk, s->mte, s->nmte);
     cv.n_models = s->nmte;
-    tr_cluster_psi(y, nk, s->nmte, asg, T, r->a, psi);
+    trh_cluster_psi(y, nk, s->nmte, asg, T, r->a, psi);
     tr_learned_map map = {T, dim, best};
     for (uint32_t i = 0; i < s->nte; i++)
         tr_learned_map_predict(&map, &cv, q + (size_t)s->te[i] * dim, z, P + (size_t)i * s->nmte);
-    tr_route_curve(P, Yte, s->nte, s->nmte, cn_te, &r->c[M_TMAP], NULL);
+    trh_route_curve(P, Yte, s->nte, s->nmte, cn_te, &r->c[M_TMAP], NULL);
     r->has[M_TMAP] = 1;
     r->n_tasks = T;
     free(y), free(tid), free(x), free(cent), free(task), free(psi), free(theta), free(best);
@@ -683,7 +683,7 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
     uint64_t rs = seed * 0x2545F4914F6CDD1Dull + 1;
     /* Splits. */
     split s = {0};
-    uint32_t *perm = tr_xmalloc(n * sizeof *perm);
+    uint32_t *perm = trh_xmalloc(n * sizeof *perm);
     for (uint32_t i = 0; i < n; i++)
         perm[i] = i;
     shuffle(perm, n, &rs);
@@ -693,7 +693,7 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
     s.tr = perm;
     s.va = perm + s.ntr;
     s.te = perm + s.ntr + s.nva;
-    uint32_t *mperm = tr_xmalloc(p->n_models * sizeof *mperm);
+    uint32_t *mperm = trh_xmalloc(p->n_models * sizeof *mperm);
     for (uint32_t m = 0; m < p->n_models; m++)
         mperm[m] = m;
     shuffle(mperm, p->n_models, &rs);
@@ -706,24 +706,24 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
     const uint32_t *lab = o->fixed_pool ? s.tr : s.va, nlab = o->fixed_pool ? s.ntr : s.nva;
 
     /* Embeddings: pc fitted on the train prompts, then the device's bits. */
-    float *f = tr_xmalloc((size_t)n * dim * sizeof *f);
-    int8_t *q = tr_xmalloc((size_t)n * dim);
+    float *f = trh_xmalloc((size_t)n * dim * sizeof *f);
+    int8_t *q = trh_xmalloc((size_t)n * dim);
     tr_embedder e;
     if (!o->no_pc && !given_vectors(o)) {
-        float *x = tr_xmalloc((size_t)s.ntr * dim * sizeof *x);
+        float *x = trh_xmalloc((size_t)s.ntr * dim * sizeof *x);
         for (uint32_t i = 0; i < s.ntr; i++)
             memcpy(x + (size_t)i * dim, p->raw + (size_t)s.tr[i] * dim, dim * sizeof *x);
         float *pc = (float *)(void *)(table + tr_ld32(table + TR_E_OFF_PC));
-        int bad = tr_first_pc(x, s.ntr, dim, pc);
+        int bad = trh_first_pc(x, s.ntr, dim, pc);
         free(x);
         if (bad)
-            return tr_err("out of memory");
+            return trh_err("out of memory");
         tr_emb_set_pc(table, 1);
     } else if (table) {
         tr_emb_set_pc(table, 0);
     }
     if (!given_vectors(o) && tr_embedder_view(table, table_len, &e) != TR_OK)
-        return tr_err("internal: embedder view");
+        return trh_err("internal: embedder view");
     for (uint32_t i = 0; i < n; i++) {
         float *v = f + (size_t)i * dim;
         if (given_vectors(o)) {
@@ -738,10 +738,10 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
             memset(q + (size_t)i * dim, 0, dim);
             q[(size_t)i * dim + i % dim] = 1;
         }
-        tr_normalize(v, dim);
+        trh_normalize(v, dim);
     }
 
-    double *cn_tr = tr_xmalloc(s.nmtr * sizeof *cn_tr), *cn_te = tr_xmalloc(s.nmte * sizeof *cn_te);
+    double *cn_tr = trh_xmalloc(s.nmtr * sizeof *cn_tr), *cn_te = trh_xmalloc(s.nmte * sizeof *cn_te);
     double cmin, cmax, tmin, tmax;
     norm_costs(p, s.mtr, s.nmtr, cn_tr, &tmin, &tmax);
     norm_costs(p, s.mte, s.nmte, cn_te, &cmin, &cmax);
@@ -750,51 +750,51 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
     float *Ylab = sub_y(p, lab, nlab, s.mte, s.nmte); /* what the router knows of them */
     float *Yva_tr = sub_y(p, s.va, s.nva, s.mtr, s.nmtr);
     float *Ytr_tr = sub_y(p, s.tr, s.ntr, s.mtr, s.nmtr);
-    float *P = tr_xmalloc((size_t)(s.nte > s.nva ? s.nte : s.nva) * p->n_models * sizeof *P);
-    tr_curve cv_tmp;
+    float *P = trh_xmalloc((size_t)(s.nte > s.nva ? s.nte : s.nva) * p->n_models * sizeof *P);
+    trh_curve cv_tmp;
 
     double c_best;
     single_models_of(p, &s, Yte, cn_te, r, &c_best);
 
     /* kNN: k on validation (training models, train references). */
-    uint32_t kmax = tr_choose_k_grid[tr_choose_k_grid_len - 1];
+    uint32_t kmax = trh_choose_k_grid[trh_choose_k_grid_len - 1];
     if (kmax > s.nva || kmax > nlab)
         kmax = s.nva < nlab ? s.nva : nlab;
-    uint32_t *nb = tr_xmalloc((size_t)(s.nva > s.nte ? s.nva : s.nte) * tr_choose_k_grid[tr_choose_k_grid_len - 1] *
+    uint32_t *nb = trh_xmalloc((size_t)(s.nva > s.nte ? s.nva : s.nte) * trh_choose_k_grid[trh_choose_k_grid_len - 1] *
                               sizeof *nb);
-    knn_int8(q, s.va, s.nva, q, s.tr, s.ntr, dim, tr_choose_k_grid[tr_choose_k_grid_len - 1], nb);
+    knn_int8(q, s.va, s.nva, q, s.tr, s.ntr, dim, trh_choose_k_grid[trh_choose_k_grid_len - 1], nb);
     double best_area = -1;
-    tr_host_labels hl;
-    tr_host_labels_make(Ytr_tr, s.ntr, s.nmtr, &hl);
-    for (uint32_t g = 0; g < tr_choose_k_grid_len; g++) {
-        if (tr_choose_k_grid[g] > kmax)
+    trh_host_labels hl;
+    trh_host_labels_make(Ytr_tr, s.ntr, s.nmtr, &hl);
+    for (uint32_t g = 0; g < trh_choose_k_grid_len; g++) {
+        if (trh_choose_k_grid[g] > kmax)
             break;
-        for (uint32_t ga = 0; ga < tr_choose_a_grid_len; ga++) {
-            knn_predict(nb, s.nva, tr_choose_k_grid[tr_choose_k_grid_len - 1], tr_choose_k_grid[g], &hl, tr_choose_a_grid[ga], P);
-            tr_route_curve(P, Yva_tr, s.nva, s.nmtr, cn_tr, &cv_tmp, NULL);
+        for (uint32_t ga = 0; ga < trh_choose_a_grid_len; ga++) {
+            knn_predict(nb, s.nva, trh_choose_k_grid[trh_choose_k_grid_len - 1], trh_choose_k_grid[g], &hl, trh_choose_a_grid[ga], P);
+            trh_route_curve(P, Yva_tr, s.nva, s.nmtr, cn_tr, &cv_tmp, NULL);
             if (cv_tmp.area > best_area) {
                 best_area = cv_tmp.area;
-                r->k = tr_choose_k_grid[g];
-                r->a = tr_choose_a_grid[ga];
+                r->k = trh_choose_k_grid[g];
+                r->a = trh_choose_a_grid[ga];
             }
         }
     }
-    tr_host_labels_free(&hl);
+    trh_host_labels_free(&hl);
     /* Test: the test models through their labels. */
-    tr_host_labels_make(Ylab, nlab, s.nmte, &hl);
+    trh_host_labels_make(Ylab, nlab, s.nmte, &hl);
     knn_int8(q, s.te, s.nte, q, lab, nlab, dim, kmax, nb);
     knn_predict(nb, s.nte, kmax, r->k, &hl, r->a, P);
-    uint32_t *ch8 = tr_xmalloc((size_t)N_LAMBDA * s.nte * sizeof *ch8),
-             *ch32 = tr_xmalloc((size_t)N_LAMBDA * s.nte * sizeof *ch32);
-    tr_route_curve(P, Yte, s.nte, s.nmte, cn_te, &r->c[M_KNN], ch8);
+    uint32_t *ch8 = trh_xmalloc((size_t)N_LAMBDA * s.nte * sizeof *ch8),
+             *ch32 = trh_xmalloc((size_t)N_LAMBDA * s.nte * sizeof *ch32);
+    trh_route_curve(P, Yte, s.nte, s.nmte, cn_te, &r->c[M_KNN], ch8);
     r->has[M_KNN] = 1;
     /* Fidelity: the same with float32 embeddings and exact cosine. */
-    uint32_t *nbf = tr_xmalloc((size_t)s.nte * kmax * sizeof *nbf);
+    uint32_t *nbf = trh_xmalloc((size_t)s.nte * kmax * sizeof *nbf);
     knn_f32(f, s.te, s.nte, lab, nlab, dim, kmax, nbf);
     knn_predict(nbf, s.nte, kmax, r->k, &hl, r->a, P);
-    tr_host_labels_free(&hl);
-    tr_curve cf;
-    tr_route_curve(P, Yte, s.nte, s.nmte, cn_te, &cf, ch32);
+    trh_host_labels_free(&hl);
+    trh_curve cf;
+    trh_route_curve(P, Yte, s.nte, s.nmte, cn_te, &cf, ch32);
     r->area_f32 = cf.area;
     size_t same = 0;
     for (size_t i = 0; i < (size_t)N_LAMBDA * s.nte; i++)
@@ -811,12 +811,12 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
     {
         const uint32_t words = (dim + 63) / 64, C = nlab < 400 ? nlab : 400;
         tr_refs refs = gather_refs(q, lab, nlab, dim);
-        uint64_t *codes = tr_xcalloc((size_t)nlab * words, 8), *qc = tr_xmalloc(words * 8);
+        uint64_t *codes = trh_xcalloc((size_t)nlab * words, 8), *qc = trh_xmalloc(words * 8);
         for (uint32_t j = 0; j < nlab; j++)
             tr_knn_sign_code(refs.rows + (size_t)j * dim, dim, codes + (size_t)j * words, words);
         tr_codes cd = {words, codes};
         uint32_t ham[TR_KNN_BLOCK];
-        tr_neighbor *cand = tr_xmalloc(C * sizeof *cand), out[10];
+        tr_neighbor *cand = trh_xmalloc(C * sizeof *cand), out[10];
         double rp = 0;
         for (uint32_t i = 0; i < s.nte; i++) {
             uint32_t got = tr_knn_search_prefilter(tr_kernels_active(), &refs, &cd,
@@ -840,13 +840,13 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
      * 5 seeds on routerdc, llmrouter and the fixture, both pool modes: no
      * better than a fixed 10, -0.003 summed over the 12 Areas; this, -0.002;
      * every difference within 0.0053 of a fixed 10, well inside one sd.) */
-    uint32_t *assign = tr_xmalloc(n * sizeof *assign);
-    float *cent = tr_xmalloc((size_t)K_grid[N_CG - 1] * dim * sizeof *cent);
-    float *psi = tr_xmalloc((size_t)K_grid[N_CG - 1] * p->n_models * sizeof *psi);
-    tr_buf sec = {0}, best_sec = {0};
+    uint32_t *assign = trh_xmalloc(n * sizeof *assign);
+    float *cent = trh_xmalloc((size_t)K_grid[N_CG - 1] * dim * sizeof *cent);
+    float *psi = trh_xmalloc((size_t)K_grid[N_CG - 1] * p->n_models * sizeof *psi);
+    trh_buf sec = {0}, best_sec = {0};
     tr_clusters cv;
-    float *best_cent = tr_xmalloc((size_t)K_grid[N_CG - 1] * dim * sizeof *best_cent);
-    uint32_t *best_assign = tr_xmalloc(n * sizeof *best_assign);
+    float *best_cent = trh_xmalloc((size_t)K_grid[N_CG - 1] * dim * sizeof *best_cent);
+    uint32_t *best_assign = trh_xmalloc(n * sizeof *best_assign);
     best_area = -1;
     for (uint32_t g = 0; g < N_CG; g++) {
         uint32_t K = K_grid[g];
@@ -856,40 +856,40 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
             return 1;
         psi_of(p, s.tr, s.ntr, s.mtr, s.nmtr, assign, K, r->a, psi);
         cluster_predict(&cv, psi, s.nmtr, assign, s.va, s.nva, P);
-        tr_route_curve(P, Yva_tr, s.nva, s.nmtr, cn_tr, &cv_tmp, NULL);
+        trh_route_curve(P, Yva_tr, s.nva, s.nmtr, cn_tr, &cv_tmp, NULL);
         if (cv_tmp.area > best_area) {
             best_area = cv_tmp.area;
             r->K = K;
             best_sec.len = 0;
-            tr_buf_put(&best_sec, sec.data, sec.len);
+            trh_buf_put(&best_sec, sec.data, sec.len);
             memcpy(best_cent, cent, (size_t)K * dim * sizeof *cent);
             memcpy(best_assign, assign, n * sizeof *assign);
         }
     }
     r->aK = r->a; /* recorded per method in the JSON */
     if (tr_clusters_view(best_sec.data, best_sec.len, dim, 1, &cv) != TR_OK)
-        return tr_err("internal: clusters view");
+        return trh_err("internal: clusters view");
     memcpy(cent, best_cent, (size_t)r->K * dim * sizeof *cent);
     memcpy(assign, best_assign, n * sizeof *assign);
     free(best_cent);
     free(best_assign);
     psi_of(p, lab, nlab, s.mte, s.nmte, assign, r->K, r->aK, psi);
     cluster_predict(&cv, psi, s.nmte, assign, s.te, s.nte, P);
-    tr_route_curve(P, Yte, s.nte, s.nmte, cn_te, &r->c[M_KMEANS], NULL);
+    trh_route_curve(P, Yte, s.nte, s.nmte, cn_te, &r->c[M_KMEANS], NULL);
     r->has[M_KMEANS] = 1;
 
     /* Learned cluster map at that K: trained on the train prompts with the
      * training models; the test models enter through their Psi. */
     if (!o->no_lmap) {
-        float *psi_tr = tr_xmalloc((size_t)r->K * s.nmtr * sizeof *psi_tr);
+        float *psi_tr = trh_xmalloc((size_t)r->K * s.nmtr * sizeof *psi_tr);
         psi_of(p, s.tr, s.ntr, s.mtr, s.nmtr, assign, r->K, r->aK, psi_tr);
         float *phi = unit_rows(q, s.tr, s.ntr, dim),
-              *err = tr_xmalloc((size_t)s.ntr * s.nmtr * sizeof *err);
+              *err = trh_xmalloc((size_t)s.ntr * s.nmtr * sizeof *err);
         for (size_t j = 0; j < (size_t)s.ntr * s.nmtr; j++)
             err[j] = 1.0f - Ytr_tr[j];
-        float *theta = tr_xmalloc((size_t)r->K * (dim + 1) * sizeof *theta);
+        float *theta = trh_xmalloc((size_t)r->K * (dim + 1) * sizeof *theta);
         double before;
-        double loss = tr_learned_map_fit(phi, s.ntr, dim, err, s.nmtr, psi_tr, cent, r->K, 100,
+        double loss = trh_learned_map_fit(phi, s.ntr, dim, err, s.nmtr, psi_tr, cent, r->K, 100,
                                          theta, &before);
         if (loss >= 0) {
             tr_learned_map map = {r->K, dim, theta};
@@ -900,7 +900,7 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
             for (uint32_t i = 0; i < s.nte; i++)
                 tr_learned_map_predict(&map, &c2, q + (size_t)s.te[i] * dim, z,
                                        P + (size_t)i * s.nmte);
-            tr_route_curve(P, Yte, s.nte, s.nmte, cn_te, &r->c[M_LMAP], NULL);
+            trh_route_curve(P, Yte, s.nte, s.nmte, cn_te, &r->c[M_LMAP], NULL);
             r->has[M_LMAP] = 1;
         }
         free(psi_tr), free(phi), free(err), free(theta);
@@ -913,12 +913,12 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
     pareto_random_curve(&s, Yva_te, Yte, cn_te, &r->c[M_PARETO]);
     r->has[M_PARETO] = 1;
     /* Oracle: the truth as the prediction. */
-    tr_route_curve(Yte, Yte, s.nte, s.nmte, cn_te, &r->c[M_ORACLE], NULL);
+    trh_route_curve(Yte, Yte, s.nte, s.nmte, cn_te, &r->c[M_ORACLE], NULL);
     r->has[M_ORACLE] = 1;
     operating_points(r, cmin, cmax, c_best);
 
-    tr_buf_free(&sec);
-    tr_buf_free(&best_sec);
+    trh_buf_free(&sec);
+    trh_buf_free(&best_sec);
     free(assign), free(cent), free(psi), free(nb), free(P);
     free(Yte), free(Yva_te), free(Ylab), free(Yva_tr), free(Ytr_tr);
     free(f), free(q), free(perm), free(mperm), free(cn_tr), free(cn_te);
@@ -958,19 +958,19 @@ static int eval_tasks(const prepared *p, uint8_t *table, size_t table_len, const
 {
     const uint32_t n = p->n, dim = p->dim, nm = p->n_models;
     /* Embeddings: pc fitted on every prompt (unlabelled, so no leak). */
-    int8_t *q = tr_xmalloc((size_t)n * dim);
+    int8_t *q = trh_xmalloc((size_t)n * dim);
     tr_embedder e;
     if (!o->no_pc && !given_vectors(o)) {
         float *pc = (float *)(void *)(table + tr_ld32(table + TR_E_OFF_PC));
-        if (tr_first_pc(p->raw, n, dim, pc))
-            return tr_err("out of memory");
+        if (trh_first_pc(p->raw, n, dim, pc))
+            return trh_err("out of memory");
         tr_emb_set_pc(table, 1);
     } else if (table) {
         tr_emb_set_pc(table, 0);
     }
     if (!given_vectors(o))
         tr_embedder_view(table, table_len, &e);
-    float *acc = tr_xmalloc(dim * sizeof *acc);
+    float *acc = trh_xmalloc(dim * sizeof *acc);
     for (uint32_t i = 0; i < n; i++) {
         uint32_t known;
         const char *t = p->ds.prompts[p->prompt[i]].text;
@@ -985,36 +985,36 @@ static int eval_tasks(const prepared *p, uint8_t *table, size_t table_len, const
     }
     free(acc);
     /* Task ids. */
-    tr_strmap names = {0};
-    uint32_t *task = tr_xmalloc(n * sizeof *task), nt = 0;
-    const char **tname = tr_xmalloc(n * sizeof *tname);
+    trh_strmap names = {0};
+    uint32_t *task = trh_xmalloc(n * sizeof *task), nt = 0;
+    const char **tname = trh_xmalloc(n * sizeof *tname);
     for (uint32_t i = 0; i < n; i++) {
         const char *t = p->ds.prompts[p->prompt[i]].task;
         size_t v;
-        if (tr_strmap_add(&names, t, nt, &v) == 0) {
+        if (trh_strmap_add(&names, t, nt, &v) == 0) {
             tname[nt] = t;
             task[i] = nt++;
         } else {
             task[i] = (uint32_t)v;
         }
     }
-    tr_strmap_free(&names);
-    uint32_t *count = tr_xcalloc(nt, sizeof *count);
+    trh_strmap_free(&names);
+    uint32_t *count = trh_xcalloc(nt, sizeof *count);
     for (uint32_t i = 0; i < n; i++)
         count[task[i]]++;
-    double *cost = tr_xmalloc(nm * sizeof *cost), *prior = tr_xmalloc(nm * sizeof *prior),
-           *truth = tr_xmalloc(nm * sizeof *truth);
+    double *cost = trh_xmalloc(nm * sizeof *cost), *prior = trh_xmalloc(nm * sizeof *prior),
+           *truth = trh_xmalloc(nm * sizeof *truth);
     for (uint32_t m = 0; m < nm; m++)
         cost[m] = p->ds.models[p->model_col[m]].cost;
-    task_row *rows = tr_xcalloc(nt, sizeof *rows);
+    task_row *rows = trh_xcalloc(nt, sizeof *rows);
     uint32_t nr_out = 0;
-    uint32_t *ri = tr_xmalloc(n * sizeof *ri); /* the references' prompts */
-    float *ys = tr_xmalloc((size_t)n * nm * sizeof *ys);
-    uint32_t *rtask = tr_xmalloc(n * sizeof *rtask), *remap = tr_xmalloc(nt * sizeof *remap);
-    float *u = tr_xmalloc(nt * sizeof *u), *tacc = tr_xmalloc((size_t)nt * nm * sizeof *tacc);
-    float *g = tr_xmalloc(nm * sizeof *g), *sg = tr_xcalloc(nm, sizeof *sg),
-          *sa = tr_xcalloc(nm, sizeof *sa), *sv = tr_xcalloc(nm, sizeof *sv),
-          *v = tr_xmalloc(nm * sizeof *v), *pp = tr_xmalloc(nm * sizeof *pp);
+    uint32_t *ri = trh_xmalloc(n * sizeof *ri); /* the references' prompts */
+    float *ys = trh_xmalloc((size_t)n * nm * sizeof *ys);
+    uint32_t *rtask = trh_xmalloc(n * sizeof *rtask), *remap = trh_xmalloc(nt * sizeof *remap);
+    float *u = trh_xmalloc(nt * sizeof *u), *tacc = trh_xmalloc((size_t)nt * nm * sizeof *tacc);
+    float *g = trh_xmalloc(nm * sizeof *g), *sg = trh_xcalloc(nm, sizeof *sg),
+          *sa = trh_xcalloc(nm, sizeof *sa), *sv = trh_xcalloc(nm, sizeof *sv),
+          *v = trh_xmalloc(nm * sizeof *v), *pp = trh_xmalloc(nm * sizeof *pp);
     tr_neighbor nb[TASK_K];
     int32_t dots[TR_KNN_BLOCK];
     uint32_t n_big = 0;
@@ -1044,9 +1044,9 @@ static int eval_tasks(const prepared *p, uint8_t *table, size_t table_len, const
             rtask[nref++] = remap[task[i]];
         }
         tr_refs refs = gather_refs(q, ri, nref, dim);
-        if (tr_task_fit(tr_kernels_active(), &refs, rtask, ntask, ys, nm, TASK_K, TASK_K_DIST, 0, u,
+        if (trh_task_fit(tr_kernels_active(), &refs, rtask, ntask, ys, nm, TASK_K, TASK_K_DIST, 0, u,
                         tacc) != 0)
-            return tr_err("out of memory");
+            return trh_err("out of memory");
         tr_task_table tab = {ntask, nm, TASK_K_DIST, 0.09f, 0.6f, u, tacc};
         memset(sg, 0, nm * sizeof *sg);
         memset(sa, 0, nm * sizeof *sa);
@@ -1178,7 +1178,7 @@ static cJSON *stat_json(const double *x, int n, int with_finite)
 static int file_sha256(const char *path, char hex[65])
 {
     size_t len;
-    uint8_t *b = tr_read_file(path, &len), h[32];
+    uint8_t *b = trh_read_file(path, &len), h[32];
     if (!b)
         return 1;
     mbedtls_sha256_ret(b, len, h, 0);
@@ -1201,7 +1201,7 @@ static void add_num_or_null(cJSON *o, const char *key, double x)
  * accuracy, CPT at each share and APGR, as mean/std (tools/EVAL_JSON.md). */
 static void points_json(cJSON *mo, const seed_result *sr, int ns, int m)
 {
-    double *x = tr_xmalloc((size_t)ns * sizeof *x);
+    double *x = trh_xmalloc((size_t)ns * sizeof *x);
     for (int i = 0; i < ns; i++)
         x[i] = sr[i].best_single_q;
     cJSON_AddItemToObject(mo, "best_single_accuracy", stat_json(x, ns, 0));
@@ -1277,7 +1277,7 @@ static cJSON *single_models_json(const prepared *p, const seed_result *sr, int n
             }
         if (!k)
             continue;
-        const tr_ds_model *dm = &p->ds.models[p->model_col[m]];
+        const trh_ds_model *dm = &p->ds.models[p->model_col[m]];
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", dm->name);
         cJSON_AddNumberToObject(o, "cost", dm->cost);
@@ -1306,9 +1306,9 @@ static cJSON *dataset_json(const prepared *p, const eval_opts *o, seed_result *s
     cJSON *e = cJSON_AddObjectToObject(d, "embedder");
     char *ename;
     if (o->embeddings)
-        ename = tr_xprintf("given vectors: %s", o->embeddings);
+        ename = trh_xprintf("given vectors: %s", o->embeddings);
     else
-        ename = tr_xprintf("%s%s%s", o->random_emb ? "random (floor)" : o->embedder,
+        ename = trh_xprintf("%s%s%s", o->random_emb ? "random (floor)" : o->embedder,
                  o->hashed ? " hashed n-grams" : o->uniform ? " mean" : " SIF", o->no_pc || o->random_emb ? "" : " -pc");
     cJSON_AddStringToObject(e, "name", ename);
     free(ename);
@@ -1473,7 +1473,7 @@ static const char usage[] =
     "as they are (no component removed) in place of --embedder.\n"
     "(With --pack, eval measures a built pack instead: see eval --pack --help.)\n";
 
-int tr_eval_protocol(int argc, char **argv)
+int trh_eval_protocol(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'}, {"embedder", required_argument, 0, 'e'},
@@ -1496,8 +1496,8 @@ int tr_eval_protocol(int argc, char **argv)
             break;
         case 'e': o.embedder = optarg; break;
         case 's':
-            if (tr_parse_u64(optarg, &u) || u < 1 || u > 64)
-                return tr_err("--seeds must be in 1..64, not '%s'", optarg), 2;
+            if (trh_parse_u64(optarg, &u) || u < 1 || u > 64)
+                return trh_err("--seeds must be in 1..64, not '%s'", optarg), 2;
             o.n_seeds = (int)u;
             break;
         case 'j': o.json = optarg; break;
@@ -1511,55 +1511,55 @@ int tr_eval_protocol(int argc, char **argv)
         case 'F': o.fixed_pool = 1; break;
         case 'T': o.tasks = 1; break;
         case 'C':
-            if (tr_parse_f64(optarg, &o.max_cost) || !(o.max_cost > 0))
-                return tr_err("--max-cost must be a number > 0, not '%s'", optarg), 2;
+            if (trh_parse_f64(optarg, &o.max_cost) || !(o.max_cost > 0))
+                return trh_err("--max-cost must be a number > 0, not '%s'", optarg), 2;
             break;
         case 'h': fputs(usage, stdout); return 0;
-        default: return tr_bad_option(argv);
+        default: return trh_bad_option(argv);
         }
     }
     if (!o.embedder && !o.embeddings)
-        o.embedder = tr_default_embedder(); /* the installed table, if any */
+        o.embedder = trh_default_embedder(); /* the installed table, if any */
     if (!o.n_data || !(o.embedder || o.embeddings) || optind != argc) {
-        tr_err("eval needs --data and --embedder (unless the CLI is installed with its default "
+        trh_err("eval needs --data and --embedder (unless the CLI is installed with its default "
                "table) or --embeddings (or --pack, see eval --pack --help)");
         fputs(usage, stderr);
         return 2;
     }
     if (o.embeddings && (o.embedder || o.no_pc || o.uniform || o.random_emb))
-        return tr_err("--embeddings replaces the embedder: drop --embedder, --no-pc, --mean "
+        return trh_err("--embeddings replaces the embedder: drop --embedder, --no-pc, --mean "
                       "and --random-embedding"), 2;
     if (o.embeddings && (strchr(o.embeddings, '/') || !strcmp(o.embeddings, "..")))
-        return tr_err("--embeddings names a file inside each --data directory, not a path"), 2;
+        return trh_err("--embeddings names a file inside each --data directory, not a path"), 2;
     const char *outs[2] = {o.json, o.report};
     /* --force never overwrites an input (issue #18): not the table, not a
      * file of any --data directory (nor its --embeddings file). */
     for (int i = 0; i < 2; i++)
-        if (outs[i] && tr_out_not_input_ds(i ? "--report" : "--json", outs[i], &o.embedder, 1,
+        if (outs[i] && trh_out_not_input_ds(i ? "--report" : "--json", outs[i], &o.embedder, 1,
                                            o.data, (size_t)o.n_data, o.embeddings))
             return 2;
     for (int i = 0; i < 2; i++)
         if (outs[i] && !o.force && access(outs[i], F_OK) == 0)
-            return tr_err("%s exists; not overwriting it (use --force)", outs[i]), 2;
+            return trh_err("%s exists; not overwriting it (use --force)", outs[i]), 2;
     size_t table_len = 0;
     uint8_t *table = NULL;
     char emb_sha[65] = "";
-    if (o.embedder && !(table = tr_read_file(o.embedder, &table_len)))
+    if (o.embedder && !(table = trh_read_file(o.embedder, &table_len)))
         return 1;
     tr_embedder e;
     if (table && tr_embedder_view(table, table_len, &e) != TR_OK) {
         free(table);
-        return tr_err("%s: not a valid embedder table", o.embedder);
+        return trh_err("%s: not a valid embedder table", o.embedder);
     }
     if (table && (e.flags & TR_EMB_HAS_PC)) {
         free(table);
-        return tr_err("%s: the table already removes a component; give the plain table",
+        return trh_err("%s: the table already removes a component; give the plain table",
                       o.embedder);
     }
     o.hashed = table && (e.flags & TR_EMB_HASHED);
     if (o.uniform && o.hashed) {
         free(table);
-        return tr_err("--mean weighs words equally: a hashed table has no words"), 2;
+        return trh_err("--mean weighs words equally: a hashed table has no words"), 2;
     }
     if (o.uniform) /* plain mean of the word vectors */
         for (uint32_t w = 0; w < e.n_words; w++)
@@ -1567,13 +1567,13 @@ int tr_eval_protocol(int argc, char **argv)
     if (table)
         file_sha256(o.embedder, emb_sha);
     /* The command as given, whole: no cap on its length. */
-    tr_buf cmdline = {0};
-    tr_buf_put(&cmdline, "tinyroute", 9);
+    trh_buf cmdline = {0};
+    trh_buf_put(&cmdline, "tinyroute", 9);
     for (int i = 0; i < argc; i++) {
-        tr_buf_put(&cmdline, " ", 1);
-        tr_buf_put(&cmdline, argv[i], strlen(argv[i]));
+        trh_buf_put(&cmdline, " ", 1);
+        trh_buf_put(&cmdline, argv[i], strlen(argv[i]));
     }
-    tr_buf_put(&cmdline, "", 1);
+    trh_buf_put(&cmdline, "", 1);
     cJSON *doc = cJSON_CreateObject();
     cJSON_AddStringToObject(doc, "tinyroute_version", TR_VERSION_STRING);
     cJSON_AddStringToObject(doc, "kernel", tr_kernel_name());
@@ -1582,7 +1582,7 @@ int tr_eval_protocol(int argc, char **argv)
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     cJSON_AddStringToObject(doc, "created", when);
     cJSON_AddStringToObject(doc, "command", (const char *)cmdline.data);
-    tr_buf_free(&cmdline);
+    trh_buf_free(&cmdline);
     cJSON_AddStringToObject(
         doc, "protocol",
         "Jitkrittum et al. 2025: prompts 60/10/30 train/validation/test, models split in half; "
@@ -1602,7 +1602,7 @@ int tr_eval_protocol(int argc, char **argv)
             prepared_free(&p);
             break;
         }
-        seed_result *sr = tr_xcalloc((size_t)o.n_seeds, sizeof *sr);
+        seed_result *sr = trh_xcalloc((size_t)o.n_seeds, sizeof *sr);
         for (int si = 0; si < o.n_seeds && r == 0; si++) {
             fprintf(stderr, "\reval: %s: seed %d/%d", p.name, si + 1, o.n_seeds);
             r = run_seed(&p, table, table_len, &o, (uint64_t)si + 1, &sr[si]);
@@ -1682,18 +1682,18 @@ int tr_eval_protocol(int argc, char **argv)
     }
     if (r == 0 && o.json) {
         char *t = cJSON_Print(doc);
-        r = tr_write_file_atomic(o.json, t, strlen(t));
+        r = trh_write_file_atomic(o.json, t, strlen(t));
         free(t);
     }
     if (r == 0 && o.report) {
         char *html = NULL;
         size_t html_len = 0;
         FILE *mem = open_memstream(&html, &html_len);
-        r = !mem || tr_report_html(doc, mem);
+        r = !mem || trh_report_html(doc, mem);
         if (mem)
             r |= fclose(mem) != 0;
         if (r == 0)
-            r = tr_write_file_atomic(o.report, html, html_len);
+            r = trh_write_file_atomic(o.report, html, html_len);
         free(html);
     }
     cJSON_Delete(doc);

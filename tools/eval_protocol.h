@@ -1,8 +1,8 @@
 /* tinyroute eval without --pack: the evaluation protocol of Jitkrittum et
  * al. 2025 on datasets (tools/eval_protocol.c). */
-#ifndef TR_TOOLS_EVAL_PROTOCOL_H
-#define TR_TOOLS_EVAL_PROTOCOL_H
+#ifndef TRH_TOOLS_EVAL_PROTOCOL_H
+#define TRH_TOOLS_EVAL_PROTOCOL_H
 
-int tr_eval_protocol(int argc, char **argv);
+int trh_eval_protocol(int argc, char **argv);
 
 #endif

@@ -15,10 +15,10 @@ int trh_abi_version(void) { return TRH_ABI_VERSION; }
 
 void *trh_keys_load(const char *path, int allow_v1, char *err, size_t cap)
 {
-    tr_devkeys *dk = tr_xcalloc(1, sizeof *dk);
-    tr_err_capture(err, cap);
-    int bad = !path ? tr_err("no key file") : tr_devkeys_load(path, dk);
-    tr_err_capture(NULL, 0);
+    trh_devkeys *dk = trh_xcalloc(1, sizeof *dk);
+    trh_err_capture(err, cap);
+    int bad = !path ? trh_err("no key file") : trh_devkeys_load(path, dk);
+    trh_err_capture(NULL, 0);
     if (bad) {
         free(dk);
         return NULL;
@@ -30,7 +30,7 @@ void *trh_keys_load(const char *path, int allow_v1, char *err, size_t cap)
 void trh_keys_free(void *keys)
 {
     if (keys) {
-        tr_devkeys_free(keys);
+        trh_devkeys_free(keys);
         free(keys);
     }
 }
@@ -40,10 +40,10 @@ int trh_keys_take(void *keys, const char *path, uint32_t version, uint64_t devic
 {
     if (!keys || !path || !skip)
         return 1;
-    tr_logfile lf = {.version = version, .device_id = device_id, .recorded = recorded, .n = n};
-    tr_err_capture(err, cap);
-    int bad = tr_devkeys_take(keys, &lf, path, skip);
-    tr_err_capture(NULL, 0);
+    trh_logfile lf = {.version = version, .device_id = device_id, .recorded = recorded, .n = n};
+    trh_err_capture(err, cap);
+    int bad = trh_devkeys_take(keys, &lf, path, skip);
+    trh_err_capture(NULL, 0);
     return bad;
 }
 
@@ -51,14 +51,14 @@ void *trh_log_open(const char *path, const void *keys, trh_log_info *info, char 
 {
     if (!path || !info)
         return NULL;
-    tr_logfile *lf = tr_xcalloc(1, sizeof *lf);
-    tr_err_capture(err, cap);
-    int bad = tr_logfile_read(path, lf);
-    if (!bad && keys && tr_logfile_auth(lf, path, keys)) {
-        tr_logfile_free(lf);
+    trh_logfile *lf = trh_xcalloc(1, sizeof *lf);
+    trh_err_capture(err, cap);
+    int bad = trh_logfile_read(path, lf);
+    if (!bad && keys && trh_logfile_auth(lf, path, keys)) {
+        trh_logfile_free(lf);
         bad = 1;
     }
-    tr_err_capture(NULL, 0);
+    trh_err_capture(NULL, 0);
     if (bad) {
         free(lf);
         return NULL;
@@ -72,12 +72,12 @@ int trh_log_records(const void *log, uint32_t from, uint32_t count, uint64_t *id
                     uint64_t *model_hash, uint64_t *prompt_hash, uint64_t *text_key,
                     uint32_t *flags, float *outcome, float *cost)
 {
-    const tr_logfile *lf = log;
+    const trh_logfile *lf = log;
     if (!lf || from > lf->n || count > lf->n - from)
         return 1;
     for (uint32_t k = 0; k < count; k++) {
-        tr_logrec r;
-        tr_logfile_rec(lf, from + k, &r);
+        trh_logrec r;
+        trh_logfile_rec(lf, from + k, &r);
         if (id)
             id[k] = r.id;
         if (model_hash)
@@ -98,11 +98,11 @@ int trh_log_records(const void *log, uint32_t from, uint32_t count, uint64_t *id
 
 int trh_log_text(const void *log, uint32_t i, char *buf, size_t cap)
 {
-    const tr_logfile *lf = log;
+    const trh_logfile *lf = log;
     if (!lf || i >= lf->n)
         return -1;
-    tr_logrec r;
-    tr_logfile_rec(lf, i, &r);
+    trh_logrec r;
+    trh_logfile_rec(lf, i, &r);
     if (!r.text)
         return -1;
     if (buf && cap)
@@ -112,12 +112,12 @@ int trh_log_text(const void *log, uint32_t i, char *buf, size_t cap)
 
 int trh_log_embeddings(const void *log, uint32_t from, uint32_t count, int8_t *out)
 {
-    const tr_logfile *lf = log;
+    const trh_logfile *lf = log;
     if (!lf || !out || !(lf->flags & TR_LOG_EMBEDDING) || from > lf->n || count > lf->n - from)
         return 1;
     for (uint32_t k = 0; k < count; k++) {
-        tr_logrec r;
-        tr_logfile_rec(lf, from + k, &r);
+        trh_logrec r;
+        trh_logfile_rec(lf, from + k, &r);
         if (r.emb)
             memcpy(out + (size_t)k * lf->dim, r.emb, lf->dim);
         else
@@ -129,37 +129,37 @@ int trh_log_embeddings(const void *log, uint32_t from, uint32_t count, int8_t *o
 void trh_log_close(void *log)
 {
     if (log) {
-        tr_logfile_free(log);
+        trh_logfile_free(log);
         free(log);
     }
 }
 
 uint64_t trh_fnv1a64(const void *p, size_t n) { return tr_fnv1a64(p, n); }
 
-/* A verified pack: the CLI's tr_packfile plus what the open needed. */
+/* A verified pack: the CLI's trh_packfile plus what the open needed. */
 typedef struct trh_pack {
-    tr_packfile pf;
+    trh_packfile pf;
     tr_pubkey *keys;
 } trh_pack;
 
 void *trh_pack_open(const char *pack, const char *delta, const char *const *pubkey_paths,
                     size_t n_keys, char *err, size_t cap)
 {
-    trh_pack *p = tr_xcalloc(1, sizeof *p);
-    tr_err_capture(err, cap);
+    trh_pack *p = trh_xcalloc(1, sizeof *p);
+    trh_err_capture(err, cap);
     int bad = 0;
     if (!pack || !pubkey_paths || n_keys == 0)
-        bad = tr_err("a pack and at least one public key are needed");
+        bad = trh_err("a pack and at least one public key are needed");
     if (!bad)
-        p->keys = tr_xcalloc(n_keys, sizeof *p->keys);
+        p->keys = trh_xcalloc(n_keys, sizeof *p->keys);
     for (size_t i = 0; !bad && i < n_keys; i++)
-        bad = !pubkey_paths[i] ? tr_err("public key %zu: no path", i)
-                               : tr_key_load_public(pubkey_paths[i], &p->keys[i]);
+        bad = !pubkey_paths[i] ? trh_err("public key %zu: no path", i)
+                               : trh_key_load_public(pubkey_paths[i], &p->keys[i]);
     if (!bad) {
         const tr_trust trust = {.keys = p->keys, .n_keys = n_keys};
-        bad = tr_packfile_open(pack, delta, &trust, &p->pf) != 0;
+        bad = trh_packfile_open(pack, delta, &trust, &p->pf) != 0;
     }
-    tr_err_capture(NULL, 0);
+    trh_err_capture(NULL, 0);
     if (bad) {
         free(p->keys);
         free(p);
@@ -172,7 +172,7 @@ void trh_pack_close(void *pack)
 {
     trh_pack *p = pack;
     if (p) {
-        tr_packfile_close(&p->pf);
+        trh_packfile_close(&p->pf);
         free(p->keys);
         free(p);
     }
@@ -214,9 +214,9 @@ int trh_pack_model(const void *pack, uint32_t m, char *name, size_t cap, float *
 /* The failing prompt's message, in the library's words. */
 static size_t batch_fail(size_t i, tr_status st, char *err, size_t cap)
 {
-    tr_err_capture(err, cap);
-    tr_err("prompt %zu: %s: %s", i, tr_status_name(st), tr_strerror(st));
-    tr_err_capture(NULL, 0);
+    trh_err_capture(err, cap);
+    trh_err("prompt %zu: %s: %s", i, tr_status_name(st), tr_strerror(st));
+    trh_err_capture(NULL, 0);
     return i;
 }
 
@@ -228,12 +228,12 @@ size_t trh_route_batch(void *pack, const char *const *texts, const size_t *lens,
     if (!p || (n && (!texts || !lens || !model)))
         return batch_fail(0, TR_E_ARG, err, cap);
     /* route's options: --lambda L (0: no cost weight), --k, --method */
-    tr_route_opts ro = {.lambda = lambda < 0 ? TR_LAMBDA_DEFAULT : tr_opts_lambda(lambda), .k = k,
+    tr_route_opts ro = {.lambda = lambda < 0 ? TR_LAMBDA_DEFAULT : trh_opts_lambda(lambda), .k = k,
                         .method = method == 1   ? TR_METHOD_CLUSTER
                                   : method == 2 ? TR_METHOD_LEARNED_MAP
                                                 : TR_METHOD_KNN};
     const uint32_t m = p->pf.info.n_models;
-    float *scratch = pred ? NULL : tr_xmalloc((m ? m : 1) * sizeof *scratch);
+    float *scratch = pred ? NULL : trh_xmalloc((m ? m : 1) * sizeof *scratch);
     size_t i = 0;
     for (; i < n; i++) {
         tr_result res;

@@ -4,8 +4,8 @@
  * arrays are the caller's, errors are copied into the caller's buffer
  * (err, cap) and name the file. No function prints. Thread-compatible:
  * one handle at a time per thread (a keys handle's take is serial). */
-#ifndef TR_TOOLS_HOSTLIB_H
-#define TR_TOOLS_HOSTLIB_H
+#ifndef TRH_TOOLS_HOSTLIB_H
+#define TRH_TOOLS_HOSTLIB_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -33,13 +33,13 @@ int trh_abi_version(void);
  * error (message in err). */
 void *trh_keys_load(const char *path, int allow_v1, char *err, size_t cap);
 void trh_keys_free(void *keys);
-/* The batch's replay rule (tools/logfile.h tr_devkeys_take) from a log's
+/* The batch's replay rule (tools/logfile.h trh_devkeys_take) from a log's
  * header fields, so the logs themselves can be read elsewhere (a worker).
  * 0 accepted, *skip its first records already taken; 1 refused. */
 int trh_keys_take(void *keys, const char *path, uint32_t version, uint64_t device_id,
                   uint64_t recorded, uint32_t n, uint32_t *skip, char *err, size_t cap);
-/* Read and check a log (tr_logfile_read); with keys, authenticate it
- * (tr_logfile_auth: device known, not revoked, MAC). NULL on refusal. */
+/* Read and check a log (trh_logfile_read); with keys, authenticate it
+ * (trh_logfile_auth: device known, not revoked, MAC). NULL on refusal. */
 void *trh_log_open(const char *path, const void *keys, trh_log_info *info, char *err,
                    size_t cap);
 /* Records from..from+count-1 into the caller's arrays (any may be NULL):

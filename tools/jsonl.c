@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int tr_jsonl_open(tr_jsonl *j, const char *path)
+int trh_jsonl_open(trh_jsonl *j, const char *path)
 {
     memset(j, 0, sizeof *j);
     j->path = path;
@@ -16,20 +16,20 @@ int tr_jsonl_open(tr_jsonl *j, const char *path)
         return 0;
     }
     if (!(j->f = fopen(path, "rb")))
-        return tr_err("%s: cannot open: %s", path, strerror(errno));
+        return trh_err("%s: cannot open: %s", path, strerror(errno));
     return 0;
 }
 
-int tr_jsonl_next(tr_jsonl *j)
+int trh_jsonl_next(trh_jsonl *j)
 {
     cJSON_Delete(j->obj);
     j->obj = NULL;
     long long got;
-    while ((got = tr_getline_max(&j->line, &j->cap, j->f, TR_LINE_MAX)) != -1) {
+    while ((got = trh_getline_max(&j->line, &j->cap, j->f, TRH_LINE_MAX)) != -1) {
         j->ln++;
         if (got == -2)
-            return -tr_err_at(j->path, j->ln, "line longer than %zu bytes (TR_LINE_MAX, "
-                              "tools/DATASET.md); not reading the rest of it", TR_LINE_MAX);
+            return -trh_err_at(j->path, j->ln, "line longer than %zu bytes (TRH_LINE_MAX, "
+                              "tools/DATASET.md); not reading the rest of it", TRH_LINE_MAX);
         char *s = j->line;
         size_t len = (size_t)got;
         if (j->ln == 1 && len >= 3 && !memcmp(s, "\xEF\xBB\xBF", 3))
@@ -37,9 +37,9 @@ int tr_jsonl_next(tr_jsonl *j)
         if (strspn(s, " \t\r\n") == len)
             continue;
         if (memchr(s, 0, len))
-            return -tr_err_at(j->path, j->ln, "NUL byte");
-        if (tr_json_nul_escape(s, len))
-            return -tr_err_at(j->path, j->ln, "a \\u0000 (NUL) escape: the text would be cut "
+            return -trh_err_at(j->path, j->ln, "NUL byte");
+        if (trh_json_nul_escape(s, len))
+            return -trh_err_at(j->path, j->ln, "a \\u0000 (NUL) escape: the text would be cut "
                               "there; remove it");
         j->obj = cJSON_ParseWithLengthOpts(s, len + 1, NULL, 1);
         if (cJSON_IsObject(j->obj))
@@ -47,12 +47,12 @@ int tr_jsonl_next(tr_jsonl *j)
         int parsed = j->obj != NULL;
         cJSON_Delete(j->obj);
         j->obj = NULL;
-        return -tr_err_at(j->path, j->ln, parsed ? "expected a JSON object" : "malformed JSON");
+        return -trh_err_at(j->path, j->ln, parsed ? "expected a JSON object" : "malformed JSON");
     }
-    return ferror(j->f) ? -tr_err("%s: read error", j->path) : 0;
+    return ferror(j->f) ? -trh_err("%s: read error", j->path) : 0;
 }
 
-void tr_jsonl_close(tr_jsonl *j)
+void trh_jsonl_close(trh_jsonl *j)
 {
     cJSON_Delete(j->obj);
     if (j->f && j->f != stdin)

@@ -28,20 +28,20 @@ static int mbed_err(const char *what, const char *path, int rc)
 {
     char buf[160];
     mbedtls_strerror(rc, buf, sizeof buf);
-    return tr_err("%s %s: %s", what, path, buf);
+    return trh_err("%s %s: %s", what, path, buf);
 }
 
 static int point_of(const mbedtls_pk_context *pk, const char *path, tr_pubkey *out)
 {
     if (mbedtls_pk_get_type(pk) != MBEDTLS_PK_ECKEY ||
         mbedtls_pk_ec(*pk)->grp.id != MBEDTLS_ECP_DP_SECP256R1)
-        return tr_err("%s: not an ECDSA P-256 (prime256v1) key", path);
+        return trh_err("%s: not an ECDSA P-256 (prime256v1) key", path);
     const mbedtls_ecp_keypair *kp = mbedtls_pk_ec(*pk);
     size_t olen;
     if (mbedtls_ecp_point_write_binary(&kp->grp, &kp->Q, MBEDTLS_ECP_PF_UNCOMPRESSED,
                                        &olen, out->point, sizeof out->point) != 0 ||
         olen != 65)
-        return tr_err("%s: cannot encode the public point", path);
+        return trh_err("%s: cannot encode the public point", path);
     return 0;
 }
 
@@ -51,15 +51,15 @@ static int key_file_ok(const char *path, const char *what)
 {
     struct stat sb;
     if (stat(path, &sb) != 0)
-        return tr_err("cannot read %s %s: %s", what, path, strerror(errno));
+        return trh_err("cannot read %s %s: %s", what, path, strerror(errno));
     if (S_ISDIR(sb.st_mode))
-        return tr_err("cannot read %s %s: is a directory", what, path);
+        return trh_err("cannot read %s %s: is a directory", what, path);
     if (!S_ISREG(sb.st_mode))
-        return tr_err("cannot read %s %s: not a regular file", what, path);
+        return trh_err("cannot read %s %s: not a regular file", what, path);
     return 0;
 }
 
-int tr_key_load_public(const char *path, tr_pubkey *out)
+int trh_key_load_public(const char *path, tr_pubkey *out)
 {
     if (key_file_ok(path, "public key"))
         return 1;
@@ -80,34 +80,34 @@ int tr_key_load_public(const char *path, tr_pubkey *out)
     return r;
 }
 
-void tr_key_id(const tr_pubkey *key, uint8_t id[32])
+void trh_key_id(const tr_pubkey *key, uint8_t id[32])
 {
     mbedtls_sha256_ret(key->point, sizeof key->point, id, 0);
 }
 
-int tr_keys_add(const char *path, tr_pubkey **keys, size_t *n)
+int trh_keys_add(const char *path, tr_pubkey **keys, size_t *n)
 {
     tr_pubkey k;
-    if (tr_key_load_public(path, &k) != 0)
+    if (trh_key_load_public(path, &k) != 0)
         return 1;
-    *keys = tr_xrealloc(*keys, (*n + 1) * sizeof **keys);
+    *keys = trh_xrealloc(*keys, (*n + 1) * sizeof **keys);
     (*keys)[(*n)++] = k;
     return 0;
 }
 
-int tr_keyid_add(const char *hex, uint8_t (**ids)[32], size_t *n)
+int trh_keyid_add(const char *hex, uint8_t (**ids)[32], size_t *n)
 {
     uint8_t id[32];
     if (strlen(hex) != 64)
-        return tr_err("a key id is 64 hex digits, not '%s'", hex);
+        return trh_err("a key id is 64 hex digits, not '%s'", hex);
     for (int i = 0; i < 32; i++) {
         unsigned v;
         if (sscanf(hex + 2 * i, "%2x", &v) != 1 || !isxdigit((unsigned char)hex[2 * i]) ||
             !isxdigit((unsigned char)hex[2 * i + 1]))
-            return tr_err("a key id is 64 hex digits, not '%s'", hex);
+            return trh_err("a key id is 64 hex digits, not '%s'", hex);
         id[i] = (uint8_t)v;
     }
-    *ids = tr_xrealloc(*ids, (*n + 1) * sizeof **ids);
+    *ids = trh_xrealloc(*ids, (*n + 1) * sizeof **ids);
     memcpy((*ids)[(*n)++], id, 32);
     return 0;
 }
@@ -171,7 +171,7 @@ static int sign_low_s(mbedtls_ecdsa_context *ec, const uint8_t hash[32], uint8_t
     return rc;
 }
 
-int tr_key_sign(const char *path, const uint8_t hash[32], uint8_t *sig,
+int trh_key_sign(const char *path, const uint8_t hash[32], uint8_t *sig,
                 size_t *sig_len, tr_pubkey *pub)
 {
     mbedtls_pk_context pk;
@@ -213,7 +213,7 @@ out:
 /* Write path with mode (the caller checked --force). */
 static int write_key(const char *path, const char *data, unsigned mode)
 {
-    return tr_write_file_mode(path, data, strlen(data), mode) != 0;
+    return trh_write_file_mode(path, data, strlen(data), mode) != 0;
 }
 
 static const char keygen_usage[] =
@@ -237,19 +237,19 @@ int cmd_keygen(int argc, char **argv)
         case 'f': force = 1; break;
         case 'j': json = 1; break;
         case 'h': fputs(keygen_usage, stdout); return 0;
-        default: return tr_bad_option(argv);
+        default: return trh_bad_option(argv);
         }
     }
     if (!prefix || optind != argc) {
         fputs(keygen_usage, stderr);
         return 2;
     }
-    char *kpath = tr_xprintf("%s.key", prefix), *ppath = tr_xprintf("%s.pub", prefix);
+    char *kpath = trh_xprintf("%s.key", prefix), *ppath = trh_xprintf("%s.pub", prefix);
     /* Both before either is written: a new .key beside an old .pub would be
      * a pair that does not match. */
     for (int i = 0; i < 2 && !force; i++)
         if (access(i ? ppath : kpath, F_OK) == 0) {
-            tr_err("%s exists; not overwriting it (use --force)", i ? ppath : kpath);
+            trh_err("%s exists; not overwriting it (use --force)", i ? ppath : kpath);
             free(kpath);
             free(ppath);
             return 2;
@@ -277,7 +277,7 @@ int cmd_keygen(int argc, char **argv)
         tr_pubkey pk65;
         uint8_t id[32];
         point_of(&pk, kpath, &pk65);
-        tr_key_id(&pk65, id);
+        trh_key_id(&pk65, id);
         if (json) {
             char hex[65];
             for (int i = 0; i < 32; i++)
@@ -383,7 +383,7 @@ int cmd_pubkey(int argc, char **argv)
         case 'n': name = optarg; break;
         case 'j': format = "json"; break;
         case 'h': fputs(pubkey_usage, stdout); return 0;
-        default: return tr_bad_option(argv);
+        default: return trh_bad_option(argv);
         }
     }
     if (optind + 1 != argc) {
@@ -423,7 +423,7 @@ int cmd_pubkey(int argc, char **argv)
         goto out;
     if (fc) {
         uint8_t id[32];
-        tr_key_id(&key, id);
+        trh_key_id(&key, id);
         /* The path goes into a C comment: one that could end it or span
          * lines is left out, so the output always compiles. */
         int plain = !strstr(path, "*/") && !strpbrk(path, "\n\r");
@@ -444,7 +444,7 @@ int cmd_pubkey(int argc, char **argv)
     } else if (fjson) {
         uint8_t id[32];
         char pt[131], kid[65];
-        tr_key_id(&key, id);
+        trh_key_id(&key, id);
         for (int i = 0; i < 65; i++)
             sprintf(pt + 2 * i, "%02x", key.point[i]);
         for (int i = 0; i < 32; i++)

@@ -1,7 +1,7 @@
 /* Keys and signatures on the host (mbedTLS pk): PEM files in, raw P-256
  * points and DER signatures out, compatible with openssl. */
-#ifndef TR_TOOLS_KEYS_H
-#define TR_TOOLS_KEYS_H
+#ifndef TRH_TOOLS_KEYS_H
+#define TRH_TOOLS_KEYS_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -10,20 +10,20 @@
 
 /* Public key from a PEM file: a public key, or the public half of a private
  * key. 0 on success; a message on stderr otherwise. */
-int tr_key_load_public(const char *path, tr_pubkey *out);
+int trh_key_load_public(const char *path, tr_pubkey *out);
 
 /* ECDSA P-256 signature (DER) of a SHA-256 digest with a PEM private key;
  * also gives the signer's public point. sig holds TR_SIG_MAX_BYTES. */
-int tr_key_sign(const char *path, const uint8_t hash[32], uint8_t *sig,
+int trh_key_sign(const char *path, const uint8_t hash[32], uint8_t *sig,
                 size_t *sig_len, tr_pubkey *pub);
 
 /* Key id = SHA-256 of the 65-byte point. */
-void tr_key_id(const tr_pubkey *key, uint8_t id[32]);
+void trh_key_id(const tr_pubkey *key, uint8_t id[32]);
 
 /* Parse a key id (64 hex digits) and append it to a list. 0 on success. */
-int tr_keyid_add(const char *hex, uint8_t (**ids)[32], size_t *n);
+int trh_keyid_add(const char *hex, uint8_t (**ids)[32], size_t *n);
 
 /* Load several public keys from "a.pem,b.pem" or repeated flags. */
-int tr_keys_add(const char *path, tr_pubkey **keys, size_t *n);
+int trh_keys_add(const char *path, tr_pubkey **keys, size_t *n);
 
 #endif

@@ -16,11 +16,11 @@ static uint16_t ld16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 /* Record i's fields against core/OUTCOME_LOG.md: NULL when sound, else the
  * field at fault (issue #18: NaN costs and unknown `where` codes were
  * accepted and printed as nan). n_models 0: the pack is not known here. */
-static const char *record_fault(const tr_logfile *lf, uint32_t i, uint32_t n_models)
+static const char *record_fault(const trh_logfile *lf, uint32_t i, uint32_t n_models)
 {
     const uint8_t *s = lf->bytes + lf->rec_off + (size_t)i * lf->record_bytes;
-    tr_logrec r;
-    tr_logfile_rec(lf, i, &r);
+    trh_logrec r;
+    trh_logfile_rec(lf, i, &r);
     int has = (r.flags & TR_LOG_REC_OUTCOME) != 0;
     if (s[TR_LR_WHERE] > 1)
         return "where (not 0 device or 1 cloud)";
@@ -39,25 +39,25 @@ static const char *record_fault(const tr_logfile *lf, uint32_t i, uint32_t n_mod
     return NULL;
 }
 
-int tr_logfile_check_models(const tr_logfile *lf, const char *path, uint32_t n_models,
+int trh_logfile_check_models(const trh_logfile *lf, const char *path, uint32_t n_models,
                             uint64_t pack_tag)
 {
     for (uint32_t i = 0; i < lf->n; i++) {
-        tr_logrec r;
-        tr_logfile_rec(lf, i, &r);
+        trh_logrec r;
+        trh_logfile_rec(lf, i, &r);
         if (r.pack_tag != pack_tag)
             continue; /* another pack's index: not ours to check */
         const char *f = record_fault(lf, i, n_models);
         if (f)
-            return tr_err("%s: record %u: field %s; refusing the log", path, i, f);
+            return trh_err("%s: record %u: field %s; refusing the log", path, i, f);
     }
     return 0;
 }
 
-int tr_logfile_read(const char *path, tr_logfile *lf)
+int trh_logfile_read(const char *path, trh_logfile *lf)
 {
     memset(lf, 0, sizeof *lf);
-    lf->bytes = tr_read_file(path, &lf->len);
+    lf->bytes = trh_read_file(path, &lf->len);
     if (!lf->bytes)
         return 1;
     const uint8_t *b = lf->bytes;
@@ -117,8 +117,8 @@ int tr_logfile_read(const char *path, tr_logfile *lf)
     }
     char what[160];
     for (uint32_t i = 0; !why && i < lf->n; i++) {
-        tr_logrec r;
-        tr_logfile_rec(lf, i, &r);
+        trh_logrec r;
+        trh_logfile_rec(lf, i, &r);
         const char *f = record_fault(lf, i, 0);
         if (f) {
             snprintf(what, sizeof what, "record %u: field %s; refusing the log", i, f);
@@ -136,14 +136,14 @@ int tr_logfile_read(const char *path, tr_logfile *lf)
             why = "the newest record's id is not the header's ids issued";
     }
     if (why) {
-        tr_err("%s: %s", path, why);
-        tr_logfile_free(lf);
+        trh_err("%s: %s", path, why);
+        trh_logfile_free(lf);
         return 1;
     }
     return 0;
 }
 
-void tr_logfile_rec(const tr_logfile *lf, uint32_t i, tr_logrec *r)
+void trh_logfile_rec(const trh_logfile *lf, uint32_t i, trh_logrec *r)
 {
     const uint8_t *s = lf->bytes + lf->rec_off + (size_t)i * lf->record_bytes;
     r->id = tr_ld64(s + TR_LR_ID);
@@ -169,7 +169,7 @@ void tr_logfile_rec(const tr_logfile *lf, uint32_t i, tr_logrec *r)
     r->text_len = r->text ? ld16(s + TR_LR_TEXT_LEN) : 0;
 }
 
-void tr_logfile_free(tr_logfile *lf)
+void trh_logfile_free(trh_logfile *lf)
 {
     free(lf->bytes);
     memset(lf, 0, sizeof *lf);
@@ -179,7 +179,7 @@ void tr_logfile_free(tr_logfile *lf)
 
 static int key_cmp(const void *a, const void *b)
 {
-    uint64_t x = ((const tr_devkey *)a)->id, y = ((const tr_devkey *)b)->id;
+    uint64_t x = ((const trh_devkey *)a)->id, y = ((const trh_devkey *)b)->id;
     return x < y ? -1 : x > y;
 }
 
@@ -189,11 +189,11 @@ static int hexval(int c)
                                          : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
-int tr_devkeys_load(const char *path, tr_devkeys *dk)
+int trh_devkeys_load(const char *path, trh_devkeys *dk)
 {
     memset(dk, 0, sizeof *dk);
     size_t len;
-    char *text = (char *)tr_read_file(path, &len);
+    char *text = (char *)trh_read_file(path, &len);
     if (!text)
         return 1;
     size_t cap = 0;
@@ -216,32 +216,32 @@ int tr_devkeys_load(const char *path, tr_devkeys *dk)
         p = nl ? nl + 1 : NULL;
         if (nf == 0)
             continue;
-        tr_devkey k = {0};
+        trh_devkey k = {0};
         size_t hl = nf >= 2 ? strlen(f[1]) : 0;
         if (nf < 2 || nf > 3 || (nf == 3 && strcmp(f[2], "revoked"))) {
-            bad = tr_err("%s:%u: expected 'DEVICE_ID HEX_KEY [revoked]'", path, line);
+            bad = trh_err("%s:%u: expected 'DEVICE_ID HEX_KEY [revoked]'", path, line);
             break;
         }
-        if (tr_parse_u64(f[0], &k.id)) {
-            bad = tr_err("%s:%u: device id '%s' is not a decimal integer", path, line, f[0]);
+        if (trh_parse_u64(f[0], &k.id)) {
+            bad = trh_err("%s:%u: device id '%s' is not a decimal integer", path, line, f[0]);
             break;
         }
         if (hl % 2 || hl < 2 * TR_LOG_KEY_MIN || hl > 2 * TR_LOG_KEY_MAX) {
-            bad = tr_err("%s:%u: key of device %s: %u to %u hex digits, an even count", path, line,
+            bad = trh_err("%s:%u: key of device %s: %u to %u hex digits, an even count", path, line,
                          f[0], 2 * TR_LOG_KEY_MIN, 2 * TR_LOG_KEY_MAX);
             break;
         }
         for (size_t i = 0; i < hl / 2 && !bad; i++) {
             int hi = hexval((unsigned char)f[1][2 * i]), lo = hexval((unsigned char)f[1][2 * i + 1]);
             if (hi < 0 || lo < 0)
-                bad = tr_err("%s:%u: key of device %s is not hexadecimal", path, line, f[0]);
+                bad = trh_err("%s:%u: key of device %s is not hexadecimal", path, line, f[0]);
             k.key[i] = (uint8_t)(hi << 4 | lo);
         }
         k.key_len = hl / 2;
         k.revoked = nf == 3;
         if (dk->n == cap) {
             cap = cap ? 2 * cap : 64;
-            dk->k = tr_xrealloc(dk->k, cap * sizeof *dk->k);
+            dk->k = trh_xrealloc(dk->k, cap * sizeof *dk->k);
         }
         dk->k[dk->n++] = k;
     }
@@ -250,15 +250,15 @@ int tr_devkeys_load(const char *path, tr_devkeys *dk)
         qsort(dk->k, dk->n, sizeof *dk->k, key_cmp);
     for (size_t i = 1; !bad && i < dk->n; i++)
         if (dk->k[i].id == dk->k[i - 1].id)
-            bad = tr_err("%s: device %llu is listed twice", path, (unsigned long long)dk->k[i].id);
+            bad = trh_err("%s: device %llu is listed twice", path, (unsigned long long)dk->k[i].id);
     if (!bad && dk->n == 0)
-        bad = tr_err("%s: no device key", path);
+        bad = trh_err("%s: no device key", path);
     if (bad)
-        tr_devkeys_free(dk);
+        trh_devkeys_free(dk);
     return bad;
 }
 
-void tr_devkeys_free(tr_devkeys *dk)
+void trh_devkeys_free(trh_devkeys *dk)
 {
     if (dk->k)
         memset(dk->k, 0, dk->n * sizeof *dk->k); /* the keys */
@@ -266,49 +266,49 @@ void tr_devkeys_free(tr_devkeys *dk)
     memset(dk, 0, sizeof *dk);
 }
 
-static tr_devkey *devkey_find(const tr_devkeys *dk, uint64_t id)
+static trh_devkey *devkey_find(const trh_devkeys *dk, uint64_t id)
 {
-    tr_devkey probe = {.id = id};
+    trh_devkey probe = {.id = id};
     return dk->n ? bsearch(&probe, dk->k, dk->n, sizeof *dk->k, key_cmp) : NULL;
 }
 
-int tr_logfile_auth(const tr_logfile *lf, const char *path, const tr_devkeys *dk)
+int trh_logfile_auth(const trh_logfile *lf, const char *path, const trh_devkeys *dk)
 {
     if (lf->version == TR_LOG_VERSION)
         return dk->allow_v1 ? 0
-                            : tr_err("%s: refused: an unauthenticated (version 1) log, and --device-keys "
+                            : trh_err("%s: refused: an unauthenticated (version 1) log, and --device-keys "
                                      "is given (--allow-unauthenticated takes it unchecked)", path);
-    const tr_devkey *k = devkey_find(dk, lf->device_id);
+    const trh_devkey *k = devkey_find(dk, lf->device_id);
     if (!k)
-        return tr_err("%s: refused: device %llu is not in the device keys", path,
+        return trh_err("%s: refused: device %llu is not in the device keys", path,
                       (unsigned long long)lf->device_id);
     if (k->revoked)
-        return tr_err("%s: refused: device %llu is revoked", path, (unsigned long long)lf->device_id);
+        return trh_err("%s: refused: device %llu is revoked", path, (unsigned long long)lf->device_id);
     uint8_t mac[32];
     if (tr_hmac_sha256(k->key, k->key_len, lf->bytes, lf->len - TR_LOG_MAC_BYTES, mac) != TR_OK)
-        return tr_err("%s: refused: the MAC could not be computed", path);
+        return trh_err("%s: refused: the MAC could not be computed", path);
     /* Compared in constant time: the MAC is a secret until it matches. */
     uint8_t diff = 0;
     for (int i = 0; i < 32; i++)
         diff |= mac[i] ^ lf->bytes[lf->len - TR_LOG_MAC_BYTES + i];
     if (diff)
-        return tr_err("%s: refused: the MAC does not verify under device %llu's key (altered, "
+        return trh_err("%s: refused: the MAC does not verify under device %llu's key (altered, "
                       "truncated or not written by that device)", path,
                       (unsigned long long)lf->device_id);
     return 0;
 }
 
-int tr_devkeys_take(tr_devkeys *dk, const tr_logfile *lf, const char *path, uint32_t *skip)
+int trh_devkeys_take(trh_devkeys *dk, const trh_logfile *lf, const char *path, uint32_t *skip)
 {
     *skip = 0;
     if (lf->version == TR_LOG_VERSION)
         return 0; /* nothing to order it by (accepted only with allow_v1) */
-    tr_devkey *k = devkey_find(dk, lf->device_id);
+    trh_devkey *k = devkey_find(dk, lf->device_id);
     if (!k)
-        return tr_err("%s: refused: device %llu is not in the device keys", path,
+        return trh_err("%s: refused: device %llu is not in the device keys", path,
                       (unsigned long long)lf->device_id);
     if (k->taken && lf->recorded <= k->taken)
-        return tr_err("%s: refused as a replay: its ids (up to %llu) do not pass the %llu already "
+        return trh_err("%s: refused as a replay: its ids (up to %llu) do not pass the %llu already "
                       "taken from device %llu by an earlier log of this batch", path,
                       (unsigned long long)lf->recorded, (unsigned long long)k->taken,
                       (unsigned long long)lf->device_id);
@@ -321,10 +321,10 @@ int tr_devkeys_take(tr_devkeys *dk, const tr_logfile *lf, const char *path, uint
     return 0;
 }
 
-int tr_logfile_open(const char *path, tr_devkeys *dk, tr_logfile *lf, uint32_t *skip)
+int trh_logfile_open(const char *path, trh_devkeys *dk, trh_logfile *lf, uint32_t *skip)
 {
     *skip = 0;
-    if (tr_logfile_read(path, lf))
+    if (trh_logfile_read(path, lf))
         return 1;
     if (!dk) {
         if (lf->version == TR_LOG_VERSION_AUTH)
@@ -333,8 +333,8 @@ int tr_logfile_open(const char *path, tr_devkeys *dk, tr_logfile *lf, uint32_t *
                     path, (unsigned long long)lf->device_id);
         return 0;
     }
-    if (tr_logfile_auth(lf, path, dk) || tr_devkeys_take(dk, lf, path, skip)) {
-        tr_logfile_free(lf);
+    if (trh_logfile_auth(lf, path, dk) || trh_devkeys_take(dk, lf, path, skip)) {
+        trh_logfile_free(lf);
         return 1;
     }
     if (*skip)
@@ -362,15 +362,15 @@ static int hex_key(const char *hex, uint8_t key[16])
 static int parse_device(const char *spec, uint64_t *id, uint8_t *key, size_t *key_len,
                         uint64_t *first)
 {
-    char *d = tr_xstrdup(spec), *save = NULL;
+    char *d = trh_xstrdup(spec), *save = NULL;
     char *f[3] = {strtok_r(d, ":", &save), NULL, NULL};
     f[1] = f[0] ? strtok_r(NULL, ":", &save) : NULL;
     f[2] = f[1] ? strtok_r(NULL, ":", &save) : NULL;
     size_t hl = f[1] ? strlen(f[1]) : 0;
-    int bad = !f[1] || strtok_r(NULL, ":", &save) || tr_parse_u64(f[0], id) || hl % 2 ||
+    int bad = !f[1] || strtok_r(NULL, ":", &save) || trh_parse_u64(f[0], id) || hl % 2 ||
               hl < 2 * TR_LOG_KEY_MIN || hl > 2 * TR_LOG_KEY_MAX;
     *first = 1;
-    if (!bad && f[2] && (tr_parse_u64(f[2], first) || *first == 0))
+    if (!bad && f[2] && (trh_parse_u64(f[2], first) || *first == 0))
         bad = 1;
     for (size_t i = 0; !bad && i < hl / 2; i++) {
         int hi = hexval((unsigned char)f[1][2 * i]), lo = hexval((unsigned char)f[1][2 * i + 1]);
@@ -379,18 +379,18 @@ static int parse_device(const char *spec, uint64_t *id, uint8_t *key, size_t *ke
     }
     *key_len = hl / 2;
     free(d);
-    return bad ? tr_err("--log-device takes ID:HEXKEY[:FIRST_ID] (decimal ID, %u..%u hex digits, "
+    return bad ? trh_err("--log-device takes ID:HEXKEY[:FIRST_ID] (decimal ID, %u..%u hex digits, "
                         "FIRST_ID >= 1), not '%s'", 2 * TR_LOG_KEY_MIN, 2 * TR_LOG_KEY_MAX, spec)
                : 0;
 }
 
-int tr_cli_log_begin(tr_cli_log *cl, const tr_packfile *pf, const char *flags_s,
+int trh_cli_log_begin(trh_cli_log *cl, const trh_packfile *pf, const char *flags_s,
                      uint64_t capacity, const char *key_hex, const char *device,
                      const char *outcomes)
 {
     memset(cl, 0, sizeof *cl);
     uint32_t flags = 0;
-    char *fs = tr_xstrdup(flags_s ? flags_s : "embedding");
+    char *fs = trh_xstrdup(flags_s ? flags_s : "embedding");
     for (char *t = strtok(fs, ","); t; t = strtok(NULL, ",")) {
         if (!strcmp(t, "embedding"))
             flags |= TR_LOG_EMBEDDING;
@@ -400,7 +400,7 @@ int tr_cli_log_begin(tr_cli_log *cl, const tr_packfile *pf, const char *flags_s,
             flags |= TR_LOG_TEXT;
         else if (strcmp(t, "none")) {
             free(fs);
-            return tr_err("--log-flags takes embedding, hash, text or none, not '%s'", t);
+            return trh_err("--log-flags takes embedding, hash, text or none, not '%s'", t);
         }
     }
     free(fs);
@@ -408,17 +408,17 @@ int tr_cli_log_begin(tr_cli_log *cl, const tr_packfile *pf, const char *flags_s,
     size_t dkey_len = 0;
     uint64_t dev_id = 0, first_id = 1;
     if ((flags & TR_LOG_HASH) && hex_key(key_hex, key))
-        return tr_err("--log-flags hash needs --log-key with 32 hex digits");
+        return trh_err("--log-flags hash needs --log-key with 32 hex digits");
     if (device && parse_device(device, &dev_id, dkey, &dkey_len, &first_id))
         return 1;
-    if (capacity == 0 || capacity > TR_CLI_LOG_MAX_RECORDS)
-        return tr_err("--log-capacity must be in 1..%u", TR_CLI_LOG_MAX_RECORDS);
+    if (capacity == 0 || capacity > TRH_CLI_LOG_MAX_RECORDS)
+        return trh_err("--log-capacity must be in 1..%u", TRH_CLI_LOG_MAX_RECORDS);
     size_t need = tr_log_size(pf->info.dim, (uint32_t)capacity, flags);
-    if (need > TR_CLI_LOG_MAX_BYTES)
-        return tr_err("--log-capacity %llu: the log would take %zu bytes, over the CLI's limit of 4 GiB",
+    if (need > TRH_CLI_LOG_MAX_BYTES)
+        return trh_err("--log-capacity %llu: the log would take %zu bytes, over the CLI's limit of 4 GiB",
                       (unsigned long long)capacity, need);
     if (need == 0 || posix_memalign(&cl->mem, 64, need))
-        return tr_err("cannot size a log of %llu records", (unsigned long long)capacity);
+        return trh_err("cannot size a log of %llu records", (unsigned long long)capacity);
     tr_status st = tr_log_init(cl->mem, need, pf->info.dim, (uint32_t)capacity, flags, &cl->log);
     if (st == TR_OK && (flags & TR_LOG_HASH))
         st = tr_log_set_hash_key(cl->log, key);
@@ -426,16 +426,16 @@ int tr_cli_log_begin(tr_cli_log *cl, const tr_packfile *pf, const char *flags_s,
         st = tr_log_set_device(cl->log, dev_id, first_id, dkey, dkey_len);
     if (st != TR_OK) {
         free(cl->mem);
-        return tr_err("log: %s", tr_strerror(st));
+        return trh_err("log: %s", tr_strerror(st));
     }
     if (!outcomes)
         return 0;
-    if (tr_dataset_load(outcomes, &cl->ds)) {
+    if (trh_dataset_load(outcomes, &cl->ds)) {
         free(cl->mem);
         return 1;
     }
     cl->has_ds = 1;
-    cl->col = tr_xmalloc(pf->info.n_models * sizeof *cl->col);
+    cl->col = trh_xmalloc(pf->info.n_models * sizeof *cl->col);
     for (uint32_t j = 0; j < pf->info.n_models; j++) {
         tr_model_info mi;
         tr_pack_get_model(pf->view, j, &mi);
@@ -445,24 +445,24 @@ int tr_cli_log_begin(tr_cli_log *cl, const tr_packfile *pf, const char *flags_s,
                 cl->col[j] = t;
     }
     for (size_t i = 0; i < cl->ds.n_prompts; i++)
-        tr_strmap_add(&cl->by_text, cl->ds.prompts[i].text, i, NULL); /* first one wins */
+        trh_strmap_add(&cl->by_text, cl->ds.prompts[i].text, i, NULL); /* first one wins */
     return 0;
 }
 
-int tr_cli_log_add(tr_cli_log *cl, const tr_packfile *pf, const tr_result *res, const char *text,
+int trh_cli_log_add(trh_cli_log *cl, const trh_packfile *pf, const tr_result *res, const char *text,
                    size_t len)
 {
     uint64_t id;
     tr_status st = tr_log_append(cl->log, pf->view, pf->ctx, res, NULL, text, len, &id);
     if (st != TR_OK)
-        return tr_err("log: %s: %s", tr_status_name(st), tr_strerror(st));
+        return trh_err("log: %s: %s", tr_status_name(st), tr_strerror(st));
     if (!cl->has_ds)
         return 0;
     /* The outcome a user would have seen: the chosen model's score on this
      * prompt in the dataset. */
     size_t i;
     float s = NAN;
-    if (memchr(text, 0, len) == NULL && text[len] == 0 && tr_strmap_get(&cl->by_text, text, &i) &&
+    if (memchr(text, 0, len) == NULL && text[len] == 0 && trh_strmap_get(&cl->by_text, text, &i) &&
         cl->col[res->model] != SIZE_MAX)
         s = cl->ds.scores[i * cl->ds.n_models + cl->col[res->model]];
     if (isnan(s)) {
@@ -470,15 +470,15 @@ int tr_cli_log_add(tr_cli_log *cl, const tr_packfile *pf, const tr_result *res, 
         return 0;
     }
     st = tr_log_outcome(cl->log, id, s);
-    return st == TR_OK ? 0 : tr_err("log: %s", tr_strerror(st));
+    return st == TR_OK ? 0 : trh_err("log: %s", tr_strerror(st));
 }
 
-int tr_cli_log_finish(tr_cli_log *cl, const char *path)
+int trh_cli_log_finish(trh_cli_log *cl, const char *path)
 {
     size_t need = tr_log_export_size(cl->log), w;
-    uint8_t *buf = tr_xmalloc(need);
+    uint8_t *buf = trh_xmalloc(need);
     int r = tr_log_export(cl->log, buf, need, &w) != TR_OK ||
-            tr_write_file_atomic(path, buf, w);
+            trh_write_file_atomic(path, buf, w);
     if (!r) {
         tr_log_stats st;
         tr_log_stats_get(cl->log, &st);
@@ -489,10 +489,10 @@ int tr_cli_log_finish(tr_cli_log *cl, const char *path)
     free(cl->mem);
     free(cl->col);
     if (cl->has_ds) {
-        tr_strmap_free(&cl->by_text);
-        tr_dataset_free(&cl->ds);
+        trh_strmap_free(&cl->by_text);
+        trh_dataset_free(&cl->ds);
     }
-    return r ? tr_err("%s: could not write the log", path) : 0;
+    return r ? trh_err("%s: could not write the log", path) : 0;
 }
 
 /* ---- eval --log ---- */
@@ -513,20 +513,20 @@ static double f6(double x)
     return strtod(b, NULL);
 }
 
-int tr_eval_log(tr_packfile *pf, const char *path, tr_devkeys *dk, const tr_route_opts *ro,
+int trh_eval_log(trh_packfile *pf, const char *path, trh_devkeys *dk, const tr_route_opts *ro,
                 const double *lam, int n_lam, int json)
 {
-    tr_logfile lf;
+    trh_logfile lf;
     uint32_t skip; /* one log: nothing earlier to overlap */
-    if (tr_logfile_open(path, dk, &lf, &skip))
+    if (trh_logfile_open(path, dk, &lf, &skip))
         return 1;
-    if (tr_logfile_check_models(&lf, path, pf->info.n_models, tr_ld64(pf->info.pack_hash))) {
-        tr_logfile_free(&lf);
+    if (trh_logfile_check_models(&lf, path, pf->info.n_models, tr_ld64(pf->info.pack_hash))) {
+        trh_logfile_free(&lf);
         return 1;
     }
     const uint32_t m = pf->info.n_models;
-    tr_model_info *mi = tr_xmalloc(m * sizeof *mi);
-    uint64_t *mh = tr_xmalloc(m * sizeof *mh);
+    tr_model_info *mi = trh_xmalloc(m * sizeof *mi);
+    uint64_t *mh = trh_xmalloc(m * sizeof *mh);
     for (uint32_t j = 0; j < m; j++) {
         tr_pack_get_model(pf->view, j, &mi[j]);
         mh[j] = tr_fnv1a64(mi[j].name, strlen(mi[j].name));
@@ -534,12 +534,12 @@ int tr_eval_log(tr_packfile *pf, const char *path, tr_devkeys *dk, const tr_rout
     /* Logged decisions as they were made. */
     size_t n_out = 0, n_cloud = 0, n_other_pack = 0, n_unknown_model = 0;
     double sum_out = 0, sum_cost = 0;
-    size_t *count = tr_xcalloc(m, sizeof *count), *count_out = tr_xcalloc(m, sizeof *count_out);
-    double *model_out = tr_xcalloc(m, sizeof *model_out);
+    size_t *count = trh_xcalloc(m, sizeof *count), *count_out = trh_xcalloc(m, sizeof *count_out);
+    double *model_out = trh_xcalloc(m, sizeof *model_out);
     const uint64_t tag = tr_ld64(pf->info.pack_hash);
     for (uint32_t i = 0; i < lf.n; i++) {
-        tr_logrec r;
-        tr_logfile_rec(&lf, i, &r);
+        trh_logrec r;
+        trh_logfile_rec(&lf, i, &r);
         sum_cost += r.cost;
         n_cloud += r.where == TR_CLOUD;
         n_other_pack += r.pack_tag != tag;
@@ -570,12 +570,12 @@ int tr_eval_log(tr_packfile *pf, const char *path, tr_devkeys *dk, const tr_rout
         why_not = "the log's embedder table differs from the pack's (another pc or vocabulary)";
     size_t n_emb = 0, n_emb_out = 0;
     double emb_out = 0, emb_cost = 0, emb_cloud = 0;
-    double(*d)[5] = tr_xcalloc((size_t)n_lam, sizeof *d); /* cost, cloud, n, sum, sum sq */
-    float *pred = tr_xmalloc(m * sizeof *pred);
+    double(*d)[5] = trh_xcalloc((size_t)n_lam, sizeof *d); /* cost, cloud, n, sum, sum sq */
+    float *pred = trh_xmalloc(m * sizeof *pred);
     size_t failed = 0;
     for (uint32_t i = 0; i < lf.n && !why_not; i++) {
-        tr_logrec r;
-        tr_logfile_rec(&lf, i, &r);
+        trh_logrec r;
+        trh_logfile_rec(&lf, i, &r);
         if (!r.emb)
             continue;
         int logged = model_of(mh, m, r.model_hash);
@@ -583,12 +583,12 @@ int tr_eval_log(tr_packfile *pf, const char *path, tr_devkeys *dk, const tr_rout
         tr_result res[64];
         for (int l = 0; l < n_lam && ok; l++) {
             tr_route_opts o = *ro;
-            o.lambda = tr_opts_lambda(lam[l]);
+            o.lambda = trh_opts_lambda(lam[l]);
             const tr_query q = tr_query_i8(pf->info.embedder, r.emb, lf.dim);
             const tr_route_out out = {pred, m, NULL, 0};
             tr_status st = tr_route(pf->view, pf->ctx, &q, &o, &res[l], &out);
             if (st != TR_OK) {
-                tr_err("%s: record %llu: its embedding cannot be re-routed (%s: %s)", path,
+                trh_err("%s: record %llu: its embedding cannot be re-routed (%s: %s)", path,
                        (unsigned long long)r.id, tr_status_name(st), tr_strerror(st));
                 ok = 0;
             }
@@ -620,7 +620,7 @@ int tr_eval_log(tr_packfile *pf, const char *path, tr_devkeys *dk, const tr_rout
      * reading stdout gets a whole report or nothing (issue #18). */
     int rc = 0;
     if (failed) {
-        tr_err("%s: %zu record(s) could not be re-routed; refusing the log", path, failed);
+        trh_err("%s: %zu record(s) could not be re-routed; refusing the log", path, failed);
         rc = 1;
         goto done;
     }
@@ -744,43 +744,43 @@ done:
     free(model_out);
     free(mi);
     free(mh);
-    tr_logfile_free(&lf);
+    trh_logfile_free(&lf);
     return rc;
 }
 
 /* ---- build --add-log ---- */
 
-int tr_log_to_refs(const char *path, const tr_embedder *e, const char *embedder_name,
-                   const tr_dataset *ds, tr_devkeys *dk, int8_t **refs, float **scores,
+int trh_log_to_refs(const char *path, const tr_embedder *e, const char *embedder_name,
+                   const trh_dataset *ds, trh_devkeys *dk, int8_t **refs, float **scores,
                    size_t *n_refs, FILE *say)
 {
-    tr_logfile lf;
+    trh_logfile lf;
     uint32_t skip;
-    if (tr_logfile_open(path, dk, &lf, &skip))
+    if (trh_logfile_open(path, dk, &lf, &skip))
         return 1;
     if (!(lf.flags & TR_LOG_EMBEDDING)) {
         fprintf(say, "%s: no embeddings kept (hash or text only): all %u records skipped\n", path, lf.n);
-        tr_logfile_free(&lf);
+        trh_logfile_free(&lf);
         return 0;
     }
     if (lf.n && (strcmp(lf.embedder, embedder_name) || lf.dim != e->dim ||
                  lf.embedder_fp != tr_embedder_fingerprint(e))) {
-        tr_err("%s: logged with embedder %s (dim %u, fingerprint %016llx), but this build's is %s "
+        trh_err("%s: logged with embedder %s (dim %u, fingerprint %016llx), but this build's is %s "
                "(dim %u, fingerprint %016llx): its embeddings are not comparable (the pc is fitted on "
                "the references: build from the data, split and table the logging pack came from)",
                path, lf.embedder, lf.dim, (unsigned long long)lf.embedder_fp, embedder_name, e->dim,
                (unsigned long long)tr_embedder_fingerprint(e));
-        tr_logfile_free(&lf);
+        trh_logfile_free(&lf);
         return 1;
     }
     const size_t m = ds->n_models, dim = e->dim;
-    uint64_t *mh = tr_xmalloc(m * sizeof *mh);
+    uint64_t *mh = trh_xmalloc(m * sizeof *mh);
     for (size_t j = 0; j < m; j++)
         mh[j] = tr_fnv1a64(ds->models[j].name, strlen(ds->models[j].name));
     size_t added = 0, no_emb = 0, no_out = 0, no_model = 0, bad = 0;
     for (uint32_t i = skip; i < lf.n; i++) {
-        tr_logrec r;
-        tr_logfile_rec(&lf, i, &r);
+        trh_logrec r;
+        trh_logfile_rec(&lf, i, &r);
         if (!r.emb) {
             no_emb++;
             continue;
@@ -798,8 +798,8 @@ int tr_log_to_refs(const char *path, const tr_embedder *e, const char *embedder_
             bad++;
             continue;
         }
-        *refs = tr_xrealloc(*refs, (*n_refs + 1) * dim);
-        *scores = tr_xrealloc(*scores, (*n_refs + 1) * m * sizeof **scores);
+        *refs = trh_xrealloc(*refs, (*n_refs + 1) * dim);
+        *scores = trh_xrealloc(*scores, (*n_refs + 1) * m * sizeof **scores);
         memcpy(*refs + *n_refs * dim, r.emb, dim);
         float *row = *scores + *n_refs * m;
         for (size_t t = 0; t < m; t++)
@@ -815,6 +815,6 @@ int tr_log_to_refs(const char *path, const tr_embedder *e, const char *embedder_
         fprintf(say, ", %u taken from an earlier log of the device", skip);
     fputc('\n', say);
     free(mh);
-    tr_logfile_free(&lf);
+    trh_logfile_free(&lf);
     return 0;
 }

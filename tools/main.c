@@ -54,7 +54,7 @@ static int find(const char *name)
 int main(int argc, char **argv)
 {
     /* Every subcommand reports a bad option itself, in one style
-     * (tr_bad_option), so getopt prints nothing of its own. */
+     * (trh_bad_option), so getopt prints nothing of its own. */
     opterr = 0;
     if (argc < 2) {
         usage(stderr);
@@ -78,7 +78,7 @@ int main(int argc, char **argv)
         }
         char *args[] = {argv[2], "--help", NULL};
         optind = 1;
-        tr_set_command(commands[i].name);
+        trh_set_command(commands[i].name);
         return commands[i].fn(2, args);
     }
     int i = find(argv[1]);
@@ -93,6 +93,6 @@ int main(int argc, char **argv)
     for (int a = 2; a < argc && strcmp(argv[a], "--"); a++)
         if (!strcmp(argv[a], "--version") || !strcmp(argv[a], "-V"))
             return version();
-    tr_set_command(commands[i].name);
+    trh_set_command(commands[i].name);
     return commands[i].fn(argc - 1, argv + 1);
 }

@@ -21,30 +21,30 @@
  * but it is Linux-only and still needs the file copied into it; a heap copy
  * costs the same copy, works on every host, and frees like any buffer. The
  * size is the file's own (fstat), never a header field. */
-int tr_pack_read_file(const char *path, uint8_t **bytes, size_t *len)
+int trh_pack_read_file(const char *path, uint8_t **bytes, size_t *len)
 {
     *bytes = NULL;
     *len = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return tr_err("cannot open %s: %s", path, strerror(errno));
+        return trh_err("cannot open %s: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0) {
         int e = errno;
         close(fd);
-        return tr_err("cannot stat %s: %s", path, strerror(e));
+        return trh_err("cannot stat %s: %s", path, strerror(e));
     }
     if (S_ISDIR(sb.st_mode) || !S_ISREG(sb.st_mode)) {
         close(fd);
-        return tr_err("%s: %s", path, S_ISDIR(sb.st_mode) ? "is a directory" : "not a regular file");
+        return trh_err("%s: %s", path, S_ISDIR(sb.st_mode) ? "is a directory" : "not a regular file");
     }
     if (sb.st_size == 0) {
         close(fd);
-        return tr_err("%s: empty file", path);
+        return trh_err("%s: empty file", path);
     }
     if ((uintmax_t)sb.st_size > SIZE_MAX - 64) {
         close(fd);
-        return tr_err("%s: too large to read into memory", path);
+        return trh_err("%s: too large to read into memory", path);
     }
     size_t n = (size_t)sb.st_size;
     /* 64: sections are 64-aligned inside the pack, so rows stay cache-line
@@ -52,7 +52,7 @@ int tr_pack_read_file(const char *path, uint8_t **bytes, size_t *len)
     void *buf;
     if (posix_memalign(&buf, 64, n) != 0) {
         close(fd);
-        return tr_err("%s: cannot allocate %zu bytes to read it", path, n);
+        return trh_err("%s: cannot allocate %zu bytes to read it", path, n);
     }
     size_t got = 0;
     while (got < n) {
@@ -63,7 +63,7 @@ int tr_pack_read_file(const char *path, uint8_t **bytes, size_t *len)
             int e = errno;
             free(buf);
             close(fd);
-            return tr_err("cannot read %s: %s", path, strerror(e));
+            return trh_err("cannot read %s: %s", path, strerror(e));
         }
         if (r == 0)
             break; /* shorter than fstat said: cut while being read */
@@ -82,26 +82,26 @@ int tr_pack_read_file(const char *path, uint8_t **bytes, size_t *len)
     close(fd);
     if (changed) {
         free(buf);
-        return tr_err("%s: the file changed size while it was read; try again", path);
+        return trh_err("%s: the file changed size while it was read; try again", path);
     }
     *bytes = buf;
     *len = n;
     return 0;
 }
 
-int tr_packfile_read(const char *path, tr_packfile *pf)
+int trh_packfile_read(const char *path, trh_packfile *pf)
 {
     memset(pf, 0, sizeof *pf);
     uint8_t *b;
     size_t n;
-    if (tr_pack_read_file(path, &b, &n) != 0)
+    if (trh_pack_read_file(path, &b, &n) != 0)
         return 1;
     pf->bytes = b;
     pf->len = n;
     return 0;
 }
 
-size_t tr_packfile_ctx_bytes(const uint8_t *pack, size_t len, const uint8_t *delta,
+size_t trh_packfile_ctx_bytes(const uint8_t *pack, size_t len, const uint8_t *delta,
                              size_t delta_len)
 {
     const size_t least = tr_ctx_size(1, 1, 0);
@@ -125,25 +125,25 @@ size_t tr_packfile_ctx_bytes(const uint8_t *pack, size_t len, const uint8_t *del
     return tr_ctx_size(h.dim, h.n_models + added, h.prefilter_candidates);
 }
 
-int tr_packfile_open(const char *path, const char *delta_path, const tr_trust *trust_in,
-                     tr_packfile *pf)
+int trh_packfile_open(const char *path, const char *delta_path, const tr_trust *trust_in,
+                     trh_packfile *pf)
 {
-    if (tr_packfile_read(path, pf) != 0)
+    if (trh_packfile_read(path, pf) != 0)
         return -1;
     if (delta_path) {
         uint8_t *d;
-        if (tr_pack_read_file(delta_path, &d, &pf->delta_len) != 0) {
-            tr_packfile_close(pf);
+        if (trh_pack_read_file(delta_path, &d, &pf->delta_len) != 0) {
+            trh_packfile_close(pf);
             return -1;
         }
         pf->delta = d;
     }
-    size_t need = tr_packfile_ctx_bytes(pf->bytes, pf->len, pf->delta, pf->delta_len);
+    size_t need = trh_packfile_ctx_bytes(pf->bytes, pf->len, pf->delta, pf->delta_len);
     if (posix_memalign(&pf->ctx_mem, 64, need) != 0 ||
         posix_memalign(&pf->base_mem, 64, tr_pack_size()) != 0 ||
         posix_memalign(&pf->view_mem, 64, tr_pack_size()) != 0) {
-        tr_packfile_close(pf);
-        return tr_err("cannot allocate a %zu-byte context", need), -1;
+        trh_packfile_close(pf);
+        return trh_err("cannot allocate a %zu-byte context", need), -1;
     }
     pf->ctx_bytes = need;
     tr_trust trust = *trust_in;
@@ -165,14 +165,14 @@ int tr_packfile_open(const char *path, const char *delta_path, const tr_trust *t
         st = tr_ctx_init(pf->ctx_mem, need, pf->info.dim, pf->info.n_models,
                          pf->info.prefilter_candidates, &pf->ctx);
     if (st != TR_OK) {
-        tr_err("%s: %s: %s", failed, tr_status_name(st), tr_strerror(st));
-        tr_packfile_close(pf);
+        trh_err("%s: %s: %s", failed, tr_status_name(st), tr_strerror(st));
+        trh_packfile_close(pf);
         return st;
     }
     return 0;
 }
 
-void tr_packfile_close(tr_packfile *pf)
+void trh_packfile_close(trh_packfile *pf)
 {
     free((void *)pf->bytes);
     free((void *)pf->delta);

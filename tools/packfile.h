@@ -1,16 +1,16 @@
 /* Open a pack file for the CLI: read it into private memory, verify it into
  * a pack view (and a delta view over it), and size one context, the way an
  * integrator would. */
-#ifndef TR_TOOLS_PACKFILE_H
-#define TR_TOOLS_PACKFILE_H
+#ifndef TRH_TOOLS_PACKFILE_H
+#define TRH_TOOLS_PACKFILE_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include "tinyroute.h"
 
-typedef struct tr_packfile {
-    const uint8_t *bytes; /* private copy (tr_packfile_read), 64-byte aligned */
+typedef struct trh_packfile {
+    const uint8_t *bytes; /* private copy (trh_packfile_read), 64-byte aligned */
     size_t len;
     void *base_mem, *view_mem; /* tr_pack_size() each: the base's view, base + delta's */
     const tr_pack *view;       /* what is served: the delta's view, else the base's */
@@ -21,7 +21,7 @@ typedef struct tr_packfile {
     const uint8_t *delta;   /* NULL: no delta; a private copy too */
     size_t delta_len;
     tr_delta_info delta_info;
-} tr_packfile;
+} trh_packfile;
 
 /* The safe way to hand a pack file to the library on a host: read the whole
  * file into private, 64-byte aligned heap memory (free() it). Later writes
@@ -29,10 +29,10 @@ typedef struct tr_packfile {
  * library verifies are the bytes it serves. Refuses what is not a regular
  * file, an empty file, and a file whose size changed while it was read.
  * 0 on success; a message on stderr otherwise. */
-int tr_pack_read_file(const char *path, uint8_t **bytes, size_t *len);
+int trh_pack_read_file(const char *path, uint8_t **bytes, size_t *len);
 
-/* tr_pack_read_file into pf->bytes / pf->len (the rest of pf zeroed). */
-int tr_packfile_read(const char *path, tr_packfile *pf);
+/* trh_pack_read_file into pf->bytes / pf->len (the rest of pf zeroed). */
+int trh_packfile_read(const char *path, trh_packfile *pf);
 
 /* Context bytes for serving the pack (and delta; NULL: none) before either
  * is verified. Every header field that sizes the context is first checked
@@ -40,7 +40,7 @@ int tr_packfile_read(const char *path, tr_packfile *pf);
  * header beyond them belongs to a pack that tr_pack_open refuses anyway,
  * so it gets the smallest context and the open names the real error,
  * instead of an unverified header asking for gigabytes. */
-size_t tr_packfile_ctx_bytes(const uint8_t *pack, size_t len, const uint8_t *delta,
+size_t trh_packfile_ctx_bytes(const uint8_t *pack, size_t len, const uint8_t *delta,
                              size_t delta_len);
 
 /* Read, verify under trust (its now_unix is set to the current time) and
@@ -48,9 +48,9 @@ size_t tr_packfile_ctx_bytes(const uint8_t *pack, size_t len, const uint8_t *del
  * prints "tinyroute: PATH: TR_E_X: message" and returns the tr_status
  * (non-zero), or -1 when a file could not be read at all (or memory for it
  * could not be had): a message printed. */
-int tr_packfile_open(const char *path, const char *delta_path, const tr_trust *trust,
-                     tr_packfile *pf);
+int trh_packfile_open(const char *path, const char *delta_path, const tr_trust *trust,
+                     trh_packfile *pf);
 
-void tr_packfile_close(tr_packfile *pf);
+void trh_packfile_close(trh_packfile *pf);
 
 #endif

@@ -1,7 +1,7 @@
 /* Host-side pack writer: lays out pack format v1 (platform/tr_format.h) and
  * appends the signature trailer. */
-#ifndef TR_TOOLS_PACKWRITER_H
-#define TR_TOOLS_PACKWRITER_H
+#ifndef TRH_TOOLS_PACKWRITER_H
+#define TRH_TOOLS_PACKWRITER_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -10,17 +10,17 @@
 #include "tr_format.h"
 #include "util.h"
 
-typedef struct tr_pack_model {
+typedef struct trh_pack_model {
     const char *name;
     double cost;
     tr_where where;
-} tr_pack_model;
+} trh_pack_model;
 
-typedef struct tr_pack_spec {
+typedef struct trh_pack_spec {
     uint64_t security_counter, created_unix, expires_unix;
     const char *embedder_name;
     uint32_t dim, n_refs, n_models;
-    const tr_pack_model *models;
+    const trh_pack_model *models;
     const int8_t *refs;          /* n_refs x dim, contiguous */
     const float *scores;         /* n_refs x n_models, row-major; NaN unknown */
     const uint8_t *embedder;     /* optional TR_SEC_EMBEDDER bytes */
@@ -44,58 +44,58 @@ typedef struct tr_pack_spec {
     size_t tasks_len;
     const float *lmap_theta;     /* optional learned map, K x (dim + 1) with
                                     K the clusters section's */
-} tr_pack_spec;
+} trh_pack_spec;
 
 /* Section sizes, for the builder's summary. */
-typedef struct tr_pack_layout {
+typedef struct trh_pack_layout {
     uint32_t n_sections;
     struct {
         uint32_t type;
         uint64_t offset, length;
     } sec[16];
-} tr_pack_layout;
+} trh_pack_layout;
 
 /* Limits a builder checks before any long work, so that it never signs a
  * pack the device side refuses (issue #18). The model count is the
  * library's TR_MODELS_MAX (core/tinyroute.h), which tr_pack_open and
  * tr_pack_apply_delta check; a security counter of 2^64-1 would raise a
  * device's floor for good, so the largest one a builder writes is 2^64-2. */
-#define TR_COUNTER_MAX (UINT64_MAX - 1)
+#define TRH_COUNTER_MAX (UINT64_MAX - 1)
 /* The S3 bandwidth range is the device's (TR_TASK_BANDWIDTH_MIN/MAX,
  * platform/tr_format.h): a builder writes nothing a device refuses. */
 
 /* Each check prints "tinyroute: FIELD ..." naming the field and the limit
  * and returns 1; 0 when within the device's limits. */
-int tr_pack_check_models(const tr_pack_model *models, uint32_t n_models);
+int trh_pack_check_models(const trh_pack_model *models, uint32_t n_models);
 /* The message for n models past TR_MODELS_MAX: "[WHERE: ]WHAT = N models: a
  * router serves at most 65536 (TR_MODELS_MAX, core/tinyroute.h); not
  * building a ARTIFACT it would refuse". Returns 1. */
-int tr_models_max_err(const char *where, const char *what, uint64_t n, const char *artifact);
-int tr_pack_check_settings(uint64_t security_counter, uint32_t k, double lambda);
+int trh_models_max_err(const char *where, const char *what, uint64_t n, const char *artifact);
+int trh_pack_check_settings(uint64_t security_counter, uint32_t k, double lambda);
 
 /* Write the signed bytes (header, table, sections) into out. 0 on success;
  * refuses (message, non-zero) a spec the checks above refuse. */
-int tr_pack_write(const tr_pack_spec *spec, tr_buf *out, tr_pack_layout *layout);
+int trh_pack_write(const trh_pack_spec *spec, trh_buf *out, trh_pack_layout *layout);
 
 /* SHA-256 the bytes in out, sign them with the PEM private key and append
  * the trailer. 0 on success. */
-int tr_pack_sign(tr_buf *out, const char *private_key_path);
+int trh_pack_sign(trh_buf *out, const char *private_key_path);
 
-/* tr_pack_sign, then the library's own verifier over the result, as a
+/* trh_pack_sign, then the library's own verifier over the result, as a
  * device that trusts the signer and the CLI's verify and route load it
  * (arena sized as tools/packfile.c does): non-zero, and a message naming
  * the status, when it refuses the pack, so that it is never written. */
-int tr_pack_sign_checked(tr_buf *out, const char *private_key_path);
+int trh_pack_sign_checked(trh_buf *out, const char *private_key_path);
 
 /* Append a trailer with a signature made elsewhere (e.g. by openssl). */
-void tr_pack_append_trailer(tr_buf *out, const uint8_t key_id[32],
+void trh_pack_append_trailer(trh_buf *out, const uint8_t key_id[32],
                             const uint8_t *sig, size_t sig_len);
 
-const char *tr_section_name(uint32_t type);
+const char *trh_section_name(uint32_t type);
 
 /* A delta pack (platform/tr_format.h, TR_DELTA_MAGIC): the whole change from
  * one base pack. */
-typedef struct tr_delta_spec {
+typedef struct trh_delta_spec {
     uint64_t security_counter, created_unix, expires_unix;
     uint8_t base_hash[32];
     uint32_t n_base_models, n_base_refs, n_clusters;
@@ -109,23 +109,23 @@ typedef struct tr_delta_spec {
     const uint8_t *records;       /* n_added * TR_MODEL_REC_BYTES */
     const uint8_t *correct, *valid; /* n_added * bit_stride bytes each */
     const float *psi;             /* n_clusters * n_added, row per cluster */
-} tr_delta_spec;
+} trh_delta_spec;
 
-/* Write the signed bytes of a delta into out (sign with tr_pack_sign). */
-void tr_delta_write(const tr_delta_spec *spec, tr_buf *out);
+/* Write the signed bytes of a delta into out (sign with trh_pack_sign). */
+void trh_delta_write(const trh_delta_spec *spec, trh_buf *out);
 
 /* A tasks section (the S3 regression table). Non-zero (a message) when the
  * bandwidth is not finite or outside [TR_TASK_BANDWIDTH_MIN,
  * TR_TASK_BANDWIDTH_MAX]: out is then left empty. */
-int tr_tasks_section(const float *u, const float *acc, uint32_t n_tasks, uint32_t n_models,
-                      uint32_t k_dist, float bandwidth, float gate, tr_buf *out);
+int trh_tasks_section(const float *u, const float *acc, uint32_t n_tasks, uint32_t n_models,
+                      uint32_t k_dist, float bandwidth, float gate, trh_buf *out);
 
 /* A clusters section with int8 centroids and a zero Psi, for the caller to
  * fill through tr_clusters_view (its Psi must come from the device's own
  * assignment of the references to these quantized centroids);
  * psi_prior: the strength the caller shrinks that Psi with
- * (tr_cluster_psi's a), recorded in the header for `delta`. */
-int tr_clusters_section(const float *centroids, uint32_t k, uint32_t dim,
-                        uint32_t n_models, float psi_prior, tr_buf *out);
+ * (trh_cluster_psi's a), recorded in the header for `delta`. */
+int trh_clusters_section(const float *centroids, uint32_t k, uint32_t dim,
+                        uint32_t n_models, float psi_prior, trh_buf *out);
 
 #endif

@@ -13,7 +13,7 @@ static int by_cost(const void *x, const void *y)
     return p->c < q->c ? -1 : p->c > q->c ? 1 : (p->a < q->a) - (p->a > q->a);
 }
 
-uint32_t tr_hull(const double *cost, const double *acc, uint32_t n, double *hc, double *ha)
+uint32_t trh_hull(const double *cost, const double *acc, uint32_t n, double *hc, double *ha)
 {
     if (n == 0)
         return 0;
@@ -45,7 +45,7 @@ uint32_t tr_hull(const double *cost, const double *acc, uint32_t n, double *hc, 
     return m;
 }
 
-double tr_hull_at(const double *hc, const double *ha, uint32_t nh, double c)
+double trh_hull_at(const double *hc, const double *ha, uint32_t nh, double c)
 {
     if (c <= hc[0])
         return ha[0];
@@ -55,18 +55,18 @@ double tr_hull_at(const double *hc, const double *ha, uint32_t nh, double c)
     return ha[nh - 1];
 }
 
-double tr_pareto_random(const double *cost, const double *acc, uint32_t n, double c)
+double trh_pareto_random(const double *cost, const double *acc, uint32_t n, double c)
 {
     double *hc = malloc(2 * n * sizeof *hc);
     if (!hc)
         return NAN;
-    uint32_t nh = tr_hull(cost, acc, n, hc, hc + n);
-    double a = nh ? tr_hull_at(hc, hc + n, nh, c) : NAN;
+    uint32_t nh = trh_hull(cost, acc, n, hc, hc + n);
+    double a = nh ? trh_hull_at(hc, hc + n, nh, c) : NAN;
     free(hc);
     return a;
 }
 
-double tr_curve_area(const double *q, uint32_t grid)
+double trh_curve_area(const double *q, uint32_t grid)
 {
     double area = 0;
     for (uint32_t g = 1; g < grid; g++)
@@ -74,7 +74,7 @@ double tr_curve_area(const double *q, uint32_t grid)
     return area;
 }
 
-uint32_t tr_curve_first_reach(const double *q, uint32_t grid, double target)
+uint32_t trh_curve_first_reach(const double *q, uint32_t grid, double target)
 {
     for (uint32_t g = 0; g < grid; g++)
         if (q[g] >= target - 1e-12)
@@ -82,7 +82,7 @@ uint32_t tr_curve_first_reach(const double *q, uint32_t grid, double target)
     return UINT32_MAX;
 }
 
-double tr_curve_apgr(const double *q, uint32_t grid, double lo, double hi)
+double trh_curve_apgr(const double *q, uint32_t grid, double lo, double hi)
 {
     if (!(hi > lo) || grid < 2)
         return NAN;
@@ -92,38 +92,38 @@ double tr_curve_apgr(const double *q, uint32_t grid, double lo, double hi)
     return s / (grid - 1);
 }
 
-double tr_curve_lambda(int j)
+double trh_curve_lambda(int j)
 {
     if (j == 0)
         return 0.0;
-    if (j == TR_CURVE_LAMBDAS - 1)
+    if (j == TRH_CURVE_LAMBDAS - 1)
         return 1e9; /* the cheapest model everywhere */
-    return 1e-3 * pow(1e6, (double)(j - 1) / (TR_CURVE_LAMBDAS - 3));
+    return 1e-3 * pow(1e6, (double)(j - 1) / (TRH_CURVE_LAMBDAS - 3));
 }
 
-void tr_curve_summarise(tr_curve *c)
+void trh_curve_summarise(trh_curve *c)
 {
-    c->area = tr_curve_area(c->q, TR_CURVE_GRID);
+    c->area = trh_curve_area(c->q, TRH_CURVE_GRID);
     c->peak = c->q[0];
-    for (int g = 1; g < TR_CURVE_GRID; g++)
+    for (int g = 1; g < TRH_CURVE_GRID; g++)
         c->peak = fmax(c->peak, c->q[g]);
 }
 
-void tr_curve_hull(const double *cost, const double *acc, int n, tr_curve *c)
+void trh_curve_hull(const double *cost, const double *acc, int n, trh_curve *c)
 {
     double *hc = malloc((size_t)(n > 0 ? n : 1) * 2 * sizeof *hc), *ha = hc + (n > 0 ? n : 1);
     if (!hc) {
         fputs("tinyroute: out of memory\n", stderr);
         exit(1);
     }
-    uint32_t nh = tr_hull(cost, acc, (uint32_t)n, hc, ha);
-    for (int g = 0; g < TR_CURVE_GRID; g++)
-        c->q[g] = tr_hull_at(hc, ha, nh, (double)g / (TR_CURVE_GRID - 1));
+    uint32_t nh = trh_hull(cost, acc, (uint32_t)n, hc, ha);
+    for (int g = 0; g < TRH_CURVE_GRID; g++)
+        c->q[g] = trh_hull_at(hc, ha, nh, (double)g / (TRH_CURVE_GRID - 1));
     free(hc);
-    tr_curve_summarise(c);
+    trh_curve_summarise(c);
 }
 
-void tr_route_point(const float *P, const float *Y, uint32_t nq, uint32_t nm, const double *cn,
+void trh_route_point(const float *P, const float *Y, uint32_t nq, uint32_t nm, const double *cn,
                     double lambda, double *cost, double *acc, uint32_t *choices)
 {
     double c = 0, a = 0;
@@ -147,17 +147,17 @@ void tr_route_point(const float *P, const float *Y, uint32_t nq, uint32_t nm, co
     *acc = a / nq;
 }
 
-void tr_route_curve(const float *P, const float *Y, uint32_t nq, uint32_t nm, const double *cn,
-                    tr_curve *c, uint32_t *choices)
+void trh_route_curve(const float *P, const float *Y, uint32_t nq, uint32_t nm, const double *cn,
+                    trh_curve *c, uint32_t *choices)
 {
-    double pc[TR_CURVE_LAMBDAS], pa[TR_CURVE_LAMBDAS];
-    for (int j = 0; j < TR_CURVE_LAMBDAS; j++)
-        tr_route_point(P, Y, nq, nm, cn, tr_curve_lambda(j), &pc[j], &pa[j],
+    double pc[TRH_CURVE_LAMBDAS], pa[TRH_CURVE_LAMBDAS];
+    for (int j = 0; j < TRH_CURVE_LAMBDAS; j++)
+        trh_route_point(P, Y, nq, nm, cn, trh_curve_lambda(j), &pc[j], &pa[j],
                        choices ? choices + (size_t)j * nq : NULL);
-    tr_curve_hull(pc, pa, TR_CURVE_LAMBDAS, c);
+    trh_curve_hull(pc, pa, TRH_CURVE_LAMBDAS, c);
 }
 
-void tr_norm_costs(const double *cost, uint32_t n, double *cn)
+void trh_norm_costs(const double *cost, uint32_t n, double *cn)
 {
     double cmin = INFINITY, cmax = -INFINITY;
     for (uint32_t m = 0; m < n; m++) {

@@ -1,4 +1,4 @@
-/* tr_report_html: the results document as one HTML page (see report.h). */
+/* trh_report_html: the results document as one HTML page (see report.h). */
 #include "report.h"
 
 #include <math.h>
@@ -36,7 +36,7 @@ static int stat_mean(const cJSON *m, const char *key, double *x)
     return num(field(m, key), "mean", x);
 }
 
-int tr_report_check(const cJSON *results, char *err, size_t cap)
+int trh_report_check(const cJSON *results, char *err, size_t cap)
 {
     char dummy[1];
     if (!cap)
@@ -119,7 +119,7 @@ static void esc_trunc(FILE *f, const char *s, size_t max)
         if (((unsigned char)s[i] & 0xC0) != 0x80 && n++ == max - 1)
             break;
     }
-    char *cut = tr_xmalloc(i + 1);
+    char *cut = trh_xmalloc(i + 1);
     memcpy(cut, s, i);
     cut[i] = 0;
     esc(f, cut);
@@ -441,7 +441,7 @@ typedef struct {
 static pt *obstacles(const axes *a, const cJSON *ds, int *n_out)
 {
     int cap = 256, n = 0;
-    pt *o = tr_xmalloc(cap * sizeof *o);
+    pt *o = trh_xmalloc(cap * sizeof *o);
     const cJSON *m, *p;
     double x, y;
     cJSON_ArrayForEach(m, field(ds, "methods")) {
@@ -456,7 +456,7 @@ static pt *obstacles(const axes *a, const cJSON *ds, int *n_out)
             int steps = have ? (int)ceil(hypot(q.x - prev.x, q.y - prev.y) / 4) : 1;
             for (int i = 1; i <= steps; i++) {
                 if (n == cap)
-                    o = tr_xrealloc(o, (size_t)(cap *= 2) * sizeof *o);
+                    o = trh_xrealloc(o, (size_t)(cap *= 2) * sizeof *o);
                 double t = have ? (double)i / steps : 1;
                 o[n++] = (pt){prev.x + t * (q.x - prev.x), prev.y + t * (q.y - prev.y)};
             }
@@ -466,7 +466,7 @@ static pt *obstacles(const axes *a, const cJSON *ds, int *n_out)
     cJSON_ArrayForEach(m, field(ds, "single_models")) {
         if (num(m, "cost_norm", &x) && num(m, "accuracy", &y)) {
             if (n == cap)
-                o = tr_xrealloc(o, (size_t)(cap *= 2) * sizeof *o);
+                o = trh_xrealloc(o, (size_t)(cap *= 2) * sizeof *o);
             o[n++] = (pt){px(a, x), py(a, y)};
         }
     }
@@ -500,7 +500,7 @@ static void plot_models(FILE *f, const axes *a, const cJSON *ds)
 {
     const cJSON *models = field(ds, "single_models"), *m;
     int n = cJSON_GetArraySize(models), k = 0, n_obs;
-    box *placed = tr_xcalloc((size_t)n + 1, sizeof *placed);
+    box *placed = trh_xcalloc((size_t)n + 1, sizeof *placed);
     pt *obs = obstacles(a, ds, &n_obs);
     put(f, "<g class=\"models\">\n");
     cJSON_ArrayForEach(m, models) {
@@ -618,8 +618,8 @@ static void chosen(FILE *f, const cJSON *m)
         esc(f, param);
         put(f, " = ");
     }
-    int *count = tr_xcalloc((size_t)n, sizeof *count);
-    const cJSON **val = tr_xcalloc((size_t)n, sizeof *val);
+    int *count = trh_xcalloc((size_t)n, sizeof *count);
+    const cJSON **val = trh_xcalloc((size_t)n, sizeof *val);
     int distinct = 0;
     const cJSON *v;
     cJSON_ArrayForEach(v, c) {
@@ -956,11 +956,11 @@ static void ds_provenance(FILE *f, const cJSON *ds)
     put(f, "</dd>\n</dl>\n");
 }
 
-int tr_report_html(const cJSON *results, FILE *out)
+int trh_report_html(const cJSON *results, FILE *out)
 {
     char why[160];
-    if (tr_report_check(results, why, sizeof why))
-        return tr_err("not an evaluation results document: %s (see tools/EVAL_JSON.md)", why);
+    if (trh_report_check(results, why, sizeof why))
+        return trh_err("not an evaluation results document: %s (see tools/EVAL_JSON.md)", why);
     const cJSON *datasets = field(results, "datasets"), *ds;
     FILE *f = out;
     put(f, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -1019,6 +1019,6 @@ int tr_report_html(const cJSON *results, FILE *out)
             "fixed grid of costs; cost normalised per seed between the cheapest and the costliest "
             "test model.</footer>\n</main>\n<script>\n%s</script>\n</body>\n</html>\n", js);
     if (fflush(f) || ferror(f))
-        return tr_err("writing the report failed");
+        return trh_err("writing the report failed");
     return 0;
 }

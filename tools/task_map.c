@@ -14,9 +14,9 @@
 #include "tr_learned_map.h"
 #include "trh_rand.h"
 
-const double tr_task_map_l2[TR_TASK_MAP_N_L2] = {1e-4, 1e-3, 1e-2};
+const double trh_task_map_l2[TRH_TASK_MAP_N_L2] = {1e-4, 1e-3, 1e-2};
 
-void tr_unit_row(const int8_t *r, uint32_t dim, float *out)
+void trh_unit_row(const int8_t *r, uint32_t dim, float *out)
 {
     double ss = 0;
     for (uint32_t d = 0; d < dim; d++)
@@ -25,10 +25,10 @@ void tr_unit_row(const int8_t *r, uint32_t dim, float *out)
         out[d] = (float)(r[d] / sqrt(ss));
 }
 
-void tr_task_means(const float *x, const uint32_t *task, size_t n, uint32_t T, uint32_t dim,
+void trh_task_means(const float *x, const uint32_t *task, size_t n, uint32_t T, uint32_t dim,
                        float *cent)
 {
-    uint32_t *cnt = tr_xcalloc(T, sizeof *cnt);
+    uint32_t *cnt = trh_xcalloc(T, sizeof *cnt);
     memset(cent, 0, (size_t)T * dim * sizeof *cent);
     for (size_t i = 0; i < n; i++) {
         cnt[task[i]]++;
@@ -45,11 +45,11 @@ void tr_task_means(const float *x, const uint32_t *task, size_t n, uint32_t T, u
  * method): a full Fisher-Yates shuffle with a fixed seed, so that no order
  * of the data (prompts sorted by task, say) decides the folds; the row at
  * shuffle position i goes to fold i % 5 (sizes differ by at most one), and
- * is scored while i < 5 * TR_FOLD_QUERIES (the first TR_FOLD_QUERIES of
+ * is scored while i < 5 * TRH_FOLD_QUERIES (the first TRH_FOLD_QUERIES of
  * each fold in shuffle order: a uniform sample). */
-void tr_cv_folds(size_t n, uint8_t *fold)
+void trh_cv_folds(size_t n, uint8_t *fold)
 {
-    size_t *perm = tr_xmalloc((n ? n : 1) * sizeof *perm);
+    size_t *perm = trh_xmalloc((n ? n : 1) * sizeof *perm);
     uint64_t s = 0x7472686f6c643566ull; /* fixed: the same pack from the same data */
     for (size_t i = 0; i < n; i++)
         perm[i] = i;
@@ -57,8 +57,8 @@ void tr_cv_folds(size_t n, uint8_t *fold)
         size_t j = i + (size_t)(trh_splitmix64(&s) % (n - i)), t = perm[i];
         perm[i] = perm[j];
         perm[j] = t;
-        fold[perm[i]] = (uint8_t)((i % TR_FOLDS) |
-                                  (i < (size_t)TR_FOLDS * TR_FOLD_QUERIES ? TR_FOLD_SCORED : 0));
+        fold[perm[i]] = (uint8_t)((i % TRH_FOLDS) |
+                                  (i < (size_t)TRH_FOLDS * TRH_FOLD_QUERIES ? TRH_FOLD_SCORED : 0));
     }
     free(perm);
 }
@@ -73,44 +73,44 @@ static int all_known(const float *y, uint32_t m)
     return 1;
 }
 
-int tr_task_map_score(const int8_t *refs, size_t n_task, uint32_t dim, const float *scores,
+int trh_task_map_score(const int8_t *refs, size_t n_task, uint32_t dim, const float *scores,
                       uint32_t m, const double *cn, const uint32_t *task, uint32_t T,
                       const float *as, uint32_t na, const uint8_t *fold, float *P_best,
-                      tr_task_map_info *info)
+                      trh_task_map_info *info)
 {
     const size_t N = n_task ? n_task : 1;
-    float *xt = tr_xmalloc(N * dim * sizeof *xt), *yt = tr_xmalloc(N * m * sizeof *yt),
-          *yv = tr_xmalloc(N * m * sizeof *yv);
-    uint32_t *tt = tr_xmalloc(N * sizeof *tt);
-    size_t *vi = tr_xmalloc(N * sizeof *vi), nv = 0;
-    for (uint32_t f = 0; f < TR_FOLDS; f++) /* the pooled queries, fold by fold */
+    float *xt = trh_xmalloc(N * dim * sizeof *xt), *yt = trh_xmalloc(N * m * sizeof *yt),
+          *yv = trh_xmalloc(N * m * sizeof *yv);
+    uint32_t *tt = trh_xmalloc(N * sizeof *tt);
+    size_t *vi = trh_xmalloc(N * sizeof *vi), nv = 0;
+    for (uint32_t f = 0; f < TRH_FOLDS; f++) /* the pooled queries, fold by fold */
         for (size_t j = 0; j < n_task; j++)
-            if (fold[j] == (f | TR_FOLD_SCORED) && all_known(scores + j * m, m)) {
+            if (fold[j] == (f | TRH_FOLD_SCORED) && all_known(scores + j * m, m)) {
                 memcpy(yv + nv * m, scores + j * m, m * sizeof *yv);
                 vi[nv++] = j;
             }
     /* Every (l2, a)'s out-of-fold estimates, pooled: one curve each. */
-    const size_t ng = (size_t)TR_TASK_MAP_N_L2 * na;
-    float *cent = tr_xmalloc((size_t)T * dim * sizeof *cent), *psi = tr_xmalloc((size_t)T * m * sizeof *psi),
-          *theta = tr_xmalloc((size_t)T * (dim + 1) * sizeof *theta),
-          *P = tr_xmalloc(ng * (nv ? nv : 1) * m * sizeof *P);
+    const size_t ng = (size_t)TRH_TASK_MAP_N_L2 * na;
+    float *cent = trh_xmalloc((size_t)T * dim * sizeof *cent), *psi = trh_xmalloc((size_t)T * m * sizeof *psi),
+          *theta = trh_xmalloc((size_t)T * (dim + 1) * sizeof *theta),
+          *P = trh_xmalloc(ng * (nv ? nv : 1) * m * sizeof *P);
     tr_clusters cv = {.k = T, .dim = dim, .n_models = m, .psi = psi};
     float z[TR_LMAP_MAX_K];
     int rc = 0;
     info->val_area = -1;
     info->val_queries = (uint32_t)nv;
-    info->l2 = tr_task_map_l2[TR_TASK_MAP_N_L2 / 2];
+    info->l2 = trh_task_map_l2[TRH_TASK_MAP_N_L2 / 2];
     info->a = as[0];
     size_t q0 = 0;
-    for (uint32_t f = 0; f < TR_FOLDS && nv && !rc; f++) {
+    for (uint32_t f = 0; f < TRH_FOLDS && nv && !rc; f++) {
         size_t nt = 0, q1 = q0;
         for (size_t j = 0; j < n_task; j++)
-            if ((fold[j] & TR_FOLD_MASK) != f) {
-                tr_unit_row(refs + j * dim, dim, xt + nt * dim);
+            if ((fold[j] & TRH_FOLD_MASK) != f) {
+                trh_unit_row(refs + j * dim, dim, xt + nt * dim);
                 memcpy(yt + nt * m, scores + j * m, m * sizeof *yt);
                 tt[nt++] = task[j];
             }
-        while (q1 < nv && (fold[vi[q1]] & TR_FOLD_MASK) == f)
+        while (q1 < nv && (fold[vi[q1]] & TRH_FOLD_MASK) == f)
             q1++;
         if (q1 == q0)
             continue;
@@ -118,16 +118,16 @@ int tr_task_map_score(const int8_t *refs, size_t n_task, uint32_t dim, const flo
             rc = 2;
             break;
         }
-        tr_task_means(xt, tt, nt, T, dim, cent);
+        trh_task_means(xt, tt, nt, T, dim, cent);
         /* theta does not depend on Psi's a: one fit per l2, every a on it. */
-        for (uint32_t g = 0; g < TR_TASK_MAP_N_L2 && !rc; g++) {
-            if (tr_task_map_fit(xt, nt, dim, tt, cent, T, tr_task_map_l2[g], TR_TASK_MAP_ITERS, theta) < 0) {
-                rc = tr_err("out of memory fitting the task map");
+        for (uint32_t g = 0; g < TRH_TASK_MAP_N_L2 && !rc; g++) {
+            if (trh_task_map_fit(xt, nt, dim, tt, cent, T, trh_task_map_l2[g], TRH_TASK_MAP_ITERS, theta) < 0) {
+                rc = trh_err("out of memory fitting the task map");
                 break;
             }
             tr_learned_map map = {T, dim, theta};
             for (uint32_t ga = 0; ga < na; ga++) {
-                tr_cluster_psi(yt, nt, m, tt, T, as[ga], psi);
+                trh_cluster_psi(yt, nt, m, tt, T, as[ga], psi);
                 float *Pg = P + ((size_t)g * na + ga) * nv * m;
                 for (size_t i = q0; i < q1; i++)
                     tr_learned_map_predict(&map, &cv, refs + vi[i] * dim, z, Pg + i * m);
@@ -138,10 +138,10 @@ int tr_task_map_score(const int8_t *refs, size_t n_task, uint32_t dim, const flo
     if (rc == 2) /* too few rows to cross-validate: nothing scored */
         rc = 0, nv = 0, info->val_queries = 0;
     for (size_t g = 0; g < ng && nv && !rc; g++) {
-        tr_curve c;
-        tr_route_curve(P + g * nv * m, yv, (uint32_t)nv, m, cn, &c, NULL);
+        trh_curve c;
+        trh_route_curve(P + g * nv * m, yv, (uint32_t)nv, m, cn, &c, NULL);
         if (c.area > info->val_area) { /* ties: the smaller l2, then the smaller a */
-            info->val_area = c.area, info->l2 = tr_task_map_l2[g / na], info->a = as[g % na];
+            info->val_area = c.area, info->l2 = trh_task_map_l2[g / na], info->a = as[g % na];
             if (P_best)
                 memcpy(P_best, P + g * nv * m, nv * m * sizeof *P);
         }
@@ -150,34 +150,34 @@ int tr_task_map_score(const int8_t *refs, size_t n_task, uint32_t dim, const flo
     return rc;
 }
 
-int tr_task_map_build(const int8_t *refs, size_t n, size_t n_task, uint32_t dim,
+int trh_task_map_build(const int8_t *refs, size_t n, size_t n_task, uint32_t dim,
                       const float *scores, uint32_t m, const double *cn, const uint32_t *task,
-                      uint32_t T, float a, tr_buf *clusters, float **theta_out,
-                      tr_task_map_info *info)
+                      uint32_t T, float a, trh_buf *clusters, float **theta_out,
+                      trh_task_map_info *info)
 {
-    /* info already scored (tr_task_map_score on build's folds): its l2. */
+    /* info already scored (trh_task_map_score on build's folds): its l2. */
     if (T < 2 || T > TR_LMAP_MAX_K)
-        return tr_err("--task-map needs 2 to %u tasks in the references, not %u", TR_LMAP_MAX_K, T);
-    float *x = tr_xmalloc(n_task * dim * sizeof *x);
+        return trh_err("--task-map needs 2 to %u tasks in the references, not %u", TR_LMAP_MAX_K, T);
+    float *x = trh_xmalloc(n_task * dim * sizeof *x);
     for (size_t j = 0; j < n_task; j++)
-        tr_unit_row(refs + j * dim, dim, x + j * dim);
-    float *cent = tr_xmalloc((size_t)T * dim * sizeof *cent);
-    float *theta = tr_xmalloc((size_t)T * (dim + 1) * sizeof *theta);
-    uint32_t *assign = tr_xmalloc(n * sizeof *assign);
+        trh_unit_row(refs + j * dim, dim, x + j * dim);
+    float *cent = trh_xmalloc((size_t)T * dim * sizeof *cent);
+    float *theta = trh_xmalloc((size_t)T * (dim + 1) * sizeof *theta);
+    uint32_t *assign = trh_xmalloc(n * sizeof *assign);
     tr_clusters cv;
     int rc = 0;
     if (!info->val_queries && info->val_area == 0) {
-        uint8_t *fold = tr_xmalloc(n_task ? n_task : 1);
-        tr_cv_folds(n_task, fold);
-        rc = tr_task_map_score(refs, n_task, dim, scores, m, cn, task, T, &a, 1, fold, NULL, info);
+        uint8_t *fold = trh_xmalloc(n_task ? n_task : 1);
+        trh_cv_folds(n_task, fold);
+        rc = trh_task_map_score(refs, n_task, dim, scores, m, cn, task, T, &a, 1, fold, NULL, info);
         free(fold);
     }
-    tr_task_means(x, task, n_task, T, dim, cent);
-    if (!rc && (tr_clusters_section(cent, T, dim, m, info->a, clusters) ||
+    trh_task_means(x, task, n_task, T, dim, cent);
+    if (!rc && (trh_clusters_section(cent, T, dim, m, info->a, clusters) ||
                 tr_clusters_view(clusters->data, clusters->len, dim, m, &cv) != TR_OK))
-        rc = tr_err("the task map's clusters section could not be written");
-    if (!rc && tr_task_map_fit(x, n_task, dim, task, cent, T, info->l2, TR_TASK_MAP_ITERS, theta) < 0)
-        rc = tr_err("out of memory fitting the task map");
+        rc = trh_err("the task map's clusters section could not be written");
+    if (!rc && trh_task_map_fit(x, n_task, dim, task, cent, T, info->l2, TRH_TASK_MAP_ITERS, theta) < 0)
+        rc = trh_err("out of memory fitting the task map");
     if (!rc) {
         /* Psi: the task rows by their task, the others by the device's own
          * nearest task centroid. cv views our writable section: filled in
@@ -188,7 +188,7 @@ int tr_task_map_build(const int8_t *refs, size_t n, size_t n_task, uint32_t dim,
             const int8_t *q = refs + j * dim;
             assign[j] = tr_cluster_assign(tr_kernels_active(), &cv, q, dots);
         }
-        tr_cluster_psi(scores, n, m, assign, T, info->a, (float *)(void *)cv.psi);
+        trh_cluster_psi(scores, n, m, assign, T, info->a, (float *)(void *)cv.psi);
     }
     free(x), free(cent), free(assign);
     if (rc)

@@ -1,47 +1,47 @@
 /* build --task-map: the learned soft cluster map (Jitkrittum et al. 2025,
  * section 4.3) with the data's own tasks as its clusters. Host only. */
-#ifndef TR_TOOLS_TASK_MAP_H
-#define TR_TOOLS_TASK_MAP_H
+#ifndef TRH_TOOLS_TASK_MAP_H
+#define TRH_TOOLS_TASK_MAP_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include "util.h"
 
-typedef struct tr_task_map_info {
+typedef struct trh_task_map_info {
     double l2;           /* the softmax regression's weight, chosen on validation */
     double val_area;     /* the Area of the pooled out-of-fold curve at (l2, a) */
     uint32_t val_queries; /* how many queries it pooled */
     float a;             /* Psi's prior strength, chosen on validation with l2 */
-} tr_task_map_info;
+} trh_task_map_info;
 
 /* The l2 weights the task map's softmax regression is chosen from, and its
  * Adam iterations (eval and build choose alike). */
-extern const double tr_task_map_l2[];
-#define TR_TASK_MAP_N_L2 3
-#define TR_TASK_MAP_ITERS 300
+extern const double trh_task_map_l2[];
+#define TRH_TASK_MAP_N_L2 3
+#define TRH_TASK_MAP_ITERS 300
 
 /* Row r as the learned map sees it: the unit float row, in double before
  * the one rounding (the fits of build and eval both read rows through it). */
-void tr_unit_row(const int8_t *r, uint32_t dim, float *out);
+void trh_unit_row(const int8_t *r, uint32_t dim, float *out);
 
 /* cent[t] = the mean of the n rows x (dim each) of task t (task[i] < T). */
-void tr_task_means(const float *x, const uint32_t *task, size_t n, uint32_t T, uint32_t dim,
+void trh_task_means(const float *x, const uint32_t *task, size_t n, uint32_t T, uint32_t dim,
                    float *cent);
 
 /* build's K-fold cross-validation (of the task map's l2 and a, and of the
- * method): fold[j] & TR_FOLD_MASK is row j's fold (0..TR_FOLDS-1, a
- * fixed-seed shuffle dealt round-robin), TR_FOLD_SCORED set on the first
- * TR_FOLD_QUERIES of each fold in shuffle order (a uniform sample: the rows
+ * method): fold[j] & TRH_FOLD_MASK is row j's fold (0..TRH_FOLDS-1, a
+ * fixed-seed shuffle dealt round-robin), TRH_FOLD_SCORED set on the first
+ * TRH_FOLD_QUERIES of each fold in shuffle order (a uniform sample: the rows
  * scored; the rest are only left out of their fold's fit), so that the
- * validation costs at most TR_FOLDS * TR_FOLD_QUERIES predictions whatever
+ * validation costs at most TRH_FOLDS * TRH_FOLD_QUERIES predictions whatever
  * n. Every row is held out once; the scored rows' out-of-fold estimates are
  * pooled into one deferral curve per candidate. */
-#define TR_FOLDS 5u
-#define TR_FOLD_MASK 0x7fu
-#define TR_FOLD_SCORED 0x80u
-#define TR_FOLD_QUERIES 1000u
-void tr_cv_folds(size_t n, uint8_t *fold);
+#define TRH_FOLDS 5u
+#define TRH_FOLD_MASK 0x7fu
+#define TRH_FOLD_SCORED 0x80u
+#define TRH_FOLD_QUERIES 1000u
+void trh_cv_folds(size_t n, uint8_t *fold);
 /* The task map fitted, for each fold, on the task rows (the first n_task)
  * outside it, for each l2 of the grid and each of the na prior strengths
  * as of Psi, and applied to the fold's scored rows whose scores are all
@@ -52,21 +52,21 @@ void tr_cv_folds(size_t n, uint8_t *fold);
  * pooled estimates. Psi gets its own a (the clusters header's psi_prior):
  * the kNN's a, chosen for k neighbours, is not the one for a task of
  * hundreds of prompts. 0, or 1 after a message. */
-int tr_task_map_score(const int8_t *refs, size_t n_task, uint32_t dim, const float *scores,
+int trh_task_map_score(const int8_t *refs, size_t n_task, uint32_t dim, const float *scores,
                       uint32_t m, const double *cn, const uint32_t *task, uint32_t T,
                       const float *as, uint32_t na, const uint8_t *fold, float *P_best,
-                      tr_task_map_info *info);
+                      trh_task_map_info *info);
 /* The clusters section (centroids = each task's mean unit row, Psi = each
  * model's error per task, shrunk with a) and theta (n_tasks x (dim + 1),
  * malloc'd) of the task map, from the n_refs int8 rows refs whose first
  * n_task rows have a task (task[j] < n_tasks; the rest, e.g. logged
  * prompts, join Psi through their nearest task centroid). info zeroed: l2
- * is chosen here by cross-validation (tr_task_map_score on tr_cv_folds,
+ * is chosen here by cross-validation (trh_task_map_score on trh_cv_folds,
  * Psi shrunk with a; costs cn); else its l2 and a are used as they are.
  * Then everything is refitted on all rows. 0, or 1 after a message. */
-int tr_task_map_build(const int8_t *refs, size_t n_refs, size_t n_task, uint32_t dim,
+int trh_task_map_build(const int8_t *refs, size_t n_refs, size_t n_task, uint32_t dim,
                       const float *scores, uint32_t n_models, const double *cn,
-                      const uint32_t *task, uint32_t n_tasks, float a, tr_buf *clusters,
-                      float **theta, tr_task_map_info *info);
+                      const uint32_t *task, uint32_t n_tasks, float a, trh_buf *clusters,
+                      float **theta, trh_task_map_info *info);
 
 #endif

@@ -13,12 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
-/* tr_err_capture: this thread's messages go to a caller's buffer (the host
+/* trh_err_capture: this thread's messages go to a caller's buffer (the host
  * library's C ABI hands them to Python) instead of stderr. */
 static _Thread_local char *cap_buf;
 static _Thread_local size_t cap_len;
 
-void tr_err_capture(char *buf, size_t cap)
+void trh_err_capture(char *buf, size_t cap)
 {
     cap_buf = cap ? buf : NULL;
     cap_len = cap;
@@ -29,7 +29,7 @@ void tr_err_capture(char *buf, size_t cap)
 /* The subcommand running, for the one error style "tinyroute CMD: ...". */
 static const char *command;
 
-void tr_set_command(const char *name) { command = name; }
+void trh_set_command(const char *name) { command = name; }
 
 /* The one error printer: "tinyroute CMD: [PATH:LINE: ]message" on stderr,
  * or only the message into the capture buffer (its first message: the one
@@ -52,7 +52,7 @@ static int verr(const char *path, long line, const char *fmt, va_list ap)
     return 1;
 }
 
-int tr_err(const char *fmt, ...)
+int trh_err(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -61,7 +61,7 @@ int tr_err(const char *fmt, ...)
     return 1;
 }
 
-int tr_err_at(const char *path, long line, const char *fmt, ...)
+int trh_err_at(const char *path, long line, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -70,7 +70,7 @@ int tr_err_at(const char *path, long line, const char *fmt, ...)
     return 1;
 }
 
-int tr_bad_option(char **argv)
+int trh_bad_option(char **argv)
 {
     /* With opterr = 0, glibc's getopt_long leaves: optopt 0 for an unknown
      * (or ambiguous) long option, the option's value for a known long one
@@ -96,82 +96,82 @@ int tr_bad_option(char **argv)
     return 2;
 }
 
-void *tr_xmalloc(size_t n)
+void *trh_xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);
     if (!p) {
-        tr_err("out of memory (%zu bytes)", n);
+        trh_err("out of memory (%zu bytes)", n);
         exit(70);
     }
     return p;
 }
 
-void *tr_xcalloc(size_t n, size_t size)
+void *trh_xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size ? size : 1);
     if (!p) {
-        tr_err("out of memory (%zu x %zu bytes)", n, size);
+        trh_err("out of memory (%zu x %zu bytes)", n, size);
         exit(70);
     }
     return p;
 }
 
-void *tr_xrealloc(void *p, size_t n)
+void *trh_xrealloc(void *p, size_t n)
 {
     void *q = realloc(p, n ? n : 1);
     if (!q) {
-        tr_err("out of memory (%zu bytes)", n);
+        trh_err("out of memory (%zu bytes)", n);
         exit(70);
     }
     return q;
 }
 
-char *tr_xstrdup(const char *s)
+char *trh_xstrdup(const char *s)
 {
     size_t n = strlen(s) + 1;
-    char *d = tr_xmalloc(n);
+    char *d = trh_xmalloc(n);
     memcpy(d, s, n);
     return d;
 }
 
-char *tr_xvprintf(const char *fmt, va_list ap)
+char *trh_xvprintf(const char *fmt, va_list ap)
 {
     va_list again;
     va_copy(again, ap);
     int n = vsnprintf(NULL, 0, fmt, ap);
-    char *s = tr_xmalloc((size_t)(n < 0 ? 0 : n) + 1);
+    char *s = trh_xmalloc((size_t)(n < 0 ? 0 : n) + 1);
     vsnprintf(s, (size_t)(n < 0 ? 0 : n) + 1, fmt, again);
     va_end(again);
     return s;
 }
 
-char *tr_xprintf(const char *fmt, ...)
+char *trh_xprintf(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *s = tr_xvprintf(fmt, ap);
+    char *s = trh_xvprintf(fmt, ap);
     va_end(ap);
     return s;
 }
 
-char *tr_path_join(const char *dir, const char *name)
+char *trh_path_join(const char *dir, const char *name)
 {
-    return tr_xprintf("%s/%s", dir, name);
+    return trh_xprintf("%s/%s", dir, name);
 }
 
-uint8_t *tr_read_file(const char *path, size_t *len)
+uint8_t *trh_read_file(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        tr_err("cannot open %s: %s", path, strerror(errno));
+        trh_err("cannot open %s: %s", path, strerror(errno));
         return NULL;
     }
     size_t cap = 1 << 16, n = 0;
-    uint8_t *buf = tr_xmalloc(cap);
+    uint8_t *buf = trh_xmalloc(cap);
     for (;;) {
         if (n + 1 >= cap) {
             cap *= 2;
-            buf = tr_xrealloc(buf, cap);
+            buf = trh_xrealloc(buf, cap);
         }
         size_t got = fread(buf + n, 1, cap - n - 1, f);
         n += got;
@@ -182,7 +182,7 @@ uint8_t *tr_read_file(const char *path, size_t *len)
     fclose(f);
     if (bad) {
         free(buf);
-        tr_err("cannot read %s", path);
+        trh_err("cannot read %s", path);
         return NULL;
     }
     buf[n] = 0;
@@ -190,19 +190,19 @@ uint8_t *tr_read_file(const char *path, size_t *len)
     return buf;
 }
 
-int tr_write_file_atomic(const char *path, const void *data, size_t len)
+int trh_write_file_atomic(const char *path, const void *data, size_t len)
 {
-    return tr_write_file_mode(path, data, len, 0644);
+    return trh_write_file_mode(path, data, len, 0644);
 }
 
-int tr_write_file_mode(const char *path, const void *data, size_t len, unsigned mode)
+int trh_write_file_mode(const char *path, const void *data, size_t len, unsigned mode)
 {
     size_t pl = strlen(path);
-    char *tmp = tr_xmalloc(pl + 16);
+    char *tmp = trh_xmalloc(pl + 16);
     snprintf(tmp, pl + 16, "%s.tmp.XXXXXX", path);
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        tr_err("cannot create a temporary file beside %s: %s", path, strerror(errno));
+        trh_err("cannot create a temporary file beside %s: %s", path, strerror(errno));
         free(tmp);
         return -1;
     }
@@ -213,7 +213,7 @@ int tr_write_file_mode(const char *path, const void *data, size_t len, unsigned 
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            tr_err("cannot write %s: %s", tmp, strerror(errno));
+            trh_err("cannot write %s: %s", tmp, strerror(errno));
             close(fd);
             unlink(tmp);
             free(tmp);
@@ -223,13 +223,13 @@ int tr_write_file_mode(const char *path, const void *data, size_t len, unsigned 
         left -= (size_t)w;
     }
     if (fsync(fd) != 0 || fchmod(fd, (mode_t)mode) != 0 || close(fd) != 0) {
-        tr_err("cannot finish %s: %s", tmp, strerror(errno));
+        trh_err("cannot finish %s: %s", tmp, strerror(errno));
         unlink(tmp);
         free(tmp);
         return -1;
     }
     if (rename(tmp, path) != 0) {
-        tr_err("cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        trh_err("cannot rename %s to %s: %s", tmp, path, strerror(errno));
         unlink(tmp);
         free(tmp);
         return -1;
@@ -238,45 +238,45 @@ int tr_write_file_mode(const char *path, const void *data, size_t len, unsigned 
     return 0;
 }
 
-void tr_buf_reserve(tr_buf *b, size_t extra)
+void trh_buf_reserve(trh_buf *b, size_t extra)
 {
     if (b->len + extra <= b->cap)
         return;
     size_t cap = b->cap ? b->cap : 4096;
     while (cap < b->len + extra)
         cap *= 2;
-    b->data = tr_xrealloc(b->data, cap);
+    b->data = trh_xrealloc(b->data, cap);
     b->cap = cap;
 }
 
-void tr_buf_put(tr_buf *b, const void *p, size_t n)
+void trh_buf_put(trh_buf *b, const void *p, size_t n)
 {
-    tr_buf_reserve(b, n);
+    trh_buf_reserve(b, n);
     memcpy(b->data + b->len, p, n);
     b->len += n;
 }
 
-void tr_buf_zeros(tr_buf *b, size_t n)
+void trh_buf_zeros(trh_buf *b, size_t n)
 {
-    tr_buf_reserve(b, n);
+    trh_buf_reserve(b, n);
     memset(b->data + b->len, 0, n);
     b->len += n;
 }
 
-void tr_buf_align(tr_buf *b, size_t a)
+void trh_buf_align(trh_buf *b, size_t a)
 {
     size_t pad = (a - b->len % a) % a;
-    tr_buf_zeros(b, pad);
+    trh_buf_zeros(b, pad);
 }
 
-void tr_buf_free(tr_buf *b)
+void trh_buf_free(trh_buf *b)
 {
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
 }
 
-int tr_parse_u64(const char *s, uint64_t *out)
+int trh_parse_u64(const char *s, uint64_t *out)
 {
     if (!s || !*s || *s == '-' || *s == '+')
         return -1;
@@ -289,7 +289,7 @@ int tr_parse_u64(const char *s, uint64_t *out)
     return 0;
 }
 
-int tr_parse_f64(const char *s, double *out)
+int trh_parse_f64(const char *s, double *out)
 {
     if (!s || !*s)
         return -1;
@@ -309,7 +309,7 @@ static double tr_now(void)
     return (double)t.tv_sec + t.tv_nsec / 1e9;
 }
 
-void tr_progress_start(tr_progress *p, const char *cmd, const char *phase, uint64_t total)
+void trh_progress_start(trh_progress *p, const char *cmd, const char *phase, uint64_t total)
 {
     const char *env = getenv("TR_PROGRESS");
     p->cmd = cmd;
@@ -320,7 +320,7 @@ void tr_progress_start(tr_progress *p, const char *cmd, const char *phase, uint6
     p->t0 = p->last = tr_now();
 }
 
-void tr_progress_update(tr_progress *p, uint64_t done)
+void trh_progress_update(trh_progress *p, uint64_t done)
 {
     if (!p->on)
         return;
@@ -340,7 +340,7 @@ void tr_progress_update(tr_progress *p, uint64_t done)
                 p->tty ? "\033[K\r" : "\n");
 }
 
-void tr_progress_end(tr_progress *p)
+void trh_progress_end(trh_progress *p)
 {
     if (!p->on)
         return;
@@ -348,22 +348,22 @@ void tr_progress_end(tr_progress *p)
             p->tty ? "\033[K\n" : "\n");
 }
 
-/* tr_write_file_atomic's first step, done and undone: a temporary file
+/* trh_write_file_atomic's first step, done and undone: a temporary file
  * beside out. 0 when it can be created. */
 static int out_writable(const char *opt, const char *out)
 {
-    char *tmp = tr_xprintf("%s.tmp.XXXXXX", out);
+    char *tmp = trh_xprintf("%s.tmp.XXXXXX", out);
     int fd = mkstemp(tmp);
     if (fd >= 0) {
         close(fd);
         unlink(tmp);
     } else
-        tr_err("%s %s: cannot create a file there: %s", opt, out, strerror(errno));
+        trh_err("%s %s: cannot create a file there: %s", opt, out, strerror(errno));
     free(tmp);
     return fd < 0;
 }
 
-int tr_out_not_input(const char *opt, const char *out, const char *const *inputs, size_t n)
+int trh_out_not_input(const char *opt, const char *out, const char *const *inputs, size_t n)
 {
     struct stat so, si;
     if (!out || !strcmp(out, "-"))
@@ -373,21 +373,21 @@ int tr_out_not_input(const char *opt, const char *out, const char *const *inputs
     for (size_t i = 0; i < n; i++)
         if (inputs[i] && stat(inputs[i], &si) == 0 && si.st_dev == so.st_dev &&
             si.st_ino == so.st_ino)
-            return tr_err("%s %s is also the input %s; refusing to overwrite an input", opt, out,
+            return trh_err("%s %s is also the input %s; refusing to overwrite an input", opt, out,
                           inputs[i]);
     return out_writable(opt, out);
 }
 
-int tr_out_not_input_ds(const char *opt, const char *out, const char *const *inputs, size_t n,
+int trh_out_not_input_ds(const char *opt, const char *out, const char *const *inputs, size_t n,
                         const char *const *dirs, size_t nd, const char *extra)
 {
     static const char *const ds_files[] = {"prompts.jsonl", "correctness.csv", "models.csv",
                                            "cost_unit.txt"};
     const size_t per = sizeof ds_files / sizeof *ds_files + 1;
-    char **all = tr_xcalloc(n + nd * per + 1, sizeof *all);
+    char **all = trh_xcalloc(n + nd * per + 1, sizeof *all);
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        all[k++] = inputs[i] ? tr_xstrdup(inputs[i]) : NULL;
+        all[k++] = inputs[i] ? trh_xstrdup(inputs[i]) : NULL;
     for (size_t d = 0; d < nd; d++) {
         if (!dirs[d])
             continue;
@@ -396,11 +396,11 @@ int tr_out_not_input_ds(const char *opt, const char *out, const char *const *inp
             const char *name = f < per - 1 ? ds_files[f] : extra;
             if (!name)
                 continue;
-            all[k] = tr_xmalloc(len);
+            all[k] = trh_xmalloc(len);
             snprintf(all[k++], len, "%s/%s", dirs[d], name);
         }
     }
-    int clash = tr_out_not_input(opt, out, (const char *const *)all, k);
+    int clash = trh_out_not_input(opt, out, (const char *const *)all, k);
     for (size_t i = 0; i < k; i++)
         free(all[i]);
     free(all);
@@ -414,12 +414,12 @@ int tr_out_not_input_ds(const char *opt, const char *out, const char *const *inp
 static int is_ancestor_or_self(dev_t dev, ino_t ino, const char *path)
 {
     size_t pl = strlen(path);
-    tr_buf p = {0};
-    tr_buf_put(&p, path, pl);
+    trh_buf p = {0};
+    trh_buf_put(&p, path, pl);
     struct stat s, prev = {0};
     int found = 0;
     for (int depth = 0; depth < 4096; depth++) {
-        tr_buf_put(&p, "", 1);
+        trh_buf_put(&p, "", 1);
         p.len--;
         if (stat((char *)p.data, &s) != 0)
             break;
@@ -430,13 +430,13 @@ static int is_ancestor_or_self(dev_t dev, ino_t ino, const char *path)
         if (depth && s.st_dev == prev.st_dev && s.st_ino == prev.st_ino)
             break; /* the root */
         prev = s;
-        tr_buf_put(&p, "/..", 3);
+        trh_buf_put(&p, "/..", 3);
     }
-    tr_buf_free(&p);
+    trh_buf_free(&p);
     return found;
 }
 
-int tr_dir_apart(const char *out_dir, const char *in_dir)
+int trh_dir_apart(const char *out_dir, const char *in_dir)
 {
     struct stat si, so;
     if (stat(in_dir, &si) != 0)
@@ -444,7 +444,7 @@ int tr_dir_apart(const char *out_dir, const char *in_dir)
     /* The deepest part of out_dir that exists; the rest will be created
      * under it, so out_dir overlaps in_dir exactly when that part does (or,
      * when all of out_dir exists, when it also contains in_dir). */
-    char *e = tr_xstrdup(out_dir);
+    char *e = trh_xstrdup(out_dir);
     int whole = 1;
     while (stat(e, &so) != 0) {
         char *slash = strrchr(e, '/');
@@ -457,7 +457,7 @@ int tr_dir_apart(const char *out_dir, const char *in_dir)
             /* "new/../src" resolves through a directory about to be made:
              * the walk by identity cannot see where it lands. */
             free(e);
-            return tr_err("output directory %s: a \"..\" after a part that does not exist yet; "
+            return trh_err("output directory %s: a \"..\" after a part that does not exist yet; "
                           "give a path without it", out_dir);
         }
         whole = 0;
@@ -473,19 +473,19 @@ int tr_dir_apart(const char *out_dir, const char *in_dir)
               (whole && is_ancestor_or_self(so.st_dev, so.st_ino, in_dir));
     free(e);
     if (bad)
-        return tr_err("output directory %s overlaps the input directory %s (it is, is inside or "
+        return trh_err("output directory %s overlaps the input directory %s (it is, is inside or "
                       "contains it); refusing: writing there could overwrite the input",
                       out_dir, in_dir);
     return 0;
 }
 
-long long tr_getline_max(char **line, size_t *cap, FILE *f, size_t max)
+long long trh_getline_max(char **line, size_t *cap, FILE *f, size_t max)
 {
     size_t n = 0;
     int ch;
     if (!*line || *cap < 2) {
         *cap = 256;
-        *line = tr_xrealloc(*line, *cap);
+        *line = trh_xrealloc(*line, *cap);
     }
     while ((ch = getc_unlocked(f)) != EOF) {
         if (n >= max)
@@ -494,7 +494,7 @@ long long tr_getline_max(char **line, size_t *cap, FILE *f, size_t max)
             size_t c = *cap * 2;
             if (c > max + 1)
                 c = max + 1;
-            *line = tr_xrealloc(*line, c);
+            *line = trh_xrealloc(*line, c);
             *cap = c;
         }
         (*line)[n++] = (char)ch;
@@ -505,7 +505,7 @@ long long tr_getline_max(char **line, size_t *cap, FILE *f, size_t max)
     return n ? (long long)n : -1;
 }
 
-const char *tr_json_nul_escape(const char *s, size_t n)
+const char *trh_json_nul_escape(const char *s, size_t n)
 {
     /* A backslash is an escape's start only outside another escape; JSON
      * has backslashes in strings only, so a left-to-right scan that skips
@@ -520,13 +520,13 @@ const char *tr_json_nul_escape(const char *s, size_t n)
     return NULL;
 }
 
-float tr_opts_lambda(double lambda)
+float trh_opts_lambda(double lambda)
 {
     float f = (float)lambda;
     return f > 0.0f ? f : TR_LAMBDA_ZERO;
 }
 
-const char *tr_default_embedder(void)
+const char *trh_default_embedder(void)
 {
     /* Kept in a static pointer: looked up once, reachable until exit. */
     static char *found;
@@ -539,7 +539,7 @@ const char *tr_default_embedder(void)
     if (slash)
         *slash = '\0';
     static const char rel[] = "/../share/tinyroute/embedder.bin";
-    char *path = tr_xmalloc(strlen(exe) + sizeof rel);
+    char *path = trh_xmalloc(strlen(exe) + sizeof rel);
     strcpy(path, exe);
     strcat(path, rel);
     free(exe);

@@ -18,13 +18,13 @@ static double sqdist(const float *a, const float *b, uint32_t dim)
     return d;
 }
 
-double tr_kmeans_fit(const float *x, size_t n, uint32_t dim, uint32_t k,
+double trh_kmeans_fit(const float *x, size_t n, uint32_t dim, uint32_t k,
                      uint64_t seed, int max_iter, float *cent, uint32_t *assign)
 {
-    return tr_kmeans_fit_cb(x, n, dim, k, seed, max_iter, cent, assign, NULL, NULL);
+    return trh_kmeans_fit_cb(x, n, dim, k, seed, max_iter, cent, assign, NULL, NULL);
 }
 
-double tr_kmeans_fit_cb(const float *x, size_t n, uint32_t dim, uint32_t k,
+double trh_kmeans_fit_cb(const float *x, size_t n, uint32_t dim, uint32_t k,
                         uint64_t seed, int max_iter, float *cent, uint32_t *assign,
                         void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx)
 {
@@ -114,7 +114,7 @@ double tr_kmeans_fit_cb(const float *x, size_t n, uint32_t dim, uint32_t k,
     return inertia;
 }
 
-size_t tr_kmeans_sample(size_t n, uint32_t k, uint32_t max_per_centroid, uint64_t seed, size_t *perm)
+size_t trh_kmeans_sample(size_t n, uint32_t k, uint32_t max_per_centroid, uint64_t seed, size_t *perm)
 {
     size_t ns = (size_t)k * max_per_centroid;
     if (n <= ns || max_per_centroid == 0)
@@ -129,7 +129,7 @@ size_t tr_kmeans_sample(size_t n, uint32_t k, uint32_t max_per_centroid, uint64_
     return ns;
 }
 
-double tr_kmeans_fit_sampled(const float *x, size_t n, uint32_t dim, uint32_t k,
+double trh_kmeans_fit_sampled(const float *x, size_t n, uint32_t dim, uint32_t k,
                              uint32_t max_per_centroid, uint64_t seed, int max_iter,
                              float *cent, uint32_t *assign, size_t *n_used,
                              void (*progress)(void *ctx, uint64_t done, uint64_t total),
@@ -138,7 +138,7 @@ double tr_kmeans_fit_sampled(const float *x, size_t n, uint32_t dim, uint32_t k,
     size_t ns = (size_t)k * max_per_centroid;
     if (n <= ns || max_per_centroid == 0) {
         *n_used = n;
-        return tr_kmeans_fit_cb(x, n, dim, k, seed, max_iter, cent, assign, progress, ctx);
+        return trh_kmeans_fit_cb(x, n, dim, k, seed, max_iter, cent, assign, progress, ctx);
     }
     size_t *perm = malloc(n * sizeof *perm);
     float *xs = malloc(ns * dim * sizeof *xs);
@@ -146,17 +146,17 @@ double tr_kmeans_fit_sampled(const float *x, size_t n, uint32_t dim, uint32_t k,
         free(perm), free(xs);
         return -1;
     }
-    tr_kmeans_sample(n, k, max_per_centroid, seed, perm);
+    trh_kmeans_sample(n, k, max_per_centroid, seed, perm);
     for (size_t i = 0; i < ns; i++)
         memcpy(xs + i * dim, x + perm[i] * dim, dim * sizeof *xs);
     free(perm);
-    double r = tr_kmeans_fit_cb(xs, ns, dim, k, seed, max_iter, cent, assign, progress, ctx);
+    double r = trh_kmeans_fit_cb(xs, ns, dim, k, seed, max_iter, cent, assign, progress, ctx);
     free(xs);
     *n_used = ns;
     return r;
 }
 
-double tr_kmeans_assign_from(double inertia, const float *x, size_t n, uint32_t dim,
+double trh_kmeans_assign_from(double inertia, const float *x, size_t n, uint32_t dim,
                              const float *cent, uint32_t k, uint32_t *assign,
                              void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx)
 {
@@ -176,14 +176,14 @@ double tr_kmeans_assign_from(double inertia, const float *x, size_t n, uint32_t 
     return inertia;
 }
 
-double tr_kmeans_assign(const float *x, size_t n, uint32_t dim, const float *cent,
+double trh_kmeans_assign(const float *x, size_t n, uint32_t dim, const float *cent,
                         uint32_t k, uint32_t *assign,
                         void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx)
 {
-    return tr_kmeans_assign_from(0, x, n, dim, cent, k, assign, progress, ctx);
+    return trh_kmeans_assign_from(0, x, n, dim, cent, k, assign, progress, ctx);
 }
 
-void tr_cluster_psi(const float *scores, size_t n, uint32_t n_models,
+void trh_cluster_psi(const float *scores, size_t n, uint32_t n_models,
                     const uint32_t *assign, uint32_t k, double a, float *psi)
 {
     double *sum = calloc((size_t)k * n_models, sizeof *sum), *all = calloc(n_models, sizeof *all);
@@ -202,7 +202,7 @@ void tr_cluster_psi(const float *scores, size_t n, uint32_t n_models,
         for (uint32_t m = 0; m < n_models; m++) {
             size_t j = (size_t)c * n_models + m;
             double overall = all_n[m] ? all[m] / (double)all_n[m] : 0;
-            psi[j] = tr_psi_estimate(sum[j], (double)cnt[j], overall, a);
+            psi[j] = trh_psi_estimate(sum[j], (double)cnt[j], overall, a);
         }
     free(sum);
     free(all);

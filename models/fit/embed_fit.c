@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int tr_first_pc(const float *x, size_t n, uint32_t dim, float *pc)
+int trh_first_pc(const float *x, size_t n, uint32_t dim, float *pc)
 {
     double *v = calloc(dim, sizeof *v), *w = calloc(dim, sizeof *w);
     if (!v || !w) {
@@ -41,7 +41,7 @@ int tr_first_pc(const float *x, size_t n, uint32_t dim, float *pc)
     return 0;
 }
 
-void tr_normalize(float *v, uint32_t dim)
+void trh_normalize(float *v, uint32_t dim)
 {
     double s = 0;
     for (uint32_t d = 0; d < dim; d++)

@@ -144,8 +144,8 @@ static void jacobi(double *c, uint32_t l, double *w, double *v)
         w[i] = c[i * l + i];
 }
 
-int tr_hashed_fit(const char *const *texts, size_t n, uint32_t rows, uint32_t dim, uint64_t seed,
-                  float *proj, tr_fit_progress progress, void *progress_ctx)
+int trh_hashed_fit(const char *const *texts, size_t n, uint32_t rows, uint32_t dim, uint64_t seed,
+                  float *proj, trh_fit_progress progress, void *progress_ctx)
 {
     const uint32_t l = dim + (dim < 20 ? 10 : dim / 2); /* oversampling (Halko et al. 2011) */
     csr a = {.n = n};

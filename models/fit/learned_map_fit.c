@@ -99,7 +99,7 @@ static double loss(const float *x, size_t n, uint32_t dim, const float *err, uin
     return total / (double)count;
 }
 
-double tr_learned_map_fit(const float *x, size_t n, uint32_t dim, const float *err,
+double trh_learned_map_fit(const float *x, size_t n, uint32_t dim, const float *err,
                           uint32_t nm, const float *psi, const float *cent, uint32_t k, int iters,
                           float *theta_out, double *initial)
 {
@@ -152,7 +152,7 @@ static double task_loss(const float *x, size_t n, uint32_t dim, const uint32_t *
     return total / (double)n + l2 * reg;
 }
 
-double tr_task_map_fit(const float *x, size_t n, uint32_t dim, const uint32_t *task,
+double trh_task_map_fit(const float *x, size_t n, uint32_t dim, const uint32_t *task,
                        const float *cent, uint32_t k, double l2, int iters, float *theta_out)
 {
     const size_t np = (size_t)k * (dim + 1);

@@ -64,15 +64,15 @@ static void heap_push(cand *h, uint32_t *len, uint32_t cap, cand c)
 #define TILE 2048u
 #define CHUNK 64u
 
-int tr_task_fit(const tr_kernels *kern, const tr_refs *refs, const uint32_t *task_of,
+int trh_task_fit(const tr_kernels *kern, const tr_refs *refs, const uint32_t *task_of,
                 uint32_t n_tasks, const float *scores, uint32_t n_models, uint32_t k,
                 uint32_t k_dist, uint32_t max_queries_per_task, float *u, float *acc)
 {
-    return tr_task_fit_cb(kern, refs, task_of, n_tasks, scores, n_models, k, k_dist,
+    return trh_task_fit_cb(kern, refs, task_of, n_tasks, scores, n_models, k, k_dist,
                           max_queries_per_task, u, acc, NULL, NULL);
 }
 
-int tr_task_fit_cb(const tr_kernels *kern, const tr_refs *refs, const uint32_t *task_of,
+int trh_task_fit_cb(const tr_kernels *kern, const tr_refs *refs, const uint32_t *task_of,
                    uint32_t n_tasks, const float *scores, uint32_t n_models, uint32_t k,
                    uint32_t k_dist, uint32_t max_queries_per_task, float *u, float *acc,
                    void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx)

@@ -21,24 +21,24 @@
  * max_iter. Writes k x dim centroids and each row's cluster; returns the
  * inertia (sum of squared distances). An empty cluster is re-seeded with
  * the row farthest from its centroid. */
-double tr_kmeans_fit(const float *x, size_t n, uint32_t dim, uint32_t k,
+double trh_kmeans_fit(const float *x, size_t n, uint32_t dim, uint32_t k,
                      uint64_t seed, int max_iter, float *centroids, uint32_t *assign);
 
 /* The same, calling progress(ctx, done, k + max_iter) after each seeded
  * centre (done = 1..k) and each Lloyd iteration (done = k + it), so a long
  * fit can show an ETA (an upper bound: Lloyd may stop early). */
-double tr_kmeans_fit_cb(const float *x, size_t n, uint32_t dim, uint32_t k,
+double trh_kmeans_fit_cb(const float *x, size_t n, uint32_t dim, uint32_t k,
                         uint64_t seed, int max_iter, float *centroids, uint32_t *assign,
                         void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx);
 
 /* K-means as `tinyroute build` runs it at scale (FAISS's recipe): fit on at
  * most max_per_centroid * k rows -- all of them when n is no larger, else a
  * uniform sample drawn with splitmix64 from `seed` (the same on every
- * machine) -- with tr_kmeans_fit_cb(seed, max_iter). Writes the centroids;
+ * machine) -- with trh_kmeans_fit_cb(seed, max_iter). Writes the centroids;
  * assign (n entries) receives the fit's assignment of the rows it used;
  * *n_used: how many (n: no sample, assign covers every row). Returns the
- * inertia over those rows, < 0 on failure. progress as tr_kmeans_fit_cb. */
-double tr_kmeans_fit_sampled(const float *x, size_t n, uint32_t dim, uint32_t k,
+ * inertia over those rows, < 0 on failure. progress as trh_kmeans_fit_cb. */
+double trh_kmeans_fit_sampled(const float *x, size_t n, uint32_t dim, uint32_t k,
                              uint32_t max_per_centroid, uint64_t seed, int max_iter,
                              float *centroids, uint32_t *assign, size_t *n_used,
                              void (*progress)(void *ctx, uint64_t done, uint64_t total),
@@ -47,22 +47,22 @@ double tr_kmeans_fit_sampled(const float *x, size_t n, uint32_t dim, uint32_t k,
 /* Every row to its nearest centroid (squared Euclidean, the lower index on
  * ties); returns the inertia over the n rows. progress(ctx, done, n) every
  * 4096 rows. */
-double tr_kmeans_assign(const float *x, size_t n, uint32_t dim, const float *centroids,
+double trh_kmeans_assign(const float *x, size_t n, uint32_t dim, const float *centroids,
                         uint32_t k, uint32_t *assign,
                         void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx);
 
-/* tr_kmeans_fit_sampled's sample, for a caller that makes the rows itself
+/* trh_kmeans_fit_sampled's sample, for a caller that makes the rows itself
  * rather than holding all n (tinyroute build re-embeds them): returns how
  * many rows the fit uses; when fewer than n, they are perm[0..ns) in the
  * order the fit sees them (perm: room for n entries), else every row in
  * order and perm is untouched. */
-size_t tr_kmeans_sample(size_t n, uint32_t k, uint32_t max_per_centroid, uint64_t seed,
+size_t trh_kmeans_sample(size_t n, uint32_t k, uint32_t max_per_centroid, uint64_t seed,
                         size_t *perm);
 
-/* tr_kmeans_assign over rows given in blocks: adds each row's squared
+/* trh_kmeans_assign over rows given in blocks: adds each row's squared
  * distance to inertia in row order, so blocks in order sum exactly as one
  * call over all of them; returns the new total. */
-double tr_kmeans_assign_from(double inertia, const float *x, size_t n, uint32_t dim,
+double trh_kmeans_assign_from(double inertia, const float *x, size_t n, uint32_t dim,
                              const float *centroids, uint32_t k, uint32_t *assign,
                              void (*progress)(void *ctx, uint64_t done, uint64_t total),
                              void *ctx);
@@ -77,17 +77,17 @@ double tr_kmeans_assign_from(double inertia, const float *x, size_t n, uint32_t 
  * the raw mean would be 0/0). sum: the cluster's scores, cnt: how
  * many, overall_acc: the model's mean score. Packs written before the
  * strength was chosen (the clusters header's psi_prior field 0) used a = 10. */
-static inline float tr_psi_estimate(double sum, double cnt, double overall_acc, double a)
+static inline float trh_psi_estimate(double sum, double cnt, double overall_acc, double a)
 {
     if (cnt <= 0)
         return (float)(1.0 - overall_acc);
     return (float)(1.0 - (sum + a * overall_acc) / (cnt + a));
 }
 
-/* psi[c][m] = tr_psi_estimate (strength a) of model m's known scores over the
+/* psi[c][m] = trh_psi_estimate (strength a) of model m's known scores over the
  * rows in cluster c, toward m's mean over all n rows. scores: n x n_models,
  * NaN unknown. */
-void tr_cluster_psi(const float *scores, size_t n, uint32_t n_models,
+void trh_cluster_psi(const float *scores, size_t n, uint32_t n_models,
                     const uint32_t *assign, uint32_t k, double a, float *psi);
 
 /* ---- the learned soft cluster map (Jitkrittum et al. 2025, section 4.3 and C.1) and the task map ---- */
@@ -101,7 +101,7 @@ void tr_cluster_psi(const float *scores, size_t n, uint32_t n_models,
  * b_k = -t ||c_k||^2 / 2: a soft nearest centroid). x: n unit rows.
  * Returns the final mean loss (and the initial one in *initial), or -1 when
  * out of memory. */
-double tr_learned_map_fit(const float *x, size_t n, uint32_t dim, const float *err,
+double trh_learned_map_fit(const float *x, size_t n, uint32_t dim, const float *err,
                           uint32_t n_models, const float *psi, const float *centroids,
                           uint32_t k, int iters, float *theta, double *initial);
 
@@ -111,10 +111,10 @@ double tr_learned_map_fit(const float *x, size_t n, uint32_t dim, const float *e
  * a router can know of a prompt is which task it belongs to (a router told
  * the true task is the best one short of the oracle). Mean cross-entropy +
  * l2 * ||theta without the biases||^2, full-batch Adam from the task means
- * (as tr_learned_map_fit starts from the centroids). centroids: k x dim,
+ * (as trh_learned_map_fit starts from the centroids). centroids: k x dim,
  * the mean row of each task. Returns the final objective, or -1 when out of
  * memory. */
-double tr_task_map_fit(const float *x, size_t n, uint32_t dim, const uint32_t *task,
+double trh_task_map_fit(const float *x, size_t n, uint32_t dim, const uint32_t *task,
                        const float *centroids, uint32_t k, double l2, int iters, float *theta);
 
 /* ---- the S3 table (Shnitzer et al. 2023) ---- */
@@ -142,13 +142,13 @@ double tr_task_map_fit(const float *x, size_t n, uint32_t dim, const uint32_t *t
  * the lower index, kept in a bounded heap (no full sort). With every query
  * the result is that of sorting all candidates. Returns 0, or -1 when out
  * of memory. */
-int tr_task_fit(const tr_kernels *kern, const tr_refs *refs, const uint32_t *task_of,
+int trh_task_fit(const tr_kernels *kern, const tr_refs *refs, const uint32_t *task_of,
                 uint32_t n_tasks, const float *scores, uint32_t n_models, uint32_t k,
                 uint32_t k_dist, uint32_t max_queries_per_task, float *u, float *acc);
 
 /* The same, calling progress(ctx, done, total) after each batch of queries
  * (total: the number of queries), so a long fit can show an ETA. */
-int tr_task_fit_cb(const tr_kernels *kern, const tr_refs *refs, const uint32_t *task_of,
+int trh_task_fit_cb(const tr_kernels *kern, const tr_refs *refs, const uint32_t *task_of,
                    uint32_t n_tasks, const float *scores, uint32_t n_models, uint32_t k,
                    uint32_t k_dist, uint32_t max_queries_per_task, float *u, float *acc,
                    void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx);
@@ -158,7 +158,7 @@ int tr_task_fit_cb(const tr_kernels *kern, const tr_refs *refs, const uint32_t *
 /* First right singular vector of the n rows of x (unit, float): what SIF
  * removes. Power iteration in double on X^T X; deterministic start.
  * 0, or -1 when out of memory. */
-int tr_first_pc(const float *x, size_t n, uint32_t dim, float *pc);
+int trh_first_pc(const float *x, size_t n, uint32_t dim, float *pc);
 
 /* A hashed table's rows (platform/tr_format.h, TR_EMB_HASHED) learned from n
  * valid UTF-8 texts: the top dim right singular vectors of their tf-idf
@@ -168,11 +168,11 @@ int tr_first_pc(const float *x, size_t n, uint32_t dim, float *pc);
  * Randomized SVD (Halko et al. 2011), deterministic for a seed. progress
  * (may be NULL) hears each phase's steps: "features" per text, then "SVD"
  * per pass over the matrix. 0, or -1 when out of memory. */
-typedef void (*tr_fit_progress)(void *ctx, const char *phase, uint64_t done, uint64_t total);
-int tr_hashed_fit(const char *const *texts, size_t n, uint32_t rows, uint32_t dim, uint64_t seed,
-                  float *proj, tr_fit_progress progress, void *progress_ctx);
+typedef void (*trh_fit_progress)(void *ctx, const char *phase, uint64_t done, uint64_t total);
+int trh_hashed_fit(const char *const *texts, size_t n, uint32_t rows, uint32_t dim, uint64_t seed,
+                  float *proj, trh_fit_progress progress, void *progress_ctx);
 
 /* v /= ||v|| (a zero vector stays zero). */
-void tr_normalize(float *v, uint32_t dim);
+void trh_normalize(float *v, uint32_t dim);
 
 #endif /* TRH_FIT_H */

@@ -1,5 +1,5 @@
-/* make bench-kmeans: the build's K-means (tr_kmeans_fit_sampled +
- * tr_kmeans_assign, what `tinyroute build --clusters K` runs: k-means++ and
+/* make bench-kmeans: the build's K-means (trh_kmeans_fit_sampled +
+ * trh_kmeans_assign, what `tinyroute build --clusters K` runs: k-means++ and
  * Lloyd on at most 256 rows per centroid, then every row assigned) against
  * faiss::Clustering with the same K, sample size and iteration cap, on the
  * same float rows, in the same run. Reports times, their ratio and the
@@ -70,9 +70,9 @@ int main(int argc, char **argv)
     }
     size_t used;
     double t0 = now_ms();
-    double fit = tr_kmeans_fit_sampled(x, n, dim, k, per, 1, iter, cent, assign, &used, count_steps, NULL);
+    double fit = trh_kmeans_fit_sampled(x, n, dim, k, per, 1, iter, cent, assign, &used, count_steps, NULL);
     double t1 = now_ms();
-    double ours = used == n ? fit : tr_kmeans_assign(x, n, dim, cent, k, assign, NULL, NULL);
+    double ours = used == n ? fit : trh_kmeans_assign(x, n, dim, cent, k, assign, NULL, NULL);
     double t2 = now_ms();
     if (fit < 0)
         return fprintf(stderr, "k-means failed\n"), 1;

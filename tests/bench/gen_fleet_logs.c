@@ -35,30 +35,30 @@ static uint64_t mix(uint64_t *s) /* splitmix64 */
 int main(int argc, char **argv)
 {
     uint64_t n_dev, n_rec, seed = 17, lim = 0, noise = 0, flipped = 0;
-    if (argc < 7 || argc > 11 || tr_parse_u64(argv[5], &n_dev) || tr_parse_u64(argv[6], &n_rec) ||
-        n_rec == 0 || n_rec > (1u << 24) || (argc > 7 && tr_parse_u64(argv[7], &seed)) ||
-        (argc > 8 && tr_parse_u64(argv[8], &lim)) ||
-        (argc > 9 && (tr_parse_u64(argv[9], &noise) || noise > 100)) ||
-        (argc > 10 && tr_parse_u64(argv[10], &flipped))) {
+    if (argc < 7 || argc > 11 || trh_parse_u64(argv[5], &n_dev) || trh_parse_u64(argv[6], &n_rec) ||
+        n_rec == 0 || n_rec > (1u << 24) || (argc > 7 && trh_parse_u64(argv[7], &seed)) ||
+        (argc > 8 && trh_parse_u64(argv[8], &lim)) ||
+        (argc > 9 && (trh_parse_u64(argv[9], &noise) || noise > 100)) ||
+        (argc > 10 && trh_parse_u64(argv[10], &flipped))) {
         fputs("usage: gen_fleet_logs PACK PUBLIC.pem DATASET_DIR OUT_DIR N_DEVICES RECORDS\n"
               "                      [SEED [PROMPTS [NOISE [FLIPPED]]]]\n"
               "  (RECORDS per device, 1..16777216; NOISE in percent)\n", stderr);
         return 2;
     }
     tr_pubkey pub;
-    if (tr_key_load_public(argv[2], &pub))
+    if (trh_key_load_public(argv[2], &pub))
         return 1;
     tr_trust trust = {.keys = &pub, .n_keys = 1};
-    tr_packfile pf;
-    tr_dataset ds;
-    if (tr_packfile_open(argv[1], NULL, &trust, &pf) || tr_dataset_load(argv[3], &ds))
+    trh_packfile pf;
+    trh_dataset ds;
+    if (trh_packfile_open(argv[1], NULL, &trust, &pf) || trh_dataset_load(argv[3], &ds))
         return 1;
     /* One decision per prompt, and its outcome. */
     const size_t n = ds.n_prompts;
-    tr_result *res = tr_xmalloc(n * sizeof *res);
-    float *out = tr_xmalloc(n * sizeof *out);
-    char *ok = tr_xcalloc(n, 1);
-    float *pred = tr_xmalloc(pf.info.n_models * sizeof *pred);
+    tr_result *res = trh_xmalloc(n * sizeof *res);
+    float *out = trh_xmalloc(n * sizeof *out);
+    char *ok = trh_xcalloc(n, 1);
+    float *pred = trh_xmalloc(pf.info.n_models * sizeof *pred);
     size_t usable = 0;
     for (size_t i = 0; i < n; i++) {
         const char *t = ds.prompts[i].text;
@@ -77,17 +77,17 @@ int main(int argc, char **argv)
         usable++;
     }
     if (!usable)
-        return tr_err("no prompt of %s routes", argv[3]);
+        return trh_err("no prompt of %s routes", argv[3]);
     size_t need = tr_log_size(0, (uint32_t)n_rec, TR_LOG_TEXT);
     void *mem = NULL;
     if (!need || posix_memalign(&mem, 64, need))
-        return tr_err("cannot size a log of %llu records", (unsigned long long)n_rec);
+        return trh_err("cannot size a log of %llu records", (unsigned long long)n_rec);
     uint8_t *buf = NULL;
     char path[4096];
     snprintf(path, sizeof path, "%s/device-keys", argv[4]);
     FILE *kf = fopen(path, "w");
     if (!kf)
-        return tr_err("cannot write %s", path);
+        return trh_err("cannot write %s", path);
     uint64_t s = seed;
     for (uint64_t d = 0; d < n_dev; d++) {
         uint8_t key[32];
@@ -114,13 +114,13 @@ int main(int argc, char **argv)
                 st = tr_log_outcome(log, id, o);
         }
         size_t w, sz = tr_log_export_size(log);
-        buf = tr_xrealloc(buf, sz);
+        buf = trh_xrealloc(buf, sz);
         if (st == TR_OK)
             st = tr_log_export(log, buf, sz, &w);
         if (st != TR_OK)
-            return tr_err("device %llu: %s", (unsigned long long)d, tr_strerror(st));
+            return trh_err("device %llu: %s", (unsigned long long)d, tr_strerror(st));
         snprintf(path, sizeof path, "%s/dev-%06llu.trl", argv[4], (unsigned long long)d);
-        if (tr_write_file_atomic(path, buf, w))
+        if (trh_write_file_atomic(path, buf, w))
             return 1;
         fprintf(kf, "%llu ", (unsigned long long)(1000 + d));
         for (int b = 0; b < 32; b++)
@@ -128,7 +128,7 @@ int main(int argc, char **argv)
         fputc('\n', kf);
     }
     if (fclose(kf))
-        return tr_err("cannot write the key file");
+        return trh_err("cannot write the key file");
     printf("%llu logs of %llu records (%zu distinct routable prompts) in %s\n",
            (unsigned long long)n_dev, (unsigned long long)n_rec, usable, argv[4]);
     free(buf);
@@ -137,7 +137,7 @@ int main(int argc, char **argv)
     free(ok);
     free(out);
     free(res);
-    tr_dataset_free(&ds);
-    tr_packfile_close(&pf);
+    trh_dataset_free(&ds);
+    trh_packfile_close(&pf);
     return 0;
 }

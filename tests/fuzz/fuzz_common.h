@@ -22,7 +22,7 @@ static inline const char *tr_fuzz_path(const char *env, const char *dflt)
 static inline void tr_fuzz_load_key(tr_pubkey *key)
 {
     const char *path = tr_fuzz_path("TR_FUZZ_KEY", "fixtures/keys/test-signing.pub");
-    if (tr_key_load_public(path, key) != 0) {
+    if (trh_key_load_public(path, key) != 0) {
         fprintf(stderr, "fuzz: cannot load the trusted key %s (set TR_FUZZ_KEY)\n", path);
         abort();
     }

@@ -32,7 +32,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argv;
     const char *path = tr_fuzz_path("TR_FUZZ_BASE", "build-fuzz/seeds/base.trp");
     size_t len;
-    uint8_t *raw = tr_read_file(path, &len);
+    uint8_t *raw = trh_read_file(path, &len);
     if (!raw || posix_memalign((void **)&base, 64, len) != 0)
         abort();
     memcpy(base, raw, len);

@@ -23,7 +23,7 @@ static tr_pack_info info[N_PACKS];
 static void load(int i, const char *path)
 {
     size_t len;
-    uint8_t *raw = tr_read_file(path, &len);
+    uint8_t *raw = trh_read_file(path, &len);
     if (!raw) {
         fprintf(stderr, "fuzz: cannot read the pack %s\n", path);
         abort();

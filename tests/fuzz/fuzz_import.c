@@ -68,7 +68,7 @@ static int same_str(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-static void check_same(const tr_dataset *a, const tr_dataset *b)
+static void check_same(const trh_dataset *a, const trh_dataset *b)
 {
     if (a->n_prompts != b->n_prompts || a->n_models != b->n_models)
         abort();
@@ -77,7 +77,7 @@ static void check_same(const tr_dataset *a, const tr_dataset *b)
             a->models[i].cost != b->models[i].cost || a->models[i].where != b->models[i].where)
             abort();
     for (size_t i = 0; i < a->n_prompts; i++) {
-        const tr_ds_prompt *p = &a->prompts[i], *q = &b->prompts[i];
+        const trh_ds_prompt *p = &a->prompts[i], *q = &b->prompts[i];
         /* A missing task is written as "": the same meaning. */
         if (strcmp(p->id, q->id) != 0 || strcmp(p->text, q->text) != 0 ||
             !same_str(p->task && *p->task ? p->task : NULL, q->task && *q->task ? q->task : NULL) ||
@@ -104,19 +104,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     for (int k = 0; k < 3; k++)
         put(names[k], part[k], len[k]);
-    tr_dataset ds, again;
-    if (tr_dataset_load(dir, &ds) != 0) {
+    trh_dataset ds, again;
+    if (trh_dataset_load(dir, &ds) != 0) {
         /* A refused dataset is freed by the loader: nothing may be left. */
         if (ds.n_prompts || ds.n_models || ds.prompts || ds.models || ds.scores)
             abort();
         return 0;
     }
-    if (tr_dataset_write(dir2, &ds, 1) != 0 || tr_dataset_load(dir2, &again) != 0) {
+    if (trh_dataset_write(dir2, &ds, 1) != 0 || trh_dataset_load(dir2, &again) != 0) {
         dprintf(2, "fuzz: a loaded dataset did not round-trip\n");
         abort();
     }
     check_same(&ds, &again);
-    tr_dataset_free(&again);
-    tr_dataset_free(&ds);
+    trh_dataset_free(&again);
+    trh_dataset_free(&ds);
     return 0;
 }

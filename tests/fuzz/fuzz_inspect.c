@@ -1,6 +1,6 @@
 /* libFuzzer target: the input is a file handed to `tinyroute inspect`, the
  * command for looking at an untrusted pack (it checks no signature), and
- * goes through tr_inspect (tools/cmd_verify.c), what the command runs once
+ * goes through trh_inspect (tools/cmd_verify.c), what the command runs once
  * the file is mapped: as text to /dev/null, and as JSON into memory, where
  * the report must parse and agree with the bytes (their length, the section
  * count in the header, a key id that is "none" or 64 hex digits). Seeds:
@@ -46,14 +46,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!p)
         abort();
     memcpy(p, data, size);
-    int text = tr_inspect("fuzz", p, size, 0, devnull);
+    int text = trh_inspect("fuzz", p, size, 0, devnull);
 
     char *out = NULL;
     size_t out_len = 0;
     FILE *ms = open_memstream(&out, &out_len);
     if (!ms)
         abort();
-    int json = tr_inspect("fuzz", p, size, 1, ms);
+    int json = trh_inspect("fuzz", p, size, 1, ms);
     fclose(ms);
     if (json != text)
         fail("text and JSON disagree on refusing");

@@ -1,14 +1,14 @@
 /* libFuzzer target: the input is an exported outcome log (core/OUTCOME_LOG.md)
  * and it goes through everything the host tools do with a log's bytes, short
  * of signing a pack (tools/logfile.c):
- *   - tr_logfile_read, the reader both commands use, and tr_logfile_rec over
+ *   - trh_logfile_read, the reader both commands use, and trh_logfile_rec over
  *     every record of a log it accepts;
- *   - tr_eval_log (`tinyroute eval --log`): the statistics and the deferral
+ *   - trh_eval_log (`tinyroute eval --log`): the statistics and the deferral
  *     estimate re-routed at eval's default lambdas, once as JSON (kNN) and
  *     once as text (cluster routing), on the pack the seed logs come from
  *     (TR_FUZZ_LOG_PACK, default build-fuzz/seeds/base.trp), so the
  *     embedder matches and the re-routing runs;
- *   - tr_log_to_refs (`tinyroute build --add-log`) with that pack's embedder
+ *   - trh_log_to_refs (`tinyroute build --add-log`) with that pack's embedder
  *     and a dataset of its model names.
  * The log is written to /dev/shm (the reader takes a path, as the commands
  * do). The device library has no log reader: tr_log_* only writes logs, so
@@ -25,7 +25,7 @@
  * as version 2 whose last byte is even is sealed afresh with that key before
  * it is read (else a mutation would almost never pass the MAC and the
  * parser behind it would go unfuzzed); one with an odd last byte keeps its
- * MAC. tr_logfile_auth must accept exactly the logs of device 7 whose MAC
+ * MAC. trh_logfile_auth must accept exactly the logs of device 7 whose MAC
  * is the HMAC of their bytes, and the batch must refuse the same log taken
  * twice (a replay). */
 #include <math.h>
@@ -45,11 +45,11 @@
 #include "util.h"
 
 static _Alignas(64) uint8_t arena[1u << 22], view_mem[1u << 14];
-static tr_packfile pf;
-static tr_dataset ds;
+static trh_packfile pf;
+static trh_dataset ds;
 static char dir[64], path[96];
 static FILE *devnull;
-static tr_devkeys dk;
+static trh_devkeys dk;
 /* log_seeds.c seals its version 2 seeds with this key, as device 7. */
 static const uint8_t FUZZ_DEVICE_KEY[32] = "fuzz_log device key, 32 bytes.!";
 static uint8_t *sealed;
@@ -68,7 +68,7 @@ int LLVMFuzzerInitialize(int *argc, char **argv[])
     (void)argc;
     (void)argv;
     const char *pp = tr_fuzz_path("TR_FUZZ_LOG_PACK", "build-fuzz/seeds/base.trp");
-    uint8_t *raw = tr_read_file(pp, &pf.len), *pack;
+    uint8_t *raw = trh_read_file(pp, &pf.len), *pack;
     if (!raw || posix_memalign((void **)&pack, 64, pf.len) != 0)
         abort();
     memcpy(pack, raw, pf.len);
@@ -145,7 +145,7 @@ static void check_unit(const cJSON *o, const char *k)
 }
 
 /* The reader's result, checked against the bytes it came from. */
-static void check_read(const tr_logfile *lf, size_t size)
+static void check_read(const trh_logfile *lf, size_t size)
 {
     const uint64_t mac = lf->version == TR_LOG_VERSION_AUTH ? TR_LOG_MAC_BYTES : 0;
     if (lf->len != size || size != lf->rec_off + (uint64_t)lf->n * lf->record_bytes + mac ||
@@ -156,8 +156,8 @@ static void check_read(const tr_logfile *lf, size_t size)
     if (TR_LOG_REC_HEAD + emb + text > lf->record_bytes)
         fail("accepted record size smaller than its embedding and text");
     for (uint32_t i = 0; i < lf->n; i++) {
-        tr_logrec r;
-        tr_logfile_rec(lf, i, &r);
+        trh_logrec r;
+        trh_logfile_rec(lf, i, &r);
         const uint8_t *lo = lf->bytes + lf->rec_off + (size_t)i * lf->record_bytes,
                       *hi = lo + lf->record_bytes;
         if (r.emb && ((const uint8_t *)r.emb < lo || (const uint8_t *)r.emb + lf->dim > hi))
@@ -170,7 +170,7 @@ static void check_read(const tr_logfile *lf, size_t size)
     }
 }
 
-static void check_eval_json(const char *out, const tr_logfile *lf)
+static void check_eval_json(const char *out, const trh_logfile *lf)
 {
     cJSON *o = cJSON_Parse(out);
     if (!o)
@@ -220,14 +220,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!f || (size && fwrite(data, 1, size, f) != size) || fclose(f) != 0)
         abort();
 
-    tr_logfile lf;
-    int ok = tr_logfile_read(path, &lf) == 0;
+    trh_logfile lf;
+    int ok = trh_logfile_read(path, &lf) == 0;
     dk.k[0].taken = 0; /* each input is a batch of its own */
     if (!ok) {
         if (lf.bytes || lf.n)
             fail("a refused log was not released");
         /* Both commands refuse it the same way: nothing else to run. */
-        if (tr_eval_log(&pf, path, &dk, &(tr_route_opts){.lambda = 0}, lam, N_LAM, 1) == 0)
+        if (trh_eval_log(&pf, path, &dk, &(tr_route_opts){.lambda = 0}, lam, N_LAM, 1) == 0)
             fail("eval --log accepted a log the reader refuses");
         return 0;
     }
@@ -237,18 +237,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (tr_hmac_sha256(FUZZ_DEVICE_KEY, 32, data, size - 32, mac) != TR_OK)
             abort();
         int genuine = lf.device_id == 7 && !memcmp(mac, data + size - 32, 32);
-        if ((tr_logfile_auth(&lf, path, &dk) == 0) != genuine)
+        if ((trh_logfile_auth(&lf, path, &dk) == 0) != genuine)
             fail(genuine ? "a genuine sealed log was refused" : "a forged or foreign log was accepted");
         if (!genuine) {
-            if (tr_eval_log(&pf, path, &dk, &(tr_route_opts){.lambda = 0}, lam, N_LAM, 1) == 0)
+            if (trh_eval_log(&pf, path, &dk, &(tr_route_opts){.lambda = 0}, lam, N_LAM, 1) == 0)
                 fail("eval --log accepted a log that fails authentication");
-            tr_logfile_free(&lf);
+            trh_logfile_free(&lf);
             return 0;
         }
         uint32_t skip;
-        if (tr_devkeys_take(&dk, &lf, path, &skip) != 0 || skip != 0)
+        if (trh_devkeys_take(&dk, &lf, path, &skip) != 0 || skip != 0)
             fail("the first log of a batch was refused or skipped records");
-        if (tr_devkeys_take(&dk, &lf, path, &skip) == 0)
+        if (trh_devkeys_take(&dk, &lf, path, &skip) == 0)
             fail("the same log taken twice in a batch was not refused as a replay");
         dk.k[0].taken = 0;
     }
@@ -262,8 +262,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     stdout = ms;
     tr_route_opts ro = {.lambda = TR_LAMBDA_DEFAULT};
     /* eval may refuse what the reader took: a record of this pack naming a
-     * model index past M (tr_logfile_check_models). */
-    int refused = tr_eval_log(&pf, path, &dk, &ro, lam, N_LAM, 1) != 0;
+     * model index past M (trh_logfile_check_models). */
+    int refused = trh_eval_log(&pf, path, &dk, &ro, lam, N_LAM, 1) != 0;
     dk.k[0].taken = 0;
     fclose(ms);
     stdout = devnull;
@@ -274,7 +274,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(out);
     /* eval --log, text, cluster routing. */
     ro.method = TR_METHOD_CLUSTER;
-    tr_eval_log(&pf, path, &dk, &ro, lam, N_LAM, 0);
+    trh_eval_log(&pf, path, &dk, &ro, lam, N_LAM, 0);
     dk.k[0].taken = 0;
 
     /* build --add-log with the pack's own embedder. */
@@ -282,7 +282,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     float *scores = NULL;
     size_t n_refs = 0;
     const tr_embedder *e = &pf.view->served.embedder;
-    if (tr_log_to_refs(path, e, pf.info.embedder, &ds, &dk, &refs, &scores, &n_refs, stdout) == 0) {
+    if (trh_log_to_refs(path, e, pf.info.embedder, &ds, &dk, &refs, &scores, &n_refs, stdout) == 0) {
         if (n_refs > lf.n)
             fail("--add-log made more references than records");
         for (size_t i = 0; i < n_refs; i++) {
@@ -301,6 +301,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     free(refs);
     free(scores);
-    tr_logfile_free(&lf);
+    trh_logfile_free(&lf);
     return 0;
 }

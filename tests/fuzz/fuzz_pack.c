@@ -39,9 +39,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     tr_fuzz_load_key(&key);
     tr_pubkey other;
     const char *other_path = tr_fuzz_path("TR_FUZZ_OTHER_KEY", "fixtures/keys/test-other.pub");
-    if (tr_key_load_public(other_path, &other) != 0)
+    if (trh_key_load_public(other_path, &other) != 0)
         abort();
-    tr_key_id(&other, revoked[0]);
+    trh_key_id(&other, revoked[0]);
     verbose = getenv("TR_FUZZ_VERBOSE") != NULL;
     arena_bytes = tr_ctx_size(FUZZ_DIM_MAX, FUZZ_MODELS_MAX, TR_PREFILTER_MAX);
     /* The limits outgrew the static buffers: raise their sizes. Multiples of

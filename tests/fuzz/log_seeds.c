@@ -47,7 +47,7 @@ static void export(const tr_log *log, const char *dir, const char *name)
         die("export", st);
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    if (tr_write_file_atomic(path, buf, w))
+    if (trh_write_file_atomic(path, buf, w))
         exit(1);
 }
 
@@ -104,9 +104,9 @@ int main(int argc, char **argv)
         return 2;
     }
     size_t len, dlen;
-    uint8_t *pack = tr_read_file(argv[1], &len), *delta = tr_read_file(argv[2], &dlen);
+    uint8_t *pack = trh_read_file(argv[1], &len), *delta = trh_read_file(argv[2], &dlen);
     tr_pubkey key;
-    if (!pack || !delta || tr_key_load_public(argv[3], &key))
+    if (!pack || !delta || trh_key_load_public(argv[3], &key))
         return 1;
     tr_trust trust = {.keys = &key, .n_keys = 1, .now_unix = 1700000000};
     const tr_pack *r, *rd;
