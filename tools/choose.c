@@ -126,9 +126,7 @@ static double area_at(const trh_host_labels *h, const float *Y, const uint32_t *
     return c.area;
 }
 
-/* The guard: the default lambda's validation point at the chosen (k, a)
- * against Pareto-random over the single models at the same mean cost. */
-static void guard_lambda(const float *P, const float *Yq, uint32_t nq, uint32_t nm,
+void trh_guard_lambda(const float *P, const float *Yq, uint32_t nq, uint32_t nm,
                          const double *cn, double lambda_given, trh_knn_choice *out)
 {
     double *single = trh_xcalloc(nm, sizeof *single);
@@ -212,7 +210,7 @@ int trh_choose_knn(const int8_t *rows, uint32_t n, uint32_t dim, const float *Y,
                                   a_given >= 0 ? a_given : TRH_CHOOSE_OLD_A, cn, sum, known, P, Yq);
     }
     area_at(&h, Y, q, nq, nb, kmax, out->k, out->a, cn, sum, known, P, Yq); /* P at the choice */
-    guard_lambda(P, Yq, nq, nm, cn, given->lambda, out);
+    trh_guard_lambda(P, Yq, nq, nm, cn, given->lambda, out);
     free(P), free(Yq), free(sum), free(known), free(nb), free(q);
     trh_host_labels_free(&h);
     return 0;

@@ -78,4 +78,12 @@ typedef struct trh_knn_choice {
 int trh_choose_knn(const int8_t *rows, uint32_t n, uint32_t dim, const float *Y, uint32_t nm,
                   const double *cn, const trh_knn_given *given, trh_knn_choice *out);
 
+/* The guard on a validation curve: P the router's estimates of the nq
+ * queries (nq x nm), Yq their scores. Sets out->lambda (lambda_given if
+ * >= 0, else 0 unless its point is under Pareto-random, else the smallest
+ * lambda of the sweep whose point is not) and its point: out->cost,
+ * out->acc, out->pareto (Pareto-random over the queries' single models at
+ * that cost) and out->below. */
+void trh_guard_lambda(const float *P, const float *Yq, uint32_t nq, uint32_t nm, const double *cn,
+                     double lambda_given, trh_knn_choice *out);
 #endif

@@ -18,13 +18,14 @@
 
 const char *const trh_cand_name[TRH_N_CAND] = {"knn", "task-map", "cluster", "learned-map"};
 
-/* The training rows' int8 rows and scores, the queries' indices. */
+/* One fold: the training rows' int8 rows and scores (every row outside
+ * the fold), the fold's scored queries' indices. */
 typedef struct split5 {
     size_t nt;
     uint32_t nq;
     int8_t *rt;
-    float *yt, *yq;
-    size_t *qi;
+    float *yt;
+    const size_t *qi;
 } split5;
 
 static double area_of(const float *P, const float *Yq, uint32_t nq, uint32_t m, const double *cn)
@@ -35,9 +36,10 @@ static double area_of(const float *P, const float *Yq, uint32_t nq, uint32_t m, 
 }
 
 /* kNN at (k, a) as tr_route computes it (exact search), the training rows
- * its references, their means its priors. */
-static double knn_area(const split5 *s, const int8_t *refs, uint32_t dim, uint32_t m,
-                       const double *cn, uint32_t k, float a, float *P)
+ * its references, their means its priors: the fold's queries' estimates
+ * into P. */
+static void knn_predict(const split5 *s, const int8_t *refs, uint32_t dim, uint32_t m,
+                        uint32_t k, float a, float *P)
 {
     tr_refs rv = {(uint32_t)s->nt, dim, dim, s->rt, trh_xmalloc(s->nt * sizeof(float))};
     for (size_t j = 0; j < s->nt; j++)
@@ -57,18 +59,15 @@ static double knn_area(const split5 *s, const int8_t *refs, uint32_t dim, uint32
             if (isnan(p[t]))
                 p[t] = h.prior[t];
     }
-    double r = area_of(P, s->yq, s->nq, m, cn);
     free(nb), free((void *)rv.inv_norm);
     trh_host_labels_free(&h);
-    return r;
 }
 
 /* K-means on the training rows (their unit int8 rows: what the device
- * sees), Psi from the device's own assignment; then, if lmap_area, the
- * learned map over those clusters. */
-static int cluster_areas(const split5 *s, const int8_t *refs, uint32_t dim, uint32_t m,
-                         const double *cn, uint32_t K, float a, float *P, double *area,
-                         double *lmap_area)
+ * sees), Psi from the device's own assignment; then, if Pl, the learned
+ * map over those clusters: the fold's queries' estimates into P and Pl. */
+static int cluster_predict(const split5 *s, const int8_t *refs, uint32_t dim, uint32_t m,
+                           uint32_t K, float a, float *P, float *Pl)
 {
     const size_t nt = s->nt;
     float *x = trh_xmalloc(nt * dim * sizeof *x), *cent = trh_xmalloc((size_t)K * dim * sizeof *cent);
@@ -82,7 +81,7 @@ static int cluster_areas(const split5 *s, const int8_t *refs, uint32_t dim, uint
     if (trh_kmeans_fit_sampled(x, nt, dim, K, 256, 1, 100, cent, assign, &used, NULL, NULL) < 0 ||
         trh_clusters_section(cent, K, dim, m, a, &sec) ||
         tr_clusters_view(sec.data, sec.len, dim, m, &cv) != TR_OK) {
-        rc = trh_err("k-means on the training fifths failed");
+        rc = trh_err("k-means on the training folds failed");
         goto out;
     }
     int32_t dots[TR_KNN_BLOCK];
@@ -96,8 +95,7 @@ static int cluster_areas(const split5 *s, const int8_t *refs, uint32_t dim, uint
         tr_cluster_predict(&cv, tr_cluster_assign(tr_kernels_active(), &cv, q, dots),
                            P + (size_t)i * m);
     }
-    *area = area_of(P, s->yq, s->nq, m, cn);
-    if (lmap_area) {
+    if (Pl) {
         float *err = trh_xmalloc(nt * m * sizeof *err), *theta = trh_xmalloc((size_t)K * (dim + 1) * sizeof *theta);
         for (size_t i = 0; i < nt * m; i++)
             err[i] = 1.0f - s->yt[i]; /* NaN stays NaN */
@@ -108,8 +106,7 @@ static int cluster_areas(const split5 *s, const int8_t *refs, uint32_t dim, uint
             tr_learned_map map = {K, dim, theta};
             float z[TR_LMAP_MAX_K];
             for (uint32_t i = 0; i < s->nq; i++)
-                tr_learned_map_predict(&map, &cv, refs + s->qi[i] * dim, z, P + (size_t)i * m);
-            *lmap_area = area_of(P, s->yq, s->nq, m, cn);
+                tr_learned_map_predict(&map, &cv, refs + s->qi[i] * dim, z, Pl + (size_t)i * m);
         }
         free(err), free(theta);
     }
@@ -119,66 +116,99 @@ out:
     return rc;
 }
 
+void trh_method_scores_free(trh_method_scores *ms)
+{
+    for (int c = 0; c < TRH_N_CAND; c++)
+        free(ms->P[c]), ms->P[c] = NULL;
+    free(ms->Yq), ms->Yq = NULL;
+}
+
 int trh_score_methods(const int8_t *refs, size_t n, size_t n_task, uint32_t dim, const float *Y,
-                     uint32_t m, const double *cn, const uint8_t *hold, uint32_t k, float a,
+                     uint32_t m, const double *cn, const uint8_t *fold, uint32_t k, float a,
                      int a_given, const uint32_t *task, uint32_t n_tasks, uint32_t n_clusters,
                      const int want[TRH_N_CAND], trh_method_scores *out)
 {
     memset(out, 0, sizeof *out);
     out->best = -1;
+    out->n_refs = n;
+    const size_t N = n ? n : 1;
     split5 s = {0};
-    s.rt = trh_xmalloc((n ? n : 1) * dim);
-    s.yt = trh_xmalloc((n ? n : 1) * m * sizeof *s.yt);
-    s.yq = trh_xmalloc((n ? n : 1) * m * sizeof *s.yq);
-    s.qi = trh_xmalloc((n ? n : 1) * sizeof *s.qi);
-    for (size_t j = 0; j < n; j++) {
-        const float *y = Y + j * m;
-        if (!hold[j]) {
-            memcpy(s.rt + s.nt * dim, refs + j * dim, dim);
-            memcpy(s.yt + s.nt * m, y, m * sizeof *y);
-            s.nt++;
-            continue;
+    s.rt = trh_xmalloc(N * dim);
+    s.yt = trh_xmalloc(N * m * sizeof *s.yt);
+    size_t *qi = trh_xmalloc(N * sizeof *qi), nq = 0;
+    /* The scored queries, fold by fold (as trh_task_map_score pools them). */
+    for (uint32_t f = 0; f < TRH_FOLDS; f++)
+        for (size_t j = 0; j < n_task; j++) {
+            const float *y = Y + j * m;
+            uint32_t t = 0;
+            while (t < m && !isnan(y[t]))
+                t++;
+            if (t == m && fold[j] == (f | TRH_FOLD_SCORED))
+                qi[nq++] = j;
         }
-        uint32_t t = 0;
-        while (t < m && !isnan(y[t]))
-            t++;
-        if (t == m && j < n_task && hold[j] == 1) {
-            memcpy(s.yq + (size_t)s.nq * m, y, m * sizeof *y);
-            s.qi[s.nq++] = j;
+    out->n_queries = (uint32_t)nq;
+    out->Yq = trh_xmalloc((nq ? nq : 1) * m * sizeof *out->Yq);
+    for (size_t i = 0; i < nq; i++)
+        memcpy(out->Yq + i * m, Y + qi[i] * m, m * sizeof *Y);
+    int rc = 0, lm = want[TRH_CAND_LEARNED_MAP] && n_clusters <= TR_LMAP_MAX_K;
+    int use[TRH_N_CAND] = {want[TRH_CAND_KNN],
+                          want[TRH_CAND_TASK_MAP] && n_tasks >= 2 && n_tasks <= TR_LMAP_MAX_K,
+                          want[TRH_CAND_CLUSTER] && n_clusters, lm && n_clusters};
+    if (nq < 2)
+        memset(use, 0, sizeof use);
+    for (int c = 0; c < TRH_N_CAND; c++)
+        if (use[c])
+            out->P[c] = trh_xmalloc(nq * m * sizeof *out->P[c]);
+    if (use[TRH_CAND_TASK_MAP]) {
+        rc = trh_task_map_score(refs, n_task, dim, Y, m, cn, task, n_tasks,
+                               a_given ? &a : trh_choose_a_grid, a_given ? 1 : trh_choose_a_grid_len,
+                               fold, out->P[TRH_CAND_TASK_MAP], &out->task_map);
+        if (!rc && out->task_map.val_area >= 0 && out->task_map.val_queries == nq) {
+            out->area[TRH_CAND_TASK_MAP] = out->task_map.val_area;
+            out->scored[TRH_CAND_TASK_MAP] = 1;
         }
     }
-    out->n_queries = s.nq;
-    out->n_train = s.nt;
-    int rc = 0;
-    float *P = trh_xmalloc(((size_t)s.nq ? s.nq : 1) * m * sizeof *P);
-    if (s.nq >= 2 && s.nt >= 1) {
-        if (want[TRH_CAND_KNN]) {
-            out->area[TRH_CAND_KNN] = knn_area(&s, refs, dim, m, cn, k, a, P);
-            out->scored[TRH_CAND_KNN] = 1;
-        }
-        if (want[TRH_CAND_TASK_MAP] && n_tasks >= 2 && n_tasks <= TR_LMAP_MAX_K) {
-            rc = trh_task_map_score(refs, n_task, dim, Y, m, cn, task, n_tasks,
-                                   a_given ? &a : trh_choose_a_grid, a_given ? 1 : trh_choose_a_grid_len,
-                                   hold, &out->task_map);
-            if (!rc && out->task_map.val_area >= 0) {
-                out->area[TRH_CAND_TASK_MAP] = out->task_map.val_area;
-                out->scored[TRH_CAND_TASK_MAP] = 1;
+    /* kNN and K-means (and the learned map over it), fold by fold: fitted
+     * on every row outside the fold, logged ones too. */
+    for (uint32_t f = 0, q0 = 0; f < TRH_FOLDS && !rc &&
+                                 (use[TRH_CAND_KNN] || use[TRH_CAND_CLUSTER] || use[TRH_CAND_LEARNED_MAP]);
+         f++) {
+        s.nt = 0;
+        for (size_t j = 0; j < n; j++)
+            if ((fold[j] & TRH_FOLD_MASK) != f) {
+                memcpy(s.rt + s.nt * dim, refs + j * dim, dim);
+                memcpy(s.yt + s.nt * m, Y + j * m, m * sizeof *Y);
+                s.nt++;
+            }
+        s.qi = qi + q0;
+        s.nq = 0;
+        while (q0 + s.nq < nq && (fold[qi[q0 + s.nq]] & TRH_FOLD_MASK) == f)
+            s.nq++;
+        if (s.nq && use[TRH_CAND_KNN])
+            knn_predict(&s, refs, dim, m, k, a, out->P[TRH_CAND_KNN] + (size_t)q0 * m);
+        if (s.nq && (use[TRH_CAND_CLUSTER] || use[TRH_CAND_LEARNED_MAP])) {
+            if (n_clusters > s.nt) { /* fewer rows than clusters: not scored */
+                use[TRH_CAND_CLUSTER] = use[TRH_CAND_LEARNED_MAP] = 0;
+            } else {
+                float *Pc = trh_xmalloc((size_t)s.nq * m * sizeof *Pc);
+                rc = cluster_predict(&s, refs, dim, m, n_clusters, a, Pc,
+                                     use[TRH_CAND_LEARNED_MAP] ? out->P[TRH_CAND_LEARNED_MAP] + (size_t)q0 * m
+                                                              : NULL);
+                if (use[TRH_CAND_CLUSTER])
+                    memcpy(out->P[TRH_CAND_CLUSTER] + (size_t)q0 * m, Pc, (size_t)s.nq * m * sizeof *Pc);
+                free(Pc);
             }
         }
-        if (!rc && (want[TRH_CAND_CLUSTER] || want[TRH_CAND_LEARNED_MAP]) && n_clusters &&
-            n_clusters <= s.nt) {
-            int lm = want[TRH_CAND_LEARNED_MAP] && n_clusters <= TR_LMAP_MAX_K;
-            rc = cluster_areas(&s, refs, dim, m, cn, n_clusters, a, P, &out->area[TRH_CAND_CLUSTER],
-                               lm ? &out->area[TRH_CAND_LEARNED_MAP] : NULL);
-            if (!rc) {
-                out->scored[TRH_CAND_CLUSTER] = want[TRH_CAND_CLUSTER];
-                out->scored[TRH_CAND_LEARNED_MAP] = lm;
-            }
-        }
-        for (int c = 0; c < TRH_N_CAND; c++)
-            if (out->scored[c] && (out->best < 0 || out->area[c] > out->area[out->best]))
-                out->best = c;
+        q0 += s.nq;
     }
-    free(P), free(s.rt), free(s.yt), free(s.yq), free(s.qi);
+    for (int c = 0; c < TRH_N_CAND && !rc; c++)
+        if (use[c] && c != TRH_CAND_TASK_MAP) {
+            out->area[c] = area_of(out->P[c], out->Yq, (uint32_t)nq, m, cn);
+            out->scored[c] = 1;
+        }
+    for (int c = 0; c < TRH_N_CAND; c++)
+        if (out->scored[c] && (out->best < 0 || out->area[c] > out->area[out->best]))
+            out->best = c;
+    free(s.rt), free(s.yt), free(qi);
     return rc;
 }

@@ -67,8 +67,9 @@ static const char usage[] =
     "  --lambda L      the cost weight stored as the pack's default. Unless\n"
     "                  given: 0 (accuracy first) if that does not route worse\n"
     "                  than a random mix of single models (Pareto-random) on\n"
-    "                  the validation queries, else the smallest lambda that\n"
-    "                  does not; a given L that does gets a warning\n"
+    "                  the shipped method's out-of-fold validation curve, else\n"
+    "                  the smallest lambda that does not; a given L that does\n"
+    "                  gets a warning\n"
     "  --counter N     security (anti-rollback) counter\n"
     "  --clusters K    also fit K-means (K clusters) for cluster routing; the\n"
     "                  per-cluster error rates come from the references\n"
@@ -79,14 +80,17 @@ static const char usage[] =
     "  --method M      the pack's default method (what zeroed route options\n"
     "                  use): knn, cluster, learned-map (both need --clusters\n"
     "                  K) or task-map (routes as learned-map). Unless given,\n"
-    "                  build holds out a fixed-seed fifth of the references,\n"
-    "                  fits each candidate on the other four fifths -- kNN at\n"
-    "                  the chosen k and A; the task map when the data have\n"
+    "                  build cross-validates over 5 fixed-seed folds of the\n"
+    "                  references: each candidate -- kNN at the chosen k and\n"
+    "                  A; the task map (its l2 and A too) when the data have\n"
     "                  2..256 tasks (not with --clusters: one clusters section);\n"
     "                  with --clusters K, K-means (and --learned-map) instead\n"
-    "                  -- scores each by the deferral-curve Area of the fifth\n"
-    "                  with the device's estimators, ships the best, refitted\n"
-    "                  on everything, and records it with its Area\n"
+    "                  -- fitted on four folds estimates the fold's prompts\n"
+    "                  (at most 1000 a fold) with the device's estimators;\n"
+    "                  the Area of each one's pooled out-of-fold deferral\n"
+    "                  curve decides; the best ships, refitted on everything,\n"
+    "                  recorded with that Area, and its curve sets the default\n"
+    "                  lambda (see --lambda)\n"
     "  --no-tasks      skip the task-level (S3) table; by default it is fitted\n"
     "                  leave-one-task-out when the data has two or more tasks\n"
     "                  (beyond 50000 references on a fixed sample of 256\n"
@@ -96,7 +100,7 @@ static const char usage[] =
     "  --no-pc         keep the first principal component (default: removed)\n"
     "  --force         replace PACK if it exists\n"    "  --json          the written pack as one JSON document on stdout (verify\n"
     "                  --json's fields, and \"build\": time, skipped prompts and\n"
-    "                  method_validation: each candidate's held-out Area);\n"
+    "                  method_validation: each candidate's out-of-fold Area);\n"
     "                  the progress lines go to stderr\n"
 
     "  --add-log LOG   (repeatable) a device outcome log (core/OUTCOME_LOG.md):\n"
@@ -289,9 +293,16 @@ static int choose_knn(const int8_t *refs, size_t n, uint32_t dim, const float *s
            ch->n_queries, ch->k, given->k ? " (given)" : "", (double)ch->a,
            given->a >= 0 ? " (given)" : "", ch->area, given->k ? given->k : TRH_CHOOSE_OLD_K,
            given->a >= 0 ? (double)given->a : (double)TRH_CHOOSE_OLD_A, ch->area_given);
-    fprintf(say, "validation: default lambda %g%s: accuracy %.4f at normalized cost %.4f, "
+    return 0;
+}
+
+/* The guard's verdict on the shipped default lambda (ch: trh_guard_lambda's
+ * point on the curve named by curve). */
+static void say_guard(const trh_knn_choice *ch, const trh_knn_given *given, const char *curve)
+{
+    fprintf(say, "validation: default lambda %g%s on %s: accuracy %.4f at normalized cost %.4f, "
            "Pareto-random %.4f there%s\n",
-           ch->lambda, given->lambda >= 0 ? " (given)" : "", ch->acc, ch->cost, ch->pareto,
+           ch->lambda, given->lambda >= 0 ? " (given)" : "", curve, ch->acc, ch->cost, ch->pareto,
            ch->below ? ": BELOW not routing (a random mix of single models)" : "");
     if (ch->below && given->lambda >= 0)
         trh_err("warning: on validation, --lambda %g routes worse than a random mix of single "
@@ -304,7 +315,6 @@ static int choose_knn(const int8_t *refs, size_t n, uint32_t dim, const float *s
     else if (given->lambda < 0 && ch->lambda > 0)
         fprintf(say, "validation: lambda 0 sat below Pareto-random; the pack's default lambda is %g, "
                "the smallest of the sweep that does not\n", ch->lambda);
-    return 0;
 }
 
 static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk);
@@ -332,12 +342,13 @@ static void print_built(const char *out, const trh_buf *pack, double seconds, si
     cJSON_AddNumberToObject(b, "seconds", seconds);
     cJSON_AddNumberToObject(b, "skipped_no_known_word", (double)no_words);
     cJSON_AddNumberToObject(b, "skipped_zero_after_pc", (double)zeroed);
-    /* What the method was chosen from: every candidate scored on the
-     * held-out fifth and its Area. */
+    /* What the method was chosen from: every candidate's Area on the
+     * pooled out-of-fold curve of the 5-fold cross-validation. */
     cJSON *mv = cJSON_AddObjectToObject(b, "method_validation"),
           *ar = cJSON_AddObjectToObject(mv, "areas");
     cJSON_AddNumberToObject(mv, "queries", ms->n_queries);
-    cJSON_AddNumberToObject(mv, "train", (double)ms->n_train);
+    cJSON_AddNumberToObject(mv, "folds", TRH_FOLDS);
+    cJSON_AddNumberToObject(mv, "references", (double)ms->n_refs);
     for (int c = 0; c < TRH_N_CAND; c++)
         if (ms->scored[c])
             cJSON_AddNumberToObject(ar, trh_cand_name[c], ms->area[c]);
@@ -377,7 +388,7 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
     /* k 0, prior strength and lambda < 0: chosen on validation */
     double lambda = -1, prior_strength = -1;
     size_t n_logs = 0;
-    int method_arg = -1; /* trh_cand; -1: chosen on the held-out fifth */
+    int method_arg = -1; /* trh_cand; -1: chosen by cross-validation */
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -728,7 +739,7 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
     for (uint32_t i = 0; i < n_tasks; i++)
         names[i] = trh_xstrdup(names[i]);
 
-    /* The estimator: the one given, or the best on the held-out fifth. */
+    /* The estimator: the one given, or the best by 5-fold cross-validation. */
     trh_method_scores ms;
     int chosen_method;
     {
@@ -746,22 +757,23 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
             want[TRH_CAND_CLUSTER] = n_clusters > 0;
             want[TRH_CAND_LEARNED_MAP] = lmap;
         }
-        uint8_t *hold = trh_xmalloc(kept ? kept : 1);
-        trh_holdout_fifth(kept, hold);
+        uint8_t *fold = trh_xmalloc(kept ? kept : 1);
+        trh_cv_folds(kept, fold);
         trh_progress_start(&pg, "build", "method validation", 0);
-        int bad = trh_score_methods(refs, kept, kept_ds, dim, scores, m, cn, hold, (uint32_t)k, ch.a,
+        int bad = trh_score_methods(refs, kept, kept_ds, dim, scores, m, cn, fold, (uint32_t)k, ch.a,
                                    !chose_a, task_of, n_tasks, (uint32_t)n_clusters, want, &ms);
         trh_progress_end(&pg);
-        free(hold), free(cost);
+        free(fold);
         if (bad) {
+            free(cost), trh_method_scores_free(&ms);
             free(refs), free(scores), free(kept_from), free_task_names(task_of, names, n_tasks);
             goto fail;
         }
         chosen_method = method_arg >= 0 ? method_arg : ms.best >= 0 ? ms.best : TRH_CAND_KNN;
         if (chosen_method == TRH_CAND_TASK_MAP)
             task_map = 1;
-        fprintf(say, "method validation: a held-out fifth, %u references (fitted on %zu):",
-                ms.n_queries, ms.n_train);
+        fprintf(say, "method validation: %u-fold cross-validation over %zu references, %u scored "
+                "out of fold:", TRH_FOLDS, ms.n_refs, ms.n_queries);
         int any = 0;
         for (int c2 = 0; c2 < TRH_N_CAND; c2++)
             if (ms.scored[c2]) {
@@ -772,6 +784,19 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
             }
         fprintf(say, "%s; method %s%s\n", any ? "" : " none scored", trh_cand_name[chosen_method],
                 method_arg >= 0 ? " (given)" : "");
+        /* The guard on the shipped method's own out-of-fold curve; kNN's
+         * leave-one-out curve when that method could not be scored. */
+        if (ms.scored[chosen_method]) {
+            trh_guard_lambda(ms.P[chosen_method], ms.Yq, ms.n_queries, m, cn, given.lambda, &ch);
+            lambda = ch.lambda;
+            char curve[64];
+            snprintf(curve, sizeof curve, "%s's out-of-fold curve", trh_cand_name[chosen_method]);
+            say_guard(&ch, &given, curve);
+        } else if (ch.n_queries) {
+            say_guard(&ch, &given, "knn's leave-one-out curve");
+        }
+        free(cost);
+        trh_method_scores_free(&ms);
     }
     int n_scored = 0;
     for (int c2 = 0; c2 < TRH_N_CAND; c2++)
@@ -784,7 +809,7 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
         for (uint32_t j = 0; j < m; j++)
             cost[j] = ds.models[j].cost;
         trh_norm_costs(cost, m, cn);
-        /* Its l2 as chosen on the fifth when scored there, else chosen now. */
+        /* Its l2 and a as cross-validated with the method, else chosen now. */
         trh_task_map_info ti = {0};
         if (ms.scored[TRH_CAND_TASK_MAP])
             ti = ms.task_map;
@@ -798,7 +823,7 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
             goto fail;
         }
         fprintf(say, "task map: %u tasks, l2 %g chosen on validation, Psi's prior strength %g "
-                "(Area %.4f over %u held-out references)\n", n_tasks, ti.l2, (double)ti.a,
+                "(Area %.4f over %u out-of-fold queries)\n", n_tasks, ti.l2, (double)ti.a,
                 ti.val_area, ti.val_queries);
     } else if (n_clusters) {
         if (n_clusters > kept) {

@@ -89,14 +89,14 @@ static cJSON *defaults_json(const uint8_t *d)
     return o;
 }
 
-/* The default method's line: "learned-map; chosen on a held-out fifth (Area
- * 0.6562 over 320 references)". */
+/* The default method's line: "learned-map; chosen by 5-fold cross-validation
+ * (Area 0.6562 over 1350 out-of-fold queries)". */
 static void print_method(FILE *out, const char *name, double area, uint32_t queries,
                          uint32_t chosen)
 {
     fprintf(out, "  method      %s", name);
     if (queries)
-        fprintf(out, "; %s on a held-out fifth (Area %.4f over %u references)",
+        fprintf(out, "; %s by 5-fold cross-validation (Area %.4f over %u out-of-fold queries)",
                 chosen & TR_CHOSE_METHOD ? "chosen" : "given, validated", area, queries);
     else
         fprintf(out, " (given, not validated)");

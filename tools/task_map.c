@@ -41,23 +41,24 @@ void trh_task_means(const float *x, const uint32_t *task, size_t n, uint32_t T, 
     free(cnt);
 }
 
-/* A fixed-seed fifth of n rows (build's validation of l2 and of the
- * method): a partial Fisher-Yates shuffle, so that no order of the data
- * (prompts sorted by task, say) decides which rows are held out. */
-void trh_holdout_fifth(size_t n, uint8_t *hold)
+/* Five folds of n rows (build's cross-validation of l2, a and the
+ * method): a full Fisher-Yates shuffle with a fixed seed, so that no order
+ * of the data (prompts sorted by task, say) decides the folds; the row at
+ * shuffle position i goes to fold i % 5 (sizes differ by at most one), and
+ * is scored while i < 5 * TRH_FOLD_QUERIES (the first TRH_FOLD_QUERIES of
+ * each fold in shuffle order: a uniform sample). */
+void trh_cv_folds(size_t n, uint8_t *fold)
 {
-    size_t *perm = trh_xmalloc((n ? n : 1) * sizeof *perm), take = n / 5;
-    /* At most TRH_HOLDOUT_QUERIES of them are scored: at a million
-     * references the fifth would be 200k kNN scans of 800k rows. */
+    size_t *perm = trh_xmalloc((n ? n : 1) * sizeof *perm);
     uint64_t s = 0x7472686f6c643566ull; /* fixed: the same pack from the same data */
     for (size_t i = 0; i < n; i++)
         perm[i] = i;
-    memset(hold, 0, n);
-    for (size_t i = 0; i < take; i++) {
+    for (size_t i = 0; i < n; i++) {
         size_t j = i + (size_t)(trh_splitmix64(&s) % (n - i)), t = perm[i];
         perm[i] = perm[j];
         perm[j] = t;
-        hold[perm[i]] = i < TRH_HOLDOUT_QUERIES ? 1 : 2;
+        fold[perm[i]] = (uint8_t)((i % TRH_FOLDS) |
+                                  (i < (size_t)TRH_FOLDS * TRH_FOLD_QUERIES ? TRH_FOLD_SCORED : 0));
     }
     free(perm);
 }
@@ -74,30 +75,25 @@ static int all_known(const float *y, uint32_t m)
 
 int trh_task_map_score(const int8_t *refs, size_t n_task, uint32_t dim, const float *scores,
                       uint32_t m, const double *cn, const uint32_t *task, uint32_t T,
-                      const float *as, uint32_t na, const uint8_t *hold, trh_task_map_info *info)
+                      const float *as, uint32_t na, const uint8_t *fold, float *P_best,
+                      trh_task_map_info *info)
 {
-    size_t nt = 0, nv = 0;
-    float *xt = trh_xmalloc((n_task ? n_task : 1) * dim * sizeof *xt),
-          *yt = trh_xmalloc((n_task ? n_task : 1) * m * sizeof *yt),
-          *yv = trh_xmalloc((n_task ? n_task : 1) * m * sizeof *yv);
-    uint32_t *tt = trh_xmalloc((n_task ? n_task : 1) * sizeof *tt);
-    size_t *vi = trh_xmalloc((n_task ? n_task : 1) * sizeof *vi);
-    for (size_t j = 0; j < n_task; j++) {
-        if (hold[j]) {
-            if (hold[j] != 1 || !all_known(scores + j * m, m))
-                continue;
-            memcpy(yv + nv * m, scores + j * m, m * sizeof *yv);
-            vi[nv++] = j;
-        } else {
-            trh_unit_row(refs + j * dim, dim, xt + nt * dim);
-            memcpy(yt + nt * m, scores + j * m, m * sizeof *yt);
-            tt[nt++] = task[j];
-        }
-    }
+    const size_t N = n_task ? n_task : 1;
+    float *xt = trh_xmalloc(N * dim * sizeof *xt), *yt = trh_xmalloc(N * m * sizeof *yt),
+          *yv = trh_xmalloc(N * m * sizeof *yv);
+    uint32_t *tt = trh_xmalloc(N * sizeof *tt);
+    size_t *vi = trh_xmalloc(N * sizeof *vi), nv = 0;
+    for (uint32_t f = 0; f < TRH_FOLDS; f++) /* the pooled queries, fold by fold */
+        for (size_t j = 0; j < n_task; j++)
+            if (fold[j] == (f | TRH_FOLD_SCORED) && all_known(scores + j * m, m)) {
+                memcpy(yv + nv * m, scores + j * m, m * sizeof *yv);
+                vi[nv++] = j;
+            }
+    /* Every (l2, a)'s out-of-fold estimates, pooled: one curve each. */
+    const size_t ng = (size_t)TRH_TASK_MAP_N_L2 * na;
     float *cent = trh_xmalloc((size_t)T * dim * sizeof *cent), *psi = trh_xmalloc((size_t)T * m * sizeof *psi),
           *theta = trh_xmalloc((size_t)T * (dim + 1) * sizeof *theta),
-          *P = trh_xmalloc((nv ? nv : 1) * m * sizeof *P);
-    trh_task_means(xt, tt, nt, T, dim, cent);
+          *P = trh_xmalloc(ng * (nv ? nv : 1) * m * sizeof *P);
     tr_clusters cv = {.k = T, .dim = dim, .n_models = m, .psi = psi};
     float z[TR_LMAP_MAX_K];
     int rc = 0;
@@ -105,21 +101,49 @@ int trh_task_map_score(const int8_t *refs, size_t n_task, uint32_t dim, const fl
     info->val_queries = (uint32_t)nv;
     info->l2 = trh_task_map_l2[TRH_TASK_MAP_N_L2 / 2];
     info->a = as[0];
-    /* theta does not depend on Psi's a: one fit per l2, every a on it. */
-    for (uint32_t g = 0; g < TRH_TASK_MAP_N_L2 && nv && nt; g++) {
-        if (trh_task_map_fit(xt, nt, dim, tt, cent, T, trh_task_map_l2[g], TRH_TASK_MAP_ITERS, theta) < 0) {
-            rc = trh_err("out of memory fitting the task map");
+    size_t q0 = 0;
+    for (uint32_t f = 0; f < TRH_FOLDS && nv && !rc; f++) {
+        size_t nt = 0, q1 = q0;
+        for (size_t j = 0; j < n_task; j++)
+            if ((fold[j] & TRH_FOLD_MASK) != f) {
+                trh_unit_row(refs + j * dim, dim, xt + nt * dim);
+                memcpy(yt + nt * m, scores + j * m, m * sizeof *yt);
+                tt[nt++] = task[j];
+            }
+        while (q1 < nv && (fold[vi[q1]] & TRH_FOLD_MASK) == f)
+            q1++;
+        if (q1 == q0)
+            continue;
+        if (!nt) { /* one row per fold at most: nothing to fit on */
+            rc = 2;
             break;
         }
-        tr_learned_map map = {T, dim, theta};
-        for (uint32_t ga = 0; ga < na; ga++) {
-            trh_cluster_psi(yt, nt, m, tt, T, as[ga], psi);
-            for (size_t i = 0; i < nv; i++)
-                tr_learned_map_predict(&map, &cv, refs + vi[i] * dim, z, P + i * m);
-            trh_curve c;
-            trh_route_curve(P, yv, (uint32_t)nv, m, cn, &c, NULL);
-            if (c.area > info->val_area)
-                info->val_area = c.area, info->l2 = trh_task_map_l2[g], info->a = as[ga];
+        trh_task_means(xt, tt, nt, T, dim, cent);
+        /* theta does not depend on Psi's a: one fit per l2, every a on it. */
+        for (uint32_t g = 0; g < TRH_TASK_MAP_N_L2 && !rc; g++) {
+            if (trh_task_map_fit(xt, nt, dim, tt, cent, T, trh_task_map_l2[g], TRH_TASK_MAP_ITERS, theta) < 0) {
+                rc = trh_err("out of memory fitting the task map");
+                break;
+            }
+            tr_learned_map map = {T, dim, theta};
+            for (uint32_t ga = 0; ga < na; ga++) {
+                trh_cluster_psi(yt, nt, m, tt, T, as[ga], psi);
+                float *Pg = P + ((size_t)g * na + ga) * nv * m;
+                for (size_t i = q0; i < q1; i++)
+                    tr_learned_map_predict(&map, &cv, refs + vi[i] * dim, z, Pg + i * m);
+            }
+        }
+        q0 = q1;
+    }
+    if (rc == 2) /* too few rows to cross-validate: nothing scored */
+        rc = 0, nv = 0, info->val_queries = 0;
+    for (size_t g = 0; g < ng && nv && !rc; g++) {
+        trh_curve c;
+        trh_route_curve(P + g * nv * m, yv, (uint32_t)nv, m, cn, &c, NULL);
+        if (c.area > info->val_area) { /* ties: the smaller l2, then the smaller a */
+            info->val_area = c.area, info->l2 = trh_task_map_l2[g / na], info->a = as[g % na];
+            if (P_best)
+                memcpy(P_best, P + g * nv * m, nv * m * sizeof *P);
         }
     }
     free(xt), free(yt), free(yv), free(tt), free(vi), free(cent), free(psi), free(theta), free(P);
@@ -131,7 +155,7 @@ int trh_task_map_build(const int8_t *refs, size_t n, size_t n_task, uint32_t dim
                       uint32_t T, float a, trh_buf *clusters, float **theta_out,
                       trh_task_map_info *info)
 {
-    /* info already scored (trh_task_map_score on build's fifth): its l2. */
+    /* info already scored (trh_task_map_score on build's folds): its l2. */
     if (T < 2 || T > TR_LMAP_MAX_K)
         return trh_err("--task-map needs 2 to %u tasks in the references, not %u", TR_LMAP_MAX_K, T);
     float *x = trh_xmalloc(n_task * dim * sizeof *x);
@@ -143,10 +167,10 @@ int trh_task_map_build(const int8_t *refs, size_t n, size_t n_task, uint32_t dim
     tr_clusters cv;
     int rc = 0;
     if (!info->val_queries && info->val_area == 0) {
-        uint8_t *hold = trh_xmalloc(n_task ? n_task : 1);
-        trh_holdout_fifth(n_task, hold);
-        rc = trh_task_map_score(refs, n_task, dim, scores, m, cn, task, T, &a, 1, hold, info);
-        free(hold);
+        uint8_t *fold = trh_xmalloc(n_task ? n_task : 1);
+        trh_cv_folds(n_task, fold);
+        rc = trh_task_map_score(refs, n_task, dim, scores, m, cn, task, T, &a, 1, fold, NULL, info);
+        free(fold);
     }
     trh_task_means(x, task, n_task, T, dim, cent);
     if (!rc && (trh_clusters_section(cent, T, dim, m, info->a, clusters) ||

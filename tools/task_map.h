@@ -10,8 +10,8 @@
 
 typedef struct trh_task_map_info {
     double l2;           /* the softmax regression's weight, chosen on validation */
-    double val_area;     /* the deferral-curve Area on the held-out references at l2 */
-    uint32_t val_queries; /* how many were held out */
+    double val_area;     /* the Area of the pooled out-of-fold curve at (l2, a) */
+    uint32_t val_queries; /* how many queries it pooled */
     float a;             /* Psi's prior strength, chosen on validation with l2 */
 } trh_task_map_info;
 
@@ -29,34 +29,41 @@ void trh_unit_row(const int8_t *r, uint32_t dim, float *out);
 void trh_task_means(const float *x, const uint32_t *task, size_t n, uint32_t T, uint32_t dim,
                    float *cent);
 
-/* hold[j] != 0 for a fixed-seed fifth of the n rows (n / 5 of them): the
- * held-out references build validates l2 and the method on; 1 for the
- * first TRH_HOLDOUT_QUERIES of them in shuffle order (a uniform sample: the
- * rows scored), 2 for the rest (held out of the fit, not scored). */
-#define TRH_HOLDOUT_QUERIES 2000u
-void trh_holdout_fifth(size_t n, uint8_t *hold);
-
-/* The task map fitted on the task rows (the first n_task) not held out
- * (hold[j] == 0), scored on those with hold[j] == 1,
- * for each l2 of the grid and each of the na prior strengths as of Psi;
- * the Area of the held-out rows whose scores are all known (costs cn), at
- * the best (l2, a), into info (val_area -1 with no such row). Psi gets its
- * own a (the clusters header's psi_prior): the kNN's a, chosen for k
- * neighbours, is not the one for a task of hundreds of prompts. 0, or 1
- * after a message. */
+/* build's K-fold cross-validation (of the task map's l2 and a, and of the
+ * method): fold[j] & TRH_FOLD_MASK is row j's fold (0..TRH_FOLDS-1, a
+ * fixed-seed shuffle dealt round-robin), TRH_FOLD_SCORED set on the first
+ * TRH_FOLD_QUERIES of each fold in shuffle order (a uniform sample: the rows
+ * scored; the rest are only left out of their fold's fit), so that the
+ * validation costs at most TRH_FOLDS * TRH_FOLD_QUERIES predictions whatever
+ * n. Every row is held out once; the scored rows' out-of-fold estimates are
+ * pooled into one deferral curve per candidate. */
+#define TRH_FOLDS 5u
+#define TRH_FOLD_MASK 0x7fu
+#define TRH_FOLD_SCORED 0x80u
+#define TRH_FOLD_QUERIES 1000u
+void trh_cv_folds(size_t n, uint8_t *fold);
+/* The task map fitted, for each fold, on the task rows (the first n_task)
+ * outside it, for each l2 of the grid and each of the na prior strengths
+ * as of Psi, and applied to the fold's scored rows whose scores are all
+ * known; their estimates pooled over the folds (fold by fold, rows in
+ * order), the Area of that one curve (costs cn) at the best (l2, a), ties
+ * to the smaller l2 then the earlier a, into info (val_area -1 with no such
+ * row); P_best (val_queries x m, may be NULL) receives that (l2, a)'s
+ * pooled estimates. Psi gets its own a (the clusters header's psi_prior):
+ * the kNN's a, chosen for k neighbours, is not the one for a task of
+ * hundreds of prompts. 0, or 1 after a message. */
 int trh_task_map_score(const int8_t *refs, size_t n_task, uint32_t dim, const float *scores,
                       uint32_t m, const double *cn, const uint32_t *task, uint32_t T,
-                      const float *as, uint32_t na, const uint8_t *hold, trh_task_map_info *info);
-
+                      const float *as, uint32_t na, const uint8_t *fold, float *P_best,
+                      trh_task_map_info *info);
 /* The clusters section (centroids = each task's mean unit row, Psi = each
  * model's error per task, shrunk with a) and theta (n_tasks x (dim + 1),
  * malloc'd) of the task map, from the n_refs int8 rows refs whose first
  * n_task rows have a task (task[j] < n_tasks; the rest, e.g. logged
- * prompts, join Psi through their nearest task centroid). l2 is chosen on a
- * fixed fifth of the task rows held out (the Area of their deferral curve
- * with costs cn), then everything is refitted on all rows. info zeroed:
- * l2 is chosen here (trh_task_map_score on trh_holdout_fifth, Psi shrunk
- * with a); else its l2 and a are used as they are. 0, or 1 after a message. */
+ * prompts, join Psi through their nearest task centroid). info zeroed: l2
+ * is chosen here by cross-validation (trh_task_map_score on trh_cv_folds,
+ * Psi shrunk with a; costs cn); else its l2 and a are used as they are.
+ * Then everything is refitted on all rows. 0, or 1 after a message. */
 int trh_task_map_build(const int8_t *refs, size_t n_refs, size_t n_task, uint32_t dim,
                       const float *scores, uint32_t n_models, const double *cn,
                       const uint32_t *task, uint32_t n_tasks, float a, trh_buf *clusters,
