@@ -82,7 +82,7 @@ static void *writer_main(void *arg)
     for (size_t i = 0; i < sh->n_text; i++) {
         const tr_query q = tr_query_text(sh->text[i], strlen(sh->text[i]));
         int8_t *e = sh->emb + i * dim;
-        const tr_route_out out = {NULL, 0, e, dim};
+        const tr_route_out out = {NULL, 0, e, dim, NULL, 0};
         tr_result res;
         if (tr_route(sh->view, c, &q, NULL, &res, &out) != TR_OK) {
             atomic_fetch_add(&sh->errors, 1);
@@ -117,7 +117,7 @@ static void *reader_main(void *arg)
         free(pred);
         return NULL;
     }
-    const tr_route_out out = {pred, sh->info.n_models, NULL, 0};
+    const tr_route_out out = {pred, sh->info.n_models, NULL, 0, NULL, 0};
     size_t i = 0;
     /* At least one pass over the prompts, and on until the writer is done. */
     for (size_t n = 0; n < sh->n_text || !atomic_load(&sh->done); n++, i = (i + 1) % sh->n_text) {
@@ -239,7 +239,7 @@ int main(int argc, char **argv)
         tr_route_opts o1 = {.local = sh.store, .local_weight = 2.0f}, o2 = o1, o0 = {0};
         o2.local = replay;
         tr_result r1, r2, r0;
-        const tr_route_out a = {p1, sh.info.n_models, NULL, 0}, b = {p2, sh.info.n_models, NULL, 0};
+        const tr_route_out a = {p1, sh.info.n_models, NULL, 0, NULL, 0}, b = {p2, sh.info.n_models, NULL, 0, NULL, 0};
         same = tr_route(sh.view, c, &q, &o1, &r1, &a) == TR_OK &&
                tr_route(sh.view, c, &q, &o2, &r2, &b) == TR_OK &&
                memcmp(p1, p2, sizeof(float) * sh.info.n_models) == 0 && r1.model == r2.model;
