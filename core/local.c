@@ -16,12 +16,15 @@
 #define TR_LOCAL_CAPACITY_MAX (1u << 24)
 
 /* ---- the blob (little-endian) ----
- * header (64 bytes), count entries, then HMAC-SHA-256 (32 bytes) under the
- * device key over header and entries. An entry: dim int8 values, then per
- * model u32 adds (0: unknown) and f32 mean outcome (0 when unknown), then
- * u64 stamp (the add counter at its last update). */
+ * header (64 bytes), count entries, the level block (version 2), then
+ * HMAC-SHA-256 (32 bytes) under the device key over all before it. An
+ * entry: dim int8 values, then per model u32 adds (0: unknown) and f32 mean
+ * outcome (0 when unknown), then u64 stamp (the add counter at its last
+ * update). The level block: per model u32 residual count and f32 residual
+ * sum (0 when the count is). A version 1 blob (no level block) is still
+ * read: its store starts with no residuals. */
 #define TR_LOCAL_BLOB_MAGIC 0x534C5254u /* "TRLS" */
-#define TR_LOCAL_BLOB_VERSION 1u
+#define TR_LOCAL_BLOB_VERSION 2u
 enum {
     TR_LB_MAGIC = 0,
     TR_LB_VERSION = 4,
@@ -50,6 +53,10 @@ struct tr_local {
     uint64_t *stamp;       /* clock at the entry's last add */
     uint32_t *adds;        /* capacity x n_models: 0 = outcome unknown */
     float *mean;           /* capacity x n_models: mean outcome of the adds */
+    /* The level term (tinyroute.h): per model, the residuals outcome - the
+     * route's estimate before the term, of every add that gave one. */
+    uint32_t *res_n;       /* n_models */
+    float *res_sum;        /* n_models, |sum| <= count */
 };
 
 /* The pack rows' stride: D rounded up to 16 (PACK_FORMAT.md, ref_i8), which
@@ -65,6 +72,8 @@ static void carve(tr_arena *a, tr_local *s, uint32_t capacity, uint32_t dim, uin
     s->stamp = tr_arena_take(a, sizeof(uint64_t) * capacity);
     s->adds = tr_arena_take(a, sizeof(uint32_t) * cm);
     s->mean = tr_arena_take(a, sizeof(float) * cm);
+    s->res_n = tr_arena_take(a, sizeof(uint32_t) * n_models);
+    s->res_sum = tr_arena_take(a, sizeof(float) * n_models);
 }
 
 size_t tr_local_size(uint32_t capacity, uint32_t dim, uint32_t n_models)
@@ -74,7 +83,7 @@ size_t tr_local_size(uint32_t capacity, uint32_t dim, uint32_t n_models)
         return 0;
     /* 2^24 x 2^16 x 8 bytes overflows a 32-bit size_t: refuse there. */
     const uint64_t per = (uint64_t)stride_of(dim) + 4 + 8 + 8 + 8 * (uint64_t)n_models;
-    if ((uint64_t)capacity * per + 1024 > (uint64_t)SIZE_MAX)
+    if ((uint64_t)capacity * per + 8 * (uint64_t)n_models + 1024 > (uint64_t)SIZE_MAX)
         return 0;
     tr_arena a = {NULL, (size_t)-1, 0};
     tr_local s;
@@ -129,6 +138,8 @@ tr_status tr_local_init(void *mem, size_t bytes, uint32_t capacity, const tr_pac
     /* Padding must read as zeros for the kernels; the rest is written per
      * entry before it is counted. */
     memset(s->rows, 0, (size_t)capacity * s->stride);
+    memset(s->res_n, 0, sizeof(uint32_t) * s->n_models);
+    memset(s->res_sum, 0, sizeof(float) * s->n_models);
     fingerprints(p, &s->embedder_fp, &s->models_fp);
     memcpy(s->pack_hash, p->info.pack_hash, 32);
     s->magic = TR_LOCAL_STRUCT_MAGIC;
@@ -176,11 +187,20 @@ static uint32_t find(const tr_local *s, const int8_t *e, uint64_t h)
 
 tr_status tr_local_add(tr_local *s, const int8_t *e, uint32_t dim, uint32_t model, float outcome)
 {
+    return tr_local_add_est(s, e, dim, model, outcome, NAN);
+}
+
+tr_status tr_local_add_est(tr_local *s, const int8_t *e, uint32_t dim, uint32_t model,
+                           float outcome, float estimate)
+{
     if (!local_ok(s) || !e)
         return TR_E_ARG;
     if (dim != s->dim)
         return TR_E_DIM_MISMATCH;
     if (model >= s->n_models || !(outcome >= 0.0f && outcome <= 1.0f)) /* NaN too */
+        return TR_E_ARG;
+    /* NaN: unknown (the entry still counts); anything else is an estimate. */
+    if (!isnan(estimate) && !(estimate >= 0.0f && estimate <= 1.0f))
         return TR_E_ARG;
     tr_status st = tr_check_i8(e, dim);
     if (st != TR_OK)
@@ -220,6 +240,13 @@ tr_status tr_local_add(tr_local *s, const int8_t *e, uint32_t dim, uint32_t mode
     if (*mu > 1.0f)
         *mu = 1.0f;
     s->stamp[i] = ++s->clock;
+    /* The residual against the estimate the route made at that prompt:
+     * where the device model was chosen because the pack was optimistic,
+     * the outcome says so, and the mean carries that (bandit honesty). */
+    if (!isnan(estimate) && s->res_n[model] < UINT32_MAX) {
+        s->res_n[model]++;
+        s->res_sum[model] += outcome - estimate;
+    }
     return TR_OK;
 }
 
@@ -235,6 +262,29 @@ tr_status tr_local_stats_get(const tr_local *s, tr_local_stats *st)
 }
 
 uint32_t tr_local_count(const tr_local *s) { return s->count; }
+
+tr_status tr_local_level(const tr_local *s, uint32_t model, float strength, float *level)
+{
+    if (!local_ok(s) || !level || model >= s->n_models || !(strength > 0.0f) || isinf(strength))
+        return TR_E_ARG;
+    const uint32_t n = s->res_n[model];
+    /* n/(n+s) * (sum/n): the mean residual shrunk toward 0 by s pseudo-counts. */
+    *level = n ? s->res_sum[model] / ((float)n + strength) : 0.0f;
+    return TR_OK;
+}
+
+void tr_local_apply_level(const tr_local *s, float strength, const float *share, float *predicted)
+{
+    for (uint32_t m = 0; m < s->n_models; m++) {
+        const uint32_t n = s->res_n[m];
+        if (!n) /* no residual: the estimate as it was, bit for bit */
+            continue;
+        /* Only the pack's part of the estimate is shifted: local outcomes
+         * are the device model's own level already. */
+        const float v = predicted[m] + share[m] * (s->res_sum[m] / ((float)n + strength));
+        predicted[m] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+    }
+}
 
 int tr_local_evidence(const tr_local *s, const tr_kernels *kern, const int8_t *q, float inv_qnorm,
                       float radius, float w, int32_t *dots, float *hits, float *known)
@@ -267,18 +317,20 @@ int tr_local_evidence(const tr_local *s, const tr_kernels *kern, const int8_t *q
 
 /* ---- persistence ---- */
 
-/* Bytes of a blob of count entries; 0 if it would not fit a size_t. */
-static size_t blob_bytes(uint32_t dim, uint32_t n_models, uint32_t count)
+/* Bytes of a blob of count entries (version 1: no level block); 0 if it
+ * would not fit a size_t. */
+static size_t blob_bytes(uint32_t version, uint32_t dim, uint32_t n_models, uint32_t count)
 {
     const uint64_t e = (uint64_t)dim + 8u * (uint64_t)n_models + 8u;
-    const uint64_t b = TR_LB_HEAD + (uint64_t)count * e + TR_LOCAL_MAC_BYTES;
+    const uint64_t level = version >= 2 ? 8u * (uint64_t)n_models : 0;
+    const uint64_t b = TR_LB_HEAD + (uint64_t)count * e + level + TR_LOCAL_MAC_BYTES;
     /* dim, n_models, count are u32: b < 2^32 * 2^36, no u64 overflow. */
     return b > (uint64_t)SIZE_MAX ? 0 : (size_t)b;
 }
 
 size_t tr_local_export_size(const tr_local *s)
 {
-    return local_ok(s) ? blob_bytes(s->dim, s->n_models, s->count) : 0;
+    return local_ok(s) ? blob_bytes(TR_LOCAL_BLOB_VERSION, s->dim, s->n_models, s->count) : 0;
 }
 
 tr_status tr_local_export(const tr_local *s, const uint8_t key[TR_LOCAL_KEY_BYTES], void *out,
@@ -286,7 +338,7 @@ tr_status tr_local_export(const tr_local *s, const uint8_t key[TR_LOCAL_KEY_BYTE
 {
     if (!local_ok(s) || !key || !written)
         return TR_E_ARG;
-    const size_t need = blob_bytes(s->dim, s->n_models, s->count);
+    const size_t need = blob_bytes(TR_LOCAL_BLOB_VERSION, s->dim, s->n_models, s->count);
     *written = need;
     if (!out || cap < need)
         return TR_E_OUTPUT_TOO_SMALL;
@@ -314,6 +366,10 @@ tr_status tr_local_export(const tr_local *s, const uint8_t key[TR_LOCAL_KEY_BYTE
         }
         tr_st64(e, s->stamp[i]);
         e += 8;
+    }
+    for (uint32_t m = 0; m < s->n_models; m++, e += 8) {
+        tr_st32(e, s->res_n[m]);
+        tr_stf32(e + 4, s->res_sum[m]);
     }
     return tr_hmac_sha256(key, TR_LOCAL_KEY_BYTES, o, need - TR_LOCAL_MAC_BYTES,
                           o + need - TR_LOCAL_MAC_BYTES);
@@ -352,6 +408,20 @@ static tr_status entries_ok(const uint8_t *b, uint32_t dim, uint32_t n_models, u
     return TR_OK;
 }
 
+/* The level block at l (version 2): a residual is in [-1,1], so a sum
+ * beyond its count is not one this library wrote; no more residuals than
+ * adds either. */
+static tr_status level_ok(const uint8_t *l, uint32_t n_models, uint64_t clock)
+{
+    for (uint32_t m = 0; m < n_models; m++, l += 8) {
+        const uint32_t n = tr_ld32(l);
+        const float sum = tr_ldf32(l + 4);
+        if (n ? !(fabsf(sum) <= (float)n) || n > clock : tr_ld32(l + 4) != 0)
+            return TR_E_LOCAL_BLOB;
+    }
+    return TR_OK;
+}
+
 tr_status tr_local_import(tr_local *s, const uint8_t key[TR_LOCAL_KEY_BYTES], const void *blob,
                           size_t len)
 {
@@ -360,13 +430,16 @@ tr_status tr_local_import(tr_local *s, const uint8_t key[TR_LOCAL_KEY_BYTES], co
     const uint8_t *b = blob;
     /* Shape first, from the header as written (not trusted yet): a blob of
      * another length than its header says is truncated or extended. */
-    if (len < TR_LB_HEAD + TR_LOCAL_MAC_BYTES || tr_ld32(b + TR_LB_MAGIC) != TR_LOCAL_BLOB_MAGIC ||
-        tr_ld32(b + TR_LB_VERSION) != TR_LOCAL_BLOB_VERSION)
+    if (len < TR_LB_HEAD + TR_LOCAL_MAC_BYTES || tr_ld32(b + TR_LB_MAGIC) != TR_LOCAL_BLOB_MAGIC)
+        return TR_E_LOCAL_BLOB;
+    /* Version 1 (before the level term) is migrated: no residuals. */
+    const uint32_t version = tr_ld32(b + TR_LB_VERSION);
+    if (version != 1u && version != TR_LOCAL_BLOB_VERSION)
         return TR_E_LOCAL_BLOB;
     const uint32_t dim = tr_ld32(b + TR_LB_DIM), n_models = tr_ld32(b + TR_LB_MODELS),
                    count = tr_ld32(b + TR_LB_COUNT);
     if (dim == 0 || dim > TR_DIM_MAX || n_models == 0 || n_models > TR_MODELS_MAX ||
-        blob_bytes(dim, n_models, count) != len)
+        blob_bytes(version, dim, n_models, count) != len)
         return TR_E_LOCAL_BLOB;
     /* Then the seal, before any field is believed. */
     uint8_t mac[32];
@@ -384,7 +457,11 @@ tr_status tr_local_import(tr_local *s, const uint8_t key[TR_LOCAL_KEY_BYTES], co
     for (unsigned i = TR_LB_RESERVED; i < TR_LB_HEAD; i++)
         if (b[i])
             return TR_E_LOCAL_BLOB;
-    if (count > clock || (st = entries_ok(b, dim, n_models, count, clock)) != TR_OK)
+    /* The level block ends where the MAC starts (version 2 only: a version
+     * 1 blob may be shorter than one). */
+    const uint8_t *lv = version >= 2 ? b + len - TR_LOCAL_MAC_BYTES - 8u * (size_t)n_models : b;
+    if (count > clock || (st = entries_ok(b, dim, n_models, count, clock)) != TR_OK ||
+        (version >= 2 && (st = level_ok(lv, n_models, clock)) != TR_OK))
         return st == TR_OK ? TR_E_LOCAL_BLOB : st;
     if (count > s->capacity)
         return TR_E_ARENA_TOO_SMALL;
@@ -403,6 +480,10 @@ tr_status tr_local_import(tr_local *s, const uint8_t key[TR_LOCAL_KEY_BYTES], co
         }
         s->stamp[i] = tr_ld64(e);
         e += 8;
+    }
+    for (uint32_t m = 0; m < n_models; m++) {
+        s->res_n[m] = version >= 2 ? tr_ld32(lv + 8u * m) : 0;
+        s->res_sum[m] = version >= 2 ? tr_ldf32(lv + 8u * m + 4) : 0.0f;
     }
     s->count = count;
     s->clock = clock;

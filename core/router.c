@@ -206,7 +206,8 @@ tr_status tr_resolve_opts(const tr_pack_view *p, const tr_route_opts *o, uint32_
     if (o->local) {
         /* Local entries are neighbours: only the kNN estimate has a place
          * for them (tinyroute.h, Local learning). */
-        if (meth != TR_METHOD_KNN || !(o->local_weight >= 0.0f) || isinf(o->local_weight))
+        if (meth != TR_METHOD_KNN || !(o->local_weight >= 0.0f) || isinf(o->local_weight) ||
+            isnan(o->local_level) || isinf(o->local_level))
             return TR_E_ARG;
         tr_status st = tr_local_check(o->local, p);
         if (st != TR_OK)
@@ -248,13 +249,14 @@ float tr_prior_strength(const tr_pack_view *p, const tr_route_opts *o)
 }
 
 void tr_predict_knn(const tr_pack_view *p, const tr_neighbor *nb, uint32_t k, int weighted,
-                    float inv_qnorm, float a, const float *eh, const float *ek, float *predicted)
+                    float inv_qnorm, float a, const float *eh, const float *ek, float *predicted,
+                    float *share)
 {
-    tr_knn_predict_ext(&p->labels, nb, k, weighted, inv_qnorm, a, eh, ek, predicted);
+    tr_knn_predict_ext(&p->labels, nb, k, weighted, inv_qnorm, a, eh, ek, predicted, share);
     if (p->added_labels.n_models)
         tr_knn_predict_ext(&p->added_labels, nb, k, weighted, inv_qnorm, a,
                            eh ? eh + p->n_base_models : NULL, ek ? ek + p->n_base_models : NULL,
-                           predicted + p->n_base_models);
+                           predicted + p->n_base_models, share ? share + p->n_base_models : NULL);
 }
 
 int tr_best_model(const tr_pack_view *p, const tr_route_opts *o, float lambda,
@@ -339,10 +341,29 @@ uint32_t tr_knn_query(const tr_pack *pk, const tr_scratch *s, uint32_t k_search,
             ek = s->lknown;
         }
     }
-    tr_predict_knn(p, s->nb, kp, o && o->distance_weighted, *inv_qnorm, tr_prior_strength(p, o),
-                   eh, ek, s->predicted);
+    const int weighted = o && o->distance_weighted;
+    const float a = tr_prior_strength(p, o);
+    tr_predict_knn(p, s->nb, kp, weighted, *inv_qnorm, a, eh, ek, s->predicted, s->aux);
     fill_priors(p, s->predicted);
+    /* The pack's own estimate (no local entries), for the level term's
+     * residuals (tr_route_out.estimate): lhits is free once read. */
+    if (eh) {
+        tr_predict_knn(p, s->nb, kp, weighted, *inv_qnorm, a, NULL, NULL, s->lhits, NULL);
+        fill_priors(p, s->lhits);
+    } else {
+        memcpy(s->lhits, s->predicted, sizeof(float) * p->info.n_models);
+    }
+    tr_apply_local_level(p, s, o);
     return found;
+}
+
+void tr_apply_local_level(const tr_pack_view *p, const tr_scratch *s, const tr_route_opts *o)
+{
+    if (!o || !o->local)
+        return;
+    const float strength = o->local_level == 0.0f ? TR_LOCAL_LEVEL_DEFAULT : o->local_level;
+    if (strength > 0.0f) /* < 0: off */
+        tr_local_apply_level(o->local, strength, s->aux, s->predicted);
 }
 
 /* The query is in s->q; the result goes to *res only on success. */
@@ -361,6 +382,10 @@ static tr_status route_query(const tr_pack *pk, const tr_scratch *s, int prior_o
         for (uint32_t m = 0; m < n_models; m++)
             s->predicted[m] = NAN;
         fill_priors(p, s->predicted);
+        memcpy(s->lhits, s->predicted, sizeof(float) * n_models);
+        for (uint32_t m = 0; m < n_models; m++)
+            s->aux[m] = 1.0f; /* no local entry: the estimate is the pack's */
+        tr_apply_local_level(p, s, o); /* the device model's level, here too */
     } else if (r.method == TR_METHOD_CLUSTER) {
         r.cluster = tr_cluster_assign(pk->kern, &p->clusters, s->q, s->dots);
         tr_cluster_predict(&p->clusters, r.cluster, s->predicted);
@@ -454,7 +479,8 @@ static tr_status check_out(const tr_pack_view *p, const tr_route_out *out)
     if (!out)
         return TR_OK;
     if ((out->predicted && out->predicted_cap < p->info.n_models) ||
-        (out->embedding && out->embedding_cap < p->info.dim))
+        (out->embedding && out->embedding_cap < p->info.dim) ||
+        (out->estimate && out->estimate_cap < p->info.n_models))
         return TR_E_OUTPUT_TOO_SMALL;
     return TR_OK;
 }
@@ -483,6 +509,11 @@ tr_status tr_route(const tr_pack *pk, tr_ctx *c, const tr_query *q, const tr_rou
         memcpy(out->predicted, c->s.predicted, sizeof(float) * p->info.n_models);
     if (out && out->embedding)
         memcpy(out->embedding, c->s.q, p->info.dim);
+    if (out && out->estimate) /* cluster and map routes have no level term */
+        memcpy(out->estimate, r.method == TR_METHOD_KNN || (r.flags & TR_RESULT_PRIOR_ONLY)
+                                  ? c->s.lhits
+                                  : c->s.predicted,
+               sizeof(float) * p->info.n_models);
     *res = r;
     return TR_OK;
 }

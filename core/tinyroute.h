@@ -239,9 +239,13 @@ typedef struct tr_route_opts {
      * entries join the kNN estimate: with it, TR_METHOD_DEFAULT routes kNN
      * whatever the pack's default, and another named method is TR_E_ARG.
      * local_weight: how many pack neighbours one local outcome
-     * counts as; 0: TR_LOCAL_WEIGHT_DEFAULT; finite and > 0 otherwise. */
+     * counts as; 0: TR_LOCAL_WEIGHT_DEFAULT; finite and > 0 otherwise.
+     * local_level: the level term's pseudo-count s (Local learning); 0:
+     * TR_LOCAL_LEVEL_DEFAULT; < 0 (TR_LOCAL_LEVEL_OFF): no level term;
+     * finite (NaN, inf: TR_E_ARG). */
     const tr_local *local;
     float local_weight;
+    float local_level;
 } tr_route_opts;
 
 /* A zeroed tr_route_opts routes with every pack default, lambda included
@@ -361,6 +365,11 @@ typedef struct tr_route_out {
     size_t predicted_cap;
     int8_t *embedding;     /* the int8 query routed (zeros: priors alone) */
     size_t embedding_cap;
+    float *estimate;       /* NULL, or each model's estimate from the pack
+                              alone (no local entries, no level term; Local
+                              learning): what tr_local_add_est takes;
+                              = predicted without a store; cap >= n_models */
+    size_t estimate_cap;
 } tr_route_out;
 
 /* The one routing call. Every argument is checked before anything is
@@ -583,7 +592,25 @@ TR_API tr_status tr_log_export(const tr_log *log, void *out, size_t cap, size_t 
  * (under distance weighting one entry counts as w neighbours of the pack
  * neighbours' mean weight). A model no entry in the radius knows, and every
  * route with an empty store or local NULL, is predicted bit for bit as
- * without the store. Cluster and learned-map routes do not read the store:
+ * without the store.
+ * The level term: a device model that is another build than the one
+ * benchmarked differs in *level* everywhere, which neighbours within the
+ * radius only correct locally. The store keeps per model the sum of the
+ * residuals outcome - estimate over the adds that gave the route's
+ * estimate (tr_local_add_est, from tr_route_out.estimate: the pack's own
+ * estimate, without local entries or this term, so the term does not feed
+ * on itself) and their count n_m. A route with local_level = s > 0 adds
+ *   n_m / (n_m + s) * mean residual = sum_m / (n_m + s)
+ * to the pack's share of each model's estimate (all of it without local
+ * entries in the radius, (known + a) / (known + a + w * entries) with
+ * them: local outcomes are the device's level already), clamped to [0,1];
+ * kNN routes and the priors of a prompt of no known word. A model with no
+ * residual is predicted bit for bit as without the term.
+ * Bandit honesty: only the chosen model's outcome is seen, and a model is
+ * chosen more often where the pack was optimistic about it; the residual
+ * is measured against the estimate made when routing, before the outcome,
+ * so that selection bias is in the mean and corrected rather than
+ * hidden. Cluster and learned-map routes do not read the store:
  * with a store, TR_METHOD_DEFAULT means kNN (even on a pack whose default is
  * another method), and naming cluster or learned map is TR_E_ARG. The same options
  * carry the store into tr_route_governed and tr_task_add (a task's
@@ -595,18 +622,22 @@ TR_API tr_status tr_log_export(const tr_log *log, void *out, size_t cap, size_t 
  * of another pack is TR_E_LOCAL_PACK; tr_local_bind moves a store to a new
  * pack with the same embedder, dim and models (a pack rebuilt from the same
  * data).
+ * Memory also holds n_models residual sums and counts.
  * Entries: an add of an embedding already held (the same bytes) updates
  * that entry: each model's outcome is the running mean of its adds. Every
  * add stamps the entry with the store's add counter; its age is the number
  * of adds since. When the store is full a new embedding replaces the oldest
  * entry (least recently added to).
- * Threads: tr_local_add, tr_local_import and tr_local_bind write the store;
- * routes (and tr_local_export, tr_local_stats_get) only read it. The
+ * Threads: tr_local_add(_est), tr_local_import and tr_local_bind write the
+ * store; routes (and tr_local_export, tr_local_stats_get, tr_local_level)
+ * only read it. The
  * caller serialises every writer against every other call on the store (a
  * reader-writer lock: routes take it shared, adds exclusive); readers run
  * concurrently with each other.
  * Persistence: tr_local_export writes a versioned blob (core/INTEGRATION.md,
- * "Local learning") of int8 embeddings, outcomes and ages only (never text),
+ * "Local learning") of int8 embeddings, outcomes and ages and the per-model
+ * residual sums only (never text; version 2; a version 1 blob from before
+ * the level term is imported with no residuals),
  * sealed by HMAC-SHA-256 under the caller's 32-byte device key and bound
  * to the pack's embedder, dim and models. tr_local_import refuses a
  * truncated or malformed blob (TR_E_LOCAL_BLOB), a modified one or one
@@ -618,6 +649,14 @@ TR_API tr_status tr_log_export(const tr_log *log, void *out, size_t cap, size_t 
  * 0.25..16; tests/eval/RESULTS.md, "Local learning"): one local outcome of
  * the device's own model on a nearby prompt outweighs 8 benchmark labels. */
 #define TR_LOCAL_WEIGHT_DEFAULT 8.0f
+/* local_level of a zeroed tr_route_opts: off. Off is what the validation
+ * halves of `tinyroute eval --local` chose most often (17 of 60 seed runs,
+ * 14 of them with traffic shift; grid off, 10, 30, 100, 300), just ahead
+ * of 100 (16; the most chosen under model shift alone, 12 of 30).
+ * tests/eval/RESULTS.md, "Local learning": a device whose model may be
+ * another build than the benchmarked one asks for the term by value. */
+#define TR_LOCAL_LEVEL_OFF (-1.0f)
+#define TR_LOCAL_LEVEL_DEFAULT TR_LOCAL_LEVEL_OFF
 #define TR_LOCAL_KEY_BYTES 32u
 
 /* Exact bytes of a store of capacity entries (0: capacity 0 or above
@@ -636,6 +675,17 @@ TR_API tr_status tr_local_bind(tr_local *store, const tr_pack *pack);
  * routed on priors alone has none and is not added: TR_E_ZERO_VECTOR). */
 TR_API tr_status tr_local_add(tr_local *store, const int8_t *embedding, uint32_t dim,
                               uint32_t model, float outcome);
+/* tr_local_add, and the residual outcome - estimate for the level term:
+ * estimate is tr_route_out.estimate[model] of the route that chose model
+ * for that prompt (in [0,1], else TR_E_ARG); NaN: unknown (the entry is
+ * added, the level is not updated: tr_local_add is this with NaN). */
+TR_API tr_status tr_local_add_est(tr_local *store, const int8_t *embedding, uint32_t dim,
+                                  uint32_t model, float outcome, float estimate);
+/* The level term a route with local_level = strength (> 0, finite) adds
+ * to model's estimate now, before the clamp: sum / (n + strength), 0 with
+ * no residual. */
+TR_API tr_status tr_local_level(const tr_local *store, uint32_t model, float strength,
+                                float *level);
 
 typedef struct tr_local_stats {
     uint32_t count;    /* entries held */

@@ -99,7 +99,7 @@ int tr_best_model(const tr_pack_view *p, const tr_route_opts *o, float lambda,
  * shrunk toward each model's own prior with strength a. */
 void tr_predict_knn(const tr_pack_view *p, const tr_neighbor *nb, uint32_t k, int weighted,
                     float inv_qnorm, float a, const float *ext_hits, const float *ext_known,
-                    float *predicted);
+                    float *predicted, float *share);
 /* The one kNN query path (route and task): search k_search neighbours of
  * s->q (prefilter unless o->exact), predict every model from the first
  * k_pred of them into s->predicted (a model no neighbour knows: its prior).
@@ -131,6 +131,12 @@ uint32_t tr_local_count(const tr_local *store);
 int tr_local_evidence(const tr_local *store, const tr_kernels *kern, const int8_t *q,
                       float inv_qnorm, float radius, float w, int32_t *dots, float *hits,
                       float *known);
+/* The level term (tinyroute.h, Local learning): with a store and the term
+ * on, adds to each s->predicted[m] s->aux[m] (the pack's share of the
+ * estimate) times the model's shrunk mean residual, clamped to [0,1]. */
+void tr_apply_local_level(const tr_pack_view *p, const tr_scratch *s, const tr_route_opts *o);
+void tr_local_apply_level(const tr_local *store, float strength, const float *share,
+                          float *predicted);
 /* A caller's int8 embedding: values in [-127,127], not all zero. */
 tr_status tr_check_i8(const int8_t *e, uint32_t dim);
 

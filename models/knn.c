@@ -231,7 +231,7 @@ static void weights(const tr_neighbor *nb, uint32_t k, int weighted, float inv_q
 
 void tr_knn_predict_ext(const tr_labels *lab, const tr_neighbor *nb, uint32_t k, int weighted,
                         float inv_qnorm, float a, const float *ext_hits, const float *ext_known,
-                        float *predicted)
+                        float *predicted, float *pack_share)
 {
     float w[TR_K_MAX];
     weights(nb, k, weighted, inv_qnorm, w);
@@ -252,6 +252,8 @@ void tr_knn_predict_ext(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
         const float prior =
             lab->priors ? tr_ldf32(lab->priors + (size_t)m * lab->prior_stride) : 0.0f;
         const float none = lab->priors ? prior : NAN;
+        if (pack_share)
+            pack_share[m] = 1.0f;
         if (!weighted) {
             /* Integer sums: exact, whatever the order. */
             uint32_t known = 0, sum = 0; /* hits, or score units of 1/255 */
@@ -267,6 +269,8 @@ void tr_knn_predict_ext(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
             if (ext_known && ext_known[m] > 0.0f) {
                 const float hits = sc ? (float)sum / 255.0f : (float)sum;
                 predicted[m] = (hits + a * prior + ext_hits[m]) / ((float)known + a + ext_known[m]);
+                if (pack_share)
+                    pack_share[m] = ((float)known + a) / ((float)known + a + ext_known[m]);
                 continue;
             }
             /* With a = 0 these are the plain means' very operations. */
@@ -294,6 +298,8 @@ void tr_knn_predict_ext(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
                 mw = ws / (float)k;
             }
             predicted[m] = (acc + aw * prior + mw * ext_hits[m]) / (wsum + aw + mw * ext_known[m]);
+            if (pack_share)
+                pack_share[m] = (wsum + aw) / (wsum + aw + mw * ext_known[m]);
             continue;
         }
         predicted[m] = wsum > 0.0f ? (acc + aw * prior) / (wsum + aw) : none;
@@ -303,7 +309,7 @@ void tr_knn_predict_ext(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
 void tr_knn_predict(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
                     int weighted, float inv_qnorm, float a, float *predicted)
 {
-    tr_knn_predict_ext(lab, nb, k, weighted, inv_qnorm, a, NULL, NULL, predicted);
+    tr_knn_predict_ext(lab, nb, k, weighted, inv_qnorm, a, NULL, NULL, predicted, NULL);
 }
 
 /* int8 rows the kernels read: every value in [-127, 127] (the x86 kernels'

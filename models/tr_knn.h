@@ -97,10 +97,12 @@ void tr_knn_predict(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
  * sums, (hits + a * prior + ext_hits) / (known + a + ext_known) (weighted:
  * the extra units count at the neighbours' mean weight). A model with
  * ext_known[m] == 0, or both arrays NULL, is predicted by tr_knn_predict's
- * very operations (bit for bit). */
+ * very operations (bit for bit). pack_share (NULL, or n_models): the
+ * share of each estimate's weight that is the pack's (neighbours and
+ * prior), 1 without extra units: where the local level term applies. */
 void tr_knn_predict_ext(const tr_labels *lab, const tr_neighbor *nb, uint32_t k, int weighted,
                         float inv_qnorm, float a, const float *ext_hits, const float *ext_known,
-                        float *predicted);
+                        float *predicted, float *pack_share);
 
 /* Exact squared norm of an int8 row (an int64 sum, exact for any TR_DIM_MAX;
  * a float sum rounds past 2^24). */

@@ -103,7 +103,7 @@ int main(int argc, char **argv)
     int8_t *q = malloc(dim);
     float *f = malloc(sizeof(float) * dim), *pred = malloc(sizeof(float) * n);
     float *pen = malloc(sizeof(float) * n);
-    const tr_route_out out = {pred, n, NULL, 0};
+    const tr_route_out out = {pred, n, NULL, 0, NULL, 0};
     float *s[4];
     for (int i = 0; i < 4; i++)
         s[i] = malloc(sizeof(float) * n);

@@ -133,7 +133,7 @@ static void test_output_capacities(void **state)
         memset(pred, 0x5a, sizeof(float) * (M + 1));
         memset(emb, 0x5a, D + 1);
         res = keep;
-        tr_route_out out = {pred, which == 0 ? M - 1 : M, emb, which == 1 ? D - 1 : D};
+        tr_route_out out = {pred, which == 0 ? M - 1 : M, emb, which == 1 ? D - 1 : D, NULL, 0};
         assert_int_equal(tr_route(w->view, w->ctx, &q, NULL, &res, &out), TR_E_OUTPUT_TOO_SMALL);
         assert_memory_equal(&res, &keep, sizeof res);
         for (uint32_t m = 0; m <= M; m++)
@@ -142,7 +142,7 @@ static void test_output_capacities(void **state)
             assert_int_equal((uint8_t)emb[d], 0x5a);
     }
     /* Exact capacities: written, and nothing past them. */
-    tr_route_out out = {pred, M, emb, D};
+    tr_route_out out = {pred, M, emb, D, NULL, 0};
     assert_int_equal(tr_route(w->view, w->ctx, &q, NULL, &res, &out), TR_OK);
     assert_int_equal(((uint8_t *)pred)[4 * M], 0x5a);
     assert_int_equal((uint8_t)emb[D], 0x5a);
@@ -159,7 +159,7 @@ static void test_output_capacities(void **state)
     const tr_query qi = tr_query_i8(w->info.embedder, e2, D);
     tr_result r2;
     float *pred2 = aligned(sizeof(float) * M);
-    tr_route_out out2 = {pred2, M, NULL, 0};
+    tr_route_out out2 = {pred2, M, NULL, 0, NULL, 0};
     assert_int_equal(tr_route(w->view, w->ctx, &qi, NULL, &r2, &out2), TR_OK);
     assert_int_equal(r2.model, res.model);
     assert_memory_equal(pred, pred2, sizeof(float) * M);
@@ -314,7 +314,7 @@ static void test_arrays_shorter_than_a_delta(void **state)
     assert_int_equal(tr_route_governed(dv, w->ctx, &g, 0, &q, &oa, &res, NULL), TR_E_ARG);
     assert_int_equal(tr_route_governed(dv, w->ctx, &g, 0, &q, NULL, &res, NULL), TR_OK);
     /* A predicted array sized for the base. */
-    tr_route_out out = {pen, M, NULL, 0};
+    tr_route_out out = {pen, M, NULL, 0, NULL, 0};
     assert_int_equal(tr_route(dv, w->ctx, &q, NULL, &res, &out), TR_E_OUTPUT_TOO_SMALL);
     out.predicted_cap = M + 1;
     assert_int_equal(tr_route(dv, w->ctx, &q, NULL, &res, &out), TR_OK);

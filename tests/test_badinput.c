@@ -165,7 +165,7 @@ static tr_status route_q(const tr_pack *p, tr_ctx *c, const tr_query *q, const t
         tmp.available_bits = tmp.available_bits ? tmp.available_bits : info.n_models;
         o = &tmp;
     }
-    tr_route_out out = {pred, info.n_models, NULL, 0};
+    tr_route_out out = {pred, info.n_models, NULL, 0, NULL, 0};
     return tr_route(p, c, q, o, res, &out);
 }
 
@@ -1355,7 +1355,7 @@ static tr_status governed_text(view_box *b, const tr_governor *g, uint64_t now, 
     tr_pack_info info = {0};
     tr_pack_get_info(b->r, &info);
     const tr_query q = tr_query_text(text, len);
-    tr_route_out out = {pred, info.n_models, NULL, 0};
+    tr_route_out out = {pred, info.n_models, NULL, 0, NULL, 0};
     return tr_route_governed(b->r, b->c, g, now, &q, o, res, &out);
 }
 

@@ -159,7 +159,7 @@ static tr_status route_q(view_box *b, const tr_query *q, const tr_route_opts *o,
         tmp.available_bits = tmp.available_bits ? tmp.available_bits : info.n_models;
         o = &tmp;
     }
-    tr_route_out out = {pred, info.n_models, NULL, 0};
+    tr_route_out out = {pred, info.n_models, NULL, 0, NULL, 0};
     return tr_route(b->r, b->c, q, o, res, &out);
 }
 
@@ -1767,7 +1767,7 @@ static void test_one_view_many_contexts(void **state)
     tr_pack_info a, b;
     tr_result want[20], got;
     float pw[M], pg[M];
-    const tr_route_out og = {pg, M, NULL, 0};
+    const tr_route_out og = {pg, M, NULL, 0, NULL, 0};
     for (int i = 0; i < 20; i++) {
         const int8_t *q = f->refs + (i * 13) * DIM;
         const tr_query qq = tr_query_i8("test-embedder", q, DIM);

@@ -7,10 +7,11 @@ Checks real properties of the output, not its numbers:
   - one table per scenario (model shift; model + traffic shift), each with
     the rows 0, 50, 200, 1000 outcomes;
   - at 0 outcomes the local store is empty and the rebuilt pack is the pack:
-    local and rebuilt Area equal pack-only Area exactly, differences +0.0000;
+    local, local+level and rebuilt Area equal pack-only Area exactly,
+    differences +0.0000;
   - every Area in [0, 1], the differences are the printed columns' own,
-    seed counts within the seeds asked for, one chosen weight per seed, each
-    from the validation grid;
+    seed counts within the seeds asked for, one chosen weight and one level
+    pseudo-count per seed, each from its validation grid;
   - the run is deterministic (twice, the same bytes);
   - bad arguments: --device-max-cost 0 (exit 2), and a threshold leaving
     fewer than two device candidates (exit 1, with the reason).
@@ -20,6 +21,7 @@ import subprocess
 import sys
 
 GRID = {0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0}
+LEVEL_GRID = {"off", "10", "30", "100", "300"}
 passed = failed = 0
 
 
@@ -44,13 +46,17 @@ def main():
     check(r.returncode == 0, "eval --local runs (exit 0)")
     out = r.stdout
     heads = re.findall(r"^(\S+), (model shift|model \+ traffic shift \(1-3 tasks\)), (\d+) seeds; "
-                       r"local_weight chosen per seed on validation: (\S+)$", out, re.M)
+                       r"local_weight chosen per seed on validation: (\S+); "
+                       r"level pseudo-count: (\S+)$", out, re.M)
     check([h[1] for h in heads] == ["model shift", "model + traffic shift (1-3 tasks)"],
           "two scenario tables, model shift then model + traffic shift")
     for h in heads:
         ws = [float(x) for x in h[3].split(",")]
         check(int(h[2]) == seeds and len(ws) == seeds and all(w in GRID for w in ws),
               f"{h[1]}: one weight per seed, each from the validation grid ({h[3]})")
+        ls = h[4].split(",")
+        check(len(ls) == seeds and all(x in LEVEL_GRID for x in ls),
+              f"{h[1]}: one level pseudo-count per seed, each from its grid ({h[4]})")
     tables = re.split(r"^\S+, model", out, flags=re.M)[1:]
     check(len(tables) == 2, "each scenario has its table")
     for t in tables:
@@ -63,15 +69,17 @@ def main():
             if n == 0:
                 continue
             cells = [c.strip() for c in rest.split("|")]
-            pack, local, dlp, rebuilt, dlr = cells[:5]
-            vals = [float(pack), float(local), float(rebuilt)]
+            pack, local, dlp, level, dvp, rebuilt, dvr = cells[:7]
+            vals = [float(pack), float(local), float(level), float(rebuilt)]
             check(all(0.0 <= v <= 1.0 for v in vals), f"row {at}: Areas in [0,1]")
             check(abs(float(dlp) - (float(local) - float(pack))) <= 1.5e-4 and
-                  abs(float(dlr) - (float(local) - float(rebuilt))) <= 1.5e-4,
-                  f"row {at}: the differences are local - pack and local - rebuilt")
+                  abs(float(dvp) - (float(level) - float(pack))) <= 1.5e-4 and
+                  abs(float(dvr) - (float(level) - float(rebuilt))) <= 1.5e-4,
+                  f"row {at}: the differences are local - pack, level - pack, level - rebuilt")
             if at == "0":
-                check(pack == local == rebuilt and dlp == "+0.0000" and dlr == "+0.0000",
-                      "0 outcomes: local and rebuilt Area equal pack-only exactly")
+                check(pack == local == level == rebuilt and
+                      dlp == dvp == dvr == "+0.0000",
+                      "0 outcomes: local, local+level and rebuilt Area equal pack-only exactly")
     r2 = run(cli, *base)
     check(r2.returncode == 0 and r2.stdout == out, "deterministic: a second run prints the same")
     r3 = run(cli, *base, "--device-max-cost", "0")

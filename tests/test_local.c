@@ -139,7 +139,7 @@ static tr_status route(box *b, const int8_t *q, const tr_route_opts *o, tr_resul
                        float *pred)
 {
     const tr_query qq = tr_query_i8("rand", q, D);
-    const tr_route_out out = {pred, M, NULL, 0};
+    const tr_route_out out = {pred, M, NULL, 0, NULL, 0};
     return tr_route(b->r, b->c, &qq, o, res, &out);
 }
 
@@ -305,7 +305,7 @@ static void test_fixture_pack_identical(void **state)
             const tr_query qt = tr_query_text(prompts[i], strlen(prompts[i]));
             tr_route_opts o = {.distance_weighted = wgt};
             tr_result r0, r1;
-            const tr_route_out out0 = {p0, nm, emb, dim}, out1 = {p1, nm, NULL, 0};
+            const tr_route_out out0 = {p0, nm, emb, dim, NULL, 0}, out1 = {p1, nm, NULL, 0, NULL, 0};
             assert_int_equal(tr_route(b.r, b.c, &qt, &o, &r0, &out0), TR_OK);
             o.local = empty;
             assert_int_equal(tr_route(b.r, b.c, &qt, &o, &r1, &out1), TR_OK);
@@ -410,7 +410,7 @@ static void test_governed_route_reads_the_store(void **state)
     assert_int_equal(tr_governor_init(&g, 100.0f, 3600, 0, 0.0f, 0.0f), TR_OK);
     const tr_query qq = tr_query_i8("rand", q, D);
     float pg[M], pr[M], p0[M];
-    const tr_route_out og = {pg, M, NULL, 0}, orr = {pr, M, NULL, 0}, o0 = {p0, M, NULL, 0};
+    const tr_route_out og = {pg, M, NULL, 0, NULL, 0}, orr = {pr, M, NULL, 0, NULL, 0}, o0 = {p0, M, NULL, 0, NULL, 0};
     tr_route_opts o = {.local = s, .local_weight = 4.0f};
     tr_result rg, rr, r0;
     assert_int_equal(tr_route_governed(b.r, b.c, &g, 1, &qq, &o, &rg, &og), TR_OK);
@@ -712,6 +712,160 @@ static void test_blob_other_pack_and_bad_entries(void **state)
     free_box(&other);
 }
 
+/* The level term on a hand-made store: exact arithmetic of
+ * sum / (n + s) on a model's estimate, clamped, only the pack's share
+ * of an estimate shifted, NaN estimates counted as entries but not as
+ * residuals, the option's checks, and the route's estimate output. */
+static tr_status route_est(box *b, const int8_t *q, const tr_route_opts *o, tr_result *res,
+                           float *pred, float *est, size_t est_cap)
+{
+    const tr_query qq = tr_query_i8("rand", q, D);
+    const tr_route_out out = {pred, M, NULL, 0, est, est_cap};
+    return tr_route(b->r, b->c, &qq, o, res, &out);
+}
+
+static void test_level_term(void **state)
+{
+    box b;
+    rand_pack(&b, 0, 1, "m", 61);
+    void *mem;
+    tr_local *s = new_store(&b, 16, &mem);
+    int8_t q[D], far[D], far2[D];
+    rand_query(q);
+    for (int d = 0; d < D; d++) /* cosine distance 2: outside any radius */
+        far[d] = (int8_t)-q[d];
+    memcpy(far2, far, D);
+    far2[0] = (int8_t)(far2[0] > 0 ? far2[0] - 1 : far2[0] + 1);
+    tr_result r0, r1;
+    float p0[M], p1[M], e1[M];
+    assert_int_equal(route(&b, q, NULL, &r0, p0), TR_OK);
+    /* Empty store, the term on: bit for bit, and the estimate is predicted. */
+    tr_route_opts o = {.local = s, .local_weight = 2.0f, .local_level = 3.0f};
+    assert_int_equal(route_est(&b, q, &o, &r1, p1, e1, M), TR_OK);
+    assert_memory_equal(p0, p1, sizeof p0);
+    assert_memory_equal(p0, e1, sizeof p0);
+    assert_int_equal(route_est(&b, q, &o, &r1, p1, e1, M - 1), TR_E_OUTPUT_TOO_SMALL);
+    /* Arguments: the estimate is in [0,1] or NaN. */
+    assert_int_equal(tr_local_add_est(s, far, D, 1, 1.0f, 1.5f), TR_E_ARG);
+    assert_int_equal(tr_local_add_est(s, far, D, 1, 1.0f, -0.25f), TR_E_ARG);
+    assert_int_equal(tr_local_add_est(s, far, D, 1, 1.0f, INFINITY), TR_E_ARG);
+    tr_local_stats st;
+    assert_int_equal(tr_local_stats_get(s, &st), TR_OK);
+    assert_int_equal(st.adds, 0);
+    /* A NaN estimate: the entry counts, the level does not move. */
+    float lv = -1.0f;
+    assert_int_equal(tr_local_add_est(s, far, D, 1, 1.0f, NAN), TR_OK);
+    assert_int_equal(tr_local_level(s, 1, 3.0f, &lv), TR_OK);
+    assert_true(lv == 0.0f);
+    assert_int_equal(route(&b, q, &o, &r1, p1), TR_OK);
+    assert_memory_equal(p0, p1, sizeof p0);
+    /* One residual 1 - 0.25 = 0.75 far from q: level 0.75 / (1 + 3). */
+    assert_int_equal(tr_local_add_est(s, far, D, 1, 1.0f, 0.25f), TR_OK);
+    assert_int_equal(tr_local_level(s, 1, 3.0f, &lv), TR_OK);
+    assert_true(lv == 0.1875f);
+    assert_int_equal(route_est(&b, q, &o, &r1, p1, e1, M), TR_OK);
+    assert_memory_equal(p0, e1, sizeof p0); /* the estimate before the term */
+    for (int m = 0; m < M; m++) {
+        float want = m == 1 ? p0[1] + 0.1875f : p0[m];
+        want = want > 1.0f ? 1.0f : want;
+        assert_memory_equal(&p1[m], &want, sizeof want);
+    }
+    /* A second residual 0 - 0.5: sum 0.25 over 2, level 0.25 / (2 + 2). */
+    assert_int_equal(tr_local_add_est(s, far2, D, 1, 0.0f, 0.5f), TR_OK);
+    assert_int_equal(tr_local_level(s, 1, 2.0f, &lv), TR_OK);
+    assert_true(lv == 0.0625f);
+    o.local_level = 2.0f;
+    assert_int_equal(route(&b, q, &o, &r1, p1), TR_OK);
+    const float want1 = p0[1] + 0.0625f > 1.0f ? 1.0f : p0[1] + 0.0625f;
+    assert_memory_equal(&p1[1], &want1, sizeof want1);
+    /* The default pseudo-count, and off. */
+    o.local_level = 0.0f;
+    assert_int_equal(route(&b, q, &o, &r1, p1), TR_OK);
+    const float sd = TR_LOCAL_LEVEL_DEFAULT; /* off (< 0) or a pseudo-count */
+    const float wantd = sd > 0.0f ? fminf(1.0f, p0[1] + 0.25f / (2.0f + sd)) : p0[1];
+    assert_memory_equal(&p1[1], &wantd, sizeof wantd);
+    o.local_level = TR_LOCAL_LEVEL_OFF;
+    assert_int_equal(route(&b, q, &o, &r1, p1), TR_OK);
+    assert_memory_equal(p0, p1, sizeof p0);
+    o.local_level = NAN;
+    assert_int_equal(route(&b, q, &o, &r1, p1), TR_E_ARG);
+    o.local_level = INFINITY;
+    assert_int_equal(route(&b, q, &o, &r1, p1), TR_E_ARG);
+    assert_int_equal(tr_local_level(s, 1, 0.0f, &lv), TR_E_ARG);
+    assert_int_equal(tr_local_level(s, M, 1.0f, &lv), TR_E_ARG);
+    /* Clamped: residuals of +1 on model 0 with a tiny pseudo-count. */
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(tr_local_add_est(s, far, D, 0, 1.0f, 0.0f), TR_OK);
+    o.local_level = 1e-6f;
+    assert_int_equal(route(&b, q, &o, &r1, p1), TR_OK);
+    if (p0[0] > 0.0f) /* p0 + ~1 is past 1 */
+        assert_true(p1[0] == 1.0f);
+    /* A local entry at q itself for model 2 (weight w) and a residual
+     * -0.5 for it: only the pack's share (K + a) / (K + a + w) of the
+     * estimate moves by the level -0.5 / (1 + 1). */
+    assert_int_equal(tr_local_add(s, q, D, 2, 1.0f), TR_OK);
+    assert_int_equal(tr_local_add_est(s, far, D, 2, 0.0f, 0.5f), TR_OK);
+    o.local_level = 1.0f;
+    const float a = 2.0f, w = 2.0f;
+    assert_int_equal(route_est(&b, q, &o, &r1, p1, e1, M), TR_OK);
+    const float mixed = (p0[2] * (K + a) + w * 1.0f) / (K + a + w);
+    assert_float_equal(p1[2], fmaxf(0.0f, mixed + (K + a) / (K + a + w) * -0.25f), 1e-5);
+    assert_memory_equal(&e1[2], &p0[2], sizeof(float)); /* the pack's own */
+    /* The residuals persist: a round trip routes the same. */
+    void *m2;
+    tr_local *t = new_store(&b, 16, &m2);
+    size_t len;
+    uint8_t *blob = export_blob(s, key1, &len);
+    assert_int_equal(tr_local_import(t, key1, blob, len), TR_OK);
+    float p2[M], l2 = 0.0f;
+    tr_route_opts ot = o;
+    ot.local = t;
+    assert_int_equal(route(&b, q, &ot, &r1, p2), TR_OK);
+    assert_memory_equal(p1, p2, sizeof p1);
+    assert_int_equal(tr_local_level(t, 1, 2.0f, &l2), TR_OK);
+    assert_true(l2 == 0.0625f);
+    /* A version 1 blob (no level block) is migrated: entries, no residuals. */
+    uint8_t *v1 = malloc(len);
+    const size_t l1 = len - 8 * M;
+    memcpy(v1, blob, l1 - 32);
+    tr_st32(v1 + 4, 1);
+    reseal(v1, l1, key1);
+    assert_int_equal(tr_local_import(t, key1, v1, l1), TR_OK);
+    assert_int_equal(tr_local_level(t, 1, 2.0f, &l2), TR_OK);
+    assert_true(l2 == 0.0f);
+    tr_local_stats sa, sb;
+    assert_int_equal(tr_local_stats_get(s, &sa), TR_OK);
+    assert_int_equal(tr_local_stats_get(t, &sb), TR_OK);
+    assert_memory_equal(&sa, &sb, sizeof sa);
+    /* ... but a version 1 header on a version 2 body, or version 3, is not. */
+    memcpy(v1, blob, len);
+    tr_st32(v1 + 4, 1);
+    reseal(v1, len, key1);
+    assert_int_equal(tr_local_import(t, key1, v1, len), TR_E_LOCAL_BLOB);
+    tr_st32(v1 + 4, 3);
+    reseal(v1, len, key1);
+    assert_int_equal(tr_local_import(t, key1, v1, len), TR_E_LOCAL_BLOB);
+    /* A sealed level block no writer of this library makes: a sum beyond
+     * its count, a sum without a count, more residuals than adds. */
+    const size_t lb = len - 32 - 8 * M; /* model 0's (count, sum) */
+    for (int kind = 0; kind < 3; kind++) {
+        memcpy(v1, blob, len);
+        if (kind == 0)
+            tr_stf32(v1 + lb + 4, 4.5f); /* model 0: 4 residuals */
+        else if (kind == 1)
+            tr_st32(v1 + lb, 0);
+        else
+            tr_st32(v1 + lb, 1000);
+        reseal(v1, len, key1);
+        assert_int_equal(tr_local_import(t, key1, v1, len), TR_E_LOCAL_BLOB);
+    }
+    free(v1);
+    free(blob);
+    free(m2);
+    free(mem);
+    free_box(&b);
+}
+
 int main(int argc, char **argv)
 {
     fixture_pack_path = argc > 1 ? argv[1] : NULL;
@@ -727,6 +881,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_blob_round_trip),
         cmocka_unit_test(test_blob_tamper),
         cmocka_unit_test(test_blob_other_pack_and_bad_entries),
+        cmocka_unit_test(test_level_term),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

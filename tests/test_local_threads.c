@@ -52,6 +52,8 @@ typedef struct shared {
     int8_t *emb;     /* n_text x dim */
     uint32_t *model; /* n_text */
     float *outcome;  /* n_text */
+    float *est;      /* n_text: the route's estimate of the chosen model */
+    float *est_all;  /* n_text x n_models: the estimates routes returned */
     int *added;      /* n_text: 1 if added */
 } shared;
 
@@ -82,7 +84,8 @@ static void *writer_main(void *arg)
     for (size_t i = 0; i < sh->n_text; i++) {
         const tr_query q = tr_query_text(sh->text[i], strlen(sh->text[i]));
         int8_t *e = sh->emb + i * dim;
-        const tr_route_out out = {NULL, 0, e, dim};
+        float *est = sh->est_all + i * sh->info.n_models;
+        const tr_route_out out = {NULL, 0, e, dim, est, sh->info.n_models};
         tr_result res;
         if (tr_route(sh->view, c, &q, NULL, &res, &out) != TR_OK) {
             atomic_fetch_add(&sh->errors, 1);
@@ -93,7 +96,9 @@ static void *writer_main(void *arg)
         sh->model[i] = res.model;
         sh->outcome[i] = (float)(i % 2 == 0);
         pthread_rwlock_wrlock(&sh->lock);
-        tr_status st = tr_local_add(sh->store, e, dim, res.model, sh->outcome[i]);
+        sh->est[i] = est[res.model];
+        /* With the residual for the level term (the readers route with it). */
+        tr_status st = tr_local_add_est(sh->store, e, dim, res.model, sh->outcome[i], sh->est[i]);
         pthread_rwlock_unlock(&sh->lock);
         if (st != TR_OK)
             atomic_fetch_add(&sh->errors, 1);
@@ -117,12 +122,13 @@ static void *reader_main(void *arg)
         free(pred);
         return NULL;
     }
-    const tr_route_out out = {pred, sh->info.n_models, NULL, 0};
+    const tr_route_out out = {pred, sh->info.n_models, NULL, 0, NULL, 0};
     size_t i = 0;
     /* At least one pass over the prompts, and on until the writer is done. */
     for (size_t n = 0; n < sh->n_text || !atomic_load(&sh->done); n++, i = (i + 1) % sh->n_text) {
         const tr_query q = tr_query_text(sh->text[i], strlen(sh->text[i]));
-        tr_route_opts o = {.local = sh->store, .local_weight = 2.0f, .distance_weighted = (int)(n & 1)};
+        tr_route_opts o = {.local = sh->store, .local_weight = 2.0f, .distance_weighted = (int)(n & 1),
+                           .local_level = 30.0f};
         tr_result res;
         pthread_rwlock_rdlock(&sh->lock);
         tr_status st = tr_route(sh->view, c, &q, &o, &res, &out);
@@ -196,6 +202,8 @@ int main(int argc, char **argv)
     sh.emb = trh_xcalloc(n, sh.info.dim);
     sh.model = trh_xcalloc(n, sizeof *sh.model);
     sh.outcome = trh_xcalloc(n, sizeof *sh.outcome);
+    sh.est = trh_xcalloc(n, sizeof *sh.est);
+    sh.est_all = trh_xcalloc(n * (size_t)sh.info.n_models, sizeof *sh.est_all);
     sh.added = trh_xcalloc(n, sizeof *sh.added);
     /* glibc's rwlock prefers readers by default: three readers that always
      * hold it would starve the writer. */
@@ -217,7 +225,8 @@ int main(int argc, char **argv)
     size_t adds = 0;
     for (size_t i = 0; i < n; i++)
         if (sh.added[i]) {
-            tr_local_add(replay, sh.emb + i * sh.info.dim, sh.info.dim, sh.model[i], sh.outcome[i]);
+            tr_local_add_est(replay, sh.emb + i * sh.info.dim, sh.info.dim, sh.model[i],
+                             sh.outcome[i], sh.est[i]);
             adds++;
         }
     tr_local_stats st;
@@ -236,10 +245,11 @@ int main(int argc, char **argv)
     int same = c != NULL, moved = 0;
     for (size_t i = 0; i < n && same; i++) {
         const tr_query q = tr_query_text(text[i], strlen(text[i]));
-        tr_route_opts o1 = {.local = sh.store, .local_weight = 2.0f}, o2 = o1, o0 = {0};
+        tr_route_opts o1 = {.local = sh.store, .local_weight = 2.0f, .local_level = 30.0f}, o2 = o1,
+                      o0 = {0};
         o2.local = replay;
         tr_result r1, r2, r0;
-        const tr_route_out a = {p1, sh.info.n_models, NULL, 0}, b = {p2, sh.info.n_models, NULL, 0};
+        const tr_route_out a = {p1, sh.info.n_models, NULL, 0, NULL, 0}, b = {p2, sh.info.n_models, NULL, 0, NULL, 0};
         same = tr_route(sh.view, c, &q, &o1, &r1, &a) == TR_OK &&
                tr_route(sh.view, c, &q, &o2, &r2, &b) == TR_OK &&
                memcmp(p1, p2, sizeof(float) * sh.info.n_models) == 0 && r1.model == r2.model;
@@ -260,6 +270,8 @@ int main(int argc, char **argv)
     free(sh.emb);
     free(sh.model);
     free(sh.outcome);
+    free(sh.est);
+    free(sh.est_all);
     free(sh.added);
     free(smem);
     free(rmem);

@@ -95,6 +95,7 @@ static void test_routing_allocates_nothing(void **state)
     assert_int_equal(posix_memalign(&ctx_mem, 64, need), 0);
     assert_int_equal(posix_memalign(&taskmem, 64, tr_task_size(info.n_models)), 0);
     float *pred = __libc_malloc(info.n_models * sizeof *pred);
+    float *est = __libc_malloc(info.n_models * sizeof *est);
     int8_t *q = __libc_malloc(info.dim);
     const tr_pack *r;
     tr_ctx *c;
@@ -125,7 +126,7 @@ static void test_routing_allocates_nothing(void **state)
     assert_int_equal(tr_pack_open(view_mem, tr_pack_size(), pack, len, &trust, &r), TR_OK);
     long load_calls = calls;
     calls = 0;
-    const tr_route_out out = {pred, info.n_models, NULL, 0};
+    const tr_route_out out = {pred, info.n_models, NULL, 0, NULL, 0};
 
     static const char *prompts[] = {
         "What is the derivative of x squared?", "Define consideration in contract law.",
@@ -177,14 +178,17 @@ static void test_routing_allocates_nothing(void **state)
      * read the store, the sealed export and its import. */
     tr_local *ls;
     assert_int_equal(tr_local_init(localmem, local_bytes, 4, r, &ls), TR_OK);
-    const tr_route_out eout = {pred, info.n_models, q, info.dim};
+    const tr_route_out eout = {pred, info.n_models, q, info.dim, est, info.n_models};
     for (int i = 0; i < 6; i++) {
         const char *p = prompts[i % 4];
         const tr_query qt = tr_query_text(p, strlen(p));
-        tr_route_opts lo = {.local = ls, .local_weight = 2.0f, .distance_weighted = i & 1};
+        /* The level term too (its residuals from the route's estimate). */
+        tr_route_opts lo = {.local = ls, .local_weight = 2.0f, .distance_weighted = i & 1,
+                            .local_level = 10.0f};
         assert_int_equal(tr_route(r, c, &qt, &lo, &res, &eout), TR_OK);
         if (!(res.flags & TR_RESULT_PRIOR_ONLY))
-            assert_int_equal(tr_local_add(ls, q, info.dim, res.model, 1.0f), TR_OK);
+            assert_int_equal(tr_local_add_est(ls, q, info.dim, res.model, 1.0f, est[res.model]),
+                             TR_OK);
         q[0] = (int8_t)(q[0] == 100 ? 99 : 100); /* another embedding next time */
         assert_int_equal(tr_local_add(ls, q, info.dim, 0, 0.5f), TR_OK);
     }
@@ -209,6 +213,7 @@ static void test_routing_allocates_nothing(void **state)
 #endif
 
     __libc_free(pred);
+    __libc_free(est);
     __libc_free(q);
     __libc_free(exported);
     __libc_free(blob);

@@ -401,7 +401,7 @@ static tr_status route(box *b, const world *w, float a_opt, tr_result *res, floa
 {
     tr_route_opts o = {.k = 4, .lambda = 0.0f, .prior_strength = a_opt};
     const tr_query q = tr_query_i8("test-embedder", w->q, DIM);
-    tr_route_out out = {pred, b->n_models, NULL, 0};
+    tr_route_out out = {pred, b->n_models, NULL, 0, NULL, 0};
     return tr_route(b->r, b->ctx, &q, &o, res, &out);
 }
 

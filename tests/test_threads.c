@@ -108,7 +108,7 @@ static tr_status run_one(const tr_pack *p, tr_ctx *c, const job *j, size_t i, in
     const char *t = j->text[i];
     size_t len = strlen(t);
     const uint32_t nm = j->info.n_models;
-    tr_route_out out = {s->pred, nm, NULL, 0};
+    tr_route_out out = {s->pred, nm, NULL, 0, NULL, 0};
     const tr_query q = tr_query_text(t, len);
     /* A poisoned start: a call that forgot to write a field shows up. */
     memset(res, 0xA5, sizeof *res);
@@ -285,7 +285,7 @@ static int live_ok(const shared_state *sh, tr_ctx *c, const char *t, float *pred
     if (tr_pack_get_info(p, &info) != TR_OK)
         return 0;
     tr_result res;
-    tr_route_out out = {pred, sh->max_models, NULL, 0};
+    tr_route_out out = {pred, sh->max_models, NULL, 0, NULL, 0};
     const tr_query q = tr_query_text(t, strlen(t));
     tr_status st = tr_route(p, c, &q, NULL, &res, &out);
     if (st == TR_OK)

@@ -479,7 +479,7 @@ static int route_one(void *vctx, const char *file, long line, const cJSON *id, c
     } else {
         tr_result res;
         const tr_query q = tr_query_text(text, len);
-        const tr_route_out out = {c->pred, c->pf->info.n_models, NULL, 0};
+        const tr_route_out out = {c->pred, c->pf->info.n_models, NULL, 0, NULL, 0};
         st = tr_route(c->pf->view, c->pf->ctx, &q, c->ro, &res, &out);
         if (st == TR_OK) {
             char ex[EXCERPT_MAX + 1];
@@ -833,7 +833,7 @@ int cmd_eval(int argc, char **argv)
             tr_route_opts ro = c.ro;
             ro.lambda = trh_opts_lambda(lam[l]);
             const tr_query q = tr_query_text(p->text, strlen(p->text));
-            const tr_route_out out = {pred, pf.info.n_models, NULL, 0};
+            const tr_route_out out = {pred, pf.info.n_models, NULL, 0, NULL, 0};
             tr_status st = tr_route(pf.view, pf.ctx, &q, &ro, &res[l], &out);
             if (st != TR_OK) {
                 trh_err("%s: prompt %s: %s", c.data, p->id, tr_strerror(st));

@@ -7,17 +7,23 @@
  * (cost <= --device-max-cost); the routed pool is every model but B, with
  * A's column answering as B. Traffic shift (second scenario, on top): the
  * user's prompts come from 1-3 tasks. The user's prompts split in half:
- * validation (local_weight is chosen there, never on the test half) and
- * test. On the test half the device routes a stream of prompts, each at a
- * lambda drawn from the curve's sweep, and learns only the chosen model's
- * outcome (bandit feedback); after t in {0, 50, 200, 1000} outcomes the
- * later prompts (the rest of the test half, never streamed) are routed by
+ * validation (local_weight, then the level term's pseudo-count given it,
+ * are chosen there, never on the test half) and test. On the test half the
+ * device routes a stream of prompts, each at a lambda drawn from the
+ * curve's sweep, and learns only the chosen model's outcome (bandit
+ * feedback) and its residual against the pack's own estimate at routing
+ * time; after t in {0, 50, 200, 1000} outcomes the later prompts (the rest
+ * of the test half, never streamed) are routed by
  *   pack-only: the pack's kNN estimate;
  *   local:     the same plus the store's entries within the pack's
  *              neighbour radius (tr_knn_predict_ext, the estimator
- *              tr_route uses with tr_route_opts.local; core/local.c);
- *   rebuilt:   a pack whose references are the pack's plus the t streamed
- *              prompts, each labelled with its one revealed outcome (what
+ *              tr_route uses with tr_route_opts.local; core/local.c), on
+ *              the stream routed without the level term;
+ *   level:     local plus the level term (tr_route_opts.local_level: the
+ *              shrunk mean residual on the pack's share), on its own
+ *              stream;
+ *   rebuilt:   a pack whose references are the pack's plus the t prompts
+ *              of the level stream, each labelled with its one revealed outcome (what
  *              `build --add-log` makes of a device's log), priors
  *              recomputed;
  * and each gives the Area of its deferral curve (tools/pareto.h). The pack's
@@ -100,13 +106,40 @@ typedef struct stream {
     const uint32_t *prompt;
     uint32_t *model;
     float *outcome;
+    float *est; /* the route's estimate for model, without the level term */
     uint32_t n;
 } stream;
+
+/* The level term's pseudo-count: 0 = off. */
+static const float s_grid[] = {0.0f, 10.0f, 30.0f, 100.0f, 300.0f};
+#define N_S (sizeof s_grid / sizeof *s_grid)
+
+/* Per model: the first s->n entries' shrunk mean residual
+ * n_m / (n_m + sp) * mean(outcome - est) = sum / (n_m + sp), times the
+ * pack's share of the estimate (local outcomes are the device's own level
+ * already), added to P and clamped to [0,1] (as tr_route does with a store
+ * and local_level). */
+static void add_level(const world *W, const stream *s, float sp, const float *share, float *P)
+{
+    if (!(sp > 0.0f) || !s || !s->n)
+        return;
+    for (uint32_t m = 0; m < W->nmp; m++) {
+        double sum = 0;
+        uint32_t n = 0;
+        for (uint32_t j = 0; j < s->n; j++)
+            if (s->model[j] == m && !isnan(s->est[j]))
+                sum += s->outcome[j] - s->est[j], n++;
+        if (!n)
+            continue;
+        float v = P[m] + share[m] * (float)(sum / ((double)n + sp));
+        P[m] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+    }
+}
 
 /* Model predictions for prompt i from refs/labels, plus (w > 0) the local
  * evidence of the first s->n stream entries inside the neighbour radius. */
 static void predict(const world *W, const tr_refs *refs, const tr_labels *lab, uint32_t i,
-                    const stream *s, float w, float *P, float *hits, float *known)
+                    const stream *s, float w, float *P, float *hits, float *known, float *share)
 {
     tr_neighbor nb[TR_K_MAX];
     int32_t dots[TR_KNN_BLOCK];
@@ -131,7 +164,7 @@ static void predict(const world *W, const tr_refs *refs, const tr_labels *lab, u
         if (any)
             eh = hits, ek = known;
     }
-    tr_knn_predict_ext(lab, nb, f, 0, invq, W->a, eh, ek, P);
+    tr_knn_predict_ext(lab, nb, f, 0, invq, W->a, eh, ek, P, share);
 }
 
 static uint32_t route_at(const world *W, const float *P, uint32_t i, double lambda)
@@ -148,40 +181,47 @@ static uint32_t route_at(const world *W, const float *P, uint32_t i, double lamb
 
 /* Route the stream prompts in order with the store learning as it goes:
  * fills s->model/outcome for s->n = T prompts. */
-static void run_stream(const world *W, stream *s, uint32_t T, float w, uint64_t *rs)
+static void run_stream(const world *W, stream *s, uint32_t T, float w, float sp, uint64_t *rs)
 {
     float *P = trh_xmalloc(W->nmp * sizeof *P), *h = trh_xmalloc(W->nmp * sizeof *h),
-          *k = trh_xmalloc(W->nmp * sizeof *k);
+          *k = trh_xmalloc(W->nmp * sizeof *k), *sh = trh_xmalloc(W->nmp * sizeof *sh);
     for (uint32_t t = 0; t < T; t++) {
         s->n = t;
         const uint32_t i = s->prompt[t];
-        predict(W, &W->refs, &W->hl.lab, i, s, w, P, h, k);
+        predict(W, &W->refs, &W->hl.lab, i, s, w, P, h, k, sh);
+        add_level(W, s, sp, sh, P);
+        /* The pack's own estimate (no local entries, no level term;
+         * tr_route_out.estimate): what the residual is measured against. */
+        predict(W, &W->refs, &W->hl.lab, i, NULL, 0.0f, h, NULL, NULL, NULL);
         /* A lambda of the sweep but the last (which only ever picks the
          * cheapest): users and budgets differ from prompt to prompt. */
         const double lam = trh_curve_lambda((int)(trh_splitmix64(rs) % (TRH_CURVE_LAMBDAS - 1)));
         s->model[t] = route_at(W, P, i, lam);
         s->outcome[t] = y_true(W, i, s->model[t]);
+        s->est[t] = h[s->model[t]];
     }
     s->n = T;
-    free(P), free(h), free(k);
+    free(P), free(h), free(k), free(sh);
 }
 
 /* Area on prompts E: local (w > 0, first t stream entries) or pack-only. */
 static double area_local(const world *W, const uint32_t *E, uint32_t nE, const stream *s,
-                         uint32_t t, float w)
+                         uint32_t t, float w, float sp)
 {
     float *P = trh_xmalloc((size_t)nE * W->nmp * sizeof *P), *Y = trh_xmalloc((size_t)nE * W->nmp * sizeof *Y);
-    float *h = trh_xmalloc(W->nmp * sizeof *h), *k = trh_xmalloc(W->nmp * sizeof *k);
+    float *h = trh_xmalloc(W->nmp * sizeof *h), *k = trh_xmalloc(W->nmp * sizeof *k),
+          *sh = trh_xmalloc(W->nmp * sizeof *sh);
     stream st = *s;
     st.n = t;
     for (uint32_t e = 0; e < nE; e++) {
-        predict(W, &W->refs, &W->hl.lab, E[e], &st, w, P + (size_t)e * W->nmp, h, k);
+        predict(W, &W->refs, &W->hl.lab, E[e], &st, w, P + (size_t)e * W->nmp, h, k, sh);
+        add_level(W, &st, sp, sh, P + (size_t)e * W->nmp);
         for (uint32_t m = 0; m < W->nmp; m++)
             Y[(size_t)e * W->nmp + m] = y_true(W, E[e], m);
     }
     trh_curve c;
     trh_route_curve(P, Y, nE, W->nmp, W->cn, &c, NULL);
-    free(P), free(Y), free(h), free(k);
+    free(P), free(Y), free(h), free(k), free(sh);
     return c.area;
 }
 
@@ -208,7 +248,7 @@ static double area_rebuilt(const world *W, const uint32_t *tr, uint32_t ntr, con
     trh_host_labels_make(L, n, nm, &hl);
     float *P = trh_xmalloc((size_t)nE * nm * sizeof *P), *Y = trh_xmalloc((size_t)nE * nm * sizeof *Y);
     for (uint32_t e = 0; e < nE; e++) {
-        predict(W, &refs, &hl.lab, E[e], NULL, 0.0f, P + (size_t)e * nm, NULL, NULL);
+        predict(W, &refs, &hl.lab, E[e], NULL, 0.0f, P + (size_t)e * nm, NULL, NULL, NULL);
         for (uint32_t m = 0; m < nm; m++)
             Y[(size_t)e * nm + m] = y_true(W, E[e], m);
     }
@@ -269,13 +309,14 @@ static void choose_k_a(world *W, const uint32_t *tr, uint32_t ntr)
 }
 
 typedef struct cell {
-    double pack, local, rebuilt;
+    double pack, local, level, rebuilt;
     int n;
 } cell;
 
-/* One seed of one scenario; adds to cells[N_CP]; *w_out the weight chosen. */
+/* One seed of one scenario; adds to cells[N_CP]; *w_out, *s_out the weight
+ * and level pseudo-count chosen (0: off). */
 static int run_seed(const trh_local_eval_in *in, int traffic, uint64_t seed, cell *cells,
-                    float *w_out, char *pair, size_t pair_cap)
+                    float *w_out, float *s_out, char *pair, size_t pair_cap)
 {
     uint64_t rs = seed * 0x9E3779B97F4A7C15ull + (uint64_t)traffic * 7919u + 1;
     world W = {.in = in};
@@ -363,39 +404,61 @@ static int run_seed(const trh_local_eval_in *in, int traffic, uint64_t seed, cel
     stream s = {0};
     s.model = trh_xmalloc((nu + 1) * sizeof *s.model);
     s.outcome = trh_xmalloc((nu + 1) * sizeof *s.outcome);
+    s.est = trh_xmalloc((nu + 1) * sizeof *s.est);
     /* local_weight on validation: the stream of VAL_STREAM outcomes (or
      * two thirds of the half), Area on the rest. */
     uint32_t tv = nval * 2 / 3 < VAL_STREAM ? nval * 2 / 3 : VAL_STREAM;
-    float w_best = 1.0f;
+    float w_best = 1.0f, s_best = 0.0f;
     if (tv >= 20 && nval - tv >= 20) {
+        /* The weight first (level off), then the level's pseudo-count
+         * given it: 7 + 5 validation streams instead of 35. */
         double best = -1;
         for (uint32_t g = 0; g < N_W; g++) {
             uint64_t r2 = rs;
             s.prompt = val;
-            run_stream(&W, &s, tv, w_grid[g], &r2);
-            double a = area_local(&W, val + tv, nval - tv, &s, tv, w_grid[g]);
+            run_stream(&W, &s, tv, w_grid[g], 0.0f, &r2);
+            double a = area_local(&W, val + tv, nval - tv, &s, tv, w_grid[g], 0.0f);
             if (a > best + 1e-12)
                 best = a, w_best = w_grid[g];
         }
+        for (uint32_t g = 1; g < N_S; g++) {
+            uint64_t r2 = rs;
+            s.prompt = val;
+            run_stream(&W, &s, tv, w_best, s_grid[g], &r2);
+            double a = area_local(&W, val + tv, nval - tv, &s, tv, w_best, s_grid[g]);
+            if (a > best + 1e-12)
+                best = a, s_best = s_grid[g];
+        }
     }
     *w_out = w_best;
-    /* Test: stream up to 1000 outcomes, keeping a third for evaluation. */
+    *s_out = s_best;
+    /* Test: stream up to 1000 outcomes, keeping a third for evaluation;
+     * once without the level term (local) and once with the chosen one
+     * (level; the rebuilt pack sees that stream's outcomes). */
     uint32_t T = ntest * 2 / 3 < cp_at[N_CP - 1] ? ntest * 2 / 3 : cp_at[N_CP - 1];
-    s.prompt = test;
-    run_stream(&W, &s, T, w_best, &rs);
     const uint32_t *E = test + T, nE = ntest - T;
+    s.prompt = test;
+    uint64_t r0 = rs;
+    run_stream(&W, &s, T, w_best, 0.0f, &r0);
+    double loc[N_CP] = {0};
+    if (nE >= 20)
+        for (int c = 0; c < N_CP; c++)
+            if (cp_at[c] <= T)
+                loc[c] = area_local(&W, E, nE, &s, cp_at[c], w_best, 0.0f);
+    run_stream(&W, &s, T, w_best, s_best, &rs);
     if (nE >= 20) {
-        const double pack = area_local(&W, E, nE, &s, 0, 0.0f);
+        const double pack = area_local(&W, E, nE, &s, 0, 0.0f, 0.0f);
         for (int c = 0; c < N_CP; c++) {
             if (cp_at[c] > T)
                 continue;
             cells[c].pack += pack;
-            cells[c].local += area_local(&W, E, nE, &s, cp_at[c], w_best);
+            cells[c].local += loc[c];
+            cells[c].level += area_local(&W, E, nE, &s, cp_at[c], w_best, s_best);
             cells[c].rebuilt += area_rebuilt(&W, perm, ntr, E, nE, &s, cp_at[c]);
             cells[c].n++;
         }
     }
-    free(s.model), free(s.outcome);
+    free(s.model), free(s.outcome), free(s.est);
     free_refs(&all);
     trh_host_labels_free(&W.hl);
     free(W.pc), free(W.cn), free(W.inv), free(perm);
@@ -412,31 +475,39 @@ int trh_eval_local(const trh_local_eval_in *in, FILE *out)
         if (traffic && !in->task)
             continue;
         cell cells[N_CP] = {{0}};
-        char ws[512] = "", pair[160];
-        size_t wl = 0;
+        char ws[512] = "", ss[512] = "", pair[160];
+        size_t wl = 0, sl = 0;
         for (int si = 0; si < in->n_seeds; si++) {
             fprintf(stderr, "\reval --local: %s, %s: seed %d/%d", in->name, scen[traffic], si + 1,
                     in->n_seeds);
-            float w = 1.0f;
-            if (run_seed(in, traffic, (uint64_t)si + 1, cells, &w, pair, sizeof pair) != 0)
+            float w = 1.0f, sp = 0.0f;
+            if (run_seed(in, traffic, (uint64_t)si + 1, cells, &w, &sp, pair, sizeof pair) != 0)
                 return 1;
             if (wl < sizeof ws - 16)
                 wl += (size_t)snprintf(ws + wl, sizeof ws - wl, "%s%g", si ? "," : "", w);
+            if (sl < sizeof ss - 16) {
+                if (sp > 0.0f)
+                    sl += (size_t)snprintf(ss + sl, sizeof ss - sl, "%s%g", si ? "," : "", sp);
+                else
+                    sl += (size_t)snprintf(ss + sl, sizeof ss - sl, "%soff", si ? "," : "");
+            }
         }
         fprintf(stderr, "\n");
-        fprintf(out, "\n%s, %s, %d seeds; local_weight chosen per seed on validation: %s\n",
-                in->name, scen[traffic], in->n_seeds, ws);
-        fprintf(out, "| outcomes | seeds | pack-only | local | local - pack | rebuilt | local - rebuilt |\n");
-        fprintf(out, "|---:|---:|---:|---:|---:|---:|---:|\n");
+        fprintf(out, "\n%s, %s, %d seeds; local_weight chosen per seed on validation: %s; "
+                     "level pseudo-count: %s\n",
+                in->name, scen[traffic], in->n_seeds, ws, ss);
+        fprintf(out, "| outcomes | seeds | pack-only | local | local - pack | local+level | "
+                     "level - pack | rebuilt | level - rebuilt |\n");
+        fprintf(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (int c = 0; c < N_CP; c++) {
             if (!cells[c].n) {
-                fprintf(out, "| %u | 0 | | | | | |\n", cp_at[c]);
+                fprintf(out, "| %u | 0 | | | | | | | |\n", cp_at[c]);
                 continue;
             }
             const double n = cells[c].n, p = cells[c].pack / n, l = cells[c].local / n,
-                         r = cells[c].rebuilt / n;
-            fprintf(out, "| %u | %d | %.4f | %.4f | %+.4f | %.4f | %+.4f |\n", cp_at[c],
-                    cells[c].n, p, l, l - p, r, l - r);
+                         v = cells[c].level / n, r = cells[c].rebuilt / n;
+            fprintf(out, "| %u | %d | %.4f | %.4f | %+.4f | %.4f | %+.4f | %.4f | %+.4f |\n",
+                    cp_at[c], cells[c].n, p, l, l - p, v, v - p, r, v - r);
         }
     }
     return 0;

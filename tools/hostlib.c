@@ -238,7 +238,7 @@ size_t trh_route_batch(void *pack, const char *const *texts, const size_t *lens,
     for (; i < n; i++) {
         tr_result res;
         const tr_query q = tr_query_text(texts[i] ? texts[i] : "", texts[i] ? lens[i] : 0);
-        const tr_route_out out = {pred ? pred + i * (size_t)m : scratch, m, NULL, 0};
+        const tr_route_out out = {pred ? pred + i * (size_t)m : scratch, m, NULL, 0, NULL, 0};
         tr_status st = tr_route(p->pf.view, p->pf.ctx, &q, &ro, &res, &out);
         if (st != TR_OK) {
             free(scratch);

@@ -585,7 +585,7 @@ int trh_eval_log(trh_packfile *pf, const char *path, trh_devkeys *dk, const tr_r
             tr_route_opts o = *ro;
             o.lambda = trh_opts_lambda(lam[l]);
             const tr_query q = tr_query_i8(pf->info.embedder, r.emb, lf.dim);
-            const tr_route_out out = {pred, m, NULL, 0};
+            const tr_route_out out = {pred, m, NULL, 0, NULL, 0};
             tr_status st = tr_route(pf->view, pf->ctx, &q, &o, &res[l], &out);
             if (st != TR_OK) {
                 trh_err("%s: record %llu: its embedding cannot be re-routed (%s: %s)", path,

@@ -63,7 +63,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < n; i++) {
         const char *t = ds.prompts[i].text;
         const tr_query q = tr_query_text(t, strlen(t));
-        const tr_route_out ro = {pred, pf.info.n_models, NULL, 0};
+        const tr_route_out ro = {pred, pf.info.n_models, NULL, 0, NULL, 0};
         if (tr_route(pf.view, pf.ctx, &q, NULL, &res[i], &ro) != TR_OK)
             continue;
         out[i] = NAN;

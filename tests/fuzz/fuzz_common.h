@@ -68,7 +68,7 @@ static inline void tr_fuzz_exercise(const tr_pack *p, tr_ctx *c, const char *con
     if (tr_pack_get_info(p, &info) != TR_OK)
         abort(); /* opened, so this cannot fail */
     static float predicted[1u << 16];
-    tr_route_out out = {predicted, sizeof predicted / sizeof *predicted, NULL, 0};
+    tr_route_out out = {predicted, sizeof predicted / sizeof *predicted, NULL, 0, NULL, 0};
     const tr_route_out *pred = info.n_models <= out.predicted_cap ? &out : NULL;
     static uint8_t avail[1u << 13];
     memset(avail, 0, sizeof avail);

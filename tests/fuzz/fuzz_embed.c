@@ -67,7 +67,7 @@ static void one(const tr_pack *r, tr_ctx *c, const tr_pack_info *in, const char 
     tr_fuzz_check_status(se);
     tr_result res;
     const tr_query tq = tr_query_text(text, size);
-    const tr_route_out out = {predicted, sizeof predicted / sizeof *predicted, NULL, 0};
+    const tr_route_out out = {predicted, sizeof predicted / sizeof *predicted, NULL, 0, NULL, 0};
     tr_status sr = tr_route(r, c, &tq, NULL, &res, &out);
     tr_fuzz_check_result(r, sr, &res);
     /* Embedding and routing read the prompt the same way: they must agree

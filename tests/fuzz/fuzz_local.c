@@ -3,8 +3,8 @@
  * A small hand-made pack (D = 16, 3 models) binds the stores.
  *
  * The first byte picks the mode:
- *   even: "build": the rest drives tr_local_add calls on a source store
- *         (embeddings, models and outcomes from the bytes), which is
+ *   even: "build": the rest drives tr_local_add_est calls on a source store
+ *         (embeddings, models, outcomes and estimates from the bytes), which is
  *         exported under the key, then cut short and/or one bit flipped
  *         as two more bytes say, and imported;
  *   odd:  "raw": the rest is the blob; if its last byte is even it is
@@ -13,8 +13,8 @@
  * Checked beyond "no crash, no sanitizer report": the status is a known
  * one; a refused import leaves the target store exactly as it was (its
  * export before and after); an accepted one re-exports a blob of the same
- * length, within the store's capacity, and routes through it predict
- * values in [0,1]; a blob built and neither cut nor flipped is accepted. */
+ * length, within the store's capacity, and routes through it (level term
+ * on, off, tiny and large) predict values in [0,1]; a blob built and neither cut nor flipped is accepted. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -101,7 +101,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             int8_t e[D];
             for (int d = 0; d < D; d++)
                 e[d] = (int8_t)(p[d] == 0x80 ? 0x81 : p[d]);
-            tr_status st = tr_local_add(src, e, D, p[D] % (M + 1), (float)p[D + 1] / 255.0f);
+            /* The model byte's top bit: no estimate (NaN); else its bits
+             * 3-6 are the route's estimate (the level term's residual). */
+            const float est = p[D] & 0x80 ? NAN : (float)(p[D] >> 3 & 15) / 15.0f;
+            tr_status st =
+                tr_local_add_est(src, e, D, p[D] % (M + 1), (float)p[D + 1] / 255.0f, est);
             tr_fuzz_check_status(st);
             p += D + 2;
             left -= D + 2;
@@ -150,7 +154,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     /* Routes through the imported store: estimates stay outcomes. */
     float pred[M];
-    const tr_route_out out = {pred, M, NULL, 0};
+    const tr_route_out out = {pred, M, NULL, 0, NULL, 0};
     for (int i = 0; i < 4; i++) {
         int8_t q[D];
         for (int d = 0; d < D; d++)
@@ -158,7 +162,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (q[0] == 0)
             q[0] = 1;
         const tr_query qq = tr_query_i8("fz", q, D);
-        tr_route_opts o = {.local = dst, .local_weight = (float)(1 + i * 10), .distance_weighted = i & 1};
+        /* The level term: default, tiny (clamps), off, large. */
+        static const float levels[4] = {0.0f, 1e-3f, TR_LOCAL_LEVEL_OFF, 300.0f};
+        tr_route_opts o = {.local = dst, .local_weight = (float)(1 + i * 10),
+                           .distance_weighted = i & 1, .local_level = levels[i]};
         tr_result res;
         tr_status rs = tr_route(view, ctx, &qq, &o, &res, &out);
         tr_fuzz_check_result(view, rs, &res);
