@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from tr_ref import Checks, parse_pack
+from tr_ref import Checks, hull, hull_at, parse_pack
 
 CLI, EMB, KEY, PUB, DATA, WORK = sys.argv[1:7]
 check = Checks()
@@ -50,31 +50,6 @@ def held_out_area(pack, *flags):
 
 
 # ---- the reference: tools/choose.c and tools/pareto.c in numpy ----
-def hull(cost, acc):
-    pts = sorted(zip(cost, acc), key=lambda p: (p[0], -p[1]))
-    top = 0
-    for i in range(1, len(pts)):
-        if pts[i][1] > pts[top][1]:
-            top = i
-    hc, ha = [], []
-    for c, a in pts[:top + 1]:
-        if hc and c == hc[-1]:
-            continue
-        while len(hc) >= 2 and (hc[-1] - hc[-2]) * (a - ha[-2]) - (ha[-1] - ha[-2]) * (c - hc[-2]) >= 0:
-            hc.pop(), ha.pop()
-        hc.append(c), ha.append(a)
-    return hc, ha
-
-
-def hull_at(hc, ha, c):
-    if c <= hc[0]:
-        return ha[0]
-    for v in range(len(hc) - 1):
-        if c <= hc[v + 1]:
-            return ha[v] + (ha[v + 1] - ha[v]) * (c - hc[v]) / (hc[v + 1] - hc[v])
-    return ha[-1]
-
-
 def hull_curve(cost, acc):
     hc, ha = hull(cost, acc)
     q = [hull_at(hc, ha, g / (GRID - 1)) for g in range(GRID)]

@@ -184,3 +184,26 @@ def ref_embed(e, text):
     return np.clip(np.where(x >= 0, np.floor(x + 0.5), np.ceil(x - 0.5)), -127, 127).astype(np.int64)
 
 
+# ---- tools/pareto.c: the upper convex hull of (cost, accuracy) points ----
+def hull(cost, acc):
+    """The upper hull from the cheapest point to the most accurate one (the
+    first of equals), as tools/pareto.c draws Pareto-random."""
+    pts = sorted(zip(cost, acc), key=lambda p: (p[0], -p[1]))
+    top = max(range(len(pts)), key=lambda i: (pts[i][1], -i))
+    hc, ha = [], []
+    for c, a in pts[:top + 1]:
+        if hc and c == hc[-1]:
+            continue
+        while len(hc) >= 2 and (hc[-1] - hc[-2]) * (a - ha[-2]) - (ha[-1] - ha[-2]) * (c - hc[-2]) >= 0:
+            hc.pop(), ha.pop()
+        hc.append(c), ha.append(a)
+    return hc, ha
+
+
+def hull_at(hc, ha, c):
+    if c <= hc[0]:
+        return ha[0]
+    for v in range(len(hc) - 1):
+        if c <= hc[v + 1]:
+            return ha[v] + (ha[v + 1] - ha[v]) * (c - hc[v]) / (hc[v + 1] - hc[v])
+    return ha[-1]
