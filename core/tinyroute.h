@@ -38,9 +38,9 @@ extern "C" {
 #endif
 
 #define TR_VERSION_MAJOR 0
-#define TR_VERSION_MINOR 2
+#define TR_VERSION_MINOR 3
 #define TR_VERSION_PATCH 0
-#define TR_VERSION_STRING "0.2.0"
+#define TR_VERSION_STRING "0.3.0"
 /* One number, as ZSTD_VERSION_NUMBER: major * 10000 + minor * 100 + patch. */
 #define TR_VERSION_NUMBER (TR_VERSION_MAJOR * 10000 + TR_VERSION_MINOR * 100 + TR_VERSION_PATCH)
 

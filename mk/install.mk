@@ -25,7 +25,10 @@ TR_PATCH := $(call tr_version,PATCH)
 TR_VERSION := $(TR_MAJOR).$(TR_MINOR).$(TR_PATCH)
 
 SO_LINK := libtinyroute.so
-SO_NAME := $(SO_LINK).$(TR_MAJOR)
+# Before 1.0 every minor release may change the ABI (structs grow at their
+# end, enums may be renumbered), so the soname carries major.minor: the
+# loader then refuses a library of another minor instead of misreading it.
+SO_NAME := $(SO_LINK).$(TR_MAJOR)$(if $(filter 0,$(TR_MAJOR)),.$(TR_MINOR))
 SO_FILE := $(SO_LINK).$(TR_VERSION)
 SO      := $(BUILD)/$(SO_FILE)
 PIC_OBJ := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
