@@ -172,11 +172,6 @@ tr_status tr_local_check(const tr_local *s, const tr_pack_view *p)
                : TR_E_LOCAL_PACK;
 }
 
-static float inv_norm_of(const int8_t *e, uint32_t dim)
-{
-    return 1.0f / sqrtf((float)tr_i8_sqnorm(e, dim));
-}
-
 static uint32_t find(const tr_local *s, const int8_t *e, uint64_t h)
 {
     for (uint32_t i = 0; i < s->count; i++)
@@ -221,7 +216,7 @@ tr_status tr_local_add_est(tr_local *s, const int8_t *e, uint32_t dim, uint32_t 
         }
         int8_t *row = s->rows + (size_t)i * s->stride;
         memcpy(row, e, dim);
-        s->inv_norm[i] = inv_norm_of(e, dim);
+        s->inv_norm[i] = tr_i8_inv_norm(e, dim);
         s->row_hash[i] = h;
         memset(s->adds + (size_t)i * s->n_models, 0, sizeof(uint32_t) * s->n_models);
         memset(s->mean + (size_t)i * s->n_models, 0, sizeof(float) * s->n_models);
@@ -470,7 +465,7 @@ tr_status tr_local_import(tr_local *s, const uint8_t key[TR_LOCAL_KEY_BYTES], co
     for (uint32_t i = 0; i < count; i++) {
         int8_t *row = s->rows + (size_t)i * s->stride;
         memcpy(row, e, dim);
-        s->inv_norm[i] = inv_norm_of(row, dim);
+        s->inv_norm[i] = tr_i8_inv_norm(row, dim);
         s->row_hash[i] = tr_fnv1a64(row, dim);
         e += dim;
         for (uint32_t m = 0; m < n_models; m++, e += 8) {
