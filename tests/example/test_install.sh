@@ -69,7 +69,7 @@ esac
 # declares (gcc -aux-info lists the header's prototypes, independently of the
 # version script's sed).
 exported_ok() {
-    gcc -aux-info "$WORK/aux.txt" -fsyntax-only -x c core/tinyroute.h -o /dev/null &&
+    gcc -aux-info "$WORK/aux.txt" -fsyntax-only -Iplatform -x c core/tinyroute.h -o /dev/null &&
     # the header's static inline helpers (tr_query_*) compile into the caller
     grep 'core/tinyroute.h' "$WORK/aux.txt" | grep -v '\*/ static ' |
         sed 's/.*[ *]\(tr_[a-z0-9_]*\) (.*/\1/' |
