@@ -16,13 +16,13 @@ import sys
 
 import numpy as np
 
-from tr_ref import Checks, hull, hull_at, parse_pack
+from tr_ref import N_LAMBDA, Checks, hull, hull_at, lambda_at, parse_pack
 
 CLI, EMB, KEY, PUB, DATA, WORK = sys.argv[1:7]
 check = Checks()
 K_GRID = [5, 10, 20, 50, 100, 200]
 A_GRID = [0, 1, 2, 4, 8, 16, 32]
-GRID, N_LAMBDA, MAX_QUERIES = 1001, 62, 2000
+GRID, MAX_QUERIES = 1001, 2000
 
 
 def build(out, *flags):
@@ -59,12 +59,6 @@ def hull_curve(cost, acc):
     return area
 
 
-def lambda_at(j):
-    if j == 0:
-        return 0.0
-    if j == N_LAMBDA - 1:
-        return 1e9
-    return 1e-3 * pow(1e6, (j - 1) / (N_LAMBDA - 3))
 
 
 def route_area(P, Y, cn):

@@ -27,11 +27,11 @@ import sys
 
 import numpy as np
 
-from tr_ref import Checks, hull, hull_at, parse_pack
+from tr_ref import N_LAMBDA, Checks, hull, hull_at, lambda_at, parse_pack
 
 CLI, EMB, KEY, PUB, DATA, WORK = sys.argv[1:7]
 check = Checks()
-GRID, N_LAMBDA = 1001, 62
+GRID = 1001
 M64 = (1 << 64) - 1
 PACK_METHOD = {"knn": 0, "cluster": 1, "learned-map": 2, "task-map": 2}
 METHOD_NAME = ["knn", "cluster", "learned-map"]
@@ -80,12 +80,6 @@ def held_out_area(pack):
 
 
 # ---- the reference: tools/pareto.c's curve, the folds, kNN ----
-def lambda_at(j):
-    if j == 0:
-        return 0.0
-    if j == N_LAMBDA - 1:
-        return 1e9
-    return 1e-3 * pow(1e6, (j - 1) / (N_LAMBDA - 3))
 
 
 def route_point(P, Y, cn, lam, rank):

@@ -207,3 +207,15 @@ def hull_at(hc, ha, c):
         if c <= hc[v + 1]:
             return ha[v] + (ha[v + 1] - ha[v]) * (c - hc[v]) / (hc[v + 1] - hc[v])
     return ha[-1]
+
+
+# tools/pareto.c's lambda sweep: 0, then 1e-3 .. 1e3 geometric, then 1e9 (everything to the cheapest).
+N_LAMBDA = 62
+
+
+def lambda_at(j):
+    if j == 0:
+        return 0.0
+    if j == N_LAMBDA - 1:
+        return 1e9
+    return 1e-3 * pow(1e6, (j - 1) / (N_LAMBDA - 3))
