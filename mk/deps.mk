@@ -1,7 +1,7 @@
 # Debian packages the build, the demo and the tests need. Installed only when
 # missing; silent when nothing is.
 DEB_PKGS := gcc make libmbedtls-dev libcjson-dev libcmocka-dev libsleef-dev \
-            python3-numpy python3-sklearn openssl time
+            python3-numpy python3-scipy python3-sklearn openssl time
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \

@@ -127,4 +127,4 @@ test-install:
 	@$(MAKE) --no-print-directory all $(FIXTURE_PACK)
 	@BUILD=$(BUILD) A64=$(A64) QEMU_LD=$(QEMU_LD) FIXTURE_PACK=$(FIXTURE_PACK) EMBEDDER=$(EMBEDDER) \
 	    TEST_PUB=$(TEST_PUB) PYTHON=$(PYTHON) MAKE="$(MAKE)" sh tests/example/test_install.sh
-EXTRA_TESTS += test-install
+AARCH64_LANE += test-install

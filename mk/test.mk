@@ -68,35 +68,60 @@ TEST_BINS := $(BUILD)/test_noalloc $(BUILD)/test_eval $(BUILD)/test_core $(BUILD
 TEST_ENV = BUILD=$(BUILD) PYTHON=$(PYTHON) EMBEDDER=$(EMBEDDER) WINK_JSON=$(WINK_JSON) \
            FIXTURE=$(FIXTURE) LIB_CFLAGS="$(CFLAGS)"
 
-.PHONY: test test-native test-aarch64
+.PHONY: test test-build test-native test-aarch64 test-aarch64-build
 # Suites with their own make targets (mk/*.mk add themselves here): the
 # install test, sanitizer builds, short fuzz runs, the device crypto build.
 EXTRA_TESTS ?=
-test: deps deps-cross
-	@$(MAKE) --no-print-directory test-native
-	@$(MAKE) --no-print-directory test-aarch64
-	@set -e; for t in $(EXTRA_TESTS); do echo "=== make $$t"; $(MAKE) --no-print-directory $$t; done
+# The emulated lane: test-aarch64, then the suites that build or install for
+# aarch64 themselves (mk/*.mk add themselves to AARCH64_LANE instead).
+AARCH64_LANE ?=
 
-test-native:
+# Two lanes, one per core: the aarch64 suites under qemu-user (one emulated
+# thread) in the background beside the native suites and EXTRA_TESTS. What
+# both lanes read (the native CLI, embedder and fixture pack, the cross
+# build) is built first, so no two makes write one file; each lane keeps
+# going past a failed suite. The emulated lane's output is printed, in one
+# piece, when both are done; the exit status is non-zero if either failed.
+LANE_LOG := $(BUILD)/test-aarch64-lane.log
+test: deps deps-cross
+	@$(MAKE) --no-print-directory test-build test-aarch64-build
+	@rm -f $(LANE_LOG); \
+	( rc=0; for t in test-aarch64 $(AARCH64_LANE); do echo "=== make $$t"; \
+	    $(MAKE) --no-print-directory $$t || rc=1; done; exit $$rc ) > $(LANE_LOG) 2>&1 & lane=$$!; \
+	rc=0; $(MAKE) --no-print-directory test-native || rc=1; \
+	for t in $(EXTRA_TESTS); do echo "=== make $$t"; $(MAKE) --no-print-directory $$t || rc=1; done; \
+	echo "=== waiting for the aarch64 lane ($(LANE_LOG))"; wait $$lane || rc=1; cat $(LANE_LOG); \
+	[ $$rc = 0 ] && echo "make test: every lane passed" || { echo "make test: FAILED (see above)"; exit 1; }
+
+test-build:
 	@$(MAKE) --no-print-directory all $(TEST_BINS) $(FIXTURE_PACK) $(THREADS_PACK)
+
+test-native: test-build
 	@$(TEST_ENV) CLI=$(CLI) FIXTURE_PACK=$(FIXTURE_PACK) THREADS_PACK=$(THREADS_PACK) sh tests/run.sh
 
 # The whole suite again, cross-compiled for aarch64 and run under qemu-user:
-# once on a core without the dot-product extension (plain NEON kernels), once
-# with it (SDOT, and the i8mm SMMLA variant, which -cpu max also has). The aarch64 CLI builds its own fixture pack, which must equal
-# the native one byte for byte (but for its creation time).
+# once on a core without the dot-product extension (plain NEON kernels), and
+# once with it (SDOT, and the i8mm SMMLA variant, which -cpu max also has)
+# for the suites whose results pass through the kernels only (KERNELS_ONLY,
+# tests/run.sh): the rest is the same code on the same emulated ISA. Each
+# CPU model's CLI builds its own fixture pack, which must equal the native
+# one byte for byte (but for its creation time).
 A64      := build-aarch64
 QEMU_LD  := /usr/aarch64-linux-gnu
-test-aarch64: $(EMBEDDER)
-	@$(MAKE) --no-print-directory CROSS=aarch64-linux-gnu- all \
-	    $(A64)/test_noalloc $(A64)/test_eval $(A64)/test_core $(A64)/test_task $(A64)/test_task_fit $(A64)/test_governor $(A64)/test_dataset $(A64)/test_kernels $(A64)/test_outcome $(A64)/test_badinput $(A64)/test_sealed $(A64)/test_prior $(A64)/test_api $(A64)/test_local
+A64_TEST_BINS := $(patsubst %,$(A64)/test_%,noalloc eval core task task_fit governor dataset kernels outcome \
+                 badinput sealed prior api local)
+test-aarch64-build: $(EMBEDDER)
+	@$(MAKE) --no-print-directory CROSS=aarch64-linux-gnu- all $(A64_TEST_BINS)
+
+test-aarch64: test-aarch64-build
 	@set -e; for cpu in cortex-a53 max; do \
 	  d=$(A64)/qemu-$$cpu; mkdir -p $$d; \
 	  printf '#!/bin/sh\nexec qemu-aarch64 -cpu %s -L $(QEMU_LD) %s "$$@"\n' $$cpu $(CURDIR)/$(A64)/tinyroute > $$d/tinyroute; \
 	  chmod +x $$d/tinyroute; \
 	  $$d/tinyroute build --data $(FIXTURE) --embedder $(EMBEDDER) --key $(TEST_KEY) \
 	      --k 100 --method knn --out $$d/fixture.trp --force >/dev/null; \
-	  echo "=== aarch64 under qemu -cpu $$cpu"; \
+	  only=; [ $$cpu = max ] && only=1; \
+	  echo "=== aarch64 under qemu -cpu $$cpu$${only:+ (KERNELS_ONLY)}"; \
 	  $(TEST_ENV) BUILD=$(A64) RUNNER="qemu-aarch64 -cpu $$cpu -L $(QEMU_LD)" CLI=$$d/tinyroute \
-	      FIXTURE_PACK=$$d/fixture.trp SAME_AS=$(FIXTURE_PACK) sh tests/run.sh; \
+	      FIXTURE_PACK=$$d/fixture.trp SAME_AS=$(FIXTURE_PACK) KERNELS_ONLY=$$only sh tests/run.sh; \
 	done

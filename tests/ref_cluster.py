@@ -33,7 +33,7 @@ check = Checks()
 
 pack = WORK + "/clusters.trp"
 out = subprocess.run([CLI, "build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", "100",
-                      "--clusters", str(K), "--learned-map", "--out", pack, "--force"],
+                      "--clusters", str(K), "--learned-map", "--method", "knn", "--out", pack, "--force"],
                      capture_output=True, text=True, check=True).stdout
 ours = float(re.search(r"inertia ([0-9.]+)", out).group(1))
 p = parse_pack(pack)

@@ -271,7 +271,7 @@ fi
 expect 0 "" -- "$CLI" route --pack "$FIXTURE_PACK" --key "$PUB" --log-out "$T/one.log" "What is a tort?"
 many=""
 for i in $(seq 70); do many="$many --add-log $T/one.log"; done
-expect 0 "$T/one.log: added 0 references; skipped 0 without an embedding, 1 without an outcome" -- $B --data "$FIXTURE" --k 10 --prior-strength 16 --lambda 0 --no-tasks --out "$T/many.trp" $many
+expect 0 "$T/one.log: added 0 references; skipped 0 without an embedding, 1 without an outcome" -- $B --data "$FIXTURE" --k 10 --prior-strength 16 --lambda 0 --no-tasks --method knn --out "$T/many.trp" $many
 [ "$(cat "$T/out" "$T/err" | grep -c "$T/one.log: added 0 references")" = 70 ] && ok || bad "build did not read all 70 --add-log"
 many=""
 for i in $(seq 20); do many="$many --prompts $T/ok/prompts.jsonl"; done

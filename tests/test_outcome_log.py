@@ -353,7 +353,7 @@ def usable_of(rs, above=0):
 
 
 AUTHED = os.path.join(WORK, "authed.trp")
-b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--out", AUTHED,
+b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--method", "knn", "--out", AUTHED,
         "--device-keys", KEYS, "--add-log", A1, "--add-log", A2, "--add-log", TAMPER, "--add-log", TRUNC,
         "--add-log", A3, "--add-log", REPLAY, "--add-log", UNKNOWN, "--add-log", REVOKED,
         "--add-log", WRONG, "--add-log", B1, "--add-log", V1, ok=False)
@@ -382,14 +382,14 @@ check(np.array_equal(apk["rows"][pk["n"]:pk["n"] + usable_of(r1)],
                      np.array([r["emb"] for r in r1 if r["emb"] is not None and r["flags"] & 16])),
       "the first good log's rows are its embeddings, in order")
 # A batch in the other order: the replay is the later file.
-b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--out", AUTHED + "2",
+b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--method", "knn", "--out", AUTHED + "2",
         "--device-keys", KEYS, "--add-log", A2, "--add-log", A1, ok=False)
 check(b.returncode == 1 and A1 + ": refused as a replay" in b.stderr and "%s: added" % A2 in b.stdout,
       "ids running backwards: the later log is the replay")
-b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--out", AUTHED + "3",
+b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--method", "knn", "--out", AUTHED + "3",
         "--device-keys", KEYS, "--allow-unauthenticated", "--add-log", V1, "--add-log", A1)
 check(b.returncode == 0 and "%s: added" % V1 in b.stdout, "--allow-unauthenticated takes a version 1 log")
-b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--out", AUTHED + "j",
+b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--method", "knn", "--out", AUTHED + "j",
         "--json", "--device-keys", KEYS, "--add-log", A1)
 try:
     doc = json.loads(b.stdout)
@@ -399,12 +399,12 @@ check(doc is not None and "%s: added" % A1 in b.stderr,
       "build --json --add-log: stdout is the one JSON document, the log's report on stderr")
 BADKEYS = os.path.join(AUTH, "bad-keys")
 open(BADKEYS, "w").write("11 %s\n11 %s\n" % (kA.hex(), kB.hex()))
-b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--out", AUTHED + "4",
+b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--method", "knn", "--out", AUTHED + "4",
         "--device-keys", BADKEYS, "--add-log", A1, ok=False)
 check(b.returncode == 1 and "device 11 is listed twice" in b.stderr and not os.path.exists(AUTHED + "4"),
       "a key file listing a device twice is refused before any work")
 open(BADKEYS, "w").write("# 15 bytes: one short\n11 %s\n" % kA.hex()[:30])
-b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--out", AUTHED + "4",
+b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--method", "knn", "--out", AUTHED + "4",
         "--device-keys", BADKEYS, "--add-log", A1, ok=False)
 check(b.returncode == 1 and "bad-keys:2: key of device 11: 32 to 128 hex digits" in b.stderr,
       "a short key is refused with its line")
