@@ -15,9 +15,11 @@
 
 #include "keys.h"
 #include "packwriter.h"
+#include "prefilter_choice.h"
 #include "tinyroute.h"
 #include "tr_cluster.h"
 #include "tr_format.h"
+#include "tr_knn.h"
 
 #define KEY "fixtures/keys/test-signing.key"
 #define PUB "fixtures/keys/test-signing.pub"
@@ -615,6 +617,88 @@ static void ref_prefilter(const fixture *f, const int8_t *q, int k, int c, int *
     qsort(cand, c, sizeof *cand, cmp_nb);
     for (int i = 0; i < k; i++)
         out[i] = cand[i].idx;
+}
+
+/* build --prefilter auto (tools/prefilter_choice.c): its recall at any C
+ * equals a brute-force count -- every row a query (N <= its sample), the
+ * exact 10 nearest others, the first C others by (Hamming, index) -- and
+ * the C it chooses is the smallest reaching the target. */
+static void test_prefilter_choice_recall(void **state)
+{
+    fixture *f = *state;
+    trh_prefilter_places pl;
+    assert_int_equal(trh_prefilter_places_of(f->refs, N, DIM, &pl), 0);
+    assert_int_equal(pl.n_queries, N);
+    assert_int_equal(pl.recall_at, 10);
+    assert_int_equal(pl.n_places, (size_t)N * 10);
+    float inv[N];
+    for (int i = 0; i < N; i++)
+        inv[i] = tr_i8_inv_norm(f->refs + i * DIM, DIM);
+    const tr_refs refs = {N, DIM, DIM, f->refs, inv};
+    static const int cs[] = {1, 10, 25, 60, 150, N - 1};
+    size_t hits[6] = {0};
+    for (int qi = 0; qi < N; qi++) {
+        int32_t dots[TR_KNN_BLOCK];
+        tr_neighbor nb[11];
+        uint32_t found = tr_knn_search(tr_kernels_active(), &refs, f->refs + qi * DIM, 11, dots, nb);
+        static ham_idx h[N];
+        int n_other = 0;
+        for (int i = 0; i < N; i++) {
+            if (i == qi)
+                continue;
+            int d = 0;
+            for (int j = 0; j < DIM; j++)
+                d += (f->refs[qi * DIM + j] > 0) != (f->refs[i * DIM + j] > 0);
+            h[n_other++] = (ham_idx){d, i};
+        }
+        qsort(h, (size_t)n_other, sizeof *h, cmp_ham);
+        for (int ci = 0; ci < 6; ci++) {
+            int taken = 0;
+            for (uint32_t a = 0; a < found && taken < 10; a++) {
+                if ((int)nb[a].idx == qi)
+                    continue;
+                taken++;
+                for (int r = 0; r < cs[ci]; r++)
+                    hits[ci] += h[r].idx == (int)nb[a].idx;
+            }
+        }
+    }
+    for (int ci = 0; ci < 6; ci++)
+        assert_true(trh_prefilter_recall(&pl, (uint32_t)cs[ci]) == (double)hits[ci] / (N * 10.0));
+    assert_true(trh_prefilter_recall(&pl, N - 1) == 1.0);
+    uint32_t c = trh_prefilter_c_for(&pl, 0.95);
+    assert_true(c > 1 && c < N);
+    assert_true(trh_prefilter_recall(&pl, c) >= 0.95);
+    assert_true(trh_prefilter_recall(&pl, c - 1) < 0.95);
+    /* auto keeps at least k and turns the prefilter off where it cannot
+     * pay: 300 rows of 37 dims (48-byte stride, 8-byte codes). */
+    trh_prefilter_choice pc;
+    assert_int_equal(trh_choose_prefilter(f->refs, N, DIM, 200, 0, 1, &pc), 0);
+    assert_int_equal(pc.c_tried, c > 200 ? c : 200);
+    assert_true(pc.cost_ratio > 1 && pc.c == 0);
+    assert_int_equal(trh_choose_prefilter(f->refs, N, DIM, 10, 25, 0, &pc), 0);
+    assert_int_equal(pc.c, 25);
+    assert_true(pc.recall == trh_prefilter_recall(&pl, 25));
+    trh_prefilter_places_free(&pl);
+    /* Where it pays: 1,500 rows of 640 dims around 50 centres (30 each),
+     * so a row's nearest are its centre's rows, near in Hamming too. */
+    enum { BN = 1500, BD = 640 };
+    int8_t *big = malloc((size_t)BN * BD), centre[50][BD];
+    for (int g = 0; g < 50; g++)
+        for (int d = 0; d < BD; d++)
+            centre[g][d] = (int8_t)((int)(rnd() % 201) - 100);
+    for (int i = 0; i < BN; i++)
+        for (int d = 0; d < BD; d++)
+            big[(size_t)i * BD + d] = (int8_t)(centre[i % 50][d] + (int)(rnd() % 41) - 20);
+    assert_int_equal(trh_choose_prefilter(big, BN, BD, 10, 0, 1, &pc), 0);
+    assert_true(pc.c_tried >= 10 && pc.c_tried < 100 && pc.recall >= 0.95);
+    assert_true(pc.cost_ratio <= TRH_PREFILTER_PAYS && pc.c == pc.c_tried);
+    free(big);
+    /* The model: two code passes plus the rerank, over one pass of rows. */
+    assert_true(fabs(trh_prefilter_cost_ratio(100000, 768, 1000) -
+                     (2.0 * (96 + TRH_PREFILTER_ROW_BYTES) * 1e5 + 1000 * 768.0) / (1e5 * 768)) < 1e-12);
+    assert_true(trh_prefilter_cost_ratio(100000, 768, 1000) <= TRH_PREFILTER_PAYS);
+    assert_true(trh_prefilter_cost_ratio(12025, 100, 400) > 1);
 }
 
 static void test_prefilter_matches_reference(void **state)
@@ -1827,6 +1911,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ctx_size_is_exact, setup_binary, teardown),
         cmocka_unit_test_setup_teardown(test_caller_embedding_checks, setup_mixed, teardown),
         cmocka_unit_test_setup_teardown(test_prefilter_matches_reference, setup_mixed, teardown),
+        cmocka_unit_test_setup_teardown(test_prefilter_choice_recall, setup_mixed, teardown),
         cmocka_unit_test_setup_teardown(test_cluster_route_matches_reference, setup_mixed, teardown),
         cmocka_unit_test_setup_teardown(test_pack_default_method, setup_mixed, teardown),
         cmocka_unit_test(test_sign_stride_wider_than_dim_is_refused),

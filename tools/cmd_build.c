@@ -14,6 +14,7 @@
 
 #include "choose.h"
 #include "choose_method.h"
+#include "prefilter_choice.h"
 #include "cmds.h"
 #include "dataset.h"
 #include "keys.h"
@@ -44,7 +45,7 @@ static const char usage[] =
     "usage: tinyroute build --data DIR [--embedder TABLE] --key PRIVATE.pem --out PACK\n"
     "                       [--split train|all] [--k K] [--prior-strength A]\n"
     "                       [--lambda 0]\n"
-    "                       [--counter 1] [--expires-days D] [--prefilter C]\n"
+    "                       [--counter 1] [--expires-days D] [--prefilter C|auto]\n"
     "                       [--clusters K [--learned-map]] [--task-map] [--no-tasks]\n"
     "                       [--method knn|cluster|learned-map|task-map]\n"
     "                       [--no-pc] [--force] [--add-log LOG ...] [--json]\n"
@@ -96,7 +97,14 @@ static const char usage[] =
     "                  (beyond 50000 references on a fixed sample of 256\n"
     "                  prompts per task, searched against all references)\n"
     "  --prefilter C   store sign-bit codes; routes search the C nearest in\n"
-    "                  Hamming distance, then rerank exactly (0: exact, default)\n"
+    "                  Hamming distance, then rerank exactly (0: exact, default).\n"
+    "                  Either way build measures recall@10 of the C on a sample\n"
+    "                  of references (leave-one-out) and the predicted route\n"
+    "                  time against exact search, and warns below recall 0.95\n"
+    "                  or above exact's time\n"
+    "  --prefilter auto  the smallest C (>= k) with recall@10 >= 0.95 on that\n"
+    "                  sample, kept only where predicted to take at most half\n"
+    "                  exact search's time (large N and D), else exact search\n"
     "  --no-pc         keep the first principal component (default: removed)\n"
     "  --force         replace PACK if it exists\n"    "  --json          the written pack as one JSON document on stdout (verify\n"
     "                  --json's fields, and \"build\": time, skipped prompts and\n"
@@ -317,6 +325,28 @@ static void say_guard(const trh_knn_choice *ch, const trh_knn_given *given, cons
                "the smallest of the sweep that does not\n", ch->lambda);
 }
 
+/* The prefilter's validation: recall and predicted time at the C measured. */
+static void say_prefilter(const trh_prefilter_choice *p)
+{
+    fprintf(say, "prefilter: C=%u%s: recall@%u %.4f over %u sampled references, predicted %.2fx "
+            "exact search's time", p->c_tried, p->chosen ? "" : " (given)", p->recall_at,
+            p->recall, p->n_queries, p->cost_ratio);
+    if (p->chosen && !p->c)
+        fprintf(say, "; off (exact search): %s\n",
+                p->c_tried > TR_PREFILTER_MAX ? "more candidates than a pack may hold"
+                                              : "it pays only at large N and D "
+                                                "(tools/prefilter_choice.h)");
+    else
+        fprintf(say, "\n");
+    if (!p->chosen && p->recall < TRH_PREFILTER_TARGET)
+        trh_err("warning: --prefilter %u finds %.4f of the %u nearest references (target %.2f); "
+                "--prefilter auto chooses C for the target", p->c_tried, p->recall, p->recall_at,
+                TRH_PREFILTER_TARGET);
+    if (!p->chosen && p->cost_ratio > 1)
+        trh_err("warning: --prefilter %u is predicted slower than exact search (%.2fx): "
+                "leave it out, or --prefilter auto", p->c_tried, p->cost_ratio);
+}
+
 static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk);
 
 int cmd_build(int argc, char **argv)
@@ -333,7 +363,8 @@ int cmd_build(int argc, char **argv)
 /* build --json: inspect's view of the written pack, verified (the pack was
  * loaded by the library before it was written), and what the build did. */
 static void print_built(const char *out, const trh_buf *pack, double seconds, size_t no_words,
-                        size_t zeroed, const trh_method_scores *ms, int chosen, int given)
+                        size_t zeroed, const trh_method_scores *ms, int chosen, int given,
+                        const trh_prefilter_choice *pf)
 {
     cJSON *o = trh_inspect_json(out, pack->data, pack->len), *b = cJSON_CreateObject();
     if (!o)
@@ -356,6 +387,16 @@ static void print_built(const char *out, const trh_buf *pack, double seconds, si
         cJSON_AddNumberToObject(mv, "task_map_l2", ms->task_map.l2);
     cJSON_AddStringToObject(mv, "method", trh_cand_name[chosen]);
     cJSON_AddBoolToObject(mv, "given", given);
+    if (pf->n_queries) { /* --prefilter given or auto: what it measured */
+        cJSON *pv = cJSON_AddObjectToObject(b, "prefilter_validation");
+        cJSON_AddNumberToObject(pv, "candidates", pf->c_tried);
+        cJSON_AddBoolToObject(pv, "chosen", pf->chosen);
+        cJSON_AddBoolToObject(pv, "enabled", pf->c > 0);
+        cJSON_AddNumberToObject(pv, "recall_at", pf->recall_at);
+        cJSON_AddNumberToObject(pv, "recall", pf->recall);
+        cJSON_AddNumberToObject(pv, "queries", pf->n_queries);
+        cJSON_AddNumberToObject(pv, "predicted_time_vs_exact", pf->cost_ratio);
+    }
     cJSON_AddItemToObject(o, "build", b);
     char *txt = cJSON_PrintUnformatted(o);
     printf("%s\n", txt);
@@ -385,6 +426,7 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
     int all = 0, force = 0, no_pc = 0, no_tasks = 0, lmap = 0, json = 0, task_map = 0, c;
     say = stdout;
     uint64_t k = 0, counter = 1, expires_days = 0, prefilter = 0, n_clusters = 0;
+    int prefilter_auto = 0;
     /* k 0, prior strength and lambda < 0: chosen on validation */
     double lambda = -1, prior_strength = -1;
     size_t n_logs = 0;
@@ -431,8 +473,9 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
                 return trh_err("--expires-days must be in 1..36500, not '%s'", optarg), 2;
             break;
         case 'C':
-            if (trh_parse_u64(optarg, &prefilter) || prefilter > TR_PREFILTER_MAX)
-                return trh_err("--prefilter must be an integer in 0..%d, not '%s'",
+            prefilter_auto = !strcmp(optarg, "auto");
+            if (!prefilter_auto && (trh_parse_u64(optarg, &prefilter) || prefilter > TR_PREFILTER_MAX))
+                return trh_err("--prefilter must be auto or an integer in 0..%d, not '%s'",
                               TR_PREFILTER_MAX, optarg), 2;
             break;
         case 'Q':
@@ -720,6 +763,16 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
     }
     k = ch.k;
     lambda = ch.lambda;
+    trh_prefilter_choice pfc = {0};
+    if (prefilter || prefilter_auto) {
+        if (trh_choose_prefilter(refs, kept, dim, (uint32_t)k, (uint32_t)prefilter, prefilter_auto,
+                                 &pfc)) {
+            free(refs), free(scores), free(kept_from);
+            goto fail;
+        }
+        prefilter = pfc.c;
+        say_prefilter(&pfc);
+    }
 
     /* Each dataset reference's task, for the S3 table and the task map. */
     trh_buf tasks = {0};
@@ -976,7 +1029,7 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
                    (unsigned long long)lay.sec[i].length, (unsigned long long)lay.sec[i].offset);
         if (json)
             print_built(out, &pack, (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
-                        no_words, zeroed, &ms, chosen_method, method_arg >= 0);
+                        no_words, zeroed, &ms, chosen_method, method_arg >= 0, &pfc);
     }
     trh_buf_free(&pack);
     trh_buf_free(&clusters);

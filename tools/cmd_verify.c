@@ -237,6 +237,11 @@ int cmd_verify(int argc, char **argv)
     printf("  counter     %llu (device floor %llu)\n",
            (unsigned long long)pf.info.security_counter, (unsigned long long)floor_);
     printf("  created     %s, expires %s\n", created, expires);
+    if (pf.info.prefilter_candidates)
+        printf("  search      sign-code prefilter, %u candidates reranked exactly\n",
+               pf.info.prefilter_candidates);
+    else
+        printf("  search      exact\n");
     print_defaults(stdout, pf.info.default_k, pf.info.default_lambda,
                    pf.info.default_prior_strength, pf.info.validation_area,
                    pf.info.validation_queries, pf.info.chosen_on_validation);
@@ -371,6 +376,7 @@ cJSON *trh_inspect_json(const char *path, const uint8_t *p, size_t len)
         cJSON_AddNumberToObject(o, "dim", info.dim);
         cJSON_AddNumberToObject(o, "n_refs", info.n_refs);
         cJSON_AddNumberToObject(o, "n_models", info.n_models);
+        cJSON_AddNumberToObject(o, "prefilter_candidates", info.prefilter_candidates);
     }
     /* n_retired is no header field: the bits set in the retire section over
      * the base's models, counted only when the section lies in the file and
