@@ -10,11 +10,13 @@ deps-bench:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libfaiss-dev >/dev/null; }
 
-$(BENCH_DIR)/bench: tests/bench/bench.c tests/bench/faiss_baseline.cc $(LIB)
+# With build's prefilter chooser (tools/prefilter_choice.c), measured on each set.
+BENCH_TOOL_OBJ := $(patsubst %,$(BUILD)/obj/tools/%.o,prefilter_choice util)
+$(BENCH_DIR)/bench: tests/bench/bench.c tests/bench/faiss_baseline.cc $(BENCH_TOOL_OBJ) $(LIB)
 	@mkdir -p $(BENCH_DIR)
 	g++ -O2 -c tests/bench/faiss_baseline.cc -o $(BENCH_DIR)/faiss_baseline.o
-	$(TARGET_CC) $(ALL_CFLAGS) -c tests/bench/bench.c -o $(BENCH_DIR)/bench.o
-	g++ -o $@ $(BENCH_DIR)/bench.o $(BENCH_DIR)/faiss_baseline.o $(LIB) -lfaiss -fopenmp -lblas -llapack -lm
+	$(TARGET_CC) $(ALL_CFLAGS) -Itools -c tests/bench/bench.c -o $(BENCH_DIR)/bench.o
+	g++ -o $@ $(BENCH_DIR)/bench.o $(BENCH_DIR)/faiss_baseline.o $(BENCH_TOOL_OBJ) $(LIB) -lfaiss -fopenmp -lblas -llapack -lm
 
 # make bench-kmeans KM_N="100000 1000000": the build's sampled K-means
 # (models/fit/cluster_fit.c, the code `tinyroute build --clusters` runs) against

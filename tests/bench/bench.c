@@ -14,7 +14,9 @@
  *   TR_BENCH_C       comma list of prefilter candidate counts (default
  *                    100,200,400,1000,2000; "0" for none)
  * OUT.md "-" writes no file. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,7 @@
 #include "tr_format.h"
 #include "tr_kernels.h"
 #include "tr_knn.h"
+#include "prefilter_choice.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -149,8 +152,10 @@ static data synthetic(uint32_t n, uint32_t dim)
     for (uint32_t i = 0; i < n + NQ; i++) {
         float *v = i < n ? s.fx + (size_t)i * dim : s.fq + (size_t)(i - n) * dim;
         double ss = 0;
-        for (uint32_t d = 0; d < dim; d++)
-            ss += (v[d] = (float)gauss()) * v[d];
+        for (uint32_t d = 0; d < dim; d++) {
+            v[d] = (float)gauss();
+            ss += (double)v[d] * v[d];
+        }
         for (uint32_t d = 0; d < dim; d++)
             v[d] /= (float)sqrt(ss);
         quantize(v, dim, i < n ? s.rows + (size_t)i * stride : s.q + (size_t)(i - n) * stride);
@@ -445,6 +450,35 @@ static double timed(const data *s, const tr_kernels *kern, search_fn fn, uint32_
     return best;
 }
 
+/* build --prefilter auto on these rows (tools/prefilter_choice.c): the C it
+ * picks for recall@10 >= 0.95, timed with the active kernel against exact
+ * search in the same run -- the check of its cost model, which decides
+ * whether a pack gets the prefilter at all. */
+static void auto_prefilter(const data *s, FILE *md, double exact_ms, double floor_ms, double faiss,
+                           const uint32_t *gt, tr_neighbor *res)
+{
+    int8_t *dense = malloc((size_t)s->n * s->dim);
+    for (uint32_t i = 0; i < s->n; i++)
+        memcpy(dense + (size_t)i * s->dim, s->rows + (size_t)i * s->stride, s->dim);
+    trh_prefilter_choice pc;
+    double t0 = now_ms();
+    int bad = trh_choose_prefilter(dense, s->n, s->dim, K, 0, 1, &pc);
+    double choose_s = (now_ms() - t0) / 1e3;
+    free(dense);
+    if (bad)
+        return;
+    uint32_t got;
+    double ms = timed(s, tr_kernels_active(), do_prefilter, pc.c_tried, res, &got);
+    double rc = quick() ? -1 : recall_of(s, gt, res, got);
+    char what[128];
+    snprintf(what, sizeof what, "prefilter auto: C=%u, %s (predicted %.2fx exact, measured %.2fx)",
+             pc.c_tried, pc.c ? "on" : "off", pc.cost_ratio, ms / exact_ms);
+    emit(what, ms, floor_ms, faiss, rc);
+    fprintf(md, "| %s | %.4f | %.2f | %.2f | %.3f |\n", what, ms, ms / floor_ms, ms / faiss, rc);
+    printf("  prefilter auto: int8 leave-one-out recall@10 %.3f over %u references, chosen in %.1f s\n",
+           pc.recall, pc.n_queries, choose_s);
+}
+
 static void bench_data(const data *s, FILE *md)
 {
     printf("\n%s (N=%u, D=%u, stride %u: %.1f MB int8)\n", s->name, s->n, s->dim, s->stride,
@@ -478,10 +512,13 @@ static void bench_data(const data *s, FILE *md)
     fprintf(md, "| FAISS IndexBinaryFlat (sign codes) | %.4f | %.2f | %.2f | |\n", faiss_bin,
             faiss_bin / floor_ms, faiss_bin / faiss);
     uint32_t got;
+    double exact_active = NAN;
     for (size_t v = 0; v < nk; v++) {
         if (!wanted("TR_BENCH_KERNELS", all[v]->name))
             continue;
         double ms = timed(s, all[v], do_exact, 0, res, &got);
+        if (all[v] == tr_kernels_active())
+            exact_active = ms;
         double rc = quick() ? -1 : recall_of(s, gt, res, got);
         char what[64];
         snprintf(what, sizeof what, "exact int8, %s", all[v]->name);
@@ -510,6 +547,9 @@ static void bench_data(const data *s, FILE *md)
         emit(what, ms, floor_ms, faiss, rc);
         fprintf(md, "| %s | %.4f | %.2f | %.2f | %.3f |\n", what, ms, ms / floor_ms, ms / faiss, rc);
     }
+    if (isnan(exact_active)) /* the active kernel was left out of TR_BENCH_KERNELS */
+        exact_active = timed(s, tr_kernels_active(), do_exact, 0, res, &got);
+    auto_prefilter(s, md, exact_active, floor_ms, faiss, gt, res);
     free(gt), free(res), free(fids);
 }
 
