@@ -44,18 +44,40 @@ static inline int32_t tail(const int8_t *q, const int8_t *row, size_t from, size
     return acc;
 }
 
-/* One 32-byte step of |q| . sign(q)*row in int32 lanes. */
-static TR_AVX2 inline __m256i step_avx2(__m256i acc, __m256i qa, __m256i qs, const int8_t *p)
+/* One 32-byte step of |q| . sign(q)*row in int32 lanes (row r loaded). */
+static TR_AVX2 inline __m256i step_avx2(__m256i acc, __m256i qa, __m256i qs, __m256i r)
 {
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256i r = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)p), qs);
+    r = _mm256_sign_epi8(r, qs);
     return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(qa, r), ones));
 }
 
-/* One kernel body for every x86 variant: four rows per pass share each
- * loaded query block; STEP is the variant's 32-byte multiply-accumulate. */
+/* out[0..4) = the four accumulators' sums: one hadd tree, one store (not
+ * four horizontal sums). */
+static TR_AVX2 inline void hsum4x256(__m256i a0, __m256i a1, __m256i a2, __m256i a3, int32_t *out)
+{
+    __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
+    _mm_storeu_si128((__m128i *)out,
+                     _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+}
+
+/* One kernel body for every AVX2 variant: four rows per pass share each
+ * loaded query block; STEP is the variant's 32-byte multiply-accumulate.
+ * The last dim % 32 bytes: where the rows are readable to the next 4-byte
+ * boundary (every pack's stride is; so are host rows of dim % 4 == 0), one
+ * more step with a copy of the query's tail zero-padded to 32 bytes and the
+ * rows' dwords masked past it (maskload never reads a masked-out dword), so
+ * whatever the padding holds meets a zero; else a scalar tail. */
 #define TR_DOT_X86_BODY(STEP)                                                              \
-    const size_t main = dim & ~(size_t)31;                                                 \
+    const size_t main = dim & ~(size_t)31, rest = dim - main;                              \
+    const int vec_tail = rest && stride >= ((dim + 3) & ~(size_t)3);                       \
+    const size_t scalar_from = vec_tail ? dim : main;                                      \
+    int8_t qt[32] = {0};                                                                   \
+    for (size_t d = 0; d < rest; d++)                                                      \
+        qt[d] = q[main + d];                                                               \
+    const __m256i tqs = _mm256_loadu_si256((const __m256i *)qt), tqa = _mm256_abs_epi8(tqs); \
+    const __m256i tmask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)((rest + 3) / 4)),      \
+                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));  \
     size_t r = 0;                                                                          \
     for (; r + 4 <= n_rows; r += 4) {                                                      \
         const int8_t *p0 = rows + r * stride, *p1 = p0 + stride, *p2 = p1 + stride,        \
@@ -64,24 +86,33 @@ static TR_AVX2 inline __m256i step_avx2(__m256i acc, __m256i qa, __m256i qs, con
         for (size_t d = 0; d < main; d += 32) {                                            \
             __m256i qs = _mm256_loadu_si256((const __m256i *)(q + d));                     \
             __m256i qa = _mm256_abs_epi8(qs);                                              \
-            a0 = STEP(a0, qa, qs, p0 + d);                                                 \
-            a1 = STEP(a1, qa, qs, p1 + d);                                                 \
-            a2 = STEP(a2, qa, qs, p2 + d);                                                 \
-            a3 = STEP(a3, qa, qs, p3 + d);                                                 \
+            a0 = STEP(a0, qa, qs, _mm256_loadu_si256((const __m256i *)(p0 + d)));          \
+            a1 = STEP(a1, qa, qs, _mm256_loadu_si256((const __m256i *)(p1 + d)));          \
+            a2 = STEP(a2, qa, qs, _mm256_loadu_si256((const __m256i *)(p2 + d)));          \
+            a3 = STEP(a3, qa, qs, _mm256_loadu_si256((const __m256i *)(p3 + d)));          \
         }                                                                                  \
-        out[r] = hsum256(a0) + tail(q, p0, main, dim);                                     \
-        out[r + 1] = hsum256(a1) + tail(q, p1, main, dim);                                 \
-        out[r + 2] = hsum256(a2) + tail(q, p2, main, dim);                                 \
-        out[r + 3] = hsum256(a3) + tail(q, p3, main, dim);                                 \
+        if (vec_tail) {                                                                    \
+            a0 = STEP(a0, tqa, tqs, _mm256_maskload_epi32((const int *)(p0 + main), tmask)); \
+            a1 = STEP(a1, tqa, tqs, _mm256_maskload_epi32((const int *)(p1 + main), tmask)); \
+            a2 = STEP(a2, tqa, tqs, _mm256_maskload_epi32((const int *)(p2 + main), tmask)); \
+            a3 = STEP(a3, tqa, tqs, _mm256_maskload_epi32((const int *)(p3 + main), tmask)); \
+        }                                                                                  \
+        hsum4x256(a0, a1, a2, a3, out + r);                                                \
+        out[r] += tail(q, p0, scalar_from, dim);                                           \
+        out[r + 1] += tail(q, p1, scalar_from, dim);                                       \
+        out[r + 2] += tail(q, p2, scalar_from, dim);                                       \
+        out[r + 3] += tail(q, p3, scalar_from, dim);                                       \
     }                                                                                      \
     for (; r < n_rows; r++) {                                                              \
         const int8_t *p = rows + r * stride;                                               \
         __m256i a = _mm256_setzero_si256();                                                \
         for (size_t d = 0; d < main; d += 32) {                                            \
             __m256i qs = _mm256_loadu_si256((const __m256i *)(q + d));                     \
-            a = STEP(a, _mm256_abs_epi8(qs), qs, p + d);                                   \
+            a = STEP(a, _mm256_abs_epi8(qs), qs, _mm256_loadu_si256((const __m256i *)(p + d))); \
         }                                                                                  \
-        out[r] = hsum256(a) + tail(q, p, main, dim);                                       \
+        if (vec_tail)                                                                      \
+            a = STEP(a, tqa, tqs, _mm256_maskload_epi32((const int *)(p + main), tmask));  \
+        out[r] = hsum256(a) + tail(q, p, scalar_from, dim);                                \
     }
 
 TR_AVX2 void tr_dot_i8_rows_avx2(const int8_t *q, const int8_t *rows, size_t stride,
@@ -90,10 +121,9 @@ TR_AVX2 void tr_dot_i8_rows_avx2(const int8_t *q, const int8_t *rows, size_t str
     TR_DOT_X86_BODY(step_avx2)
 }
 
-static TR_VNNI inline __m256i step_vnni(__m256i acc, __m256i qa, __m256i qs, const int8_t *p)
+static TR_VNNI inline __m256i step_vnni(__m256i acc, __m256i qa, __m256i qs, __m256i r)
 {
-    __m256i r = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)p), qs);
-    return _mm256_dpbusd_avx_epi32(acc, qa, r);
+    return _mm256_dpbusd_avx_epi32(acc, qa, _mm256_sign_epi8(r, qs));
 }
 
 TR_VNNI void tr_dot_i8_rows_vnni(const int8_t *q, const int8_t *rows, size_t stride,

@@ -698,7 +698,7 @@ static void test_prefilter_choice_recall(void **state)
     assert_true(fabs(trh_prefilter_cost_ratio(100000, 768, 1000) -
                      (2.0 * (96 + TRH_PREFILTER_ROW_BYTES) * 1e5 + 1000 * 768.0) / (1e5 * 768)) < 1e-12);
     assert_true(trh_prefilter_cost_ratio(100000, 768, 1000) <= TRH_PREFILTER_PAYS);
-    assert_true(trh_prefilter_cost_ratio(12025, 100, 400) > 1);
+    assert_true(trh_prefilter_cost_ratio(12025, 100, 400) > TRH_PREFILTER_PAYS);
 }
 
 static void test_prefilter_matches_reference(void **state)

@@ -428,7 +428,7 @@ static uint32_t do_prefilter(const data *s, const tr_kernels *kern, int j, uint3
 static double timed(const data *s, const tr_kernels *kern, search_fn fn, uint32_t c,
                     tr_neighbor *res, uint32_t *got)
 {
-    void *scratch = malloc(4096 + 8 * 8192 + 4096);
+    void *scratch = malloc(4096 + 8 * TR_PREFILTER_MAX + 4096);
     double best = 1e30;
     for (int r = 0; r < REPS; r++) {
         double t0 = now_ms();
@@ -467,6 +467,12 @@ static void auto_prefilter(const data *s, FILE *md, double exact_ms, double floo
     free(dense);
     if (bad)
         return;
+    if (pc.c_tried > TR_PREFILTER_MAX) { /* no pack holds it: nothing to time */
+        fprintf(md, "| prefilter auto: C=%u needed for recall@10 0.95, more than a pack may hold: off | | | | |\n",
+                pc.c_tried);
+        printf("  prefilter auto: C=%u needed, over TR_PREFILTER_MAX: off\n", pc.c_tried);
+        return;
+    }
     uint32_t got;
     double ms = timed(s, tr_kernels_active(), do_prefilter, pc.c_tried, res, &got);
     double rc = quick() ? -1 : recall_of(s, gt, res, got);
@@ -534,7 +540,7 @@ static void bench_data(const data *s, FILE *md)
             unsigned long c = strtoul(p, &e, 10);
             if (e == p)
                 break;
-            if (c > 0 && c <= 8192)
+            if (c > 0 && c <= TR_PREFILTER_MAX)
                 cs[ncs++] = (uint32_t)c;
             p = *e == ',' ? e + 1 : e;
         }
