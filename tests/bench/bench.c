@@ -593,7 +593,7 @@ static double aggregation_ms(uint32_t n)
 /* Centroid lookup: K centroids of D = 768, int8, argmax of the dots. */
 static void centroids(FILE *md)
 {
-    fprintf(md, "\n### Centroid lookup (D = 768)\n\n| K | ms/query | read floor ms | target 2x floor + 1 us |\n|---|---|---|---|\n");
+    fprintf(md, "\n### Centroid lookup (D = 768)\n\n| K | ms/query | read floor ms | issue 15 target: 1.5x floor + 0.5 us |\n|---|---|---|---|\n");
     static const uint32_t ks[] = {64, 256};
     for (int t = 0; t < 2; t++) {
         data s = synthetic(ks[t], 768);
@@ -620,7 +620,7 @@ static void centroids(FILE *md)
         snprintf(what, sizeof what, "centroid lookup K=%u, %s", ks[t], tr_kernels_active()->name);
         emit(what, best, fl, 0, -1);
         fprintf(md, "| %u | %.5f | %.5f | %s (%.5f) |\n", ks[t], best, fl,
-                best <= 2 * fl + 0.001 ? "met" : "missed", 2 * fl + 0.001);
+                best <= 1.5 * fl + 0.0005 ? "met" : "missed", 1.5 * fl + 0.0005);
     }
 }
 
