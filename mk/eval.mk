@@ -60,11 +60,17 @@ eval: deps all $(EVAL_DIRS:%=%/prompts.jsonl) $(EMBEDDER) $(BUILD)/embedder-2000
 # device candidates are the models of at most 10B parameters (mmlu-pro-32,
 # routed among all models, then among the <= 10B ones alone)
 # and of at most 0.2 USD per 1M input tokens, the 7-9B ones (llmrouter).
-# Writes build/eval/local.txt (tests/eval/RESULTS.md, "Local learning").
+# Writes build/eval/local.txt (tests/eval/RESULTS.md, "Local learning") and
+# build/eval/local.html (the three runs' figures, from local-*.json).
 .PHONY: eval-local
 eval-local: all $(EVAL)/mmlu-pro-32/prompts.jsonl $(EVAL)/llmrouter-9models/prompts.jsonl $(EMBEDDER)
-	{ $(CLI) eval --local --data $(EVAL)/mmlu-pro-32 --embedder $(EMBEDDER) --seeds $(EVAL_SEEDS) --device-max-cost 10; \
-	  $(CLI) eval --local --data $(EVAL)/mmlu-pro-32 --embedder $(EMBEDDER) --seeds $(EVAL_SEEDS) --device-max-cost 10 --max-cost 10; \
-	  $(CLI) eval --local --data $(EVAL)/llmrouter-9models --embedder $(EMBEDDER) --seeds $(EVAL_SEEDS) --device-max-cost 0.2; } \
+	{ $(CLI) eval --local --data $(EVAL)/mmlu-pro-32 --embedder $(EMBEDDER) --seeds $(EVAL_SEEDS) --device-max-cost 10 \
+	      --json $(EVAL)/local-mmlu.json --force; \
+	  $(CLI) eval --local --data $(EVAL)/mmlu-pro-32 --embedder $(EMBEDDER) --seeds $(EVAL_SEEDS) --device-max-cost 10 --max-cost 10 \
+	      --json $(EVAL)/local-mmlu-small.json --force; \
+	  $(CLI) eval --local --data $(EVAL)/llmrouter-9models --embedder $(EMBEDDER) --seeds $(EVAL_SEEDS) --device-max-cost 0.2 \
+	      --json $(EVAL)/local-llmrouter.json --force; } \
 	  > $(EVAL)/local.txt
+	$(CLI) report --force --json $(EVAL)/local-mmlu.json --json $(EVAL)/local-mmlu-small.json \
+	    --json $(EVAL)/local-llmrouter.json --out $(EVAL)/local.html
 	@cat $(EVAL)/local.txt

@@ -13,12 +13,19 @@ Checks real properties of the output, not its numbers:
     seed counts within the seeds asked for, one chosen weight and one level
     pseudo-count per seed, each from its validation grid;
   - the run is deterministic (twice, the same bytes);
+  - --json: the document's "local" scenarios hold the printed tables'
+    numbers (pairs, weights, level pseudo-counts per seed), and `report`
+    draws one figure per scenario (four series over the outcome counts)
+    with its table;
   - bad arguments: --device-max-cost 0 (exit 2), and a threshold leaving
     fewer than two device candidates (exit 1, with the reason).
 """
+import json
+import os
 import re
 import subprocess
 import sys
+import tempfile
 
 GRID = {0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0}
 LEVEL_GRID = {"off", "10", "30", "100", "300"}
@@ -82,6 +89,33 @@ def main():
                       "0 outcomes: local, local+level and rebuilt Area equal pack-only exactly")
     r2 = run(cli, *base)
     check(r2.returncode == 0 and r2.stdout == out, "deterministic: a second run prints the same")
+    with tempfile.TemporaryDirectory() as work:
+        doc_path, html = os.path.join(work, "local.json"), os.path.join(work, "local.html")
+        rj = run(cli, *base, "--json", doc_path)
+        check(rj.returncode == 0 and rj.stdout == out, "--json: the same tables on stdout")
+        doc = json.load(open(doc_path))
+        ds = doc["datasets"][0]
+        check(ds["methods"] == [] and [s_["scenario"] for s_ in ds["local"]] == [h[1] for h in heads],
+              "--json: no methods, one \"local\" scenario per table, in order")
+        for h, t, sc in zip(heads, tables, ds["local"]):
+            rows = {x[0]: x for x in re.findall(r"^\| (\d+) \| (\d+) \|(.*)\|$", t, re.M)}
+            same = len(sc["pairs"]) == seeds and [float(w) for w in h[3].split(",")] == sc["local_weight"]
+            same &= [x if x != "off" else "0" for x in h[4].split(",")] == ["%g" % v for v in sc["level_pseudo_count"]]
+            for pt in sc["points"]:
+                at, n, rest = rows[str(pt["outcomes"])]
+                cells = [c.strip() for c in rest.split("|")]
+                same &= int(n) == pt["seeds"] and all(
+                    "%.4f" % pt[k] == cells[i] for k, i in (("pack", 0), ("local", 1), ("level", 3), ("rebuilt", 5)))
+            check(same and sc["points"] and sc["seeds"] == seeds,
+                  f"--json {h[1]}: the table's Areas, seeds, weights and level counts")
+        rr = subprocess.run([cli, "report", "--json", doc_path, "--out", html], capture_output=True, text=True)
+        page = open(html).read() if rr.returncode == 0 else ""
+        n_pts = [len(sc["points"]) for sc in ds["local"]]
+        check(rr.returncode == 0 and re.findall(r"<h3>On-device learning: ([^<]*)</h3>", page) ==
+              [sc["scenario"] for sc in ds["local"]], "report: a section per scenario, in order")
+        check(page.count('<path class="curve" data-series=') == 4 * len(n_pts) and
+              page.count("<circle ") == 4 * sum(n_pts),
+              "report: four series per scenario, a marker per point (%s points)" % n_pts)
     r3 = run(cli, *base, "--device-max-cost", "0")
     check(r3.returncode == 2 and "--device-max-cost" in r3.stderr, "--device-max-cost 0: exit 2")
     r4 = run(cli, *base, "--device-max-cost", "1")

@@ -31,6 +31,8 @@
  * references with the pack's labels. */
 #include "eval_local.h"
 
+#include <cjson/cJSON.h>
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -465,7 +467,35 @@ static int run_seed(const trh_local_eval_in *in, int traffic, uint64_t seed, cel
     return 0;
 }
 
-int trh_eval_local(const trh_local_eval_in *in, FILE *out)
+/* One scenario as EVAL_JSON.md's "local" entries: the settings chosen per
+ * seed and, per number of local outcomes, the mean Areas. */
+static cJSON *scenario_json(const char *scenario, int n_seeds, cJSON *pairs, cJSON *weights,
+                            cJSON *levels, const cell *cells)
+{
+    cJSON *o = cJSON_CreateObject(), *pts = cJSON_CreateArray();
+    cJSON_AddStringToObject(o, "scenario", scenario);
+    cJSON_AddNumberToObject(o, "seeds", n_seeds);
+    cJSON_AddItemToObject(o, "pairs", pairs);
+    cJSON_AddItemToObject(o, "local_weight", weights);
+    cJSON_AddItemToObject(o, "level_pseudo_count", levels);
+    for (int c = 0; c < N_CP; c++) {
+        if (!cells[c].n)
+            continue;
+        const double n = cells[c].n;
+        cJSON *pt = cJSON_CreateObject();
+        cJSON_AddNumberToObject(pt, "outcomes", cp_at[c]);
+        cJSON_AddNumberToObject(pt, "seeds", cells[c].n);
+        cJSON_AddNumberToObject(pt, "pack", cells[c].pack / n);
+        cJSON_AddNumberToObject(pt, "local", cells[c].local / n);
+        cJSON_AddNumberToObject(pt, "level", cells[c].level / n);
+        cJSON_AddNumberToObject(pt, "rebuilt", cells[c].rebuilt / n);
+        cJSON_AddItemToArray(pts, pt);
+    }
+    cJSON_AddItemToObject(o, "points", pts);
+    return o;
+}
+
+int trh_eval_local(const trh_local_eval_in *in, FILE *out, cJSON *scenarios)
 {
     static const char *const scen[2] = {"model shift", "model + traffic shift (1-3 tasks)"};
     if (in->n < 100)
@@ -475,28 +505,37 @@ int trh_eval_local(const trh_local_eval_in *in, FILE *out)
         if (traffic && !in->task)
             continue;
         cell cells[N_CP] = {{0}};
-        char ws[512] = "", ss[512] = "", pair[160];
-        size_t wl = 0, sl = 0;
+        cJSON *pairs = cJSON_CreateArray(), *weights = cJSON_CreateArray(),
+              *levels = cJSON_CreateArray();
+        char pair[160];
         for (int si = 0; si < in->n_seeds; si++) {
             fprintf(stderr, "\reval --local: %s, %s: seed %d/%d", in->name, scen[traffic], si + 1,
                     in->n_seeds);
             float w = 1.0f, sp = 0.0f;
-            if (run_seed(in, traffic, (uint64_t)si + 1, cells, &w, &sp, pair, sizeof pair) != 0)
+            if (run_seed(in, traffic, (uint64_t)si + 1, cells, &w, &sp, pair, sizeof pair) != 0) {
+                cJSON_Delete(pairs), cJSON_Delete(weights), cJSON_Delete(levels);
                 return 1;
-            if (wl < sizeof ws - 16)
-                wl += (size_t)snprintf(ws + wl, sizeof ws - wl, "%s%g", si ? "," : "", w);
-            if (sl < sizeof ss - 16) {
-                if (sp > 0.0f)
-                    sl += (size_t)snprintf(ss + sl, sizeof ss - sl, "%s%g", si ? "," : "", sp);
-                else
-                    sl += (size_t)snprintf(ss + sl, sizeof ss - sl, "%soff", si ? "," : "");
             }
+            cJSON_AddItemToArray(pairs, cJSON_CreateString(pair));
+            cJSON_AddItemToArray(weights, cJSON_CreateNumber(w));
+            cJSON_AddItemToArray(levels, cJSON_CreateNumber(sp)); /* 0: off */
         }
         fprintf(stderr, "\n");
-        fprintf(out, "\n%s, %s, %d seeds; local_weight chosen per seed on validation: %s; "
-                     "level pseudo-count: %s\n",
-                in->name, scen[traffic], in->n_seeds, ws, ss);
-        fprintf(out, "| outcomes | seeds | pack-only | local | local - pack | local+level | "
+        fprintf(out, "\n%s, %s, %d seeds; local_weight chosen per seed on validation: ", in->name,
+                scen[traffic], in->n_seeds);
+        const cJSON *v;
+        int i = 0;
+        cJSON_ArrayForEach(v, weights)
+            fprintf(out, "%s%g", i++ ? "," : "", v->valuedouble);
+        fprintf(out, "; level pseudo-count: ");
+        i = 0;
+        cJSON_ArrayForEach(v, levels) {
+            if (v->valuedouble > 0)
+                fprintf(out, "%s%g", i++ ? "," : "", v->valuedouble);
+            else
+                fprintf(out, "%soff", i++ ? "," : "");
+        }
+        fprintf(out, "\n| outcomes | seeds | pack-only | local | local - pack | local+level | "
                      "level - pack | rebuilt | level - rebuilt |\n");
         fprintf(out, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (int c = 0; c < N_CP; c++) {
@@ -505,10 +544,15 @@ int trh_eval_local(const trh_local_eval_in *in, FILE *out)
                 continue;
             }
             const double n = cells[c].n, p = cells[c].pack / n, l = cells[c].local / n,
-                         v = cells[c].level / n, r = cells[c].rebuilt / n;
+                         lv = cells[c].level / n, r = cells[c].rebuilt / n;
             fprintf(out, "| %u | %d | %.4f | %.4f | %+.4f | %.4f | %+.4f | %.4f | %+.4f |\n",
-                    cp_at[c], cells[c].n, p, l, l - p, v, v - p, r, v - r);
+                    cp_at[c], cells[c].n, p, l, l - p, lv, lv - p, r, lv - r);
         }
+        if (scenarios)
+            cJSON_AddItemToArray(scenarios, scenario_json(scen[traffic], in->n_seeds, pairs,
+                                                         weights, levels, cells));
+        else
+            cJSON_Delete(pairs), cJSON_Delete(weights), cJSON_Delete(levels);
     }
     return 0;
 }

@@ -19,8 +19,10 @@ typedef struct trh_local_eval_in {
     double device_max_cost;    /* device model candidates: cost <= this */
 } trh_local_eval_in;
 
-/* Prints one table per scenario (model shift; model + traffic shift) to out.
- * 0 on success. */
-int trh_eval_local(const trh_local_eval_in *in, FILE *out);
+/* Prints one table per scenario (model shift; model + traffic shift) to out
+ * and, when scenarios is not NULL, appends one object per scenario to that
+ * cJSON array (tools/EVAL_JSON.md, "local"). 0 on success. */
+struct cJSON;
+int trh_eval_local(const trh_local_eval_in *in, FILE *out, struct cJSON *scenarios);
 
 #endif

@@ -1297,16 +1297,18 @@ static cJSON *single_models_json(const prepared *p, const seed_result *sr, int n
     return a;
 }
 
-static cJSON *dataset_json(const prepared *p, const eval_opts *o, seed_result *sr,
-                           const char *emb_sha, double *headline)
+/* A data set's entry in the document up to its results: what was read,
+ * with which embedder, over which seeds. */
+static cJSON *dataset_head_json(const prepared *p, const eval_opts *o, const char *emb_sha)
 {
     cJSON *d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "name", p->name);
     cJSON_AddStringToObject(d, "path", p->path);
     cJSON_AddNumberToObject(d, "n_prompts", p->n);
     cJSON_AddNumberToObject(d, "n_models", p->n_models);
-    cJSON_AddStringToObject(d, "model_split", o->fixed_pool ? "none (fixed pool)"
-                                                            : "half train, half test (new models)");
+    if (!o->local)
+        cJSON_AddStringToObject(d, "model_split", o->fixed_pool ? "none (fixed pool)"
+                                                                : "half train, half test (new models)");
     cJSON_AddNumberToObject(d, "dropped_unknown_score", p->dropped_unknown);
     cJSON_AddNumberToObject(d, "dropped_no_known_word", p->dropped_no_word);
     cJSON_AddStringToObject(d, "cost_unit", p->cost_unit && p->cost_unit[0] ? p->cost_unit
@@ -1324,6 +1326,13 @@ static cJSON *dataset_json(const prepared *p, const eval_opts *o, seed_result *s
     cJSON *seeds = cJSON_AddArrayToObject(d, "seeds");
     for (int i = 0; i < o->n_seeds; i++)
         cJSON_AddItemToArray(seeds, cJSON_CreateNumber(i + 1));
+    return d;
+}
+
+static cJSON *dataset_json(const prepared *p, const eval_opts *o, seed_result *sr,
+                           const char *emb_sha, double *headline)
+{
+    cJSON *d = dataset_head_json(p, o, emb_sha);
     cJSON *ms = cJSON_AddArrayToObject(d, "methods");
     double x[64];
     for (int m = 0; m < M_COUNT; m++) {
@@ -1488,7 +1497,8 @@ static const char usage[] =
 /* --local: the device's int8 embeddings of every prompt (the component
  * removed is fitted, without labels, on a fixed 60% of the prompts), then
  * tools/eval_local.c. */
-static int eval_local_set(const prepared *p, uint8_t *table, size_t table_len, const eval_opts *o)
+static int eval_local_set(const prepared *p, uint8_t *table, size_t table_len, const eval_opts *o,
+                          const char *emb_sha, cJSON *dsets)
 {
     const uint32_t n = p->n, dim = p->dim;
     uint64_t rs = 0x10CA1;
@@ -1519,7 +1529,15 @@ static int eval_local_set(const prepared *p, uint8_t *table, size_t table_len, c
     }
     trh_local_eval_in in = {p->name, n, dim, p->n_models, q, p->Y, cost, model, on_device,
                            any_task ? task : NULL, o->n_seeds, o->device_max_cost};
-    int r = trh_eval_local(&in, stdout);
+    /* The document's data set: no methods (the pack-only router is the
+     * baseline inside each scenario), its "local" scenarios. */
+    cJSON *d = dataset_head_json(p, o, emb_sha);
+    cJSON_AddArrayToObject(d, "methods");
+    int r = trh_eval_local(&in, stdout, cJSON_AddArrayToObject(d, "local"));
+    if (r == 0)
+        cJSON_AddItemToArray(dsets, d);
+    else
+        cJSON_Delete(d);
     free(q), free(cost), free(model), free(on_device), free(task);
     return r;
 }
@@ -1640,15 +1658,20 @@ int trh_eval_protocol(int argc, char **argv)
     cJSON_AddStringToObject(doc, "created", when);
     cJSON_AddStringToObject(doc, "command", (const char *)cmdline.data);
     trh_buf_free(&cmdline);
-    cJSON_AddStringToObject(
-        doc, "protocol",
-        "Jitkrittum et al. 2025: prompts 60/10/30 train/validation/test, models split in half; "
-        "test models known only by their validation labels; k in {5,10,20,50,100,200} with the kNN "
-        "prior strength a in {0,1,2,4,8,16,32}, and K in "
-        "{4,8,16,32,64} chosen by validation Area with the training models, Psi shrunk with "
-        "kNN's a; learned map at the chosen K; deferral curve = upper concave hull of the (cost, accuracy) points of a "
-        "lambda sweep, cost normalised between the cheapest and costliest test model; QNC = "
-        "least cost reaching the best test model's test accuracy, relative to that model's cost");
+    const char *protocol =
+        o.local ? "eval --local (issue 16): the pack built with one device model's labels while the "
+                  "device behaves as another (model shift), and prompts from 1-3 tasks (traffic shift); "
+                  "bandit feedback (only the routed model's outcome is revealed); Area on the user's "
+                  "later prompts after 0, 50, 200, 1000 local outcomes: pack only, local store, local "
+                  "store + level term, and a pack rebuilt with the same outcomes"
+                : "Jitkrittum et al. 2025: prompts 60/10/30 train/validation/test, models split in half; "
+                  "test models known only by their validation labels; k in {5,10,20,50,100,200} with the kNN "
+                  "prior strength a in {0,1,2,4,8,16,32}, and K in "
+                  "{4,8,16,32,64} chosen by validation Area with the training models, Psi shrunk with "
+                  "kNN's a; learned map at the chosen K; deferral curve = upper concave hull of the (cost, accuracy) points of a "
+                  "lambda sweep, cost normalised between the cheapest and costliest test model; QNC = "
+                  "least cost reaching the best test model's test accuracy, relative to that model's cost";
+    cJSON_AddStringToObject(doc, "protocol", protocol);
     cJSON *dsets = cJSON_AddArrayToObject(doc, "datasets");
     int r = 0;
     if (!o.local)
@@ -1661,7 +1684,7 @@ int trh_eval_protocol(int argc, char **argv)
             break;
         }
         if (o.local) {
-            r = eval_local_set(&p, table, table_len, &o);
+            r = eval_local_set(&p, table, table_len, &o, emb_sha, dsets);
             prepared_free(&p);
             continue;
         }

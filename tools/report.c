@@ -55,6 +55,14 @@ int trh_report_check(const cJSON *results, char *err, size_t cap)
             return snprintf(err, cap, "datasets[%d] has no string \"name\"", i), 1;
         if (!cJSON_IsArray(field(d, "methods")))
             return snprintf(err, cap, "datasets[%d] has no \"methods\" array", i), 1;
+        const cJSON *local = field(d, "local"), *sc;
+        if (local && !cJSON_IsArray(local))
+            return snprintf(err, cap, "datasets[%d].local is not an array", i), 1;
+        cJSON_ArrayForEach(sc, local) {
+            if (!cJSON_IsObject(sc) || !cJSON_IsArray(field(sc, "points")))
+                return snprintf(err, cap, "datasets[%d].local holds a scenario without a "
+                                "\"points\" array", i), 1;
+        }
         i++;
     }
     return 0;
@@ -359,7 +367,8 @@ static int decimals(double step)
     return d < 0 ? 0 : d;
 }
 
-static void plot_axes(FILE *f, const axes *a, const char *cost_unit)
+static void plot_axes(FILE *f, const axes *a, const char *x_title, const char *x_unit,
+                      const char *y_title)
 {
     putf(f, "<rect class=\"plot-area\" x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\"/>\n", PL, PT,
          PR - PL, PB - PT);
@@ -388,16 +397,16 @@ static void plot_axes(FILE *f, const axes *a, const char *cost_unit)
              Y + 4, dy, v);
     }
     put(f, "</g>\n");
-    putf(f, "<text class=\"axis-title\" x=\"%d\" y=\"%d\" text-anchor=\"middle\">Normalised cost",
-         (PL + PR) / 2, PB + 42);
-    if (cost_unit && *cost_unit) {
+    putf(f, "<text class=\"axis-title\" x=\"%d\" y=\"%d\" text-anchor=\"middle\">%s",
+         (PL + PR) / 2, PB + 42, x_title);
+    if (x_unit && *x_unit) {
         put(f, " [");
-        esc(f, cost_unit);
+        esc(f, x_unit);
         put(f, "]");
     }
     put(f, "</text>\n");
     putf(f, "<text class=\"axis-title\" transform=\"translate(16 %d) rotate(-90)\" "
-            "text-anchor=\"middle\">Accuracy</text>\n", (PT + PB) / 2);
+            "text-anchor=\"middle\">%s</text>\n", (PT + PB) / 2, y_title);
 }
 
 static void plot_curve(FILE *f, const axes *a, const cJSON *methods, const cJSON *m, int idx)
@@ -568,7 +577,7 @@ static void figure(FILE *f, const cJSON *ds, int d)
     put(f, "<div class=\"figure\">\n");
     putf(f, "<svg class=\"plot\" data-ds=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" "
             "aria-label=\"Deferral curves: accuracy against normalised cost\">\n", d, VW, VH);
-    plot_axes(f, &a, str(ds, "cost_unit"));
+    plot_axes(f, &a, "Normalised cost", str(ds, "cost_unit"), "Accuracy");
     /* Reference lines first, so the routers are drawn over them. */
     for (int pass = 0; pass < 2; pass++) {
         int idx = 0;
@@ -908,6 +917,116 @@ static void fidelity_table(FILE *f, const cJSON *fid)
     put(f, "</tbody></table>\n");
 }
 
+/* ---- eval --local (issue 16): Area against the local outcomes seen ---- */
+
+static const struct {
+    const char *key, *label, *column, *dash;
+} local_series[] = {
+    {"pack", "pack only", "Pack only", "6 4"},
+    {"local", "local store", "Local", NULL},
+    {"level", "local store + level term", "Local + level", NULL},
+    {"rebuilt", "pack rebuilt with the outcomes", "Rebuilt", "2 3"},
+};
+#define N_LOCAL_SERIES (sizeof local_series / sizeof *local_series)
+
+static axes local_axes(const cJSON *pts)
+{
+    double xmax = 1, ymin = INFINITY, ymax = -INFINITY, x, y;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, pts) {
+        if (num(p, "outcomes", &x))
+            xmax = fmax(xmax, x);
+        for (size_t k = 0; k < N_LOCAL_SERIES; k++)
+            if (num(p, local_series[k].key, &y))
+                ymin = fmin(ymin, y), ymax = fmax(ymax, y);
+    }
+    if (ymin > ymax)
+        ymin = 0, ymax = 1;
+    if (ymax - ymin < 1e-3)
+        ymin -= 0.005, ymax += 0.005;
+    axes a = {.xstep = nice_step(xmax, 10)};
+    double pad = 0.05 * (ymax - ymin);
+    a.ystep = nice_step(ymax - ymin + 2 * pad, 7);
+    a.x0 = 0;
+    a.x1 = ceil(xmax / a.xstep - 1e-9) * a.xstep;
+    a.y0 = floor((ymin - pad) / a.ystep) * a.ystep;
+    a.y1 = ceil((ymax + pad) / a.ystep) * a.ystep;
+    return a;
+}
+
+static void local_figure(FILE *f, const cJSON *pts)
+{
+    axes a = local_axes(pts);
+    put(f, "<div class=\"figure\">\n");
+    putf(f, "<svg class=\"plot\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"Area on the "
+            "user's later prompts against the local outcomes seen\">\n", VW, VH);
+    plot_axes(f, &a, "Local outcomes seen on the device", NULL, "Area (later prompts)");
+    for (size_t k = 0; k < N_LOCAL_SERIES; k++) {
+        const cJSON *p;
+        double x, y;
+        int n = 0;
+        putf(f, "<path class=\"curve\" data-series=\"%s\" stroke=\"%s\"", local_series[k].key,
+             palette[k]);
+        if (local_series[k].dash)
+            putf(f, " stroke-dasharray=\"%s\"", local_series[k].dash);
+        put(f, " d=\"");
+        cJSON_ArrayForEach(p, pts)
+            if (num(p, "outcomes", &x) && num(p, local_series[k].key, &y))
+                putf(f, "%c%.1f %.1f", n++ ? 'L' : 'M', px(&a, x), py(&a, y));
+        put(f, "\"/>\n");
+        cJSON_ArrayForEach(p, pts)
+            if (num(p, "outcomes", &x) && num(p, local_series[k].key, &y))
+                putf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.2\" fill=\"%s\"/>\n", px(&a, x),
+                     py(&a, y), palette[k]);
+    }
+    put(f, "</svg>\n<ul class=\"legend\">\n");
+    for (size_t k = 0; k < N_LOCAL_SERIES; k++) {
+        put(f, "<li class=\"static\">");
+        legend_swatch(f, (style){palette[k], local_series[k].dash});
+        putf(f, "<span>%s</span></li>\n", local_series[k].label);
+    }
+    put(f, "</ul>\n</div>\n");
+}
+
+static void local_section(FILE *f, const cJSON *local)
+{
+    const cJSON *sc;
+    cJSON_ArrayForEach(sc, local) {
+        const cJSON *pts = field(sc, "points"), *p;
+        put(f, "<h3>On-device learning: ");
+        esc_or_dash(f, str(sc, "scenario"));
+        put(f, "</h3>\n");
+        double seeds;
+        if (num(sc, "seeds", &seeds))
+            putf(f, "<p class=\"note\">Mean over %.0f seeds; bandit feedback (only the routed "
+                    "model's outcome is revealed).</p>\n", seeds);
+        if (!cJSON_GetArraySize(pts)) {
+            put(f, "<p class=\"note\">No points: too few prompts for a stream.</p>\n");
+            continue;
+        }
+        local_figure(f, pts);
+        put(f, "<div class=\"scroll\"><table class=\"points\">\n<thead><tr><th>Outcomes</th>"
+               "<th>Seeds</th>");
+        for (size_t k = 0; k < N_LOCAL_SERIES; k++)
+            putf(f, "<th>%s</th>", local_series[k].column);
+        put(f, "<th>Level − pack</th></tr></thead>\n<tbody>\n");
+        cJSON_ArrayForEach(p, pts) {
+            double v, pack, level;
+            put(f, "<tr>");
+            putf(f, "<td class=\"n\">%.0f</td>", num(p, "outcomes", &v) ? v : NAN);
+            putf(f, "<td class=\"n\">%.0f</td>", num(p, "seeds", &v) ? v : NAN);
+            for (size_t k = 0; k < N_LOCAL_SERIES; k++)
+                putf(f, "<td class=\"n\">%.4f</td>", num(p, local_series[k].key, &v) ? v : NAN);
+            if (num(p, "pack", &pack) && num(p, "level", &level))
+                putf(f, "<td class=\"n\">%+.4f</td>", level - pack);
+            else
+                put(f, "<td class=\"n\">—</td>");
+            put(f, "</tr>\n");
+        }
+        put(f, "</tbody></table></div>\n");
+    }
+}
+
 /* ---- provenance ---- */
 
 static void dt_text(FILE *f, const char *term, const char *value, int mono)
@@ -1006,12 +1125,16 @@ int trh_report_html(const cJSON *results, FILE *out)
         esc(f, str(ds, "name"));
         put(f, "</h2>\n");
         ds_provenance(f, ds);
-        headline(f, ds);
-        figure(f, ds, i);
-        metrics_table(f, ds);
-        points_table(f, ds);
-        tasks_table(f, field(ds, "tasks"));
-        fidelity_table(f, field(ds, "fidelity"));
+        const cJSON *local = field(ds, "local");
+        if (cJSON_GetArraySize(field(ds, "methods")) || !cJSON_GetArraySize(local)) {
+            headline(f, ds);
+            figure(f, ds, i);
+            metrics_table(f, ds);
+            points_table(f, ds);
+            tasks_table(f, field(ds, "tasks"));
+            fidelity_table(f, field(ds, "fidelity"));
+        }
+        local_section(f, local);
         put(f, "</section>\n");
         i++;
     }
