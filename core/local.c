@@ -52,6 +52,11 @@ struct tr_local {
     uint64_t *row_hash;    /* FNV-1a of the dim bytes: finds an embedding */
     uint64_t *stamp;       /* clock at the entry's last add */
     uint32_t *adds;        /* capacity x n_models: 0 = outcome unknown */
+    /* capacity x words: bit m set where adds[m] != 0. A route walks an
+     * entry's known models only (an entry usually knows the one model that
+     * answered), not all n_models. */
+    uint64_t *known;
+    uint32_t words;        /* ceil(n_models / 64) */
     float *mean;           /* capacity x n_models: mean outcome of the adds */
     /* The level term (tinyroute.h): per model, the residuals outcome - the
      * route's estimate before the term, of every add that gave one. */
@@ -62,6 +67,7 @@ struct tr_local {
 /* The pack rows' stride: D rounded up to 16 (PACK_FORMAT.md, ref_i8), which
  * the kernels may read whole. */
 static uint32_t stride_of(uint32_t dim) { return (dim + 15u) & ~15u; }
+static uint32_t words_of(uint32_t n_models) { return (n_models + 63u) / 64u; }
 
 static void carve(tr_arena *a, tr_local *s, uint32_t capacity, uint32_t dim, uint32_t n_models)
 {
@@ -71,6 +77,7 @@ static void carve(tr_arena *a, tr_local *s, uint32_t capacity, uint32_t dim, uin
     s->row_hash = tr_arena_take(a, sizeof(uint64_t) * capacity);
     s->stamp = tr_arena_take(a, sizeof(uint64_t) * capacity);
     s->adds = tr_arena_take(a, sizeof(uint32_t) * cm);
+    s->known = tr_arena_take(a, sizeof(uint64_t) * capacity * words_of(n_models));
     s->mean = tr_arena_take(a, sizeof(float) * cm);
     s->res_n = tr_arena_take(a, sizeof(uint32_t) * n_models);
     s->res_sum = tr_arena_take(a, sizeof(float) * n_models);
@@ -82,7 +89,8 @@ size_t tr_local_size(uint32_t capacity, uint32_t dim, uint32_t n_models)
         n_models == 0 || n_models > TR_MODELS_MAX)
         return 0;
     /* 2^24 x 2^16 x 8 bytes overflows a 32-bit size_t: refuse there. */
-    const uint64_t per = (uint64_t)stride_of(dim) + 4 + 8 + 8 + 8 * (uint64_t)n_models;
+    const uint64_t per =
+        (uint64_t)stride_of(dim) + 4 + 8 + 8 + 8 * (uint64_t)n_models + 8 * words_of(n_models);
     if ((uint64_t)capacity * per + 8 * (uint64_t)n_models + 1024 > (uint64_t)SIZE_MAX)
         return 0;
     tr_arena a = {NULL, (size_t)-1, 0};
@@ -133,6 +141,7 @@ tr_status tr_local_init(void *mem, size_t bytes, uint32_t capacity, const tr_pac
     s->dim = p->info.dim;
     s->stride = stride_of(s->dim);
     s->n_models = p->info.n_models;
+    s->words = words_of(s->n_models);
     s->capacity = capacity;
     carve(&a, s, capacity, s->dim, s->n_models);
     /* Padding must read as zeros for the kernels; the rest is written per
@@ -220,6 +229,7 @@ tr_status tr_local_add_est(tr_local *s, const int8_t *e, uint32_t dim, uint32_t 
         s->row_hash[i] = h;
         memset(s->adds + (size_t)i * s->n_models, 0, sizeof(uint32_t) * s->n_models);
         memset(s->mean + (size_t)i * s->n_models, 0, sizeof(float) * s->n_models);
+        memset(s->known + (size_t)i * s->words, 0, sizeof(uint64_t) * s->words);
         if (i == s->count)
             s->count++;
     }
@@ -230,6 +240,7 @@ tr_status tr_local_add_est(tr_local *s, const int8_t *e, uint32_t dim, uint32_t 
     if (*n < UINT32_MAX)
         (*n)++;
     *mu += (outcome - *mu) / (float)*n;
+    s->known[(size_t)i * s->words + model / 64u] |= 1ull << (model % 64u);
     if (*mu < 0.0f) /* rounding must keep it an outcome */
         *mu = 0.0f;
     if (*mu > 1.0f)
@@ -290,17 +301,26 @@ int tr_local_evidence(const tr_local *s, const tr_kernels *kern, const int8_t *q
     for (uint32_t base = 0; base < s->count; base += TR_KNN_BLOCK) {
         uint32_t nb = s->count - base < TR_KNN_BLOCK ? s->count - base : TR_KNN_BLOCK;
         kern->dot_i8_rows(q, s->rows + (size_t)base * s->stride, s->stride, nb, s->dim, dots);
+        /* The entries inside the radius, their offsets compacted over the
+         * block's dots without a branch (few are inside: a branch per
+         * entry mispredicts on each of them). The pack's own distance
+         * formula (router.c), so that the radius and the entries compare
+         * like with like. */
+        uint32_t n_in = 0;
         for (uint32_t j = 0; j < nb; j++) {
-            const uint32_t i = base + j;
-            /* The pack's own distance formula (router.c), so that the
-             * radius and the entries compare like with like. */
-            const float d = 1.0f - (float)dots[j] * s->inv_norm[i] * inv_qnorm;
-            if (!(d <= radius))
-                continue;
-            const uint32_t *n = s->adds + (size_t)i * s->n_models;
+            const float d = 1.0f - (float)dots[j] * s->inv_norm[base + j] * inv_qnorm;
+            dots[n_in] = (int32_t)j;
+            n_in += d <= radius;
+        }
+        for (uint32_t t = 0; t < n_in; t++) {
+            const uint32_t i = base + (uint32_t)dots[t];
+            const uint64_t *kb = s->known + (size_t)i * s->words;
             const float *mu = s->mean + (size_t)i * s->n_models;
-            for (uint32_t m = 0; m < s->n_models; m++)
-                if (n[m]) {
+            /* Models in ascending order, as a loop over all of them would
+             * add them: the sums do not depend on the walk. */
+            for (uint32_t wd = 0; wd < s->words; wd++)
+                for (uint64_t b = kb[wd]; b; b &= b - 1) {
+                    const uint32_t m = wd * 64u + (uint32_t)__builtin_ctzll(b);
                     hits[m] += w * mu[m];
                     known[m] += w;
                     any = 1;
@@ -468,10 +488,14 @@ tr_status tr_local_import(tr_local *s, const uint8_t key[TR_LOCAL_KEY_BYTES], co
         s->inv_norm[i] = tr_i8_inv_norm(row, dim);
         s->row_hash[i] = tr_fnv1a64(row, dim);
         e += dim;
+        uint64_t *kb = s->known + (size_t)i * s->words;
+        memset(kb, 0, sizeof(uint64_t) * s->words);
         for (uint32_t m = 0; m < n_models; m++, e += 8) {
             const size_t x = (size_t)i * n_models + m;
             s->adds[x] = tr_ld32(e);
             s->mean[x] = tr_ldf32(e + 4);
+            if (s->adds[x])
+                kb[m / 64u] |= 1ull << (m % 64u);
         }
         s->stamp[i] = tr_ld64(e);
         e += 8;

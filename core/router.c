@@ -250,13 +250,15 @@ float tr_prior_strength(const tr_pack_view *p, const tr_route_opts *o)
 
 void tr_predict_knn(const tr_pack_view *p, const tr_neighbor *nb, uint32_t k, int weighted,
                     float inv_qnorm, float a, const float *eh, const float *ek, float *predicted,
-                    float *share)
+                    float *share, float *pack_only)
 {
-    tr_knn_predict_ext(&p->labels, nb, k, weighted, inv_qnorm, a, eh, ek, predicted, share);
+    tr_knn_predict_ext(&p->labels, nb, k, weighted, inv_qnorm, a, eh, ek, predicted, share,
+                       pack_only);
+    const uint32_t b = p->n_base_models;
     if (p->added_labels.n_models)
-        tr_knn_predict_ext(&p->added_labels, nb, k, weighted, inv_qnorm, a,
-                           eh ? eh + p->n_base_models : NULL, ek ? ek + p->n_base_models : NULL,
-                           predicted + p->n_base_models, share ? share + p->n_base_models : NULL);
+        tr_knn_predict_ext(&p->added_labels, nb, k, weighted, inv_qnorm, a, eh ? eh + b : NULL,
+                           ek ? ek + b : NULL, predicted + b, share ? share + b : NULL,
+                           pack_only ? pack_only + b : NULL);
 }
 
 int tr_best_model(const tr_pack_view *p, const tr_route_opts *o, float lambda,
@@ -343,16 +345,12 @@ uint32_t tr_knn_query(const tr_pack *pk, const tr_scratch *s, uint32_t k_search,
     }
     const int weighted = o && o->distance_weighted;
     const float a = tr_prior_strength(p, o);
-    tr_predict_knn(p, s->nb, kp, weighted, *inv_qnorm, a, eh, ek, s->predicted, s->aux);
+    /* And the pack's own estimate (no local entries) into lhits, for the
+     * level term's residuals (tr_route_out.estimate): each model's local
+     * hits are read before its own estimate replaces them. */
+    tr_predict_knn(p, s->nb, kp, weighted, *inv_qnorm, a, eh, ek, s->predicted, s->aux, s->lhits);
     fill_priors(p, s->predicted);
-    /* The pack's own estimate (no local entries), for the level term's
-     * residuals (tr_route_out.estimate): lhits is free once read. */
-    if (eh) {
-        tr_predict_knn(p, s->nb, kp, weighted, *inv_qnorm, a, NULL, NULL, s->lhits, NULL);
-        fill_priors(p, s->lhits);
-    } else {
-        memcpy(s->lhits, s->predicted, sizeof(float) * p->info.n_models);
-    }
+    fill_priors(p, s->lhits);
     tr_apply_local_level(p, s, o);
     return found;
 }

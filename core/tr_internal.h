@@ -96,10 +96,11 @@ int tr_model_available(const tr_route_opts *o, uint32_t m, const tr_model_info *
 int tr_best_model(const tr_pack_view *p, const tr_route_opts *o, float lambda,
                   const float *score, float *best_u);
 /* kNN predictions of every model (base, then added) from the neighbours,
- * shrunk toward each model's own prior with strength a. */
+ * shrunk toward each model's own prior with strength a; share and
+ * pack_only as tr_knn_predict_ext's (either NULL). */
 void tr_predict_knn(const tr_pack_view *p, const tr_neighbor *nb, uint32_t k, int weighted,
                     float inv_qnorm, float a, const float *ext_hits, const float *ext_known,
-                    float *predicted, float *share);
+                    float *predicted, float *share, float *pack_only);
 /* The one kNN query path (route and task): search k_search neighbours of
  * s->q (prefilter unless o->exact), predict every model from the first
  * k_pred of them into s->predicted (a model no neighbour knows: its prior).

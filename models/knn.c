@@ -231,7 +231,7 @@ static void weights(const tr_neighbor *nb, uint32_t k, int weighted, float inv_q
 
 void tr_knn_predict_ext(const tr_labels *lab, const tr_neighbor *nb, uint32_t k, int weighted,
                         float inv_qnorm, float a, const float *ext_hits, const float *ext_known,
-                        float *predicted, float *pack_share)
+                        float *predicted, float *pack_share, float *pack_only)
 {
     float w[TR_K_MAX];
     weights(nb, k, weighted, inv_qnorm, w);
@@ -264,20 +264,24 @@ void tr_knn_predict_ext(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
                 known++;
                 sum += sc ? sc[i] : (uint32_t)bit(cor, i);
             }
+            /* With a = 0 these are the plain means' very operations. */
+            const float own = known == 0 ? none
+                              : sc ? ((float)sum + a * 255.0f * prior) /
+                                         (255.0f * ((float)known + a))
+                                   : ((float)sum + a * prior) / ((float)known + a);
             /* Extra (local) evidence: its own expression, so that a model
              * without any keeps the pack-only operations bit for bit. */
             if (ext_known && ext_known[m] > 0.0f) {
                 const float hits = sc ? (float)sum / 255.0f : (float)sum;
-                predicted[m] = (hits + a * prior + ext_hits[m]) / ((float)known + a + ext_known[m]);
+                const float ek = ext_known[m];
+                predicted[m] = (hits + a * prior + ext_hits[m]) / ((float)known + a + ek);
                 if (pack_share)
-                    pack_share[m] = ((float)known + a) / ((float)known + a + ext_known[m]);
-                continue;
+                    pack_share[m] = ((float)known + a) / ((float)known + a + ek);
+            } else {
+                predicted[m] = own;
             }
-            /* With a = 0 these are the plain means' very operations. */
-            predicted[m] = known == 0 ? none
-                           : sc ? ((float)sum + a * 255.0f * prior) /
-                                      (255.0f * ((float)known + a))
-                                : ((float)sum + a * prior) / ((float)known + a);
+            if (pack_only)
+                pack_only[m] = own;
             continue;
         }
         float wsum = 0.0f, acc = 0.0f;
@@ -288,6 +292,7 @@ void tr_knn_predict_ext(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
             wsum += w[j];
             acc += w[j] * (sc ? (float)sc[i] / 255.0f : (float)bit(cor, i));
         }
+        const float own = wsum > 0.0f ? (acc + aw * prior) / (wsum + aw) : none;
         if (ext_known && ext_known[m] > 0.0f) {
             /* One extra unit counts as a neighbour of the mean weight, as a. */
             float mw = 1.0f;
@@ -297,19 +302,22 @@ void tr_knn_predict_ext(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
                     ws += w[j];
                 mw = ws / (float)k;
             }
-            predicted[m] = (acc + aw * prior + mw * ext_hits[m]) / (wsum + aw + mw * ext_known[m]);
+            const float ek = ext_known[m];
+            predicted[m] = (acc + aw * prior + mw * ext_hits[m]) / (wsum + aw + mw * ek);
             if (pack_share)
-                pack_share[m] = (wsum + aw) / (wsum + aw + mw * ext_known[m]);
-            continue;
+                pack_share[m] = (wsum + aw) / (wsum + aw + mw * ek);
+        } else {
+            predicted[m] = own;
         }
-        predicted[m] = wsum > 0.0f ? (acc + aw * prior) / (wsum + aw) : none;
+        if (pack_only)
+            pack_only[m] = own;
     }
 }
 
 void tr_knn_predict(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
                     int weighted, float inv_qnorm, float a, float *predicted)
 {
-    tr_knn_predict_ext(lab, nb, k, weighted, inv_qnorm, a, NULL, NULL, predicted, NULL);
+    tr_knn_predict_ext(lab, nb, k, weighted, inv_qnorm, a, NULL, NULL, predicted, NULL, NULL);
 }
 
 /* int8 rows the kernels read: every value in [-127, 127] (the x86 kernels'

@@ -99,10 +99,14 @@ void tr_knn_predict(const tr_labels *lab, const tr_neighbor *nb, uint32_t k,
  * ext_known[m] == 0, or both arrays NULL, is predicted by tr_knn_predict's
  * very operations (bit for bit). pack_share (NULL, or n_models): the
  * share of each estimate's weight that is the pack's (neighbours and
- * prior), 1 without extra units: where the local level term applies. */
+ * prior), 1 without extra units: where the local level term applies.
+ * pack_only (NULL, or n_models): the estimate without the extra evidence,
+ * bit for bit tr_knn_predict's, from the same pass over the neighbours.
+ * It may be ext_hits itself: each model's extra evidence is read before its
+ * pack-only estimate is written. */
 void tr_knn_predict_ext(const tr_labels *lab, const tr_neighbor *nb, uint32_t k, int weighted,
                         float inv_qnorm, float a, const float *ext_hits, const float *ext_known,
-                        float *predicted, float *pack_share);
+                        float *predicted, float *pack_share, float *pack_only);
 
 /* Exact squared norm of an int8 row (an int64 sum, exact for any TR_DIM_MAX;
  * a float sum rounds past 2^24). */

@@ -724,6 +724,85 @@ static tr_status route_est(box *b, const int8_t *q, const tr_route_opts *o, tr_r
     return tr_route(b->r, b->c, &qq, o, res, &out);
 }
 
+/* A pack of more models than one 64-bit word of an entry's known set:
+ * the route walks only the models an entry knows, across words, in the
+ * order a loop over every model adds them; tr_route_out.estimate is the
+ * pack's own estimate bit for bit while the prediction moves; an imported
+ * store knows the same models. */
+enum { MW = 70 };
+static void test_known_models_across_words(void **state)
+{
+    static int8_t refs[N * D];
+    static float scores[N * MW];
+    static char names[MW][16];
+    static trh_pack_model models[MW];
+    rng_state = 4242;
+    for (int i = 0; i < N * D; i++)
+        refs[i] = (int8_t)((int)(rnd() % 201) - 100);
+    for (int i = 0; i < N * MW; i++)
+        scores[i] = (float)(rnd() % 3 == 0);
+    for (int m = 0; m < MW; m++) {
+        snprintf(names[m], sizeof names[m], "w%d", m);
+        models[m] = (trh_pack_model){names[m], (float)(1 + m), m < 2 ? TR_DEVICE : TR_CLOUD};
+    }
+    trh_pack_spec sp = {.security_counter = 1, .embedder_name = "rand", .dim = D, .n_refs = N,
+                        .n_models = MW, .models = models, .refs = refs, .scores = scores,
+                        .k = K, .prior_strength = 2.0f};
+    trh_pack_layout lay;
+    box b;
+    b.pack = (trh_buf){0};
+    assert_int_equal(trh_pack_write(&sp, &b.pack, &lay), 0);
+    assert_int_equal(trh_pack_sign(&b.pack, KEY), 0);
+    open_box(&b);
+    void *m1, *m2;
+    tr_local *s = new_store(&b, 4, &m1), *t = new_store(&b, 4, &m2);
+    int8_t q[D];
+    rand_query(q);
+    const tr_query qq = tr_query_i8("rand", q, D);
+    float p0[MW], p1[MW], e1[MW];
+    tr_result r;
+    const tr_route_out out0 = {p0, MW, NULL, 0, NULL, 0};
+    assert_int_equal(tr_route(b.r, b.c, &qq, NULL, &r, &out0), TR_OK);
+    /* The query itself (distance 0: inside any radius) knows models 3,
+     * 64 and 69: one in the first word, two in the second. */
+    const uint32_t known[] = {69, 3, 64};
+    const float outcome[] = {1.0f, 0.0f, 1.0f};
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(tr_local_add(s, q, D, known[i], outcome[i]), TR_OK);
+    const float a = 2.0f, w = 3.0f;
+    tr_route_opts o = {.local = s, .local_weight = w};
+    const tr_route_out out1 = {p1, MW, NULL, 0, e1, MW};
+    assert_int_equal(tr_route(b.r, b.c, &qq, &o, &r, &out1), TR_OK);
+    assert_memory_equal(p0, e1, sizeof p0); /* the pack's own estimate */
+    int moved = 0;
+    for (uint32_t m = 0; m < MW; m++) {
+        float y = -1.0f;
+        for (int i = 0; i < 3; i++)
+            if (known[i] == m)
+                y = outcome[i];
+        if (y < 0.0f) {
+            assert_memory_equal(&p0[m], &p1[m], sizeof(float));
+            continue;
+        }
+        assert_float_equal(p1[m], (p0[m] * (K + a) + w * y) / (K + a + w), 1e-5);
+        moved += p1[m] != p0[m];
+    }
+    assert_true(moved >= 2); /* an outcome equal to the estimate may not move it */
+    /* Export and import: the imported store knows the same three models. */
+    size_t len;
+    uint8_t *blob = export_blob(s, key1, &len);
+    assert_int_equal(tr_local_import(t, key1, blob, len), TR_OK);
+    o.local = t;
+    float p2[MW];
+    const tr_route_out out2 = {p2, MW, NULL, 0, NULL, 0};
+    assert_int_equal(tr_route(b.r, b.c, &qq, &o, &r, &out2), TR_OK);
+    assert_memory_equal(p1, p2, sizeof p1);
+    free(blob);
+    free(m1);
+    free(m2);
+    free_box(&b);
+}
+
 static void test_level_term(void **state)
 {
     box b;
@@ -874,6 +953,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_no_evidence_is_bit_identical),
         cmocka_unit_test(test_fixture_pack_identical),
         cmocka_unit_test(test_estimate_formula_and_updates),
+        cmocka_unit_test(test_known_models_across_words),
         cmocka_unit_test(test_evidence_turns_the_decision),
         cmocka_unit_test(test_governed_route_reads_the_store),
         cmocka_unit_test(test_eviction_oldest_first),

@@ -166,7 +166,7 @@ static void predict(const world *W, const tr_refs *refs, const tr_labels *lab, u
         if (any)
             eh = hits, ek = known;
     }
-    tr_knn_predict_ext(lab, nb, f, 0, invq, W->a, eh, ek, P, share);
+    tr_knn_predict_ext(lab, nb, f, 0, invq, W->a, eh, ek, P, share, NULL);
 }
 
 static uint32_t route_at(const world *W, const float *P, uint32_t i, double lambda)
