@@ -12,6 +12,11 @@ Checks real properties of the output, not its numbers:
   - every Area in [0, 1], the differences are the printed columns' own,
     seed counts within the seeds asked for, one chosen weight and one level
     pseudo-count per seed, each from its validation grid;
+  - the eviction table (a store of 64 and 256 entries, oldest first and
+    least supported, against an unbounded one): a store that evicted
+    nothing in any seed has the unbounded store's Area exactly, the
+    64-entry stores evict when the seeds drew more distinct prompts than
+    64, and the columns are their own differences;
   - the run is deterministic (twice, the same bytes);
   - --json: the document's "local" scenarios hold the printed tables'
     numbers (pairs, weights, level pseudo-counts per seed), and `report`
@@ -87,6 +92,29 @@ def main():
                 check(pack == local == level == rebuilt and
                       dlp == dvp == dvr == "+0.0000",
                       "0 outcomes: local, local+level and rebuilt Area equal pack-only exactly")
+    evs = re.findall(r"^Eviction: \d+ draws with repeats \(Zipf\), (\d+) distinct prompts on average, "
+                     r"(\d+) seeds; Area with the final store \(pack-only (\S+)\)\n(.*?)(?:\n\n|\Z)",
+                     out, re.M | re.S)
+    check(len(evs) >= 1, "an eviction table for a scenario that streamed enough prompts")
+    for distinct, n, pack, body in evs:
+        rows = re.findall(r"^\| store (\S+) \| ([a-z ]+) \| ([\d.]+) \| (\S+) \| (\S+) \| (\S+) \|$",
+                          body, re.M)
+        check([(r_[0], r_[1]) for r_ in rows] ==
+              [("unbounded", "none"), ("64", "oldest first"), ("64", "least supported"),
+               ("256", "oldest first"), ("256", "least supported")],
+              "eviction: the unbounded store, then 64 and 256 entries under both policies")
+        u = rows[0][3]
+        for cap, pol, evicted, area, du, dp in rows:
+            check(0.0 <= float(area) <= 1.0 and
+                  abs(float(du) - (float(area) - float(u))) <= 1.5e-4 and
+                  abs(float(dp) - (float(area) - float(pack))) <= 1.5e-4,
+                  f"eviction {cap} {pol}: Area in [0,1], its differences its own")
+            if float(evicted) == 0.0:
+                check(area == u and du == "+0.0000",
+                      f"eviction {cap} {pol}: nothing evicted, the unbounded store's Area exactly")
+        if int(distinct) > 64:
+            check(all(float(r_[2]) > 0 for r_ in rows if r_[0] == "64"),
+                  f"eviction: {distinct} distinct prompts on average: the 64-entry stores evicted")
     r2 = run(cli, *base)
     check(r2.returncode == 0 and r2.stdout == out, "deterministic: a second run prints the same")
     with tempfile.TemporaryDirectory() as work:

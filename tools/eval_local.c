@@ -315,10 +315,189 @@ typedef struct cell {
     int n;
 } cell;
 
+/* ---- eviction (issue #16 item 1: oldest first or least supported) ----
+ * A device sees some prompts again. The store merges an embedding it
+ * holds (one entry, a mean per model, counted once in the radius), so a
+ * repeated prompt's entry gathers adds. When full, the library evicts the
+ * oldest entry (least recently added to); "least supported" evicts the
+ * entry with the fewest adds, the oldest of those. Measured: a stream of
+ * EV_DRAWS prompts drawn with Zipf popularity (weight 1/rank) from the
+ * test half's streamed prompts, routed with the store (local, no level
+ * term) and learning each chosen model's outcome, into stores of each
+ * capacity under each policy and an unbounded one; Area on the evaluation
+ * prompts with the final store. */
+#define EV_DRAWS 1000u
+static const uint32_t ev_cap[] = {64, 256};
+#define N_EVC (sizeof ev_cap / sizeof *ev_cap)
+enum { EV_OLDEST, EV_SUPPORT, N_EVP };
+static const char *const ev_policy[N_EVP] = {"oldest first", "least supported"};
+
+typedef struct evstore {
+    uint32_t cap, n, nm;   /* cap 0: unbounded (EV_DRAWS entries at most) */
+    uint64_t clock, evicted;
+    uint32_t *prompt, *adds_total, *adds; /* adds: n x nm */
+    uint64_t *stamp;
+    float *mean;           /* n x nm */
+} evstore;
+
+static void ev_init(evstore *e, uint32_t cap, uint32_t nm)
+{
+    const uint32_t room = cap ? cap : EV_DRAWS;
+    *e = (evstore){.cap = cap, .nm = nm};
+    e->prompt = trh_xcalloc(room, sizeof *e->prompt);
+    e->adds_total = trh_xcalloc(room, sizeof *e->adds_total);
+    e->stamp = trh_xcalloc(room, sizeof *e->stamp);
+    e->adds = trh_xcalloc((size_t)room * nm, sizeof *e->adds);
+    e->mean = trh_xcalloc((size_t)room * nm, sizeof *e->mean);
+}
+
+static void ev_free(evstore *e)
+{
+    free(e->prompt), free(e->adds_total), free(e->stamp), free(e->adds), free(e->mean);
+}
+
+/* tr_local_add's update (core/local.c), with the policy's eviction. */
+static void ev_add(evstore *e, int policy, uint32_t prompt, uint32_t m, float y)
+{
+    uint32_t i = 0;
+    while (i < e->n && e->prompt[i] != prompt)
+        i++;
+    if (i == e->n) {
+        if (e->cap && e->n == e->cap) {
+            i = 0;
+            for (uint32_t j = 1; j < e->n; j++) {
+                const int fewer = e->adds_total[j] < e->adds_total[i];
+                const int tie = e->adds_total[j] == e->adds_total[i];
+                if (policy == EV_SUPPORT ? fewer || (tie && e->stamp[j] < e->stamp[i])
+                                         : e->stamp[j] < e->stamp[i])
+                    i = j;
+            }
+            e->evicted++;
+        } else {
+            i = e->n++;
+        }
+        e->prompt[i] = prompt;
+        e->adds_total[i] = 0;
+        memset(e->adds + (size_t)i * e->nm, 0, e->nm * sizeof *e->adds);
+        memset(e->mean + (size_t)i * e->nm, 0, e->nm * sizeof *e->mean);
+    }
+    uint32_t *n = e->adds + (size_t)i * e->nm + m;
+    float *mu = e->mean + (size_t)i * e->nm + m;
+    (*n)++;
+    *mu += (y - *mu) / (float)*n;
+    e->adds_total[i]++;
+    e->stamp[i] = ++e->clock;
+}
+
+/* Predictions for prompt i from the pack plus the store's entries inside
+ * the neighbour radius (tr_local_evidence's sums). */
+static void ev_predict(const world *W, const evstore *e, uint32_t i, float w, float *P,
+                       float *hits, float *known)
+{
+    tr_neighbor nb[TR_K_MAX];
+    int32_t dots[TR_KNN_BLOCK];
+    const int8_t *q = row(W, i);
+    const uint32_t f = tr_knn_search(tr_kernels_active(), &W->refs, q, W->k, dots, nb);
+    const float invq = W->inv[i], radius = f ? 1.0f - nb[f - 1].sim * invq : 2.0f;
+    int any = 0;
+    for (uint32_t m = 0; m < W->nmp; m++)
+        hits[m] = known[m] = 0.0f;
+    for (uint32_t j = 0; j < e->n; j++) {
+        const uint32_t p = e->prompt[j];
+        const float d = 1.0f - (float)dot8(q, row(W, p), W->in->dim) * W->inv[p] * invq;
+        if (!(d <= radius))
+            continue;
+        for (uint32_t m = 0; m < W->nmp; m++)
+            if (e->adds[(size_t)j * e->nm + m]) {
+                hits[m] += w * e->mean[(size_t)j * e->nm + m];
+                known[m] += w;
+                any = 1;
+            }
+    }
+    tr_knn_predict_ext(&W->hl.lab, nb, f, 0, invq, W->a, any ? hits : NULL, any ? known : NULL, P,
+                       NULL, NULL);
+}
+
+/* One store's run: the draws routed and learnt, then Area on E. */
+static double ev_run(const world *W, evstore *e, int policy, const uint32_t *draw, const double *lam,
+                     const uint32_t *E, uint32_t nE, float w)
+{
+    const uint32_t nm = W->nmp;
+    float *P = trh_xmalloc((size_t)(nE > 1 ? nE : 1) * nm * sizeof *P);
+    float *Y = trh_xmalloc((size_t)(nE > 1 ? nE : 1) * nm * sizeof *Y);
+    float *h = trh_xmalloc(nm * sizeof *h), *k = trh_xmalloc(nm * sizeof *k);
+    for (uint32_t t = 0; t < EV_DRAWS; t++) {
+        ev_predict(W, e, draw[t], w, P, h, k);
+        const uint32_t m = route_at(W, P, draw[t], lam[t]);
+        ev_add(e, policy, draw[t], m, y_true(W, draw[t], m));
+    }
+    for (uint32_t x = 0; x < nE; x++) {
+        ev_predict(W, e, E[x], w, P + (size_t)x * nm, h, k);
+        for (uint32_t m = 0; m < nm; m++)
+            Y[(size_t)x * nm + m] = y_true(W, E[x], m);
+    }
+    trh_curve c;
+    trh_route_curve(P, Y, nE, nm, W->cn, &c, NULL);
+    free(P), free(Y), free(h), free(k);
+    return c.area;
+}
+
+/* Areas of the unbounded store and of each capacity x policy, added to
+ * ev[0] and ev[1 + c * N_EVP + policy], their evictions to evicted[] alike;
+ * the pool's distinct draws to *distinct. */
+static void ev_sweep(const world *W, const uint32_t *pool, uint32_t npool, const uint32_t *E,
+                     uint32_t nE, float w, uint64_t *rs, double *ev, double *evicted,
+                     double *distinct)
+{
+    /* Zipf popularity over the pool's order (already shuffled per seed):
+     * the cumulative weights 1/rank, drawn by bisection. */
+    double *cum = trh_xmalloc(npool * sizeof *cum), tot = 0;
+    for (uint32_t r = 0; r < npool; r++)
+        cum[r] = tot += 1.0 / (r + 1.0);
+    uint32_t *draw = trh_xmalloc(EV_DRAWS * sizeof *draw);
+    double *lam = trh_xmalloc(EV_DRAWS * sizeof *lam);
+    uint8_t *seen = trh_xcalloc(npool, 1);
+    uint32_t nd = 0;
+    for (uint32_t t = 0; t < EV_DRAWS; t++) {
+        const double u = (double)(trh_splitmix64(rs) >> 11) * 0x1p-53 * tot;
+        uint32_t lo = 0, hi = npool - 1;
+        while (lo < hi) {
+            const uint32_t mid = (lo + hi) / 2;
+            if (cum[mid] < u)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        draw[t] = pool[lo];
+        nd += !seen[lo];
+        seen[lo] = 1;
+        lam[t] = trh_curve_lambda((int)(trh_splitmix64(rs) % (TRH_CURVE_LAMBDAS - 1)));
+    }
+    *distinct += nd;
+    evstore e;
+    ev_init(&e, 0, W->nmp);
+    ev[0] += ev_run(W, &e, EV_OLDEST, draw, lam, E, nE, w);
+    ev_free(&e);
+    for (uint32_t c = 0; c < N_EVC; c++)
+        for (int p = 0; p < N_EVP; p++) {
+            ev_init(&e, ev_cap[c], W->nmp);
+            ev[1 + c * N_EVP + (uint32_t)p] += ev_run(W, &e, p, draw, lam, E, nE, w);
+            evicted[1 + c * N_EVP + (uint32_t)p] += (double)e.evicted;
+            ev_free(&e);
+        }
+    free(cum), free(draw), free(lam), free(seen);
+}
+
+#define N_EV (1 + N_EVC * N_EVP)
+typedef struct evcell {
+    double area[N_EV], evicted[N_EV], pack, distinct;
+    int n;
+} evcell;
+
 /* One seed of one scenario; adds to cells[N_CP]; *w_out, *s_out the weight
  * and level pseudo-count chosen (0: off). */
 static int run_seed(const trh_local_eval_in *in, int traffic, uint64_t seed, cell *cells,
-                    float *w_out, float *s_out, char *pair, size_t pair_cap)
+                    evcell *evc, float *w_out, float *s_out, char *pair, size_t pair_cap)
 {
     uint64_t rs = seed * 0x9E3779B97F4A7C15ull + (uint64_t)traffic * 7919u + 1;
     world W = {.in = in};
@@ -459,6 +638,14 @@ static int run_seed(const trh_local_eval_in *in, int traffic, uint64_t seed, cel
             cells[c].rebuilt += area_rebuilt(&W, perm, ntr, E, nE, &s, cp_at[c]);
             cells[c].n++;
         }
+        /* Eviction, on its own generator (the tables above stay as they
+         * were): the streamed prompts as the pool drawn from again. */
+        if (T >= ev_cap[N_EVC - 1]) {
+            uint64_t re = rs ^ 0xE51C7u;
+            ev_sweep(&W, test, T, E, nE, w_best, &re, evc->area, evc->evicted, &evc->distinct);
+            evc->pack += pack;
+            evc->n++;
+        }
     }
     free(s.model), free(s.outcome), free(s.est);
     free_refs(&all);
@@ -495,6 +682,29 @@ static cJSON *scenario_json(const char *scenario, int n_seeds, cJSON *pairs, cJS
     return o;
 }
 
+/* The eviction table of one scenario (nothing where no seed streamed
+ * enough prompts to hold the largest store). */
+static void print_eviction(FILE *out, const evcell *e)
+{
+    if (!e->n)
+        return;
+    const double n = e->n;
+    fprintf(out, "\nEviction: %u draws with repeats (Zipf), %.0f distinct prompts on average, %d "
+                 "seeds; Area with the final store (pack-only %.4f)\n",
+            EV_DRAWS, e->distinct / n, e->n, e->pack / n);
+    fprintf(out, "| store | eviction | evicted per seed | Area | - unbounded | - pack-only |\n"
+                 "|---|---|---:|---:|---:|---:|\n");
+    const double u = e->area[0] / n;
+    fprintf(out, "| store unbounded | none | 0 | %.4f | %+.4f | %+.4f |\n", u, 0.0, u - e->pack / n);
+    for (uint32_t c = 0; c < N_EVC; c++)
+        for (int p = 0; p < N_EVP; p++) {
+            const uint32_t x = 1 + c * N_EVP + (uint32_t)p;
+            const double a = e->area[x] / n;
+            fprintf(out, "| store %u | %s | %.1f | %.4f | %+.4f | %+.4f |\n", ev_cap[c],
+                    ev_policy[p], e->evicted[x] / n, a, a - u, a - e->pack / n);
+        }
+}
+
 int trh_eval_local(const trh_local_eval_in *in, FILE *out, cJSON *scenarios)
 {
     static const char *const scen[2] = {"model shift", "model + traffic shift (1-3 tasks)"};
@@ -505,6 +715,8 @@ int trh_eval_local(const trh_local_eval_in *in, FILE *out, cJSON *scenarios)
         if (traffic && !in->task)
             continue;
         cell cells[N_CP] = {{0}};
+        evcell evc;
+        memset(&evc, 0, sizeof evc);
         cJSON *pairs = cJSON_CreateArray(), *weights = cJSON_CreateArray(),
               *levels = cJSON_CreateArray();
         char pair[160];
@@ -512,7 +724,8 @@ int trh_eval_local(const trh_local_eval_in *in, FILE *out, cJSON *scenarios)
             fprintf(stderr, "\reval --local: %s, %s: seed %d/%d", in->name, scen[traffic], si + 1,
                     in->n_seeds);
             float w = 1.0f, sp = 0.0f;
-            if (run_seed(in, traffic, (uint64_t)si + 1, cells, &w, &sp, pair, sizeof pair) != 0) {
+            if (run_seed(in, traffic, (uint64_t)si + 1, cells, &evc, &w, &sp, pair, sizeof pair) !=
+                0) {
                 cJSON_Delete(pairs), cJSON_Delete(weights), cJSON_Delete(levels);
                 return 1;
             }
@@ -548,6 +761,7 @@ int trh_eval_local(const trh_local_eval_in *in, FILE *out, cJSON *scenarios)
             fprintf(out, "| %u | %d | %.4f | %.4f | %+.4f | %.4f | %+.4f | %.4f | %+.4f |\n",
                     cp_at[c], cells[c].n, p, l, l - p, lv, lv - p, r, lv - r);
         }
+        print_eviction(out, &evc);
         if (scenarios)
             cJSON_AddItemToArray(scenarios, scenario_json(scen[traffic], in->n_seeds, pairs,
                                                          weights, levels, cells));
