@@ -37,6 +37,10 @@ int main(int argc, char **argv)
     printf("ctx_pack %zu\n", tr_ctx_size(info.dim, info.n_models, info.prefilter_candidates));
     printf("ctx_768_32 %zu\n", tr_ctx_size(768, 32, 0));
     printf("task_pack %zu\n", tr_task_size(info.n_models));
+    /* The local store: 1,024 entries, and the bytes one more entry adds. */
+    const size_t l1 = tr_local_size(1024, info.dim, info.n_models),
+                 l2 = tr_local_size(2048, info.dim, info.n_models);
+    printf("local_1024 %zu\nlocal_entry %zu\n", l1, (l2 - l1) / 1024);
     printf("counter_slot %zu\n", sizeof(tr_counter_slot));
     printf("pool %u\n", (unsigned)TR_CRYPTO_POOL_SHIPPED);
     /* The prefilter's extra context bytes: the documented formula

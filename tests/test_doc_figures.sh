@@ -74,6 +74,10 @@ has core/INTEGRATION.md "$(comma "$(fig ctx_768_32)") for D=768 and 32 models"
 [ "$(fig prefilter_fixed)" != -1 ] && ok || bad "the prefilter's context bytes are not r16(8*ceil(D/64)) + constant + r16(8*C)"
 has core/INTEGRATION.md "adds \`r16(8 * ceil(D/64)) + $(comma "$(fig prefilter_fixed)") + r16(8 * C)\` bytes"
 has core/INTEGRATION.md "($(fig task_pack) bytes for $M models)"
+# The local store: per entry roundup16(D) + 28 + 8*M (M <= 64), and 1,024 entries.
+[ "$(fig local_entry)" = $(( (D + 15) / 16 * 16 + 28 + 8 * M )) ] && ok ||
+    bad "tr_local_size grows by $(fig local_entry) bytes per entry, not INTEGRATION.md's roundup16(D) + 28 + 8*M"
+has core/INTEGRATION.md "$(fig local_entry) bytes per entry, $(fig local_entry) KiB for 1,024 entries (\`tr_local_size\` = $(comma "$(fig local_1024)") bytes)"
 has core/INTEGRATION.md "\`tr_counter_slot\` ($(fig counter_slot) bytes:"
 pool=$(fig pool)
 has core/INTEGRATION.md "\`TR_CRYPTO_POOL_BYTES\`, $(comma "$pool") B as shipped"
