@@ -312,6 +312,13 @@ int tr_local_evidence(const tr_local *s, const tr_kernels *kern, const int8_t *q
             dots[n_in] = (int32_t)j;
             n_in += d <= radius;
         }
+        /* Their known sets and means are scattered over the store: ask for
+         * all of them before walking any, so the misses overlap. */
+        for (uint32_t t = 0; t < n_in; t++) {
+            const uint32_t i = base + (uint32_t)dots[t];
+            __builtin_prefetch(s->known + (size_t)i * s->words);
+            __builtin_prefetch(s->mean + (size_t)i * s->n_models);
+        }
         for (uint32_t t = 0; t < n_in; t++) {
             const uint32_t i = base + (uint32_t)dots[t];
             const uint64_t *kb = s->known + (size_t)i * s->words;

@@ -18,6 +18,68 @@ static double sqdist(const float *a, const float *b, uint32_t dim)
     return d;
 }
 
+/* sqdist(a, b[j]) for four rows b[0..3] at once: four sums in flight rather
+ * than one chain of dependent adds, each in sqdist's own order (the same
+ * doubles to the bit). */
+static void sqdist4(const float *a, const float *const b[4], uint32_t dim, double out[4])
+{
+    double d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+    for (uint32_t i = 0; i < dim; i++) {
+        const double ai = a[i];
+        const double t0 = ai - b[0][i], t1 = ai - b[1][i], t2 = ai - b[2][i], t3 = ai - b[3][i];
+        d0 += t0 * t0;
+        d1 += t1 * t1;
+        d2 += t2 * t2;
+        d3 += t3 * t3;
+    }
+    out[0] = d0, out[1] = d1, out[2] = d2, out[3] = d3;
+}
+
+/* d[i] = sqdist(x_i, c) for the n rows of x (four at a time). */
+static void sqdist_rows(const float *x, size_t n, uint32_t dim, const float *c, double *d)
+{
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const float *const r[4] = {x + i * dim, x + (i + 1) * dim, x + (i + 2) * dim,
+                                   x + (i + 3) * dim};
+        /* sqdist(a, b) and sqdist(b, a) square the same differences up to
+         * sign: the same doubles. */
+        double o[4];
+        sqdist4(c, r, dim, o);
+        d[i] = o[0], d[i + 1] = o[1], d[i + 2] = o[2], d[i + 3] = o[3];
+    }
+    for (; i < n; i++)
+        d[i] = sqdist(x + i * dim, c, dim);
+}
+
+/* The nearest of the k centres to a (the first of equals) and its squared
+ * distance. */
+static uint32_t nearest(const float *a, const float *cent, uint32_t k, uint32_t dim, double *bd_out)
+{
+    uint32_t best = 0, c = 0;
+    double bd = INFINITY;
+    for (; c + 4 <= k; c += 4) {
+        const float *const r[4] = {cent + (size_t)c * dim, cent + (size_t)(c + 1) * dim,
+                                   cent + (size_t)(c + 2) * dim, cent + (size_t)(c + 3) * dim};
+        double o[4];
+        sqdist4(a, r, dim, o);
+        for (uint32_t j = 0; j < 4; j++)
+            if (o[j] < bd) {
+                bd = o[j];
+                best = c + j;
+            }
+    }
+    for (; c < k; c++) {
+        const double d = sqdist(a, cent + (size_t)c * dim, dim);
+        if (d < bd) {
+            bd = d;
+            best = c;
+        }
+    }
+    *bd_out = bd;
+    return best;
+}
+
 double trh_kmeans_fit(const float *x, size_t n, uint32_t dim, uint32_t k,
                      uint64_t seed, int max_iter, float *cent, uint32_t *assign)
 {
@@ -29,17 +91,17 @@ double trh_kmeans_fit_cb(const float *x, size_t n, uint32_t dim, uint32_t k,
                         void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx)
 {
     const uint64_t steps = (uint64_t)k + (max_iter > 0 ? (uint64_t)max_iter : 0);
-    double *d2 = malloc(n * sizeof *d2), *sum = malloc((size_t)k * dim * sizeof *sum);
+    double *d2 = malloc(n * sizeof *d2), *dc = malloc(n * sizeof *dc),
+           *sum = malloc((size_t)k * dim * sizeof *sum);
     size_t *count = malloc(k * sizeof *count);
-    if (!d2 || !sum || !count || n == 0 || k == 0 || k > n) {
-        free(d2), free(sum), free(count);
+    if (!d2 || !dc || !sum || !count || n == 0 || k == 0 || k > n) {
+        free(d2), free(dc), free(sum), free(count);
         return -1;
     }
     uint64_t s = seed;
     /* Seeding: first centre uniform, then proportional to D(x)^2. */
     memcpy(cent, x + (trh_splitmix64(&s) % n) * dim, dim * sizeof *cent);
-    for (size_t i = 0; i < n; i++)
-        d2[i] = sqdist(x + i * dim, cent, dim);
+    sqdist_rows(x, n, dim, cent, d2);
     for (uint32_t c = 1; c < k; c++) {
         double total = 0;
         for (size_t i = 0; i < n; i++)
@@ -54,11 +116,10 @@ double trh_kmeans_fit_cb(const float *x, size_t n, uint32_t dim, uint32_t k,
             }
         }
         memcpy(cent + (size_t)c * dim, x + pick * dim, dim * sizeof *cent);
-        for (size_t i = 0; i < n; i++) {
-            double d = sqdist(x + i * dim, cent + (size_t)c * dim, dim);
-            if (d < d2[i])
-                d2[i] = d;
-        }
+        sqdist_rows(x, n, dim, cent + (size_t)c * dim, dc);
+        for (size_t i = 0; i < n; i++)
+            if (dc[i] < d2[i])
+                d2[i] = dc[i];
         if (progress)
             progress(ctx, c + 1, steps);
     }
@@ -69,15 +130,8 @@ double trh_kmeans_fit_cb(const float *x, size_t n, uint32_t dim, uint32_t k,
         size_t changed = 0;
         inertia = 0;
         for (size_t i = 0; i < n; i++) {
-            uint32_t best = 0;
-            double bd = INFINITY;
-            for (uint32_t c = 0; c < k; c++) {
-                double d = sqdist(x + i * dim, cent + (size_t)c * dim, dim);
-                if (d < bd) {
-                    bd = d;
-                    best = c;
-                }
-            }
+            double bd;
+            const uint32_t best = nearest(x + i * dim, cent, k, dim, &bd);
             changed += assign[i] != best;
             assign[i] = best;
             d2[i] = bd;
@@ -109,6 +163,7 @@ double trh_kmeans_fit_cb(const float *x, size_t n, uint32_t dim, uint32_t k,
         }
     }
     free(d2);
+    free(dc);
     free(sum);
     free(count);
     return inertia;
