@@ -52,29 +52,43 @@ static void sqdist_rows(const float *x, size_t n, uint32_t dim, const float *c, 
         d[i] = sqdist(x + i * dim, c, dim);
 }
 
-/* The nearest of the k centres to a (the first of equals) and its squared
- * distance. */
-static uint32_t nearest(const float *a, const float *cent, uint32_t k, uint32_t dim, double *bd_out)
+/* The centres as doubles in groups of four, interleaved by dimension:
+ * ct[(g * dim + d) * 4 + j] = cent[4g + j][d]; the last group's missing
+ * lanes repeat its last centre (never chosen: see nearest). Rebuilt once
+ * per Lloyd step, it lets the four sums of a group run side by side in
+ * vector lanes, each still in d order. */
+static void interleave_centres(const float *cent, uint32_t k, uint32_t dim, double *ct)
 {
-    uint32_t best = 0, c = 0;
-    double bd = INFINITY;
-    for (; c + 4 <= k; c += 4) {
-        const float *const r[4] = {cent + (size_t)c * dim, cent + (size_t)(c + 1) * dim,
-                                   cent + (size_t)(c + 2) * dim, cent + (size_t)(c + 3) * dim};
-        double o[4];
-        sqdist4(a, r, dim, o);
-        for (uint32_t j = 0; j < 4; j++)
-            if (o[j] < bd) {
-                bd = o[j];
-                best = c + j;
+    for (uint32_t g = 0; g < (k + 3) / 4; g++)
+        for (uint32_t d = 0; d < dim; d++)
+            for (uint32_t j = 0; j < 4; j++) {
+                const uint32_t c = 4 * g + j < k ? 4 * g + j : k - 1;
+                ct[((size_t)g * dim + d) * 4 + j] = cent[(size_t)c * dim + d];
             }
-    }
-    for (; c < k; c++) {
-        const double d = sqdist(a, cent + (size_t)c * dim, dim);
-        if (d < bd) {
-            bd = d;
-            best = c;
+}
+
+/* The nearest of the k centres to a (the first of equals, as a loop over
+ * c with a strict < finds it) and its squared distance: sqdist's sums to
+ * the bit. */
+static uint32_t nearest(const float *a, const double *ct, uint32_t k, uint32_t dim, double *bd_out)
+{
+    uint32_t best = 0;
+    double bd = INFINITY;
+    for (uint32_t g = 0; g < (k + 3) / 4; g++) {
+        const double *cg = ct + (size_t)g * dim * 4;
+        double s[4] = {0, 0, 0, 0};
+        for (uint32_t d = 0; d < dim; d++) {
+            const double ad = a[d];
+            for (uint32_t j = 0; j < 4; j++) {
+                const double t = ad - cg[(size_t)d * 4 + j];
+                s[j] += t * t;
+            }
         }
+        for (uint32_t j = 0; j < 4 && 4 * g + j < k; j++)
+            if (s[j] < bd) {
+                bd = s[j];
+                best = 4 * g + j;
+            }
     }
     *bd_out = bd;
     return best;
@@ -92,10 +106,11 @@ double trh_kmeans_fit_cb(const float *x, size_t n, uint32_t dim, uint32_t k,
 {
     const uint64_t steps = (uint64_t)k + (max_iter > 0 ? (uint64_t)max_iter : 0);
     double *d2 = malloc(n * sizeof *d2), *dc = malloc(n * sizeof *dc),
-           *sum = malloc((size_t)k * dim * sizeof *sum);
+           *sum = malloc((size_t)k * dim * sizeof *sum),
+           *ct = malloc(((size_t)k + 3) / 4 * 4 * dim * sizeof *ct);
     size_t *count = malloc(k * sizeof *count);
-    if (!d2 || !dc || !sum || !count || n == 0 || k == 0 || k > n) {
-        free(d2), free(dc), free(sum), free(count);
+    if (!d2 || !dc || !sum || !ct || !count || n == 0 || k == 0 || k > n) {
+        free(d2), free(dc), free(sum), free(ct), free(count);
         return -1;
     }
     uint64_t s = seed;
@@ -129,9 +144,10 @@ double trh_kmeans_fit_cb(const float *x, size_t n, uint32_t dim, uint32_t k,
     for (int it = 0; it < max_iter; it++) {
         size_t changed = 0;
         inertia = 0;
+        interleave_centres(cent, k, dim, ct);
         for (size_t i = 0; i < n; i++) {
             double bd;
-            const uint32_t best = nearest(x + i * dim, cent, k, dim, &bd);
+            const uint32_t best = nearest(x + i * dim, ct, k, dim, &bd);
             changed += assign[i] != best;
             assign[i] = best;
             d2[i] = bd;
@@ -164,6 +180,7 @@ double trh_kmeans_fit_cb(const float *x, size_t n, uint32_t dim, uint32_t k,
     }
     free(d2);
     free(dc);
+    free(ct);
     free(sum);
     free(count);
     return inertia;
