@@ -5,7 +5,12 @@
  *     size) the bounded-heap version writes the same bytes, on tie-heavy
  *     synthetic rows and on the fixture's real embeddings, with every kernel;
  *   - with a sample of Q queries per task, u and acc stay within a stated
- *     number of standard errors of the full run on the fixture.
+ *     number of standard errors of the full run on the fixture;
+ *   - leave one task out (trh_task_loto, eval --tasks): each held-out
+ *     task's table from the shared neighbour lists writes the bytes
+ *     trh_task_fit writes on the references without that task, and the
+ *     held-out prompts' neighbours are tr_knn_search's, with lists long
+ *     enough and with lists so short that queries are searched again.
  * Usage: test_task_fit FIXTURE_DIR EMBEDDER.bin */
 #include <math.h>
 #include <setjmp.h>
@@ -245,6 +250,78 @@ static void test_fixture_full_matches(void **state)
     free_data(&d);
 }
 
+/* Leave one task out from shared lists == a fit per held-out task. */
+static void loto_matches(const data *d, uint32_t k, uint32_t k_dist, uint32_t list_len,
+                         uint32_t *searched)
+{
+    const tr_kernels *kern = tr_kernels_active();
+    const uint32_t n = d->refs.n, nm = d->n_models, dim = d->refs.dim;
+    trh_task_loto lo;
+    assert_int_equal(trh_task_loto_make(kern, &d->refs, d->task_of, list_len, &lo), 0);
+    uint32_t *ri = malloc(n * sizeof *ri), *rtask = malloc(n * sizeof *rtask),
+             *reduced_of = malloc(n * sizeof *reduced_of);
+    int8_t *rows = malloc((size_t)n * dim);
+    float *inv = malloc(n * sizeof *inv), *ys = malloc((size_t)n * nm * sizeof *ys);
+    float *u0 = malloc(d->n_tasks * sizeof *u0), *u1 = malloc(d->n_tasks * sizeof *u1);
+    float *a0 = malloc((size_t)d->n_tasks * nm * sizeof *a0), *a1 = malloc((size_t)d->n_tasks * nm * sizeof *a1);
+    tr_neighbor *nb0 = malloc(TR_K_MAX * sizeof *nb0), *nb1 = malloc(TR_K_MAX * sizeof *nb1);
+    int32_t dots[TR_KNN_BLOCK];
+    *searched = 0;
+    for (uint32_t t = 0; t < d->n_tasks; t++) {
+        uint32_t nr = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            if (d->task_of[i] == t)
+                continue;
+            ri[nr] = i;
+            reduced_of[i] = nr;
+            memcpy(rows + (size_t)nr * dim, d->rows + (size_t)i * dim, dim);
+            inv[nr] = d->inv[i];
+            memcpy(ys + (size_t)nr * nm, d->scores + (size_t)i * nm, nm * sizeof *ys);
+            rtask[nr] = d->task_of[i] - (d->task_of[i] > t); /* tasks renumbered */
+            nr++;
+        }
+        const tr_refs refs = {nr, dim, dim, rows, inv};
+        uint32_t again = 0;
+        assert_int_equal(trh_task_fit(kern, &refs, rtask, d->n_tasks - 1, ys, nm, k, k_dist, 0, u0, a0), 0);
+        assert_int_equal(trh_task_fit_loto(&lo, kern, d->task_of, t, &refs, ri, rtask, d->n_tasks - 1,
+                                           ys, nm, k, k_dist, u1, a1, &again), 0);
+        assert_memory_equal(u0, u1, (d->n_tasks - 1) * sizeof *u0);
+        assert_memory_equal(a0, a1, (size_t)(d->n_tasks - 1) * nm * sizeof *a0);
+        *searched += again;
+        /* The held-out prompts' own neighbours. */
+        for (uint32_t i = 0; i < n; i++) {
+            if (d->task_of[i] != t)
+                continue;
+            const uint32_t f0 = tr_knn_search(kern, &refs, d->rows + (size_t)i * dim, k, dots, nb0);
+            const uint32_t f1 = trh_task_loto_neighbours(&lo, d->task_of, t, reduced_of, i, k, nb1);
+            if (f1 == UINT32_MAX) {
+                assert_true(list_len < k);
+                continue;
+            }
+            assert_int_equal(f0, f1);
+            assert_memory_equal(nb0, nb1, f0 * sizeof *nb0);
+        }
+    }
+    trh_task_loto_free(&lo);
+    free(ri), free(rtask), free(reduced_of), free(rows), free(inv), free(ys);
+    free(u0), free(u1), free(a0), free(a1), free(nb0), free(nb1);
+}
+
+static void test_leave_one_task_out(void **state)
+{
+    (void)state;
+    data d = {0};
+    load_fixture(&d);
+    uint32_t searched;
+    loto_matches(&d, 100, 19, 300, &searched); /* eval --tasks' list: 3 k */
+    print_message("leave one task out, lists of 300: %u queries searched again\n", searched);
+    loto_matches(&d, 100, 19, 105, &searched); /* short lists: many searched again */
+    assert_true(searched > 0);
+    loto_matches(&d, 10, 19, 19, &searched);
+    assert_true(searched > 0);
+    free_data(&d);
+}
+
 /* Sampling Q of a task's n_t prompts (without replacement): a proportion's
  * standard error is at most 0.5/sqrt(Q)*sqrt((n_t-Q)/(n_t-1)), u's is
  * sd_t/sqrt(Q) times the same factor (sd_t: the spread of the per-prompt u
@@ -322,6 +399,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_ties_match_full_sort),
         cmocka_unit_test(test_fixture_full_matches),
         cmocka_unit_test(test_fixture_sample_close),
+        cmocka_unit_test(test_leave_one_task_out),
     };
     return cmocka_run_group_tests_name("task_fit", tests, NULL, NULL);
 }

@@ -1046,6 +1046,19 @@ static int eval_tasks(const prepared *p, uint8_t *table, size_t table_len, const
         rows = NULL;
         goto done; /* no task table: too few tasks */
     }
+    /* Every prompt's nearest prompts of other tasks, once: each held-out
+     * task's table and searches read them (trh_task_loto; the same
+     * neighbours as a search per task, to the bit). The list is three times
+     * the neighbours a query needs, so that a held-out task rarely holds
+     * all of one. */
+    for (uint32_t i = 0; i < n; i++)
+        ri[i] = i;
+    tr_refs all = gather_refs(q, ri, n, dim);
+    trh_task_loto lo;
+    if (trh_task_loto_make(tr_kernels_active(), &all, task, 3 * TASK_K, &lo) != 0)
+        return trh_err("out of memory");
+    free_refs(&all);
+    uint32_t *reduced_of = trh_xmalloc(n * sizeof *reduced_of), searched = 0;
     for (uint32_t t = 0; t < nt; t++) {
         if (count[t] < TASK_MIN_PROMPTS)
             continue;
@@ -1065,9 +1078,13 @@ static int eval_tasks(const prepared *p, uint8_t *table, size_t table_len, const
             rtask[nref++] = remap[task[i]];
         }
         tr_refs refs = gather_refs(q, ri, nref, dim);
-        if (trh_task_fit(tr_kernels_active(), &refs, rtask, ntask, ys, nm, TASK_K, TASK_K_DIST, 0, u,
-                        tacc) != 0)
+        uint32_t again;
+        if (trh_task_fit_loto(&lo, tr_kernels_active(), task, t, &refs, ri, rtask, ntask, ys, nm,
+                              TASK_K, TASK_K_DIST, u, tacc, &again) != 0)
             return trh_err("out of memory");
+        searched += again;
+        for (uint32_t r = 0; r < nref; r++)
+            reduced_of[ri[r]] = r;
         tr_task_table tab = {ntask, nm, TASK_K_DIST, 0.09f, 0.6f, u, tacc};
         memset(sg, 0, nm * sizeof *sg);
         memset(sa, 0, nm * sizeof *sa);
@@ -1078,7 +1095,10 @@ static int eval_tasks(const prepared *p, uint8_t *table, size_t table_len, const
             if (task[i] != t)
                 continue;
             const int8_t *qi = q + (size_t)i * dim;
-            uint32_t f = tr_knn_search(tr_kernels_active(), &refs, qi, TASK_K, dots, nb);
+            /* i is of the held-out task: its list holds only references. */
+            uint32_t f = trh_task_loto_neighbours(&lo, task, t, reduced_of, i, TASK_K, nb);
+            if (f == UINT32_MAX)
+                f = tr_knn_search(tr_kernels_active(), &refs, qi, TASK_K, dots, nb);
             float iq = tr_i8_inv_norm(qi, dim), ud = 0;
             for (uint32_t m = 0; m < nm; m++) {
                 double sum = 0;
@@ -1121,7 +1141,10 @@ static int eval_tasks(const prepared *p, uint8_t *table, size_t table_len, const
             row->oracle = fmax(row->oracle, truth[m]);
         free_refs(&refs);
     }
-    fprintf(stderr, "\n");
+    fprintf(stderr, "\reval: %s: task tables: %u queries searched again past their lists\n",
+            p->name, searched);
+    trh_task_loto_free(&lo);
+    free(reduced_of);
 done:
     free(q), free(task), free(tname), free(count), free(ri), free(ys), free(rtask);
     free(remap), free(u), free(tacc), free(g), free(sg), free(sa), free(sv), free(v), free(pp);

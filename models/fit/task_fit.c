@@ -64,6 +64,152 @@ static void heap_push(cand *h, uint32_t *len, uint32_t cap, cand c)
 #define TILE 2048u
 #define CHUNK 64u
 
+/* The batched search's buffers: a batch of queries against tiles of rows. */
+typedef struct search_buf {
+    size_t pd;        /* dim rounded up to 32 */
+    uint32_t cap;     /* candidates kept per query */
+    int32_t *dots;    /* TILE */
+    int8_t *ptile;    /* TILE x pd */
+    int8_t *pq;       /* BATCH x pd */
+    float *sims;      /* TILE */
+    cand *heap;       /* BATCH x cap */
+    uint32_t *hlen;   /* BATCH */
+} search_buf;
+
+static void search_buf_free(search_buf *b)
+{
+    free(b->dots), free(b->ptile), free(b->pq), free(b->sims), free(b->heap), free(b->hlen);
+}
+
+static int search_buf_make(search_buf *b, uint32_t dim, uint32_t cap)
+{
+    b->pd = ((size_t)dim + 31) & ~(size_t)31;
+    b->cap = cap;
+    b->dots = malloc(TILE * sizeof *b->dots);
+    b->ptile = calloc((size_t)TILE * b->pd, 1);
+    b->pq = calloc((size_t)BATCH * b->pd, 1);
+    b->sims = malloc(TILE * sizeof *b->sims);
+    b->heap = malloc((size_t)BATCH * (cap ? cap : 1) * sizeof *b->heap);
+    b->hlen = malloc(BATCH * sizeof *b->hlen);
+    if (b->dots && b->ptile && b->pq && b->sims && b->heap && b->hlen)
+        return 0;
+    search_buf_free(b);
+    return -1;
+}
+
+/* The cap nearest references of each of the nb <= BATCH queries qi[] that
+ * are not of the query's own task, sorted best first into heap b x cap
+ * (hlen[b] of them). */
+static void search_batch(const tr_kernels *kern, const tr_refs *refs, const uint32_t *task_of,
+                         const uint32_t *qi, uint32_t nb, search_buf *w)
+{
+    const uint32_t n = refs->n, cap = w->cap;
+    const size_t pd = w->pd;
+    memset(w->hlen, 0, nb * sizeof *w->hlen);
+    for (uint32_t b = 0; b < nb; b++)
+        memcpy(w->pq + b * pd, refs->rows + (size_t)qi[b] * refs->stride, refs->dim);
+    for (uint32_t j0 = 0; j0 < n && cap; j0 += TILE) {
+        const uint32_t nt = n - j0 < TILE ? n - j0 : TILE;
+        for (uint32_t j = 0; j < nt; j++)
+            memcpy(w->ptile + j * pd, refs->rows + (size_t)(j0 + j) * refs->stride, refs->dim);
+        for (uint32_t b = 0; b < nb; b++) {
+            const uint32_t i = qi[b];
+            kern->dot_i8_rows(w->pq + b * pd, w->ptile, pd, nt, pd, w->dots);
+            cand *h = w->heap + (size_t)b * cap;
+            const float *inv = refs->inv_norm + j0;
+            for (uint32_t j = 0; j < nt; j++) /* vectorizes */
+                w->sims[j] = (float)w->dots[j] * inv[j];
+            /* Once the heap is full, a candidate must beat its worst:
+             * a higher similarity (an equal one has a higher index).
+             * Blocks of CHUNK with none above it are skipped by one
+             * vectorized test; the rest go through the exact one. */
+            for (uint32_t c0 = 0; c0 < nt; c0 += CHUNK) {
+                const uint32_t ce = nt - c0 < CHUNK ? nt - c0 : CHUNK;
+                if (w->hlen[b] == cap && ce == CHUNK) {
+                    const float thr = h[0].sim;
+                    int any = 0;
+                    for (uint32_t j = 0; j < CHUNK; j++)
+                        any |= w->sims[c0 + j] > thr;
+                    if (!any)
+                        continue;
+                }
+                for (uint32_t j = c0; j < c0 + ce; j++)
+                    if ((w->hlen[b] < cap || w->sims[j] > h[0].sim) &&
+                        task_of[j0 + j] != task_of[i])
+                        heap_push(h, &w->hlen[b], cap, (cand){w->sims[j], j0 + j});
+            }
+        }
+    }
+    for (uint32_t b = 0; b < nb; b++)
+        qsort(w->heap + (size_t)b * cap, w->hlen[b], sizeof(cand), by_sim);
+}
+
+/* The per-task sums the table is made of. */
+typedef struct task_sums {
+    double *usum, *hit;
+    size_t *ucnt, *cnt;
+} task_sums;
+
+/* Query i's part of the table from its neighbours c[0..nc), best first:
+ * the mean distance of the first k_dist, and per model whether the first
+ * k's mean score calls i's outcome right. */
+static void add_query(const tr_refs *refs, const uint32_t *task_of, const float *scores,
+                      uint32_t n_models, uint32_t k, uint32_t k_dist, uint32_t i, const cand *c,
+                      uint32_t nc, task_sums *ts)
+{
+    if (nc == 0)
+        return;
+    const float inv_q = refs->inv_norm[i];
+    const uint32_t nd = nc < k_dist ? nc : k_dist, nk = nc < k ? nc : k;
+    double ui = 0;
+    for (uint32_t j = 0; j < nd; j++)
+        ui += 1.0 - (double)c[j].sim * inv_q;
+    ts->usum[task_of[i]] += ui / nd;
+    ts->ucnt[task_of[i]]++;
+    for (uint32_t m = 0; m < n_models; m++) {
+        float y = scores[(size_t)i * n_models + m];
+        if (isnan(y))
+            continue;
+        double s = 0;
+        uint32_t known = 0;
+        for (uint32_t j = 0; j < nk; j++) {
+            float v = scores[(size_t)c[j].idx * n_models + m];
+            if (!isnan(v)) {
+                s += v;
+                known++;
+            }
+        }
+        if (!known)
+            continue;
+        int right = (s / known > 0.5) == (y >= 0.5f);
+        ts->hit[(size_t)task_of[i] * n_models + m] += right;
+        ts->cnt[(size_t)task_of[i] * n_models + m]++;
+    }
+}
+
+static int task_sums_make(task_sums *ts, uint32_t n_tasks, uint32_t n_models)
+{
+    ts->usum = calloc(n_tasks ? n_tasks : 1, sizeof *ts->usum);
+    ts->hit = calloc((size_t)(n_tasks ? n_tasks : 1) * n_models, sizeof *ts->hit);
+    ts->ucnt = calloc(n_tasks ? n_tasks : 1, sizeof *ts->ucnt);
+    ts->cnt = calloc((size_t)(n_tasks ? n_tasks : 1) * n_models, sizeof *ts->cnt);
+    return ts->usum && ts->hit && ts->ucnt && ts->cnt ? 0 : -1;
+}
+
+/* u and acc from the sums (a task without queries: u 1, acc 0.5); frees them. */
+static void task_sums_finish(task_sums *ts, uint32_t n_tasks, uint32_t n_models, float *u,
+                             float *acc)
+{
+    for (uint32_t t = 0; t < n_tasks; t++) {
+        u[t] = ts->ucnt[t] ? (float)(ts->usum[t] / (double)ts->ucnt[t]) : 1.0f;
+        for (uint32_t m = 0; m < n_models; m++) {
+            size_t j = (size_t)t * n_models + m;
+            acc[j] = ts->cnt[j] ? (float)(ts->hit[j] / (double)ts->cnt[j]) : 0.5f;
+        }
+    }
+    free(ts->usum), free(ts->hit), free(ts->ucnt), free(ts->cnt);
+}
+
 int trh_task_fit(const tr_kernels *kern, const tr_refs *refs, const uint32_t *task_of,
                 uint32_t n_tasks, const float *scores, uint32_t n_models, uint32_t k,
                 uint32_t k_dist, uint32_t max_queries_per_task, float *u, float *acc)
@@ -78,18 +224,19 @@ int trh_task_fit_cb(const tr_kernels *kern, const tr_refs *refs, const uint32_t 
                    void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx)
 {
     const uint32_t n = refs->n, cap = k > k_dist ? k : k_dist;
-    const size_t pd = ((size_t)refs->dim + 31) & ~(size_t)31;
-    int32_t *dots = malloc(TILE * sizeof *dots);
-    int8_t *ptile = calloc((size_t)TILE * pd, 1), *pq = calloc((size_t)BATCH * pd, 1);
-    float *sims = malloc(TILE * sizeof *sims);
-    cand *heap = malloc((size_t)BATCH * (cap ? cap : 1) * sizeof *heap);
-    uint32_t *hlen = malloc(BATCH * sizeof *hlen), *qi = malloc((size_t)n * sizeof *qi);
-    size_t *left = calloc(n_tasks, sizeof *left), *need = calloc(n_tasks, sizeof *need);
-    double *usum = calloc(n_tasks, sizeof *usum), *hit = calloc((size_t)n_tasks * n_models, sizeof *hit);
-    size_t *ucnt = calloc(n_tasks, sizeof *ucnt), *cnt = calloc((size_t)n_tasks * n_models, sizeof *cnt);
-    int ret = -1;
-    if (!dots || !ptile || !pq || !sims || !heap || !hlen || (n && !qi) || !left || !need || !usum || !hit || !ucnt || !cnt)
-        goto out;
+    search_buf w;
+    task_sums ts;
+    uint32_t *qi = malloc(((size_t)n + 1) * sizeof *qi);
+    size_t *left = calloc(n_tasks + 1, sizeof *left), *need = calloc(n_tasks + 1, sizeof *need);
+    const int bufs = search_buf_make(&w, refs->dim, cap), sums = task_sums_make(&ts, n_tasks, n_models);
+    if (bufs != 0 || sums != 0 || !qi || !left || !need) {
+        if (bufs == 0)
+            search_buf_free(&w);
+        if (sums == 0)
+            task_sums_finish(&ts, 0, 0, u, acc); /* frees */
+        free(qi), free(left), free(need);
+        return -1;
+    }
     /* The queries: every reference, or per task a uniform sample of
      * max_queries_per_task drawn in one pass with a fixed seed (Knuth's
      * selection sampling: ascending indices, the same on every machine). */
@@ -114,87 +261,116 @@ int trh_task_fit_cb(const tr_kernels *kern, const tr_refs *refs, const uint32_t 
     }
     for (uint32_t b0 = 0; b0 < nq; b0 += BATCH) {
         const uint32_t nb = nq - b0 < BATCH ? nq - b0 : BATCH;
-        memset(hlen, 0, nb * sizeof *hlen);
-        for (uint32_t b = 0; b < nb; b++)
-            memcpy(pq + b * pd, refs->rows + (size_t)qi[b0 + b] * refs->stride, refs->dim);
-        for (uint32_t j0 = 0; j0 < n && cap; j0 += TILE) {
-            const uint32_t nt = n - j0 < TILE ? n - j0 : TILE;
-            for (uint32_t j = 0; j < nt; j++)
-                memcpy(ptile + j * pd, refs->rows + (size_t)(j0 + j) * refs->stride, refs->dim);
-            for (uint32_t b = 0; b < nb; b++) {
-                const uint32_t i = qi[b0 + b];
-                kern->dot_i8_rows(pq + b * pd, ptile, pd, nt, pd, dots);
-                cand *h = heap + (size_t)b * cap;
-                const float *inv = refs->inv_norm + j0;
-                for (uint32_t j = 0; j < nt; j++) /* vectorizes */
-                    sims[j] = (float)dots[j] * inv[j];
-                /* Once the heap is full, a candidate must beat its worst:
-                 * a higher similarity (an equal one has a higher index).
-                 * Blocks of CHUNK with none above it are skipped by one
-                 * vectorized test; the rest go through the exact one. */
-                for (uint32_t c0 = 0; c0 < nt; c0 += CHUNK) {
-                    const uint32_t ce = nt - c0 < CHUNK ? nt - c0 : CHUNK;
-                    if (hlen[b] == cap && ce == CHUNK) {
-                        const float thr = h[0].sim;
-                        int any = 0;
-                        for (uint32_t j = 0; j < CHUNK; j++)
-                            any |= sims[c0 + j] > thr;
-                        if (!any)
-                            continue;
-                    }
-                    for (uint32_t j = c0; j < c0 + ce; j++)
-                        if ((hlen[b] < cap || sims[j] > h[0].sim) && task_of[j0 + j] != task_of[i])
-                            heap_push(h, &hlen[b], cap, (cand){sims[j], j0 + j});
-                }
-            }
-        }
+        search_batch(kern, refs, task_of, qi + b0, nb, &w);
         /* In query order, as a full sort of every candidate would give. */
-        for (uint32_t b = 0; b < nb; b++) {
-            const uint32_t i = qi[b0 + b], nc = hlen[b];
-            cand *c = heap + (size_t)b * cap;
-            if (nc == 0)
-                continue;
-            qsort(c, nc, sizeof *c, by_sim);
-            float inv_q = refs->inv_norm[i];
-            uint32_t nd = nc < k_dist ? nc : k_dist, nk = nc < k ? nc : k;
-            double ui = 0;
-            for (uint32_t j = 0; j < nd; j++)
-                ui += 1.0 - (double)c[j].sim * inv_q;
-            usum[task_of[i]] += ui / nd;
-            ucnt[task_of[i]]++;
-            for (uint32_t m = 0; m < n_models; m++) {
-                float y = scores[(size_t)i * n_models + m];
-                if (isnan(y))
-                    continue;
-                double s = 0;
-                uint32_t known = 0;
-                for (uint32_t j = 0; j < nk; j++) {
-                    float v = scores[(size_t)c[j].idx * n_models + m];
-                    if (!isnan(v)) {
-                        s += v;
-                        known++;
-                    }
-                }
-                if (!known)
-                    continue;
-                int right = (s / known > 0.5) == (y >= 0.5f);
-                hit[(size_t)task_of[i] * n_models + m] += right;
-                cnt[(size_t)task_of[i] * n_models + m]++;
-            }
-        }
+        for (uint32_t b = 0; b < nb; b++)
+            add_query(refs, task_of, scores, n_models, k, k_dist, qi[b0 + b],
+                      w.heap + (size_t)b * cap, w.hlen[b], &ts);
         if (progress)
             progress(ctx, b0 + nb, nq);
     }
-    for (uint32_t t = 0; t < n_tasks; t++) {
-        u[t] = ucnt[t] ? (float)(usum[t] / (double)ucnt[t]) : 1.0f;
-        for (uint32_t m = 0; m < n_models; m++) {
-            size_t j = (size_t)t * n_models + m;
-            acc[j] = cnt[j] ? (float)(hit[j] / (double)cnt[j]) : 0.5f;
+    task_sums_finish(&ts, n_tasks, n_models, u, acc);
+    search_buf_free(&w);
+    free(qi), free(left), free(need);
+    return 0;
+}
+
+/* ---- leave one task out ---- */
+
+int trh_task_loto_make(const tr_kernels *kern, const tr_refs *refs, const uint32_t *task_of,
+                       uint32_t list_len, trh_task_loto *out)
+{
+    const uint32_t n = refs->n, L = list_len;
+    search_buf w;
+    memset(out, 0, sizeof *out);
+    out->n = n;
+    out->list_len = L;
+    out->nb = malloc(((size_t)n * L + 1) * sizeof *out->nb);
+    out->len = malloc(((size_t)n + 1) * sizeof *out->len);
+    uint32_t *qi = malloc(BATCH * sizeof *qi);
+    if (!out->nb || !out->len || !qi || search_buf_make(&w, refs->dim, L) != 0) {
+        free(qi);
+        trh_task_loto_free(out);
+        return -1;
+    }
+    for (uint32_t b0 = 0; b0 < n; b0 += BATCH) {
+        const uint32_t nb = n - b0 < BATCH ? n - b0 : BATCH;
+        for (uint32_t b = 0; b < nb; b++)
+            qi[b] = b0 + b;
+        search_batch(kern, refs, task_of, qi, nb, &w);
+        for (uint32_t b = 0; b < nb; b++) {
+            out->len[b0 + b] = w.hlen[b];
+            for (uint32_t j = 0; j < w.hlen[b]; j++) {
+                const cand c = w.heap[(size_t)b * L + j];
+                out->nb[(size_t)(b0 + b) * L + j] = (tr_neighbor){c.sim, c.idx};
+            }
         }
     }
-    ret = 0;
-out:
-    free(dots), free(ptile), free(pq), free(sims), free(heap), free(hlen), free(qi), free(left), free(need);
-    free(usum), free(hit), free(ucnt), free(cnt);
-    return ret;
+    search_buf_free(&w);
+    free(qi);
+    return 0;
+}
+
+void trh_task_loto_free(trh_task_loto *lo)
+{
+    free(lo->nb), free(lo->len);
+    memset(lo, 0, sizeof *lo);
+}
+
+uint32_t trh_task_loto_neighbours(const trh_task_loto *lo, const uint32_t *task_all,
+                                  uint32_t held_out, const uint32_t *reduced_of, uint32_t i,
+                                  uint32_t want, tr_neighbor *out)
+{
+    const tr_neighbor *l = lo->nb + (size_t)i * lo->list_len;
+    uint32_t got = 0;
+    for (uint32_t j = 0; j < lo->len[i] && got < want; j++)
+        if (task_all[l[j].idx] != held_out)
+            out[got++] = (tr_neighbor){l[j].sim, reduced_of[l[j].idx]};
+    /* A list cut at list_len may hide more of the other tasks' rows. */
+    return got == want || lo->len[i] < lo->list_len ? got : UINT32_MAX;
+}
+
+int trh_task_fit_loto(const trh_task_loto *lo, const tr_kernels *kern, const uint32_t *task_all,
+                      uint32_t held_out, const tr_refs *refs, const uint32_t *orig_of,
+                      const uint32_t *task_of, uint32_t n_tasks, const float *scores,
+                      uint32_t n_models, uint32_t k, uint32_t k_dist, float *u, float *acc,
+                      uint32_t *n_searched)
+{
+    const uint32_t n = refs->n, cap = k > k_dist ? k : k_dist;
+    search_buf w;
+    task_sums ts;
+    uint32_t *reduced_of = malloc(((size_t)lo->n + 1) * sizeof *reduced_of);
+    cand *c = malloc(((size_t)cap + 1) * sizeof *c);
+    tr_neighbor *nb = malloc(((size_t)cap + 1) * sizeof *nb);
+    const int bufs = search_buf_make(&w, refs->dim, cap), sums = task_sums_make(&ts, n_tasks, n_models);
+    if (bufs != 0 || sums != 0 || !reduced_of || !c || !nb) {
+        if (bufs == 0)
+            search_buf_free(&w);
+        if (sums == 0)
+            task_sums_finish(&ts, 0, 0, u, acc);
+        free(reduced_of), free(c), free(nb);
+        return -1;
+    }
+    for (uint32_t r = 0; r < n; r++)
+        reduced_of[orig_of[r]] = r;
+    *n_searched = 0;
+    /* Every reference a query, in order, as trh_task_fit with
+     * max_queries_per_task 0. */
+    for (uint32_t r = 0; r < n; r++) {
+        uint32_t got = trh_task_loto_neighbours(lo, task_all, held_out, reduced_of, orig_of[r],
+                                                cap, nb);
+        if (got == UINT32_MAX) { /* the list ran short: search this one */
+            search_batch(kern, refs, task_of, &r, 1, &w);
+            add_query(refs, task_of, scores, n_models, k, k_dist, r, w.heap, w.hlen[0], &ts);
+            ++*n_searched;
+            continue;
+        }
+        for (uint32_t j = 0; j < got; j++)
+            c[j] = (cand){nb[j].sim, nb[j].idx};
+        add_query(refs, task_of, scores, n_models, k, k_dist, r, c, got, &ts);
+    }
+    task_sums_finish(&ts, n_tasks, n_models, u, acc);
+    search_buf_free(&w);
+    free(reduced_of), free(c), free(nb);
+    return 0;
 }

@@ -153,6 +153,40 @@ int trh_task_fit_cb(const tr_kernels *kern, const tr_refs *refs, const uint32_t 
                    uint32_t k_dist, uint32_t max_queries_per_task, float *u, float *acc,
                    void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx);
 
+/* Leave-one-task-out tables (tinyroute eval --tasks) without a search over
+ * everything per held-out task: every prompt's list_len nearest prompts of
+ * other tasks, best first, found once; the table without task t then reads
+ * each query's list with task t's rows skipped, which is the start of the
+ * list a search without them gives (removing rows keeps the order of the
+ * rest, and indices keep their order when renumbered). A query whose list
+ * holds too few rows of the tasks left (all cut at list_len were task t's)
+ * is searched again. The results are trh_task_fit's to the bit.
+ * Memory: n x list_len neighbours. */
+typedef struct trh_task_loto {
+    uint32_t n, list_len;
+    tr_neighbor *nb;   /* n x list_len, best first */
+    uint32_t *len;     /* n: entries held (< list_len: every candidate) */
+} trh_task_loto;
+int trh_task_loto_make(const tr_kernels *kern, const tr_refs *refs, const uint32_t *task_of,
+                       uint32_t list_len, trh_task_loto *out);
+void trh_task_loto_free(trh_task_loto *lo);
+/* Prompt i's first `want` neighbours without task held_out's prompts, their
+ * indices renumbered by reduced_of (original -> the references without
+ * task held_out), into out; the count, or UINT32_MAX when the list cannot
+ * tell (search instead). */
+uint32_t trh_task_loto_neighbours(const trh_task_loto *lo, const uint32_t *task_all,
+                                  uint32_t held_out, const uint32_t *reduced_of, uint32_t i,
+                                  uint32_t want, tr_neighbor *out);
+/* trh_task_fit (every reference a query) of the references without task
+ * held_out: refs, task_of, n_tasks, scores as trh_task_fit takes them, and
+ * orig_of[r] the original index of reference r (ascending). n_searched:
+ * the queries searched again. 0, or -1 when out of memory. */
+int trh_task_fit_loto(const trh_task_loto *lo, const tr_kernels *kern, const uint32_t *task_all,
+                      uint32_t held_out, const tr_refs *refs, const uint32_t *orig_of,
+                      const uint32_t *task_of, uint32_t n_tasks, const float *scores,
+                      uint32_t n_models, uint32_t k, uint32_t k_dist, float *u, float *acc,
+                      uint32_t *n_searched);
+
 /* ---- embedder tables (SIF principal component, hashed n-gram rows) ---- */
 /* Host-side embedder fitting (linked into the CLI only). */
 /* First right singular vector of the n rows of x (unit, float): what SIF
