@@ -138,26 +138,38 @@ static void add_level(const world *W, const stream *s, float sp, const float *sh
     }
 }
 
+/* Prompt i's k nearest references into nb (their count), and the pack's
+ * neighbour radius: the k-th neighbour's distance (router.c's formula). */
+static uint32_t neighbours(const world *W, const tr_refs *refs, uint32_t i, tr_neighbor *nb,
+                           float *radius)
+{
+    int32_t dots[TR_KNN_BLOCK];
+    const uint32_t f = tr_knn_search(tr_kernels_active(), refs, row(W, i), W->k, dots, nb);
+    *radius = f ? 1.0f - nb[f - 1].sim * W->inv[i] : 2.0f;
+    return f;
+}
+
+/* The cosine distance of prompts i and p as the device computes it. */
+static float distance(const world *W, uint32_t i, uint32_t p)
+{
+    return 1.0f - (float)dot8(row(W, i), row(W, p), W->in->dim) * W->inv[p] * W->inv[i];
+}
+
 /* Model predictions for prompt i from refs/labels, plus (w > 0) the local
  * evidence of the first s->n stream entries inside the neighbour radius. */
 static void predict(const world *W, const tr_refs *refs, const tr_labels *lab, uint32_t i,
                     const stream *s, float w, float *P, float *hits, float *known, float *share)
 {
     tr_neighbor nb[TR_K_MAX];
-    int32_t dots[TR_KNN_BLOCK];
-    const int8_t *q = row(W, i);
-    uint32_t f = tr_knn_search(tr_kernels_active(), refs, q, W->k, dots, nb);
-    const float invq = W->inv[i];
+    float radius;
+    const uint32_t f = neighbours(W, refs, i, nb, &radius);
     const float *eh = NULL, *ek = NULL;
     if (s && s->n && w > 0.0f) {
-        const float radius = f ? 1.0f - nb[f - 1].sim * invq : 2.0f;
         int any = 0;
         for (uint32_t m = 0; m < W->nmp; m++)
             hits[m] = known[m] = 0.0f;
         for (uint32_t j = 0; j < s->n; j++) {
-            const uint32_t p = s->prompt[j];
-            const float d = 1.0f - (float)dot8(q, row(W, p), W->in->dim) * W->inv[p] * invq;
-            if (d <= radius) {
+            if (distance(W, i, s->prompt[j]) <= radius) {
                 hits[s->model[j]] += w * s->outcome[j];
                 known[s->model[j]] += w;
                 any = 1;
@@ -166,7 +178,7 @@ static void predict(const world *W, const tr_refs *refs, const tr_labels *lab, u
         if (any)
             eh = hits, ek = known;
     }
-    tr_knn_predict_ext(lab, nb, f, 0, invq, W->a, eh, ek, P, share, NULL);
+    tr_knn_predict_ext(lab, nb, f, 0, W->inv[i], W->a, eh, ek, P, share, NULL);
 }
 
 static uint32_t route_at(const world *W, const float *P, uint32_t i, double lambda)
@@ -395,17 +407,13 @@ static void ev_predict(const world *W, const evstore *e, uint32_t i, float w, fl
                        float *hits, float *known)
 {
     tr_neighbor nb[TR_K_MAX];
-    int32_t dots[TR_KNN_BLOCK];
-    const int8_t *q = row(W, i);
-    const uint32_t f = tr_knn_search(tr_kernels_active(), &W->refs, q, W->k, dots, nb);
-    const float invq = W->inv[i], radius = f ? 1.0f - nb[f - 1].sim * invq : 2.0f;
+    float radius;
+    const uint32_t f = neighbours(W, &W->refs, i, nb, &radius);
     int any = 0;
     for (uint32_t m = 0; m < W->nmp; m++)
         hits[m] = known[m] = 0.0f;
     for (uint32_t j = 0; j < e->n; j++) {
-        const uint32_t p = e->prompt[j];
-        const float d = 1.0f - (float)dot8(q, row(W, p), W->in->dim) * W->inv[p] * invq;
-        if (!(d <= radius))
+        if (!(distance(W, i, e->prompt[j]) <= radius))
             continue;
         for (uint32_t m = 0; m < W->nmp; m++)
             if (e->adds[(size_t)j * e->nm + m]) {
@@ -414,8 +422,8 @@ static void ev_predict(const world *W, const evstore *e, uint32_t i, float w, fl
                 any = 1;
             }
     }
-    tr_knn_predict_ext(&W->hl.lab, nb, f, 0, invq, W->a, any ? hits : NULL, any ? known : NULL, P,
-                       NULL, NULL);
+    tr_knn_predict_ext(&W->hl.lab, nb, f, 0, W->inv[i], W->a, any ? hits : NULL,
+                       any ? known : NULL, P, NULL, NULL);
 }
 
 /* One store's run: the draws routed and learnt, then Area on E. */
