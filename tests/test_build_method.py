@@ -21,6 +21,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
@@ -268,6 +269,65 @@ r = build(os.path.join(WORK, "x.trp"), "--method", "forest", ok=False)
 check(r.returncode == 2 and "--method must be" in r.stderr, "an unknown --method: usage error")
 r = build(os.path.join(WORK, "x.trp"), "--method", "task-map", "--clusters", 4, ok=False)
 check(r.returncode == 2, "--method task-map with --clusters: usage error")
+
+# Prompts without a task among prompts of 14 (a fleet's logged prompts:
+# fleet_step.py writes none) take the task whose mean unit row is nearest
+# (tools/task_map.c trh_infer_tasks), not a 15th task "" of every topic:
+# the task map's clusters are the 14 tasks' mean rows over the named and
+# the inferred prompts, recomputed here from the pack's own rows.
+nt_dir = os.path.join(WORK, "untasked")
+os.makedirs(nt_dir, exist_ok=True)
+for f in ("correctness.csv", "models.csv"):
+    shutil.copy(os.path.join(DATA, f), nt_dir)
+rows_in = [json.loads(l) for l in open(os.path.join(DATA, "prompts.jsonl"), encoding="utf-8") if l.strip()]
+with open(os.path.join(nt_dir, "prompts.jsonl"), "w", encoding="utf-8") as f:
+    for i, p in enumerate(rows_in):
+        q = {k: v for k, v in p.items() if k != "task" or i % 4 != 1}
+        f.write(json.dumps(q, ensure_ascii=False) + "\n")
+for i, p in enumerate(rows_in):
+    if i % 4 == 1:
+        p.pop("task", None)
+train = [p for p in rows_in if p.get("split") != "test"]
+ntp = os.path.join(WORK, "untasked.trp")
+r = subprocess.run([CLI, "build", "--data", nt_dir, "--embedder", EMB, "--key", KEY, "--out", ntp, "--force",
+                    "--method", "task-map", "--no-tasks"], capture_output=True, text=True)
+# The references are the train prompts the embedder knows a word of (the
+# others are skipped): embed says which, and gives their rows.
+tl = os.path.join(WORK, "untasked-train.jsonl")
+with open(tl, "w", encoding="utf-8") as f:
+    f.writelines(json.dumps({"text": p["text"]}, ensure_ascii=False) + "\n" for p in train)
+emb = subprocess.run([CLI, "embed", "--pack", ntp, "--key", PUB, "--input", tl, "--format", "jsonl"],
+                     capture_output=True, text=True)
+E = np.array([json.loads(l) for l in emb.stdout.splitlines()], np.float64)
+known = np.abs(E).sum(1) > 0
+train = [p for p, k in zip(train, known) if k]
+n_un = sum(1 for p in train if "task" not in p)
+check(r.returncode == 0 and f"tasks: {n_un} references without a task given the nearest of the 14 tasks'"
+      in r.stdout, f"build names the {n_un} untasked references and 14 tasks: {r.stdout[:400]}{r.stderr}")
+pk = parse_pack(ntp)
+cl = pk["clusters"]["rows"].astype(np.float64)
+check(cl.shape[0] == 14, f"the untasked prompts join the 14 tasks, no 15th ({cl.shape[0]} clusters)")
+X = E[known]
+check(X.shape[0] == pk["rows"].shape[0] and np.array_equal(X, pk["rows"][:, :X.shape[1]]),
+      "embed's rows of the known train prompts are the pack's references")
+if X.shape[0] == len(train) and cl.shape[0] == 14:
+    X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32).astype(np.float64)
+    names = []
+    for p in train:  # task ids by first appearance, as build numbers them
+        if "task" in p and p["task"] not in names:
+            names.append(p["task"])
+    t = np.array([names.index(p["task"]) if "task" in p else -1 for p in train])
+    S = np.array([X[t == j].sum(0) for j in range(14)])
+    C = (S / np.linalg.norm(S, axis=1, keepdims=True)).astype(np.float32).astype(np.float64)
+    t_inf = t.copy()
+    t_inf[t < 0] = np.argmax(X[t < 0] @ C.T, axis=1)
+
+    def worst_cos(tt):
+        M = np.array([X[tt == j].mean(0) for j in range(14)])
+        return min(float(M[j] @ cl[j] / np.linalg.norm(M[j]) / np.linalg.norm(cl[j])) for j in range(14))
+    got, named_only = worst_cos(t_inf), worst_cos(t)
+    check(got > 0.9999 and named_only < got, f"the clusters are the mean rows with the nearest-task rule "
+          f"(worst cosine {got:.6f}; named prompts alone {named_only:.6f})")
 
 # Held out (the test split): the no-flag pack against the settings `eval
 # --data` chooses per method (its per-seed picks of k or K and a).

@@ -780,14 +780,42 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
     int tasks_bad = 0;
     uint32_t *task_of = trh_xmalloc(kept_ds * sizeof *task_of);
     const char **names = trh_xmalloc(kept_ds * sizeof *names);
+    /* A prompt without a task (a fleet's logged prompt: tools/fleet_step.py
+     * writes none) among prompts of two or more tasks gets the nearest
+     * task's (trh_infer_tasks), not a task "" of every topic; with fewer
+     * named tasks "" stays a task of its own, as before. */
+    size_t untasked = 0;
+    uint32_t named = 0;
+    for (size_t j = 0; j < kept_ds; j++) {
+        const char *t = ds.prompts[kept_from[j]].task;
+        if (!*t) {
+            untasked++;
+            continue;
+        }
+        uint32_t id = 0;
+        while (id < named && strcmp(names[id], t))
+            id++;
+        if (id == named)
+            names[named++] = t;
+    }
+    const int infer = untasked && named >= 2;
     for (size_t j = 0; j < kept_ds; j++) { /* the task map is a candidate */
         const char *t = ds.prompts[kept_from[j]].task;
         uint32_t id = 0;
+        if (infer && !*t) {
+            task_of[j] = UINT32_MAX; /* given below */
+            continue;
+        }
         while (id < n_tasks && strcmp(names[id], t))
             id++;
         if (id == n_tasks)
             names[n_tasks++] = t;
         task_of[j] = id;
+    }
+    if (infer) {
+        trh_infer_tasks(refs, kept_ds, dim, n_tasks, task_of);
+        fprintf(say, "tasks: %zu references without a task given the nearest of the %u tasks' "
+                "(cosine to each task's mean row)\n", untasked, n_tasks);
     }
     for (uint32_t i = 0; i < n_tasks; i++)
         names[i] = trh_xstrdup(names[i]);

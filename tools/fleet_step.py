@@ -35,7 +35,7 @@ parser of the format:
     every model scored) comes first, unchanged, with its models.csv; a fleet
     prompt whose text is a base prompt's fills only that row's unknown
     cells (the benchmark's scores are the reference); the others follow as
-    new prompts (split train). `build` needs a score for every model
+    new prompts (split train, no task). `build` needs a score for every model
     somewhere, which fleet logs alone rarely give: build from --base.
 
 --robust (poisoning resistance, issue 17 item 2; see robust_votes): each
@@ -478,7 +478,10 @@ def write_dataset(d, keys, texts, cells_by_prompt, names, model_rows, force, bas
             wn.writerow([pid] + cnt)
         for k in keys:
             pid = "fleet-%016x" % k
-            fp.write(json.dumps({"id": pid, "text": texts[k], "task": "fleet", "split": "train"},
+            # No task: a device does not know it. build gives each such
+            # prompt the nearest named task (tools/DATASET.md); a task
+            # "fleet" made one task map cluster of every topic.
+            fp.write(json.dumps({"id": pid, "text": texts[k], "split": "train"},
                                 ensure_ascii=False) + "\n")
             row, cnt = [""] * m, [""] * m
             for c, s, n in cells_by_prompt[k]:

@@ -41,6 +41,49 @@ void trh_task_means(const float *x, const uint32_t *task, size_t n, uint32_t T, 
     free(cnt);
 }
 
+size_t trh_infer_tasks(const int8_t *refs, size_t n, uint32_t dim, uint32_t T, uint32_t *task)
+{
+    double *sum = trh_xcalloc((size_t)T * dim, sizeof *sum);
+    float *x = trh_xmalloc((dim ? dim : 1) * sizeof *x), *cent = trh_xmalloc((size_t)T * dim * sizeof *cent);
+    size_t given = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (task[i] >= T)
+            continue;
+        trh_unit_row(refs + i * dim, dim, x);
+        for (uint32_t d = 0; d < dim; d++)
+            sum[(size_t)task[i] * dim + d] += x[d];
+    }
+    /* Unit centroids: the cosine to each, not the dot with a mean whose
+     * length shrinks with the task's spread. */
+    for (uint32_t t = 0; t < T; t++) {
+        double ss = 0;
+        for (uint32_t d = 0; d < dim; d++)
+            ss += sum[(size_t)t * dim + d] * sum[(size_t)t * dim + d];
+        for (uint32_t d = 0; d < dim; d++)
+            cent[(size_t)t * dim + d] = ss > 0 ? (float)(sum[(size_t)t * dim + d] / sqrt(ss)) : 0.0f;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (task[i] < T)
+            continue;
+        trh_unit_row(refs + i * dim, dim, x);
+        uint32_t best = 0;
+        double best_s = -INFINITY;
+        for (uint32_t t = 0; t < T; t++) {
+            double s = 0;
+            for (uint32_t d = 0; d < dim; d++)
+                s += (double)x[d] * cent[(size_t)t * dim + d];
+            if (s > best_s) {
+                best_s = s;
+                best = t;
+            }
+        }
+        task[i] = best;
+        given++;
+    }
+    free(sum), free(x), free(cent);
+    return given;
+}
+
 /* Five folds of n rows (build's cross-validation of l2, a and the
  * method): a full Fisher-Yates shuffle with a fixed seed, so that no order
  * of the data (prompts sorted by task, say) decides the folds; the row at

@@ -29,6 +29,14 @@ void trh_unit_row(const int8_t *r, uint32_t dim, float *out);
 void trh_task_means(const float *x, const uint32_t *task, size_t n, uint32_t T, uint32_t dim,
                    float *cent);
 
+/* Rows without a task (task[i] >= T) each get the task whose mean unit row
+ * (over the rows with one) is nearest by cosine, ties to the lower task:
+ * the task map's own starting centroids. A fleet's logged prompts carry no
+ * task (a device does not know it); left as a task of their own they made
+ * one cluster of every topic in the task map. T >= 1. Returns how many it
+ * gave. */
+size_t trh_infer_tasks(const int8_t *refs, size_t n, uint32_t dim, uint32_t T, uint32_t *task);
+
 /* build's K-fold cross-validation (of the task map's l2 and a, and of the
  * method): fold[j] & TRH_FOLD_MASK is row j's fold (0..TRH_FOLDS-1, a
  * fixed-seed shuffle dealt round-robin), TRH_FOLD_SCORED set on the first
