@@ -9,6 +9,7 @@
 #define LR 0.05
 #define CLIP 1e-6
 
+
 /* The logit theta_c x + b_c of row c, summed in d order (as every fit
  * before this one did: the results are the same to the bit). */
 static double logit(const double *t, const double *x, uint32_t dim)
@@ -22,7 +23,9 @@ static double logit(const double *t, const double *x, uint32_t dim)
 /* z = softmax(theta x + b) over the k rows of theta (k x (dim + 1), bias last).
  * Four rows at a time: four independent sums in flight instead of one
  * chain of dependent adds (each sum keeps its own d order). */
-static void softmax_of(const double *theta, const double *x, uint32_t dim, uint32_t k, double *z)
+/* Not inlined into the AVX2 clones of the losses: there GCC 12 turns the
+ * four chains into shuffles of partial products, slower than these. */
+__attribute__((noinline)) static void softmax_of(const double *theta, const double *x, uint32_t dim, uint32_t k, double *z)
 {
     const size_t w = (size_t)dim + 1;
     uint32_t c = 0;
@@ -113,6 +116,7 @@ static void adam_step(double *th, const double *g, double *m1, double *m2, size_
  * the order they always did (each over c or m ascending); only independent
  * sums are interleaved and loop-invariant terms hoisted, so the fit is the
  * same to the bit. */
+TRH_AVX2_CLONE
 static double loss(const float *x, size_t n, uint32_t dim, const float *err, uint32_t nm,
                    const float *psi, uint32_t k, const double *theta, double *grad, fit_scratch *f)
 {
@@ -185,6 +189,7 @@ double trh_learned_map_fit(const float *x, size_t n, uint32_t dim, const float *
 }
 
 /* Softmax regression objective, and its gradient into grad. */
+TRH_AVX2_CLONE
 static double task_loss(const float *x, size_t n, uint32_t dim, const uint32_t *task, uint32_t k,
                         double l2, const double *theta, double *grad, fit_scratch *f)
 {

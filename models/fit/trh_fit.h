@@ -13,6 +13,21 @@
 
 #include "tr_knn.h"
 
+/* The softmax losses' gradient loops are also compiled for AVX2 on x86-64
+ * and picked at run time: four doubles per instruction, the same
+ * operations on each element (no FMA is formed: -ffp-contract=off; no sum
+ * is reordered), so a fit gives the same bits on any machine. (K-means and
+ * the logits' four-at-a-time sums were slower as AVX2 clones: GCC 12 turns
+ * the independent sums into shuffles.) */
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define TRH_AVX2_CLONE __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef TRH_AVX2_CLONE
+#define TRH_AVX2_CLONE
+#endif
+
 /* ---- K-means and the per-cluster error vectors Psi (cluster routing) ---- */
 /* Host-side fitting of cluster routing (linked into the CLI, never into the
  * device library): K-means++ and the per-cluster error vectors Psi. */
