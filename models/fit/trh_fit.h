@@ -19,7 +19,18 @@
  * is reordered), so a fit gives the same bits on any machine. (K-means and
  * the logits' four-at-a-time sums were slower as AVX2 clones: GCC 12 turns
  * the independent sums into shuffles.) */
-#if defined(__x86_64__) && defined(__has_attribute)
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TRH_NO_CLONES /* clang -fsanitize=thread */
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define TRH_NO_CLONES /* gcc -fsanitize=thread */
+#endif
+/* Not under ThreadSanitizer: the clones' resolver runs while the program
+ * is relocated, before TSan's runtime, and its instrumented code crashes
+ * there (test_threads segfaulted in _dl_relocate_object). */
+#if defined(__x86_64__) && defined(__has_attribute) && !defined(TRH_NO_CLONES)
 #if __has_attribute(target_clones)
 #define TRH_AVX2_CLONE __attribute__((target_clones("avx2", "default")))
 #endif
