@@ -283,8 +283,9 @@ static void loto_matches(const data *d, uint32_t k, uint32_t k_dist, uint32_t li
         const tr_refs refs = {nr, dim, dim, rows, inv};
         uint32_t again = 0;
         assert_int_equal(trh_task_fit(kern, &refs, rtask, d->n_tasks - 1, ys, nm, k, k_dist, 0, u0, a0), 0);
-        assert_int_equal(trh_task_fit_loto(&lo, kern, d->task_of, t, &refs, ri, rtask, d->n_tasks - 1,
-                                           ys, nm, k, k_dist, u1, a1, &again), 0);
+        assert_int_equal(trh_task_fit_loto(&lo, kern, d->task_of, t, &refs, ri, reduced_of, rtask,
+                                           d->n_tasks - 1, ys, nm, k, k_dist, u1, a1, &again),
+                         0);
         assert_memory_equal(u0, u1, (d->n_tasks - 1) * sizeof *u0);
         assert_memory_equal(a0, a1, (size_t)(d->n_tasks - 1) * nm * sizeof *a0);
         *searched += again;

@@ -1078,13 +1078,13 @@ static int eval_tasks(const prepared *p, uint8_t *table, size_t table_len, const
             rtask[nref++] = remap[task[i]];
         }
         tr_refs refs = gather_refs(q, ri, nref, dim);
-        uint32_t again;
-        if (trh_task_fit_loto(&lo, tr_kernels_active(), task, t, &refs, ri, rtask, ntask, ys, nm,
-                              TASK_K, TASK_K_DIST, u, tacc, &again) != 0)
-            return trh_err("out of memory");
-        searched += again;
         for (uint32_t r = 0; r < nref; r++)
             reduced_of[ri[r]] = r;
+        uint32_t again;
+        if (trh_task_fit_loto(&lo, tr_kernels_active(), task, t, &refs, ri, reduced_of, rtask,
+                              ntask, ys, nm, TASK_K, TASK_K_DIST, u, tacc, &again) != 0)
+            return trh_err("out of memory");
+        searched += again;
         tr_task_table tab = {ntask, nm, TASK_K_DIST, 0.09f, 0.6f, u, tacc};
         memset(sg, 0, nm * sizeof *sg);
         memset(sa, 0, nm * sizeof *sa);

@@ -6,25 +6,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct cand {
-    float sim;
-    uint32_t idx;
-} cand;
-
 /* The neighbour order: higher similarity first, then the lower index. */
 static int by_sim(const void *a, const void *b)
 {
-    const cand *x = a, *y = b;
+    const tr_neighbor *x = a, *y = b;
     if (x->sim != y->sim)
         return x->sim > y->sim ? -1 : 1;
     return (x->idx > y->idx) - (x->idx < y->idx);
 }
 
 /* x ranks after y in by_sim order. */
-static int worse(cand x, cand y) { return x.sim != y.sim ? x.sim < y.sim : x.idx > y.idx; }
+static int worse(tr_neighbor x, tr_neighbor y)
+{
+    return x.sim != y.sim ? x.sim < y.sim : x.idx > y.idx;
+}
 
 /* A bounded heap keeping the `cap` best candidates; h[0] is the worst kept. */
-static void heap_push(cand *h, uint32_t *len, uint32_t cap, cand c)
+static void heap_push(tr_neighbor *h, uint32_t *len, uint32_t cap, tr_neighbor c)
 {
     uint32_t i;
     if (*len < cap) {
@@ -41,7 +39,7 @@ static void heap_push(cand *h, uint32_t *len, uint32_t cap, cand c)
     i = 0;
     for (;;) {
         uint32_t l = 2 * i + 1, r = l + 1, w = i;
-        cand wc = c;
+        tr_neighbor wc = c;
         if (l < cap && worse(h[l], wc))
             w = l, wc = h[l];
         if (r < cap && worse(h[r], wc))
@@ -72,7 +70,7 @@ typedef struct search_buf {
     int8_t *ptile;    /* TILE x pd */
     int8_t *pq;       /* BATCH x pd */
     float *sims;      /* TILE */
-    cand *heap;       /* BATCH x cap */
+    tr_neighbor *heap; /* BATCH x cap */
     uint32_t *hlen;   /* BATCH */
 } search_buf;
 
@@ -115,7 +113,7 @@ static void search_batch(const tr_kernels *kern, const tr_refs *refs, const uint
         for (uint32_t b = 0; b < nb; b++) {
             const uint32_t i = qi[b];
             kern->dot_i8_rows(w->pq + b * pd, w->ptile, pd, nt, pd, w->dots);
-            cand *h = w->heap + (size_t)b * cap;
+            tr_neighbor *h = w->heap + (size_t)b * cap;
             const float *inv = refs->inv_norm + j0;
             for (uint32_t j = 0; j < nt; j++) /* vectorizes */
                 w->sims[j] = (float)w->dots[j] * inv[j];
@@ -136,12 +134,12 @@ static void search_batch(const tr_kernels *kern, const tr_refs *refs, const uint
                 for (uint32_t j = c0; j < c0 + ce; j++)
                     if ((w->hlen[b] < cap || w->sims[j] > h[0].sim) &&
                         task_of[j0 + j] != task_of[i])
-                        heap_push(h, &w->hlen[b], cap, (cand){w->sims[j], j0 + j});
+                        heap_push(h, &w->hlen[b], cap, (tr_neighbor){w->sims[j], j0 + j});
             }
         }
     }
     for (uint32_t b = 0; b < nb; b++)
-        qsort(w->heap + (size_t)b * cap, w->hlen[b], sizeof(cand), by_sim);
+        qsort(w->heap + (size_t)b * cap, w->hlen[b], sizeof(tr_neighbor), by_sim);
 }
 
 /* The per-task sums the table is made of. */
@@ -154,8 +152,8 @@ typedef struct task_sums {
  * the mean distance of the first k_dist, and per model whether the first
  * k's mean score calls i's outcome right. */
 static void add_query(const tr_refs *refs, const uint32_t *task_of, const float *scores,
-                      uint32_t n_models, uint32_t k, uint32_t k_dist, uint32_t i, const cand *c,
-                      uint32_t nc, task_sums *ts)
+                      uint32_t n_models, uint32_t k, uint32_t k_dist, uint32_t i,
+                      const tr_neighbor *c, uint32_t nc, task_sums *ts)
 {
     if (nc == 0)
         return;
@@ -300,10 +298,8 @@ int trh_task_loto_make(const tr_kernels *kern, const tr_refs *refs, const uint32
         search_batch(kern, refs, task_of, qi, nb, &w);
         for (uint32_t b = 0; b < nb; b++) {
             out->len[b0 + b] = w.hlen[b];
-            for (uint32_t j = 0; j < w.hlen[b]; j++) {
-                const cand c = w.heap[(size_t)b * L + j];
-                out->nb[(size_t)(b0 + b) * L + j] = (tr_neighbor){c.sim, c.idx};
-            }
+            memcpy(out->nb + (size_t)(b0 + b) * L, w.heap + (size_t)b * L,
+                   w.hlen[b] * sizeof *out->nb);
         }
     }
     search_buf_free(&w);
@@ -332,27 +328,23 @@ uint32_t trh_task_loto_neighbours(const trh_task_loto *lo, const uint32_t *task_
 
 int trh_task_fit_loto(const trh_task_loto *lo, const tr_kernels *kern, const uint32_t *task_all,
                       uint32_t held_out, const tr_refs *refs, const uint32_t *orig_of,
-                      const uint32_t *task_of, uint32_t n_tasks, const float *scores,
-                      uint32_t n_models, uint32_t k, uint32_t k_dist, float *u, float *acc,
-                      uint32_t *n_searched)
+                      const uint32_t *reduced_of, const uint32_t *task_of, uint32_t n_tasks,
+                      const float *scores, uint32_t n_models, uint32_t k, uint32_t k_dist,
+                      float *u, float *acc, uint32_t *n_searched)
 {
     const uint32_t n = refs->n, cap = k > k_dist ? k : k_dist;
     search_buf w;
     task_sums ts;
-    uint32_t *reduced_of = malloc(((size_t)lo->n + 1) * sizeof *reduced_of);
-    cand *c = malloc(((size_t)cap + 1) * sizeof *c);
     tr_neighbor *nb = malloc(((size_t)cap + 1) * sizeof *nb);
     const int bufs = search_buf_make(&w, refs->dim, cap), sums = task_sums_make(&ts, n_tasks, n_models);
-    if (bufs != 0 || sums != 0 || !reduced_of || !c || !nb) {
+    if (bufs != 0 || sums != 0 || !nb) {
         if (bufs == 0)
             search_buf_free(&w);
         if (sums == 0)
             task_sums_finish(&ts, 0, 0, u, acc);
-        free(reduced_of), free(c), free(nb);
+        free(nb);
         return -1;
     }
-    for (uint32_t r = 0; r < n; r++)
-        reduced_of[orig_of[r]] = r;
     *n_searched = 0;
     /* Every reference a query, in order, as trh_task_fit with
      * max_queries_per_task 0. */
@@ -365,12 +357,10 @@ int trh_task_fit_loto(const trh_task_loto *lo, const tr_kernels *kern, const uin
             ++*n_searched;
             continue;
         }
-        for (uint32_t j = 0; j < got; j++)
-            c[j] = (cand){nb[j].sim, nb[j].idx};
-        add_query(refs, task_of, scores, n_models, k, k_dist, r, c, got, &ts);
+        add_query(refs, task_of, scores, n_models, k, k_dist, r, nb, got, &ts);
     }
     task_sums_finish(&ts, n_tasks, n_models, u, acc);
     search_buf_free(&w);
-    free(reduced_of), free(c), free(nb);
+    free(nb);
     return 0;
 }

@@ -204,14 +204,15 @@ uint32_t trh_task_loto_neighbours(const trh_task_loto *lo, const uint32_t *task_
                                   uint32_t held_out, const uint32_t *reduced_of, uint32_t i,
                                   uint32_t want, tr_neighbor *out);
 /* trh_task_fit (every reference a query) of the references without task
- * held_out: refs, task_of, n_tasks, scores as trh_task_fit takes them, and
- * orig_of[r] the original index of reference r (ascending). n_searched:
- * the queries searched again. 0, or -1 when out of memory. */
+ * held_out: refs, task_of, n_tasks, scores as trh_task_fit takes them;
+ * orig_of[r] the original index of reference r (ascending) and reduced_of
+ * its inverse (original -> r, read for the other tasks' prompts only).
+ * n_searched: the queries searched again. 0, or -1 when out of memory. */
 int trh_task_fit_loto(const trh_task_loto *lo, const tr_kernels *kern, const uint32_t *task_all,
                       uint32_t held_out, const tr_refs *refs, const uint32_t *orig_of,
-                      const uint32_t *task_of, uint32_t n_tasks, const float *scores,
-                      uint32_t n_models, uint32_t k, uint32_t k_dist, float *u, float *acc,
-                      uint32_t *n_searched);
+                      const uint32_t *reduced_of, const uint32_t *task_of, uint32_t n_tasks,
+                      const float *scores, uint32_t n_models, uint32_t k, uint32_t k_dist,
+                      float *u, float *acc, uint32_t *n_searched);
 
 /* ---- embedder tables (SIF principal component, hashed n-gram rows) ---- */
 /* Host-side embedder fitting (linked into the CLI only). */
