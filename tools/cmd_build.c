@@ -234,8 +234,10 @@ static double fit_kmeans(const km_rows *r, size_t n, uint32_t k, float *cent, ui
         trh_progress_update(pg, j0);
         for (size_t i = 0; i < b && !bad; i++)
             bad = km_row(r, &rd, &at, j0 + i, blk + i * dim);
-        if (!bad)
+        if (!bad) {
             inertia = trh_kmeans_assign_from(inertia, blk, b, dim, cent, k, assign + j0, NULL, NULL);
+            bad = inertia < 0; /* out of memory */
+        }
     }
     trh_prompt_reader_close(&rd);
     free(blk);

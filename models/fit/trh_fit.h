@@ -71,8 +71,9 @@ double trh_kmeans_fit_sampled(const float *x, size_t n, uint32_t dim, uint32_t k
                              void *ctx);
 
 /* Every row to its nearest centroid (squared Euclidean, the lower index on
- * ties); returns the inertia over the n rows. progress(ctx, done, n) every
- * 4096 rows. */
+ * ties; the same sums as the Lloyd steps of trh_kmeans_fit); returns the
+ * inertia over the n rows, < 0 when out of memory. progress(ctx, done, n)
+ * every 4096 rows. */
 double trh_kmeans_assign(const float *x, size_t n, uint32_t dim, const float *centroids,
                         uint32_t k, uint32_t *assign,
                         void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx);
@@ -87,7 +88,8 @@ size_t trh_kmeans_sample(size_t n, uint32_t k, uint32_t max_per_centroid, uint64
 
 /* trh_kmeans_assign over rows given in blocks: adds each row's squared
  * distance to inertia in row order, so blocks in order sum exactly as one
- * call over all of them; returns the new total. */
+ * call over all of them; returns the new total, < 0 when out of memory
+ * (stop there: a later block's sum would hide it). */
 double trh_kmeans_assign_from(double inertia, const float *x, size_t n, uint32_t dim,
                              const float *centroids, uint32_t k, uint32_t *assign,
                              void (*progress)(void *ctx, uint64_t done, uint64_t total),
