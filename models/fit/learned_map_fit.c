@@ -9,7 +9,6 @@
 #define LR 0.05
 #define CLIP 1e-6
 
-
 /* The logit theta_c x + b_c of row c, summed in d order (as every fit
  * before this one did: the results are the same to the bit). */
 static double logit(const double *t, const double *x, uint32_t dim)
@@ -22,10 +21,11 @@ static double logit(const double *t, const double *x, uint32_t dim)
 
 /* z = softmax(theta x + b) over the k rows of theta (k x (dim + 1), bias last).
  * Four rows at a time: four independent sums in flight instead of one
- * chain of dependent adds (each sum keeps its own d order). */
-/* Not inlined into the AVX2 clones of the losses: there GCC 12 turns the
- * four chains into shuffles of partial products, slower than these. */
-__attribute__((noinline)) static void softmax_of(const double *theta, const double *x, uint32_t dim, uint32_t k, double *z)
+ * chain of dependent adds (each sum keeps its own d order). Not inlined
+ * into the losses' AVX2 clones: there GCC 12 turns the four chains into
+ * shuffles of partial products, slower than these. */
+__attribute__((noinline)) static void softmax_of(const double *theta, const double *x,
+                                                 uint32_t dim, uint32_t k, double *z)
 {
     const size_t w = (size_t)dim + 1;
     uint32_t c = 0;
@@ -142,10 +142,11 @@ static double loss(const float *x, size_t n, uint32_t dim, const float *err, uin
         for (uint32_t m = 0; m < nm; m++) {
             gam[m] = fmin(fmax(gam[m], CLIP), 1 - CLIP);
             double e = err[i * nm + m];
-            if (!isnan(e)) {
-                total -= e * log(gam[m]) + (1 - e) * log(1 - gam[m]);
+            if (isnan(e))
+                continue;
+            total -= e * log(gam[m]) + (1 - e) * log(1 - gam[m]);
+            if (grad)
                 dg[m] = (gam[m] - e) / (gam[m] * (1 - gam[m]));
-            }
         }
         if (!grad)
             continue;
