@@ -326,6 +326,20 @@ static double nice_step(double span, int target)
     return (r < 1.5 ? 1 : r < 3 ? 2 : r < 7 ? 5 : 10) * mag;
 }
 
+/* Axes on nice steps around the data's extent, y padded by pad_frac of its
+ * span on each side (the caller widens an empty or flat y range first). */
+static axes axes_around(double xmin, double xmax, double ymin, double ymax, double pad_frac)
+{
+    axes a = {.xstep = nice_step(xmax - xmin, 10)};
+    double pad = pad_frac * (ymax - ymin);
+    a.ystep = nice_step(ymax - ymin + 2 * pad, 7);
+    a.x0 = floor(xmin / a.xstep + 1e-9) * a.xstep;
+    a.x1 = ceil(xmax / a.xstep - 1e-9) * a.xstep;
+    a.y0 = floor((ymin - pad) / a.ystep) * a.ystep;
+    a.y1 = ceil((ymax + pad) / a.ystep) * a.ystep;
+    return a;
+}
+
 static axes axes_for(const cJSON *ds)
 {
     double xmin = 0, xmax = 1, ymin = INFINITY, ymax = -INFINITY, x, y;
@@ -348,14 +362,7 @@ static axes axes_for(const cJSON *ds)
         ymin = 0, ymax = 1;
     if (ymax - ymin < 1e-6)
         ymin -= 0.05, ymax += 0.05;
-    axes a = {.xstep = nice_step(xmax - xmin, 10)};
-    double pad = 0.03 * (ymax - ymin);
-    a.ystep = nice_step(ymax - ymin + 2 * pad, 7);
-    a.x0 = floor(xmin / a.xstep + 1e-9) * a.xstep;
-    a.x1 = ceil(xmax / a.xstep - 1e-9) * a.xstep;
-    a.y0 = floor((ymin - pad) / a.ystep) * a.ystep;
-    a.y1 = ceil((ymax + pad) / a.ystep) * a.ystep;
-    return a;
+    return axes_around(xmin, xmax, ymin, ymax, 0.03);
 }
 
 static double px(const axes *a, double x) { return PL + (x - a->x0) / (a->x1 - a->x0) * (PR - PL); }
@@ -944,14 +951,7 @@ static axes local_axes(const cJSON *pts)
         ymin = 0, ymax = 1;
     if (ymax - ymin < 1e-3)
         ymin -= 0.005, ymax += 0.005;
-    axes a = {.xstep = nice_step(xmax, 10)};
-    double pad = 0.05 * (ymax - ymin);
-    a.ystep = nice_step(ymax - ymin + 2 * pad, 7);
-    a.x0 = 0;
-    a.x1 = ceil(xmax / a.xstep - 1e-9) * a.xstep;
-    a.y0 = floor((ymin - pad) / a.ystep) * a.ystep;
-    a.y1 = ceil((ymax + pad) / a.ystep) * a.ystep;
-    return a;
+    return axes_around(0, xmax, ymin, ymax, 0.05);
 }
 
 static void local_figure(FILE *f, const cJSON *pts)
