@@ -1,5 +1,7 @@
 /* The hot loop of kNN routing: score every reference row against the query
- * in blocks (one kernel call per block), keep the k best in a min-heap. */
+ * in blocks (one kernel call per block), keep the k best in a min-heap; once
+ * the heap is full, a second kernel picks the few rows of a block that beat
+ * its worst entry, and only those reach the heap. */
 #include "tr_numeric.h" /* first: the numeric contract, for every function below */
 #include "tr_knn.h"
 
@@ -81,10 +83,24 @@ uint32_t tr_knn_search(const tr_kernels *kern, const tr_refs *refs,
         return 0;
     for (uint32_t base = 0; base < refs->n; base += TR_KNN_BLOCK) {
         uint32_t nb = refs->n - base < TR_KNN_BLOCK ? refs->n - base : TR_KNN_BLOCK;
+        const float *inv = refs->inv_norm + base;
         kern->dot_i8_rows(q, refs->rows + (size_t)base * refs->stride,
                           refs->stride, nb, refs->dim, dots);
-        for (uint32_t j = 0; j < nb; j++)
-            topk_push(&t, (tr_neighbor){(float)dots[j] * refs->inv_norm[base + j], base + j});
+        if (t.n < t.k) {
+            for (uint32_t j = 0; j < nb; j++)
+                topk_push(&t, (tr_neighbor){(float)dots[j] * inv[j], base + j});
+            continue;
+        }
+        /* Only rows above the worst kept can enter: rows come in index
+         * order, so a tie with it loses. The heap's floor rises during the
+         * block, so topk_push still checks each one against the current. */
+        uint64_t above[TR_KNN_BLOCK / 64];
+        kern->scaled_above(dots, inv, nb, t.h[0].sim, above);
+        for (uint32_t w = 0; w * 64 < nb; w++)
+            for (uint64_t m = above[w]; m; m &= m - 1) {
+                uint32_t j = w * 64 + (uint32_t)__builtin_ctzll(m);
+                topk_push(&t, (tr_neighbor){(float)dots[j] * inv[j], base + j});
+            }
     }
     return topk_finish(&t);
 }

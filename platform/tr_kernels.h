@@ -1,7 +1,8 @@
 /* Kernel family: the hot loops of kNN, centroid lookup and bitset work.
  * Each ISA variant lives beside its scalar reference (platform/dot_i8.c,
- * platform/popcount.c) and must give identical results: the arithmetic is
- * integer, so "identical" means equal, not close. */
+ * platform/popcount.c, platform/above.c) and must give identical results:
+ * the arithmetic is integer (or one exactly rounded float operation), so
+ * "identical" means equal, not close. */
 #ifndef TR_KERNELS_H
 #define TR_KERNELS_H
 
@@ -19,6 +20,10 @@ typedef struct tr_kernels {
     /* out[r] = popcount(q ^ codes[r]) over `words` u64 per code. */
     void (*hamming_rows)(const uint64_t *q, const uint64_t *codes, size_t words,
                          size_t n_rows, uint32_t *out);
+    /* mask bit j = ((float)dots[j] * scale[j] > thr), j < n, in ceil(n/64)
+     * words; bits past n are 0 (platform/above.c). */
+    void (*scaled_above)(const int32_t *dots, const float *scale, size_t n, float thr,
+                         uint64_t *mask);
     /* 1: dot_i8_rows equals the scalar reference on -128 too (every int8);
      * 0: only on [-127, 127] (the AVX2 sign trick), which is all the loader
      * admits (tr_i8_rows_ok). */
@@ -55,5 +60,9 @@ void tr_hamming_rows_scalar(const uint64_t *, const uint64_t *, size_t, size_t, 
 void tr_hamming_rows_avx2(const uint64_t *, const uint64_t *, size_t, size_t, uint32_t *);
 void tr_hamming_rows_avx512(const uint64_t *, const uint64_t *, size_t, size_t, uint32_t *);
 void tr_hamming_rows_neon(const uint64_t *, const uint64_t *, size_t, size_t, uint32_t *);
+void tr_scaled_above_scalar(const int32_t *, const float *, size_t, float, uint64_t *);
+void tr_scaled_above_avx2(const int32_t *, const float *, size_t, float, uint64_t *);
+void tr_scaled_above_avx512(const int32_t *, const float *, size_t, float, uint64_t *);
+void tr_scaled_above_neon(const int32_t *, const float *, size_t, float, uint64_t *);
 
 #endif

@@ -215,6 +215,114 @@ static void test_hamming_rows_equal_scalar(void **state)
     assert_int_equal(want[0], 64 * 19);
 }
 
+/* The threshold filter: every variant's bits equal the scalar reference's
+ * for every length around the 8/16/64-lane steps, thresholds exactly equal
+ * to some products (a tie is not above), -inf and +inf, scales of 0; the
+ * scalar reference itself is checked against the plain expression. */
+static void test_scaled_above_equal_scalar(void **state)
+{
+    enum { NMAX = 4 * 64 + 9 };
+    static int32_t dots[NMAX];
+    static float scale[NMAX];
+    uint64_t want[5], got[5];
+    for (size_t n = 1; n <= NMAX; n += (n < 140 ? 1 : 13))
+        for (int t = 0; t < 5; t++) {
+            for (size_t j = 0; j < n; j++) {
+                dots[j] = (int32_t)(rnd() % 2000001) - 1000000;
+                scale[j] = (rnd() % 7 == 0) ? 0.0f : (float)(rnd() % 10000) / 7919.0f;
+            }
+            dots[n / 2] = 0; /* 0 * scale is 0: the tie case of thr = 0 */
+            float thr = t == 0 ? (float)dots[n / 3] * scale[n / 3] /* an exact tie */
+                      : t == 1 ? -INFINITY
+                      : t == 2 ? INFINITY
+                      : t == 3 ? 0.0f
+                               : (float)((int)(rnd() % 2001) - 1000) * 0.5f;
+            memset(want, 0xAB, sizeof want);
+            tr_kernels_scalar()->scaled_above(dots, scale, n, thr, want);
+            for (size_t j = 0; j < n; j++)
+                assert_int_equal((want[j / 64] >> (j % 64)) & 1, (float)dots[j] * scale[j] > thr);
+            for (size_t j = n; j < (n + 63) / 64 * 64; j++)
+                assert_int_equal((want[j / 64] >> (j % 64)) & 1, 0);
+            if (t == 0)
+                assert_int_equal((want[n / 3 / 64] >> (n / 3 % 64)) & 1, 0);
+            for (size_t v = 0; v < n_variants; v++) {
+                memset(got, 0xCD, sizeof got);
+                variants[v]->scaled_above(dots, scale, n, thr, got);
+                assert_memory_equal(got, want, (n + 63) / 64 * sizeof *want);
+            }
+        }
+}
+
+static int by_sim_then_index(const void *a, const void *b)
+{
+    const tr_neighbor *x = a, *y = b;
+    if (x->sim != y->sim)
+        return x->sim > y->sim ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Every row's sim for q, sorted by (sim descending, index ascending). */
+static void sorted_sims(const int8_t *q, const int8_t *rows, const float *inv, uint32_t nr,
+                        uint32_t dim, tr_neighbor *all)
+{
+    int32_t dot;
+    for (uint32_t i = 0; i < nr; i++) {
+        tr_kernels_scalar()->dot_i8_rows(q, rows + (size_t)i * dim, dim, 1, dim, &dot);
+        all[i] = (tr_neighbor){(float)dot * inv[i], i};
+    }
+    qsort(all, nr, sizeof *all, by_sim_then_index);
+}
+
+/* tr_knn_search (heap + block filter) returns exactly the first k of a full
+ * sort by (sim descending, index ascending), with exact ties that straddle
+ * blocks (copies of rows 256 and 600 rows later), for k small, around the
+ * 256-row block and beyond it. The last trial reorders the rows so that each
+ * is nearer than every row before it: every row must pass the filter, by a
+ * margin as small as the gaps between neighbouring sims. */
+static void test_knn_search_equals_full_sort(void **state)
+{
+    enum { NR = 1500, DIM = 40 };
+    static int8_t rows[NR * DIM], sorted_rows[NR * DIM];
+    static float inv[NR], sorted_inv[NR];
+    static tr_neighbor all[NR], got[NR];
+    int8_t q[DIM];
+    fill(rows, sizeof rows, 0);
+    for (uint32_t i = 0; i < NR; i++)
+        if (i % 3 == 0 && i + 600 < NR)
+            memcpy(rows + (size_t)(i + 600) * DIM, rows + (size_t)i * DIM, DIM);
+        else if (i % 7 == 0 && i + 256 < NR)
+            memcpy(rows + (size_t)(i + 256) * DIM, rows + (size_t)i * DIM, DIM);
+    for (uint32_t i = 0; i < NR; i++)
+        inv[i] = tr_i8_inv_norm(rows + (size_t)i * DIM, DIM);
+    tr_refs refs = {NR, DIM, DIM, rows, inv};
+    static const uint32_t ks[] = {1, 10, 100, 255, 256, 257, 700, NR};
+    for (int trial = 0; trial < 5; trial++) {
+        if (trial == 0)
+            memcpy(q, rows + 3 * DIM, DIM); /* its copies tie at the top */
+        else
+            fill(q, DIM, 0);
+        sorted_sims(q, rows, inv, NR, DIM, all);
+        if (trial == 4) { /* ascending: the nearest row last */
+            for (uint32_t i = 0; i < NR; i++) {
+                memcpy(sorted_rows + (size_t)i * DIM, rows + (size_t)all[NR - 1 - i].idx * DIM, DIM);
+                sorted_inv[i] = inv[all[NR - 1 - i].idx];
+            }
+            refs.rows = sorted_rows, refs.inv_norm = sorted_inv;
+            sorted_sims(q, sorted_rows, sorted_inv, NR, DIM, all);
+            assert_int_equal(all[0].idx, NR - 1);
+        }
+        if (trial == 0)
+            assert_int_equal(all[1].idx, 603); /* the tie is there and ordered by index */
+        for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++)
+            for (size_t v = 0; v < n_variants; v++) {
+                int32_t dots[TR_KNN_BLOCK];
+                uint32_t n = tr_knn_search(variants[v], &refs, q, ks[ki], dots, got);
+                assert_int_equal(n, ks[ki]);
+                assert_memory_equal(got, all, n * sizeof *got);
+            }
+    }
+}
+
 /* The whole neighbour search, not just the dot products, is identical under
  * every variant: same indices, same similarities, same order. */
 static void test_knn_search_identical_across_variants(void **state)
@@ -434,6 +542,8 @@ int main(void)
         cmocka_unit_test(test_i8mm_present_when_supported),
         cmocka_unit_test(test_and_popcount_equal_scalar),
         cmocka_unit_test(test_hamming_rows_equal_scalar),
+        cmocka_unit_test(test_scaled_above_equal_scalar),
+        cmocka_unit_test(test_knn_search_equals_full_sort),
         cmocka_unit_test(test_knn_search_identical_across_variants),
         cmocka_unit_test(test_prefilter_selects_nearest_codes),
         cmocka_unit_test(test_softmax),

@@ -16,14 +16,16 @@
  * work that does not shrink with the code (popcount, bin update), counted
  * as TRH_PREFILTER_ROW_BYTES bytes. Predicted time against exact:
  *   (2 * (code_bytes + TRH_PREFILTER_ROW_BYTES) * n + C * stride) / (n * stride)
- * Calibrated on `make bench` on an idle machine (tests/bench/RESULTS.md,
- * 2026-12-06, AVX-512 VNNI, one thread): on the real 12,025 x 100 prompts
- * an exact row cost 2.37 ns and a Hamming pass 1.02 ns a row, 48 bytes'
- * worth at the exact rate (112-byte stride), 16 of them the code; at
+ * Calibrated on the bench on an idle machine (AVX-512 VNNI, one thread,
+ * `TR_BENCH_CASES=real,mix768 TR_BENCH_QUICK=1 TR_BENCH_REPS=30
+ * build/bench/bench build/bench/mmlu.trp -`, 2026-12-06 (4), after exact
+ * search stopped testing rows one at a time): on the real 12,025 x 100
+ * prompts an exact row cost 1.72 ns and a Hamming pass 1.12 ns a row, 72
+ * bytes' worth at the exact rate (112-byte stride), 16 of them the code; at
  * 100k x 768 the passes cost less than their bytes predict. The model
- * predicts 0.88 (measured 0.88) at 12k x 100, C = 289, and 0.34 (measured
- * 0.19) at 100k x 768, C = 462: exact where compute-bound, cautious where
- * memory-bound. */
+ * predicts 1.31 (measured 1.26-1.37) at 12k x 100, C = 289, and 0.40
+ * (measured 0.28) at 100k x 768, C = 462: exact where compute-bound,
+ * cautious where memory-bound. */
 #ifndef TRH_TOOLS_PREFILTER_CHOICE_H
 #define TRH_TOOLS_PREFILTER_CHOICE_H
 
@@ -33,7 +35,7 @@
 #define TRH_PREFILTER_RECALL_AT 10u   /* recall@10, issue 15's measure */
 #define TRH_PREFILTER_TARGET 0.95     /* the recall C is chosen for */
 #define TRH_PREFILTER_QUERIES 1000u   /* sampled references searched */
-#define TRH_PREFILTER_ROW_BYTES 32u   /* per-row, per-pass work, in bytes */
+#define TRH_PREFILTER_ROW_BYTES 56u   /* per-row, per-pass work, in bytes */
 /* Enabled only where the model predicts at most half the exact time: the
  * prefilter costs recall and N*D/8 bytes, so a 10% gain is not worth it,
  * and it must never be slower than exact where a pack enables it on a
