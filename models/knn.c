@@ -15,21 +15,32 @@ static int worse(const tr_neighbor *a, const tr_neighbor *b)
     return a->sim < b->sim || (a->sim == b->sim && a->idx > b->idx);
 }
 
+/* Put x at h[i] and restore the heap below it. Bottom-up (Floyd): walk
+ * down the path of worse children to a leaf, moving each up one level (one
+ * comparison per level, not two), then climb back to where x belongs. An
+ * entry replacing the root barely beats the worst kept, so it belongs near
+ * the leaves and the climb is short. */
+static void sift_down_with(tr_neighbor *h, uint32_t n, uint32_t i, tr_neighbor x)
+{
+    const uint32_t top = i;
+    for (uint32_t l; (l = 2 * i + 1) < n; ) {
+        uint32_t c = l + 1 < n && worse(&h[l + 1], &h[l]) ? l + 1 : l;
+        h[i] = h[c];
+        i = c;
+    }
+    while (i > top) {
+        uint32_t p = (i - 1) / 2;
+        if (!worse(&x, &h[p]))
+            break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = x;
+}
+
 static void sift_down(tr_neighbor *h, uint32_t n, uint32_t i)
 {
-    for (;;) {
-        uint32_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < n && worse(&h[l], &h[m]))
-            m = l;
-        if (r < n && worse(&h[r], &h[m]))
-            m = r;
-        if (m == i)
-            return;
-        tr_neighbor t = h[i];
-        h[i] = h[m];
-        h[m] = t;
-        i = m;
-    }
+    sift_down_with(h, n, i, h[i]);
 }
 
 static void sift_up(tr_neighbor *h, uint32_t i)
@@ -57,8 +68,7 @@ static inline void topk_push(topk *t, tr_neighbor c)
         t->h[t->n] = c;
         sift_up(t->h, t->n++);
     } else if (worse(&t->h[0], &c)) {
-        t->h[0] = c;
-        sift_down(t->h, t->n, 0);
+        sift_down_with(t->h, t->n, 0, c);
     }
 }
 
