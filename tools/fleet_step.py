@@ -47,9 +47,12 @@ k) < --alpha (0.001) / devices, q the median device's disagreement rate,
 for devices with m >= --min-cells (10) comparable cells; or, with
 --reference PACK --key PUB (the pack built from the benchmark references
 alone), (2) its votes sit further from PACK's predicted correctness than
-the fleet's devices do, beyond the same chance level (a robust z score).
-Honest users differ, so q is not 0; an attacker flipping outcomes disagrees
-on nearly every cell. The summary's "robust" object reports the rule, q,
+the fleet's devices do, beyond the same chance level (a robust z score),
+or (3) its votes sit on one side of PACK's estimates per model (sum of
+v - p per model, chi-square over its models, the same robust z): a forger
+logging 1 for one model and 0 for the others is as far from p as honest
+0/1 outcomes are, but never on both sides. Honest users differ, so q is
+not 0; an attacker flipping outcomes disagrees on nearly every cell. The summary's "robust" object reports the rule, q,
 and each dropped device with the test(s) that dropped it and their counts.
 Cells are then the mean of the kept votes; fleet_counts.csv holds the
 number of devices. It assumes an honest majority on each cell and that
