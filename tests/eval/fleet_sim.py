@@ -200,6 +200,8 @@ def run_seed(a, name, prompts, S, names, mrows, where, seed, sched):
                       "--scheduler", sched, "--lib", a.lib, "--force"]
                      + (["--robust", "--reference", pack_a, "--key", a.pub] if robust else []) + batch)
             summ = json.loads(r.stdout)
+            with open(out + ".summary.json", "w") as f:  # what the step reported: every drop's numbers
+                f.write(r.stdout)
             if summ["refused"]:
                 sys.exit("fleet_sim: logs refused: %s" % summ["refused"])
             pack = os.path.join(W, "p-%s.trp" % tag)
