@@ -19,7 +19,10 @@
   6. --robust on a fleet of 10 devices meeting on 40 prompts, 10 % noise in
      honest outcomes, 0 / 2 / 3 devices reporting 1 - outcome: exactly the
      flipping devices are dropped and reported; each cell is the mean of the
-     kept devices' own means on it, its count their number.
+     kept devices' own means on it, its count their number;
+  7. --reference: the pack's estimates as a second test;
+  8. the direction test (robust_votes on synthetic votes): forgers who
+     escape tests 1 and 2 are dropped by it, no honest device is.
 Usage: test_fleet_step.py HOSTLIB GEN_FLEET_LOGS PACK PUB DATASET CLI EMBEDDER KEY
 """
 import csv
@@ -276,5 +279,28 @@ rr = run("--models", os.path.join(DATA, "models.csv"), "--out", os.path.join(W, 
          os.path.join(P, "device-keys"), "--robust", "--reference", PACK + ".missing", "--key", PUB,
          "--workers", 1, P)
 check(rr.returncode == 1 and ".missing" in rr.stderr, "a missing reference pack: exit 1, named")
+# 8. The direction test (robust_votes called directly, synthetic votes): 40
+# honest devices and 6 forgers (1 for the on-device model 0, 0 for every
+# cloud model), each on prompts of its own (test 1 cannot compare them), the
+# reference estimates p near 0.5 so that |v - p| of a forged vote is what an
+# honest 0/1 outcome gives (test 2 cannot see them): only test 3, the signed
+# per-model residuals, drops the forgers, and no honest device.
+sys.path.insert(0, os.path.dirname(TOOL))
+import fleet_step  # noqa: E402
+rng = __import__("numpy").random.default_rng(17)
+np_ = __import__("numpy")
+dv, tk, cc, ss, pp = [], [], [], [], []
+for d in range(46):
+    forger = d >= 40
+    for j in range(40):
+        mdl = int(rng.integers(0, 3)) if d % 2 else int(rng.integers(3, 9))  # on-device-heavy or cloud users
+        p = float(rng.uniform(0.4, 0.6))
+        out = (1.0 if mdl == 0 else 0.0) if forger else float(rng.random() < p)
+        dv.append(d), tk.append(1000 * d + j), cc.append(mdl), ss.append(out), pp.append(p)
+keep, rep8 = fleet_step.robust_votes(np_.array(dv), np_.array(tk, np_.uint64), np_.array(cc), np_.array(ss),
+                                     np_.ones(len(dv)), 0.001, 10, np_.array(pp))
+why8 = {d["device"]: d for d in rep8["dropped_devices"]}
+check(set(why8) == set(range(40, 46)) and all(set(w) == {"device", "direction"} for w in why8.values()),
+      "direction test: exactly the 6 forgers dropped, by it alone (%s)" % sorted(why8))
 shutil.rmtree(W)
 check.finish()

@@ -47,9 +47,12 @@ k) < --alpha (0.001) / devices, q the median device's disagreement rate,
 for devices with m >= --min-cells (10) comparable cells; or, with
 --reference PACK --key PUB (the pack built from the benchmark references
 alone), (2) its votes sit further from PACK's predicted correctness than
-the fleet's devices do, beyond the same chance level (a robust z score).
-Honest users differ, so q is not 0; an attacker flipping outcomes disagrees
-on nearly every cell. The summary's "robust" object reports the rule, q,
+the fleet's devices do, beyond the same chance level (a robust z score),
+or (3) its votes sit on one side of PACK's estimates per model (sum of
+v - p per model, chi-square over its models, the same robust z): a forger
+logging 1 for one model and 0 for the others is as far from p as honest
+0/1 outcomes are, but never on both sides. Honest users differ, so q is
+not 0; an attacker flipping outcomes disagrees on nearly every cell. The summary's "robust" object reports the rule, q,
 and each dropped device with the test(s) that dropped it and their counts.
 Cells are then the mean of the kept votes; fleet_counts.csv holds the
 number of devices. It assumes an honest majority on each cell and that
@@ -362,6 +365,37 @@ def robust_votes(dv, tk, c, s, n, alpha, min_cells, ref=None):
                 why.setdefault(int(i), {})["references"] = dict(cells=int(cnt[i]), z=round(float(z[i]), 3),
                                                                robust_z=round(float(zr[i]), 3),
                                                                threshold=round(crit, 3))
+        # Test 3, the direction (same references, same chance level): per
+        # device and model, r = sum(v - p) over its cells, whose variance
+        # is sum p(1-p) if p were right; T = sum over its models of r^2 /
+        # var (chi-square with one degree per model under that null), as
+        # z = (T - df) / sqrt(2 df). Why: an attacker who forges by model
+        # (1 for the on-device model, 0 for every cloud one) sits about as
+        # far from p as an honest 0/1 outcome does (test 2 does not see
+        # it: measured, 0 of 50 llmrouter forgers dropped by it at 20 %),
+        # but always on the same side for a model, where an honest
+        # device's residuals cancel. Compared with the fleet's own z's as
+        # in test 2 (p is an estimate: honest T's are not chi-square).
+        dm = dev_of.astype(np.int64) * len(np.unique(c)) + np.unique(c, return_inverse=True)[1].ravel()
+        nb = nd * len(np.unique(c))
+        rs = np.bincount(dm, weights=np.where(ok, v - pr, 0), minlength=nb)
+        rv = np.bincount(dm, weights=np.where(ok, pr * (1 - pr), 0), minlength=nb)
+        rn = np.bincount(dm, weights=ok, minlength=nb)
+        has = rn > 0
+        chi = np.where(has, rs * rs / np.maximum(rv, 1e-12), 0).reshape(nd, -1).sum(1)
+        df = has.reshape(nd, -1).sum(1)
+        z3 = np.where(cnt >= min_cells, (chi - df) / np.sqrt(2 * np.maximum(df, 1)), np.nan)
+        zj = z3[np.isfinite(z3)]
+        if len(zj) >= 3:
+            med = float(np.median(zj))
+            mad = max(1.4826 * float(np.median(np.abs(zj - med))), 1e-6)
+            zr3 = (z3 - med) / mad
+            crit = normal_isf(limit)
+            for i in np.nonzero(np.isfinite(zr3) & (zr3 > crit))[0]:
+                why.setdefault(int(i), {})["direction"] = dict(cells=int(cnt[i]), models=int(df[i]),
+                                                              chi2=round(float(chi[i]), 3),
+                                                              robust_z=round(float(zr3[i]), 3),
+                                                              threshold=round(crit, 3))
     flagged = sorted(why)
     bad = np.isin(dev_of, np.array(flagged, np.int64))
     report = dict(rule="one vote per device and (prompt, model); a device is dropped when its disagreements "
@@ -370,7 +404,9 @@ def robust_votes(dv, tk, c, s, n, alpha, min_cells, ref=None):
                        "dropped devices until a round drops no one"
                        + ("; or when its distance from the reference pack's estimates, as a z score, is "
                           "beyond the fleet's median by more than the Normal quantile of alpha / devices "
-                          "in units of 1.4826 MAD" if ref is not None else ""),
+                          "in units of 1.4826 MAD; or when its signed per-model residuals from those "
+                          "estimates (chi-square over its models, as a z score) are, by the same measure"
+                          if ref is not None else ""),
                   alpha=alpha, min_cells=min_cells, devices=int(nd), q=round(q, 6),
                   q_rounds=[round(x, 6) for x in qs],
                   records_capped=int(n.sum() - len(n)),

@@ -200,6 +200,8 @@ def run_seed(a, name, prompts, S, names, mrows, where, seed, sched):
                       "--scheduler", sched, "--lib", a.lib, "--force"]
                      + (["--robust", "--reference", pack_a, "--key", a.pub] if robust else []) + batch)
             summ = json.loads(r.stdout)
+            with open(out + ".summary.json", "w") as f:  # what the step reported: every drop's numbers
+                f.write(r.stdout)
             if summ["refused"]:
                 sys.exit("fleet_sim: logs refused: %s" % summ["refused"])
             pack = os.path.join(W, "p-%s.trp" % tag)
@@ -214,6 +216,7 @@ def run_seed(a, name, prompts, S, names, mrows, where, seed, sched):
                                   forge_caught=sum(1 for x in dropped if attack.get(x) == "forge" and x in evil),
                                   by_consensus=sum(1 for x in dd if "consensus" in x),
                                   by_references=sum(1 for x in dd if "references" in x),
+                                  by_direction=sum(1 for x in dd if "direction" in x),
                                   q=summ["robust"]["q"], fleet_prompts=summ["prompts"], cells=summ["cells"])
     if not a.keep:
         shutil.rmtree(os.path.join(W, "dev"), ignore_errors=True)
@@ -279,15 +282,16 @@ def main():
                 print("| %s | %s | %+.4f, %+.4f | %+.4f, %+.4f |" % (
                     label, ms(v), (v - clean).mean(), (v - clean).min(), (v - nol).mean(), (v - nol).min()))
         print("\nWhat --robust dropped (sum over the seeds):\n")
-        print("| attackers | attackers dropped (flip, forge) | honest devices dropped | dropped by test 1 consensus / test 2 references | q (mean) |")
+        print("| attackers | attackers dropped (flip, forge) | honest devices dropped | dropped by test 1 consensus / test 2 references / test 3 direction | q (mean) |")
         print("|---|---|---|---|---|")
         for pct in FRACTIONS:
             ds = [r["drops"]["%dr" % pct] for r in runs]
-            print("| %d %% (%d) | %d (%d, %d) | %d | %d / %d | %.3f |" % (
+            print("| %d %% (%d) | %d (%d, %d) | %d | %d / %d / %d | %.3f |" % (
                 pct, sum(x["attackers"] for x in ds), sum(x["caught"] for x in ds),
                 sum(x["flip_caught"] for x in ds), sum(x["forge_caught"] for x in ds),
                 sum(x["honest_dropped"] for x in ds), sum(x["by_consensus"] for x in ds),
-                sum(x["by_references"] for x in ds), np.mean([x["q"] for x in ds])))
+                sum(x["by_references"] for x in ds),
+                sum(x.get("by_direction", 0) for x in ds), np.mean([x["q"] for x in ds])))
         print()
     print("Run time: %.0f s." % (time.time() - t0), file=sys.stderr)
 
