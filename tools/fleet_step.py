@@ -266,6 +266,18 @@ def binom_sf(k, m, q):
     return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
 
 
+def robust_z(z, limit):
+    """Each device's z against the fleet's (median, 1.4826 MAD), and the
+    Normal quantile of limit it must pass; all NaN when fewer than 3 devices
+    have a z (no fleet to compare with)."""
+    zj = z[np.isfinite(z)]
+    if len(zj) < 3:
+        return np.full_like(z, np.nan), float("inf")
+    med = float(np.median(zj))
+    mad = max(1.4826 * float(np.median(np.abs(zj - med))), 1e-6)
+    return (z - med) / mad, normal_isf(limit)
+
+
 def robust_votes(dv, tk, c, s, n, alpha, min_cells, ref=None):
     """--robust (issue 17, item 2): which devices' votes to keep, and why not.
 
@@ -355,16 +367,11 @@ def robust_votes(dv, tk, c, s, n, alpha, min_cells, ref=None):
         sx = np.bincount(dev_of, weights=np.where(ok, x - mu, 0), minlength=nd)
         sv = np.bincount(dev_of, weights=np.where(ok, var, 0), minlength=nd)
         z = np.where(cnt >= min_cells, sx / np.sqrt(np.maximum(sv, 1e-12)), np.nan)
-        zj = z[np.isfinite(z)]
-        if len(zj) >= 3:
-            med = float(np.median(zj))
-            mad = max(1.4826 * float(np.median(np.abs(zj - med))), 1e-6)
-            zr = (z - med) / mad
-            crit = normal_isf(limit)
-            for i in np.nonzero(np.isfinite(zr) & (zr > crit))[0]:
-                why.setdefault(int(i), {})["references"] = dict(cells=int(cnt[i]), z=round(float(z[i]), 3),
-                                                               robust_z=round(float(zr[i]), 3),
-                                                               threshold=round(crit, 3))
+        zr, crit = robust_z(z, limit)
+        for i in np.nonzero(np.isfinite(zr) & (zr > crit))[0]:
+            why.setdefault(int(i), {})["references"] = dict(cells=int(cnt[i]), z=round(float(z[i]), 3),
+                                                           robust_z=round(float(zr[i]), 3),
+                                                           threshold=round(crit, 3))
         # Test 3, the direction (same references, same chance level): per
         # device and model, r = sum(v - p) over its cells, whose variance
         # is sum p(1-p) if p were right; T = sum over its models of r^2 /
@@ -376,8 +383,9 @@ def robust_votes(dv, tk, c, s, n, alpha, min_cells, ref=None):
         # but always on the same side for a model, where an honest
         # device's residuals cancel. Compared with the fleet's own z's as
         # in test 2 (p is an estimate: honest T's are not chi-square).
-        dm = dev_of.astype(np.int64) * len(np.unique(c)) + np.unique(c, return_inverse=True)[1].ravel()
-        nb = nd * len(np.unique(c))
+        models, model_of = np.unique(c, return_inverse=True)
+        dm = dev_of.astype(np.int64) * len(models) + model_of.ravel()
+        nb = nd * len(models)
         rs = np.bincount(dm, weights=np.where(ok, v - pr, 0), minlength=nb)
         rv = np.bincount(dm, weights=np.where(ok, pr * (1 - pr), 0), minlength=nb)
         rn = np.bincount(dm, weights=ok, minlength=nb)
@@ -385,17 +393,12 @@ def robust_votes(dv, tk, c, s, n, alpha, min_cells, ref=None):
         chi = np.where(has, rs * rs / np.maximum(rv, 1e-12), 0).reshape(nd, -1).sum(1)
         df = has.reshape(nd, -1).sum(1)
         z3 = np.where(cnt >= min_cells, (chi - df) / np.sqrt(2 * np.maximum(df, 1)), np.nan)
-        zj = z3[np.isfinite(z3)]
-        if len(zj) >= 3:
-            med = float(np.median(zj))
-            mad = max(1.4826 * float(np.median(np.abs(zj - med))), 1e-6)
-            zr3 = (z3 - med) / mad
-            crit = normal_isf(limit)
-            for i in np.nonzero(np.isfinite(zr3) & (zr3 > crit))[0]:
-                why.setdefault(int(i), {})["direction"] = dict(cells=int(cnt[i]), models=int(df[i]),
-                                                              chi2=round(float(chi[i]), 3),
-                                                              robust_z=round(float(zr3[i]), 3),
-                                                              threshold=round(crit, 3))
+        zr3, crit = robust_z(z3, limit)
+        for i in np.nonzero(np.isfinite(zr3) & (zr3 > crit))[0]:
+            why.setdefault(int(i), {})["direction"] = dict(cells=int(cnt[i]), models=int(df[i]),
+                                                          chi2=round(float(chi[i]), 3),
+                                                          robust_z=round(float(zr3[i]), 3),
+                                                          threshold=round(crit, 3))
     flagged = sorted(why)
     bad = np.isin(dev_of, np.array(flagged, np.int64))
     report = dict(rule="one vote per device and (prompt, model); a device is dropped when its disagreements "
