@@ -107,9 +107,14 @@ test-native: test-build
 # CPU model's CLI builds its own fixture pack, which must equal the native
 # one byte for byte (but for its creation time).
 A64      := build-aarch64
-QEMU_LD  := /usr/aarch64-linux-gnu
+# The guest's loader and libc come from the multiarch root (libc6:arm64,
+# which the :arm64 -dev packages of deps-cross pull in). With the cross
+# toolchain's sysroot (-L /usr/aarch64-linux-gnu) qemu mixed its ld.so
+# (2.36-8cross1) with the multiarch libc.so.6 (2.36-9+deb12u14) found by
+# path fallback, and every guest pthread_create spun forever in the loader.
+QEMU_LD  := /
 A64_TEST_BINS := $(patsubst %,$(A64)/test_%,noalloc eval core task task_fit governor dataset kernels outcome \
-                 badinput sealed prior api local)
+                 badinput sealed prior api local threads local_threads)
 test-aarch64-build: $(EMBEDDER)
 	@$(MAKE) --no-print-directory CROSS=aarch64-linux-gnu- all $(A64_TEST_BINS)
 

@@ -53,11 +53,8 @@ run dataset $RUNNER "$BUILD/test_dataset"
 run eval $RUNNER "$BUILD/test_eval"
 run sealed $RUNNER "$BUILD/test_sealed" "$FIXTURE_PACK"
 # THREADS_PACK (optional): a second pack, with clusters and a prefilter.
-# Native only: Debian 12's qemu-aarch64 (7.2) hangs in a guest's
-# pthread_create on this host, even for a bare two-line program.
-[ -z "$RUNNER" ] &&
-    run threads "$BUILD/test_threads" "$FIXTURE" "$FIXTURE_PACK" ${THREADS_PACK:+"$THREADS_PACK"}
-[ -z "$RUNNER" ] && run local-threads "$BUILD/test_local_threads" "$FIXTURE" "$FIXTURE_PACK"
+run threads $RUNNER "$BUILD/test_threads" "$FIXTURE" "$FIXTURE_PACK" ${THREADS_PACK:+"$THREADS_PACK"}
+run local-threads $RUNNER "$BUILD/test_local_threads" "$FIXTURE" "$FIXTURE_PACK"
 host && run embedder-table "$PYTHON" tests/test_embedder_table.py "$EMBEDDER" "$WINK_JSON"
 run reference "$PYTHON" tests/ref_knn.py "$CLI" "$FIXTURE_PACK" fixtures/keys/test-signing.pub "$FIXTURE"
 run tasks "$PYTHON" tests/ref_task.py "$CLI" "$FIXTURE_PACK" fixtures/keys/test-signing.pub "$FIXTURE"

@@ -105,7 +105,7 @@ if [ -z "${SKIP_A64:-}" ]; then
     a64p=${A64_PROMPTS:-$PROMPTS}
     "$dir/ref/driver" "$PACK" "$POINT" "$a64p" > "$dir/ref/out-a64.txt" &&
         if build aarch64 aarch64-linux-gnu-gcc "-std=gnu11 -O2"; then
-            same aarch64 "qemu-aarch64 -cpu max -L /usr/aarch64-linux-gnu" "$a64p" "$dir/ref/out-a64.txt"
+            same aarch64 "qemu-aarch64 -cpu max -L ${QEMU_LD:-/}" "$a64p" "$dir/ref/out-a64.txt"
         else
             echo "FAIL aarch64: build failed"; fail=$((fail + 1))
         fi
