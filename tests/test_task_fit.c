@@ -389,6 +389,41 @@ static void test_fixture_sample_close(void **state)
     free_data(&d);
 }
 
+/* The batched searches run on TR_THREADS workers (models/fit/task_fit.c):
+ * 1, 2 and 5 workers give the same table and the same lists to the bit, on
+ * the fixture's 1,599 prompts (25 batches of 64: rounds of several batches,
+ * and a last round with fewer batches than workers). */
+static void test_threads_same_bytes(void **state)
+{
+    (void)state;
+    data d = {0};
+    load_fixture(&d);
+    const uint32_t T = d.n_tasks, M = d.n_models, n = d.refs.n;
+    const tr_kernels *kern = tr_kernels_active();
+    float *u[3], *a[3];
+    trh_task_loto lo[3];
+    static const char *workers[3] = {"1", "2", "5"};
+    for (int w = 0; w < 3; w++) {
+        setenv("TR_THREADS", workers[w], 1);
+        u[w] = malloc(T * sizeof *u[w]), a[w] = malloc((size_t)T * M * sizeof *a[w]);
+        assert_int_equal(trh_task_fit(kern, &d.refs, d.task_of, T, d.scores, M, 100, 19, 0, u[w], a[w]), 0);
+        assert_int_equal(trh_task_loto_make(kern, &d.refs, d.task_of, 57, &lo[w]), 0);
+    }
+    unsetenv("TR_THREADS");
+    for (int w = 1; w < 3; w++) {
+        assert_memory_equal(u[w], u[0], T * sizeof *u[0]);
+        assert_memory_equal(a[w], a[0], (size_t)T * M * sizeof *a[0]);
+        assert_memory_equal(lo[w].len, lo[0].len, n * sizeof *lo[0].len);
+        for (uint32_t i = 0; i < n; i++)
+            assert_memory_equal(lo[w].nb + (size_t)i * 57, lo[0].nb + (size_t)i * 57,
+                                lo[0].len[i] * sizeof *lo[0].nb);
+    }
+    assert_true(lo[0].len[0] > 0 && lo[0].len[n - 1] > 0);
+    for (int w = 0; w < 3; w++)
+        free(u[w]), free(a[w]), trh_task_loto_free(&lo[w]);
+    free_data(&d);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
@@ -401,6 +436,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_fixture_full_matches),
         cmocka_unit_test(test_fixture_sample_close),
         cmocka_unit_test(test_leave_one_task_out),
+        cmocka_unit_test(test_threads_same_bytes),
     };
     return cmocka_run_group_tests_name("task_fit", tests, NULL, NULL);
 }

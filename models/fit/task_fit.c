@@ -3,8 +3,10 @@
 #include "trh_rand.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The neighbour order: higher similarity first, then the lower index. */
 static int by_sim(const void *a, const void *b)
@@ -142,6 +144,76 @@ static void search_batch(const tr_kernels *kern, const tr_refs *refs, const uint
         qsort(w->heap + (size_t)b * cap, w->hlen[b], sizeof(tr_neighbor), by_sim);
 }
 
+/* Threads for the batched searches: TR_THREADS if set (1 = none), else the
+ * online CPUs, at most TRH_FIT_WORKERS_MAX. */
+#define TRH_FIT_WORKERS_MAX 16u
+static uint32_t fit_workers(void)
+{
+    const char *e = getenv("TR_THREADS");
+    long n = e && *e ? strtol(e, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1u : n > (long)TRH_FIT_WORKERS_MAX ? TRH_FIT_WORKERS_MAX : (uint32_t)n;
+}
+
+/* Every query's search is independent: workers search whole batches at
+ * once, each into its own buffers, and each round's batches are handed to
+ * done() in query order, so the caller sees what one thread would give. */
+typedef struct batch_job {
+    const tr_kernels *kern;
+    const tr_refs *refs;
+    const uint32_t *task_of, *qi;
+    uint32_t nb;
+    search_buf *w;
+} batch_job;
+
+static void *batch_run(void *arg)
+{
+    batch_job *j = arg;
+    search_batch(j->kern, j->refs, j->task_of, j->qi, j->nb, j->w);
+    return NULL;
+}
+
+typedef void (*batch_done)(void *ctx, const uint32_t *qi, uint32_t nb, const search_buf *w);
+
+/* The cap nearest of each of qi[0..nq) (not of its own task), in batches;
+ * done(ctx, ...) per batch in order. Returns 0, or -1 when out of memory. */
+static int search_all(const tr_kernels *kern, const tr_refs *refs, const uint32_t *task_of,
+                      const uint32_t *qi, uint32_t nq, uint32_t cap, batch_done done, void *ctx)
+{
+    const uint32_t batches = (nq + BATCH - 1) / BATCH, want = fit_workers();
+    const uint32_t nw = batches < want ? (batches ? batches : 1) : want;
+    search_buf *w = calloc(nw, sizeof *w);
+    batch_job *job = calloc(nw, sizeof *job);
+    pthread_t *th = calloc(nw, sizeof *th);
+    int *started = calloc(nw, sizeof *started);
+    uint32_t made = 0;
+    while (w && job && th && started && made < nw && search_buf_make(&w[made], refs->dim, cap) == 0)
+        made++;
+    const int ok = made == nw;
+    for (uint32_t b0 = 0; ok && b0 < nq; b0 += nw * BATCH) {
+        uint32_t n_jobs = 0;
+        for (uint32_t t = 0; t < nw && b0 + t * BATCH < nq; t++, n_jobs++) {
+            const uint32_t from = b0 + t * BATCH;
+            job[t] = (batch_job){kern, refs, task_of, qi + from,
+                                 nq - from < BATCH ? nq - from : BATCH, &w[t]};
+            /* A worker that cannot start runs here instead. */
+            started[t] = t > 0 && pthread_create(&th[t], NULL, batch_run, &job[t]) == 0;
+        }
+        batch_run(&job[0]);
+        for (uint32_t t = 1; t < n_jobs; t++) {
+            if (started[t])
+                pthread_join(th[t], NULL);
+            else
+                batch_run(&job[t]);
+        }
+        for (uint32_t t = 0; t < n_jobs; t++)
+            done(ctx, job[t].qi, job[t].nb, job[t].w);
+    }
+    for (uint32_t t = 0; t < made; t++)
+        search_buf_free(&w[t]);
+    free(w), free(job), free(th), free(started);
+    return ok ? 0 : -1;
+}
+
 /* The per-task sums the table is made of. */
 typedef struct task_sums {
     double *usum, *hit;
@@ -216,20 +288,41 @@ int trh_task_fit(const tr_kernels *kern, const tr_refs *refs, const uint32_t *ta
                           max_queries_per_task, u, acc, NULL, NULL);
 }
 
+/* trh_task_fit_cb's part of each searched batch. */
+typedef struct fit_ctx {
+    const tr_refs *refs;
+    const uint32_t *task_of;
+    const float *scores;
+    uint32_t n_models, k, k_dist;
+    task_sums *ts;
+    void (*progress)(void *ctx, uint64_t done, uint64_t total);
+    void *progress_ctx;
+    uint64_t done, total;
+} fit_ctx;
+
+static void fit_batch_done(void *arg, const uint32_t *qi, uint32_t nb, const search_buf *w)
+{
+    fit_ctx *c = arg;
+    /* In query order, as a full sort of every candidate would give. */
+    for (uint32_t b = 0; b < nb; b++)
+        add_query(c->refs, c->task_of, c->scores, c->n_models, c->k, c->k_dist, qi[b],
+                  w->heap + (size_t)b * w->cap, w->hlen[b], c->ts);
+    c->done += nb;
+    if (c->progress)
+        c->progress(c->progress_ctx, c->done, c->total);
+}
+
 int trh_task_fit_cb(const tr_kernels *kern, const tr_refs *refs, const uint32_t *task_of,
                    uint32_t n_tasks, const float *scores, uint32_t n_models, uint32_t k,
                    uint32_t k_dist, uint32_t max_queries_per_task, float *u, float *acc,
                    void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx)
 {
     const uint32_t n = refs->n, cap = k > k_dist ? k : k_dist;
-    search_buf w;
     task_sums ts;
     uint32_t *qi = malloc(((size_t)n + 1) * sizeof *qi);
     size_t *left = calloc(n_tasks + 1, sizeof *left), *need = calloc(n_tasks + 1, sizeof *need);
-    const int bufs = search_buf_make(&w, refs->dim, cap), sums = task_sums_make(&ts, n_tasks, n_models);
-    if (bufs != 0 || sums != 0 || !qi || !left || !need) {
-        if (bufs == 0)
-            search_buf_free(&w);
+    const int sums = task_sums_make(&ts, n_tasks, n_models);
+    if (sums != 0 || !qi || !left || !need) {
         if (sums == 0)
             task_sums_finish(&ts, 0, 0, u, acc); /* frees */
         free(qi), free(left), free(need);
@@ -257,54 +350,48 @@ int trh_task_fit_cb(const tr_kernels *kern, const tr_refs *refs, const uint32_t 
         }
         left[t]--;
     }
-    for (uint32_t b0 = 0; b0 < nq; b0 += BATCH) {
-        const uint32_t nb = nq - b0 < BATCH ? nq - b0 : BATCH;
-        search_batch(kern, refs, task_of, qi + b0, nb, &w);
-        /* In query order, as a full sort of every candidate would give. */
-        for (uint32_t b = 0; b < nb; b++)
-            add_query(refs, task_of, scores, n_models, k, k_dist, qi[b0 + b],
-                      w.heap + (size_t)b * cap, w.hlen[b], &ts);
-        if (progress)
-            progress(ctx, b0 + nb, nq);
-    }
-    task_sums_finish(&ts, n_tasks, n_models, u, acc);
-    search_buf_free(&w);
+    fit_ctx fc = {refs, task_of, scores, n_models, k, k_dist, &ts, progress, ctx, 0, nq};
+    const int rc = search_all(kern, refs, task_of, qi, nq, cap, fit_batch_done, &fc);
+    task_sums_finish(&ts, rc ? 0 : n_tasks, n_models, u, acc);
     free(qi), free(left), free(need);
-    return 0;
+    return rc;
 }
 
 /* ---- leave one task out ---- */
+
+/* trh_task_loto_make's part of each searched batch: the lists, as found. */
+static void loto_batch_done(void *arg, const uint32_t *qi, uint32_t nb, const search_buf *w)
+{
+    trh_task_loto *out = arg;
+    for (uint32_t b = 0; b < nb; b++) {
+        out->len[qi[b]] = w->hlen[b];
+        memcpy(out->nb + (size_t)qi[b] * out->list_len, w->heap + (size_t)b * out->list_len,
+               w->hlen[b] * sizeof *out->nb);
+    }
+}
 
 int trh_task_loto_make(const tr_kernels *kern, const tr_refs *refs, const uint32_t *task_of,
                        uint32_t list_len, trh_task_loto *out)
 {
     const uint32_t n = refs->n, L = list_len;
-    search_buf w;
     memset(out, 0, sizeof *out);
     out->n = n;
     out->list_len = L;
     out->nb = malloc(((size_t)n * L + 1) * sizeof *out->nb);
     out->len = malloc(((size_t)n + 1) * sizeof *out->len);
-    uint32_t *qi = malloc(BATCH * sizeof *qi);
-    if (!out->nb || !out->len || !qi || search_buf_make(&w, refs->dim, L) != 0) {
+    uint32_t *qi = malloc(((size_t)n + 1) * sizeof *qi);
+    if (!out->nb || !out->len || !qi) {
         free(qi);
         trh_task_loto_free(out);
         return -1;
     }
-    for (uint32_t b0 = 0; b0 < n; b0 += BATCH) {
-        const uint32_t nb = n - b0 < BATCH ? n - b0 : BATCH;
-        for (uint32_t b = 0; b < nb; b++)
-            qi[b] = b0 + b;
-        search_batch(kern, refs, task_of, qi, nb, &w);
-        for (uint32_t b = 0; b < nb; b++) {
-            out->len[b0 + b] = w.hlen[b];
-            memcpy(out->nb + (size_t)(b0 + b) * L, w.heap + (size_t)b * L,
-                   w.hlen[b] * sizeof *out->nb);
-        }
-    }
-    search_buf_free(&w);
+    for (uint32_t i = 0; i < n; i++)
+        qi[i] = i;
+    const int rc = search_all(kern, refs, task_of, qi, n, L, loto_batch_done, out);
     free(qi);
-    return 0;
+    if (rc)
+        trh_task_loto_free(out);
+    return rc;
 }
 
 void trh_task_loto_free(trh_task_loto *lo)

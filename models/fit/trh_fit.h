@@ -175,7 +175,9 @@ int trh_task_fit(const tr_kernels *kern, const tr_refs *refs, const uint32_t *ta
                 uint32_t k_dist, uint32_t max_queries_per_task, float *u, float *acc);
 
 /* The same, calling progress(ctx, done, total) after each batch of queries
- * (total: the number of queries), so a long fit can show an ETA. */
+ * (total: the number of queries), so a long fit can show an ETA.
+ * The batches are searched by TR_THREADS threads (unset: one per online
+ * CPU, at most 16; 1: no thread), the same table to the bit. */
 int trh_task_fit_cb(const tr_kernels *kern, const tr_refs *refs, const uint32_t *task_of,
                    uint32_t n_tasks, const float *scores, uint32_t n_models, uint32_t k,
                    uint32_t k_dist, uint32_t max_queries_per_task, float *u, float *acc,
@@ -195,6 +197,7 @@ typedef struct trh_task_loto {
     tr_neighbor *nb;   /* n x list_len, best first */
     uint32_t *len;     /* n: entries held (< list_len: every candidate) */
 } trh_task_loto;
+/* Searched by TR_THREADS threads, as trh_task_fit_cb. */
 int trh_task_loto_make(const tr_kernels *kern, const tr_refs *refs, const uint32_t *task_of,
                        uint32_t list_len, trh_task_loto *out);
 void trh_task_loto_free(trh_task_loto *lo);
