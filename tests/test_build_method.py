@@ -249,6 +249,21 @@ kbest = max(kareas, key=lambda c: kareas[c])
 check(kmeth == kbest and defaults(km)[0] == PACK_METHOD[kbest] and
       abs(defaults(km)[1] - kareas[kbest]) < 1e-4, f"--clusters: recorded {kmeth}, argmax {kbest}")
 check(abs(kareas["knn"] - areas["knn"]) < 1e-9, "the same kNN Area whatever the other candidates")
+# The folds run side by side (TR_THREADS workers, default one per CPU):
+# one worker prints the same Areas and writes the same signed bytes (the
+# creation time, header bytes 24..31, masked).
+km1 = os.path.join(WORK, "method-km-1.trp")
+r1 = subprocess.run([CLI, "build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--out", km1, "--force",
+                     "--clusters", "8", "--learned-map"], capture_output=True, text=True,
+                    env=dict(os.environ, TR_THREADS="1"))
+ver = [json.loads(subprocess.run([CLI, "verify", "--json", "--key", PUB, p], capture_output=True,
+                                 text=True).stdout) for p in (km, km1)]
+signed = [open(p, "rb").read()[:v["signed_bytes"]] for p, v in zip((km, km1), ver)]
+check(r1.returncode == 0 and [l for l in r1.stdout.splitlines() if not l.startswith("wrote")] ==
+      [l for l in out.splitlines() if not l.startswith("wrote")],
+      "TR_THREADS=1: the same cross-validation output as the default workers")
+check(signed[0][:24] + signed[0][32:] == signed[1][:24] + signed[1][32:],
+      "TR_THREADS=1: the same pack, bit for bit apart from its creation time")
 
 # An explicit --method wins, recorded as given (cross-validated alone).
 for name in ("knn", "task-map"):

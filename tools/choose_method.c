@@ -1,6 +1,7 @@
 #include "choose_method.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,6 +124,71 @@ void trh_method_scores_free(trh_method_scores *ms)
     free(ms->Yq), ms->Yq = NULL;
 }
 
+/* One fold of the cross-validation: fitted on every row outside it, its
+ * queries' estimates into slices of the pooled arrays (folds write
+ * disjoint rows, so folds run side by side and give the same bits). */
+typedef struct fold_job {
+    const int8_t *refs;
+    const float *Y;
+    const uint8_t *fold;
+    size_t n, nt;
+    uint32_t f, dim, m, k, n_clusters;
+    float a;
+    const size_t *qi;
+    uint32_t nq;
+    float *Pk, *Pc, *Pl; /* NULL: not wanted */
+    int rc;
+} fold_job;
+
+static void *fold_run(void *arg)
+{
+    fold_job *j = arg;
+    const uint32_t dim = j->dim, m = j->m;
+    split5 s = {0, j->nq, trh_xmalloc((j->nt ? j->nt : 1) * dim),
+                trh_xmalloc((j->nt ? j->nt : 1) * m * sizeof(float)), j->qi};
+    for (size_t r = 0; r < j->n; r++)
+        if ((j->fold[r] & TRH_FOLD_MASK) != j->f) {
+            memcpy(s.rt + s.nt * dim, j->refs + r * dim, dim);
+            memcpy(s.yt + s.nt * m, j->Y + r * m, m * sizeof *j->Y);
+            s.nt++;
+        }
+    if (j->Pk)
+        knn_predict(&s, j->refs, dim, m, j->k, j->a, j->Pk);
+    if (j->Pc || j->Pl) {
+        float *Pc = trh_xmalloc((size_t)j->nq * m * sizeof *Pc);
+        j->rc = cluster_predict(&s, j->refs, dim, m, j->n_clusters, j->a, Pc, j->Pl);
+        if (j->Pc)
+            memcpy(j->Pc, Pc, (size_t)j->nq * m * sizeof *Pc);
+        free(Pc);
+    }
+    free(s.rt), free(s.yt);
+    return NULL;
+}
+
+/* The folds with queries, trh_fit_workers() at a time; the first error. */
+static int run_folds(fold_job *job, uint32_t n_jobs)
+{
+    const uint32_t nw = trh_fit_workers();
+    pthread_t th[TRH_FIT_WORKERS_MAX];
+    int started[TRH_FIT_WORKERS_MAX];
+    for (uint32_t j0 = 0; j0 < n_jobs; j0 += nw) {
+        const uint32_t end = n_jobs - j0 < nw ? n_jobs : j0 + nw;
+        for (uint32_t j = j0 + 1; j < end; j++) /* one that cannot start runs here */
+            started[j - j0] = pthread_create(&th[j - j0], NULL, fold_run, &job[j]) == 0;
+        fold_run(&job[j0]);
+        for (uint32_t j = j0 + 1; j < end; j++) {
+            if (started[j - j0])
+                pthread_join(th[j - j0], NULL);
+            else
+                fold_run(&job[j]);
+        }
+    }
+    for (uint32_t j = 0; j < n_jobs; j++)
+        if (job[j].rc)
+            return job[j].rc;
+    return 0;
+}
+
 int trh_score_methods(const int8_t *refs, size_t n, size_t n_task, uint32_t dim, const float *Y,
                      uint32_t m, const double *cn, const uint8_t *fold, uint32_t k, float a,
                      int a_given, const uint32_t *task, uint32_t n_tasks, uint32_t n_clusters,
@@ -132,9 +198,6 @@ int trh_score_methods(const int8_t *refs, size_t n, size_t n_task, uint32_t dim,
     out->best = -1;
     out->n_refs = n;
     const size_t N = n ? n : 1;
-    split5 s = {0};
-    s.rt = trh_xmalloc(N * dim);
-    s.yt = trh_xmalloc(N * m * sizeof *s.yt);
     size_t *qi = trh_xmalloc(N * sizeof *qi), nq = 0;
     /* The scored queries, fold by fold (as trh_task_map_score pools them). */
     for (uint32_t f = 0; f < TRH_FOLDS; f++)
@@ -169,38 +232,32 @@ int trh_score_methods(const int8_t *refs, size_t n, size_t n_task, uint32_t dim,
         }
     }
     /* kNN and K-means (and the learned map over it), fold by fold: fitted
-     * on every row outside the fold, logged ones too. */
-    for (uint32_t f = 0, q0 = 0; f < TRH_FOLDS && !rc &&
-                                 (use[TRH_CAND_KNN] || use[TRH_CAND_CLUSTER] || use[TRH_CAND_LEARNED_MAP]);
-         f++) {
-        s.nt = 0;
-        for (size_t j = 0; j < n; j++)
-            if ((fold[j] & TRH_FOLD_MASK) != f) {
-                memcpy(s.rt + s.nt * dim, refs + j * dim, dim);
-                memcpy(s.yt + s.nt * m, Y + j * m, m * sizeof *Y);
-                s.nt++;
-            }
-        s.qi = qi + q0;
-        s.nq = 0;
-        while (q0 + s.nq < nq && (fold[qi[q0 + s.nq]] & TRH_FOLD_MASK) == f)
-            s.nq++;
-        if (s.nq && use[TRH_CAND_KNN])
-            knn_predict(&s, refs, dim, m, k, a, out->P[TRH_CAND_KNN] + (size_t)q0 * m);
-        if (s.nq && (use[TRH_CAND_CLUSTER] || use[TRH_CAND_LEARNED_MAP])) {
-            if (n_clusters > s.nt) { /* fewer rows than clusters: not scored */
-                use[TRH_CAND_CLUSTER] = use[TRH_CAND_LEARNED_MAP] = 0;
-            } else {
-                float *Pc = trh_xmalloc((size_t)s.nq * m * sizeof *Pc);
-                rc = cluster_predict(&s, refs, dim, m, n_clusters, a, Pc,
-                                     use[TRH_CAND_LEARNED_MAP] ? out->P[TRH_CAND_LEARNED_MAP] + (size_t)q0 * m
-                                                              : NULL);
-                if (use[TRH_CAND_CLUSTER])
-                    memcpy(out->P[TRH_CAND_CLUSTER] + (size_t)q0 * m, Pc, (size_t)s.nq * m * sizeof *Pc);
-                free(Pc);
-            }
-        }
-        q0 += s.nq;
+     * on every row outside the fold, logged ones too. A fold with fewer
+     * rows than clusters leaves K-means and the map unscored. */
+    fold_job job[TRH_FOLDS];
+    uint32_t n_jobs = 0;
+    size_t in_fold[TRH_FOLDS] = {0};
+    for (size_t j = 0; j < n; j++)
+        in_fold[fold[j] & TRH_FOLD_MASK]++;
+    for (uint32_t f = 0, q0 = 0; f < TRH_FOLDS && !rc; f++) {
+        uint32_t fq = 0;
+        while (q0 + fq < nq && (fold[qi[q0 + fq]] & TRH_FOLD_MASK) == f)
+            fq++;
+        if (fq && n_clusters > n - in_fold[f])
+            use[TRH_CAND_CLUSTER] = use[TRH_CAND_LEARNED_MAP] = 0;
+        if (fq)
+            job[n_jobs++] = (fold_job){refs, Y, fold, n, n - in_fold[f], f, dim, m, k, n_clusters, a,
+                                       qi + q0, fq, NULL, NULL, NULL, 0};
+        q0 += fq;
     }
+    for (uint32_t j = 0; j < n_jobs; j++) {
+        const size_t at = (size_t)(job[j].qi - qi) * m;
+        job[j].Pk = use[TRH_CAND_KNN] ? out->P[TRH_CAND_KNN] + at : NULL;
+        job[j].Pc = use[TRH_CAND_CLUSTER] ? out->P[TRH_CAND_CLUSTER] + at : NULL;
+        job[j].Pl = use[TRH_CAND_LEARNED_MAP] ? out->P[TRH_CAND_LEARNED_MAP] + at : NULL;
+    }
+    if (!rc && (use[TRH_CAND_KNN] || use[TRH_CAND_CLUSTER] || use[TRH_CAND_LEARNED_MAP]))
+        rc = run_folds(job, n_jobs);
     for (int c = 0; c < TRH_N_CAND && !rc; c++)
         if (use[c] && c != TRH_CAND_TASK_MAP) {
             out->area[c] = area_of(out->P[c], out->Yq, (uint32_t)nq, m, cn);
@@ -209,6 +266,6 @@ int trh_score_methods(const int8_t *refs, size_t n, size_t n_task, uint32_t dim,
     for (int c = 0; c < TRH_N_CAND; c++)
         if (out->scored[c] && (out->best < 0 || out->area[c] > out->area[out->best]))
             out->best = c;
-    free(s.rt), free(s.yt), free(qi);
+    free(qi);
     return rc;
 }

@@ -144,10 +144,7 @@ static void search_batch(const tr_kernels *kern, const tr_refs *refs, const uint
         qsort(w->heap + (size_t)b * cap, w->hlen[b], sizeof(tr_neighbor), by_sim);
 }
 
-/* Threads for the batched searches: TR_THREADS if set (1 = none), else the
- * online CPUs, at most TRH_FIT_WORKERS_MAX. */
-#define TRH_FIT_WORKERS_MAX 16u
-static uint32_t fit_workers(void)
+uint32_t trh_fit_workers(void)
 {
     const char *e = getenv("TR_THREADS");
     long n = e && *e ? strtol(e, NULL, 10) : sysconf(_SC_NPROCESSORS_ONLN);
@@ -179,7 +176,7 @@ typedef void (*batch_done)(void *ctx, const uint32_t *qi, uint32_t nb, const sea
 static int search_all(const tr_kernels *kern, const tr_refs *refs, const uint32_t *task_of,
                       const uint32_t *qi, uint32_t nq, uint32_t cap, batch_done done, void *ctx)
 {
-    const uint32_t batches = (nq + BATCH - 1) / BATCH, want = fit_workers();
+    const uint32_t batches = (nq + BATCH - 1) / BATCH, want = trh_fit_workers();
     const uint32_t nw = batches < want ? (batches ? batches : 1) : want;
     search_buf *w = calloc(nw, sizeof *w);
     batch_job *job = calloc(nw, sizeof *job);

@@ -183,6 +183,13 @@ int trh_task_fit_cb(const tr_kernels *kern, const tr_refs *refs, const uint32_t 
                    uint32_t k_dist, uint32_t max_queries_per_task, float *u, float *acc,
                    void (*progress)(void *ctx, uint64_t done, uint64_t total), void *ctx);
 
+/* Threads for the host fits that split into independent parts (the S3
+ * table's query batches, build's cross-validation folds): TR_THREADS if
+ * set (1: none), else the online CPUs, at most TRH_FIT_WORKERS_MAX. Every
+ * such fit gives the same bits with any count. */
+#define TRH_FIT_WORKERS_MAX 16u
+uint32_t trh_fit_workers(void);
+
 /* Leave-one-task-out tables (tinyroute eval --tasks) without a search over
  * everything per held-out task: every prompt's list_len nearest prompts of
  * other tasks, best first, found once; the table without task t then reads
