@@ -330,6 +330,33 @@ check(r.returncode == 2 and "replaces" in r.stderr, "--embeddings with --embedde
 r = run("--data", given, "--embeddings", "../x.npy", ok=False)
 check(r.returncode == 2 and "inside each" in r.stderr, "--embeddings is a file name, not a path")
 
+# Prompts without a task (a fleet's logged prompts: tools/fleet_step.py
+# writes none) among prompts of named tasks get the nearest task's, as build
+# gives them: never a task "" of every topic in the task map or the S3 table.
+untasked = WORK + "/untasked"
+shutil.rmtree(untasked, ignore_errors=True)
+shutil.copytree(DATA, untasked)
+recs = [json.loads(line) for line in open(DATA + "/prompts.jsonl")]
+named = {r["task"] for r in recs}
+blank = [i for i in range(len(recs)) if i % 7 == 3]
+for i in blank:
+    recs[i]["task"] = ""
+with open(untasked + "/prompts.jsonl", "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in recs)
+out = WORK + "/untasked.json"
+run("--data", untasked, "--embedder", EMB, "--seeds", 1, "--fixed-pool", "--tasks",
+    "--json", out, "--force")
+d = json.load(open(out))["datasets"][0]
+inferred = d.get("tasks_inferred", 0)
+check(0.9 * len(blank) <= inferred <= len(blank),
+      "untasked prompts given a task: %s of the %d blanked" % (inferred, len(blank)))
+task_rows = d.get("tasks", {}).get("rows", [])
+check(task_rows and all(t["task"] in named for t in task_rows),
+      "the S3 table holds only named tasks: %s" % sorted({t["task"] for t in task_rows} - named))
+tmap = next((m for m in d["methods"] if m["id"] == "task-map"), {})
+check(tmap.get("chosen") == [len(named)],
+      "the task map has one cluster per named task (%d): %s" % (len(named), tmap.get("chosen")))
+
 # 1,000 models: no fixed model-count limit in eval (both pool modes, the task
 # table), report, build, add-model (more --model than the old 64) and route.
 def synthetic(out, names, n_prompts=300, seed=11):

@@ -89,6 +89,8 @@ typedef struct prepared {
     uint32_t dim;
     float *raw;                     /* n x dim unit SIF vectors, no pc */
     uint32_t dropped_unknown, dropped_no_word;
+    const char **task;              /* kept prompt -> its task (name_tasks) */
+    uint32_t tasks_inferred;
     char *cost_unit; /* the first line of cost_unit.txt, or NULL */
     char emb_sha[65]; /* of the --embeddings file */
 } prepared;
@@ -154,7 +156,39 @@ static void prepared_free(prepared *p)
     free(p->prompt);
     free(p->Y);
     free(p->raw);
+    free(p->task);
     free(p->cost_unit);
+}
+
+/* Each kept prompt's task. A prompt without one (a fleet's logged prompt:
+ * tools/fleet_step.py writes none) among prompts of two or more tasks gets
+ * the nearest task's, by build's rule (trh_infer_tasks, here on the unit
+ * vectors): as a task "" of its own it made one task of every topic in the
+ * task map, the S3 table and the local scenarios, unlike the pack build
+ * makes of the same data. */
+static void name_tasks(prepared *p)
+{
+    const uint32_t n = p->n;
+    p->task = trh_xmalloc((n ? n : 1) * sizeof *p->task);
+    uint32_t *id = trh_xmalloc((n ? n : 1) * sizeof *id), named = 0;
+    const char **names = trh_xmalloc((n ? n : 1) * sizeof *names);
+    trh_strmap seen = {0};
+    for (uint32_t i = 0; i < n; i++) {
+        const char *t = p->ds.prompts[p->prompt[i]].task;
+        size_t v;
+        p->task[i] = t;
+        id[i] = UINT32_MAX;
+        if (!t || !*t)
+            continue;
+        if (trh_strmap_add(&seen, t, named, &v) == 0)
+            names[v = named++] = t;
+        id[i] = (uint32_t)v;
+    }
+    trh_strmap_free(&seen);
+    if (named >= 2 && (p->tasks_inferred = (uint32_t)trh_infer_tasks_unit(p->raw, n, p->dim, named, id)))
+        for (uint32_t i = 0; i < n; i++)
+            p->task[i] = names[id[i]];
+    free(id), free(names);
 }
 
 static int prepare(const char *path, uint8_t *table, size_t table_len, const eval_opts *o,
@@ -253,6 +287,7 @@ static int prepare(const char *path, uint8_t *table, size_t table_len, const eva
         p->prompt[p->n++] = (uint32_t)i;
     }
     free(given);
+    name_tasks(p);
     return 0;
 }
 
@@ -619,14 +654,14 @@ static int task_map(const prepared *p, const int8_t *q, const split *s, const ui
         tid[i] = UINT32_MAX;
     for (uint32_t i = 0; i < s->ntr; i++) {
         size_t t;
-        const char *name = p->ds.prompts[p->prompt[s->tr[i]]].task;
+        const char *name = p->task[s->tr[i]];
         if (!trh_strmap_get(&names, name, &t))
             trh_strmap_add(&names, name, t = T++, NULL);
         tid[s->tr[i]] = (uint32_t)t;
     }
     for (uint32_t i = 0; i < n; i++) { /* validation and test prompts of a train task */
         size_t t;
-        if (tid[i] == UINT32_MAX && trh_strmap_get(&names, p->ds.prompts[p->prompt[i]].task, &t))
+        if (tid[i] == UINT32_MAX && trh_strmap_get(&names, p->task[i], &t))
             tid[i] = (uint32_t)t;
     }
     trh_strmap_free(&names);
@@ -1010,7 +1045,7 @@ static int eval_tasks(const prepared *p, uint8_t *table, size_t table_len, const
     uint32_t *task = trh_xmalloc(n * sizeof *task), nt = 0;
     const char **tname = trh_xmalloc(n * sizeof *tname);
     for (uint32_t i = 0; i < n; i++) {
-        const char *t = p->ds.prompts[p->prompt[i]].task;
+        const char *t = p->task[i];
         size_t v;
         if (trh_strmap_add(&names, t, nt, &v) == 0) {
             tname[nt] = t;
@@ -1347,6 +1382,7 @@ static cJSON *dataset_head_json(const prepared *p, const eval_opts *o, const cha
                                                                 : "half train, half test (new models)");
     cJSON_AddNumberToObject(d, "dropped_unknown_score", p->dropped_unknown);
     cJSON_AddNumberToObject(d, "dropped_no_known_word", p->dropped_no_word);
+    cJSON_AddNumberToObject(d, "tasks_inferred", p->tasks_inferred);
     cJSON_AddStringToObject(d, "cost_unit", p->cost_unit && p->cost_unit[0] ? p->cost_unit
                                                             : "the dataset's models.csv cost");
     cJSON *e = cJSON_AddObjectToObject(d, "embedder");
@@ -1560,7 +1596,7 @@ static int eval_local_set(const prepared *p, uint8_t *table, size_t table_len, c
         on_device[m] = p->ds.models[p->model_col[m]].where == 0;
     }
     for (uint32_t i = 0; i < n; i++) {
-        task[i] = p->ds.prompts[p->prompt[i]].task;
+        task[i] = p->task[i];
         any_task |= task[i] != NULL;
     }
     trh_local_eval_in in = {p->name, n, dim, p->n_models, q, p->Y, cost, model, on_device,

@@ -41,7 +41,9 @@ void trh_task_means(const float *x, const uint32_t *task, size_t n, uint32_t T, 
     free(cnt);
 }
 
-size_t trh_infer_tasks(const int8_t *refs, size_t n, uint32_t dim, uint32_t T, uint32_t *task)
+/* trh_infer_tasks on rows read through row(ctx, i, out): unit float rows. */
+static size_t infer_tasks(void (*row)(const void *ctx, size_t i, uint32_t dim, float *out),
+                          const void *ctx, size_t n, uint32_t dim, uint32_t T, uint32_t *task)
 {
     double *sum = trh_xcalloc((size_t)T * dim, sizeof *sum);
     float *x = trh_xmalloc((dim ? dim : 1) * sizeof *x), *cent = trh_xmalloc((size_t)T * dim * sizeof *cent);
@@ -49,7 +51,7 @@ size_t trh_infer_tasks(const int8_t *refs, size_t n, uint32_t dim, uint32_t T, u
     for (size_t i = 0; i < n; i++) {
         if (task[i] >= T)
             continue;
-        trh_unit_row(refs + i * dim, dim, x);
+        row(ctx, i, dim, x);
         for (uint32_t d = 0; d < dim; d++)
             sum[(size_t)task[i] * dim + d] += x[d];
     }
@@ -65,7 +67,7 @@ size_t trh_infer_tasks(const int8_t *refs, size_t n, uint32_t dim, uint32_t T, u
     for (size_t i = 0; i < n; i++) {
         if (task[i] < T)
             continue;
-        trh_unit_row(refs + i * dim, dim, x);
+        row(ctx, i, dim, x);
         uint32_t best = 0;
         double best_s = -INFINITY;
         for (uint32_t t = 0; t < T; t++) {
@@ -82,6 +84,26 @@ size_t trh_infer_tasks(const int8_t *refs, size_t n, uint32_t dim, uint32_t T, u
     }
     free(sum), free(x), free(cent);
     return given;
+}
+
+static void int8_row(const void *ctx, size_t i, uint32_t dim, float *out)
+{
+    trh_unit_row((const int8_t *)ctx + i * dim, dim, out);
+}
+
+static void unit_row(const void *ctx, size_t i, uint32_t dim, float *out)
+{
+    memcpy(out, (const float *)ctx + i * dim, dim * sizeof *out);
+}
+
+size_t trh_infer_tasks(const int8_t *refs, size_t n, uint32_t dim, uint32_t T, uint32_t *task)
+{
+    return infer_tasks(int8_row, refs, n, dim, T, task);
+}
+
+size_t trh_infer_tasks_unit(const float *x, size_t n, uint32_t dim, uint32_t T, uint32_t *task)
+{
+    return infer_tasks(unit_row, x, n, dim, T, task);
 }
 
 /* Five folds of n rows (build's cross-validation of l2, a and the

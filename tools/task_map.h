@@ -36,6 +36,8 @@ void trh_task_means(const float *x, const uint32_t *task, size_t n, uint32_t T, 
  * one cluster of every topic in the task map. T >= 1. Returns how many it
  * gave. */
 size_t trh_infer_tasks(const int8_t *refs, size_t n, uint32_t dim, uint32_t T, uint32_t *task);
+/* The same on unit float rows x (n x dim): eval's prompts. */
+size_t trh_infer_tasks_unit(const float *x, size_t n, uint32_t dim, uint32_t T, uint32_t *task);
 
 /* build's K-fold cross-validation (of the task map's l2 and a, and of the
  * method): fold[j] & TRH_FOLD_MASK is row j's fold (0..TRH_FOLDS-1, a
