@@ -46,7 +46,10 @@
 #if defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__
 #error "tinyroute: do not build with -ffinite-math-only: it deletes the NaN/Inf checks on caller embeddings (platform/tr_numeric.h)"
 #endif
-#if defined(__FLT_EVAL_METHOD__) && __FLT_EVAL_METHOD__ != 0
+/* 16 (TS 18661-3): _Float16 in _Float16, everything else in its own type, as
+ * 0 does: gcc's GNU modes report it where the CPU has AVX512-FP16
+ * (-march=native on Sapphire Rapids). */
+#if defined(__FLT_EVAL_METHOD__) && __FLT_EVAL_METHOD__ != 0 && __FLT_EVAL_METHOD__ != 16
 #error "tinyroute: float expressions must be evaluated in float (FLT_EVAL_METHOD 0; e.g. SSE, not x87) (platform/tr_numeric.h)"
 #endif
 
