@@ -49,6 +49,17 @@ $(BENCH_DIR)/bench_local: tests/bench/bench_local.c $(TOOL_LIB_OBJ) $(LIB)
 bench-local: $(BENCH_DIR)/bench_local $(FIXTURE_PACK)
 	$(BENCH_DIR)/bench_local $(FIXTURE) $(FIXTURE_PACK) 7
 
+# make bench-layout: the shipped row-major kernel against a probe of 16-row
+# tiles of 4-byte groups (tests/bench/bench_layout.c), kernel-only, with the
+# read floor of each layout and the prefilter rerank's cost; prints a table
+# (tests/bench/ANALYSIS.md, "Row layout probe"). No FAISS.
+$(BENCH_DIR)/bench_layout: tests/bench/bench_layout.c $(LIB)
+	@mkdir -p $(BENCH_DIR)
+	$(TARGET_CC) $(ALL_CFLAGS) -o $@ $< $(LIB) $(TOOL_LIBS)
+.PHONY: bench-layout
+bench-layout: $(BENCH_DIR)/bench_layout
+	$(BENCH_DIR)/bench_layout 50
+
 $(BENCH_DIR)/mmlu.trp: $(CLI) $(EMBEDDER)
 	@mkdir -p $(BENCH_DIR)
 	$(CLI) import mmlu-pro-32 $(SHARED)/data/mmlu-pro-32 $(BENCH_DIR)/mmlu --force >/dev/null
