@@ -410,8 +410,9 @@ static uint32_t assign_tasks(const trh_dataset *ds, const size_t *from, size_t n
 }
 
 /* With fleet cells: 1 for each prompt with no known score outside them
- * (NULL when every prompt has none: the pc is then fitted on all). */
-static uint8_t *untrusted_prompts(const trh_dataset *ds, const uint8_t *cells)
+ * (NULL when no reference prompt, test ones only with all, has one: the
+ * pc is then fitted on all). */
+static uint8_t *untrusted_prompts(const trh_dataset *ds, const uint8_t *cells, int all)
 {
     const size_t m = ds->n_models;
     uint8_t *skip = trh_xmalloc(ds->n_prompts ? ds->n_prompts : 1);
@@ -421,7 +422,7 @@ static uint8_t *untrusted_prompts(const trh_dataset *ds, const uint8_t *cells)
         for (size_t t = 0; t < m; t++)
             known |= !cells[i * m + t] && !isnan(ds->scores[i * m + t]);
         skip[i] = (uint8_t)!known;
-        trusted += known;
+        trusted += known && (all || ds->prompts[i].split != TRH_SPLIT_TEST);
     }
     if (!trusted)
         free(skip), skip = NULL;
@@ -877,7 +878,7 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
         return 1;
     }
     if (cells)
-        pc_skip = untrusted_prompts(&ds, cells);
+        pc_skip = untrusted_prompts(&ds, cells, all);
     uint8_t *codes = score_codes(ds.scores, ds.n_prompts * ds.n_models);
     if (codes) { /* the floats come back after pass 1, for the references */
         free(ds.scores);
