@@ -83,6 +83,9 @@ if [ -z "$RUNNER" ]; then
     run build-method "$PYTHON" tests/test_build_method.py "$CLI" "$EMBEDDER" fixtures/keys/test-signing.key fixtures/keys/test-signing.pub "$FIXTURE" "$WORK"
     rm -rf "$WORK"
     WORK=$(mktemp -d)
+    run log-guard "$PYTHON" tests/test_log_guard.py "$CLI" "$EMBEDDER" fixtures/keys/test-signing.key fixtures/keys/test-signing.pub "$FIXTURE" "$WORK"
+    rm -rf "$WORK"
+    WORK=$(mktemp -d)
     run eval-protocol "$PYTHON" tests/test_eval_protocol.py "$CLI" "$EMBEDDER" "$FIXTURE" "$WORK"
     rm -rf "$WORK"
     run eval-local "$PYTHON" tests/test_eval_local.py "$CLI" "$EMBEDDER" "$FIXTURE"

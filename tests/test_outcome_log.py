@@ -12,7 +12,9 @@ from core/OUTCOME_LOG.md:
      against a recomputation from the records and `route` at that lambda;
   3. hash and text: SipHash-2-4 under the given key, text cut on a UTF-8
      boundary; nothing of the prompt in the default log;
-  4. build --add-log: references grow by the records with an embedding and
+  4. build --add-log (--no-log-guard: these sections check the logs' rows
+     themselves; the guard that judges them is tests/test_log_guard.py):
+     references grow by the records with an embedding and
      an outcome, scores known only for the logged model; a logged prompt
      routed with k=1 now sees its own outcome; hash-only logs add nothing;
      a log from another embedder table is refused;
@@ -246,13 +248,23 @@ check("deferral_skipped" in ev and ev["records"] == 2, "eval --log: no embedding
 # 4. build --add-log.
 usable = [(r, i) for r, i in emb_recs if r["flags"] & 16]
 NEW = os.path.join(WORK, "new.trp")
-b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--method", "knn", "--out", NEW,
+b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--no-log-guard", "--k", 100, "--method", "knn", "--out", NEW,
         "--add-log", LOG, "--add-log", HLOG)
 check("added %d references" % len(usable) in b.stdout and "all 2 records skipped" in b.stdout,
       "build reports what it added and skipped: " + " / ".join(b.stdout.splitlines()[:2]))
 npk = parse_pack(NEW)
 check(npk["n"] == pk["n"] + len(usable), "references grew by %d (%d -> %d)" % (len(usable), pk["n"], npk["n"]))
 check(np.array_equal(npk["rows"][:pk["n"]], pk["rows"]), "the dataset's references are unchanged")
+# The same logs through the do-no-harm guard (tools/log_guard.h): judged on
+# the dataset's rows, reported, and the pack has them or not as it says.
+bg = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--method", "knn",
+         "--out", NEW + ".g", "--json", "--add-log", LOG, "--add-log", HLOG)
+jg = json.loads(bg.stdout)
+g = jg["build"].get("log_guard", {})
+check(g.get("judged") is True and g.get("logged_rows") == len(usable) and "log guard:" in bg.stderr
+      and jg["n_refs"] == pk["n"] + (len(usable) if g.get("logs_kept") else 0),
+      "build --add-log with the guard: %d logged rows judged (p %s), kept %s, N %d"
+      % (g.get("logged_rows", -1), g.get("p"), g.get("logs_kept"), jg["n_refs"]))
 tail_ok = 0
 for j, (r, _) in enumerate(usable):
     ref = pk["n"] + j
@@ -287,7 +299,7 @@ for out, (r, i) in sorted(picked.items()):
           "k=1, a=%g: %s predicted %s = (%s + a * prior %s) / (1 + a)"
           % (a, name, shrunk["predicted"][name], out, prior))
 check(len(picked) == 2, "both outcomes (0 and 1) occur in the log")
-r = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--split", "all",
+r = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--no-log-guard", "--split", "all",
         "--out", NEW + ".bad", "--add-log", LOG, ok=False)
 check(r.returncode == 1 and "not comparable" in r.stderr and not os.path.exists(NEW + ".bad"),
       "a log from another embedder table (another pc) is refused")
@@ -353,7 +365,7 @@ def usable_of(rs, above=0):
 
 
 AUTHED = os.path.join(WORK, "authed.trp")
-b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--method", "knn", "--out", AUTHED,
+b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--no-log-guard", "--k", 100, "--method", "knn", "--out", AUTHED,
         "--device-keys", KEYS, "--add-log", A1, "--add-log", A2, "--add-log", TAMPER, "--add-log", TRUNC,
         "--add-log", A3, "--add-log", REPLAY, "--add-log", UNKNOWN, "--add-log", REVOKED,
         "--add-log", WRONG, "--add-log", B1, "--add-log", V1, ok=False)
@@ -382,14 +394,14 @@ check(np.array_equal(apk["rows"][pk["n"]:pk["n"] + usable_of(r1)],
                      np.array([r["emb"] for r in r1 if r["emb"] is not None and r["flags"] & 16])),
       "the first good log's rows are its embeddings, in order")
 # A batch in the other order: the replay is the later file.
-b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--method", "knn", "--out", AUTHED + "2",
+b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--no-log-guard", "--k", 100, "--method", "knn", "--out", AUTHED + "2",
         "--device-keys", KEYS, "--add-log", A2, "--add-log", A1, ok=False)
 check(b.returncode == 1 and A1 + ": refused as a replay" in b.stderr and "%s: added" % A2 in b.stdout,
       "ids running backwards: the later log is the replay")
-b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--method", "knn", "--out", AUTHED + "3",
+b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--no-log-guard", "--k", 100, "--method", "knn", "--out", AUTHED + "3",
         "--device-keys", KEYS, "--allow-unauthenticated", "--add-log", V1, "--add-log", A1)
 check(b.returncode == 0 and "%s: added" % V1 in b.stdout, "--allow-unauthenticated takes a version 1 log")
-b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--method", "knn", "--out", AUTHED + "j",
+b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--no-log-guard", "--k", 100, "--method", "knn", "--out", AUTHED + "j",
         "--json", "--device-keys", KEYS, "--add-log", A1)
 try:
     doc = json.loads(b.stdout)
@@ -399,12 +411,12 @@ check(doc is not None and "%s: added" % A1 in b.stderr,
       "build --json --add-log: stdout is the one JSON document, the log's report on stderr")
 BADKEYS = os.path.join(AUTH, "bad-keys")
 open(BADKEYS, "w").write("11 %s\n11 %s\n" % (kA.hex(), kB.hex()))
-b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--method", "knn", "--out", AUTHED + "4",
+b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--no-log-guard", "--k", 100, "--method", "knn", "--out", AUTHED + "4",
         "--device-keys", BADKEYS, "--add-log", A1, ok=False)
 check(b.returncode == 1 and "device 11 is listed twice" in b.stderr and not os.path.exists(AUTHED + "4"),
       "a key file listing a device twice is refused before any work")
 open(BADKEYS, "w").write("# 15 bytes: one short\n11 %s\n" % kA.hex()[:30])
-b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--k", 100, "--method", "knn", "--out", AUTHED + "4",
+b = cli("build", "--data", DATA, "--embedder", EMB, "--key", KEY, "--no-log-guard", "--k", 100, "--method", "knn", "--out", AUTHED + "4",
         "--device-keys", BADKEYS, "--add-log", A1, ok=False)
 check(b.returncode == 1 and "bad-keys:2: key of device 11: 32 to 128 hex digits" in b.stderr,
       "a short key is refused with its line")

@@ -18,6 +18,7 @@
 #include "cmds.h"
 #include "dataset.h"
 #include "keys.h"
+#include "log_guard.h"
 #include "logfile.h"
 #include "packwriter.h"
 #include "pareto.h"
@@ -50,6 +51,7 @@ static const char usage[] =
     "                       [--method knn|cluster|learned-map|task-map]\n"
     "                       [--no-pc] [--force] [--add-log LOG ...] [--json]\n"
     "                       [--device-keys FILE [--allow-unauthenticated]]\n"
+    "                       [--no-log-guard | --log-guard-alpha A]\n"
     "Embeds the dataset's prompts (prompts.jsonl, correctness.csv, models.csv;\n"
     "see tools/DATASET.md) with the built-in embedder TABLE (from `tinyroute\n"
     "embedder`; by default the one `make install` put in PREFIX/share/tinyroute),\n"
@@ -125,6 +127,18 @@ static const char usage[] =
     "                  it; the pack is built from the others, exit 1. A\n"
     "                  version 1 (unauthenticated) log is refused unless\n"
     "  --allow-unauthenticated\n"
+    "  Logged rows (--add-log's, and a dataset's cells counted in its\n"
+    "  fleet_counts.csv: tools/fleet_step.py) are kept only when the trusted\n"
+    "  rows (the others) say they help beyond chance (tools/log_guard.h): the\n"
+    "  pack without them and the pack with them, each with the method, k and\n"
+    "  A build chooses for it, are cross-validated on the same 5 folds of the\n"
+    "  trusted rows (the logged rows are never queries); the logs stay when\n"
+    "  a paired bootstrap of the Area difference over those queries gives a\n"
+    "  one-sided p-value <= A (default 0.05), else the pack is\n"
+    "  the one built without them (the pc too is fitted on the trusted rows).\n"
+    "  The report's \"log guard\" line and --json's build.log_guard say why\n"
+    "  --log-guard-alpha A  the guard's level, in (0, 1)\n"
+    "  --no-log-guard  every logged row a reference, unjudged (as before)\n"
     "Progress with an ETA goes to stderr when it is a terminal or TR_PROGRESS=1.\n";
 
 /* trh_kmeans_fit_cb's and trh_task_fit_cb's progress hook: forwards to the
@@ -351,6 +365,245 @@ static void say_prefilter(const trh_prefilter_choice *p)
 
 static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk);
 
+/* Each of the n dataset references' task (prompt from[j] of ds) into
+ * task_of, the task names (pointers into ds) into names (n room each);
+ * returns the task count. A prompt without a task (a fleet's logged prompt:
+ * tools/fleet_step.py writes none) among prompts of two or more tasks gets
+ * the nearest task's (trh_infer_tasks), not a task "" of every topic; with
+ * fewer named tasks "" stays a task of its own. *inferred: how many were
+ * given the nearest task's. */
+static uint32_t assign_tasks(const trh_dataset *ds, const size_t *from, size_t n, const int8_t *refs,
+                             uint32_t dim, uint32_t *task_of, const char **names, size_t *inferred)
+{
+    size_t untasked = 0;
+    uint32_t named = 0, n_tasks = 0;
+    for (size_t j = 0; j < n; j++) {
+        const char *t = ds->prompts[from[j]].task;
+        if (!*t) {
+            untasked++;
+            continue;
+        }
+        uint32_t id = 0;
+        while (id < named && strcmp(names[id], t))
+            id++;
+        if (id == named)
+            names[named++] = t;
+    }
+    const int infer = untasked && named >= 2;
+    for (size_t j = 0; j < n; j++) { /* the task map is a candidate */
+        const char *t = ds->prompts[from[j]].task;
+        uint32_t id = 0;
+        if (infer && !*t) {
+            task_of[j] = UINT32_MAX; /* given below */
+            continue;
+        }
+        while (id < n_tasks && strcmp(names[id], t))
+            id++;
+        if (id == n_tasks)
+            names[n_tasks++] = t;
+        task_of[j] = id;
+    }
+    if (infer)
+        trh_infer_tasks(refs, n, dim, n_tasks, task_of);
+    *inferred = infer ? untasked : 0;
+    return n_tasks;
+}
+
+/* With fleet cells: 1 for each prompt with no known score outside them
+ * (NULL when no reference prompt, test ones only with all, has one: the
+ * pc is then fitted on all). */
+static uint8_t *untrusted_prompts(const trh_dataset *ds, const uint8_t *cells, int all)
+{
+    const size_t m = ds->n_models;
+    uint8_t *skip = trh_xmalloc(ds->n_prompts ? ds->n_prompts : 1);
+    size_t trusted = 0;
+    for (size_t i = 0; i < ds->n_prompts; i++) {
+        int known = 0;
+        for (size_t t = 0; t < m; t++)
+            known |= !cells[i * m + t] && !isnan(ds->scores[i * m + t]);
+        skip[i] = (uint8_t)!known;
+        trusted += known && (all || ds->prompts[i].split != TRH_SPLIT_TEST);
+    }
+    if (!trusted)
+        free(skip), skip = NULL;
+    return skip;
+}
+
+/* The candidates build cross-validates: the one given (scored for the
+ * record), else kNN and one clusters section (K-means when asked for, else
+ * the tasks). */
+static void want_of(int method_arg, uint64_t n_clusters, int lmap, int want[TRH_N_CAND])
+{
+    memset(want, 0, TRH_N_CAND * sizeof *want);
+    if (method_arg >= 0) {
+        want[method_arg] = 1;
+        return;
+    }
+    want[TRH_CAND_KNN] = 1;
+    want[TRH_CAND_TASK_MAP] = !n_clusters;
+    want[TRH_CAND_CLUSTER] = n_clusters > 0;
+    want[TRH_CAND_LEARNED_MAP] = lmap;
+}
+
+/* The settings the guard compares (one side: the rows with or without the
+ * logs): what build would choose on them. */
+typedef struct guard_in {
+    const trh_dataset *ds;
+    uint32_t dim, m;
+    const double *cn;
+    const trh_knn_given *given;
+    int method_arg, lmap;
+    uint64_t n_clusters;
+} guard_in;
+
+/* One side: k and a chosen on the n rows (n_task of them dataset rows,
+ * from[] their prompts), their tasks, and the 5-fold scores of the
+ * candidates on the folds given; *chosen the method build would ship. */
+static int score_side(const guard_in *in, const int8_t *refs, size_t n, size_t n_task,
+                      const size_t *from, const float *Y, const uint8_t *fold, trh_knn_choice *ch,
+                      trh_method_scores *ms, int *chosen)
+{
+    memset(ms, 0, sizeof *ms);
+    if (trh_choose_knn(refs, (uint32_t)n, in->dim, Y, in->m, in->cn, in->given, ch))
+        return 1;
+    uint32_t *task = trh_xmalloc((n_task ? n_task : 1) * sizeof *task);
+    const char **names = trh_xmalloc((n_task ? n_task : 1) * sizeof *names);
+    size_t inferred;
+    uint32_t nt = assign_tasks(in->ds, from, n_task, refs, in->dim, task, names, &inferred);
+    int want[TRH_N_CAND];
+    want_of(in->method_arg, in->n_clusters, in->lmap, want);
+    int bad = trh_score_methods(refs, n, n_task, in->dim, Y, in->m, in->cn, fold, ch->k, ch->a,
+                               in->given->a >= 0, task, nt, (uint32_t)in->n_clusters, want, ms);
+    *chosen = in->method_arg >= 0 ? in->method_arg : ms->best >= 0 ? ms->best : TRH_CAND_KNN;
+    free(task), free(names);
+    return bad;
+}
+
+/* The rows without the logs: every dataset row with a known cell not from
+ * a log (logged cells blanked). cells: trh_fleet_cells' (NULL: none). */
+typedef struct guard_rows {
+    int8_t *refs;
+    float *Y;
+    size_t *from, n;
+    size_t *trusted;  /* each row's index among them, SIZE_MAX if none */
+    uint8_t *touched; /* each row has a logged cell */
+    size_t logged;    /* rows touched */
+} guard_rows;
+
+static void guard_rows_free(guard_rows *r)
+{
+    free(r->refs), free(r->Y), free(r->from), free(r->trusted), free(r->touched);
+    memset(r, 0, sizeof *r);
+}
+
+static void trusted_rows(const int8_t *refs, const float *Y, size_t n, size_t n_ds, const size_t *from,
+                         const uint8_t *cells, uint32_t dim, uint32_t m, guard_rows *r)
+{
+    const size_t N = n ? n : 1;
+    r->refs = trh_xmalloc(N * dim), r->Y = trh_xmalloc(N * m * sizeof *r->Y);
+    r->from = trh_xmalloc(N * sizeof *r->from), r->trusted = trh_xmalloc(N * sizeof *r->trusted);
+    r->touched = trh_xcalloc(N, 1), r->n = r->logged = 0;
+    for (size_t j = 0; j < n; j++) {
+        int known = 0;
+        float *y = r->Y + r->n * m;
+        for (uint32_t t = 0; t < m; t++) {
+            int lg = j >= n_ds || (cells && cells[from[j] * m + t]);
+            r->touched[j] |= (uint8_t)lg;
+            y[t] = lg ? NAN : Y[j * m + t];
+            known |= !isnan(y[t]);
+        }
+        r->logged += r->touched[j];
+        r->trusted[j] = known ? r->n : SIZE_MAX;
+        if (known) {
+            memcpy(r->refs + r->n * dim, refs + j * dim, dim);
+            r->from[r->n++] = from[j];
+        }
+    }
+}
+
+/* The guard (tools/log_guard.h): g filled in; *fold_w the folds the build
+ * with the logs cross-validates on (kept x 1), r the rows without them.
+ * 0, or 1 after a message. */
+static int log_guard(const guard_in *in, const int8_t *refs, const float *Y, size_t kept,
+                     size_t kept_ds, const size_t *kept_from, const uint8_t *cells, double alpha,
+                     trh_log_guard *g, uint8_t **fold_w, guard_rows *r)
+{
+    memset(g, 0, sizeof *g);
+    g->keep = 1, g->alpha = alpha, g->why = "no logged rows";
+    trusted_rows(refs, Y, kept, kept_ds, kept_from, cells, in->dim, in->m, r);
+    g->trusted_rows = r->n, g->logged_rows = r->logged;
+    if (!r->logged)
+        return 0;
+    uint8_t *fold_t = trh_xmalloc(r->n ? r->n : 1);
+    *fold_w = trh_xmalloc(kept ? kept : 1);
+    trh_cv_folds(r->n, fold_t);
+    trh_guard_folds(kept, r->trusted, r->touched, fold_t, *fold_w);
+    trh_knn_choice co, cw;
+    trh_method_scores mo = {0}, mw = {0};
+    int so, sw;
+    int bad = score_side(in, r->refs, r->n, r->n, r->from, r->Y, fold_t, &co, &mo, &so) ||
+              score_side(in, refs, kept, kept_ds, kept_from, Y, *fold_w, &cw, &mw, &sw);
+    free(fold_t);
+    g->method_without = so, g->method_with = sw, g->queries = mo.n_queries;
+    g->k_without = co.k, g->k_with = cw.k, g->a_without = co.a, g->a_with = cw.a;
+    if (bad) {
+        g->why = "failed";
+    } else if (!mo.scored[so] || !mw.scored[sw] || mo.n_queries < 2) {
+        g->why = "too few trusted references to judge: logs kept";
+    } else if (mo.n_queries != mw.n_queries ||
+               memcmp(mo.Yq, mw.Yq, (size_t)mo.n_queries * in->m * sizeof *mo.Yq)) {
+        bad = trh_err("internal: the guard's two sides scored different queries");
+    } else {
+        g->ran = 1;
+        trh_guard_bootstrap(mw.P[sw], mo.P[so], mo.Yq, mo.n_queries, in->m, in->cn,
+                            TRH_GUARD_RESAMPLES, g);
+        g->keep = g->p <= alpha;
+        g->why = g->keep ? "the trusted references route better with the logs, beyond chance"
+                         : "the trusted references do not show the logs routing better beyond "
+                           "chance: the pack is built without them";
+    }
+    trh_method_scores_free(&mo), trh_method_scores_free(&mw);
+    return bad;
+}
+
+/* What the guard decided and why. */
+static void say_log_guard(const trh_log_guard *g)
+{
+    fprintf(say, "log guard: %zu rows with logged cells, %zu trusted rows", g->logged_rows, g->trusted_rows);
+    if (g->ran)
+        fprintf(say, "; %u-fold cross-validation on %u trusted queries (logged rows neighbours in "
+                "every fold): without the logs %s (k=%u, prior strength %g) Area %.4f, with "
+                "them %s (k=%u, prior strength %g) Area %.4f, difference %+.4f (paired bootstrap over "
+                "the queries, %u resamples: 5 %% quantile %+.4f, one-sided p %.4f, alpha %g)",
+                TRH_FOLDS, g->queries, trh_cand_name[g->method_without], g->k_without,
+                (double)g->a_without, g->area_without, trh_cand_name[g->method_with], g->k_with,
+                (double)g->a_with, g->area_with, g->delta, g->resamples, g->lo, g->p, g->alpha);
+    fprintf(say, ": %s %s\n", g->keep ? "KEPT," : "DROPPED,", g->why);
+}
+
+/* build --json's "log_guard" object. */
+static void json_log_guard(cJSON *b, const trh_log_guard *g)
+{
+    cJSON *o = cJSON_AddObjectToObject(b, "log_guard");
+    cJSON_AddBoolToObject(o, "judged", g->ran);
+    cJSON_AddBoolToObject(o, "logs_kept", g->keep);
+    cJSON_AddStringToObject(o, "why", g->why);
+    cJSON_AddNumberToObject(o, "logged_rows", (double)g->logged_rows);
+    cJSON_AddNumberToObject(o, "trusted_rows", (double)g->trusted_rows);
+    if (!g->ran)
+        return;
+    cJSON_AddNumberToObject(o, "queries", g->queries);
+    cJSON_AddStringToObject(o, "method_without", trh_cand_name[g->method_without]);
+    cJSON_AddStringToObject(o, "method_with", trh_cand_name[g->method_with]);
+    cJSON_AddNumberToObject(o, "area_without", g->area_without);
+    cJSON_AddNumberToObject(o, "area_with", g->area_with);
+    cJSON_AddNumberToObject(o, "difference", g->delta);
+    cJSON_AddNumberToObject(o, "difference_q05", g->lo);
+    cJSON_AddNumberToObject(o, "p", g->p);
+    cJSON_AddNumberToObject(o, "alpha", g->alpha);
+    cJSON_AddNumberToObject(o, "resamples", g->resamples);
+}
+
 int cmd_build(int argc, char **argv)
 {
     /* Room for every --add-log there can be: no fixed count. */
@@ -366,7 +619,7 @@ int cmd_build(int argc, char **argv)
  * loaded by the library before it was written), and what the build did. */
 static void print_built(const char *out, const trh_buf *pack, double seconds, size_t no_words,
                         size_t zeroed, const trh_method_scores *ms, int chosen, int given,
-                        const trh_prefilter_choice *pf)
+                        const trh_prefilter_choice *pf, const trh_log_guard *lg)
 {
     cJSON *o = trh_inspect_json(out, pack->data, pack->len), *b = cJSON_CreateObject();
     if (!o)
@@ -399,6 +652,8 @@ static void print_built(const char *out, const trh_buf *pack, double seconds, si
         cJSON_AddNumberToObject(pv, "queries", pf->n_queries);
         cJSON_AddNumberToObject(pv, "predicted_time_vs_exact", pf->cost_ratio);
     }
+    if (lg->logged_rows)
+        json_log_guard(b, lg);
     cJSON_AddItemToObject(o, "build", b);
     char *txt = cJSON_PrintUnformatted(o);
     printf("%s\n", txt);
@@ -421,9 +676,11 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
         {"prior-strength", required_argument, 0, 'a'}, {"json", no_argument, 0, 'J'},
         {"task-map", no_argument, 0, 'M'}, {"method", required_argument, 0, 'D'},
         {"device-keys", required_argument, 0, 'V'}, {"allow-unauthenticated", no_argument, 0, 'U'},
+        {"no-log-guard", no_argument, 0, 'G'}, {"log-guard-alpha", required_argument, 0, 'g'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *device_keys = NULL;
-    int allow_v1 = 0;
+    int allow_v1 = 0, guard = 1;
+    double guard_alpha = TRH_GUARD_ALPHA;
     const char *data = NULL, *emb_path = NULL, *key = NULL, *out = NULL;
     int all = 0, force = 0, no_pc = 0, no_tasks = 0, lmap = 0, json = 0, task_map = 0, c;
     say = stdout;
@@ -503,6 +760,11 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
             break;
         case 'V': device_keys = optarg; break;
         case 'U': allow_v1 = 1; break;
+        case 'G': guard = 0; break;
+        case 'g':
+            if (trh_parse_f64(optarg, &guard_alpha) || !(guard_alpha > 0) || guard_alpha >= 1)
+                return trh_err("--log-guard-alpha must be a number in (0, 1), not '%s'", optarg), 2;
+            break;
         case 'h': fputs(usage, stdout); return 0;
         default: return trh_bad_option(argv);
         }
@@ -606,6 +868,17 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
         }
     }
     const uint32_t dim = e.dim, m = (uint32_t)ds.n_models;
+    /* The fleet's cells (fleet_counts.csv) and, with the guard, the prompts
+     * the pc is not fitted on: those with no known cell but logged ones
+     * (the embedder stays the one the trusted references give). */
+    uint8_t *cells = NULL, *pc_skip = NULL, *fold_w = NULL; /* fold_w: the guard's folds */
+    if (guard && trh_fleet_cells(data, &ds, &cells)) {
+        free(table);
+        trh_dataset_free(&ds);
+        return 1;
+    }
+    if (cells)
+        pc_skip = untrusted_prompts(&ds, cells, all);
     uint8_t *codes = score_codes(ds.scores, ds.n_prompts * ds.n_models);
     if (codes) { /* the floats come back after pass 1, for the references */
         free(ds.scores);
@@ -613,7 +886,7 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
     }
 
     /* Pass 1: plain SIF embeddings of the references, to fit the pc. */
-    size_t *pick = trh_xmalloc(ds.n_prompts * sizeof *pick), n = 0;
+    size_t *pick = trh_xmalloc(ds.n_prompts * sizeof *pick), n = 0, nx = 0; /* nx: rows of x */
     float *x = trh_xmalloc(ds.n_prompts * (size_t)dim * sizeof *x);
     size_t no_words = 0;
     /* The text is streamed from prompts.jsonl in each pass, not held. */
@@ -633,7 +906,7 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
         if (!all && p->split == TRH_SPLIT_TEST)
             continue;
         uint32_t known;
-        st = tr_embed_f32(&e, text, strlen(text), x + n * dim, &known);
+        st = tr_embed_f32(&e, text, strlen(text), x + nx * dim, &known);
         if (st != TR_OK) {
             trh_err("%s/prompts.jsonl: prompt %s: %s", data, p->id, tr_strerror(st));
             trh_prompt_reader_close(&rd);
@@ -643,7 +916,8 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
             no_words++; /* nothing to place it by: not a reference */
             continue;
         }
-        trh_normalize(x + n * dim, dim);
+        if (!pc_skip || !pc_skip[i])
+            trh_normalize(x + nx++ * dim, dim);
         pick[n++] = i;
     }
     trh_prompt_reader_close(&rd);
@@ -659,7 +933,7 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
     if (!no_pc) {
         float *pc = (float *)(void *)(table + tr_ld32(table + TR_E_OFF_PC));
         trh_progress_start(&pg, "build", "principal comp.", 0);
-        if (trh_first_pc(x, n, dim, pc) != 0) {
+        if (trh_first_pc(x, nx, dim, pc) != 0) {
             trh_err("out of memory");
             goto fail;
         }
@@ -738,7 +1012,7 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
     /* Logged prompts follow the dataset's references. They only add rows:
      * the pc was fitted above, so the embedder stays the one they were
      * logged under, and they take no part in the task table (no task). */
-    const size_t kept_ds = kept;
+    size_t kept_ds = kept;
     /* With --device-keys a refused log (forged, altered, truncated, replayed,
      * foreign, revoked, or unreadable) is reported and left out, and the
      * pack is built from the rest: one bad device must not stop a fleet's
@@ -758,6 +1032,33 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
 
     const int chose_k = k == 0, chose_a = prior_strength < 0, chose_lambda = lambda < 0;
     const trh_knn_given given = {(uint32_t)k, (uint32_t)prefilter, (float)prior_strength, lambda};
+    /* The do-no-harm guard on the logged rows (tools/log_guard.h). */
+    trh_log_guard lg = {0};
+    lg.keep = 1;
+    if (guard && (kept > kept_ds || cells)) {
+        double *cost = trh_xmalloc(2 * (size_t)m * sizeof *cost), *cn = cost + m;
+        for (uint32_t j = 0; j < m; j++)
+            cost[j] = ds.models[j].cost;
+        trh_norm_costs(cost, m, cn);
+        const guard_in gi = {&ds, dim, m, cn, &given, method_arg, lmap, n_clusters};
+        guard_rows gr = {0};
+        trh_progress_start(&pg, "build", "log guard", 0);
+        int bad = log_guard(&gi, refs, scores, kept, kept_ds, kept_from, cells, guard_alpha, &lg,
+                            &fold_w, &gr);
+        trh_progress_end(&pg);
+        free(cost);
+        if (!bad && !lg.keep) { /* the pack without the logs */
+            free(refs), free(scores), free(kept_from), free(fold_w);
+            refs = gr.refs, scores = gr.Y, kept_from = gr.from, kept = kept_ds = gr.n;
+            gr.refs = NULL, gr.Y = NULL, gr.from = NULL, fold_w = NULL;
+        }
+        guard_rows_free(&gr);
+        if (bad) {
+            free(refs), free(scores), free(kept_from);
+            goto fail;
+        }
+        say_log_guard(&lg);
+    }
     trh_knn_choice ch;
     if (choose_knn(refs, kept, dim, scores, &ds, &given, &pg, &ch)) {
         free(refs), free(scores), free(kept_from);
@@ -778,47 +1079,14 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
 
     /* Each dataset reference's task, for the S3 table and the task map. */
     trh_buf tasks = {0};
-    uint32_t n_tasks = 0;
     int tasks_bad = 0;
-    uint32_t *task_of = trh_xmalloc(kept_ds * sizeof *task_of);
-    const char **names = trh_xmalloc(kept_ds * sizeof *names);
-    /* A prompt without a task (a fleet's logged prompt: tools/fleet_step.py
-     * writes none) among prompts of two or more tasks gets the nearest
-     * task's (trh_infer_tasks), not a task "" of every topic; with fewer
-     * named tasks "" stays a task of its own, as before. */
-    size_t untasked = 0;
-    uint32_t named = 0;
-    for (size_t j = 0; j < kept_ds; j++) {
-        const char *t = ds.prompts[kept_from[j]].task;
-        if (!*t) {
-            untasked++;
-            continue;
-        }
-        uint32_t id = 0;
-        while (id < named && strcmp(names[id], t))
-            id++;
-        if (id == named)
-            names[named++] = t;
-    }
-    const int infer = untasked && named >= 2;
-    for (size_t j = 0; j < kept_ds; j++) { /* the task map is a candidate */
-        const char *t = ds.prompts[kept_from[j]].task;
-        uint32_t id = 0;
-        if (infer && !*t) {
-            task_of[j] = UINT32_MAX; /* given below */
-            continue;
-        }
-        while (id < n_tasks && strcmp(names[id], t))
-            id++;
-        if (id == n_tasks)
-            names[n_tasks++] = t;
-        task_of[j] = id;
-    }
-    if (infer) {
-        trh_infer_tasks(refs, kept_ds, dim, n_tasks, task_of);
+    uint32_t *task_of = trh_xmalloc((kept_ds ? kept_ds : 1) * sizeof *task_of);
+    const char **names = trh_xmalloc((kept_ds ? kept_ds : 1) * sizeof *names);
+    size_t untasked;
+    uint32_t n_tasks = assign_tasks(&ds, kept_from, kept_ds, refs, dim, task_of, names, &untasked);
+    if (untasked)
         fprintf(say, "tasks: %zu references without a task given the nearest of the %u tasks' "
                 "(cosine to each task's mean row)\n", untasked, n_tasks);
-    }
     for (uint32_t i = 0; i < n_tasks; i++)
         names[i] = trh_xstrdup(names[i]);
 
@@ -830,18 +1098,14 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
         for (uint32_t j = 0; j < m; j++)
             cost[j] = ds.models[j].cost;
         trh_norm_costs(cost, m, cn);
-        int want[TRH_N_CAND] = {0};
-        if (method_arg >= 0) {
-            want[method_arg] = 1; /* scored for the record, not chosen */
-        } else {
-            want[TRH_CAND_KNN] = 1;
-            /* One clusters section: K-means when asked for, else the tasks. */
-            want[TRH_CAND_TASK_MAP] = !n_clusters;
-            want[TRH_CAND_CLUSTER] = n_clusters > 0;
-            want[TRH_CAND_LEARNED_MAP] = lmap;
+        int want[TRH_N_CAND];
+        want_of(method_arg, n_clusters, lmap, want);
+        uint8_t *fold = fold_w; /* with logs the guard kept: its folds */
+        if (!fold) {
+            fold = trh_xmalloc(kept ? kept : 1);
+            trh_cv_folds(kept, fold);
         }
-        uint8_t *fold = trh_xmalloc(kept ? kept : 1);
-        trh_cv_folds(kept, fold);
+        fold_w = NULL;
         trh_progress_start(&pg, "build", "method validation", 0);
         int bad = trh_score_methods(refs, kept, kept_ds, dim, scores, m, cn, fold, (uint32_t)k, ch.a,
                                    !chose_a, task_of, n_tasks, (uint32_t)n_clusters, want, &ms);
@@ -1059,7 +1323,7 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
                    (unsigned long long)lay.sec[i].length, (unsigned long long)lay.sec[i].offset);
         if (json)
             print_built(out, &pack, (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
-                        no_words, zeroed, &ms, chosen_method, method_arg >= 0, &pfc);
+                        no_words, zeroed, &ms, chosen_method, method_arg >= 0, &pfc, &lg);
     }
     trh_buf_free(&pack);
     trh_buf_free(&clusters);
@@ -1071,6 +1335,7 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
     free(pick);
     free(x);
     free(table);
+    free(cells), free(pc_skip), free(fold_w);
     trh_dataset_free(&ds);
     if (r == 0 && refused) {
         trh_err("%zu of %zu logs refused (above); the pack was built from the others (exit 1)",
@@ -1079,6 +1344,7 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
     }
     return r;
 fail:
+    free(cells), free(pc_skip), free(fold_w);
     free(codes);
     free(pick);
     free(x);

@@ -28,7 +28,8 @@ parser of the format:
  4. write (driver): DIR/prompts.jsonl, correctness.csv (the mean outcome of
     each (prompt, model) pair observed, empty where none), models.csv (a copy
     of MODELS.csv: names are matched by the logs' FNV-1a name hashes) and
-    fleet_counts.csv (observations per cell; build ignores it), as in
+    fleet_counts.csv (observations per cell: build's log guard takes
+    every counted cell as logged, tools/log_guard.h), as in
     tools/DATASET.md. With more than --shard-prompts prompts (default
     1,000,000) DIR/shard-NNNN/ each hold a complete dataset of that many.
     With --base DATASET instead of --models: the base dataset (a benchmark:
