@@ -237,8 +237,9 @@ int trh_score_methods(const int8_t *refs, size_t n, size_t n_task, uint32_t dim,
     fold_job job[TRH_FOLDS];
     uint32_t n_jobs = 0;
     size_t in_fold[TRH_FOLDS] = {0};
-    for (size_t j = 0; j < n; j++)
-        in_fold[fold[j] & TRH_FOLD_MASK]++;
+    for (size_t j = 0; j < n; j++) /* fold TRH_FOLDS: a row in every fit (log_guard.h) */
+        if ((fold[j] & TRH_FOLD_MASK) < TRH_FOLDS)
+            in_fold[fold[j] & TRH_FOLD_MASK]++;
     for (uint32_t f = 0, q0 = 0; f < TRH_FOLDS && !rc; f++) {
         uint32_t fq = 0;
         while (q0 + fq < nq && (fold[qi[q0 + fq]] & TRH_FOLD_MASK) == f)

@@ -44,7 +44,8 @@ typedef struct trh_method_scores {
 
 /* Scores the candidates want[c] on the references: n int8 rows (dim each,
  * contiguous), scores Y (n x m, NaN unknown), normalized costs cn. fold:
- * trh_cv_folds(n); the queries are the rows with TRH_FOLD_SCORED among the
+ * trh_cv_folds(n), or trh_guard_folds' (fold TRH_FOLDS: a row in every fit,
+ * never a query); the queries are the rows with TRH_FOLD_SCORED among the
  * first n_task (dataset rows, not logged ones) whose scores are all known,
  * pooled fold by fold; each fold's fit uses every row outside it.
  * kNN at (k, a) (exact search); the task map over task[j] < n_tasks of the
