@@ -307,7 +307,7 @@ int trh_devkeys_take(trh_devkeys *dk, const trh_logfile *lf, const char *path, u
     if (!k)
         return trh_err("%s: refused: device %llu is not in the device keys", path,
                       (unsigned long long)lf->device_id);
-    if (k->taken && lf->recorded <= k->taken)
+    if (k->took && lf->recorded <= k->taken)
         return trh_err("%s: refused as a replay: its ids (up to %llu) do not pass the %llu already "
                       "taken from device %llu by an earlier log of this batch", path,
                       (unsigned long long)lf->recorded, (unsigned long long)k->taken,
@@ -318,6 +318,7 @@ int trh_devkeys_take(trh_devkeys *dk, const trh_logfile *lf, const char *path, u
             *skip = (uint32_t)(k->taken - first + 1);
     }
     k->taken = lf->recorded;
+    k->took = 1;
     return 0;
 }
 

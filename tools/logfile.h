@@ -39,7 +39,9 @@ typedef struct trh_devkey {
     uint8_t key[TR_LOG_KEY_MAX];
     size_t key_len;
     int revoked;
-    uint64_t taken; /* newest record id taken from the device in this batch; 0 none */
+    uint64_t taken; /* newest record id taken from the device in this batch */
+    int took;       /* a log of the device was taken in this batch (taken may be 0:
+                     * an empty log issued no id, and the same again is a replay) */
 } trh_devkey;
 typedef struct trh_devkeys {
     trh_devkey *k; /* sorted by id */

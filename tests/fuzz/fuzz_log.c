@@ -222,7 +222,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     trh_logfile lf;
     int ok = trh_logfile_read(path, &lf) == 0;
-    dk.k[0].taken = 0; /* each input is a batch of its own */
+    dk.k[0].taken = 0, dk.k[0].took = 0; /* each input is a batch of its own */
     if (!ok) {
         if (lf.bytes || lf.n)
             fail("a refused log was not released");
@@ -250,7 +250,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fail("the first log of a batch was refused or skipped records");
         if (trh_devkeys_take(&dk, &lf, path, &skip) == 0)
             fail("the same log taken twice in a batch was not refused as a replay");
-        dk.k[0].taken = 0;
+        dk.k[0].taken = 0, dk.k[0].took = 0;
     }
 
     /* eval --log --json, into memory to check what it says. */
@@ -264,7 +264,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* eval may refuse what the reader took: a record of this pack naming a
      * model index past M (trh_logfile_check_models). */
     int refused = trh_eval_log(&pf, path, &dk, &ro, lam, N_LAM, 1) != 0;
-    dk.k[0].taken = 0;
+    dk.k[0].taken = 0, dk.k[0].took = 0;
     fclose(ms);
     stdout = devnull;
     if (!refused)
@@ -275,7 +275,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* eval --log, text, cluster routing. */
     ro.method = TR_METHOD_CLUSTER;
     trh_eval_log(&pf, path, &dk, &ro, lam, N_LAM, 0);
-    dk.k[0].taken = 0;
+    dk.k[0].taken = 0, dk.k[0].took = 0;
 
     /* build --add-log with the pack's own embedder. */
     int8_t *refs = NULL;

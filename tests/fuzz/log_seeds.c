@@ -134,6 +134,9 @@ int main(int argc, char **argv)
      * start far from 1; an empty one. */
     seal_first = 1;
     export(fill(r, info.dim, all, 64, 2 * N_PROMPTS), out, "api-sealed-all.trl");
+    /* A new device's empty export: no id issued yet (ids issued 0), which
+     * taken twice is a replay all the same (fuzz_log found it passing). */
+    export(fill(r, info.dim, TR_LOG_DEFAULT, 8, 0), out, "api-sealed-new.trl");
     seal_first = 1000000;
     export(fill(r, info.dim, TR_LOG_EMBEDDING, 4, 13), out, "api-sealed-wrapped.trl");
     export(fill(r, info.dim, TR_LOG_DEFAULT, 8, 0), out, "api-sealed-empty.trl");
