@@ -367,45 +367,19 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
 
 /* Each of the n dataset references' task (prompt from[j] of ds) into
  * task_of, the task names (pointers into ds) into names (n room each);
- * returns the task count. A prompt without a task (a fleet's logged prompt:
- * tools/fleet_step.py writes none) among prompts of two or more tasks gets
- * the nearest task's (trh_infer_tasks), not a task "" of every topic; with
- * fewer named tasks "" stays a task of its own. *inferred: how many were
- * given the nearest task's. */
+ * returns the task count. Untasked prompts (a fleet's: tools/fleet_step.py
+ * writes none) are given the nearest task's as trh_task_ids says;
+ * *inferred counts them. */
 static uint32_t assign_tasks(const trh_dataset *ds, const size_t *from, size_t n, const int8_t *refs,
                              uint32_t dim, uint32_t *task_of, const char **names, size_t *inferred)
 {
-    size_t untasked = 0;
-    uint32_t named = 0, n_tasks = 0;
-    for (size_t j = 0; j < n; j++) {
-        const char *t = ds->prompts[from[j]].task;
-        if (!*t) {
-            untasked++;
-            continue;
-        }
-        uint32_t id = 0;
-        while (id < named && strcmp(names[id], t))
-            id++;
-        if (id == named)
-            names[named++] = t;
-    }
-    const int infer = untasked && named >= 2;
-    for (size_t j = 0; j < n; j++) { /* the task map is a candidate */
-        const char *t = ds->prompts[from[j]].task;
-        uint32_t id = 0;
-        if (infer && !*t) {
-            task_of[j] = UINT32_MAX; /* given below */
-            continue;
-        }
-        while (id < n_tasks && strcmp(names[id], t))
-            id++;
-        if (id == n_tasks)
-            names[n_tasks++] = t;
-        task_of[j] = id;
-    }
-    if (infer)
+    const char **task = trh_xmalloc((n ? n : 1) * sizeof *task);
+    for (size_t j = 0; j < n; j++)
+        task[j] = ds->prompts[from[j]].task;
+    const uint32_t n_tasks = trh_task_ids(task, n, task_of, names, inferred);
+    free(task);
+    if (*inferred)
         trh_infer_tasks(refs, n, dim, n_tasks, task_of);
-    *inferred = infer ? untasked : 0;
     return n_tasks;
 }
 

@@ -162,32 +162,25 @@ static void prepared_free(prepared *p)
 
 /* Each kept prompt's task. A prompt without one (a fleet's logged prompt:
  * tools/fleet_step.py writes none) among prompts of two or more tasks gets
- * the nearest task's, by build's rule (trh_infer_tasks, here on the unit
- * vectors): as a task "" of its own it made one task of every topic in the
- * task map, the S3 table and the local scenarios, unlike the pack build
- * makes of the same data. */
+ * the nearest task's, by build's rule (trh_task_ids, trh_infer_tasks, here
+ * on the unit vectors): as a task "" of its own it made one task of every
+ * topic in the task map, the S3 table and the local scenarios, unlike the
+ * pack build makes of the same data. */
 static void name_tasks(prepared *p)
 {
     const uint32_t n = p->n;
     p->task = trh_xmalloc((n ? n : 1) * sizeof *p->task);
-    uint32_t *id = trh_xmalloc((n ? n : 1) * sizeof *id), named = 0;
+    for (uint32_t i = 0; i < n; i++)
+        p->task[i] = p->ds.prompts[p->prompt[i]].task;
+    uint32_t *id = trh_xmalloc((n ? n : 1) * sizeof *id);
     const char **names = trh_xmalloc((n ? n : 1) * sizeof *names);
-    trh_strmap seen = {0};
-    for (uint32_t i = 0; i < n; i++) {
-        const char *t = p->ds.prompts[p->prompt[i]].task;
-        size_t v;
-        p->task[i] = t;
-        id[i] = UINT32_MAX;
-        if (!t || !*t)
-            continue;
-        if (trh_strmap_add(&seen, t, named, &v) == 0)
-            names[v = named++] = t;
-        id[i] = (uint32_t)v;
-    }
-    trh_strmap_free(&seen);
-    if (named >= 2 && (p->tasks_inferred = (uint32_t)trh_infer_tasks_unit(p->raw, n, p->dim, named, id)))
+    size_t untasked;
+    const uint32_t T = trh_task_ids(p->task, n, id, names, &untasked);
+    if (untasked) {
+        p->tasks_inferred = (uint32_t)trh_infer_tasks_unit(p->raw, n, p->dim, T, id);
         for (uint32_t i = 0; i < n; i++)
             p->task[i] = names[id[i]];
+    }
     free(id), free(names);
 }
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dataset.h"
 #include "packwriter.h"
 #include "pareto.h"
 #include "tr_cluster.h"
@@ -39,6 +40,35 @@ void trh_task_means(const float *x, const uint32_t *task, size_t n, uint32_t T, 
         for (uint32_t d = 0; d < dim && cnt[t]; d++)
             cent[(size_t)t * dim + d] /= (float)cnt[t];
     free(cnt);
+}
+
+uint32_t trh_task_ids(const char *const *task, size_t n, uint32_t *task_of, const char **names,
+                      size_t *untasked)
+{
+    trh_strmap seen = {0};
+    size_t none = 0, v;
+    uint32_t named = 0, T = 0;
+    for (size_t j = 0; j < n; j++) {
+        if (!*task[j])
+            none++;
+        else
+            named += trh_strmap_add(&seen, task[j], named, NULL) == 0;
+    }
+    trh_strmap_free(&seen);
+    const int infer = none && named >= 2;
+    seen = (trh_strmap){0};
+    for (size_t j = 0; j < n; j++) {
+        if (infer && !*task[j]) {
+            task_of[j] = UINT32_MAX; /* for trh_infer_tasks */
+            continue;
+        }
+        if (trh_strmap_add(&seen, task[j], T, &v) == 0)
+            names[v = T++] = task[j];
+        task_of[j] = (uint32_t)v;
+    }
+    trh_strmap_free(&seen);
+    *untasked = infer ? none : 0;
+    return T;
 }
 
 /* trh_infer_tasks on rows read through row(ctx, i, out): unit float rows. */

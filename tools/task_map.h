@@ -29,6 +29,15 @@ void trh_unit_row(const int8_t *r, uint32_t dim, float *out);
 void trh_task_means(const float *x, const uint32_t *task, size_t n, uint32_t T, uint32_t dim,
                    float *cent);
 
+/* Task ids of n rows by their task names (task[j], "" none), in order of
+ * first appearance, with names[id] the name (n room). Rows without a task
+ * among rows of two or more named tasks get UINT32_MAX, for
+ * trh_infer_tasks below, and *untasked counts them (else 0, and "" is a
+ * task of its own). Returns the task count. build and eval share it, so
+ * both give a fleet's untasked prompts the same tasks. */
+uint32_t trh_task_ids(const char *const *task, size_t n, uint32_t *task_of, const char **names,
+                      size_t *untasked);
+
 /* Rows without a task (task[i] >= T) each get the task whose mean unit row
  * (over the rows with one) is nearest by cosine, ties to the lower task:
  * the task map's own starting centroids. A fleet's logged prompts carry no
