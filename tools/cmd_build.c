@@ -635,8 +635,31 @@ static void print_built(const char *out, const trh_buf *pack, double seconds, si
     cJSON_Delete(o);
 }
 
-/* cmd_build with logs[] (argc entries) for the --add-log paths. */
-static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
+/* What the command line asks for. k, prior_strength and lambda hold the
+ * given values (0 or < 0: choose on validation) until the choices replace
+ * them; prefilter likewise. */
+typedef struct build_opts {
+    const char *data, *emb_path, *key, *out;
+    const char *device_keys;  /* NULL: logs are read unauthenticated */
+    const char **logs;        /* --add-log paths, n_logs of them */
+    size_t n_logs;
+    int all;                  /* --split all */
+    int force, no_pc, no_tasks, lmap, json, task_map, allow_v1;
+    int guard;                /* the do-no-harm log guard (--no-log-guard: 0) */
+    double guard_alpha;
+    uint64_t k, counter, expires_days, prefilter, n_clusters;
+    int prefilter_auto;
+    double lambda, prior_strength;
+    int method_arg;           /* trh_cand; -1: chosen by cross-validation */
+} build_opts;
+
+/* Returned by the option phases when the build goes on (anything else is
+ * the command's exit code: 0 after --help, 2 for a bad option). */
+#define BUILD_GO (-1)
+
+/* getopt over argv into o (logs: room for argc paths). Each value is
+ * checked here, alone; how they combine is check_options'. */
+static int parse_options(int argc, char **argv, const char **logs, build_opts *o)
 {
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'}, {"embedder", required_argument, 0, 'e'},
@@ -652,149 +675,176 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
         {"device-keys", required_argument, 0, 'V'}, {"allow-unauthenticated", no_argument, 0, 'U'},
         {"no-log-guard", no_argument, 0, 'G'}, {"log-guard-alpha", required_argument, 0, 'g'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    const char *device_keys = NULL;
-    int allow_v1 = 0, guard = 1;
-    double guard_alpha = TRH_GUARD_ALPHA;
-    const char *data = NULL, *emb_path = NULL, *key = NULL, *out = NULL;
-    int all = 0, force = 0, no_pc = 0, no_tasks = 0, lmap = 0, json = 0, task_map = 0, c;
+    *o = (build_opts){.logs = logs, .guard = 1, .guard_alpha = TRH_GUARD_ALPHA, .counter = 1,
+                      .lambda = -1, .prior_strength = -1, .method_arg = -1};
+    int c;
     say = stdout;
-    uint64_t k = 0, counter = 1, expires_days = 0, prefilter = 0, n_clusters = 0;
-    int prefilter_auto = 0;
-    /* k 0, prior strength and lambda < 0: chosen on validation */
-    double lambda = -1, prior_strength = -1;
-    size_t n_logs = 0;
-    int method_arg = -1; /* trh_cand; -1: chosen by cross-validation */
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'd': data = optarg; break;
-        case 'e': emb_path = optarg; break;
-        case 'K': key = optarg; break;
-        case 'o': out = optarg; break;
+        case 'd': o->data = optarg; break;
+        case 'e': o->emb_path = optarg; break;
+        case 'K': o->key = optarg; break;
+        case 'o': o->out = optarg; break;
         case 's':
             if (strcmp(optarg, "all") && strcmp(optarg, "train"))
                 return trh_err("--split must be train or all, not '%s'", optarg), 2;
-            all = !strcmp(optarg, "all");
+            o->all = !strcmp(optarg, "all");
             break;
         case 'k':
-            if (trh_parse_u64(optarg, &k) || k == 0 || k > TR_K_MAX)
+            if (trh_parse_u64(optarg, &o->k) || o->k == 0 || o->k > TR_K_MAX)
                 return trh_err("--k must be an integer in 1..%d, not '%s'", TR_K_MAX, optarg), 2;
             break;
         case 'l':
             /* The pack stores f32: 1e39 would become Inf there, which the
              * device refuses (TR_E_MALFORMED). */
-            if (trh_parse_f64(optarg, &lambda) || lambda < 0 || lambda > FLT_MAX)
+            if (trh_parse_f64(optarg, &o->lambda) || o->lambda < 0 || o->lambda > FLT_MAX)
                 return trh_err("--lambda must be a number in [0, %g] (stored as f32), not '%s'",
                               (double)FLT_MAX, optarg), 2;
             break;
         case 'a':
-            if (trh_parse_f64(optarg, &prior_strength) || !(prior_strength >= 0) ||
-                prior_strength > TR_PRIOR_STRENGTH_MAX)
+            if (trh_parse_f64(optarg, &o->prior_strength) || !(o->prior_strength >= 0) ||
+                o->prior_strength > TR_PRIOR_STRENGTH_MAX)
                 return trh_err("--prior-strength must be a number in 0..%g, not '%s'",
                               (double)TR_PRIOR_STRENGTH_MAX, optarg), 2;
             break;
         case 'c':
-            if (trh_parse_u64(optarg, &counter))
+            if (trh_parse_u64(optarg, &o->counter))
                 return trh_err("--counter must be a non-negative integer, not '%s'", optarg), 2;
-            if (counter > TRH_COUNTER_MAX)
+            if (o->counter > TRH_COUNTER_MAX)
                 return trh_err("--counter %s: at most %llu (2^64-2); 2^64-1 would raise a device's "
                               "floor so that no later pack could ever load it",
                               optarg, (unsigned long long)TRH_COUNTER_MAX), 2;
             break;
         case 'x':
-            if (trh_parse_u64(optarg, &expires_days) || expires_days == 0 || expires_days > 36500)
+            if (trh_parse_u64(optarg, &o->expires_days) || o->expires_days == 0 || o->expires_days > 36500)
                 return trh_err("--expires-days must be in 1..36500, not '%s'", optarg), 2;
             break;
         case 'C':
-            prefilter_auto = !strcmp(optarg, "auto");
-            if (!prefilter_auto && (trh_parse_u64(optarg, &prefilter) || prefilter > TR_PREFILTER_MAX))
+            o->prefilter_auto = !strcmp(optarg, "auto");
+            if (!o->prefilter_auto &&
+                (trh_parse_u64(optarg, &o->prefilter) || o->prefilter > TR_PREFILTER_MAX))
                 return trh_err("--prefilter must be auto or an integer in 0..%d, not '%s'",
                               TR_PREFILTER_MAX, optarg), 2;
             break;
         case 'Q':
-            if (trh_parse_u64(optarg, &n_clusters) || n_clusters == 0 || n_clusters > 65536)
+            if (trh_parse_u64(optarg, &o->n_clusters) || o->n_clusters == 0 || o->n_clusters > 65536)
                 return trh_err("--clusters must be an integer in 1..65536, not '%s'", optarg), 2;
             break;
-        case 'P': no_pc = 1; break;
-        case 'T': no_tasks = 1; break;
-        case 'L': lmap = 1; break;
-        case 'A':
-            logs[n_logs++] = optarg;
-            break;
-        case 'f': force = 1; break;
-        case 'J': json = 1, say = stderr; break;
-        case 'M': task_map = 1; break;
+        case 'P': o->no_pc = 1; break;
+        case 'T': o->no_tasks = 1; break;
+        case 'L': o->lmap = 1; break;
+        case 'A': logs[o->n_logs++] = optarg; break;
+        case 'f': o->force = 1; break;
+        case 'J': o->json = 1, say = stderr; break;
+        case 'M': o->task_map = 1; break;
         case 'D':
             for (int c2 = 0; c2 < TRH_N_CAND; c2++)
                 if (!strcmp(optarg, trh_cand_name[c2]))
-                    method_arg = c2;
-            if (method_arg < 0)
+                    o->method_arg = c2;
+            if (o->method_arg < 0)
                 return trh_err("--method must be knn, cluster, learned-map or task-map, not '%s'",
                               optarg), 2;
             break;
-        case 'V': device_keys = optarg; break;
-        case 'U': allow_v1 = 1; break;
-        case 'G': guard = 0; break;
+        case 'V': o->device_keys = optarg; break;
+        case 'U': o->allow_v1 = 1; break;
+        case 'G': o->guard = 0; break;
         case 'g':
-            if (trh_parse_f64(optarg, &guard_alpha) || !(guard_alpha > 0) || guard_alpha >= 1)
+            if (trh_parse_f64(optarg, &o->guard_alpha) || !(o->guard_alpha > 0) || o->guard_alpha >= 1)
                 return trh_err("--log-guard-alpha must be a number in (0, 1), not '%s'", optarg), 2;
             break;
         case 'h': fputs(usage, stdout); return 0;
         default: return trh_bad_option(argv);
         }
     }
-    if (!emb_path)
-        emb_path = trh_default_embedder();
-    if (!data || !emb_path || !key || !out || optind != argc) {
+    if (!o->emb_path)
+        o->emb_path = trh_default_embedder();
+    if (!o->data || !o->emb_path || !o->key || !o->out || optind != argc) {
         trh_err("build needs --data, --key and --out, and --embedder unless the CLI is installed "
                "with its default table (PREFIX/share/tinyroute/embedder.bin)");
         fputs(usage, stderr);
         return 2;
     }
-    if (method_arg == TRH_CAND_TASK_MAP)
-        task_map = 1;
-    if ((method_arg == TRH_CAND_CLUSTER || method_arg == TRH_CAND_LEARNED_MAP) && !n_clusters)
-        return trh_err("--method %s needs --clusters K", trh_cand_name[method_arg]), 2;
-    if (method_arg == TRH_CAND_LEARNED_MAP)
-        lmap = 1;
-    if (task_map && (n_clusters || lmap))
+    return BUILD_GO;
+}
+
+/* How the options combine: --method implies its section's flags, and what
+ * cannot go together is refused. Settings the device refuses are refused
+ * before minutes of work (the same checks run again when the pack is
+ * written). */
+static int check_options(build_opts *o)
+{
+    if (o->method_arg == TRH_CAND_TASK_MAP)
+        o->task_map = 1;
+    if ((o->method_arg == TRH_CAND_CLUSTER || o->method_arg == TRH_CAND_LEARNED_MAP) && !o->n_clusters)
+        return trh_err("--method %s needs --clusters K", trh_cand_name[o->method_arg]), 2;
+    if (o->method_arg == TRH_CAND_LEARNED_MAP)
+        o->lmap = 1;
+    if (o->task_map && (o->n_clusters || o->lmap))
         return trh_err("--task-map makes the tasks the clusters: not with --clusters or --learned-map"), 2;
-    if (lmap && (n_clusters == 0 || n_clusters > TR_LMAP_MAX_K))
+    if (o->lmap && (o->n_clusters == 0 || o->n_clusters > TR_LMAP_MAX_K))
         return trh_err("--learned-map needs --clusters K with K <= %u", TR_LMAP_MAX_K), 2;
-    if (prefilter && k && prefilter < k)
+    if (o->prefilter && o->k && o->prefilter < o->k)
         return trh_err("--prefilter %llu keeps fewer candidates than --k %llu",
-                      (unsigned long long)prefilter, (unsigned long long)k), 2;
-    /* Settings the device refuses are refused before minutes of work (the
-     * same checks run again when the pack is written). */
-    if (trh_pack_check_settings(counter, k ? (uint32_t)k : 1, lambda < 0 ? 0 : lambda))
+                      (unsigned long long)o->prefilter, (unsigned long long)o->k), 2;
+    if (trh_pack_check_settings(o->counter, o->k ? (uint32_t)o->k : 1, o->lambda < 0 ? 0 : o->lambda))
         return 2;
+    return BUILD_GO;
+}
+
+/* The files, before minutes of embedding: --out is no input and not
+ * there unless --force, the key signs, the device key file reads. */
+static int check_files(const build_opts *o, trh_devkeys *dk)
+{
     {
         /* --force never overwrites an input (issue #18). */
-        const char **in = trh_xmalloc((2 + n_logs) * sizeof *in);
-        in[0] = emb_path;
-        in[1] = key;
-        for (size_t i = 0; i < n_logs; i++)
-            in[2 + i] = logs[i];
-        int clash = trh_out_not_input_ds("--out", out, in, 2 + n_logs, &data, 1, NULL);
+        const char **in = trh_xmalloc((2 + o->n_logs) * sizeof *in);
+        in[0] = o->emb_path;
+        in[1] = o->key;
+        for (size_t i = 0; i < o->n_logs; i++)
+            in[2 + i] = o->logs[i];
+        const char *data = o->data;
+        int clash = trh_out_not_input_ds("--out", o->out, in, 2 + o->n_logs, &data, 1, NULL);
         free(in);
         if (clash)
             return 2;
     }
-    if (!force && access(out, F_OK) == 0)
-        return trh_err("%s exists; not overwriting it (use --force)", out), 2;
+    if (!o->force && access(o->out, F_OK) == 0)
+        return trh_err("%s exists; not overwriting it (use --force)", o->out), 2;
     { /* the key signs now, not only after the whole build */
         uint8_t hash[32] = {0}, sig[TR_SIG_MAX_BYTES];
         size_t sig_len;
         tr_pubkey pub;
-        if (trh_key_sign(key, hash, sig, &sig_len, &pub))
+        if (trh_key_sign(o->key, hash, sig, &sig_len, &pub))
             return 1;
     }
-    if (allow_v1 && !device_keys)
+    if (o->allow_v1 && !o->device_keys)
         return trh_err("--allow-unauthenticated goes with --device-keys"), 2;
-    /* Before minutes of embedding: a bad key file fails now. */
-    if (device_keys && trh_devkeys_load(device_keys, dk))
+    if (o->device_keys && trh_devkeys_load(o->device_keys, dk))
         return 1;
-    dk->allow_v1 = allow_v1;
+    dk->allow_v1 = o->allow_v1;
+    return BUILD_GO;
+}
+
+/* cmd_build with logs[] (argc entries) for the --add-log paths. */
+static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
+{
+    build_opts o;
+    int go = parse_options(argc, argv, logs, &o);
+    if (go == BUILD_GO)
+        go = check_options(&o);
+    if (go == BUILD_GO)
+        go = check_files(&o, dk);
+    if (go != BUILD_GO)
+        return go;
+    const char *data = o.data, *emb_path = o.emb_path, *key = o.key, *out = o.out;
+    const char *device_keys = o.device_keys;
+    int all = o.all, no_pc = o.no_pc, no_tasks = o.no_tasks, lmap = o.lmap, json = o.json,
+        task_map = o.task_map, guard = o.guard, prefilter_auto = o.prefilter_auto, method_arg = o.method_arg;
+    double guard_alpha = o.guard_alpha, lambda = o.lambda, prior_strength = o.prior_strength;
+    uint64_t k = o.k, counter = o.counter, expires_days = o.expires_days, prefilter = o.prefilter,
+             n_clusters = o.n_clusters;
+    size_t n_logs = o.n_logs;
 
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
