@@ -289,22 +289,16 @@ static uint8_t *score_codes(const float *s, size_t len)
 #define TR_TASK_QUERIES 256u
 
 /* kNN's k, prior strength and the default lambda: the ones given, else
- * chosen on validation (tools/choose.h) over the references, costs
+ * chosen on validation (tools/choose.h) over the references, costs cn
  * normalized as the pack's; the shipped lambda is checked against
  * Pareto-random there either way (a given one gets a warning). */
-static int choose_knn(const int8_t *refs, size_t n, uint32_t dim, const float *scores,
-                      const trh_dataset *ds, const trh_knn_given *given, trh_progress *pg,
+static int choose_knn(const int8_t *refs, size_t n, uint32_t dim, const float *scores, uint32_t m,
+                      const double *cn, const trh_knn_given *given, trh_progress *pg,
                       trh_knn_choice *ch)
 {
-    const uint32_t m = (uint32_t)ds->n_models;
-    double *cost = trh_xmalloc(2 * (size_t)m * sizeof *cost), *cn = cost + m;
-    for (uint32_t j = 0; j < m; j++)
-        cost[j] = ds->models[j].cost;
-    trh_norm_costs(cost, m, cn);
     trh_progress_start(pg, "build", "validation", 0);
     int r = trh_choose_knn(refs, (uint32_t)n, dim, scores, m, cn, given, ch);
     trh_progress_end(pg);
-    free(cost);
     if (r)
         return r;
     if (!ch->n_queries) {
@@ -362,8 +356,6 @@ static void say_prefilter(const trh_prefilter_choice *p)
         trh_err("warning: --prefilter %u is predicted slower than exact search (%.2fx): "
                 "leave it out, or --prefilter auto", p->c_tried, p->cost_ratio);
 }
-
-static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk);
 
 /* Each of the n dataset references' task (prompt from[j] of ds) into
  * task_of, the task names (pointers into ds) into names (n room each);
@@ -576,17 +568,6 @@ static void json_log_guard(cJSON *b, const trh_log_guard *g)
     cJSON_AddNumberToObject(o, "p", g->p);
     cJSON_AddNumberToObject(o, "alpha", g->alpha);
     cJSON_AddNumberToObject(o, "resamples", g->resamples);
-}
-
-int cmd_build(int argc, char **argv)
-{
-    /* Room for every --add-log there can be: no fixed count. */
-    const char **logs = trh_xmalloc((size_t)(argc > 0 ? argc : 1) * sizeof *logs);
-    trh_devkeys dk = {0}; /* --device-keys; freed here whichever way build_with returns */
-    int r = build_with(argc, argv, logs, &dk);
-    trh_devkeys_free(&dk);
-    free(logs);
-    return r;
 }
 
 /* build --json: inspect's view of the written pack, verified (the pack was
@@ -826,462 +807,565 @@ static int check_files(const build_opts *o, trh_devkeys *dk)
     return BUILD_GO;
 }
 
-/* cmd_build with logs[] (argc entries) for the --add-log paths. */
-static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
-{
+/* One build, phase to phase: what each phase leaves for the next. Every
+ * pointer is NULL or owned here, so build_free releases everything
+ * whichever phase stopped the build. The work phases return 0, or 1 after
+ * a message (the command's exit code). */
+typedef struct build_ctx {
     build_opts o;
-    int go = parse_options(argc, argv, logs, &o);
-    if (go == BUILD_GO)
-        go = check_options(&o);
-    if (go == BUILD_GO)
-        go = check_files(&o, dk);
-    if (go != BUILD_GO)
-        return go;
-    const char *data = o.data, *emb_path = o.emb_path, *key = o.key, *out = o.out;
-    const char *device_keys = o.device_keys;
-    int all = o.all, no_pc = o.no_pc, no_tasks = o.no_tasks, lmap = o.lmap, json = o.json,
-        task_map = o.task_map, guard = o.guard, prefilter_auto = o.prefilter_auto, method_arg = o.method_arg;
-    double guard_alpha = o.guard_alpha, lambda = o.lambda, prior_strength = o.prior_strength;
-    uint64_t k = o.k, counter = o.counter, expires_days = o.expires_days, prefilter = o.prefilter,
-             n_clusters = o.n_clusters;
-    size_t n_logs = o.n_logs;
-
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    size_t emb_len;
-    uint8_t *table = trh_read_file(emb_path, &emb_len);
-    if (!table)
-        return 1;
-    tr_embedder e;
-    tr_status st = tr_embedder_view(table, emb_len, &e);
-    if (st != TR_OK) {
-        free(table);
-        return trh_err("%s: not a valid embedder table (%s)", emb_path, tr_strerror(st));
-    }
-    trh_dataset ds;
+    trh_devkeys dk;              /* --device-keys */
+    struct timespec t0;          /* the report's build time starts after the checks */
     trh_progress pg;
-    trh_progress_start(&pg, "build", "loading", 0);
-    if (trh_dataset_load_flags(data, &ds, TRH_DS_NO_TEXT) != 0) {
-        free(table);
+    /* The embedder table (the pc is written into it after pass 1), its
+     * view, and the name the pack records for it. */
+    uint8_t *table;
+    size_t emb_len;
+    tr_embedder e;
+    char name[TR_EMBEDDER_NAME_MAX];
+    trh_dataset ds;              /* text streamed from prompts.jsonl, not held */
+    uint32_t dim, m;
+    double *cost;                /* 2m: the models' costs, then cn */
+    const double *cn;            /* the costs normalized as the pack's */
+    uint8_t *cells;              /* fleet_counts.csv's logged cells (NULL: none) */
+    uint8_t *pc_skip;            /* prompts the pc is not fitted on (NULL: none) */
+    uint8_t *codes;              /* the scores as bytes while pass 1 runs */
+    /* Pass 1: pick[] the n prompts with a known word (the references),
+     * x the nx of their rows the pc is fitted on. */
+    size_t *pick, n;
+    float *x;
+    size_t nx, no_words;
+    /* The references (pass 2 and the logs): kept int8 rows and their
+     * scores, the first kept_ds from the dataset (kept_from: prompt index). */
+    int8_t *refs;
+    float *scores;
+    size_t *kept_from, kept, kept_ds, zeroed;
+    size_t refused;              /* --add-log files refused (--device-keys) */
+    /* What was given, kept apart from what is chosen (o.k, o.lambda and
+     * o.prefilter are overwritten with the choices). */
+    trh_knn_given given;
+    int chose_k, chose_a, chose_lambda;
+    trh_log_guard lg;
+    uint8_t *fold_w;             /* the guard's folds, when it kept the logs */
+    trh_knn_choice ch;
+    trh_prefilter_choice pfc;
+    uint32_t *task_of;           /* each dataset reference's task */
+    const char **names;          /* the n_tasks task names (owned copies) */
+    uint32_t n_tasks;
+    trh_method_scores ms;        /* scores only after choose_estimator: P, Yq freed */
+    int chosen_method, n_scored;
+    trh_buf clusters;            /* the clusters section (task map or K-means) */
+    float *theta;                /* the learned map's */
+    trh_buf tasks;               /* the S3 table section */
+    int tasks_bad;
+} build_ctx;
+
+static void build_free(build_ctx *b)
+{
+    trh_devkeys_free(&b->dk);
+    free(b->o.logs);
+    free(b->table), free(b->cost), free(b->cells), free(b->pc_skip), free(b->codes);
+    free(b->pick), free(b->x), free(b->refs), free(b->scores), free(b->kept_from);
+    free(b->fold_w), free(b->theta);
+    if (b->names)
+        free_task_names(b->task_of, b->names, b->n_tasks);
+    trh_method_scores_free(&b->ms);
+    trh_buf_free(&b->clusters), trh_buf_free(&b->tasks);
+    trh_dataset_free(&b->ds);
+}
+
+/* The embedder table, read whole: the pack carries it. */
+static int load_embedder(build_ctx *b)
+{
+    clock_gettime(CLOCK_MONOTONIC, &b->t0);
+    b->table = trh_read_file(b->o.emb_path, &b->emb_len);
+    if (!b->table)
         return 1;
-    }
-    trh_progress_end(&pg);
-    if (ds.n_models > TR_MODELS_MAX) { /* before the embedding passes */
-        size_t wl = strlen(data) + 16;
+    tr_status st = tr_embedder_view(b->table, b->emb_len, &b->e);
+    if (st != TR_OK)
+        return trh_err("%s: not a valid embedder table (%s)", b->o.emb_path, tr_strerror(st));
+    b->dim = b->e.dim;
+    return 0;
+}
+
+/* Models the pack cannot hold (too many, costs beyond f32) are refused
+ * here, before the embedding passes. */
+static int check_models(build_ctx *b)
+{
+    const trh_dataset *ds = &b->ds;
+    if (ds->n_models > TR_MODELS_MAX) {
+        size_t wl = strlen(b->o.data) + 16;
         char *where = trh_xmalloc(wl);
-        snprintf(where, wl, "%s/models.csv", data);
-        trh_models_max_err(where, "M", ds.n_models, "pack");
+        snprintf(where, wl, "%s/models.csv", b->o.data);
+        trh_models_max_err(where, "M", ds->n_models, "pack");
         free(where);
-        free(table);
-        trh_dataset_free(&ds);
         return 1;
     }
-    {
-        /* Costs the pack cannot hold (f32), before the embedding passes. */
-        trh_pack_model *pm = trh_xmalloc(ds.n_models * sizeof *pm);
-        for (size_t j = 0; j < ds.n_models; j++)
-            pm[j] = (trh_pack_model){ds.models[j].name, ds.models[j].cost,
-                                    ds.models[j].where ? TR_CLOUD : TR_DEVICE};
-        int bad = trh_pack_check_models(pm, (uint32_t)ds.n_models);
-        free(pm);
-        if (bad) {
-            trh_err("%s/models.csv: refused before building (see above)", data);
-            free(table);
-            trh_dataset_free(&ds);
-            return 1;
-        }
-    }
-    const uint32_t dim = e.dim, m = (uint32_t)ds.n_models;
+    trh_pack_model *pm = trh_xmalloc(ds->n_models * sizeof *pm);
+    for (size_t j = 0; j < ds->n_models; j++)
+        pm[j] = (trh_pack_model){ds->models[j].name, ds->models[j].cost,
+                                ds->models[j].where ? TR_CLOUD : TR_DEVICE};
+    int bad = trh_pack_check_models(pm, (uint32_t)ds->n_models);
+    free(pm);
+    if (bad)
+        return trh_err("%s/models.csv: refused before building (see above)", b->o.data);
+    return 0;
+}
+
+/* The dataset without its text, the models' normalized costs (every
+ * choice below weighs cost as the pack will), the fleet's cells and the
+ * scores packed as bytes for pass 1. */
+static int load_dataset(build_ctx *b)
+{
+    trh_progress_start(&b->pg, "build", "loading", 0);
+    if (trh_dataset_load_flags(b->o.data, &b->ds, TRH_DS_NO_TEXT) != 0)
+        return 1;
+    trh_progress_end(&b->pg);
+    if (check_models(b))
+        return 1;
+    const uint32_t m = b->m = (uint32_t)b->ds.n_models;
+    b->cost = trh_xmalloc(2 * (size_t)m * sizeof *b->cost);
+    for (uint32_t j = 0; j < m; j++)
+        b->cost[j] = b->ds.models[j].cost;
+    trh_norm_costs(b->cost, m, b->cost + m);
+    b->cn = b->cost + m;
     /* The fleet's cells (fleet_counts.csv) and, with the guard, the prompts
      * the pc is not fitted on: those with no known cell but logged ones
      * (the embedder stays the one the trusted references give). */
-    uint8_t *cells = NULL, *pc_skip = NULL, *fold_w = NULL; /* fold_w: the guard's folds */
-    if (guard && trh_fleet_cells(data, &ds, &cells)) {
-        free(table);
-        trh_dataset_free(&ds);
+    if (b->o.guard && trh_fleet_cells(b->o.data, &b->ds, &b->cells))
         return 1;
+    if (b->cells)
+        b->pc_skip = untrusted_prompts(&b->ds, b->cells, b->o.all);
+    b->codes = score_codes(b->ds.scores, b->ds.n_prompts * b->ds.n_models);
+    if (b->codes) { /* the floats come back after pass 1, for the references */
+        free(b->ds.scores);
+        b->ds.scores = NULL;
     }
-    if (cells)
-        pc_skip = untrusted_prompts(&ds, cells, all);
-    uint8_t *codes = score_codes(ds.scores, ds.n_prompts * ds.n_models);
-    if (codes) { /* the floats come back after pass 1, for the references */
-        free(ds.scores);
-        ds.scores = NULL;
-    }
+    return 0;
+}
 
-    /* Pass 1: plain SIF embeddings of the references, to fit the pc. */
-    size_t *pick = trh_xmalloc(ds.n_prompts * sizeof *pick), n = 0, nx = 0; /* nx: rows of x */
-    float *x = trh_xmalloc(ds.n_prompts * (size_t)dim * sizeof *x);
-    size_t no_words = 0;
-    /* The text is streamed from prompts.jsonl in each pass, not held. */
+/* Pass 1: plain SIF embeddings of the references, to fit the pc. Picks
+ * the references: the split's prompts with a known word. */
+static int embed_pass1(build_ctx *b)
+{
+    const trh_dataset *ds = &b->ds;
+    const uint32_t dim = b->dim;
+    b->pick = trh_xmalloc(ds->n_prompts * sizeof *b->pick);
+    b->x = trh_xmalloc(ds->n_prompts * (size_t)dim * sizeof *b->x);
     trh_prompt_reader rd;
-    if (trh_prompt_reader_open(&rd, data, &ds))
-        goto fail;
-    trh_progress_start(&pg, "build", "embedding pass 1", ds.n_prompts);
-    for (size_t i = 0; i < ds.n_prompts; i++) {
-        const trh_ds_prompt *p = &ds.prompts[i];
+    if (trh_prompt_reader_open(&rd, b->o.data, ds))
+        return 1;
+    trh_progress_start(&b->pg, "build", "embedding pass 1", ds->n_prompts);
+    for (size_t i = 0; i < ds->n_prompts; i++) {
+        const trh_ds_prompt *p = &ds->prompts[i];
         const char *text = trh_prompt_reader_next(&rd);
         if (!text) {
             trh_prompt_reader_close(&rd);
-            goto fail;
+            return 1;
         }
         if ((i & 4095) == 0) /* the clock is cheap, but not free per prompt */
-            trh_progress_update(&pg, i);
-        if (!all && p->split == TRH_SPLIT_TEST)
+            trh_progress_update(&b->pg, i);
+        if (!b->o.all && p->split == TRH_SPLIT_TEST)
             continue;
         uint32_t known;
-        st = tr_embed_f32(&e, text, strlen(text), x + nx * dim, &known);
+        tr_status st = tr_embed_f32(&b->e, text, strlen(text), b->x + b->nx * dim, &known);
         if (st != TR_OK) {
-            trh_err("%s/prompts.jsonl: prompt %s: %s", data, p->id, tr_strerror(st));
+            trh_err("%s/prompts.jsonl: prompt %s: %s", b->o.data, p->id, tr_strerror(st));
             trh_prompt_reader_close(&rd);
-            goto fail;
+            return 1;
         }
         if (!known) {
-            no_words++; /* nothing to place it by: not a reference */
+            b->no_words++; /* nothing to place it by: not a reference */
             continue;
         }
-        if (!pc_skip || !pc_skip[i])
-            trh_normalize(x + nx++ * dim, dim);
-        pick[n++] = i;
+        if (!b->pc_skip || !b->pc_skip[i])
+            trh_normalize(b->x + b->nx++ * dim, dim);
+        b->pick[b->n++] = i;
     }
     trh_prompt_reader_close(&rd);
-    trh_progress_end(&pg);
-    if (n == 0) {
-        trh_err("%s: no reference prompt with a known word", data);
-        goto fail;
-    }
-    if (n > UINT32_MAX) {
-        trh_err("%s: too many references", data);
-        goto fail;
-    }
-    if (!no_pc) {
-        float *pc = (float *)(void *)(table + tr_ld32(table + TR_E_OFF_PC));
-        trh_progress_start(&pg, "build", "principal comp.", 0);
-        if (trh_first_pc(x, nx, dim, pc) != 0) {
-            trh_err("out of memory");
-            goto fail;
-        }
-        trh_progress_end(&pg);
-        tr_emb_set_pc(table, 1);
-        if ((st = tr_embedder_view(table, emb_len, &e)) != TR_OK) {
-            trh_err("internal: embedder view after pc: %s", tr_strerror(st));
-            goto fail;
-        }
+    trh_progress_end(&b->pg);
+    if (b->n == 0)
+        return trh_err("%s: no reference prompt with a known word", b->o.data);
+    if (b->n > UINT32_MAX)
+        return trh_err("%s: too many references", b->o.data);
+    return 0;
+}
+
+/* The first principal component of the pass-1 rows, written into the
+ * table (unless --no-pc): pass 2 then embeds as the device will. */
+static int fit_pc(build_ctx *b)
+{
+    if (!b->o.no_pc) {
+        float *pc = (float *)(void *)(b->table + tr_ld32(b->table + TR_E_OFF_PC));
+        trh_progress_start(&b->pg, "build", "principal comp.", 0);
+        if (trh_first_pc(b->x, b->nx, b->dim, pc) != 0)
+            return trh_err("out of memory");
+        trh_progress_end(&b->pg);
+        tr_emb_set_pc(b->table, 1);
+        tr_status st = tr_embedder_view(b->table, b->emb_len, &b->e);
+        if (st != TR_OK)
+            return trh_err("internal: embedder view after pc: %s", tr_strerror(st));
     }
     /* The pass-1 rows only served the pc: N x D floats not to hold any
      * longer (issue #8: the build's peak memory). */
-    free(x);
-    x = NULL;
-    /* The references' scores, row j for prompt pick[j]: decoded from the
-     * byte codes, or else compacted in place in the dataset's own matrix
-     * (j <= pick[j] and pick grows: a row moves before it is overwritten). */
-    float *scores;
-    if (codes) {
+    free(b->x);
+    b->x = NULL;
+    return 0;
+}
+
+/* The references' scores, row j for prompt pick[j]: decoded from the
+ * byte codes, or else compacted in place in the dataset's own matrix
+ * (j <= pick[j] and pick grows: a row moves before it is overwritten). */
+static void reference_scores(build_ctx *b)
+{
+    const uint32_t m = b->m;
+    const size_t n = b->n, *pick = b->pick;
+    if (b->codes) {
         static const float val[3] = {0.0f, 1.0f, NAN};
-        scores = trh_xmalloc(n * (size_t)m * sizeof *scores);
+        float *scores = b->scores = trh_xmalloc(n * (size_t)m * sizeof *scores);
         for (size_t j = 0; j < n; j++)
             for (uint32_t t = 0; t < m; t++)
-                scores[j * m + t] = val[codes[pick[j] * m + t]];
-        free(codes);
-        codes = NULL;
+                scores[j * m + t] = val[b->codes[pick[j] * m + t]];
+        free(b->codes);
+        b->codes = NULL;
     } else {
-        scores = ds.scores;
-        ds.scores = NULL;
+        float *scores = b->scores = b->ds.scores;
+        b->ds.scores = NULL;
         for (size_t j = 0; j < n; j++)
             if (pick[j] != j)
                 memmove(scores + j * m, scores + pick[j] * m, m * sizeof *scores);
     }
-    /* Pass 2: the embedding the device computes, bit for bit. */
-    int8_t *refs = trh_xmalloc(n * (size_t)dim);
-    size_t *kept_from = trh_xmalloc(n * sizeof *kept_from);      /* prompt index */
-    size_t kept = 0, zeroed = 0, at = 0;
+}
+
+/* Pass 2: the embedding the device computes, bit for bit, quantized to
+ * the int8 rows; a row that quantizes to zero (after the pc) is dropped
+ * with its scores. */
+static int embed_pass2(build_ctx *b)
+{
+    const uint32_t dim = b->dim, m = b->m;
+    const size_t n = b->n;
+    float *scores = b->scores;
+    b->refs = trh_xmalloc(n * (size_t)dim);
+    b->kept_from = trh_xmalloc(n * sizeof *b->kept_from); /* prompt index */
+    size_t kept = 0, at = 0;
+    trh_prompt_reader rd;
+    if (trh_prompt_reader_open(&rd, b->o.data, &b->ds))
+        return 1;
     float *acc = trh_xmalloc(dim * sizeof *acc);
-    if (trh_prompt_reader_open(&rd, data, &ds)) {
-        free(refs), free(kept_from), free(scores), free(acc);
-        goto fail;
-    }
-    trh_progress_start(&pg, "build", "embedding pass 2", n);
+    trh_progress_start(&b->pg, "build", "embedding pass 2", n);
     for (size_t j = 0; j < n; j++) {
-        const char *text = text_at(&rd, &at, pick[j]);
+        const char *text = text_at(&rd, &at, b->pick[j]);
         uint32_t known;
         if (!text) {
             trh_prompt_reader_close(&rd);
-            free(refs), free(kept_from), free(scores), free(acc);
-            goto fail;
+            free(acc);
+            return 1;
         }
         if ((j & 4095) == 0)
-            trh_progress_update(&pg, j);
-        tr_embed_f32(&e, text, strlen(text), acc, &known);
-        if (tr_quantize_i8(acc, dim, refs + kept * dim) != TR_OK) {
-            zeroed++;
+            trh_progress_update(&b->pg, j);
+        tr_embed_f32(&b->e, text, strlen(text), acc, &known);
+        if (tr_quantize_i8(acc, dim, b->refs + kept * dim) != TR_OK) {
+            b->zeroed++;
             continue;
         }
         if (kept != j) /* kept <= j: compacted in place */
             memmove(scores + kept * m, scores + j * m, m * sizeof *scores);
-        kept_from[kept] = pick[j];
+        b->kept_from[kept] = b->pick[j];
         kept++;
     }
     free(acc);
     trh_prompt_reader_close(&rd);
-    trh_progress_end(&pg);
+    trh_progress_end(&b->pg);
     if (kept) /* give back the rows of the prompts not kept */
-        scores = trh_xrealloc(scores, kept * (size_t)m * sizeof *scores);
-    char name[TR_EMBEDDER_NAME_MAX];
-    if (e.flags & TR_EMB_HASHED)
-        snprintf(name, sizeof name, "hashed-ngram-%uk-d%u%s", e.n_words / 1024, e.dim,
-                 no_pc ? "" : "-pc");
+        b->scores = trh_xrealloc(scores, kept * (size_t)m * sizeof *scores);
+    b->kept = b->kept_ds = kept;
+    return 0;
+}
+
+/* The name the pack records for its embedder (a log must match it). */
+static void embedder_name(build_ctx *b)
+{
+    const tr_embedder *e = &b->e;
+    if (e->flags & TR_EMB_HASHED)
+        snprintf(b->name, sizeof b->name, "hashed-ngram-%uk-d%u%s", e->n_words / 1024, e->dim,
+                 b->o.no_pc ? "" : "-pc");
     else
-        snprintf(name, sizeof name, "glove100-sif-%uk%s", e.n_words / 1000, no_pc ? "" : "-pc");
+        snprintf(b->name, sizeof b->name, "glove100-sif-%uk%s", e->n_words / 1000,
+                 b->o.no_pc ? "" : "-pc");
+}
 
-    /* Logged prompts follow the dataset's references. They only add rows:
-     * the pc was fitted above, so the embedder stays the one they were
-     * logged under, and they take no part in the task table (no task). */
-    size_t kept_ds = kept;
-    /* With --device-keys a refused log (forged, altered, truncated, replayed,
-     * foreign, revoked, or unreadable) is reported and left out, and the
-     * pack is built from the rest: one bad device must not stop a fleet's
-     * build. Exit 1 then, as for any batch with a part failed (README).
-     * Without, any bad log fails the build as before. */
-    size_t refused = 0;
-    for (size_t i = 0; i < n_logs; i++)
-        if (trh_log_to_refs(logs[i], &e, name, &ds, device_keys ? dk : NULL, &refs, &scores,
-                           &kept, say)) {
-            if (device_keys) {
-                refused++;
-                continue;
-            }
-            free(refs), free(scores), free(kept_from);
-            goto fail;
+/* Logged prompts follow the dataset's references. They only add rows:
+ * the pc was fitted above, so the embedder stays the one they were
+ * logged under, and they take no part in the task table (no task).
+ * With --device-keys a refused log (forged, altered, truncated, replayed,
+ * foreign, revoked, or unreadable) is reported and left out, and the
+ * pack is built from the rest: one bad device must not stop a fleet's
+ * build. Exit 1 then, as for any batch with a part failed (README).
+ * Without, any bad log fails the build as before. */
+static int add_logs(build_ctx *b)
+{
+    const build_opts *o = &b->o;
+    for (size_t i = 0; i < o->n_logs; i++)
+        if (trh_log_to_refs(o->logs[i], &b->e, b->name, &b->ds, o->device_keys ? &b->dk : NULL,
+                           &b->refs, &b->scores, &b->kept, say)) {
+            if (!o->device_keys)
+                return 1;
+            b->refused++;
         }
+    return 0;
+}
 
-    const int chose_k = k == 0, chose_a = prior_strength < 0, chose_lambda = lambda < 0;
-    const trh_knn_given given = {(uint32_t)k, (uint32_t)prefilter, (float)prior_strength, lambda};
-    /* The do-no-harm guard on the logged rows (tools/log_guard.h). */
-    trh_log_guard lg = {0};
-    lg.keep = 1;
-    if (guard && (kept > kept_ds || cells)) {
-        double *cost = trh_xmalloc(2 * (size_t)m * sizeof *cost), *cn = cost + m;
-        for (uint32_t j = 0; j < m; j++)
-            cost[j] = ds.models[j].cost;
-        trh_norm_costs(cost, m, cn);
-        const guard_in gi = {&ds, dim, m, cn, &given, method_arg, lmap, n_clusters};
-        guard_rows gr = {0};
-        trh_progress_start(&pg, "build", "log guard", 0);
-        int bad = log_guard(&gi, refs, scores, kept, kept_ds, kept_from, cells, guard_alpha, &lg,
-                            &fold_w, &gr);
-        trh_progress_end(&pg);
-        free(cost);
-        if (!bad && !lg.keep) { /* the pack without the logs */
-            free(refs), free(scores), free(kept_from), free(fold_w);
-            refs = gr.refs, scores = gr.Y, kept_from = gr.from, kept = kept_ds = gr.n;
-            gr.refs = NULL, gr.Y = NULL, gr.from = NULL, fold_w = NULL;
-        }
-        guard_rows_free(&gr);
-        if (bad) {
-            free(refs), free(scores), free(kept_from);
-            goto fail;
-        }
-        say_log_guard(&lg);
+/* The do-no-harm guard on the logged rows (tools/log_guard.h), when there
+ * are any: if the trusted rows do not show them helping beyond chance,
+ * the references become the trusted rows alone. */
+static int guard_logged_rows(build_ctx *b)
+{
+    const build_opts *o = &b->o;
+    b->lg.keep = 1;
+    if (!o->guard || (b->kept == b->kept_ds && !b->cells))
+        return 0;
+    const guard_in gi = {&b->ds, b->dim, b->m, b->cn, &b->given, o->method_arg, o->lmap, o->n_clusters};
+    guard_rows gr = {0};
+    trh_progress_start(&b->pg, "build", "log guard", 0);
+    int bad = log_guard(&gi, b->refs, b->scores, b->kept, b->kept_ds, b->kept_from, b->cells,
+                        o->guard_alpha, &b->lg, &b->fold_w, &gr);
+    trh_progress_end(&b->pg);
+    if (!bad && !b->lg.keep) { /* the pack without the logs */
+        free(b->refs), free(b->scores), free(b->kept_from), free(b->fold_w);
+        b->refs = gr.refs, b->scores = gr.Y, b->kept_from = gr.from, b->kept = b->kept_ds = gr.n;
+        gr.refs = NULL, gr.Y = NULL, gr.from = NULL, b->fold_w = NULL;
     }
-    trh_knn_choice ch;
-    if (choose_knn(refs, kept, dim, scores, &ds, &given, &pg, &ch)) {
-        free(refs), free(scores), free(kept_from);
-        goto fail;
-    }
-    k = ch.k;
-    lambda = ch.lambda;
-    trh_prefilter_choice pfc = {0};
-    if (prefilter || prefilter_auto) {
-        if (trh_choose_prefilter(refs, kept, dim, (uint32_t)k, (uint32_t)prefilter, prefilter_auto,
-                                 &pfc)) {
-            free(refs), free(scores), free(kept_from);
-            goto fail;
-        }
-        prefilter = pfc.c;
-        say_prefilter(&pfc);
-    }
+    guard_rows_free(&gr);
+    if (bad)
+        return 1;
+    say_log_guard(&b->lg);
+    return 0;
+}
 
-    /* Each dataset reference's task, for the S3 table and the task map. */
-    trh_buf tasks = {0};
-    int tasks_bad = 0;
-    uint32_t *task_of = trh_xmalloc((kept_ds ? kept_ds : 1) * sizeof *task_of);
-    const char **names = trh_xmalloc((kept_ds ? kept_ds : 1) * sizeof *names);
+/* kNN's k, prior strength and default lambda, then the prefilter's C
+ * (given or auto), each measured on the references. */
+static int choose_settings(build_ctx *b)
+{
+    build_opts *o = &b->o;
+    if (choose_knn(b->refs, b->kept, b->dim, b->scores, b->m, b->cn, &b->given, &b->pg, &b->ch))
+        return 1;
+    o->k = b->ch.k;
+    o->lambda = b->ch.lambda;
+    if (o->prefilter || o->prefilter_auto) {
+        if (trh_choose_prefilter(b->refs, b->kept, b->dim, (uint32_t)o->k, (uint32_t)o->prefilter,
+                                 o->prefilter_auto, &b->pfc))
+            return 1;
+        o->prefilter = b->pfc.c;
+        say_prefilter(&b->pfc);
+    }
+    return 0;
+}
+
+/* Each dataset reference's task, for the S3 table and the task map; the
+ * names are copied, for the prompts' strings are freed before the table. */
+static void assign_reference_tasks(build_ctx *b)
+{
+    const size_t n = b->kept_ds ? b->kept_ds : 1;
+    b->task_of = trh_xmalloc(n * sizeof *b->task_of);
+    b->names = trh_xmalloc(n * sizeof *b->names);
     size_t untasked;
-    uint32_t n_tasks = assign_tasks(&ds, kept_from, kept_ds, refs, dim, task_of, names, &untasked);
+    b->n_tasks = assign_tasks(&b->ds, b->kept_from, b->kept_ds, b->refs, b->dim, b->task_of,
+                              b->names, &untasked);
     if (untasked)
         fprintf(say, "tasks: %zu references without a task given the nearest of the %u tasks' "
-                "(cosine to each task's mean row)\n", untasked, n_tasks);
-    for (uint32_t i = 0; i < n_tasks; i++)
-        names[i] = trh_xstrdup(names[i]);
+                "(cosine to each task's mean row)\n", untasked, b->n_tasks);
+    for (uint32_t i = 0; i < b->n_tasks; i++)
+        b->names[i] = trh_xstrdup(b->names[i]);
+}
 
-    /* The estimator: the one given, or the best by 5-fold cross-validation. */
-    trh_method_scores ms;
-    int chosen_method;
-    {
-        double *cost = trh_xmalloc(2 * (size_t)m * sizeof *cost), *cn = cost + m;
-        for (uint32_t j = 0; j < m; j++)
-            cost[j] = ds.models[j].cost;
-        trh_norm_costs(cost, m, cn);
-        int want[TRH_N_CAND];
-        want_of(method_arg, n_clusters, lmap, want);
-        uint8_t *fold = fold_w; /* with logs the guard kept: its folds */
-        if (!fold) {
-            fold = trh_xmalloc(kept ? kept : 1);
-            trh_cv_folds(kept, fold);
+/* The method validation's report line: each candidate's Area. */
+static void say_method_validation(const trh_method_scores *ms, int chosen, int given)
+{
+    fprintf(say, "method validation: %u-fold cross-validation over %zu references, %u scored "
+            "out of fold:", TRH_FOLDS, ms->n_refs, ms->n_queries);
+    int any = 0;
+    for (int c = 0; c < TRH_N_CAND; c++)
+        if (ms->scored[c]) {
+            fprintf(say, "%s %s Area %.4f", any ? "," : "", trh_cand_name[c], ms->area[c]);
+            if (c == TRH_CAND_TASK_MAP)
+                fprintf(say, " (l2 %g, prior strength %g)", ms->task_map.l2, (double)ms->task_map.a);
+            any = 1;
         }
-        fold_w = NULL;
-        trh_progress_start(&pg, "build", "method validation", 0);
-        int bad = trh_score_methods(refs, kept, kept_ds, dim, scores, m, cn, fold, (uint32_t)k, ch.a,
-                                   !chose_a, task_of, n_tasks, (uint32_t)n_clusters, want, &ms);
-        trh_progress_end(&pg);
-        free(fold);
-        if (bad) {
-            free(cost), trh_method_scores_free(&ms);
-            free(refs), free(scores), free(kept_from), free_task_names(task_of, names, n_tasks);
-            goto fail;
-        }
-        chosen_method = method_arg >= 0 ? method_arg : ms.best >= 0 ? ms.best : TRH_CAND_KNN;
-        if (chosen_method == TRH_CAND_TASK_MAP)
-            task_map = 1;
-        fprintf(say, "method validation: %u-fold cross-validation over %zu references, %u scored "
-                "out of fold:", TRH_FOLDS, ms.n_refs, ms.n_queries);
-        int any = 0;
-        for (int c2 = 0; c2 < TRH_N_CAND; c2++)
-            if (ms.scored[c2]) {
-                fprintf(say, "%s %s Area %.4f", any ? "," : "", trh_cand_name[c2], ms.area[c2]);
-                if (c2 == TRH_CAND_TASK_MAP)
-                    fprintf(say, " (l2 %g, prior strength %g)", ms.task_map.l2, (double)ms.task_map.a);
-                any = 1;
-            }
-        fprintf(say, "%s; method %s%s\n", any ? "" : " none scored", trh_cand_name[chosen_method],
-                method_arg >= 0 ? " (given)" : "");
-        /* The guard on the shipped method's own out-of-fold curve; kNN's
-         * leave-one-out curve when that method could not be scored. */
-        if (ms.scored[chosen_method]) {
-            trh_guard_lambda(ms.P[chosen_method], ms.Yq, ms.n_queries, m, cn, given.lambda, &ch);
-            lambda = ch.lambda;
-            char curve[64];
-            snprintf(curve, sizeof curve, "%s's out-of-fold curve", trh_cand_name[chosen_method]);
-            say_guard(&ch, &given, curve);
-        } else if (ch.n_queries) {
-            say_guard(&ch, &given, "knn's leave-one-out curve");
-        }
-        free(cost);
-        trh_method_scores_free(&ms);
-    }
-    int n_scored = 0;
-    for (int c2 = 0; c2 < TRH_N_CAND; c2++)
-        n_scored += ms.scored[c2];
+    fprintf(say, "%s; method %s%s\n", any ? "" : " none scored", trh_cand_name[chosen],
+            given ? " (given)" : "");
+}
 
-    trh_buf clusters = {0};
-    float *theta = NULL;
-    if (task_map) {
-        double *cost = trh_xmalloc(2 * (size_t)m * sizeof *cost), *cn = cost + m;
-        for (uint32_t j = 0; j < m; j++)
-            cost[j] = ds.models[j].cost;
-        trh_norm_costs(cost, m, cn);
-        /* Its l2 and a as cross-validated with the method, else chosen now. */
-        trh_task_map_info ti = {0};
-        if (ms.scored[TRH_CAND_TASK_MAP])
-            ti = ms.task_map;
-        trh_progress_start(&pg, "build", "task map", 0);
-        int bad = trh_task_map_build(refs, kept, kept_ds, dim, scores, m, cn, task_of, n_tasks, ch.a,
-                                    &clusters, &theta, &ti);
-        trh_progress_end(&pg);
-        free(cost);
-        if (bad) {
-            free(refs), free(scores), free(kept_from), free_task_names(task_of, names, n_tasks);
-            goto fail;
-        }
-        fprintf(say, "task map: %u tasks, l2 %g chosen on validation, Psi's prior strength %g "
-                "(Area %.4f over %u out-of-fold queries)\n", n_tasks, ti.l2, (double)ti.a,
-                ti.val_area, ti.val_queries);
-    } else if (n_clusters) {
-        if (n_clusters > kept) {
-            trh_err("--clusters %llu exceeds the %zu references", (unsigned long long)n_clusters, kept);
-            free(refs), free(scores), free(kept_from), free_task_names(task_of, names, n_tasks);
-            goto fail;
-        }
-        uint32_t *assign = trh_xmalloc(kept * sizeof *assign);
-        float *centroids = trh_xmalloc(n_clusters * dim * sizeof *centroids);
-        trh_progress_start(&pg, "build", "k-means", 0);
-        const km_rows kr = {&e, data, &ds, kept_from, kept_ds, refs};
-        double inertia = fit_kmeans(&kr, kept, (uint32_t)n_clusters, centroids, assign, &pg);
-        trh_progress_end(&pg);
-        tr_clusters cv;
-        if (inertia < 0 || trh_clusters_section(centroids, (uint32_t)n_clusters, dim, m,
-                                               ch.a, &clusters) ||
-            tr_clusters_view(clusters.data, clusters.len, dim, m, &cv) != TR_OK) {
-            trh_err("k-means failed");
-            free(assign), free(centroids), free(refs), free(scores), free(kept_from), free_task_names(task_of, names, n_tasks);
-            goto fail;
-        }
-        /* Psi from the device's own assignment: the quantized centroids and
-         * the int8 rows, exactly as tr_route will see them. */
-        int32_t dots[TR_KNN_BLOCK];
-        trh_progress_start(&pg, "build", "cluster assign", kept);
-        for (size_t j = 0; j < kept; j++) {
-            const int8_t *q = refs + j * dim;
-            if ((j & 4095) == 0)
-                trh_progress_update(&pg, j);
-            assign[j] = tr_cluster_assign(tr_kernels_active(), &cv, q, dots);
-        }
-        trh_progress_end(&pg);
-        /* cv views our own, writable, section buffer: fill its Psi in place,
-         * each cluster's rate shrunk toward the model's overall error with
-         * the kNN's strength a (one prior for every estimator). */
-        trh_cluster_psi(scores, kept, m, assign, (uint32_t)n_clusters, ch.a,
-                       (float *)(void *)cv.psi);
-        fprintf(say, "k-means: K=%llu, inertia %.4f over %zu references\n",
-               (unsigned long long)n_clusters, inertia, kept);
-        if (lmap) {
-            /* Phi(x) as the device sees it: the unit int8 row. */
-            float *phi = trh_xmalloc(kept * dim * sizeof *phi), *err = trh_xmalloc(kept * m * sizeof *err);
-            for (size_t j = 0; j < kept; j++) {
-                trh_unit_row(refs + j * dim, dim, phi + j * dim);
-                for (uint32_t t = 0; t < m; t++)
-                    err[j * m + t] = 1.0f - scores[j * m + t]; /* NaN stays NaN */
-            }
-            theta = trh_xmalloc(n_clusters * (dim + 1) * sizeof *theta);
-            trh_progress_start(&pg, "build", "learned map", 0);
-            double before;
-            double after = trh_learned_map_fit(phi, kept, dim, err, m, cv.psi, centroids,
-                                              (uint32_t)n_clusters, 200, theta, &before);
-            trh_progress_end(&pg);
-            fprintf(say, "learned map: log loss %.6f from the K-means start %.6f\n", after, before);
-            free(phi);
-            free(err);
-        }
-        free(assign);
-        free(centroids);
+/* The estimator: the one given, or the best by 5-fold cross-validation;
+ * then the default lambda checked on its out-of-fold curve. Only ms's
+ * scores outlive this (its curves are freed). */
+static int choose_estimator(build_ctx *b)
+{
+    build_opts *o = &b->o;
+    trh_method_scores *ms = &b->ms;
+    int want[TRH_N_CAND];
+    want_of(o->method_arg, o->n_clusters, o->lmap, want);
+    uint8_t *fold = b->fold_w; /* with logs the guard kept: its folds */
+    if (!fold) {
+        fold = trh_xmalloc(b->kept ? b->kept : 1);
+        trh_cv_folds(b->kept, fold);
     }
+    b->fold_w = NULL;
+    trh_progress_start(&b->pg, "build", "method validation", 0);
+    int bad = trh_score_methods(b->refs, b->kept, b->kept_ds, b->dim, b->scores, b->m, b->cn, fold,
+                                (uint32_t)o->k, b->ch.a, !b->chose_a, b->task_of, b->n_tasks,
+                                (uint32_t)o->n_clusters, want, ms);
+    trh_progress_end(&b->pg);
+    free(fold);
+    if (bad)
+        return 1;
+    const int chosen = b->chosen_method =
+        o->method_arg >= 0 ? o->method_arg : ms->best >= 0 ? ms->best : TRH_CAND_KNN;
+    if (chosen == TRH_CAND_TASK_MAP)
+        o->task_map = 1;
+    say_method_validation(ms, chosen, o->method_arg >= 0);
+    /* The guard on the shipped method's own out-of-fold curve; kNN's
+     * leave-one-out curve when that method could not be scored. */
+    if (ms->scored[chosen]) {
+        trh_guard_lambda(ms->P[chosen], ms->Yq, ms->n_queries, b->m, b->cn, b->given.lambda, &b->ch);
+        o->lambda = b->ch.lambda;
+        char curve[64];
+        snprintf(curve, sizeof curve, "%s's out-of-fold curve", trh_cand_name[chosen]);
+        say_guard(&b->ch, &b->given, curve);
+    } else if (b->ch.n_queries) {
+        say_guard(&b->ch, &b->given, "knn's leave-one-out curve");
+    }
+    trh_method_scores_free(ms);
+    for (int c = 0; c < TRH_N_CAND; c++)
+        b->n_scored += ms->scored[c];
+    return 0;
+}
 
-    /* The S3 table, leave one task out (Shnitzer et al. 2023). */
-    /* The prompts' text, ids and tasks have had their last use: give their
-     * memory back before the task table and the pack (at 1M prompts, as
-     * much as the int8 rows). Only the models are still needed. */
-    for (size_t i = 0; i < ds.n_prompts; i++) {
-        free(ds.prompts[i].id);
-        free(ds.prompts[i].text);
-        free(ds.prompts[i].task);
+/* The task map: the learned map with the tasks as its clusters; its l2
+ * and a as cross-validated with the method, else chosen now. */
+static int fit_task_map(build_ctx *b)
+{
+    trh_task_map_info ti = {0};
+    if (b->ms.scored[TRH_CAND_TASK_MAP])
+        ti = b->ms.task_map;
+    trh_progress_start(&b->pg, "build", "task map", 0);
+    int bad = trh_task_map_build(b->refs, b->kept, b->kept_ds, b->dim, b->scores, b->m, b->cn,
+                                 b->task_of, b->n_tasks, b->ch.a, &b->clusters, &b->theta, &ti);
+    trh_progress_end(&b->pg);
+    if (bad)
+        return 1;
+    fprintf(say, "task map: %u tasks, l2 %g chosen on validation, Psi's prior strength %g "
+            "(Area %.4f over %u out-of-fold queries)\n", b->n_tasks, ti.l2, (double)ti.a,
+            ti.val_area, ti.val_queries);
+    return 0;
+}
+
+/* --learned-map: theta trained from the K-means start, on Phi(x) as the
+ * device sees it (the unit int8 row) and the references' errors. */
+static void fit_learned_map(build_ctx *b, const float *psi, const float *centroids)
+{
+    const size_t kept = b->kept;
+    const uint32_t dim = b->dim, m = b->m, k = (uint32_t)b->o.n_clusters;
+    float *phi = trh_xmalloc(kept * dim * sizeof *phi), *err = trh_xmalloc(kept * m * sizeof *err);
+    for (size_t j = 0; j < kept; j++) {
+        trh_unit_row(b->refs + j * dim, dim, phi + j * dim);
+        for (uint32_t t = 0; t < m; t++)
+            err[j * m + t] = 1.0f - b->scores[j * m + t]; /* NaN stays NaN */
     }
-    free(ds.prompts);
-    ds.prompts = NULL;
-    ds.n_prompts = 0;
+    b->theta = trh_xmalloc(b->o.n_clusters * (dim + 1) * sizeof *b->theta);
+    trh_progress_start(&b->pg, "build", "learned map", 0);
+    double before;
+    double after = trh_learned_map_fit(phi, kept, dim, err, m, psi, centroids, k, 200, b->theta, &before);
+    trh_progress_end(&b->pg);
+    fprintf(say, "learned map: log loss %.6f from the K-means start %.6f\n", after, before);
+    free(phi);
+    free(err);
+}
+
+/* --clusters K: K-means on the references, its section, Psi from the
+ * device's own assignment, and the learned map when asked for. */
+static int fit_kmeans_section(build_ctx *b)
+{
+    const size_t kept = b->kept;
+    const uint32_t dim = b->dim, m = b->m, k = (uint32_t)b->o.n_clusters;
+    if (b->o.n_clusters > kept)
+        return trh_err("--clusters %llu exceeds the %zu references",
+                       (unsigned long long)b->o.n_clusters, kept);
+    uint32_t *assign = trh_xmalloc(kept * sizeof *assign);
+    float *centroids = trh_xmalloc(b->o.n_clusters * dim * sizeof *centroids);
+    trh_progress_start(&b->pg, "build", "k-means", 0);
+    const km_rows kr = {&b->e, b->o.data, &b->ds, b->kept_from, b->kept_ds, b->refs};
+    double inertia = fit_kmeans(&kr, kept, k, centroids, assign, &b->pg);
+    trh_progress_end(&b->pg);
+    tr_clusters cv;
+    if (inertia < 0 || trh_clusters_section(centroids, k, dim, m, b->ch.a, &b->clusters) ||
+        tr_clusters_view(b->clusters.data, b->clusters.len, dim, m, &cv) != TR_OK) {
+        trh_err("k-means failed");
+        free(assign), free(centroids);
+        return 1;
+    }
+    /* Psi from the device's own assignment: the quantized centroids and
+     * the int8 rows, exactly as tr_route will see them. */
+    int32_t dots[TR_KNN_BLOCK];
+    trh_progress_start(&b->pg, "build", "cluster assign", kept);
+    for (size_t j = 0; j < kept; j++) {
+        const int8_t *q = b->refs + j * dim;
+        if ((j & 4095) == 0)
+            trh_progress_update(&b->pg, j);
+        assign[j] = tr_cluster_assign(tr_kernels_active(), &cv, q, dots);
+    }
+    trh_progress_end(&b->pg);
+    /* cv views our own, writable, section buffer: fill its Psi in place,
+     * each cluster's rate shrunk toward the model's overall error with
+     * the kNN's strength a (one prior for every estimator). */
+    trh_cluster_psi(b->scores, kept, m, assign, k, b->ch.a, (float *)(void *)cv.psi);
+    fprintf(say, "k-means: K=%llu, inertia %.4f over %zu references\n",
+            (unsigned long long)b->o.n_clusters, inertia, kept);
+    if (b->o.lmap)
+        fit_learned_map(b, cv.psi, centroids);
+    free(assign);
+    free(centroids);
+    return 0;
+}
+
+/* The prompts' text, ids and tasks have had their last use: give their
+ * memory back before the task table and the pack (at 1M prompts, as
+ * much as the int8 rows). Only the models are still needed. */
+static void release_prompt_strings(trh_dataset *ds)
+{
+    for (size_t i = 0; i < ds->n_prompts; i++) {
+        free(ds->prompts[i].id);
+        free(ds->prompts[i].text);
+        free(ds->prompts[i].task);
+    }
+    free(ds->prompts);
+    ds->prompts = NULL;
+    ds->n_prompts = 0;
 #ifdef __GLIBC__
     malloc_trim(0); /* the strings were small heap blocks, not mmap'd */
 #endif
-    if (n_tasks >= 2 && !no_tasks) {
-        trh_progress_start(&pg, "build", "task table", 0);
+}
+
+/* The S3 table, leave one task out (Shnitzer et al. 2023), over the
+ * dataset's references (the logged ones have no task). A section that
+ * cannot be written fails the build (tasks_bad, checked by write_pack);
+ * a fit that fails (trh_task_fit_cb: out of memory) leaves the pack
+ * without a table, unreported, as before. */
+static void fit_task_table(build_ctx *b)
+{
+    const size_t kept_ds = b->kept_ds;
+    const uint32_t dim = b->dim, m = b->m, n_tasks = b->n_tasks;
+    const uint64_t k = b->o.k;
+    const int8_t *refs = b->refs;
+    if (n_tasks >= 2 && !b->o.no_tasks) {
+        trh_progress_start(&b->pg, "build", "task table", 0);
         tr_refs rv = {(uint32_t)kept_ds, dim, dim, refs, trh_xmalloc(kept_ds * sizeof(float))};
         for (size_t j = 0; j < kept_ds; j++)
             ((float *)rv.inv_norm)[j] = tr_i8_inv_norm(refs + j * dim, dim);
         float *u = trh_xmalloc(n_tasks * sizeof *u), *tacc = trh_xmalloc((size_t)n_tasks * m * sizeof *tacc);
         const uint32_t q = kept_ds <= TR_TASK_ALL_QUERIES ? 0 : TR_TASK_QUERIES;
-        if (trh_task_fit_cb(tr_kernels_active(), &rv, task_of, n_tasks, scores, m, (uint32_t)k, 19, q,
-                           u, tacc, fit_progress, &pg) == 0) {
-            tasks_bad = trh_tasks_section(u, tacc, n_tasks, m, 19, 0.09f, 0.6f, &tasks);
-            if (tasks_bad)
+        if (trh_task_fit_cb(tr_kernels_active(), &rv, b->task_of, n_tasks, b->scores, m, (uint32_t)k, 19, q,
+                           u, tacc, fit_progress, &b->pg) == 0) {
+            b->tasks_bad = trh_tasks_section(u, tacc, n_tasks, m, 19, 0.09f, 0.6f, &b->tasks);
+            if (b->tasks_bad)
                 trh_err("the task table is not written; the pack is not built");
             else if (q)
                 fprintf(say, "task table: %u tasks, leave-one-task-out, k=%llu, u over 19 neighbours, "
@@ -1295,84 +1379,133 @@ static int build_with(int argc, char **argv, const char **logs, trh_devkeys *dk)
         free((void *)rv.inv_norm);
         free(u);
         free(tacc);
-        trh_progress_end(&pg);
+        trh_progress_end(&b->pg);
     }
-    free_task_names(task_of, names, n_tasks);
-    free(kept_from);
+}
 
-    trh_pack_model *models = trh_xmalloc(m * sizeof *models);
-    for (uint32_t j = 0; j < m; j++)
-        models[j] = (trh_pack_model){ds.models[j].name, ds.models[j].cost,
-                                    ds.models[j].where ? TR_CLOUD : TR_DEVICE};
-    time_t now = time(NULL);
-    trh_pack_spec spec = {
-        .security_counter = counter, .created_unix = (uint64_t)now,
-        .expires_unix = expires_days ? (uint64_t)now + expires_days * 86400 : 0,
-        .embedder_name = name, .dim = dim, .n_refs = (uint32_t)kept, .n_models = m,
-        .models = models, .refs = refs, .scores = scores, .embedder = table,
-        .embedder_len = emb_len, .k = (uint32_t)k, .lambda = (float)lambda,
-        .prior_strength = ch.a,
-        .validation = {ch.n_queries ? (float)ch.area : 0.0f, ch.n_queries,
-                       (ch.n_queries ? (chose_a ? TR_CHOSE_PRIOR : 0) | (chose_k ? TR_CHOSE_K : 0) |
-                                           (chose_lambda ? TR_CHOSE_LAMBDA : 0)
-                                     : 0) |
-                           (method_arg < 0 && n_scored >= 2 ? TR_CHOSE_METHOD : 0)},
-        .method = chosen_method == TRH_CAND_KNN       ? TR_PACK_METHOD_KNN
-                  : chosen_method == TRH_CAND_CLUSTER ? TR_PACK_METHOD_CLUSTER
-                                                     : TR_PACK_METHOD_LEARNED_MAP,
-        .method_validation = {ms.scored[chosen_method] ? (float)ms.area[chosen_method] : 0.0f,
-                              ms.scored[chosen_method] ? ms.n_queries : 0},
-        .prefilter_c = (uint32_t)prefilter, .clusters = clusters.data,
-        .clusters_len = clusters.len, .tasks = tasks.len ? tasks.data : NULL,
-        .tasks_len = tasks.len, .lmap_theta = theta};
+/* The pack's defaults section: the settings and what chose them (the
+ * TR_CHOSE_ bits: only for choices the validation actually made). */
+static trh_pack_spec pack_spec(const build_ctx *b, const trh_pack_model *models, time_t now)
+{
+    const build_opts *o = &b->o;
+    const trh_knn_choice *ch = &b->ch;
+    const trh_method_scores *ms = &b->ms;
+    const int chosen = b->chosen_method;
+    return (trh_pack_spec){
+        .security_counter = o->counter, .created_unix = (uint64_t)now,
+        .expires_unix = o->expires_days ? (uint64_t)now + o->expires_days * 86400 : 0,
+        .embedder_name = b->name, .dim = b->dim, .n_refs = (uint32_t)b->kept, .n_models = b->m,
+        .models = models, .refs = b->refs, .scores = b->scores, .embedder = b->table,
+        .embedder_len = b->emb_len, .k = (uint32_t)o->k, .lambda = (float)o->lambda,
+        .prior_strength = ch->a,
+        .validation = {ch->n_queries ? (float)ch->area : 0.0f, ch->n_queries,
+                       (ch->n_queries ? (b->chose_a ? TR_CHOSE_PRIOR : 0) | (b->chose_k ? TR_CHOSE_K : 0) |
+                                            (b->chose_lambda ? TR_CHOSE_LAMBDA : 0)
+                                      : 0) |
+                           (o->method_arg < 0 && b->n_scored >= 2 ? TR_CHOSE_METHOD : 0)},
+        .method = chosen == TRH_CAND_KNN       ? TR_PACK_METHOD_KNN
+                  : chosen == TRH_CAND_CLUSTER ? TR_PACK_METHOD_CLUSTER
+                                               : TR_PACK_METHOD_LEARNED_MAP,
+        .method_validation = {ms->scored[chosen] ? (float)ms->area[chosen] : 0.0f,
+                              ms->scored[chosen] ? ms->n_queries : 0},
+        .prefilter_c = (uint32_t)o->prefilter, .clusters = b->clusters.data,
+        .clusters_len = b->clusters.len, .tasks = b->tasks.len ? b->tasks.data : NULL,
+        .tasks_len = b->tasks.len, .lmap_theta = b->theta};
+}
+
+/* The written pack's report: size, sections, what was skipped; --json's
+ * document too. */
+static void say_written(const build_ctx *b, const trh_buf *pack, const trh_pack_layout *lay)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    const double seconds = (double)(t1.tv_sec - b->t0.tv_sec) + (t1.tv_nsec - b->t0.tv_nsec) / 1e9;
+    fprintf(say, "wrote %s: %zu bytes, N=%zu references, M=%u models, D=%u, embedder %s, "
+           "counter %llu, %.1f s\n",
+           b->o.out, pack->len, b->kept, b->m, b->dim, b->name, (unsigned long long)b->o.counter,
+           seconds);
+    if (b->no_words || b->zeroed)
+        fprintf(say, "skipped %zu prompts with no known word, %zu zero after pc removal\n",
+               b->no_words, b->zeroed);
+    for (uint32_t i = 0; i < lay->n_sections; i++)
+        fprintf(say, "  section %-13s %10llu bytes at %llu\n", trh_section_name(lay->sec[i].type),
+               (unsigned long long)lay->sec[i].length, (unsigned long long)lay->sec[i].offset);
+    if (b->o.json)
+        print_built(b->o.out, pack, seconds, b->no_words, b->zeroed, &b->ms, b->chosen_method,
+                    b->o.method_arg >= 0, &b->pfc, &b->lg);
+}
+
+/* Writes, signs and atomically replaces --out (nothing is written when
+ * the task table failed). 0, or 1 after a message. */
+static int write_pack(build_ctx *b)
+{
+    trh_pack_model *models = trh_xmalloc(b->m * sizeof *models);
+    for (uint32_t j = 0; j < b->m; j++)
+        models[j] = (trh_pack_model){b->ds.models[j].name, b->ds.models[j].cost,
+                                    b->ds.models[j].where ? TR_CLOUD : TR_DEVICE};
+    trh_pack_spec spec = pack_spec(b, models, time(NULL));
     trh_buf pack = {0};
     trh_pack_layout lay;
-    trh_progress_start(&pg, "build", "writing", 0);
-    int r = tasks_bad || trh_pack_write(&spec, &pack, &lay) || trh_pack_sign_checked(&pack, key) ||
-            trh_write_file_atomic(out, pack.data, pack.len);
-    if (r == 0)
-        trh_progress_end(&pg);
+    trh_progress_start(&b->pg, "build", "writing", 0);
+    int r = b->tasks_bad || trh_pack_write(&spec, &pack, &lay) || trh_pack_sign_checked(&pack, b->o.key) ||
+            trh_write_file_atomic(b->o.out, pack.data, pack.len);
     if (r == 0) {
-        struct timespec t1;
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        fprintf(say, "wrote %s: %zu bytes, N=%zu references, M=%u models, D=%u, embedder %s, "
-               "counter %llu, %.1f s\n",
-               out, pack.len, kept, m, dim, name, (unsigned long long)counter,
-               (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
-        if (no_words || zeroed)
-            fprintf(say, "skipped %zu prompts with no known word, %zu zero after pc removal\n",
-                   no_words, zeroed);
-        for (uint32_t i = 0; i < lay.n_sections; i++)
-            fprintf(say, "  section %-13s %10llu bytes at %llu\n", trh_section_name(lay.sec[i].type),
-                   (unsigned long long)lay.sec[i].length, (unsigned long long)lay.sec[i].offset);
-        if (json)
-            print_built(out, &pack, (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9,
-                        no_words, zeroed, &ms, chosen_method, method_arg >= 0, &pfc, &lg);
+        trh_progress_end(&b->pg);
+        say_written(b, &pack, &lay);
     }
     trh_buf_free(&pack);
-    trh_buf_free(&clusters);
-    trh_buf_free(&tasks);
-    free(theta);
     free(models);
-    free(refs);
-    free(scores);
-    free(pick);
-    free(x);
-    free(table);
-    free(cells), free(pc_skip), free(fold_w);
-    trh_dataset_free(&ds);
-    if (r == 0 && refused) {
+    return r;
+}
+
+/* The build, phase by phase: the options and files checked before any
+ * work; the references embedded (pass 1 fits the pc, pass 2 quantizes)
+ * and the logs added; the logs judged; the settings, tasks and estimator
+ * chosen on validation; the clusters section and the task table fitted;
+ * the pack written. */
+static int run_build(build_ctx *b, int argc, char **argv)
+{
+    /* Room for every --add-log there can be: no fixed count. */
+    const char **logs = trh_xmalloc((size_t)(argc > 0 ? argc : 1) * sizeof *logs);
+    int go = parse_options(argc, argv, logs, &b->o); /* b->o.logs = logs, owned from here */
+    if (go == BUILD_GO)
+        go = check_options(&b->o);
+    if (go == BUILD_GO)
+        go = check_files(&b->o, &b->dk);
+    if (go != BUILD_GO)
+        return go;
+    const build_opts *o = &b->o;
+    b->chose_k = o->k == 0, b->chose_a = o->prior_strength < 0, b->chose_lambda = o->lambda < 0;
+    b->given = (trh_knn_given){(uint32_t)o->k, (uint32_t)o->prefilter, (float)o->prior_strength, o->lambda};
+
+    if (load_embedder(b) || load_dataset(b) || embed_pass1(b) || fit_pc(b))
+        return 1;
+    reference_scores(b);
+    if (embed_pass2(b))
+        return 1;
+    embedder_name(b);
+    if (add_logs(b) || guard_logged_rows(b) || choose_settings(b))
+        return 1;
+    assign_reference_tasks(b);
+    if (choose_estimator(b))
+        return 1;
+    if (o->task_map ? fit_task_map(b) : o->n_clusters ? fit_kmeans_section(b) : 0)
+        return 1;
+    release_prompt_strings(&b->ds);
+    fit_task_table(b);
+    int r = write_pack(b);
+    if (r == 0 && b->refused) {
         trh_err("%zu of %zu logs refused (above); the pack was built from the others (exit 1)",
-               refused, n_logs);
+               b->refused, o->n_logs);
         r = 1; /* README's exit codes: a batch with a part failed */
     }
     return r;
-fail:
-    free(cells), free(pc_skip), free(fold_w);
-    free(codes);
-    free(pick);
-    free(x);
-    free(table);
-    trh_dataset_free(&ds);
-    return 1;
+}
+
+int cmd_build(int argc, char **argv)
+{
+    build_ctx b = {0};
+    int r = run_build(&b, argc, argv);
+    build_free(&b);
+    return r;
 }
