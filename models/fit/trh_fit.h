@@ -229,7 +229,8 @@ int trh_task_fit_loto(const trh_task_loto *lo, const tr_kernels *kern, const uin
 /* ---- embedder tables (SIF principal component, hashed n-gram rows) ---- */
 /* Host-side embedder fitting (linked into the CLI only). */
 /* First right singular vector of the n rows of x (unit, float): what SIF
- * removes. Power iteration in double on X^T X; deterministic start.
+ * removes. Power iteration in double on X^T X (formed once up to D = 512);
+ * deterministic start.
  * 0, or -1 when out of memory. */
 int trh_first_pc(const float *x, size_t n, uint32_t dim, float *pc);
 
