@@ -16,14 +16,14 @@
 #endif
 #endif
 
-static const tr_kernels scalar = {"scalar", tr_dot_i8_rows_scalar, tr_and_popcount_scalar,
+static const tr_kernels scalar = {"scalar", tr_dot_i8_rows_scalar, tr_dot_i8_blocks_scalar, tr_and_popcount_scalar,
                                   tr_hamming_rows_scalar, tr_scaled_above_scalar, 1};
 #if defined(__x86_64__) || defined(__i386__)
-static const tr_kernels avx2 = {"avx2", tr_dot_i8_rows_avx2, tr_and_popcount_avx2,
+static const tr_kernels avx2 = {"avx2", tr_dot_i8_rows_avx2, tr_dot_i8_blocks_scalar, tr_and_popcount_avx2,
                                 tr_hamming_rows_avx2, tr_scaled_above_avx2, 0};
-static const tr_kernels vnni = {"avx-vnni", tr_dot_i8_rows_vnni, tr_and_popcount_avx2,
+static const tr_kernels vnni = {"avx-vnni", tr_dot_i8_rows_vnni, tr_dot_i8_blocks_scalar, tr_and_popcount_avx2,
                                 tr_hamming_rows_avx2, tr_scaled_above_avx2, 0};
-static const tr_kernels avx512 = {"avx512-vnni", tr_dot_i8_rows_avx512, tr_and_popcount_avx512,
+static const tr_kernels avx512 = {"avx512-vnni", tr_dot_i8_rows_avx512, tr_dot_i8_blocks_scalar, tr_and_popcount_avx512,
                                   tr_hamming_rows_avx512, tr_scaled_above_avx512, 1};
 
 /* XCR0, the register state the OS saves on a context switch; 0 without
@@ -55,11 +55,11 @@ static void detect(int *has_avx2, int *has_vnni, int *has_avx512)
         *has_vnni = (a >> 4) & 1; /* AVX-VNNI: CPUID.(7,1):EAX[4] */
 }
 #elif defined(__aarch64__)
-static const tr_kernels neon = {"neon", tr_dot_i8_rows_neon, tr_and_popcount_neon,
+static const tr_kernels neon = {"neon", tr_dot_i8_rows_neon, tr_dot_i8_blocks_scalar, tr_and_popcount_neon,
                                 tr_hamming_rows_neon, tr_scaled_above_neon, 1};
-static const tr_kernels sdot = {"neon-sdot", tr_dot_i8_rows_sdot, tr_and_popcount_neon,
+static const tr_kernels sdot = {"neon-sdot", tr_dot_i8_rows_sdot, tr_dot_i8_blocks_scalar, tr_and_popcount_neon,
                                 tr_hamming_rows_neon, tr_scaled_above_neon, 1};
-static const tr_kernels i8mm = {"neon-i8mm", tr_dot_i8_rows_i8mm, tr_and_popcount_neon,
+static const tr_kernels i8mm = {"neon-i8mm", tr_dot_i8_rows_i8mm, tr_dot_i8_blocks_scalar, tr_and_popcount_neon,
                                 tr_hamming_rows_neon, tr_scaled_above_neon, 1};
 
 static int has_dotprod(void)

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "tr_kernels.h"
+#include "tr_format.h"
 #include "tr_knn.h"
 
 #if defined(__aarch64__) && defined(__linux__)
@@ -253,6 +254,17 @@ static void test_scaled_above_equal_scalar(void **state)
         }
 }
 
+/* Row-major rows (stride apart) as references in the pack's blocks layout;
+ * free((void *)refs.rows) releases them. */
+static tr_refs refs_of(const int8_t *rows, size_t stride, uint32_t n, uint32_t dim,
+                       const float *inv)
+{
+    int8_t *b = malloc(tr_ref_bytes(n, dim) + 1);
+    assert_non_null(b);
+    tr_refs_put_rows(b, rows, stride, n, dim);
+    return (tr_refs){n, dim, b, inv};
+}
+
 static int by_sim_then_index(const void *a, const void *b)
 {
     const tr_neighbor *x = a, *y = b;
@@ -294,7 +306,7 @@ static void test_knn_search_equals_full_sort(void **state)
             memcpy(rows + (size_t)(i + 256) * DIM, rows + (size_t)i * DIM, DIM);
     for (uint32_t i = 0; i < NR; i++)
         inv[i] = tr_i8_inv_norm(rows + (size_t)i * DIM, DIM);
-    tr_refs refs = {NR, DIM, DIM, rows, inv};
+    tr_refs refs = refs_of(rows, DIM, NR, DIM, inv);
     static const uint32_t ks[] = {1, 10, 100, 255, 256, 257, 700, NR};
     for (int trial = 0; trial < 5; trial++) {
         if (trial == 0)
@@ -307,7 +319,8 @@ static void test_knn_search_equals_full_sort(void **state)
                 memcpy(sorted_rows + (size_t)i * DIM, rows + (size_t)all[NR - 1 - i].idx * DIM, DIM);
                 sorted_inv[i] = inv[all[NR - 1 - i].idx];
             }
-            refs.rows = sorted_rows, refs.inv_norm = sorted_inv;
+            free((void *)refs.rows);
+            refs = refs_of(sorted_rows, DIM, NR, DIM, sorted_inv);
             sorted_sims(q, sorted_rows, sorted_inv, NR, DIM, all);
             assert_int_equal(all[0].idx, NR - 1);
         }
@@ -321,6 +334,7 @@ static void test_knn_search_equals_full_sort(void **state)
                 assert_memory_equal(got, all, n * sizeof *got);
             }
     }
+    free((void *)refs.rows);
 }
 
 /* The whole neighbour search, not just the dot products, is identical under
@@ -343,7 +357,7 @@ static void test_knn_search_identical_across_variants(void **state)
         memcpy(rows + 11 * stride, rows + 5 * stride, stride); /* an exact tie */
         inv[11] = inv[5];
         memcpy(q, rows + 5 * stride, dim);
-        tr_refs refs = {NR, dim, stride, rows, inv};
+        tr_refs refs = refs_of(rows, stride, NR, dim, inv);
         int32_t dots[TR_KNN_BLOCK];
         tr_neighbor want[100], got[100];
         uint32_t nw = tr_knn_search(tr_kernels_scalar(), &refs, q, 100, dots, want);
@@ -355,7 +369,7 @@ static void test_knn_search_identical_across_variants(void **state)
             assert_int_equal(ng, nw);
             assert_memory_equal(got, want, nw * sizeof *want);
         }
-        free(rows);
+        free(rows), free((void *)refs.rows);
         free(q);
         free(inv);
     }
@@ -442,7 +456,7 @@ static void test_prefilter_selects_nearest_codes(void **state)
             order[i] = i;
         sort_ham = hd;
         qsort(order, NR, sizeof *order, by_ham);
-        tr_refs refs = {NR, dim, stride, rows, inv};
+        tr_refs refs = refs_of(rows, stride, NR, dim, inv);
         tr_codes cd = {words, codes};
         for (size_t ci = 0; ci < 8; ci++) {
             uint32_t c = cs[ci], nc = c < NR ? c : NR;
@@ -462,7 +476,7 @@ static void test_prefilter_selects_nearest_codes(void **state)
                 memcpy(sub + (size_t)i * stride, rows + (size_t)back[i] * stride, stride);
                 subinv[i] = inv[back[i]];
             }
-            tr_refs subrefs = {nc, dim, stride, sub, subinv};
+            tr_refs subrefs = refs_of(sub, stride, nc, dim, subinv);
             int32_t dots[TR_KNN_BLOCK];
             tr_neighbor want[KK], got[KK];
             tr_neighbor *cand = malloc(nc * sizeof *cand);
@@ -487,9 +501,10 @@ static void test_prefilter_selects_nearest_codes(void **state)
                 }
                 checks++;
             }
-            free(sub), free(subinv), free(back), free(cand);
+            free(sub), free(subinv), free(back), free(cand), free((void *)subrefs.rows);
         }
         free(rows), free(q), free(inv), free(codes), free(hd), free(order);
+        free((void *)refs.rows);
     }
     assert_int_equal(checks, 4 * 8 * n_variants);
 }
