@@ -8,7 +8,7 @@
 #include "pareto.h"
 #include "util.h"
 #include "trh_rand.h"
-#include "trh_fit.h"
+#include "refs.h"
 
 const uint32_t trh_choose_k_grid[] = {5, 10, 20, 50, 100, 200};
 const uint32_t trh_choose_k_grid_len = sizeof trh_choose_k_grid / sizeof *trh_choose_k_grid;

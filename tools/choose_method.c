@@ -10,7 +10,7 @@
 #include "pareto.h"
 #include "task_map.h"
 #include "tr_cluster.h"
-#include "trh_fit.h"
+#include "refs.h"
 #include "tr_format.h"
 #include "tr_kernels.h"
 #include "tr_knn.h"

@@ -24,7 +24,7 @@
 #include "pareto.h"
 #include "task_map.h"
 #include "tr_cluster.h"
-#include "trh_fit.h"
+#include "refs.h"
 #include "tr_knn.h"
 #include "tr_embed.h"
 #include "tr_format.h"

@@ -42,7 +42,7 @@
 #include "tr_knn.h"
 #include "trh_rand.h"
 #include "util.h"
-#include "trh_fit.h"
+#include "refs.h"
 
 #define N_CP 4
 static const uint32_t cp_at[N_CP] = {0, 50, 200, 1000};

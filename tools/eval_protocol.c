@@ -31,7 +31,7 @@
 #include "task_map.h"
 #include "report.h"
 #include "tr_cluster.h"
-#include "trh_fit.h"
+#include "refs.h"
 #include "tr_embed.h"
 #include "tr_format.h"
 #include "tr_knn.h"

@@ -6,7 +6,7 @@
 #include "tr_knn.h"
 #include "trh_rand.h"
 #include "util.h"
-#include "trh_fit.h"
+#include "refs.h"
 
 static int cmp_u32(const void *a, const void *b)
 {

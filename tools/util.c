@@ -1,7 +1,6 @@
 #include "util.h"
 
 #include "tinyroute.h"
-#include "trh_fit.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -125,16 +124,6 @@ void *trh_xrealloc(void *p, size_t n)
         exit(70);
     }
     return q;
-}
-
-tr_refs trh_xrefs(const int8_t *rows, size_t row_stride, uint32_t n, uint32_t dim)
-{
-    tr_refs r;
-    if (trh_refs_make(rows, row_stride, n, dim, &r) != 0) {
-        trh_err("out of memory (%u references of %u bytes)", n, dim);
-        exit(70);
-    }
-    return r;
 }
 
 char *trh_xstrdup(const char *s)

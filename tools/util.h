@@ -56,9 +56,6 @@ void *trh_xmalloc(size_t n);
 void *trh_xcalloc(size_t n, size_t size);
 void *trh_xrealloc(void *p, size_t n);
 char *trh_xstrdup(const char *s);
-/* trh_refs_make (models/fit/trh_fit.h): n row-major int8 rows as the
- * references tr_knn_search reads; trh_refs_free releases them. */
-struct tr_refs trh_xrefs(const int8_t *rows, size_t row_stride, uint32_t n, uint32_t dim);
 char *trh_path_join(const char *dir, const char *name); /* "dir/name", malloc'd */
 char *trh_xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* malloc'd, any length */
 char *trh_xvprintf(const char *fmt, va_list ap);
