@@ -194,7 +194,7 @@ static void test_round_trip(void **state)
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
     tr_pack_info info;
     assert_int_equal(tr_pack_get_info(b.r, &info), TR_OK);
-    assert_int_equal(info.format_version, 1);
+    assert_int_equal(info.format_version, TR_PACK_VERSION);
     assert_int_equal(info.security_counter, 5);
     assert_int_equal(info.created_unix, 1700000000);
     assert_int_equal(info.dim, DIM);
@@ -635,7 +635,9 @@ static void test_prefilter_choice_recall(void **state)
     float inv[N];
     for (int i = 0; i < N; i++)
         inv[i] = tr_i8_inv_norm(f->refs + i * DIM, DIM);
-    const tr_refs refs = {N, DIM, DIM, f->refs, inv};
+    int8_t blocks[tr_ref_bytes(N, DIM)];
+    tr_refs_put_rows(blocks, f->refs, DIM, N, DIM);
+    const tr_refs refs = {N, DIM, blocks, inv};
     static const int cs[] = {1, 10, 25, 60, 150, N - 1};
     size_t hits[6] = {0};
     for (int qi = 0; qi < N; qi++) {
