@@ -104,6 +104,21 @@ typedef struct data {
     uint32_t *self;       /* row each query was taken from, or UINT32_MAX */
 } data;
 
+/* Zeroed bytes on a 64-byte boundary, as a pack's sections lie: a buffer
+ * 16 bytes off a line made every other 32-byte load of the floor cross
+ * one (12k x 100 on the Xeon: 0.0186 ms against 0.0143 ms aligned), so the
+ * floor, and with it every ratio, depended on where malloc put the rows. */
+static void *zalloc64(size_t bytes)
+{
+    size_t n = (bytes + 63) / 64 * 64;
+    void *p = aligned_alloc(64, n ? n : 64);
+    if (!p) {
+        fprintf(stderr, "bench: out of memory (%zu bytes)\n", bytes);
+        exit(1);
+    }
+    return memset(p, 0, n ? n : 64);
+}
+
 static void quantize(const float *v, uint32_t dim, int8_t *q)
 {
     float m = 0;
@@ -129,7 +144,7 @@ static void finish(data *s)
         tr_knn_sign_code(s->rows + (size_t)i * s->stride, s->dim, s->codes + (size_t)i * s->words,
                          s->words);
     }
-    s->blocks = malloc(tr_ref_bytes(s->n, s->dim));
+    s->blocks = zalloc64(tr_ref_bytes(s->n, s->dim));
     tr_refs_put_rows(s->blocks, s->rows, s->stride, s->n, s->dim);
     s->qcodes = calloc((size_t)NQ * s->words, 8);
     for (int j = 0; j < NQ; j++)
@@ -148,9 +163,9 @@ static data synthetic(uint32_t n, uint32_t dim)
     s.name = strdup(name);
     s.n = n, s.dim = dim;
     uint32_t stride = (dim + 15) & ~15u;
-    s.rows = calloc((size_t)n * stride, 1);
+    s.rows = zalloc64((size_t)n * stride);
     s.fx = malloc((size_t)n * dim * sizeof *s.fx);
-    s.q = calloc((size_t)NQ * stride, 1);
+    s.q = zalloc64((size_t)NQ * stride);
     s.fq = malloc((size_t)NQ * dim * sizeof *s.fq);
     s.self = malloc(NQ * sizeof *s.self);
     for (uint32_t i = 0; i < n + NQ; i++) {
@@ -203,7 +218,7 @@ static data from_pack(const char *path)
         fprintf(stderr, "%s: no ref_i8 section of the expected stride\n", path);
         exit(1);
     }
-    s.rows = calloc((size_t)s.n, stride);
+    s.rows = zalloc64((size_t)s.n * stride);
     const tr_refs in_pack = {s.n, s.dim, rows, NULL};
     for (uint32_t i = 0; i < s.n; i++)
         tr_refs_get_row(&in_pack, i, s.rows + (size_t)i * stride);
@@ -216,7 +231,7 @@ static data from_pack(const char *path)
         for (uint32_t d = 0; d < s.dim; d++)
             s.fx[(size_t)i * s.dim + d] = (float)(rows[(size_t)i * stride + d] / sqrt(ss));
     }
-    s.q = malloc((size_t)NQ * stride);
+    s.q = zalloc64((size_t)NQ * stride);
     s.fq = malloc((size_t)NQ * s.dim * sizeof *s.fq);
     s.self = malloc(NQ * sizeof *s.self);
     for (int j = 0; j < NQ; j++) {
@@ -271,9 +286,9 @@ static data mixture(const data *real, uint32_t n, uint32_t dim)
         for (uint32_t d = 0; d < dim; d++)
             b[d] /= (float)sqrt(ss);
     }
-    s.rows = calloc((size_t)n * stride, 1);
+    s.rows = zalloc64((size_t)n * stride);
     s.fx = malloc((size_t)n * dim * sizeof *s.fx);
-    s.q = calloc((size_t)NQ * stride, 1);
+    s.q = zalloc64((size_t)NQ * stride);
     s.fq = malloc((size_t)NQ * dim * sizeof *s.fq);
     s.self = malloc(NQ * sizeof *s.self);
     const double sigma = TR_MIX_NOISE / sqrt((double)dim);
