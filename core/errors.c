@@ -9,7 +9,7 @@ static const struct {
     [TR_E_ARENA_TOO_SMALL] = {"TR_E_ARENA_TOO_SMALL", "caller memory smaller than tr_pack_size/tr_ctx_size/tr_task_size asks"},
     [TR_E_TRUNCATED] = {"TR_E_TRUNCATED", "pack is truncated"},
     [TR_E_BAD_MAGIC] = {"TR_E_BAD_MAGIC", "not a tinyroute pack (bad magic)"},
-    [TR_E_VERSION] = {"TR_E_VERSION", "unsupported pack format version"},
+    [TR_E_VERSION] = {"TR_E_VERSION", "unsupported pack format version (a pack of an older format must be rebuilt)"},
     [TR_E_NO_SIGNATURE] = {"TR_E_NO_SIGNATURE", "pack has no signature trailer"},
     [TR_E_TRAILING_DATA] = {"TR_E_TRAILING_DATA", "unexpected bytes after the pack signature"},
     [TR_E_KEY_UNKNOWN] = {"TR_E_KEY_UNKNOWN", "pack is signed by a key that is not trusted"},

@@ -183,7 +183,8 @@ static tr_status read_sections(const uint8_t *p, tr_pack_view *v)
     if (!models || !rows || !inv || !bits || !defs)
         return TR_E_MALFORMED;
     if (models->length != (uint64_t)m * TR_MODEL_REC_BYTES ||
-        rows->stride < dim || rows->count != n || rows->length != (uint64_t)rows->stride * n ||
+        rows->stride != tr_ref_stride(dim) || rows->count != n ||
+        rows->length != tr_ref_bytes(n, dim) ||
         inv->length != 4ull * n || !tr_bitset_ok(bits, m, n) ||
         (valid && (!tr_bitset_ok(valid, m, n) || valid->stride != bits->stride)) ||
         (scores && (scores->stride < n || scores->count != m ||
@@ -207,9 +208,9 @@ static tr_status read_sections(const uint8_t *p, tr_pack_view *v)
     for (uint32_t i = 0; i < m; i++)
         if (!tr_model_rec_ok(v->models + (size_t)i * TR_MODEL_REC_BYTES, 0))
             return TR_E_MALFORMED;
-    v->refs = (tr_refs){n, dim, rows->stride, (const int8_t *)(p + rows->offset),
+    v->refs = (tr_refs){n, dim, (const int8_t *)(p + rows->offset),
                         (const float *)(const void *)(p + inv->offset)};
-    if (!tr_i8_rows_ok(v->refs.rows, n, dim, rows->stride))
+    if (!tr_i8_blocks_ok(v->refs.rows, n, dim))
         return TR_E_MALFORMED;
     for (uint32_t i = 0; i < n; i++)
         if (!(v->refs.inv_norm[i] > 0.0f) || !isfinite(v->refs.inv_norm[i]))

@@ -11,7 +11,7 @@ deps-bench:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq libfaiss-dev >/dev/null; }
 
 # With build's prefilter chooser (tools/prefilter_choice.c), measured on each set.
-BENCH_TOOL_OBJ := $(patsubst %,$(BUILD)/obj/tools/%.o,prefilter_choice util)
+BENCH_TOOL_OBJ := $(patsubst %,$(BUILD)/obj/tools/%.o,prefilter_choice refs util) $(BUILD)/obj/models/fit/refs_host.o
 $(BENCH_DIR)/bench: tests/bench/bench.c tests/bench/faiss_baseline.cc $(BENCH_TOOL_OBJ) $(LIB)
 	@mkdir -p $(BENCH_DIR)
 	g++ -O2 -c tests/bench/faiss_baseline.cc -o $(BENCH_DIR)/faiss_baseline.o

@@ -94,8 +94,7 @@ uint32_t tr_knn_search(const tr_kernels *kern, const tr_refs *refs,
     for (uint32_t base = 0; base < refs->n; base += TR_KNN_BLOCK) {
         uint32_t nb = refs->n - base < TR_KNN_BLOCK ? refs->n - base : TR_KNN_BLOCK;
         const float *inv = refs->inv_norm + base;
-        kern->dot_i8_rows(q, refs->rows + (size_t)base * refs->stride,
-                          refs->stride, nb, refs->dim, dots);
+        kern->dot_i8_blocks(q, refs->rows, refs->dim, base, nb, dots);
         if (t.n < t.k) {
             for (uint32_t j = 0; j < nb; j++)
                 topk_push(&t, (tr_neighbor){(float)dots[j] * inv[j], base + j});
@@ -225,7 +224,7 @@ uint32_t tr_knn_search_prefilter(const tr_kernels *kern, const tr_refs *refs,
     for (uint32_t i = 0; i < m; i++) {
         uint32_t r = cand[i].idx;
         int32_t dot;
-        kern->dot_i8_rows(q, rf.rows + (size_t)r * rf.stride, rf.stride, 1, rf.dim, &dot);
+        kern->dot_i8_blocks(q, rf.rows, rf.dim, r, 1, &dot);
         topk_push(&t, (tr_neighbor){(float)dot * rf.inv_norm[r], r});
     }
     return topk_finish(&t);
@@ -362,4 +361,45 @@ int tr_i8_rows_ok(const int8_t *rows, uint64_t n_rows, uint32_t dim, uint32_t st
                 return 0;
     }
     return 1;
+}
+
+/* The same over the blocks layout, in one linear pass over its bytes:
+ * the offset's block, chunk and lane say which row and value it holds. */
+int tr_i8_blocks_ok(const int8_t *blocks, uint64_t n_rows, uint32_t dim)
+{
+    const uint64_t bytes = tr_ref_bytes(n_rows, dim);
+    const uint32_t stride = tr_ref_stride(dim);
+    for (uint64_t o = 0; o < bytes; o += TR_REF_CHUNK) {
+        const uint64_t in_block = o % (TR_REF_BLOCK_ROWS * stride);
+        const uint64_t r = o / (TR_REF_BLOCK_ROWS * stride) * TR_REF_BLOCK_ROWS +
+                           in_block % (TR_REF_BLOCK_ROWS * TR_REF_CHUNK) / TR_REF_CHUNK;
+        const uint32_t d0 =
+            (uint32_t)(in_block / (TR_REF_BLOCK_ROWS * TR_REF_CHUNK)) * TR_REF_CHUNK;
+        for (uint32_t b = 0; b < TR_REF_CHUNK; b++) {
+            const int8_t v = blocks[o + b];
+            if (r < n_rows && d0 + b < dim ? v == -128 : v != 0)
+                return 0;
+        }
+    }
+    return 1;
+}
+
+void tr_refs_put_rows(int8_t *dst, const int8_t *src, size_t src_stride, uint32_t n,
+                      uint32_t dim)
+{
+    const uint64_t bytes = tr_ref_bytes(n, dim);
+    for (uint64_t o = 0; o < bytes; o++)
+        dst[o] = 0;
+    for (uint32_t r = 0; r < n; r++)
+        for (uint32_t d = 0; d < dim; d++)
+            dst[tr_ref_offset(dim, r, d)] = src[(size_t)r * src_stride + d];
+}
+
+void tr_refs_get_row(const tr_refs *refs, uint32_t r, int8_t *out)
+{
+    for (uint32_t d = 0; d < refs->dim; d += TR_REF_CHUNK) {
+        const int8_t *chunk = refs->rows + tr_ref_offset(refs->dim, r, d);
+        for (uint32_t b = 0; b < TR_REF_CHUNK && d + b < refs->dim; b++)
+            out[d + b] = chunk[b];
+    }
 }

@@ -13,10 +13,19 @@
 
 /* Reference set, in place in the pack. */
 typedef struct tr_refs {
-    uint32_t n, dim, stride;   /* stride: bytes between int8 rows */
-    const int8_t *rows;
+    uint32_t n, dim;
+    const int8_t *rows;        /* in blocks of 4 (tr_ref_offset in
+                                  platform/tr_format.h): tr_ref_bytes(n, dim) */
     const float *inv_norm;     /* 1/||row|| of each int8 row */
 } tr_refs;
+
+/* Row-major rows (src_stride bytes apart, dim used) into the blocks layout
+ * at dst (tr_ref_bytes(n, dim) bytes; padding and the rows past n zeroed):
+ * for host code that builds references outside a pack. */
+void tr_refs_put_rows(int8_t *dst, const int8_t *src, size_t src_stride, uint32_t n,
+                      uint32_t dim);
+/* Row r of refs into out[dim]. */
+void tr_refs_get_row(const tr_refs *refs, uint32_t r, int8_t *out);
 
 /* Sign-bit codes of the references (bit d of row r: row[d] > 0). */
 typedef struct tr_codes {
@@ -51,6 +60,9 @@ typedef struct tr_neighbor {
  * scratch of TR_KNN_BLOCK int32. Returns the number found (min(k, n)). */
 /* Load-time check of int8 rows: no -128, zero padding past dim. */
 int tr_i8_rows_ok(const int8_t *rows, uint64_t n_rows, uint32_t dim, uint32_t stride);
+/* The same for reference rows in blocks of 4 (tr_ref_bytes(n_rows, dim)
+ * bytes): the rows past n_rows zero too. */
+int tr_i8_blocks_ok(const int8_t *blocks, uint64_t n_rows, uint32_t dim);
 
 uint32_t tr_knn_search(const tr_kernels *kern, const tr_refs *refs,
                        const int8_t *q, uint32_t k, int32_t *dots,

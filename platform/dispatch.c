@@ -16,14 +16,14 @@
 #endif
 #endif
 
-static const tr_kernels scalar = {"scalar", tr_dot_i8_rows_scalar, tr_and_popcount_scalar,
+static const tr_kernels scalar = {"scalar", tr_dot_i8_rows_scalar, tr_dot_i8_blocks_scalar, tr_and_popcount_scalar,
                                   tr_hamming_rows_scalar, tr_scaled_above_scalar, 1};
 #if defined(__x86_64__) || defined(__i386__)
-static const tr_kernels avx2 = {"avx2", tr_dot_i8_rows_avx2, tr_and_popcount_avx2,
+static const tr_kernels avx2 = {"avx2", tr_dot_i8_rows_avx2, tr_dot_i8_blocks_avx2, tr_and_popcount_avx2,
                                 tr_hamming_rows_avx2, tr_scaled_above_avx2, 0};
-static const tr_kernels vnni = {"avx-vnni", tr_dot_i8_rows_vnni, tr_and_popcount_avx2,
+static const tr_kernels vnni = {"avx-vnni", tr_dot_i8_rows_vnni, tr_dot_i8_blocks_vnni, tr_and_popcount_avx2,
                                 tr_hamming_rows_avx2, tr_scaled_above_avx2, 0};
-static const tr_kernels avx512 = {"avx512-vnni", tr_dot_i8_rows_avx512, tr_and_popcount_avx512,
+static const tr_kernels avx512 = {"avx512-vnni", tr_dot_i8_rows_avx512, tr_dot_i8_blocks_avx512, tr_and_popcount_avx512,
                                   tr_hamming_rows_avx512, tr_scaled_above_avx512, 1};
 
 /* XCR0, the register state the OS saves on a context switch; 0 without
@@ -45,21 +45,22 @@ static void detect(int *has_avx2, int *has_vnni, int *has_avx512)
     if ((x & 6) != 6 || !__get_cpuid_count(7, 0, &a, &b, &c, &d))
         return; /* XCR0[2:1]: the OS saves SSE and YMM state */
     *has_avx2 = (b >> 5) & 1;
-    /* AVX-512 F (EBX[16]) + BW (EBX[30]) + VNNI (ECX[11]) + VPOPCNTDQ
+    /* AVX-512 F (EBX[16]) + BW (EBX[30]) + VL (EBX[31]: the 128-bit
+     * vpdpbusd of dot_i8_blocks' one-row path) + VNNI (ECX[11]) + VPOPCNTDQ
      * (ECX[14]), and XCR0[7:5]: opmask, ZMM0-15 upper halves, ZMM16-31. A
      * CPU that has the instructions under an OS that does not save the
      * registers must not use them. */
     *has_avx512 = *has_avx2 && (x & 0xE6) == 0xE6 && ((b >> 16) & 1) && ((b >> 30) & 1) &&
-                  ((c >> 11) & 1) && ((c >> 14) & 1);
+                  ((b >> 31) & 1) && ((c >> 11) & 1) && ((c >> 14) & 1);
     if (*has_avx2 && __get_cpuid_count(7, 1, &a, &b, &c, &d))
         *has_vnni = (a >> 4) & 1; /* AVX-VNNI: CPUID.(7,1):EAX[4] */
 }
 #elif defined(__aarch64__)
-static const tr_kernels neon = {"neon", tr_dot_i8_rows_neon, tr_and_popcount_neon,
+static const tr_kernels neon = {"neon", tr_dot_i8_rows_neon, tr_dot_i8_blocks_neon, tr_and_popcount_neon,
                                 tr_hamming_rows_neon, tr_scaled_above_neon, 1};
-static const tr_kernels sdot = {"neon-sdot", tr_dot_i8_rows_sdot, tr_and_popcount_neon,
+static const tr_kernels sdot = {"neon-sdot", tr_dot_i8_rows_sdot, tr_dot_i8_blocks_sdot, tr_and_popcount_neon,
                                 tr_hamming_rows_neon, tr_scaled_above_neon, 1};
-static const tr_kernels i8mm = {"neon-i8mm", tr_dot_i8_rows_i8mm, tr_and_popcount_neon,
+static const tr_kernels i8mm = {"neon-i8mm", tr_dot_i8_rows_i8mm, tr_dot_i8_blocks_i8mm, tr_and_popcount_neon,
                                 tr_hamming_rows_neon, tr_scaled_above_neon, 1};
 
 static int has_dotprod(void)

@@ -1,5 +1,5 @@
 /*
- * Pack format v1: the on-disk layout shared by the host writer (tools/) and
+ * Pack format v2: the on-disk layout shared by the host writer (tools/) and
  * the device reader (core/). core/PACK_FORMAT.md is the prose description;
  * this header is the normative one. Everything is little-endian; every
  * section starts on a 64-byte boundary so rows can be read in place.
@@ -17,7 +17,8 @@
 #include <string.h>
 
 #define TR_PACK_MAGIC "TINYRTPK"   /* 8 bytes, no NUL */
-#define TR_PACK_VERSION 1u
+#define TR_PACK_VERSION 2u /* 2: ref rows in blocks of 4 (below); a v1
+                              pack is refused with TR_E_VERSION: rebuild it */
 #define TR_HEADER_BYTES 128u
 #define TR_SECTION_ENTRY_BYTES 32u
 #define TR_ALIGN 64u
@@ -59,7 +60,10 @@ enum {
 
 typedef enum tr_section_type {
     TR_SEC_MODELS = 1,        /* n_models records of TR_MODEL_REC_BYTES */
-    TR_SEC_REF_I8 = 2,        /* n_refs rows of int8[dim], stride bytes */
+    TR_SEC_REF_I8 = 2,        /* n_refs int8 rows in blocks of 4 rows
+                                 (tr_ref_offset below); stride is the row's
+                                 bytes, tr_ref_stride(dim); count n_refs;
+                                 length tr_ref_bytes(n_refs, dim) */
     TR_SEC_REF_INVNORM = 3,   /* float[n_refs]: 1/||row||2 of the int8 row */
     TR_SEC_CORRECT_BITS = 4,  /* n_models bitsets of n_refs bits (u64 LE
                                  words), stride bytes each: 1 = correct
@@ -79,6 +83,38 @@ typedef enum tr_section_type {
     TR_SEC_TASKS = 11,        /* optional: task-level selection (S3), below */
     TR_SEC_LEARNED_MAP = 12   /* optional: learned soft cluster map, below */
 } tr_section_type;
+
+/* Reference rows, format 2: "blocks" of 4 rows by 16-byte chunks. A row
+ * is dim int8 values padded with zeros to stride = dim rounded up to 16;
+ * the 4 rows of block b are stored chunk by chunk: chunk c (bytes
+ * 16c .. 16c + 15) of row 4b + j is at 4 * stride * b + 64 c + 16 j. So
+ * one 64-byte load holds the same chunk of 4 rows: an AVX-512 VNNI step
+ * against the broadcast query chunk scores 4 rows with no masked step and
+ * a 2-level reduction (tests/bench/ANALYSIS.md, "row layout probe"), and a
+ * 16-byte NEON load is still one row's chunk. The last block is whole:
+ * rows past n_refs are zero. */
+#define TR_REF_BLOCK_ROWS 4u
+#define TR_REF_CHUNK 16u
+
+static inline uint32_t tr_ref_stride(uint32_t dim)
+{
+    return (dim + TR_REF_CHUNK - 1) / TR_REF_CHUNK * TR_REF_CHUNK;
+}
+
+/* Byte offset of value d of row r. */
+static inline uint64_t tr_ref_offset(uint32_t dim, uint64_t r, uint32_t d)
+{
+    return (uint64_t)TR_REF_BLOCK_ROWS * tr_ref_stride(dim) * (r / TR_REF_BLOCK_ROWS) +
+           (uint64_t)TR_REF_BLOCK_ROWS * TR_REF_CHUNK * (d / TR_REF_CHUNK) +
+           TR_REF_CHUNK * (r % TR_REF_BLOCK_ROWS) + d % TR_REF_CHUNK;
+}
+
+/* Bytes of n rows: whole blocks. */
+static inline uint64_t tr_ref_bytes(uint64_t n, uint32_t dim)
+{
+    return (n + TR_REF_BLOCK_ROWS - 1) / TR_REF_BLOCK_ROWS * TR_REF_BLOCK_ROWS *
+           tr_ref_stride(dim);
+}
 
 /* Model record. */
 #define TR_MODEL_REC_BYTES 96u

@@ -1,6 +1,6 @@
 /* Kernel family: the hot loops of kNN, centroid lookup and bitset work.
  * Each ISA variant lives beside its scalar reference (platform/dot_i8.c,
- * platform/popcount.c, platform/above.c) and must give identical results:
+ * platform/dot_i8_blocks.c, platform/popcount.c, platform/above.c) and must give identical results:
  * the arithmetic is integer (or one exactly rounded float operation), so
  * "identical" means equal, not close. */
 #ifndef TR_KERNELS_H
@@ -15,6 +15,14 @@ typedef struct tr_kernels {
      * [-127, 127]. Exact. */
     void (*dot_i8_rows)(const int8_t *q, const int8_t *rows, size_t stride,
                         size_t n_rows, size_t dim, int32_t *out);
+    /* out[i] = sum_d q[d] * row(first + i)[d], i < n_rows, d < dim, the
+     * rows stored in blocks of 4 (pack format 2's reference rows:
+     * platform/tr_format.h, tr_ref_offset). q holds dim bytes (no padding
+     * needed); the blocks that rows first .. first + n_rows - 1 fall in are
+     * readable whole; values in [-127, 127]. Exact. first may be any row:
+     * the prefilter's rerank scores single rows. */
+    void (*dot_i8_blocks)(const int8_t *q, const int8_t *blocks, size_t dim, size_t first,
+                          size_t n_rows, int32_t *out);
     /* popcount(a[i] & b[i]) summed over n words. */
     uint64_t (*and_popcount)(const uint64_t *a, const uint64_t *b, size_t n);
     /* out[r] = popcount(q ^ codes[r]) over `words` u64 per code. */
@@ -52,6 +60,13 @@ void tr_dot_i8_rows_avx512(const int8_t *, const int8_t *, size_t, size_t, size_
 void tr_dot_i8_rows_neon(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
 void tr_dot_i8_rows_i8mm(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
 void tr_dot_i8_rows_sdot(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
+void tr_dot_i8_blocks_scalar(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
+void tr_dot_i8_blocks_avx2(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
+void tr_dot_i8_blocks_vnni(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
+void tr_dot_i8_blocks_avx512(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
+void tr_dot_i8_blocks_neon(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
+void tr_dot_i8_blocks_sdot(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
+void tr_dot_i8_blocks_i8mm(const int8_t *, const int8_t *, size_t, size_t, size_t, int32_t *);
 uint64_t tr_and_popcount_scalar(const uint64_t *, const uint64_t *, size_t);
 uint64_t tr_and_popcount_avx2(const uint64_t *, const uint64_t *, size_t);
 uint64_t tr_and_popcount_avx512(const uint64_t *, const uint64_t *, size_t);

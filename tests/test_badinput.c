@@ -1761,7 +1761,7 @@ static void raw_pack(uint32_t m, trh_buf *b)
         {TR_SEC_MODELS, TR_MODEL_REC_BYTES}, {TR_SEC_REF_I8, RAW_DIM}, {TR_SEC_REF_INVNORM, 4},
         {TR_SEC_CORRECT_BITS, RAW_BITS}, {TR_SEC_DEFAULTS, 0}};
     const uint32_t ns = sizeof sec / sizeof *sec;
-    const uint64_t len[] = {(uint64_t)m * TR_MODEL_REC_BYTES, RAW_DIM, 4,
+    const uint64_t len[] = {(uint64_t)m * TR_MODEL_REC_BYTES, tr_ref_bytes(1, RAW_DIM), 4,
                             (uint64_t)m * RAW_BITS, TR_DEFAULTS_BYTES};
     const uint32_t count[] = {m, 1, 1, m, 1};
     uint64_t at[sizeof sec / sizeof *sec];

@@ -233,9 +233,14 @@ done
 "$PYTHON" -c 'import os,sys; open(sys.argv[1],"wb").write(os.urandom(5000))' "$T/garbage.trp"
 expect 1 "TR_E_BAD_MAGIC" -- "$CLI" inspect "$T/garbage.trp"
 # Garbage behind a valid magic, version and header size: every field random.
-"$PYTHON" -c 'import os,struct,sys; b=bytearray(os.urandom(5000)); b[0:16]=b"TINYRTPK"+struct.pack("<II",1,128); b[40:72]=bytes(32); open(sys.argv[1],"wb").write(b)' "$T/garbage2.trp"
+"$PYTHON" -c 'import os,struct,sys; b=bytearray(os.urandom(5000)); b[0:16]=b"TINYRTPK"+struct.pack("<II",2,128); b[40:72]=bytes(32); open(sys.argv[1],"wb").write(b)' "$T/garbage2.trp"
 expect 0 "problem: " -- "$CLI" inspect "$T/garbage2.trp"
 expect 0 '"problems":\[".+' -- "$CLI" inspect --json "$T/garbage2.trp"
+# A pack of format 1 (plain rows, before the blocks of 4) is refused by
+# name, with what to do.
+"$PYTHON" -c 'import os,struct,sys; b=bytearray(os.urandom(5000)); b[0:16]=b"TINYRTPK"+struct.pack("<II",1,128); open(sys.argv[1],"wb").write(b)' "$T/v1.trp"
+expect 1 "TR_E_VERSION: unsupported pack format version \(a pack of an older format must be rebuilt\)" -- "$CLI" inspect "$T/v1.trp"
+expect 1 "TR_E_VERSION" -- "$CLI" verify --key "$PUB" "$T/v1.trp"
 # The arena is not sized from an unverified header: C = 0xFFFFFFFF (32 GiB
 # asked for) gets the library's verdict on the pack, not an allocation.
 "$PYTHON" -c 'import struct,sys; b=bytearray(open(sys.argv[1],"rb").read()); struct.pack_into("<I", b, 100, 0xFFFFFFFF); open(sys.argv[2],"wb").write(b)' "$FIXTURE_PACK" "$T/bigc.trp"

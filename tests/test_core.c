@@ -20,6 +20,7 @@
 #include "tr_cluster.h"
 #include "tr_format.h"
 #include "tr_knn.h"
+#include "trh_fit.h"
 
 #define KEY "fixtures/keys/test-signing.key"
 #define PUB "fixtures/keys/test-signing.pub"
@@ -193,7 +194,7 @@ static void test_round_trip(void **state)
     assert_int_equal(load(&b, f->aligned, f->pack.len, &f->pub, 0, 0), TR_OK);
     tr_pack_info info;
     assert_int_equal(tr_pack_get_info(b.r, &info), TR_OK);
-    assert_int_equal(info.format_version, 1);
+    assert_int_equal(info.format_version, TR_PACK_VERSION);
     assert_int_equal(info.security_counter, 5);
     assert_int_equal(info.created_unix, 1700000000);
     assert_int_equal(info.dim, DIM);
@@ -634,7 +635,9 @@ static void test_prefilter_choice_recall(void **state)
     float inv[N];
     for (int i = 0; i < N; i++)
         inv[i] = tr_i8_inv_norm(f->refs + i * DIM, DIM);
-    const tr_refs refs = {N, DIM, DIM, f->refs, inv};
+    int8_t blocks[tr_ref_bytes(N, DIM)];
+    tr_refs_put_rows(blocks, f->refs, DIM, N, DIM);
+    const tr_refs refs = {N, DIM, blocks, inv};
     static const int cs[] = {1, 10, 25, 60, 150, N - 1};
     size_t hits[6] = {0};
     for (int qi = 0; qi < N; qi++) {
@@ -1896,6 +1899,66 @@ static void test_one_view_many_contexts(void **state)
     free_box(&src);
 }
 
+/* trh_first_pc (SIF's principal component) is the top eigenvector of X^T X
+ * on both of its paths: the Gram matrix formed once (D <= 512) and the
+ * passes over the rows (D above). Rows with one strong shared direction
+ * plus noise; checked: unit norm, X^T X pc = lambda pc to 1e-9, and
+ * lambda at least the Rayleigh quotient of the planted direction and of
+ * every axis (the largest eigenvalue bounds them all). */
+static void test_first_pc_is_top_eigenvector(void **state)
+{
+    (void)state;
+    static const uint32_t dims[] = {3, 40, 512, 513, 700};
+    for (size_t t = 0; t < sizeof dims / sizeof *dims; t++) {
+        const uint32_t dim = dims[t], n = 3000;
+        float *x = malloc((size_t)n * dim * sizeof *x), *pc = malloc(dim * sizeof *pc);
+        double *w = calloc(dim, sizeof *w), *axis = calloc(dim, sizeof *axis);
+        double *u = malloc(dim * sizeof *u);
+        assert_non_null(x), assert_non_null(pc), assert_non_null(w), assert_non_null(axis);
+        assert_non_null(u);
+        uint64_t s = 0x5eed + dim;
+        double un = 0;
+        for (uint32_t d = 0; d < dim; d++) {
+            u[d] = (double)((s = s * 6364136223846793005ull + 1442695040888963407ull) >> 11) / 9007199254740992.0 - 0.5;
+            un += u[d] * u[d];
+        }
+        for (uint32_t d = 0; d < dim; d++)
+            u[d] /= sqrt(un);
+        for (uint32_t i = 0; i < n; i++) {
+            double a = (double)((s = s * 6364136223846793005ull + 1442695040888963407ull) >> 11) / 9007199254740992.0 + 0.5;
+            for (uint32_t d = 0; d < dim; d++) {
+                double e = (double)((s = s * 6364136223846793005ull + 1442695040888963407ull) >> 11) / 9007199254740992.0 - 0.5;
+                x[(size_t)i * dim + d] = (float)(a * u[d] + 0.3 * e);
+            }
+        }
+        assert_int_equal(trh_first_pc(x, n, dim, pc), 0);
+        double nrm = 0, lam = 0, ru = 0;
+        for (uint32_t d = 0; d < dim; d++)
+            nrm += (double)pc[d] * pc[d];
+        assert_true(fabs(nrm - 1.0) < 1e-6);
+        for (uint32_t i = 0; i < n; i++) { /* w = X^T X pc; axis[d] = sum x_d^2 */
+            const float *r = x + (size_t)i * dim;
+            double tp = 0, tu = 0;
+            for (uint32_t d = 0; d < dim; d++)
+                tp += (double)r[d] * pc[d], tu += r[d] * u[d];
+            for (uint32_t d = 0; d < dim; d++)
+                w[d] += tp * r[d], axis[d] += (double)r[d] * r[d];
+            ru += tu * tu;
+        }
+        for (uint32_t d = 0; d < dim; d++)
+            lam += w[d] * pc[d];
+        double res = 0;
+        for (uint32_t d = 0; d < dim; d++)
+            res += (w[d] - lam * pc[d]) * (w[d] - lam * pc[d]);
+        if (!(sqrt(res) <= 1e-6 * lam))
+            fail_msg("D=%u: |X^T X pc - lambda pc| = %g, lambda %g", dim, sqrt(res), lam);
+        assert_true(lam >= ru * (1 - 1e-9));
+        for (uint32_t d = 0; d < dim; d++)
+            assert_true(lam >= axis[d] * (1 - 1e-9));
+        free(x), free(pc), free(w), free(axis), free(u);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1925,6 +1988,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_delta_counter_per_base, setup_binary, teardown),
         cmocka_unit_test_setup_teardown(test_signature_one_encoding, setup_binary, teardown),
         cmocka_unit_test_setup_teardown(test_one_view_many_contexts, setup_binary, teardown),
+        cmocka_unit_test(test_first_pc_is_top_eigenvector),
     };
     return cmocka_run_group_tests_name("core", tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "tr_kernels.h"
+#include "tr_format.h"
 #include "tr_knn.h"
 
 #if defined(__aarch64__) && defined(__linux__)
@@ -147,15 +148,17 @@ static void test_avx512_present_when_supported(void **state)
     for (size_t v = 0; v < n_variants; v++)
         found |= strcmp(variants[v]->name, "avx512-vnni") == 0;
     __builtin_cpu_init();
-    static const char *const need[] = {"avx512f", "avx512bw", "avx512vnni", "avx512vpopcntdq"};
+    static const char *const need[] = {"avx512f", "avx512bw", "avx512vnni", "avx512vpopcntdq",
+                                       "avx512vl"};
     const char *missing = NULL;
-    for (size_t i = 0; i < 4 && !missing; i++) {
+    for (size_t i = 0; i < 5 && !missing; i++) {
         int has = 0;
         switch (i) {
         case 0: has = __builtin_cpu_supports("avx512f"); break;
         case 1: has = __builtin_cpu_supports("avx512bw"); break;
         case 2: has = __builtin_cpu_supports("avx512vnni"); break;
-        default: has = __builtin_cpu_supports("avx512vpopcntdq"); break;
+        case 3: has = __builtin_cpu_supports("avx512vpopcntdq"); break;
+        default: has = __builtin_cpu_supports("avx512vl"); break; /* dot_i8_blocks' one row */
         }
         if (!has)
             missing = need[i];
@@ -253,6 +256,17 @@ static void test_scaled_above_equal_scalar(void **state)
         }
 }
 
+/* Row-major rows (stride apart) as references in the pack's blocks layout;
+ * free((void *)refs.rows) releases them. */
+static tr_refs refs_of(const int8_t *rows, size_t stride, uint32_t n, uint32_t dim,
+                       const float *inv)
+{
+    int8_t *b = malloc(tr_ref_bytes(n, dim) + 1);
+    assert_non_null(b);
+    tr_refs_put_rows(b, rows, stride, n, dim);
+    return (tr_refs){n, dim, b, inv};
+}
+
 static int by_sim_then_index(const void *a, const void *b)
 {
     const tr_neighbor *x = a, *y = b;
@@ -294,7 +308,7 @@ static void test_knn_search_equals_full_sort(void **state)
             memcpy(rows + (size_t)(i + 256) * DIM, rows + (size_t)i * DIM, DIM);
     for (uint32_t i = 0; i < NR; i++)
         inv[i] = tr_i8_inv_norm(rows + (size_t)i * DIM, DIM);
-    tr_refs refs = {NR, DIM, DIM, rows, inv};
+    tr_refs refs = refs_of(rows, DIM, NR, DIM, inv);
     static const uint32_t ks[] = {1, 10, 100, 255, 256, 257, 700, NR};
     for (int trial = 0; trial < 5; trial++) {
         if (trial == 0)
@@ -307,7 +321,8 @@ static void test_knn_search_equals_full_sort(void **state)
                 memcpy(sorted_rows + (size_t)i * DIM, rows + (size_t)all[NR - 1 - i].idx * DIM, DIM);
                 sorted_inv[i] = inv[all[NR - 1 - i].idx];
             }
-            refs.rows = sorted_rows, refs.inv_norm = sorted_inv;
+            free((void *)refs.rows);
+            refs = refs_of(sorted_rows, DIM, NR, DIM, sorted_inv);
             sorted_sims(q, sorted_rows, sorted_inv, NR, DIM, all);
             assert_int_equal(all[0].idx, NR - 1);
         }
@@ -321,6 +336,7 @@ static void test_knn_search_equals_full_sort(void **state)
                 assert_memory_equal(got, all, n * sizeof *got);
             }
     }
+    free((void *)refs.rows);
 }
 
 /* The whole neighbour search, not just the dot products, is identical under
@@ -343,7 +359,7 @@ static void test_knn_search_identical_across_variants(void **state)
         memcpy(rows + 11 * stride, rows + 5 * stride, stride); /* an exact tie */
         inv[11] = inv[5];
         memcpy(q, rows + 5 * stride, dim);
-        tr_refs refs = {NR, dim, stride, rows, inv};
+        tr_refs refs = refs_of(rows, stride, NR, dim, inv);
         int32_t dots[TR_KNN_BLOCK];
         tr_neighbor want[100], got[100];
         uint32_t nw = tr_knn_search(tr_kernels_scalar(), &refs, q, 100, dots, want);
@@ -355,7 +371,7 @@ static void test_knn_search_identical_across_variants(void **state)
             assert_int_equal(ng, nw);
             assert_memory_equal(got, want, nw * sizeof *want);
         }
-        free(rows);
+        free(rows), free((void *)refs.rows);
         free(q);
         free(inv);
     }
@@ -442,7 +458,7 @@ static void test_prefilter_selects_nearest_codes(void **state)
             order[i] = i;
         sort_ham = hd;
         qsort(order, NR, sizeof *order, by_ham);
-        tr_refs refs = {NR, dim, stride, rows, inv};
+        tr_refs refs = refs_of(rows, stride, NR, dim, inv);
         tr_codes cd = {words, codes};
         for (size_t ci = 0; ci < 8; ci++) {
             uint32_t c = cs[ci], nc = c < NR ? c : NR;
@@ -462,7 +478,7 @@ static void test_prefilter_selects_nearest_codes(void **state)
                 memcpy(sub + (size_t)i * stride, rows + (size_t)back[i] * stride, stride);
                 subinv[i] = inv[back[i]];
             }
-            tr_refs subrefs = {nc, dim, stride, sub, subinv};
+            tr_refs subrefs = refs_of(sub, stride, nc, dim, subinv);
             int32_t dots[TR_KNN_BLOCK];
             tr_neighbor want[KK], got[KK];
             tr_neighbor *cand = malloc(nc * sizeof *cand);
@@ -487,11 +503,244 @@ static void test_prefilter_selects_nearest_codes(void **state)
                 }
                 checks++;
             }
-            free(sub), free(subinv), free(back), free(cand);
+            free(sub), free(subinv), free(back), free(cand), free((void *)subrefs.rows);
         }
         free(rows), free(q), free(inv), free(codes), free(hd), free(order);
+        free((void *)refs.rows);
     }
     assert_int_equal(checks, 4 * 8 * n_variants);
+}
+
+/* ---- dot_i8_blocks: pack format 2's reference rows (blocks of 4 rows by
+ * 16-byte chunks, tr_ref_offset) ----
+ * The inputs sit right before an inaccessible page: the query's dim bytes
+ * and the storage of exactly the blocks the wanted rows fall in, so a
+ * variant that reads q past dim or a block past the last one faults
+ * (natively and under qemu, not only under ASan). Padding bytes and the
+ * rows of a touched block that are not wanted hold random bytes (-128
+ * included): a variant must not depend on them. */
+#include <sys/mman.h>
+#include <unistd.h>
+
+typedef struct guarded {
+    uint8_t *base; /* mapping: size bytes, then one PROT_NONE page */
+    size_t size;
+} guarded;
+
+static guarded guard_map(size_t bytes)
+{
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t size = (bytes + page - 1) / page * page;
+    void *m = mmap(NULL, size + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(m != MAP_FAILED);
+    assert_int_equal(mprotect((uint8_t *)m + size, page, PROT_NONE), 0);
+    return (guarded){m, size};
+}
+/* n bytes that end where the inaccessible page starts. */
+static void *guard_tail(const guarded *g, size_t n)
+{
+    assert_true(n <= g->size);
+    return g->base + g->size - n;
+}
+static void guard_unmap(guarded *g)
+{
+    munmap(g->base, g->size + (size_t)sysconf(_SC_PAGESIZE));
+}
+
+static const size_t blk_dims[] = {1,  2,  3,  4,  5,   6,   7,   8,   9,   10,  11,  12,
+                                  13, 14, 15, 16, 17,  31,  32,  33,  48,  63,  64,  65,
+                                  100, 127, 128, 129, 768, 4096, TR_DIM_MAX};
+static const size_t blk_firsts[] = {0, 1, 2, 3, 4, 5, 6, 7, 255, 256};
+static const size_t blk_counts[] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 17, 300};
+enum { BLK_MAX_ROWS = 256 + 300 };
+
+/* Big dims: fewer starts and counts (the scalar reference is the slow part,
+ * under qemu most of all). */
+static int blk_case_wanted(size_t dim, size_t first, size_t nr)
+{
+    if (dim < 768)
+        return 1;
+    return (first == 0 || first == 3 || first == 255) && (nr <= 5 || nr == 17 || nr == 300);
+}
+
+/* Rows first .. first + nr - 1 of a blocks layout, filled by mode; the rest
+ * of their blocks random. Returns the blocks (at the guard), and the row-major
+ * copy of the wanted rows in rm[nr * dim]. */
+static const int8_t *blk_make(const guarded *g, size_t dim, size_t first, size_t nr, int mode,
+                              int8_t *rm)
+{
+    const size_t bytes = (size_t)tr_ref_bytes(first + nr, (uint32_t)dim);
+    int8_t *b = guard_tail(g, bytes);
+    fill(b, bytes, 4);
+    fill(rm, nr * dim, mode);
+    for (size_t i = 0; i < nr; i++)
+        for (size_t d = 0; d < dim; d++)
+            b[tr_ref_offset((uint32_t)dim, first + i, (uint32_t)d)] = rm[i * dim + d];
+    return b;
+}
+
+/* The scalar reference is the naive row-major dot on rows placed by
+ * tr_ref_offset (so the layout, not only the variants, is checked), and
+ * writes exactly n_rows outputs. */
+static void test_dot_i8_blocks_scalar_is_row_major(void **state)
+{
+    guarded gb = guard_map((size_t)tr_ref_bytes(BLK_MAX_ROWS, TR_DIM_MAX)), gq = guard_map(TR_DIM_MAX);
+    int8_t *rm = malloc((size_t)BLK_MAX_ROWS * TR_DIM_MAX);
+    int32_t *got = malloc((BLK_MAX_ROWS + 1) * sizeof *got);
+    assert_non_null(rm);
+    assert_non_null(got);
+    size_t checks = 0;
+    for (int mode = 0; mode < 6; mode += 4) /* [-127, 127]; every int8 */
+        for (size_t di = 0; di < sizeof blk_dims / sizeof *blk_dims; di++)
+            for (size_t fi = 0; fi < sizeof blk_firsts / sizeof *blk_firsts; fi++)
+                for (size_t ci = 0; ci < sizeof blk_counts / sizeof *blk_counts; ci++) {
+                    const size_t dim = blk_dims[di], first = blk_firsts[fi], nr = blk_counts[ci];
+                    if (!blk_case_wanted(dim, first, nr))
+                        continue;
+                    int8_t *q = guard_tail(&gq, dim);
+                    fill(q, dim, mode);
+                    const int8_t *b = blk_make(&gb, dim, first, nr, mode, rm);
+                    got[nr] = 0x55555555;
+                    tr_dot_i8_blocks_scalar(q, b, dim, first, nr, got);
+                    for (size_t i = 0; i < nr; i++) {
+                        int32_t want = 0;
+                        for (size_t d = 0; d < dim; d++)
+                            want += (int32_t)q[d] * rm[i * dim + d];
+                        if (got[i] != want)
+                            fail_msg("scalar blocks: dim %zu first %zu row %zu/%zu mode %d: %d != %d",
+                                     dim, first, i, nr, mode, got[i], want);
+                    }
+                    assert_int_equal(got[nr], 0x55555555);
+                    checks++;
+                }
+    assert_true(checks > 2 * 31 * 100);
+    assert_ptr_equal(tr_kernels_scalar()->dot_i8_blocks, tr_dot_i8_blocks_scalar);
+    free(rm);
+    free(got);
+    guard_unmap(&gb);
+    guard_unmap(&gq);
+}
+
+/* Every variant equals the scalar reference bit for bit (values [-127, 127]
+ * for all; -128 too for those flagged full_int8), at every start residue,
+ * counts around the 4-row block and the 16-row pass, every dim step; and
+ * writes no output past n_rows. */
+static void test_dot_i8_blocks_equal_scalar(void **state)
+{
+    guarded gb = guard_map((size_t)tr_ref_bytes(BLK_MAX_ROWS, TR_DIM_MAX)), gq = guard_map(TR_DIM_MAX);
+    int8_t *rm = malloc((size_t)BLK_MAX_ROWS * TR_DIM_MAX);
+    int32_t *want = malloc((BLK_MAX_ROWS + 1) * sizeof *want);
+    int32_t *got = malloc((BLK_MAX_ROWS + 1) * sizeof *got);
+    assert_non_null(rm);
+    assert_non_null(want);
+    assert_non_null(got);
+    size_t checks = 0, cases = 0, full = 0;
+    for (size_t v = 0; v < n_variants; v++)
+        full += variants[v]->full_int8 != 0;
+    static const int modes[] = {0, 3, 4, 5};
+    for (size_t mi = 0; mi < 4; mi++)
+        for (size_t di = 0; di < sizeof blk_dims / sizeof *blk_dims; di++)
+            for (size_t fi = 0; fi < sizeof blk_firsts / sizeof *blk_firsts; fi++)
+                for (size_t ci = 0; ci < sizeof blk_counts / sizeof *blk_counts; ci++) {
+                    const int mode = modes[mi];
+                    const size_t dim = blk_dims[di], first = blk_firsts[fi], nr = blk_counts[ci];
+                    if (!blk_case_wanted(dim, first, nr))
+                        continue;
+                    int8_t *q = guard_tail(&gq, dim);
+                    fill(q, dim, mode);
+                    const int8_t *b = blk_make(&gb, dim, first, nr, mode, rm);
+                    tr_dot_i8_blocks_scalar(q, b, dim, first, nr, want);
+                    cases += mode < 4;
+                    for (size_t v = 0; v < n_variants; v++) {
+                        if (mode >= 4 && !variants[v]->full_int8)
+                            continue;
+                        for (size_t i = 0; i <= nr; i++)
+                            got[i] = 0x55555555;
+                        variants[v]->dot_i8_blocks(q, b, dim, first, nr, got);
+                        for (size_t i = 0; i < nr; i++)
+                            if (got[i] != want[i])
+                                fail_msg("%s blocks: dim %zu first %zu row %zu/%zu mode %d: %d != %d",
+                                         variants[v]->name, dim, first, i, nr, mode, got[i], want[i]);
+                        if (got[nr] != 0x55555555)
+                            fail_msg("%s blocks: dim %zu first %zu n_rows %zu: wrote out[n_rows]",
+                                     variants[v]->name, dim, first, nr);
+                        checks++;
+                    }
+                }
+    /* modes 0 and 3 for every variant, 4 and 5 for the full_int8 ones */
+    assert_int_equal(checks, cases * n_variants + cases * full);
+    print_message("dot_i8_blocks: %zu variant(s) x %zu cases\n", n_variants, cases / 2);
+
+    /* The largest sums, at TR_DIM_MAX: (-128)(-128) D and (-128)(127) D
+     * (full_int8 variants), 127 * 127 D and -127 * 127 D (all), rows 1, 2
+     * of a block (the one-row and the partial-block paths) and a whole one. */
+    const size_t dim = TR_DIM_MAX;
+    int8_t *q = guard_tail(&gq, dim);
+    for (int lo = 0; lo < 2; lo++) {
+        const int8_t a = lo ? -128 : -127;
+        const size_t bytes = (size_t)tr_ref_bytes(8, TR_DIM_MAX);
+        int8_t *b = guard_tail(&gb, bytes);
+        memset(q, (uint8_t)a, dim);
+        memset(b, 0, bytes);
+        for (size_t r = 0; r < 8; r++)
+            for (size_t d = 0; d < dim; d++)
+                b[tr_ref_offset(TR_DIM_MAX, r, (uint32_t)d)] = (int8_t)(r % 2 ? 127 : a);
+        const int32_t big = a * a * (int32_t)dim, neg = a * 127 * (int32_t)dim;
+        static const size_t fn[][2] = {{1, 1}, {1, 2}, {0, 8}, {2, 1}, {4, 4}};
+        for (size_t k = 0; k < 5; k++) {
+            tr_dot_i8_blocks_scalar(q, b, dim, fn[k][0], fn[k][1], want);
+            for (size_t i = 0; i < fn[k][1]; i++)
+                assert_int_equal(want[i], (fn[k][0] + i) % 2 ? neg : big);
+            for (size_t v = 0; v < n_variants; v++) {
+                if (lo && !variants[v]->full_int8)
+                    continue;
+                variants[v]->dot_i8_blocks(q, b, dim, fn[k][0], fn[k][1], got);
+                for (size_t i = 0; i < fn[k][1]; i++)
+                    if (got[i] != want[i])
+                        fail_msg("%s blocks: extreme sums, first %zu row %zu: %d != %d",
+                                 variants[v]->name, fn[k][0], i, got[i], want[i]);
+            }
+        }
+    }
+    free(rm);
+    free(want);
+    free(got);
+    guard_unmap(&gb);
+    guard_unmap(&gq);
+}
+
+/* The rerank's call: one row at a time, at every row of a set (every
+ * residue, both ends), for every variant, against the scalar reference on
+ * the whole set. */
+static void test_dot_i8_blocks_single_rows(void **state)
+{
+    static const size_t dims[] = {5, 16, 33, 100, 768};
+    enum { NR = 37 };
+    guarded gb = guard_map((size_t)tr_ref_bytes(NR, 768)), gq = guard_map(768);
+    int8_t *rm = malloc((size_t)NR * 768);
+    assert_non_null(rm);
+    int32_t want[NR], got[2];
+    size_t checks = 0;
+    for (size_t di = 0; di < 5; di++) {
+        const size_t dim = dims[di];
+        int8_t *q = guard_tail(&gq, dim);
+        fill(q, dim, 0);
+        const int8_t *b = blk_make(&gb, dim, 0, NR, 0, rm);
+        tr_dot_i8_blocks_scalar(q, b, dim, 0, NR, want);
+        for (size_t v = 0; v < n_variants; v++)
+            for (size_t r = 0; r < NR; r++) {
+                got[1] = 0x55555555;
+                variants[v]->dot_i8_blocks(q, b, dim, r, 1, got);
+                if (got[0] != want[r] || got[1] != 0x55555555)
+                    fail_msg("%s blocks: one row %zu of %d, dim %zu: %d != %d", variants[v]->name,
+                             r, NR, dim, got[0], want[r]);
+                checks++;
+            }
+    }
+    assert_int_equal(checks, 5 * n_variants * NR);
+    free(rm);
+    guard_unmap(&gb);
+    guard_unmap(&gq);
 }
 
 /* SLEEF's vector expf behind the learned map's softmax: within 1e-6 of a
@@ -546,6 +795,9 @@ int main(void)
         cmocka_unit_test(test_knn_search_equals_full_sort),
         cmocka_unit_test(test_knn_search_identical_across_variants),
         cmocka_unit_test(test_prefilter_selects_nearest_codes),
+        cmocka_unit_test(test_dot_i8_blocks_scalar_is_row_major),
+        cmocka_unit_test(test_dot_i8_blocks_equal_scalar),
+        cmocka_unit_test(test_dot_i8_blocks_single_rows),
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_dispatch),
     };

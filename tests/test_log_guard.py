@@ -139,4 +139,23 @@ for name, (rows, Y) in cases.items():
     jo, _ = build(d, os.path.join(WORK, name + "-off.trp"), "--no-log-guard")
     check("log_guard" not in jo["build"] and jo["n_refs"] == jb["n_refs"] + g.get("logged_rows", -1),
           "%s: --no-log-guard: every row a reference, no guard" % name)
+
+# A count cell that is not a count is an error naming the file and line,
+# never read as "logged" (it was: strtod's end was not checked).
+d = os.path.join(WORK, "badcount")
+rows, Y = cases["noise"]
+write(d, bench + rows, np.vstack([S[bi], Y]), names, mrows,
+      counts=np.vstack([np.zeros((N_BENCH, m)), ~np.isnan(Y)]))
+path = os.path.join(d, "fleet_counts.csv")
+lines = open(path, encoding="utf-8").read().split("\n")
+cells = lines[N_BENCH + 1].split(",")
+j = next(i for i in range(1, len(cells)) if cells[i] == "1")
+cells[j] = "3x"
+lines[N_BENCH + 1] = ",".join(cells)
+open(path, "w", encoding="utf-8").write("\n".join(lines))
+r = subprocess.run([CLI, "build", "--data", d, "--embedder", EMB, "--key", KEY, "--out",
+                    os.path.join(WORK, "badcount.trp"), "--force", "--no-tasks"], capture_output=True, text=True)
+check(r.returncode != 0 and "fleet_counts.csv:%d:" % (N_BENCH + 2) in r.stderr and "'3x' is not a count" in r.stderr
+      and not os.path.exists(os.path.join(WORK, "badcount.trp")),
+      "a count cell '3x': refused, file and line named (%s)" % r.stderr.strip()[-160:])
 check.finish()

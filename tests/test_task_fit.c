@@ -25,6 +25,7 @@
 
 #include "dataset.h"
 #include "tr_embed.h"
+#include "tr_format.h"
 #include "tr_kernels.h"
 #include "trh_fit.h"
 #include "util.h"
@@ -47,7 +48,10 @@ static int by_sim(const void *a, const void *b)
 /* The pre-heap trh_task_fit (every reference a query, a full qsort per
  * query); also returns each reference's own u in u_of (for the test's
  * standard errors). */
-static void ref_task_fit(const tr_kernels *kern, const tr_refs *refs, const uint32_t *task_of,
+/* rows: the references' rows, row-major (dim bytes each), scored here with
+ * the row-major kernel: independent of the blocks layout under test. */
+static void ref_task_fit(const tr_kernels *kern, const tr_refs *refs, const int8_t *rows,
+                         const uint32_t *task_of,
                          uint32_t n_tasks, const float *scores, uint32_t n_models, uint32_t k,
                          uint32_t k_dist, float *u, float *acc, double *u_of)
 {
@@ -59,8 +63,8 @@ static void ref_task_fit(const tr_kernels *kern, const tr_refs *refs, const uint
     assert_non_null(dots), assert_non_null(c), assert_non_null(usum), assert_non_null(hit);
     assert_non_null(ucnt), assert_non_null(cnt);
     for (uint32_t i = 0; i < n; i++) {
-        const int8_t *q = refs->rows + (size_t)i * refs->stride;
-        kern->dot_i8_rows(q, refs->rows, refs->stride, n, refs->dim, dots);
+        const int8_t *q = rows + (size_t)i * refs->dim;
+        kern->dot_i8_rows(q, rows, refs->dim, n, refs->dim, dots);
         float inv_q = refs->inv_norm[i];
         uint32_t nc = 0;
         for (uint32_t j = 0; j < n; j++)
@@ -108,11 +112,20 @@ static void ref_task_fit(const tr_kernels *kern, const tr_refs *refs, const uint
 }
 
 typedef struct data {
-    tr_refs refs;
-    int8_t *rows;
+    tr_refs refs;           /* rows: blocks, a copy of rows' */
+    int8_t *rows;           /* row-major */
     float *inv, *scores;
     uint32_t *task_of, n_tasks, n_models;
 } data;
+
+/* n row-major rows in the pack's blocks layout, malloc'd. */
+static int8_t *blocks_of(const int8_t *rows, uint32_t n, uint32_t dim)
+{
+    int8_t *b = malloc(tr_ref_bytes(n, dim) + 1);
+    assert_non_null(b);
+    tr_refs_put_rows(b, rows, dim, n, dim);
+    return b;
+}
 
 static void set_inv_norms(data *d)
 {
@@ -122,13 +135,13 @@ static void set_inv_norms(data *d)
             ss += (int32_t)d->rows[(size_t)j * d->refs.dim + x] * d->rows[(size_t)j * d->refs.dim + x];
         d->inv[j] = (float)(1.0 / sqrt((double)ss));
     }
-    d->refs.rows = d->rows;
+    d->refs.rows = blocks_of(d->rows, d->refs.n, d->refs.dim);
     d->refs.inv_norm = d->inv;
 }
 
 static void free_data(data *d)
 {
-    free(d->rows), free(d->inv), free(d->scores), free(d->task_of);
+    free(d->rows), free((void *)d->refs.rows), free(d->inv), free(d->scores), free(d->task_of);
 }
 
 /* new (max_queries_per_task q) == reference, bytes of u and acc, for k. */
@@ -139,7 +152,7 @@ static void same_as_reference(const tr_kernels *kern, const data *d, uint32_t k,
     float *u0 = malloc(nu * sizeof *u0), *u1 = malloc(nu * sizeof *u1);
     float *a0 = malloc(na * sizeof *a0), *a1 = malloc(na * sizeof *a1);
     double *u_of = malloc(d->refs.n * sizeof *u_of);
-    ref_task_fit(kern, &d->refs, d->task_of, d->n_tasks, d->scores, d->n_models, k, k_dist, u0, a0, u_of);
+    ref_task_fit(kern, &d->refs, d->rows, d->task_of, d->n_tasks, d->scores, d->n_models, k, k_dist, u0, a0, u_of);
     assert_int_equal(trh_task_fit(kern, &d->refs, d->task_of, d->n_tasks, d->scores, d->n_models, k,
                                  k_dist, q, u1, a1), 0);
     if (memcmp(u0, u1, nu * sizeof *u0) || memcmp(a0, a1, na * sizeof *a0))
@@ -155,7 +168,7 @@ static void test_ties_match_full_sort(void **state)
     data d = {0};
     const uint32_t n = 700, dim = 6;
     d.n_tasks = 5, d.n_models = 3;
-    d.refs = (tr_refs){n, dim, dim, NULL, NULL};
+    d.refs = (tr_refs){n, dim, NULL, NULL};
     d.rows = malloc((size_t)n * dim), d.inv = malloc(n * sizeof *d.inv);
     d.scores = malloc((size_t)n * d.n_models * sizeof *d.scores);
     d.task_of = malloc(n * sizeof *d.task_of);
@@ -226,7 +239,7 @@ static void load_fixture(data *d)
         memcpy(d->scores + (size_t)n * m, ds.scores + i * m, m * sizeof *d->scores);
         n++;
     }
-    d->refs = (tr_refs){n, dim, dim, NULL, NULL};
+    d->refs = (tr_refs){n, dim, NULL, NULL};
     d->n_tasks = nt, d->n_models = m;
     set_inv_norms(d);
     assert_true(n > 1000 && nt >= 10);
@@ -280,7 +293,7 @@ static void loto_matches(const data *d, uint32_t k, uint32_t k_dist, uint32_t li
             rtask[nr] = d->task_of[i] - (d->task_of[i] > t); /* tasks renumbered */
             nr++;
         }
-        const tr_refs refs = {nr, dim, dim, rows, inv};
+        const tr_refs refs = {nr, dim, blocks_of(rows, nr, dim), inv};
         uint32_t again = 0;
         assert_int_equal(trh_task_fit(kern, &refs, rtask, d->n_tasks - 1, ys, nm, k, k_dist, 0, u0, a0), 0);
         assert_int_equal(trh_task_fit_loto(&lo, kern, d->task_of, t, &refs, ri, reduced_of, rtask,
@@ -302,6 +315,7 @@ static void loto_matches(const data *d, uint32_t k, uint32_t k_dist, uint32_t li
             assert_int_equal(f0, f1);
             assert_memory_equal(nb0, nb1, f0 * sizeof *nb0);
         }
+        free((void *)refs.rows);
     }
     trh_task_loto_free(&lo);
     free(ri), free(rtask), free(reduced_of), free(rows), free(inv), free(ys);
@@ -342,7 +356,7 @@ static void test_fixture_sample_close(void **state)
     float *a2 = malloc((size_t)T * M * sizeof *a2);
     double *u_of = malloc(n * sizeof *u_of);
     const tr_kernels *kern = tr_kernels_active();
-    ref_task_fit(kern, &d.refs, d.task_of, T, d.scores, M, k, kd, u0, a0, u_of);
+    ref_task_fit(kern, &d.refs, d.rows, d.task_of, T, d.scores, M, k, kd, u0, a0, u_of);
     assert_int_equal(trh_task_fit(kern, &d.refs, d.task_of, T, d.scores, M, k, kd, Q, u1, a1), 0);
     assert_int_equal(trh_task_fit(kern, &d.refs, d.task_of, T, d.scores, M, k, kd, Q, u2, a2), 0);
     assert_memory_equal(u1, u2, T * sizeof *u1); /* the same sample every time */

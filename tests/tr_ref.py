@@ -49,8 +49,12 @@ def parse_pack(path):
         p["models"].append(dict(name=name, cost=cost, cost_norm=cn, prior=prior, where=where))
     # defaults: u32 k, f32 lambda, f32 prior strength (0 in older packs)
     p["k"], p["lambda"], p["prior_strength"] = struct.unpack_from("<Iff", b, secs[8][0])
+    # reference rows, format 2: blocks of 4 rows, chunk c of row 4b + j at
+    # 4 * stride * b + 64 c + 16 j (platform/tr_format.h, tr_ref_offset)
     off, _, stride, _ = secs[2]
-    rows = np.frombuffer(b, np.int8, n * stride, off).reshape(n, stride)[:, :dim]
+    nb = (n + 3) // 4
+    blocks = np.frombuffer(b, np.int8, nb * 4 * stride, off).reshape(nb, stride // 16, 4, 16)
+    rows = blocks.transpose(0, 2, 1, 3).reshape(nb * 4, stride)[:n, :dim]
     p["rows"] = rows.astype(np.int64)
 
     def bitset(t):

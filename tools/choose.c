@@ -8,6 +8,7 @@
 #include "pareto.h"
 #include "util.h"
 #include "trh_rand.h"
+#include "refs.h"
 
 const uint32_t trh_choose_k_grid[] = {5, 10, 20, 50, 100, 200};
 const uint32_t trh_choose_k_grid_len = sizeof trh_choose_k_grid / sizeof *trh_choose_k_grid;
@@ -89,8 +90,9 @@ static void loo_neighbours(const tr_refs *refs, const uint32_t *q, uint32_t nq, 
 {
     int32_t dots[TR_KNN_BLOCK];
     tr_neighbor *t = trh_xmalloc((kmax + 1) * sizeof *t);
+    int8_t *row = trh_xmalloc(refs->dim);
     for (uint32_t i = 0; i < nq; i++) {
-        const int8_t *row = refs->rows + (size_t)q[i] * refs->stride;
+        tr_refs_get_row(refs, q[i], row);
         uint32_t f = tr_knn_search(tr_kernels_active(), refs, row, kmax + 1, dots, t), o = 0;
         for (uint32_t j = 0; j < f && o < kmax; j++)
             if (t[j].idx != q[i])
@@ -98,7 +100,7 @@ static void loo_neighbours(const tr_refs *refs, const uint32_t *q, uint32_t nq, 
         for (; o < kmax; o++)
             nb[(size_t)i * kmax + o] = nb[(size_t)i * kmax + (o ? o - 1 : 0)];
     }
-    free(t);
+    free(t), free(row);
 }
 
 /* Validation Area at (k, a): each query's estimates from its first k
@@ -167,12 +169,10 @@ int trh_choose_knn(const int8_t *rows, uint32_t n, uint32_t dim, const float *Y,
         kmax = k_cap;
     if (kmax > n - 1)
         kmax = n - 1;
-    tr_refs refs = {n, dim, dim, rows, trh_xmalloc(n * sizeof(float))};
-    for (uint32_t j = 0; j < n; j++)
-        ((float *)refs.inv_norm)[j] = tr_i8_inv_norm(rows + (size_t)j * dim, dim);
+    tr_refs refs = trh_xrefs(rows, dim, n, dim);
     tr_neighbor *nb = trh_xmalloc((size_t)nq * kmax * sizeof *nb);
     loo_neighbours(&refs, q, nq, kmax, nb);
-    free((void *)refs.inv_norm);
+    trh_refs_free(&refs);
 
     trh_host_labels h;
     trh_host_labels_make(Y, n, nm, &h);

@@ -10,7 +10,7 @@
 #include "pareto.h"
 #include "task_map.h"
 #include "tr_cluster.h"
-#include "trh_fit.h"
+#include "refs.h"
 #include "tr_format.h"
 #include "tr_kernels.h"
 #include "tr_knn.h"
@@ -42,9 +42,7 @@ static double area_of(const float *P, const float *Yq, uint32_t nq, uint32_t m, 
 static void knn_predict(const split5 *s, const int8_t *refs, uint32_t dim, uint32_t m,
                         uint32_t k, float a, float *P)
 {
-    tr_refs rv = {(uint32_t)s->nt, dim, dim, s->rt, trh_xmalloc(s->nt * sizeof(float))};
-    for (size_t j = 0; j < s->nt; j++)
-        ((float *)rv.inv_norm)[j] = tr_i8_inv_norm(s->rt + j * dim, dim);
+    tr_refs rv = trh_xrefs(s->rt, dim, (uint32_t)s->nt, dim);
     trh_host_labels h;
     trh_host_labels_make(s->yt, (uint32_t)s->nt, m, &h);
     if (k > s->nt)
@@ -60,7 +58,8 @@ static void knn_predict(const split5 *s, const int8_t *refs, uint32_t dim, uint3
             if (isnan(p[t]))
                 p[t] = h.prior[t];
     }
-    free(nb), free((void *)rv.inv_norm);
+    free(nb);
+    trh_refs_free(&rv);
     trh_host_labels_free(&h);
 }
 

@@ -24,7 +24,7 @@
 #include "pareto.h"
 #include "task_map.h"
 #include "tr_cluster.h"
-#include "trh_fit.h"
+#include "refs.h"
 #include "tr_knn.h"
 #include "tr_embed.h"
 #include "tr_format.h"
@@ -1357,9 +1357,7 @@ static void fit_task_table(build_ctx *b)
     const int8_t *refs = b->refs;
     if (n_tasks >= 2 && !b->o.no_tasks) {
         trh_progress_start(&b->pg, "build", "task table", 0);
-        tr_refs rv = {(uint32_t)kept_ds, dim, dim, refs, trh_xmalloc(kept_ds * sizeof(float))};
-        for (size_t j = 0; j < kept_ds; j++)
-            ((float *)rv.inv_norm)[j] = tr_i8_inv_norm(refs + j * dim, dim);
+        tr_refs rv = trh_xrefs(refs, dim, (uint32_t)kept_ds, dim);
         float *u = trh_xmalloc(n_tasks * sizeof *u), *tacc = trh_xmalloc((size_t)n_tasks * m * sizeof *tacc);
         const uint32_t q = kept_ds <= TR_TASK_ALL_QUERIES ? 0 : TR_TASK_QUERIES;
         if (trh_task_fit_cb(tr_kernels_active(), &rv, b->task_of, n_tasks, b->scores, m, (uint32_t)k, 19, q,
@@ -1376,7 +1374,7 @@ static void fit_task_table(build_ctx *b)
                        "queries: every reference\n",
                        n_tasks, (unsigned long long)k);
         }
-        free((void *)rv.inv_norm);
+        trh_refs_free(&rv);
         free(u);
         free(tacc);
         trh_progress_end(&b->pg);

@@ -35,7 +35,7 @@ typedef struct delta_state {
 
 /* The base pack's facts the delta depends on. */
 typedef struct base_facts {
-    uint32_t n_models, n_refs, dim, ref_stride, bit_stride, k_clusters, retire_bytes;
+    uint32_t n_models, n_refs, dim, bit_stride, k_clusters, retire_bytes;
     float psi_prior; /* the strength the base's Psi was shrunk with */
     const int8_t *refs;
     double cmin, cmax;
@@ -95,7 +95,7 @@ static void base_facts_of(const trh_packfile *pf, base_facts *b)
     if (b->k_clusters)
         b->psi_prior = tr_ldf32(section(p, TR_SEC_CLUSTERS, NULL, NULL) + TR_C_PSI_PRIOR);
     b->retire_bytes = (b->n_models + 63) / 64 * 8;
-    b->refs = (const int8_t *)section(p, TR_SEC_REF_I8, NULL, &b->ref_stride);
+    b->refs = (const int8_t *)section(p, TR_SEC_REF_I8, NULL, NULL); /* blocks of 4 */
     section(p, TR_SEC_CORRECT_BITS, NULL, &b->bit_stride);
     const uint8_t *recs = section(p, TR_SEC_MODELS, NULL, NULL);
     b->cmin = INFINITY;
@@ -425,12 +425,13 @@ static int add_own(int o, const char *arg, void *ctx)
     return 1;
 }
 
+/* The base's reference rows, row-major (g_dim bytes each), for sorting. */
 static const int8_t *g_rows;
-static uint32_t g_dim, g_stride;
+static uint32_t g_dim;
 static int cmp_rows(const void *a, const void *b)
 {
     uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
-    int c = memcmp(g_rows + (size_t)i * g_stride, g_rows + (size_t)j * g_stride, g_dim);
+    int c = memcmp(g_rows + (size_t)i * g_dim, g_rows + (size_t)j * g_dim, g_dim);
     return c ? c : (i > j) - (i < j);
 }
 
@@ -441,13 +442,13 @@ static void find_rows(const uint32_t *order, uint32_t n, const int8_t *q, uint32
     uint32_t a = 0, b = n;
     while (a < b) {
         uint32_t mid = a + (b - a) / 2;
-        if (memcmp(g_rows + (size_t)order[mid] * g_stride, q, g_dim) < 0)
+        if (memcmp(g_rows + (size_t)order[mid] * g_dim, q, g_dim) < 0)
             a = mid + 1;
         else
             b = mid;
     }
     *lo = a;
-    while (a < n && memcmp(g_rows + (size_t)order[a] * g_stride, q, g_dim) == 0)
+    while (a < n && memcmp(g_rows + (size_t)order[a] * g_dim, q, g_dim) == 0)
         a++;
     *hi = a;
 }
@@ -480,7 +481,7 @@ int cmd_add_model(int argc, char **argv)
     }
     trh_dataset ds = {0};
     uint32_t *order = NULL;
-    int8_t *q = NULL;
+    int8_t *q = NULL, *base_rows = NULL;
     double *sum = NULL, *cnt = NULL;
     if ((r = open_base(&c)) != 0)
         goto done;
@@ -506,9 +507,12 @@ int cmd_add_model(int argc, char **argv)
     order = trh_xmalloc(b->n_refs * sizeof *order);
     for (uint32_t i = 0; i < b->n_refs; i++)
         order[i] = i;
-    g_rows = b->refs;
+    base_rows = trh_xmalloc((size_t)b->n_refs * b->dim);
+    const tr_refs base_refs = {b->n_refs, b->dim, b->refs, NULL};
+    for (uint32_t i = 0; i < b->n_refs; i++)
+        tr_refs_get_row(&base_refs, i, base_rows + (size_t)i * b->dim);
+    g_rows = base_rows;
     g_dim = b->dim;
-    g_stride = b->ref_stride;
     qsort(order, b->n_refs, sizeof *order, cmp_rows);
     q = trh_xmalloc((size_t)ds.n_prompts * b->dim);
     uint32_t *cluster = trh_xcalloc(ds.n_prompts, sizeof *cluster);
@@ -646,6 +650,7 @@ int cmd_add_model(int argc, char **argv)
 done:
     free(order);
     free(q);
+    free(base_rows);
     free(sum);
     free(cnt);
     trh_dataset_free(&ds);

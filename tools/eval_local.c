@@ -42,6 +42,7 @@
 #include "tr_knn.h"
 #include "trh_rand.h"
 #include "util.h"
+#include "refs.h"
 
 #define N_CP 4
 static const uint32_t cp_at[N_CP] = {0, 50, 200, 1000};
@@ -89,18 +90,13 @@ static tr_refs make_refs(const world *w, const uint32_t *idx, uint32_t n)
 {
     const uint32_t dim = w->in->dim;
     int8_t *rows = trh_xmalloc((size_t)n * dim + 1);
-    float *inv = trh_xmalloc(((size_t)n + 1) * sizeof *inv);
-    for (uint32_t j = 0; j < n; j++) {
+    for (uint32_t j = 0; j < n; j++)
         memcpy(rows + (size_t)j * dim, row(w, idx[j]), dim);
-        inv[j] = w->inv[idx[j]];
-    }
-    return (tr_refs){n, dim, dim, rows, inv};
-}
-
-static void free_refs(tr_refs *r)
-{
-    free((void *)r->rows);
-    free((void *)r->inv_norm);
+    tr_refs refs = trh_xrefs(rows, dim, n, dim);
+    free(rows);
+    for (uint32_t j = 0; j < n; j++) /* the norms this file scores with */
+        ((float *)refs.inv_norm)[j] = w->inv[idx[j]];
+    return refs;
 }
 
 /* The stream so far: prompt, chosen model, revealed outcome. */
@@ -269,7 +265,7 @@ static double area_rebuilt(const world *W, const uint32_t *tr, uint32_t ntr, con
     trh_curve c;
     trh_route_curve(P, Y, nE, nm, W->cn, &c, NULL);
     trh_host_labels_free(&hl);
-    free_refs(&refs);
+    trh_refs_free(&refs);
     free(idx), free(L), free(P), free(Y);
     return c.area;
 }
@@ -319,7 +315,7 @@ static void choose_k_a(world *W, const uint32_t *tr, uint32_t ntr)
         }
     free(nb), free(P), free(L), free(Yv);
     trh_host_labels_free(&hl);
-    free_refs(&refs);
+    trh_refs_free(&refs);
 }
 
 typedef struct cell {
@@ -656,7 +652,7 @@ static int run_seed(const trh_local_eval_in *in, int traffic, uint64_t seed, cel
         }
     }
     free(s.model), free(s.outcome), free(s.est);
-    free_refs(&all);
+    trh_refs_free(&all);
     trh_host_labels_free(&W.hl);
     free(W.pc), free(W.cn), free(W.inv), free(perm);
     return 0;

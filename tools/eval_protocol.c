@@ -31,7 +31,7 @@
 #include "task_map.h"
 #include "report.h"
 #include "tr_cluster.h"
-#include "trh_fit.h"
+#include "refs.h"
 #include "tr_embed.h"
 #include "tr_format.h"
 #include "tr_knn.h"
@@ -317,24 +317,16 @@ static void norm_costs(const prepared *p, const uint32_t *cols, uint32_t nc, dou
     }
 }
 
-/* References for the device's kNN: the int8 rows of prompts idx, and the
- * inverse norms the kernels' caller supplies (both malloc'd). */
+/* References for the device's kNN: the int8 rows of prompts idx, in the
+ * pack's layout, and their inverse norms (trh_refs_free releases them). */
 static tr_refs gather_refs(const int8_t *q, const uint32_t *idx, uint32_t n, uint32_t dim)
 {
     int8_t *rows = trh_xmalloc((size_t)n * dim);
-    float *inv = trh_xmalloc(n * sizeof *inv);
-    for (uint32_t j = 0; j < n; j++) {
-        const int8_t *r = q + (size_t)idx[j] * dim;
-        memcpy(rows + (size_t)j * dim, r, dim);
-        inv[j] = tr_i8_inv_norm(r, dim);
-    }
-    return (tr_refs){n, dim, dim, rows, inv};
-}
-
-static void free_refs(tr_refs *r)
-{
-    free((void *)r->rows);
-    free((void *)r->inv_norm);
+    for (uint32_t j = 0; j < n; j++)
+        memcpy(rows + (size_t)j * dim, q + (size_t)idx[j] * dim, dim);
+    tr_refs refs = trh_xrefs(rows, dim, n, dim);
+    free(rows);
+    return refs;
 }
 
 /* The k_max nearest references of each query, int8 core (device kernels). */
@@ -352,7 +344,7 @@ static void knn_int8(const int8_t *q, const uint32_t *qi, uint32_t nq, const int
             nb_out[(size_t)i * kmax + j] = nb[j < f ? j : f - 1].idx;
     }
     free(nb);
-    free_refs(&refs);
+    trh_refs_free(&refs);
 }
 
 /* The float32 reference: exact cosine on the unit float vectors. */
@@ -862,7 +854,7 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
         tr_refs refs = gather_refs(q, lab, nlab, dim);
         uint64_t *codes = trh_xcalloc((size_t)nlab * words, 8), *qc = trh_xmalloc(words * 8);
         for (uint32_t j = 0; j < nlab; j++)
-            tr_knn_sign_code(refs.rows + (size_t)j * dim, dim, codes + (size_t)j * words, words);
+            tr_knn_sign_code(q + (size_t)lab[j] * dim, dim, codes + (size_t)j * words, words);
         tr_codes cd = {words, codes};
         uint32_t ham[TR_KNN_BLOCK];
         tr_neighbor *cand = trh_xmalloc(C * sizeof *cand), out[10];
@@ -876,7 +868,7 @@ static int run_seed(const prepared *p, uint8_t *table, size_t table_len, const e
                     rp += out[a].idx == nbf[(size_t)i * kmax + b];
         }
         r->recall10_pf = rp / ((double)s.nte * k10);
-        free_refs(&refs);
+        trh_refs_free(&refs);
         free(codes), free(qc), free(cand);
     }
     free(nbf);
@@ -1085,7 +1077,7 @@ static int eval_tasks(const prepared *p, uint8_t *table, size_t table_len, const
     trh_task_loto lo;
     if (trh_task_loto_make(tr_kernels_active(), &all, task, 3 * TASK_K, &lo) != 0)
         return trh_err("out of memory");
-    free_refs(&all);
+    trh_refs_free(&all);
     uint32_t *reduced_of = trh_xmalloc(n * sizeof *reduced_of), searched = 0;
     for (uint32_t t = 0; t < nt; t++) {
         if (count[t] < TASK_MIN_PROMPTS)
@@ -1167,7 +1159,7 @@ static int eval_tasks(const prepared *p, uint8_t *table, size_t table_len, const
         row->oracle = truth[0];
         for (uint32_t m = 1; m < nm; m++)
             row->oracle = fmax(row->oracle, truth[m]);
-        free_refs(&refs);
+        trh_refs_free(&refs);
     }
     fprintf(stderr, "\reval: %s: task tables: %u queries searched again past their lists\n",
             p->name, searched);

@@ -12,12 +12,18 @@
 #include "trh_rand.h"
 #include "util.h"
 
-/* A count cell: logged when it holds a number > 0. */
+/* A count cell: 1 when it holds a count > 0 (logged), 0 when 0 or empty,
+ * -1 when it is not a count (fleet_step.py writes integers; anything else,
+ * "3x" or "-1" or "nan", is a file someone edited, not a fleet's count). */
 static int counted(const char *s)
 {
+    if (!*s)
+        return 0;
     char *end;
     double v = strtod(s, &end);
-    return *s && v > 0;
+    if (*end || !(v >= 0) || isinf(v))
+        return -1;
+    return v > 0;
 }
 
 /* The rows of an open, headed fleet_counts.csv into cells. */
@@ -35,7 +41,11 @@ static int read_counts(trh_csv *c, const trh_dataset *ds, const long *col, trh_s
         for (size_t t = 0; t < ds->n_models; t++) {
             if (col[t] < 0 || (size_t)col[t] >= c->n)
                 return trh_err_at(c->path, c->line, "no cell for model %s", ds->models[t].name);
-            cells[p * ds->n_models + t] = (uint8_t)counted(c->fields[col[t]]);
+            const int logged = counted(c->fields[col[t]]);
+            if (logged < 0)
+                return trh_err_at(c->path, c->line, "model %s: '%s' is not a count (a number >= 0)",
+                                  ds->models[t].name, c->fields[col[t]]);
+            cells[p * ds->n_models + t] = (uint8_t)logged;
         }
     }
     return r < 0;

@@ -184,12 +184,17 @@ int trh_pack_write(const trh_pack_spec *s, trh_buf *b, trh_pack_layout *l)
     }
     end(b, l, TABLE);
 
-    uint32_t stride = (uint32_t)round_up(dim, 16);
+    const uint32_t stride = tr_ref_stride(dim);
     begin(b, l, TR_SEC_REF_I8, stride, n, TABLE);
-    for (uint32_t i = 0; i < n; i++) {
-        trh_buf_put(b, s->refs + (size_t)i * dim, dim);
-        trh_buf_zeros(b, stride - dim);
+    int8_t *block = malloc(TR_REF_BLOCK_ROWS * (size_t)stride);
+    if (!block)
+        return trh_err("out of memory");
+    for (uint32_t i = 0; i < n; i += TR_REF_BLOCK_ROWS) {
+        const uint32_t nb = n - i < TR_REF_BLOCK_ROWS ? n - i : TR_REF_BLOCK_ROWS;
+        tr_refs_put_rows(block, s->refs + (size_t)i * dim, dim, nb, dim);
+        trh_buf_put(b, block, TR_REF_BLOCK_ROWS * (size_t)stride);
     }
+    free(block);
     end(b, l, TABLE);
 
     begin(b, l, TR_SEC_REF_INVNORM, 4, n, TABLE);

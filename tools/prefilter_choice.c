@@ -6,6 +6,7 @@
 #include "tr_knn.h"
 #include "trh_rand.h"
 #include "util.h"
+#include "refs.h"
 
 static int cmp_u32(const void *a, const void *b)
 {
@@ -14,17 +15,17 @@ static int cmp_u32(const void *a, const void *b)
 }
 
 /* Query qi's places: for each exact neighbour j (qi left out), how many
- * other rows precede it in (distance, index) order, plus one. Scratch:
+ * other rows precede it in (distance, index) order, plus one; q is row qi.
+ * Scratch:
  * nb (at + 1), ham (n), hist (dim + 2), cnt (dim + 1); padding bits are
  * zero, so every distance is at most dim. */
-static size_t places_of_query(const tr_refs *refs, const uint64_t *codes, uint32_t words,
-                              uint32_t qi, uint32_t at, tr_neighbor *nb, uint32_t *ham,
+static size_t places_of_query(const tr_refs *refs, const int8_t *q, const uint64_t *codes,
+                              uint32_t words, uint32_t qi, uint32_t at, tr_neighbor *nb, uint32_t *ham,
                               uint32_t *hist, uint32_t *cnt, int32_t *dots, uint32_t *out)
 {
     const uint32_t n = refs->n, dim = refs->dim;
     const tr_kernels *kern = tr_kernels_active();
-    uint32_t found = tr_knn_search(kern, refs, refs->rows + (size_t)qi * refs->stride, at + 1,
-                                   dots, nb);
+    uint32_t found = tr_knn_search(kern, refs, q, at + 1, dots, nb);
     uint32_t js[TRH_PREFILTER_RECALL_AT], m = 0;
     for (uint32_t f = 0; f < found && m < at; f++)
         if (nb[f].idx != qi)
@@ -65,12 +66,9 @@ int trh_prefilter_places_of(const int8_t *rows, size_t n, uint32_t dim, trh_pref
     const uint32_t nr = (uint32_t)n, words = (dim + 63) / 64;
     const uint32_t at = nr - 1 < TRH_PREFILTER_RECALL_AT ? nr - 1 : TRH_PREFILTER_RECALL_AT;
     uint64_t *codes = trh_xmalloc((size_t)nr * words * sizeof *codes);
-    float *inv = trh_xmalloc((size_t)nr * sizeof *inv);
-    for (uint32_t i = 0; i < nr; i++) {
+    for (uint32_t i = 0; i < nr; i++)
         tr_knn_sign_code(rows + (size_t)i * dim, dim, codes + (size_t)i * words, words);
-        inv[i] = tr_i8_inv_norm(rows + (size_t)i * dim, dim);
-    }
-    const tr_refs refs = {nr, dim, dim, rows, inv};
+    tr_refs refs = trh_xrefs(rows, dim, nr, dim);
     /* The sample: the first of a fixed-seed shuffle (the same pack from the
      * same data). */
     uint32_t *order = trh_xmalloc((size_t)nr * sizeof *order);
@@ -89,10 +87,12 @@ int trh_prefilter_places_of(const int8_t *rows, size_t n, uint32_t dim, trh_pref
     uint32_t *cnt = trh_xmalloc(((size_t)dim + 1) * sizeof *cnt);
     int32_t dots[TR_KNN_BLOCK];
     for (uint32_t s = 0; s < nq; s++)
-        pl->n_places += places_of_query(&refs, codes, words, order[s], at, nb, ham, hist, cnt,
-                                        dots, pl->place + pl->n_places);
+        pl->n_places += places_of_query(&refs, rows + (size_t)order[s] * dim, codes, words,
+                                        order[s], at, nb, ham, hist, cnt, dots,
+                                        pl->place + pl->n_places);
     qsort(pl->place, pl->n_places, sizeof *pl->place, cmp_u32);
-    free(nb), free(ham), free(hist), free(cnt), free(order), free(inv), free(codes);
+    free(nb), free(ham), free(hist), free(cnt), free(order), free(codes);
+    trh_refs_free(&refs);
     return 0;
 }
 

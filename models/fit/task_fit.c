@@ -57,19 +57,16 @@ static void heap_push(tr_neighbor *h, uint32_t *len, uint32_t cap, tr_neighbor c
 /* Queries per batch and reference rows per tile: a tile (TILE x dim int8)
  * stays in cache while every query of the batch is scored against it, so
  * the references stream from memory once per batch, not once per query.
- * Tile and queries are copied zero-padded to a multiple of 32 bytes: the
- * kernels then run no scalar tail (D = 100: 4 of every 100 products), and
- * the integer dot products are the same. */
+ * The tile is read in place (the blocks kernel has no tail to pad for). */
 #define BATCH 64u
 #define TILE 2048u
 #define CHUNK 64u
 
 /* The batched search's buffers: a batch of queries against tiles of rows. */
 typedef struct search_buf {
-    size_t pd;        /* dim rounded up to 32 */
+    size_t pd;        /* query bytes: dim */
     uint32_t cap;     /* candidates kept per query */
     int32_t *dots;    /* TILE */
-    int8_t *ptile;    /* TILE x pd */
     int8_t *pq;       /* BATCH x pd */
     float *sims;      /* TILE */
     tr_neighbor *heap; /* BATCH x cap */
@@ -78,20 +75,19 @@ typedef struct search_buf {
 
 static void search_buf_free(search_buf *b)
 {
-    free(b->dots), free(b->ptile), free(b->pq), free(b->sims), free(b->heap), free(b->hlen);
+    free(b->dots), free(b->pq), free(b->sims), free(b->heap), free(b->hlen);
 }
 
 static int search_buf_make(search_buf *b, uint32_t dim, uint32_t cap)
 {
-    b->pd = ((size_t)dim + 31) & ~(size_t)31;
+    b->pd = dim;
     b->cap = cap;
     b->dots = malloc(TILE * sizeof *b->dots);
-    b->ptile = calloc((size_t)TILE * b->pd, 1);
     b->pq = calloc((size_t)BATCH * b->pd, 1);
     b->sims = malloc(TILE * sizeof *b->sims);
     b->heap = malloc((size_t)BATCH * (cap ? cap : 1) * sizeof *b->heap);
     b->hlen = malloc(BATCH * sizeof *b->hlen);
-    if (b->dots && b->ptile && b->pq && b->sims && b->heap && b->hlen)
+    if (b->dots && b->pq && b->sims && b->heap && b->hlen)
         return 0;
     search_buf_free(b);
     return -1;
@@ -107,14 +103,12 @@ static void search_batch(const tr_kernels *kern, const tr_refs *refs, const uint
     const size_t pd = w->pd;
     memset(w->hlen, 0, nb * sizeof *w->hlen);
     for (uint32_t b = 0; b < nb; b++)
-        memcpy(w->pq + b * pd, refs->rows + (size_t)qi[b] * refs->stride, refs->dim);
+        tr_refs_get_row(refs, qi[b], w->pq + b * pd);
     for (uint32_t j0 = 0; j0 < n && cap; j0 += TILE) {
         const uint32_t nt = n - j0 < TILE ? n - j0 : TILE;
-        for (uint32_t j = 0; j < nt; j++)
-            memcpy(w->ptile + j * pd, refs->rows + (size_t)(j0 + j) * refs->stride, refs->dim);
         for (uint32_t b = 0; b < nb; b++) {
             const uint32_t i = qi[b];
-            kern->dot_i8_rows(w->pq + b * pd, w->ptile, pd, nt, pd, w->dots);
+            kern->dot_i8_blocks(w->pq + b * pd, refs->rows, refs->dim, j0, nt, w->dots);
             tr_neighbor *h = w->heap + (size_t)b * cap;
             const float *inv = refs->inv_norm + j0;
             for (uint32_t j = 0; j < nt; j++) /* vectorizes */

@@ -226,10 +226,20 @@ int trh_task_fit_loto(const trh_task_loto *lo, const tr_kernels *kern, const uin
                       const float *scores, uint32_t n_models, uint32_t k, uint32_t k_dist,
                       float *u, float *acc, uint32_t *n_searched);
 
+/* ---- references on the host ---- */
+/* References for tr_knn_search from n row-major int8 rows (row_stride bytes
+ * apart, dim used): the rows in the pack's blocks layout and their inverse
+ * norms, allocated; trh_refs_free releases them. 0, or -1 when out of
+ * memory (out then holds nothing to free). */
+int trh_refs_make(const int8_t *rows, size_t row_stride, uint32_t n, uint32_t dim,
+                  tr_refs *out);
+void trh_refs_free(tr_refs *refs);
+
 /* ---- embedder tables (SIF principal component, hashed n-gram rows) ---- */
 /* Host-side embedder fitting (linked into the CLI only). */
 /* First right singular vector of the n rows of x (unit, float): what SIF
- * removes. Power iteration in double on X^T X; deterministic start.
+ * removes. Power iteration in double on X^T X (formed once up to D = 512);
+ * deterministic start.
  * 0, or -1 when out of memory. */
 int trh_first_pc(const float *x, size_t n, uint32_t dim, float *pc);
 
