@@ -1346,9 +1346,8 @@ static void release_prompt_strings(trh_dataset *ds)
 
 /* The S3 table, leave one task out (Shnitzer et al. 2023), over the
  * dataset's references (the logged ones have no task). A section that
- * cannot be written fails the build (tasks_bad, checked by write_pack);
- * a fit that fails (trh_task_fit_cb: out of memory) leaves the pack
- * without a table, unreported, as before. */
+ * cannot be written, or a fit that fails (trh_task_fit_cb: out of memory),
+ * fails the build with a message (tasks_bad, checked by write_pack). */
 static void fit_task_table(build_ctx *b)
 {
     const size_t kept_ds = b->kept_ds;
@@ -1373,6 +1372,12 @@ static void fit_task_table(build_ctx *b)
                 fprintf(say, "task table: %u tasks, leave-one-task-out, k=%llu, u over 19 neighbours, "
                        "queries: every reference\n",
                        n_tasks, (unsigned long long)k);
+        } else {
+            /* trh_task_fit_cb fails only when out of memory: a pack without
+             * the table it was asked for is not a success. */
+            b->tasks_bad = trh_err("out of memory for the task table (%u tasks, %zu references): "
+                                   "the pack is not built; --no-tasks builds one without it",
+                                   n_tasks, kept_ds);
         }
         trh_refs_free(&rv);
         free(u);
