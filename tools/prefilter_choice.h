@@ -14,18 +14,20 @@
  * prefilter it reads every sign code twice (tr_knn_search_prefilter's two
  * passes) and reranks C rows. Per row and pass the prefilter also pays
  * work that does not shrink with the code (popcount, bin update), counted
- * as TRH_PREFILTER_ROW_BYTES bytes. Predicted time against exact:
- *   (2 * (code_bytes + TRH_PREFILTER_ROW_BYTES) * n + C * stride) / (n * stride)
- * Calibrated on the bench on an idle machine (AVX-512 VNNI, one thread,
- * `TR_BENCH_CASES=real,mix768 TR_BENCH_QUICK=1 TR_BENCH_REPS=30
- * build/bench/bench build/bench/mmlu.trp -`, 2026-12-06 (4), after exact
- * search stopped testing rows one at a time): on the real 12,025 x 100
- * prompts an exact row cost 1.72 ns and a Hamming pass 1.12 ns a row, 72
- * bytes' worth at the exact rate (112-byte stride), 16 of them the code; at
- * 100k x 768 the passes cost less than their bytes predict. The model
- * predicts 1.31 (measured 1.26-1.37) at 12k x 100, C = 289, and 0.40
- * (measured 0.28) at 100k x 768, C = 462: exact where compute-bound,
- * cautious where memory-bound. */
+ * as TRH_PREFILTER_ROW_BYTES bytes; a reranked row costs what
+ * TRH_PREFILTER_RERANK_ROWS rows of exact search do (it is fetched alone,
+ * and in pack format 2 its chunks lie in every line of its block of 4).
+ * Predicted time against exact:
+ *   (2 * (code + ROW_BYTES) * n + C * RERANK_ROWS * stride) / (n * stride)
+ * Calibrated on `make bench` on the idle Xeon (AVX-512 VNNI, one thread,
+ * format 2, tests/bench/RESULTS.md of 2026-12-06 (6)): on the real 12,025
+ * x 100 prompts an exact row cost 1.76 ns, a Hamming pass 1.06 ns a row
+ * (68 bytes' worth at the exact rate, 16 of them the code) and a reranked
+ * row 27.6 ns (15.7 rows); at 100k x 768, 27.7 ns, 4.7 ns (130 bytes) and
+ * 262 ns (9.5 rows). The model predicts 1.67 (measured 1.69) at 12k x 100,
+ * C = 289, and 0.47 (measured 0.39) at 100k x 768, C = 462: exact where
+ * cache-resident, cautious where memory-bound. (The row-major format's
+ * model, with a reranked row at 1 row, predicted 1.31 against 1.69.) */
 #ifndef TRH_TOOLS_PREFILTER_CHOICE_H
 #define TRH_TOOLS_PREFILTER_CHOICE_H
 
@@ -36,6 +38,7 @@
 #define TRH_PREFILTER_TARGET 0.95     /* the recall C is chosen for */
 #define TRH_PREFILTER_QUERIES 1000u   /* sampled references searched */
 #define TRH_PREFILTER_ROW_BYTES 56u   /* per-row, per-pass work, in bytes */
+#define TRH_PREFILTER_RERANK_ROWS 16u /* a reranked row, in exact rows */
 /* Enabled only where the model predicts at most half the exact time: the
  * prefilter costs recall and N*D/8 bytes, so a 10% gain is not worth it,
  * and it must never be slower than exact where a pack enables it on a
