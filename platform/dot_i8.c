@@ -2,13 +2,11 @@
  * kNN and centroid lookup. Each ISA variant sits beside the scalar reference
  * and must return exactly its results.
  *
- * Inputs are in [-127, 127] (the packs and tr_route's int8 check guarantee it), which
- * lets the x86 variants use the sign trick: a.b = |a| . (sign(a) * b), with
- * |a| as the unsigned operand that vpmaddubsw / vpdpbusd require, and no
- * int16 saturation (2 * 127 * 127 < 32767). |q| is a property of the query,
- * so rows are never rewritten. */
+ * The x86 variants use the sign trick (platform/tr_dot_steps.h): |q| is a
+ * property of the query, so rows are never rewritten. */
 #include "tr_numeric.h" /* first: the numeric contract, for every function below */
 #include "tr_kernels.h"
+#include "tr_dot_steps.h"
 
 void tr_dot_i8_rows_scalar(const int8_t *q, const int8_t *rows, size_t stride,
                            size_t n_rows, size_t dim, int32_t *out)
@@ -23,10 +21,6 @@ void tr_dot_i8_rows_scalar(const int8_t *q, const int8_t *rows, size_t stride,
 }
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-
-#define TR_AVX2 __attribute__((target("avx2")))
-#define TR_VNNI __attribute__((target("avx2,avxvnni")))
 
 static TR_AVX2 inline int32_t hsum256(__m256i v)
 {
@@ -42,14 +36,6 @@ static inline int32_t tail(const int8_t *q, const int8_t *row, size_t from, size
     for (size_t d = from; d < dim; d++)
         acc += (int32_t)q[d] * (int32_t)row[d];
     return acc;
-}
-
-/* One 32-byte step of |q| . sign(q)*row in int32 lanes (row r loaded). */
-static TR_AVX2 inline __m256i step_avx2(__m256i acc, __m256i qa, __m256i qs, __m256i r)
-{
-    const __m256i ones = _mm256_set1_epi16(1);
-    r = _mm256_sign_epi8(r, qs);
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(qa, r), ones));
 }
 
 /* out[0..4) = the four accumulators' sums: one hadd tree, one store (not
@@ -119,11 +105,6 @@ TR_AVX2 void tr_dot_i8_rows_avx2(const int8_t *q, const int8_t *rows, size_t str
                                  size_t n_rows, size_t dim, int32_t *out)
 {
     TR_DOT_X86_BODY(step_avx2)
-}
-
-static TR_VNNI inline __m256i step_vnni(__m256i acc, __m256i qa, __m256i qs, __m256i r)
-{
-    return _mm256_dpbusd_avx_epi32(acc, qa, _mm256_sign_epi8(r, qs));
 }
 
 TR_VNNI void tr_dot_i8_rows_vnni(const int8_t *q, const int8_t *rows, size_t stride,
@@ -219,7 +200,6 @@ TR_AVX512 void tr_dot_i8_rows_avx512(const int8_t *q, const int8_t *rows, size_t
 #endif /* x86 */
 
 #if defined(__aarch64__)
-#include <arm_neon.h>
 
 static inline int32_t tail(const int8_t *q, const int8_t *row, size_t from, size_t dim)
 {
@@ -227,37 +207,6 @@ static inline int32_t tail(const int8_t *q, const int8_t *row, size_t from, size
     for (size_t d = from; d < dim; d++)
         acc += (int32_t)q[d] * (int32_t)row[d];
     return acc;
-}
-
-/* Plain NEON (ARMv8.0): widening multiplies into int16, pairwise-add into
- * int32. 127*127*2 fits int16 lanes only once, so accumulate in int32. */
-static inline int32x4_t step_neon(int32x4_t acc, int8x16_t qv, const int8_t *p)
-{
-    int8x16_t rv = vld1q_s8(p);
-    int16x8_t lo = vmull_s8(vget_low_s8(qv), vget_low_s8(rv));
-    int16x8_t hi = vmull_high_s8(qv, rv);
-    return vpadalq_s16(vpadalq_s16(acc, lo), hi);
-}
-
-/* ARMv8.2 dot product: SDOT does 4 int8 products per int32 lane. */
-#if defined(__clang__)
-/* clang names the feature target("dotprod"), and its arm_neon.h (14) declares
- * vdotq_s32 only for a whole -march=...+dotprod build: the same instruction
- * by inline assembly. */
-#define TR_SDOT __attribute__((target("dotprod")))
-static TR_SDOT inline int32x4_t tr_vdotq_s32(int32x4_t acc, int8x16_t a, int8x16_t b)
-{
-    __asm__("sdot %0.4s, %1.16b, %2.16b" : "+w"(acc) : "w"(a), "w"(b));
-    return acc;
-}
-#else
-#define TR_SDOT __attribute__((target("arch=armv8.2-a+dotprod")))
-#define tr_vdotq_s32 vdotq_s32
-#endif
-
-static TR_SDOT inline int32x4_t step_sdot(int32x4_t acc, int8x16_t qv, const int8_t *p)
-{
-    return tr_vdotq_s32(acc, qv, vld1q_s8(p));
 }
 
 /* One body for both variants: four rows per pass share each query block. */
@@ -300,39 +249,7 @@ TR_SDOT void tr_dot_i8_rows_sdot(const int8_t *q, const int8_t *rows, size_t str
     TR_DOT_ARM_BODY(step_sdot)
 }
 
-/* ARMv8.6 int8 matrix multiply: SMMLA multiplies a 2x8 by an 8x2 int8
- * tile into a 2x2 int32 accumulator, acc[2i + j] += a_i . b_j. Two rows go
- * in as a (their 8-byte halves zipped), the query's same 8 bytes as both
- * columns of b, so lanes 0 and 3 hold row 0's and row 1's partial dots
- * (lanes 1 and 2 repeat them). With one query that is SDOT's useful work
- * per instruction; the tile pays off with two queries per call (batched
- * scoring), which is why dispatch keeps SDOT active where both exist. Exact
- * on every int8 (int32 accumulation). */
-#if defined(__clang__)
-/* As for SDOT above: clang 14 declares vmmlaq_s32 only for a whole +i8mm
- * build, so the same instruction by inline assembly. */
-#define TR_I8MM __attribute__((target("i8mm")))
-static TR_I8MM inline int32x4_t tr_vmmlaq_s32(int32x4_t acc, int8x16_t a, int8x16_t b)
-{
-    __asm__("smmla %0.4s, %1.16b, %2.16b" : "+w"(acc) : "w"(a), "w"(b));
-    return acc;
-}
-#else
-#define TR_I8MM __attribute__((target("arch=armv8.2-a+dotprod+i8mm")))
-#define tr_vmmlaq_s32 vmmlaq_s32
-#endif
-
-/* acc01: rows p and p2 over bytes [d, d + 16). */
-static TR_I8MM inline int32x4_t step_i8mm(int32x4_t acc, int64x2_t q2, const int8_t *p,
-                                          const int8_t *p2)
-{
-    int64x2_t r0 = vreinterpretq_s64_s8(vld1q_s8(p)), r1 = vreinterpretq_s64_s8(vld1q_s8(p2));
-    int8x16_t qlo = vreinterpretq_s8_s64(vdupq_laneq_s64(q2, 0));
-    int8x16_t qhi = vreinterpretq_s8_s64(vdupq_laneq_s64(q2, 1));
-    acc = tr_vmmlaq_s32(acc, vreinterpretq_s8_s64(vzip1q_s64(r0, r1)), qlo);
-    return tr_vmmlaq_s32(acc, vreinterpretq_s8_s64(vzip2q_s64(r0, r1)), qhi);
-}
-
+/* SMMLA (platform/tr_dot_steps.h): rows in pairs, lanes 0 and 3. */
 TR_I8MM void tr_dot_i8_rows_i8mm(const int8_t *q, const int8_t *rows, size_t stride,
                                  size_t n_rows, size_t dim, int32_t *out)
 {
@@ -343,9 +260,9 @@ TR_I8MM void tr_dot_i8_rows_i8mm(const int8_t *q, const int8_t *rows, size_t str
                      *p3 = p2 + stride;
         int32x4_t a01 = vdupq_n_s32(0), a23 = a01;
         for (size_t d = 0; d < main; d += 16) {
-            int64x2_t q2 = vreinterpretq_s64_s8(vld1q_s8(q + d));
-            a01 = step_i8mm(a01, q2, p0 + d, p1 + d);
-            a23 = step_i8mm(a23, q2, p2 + d, p3 + d);
+            int8x16_t qv = vld1q_s8(q + d);
+            a01 = step_i8mm(a01, qv, p0 + d, p1 + d);
+            a23 = step_i8mm(a23, qv, p2 + d, p3 + d);
         }
         out[r] = vgetq_lane_s32(a01, 0) + tail(q, p0, main, dim);
         out[r + 1] = vgetq_lane_s32(a01, 3) + tail(q, p1, main, dim);
@@ -357,7 +274,7 @@ TR_I8MM void tr_dot_i8_rows_i8mm(const int8_t *q, const int8_t *rows, size_t str
         const int8_t *p = rows + r * stride;
         int32x4_t a = vdupq_n_s32(0);
         for (size_t d = 0; d < main; d += 16)
-            a = step_i8mm(a, vreinterpretq_s64_s8(vld1q_s8(q + d)), p + d, p + d);
+            a = step_i8mm(a, vld1q_s8(q + d), p + d, p + d);
         out[r] = vgetq_lane_s32(a, 0) + tail(q, p, main, dim);
     }
 }

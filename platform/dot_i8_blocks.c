@@ -6,6 +6,7 @@
  * row-major rows (platform/dot_i8.c). */
 #include "tr_numeric.h" /* first: the numeric contract, for every function below */
 #include "tr_kernels.h"
+#include "tr_dot_steps.h"
 
 #include "tr_format.h"
 
@@ -25,12 +26,8 @@ void tr_dot_i8_blocks_scalar(const int8_t *q, const int8_t *blocks, size_t dim, 
 }
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
 
-#define TR_AVX2 __attribute__((target("avx2")))
-#define TR_VNNI __attribute__((target("avx2,avxvnni")))
-
-/* AVX2 and AVX-VNNI: the sign trick of platform/dot_i8.c (values in
+/* AVX2 and AVX-VNNI: the sign trick of platform/tr_dot_steps.h (values in
  * [-127, 127]: |q| unsigned against sign(q) * row, no int16 saturation).
  * A 32-byte load is chunk c of two rows of a block (rows 2h, 2h + 1 at
  * 64 c + 32 h), the query's chunk c broadcast to both halves. Two blocks
@@ -39,23 +36,13 @@ void tr_dot_i8_blocks_scalar(const int8_t *q, const int8_t *blocks, size_t dim, 
  * zeroed 16-byte buffer (q is never read past dim); its zeros meet the
  * rows' zero padding. One row (a partial block, the rerank's single rows):
  * 128-bit steps on each of its 16-byte chunks. */
-static TR_AVX2 inline __m256i bstep_avx2(__m256i acc, __m256i qa, __m256i qs, __m256i r)
-{
-    r = _mm256_sign_epi8(r, qs);
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(qa, r),
-                                                   _mm256_set1_epi16(1)));
-}
-static TR_AVX2 inline __m128i bstep128_avx2(__m128i acc, __m128i qs, __m128i r)
+static TR_AVX2 inline __m128i step128_avx2(__m128i acc, __m128i qs, __m128i r)
 {
     r = _mm_sign_epi8(r, qs);
     return _mm_add_epi32(acc, _mm_madd_epi16(_mm_maddubs_epi16(_mm_abs_epi8(qs), r),
                                              _mm_set1_epi16(1)));
 }
-static TR_VNNI inline __m256i bstep_vnni(__m256i acc, __m256i qa, __m256i qs, __m256i r)
-{
-    return _mm256_dpbusd_avx_epi32(acc, qa, _mm256_sign_epi8(r, qs));
-}
-static TR_VNNI inline __m128i bstep128_vnni(__m128i acc, __m128i qs, __m128i r)
+static TR_VNNI inline __m128i step128_vnni(__m128i acc, __m128i qs, __m128i r)
 {
     return _mm_dpbusd_avx_epi32(acc, _mm_abs_epi8(qs), _mm_sign_epi8(r, qs));
 }
@@ -156,13 +143,13 @@ static TR_AVX2 inline __m256i rows8_avx2(__m256i a0, __m256i a1, __m256i a2, __m
 TR_AVX2 void tr_dot_i8_blocks_avx2(const int8_t *q, const int8_t *blocks, size_t dim,
                                    size_t first, size_t n_rows, int32_t *out)
 {
-    TR_BLOCKS_X86_BODY(bstep_avx2, bstep128_avx2)
+    TR_BLOCKS_X86_BODY(step_avx2, step128_avx2)
 }
 
 TR_VNNI void tr_dot_i8_blocks_vnni(const int8_t *q, const int8_t *blocks, size_t dim,
                                    size_t first, size_t n_rows, int32_t *out)
 {
-    TR_BLOCKS_X86_BODY(bstep_vnni, bstep128_vnni)
+    TR_BLOCKS_X86_BODY(step_vnni, step128_vnni)
 }
 
 /* AVX-512 VNNI: a 64-byte load is chunk c of the 4 rows of a block, the
@@ -311,39 +298,13 @@ TR_AVX512 void tr_dot_i8_blocks_avx512(const int8_t *q, const int8_t *blocks, si
 #endif /* x86 */
 
 #if defined(__aarch64__)
-#include <arm_neon.h>
 
-/* A 16-byte load is one row's chunk: the steps of platform/dot_i8.c with
+/* A 16-byte load is one row's chunk: the steps of platform/tr_dot_steps.h with
  * new addresses (row j of a block at 16 j, its chunk c 64 c further). Four
  * rows of a whole block per pass share each query chunk; a partial block's
  * rows go one at a time. The query's last partial chunk is copied once into
  * a zeroed 16-byte buffer (q is never read past dim): its zeros meet the
  * rows' zero padding, so no scalar tail. */
-static inline int32x4_t bstep_neon(int32x4_t acc, int8x16_t qv, const int8_t *p)
-{
-    int8x16_t rv = vld1q_s8(p);
-    int16x8_t lo = vmull_s8(vget_low_s8(qv), vget_low_s8(rv));
-    int16x8_t hi = vmull_high_s8(qv, rv);
-    return vpadalq_s16(vpadalq_s16(acc, lo), hi);
-}
-
-#if defined(__clang__)
-#define TR_SDOT __attribute__((target("dotprod")))
-static TR_SDOT inline int32x4_t tr_vdotq_s32(int32x4_t acc, int8x16_t a, int8x16_t b)
-{
-    __asm__("sdot %0.4s, %1.16b, %2.16b" : "+w"(acc) : "w"(a), "w"(b));
-    return acc;
-}
-#else
-#define TR_SDOT __attribute__((target("arch=armv8.2-a+dotprod")))
-#define tr_vdotq_s32 vdotq_s32
-#endif
-
-static TR_SDOT inline int32x4_t bstep_sdot(int32x4_t acc, int8x16_t qv, const int8_t *p)
-{
-    return tr_vdotq_s32(acc, qv, vld1q_s8(p));
-}
-
 /* The query chunk c: from q, or the zero-padded copy of the last one. */
 #define TR_QCHUNK(c) vld1q_s8((c) < full ? q + 16 * (c) : qt)
 
@@ -397,41 +358,16 @@ static TR_SDOT inline int32x4_t bstep_sdot(int32x4_t acc, int8x16_t qv, const in
 void tr_dot_i8_blocks_neon(const int8_t *q, const int8_t *blocks, size_t dim, size_t first,
                            size_t n_rows, int32_t *out)
 {
-    TR_BLOCKS_ARM_BODY(bstep_neon)
+    TR_BLOCKS_ARM_BODY(step_neon)
 }
 
 TR_SDOT void tr_dot_i8_blocks_sdot(const int8_t *q, const int8_t *blocks, size_t dim,
                                    size_t first, size_t n_rows, int32_t *out)
 {
-    TR_BLOCKS_ARM_BODY(bstep_sdot)
+    TR_BLOCKS_ARM_BODY(step_sdot)
 }
 
-/* SMMLA (ARMv8.6 i8mm), as in platform/dot_i8.c: two rows zipped by 8-byte
- * halves against the query's same 8 bytes in both columns; lanes 0 and 3
- * hold the two rows' partial dots. Exact on every int8. */
-#if defined(__clang__)
-#define TR_I8MM __attribute__((target("i8mm")))
-static TR_I8MM inline int32x4_t tr_vmmlaq_s32(int32x4_t acc, int8x16_t a, int8x16_t b)
-{
-    __asm__("smmla %0.4s, %1.16b, %2.16b" : "+w"(acc) : "w"(a), "w"(b));
-    return acc;
-}
-#else
-#define TR_I8MM __attribute__((target("arch=armv8.2-a+dotprod+i8mm")))
-#define tr_vmmlaq_s32 vmmlaq_s32
-#endif
-
-static TR_I8MM inline int32x4_t bstep_i8mm(int32x4_t acc, int8x16_t qv, const int8_t *p,
-                                           const int8_t *p2)
-{
-    const int64x2_t q2 = vreinterpretq_s64_s8(qv);
-    int64x2_t r0 = vreinterpretq_s64_s8(vld1q_s8(p)), r1 = vreinterpretq_s64_s8(vld1q_s8(p2));
-    int8x16_t qlo = vreinterpretq_s8_s64(vdupq_laneq_s64(q2, 0));
-    int8x16_t qhi = vreinterpretq_s8_s64(vdupq_laneq_s64(q2, 1));
-    acc = tr_vmmlaq_s32(acc, vreinterpretq_s8_s64(vzip1q_s64(r0, r1)), qlo);
-    return tr_vmmlaq_s32(acc, vreinterpretq_s8_s64(vzip2q_s64(r0, r1)), qhi);
-}
-
+/* SMMLA (platform/tr_dot_steps.h): a block's rows in pairs, lanes 0 and 3. */
 TR_I8MM void tr_dot_i8_blocks_i8mm(const int8_t *q, const int8_t *blocks, size_t dim,
                                    size_t first, size_t n_rows, int32_t *out)
 {
@@ -450,8 +386,8 @@ TR_I8MM void tr_dot_i8_blocks_i8mm(const int8_t *q, const int8_t *blocks, size_t
             for (size_t c = 0; c < steps; c++) {
                 const int8x16_t qv = TR_QCHUNK(c);
                 const int8_t *pc = p + 64 * c;
-                a01 = bstep_i8mm(a01, qv, pc, pc + 16);
-                a23 = bstep_i8mm(a23, qv, pc + 32, pc + 48);
+                a01 = step_i8mm(a01, qv, pc, pc + 16);
+                a23 = step_i8mm(a23, qv, pc + 32, pc + 48);
             }
             o[0] = vgetq_lane_s32(a01, 0);
             o[1] = vgetq_lane_s32(a01, 3);
@@ -462,7 +398,7 @@ TR_I8MM void tr_dot_i8_blocks_i8mm(const int8_t *q, const int8_t *blocks, size_t
             const int8_t *pr = p + 16 * (r % 4);
             int32x4_t a = vdupq_n_s32(0);
             for (size_t c = 0; c < steps; c++)
-                a = bstep_i8mm(a, TR_QCHUNK(c), pr + 64 * c, pr + 64 * c);
+                a = step_i8mm(a, TR_QCHUNK(c), pr + 64 * c, pr + 64 * c);
             *o = vgetq_lane_s32(a, 0);
             r++, o++;
         }
