@@ -130,7 +130,7 @@ uint32_t trh_prefilter_c_for(const trh_prefilter_places *pl, double target)
 
 double trh_prefilter_cost_ratio(size_t n, uint32_t dim, uint32_t c)
 {
-    const double stride = (double)((dim + 15u) / 16u * 16u), code = 8.0 * ((dim + 63u) / 64u);
+    const double stride = tr_ref_stride(dim), code = 8.0 * ((dim + 63u) / 64u);
     return (2.0 * (code + TRH_PREFILTER_ROW_BYTES) * (double)n +
             (double)c * TRH_PREFILTER_RERANK_ROWS * stride) /
            ((double)n * stride);
